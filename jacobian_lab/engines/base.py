@@ -1,0 +1,82 @@
+"""The `Engine` protocol, the engine registry, and checks shared by every engine.
+
+An engine differentiates ``f`` at a plain array ``x`` with seed-batched
+derivative values: ``jvp(f, x, tangents)`` takes tangents of shape ``(k, *x.shape)``
+and returns ``(y, tangents_out)`` with ``tangents_out.shape == (k, *y.shape)``;
+``vjp(f, x)`` returns ``(y, pullback)`` where ``pullback`` maps cotangents
+``(k, *y.shape)`` to ``(k, *x.shape)``. The harness in `jacobian_lab.jacobian`
+only talks to this protocol, so any registered engine builds Jacobians.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Callable, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..tracing import Tracer
+
+
+@runtime_checkable
+class Engine(Protocol):
+    name: str
+
+    def jvp(self, f: Callable, x: np.ndarray, tangents: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def vjp(self, f: Callable, x: np.ndarray) -> tuple[np.ndarray, Callable]: ...
+
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def register(engine: Engine) -> Engine:
+    """Make `engine` available as ``jl.engines.get(engine.name)``."""
+    _ENGINES[engine.name] = engine
+    return engine
+
+
+def get(name: str) -> Engine:
+    """The engine registered under `name` ("forward", "reverse", ...).
+
+    >>> import jacobian_lab as jl
+    >>> jl.engines.get("reverse").name
+    'reverse'
+    """
+    try:
+        return _ENGINES[name]
+    except KeyError:
+        raise ValueError(f"unknown engine {name!r}; registered engines: {', '.join(sorted(_ENGINES))}") from None
+
+
+def names() -> list[str]:
+    return sorted(_ENGINES)
+
+
+_LEVELS = itertools.count(1)
+
+
+def next_level() -> int:
+    """A fresh trace level: traces created later (inner ones when nested) interpret first."""
+    return next(_LEVELS)
+
+
+def check_output(y, trace):
+    """Validate what f returned: `(value, traced)`, value a float array or a tracer of `trace`."""
+    if isinstance(y, Tracer):
+        if y._trace is trace:
+            return y, True
+        return y, False
+    if y is None:
+        raise TypeError("f returned None; it must return a float array (did it forget `return`?)")
+    if isinstance(y, (list, tuple, dict, str, bytes)):
+        raise TypeError(
+            f"f returned a {type(y).__name__}; it must return one float array "
+            "(combine the parts with np.stack or np.concatenate)"
+        )
+    value = np.asarray(y)
+    if value.dtype.kind not in "f":
+        raise TypeError(
+            f"f returned an array of dtype {value.dtype}; it must return floats. An integer, boolean "
+            "or object result has no derivative (was it rounded, compared or cast?)"
+        )
+    return value, False

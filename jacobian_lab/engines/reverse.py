@@ -1,0 +1,109 @@
+"""Reverse accumulation: a `Tape` recorded once, swept backward many times.
+
+Tracing f appends one `Record` per primitive (in topological order) holding the
+operands the VJP rule needs. The first sweep stages every rule (residual factors
+such as cos(x) for sin are computed once per tape, not once per sweep); each
+sweep then pulls a batch of k cotangents back at once. Values that fan out get
+their cotangents added. The tape belongs to its trace: there is no global tape.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..accounting import COTANGENT, phase
+from ..primitives import Trace, bind
+from ..rules.elementwise import add
+from ..tracing import Tracer
+from .base import check_output, next_level, register
+
+
+class Node(Tracer):
+    """A traced value: its primal and the index of the record that produced it."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, trace, primal, index):
+        super().__init__(trace, primal)
+        self.index = index
+
+
+class Record:
+    __slots__ = ("prim", "params", "args", "out", "parents", "pullback")
+
+    def __init__(self, prim, params, args, out, parents):
+        self.prim, self.params, self.args, self.out, self.parents = prim, params, args, out, parents
+        self.pullback = None
+
+    def stage(self):
+        needs = tuple(p is not None for p in self.parents)
+        self.pullback = self.prim.vjp(needs, self.out, *self.args, **self.params)
+        return self.pullback
+
+
+class Tape:
+    """Records in topological order; record 0 is the input."""
+
+    def __init__(self):
+        self.records: list[Record] = []
+
+    def append(self, record) -> int:
+        self.records.append(record)
+        return len(self.records) - 1
+
+    def backward(self, output: int, g):
+        """Sweep the seed-batched cotangent g of record `output` back to the input."""
+        cotangents = [None] * (output + 1)
+        cotangents[output] = g
+        for i in range(output, 0, -1):
+            ct, record = cotangents[i], self.records[i]
+            if ct is None:
+                continue  # symbolic zero: this value does not reach the output
+            cotangents[i] = None
+            pullback = record.pullback or record.stage()
+            for parent, c in zip(record.parents, pullback(ct)):
+                if parent is not None and c is not None:
+                    previous = cotangents[parent]
+                    cotangents[parent] = c if previous is None else add(previous, c)
+        return cotangents[0]
+
+
+class ReverseTrace(Trace):
+    def __init__(self):
+        self.level = next_level()
+        self.tape = Tape()
+
+    def process(self, prim, args, params):
+        primals, parents = [], []
+        for a in args:
+            mine = isinstance(a, Node) and a._trace is self
+            primals.append(a.primal if mine else a)
+            parents.append(a.index if mine else None)
+        out = bind(prim, *primals, **params)
+        if not prim.differentiable:
+            return out
+        return Node(self, out, self.tape.append(Record(prim, params, primals, out, parents)))
+
+
+class ReverseEngine:
+    """VJPs from a recorded tape; one backward sweep per batch of cotangent seeds."""
+
+    name = "reverse"
+
+    def vjp(self, f, x):
+        trace = ReverseTrace()
+        x_node = Node(trace, x, trace.tape.append(Record(None, {}, (), x, ())))
+        y, traced = check_output(f(x_node), trace)
+        if not traced:
+            return y, lambda g: np.zeros((np.shape(g)[0],) + np.shape(x))
+        tape, output = trace.tape, y.index
+
+        def pullback(g):
+            with phase(COTANGENT):
+                ct = tape.backward(output, g)
+            k = np.shape(g)[0]
+            return np.zeros((k,) + np.shape(x)) if ct is None else ct
+
+        return y.primal, pullback
+
+
+register(ReverseEngine())

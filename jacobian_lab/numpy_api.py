@@ -1,0 +1,382 @@
+"""NumPy's functions on traced arrays: signatures, axis handling and composites.
+
+`UFUNCS` and `FUNCTIONS` map NumPy callables to implementations over the
+primitives; `tracing.Tracer` dispatches to them through NEP 13
+(`__array_ufunc__`) and NEP 18 (`__array_function__`). Composite functions
+(stack, outer, trace, tile, ...) are written here once in terms of primitives;
+anything missing raises `NotImplementedError` naming the NumPy function.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from .rules import elementwise as E
+from .rules import linalg as L
+from .rules import reductions as R
+from .rules import shape as S
+
+FUNCTIONS: dict[Callable, Callable] = {}
+
+
+def implements(*numpy_functions):
+    def decorate(fn):
+        for f in numpy_functions:
+            FUNCTIONS[f] = fn
+        return fn
+    return decorate
+
+
+def is_traced(v) -> bool:
+    return getattr(v, "_trace", None) is not None
+
+
+def _reject(name, value, why):
+    if value is not None and value is not np._NoValue:
+        raise NotImplementedError(f"numpy.{name}: the argument {why} is not supported on traced arrays")
+
+
+# --- ufuncs -----------------------------------------------------------------
+UFUNCS: dict[np.ufunc, Callable] = {
+    np.add: E.add, np.subtract: E.subtract, np.multiply: E.multiply, np.divide: E.divide,
+    np.negative: E.negative, np.positive: lambda x: x, np.power: E.power, np.square: E.square,
+    np.sqrt: E.sqrt, np.reciprocal: E.reciprocal, np.exp: E.exp, np.expm1: E.expm1,
+    np.log: E.log, np.log1p: E.log1p, np.sin: E.sin, np.cos: E.cos, np.tan: E.tan,
+    np.arcsin: E.arcsin, np.arccos: E.arccos, np.arctan: E.arctan, np.sinh: E.sinh,
+    np.cosh: E.cosh, np.tanh: E.tanh, np.absolute: E.absolute, np.sign: E.sign,
+    np.maximum: E.maximum, np.minimum: E.minimum, np.floor: E.floor, np.ceil: E.ceil,
+    np.rint: E.rint, np.trunc: E.trunc, np.greater: E.greater, np.greater_equal: E.greater_equal,
+    np.less: E.less, np.less_equal: E.less_equal, np.equal: E.equal, np.not_equal: E.not_equal,
+    np.isnan: E.isnan, np.isinf: E.isinf, np.isfinite: E.isfinite,
+}
+_REDUCE = {np.add: "sum", np.multiply: "prod", np.maximum: "max", np.minimum: "min"}
+
+
+def apply_ufunc(ufunc, method, inputs, kwargs):
+    if kwargs.get("out") is not None:
+        raise TypeError(
+            f"numpy.{ufunc.__name__}(..., out=...) writes into an array in place, which would drop "
+            "the derivative; assign the result instead (y = np.{ufunc.__name__}(...))"
+        )
+    if method == "__call__" and ufunc in UFUNCS:
+        for key in ("where", "dtype", "casting", "order", "subok", "signature"):
+            _reject(ufunc.__name__, kwargs.get(key), key)
+        return UFUNCS[ufunc](*inputs)
+    if method == "reduce" and ufunc in _REDUCE:
+        return _reduction(getattr(R, _REDUCE[ufunc]), inputs[0], kwargs.get("axis", 0), kwargs.get("keepdims", False))
+    if method == "accumulate" and ufunc is np.add:
+        return cumsum(inputs[0], kwargs.get("axis", 0))
+    raise unsupported(f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}"))
+
+
+def unsupported(name: str) -> NotImplementedError:
+    return NotImplementedError(
+        f"{name} has no derivative rule in jacobian_lab, so it cannot run on traced arrays. "
+        "Rewrite it with supported NumPy operations, or add a primitive "
+        "(see docs/architecture.md, 'Adding a primitive')."
+    )
+
+
+# --- axes -------------------------------------------------------------------
+def normalize_axis(axis, ndim):
+    """axis (None, int or tuple, negatives allowed) -> sorted tuple of non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if np.isscalar(axis) else tuple(axis)
+    out = []
+    for a in axes:
+        a = int(a)
+        if not -ndim <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
+            raise np.exceptions.AxisError(a, ndim)
+        out.append(a % max(ndim, 1))
+    return tuple(sorted(set(out))) if ndim else ()
+
+
+def _reduction(prim, a, axis=None, keepdims=False):
+    return prim(a, axis=normalize_axis(axis, np.ndim(a)), keepdims=bool(keepdims))
+
+
+def _reduction_function(prim, name):
+    def fn(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+        for key, value in (("dtype", dtype), ("out", out), ("initial", initial), ("where", where)):
+            _reject(name, value, key)
+        return _reduction(prim, a, axis, keepdims)
+    fn.__name__ = name
+    return fn
+
+
+implements(np.sum)(_reduction_function(R.sum, "sum"))
+implements(np.prod)(_reduction_function(R.prod, "prod"))
+implements(np.max, np.amax)(_reduction_function(R.max, "max"))
+implements(np.min, np.amin)(_reduction_function(R.min, "min"))
+
+
+@implements(np.mean)
+def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
+    for key, value in (("dtype", dtype), ("out", out), ("where", where)):
+        _reject("mean", value, key)
+    return _reduction(R.mean, a, axis, keepdims)
+
+
+@implements(np.cumsum)
+def cumsum(a, axis=None, dtype=None, out=None):
+    _reject("cumsum", dtype, "dtype")
+    _reject("cumsum", out, "out")
+    if axis is None:
+        return R.cumsum(ravel(a), axis=0)
+    return R.cumsum(a, axis=normalize_axis(axis, np.ndim(a))[0])
+
+
+# --- shape --------------------------------------------------------------------
+def _resolve_shape(size, shape):
+    shape = tuple(int(s) for s in ((shape,) if np.isscalar(shape) else shape))
+    if shape.count(-1) == 1:
+        known = math.prod(s for s in shape if s != -1)
+        shape = tuple(size // known if known and s == -1 else s for s in shape)
+    if math.prod(shape) != size or any(s < 0 for s in shape):
+        raise ValueError(f"cannot reshape array of size {size} into shape {shape}")
+    return shape
+
+
+@implements(np.reshape)
+def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
+    if order != "C":
+        raise NotImplementedError("numpy.reshape: only order='C' is supported on traced arrays")
+    shape = _resolve_shape(np.size(a), newshape if shape is None else shape)
+    return a if np.shape(a) == shape else S.reshape(a, shape)
+
+
+@implements(np.ravel)
+def ravel(a, order="C"):
+    return reshape(a, (-1,), order)
+
+
+@implements(np.transpose)
+def transpose(a, axes=None):
+    nd = np.ndim(a)
+    axes = tuple(range(nd))[::-1] if axes is None else tuple(int(x) % max(nd, 1) for x in axes)
+    return a if axes == tuple(range(nd)) else S.transpose(a, axes)
+
+
+@implements(np.swapaxes)
+def swapaxes(a, axis1, axis2):
+    axes = list(range(np.ndim(a)))
+    i, j = normalize_axis(axis1, len(axes))[0], normalize_axis(axis2, len(axes))[0]
+    axes[i], axes[j] = axes[j], axes[i]
+    return transpose(a, axes)
+
+
+@implements(np.moveaxis)
+def moveaxis(a, source, destination):
+    nd = np.ndim(a)
+    src = [int(s) % nd for s in np.atleast_1d(source)]
+    dst = [int(d) % nd for d in np.atleast_1d(destination)]
+    order = [i for i in range(nd) if i not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return transpose(a, order)
+
+
+@implements(np.expand_dims)
+def expand_dims(a, axis):
+    nd = np.ndim(a) + (1 if np.isscalar(axis) else len(axis))
+    axes = normalize_axis(axis, nd)
+    shape = iter(np.shape(a))
+    return reshape(a, tuple(1 if i in axes else next(shape) for i in range(nd)))
+
+
+@implements(np.squeeze)
+def squeeze(a, axis=None):
+    shape = np.shape(a)
+    axes = tuple(i for i, s in enumerate(shape) if s == 1) if axis is None else normalize_axis(axis, len(shape))
+    if any(shape[i] != 1 for i in axes):
+        raise ValueError("cannot select an axis to squeeze out which has size not equal to one")
+    return reshape(a, tuple(s for i, s in enumerate(shape) if i not in axes))
+
+
+@implements(np.broadcast_to)
+def broadcast_to(array, shape, subok=False):
+    shape = tuple(shape) if not np.isscalar(shape) else (int(shape),)
+    np.broadcast_shapes(np.shape(array), shape)  # NumPy's error for incompatible shapes
+    return array if np.shape(array) == shape else S.broadcast_to(array, shape)
+
+
+@implements(np.concatenate)
+def concatenate(arrays, axis=0, out=None, dtype=None, casting=None):
+    _reject("concatenate", out, "out")
+    arrays = list(arrays)
+    if axis is None:
+        arrays, axis = [ravel(a) for a in arrays], 0
+    axis = normalize_axis(axis, np.ndim(arrays[0]))[0]
+    return S.concatenate(*arrays, axis=axis)
+
+
+@implements(np.stack)
+def stack(arrays, axis=0, out=None, dtype=None, casting=None):
+    _reject("stack", out, "out")
+    arrays = list(arrays)
+    axis = normalize_axis(axis, np.ndim(arrays[0]) + 1)[0]
+    return concatenate([expand_dims(a, axis) for a in arrays], axis=axis)
+
+
+@implements(np.hstack)
+def hstack(tup, dtype=None, casting=None):
+    arrays = [atleast_1d(a) for a in tup]
+    return concatenate(arrays, axis=0 if np.ndim(arrays[0]) == 1 else 1)
+
+
+@implements(np.vstack)
+def vstack(tup, dtype=None, casting=None):
+    return concatenate([atleast_2d(a) for a in tup], axis=0)
+
+
+@implements(np.atleast_1d)
+def atleast_1d(*arys):
+    out = [a if np.ndim(a) >= 1 else reshape(a, (1,)) for a in arys]
+    return out[0] if len(out) == 1 else out
+
+
+@implements(np.atleast_2d)
+def atleast_2d(*arys):
+    out = [a if np.ndim(a) >= 2 else reshape(a, (1,) * (2 - np.ndim(a)) + np.shape(a)) for a in arys]
+    return out[0] if len(out) == 1 else out
+
+
+@implements(np.tile)
+def tile(A, reps):
+    reps = (int(reps),) if np.isscalar(reps) else tuple(int(r) for r in reps)
+    nd = max(len(reps), np.ndim(A))
+    shape = (1,) * (nd - np.ndim(A)) + np.shape(A)
+    reps = (1,) * (nd - len(reps)) + reps
+    spread = tuple(x for r, s in zip(reps, shape) for x in (1, s))
+    wide = broadcast_to(reshape(A, spread), tuple(x for r, s in zip(reps, shape) for x in (r, s)))
+    return reshape(wide, tuple(r * s for r, s in zip(reps, shape)))
+
+
+@implements(np.repeat)
+def repeat(a, repeats, axis=None):
+    if axis is None:
+        a, axis = ravel(a), 0
+    axis = normalize_axis(axis, np.ndim(a))[0]
+    return take(a, np.repeat(np.arange(np.shape(a)[axis]), repeats), axis=axis)
+
+
+@implements(np.take)
+def take(a, indices, axis=None, out=None, mode="raise"):
+    _reject("take", out, "out")
+    if axis is None:
+        a, axis = ravel(a), 0
+    axis = normalize_axis(axis, np.ndim(a))[0]
+    indices = np.asarray(indices)
+    n = np.shape(a)[axis]
+    if indices.size and (indices.min() < -n or indices.max() >= n):
+        raise IndexError(f"index out of bounds for axis {axis} with size {n}")
+    flat = S.take(a, np.ravel(indices) % max(n, 1), axis=axis)
+    shape = np.shape(a)
+    return reshape(flat, shape[:axis] + indices.shape + shape[axis + 1:])
+
+
+@implements(np.flip)
+def flip(m, axis=None):
+    axes = normalize_axis(axis, np.ndim(m))
+    return S.getitem(m, tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(np.ndim(m))))
+
+
+# --- indexing -----------------------------------------------------------------
+def _is_basic(key):
+    return key is None or key is Ellipsis or isinstance(key, slice) or (
+        isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_))
+    )
+
+
+def getitem(a, index):
+    """x[index]: basic indices are free views; integer/boolean arrays become a gather."""
+    index = index if isinstance(index, tuple) else (index,)
+    if any(is_traced(i) for i in index):
+        raise TypeError("indexing with a traced array is not supported; index with plain integer "
+                        "or boolean arrays (compute masks from values, e.g. x > 0, which are plain)")
+    if all(_is_basic(i) for i in index):
+        return S.getitem(a, index)
+    positions = np.arange(np.size(a)).reshape(np.shape(a))[index]
+    return reshape(S.take(ravel(a), positions.ravel(), axis=0), positions.shape)
+
+
+# --- selection ------------------------------------------------------------------
+def _condition(cond):
+    return E.not_equal(cond, 0) if is_traced(cond) else np.asarray(cond, dtype=bool)
+
+
+@implements(np.where)
+def where(condition, x=None, y=None):
+    if x is None or y is None:
+        raise NotImplementedError("numpy.where with one argument (nonzero) is not supported on "
+                                  "traced arrays; use np.where(condition, x, y)")
+    return E.where(_condition(condition), x, y)
+
+
+@implements(np.clip)
+def clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue, max=np._NoValue, **kwargs):
+    _reject("clip", out, "out")
+    lo = None if a_min is np._NoValue else a_min
+    hi = None if a_max is np._NoValue else a_max
+    lo = lo if min is np._NoValue else min
+    hi = hi if max is np._NoValue else max
+    if is_traced(lo) or is_traced(hi):
+        # Bounds that carry derivatives: the composite has the same kink convention.
+        a = a if lo is None else E.maximum(a, lo)
+        return a if hi is None else E.minimum(a, hi)
+    if lo is None and hi is None:
+        raise ValueError("One of max or min must be given")
+    return E.clip(a, lo=lo, hi=hi)
+
+
+# --- linear algebra ----------------------------------------------------------------
+@implements(np.matmul)
+def matmul(a, b, /, out=None, **kwargs):
+    _reject("matmul", out, "out")
+    if np.ndim(a) == 0 or np.ndim(b) == 0:
+        raise ValueError("matmul: Input operand does not have enough dimensions")
+    return L.matmul(a, b)
+
+
+@implements(np.dot)
+def dot(a, b, out=None):
+    _reject("dot", out, "out")
+    if np.ndim(a) == 0 or np.ndim(b) == 0:
+        return E.multiply(a, b)
+    if np.ndim(a) > 2 or np.ndim(b) > 2:
+        raise NotImplementedError("numpy.dot on arrays with more than 2 dimensions is not supported "
+                                  "on traced arrays; use np.matmul (@), whose batching is defined")
+    return L.matmul(a, b)
+
+
+@implements(np.outer)
+def outer(a, b, out=None):
+    _reject("outer", out, "out")
+    return E.multiply(reshape(a, (-1, 1)), reshape(b, (1, -1)))
+
+
+@implements(np.trace)
+def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    _reject("trace", out, "out")
+    a = moveaxis(a, (axis1, axis2), (-2, -1))
+    rows, cols = np.shape(a)[-2:]
+    i = np.arange(max(0, -offset), min(rows, cols - offset))
+    flat = reshape(a, np.shape(a)[:-2] + (rows * cols,))
+    diagonal = S.take(flat, i * cols + i + offset, axis=np.ndim(flat) - 1)
+    return R.sum(diagonal, axis=(np.ndim(diagonal) - 1,), keepdims=False)
+
+
+# --- metadata and constants: no derivative involved -----------------------------
+implements(np.shape)(lambda a: a.shape)
+implements(np.ndim)(lambda a: a.ndim)
+implements(np.size)(lambda a, axis=None: a.size if axis is None else a.shape[axis])
+implements(np.copy)(lambda a, order="K", subok=False: a)
+implements(np.zeros_like)(lambda a, dtype=None, *args, **kw: np.zeros(a.shape, dtype or a.dtype))
+implements(np.ones_like)(lambda a, dtype=None, *args, **kw: np.ones(a.shape, dtype or a.dtype))
+implements(np.empty_like)(lambda a, dtype=None, *args, **kw: np.zeros(a.shape, dtype or a.dtype))
+implements(np.full_like)(lambda a, fill_value, dtype=None, *args, **kw: np.full(a.shape, fill_value, dtype or a.dtype))
+
+UFUNCS[np.matmul] = matmul  # a gufunc in NumPy 2: reaches us through __array_ufunc__

@@ -1,0 +1,104 @@
+"""Primitives: the one place an operation is defined.
+
+A `Primitive` bundles an operation's NumPy implementation, its FLOP cost (from
+the arrays it ran on), its JVP rule and its staged VJP rule. `bind` applies a
+primitive to operands: plain arrays are evaluated (and counted) directly; when
+an operand is a tracer, the trace owning the highest-level tracer interprets
+the call. Engines are interpreters over this one table, so a new engine (or a
+sparsity detector, or a nested engine for Hessians) reuses every rule.
+
+Rule conventions (see docs/architecture.md):
+
+* Derivative values always carry a leading *seed axis*: a tangent of an operand
+  of shape ``s`` has shape ``(k, *s)``, a cotangent of an output of shape ``s``
+  has shape ``(k, *s)``. One pass with k seeds is "vector mode".
+* ``jvp(tangents, out, *args, **params)`` gets one tangent per operand, None for
+  a constant operand (a symbolic zero), and returns the output tangent or None.
+* ``vjp(needs, out, *args, **params)`` is staged: it may precompute residual
+  factors once and returns ``pullback(g) -> tuple`` with one cotangent per
+  operand (None where ``needs[i]`` is False). One staged pullback serves every
+  backward sweep of a tape.
+* Rules compute with `bind` (through the helper functions of `jacobian_lab.rules`),
+  never with raw NumPy arithmetic, so their work is counted and nestable.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .accounting import active_counter
+
+REGISTRY: dict[str, "Primitive"] = {}
+
+
+@dataclass(eq=False)
+class Primitive:
+    """An operation known to every engine.
+
+    ``cost(out, *args, **params) -> (flops, transcendentals)`` prices one
+    execution from the shapes of the arrays it ran on. ``differentiable=False``
+    marks operations whose output carries no derivative (comparisons, sign,
+    floor): engines evaluate them on primal values and return plain arrays.
+    """
+
+    name: str
+    impl: Callable[..., Any]
+    cost: Callable[..., tuple[int, int]]
+    jvp: Callable[..., Any] | None = None
+    vjp: Callable[..., Any] | None = None
+    differentiable: bool = True
+    positional_params: tuple[str, ...] = ()
+
+    def __call__(self, *args, **params):
+        # Unary shape primitives read like NumPy: reshape(x, shape), take(x, idx, axis).
+        if self.positional_params and len(args) > 1:
+            params.update(zip(self.positional_params, args[1:]))
+            args = args[:1]
+        return bind(self, *args, **params)
+
+    def __repr__(self) -> str:
+        return f"Primitive({self.name!r})"
+
+
+def register(prim: Primitive) -> Primitive:
+    """Add `prim` to the registry; every name is defined exactly once."""
+    if prim.name in REGISTRY:
+        raise ValueError(f"primitive {prim.name!r} is already registered")
+    REGISTRY[prim.name] = prim
+    return prim
+
+
+class Trace:
+    """Base of engine traces. Higher `level` = created later = interprets first."""
+
+    level: int = 0
+
+    def process(self, prim: Primitive, args: tuple, params: dict):
+        raise NotImplementedError
+
+
+def find_trace(args) -> Trace | None:
+    """The innermost (highest-level) trace among the tracer operands, if any."""
+    top = None
+    for a in args:
+        trace = getattr(a, "_trace", None)
+        if trace is not None and (top is None or trace.level > top.level):
+            top = trace
+    return top
+
+
+def bind(prim: Primitive, *args, **params):
+    """Apply `prim`: interpret it on the innermost trace, or evaluate it."""
+    trace = find_trace(args)
+    if trace is None:
+        return evaluate(prim, args, params)
+    return trace.process(prim, args, params)
+
+
+def evaluate(prim: Primitive, args: tuple, params: dict):
+    """Run the NumPy implementation on plain arrays and count its cost."""
+    out = prim.impl(*args, **params)
+    counter = active_counter()
+    if counter is not None:
+        counter.add(*prim.cost(out, *args, **params))
+    return out

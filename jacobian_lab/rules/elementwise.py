@@ -1,0 +1,207 @@
+"""Elementwise primitives: ufunc arithmetic, transcendentals, where, clip, comparisons.
+
+An elementwise operation has a diagonal local Jacobian (after broadcasting), so
+one function per primitive says everything: ``partials(needs, out, *args)``
+returns, per operand, the diagonal factor as a `Linear` map, and the same map
+serves the JVP (``t -> d * t``) and the VJP (``g -> d * g``, then summed back
+over broadcast axes). Factors that depend only on primal values are built once
+per pass (JVP) or once per tape (VJP), not once per seed.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+from ..primitives import Primitive, register
+from . import shape as S
+
+
+def flops(out, *args, **params):
+    return np.size(out), 0
+
+
+def transcendental(out, *args, **params):
+    return 0, np.size(out)
+
+
+# --- diagonal factors -------------------------------------------------------
+# A Linear is (kind, factor): "id" t, "neg" -t, "mul" t*factor, "div" t/factor,
+# "select" where(cond, t, 0).
+ID, NEG = ("id", None), ("neg", None)
+
+
+def times(d):
+    return ("mul", d)
+
+
+def over(d):
+    return ("div", d)
+
+
+def select(cond, keep):
+    """The diagonal 0/1 map of `where`: keep t where cond == keep, zero elsewhere."""
+    return ("select", (cond, keep))
+
+
+def apply(lin, t):
+    kind, d = lin
+    if kind == "id":
+        return t
+    if kind == "neg":
+        return negative(t)
+    if kind == "mul":
+        return multiply(t, d)
+    if kind == "div":
+        return divide(t, d)
+    cond, keep = d
+    return where(cond, t, 0.0) if keep else where(cond, 0.0, t)
+
+
+def _jvp(partials, tangents, out, *args, **params):
+    needs = tuple(t is not None for t in tangents)
+    lins = partials(needs, out, *args, **params)
+    nd = np.ndim(out)
+    total = None
+    for t, lin in zip(tangents, lins):
+        if t is not None:
+            term = apply(lin, S.align(t, nd))
+            total = term if total is None else add(total, term)
+    return S.broadcast_batched(total, np.shape(out))
+
+
+def _vjp(partials, needs, out, *args, **params):
+    lins = partials(needs, out, *args, **params)
+    shapes = [np.shape(a) for a in args]
+
+    def pullback(g):
+        return tuple(
+            S.unbroadcast(apply(lin, g), shape) if need else None
+            for need, lin, shape in zip(needs, lins, shapes)
+        )
+
+    return pullback
+
+
+def elementwise(name, impl, partials, cost=flops):
+    """Register an elementwise primitive from its diagonal partials."""
+    return register(Primitive(
+        name, impl, cost, jvp=partial(_jvp, partials), vjp=partial(_vjp, partials),
+    ))
+
+
+def nondifferentiable(name, impl, cost=flops):
+    """Register an operation whose output carries no derivative (piecewise constant)."""
+    return register(Primitive(name, impl, cost, differentiable=False))
+
+
+# --- arithmetic ---------------------------------------------------------------
+add = elementwise("add", np.add, lambda needs, out, x, y: (ID, ID))
+subtract = elementwise("subtract", np.subtract, lambda needs, out, x, y: (ID, NEG))
+multiply = elementwise("multiply", np.multiply, lambda needs, out, x, y: (times(y), times(x)))
+negative = elementwise("negative", np.negative, lambda needs, out, x: (NEG,))
+square = elementwise("square", np.square, lambda needs, out, x: (times(multiply(2.0, x)),))
+
+
+def _divide_partials(needs, out, x, y):
+    # d(x/y)/dy = -out/y, built only when y is traced.
+    return over(y), needs[1] and times(negative(divide(out, y)))
+
+
+divide = elementwise("divide", np.divide, _divide_partials)
+reciprocal = elementwise(
+    "reciprocal", np.reciprocal, lambda needs, out, x: (times(negative(square(out))),)
+)
+
+
+def _power_partials(needs, out, x, p):
+    dx = needs[0] and times(multiply(p, power(x, p - 1 if np.isscalar(p) else subtract(p, 1.0))))
+    dp = needs[1] and times(multiply(out, log(x)))
+    return dx, dp
+
+
+def power(x, p):
+    """x ** p; the constant exponent 2 is `square` (N flops, not N transcendentals)."""
+    if np.isscalar(p) and p == 2:
+        return square(x)
+    return _power(x, p)
+
+
+_power = elementwise("power", np.power, _power_partials, cost=transcendental)
+
+
+# --- transcendentals ----------------------------------------------------------
+def _unary(name, impl, factor):
+    return elementwise(name, impl, lambda needs, out, x: (factor(out, x),), cost=transcendental)
+
+
+def _one_minus_square(v):
+    return subtract(1.0, square(v))
+
+
+exp = _unary("exp", np.exp, lambda out, x: times(out))
+expm1 = _unary("expm1", np.expm1, lambda out, x: times(add(out, 1.0)))
+log = _unary("log", np.log, lambda out, x: over(x))
+log1p = _unary("log1p", np.log1p, lambda out, x: over(add(x, 1.0)))
+sqrt = _unary("sqrt", np.sqrt, lambda out, x: over(multiply(2.0, out)))
+sin = _unary("sin", np.sin, lambda out, x: times(cos(x)))
+cos = _unary("cos", np.cos, lambda out, x: times(negative(sin(x))))
+tan = _unary("tan", np.tan, lambda out, x: times(add(1.0, square(out))))
+arcsin = _unary("arcsin", np.arcsin, lambda out, x: over(sqrt(_one_minus_square(x))))
+arccos = _unary("arccos", np.arccos, lambda out, x: over(negative(sqrt(_one_minus_square(x)))))
+arctan = _unary("arctan", np.arctan, lambda out, x: over(add(1.0, square(x))))
+sinh = _unary("sinh", np.sinh, lambda out, x: times(cosh(x)))
+cosh = _unary("cosh", np.cosh, lambda out, x: times(sinh(x)))
+tanh = _unary("tanh", np.tanh, lambda out, x: times(_one_minus_square(out)))
+
+
+# --- kinks: one convention, JAX's -------------------------------------------
+# At a tie the derivative is shared equally (maximum/minimum/clip give 1/2 to each
+# side, as jax.numpy does); abs has derivative sign(x), so 0 at 0.
+def tie_weight(a, b):
+    """1 where a > b, 1/2 where a == b, 0 elsewhere: d max(a, b) / da."""
+    return where(greater(a, b), 1.0, where(equal(a, b), 0.5, 0.0))
+
+
+absolute = elementwise("absolute", np.absolute, lambda needs, out, x: (times(sign(x)),))
+maximum = elementwise(
+    "maximum", np.maximum,
+    lambda needs, out, x, y: (needs[0] and times(tie_weight(x, y)), needs[1] and times(tie_weight(y, x))),
+)
+minimum = elementwise(
+    "minimum", np.minimum,
+    lambda needs, out, x, y: (needs[0] and times(tie_weight(y, x)), needs[1] and times(tie_weight(x, y))),
+)
+
+
+def _clip_partials(needs, out, x, lo=None, hi=None):
+    # Same derivative as jnp.clip = minimum(maximum(x, lo), hi).
+    weights = [tie_weight(x, lo) if lo is not None else None, tie_weight(hi, x) if hi is not None else None]
+    weights = [w for w in weights if w is not None]
+    w = weights[0] if len(weights) == 1 else multiply(*weights)
+    return (times(w),)
+
+
+clip = elementwise("clip", lambda x, lo=None, hi=None: np.clip(x, lo, hi), _clip_partials)
+
+
+where = elementwise(
+    "where", np.where, lambda needs, out, cond, x, y: (None, select(cond, True), select(cond, False))
+)
+
+
+# --- operations without a derivative -------------------------------------------
+sign = nondifferentiable("sign", np.sign)
+floor = nondifferentiable("floor", np.floor)
+ceil = nondifferentiable("ceil", np.ceil)
+rint = nondifferentiable("rint", np.rint)
+trunc = nondifferentiable("trunc", np.trunc)
+greater = nondifferentiable("greater", np.greater)
+greater_equal = nondifferentiable("greater_equal", np.greater_equal)
+less = nondifferentiable("less", np.less)
+less_equal = nondifferentiable("less_equal", np.less_equal)
+equal = nondifferentiable("equal", np.equal)
+not_equal = nondifferentiable("not_equal", np.not_equal)
+isnan = nondifferentiable("isnan", np.isnan)
+isinf = nondifferentiable("isinf", np.isinf)
+isfinite = nondifferentiable("isfinite", np.isfinite)

@@ -1,0 +1,129 @@
+"""Reductions: sum, mean, prod, max, min over axes, and cumsum along one axis.
+
+`axis` is always a tuple of non-negative axes here (the NumPy layer normalizes
+it). A reduction of L elements into one output costs L - 1 flops (mean: L, its
+final division included). The derivative of prod/max/min is a weighted sum,
+``sum(w * t)``, with the weights built once from primal values: ties in max/min
+share the derivative equally, as in JAX; prod is exact when inputs hold zeros.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..primitives import Primitive, register
+from . import elementwise as E
+from . import shape as S
+
+
+def _reduce_cost(out, x, axis, keepdims=False):
+    n_out, n_in = np.size(out), np.size(x)
+    return (n_in - n_out if n_in else 0), 0
+
+
+def _mean_cost(out, x, axis, keepdims=False):
+    return np.size(x), 0
+
+
+def _shift(axis):
+    return tuple(a + 1 for a in axis)
+
+
+def _kept_shape(shape, axis):
+    return tuple(1 if i in axis else s for i, s in enumerate(shape))
+
+
+def spread(g, x_shape, axis):
+    """Broadcast a seed-batched reduced cotangent back over the reduced axes."""
+    kept = (S.batch(g),) + _kept_shape(x_shape, axis)
+    return S.broadcast_to(S.reshape(g, kept), (S.batch(g),) + tuple(x_shape))
+
+
+def _reduction(name, impl, cost, weights=None):
+    """Register a reduction whose derivative is sum(w * t) (w = 1 when `weights` is None)."""
+
+    def jvp(tangents, out, x, axis, keepdims=False):
+        t = tangents[0]
+        if weights is not None:
+            t = E.multiply(t, weights(out, x, axis))
+        return reduce_tangent(t, axis, keepdims)
+
+    def vjp(needs, out, x, axis, keepdims=False):
+        w = weights(out, x, axis) if weights is not None else None
+        x_shape = np.shape(x)
+
+        def pullback(g):
+            g = spread(g, x_shape, axis)
+            return (g if w is None else E.multiply(g, w),)
+
+        return pullback
+
+    return register(Primitive(name, impl, cost, jvp=jvp, vjp=vjp))
+
+
+def reduce_tangent(t, axis, keepdims):
+    return sum(t, axis=_shift(axis), keepdims=keepdims)
+
+
+def _prod_weights(out, x, axis):
+    """prod of all other elements of each slice, exact when zeros are present."""
+    kept = S.reshape(out, _kept_shape(np.shape(x), axis))
+    zeros = E.equal(x, 0.0)
+    if not np.any(zeros):
+        return E.divide(kept, x)
+    x_safe = E.where(zeros, 1.0, x)
+    p_safe = prod(x_safe, axis=axis, keepdims=True)
+    n_zero = sum(zeros, axis=axis, keepdims=True)
+    at_zero = E.where(E.equal(n_zero, 1), p_safe, 0.0)
+    elsewhere = E.where(E.equal(n_zero, 0), E.divide(p_safe, x_safe), 0.0)
+    return E.where(zeros, at_zero, elsewhere)
+
+
+def _chooser_weights(out, x, axis):
+    """Indicator of the extreme elements, divided by their count (ties share)."""
+    hit = E.equal(x, S.reshape(out, _kept_shape(np.shape(x), axis)))
+    return E.divide(hit, sum(hit, axis=axis, keepdims=True))
+
+
+sum = _reduction("sum", lambda x, axis, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims), _reduce_cost)
+prod = _reduction(
+    "prod", lambda x, axis, keepdims=False: np.prod(x, axis=axis, keepdims=keepdims), _reduce_cost, _prod_weights
+)
+max = _reduction(
+    "max", lambda x, axis, keepdims=False: np.max(x, axis=axis, keepdims=keepdims), _reduce_cost, _chooser_weights
+)
+min = _reduction(
+    "min", lambda x, axis, keepdims=False: np.min(x, axis=axis, keepdims=keepdims), _reduce_cost, _chooser_weights
+)
+
+
+def _mean_vjp(needs, out, x, axis, keepdims=False):
+    x_shape = np.shape(x)
+    scale = 1.0 / math.prod(x_shape[a] for a in axis)
+    return lambda g: (spread(E.multiply(g, scale), x_shape, axis),)
+
+
+mean = register(Primitive(
+    "mean", lambda x, axis, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims), _mean_cost,
+    jvp=lambda tangents, out, x, axis, keepdims=False: mean(tangents[0], axis=_shift(axis), keepdims=keepdims),
+    vjp=_mean_vjp,
+))
+
+
+# --- cumsum ---------------------------------------------------------------------
+def _cumsum_cost(out, x, axis):
+    length = np.shape(x)[axis]
+    return (np.size(x) - np.size(x) // length if length else 0), 0
+
+
+def _reverse_cumsum(g, axis):
+    flip = (slice(None),) * axis + (slice(None, None, -1),)
+    return S.getitem(cumsum(S.getitem(g, flip), axis=axis), flip)
+
+
+cumsum = register(Primitive(
+    "cumsum", lambda x, axis: np.cumsum(x, axis=axis), _cumsum_cost,
+    jvp=lambda tangents, out, x, axis: cumsum(tangents[0], axis=axis + 1),
+    vjp=lambda needs, out, x, axis: lambda g: (_reverse_cumsum(g, axis + 1),),
+))

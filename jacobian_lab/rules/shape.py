@@ -1,0 +1,173 @@
+"""Shape primitives: reshape, transpose, broadcast, slicing, gather/scatter, concatenate.
+
+They move values without arithmetic and cost 0 flops; the one exception is
+`scatter_add`, the transpose of a gather with repeated indices, which pays one
+flop for every value that lands on an already-filled position (fan-out
+accumulation, the same price as summing a broadcast back). Derivative values
+carry a leading seed axis, so every rule shifts axes by one.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..primitives import Primitive, register
+from . import reductions as R
+
+
+def free(out, *args, **params):
+    return 0, 0
+
+
+def _linear(name, impl, jvp, transpose, params, cost=free):
+    """Register a linear primitive: its JVP applies it, its VJP applies `transpose`."""
+    def vjp(needs, out, x, **params):
+        in_shape = np.shape(x)
+        return lambda g: (transpose(g, in_shape, **params),)
+
+    return register(Primitive(
+        name, impl, cost, jvp=lambda tangents, out, x, **params: jvp(tangents[0], **params), vjp=vjp,
+        positional_params=params,
+    ))
+
+
+def batch(t):
+    return np.shape(t)[0]
+
+
+# --- helpers shared by all rules ------------------------------------------------
+def align(t, ndim):
+    """Insert unit axes after the seed axis so `t` broadcasts against ndim-d primals."""
+    missing = ndim - (np.ndim(t) - 1)
+    if missing <= 0:
+        return t
+    return reshape(t, (batch(t),) + (1,) * missing + np.shape(t)[1:])
+
+
+def broadcast_batched(t, shape):
+    """Broadcast a seed-batched value to (k, *shape)."""
+    target = (batch(t),) + tuple(shape)
+    return t if np.shape(t) == target else broadcast_to(align(t, len(shape)), target)
+
+
+def unbroadcast(g, shape):
+    """Sum a seed-batched cotangent back to (k, *shape): the transpose of broadcasting."""
+    shape = tuple(shape)
+    gshape = np.shape(g)[1:]
+    lead = len(gshape) - len(shape)
+    axes = tuple(range(1, 1 + lead)) + tuple(
+        1 + lead + i for i, s in enumerate(shape) if s == 1 and gshape[lead + i] != 1
+    )
+    if axes:
+        g = R.sum(g, axis=axes, keepdims=True)
+    target = (batch(g),) + shape
+    return g if np.shape(g) == target else reshape(g, target)
+
+
+# --- reshape / transpose / broadcast --------------------------------------------
+reshape = _linear(
+    "reshape", lambda x, shape: np.reshape(x, shape),
+    jvp=lambda t, shape: reshape(t, (batch(t),) + shape),
+    transpose=lambda g, in_shape, shape: reshape(g, (batch(g),) + in_shape),
+    params=("shape",),
+)
+
+
+def _transpose_t(g, in_shape, axes):
+    inverse = tuple(np.argsort(axes))
+    return transpose(g, (0,) + tuple(a + 1 for a in inverse))
+
+
+transpose = _linear(
+    "transpose", lambda x, axes: np.transpose(x, axes),
+    jvp=lambda t, axes: transpose(t, (0,) + tuple(a + 1 for a in axes)),
+    transpose=_transpose_t,
+    params=("axes",),
+)
+broadcast_to = _linear(
+    "broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
+    jvp=lambda t, shape: broadcast_batched(t, shape),
+    transpose=lambda g, in_shape, shape: unbroadcast(g, in_shape),
+    params=("shape",),
+)
+
+
+# --- basic indexing and its transpose -------------------------------------------
+def _seeded(index):
+    return (slice(None),) + index
+
+
+def _embed_impl(g, index, shape):
+    out = np.zeros(shape, dtype=np.result_type(g, float))
+    out[index] = g
+    return out
+
+
+getitem = _linear(
+    "getitem", lambda x, index: x[index],
+    jvp=lambda t, index: getitem(t, _seeded(index)),
+    transpose=lambda g, in_shape, index: embed(g, _seeded(index), (batch(g),) + in_shape),
+    params=("index",),
+)
+embed = _linear(
+    "embed", _embed_impl,
+    jvp=lambda t, index, shape: embed(t, _seeded(index), (batch(t),) + shape),
+    transpose=lambda g, in_shape, index, shape: getitem(g, _seeded(index)),
+    params=("index", "shape"),
+)
+
+
+# --- gather with 1-D integer indices along one axis, and its transpose ------------
+def _scatter_add_impl(g, indices, axis, size):
+    """Sum slices of g along `axis` into `size` bins given by 1-D `indices` (repeats add)."""
+    g = np.moveaxis(np.asarray(g), axis, -1)
+    lead = g.shape[:-1]
+    rows = g.reshape(-1, len(indices))
+    bins = (np.arange(rows.shape[0])[:, None] * size + indices).ravel()
+    flat = np.bincount(bins, weights=rows.ravel(), minlength=rows.shape[0] * size)
+    return np.moveaxis(flat.reshape(lead + (size,)), -1, axis)
+
+
+def _scatter_add_cost(out, g, indices, axis, size):
+    repeats = np.size(indices) - np.unique(indices).size
+    return repeats * (np.size(g) // max(np.size(indices), 1)), 0
+
+
+take = _linear(
+    "take", lambda x, indices, axis: np.take(x, indices, axis=axis),
+    jvp=lambda t, indices, axis: take(t, indices, axis + 1),
+    transpose=lambda g, in_shape, indices, axis: scatter_add(g, indices, axis + 1, in_shape[axis]),
+    params=("indices", "axis"),
+)
+scatter_add = _linear(
+    "scatter_add", _scatter_add_impl,
+    jvp=lambda t, indices, axis, size: scatter_add(t, indices, axis + 1, size),
+    transpose=lambda g, in_shape, indices, axis, size: take(g, indices, axis + 1),
+    params=("indices", "axis", "size"),
+    cost=_scatter_add_cost,
+)
+
+
+# --- concatenate ------------------------------------------------------------
+def _concatenate_jvp(tangents, out, *xs, axis):
+    k = next(batch(t) for t in tangents if t is not None)
+    parts = [t if t is not None else np.zeros((k,) + np.shape(x)) for t, x in zip(tangents, xs)]
+    return concatenate(*parts, axis=axis + 1)
+
+
+def _concatenate_vjp(needs, out, *xs, axis):
+    bounds = np.cumsum([0] + [np.shape(x)[axis] for x in xs])
+
+    def pullback(g):
+        before = (slice(None),) * (axis + 1)
+        return tuple(
+            getitem(g, before + (slice(lo, hi),)) if need else None
+            for need, lo, hi in zip(needs, bounds[:-1], bounds[1:])
+        )
+
+    return pullback
+
+
+concatenate = register(Primitive(
+    "concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis), free,
+    jvp=_concatenate_jvp, vjp=_concatenate_vjp,
+))

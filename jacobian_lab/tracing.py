@@ -1,0 +1,181 @@
+"""`Tracer`: the array stand-in every engine hands to user code.
+
+It speaks NumPy: operators, methods, indexing, `__array_ufunc__` (NEP 13) and
+`__array_function__` (NEP 18), all routed to `numpy_api`, which routes to the
+primitives. Engines subclass it (`Dual`, `Node`) and add their own state.
+Anything that would turn a traced value into a plain number or array, and so
+silently drop its derivative, raises `TracerConversionError` instead.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import numpy_api as api
+from .rules import elementwise as E
+
+
+class TracerConversionError(TypeError):
+    """A traced value was converted to a plain array or number, dropping its derivative."""
+
+
+def _conversion_error(what: str) -> TracerConversionError:
+    return TracerConversionError(
+        f"{what} on a traced array would drop its derivative, so jacobian_lab refuses it. "
+        "Keep the computation in NumPy operations on the array (np.sum, np.stack, indexing, ...); "
+        "for a value-only decision compare instead (`if x[0] > 0:` works, comparisons return plain booleans)."
+    )
+
+
+def _binary(fn, reflected=False):
+    if reflected:
+        return lambda self, other: fn(other, self)
+    return lambda self, other: fn(self, other)
+
+
+class Tracer:
+    """An array whose operations are interpreted by a trace (an engine)."""
+
+    __slots__ = ("_trace", "primal")
+    __array_priority__ = 100
+
+    def __init__(self, trace, primal):
+        self._trace = trace
+        self.primal = primal
+
+    # --- array metadata --------------------------------------------------------
+    shape = property(lambda self: np.shape(self.primal))
+    ndim = property(lambda self: np.ndim(self.primal))
+    size = property(lambda self: np.size(self.primal))
+    dtype = property(lambda self: np.result_type(self.primal))
+    T = property(lambda self: api.transpose(self))
+    mT = property(lambda self: api.swapaxes(self, -1, -2))
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of unsized object")
+        return self.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self):
+        return f"{type(self).__name__}(shape={self.shape}, primal={self.primal!r})"
+
+    # --- NumPy protocols ----------------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return api.apply_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        impl = api.FUNCTIONS.get(func)
+        if impl is None:
+            raise api.unsupported(f"{func.__module__}.{func.__name__}")
+        return impl(*args, **kwargs)
+
+    def __array__(self, dtype=None, copy=None):
+        raise _conversion_error("np.asarray / np.array (or a NumPy routine that calls it)")
+
+    def __float__(self):
+        raise _conversion_error("float()")
+
+    def __int__(self):
+        raise _conversion_error("int()")
+
+    def __complex__(self):
+        raise _conversion_error("complex()")
+
+    def __index__(self):
+        raise _conversion_error("using it as an index")
+
+    def item(self, *args):
+        raise _conversion_error(".item()")
+
+    def tolist(self):
+        raise _conversion_error(".tolist()")
+
+    def __bool__(self):
+        # Control flow on a value is fine (as in eager PyTorch); only the branch taken is traced.
+        return bool(self.primal)
+
+    def __setitem__(self, key, value):
+        raise TypeError(
+            "in-place assignment into a traced array (x[...] = v) is not supported: the derivative "
+            "of the overwritten entries would be lost. Build a new array instead, e.g. "
+            "np.where(mask, v, x) or np.concatenate([x[:i], v, x[i + 1:]])"
+        )
+
+    # --- operators ----------------------------------------------------------------
+    __add__, __radd__ = _binary(E.add), _binary(E.add, True)
+    __sub__, __rsub__ = _binary(E.subtract), _binary(E.subtract, True)
+    __mul__, __rmul__ = _binary(E.multiply), _binary(E.multiply, True)
+    __truediv__, __rtruediv__ = _binary(E.divide), _binary(E.divide, True)
+    __pow__, __rpow__ = _binary(E.power), _binary(E.power, True)
+    __matmul__, __rmatmul__ = _binary(api.matmul), _binary(api.matmul, True)
+    __lt__, __le__ = _binary(E.less), _binary(E.less_equal)
+    __gt__, __ge__ = _binary(E.greater), _binary(E.greater_equal)
+    __eq__, __ne__ = _binary(E.equal), _binary(E.not_equal)
+    __hash__ = None
+
+    def __neg__(self):
+        return E.negative(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return E.absolute(self)
+
+    def __getitem__(self, index):
+        return api.getitem(self, index)
+
+    # --- methods ------------------------------------------------------------------
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False, **kw):
+        return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kw)
+
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False, **kw):
+        return np.mean(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kw)
+
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False, **kw):
+        return np.prod(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, **kw)
+
+    def max(self, axis=None, out=None, keepdims=False, **kw):
+        return np.max(self, axis=axis, out=out, keepdims=keepdims, **kw)
+
+    def min(self, axis=None, out=None, keepdims=False, **kw):
+        return np.min(self, axis=axis, out=out, keepdims=keepdims, **kw)
+
+    def cumsum(self, axis=None, dtype=None, out=None):
+        return np.cumsum(self, axis=axis, dtype=dtype, out=out)
+
+    def reshape(self, *shape, order="C"):
+        return api.reshape(self, shape[0] if len(shape) == 1 else shape, order)
+
+    def ravel(self, order="C"):
+        return api.ravel(self, order)
+
+    flatten = ravel
+
+    def transpose(self, *axes):
+        return api.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+
+    def swapaxes(self, axis1, axis2):
+        return api.swapaxes(self, axis1, axis2)
+
+    def squeeze(self, axis=None):
+        return api.squeeze(self, axis)
+
+    def repeat(self, repeats, axis=None):
+        return api.repeat(self, repeats, axis)
+
+    def clip(self, min=None, max=None, **kw):
+        return api.clip(self, min, max, **kw)
+
+    def dot(self, b):
+        return api.dot(self, b)
+
+    def copy(self, order="C"):
+        return self
+
+    def astype(self, dtype, copy=True, **kw):
+        if np.issubdtype(dtype, np.floating):
+            return self
+        raise _conversion_error(f".astype({np.dtype(dtype).name})")
