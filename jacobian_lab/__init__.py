@@ -6,13 +6,15 @@
 >>> bool(np.allclose(jl.jacfwd(f)(x), jl.jacrev(f)(x)))
 True
 """
-from . import engines
+from . import chain, engines, problems
 from .accounting import Cost
+from .compare import Comparison, Measurement, compare, measure
 from .jacobian import grad, jacfwd, jacobian, jacrev, jvp, vjp
-from .prediction import count_flops
+from .prediction import Prediction, count_flops, predict
 from .tracing import TracerConversionError
 
 __all__ = [
-    "Cost", "TracerConversionError", "count_flops", "engines", "grad", "jacfwd", "jacobian",
-    "jacrev", "jvp", "vjp",
+    "Comparison", "Cost", "Measurement", "Prediction", "TracerConversionError", "chain", "compare",
+    "count_flops", "engines", "grad", "jacfwd", "jacobian", "jacrev", "jvp", "measure", "predict",
+    "problems", "vjp",
 ]

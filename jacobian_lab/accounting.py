@@ -50,10 +50,14 @@ class Cost:
 
 
 class Counter:
-    """Accumulates `Cost` per phase for one trace; `phase` says where new work goes."""
+    """Accumulates `Cost` per phase for one trace; `phase` says where new work goes.
+
+    `tape_bytes` is the largest residual memory a reverse tape held while counting.
+    """
 
     def __init__(self) -> None:
         self.phase = PRIMAL
+        self.tape_bytes = 0
         self._work = {p: [0, 0] for p in PHASES}
 
     def add(self, flops: int, transcendentals: int) -> None:

@@ -53,6 +53,13 @@ def resolve_batch(batch_size, num_seeds: int, width: int) -> int:
     return max(1, min(int(batch_size), num_seeds))
 
 
+def schedule(mode: str, n: int, m: int, batch_size=None) -> tuple[int, int]:
+    """(seeds per pass, passes) for an (m, n) Jacobian: forward seeds n inputs, reverse m outputs."""
+    seeds, width = (n, n) if mode == "forward" else (m, max(m, n))
+    step = resolve_batch(batch_size, seeds, width)
+    return step, max(1, -(-seeds // step))
+
+
 def batches(num_seeds: int, batch_size: int):
     """Half-open seed ranges [lo, hi), one per pass (one empty pass for zero seeds)."""
     if num_seeds == 0:
@@ -82,7 +89,7 @@ def _result_dtype(x):
 def columns(f: Callable, x: np.ndarray, batch_size=None) -> np.ndarray:
     """Forward accumulation: Jacobian columns from one-hot tangent seeds."""
     engine = engines.get("forward")
-    n, step = x.size, resolve_batch(batch_size, x.size, x.size)
+    n, (step, _) = x.size, schedule("forward", x.size, 0, batch_size)
     J = y_shape = None
     for lo, hi in batches(n, step):
         y, y_dot = engine.jvp(f, x, seeds(lo, hi, x.shape, x.dtype))
@@ -97,7 +104,7 @@ def rows(f: Callable, x: np.ndarray, batch_size=None) -> np.ndarray:
     """Reverse accumulation: Jacobian rows from one-hot cotangent seeds, one tape."""
     y, pullback = engines.get("reverse").vjp(f, x)
     y_shape, m = np.shape(y), np.size(y)
-    step = resolve_batch(batch_size, m, max(m, x.size))
+    step, _ = schedule("reverse", x.size, m, batch_size)
     J = np.empty((m, x.size), dtype=_result_dtype(x))
     for lo, hi in batches(m, step):
         x_bar = pullback(seeds(lo, hi, y_shape, J.dtype))
@@ -105,11 +112,11 @@ def rows(f: Callable, x: np.ndarray, batch_size=None) -> np.ndarray:
     return J.reshape(y_shape + x.shape)
 
 
-def choose_mode(f: Callable, x: np.ndarray) -> str:
-    """Pick the accumulation order for `jacobian(mode="auto")` by predicted FLOPs."""
+def choose_mode(f: Callable, x: np.ndarray, batch_size=None) -> str:
+    """The accumulation order with fewer predicted FLOPs (see `jacobian_lab.predict`)."""
     from .prediction import predict
 
-    return predict(f, x).best_mode
+    return predict(f, x).choose(batch_size)[0]
 
 
 def jacobian(f: Callable, x, mode: str = "auto", batch_size=None) -> np.ndarray:
@@ -129,7 +136,7 @@ def jacobian(f: Callable, x, mode: str = "auto", batch_size=None) -> np.ndarray:
     x = as_input(x)
     _check_batch_size(batch_size)
     if mode == "auto":
-        mode = choose_mode(f, x)
+        mode = choose_mode(f, x, batch_size)
     return (columns if mode == "forward" else rows)(f, x, batch_size)
 
 

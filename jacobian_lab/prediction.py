@@ -1,12 +1,14 @@
 """Counting one evaluation of f, and predicting what each accumulation order costs."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from .accounting import Cost, counting
+from .accounting import COTANGENT, PRIMAL, TANGENT, Cost, counting
 from .engines.base import check_output, next_level
+from .jacobian import as_input, schedule
 from .primitives import Trace, bind
 from .tracing import Tracer
 
@@ -30,9 +32,118 @@ def count_flops(f: Callable, x) -> Cost:
     >>> jl.count_flops(lambda x: np.sum(np.sin(np.exp(x ** 2))), np.ones(1000))
     Cost(flops=1999, transcendentals=2000)
     """
-    from .jacobian import as_input
-
     trace = EvalTrace()
     with counting() as counter:
         check_output(f(Tracer(trace, as_input(x))), trace)
     return counter.cost("primal")
+
+
+@dataclass(frozen=True)
+class Affine:
+    """Cost of a pass with b seeds: fixed + b * per_seed (every rule's cost is affine in b)."""
+
+    fixed: Cost
+    per_seed: Cost
+
+    @classmethod
+    def from_probes(cls, one: Cost, two: Cost) -> "Affine":
+        per_seed = two - one
+        return cls(one - per_seed, per_seed)
+
+    def over(self, passes: int, seeds: int) -> Cost:
+        """Total of `passes` passes that push `seeds` seeds in all."""
+        return self.fixed * passes + self.per_seed * seeds
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Exact FLOP counts of every accumulation order, from one trace of f.
+
+    ``primal`` is one evaluation of f. A forward pass with b seeds costs one
+    evaluation plus ``tangent.fixed + b * tangent.per_seed``; reverse mode
+    records one tape (one evaluation), stages its VJP rules once
+    (``staging``) and sweeps b cotangents for ``cotangent.fixed + b * cotangent.per_seed``.
+    """
+
+    n: int
+    m: int
+    primal: Cost
+    tangent: Affine
+    staging: Cost
+    cotangent: Affine
+    tape_bytes: int
+
+    def cost(self, mode: str, batch_size=None) -> dict[str, Cost]:
+        """Predicted Cost per phase ("primal", "tangent", "cotangent") of one Jacobian."""
+        _, passes = schedule(mode, self.n, self.m, batch_size)
+        if mode == "forward":
+            return {PRIMAL: self.primal * passes, TANGENT: self.tangent.over(passes, self.n), COTANGENT: Cost()}
+        return {PRIMAL: self.primal, TANGENT: Cost(), COTANGENT: self.staging + self.cotangent.over(passes, self.m)}
+
+    def total(self, mode: str, batch_size=None) -> Cost:
+        return sum(self.cost(mode, batch_size).values(), Cost())
+
+    def jvp_ratio(self) -> float:
+        """OPS(f and one JVP) / OPS(f), transcendentals weighted 1 (the cheap-gradient ratio)."""
+        one_pass = self.primal + self.tangent.fixed + self.tangent.per_seed
+        return one_pass.total() / max(self.primal.total(), 1.0)
+
+    def vjp_ratio(self) -> float:
+        """OPS(f and one VJP) / OPS(f), transcendentals weighted 1 (the cheap-gradient ratio)."""
+        one_sweep = self.primal + self.staging + self.cotangent.fixed + self.cotangent.per_seed
+        return one_sweep.total() / max(self.primal.total(), 1.0)
+
+    def choose(self, batch_size=None) -> tuple[str, str]:
+        """(mode, reason): the order with fewer predicted FLOPs (forward on a tie: no tape)."""
+        fwd, rev = self.total("forward", batch_size).total(), self.total("reverse", batch_size).total()
+        mode = "forward" if fwd <= rev else "reverse"
+        shape = f"{self.m}x{self.n} Jacobian"
+        if fwd == rev:
+            return mode, f"forward and reverse both predict {fwd:,.0f} FLOPs for this {shape}; forward needs no tape"
+        ratio = max(fwd, rev) / max(min(fwd, rev), 1.0)
+        return mode, (f"{mode} predicts {min(fwd, rev):,.0f} FLOPs vs {max(fwd, rev):,.0f} "
+                      f"({ratio:.3g}x fewer) for this {shape}")
+
+    def to_dict(self) -> dict:
+        return {
+            "n": self.n, "m": self.m, "primal": self.primal.to_dict(),
+            "forward": {k: v.to_dict() for k, v in self.cost("forward").items()},
+            "reverse": {k: v.to_dict() for k, v in self.cost("reverse").items()},
+            "jvp_ratio": self.jvp_ratio(), "vjp_ratio": self.vjp_ratio(), "tape_bytes": self.tape_bytes,
+        }
+
+
+def _counted(phase_name, fn, *args) -> Cost:
+    with counting() as counter:
+        fn(*args)
+    return counter.cost(phase_name)
+
+
+def predict(f: Callable, x) -> Prediction:
+    """Predict the exact cost of every accumulation order before building a Jacobian.
+
+    f is traced once into a tape; the rules are then run on probe seeds of
+    batch 1 and 2 (values do not matter, only shapes), which fixes the affine
+    cost of a pass exactly. Costs of any batch schedule follow without running it.
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> p = jl.predict(lambda x: np.sum(np.sin(np.exp(x ** 2))), np.ones(1000))
+    >>> p.total("forward").flops > 100 * p.total("reverse").flops
+    True
+    >>> p.choose()[0]
+    'reverse'
+    """
+    from .engines import get
+
+    x = as_input(x)
+    with counting() as counter:
+        y, pullback = get("reverse").vjp(f, x)
+    primal, tape_bytes = counter.cost(PRIMAL), counter.tape_bytes
+    y_shape = np.shape(y)
+    first, one, two = (_counted(COTANGENT, pullback, np.zeros((k,) + y_shape)) for k in (1, 1, 2))
+    t_one, t_two = (_counted(TANGENT, get("forward").jvp, f, x, np.zeros((k,) + x.shape)) for k in (1, 2))
+    return Prediction(
+        n=x.size, m=int(np.prod(y_shape, dtype=np.int64)), primal=primal,
+        tangent=Affine.from_probes(t_one, t_two), staging=first - one,
+        cotangent=Affine.from_probes(one, two), tape_bytes=tape_bytes,
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..accounting import COTANGENT, phase
+from ..accounting import COTANGENT, active_counter, phase
 from ..primitives import Trace, bind
 from ..rules.elementwise import add
 from ..tracing import Tracer
@@ -66,6 +66,17 @@ class Tape:
                     cotangents[parent] = c if previous is None else add(previous, c)
         return cotangents[0]
 
+    def residual_bytes(self) -> int:
+        """Bytes of the distinct arrays the records hold for their VJP rules."""
+        seen = {}
+        for record in self.records[1:]:
+            for value in (*record.args, record.out):
+                while isinstance(value, np.ndarray) and value.base is not None:
+                    value = value.base
+                if isinstance(value, np.ndarray):
+                    seen[id(value)] = value.nbytes
+        return sum(seen.values())
+
 
 class ReverseTrace(Trace):
     def __init__(self):
@@ -103,6 +114,9 @@ class ReverseEngine:
             k = np.shape(g)[0]
             return np.zeros((k,) + np.shape(x)) if ct is None else ct
 
+        counter = active_counter()
+        if counter is not None:
+            counter.tape_bytes = max(counter.tape_bytes, tape.residual_bytes())
         return y.primal, pullback
 
 

@@ -1,0 +1,227 @@
+"""measure() and compare(): what each accumulation order really cost, side by side."""
+from __future__ import annotations
+
+import statistics
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .accounting import PHASES, Cost, counting
+from .jacobian import as_input, jacobian, schedule
+from .prediction import Prediction, predict
+
+# Each row of a comparison: (label, mode, batch_size); batch None = memory-bounded vector mode.
+DEFAULT_MODES = ("forward-1", "forward", "reverse-1", "reverse", "auto")
+_ROWS = {
+    "forward-1": ("forward, 1 seed/pass", "forward", 1),
+    "forward": ("forward, vector", "forward", None),
+    "reverse-1": ("reverse, 1 seed/sweep", "reverse", 1),
+    "reverse": ("reverse, batched", "reverse", None),
+    "auto": ("auto", "auto", None),
+}
+
+
+@dataclass
+class Measurement:
+    """One Jacobian computation: its result, counted work per phase, time and memory."""
+
+    jacobian: np.ndarray = field(repr=False)
+    mode: str
+    batch_size: int
+    passes: int
+    cost: dict[str, Cost]
+    seconds: float
+    peak_bytes: int
+    tape_bytes: int
+    label: str = ""
+    reason: str = ""
+
+    @property
+    def total(self) -> Cost:
+        return sum(self.cost.values(), Cost())
+
+    def to_dict(self) -> dict:
+        return {
+            "label": self.label, "mode": self.mode, "batch_size": self.batch_size, "passes": self.passes,
+            "cost": {p: c.to_dict() for p, c in self.cost.items()}, "total": self.total.to_dict(),
+            "seconds": self.seconds, "peak_bytes": self.peak_bytes, "tape_bytes": self.tape_bytes,
+            "reason": self.reason,
+        }
+
+
+def _timed(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int = 3,
+            prediction: Prediction | None = None) -> Measurement:
+    """Build the Jacobian of f at x in `mode` and report what it cost.
+
+    Counted work is per phase: "primal" (evaluations of f: one per forward
+    pass, one tape for reverse), "tangent" (JVP rules) and "cotangent" (VJP
+    rules). `seconds` is the median wall time of `repeat` uncounted runs;
+    `peak_bytes` the traced peak of one run; `tape_bytes` the residuals the
+    reverse tape holds. mode="auto" reports the order it chose and why; the
+    prediction that chose it is not part of the counted cost.
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> m = jl.measure(lambda x: np.sum(np.sin(np.exp(x ** 2))), np.ones(1000), mode="reverse")
+    >>> m.passes, m.cost["primal"], m.cost["cotangent"]
+    (1, Cost(flops=1999, transcendentals=2000), Cost(flops=4000, transcendentals=1000))
+    """
+    x = as_input(x)
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, got {repeat}")
+    reason = ""
+    if mode == "auto":
+        prediction = prediction or predict(f, x)
+        chosen, reason = prediction.choose(batch_size)
+    else:
+        chosen = mode
+    tracemalloc.start()
+    try:
+        with counting() as counter:
+            J = jacobian(f, x, mode=chosen, batch_size=batch_size)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    seconds = _timed(lambda: jacobian(f, x, mode=mode, batch_size=batch_size), repeat)
+    step, passes = schedule(chosen, x.size, J.size // max(x.size, 1), batch_size)
+    return Measurement(J, chosen, step, passes, counter.costs(), seconds, peak, counter.tape_bytes, reason=reason)
+
+
+@dataclass
+class Comparison:
+    """Measurements of several accumulation orders of one Jacobian, plus the prediction."""
+
+    measurements: list[Measurement]
+    prediction: Prediction
+
+    @property
+    def best(self) -> Measurement:
+        """The measurement with the fewest FLOPs (transcendentals weighted 1); ties: fastest."""
+        return min(self.measurements, key=lambda m: (m.total.total(), m.seconds))
+
+    def max_abs_diff(self, measurement: Measurement) -> float:
+        reference = self.measurements[0].jacobian
+        return float(np.max(np.abs(measurement.jacobian - reference), initial=0.0))
+
+    def verdict(self) -> str:
+        """One line: which order wins, by how much in FLOPs and in measured time."""
+        by_mode = {}
+        for m in self.measurements:
+            best = by_mode.get(m.mode)
+            if best is None or m.total.total() < best.total.total():
+                by_mode[m.mode] = m
+        shape = f"{self.prediction.m}x{self.prediction.n} Jacobian"
+        if len(by_mode) < 2:
+            return f"only {next(iter(by_mode))} mode was measured for this {shape}"
+        fwd, rev = by_mode["forward"], by_mode["reverse"]
+        win, lose = (fwd, rev) if fwd.total.total() <= rev.total.total() else (rev, fwd)
+        flops = lose.total.total() / max(win.total.total(), 1.0)
+        speed = lose.seconds / max(win.seconds, 1e-12)
+        timing = f"measured {speed:.3g}x faster" if speed >= 1 else f"but measured {1 / speed:.3g}x slower"
+        if flops == 1:
+            return f"forward and reverse cost the same FLOPs for this {shape}; {win.mode} {timing}"
+        return f"{win.mode} is {flops:.3g}x cheaper in FLOPs for this {shape}; {timing}"
+
+    def rows(self) -> list[dict]:
+        f = self.prediction.primal.total()
+        out = []
+        for m in self.measurements:
+            derivative = m.cost["tangent"] + m.cost["cotangent"]
+            out.append({
+                "mode": m.label or m.mode, "passes": m.passes,
+                "primal flops": m.cost["primal"].flops, "primal transc": m.cost["primal"].transcendentals,
+                "deriv flops": derivative.flops, "deriv transc": derivative.transcendentals,
+                "total": m.total.total(), "total/f": m.total.total() / max(f, 1.0),
+                "ms": m.seconds * 1e3, "peak MiB": m.peak_bytes / 2**20, "tape MiB": m.tape_bytes / 2**20,
+                "max|dJ|": self.max_abs_diff(m),
+            })
+        return out
+
+    def rich_table(self):
+        """The comparison as a `rich.table.Table` (the CLI prints it in colour)."""
+        from rich.table import Table
+
+        p = self.prediction
+        table = Table(title=f"Jacobian of f: R^{p.n} -> R^{p.m}  (one evaluation: {p.primal.flops:,} flops "
+                            f"+ {p.primal.transcendentals:,} transcendentals)",
+                      caption=(f"cheap-gradient ratios OPS(f+JVP)/OPS(f) = {p.jvp_ratio():.2f}, "
+                               f"OPS(f+VJP)/OPS(f) = {p.vjp_ratio():.2f} (bound: 3)\n{self.verdict()}"))
+        rows = self.rows()
+        for key in rows[0]:
+            table.add_column(key, justify="left" if key == "mode" else "right")
+        for row in rows:
+            table.add_row(*(_fmt(v) for v in row.values()))
+        return table
+
+    def table(self) -> str:
+        """Plain-text table of every measurement, the cheap-gradient ratios and the verdict."""
+        import io
+
+        from rich.console import Console
+
+        buffer = io.StringIO()
+        Console(file=buffer, width=200, color_system=None, force_terminal=False).print(self.rich_table())
+        return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
+
+    def to_dict(self) -> dict:
+        return {
+            "n": self.prediction.n, "m": self.prediction.m, "prediction": self.prediction.to_dict(),
+            "measurements": [dict(m.to_dict(), max_abs_diff=self.max_abs_diff(m)) for m in self.measurements],
+            "best": self.best.label, "verdict": self.verdict(),
+        }
+
+
+def _fmt(value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return f"{value:,}"
+    if float(value).is_integer() or abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def compare(f: Callable, x, modes: Sequence[str] = DEFAULT_MODES, repeat: int = 3) -> Comparison:
+    """Measure f's Jacobian in several accumulation orders and compare them.
+
+    `modes` names rows: "forward-1" (one tangent seed per pass), "forward"
+    (vector mode), "reverse-1" (one cotangent per sweep), "reverse" (batched
+    sweeps), "auto"; or "forward-K"/"reverse-K" for K seeds per pass.
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> c = jl.compare(lambda x: np.sum(np.sin(np.exp(x ** 2))), np.ones(100), repeat=1)
+    >>> c.best.mode
+    'reverse'
+    """
+    x = as_input(x)
+    prediction = predict(f, x)
+    measurements = []
+    for name in modes:
+        label, mode, batch = _row(name)
+        m = measure(f, x, mode, batch, repeat=repeat, prediction=prediction)
+        m.label = label if mode != "auto" else f"auto -> {m.mode}"
+        measurements.append(m)
+    return Comparison(measurements, prediction)
+
+
+def _row(name: str):
+    if name in _ROWS:
+        return _ROWS[name]
+    mode, _, k = name.partition("-")
+    if mode in ("forward", "reverse") and k.isdigit() and int(k) > 0:
+        return f"{mode}, {k} seeds/pass", mode, int(k)
+    raise ValueError(f"unknown mode {name!r}; use one of {', '.join(_ROWS)} or forward-K / reverse-K")
+
+
+__all__ = ["Comparison", "Measurement", "compare", "measure", "PHASES"]
