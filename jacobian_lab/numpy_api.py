@@ -58,7 +58,7 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
     if kwargs.get("out") is not None:
         raise TypeError(
             f"numpy.{ufunc.__name__}(..., out=...) writes into an array in place, which would drop "
-            "the derivative; assign the result instead (y = np.{ufunc.__name__}(...))"
+            f"the derivative; assign the result instead (y = np.{ufunc.__name__}(...))"
         )
     if method == "__call__" and ufunc in UFUNCS:
         for key in ("where", "dtype", "casting", "order", "subok", "signature"):

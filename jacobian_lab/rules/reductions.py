@@ -50,6 +50,8 @@ def _reduction(name, impl, cost, weights=None):
         return reduce_tangent(t, axis, keepdims)
 
     def vjp(needs, out, x, axis, keepdims=False):
+        if not needs[0]:
+            return lambda g: (None,)  # symbolic zero: stage no weights either
         w = weights(out, x, axis) if weights is not None else None
         x_shape = np.shape(x)
 
@@ -99,6 +101,8 @@ min = _reduction(
 
 
 def _mean_vjp(needs, out, x, axis, keepdims=False):
+    if not needs[0]:
+        return lambda g: (None,)
     x_shape = np.shape(x)
     scale = 1.0 / math.prod(x_shape[a] for a in axis)
     return lambda g: (spread(E.multiply(g, scale), x_shape, axis),)
@@ -125,5 +129,5 @@ def _reverse_cumsum(g, axis):
 cumsum = register(Primitive(
     "cumsum", lambda x, axis: np.cumsum(x, axis=axis), _cumsum_cost,
     jvp=lambda tangents, out, x, axis: cumsum(tangents[0], axis=axis + 1),
-    vjp=lambda needs, out, x, axis: lambda g: (_reverse_cumsum(g, axis + 1),),
+    vjp=lambda needs, out, x, axis: lambda g: (_reverse_cumsum(g, axis + 1) if needs[0] else None,),
 ))

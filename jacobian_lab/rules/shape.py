@@ -21,8 +21,9 @@ def free(out, *args, **params):
 def _linear(name, impl, jvp, transpose, params, cost=free):
     """Register a linear primitive: its JVP applies it, its VJP applies `transpose`."""
     def vjp(needs, out, x, **params):
+        # Honour needs even for one operand: a None cotangent is the symbolic zero.
         in_shape = np.shape(x)
-        return lambda g: (transpose(g, in_shape, **params),)
+        return lambda g: (transpose(g, in_shape, **params) if needs[0] else None,)
 
     return register(Primitive(
         name, impl, cost, jvp=lambda tangents, out, x, **params: jvp(tangents[0], **params), vjp=vjp,
@@ -121,7 +122,8 @@ def _scatter_add_impl(g, indices, axis, size):
     """Sum slices of g along `axis` into `size` bins given by 1-D `indices` (repeats add)."""
     g = np.moveaxis(np.asarray(g), axis, -1)
     lead = g.shape[:-1]
-    rows = g.reshape(-1, len(indices))
+    # An explicit row count: reshape(-1, 0) is ambiguous when nothing is gathered (empty mask).
+    rows = g.reshape(int(np.prod(lead, dtype=np.int64)), len(indices))
     bins = (np.arange(rows.shape[0])[:, None] * size + indices).ravel()
     flat = np.bincount(bins, weights=rows.ravel(), minlength=rows.shape[0] * size)
     return np.moveaxis(flat.reshape(lead + (size,)), -1, axis)

@@ -1,0 +1,394 @@
+"""Every primitive's rules, checked numerically at the rule level in float64.
+
+A table of example operands per registered primitive drives the checks:
+(a) the JVP against central differences of the implementation, (b) the
+dot-product identity <u, J v> = <J^T u, v> between the JVP and the staged VJP,
+(c) vector mode (k seeds in one call equal k single calls), (d) symbolic zeros
+(a None tangent acts as a zero tangent; needs=False yields a None cotangent).
+A primitive registered without an example, a rule or a cost fails a test here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+import jacobian_lab as jl
+from jacobian_lab.primitives import REGISTRY, Primitive
+from jacobian_lab.tracing import Tracer
+
+from helpers import assert_close, assert_fd_close, away_from, directional_difference, inner
+
+RNG = np.random.default_rng(20240611)
+
+
+@dataclass
+class Example:
+    args: tuple
+    params: dict = field(default_factory=dict)
+    diff: tuple | None = None  # which operands take tangents; default: all
+    label: str = ""
+
+    def __post_init__(self):
+        self.args = tuple(np.asarray(a, dtype=a.dtype if isinstance(a, np.ndarray) else np.float64)
+                          for a in self.args)
+        if self.diff is None:
+            self.diff = (True,) * len(self.args)
+
+
+def ex(*args, diff=None, label="", **params):
+    return Example(args, params, diff, label)
+
+
+# --- operand generators (deterministic) -----------------------------------------
+def general(*shape):
+    return RNG.uniform(-2.0, 2.0, shape)
+
+
+def positive(*shape):
+    return RNG.uniform(0.5, 2.0, shape)
+
+
+def nonzero(*shape):
+    return RNG.choice([-1.0, 1.0], shape) * RNG.uniform(0.3, 2.0, shape)
+
+
+def inside_unit(*shape):
+    return RNG.uniform(-0.9, 0.9, shape)
+
+
+def distinct(*shape):
+    """Values at least 0.3 apart: no ties, and no near-ties inside a difference step."""
+    n = int(np.prod(shape, dtype=np.int64))
+    return (RNG.permutation(n) * 0.37 - 1.5 + RNG.uniform(0, 0.05, n)).reshape(shape)
+
+
+BROADCAST_PAIRS = [((3, 1), (4,)), ((), (2, 3)), ((2, 3), (2, 3)), ((2, 1, 3), (4, 1))]
+
+
+def binary(make_x, make_y=None):
+    make_y = make_y or make_x
+    return [ex(make_x(*a), make_y(*b), label=f"{a}x{b}") for a, b in BROADCAST_PAIRS]
+
+
+def unary(make):
+    return [ex(make(3, 4), label="(3,4)"), ex(make(), label="()"), ex(make(2, 1, 3), label="(2,1,3)")]
+
+
+def separated_pair(a_shape, b_shape):
+    """Operands whose broadcast pairs differ by at least 0.3 (max/min away from ties)."""
+    full = np.broadcast_shapes(a_shape, b_shape)
+    while True:
+        a, b = general(*a_shape), general(*b_shape)
+        if away_from(np.broadcast_to(a, full) - np.broadcast_to(b, full), 0.0, 0.3):
+            return a, b
+
+
+def prod_with_zeros():
+    x = positive(3, 4)
+    x[0, 1] = 0.0               # one zero in row 0
+    x[2, 0] = x[2, 3] = 0.0     # two zeros in row 2
+    return x
+
+
+def clip_operand():
+    # Well away from the bounds -0.5 and 0.7 used below.
+    return np.array([[-1.5, -0.9, -0.2, 0.1], [0.4, 1.2, 2.0, -0.6], [0.65, -0.45, 0.0, 1.0]])
+
+
+EXAMPLES: dict[str, list[Example]] = {
+    # arithmetic, with broadcasting operand shapes
+    "add": binary(general),
+    "subtract": binary(general),
+    "multiply": binary(general),
+    "divide": binary(general, nonzero),
+    "negative": unary(general),
+    "square": unary(general),
+    "reciprocal": unary(nonzero),
+    "power": [
+        ex(positive(3, 1), RNG.uniform(-1.5, 2.5, (4,)), label="(3,1)**(4,)"),
+        ex(positive(2, 3), np.float64(0.5), label="(2,3)**()"),
+        ex(positive(), RNG.uniform(-1.0, 3.0, (2, 3)), label="()**(2,3)"),
+        # Negative base with a constant integer exponent: only the base takes a tangent.
+        ex(general(3, 4), np.float64(3.0), diff=(True, False), label="neg base, p=3"),
+    ],
+    # transcendentals on their smooth domains
+    "exp": unary(general), "expm1": unary(general), "log": unary(positive),
+    "log1p": [ex(RNG.uniform(-0.5, 2.0, (3, 4))), ex(RNG.uniform(-0.5, 2.0, ()))],
+    "sqrt": unary(positive), "sin": unary(general), "cos": unary(general),
+    "tan": [ex(RNG.uniform(-1.2, 1.2, (3, 4))), ex(np.float64(0.3))],
+    "arcsin": unary(inside_unit), "arccos": unary(inside_unit), "arctan": unary(general),
+    "sinh": unary(general), "cosh": unary(general), "tanh": unary(general),
+    # kinks, sampled away from them
+    "absolute": unary(nonzero),
+    "maximum": [ex(*separated_pair(a, b), label=f"{a}x{b}") for a, b in BROADCAST_PAIRS],
+    "minimum": [ex(*separated_pair(a, b), label=f"{a}x{b}") for a, b in BROADCAST_PAIRS],
+    "clip": [
+        ex(clip_operand(), lo=-0.5, hi=0.7, label="both bounds"),
+        ex(clip_operand(), lo=-0.5, label="lower only"),
+        ex(clip_operand(), hi=0.7, label="upper only"),
+        ex(np.array([-1.5, -0.2, 0.3, 1.4]), lo=np.array([[-1.0], [0.0], [0.5]]), hi=1.0,
+           label="array bound broadcasts (4,) to (3,4)"),
+    ],
+    "where": [
+        ex(np.array([[True], [False], [True]]), general(4), general(), diff=(False, True, True),
+           label="cond (3,1), x (4,), y ()"),
+        ex(RNG.uniform(size=(2, 3)) > 0.5, general(2, 3), general(2, 3), diff=(False, True, True)),
+    ],
+    # reductions: axis / keepdims variants
+    "sum": [
+        ex(general(3, 4), axis=(0,)), ex(general(3, 4), axis=(1,), keepdims=True),
+        ex(general(3, 4), axis=(0, 1)), ex(general(2, 3, 4), axis=(0, 2), keepdims=True),
+        ex(general(), axis=()),
+    ],
+    "mean": [
+        ex(general(3, 4), axis=(0,)), ex(general(3, 4), axis=(1,), keepdims=True),
+        ex(general(3, 4), axis=(0, 1)), ex(general(2, 3, 4), axis=(0, 2), keepdims=True),
+    ],
+    "prod": [
+        ex(prod_with_zeros(), axis=(1,), label="zeros: one and two in a row"),
+        ex(prod_with_zeros(), axis=(0,), keepdims=True, label="zeros, axis 0"),
+        ex(positive(3, 4), axis=(0, 1)), ex(general(2, 3, 2), axis=(1,)),
+    ],
+    "max": [
+        ex(distinct(3, 4), axis=(1,)), ex(distinct(3, 4), axis=(0,), keepdims=True),
+        ex(distinct(2, 3, 4), axis=(0, 2)), ex(distinct(5), axis=(0,)),
+    ],
+    "min": [
+        ex(distinct(3, 4), axis=(1,)), ex(distinct(3, 4), axis=(0,), keepdims=True),
+        ex(distinct(2, 3, 4), axis=(0, 2)), ex(distinct(5), axis=(0,)),
+    ],
+    "cumsum": [ex(general(3, 4), axis=0), ex(general(3, 4), axis=1), ex(general(5), axis=0)],
+    # shape operations
+    "reshape": [
+        ex(general(2, 3), shape=(3, 2)), ex(general(2, 3), shape=(6,)),
+        ex(general(), shape=(1, 1)), ex(general(2, 3, 4), shape=(4, 6)),
+    ],
+    "transpose": [ex(general(2, 3, 4), axes=(2, 0, 1)), ex(general(3, 4), axes=(1, 0))],
+    "broadcast_to": [
+        ex(general(3, 1), shape=(2, 3, 4)), ex(general(), shape=(2, 3)), ex(general(4), shape=(3, 4)),
+    ],
+    "getitem": [
+        ex(general(4, 5), index=(slice(None, None, -1), 2), label="[::-1, 2]"),
+        ex(general(4, 5), index=(slice(1, None, 2), None, Ellipsis), label="[1::2, None, ...]"),
+        ex(general(4, 5), index=(Ellipsis, slice(-1, 0, -2)), label="[..., -1:0:-2]"),
+        ex(general(3), index=(1,), label="[1] -> 0-d"),
+        ex(general(2, 3, 4), index=(0, slice(None), None, -1), label="[0, :, None, -1]"),
+    ],
+    "embed": [
+        ex(general(2, 5), index=(slice(1, 4, 2),), shape=(4, 5)),
+        ex(general(), index=(2, 3), shape=(4, 5)),
+        ex(general(4, 1, 5), index=(slice(None, None, -1), None), shape=(4, 5)),
+    ],
+    "take": [
+        ex(general(4, 3), indices=np.array([0, 2, 2, 3, 0]), axis=0, label="repeats, axis 0"),
+        ex(general(2, 4), indices=np.array([3, 3, 1]), axis=1, label="repeats, axis 1"),
+        ex(general(5), indices=np.array([4, 4, 4]), axis=0, label="one index thrice"),
+    ],
+    "scatter_add": [
+        ex(general(5, 3), indices=np.array([0, 2, 2, 3, 0]), axis=0, size=4),
+        ex(general(2, 3), indices=np.array([3, 3, 1]), axis=1, size=4),
+        ex(general(2, 0), indices=np.array([], dtype=np.intp), axis=1, size=3, label="nothing gathered"),
+    ],
+    "concatenate": [
+        ex(general(2, 3), general(1, 3), general(4, 3), axis=0),
+        ex(general(2, 1), general(2, 3), general(2, 2), axis=1),
+    ],
+    "matmul": [
+        ex(general(3, 4), general(4, 2), label="matrix @ matrix"),
+        ex(general(4), general(4, 2), label="vector @ matrix"),
+        ex(general(3, 4), general(4), label="matrix @ vector"),
+        ex(general(4), general(4), label="vector @ vector"),
+        ex(general(2, 3, 4), general(4, 5), label="stacked @ matrix"),
+        ex(general(2, 1, 3, 4), general(5, 4, 2), label="broadcast batch axes"),
+        ex(general(4), general(2, 4, 3), label="vector @ stacked"),
+    ],
+    # no derivative: only impl and cost
+    **{name: [ex(general(3, 4)), ex(np.array([0.0, -1.5, 2.5, np.nan, np.inf]))]
+       for name in ("sign", "floor", "ceil", "rint", "trunc", "isnan", "isinf", "isfinite")},
+    **{name: [ex(general(3, 1), general(4)), ex(np.array([1.0, 2.0]), np.array([1.0, 3.0]))]
+       for name in ("greater", "greater_equal", "less", "less_equal", "equal", "not_equal")},
+}
+
+DIFFERENTIABLE = sorted(n for n, p in REGISTRY.items() if p.differentiable)
+NONDIFFERENTIABLE = sorted(n for n, p in REGISTRY.items() if not p.differentiable)
+CASES = [
+    pytest.param(name, i, id=f"{name}-{e.label or i}")
+    for name in DIFFERENTIABLE for i, e in enumerate(EXAMPLES.get(name, []))
+]
+# Examples with two or more operands that take tangents: one can be held constant.
+MULTI_CASES = [c for c in CASES if sum(EXAMPLES[c.values[0]][c.values[1]].diff) >= 2]
+
+
+# --- registry completeness -----------------------------------------------------------
+def missing_parts(prim: Primitive) -> list[str]:
+    """What a registered primitive lacks: impl and cost always, jvp and vjp when differentiable."""
+    needed = ("impl", "cost") + (("jvp", "vjp") if prim.differentiable else ())
+    return [part for part in needed if not callable(getattr(prim, part, None))]
+
+
+def test_registry_holds_the_expected_families():
+    # A floor, not an exact list: new primitives are welcome, losing one is not.
+    expected = {"add", "multiply", "divide", "power", "exp", "sin", "sum", "max", "cumsum",
+                "reshape", "getitem", "take", "scatter_add", "concatenate", "matmul", "where", "clip"}
+    assert expected <= set(REGISTRY)
+    assert all(REGISTRY[name].name == name for name in REGISTRY)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_primitive_is_complete(name):
+    assert missing_parts(REGISTRY[name]) == []
+
+
+@pytest.mark.parametrize("name", NONDIFFERENTIABLE)
+def test_nondifferentiable_primitives_have_no_rules(name):
+    prim = REGISTRY[name]
+    assert prim.jvp is None and prim.vjp is None
+
+
+def test_completeness_check_catches_a_missing_rule():
+    bare = Primitive("bare", np.negative, lambda out, x: (np.size(out), 0))
+    assert missing_parts(bare) == ["jvp", "vjp"]
+    assert missing_parts(Primitive("flat", np.sign, None, differentiable=False)) == ["cost"]
+
+
+def test_every_registered_primitive_has_an_example():
+    assert sorted(set(REGISTRY) - set(EXAMPLES)) == []
+
+
+def test_every_differentiable_primitive_has_a_rule_example():
+    assert [name for name in DIFFERENTIABLE if not EXAMPLES.get(name)] == []
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_impl_and_cost_run_on_every_example(name):
+    prim = REGISTRY[name]
+    for e in EXAMPLES[name]:
+        with np.errstate(invalid="ignore"):
+            out = prim.impl(*e.args, **e.params)
+        flops, transcendentals = prim.cost(out, *e.args, **e.params)
+        assert int(flops) == flops >= 0 and int(transcendentals) == transcendentals >= 0
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("name", NONDIFFERENTIABLE)
+def test_nondifferentiable_output_is_a_plain_array(name, mode):
+    """Engines evaluate such primitives on primal values: no tracer, no derivative."""
+    prim, e = REGISTRY[name], EXAMPLES[name][0]
+    outputs = []
+
+    def f(x):
+        outputs.append(prim(x, *e.args[1:], **e.params))
+        return x * 2.0
+
+    J = jl.jacobian(f, e.args[0], mode=mode)
+    assert not isinstance(outputs[0], Tracer)
+    np.testing.assert_array_equal(outputs[0], prim.impl(*e.args, **e.params))
+    np.testing.assert_allclose(J.reshape(e.args[0].size, -1), 2.0 * np.eye(e.args[0].size))
+
+
+# --- numerical checks of the rules --------------------------------------------------
+def _setup(name, i):
+    prim, e = REGISTRY[name], EXAMPLES[name][i]
+    out = prim.impl(*e.args, **e.params)
+    return prim, e, out
+
+
+def _directions(e, k):
+    return [RNG.standard_normal((k,) + a.shape) if d else None for a, d in zip(e.args, e.diff)]
+
+
+def _jvp(prim, e, out, tangents):
+    y_dot = prim.jvp(tuple(tangents), out, *e.args, **e.params)
+    k = next(np.shape(t)[0] for t in tangents if t is not None)
+    assert np.shape(y_dot) == (k,) + np.shape(out), "tangent must be (k, *out.shape)"
+    return np.asarray(y_dot)
+
+
+def _pullback(prim, e, out, needs=None):
+    return prim.vjp(tuple(e.diff if needs is None else needs), out, *e.args, **e.params)
+
+
+def _fd(prim, e, directions):
+    return directional_difference(lambda *a: prim.impl(*a, **e.params), e.args,
+                                  [None if d is None else d[0] for d in directions])
+
+
+@pytest.mark.parametrize("name, i", CASES)
+def test_jvp_matches_finite_differences(name, i):
+    prim, e, out = _setup(name, i)
+    before = [a.copy() for a in e.args]
+    v = _directions(e, 1)
+    assert_fd_close(_jvp(prim, e, out, v)[0], _fd(prim, e, v), "all operands")
+    for j, d in enumerate(v):  # each operand on its own
+        if d is not None:
+            only = [d if jj == j else None for jj in range(len(v))]
+            assert_fd_close(_jvp(prim, e, out, only)[0], _fd(prim, e, only), f"operand {j}")
+    for a, b in zip(e.args, before):  # rules never write into their operands
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name, i", CASES)
+def test_dot_product_identity(name, i):
+    prim, e, out = _setup(name, i)
+    v = _directions(e, 1)
+    u = RNG.standard_normal((1,) + out.shape)
+    Jv = _jvp(prim, e, out, v)
+    JTu = _pullback(prim, e, out)(u)
+    assert len(JTu) == len(e.args)
+    for ct, a, d in zip(JTu, e.args, e.diff):
+        if d:
+            assert np.shape(ct) == (1,) + a.shape, "cotangent must be (k, *operand.shape)"
+    lhs = inner(u, Jv)
+    rhs = sum(inner(ct, t) for ct, t in zip(JTu, v) if t is not None)
+    scale = max(abs(lhs), abs(rhs), np.linalg.norm(u) * np.linalg.norm(Jv), 1e-300)
+    assert abs(lhs - rhs) <= 1e-10 * scale, (lhs, rhs)
+
+
+@pytest.mark.parametrize("name, i", CASES)
+def test_vector_mode_equals_single_seeds(name, i):
+    prim, e, out = _setup(name, i)
+    k = 3
+    V = _directions(e, k)
+    together = _jvp(prim, e, out, V)
+    for s in range(k):
+        single = _jvp(prim, e, out, [None if t is None else t[s:s + 1] for t in V])
+        assert_close(together[s], single[0], 1e-13, f"tangent seed {s}")
+
+    U = RNG.standard_normal((k,) + out.shape)
+    pullback = _pullback(prim, e, out)  # one staged pullback serves every sweep
+    together = pullback(U)
+    for s in range(k):
+        single = pullback(U[s:s + 1])
+        for j, (ct_all, ct_one) in enumerate(zip(together, single)):
+            if e.diff[j]:
+                assert np.shape(ct_all) == (k,) + e.args[j].shape
+                assert_close(ct_all[s], ct_one[0], 1e-13, f"cotangent seed {s}, operand {j}")
+
+
+@pytest.mark.parametrize("name, i", MULTI_CASES)
+def test_symbolic_zero_tangent_acts_as_zero(name, i):
+    prim, e, out = _setup(name, i)
+    v = _directions(e, 2)
+    for j in [j for j, d in enumerate(e.diff) if d]:
+        with_none = [None if jj == j else t for jj, t in enumerate(v)]
+        with_zero = [np.zeros_like(v[j]) if jj == j else t for jj, t in enumerate(v)]
+        assert_close(_jvp(prim, e, out, with_none), _jvp(prim, e, out, with_zero), 1e-14, f"operand {j}")
+
+
+@pytest.mark.parametrize("name, i", CASES)
+def test_vjp_skips_operands_not_needed(name, i):
+    prim, e, out = _setup(name, i)
+    u = RNG.standard_normal((2,) + out.shape)
+    full = _pullback(prim, e, out)(u)
+    for j in range(len(e.args)):
+        needs = tuple(d and jj != j for jj, d in enumerate(e.diff))
+        partial = _pullback(prim, e, out, needs)(u)
+        assert len(partial) == len(e.args)
+        assert partial[j] is None, f"operand {j} was not needed but got a cotangent"
+        for jj, need in enumerate(needs):
+            if need:
+                assert_close(partial[jj], full[jj], 1e-14, f"operand {jj}")
+            else:
+                assert partial[jj] is None
