@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .accounting import PHASES, Cost, counting
-from .jacobian import as_input, jacobian, schedule
+from .jacobian import jacobian, prepare
 from .prediction import Prediction, predict
 
 # Each row of a comparison: (label, mode, batch_size); batch None = memory-bounded vector mode.
@@ -62,7 +62,7 @@ def _timed(fn, repeat: int) -> float:
 
 
 def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int = 3,
-            prediction: Prediction | None = None) -> Measurement:
+            prediction: Prediction | None = None, max_memory=None) -> Measurement:
     """Build the Jacobian of f at x in `mode` and report what it cost.
 
     Counted work is per phase: "primal" (evaluations of f: one per forward
@@ -70,31 +70,36 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
     rules). `seconds` is the median wall time of `repeat` uncounted runs;
     `peak_bytes` the traced peak of one run; `tape_bytes` the residuals the
     reverse tape holds. mode="auto" reports the order it chose and why; the
-    prediction that chose it is not part of the counted cost.
+    prediction that chose it is not part of the counted cost. A structured x
+    or output is measured flattened: `jacobian` then has shape (m, n).
 
     >>> import numpy as np, jacobian_lab as jl
     >>> m = jl.measure(lambda x: np.sum(np.sin(np.exp(x ** 2))), np.ones(1000), mode="reverse")
     >>> m.passes, m.cost["primal"], m.cost["cotangent"]
     (1, Cost(flops=1999, transcendentals=2000), Cost(flops=4000, transcendentals=1000))
     """
-    x = as_input(x)
-    if repeat < 1:
-        raise ValueError(f"repeat must be at least 1, got {repeat}")
+    f, x = prepare(f, x)
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+        raise ValueError(f"repeat must be a positive integer, got {repeat!r}")
     reason = ""
     if mode == "auto":
         prediction = prediction or predict(f, x)
-        chosen, reason = prediction.choose(batch_size)
-    else:
+        chosen, reason = prediction.choose(batch_size, max_memory)
+    elif mode in ("forward", "reverse"):
         chosen = mode
+    else:
+        raise ValueError(f"mode must be 'forward', 'reverse' or 'auto', got {mode!r}")
+    run = lambda m: jacobian(f, x, m, batch_size, max_memory=max_memory)  # noqa: E731
     tracemalloc.start()
     try:
         with counting() as counter:
-            J = jacobian(f, x, mode=chosen, batch_size=batch_size)
+            J = run(chosen)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    seconds = _timed(lambda: jacobian(f, x, mode=mode, batch_size=batch_size), repeat)
-    step, passes = schedule(chosen, x.size, J.size // max(x.size, 1), batch_size)
+    seconds = _timed(lambda: run(mode), repeat)
+    prediction = prediction or predict(f, x)
+    step, passes = prediction.schedule(chosen, batch_size, max_memory)
     return Measurement(J, chosen, step, passes, counter.costs(), seconds, peak, counter.tape_bytes, reason=reason)
 
 
@@ -204,7 +209,7 @@ def compare(f: Callable, x, modes: Sequence[str] = DEFAULT_MODES, repeat: int = 
     >>> c.best.mode
     'reverse'
     """
-    x = as_input(x)
+    f, x = prepare(f, x)
     prediction = predict(f, x)
     measurements = []
     for name in modes:

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import engines
+from . import engines, memory, trees
 
 MODES = ("forward", "reverse", "auto")
 MAX_BATCH_ELEMENTS = 1 << 22  # seeds x width per pass: bounds one derivative array to 32 MiB
@@ -45,18 +45,18 @@ def _check_batch_size(batch_size):
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
 
 
-def resolve_batch(batch_size, num_seeds: int, width: int) -> int:
-    """Seeds per pass: as given, or as many as keep one derivative array bounded."""
+def schedule(mode: str, n: int, m: int, batch_size=None, seed_bytes: int = 0, room: int = 0) -> tuple[int, int]:
+    """(seeds per pass, passes) for an (m, n) Jacobian: forward seeds n inputs, reverse m outputs.
+
+    With batch_size=None, a pass takes as many seeds as fit in `room` bytes at
+    `seed_bytes` each (reverse: known from the tape), else as keep one
+    derivative array under MAX_BATCH_ELEMENTS.
+    """
     _check_batch_size(batch_size)
+    seeds = n if mode == "forward" else m
     if batch_size is None:
-        batch_size = max(1, MAX_BATCH_ELEMENTS // max(width, 1))
-    return max(1, min(int(batch_size), num_seeds))
-
-
-def schedule(mode: str, n: int, m: int, batch_size=None) -> tuple[int, int]:
-    """(seeds per pass, passes) for an (m, n) Jacobian: forward seeds n inputs, reverse m outputs."""
-    seeds, width = (n, n) if mode == "forward" else (m, max(m, n))
-    step = resolve_batch(batch_size, seeds, width)
+        batch_size = room // seed_bytes if seed_bytes else MAX_BATCH_ELEMENTS // max(n, m if mode == "reverse" else 1, 1)
+    step = max(1, min(int(batch_size), seeds))
     return step, max(1, -(-seeds // step))
 
 
@@ -83,64 +83,135 @@ def _check_derivative(value, k, shape, what):
 
 
 def _result_dtype(x):
-    return np.result_type(x.dtype, np.float64) if x.dtype != np.float32 else np.float32
+    return np.float32 if x.dtype == np.float32 else np.float64
 
 
-def columns(f: Callable, x: np.ndarray, batch_size=None) -> np.ndarray:
+def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None) -> np.ndarray:
     """Forward accumulation: Jacobian columns from one-hot tangent seeds."""
-    engine = engines.get("forward")
+    engine, limit = engines.get("forward"), memory.budget(max_memory)
     n, (step, _) = x.size, schedule("forward", x.size, 0, batch_size)
     J = y_shape = None
     for lo, hi in batches(n, step):
         y, y_dot = engine.jvp(f, x, seeds(lo, hi, x.shape, x.dtype))
         if J is None:
             y_shape = np.shape(y)
-            J = np.empty((int(np.prod(y_shape, dtype=np.int64)), n), dtype=_result_dtype(x))
+            m = int(np.prod(y_shape, dtype=np.int64))
+            memory.check_dense(m, n, np.dtype(_result_dtype(x)).itemsize, limit)
+            J = np.empty((m, n), dtype=_result_dtype(x))
         J[:, lo:hi] = _check_derivative(y_dot, hi - lo, y_shape, "tangent").reshape(hi - lo, -1).T
     return J.reshape(y_shape + x.shape)
 
 
-def rows(f: Callable, x: np.ndarray, batch_size=None) -> np.ndarray:
+def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None) -> np.ndarray:
     """Reverse accumulation: Jacobian rows from one-hot cotangent seeds, one tape."""
     y, pullback = engines.get("reverse").vjp(f, x)
-    y_shape, m = np.shape(y), np.size(y)
-    step, _ = schedule("reverse", x.size, m, batch_size)
-    J = np.empty((m, x.size), dtype=_result_dtype(x))
+    y_shape, m, dtype = np.shape(y), np.size(y), _result_dtype(x)
+    limit = memory.budget(max_memory)
+    room = limit - memory.check_dense(m, x.size, np.dtype(dtype).itemsize, limit)
+    seed_bytes = getattr(pullback, "seed_elements", 0) * np.dtype(dtype).itemsize
+    step, _ = schedule("reverse", x.size, m, batch_size, seed_bytes, room)
+    if seed_bytes and step * seed_bytes > room and step > 1:
+        raise memory.MemoryBudgetError(
+            f"a sweep with {step} cotangents needs about {memory.gib(step * seed_bytes)}, over the "
+            f"{memory.gib(room)} left in the memory budget (max_memory); use batch_size <= "
+            f"{max(1, room // seed_bytes)} or batch_size=None"
+        )
+    J = np.empty((m, x.size), dtype=dtype)
     for lo, hi in batches(m, step):
-        x_bar = pullback(seeds(lo, hi, y_shape, J.dtype))
+        x_bar = pullback(seeds(lo, hi, y_shape, dtype))
         J[lo:hi] = _check_derivative(x_bar, hi - lo, x.shape, "cotangent").reshape(hi - lo, -1)
     return J.reshape(y_shape + x.shape)
 
 
-def choose_mode(f: Callable, x: np.ndarray, batch_size=None) -> str:
+class Flattened:
+    """f as the engines see it: one float array in, one array out.
+
+    A structured x (a tree of arrays) becomes one flat vector, and a structured
+    output is ravelled, its structure remembered in `out_def`; plain arrays pass
+    through untouched. `structured` says whether the Jacobian needs reshaping.
+    """
+
+    def __init__(self, f: Callable, x):
+        self.f, self.in_def, self.out_def = f, None, None
+        if not trees.is_tree(x):
+            self.x = as_input(x)
+            return
+        leaves, self.in_def = trees.flatten(x)
+        if not leaves:
+            raise ValueError("x is an empty structure; it must hold at least one array")
+        self.x = np.concatenate([np.ravel(as_input(leaf)) for leaf in leaves])
+
+    @property
+    def structured(self) -> bool:
+        return self.in_def is not None or self.out_def is not None
+
+    def __call__(self, v):
+        out = self.f(v if self.in_def is None else self.in_def.unflatten(trees.split(v, self.in_def)))
+        if not trees.is_tree(out):
+            return out
+        leaves, self.out_def = trees.flatten(out)
+        if not leaves:
+            raise TypeError("f returned an empty structure; it must return at least one array")
+        return trees.ravel(leaves)
+
+    def unflatten_jacobian(self, J, y_shape):
+        out_def = self.out_def or trees.TreeDef(None, shape=tuple(y_shape))
+        in_def = self.in_def or trees.TreeDef(None, shape=self.x.shape)
+        return trees.blocks(J.reshape(out_def.size, self.x.size), out_def, in_def)
+
+    def unflatten(self, value, which: str):
+        treedef = self.in_def if which == "in" else self.out_def
+        return value if treedef is None else treedef.unflatten(trees.split(value, treedef))
+
+
+def prepare(f: Callable, x) -> tuple[Flattened, np.ndarray]:
+    """(f, x) as the engines take them: x one float array, f returning one array."""
+    g = Flattened(f, x)
+    return g, g.x
+
+
+def choose_mode(f: Callable, x: np.ndarray, batch_size=None, max_memory=None) -> str:
     """The accumulation order with fewer predicted FLOPs (see `jacobian_lab.predict`)."""
     from .prediction import predict
 
-    return predict(f, x).choose(batch_size)[0]
+    return predict(f, x).choose(batch_size, max_memory)[0]
 
 
-def jacobian(f: Callable, x, mode: str = "auto", batch_size=None) -> np.ndarray:
+def jacobian(f: Callable, x, mode: str = "auto", batch_size=None, *, flat: bool = False, max_memory=None):
     """The Jacobian of f at x, shape ``f(x).shape + x.shape``.
 
     mode: "forward" (columns from JVPs), "reverse" (rows from VJPs of one tape)
     or "auto" (the order with fewer predicted FLOPs). batch_size: seeds per pass;
-    1 = one pass per seed, None = as many as keep a pass's arrays bounded.
+    1 = one pass per seed, None = as many as fit the memory budget.
+    x (and f's output) may be nested tuples, lists or dicts of arrays: the
+    Jacobian is then nested the same way, output structure outside, input
+    structure inside (as in JAX), or one (m, n) matrix with ``flat=True``.
+    max_memory: bytes the result and a pass's working set may take (default:
+    half the available memory); a larger Jacobian is refused before allocation.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.jacobian(lambda x: x[:2] * x[1:], np.array([1.0, 2.0, 3.0]), mode="forward")
     array([[2., 1., 0.],
            [0., 3., 2.]])
+    >>> J = jl.jacobian(lambda p: p["a"] * p["b"], {"a": np.ones(2), "b": np.full(2, 3.0)})
+    >>> J["a"]
+    array([[3., 0.],
+           [0., 3.]])
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
-    x = as_input(x)
     _check_batch_size(batch_size)
+    g, x_flat = prepare(f, x)
     if mode == "auto":
-        mode = choose_mode(f, x, batch_size)
-    return (columns if mode == "forward" else rows)(f, x, batch_size)
+        mode = choose_mode(g, x_flat, batch_size, max_memory)
+    J = (columns if mode == "forward" else rows)(g, x_flat, batch_size, max_memory)
+    y_shape = J.shape[: J.ndim - x_flat.ndim]
+    if flat:
+        return J.reshape(int(np.prod(y_shape, dtype=np.int64)), x_flat.size)
+    return g.unflatten_jacobian(J, y_shape) if g.structured else J
 
 
-def jacfwd(f: Callable, *, batch_size=None) -> Callable:
+def jacfwd(f: Callable, *, batch_size=None, flat: bool = False, max_memory=None) -> Callable:
     """Jacobian by forward accumulation, as a function of x (like ``jax.jacfwd``).
 
     >>> import numpy as np, jacobian_lab as jl
@@ -148,33 +219,32 @@ def jacfwd(f: Callable, *, batch_size=None) -> Callable:
     array([[1., 0.],
            [0., 1.]])
     """
-    return lambda x: jacobian(f, x, mode="forward", batch_size=batch_size)
+    return lambda x: jacobian(f, x, "forward", batch_size, flat=flat, max_memory=max_memory)
 
 
-def jacrev(f: Callable, *, batch_size=None) -> Callable:
+def jacrev(f: Callable, *, batch_size=None, flat: bool = False, max_memory=None) -> Callable:
     """Jacobian by reverse accumulation, as a function of x (like ``jax.jacrev``).
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.jacrev(lambda x: np.sum(x ** 2))(np.array([1.0, 2.0]))
     array([2., 4.])
     """
-    return lambda x: jacobian(f, x, mode="reverse", batch_size=batch_size)
+    return lambda x: jacobian(f, x, "reverse", batch_size, flat=flat, max_memory=max_memory)
 
 
 def grad(f: Callable) -> Callable:
-    """Gradient of a scalar-valued f, as a function of x (like ``jax.grad``).
+    """Gradient of a scalar-valued f, as a function of x (like ``jax.grad``); same structure as x.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.grad(lambda x: np.sum(np.sin(x)))(np.zeros(3))
     array([1., 1., 1.])
     """
     def gradient(x):
-        x = as_input(x)
-        y, pullback = engines.get("reverse").vjp(f, x)
+        y, pullback = vjp(f, x)
         if np.shape(y) != ():
             raise TypeError(f"grad requires f to return a scalar (shape ()), got shape {np.shape(y)}; "
                             "use jacrev for vector outputs")
-        return pullback(np.ones((1,), dtype=_result_dtype(x)))[0]
+        return pullback(np.ones((), dtype=np.result_type(y)))
     return gradient
 
 
@@ -192,41 +262,54 @@ def _split_batch(value, shape, name):
                      f"got {value.shape}")
 
 
+def _flat_like(value, treedef, name):
+    """Ravel a structured tangent/cotangent that must match `treedef` exactly."""
+    if treedef is None or treedef.kind is None:
+        return value
+    leaves, d = trees.flatten(value)
+    if not trees.same_structure(d, treedef):
+        raise ValueError(f"{name} must have the same structure and leaf shapes as "
+                         f"{'x' if name == 'x_dot' else 'f(x)'}")
+    return np.concatenate([np.ravel(np.asarray(leaf, dtype=float)) for leaf in leaves])
+
+
 def jvp(f: Callable, x, x_dot):
     """Evaluate f at x and its Jacobian-vector product J @ x_dot (one forward pass).
 
     x_dot has x's shape, or ``(k, *x.shape)`` to push k tangents in one pass;
-    y_dot then has ``y.shape`` or ``(k, *y.shape)``.
+    y_dot then has ``y.shape`` or ``(k, *y.shape)``. For structured x, x_dot
+    has x's structure (one direction).
 
     >>> import numpy as np, jacobian_lab as jl
     >>> y, y_dot = jl.jvp(lambda x: x ** 3, np.array([1.0, 2.0]), np.array([1.0, 0.0]))
     >>> y, y_dot
     (array([1., 8.]), array([3., 0.]))
     """
-    x = as_input(x)
-    tangents, batched = _split_batch(x_dot, x.shape, "x_dot")
-    y, y_dot = engines.get("forward").jvp(f, x, tangents)
+    g, x_flat = prepare(f, x)
+    tangents, batched = _split_batch(_flat_like(x_dot, g.in_def, "x_dot"), x_flat.shape, "x_dot")
+    y, y_dot = engines.get("forward").jvp(g, x_flat, tangents)
     _check_derivative(y_dot, len(tangents), np.shape(y), "tangent")
-    return y, (y_dot if batched else y_dot[0])
+    return g.unflatten(y, "out"), (y_dot if batched else g.unflatten(y_dot[0], "out"))
 
 
 def vjp(f: Callable, x):
     """Evaluate f at x and return ``(y, pullback)``, pullback(y_bar) = y_bar @ J.
 
     One tape is recorded; every call of pullback sweeps it backward. y_bar has
-    y's shape, or ``(k, *y.shape)`` for k cotangents in one sweep.
+    y's shape, or ``(k, *y.shape)`` for k cotangents in one sweep. For
+    structured x and y, y_bar has y's structure and x_bar x's.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> y, pullback = jl.vjp(lambda x: x * x, np.array([1.0, 2.0]))
     >>> pullback(np.array([1.0, 1.0]))
     array([2., 4.])
     """
-    x = as_input(x)
-    y, sweep = engines.get("reverse").vjp(f, x)
+    g, x_flat = prepare(f, x)
+    y, sweep = engines.get("reverse").vjp(g, x_flat)
 
     def pullback(y_bar):
-        cotangents, batched = _split_batch(y_bar, np.shape(y), "y_bar")
-        x_bar = _check_derivative(sweep(cotangents), len(cotangents), x.shape, "cotangent")
-        return x_bar if batched else x_bar[0]
+        cotangents, batched = _split_batch(_flat_like(y_bar, g.out_def, "y_bar"), np.shape(y), "y_bar")
+        x_bar = _check_derivative(sweep(cotangents), len(cotangents), x_flat.shape, "cotangent")
+        return x_bar if batched else g.unflatten(x_bar[0], "in")
 
-    return y, pullback
+    return g.unflatten(y, "out"), pullback

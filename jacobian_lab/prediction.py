@@ -8,7 +8,8 @@ import numpy as np
 
 from .accounting import COTANGENT, PRIMAL, TANGENT, Cost, counting
 from .engines.base import check_output, next_level
-from .jacobian import as_input, schedule
+from . import memory
+from .jacobian import prepare, schedule
 from .primitives import Trace, bind
 from .tracing import Tracer
 
@@ -32,9 +33,10 @@ def count_flops(f: Callable, x) -> Cost:
     >>> jl.count_flops(lambda x: np.sum(np.sin(np.exp(x ** 2))), np.ones(1000))
     Cost(flops=1999, transcendentals=2000)
     """
+    f, x = prepare(f, x)
     trace = EvalTrace()
     with counting() as counter:
-        check_output(f(Tracer(trace, as_input(x))), trace)
+        check_output(f(Tracer(trace, x)), trace)
     return counter.cost("primal")
 
 
@@ -72,16 +74,29 @@ class Prediction:
     staging: Cost
     cotangent: Affine
     tape_bytes: int
+    seed_bytes: int = 0  # working set of one cotangent seed in a sweep
+    itemsize: int = 8
 
-    def cost(self, mode: str, batch_size=None) -> dict[str, Cost]:
+    def schedule(self, mode: str, batch_size=None, max_memory=None) -> tuple[int, int]:
+        """(seeds per pass, passes), exactly as the harness will run them."""
+        if mode == "forward":
+            return schedule(mode, self.n, self.m, batch_size)
+        room = memory.budget(max_memory) - self.dense_bytes
+        return schedule(mode, self.n, self.m, batch_size, self.seed_bytes, room)
+
+    @property
+    def dense_bytes(self) -> int:
+        return self.m * self.n * self.itemsize
+
+    def cost(self, mode: str, batch_size=None, max_memory=None) -> dict[str, Cost]:
         """Predicted Cost per phase ("primal", "tangent", "cotangent") of one Jacobian."""
-        _, passes = schedule(mode, self.n, self.m, batch_size)
+        _, passes = self.schedule(mode, batch_size, max_memory)
         if mode == "forward":
             return {PRIMAL: self.primal * passes, TANGENT: self.tangent.over(passes, self.n), COTANGENT: Cost()}
         return {PRIMAL: self.primal, TANGENT: Cost(), COTANGENT: self.staging + self.cotangent.over(passes, self.m)}
 
-    def total(self, mode: str, batch_size=None) -> Cost:
-        return sum(self.cost(mode, batch_size).values(), Cost())
+    def total(self, mode: str, batch_size=None, max_memory=None) -> Cost:
+        return sum(self.cost(mode, batch_size, max_memory).values(), Cost())
 
     def jvp_ratio(self) -> float:
         """OPS(f and one JVP) / OPS(f), transcendentals weighted 1 (the cheap-gradient ratio)."""
@@ -93,11 +108,22 @@ class Prediction:
         one_sweep = self.primal + self.staging + self.cotangent.fixed + self.cotangent.per_seed
         return one_sweep.total() / max(self.primal.total(), 1.0)
 
-    def choose(self, batch_size=None) -> tuple[str, str]:
-        """(mode, reason): the order with fewer predicted FLOPs (forward on a tie: no tape)."""
-        fwd, rev = self.total("forward", batch_size).total(), self.total("reverse", batch_size).total()
-        mode = "forward" if fwd <= rev else "reverse"
+    def choose(self, batch_size=None, max_memory=None) -> tuple[str, str]:
+        """(mode, reason): the order with fewer predicted FLOPs (forward on a tie: no tape).
+
+        With a memory budget, reverse mode is ruled out when its tape and one
+        sweep's working set do not fit.
+        """
         shape = f"{self.m}x{self.n} Jacobian"
+        limit = memory.budget(max_memory)
+        memory.check_dense(self.m, self.n, self.itemsize, limit)
+        reverse_needs = self.dense_bytes + self.tape_bytes + self.seed_bytes
+        if max_memory is not None and reverse_needs > limit:
+            return "forward", (f"reverse would need {memory.gib(reverse_needs)} for its tape and one sweep, "
+                               f"over max_memory = {memory.gib(limit)}")
+        fwd = self.total("forward", batch_size).total()
+        rev = self.total("reverse", batch_size, max_memory).total()
+        mode = "forward" if fwd <= rev else "reverse"
         if fwd == rev:
             return mode, f"forward and reverse both predict {fwd:,.0f} FLOPs for this {shape}; forward needs no tape"
         ratio = max(fwd, rev) / max(min(fwd, rev), 1.0)
@@ -135,7 +161,7 @@ def predict(f: Callable, x) -> Prediction:
     """
     from .engines import get
 
-    x = as_input(x)
+    f, x = prepare(f, x)
     with counting() as counter:
         y, pullback = get("reverse").vjp(f, x)
     primal, tape_bytes = counter.cost(PRIMAL), counter.tape_bytes
@@ -146,4 +172,5 @@ def predict(f: Callable, x) -> Prediction:
         n=x.size, m=int(np.prod(y_shape, dtype=np.int64)), primal=primal,
         tangent=Affine.from_probes(t_one, t_two), staging=first - one,
         cotangent=Affine.from_probes(one, two), tape_bytes=tape_bytes,
+        seed_bytes=getattr(pullback, "seed_elements", 0) * x.dtype.itemsize, itemsize=x.dtype.itemsize,
     )

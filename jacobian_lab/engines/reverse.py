@@ -114,6 +114,8 @@ class ReverseEngine:
             k = np.shape(g)[0]
             return np.zeros((k,) + np.shape(x)) if ct is None else ct
 
+        # A sweep holds at most one cotangent per recorded value: elements per seed.
+        pullback.seed_elements = sum(np.size(record.out) for record in tape.records)
         counter = active_counter()
         if counter is not None:
             counter.tape_bytes = max(counter.tape_bytes, tape.residual_bytes())

@@ -1,0 +1,50 @@
+"""The memory budget: how much a Jacobian computation may allocate, and the error when it can't."""
+from __future__ import annotations
+
+import os
+
+DEFAULT_FRACTION = 0.5  # of the memory available when the computation starts
+
+
+class MemoryBudgetError(MemoryError):
+    """A Jacobian (or one pass's working set) would exceed `max_memory`; nothing was allocated."""
+
+
+def available_bytes() -> int:
+    """Memory the OS can give now (MemAvailable on Linux; physical memory elsewhere)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def budget(max_memory=None) -> int:
+    """max_memory in bytes, or the default: half of the memory available now."""
+    if max_memory is None:
+        return int(DEFAULT_FRACTION * available_bytes())
+    if isinstance(max_memory, bool) or not isinstance(max_memory, (int, float)) or not max_memory > 0:
+        raise ValueError(f"max_memory must be a positive number of bytes or None, got {max_memory!r}")
+    return int(max_memory)
+
+
+def gib(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.3g} GiB"
+
+
+def check_dense(m: int, n: int, itemsize: int, limit: int) -> int:
+    """Refuse an (m, n) result larger than `limit` bytes; return its size in bytes."""
+    need = m * n * itemsize
+    if need > limit:
+        raise MemoryBudgetError(
+            f"the dense {m}x{n} Jacobian needs {gib(need)}, over the memory budget of {gib(limit)} "
+            "(max_memory). Differentiate a smaller function or a slice of the outputs, pass a larger "
+            "max_memory, or use jvp/vjp for the products you need instead of the full matrix."
+        )
+    return need

@@ -1,0 +1,96 @@
+"""measure() and compare(): fields, rows, table, JSON, verdict."""
+import json
+
+import numpy as np
+import pytest
+
+import jacobian_lab as jl
+from jacobian_lab.accounting import Cost
+
+from helpers import central_differences
+
+
+def seed(n=200):
+    return jl.problems.get("seed", n=n)
+
+
+def test_measure_reports_passes_costs_time_and_memory():
+    p = seed()
+    m = jl.measure(p.f, p.x, mode="forward", batch_size=1, repeat=2)
+    assert m.mode == "forward" and m.batch_size == 1 and m.passes == p.n
+    assert m.cost["primal"] == p.n * jl.count_flops(p.f, p.x)
+    assert m.cost["cotangent"] == Cost()
+    assert m.total == m.cost["primal"] + m.cost["tangent"]
+    assert m.seconds > 0 and m.peak_bytes > 0 and m.tape_bytes == 0
+    np.testing.assert_allclose(m.jacobian, p.jacobian_exact(p.x), rtol=1e-12)
+
+
+def test_reverse_measurement_holds_a_tape():
+    p = seed()
+    m = jl.measure(p.f, p.x, mode="reverse")
+    assert m.passes == 1 and m.tape_bytes >= p.x.nbytes
+    assert m.cost["tangent"] == Cost()
+
+
+def test_measure_auto_says_what_it_chose_and_why():
+    p = jl.problems.get("curve", m=50)
+    m = jl.measure(p.f, p.x, mode="auto", repeat=1)
+    assert m.mode == "forward"
+    assert "forward" in m.reason and "FLOPs" in m.reason
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_measure_rejects_bad_repeat(bad):
+    with pytest.raises(ValueError, match="repeat"):
+        jl.measure(np.sin, np.ones(2), repeat=bad)
+
+
+def test_measure_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="mode"):
+        jl.measure(np.sin, np.ones(2), mode="sideways")
+
+
+def test_compare_default_rows_and_best():
+    p = seed(300)
+    c = jl.compare(p.f, p.x, repeat=1)
+    labels = [m.label for m in c.measurements]
+    assert labels[:4] == ["forward, 1 seed/pass", "forward, vector", "reverse, 1 seed/sweep", "reverse, batched"]
+    assert labels[4] == "auto -> reverse"
+    assert c.best.mode == "reverse"
+    for m in c.measurements:
+        np.testing.assert_allclose(m.jacobian, c.measurements[0].jacobian, rtol=1e-12, atol=1e-12)
+        assert c.max_abs_diff(m) < 1e-12
+
+
+def test_compare_table_and_verdict():
+    p = seed(300)
+    c = jl.compare(p.f, p.x, repeat=1)
+    text = c.table()
+    for heading in ("passes", "primal flops", "deriv flops", "total", "total/f", "ms", "peak MiB", "tape MiB"):
+        assert heading in text
+    flops_ratio = c.measurements[1].total.total() / c.measurements[3].total.total()
+    assert f"reverse is {flops_ratio:.3g}x cheaper in FLOPs for this 1x300 Jacobian" in c.verdict()
+    assert c.verdict() in " ".join(text.split())
+    assert "OPS(f+VJP)/OPS(f) = 2.25" in text
+
+
+def test_compare_to_dict_is_json_ready():
+    p = jl.problems.get("dense", n=10)
+    d = json.loads(json.dumps(jl.compare(p.f, p.x, modes=["forward", "reverse-3"], repeat=1).to_dict()))
+    assert (d["n"], d["m"]) == (10, 10)
+    assert [m["batch_size"] for m in d["measurements"]] == [10, 3]
+    assert d["measurements"][1]["passes"] == 4
+    assert d["prediction"]["primal"] == jl.count_flops(p.f, p.x).to_dict()
+
+
+def test_compare_user_function_against_finite_differences():
+    f = lambda x: np.stack([np.sum(x ** 3), np.prod(x[:2])])  # noqa: E731
+    x = np.array([0.5, -1.5, 2.0])
+    c = jl.compare(f, x, modes=["forward", "reverse", "auto"], repeat=1)
+    for m in c.measurements:
+        np.testing.assert_allclose(m.jacobian, central_differences(f, x), rtol=1e-6)
+
+
+def test_compare_rejects_unknown_row():
+    with pytest.raises(ValueError, match="forward-K"):
+        jl.compare(np.sin, np.ones(2), modes=["sideways"])

@@ -1,0 +1,66 @@
+"""Memory budget: refuse oversized Jacobians before allocating; size batches to fit."""
+import numpy as np
+import pytest
+
+import jacobian_lab as jl
+from jacobian_lab.accounting import counting
+from jacobian_lab.memory import MemoryBudgetError, budget
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+def test_dense_result_over_budget_is_refused_with_its_size(mode):
+    f = lambda x: np.tanh(x)  # noqa: E731  -> 2000 x 2000 float64 Jacobian: 32 MB
+    with pytest.raises(MemoryBudgetError) as err:
+        jl.jacobian(f, np.ones(2000), mode=mode, max_memory=10_000_000)
+    message = str(err.value)
+    assert "2000x2000" in message and "0.0298 GiB" in message and "max_memory" in message
+    assert isinstance(err.value, MemoryError)
+
+
+def test_refusal_happens_before_any_derivative_work_in_reverse():
+    with counting() as c, pytest.raises(MemoryBudgetError):
+        jl.jacobian(np.tanh, np.ones(2000), mode="reverse", max_memory=10_000_000)
+    assert c.cost("cotangent").total() == 0
+
+
+def test_batch_none_picks_the_largest_batch_that_fits():
+    f = lambda x: np.tanh(np.outer(x, x)).ravel()[:50]  # noqa: E731   m = 50 outputs, n = 20
+    x = np.linspace(0, 1, 20)
+    prediction = jl.predict(f, x)
+    seed_bytes = prediction.seed_bytes
+    room = 50 * 20 * 8 + 7 * seed_bytes + seed_bytes // 2   # the result plus 7.5 seeds' working set
+    step, passes = prediction.schedule("reverse", None, room)
+    assert (step, passes) == (7, 8)
+    m = jl.measure(f, x, mode="reverse", repeat=1, max_memory=room)
+    assert (m.batch_size, m.passes) == (7, 8)
+    np.testing.assert_allclose(m.jacobian, jl.jacfwd(f)(x), rtol=1e-12)
+
+
+def test_explicit_batch_over_budget_names_a_batch_that_fits():
+    f = lambda x: np.tanh(np.outer(x, x)).ravel()[:50]  # noqa: E731
+    x = np.linspace(0, 1, 20)
+    seed_bytes = jl.predict(f, x).seed_bytes
+    room = 50 * 20 * 8 + 4 * seed_bytes
+    with pytest.raises(MemoryBudgetError, match="batch_size <= 4"):
+        jl.jacobian(f, x, mode="reverse", batch_size=50, max_memory=room)
+
+
+def test_auto_avoids_reverse_when_its_tape_does_not_fit():
+    # one output, so reverse is far cheaper in FLOPs, but its tape cannot fit the budget
+    f = lambda x: np.sum(np.sin(np.exp(x ** 2)))  # noqa: E731
+    x = np.linspace(-1, 1, 1000)
+    prediction = jl.predict(f, x)
+    assert prediction.choose()[0] == "reverse"
+    mode, reason = prediction.choose(max_memory=prediction.tape_bytes // 2)
+    assert mode == "forward" and "max_memory" in reason
+
+
+@pytest.mark.parametrize("bad", [0, -5, "1GB", True])
+def test_bad_max_memory(bad):
+    with pytest.raises(ValueError, match="max_memory"):
+        jl.jacobian(np.sin, np.ones(3), mode="reverse", max_memory=bad)
+
+
+def test_default_budget_is_half_the_available_memory():
+    assert 0 < budget() < 2**50
+    assert budget(12345) == 12345

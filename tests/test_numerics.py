@@ -1,0 +1,53 @@
+"""Non-finite values propagate as in NumPy, warnings are kept, kinks follow one convention."""
+import warnings
+
+import numpy as np
+import pytest
+
+import jacobian_lab as jl
+
+MODES = ["forward", "reverse"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_nan_stays_in_its_own_entries(mode):
+    x = np.array([np.nan, 1.0, 2.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        J = jl.jacobian(np.sin, x, mode=mode)
+    assert np.isnan(J[0, 0])
+    np.testing.assert_allclose(J[1:, 1:], np.diag(np.cos(x[1:])))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_linear_maps_are_unaffected_by_nan_inputs(mode):
+    A = np.arange(6.0).reshape(2, 3)
+    J = jl.jacobian(lambda x: A @ x, np.array([np.nan, np.inf, 1.0]), mode=mode)
+    np.testing.assert_array_equal(J, A)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_inf_output_does_not_raise(mode):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        J = jl.jacobian(lambda x: np.log(x), np.array([0.0, 2.0]), mode=mode)
+    assert np.isinf(J[0, 0]) and J[1, 1] == 0.5
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_overflow_warnings_are_not_swallowed(mode):
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        jl.jacobian(np.exp, np.array([1000.0, 1.0]), mode=mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f, x, expected", [
+    (np.abs, np.array([0.0]), [[0.0]]),                                             # sign(0) = 0
+    (lambda x: np.maximum(x, 0.0), np.array([0.0]), [[0.5]]),                        # tie shared
+    (lambda x: np.minimum(x[0], x[1]), np.array([1.0, 1.0]), [0.5, 0.5]),
+    (lambda x: np.clip(x, 0.0, 1.0), np.array([0.0, 1.0, 0.5]), np.diag([0.5, 0.5, 1.0])),
+    (lambda x: np.where(x > 0, x, 2 * x), np.array([0.0]), [[2.0]]),                 # the branch taken
+    (lambda x: np.max(x), np.array([3.0, 3.0, 1.0]), [0.5, 0.5, 0.0]),
+])
+def test_kink_conventions_match_jax_in_both_modes(mode, f, x, expected):
+    np.testing.assert_allclose(jl.jacobian(f, x, mode=mode), expected)

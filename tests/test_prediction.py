@@ -1,0 +1,111 @@
+"""predict(): exact agreement with the counted work, auto mode, cheap-gradient ratios."""
+import numpy as np
+import pytest
+
+import jacobian_lab as jl
+from jacobian_lab.accounting import Cost, counting
+
+SMALL = {"seed": {"n": 40}, "mlp_loss": {"n": 66}, "curve": {"m": 30}, "dense": {"n": 25},
+         "bratu": {"n": 40}, "wide_to_tall": {"n": 30, "m": 20}, "tall_to_wide": {"n": 6, "m": 9}}
+
+
+def small(name):
+    return jl.problems.get(name, **SMALL[name])
+
+
+def counted(f, x, mode, batch_size):
+    with counting() as c:
+        jl.jacobian(f, x, mode=mode, batch_size=batch_size)
+    return c.costs()
+
+
+@pytest.mark.parametrize("name", jl.problems.names())
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("batch_size", [None, 1, 7])
+def test_prediction_equals_measured_count(name, mode, batch_size):
+    p = small(name)
+    assert jl.predict(p.f, p.x).cost(mode, batch_size) == counted(p.f, p.x, mode, batch_size)
+
+
+@pytest.mark.parametrize("name", jl.problems.names())
+def test_prediction_at_default_sizes_equals_measurement(name):
+    p = jl.problems.get(name)
+    prediction = jl.predict(p.f, p.x)
+    for mode in ("forward", "reverse"):
+        m = jl.measure(p.f, p.x, mode=mode, repeat=1, prediction=prediction)
+        assert m.cost == prediction.cost(mode)
+        assert m.passes == prediction.schedule(mode)[1]
+
+
+@pytest.mark.parametrize("name", jl.problems.names())
+def test_cheap_gradient_ratios_within_three(name):
+    p = jl.problems.get(name)
+    prediction = jl.predict(p.f, p.x)
+    assert 1.0 < prediction.jvp_ratio() <= 3.0
+    assert 1.0 < prediction.vjp_ratio() <= 3.0
+
+
+@pytest.mark.parametrize("name", jl.problems.names())
+@pytest.mark.parametrize("batch_size", [None, 1])
+def test_auto_never_picks_the_costlier_order(name, batch_size):
+    p = small(name)
+    measured = {m: counted(p.f, p.x, m, batch_size) for m in ("forward", "reverse")}
+    totals = {m: sum(c.values(), Cost()).total() for m, c in measured.items()}
+    mode, reason = jl.predict(p.f, p.x).choose(batch_size)
+    assert totals[mode] <= min(totals.values())
+    assert mode in reason or "both" in reason
+
+
+def test_auto_follows_cost_not_shape():
+    # n = 3 inputs, m = 4 outputs, but the outputs share one expensive subexpression that
+    # forward mode must push 3 tangents through and reverse only needs once per row.
+    def f(x):
+        h = np.tanh(np.outer(x, x)).sum()
+        return np.stack([h, 2 * h, 3 * h, 4 * h])
+    x = np.array([0.1, 0.2, 0.3])
+    prediction = jl.predict(f, x)
+    mode, _ = prediction.choose()
+    fwd, rev = prediction.total("forward").total(), prediction.total("reverse").total()
+    assert mode == ("forward" if fwd <= rev else "reverse")
+
+
+def test_seed_problem_counts_exactly():
+    # sum(sin(exp(x**2))) at n = 1000: x**2 (N flops), exp, sin (N transcendentals each), sum (N - 1).
+    p = jl.problems.get("seed", n=1000)
+    assert jl.count_flops(p.f, p.x) == Cost(1999, 2000)
+    prediction = jl.predict(p.f, p.x)
+    assert prediction.primal == Cost(1999, 2000)
+    # reverse: sum -> broadcast (0); sin: cos(x) staged once (N transc) then g*cos (N);
+    # exp: g*out (N); square: 2x staged (N), g*2x (N)  => 4N flops + N transcendentals
+    assert prediction.cost("reverse")["cotangent"] == Cost(4000, 1000)
+    # forward, one seed per pass: per pass 2x and cos(x) (N flops, N transc) plus
+    # t*2x, t*exp, t*cos (3N) and the sum of the tangent (N - 1)
+    assert prediction.cost("forward", 1)["tangent"] == 1000 * Cost(1000 + 3000 + 999, 1000)
+    assert prediction.cost("forward", 1)["primal"] == 1000 * Cost(1999, 2000)
+
+
+def test_vector_mode_evaluates_the_primal_once_per_pass():
+    p = jl.problems.get("seed", n=100)
+    prediction = jl.predict(p.f, p.x)
+    assert prediction.cost("forward", 10)["primal"] == 10 * prediction.primal
+    assert prediction.cost("forward", 100)["primal"] == prediction.primal
+    assert prediction.cost("reverse", 1)["primal"] == prediction.primal
+
+
+def test_staging_is_paid_once_per_tape():
+    p = jl.problems.get("seed", n=50)
+    prediction = jl.predict(p.f, p.x)
+    assert prediction.staging == Cost(50, 50)  # 2x and cos(x)
+    y, pullback = jl.vjp(p.f, p.x)
+    with counting() as c:
+        pullback(np.ones(()))
+        pullback(np.ones(()))
+    assert c.cost("cotangent") == prediction.staging + 2 * prediction.cotangent.per_seed
+
+
+def test_predict_accepts_structured_inputs():
+    f = lambda p: np.sum(p["w"] * p["b"])  # noqa: E731
+    x = {"w": np.ones(3), "b": np.arange(3.0)}
+    prediction = jl.predict(f, x)
+    assert (prediction.n, prediction.m) == (6, 1)
+    assert prediction.primal == Cost(5, 0)

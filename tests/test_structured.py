@@ -1,0 +1,101 @@
+"""Structured inputs and outputs: nested tuples, lists and dicts of arrays (JAX's convention)."""
+import numpy as np
+import pytest
+
+import jacobian_lab as jl
+
+from helpers import central_differences
+
+MODES = ["forward", "reverse", "auto"]
+rng = np.random.default_rng(3)
+W, B = rng.normal(size=(2, 3)), rng.normal(size=2)
+
+
+def layer(params):
+    return np.tanh(params["W"] @ params["x"] + params["b"])
+
+
+PARAMS = {"W": W, "b": B, "x": rng.normal(size=3)}
+
+
+def flat_reference(f, x_leaves, shapes):
+    """Central differences of f over the concatenated leaves: an (m, n) matrix."""
+    sizes = [int(np.prod(s)) for s in shapes]
+
+    def g(v):
+        parts = np.split(v, np.cumsum(sizes)[:-1])
+        return np.ravel(f([p.reshape(s) for p, s in zip(parts, shapes)]))
+    return central_differences(g, np.concatenate([np.ravel(a) for a in x_leaves]))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_dict_input_gives_a_dict_of_blocks(mode):
+    J = jl.jacobian(layer, PARAMS, mode=mode)
+    assert set(J) == {"W", "b", "x"}
+    assert J["W"].shape == (2, 2, 3) and J["b"].shape == (2, 2) and J["x"].shape == (2, 3)
+    keys = ["W", "b", "x"]
+    ref = flat_reference(lambda leaves: layer(dict(zip(keys, leaves))),
+                         [PARAMS[k] for k in keys], [PARAMS[k].shape for k in keys])
+    np.testing.assert_allclose(np.concatenate([J[k].reshape(2, -1) for k in keys], axis=1), ref, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_nested_tuple_and_list_input_and_tuple_output(mode):
+    def f(args):
+        a, (b, c) = args
+        return (a * b, [np.sum(c * a[0]), c ** 2])
+
+    x = (np.array([1.0, 2.0]), [np.array([3.0, -1.0]), np.array([[0.5, 0.25]])])
+    J = jl.jacobian(f, x, mode=mode)
+    assert isinstance(J, tuple) and isinstance(J[1], list)
+    # output structure outside, input structure inside
+    assert J[0][0].shape == (2, 2) and J[0][1][1].shape == (2, 1, 2)
+    np.testing.assert_allclose(J[0][0], np.diag([3.0, -1.0]))
+    np.testing.assert_allclose(J[0][1][0], np.diag([1.0, 2.0]))
+    np.testing.assert_allclose(J[1][0][0], [0.75, 0.0])          # d sum(c * a0) / da
+    np.testing.assert_allclose(J[1][1][1][1], np.diag([1.0, 0.5]).reshape(1, 2, 1, 2))  # d c**2 / dc
+    np.testing.assert_allclose(J[1][1][0], np.zeros((1, 2, 2)))                       # d c**2 / da
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_flat_true_gives_one_matrix(mode):
+    J = jl.jacobian(layer, PARAMS, mode=mode, flat=True)
+    assert J.shape == (2, 6 + 2 + 3)
+    J2 = jl.jacobian(lambda x: np.outer(x, x), np.arange(3.0), mode=mode, flat=True)
+    assert J2.shape == (9, 3)
+
+
+def test_jacfwd_jacrev_grad_accept_structures():
+    f = lambda p: np.sum(p["W"] ** 2) + np.sum(p["b"])  # noqa: E731
+    g = jl.grad(f)(PARAMS)
+    np.testing.assert_allclose(g["W"], 2 * W)
+    np.testing.assert_allclose(g["b"], np.ones(2))
+    np.testing.assert_allclose(g["x"], np.zeros(3))
+    Jf, Jr = jl.jacfwd(layer)(PARAMS), jl.jacrev(layer)(PARAMS)
+    for k in PARAMS:
+        np.testing.assert_allclose(Jf[k], Jr[k], rtol=1e-12, atol=1e-14)
+
+
+def test_jvp_and_vjp_with_structures():
+    tangent = {k: np.ones_like(v) for k, v in PARAMS.items()}
+    y, y_dot = jl.jvp(layer, PARAMS, tangent)
+    J = jl.jacobian(layer, PARAMS, flat=True)
+    np.testing.assert_allclose(y_dot, J @ np.ones(J.shape[1]), rtol=1e-12)
+    y, pullback = jl.vjp(lambda p: (layer(p), p["b"] * 2), PARAMS)
+    x_bar = pullback((np.array([1.0, 0.0]), np.array([0.0, 1.0])))
+    assert set(x_bar) == {"W", "b", "x"}
+    np.testing.assert_allclose(x_bar["b"], jl.jacobian(layer, PARAMS)["b"][0] + [0.0, 2.0], rtol=1e-12)
+    with pytest.raises(ValueError, match="same structure"):
+        jl.jvp(layer, PARAMS, {"W": np.ones((2, 3))})
+
+
+def test_measure_and_compare_accept_structures():
+    m = jl.measure(layer, PARAMS, mode="forward", repeat=1)
+    assert m.jacobian.shape == (2, 11)
+    c = jl.compare(layer, PARAMS, modes=["forward", "reverse"], repeat=1)
+    assert c.prediction.n == 11 and c.max_abs_diff(c.measurements[1]) < 1e-12
+
+
+def test_empty_structure_is_refused():
+    with pytest.raises(ValueError, match="empty"):
+        jl.jacobian(lambda p: p, {})
