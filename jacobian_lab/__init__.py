@@ -8,13 +8,16 @@ True
 """
 from . import chain, engines, problems
 from .accounting import Cost
+from .chain import Chain
 from .compare import Comparison, Measurement, compare, measure
 from .jacobian import grad, jacfwd, jacobian, jacrev, jvp, vjp
+from .memory import MemoryBudgetError
 from .prediction import Prediction, count_flops, predict
 from .tracing import TracerConversionError
 
 __all__ = [
-    "Comparison", "Cost", "Measurement", "Prediction", "TracerConversionError", "chain", "compare",
+    "Chain", "Comparison", "Cost", "Measurement", "MemoryBudgetError", "Prediction", "TracerConversionError",
+    "chain", "compare",
     "count_flops", "engines", "grad", "jacfwd", "jacobian", "jacrev", "jvp", "measure", "predict",
     "problems", "vjp",
 ]

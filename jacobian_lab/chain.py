@@ -855,7 +855,10 @@ class Chain:
         return plan(self.widths(x))
 
     # --- local Jacobians -------------------------------------------------------
-    def _local(self, points: Sequence[np.ndarray]) -> tuple[list[np.ndarray], tuple[str, ...], tuple[Cost, ...]]:
+    def _local(
+        self, points: Sequence[np.ndarray]
+    ) -> tuple[list[np.ndarray], tuple[str, ...], tuple[Cost, ...]]:
+        """``(J_i, engine, counted cost)`` for every stage, at the intermediate points."""
         mats, modes, costs = [], [], []
         for i, stage in enumerate(self.stages, 1):
             mode = local_mode(len(points[i - 1]), len(points[i]))

@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from . import engines, memory, trees
+from .tracing import Tracer
 
 MODES = ("forward", "reverse", "auto")
 MAX_BATCH_ELEMENTS = 1 << 22  # seeds x width per pass: bounds one derivative array to 32 MiB
@@ -32,9 +33,12 @@ def as_input(x) -> np.ndarray:
     if kind == "c":
         raise TypeError("complex input is not supported: differentiate the real and imaginary parts "
                         "as separate real inputs")
+    if kind == "b":
+        raise TypeError("x must be a float array, got dtype bool; booleans have no derivative, "
+                        "convert with x.astype(float)")
     if kind != "f":
-        raise TypeError(f"x must be a float array, got dtype {x.dtype}"
-                        + ("; booleans have no derivative, convert with x.astype(float)" if kind == "b" else ""))
+        raise TypeError(f"x must be a float array, got dtype {x.dtype}; convert it with "
+                        "np.asarray(x, dtype=float) if its entries are numbers")
     return x
 
 
@@ -98,7 +102,7 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None) -> np.
             m = int(np.prod(y_shape, dtype=np.int64))
             memory.check_dense(m, n, np.dtype(_result_dtype(x)).itemsize, limit)
             J = np.empty((m, n), dtype=_result_dtype(x))
-        J[:, lo:hi] = _check_derivative(y_dot, hi - lo, y_shape, "tangent").reshape(hi - lo, -1).T
+        J[:, lo:hi] = _check_derivative(y_dot, hi - lo, y_shape, "tangent").reshape(hi - lo, m).T
     return J.reshape(y_shape + x.shape)
 
 
@@ -119,7 +123,7 @@ def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None) -> np.nda
     J = np.empty((m, x.size), dtype=dtype)
     for lo, hi in batches(m, step):
         x_bar = pullback(seeds(lo, hi, y_shape, dtype))
-        J[lo:hi] = _check_derivative(x_bar, hi - lo, x.shape, "cotangent").reshape(hi - lo, -1)
+        J[lo:hi] = _check_derivative(x_bar, hi - lo, x.shape, "cotangent").reshape(hi - lo, x.size)
     return J.reshape(y_shape + x.shape)
 
 
@@ -152,6 +156,12 @@ class Flattened:
         leaves, self.out_def = trees.flatten(out)
         if not leaves:
             raise TypeError("f returned an empty structure; it must return at least one array")
+        for leaf in leaves:
+            if not isinstance(leaf, (np.ndarray, np.generic, Tracer)):
+                raise TypeError(
+                    f"f returned a {type(out).__name__} holding a {type(leaf).__name__}; every entry of a "
+                    "structured output must be an array (build one array with np.stack, or return arrays)"
+                )
         return trees.ravel(leaves)
 
     def unflatten_jacobian(self, J, y_shape):

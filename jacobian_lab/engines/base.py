@@ -70,8 +70,8 @@ def check_output(y, trace):
         raise TypeError("f returned None; it must return a float array (did it forget `return`?)")
     if isinstance(y, (list, tuple, dict, str, bytes)):
         raise TypeError(
-            f"f returned a {type(y).__name__}; it must return one float array "
-            "(combine the parts with np.stack or np.concatenate)"
+            f"f returned a {type(y).__name__}; it must return a float array "
+            "(or, through jacobian/jacfwd/jacrev, a tuple, list or dict of float arrays)"
         )
     value = np.asarray(y)
     if value.dtype.kind not in "f":
