@@ -60,13 +60,18 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
             f"numpy.{ufunc.__name__}(..., out=...) writes into an array in place, which would drop "
             f"the derivative; assign the result instead (y = np.{ufunc.__name__}(...))"
         )
+    # Arguments the primitives do not model are refused, never dropped: a dropped
+    # `initial`, `where` or gufunc `axes` would silently change the value.
     if method == "__call__" and ufunc in UFUNCS:
-        for key in ("where", "dtype", "casting", "order", "subok", "signature"):
+        for key in ("where", "dtype", "casting", "order", "subok", "signature", "axes", "axis", "keepdims"):
             _reject(ufunc.__name__, kwargs.get(key), key)
         return UFUNCS[ufunc](*inputs)
     if method == "reduce" and ufunc in _REDUCE:
+        for key in ("dtype", "initial", "where"):
+            _reject(f"{ufunc.__name__}.reduce", kwargs.get(key), key)
         return _reduction(getattr(R, _REDUCE[ufunc]), inputs[0], kwargs.get("axis", 0), kwargs.get("keepdims", False))
     if method == "accumulate" and ufunc is np.add:
+        _reject("add.accumulate", kwargs.get("dtype"), "dtype")
         return cumsum(inputs[0], kwargs.get("axis", 0))
     raise unsupported(f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}"))
 
@@ -98,19 +103,25 @@ def _reduction(prim, a, axis=None, keepdims=False):
     return prim(a, axis=normalize_axis(axis, np.ndim(a)), keepdims=bool(keepdims))
 
 
-def _reduction_function(prim, name):
+def _reduction_function(prim, name, with_dtype=True):
     def fn(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
         for key, value in (("dtype", dtype), ("out", out), ("initial", initial), ("where", where)):
             _reject(name, value, key)
         return _reduction(prim, a, axis, keepdims)
-    fn.__name__ = name
-    return fn
+
+    # np.max / np.min take no dtype: (a, axis, out, keepdims, ...) when passed by position.
+    def fn_without_dtype(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+        return fn(a, axis, None, out, keepdims, initial, where)
+
+    chosen = fn if with_dtype else fn_without_dtype
+    chosen.__name__ = name
+    return chosen
 
 
 implements(np.sum)(_reduction_function(R.sum, "sum"))
 implements(np.prod)(_reduction_function(R.prod, "prod"))
-implements(np.max, np.amax)(_reduction_function(R.max, "max"))
-implements(np.min, np.amin)(_reduction_function(R.min, "min"))
+implements(np.max, np.amax)(_reduction_function(R.max, "max", with_dtype=False))
+implements(np.min, np.amin)(_reduction_function(R.min, "min", with_dtype=False))
 
 
 @implements(np.mean)
@@ -271,7 +282,9 @@ def take(a, indices, axis=None, out=None, mode="raise"):
     axis = normalize_axis(axis, np.ndim(a))[0]
     indices = np.asarray(indices)
     n = np.shape(a)[axis]
-    if indices.size and (indices.min() < -n or indices.max() >= n):
+    if mode == "clip":  # NumPy's clip mode also clips negative indices to 0
+        indices = np.clip(indices, 0, max(n - 1, 0))
+    elif mode != "wrap" and indices.size and (indices.min() < -n or indices.max() >= n):
         raise IndexError(f"index out of bounds for axis {axis} with size {n}")
     flat = S.take(a, np.ravel(indices) % max(n, 1), axis=axis)
     shape = np.shape(a)
@@ -361,6 +374,7 @@ def outer(a, b, out=None):
 @implements(np.trace)
 def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
     _reject("trace", out, "out")
+    _reject("trace", dtype, "dtype")
     a = moveaxis(a, (axis1, axis2), (-2, -1))
     rows, cols = np.shape(a)[-2:]
     i = np.arange(max(0, -offset), min(rows, cols - offset))
@@ -374,9 +388,16 @@ implements(np.shape)(lambda a: a.shape)
 implements(np.ndim)(lambda a: a.ndim)
 implements(np.size)(lambda a, axis=None: a.size if axis is None else a.shape[axis])
 implements(np.copy)(lambda a, order="K", subok=False: a)
-implements(np.zeros_like)(lambda a, dtype=None, *args, **kw: np.zeros(a.shape, dtype or a.dtype))
-implements(np.ones_like)(lambda a, dtype=None, *args, **kw: np.ones(a.shape, dtype or a.dtype))
-implements(np.empty_like)(lambda a, dtype=None, *args, **kw: np.zeros(a.shape, dtype or a.dtype))
-implements(np.full_like)(lambda a, fill_value, dtype=None, *args, **kw: np.full(a.shape, fill_value, dtype or a.dtype))
+
+
+@implements(np.full_like)
+def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, **kwargs):
+    # A constant: `shape` overrides a's shape, as in NumPy.
+    return np.full(np.shape(a) if shape is None else shape, fill_value, dtype or a.dtype)
+
+
+implements(np.zeros_like)(lambda a, *args, **kw: full_like(a, 0, *args, **kw))
+implements(np.ones_like)(lambda a, *args, **kw: full_like(a, 1, *args, **kw))
+implements(np.empty_like)(lambda a, *args, **kw: full_like(a, 0, *args, **kw))
 
 UFUNCS[np.matmul] = matmul  # a gufunc in NumPy 2: reaches us through __array_ufunc__

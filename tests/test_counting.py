@@ -1,0 +1,338 @@
+"""Exact FLOP counts against the conventions table of the design brief.
+
+Expected numbers are computed here from the table (N elementwise flops,
+N transcendentals, 2·m·k·n per matmul, L − 1 per reduced output, ...) or derived
+by hand from the rules, with the derivation in a comment next to each number;
+none is read from the package's own cost functions.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import jacobian_lab as jl
+from jacobian_lab.accounting import counting
+
+Cost = jl.Cost
+RNG = np.random.default_rng(3)
+
+
+# --- the design table, restated --------------------------------------------------------
+def elementwise(n):
+    return Cost(n, 0)
+
+
+def transcendental(n):
+    return Cost(0, n)
+
+
+def matmul_cost(a_shape, b_shape):
+    """2·m·k·n per batch entry; a vector is a row (m = 1) on the left, a column (n = 1) on the right."""
+    m, k = (1, a_shape[0]) if len(a_shape) == 1 else a_shape[-2:]
+    n = 1 if len(b_shape) == 1 else b_shape[-1]
+    batch = math.prod(np.broadcast_shapes(tuple(a_shape[:-2]), tuple(b_shape[:-2])))
+    return Cost(2 * m * k * n * batch, 0)
+
+
+def _lengths(shape, axis):
+    axis = range(len(shape)) if axis is None else np.atleast_1d(axis) % len(shape)
+    L = math.prod(shape[a] for a in axis)
+    return L, math.prod(shape) // L
+
+
+def reduce_cost(shape, axis=None):
+    """sum / prod / max / min: L − 1 flops per output."""
+    L, outputs = _lengths(shape, axis)
+    return Cost((L - 1) * outputs, 0)
+
+
+def mean_cost(shape, axis=None):
+    """mean: L flops per output (the division included)."""
+    L, outputs = _lengths(shape, axis)
+    return Cost(L * outputs, 0)
+
+
+def cumsum_cost(shape, axis):
+    """cumsum: L − 1 per line along the axis."""
+    L, lines = _lengths(shape, axis)
+    return Cost((L - 1) * lines, 0)
+
+
+FREE = Cost(0, 0)
+
+X = RNG.uniform(0.5, 1.5, (3, 4))  # positive: log, sqrt and fractional powers are defined
+N = X.size
+C4 = RNG.standard_normal(4)
+
+
+# --- elementwise ------------------------------------------------------------------------
+FLOP_UFUNCS = [
+    ("add", lambda x: x + C4), ("subtract", lambda x: np.subtract(C4, x)), ("multiply", lambda x: x * C4),
+    ("divide", lambda x: x / C4), ("negative", lambda x: -x), ("abs", np.abs), ("square", np.square),
+    ("x ** 2", lambda x: x ** 2), ("np.power(x, 2)", lambda x: np.power(x, 2)), ("x ** 2.0", lambda x: x ** 2.0),
+    ("maximum", lambda x: np.maximum(x, C4)), ("minimum", lambda x: np.minimum(C4, x)),
+    ("traced * traced", lambda x: x * x), ("1 / x (a divide)", lambda x: 1.0 / x),
+    ("reciprocal (a divide)", np.reciprocal), ("sign", np.sign),
+    ("clip", lambda x: np.clip(x, 0.7, 1.2)), ("clip lower only", lambda x: x.clip(min=0.7)),
+    # comparisons give plain booleans; the float conversion after them is plain NumPy, uncounted
+    ("greater", lambda x: (x > 1.0) * 1.0), ("less_equal", lambda x: (x <= C4) * 1.0),
+    ("equal", lambda x: (x == C4) * 1.0), ("not_equal", lambda x: (np.not_equal(x, 1.0)) * 1.0),
+]
+TRANSCENDENTAL_UFUNCS = [
+    ("exp", np.exp), ("log", np.log), ("sin", np.sin), ("cos", np.cos), ("tan", np.tan), ("tanh", np.tanh),
+    ("sqrt", np.sqrt), ("log1p", np.log1p), ("expm1", np.expm1), ("arctan", np.arctan), ("sinh", np.sinh),
+    ("cosh", np.cosh), ("x ** 3", lambda x: x ** 3), ("x ** 0.5", lambda x: x ** 0.5),
+    ("x ** -1", lambda x: x ** -1), ("np.power(x, 3)", lambda x: np.power(x, 3)), ("2 ** x", lambda x: 2.0 ** x),
+    ("x ** x", lambda x: x ** x), ("x ** array of 2s", lambda x: x ** np.full(4, 2.0)),
+]
+
+
+@pytest.mark.parametrize("f", [pytest.param(f, id=name) for name, f in FLOP_UFUNCS])
+def test_elementwise_flops(f):
+    assert jl.count_flops(f, X) == elementwise(N)
+
+
+@pytest.mark.parametrize("f", [pytest.param(f, id=name) for name, f in TRANSCENDENTAL_UFUNCS])
+def test_transcendentals(f):
+    assert jl.count_flops(f, X) == transcendental(N)
+
+
+def test_broadcast_output_counts_output_elements():
+    # N is the number of *output* elements: (4,) op (3, 4) writes 12 values.
+    assert jl.count_flops(lambda x: x[0] * X, X) == elementwise(12)
+    assert jl.count_flops(lambda x: np.exp(x[:, :1] + C4), X) == elementwise(12) + transcendental(12)
+
+
+def test_where_counts_the_selection_and_the_comparison():
+    assert jl.count_flops(lambda x: np.where(x > 1.0, x, 0.0), X) == elementwise(N) + elementwise(N)
+    assert jl.count_flops(lambda x: np.where(C4 > 0, x, -x), X) == elementwise(N) + elementwise(N)
+
+
+def test_compositions_add_up():
+    f = lambda x: np.sin(x) * np.exp(x) + x ** 2 / 3.0
+    assert jl.count_flops(f, X) == transcendental(2 * N) + elementwise(4 * N)
+
+
+def test_seed_problem_at_n_1000():
+    # x**2: 1000 flops; exp, sin: 1000 transcendentals each; sum: 999 flops.
+    f = lambda x: np.sum(np.sin(np.exp(x ** 2)))
+    assert jl.count_flops(f, np.linspace(-1, 1, 1000)) == Cost(1999, 2000)
+
+
+def test_cost_total_weights_transcendentals():
+    assert Cost(1999, 2000).total() == 3999.0
+    assert Cost(1999, 2000).total(weight=10.0) == 1999 + 10.0 * 2000
+
+
+# --- matmul -------------------------------------------------------------------------------
+MATMULS = [((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4, 5)),
+           ((3, 4), (2, 4, 5)), ((2, 1, 3, 4), (3, 4, 2)), ((4,), (2, 4, 3))]
+
+
+@pytest.mark.parametrize("a_shape, b_shape", MATMULS)
+def test_matmul_traced_times_constant(a_shape, b_shape):
+    a, b = RNG.standard_normal(a_shape), RNG.standard_normal(b_shape)
+    expected = matmul_cost(a_shape, b_shape)
+    assert jl.count_flops(lambda x: x @ b, a) == expected
+    assert jl.count_flops(lambda x: np.matmul(a, x), b) == expected
+
+
+def test_matmul_traced_times_traced_and_dot():
+    x = RNG.standard_normal((3, 4))
+    assert jl.count_flops(lambda x: x @ x.T, x) == matmul_cost((3, 4), (4, 3))
+    assert jl.count_flops(lambda x: np.dot(x, C4), x) == matmul_cost((3, 4), (4,))
+    assert jl.count_flops(lambda x: np.dot(x[0], x[1]), x) == matmul_cost((4,), (4,))
+    assert jl.count_flops(lambda x: x[0].dot(x.T), x) == matmul_cost((4,), (4, 3))
+
+
+# --- reductions ---------------------------------------------------------------------------
+X345 = RNG.uniform(0.5, 1.5, (3, 4, 5))
+AXES = [None, 0, 1, -1, (0, 2), (1, 2), (0, 1, 2)]
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("axis", AXES, ids=str)
+@pytest.mark.parametrize("reduction", [np.sum, np.prod, np.max, np.min], ids=lambda r: r.__name__)
+def test_sum_prod_max_min(reduction, axis, keepdims):
+    f = lambda x: reduction(x, axis=axis, keepdims=keepdims)
+    assert jl.count_flops(f, X345) == reduce_cost(X345.shape, axis)
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("axis", AXES, ids=str)
+def test_mean(axis, keepdims):
+    assert jl.count_flops(lambda x: np.mean(x, axis=axis, keepdims=keepdims), X345) == mean_cost(X345.shape, axis)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2, -1])
+def test_cumsum(axis):
+    assert jl.count_flops(lambda x: np.cumsum(x, axis=axis), X345) == cumsum_cost(X345.shape, axis)
+
+
+def test_cumsum_of_flattened_input_and_methods():
+    assert jl.count_flops(np.cumsum, X345) == cumsum_cost((60,), 0)
+    assert jl.count_flops(lambda x: x.sum(axis=1), X345) == reduce_cost(X345.shape, 1)
+    assert jl.count_flops(lambda x: x.max(), X345) == reduce_cost(X345.shape)
+    assert jl.count_flops(lambda x: np.trace(x[0]), X345) == reduce_cost((4,))  # x[0] is 4x5: 4 diagonal entries
+
+
+# --- shape operations cost nothing --------------------------------------------------------
+SHAPE_OPS = [
+    ("reshape", lambda x: x.reshape(4, 15)), ("ravel", np.ravel), ("transpose", np.transpose),
+    (".T", lambda x: x.T), ("swapaxes", lambda x: np.swapaxes(x, 0, 2)), ("moveaxis", lambda x: np.moveaxis(x, 0, -1)),
+    ("expand_dims", lambda x: np.expand_dims(x, 1)), ("squeeze", lambda x: np.squeeze(x[:, :1])),
+    ("slice", lambda x: x[::-1, 1:3, None]), ("integer gather", lambda x: x[[0, 0, 2], 1]),
+    ("boolean mask", lambda x: x[X345 > 1.0]), ("take", lambda x: np.take(x, [1, 1], axis=2)),
+    ("broadcast_to", lambda x: np.broadcast_to(x, (2, 3, 4, 5))), ("concatenate", lambda x: np.concatenate([x, x], 1)),
+    ("stack", lambda x: np.stack([x, x])), ("hstack", lambda x: np.hstack([x, x])), ("vstack", lambda x: np.vstack([x, x])),
+    ("tile", lambda x: np.tile(x, (2, 1, 1))), ("repeat", lambda x: np.repeat(x, 2, axis=0)), ("flip", np.flip),
+]
+
+
+@pytest.mark.parametrize("f", [pytest.param(f, id=name) for name, f in SHAPE_OPS])
+def test_shape_operations_are_free(f):
+    assert jl.count_flops(f, X345) == FREE
+
+
+# --- derivative phases: symbolic zeros ----------------------------------------------------------
+def _phases(fn, *args):
+    with counting() as c:
+        fn(*args)
+    return c.cost("primal"), c.cost("tangent"), c.cost("cotangent")
+
+
+def test_constant_factor_costs_no_tangent_work():
+    # c * x: the constant c has no tangent, so a pass pays one multiply t * c of 4 elements
+    # and nothing for c's side; 4 passes of one seed each.
+    c = RNG.standard_normal(4)
+    primal, tangent, cotangent = _phases(jl.jacfwd(lambda x: c * x, batch_size=1), np.ones(4))
+    assert tangent == 4 * elementwise(4)
+    assert primal == 4 * elementwise(4)
+    assert cotangent == FREE
+
+
+def test_adding_a_constant_costs_no_tangent_work():
+    # x + c: the tangent of x passes through unchanged (identity partial, no broadcast needed).
+    _, tangent, _ = _phases(jl.jacfwd(lambda x: x + C4, batch_size=1), np.ones(4))
+    assert tangent == FREE
+
+
+def test_constant_subexpression_costs_no_derivative_work():
+    # np.sin(c) on a plain array is plain NumPy: it never reaches a primitive, so it is
+    # neither traced nor counted (the counter sees primitives only). What matters is
+    # that it adds no derivative work: the derivative phases hold the multiply alone.
+    c = np.linspace(0.0, 1.0, 4)
+    f = lambda x: x * np.sin(c)
+    # forward, 4 passes of one seed: primal multiply 4 flops per pass; tangent t * sin(c),
+    # 4 flops per pass, and no transcendental anywhere.
+    primal, tangent, cotangent = _phases(jl.jacfwd(f, batch_size=1), np.ones(4))
+    assert primal == 4 * elementwise(4)
+    assert tangent == 4 * elementwise(4)
+    assert cotangent == FREE
+    # reverse: one primal evaluation; 4 sweeps of g * sin(c).
+    primal, tangent, cotangent = _phases(jl.jacrev(f, batch_size=1), np.ones(4))
+    assert primal == elementwise(4)
+    assert tangent == FREE
+    assert cotangent == 4 * elementwise(4)
+
+
+def test_subexpression_without_derivative_costs_primal_work_only():
+    # floor runs as a primitive (N flops, primal) and returns a plain array, a constant
+    # for the derivative: the product's tangent is t * floor(x), with no work for floor.
+    f = lambda x: x * np.floor(x)
+    x = np.array([0.5, 1.5, 2.5, -0.5])
+    primal, tangent, _ = _phases(jl.jacfwd(f, batch_size=4), x)
+    assert primal == elementwise(4) + elementwise(4)   # floor + multiply, one pass
+    assert tangent == 4 * elementwise(4)               # t * floor(x) for 4 seeds of 4 elements
+
+
+# --- vector mode ------------------------------------------------------------------------------
+@pytest.mark.parametrize("batch_size, passes", [(1, 4), (2, 2), (4, 1), (None, 1)])
+def test_vector_mode_sum_of_squares(batch_size, passes):
+    """f = sum(x * x), n = 4, k seeds per pass.
+
+    multiply(x, x) with both operands traced: t·x twice (2·k·n) plus their sum (k·n);
+    sum over n: k·(n − 1). Nothing is seed-independent, so a pass of k seeds costs
+    k·(4n − 1) = 15k and every schedule pays 4 · 15 = 60 in all.
+    The primal (n multiplies + n − 1 adds = 7) is paid once per pass.
+    """
+    n = 4
+    primal, tangent, _ = _phases(jl.jacfwd(lambda x: np.sum(x * x), batch_size=batch_size), np.ones(n))
+    assert tangent == Cost(n * (4 * n - 1), 0)
+    assert primal == passes * Cost(2 * n - 1, 0)
+
+
+@pytest.mark.parametrize("batch_size, passes", [(1, 5), (2, 3), (5, 1)])
+def test_vector_mode_pays_per_seed_work_per_seed_and_factors_per_pass(batch_size, passes):
+    """f = sum(sin(x)), n = 5, k seeds per pass.
+
+    sin's JVP builds cos(x) once per pass (n transcendentals, seed-independent) and
+    multiplies the k tangents by it (k·n flops); sum adds k·(n − 1). Over all passes
+    the per-seed flops total n·(2n − 1) whatever the batching; cos is paid per pass.
+    """
+    n = 5
+    _, tangent, _ = _phases(jl.jacfwd(lambda x: np.sum(np.sin(x)), batch_size=batch_size), np.ones(n))
+    assert tangent == Cost(n * (2 * n - 1), passes * n)
+
+
+def test_one_pass_of_k_seeds_costs_k_times_one_seed():
+    # Through the public jvp: a tangent batch of k directions vs one direction (f as above).
+    n, k = 5, 3
+    f = lambda x: np.sum(x * x)
+    _, one, _ = _phases(jl.jvp, f, np.ones(n), np.ones(n))
+    _, many, _ = _phases(jl.jvp, f, np.ones(n), np.ones((k, n)))
+    assert one == Cost(4 * n - 1, 0) and many == k * one
+
+
+# --- reverse mode: staging once per tape, accumulation at fan-out -------------------------------
+def test_vjp_staging_happens_once_per_tape():
+    """f = sum(sin(x)), n = 6.
+
+    Staging: sin's pullback builds cos(x) (n transcendentals); sum's needs nothing.
+    Each sweep of k cotangents: the sum's pullback only broadcasts (free); sin's multiplies
+    k·n values. So the first sweep costs n + n·tr, every later sweep n flops.
+    """
+    n = 6
+    _, pullback = jl.vjp(lambda x: np.sum(np.sin(x)), np.linspace(0, 1, n))
+    _, _, first = _phases(pullback, np.array(1.0))
+    _, _, second = _phases(pullback, np.array(1.0))
+    _, _, batch = _phases(pullback, np.ones(3))
+    assert first == Cost(n, n)
+    assert second == Cost(n, 0)
+    assert batch == Cost(3 * n, 0)
+    assert (first + second).total() < (2 * first).total()
+
+
+def test_jacrev_stages_once_for_all_rows():
+    # sin on 4 inputs, 4 rows one at a time: cos(x) once (4 tr), then 4 sweeps of 4 multiplies.
+    primal, tangent, cotangent = _phases(jl.jacrev(np.sin, batch_size=1), np.linspace(0, 1, 4))
+    assert primal == transcendental(4)
+    assert tangent == FREE
+    assert cotangent == Cost(16, 4)
+
+
+def test_fan_out_accumulates_one_flop_per_added_element():
+    # x * x in reverse: the pullback gives g·x to each operand slot (2·n per sweep), and the
+    # two cotangents of the same x are added (n per sweep): 3·n per row, n rows.
+    n = 3
+    _, _, cotangent = _phases(jl.jacrev(lambda x: x * x, batch_size=1), np.ones(n))
+    assert cotangent == n * elementwise(3 * n)
+
+
+def test_gather_with_repeats_scatter_adds_one_flop_per_repeat():
+    # x[[0, 0, 1]]: x[0] is gathered twice, so each row's scatter-add adds one element.
+    _, _, cotangent = _phases(jl.jacrev(lambda x: x[[0, 0, 1]], batch_size=1), np.ones(2))
+    assert cotangent == 3 * elementwise(1)
+    # All three rows in one sweep: the addition happens once per seed.
+    _, _, cotangent = _phases(jl.jacrev(lambda x: x[[0, 0, 1]], batch_size=3), np.ones(2))
+    assert cotangent == 3 * elementwise(1)
+
+
+def test_count_flops_is_the_primal_phase_of_a_jacobian():
+    f = lambda x: np.sum(np.tanh(x @ np.ones((3, 2))) ** 3, axis=0)
+    x = RNG.standard_normal((4, 3))
+    primal, _, _ = _phases(jl.jacrev(f), x)
+    expected = matmul_cost((4, 3), (3, 2)) + transcendental(8) + transcendental(8) + reduce_cost((4, 2), 0)
+    assert jl.count_flops(f, x) == expected == primal

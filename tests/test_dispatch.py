@@ -1,0 +1,292 @@
+"""Errors that name the problem and the fix, in both engines; and NumPy signatures honoured.
+
+Anything that would drop a derivative or silently change a value must raise:
+an unsupported NumPy function, converting a tracer to a plain value, in-place
+writes, arguments the primitives do not model. Inputs, outputs and arguments of
+the public API are validated with messages that say what was expected.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+from helpers import assert_fd_close, central_differences
+
+import jacobian_lab as jl
+from jacobian_lab.tracing import Tracer
+
+MODES = ["forward", "reverse"]
+X = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]])
+
+
+def run(f, mode, x=X):
+    return jl.jacobian(f, x, mode=mode)
+
+
+# --- unsupported NumPy functions ------------------------------------------------------
+UNSUPPORTED = [
+    ("numpy.linalg.norm", lambda x: np.linalg.norm(x)),
+    ("numpy.einsum", lambda x: np.einsum("ij,ij->", x, x)),
+    ("numpy.sort", lambda x: np.sort(x, axis=1)),
+    ("numpy.arctan2", lambda x: np.arctan2(x, 1.0)),
+    ("numpy.exp2", np.exp2),
+    ("numpy.add.outer", lambda x: np.add.outer(x[0], x[1])),
+    ("numpy.multiply.accumulate", lambda x: np.multiply.accumulate(x, axis=1)),
+    ("numpy.round", np.round),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name, f", UNSUPPORTED, ids=[n for n, _ in UNSUPPORTED])
+def test_unsupported_function_is_named(name, f, mode):
+    with pytest.raises(NotImplementedError, match=re.escape(name)) as info:
+        run(f, mode)
+    assert "primitive" in str(info.value)  # says how to get past it
+
+
+def test_unsupported_function_also_refused_by_count_flops():
+    with pytest.raises(NotImplementedError, match="numpy.linalg.norm"):
+        jl.count_flops(np.linalg.norm, X)
+
+
+# --- conversions of a traced value --------------------------------------------------------
+CONVERSIONS = [
+    ("np.asarray", np.asarray), ("np.array", np.array), ("float", lambda x: float(x[0, 0])),
+    ("item", lambda x: x[0, 0].item()), ("tolist", lambda x: x.tolist()), ("int", lambda x: int(x[0, 0])),
+    ("complex", lambda x: complex(x[0, 0])), ("astype(int)", lambda x: x.astype(int)),
+    ("math.sin", lambda x: math.sin(x[0, 0])), ("as an index", lambda x: [1.0, 2.0][x[0, 0]]),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f", [pytest.param(f, id=n) for n, f in CONVERSIONS])
+def test_conversion_raises_tracer_conversion_error(f, mode):
+    def g(x):
+        return f(x) * x  # never reached: the conversion itself must fail
+
+    with pytest.raises(jl.TracerConversionError, match="derivative") as info:
+        run(g, mode)
+    assert isinstance(info.value, TypeError)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_control_flow_on_a_comparison_is_allowed(mode):
+    # The message of the conversion error recommends this, so it must work.
+    f = lambda x: x * 2.0 if x[0, 0] > 0 else x
+    np.testing.assert_array_equal(run(f, mode).reshape(6, 6), 2.0 * np.eye(6))
+
+
+# --- in-place writes -----------------------------------------------------------------------
+@pytest.mark.parametrize("mode", MODES)
+def test_item_assignment_suggests_where(mode):
+    def f(x):
+        x[0] = 1.0
+        return x
+
+    with pytest.raises(TypeError, match=r"np\.where"):
+        run(f, mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ufunc_out_argument_is_refused(mode):
+    def f(x):
+        buf = np.zeros_like(X)
+        np.add(x, 1, out=buf)
+        return buf
+
+    with pytest.raises(TypeError, match=r"numpy\.add\(\.\.\., out=\.\.\.\)") as info:
+        run(f, mode)
+    message = str(info.value)
+    assert "y = np.add(...)" in message and "{" not in message
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f", [
+    lambda x: np.sum(x, out=np.zeros(())),
+    lambda x: np.exp(x, out=np.empty_like(X)),
+    lambda x: np.matmul(x, x.T, out=np.zeros((2, 2))),
+], ids=["np.sum", "np.exp", "np.matmul"])
+def test_out_argument_refused_everywhere(f, mode):
+    with pytest.raises((TypeError, NotImplementedError), match="out"):
+        run(f, mode)
+
+
+# --- arguments that would change the value if dropped ------------------------------------------
+DROPPED = [
+    ("add.reduce", "initial", lambda x: np.add.reduce(x, axis=0, initial=5.0)),
+    ("add.reduce", "where", lambda x: np.add.reduce(x, axis=1, where=np.array([True, False, True]))),
+    ("multiply.reduce", "dtype", lambda x: np.multiply.reduce(x, dtype=np.float32)),
+    ("add.accumulate", "dtype", lambda x: np.add.accumulate(x, axis=1, dtype=np.float32)),
+    ("matmul", "axes", lambda x: np.matmul(x, x.T, axes=[(0, 1), (0, 1), (0, 1)])),
+    ("sum", "initial", lambda x: np.sum(x, initial=1.0)),
+    ("max", "initial", lambda x: np.max(x, axis=0, where=np.array([True, False, True]), initial=-9.0)),
+    ("mean", "where", lambda x: np.mean(x, where=X > 0)),
+    ("trace", "dtype", lambda x: np.trace(x, dtype=int)),
+    ("add", "where", lambda x: np.add(x, 1.0, where=X > 0)),
+    ("reshape", "order", lambda x: np.reshape(x, 6, order="F")),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name, arg, f", DROPPED, ids=[f"{n}-{a}" for n, a, _ in DROPPED])
+def test_arguments_that_change_the_value_are_refused(name, arg, f, mode):
+    with pytest.raises(NotImplementedError, match=rf"numpy\.{re.escape(name)}.*{arg}"):
+        run(f, mode)
+
+
+# --- NumPy signatures and semantics honoured (checked against differences) ---------------------------
+HONOURED = [
+    ("np.max positional keepdims", lambda x: np.max(x, 0, None, True)),
+    ("np.min positional axis", lambda x: np.amin(x, 1)),
+    ("np.sum positional keepdims", lambda x: np.sum(x, 1, None, None, True)),
+    ("np.add.reduce positional axis", lambda x: np.add.reduce(x, 1)),
+    ("np.take mode=clip", lambda x: np.take(x, [-1, 7, 2], mode="clip")),
+    ("np.take mode=wrap", lambda x: np.take(x, [-1, 7, -8], axis=None, mode="wrap")),
+    ("np.zeros_like shape", lambda x: x[0, 0] + np.zeros_like(x, shape=(2, 2))),
+    ("np.full_like", lambda x: x * np.full_like(x, 3.0)),
+    ("np.ones_like dtype", lambda x: x + np.ones_like(x, dtype=np.float32)),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f", [pytest.param(f, id=n) for n, f in HONOURED])
+def test_numpy_signatures_are_honoured(f, mode):
+    y, _ = jl.jvp(f, X, np.zeros_like(X))
+    np.testing.assert_array_equal(y, f(X))  # same value as plain NumPy
+    assert_fd_close(run(f, mode), central_differences(f, X))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_take_out_of_bounds_still_raises(mode):
+    with pytest.raises(IndexError, match="out of bounds"):
+        run(lambda x: np.take(x, [6]), mode)
+
+
+# --- inputs ------------------------------------------------------------------------------------
+BAD_INPUTS = [
+    ("complex", np.array([1.0 + 2.0j, 0.5]), "complex"),
+    ("bool", np.array([True, False]), "bool"),
+    ("object", np.array([1.0, 2.0], dtype=object), "object"),
+    ("string", "1.0", "str"),
+    ("string array", np.array(["1.0"]), "<U3"),
+]
+
+
+@pytest.mark.parametrize("mode", MODES + ["auto"])
+@pytest.mark.parametrize("x, word", [pytest.param(x, w, id=n) for n, x, w in BAD_INPUTS])
+def test_bad_input_is_refused(x, word, mode):
+    with pytest.raises(TypeError, match=word):
+        jl.jacobian(lambda x: x * 2.0, x, mode=mode)
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: jl.jvp(np.sin, x, np.ones(2)), lambda x: jl.vjp(np.sin, x),
+    lambda x: jl.grad(np.sum)(x), lambda x: jl.count_flops(np.sin, x),
+], ids=["jvp", "vjp", "grad", "count_flops"])
+def test_complex_input_refused_by_every_entry_point(call):
+    with pytest.raises(TypeError, match="complex"):
+        call(np.array([1.0 + 1.0j, 2.0]))
+
+
+# --- outputs -----------------------------------------------------------------------------------
+BAD_OUTPUTS = [
+    ("None", lambda x: None, "None"),
+    ("string", lambda x: "result", "str"),
+    ("integer array", lambda x: np.arange(3), "int"),
+    ("boolean array", lambda x: x > 0, "bool"),
+    ("list of Python floats", lambda x: [1.0, 2.0], "list"),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f, word", [pytest.param(f, w, id=n) for n, f, w in BAD_OUTPUTS])
+def test_bad_output_is_refused_with_a_message(f, word, mode):
+    with pytest.raises(TypeError, match=word) as info:
+        run(f, mode)
+    assert "f returned" in str(info.value)
+
+
+@pytest.mark.parametrize("f, word", [pytest.param(f, w, id=n) for n, f, w in BAD_OUTPUTS])
+def test_bad_output_refused_by_jvp_vjp_grad(f, word):
+    for call in (lambda: jl.jvp(f, X, X), lambda: jl.vjp(f, X), lambda: jl.grad(f)(X)):
+        with pytest.raises(TypeError, match=word):
+            call()
+
+
+@pytest.mark.parametrize("name", ["forward", "reverse"])
+def test_engines_refuse_a_list_output(name):
+    engine = jl.engines.get(name)
+    f = lambda x: [x, x]
+    with pytest.raises(TypeError, match="list"):
+        engine.jvp(f, X, X[None]) if name == "forward" else engine.vjp(f, X)
+
+
+def test_tracers_do_not_leak_out_of_results():
+    for mode in MODES:
+        J = run(lambda x: x * 2.0, mode)
+        assert not isinstance(J, Tracer) and isinstance(J, np.ndarray)
+    y, y_dot = jl.jvp(np.sin, X, X)
+    y2, pullback = jl.vjp(np.sin, X)
+    for value in (y, y_dot, y2, pullback(X)):
+        assert type(value) is np.ndarray
+
+
+# --- shapes of directions and cotangents ---------------------------------------------------------
+@pytest.mark.parametrize("x_dot", [np.ones(3), np.ones((2, 2)), np.ones((4, 3, 2)), np.ones((1, 2, 3, 1))],
+                         ids=["too few axes", "wrong sides", "transposed batch", "extra axis"])
+def test_jvp_direction_shape_is_checked(x_dot):
+    with pytest.raises(ValueError, match=re.escape("(2, 3)")) as info:
+        jl.jvp(lambda x: np.sum(x, axis=0), X, x_dot)
+    assert str(np.shape(x_dot)) in str(info.value)
+
+
+@pytest.mark.parametrize("y_bar", [np.ones(2), np.ones((3, 1)), np.ones((2, 2, 3)), np.ones(())],
+                         ids=["wrong side", "extra axis", "batched wrong", "scalar"])
+def test_vjp_cotangent_shape_is_checked(y_bar):
+    _, pullback = jl.vjp(lambda x: np.sum(x, axis=0), X)
+    with pytest.raises(ValueError, match=re.escape("(3,)")) as info:
+        pullback(y_bar)
+    assert str(np.shape(y_bar)) in str(info.value)
+
+
+def test_jvp_direction_must_be_real():
+    with pytest.raises(TypeError, match="x_dot"):
+        jl.jvp(np.sin, X, X * 1j)
+
+
+# --- harness arguments -------------------------------------------------------------------------
+BAD_BATCH = [0, -1, 1.5, True, "2", np.int64(0)]
+
+
+@pytest.mark.parametrize("batch_size", BAD_BATCH, ids=repr)
+@pytest.mark.parametrize("mode", MODES + ["auto"])
+def test_bad_batch_size(batch_size, mode):
+    with pytest.raises(ValueError, match="batch_size") as info:
+        jl.jacobian(np.sin, X, mode=mode, batch_size=batch_size)
+    assert repr(batch_size) in str(info.value)
+
+
+@pytest.mark.parametrize("batch_size", BAD_BATCH, ids=repr)
+def test_bad_batch_size_in_jacfwd_jacrev(batch_size):
+    for make in (jl.jacfwd, jl.jacrev):
+        with pytest.raises(ValueError, match="batch_size"):
+            make(np.sin, batch_size=batch_size)(X)
+
+
+def test_numpy_integer_batch_size_is_accepted():
+    J = jl.jacobian(np.sin, X, mode="forward", batch_size=np.int64(4))
+    np.testing.assert_allclose(J.reshape(6, 6), np.diag(np.cos(X).ravel()), rtol=1e-15)
+
+
+def test_unknown_mode_lists_the_modes():
+    with pytest.raises(ValueError, match="sideways") as info:
+        jl.jacobian(np.sin, X, mode="sideways")
+    for mode in ("forward", "reverse", "auto"):
+        assert mode in str(info.value)
+
+
+def test_unknown_engine_lists_the_engines():
+    with pytest.raises(ValueError, match="forward.*reverse"):
+        jl.engines.get("sideways")

@@ -1,0 +1,382 @@
+"""Full Jacobians of plain NumPy functions: forward vs reverse vs finite differences.
+
+Each case is an unchanged NumPy function. Both accumulation orders, with one seed
+per pass, two seeds per pass and the default batching, must agree with each
+other to 1e-12 and with an independent reference (central differences of the
+plain function, or a Jacobian written out by hand) to 1e-6.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from helpers import assert_close, assert_fd_close, central_differences
+
+import jacobian_lab as jl
+from jacobian_lab import numpy_api, primitives
+
+RNG = np.random.default_rng(7)
+BATCH_SIZES = (1, 2, None)
+MODES = ("forward", "reverse", "auto")
+
+x4 = np.array([0.3, -1.2, 2.0, 0.8])
+p4 = np.array([0.4, 1.3, 2.1, 0.7])          # positive
+u4 = np.array([0.35, -0.6, 0.15, 0.8])       # inside (-1, 1)
+X34 = RNG.uniform(-2, 2, (3, 4))
+P34 = RNG.uniform(0.5, 1.5, (3, 4))
+X234 = RNG.uniform(-1, 1, (2, 3, 4))
+A42 = RNG.standard_normal((4, 2))
+A23 = RNG.standard_normal((2, 3))
+M44 = RNG.standard_normal((4, 4))
+B142 = RNG.standard_normal((1, 4, 2))
+
+
+def _prod_zeros():
+    x = RNG.uniform(0.5, 1.5, (3, 4))
+    x[0, 2] = 0.0
+    x[2, 1] = x[2, 3] = 0.0
+    return x
+
+
+@dataclass
+class Case:
+    name: str
+    f: Callable
+    x: np.ndarray
+    reference: Callable | None = None  # analytic Jacobian x -> J; default central differences
+
+    def expected(self):
+        if self.reference is not None:
+            return self.reference(self.x)
+        return central_differences(self.f, self.x)
+
+
+def _fan_out(x):
+    y = x
+    for _ in range(4):
+        y = y * x + np.sin(x)
+    return y + sum(x)  # builtin sum iterates x: every element fans out again
+
+
+def _branchy(x):
+    if x[0] > 0:
+        return x * x[1]
+    return np.exp(x)
+
+
+def _loop_until(x):
+    y = x
+    while np.max(y) < 5.0:
+        y = y * 1.5 + 0.1
+    return y
+
+
+def _seed_grad(x):
+    e = np.exp(x ** 2)
+    return np.cos(e) * e * 2 * x
+
+
+def _eye(n):
+    return np.eye(n)
+
+
+CASES = [
+    # --- compositions of every supported ufunc ---
+    Case("seed sum(sin(exp(x**2)))", lambda x: np.sum(np.sin(np.exp(x ** 2))), x4, _seed_grad),
+    Case("arithmetic", lambda x: (x * 2.0 - 1.0) / (x ** 2 + 1.0) + (-x) + (+x) - np.positive(x) * x, x4),
+    Case("ufunc calls", lambda x: np.subtract(np.add(x, 1.0), np.multiply(x, x)) / np.divide(3.0, x ** 2 + 1),
+         x4),
+    Case("powers", lambda x: x ** 3 + x ** 0.5 + x ** -1.5 + np.power(x, 2) + np.square(x) + 2.0 ** x + x ** x, p4),
+    Case("x**2 on all signs", lambda x: x ** 2, x4, lambda x: np.diag(2 * x)),
+    Case("sqrt reciprocal", lambda x: np.sqrt(x) + np.reciprocal(x) + 1.0 / x, p4,
+         lambda x: np.diag(0.5 / np.sqrt(x) - 2.0 / x ** 2)),
+    Case("exp log", lambda x: np.exp(x) * np.log(x) + np.expm1(x) - np.log1p(x), p4),
+    Case("trig", lambda x: np.sin(x) * np.cos(x) + np.tan(x), u4),
+    Case("inverse trig", lambda x: np.arcsin(x) + np.arccos(x / 2) * np.arctan(x), u4),
+    Case("hyperbolic", lambda x: np.sinh(x) + np.cosh(x) * np.tanh(x), x4),
+    Case("abs and sign", lambda x: np.abs(x) * np.sign(x) + np.absolute(x) ** 3 + abs(x), x4,
+         lambda x: np.diag(1.0 + 3 * x * np.abs(x) + np.sign(x))),
+    Case("rounding is piecewise constant", lambda x: x * np.floor(x) + np.ceil(x) + np.rint(x) * np.trunc(x) * x,
+         x4 + 0.05, lambda x: np.diag(np.floor(x) + np.rint(x) * np.trunc(x))),
+    Case("comparisons as masks",
+         lambda x: (x > 0) * x + (x >= 0.5) * x ** 2 + (x < 0) * np.sin(x) + (x <= 1) * x
+         + (x == x[0]) * x + (x != 5.0) * x + np.isfinite(x) * x + np.isnan(x) + np.isinf(x) * x, x4),
+    Case("maximum minimum", lambda x: np.maximum(x, 0.5) + np.minimum(x, x ** 2) + np.maximum(x[::-1], x), x4),
+    Case("clip away from bounds", lambda x: np.clip(x, -1.0, 1.0) * x + x.clip(min=0.0) + np.clip(x, None, 1.0), x4),
+    Case("where", lambda x: np.where(x > 0, np.log(np.abs(x) + 1), x ** 3), x4),
+    Case("where with constant branch", lambda x: np.where(x > 0.5, x, np.zeros(4)) + np.where([1, 0, 1, 0], 2.0, x),
+         x4, lambda x: np.diag((x > 0.5) + np.array([0.0, 1.0, 0.0, 1.0]))),
+    # --- reductions ---
+    Case("sum axis 0", lambda X: np.sum(X ** 2, axis=0), X34),
+    Case("sum keepdims", lambda X: np.sum(np.sin(X), axis=1, keepdims=True) * X, X34),
+    Case("sum over axes of 3-d", lambda X: X.sum(axis=(0, 2)) + np.sum(X, axis=-2).sum(axis=0)[:3], X234),
+    Case("mean", lambda X: np.mean(X, axis=-1, keepdims=True) - X + X.mean() + np.mean(X ** 2, axis=0)[None, :], X34),
+    Case("prod", lambda X: np.prod(X, axis=1) + X.prod() + np.prod(X, axis=0, keepdims=True).sum(), P34),
+    Case("prod with zeros", lambda X: np.concatenate([np.prod(X, axis=1), np.prod(X, axis=0)]), _prod_zeros()),
+    Case("max min away from ties", lambda X: np.max(X, axis=0) + np.min(X, axis=1, keepdims=True) + np.amax(X), X34),
+    Case("cumsum", lambda X: np.cumsum(X, axis=1) * X + np.cumsum(X).reshape(3, 4) + np.cumsum(X, axis=-2), X34),
+    Case("ufunc reduce and accumulate", lambda X: np.add.reduce(X) * np.multiply.reduce(X, axis=1).sum()
+         + np.maximum.reduce(X, axis=1).sum() + np.add.accumulate(X, axis=1).sum(axis=0), X34),
+    # --- indexing ---
+    Case("slices with negative steps and None", lambda X: X[::-1, None, 1::2] * 2.0 + X[-1, ::-2] + X[..., 0:1, None],
+         X34),
+    Case("integer array with repeats", lambda x: x[[0, 2, 2, 0, 3]] ** 2 + x[np.array([-1, -1, 1, 0, 0])], x4),
+    Case("boolean mask", lambda X: X[X > 0] * 3.0 + np.sum(X[np.abs(X) < 1.0] ** 2), X34),
+    Case("non-adjacent advanced indices", lambda X: X[[0, 1], :, [1, 3]] * X[1, [2, 2, 0], 0], X234),
+    Case("mixed slice and advanced", lambda X: X[1:, [0, 0, 2]] + X[[2, 0], 1:3].sum(), X34),
+    Case("take", lambda x: np.take(x, [0, -1, 1, -1]) + np.take(np.outer(x, x), [[1, 2], [2, 2]], axis=1).sum(), x4),
+    Case("iteration and indexing", lambda x: np.stack([xi * x[0] for xi in x]), x4),
+    # --- linear algebra ---
+    Case("traced @ constant", lambda X: X @ A42, X34,
+         lambda X: np.einsum("ik,lj->ijkl", np.eye(3), A42)),
+    Case("constant @ traced", lambda X: np.matmul(A23, X), X34,
+         lambda X: np.einsum("ik,jl->ijkl", A23, np.eye(4))),
+    Case("traced @ traced", lambda X: X @ X.T, X34),
+    Case("vector @ matrix and matrix @ vector", lambda x: np.concatenate([x @ M44, M44 @ x, np.atleast_1d(x @ x)]),
+         x4),
+    Case("stacked matmul with broadcasting", lambda X: X @ B142 + np.matmul(X, X.transpose(0, 2, 1)).sum(axis=-1)[..., None],
+         X234),
+    Case("np.dot", lambda X: np.dot(X, x4) + np.dot(X[0], X.T) + np.dot(2.0, X[1]).sum(), X34),
+    Case("np.outer", lambda x: np.outer(x, x ** 2), x4,
+         lambda x: np.einsum("ik,j->ijk", np.eye(4), x ** 2) + np.einsum("i,jk->ijk", x, np.diag(2 * x))),
+    Case("np.trace with offsets", lambda X: np.trace(X) + np.trace(X, offset=1) * np.trace(X, offset=-1)
+         + np.trace(X, offset=3), X34),
+    Case("x.dot", lambda x: x.dot(M44).dot(x), x4),
+    # --- shape functions ---
+    Case("reshape ravel T", lambda X: np.ravel(X.reshape(2, -1).T * 2.0) + X.flatten() + np.reshape(X, 12), X34),
+    Case("transpose swapaxes", lambda X: np.transpose(X, (1, 2, 0)) + np.swapaxes(X, 0, 2).transpose(1, 0, 2) * np.transpose(X.T, (1, 0, 2)),
+         X234),
+    Case("moveaxis", lambda X: np.moveaxis(X, 0, -1) * np.sin(np.moveaxis(X, [0, 1], [-1, 0])), X234),
+    Case("expand_dims squeeze", lambda x: np.squeeze(np.expand_dims(x, (0, 2)), axis=0) * np.squeeze(x[None, :, None]),
+         x4),
+    Case("broadcast_to", lambda x: np.broadcast_to(x, (3, 4)) * X34 + np.broadcast_to(x[0], (2,)).sum(), x4),
+    Case("concatenate", lambda X: np.concatenate([X, X ** 2, np.ones((1, 4))], axis=0).sum(axis=1)[4:]
+         + np.concatenate([X, X[:, :1]], axis=1)[:, -1] + np.concatenate([X, X], axis=None)[10:13], X34),
+    Case("stack hstack vstack", lambda x: np.stack([x, 2 * x, np.ones(4)], axis=1).sum(axis=1)
+         + np.hstack([x, x[:2]])[2:5].sum() + np.vstack([x, x ** 2]).sum(axis=0) + np.stack([x, x], axis=-1)[:, 1], x4),
+    Case("tile", lambda X: np.tile(X, (2, 2)) + np.tile(X[0], (6, 2)), X34),
+    Case("repeat", lambda X: np.repeat(X, [1, 2, 0], axis=0).sum(axis=1) + X.repeat(2, axis=1)[0, :3]
+         + np.repeat(X, 2)[::8], X34),
+    Case("flip", lambda X: np.flip(X, axis=1) * np.flip(X) + np.flip(X, axis=0), X34),
+    # --- shapes, dtypes and control flow ---
+    Case("0-d input", lambda x: np.sin(x) * x + np.stack([x, x * x]), np.array(0.7)),
+    Case("0-d input and output", lambda x: np.exp(-x) * x, np.array(-0.4),
+         lambda x: np.exp(-x) * (1 - x)),
+    Case("0-d output", lambda x: np.dot(x, x) + np.max(x), x4,
+         lambda x: 2 * x + (x == x.max())),
+    Case("3-d to scalar", lambda X: np.sum(np.tanh(X) ** 2), X234),
+    Case("control flow on values (taken)", _branchy, x4),
+    Case("control flow on values (other branch)", _branchy, -x4),
+    Case("loop on values", _loop_until, p4),
+    Case("returns a constant", lambda x: np.sin(np.arange(3.0)) + 1.0, x4, lambda x: np.zeros((3, 4))),
+    Case("fan-out", _fan_out, x4),
+]
+
+CASE_PARAMS = [pytest.param(c, id=c.name) for c in CASES]
+
+
+def test_suite_is_broad():
+    assert len(CASES) >= 40
+
+
+def test_cases_exercise_every_primitive_and_ufunc(monkeypatch):
+    """Running the suite in both modes executes every registered primitive (ufuncs included)."""
+    executed = set()
+    evaluate = primitives.evaluate
+
+    def recording(prim, args, params):
+        executed.add(prim.name)
+        return evaluate(prim, args, params)
+
+    monkeypatch.setattr(primitives, "evaluate", recording)
+    for case in CASES:
+        for mode in ("forward", "reverse"):
+            jl.jacobian(case.f, case.x, mode=mode, batch_size=2)
+    assert sorted(set(primitives.REGISTRY) - executed) == []
+    # In particular every primitive a NumPy ufunc maps to (np.sin -> "sin", ...).
+    mapped = {p.name for p in numpy_api.UFUNCS.values() if isinstance(p, primitives.Primitive)}
+    assert mapped <= executed
+
+
+@pytest.mark.parametrize("case", CASE_PARAMS)
+def test_forward_and_reverse_agree_with_reference(case):
+    y = np.asarray(case.f(case.x))
+    ref = case.expected()
+    J0 = jl.jacfwd(case.f)(case.x)
+    assert J0.shape == y.shape + case.x.shape
+    assert J0.dtype == np.float64
+    scale = max(1.0, np.abs(J0).max(initial=0.0))
+    for b in BATCH_SIZES:
+        for J in (jl.jacfwd(case.f, batch_size=b)(case.x), jl.jacrev(case.f, batch_size=b)(case.x)):
+            assert J.shape == y.shape + case.x.shape
+            np.testing.assert_allclose(J, J0, rtol=1e-12, atol=1e-12 * scale)
+    assert_fd_close(J0, ref)
+    for mode in MODES:
+        J = jl.jacobian(case.f, case.x, mode=mode)
+        assert J.shape == y.shape + case.x.shape
+        np.testing.assert_allclose(J, J0, rtol=1e-12, atol=1e-12 * scale)
+
+
+def test_analytic_references_are_exercised():
+    # The hand-written Jacobians above must agree with differences too (guards the references).
+    for case in CASES:
+        if case.reference is not None:
+            assert_fd_close(case.reference(case.x).reshape(np.shape(case.f(case.x)) + case.x.shape),
+                            central_differences(case.f, case.x), case.name)
+
+
+# --- kinks and ties: one convention (JAX's), identical in both modes --------------------
+def _both_modes(f, x):
+    Jf, Jr = jl.jacfwd(f, batch_size=1)(x), jl.jacrev(f, batch_size=1)(x)
+    np.testing.assert_allclose(Jf, Jr, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(jl.jacfwd(f)(x), Jf, rtol=1e-14, atol=1e-15)
+    return Jf
+
+
+def test_abs_has_zero_derivative_at_zero():
+    J = _both_modes(np.abs, np.array([0.0, -2.0, 3.0]))
+    np.testing.assert_array_equal(J, np.diag([0.0, -1.0, 1.0]))
+
+
+def test_max_reduction_splits_a_tie_equally():
+    J = _both_modes(np.max, np.array([1.0, 3.0, 3.0, 2.0]))
+    np.testing.assert_array_equal(J, [0.0, 0.5, 0.5, 0.0])
+
+
+def test_three_way_tie_and_axis_ties():
+    J = _both_modes(lambda X: np.min(X, axis=1), np.array([[2.0, 2.0, 2.0], [1.0, 0.0, 0.0]]))
+    expected = np.zeros((2, 2, 3))
+    expected[0, 0] = 1 / 3
+    expected[1, 1, 1:] = 0.5
+    np.testing.assert_allclose(J, expected, rtol=1e-15)
+
+
+def test_maximum_minimum_ties_give_one_half():
+    x = np.array([1.0, 2.0, -0.5])
+    c = np.array([1.0, 0.0, -0.5])
+    np.testing.assert_array_equal(_both_modes(lambda x: np.maximum(x, c), x), np.diag([0.5, 1.0, 0.5]))
+    np.testing.assert_array_equal(_both_modes(lambda x: np.minimum(c, x), x), np.diag([0.5, 0.0, 0.5]))
+    # Both sides traced: the halves add back up to the derivative of x itself.
+    np.testing.assert_array_equal(_both_modes(lambda x: np.maximum(x, x), x), np.eye(3))
+
+
+def test_clip_at_a_bound_gives_one_half():
+    x = np.array([-1.0, 0.0, 1.0, 2.0])
+    J = _both_modes(lambda x: np.clip(x, -1.0, 1.0), x)
+    np.testing.assert_array_equal(J, np.diag([0.5, 1.0, 0.5, 0.0]))
+    J = _both_modes(lambda x: x.clip(min=0.0), x)
+    np.testing.assert_array_equal(J, np.diag([0.0, 0.5, 1.0, 1.0]))
+
+
+def test_clip_with_traced_bounds_matches_composite():
+    # Bounds that carry derivatives: a value clipped to a bound follows that bound.
+    x = np.array([-2.0, 1.5, 3.0])
+    J = _both_modes(lambda x: np.clip(np.ones(3), x - 1.0, x), x)
+    np.testing.assert_array_equal(J, np.diag([1.0, 0.0, 1.0]))
+
+
+# --- dtypes -----------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_float32_input_gives_float32_jacobian(mode):
+    f = lambda x: np.sin(x) * x[::-1] + np.sum(x ** 2)
+    x = np.array([0.5, -1.0, 2.0], dtype=np.float32)
+    J = jl.jacobian(f, x, mode=mode)
+    assert J.dtype == np.float32
+    np.testing.assert_allclose(J, jl.jacobian(f, x.astype(np.float64), mode=mode), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+def test_integer_input_is_promoted_to_float64(mode):
+    f = lambda x: x ** 3 / 2
+    J = jl.jacobian(f, np.array([1, 2, 3]), mode=mode)
+    assert J.dtype == np.float64
+    np.testing.assert_allclose(J, np.diag([1.5, 6.0, 13.5]), rtol=1e-15)
+
+
+# --- empty selections -------------------------------------------------------------------
+def test_sum_over_an_empty_mask_has_zero_gradient_in_both_modes():
+    f = lambda x: np.sum(x[x > 10.0]) + np.sum(x[[]] * 2.0)
+    x = np.array([1.0, -2.0, 3.0])
+    np.testing.assert_array_equal(jl.grad(f)(x), np.zeros(3))
+    np.testing.assert_array_equal(jl.jacfwd(f)(x), np.zeros(3))
+
+
+EMPTY = [
+    pytest.param(lambda x: x[x > 10.0] * 2.0, np.array([1.0, -2.0, 3.0]), id="empty output"),
+    pytest.param(lambda x: x * 2.0, np.zeros(0), id="empty input"),
+    pytest.param(lambda x: np.sum(x), np.zeros((0, 2)), id="empty input, scalar output"),
+]
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("f, x", EMPTY)
+def test_empty_jacobians(f, x, mode):
+    y = np.asarray(f(x))
+    J = jl.jacobian(f, x, mode=mode)
+    assert J.shape == y.shape + x.shape
+    assert not J.any()
+
+
+# --- jvp, vjp, grad ---------------------------------------------------------------
+JVP_CASES = [c for c in CASE_PARAMS if c.values[0].name in
+             ("seed sum(sin(exp(x**2)))", "traced @ traced", "sum over axes of 3-d", "0-d input",
+              "0-d input and output", "boolean mask", "fan-out", "stacked matmul with broadcasting")]
+
+
+@pytest.mark.parametrize("case", JVP_CASES)
+def test_jvp_single_and_batched(case):
+    x = case.x
+    J = jl.jacfwd(case.f)(x).reshape(-1, x.size)
+    y_shape = np.shape(case.f(x))
+    rng = np.random.default_rng(len(case.name))
+    v = rng.standard_normal(x.shape)
+    y, y_dot = jl.jvp(case.f, x, v)
+    np.testing.assert_allclose(y, case.f(x), rtol=1e-15)
+    assert np.shape(y_dot) == y_shape
+    assert_close(y_dot, (J @ v.ravel()).reshape(y_shape), 1e-12)
+    V = rng.standard_normal((3,) + x.shape)
+    _, Y_dot = jl.jvp(case.f, x, V)
+    assert Y_dot.shape == (3,) + y_shape
+    assert_close(Y_dot, (V.reshape(3, -1) @ J.T).reshape((3,) + y_shape), 1e-12)
+    assert_fd_close(y_dot, (np.asarray(case.f(x + 1e-6 * v)) - np.asarray(case.f(x - 1e-6 * v))) / 2e-6)
+
+
+@pytest.mark.parametrize("case", JVP_CASES)
+def test_vjp_single_and_batched(case):
+    x = case.x
+    J = jl.jacrev(case.f)(x).reshape(-1, x.size)
+    y, pullback = jl.vjp(case.f, x)
+    np.testing.assert_allclose(y, case.f(x), rtol=1e-15)
+    rng = np.random.default_rng(len(case.name))
+    u = rng.standard_normal(np.shape(y))
+    x_bar = pullback(u)
+    assert x_bar.shape == x.shape
+    assert_close(x_bar, (np.ravel(u) @ J).reshape(x.shape), 1e-12)
+    U = rng.standard_normal((3,) + np.shape(y))
+    X_bar = pullback(U)
+    assert X_bar.shape == (3,) + x.shape
+    assert_close(X_bar, (U.reshape(3, -1) @ J).reshape((3,) + x.shape), 1e-12)
+    assert_close(pullback(u), x_bar, 1e-15)  # the tape sweeps again with the same answer
+
+
+def test_jvp_and_vjp_of_a_constant_function_are_zero():
+    f = lambda x: np.ones((2, 2))
+    _, y_dot = jl.jvp(f, x4, np.ones(4))
+    np.testing.assert_array_equal(y_dot, np.zeros((2, 2)))
+    _, pullback = jl.vjp(f, x4)
+    np.testing.assert_array_equal(pullback(np.ones((5, 2, 2))), np.zeros((5, 4)))
+
+
+def test_grad_of_scalar_functions():
+    np.testing.assert_allclose(jl.grad(lambda x: np.sum(np.sin(np.exp(x ** 2))))(x4), _seed_grad(x4), rtol=1e-13)
+    np.testing.assert_allclose(jl.grad(lambda X: np.sum(X ** 2) / 2)(X34), X34, rtol=1e-15)
+    assert jl.grad(lambda x: x ** 3)(np.array(2.0)) == pytest.approx(12.0, rel=1e-15)
+    assert jl.grad(lambda x: np.prod(x))(np.array([2.0, 0.0, 5.0])).tolist() == [0.0, 10.0, 0.0]
+
+
+@pytest.mark.parametrize("f", [lambda x: x * 2, lambda x: x[None, :1]], ids=["vector", "shape (1, 1)"])
+def test_grad_refuses_non_scalar_output(f):
+    with pytest.raises(TypeError, match=r"scalar.*jacrev"):
+        jl.grad(f)(x4)
