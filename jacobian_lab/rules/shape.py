@@ -151,8 +151,9 @@ scatter_add = _linear(
 
 # --- concatenate ------------------------------------------------------------
 def _concatenate_jvp(tangents, out, *xs, axis):
-    k = next(batch(t) for t in tangents if t is not None)
-    parts = [t if t is not None else np.zeros((k,) + np.shape(x)) for t, x in zip(tangents, xs)]
+    known = next(t for t in tangents if t is not None)
+    zeros = lambda x: np.zeros((batch(known),) + np.shape(x), dtype=np.result_type(known))  # noqa: E731
+    parts = [t if t is not None else zeros(x) for t, x in zip(tangents, xs)]
     return concatenate(*parts, axis=axis + 1)
 
 
