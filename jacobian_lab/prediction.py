@@ -126,9 +126,10 @@ class Prediction:
         mode = "forward" if fwd <= rev else "reverse"
         if fwd == rev:
             return mode, f"forward and reverse both predict {fwd:,.0f} FLOPs for this {shape}; forward needs no tape"
-        ratio = max(fwd, rev) / max(min(fwd, rev), 1.0)
-        return mode, (f"{mode} predicts {min(fwd, rev):,.0f} FLOPs vs {max(fwd, rev):,.0f} "
-                      f"({ratio:.3g}x fewer) for this {shape}")
+        low, high = min(fwd, rev), max(fwd, rev)
+        # Near-ties read as a percentage: "1x fewer" would hide which side won.
+        saving = f"{high / max(low, 1.0):.3g}x fewer" if high >= 1.1 * low else f"{100 * (1 - low / high):.2g}% fewer"
+        return mode, f"{mode} predicts {low:,.0f} FLOPs vs {high:,.0f} ({saving}) for this {shape}"
 
     def to_dict(self) -> dict:
         return {

@@ -1,0 +1,1008 @@
+"""Generate the teaching notebooks, execute them in place and store their outputs.
+
+    python notebooks/build.py            # write and execute every notebook
+    python notebooks/build.py 01 03      # only the notebooks whose names start with these
+    python notebooks/build.py --no-exec  # write the notebooks without executing them
+
+Each notebook is a list of markdown and code cells defined below, so a review
+reads (and diffs) plain Python. Code cells tagged "reproducible" print exact
+counts only; the test suite re-executes every notebook and compares their text
+output with the stored one.
+"""
+from __future__ import annotations
+
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+HERE = Path(__file__).resolve().parent
+MAX_BYTES = 2 * 1024 * 1024
+
+SETUP = """\
+%matplotlib inline
+import numpy as np
+import matplotlib.pyplot as plt
+import jacobian_lab as jl
+
+plt.rcParams.update({"figure.dpi": 80, "figure.figsize": (6.4, 4.0), "axes.grid": True, "grid.alpha": 0.3})
+np.set_printoptions(precision=4, suppress=True, linewidth=100)
+rng = np.random.default_rng(0)"""
+
+
+def md(text: str):
+    return nbformat.v4.new_markdown_cell(textwrap.dedent(text).strip())
+
+
+def code(source: str, *tags: str):
+    cell = nbformat.v4.new_code_cell(textwrap.dedent(source).strip())
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+REPRO = "reproducible"
+
+
+# --------------------------------------------------------------------------- 01
+
+def notebook_01():
+    return [
+        md(r"""
+        # 1 · Jacobians and the chain rule
+
+        A function $F:\mathbb{R}^n \to \mathbb{R}^m$ has an $m \times n$ Jacobian,
+        $J_{ij} = \partial F_i / \partial x_j$. This notebook builds Jacobians with the two
+        engines of `jacobian_lab` — forward accumulation (dual numbers, Jacobian-vector
+        products) and reverse accumulation (a tape, vector-Jacobian products) — and counts the
+        floating-point work that each order of the chain rule executes.
+        """),
+        code(SETUP + """
+from jacobian_lab.accounting import counting
+from jacobian_lab.rules.linalg import matmul"""),
+
+        md(r"""
+        ## The Jacobian of a multivariate function
+
+        A small example, $g:\mathbb{R}^3 \to \mathbb{R}^2$,
+        $g(x) = (x_0 x_1,\ \sin x_0 + x_2^2)$, with the Jacobian written by hand:
+
+        $$J_g = \begin{pmatrix} x_1 & x_0 & 0 \\ \cos x_0 & 0 & 2x_2 \end{pmatrix}.$$
+
+        `jl.jacfwd` and `jl.jacrev` build it from the NumPy code alone.
+        """),
+        code("""
+        def g(x):
+            return np.stack([x[0] * x[1], np.sin(x[0]) + x[2] ** 2])
+
+        x3 = rng.normal(size=3)
+        J_hand = np.array([[x3[1], x3[0], 0.0],
+                           [np.cos(x3[0]), 0.0, 2 * x3[2]]])
+        J_fwd, J_rev = jl.jacfwd(g)(x3), jl.jacrev(g)(x3)
+        assert np.allclose(J_fwd, J_hand) and np.allclose(J_rev, J_hand)
+        print("x =", x3)
+        print("J shape (m, n) =", J_fwd.shape)
+        print(J_fwd)"""),
+
+        md(r"""
+        ## Columns from JVPs, rows from VJPs
+
+        `jl.jvp(g, x, v)` evaluates $g$ and the product $J v$ in one forward pass; with the
+        one-hot seed $v = e_i$ that product is column $i$ of $J$. `jl.vjp(g, x)` records one
+        tape and returns a pullback $u \mapsto u^\top J$; with $u = e_j$ it gives row $j$.
+        Forward accumulation therefore needs one pass per input, reverse one sweep per output.
+        """),
+        code("""
+        n_in, m_out = x3.size, 2
+        columns = []
+        for i, e in enumerate(np.eye(n_in)):
+            _, column = jl.jvp(g, x3, e)
+            print(f"JVP with e_{i}: column {i} = {column}")
+            columns.append(column)
+
+        _, pullback = jl.vjp(g, x3)                 # one tape, reused by every sweep
+        rows = []
+        for j, e in enumerate(np.eye(m_out)):
+            row = pullback(e)
+            print(f"VJP with e_{j}: row {j}    = {row}")
+            rows.append(row)
+
+        assert np.allclose(np.column_stack(columns), J_hand) and np.allclose(np.vstack(rows), J_hand)
+        print(f"{len(columns)} JVPs gave the {len(columns)} columns, {len(rows)} VJPs gave the {len(rows)} rows")"""),
+
+        md(r"""
+        ## $F = D \circ C \circ B \circ A$
+
+        The tutorial function: $A(x) = x^2$, $B = \exp$, $C = \sin$, $D = \text{sum}$, so
+        $F(x) = \sum_i \sin(\exp(x_i^2))$. Each primitive becomes its own stage
+        ($D$ keeps a length-1 output so that its Jacobian is a $1 \times n$ matrix), and $n$ is
+        small enough to read the matrices.
+        """),
+        code("""
+        def A(x): return x ** 2
+        def B(a): return np.exp(a)
+        def C(b): return np.sin(b)
+        def D(c): return np.sum(c, keepdims=True)
+
+        def F(x):
+            return np.sum(np.sin(np.exp(x ** 2)))
+
+        n = 4
+        x = rng.uniform(-1.0, 1.0, n)
+        a, b, c = A(x), B(A(x)), C(B(A(x)))
+        assert np.isclose(D(c)[0], F(x))
+        print("n =", n)
+        print("x =", x)
+        print("F(x) =", F(x))"""),
+
+        md(r"""
+        Each local Jacobian comes from an engine applied to one stage at that stage's own
+        input: `jacfwd` for $A$, $B$, $C$ (as many outputs as inputs) and `jacrev` for $D$
+        (one output). $A$, $B$, $C$ act elementwise, so their Jacobians are diagonal:
+        $J_A = \mathrm{diag}(2x)$, $J_B = \mathrm{diag}(e^{a})$, $J_C = \mathrm{diag}(\cos b)$;
+        $J_D$ is a row of ones. The cell asserts each of these formulas.
+        """),
+        code("""
+        J_A = jl.jacfwd(A)(x)
+        J_B = jl.jacfwd(B)(a)
+        J_C = jl.jacfwd(C)(b)
+        J_D = jl.jacrev(D)(c)
+
+        assert np.allclose(J_A, np.diag(2 * x))
+        assert np.allclose(J_B, np.diag(np.exp(a)))
+        assert np.allclose(J_C, np.diag(np.cos(b)))
+        assert np.array_equal(J_D, np.ones((1, n)))
+        for name, J in [("J_A", J_A), ("J_B", J_B), ("J_C", J_C), ("J_D", J_D)]:
+            print(f"{name}  {J.shape[0]}x{J.shape[1]}\\n{J + 0.0}\\n")   # + 0.0 prints -0.0 as 0.0"""),
+
+        md(r"""
+        The chain rule: $J_F = J_D\, J_C\, J_B\, J_A$. The product of the local Jacobians
+        equals what either engine builds for $F$ directly.
+        """),
+        code("""
+        J_product = J_D @ J_C @ J_B @ J_A
+        J_F_rev, J_F_fwd = jl.jacrev(F)(x), jl.jacfwd(F)(x)
+        assert np.allclose(J_product[0], J_F_rev) and np.allclose(J_product[0], J_F_fwd)
+        print("J_D J_C J_B J_A =", J_product[0])
+        print("jl.jacrev(F)(x) =", J_F_rev)
+        print("jl.jacfwd(F)(x) =", J_F_fwd)
+        print(f"largest difference: {np.max(np.abs(J_product[0] - J_F_rev)):.1e}")"""),
+
+        md(r"""
+        ## The order of the product
+
+        Matrix multiplication is associative, so every bracketing gives the same $J_F$, but
+        not the same work: an $(a \times b)$ by $(b \times c)$ product costs $2abc$ FLOPs.
+
+        * **Forward accumulation** brackets right to left, $J_D\,(J_C\,(J_B\,J_A))$: it starts
+          at the input, and every step multiplies a matrix by a matrix.
+        * **Reverse accumulation** brackets left to right, $((J_D\,J_C)\,J_B)\,J_A$: it starts
+          at the scalar output, and every step multiplies a row vector by a matrix.
+
+        `jl.chain.plan` prices both from the widths $[n, n, n, n, 1]$ (the input and the
+        outputs of $A$, $B$, $C$, $D$).
+        """),
+        code("""
+        plan = jl.chain.plan([n, n, n, n, 1])
+        print("stages numbered from the input: J1 = J_A, J2 = J_B, J3 = J_C, J4 = J_D\\n")
+        print(plan.table())
+        print(f"\\nforward / reverse = {plan.forward_flops / plan.reverse_flops:.0f}x")""", REPRO),
+
+        md(r"""
+        The same products, executed one by one with the package's `matmul` primitive inside
+        `counting()`: the counter records the work that actually ran.
+        """),
+        code("""
+        def counted_matmul(left, right):
+            with counting() as counter:
+                out = matmul(left, right)
+            return out, counter.cost("primal").flops
+
+        def shape(M):
+            return f"{M.shape[0]}x{M.shape[1]}"
+
+        print("forward, right to left:")
+        M, forward_total = J_A, 0
+        for name, J in [("J_B", J_B), ("J_C", J_C), ("J_D", J_D)]:
+            product, flops = counted_matmul(J, M)
+            print(f"  {name} ({shape(J)}) @ ({shape(M)}) -> {shape(product)}: {flops:4d} FLOPs")
+            M, forward_total = product, forward_total + flops
+        forward_result = M
+
+        print("reverse, left to right:")
+        M, reverse_total = J_D, 0
+        for name, J in [("J_C", J_C), ("J_B", J_B), ("J_A", J_A)]:
+            product, flops = counted_matmul(M, J)
+            print(f"  ({shape(M)}) @ {name} ({shape(J)}) -> {shape(product)}: {flops:4d} FLOPs")
+            M, reverse_total = product, reverse_total + flops
+        reverse_result = M
+
+        assert np.allclose(forward_result, reverse_result)
+        assert (forward_total, reverse_total) == (plan.forward_flops, plan.reverse_flops)
+        print(f"counted: forward {forward_total}, reverse {reverse_total} "
+              f"(plan: {plan.forward_flops}, {plan.reverse_flops})")""", REPRO),
+
+        md(r"""
+        The engines run the same two orders, with one extra factor. Forward mode pushes the
+        $n$ one-hot seeds — the identity matrix — from the input side,
+        $J_D\,(J_C\,(J_B\,(J_A\,I)))$; reverse mode pulls the cotangent $1$ from the output
+        side, $(((1 \cdot J_D)\,J_C)\,J_B)\,J_A$. They never form the diagonal matrices: an
+        elementwise rule multiplies by the diagonal, one FLOP per entry. `jl.predict` splits
+        the counted work into a part paid once per pass and a part paid per seed.
+        """),
+        code("""
+        p = jl.predict(F, x)
+        print(f"one evaluation of F:           {p.primal}")
+        print(f"forward, per tangent seed:     {p.tangent.per_seed}")
+        print(f"reverse, per cotangent seed:   {p.cotangent.per_seed}")
+        # per seed: one product with each of the diagonals 2x, exp(a), cos(b) (n FLOPs each);
+        # forward also sums the n tangent entries (the product with J_D), reverse broadcasts (free)
+        assert p.tangent.per_seed.flops == 3 * n + (n - 1)
+        assert p.cotangent.per_seed.flops == 3 * n
+        print(f"  = 3 diagonal products of {n} entries (+ a sum of {n} entries in forward mode): "
+              f"{3 * n} + {n - 1} and {3 * n}")
+        print(f"dense products of the same chain (above): {plan.forward_flops} and {plan.reverse_flops}")""", REPRO),
+
+        md(r"""
+        ## One VJP or $n$ JVPs
+
+        $F$ is scalar, so its Jacobian is a single row: the gradient. One VJP with the
+        cotangent $1$ returns all of it. A JVP returns one number, $\nabla F \cdot e_i$, so
+        forward mode needs $n$ of them — each of which evaluates $F$ again.
+        """),
+        code("""
+        with counting() as reverse_count:
+            _, pullback = jl.vjp(F, x)
+            gradient = pullback(np.ones(()))
+
+        with counting() as forward_count:
+            entries = [jl.jvp(F, x, e)[1] for e in np.eye(n)]
+
+        assert np.allclose(gradient, entries)
+        f_cost = jl.count_flops(F, x)
+        for label, counter in [("reverse, 1 VJP", reverse_count), (f"forward, {n} JVPs", forward_count)]:
+            costs = counter.costs()
+            evaluations = costs["primal"].flops // f_cost.flops
+            print(f"{label:<15} {evaluations} evaluation(s) of F, primal {costs['primal']}, "
+                  f"derivative {costs['tangent'] + costs['cotangent']}, total {counter.total().total():.0f}")
+        print("gradient:", gradient)""", REPRO),
+
+        md(r"""
+        Vector mode pushes all $n$ seeds through one evaluation of $F$ (`x_dot` of shape
+        $(n, n)$): the primal work is paid once, the tangent work still grows with $n$.
+        """),
+        code("""
+        with counting() as vector_count:
+            _, tangents = jl.jvp(F, x, np.eye(n))
+        assert np.allclose(tangents, gradient)
+        print(f"forward, {n} seeds in one pass: primal {vector_count.cost('primal')}, "
+              f"tangent {vector_count.cost('tangent')}")""", REPRO),
+
+        md(r"""
+        ## The cost over $n$
+
+        The same comparison as $n$ grows. `jl.predict(F, x)` traces $F$ once and returns the
+        exact count of every schedule without building the Jacobian. The counts below are
+        FLOPs + transcendentals ($\exp$, $\sin$, $\cos$ each count as one operation). First, the
+        prediction equals what `jl.measure` counts when it really builds the Jacobian:
+        """),
+        code("""
+        SCHEDULES = [("forward, vector", "forward", None),
+                     ("forward, 1 seed/pass", "forward", 1),
+                     ("reverse", "reverse", None)]
+
+        for size in (10, 300):
+            xs = rng.uniform(-1.0, 1.0, size)
+            prediction = jl.predict(F, xs)
+            for label, mode, batch in SCHEDULES:
+                measured = jl.measure(F, xs, mode=mode, batch_size=batch, repeat=1)
+                predicted = prediction.total(mode, batch)
+                assert measured.total == predicted, (size, label)
+                assert np.allclose(measured.jacobian, jl.jacrev(F)(xs))
+                print(f"n = {size:4d}  {label:21s} measured {measured.total.total():>12,.0f}"
+                      f"  predicted {predicted.total():>12,.0f}")""", REPRO),
+        code("""
+        ns = np.unique(np.geomspace(10, 3000, 18).astype(int))
+        curves = {label: [] for label, _, _ in SCHEDULES}
+        one_evaluation = []
+        for size in ns:
+            prediction = jl.predict(F, rng.uniform(-1.0, 1.0, size))
+            one_evaluation.append(prediction.primal.total())
+            for label, mode, batch in SCHEDULES:
+                curves[label].append(prediction.total(mode, batch).total())
+
+        fig, ax = plt.subplots()
+        for (label, values), marker in zip(curves.items(), "os^"):
+            ax.loglog(ns, values, marker + "-", ms=4, label=label)
+        ax.loglog(ns, one_evaluation, "k--", lw=1, label="one evaluation of F")
+        ax.set_xlabel("n (inputs)")
+        ax.set_ylabel("FLOPs + transcendentals")
+        ax.set_title("Exact cost (jl.predict) of the full Jacobian of F")
+        ax.legend()
+        plt.show()"""),
+        code("""
+        fwd, fwd1, rev = (np.array(curves[label]) for label, _, _ in SCHEDULES)
+        f_evals = np.array(one_evaluation)
+        print(f"n = {ns[0]}: forward (vector) / reverse = {fwd[0] / rev[0]:.1f}x")
+        print(f"n = {ns[-1]}: forward (vector) / reverse = {fwd[-1] / rev[-1]:,.0f}x, "
+              f"forward (1 seed/pass) / reverse = {fwd1[-1] / rev[-1]:,.0f}x")
+        print(f"reverse / one evaluation of F, over all n: {np.min(rev / f_evals):.3f} to {np.max(rev / f_evals):.3f}")
+        slope = np.polyfit(np.log(ns), np.log(fwd / rev), 1)[0]
+        print(f"slope of log(forward / reverse) against log(n): {slope:.2f}")""", REPRO),
+        md(r"""
+        Reverse mode costs about the same small multiple of one evaluation of $F$ at every
+        $n$ (the range above), the cheap-gradient principle; the forward-to-reverse ratio grows linearly in $n$ (the
+        slope above). Notebook 2 looks at functions with more than one output, where the
+        answer depends on both $n$ and $m$.
+        """),
+    ]
+
+
+# --------------------------------------------------------------------------- 02
+
+def notebook_02():
+    return [
+        md(r"""
+        # 2 · Forward vs reverse: where the crossover lies
+
+        For an $m \times n$ Jacobian, forward accumulation needs one tangent seed per input and
+        reverse accumulation one cotangent seed per output. This notebook measures what that
+        means on the built-in problems: where the crossover in $(n, m)$ lies, what vector mode
+        saves, what the tape costs in memory, and what `mode="auto"` picks.
+        """),
+        code(SETUP),
+
+        md(r"""
+        ## The built-in problems
+
+        `jl.problems` holds functions whose shapes favour one order or the other; each states
+        which order should win and why. At small sizes: the exact FLOPs + transcendentals of
+        the full Jacobian by vector-mode forward and batched reverse accumulation (from
+        `jl.predict`), and the order `mode="auto"` picks. The cell asserts that the pick agrees
+        with the stated winner and that the `auto` Jacobian matches the problem's exact one.
+        """),
+        code("""
+        SMALL = {"seed": dict(n=200), "mlp_loss": dict(n=220), "curve": dict(m=200), "dense": dict(n=100),
+                 "bratu": dict(n=200), "wide_to_tall": dict(n=200, m=200), "tall_to_wide": dict(n=10, m=10)}
+
+        header = f"{'problem':<13}{'n':>5}{'m':>5}  {'expected':<9}{'forward':>12}{'reverse':>12}{'fwd/rev':>9}  auto"
+        print(header)
+        print("-" * len(header))
+        for name in jl.problems.names():
+            problem = jl.problems.get(name, **SMALL[name])
+            prediction = jl.predict(problem.f, problem.x)
+            forward, reverse = prediction.total("forward").total(), prediction.total("reverse").total()
+            choice, _ = prediction.choose()
+            if problem.winner != "either":
+                assert choice == problem.winner, name
+            J = jl.jacobian(problem.f, problem.x, mode="auto")
+            assert np.allclose(J, problem.jacobian_exact(problem.x)), name
+            print(f"{name:<13}{problem.n:>5}{problem.m:>5}  {problem.winner:<9}{forward:>12,.0f}{reverse:>12,.0f}"
+                  f"{forward / reverse:>9.3g}  {choice}")""", REPRO),
+        code("""
+        for name in jl.problems.names():
+            problem = jl.problems.get(name, **SMALL[name])
+            print(f"{name}: {problem.summary}\\n    {problem.why}")"""),
+
+        md(r"""
+        `jl.compare` builds one Jacobian in every schedule and reports the counted work per
+        phase, wall time and memory. For `curve` (four parameters, many samples):
+        """),
+        code("""
+        problem = jl.problems.get("curve", m=200)
+        comparison = jl.compare(problem.f, problem.x)
+        print(comparison.table())"""),
+
+        md(r"""
+        ## The crossover in $(n, m)$
+
+        `wide_to_tall` maps $x \in \mathbb{R}^n$ through a 10-wide layer to
+        $y \in \mathbb{R}^m$, $y = \tanh(B \tanh(A x))$. With $n$ fixed and $m$ swept, reverse
+        mode (one sweep per output) wins for small $m$, forward mode (one seed per input) for
+        large $m$. The crossover $m^*$ below is the smallest $m$ at which forward costs no more
+        than reverse, found by bisection on exact predictions; it is computed for the batched
+        schedules and for one seed per pass.
+        """),
+        code("""
+        N_FIXED = 200
+        SCHEDULES = [("forward, vector", "forward", None), ("forward, 1 seed/pass", "forward", 1),
+                     ("reverse, batched", "reverse", None), ("reverse, 1 seed/sweep", "reverse", 1)]
+
+        def costs(n, m):
+            problem = jl.problems.get("wide_to_tall", n=n, m=m)
+            prediction = jl.predict(problem.f, problem.x)
+            return {label: prediction.total(mode, batch).total() for label, mode, batch in SCHEDULES}
+
+        def crossover(n, forward_label, reverse_label, lo=1, hi=5000):
+            \"\"\"Smallest m with forward <= reverse (forward's advantage grows with m).\"\"\"
+            def cheaper(m):
+                c = costs(n, m)
+                return c[forward_label] <= c[reverse_label]
+
+            assert not cheaper(lo) and cheaper(hi)
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if cheaper(mid) else (mid, hi)
+            return hi
+
+        m_vector = crossover(N_FIXED, "forward, vector", "reverse, batched")
+        m_scalar = crossover(N_FIXED, "forward, 1 seed/pass", "reverse, 1 seed/sweep")
+        print(f"n = {N_FIXED}: batched schedules cross at m* = {m_vector}, "
+              f"one-seed schedules at m* = {m_scalar}")""", REPRO),
+        code("""
+        ms = np.unique(np.geomspace(10, 3000, 30).astype(int))
+        sweep = [costs(N_FIXED, m) for m in ms]
+
+        fig, ax = plt.subplots()
+        same = all(c["reverse, batched"] == c["reverse, 1 seed/sweep"] for c in sweep)
+        styles = {"forward, vector": ("C0", "-", ""), "forward, 1 seed/pass": ("C0", "--", ""),
+                  "reverse, batched": ("C3", "-", ""), "reverse, 1 seed/sweep": ("C3", "none", "x")}
+        for label, (color, ls, marker) in styles.items():
+            text = label + (" (= batched)" if same and label == "reverse, 1 seed/sweep" else "")
+            ax.loglog(ms, [c[label] for c in sweep], color=color, ls=ls, marker=marker, ms=5, label=text)
+        for m_star, ls, dx, ha in [(m_vector, "-", -4, "right"), (m_scalar, "--", 4, "left")]:
+            ax.axvline(m_star, color="k", ls=ls, lw=0.8)
+            ax.annotate(f"m* = {m_star}", (m_star, ax.get_ylim()[1]), xytext=(dx, -14),
+                        textcoords="offset points", fontsize=9, ha=ha)
+        ax.set_xlabel("m (outputs)")
+        ax.set_ylabel("FLOPs + transcendentals")
+        ax.set_title(f"wide_to_tall, n = {N_FIXED}: full Jacobian cost as m grows")
+        ax.legend(loc="lower right", fontsize=9)
+        plt.show()
+        print("reverse: one cotangent per sweep costs the same FLOPs as batched sweeps at every m:", same)"""),
+
+        md(r"""
+        Forward mode in scalar mode evaluates $f$ once per pass, so it crosses later: the
+        two crossovers printed above differ. Over a grid of $(n, m)$ the batched schedules give the map below: the colour is
+        $\log_{10}$(forward / reverse), the black contour is where the two are equal.
+        """),
+        code("""
+        grid = np.unique(np.geomspace(10, 2000, 14).astype(int))
+        log_ratio = np.array([[np.log10(c["forward, vector"] / c["reverse, batched"])
+                               for c in (costs(n, m) for m in grid)] for n in grid])   # rows: n
+
+        fig, ax = plt.subplots(figsize=(5.6, 4.6))
+        limit = np.abs(log_ratio).max()
+        mesh = ax.pcolormesh(grid, grid, log_ratio, cmap="RdBu_r", vmin=-limit, vmax=limit, shading="nearest")
+        ax.contour(grid, grid, log_ratio, levels=[0.0], colors="k", linewidths=1.2)
+        ax.set_xscale("log"); ax.set_yscale("log")
+        ax.set_xlabel("m (outputs)"); ax.set_ylabel("n (inputs)")
+        ax.set_title("wide_to_tall: log10(forward / reverse)")
+        fig.colorbar(mesh, ax=ax, label="red: reverse cheaper, blue: forward cheaper")
+        plt.show()"""),
+        code("""
+        n_grid, m_grid = np.meshgrid(grid, grid, indexing="ij")
+        forward_cheaper = log_ratio < 0
+        print(f"{grid.size * grid.size} grid points; forward strictly cheaper at {forward_cheaper.sum()}, "
+              f"reverse strictly cheaper at {(log_ratio > 0).sum()}, equal at {(log_ratio == 0).sum()}")
+        print("forward strictly cheaper exactly where m > n:", bool(np.array_equal(forward_cheaper, m_grid > n_grid)))
+        print("equal exactly where m == n:", bool(np.array_equal(log_ratio == 0, m_grid == n_grid)))""", REPRO),
+
+        md(r"""
+        ## Scalar vs vector mode: recomputing the primal
+
+        A forward pass carries the primal values along with the tangents. With one seed per
+        pass (scalar mode) $f$ is evaluated once per input; vector mode pushes many seeds
+        through one evaluation. Reverse mode records $f$ once on its tape, and every sweep
+        reuses it. `tall_to_wide` ($n = m = 10$ through a 1000-wide layer) has an expensive
+        primal, which makes the difference visible:
+        """),
+        code("""
+        problem = jl.problems.get("tall_to_wide")
+        f_cost = jl.count_flops(problem.f, problem.x)
+        print(f"{problem.summary}\\none evaluation: {f_cost}\\n")
+        measurements = {label: jl.measure(problem.f, problem.x, mode=mode, batch_size=batch, repeat=1)
+                        for label, mode, batch in SCHEDULES}
+        print(f"{'schedule':<23}{'passes':>7}{'evaluations':>13}{'primal':>12}{'derivative':>12}{'total':>12}")
+        for label, m in measurements.items():
+            evaluations = m.cost["primal"].total() / f_cost.total()
+            derivative = (m.cost["tangent"] + m.cost["cotangent"]).total()
+            print(f"{label:<23}{m.passes:>7}{evaluations:>13.0f}{m.cost['primal'].total():>12,.0f}"
+                  f"{derivative:>12,.0f}{m.total.total():>12,.0f}")
+        assert measurements["forward, 1 seed/pass"].cost["primal"] == problem.n * f_cost
+        assert all(measurements[label].cost["primal"] == f_cost
+                   for label in ("forward, vector", "reverse, batched", "reverse, 1 seed/sweep"))
+        fixed = jl.predict(problem.f, problem.x).tangent.fixed
+        extra = measurements["forward, 1 seed/pass"].cost["tangent"] - measurements["forward, vector"].cost["tangent"]
+        assert extra == (problem.n - 1) * fixed
+        print(f"\\nforward 1 seed/pass also rebuilds the primal-only factors of the tangent rules in each of its "
+              f"{problem.n} passes: {problem.n - 1} x {fixed} more tangent work")""", REPRO),
+        code("""
+        fig, ax = plt.subplots(figsize=(6.4, 3.4))
+        labels = list(measurements)
+        primal = np.array([measurements[l].cost["primal"].total() for l in labels])
+        derivative = np.array([(measurements[l].cost["tangent"] + measurements[l].cost["cotangent"]).total()
+                               for l in labels])
+        ax.barh(labels, primal, color="0.6", label="primal (evaluating f)")
+        ax.barh(labels, derivative, left=primal, color="C0", label="derivative rules")
+        ax.invert_yaxis()
+        ax.set_xlabel("thousand FLOPs + transcendentals")
+        ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v / 1e3:,.0f}"))
+        ax.set_title("tall_to_wide: where the work goes")
+        ax.legend(fontsize=9)
+        plt.show()"""),
+
+        md(r"""
+        ## Memory: the tape vs the tangents
+
+        Reverse mode pays for its cheap gradient in memory: the tape keeps the residuals of
+        every operation until the backward sweep. Forward mode keeps only the current primal
+        and tangent values — but in vector mode a tangent is as many seeds wide as the pass.
+        A deep scalar function, $L$ repeated layers $x \leftarrow \tanh(1.5x) + 0.1x$ on $n$
+        inputs, then a sum, shows the trade as $L$ grows. `tape_bytes` is exact (the residuals
+        on the tape); `peak_bytes` is the peak memory traced while building the Jacobian.
+        """),
+        code("""
+        def deep(L):
+            def f(x):
+                for _ in range(L):
+                    x = np.tanh(1.5 * x) + 0.1 * x
+                return np.sum(x)
+            return f
+
+        n_deep = 500
+        x_deep = rng.standard_normal(n_deep)
+        depths = [1, 2, 4, 8, 16, 32]
+        jl.measure(deep(1), x_deep, mode="forward", batch_size=1, repeat=1)   # warm-up: first-call allocations
+        memory = {L: {label: jl.measure(deep(L), x_deep, mode=mode, batch_size=batch, repeat=1)
+                      for label, mode, batch in SCHEDULES[:3]} for L in depths}
+        tape = np.array([jl.predict(deep(L), x_deep).tape_bytes for L in depths])
+        assert all(memory[L]["reverse, batched"].tape_bytes == t for L, t in zip(depths, tape))
+        per_layer = np.diff(tape) / np.diff(depths)
+        assert np.all(per_layer == per_layer[0])
+        print(f"n = {n_deep}: the tape grows by {per_layer[0]:,.0f} bytes per layer "
+              f"= {per_layer[0] / (8 * n_deep):.0f} arrays of n float64 values")
+        print(f"tape at L = {depths[0]}: {tape[0]:,} bytes, at L = {depths[-1]}: {tape[-1]:,} bytes")""", REPRO),
+        code("""
+        one_tangent = n_deep * n_deep * 8
+        vector_peaks = np.array([memory[L]["forward, vector"].peak_bytes for L in depths])
+        single_peaks = np.array([memory[L]["forward, 1 seed/pass"].peak_bytes for L in depths])
+        reverse_peaks = np.array([memory[L]["reverse, batched"].peak_bytes for L in depths])
+        assert np.all(single_peaks < reverse_peaks) and np.all(single_peaks < vector_peaks)
+        print(f"one n x n tangent array: {one_tangent / 1024:,.0f} KiB; forward vector peak: "
+              f"{vector_peaks.min() / one_tangent:.1f} to {vector_peaks.max() / one_tangent:.1f} of them")
+        print(f"forward peaks, largest / smallest over L: 1 seed/pass {single_peaks.max() / single_peaks.min():.2f}, "
+              f"vector {vector_peaks.max() / vector_peaks.min():.2f}; reverse peak: "
+              f"{reverse_peaks.max() / reverse_peaks.min():.1f}\\n")
+        print(f"{'L':>3}{'tape KiB':>10}{'reverse peak':>14}{'fwd 1-seed peak':>17}{'fwd vector peak':>17}   (KiB)")
+        for L, t in zip(depths, tape):
+            peaks = {label: memory[L][label].peak_bytes / 1024 for label in memory[L]}
+            print(f"{L:>3}{t / 1024:>10.1f}{peaks['reverse, batched']:>14.1f}{peaks['forward, 1 seed/pass']:>17.1f}"
+                  f"{peaks['forward, vector']:>17.1f}")
+
+        fig, ax = plt.subplots()
+        ax.loglog(depths, tape / 1024, "C3o-", label="reverse: tape")
+        for label, style in [("reverse, batched", "C3s--"), ("forward, 1 seed/pass", "C0o--"),
+                             ("forward, vector", "C0^-")]:
+            ax.loglog(depths, [memory[L][label].peak_bytes / 1024 for L in depths], style, label=f"{label}: peak")
+        ax.set_xticks(depths, [str(L) for L in depths])
+        ax.minorticks_off()
+        ax.set_xlabel("L (layers)")
+        ax.set_ylabel("KiB")
+        ax.set_title(f"Memory of the full Jacobian (gradient), n = {n_deep}")
+        ax.legend(fontsize=9)
+        plt.show()"""),
+        md(r"""
+        The tape grows linearly with the depth of $f$; forward mode's peak barely moves with
+        $L$ (the ratios above) and is set by the number of seeds per pass: vector mode holds a
+        few $n \times n$ tangent arrays, one seed per pass holds the least, at the price of
+        $n$ evaluations of $f$.
+        """),
+
+        md(r"""
+        ## What `auto` picks, and why
+
+        `mode="auto"` asks `jl.predict` for the exact cost of both orders and takes the
+        cheaper one; on a tie it takes forward, which needs no tape. The reason it gives for
+        each problem at its default size:
+        """),
+        code("""
+        for name in jl.problems.names():
+            problem = jl.problems.get(name)
+            prediction = jl.predict(problem.f, problem.x)
+            mode, reason = prediction.choose()
+            ratio = prediction.total("forward").total() / prediction.total("reverse").total()
+            print(f"{name:<13} R^{problem.n} -> R^{problem.m}: {mode}\\n    {reason}\\n    forward / reverse = {ratio:.6g}")""", REPRO),
+    ]
+
+
+# --------------------------------------------------------------------------- 03
+
+def notebook_03():
+    return [
+        md(r"""
+        # 3 · Training a classifier with reverse mode
+
+        Training a network needs the gradient of one scalar loss with respect to all
+        parameters: a Jacobian with one row. This notebook trains a small MLP on the two-moons
+        data with `jl.grad` and plain gradient descent, then counts what each gradient cost in
+        reverse mode and what forward mode would have needed.
+        """),
+        code(SETUP),
+
+        md(r"""
+        ## The data: two moons
+
+        Two interleaved half circles with Gaussian noise, labels $\pm 1$, made with NumPy.
+        """),
+        code("""
+        N_PER_CLASS, NOISE = 100, 0.15
+        angle = rng.uniform(0.0, np.pi, (2, N_PER_CLASS))
+        upper = np.column_stack([np.cos(angle[0]), np.sin(angle[0])])
+        lower = np.column_stack([1.0 - np.cos(angle[1]), 0.5 - np.sin(angle[1])])
+        X = np.vstack([upper, lower]) + NOISE * rng.standard_normal((2 * N_PER_CLASS, 2))
+        y = np.concatenate([np.ones(N_PER_CLASS), -np.ones(N_PER_CLASS)])
+        print("X:", X.shape, " labels:", {int(v): int(np.sum(y == v)) for v in (1, -1)})
+
+        fig, ax = plt.subplots(figsize=(5.2, 3.6))
+        ax.scatter(*X[y > 0].T, s=14, c="C0", label="+1")
+        ax.scatter(*X[y < 0].T, s=14, c="C3", label="-1")
+        ax.set_aspect("equal"); ax.legend(); ax.set_title("two moons")
+        plt.show()"""),
+
+        md(r"""
+        ## The model and the loss
+
+        An MLP $2 \to 16 \to 16 \to 1$ with $\tanh$ hidden layers, its parameters in a dict.
+        The loss is the mean logistic loss $\log(1 + e^{-y s})$ of the score $s$, written in a
+        form that cannot overflow: $\text{softplus}(z) = \max(z, 0) + \log(1 + e^{-|z|})$.
+        Everything is plain NumPy; `jl.grad(loss)` returns a dict shaped like the parameters.
+        """),
+        code("""
+        SIZES = [2, 16, 16, 1]
+
+        def init(rng):
+            params = {}
+            for i, (fan_in, fan_out) in enumerate(zip(SIZES[:-1], SIZES[1:]), start=1):
+                params[f"W{i}"] = rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in)
+                params[f"b{i}"] = np.zeros(fan_out)
+            return params
+
+        def score(params, X):
+            h = np.tanh(X @ params["W1"] + params["b1"])
+            h = np.tanh(h @ params["W2"] + params["b2"])
+            return (h @ params["W3"] + params["b3"])[:, 0]
+
+        def softplus(z):
+            return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+
+        def loss(params):
+            return np.mean(softplus(-y * score(params, X)))
+
+        params = init(rng)
+        n_params = sum(v.size for v in params.values())
+        print({k: v.shape for k, v in params.items()})
+        print(f"{n_params} parameters, initial loss {loss(params):.4f}")""", REPRO),
+
+        md(r"""
+        Before training: the reverse-mode gradient agrees with the Jacobian built column by
+        column in forward mode.
+        """),
+        code("""
+        gradient = jl.grad(loss)(params)
+        forward = jl.jacobian(loss, params, mode="forward")
+        assert gradient.keys() == params.keys()
+        for k in params:
+            assert gradient[k].shape == params[k].shape and np.allclose(gradient[k], forward[k])
+        print("largest difference:", f"{max(np.max(np.abs(gradient[k] - forward[k])) for k in params):.1e}")"""),
+
+        md(r"""
+        ## Gradient descent
+
+        Plain gradient descent, $\theta \leftarrow \theta - \eta\, \nabla L(\theta)$, with a
+        fixed step size.
+        """),
+        code("""
+        import time
+
+        STEPS, LEARNING_RATE = 300, 0.5
+        grad_loss = jl.grad(loss)
+        history = [loss(params)]
+        start = time.perf_counter()
+        for step in range(STEPS):
+            gradient = grad_loss(params)
+            params = {k: params[k] - LEARNING_RATE * gradient[k] for k in params}
+            history.append(loss(params))
+        seconds = time.perf_counter() - start
+        print(f"{STEPS} steps in {seconds:.2f} s ({1e3 * seconds / STEPS:.2f} ms per step)")"""),
+        code("""
+        accuracy = np.mean(np.sign(score(params, X)) == y)
+        print(f"loss: {history[0]:.3f} -> {history[-1]:.3f}, training accuracy {accuracy:.1%}")""", REPRO),
+        code("""
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 3.9))
+        ax1.semilogy(history)
+        ax1.set_xlabel("step"); ax1.set_ylabel("mean logistic loss"); ax1.set_title("loss")
+
+        u, v = np.meshgrid(np.linspace(-1.6, 2.6, 200), np.linspace(-1.1, 1.6, 150))
+        grid_scores = score(params, np.column_stack([u.ravel(), v.ravel()])).reshape(u.shape)
+        probability = 1.0 / (1.0 + np.exp(-grid_scores))
+        filled = ax2.contourf(u, v, probability, levels=np.linspace(0, 1, 11), cmap="RdBu", alpha=0.6)
+        ax2.contour(u, v, grid_scores, levels=[0.0], colors="k", linewidths=1.5)
+        ax2.scatter(*X[y > 0].T, s=10, c="C0", edgecolors="k", linewidths=0.3)
+        ax2.scatter(*X[y < 0].T, s=10, c="C3", edgecolors="k", linewidths=0.3)
+        ax2.set_aspect("equal"); ax2.grid(False)
+        ax2.set_title("P(y = +1); boundary in black")
+        fig.colorbar(filled, ax=ax2, shrink=0.85)
+        plt.show()"""),
+
+        md(r"""
+        ## What one gradient cost
+
+        `jl.measure` counts the work of one gradient in reverse mode: one recorded evaluation
+        of the loss plus one backward sweep. `jl.predict` gives the exact cost of the same row
+        by forward accumulation, which needs one tangent seed per parameter. The cell asserts
+        that the measured reverse count equals its prediction.
+        """),
+        code("""
+        prediction = jl.predict(loss, params)
+        reverse = jl.measure(loss, params, mode="reverse", repeat=1)
+        assert reverse.total == prediction.total("reverse") and reverse.passes == 1
+        forward_vector = prediction.total("forward")
+        forward_single = prediction.total("forward", batch_size=1)
+        one_loss = prediction.primal.total()
+
+        print(f"one evaluation of the loss:           {one_loss:>14,.0f}")
+        print(f"gradient, reverse (measured):         {reverse.total.total():>14,.0f}"
+              f"  = {reverse.total.total() / one_loss:.2f} evaluations")
+        print(f"gradient, forward vector (predicted): {forward_vector.total():>14,.0f}"
+              f"  = {forward_vector.total() / reverse.total.total():,.0f}x reverse")
+        print(f"gradient, forward 1 seed/pass:        {forward_single.total():>14,.0f}"
+              f"  = {forward_single.total() / reverse.total.total():,.0f}x reverse")
+        print(f"over {STEPS} steps: reverse {STEPS * reverse.total.total():,.0f}, "
+              f"forward (vector) {STEPS * forward_vector.total():,.0f}")""", REPRO),
+
+        md(r"""
+        The forward count is not only a prediction: building the gradient once in forward
+        mode counts exactly that (asserted below). The wall times compare the two; they vary
+        from machine to machine.
+        """),
+        code("""
+        forward_measured = jl.measure(loss, params, mode="forward", repeat=3)
+        assert forward_measured.total == forward_vector
+        assert np.allclose(forward_measured.jacobian, reverse.jacobian)
+        timed_reverse = jl.measure(loss, params, mode="reverse", repeat=3)
+        print(f"forward: {forward_measured.passes} pass(es) of {n_params} seeds, "
+              f"{1e3 * forward_measured.seconds:.1f} ms; reverse: 1 sweep, {1e3 * timed_reverse.seconds:.1f} ms")"""),
+    ]
+
+
+# --------------------------------------------------------------------------- 04
+
+def notebook_04():
+    return [
+        md(r"""
+        # 4 · Jacobian chains: forward, reverse, and the order in between
+
+        A composition $f = f_q \circ \dots \circ f_1$ with widths $[w_0, w_1, \dots, w_q]$ has
+        the Jacobian $J = J_q \cdots J_1$, where $J_i$ is $w_i \times w_{i-1}$. Forward
+        accumulation is the right-to-left bracketing, reverse the left-to-right one; with
+        $q$ factors there are Catalan$(q-1)$ bracketings in all, and an $(a \times b)$ by
+        $(b \times c)$ product costs $2abc$ FLOPs. `jl.chain.plan` finds the cheapest by
+        dynamic programming; `jl.chain.Chain` runs a real chain and counts the products.
+        """),
+        code(SETUP + """
+from jacobian_lab.chain import all_bracketings, bracketing_cost, format_bracketing"""),
+
+        md(r"""
+        ## Three chains
+
+        The same four-stage structure with different widths: a scalar input (forward should
+        win), a scalar output (reverse should win), and a width-1 bottleneck after the first
+        stage, where neither pure order is optimal.
+        """),
+        code("""
+        CHAINS = {"scalar input": [1, 100, 100, 100, 100],
+                  "scalar output": [100, 100, 100, 100, 1],
+                  "bottleneck": [100, 1, 100, 100, 100]}
+        plans = {name: jl.chain.plan(widths) for name, widths in CHAINS.items()}
+        for name, p in plans.items():
+            print(f"--- {name}\\n{p.table()}\\n")
+        assert [p.best_mode for p in plans.values()] == ["forward", "reverse", "optimal"]""", REPRO),
+
+        md(r"""
+        Every bracketing of four factors, priced with `bracketing_cost`; the optimum found by
+        the dynamic programme is the minimum of this exhaustive list.
+        """),
+        code("""
+        trees = list(all_bracketings(4))
+        labels = [format_bracketing(t) for t in trees]
+        print(f"{len(trees)} bracketings of J4 J3 J2 J1")
+        print(f"{'bracketing':<18}" + "".join(f"{name:>15}" for name in CHAINS))
+        for tree, label in zip(trees, labels):
+            print(f"{label:<18}" + "".join(f"{bracketing_cost(w, tree):>15,}" for w in CHAINS.values()))
+        for name, widths in CHAINS.items():
+            assert min(bracketing_cost(widths, t) for t in trees) == plans[name].optimal_flops""", REPRO),
+        code("""
+        fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharey=True)
+        for ax, (name, widths) in zip(axes, CHAINS.items()):
+            costs = np.array([bracketing_cost(widths, t) for t in trees])
+            colors = ["C0" if i == 0 else "C3" if i == len(trees) - 1 else "0.65" for i in range(len(trees))]
+            bars = ax.barh(labels, costs, color=colors)
+            for bar, cost in zip(bars, costs):
+                best = cost == costs.min()
+                ax.text(cost * 1.15, bar.get_y() + bar.get_height() / 2, f"{cost:,}" + ("  optimal" if best else ""),
+                        va="center", fontsize=8.5, fontweight="bold" if best else "normal")
+            ax.set_xscale("log")
+            ax.set_xlim(1e4, 1e8)
+            ax.set_title(f"{name}\\nwidths {widths}", fontsize=10)
+            ax.set_xlabel("FLOPs")
+            ax.grid(True, axis="x", which="major", alpha=0.3)
+            ax.grid(False, axis="y")
+        axes[0].invert_yaxis()
+        fig.suptitle("cost of every bracketing (blue: forward, red: reverse)", fontsize=11)
+        fig.tight_layout()
+        plt.show()"""),
+
+        md(r"""
+        ## The dynamic programme
+
+        Let $c_{ij}$ be the cheapest way to form $J_j \cdots J_i$. Then $c_{ii} = 0$ and
+        $c_{ij} = \min_{i \le k < j} \left(c_{k+1,j} + c_{ik} + 2\, w_j\, w_k\, w_{i-1}\right)$,
+        splitting into $(J_j \cdots J_{k+1})(J_k \cdots J_i)$. `cost_table[i-1, j-1]` holds
+        $c_{ij}$ and `split_table` the best $k$ (entries below the diagonal are unused, $-1$).
+        For the bottleneck chain:
+        """),
+        code("""
+        p = plans["bottleneck"]
+        q = p.stages
+        print("cost_table (row i = first stage, column j = last stage):")
+        print(f"{'':>6}" + "".join(f"{'j=' + str(j):>11}" for j in range(1, q + 1)))
+        for i in range(1, q + 1):
+            print(f"{'i=' + str(i):>6}" + "".join(
+                f"{p.cost_table[i - 1, j - 1]:>11,}" if j >= i else f"{'':>11}" for j in range(1, q + 1)))
+        print("\\nsplit_table:")
+        print(p.split_table)
+        assert p.cost_table[0, q - 1] == p.optimal_flops
+        print(f"\\nc_1{q} = {p.cost_table[0, q - 1]:,}: {p.bracketing}, "
+              f"{p.speedup:.0f}x fewer FLOPs than the better pure order")""", REPRO),
+        md(r"""
+        Reading the split table back from the top entry gives the bracketing; executing it
+        with counted products shows the shape and cost of each product.
+        """),
+        code("""
+        from jacobian_lab.accounting import counting
+        from jacobian_lab.rules.linalg import matmul
+
+        def span(i, j):
+            return f"J{j}" if i == j else f"J{j}..J{i}"
+
+        def read_back(i, j, depth=0):
+            if i == j:
+                return
+            k = int(p.split_table[i - 1, j - 1])
+            print(f"{'  ' * depth}{span(i, j)}: split at k = {k} -> ({span(k + 1, j)}) ({span(i, k)})")
+            read_back(k + 1, j, depth + 1)
+            read_back(i, k, depth + 1)
+
+        read_back(1, q)
+
+        w = p.widths
+        factors = [np.ones((w[i], w[i - 1])) for i in range(1, q + 1)]     # placeholders: only shapes matter
+
+        def run(tree):
+            if not isinstance(tree, tuple):
+                return factors[tree - 1]
+            left, right = run(tree[0]), run(tree[1])
+            with counting() as counter:
+                out = matmul(left, right)
+            print(f"  ({left.shape[0]}x{left.shape[1]}) @ ({right.shape[0]}x{right.shape[1]}): "
+                  f"{counter.cost('primal').flops:,} FLOPs")
+            return out
+
+        print(f"\\nexecuting {p.bracketing}:")
+        _ = run(p.order())""", REPRO),
+
+        md(r"""
+        ## A real chain: counted equals predicted
+
+        Four NumPy stages with the bottleneck widths: a projection to one value, an expansion
+        back to 100, an elementwise $\sin$, and a dense $100 \times 100$ map. `Chain.measure`
+        evaluates the chain once, forms each local Jacobian with the cheaper engine for its
+        shape, multiplies them with the counted `matmul` primitive in the requested bracketing,
+        and reports the counted product FLOPs next to the plan's prediction.
+        """),
+        code("""
+        a = rng.standard_normal((1, 100)) / 10
+        b_vec = rng.standard_normal((100, 1))
+        W = rng.standard_normal((100, 100)) / 10
+
+        def squeeze(z): return np.tanh(a @ z)     # R^100 -> R^1
+        def expand(z): return b_vec @ z          # R^1   -> R^100
+        def wave(z): return np.sin(z)            # R^100 -> R^100
+        def mix(z): return W @ z                 # R^100 -> R^100
+
+        chain = jl.chain.Chain([squeeze, expand, wave, mix])
+        x = rng.standard_normal(100)
+        print("widths:", chain.plan(x).widths)
+
+        J_reference = jl.jacrev(chain)(x)
+        reports = {br: chain.measure(x, bracketing=br) for br in ("forward", "reverse", "optimal")}
+        for br, report in reports.items():
+            assert report.matches and np.allclose(report.jacobian, J_reference)
+            print(f"{br:<8} {format_bracketing(report.order):<18} counted {report.product_flops:>9,}"
+                  f"  predicted {report.predicted_flops:>9,}")""", REPRO),
+        code("""
+        print(reports["optimal"].summary())"""),
+
+        md(r"""
+        ## The whole cost
+
+        The plan prices only the products. Forming the local Jacobians costs work too, and so
+        does running `jacfwd`/`jacrev` on the whole chain, which never forms them. All counted:
+        """),
+        code("""
+        whole = {mode: jl.measure(chain, x, mode=mode, repeat=1) for mode in ("forward", "reverse")}
+        print(f"{'':<30}{'local Jacobians':>16}{'products':>12}{'total':>12}")
+        for br, report in reports.items():
+            print(f"{'Chain, ' + br + ' bracketing':<30}{report.local_cost.total():>16,.0f}"
+                  f"{report.product_flops:>12,}{report.total.total():>12,.0f}")
+        for mode, m in whole.items():
+            print(f"{'whole chain, ' + mode + ' mode':<30}{'':>16}{'':>12}{m.total.total():>12,.0f}")
+        J4_cost = reports["optimal"].local_costs[3].total()
+        best_whole = min(m.total.total() for m in whole.values())
+        print(f"\\nforming J4 (the dense 100x100 stage) alone: {J4_cost:,.0f} "
+              f"= {J4_cost / reports['optimal'].local_cost.total():.0%} of the local work")
+        print(f"Chain with the optimal bracketing / whole chain (better mode): "
+              f"{reports['optimal'].total.total() / best_whole:.3f}")""", REPRO),
+        md(r"""
+        With every local Jacobian formed densely, forming $J_4$ (one sweep per row through the
+        dense map) dominates the total, and the saving in the products does not show in it. The bracketing helps
+        when the groups it prescribes are formed as wholes: $(J_4 (J_3 J_2))$ is the Jacobian
+        of $\text{mix} \circ \text{wave} \circ \text{expand}$, a map with a single input that
+        forward mode differentiates in one pass. Grouping those stages into one makes a
+        two-stage chain $[100, 1, 100]$:
+        """),
+        code("""
+        def tail(z): return mix(wave(expand(z)))    # R^1 -> R^100
+
+        grouped = jl.chain.Chain([squeeze, tail])
+        report = grouped.measure(x, bracketing="optimal")
+        assert report.matches and np.allclose(report.jacobian, J_reference)
+        print(f"widths {report.widths}, engines {report.modes}, products {report.product_flops:,} FLOPs")
+        print(f"grouped chain, total counted: {report.total.total():,.0f}")
+        print(f"whole chain, better of forward/reverse: {best_whole:,.0f} "
+              f"-> {best_whole / report.total.total():.0f}x more")""", REPRO),
+    ]
+
+
+NOTEBOOKS = {
+    "01_jacobians_and_the_chain_rule.ipynb": notebook_01,
+    "02_forward_vs_reverse_crossover.ipynb": notebook_02,
+    "03_training_with_reverse_mode.ipynb": notebook_03,
+    "04_chain_bracketing.ipynb": notebook_04,
+}
+
+
+def build(name: str, execute: bool = True) -> tuple[float, int]:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = NOTEBOOKS[name]()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    seconds = 0.0
+    if execute:
+        start = time.perf_counter()
+        NotebookClient(nb, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(HERE)}}).execute()
+        seconds = time.perf_counter() - start
+    path = HERE / name
+    nbformat.write(nb, path)
+    size = path.stat().st_size
+    if size >= MAX_BYTES:
+        raise SystemExit(f"{name} is {size:,} bytes, over the {MAX_BYTES:,}-byte limit")
+    return seconds, size
+
+
+def main(argv: list[str]) -> None:
+    execute = "--no-exec" not in argv
+    prefixes = [a for a in argv if not a.startswith("--")]
+    for name in NOTEBOOKS:
+        if prefixes and not any(name.startswith(p) for p in prefixes):
+            continue
+        seconds, size = build(name, execute)
+        print(f"{name}: {seconds:.1f} s, {size / 1024:.0f} KiB")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
