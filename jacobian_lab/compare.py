@@ -161,7 +161,7 @@ class Comparison:
         table = Table(title=f"Jacobian of f: R^{p.n} -> R^{p.m}  (one evaluation: {p.primal.flops:,} flops "
                             f"+ {p.primal.transcendentals:,} transcendentals)",
                       caption=(f"cheap-gradient ratios OPS(f+JVP)/OPS(f) = {p.jvp_ratio():.2f}, "
-                               f"OPS(f+VJP)/OPS(f) = {p.vjp_ratio():.2f} (bound: 3)\n{self.verdict()}"))
+                               f"OPS(f+VJP)/OPS(f) = {p.vjp_ratio():.2f} (bound: 3)"))
         rows = self.rows()
         for key in rows[0]:
             table.add_column(key, justify="left" if key == "mode" else "right")
@@ -177,7 +177,8 @@ class Comparison:
 
         buffer = io.StringIO()
         Console(file=buffer, width=200, color_system=None, force_terminal=False).print(self.rich_table())
-        return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
+        lines = [line.rstrip() for line in buffer.getvalue().splitlines()]
+        return "\n".join(lines + [self.verdict()])
 
     def to_dict(self) -> dict:
         return {

@@ -1,0 +1,700 @@
+"""The ``jacobian-lab`` command line: compare, sweep, report, chain, problems.
+
+Every command has ``--help`` with examples. :func:`main` takes the argument
+list and returns the exit code: 0 on success, 2 for a bad argument (unknown
+problem, invalid size, missing file, a target that cannot be imported), 1
+when the function being differentiated fails. Errors are one line on stderr;
+``--debug`` adds the traceback.
+
+>>> main(["chain", "2", "3", "4", "5"])
+Jacobian chain, 3 stages, widths 2 -> 3 -> 4 -> 5
+  mode     FLOPs  bracketing
+  forward    128  J3 (J2 J1)
+  reverse    180  (J3 J2) J1
+  optimal    128  J3 (J2 J1)
+speed-up of optimal over best pure mode: 1.00x
+best mode: forward
+0
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import re
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+PROG = "jacobian-lab"
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+DEFAULT_PROBLEM = "seed"
+MODE_NAMES = ("forward-1", "forward", "reverse-1", "reverse", "auto")
+_MODE_K = re.compile(r"^(forward|reverse)-([1-9][0-9]*)$")
+
+__all__ = ["RunError", "UsageError", "load_input", "load_target", "main", "parse_shape", "parse_sizes"]
+
+
+class UsageError(Exception):
+    """A bad argument: reported in one line, exit code 2."""
+
+
+class RunError(Exception):
+    """The user's function (or differentiating it) failed: one line, exit code 1."""
+
+
+# ----------------------------------------------------------------- argument parsing
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line instead of the usage block."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog):
+        super().__init__(prog, max_help_position=30)
+
+
+def parse_sizes(text: str, what: str = "size") -> list[int]:
+    """Parse a comma-separated list of positive integers ("10,100,1e3" is allowed).
+
+    >>> parse_sizes("10,100,1e3")
+    [10, 100, 1000]
+    >>> parse_sizes("0")
+    Traceback (most recent call last):
+        ...
+    jacobian_lab.cli.UsageError: size must be a positive integer, got '0'
+    """
+    values = []
+    for item in str(text).split(","):
+        item = item.strip()
+        try:
+            number = float(item)
+        except ValueError:
+            raise UsageError(f"{what} must be a positive integer, got {item!r}") from None
+        if not number.is_integer() or number < 1:
+            raise UsageError(f"{what} must be a positive integer, got {item!r}")
+        values.append(int(number))
+    return values
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """Parse an input shape: "1000", "3,4", "3x4"; "" or "()" is a scalar (0-d) input.
+
+    >>> parse_shape("3,4"), parse_shape("5"), parse_shape("()")
+    ((3, 4), (5,), ())
+    """
+    cleaned = str(text).strip().strip("()[]").replace("x", ",").replace(" ", "")
+    if not cleaned:
+        return ()
+    return tuple(parse_sizes(cleaned.rstrip(","), "each dimension of --shape"))
+
+
+def _modes(text: str) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    if not modes:
+        raise UsageError("--modes needs at least one mode")
+    for mode in modes:
+        if mode not in MODE_NAMES and not _MODE_K.match(mode):
+            raise UsageError(f"unknown mode {mode!r}; use {', '.join(MODE_NAMES)}, forward-K or reverse-K")
+    return modes
+
+
+def _plot_path(text: str | None) -> Path | None:
+    from .plots import FORMATS
+
+    if text is None:
+        return None
+    path = Path(text)
+    if path.suffix.lower() not in FORMATS:
+        raise UsageError(f"--plot {text!r}: the file must end in {', '.join(FORMATS)}")
+    if path.exists() and path.is_dir():
+        raise UsageError(f"--plot {text!r} is a directory")
+    return path
+
+
+# ------------------------------------------------------------------------ targets
+
+
+def _import_file(path: Path):
+    if not path.is_file():
+        raise UsageError(f"file not found: {str(path)!r}")
+    name = f"_jacobian_lab_user_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"cannot import {str(path)!r} as Python")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise UsageError(f"importing {str(path)!r} failed: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def _import_module(name: str):
+    added = os.getcwd() not in sys.path
+    if added:
+        sys.path.insert(0, os.getcwd())  # like `python -m`: modules in the current folder import
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        raise UsageError(f"cannot import module {name!r}: {exc}") from exc
+    except Exception as exc:
+        raise UsageError(f"importing module {name!r} failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if added and sys.path and sys.path[0] == os.getcwd():
+            sys.path.pop(0)
+
+
+def load_target(spec: str) -> Callable:
+    """The function named by ``package.module:function`` or ``path/to/file.py:function``.
+
+    The function may be an attribute path (``module:obj.method``). Raises
+    :class:`UsageError` when the module or file cannot be imported or the name
+    is missing or not callable.
+
+    >>> load_target("numpy:linalg.norm").__name__
+    'norm'
+    """
+    where, sep, name = spec.rpartition(":")
+    if not sep or not where or not name:
+        raise UsageError(f"target {spec!r} must look like module:function or file.py:function")
+    if where.endswith(".py") or os.sep in where or "/" in where:
+        module = _import_file(Path(where))
+    else:
+        module = _import_module(where)
+    obj = module
+    for part in name.split("."):
+        if not hasattr(obj, part):
+            raise UsageError(f"{where!r} has no attribute {name!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise UsageError(f"{spec!r} is not callable (it is a {type(obj).__name__})")
+    return obj
+
+
+def load_input(path: str) -> np.ndarray:
+    """Read an input point from .npy, .npz (exactly one array), or whitespace/comma-separated text.
+
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = pathlib.Path(d) / "x.npy"
+    ...     np.save(p, np.arange(3.0))
+    ...     load_input(str(p))
+    array([0., 1., 2.])
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"--x-file: file not found: {path!r}")
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return np.load(p, allow_pickle=False)
+        if suffix == ".npz":
+            with np.load(p, allow_pickle=False) as archive:
+                if len(archive.files) != 1:
+                    raise UsageError(f"--x-file {path!r} holds {len(archive.files)} arrays "
+                                     f"({', '.join(archive.files) or 'none'}); give a file with exactly one")
+                return archive[archive.files[0]]
+        if suffix in (".txt", ".csv", ".dat"):
+            return np.loadtxt(p, delimiter="," if suffix == ".csv" else None, ndmin=1)
+    except UsageError:
+        raise
+    except Exception as exc:
+        raise UsageError(f"--x-file {path!r} cannot be read: {exc}") from exc
+    raise UsageError(f"--x-file {path!r}: use a .npy, .npz, .txt or .csv file")
+
+
+def _check_input(x) -> np.ndarray:
+    x = np.asarray(x)
+    if np.iscomplexobj(x):
+        raise UsageError("complex input is not supported; give a real array")
+    if x.dtype.kind not in "biuf":
+        raise UsageError(f"the input must be a numeric array, got dtype {x.dtype}")
+    if x.size == 0:
+        raise UsageError(f"the input is empty (shape {x.shape})")
+    return x.astype(np.float64)
+
+
+def _resolve(args) -> tuple[str, Callable, np.ndarray, object]:
+    """(title, f, x, problem or None) for `compare`, validating the flags that go with the target."""
+    from . import problems
+
+    target = args.target or DEFAULT_PROBLEM
+    if ":" not in target:
+        if target not in problems.names():
+            raise UsageError(f"unknown problem {target!r}; choose one of: {', '.join(problems.names())}, "
+                             f"or give module:function or file.py:function")
+        if args.shape is not None or args.x_file is not None:
+            raise UsageError(f"--shape and --x-file are for functions; the built-in problem {target!r} "
+                             f"takes --n/--m")
+        try:
+            problem = problems.get(target, n=args.n, m=args.m, seed=args.seed)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        return target, problem.f, problem.x, problem
+    if args.n is not None or args.m is not None:
+        raise UsageError("--n/--m resize built-in problems; for a function give --shape or --x-file")
+    if args.shape is not None and args.x_file is not None:
+        raise UsageError("give either --shape or --x-file, not both")
+    f = load_target(target)
+    if args.x_file is not None:
+        x = _check_input(load_input(args.x_file))
+    elif args.shape is not None:
+        x = np.random.default_rng(args.seed).standard_normal(parse_shape(args.shape))
+    else:
+        raise UsageError(f"{target!r} needs an input: give --shape (e.g. --shape 100) or --x-file FILE.npy")
+    return target, f, x, None
+
+
+def _call_user(f: Callable, x: np.ndarray, name: str) -> None:
+    """Run f once on plain NumPy so a failing function is reported as such."""
+    try:
+        y = f(np.array(x, copy=True))
+    except Exception as exc:
+        raise RunError(f"{name} raised {type(exc).__name__}: {exc}") from exc
+    y = np.asarray(y)
+    if y.dtype.kind not in "biuf":
+        raise RunError(f"{name} returned {y.dtype} values; it must return a real array or number")
+
+
+# ------------------------------------------------------------------------ output
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    tty = hasattr(stream, "isatty") and stream.isatty()
+    # off a terminal, keep wide tables on one line each (no colour, no wrapping)
+    return Console(file=stream, highlight=False, width=None if tty else 220, soft_wrap=not tty)
+
+
+def _print_table(console, table) -> None:
+    """Print a rich table whole: in a terminal narrower than the table, let lines run long
+    rather than truncate numbers."""
+    from rich.measure import Measurement
+
+    needed = Measurement.get(console, console.options.update(max_width=10_000), table).maximum
+    if console.is_terminal and needed > console.width:
+        console.width = needed
+    console.print(table)
+
+
+def _json(data) -> None:
+    print(json.dumps(data, indent=2, default=_jsonable))
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _save(fig, path: Path) -> None:
+    from .plots import save
+
+    save(fig, path)
+    print(f"figure written to {path}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def _cmd_compare(args) -> int:
+    from .compare import compare
+    from .plots import phase_bars
+
+    modes = _modes(args.modes)
+    if args.batch_size is not None:
+        for extra in (f"forward-{args.batch_size}", f"reverse-{args.batch_size}"):
+            if extra not in modes:
+                modes.append(extra)
+    plot = _plot_path(args.plot)
+    title, f, x, problem = _resolve(args)
+    if problem is None:
+        _call_user(f, x, title)
+    try:
+        comparison = compare(f, x, modes=modes, repeat=args.repeat)
+    except Exception as exc:
+        raise RunError(f"differentiating {title} failed: {type(exc).__name__}: {exc}") from exc
+    if plot is not None:
+        _save(phase_bars(comparison, title=title), plot)
+    if args.json:
+        _json(comparison.to_dict())
+        return EXIT_OK
+    console = _console()
+    if problem is not None:
+        console.print(f"[bold]{problem.name}[/bold]: {problem.summary}")
+        console.print(f"expected winner: {problem.winner}. {problem.why}")
+    else:
+        console.print(f"[bold]{title}[/bold] at an input of shape {tuple(np.shape(x))}")
+    _print_table(console, comparison.rich_table())
+    console.print(f"[bold]verdict:[/bold] {comparison.verdict()}")
+    return EXIT_OK
+
+
+def _cmd_sweep(args) -> int:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from . import problems
+    from .plots import sweep_plot
+    from .sweep import sweep
+
+    name = args.problem or DEFAULT_PROBLEM
+    if name not in problems.names():
+        raise UsageError(f"unknown problem {name!r}; choose one of: {', '.join(problems.names())}")
+    ns = parse_sizes(args.n, "--n") if args.n is not None else None
+    ms = parse_sizes(args.m, "--m") if args.m is not None else None
+    plot = _plot_path(args.plot)
+    # build every grid point before measuring, so a size the problem does not take fails at once
+    try:
+        for n in ns or [None]:
+            for m in ms or [None]:
+                problems.get(name, n=n, m=m, seed=args.seed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=_console(stderr=True), transient=False) as bar:
+        task = bar.add_task(f"sweep {name}", total=None)
+
+        def progress(done, total, label):
+            bar.update(task, completed=done, total=total, description=f"sweep {label}")
+
+        try:
+            result = sweep(name, n=ns, m=ms, repeat=args.repeat, seed=args.seed, progress=progress)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        except Exception as exc:
+            raise RunError(f"sweep of {name} failed: {type(exc).__name__}: {exc}") from exc
+    if plot is not None:
+        _save(sweep_plot(result), plot)
+    if args.json:
+        _json(result.to_dict())
+        return EXIT_OK
+    console = _console()
+    _print_table(console, result.rich_table())
+    return EXIT_OK
+
+
+def _cmd_report(args) -> int:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from . import problems
+    from .report import build_report
+
+    chosen = None
+    if args.problems:
+        chosen = [p.strip() for p in args.problems.split(",") if p.strip()]
+        unknown = [p for p in chosen if p not in problems.names()]
+        if unknown or not chosen:
+            raise UsageError(f"unknown problem {', '.join(map(repr, unknown)) or '(none given)'}; "
+                             f"choose from: {', '.join(problems.names())}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {args.out!r} exists and is not a directory")
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=_console(stderr=True)) as bar:
+        task = bar.add_task("report", total=None)
+
+        def progress(done, total, label):
+            bar.update(task, completed=done, total=total, description=f"report: {label}")
+
+        try:
+            index = build_report(out, problems=chosen, repeat=args.repeat, embed=args.embed, progress=progress)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        except Exception as exc:
+            raise RunError(f"building the report failed: {type(exc).__name__}: {exc}") from exc
+    print(index)
+    print(index.with_name("report.md"))
+    return EXIT_OK
+
+
+def _cmd_chain(args) -> int:
+    from .chain import plan
+    from .plots import chain_costs
+
+    plot = _plot_path(args.plot)
+    try:
+        p = plan(args.widths)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    if plot is not None:
+        _save(chain_costs(p), plot)
+    if args.json:
+        _json(p.to_dict())
+    else:
+        print(p.table())
+    return EXIT_OK
+
+
+def _cmd_problems(args) -> int:
+    from . import problems
+
+    listing = []
+    for name in problems.names():
+        p = problems.get(name)
+        listing.append({"name": name, "n": p.n, "m": p.m, "winner": p.winner, "summary": p.summary})
+    if args.json:
+        _json(listing)
+        return EXIT_OK
+    width = max(len(item["name"]) for item in listing)
+    for item in listing:
+        print(f"{item['name']:<{width}}  {item['summary']}  [cheaper: {item['winner']}]")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------ parser
+
+
+def _width(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"width must be an integer, got {text!r}") from None
+    return value  # signs are checked by chain.plan, which names the offending position
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _size_arg(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer size, got {text!r}") from None
+
+
+COMPARE_EPILOG = f"""\
+TARGET is a built-in problem (see `{PROG} problems`; default: {DEFAULT_PROBLEM}, n = 1000),
+package.module:function, or path/to/file.py:function. A function gets its input
+from --shape (random normal values, --seed) or --x-file (.npy, .npz with one array,
+.txt or .csv).
+
+examples:
+  {PROG} compare                                  # the seed problem, R^1000 -> R
+  {PROG} compare curve --m 500                    # 4 inputs, 500 outputs: forward wins
+  {PROG} compare wide_to_tall --n 200 --m 50 --modes forward,reverse
+  {PROG} compare dense --batch-size 16 --json     # adds forward-16 and reverse-16 rows
+  {PROG} compare my_model.py:loss --shape 50 --plot phases.png
+  {PROG} compare mypkg.funcs:residual --x-file x0.npy
+"""
+
+SWEEP_EPILOG = f"""\
+For every size in the grid, the exact FLOPs of forward (vector) and reverse
+(batched) mode come from the prediction, and both are timed. The crossover is
+where the two FLOP curves meet (interpolated on log-log axes). Problems with a
+fixed n (curve) are swept over m; with both --n and --m, every combination runs.
+
+examples:
+  {PROG} sweep                                    # seed over n = 10 ... 1000
+  {PROG} sweep seed --n 10,100,1000 --plot seed.png
+  {PROG} sweep curve --m 10,100,1000
+  {PROG} sweep wide_to_tall --n 10,30,100,300,1000 --m 100 --plot crossover.svg
+  {PROG} sweep dense --n 10,100 --json
+"""
+
+REPORT_EPILOG = f"""\
+Writes DIR/index.html (self-contained: no network, figures as PNG files in
+DIR/figures, or embedded with --embed), DIR/report.md and DIR/data.json.
+
+examples:
+  {PROG} report                                   # every problem, into ./report
+  {PROG} report --out /tmp/jl --problems seed,curve
+  {PROG} report --embed --out one-file-report
+"""
+
+CHAIN_EPILOG = f"""\
+The chain f = f_q o ... o f_1 has widths W0 (inputs) ... Wq (outputs). Prints the
+FLOPs of forward (right-to-left), reverse (left-to-right) and the optimal
+bracketing, and its speed-up over the better pure mode.
+
+examples:
+  {PROG} chain 100 1 100 100 100                  # a bottleneck: mixed bracketing wins
+  {PROG} chain 10 1000 10 1000 1 --plot chain.png
+  {PROG} chain 2 3 4 5 --json
+"""
+
+PROBLEMS_EPILOG = f"""\
+examples:
+  {PROG} problems
+  {PROG} problems --json
+"""
+
+MAIN_DESCRIPTION = """\
+Forward vs reverse accumulation of Jacobians, with exact FLOP counts.
+
+Forward mode builds the Jacobian column by column (JVPs, one per input);
+reverse mode row by row (VJPs from one tape, one per output). jacobian-lab
+counts the work each order really executes and tells you which is cheaper."""
+
+MAIN_EPILOG = f"""\
+examples:
+  {PROG} compare                      # the built-in seed problem at n = 1000
+  {PROG} problems                     # what else is built in
+  {PROG} sweep curve --plot curve.png
+  {PROG} chain 100 1 100 100 100
+  {PROG} report --out report
+
+Run `{PROG} COMMAND --help` for the options of each command.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``jacobian-lab`` command.
+
+    >>> build_parser().parse_args(["chain", "3", "4"]).widths
+    [3, 4]
+    """
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback when something fails")
+
+    parser = _Parser(prog=PROG, description=MAIN_DESCRIPTION, epilog=MAIN_EPILOG, formatter_class=_Help,
+                     parents=[common])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("compare", parents=[common], formatter_class=_Help, epilog=COMPARE_EPILOG,
+                       help="measure every accumulation order of one Jacobian and compare them",
+                       description="Build one Jacobian in several accumulation orders, count the FLOPs "
+                                   "each executed, time them, and print the table and the verdict.")
+    p.add_argument("target", nargs="?", metavar="TARGET",
+                   help=f"built-in problem, module:function or file.py:function (default: {DEFAULT_PROBLEM})")
+    p.add_argument("--n", type=_size_arg, help="number of inputs of a built-in problem")
+    p.add_argument("--m", type=_size_arg, help="number of outputs of a built-in problem (where it has one)")
+    p.add_argument("--shape", help="input shape for a function, e.g. 1000 or 3,4 ('' for a scalar)")
+    p.add_argument("--x-file", metavar="FILE", help="input point for a function (.npy, .npz, .txt, .csv)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the input / problem data (default 0)")
+    p.add_argument("--modes", default=",".join(MODE_NAMES),
+                   help="comma-separated rows: forward-1, forward, reverse-1, reverse, auto, forward-K, "
+                        "reverse-K (default: %(default)s)")
+    p.add_argument("--batch-size", type=_positive, metavar="K",
+                   help="also measure forward-K and reverse-K (K seeds per pass)")
+    p.add_argument("--repeat", type=_positive, default=3, help="timed runs per row, median kept (default 3)")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
+    p.add_argument("--plot", metavar="FILE", help="save FLOPs by phase per mode (.png, .svg or .pdf)")
+    p.set_defaults(handler=_cmd_compare)
+
+    p = sub.add_parser("sweep", parents=[common], formatter_class=_Help, epilog=SWEEP_EPILOG,
+                       help="forward vs reverse cost over a grid of sizes, with the crossover",
+                       description="Measure forward and reverse mode over a grid of n (and m) and find "
+                                   "where their costs cross.")
+    p.add_argument("problem", nargs="?", metavar="PROBLEM", help=f"built-in problem (default: {DEFAULT_PROBLEM})")
+    p.add_argument("--n", metavar="N,N,...", help="input sizes, e.g. 10,100,1000")
+    p.add_argument("--m", metavar="M,M,...", help="output sizes, for problems that take m")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the problem data (default 0)")
+    p.add_argument("--repeat", type=_positive, default=3, help="timed runs per point, median kept (default 3)")
+    p.add_argument("--json", action="store_true", help="print the sweep as JSON instead of a table")
+    p.add_argument("--plot", metavar="FILE", help="save FLOPs and seconds vs size (.png, .svg or .pdf)")
+    p.set_defaults(handler=_cmd_sweep)
+
+    p = sub.add_parser("report", parents=[common], formatter_class=_Help, epilog=REPORT_EPILOG,
+                       help="write an HTML + Markdown report with tables and figures for each problem",
+                       description="Compare, sweep and plot the built-in problems into a self-contained report.")
+    p.add_argument("--out", default="report", metavar="DIR", help="output folder (default: %(default)s)")
+    p.add_argument("--problems", metavar="A,B,...", help="comma-separated problem names (default: all)")
+    p.add_argument("--repeat", type=_positive, default=3, help="timed runs per measurement (default 3)")
+    p.add_argument("--embed", action="store_true", help="also embed the figures in index.html (one file)")
+    p.set_defaults(handler=_cmd_report)
+
+    p = sub.add_parser("chain", parents=[common], formatter_class=_Help, epilog=CHAIN_EPILOG,
+                       help="costs of forward, reverse and optimal bracketing of a Jacobian chain",
+                       description="Plan the cheapest bracketing of J = Jq ... J1 for a chain of widths.")
+    p.add_argument("widths", nargs="+", type=_width, metavar="W", help="widths W0 W1 ... Wq (at least two)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--plot", metavar="FILE", help="save the three costs as bars (.png, .svg or .pdf)")
+    p.set_defaults(handler=_cmd_chain)
+
+    p = sub.add_parser("problems", parents=[common], formatter_class=_Help, epilog=PROBLEMS_EPILOG,
+                       help="list the built-in problems", description="List the built-in problems.")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+    p.set_defaults(handler=_cmd_problems)
+    return parser
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("jacobian-lab")
+    except Exception:  # noqa: BLE001 - a version string is never worth failing for
+        return "unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``jacobian-lab`` command line with `argv` (default: ``sys.argv[1:]``); return the exit code.
+
+    >>> main(["compare", "nope"])
+    2
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    debug = "--debug" in argv
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and argparse's own one-line errors
+        return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    debug = debug or getattr(args, "debug", False)
+    try:
+        return args.handler(args)
+    except UsageError as exc:
+        return _fail(args.command, exc, EXIT_USAGE, debug)
+    except RunError as exc:
+        return _fail(args.command, exc, EXIT_FAILURE, debug)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a bug of ours: still one line, the traceback with --debug
+        return _fail(args.command, RunError(f"{type(exc).__name__}: {exc}"), EXIT_FAILURE, debug, exc)
+
+
+def _fail(command: str, exc: Exception, code: int, debug: bool, original: Exception | None = None) -> int:
+    if debug:
+        traceback.print_exception(original or exc, file=sys.stderr)
+    message = " ".join(str(exc).split())  # one line, whatever the message held
+    hint = "" if debug else " (--debug shows the traceback)" if code == EXIT_FAILURE else ""
+    print(f"{PROG} {command}: error: {message}{hint}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,426 @@
+"""Matplotlib figures of what each accumulation order cost.
+
+Every function returns a :class:`matplotlib.figure.Figure` built without
+pyplot, so figures need no display, keep no global state and can be made from
+several threads; a notebook shows a returned figure as it is. :func:`save`
+writes one as PNG, SVG or PDF, chosen by the file's extension.
+
+>>> import numpy as np, jacobian_lab as jl
+>>> from jacobian_lab import plots
+>>> c = jl.compare(lambda x: np.sum(np.sin(np.exp(x ** 2))), np.ones(50), repeat=1)
+>>> fig = plots.phase_bars(c, title="sum(sin(exp(x**2)))")
+>>> fig.axes[0].get_yscale()
+'log'
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, NullFormatter
+
+from .accounting import Cost
+
+__all__ = [
+    "FORMATS",
+    "chain_costs",
+    "cheap_gradient",
+    "memory_bars",
+    "phase_bars",
+    "save",
+    "sweep_plot",
+    "time_vs_flops",
+]
+
+FORMATS = (".png", ".svg", ".pdf")
+MODE_COLORS = {"forward": "#1f77b4", "reverse": "#d62728", "auto": "#7f7f7f", "optimal": "#2ca02c"}
+PHASE_COLORS = {"primal": "#9e9e9e", "tangent": "#1f77b4", "cotangent": "#d62728"}
+PHASE_LABELS = {"primal": "primal (evaluating f)", "tangent": "tangent (JVP rules)",
+                "cotangent": "cotangent (VJP rules)"}
+MARKERS = "osD^vP*Xh<>"
+GRIEWANK_OMEGA = 3.0
+_BEST = {"forward": "forward accumulation is optimal", "reverse": "reverse accumulation is optimal",
+         "any": "forward and reverse are both optimal", "optimal": "only a mixed bracketing is optimal"}
+
+
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained", dpi=100)
+
+
+def _log_grid(ax, axis: str = "y") -> None:
+    ax.grid(True, which="major", axis=axis, alpha=0.35)
+    ax.grid(True, which="minor", axis=axis, alpha=0.1)
+
+
+def _human(value: float) -> str:
+    """Compact engineering notation: 1.2k, 3.4M, 5G."""
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def _as_items(objects) -> list[tuple[str, object]]:
+    """Accept a mapping name -> object, a sequence of objects, or a single object."""
+    if isinstance(objects, Mapping):
+        return [(str(k), v) for k, v in objects.items()]
+    if isinstance(objects, (list, tuple)):
+        return [(f"#{i + 1}", v) for i, v in enumerate(objects)]
+    return [("", objects)]
+
+
+def _mode_of(label: str) -> str:
+    label = label.split("->")[-1]
+    return "forward" if "forward" in label else "reverse" if "reverse" in label else "auto"
+
+
+# ------------------------------------------------------------------ comparisons
+
+
+def phase_bars(comparison, title: str | None = None) -> Figure:
+    """Stacked bars of counted FLOPs by phase (primal, tangent, cotangent), one bar per mode.
+
+    Transcendentals are weighted 1, as in ``Cost.total()``. The y axis is
+    logarithmic, so read a stack's top as its total (printed above the bar)
+    and the colours as where the work went.
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> c = jl.compare(lambda x: np.tanh(x) * 2.0, np.ones(4), modes=["forward", "reverse"], repeat=1)
+    >>> fig = phase_bars(c, title="tanh(x) * 2")
+    >>> [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    ['forward, vector', 'reverse, batched']
+    """
+    ms = comparison.measurements
+    labels = [m.label or m.mode for m in ms]
+    fig = _figure(max(6.0, 1.5 * len(ms) + 2.5), 4.6)
+    ax = fig.add_subplot()
+    x = np.arange(len(ms))
+    totals = np.array([m.total.total() for m in ms], dtype=float)
+    positive = totals[totals > 0]
+    floor = 10 ** math.floor(math.log10(positive.min()) - 1) if positive.size else 1.0
+    bottoms = np.full(len(ms), 0.0)
+    for phase in ("primal", "tangent", "cotangent"):
+        values = np.array([m.cost.get(phase, Cost()).total() for m in ms], dtype=float)
+        if not values.any():
+            continue
+        ax.bar(x, values, bottom=bottoms, width=0.62, color=PHASE_COLORS[phase], label=PHASE_LABELS[phase], edgecolor="white",
+               linewidth=0.6)
+        bottoms = bottoms + values
+    for xi, total, m in zip(x, totals, ms):
+        ax.annotate(f"{_human(total)}\n{m.passes:,} pass{'es' if m.passes != 1 else ''}", (xi, max(total, floor)),
+                    xytext=(0, 3), textcoords="offset points", ha="center", va="bottom", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylim(floor, max(totals.max(), floor) * 30)
+    ax.set_xticks(x, labels, rotation=15 if len(ms) > 3 else 0, ha="right" if len(ms) > 3 else "center")
+    ax.set_ylabel("FLOPs counted (transcendentals weighted 1)")
+    ax.set_xlabel("accumulation order")
+    p = comparison.prediction
+    what = f" of {title}" if title else ""
+    ax.set_title(f"Counted FLOPs by phase{what}\n{p.m}x{p.n} Jacobian (n = {p.n:,} input{'s' * (p.n != 1)}, m = {p.m:,} output{'s' * (p.m != 1)})",
+                 fontsize=11)
+    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    _log_grid(ax)
+    return fig
+
+
+def time_vs_flops(comparisons) -> Figure:
+    """Measured wall time against counted FLOPs, one point per mode and problem, log-log.
+
+    `comparisons` is a mapping name -> Comparison (or a list, or one
+    Comparison). Dotted lines mark constant throughput (FLOPs per second):
+    points far above a line ran slower than the count alone suggests
+    (Python overhead per pass dominates small problems).
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> c = jl.compare(lambda x: np.sum(x ** 2), np.ones(20), repeat=1)
+    >>> fig = time_vs_flops({"sum of squares": c})
+    >>> fig.axes[0].get_xscale(), fig.axes[0].get_yscale()
+    ('log', 'log')
+    """
+    items = _as_items(comparisons)
+    fig = _figure(7.5, 5.0)
+    ax = fig.add_subplot()
+    labels_seen: dict[str, str] = {}
+    xs, ys = [], []
+    colors = [f"C{i % 10}" for i in range(len(items))]
+    for (name, comp), color in zip(items, colors):
+        for m in comp.measurements:
+            label = m.label or m.mode
+            marker = labels_seen.setdefault(label, MARKERS[len(labels_seen) % len(MARKERS)])
+            flops, seconds = max(m.total.total(), 1.0), max(m.seconds, 1e-9)
+            ax.scatter(flops, seconds, color=color, marker=marker, s=42, edgecolor="black", linewidth=0.4,
+                       zorder=3)
+            xs.append(flops)
+            ys.append(seconds)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    if xs:
+        lo, hi = min(xs) / 3, max(xs) * 3
+        grid = np.geomspace(lo, hi, 50)
+        ylo, yhi = min(ys) / 3, max(ys) * 3
+        for rate in (1e6, 1e7, 1e8, 1e9, 1e10):
+            t = grid / rate
+            if (t.max() > ylo) and (t.min() < yhi):
+                ax.plot(grid, t, ":", color="0.6", linewidth=0.9, zorder=1)
+                # label where the line leaves the plotted box
+                xi = min(hi, yhi * rate) / 1.6
+                if xi > lo:
+                    ax.text(xi, xi / rate, f"{_human(rate).replace('G', ' G').replace('M', ' M')}FLOP/s", fontsize=7, color="0.45",
+                            rotation=0, ha="right", va="bottom")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(ylo, yhi)
+    ax.set_xlabel("FLOPs counted (transcendentals weighted 1)")
+    ax.set_ylabel("wall time per Jacobian (s, median)")
+    ax.set_title("Wall time vs counted FLOPs\n(each point: one accumulation order of one problem)", fontsize=11)
+    _log_grid(ax, "both")
+    from matplotlib.lines import Line2D
+
+    mode_handles = [Line2D([], [], linestyle="", marker=mk, color="0.5", markeredgecolor="black", label=lb)
+                    for lb, mk in labels_seen.items()]
+    problem_handles = [Line2D([], [], linestyle="", marker="s", color=c, label=n)
+                       for (n, _), c in zip(items, colors) if n]
+    leg = ax.legend(handles=mode_handles, title="mode", loc="upper left", fontsize=7, title_fontsize=8)
+    if problem_handles:
+        ax.add_artist(leg)
+        ax.legend(handles=problem_handles, title="problem", loc="lower right", fontsize=7, title_fontsize=8)
+    return fig
+
+
+def memory_bars(comparisons) -> Figure:
+    """Peak traced memory of each mode, with the reverse tape's share hatched, per problem (log y).
+
+    Forward mode keeps no tape: its peak is the tangents (k seeds times every
+    intermediate). Reverse mode records a tape of residuals once; its peak is
+    the tape plus the cotangents of one sweep.
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> c = jl.compare(lambda x: np.sum(np.exp(x)), np.ones(30), modes=["forward", "reverse"], repeat=1)
+    >>> fig = memory_bars({"sum(exp(x))": c})
+    >>> fig.axes[0].get_ylabel()
+    'memory (KiB)'
+    """
+    items = _as_items(comparisons)
+    labels: list[str] = []
+    for _, comp in items:
+        for m in comp.measurements:
+            # an "auto" row repeats the order it chose; its memory is already shown
+            if (m.label or m.mode) not in labels and not (m.label or m.mode).startswith("auto"):
+                labels.append(m.label or m.mode)
+    values = [[m.peak_bytes for m in comp.measurements] for _, comp in items]
+    biggest = max([v for row in values for v in row] + [1])
+    unit, scale = ("MiB", 2**20) if biggest >= 2**20 else ("KiB", 2**10)
+    fig = _figure(min(14.0, max(6.5, 2.5 + 0.32 * len(items) * max(len(labels), 1))), 5.0)
+    ax = fig.add_subplot()
+    width = 0.8 / max(len(labels), 1)
+    floor = None
+    tape_label = "tape (residuals kept for the sweeps)"
+    for i, label in enumerate(labels):
+        peaks, tapes, xs = [], [], []
+        for j, (_, comp) in enumerate(items):
+            m = next((m for m in comp.measurements if (m.label or m.mode) == label), None)
+            if m is None:
+                continue
+            xs.append(j - 0.4 + width * (i + 0.5))
+            peaks.append(max(m.peak_bytes, 1) / scale)
+            tapes.append(m.tape_bytes / scale)
+        color = MODE_COLORS[_mode_of(label)]
+        shade = 0.35 + 0.65 * (i + 1) / len(labels)
+        ax.bar(xs, peaks, width=width * 0.92, color=color, alpha=shade, label=f"{label}: peak",
+               edgecolor="black", linewidth=0.4)
+        if any(tapes):
+            ax.bar(xs, tapes, width=width * 0.5, color="white", hatch="////", edgecolor="black", linewidth=0.4,
+                   label=tape_label)
+            tape_label = None  # one legend entry for every tape bar
+        floor = min([p for p in peaks + tapes if p > 0] + ([floor] if floor else []))
+    ax.legend(fontsize=7, loc="upper left", framealpha=0.9, ncols=2)
+    ax.set_yscale("log")
+    if floor:
+        ax.set_ylim(floor / 3, biggest / scale * 12)
+    ax.set_xticks(range(len(items)), [name for name, _ in items])
+    ax.set_ylabel(f"memory ({unit})")
+    ax.set_xlabel("problem")
+    ax.set_title("Memory: tangents (forward) vs tape (reverse)\n"
+                 "bar = traced peak of one Jacobian; hatched = reverse tape", fontsize=11)
+    _log_grid(ax)
+    return fig
+
+
+def cheap_gradient(predictions_by_problem) -> Figure:
+    """The cheap-gradient ratios OPS(f + one JVP)/OPS(f) and OPS(f + one VJP)/OPS(f) per problem.
+
+    The horizontal line is the bound 3 (Griewank & Walther's ω = 3 for the
+    gradient of a scalar function); Baydin et al. (JMLR 2018) quote c < 6,
+    with 2-3 typical in practice, and the dotted line marks 6. Transcendentals
+    are weighted 1, like every other FLOP.
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> p = jl.predict(lambda x: np.sum(np.sin(np.exp(x ** 2))), np.ones(100))
+    >>> fig = cheap_gradient({"seed": p})
+    >>> fig.axes[0].get_ylabel()
+    'OPS(f + one derivative pass) / OPS(f)'
+    """
+    items = _as_items(predictions_by_problem)
+    fig = _figure(max(6.5, 1.0 * len(items) + 3), 4.6)
+    ax = fig.add_subplot()
+    x = np.arange(len(items))
+    jvp = [p.jvp_ratio() for _, p in items]
+    vjp = [p.vjp_ratio() for _, p in items]
+    w = 0.36
+    b1 = ax.bar(x - w / 2, jvp, w, color=MODE_COLORS["forward"], label="f + one JVP (forward pass)")
+    b2 = ax.bar(x + w / 2, vjp, w, color=MODE_COLORS["reverse"], label="f + one VJP (tape + reverse sweep)")
+    for bars in (b1, b2):
+        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
+    ax.axhline(GRIEWANK_OMEGA, color="black", linewidth=1.2, label="bound ω = 3 (Griewank)")
+    ax.axhline(6, color="black", linewidth=0.9, linestyle=":", label="c < 6 (Baydin et al., JMLR 2018)")
+    ax.axhspan(2, 3, color="0.85", zorder=0, label="2-3: typical (Baydin et al.)")
+    ax.set_xticks(x, [name for name, _ in items], rotation=15 if len(items) > 4 else 0,
+                  ha="right" if len(items) > 4 else "center")
+    ax.set_ylim(0, max(7.0, max(jvp + vjp, default=0) * 1.15))
+    ax.set_ylabel("OPS(f + one derivative pass) / OPS(f)")
+    ax.set_xlabel("problem")
+    ax.set_title("Cheap-gradient ratios: one derivative pass costs a few evaluations of f", fontsize=11)
+    ax.legend(fontsize=7, loc="upper right", ncols=2, framealpha=0.95)
+    ax.grid(True, axis="y", alpha=0.3)
+    return fig
+
+
+# ---------------------------------------------------------------------- sweeps
+
+
+def sweep_plot(sweep_result) -> Figure:
+    """FLOPs (left) and measured seconds (right) of forward and reverse mode against the swept size, log-log.
+
+    Forward mode is solid, reverse dashed; one colour per value of the size
+    held fixed. The crossover where the two FLOP curves meet is marked with a
+    circle and a vertical line on both panels; when the curves do not cross
+    inside the grid, the legend says so.
+
+    >>> from jacobian_lab.sweep import sweep
+    >>> fig = sweep_plot(sweep("wide_to_tall", n=[5, 20, 80], m=[20], repeat=1))
+    >>> [ax.get_xlabel() for ax in fig.axes]
+    ['n (number of inputs)', 'n (number of inputs)']
+    """
+    series = sweep_result.series()
+    axis = sweep_result.axis
+    fig = _figure(12.0, 4.8)
+    ax_f, ax_t = fig.subplots(1, 2)
+    notes = []
+    many = len(series) > 1
+    for k, s in enumerate(series):
+        color = f"C{k % 10}" if many else None
+        tag = f", {s.relation()}" if many else ""
+        cf, cr = (color, color) if many else (MODE_COLORS["forward"], MODE_COLORS["reverse"])
+        for ax, values in ((ax_f, s.flops), (ax_t, s.seconds)):
+            ax.plot(s.sizes, values("forward"), "-o", color=cf, markersize=4, label=f"forward (vector){tag}")
+            ax.plot(s.sizes, values("reverse"), "--s", color=cr, markersize=4, label=f"reverse (batched){tag}")
+        where = f" ({s.relation()})" if many else ""
+        c = s.crossover()
+        if c is not None and not c.everywhere:
+            for ax in (ax_f, ax_t):
+                ax.axvline(c.size, color=color or "0.3", linestyle=":", linewidth=1.1)
+            ax_f.plot([c.size], [c.flops], "o", markersize=11, markerfacecolor="none",
+                      markeredgecolor=color or "black", markeredgewidth=1.6,
+                      label=f"FLOP crossover {axis} ≈ {c.size:.3g}{tag}")
+            notes.append(f"FLOP crossover at {axis} ≈ {c.size:.3g}{where}")
+        elif c is not None:
+            ax_f.plot([], [], " ", label=f"forward = reverse at every {axis}{tag}")
+            notes.append(f"forward and reverse FLOPs equal at every {axis}{where}")
+        else:
+            cheaper = "forward" if s.flops("forward")[0] < s.flops("reverse")[0] else "reverse"
+            ax_f.plot([], [], " ", label=f"no crossover in grid: {cheaper} cheaper{tag}")
+            notes.append(f"no FLOP crossover for {axis} in [{min(s.sizes):,}, {max(s.sizes):,}]: "
+                         f"{cheaper} cheaper throughout{where}")
+        t = s.time_crossover()
+        if t is not None and not t.everywhere:
+            ax_t.plot([t.size], [t.flops], "D", markersize=8, markerfacecolor="none",
+                      markeredgecolor=color or "black", label=f"time crossover {axis} ≈ {t.size:.3g}{tag}")
+    label = {"n": "n (number of inputs)", "m": "m (number of outputs)"}[axis]
+    for ax, ylabel, what in ((ax_f, "FLOPs per Jacobian (exact count)", "Exact FLOPs"),
+                             (ax_t, "wall time per Jacobian (s, median)", "Measured time")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        sizes = sorted({v for s in series for v in s.sizes})
+        if 1 < len(sizes) <= 8:  # label the grid itself rather than powers of ten
+            ax.set_xticks(sizes, [f"{v:,}" for v in sizes])
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(label)
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{what} vs {axis}", fontsize=10)
+        _log_grid(ax, "both")
+        ax.legend(fontsize=7, loc="upper left", framealpha=0.9)
+    held = "" if many or not series else f" ({series[0].relation()})"
+    fig.suptitle(f"Full Jacobian of {sweep_result.problem}: forward vs reverse accumulation over {axis}{held}\n"
+                 + "; ".join(notes), fontsize=11)
+    return fig
+
+
+# ----------------------------------------------------------------------- chains
+
+
+def chain_costs(plan) -> Figure:
+    """Bars of the FLOPs of forward, reverse and optimal accumulation of a Jacobian chain (log y).
+
+    `plan` is a :class:`jacobian_lab.chain.ChainPlan`. Each bar is labelled
+    with its bracketing and cost; the title gives the widths and the speed-up
+    of the optimal bracketing over the better pure mode.
+
+    >>> from jacobian_lab.chain import plan
+    >>> fig = chain_costs(plan([100, 1, 100, 100, 100]))
+    >>> fig.axes[0].get_yscale()
+    'log'
+    """
+    info = plan.to_dict()
+    names = ["forward", "reverse", "optimal"]
+    values = [plan.forward_flops, plan.reverse_flops, plan.optimal_flops]
+    brackets = [info["forward_bracketing"], info["reverse_bracketing"], plan.bracketing]
+    fig = _figure(7.0, 4.6)
+    ax = fig.add_subplot()
+    shown = [max(v, 1) for v in values]
+    bars = ax.bar(names, shown, color=[MODE_COLORS[n] for n in names], width=0.6)
+    for bar, v, text in zip(bars, values, brackets):
+        if len(text) > 28:
+            text = text[:26] + "…"
+        ax.annotate(f"{v:,} FLOPs\n{text}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    xytext=(0, 3), textcoords="offset points", ha="center", va="bottom", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylim(min(shown) / 5, max(shown) * 40)
+    ax.yaxis.set_minor_locator(LogLocator(subs="auto"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylabel("FLOPs to form J = Jq ... J1 (2abc per product)")
+    ax.set_xlabel("accumulation (bracketing of the matrix chain)")
+    widths = " → ".join(str(w) for w in plan.widths)
+    if len(widths) > 60:
+        widths = widths[:58] + "…"
+    ax.set_title(f"Jacobian chain, widths {widths}\n"
+                 f"optimal bracketing: {plan.speedup:.3g}x cheaper than the better pure mode\n"
+                 f"({_BEST[plan.best_mode]})",
+                 fontsize=10)
+    _log_grid(ax)
+    return fig
+
+
+# ------------------------------------------------------------------------ saving
+
+
+def save(fig: Figure, path, dpi: int = 110) -> Path:
+    """Write `fig` to `path` as PNG, SVG or PDF (chosen by the extension) and return the path.
+
+    Parent folders are created. Raises ValueError for another extension.
+
+    >>> import tempfile, pathlib
+    >>> from jacobian_lab.chain import plan
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     out = save(chain_costs(plan([3, 4, 5])), pathlib.Path(d) / "chain.svg")
+    ...     out.read_text()[:5]
+    '<?xml'
+    """
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise ValueError(f"cannot save a figure as {path.name!r}: use a file ending in "
+                         f"{', '.join(FORMATS)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, format=path.suffix.lower()[1:])
+    return path

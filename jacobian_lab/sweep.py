@@ -1,0 +1,451 @@
+"""Sweeps: the cost of forward and reverse accumulation over a grid of sizes.
+
+For every (n, m) of a grid, :func:`sweep` builds the problem, reads the exact
+FLOPs of forward mode (vector mode, all tangents in one pass where memory
+allows) and reverse mode (batched sweeps over one tape) from
+:func:`jacobian_lab.predict`, and times both with :func:`jacobian_lab.measure`.
+:func:`crossover` finds where the two FLOP curves meet, interpolating on
+log-log axes between grid points.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from . import problems as _problems
+from .accounting import Cost
+from .compare import measure
+from .prediction import predict
+
+__all__ = [
+    "Crossover",
+    "SweepPoint",
+    "SweepResult",
+    "SweepSeries",
+    "crossover",
+    "default_grid",
+    "sizes_taken",
+    "sweep",
+]
+
+MODES = ("forward", "reverse")
+
+
+@dataclass(frozen=True)
+class Crossover:
+    """Where the forward and reverse FLOP curves meet.
+
+    ``size`` is the swept size (n or m) at the crossing and ``flops`` the
+    common cost there, both interpolated on log-log axes. ``everywhere`` is
+    True when the two curves coincide at every grid point (then ``size`` is
+    the first grid point). ``forward_below`` tells which mode is cheaper
+    *before* the crossing (at sizes smaller than ``size``).
+    """
+
+    size: float
+    flops: float
+    forward_below: bool
+    everywhere: bool = False
+
+    def describe(self, axis: str = "n") -> str:
+        """One phrase for a legend or a title.
+
+        >>> Crossover(100.0, 2e5, True).describe("n")
+        'crossover at n ≈ 100: forward cheaper below, reverse above'
+        """
+        if self.everywhere:
+            return "forward and reverse cost the same FLOPs at every size"
+        below, above = ("forward", "reverse") if self.forward_below else ("reverse", "forward")
+        return f"crossover at {axis} ≈ {self.size:.3g}: {below} cheaper below, {above} above"
+
+
+def crossover(sizes: Sequence[float], forward: Sequence[float],
+              reverse: Sequence[float]) -> Crossover | None:
+    """The first point where the forward and reverse cost curves cross, or None.
+
+    The curves are compared on log-log axes: between two grid points where the
+    sign of log(forward) - log(reverse) changes, the crossing is interpolated
+    linearly in (log size, log cost). A grid point where both are equal is
+    itself the crossing. None means one mode is cheaper over the whole grid.
+
+    >>> c = crossover([10, 100, 1000], [20, 200, 2000], [100, 100, 100])
+    >>> round(c.size), round(c.flops), c.forward_below
+    (50, 100, True)
+    >>> crossover([10, 100], [1, 2], [5, 6]) is None
+    True
+    """
+    if len(sizes) != len(forward) or len(sizes) != len(reverse):
+        raise ValueError("sizes, forward and reverse must have the same length")
+    points = [(float(s), float(f), float(r)) for s, f, r in zip(sizes, forward, reverse)
+              if s > 0 and f > 0 and r > 0]
+    if not points:
+        return None
+    gaps = [math.log(f) - math.log(r) for _, f, r in points]
+    if all(g == 0 for g in gaps):
+        return Crossover(points[0][0], points[0][1], True, everywhere=True)
+    for i, gap in enumerate(gaps):
+        if gap == 0:
+            earlier = next((g for g in reversed(gaps[:i]) if g != 0), None)
+            later = next((g for g in gaps[i + 1:] if g != 0), None)
+            if earlier is not None and later is not None and (earlier > 0) == (later > 0):
+                continue  # the curves touch here without crossing
+            below = earlier < 0 if earlier is not None else later > 0
+            return Crossover(points[i][0], points[i][1], below)
+        if i + 1 < len(gaps) and gaps[i + 1] != 0 and (gap > 0) != (gaps[i + 1] > 0):
+            (s0, f0, _), (s1, f1, _) = points[i], points[i + 1]
+            t = gap / (gap - gaps[i + 1])
+            size = math.exp(math.log(s0) + t * (math.log(s1) - math.log(s0)))
+            flops = math.exp(math.log(f0) + t * (math.log(f1) - math.log(f0)))
+            return Crossover(size, flops, gap < 0)
+    return None
+
+
+@dataclass
+class SweepPoint:
+    """Exact FLOPs and measured seconds of both modes at one (n, m)."""
+
+    n: int
+    m: int
+    cost: dict[str, dict[str, Cost]]         # mode -> phase -> predicted Cost
+    seconds: dict[str, float]                # mode -> median wall time
+    peak_bytes: dict[str, int]               # mode -> traced peak of one run
+    tape_bytes: int
+
+    def flops(self, mode: str) -> float:
+        """Total FLOPs of `mode` (transcendentals weighted 1).
+
+        >>> p = sweep("seed", n=[10], timed=False).points[0]
+        >>> p.flops("reverse") < p.flops("forward")
+        True
+        """
+        return sum(self.cost[mode].values(), Cost()).total()
+
+    def to_dict(self) -> dict:
+        """JSON-ready: sizes, total FLOPs and per-phase costs per mode, seconds, bytes.
+
+        >>> sorted(sweep("seed", n=[10], timed=False).points[0].to_dict()["flops"])
+        ['forward', 'reverse']
+        """
+        return {
+            "n": self.n, "m": self.m,
+            "flops": {mode: self.flops(mode) for mode in self.cost},
+            "cost": {mode: {p: c.to_dict() for p, c in phases.items()} for mode, phases in self.cost.items()},
+            "seconds": dict(self.seconds), "peak_bytes": dict(self.peak_bytes), "tape_bytes": self.tape_bytes,
+        }
+
+
+@dataclass
+class SweepSeries:
+    """Points that vary along one axis; the other size is fixed, or follows the swept one (fixed None)."""
+
+    axis: str                 # "n" or "m": the size that varies
+    fixed: int | None         # the value of the other size; None when it changes with `axis`
+    points: list[SweepPoint]
+
+    @property
+    def sizes(self) -> list[int]:
+        """The swept size at every point, in order.
+
+        >>> sweep("curve", m=[8, 4], timed=False).series()[0].sizes
+        [4, 8]
+        """
+        return [getattr(p, self.axis) for p in self.points]
+
+    def flops(self, mode: str) -> list[float]:
+        """Total FLOPs of `mode` at every point.
+
+        >>> small, large = sweep("curve", m=[4, 8], timed=False).series()[0].flops("forward")
+        >>> 0 < small < large
+        True
+        """
+        return [p.flops(mode) for p in self.points]
+
+    def seconds(self, mode: str) -> list[float]:
+        """Measured seconds of `mode` at every point (0 for an untimed sweep).
+
+        >>> sweep("curve", m=[4, 8], timed=False).series()[0].seconds("reverse")
+        [0.0, 0.0]
+        """
+        return [p.seconds[mode] for p in self.points]
+
+    @property
+    def other(self) -> str:
+        """The size that is not swept: "m" when sweeping n, else "n"."""
+        return "m" if self.axis == "n" else "n"
+
+    def relation(self) -> str:
+        """The other size in words: "m = 30", "m = n", "m = n - 2" or "m varies with n".
+
+        >>> sweep("bratu", n=[5, 9], timed=False).series()[0].relation()
+        'm = n - 2'
+        """
+        if self.fixed is not None:
+            return f"{self.other} = {self.fixed:,}"
+        gaps = {getattr(p, self.other) - getattr(p, self.axis) for p in self.points}
+        if len(gaps) == 1:
+            gap = gaps.pop()
+            sign = "+" if gap > 0 else "-"
+            return f"{self.other} = {self.axis}" + (f" {sign} {abs(gap)}" if gap else "")
+        return f"{self.other} varies with {self.axis}"
+
+    def crossover(self) -> Crossover | None:
+        """Where forward and reverse FLOPs cross along this series.
+
+        >>> c = sweep("wide_to_tall", n=[5, 20, 80], m=[20], timed=False).series()[0].crossover()
+        >>> round(c.size), c.forward_below
+        (20, True)
+        """
+        return crossover(self.sizes, self.flops("forward"), self.flops("reverse"))
+
+    def time_crossover(self) -> Crossover | None:
+        """Where the measured forward and reverse times cross along this series (None if they do not).
+
+        >>> sweep("seed", n=[5, 10], timed=False).series()[0].time_crossover() is None   # untimed: all 0
+        True
+        """
+        return crossover(self.sizes, self.seconds("forward"), self.seconds("reverse"))
+
+
+@dataclass
+class SweepResult:
+    """Every grid point of a sweep of one problem, grouped into series along ``axis``."""
+
+    problem: str
+    points: list[SweepPoint]
+    summary: str = ""
+    grid: dict = field(default_factory=dict)
+
+    @property
+    def axis(self) -> str:
+        """The swept size: "n" when n varies (also for a single point), else "m".
+
+        >>> sweep("curve", m=[4, 8], timed=False).axis
+        'm'
+        """
+        if len({p.n for p in self.points}) > 1 or len({p.m for p in self.points}) <= 1:
+            return "n"
+        return "m"
+
+    def series(self) -> list[SweepSeries]:
+        """One series per value of the other size, points sorted along ``axis``.
+
+        >>> [s.relation() for s in sweep("wide_to_tall", n=[5, 9], m=[3, 6], timed=False).series()]
+        ['m = 3', 'm = 6']
+        """
+        axis = self.axis
+        other = "m" if axis == "n" else "n"
+        groups: dict[int, list[SweepPoint]] = {}
+        for p in self.points:
+            groups.setdefault(getattr(p, other), []).append(p)
+        if len(self.points) > 1 and all(len(pts) == 1 for pts in groups.values()):
+            # the other size follows the swept one (a square layer: m = n): one series
+            return [SweepSeries(axis, None, sorted(self.points, key=lambda p: getattr(p, axis)))]
+        return [SweepSeries(axis, fixed, sorted(pts, key=lambda p: getattr(p, axis)))
+                for fixed, pts in sorted(groups.items())]
+
+    def crossovers(self) -> list[Crossover | None]:
+        """The FLOP crossover of every series (None where there is none in the grid).
+
+        >>> sweep("seed", n=[5, 10], timed=False).crossovers()
+        [None]
+        """
+        return [s.crossover() for s in self.series()]
+
+    def rows(self) -> list[dict]:
+        """One dict per grid point: sizes, FLOPs and milliseconds of both modes, and the cheaper one.
+
+        >>> [r["cheaper"] for r in sweep("wide_to_tall", n=[5, 20, 80], m=[20], timed=False).rows()]
+        ['forward', 'tie', 'reverse']
+        """
+        out = []
+        for p in self.points:
+            fwd, rev = p.flops("forward"), p.flops("reverse")
+            out.append({
+                "n": p.n, "m": p.m, "forward flops": fwd, "reverse flops": rev,
+                "fwd/rev": fwd / max(rev, 1.0),
+                "forward ms": p.seconds["forward"] * 1e3, "reverse ms": p.seconds["reverse"] * 1e3,
+                "cheaper": "forward" if fwd < rev else "reverse" if rev < fwd else "tie",
+            })
+        return out
+
+    def describe_crossovers(self) -> list[str]:
+        """One line per series: the crossover, or which mode is cheaper over the whole grid.
+
+        >>> sweep("dense", n=[4, 8], timed=False).describe_crossovers()
+        ['m = n: forward and reverse cost the same FLOPs at every size']
+        """
+        lines = []
+        for s in self.series():
+            where = s.relation()
+            c = s.crossover()
+            if c is not None:
+                lines.append(f"{where}: {c.describe(s.axis)}")
+                continue
+            fwd, rev = s.flops("forward"), s.flops("reverse")
+            cheaper = "forward" if fwd[0] < rev[0] else "reverse"
+            lines.append(f"{where}: no crossover for {s.axis} in [{min(s.sizes)}, {max(s.sizes)}]: "
+                         f"{cheaper} is cheaper throughout")
+        return lines
+
+    def rich_table(self):
+        """The grid as a `rich.table.Table` (the CLI prints it), crossovers in the caption.
+
+        >>> sweep("seed", n=[5], timed=False).rich_table().row_count
+        1
+        """
+        from rich.table import Table
+
+        table = Table(title=f"sweep of {self.problem}: exact FLOPs and measured time per mode",
+                      caption="\n".join(self.describe_crossovers()))
+        rows = self.rows()
+        for key in rows[0]:
+            table.add_column(key, justify="left" if key == "cheaper" else "right")
+        for row in rows:
+            table.add_row(*(_fmt(v) for v in row.values()))
+        return table
+
+    def table(self) -> str:
+        """Plain-text table of the grid and the crossovers.
+
+        >>> print(sweep("curve", m=[5], repeat=1).table())   # doctest: +ELLIPSIS
+        sweep of curve: ...
+        ...
+        """
+        import io
+
+        from rich.console import Console
+
+        buffer = io.StringIO()
+        Console(file=buffer, width=160, color_system=None, force_terminal=False).print(self.rich_table())
+        return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
+
+    def to_dict(self) -> dict:
+        """JSON-ready: the problem, the grid, every point and every series with its crossovers.
+
+        >>> d = sweep("curve", m=[4, 8], timed=False).to_dict()
+        >>> d["axis"], len(d["points"]), d["series"][0]["relation"]
+        ('m', 2, 'n = 4')
+        """
+        series = []
+        for s in self.series():
+            c = s.crossover()
+            t = s.time_crossover()
+            series.append({
+                "axis": s.axis, "fixed": None if s.fixed is None else {s.other: s.fixed}, "relation": s.relation(),
+                "sizes": s.sizes,
+                "crossover": None if c is None else {"size": c.size, "flops": c.flops,
+                                                     "forward_below": c.forward_below, "everywhere": c.everywhere},
+                "time_crossover": None if t is None else {"size": t.size, "seconds": t.flops,
+                                                          "forward_below": t.forward_below},
+            })
+        return {"problem": self.problem, "summary": self.summary, "axis": self.axis, "grid": self.grid,
+                "points": [p.to_dict() for p in self.points], "series": series,
+                "crossovers": self.describe_crossovers()}
+
+
+def _fmt(value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) or float(value).is_integer() or abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def sizes_taken(name: str) -> tuple[str, ...]:
+    """Which of "n" and "m" the built-in problem `name` lets you choose.
+
+    >>> sizes_taken("seed"), sizes_taken("curve"), sizes_taken("wide_to_tall")
+    (('n',), ('m',), ('n', 'm'))
+    """
+    taken = []
+    for param in ("n", "m"):
+        try:
+            _problems.get(name, **{param: 50})
+        except ValueError:
+            continue
+        taken.append(param)
+    return tuple(taken)
+
+
+def default_grid(name: str) -> dict[str, list[int] | None]:
+    """The grid :func:`sweep` uses when no sizes are given: decades along the sizes the problem takes.
+
+    >>> default_grid("seed")
+    {'n': [10, 30, 100, 300, 1000], 'm': None}
+    >>> default_grid("curve")
+    {'n': None, 'm': [10, 30, 100, 300, 1000]}
+    """
+    decades = [10, 30, 100, 300, 1000]
+    taken = sizes_taken(name)
+    if "n" in taken:
+        return {"n": decades, "m": None}
+    return {"n": None, "m": decades}
+
+
+def _grid_problems(name, ns, ms, seed):
+    """Build every problem of the grid first, so a bad size fails before any work."""
+    built = []
+    for n in ns or [None]:
+        for m in ms or [None]:
+            built.append(_problems.get(name, n=n, m=m, seed=seed))
+    return built
+
+
+def sweep(problem: str = "seed", n: Sequence[int] | None = None, m: Sequence[int] | None = None,
+          repeat: int = 3, seed: int = 0, timed: bool = True,
+          progress: Callable[[int, int, str], None] | None = None) -> SweepResult:
+    """Exact FLOPs and measured seconds of forward and reverse mode over a grid of sizes.
+
+    `problem` is a built-in problem name; `n` and `m` are lists of sizes (None:
+    the problem's default, or :func:`default_grid` when both are None). Every
+    combination is built, so a size the problem does not take raises the
+    problem's ValueError before any measurement. FLOPs come from
+    :func:`jacobian_lab.predict` (forward: vector mode; reverse: batched);
+    seconds from :func:`jacobian_lab.measure` (median of `repeat` runs), or 0
+    with ``timed=False``. `progress(done, total, label)` is called after every point.
+
+    >>> r = sweep("seed", n=[10, 100], repeat=1)
+    >>> [p.n for p in r.points], r.axis
+    ([10, 100], 'n')
+    >>> r.points[1].flops("forward") > r.points[1].flops("reverse")
+    True
+    >>> print(r.describe_crossovers()[0])
+    m = 1: no crossover for n in [10, 100]: reverse is cheaper throughout
+    """
+    if n is None and m is None:
+        grid = default_grid(problem)
+        n, m = grid["n"], grid["m"]
+    ns = _unique(n)
+    ms = _unique(m)
+    built = _grid_problems(problem, ns, ms, seed)
+    points = []
+    for i, p in enumerate(built):
+        points.append(_point(p, repeat, timed))
+        if progress is not None:
+            progress(i + 1, len(built), f"{problem} n={p.n} m={p.m}")
+    return SweepResult(problem, points, summary=built[0].summary if built else "",
+                       grid={"n": ns, "m": ms})
+
+
+def _unique(values):
+    if values is None:
+        return None
+    out = []
+    for v in values:
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def _point(p, repeat: int, timed: bool) -> SweepPoint:
+    pred = predict(p.f, p.x)
+    seconds, peaks = {}, {}
+    for mode in MODES:
+        if timed:
+            mm = measure(p.f, p.x, mode=mode, repeat=repeat, prediction=pred)
+            seconds[mode], peaks[mode] = mm.seconds, mm.peak_bytes
+        else:
+            seconds[mode], peaks[mode] = 0.0, 0
+    return SweepPoint(pred.n, pred.m, {mode: pred.cost(mode) for mode in MODES}, seconds, peaks,
+                      pred.tape_bytes)

@@ -1,0 +1,382 @@
+"""The jacobian-lab command line, through main(argv) and as the installed console script."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jacobian_lab import chain, problems
+from jacobian_lab.cli import (
+    UsageError,
+    build_parser,
+    load_target,
+    main,
+    parse_shape,
+    parse_sizes,
+)
+
+USER_CODE = textwrap.dedent("""
+    import numpy as np
+
+    def softplus_sum(x):
+        return np.sum(np.log1p(np.exp(x)), axis=-1)
+
+    def curve(p):
+        t = np.linspace(0.0, 1.0, 7)
+        return p[0] * np.exp(-p[1] * t)
+
+    def explode(x):
+        raise RuntimeError("the model diverged")
+
+    def svd_values(x):
+        return np.linalg.svd(x.reshape(2, -1))[1]
+
+    CONSTANT = 3
+""")
+
+
+@pytest.fixture
+def user_file(tmp_path):
+    path = tmp_path / "user_funcs.py"
+    path.write_text(USER_CODE)
+    return path
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(err, code, expected_code):
+    assert code == expected_code, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "error:" in lines[0]
+
+
+# ---------------------------------------------------------------- compare
+
+
+def test_compare_builtin_prints_table_and_verdict(capsys):
+    code, out, err = run(capsys, "compare", "seed", "--n", "40", "--repeat", "1")
+    assert code == 0, err
+    assert "R^40 -> R^1" in out
+    for label in ("forward, 1 seed/pass", "forward, vector", "reverse, 1 seed/sweep", "reverse, batched", "auto"):
+        assert label in out
+    verdict = [line for line in out.splitlines() if line.startswith("verdict:")]
+    assert len(verdict) == 1 and "reverse is" in verdict[0] and "cheaper in FLOPs" in verdict[0]
+    assert "\x1b[" not in out  # no colour codes off a terminal
+
+
+def test_compare_json_is_the_comparison(capsys):
+    code, out, _ = run(capsys, "compare", "curve", "--m", "30", "--modes", "forward,reverse", "--repeat", "1",
+                       "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert (data["n"], data["m"]) == (4, 30)
+    assert [m["label"] for m in data["measurements"]] == ["forward, vector", "reverse, batched"]
+    assert data["best"] == "forward, vector"
+    assert data["verdict"].startswith("forward is")
+    p = problems.get("curve", m=30)
+    forward = data["measurements"][0]
+    assert forward["passes"] == 1 and forward["total"]["flops"] > 0
+    assert data["prediction"]["primal"]["flops"] > 0 and np.isclose(forward["max_abs_diff"], 0.0)
+    assert p.m == data["m"]
+
+
+def test_compare_batch_size_adds_rows(capsys):
+    code, out, _ = run(capsys, "compare", "dense", "--n", "12", "--modes", "forward", "--batch-size", "4",
+                       "--repeat", "1", "--json")
+    assert code == 0
+    rows = json.loads(out)["measurements"]
+    assert [r["label"] for r in rows] == ["forward, vector", "forward, 4 seeds/pass", "reverse, 4 seeds/pass"]
+    assert rows[1]["passes"] == 3 and rows[2]["passes"] == 3
+
+
+def test_compare_plot_writes_png(tmp_path, capsys):
+    target = tmp_path / "sub" / "phases.png"
+    code, _, err = run(capsys, "compare", "seed", "--n", "30", "--repeat", "1", "--plot", str(target))
+    assert code == 0
+    assert "figure written" in err
+    with Image.open(target) as image:
+        image.verify()
+    with Image.open(target) as image:
+        assert image.format == "PNG"
+        assert 500 <= image.width <= 3000 and 300 <= image.height <= 2000
+
+
+def test_compare_plot_svg(tmp_path, capsys):
+    target = tmp_path / "phases.svg"
+    code, _, _ = run(capsys, "compare", "tall_to_wide", "--n", "3", "--m", "2", "--repeat", "1",
+                     "--modes", "forward,reverse", "--plot", str(target))
+    assert code == 0
+    text = target.read_text()
+    assert text.startswith("<?xml") and "<svg" in text
+
+
+def test_compare_user_function_file_with_shape(user_file, capsys):
+    code, out, err = run(capsys, "compare", f"{user_file}:softplus_sum", "--shape", "3,5", "--repeat", "1",
+                         "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert (data["n"], data["m"]) == (15, 3)
+    assert all(m["max_abs_diff"] < 1e-12 for m in data["measurements"])
+
+
+def test_compare_user_function_table(user_file, capsys):
+    code, out, _ = run(capsys, "compare", f"{user_file}:curve", "--shape", "2", "--repeat", "1")
+    assert code == 0
+    assert "input of shape (2,)" in out and "verdict: forward" in out
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz", ".txt"])
+def test_compare_user_function_x_file(user_file, tmp_path, capsys, suffix):
+    x = np.linspace(-1.0, 1.0, 6)
+    path = tmp_path / f"x{suffix}"
+    if suffix == ".npy":
+        np.save(path, x)
+    elif suffix == ".npz":
+        np.savez(path, x=x)
+    else:
+        np.savetxt(path, x)
+    code, out, err = run(capsys, "compare", f"{user_file}:softplus_sum", "--x-file", str(path),
+                         "--modes", "reverse", "--repeat", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["n"] == 6
+
+
+def test_compare_module_function(tmp_path, capsys, monkeypatch):
+    (tmp_path / "jl_cli_user_module.py").write_text(USER_CODE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "jl_cli_user_module", raising=False)
+    code, out, err = run(capsys, "compare", "jl_cli_user_module:softplus_sum", "--shape", "4",
+                         "--modes", "forward,reverse", "--repeat", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["n"] == 4
+
+
+def test_compare_default_is_seed_at_1000():
+    args = build_parser().parse_args(["compare"])
+    assert args.target is None and args.repeat == 3
+    assert problems.get("seed").n == 1000  # what the default target resolves to
+
+
+# ------------------------------------------------------------------ sweep
+
+
+def test_sweep_json_and_progress(capsys):
+    code, out, err = run(capsys, "sweep", "wide_to_tall", "--n", "5,20,80", "--m", "20", "--repeat", "1", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["axis"] == "n" and [p["n"] for p in data["points"]] == [5, 20, 80]
+    assert all(p["m"] == 20 for p in data["points"])
+    crossing = data["series"][0]["crossover"]
+    assert crossing is not None and 5 < crossing["size"] < 80
+    assert all(p["seconds"]["forward"] > 0 and p["seconds"]["reverse"] > 0 for p in data["points"])
+    assert "3/3" in err  # the progress bar went to stderr
+
+
+def test_sweep_table_and_plot(tmp_path, capsys):
+    target = tmp_path / "sweep.png"
+    code, out, _ = run(capsys, "sweep", "seed", "--n", "5,10,20", "--repeat", "1", "--plot", str(target))
+    assert code == 0
+    assert "no crossover for n in [5, 20]: reverse is cheaper throughout" in out
+    with Image.open(target) as image:
+        assert image.format == "PNG" and image.width >= 800 and image.height >= 300
+
+
+def test_sweep_fixed_n_problem_sweeps_m(capsys):
+    code, out, _ = run(capsys, "sweep", "curve", "--m", "5,50", "--repeat", "1", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["axis"] == "m" and [p["m"] for p in data["points"]] == [5, 50]
+    assert {p["n"] for p in data["points"]} == {4}
+
+
+# ------------------------------------------------------------------ chain
+
+
+def test_chain_prints_plan_table(capsys):
+    code, out, _ = run(capsys, "chain", "100", "1", "100", "100", "100")
+    assert code == 0
+    assert out.strip() == chain.plan([100, 1, 100, 100, 100]).table()
+    assert "34.00x" in out and "(J4 (J3 J2)) J1" in out
+
+
+def test_chain_json_and_plot(tmp_path, capsys):
+    target = tmp_path / "chain.png"
+    code, out, _ = run(capsys, "chain", "10", "1000", "10", "1000", "1", "--json", "--plot", str(target))
+    assert code == 0
+    assert json.loads(out) == chain.plan([10, 1000, 10, 1000, 1]).to_dict()
+    with Image.open(target) as image:
+        assert image.format == "PNG" and image.width >= 500 and image.height >= 300
+
+
+# --------------------------------------------------------------- problems
+
+
+def test_problems_lists_every_problem(capsys):
+    code, out, _ = run(capsys, "problems")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == problems.names()
+    assert all(len(line) > 20 for line in lines)
+
+
+def test_problems_json(capsys):
+    code, out, _ = run(capsys, "problems", "--json")
+    assert code == 0
+    assert [p["name"] for p in json.loads(out)] == problems.names()
+
+
+# ------------------------------------------------------------------- help
+
+
+@pytest.mark.parametrize("command", ["compare", "sweep", "report", "chain", "problems"])
+def test_help_has_examples(capsys, command):
+    code, out, _ = run(capsys, command, "--help")
+    assert code == 0
+    assert "examples:" in out and f"jacobian-lab {command}" in out
+
+
+def test_top_level_help_and_no_command(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "compare" in out and "examples:" in out
+    code, out, _ = run(capsys)
+    assert code == 2 and "COMMAND" in out
+
+
+# ----------------------------------------------------------- bad arguments
+
+BAD = [
+    (("compare", "no_such_problem"), 2, "unknown problem"),
+    (("compare", "seed", "--n", "-5"), 2, "positive"),
+    (("compare", "seed", "--n", "0"), 2, "positive"),
+    (("compare", "seed", "--m", "3"), 2, "takes no parameter m"),
+    (("compare", "curve", "--n", "10"), 2, "fixed at 4"),
+    (("compare", "seed", "--n", "ten"), 2, "integer"),
+    (("compare", "seed", "--modes", "forward,sideways"), 2, "unknown mode"),
+    (("compare", "seed", "--repeat", "0"), 2, "positive"),
+    (("compare", "seed", "--batch-size", "-1"), 2, "positive"),
+    (("compare", "seed", "--plot", "out.gif"), 2, ".png"),
+    (("compare", "seed", "--shape", "3"), 2, "--n/--m"),
+    (("compare", "{missing}:f", "--shape", "3"), 2, "not found"),
+    (("compare", "{user}:no_such_function", "--shape", "3"), 2, "no attribute"),
+    (("compare", "{user}:CONSTANT", "--shape", "3"), 2, "not callable"),
+    (("compare", "{user}:softplus_sum"), 2, "--shape"),
+    (("compare", "{user}:softplus_sum", "--shape", "0"), 2, "positive"),
+    (("compare", "{user}:softplus_sum", "--shape=-2,3"), 2, "positive"),
+    (("compare", "{user}:softplus_sum", "--shape", "-2,3"), 2, "--shape"),
+    (("compare", "{user}:softplus_sum", "--x-file", "{missing_npy}"), 2, "not found"),
+    (("compare", "{user}:softplus_sum", "--n", "3"), 2, "--shape"),
+    (("compare", "no_such_module_xyz:f", "--shape", "3"), 2, "cannot import"),
+    (("compare", "{user}:explode", "--shape", "3"), 1, "the model diverged"),
+    (("compare", "{user}:svd_values", "--shape", "4"), 1, "svd"),
+    (("sweep", "no_such_problem"), 2, "unknown problem"),
+    (("sweep", "seed", "--n", "0,10"), 2, "positive"),
+    (("sweep", "seed", "--n", "-10"), 2, "positive"),
+    (("sweep", "seed", "--m", "10"), 2, "takes no parameter m"),
+    (("sweep", "curve", "--n", "10"), 2, "fixed at 4"),
+    (("chain", "3", "0", "2"), 2, "positive"),
+    (("chain", "3", "-2", "2"), 2, "positive"),
+    (("chain", "3"), 2, "at least 2"),
+    (("chain", "3", "x"), 2, "integer"),
+    (("report", "--problems", "nope"), 2, "unknown problem"),
+    (("no_such_command",), 2, "invalid choice"),
+]
+
+
+def _fill(argv, user_file, tmp_path):
+    names = {"user": user_file, "missing": tmp_path / "missing.py", "missing_npy": tmp_path / "missing.npy"}
+    return [a.format(**names) for a in argv]
+
+
+@pytest.mark.parametrize("argv,expected,fragment", BAD, ids=[" ".join(a) for a, _, _ in BAD])
+def test_bad_arguments_one_line_no_traceback(capsys, user_file, tmp_path, argv, expected, fragment):
+    code, _, err = run(capsys, *_fill(argv, user_file, tmp_path))
+    assert_one_line_error(err, code, expected)
+    assert fragment in err
+
+
+def test_debug_shows_traceback(capsys, user_file):
+    code, _, err = run(capsys, "compare", f"{user_file}:explode", "--shape", "3", "--debug")
+    assert code == 1
+    assert "Traceback" in err and "RuntimeError: the model diverged" in err
+
+
+def test_helpers():
+    assert parse_sizes("10, 100,1e3") == [10, 100, 1000]
+    assert parse_shape("3x4") == (3, 4) and parse_shape("") == ()
+    with pytest.raises(UsageError):
+        parse_sizes("2.5")
+    with pytest.raises(UsageError):
+        load_target("numpy")
+    assert load_target("numpy:linalg.norm") is np.linalg.norm
+
+
+# ------------------------------------------------------ installed script
+
+
+def _script():
+    candidate = Path(sys.executable).with_name("jacobian-lab")
+    found = str(candidate) if candidate.exists() else shutil.which("jacobian-lab")
+    if found is None:
+        message = "the jacobian-lab console script is not installed (pip install -e .)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def _run_script(*argv, cwd=None):
+    return subprocess.run([_script(), *argv], check=False, capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def test_console_script_compare_json():
+    proc = _run_script("compare", "seed", "--n", "50", "--repeat", "1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["n"] == 50 and data["best"].startswith("reverse")
+
+
+def test_console_script_default_compare():
+    proc = _run_script("compare", "--repeat", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "R^1000 -> R^1" in proc.stdout and "verdict: reverse" in proc.stdout
+
+
+def test_console_script_user_file(user_file, tmp_path):
+    proc = _run_script("compare", f"{user_file.name}:softplus_sum", "--shape", "5", "--repeat", "1",
+                       "--plot", "phases.png", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "verdict:" in proc.stdout
+    with Image.open(tmp_path / "phases.png") as image:
+        assert image.format == "PNG" and image.width >= 500
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (("compare", "nope"), 2),
+    (("compare", "seed", "--n", "-1"), 2),
+    (("chain", "4", "0"), 2),
+    (("compare", "{user}:explode", "--shape", "2"), 1),
+])
+def test_console_script_errors(user_file, tmp_path, argv, expected):
+    proc = _run_script(*_fill(argv, user_file, tmp_path))
+    assert proc.returncode == expected
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stdout == ""
+
+
+def test_python_dash_m():
+    proc = subprocess.run([sys.executable, "-m", "jacobian_lab", "chain", "2", "3", "4", "5", "--json"],
+                          check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["optimal_flops"] == 128

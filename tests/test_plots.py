@@ -1,0 +1,234 @@
+"""Figures (jacobian_lab.plots) and the sweep data behind them (jacobian_lab.sweep)."""
+import io
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+import jacobian_lab as jl
+from jacobian_lab import plots, problems
+from jacobian_lab.chain import plan
+from jacobian_lab.sweep import Crossover, crossover, default_grid, sizes_taken, sweep
+
+
+@pytest.fixture(scope="module")
+def comparisons():
+    out = {}
+    for name, size in (("seed", {"n": 40}), ("curve", {"m": 40}), ("dense", {"n": 10})):
+        p = problems.get(name, **size)
+        out[name] = jl.compare(p.f, p.x, repeat=1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def crossing_sweep():
+    return sweep("wide_to_tall", n=[5, 20, 80], m=[20], repeat=1)
+
+
+def png_of(fig: Figure) -> Image.Image:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    buffer.seek(0)
+    image = Image.open(buffer)
+    image.load()
+    return image
+
+
+def check_figure(fig, min_width=500, min_height=300):
+    assert isinstance(fig, Figure)
+    image = png_of(fig)
+    assert image.format == "PNG"
+    assert min_width <= image.width <= 2500 and min_height <= image.height <= 1500
+    # a figure that drew something is not one flat colour
+    extrema = image.convert("L").getextrema()
+    assert extrema[0] < 100 and extrema[1] > 200
+    for ax in fig.axes:
+        assert ax.get_xlabel() and ax.get_ylabel()
+    assert any(ax.get_title() for ax in fig.axes) or fig._suptitle is not None
+    return image
+
+
+def test_phase_bars(comparisons):
+    fig = plots.phase_bars(comparisons["seed"], title="seed")
+    check_figure(fig)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    assert "FLOPs" in ax.get_ylabel()
+    assert "seed" in ax.get_title() and "1x40 Jacobian" in ax.get_title()
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["primal (evaluating f)", "tangent (JVP rules)", "cotangent (VJP rules)"]
+    # stacked: the top of each bar is the measurement's total
+    measurements = comparisons["seed"].measurements
+    tops = {}
+    for patch in ax.patches:
+        x = round(patch.get_x() + patch.get_width() / 2)
+        tops[x] = max(tops.get(x, 0), patch.get_y() + patch.get_height())
+    assert [tops[i] for i in range(len(measurements))] == pytest.approx([m.total.total() for m in measurements])
+
+
+def test_time_vs_flops(comparisons):
+    fig = plots.time_vs_flops(comparisons)
+    check_figure(fig)
+    ax = fig.axes[0]
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
+    assert "s" in ax.get_ylabel() and "FLOPs" in ax.get_xlabel()
+    assert len(ax.collections) == sum(len(c.measurements) for c in comparisons.values())
+
+
+def test_memory_bars(comparisons):
+    fig = plots.memory_bars(comparisons)
+    check_figure(fig)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and ax.get_ylabel() in ("memory (KiB)", "memory (MiB)")
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(comparisons)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(label.startswith("tape") for label in labels)
+    assert not any(label.startswith("auto") for label in labels)
+
+
+def test_cheap_gradient(comparisons):
+    preds = {name: c.prediction for name, c in comparisons.items()}
+    fig = plots.cheap_gradient(preds)
+    check_figure(fig)
+    ax = fig.axes[0]
+    lines = [line for line in ax.get_lines() if list(line.get_ydata()) == [3, 3]]
+    assert lines, "the bound 3 is drawn"
+    heights = sorted(round(p.get_height(), 6) for p in ax.patches if p.get_width() < 0.5)
+    expected = sorted(round(r, 6) for p in preds.values() for r in (p.jvp_ratio(), p.vjp_ratio()))
+    assert heights == expected
+    assert all(1 <= h <= 6 for h in heights)
+
+
+def test_sweep_plot_marks_crossover(crossing_sweep):
+    fig = plots.sweep_plot(crossing_sweep)
+    check_figure(fig, min_width=900)
+    ax_flops, ax_time = fig.axes
+    for ax in (ax_flops, ax_time):
+        assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
+        assert ax.get_xlabel() == "n (number of inputs)"
+    assert "FLOPs" in ax_flops.get_ylabel() and "(s" in ax_time.get_ylabel()
+    labels = [t.get_text() for t in ax_flops.get_legend().get_texts()]
+    assert any(label.startswith("FLOP crossover n ≈") for label in labels)
+    c = crossing_sweep.series()[0].crossover()
+    marker = next(line for line in ax_flops.get_lines() if line.get_label().startswith("FLOP crossover"))
+    assert marker.get_xdata()[0] == pytest.approx(c.size)
+    assert "FLOP crossover at n" in fig._suptitle.get_text()
+
+
+def test_sweep_plot_says_when_no_crossover():
+    fig = plots.sweep_plot(sweep("seed", n=[5, 50], repeat=1))
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "no crossover in grid: reverse cheaper" in labels
+    assert "no FLOP crossover for n in [5, 50]" in fig._suptitle.get_text()
+
+
+def test_sweep_plot_several_series():
+    fig = plots.sweep_plot(sweep("wide_to_tall", n=[5, 20, 80], m=[10, 40], repeat=1))
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "forward (vector), m = 10" in labels and "reverse (batched), m = 40" in labels
+
+
+def test_chain_costs():
+    p = plan([100, 1, 100, 100, 100])
+    fig = plots.chain_costs(p)
+    check_figure(fig)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["forward", "reverse", "optimal"]
+    assert [b.get_height() for b in ax.patches] == [p.forward_flops, p.reverse_flops, p.optimal_flops]
+    texts = " ".join(t.get_text() for t in ax.texts)
+    assert "(J4 (J3 J2)) J1" in texts and "60,000 FLOPs" in texts
+    assert "34x cheaper" in ax.get_title()
+
+
+def test_save_png_svg_and_rejects_other(tmp_path):
+    fig = plots.chain_costs(plan([3, 4, 5]))
+    png = plots.save(fig, tmp_path / "a" / "chain.png")
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.width >= 500
+    svg = plots.save(fig, tmp_path / "chain.SVG")
+    assert "<svg" in svg.read_text()
+    with pytest.raises(ValueError, match="png"):
+        plots.save(fig, tmp_path / "chain.gif")
+
+
+def test_figures_from_threads_need_no_pyplot(tmp_path):
+    import inspect
+
+    widths = [[3, 4, 5], [5, 4, 3], [10, 1, 10], [2, 9, 2, 9]]
+    with ThreadPoolExecutor(4) as pool:
+        paths = list(pool.map(lambda w: plots.save(plots.chain_costs(plan(w)), tmp_path / f"{len(w)}{w[0]}.png"),
+                              widths))
+    for path in paths:
+        with Image.open(path) as image:
+            assert image.width >= 500
+    assert "import matplotlib.pyplot" not in inspect.getsource(plots)  # no global figure manager, no display
+    assert "from matplotlib import pyplot" not in inspect.getsource(plots)
+
+
+# ------------------------------------------------------------------- sweep data
+
+
+def test_crossover_interpolates_on_log_axes():
+    c = crossover([10, 100, 1000], [20, 200, 2000], [100, 100, 100])
+    assert c.size == pytest.approx(50.0) and c.flops == pytest.approx(100.0) and c.forward_below
+    c = crossover([10, 100], [100, 1], [1, 100])
+    assert c.size == pytest.approx(math.sqrt(1000)) and not c.forward_below
+
+
+def test_crossover_edge_cases():
+    assert crossover([10, 100], [1, 2], [5, 6]) is None
+    assert crossover([1, 2, 3], [4, 5, 6], [4, 5, 6]).everywhere
+    touching = crossover([1, 2, 3], [1, 2, 1], [2, 2, 3])
+    assert touching is None
+    at_point = crossover([1, 2, 3], [1, 2, 4], [2, 2, 3])
+    assert at_point.size == 2 and at_point.forward_below
+    with pytest.raises(ValueError):
+        crossover([1, 2], [1], [1, 2])
+    assert Crossover(30.0, 1.0, False).describe("m") == \
+        "crossover at m ≈ 30: reverse cheaper below, forward above"
+
+
+def test_sweep_flops_are_the_prediction_and_times_are_measured(crossing_sweep):
+    for point in crossing_sweep.points:
+        p = problems.get("wide_to_tall", n=point.n, m=point.m)
+        pred = jl.predict(p.f, p.x)
+        assert point.flops("forward") == pred.total("forward").total()
+        assert point.flops("reverse") == pred.total("reverse").total()
+        assert point.seconds["forward"] > 0 and point.seconds["reverse"] > 0
+    c = crossing_sweep.series()[0].crossover()
+    assert 5 < c.size < 80 and c.forward_below  # the n = m = 20 tie lies on the grid
+    assert c.size == pytest.approx(20.0)
+
+
+def test_sweep_grids_and_axes():
+    assert sizes_taken("dense") == ("n",) and sizes_taken("curve") == ("m",)
+    assert default_grid("curve")["n"] is None
+    square = sweep("dense", n=[4, 8], repeat=1, timed=False)
+    (series,) = square.series()
+    assert series.relation() == "m = n" and series.crossover().everywhere
+    bratu = sweep("bratu", n=[5, 9], repeat=1, timed=False)
+    assert bratu.series()[0].relation() == "m = n - 2"
+    curve = sweep("curve", m=[8, 20], repeat=1, timed=False)
+    assert curve.axis == "m" and curve.series()[0].relation() == "n = 4"
+    with pytest.raises(ValueError, match="takes no parameter m"):
+        sweep("seed", m=[3])
+    rows = curve.rows()
+    assert [r["cheaper"] for r in rows] == ["forward", "forward"]
+    data = curve.to_dict()
+    assert data["axis"] == "m" and len(data["points"]) == 2 and data["series"][0]["crossover"] is None
+
+
+def test_sweep_progress_callback():
+    calls = []
+    sweep("seed", n=[3, 6], repeat=1, timed=False, progress=lambda *a: calls.append(a))
+    assert [c[:2] for c in calls] == [(1, 2), (2, 2)]
+
+
+def test_mlp_loss_sweep_uses_actual_n():
+    r = sweep("mlp_loss", n=[44, 100], repeat=1, timed=False)
+    assert [p.n for p in r.points] == [44, 88]
+    assert np.all(np.diff([p.flops("forward") for p in r.points]) > 0)

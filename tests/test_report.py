@@ -1,0 +1,160 @@
+"""The HTML + Markdown report: structure, files, self-containedness."""
+import base64
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from jacobian_lab import problems
+from jacobian_lab.cli import main
+from jacobian_lab.report import DEFAULT_SIZES, build_report
+
+SIZES = {"seed": {"n": 30}, "curve": {"m": 30}}
+GRID = (5, 10, 40)
+
+
+class Page(HTMLParser):
+    """Collects what the checks need; raises on nothing, so also counts the tags it saw."""
+
+    def __init__(self):
+        super().__init__()
+        self.images, self.links, self.scripts, self.ids, self.tables, self.stack = [], [], [], set(), 0, []
+        self.text = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag not in ("img", "meta", "link", "br", "hr", "input"):
+            self.stack.append(tag)
+        if tag == "img":
+            self.images.append(attrs)
+        if tag == "link":
+            self.links.append(attrs)
+        if tag == "script":
+            self.scripts.append(attrs)
+        if tag == "table":
+            self.tables += 1
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+
+    def handle_endtag(self, tag):
+        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes {self.stack[-1:]}"
+        self.stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    index = build_report(out, problems=["seed", "curve"], sizes=SIZES, grid=GRID, repeat=1)
+    return index
+
+
+def parse(index: Path) -> Page:
+    page = Page()
+    page.feed(index.read_text(encoding="utf-8"))
+    page.close()
+    assert page.stack == [], f"unclosed tags: {page.stack}"
+    return page
+
+
+def test_files_written(report):
+    out = report.parent
+    assert report.name == "index.html"
+    assert (out / "report.md").is_file() and (out / "data.json").is_file()
+    data = json.loads((out / "data.json").read_text())
+    assert list(data["problems"]) == ["seed", "curve"]
+    assert data["problems"]["seed"]["comparison"]["n"] == 30
+    assert data["problems"]["curve"]["sweeps"][0]["axis"] == "m"
+
+
+def test_html_parses_and_every_image_exists(report):
+    page = parse(report)
+    # overview (3) + seed (phases, n sweep) + curve (phases, m sweep)
+    assert len(page.images) == 7
+    for image in page.images:
+        src = image["src"]
+        assert not re.match(r"^[a-z]+://", src), src
+        path = report.parent / src
+        assert path.is_file(), src
+        with Image.open(path) as png:
+            assert png.format == "PNG" and png.width >= 500 and png.height >= 300
+        assert image.get("alt")
+    assert {"seed", "curve", "summary", "overview"} <= page.ids
+    assert page.tables >= 1 + 2 * 2  # summary, then a comparison and a sweep table per problem
+
+
+def test_html_is_self_contained(report):
+    page = parse(report)
+    html = report.read_text(encoding="utf-8")
+    assert page.scripts == []  # no JavaScript at all
+    for link in page.links:
+        assert link.get("rel") == "icon" and link["href"].startswith("data:")
+    assert "http://" not in html and "https://" not in html
+    assert "@import" not in html and "url(" not in html
+
+
+def test_tables_come_from_comparison_rows(report):
+    page = parse(report)
+    text = " ".join(page.text)
+    for header in ("mode", "passes", "primal flops", "deriv flops", "total/f", "peak MiB", "tape MiB", "max|dJ|"):
+        assert header in text
+    for label in ("forward, 1 seed/pass", "reverse, batched", "auto -> reverse", "auto -> forward"):
+        assert label in text
+    assert "Verdict: reverse is" in text and "Verdict: forward is" in text
+    assert "no crossover for n in [5, 40]: reverse is cheaper throughout" in text
+
+
+def test_markdown_mirrors_the_report(report):
+    md = (report.parent / "report.md").read_text(encoding="utf-8")
+    assert md.startswith("# jacobian_lab report")
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(images) == 7
+    for src in images:
+        assert (report.parent / src).is_file()
+    assert "| mode | passes |" in md and "## seed" in md and "## curve" in md
+
+
+def test_embedded_report(tmp_path):
+    index = build_report(tmp_path, problems=["tall_to_wide"], sizes={"tall_to_wide": {"n": 3, "m": 4}},
+                         grid=(2, 6), repeat=1, embed=True)
+    page = parse(index)
+    assert len(page.images) == 3 + 1 + 2  # overview, phases, sweeps over n and over m
+    for image in page.images:
+        prefix = "data:image/png;base64,"
+        assert image["src"].startswith(prefix)
+        assert base64.b64decode(image["src"][len(prefix):])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rebuild_removes_stale_figures(tmp_path):
+    build_report(tmp_path, problems=["seed"], sizes={"seed": {"n": 8}}, grid=(4, 8), repeat=1)
+    build_report(tmp_path, problems=["dense"], sizes={"dense": {"n": 4}}, grid=(2, 4), repeat=1)
+    names = sorted(p.name for p in (tmp_path / "figures").glob("*.png"))
+    assert not any(n.startswith("seed") for n in names)
+    assert "dense_phases.png" in names
+
+
+def test_unknown_problem_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown problem"):
+        build_report(tmp_path, problems=["nope"])
+
+
+def test_default_sizes_cover_every_problem():
+    assert set(DEFAULT_SIZES) == set(problems.names())
+    for name, size in DEFAULT_SIZES.items():
+        problems.get(name, **size)
+
+
+def test_report_command(tmp_path, capsys):
+    out = tmp_path / "cli-report"
+    code = main(["report", "--out", str(out), "--problems", "seed,tall_to_wide", "--repeat", "1"])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr
+    assert stdout.splitlines() == [str(out / "index.html"), str(out / "report.md")]
+    page = parse(out / "index.html")
+    assert len(page.images) == 3 + 2 + 3
+    assert all((out / image["src"]).is_file() for image in page.images)
