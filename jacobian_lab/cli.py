@@ -183,8 +183,11 @@ def load_target(spec: str) -> Callable:
     return obj
 
 
-def load_input(path: str) -> np.ndarray:
-    """Read an input point from .npy, .npz (exactly one array), or whitespace/comma-separated text.
+def load_input(path: str):
+    """Read an input point from .npy, .npz, or whitespace/comma-separated text.
+
+    An .npz holding one array gives that array; one holding several gives a dict
+    of them by name, which f receives as a structured input.
 
     >>> import tempfile, pathlib
     >>> with tempfile.TemporaryDirectory() as d:
@@ -202,10 +205,10 @@ def load_input(path: str) -> np.ndarray:
             return np.load(p, allow_pickle=False)
         if suffix == ".npz":
             with np.load(p, allow_pickle=False) as archive:
-                if len(archive.files) != 1:
-                    raise UsageError(f"--x-file {path!r} holds {len(archive.files)} arrays "
-                                     f"({', '.join(archive.files) or 'none'}); give a file with exactly one")
-                return archive[archive.files[0]]
+                if not archive.files:
+                    raise UsageError(f"--x-file {path!r} holds no arrays")
+                arrays = {name: archive[name] for name in archive.files}
+                return arrays.popitem()[1] if len(arrays) == 1 else arrays
         if suffix in (".txt", ".csv", ".dat"):
             return np.loadtxt(p, delimiter="," if suffix == ".csv" else None, ndmin=1)
     except UsageError:
@@ -215,7 +218,9 @@ def load_input(path: str) -> np.ndarray:
     raise UsageError(f"--x-file {path!r}: use a .npy, .npz, .txt or .csv file")
 
 
-def _check_input(x) -> np.ndarray:
+def _check_input(x):
+    if isinstance(x, dict):
+        return {name: _check_input(value) for name, value in x.items()}
     x = np.asarray(x)
     if np.iscomplexobj(x):
         raise UsageError("complex input is not supported; give a real array")
@@ -259,10 +264,13 @@ def _resolve(args) -> tuple[str, Callable, np.ndarray, object]:
 
 def _call_user(f: Callable, x: np.ndarray, name: str) -> None:
     """Run f once on plain NumPy so a failing function is reported as such."""
+    fresh = {k: v.copy() for k, v in x.items()} if isinstance(x, dict) else np.array(x, copy=True)
     try:
-        y = f(np.array(x, copy=True))
+        y = f(fresh)
     except Exception as exc:
         raise RunError(f"{name} raised {type(exc).__name__}: {exc}") from exc
+    if isinstance(y, (tuple, list, dict)):
+        return  # a structured output: jacobian_lab checks its entries
     y = np.asarray(y)
     if y.dtype.kind not in "biuf":
         raise RunError(f"{name} returned {y.dtype} values; it must return a real array or number")
@@ -340,7 +348,8 @@ def _cmd_compare(args) -> int:
         console.print(f"[bold]{problem.name}[/bold]: {problem.summary}")
         console.print(f"expected winner: {problem.winner}. {problem.why}")
     else:
-        console.print(f"[bold]{title}[/bold] at an input of shape {tuple(np.shape(x))}")
+        shapes = ({k: tuple(np.shape(v)) for k, v in x.items()} if isinstance(x, dict) else tuple(np.shape(x)))
+        console.print(f"[bold]{title}[/bold] at an input of shape {shapes}")
     _print_table(console, comparison.rich_table())
     console.print(f"[bold]verdict:[/bold] {comparison.verdict()}")
     return EXIT_OK
@@ -503,8 +512,8 @@ def _size_arg(text: str) -> int:
 COMPARE_EPILOG = f"""\
 TARGET is a built-in problem (see `{PROG} problems`; default: {DEFAULT_PROBLEM}, n = 1000),
 package.module:function, or path/to/file.py:function. A function gets its input
-from --shape (random normal values, --seed) or --x-file (.npy, .npz with one array,
-.txt or .csv).
+from --shape (random normal values, --seed) or --x-file (.npy, .txt, .csv, or .npz:
+one array, or several that f receives as a dict by name).
 
 examples:
   {PROG} compare                                  # the seed problem, R^1000 -> R

@@ -380,3 +380,19 @@ def test_python_dash_m():
                           check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["optimal_flops"] == 128
+
+
+def test_compare_npz_with_several_arrays_passes_a_dict(tmp_path, capsys):
+    source = tmp_path / "model.py"
+    source.write_text(
+        "import numpy as np\n"
+        "def layer(p):\n"
+        "    return np.tanh(p['W'] @ p['x'] + p['b'])\n"
+    )
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "point.npz"
+    np.savez(npz, W=rng.normal(size=(3, 4)), x=rng.normal(size=4), b=rng.normal(size=3))
+    assert main(["compare", f"{source}:layer", "--x-file", str(npz), "--json", "--repeat", "1"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["n"], data["m"]) == (12 + 4 + 3, 3)
+    assert all(m["max_abs_diff"] < 1e-12 for m in data["measurements"])
