@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .compare import jsonable
+
 PROG = "jacobian-lab"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 DEFAULT_PROBLEM = "seed"
@@ -300,15 +302,7 @@ def _print_table(console, table) -> None:
 
 
 def _json(data) -> None:
-    print(json.dumps(data, indent=2, default=_jsonable))
-
-
-def _jsonable(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+    print(json.dumps(data, indent=2, default=jsonable))
 
 
 def _save(fig, path: Path) -> None:

@@ -188,6 +188,15 @@ class Comparison:
         }
 
 
+def jsonable(value):
+    """`json.dumps(..., default=jsonable)`: NumPy scalars and arrays as Python numbers and lists."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def _fmt(value) -> str:
     if isinstance(value, str):
         return value

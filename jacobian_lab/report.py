@@ -23,7 +23,7 @@ import numpy as np
 
 from . import plots
 from . import problems as _problems
-from .compare import compare
+from .compare import compare, jsonable
 from .sweep import sizes_taken, sweep
 
 __all__ = ["DEFAULT_GRID", "DEFAULT_SIZES", "build_report"]
@@ -214,16 +214,8 @@ def build_report(out_dir, problems: Sequence[str] | None = None,
                             "sweeps": [sweeps[(name, p)].to_dict() for p in ("n", "m") if (name, p) in sweeps]}
                      for name in names},
     }
-    (out / "data.json").write_text(json.dumps(data, indent=1, default=_jsonable), encoding="utf-8")
+    (out / "data.json").write_text(json.dumps(data, indent=1, default=jsonable), encoding="utf-8")
     return index
-
-
-def _jsonable(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _page(doc: _Doc) -> str:
