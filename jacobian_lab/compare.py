@@ -155,30 +155,18 @@ class Comparison:
 
     def rich_table(self):
         """The comparison as a `rich.table.Table` (the CLI prints it in colour)."""
-        from rich.table import Table
-
         p = self.prediction
-        table = Table(title=f"Jacobian of f: R^{p.n} -> R^{p.m}  (one evaluation: {p.primal.flops:,} flops "
-                            f"+ {p.primal.transcendentals:,} transcendentals)",
-                      caption=(f"cheap-gradient ratios OPS(f+JVP)/OPS(f) = {p.jvp_ratio():.2f}, "
-                               f"OPS(f+VJP)/OPS(f) = {p.vjp_ratio():.2f} (bound: 3)"))
-        rows = self.rows()
-        for key in rows[0]:
-            table.add_column(key, justify="left" if key == "mode" else "right")
-        for row in rows:
-            table.add_row(*(_fmt(v) for v in row.values()))
-        return table
+        return rich_rows(
+            f"Jacobian of f: R^{p.n} -> R^{p.m}  (one evaluation: {p.primal.flops:,} flops "
+            f"+ {p.primal.transcendentals:,} transcendentals)",
+            f"cheap-gradient ratios OPS(f+JVP)/OPS(f) = {p.jvp_ratio():.2f}, "
+            f"OPS(f+VJP)/OPS(f) = {p.vjp_ratio():.2f} (bound: 3)",
+            self.rows(), text_column="mode",
+        )
 
     def table(self) -> str:
         """Plain-text table of every measurement, the cheap-gradient ratios and the verdict."""
-        import io
-
-        from rich.console import Console
-
-        buffer = io.StringIO()
-        Console(file=buffer, width=200, color_system=None, force_terminal=False).print(self.rich_table())
-        lines = [line.rstrip() for line in buffer.getvalue().splitlines()]
-        return "\n".join(lines + [self.verdict()])
+        return plain_text(self.rich_table()) + "\n" + self.verdict()
 
     def to_dict(self) -> dict:
         return {
@@ -195,6 +183,29 @@ def jsonable(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def rich_rows(title: str, caption: str, rows: list[dict], text_column: str):
+    """A `rich.table.Table` of dict rows: numbers right-aligned with thousands separators."""
+    from rich.table import Table
+
+    table = Table(title=title, caption=caption)
+    for key in rows[0]:
+        table.add_column(key, justify="left" if key == text_column else "right")
+    for row in rows:
+        table.add_row(*(_fmt(v) for v in row.values()))
+    return table
+
+
+def plain_text(renderable, width: int = 200) -> str:
+    """Render a rich object without colour, for files, pipes and doctests."""
+    import io
+
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    Console(file=buffer, width=width, color_system=None, force_terminal=False).print(renderable)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
 
 
 def _fmt(value) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from . import problems as _problems
 from .accounting import Cost
-from .compare import measure
+from .compare import measure, plain_text, rich_rows
 from .prediction import predict
 
 __all__ = [
@@ -294,16 +294,8 @@ class SweepResult:
         >>> sweep("seed", n=[5], timed=False).rich_table().row_count
         1
         """
-        from rich.table import Table
-
-        table = Table(title=f"sweep of {self.problem}: exact FLOPs and measured time per mode",
-                      caption="\n".join(self.describe_crossovers()))
-        rows = self.rows()
-        for key in rows[0]:
-            table.add_column(key, justify="left" if key == "cheaper" else "right")
-        for row in rows:
-            table.add_row(*(_fmt(v) for v in row.values()))
-        return table
+        return rich_rows(f"sweep of {self.problem}: exact FLOPs and measured time per mode",
+                         "\n".join(self.describe_crossovers()), self.rows(), text_column="cheaper")
 
     def table(self) -> str:
         """Plain-text table of the grid and the crossovers.
@@ -312,13 +304,7 @@ class SweepResult:
         sweep of curve: ...
         ...
         """
-        import io
-
-        from rich.console import Console
-
-        buffer = io.StringIO()
-        Console(file=buffer, width=160, color_system=None, force_terminal=False).print(self.rich_table())
-        return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
+        return plain_text(self.rich_table(), width=160)
 
     def to_dict(self) -> dict:
         """JSON-ready: the problem, the grid, every point and every series with its crossovers.
@@ -342,14 +328,6 @@ class SweepResult:
         return {"problem": self.problem, "summary": self.summary, "axis": self.axis, "grid": self.grid,
                 "points": [p.to_dict() for p in self.points], "series": series,
                 "crossovers": self.describe_crossovers()}
-
-
-def _fmt(value) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) or float(value).is_integer() or abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.3g}"
 
 
 def sizes_taken(name: str) -> tuple[str, ...]:
