@@ -8,7 +8,6 @@ one context-variable lookup per primitive and nothing else.
 """
 from __future__ import annotations
 
-import contextlib
 import contextvars
 from dataclasses import dataclass
 
@@ -58,7 +57,7 @@ class Counter:
     def __init__(self) -> None:
         self.phase = PRIMAL
         self.tape_bytes = 0
-        self._work = {p: [0, 0] for p in PHASES}
+        self._work = {PRIMAL: [0, 0], TANGENT: [0, 0], COTANGENT: [0, 0]}
 
     def add(self, flops: int, transcendentals: int) -> None:
         work = self._work[self.phase]
@@ -80,13 +79,15 @@ _COUNTER: contextvars.ContextVar[Counter | None] = contextvars.ContextVar(
 )
 
 
-def active_counter() -> Counter | None:
-    """The counter of the current context, or None when nothing is being counted."""
-    return _COUNTER.get()
+#: active_counter() -> the Counter of the current context, or None when nothing is being
+#: counted. Every primitive asks, so it is the context variable's own C getter, not a wrapper.
+active_counter = _COUNTER.get
 
 
-@contextlib.contextmanager
-def counting():
+# counting() and phase() are small classes rather than @contextlib.contextmanager
+# generators: phase() wraps every counted backward sweep, and a generator-based
+# context manager costs a few microseconds, as much as a small sweep.
+class counting:
     """Count every primitive executed inside the block.
 
     >>> import numpy as np, jacobian_lab as jl
@@ -95,23 +96,27 @@ def counting():
     >>> c.cost("primal"), c.cost("cotangent")
     (Cost(flops=5, transcendentals=0), Cost(flops=6, transcendentals=0))
     """
-    counter = Counter()
-    token = _COUNTER.set(counter)
-    try:
-        yield counter
-    finally:
-        _COUNTER.reset(token)
+
+    def __enter__(self) -> Counter:
+        counter = Counter()
+        self._token = _COUNTER.set(counter)
+        return counter
+
+    def __exit__(self, *exc) -> None:
+        _COUNTER.reset(self._token)
 
 
-@contextlib.contextmanager
-def phase(name: str):
+class phase:
     """Attribute work done inside the block to phase `name` of the active counter."""
-    counter = _COUNTER.get()
-    if counter is None:
-        yield
-        return
-    previous, counter.phase = counter.phase, name
-    try:
-        yield
-    finally:
-        counter.phase = previous
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self) -> None:
+        self.counter = _COUNTER.get()
+        if self.counter is not None:
+            self.previous, self.counter.phase = self.counter.phase, self.name
+
+    def __exit__(self, *exc) -> None:
+        if self.counter is not None:
+            self.counter.phase = self.previous

@@ -7,6 +7,7 @@ write into one preallocated ``(m, n)`` matrix, returned as ``y.shape + x.shape``
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -74,7 +75,7 @@ def batches(num_seeds: int, batch_size: int):
 
 def seeds(lo: int, hi: int, shape, dtype=np.float64) -> np.ndarray:
     """One-hot seeds e_lo .. e_(hi-1) of the flattened `shape`, as (hi - lo, *shape)."""
-    e = np.zeros((hi - lo, int(np.prod(shape, dtype=np.int64))), dtype=dtype)
+    e = np.zeros((hi - lo, math.prod(shape)), dtype=dtype)
     e[np.arange(hi - lo), np.arange(lo, hi)] = 1.0
     return e.reshape((hi - lo,) + tuple(shape))
 
@@ -90,25 +91,49 @@ def _result_dtype(x):
     return np.float32 if x.dtype == np.float32 else np.float64
 
 
+def _whole(block: np.ndarray, dtype) -> bool:
+    """Whether a pass's derivative block can be the Jacobian itself, with no copy:
+    C-ordered, writeable, of the result dtype, and holding no larger array alive."""
+    base = block
+    while isinstance(base.base, np.ndarray):
+        base = base.base
+    return (block.dtype == dtype and block.flags.c_contiguous and block.flags.writeable
+            and base.nbytes == block.nbytes)
+
+
 def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None) -> np.ndarray:
-    """Forward accumulation: Jacobian columns from one-hot tangent seeds."""
-    engine, limit = engines.get("forward"), memory.budget(max_memory)
+    """Forward accumulation: Jacobian columns from one-hot tangent seeds.
+
+    A pass's tangent holds its columns as rows, so they are stored that way, in
+    an (n, m) array, and J is returned as its transpose (column-major): no
+    transposing copy, and one pass's tangent is the result as it stands.
+    """
+    engine, limit, dtype = engines.get("forward"), memory.budget(max_memory), _result_dtype(x)
     n, (step, _) = x.size, schedule("forward", x.size, 0, batch_size)
-    J = y_shape = None
+    J_T = y_shape = None  # row j of J_T is column j of J
     for lo, hi in batches(n, step):
         y, y_dot = engine.jvp(f, x, seeds(lo, hi, x.shape, x.dtype))
-        if J is None:
+        if y_shape is None:
             y_shape = np.shape(y)
-            m = int(np.prod(y_shape, dtype=np.int64))
-            memory.check_dense(m, n, np.dtype(_result_dtype(x)).itemsize, limit)
-            J = np.empty((m, n), dtype=_result_dtype(x))
-        J[:, lo:hi] = _check_derivative(y_dot, hi - lo, y_shape, "tangent").reshape(hi - lo, m).T
-    return J.reshape(y_shape + x.shape)
+            m = math.prod(y_shape)
+            memory.check_dense(m, n, np.dtype(dtype).itemsize, limit)
+        block = _check_derivative(y_dot, hi - lo, y_shape, "tangent").reshape(hi - lo, m)
+        if J_T is None and hi - lo == n and _whole(block, dtype):
+            J_T = block
+            continue
+        if J_T is None:
+            J_T = np.empty((n, m), dtype=dtype)
+        J_T[lo:hi] = block
+    return J_T.T.reshape(y_shape + x.shape)
 
 
-def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None) -> np.ndarray:
-    """Reverse accumulation: Jacobian rows from one-hot cotangent seeds, one tape."""
-    y, pullback = engines.get("reverse").vjp(f, x)
+def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=None) -> np.ndarray:
+    """Reverse accumulation: Jacobian rows from one-hot cotangent seeds, one tape.
+
+    `recorded` is an already recorded ``(y, pullback)`` of f at x to sweep
+    instead of recording a new tape.
+    """
+    y, pullback = recorded or engines.get("reverse").vjp(f, x)
     y_shape, m, dtype = np.shape(y), np.size(y), _result_dtype(x)
     limit = memory.budget(max_memory)
     room = limit - memory.check_dense(m, x.size, np.dtype(dtype).itemsize, limit)
@@ -120,10 +145,16 @@ def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None) -> np.nda
             f"{memory.gib(room)} left in the memory budget (max_memory); use batch_size <= "
             f"{max(1, room // seed_bytes)} or batch_size=None"
         )
-    J = np.empty((m, x.size), dtype=dtype)
+    J = None
     for lo, hi in batches(m, step):
         x_bar = pullback(seeds(lo, hi, y_shape, dtype))
-        J[lo:hi] = _check_derivative(x_bar, hi - lo, x.shape, "cotangent").reshape(hi - lo, x.size)
+        block = _check_derivative(x_bar, hi - lo, x.shape, "cotangent").reshape(hi - lo, x.size)
+        if J is None and hi - lo == m and _whole(block, dtype):
+            J = block  # one sweep: its cotangent is the Jacobian, no copy
+            continue
+        if J is None:
+            J = np.empty((m, x.size), dtype=dtype)
+        J[lo:hi] = block
     return J.reshape(y_shape + x.shape)
 
 
@@ -187,6 +218,21 @@ def choose_mode(f: Callable, x: np.ndarray, batch_size=None, max_memory=None) ->
     return predict(f, x).choose(batch_size, max_memory)[0]
 
 
+def _auto(g: "Flattened", x: np.ndarray, batch_size, max_memory):
+    """(mode, recorded): the order `predict` finds cheaper, and its tape when that is reverse.
+
+    Predicted on every call, never remembered: a function that branches on values
+    or masks by them traces a different program for another x of the same shape,
+    and auto must never pick the costlier order. Reverse mode sweeps the tape the
+    prediction recorded, so only forward mode pays for the prediction's trace.
+    """
+    from .prediction import probe
+
+    prediction, y, pullback = probe(g, x)
+    mode = prediction.choose(batch_size, max_memory)[0]
+    return mode, ((y, pullback) if mode == "reverse" else None)
+
+
 def jacobian(f: Callable, x, mode: str = "auto", batch_size=None, *, flat: bool = False, max_memory=None):
     """The Jacobian of f at x, shape ``f(x).shape + x.shape``.
 
@@ -212,9 +258,13 @@ def jacobian(f: Callable, x, mode: str = "auto", batch_size=None, *, flat: bool 
         raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
     _check_batch_size(batch_size)
     g, x_flat = prepare(f, x)
+    recorded = None
     if mode == "auto":
-        mode = choose_mode(g, x_flat, batch_size, max_memory)
-    J = (columns if mode == "forward" else rows)(g, x_flat, batch_size, max_memory)
+        mode, recorded = _auto(g, x_flat, batch_size, max_memory)
+    if mode == "forward":
+        J = columns(g, x_flat, batch_size, max_memory)
+    else:
+        J = rows(g, x_flat, batch_size, max_memory, recorded)
     y_shape = J.shape[: J.ndim - x_flat.ndim]
     if flat:
         return J.reshape(int(np.prod(y_shape, dtype=np.int64)), x_flat.size)

@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import os
+import time
 
 DEFAULT_FRACTION = 0.5  # of the memory available when the computation starts
+# Reading MemAvailable costs ~20 µs (open and parse /proc/meminfo), more than a
+# whole small Jacobian, so a reading is reused for this long.
+REFRESH_SECONDS = 0.1
+_last_reading = (float("-inf"), 0)  # (time.monotonic() of the reading, bytes)
 
 
 class MemoryBudgetError(MemoryError):
@@ -25,10 +30,20 @@ def available_bytes() -> int:
         return 8 << 30
 
 
+def _recently_available() -> int:
+    global _last_reading
+    taken, nbytes = _last_reading
+    now = time.monotonic()
+    if now - taken > REFRESH_SECONDS:
+        nbytes = available_bytes()
+        _last_reading = (now, nbytes)
+    return nbytes
+
+
 def budget(max_memory=None) -> int:
     """max_memory in bytes, or the default: half of the memory available now."""
     if max_memory is None:
-        return int(DEFAULT_FRACTION * available_bytes())
+        return int(DEFAULT_FRACTION * _recently_available())
     if isinstance(max_memory, bool) or not isinstance(max_memory, (int, float)) or not max_memory > 0:
         raise ValueError(f"max_memory must be a positive number of bytes or None, got {max_memory!r}")
     return int(max_memory)

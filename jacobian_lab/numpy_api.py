@@ -63,8 +63,9 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
     # Arguments the primitives do not model are refused, never dropped: a dropped
     # `initial`, `where` or gufunc `axes` would silently change the value.
     if method == "__call__" and ufunc in UFUNCS:
-        for key in ("where", "dtype", "casting", "order", "subok", "signature", "axes", "axis", "keepdims"):
-            _reject(ufunc.__name__, kwargs.get(key), key)
+        if kwargs:  # the usual call has none: skip the checks on the hot path
+            for key in ("where", "dtype", "casting", "order", "subok", "signature", "axes", "axis", "keepdims"):
+                _reject(ufunc.__name__, kwargs.get(key), key)
         return UFUNCS[ufunc](*inputs)
     if method == "reduce" and ufunc in _REDUCE:
         for key in ("dtype", "initial", "where"):
@@ -307,10 +308,13 @@ def _is_basic(key):
 def getitem(a, index):
     """x[index]: basic indices are free views; integer/boolean arrays become a gather."""
     index = index if isinstance(index, tuple) else (index,)
-    if any(is_traced(i) for i in index):
-        raise TypeError("indexing with a traced array is not supported; index with plain integer "
-                        "or boolean arrays (compute masks from values, e.g. x > 0, which are plain)")
-    if all(_is_basic(i) for i in index):
+    basic = True
+    for i in index:
+        if is_traced(i):
+            raise TypeError("indexing with a traced array is not supported; index with plain integer "
+                            "or boolean arrays (compute masks from values, e.g. x > 0, which are plain)")
+        basic = basic and _is_basic(i)
+    if basic:
         return S.getitem(a, index)
     positions = np.arange(np.size(a)).reshape(np.shape(a))[index]
     return reshape(S.take(ravel(a), positions.ravel(), axis=0), positions.shape)

@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from .accounting import COTANGENT, PRIMAL, TANGENT, Cost, counting
+from .accounting import COTANGENT, PRIMAL, TANGENT, Cost, counting, phase
 from .engines.base import check_output, next_level
 from . import memory
 from .jacobian import prepare, schedule
@@ -146,12 +146,19 @@ def _counted(phase_name, fn, *args) -> Cost:
     return counter.cost(phase_name)
 
 
+def _replay_forward(tape, t):
+    with phase(TANGENT):
+        tape.forward(t)
+
+
 def predict(f: Callable, x) -> Prediction:
     """Predict the exact cost of every accumulation order before building a Jacobian.
 
     f is traced once into a tape; the rules are then run on probe seeds of
     batch 1 and 2 (values do not matter, only shapes), which fixes the affine
     cost of a pass exactly. Costs of any batch schedule follow without running it.
+    The forward probes replay the JVP rules over the recorded tape (`Tape.forward`):
+    the same rules on the same primal values as a forward pass, without running f again.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> p = jl.predict(lambda x: np.sum(np.sin(np.exp(x ** 2))), np.ones(1000))
@@ -160,18 +167,28 @@ def predict(f: Callable, x) -> Prediction:
     >>> p.choose()[0]
     'reverse'
     """
+    f, x = prepare(f, x)
+    return probe(f, x)[0]
+
+
+def probe(f: Callable, x: np.ndarray):
+    """`predict` for a prepared (f, x), also returning the `(y, pullback)` it recorded.
+
+    The tape is recorded and staged exactly as reverse mode records it, so
+    ``jacobian(mode="auto")`` sweeps it directly when reverse mode wins.
+    """
     from .engines import get
 
-    f, x = prepare(f, x)
     with counting() as counter:
         y, pullback = get("reverse").vjp(f, x)
     primal, tape_bytes = counter.cost(PRIMAL), counter.tape_bytes
     y_shape = np.shape(y)
     first, one, two = (_counted(COTANGENT, pullback, np.zeros((k,) + y_shape)) for k in (1, 1, 2))
-    t_one, t_two = (_counted(TANGENT, get("forward").jvp, f, x, np.zeros((k,) + x.shape)) for k in (1, 2))
-    return Prediction(
+    t_one, t_two = (_counted(TANGENT, _replay_forward, pullback.tape, np.zeros((k,) + x.shape)) for k in (1, 2))
+    prediction = Prediction(
         n=x.size, m=int(np.prod(y_shape, dtype=np.int64)), primal=primal,
         tangent=Affine.from_probes(t_one, t_two), staging=first - one,
         cotangent=Affine.from_probes(one, two), tape_bytes=tape_bytes,
         seed_bytes=getattr(pullback, "seed_elements", 0) * x.dtype.itemsize, itemsize=x.dtype.itemsize,
     )
+    return prediction, y, pullback

@@ -31,6 +31,11 @@ from .accounting import active_counter
 REGISTRY: dict[str, "Primitive"] = {}
 
 
+def free(out, *args, **params) -> tuple[int, int]:
+    """The cost of moving values without arithmetic (reshape, slicing, ...): nothing."""
+    return 0, 0
+
+
 @dataclass(eq=False)
 class Primitive:
     """An operation known to every engine.
@@ -54,7 +59,11 @@ class Primitive:
         if self.positional_params and len(args) > 1:
             params.update(zip(self.positional_params, args[1:]))
             args = args[:1]
-        return bind(self, *args, **params)
+        # `apply`, written out: every primitive a rule uses is called this way.
+        trace = find_trace(args)
+        if trace is None:
+            return evaluate(self, args, params)
+        return trace.process(self, args, params)
 
     def __repr__(self) -> str:
         return f"Primitive({self.name!r})"
@@ -89,16 +98,25 @@ def find_trace(args) -> Trace | None:
 
 def bind(prim: Primitive, *args, **params):
     """Apply `prim`: interpret it on the innermost trace, or evaluate it."""
+    return apply(prim, args, params)
+
+
+def apply(prim: Primitive, args, params: dict):
+    """`bind` with the operands as one sequence: the dispatch every primitive call goes through.
+
+    Engines call it with the primal operands they unwrapped, which saves
+    re-packing them; an operand may still belong to an outer trace (nesting).
+    """
     trace = find_trace(args)
     if trace is None:
         return evaluate(prim, args, params)
     return trace.process(prim, args, params)
 
 
-def evaluate(prim: Primitive, args: tuple, params: dict):
+def evaluate(prim: Primitive, args, params: dict):
     """Run the NumPy implementation on plain arrays and count its cost."""
     out = prim.impl(*args, **params)
     counter = active_counter()
-    if counter is not None:
+    if counter is not None and prim.cost is not free:
         counter.add(*prim.cost(out, *args, **params))
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import numpy_api as api
+from .primitives import Primitive, apply
 from .rules import elementwise as E
 
 
@@ -27,6 +28,10 @@ def _conversion_error(what: str) -> TracerConversionError:
 
 
 def _binary(fn, reflected=False):
+    if isinstance(fn, Primitive):  # straight to the dispatch: operators are the hottest path
+        if reflected:
+            return lambda self, other: apply(fn, (other, self), {})
+        return lambda self, other: apply(fn, (self, other), {})
     if reflected:
         return lambda self, other: fn(other, self)
     return lambda self, other: fn(self, other)
@@ -63,6 +68,10 @@ class Tracer:
 
     # --- NumPy protocols ----------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method == "__call__" and not kwargs:  # np.sin(x), np.add(x, y): straight to the primitive
+            prim = api.UFUNCS.get(ufunc)
+            if prim is not None:
+                return prim(*inputs)
         return api.apply_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):

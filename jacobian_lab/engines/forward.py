@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import primitives
 from ..accounting import TANGENT, active_counter
-from ..primitives import Trace, bind
+from ..primitives import Trace, apply
 from ..tracing import Tracer
 from .base import check_output, next_level, register
 
@@ -21,8 +22,7 @@ class Dual(Tracer):
     __slots__ = ("tangent",)
 
     def __init__(self, trace, primal, tangent):
-        super().__init__(trace, primal)
-        self.tangent = tangent
+        self._trace, self.primal, self.tangent = trace, primal, tangent
 
 
 class ForwardTrace(Trace):
@@ -30,22 +30,27 @@ class ForwardTrace(Trace):
         self.level = next_level()
 
     def process(self, prim, args, params):
-        primals, tangents = [], []
+        primals, tangents, outer = [], [], False
         for a in args:
-            mine = isinstance(a, Dual) and a._trace is self
-            primals.append(a.primal if mine else a)
-            tangents.append(a.tangent if mine else None)
-        out = bind(prim, *primals, **params)
+            if isinstance(a, Dual) and a._trace is self:
+                primals.append(a.primal)
+                tangents.append(a.tangent)
+            else:
+                primals.append(a)
+                tangents.append(None)  # a constant: symbolic zero tangent
+                outer = outer or isinstance(a, Tracer)  # a value of an enclosing trace
+        out = apply(prim, primals, params) if outer else primitives.evaluate(prim, primals, params)
         if not prim.differentiable:
             return out
-        tangent = _in_tangent_phase(prim.jvp, tangents, out, primals, params)
+        counter = active_counter()
+        if counter is None:
+            tangent = prim.jvp(tangents, out, *primals, **params)
+        else:
+            tangent = _in_tangent_phase(counter, prim.jvp, tangents, out, primals, params)
         return out if tangent is None else Dual(self, out, tangent)
 
 
-def _in_tangent_phase(jvp, tangents, out, primals, params):
-    counter = active_counter()
-    if counter is None:
-        return jvp(tangents, out, *primals, **params)
+def _in_tangent_phase(counter, jvp, tangents, out, primals, params):
     previous, counter.phase = counter.phase, TANGENT
     try:
         return jvp(tangents, out, *primals, **params)

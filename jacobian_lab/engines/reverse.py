@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import primitives
 from ..accounting import COTANGENT, active_counter, phase
-from ..primitives import Trace, bind
+from ..primitives import Trace, apply
 from ..rules.elementwise import add
 from ..tracing import Tracer
 from .base import check_output, next_level, register
@@ -23,8 +24,7 @@ class Node(Tracer):
     __slots__ = ("index",)
 
     def __init__(self, trace, primal, index):
-        super().__init__(trace, primal)
-        self.index = index
+        self._trace, self.primal, self.index = trace, primal, index
 
 
 class Record:
@@ -35,7 +35,7 @@ class Record:
         self.pullback = None
 
     def stage(self):
-        needs = tuple(p is not None for p in self.parents)
+        needs = tuple([p is not None for p in self.parents])
         self.pullback = self.prim.vjp(needs, self.out, *self.args, **self.params)
         return self.pullback
 
@@ -45,9 +45,11 @@ class Tape:
 
     def __init__(self):
         self.records: list[Record] = []
+        self.elements = 0  # recorded values, summed: a sweep's cotangents per seed, at most
 
     def append(self, record) -> int:
         self.records.append(record)
+        self.elements += np.size(record.out)
         return len(self.records) - 1
 
     def backward(self, output: int, g):
@@ -66,15 +68,37 @@ class Tape:
                     cotangents[parent] = c if previous is None else add(previous, c)
         return cotangents[0]
 
+    def forward(self, t):
+        """Push the seed-batched tangent t of the input through every record (JVP rules).
+
+        The tape already holds each primal value, so this is exactly the tangent
+        work of a forward pass over f -- every traced operation, used by the
+        output or not -- without running f again. `predict` counts it.
+        """
+        tangents = [t] + [None] * (len(self.records) - 1)
+        for i, record in enumerate(self.records[1:], 1):
+            ts = [None if p is None else tangents[p] for p in record.parents]
+            if any(v is not None for v in ts):  # else a constant in forward mode: no JVP runs
+                tangents[i] = record.prim.jvp(ts, record.out, *record.args, **record.params)
+        return tangents
+
     def residual_bytes(self) -> int:
-        """Bytes of the distinct arrays the records hold for their VJP rules."""
+        """Bytes of the values computed while tracing that the tape keeps alive.
+
+        The input and constants captured by f existed before the trace and are
+        not the tape's cost; views count once, through the array they view.
+        """
+        def owner(value):
+            while isinstance(value, np.ndarray) and value.base is not None:
+                value = value.base
+            return value
+
+        existing = {id(owner(self.records[0].out))}
         seen = {}
         for record in self.records[1:]:
-            for value in (*record.args, record.out):
-                while isinstance(value, np.ndarray) and value.base is not None:
-                    value = value.base
-                if isinstance(value, np.ndarray):
-                    seen[id(value)] = value.nbytes
+            value = owner(record.out)
+            if isinstance(value, np.ndarray) and id(value) not in existing:
+                seen[id(value)] = value.nbytes
         return sum(seen.values())
 
 
@@ -84,12 +108,16 @@ class ReverseTrace(Trace):
         self.tape = Tape()
 
     def process(self, prim, args, params):
-        primals, parents = [], []
+        primals, parents, outer = [], [], False
         for a in args:
-            mine = isinstance(a, Node) and a._trace is self
-            primals.append(a.primal if mine else a)
-            parents.append(a.index if mine else None)
-        out = bind(prim, *primals, **params)
+            if isinstance(a, Node) and a._trace is self:
+                primals.append(a.primal)
+                parents.append(a.index)
+            else:
+                primals.append(a)
+                parents.append(None)  # a constant: it needs no cotangent
+                outer = outer or isinstance(a, Tracer)  # a value of an enclosing trace
+        out = apply(prim, primals, params) if outer else primitives.evaluate(prim, primals, params)
         if not prim.differentiable:
             return out
         return Node(self, out, self.tape.append(Record(prim, params, primals, out, parents)))
@@ -105,17 +133,24 @@ class ReverseEngine:
         x_node = Node(trace, x, trace.tape.append(Record(None, {}, (), x, ())))
         y, traced = check_output(f(x_node), trace)
         if not traced:
-            return y, lambda g: np.zeros((np.shape(g)[0],) + np.shape(x))
+            def zeros(g):
+                return np.zeros((np.shape(g)[0],) + np.shape(x))
+
+            zeros.tape = trace.tape  # operations f traced but did not return still ran
+            return y, zeros
         tape, output = trace.tape, y.index
 
         def pullback(g):
-            with phase(COTANGENT):
+            if active_counter() is None:
                 ct = tape.backward(output, g)
-            k = np.shape(g)[0]
-            return np.zeros((k,) + np.shape(x)) if ct is None else ct
+            else:
+                with phase(COTANGENT):
+                    ct = tape.backward(output, g)
+            return np.zeros((g.shape[0],) + x.shape) if ct is None else ct
 
         # A sweep holds at most one cotangent per recorded value: elements per seed.
-        pullback.seed_elements = sum(np.size(record.out) for record in tape.records)
+        pullback.seed_elements = tape.elements
+        pullback.tape = tape
         counter = active_counter()
         if counter is not None:
             counter.tape_bytes = max(counter.tape_bytes, tape.residual_bytes())

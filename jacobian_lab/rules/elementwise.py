@@ -17,12 +17,13 @@ from ..primitives import Primitive, register
 from . import shape as S
 
 
+# `out` is what a NumPy implementation returned (an array or a NumPy scalar): it has `.size`.
 def flops(out, *args, **params):
-    return np.size(out), 0
+    return out.size, 0
 
 
 def transcendental(out, *args, **params):
-    return 0, np.size(out)
+    return 0, out.size
 
 
 # --- diagonal factors -------------------------------------------------------
@@ -59,26 +60,26 @@ def apply(lin, t):
 
 
 def _jvp(partials, tangents, out, *args, **params):
-    needs = tuple(t is not None for t in tangents)
+    needs = tuple([t is not None for t in tangents])
     lins = partials(needs, out, *args, **params)
-    nd = np.ndim(out)
+    shape = out.shape  # an elementwise output is an ndarray or a NumPy scalar
     total = None
     for t, lin in zip(tangents, lins):
         if t is not None:
-            term = apply(lin, S.align(t, nd))
+            term = apply(lin, S.align(t, len(shape)))
             total = term if total is None else add(total, term)
-    return S.broadcast_batched(total, np.shape(out))
+    return S.broadcast_batched(total, shape)
 
 
 def _vjp(partials, needs, out, *args, **params):
     lins = partials(needs, out, *args, **params)
-    shapes = [np.shape(a) for a in args]
+    shapes = [np.shape(a) if need else None for need, a in zip(needs, args)]
 
     def pullback(g):
-        return tuple(
+        return tuple([
             S.unbroadcast(apply(lin, g), shape) if need else None
             for need, lin, shape in zip(needs, lins, shapes)
-        )
+        ])
 
     return pullback
 
@@ -90,6 +91,24 @@ def elementwise(name, impl, partials, cost=flops):
     ))
 
 
+def unary(name, impl, factor, cost=flops):
+    """Register a one-operand elementwise primitive from ``factor(out, x) -> Linear``.
+
+    Its operand, tangent and cotangent all have the output's shape, so the rules
+    apply the factor directly: there is no broadcasting to align or undo.
+    """
+    def jvp(tangents, out, x):
+        return apply(factor(out, x), tangents[0])
+
+    def vjp(needs, out, x):
+        if not needs[0]:
+            return lambda g: (None,)
+        lin = factor(out, x)
+        return lambda g: (apply(lin, g),)
+
+    return register(Primitive(name, impl, cost, jvp=jvp, vjp=vjp))
+
+
 def nondifferentiable(name, impl, cost=flops):
     """Register an operation whose output carries no derivative (piecewise constant)."""
     return register(Primitive(name, impl, cost, differentiable=False))
@@ -99,8 +118,8 @@ def nondifferentiable(name, impl, cost=flops):
 add = elementwise("add", np.add, lambda needs, out, x, y: (ID, ID))
 subtract = elementwise("subtract", np.subtract, lambda needs, out, x, y: (ID, NEG))
 multiply = elementwise("multiply", np.multiply, lambda needs, out, x, y: (times(y), times(x)))
-negative = elementwise("negative", np.negative, lambda needs, out, x: (NEG,))
-square = elementwise("square", np.square, lambda needs, out, x: (times(multiply(2.0, x)),))
+negative = unary("negative", np.negative, lambda out, x: NEG)
+square = unary("square", np.square, lambda out, x: times(multiply(2.0, x)))
 
 
 def _divide_partials(needs, out, x, y):
@@ -109,9 +128,7 @@ def _divide_partials(needs, out, x, y):
 
 
 divide = elementwise("divide", np.divide, _divide_partials)
-reciprocal = elementwise(
-    "reciprocal", np.reciprocal, lambda needs, out, x: (times(negative(square(out))),)
-)
+reciprocal = unary("reciprocal", np.reciprocal, lambda out, x: times(negative(square(out))))
 
 
 def _power_partials(needs, out, x, p):
@@ -132,7 +149,7 @@ _power = elementwise("power", np.power, _power_partials, cost=transcendental)
 
 # --- transcendentals ----------------------------------------------------------
 def _unary(name, impl, factor):
-    return elementwise(name, impl, lambda needs, out, x: (factor(out, x),), cost=transcendental)
+    return unary(name, impl, factor, cost=transcendental)
 
 
 def _one_minus_square(v):
@@ -163,7 +180,7 @@ def tie_weight(a, b):
     return where(greater(a, b), 1.0, where(equal(a, b), 0.5, 0.0))
 
 
-absolute = elementwise("absolute", np.absolute, lambda needs, out, x: (times(sign(x)),))
+absolute = unary("absolute", np.absolute, lambda out, x: times(sign(x)))
 maximum = elementwise(
     "maximum", np.maximum,
     lambda needs, out, x, y: (needs[0] and times(tie_weight(x, y)), needs[1] and times(tie_weight(y, x))),

@@ -17,21 +17,23 @@ from . import elementwise as E
 from . import shape as S
 
 
+# A reduction's operand and result are arrays (or NumPy scalars): `.size` is an
+# attribute read, where np.size would go through NumPy's dispatch on every count.
 def _reduce_cost(out, x, axis, keepdims=False):
-    n_out, n_in = np.size(out), np.size(x)
+    n_out, n_in = out.size, x.size
     return (n_in - n_out if n_in else 0), 0
 
 
 def _mean_cost(out, x, axis, keepdims=False):
-    return np.size(x), 0
+    return x.size, 0
 
 
 def _shift(axis):
-    return tuple(a + 1 for a in axis)
+    return tuple([a + 1 for a in axis])
 
 
 def _kept_shape(shape, axis):
-    return tuple(1 if i in axis else s for i, s in enumerate(shape))
+    return tuple([1 if i in axis else s for i, s in enumerate(shape)])
 
 
 def spread(g, x_shape, axis):
@@ -88,16 +90,16 @@ def _chooser_weights(out, x, axis):
     return E.divide(hit, sum(hit, axis=axis, keepdims=True))
 
 
-sum = _reduction("sum", lambda x, axis, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims), _reduce_cost)
-prod = _reduction(
-    "prod", lambda x, axis, keepdims=False: np.prod(x, axis=axis, keepdims=keepdims), _reduce_cost, _prod_weights
-)
-max = _reduction(
-    "max", lambda x, axis, keepdims=False: np.max(x, axis=axis, keepdims=keepdims), _reduce_cost, _chooser_weights
-)
-min = _reduction(
-    "min", lambda x, axis, keepdims=False: np.min(x, axis=axis, keepdims=keepdims), _reduce_cost, _chooser_weights
-)
+def _ufunc_reduce(ufunc):
+    # What np.sum / np.prod / np.max / np.min run, minus their Python dispatch layer
+    # (which costs more than the reduction itself on small arrays).
+    return lambda x, axis, keepdims=False: ufunc.reduce(x, axis=axis, keepdims=keepdims)
+
+
+sum = _reduction("sum", _ufunc_reduce(np.add), _reduce_cost)
+prod = _reduction("prod", _ufunc_reduce(np.multiply), _reduce_cost, _prod_weights)
+max = _reduction("max", _ufunc_reduce(np.maximum), _reduce_cost, _chooser_weights)
+min = _reduction("min", _ufunc_reduce(np.minimum), _reduce_cost, _chooser_weights)
 
 
 def _mean_vjp(needs, out, x, axis, keepdims=False):

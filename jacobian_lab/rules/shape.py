@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..primitives import Primitive, register
+from ..primitives import Primitive, free, register
 from . import reductions as R
-
-
-def free(out, *args, **params):
-    return 0, 0
 
 
 def _linear(name, impl, jvp, transpose, params, cost=free):
@@ -31,42 +27,53 @@ def _linear(name, impl, jvp, transpose, params, cost=free):
     ))
 
 
+# Derivative values (tangents, cotangents) are always arrays with a seed axis, or
+# tracers of an outer trace, so the helpers below read `.shape` / `.ndim` directly:
+# np.shape(v) would go through NumPy's dispatch layer on every rule application.
 def batch(t):
-    return np.shape(t)[0]
+    return t.shape[0]
 
 
 # --- helpers shared by all rules ------------------------------------------------
 def align(t, ndim):
     """Insert unit axes after the seed axis so `t` broadcasts against ndim-d primals."""
-    missing = ndim - (np.ndim(t) - 1)
+    missing = ndim - (t.ndim - 1)
     if missing <= 0:
         return t
-    return reshape(t, (batch(t),) + (1,) * missing + np.shape(t)[1:])
+    return reshape(t, (t.shape[0],) + (1,) * missing + t.shape[1:])
 
 
 def broadcast_batched(t, shape):
     """Broadcast a seed-batched value to (k, *shape)."""
-    target = (batch(t),) + tuple(shape)
-    return t if np.shape(t) == target else broadcast_to(align(t, len(shape)), target)
+    shape = tuple(shape)
+    if t.shape[1:] == shape:
+        return t
+    return broadcast_to(align(t, len(shape)), (t.shape[0],) + shape)
+
+
+def as_shape(v, shape):
+    """reshape(v, shape), or v itself when it already has that shape (a reshape is a no-op then)."""
+    return v if v.shape == shape else reshape(v, shape)
 
 
 def unbroadcast(g, shape):
     """Sum a seed-batched cotangent back to (k, *shape): the transpose of broadcasting."""
     shape = tuple(shape)
-    gshape = np.shape(g)[1:]
+    gshape = g.shape[1:]
+    if gshape == shape:
+        return g  # nothing was broadcast: the common case
     lead = len(gshape) - len(shape)
     axes = tuple(range(1, 1 + lead)) + tuple(
         1 + lead + i for i, s in enumerate(shape) if s == 1 and gshape[lead + i] != 1
     )
     if axes:
         g = R.sum(g, axis=axes, keepdims=True)
-    target = (batch(g),) + shape
-    return g if np.shape(g) == target else reshape(g, target)
+    return as_shape(g, (g.shape[0],) + shape)
 
 
 # --- reshape / transpose / broadcast --------------------------------------------
 reshape = _linear(
-    "reshape", lambda x, shape: np.reshape(x, shape),
+    "reshape", lambda x, shape: np.asarray(x).reshape(shape),  # the method: np.reshape's dispatch costs more
     jvp=lambda t, shape: reshape(t, (batch(t),) + shape),
     transpose=lambda g, in_shape, shape: reshape(g, (batch(g),) + in_shape),
     params=("shape",),
@@ -75,12 +82,12 @@ reshape = _linear(
 
 def _transpose_t(g, in_shape, axes):
     inverse = tuple(np.argsort(axes))
-    return transpose(g, (0,) + tuple(a + 1 for a in inverse))
+    return transpose(g, (0,) + tuple([a + 1 for a in inverse]))
 
 
 transpose = _linear(
     "transpose", lambda x, axes: np.transpose(x, axes),
-    jvp=lambda t, axes: transpose(t, (0,) + tuple(a + 1 for a in axes)),
+    jvp=lambda t, axes: transpose(t, (0,) + tuple([a + 1 for a in axes])),
     transpose=_transpose_t,
     params=("axes",),
 )

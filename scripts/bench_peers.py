@@ -1,0 +1,372 @@
+"""Full Jacobians of NumPy code: jacobian_lab against JAX, PyTorch, HIPS autograd and raw NumPy.
+
+Workloads (float64; JAX runs with x64 enabled), each written once over an
+array namespace so every library runs the same function on the same data:
+
+    seed      sum(sin(exp(x**2)))                      R^1000 -> R
+    mlp_loss  MSE of a 20-100-1 tanh MLP, batch 64     R^2200 -> R
+    curve     p0 exp(-p1 t) sin(p2 t + p3)             R^4    -> R^2000
+    dense     tanh(W x + b)                            R^300  -> R^300
+    bratu     (u[i-1] - 2u[i] + u[i+1]) / h^2 + exp(u)  R^2000 -> R^1998
+
+Columns: ours in forward, reverse and auto mode; jax.jit(jacrev / jacfwd) in
+steady state and on its first call (compilation included); JAX without jit;
+torch.func.jacrev / jacfwd; torch.autograd.functional.jacobian; HIPS
+autograd (grad for a scalar output, jacobian otherwise); and one evaluation
+of f in raw NumPy. Times are medians of repeated rounds, all in one process.
+A peer that is not installed is skipped with a note; the script runs with
+none of them.
+
+    pip install -e ".[peers]"     # jax, autograd
+    pip install torch             # the CPU build is enough
+    python scripts/bench_peers.py [--quick] [--json FILE] [--plot FILE] [--no-overhead]
+
+`--quick` runs tiny sizes with few repeats (a smoke test, no timing claims).
+The dispatch-overhead, counting-cost and scaling sections come from
+`bench_overhead.py` beside this file.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_overhead
+
+import jacobian_lab as jl
+
+FULL_SIZES = {"seed": 1000, "mlp_loss": 100, "curve": 2000, "dense": 300, "bratu": 2000}
+QUICK_SIZES = {"seed": 16, "mlp_loss": 3, "curve": 16, "dense": 8, "bratu": 12}
+TARGETED = ("seed", "mlp_loss", "curve", "dense")  # bratu is reported, not targeted
+
+
+# --- workloads, written once over an array namespace -----------------------------------
+@dataclass
+class Workload:
+    """f(ns, consts) -> callable of x; consts are NumPy arrays converted per library."""
+
+    name: str
+    body: Callable
+    consts: dict
+    x: np.ndarray
+    scalar: bool
+
+    def function(self, ns, convert=lambda a: a):
+        consts = {k: convert(v) if isinstance(v, np.ndarray) else v for k, v in self.consts.items()}
+        return lambda x: self.body(ns, x, **consts)
+
+
+def _seed(ns, x):
+    return ns.sum(ns.sin(ns.exp(x ** 2)))
+
+
+def _mlp_loss(ns, theta, X, targets, h, features):
+    W1 = theta[: features * h].reshape(features, h)
+    b1 = theta[features * h: (features + 1) * h]
+    w2 = theta[(features + 1) * h:]
+    prediction = ns.tanh(X @ W1 + b1) @ w2
+    return ns.mean((prediction - targets) ** 2)
+
+
+def _curve(ns, p, t):
+    return p[0:1] * ns.exp(-p[1:2] * t) * ns.sin(p[2:3] * t + p[3:4])
+
+
+def _dense(ns, x, W, b):
+    return ns.tanh(W @ x + b)
+
+
+def _bratu(ns, u, inv_h2):
+    return (u[:-2] - 2 * u[1:-1] + u[2:]) * inv_h2 + ns.exp(u[1:-1])
+
+
+def workloads(sizes: dict) -> list[Workload]:
+    rng = np.random.default_rng(0)
+    n = sizes["seed"]
+    out = [Workload("seed", _seed, {}, rng.uniform(-1.0, 1.0, n), True)]
+
+    h, features, batch = sizes["mlp_loss"], 20, 64
+    X = rng.standard_normal((batch, features))
+    targets = np.sin(X @ rng.standard_normal(features) / math.sqrt(features))
+    theta = np.concatenate([rng.standard_normal(features * h) / math.sqrt(features),
+                            0.1 * rng.standard_normal(h), rng.standard_normal(h) / math.sqrt(h)])
+    out.append(Workload("mlp_loss", _mlp_loss, {"X": X, "targets": targets, "h": h, "features": features},
+                        theta, True))
+
+    t = np.linspace(0.0, 10.0, sizes["curve"])
+    out.append(Workload("curve", _curve, {"t": t}, np.array([1.0, 0.3, 2.0, 0.5]), False))
+
+    n = sizes["dense"]
+    W, b = rng.standard_normal((n, n)) / math.sqrt(n), 0.1 * rng.standard_normal(n)
+    out.append(Workload("dense", _dense, {"W": W, "b": b}, rng.standard_normal(n), False))
+
+    n = sizes["bratu"]
+    grid = np.linspace(0.0, 1.0, n)
+    u = grid * (1 - grid) + 0.01 * rng.standard_normal(n)
+    out.append(Workload("bratu", _bratu, {"inv_h2": float((n - 1) ** 2)}, u, False))
+    return out
+
+
+# --- timing -------------------------------------------------------------------------
+def timed(fn, repeat: int, min_seconds: float) -> float:
+    return bench_overhead.timed(fn, repeat, min_seconds)
+
+
+def first_call(make, repeat: int) -> float:
+    """Median seconds of the first call of a freshly built function (compilation included)."""
+    samples = []
+    for _ in range(repeat):
+        fn = make()
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+# --- columns: each returns {column: callable returning a Jacobian} or raises ImportError ---
+def ours(w: Workload) -> dict:
+    f = w.function(np)
+    # auto predicts on every call: its time includes the prediction that picked the order.
+    return {f"ours {mode}": (lambda mode=mode: jl.jacobian(f, w.x, mode=mode))
+            for mode in ("forward", "reverse", "auto")}
+
+
+def numpy_f(w: Workload) -> dict:
+    f = w.function(np)
+    return {"numpy f(x)": lambda: f(w.x)}
+
+
+def _jax():
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+def jax_columns(w: Workload, first_repeat: int) -> tuple[dict, dict]:
+    jax = _jax()
+    import jax.numpy as jnp
+
+    f, x = w.function(jnp, jnp.asarray), jnp.asarray(w.x)
+
+    def call(g):  # JAX dispatches asynchronously: wait for the result
+        return lambda: g(x).block_until_ready()
+
+    calls, one_shot = {}, {}
+    for name, transform in (("jacrev", jax.jacrev), ("jacfwd", jax.jacfwd)):
+        calls[f"jax.jit({name})"] = call(jax.jit(transform(f)))
+        calls[f"jax {name} (no jit)"] = call(transform(f))
+        # a fresh jit each time: the first call traces and compiles
+        one_shot[f"jax.jit({name}) 1st call"] = first_call(lambda t=transform: call(jax.jit(t(f))), first_repeat)
+    return calls, one_shot
+
+
+def torch_columns(w: Workload) -> dict:
+    import torch
+
+    f, x = w.function(torch, torch.from_numpy), torch.from_numpy(w.x)
+    return {
+        "torch.func.jacrev": lambda: torch.func.jacrev(f)(x),
+        "torch.func.jacfwd": lambda: torch.func.jacfwd(f)(x),
+        "torch.autograd.functional.jacobian": lambda: torch.autograd.functional.jacobian(f, x),
+    }
+
+
+def autograd_columns(w: Workload) -> dict:
+    import autograd
+    import autograd.numpy as anp
+
+    f = w.function(anp)
+    if w.scalar:
+        return {"autograd.grad": lambda: autograd.grad(f)(w.x)}
+    return {"autograd.jacobian": lambda: autograd.jacobian(f)(w.x)}
+
+
+EAGER_PEERS = ("jax jacrev (no jit)", "jax jacfwd (no jit)", "torch.func.jacrev", "torch.func.jacfwd",
+               "torch.autograd.functional.jacobian", "autograd.grad", "autograd.jacobian")
+JIT_STEADY = ("jax.jit(jacrev)", "jax.jit(jacfwd)")
+JIT_FIRST = ("jax.jit(jacrev) 1st call", "jax.jit(jacfwd) 1st call")
+PEERS = {"jax": ("jax", "jaxlib"), "torch": ("torch",), "autograd": ("autograd",)}
+
+
+def installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _as_numpy(J):
+    if hasattr(J, "detach"):
+        J = J.detach()
+    return np.asarray(J, dtype=np.float64)
+
+
+def measure(w: Workload, quick: bool) -> dict:
+    repeat, min_seconds, first_repeat = (2, 0.0, 1) if quick else (7, 0.05, 3)
+    notes, calls, seconds = {}, {}, {}
+    calls.update(ours(w))
+    calls.update(numpy_f(w))
+    if all(installed(m) for m in PEERS["jax"]):
+        jax_calls, one_shot = jax_columns(w, first_repeat)
+        calls.update(jax_calls)
+        seconds.update(one_shot)
+    else:
+        notes["jax"] = "not installed"
+    if installed("torch"):
+        calls.update(torch_columns(w))
+    else:
+        notes["torch"] = "not installed"
+    if installed("autograd"):
+        calls.update(autograd_columns(w))
+    else:
+        notes["autograd"] = "not installed"
+
+    reference = _as_numpy(calls["ours reverse"]()).reshape(-1, w.x.size)
+    errors, one_shot, seconds = {}, seconds, {}
+    for column, call in calls.items():
+        if column != "numpy f(x)":
+            errors[column] = float(np.max(np.abs(_as_numpy(call()).reshape(-1, w.x.size) - reference)))
+        seconds[column] = timed(call, repeat, min_seconds)
+    seconds.update(one_shot)  # JAX's first calls, compilation included, after the steady states
+    y = w.function(np)(w.x)
+    return {"n": int(w.x.size), "m": int(np.size(y)), "seconds": seconds, "max_abs_diff": errors, "notes": notes}
+
+
+def _best(seconds: dict, columns) -> tuple[str | None, float | None]:
+    present = [(seconds[c], c) for c in columns if c in seconds]
+    if not present:
+        return None, None
+    s, c = min(present)
+    return c, s
+
+
+def ratios(result: dict) -> dict:
+    """ours / peer for every peer column, plus the targeted comparisons."""
+    s = result["seconds"]
+    auto = s["ours auto"]
+    eager, eager_s = _best(s, EAGER_PEERS)
+    jit, jit_s = _best(s, JIT_STEADY)
+    jit_first, first_s = _best(s, JIT_FIRST)
+    out = {
+        "auto / fastest eager peer": auto / eager_s if eager_s else None,
+        "auto / jax.jit steady": auto / jit_s if jit_s else None,
+        "auto / jax.jit 1st call": auto / first_s if first_s else None,
+        "auto / numpy f(x)": auto / s["numpy f(x)"],
+    }
+    out.update({f"auto / {c}": auto / v for c, v in s.items() if not c.startswith("ours") and c != "numpy f(x)"})
+    result["fastest"] = {"eager peer": eager, "jax.jit steady": jit, "jax.jit 1st call": jit_first}
+    return out
+
+
+# --- printing --------------------------------------------------------------------------
+def _ms(v) -> str:
+    if v is None:
+        return "—"
+    return f"{1e3 * v:.3f}" if v < 1 else f"{1e3 * v:,.0f}"
+
+
+COLUMN_ORDER = ("ours forward", "ours reverse", "ours auto", "numpy f(x)",
+                *JIT_STEADY, *JIT_FIRST, *EAGER_PEERS)
+
+
+def table(results: dict) -> str:
+    columns = []
+    for r in results.values():
+        columns += [c for c in r["seconds"] if c not in columns]
+    columns.sort(key=lambda c: COLUMN_ORDER.index(c) if c in COLUMN_ORDER else len(COLUMN_ORDER))
+    names = list(results)
+    keys = []
+    for r in results.values():
+        keys += [k for k in r["ratios"] if k not in keys]
+    width = max(len(c) for c in columns + keys) + 2
+    lines = ["wall time per full Jacobian, ms (median)", f"{'':{width}}" + "".join(f"{n:>12}" for n in names)]
+    shape = {n: f"{r['n']}->{r['m']}" for n, r in results.items()}
+    lines.append(f"{'n -> m':{width}}" + "".join(f"{shape[n]:>12}" for n in names))
+    for c in columns:
+        lines.append(f"{c:{width}}" + "".join(f"{_ms(results[n]['seconds'].get(c)):>12}" for n in names))
+    lines += ["", "ratios, ours / peer (< 1: ours faster; 'auto' is jacobian(mode=\"auto\"))",
+              f"{'':{width}}" + "".join(f"{n:>12}" for n in names)]
+    for k in keys:
+        cells = "".join(f"{'—' if results[n]['ratios'].get(k) is None else format(results[n]['ratios'][k], '.3g'):>12}"
+                        for n in names)
+        lines.append(f"{k:{width}}" + cells)
+    notes = sorted({f"{peer}: {note}" for r in results.values() for peer, note in r["notes"].items()})
+    if notes:
+        lines += ["", "skipped: " + "; ".join(notes)]
+    return "\n".join(lines)
+
+
+def targets(results: dict, overhead: dict | None, counting: dict | None) -> dict:
+    out = {}
+    for name in TARGETED:
+        r = results.get(name, {}).get("ratios", {})
+        for key, limit in (("auto / fastest eager peer", 0.5), ("auto / jax.jit steady", 1.0)):
+            value = r.get(key)
+            out[f"{name}: {key} <= {limit}"] = None if value is None else bool(value <= limit)
+    if overhead:
+        out["forward dispatch <= 3 us/primitive"] = bool(overhead["forward_us"] <= 3.0)
+        out["reverse dispatch <= 5 us/primitive"] = bool(overhead["reverse_us"] <= 5.0)
+    if counting:
+        out["counting <= 10 % of wall time"] = bool(max(v["fraction"] for v in counting.values()) <= 0.10)
+    return out
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version(), "numpy": np.__version__, "platform": platform.platform()}
+    for module in ("jax", "torch", "autograd"):
+        if installed(module):
+            try:
+                out[module] = importlib.metadata.version(module)
+            except importlib.metadata.PackageNotFoundError:  # a peer without metadata is still benchmarked
+                out[module] = "unknown"
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, few repeats: a smoke run")
+    parser.add_argument("--json", metavar="FILE", help="write every number as JSON")
+    parser.add_argument("--plot", metavar="FILE", help="write the scaling figure (PNG)")
+    parser.add_argument("--no-overhead", action="store_true", help="skip the overhead/counting/scaling sections")
+    parser.add_argument("--only", nargs="+", choices=list(FULL_SIZES), help="run these workloads only")
+    args = parser.parse_args(argv)
+
+    warnings.filterwarnings("ignore", category=UserWarning)  # peers' deprecation chatter
+    sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    results, chosen = {}, [w for w in workloads(sizes) if not args.only or w.name in args.only]
+    for w in chosen:
+        r = measure(w, args.quick)
+        r["ratios"] = ratios(r)
+        results[w.name] = r
+    print(table(results))
+
+    extra = None if args.no_overhead else bench_overhead.run(
+        args.quick, args.plot, {w.name: (w.function(np), w.x) for w in chosen})
+    if extra:
+        print()
+        print(bench_overhead.report(extra))
+    met = targets(results, extra and extra["overhead"], extra and extra["counting"])
+    print("\ntargets:")
+    for key, ok in met.items():
+        print(f"  {'—' if ok is None else ('met' if ok else 'NOT met'):8s} {key}")
+
+    if args.json:
+        payload = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "quick": args.quick,
+                   "versions": versions(), "workloads": results, "targets": met, **(extra or {})}
+        Path(args.json).write_text(json.dumps(payload, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

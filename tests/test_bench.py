@@ -1,0 +1,70 @@
+"""scripts/bench_peers.py --quick: runs with whatever peers are installed (none needed) and writes JSON.
+
+A smoke test of the benchmark's plumbing only: no timing is asserted.
+"""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKLOADS = {"seed", "mlp_loss", "curve", "dense", "bratu"}
+OURS = {"ours forward", "ours reverse", "ours auto"}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    plot = out.with_suffix(".png")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_peers.py"), "--quick", "--json", str(out), "--plot", str(plot)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(out.read_text()), proc.stdout, plot
+
+
+def _number_or_null(v):
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+
+
+def test_every_workload_with_our_modes_and_raw_numpy(quick_run):
+    data, _, _ = quick_run
+    assert data["quick"] is True
+    assert set(data["workloads"]) == WORKLOADS
+    for name, w in data["workloads"].items():
+        assert w["n"] >= 1 and w["m"] >= 1, name
+        assert OURS | {"numpy f(x)"} <= set(w["seconds"]), name
+        assert all(isinstance(s, float) and s > 0 for s in w["seconds"].values()), name
+
+
+def test_ratios_are_numbers_or_null(quick_run):
+    data, _, _ = quick_run
+    for name, w in data["workloads"].items():
+        assert "auto / fastest eager peer" in w["ratios"] and "auto / jax.jit steady" in w["ratios"]
+        assert all(_number_or_null(v) for v in w["ratios"].values()), (name, w["ratios"])
+        # every peer column that ran agrees with our Jacobian
+        assert all(_number_or_null(v) and v < 1e-6 for v in w["max_abs_diff"].values()), (name, w["max_abs_diff"])
+
+
+def test_missing_peers_are_noted_not_fatal(quick_run):
+    data, stdout, _ = quick_run
+    for peer in ("jax", "torch", "autograd"):
+        if peer in data["versions"]:
+            continue
+        assert all(w["notes"].get(peer) == "not installed" for w in data["workloads"].values())
+        assert f"{peer}: not installed" in stdout
+
+
+def test_overhead_counting_and_scaling_sections(quick_run):
+    data, stdout, plot = quick_run
+    overhead = data["overhead"]
+    assert _number_or_null(overhead["forward_us"]) and _number_or_null(overhead["reverse_us"])
+    assert all(_number_or_null(v["fraction"]) for v in data["counting"].values())
+    rows = data["scaling"]["rows"]
+    assert len(rows) >= 2 and all(set(data["scaling"]["series"]) <= set(r) for r in rows)
+    assert plot.exists() and plot.stat().st_size > 0
+    assert "targets:" in stdout and "dispatch overhead per primitive" in stdout
