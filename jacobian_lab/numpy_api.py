@@ -50,7 +50,20 @@ UFUNCS: dict[np.ufunc, Callable] = {
     np.rint: E.rint, np.trunc: E.trunc, np.greater: E.greater, np.greater_equal: E.greater_equal,
     np.less: E.less, np.less_equal: E.less_equal, np.equal: E.equal, np.not_equal: E.not_equal,
     np.isnan: E.isnan, np.isinf: E.isinf, np.isfinite: E.isfinite,
+    np.arcsinh: E.arcsinh, np.arccosh: E.arccosh, np.arctanh: E.arctanh, np.log2: E.log2,
+    np.log10: E.log10, np.exp2: E.exp2, np.cbrt: E.cbrt, np.arctan2: E.arctan2, np.hypot: E.hypot,
+    np.fabs: E.absolute, np.float_power: E.power, np.conjugate: lambda x: x,
+    np.deg2rad: lambda x: E.multiply(x, np.pi / 180), np.radians: lambda x: E.multiply(x, np.pi / 180),
+    np.rad2deg: lambda x: E.multiply(x, 180 / np.pi), np.degrees: lambda x: E.multiply(x, 180 / np.pi),
+    np.logaddexp: lambda x, y: _logaddexp(x, y),
 }
+def _logaddexp(x, y):
+    # log(e^x + e^y) = m + log(e^(x-m) + e^(y-m)), m = max(x, y): no overflow; smooth, so the tie
+    # convention of maximum cancels out of the derivative.
+    m = E.maximum(x, y)
+    return E.add(m, E.log(E.add(E.exp(E.subtract(x, m)), E.exp(E.subtract(y, m)))))
+
+
 _REDUCE = {np.add: "sum", np.multiply: "prod", np.maximum: "max", np.minimum: "min"}
 
 
@@ -405,3 +418,5 @@ implements(np.ones_like)(lambda a, *args, **kw: full_like(a, 1, *args, **kw))
 implements(np.empty_like)(lambda a, *args, **kw: full_like(a, 0, *args, **kw))
 
 UFUNCS[np.matmul] = matmul  # a gufunc in NumPy 2: reaches us through __array_ufunc__
+
+from . import numpy_composites  # noqa: E402,F401  (registers more functions into FUNCTIONS)

@@ -125,6 +125,10 @@ EXAMPLES: dict[str, list[Example]] = {
     "tan": [ex(RNG.uniform(-1.2, 1.2, (3, 4))), ex(np.float64(0.3))],
     "arcsin": unary(inside_unit), "arccos": unary(inside_unit), "arctan": unary(general),
     "sinh": unary(general), "cosh": unary(general), "tanh": unary(general),
+    "arcsinh": unary(general), "arctanh": unary(inside_unit),
+    "arccosh": unary(lambda *shape: RNG.uniform(1.2, 3.0, shape)),
+    "log2": unary(positive), "log10": unary(positive), "exp2": unary(general), "cbrt": unary(nonzero),
+    "arctan2": binary(general, nonzero), "hypot": binary(nonzero),
     # kinks, sampled away from them
     "absolute": unary(nonzero),
     "maximum": [ex(*separated_pair(a, b), label=f"{a}x{b}") for a, b in BROADCAST_PAIRS],

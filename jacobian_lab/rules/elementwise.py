@@ -170,6 +170,26 @@ arctan = _unary("arctan", np.arctan, lambda out, x: over(add(1.0, square(x))))
 sinh = _unary("sinh", np.sinh, lambda out, x: times(cosh(x)))
 cosh = _unary("cosh", np.cosh, lambda out, x: times(sinh(x)))
 tanh = _unary("tanh", np.tanh, lambda out, x: times(_one_minus_square(out)))
+arcsinh = _unary("arcsinh", np.arcsinh, lambda out, x: over(sqrt(add(square(x), 1.0))))
+arccosh = _unary("arccosh", np.arccosh, lambda out, x: over(sqrt(subtract(square(x), 1.0))))
+arctanh = _unary("arctanh", np.arctanh, lambda out, x: over(_one_minus_square(x)))
+log2 = _unary("log2", np.log2, lambda out, x: over(multiply(x, np.log(2.0))))
+log10 = _unary("log10", np.log10, lambda out, x: over(multiply(x, np.log(10.0))))
+exp2 = _unary("exp2", np.exp2, lambda out, x: times(multiply(out, np.log(2.0))))
+cbrt = _unary("cbrt", np.cbrt, lambda out, x: over(multiply(3.0, square(out))))
+
+
+def _arctan2_partials(needs, out, y, x):
+    r2 = add(square(x), square(y))
+    return needs[0] and times(divide(x, r2)), needs[1] and times(negative(divide(y, r2)))
+
+
+arctan2 = elementwise("arctan2", np.arctan2, _arctan2_partials, cost=transcendental)
+hypot = elementwise(
+    "hypot", np.hypot,
+    lambda needs, out, x, y: (needs[0] and times(divide(x, out)), needs[1] and times(divide(y, out))),
+    cost=transcendental,
+)
 
 
 # --- kinks: one convention, JAX's -------------------------------------------
