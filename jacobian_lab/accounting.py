@@ -51,13 +51,21 @@ class Cost:
 class Counter:
     """Accumulates `Cost` per phase for one trace; `phase` says where new work goes.
 
-    `tape_bytes` is the largest residual memory a reverse tape held while counting.
+    `tape_bytes` is the largest residual memory a reverse tape held while counting;
+    `passes` and `batch_size` are the derivative passes (forward passes, backward
+    sweeps) that completed and the most seeds one of them carried; the work of a
+    pass stopped by the memory budget is counted, the pass is not.
     """
 
     def __init__(self) -> None:
         self.phase = PRIMAL
         self.tape_bytes = 0
+        self.passes = self.batch_size = 0
         self._work = {PRIMAL: [0, 0], TANGENT: [0, 0], COTANGENT: [0, 0]}
+
+    def count_pass(self, seeds: int) -> None:
+        self.passes += 1
+        self.batch_size = max(self.batch_size, seeds)
 
     def add(self, flops: int, transcendentals: int) -> None:
         work = self._work[self.phase]

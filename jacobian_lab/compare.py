@@ -98,9 +98,8 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
     finally:
         tracemalloc.stop()
     seconds = _timed(lambda: run(mode), repeat)
-    prediction = prediction or predict(f, x)
-    step, passes = prediction.schedule(chosen, batch_size, max_memory)
-    return Measurement(J, chosen, step, passes, counter.costs(), seconds, peak, counter.tape_bytes, reason=reason)
+    return Measurement(J, chosen, counter.batch_size, counter.passes, counter.costs(), seconds, peak,
+                       counter.tape_bytes, reason=reason)
 
 
 @dataclass

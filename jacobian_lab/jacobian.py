@@ -107,16 +107,32 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None) -> np.
     A pass's tangent holds its columns as rows, so they are stored that way, in
     an (n, m) array, and J is returned as its transpose (column-major): no
     transposing copy, and one pass's tangent is the result as it stands.
+    A pass whose tangents would outgrow the memory budget stops early; with
+    batch_size=None the Jacobian is then rebuilt with as many seeds per pass
+    as that pass showed will fit.
     """
-    engine, limit, dtype = engines.get("forward"), memory.budget(max_memory), _result_dtype(x)
-    n, (step, _) = x.size, schedule("forward", x.size, 0, batch_size)
+    limit = memory.budget(max_memory)
+    step, _ = schedule("forward", x.size, 0, batch_size)
+    while True:
+        try:
+            return _columns(f, x, step, limit)
+        except memory.MemoryBudgetError as error:
+            seed_bytes = getattr(error, "seed_bytes", 0)
+            if batch_size is not None or not seed_bytes or step == 1:
+                raise
+            step = max(1, min(step - 1, int(limit // seed_bytes)))
+
+
+def _columns(f, x, step, limit):
+    engine, dtype, n = engines.get("forward"), _result_dtype(x), x.size
     J_T = y_shape = None  # row j of J_T is column j of J
+    room = limit
     for lo, hi in batches(n, step):
-        y, y_dot = engine.jvp(f, x, seeds(lo, hi, x.shape, x.dtype))
+        y, y_dot = engine.jvp(f, x, seeds(lo, hi, x.shape, x.dtype), max_bytes=room)
         if y_shape is None:
             y_shape = np.shape(y)
             m = math.prod(y_shape)
-            memory.check_dense(m, n, np.dtype(dtype).itemsize, limit)
+            room = limit - memory.check_dense(m, n, np.dtype(dtype).itemsize, limit)
         block = _check_derivative(y_dot, hi - lo, y_shape, "tangent").reshape(hi - lo, m)
         if J_T is None and hi - lo == n and _whole(block, dtype):
             J_T = block

@@ -64,3 +64,32 @@ def test_bad_max_memory(bad):
 def test_default_budget_is_half_the_available_memory():
     assert 0 < budget() < 2**50
     assert budget(12345) == 12345
+
+
+def _outer_head(x):
+    return np.tanh(np.outer(x, x)).ravel()[:50]
+
+
+def test_forward_batch_over_budget_is_refused_naming_a_batch_that_fits():
+    x = np.linspace(0, 1, 20)
+    with pytest.raises(MemoryBudgetError, match=r"batch_size <= \d+") as err:
+        jl.jacobian(_outer_head, x, mode="forward", batch_size=20, max_memory=60_000)
+    assert "forward pass with 20 tangent seeds" in str(err.value)
+
+
+def test_forward_batch_none_shrinks_to_fit_the_budget():
+    x = np.linspace(0, 1, 20)
+    m = jl.measure(_outer_head, x, mode="forward", repeat=1, max_memory=60_000)
+    assert 1 < m.batch_size < 20
+    np.testing.assert_allclose(m.jacobian, jl.jacrev(_outer_head)(x), rtol=1e-12)
+    # the pass that outgrew the budget stopped; then every seed went through once
+    assert m.passes == -(-20 // m.batch_size)
+    full = jl.measure(_outer_head, x, mode="forward", batch_size=m.batch_size, repeat=1)
+    assert m.cost["primal"].total() > full.cost["primal"].total()  # the stopped pass's work is counted
+
+
+def test_measure_reports_the_passes_that_ran():
+    x = np.linspace(0, 1, 20)
+    assert (jl.measure(_outer_head, x, mode="reverse", batch_size=7, repeat=1).passes) == 8  # 50 outputs
+    assert (jl.measure(_outer_head, x, mode="forward", batch_size=6, repeat=1).passes) == 4
+    assert jl.measure(lambda v: np.ones(3), x, mode="reverse", repeat=1).passes == 1

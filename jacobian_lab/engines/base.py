@@ -5,7 +5,10 @@ derivative values: ``jvp(f, x, tangents)`` takes tangents of shape ``(k, *x.shap
 and returns ``(y, tangents_out)`` with ``tangents_out.shape == (k, *y.shape)``;
 ``vjp(f, x)`` returns ``(y, pullback)`` where ``pullback`` maps cotangents
 ``(k, *y.shape)`` to ``(k, *x.shape)``. The harness in `jacobian_lab.jacobian`
-only talks to this protocol, so any registered engine builds Jacobians.
+only talks to this protocol, so any registered engine builds Jacobians. The
+harness passes ``max_bytes`` to ``jvp``: an engine raises
+`MemoryBudgetError` (with ``seed_bytes``, the bytes one seed needed, when it
+knows) instead of holding more tangent memory than that.
 """
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ from ..tracing import Tracer
 class Engine(Protocol):
     name: str
 
-    def jvp(self, f: Callable, x: np.ndarray, tangents: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def jvp(self, f: Callable, x: np.ndarray, tangents: np.ndarray,
+            max_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray]: ...
 
     def vjp(self, f: Callable, x: np.ndarray) -> tuple[np.ndarray, Callable]: ...
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import primitives
 from ..accounting import TANGENT, active_counter
+from ..memory import MemoryBudgetError, gib
 from ..primitives import Trace, apply
 from ..tracing import Tracer
 from .base import check_output, next_level, register
@@ -26,8 +27,23 @@ class Dual(Tracer):
 
 
 class ForwardTrace(Trace):
-    def __init__(self):
+    """Interprets primitives on `Dual`s; with `max_bytes`, stops a pass whose tangents outgrow it."""
+
+    def __init__(self, max_bytes=None, seeds=1):
         self.level = next_level()
+        self.max_bytes, self.seeds, self.tangent_bytes = max_bytes, seeds, 0
+
+    def account(self, tangent):
+        # Bytes of every tangent the pass created: an upper bound of what it holds at once.
+        self.tangent_bytes += getattr(tangent, "nbytes", 0)
+        if self.tangent_bytes > self.max_bytes:
+            error = MemoryBudgetError(
+                f"a forward pass with {self.seeds} tangent seeds needs more than {gib(self.max_bytes)} "
+                f"of tangents (max_memory); use batch_size <= {max(1, self.max_bytes * self.seeds // self.tangent_bytes)}, "
+                "reverse mode, or a larger max_memory"
+            )
+            error.seed_bytes = self.tangent_bytes / self.seeds
+            raise error
 
     def process(self, prim, args, params):
         primals, tangents, outer = [], [], False
@@ -47,7 +63,11 @@ class ForwardTrace(Trace):
             tangent = prim.jvp(tangents, out, *primals, **params)
         else:
             tangent = _in_tangent_phase(counter, prim.jvp, tangents, out, primals, params)
-        return out if tangent is None else Dual(self, out, tangent)
+        if tangent is None:
+            return out
+        if self.max_bytes is not None:
+            self.account(tangent)
+        return Dual(self, out, tangent)
 
 
 def _in_tangent_phase(counter, jvp, tangents, out, primals, params):
@@ -63,10 +83,14 @@ class ForwardEngine:
 
     name = "forward"
 
-    def jvp(self, f, x, tangents):
-        trace = ForwardTrace()
-        y, traced = check_output(f(Dual(trace, x, tangents)), trace)
+    def jvp(self, f, x, tangents, max_bytes=None):
+        """(y, tangents of y); with max_bytes, MemoryBudgetError once the pass's tangents exceed it."""
         k = np.shape(tangents)[0]
+        trace = ForwardTrace(max_bytes, max(k, 1))
+        y, traced = check_output(f(Dual(trace, x, tangents)), trace)
+        counter = active_counter()
+        if counter is not None:
+            counter.count_pass(k)
         if not traced:
             return y, np.zeros((k,) + np.shape(y))
         return y.primal, y.tangent

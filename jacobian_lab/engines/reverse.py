@@ -133,7 +133,10 @@ class ReverseEngine:
         x_node = Node(trace, x, trace.tape.append(Record(None, {}, (), x, ())))
         y, traced = check_output(f(x_node), trace)
         if not traced:
-            def zeros(g):
+            def zeros(g):  # a sweep of nothing: the output does not depend on x
+                counter = active_counter()
+                if counter is not None:
+                    counter.count_pass(np.shape(g)[0])
                 return np.zeros((np.shape(g)[0],) + np.shape(x))
 
             zeros.tape = trace.tape  # operations f traced but did not return still ran
@@ -141,11 +144,13 @@ class ReverseEngine:
         tape, output = trace.tape, y.index
 
         def pullback(g):
-            if active_counter() is None:
+            counter = active_counter()
+            if counter is None:
                 ct = tape.backward(output, g)
             else:
                 with phase(COTANGENT):
                     ct = tape.backward(output, g)
+                counter.count_pass(g.shape[0])
             return np.zeros((g.shape[0],) + x.shape) if ct is None else ct
 
         # A sweep holds at most one cotangent per recorded value: elements per seed.
