@@ -1,13 +1,19 @@
 """Full Jacobians of NumPy code: jacobian_lab against JAX, PyTorch, HIPS autograd and raw NumPy.
 
-Workloads (float64; JAX runs with x64 enabled), each written once over an
-array namespace so every library runs the same function on the same data:
+Workloads: five built-in problems, ``jacobian_lab.problems.get(name)`` at
+their default sizes (float64; JAX runs with x64 enabled):
 
     seed      sum(sin(exp(x**2)))                      R^1000 -> R
     mlp_loss  MSE of a 20-100-1 tanh MLP, batch 64     R^2200 -> R
     curve     p0 exp(-p1 t) sin(p2 t + p3)             R^4    -> R^2000
     dense     tanh(W x + b)                            R^300  -> R^300
     bratu     (u[i-1] - 2u[i] + u[i+1]) / h^2 + exp(u)  R^2000 -> R^1998
+
+Ours and raw NumPy run the problem's own ``f``; JAX, PyTorch and autograd run
+its twin from ``twins.py`` beside this file (the same ``f`` over their array
+namespace, on the arrays read from the problem's closure), so every library
+runs the same function on the same data. Before anything is timed each twin
+must reproduce ``f``'s value and exact FLOP count.
 
 Columns: ours in forward, reverse and auto mode; jax.jit(jacrev / jacfwd) in
 steady state and on its first call (compilation included); JAX without jit;
@@ -31,7 +37,6 @@ import argparse
 import importlib.metadata
 import importlib.util
 import json
-import math
 import platform
 import statistics
 import sys
@@ -39,84 +44,58 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_overhead.py and twins.py
 import bench_overhead
+from twins import mismatch, twin, twin_constants
 
 import jacobian_lab as jl
 
-FULL_SIZES = {"seed": 1000, "mlp_loss": 100, "curve": 2000, "dense": 300, "bratu": 2000}
-QUICK_SIZES = {"seed": 16, "mlp_loss": 3, "curve": 16, "dense": 8, "bratu": 12}
+# keyword arguments of jacobian_lab.problems.get: the problems' defaults, and tiny sizes for --quick
+FULL_SIZES = {"seed": {"n": 1000}, "mlp_loss": {"n": 2200}, "curve": {"m": 2000}, "dense": {"n": 300},
+              "bratu": {"n": 2000}}
+QUICK_SIZES = {"seed": {"n": 16}, "mlp_loss": {"n": 66}, "curve": {"m": 16}, "dense": {"n": 8},
+               "bratu": {"n": 12}}
 TARGETED = ("seed", "mlp_loss", "curve", "dense")  # bratu is reported, not targeted
 
 
-# --- workloads, written once over an array namespace -----------------------------------
+# --- workloads: the built-in problems and their twins ---------------------------------
 @dataclass
 class Workload:
-    """f(ns, consts) -> callable of x; consts are NumPy arrays converted per library."""
+    """A built-in problem and the constants its twin reads from the problem's closure."""
 
     name: str
-    body: Callable
+    problem: jl.problems.Problem
     consts: dict
-    x: np.ndarray
-    scalar: bool
+
+    @property
+    def x(self) -> np.ndarray:
+        return self.problem.x
+
+    @property
+    def scalar(self) -> bool:
+        return np.ndim(self.problem.f(self.problem.x)) == 0
 
     def function(self, ns, convert=lambda a: a):
-        consts = {k: convert(v) if isinstance(v, np.ndarray) else v for k, v in self.consts.items()}
-        return lambda x: self.body(ns, x, **consts)
-
-
-def _seed(ns, x):
-    return ns.sum(ns.sin(ns.exp(x ** 2)))
-
-
-def _mlp_loss(ns, theta, X, targets, h, features):
-    W1 = theta[: features * h].reshape(features, h)
-    b1 = theta[features * h: (features + 1) * h]
-    w2 = theta[(features + 1) * h:]
-    prediction = ns.tanh(X @ W1 + b1) @ w2
-    return ns.mean((prediction - targets) ** 2)
-
-
-def _curve(ns, p, t):
-    return p[0:1] * ns.exp(-p[1:2] * t) * ns.sin(p[2:3] * t + p[3:4])
-
-
-def _dense(ns, x, W, b):
-    return ns.tanh(W @ x + b)
-
-
-def _bratu(ns, u, inv_h2):
-    return (u[:-2] - 2 * u[1:-1] + u[2:]) * inv_h2 + ns.exp(u[1:-1])
+        """The problem's f over namespace `ns`, its array constants passed through `convert`."""
+        return twin(self.name, self.consts, ns, convert)
 
 
 def workloads(sizes: dict) -> list[Workload]:
-    rng = np.random.default_rng(0)
-    n = sizes["seed"]
-    out = [Workload("seed", _seed, {}, rng.uniform(-1.0, 1.0, n), True)]
+    """The problems named in `sizes`, each checked to be reproduced by its twin.
 
-    h, features, batch = sizes["mlp_loss"], 20, 64
-    X = rng.standard_normal((batch, features))
-    targets = np.sin(X @ rng.standard_normal(features) / math.sqrt(features))
-    theta = np.concatenate([rng.standard_normal(features * h) / math.sqrt(features),
-                            0.1 * rng.standard_normal(h), rng.standard_normal(h) / math.sqrt(h)])
-    out.append(Workload("mlp_loss", _mlp_loss, {"X": X, "targets": targets, "h": h, "features": features},
-                        theta, True))
-
-    t = np.linspace(0.0, 10.0, sizes["curve"])
-    out.append(Workload("curve", _curve, {"t": t}, np.array([1.0, 0.3, 2.0, 0.5]), False))
-
-    n = sizes["dense"]
-    W, b = rng.standard_normal((n, n)) / math.sqrt(n), 0.1 * rng.standard_normal(n)
-    out.append(Workload("dense", _dense, {"W": W, "b": b}, rng.standard_normal(n), False))
-
-    n = sizes["bratu"]
-    grid = np.linspace(0.0, 1.0, n)
-    u = grid * (1 - grid) + 0.01 * rng.standard_normal(n)
-    out.append(Workload("bratu", _bratu, {"inv_h2": float((n - 1) ** 2)}, u, False))
+    Raises LookupError when a twin no longer matches its problem's f.
+    """
+    out = []
+    for name, size in sizes.items():
+        p = jl.problems.get(name, **size)
+        consts = twin_constants(name, p.f)
+        stale = mismatch(name, p, consts)
+        if stale:
+            raise LookupError(stale)
+        out.append(Workload(name, p, consts))
     return out
 
 
@@ -138,14 +117,14 @@ def first_call(make, repeat: int) -> float:
 
 # --- columns: each returns {column: callable returning a Jacobian} or raises ImportError ---
 def ours(w: Workload) -> dict:
-    f = w.function(np)
+    f = w.problem.f
     # auto predicts on every call: its time includes the prediction that picked the order.
     return {f"ours {mode}": (lambda mode=mode: jl.jacobian(f, w.x, mode=mode))
             for mode in ("forward", "reverse", "auto")}
 
 
 def numpy_f(w: Workload) -> dict:
-    f = w.function(np)
+    f = w.problem.f
     return {"numpy f(x)": lambda: f(w.x)}
 
 
@@ -239,8 +218,7 @@ def measure(w: Workload, quick: bool) -> dict:
             errors[column] = float(np.max(np.abs(_as_numpy(call()).reshape(-1, w.x.size) - reference)))
         seconds[column] = timed(call, repeat, min_seconds)
     seconds.update(one_shot)  # JAX's first calls, compilation included, after the steady states
-    y = w.function(np)(w.x)
-    return {"n": int(w.x.size), "m": int(np.size(y)), "seconds": seconds, "max_abs_diff": errors, "notes": notes}
+    return {"n": w.problem.n, "m": w.problem.m, "seconds": seconds, "max_abs_diff": errors, "notes": notes}
 
 
 def _best(seconds: dict, columns) -> tuple[str | None, float | None]:
@@ -344,7 +322,12 @@ def main(argv=None) -> int:
 
     warnings.filterwarnings("ignore", category=UserWarning)  # peers' deprecation chatter
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
-    results, chosen = {}, [w for w in workloads(sizes) if not args.only or w.name in args.only]
+    try:
+        chosen = workloads({name: size for name, size in sizes.items() if not args.only or name in args.only})
+    except LookupError as exc:
+        print(f"{Path(__file__).name}: {exc}", file=sys.stderr)
+        return 1
+    results = {}
     for w in chosen:
         r = measure(w, args.quick)
         r["ratios"] = ratios(r)
@@ -352,7 +335,7 @@ def main(argv=None) -> int:
     print(table(results))
 
     extra = None if args.no_overhead else bench_overhead.run(
-        args.quick, args.plot, {w.name: (w.function(np), w.x) for w in chosen})
+        args.quick, args.plot, {w.name: (w.problem.f, w.x) for w in chosen})
     if extra:
         print()
         print(bench_overhead.report(extra))

@@ -38,19 +38,21 @@ Run (``--small`` uses tiny sizes; ``--json FILE`` also writes the results)::
 
     /tmp/xcheck/bin/python scripts/crosscheck_flops.py [--small] [--json FILE] [--problems a,b]
 
-The exit status is 1 when a peer fails or when one of the jnp/torch twins
-below no longer computes the same thing as its problem's NumPy ``f``.
+JAX and PyTorch run each problem's *twin* from ``twins.py`` beside this file:
+its ``f`` written over ``jax.numpy`` / ``torch``, on the arrays read from the
+problem's own closure. Before any peer runs, the twin is evaluated with NumPy
+and must give ``f``'s value and exact ``count_flops``. The exit status is 1
+when a peer fails or when a twin no longer computes the same thing as its
+problem's NumPy ``f``.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import inspect
 import json
 import math
 import re
 import sys
-import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +65,9 @@ from jacobian_lab.jacobian import prepare
 from jacobian_lab.prediction import EvalTrace
 from jacobian_lab.tracing import Tracer
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # twins.py, also when this file is imported
+from twins import TWINS, mismatch, twin, twin_constants
+
 SMALL_SIZES = {
     "seed": {"n": 16},
     "mlp_loss": {"n": 66},          # h = 3 hidden units
@@ -72,67 +77,6 @@ SMALL_SIZES = {
     "wide_to_tall": {"n": 12, "m": 12},
     "tall_to_wide": {"n": 4, "m": 3},
 }
-
-
-# --- twins: each problem's f written over an array namespace ----------------------------
-# The problems are plain NumPy closures, so each is re-written here once over a namespace
-# `ns` (numpy, jax.numpy or torch). The data is not re-created: the twin's keyword
-# parameters are read by name from the problem's own closure (and module globals), so a
-# twin always runs on the very arrays p.f uses. Before any peer runs, the twin is
-# evaluated with ns = numpy and must give p.f's value and p.f's exact count_flops.
-
-def _seed(ns, x):
-    return ns.sum(ns.sin(ns.exp(x**2)))
-
-
-def _mlp_loss(ns, theta, X, targets, split1, split2, h, _FEATURES):
-    W1 = theta[:split1].reshape(_FEATURES, h)
-    b1 = theta[split1:split2]
-    w2 = theta[split2:]
-    prediction = ns.tanh(X @ W1 + b1) @ w2
-    return ns.mean((prediction - targets) ** 2)
-
-
-def _curve(ns, p, t):
-    return p[0:1] * ns.exp(-p[1:2] * t) * ns.sin(p[2:3] * t + p[3:4])
-
-
-def _dense(ns, x, W, b):
-    return ns.tanh(W @ x + b)
-
-
-def _bratu(ns, u, h, lam):
-    return (u[:-2] - 2 * u[1:-1] + u[2:]) / h**2 + lam * ns.exp(u[1:-1])
-
-
-def _tanh_chain(ns, x, A, B):
-    return ns.tanh(B @ ns.tanh(A @ x))
-
-
-TWINS: dict[str, Callable] = {
-    "seed": _seed, "mlp_loss": _mlp_loss, "curve": _curve, "dense": _dense, "bratu": _bratu,
-    "wide_to_tall": _tanh_chain, "tall_to_wide": _tanh_chain,
-}
-
-
-def twin_constants(name: str, f: Callable) -> dict:
-    """The values the twin of problem `name` needs, read from f's closure and globals."""
-    wanted = list(inspect.signature(TWINS[name]).parameters)[2:]
-    closure = inspect.getclosurevars(f)
-    found = {k: v for k, v in {**closure.globals, **closure.nonlocals}.items()
-             if not isinstance(v, types.ModuleType)}
-    missing = [k for k in wanted if k not in found]
-    if missing:
-        raise LookupError(f"the twin of {name!r} needs {', '.join(missing)}, which problem f no longer "
-                          f"defines; update TWINS in {Path(__file__).name}")
-    return {k: found[k] for k in wanted}
-
-
-def twin(name: str, constants: dict, ns, convert=lambda a: a) -> Callable:
-    """Problem `name`'s f over namespace `ns`, its array constants passed through `convert`."""
-    body = TWINS[name]
-    converted = {k: convert(v) if isinstance(v, np.ndarray) else v for k, v in constants.items()}
-    return lambda x: body(ns, x, **converted)
 
 
 # --- our counts, per primitive ------------------------------------------------------
@@ -391,10 +335,9 @@ def check_problem(name: str, size: dict, peers: Peers) -> dict:
     except LookupError as exc:
         row["errors"].append(str(exc))
         return row
-    as_numpy = twin(name, constants, np)
-    if not np.allclose(as_numpy(p.x), p.f(p.x), rtol=1e-12, atol=0) or jl.count_flops(as_numpy, p.x) != ours:
-        row["errors"].append(f"the twin of {name!r} no longer matches the problem's f (value or count); "
-                             f"update TWINS in {Path(__file__).name}")
+    stale = mismatch(name, p, constants)
+    if stale:
+        row["errors"].append(stale)
         return row
     y = np.asarray(p.f(p.x))
     if peers.jax:

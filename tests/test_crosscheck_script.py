@@ -70,5 +70,5 @@ def test_a_stale_twin_is_reported(monkeypatch):
     script = _load_script(monkeypatch)
     no_peers = script.Peers(jax=False, torch=False)
     assert script.check_problem("dense", {"n": 5}, no_peers)["errors"] == []
-    script.TWINS["dense"] = lambda ns, x, W, b: ns.tanh(W @ x)  # forgets the bias
+    monkeypatch.setitem(script.TWINS, "dense", lambda ns, x, W, b: ns.tanh(W @ x))  # forgets the bias
     assert "no longer matches" in " ".join(script.check_problem("dense", {"n": 5}, no_peers)["errors"])
