@@ -184,8 +184,8 @@ class Flattened:
 
     def __init__(self, f: Callable, x):
         self.f, self.in_def, self.out_def = f, None, None
-        if not trees.is_tree(x):
-            self.x = as_input(x)
+        if not trees.is_tree(x) or trees.is_numbers(x):
+            self.x = as_input(x)  # a nested list of plain numbers is an array, as np.asarray reads it
             return
         leaves, self.in_def = trees.flatten(x)
         if not leaves:

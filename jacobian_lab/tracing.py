@@ -178,11 +178,57 @@ class Tracer:
     def clip(self, min=None, max=None, **kw):
         return api.clip(self, min, max, **kw)
 
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+        return np.var(self, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, **kw)
+
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+        return np.std(self, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, **kw)
+
+    def trace(self, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+        return np.trace(self, offset, axis1, axis2, dtype, out)
+
+    def diagonal(self, offset=0, axis1=0, axis2=1):
+        return np.diagonal(self, offset, axis1, axis2)
+
+    def round(self, decimals=0, out=None):
+        return np.round(self, decimals, out)
+
+    def argmax(self, axis=None, **kw):
+        return np.argmax(self.primal, axis=axis, **kw)
+
+    def argmin(self, axis=None, **kw):
+        return np.argmin(self.primal, axis=axis, **kw)
+
+    def argsort(self, axis=-1, **kw):
+        return np.argsort(self.primal, axis=axis, **kw)
+
+    def any(self, axis=None, **kw):
+        return np.any(self.primal, axis=axis, **kw)
+
+    def all(self, axis=None, **kw):
+        return np.all(self.primal, axis=axis, **kw)
+
+    def conj(self):
+        return self
+
+    conjugate = conj
+    real = property(lambda self: self)
+
     def dot(self, b):
         return api.dot(self, b)
 
     def copy(self, order="C"):
         return self
+
+    def __getattr__(self, name):
+        # Reached only for names the class does not define: say which ndarray feature is missing.
+        if not name.startswith("__") and hasattr(np.ndarray, name):
+            raise AttributeError(
+                f"ndarray.{name} is not supported on traced arrays (in-place or without a derivative "
+                f"rule); use a NumPy function that returns a new array instead, or see "
+                f"docs/architecture.md, 'Adding a primitive'"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def astype(self, dtype, copy=True, **kw):
         if np.issubdtype(dtype, np.floating):

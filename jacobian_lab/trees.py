@@ -17,6 +17,13 @@ def is_tree(value) -> bool:
     return isinstance(value, (tuple, list, dict))
 
 
+def is_numbers(value) -> bool:
+    """A (nested) list or tuple of plain Python numbers, which NumPy users mean as one array."""
+    if isinstance(value, (tuple, list)):
+        return all(is_numbers(v) for v in value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class TreeDef:
     """The structure of a tree and the shapes of its leaves."""

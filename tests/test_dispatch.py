@@ -290,3 +290,16 @@ def test_unknown_mode_lists_the_modes():
 def test_unknown_engine_lists_the_engines():
     with pytest.raises(ValueError, match="forward.*reverse"):
         jl.engines.get("sideways")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_unsupported_ndarray_method_is_named(mode):
+    with pytest.raises(AttributeError, match=r"ndarray\.sort is not supported on traced arrays"):
+        run(lambda x: x.sort(), mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_statistics_and_query_methods_work_on_traced_arrays(mode):
+    J = run(lambda x: x.std(axis=1) + x.var() + x.trace() + x.round().sum() + x.argmax() + x.any(), mode)
+    reference = run(lambda x: np.std(x, axis=1) + np.var(x) + np.trace(x), mode)
+    np.testing.assert_allclose(J, reference, rtol=1e-12)

@@ -99,3 +99,11 @@ def test_measure_and_compare_accept_structures():
 def test_empty_structure_is_refused():
     with pytest.raises(ValueError, match="empty"):
         jl.jacobian(lambda p: p, {})
+
+
+def test_a_list_of_plain_numbers_is_an_array_as_in_numpy():
+    J = jl.jacobian(np.sin, [0.0, 1.0])
+    np.testing.assert_allclose(J, np.diag(np.cos([0.0, 1.0])))
+    np.testing.assert_allclose(jl.grad(lambda x: np.sum(x ** 2))([[1.0, 2.0], [3.0, 4.0]]), [[2, 4], [6, 8]])
+    # a list holding arrays stays a structure
+    assert isinstance(jl.jacobian(lambda p: p[0] * p[1], [np.ones(2), np.full(2, 3.0)]), list)
