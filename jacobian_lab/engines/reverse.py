@@ -46,10 +46,14 @@ class Tape:
     def __init__(self):
         self.records: list[Record] = []
         self.elements = 0  # recorded values, summed: a sweep's cotangents per seed, at most
+        self.fresh_bytes = 0  # values the trace computed (not views, not the input): what the tape keeps alive
 
     def append(self, record) -> int:
+        out = record.out
+        if self.records and getattr(out, "base", 0) is None:
+            self.fresh_bytes += out.nbytes
         self.records.append(record)
-        self.elements += np.size(record.out)
+        self.elements += np.size(out)
         return len(self.records) - 1
 
     def backward(self, output: int, g):
@@ -86,20 +90,9 @@ class Tape:
         """Bytes of the values computed while tracing that the tape keeps alive.
 
         The input and constants captured by f existed before the trace and are
-        not the tape's cost; views count once, through the array they view.
+        not the tape's cost; a view (a reshape, a slice) costs nothing of its own.
         """
-        def owner(value):
-            while isinstance(value, np.ndarray) and value.base is not None:
-                value = value.base
-            return value
-
-        existing = {id(owner(self.records[0].out))}
-        seen = {}
-        for record in self.records[1:]:
-            value = owner(record.out)
-            if isinstance(value, np.ndarray) and id(value) not in existing:
-                seen[id(value)] = value.nbytes
-        return sum(seen.values())
+        return self.fresh_bytes
 
 
 class ReverseTrace(Trace):
