@@ -67,6 +67,16 @@ class Counter:
         self.passes += 1
         self.batch_size = max(self.batch_size, seeds)
 
+    def merge(self, inner: "Counter") -> None:
+        """Add the work, passes and tape memory of a nested block's counter to this one."""
+        for name, (flops, transcendentals) in inner._work.items():
+            work = self._work[name]
+            work[0] += flops
+            work[1] += transcendentals
+        self.passes += inner.passes
+        self.batch_size = max(self.batch_size, inner.batch_size)
+        self.tape_bytes = max(self.tape_bytes, inner.tape_bytes)
+
     def add(self, flops: int, transcendentals: int) -> None:
         work = self._work[self.phase]
         work[0] += flops
@@ -98,6 +108,10 @@ active_counter = _COUNTER.get
 class counting:
     """Count every primitive executed inside the block.
 
+    Blocks nest: when one ends, its work (and its passes) is added to the
+    enclosing block's counter, so an outer count includes everything that ran,
+    predictions and probes included.
+
     >>> import numpy as np, jacobian_lab as jl
     >>> with counting() as c:
     ...     _ = jl.jacrev(lambda x: np.sum(x ** 2))(np.ones(3))
@@ -111,7 +125,11 @@ class counting:
         return counter
 
     def __exit__(self, *exc) -> None:
+        counter = _COUNTER.get()
         _COUNTER.reset(self._token)
+        outer = _COUNTER.get()
+        if outer is not None:
+            outer.merge(counter)
 
 
 class phase:

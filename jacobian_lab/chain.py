@@ -23,14 +23,13 @@ and checks the counted product FLOPs against the plan (:meth:`Chain.measure`).
 
 from __future__ import annotations
 
-import contextlib
 import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 
-from .accounting import PRIMAL, Cost, active_counter, counting, phase
+from .accounting import PRIMAL, Cost, counting
 from .engines.base import check_output
 from .jacobian import as_input
 from .jacobian import jacobian as _jacobian
@@ -538,23 +537,6 @@ def plan(widths: Sequence[int]) -> ChainPlan:
 BRACKETINGS = ("forward", "reverse", "optimal")
 
 
-@contextlib.contextmanager
-def _counted() -> Iterator[Any]:
-    """``counting()``, then hand the work on to any enclosing counter.
-
-    A nested ``counting()`` block hides its work from the outer one; forwarding
-    it phase by phase keeps an outer count complete when a chain is measured
-    inside someone else's counted block.
-    """
-    with counting() as counter:
-        yield counter
-    outer = active_counter()
-    if outer is not None:
-        for name, cost in counter.costs().items():
-            with phase(name):
-                outer.add(cost.flops, cost.transcendentals)
-
-
 def multiply_counted(mats_by_stage: Sequence[np.ndarray], tree: Tree) -> tuple[np.ndarray, int]:
     """Multiply the local Jacobians in the order of ``tree`` and count the work that ran.
 
@@ -574,7 +556,7 @@ def multiply_counted(mats_by_stage: Sequence[np.ndarray], tree: Tree) -> tuple[n
     """
     mats = _check_factors(mats_by_stage)
     _check_tree(tree, len(mats))
-    with _counted() as counter:
+    with counting() as counter:
         product = _run_tree(mats, tree, matmul)
     return product, counter.total().flops
 
@@ -826,7 +808,7 @@ class Chain:
         cost = Cost()
         for i, stage in enumerate(self.stages, 1):
             trace = EvalTrace()
-            with _counted() as counter:
+            with counting() as counter:
                 try:
                     y, traced = check_output(stage(Tracer(trace, points[-1])), trace)
                 except TypeError as error:
@@ -862,7 +844,7 @@ class Chain:
         mats, modes, costs = [], [], []
         for i, stage in enumerate(self.stages, 1):
             mode = local_mode(len(points[i - 1]), len(points[i]))
-            with _counted() as counter:
+            with counting() as counter:
                 mats.append(_jacobian(stage, points[i - 1], mode=mode))
             modes.append(mode)
             costs.append(counter.total())

@@ -109,3 +109,23 @@ def test_predict_accepts_structured_inputs():
     prediction = jl.predict(f, x)
     assert (prediction.n, prediction.m) == (6, 1)
     assert prediction.primal == Cost(5, 0)
+
+
+def test_counting_an_auto_jacobian_includes_the_prediction_that_chose_it():
+    p = jl.problems.get("seed", n=50)
+    prediction = jl.predict(p.f, p.x)
+    with counting() as c:
+        jl.jacobian(p.f, p.x)                      # auto: reverse, sweeping the prediction's tape
+    t, u = prediction.tangent, prediction.cotangent
+    assert c.cost("primal") == prediction.primal  # the tape is recorded once
+    assert c.cost("tangent") == 2 * t.fixed + 3 * t.per_seed       # forward probes of 1 and 2 seeds
+    # probe sweeps of 1, 1 and 2 seeds (staging on the first), then the real sweep of 1 seed
+    assert c.cost("cotangent") == prediction.staging + 4 * u.fixed + 5 * u.per_seed
+
+
+def test_nested_counting_blocks_add_up():
+    with counting() as outer:
+        with counting() as inner:
+            jl.jacrev(lambda x: np.sum(x ** 2))(np.ones(3))
+        jl.jacrev(lambda x: np.sum(x ** 2))(np.ones(3))
+    assert outer.total() == 2 * inner.total() and outer.passes == 2 * inner.passes == 2
