@@ -227,13 +227,6 @@ def prepare(f: Callable, x) -> tuple[Flattened, np.ndarray]:
     return g, g.x
 
 
-def choose_mode(f: Callable, x: np.ndarray, batch_size=None, max_memory=None) -> str:
-    """The accumulation order with fewer predicted FLOPs (see `jacobian_lab.predict`)."""
-    from .prediction import predict
-
-    return predict(f, x).choose(batch_size, max_memory)[0]
-
-
 def _auto(g: "Flattened", x: np.ndarray, batch_size, max_memory):
     """(mode, recorded): the order `predict` finds cheaper, and its tape when that is reverse.
 
