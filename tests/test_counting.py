@@ -336,3 +336,9 @@ def test_count_flops_is_the_primal_phase_of_a_jacobian():
     primal, _, _ = _phases(jl.jacrev(f), x)
     expected = matmul_cost((4, 3), (3, 2)) + transcendental(8) + transcendental(8) + reduce_cost((4, 2), 0)
     assert jl.count_flops(f, x) == expected == primal
+
+
+@pytest.mark.parametrize("two", [2, 2.0, np.float64(2.0), np.int32(2), np.array(2.0)])
+def test_every_spelling_of_the_constant_exponent_two_is_a_flop(two):
+    assert jl.count_flops(lambda x: x ** two, np.ones(5)) == Cost(5, 0)
+    assert jl.count_flops(lambda x: np.power(x, two), np.ones(5)) == Cost(5, 0)

@@ -139,7 +139,7 @@ def _power_partials(needs, out, x, p):
 
 def power(x, p):
     """x ** p; the constant exponent 2 is `square` (N flops, not N transcendentals)."""
-    if np.isscalar(p) and p == 2:
+    if getattr(p, "_trace", None) is None and np.ndim(p) == 0 and p == 2:  # 2, 2.0, np.float64(2), array(2)
         return square(x)
     return _power(x, p)
 
