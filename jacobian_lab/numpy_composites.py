@@ -31,7 +31,8 @@ def gather(a, positions, fill=None):
     positions = np.asarray(positions)
     flat = api.ravel(a)
     if fill is not None:
-        flat = api.concatenate([flat, np.full(1, fill, dtype=float)])
+        # the fill slot takes a's dtype, so a float32 array stays float32 as in np.pad
+        flat = api.concatenate([flat, np.full(1, fill, dtype=np.result_type(primal(a)))])
         positions = np.where(positions < 0, np.size(a), positions)
     return api.reshape(S.take(flat, positions.ravel(), axis=0), positions.shape)
 

@@ -82,3 +82,11 @@ def test_unsupported_norm_and_pad_variants_are_named():
         jl.jacrev(lambda X: np.linalg.norm(X, "nuc"))(x34)
     with pytest.raises(NotImplementedError, match="mode='mean'"):
         jl.jacrev(lambda x: np.pad(x, 1, mode="mean"))(x3)
+
+
+def test_padding_keeps_float32_values_float32():
+    from jacobian_lab.engines import get
+
+    x = np.ones(3, np.float32)
+    y, y_dot = get("forward").jvp(lambda v: np.pad(v, 1) + np.diag(v).sum(), x, np.ones((1, 3), np.float32))
+    assert y.dtype == np.pad(x, 1).dtype == np.float32 and y_dot.dtype == np.float32
