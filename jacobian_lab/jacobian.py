@@ -2,8 +2,9 @@
 
 Forward accumulation pushes one-hot tangent seeds through JVPs and gets
 Jacobian columns; reverse accumulation pulls one-hot cotangent seeds through
-VJPs of one recorded tape and gets rows. Both share `_seeds` / `_batches` and
-write into one preallocated ``(m, n)`` matrix, returned as ``y.shape + x.shape``.
+VJPs of one recorded tape and gets rows. Both share `seeds`, `schedule` and
+`batches`, and fill one result array (reverse by rows of an (m, n) matrix,
+forward by rows of its (n, m) transpose), returned as ``y.shape + x.shape``.
 """
 from __future__ import annotations
 
