@@ -231,14 +231,15 @@ def prepare(f: Callable, x) -> tuple[Flattened, np.ndarray]:
 def _auto(g: "Flattened", x: np.ndarray, batch_size, max_memory):
     """(mode, recorded): the order `predict` finds cheaper, and its tape when that is reverse.
 
-    Predicted on every call, never remembered: a function that branches on values
-    or masks by them traces a different program for another x of the same shape,
-    and auto must never pick the costlier order. Reverse mode sweeps the tape the
-    prediction recorded, so only forward mode pays for the prediction's trace.
+    The tape is recorded on every call, and the derivative costs are reused only
+    for a tape with the same signature: a function that branches on values
+    traces another tape for another x, so auto never picks the costlier order
+    from a stale prediction. Reverse mode sweeps the tape the prediction
+    recorded, so only forward mode pays for that trace.
     """
     from .prediction import probe
 
-    prediction, y, pullback = probe(g, x)
+    prediction, y, pullback = probe(g, x, reuse=True)
     mode = prediction.choose(batch_size, max_memory)[0]
     return mode, ((y, pullback) if mode == "reverse" else None)
 

@@ -1,6 +1,7 @@
 """Counting one evaluation of f, and predicting what each accumulation order costs."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -171,24 +172,57 @@ def predict(f: Callable, x) -> Prediction:
     return probe(f, x)[0]
 
 
-def probe(f: Callable, x: np.ndarray):
+def probe(f: Callable, x: np.ndarray, reuse: bool = False):
     """`predict` for a prepared (f, x), also returning the `(y, pullback)` it recorded.
 
-    The tape is recorded and staged exactly as reverse mode records it, so
-    ``jacobian(mode="auto")`` sweeps it directly when reverse mode wins.
+    The tape is recorded exactly as reverse mode records it, so
+    ``jacobian(mode="auto")`` sweeps it directly when reverse mode wins. With
+    `reuse`, the derivative costs are looked up by the tape's `signature` and
+    the probes run only for a tape not seen before: the primal cost and the
+    memory figures are always those of this recording.
     """
     from .engines import get
 
     with counting() as counter:
         y, pullback = get("reverse").vjp(f, x)
-    primal, tape_bytes = counter.cost(PRIMAL), counter.tape_bytes
-    y_shape = np.shape(y)
-    first, one, two = (_counted(COTANGENT, pullback, np.zeros((k,) + y_shape)) for k in (1, 1, 2))
-    t_one, t_two = (_counted(TANGENT, _replay_forward, pullback.tape, np.zeros((k,) + x.shape)) for k in (1, 2))
+    key = pullback.tape.signature(pullback.output) if reuse else None
+    costs = _DERIVATIVE_COSTS.get(key) if key is not None else None
+    if costs is None:
+        costs = _probe_costs(pullback, x.shape, np.shape(y))
+        if key is not None:
+            _remember(key, costs)
+    tangent, staging, cotangent = costs
     prediction = Prediction(
-        n=x.size, m=int(np.prod(y_shape, dtype=np.int64)), primal=primal,
-        tangent=Affine.from_probes(t_one, t_two), staging=first - one,
-        cotangent=Affine.from_probes(one, two), tape_bytes=tape_bytes,
-        seed_bytes=getattr(pullback, "seed_elements", 0) * x.dtype.itemsize, itemsize=x.dtype.itemsize,
+        n=x.size, m=int(np.prod(np.shape(y), dtype=np.int64)), primal=counter.cost(PRIMAL),
+        tangent=tangent, staging=staging, cotangent=cotangent, tape_bytes=counter.tape_bytes,
+        seed_bytes=pullback.seed_elements * x.dtype.itemsize if hasattr(pullback, "seed_elements") else 0,
+        itemsize=x.dtype.itemsize,
     )
     return prediction, y, pullback
+
+
+def _probe_costs(pullback, x_shape, y_shape) -> tuple[Affine, Cost, Affine]:
+    """(tangent, staging, cotangent) from sweeps of 1, 1 and 2 seeds and forward replays of 1 and 2."""
+    first, one, two = (_counted(COTANGENT, pullback, np.zeros((k,) + y_shape)) for k in (1, 1, 2))
+    t_one, t_two = (_counted(TANGENT, _replay_forward, pullback.tape, np.zeros((k,) + x_shape)) for k in (1, 2))
+    return Affine.from_probes(t_one, t_two), first - one, Affine.from_probes(one, two)
+
+
+# Derivative costs by tape signature, for auto mode. A signature fixes every
+# rule's work (see `Tape.signature`), so a hit is exact; the oldest entries go first.
+_DERIVATIVE_COSTS: dict = {}
+_CACHE_SIZE = 256
+_CACHE_LOCK = threading.Lock()
+
+
+def _remember(key, costs) -> None:
+    with _CACHE_LOCK:
+        while len(_DERIVATIVE_COSTS) >= _CACHE_SIZE:
+            del _DERIVATIVE_COSTS[next(iter(_DERIVATIVE_COSTS))]
+        _DERIVATIVE_COSTS[key] = costs
+
+
+def clear_cache() -> None:
+    """Forget the derivative costs auto mode remembered (the next call probes again)."""
+    with _CACHE_LOCK:
+        _DERIVATIVE_COSTS.clear()

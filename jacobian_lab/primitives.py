@@ -44,6 +44,10 @@ class Primitive:
     execution from the shapes of the arrays it ran on. ``differentiable=False``
     marks operations whose output carries no derivative (comparisons, sign,
     floor): engines evaluate them on primal values and return plain arrays.
+    ``reads_values=True`` marks a primitive whose rules do different work
+    depending on its operands' values, not only their shapes (prod takes
+    another route when a zero is present): a cached cost prediction is then
+    keyed on those values too (see `Tape.signature`).
     """
 
     name: str
@@ -53,6 +57,7 @@ class Primitive:
     vjp: Callable[..., Any] | None = None
     differentiable: bool = True
     positional_params: tuple[str, ...] = ()
+    reads_values: bool = False
 
     def __call__(self, *args, **params):
         # Unary shape primitives read like NumPy: reshape(x, shape), take(x, idx, axis).

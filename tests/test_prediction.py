@@ -114,13 +114,54 @@ def test_predict_accepts_structured_inputs():
 def test_counting_an_auto_jacobian_includes_the_prediction_that_chose_it():
     p = jl.problems.get("seed", n=50)
     prediction = jl.predict(p.f, p.x)
-    with counting() as c:
-        jl.jacobian(p.f, p.x)                      # auto: reverse, sweeping the prediction's tape
     t, u = prediction.tangent, prediction.cotangent
-    assert c.cost("primal") == prediction.primal  # the tape is recorded once
-    assert c.cost("tangent") == 2 * t.fixed + 3 * t.per_seed       # forward probes of 1 and 2 seeds
+    jl.prediction.clear_cache()
+    with counting() as first:
+        jl.jacobian(p.f, p.x)                      # auto: reverse, sweeping the prediction's tape
+    assert first.cost("primal") == prediction.primal  # the tape is recorded once
+    assert first.cost("tangent") == 2 * t.fixed + 3 * t.per_seed       # forward probes of 1 and 2 seeds
     # probe sweeps of 1, 1 and 2 seeds (staging on the first), then the real sweep of 1 seed
-    assert c.cost("cotangent") == prediction.staging + 4 * u.fixed + 5 * u.per_seed
+    assert first.cost("cotangent") == prediction.staging + 4 * u.fixed + 5 * u.per_seed
+    with counting() as again:
+        jl.jacobian(p.f, p.x)                      # the same tape: its costs are known, no probes run
+    assert again.costs() == counted(p.f, p.x, "reverse", None)
+
+
+def _reused(f, x):
+    """The prediction auto mode makes for (f, x) with whatever the cache already holds."""
+    from jacobian_lab.jacobian import prepare
+    return jl.prediction.probe(*prepare(f, x), reuse=True)[0]
+
+
+def _power(p):
+    return lambda x: np.sum(x ** p)  # x ** 3 differentiates through a square, x ** 2.5 through a power
+
+
+def _gather(indices):
+    return lambda x: np.sum(x[np.array(indices)])  # repeated indices cost adds in reverse
+
+
+def _traced_power(x):
+    return np.sum(x[1:] ** x[0])  # the exponent is traced: no square however it is valued
+
+
+X = np.linspace(0.5, 1.5, 6)
+X3 = np.concatenate([[3.0], X[1:]])
+
+
+@pytest.mark.parametrize("first, x_first, second, x_second", [
+    (_power(3.0), X, _power(2.5), X),
+    (_power(np.array(3.0)), X, _power(np.array(2.5)), X),
+    (_power(np.float64(3.0)), X, _power(np.array(3.0)), X),
+    (np.prod, X, np.prod, np.where(X > 1, 0.0, X)),  # zeros take prod's exact route
+    (_gather([0, 1]), X, _gather([1, 1]), X),
+    (_traced_power, X3, _traced_power, X),
+])
+def test_a_reused_prediction_is_what_a_fresh_one_would_be(first, x_first, second, x_second):
+    jl.prediction.clear_cache()
+    _reused(first, x_first)
+    assert _reused(second, x_second) == jl.predict(second, x_second)
+    assert _reused(first, x_first) == jl.predict(first, x_first)
 
 
 def test_nested_counting_blocks_add_up():

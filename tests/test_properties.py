@@ -190,3 +190,18 @@ def test_jvp_and_vjp_are_transposes(program, k):
     scale = np.linalg.norm(u.reshape(k, -1), axis=1) * np.linalg.norm(y_dot.reshape(k, -1), axis=1)
     np.testing.assert_array_less(np.abs(lhs - rhs), 1e-10 * np.maximum(scale, 1e-300) + 1e-300,
                                  err_msg=f.__name__)
+
+
+@SETTINGS
+@given(programs(), st.integers(0, 2 ** 32 - 1))
+def test_auto_reuses_a_prediction_only_where_it_is_exact(program, seed):
+    """Probing at x, then at x2 of the same shape full of ties and zeros, reuses x's costs
+    only when they are x2's own: the reused prediction equals a fresh one."""
+    from jacobian_lab.jacobian import prepare
+
+    f, x, _ = program
+    x2 = np.random.default_rng(seed).choice([-1.0, 0.0, 0.5], x.shape)
+    jl.prediction.clear_cache()
+    for point in (x, x2):
+        reused = jl.prediction.probe(*prepare(f, point), reuse=True)[0]
+        assert reused == jl.predict(f, point), f.__name__

@@ -22,6 +22,7 @@ from helpers import (
 )
 
 import jacobian_lab as jl
+from jacobian_lab.accounting import counting
 from jacobian_lab.primitives import REGISTRY, Primitive
 from jacobian_lab.tracing import Tracer
 
@@ -407,3 +408,26 @@ def test_vjp_skips_operands_not_needed(name, i):
                 assert_close(partial[jj], full[jj], 1e-14, f"operand {jj}")
             else:
                 assert partial[jj] is None
+
+
+def _rule_work(prim, e, args):
+    """Counted work of a JVP and a staged VJP with one sweep, 2 seeds each, at operands `args`."""
+    e = Example(args, e.params, e.diff)
+    with np.errstate(all="ignore"), counting() as c:
+        out = prim.impl(*e.args, **e.params)
+        _jvp(prim, e, out, [None if t is None else np.ones_like(t) for t in _directions(e, 2, RNG)])
+        _pullback(prim, e, out)(np.ones((2,) + np.shape(out)))
+    return c.total()
+
+
+@pytest.mark.parametrize("name, i", CASES)
+def test_rule_work_depends_on_shapes_unless_marked_reads_values(name, i):
+    """Auto mode reuses costs for a tape of the same shapes; only `reads_values`
+    primitives (whose operand values then enter the key) may do other work at
+    other values, such as all zeros (prod's exact route) or all ties (max, min)."""
+    prim, e, _ = _setup(name, i)
+    keyed_by_value = [a.ndim == 0 and not d for a, d in zip(e.args, e.diff)]  # scalar constants
+    work = {_rule_work(prim, e, [a if a.dtype.kind != "f" or by_value else np.full_like(a, v)
+                                 for a, by_value in zip(e.args, keyed_by_value)])
+            for v in (0.0, 1.0)} | {_rule_work(prim, e, e.args)}
+    assert len(work) == 1 or prim.reads_values, work

@@ -86,6 +86,23 @@ class Tape:
                 tangents[i] = record.prim.jvp(ts, record.out, *record.args, **record.params)
         return tangents
 
+    def signature(self, output: int | None):
+        """A hashable key equal for two tapes whose derivative rules do the same work.
+
+        The work of a rule depends on its primitive, parameters, which operands are
+        traced and the shapes and types of everything it touches; scalar constants
+        (an exponent of 2 becomes a square) and the operands of a `reads_values`
+        primitive enter by value. Control flow on values traces another tape, so
+        it changes the key. None when a parameter cannot be keyed.
+        """
+        x = self.records[0].out
+        key = (np.shape(x), x.dtype.str, output, tuple(_record_key(r) for r in self.records[1:]))
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
     def residual_bytes(self) -> int:
         """Bytes of the values computed while tracing that the tape keeps alive.
 
@@ -93,6 +110,40 @@ class Tape:
         not the tape's cost; a view (a reshape, a slice) costs nothing of its own.
         """
         return self.fresh_bytes
+
+
+def _record_key(record):
+    by_value = record.prim.reads_values
+    operands = tuple([
+        _constant_key(arg, by_value) if parent is None else (parent, _value(arg) if by_value else None)
+        for arg, parent in zip(record.args, record.parents)
+    ])
+    params = tuple([(name, _frozen(v)) for name, v in sorted(record.params.items())]) if record.params else ()
+    out = record.out  # an ndarray or a NumPy scalar
+    return record.prim.name, params, operands, out.shape, out.dtype.char
+
+
+def _constant_key(arg, by_value):
+    """A constant operand: type and shape, and its value when it is a scalar or `by_value`."""
+    if isinstance(arg, np.ndarray) and arg.ndim and not by_value:
+        return arg.shape, arg.dtype.char
+    return _frozen(arg)
+
+
+def _value(array):
+    array = np.asarray(array)
+    return array.dtype.str, array.tobytes()
+
+
+def _frozen(value):
+    """`value` as a hashable key that compares by value (arrays by their bytes)."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return type(value).__name__, np.shape(value), _value(value)
+    if isinstance(value, (tuple, list)):
+        return type(value).__name__, tuple(_frozen(v) for v in value)
+    if isinstance(value, slice):
+        return "slice", value.start, value.stop, value.step
+    return type(value).__name__, value
 
 
 class ReverseTrace(Trace):
@@ -132,7 +183,7 @@ class ReverseEngine:
                     counter.count_pass(np.shape(g)[0])
                 return np.zeros((np.shape(g)[0],) + np.shape(x))
 
-            zeros.tape = trace.tape  # operations f traced but did not return still ran
+            zeros.tape, zeros.output = trace.tape, None  # operations f traced but did not return still ran
             return y, zeros
         tape, output = trace.tape, y.index
 
@@ -148,7 +199,7 @@ class ReverseEngine:
 
         # A sweep holds at most one cotangent per recorded value: elements per seed.
         pullback.seed_elements = tape.elements
-        pullback.tape = tape
+        pullback.tape, pullback.output = tape, output
         counter = active_counter()
         if counter is not None:
             counter.tape_bytes = max(counter.tape_bytes, tape.residual_bytes())

@@ -132,7 +132,10 @@ reciprocal = unary("reciprocal", np.reciprocal, lambda out, x: times(negative(sq
 
 
 def _power_partials(needs, out, x, p):
-    dx = needs[0] and times(multiply(p, power(x, p - 1 if np.isscalar(p) else subtract(p, 1.0))))
+    if needs[1]:  # a traced exponent: the same work at every value (the tape's signature omits it)
+        dx = needs[0] and times(multiply(p, _power(x, subtract(p, 1.0))))
+    else:  # a constant one: x ** 3 differentiates through a square
+        dx = needs[0] and times(multiply(p, power(x, p - 1 if np.isscalar(p) else subtract(p, 1.0))))
     dp = needs[1] and times(multiply(out, log(x)))
     return dx, dp
 

@@ -42,7 +42,7 @@ def spread(g, x_shape, axis):
     return S.broadcast_to(S.reshape(g, kept), (S.batch(g),) + tuple(x_shape))
 
 
-def _reduction(name, impl, cost, weights=None):
+def _reduction(name, impl, cost, weights=None, reads_values=False):
     """Register a reduction whose derivative is sum(w * t) (w = 1 when `weights` is None)."""
 
     def jvp(tangents, out, x, axis, keepdims=False):
@@ -63,7 +63,7 @@ def _reduction(name, impl, cost, weights=None):
 
         return pullback
 
-    return register(Primitive(name, impl, cost, jvp=jvp, vjp=vjp))
+    return register(Primitive(name, impl, cost, jvp=jvp, vjp=vjp, reads_values=reads_values))
 
 
 def reduce_tangent(t, axis, keepdims):
@@ -97,7 +97,7 @@ def _ufunc_reduce(ufunc):
 
 
 sum = _reduction("sum", _ufunc_reduce(np.add), _reduce_cost)
-prod = _reduction("prod", _ufunc_reduce(np.multiply), _reduce_cost, _prod_weights)
+prod = _reduction("prod", _ufunc_reduce(np.multiply), _reduce_cost, _prod_weights, reads_values=True)
 max = _reduction("max", _ufunc_reduce(np.maximum), _reduce_cost, _chooser_weights)
 min = _reduction("min", _ufunc_reduce(np.minimum), _reduce_cost, _chooser_weights)
 
