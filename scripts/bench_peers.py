@@ -13,13 +13,18 @@ Ours and raw NumPy run the problem's own ``f``; JAX, PyTorch and autograd run
 its twin from ``twins.py`` beside this file (the same ``f`` over their array
 namespace, on the arrays read from the problem's closure), so every library
 runs the same function on the same data. Before anything is timed each twin
-must reproduce ``f``'s value and exact FLOP count.
+must reproduce ``f``'s value and exact FLOP count, and each problem's
+hand-derived ``jacobian_exact`` must agree with ``jl.jacobian`` (rtol 1e-9,
+atol 1e-12).
 
 Columns: ours in forward, reverse and auto mode; jax.jit(jacrev / jacfwd) in
 steady state and on its first call (compilation included); JAX without jit;
 torch.func.jacrev / jacfwd; torch.autograd.functional.jacobian; HIPS
-autograd (grad for a scalar output, jacobian otherwise); and one evaluation
-of f in raw NumPy. Times are medians of repeated rounds, all in one process.
+autograd (grad for a scalar output, jacobian otherwise); one evaluation of
+f in raw NumPy; and "numpy analytic J", the problem's hand-derived
+``jacobian_exact`` in raw NumPy: the floor that no engine running NumPy
+operations one at a time can beat by much. Times are medians of repeated
+rounds, all in one process.
 A peer that is not installed is skipped with a note; the script runs with
 none of them.
 
@@ -86,17 +91,29 @@ class Workload:
 def workloads(sizes: dict) -> list[Workload]:
     """The problems named in `sizes`, each checked to be reproduced by its twin.
 
-    Raises LookupError when a twin no longer matches its problem's f.
+    Raises LookupError when a twin no longer matches its problem's f, or when
+    the problem's jacobian_exact disagrees with jl.jacobian.
     """
     out = []
     for name, size in sizes.items():
         p = jl.problems.get(name, **size)
         consts = twin_constants(name, p.f)
-        stale = mismatch(name, p, consts)
+        stale = mismatch(name, p, consts) or analytic_mismatch(p)
         if stale:
             raise LookupError(stale)
         out.append(Workload(name, p, consts))
     return out
+
+
+def analytic_mismatch(p: jl.problems.Problem) -> str | None:
+    """Why p.jacobian_exact(p.x) differs from jl.jacobian(p.f, p.x) (shape, or rtol 1e-9 / atol 1e-12), or None."""
+    exact, ours = np.asarray(p.jacobian_exact(p.x)), np.asarray(jl.jacobian(p.f, p.x))
+    if exact.shape != ours.shape:
+        return f"jacobian_exact of {p.name!r} has shape {exact.shape}, jl.jacobian {ours.shape}"
+    if not np.allclose(exact, ours, rtol=1e-9, atol=1e-12):
+        return (f"jacobian_exact of {p.name!r} disagrees with jl.jacobian "
+                f"(max abs diff {np.max(np.abs(exact - ours)):.3g}, rtol 1e-9, atol 1e-12)")
+    return None
 
 
 # --- timing -------------------------------------------------------------------------
@@ -123,9 +140,9 @@ def ours(w: Workload) -> dict:
             for mode in ("forward", "reverse", "auto")}
 
 
-def numpy_f(w: Workload) -> dict:
-    f = w.problem.f
-    return {"numpy f(x)": lambda: f(w.x)}
+def numpy_columns(w: Workload) -> dict:
+    f, exact = w.problem.f, w.problem.jacobian_exact
+    return {"numpy f(x)": lambda: f(w.x), "numpy analytic J": lambda: exact(w.x)}
 
 
 def _jax():
@@ -195,7 +212,7 @@ def measure(w: Workload, quick: bool) -> dict:
     repeat, min_seconds, first_repeat = (2, 0.0, 1) if quick else (7, 0.05, 3)
     notes, calls, seconds = {}, {}, {}
     calls.update(ours(w))
-    calls.update(numpy_f(w))
+    calls.update(numpy_columns(w))
     if all(installed(m) for m in PEERS["jax"]):
         jax_calls, one_shot = jax_columns(w, first_repeat)
         calls.update(jax_calls)
@@ -230,9 +247,9 @@ def _best(seconds: dict, columns) -> tuple[str | None, float | None]:
 
 
 def ratios(result: dict) -> dict:
-    """ours / peer for every peer column, plus the targeted comparisons."""
+    """ours / peer for every peer column, the targeted comparisons, and JAX's compiled kernel / the floor."""
     s = result["seconds"]
-    auto = s["ours auto"]
+    auto, floor = s["ours auto"], s["numpy analytic J"]
     eager, eager_s = _best(s, EAGER_PEERS)
     jit, jit_s = _best(s, JIT_STEADY)
     jit_first, first_s = _best(s, JIT_FIRST)
@@ -241,8 +258,10 @@ def ratios(result: dict) -> dict:
         "auto / jax.jit steady": auto / jit_s if jit_s else None,
         "auto / jax.jit 1st call": auto / first_s if first_s else None,
         "auto / numpy f(x)": auto / s["numpy f(x)"],
+        "auto / numpy analytic J": auto / floor,
+        "jax.jit steady / numpy analytic J": jit_s / floor if jit_s else None,
     }
-    out.update({f"auto / {c}": auto / v for c, v in s.items() if not c.startswith("ours") and c != "numpy f(x)"})
+    out.update({f"auto / {c}": auto / v for c, v in s.items() if not c.startswith(("ours", "numpy"))})
     result["fastest"] = {"eager peer": eager, "jax.jit steady": jit, "jax.jit 1st call": jit_first}
     return out
 
@@ -254,7 +273,7 @@ def _ms(v) -> str:
     return f"{1e3 * v:.3f}" if v < 1 else f"{1e3 * v:,.0f}"
 
 
-COLUMN_ORDER = ("ours forward", "ours reverse", "ours auto", "numpy f(x)",
+COLUMN_ORDER = ("ours forward", "ours reverse", "ours auto", "numpy f(x)", "numpy analytic J",
                 *JIT_STEADY, *JIT_FIRST, *EAGER_PEERS)
 
 
@@ -273,7 +292,7 @@ def table(results: dict) -> str:
     lines.append(f"{'n -> m':{width}}" + "".join(f"{shape[n]:>12}" for n in names))
     for c in columns:
         lines.append(f"{c:{width}}" + "".join(f"{_ms(results[n]['seconds'].get(c)):>12}" for n in names))
-    lines += ["", "ratios, ours / peer (< 1: ours faster; 'auto' is jacobian(mode=\"auto\"))",
+    lines += ["", "ratios, left / right time (< 1: left faster; 'auto' is jacobian(mode=\"auto\"))",
               f"{'':{width}}" + "".join(f"{n:>12}" for n in names)]
     for k in keys:
         cells = "".join(f"{'—' if results[n]['ratios'].get(k) is None else format(results[n]['ratios'][k], '.3g'):>12}"
@@ -298,6 +317,13 @@ def targets(results: dict, overhead: dict | None, counting: dict | None) -> dict
     if counting:
         out["counting <= 10 % of wall time"] = bool(max(v["fraction"] for v in counting.values()) <= 0.10)
     return out
+
+
+def floor_line(result: dict) -> str:
+    """The analytic-NumPy floor beside JAX's best compiled steady state, for the targets section."""
+    floor, jit = result["seconds"]["numpy analytic J"], _best(result["seconds"], JIT_STEADY)[1]
+    jax = "—" if jit is None else f"{_ms(jit)} ms ({jit / floor:.3g}x the floor)"
+    return f"floor: analytic NumPy J = {_ms(floor)} ms; jax.jit steady = {jax}"
 
 
 def versions() -> dict:
@@ -343,6 +369,9 @@ def main(argv=None) -> int:
     print("\ntargets:")
     for key, ok in met.items():
         print(f"  {'—' if ok is None else ('met' if ok else 'NOT met'):8s} {key}")
+        name, _, target = key.partition(": ")
+        if target == "auto / jax.jit steady <= 1.0" and name in results:
+            print("    " + floor_line(results[name]))
 
     if args.json:
         payload = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "quick": args.quick,

@@ -31,14 +31,15 @@ def _number_or_null(v):
     return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
 
 
-def test_every_workload_with_our_modes_and_raw_numpy(quick_run):
+def test_every_workload_with_our_modes_raw_numpy_and_the_analytic_floor(quick_run):
     data, _, _ = quick_run
     assert data["quick"] is True
     assert set(data["workloads"]) == WORKLOADS
     for name, w in data["workloads"].items():
         assert w["n"] >= 1 and w["m"] >= 1, name
-        assert OURS | {"numpy f(x)"} <= set(w["seconds"]), name
+        assert OURS | {"numpy f(x)", "numpy analytic J"} <= set(w["seconds"]), name
         assert all(isinstance(s, float) and s > 0 for s in w["seconds"].values()), name
+        assert w["ratios"]["auto / numpy analytic J"] > 0 and "jax.jit steady / numpy analytic J" in w["ratios"], name
 
 
 def test_ratios_are_numbers_or_null(quick_run):
