@@ -58,10 +58,20 @@ class Counter:
     """
 
     def __init__(self) -> None:
+        self._work = {PRIMAL: [0, 0], TANGENT: [0, 0], COTANGENT: [0, 0]}
         self.phase = PRIMAL
         self.tape_bytes = 0
         self.passes = self.batch_size = 0
-        self._work = {PRIMAL: [0, 0], TANGENT: [0, 0], COTANGENT: [0, 0]}
+
+    @property
+    def phase(self) -> str:
+        return self._phase
+
+    @phase.setter
+    def phase(self, name: str) -> None:
+        # Work is added for every primitive executed, more often than the phase changes:
+        # `current` is the [flops, transcendentals] total that work goes to.
+        self._phase, self.current = name, self._work[name]
 
     def count_pass(self, seeds: int) -> None:
         self.passes += 1
@@ -78,7 +88,7 @@ class Counter:
         self.tape_bytes = max(self.tape_bytes, inner.tape_bytes)
 
     def add(self, flops: int, transcendentals: int) -> None:
-        work = self._work[self.phase]
+        work = self.current
         work[0] += flops
         work[1] += transcendentals
 
@@ -103,8 +113,7 @@ active_counter = _COUNTER.get
 
 
 # counting() and phase() are small classes rather than @contextlib.contextmanager
-# generators: phase() wraps every counted backward sweep, and a generator-based
-# context manager costs a few microseconds, as much as a small sweep.
+# generators, which cost a few microseconds per block, as much as a small sweep.
 class counting:
     """Count every primitive executed inside the block.
 
@@ -130,6 +139,18 @@ class counting:
         outer = _COUNTER.get()
         if outer is not None:
             outer.merge(counter)
+
+
+def in_phase(counter: Counter, name: str, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` with its work attributed to phase `name` of `counter`.
+
+    The engines' per-primitive and per-sweep form of `phase`, without a context manager.
+    """
+    previous, counter.phase = counter.phase, name
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        counter.phase = previous
 
 
 class phase:

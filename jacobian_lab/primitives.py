@@ -36,6 +36,27 @@ def free(out, *args, **params) -> tuple[int, int]:
     return 0, 0
 
 
+class PerElement:
+    """The cost of an elementwise operation: fixed flops and transcendentals per output element.
+
+    A cost function like any other, and also plain data: counting reads the two
+    numbers instead of calling it, which keeps counting cheap for the most
+    common primitives.
+
+    >>> import numpy as np
+    >>> PerElement(0, 1)(np.ones(3), np.ones(3))
+    (0, 3)
+    """
+
+    __slots__ = ("flops", "transcendentals")
+
+    def __init__(self, flops: int, transcendentals: int):
+        self.flops, self.transcendentals = flops, transcendentals
+
+    def __call__(self, out, *args, **params) -> tuple[int, int]:
+        return self.flops * out.size, self.transcendentals * out.size
+
+
 @dataclass(eq=False)
 class Primitive:
     """An operation known to every engine.
@@ -123,5 +144,11 @@ def evaluate(prim: Primitive, args, params: dict):
     out = prim.impl(*args, **params)
     counter = active_counter()
     if counter is not None and prim.cost is not free:
-        counter.add(*prim.cost(out, *args, **params))
+        cost = prim.cost
+        if type(cost) is PerElement:  # the commonest path: no calls, no argument packing
+            size, work = out.size, counter.current
+            work[0] += cost.flops * size
+            work[1] += cost.transcendentals * size
+        else:
+            counter.add(*cost(out, *args, **params))
     return out

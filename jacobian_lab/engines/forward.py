@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import primitives
-from ..accounting import TANGENT, active_counter
+from ..accounting import TANGENT, active_counter, in_phase
 from ..memory import MemoryBudgetError, gib
 from ..primitives import Trace, apply
 from ..tracing import Tracer
@@ -62,20 +62,12 @@ class ForwardTrace(Trace):
         if counter is None:
             tangent = prim.jvp(tangents, out, *primals, **params)
         else:
-            tangent = _in_tangent_phase(counter, prim.jvp, tangents, out, primals, params)
+            tangent = in_phase(counter, TANGENT, prim.jvp, tangents, out, *primals, **params)
         if tangent is None:
             return out
         if self.max_bytes is not None:
             self.account(tangent)
         return Dual(self, out, tangent)
-
-
-def _in_tangent_phase(counter, jvp, tangents, out, primals, params):
-    previous, counter.phase = counter.phase, TANGENT
-    try:
-        return jvp(tangents, out, *primals, **params)
-    finally:
-        counter.phase = previous
 
 
 class ForwardEngine:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import primitives
-from ..accounting import COTANGENT, active_counter, phase
+from ..accounting import COTANGENT, active_counter, in_phase
 from ..primitives import Trace, apply
 from ..rules.elementwise import add
 from ..tracing import Tracer
@@ -192,8 +192,7 @@ class ReverseEngine:
             if counter is None:
                 ct = tape.backward(output, g)
             else:
-                with phase(COTANGENT):
-                    ct = tape.backward(output, g)
+                ct = in_phase(counter, COTANGENT, tape.backward, output, g)
                 counter.count_pass(g.shape[0])
             return np.zeros((g.shape[0],) + x.shape) if ct is None else ct
 
