@@ -30,9 +30,12 @@ none of them.
 
     pip install -e ".[peers]"     # jax, autograd
     pip install torch             # the CPU build is enough
-    python scripts/bench_peers.py [--quick] [--json FILE] [--plot FILE] [--no-overhead]
+    python scripts/bench_peers.py [--quick] [--json FILE] [--plot FILE] [--no-overhead] [--default-malloc]
 
 `--quick` runs tiny sizes with few repeats (a smoke test, no timing claims).
+glibc's allocator is pinned to keep freed memory in the process, so no run
+pays page faults for its derivative arrays and the times do not depend on
+which workload ran first (`--default-malloc` leaves it alone).
 The dispatch-overhead, counting-cost and scaling sections come from
 `bench_overhead.py` beside this file.
 """
@@ -344,7 +347,12 @@ def main(argv=None) -> int:
     parser.add_argument("--plot", metavar="FILE", help="write the scaling figure (PNG)")
     parser.add_argument("--no-overhead", action="store_true", help="skip the overhead/counting/scaling sections")
     parser.add_argument("--only", nargs="+", choices=list(FULL_SIZES), help="run these workloads only")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's allocator thresholds as they are (by default they are pinned "
+                             "so that freed arrays stay in the process; see bench_overhead.keep_freed_memory)")
     args = parser.parse_args(argv)
+    allocator = "allocator: as the process started" if args.default_malloc else bench_overhead.keep_freed_memory()
+    print(allocator)
 
     warnings.filterwarnings("ignore", category=UserWarning)  # peers' deprecation chatter
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
@@ -375,7 +383,7 @@ def main(argv=None) -> int:
 
     if args.json:
         payload = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "quick": args.quick,
-                   "versions": versions(), "workloads": results, "targets": met, **(extra or {})}
+                   "allocator": allocator, "versions": versions(), "workloads": results, "targets": met, **(extra or {})}
         Path(args.json).write_text(json.dumps(payload, indent=2))
     return 0
 
