@@ -240,7 +240,7 @@ def _auto(g: "Flattened", x: np.ndarray, batch_size, max_memory):
     from .prediction import probe
 
     prediction, y, pullback = probe(g, x, reuse=True)
-    mode = prediction.choose(batch_size, max_memory)[0]
+    mode = prediction.mode(batch_size, max_memory)
     return mode, ((y, pullback) if mode == "reverse" else None)
 
 

@@ -109,28 +109,49 @@ class Prediction:
         one_sweep = self.primal + self.staging + self.cotangent.fixed + self.cotangent.per_seed
         return one_sweep.total() / max(self.primal.total(), 1.0)
 
+    def mode(self, batch_size=None, max_memory=None) -> str:
+        """The order `choose` picks, without the explanation: what auto mode asks on every call."""
+        return self._decide(batch_size, max_memory)[0]
+
     def choose(self, batch_size=None, max_memory=None) -> tuple[str, str]:
         """(mode, reason): the order with fewer predicted FLOPs (forward on a tie: no tape).
 
         With a memory budget, reverse mode is ruled out when its tape and one
         sweep's working set do not fit.
         """
+        mode, fwd, rev, limit = self._decide(batch_size, max_memory)
         shape = f"{self.m}x{self.n} Jacobian"
-        limit = memory.budget(max_memory)
-        memory.check_dense(self.m, self.n, self.itemsize, limit)
-        reverse_needs = self.dense_bytes + self.tape_bytes + self.seed_bytes
-        if max_memory is not None and reverse_needs > limit:
-            return "forward", (f"reverse would need {memory.gib(reverse_needs)} for its tape and one sweep, "
-                               f"over max_memory = {memory.gib(limit)}")
-        fwd = self.total("forward", batch_size).total()
-        rev = self.total("reverse", batch_size, max_memory).total()
-        mode = "forward" if fwd <= rev else "reverse"
+        if fwd is None:
+            return mode, (f"reverse would need {memory.gib(self.reverse_bytes)} for its tape and one sweep, "
+                          f"over max_memory = {memory.gib(limit)}")
         if fwd == rev:
             return mode, f"forward and reverse both predict {fwd:,.0f} FLOPs for this {shape}; forward needs no tape"
         low, high = min(fwd, rev), max(fwd, rev)
         # Near-ties read as a percentage: "1x fewer" would hide which side won.
         saving = f"{high / max(low, 1.0):.3g}x fewer" if high >= 1.1 * low else f"{100 * (1 - low / high):.2g}% fewer"
         return mode, f"{mode} predicts {low:,.0f} FLOPs vs {high:,.0f} ({saving}) for this {shape}"
+
+    @property
+    def reverse_bytes(self) -> int:
+        """Memory reverse mode holds at once: the result, the tape and one sweep's working set."""
+        return self.dense_bytes + self.tape_bytes + self.seed_bytes
+
+    def _decide(self, batch_size, max_memory):
+        """(mode, forward FLOPs, reverse FLOPs, memory limit); FLOPs None when reverse does not fit."""
+        limit = memory.budget(max_memory)
+        memory.check_dense(self.m, self.n, self.itemsize, limit)
+        if max_memory is not None and self.reverse_bytes > limit:
+            return "forward", None, None, limit
+        fwd, rev = self.ops("forward", batch_size), self.ops("reverse", batch_size, max_memory)
+        return ("forward" if fwd <= rev else "reverse"), fwd, rev, limit
+
+    def ops(self, mode: str, batch_size=None, max_memory=None) -> float:
+        """``total(mode, ...).total()``, computed in floats: auto mode asks for it on every call."""
+        _, passes = self.schedule(mode, batch_size, max_memory)
+        if mode == "forward":
+            return passes * (self.primal.total() + self.tangent.fixed.total()) + self.n * self.tangent.per_seed.total()
+        return (self.primal.total() + self.staging.total()
+                + passes * self.cotangent.fixed.total() + self.m * self.cotangent.per_seed.total())
 
     def to_dict(self) -> dict:
         return {
@@ -186,7 +207,10 @@ def probe(f: Callable, x: np.ndarray, reuse: bool = False):
     with counting() as counter:
         y, pullback = get("reverse").vjp(f, x)
     key = pullback.tape.signature(pullback.output) if reuse else None
-    costs = _DERIVATIVE_COSTS.get(key) if key is not None else None
+    try:
+        costs = _DERIVATIVE_COSTS.get(key) if key is not None else None
+    except TypeError:  # a parameter that cannot be keyed: probe, and remember nothing
+        key = costs = None
     if costs is None:
         costs = _probe_costs(pullback, x.shape, np.shape(y))
         if key is not None:

@@ -56,6 +56,15 @@ def test_auto_never_picks_the_costlier_order(name, batch_size):
     assert mode in reason or "both" in reason
 
 
+@pytest.mark.parametrize("name", jl.problems.names())
+def test_the_float_totals_auto_compares_are_the_predicted_costs(name):
+    prediction = jl.predict(small(name).f, small(name).x)
+    for batch_size in (None, 1, 7):
+        for mode in ("forward", "reverse"):
+            assert prediction.ops(mode, batch_size) == prediction.total(mode, batch_size).total()
+        assert prediction.mode(batch_size) == prediction.choose(batch_size)[0]
+
+
 def test_auto_follows_cost_not_shape():
     # n = 3 inputs, m = 4 outputs, but the outputs share one expensive subexpression that
     # forward mode must push 3 tangents through and reverse only needs once per row.

@@ -93,15 +93,10 @@ class Tape:
         traced and the shapes and types of everything it touches; scalar constants
         (an exponent of 2 becomes a square) and the operands of a `reads_values`
         primitive enter by value. Control flow on values traces another tape, so
-        it changes the key. None when a parameter cannot be keyed.
+        it changes the key. A parameter that is not hashable makes it unhashable.
         """
         x = self.records[0].out
-        key = (np.shape(x), x.dtype.str, output, tuple(_record_key(r) for r in self.records[1:]))
-        try:
-            hash(key)
-        except TypeError:
-            return None
-        return key
+        return x.shape, x.dtype.char, output, tuple([_record_key(r) for r in self.records[1:]])
 
     def residual_bytes(self) -> int:
         """Bytes of the values computed while tracing that the tape keeps alive.
@@ -113,19 +108,19 @@ class Tape:
 
 
 def _record_key(record):
-    by_value = record.prim.reads_values
-    operands = tuple([
-        _constant_key(arg, by_value) if parent is None else (parent, _value(arg) if by_value else None)
-        for arg, parent in zip(record.args, record.parents)
-    ])
-    params = tuple([(name, _frozen(v)) for name, v in sorted(record.params.items())]) if record.params else ()
+    args, parents, params = record.args, record.parents, record.params
+    if record.prim.reads_values:
+        operands = tuple([_frozen(a) if p is None else (p, _value(a)) for a, p in zip(args, parents)])
+    else:  # a traced operand is its record's index; a constant is keyed by type and shape
+        operands = tuple([_constant_key(a) if p is None else p for a, p in zip(args, parents)])
     out = record.out  # an ndarray or a NumPy scalar
-    return record.prim.name, params, operands, out.shape, out.dtype.char
+    keyed_params = tuple([(name, _frozen(v)) for name, v in sorted(params.items())]) if params else ()
+    return record.prim.name, keyed_params, operands, out.shape, out.dtype.char
 
 
-def _constant_key(arg, by_value):
-    """A constant operand: type and shape, and its value when it is a scalar or `by_value`."""
-    if isinstance(arg, np.ndarray) and arg.ndim and not by_value:
+def _constant_key(arg):
+    """A constant operand: type and shape, and its value when it is a scalar."""
+    if isinstance(arg, np.ndarray) and arg.ndim:
         return arg.shape, arg.dtype.char
     return _frozen(arg)
 
