@@ -383,3 +383,16 @@ def test_grad_of_scalar_functions():
 def test_grad_refuses_non_scalar_output(f):
     with pytest.raises(TypeError, match=r"scalar.*jacrev"):
         jl.grad(f)(x4)
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (5,), (3, 4), (2, 0)])
+def test_seeds_are_the_rows_of_the_identity(shape):
+    from jacobian_lab.jacobian import seeds
+
+    size = int(np.prod(shape))
+    for lo in range(size + 1):
+        for hi in range(lo, size + 1):
+            expected = np.eye(size)[lo:hi].reshape((hi - lo,) + shape)
+            e = seeds(lo, hi, shape)
+            assert e.shape == expected.shape and e.dtype == np.float64
+            np.testing.assert_array_equal(e, expected)

@@ -53,7 +53,7 @@ class Tape:
         if self.records and getattr(out, "base", 0) is None:
             self.fresh_bytes += out.nbytes
         self.records.append(record)
-        self.elements += np.size(out)
+        self.elements += out.size  # an ndarray or a NumPy scalar
         return len(self.records) - 1
 
     def backward(self, output: int, g):
