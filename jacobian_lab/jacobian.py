@@ -18,6 +18,10 @@ from .tracing import Tracer
 
 MODES = ("forward", "reverse", "auto")
 MAX_BATCH_ELEMENTS = 1 << 22  # seeds x width per pass: bounds one derivative array to 32 MiB
+# Seeds x widest recorded value per backward sweep: the widest cotangent stays about
+# the size of a core's L2 cache (2 MiB of float64). Elementwise rules then run on data
+# in cache; one sweep of every seed streams arrays from memory at 2x the time (bratu).
+SWEEP_ELEMENTS = 1 << 18
 
 
 def as_input(x) -> np.ndarray:
@@ -51,17 +55,21 @@ def _check_batch_size(batch_size):
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
 
 
-def schedule(mode: str, n: int, m: int, batch_size=None, seed_bytes: int = 0, room: int = 0) -> tuple[int, int]:
+def schedule(mode: str, n: int, m: int, batch_size=None, seed_bytes: int = 0, room: int = 0,
+             widest: int = 0) -> tuple[int, int]:
     """(seeds per pass, passes) for an (m, n) Jacobian: forward seeds n inputs, reverse m outputs.
 
-    With batch_size=None, a pass takes as many seeds as fit in `room` bytes at
-    `seed_bytes` each (reverse: known from the tape), else as keep one
-    derivative array under MAX_BATCH_ELEMENTS.
+    With batch_size=None, a reverse sweep takes as many seeds as fit in `room`
+    bytes at `seed_bytes` each and keep its widest cotangent (`widest` elements
+    per seed) under SWEEP_ELEMENTS, both known from the tape; a forward pass as
+    many as keep one derivative array under MAX_BATCH_ELEMENTS.
     """
     _check_batch_size(batch_size)
     seeds = n if mode == "forward" else m
-    if batch_size is None:
-        batch_size = room // seed_bytes if seed_bytes else MAX_BATCH_ELEMENTS // max(n, m if mode == "reverse" else 1, 1)
+    if batch_size is None and seed_bytes:
+        batch_size = min(room // seed_bytes, SWEEP_ELEMENTS // max(widest, 1))
+    elif batch_size is None:
+        batch_size = MAX_BATCH_ELEMENTS // max(n, m if mode == "reverse" else 1, 1)
     step = max(1, min(int(batch_size), seeds))
     return step, max(1, -(-seeds // step))
 
@@ -156,7 +164,7 @@ def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=
     limit = memory.budget(max_memory)
     room = limit - memory.check_dense(m, x.size, np.dtype(dtype).itemsize, limit)
     seed_bytes = getattr(pullback, "seed_elements", 0) * np.dtype(dtype).itemsize
-    step, _ = schedule("reverse", x.size, m, batch_size, seed_bytes, room)
+    step, _ = schedule("reverse", x.size, m, batch_size, seed_bytes, room, getattr(pullback, "widest", 0))
     if seed_bytes and step * seed_bytes > room and step > 1:
         raise memory.MemoryBudgetError(
             f"a sweep with {step} cotangents needs about {memory.gib(step * seed_bytes)}, over the "

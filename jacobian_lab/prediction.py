@@ -77,13 +77,14 @@ class Prediction:
     tape_bytes: int
     seed_bytes: int = 0  # working set of one cotangent seed in a sweep
     itemsize: int = 8
+    widest: int = 0  # elements of the largest recorded value: a sweep's widest cotangent per seed
 
     def schedule(self, mode: str, batch_size=None, max_memory=None) -> tuple[int, int]:
         """(seeds per pass, passes), exactly as the harness will run them."""
         if mode == "forward":
             return schedule(mode, self.n, self.m, batch_size)
         room = memory.budget(max_memory) - self.dense_bytes
-        return schedule(mode, self.n, self.m, batch_size, self.seed_bytes, room)
+        return schedule(mode, self.n, self.m, batch_size, self.seed_bytes, room, self.widest)
 
     @property
     def dense_bytes(self) -> int:
@@ -219,8 +220,8 @@ def probe(f: Callable, x: np.ndarray, reuse: bool = False):
     prediction = Prediction(
         n=x.size, m=int(np.prod(np.shape(y), dtype=np.int64)), primal=counter.cost(PRIMAL),
         tangent=tangent, staging=staging, cotangent=cotangent, tape_bytes=counter.tape_bytes,
-        seed_bytes=pullback.seed_elements * x.dtype.itemsize if hasattr(pullback, "seed_elements") else 0,
-        itemsize=x.dtype.itemsize,
+        seed_bytes=getattr(pullback, "seed_elements", 0) * x.dtype.itemsize, itemsize=x.dtype.itemsize,
+        widest=getattr(pullback, "widest", 0),
     )
     return prediction, y, pullback
 

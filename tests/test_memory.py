@@ -36,6 +36,19 @@ def test_batch_none_picks_the_largest_batch_that_fits():
     np.testing.assert_allclose(m.jacobian, jl.jacfwd(f)(x), rtol=1e-12)
 
 
+def test_batch_none_keeps_the_widest_cotangent_of_a_sweep_cache_sized():
+    from jacobian_lab.jacobian import SWEEP_ELEMENTS
+
+    f = lambda x: np.exp(np.outer(x, x)).sum(axis=1)  # noqa: E731   widest recorded value: n * n
+    x = np.linspace(0, 1, 100)
+    step = SWEEP_ELEMENTS // 100 ** 2
+    assert 1 < step < 100
+    m = jl.measure(f, x, mode="reverse", repeat=1)
+    assert (m.batch_size, m.passes) == (step, -(-100 // step))
+    assert jl.predict(f, x).schedule("reverse") == (step, m.passes)
+    np.testing.assert_allclose(m.jacobian, jl.jacfwd(f)(x), rtol=1e-12)
+
+
 def test_explicit_batch_over_budget_names_a_batch_that_fits():
     f = lambda x: np.tanh(np.outer(x, x)).ravel()[:50]  # noqa: E731
     x = np.linspace(0, 1, 20)

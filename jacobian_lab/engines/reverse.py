@@ -46,6 +46,7 @@ class Tape:
     def __init__(self):
         self.records: list[Record] = []
         self.elements = 0  # recorded values, summed: a sweep's cotangents per seed, at most
+        self.widest = 0  # the largest recorded value: a sweep's widest cotangent per seed
         self.fresh_bytes = 0  # values the trace computed (not views, not the input): what the tape keeps alive
 
     def append(self, record) -> int:
@@ -53,7 +54,9 @@ class Tape:
         if self.records and getattr(out, "base", 0) is None:
             self.fresh_bytes += out.nbytes
         self.records.append(record)
-        self.elements += out.size  # an ndarray or a NumPy scalar
+        size = out.size  # an ndarray or a NumPy scalar
+        self.elements += size
+        self.widest = max(self.widest, size)
         return len(self.records) - 1
 
     def backward(self, output: int, g):
@@ -192,7 +195,7 @@ class ReverseEngine:
             return np.zeros((g.shape[0],) + x.shape) if ct is None else ct
 
         # A sweep holds at most one cotangent per recorded value: elements per seed.
-        pullback.seed_elements = tape.elements
+        pullback.seed_elements, pullback.widest = tape.elements, tape.widest
         pullback.tape, pullback.output = tape, output
         counter = active_counter()
         if counter is not None:
