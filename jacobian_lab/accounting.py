@@ -59,19 +59,19 @@ class Counter:
 
     def __init__(self) -> None:
         self._work = {PRIMAL: [0, 0], TANGENT: [0, 0], COTANGENT: [0, 0]}
-        self.phase = PRIMAL
+        # The [flops, transcendentals] total of the current phase, which new work goes to:
+        # work is added for every primitive executed, so the phase is resolved when it changes.
+        self.current = self._work[PRIMAL]
         self.tape_bytes = 0
         self.passes = self.batch_size = 0
 
     @property
     def phase(self) -> str:
-        return self._phase
+        return next(name for name, work in self._work.items() if work is self.current)
 
     @phase.setter
     def phase(self, name: str) -> None:
-        # Work is added for every primitive executed, more often than the phase changes:
-        # `current` is the [flops, transcendentals] total that work goes to.
-        self._phase, self.current = name, self._work[name]
+        self.current = self._work[name]
 
     def count_pass(self, seeds: int) -> None:
         self.passes += 1
@@ -146,11 +146,11 @@ def in_phase(counter: Counter, name: str, fn, *args, **kwargs):
 
     The engines' per-primitive and per-sweep form of `phase`, without a context manager.
     """
-    previous, counter.phase = counter.phase, name
+    previous, counter.current = counter.current, counter._work[name]
     try:
         return fn(*args, **kwargs)
     finally:
-        counter.phase = previous
+        counter.current = previous
 
 
 class phase:
