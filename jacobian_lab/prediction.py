@@ -1,6 +1,7 @@
 """Counting one evaluation of f, and predicting what each accumulation order costs."""
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 from typing import Callable
@@ -218,7 +219,7 @@ def probe(f: Callable, x: np.ndarray, reuse: bool = False):
             _remember(key, costs)
     tangent, staging, cotangent = costs
     prediction = Prediction(
-        n=x.size, m=int(np.prod(np.shape(y), dtype=np.int64)), primal=counter.cost(PRIMAL),
+        n=x.size, m=math.prod(np.shape(y)), primal=counter.cost(PRIMAL),
         tangent=tangent, staging=staging, cotangent=cotangent, tape_bytes=counter.tape_bytes,
         seed_bytes=getattr(pullback, "seed_elements", 0) * x.dtype.itemsize, itemsize=x.dtype.itemsize,
         widest=getattr(pullback, "widest", 0),

@@ -133,15 +133,21 @@ def _value(array):
     return array.dtype.str, array.tobytes()
 
 
+_PLAIN = frozenset([int, float, bool, str, type(None), type(Ellipsis)])
+
+
 def _frozen(value):
-    """`value` as a hashable key that compares by value (arrays by their bytes)."""
+    """`value` as a hashable key that compares by value and type (arrays by their bytes)."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return kind, value
+    if kind is tuple or kind is list:
+        return kind, tuple([_frozen(v) for v in value])
+    if kind is slice:
+        return kind, value.start, value.stop, value.step
     if isinstance(value, (np.ndarray, np.generic)):
-        return type(value).__name__, np.shape(value), _value(value)
-    if isinstance(value, (tuple, list)):
-        return type(value).__name__, tuple(_frozen(v) for v in value)
-    if isinstance(value, slice):
-        return "slice", value.start, value.stop, value.step
-    return type(value).__name__, value
+        return kind, value.shape, _value(value)
+    return kind, value
 
 
 class ReverseTrace(Trace):
