@@ -17,11 +17,11 @@ from . import engines, memory, trees
 from .tracing import Tracer
 
 MODES = ("forward", "reverse", "auto")
-MAX_BATCH_ELEMENTS = 1 << 22  # seeds x width per pass: bounds one derivative array to 32 MiB
-# Seeds x widest recorded value per backward sweep: the widest cotangent stays about
-# the size of a core's L2 cache (2 MiB of float64). Elementwise rules then run on data
-# in cache; one sweep of every seed streams arrays from memory at 2x the time (bratu).
-SWEEP_ELEMENTS = 1 << 18
+# Seeds x width per pass with batch_size=None, width being x's size (forward) or the
+# widest recorded value (reverse): a pass's derivative arrays stay about the size of a
+# core's L2 cache (2 MiB of float64), so elementwise rules work on cached data. Passes
+# that stream every seed through arrays of tens of MB take up to twice as long.
+PASS_ELEMENTS = 1 << 18
 
 
 def as_input(x) -> np.ndarray:
@@ -59,17 +59,18 @@ def schedule(mode: str, n: int, m: int, batch_size=None, seed_bytes: int = 0, ro
              widest: int = 0) -> tuple[int, int]:
     """(seeds per pass, passes) for an (m, n) Jacobian: forward seeds n inputs, reverse m outputs.
 
-    With batch_size=None, a reverse sweep takes as many seeds as fit in `room`
-    bytes at `seed_bytes` each and keep its widest cotangent (`widest` elements
-    per seed) under SWEEP_ELEMENTS, both known from the tape; a forward pass as
-    many as keep one derivative array under MAX_BATCH_ELEMENTS.
+    With batch_size=None, a pass takes as many seeds as keep seeds x width
+    under PASS_ELEMENTS, the width being n in forward mode and the widest
+    recorded value (`widest`, from the tape) in reverse mode; a reverse sweep
+    also takes no more than fit in `room` bytes at `seed_bytes` each.
     """
     _check_batch_size(batch_size)
     seeds = n if mode == "forward" else m
-    if batch_size is None and seed_bytes:
-        batch_size = min(room // seed_bytes, SWEEP_ELEMENTS // max(widest, 1))
-    elif batch_size is None:
-        batch_size = MAX_BATCH_ELEMENTS // max(n, m if mode == "reverse" else 1, 1)
+    if batch_size is None:
+        width = n if mode == "forward" else widest or max(n, m)
+        batch_size = PASS_ELEMENTS // max(width, 1)
+        if seed_bytes:
+            batch_size = min(batch_size, room // seed_bytes)
     step = max(1, min(int(batch_size), seeds))
     return step, max(1, -(-seeds // step))
 

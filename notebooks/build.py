@@ -764,7 +764,7 @@ def notebook_03():
         assert forward_measured.total == forward_vector
         assert np.allclose(forward_measured.jacobian, reverse.jacobian)
         timed_reverse = jl.measure(loss, params, mode="reverse", repeat=3)
-        print(f"forward: {forward_measured.passes} pass(es) of {n_params} seeds, "
+        print(f"forward: {forward_measured.passes} passes over {n_params} seeds, "
               f"{1e3 * forward_measured.seconds:.1f} ms; reverse: 1 sweep, {1e3 * timed_reverse.seconds:.1f} ms")"""),
     ]
 

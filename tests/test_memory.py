@@ -37,11 +37,11 @@ def test_batch_none_picks_the_largest_batch_that_fits():
 
 
 def test_batch_none_keeps_the_widest_cotangent_of_a_sweep_cache_sized():
-    from jacobian_lab.jacobian import SWEEP_ELEMENTS
+    from jacobian_lab.jacobian import PASS_ELEMENTS
 
     f = lambda x: np.exp(np.outer(x, x)).sum(axis=1)  # noqa: E731   widest recorded value: n * n
     x = np.linspace(0, 1, 100)
-    step = SWEEP_ELEMENTS // 100 ** 2
+    step = PASS_ELEMENTS // 100 ** 2
     assert 1 < step < 100
     m = jl.measure(f, x, mode="reverse", repeat=1)
     assert (m.batch_size, m.passes) == (step, -(-100 // step))
