@@ -179,3 +179,17 @@ def test_nested_counting_blocks_add_up():
             jl.jacrev(lambda x: np.sum(x ** 2))(np.ones(3))
         jl.jacrev(lambda x: np.sum(x ** 2))(np.ones(3))
     assert outer.total() == 2 * inner.total() and outer.passes == 2 * inner.passes == 2
+
+
+def test_a_tape_that_cannot_be_keyed_is_probed_every_time(monkeypatch):
+    from jacobian_lab.engines.reverse import Tape
+
+    monkeypatch.setattr(Tape, "signature", lambda self, output: ({"not": "hashable"},))
+    jl.prediction.clear_cache()
+    p = small("seed")
+    for _ in range(2):
+        with counting() as c:
+            J = jl.jacobian(p.f, p.x)
+        assert c.cost("tangent") != Cost()  # the forward probes ran again
+        np.testing.assert_allclose(J, p.jacobian_exact(p.x), rtol=1e-12)
+    assert not jl.prediction._DERIVATIVE_COSTS

@@ -27,3 +27,21 @@ def test_concurrent_jacobians_are_correct_and_counted_separately():
         one = jl.count_flops(lambda x: np.tanh(np.ones((5, 4)) @ x) * 2.0, np.ones(4))
         passes = 4 if mode == "forward" else 1
         assert primal == passes * one, (i, mode)
+
+
+def test_concurrent_auto_jacobians_share_remembered_costs_safely():
+    jl.prediction.clear_cache()
+
+    def auto(i):
+        n = 3 + i % 5  # five tape signatures, each remembered by whichever thread sees it first
+        x = np.linspace(0.1, 1.0, n) * (i + 1)
+        f = lambda v: np.sum(np.sin(v) * v)  # noqa: E731
+        mode, _ = jl.predict(f, x).choose()
+        return jl.jacobian(f, x), np.cos(x) * x + np.sin(x), mode, jl.measure(f, x, repeat=1).mode
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(auto, range(64)))
+    for i, (J, expected, predicted, chosen) in enumerate(results):
+        np.testing.assert_allclose(J, expected, rtol=1e-12, err_msg=str(i))
+        assert chosen == predicted, i
+    assert len(jl.prediction._DERIVATIVE_COSTS) == 5
