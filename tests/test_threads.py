@@ -33,15 +33,21 @@ def test_concurrent_auto_jacobians_share_remembered_costs_safely():
     jl.prediction.clear_cache()
 
     def auto(i):
-        n = 3 + i % 5  # five tape signatures, each remembered by whichever thread sees it first
+        n = 3 + i % 5  # ten tape signatures, each remembered by whichever thread sees it first
         x = np.linspace(0.1, 1.0, n) * (i + 1)
-        f = lambda v: np.sum(np.sin(v) * v)  # noqa: E731
+        if i % 2:  # ten outputs per input: forward wins
+            f = lambda v: np.concatenate([np.sin(v)] * 10)  # noqa: E731
+            expected = np.tile(np.diag(np.cos(x)), (10, 1))
+        else:  # one output: reverse wins
+            f = lambda v: np.sum(np.sin(v) * v)  # noqa: E731
+            expected = np.cos(x) * x + np.sin(x)
         mode, _ = jl.predict(f, x).choose()
-        return jl.jacobian(f, x), np.cos(x) * x + np.sin(x), mode, jl.measure(f, x, repeat=1).mode
+        return jl.jacobian(f, x), expected, mode, jl.measure(f, x, "auto", repeat=1).mode
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(auto, range(64)))
     for i, (J, expected, predicted, chosen) in enumerate(results):
         np.testing.assert_allclose(J, expected, rtol=1e-12, err_msg=str(i))
         assert chosen == predicted, i
-    assert len(jl.prediction._DERIVATIVE_COSTS) == 5
+    assert {r[2] for r in results} == {"forward", "reverse"}
+    assert len(jl.prediction._DERIVATIVE_COSTS) == 10
