@@ -93,13 +93,16 @@ def seeds(lo: int, hi: int, shape, dtype=np.float64) -> np.ndarray:
 
 def _check_derivative(value, k, shape, what):
     expected = (k,) + tuple(shape)
-    if np.shape(value) != expected:
+    if getattr(value, "shape", None) != expected:
         raise RuntimeError(f"internal error: {what} has shape {np.shape(value)}, expected {expected}")
     return value
 
 
-def _result_dtype(x):
-    return np.float32 if x.dtype == np.float32 else np.float64
+_FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
+def _result_dtype(x) -> np.dtype:
+    return _FLOAT32 if x.dtype == _FLOAT32 else _FLOAT64
 
 
 def _whole(block: np.ndarray, dtype) -> bool:
@@ -143,7 +146,7 @@ def _columns(f, x, step, limit):
         if y_shape is None:
             y_shape = np.shape(y)
             m = math.prod(y_shape)
-            room = limit - memory.check_dense(m, n, np.dtype(dtype).itemsize, limit)
+            room = limit - memory.check_dense(m, n, dtype.itemsize, limit)
         block = _check_derivative(y_dot, hi - lo, y_shape, "tangent").reshape(hi - lo, m)
         if J_T is None and hi - lo == n and _whole(block, dtype):
             J_T = block
@@ -161,10 +164,10 @@ def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=
     instead of recording a new tape.
     """
     y, pullback = recorded or engines.get("reverse").vjp(f, x)
-    y_shape, m, dtype = np.shape(y), np.size(y), _result_dtype(x)
+    y_shape, m, dtype = y.shape, y.size, _result_dtype(x)  # y: an ndarray or a NumPy scalar
     limit = memory.budget(max_memory)
-    room = limit - memory.check_dense(m, x.size, np.dtype(dtype).itemsize, limit)
-    seed_bytes = getattr(pullback, "seed_elements", 0) * np.dtype(dtype).itemsize
+    room = limit - memory.check_dense(m, x.size, dtype.itemsize, limit)
+    seed_bytes = getattr(pullback, "seed_elements", 0) * dtype.itemsize
     step, _ = schedule("reverse", x.size, m, batch_size, seed_bytes, room, getattr(pullback, "widest", 0))
     if seed_bytes and step * seed_bytes > room and step > 1:
         raise memory.MemoryBudgetError(
