@@ -23,8 +23,10 @@ torch.func.jacrev / jacfwd; torch.autograd.functional.jacobian; HIPS
 autograd (grad for a scalar output, jacobian otherwise); one evaluation of
 f in raw NumPy; and "numpy analytic J", the problem's hand-derived
 ``jacobian_exact`` in raw NumPy: the floor that no engine running NumPy
-operations one at a time can beat by much. Times are medians of repeated
-rounds, all in one process.
+operations one at a time can beat by much. For dense, the (n, n) @ (n, n)
+product that either mode runs on the full seed block is also timed alone, in
+NumPy and in each peer. Times are medians of repeated rounds, all in one
+process.
 A peer that is not installed is skipped with a note; the script runs with
 none of them.
 
@@ -238,7 +240,26 @@ def measure(w: Workload, quick: bool) -> dict:
             errors[column] = float(np.max(np.abs(_as_numpy(call()).reshape(-1, w.x.size) - reference)))
         seconds[column] = timed(call, repeat, min_seconds)
     seconds.update(one_shot)  # JAX's first calls, compilation included, after the steady states
-    return {"n": w.problem.n, "m": w.problem.m, "seconds": seconds, "max_abs_diff": errors, "notes": notes}
+    result = {"n": w.problem.n, "m": w.problem.m, "seconds": seconds, "max_abs_diff": errors, "notes": notes}
+    if w.name == "dense":  # either mode multiplies W by the full seed block: that product alone
+        result["product"] = product_seconds(w.problem.n, repeat, min_seconds)
+    return result
+
+
+def product_seconds(n: int, repeat: int, min_seconds: float) -> dict:
+    """Seconds of one (n, n) @ (n, n) float64 product in NumPy and in each installed peer."""
+    a, b = np.random.default_rng(0).random((n, n)), np.eye(n)
+    calls = {"numpy": lambda: a @ b}
+    if all(installed(m) for m in PEERS["jax"]):
+        jnp = _jax().numpy
+        product, ja, jb = _jax().jit(jnp.matmul), jnp.asarray(a), jnp.asarray(b)
+        calls["jax.jit"] = lambda: product(ja, jb).block_until_ready()
+    if installed("torch"):
+        import torch
+
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        calls["torch"] = lambda: ta @ tb
+    return {name: timed(call, repeat, min_seconds) for name, call in calls.items()}
 
 
 def _best(seconds: dict, columns) -> tuple[str | None, float | None]:
@@ -326,7 +347,12 @@ def floor_line(result: dict) -> str:
     """The analytic-NumPy floor beside JAX's best compiled steady state, for the targets section."""
     floor, jit = result["seconds"]["numpy analytic J"], _best(result["seconds"], JIT_STEADY)[1]
     jax = "—" if jit is None else f"{_ms(jit)} ms ({jit / floor:.3g}x the floor)"
-    return f"floor: analytic NumPy J = {_ms(floor)} ms; jax.jit steady = {jax}"
+    line = f"floor: analytic NumPy J = {_ms(floor)} ms; jax.jit steady = {jax}"
+    if "product" in result:
+        n = result["n"]
+        line += f"\n    the {n}x{n}x{n} seed-block product alone: " + ", ".join(
+            f"{name} {_ms(seconds)} ms" for name, seconds in result["product"].items())
+    return line
 
 
 def versions() -> dict:

@@ -40,6 +40,7 @@ def test_every_workload_with_our_modes_raw_numpy_and_the_analytic_floor(quick_ru
         assert OURS | {"numpy f(x)", "numpy analytic J"} <= set(w["seconds"]), name
         assert all(isinstance(s, float) and s > 0 for s in w["seconds"].values()), name
         assert w["ratios"]["auto / numpy analytic J"] > 0 and "jax.jit steady / numpy analytic J" in w["ratios"], name
+    assert data["workloads"]["dense"]["product"]["numpy"] > 0
 
 
 def test_ratios_are_numbers_or_null(quick_run):
