@@ -193,3 +193,28 @@ def test_a_tape_that_cannot_be_keyed_is_probed_every_time(monkeypatch):
         assert c.cost("tangent") != Cost()  # the forward probes ran again
         np.testing.assert_allclose(J, p.jacobian_exact(p.x), rtol=1e-12)
     assert not jl.prediction._DERIVATIVE_COSTS
+
+
+VALUE_DEPENDENT = {
+    "mask": lambda x: np.sum(np.where(x > 0, x ** 2, np.sin(x))),
+    "boolean index": lambda x: np.sum(x[x > 0] ** 3),
+    "sort": lambda x: np.sort(x)[:3] * 2,
+    "argmax": lambda x: x[np.argmax(x)] * x,
+    "max with ties": lambda x: np.max(x) * x,
+    "clip": lambda x: np.clip(x, -0.5, 0.5) ** 2,
+    "prod with zeros": lambda x: np.prod(x) + x,
+    "computed gather": lambda x: np.take(x, np.argsort(x)) * x,
+    "branch": lambda x: x ** 2 if x[0] > 0 else np.outer(x, x).ravel(),
+    "traced exponent": lambda x: np.abs(x[1:]) ** x[0],
+}
+POINTS = [np.random.default_rng(0).uniform(-1, 1, 6), np.array([0.0, 0, 0, 1, 1, -1]),
+          np.array([2.0, -1, 0.5, 0.5, 0, 3]), np.zeros(6), np.ones(6)]
+
+
+@pytest.mark.parametrize("name", VALUE_DEPENDENT)
+def test_value_dependent_programs_reuse_only_exact_predictions(name):
+    f = VALUE_DEPENDENT[name]
+    jl.prediction.clear_cache()
+    with np.errstate(all="ignore"):
+        for x in POINTS * 2:
+            assert _reused(f, x) == jl.predict(f, x), x
