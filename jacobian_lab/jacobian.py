@@ -9,6 +9,7 @@ forward by rows of its (n, m) transpose), returned as ``y.shape + x.shape``.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -115,7 +116,7 @@ def _whole(block: np.ndarray, dtype) -> bool:
             and base.nbytes == block.nbytes)
 
 
-def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None) -> np.ndarray:
+def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=None) -> np.ndarray:
     """Forward accumulation: Jacobian columns from one-hot tangent seeds.
 
     A pass's tangent holds its columns as rows, so they are stored that way, in
@@ -123,13 +124,17 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None) -> np.
     transposing copy, and one pass's tangent is the result as it stands.
     A pass whose tangents would outgrow the memory budget stops early; with
     batch_size=None the Jacobian is then rebuilt with as many seeds per pass
-    as that pass showed will fit.
+    as that pass showed will fit. `recorded` is an already recorded
+    ``(y, pullback)`` of f at x: each pass then replays its tape forward
+    (`pullback.push`) instead of evaluating f again.
     """
+    push = recorded[1].push if recorded else partial(engines.get("forward").jvp, f, x)
+    y_shape = np.shape(recorded[0]) if recorded else None  # else known after the first pass
     limit = memory.budget(max_memory)
     step, _ = schedule("forward", x.size, 0, batch_size)
     while True:
         try:
-            return _columns(f, x, step, limit)
+            return _columns(push, x, step, limit, y_shape)
         except memory.MemoryBudgetError as error:
             seed_bytes = getattr(error, "seed_bytes", 0)
             if batch_size is not None or not seed_bytes or step == 1:
@@ -137,16 +142,20 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None) -> np.
             step = max(1, min(step - 1, int(limit // seed_bytes)))
 
 
-def _columns(f, x, step, limit):
-    engine, dtype, n = engines.get("forward"), _result_dtype(x), x.size
-    J_T = y_shape = None  # row j of J_T is column j of J
-    room = limit
+def _columns(push, x, step, limit, y_shape=None):
+    dtype, n = _result_dtype(x), x.size
+    J_T = None  # row j of J_T is column j of J
+
+    def room_left(y_shape):  # the budget once the result is set aside
+        return limit - memory.check_dense(math.prod(y_shape), n, dtype.itemsize, limit)
+
+    room = limit if y_shape is None else room_left(y_shape)
     for lo, hi in batches(n, step):
-        y, y_dot = engine.jvp(f, x, seeds(lo, hi, x.shape, x.dtype), max_bytes=room)
+        y, y_dot = push(seeds(lo, hi, x.shape, x.dtype), max_bytes=room)
         if y_shape is None:
             y_shape = np.shape(y)
-            m = math.prod(y_shape)
-            room = limit - memory.check_dense(m, n, dtype.itemsize, limit)
+            room = room_left(y_shape)
+        m = math.prod(y_shape)
         block = _check_derivative(y_dot, hi - lo, y_shape, "tangent").reshape(hi - lo, m)
         if J_T is None and hi - lo == n and _whole(block, dtype):
             J_T = block
@@ -242,19 +251,19 @@ def prepare(f: Callable, x) -> tuple[Flattened, np.ndarray]:
 
 
 def _auto(g: "Flattened", x: np.ndarray, batch_size, max_memory):
-    """(mode, recorded): the order `predict` finds cheaper, and its tape when that is reverse.
+    """(mode, recorded): the order `predict` finds cheaper, and the tape it recorded.
 
     The tape is recorded on every call, and the derivative costs are reused only
     for a tape with the same signature: a function that branches on values
     traces another tape for another x, so auto never picks the costlier order
-    from a stale prediction. Reverse mode sweeps the tape the prediction
-    recorded, so only forward mode pays for that trace.
+    from a stale prediction. Either order then works on that tape: reverse
+    sweeps it, forward replays it (the primal values are on it, so f is
+    evaluated once however many passes there are).
     """
     from .prediction import probe
 
     prediction, y, pullback = probe(g, x, reuse=True)
-    mode = prediction.mode(batch_size, max_memory)
-    return mode, ((y, pullback) if mode == "reverse" else None)
+    return prediction.mode(batch_size, max_memory), (y, pullback)
 
 
 def jacobian(f: Callable, x, mode: str = "auto", batch_size=None, *, flat: bool = False, max_memory=None):
@@ -287,7 +296,7 @@ def jacobian(f: Callable, x, mode: str = "auto", batch_size=None, *, flat: bool 
     if mode == "auto":
         mode, recorded = _auto(g, x_flat, batch_size, max_memory)
     if mode == "forward":
-        J = columns(g, x_flat, batch_size, max_memory)
+        J = columns(g, x_flat, batch_size, max_memory, recorded)
     else:
         J = rows(g, x_flat, batch_size, max_memory, recorded)
     y_shape = J.shape[: J.ndim - x_flat.ndim]

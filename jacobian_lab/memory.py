@@ -63,3 +63,29 @@ def check_dense(m: int, n: int, itemsize: int, limit: int) -> int:
             "max_memory, or use jvp/vjp for the products you need instead of the full matrix."
         )
     return need
+
+
+class TangentBudget:
+    """The tangent bytes one forward pass created, held against `max_bytes` (None: no limit).
+
+    The sum of every tangent created is an upper bound of what the pass holds at
+    once; past the limit `account` raises `MemoryBudgetError` carrying
+    ``seed_bytes``, the bytes one seed needed, so the harness can retry with
+    fewer seeds per pass.
+    """
+
+    def __init__(self, max_bytes, seeds: int):
+        self.max_bytes, self.seeds, self.created = max_bytes, max(seeds, 1), 0
+
+    def account(self, tangent) -> None:
+        if self.max_bytes is None:
+            return
+        self.created += getattr(tangent, "nbytes", 0)
+        if self.created > self.max_bytes:
+            error = MemoryBudgetError(
+                f"a forward pass with {self.seeds} tangent seeds needs more than {gib(self.max_bytes)} "
+                f"of tangents (max_memory); use batch_size <= {max(1, self.max_bytes * self.seeds // self.created)}, "
+                "reverse mode, or a larger max_memory"
+            )
+            error.seed_bytes = self.created / self.seeds
+            raise error

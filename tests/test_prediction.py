@@ -218,3 +218,31 @@ def test_value_dependent_programs_reuse_only_exact_predictions(name):
     with np.errstate(all="ignore"):
         for x in POINTS * 2:
             assert _reused(f, x) == jl.predict(f, x), x
+
+
+def test_auto_forward_replays_its_tape_evaluating_f_once():
+    p = small("curve")  # 4 parameters -> 30 outputs: forward wins
+    prediction = jl.predict(p.f, p.x)
+    assert prediction.choose(2)[0] == "forward"
+    jl.jacobian(p.f, p.x, batch_size=2)            # remember the tape's costs
+    with counting() as c:
+        J = jl.jacobian(p.f, p.x, batch_size=2)    # two passes of two seeds over one tape
+    assert c.cost("primal") == prediction.primal
+    assert c.cost("tangent") == prediction.tangent.over(2, 4) and c.passes == 2
+    assert c.cost("cotangent") == Cost()
+    np.testing.assert_allclose(J, p.jacobian_exact(p.x), rtol=1e-12, atol=1e-12)
+    # jacfwd evaluates f once per pass, which auto's replay saves
+    assert counted(p.f, p.x, "forward", 2)["primal"] == 2 * prediction.primal
+
+
+def test_auto_forward_replay_shrinks_its_passes_to_the_memory_budget():
+    f = lambda x: np.concatenate([np.sin(x)] * 50)  # noqa: E731   m = 50 n: forward wins
+    x = np.linspace(0, 1, 20)
+    J = jl.jacobian(f, x)
+    tight = J.nbytes + 3 * (20 + 1000) * 8   # the result plus the tangents of three seeds
+    with counting() as c:
+        J_tight = jl.jacobian(f, x, max_memory=tight)
+    assert 1 <= c.batch_size <= 3 and c.passes >= 7
+    np.testing.assert_array_equal(J_tight, J)
+    with pytest.raises(jl.MemoryBudgetError, match="batch_size <="):
+        jl.jacobian(f, x, batch_size=20, max_memory=tight)

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import primitives
 from ..accounting import TANGENT, active_counter, in_phase
-from ..memory import MemoryBudgetError, gib
+from ..memory import TangentBudget
 from ..primitives import Trace, apply
 from ..tracing import Tracer
 from .base import check_output, next_level, register
@@ -31,19 +31,7 @@ class ForwardTrace(Trace):
 
     def __init__(self, max_bytes=None, seeds=1):
         self.level = next_level()
-        self.max_bytes, self.seeds, self.tangent_bytes = max_bytes, seeds, 0
-
-    def account(self, tangent):
-        # Bytes of every tangent the pass created: an upper bound of what it holds at once.
-        self.tangent_bytes += getattr(tangent, "nbytes", 0)
-        if self.tangent_bytes > self.max_bytes:
-            error = MemoryBudgetError(
-                f"a forward pass with {self.seeds} tangent seeds needs more than {gib(self.max_bytes)} "
-                f"of tangents (max_memory); use batch_size <= {max(1, self.max_bytes * self.seeds // self.tangent_bytes)}, "
-                "reverse mode, or a larger max_memory"
-            )
-            error.seed_bytes = self.tangent_bytes / self.seeds
-            raise error
+        self.budget = TangentBudget(max_bytes, seeds)
 
     def process(self, prim, args, params):
         primals, tangents, outer = [], [], False
@@ -65,8 +53,7 @@ class ForwardTrace(Trace):
             tangent = in_phase(counter, TANGENT, prim.jvp, tangents, out, *primals, **params)
         if tangent is None:
             return out
-        if self.max_bytes is not None:
-            self.account(tangent)
+        self.budget.account(tangent)
         return Dual(self, out, tangent)
 
 
@@ -78,7 +65,7 @@ class ForwardEngine:
     def jvp(self, f, x, tangents, max_bytes=None):
         """(y, tangents of y); with max_bytes, MemoryBudgetError once the pass's tangents exceed it."""
         k = np.shape(tangents)[0]
-        trace = ForwardTrace(max_bytes, max(k, 1))
+        trace = ForwardTrace(max_bytes, k)
         y, traced = check_output(f(Dual(trace, x, tangents)), trace)
         counter = active_counter()
         if counter is not None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import primitives
-from ..accounting import COTANGENT, active_counter, in_phase
+from ..accounting import COTANGENT, TANGENT, active_counter, in_phase
+from ..memory import TangentBudget
 from ..primitives import Trace, apply
 from ..rules.elementwise import add
 from ..tracing import Tracer
@@ -48,6 +49,7 @@ class Tape:
         self.elements = 0  # recorded values, summed: a sweep's cotangents per seed, at most
         self.widest = 0  # the largest recorded value: a sweep's widest cotangent per seed
         self.fresh_bytes = 0  # values the trace computed (not views, not the input): what the tape keeps alive
+        self._last = None  # see _last_use
 
     def append(self, record) -> int:
         out = record.out
@@ -75,19 +77,42 @@ class Tape:
                     cotangents[parent] = c if previous is None else add(previous, c)
         return cotangents[0]
 
-    def forward(self, t):
+    def forward(self, t, output: int | None = None, budget=None):
         """Push the seed-batched tangent t of the input through every record (JVP rules).
 
         The tape already holds each primal value, so this is exactly the tangent
         work of a forward pass over f -- every traced operation, used by the
-        output or not -- without running f again. `predict` counts it.
+        output or not -- without running f again: `predict` counts it, and auto
+        mode builds its forward Jacobians this way. Returns the tangent of record
+        `output`; a tangent is dropped after its last use, and `budget` (a
+        `TangentBudget`) accounts for every one created.
         """
+        last_use = self._last_use()
         tangents = [t] + [None] * (len(self.records) - 1)
         for i, record in enumerate(self.records[1:], 1):
             ts = [None if p is None else tangents[p] for p in record.parents]
             if any(v is not None for v in ts):  # else a constant in forward mode: no JVP runs
-                tangents[i] = record.prim.jvp(ts, record.out, *record.args, **record.params)
-        return tangents
+                tangents[i] = tangent = record.prim.jvp(ts, record.out, *record.args, **record.params)
+                if budget is not None and tangent is not None:
+                    budget.account(tangent)
+                if last_use[i] == i and i != output:  # read by nothing: its work is done
+                    tangents[i] = None
+            for p in record.parents:
+                if p is not None and last_use[p] == i and p != output:
+                    tangents[p] = None
+        return None if output is None else tangents[output]
+
+    def _last_use(self) -> list[int]:
+        """For each record, the index of the last record that reads it (its own if none does).
+
+        Computed once: a tape is complete before anything replays it."""
+        if self._last is None:
+            self._last = list(range(len(self.records)))
+            for i, record in enumerate(self.records):
+                for p in record.parents:
+                    if p is not None:
+                        self._last[p] = i
+        return self._last
 
     def signature(self, output: int | None):
         """A hashable key equal for two tapes whose derivative rules do the same work.
@@ -188,6 +213,7 @@ class ReverseEngine:
                 return np.zeros((np.shape(g)[0],) + np.shape(x))
 
             zeros.tape, zeros.output = trace.tape, None  # operations f traced but did not return still ran
+            zeros.push = _pusher(trace.tape, None, y)
             return y, zeros
         tape, output = trace.tape, y.index
 
@@ -203,10 +229,28 @@ class ReverseEngine:
         # A sweep holds at most one cotangent per recorded value: elements per seed.
         pullback.seed_elements, pullback.widest = tape.elements, tape.widest
         pullback.tape, pullback.output = tape, output
+        pullback.push = _pusher(tape, output, y.primal)
         counter = active_counter()
         if counter is not None:
             counter.tape_bytes = max(counter.tape_bytes, tape.residual_bytes())
         return y.primal, pullback
+
+
+def _pusher(tape, output, y):
+    """``push(tangents, max_bytes=None) -> (y, tangents of y)``: the `Engine.jvp` of f at x,
+    as forward accumulation over the recorded tape, with no second evaluation of f."""
+
+    def push(tangents, max_bytes=None):
+        budget = TangentBudget(max_bytes, tangents.shape[0])
+        counter = active_counter()
+        if counter is None:
+            t = tape.forward(tangents, output, budget)
+        else:
+            t = in_phase(counter, TANGENT, tape.forward, tangents, output, budget)
+            counter.count_pass(tangents.shape[0])
+        return y, (np.zeros((tangents.shape[0],) + np.shape(y)) if t is None else t)
+
+    return push
 
 
 register(ReverseEngine())
