@@ -91,12 +91,21 @@ class Prediction:
     def dense_bytes(self) -> int:
         return self.m * self.n * self.itemsize
 
+    def _terms(self, mode: str, batch_size, max_memory) -> list[tuple[str, int, Cost]]:
+        """One Jacobian's work as (phase, times, Cost) terms: the one formula `cost` and `ops` sum."""
+        _, passes = self.schedule(mode, batch_size, max_memory)
+        if mode == "forward":  # f and the primal-only factors once per pass, the rest once per seed
+            return [(PRIMAL, passes, self.primal), (TANGENT, passes, self.tangent.fixed),
+                    (TANGENT, self.n, self.tangent.per_seed)]
+        return [(PRIMAL, 1, self.primal), (COTANGENT, 1, self.staging),
+                (COTANGENT, passes, self.cotangent.fixed), (COTANGENT, self.m, self.cotangent.per_seed)]
+
     def cost(self, mode: str, batch_size=None, max_memory=None) -> dict[str, Cost]:
         """Predicted Cost per phase ("primal", "tangent", "cotangent") of one Jacobian."""
-        _, passes = self.schedule(mode, batch_size, max_memory)
-        if mode == "forward":
-            return {PRIMAL: self.primal * passes, TANGENT: self.tangent.over(passes, self.n), COTANGENT: Cost()}
-        return {PRIMAL: self.primal, TANGENT: Cost(), COTANGENT: self.staging + self.cotangent.over(passes, self.m)}
+        phases = {PRIMAL: Cost(), TANGENT: Cost(), COTANGENT: Cost()}
+        for name, times, cost in self._terms(mode, batch_size, max_memory):
+            phases[name] += cost * times
+        return phases
 
     def total(self, mode: str, batch_size=None, max_memory=None) -> Cost:
         return sum(self.cost(mode, batch_size, max_memory).values(), Cost())
@@ -148,12 +157,8 @@ class Prediction:
         return ("forward" if fwd <= rev else "reverse"), fwd, rev, limit
 
     def ops(self, mode: str, batch_size=None, max_memory=None) -> float:
-        """``total(mode, ...).total()``, computed in floats: auto mode asks for it on every call."""
-        _, passes = self.schedule(mode, batch_size, max_memory)
-        if mode == "forward":
-            return passes * (self.primal.total() + self.tangent.fixed.total()) + self.n * self.tangent.per_seed.total()
-        return (self.primal.total() + self.staging.total()
-                + passes * self.cotangent.fixed.total() + self.m * self.cotangent.per_seed.total())
+        """``total(mode, ...).total()`` in floats, building no Costs: auto mode asks for it on every call."""
+        return sum(times * cost.total() for _, times, cost in self._terms(mode, batch_size, max_memory))
 
     def to_dict(self) -> dict:
         return {
