@@ -53,6 +53,15 @@ def loops_for(fn, min_seconds: float = 0.02) -> int:
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 
 
+ALLOCATOR_HELP = ("leave glibc's allocator thresholds as they are (by default they are pinned so that "
+                  "freed arrays stay in the process; see keep_freed_memory)")
+
+
+def allocator(default_malloc: bool) -> str:
+    """Pin the allocator unless `default_malloc`; the note to print either way."""
+    return "allocator: as the process started" if default_malloc else keep_freed_memory()
+
+
 def keep_freed_memory() -> str:
     """Pin glibc's allocator so freed arrays stay in the process between calls; returns a note.
 
@@ -310,10 +319,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, few repeats (a smoke run)")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
     parser.add_argument("--plot", metavar="FILE", help="write the scaling figure (PNG)")
-    parser.add_argument("--default-malloc", action="store_true",
-                        help="leave glibc's allocator thresholds as they are (see keep_freed_memory)")
+    parser.add_argument("--default-malloc", action="store_true", help=ALLOCATOR_HELP)
     args = parser.parse_args(argv)
-    print("allocator: as the process started" if args.default_malloc else keep_freed_memory())
+    print(allocator(args.default_malloc))
     result = run(args.quick, args.plot)
     print(report(result))
     if args.json:

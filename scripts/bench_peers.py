@@ -373,11 +373,9 @@ def main(argv=None) -> int:
     parser.add_argument("--plot", metavar="FILE", help="write the scaling figure (PNG)")
     parser.add_argument("--no-overhead", action="store_true", help="skip the overhead/counting/scaling sections")
     parser.add_argument("--only", nargs="+", choices=list(FULL_SIZES), help="run these workloads only")
-    parser.add_argument("--default-malloc", action="store_true",
-                        help="leave glibc's allocator thresholds as they are (by default they are pinned "
-                             "so that freed arrays stay in the process; see bench_overhead.keep_freed_memory)")
+    parser.add_argument("--default-malloc", action="store_true", help=bench_overhead.ALLOCATOR_HELP)
     args = parser.parse_args(argv)
-    allocator = "allocator: as the process started" if args.default_malloc else bench_overhead.keep_freed_memory()
+    allocator = bench_overhead.allocator(args.default_malloc)
     print(allocator)
 
     warnings.filterwarnings("ignore", category=UserWarning)  # peers' deprecation chatter
