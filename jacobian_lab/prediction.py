@@ -121,7 +121,12 @@ class Prediction:
         return one_sweep.total() / max(self.primal.total(), 1.0)
 
     def mode(self, batch_size=None, max_memory=None) -> str:
-        """The order `choose` picks, without the explanation: what auto mode asks on every call."""
+        """The order `choose` picks, without the explanation: what auto mode asks on every call.
+
+        >>> import numpy as np, jacobian_lab as jl
+        >>> jl.predict(lambda x: np.sum(x ** 2), np.ones(5)).mode()
+        'reverse'
+        """
         return self._decide(batch_size, max_memory)[0]
 
     def choose(self, batch_size=None, max_memory=None) -> tuple[str, str]:
@@ -157,7 +162,13 @@ class Prediction:
         return ("forward" if fwd <= rev else "reverse"), fwd, rev, limit
 
     def ops(self, mode: str, batch_size=None, max_memory=None) -> float:
-        """``total(mode, ...).total()`` in floats, building no Costs: auto mode asks for it on every call."""
+        """``total(mode, ...).total()`` in floats, building no Costs: auto mode asks for it on every call.
+
+        >>> import numpy as np, jacobian_lab as jl
+        >>> p = jl.predict(lambda x: np.sum(x ** 2), np.ones(5))
+        >>> p.ops("reverse") == p.total("reverse").total()
+        True
+        """
         return sum(times * cost.total() for _, times, cost in self._terms(mode, batch_size, max_memory))
 
     def to_dict(self) -> dict:
@@ -254,6 +265,13 @@ def _remember(key, costs) -> None:
 
 
 def clear_cache() -> None:
-    """Forget the derivative costs auto mode remembered (the next call probes again)."""
+    """Forget the derivative costs auto mode remembered (the next call probes again).
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> _ = jl.jacobian(lambda x: np.sum(x ** 2), np.ones(5))
+    >>> jl.prediction.clear_cache()
+    >>> len(jl.prediction._DERIVATIVE_COSTS)
+    0
+    """
     with _CACHE_LOCK:
         _DERIVATIVE_COSTS.clear()
