@@ -10,14 +10,15 @@ from . import chain, engines, problems
 from .accounting import Cost
 from .chain import Chain
 from .compare import Comparison, Measurement, compare, measure
-from .jacobian import grad, jacfwd, jacobian, jacrev, jvp, vjp
+from .jacobian import JacobianFunction, grad, jacfwd, jacobian, jacrev, jvp, vjp
+from .compiled import jit
 from .memory import MemoryBudgetError
 from .prediction import Prediction, count_flops, predict
 from .tracing import TracerConversionError
 
 __all__ = [
-    "Chain", "Comparison", "Cost", "Measurement", "MemoryBudgetError", "Prediction", "TracerConversionError",
+    "Chain", "Comparison", "Cost", "JacobianFunction", "Measurement", "MemoryBudgetError", "Prediction", "TracerConversionError",
     "chain", "compare",
-    "count_flops", "engines", "grad", "jacfwd", "jacobian", "jacrev", "jvp", "measure", "predict",
+    "count_flops", "engines", "grad", "jacfwd", "jacobian", "jacrev", "jit", "jvp", "measure", "predict",
     "problems", "vjp",
 ]

@@ -57,6 +57,10 @@ class Counter:
     pass stopped by the memory budget is counted, the pass is not.
     """
 
+    #: When set, ``out = record(prim, args, params, out)`` runs after every primitive
+    #: evaluation: `jacobian_lab.staging.Recorder` writes the computation down.
+    record = None
+
     def __init__(self) -> None:
         self._work = {PRIMAL: [0, 0], TANGENT: [0, 0], COTANGENT: [0, 0]}
         # The [flops, transcendentals] total of the current phase, which new work goes to:
@@ -128,8 +132,11 @@ class counting:
     (Cost(flops=5, transcendentals=0), Cost(flops=6, transcendentals=0))
     """
 
+    def __init__(self, counter: Counter | None = None):
+        self.counter = counter
+
     def __enter__(self) -> Counter:
-        counter = Counter()
+        counter = self.counter or Counter()
         self._token = _COUNTER.set(counter)
         return counter
 

@@ -102,11 +102,11 @@ def _check_derivative(value, k, shape, what):
 _FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
-def _result_dtype(x) -> np.dtype:
+def result_dtype(x) -> np.dtype:
     return _FLOAT32 if x.dtype == _FLOAT32 else _FLOAT64
 
 
-def _whole(block: np.ndarray, dtype) -> bool:
+def whole_block(block: np.ndarray, dtype) -> bool:
     """Whether a pass's derivative block can be the Jacobian itself, with no copy:
     C-ordered, writeable, of the result dtype, and holding no larger array alive."""
     base = block
@@ -143,7 +143,7 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, record
 
 
 def _columns(push, x, step, limit, y_shape=None):
-    dtype, n = _result_dtype(x), x.size
+    dtype, n = result_dtype(x), x.size
     J_T = None  # row j of J_T is column j of J
 
     def room_left(y_shape):  # the budget once the result is set aside
@@ -157,7 +157,7 @@ def _columns(push, x, step, limit, y_shape=None):
             room = room_left(y_shape)
         m = math.prod(y_shape)
         block = _check_derivative(y_dot, hi - lo, y_shape, "tangent").reshape(hi - lo, m)
-        if J_T is None and hi - lo == n and _whole(block, dtype):
+        if J_T is None and hi - lo == n and whole_block(block, dtype):
             J_T = block
             continue
         if J_T is None:
@@ -173,7 +173,7 @@ def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=
     instead of recording a new tape.
     """
     y, pullback = recorded or engines.get("reverse").vjp(f, x)
-    y_shape, m, dtype = y.shape, y.size, _result_dtype(x)  # y: an ndarray or a NumPy scalar
+    y_shape, m, dtype = y.shape, y.size, result_dtype(x)  # y: an ndarray or a NumPy scalar
     limit = memory.budget(max_memory)
     room = limit - memory.check_dense(m, x.size, dtype.itemsize, limit)
     seed_bytes = getattr(pullback, "seed_elements", 0) * dtype.itemsize
@@ -188,7 +188,7 @@ def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=
     for lo, hi in batches(m, step):
         x_bar = pullback(seeds(lo, hi, y_shape, dtype))
         block = _check_derivative(x_bar, hi - lo, x.shape, "cotangent").reshape(hi - lo, x.size)
-        if J is None and hi - lo == m and _whole(block, dtype):
+        if J is None and hi - lo == m and whole_block(block, dtype):
             J = block  # one sweep: its cotangent is the Jacobian, no copy
             continue
         if J is None:
@@ -266,8 +266,14 @@ def _auto(g: "Flattened", x: np.ndarray, batch_size, max_memory):
     return prediction.mode(batch_size, max_memory), (y, pullback)
 
 
-def jacobian(f: Callable, x, mode: str = "auto", batch_size=None, *, flat: bool = False, max_memory=None):
+_NO_X = object()
+
+
+def jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *, flat: bool = False, max_memory=None):
     """The Jacobian of f at x, shape ``f(x).shape + x.shape``.
+
+    Without x, the Jacobian as a function of x (what `jit` compiles):
+    ``jl.jacobian(f, mode="auto")(x) == jl.jacobian(f, x)``.
 
     mode: "forward" (columns from JVPs), "reverse" (rows from VJPs of one tape)
     or "auto" (the order with fewer predicted FLOPs). batch_size: seeds per pass;
@@ -291,6 +297,8 @@ def jacobian(f: Callable, x, mode: str = "auto", batch_size=None, *, flat: bool 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
     _check_batch_size(batch_size)
+    if x is _NO_X:
+        return JacobianFunction(f, mode, batch_size, flat=flat, max_memory=max_memory)
     g, x_flat = prepare(f, x)
     recorded = None
     if mode == "auto":
@@ -299,10 +307,39 @@ def jacobian(f: Callable, x, mode: str = "auto", batch_size=None, *, flat: bool 
         J = columns(g, x_flat, batch_size, max_memory, recorded)
     else:
         J = rows(g, x_flat, batch_size, max_memory, recorded)
+    return finish(g, J, x_flat, flat)
+
+
+def finish(g: Flattened, J: np.ndarray, x_flat: np.ndarray, flat: bool):
+    """J (shape ``y.shape + x_flat.shape``) as the caller asked: flat, structured or as it is."""
     y_shape = J.shape[: J.ndim - x_flat.ndim]
     if flat:
         return J.reshape(int(np.prod(y_shape, dtype=np.int64)), x_flat.size)
     return g.unflatten_jacobian(J, y_shape) if g.structured else J
+
+
+class JacobianFunction:
+    """The Jacobian of f as a function of x: what jacfwd, jacrev and grad return, and `jit` compiles.
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> jl.jacrev(np.sin)
+    jacrev(sin)
+    """
+
+    _NAMES = {"forward": "jacfwd", "reverse": "jacrev", "auto": "jacobian"}
+
+    def __init__(self, f: Callable, mode: str, batch_size=None, *, flat=False, max_memory=None, scalar=False):
+        self.f, self.mode, self.batch_size, self.flat, self.max_memory = f, mode, batch_size, flat, max_memory
+        self.scalar = scalar  # grad: f must return a scalar, the result has x's structure
+
+    def __call__(self, x):
+        if self.scalar:
+            return _gradient(self.f, x)
+        return jacobian(self.f, x, self.mode, self.batch_size, flat=self.flat, max_memory=self.max_memory)
+
+    def __repr__(self) -> str:
+        name = "grad" if self.scalar else self._NAMES[self.mode]
+        return f"{name}({getattr(self.f, '__name__', repr(self.f))})"
 
 
 def jacfwd(f: Callable, *, batch_size=None, flat: bool = False, max_memory=None) -> Callable:
@@ -313,7 +350,8 @@ def jacfwd(f: Callable, *, batch_size=None, flat: bool = False, max_memory=None)
     array([[1., 0.],
            [0., 1.]])
     """
-    return lambda x: jacobian(f, x, "forward", batch_size, flat=flat, max_memory=max_memory)
+    _check_batch_size(batch_size)
+    return JacobianFunction(f, "forward", batch_size, flat=flat, max_memory=max_memory)
 
 
 def jacrev(f: Callable, *, batch_size=None, flat: bool = False, max_memory=None) -> Callable:
@@ -323,7 +361,8 @@ def jacrev(f: Callable, *, batch_size=None, flat: bool = False, max_memory=None)
     >>> jl.jacrev(lambda x: np.sum(x ** 2))(np.array([1.0, 2.0]))
     array([2., 4.])
     """
-    return lambda x: jacobian(f, x, "reverse", batch_size, flat=flat, max_memory=max_memory)
+    _check_batch_size(batch_size)
+    return JacobianFunction(f, "reverse", batch_size, flat=flat, max_memory=max_memory)
 
 
 def grad(f: Callable) -> Callable:
@@ -333,13 +372,15 @@ def grad(f: Callable) -> Callable:
     >>> jl.grad(lambda x: np.sum(np.sin(x)))(np.zeros(3))
     array([1., 1., 1.])
     """
-    def gradient(x):
-        y, pullback = vjp(f, x)
-        if np.shape(y) != ():
-            raise TypeError(f"grad requires f to return a scalar (shape ()), got shape {np.shape(y)}; "
-                            "use jacrev for vector outputs")
-        return pullback(np.ones((), dtype=np.result_type(y)))
-    return gradient
+    return JacobianFunction(f, "reverse", scalar=True)
+
+
+def _gradient(f: Callable, x):
+    y, pullback = vjp(f, x)
+    if np.shape(y) != ():
+        raise TypeError(f"grad requires f to return a scalar (shape ()), got shape {np.shape(y)}; "
+                        "use jacrev for vector outputs")
+    return pullback(np.ones((), dtype=np.result_type(y)))
 
 
 def _split_batch(value, shape, name):

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import numpy_api as api
 from .numpy_api import implements, is_traced, normalize_axis
+from .primitives import observe
 from .rules import elementwise as E
 from .rules import reductions as R
 from .rules import shape as S
@@ -76,7 +77,7 @@ def pad(array, pad_width, mode="constant", **kwargs):
 def sort(a, axis=-1, kind=None, order=None, **kwargs):
     if axis is None:
         a, axis = api.ravel(a), 0
-    order_ = np.argsort(primal(a), axis=axis, kind="stable")
+    order_ = observe(np.argsort, primal(a), axis=axis, kind="stable")
     return gather(a, np.take_along_axis(_positions(a), order_, axis))
 
 
@@ -226,7 +227,7 @@ def _matrix_norm(x, ord, axes, keepdims):
 
 # --- values only: no derivative flows through these -----------------------------
 def _on_primal(fn):
-    return lambda *args, **kwargs: fn(*(primal(a) for a in args), **{k: primal(v) for k, v in kwargs.items()})
+    return lambda *args, **kwargs: observe(fn, *(primal(a) for a in args), **{k: primal(v) for k, v in kwargs.items()})
 
 
 for _fn in (np.argsort, np.argmax, np.argmin, np.argwhere, np.nonzero, np.flatnonzero, np.count_nonzero,

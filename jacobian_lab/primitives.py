@@ -143,12 +143,34 @@ def evaluate(prim: Primitive, args, params: dict):
     """Run the NumPy implementation on plain arrays and count its cost."""
     out = prim.impl(*args, **params)
     counter = active_counter()
-    if counter is not None and prim.cost is not free:
-        cost = prim.cost
-        if type(cost) is PerElement:  # the commonest path: no calls, no argument packing
-            size, work = out.size, counter.current
-            work[0] += cost.flops * size
-            work[1] += cost.transcendentals * size
-        else:
-            counter.add(*cost(out, *args, **params))
+    if counter is None:
+        return out
+    if counter.record is not None:
+        out = counter.record(prim, args, params, out)
+    cost = prim.cost
+    if type(cost) is PerElement:  # the commonest path: no calls, no argument packing
+        size, work = out.size, counter.current
+        work[0] += cost.flops * size
+        work[1] += cost.transcendentals * size
+    elif cost is not free:
+        counter.add(*cost(out, *args, **params))
     return out
+
+
+def observe(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` for a decision that reads the numbers of traced values.
+
+    Every place where values leave the primitives for Python -- ``bool(x)``,
+    ``np.argmax(x)``, a rule choosing its route -- goes through here, so a
+    recording (`jacobian_lab.compiled`) knows what the computation depended on and
+    can check it again before replaying. The arguments are plain arrays.
+
+    >>> import numpy as np
+    >>> observe(np.argmax, np.array([1.0, 3.0, 2.0]))
+    np.int64(1)
+    """
+    result = fn(*args, **kwargs)
+    counter = active_counter()
+    if counter is not None and counter.record is not None:
+        counter.observed(fn, args, kwargs, result)
+    return result

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import numpy_api as api
-from .primitives import Primitive, apply
+from .primitives import Primitive, apply, observe
 from .rules import elementwise as E
 
 
@@ -103,7 +103,7 @@ class Tracer:
 
     def __bool__(self):
         # Control flow on a value is fine (as in eager PyTorch); only the branch taken is traced.
-        return bool(self.primal)
+        return observe(bool, self.primal)
 
     def __setitem__(self, key, value):
         raise TypeError(
@@ -194,19 +194,19 @@ class Tracer:
         return np.round(self, decimals, out)
 
     def argmax(self, axis=None, **kw):
-        return np.argmax(self.primal, axis=axis, **kw)
+        return observe(np.argmax, self.primal, axis=axis, **kw)
 
     def argmin(self, axis=None, **kw):
-        return np.argmin(self.primal, axis=axis, **kw)
+        return observe(np.argmin, self.primal, axis=axis, **kw)
 
     def argsort(self, axis=-1, **kw):
-        return np.argsort(self.primal, axis=axis, **kw)
+        return observe(np.argsort, self.primal, axis=axis, **kw)
 
     def any(self, axis=None, **kw):
-        return np.any(self.primal, axis=axis, **kw)
+        return observe(np.any, self.primal, axis=axis, **kw)
 
     def all(self, axis=None, **kw):
-        return np.all(self.primal, axis=axis, **kw)
+        return observe(np.all, self.primal, axis=axis, **kw)
 
     def conj(self):
         return self

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..primitives import Primitive, register
+from ..primitives import Primitive, observe, register
 from . import elementwise as E
 from . import shape as S
 
@@ -74,7 +74,7 @@ def _prod_weights(out, x, axis):
     """prod of all other elements of each slice, exact when zeros are present."""
     kept = S.reshape(out, _kept_shape(np.shape(x), axis))
     zeros = E.equal(x, 0.0)
-    if not np.any(zeros):
+    if not observe(np.any, zeros):  # the route depends on values: see `reads_values`
         return E.divide(kept, x)
     x_safe = E.where(zeros, 1.0, x)
     p_safe = prod(x_safe, axis=axis, keepdims=True)

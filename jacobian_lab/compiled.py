@@ -1,0 +1,360 @@
+"""`jit`: compile a Jacobian function into a straight-line NumPy program and replay it.
+
+The first call at a given input shape computes the Jacobian as usual while a
+`staging.Recorder` writes down every primitive it evaluated. From that record
+`Program` keeps only the work that depends on x and reaches the Jacobian:
+
+* work on constants alone is done once (constant folding): in forward mode,
+  the one-hot seeds pushed through ``W @ x`` give ``W`` itself, so replaying
+  ``tanh(W @ x + b)`` costs n² flops, not a 2n³ seed-block product;
+* work the Jacobian never reads is dropped (the primal output of a gradient);
+* f is evaluated once, not once per pass.
+
+It is emitted as the source of one Python function (`Program.source`), which
+runs the primitives' NumPy implementations with no tracing, dispatch or
+counting. With mode "auto" both orders are compiled and the one whose
+program does fewer FLOPs is kept.
+
+Like ``jax.jit``, this assumes f is a function of x alone: arrays it closes
+over are read when it is compiled, and randomness or other outside state is
+frozen. Decisions f takes on the values of x are checked on every call (see
+`staging`): when one comes out differently, the Jacobian is recomputed and
+recompiled for the new values, never replayed wrongly.
+"""
+from __future__ import annotations
+
+import keyword
+import math
+import warnings
+
+import numpy as np
+
+from . import engines
+from .jacobian import JacobianFunction, columns, finish, prepare, result_dtype, rows, whole_block
+from .accounting import PHASES, Cost, Counter, active_counter, counting
+from .memory import MemoryBudgetError
+from .staging import INPUT, NotReplayable, Recorder
+
+# Values computed from constants alone are kept in the program up to this many
+# bytes in total; beyond it they are recomputed on each call, so a program never
+# holds much more memory than one eager computation's working set.
+FOLD_BYTES = 32 << 20
+
+
+def jit(fun: JacobianFunction) -> "Jitted":
+    """Compile a Jacobian function (like ``jax.jit(jax.jacrev(f))``).
+
+    `fun` is what ``jl.jacfwd(f)``, ``jl.jacrev(f)``, ``jl.grad(f)`` or
+    ``jl.jacobian(f, mode=...)`` (without x) return. The result takes x and
+    returns the same Jacobian as `fun`; after the first call at a shape it
+    replays a compiled program. f must depend on x alone (no randomness,
+    no mutated globals), as for ``jax.jit``.
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> W = np.arange(6.0).reshape(3, 2)
+    >>> jac = jl.jit(jl.jacobian(lambda x: np.tanh(W @ x)))
+    >>> bool(np.allclose(jac(np.zeros(2)), W))
+    True
+    >>> jac.program(np.zeros(2)).mode
+    'forward'
+    """
+    if not isinstance(fun, JacobianFunction):
+        raise TypeError(
+            f"jl.jit compiles Jacobian functions, got {type(fun).__name__}; pass jl.jacrev(f), "
+            "jl.jacfwd(f), jl.grad(f) or jl.jacobian(f, mode=...) (without x)"
+        )
+    return Jitted(fun)
+
+
+class Jitted:
+    """A compiled Jacobian function: one `Program` per input structure, shape and dtype.
+
+    `compiles` counts the programs built: a function whose branches follow the
+    values of x recompiles whenever a call takes another branch.
+    """
+
+    def __init__(self, fun: JacobianFunction):
+        self.fun = fun
+        self.compiles = 0  # programs built so far: one per input shape, plus one per failed guard
+        self._programs: dict = {}  # key -> Program, or the NotReplayable that prevents one
+
+    def __repr__(self) -> str:
+        return f"jit({self.fun!r})"
+
+    def __call__(self, x):
+        g, x_flat = prepare(self.fun.f, x)
+        key = (g.in_def, x_flat.shape, x_flat.dtype.char)
+        program = self._programs.get(key)
+        if isinstance(program, NotReplayable):
+            return self.fun(x)
+        J = None if program is None else program(x_flat)
+        if J is None:  # first call at this key, or a guard found other values
+            program, J = self._compile(g, x_flat, key)
+            if program is None:
+                return self.fun(x)
+        g.out_def = program.out_def
+        return finish(g, J, x_flat, self.fun.flat)
+
+    def program(self, x) -> "Program":
+        """The program a call at x replays, compiling it if needed."""
+        g, x_flat = prepare(self.fun.f, x)
+        key = (g.in_def, x_flat.shape, x_flat.dtype.char)
+        program = self._programs.get(key)
+        if program is None or (isinstance(program, Program) and program(x_flat) is None):
+            program, _ = self._compile(g, x_flat, key)
+        if not isinstance(program, Program):
+            raise self._programs[key]
+        return program
+
+    def _compile(self, g, x, key):
+        self.compiles += 1
+        try:
+            program, J = compile_jacobian(self.fun, g, x)
+        except NotReplayable as reason:
+            warnings.warn(f"jit: the Jacobian of {getattr(self.fun.f, '__name__', 'f')} is computed without "
+                          f"compiling, because {reason}", stacklevel=3)
+            self._programs[key] = reason
+            return None, None
+        self._programs[key] = program
+        return program, J
+
+
+def compile_jacobian(fun, g, x):
+    """(program, J at x): J computed eagerly while it is recorded, and the cheapest program."""
+    x = x.copy()  # f may close over the very array passed as x: that one must stay a constant
+    recorder = Recorder(x)
+    modes = ("forward", "reverse") if fun.mode == "auto" else (fun.mode,)
+    results, error = {}, None
+    with counting(recorder):
+        y, pullback = engines.get("reverse").vjp(g, x)
+        if fun.scalar and np.shape(y) != ():
+            raise TypeError(f"grad requires f to return a scalar (shape ()), got shape {np.shape(y)}; "
+                            "use jacrev for vector outputs")
+        for mode in modes:
+            recorder.segment = mode
+            build = columns if mode == "forward" else rows
+            try:
+                results[mode] = build(g, x, fun.batch_size, fun.max_memory, (y, _capturing(pullback, recorder)))
+            except MemoryBudgetError as e:  # auto: the other order may fit
+                error = e
+    if not results:
+        raise error
+    programs = [Program(recorder, mode, np.shape(y), x, g.out_def) for mode in results]
+    best = min(programs, key=lambda p: (p.cost.total(), len(p.equations)))
+    J = results[best.mode]
+    return best, (J if best.fresh else J.copy())  # J may be a block the program keeps
+
+
+def _capturing(pullback, recorder):
+    """`pullback` (and its `push`) with each pass's derivative block marked as an output."""
+    def sweep(g):
+        ct = pullback(g)
+        recorder.output(ct, len(g))
+        return ct
+
+    def push(tangents, max_bytes=None):
+        try:
+            y, t = pullback.push(tangents, max_bytes)
+        except MemoryBudgetError:
+            recorder.outputs.pop(recorder.segment, None)  # the harness restarts with smaller passes
+            raise
+        recorder.output(t, len(tangents))
+        return y, t
+
+    sweep.seed_elements = getattr(pullback, "seed_elements", 0)
+    sweep.widest = getattr(pullback, "widest", 0)
+    sweep.push = push
+    return sweep
+
+
+class Program:
+    """The part of a recorded Jacobian computation that depends on x, as one Python function.
+
+    Attributes: `mode` ("forward" or "reverse"), `source` (the generated code),
+    `equations` (the recorded equations it runs), `cost` (the `Cost` of one
+    replay, also by phase in `costs`), `constant_bytes` (what it keeps from
+    compile time), `guards` (checks of values f branched on).
+    """
+
+    def __init__(self, recorder: Recorder, mode: str, y_shape, x, out_def):
+        self.mode, self.y_shape, self.x_shape, self.out_def = mode, tuple(y_shape), x.shape, out_def
+        self.dtype = result_dtype(x)
+        blocks = recorder.outputs.get(mode, [])
+        self.seeds = [k for _, _, k in blocks]
+        segments = (None, mode)
+        eqs = recorder.equations
+        guards = [i for i, eq in enumerate(eqs) if eq.guard and eq.segment in segments]
+        observations = [o for o in recorder.observations if o.segment in segments]
+        roots = [r for _, r, _ in blocks] + guards + [r for o in observations for r in o.refs]
+        run = _needed(eqs, roots)
+        self.equations = [eqs[i] for i in run]
+        self.guards = len(guards) + len(observations)
+        self.costs = _costs(self.equations)
+        self.cost = sum(self.costs.values(), Cost())
+        code = _Code(eqs, set(run))
+        self.source = code.emit(run, set(guards), observations, blocks)
+        self.fresh = all(r in code.running for _, r, _ in blocks)  # else a block is a constant it keeps
+        self.constant_bytes = code.constant_bytes
+        self._run = code.function()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray | None:
+        """The Jacobian at x, shape ``y_shape + x.shape``; None when a guard fails."""
+        blocks = self._run(x)
+        if blocks is None:
+            return None
+        counter = active_counter()
+        if counter is not None:
+            counter.merge(self._counter())
+        return self._assemble(blocks, x.size)
+
+    def _assemble(self, blocks, n):
+        m = math.prod(self.y_shape)
+        width = n if self.mode == "reverse" else m
+        mats = [np.reshape(b, (k, width)) for b, k in zip(blocks, self.seeds)]
+        if len(mats) == 1 and self.fresh and whole_block(mats[0], self.dtype):
+            M = mats[0]
+        else:  # several passes, or a block the program keeps: a fresh array the caller owns
+            M = np.concatenate(mats) if mats else np.zeros((0, width), dtype=self.dtype)
+        M = M.astype(self.dtype, copy=False)
+        return (M if self.mode == "reverse" else M.T).reshape(self.y_shape + self.x_shape)
+
+    def _counter(self) -> Counter:
+        counter = Counter()
+        for phase, cost in self.costs.items():
+            counter.phase = phase
+            counter.add(cost.flops, cost.transcendentals)
+        for k in self.seeds:
+            counter.count_pass(k)
+        return counter
+
+
+def _needed(eqs, roots) -> list[int]:
+    """Indices of the equations a replay runs, in order: what the roots read, constants folded."""
+    want = bytearray(len(eqs))
+    for r in roots:
+        if r is not None and r >= 0:
+            want[r] = 1
+    room, run = FOLD_BYTES, []
+    for i in range(len(eqs) - 1, -1, -1):
+        eq = eqs[i]
+        if not want[i]:
+            continue
+        nbytes = np.asarray(eq.out).nbytes
+        if not eq.dynamic and nbytes <= room:  # folded: the program keeps the value
+            room -= nbytes
+            want[i] = 0
+            continue
+        run.append(i)
+        for r in eq.refs:
+            if r is not None and r >= 0:
+                want[r] = 1
+    return run[::-1]
+
+
+def _costs(equations) -> dict[str, Cost]:
+    totals = {phase: [0, 0] for phase in PHASES}
+    for eq in equations:
+        flops, transcendentals = eq.prim.cost(eq.out, *eq.args, **eq.params)
+        totals[eq.phase][0] += flops
+        totals[eq.phase][1] += transcendentals
+    return {phase: Cost(*work) for phase, work in totals.items()}
+
+
+class _Code:
+    """Writes the program's source: one line per equation, guards checked as soon as computed."""
+
+    def __init__(self, eqs, running: set):
+        self.eqs, self.running = eqs, running
+        self.namespace = {"same": same}
+        self._constants: dict[int, str] = {}
+        self.constant_bytes = 0
+
+    def function(self):
+        exec(compile(self.source, "<jacobian_lab.compiled>", "exec"), self.namespace)
+        return self.namespace["program"]
+
+    def emit(self, run, guards, observations, blocks) -> str:
+        checks: dict[int, list] = {}
+        for o in observations:  # checked right after the last value it reads
+            checks.setdefault(max(r for r in o.refs if r is not None), []).append(o)
+        last_use = self._last_use(run, observations, blocks)
+        lines = ["def program(x):"]
+        lines += [self._check(o) for o in checks.get(INPUT, ())]
+        for i in run:
+            eq = self.eqs[i]
+            args = [self._operand(a, r) for a, r in zip(eq.args, eq.refs)]
+            if eq.params:
+                self.namespace[f"p{i}"] = eq.params
+                args.append(f"**p{i}")
+            lines.append(f"    v{i} = {self._function(eq.prim)}({', '.join(args)})  # {eq.phase}")
+            if i in guards:
+                lines.append(f"    if not same(v{i}, {self._constant(eq.out)}):\n        return None")
+            lines += [self._check(o) for o in checks.get(i, ())]
+            dead = [f"v{j}" for j in last_use.get(i, ())]
+            if dead:
+                lines.append(f"    del {', '.join(dead)}")
+        outputs = [self._operand(value, ref) for value, ref, _ in blocks]
+        lines.append(f"    return [{', '.join(outputs)}]")
+        self.source = "\n".join(lines) + "\n"
+        return self.source
+
+    def _last_use(self, run, observations, blocks) -> dict[int, list]:
+        """line -> values no later line reads (outputs stay)."""
+        last = {}
+        for i in run:
+            for r in self.eqs[i].refs:
+                if r in self.running:
+                    last[r] = i
+            last.setdefault(i, i)
+        for o in observations:
+            for r in o.refs:
+                if r in self.running:
+                    last[r] = max(last[r], max(q for q in o.refs if q is not None))
+        for _, r, _ in blocks:
+            last.pop(r, None)
+        dead: dict[int, list] = {}
+        for value, line in last.items():
+            dead.setdefault(line, []).append(value)
+        return dead
+
+    def _check(self, o) -> str:
+        name = f"observe{len(self.namespace)}"
+        self.namespace[name] = o.fn
+        args = [self._operand(a, r) for a, r in zip(o.args, o.refs)]
+        if o.kwargs:
+            self.namespace[f"{name}_kw"] = o.kwargs
+            args.append(f"**{name}_kw")
+        return f"    if not same({name}({', '.join(args)}), {self._constant(o.result)}):\n        return None"
+
+    def _operand(self, value, ref) -> str:
+        if ref == INPUT:
+            return "x"
+        if ref is not None and ref in self.running:
+            return f"v{ref}"
+        return self._constant(value)
+
+    def _constant(self, value) -> str:
+        if type(value) in (int, bool, type(None)) or (type(value) is float and math.isfinite(value)):
+            return repr(value)
+        name = self._constants.get(id(value))
+        if name is None:
+            name = self._constants[id(value)] = f"c{len(self._constants)}"
+            self.namespace[name] = value
+            self.constant_bytes += getattr(value, "nbytes", 0)
+        return name
+
+    def _function(self, prim) -> str:
+        name = prim.name
+        if not name.isidentifier() or keyword.iskeyword(name) or name in ("x", "same", "program"):
+            name = f"op_{len(self.namespace)}"
+        self.namespace[name] = prim.impl  # registered names are unique
+        return name
+
+
+def same(a, b) -> bool:
+    """Whether a recomputed guard value equals the recorded one exactly (NaN equals NaN)."""
+    if isinstance(b, tuple):
+        return isinstance(a, tuple) and len(a) == len(b) and all(map(same, a, b))
+    a, b = np.asarray(a), np.asarray(b)
+    return (a.shape == b.shape and a.dtype == b.dtype
+            and bool(np.array_equal(a, b, equal_nan=b.dtype.kind in "fc")))

@@ -1,0 +1,312 @@
+"""jl.jit: compiled Jacobians replay exactly what eager mode computes, at any x.
+
+References are the eager engines (themselves checked against finite
+differences elsewhere) evaluated at the *new* point, so a value baked into a
+program at compile time shows up as a wrong Jacobian.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from helpers import assert_close
+from hypothesis import given
+from hypothesis import strategies as st
+from test_prediction import SMALL
+from test_properties import SETTINGS, programs
+from test_rules import CASES, EXAMPLES
+
+import jacobian_lab as jl
+from jacobian_lab import compiled
+from jacobian_lab import problems
+from jacobian_lab.accounting import counting
+from jacobian_lab.primitives import REGISTRY
+from jacobian_lab.staging import NotReplayable, Recorder
+
+
+def _moved(x, seed=0, scale=1e-3):
+    """x nudged by a relative `scale`: every derivative moves, no branch or domain changes."""
+    rng = np.random.default_rng(seed)
+    return x + scale * (1.0 + np.abs(x)) * rng.uniform(-1.0, 1.0, np.shape(x))
+
+
+def _small(name):
+    return problems.get(name, **SMALL[name])
+
+
+def _eager(fun, x):
+    return jl.jacobian(fun.f, x, fun.mode, fun.batch_size, flat=fun.flat)
+
+
+def _operands_of(name, i):
+    """f(v) applying primitive `name` to example i, its differentiable operands packed in v."""
+    prim, e = REGISTRY[name], EXAMPLES[name][i]
+    shapes = [a.shape for a, d in zip(e.args, e.diff) if d]
+    sizes = [int(np.prod(s)) for s in shapes]
+
+    def f(v):
+        parts, lo = iter([]), 0
+        pieces = []
+        for shape, size in zip(shapes, sizes):
+            pieces.append(np.reshape(v[lo:lo + size], shape))
+            lo += size
+        parts = iter(pieces)
+        return prim(*[next(parts) if d else a for a, d in zip(e.args, e.diff)], **e.params)
+
+    x = np.concatenate([np.ravel(a) for a, d in zip(e.args, e.diff) if d])
+    return f, x
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("name, i", CASES)
+def test_every_rule_replays_correctly_at_another_point(name, i, mode):
+    f, x = _operands_of(name, i)
+    fun = jl.jacfwd(f) if mode == "forward" else jl.jacrev(f)
+    jitted = jl.jit(fun)
+    with np.errstate(all="ignore"):
+        assert_close(jitted(x), _eager(fun, x), 1e-12, "at the compile point")
+        for seed in (1, 2):
+            x2 = _moved(x, seed)
+            assert_close(jitted(x2), _eager(fun, x2), 1e-12, f"replayed at another point ({seed})")
+    # Only a rule that chooses its route by values may need another program.
+    assert jitted.compiles == 1 or REGISTRY[name].reads_values
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+@pytest.mark.parametrize("name", problems.names())
+def test_problems_replay_like_eager(name, mode):
+    p = _small(name)
+    fun = jl.jacobian(p.f, mode=mode)
+    jitted = jl.jit(fun)
+    for x in (p.x, _moved(p.x, 1), _moved(p.x, 2, scale=0.05)):
+        assert_close(jitted(x), jl.jacobian(p.f, x, mode), 1e-12, f"{name} {mode}")
+    assert jitted.compiles == 1
+
+
+@pytest.mark.parametrize("name", problems.names())
+def test_auto_keeps_the_cheaper_compiled_order(name):
+    p = _small(name)
+    costs = {mode: jl.jit(jl.jacobian(p.f, mode=mode)).program(p.x).cost.total() for mode in ("forward", "reverse")}
+    program = jl.jit(jl.jacobian(p.f)).program(p.x)
+    assert program.cost.total() == min(costs.values())
+    assert costs[program.mode] == min(costs.values())
+
+
+def test_dense_layer_forward_program_does_m_n_work():
+    """tanh(W x + b), W m x n: the seeds pushed through W x give W, a constant, so the
+    program is the primal plus tanh' = 1 - y**2 scaling W's rows: by the FLOP conventions
+    matmul 2mn, add m, tanh m transcendentals; square m, subtract m, multiply m*n."""
+    m, n = 7, 5
+    rng = np.random.default_rng(0)
+    W, b = rng.normal(size=(m, n)), rng.normal(size=m)
+    program = jl.jit(jl.jacfwd(lambda x: np.tanh(W @ x + b))).program(np.zeros(n))
+    assert program.costs["primal"] == jl.Cost(2 * m * n + m, m)
+    assert program.costs["tangent"] == jl.Cost(m + m + m * n, 0)
+    assert program.cost == jl.Cost(3 * m * n + 3 * m, m)
+
+
+def test_gradient_program_drops_the_primal_output():
+    """sum(sin(exp(x**2))): the gradient never reads sin or the sum, so neither runs.
+    Per element: x**2 (1 flop), exp (1 transcendental); then the sweep: cos (1 transcendental),
+    seed * cos, * exp (sin' and exp'), 2 * x and the product (square'): 4 flops."""
+    n = 50
+    program = jl.jit(jl.grad(lambda x: np.sum(np.sin(np.exp(x ** 2))))).program(np.linspace(-1, 1, n))
+    assert program.cost == jl.Cost(5 * n, 2 * n)
+    assert "sin(" not in program.source and "sum(" not in program.source
+
+
+def test_counting_a_replay_adds_the_program_cost_and_passes():
+    p = problems.get("curve", n=4, m=30)
+    jitted = jl.jit(jl.jacfwd(p.f, batch_size=3))
+    program = jitted.program(p.x)
+    with counting() as c:
+        J = jitted(p.x)
+    assert c.total() == program.cost
+    assert c.costs() == program.costs
+    assert (c.passes, c.batch_size) == (2, 3) == (len(program.seeds), max(program.seeds))
+    assert_close(J, jl.jacfwd(p.f)(p.x), 1e-12)
+
+
+def test_folding_is_bounded_by_fold_bytes(monkeypatch):
+    """Without room for constants, work on constants alone runs on every call (here the
+    seed block through W x: 2 m n^2 flops) and the Jacobian is the same."""
+    m, n = 6, 4
+    W = np.random.default_rng(1).normal(size=(m, n))
+    fun = jl.jacfwd(lambda x: np.tanh(W @ x))
+    folded = jl.jit(fun).program(np.ones(n))
+    monkeypatch.setattr(compiled, "FOLD_BYTES", 0)
+    unfolded_jit = jl.jit(fun)
+    unfolded = unfolded_jit.program(np.ones(n))
+    assert unfolded.cost.flops - folded.cost.flops == 2 * m * n * n
+    assert unfolded.constant_bytes < folded.constant_bytes
+    x2 = _moved(np.ones(n), 3, 0.1)
+    assert_close(unfolded_jit(x2), fun(x2), 1e-12)
+
+
+# --- values f branches on ----------------------------------------------------------
+def _where(x):
+    return np.where(x > 0, x ** 2, -x)
+
+
+def _branch_on_comparison(x):
+    return np.sin(x) if x[0] > 0.3 else np.cos(x) * 2.0
+
+
+def _branch_on_truth(x):
+    return x * 2.0 if x[0] - 0.25 else x ** 3  # bool() of a traced value
+
+
+def _gather_at_argmax(x):
+    return x * x[np.argmax(x)]
+
+
+def _sorted(x):
+    return np.sort(x) * np.arange(1.0, x.size + 1)
+
+
+def _masked(x):
+    return np.sum(x[x > 0] ** 2) * np.ones(2)
+
+
+def _prod(x):
+    return np.prod(x, keepdims=True)
+
+
+BRANCHING = [_where, _branch_on_comparison, _branch_on_truth, _gather_at_argmax, _sorted, _masked, _prod]
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("f", BRANCHING, ids=lambda f: f.__name__)
+def test_a_decision_on_values_recompiles_instead_of_replaying_wrongly(f, mode):
+    x = np.array([0.5, -1.0, 2.0, -0.3])
+    other = np.array([0.25, 3.0, -2.0, 0.0])  # every decision above comes out differently
+    fun = jl.jacobian(f, mode=mode)
+    jitted = jl.jit(fun)
+    assert_close(jitted(x), _eager(fun, x), 1e-12)
+    assert_close(jitted(other), _eager(fun, other), 1e-12)
+    assert jitted.compiles == 2
+    nudged = other * np.array([1.0, 1.001, 1.002, 1.003])  # the same decisions: the new program replays
+    assert_close(jitted(nudged), _eager(fun, nudged), 1e-12)
+    assert jitted.compiles == 2
+
+
+def test_a_max_moving_elsewhere_is_recomputed_not_guarded():
+    """max's rule finds the maximal element with primitives, so a replay follows it."""
+    jitted = jl.jit(jl.jacrev(lambda x: np.max(x) * x))
+    x, other = np.array([3.0, 1.0, 2.0]), np.array([1.0, 2.0, 5.0])
+    jitted(x)
+    assert_close(jitted(other), jl.jacrev(lambda x: np.max(x) * x)(other), 1e-12)
+    assert jitted.compiles == 1
+
+
+def test_an_array_f_closes_over_stays_a_constant_even_when_passed_as_x():
+    X = np.array([1.0, 2.0, 3.0])
+    jitted = jl.jit(jl.jacrev(lambda v: v * X))
+    jitted(X)
+    np.testing.assert_array_equal(jitted(2 * X), np.diag(X))
+
+
+# --- interface ---------------------------------------------------------------------
+def test_structured_inputs_and_outputs_and_flat():
+    def f(p):
+        return {"s": np.sum(p["a"] * p["b"]), "v": np.sin(p["a"])}
+
+    x = {"a": np.array([0.1, 0.2]), "b": np.array([1.0, 2.0])}
+    J, eager = jl.jit(jl.jacobian(f))(x), jl.jacobian(f, x)
+    for out in ("s", "v"):
+        for arg in ("a", "b"):
+            assert_close(J[out][arg], eager[out][arg], 1e-14)
+    flat = jl.jit(jl.jacobian(f, flat=True))
+    assert_close(flat(x), jl.jacobian(f, x, flat=True), 1e-14)
+
+
+def test_grad_and_its_error_for_vector_outputs():
+    x = np.array([0.3, -0.2, 0.9])
+    g = jl.jit(jl.grad(lambda v: np.sum(np.exp(v) * v)))
+    for point in (x, 2 * x):
+        assert_close(g(point), jl.grad(lambda v: np.sum(np.exp(v) * v))(point), 1e-14)
+    with pytest.raises(TypeError, match="grad requires f to return a scalar"):
+        jl.jit(jl.grad(np.sin))(x)
+
+
+def test_float32_inputs_give_float32_jacobians():
+    x = np.linspace(0.1, 1.0, 4, dtype=np.float32)
+    J = jl.jit(jl.jacfwd(np.tanh))(x)
+    assert J.dtype == np.float32
+    assert_close(J, jl.jacfwd(np.tanh)(x), 1e-6)
+
+
+def test_a_new_shape_compiles_a_new_program():
+    jitted = jl.jit(jl.jacrev(lambda x: np.cumsum(x) ** 2))
+    for n in (3, 5, 3):
+        x = np.linspace(0.1, 1.0, n)
+        assert_close(jitted(x), jl.jacrev(lambda x: np.cumsum(x) ** 2)(x), 1e-14)
+    assert jitted.compiles == 2
+
+
+def test_the_caller_owns_the_result_even_when_the_jacobian_is_constant():
+    A = np.arange(6.0).reshape(2, 3)
+    for fun in (jl.jacfwd(lambda x: A @ x), jl.jacrev(lambda x: A @ x)):
+        jitted = jl.jit(fun)
+        jitted(np.ones(3))[...] = 0.0
+        np.testing.assert_array_equal(jitted(np.ones(3)), A)
+
+
+def test_only_jacobian_functions_can_be_compiled():
+    with pytest.raises(TypeError, match=r"jl.jit compiles Jacobian functions, got function; pass jl.jacrev\(f\)"):
+        jl.jit(lambda x: np.sin(x))
+
+
+def test_program_source_and_repr():
+    jitted = jl.jit(jl.jacrev(np.sin))
+    assert repr(jitted) == "jit(jacrev(sin))"
+    program = jitted.program(np.zeros(3))
+    assert program.mode == "reverse" and program.source.startswith("def program(x):")
+    assert "cos(x)" in program.source
+
+
+def test_what_cannot_be_replayed_is_computed_eagerly_with_a_warning(monkeypatch):
+    def refuse(fun, g, x):
+        raise NotReplayable("of a reason given here")
+
+    monkeypatch.setattr(compiled, "compile_jacobian", refuse)
+    jitted = jl.jit(jl.jacrev(np.exp))
+    x = np.array([0.0, 1.0])
+    with pytest.warns(UserWarning, match="computed without compiling, because of a reason given here"):
+        J = jitted(x)
+    np.testing.assert_array_equal(J, np.diag(np.exp(x)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once per shape
+        np.testing.assert_array_equal(jitted(2 * x), np.diag(np.exp(2 * x)))
+    with pytest.raises(NotReplayable):
+        jitted.program(x)
+
+
+def test_a_parameter_computed_from_x_cannot_be_recorded():
+    x = np.array([0.0, 1.0])
+    recorder = Recorder(x)
+    with pytest.raises(NotReplayable, match="took a parameter computed from x"):
+        recorder.record(REGISTRY["take"], (np.ones(2),), {"indices": x, "axis": 0}, np.ones(2))
+
+
+@SETTINGS
+@given(programs(), st.integers(0, 2 ** 32 - 1))
+def test_random_programs_replay_like_eager(program, seed):
+    f, x, batch_size = program
+    jitted = jl.jit(jl.jacobian(f, batch_size=batch_size))
+    for point in (x, _moved(x, seed)):
+        expected = jl.jacobian(f, point, batch_size=batch_size)
+        scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+        np.testing.assert_allclose(jitted(point), expected, rtol=1e-10, atol=1e-10 * scale, err_msg=f.__name__)
+
+
+def test_a_zero_dimensional_comparison_inside_a_rule_is_tracked():
+    """max's rule compares 0-d values, which NumPy answers with its shared bool objects."""
+    f = lambda x: np.max(x) * x  # noqa: E731
+    jitted = jl.jit(jl.jacrev(f))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # compiled, not computed eagerly
+        for point in (2.0, -3.0):
+            assert_close(jitted(np.array(point)), jl.jacrev(f)(np.array(point)), 1e-14)
+    assert jitted.compiles == 1
