@@ -4,8 +4,9 @@ The first call at a given input shape computes the Jacobian as usual while a
 `staging.Recorder` writes down every primitive it evaluated. From that record
 `Program` keeps only the work that depends on x and reaches the Jacobian:
 
-* work on constants alone is done once (constant folding): in forward mode,
-  the one-hot seeds pushed through ``W @ x`` give ``W`` itself, so replaying
+* work on constants alone is done once (constant folding, up to
+  `staging.FOLD_BYTES`): in forward mode, the one-hot seeds pushed through
+  ``W @ x`` give ``W`` itself, so replaying
   ``tanh(W @ x + b)`` costs n² flops, not a 2n³ seed-block product;
 * work the Jacobian never reads is dropped (the primal output of a gradient);
 * f is evaluated once, not once per pass.
@@ -34,11 +35,6 @@ from .jacobian import JacobianFunction, columns, finish, prepare, result_dtype, 
 from .accounting import PHASES, Cost, Counter, active_counter, counting
 from .memory import MemoryBudgetError
 from .staging import INPUT, NotReplayable, Recorder
-
-# Values computed from constants alone are kept in the program up to this many
-# bytes in total; beyond it they are recomputed on each call, so a program never
-# holds much more memory than one eager computation's working set.
-FOLD_BYTES = 32 << 20
 
 
 def jit(fun: JacobianFunction) -> "Jitted":
@@ -196,6 +192,7 @@ class Program:
         self.fresh = all(r in code.running for _, r, _ in blocks)  # else a block is a constant it keeps
         self.constant_bytes = code.constant_bytes
         self._run = code.function()
+        self._work = self._counter()  # what counting a replay adds: known in advance
 
     def __call__(self, x: np.ndarray) -> np.ndarray | None:
         """The Jacobian at x, shape ``y_shape + x.shape``; None when a guard fails."""
@@ -204,7 +201,7 @@ class Program:
             return None
         counter = active_counter()
         if counter is not None:
-            counter.merge(self._counter())
+            counter.merge(self._work)
         return self._assemble(blocks, x.size)
 
     def _assemble(self, blocks, n):
@@ -229,32 +226,26 @@ class Program:
 
 
 def _needed(eqs, roots) -> list[int]:
-    """Indices of the equations a replay runs, in order: what the roots read, constants folded."""
+    """Indices of the equations a replay runs, in order: the dynamic ones the roots read."""
     want = bytearray(len(eqs))
     for r in roots:
         if r is not None and r >= 0:
             want[r] = 1
-    room, run = FOLD_BYTES, []
+    run = []
     for i in range(len(eqs) - 1, -1, -1):
         eq = eqs[i]
-        if not want[i]:
-            continue
-        nbytes = np.asarray(eq.out).nbytes
-        if not eq.dynamic and nbytes <= room:  # folded: the program keeps the value
-            room -= nbytes
-            want[i] = 0
-            continue
-        run.append(i)
-        for r in eq.refs:
-            if r is not None and r >= 0:
-                want[r] = 1
+        if want[i] and eq.dynamic:  # else unread, or a constant the program keeps
+            run.append(i)
+            for r in eq.refs:
+                if r is not None and r >= 0:
+                    want[r] = 1
     return run[::-1]
 
 
 def _costs(equations) -> dict[str, Cost]:
     totals = {phase: [0, 0] for phase in PHASES}
     for eq in equations:
-        flops, transcendentals = eq.prim.cost(eq.out, *eq.args, **eq.params)
+        flops, transcendentals = eq.cost
         totals[eq.phase][0] += flops
         totals[eq.phase][1] += transcendentals
     return {phase: Cost(*work) for phase, work in totals.items()}
@@ -267,7 +258,7 @@ class _Code:
         self.eqs, self.running = eqs, running
         self.namespace = {"same": same}
         self._constants: dict[int, str] = {}
-        self.constant_bytes = 0
+        self._memory: dict[int, int] = {}  # id of each constant's underlying array -> its bytes
 
     def function(self):
         exec(compile(self.source, "<jacobian_lab.compiled>", "exec"), self.namespace)
@@ -340,8 +331,14 @@ class _Code:
         if name is None:
             name = self._constants[id(value)] = f"c{len(self._constants)}"
             self.namespace[name] = value
-            self.constant_bytes += getattr(value, "nbytes", 0)
+            while isinstance(getattr(value, "base", None), np.ndarray):  # a view: count its array, once
+                value = value.base
+            self._memory[id(value)] = getattr(value, "nbytes", 0)
         return name
+
+    @property
+    def constant_bytes(self) -> int:
+        return sum(self._memory.values())
 
     def _function(self, prim) -> str:
         name = prim.name

@@ -3,12 +3,16 @@
 Computing a Jacobian once under a `Recorder` yields its whole computation as
 a list of `Equation`s -- the primal pass, the staged rules, every seed pass --
 each naming which of its operands came from x (directly or through earlier
-equations). `jacobian_lab.compiled` turns that list into a program it can replay
-on another x. Operands are told apart by identity: the recorder keeps every
-value it indexed alive, so no two of them share an `id` while it records.
+equations). `jacobian_lab.compiled` turns that list into a program it can
+replay on another x. Values computed from constants alone (seeds, weights)
+are recorded too, so a program can keep them as constants or, when large,
+recompute them.
 
-Values computed from constants alone (seeds, weights) are recorded too, so a
-replay can either keep them as constants or, when large, recompute them.
+Operands are told apart by identity. A value computed from x is not kept (the
+replay recomputes it): the recorder watches it with a weak reference and
+forgets its `id` when it dies, so no later array can be mistaken for it, and
+recording takes no more memory than the computation itself. Constants are
+kept, since a program may use them.
 
 A replay is only sound if nothing else about x steered the computation, so
 the recorder also keeps *guards*: the values Python read to decide something
@@ -19,11 +23,18 @@ each guard first and gives up if one differs.
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from .accounting import PRIMAL, Counter
 
 INPUT = -1  # the reference of x itself
+# Values computed from constants alone are kept, for a program to use as constants,
+# up to this many bytes per segment; larger ones are recomputed on each replay like
+# values computed from x, so neither recording nor a program holds much more memory
+# than one eager computation.
+FOLD_BYTES = 32 << 20
 
 
 class NotReplayable(Exception):
@@ -31,16 +42,22 @@ class NotReplayable(Exception):
 
 
 class Equation:
-    """One primitive evaluation: ``out = prim(*args, **params)``, with refs naming traced operands."""
+    """One primitive evaluation ``out = prim(*args, **params)``; refs name the recorded operands.
 
-    __slots__ = ("prim", "args", "params", "refs", "out", "phase", "segment", "dynamic", "guard")
+    A `dynamic` equation is recomputed on each replay: it depends on x, or its
+    output is a constant too large to keep. Its recomputed operands and its
+    output are not kept: `args` holds None in their place and `out` is None,
+    except for a guard, whose output a replay must reproduce.
+    """
 
-    def __init__(self, prim, args, params, refs, out, phase, segment, dynamic):
-        self.prim, self.args, self.params, self.refs, self.out = prim, tuple(args), params, refs, out
-        self.phase, self.segment = phase, segment
-        self.dynamic = dynamic  # depends on x: recomputed on a replay (else a constant, or recomputed if large)
+    __slots__ = ("prim", "args", "params", "refs", "out", "cost", "phase", "segment", "dynamic", "guard",
+                 "_watch")
+
+    def __init__(self, prim, args, params, refs, out, cost, phase, segment, dynamic):
+        self.prim, self.args, self.params, self.refs, self.out = prim, args, params, refs, out
+        self.cost, self.phase, self.segment, self.dynamic = cost, phase, segment, dynamic
         # f's own code gets a non-differentiable result as a plain array and may branch on it.
-        self.guard = self.dynamic and not prim.differentiable and phase == PRIMAL
+        self.guard = dynamic and not prim.differentiable and phase == PRIMAL
 
 
 class Observation:
@@ -67,9 +84,9 @@ class Recorder(Counter):
         self.observations: list[Observation] = []
         self.outputs: dict = {}
         self.segment = None
-        # id -> equation index (INPUT for x) of every value recorded; all kept alive in `equations`.
-        self._index = {id(x): INPUT}
+        self._index = {id(x): INPUT}  # id -> equation index (INPUT for x) of every live recorded value
         self._x = x
+        self._kept: dict = {}  # segment -> bytes of constants kept
 
     def refs(self, values) -> tuple:
         index = self._index
@@ -81,7 +98,9 @@ class Recorder(Counter):
         if any(self._dynamic(r) for r in self.refs(_arrays_in(params))):
             raise NotReplayable(f"{prim.name} took a parameter computed from x")
         dynamic = any(self._dynamic(r) for r in refs)
-        eq = Equation(prim, args, params, refs, out, self.phase, self.segment, dynamic)
+        kept = tuple([None if self._dynamic(r) else a for a, r in zip(args, refs)])
+        eq = Equation(prim, kept, params, refs, out, prim.cost(out, *args, **params), self.phase,
+                      self.segment, dynamic)
         self.equations.append(eq)
         if eq.guard:  # its value is fixed once it has been checked: downstream, a constant
             return out
@@ -90,7 +109,19 @@ class Recorder(Counter):
             # from; a 0-d array of the same value can.
             eq.out = out = np.asarray(out)
         self._index[id(out)] = len(self.equations) - 1
+        if dynamic or not self._keep(out):
+            eq.dynamic, eq.out = True, None
+            eq._watch = _watch(out, self._index)
         return out
+
+    def _keep(self, constant) -> bool:
+        """Whether there is room to keep `constant` (a view costs nothing beyond its base)."""
+        nbytes = constant.nbytes if getattr(constant, "base", None) is None else 0
+        kept = self._kept.get(self.segment, 0) + nbytes
+        if kept > FOLD_BYTES:
+            return False
+        self._kept[self.segment] = kept
+        return True
 
     def _dynamic(self, ref) -> bool:
         return ref is not None and (ref == INPUT or self.equations[ref].dynamic)
@@ -100,10 +131,21 @@ class Recorder(Counter):
         if any(self._dynamic(r) for r in self.refs(kwargs.values())):
             raise NotReplayable(f"{getattr(fn, '__name__', fn)} took a keyword computed from x")
         if any(self._dynamic(r) for r in refs):
-            self.observations.append(Observation(fn, args, kwargs, refs, result, self.segment))
+            kept = tuple([None if self._dynamic(r) else a for a, r in zip(args, refs)])
+            self.observations.append(Observation(fn, kept, kwargs, refs, result, self.segment))
 
     def output(self, value, seeds: int) -> None:
-        self.outputs.setdefault(self.segment, []).append((value, self.refs([value])[0], seeds))
+        ref = self.refs([value])[0]
+        self.outputs.setdefault(self.segment, []).append((None if self._dynamic(ref) else value, ref, seeds))
+
+
+def _watch(value, index: dict):
+    """Forget `value`'s id when it dies (a NumPy scalar, which cannot be watched, is kept instead)."""
+    key = id(value)
+    try:
+        return weakref.ref(value, lambda _: index.pop(key, None))
+    except TypeError:
+        return value
 
 
 def _arrays_in(params: dict) -> list:

@@ -9,8 +9,9 @@ Three measurements, also run as a section of ``scripts/bench_peers.py``:
   primitives. It includes the derivative arithmetic itself; the same chain
   written by hand as NumPy dual numbers / adjoints is reported alongside, as
   the floor no interpreter can beat.
-* **counting cost** -- each workload's Jacobian with ``counting()`` on and
-  off, interleaved, as a fraction of the uncounted wall time.
+* **counting cost** -- each workload's Jacobian (forward, reverse, and the
+  compiled ``jl.jit(jl.jacobian(f))``) with ``counting()`` on and off,
+  interleaved, as a fraction of the uncounted wall time.
 * **scaling** -- wall time and FLOPs of the full Jacobian of ``seed`` against n
   in both modes (``--plot FILE`` draws them on log-log axes): forward needs
   O(n) passes of O(n) work, reverse one sweep.
@@ -171,6 +172,10 @@ def format_overhead(o: dict) -> str:
 
 # --- counting cost -------------------------------------------------------------------
 def _jacobian_call(f, x, mode, batch_size=None):
+    if mode == "jit":  # a compiled replay: counting adds the program's known cost
+        jitted = jl.jit(jl.jacobian(f, batch_size=batch_size))
+        jitted(x)  # compiled before anything is timed
+        return lambda: jitted(x)
     return lambda: jl.jacobian(f, x, mode=mode, batch_size=batch_size)
 
 
@@ -189,7 +194,7 @@ def counting_cost(workloads: dict, repeat: int = 7) -> dict:
     """
     out = {}
     for name, (f, x) in workloads.items():
-        for mode in ("forward", "reverse"):
+        for mode in ("forward", "reverse", "jit"):
             plain = _jacobian_call(f, x, mode)
             counted = _counted_call(plain)
             loops = loops_for(plain)

@@ -37,3 +37,15 @@ def test_structured_example():
     namespace = {"np": np, "jl": jl, "params": params}
     exec(line, namespace)
     assert namespace["J"]["W"].shape == (2, 2, 3)
+
+
+def test_compiled_example(capsys):
+    block = next(b for b in python_blocks() if "jac.program(x).source" in b)
+    f = lambda v: np.sum(np.sin(np.exp(v ** 2)))  # noqa: E731
+    x, x2 = np.linspace(-1.0, 1.0, 5), np.linspace(-0.5, 0.5, 5)
+    namespace = {"np": np, "jl": jl, "f": f, "x": x, "x2": x2}
+    exec(block, namespace)
+    np.testing.assert_allclose(namespace["J"], jl.jacobian(f, x2), rtol=1e-13)
+    assert capsys.readouterr().out.startswith("def program(x):")
+    assert "jac.program(x).cost" in README and "FOLD_BYTES` (32 MiB)" in README
+    assert jl.staging.FOLD_BYTES == 32 << 20
