@@ -78,6 +78,11 @@ class Jitted:
         return f"jit({self.fun!r})"
 
     def __call__(self, x):
+        if type(x) is np.ndarray and x.dtype.kind == "f":  # the common case, without the general preparation
+            program = self._programs.get((None, x.shape, x.dtype.char))
+            J = program(x) if type(program) is Program and program.out_def is None else None
+            if J is not None:
+                return J.reshape(math.prod(program.y_shape), x.size) if self.fun.flat else J
         g, x_flat = prepare(self.fun.f, x)
         key = (g.in_def, x_flat.shape, x_flat.dtype.char)
         program = self._programs.get(key)
@@ -202,17 +207,16 @@ class Program:
         counter = active_counter()
         if counter is not None:
             counter.merge(self._work)
-        return self._assemble(blocks, x.size)
+        return self._assemble(blocks)
 
-    def _assemble(self, blocks, n):
-        m = math.prod(self.y_shape)
-        width = n if self.mode == "reverse" else m
-        mats = [np.reshape(b, (k, width)) for b, k in zip(blocks, self.seeds)]
+    def _assemble(self, blocks):
+        """J from the passes' blocks: rows (reverse) or columns (forward) of an (m, n) matrix."""
+        width = math.prod(self.x_shape) if self.mode == "reverse" else math.prod(self.y_shape)
+        mats = [b.reshape(k, width) for b, k in zip(blocks, self.seeds)]
         if len(mats) == 1 and self.fresh and whole_block(mats[0], self.dtype):
             M = mats[0]
         else:  # several passes, or a block the program keeps: a fresh array the caller owns
-            M = np.concatenate(mats) if mats else np.zeros((0, width), dtype=self.dtype)
-        M = M.astype(self.dtype, copy=False)
+            M = np.concatenate(mats, dtype=self.dtype) if mats else np.zeros((0, width), dtype=self.dtype)
         return (M if self.mode == "reverse" else M.T).reshape(self.y_shape + self.x_shape)
 
     def _counter(self) -> Counter:

@@ -147,13 +147,15 @@ def evaluate(prim: Primitive, args, params: dict):
         return out
     if counter.record is not None:
         out = counter.record(prim, args, params, out)
-    cost = prim.cost
+    cost, work = prim.cost, counter.current
     if type(cost) is PerElement:  # the commonest path: no calls, no argument packing
-        size, work = out.size, counter.current
+        size = out.size
         work[0] += cost.flops * size
         work[1] += cost.transcendentals * size
     elif cost is not free:
-        counter.add(*cost(out, *args, **params))
+        flops, transcendentals = cost(out, *args, **params)
+        work[0] += flops
+        work[1] += transcendentals
     return out
 
 
