@@ -10,17 +10,19 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .accounting import PHASES, Cost, counting
+from .compiled import jit
 from .jacobian import jacobian, prepare
 from .prediction import Prediction, predict
 
 # Each row of a comparison: (label, mode, batch_size); batch None = memory-bounded vector mode.
-DEFAULT_MODES = ("forward-1", "forward", "reverse-1", "reverse", "auto")
+DEFAULT_MODES = ("forward-1", "forward", "reverse-1", "reverse", "auto", "jit")
 _ROWS = {
     "forward-1": ("forward, 1 seed/pass", "forward", 1),
     "forward": ("forward, vector", "forward", None),
     "reverse-1": ("reverse, 1 seed/sweep", "reverse", 1),
     "reverse": ("reverse, batched", "reverse", None),
     "auto": ("auto", "auto", None),
+    "jit": ("jit", "jit", None),
 }
 
 
@@ -38,6 +40,7 @@ class Measurement:
     tape_bytes: int
     label: str = ""
     reason: str = ""
+    compiled: bool = False  # a replay of a `jit` program: its work, not the engines'
 
     @property
     def total(self) -> Cost:
@@ -48,7 +51,7 @@ class Measurement:
             "label": self.label, "mode": self.mode, "batch_size": self.batch_size, "passes": self.passes,
             "cost": {p: c.to_dict() for p, c in self.cost.items()}, "total": self.total.to_dict(),
             "seconds": self.seconds, "peak_bytes": self.peak_bytes, "tape_bytes": self.tape_bytes,
-            "reason": self.reason,
+            "reason": self.reason, "compiled": self.compiled,
         }
 
 
@@ -70,8 +73,9 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
     rules). `seconds` is the median wall time of `repeat` uncounted runs;
     `peak_bytes` the traced peak of one run; `tape_bytes` the residuals the
     reverse tape holds. mode="auto" reports the order it chose and why; the
-    prediction that chose it is not part of the counted cost. A structured x
-    or output is measured flattened: `jacobian` then has shape (m, n).
+    prediction that chose it is not part of the counted cost. mode="jit"
+    compiles ``jl.jit(jl.jacobian(f))`` first and measures its replays. A
+    structured x or output is measured flattened: `jacobian` then has shape (m, n).
 
     >>> import numpy as np, jacobian_lab as jl
     >>> m = jl.measure(lambda x: np.sum(np.sin(np.exp(x ** 2))), np.ones(1000), mode="reverse")
@@ -82,24 +86,42 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
     if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
         raise ValueError(f"repeat must be a positive integer, got {repeat!r}")
     reason = ""
+    if mode == "jit":
+        return _measure_compiled(f, x, batch_size, repeat, max_memory)
     if mode == "auto":
         prediction = prediction or predict(f, x)
         chosen, reason = prediction.choose(batch_size, max_memory)
     elif mode in ("forward", "reverse"):
         chosen = mode
     else:
-        raise ValueError(f"mode must be 'forward', 'reverse' or 'auto', got {mode!r}")
+        raise ValueError(f"mode must be 'forward', 'reverse', 'auto' or 'jit', got {mode!r}")
     run = lambda m: jacobian(f, x, m, batch_size, max_memory=max_memory)  # noqa: E731
-    tracemalloc.start()
-    try:
-        with counting() as counter:
-            J = run(chosen)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    J, counter, peak = _counted(lambda: run(chosen))
     seconds = _timed(lambda: run(mode), repeat)
     return Measurement(J, chosen, counter.batch_size, counter.passes, counter.costs(), seconds, peak,
                        counter.tape_bytes, reason=reason)
+
+
+def _counted(run):
+    """(result, Counter, traced peak bytes) of one run."""
+    tracemalloc.start()
+    try:
+        with counting() as counter:
+            result = run()
+        return result, counter, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _measure_compiled(f, x, batch_size, repeat, max_memory) -> Measurement:
+    """A replay of ``jit(jacobian(f))``, compiled beforehand: the work and time of the program alone."""
+    jitted = jit(jacobian(f, mode="auto", batch_size=batch_size, max_memory=max_memory))
+    program = jitted.program(x)
+    J, counter, peak = _counted(lambda: jitted(x))
+    reason = (f"compiled: the {program.mode} program, {len(program.equations)} operations, "
+              f"{program.constant_bytes:,} bytes of constants")
+    return Measurement(J, program.mode, counter.batch_size, counter.passes, counter.costs(),
+                       _timed(lambda: jitted(x), repeat), peak, 0, reason=reason, compiled=True)
 
 
 @dataclass
@@ -122,6 +144,8 @@ class Comparison:
         """One line: which order wins, by how much in FLOPs and in measured time."""
         by_mode = {}
         for m in self.measurements:
+            if m.compiled:  # the verdict compares the two orders as the engines run them
+                continue
             best = by_mode.get(m.mode)
             if best is None or m.total.total() < best.total.total():
                 by_mode[m.mode] = m
@@ -222,7 +246,8 @@ def compare(f: Callable, x, modes: Sequence[str] = DEFAULT_MODES, repeat: int = 
 
     `modes` names rows: "forward-1" (one tangent seed per pass), "forward"
     (vector mode), "reverse-1" (one cotangent per sweep), "reverse" (batched
-    sweeps), "auto"; or "forward-K"/"reverse-K" for K seeds per pass.
+    sweeps), "auto", "jit" (replays of ``jl.jit(jl.jacobian(f))``); or
+    "forward-K"/"reverse-K" for K seeds per pass.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> c = jl.compare(lambda x: np.sum(np.sin(np.exp(x ** 2))), np.ones(100), repeat=1)
@@ -235,7 +260,7 @@ def compare(f: Callable, x, modes: Sequence[str] = DEFAULT_MODES, repeat: int = 
     for name in modes:
         label, mode, batch = _row(name)
         m = measure(f, x, mode, batch, repeat=repeat, prediction=prediction)
-        m.label = label if mode != "auto" else f"auto -> {m.mode}"
+        m.label = label if mode not in ("auto", "jit") else f"{mode} -> {m.mode}"
         measurements.append(m)
     return Comparison(measurements, prediction)
 

@@ -55,7 +55,7 @@ def test_compare_default_rows_and_best():
     c = jl.compare(p.f, p.x, repeat=1)
     labels = [m.label for m in c.measurements]
     assert labels[:4] == ["forward, 1 seed/pass", "forward, vector", "reverse, 1 seed/sweep", "reverse, batched"]
-    assert labels[4] == "auto -> reverse"
+    assert labels[4:] == ["auto -> reverse", "jit -> reverse"]
     assert c.best.mode == "reverse"
     for m in c.measurements:
         np.testing.assert_allclose(m.jacobian, c.measurements[0].jacobian, rtol=1e-12, atol=1e-12)
@@ -72,6 +72,21 @@ def test_compare_table_and_verdict():
     assert f"reverse is {flops_ratio:.3g}x cheaper in FLOPs for this 1x300 Jacobian" in c.verdict()
     assert c.verdict() in " ".join(text.split())
     assert "OPS(f+VJP)/OPS(f) = 2.25" in text
+
+
+def test_jit_row_measures_the_compiled_program():
+    """The row counts one replay: exactly the program's cost, which the verdict leaves out."""
+    p = jl.problems.get("dense", n=12)
+    c = jl.compare(p.f, p.x, modes=["forward", "reverse", "jit"], repeat=1)
+    row = c.measurements[2]
+    program = jl.jit(jl.jacobian(p.f)).program(p.x)
+    assert (row.label, row.mode, row.compiled, row.tape_bytes) == ("jit -> forward", "forward", True, 0)
+    assert row.cost == program.costs and row.passes == len(program.seeds)
+    assert f"{len(program.equations)} operations" in row.reason
+    assert row.total.total() < min(m.total.total() for m in c.measurements[:2])  # W's seed product folded
+    assert c.best is row and c.to_dict()["measurements"][2]["compiled"] is True
+    without = jl.compare(p.f, p.x, modes=["forward", "reverse"], repeat=1)
+    assert c.verdict().split(";")[0] == without.verdict().split(";")[0]  # the FLOP verdict; times vary
 
 
 def test_compare_to_dict_is_json_ready():

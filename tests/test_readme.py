@@ -49,3 +49,16 @@ def test_compiled_example(capsys):
     assert capsys.readouterr().out.startswith("def program(x):")
     assert "jac.program(x).cost" in README and "FOLD_BYTES` (32 MiB)" in README
     assert jl.staging.FOLD_BYTES == 32 << 20
+
+
+def test_compare_excerpt_counts_are_what_compare_counts():
+    """Every counted column of the README's `jacobian-lab compare` excerpt (times excepted)."""
+    block = README.split("$ jacobian-lab compare", 1)[1].split("```", 1)[0]
+    printed = [[cell.strip() for cell in line.strip("│").split("│")] for line in block.splitlines()
+               if line.startswith("│")]
+    p = jl.problems.get("seed")
+    rows = jl.compare(p.f, p.x, repeat=1).rows()
+    assert [r[0] for r in printed] == [row["mode"] for row in rows]
+    keys = ("passes", "primal flops", "primal transc", "deriv flops", "deriv transc", "total")
+    for cells, row in zip(printed, rows):
+        assert cells[1:7] == [f"{row[k]:,.0f}" for k in keys], row["mode"]
