@@ -6,8 +6,8 @@ The first call at a given input shape computes the Jacobian as usual while a
 
 * work on constants alone is done once (constant folding, up to
   `staging.FOLD_BYTES`): in forward mode, the one-hot seeds pushed through
-  ``W @ x`` give ``W`` itself, so replaying
-  ``tanh(W @ x + b)`` costs n² flops, not a 2n³ seed-block product;
+  ``W @ x`` give ``W`` itself, so replaying ``tanh(W @ x + b)`` costs n²
+  flops, not a 2n³ seed-block product;
 * work the Jacobian never reads is dropped (the primal output of a gradient);
 * f is evaluated once, not once per pass.
 
@@ -31,8 +31,8 @@ import warnings
 import numpy as np
 
 from . import engines
-from .jacobian import JacobianFunction, columns, finish, prepare, result_dtype, rows, whole_block
 from .accounting import PHASES, Cost, Counter, active_counter, counting
+from .jacobian import JacobianFunction, columns, finish, prepare, result_dtype, rows, whole_block
 from .memory import MemoryBudgetError
 from .staging import INPUT, NotReplayable, Recorder
 
@@ -270,8 +270,8 @@ class _Code:
 
     def emit(self, run, guards, observations, blocks) -> str:
         checks: dict[int, list] = {}
-        for o in observations:  # checked right after the last value it reads
-            checks.setdefault(max(r for r in o.refs if r is not None), []).append(o)
+        for o in observations:
+            checks.setdefault(self._computed_by(o), []).append(o)
         last_use = self._last_use(run, observations, blocks)
         lines = ["def program(x):"]
         lines += [self._check(o) for o in checks.get(INPUT, ())]
@@ -304,13 +304,17 @@ class _Code:
         for o in observations:
             for r in o.refs:
                 if r in self.running:
-                    last[r] = max(last[r], max(q for q in o.refs if q is not None))
+                    last[r] = max(last[r], self._computed_by(o))
         for _, r, _ in blocks:
             last.pop(r, None)
         dead: dict[int, list] = {}
         for value, line in last.items():
             dead.setdefault(line, []).append(value)
         return dead
+
+    def _computed_by(self, o) -> int:
+        """The line after which observation `o` is checked: that of the last value it reads."""
+        return max([r for r in o.refs if r in self.running], default=INPUT)
 
     def _check(self, o) -> str:
         name = f"observe{len(self.namespace)}"

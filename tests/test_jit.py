@@ -335,3 +335,18 @@ def test_forward_passes_shrunk_to_the_memory_budget_are_what_the_program_replays
     assert 1 < max(program.seeds) < 20 and sum(program.seeds) == 20
     for point in (x, _moved(x, 4)):
         assert_close(jitted(point), jl.jacrev(head)(point), 1e-12)
+
+
+def test_a_decision_reading_x_and_a_recorded_constant_is_checked():
+    """An observation may read a constant computed by primitives after the value from x."""
+    from jacobian_lab.rules import elementwise as E
+
+    def f(x):
+        y = x * 2.0
+        ones = E.exp(np.zeros(2))  # a primitive on constants: recorded, then kept as a constant
+        return np.sin(x) if np.allclose(y, ones) else np.cos(x)
+
+    jitted = jl.jit(jl.jacfwd(f))
+    for point in (np.array([0.5, 0.5]), np.array([0.1, 0.2])):
+        assert_close(jitted(point), jl.jacfwd(f)(point), 1e-14)
+    assert jitted.compiles == 2
