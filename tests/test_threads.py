@@ -51,3 +51,18 @@ def test_concurrent_auto_jacobians_share_remembered_costs_safely():
         assert chosen == predicted, i
     assert {r[2] for r in results} == {"forward", "reverse"}
     assert len(jl.prediction._DERIVATIVE_COSTS) == 10
+
+
+def test_one_jitted_jacobian_shared_by_threads():
+    """Threads compile and replay one jit(...) at once: every call gets its own x's Jacobian."""
+    jitted = jl.jit(jl.jacobian(lambda x: np.tanh(x) * np.sum(x ** 2)))
+
+    def call(i):
+        x = np.linspace(-1.0, 1.0, 4 + i % 3) * (i + 1) / 64  # three shapes: three programs
+        s = np.sum(x ** 2)
+        expected = np.diag((1 - np.tanh(x) ** 2) * s) + np.outer(np.tanh(x), 2 * x)
+        return float(np.max(np.abs(jitted(x) - expected)))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        errors = list(pool.map(call, range(64)))
+    assert max(errors) < 1e-12
