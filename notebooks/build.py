@@ -282,6 +282,22 @@ from jacobian_lab.rules.linalg import matmul"""),
               f"tangent {vector_count.cost('tangent')}")""", REPRO),
 
         md(r"""
+        ## The chain as a program
+
+        `jl.jit` compiles a Jacobian function into the straight-line NumPy code it replays,
+        keeping only the work that depends on $x$ and reaches the result. For the gradient of
+        $F$, reading that program top to bottom is reading the reverse product left to right:
+        the primal pass computes $a = A(x)$ and $b = B(a)$ (the values of $C$ and $D$ are never
+        read, only their local derivatives), then the cotangent of $D$ (ones: a constant, `c0`)
+        meets $C' = \cos(b)$, then $B' = \exp(a) = b$, then $A' = 2x$. Every factor is
+        diagonal, so each product is an elementwise multiply.
+        """),
+        code("""
+        program = jl.jit(jl.grad(F)).program(x)
+        print(program.source)
+        print(f"{program.mode} program: {program.cost}; the reverse engine counted {reverse_count.total()}")"""),
+
+        md(r"""
         ## The cost over $n$
 
         The same comparison as $n$ grows. `jl.predict(F, x)` traces $F$ once and returns the
