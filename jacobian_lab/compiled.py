@@ -9,6 +9,7 @@ The first call at a given input shape computes the Jacobian as usual while a
   ``W @ x`` give ``W`` itself, so replaying ``tanh(W @ x + b)`` costs n²
   flops, not a 2n³ seed-block product;
 * work the Jacobian never reads is dropped (the primal output of a gradient);
+* the gradients of disjoint pieces of x are copied into place, not added;
 * f is evaluated once, not once per pass.
 
 It is emitted as the source of one Python function (`Program.source`), which
@@ -24,6 +25,7 @@ recompiled for the new values, never replayed wrongly.
 """
 from __future__ import annotations
 
+import collections
 import keyword
 import math
 import warnings
@@ -34,6 +36,7 @@ from . import engines
 from .accounting import PHASES, Cost, Counter, active_counter, counting
 from .jacobian import JacobianFunction, columns, finish, prepare, result_dtype, rows, whole_block
 from .memory import MemoryBudgetError
+from .primitives import REGISTRY
 from .staging import INPUT, NotReplayable, Recorder
 
 
@@ -188,11 +191,13 @@ class Program:
         observations = [o for o in recorder.observations if o.segment in segments]
         roots = [r for _, r, _ in blocks] + guards + [r for o in observations for r in o.refs]
         run = _needed(eqs, roots)
-        self.equations = [eqs[i] for i in run]
+        placements, absorbed = _placements(eqs, run, roots)
+        run = [i for i in run if i not in absorbed]
+        self.equations = [eqs[i] for i in run if i not in placements]
         self.guards = len(guards) + len(observations)
-        self.costs = _costs(self.equations)
+        self.costs = _costs(self.equations)  # a placement copies: no arithmetic
         self.cost = sum(self.costs.values(), Cost())
-        code = _Code(eqs, set(run))
+        code = _Code(eqs, set(run), placements)
         self.source = code.emit(run, set(guards), observations, blocks)
         self.fresh = all(r in code.running for _, r, _ in blocks)  # else a block is a constant it keeps
         self.constant_bytes = code.constant_bytes
@@ -246,6 +251,48 @@ def _needed(eqs, roots) -> list[int]:
     return run[::-1]
 
 
+def _placements(eqs, run, roots) -> dict[int, list]:
+    """Sums of `embed`s into disjoint parts of one array, each as one placement.
+
+    A gradient with respect to a vector cut into pieces (``x[:k]``, ``x[k:]``)
+    arrives as one embed per piece, zero elsewhere, summed by adds; when the
+    pieces do not overlap the sum is the pieces copied into one array of
+    zeros. Returns ({last add of each such sum: (shape, [(index, embedded
+    operand, its ref), ...])}, the embeds and adds before it, which drop out).
+    """
+    embed, add = REGISTRY["embed"], REGISTRY["add"]
+    uses = collections.Counter(r for i in run for r in eqs[i].refs)
+    uses.update(roots)
+    sums, absorbed = {}, set()  # equation -> (shape, parts) of each sum found so far
+
+    def summand(r):  # an embed or a sum read only by this add, or a folded embed (a constant)
+        if r in sums and uses[r] == 1:
+            return sums[r]
+        eq = eqs[r] if r is not None and r >= 0 else None
+        if eq is not None and eq.prim is embed and not eq.dynamic:
+            return tuple(eq.params["shape"]), [(eq.params["index"], eq.args[0], eq.refs[0])]
+        return None
+
+    for i in run:
+        eq = eqs[i]
+        if eq.prim is embed:
+            sums[i] = tuple(eq.params["shape"]), [(eq.params["index"], eq.args[0], eq.refs[0])]
+        elif eq.prim is add and len(set(eq.refs)) == 2:
+            a, b = (summand(r) for r in eq.refs)
+            if a and b and a[0] == b[0] and all(eqs[r].dtype == eq.dtype for r in eq.refs) \
+                    and _disjoint(a[0], a[1] + b[1]):
+                sums[i] = a[0], a[1] + b[1]
+                absorbed.update(eq.refs)
+    return {i: p for i, p in sums.items() if len(p[1]) > 1 and i not in absorbed}, absorbed
+
+
+def _disjoint(shape, parts) -> bool:
+    covered = np.zeros(shape, dtype=np.int32)
+    for index, _, _ in parts:
+        covered[index] += 1  # basic indices (slices, integers): no position twice within one part
+    return int(covered.max(initial=0)) <= 1
+
+
 def _costs(equations) -> dict[str, Cost]:
     totals = {phase: [0, 0] for phase in PHASES}
     for eq in equations:
@@ -258,9 +305,9 @@ def _costs(equations) -> dict[str, Cost]:
 class _Code:
     """Writes the program's source: one line per equation, guards checked as soon as computed."""
 
-    def __init__(self, eqs, running: set):
-        self.eqs, self.running = eqs, running
-        self.namespace = {"same": same}
+    def __init__(self, eqs, running: set, placements: dict):
+        self.eqs, self.running, self.placements = eqs, running, placements
+        self.namespace = {"same": same, "zeros": np.zeros}
         self._constants: dict[int, str] = {}
         self._memory: dict[int, int] = {}  # id of each constant's underlying array -> its bytes
 
@@ -277,11 +324,14 @@ class _Code:
         lines += [self._check(o) for o in checks.get(INPUT, ())]
         for i in run:
             eq = self.eqs[i]
-            args = [self._operand(a, r) for a, r in zip(eq.args, eq.refs)]
-            if eq.params:
-                self.namespace[f"p{i}"] = eq.params
-                args.append(f"**p{i}")
-            lines.append(f"    v{i} = {self._function(eq.prim)}({', '.join(args)})  # {eq.phase}")
+            if i in self.placements:
+                lines += self._placement(i)
+            else:
+                args = [self._operand(a, r) for a, r in zip(eq.args, eq.refs)]
+                if eq.params:
+                    self.namespace[f"p{i}"] = eq.params
+                    args.append(f"**p{i}")
+                lines.append(f"    v{i} = {self._function(eq.prim)}({', '.join(args)})  # {eq.phase}")
             if i in guards:
                 lines.append(f"    if not same(v{i}, {self._constant(eq.out)}):\n        return None")
             lines += [self._check(o) for o in checks.get(i, ())]
@@ -293,11 +343,25 @@ class _Code:
         self.source = "\n".join(lines) + "\n"
         return self.source
 
+    def _placement(self, i) -> list[str]:
+        eq, (shape, parts) = self.eqs[i], self.placements[i]
+        lines = [f"    v{i} = zeros({shape!r}, {self._constant(eq.dtype)})  # {eq.phase}: "
+                 f"{len(parts)} disjoint parts, placed"]
+        for index, value, ref in parts:
+            lines.append(f"    v{i}[{self._constant(index)}] = {self._operand(value, ref)}")
+        return lines
+
+    def _reads(self, i) -> list:
+        """The refs equation i reads: its operands, or for a placement its parts."""
+        if i in self.placements:
+            return [r for _, _, r in self.placements[i][1]]
+        return self.eqs[i].refs
+
     def _last_use(self, run, observations, blocks) -> dict[int, list]:
         """line -> values no later line reads (outputs stay)."""
         last = {}
         for i in run:
-            for r in self.eqs[i].refs:
+            for r in self._reads(i):
                 if r in self.running:
                     last[r] = i
             last.setdefault(i, i)

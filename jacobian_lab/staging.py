@@ -50,11 +50,12 @@ class Equation:
     except for a guard, whose output a replay must reproduce.
     """
 
-    __slots__ = ("prim", "args", "params", "refs", "out", "cost", "phase", "segment", "dynamic", "guard",
-                 "_watch")
+    __slots__ = ("prim", "args", "params", "refs", "out", "dtype", "cost", "phase", "segment", "dynamic",
+                 "guard", "_watch")
 
     def __init__(self, prim, args, params, refs, out, cost, phase, segment, dynamic):
         self.prim, self.args, self.params, self.refs, self.out = prim, args, params, refs, out
+        self.dtype = getattr(out, "dtype", None)
         self.cost, self.phase, self.segment, self.dynamic = cost, phase, segment, dynamic
         # f's own code gets a non-differentiable result as a plain array and may branch on it.
         self.guard = dynamic and not prim.differentiable and phase == PRIMAL
