@@ -140,7 +140,7 @@ def apply(prim: Primitive, args, params: dict):
 
 
 def evaluate(prim: Primitive, args, params: dict):
-    """Run the NumPy implementation on plain arrays and count its cost."""
+    """Run the NumPy implementation on plain arrays and count its cost (and record it, when recording)."""
     out = prim.impl(*args, **params)
     counter = active_counter()
     if counter is None:

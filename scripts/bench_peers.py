@@ -221,7 +221,7 @@ def _as_numpy(J):
 
 def measure(w: Workload, quick: bool) -> dict:
     repeat, min_seconds, first_repeat = (2, 0.0, 1) if quick else (7, 0.05, 3)
-    notes, calls = {}, {}
+    notes = {}
     calls, seconds = ours(w, first_repeat)
     calls.update(numpy_columns(w))
     if all(installed(m) for m in PEERS["jax"]):
