@@ -260,9 +260,7 @@ def _auto(g: "Flattened", x: np.ndarray, batch_size, max_memory):
     sweeps it, forward replays it (the primal values are on it, so f is
     evaluated once however many passes there are).
     """
-    from .prediction import probe
-
-    prediction, y, pullback = probe(g, x, reuse=True)
+    prediction, y, pullback = _prediction.probe(g, x, reuse=True)
     return prediction.mode(batch_size, max_memory), (y, pullback)
 
 
@@ -448,3 +446,7 @@ def vjp(f: Callable, x):
         return x_bar if batched else g.unflatten(x_bar[0], "in")
 
     return g.unflatten(y, "out"), pullback
+
+
+# Prediction builds on the harness above (schedule, prepare); auto mode uses it back.
+from . import prediction as _prediction  # noqa: E402
