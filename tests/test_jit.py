@@ -372,3 +372,18 @@ def test_overlapping_pieces_are_still_added():
     assert "add(" in jitted.program(x).source
     for point in (x, x[::-1].copy()):
         assert_close(jitted(point), jl.grad(f)(point), 1e-14)
+
+
+@pytest.mark.parametrize("f, x, error, match", [
+    (lambda v: None, np.ones(2), TypeError, "f returned None"),
+    (np.sin, np.ones(2) + 1j, TypeError, "complex input is not supported"),
+    (lambda v: np.fft.fft(v).real, np.ones(4), NotImplementedError, "numpy.fft.fft"),
+    (lambda v: float(v[0]) * v, np.ones(2), jl.TracerConversionError, "float"),
+])
+def test_bad_input_gets_the_eager_error_and_nothing_is_kept(f, x, error, match):
+    jitted = jl.jit(jl.jacobian(f))
+    for _ in range(2):  # a failed first call leaves no program behind
+        with pytest.raises(error, match=match):
+            jitted(x)
+    with pytest.raises(error, match=match):
+        jl.jacobian(f, x)
