@@ -387,3 +387,12 @@ def test_bad_input_gets_the_eager_error_and_nothing_is_kept(f, x, error, match):
             jitted(x)
     with pytest.raises(error, match=match):
         jl.jacobian(f, x)
+
+
+def test_relu_as_maximum_replays_across_sign_patterns():
+    """The README's advice: np.maximum's rule compares with primitives, so no guard."""
+    relu = lambda v: np.maximum(v, 0.0) * v  # noqa: E731
+    jitted = jl.jit(jl.jacfwd(relu))
+    for point in (np.array([1.0, -2.0, 3.0]), np.array([-1.0, 2.0, -3.0])):
+        assert_close(jitted(point), jl.jacfwd(relu)(point), 1e-14)
+    assert jitted.compiles == 1
