@@ -40,6 +40,9 @@ from .primitives import REGISTRY
 from .staging import INPUT, NotReplayable, Recorder
 
 
+KEEP_PROGRAMS = 8  # per input shape: a function with a few branches replays each of them
+
+
 def jit(fun: JacobianFunction) -> "Jitted":
     """Compile a Jacobian function (like ``jax.jit(jax.jacrev(f))``).
 
@@ -68,31 +71,34 @@ def jit(fun: JacobianFunction) -> "Jitted":
 class Jitted:
     """A compiled Jacobian function: one `Program` per input structure, shape and dtype.
 
-    `compiles` counts the programs built: a function whose branches follow the
-    values of x recompiles whenever a call takes another branch.
+    `compiles` counts the programs built. A function whose branches follow the
+    values of x gets a program per branch it takes; the `KEEP_PROGRAMS` most
+    recently used per input shape are kept and tried in turn.
     """
 
     def __init__(self, fun: JacobianFunction):
         self.fun = fun
-        self.compiles = 0  # programs built so far: one per input shape, plus one per failed guard
-        self._programs: dict = {}  # key -> Program, or the NotReplayable that prevents one
+        self.compiles = 0  # programs built so far
+        self._programs: dict = {}  # key -> [Program, ...] (most recently used first), or a NotReplayable
 
     def __repr__(self) -> str:
         return f"jit({self.fun!r})"
 
     def __call__(self, x):
+        program = J = tried = None
         if type(x) is np.ndarray and x.dtype.kind == "f":  # the common case, without the general preparation
-            program = self._programs.get((None, x.shape, x.dtype.char))
-            J = program(x) if type(program) is Program and program.out_def is None else None
-            if J is not None:
+            tried = self._programs.get((None, x.shape, x.dtype.char))
+            program, J = _replay(tried, x) if type(tried) is list else (None, None)
+            if J is not None and program.out_def is None:
                 return J.reshape(math.prod(program.y_shape), x.size) if self.fun.flat else J
         g, x_flat = prepare(self.fun.f, x)
         key = (g.in_def, x_flat.shape, x_flat.dtype.char)
-        program = self._programs.get(key)
-        if isinstance(program, NotReplayable):
+        programs = self._programs.get(key, [])
+        if isinstance(programs, NotReplayable):
             return self.fun(x)
-        J = None if program is None else program(x_flat)
-        if J is None:  # first call at this key, or a guard found other values
+        if J is None and programs is not tried:
+            program, J = _replay(programs, x_flat)
+        if J is None:  # first call at this key, or other values than every program was built for
             program, J = self._compile(g, x_flat, key)
             if program is None:
                 return self.fun(x)
@@ -103,10 +109,11 @@ class Jitted:
         """The program a call at x replays, compiling it if needed."""
         g, x_flat = prepare(self.fun.f, x)
         key = (g.in_def, x_flat.shape, x_flat.dtype.char)
-        program = self._programs.get(key)
-        if program is None or (isinstance(program, Program) and program(x_flat) is None):
+        programs = self._programs.get(key, [])
+        program = _replay(programs, x_flat)[0] if isinstance(programs, list) else None
+        if program is None and isinstance(programs, list):
             program, _ = self._compile(g, x_flat, key)
-        if not isinstance(program, Program):
+        if program is None:
             raise self._programs[key]
         return program
 
@@ -119,8 +126,19 @@ class Jitted:
                           f"compiling, because {reason}", stacklevel=3)
             self._programs[key] = reason
             return None, None
-        self._programs[key] = program
+        self._programs[key] = ([program] + self._programs.get(key, []))[:KEEP_PROGRAMS]
         return program, J
+
+
+def _replay(programs: list, x):
+    """(program, J) from the first program whose guards hold at x, moved to the front; else (None, None)."""
+    for i, program in enumerate(programs):
+        J = program(x)
+        if J is not None:
+            if i:
+                programs.insert(0, programs.pop(i))
+            return program, J
+    return None, None
 
 
 def compile_jacobian(fun, g, x):

@@ -43,16 +43,11 @@ def _operands_of(name, i):
     """f(v) applying primitive `name` to example i, its differentiable operands packed in v."""
     prim, e = REGISTRY[name], EXAMPLES[name][i]
     shapes = [a.shape for a, d in zip(e.args, e.diff) if d]
-    sizes = [int(np.prod(s)) for s in shapes]
+    ends = np.cumsum([int(np.prod(s)) for s in shapes])
 
     def f(v):
-        parts, lo = iter([]), 0
-        pieces = []
-        for shape, size in zip(shapes, sizes):
-            pieces.append(np.reshape(v[lo:lo + size], shape))
-            lo += size
-        parts = iter(pieces)
-        return prim(*[next(parts) if d else a for a, d in zip(e.args, e.diff)], **e.params)
+        pieces = iter([np.reshape(v[end - int(np.prod(s)):end], s) for s, end in zip(shapes, ends)])
+        return prim(*[next(pieces) if d else a for a, d in zip(e.args, e.diff)], **e.params)
 
     x = np.concatenate([np.ravel(a) for a, d in zip(e.args, e.diff) if d])
     return f, x
@@ -396,3 +391,20 @@ def test_relu_as_maximum_replays_across_sign_patterns():
     for point in (np.array([1.0, -2.0, 3.0]), np.array([-1.0, 2.0, -3.0])):
         assert_close(jitted(point), jl.jacfwd(relu)(point), 1e-14)
     assert jitted.compiles == 1
+
+
+def test_a_function_alternating_between_branches_keeps_a_program_for_each():
+    jitted = jl.jit(jl.jacfwd(_branch_on_comparison))
+    points = [np.array([0.5, -1.0]), np.array([0.1, 2.0])]  # x[0] > 0.3, then not
+    for step in range(6):
+        x = points[step % 2] * (1.0 + 0.01 * step)
+        assert_close(jitted(x), jl.jacfwd(_branch_on_comparison)(x), 1e-14)
+    assert jitted.compiles == 2
+
+
+def test_at_most_keep_programs_per_shape(monkeypatch):
+    monkeypatch.setattr(compiled, "KEEP_PROGRAMS", 1)
+    jitted = jl.jit(jl.jacfwd(_branch_on_comparison))
+    for step in range(4):
+        jitted(np.array([0.5, -1.0]) if step % 2 else np.array([0.1, 2.0]))
+    assert jitted.compiles == 4  # each branch pushed the other's program out
