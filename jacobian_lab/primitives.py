@@ -149,9 +149,10 @@ def evaluate(prim: Primitive, args, params: dict):
         out = counter.record(prim, args, params, out)
     cost, work = prim.cost, counter.current
     if type(cost) is PerElement:  # the commonest path: no calls, no argument packing
-        size = out.size
-        work[0] += cost.flops * size
-        work[1] += cost.transcendentals * size
+        if cost.flops:
+            work[0] += cost.flops * out.size
+        if cost.transcendentals:
+            work[1] += cost.transcendentals * out.size
     elif cost is not free:
         flops, transcendentals = cost(out, *args, **params)
         work[0] += flops

@@ -221,9 +221,14 @@ class ReverseEngine:
             counter = active_counter()
             if counter is None:
                 ct = tape.backward(output, g)
-            else:
-                ct = in_phase(counter, COTANGENT, tape.backward, output, g)
-                counter.count_pass(g.shape[0])
+            else:  # `in_phase` and `count_pass`, written out: small sweeps are counted often
+                previous, counter.current = counter.current, counter._work[COTANGENT]
+                try:
+                    ct = tape.backward(output, g)
+                finally:
+                    counter.current = previous
+                counter.passes += 1
+                counter.batch_size = max(counter.batch_size, g.shape[0])
             return np.zeros((g.shape[0],) + x.shape) if ct is None else ct
 
         # A sweep holds at most one cotangent per recorded value: elements per seed.
@@ -231,8 +236,8 @@ class ReverseEngine:
         pullback.tape, pullback.output = tape, output
         pullback.push = _pusher(tape, output, y.primal)
         counter = active_counter()
-        if counter is not None:
-            counter.tape_bytes = max(counter.tape_bytes, tape.residual_bytes())
+        if counter is not None and tape.fresh_bytes > counter.tape_bytes:
+            counter.tape_bytes = tape.residual_bytes()
         return y.primal, pullback
 
 
