@@ -83,13 +83,17 @@ class Counter:
 
     def merge(self, inner: "Counter") -> None:
         """Add the work, passes and tape memory of a nested block's counter to this one."""
+        totals = self._work
         for name, (flops, transcendentals) in inner._work.items():
-            work = self._work[name]
-            work[0] += flops
-            work[1] += transcendentals
+            if flops or transcendentals:
+                work = totals[name]
+                work[0] += flops
+                work[1] += transcendentals
         self.passes += inner.passes
-        self.batch_size = max(self.batch_size, inner.batch_size)
-        self.tape_bytes = max(self.tape_bytes, inner.tape_bytes)
+        if inner.batch_size > self.batch_size:  # comparisons, not max(): a replay merges on every call
+            self.batch_size = inner.batch_size
+        if inner.tape_bytes > self.tape_bytes:
+            self.tape_bytes = inner.tape_bytes
 
     def add(self, flops: int, transcendentals: int) -> None:
         work = self.current
