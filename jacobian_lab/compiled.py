@@ -34,7 +34,8 @@ import numpy as np
 
 from . import engines
 from .accounting import PHASES, Cost, Counter, active_counter, counting
-from .jacobian import JacobianFunction, columns, finish, prepare, result_dtype, rows, whole_block
+from .jacobian import (JacobianFunction, check_scalar, columns, finish, prepare, result_dtype, rows,
+                       whole_block)
 from .memory import MemoryBudgetError
 from .primitives import REGISTRY
 from .staging import INPUT, NotReplayable, Recorder
@@ -91,8 +92,7 @@ class Jitted:
             program, J = _replay(tried, x) if type(tried) is list else (None, None)
             if J is not None and program.out_def is None:
                 return J.reshape(math.prod(program.y_shape), x.size) if self.fun.flat else J
-        g, x_flat = prepare(self.fun.f, x)
-        key = (g.in_def, x_flat.shape, x_flat.dtype.char)
+        g, x_flat, key = self._prepare(x)
         programs = self._programs.get(key, [])
         if isinstance(programs, NotReplayable):
             return self.fun(x)
@@ -107,8 +107,7 @@ class Jitted:
 
     def program(self, x) -> "Program":
         """The program a call at x replays, compiling it if needed."""
-        g, x_flat = prepare(self.fun.f, x)
-        key = (g.in_def, x_flat.shape, x_flat.dtype.char)
+        g, x_flat, key = self._prepare(x)
         programs = self._programs.get(key, [])
         program = _replay(programs, x_flat)[0] if isinstance(programs, list) else None
         if program is None and isinstance(programs, list):
@@ -116,6 +115,11 @@ class Jitted:
         if program is None:
             raise self._programs[key]
         return program
+
+    def _prepare(self, x):
+        """(f flattened, x flattened, the key of its programs: structure, shape and dtype)."""
+        g, x_flat = prepare(self.fun.f, x)
+        return g, x_flat, (g.in_def, x_flat.shape, x_flat.dtype.char)
 
     def _compile(self, g, x, key):
         self.compiles += 1
@@ -149,9 +153,8 @@ def compile_jacobian(fun, g, x):
     results, error = {}, None
     with counting(recorder):
         y, pullback = engines.get("reverse").vjp(g, x)
-        if fun.scalar and np.shape(y) != ():
-            raise TypeError(f"grad requires f to return a scalar (shape ()), got shape {np.shape(y)}; "
-                            "use jacrev for vector outputs")
+        if fun.scalar:
+            check_scalar(y)
         for mode in modes:
             recorder.segment = mode
             build = columns if mode == "forward" else rows

@@ -375,10 +375,15 @@ def grad(f: Callable) -> Callable:
 
 def _gradient(f: Callable, x):
     y, pullback = vjp(f, x)
+    check_scalar(y)
+    return pullback(np.ones((), dtype=np.result_type(y)))
+
+
+def check_scalar(y) -> None:
+    """What grad requires of f's output."""
     if np.shape(y) != ():
         raise TypeError(f"grad requires f to return a scalar (shape ()), got shape {np.shape(y)}; "
                         "use jacrev for vector outputs")
-    return pullback(np.ones((), dtype=np.result_type(y)))
 
 
 def _split_batch(value, shape, name):

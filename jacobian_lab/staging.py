@@ -87,7 +87,7 @@ class Recorder(Counter):
         self.segment = None
         self._index = {id(x): INPUT}  # id -> equation index (INPUT for x) of every live recorded value
         self._x = x
-        self._kept: dict = {}  # segment -> bytes of constants kept
+        self._kept_bytes: dict = {}  # segment -> bytes of constants kept
 
     def refs(self, values) -> tuple:
         index = self._index
@@ -96,12 +96,11 @@ class Recorder(Counter):
     def record(self, prim, args, params, out):
         """Write down ``out = prim(*args, **params)``; returns out, or an equal value to use instead."""
         refs = self.refs(args)
-        if any(self._dynamic(r) for r in self.refs(_arrays_in(params))):
+        if self._any_dynamic(self.refs(_arrays_in(params))):
             raise NotReplayable(f"{prim.name} took a parameter computed from x")
-        dynamic = any(self._dynamic(r) for r in refs)
-        kept = tuple([None if self._dynamic(r) else a for a, r in zip(args, refs)])
-        eq = Equation(prim, kept, params, refs, out, prim.cost(out, *args, **params), self.phase,
-                      self.segment, dynamic)
+        dynamic = self._any_dynamic(refs)
+        eq = Equation(prim, self._static_args(args, refs), params, refs, out, prim.cost(out, *args, **params),
+                      self.phase, self.segment, dynamic)
         self.equations.append(eq)
         if eq.guard:  # its value is fixed once it has been checked: downstream, a constant
             return out
@@ -118,21 +117,28 @@ class Recorder(Counter):
     def _keep(self, constant) -> bool:
         """Whether there is room to keep `constant` (a view costs nothing beyond its base)."""
         nbytes = constant.nbytes if getattr(constant, "base", None) is None else 0
-        kept = self._kept.get(self.segment, 0) + nbytes
+        kept = self._kept_bytes.get(self.segment, 0) + nbytes
         if kept > FOLD_BYTES:
             return False
-        self._kept[self.segment] = kept
+        self._kept_bytes[self.segment] = kept
         return True
 
     def _dynamic(self, ref) -> bool:
         return ref is not None and (ref == INPUT or self.equations[ref].dynamic)
 
+    def _any_dynamic(self, refs) -> bool:
+        return any(self._dynamic(r) for r in refs)
+
+    def _static_args(self, args, refs) -> tuple:
+        """args with the values a replay recomputes left out (None)."""
+        return tuple([None if self._dynamic(r) else a for a, r in zip(args, refs)])
+
     def observed(self, fn, args, kwargs, result) -> None:
         refs = self.refs(args)
-        if any(self._dynamic(r) for r in self.refs(kwargs.values())):
+        if self._any_dynamic(self.refs(kwargs.values())):
             raise NotReplayable(f"{getattr(fn, '__name__', fn)} took a keyword computed from x")
-        if any(self._dynamic(r) for r in refs):
-            kept = tuple([None if self._dynamic(r) else a for a, r in zip(args, refs)])
+        if self._any_dynamic(refs):
+            kept = self._static_args(args, refs)
             self.observations.append(Observation(fn, kept, kwargs, refs, result, self.segment))
 
     def output(self, value, seeds: int) -> None:
