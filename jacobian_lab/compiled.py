@@ -15,7 +15,9 @@ The first call at a given input shape computes the Jacobian as usual while a
 It is emitted as the source of one Python function (`Program.source`), which
 runs the primitives' NumPy implementations with no tracing, dispatch or
 counting. With mode "auto" both orders are compiled and the one whose
-program does fewer FLOPs is kept.
+program does fewer FLOPs is kept, unless the eager prediction rules one out
+by more than `BOTH_ORDERS_WITHIN`: recording it would make the first call pay
+for a whole eager Jacobian in the costlier order.
 
 Like ``jax.jit``, this assumes f is a function of x alone: arrays it closes
 over are read when it is compiled, and randomness or other outside state is
@@ -33,6 +35,7 @@ import warnings
 import numpy as np
 
 from . import engines
+from . import prediction as _prediction
 from .accounting import PHASES, Cost, Counter, active_counter, counting
 from .jacobian import (JacobianFunction, check_scalar, columns, finish, prepare, result_dtype, rows,
                        whole_block)
@@ -42,6 +45,10 @@ from .staging import INPUT, NotReplayable, Recorder
 
 
 KEEP_PROGRAMS = 8  # per input shape: a function with a few branches replays each of them
+# auto compiles both orders when their predicted eager FLOPs are within this factor: folding
+# constants can make a program far cheaper than its eager order (a forward program folds the
+# seeds through ``W @ x``), but not an order predicted to do this many times the other's work.
+BOTH_ORDERS_WITHIN = 16.0
 
 
 def jit(fun: JacobianFunction) -> "Jitted":
@@ -147,9 +154,9 @@ def _replay(programs: list, x):
 
 def compile_jacobian(fun, g, x):
     """(program, J at x): J computed eagerly while it is recorded, and the cheapest program."""
+    modes = _orders(fun, g, x)
     x = x.copy()  # f may close over the very array passed as x: that one must stay a constant
     recorder = Recorder(x)
-    modes = ("forward", "reverse") if fun.mode == "auto" else (fun.mode,)
     results, error = {}, None
     with counting(recorder):
         y, pullback = engines.get("reverse").vjp(g, x)
@@ -168,6 +175,18 @@ def compile_jacobian(fun, g, x):
     best = min(programs, key=lambda p: (p.cost.total(), len(p.equations)))
     J = results[best.mode]
     return best, (J if best.fresh else J.copy())  # J may be a block the program keeps
+
+
+def _orders(fun, g, x) -> tuple[str, ...]:
+    """The orders to record: fun's own, or for auto the predicted winner and, when close, the other."""
+    if fun.mode != "auto":
+        return (fun.mode,)
+    prediction = _prediction.probe(g, x, reuse=True)[0]
+    mode = prediction.mode(fun.batch_size, fun.max_memory)  # eager auto's choice, and its memory errors
+    fwd, rev = prediction.ops("forward", fun.batch_size), prediction.ops("reverse", fun.batch_size, fun.max_memory)
+    if max(fwd, rev) > BOTH_ORDERS_WITHIN * max(min(fwd, rev), 1.0):
+        return (mode,)
+    return ("forward", "reverse")
 
 
 def _capturing(pullback, recorder):

@@ -88,6 +88,32 @@ def test_auto_keeps_the_cheaper_compiled_order(name):
     assert costs[program.mode] == min(costs.values())
 
 
+def _two_layers(n):
+    """sum(tanh(B (A x))): eager forward mode does n times reverse's matrix work, but its
+    program folds the seeds through both constant layers into B A and beats reverse."""
+    rng = np.random.default_rng(0)
+    A, B = rng.normal(size=(n, n)), rng.normal(size=(n, n))
+    return lambda x: np.sum(np.tanh(B @ (A @ x))), np.ones(n)
+
+
+@pytest.mark.parametrize("n", [16, 64])
+def test_auto_compiles_an_order_prediction_rules_out_only_when_close(n, monkeypatch):
+    f, x = _two_layers(n)
+    prediction = jl.predict(f, x)
+    ratio = prediction.ops("forward") / prediction.ops("reverse")
+    costs = {mode: jl.jit(jl.jacobian(f, mode=mode)).program(x).cost for mode in ("forward", "reverse")}
+    assert costs["forward"].total() < costs["reverse"].total()
+    recorded, columns = [], compiled.columns
+    monkeypatch.setattr(compiled, "columns", lambda *a: recorded.append("forward") or columns(*a))
+    program = jl.jit(jl.jacobian(f)).program(x)
+    if ratio <= compiled.BOTH_ORDERS_WITHIN:  # both compiled: the folded forward program wins
+        assert (program.mode, program.cost, recorded) == ("forward", costs["forward"], ["forward"])
+    else:  # the first call pays for one eager order only, reverse, which is what auto keeps
+        assert (program.mode, program.cost, recorded) == ("reverse", costs["reverse"], [])
+        monkeypatch.setattr(compiled, "BOTH_ORDERS_WITHIN", float("inf"))
+        assert jl.jit(jl.jacobian(f)).program(x).mode == "forward"
+
+
 def test_dense_layer_forward_program_does_m_n_work():
     """tanh(W x + b), W m x n: the seeds pushed through W x give W, a constant, so the
     program is the primal plus tanh' = 1 - y**2 scaling W's rows: by the FLOP conventions
