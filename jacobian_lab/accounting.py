@@ -57,8 +57,8 @@ class Counter:
     pass stopped by the memory budget is counted, the pass is not.
     """
 
-    #: When set, ``out = record(prim, args, params, out)`` runs after every primitive
-    #: evaluation: `jacobian_lab.staging.Recorder` writes the computation down.
+    #: When set, ``out = record(prim, args, params)`` evaluates, counts and writes down every
+    #: primitive instead: `jacobian_lab.staging.Recorder`.
     record = None
 
     def __init__(self) -> None:

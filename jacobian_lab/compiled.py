@@ -227,18 +227,17 @@ class Program:
         self.seeds = [k for _, _, k in blocks]
         segments = (None, mode)
         eqs = recorder.equations
-        guards = [i for i, eq in enumerate(eqs) if eq.guard and eq.segment in segments]
         observations = [o for o in recorder.observations if o.segment in segments]
-        roots = [r for _, r, _ in blocks] + guards + [r for o in observations for r in o.refs]
+        roots = [r for _, r, _ in blocks] + [r for o in observations for r in o.refs]
         run = _needed(eqs, roots)
         placements, absorbed = _placements(eqs, run, roots)
         run = [i for i in run if i not in absorbed]
         self.equations = [eqs[i] for i in run if i not in placements]
-        self.guards = len(guards) + len(observations)
+        self.guards = len(observations)
         self.costs = _costs(self.equations)  # a placement copies: no arithmetic
         self.cost = sum(self.costs.values(), Cost())
         code = _Code(eqs, set(run), placements)
-        self.source = code.emit(run, set(guards), observations, blocks)
+        self.source = code.emit(run, observations, blocks)
         self.fresh = all(r in code.running for _, r, _ in blocks)  # else a block is a constant it keeps
         self.constant_bytes = code.constant_bytes
         self._run = code.function()
@@ -355,7 +354,7 @@ class _Code:
         exec(compile(self.source, "<jacobian_lab.compiled>", "exec"), self.namespace)
         return self.namespace["program"]
 
-    def emit(self, run, guards, observations, blocks) -> str:
+    def emit(self, run, observations, blocks) -> str:
         checks: dict[int, list] = {}
         for o in observations:
             checks.setdefault(self._computed_by(o), []).append(o)
@@ -372,8 +371,6 @@ class _Code:
                     self.namespace[f"p{i}"] = eq.params
                     args.append(f"**p{i}")
                 lines.append(f"    v{i} = {self._function(eq.prim)}({', '.join(args)})  # {eq.phase}")
-            if i in guards:
-                lines.append(f"    if not same(v{i}, {self._constant(eq.out)}):\n        return None")
             lines += [self._check(o) for o in checks.get(i, ())]
             dead = [f"v{j}" for j in last_use.get(i, ())]
             if dead:

@@ -49,7 +49,8 @@ UFUNCS: dict[np.ufunc, Callable] = {
     np.maximum: E.maximum, np.minimum: E.minimum, np.floor: E.floor, np.ceil: E.ceil,
     np.rint: E.rint, np.trunc: E.trunc, np.greater: E.greater, np.greater_equal: E.greater_equal,
     np.less: E.less, np.less_equal: E.less_equal, np.equal: E.equal, np.not_equal: E.not_equal,
-    np.isnan: E.isnan, np.isinf: E.isinf, np.isfinite: E.isfinite,
+    np.isnan: E.isnan, np.isinf: E.isinf, np.isfinite: E.isfinite, np.logical_not: E.logical_not,
+    np.logical_and: E.logical_and, np.logical_or: E.logical_or, np.logical_xor: E.logical_xor,
     np.arcsinh: E.arcsinh, np.arccosh: E.arccosh, np.arctanh: E.arctanh, np.log2: E.log2,
     np.log10: E.log10, np.exp2: E.exp2, np.cbrt: E.cbrt, np.arctan2: E.arctan2, np.hypot: E.hypot,
     np.fabs: E.absolute, np.float_power: E.power, np.conjugate: lambda x: x,
@@ -335,7 +336,11 @@ def getitem(a, index):
 
 # --- selection ------------------------------------------------------------------
 def _condition(cond):
-    return E.not_equal(cond, 0) if is_traced(cond) else np.asarray(cond, dtype=bool)
+    if is_traced(cond):
+        return E.not_equal(cond, 0)
+    # A boolean array as it is: a mask recorded from x (`observables.Observable`) must reach
+    # the primitive unread, so that a compiled program recomputes it rather than checks it.
+    return cond if getattr(cond, "dtype", None) == np.bool_ else np.asarray(cond, dtype=bool)
 
 
 @implements(np.where)

@@ -141,12 +141,12 @@ def apply(prim: Primitive, args, params: dict):
 
 def evaluate(prim: Primitive, args, params: dict):
     """Run the NumPy implementation on plain arrays and count its cost (and record it, when recording)."""
-    out = prim.impl(*args, **params)
     counter = active_counter()
     if counter is None:
-        return out
+        return prim.impl(*args, **params)
     if counter.record is not None:
-        out = counter.record(prim, args, params, out)
+        return counter.record(prim, args, params)
+    out = prim.impl(*args, **params)
     cost, work = prim.cost, counter.current
     if type(cost) is PerElement:  # the commonest path: no calls, no argument packing
         if cost.flops:

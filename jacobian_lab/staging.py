@@ -16,10 +16,11 @@ kept, since a program may use them.
 
 A replay is only sound if nothing else about x steered the computation, so
 the recorder also keeps *guards*: the values Python read to decide something
-(`primitives.observe`: ``bool(x)``, ``argmax``, a rule's route) and the
-non-differentiable results (comparisons, ``sign``) that f's own code
-received as plain arrays and might have branched on. A replay recomputes
-each guard first and gives up if one differs.
+(`primitives.observe`: ``bool(x)``, ``argmax``, a rule's route). f's own code
+gets the non-differentiable results it computes from x (comparisons,
+``sign``) as `observables.Observable`s, so that what it reads of them is
+observed too, while what it passes to primitives is recomputed. A replay
+recomputes each guard first and gives up if one differs.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import weakref
 import numpy as np
 
 from .accounting import PRIMAL, Counter
+from .observables import Observable, array_of, read_numbers
 
 INPUT = -1  # the reference of x itself
 # Values computed from constants alone are kept, for a program to use as constants,
@@ -46,19 +48,16 @@ class Equation:
 
     A `dynamic` equation is recomputed on each replay: it depends on x, or its
     output is a constant too large to keep. Its recomputed operands and its
-    output are not kept: `args` holds None in their place and `out` is None,
-    except for a guard, whose output a replay must reproduce.
+    output are not kept: `args` holds None in their place and `out` is None.
     """
 
     __slots__ = ("prim", "args", "params", "refs", "out", "dtype", "cost", "phase", "segment", "dynamic",
-                 "guard", "_watch")
+                 "_watch")
 
     def __init__(self, prim, args, params, refs, out, cost, phase, segment, dynamic):
         self.prim, self.args, self.params, self.refs, self.out = prim, args, params, refs, out
         self.dtype = getattr(out, "dtype", None)
         self.cost, self.phase, self.segment, self.dynamic = cost, phase, segment, dynamic
-        # f's own code gets a non-differentiable result as a plain array and may branch on it.
-        self.guard = dynamic and not prim.differentiable and phase == PRIMAL
 
 
 class Observation:
@@ -93,17 +92,20 @@ class Recorder(Counter):
         index = self._index
         return tuple([index.get(id(v)) for v in values])
 
-    def record(self, prim, args, params, out):
-        """Write down ``out = prim(*args, **params)``; returns out, or an equal value to use instead."""
+    def record(self, prim, args, params):
+        """Evaluate ``prim(*args, **params)``, count it and write it down; returns what the caller gets."""
+        args = tuple([array_of(a) for a in args])
+        if params:
+            params = read_numbers(params)  # a parameter is read in Python: observed, then a constant
+            if self._any_dynamic(self.refs(_arrays_in(params))):
+                raise NotReplayable(f"{prim.name} took a parameter computed from x")
+        out = prim.impl(*args, **params)
         refs = self.refs(args)
-        if self._any_dynamic(self.refs(_arrays_in(params))):
-            raise NotReplayable(f"{prim.name} took a parameter computed from x")
         dynamic = self._any_dynamic(refs)
-        eq = Equation(prim, self._static_args(args, refs), params, refs, out, prim.cost(out, *args, **params),
-                      self.phase, self.segment, dynamic)
+        cost = prim.cost(out, *args, **params)
+        self.add(*cost)
+        eq = Equation(prim, self._static_args(args, refs), params, refs, out, cost, self.phase, self.segment, dynamic)
         self.equations.append(eq)
-        if eq.guard:  # its value is fixed once it has been checked: downstream, a constant
-            return out
         if type(out) is np.bool_:
             # np.True_ and np.False_ are shared objects, so their id cannot say where they came
             # from; a 0-d array of the same value can.
@@ -112,6 +114,8 @@ class Recorder(Counter):
         if dynamic or not self._keep(out):
             eq.dynamic, eq.out = True, None
             eq._watch = _watch(out, self._index)
+        if dynamic and not prim.differentiable and self.phase == PRIMAL:
+            return Observable(out)  # f's own code gets it: what it reads of it is observed
         return out
 
     def _keep(self, constant) -> bool:

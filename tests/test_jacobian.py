@@ -106,6 +106,8 @@ CASES = [
     Case("comparisons as masks",
          lambda x: (x > 0) * x + (x >= 0.5) * x ** 2 + (x < 0) * np.sin(x) + (x <= 1) * x
          + (x == x[0]) * x + (x != 5.0) * x + np.isfinite(x) * x + np.isnan(x) + np.isinf(x) * x, x4),
+    Case("logical operations on traced values", lambda x: np.logical_and(x, x > 0.5) * x
+         + np.logical_or(x - 0.2, x < 0) * x ** 2 + np.logical_xor(x, x > 1.0) * x + np.logical_not(x - 2.5) * x, x4),
     Case("maximum minimum", lambda x: np.maximum(x, 0.5) + np.minimum(x, x ** 2) + np.maximum(x[::-1], x), x4),
     Case("clip away from bounds", lambda x: np.clip(x, -1.0, 1.0) * x + x.clip(min=0.0) + np.clip(x, None, 1.0), x4),
     Case("where", lambda x: np.where(x > 0, np.log(np.abs(x) + 1), x ** 3), x4),

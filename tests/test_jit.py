@@ -165,10 +165,6 @@ def test_folding_is_bounded_by_fold_bytes(monkeypatch):
 
 
 # --- values f branches on ----------------------------------------------------------
-def _where(x):
-    return np.where(x > 0, x ** 2, -x)
-
-
 def _branch_on_comparison(x):
     return np.sin(x) if x[0] > 0.3 else np.cos(x) * 2.0
 
@@ -193,7 +189,16 @@ def _prod(x):
     return np.prod(x, keepdims=True)
 
 
-BRANCHING = [_where, _branch_on_comparison, _branch_on_truth, _gather_at_argmax, _sorted, _masked, _prod]
+def _count_of_mask(x):
+    return x * (x > 0.4).sum()  # a method of the mask: Python reads its numbers
+
+
+def _mask_as_array(x):
+    return np.asarray(x > 0) * x  # converted, so no longer recomputed: a check instead
+
+
+BRANCHING = [_branch_on_comparison, _branch_on_truth, _gather_at_argmax, _sorted, _masked, _prod, _count_of_mask,
+             _mask_as_array]
 
 
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
@@ -208,6 +213,57 @@ def test_a_decision_on_values_recompiles_instead_of_replaying_wrongly(f, mode):
     assert jitted.compiles == 2
     nudged = other * np.array([1.0, 1.001, 1.002, 1.003])  # the same decisions: the new program replays
     assert_close(jitted(nudged), _eager(fun, nudged), 1e-12)
+    assert jitted.compiles == 2
+
+
+# Masks f passes only to primitives: a program recomputes them, whatever their pattern.
+MASKED = [
+    lambda x: np.where(x > 0, x ** 2, -x),
+    lambda x: x * (x > 0) + np.sin(x) * (x <= 0.1),
+    lambda x: np.where(~(x > 0) & (x > -1.0) | (x > 2.5), np.exp(x), x),
+    lambda x: np.where(np.logical_xor(x > 0, x > 1.0), x, 2.0 * x) * np.sign(x),
+    lambda x: np.where(np.isfinite(1.0 / x), x ** 3, 0.0),
+]
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("i", range(len(MASKED)))
+def test_masks_read_only_by_primitives_are_recomputed_not_guarded(i, mode):
+    f, rng = MASKED[i], np.random.default_rng(i)
+    fun = jl.jacobian(f, mode=mode)
+    jitted = jl.jit(fun)
+    for _ in range(6):  # a new sign pattern each time
+        x = rng.uniform(-2.0, 3.0, 5)
+        with np.errstate(divide="ignore"):
+            assert_close(jitted(x), _eager(fun, x), 1e-12)
+    assert (jitted.compiles, jitted.program(x).guards) == (1, 0)
+
+
+# Every way Python can read a mask's numbers: each must make the program check it.
+_MASK_READS = {
+    "any": lambda m: m[1:2].any(), "argmax": lambda m: m.argmax(), "sum method": lambda m: m.sum(),
+    "np.sum": np.sum, "np.asarray": np.asarray, "np.array": np.array, "list": list, "tolist": lambda m: m.tolist(),
+    "str": str, "repr": repr, "f-string": lambda m: f"{m}", "count_nonzero": np.count_nonzero,
+    "nonzero": np.nonzero, "slice": lambda m: m[1:], ".T": lambda m: m.T, "astype": lambda m: m.astype(float),
+    "reduce": np.add.reduce, "in": lambda m: True in m, "numpy on a copy": lambda m: np.copy(m) * 1,
+}
+READS = {name: (lambda read: lambda x: read(x > 0.4))(read) for name, read in _MASK_READS.items()}
+READS.update({  # of a 0-d mask
+    "bool": lambda x: bool(x[0] > 0.4), "if": lambda x: 1 if x[0] > 0.4 else 2,
+    "int": lambda x: int(x[2] > 0.4), "float": lambda x: float(x[2] > 0.4),
+})
+
+
+@pytest.mark.parametrize("read", READS.values(), ids=READS)
+def test_every_way_python_reads_a_mask_is_checked_before_replaying(read):
+    def f(x):
+        seen = repr(read(x))  # whatever Python got, as text: it steers the result below
+        return x * float(sum(map(ord, seen)) % 97)
+
+    fun = jl.jacfwd(f)
+    jitted = jl.jit(fun)
+    for x in (np.array([0.5, -1.0, 2.0]), np.array([-0.5, 1.0, 0.3])):  # every entry flips
+        assert_close(jitted(x), fun(x), 1e-14)
     assert jitted.compiles == 2
 
 
@@ -321,7 +377,7 @@ def test_a_parameter_computed_from_x_cannot_be_recorded():
     x = np.array([0.0, 1.0])
     recorder = Recorder(x)
     with pytest.raises(NotReplayable, match="took a parameter computed from x"):
-        recorder.record(REGISTRY["take"], (np.ones(2),), {"indices": x, "axis": 0}, np.ones(2))
+        recorder.record(REGISTRY["take"], (np.ones(2),), {"indices": x, "axis": 0})
 
 
 @SETTINGS

@@ -219,6 +219,9 @@ EXAMPLES: dict[str, list[Example]] = {
        for name in ("sign", "floor", "ceil", "rint", "trunc", "isnan", "isinf", "isfinite")},
     **{name: [ex(general(3, 1), general(4)), ex(np.array([1.0, 2.0]), np.array([1.0, 3.0]))]
        for name in ("greater", "greater_equal", "less", "less_equal", "equal", "not_equal")},
+    "logical_not": [ex(np.array([True, False, True]))],
+    **{name: [ex(np.array([[True], [False]]), np.array([True, False, False]))]
+       for name in ("logical_and", "logical_or", "logical_xor")},
 }
 
 DIFFERENTIABLE = sorted(n for n, p in REGISTRY.items() if p.differentiable)
@@ -286,13 +289,13 @@ def test_impl_and_cost_run_on_every_example(name):
 def test_nondifferentiable_output_is_a_plain_array(name, mode):
     """Engines evaluate such primitives on primal values: no tracer, no derivative."""
     prim, e = REGISTRY[name], EXAMPLES[name][0]
-    outputs = []
+    outputs, boolean = [], e.args[0].dtype == bool  # a logical operation: trace x, pass it on as x > 0.5
 
     def f(x):
-        outputs.append(prim(x, *e.args[1:], **e.params))
+        outputs.append(prim(x > 0.5 if boolean else x, *e.args[1:], **e.params))
         return x * 2.0
 
-    J = jl.jacobian(f, e.args[0], mode=mode)
+    J = jl.jacobian(f, e.args[0] * 1.0, mode=mode)
     assert not isinstance(outputs[0], Tracer)
     np.testing.assert_array_equal(outputs[0], prim.impl(*e.args, **e.params))
     np.testing.assert_allclose(J.reshape(e.args[0].size, -1), 2.0 * np.eye(e.args[0].size))

@@ -1,0 +1,144 @@
+"""`Observable`: a value computed from x without a derivative, as f's code sees it while a program is recorded.
+
+A comparison (``x > 0``) or ``sign(x)`` carries no derivative, so eager mode
+hands f a plain array. While `staging.Recorder` records a computation it hands
+f this wrapper instead, for one reason: to tell the two ways f can use it apart.
+
+* Passed to primitives (``np.where(x > 0, x, 0.0)``, ``x * (x > 0)``), it is
+  one more recorded operand, and a program recomputes it from the new x.
+* Read by Python (``bool(m)``, ``m.any()``, ``np.asarray(m)``, ``x[m]``, plain
+  NumPy on it), its numbers may steer what f does next, so each such read goes
+  through `primitives.observe` and becomes a check the program repeats before
+  replaying.
+
+It is not an ndarray, so nothing reads its numbers without passing one of these
+doors; that makes the distinction safe rather than best-effort.
+"""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from .numpy_api import UFUNCS
+from .primitives import observe
+
+
+def array_of(value):
+    """The array an `Observable` holds (anything else as it is): what a primitive computes with."""
+    return value._array if type(value) is Observable else value
+
+
+class Observable:
+    """A recorded array without a derivative; see the module docstring."""
+
+    __slots__ = ("_array",)
+    __array_priority__ = 50  # below tracers: an operation with a traced operand is theirs
+    __hash__ = None
+
+    def __init__(self, array: np.ndarray):
+        self._array = array  # private: f's code reads it only through the doors below
+
+    shape = property(lambda self: self._array.shape)
+    ndim = property(lambda self: self._array.ndim)
+    size = property(lambda self: self._array.size)
+    dtype = property(lambda self: self._array.dtype)
+
+    def __len__(self):
+        return len(self._array)
+
+    def __repr__(self):
+        return observe(repr, self._array)  # printed numbers are read numbers too
+
+    def __str__(self):
+        return observe(str, self._array)
+
+    # --- computed on: a primitive records it, anything else reads it ------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if any(getattr(a, "_trace", None) is not None for a in inputs):
+            return NotImplemented  # a tracer takes the operation and passes this one to a primitive
+        prim = UFUNCS.get(ufunc) if method == "__call__" and not kwargs else None
+        if prim is None:
+            return getattr(ufunc, method)(*read_numbers(inputs), **kwargs)
+        out = prim(*map(array_of, inputs))
+        return out if type(out) is Observable else Observable(out)  # computed from x: still watched
+
+    def __array_function__(self, func, types, args, kwargs):
+        if any(t is not Observable for t in types):
+            return NotImplemented  # a tracer's (it treats this value as an operand)
+        return func(*read_numbers(args), **read_numbers(kwargs))
+
+    def __array__(self, dtype=None, copy=None):
+        return observe(np.array, self._array, dtype=dtype)
+
+    def __bool__(self):
+        return observe(bool, self._array)
+
+    def __float__(self):
+        return observe(float, self._array)
+
+    def __int__(self):
+        return observe(int, self._array)
+
+    def __index__(self):
+        return observe(operator.index, self._array)
+
+    def __iter__(self):
+        return iter(self.__array__())
+
+    def __getitem__(self, key):
+        return observe(operator.getitem, self._array, read_numbers(key))
+
+    def __getattr__(self, name):
+        # Methods and attributes not defined here (.any(), .sum(), .T, .astype) read the numbers.
+        # Protocols (__array_interface__, ...) are refused, so NumPy converts through __array__.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        attribute = getattr(self._array, name)
+        if callable(attribute):
+            return lambda *args, **kwargs: observe(_call_method, self._array, name, args, kwargs)
+        return observe(getattr, self._array, name)
+
+    # --- operators: NumPy's ufuncs, so the rules above decide ----------------------------
+    def _binary(ufunc, reflected=False):
+        if reflected:
+            return lambda self, other: ufunc(other, self)
+        return lambda self, other: ufunc(self, other)
+
+    __add__, __radd__ = _binary(np.add), _binary(np.add, True)
+    __sub__, __rsub__ = _binary(np.subtract), _binary(np.subtract, True)
+    __mul__, __rmul__ = _binary(np.multiply), _binary(np.multiply, True)
+    __truediv__, __rtruediv__ = _binary(np.divide), _binary(np.divide, True)
+    __pow__, __rpow__ = _binary(np.power), _binary(np.power, True)
+    __and__, __rand__ = _binary(np.logical_and), _binary(np.logical_and, True)
+    __or__, __ror__ = _binary(np.logical_or), _binary(np.logical_or, True)
+    __xor__, __rxor__ = _binary(np.logical_xor), _binary(np.logical_xor, True)
+    __lt__, __le__ = _binary(np.less), _binary(np.less_equal)
+    __gt__, __ge__ = _binary(np.greater), _binary(np.greater_equal)
+    __eq__, __ne__ = _binary(np.equal), _binary(np.not_equal)
+    del _binary
+
+    def __invert__(self):
+        return np.logical_not(self) if self.dtype == bool else np.invert(self)
+
+    def __neg__(self):
+        return np.negative(self)
+
+    def __abs__(self):
+        return np.absolute(self)
+
+
+def _call_method(array, name, args, kwargs):
+    return getattr(array, name)(*args, **kwargs)
+
+
+def read_numbers(value):
+    """`value` with every Observable in it (nested in tuples, lists, dicts) read, through
+    `observe`, into a fresh array: a value Python may decide on, which a program checks."""
+    if type(value) is Observable:
+        return observe(np.array, value._array)
+    if type(value) in (tuple, list):
+        return type(value)(read_numbers(v) for v in value)
+    if type(value) is dict:
+        return {k: read_numbers(v) for k, v in value.items()}
+    return value
