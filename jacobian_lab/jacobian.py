@@ -260,8 +260,8 @@ def _auto(g: "Flattened", x: np.ndarray, batch_size, max_memory):
     sweeps it, forward replays it (the primal values are on it, so f is
     evaluated once however many passes there are).
     """
-    prediction, y, pullback = _prediction.probe(g, x, reuse=True)
-    return prediction.mode(batch_size, max_memory), (y, pullback)
+    mode, y, pullback = _prediction.choose_order(g, x, batch_size, max_memory)
+    return mode, (y, pullback)
 
 
 _NO_X = object()

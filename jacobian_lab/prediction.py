@@ -152,9 +152,9 @@ class Prediction:
         """Memory reverse mode holds at once: the result, the tape and one sweep's working set."""
         return self.dense_bytes + self.tape_bytes + self.seed_bytes
 
-    def _decide(self, batch_size, max_memory):
+    def _decide(self, batch_size, max_memory, limit=None):
         """(mode, forward FLOPs, reverse FLOPs, memory limit); FLOPs None when reverse does not fit."""
-        limit = memory.budget(max_memory)
+        limit = memory.budget(max_memory) if limit is None else limit
         memory.check_dense(self.m, self.n, self.itemsize, limit)
         if max_memory is not None and self.reverse_bytes > limit:
             return "forward", None, None, limit
@@ -220,27 +220,61 @@ def probe(f: Callable, x: np.ndarray, reuse: bool = False):
     the probes run only for a tape not seen before: the primal cost and the
     memory figures are always those of this recording.
     """
+    counter, y, pullback, key = _trace(f, x, reuse)
+    return _predict(counter, x, y, pullback, key), y, pullback
+
+
+def choose_order(f: Callable, x: np.ndarray, batch_size=None, max_memory=None):
+    """(mode, y, pullback): the order auto mode takes at x, and the tape it recorded to decide.
+
+    The choice is `Prediction.mode`, remembered by everything it depends on: the
+    tape's signature (which fixes every derivative cost), the primal work and tape
+    memory counted while recording, the batch size and the memory budget. A
+    repeated call then decides without building a `Prediction`.
+    """
+    counter, y, pullback, signature = _trace(f, x, reuse=True)
+    limit = memory.budget(max_memory)
+    key = (signature, counter.cost(PRIMAL), counter.tape_bytes, batch_size, max_memory, limit)
+    mode, key = _lookup(_DECISIONS, key) if signature is not None else (None, None)
+    if mode is None:
+        prediction = _predict(counter, x, y, pullback, key and signature)
+        mode = prediction._decide(batch_size, max_memory, limit)[0]
+        if key is not None:
+            _remember(_DECISIONS, key, mode)
+    return mode, y, pullback
+
+
+def _trace(f, x, reuse: bool):
+    """(counter, y, pullback, signature or None): f recorded on a tape, its work counted."""
     from .engines import get
 
     with counting() as counter:
         y, pullback = get("reverse").vjp(f, x)
-    key = pullback.tape.signature(pullback.output) if reuse else None
+    return counter, y, pullback, pullback.tape.signature(pullback.output) if reuse else None
+
+
+def _lookup(cache: dict, key):
+    """(value or None, key); key None when it cannot be hashed (an unhashable parameter)."""
     try:
-        costs = _DERIVATIVE_COSTS.get(key) if key is not None else None
-    except TypeError:  # a parameter that cannot be keyed: probe, and remember nothing
-        key = costs = None
+        return cache.get(key), key
+    except TypeError:
+        return None, None
+
+
+def _predict(counter, x, y, pullback, key) -> "Prediction":
+    """The Prediction of a recorded tape; derivative costs probed, or looked up by signature `key`."""
+    costs, key = _lookup(_DERIVATIVE_COSTS, key) if key is not None else (None, None)
     if costs is None:
         costs = _probe_costs(pullback, x.shape, np.shape(y))
         if key is not None:
-            _remember(key, costs)
+            _remember(_DERIVATIVE_COSTS, key, costs)
     tangent, staging, cotangent = costs
-    prediction = Prediction(
+    return Prediction(
         n=x.size, m=math.prod(np.shape(y)), primal=counter.cost(PRIMAL),
         tangent=tangent, staging=staging, cotangent=cotangent, tape_bytes=counter.tape_bytes,
         seed_bytes=getattr(pullback, "seed_elements", 0) * x.dtype.itemsize, itemsize=x.dtype.itemsize,
         widest=getattr(pullback, "widest", 0),
     )
-    return prediction, y, pullback
 
 
 def _probe_costs(pullback, x_shape, y_shape) -> tuple[Affine, Cost, Affine]:
@@ -250,22 +284,24 @@ def _probe_costs(pullback, x_shape, y_shape) -> tuple[Affine, Cost, Affine]:
     return Affine.from_probes(t_one, t_two), first - one, Affine.from_probes(one, two)
 
 
-# Derivative costs by tape signature, for auto mode. A signature fixes every
-# rule's work (see `Tape.signature`), so a hit is exact; the oldest entries go first.
+# Derivative costs by tape signature, and auto mode's choices by everything they depend
+# on (see `choose_order`). A signature fixes every rule's work (see `Tape.signature`), so
+# a hit is exact; the oldest entries go first.
 _DERIVATIVE_COSTS: dict = {}
+_DECISIONS: dict = {}
 _CACHE_SIZE = 256
 _CACHE_LOCK = threading.Lock()
 
 
-def _remember(key, costs) -> None:
+def _remember(cache: dict, key, value) -> None:
     with _CACHE_LOCK:
-        while len(_DERIVATIVE_COSTS) >= _CACHE_SIZE:
-            del _DERIVATIVE_COSTS[next(iter(_DERIVATIVE_COSTS))]
-        _DERIVATIVE_COSTS[key] = costs
+        while len(cache) >= _CACHE_SIZE:
+            del cache[next(iter(cache))]
+        cache[key] = value
 
 
 def clear_cache() -> None:
-    """Forget the derivative costs auto mode remembered (the next call probes again).
+    """Forget the derivative costs and choices auto mode remembered (the next call probes again).
 
     >>> import numpy as np, jacobian_lab as jl
     >>> _ = jl.jacobian(lambda x: np.sum(x ** 2), np.ones(5))
@@ -275,3 +311,4 @@ def clear_cache() -> None:
     """
     with _CACHE_LOCK:
         _DERIVATIVE_COSTS.clear()
+        _DECISIONS.clear()

@@ -246,3 +246,43 @@ def test_auto_forward_replay_shrinks_its_passes_to_the_memory_budget():
     np.testing.assert_array_equal(J_tight, J)
     with pytest.raises(jl.MemoryBudgetError, match="batch_size <="):
         jl.jacobian(f, x, batch_size=20, max_memory=tight)
+
+
+def _chosen(f, x, batch_size=None, max_memory=None):
+    """The order auto mode takes for (f, x) with whatever the caches already hold."""
+    from jacobian_lab.jacobian import prepare
+    return jl.prediction.choose_order(*prepare(f, x), batch_size, max_memory)[0]
+
+
+def _comparisons_then_double(x):
+    k = 0.0
+    while np.any(x > k):  # more comparisons for larger x: primal work the tape does not show
+        k += 1.0
+    return x * 2.0
+
+
+@pytest.mark.parametrize("name", VALUE_DEPENDENT)
+def test_a_remembered_order_is_what_a_fresh_prediction_chooses(name):
+    f = VALUE_DEPENDENT[name]
+    jl.prediction.clear_cache()
+    with np.errstate(all="ignore"):
+        for x in POINTS * 2:
+            for batch_size, max_memory in ((None, None), (1, None), (2, 10_000), (None, 3_000)):
+                fresh = jl.predict(f, x).mode(batch_size, max_memory)
+                assert _chosen(f, x, batch_size, max_memory) == fresh, (x, batch_size, max_memory)
+
+
+def test_auto_decides_again_whenever_an_input_of_the_choice_changes(monkeypatch):
+    built = []
+    predict = jl.prediction._predict
+    monkeypatch.setattr(jl.prediction, "_predict", lambda *a: built.append(1) or predict(*a))
+    jl.prediction.clear_cache()
+    x = np.linspace(-1.0, 0.5, 8)
+    calls = [(x, None, None), (x, None, None), (x, 2, None), (x, 2, None), (x, None, 4_000), (x + 1.0, None, None)]
+    counts = []
+    for point, batch_size, max_memory in calls:
+        _chosen(_comparisons_then_double, point, batch_size, max_memory)
+        counts.append(len(built))
+    # repeated calls reuse the choice; a batch size, a budget or more primal work (x + 1 takes
+    # more comparisons on the same tape) make a new one
+    assert counts == [1, 1, 2, 2, 3, 4]
