@@ -10,6 +10,8 @@ The first call at a given input shape computes the Jacobian as usual while a
   flops, not a 2n³ seed-block product;
 * work the Jacobian never reads is dropped (the primal output of a gradient);
 * the gradients of disjoint pieces of x are copied into place, not added;
+* forward tangents keep only their seed rows that can be nonzero
+  (`jacobian_lab.compaction`);
 * f is evaluated once, not once per pass.
 
 It is emitted as the source of one Python function (`Program.source`), which
@@ -34,7 +36,7 @@ import warnings
 
 import numpy as np
 
-from . import engines
+from . import compaction, engines
 from . import prediction as _prediction
 from .accounting import PHASES, Cost, Counter, active_counter, counting
 from .jacobian import (JacobianFunction, check_scalar, columns, finish, prepare, result_dtype, rows,
@@ -218,6 +220,13 @@ class Program:
     `equations` (the recorded equations it runs), `cost` (the `Cost` of one
     replay, also by phase in `costs`), `constant_bytes` (what it keeps from
     compile time), `guards` (checks of values f branched on).
+
+    A forward program whose tangents hold structurally zero seed rows runs
+    compacted (`jacobian_lab.compaction`): `source`, `equations` and `cost`
+    are those of the compact code, and `dense_source`, `dense_cost` and
+    `dense_costs` those of the dense code a replay runs instead when a value
+    multiplying a compacted tangent is not finite (counting then adds the
+    dense cost). Without compaction the two are the same.
     """
 
     def __init__(self, recorder: Recorder, mode: str, y_shape, x, out_def):
@@ -239,18 +248,35 @@ class Program:
         code = _Code(eqs, set(run), placements)
         self.source = code.emit(run, observations, blocks)
         self.fresh = all(r in code.running for _, r, _ in blocks)  # else a block is a constant it keeps
-        self.constant_bytes = code.constant_bytes
         self._run = code.function()
-        self._work = self._counter()  # what counting a replay adds: known in advance
+        self.dense_source, self.dense_cost, self.dense_costs, self._dense = self.source, self.cost, self.costs, None
+        kept = code.memory  # id of each constant array -> its bytes
+        if mode == "forward":
+            rewrite = compaction.compact(eqs, run, placements, blocks, observations, self.seeds, x)
+            if rewrite is not None and _costs_total(rewrite.equations) < self.cost.total():
+                compact = _Code(rewrite.eqs, set(rewrite.run), rewrite.placements, rewrite.notes,
+                                rewrite.checks, rewrite.into, x)
+                self.source = compact.emit(rewrite.run, observations, rewrite.blocks)
+                self._run, self._dense = compact.function(), self._run
+                self.equations = rewrite.equations
+                self.costs = _costs(self.equations)
+                self.cost = sum(self.costs.values(), Cost())
+                kept = {**kept, **compact.memory}
+        self.constant_bytes = sum(kept.values())
+        self._work = self._counter(self.costs)  # what counting a replay adds: known in advance
+        self._dense_work = self._counter(self.dense_costs)
 
     def __call__(self, x: np.ndarray) -> np.ndarray | None:
         """The Jacobian at x, shape ``y_shape + x.shape``; None when a guard fails."""
         blocks = self._run(x)
+        work = self._work
+        if blocks is compaction.DENSE:  # a compacted row would hold NaN: the dense code computes it
+            blocks, work = self._dense(x), self._dense_work
         if blocks is None:
             return None
         counter = active_counter()
         if counter is not None:
-            counter.merge(self._work)
+            counter.merge(work)
         return self._assemble(blocks)
 
     def _assemble(self, blocks):
@@ -263,9 +289,9 @@ class Program:
             M = np.concatenate(mats, dtype=self.dtype) if mats else np.zeros((0, width), dtype=self.dtype)
         return (M if self.mode == "reverse" else M.T).reshape(self.y_shape + self.x_shape)
 
-    def _counter(self) -> Counter:
+    def _counter(self, costs) -> Counter:
         counter = Counter()
-        for phase, cost in self.costs.items():
+        for phase, cost in costs.items():
             counter.phase = phase
             counter.add(cost.flops, cost.transcendentals)
         for k in self.seeds:
@@ -332,6 +358,10 @@ def _disjoint(shape, parts) -> bool:
     return int(covered.max(initial=0)) <= 1
 
 
+def _costs_total(equations) -> float:
+    return sum(_costs(equations).values(), Cost()).total()
+
+
 def _costs(equations) -> dict[str, Cost]:
     totals = {phase: [0, 0] for phase in PHASES}
     for eq in equations:
@@ -342,13 +372,21 @@ def _costs(equations) -> dict[str, Cost]:
 
 
 class _Code:
-    """Writes the program's source: one line per equation, guards checked as soon as computed."""
+    """Writes the program's source: one line per equation, guards checked as soon as computed.
 
-    def __init__(self, eqs, running: set, placements: dict):
+    `notes` add to an equation's comment; `checks` (ref -> "finite" or
+    "divisor", see `jacobian_lab.compaction`) test a value as soon as it is
+    computed and return `compaction.DENSE` when it fails; `into` (ref ->
+    (placement, index)) has an equation write its result into a placement.
+    """
+
+    def __init__(self, eqs, running: set, placements: dict, notes=None, checks=None, into=None, x=None):
         self.eqs, self.running, self.placements = eqs, running, placements
-        self.namespace = {"same": same, "zeros": np.zeros}
+        self.notes, self.checks, self.into, self.x = notes or {}, checks or {}, into or {}, x
+        self.namespace = {"same": same, "zeros": np.zeros, "DENSE": compaction.DENSE, **compaction.NAMES}
         self._constants: dict[int, str] = {}
-        self._memory: dict[int, int] = {}  # id of each constant's underlying array -> its bytes
+        self.memory: dict[int, int] = {}  # id of each constant's underlying array -> its bytes
+        self._zeros: dict = {}  # arrays of zeros the checks share, by shape and dtype
 
     def function(self):
         exec(compile(self.source, "<jacobian_lab.compiled>", "exec"), self.namespace)
@@ -360,6 +398,7 @@ class _Code:
             checks.setdefault(self._computed_by(o), []).append(o)
         last_use = self._last_use(run, observations, blocks)
         lines = ["def program(x):"]
+        lines += self._finite(INPUT)
         lines += [self._check(o) for o in checks.get(INPUT, ())]
         for i in run:
             eq = self.eqs[i]
@@ -370,7 +409,12 @@ class _Code:
                 if eq.params:
                     self.namespace[f"p{i}"] = eq.params
                     args.append(f"**p{i}")
-                lines.append(f"    v{i} = {self._function(eq.prim)}({', '.join(args)})  # {eq.phase}")
+                if i in self.into:
+                    placement, index = self.into[i]
+                    args.append(f"out=v{placement}[{self._subscript(index)}]")
+                lines.append(f"    v{i} = {self._function(eq.prim)}({', '.join(args)})  # {eq.phase}"
+                             f"{self.notes.get(i, '')}")
+            lines += self._finite(i)
             lines += [self._check(o) for o in checks.get(i, ())]
             dead = [f"v{j}" for j in last_use.get(i, ())]
             if dead:
@@ -381,17 +425,32 @@ class _Code:
         return self.source
 
     def _placement(self, i) -> list[str]:
+        """Parts copied into zeros: (index, value, ref), or (index, value, ref, "=" / "+=" / "-=")."""
         eq, (shape, parts) = self.eqs[i], self.placements[i]
-        lines = [f"    v{i} = zeros({shape!r}, {self._constant(eq.dtype)})  # {eq.phase}: "
-                 f"{len(parts)} disjoint parts, placed"]
-        for index, value, ref in parts:
-            lines.append(f"    v{i}[{self._constant(index)}] = {self._operand(value, ref)}")
+        note = self.notes.get(i, f": {len(parts)} disjoint parts, placed")
+        lines = [f"    v{i} = zeros({shape!r}, {self._constant(eq.dtype)})  # {eq.phase}{note}"]
+        for index, value, ref, *how in parts:
+            lines.append(f"    v{i}[{self._subscript(index)}] {how[0] if how else '='} {self._operand(value, ref)}")
         return lines
+
+    def _subscript(self, index) -> str:
+        if type(index) is slice and type(index.start) is int and type(index.stop) is int and index.step is None:
+            return f"{index.start}:{index.stop}"
+        return self._constant(index)
+
+    def _finite(self, ref) -> list[str]:
+        """The check of a value a compacted tangent is multiplied or divided by, if it has one."""
+        kind = self.checks.get(ref)
+        if kind is None:
+            return []
+        name, value = ("x", self.x) if ref == INPUT else (f"v{ref}", self.eqs[ref])
+        test = compaction.condition(name, kind, value.dtype, value.shape, self._constant, self._zeros)
+        return [f"    if not {test}:\n        return DENSE"] if test else []
 
     def _reads(self, i) -> list:
         """The refs equation i reads: its operands, or for a placement its parts."""
         if i in self.placements:
-            return [r for _, _, r in self.placements[i][1]]
+            return [part[2] for part in self.placements[i][1]]
         return self.eqs[i].refs
 
     def _last_use(self, run, observations, blocks) -> dict[int, list]:
@@ -442,16 +501,13 @@ class _Code:
             self.namespace[name] = value
             while isinstance(getattr(value, "base", None), np.ndarray):  # a view: count its array, once
                 value = value.base
-            self._memory[id(value)] = getattr(value, "nbytes", 0)
+            self.memory[id(value)] = getattr(value, "nbytes", 0)
         return name
-
-    @property
-    def constant_bytes(self) -> int:
-        return sum(self._memory.values())
 
     def _function(self, prim) -> str:
         name = prim.name
-        if not name.isidentifier() or keyword.iskeyword(name) or name in ("x", "same", "program"):
+        if not name.isidentifier() or keyword.iskeyword(name) or name in (
+                "x", "same", "program", "zeros", "DENSE", *compaction.NAMES):
             name = f"op_{len(self.namespace)}"
         self.namespace[name] = prim.impl  # registered names are unique
         return name

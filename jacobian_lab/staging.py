@@ -51,12 +51,13 @@ class Equation:
     output are not kept: `args` holds None in their place and `out` is None.
     """
 
-    __slots__ = ("prim", "args", "params", "refs", "out", "dtype", "cost", "phase", "segment", "dynamic",
-                 "_watch")
+    __slots__ = ("prim", "args", "params", "refs", "out", "dtype", "shape", "cost", "phase", "segment",
+                 "dynamic", "_watch")
 
     def __init__(self, prim, args, params, refs, out, cost, phase, segment, dynamic):
         self.prim, self.args, self.params, self.refs, self.out = prim, args, params, refs, out
         self.dtype = getattr(out, "dtype", None)
+        self.shape = getattr(out, "shape", None)  # kept when out is not: a rewrite reasons about shapes
         self.cost, self.phase, self.segment, self.dynamic = cost, phase, segment, dynamic
 
 
