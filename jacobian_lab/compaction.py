@@ -65,14 +65,15 @@ class Compacted:
     `run`, `placements` and `blocks` are as `compiled.Program` uses them;
     `checks` maps a value's ref to "finite" or "divisor" (finite and no zeros),
     tested on each replay; `into` maps an equation to the placement and index
-    it writes its result into (``out=``); `notes` maps an equation to the
-    comment its source line gets; `equations` are the ones whose cost a
-    replay does.
+    it writes its result into (``out=``); `filled` are the placements whose
+    every row is written (made with ``empty``, not ``zeros``); `notes` maps
+    an equation to the comment its source line gets; `equations` are the
+    ones whose cost a replay does.
     """
 
-    def __init__(self, eqs, run, placements, blocks, checks, into, notes, equations):
+    def __init__(self, eqs, run, placements, blocks, checks, into, filled, notes, equations):
         self.eqs, self.run, self.placements, self.blocks = eqs, run, placements, blocks
-        self.checks, self.into, self.notes, self.equations = checks, into, notes, equations
+        self.checks, self.into, self.filled, self.notes, self.equations = checks, into, filled, notes, equations
 
 
 def compact(eqs, run, placements, blocks, observations, seeds, x) -> Compacted | None:
@@ -108,6 +109,7 @@ class _Rewrite:
         self.x = x
         self.rows: dict[int, tuple] = {}  # running ref -> the rows its compact value holds
         self.expanded: dict[int, int] = {}  # compacted ref -> its expansion
+        self.filled: set[int] = set()  # unions of disjoint rows: every row of theirs is written
         self.checks: dict[int, str] = {}
         self.notes: dict[int, str] = {}
         self.out: list[int] = []  # the rewritten run
@@ -126,7 +128,8 @@ class _Rewrite:
             outputs.append((value, self._expansion(ref) if ref in self.rows else ref, k))
         into = self._in_place(outputs)
         counted = [self.new[i] for i in self.out if i not in self.original_placements]
-        return Compacted(self.new, self.out, self.placements, outputs, self.checks, into, self.notes, counted)
+        return Compacted(self.new, self.out, self.placements, outputs, self.checks, into, self.filled, self.notes,
+                         counted)
 
     def _in_place(self, blocks) -> dict:
         """Let the parts a new placement copies be computed straight into it.
@@ -293,6 +296,8 @@ class _Rewrite:
         if add and len(a[2]) < len(b[2]):
             a, b = b, a  # a + b == b + a exactly: add in the operand with fewer rows
         op = "=" if disjoint and add else ("+=" if add else "-=")
+        if op == "=":
+            self.filled.add(i)
         cost = (0, 0) if op == "=" else tuple(eq.prim.cost(_dummy((len(b[2]),) + shape[1:], eq.dtype),
                                                             _dummy(shape, eq.dtype), _dummy(shape, eq.dtype)))
         parts = [(_index([union.index(j) for j in rows]), value, ref, how)

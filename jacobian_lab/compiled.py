@@ -254,8 +254,7 @@ class Program:
         if mode == "forward":
             rewrite = compaction.compact(eqs, run, placements, blocks, observations, self.seeds, x)
             if rewrite is not None and _costs_total(rewrite.equations) < self.cost.total():
-                compact = _Code(rewrite.eqs, set(rewrite.run), rewrite.placements, rewrite.notes,
-                                rewrite.checks, rewrite.into, x)
+                compact = _Code(rewrite.eqs, set(rewrite.run), rewrite.placements, rewrite, x)
                 self.source = compact.emit(rewrite.run, observations, rewrite.blocks)
                 self._run, self._dense = compact.function(), self._run
                 self.equations = rewrite.equations
@@ -374,16 +373,18 @@ def _costs(equations) -> dict[str, Cost]:
 class _Code:
     """Writes the program's source: one line per equation, guards checked as soon as computed.
 
-    `notes` add to an equation's comment; `checks` (ref -> "finite" or
-    "divisor", see `jacobian_lab.compaction`) test a value as soon as it is
-    computed and return `compaction.DENSE` when it fails; `into` (ref ->
-    (placement, index)) has an equation write its result into a placement.
+    A compacted program's `compaction.Compacted` adds comments to lines
+    (`notes`), checks that return `compaction.DENSE` when a value is not
+    finite (`checks`), results written into placements (`into`) and
+    placements made without zeros (`filled`).
     """
 
-    def __init__(self, eqs, running: set, placements: dict, notes=None, checks=None, into=None, x=None):
-        self.eqs, self.running, self.placements = eqs, running, placements
-        self.notes, self.checks, self.into, self.x = notes or {}, checks or {}, into or {}, x
-        self.namespace = {"same": same, "zeros": np.zeros, "DENSE": compaction.DENSE, **compaction.NAMES}
+    def __init__(self, eqs, running: set, placements: dict, compacted=None, x=None):
+        self.eqs, self.running, self.placements, self.x = eqs, running, placements, x
+        self.notes, self.checks, self.into, self.filled = (
+            (compacted.notes, compacted.checks, compacted.into, compacted.filled) if compacted else ({}, {}, {}, ()))
+        self.namespace = {"same": same, "zeros": np.zeros, "empty": np.empty, "DENSE": compaction.DENSE,
+                          **compaction.NAMES}
         self._constants: dict[int, str] = {}
         self.memory: dict[int, int] = {}  # id of each constant's underlying array -> its bytes
         self._zeros: dict = {}  # arrays of zeros the checks share, by shape and dtype
@@ -425,10 +426,11 @@ class _Code:
         return self.source
 
     def _placement(self, i) -> list[str]:
-        """Parts copied into zeros: (index, value, ref), or (index, value, ref, "=" / "+=" / "-=")."""
+        """Parts copied into zeros (or into an array they fill): (index, value, ref[, "=" / "+=" / "-="])."""
         eq, (shape, parts) = self.eqs[i], self.placements[i]
         note = self.notes.get(i, f": {len(parts)} disjoint parts, placed")
-        lines = [f"    v{i} = zeros({shape!r}, {self._constant(eq.dtype)})  # {eq.phase}{note}"]
+        make = "empty" if i in self.filled else "zeros"
+        lines = [f"    v{i} = {make}({shape!r}, {self._constant(eq.dtype)})  # {eq.phase}{note}"]
         for index, value, ref, *how in parts:
             lines.append(f"    v{i}[{self._subscript(index)}] {how[0] if how else '='} {self._operand(value, ref)}")
         return lines
@@ -507,7 +509,7 @@ class _Code:
     def _function(self, prim) -> str:
         name = prim.name
         if not name.isidentifier() or keyword.iskeyword(name) or name in (
-                "x", "same", "program", "zeros", "DENSE", *compaction.NAMES):
+                "x", "same", "program", "zeros", "empty", "DENSE", *compaction.NAMES):
             name = f"op_{len(self.namespace)}"
         self.namespace[name] = prim.impl  # registered names are unique
         return name

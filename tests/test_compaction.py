@@ -11,6 +11,9 @@ import warnings
 import numpy as np
 import pytest
 
+from test_jit import _operands_of
+from test_rules import CASES
+
 import jacobian_lab as jl
 from jacobian_lab import compaction
 from jacobian_lab.accounting import counting
@@ -251,3 +254,22 @@ def test_a_difference_of_tangents_is_built_on_the_union_of_their_rows():
     for point in (x, -x, np.array([1e308, 0.0, 0.0])):
         with np.errstate(all="ignore"):
             np.testing.assert_array_equal(program(point), replay(point).T)
+
+
+@pytest.mark.parametrize("batch_size", [None, 1])
+@pytest.mark.parametrize("name, i", CASES)
+def test_every_rule_replays_forward_exactly_at_finite_and_non_finite_points(name, i, batch_size):
+    """Whether or not a program compacts, its values are eager's bit for bit, NaN and inf included."""
+    f, x = _operands_of(name, i)
+    fun = jl.jacfwd(f, batch_size=batch_size)
+    jitted = jl.jit(fun)
+    spots = np.arange(x.size).reshape(x.shape) % 2 == 1
+    points = (x, _moved(x, 1), np.where(spots, np.inf, x), np.where(spots, np.nan, x), x * 1e300, np.zeros_like(x))
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for point in points:
+            try:
+                expected = fun(point)
+            except (ValueError, FloatingPointError, ZeroDivisionError):
+                continue  # no Jacobian to compare with
+            np.testing.assert_array_equal(jitted(point), expected, err_msg=f"{name} at {point}")
