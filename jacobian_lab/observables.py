@@ -39,6 +39,9 @@ class Observable:
     def __init__(self, array: np.ndarray):
         self._array = array  # private: f's code reads it only through the doors below
 
+    # isinstance(m, np.ndarray) holds, as in eager mode, so f takes the same branch; NumPy's C
+    # code tests the real type and never mistakes it for an array it can read directly.
+    __class__ = property(lambda self: np.ndarray)
     shape = property(lambda self: self._array.shape)
     ndim = property(lambda self: self._array.ndim)
     size = property(lambda self: self._array.size)
@@ -88,6 +91,12 @@ class Observable:
 
     def __getitem__(self, key):
         return observe(operator.getitem, self._array, read_numbers(key))
+
+    def __setitem__(self, key, value):
+        # f writes into the mask: from here on it holds numbers Python made, so it becomes a copy
+        # of what it held (observed, so checked on replay) with the write applied, a constant.
+        self._array = observe(np.array, self._array)
+        self._array[read_numbers(key)] = read_numbers(value)
 
     def __getattr__(self, name):
         # Methods and attributes not defined here (.any(), .sum(), .T, .astype) read the numbers.

@@ -267,6 +267,24 @@ def test_every_way_python_reads_a_mask_is_checked_before_replaying(read):
     assert jitted.compiles == 2
 
 
+def _written_mask(x):
+    m = x > 0
+    m[0] = False  # f writes into its mask: it becomes a checked constant
+    return x * m
+
+
+def _isinstance_of_mask(x):
+    return x * (2.0 if isinstance(x > 0, np.ndarray) else 3.0)
+
+
+@pytest.mark.parametrize("f", [_written_mask, _isinstance_of_mask], ids=lambda f: f.__name__)
+def test_a_mask_behaves_as_the_plain_array_eager_mode_gives(f):
+    fun = jl.jacfwd(f)
+    jitted = jl.jit(fun)
+    for x in (np.array([1.0, -2.0, 3.0]), np.array([-1.0, 2.0, -3.0]), np.array([2.0, -4.0, 6.0])):
+        np.testing.assert_array_equal(jitted(x), fun(x))
+
+
 def test_a_max_moving_elsewhere_is_recomputed_not_guarded():
     """max's rule finds the maximal element with primitives, so a replay follows it."""
     jitted = jl.jit(jl.jacrev(lambda x: np.max(x) * x))
