@@ -21,6 +21,7 @@ import operator
 import numpy as np
 
 from .numpy_api import UFUNCS
+from .rules.elementwise import where
 from .primitives import observe
 
 
@@ -98,8 +99,15 @@ class Observable:
         self._array = observe(np.array, self._array)
         self._array[read_numbers(key)] = read_numbers(value)
 
+    def astype(self, dtype, *args, **kwargs):
+        # A boolean mask as floats, (x > 0).astype(float), is where(m, 1, 0): a primitive.
+        if self.dtype == bool and np.issubdtype(dtype, np.floating) and not args and not kwargs:
+            one, zero = np.ones((), dtype), np.zeros((), dtype)
+            return Observable(where(self._array, one, zero))
+        return observe(_call_method, self._array, "astype", (dtype, *args), kwargs)
+
     def __getattr__(self, name):
-        # Methods and attributes not defined here (.any(), .sum(), .T, .astype) read the numbers.
+        # Methods and attributes not defined here (.any(), .sum(), .T) read the numbers.
         # Protocols (__array_interface__, ...) are refused, so NumPy converts through __array__.
         if name.startswith("__"):
             raise AttributeError(name)

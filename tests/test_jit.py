@@ -223,6 +223,7 @@ MASKED = [
     lambda x: np.where(~(x > 0) & (x > -1.0) | (x > 2.5), np.exp(x), x),
     lambda x: np.where(np.logical_xor(x > 0, x > 1.0), x, 2.0 * x) * np.sign(x),
     lambda x: np.where(np.isfinite(1.0 / x), x ** 3, 0.0),
+    lambda x: x * (x > 0).astype(float) + np.sin(x) * (x < 0.5).astype(np.float32),
 ]
 
 
@@ -244,7 +245,7 @@ _MASK_READS = {
     "any": lambda m: m[1:2].any(), "argmax": lambda m: m.argmax(), "sum method": lambda m: m.sum(),
     "np.sum": np.sum, "np.asarray": np.asarray, "np.array": np.array, "list": list, "tolist": lambda m: m.tolist(),
     "str": str, "repr": repr, "f-string": lambda m: f"{m}", "count_nonzero": np.count_nonzero,
-    "nonzero": np.nonzero, "slice": lambda m: m[1:], ".T": lambda m: m.T, "astype": lambda m: m.astype(float),
+    "nonzero": np.nonzero, "slice": lambda m: m[1:], ".T": lambda m: m.T, "astype int": lambda m: m.astype(int),
     "reduce": np.add.reduce, "in": lambda m: True in m, "numpy on a copy": lambda m: np.copy(m) * 1,
 }
 READS = {name: (lambda read: lambda x: read(x > 0.4))(read) for name, read in _MASK_READS.items()}
