@@ -232,6 +232,9 @@ class Program:
     def __init__(self, recorder: Recorder, mode: str, y_shape, x, out_def):
         self.mode, self.y_shape, self.x_shape, self.out_def = mode, tuple(y_shape), x.shape, out_def
         self.dtype = result_dtype(x)
+        # (row width of a pass's block, shape of J): reverse blocks are rows of J, forward ones columns
+        width = math.prod(self.x_shape) if mode == "reverse" else math.prod(self.y_shape)
+        self._layout = width, self.y_shape + self.x_shape
         blocks = recorder.outputs.get(mode, [])
         self.seeds = [k for _, _, k in blocks]
         segments = (None, mode)
@@ -280,13 +283,13 @@ class Program:
 
     def _assemble(self, blocks):
         """J from the passes' blocks: rows (reverse) or columns (forward) of an (m, n) matrix."""
-        width = math.prod(self.x_shape) if self.mode == "reverse" else math.prod(self.y_shape)
-        mats = [b.reshape(k, width) for b, k in zip(blocks, self.seeds)]
-        if len(mats) == 1 and self.fresh and whole_block(mats[0], self.dtype):
-            M = mats[0]
+        width, shape = self._layout
+        if len(blocks) == 1 and self.fresh and whole_block(blocks[0], self.dtype):
+            M = blocks[0].reshape(self.seeds[0], width)
         else:  # several passes, or a block the program keeps: a fresh array the caller owns
+            mats = [b.reshape(k, width) for b, k in zip(blocks, self.seeds)]
             M = np.concatenate(mats, dtype=self.dtype) if mats else np.zeros((0, width), dtype=self.dtype)
-        return (M if self.mode == "reverse" else M.T).reshape(self.y_shape + self.x_shape)
+        return (M if self.mode == "reverse" else M.T).reshape(shape)
 
     def _counter(self, costs) -> Counter:
         counter = Counter()
@@ -406,15 +409,7 @@ class _Code:
             if i in self.placements:
                 lines += self._placement(i)
             else:
-                args = [self._operand(a, r) for a, r in zip(eq.args, eq.refs)]
-                if eq.params:
-                    self.namespace[f"p{i}"] = eq.params
-                    args.append(f"**p{i}")
-                if i in self.into:
-                    placement, index = self.into[i]
-                    args.append(f"out=v{placement}[{self._subscript(index)}]")
-                lines.append(f"    v{i} = {self._function(eq.prim)}({', '.join(args)})  # {eq.phase}"
-                             f"{self.notes.get(i, '')}")
+                lines.append(f"    v{i} = {self._call(i, eq)}  # {eq.phase}{self.notes.get(i, '')}")
             lines += self._finite(i)
             lines += [self._check(o) for o in checks.get(i, ())]
             dead = [f"v{j}" for j in last_use.get(i, ())]
@@ -435,10 +430,27 @@ class _Code:
             lines.append(f"    v{i}[{self._subscript(index)}] {how[0] if how else '='} {self._operand(value, ref)}")
         return lines
 
+    def _call(self, i, eq) -> str:
+        """The right-hand side of equation i: its primitive's implementation called, or indexing written out."""
+        args = [self._operand(a, r) for a, r in zip(eq.args, eq.refs)]
+        if eq.prim is _GETITEM:  # x[0:1] reads better than getitem(x, **p0), and skips a call
+            return f"{args[0]}[{self._subscript(eq.params['index'])}]"
+        if eq.params:
+            self.namespace[f"p{i}"] = eq.params
+            args.append(f"**p{i}")
+        if i in self.into:
+            placement, index = self.into[i]
+            args.append(f"out=v{placement}[{self._subscript(index)}]")
+        return f"{self._function(eq.prim)}({', '.join(args)})"
+
     def _subscript(self, index) -> str:
-        if type(index) is slice and type(index.start) is int and type(index.stop) is int and index.step is None:
-            return f"{index.start}:{index.stop}"
-        return self._constant(index)
+        """An index as source: basic parts (slices, integers, None, ...) written out, else a constant."""
+        parts = index if type(index) is tuple else (index,)  # for an array, a[(i,)] is a[i]
+        if not parts:
+            return "()"
+        if not all(map(_basic, parts)):
+            return self._constant(index)
+        return ", ".join(map(_index_text, parts))
 
     def _finite(self, ref) -> list[str]:
         """The check of a value a compacted tangent is multiplied or divided by, if it has one."""
@@ -513,6 +525,22 @@ class _Code:
             name = f"op_{len(self.namespace)}"
         self.namespace[name] = prim.impl  # registered names are unique
         return name
+
+
+_GETITEM = REGISTRY["getitem"]
+
+
+def _basic(part) -> bool:
+    if type(part) is slice:
+        return all(v is None or type(v) is int for v in (part.start, part.stop, part.step))
+    return part is None or part is Ellipsis or type(part) is int
+
+
+def _index_text(part) -> str:
+    if type(part) is slice:
+        text = f"{'' if part.start is None else part.start}:{'' if part.stop is None else part.stop}"
+        return text if part.step is None else f"{text}:{part.step}"
+    return "..." if part is Ellipsis else repr(part)
 
 
 def same(a, b) -> bool:
