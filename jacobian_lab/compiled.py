@@ -257,16 +257,20 @@ class Program:
         if mode == "forward":
             rewrite = compaction.compact(eqs, run, placements, blocks, observations, self.seeds, x)
             if rewrite is not None and _costs_total(rewrite.equations) < self.cost.total():
-                compact = _Code(rewrite.eqs, set(rewrite.run), rewrite.placements, rewrite, x)
-                self.source = compact.emit(rewrite.run, observations, rewrite.blocks)
-                self._run, self._dense = compact.function(), self._run
-                self.equations = rewrite.equations
-                self.costs = _costs(self.equations)
-                self.cost = sum(self.costs.values(), Cost())
-                kept = {**kept, **compact.memory}
+                kept = {**kept, **self._run_compacted(rewrite, observations, x)}
         self.constant_bytes = sum(kept.values())
         self._work = self._counter(self.costs)  # what counting a replay adds: known in advance
         self._dense_work = self._counter(self.dense_costs)
+
+    def _run_compacted(self, rewrite, observations, x) -> dict:
+        """Replay `rewrite` (`compaction.Compacted`), the dense code kept for when it returns DENSE."""
+        compact = _Code(rewrite.eqs, set(rewrite.run), rewrite.placements, rewrite, x)
+        self.source = compact.emit(rewrite.run, observations, rewrite.blocks)
+        self._run, self._dense = compact.function(), self._run
+        self.equations = rewrite.equations
+        self.costs = _costs(self.equations)
+        self.cost = sum(self.costs.values(), Cost())
+        return compact.memory
 
     def __call__(self, x: np.ndarray) -> np.ndarray | None:
         """The Jacobian at x, shape ``y_shape + x.shape``; None when a guard fails."""
