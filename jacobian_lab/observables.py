@@ -20,9 +20,10 @@ import operator
 
 import numpy as np
 
-from .numpy_api import UFUNCS
-from .rules.elementwise import where
+from .numpy_api import UFUNCS, is_traced
 from .primitives import observe
+from .rules.elementwise import where
+from .tracing import binary_method
 
 
 def array_of(value):
@@ -67,7 +68,7 @@ class Observable:
 
     # --- computed on: a primitive records it, anything else reads it ------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        if any(getattr(a, "_trace", None) is not None for a in inputs):
+        if any(map(is_traced, inputs)):
             return NotImplemented  # a tracer takes the operation and passes this one to a primitive
         prim = UFUNCS.get(ufunc) if method == "__call__" and not kwargs else None
         if prim is None:
@@ -125,23 +126,17 @@ class Observable:
         return observe(getattr, self._array, name)
 
     # --- operators: NumPy's ufuncs, so the rules above decide ----------------------------
-    def _binary(ufunc, reflected=False):
-        if reflected:
-            return lambda self, other: ufunc(other, self)
-        return lambda self, other: ufunc(self, other)
-
-    __add__, __radd__ = _binary(np.add), _binary(np.add, True)
-    __sub__, __rsub__ = _binary(np.subtract), _binary(np.subtract, True)
-    __mul__, __rmul__ = _binary(np.multiply), _binary(np.multiply, True)
-    __truediv__, __rtruediv__ = _binary(np.divide), _binary(np.divide, True)
-    __pow__, __rpow__ = _binary(np.power), _binary(np.power, True)
-    __and__, __rand__ = _binary(np.logical_and), _binary(np.logical_and, True)
-    __or__, __ror__ = _binary(np.logical_or), _binary(np.logical_or, True)
-    __xor__, __rxor__ = _binary(np.logical_xor), _binary(np.logical_xor, True)
-    __lt__, __le__ = _binary(np.less), _binary(np.less_equal)
-    __gt__, __ge__ = _binary(np.greater), _binary(np.greater_equal)
-    __eq__, __ne__ = _binary(np.equal), _binary(np.not_equal)
-    del _binary
+    __add__, __radd__ = binary_method(np.add), binary_method(np.add, True)
+    __sub__, __rsub__ = binary_method(np.subtract), binary_method(np.subtract, True)
+    __mul__, __rmul__ = binary_method(np.multiply), binary_method(np.multiply, True)
+    __truediv__, __rtruediv__ = binary_method(np.divide), binary_method(np.divide, True)
+    __pow__, __rpow__ = binary_method(np.power), binary_method(np.power, True)
+    __and__, __rand__ = binary_method(np.logical_and), binary_method(np.logical_and, True)
+    __or__, __ror__ = binary_method(np.logical_or), binary_method(np.logical_or, True)
+    __xor__, __rxor__ = binary_method(np.logical_xor), binary_method(np.logical_xor, True)
+    __lt__, __le__ = binary_method(np.less), binary_method(np.less_equal)
+    __gt__, __ge__ = binary_method(np.greater), binary_method(np.greater_equal)
+    __eq__, __ne__ = binary_method(np.equal), binary_method(np.not_equal)
 
     def __invert__(self):
         return np.logical_not(self) if self.dtype == bool else np.invert(self)

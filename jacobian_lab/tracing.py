@@ -27,7 +27,8 @@ def _conversion_error(what: str) -> TracerConversionError:
     )
 
 
-def _binary(fn, reflected=False):
+def binary_method(fn, reflected=False):
+    """The method behind a binary operator: ``fn(self, other)``, or ``fn(other, self)`` when reflected."""
     if isinstance(fn, Primitive):  # straight to the dispatch: operators are the hottest path
         if reflected:
             return lambda self, other: apply(fn, (other, self), {})
@@ -113,15 +114,15 @@ class Tracer:
         )
 
     # --- operators ----------------------------------------------------------------
-    __add__, __radd__ = _binary(E.add), _binary(E.add, True)
-    __sub__, __rsub__ = _binary(E.subtract), _binary(E.subtract, True)
-    __mul__, __rmul__ = _binary(E.multiply), _binary(E.multiply, True)
-    __truediv__, __rtruediv__ = _binary(E.divide), _binary(E.divide, True)
-    __pow__, __rpow__ = _binary(E.power), _binary(E.power, True)
-    __matmul__, __rmatmul__ = _binary(api.matmul), _binary(api.matmul, True)
-    __lt__, __le__ = _binary(E.less), _binary(E.less_equal)
-    __gt__, __ge__ = _binary(E.greater), _binary(E.greater_equal)
-    __eq__, __ne__ = _binary(E.equal), _binary(E.not_equal)
+    __add__, __radd__ = binary_method(E.add), binary_method(E.add, True)
+    __sub__, __rsub__ = binary_method(E.subtract), binary_method(E.subtract, True)
+    __mul__, __rmul__ = binary_method(E.multiply), binary_method(E.multiply, True)
+    __truediv__, __rtruediv__ = binary_method(E.divide), binary_method(E.divide, True)
+    __pow__, __rpow__ = binary_method(E.power), binary_method(E.power, True)
+    __matmul__, __rmatmul__ = binary_method(api.matmul), binary_method(api.matmul, True)
+    __lt__, __le__ = binary_method(E.less), binary_method(E.less_equal)
+    __gt__, __ge__ = binary_method(E.greater), binary_method(E.greater_equal)
+    __eq__, __ne__ = binary_method(E.equal), binary_method(E.not_equal)
     __hash__ = None
 
     def __neg__(self):
