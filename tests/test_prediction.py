@@ -211,13 +211,22 @@ POINTS = [np.random.default_rng(0).uniform(-1, 1, 6), np.array([0.0, 0, 0, 1, 1,
           np.array([2.0, -1, 0.5, 0.5, 0, 3]), np.zeros(6), np.ones(6)]
 
 
+def _chosen(f, x, batch_size=None, max_memory=None):
+    """The order auto mode takes for (f, x) with whatever the caches already hold."""
+    from jacobian_lab.jacobian import prepare
+    return jl.prediction.choose_order(*prepare(f, x), batch_size, max_memory)[0]
+
+
 @pytest.mark.parametrize("name", VALUE_DEPENDENT)
-def test_value_dependent_programs_reuse_only_exact_predictions(name):
+def test_value_dependent_programs_reuse_only_exact_predictions_and_choices(name):
     f = VALUE_DEPENDENT[name]
     jl.prediction.clear_cache()
     with np.errstate(all="ignore"):
         for x in POINTS * 2:
             assert _reused(f, x) == jl.predict(f, x), x
+            for batch_size, max_memory in ((None, None), (1, None), (2, 10_000), (None, 3_000)):
+                fresh = jl.predict(f, x).mode(batch_size, max_memory)
+                assert _chosen(f, x, batch_size, max_memory) == fresh, (x, batch_size, max_memory)
 
 
 def test_auto_forward_replays_its_tape_evaluating_f_once():
@@ -248,28 +257,11 @@ def test_auto_forward_replay_shrinks_its_passes_to_the_memory_budget():
         jl.jacobian(f, x, batch_size=20, max_memory=tight)
 
 
-def _chosen(f, x, batch_size=None, max_memory=None):
-    """The order auto mode takes for (f, x) with whatever the caches already hold."""
-    from jacobian_lab.jacobian import prepare
-    return jl.prediction.choose_order(*prepare(f, x), batch_size, max_memory)[0]
-
-
 def _comparisons_then_double(x):
     k = 0.0
     while np.any(x > k):  # more comparisons for larger x: primal work the tape does not show
         k += 1.0
     return x * 2.0
-
-
-@pytest.mark.parametrize("name", VALUE_DEPENDENT)
-def test_a_remembered_order_is_what_a_fresh_prediction_chooses(name):
-    f = VALUE_DEPENDENT[name]
-    jl.prediction.clear_cache()
-    with np.errstate(all="ignore"):
-        for x in POINTS * 2:
-            for batch_size, max_memory in ((None, None), (1, None), (2, 10_000), (None, 3_000)):
-                fresh = jl.predict(f, x).mode(batch_size, max_memory)
-                assert _chosen(f, x, batch_size, max_memory) == fresh, (x, batch_size, max_memory)
 
 
 def test_auto_decides_again_whenever_an_input_of_the_choice_changes(monkeypatch):
