@@ -126,14 +126,6 @@ class Tape:
         x = self.records[0].out
         return x.shape, x.dtype.char, output, tuple([_record_key(r) for r in self.records[1:]])
 
-    def residual_bytes(self) -> int:
-        """Bytes of the values computed while tracing that the tape keeps alive.
-
-        The input and constants captured by f existed before the trace and are
-        not the tape's cost; a view (a reshape, a slice) costs nothing of its own.
-        """
-        return self.fresh_bytes
-
 
 def _record_key(record):
     args, parents, params = record.args, record.parents, record.params
@@ -237,7 +229,7 @@ class ReverseEngine:
         pullback.push = _pusher(tape, output, y.primal)
         counter = active_counter()
         if counter is not None and tape.fresh_bytes > counter.tape_bytes:
-            counter.tape_bytes = tape.residual_bytes()
+            counter.tape_bytes = tape.fresh_bytes
         return y.primal, pullback
 
 
