@@ -184,9 +184,9 @@ def _orders(fun, g, x) -> tuple[str, ...]:
     if fun.mode != "auto":
         return (fun.mode,)
     prediction = _prediction.probe(g, x, reuse=True)[0]
-    mode = prediction.mode(fun.batch_size, fun.max_memory)  # eager auto's choice, and its memory errors
-    fwd, rev = prediction.ops("forward", fun.batch_size), prediction.ops("reverse", fun.batch_size, fun.max_memory)
-    if max(fwd, rev) > BOTH_ORDERS_WITHIN * max(min(fwd, rev), 1.0):
+    # eager auto's choice and its memory errors, with both orders' FLOPs (None: reverse does not fit)
+    mode, fwd, rev, _ = prediction._decide(fun.batch_size, fun.max_memory)
+    if fwd is None or max(fwd, rev) > BOTH_ORDERS_WITHIN * max(min(fwd, rev), 1.0):
         return (mode,)
     return ("forward", "reverse")
 
