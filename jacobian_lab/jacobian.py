@@ -250,20 +250,6 @@ def prepare(f: Callable, x) -> tuple[Flattened, np.ndarray]:
     return g, g.x
 
 
-def _auto(g: "Flattened", x: np.ndarray, batch_size, max_memory):
-    """(mode, recorded): the order `predict` finds cheaper, and the tape it recorded.
-
-    The tape is recorded on every call, and the derivative costs are reused only
-    for a tape with the same signature: a function that branches on values
-    traces another tape for another x, so auto never picks the costlier order
-    from a stale prediction. Either order then works on that tape: reverse
-    sweeps it, forward replays it (the primal values are on it, so f is
-    evaluated once however many passes there are).
-    """
-    mode, y, pullback = _prediction.choose_order(g, x, batch_size, max_memory)
-    return mode, (y, pullback)
-
-
 _NO_X = object()
 
 
@@ -300,7 +286,7 @@ def jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *, flat:
     g, x_flat = prepare(f, x)
     recorded = None
     if mode == "auto":
-        mode, recorded = _auto(g, x_flat, batch_size, max_memory)
+        mode, recorded = _prediction.choose_order(g, x_flat, batch_size, max_memory)
     if mode == "forward":
         J = columns(g, x_flat, batch_size, max_memory, recorded)
     else:

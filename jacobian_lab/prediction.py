@@ -225,12 +225,16 @@ def probe(f: Callable, x: np.ndarray, reuse: bool = False):
 
 
 def choose_order(f: Callable, x: np.ndarray, batch_size=None, max_memory=None):
-    """(mode, y, pullback): the order auto mode takes at x, and the tape it recorded to decide.
+    """(mode, (y, pullback)): the order auto mode takes at x, and the tape it recorded to decide.
 
     The choice is `Prediction.mode`, remembered by everything it depends on: the
     tape's signature (which fixes every derivative cost), the primal work and tape
     memory counted while recording, the batch size and the memory budget. A
-    repeated call then decides without building a `Prediction`.
+    repeated call then decides without building a `Prediction`; a function that
+    branches on values traces another tape for another x, so a stale choice is
+    never taken. Either order then works on that tape: reverse sweeps it, forward
+    replays it (the primal values are on it, so f is evaluated once however many
+    passes there are).
     """
     counter, y, pullback, signature = _trace(f, x, reuse=True)
     limit = memory.budget(max_memory)
@@ -241,7 +245,7 @@ def choose_order(f: Callable, x: np.ndarray, batch_size=None, max_memory=None):
         mode = prediction._decide(batch_size, max_memory, limit)[0]
         if key is not None:
             _remember(_DECISIONS, key, mode)
-    return mode, y, pullback
+    return mode, (y, pullback)
 
 
 def _trace(f, x, reuse: bool):
