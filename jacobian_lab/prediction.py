@@ -239,9 +239,9 @@ def choose_order(f: Callable, x: np.ndarray, batch_size=None, max_memory=None):
     counter, y, pullback, signature = _trace(f, x, reuse=True)
     limit = memory.budget(max_memory)
     key = (signature, counter.cost(PRIMAL), counter.tape_bytes, batch_size, max_memory, limit)
-    mode, key = _lookup(_DECISIONS, key) if signature is not None else (None, None)
+    mode, key = _lookup(_DECISIONS, key)
     if mode is None:
-        prediction = _predict(counter, x, y, pullback, key and signature)
+        prediction = _predict(counter, x, y, pullback, signature)
         mode = prediction._decide(batch_size, max_memory, limit)[0]
         if key is not None:
             _remember(_DECISIONS, key, mode)
