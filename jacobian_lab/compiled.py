@@ -260,7 +260,7 @@ class Program:
                 kept = {**kept, **self._run_compacted(rewrite, observations, x)}
         self.constant_bytes = sum(kept.values())
         self._work = self._counter(self.costs)  # what counting a replay adds: known in advance
-        self._dense_work = self._counter(self.dense_costs)
+        self._dense_work = self._counter(self.dense_costs) if self._dense else None  # only compact code falls back
 
     def _run_compacted(self, rewrite, observations, x) -> dict:
         """Replay `rewrite` (`compaction.Compacted`), the dense code kept for when it returns DENSE."""
