@@ -220,41 +220,40 @@ def probe(f: Callable, x: np.ndarray, reuse: bool = False):
     the probes run only for a tape not seen before: the primal cost and the
     memory figures are always those of this recording.
     """
-    counter, y, pullback, key = _trace(f, x, reuse)
-    return _predict(counter, x, y, pullback, key), y, pullback
+    from .engines import get
+
+    with counting() as counter:
+        y, pullback = get("reverse").vjp(f, x)
+    key = pullback.tape.signature(pullback.output) if reuse else None
+    return _predict(counter.cost(PRIMAL), counter.tape_bytes, x, y, pullback, key), y, pullback
 
 
 def choose_order(f: Callable, x: np.ndarray, batch_size=None, max_memory=None):
     """(mode, (y, pullback)): the order auto mode takes at x, and the tape it recorded to decide.
 
     The choice is `Prediction.mode`, remembered by everything it depends on: the
-    tape's signature (which fixes every derivative cost), the primal work and tape
-    memory counted while recording, the batch size and the memory budget. A
-    repeated call then decides without building a `Prediction`; a function that
+    tape's signature (which fixes every derivative cost and f's own work), the
+    tape memory, the batch size and the memory budget. A repeated call then
+    decides without counting anything or building a `Prediction`; a function that
     branches on values traces another tape for another x, so a stale choice is
     never taken. Either order then works on that tape: reverse sweeps it, forward
     replays it (the primal values are on it, so f is evaluated once however many
     passes there are).
     """
-    counter, y, pullback, signature = _trace(f, x, reuse=True)
+    from .engines import get
+
+    y, pullback = get("reverse").vjp(f, x)
+    tape = pullback.tape
+    signature = tape.signature(pullback.output)
     limit = memory.budget(max_memory)
-    key = (signature, counter.cost(PRIMAL), counter.tape_bytes, batch_size, max_memory, limit)
+    key = (signature, tape.fresh_bytes, batch_size, max_memory, limit)
     mode, key = _lookup(_DECISIONS, key)
     if mode is None:
-        prediction = _predict(counter, x, y, pullback, signature)
+        prediction = _predict(tape.primal_cost(), tape.fresh_bytes, x, y, pullback, signature)
         mode = prediction._decide(batch_size, max_memory, limit)[0]
         if key is not None:
             _remember(_DECISIONS, key, mode)
     return mode, (y, pullback)
-
-
-def _trace(f, x, reuse: bool):
-    """(counter, y, pullback, signature or None): f recorded on a tape, its work counted."""
-    from .engines import get
-
-    with counting() as counter:
-        y, pullback = get("reverse").vjp(f, x)
-    return counter, y, pullback, pullback.tape.signature(pullback.output) if reuse else None
 
 
 def _lookup(cache: dict, key):
@@ -265,7 +264,7 @@ def _lookup(cache: dict, key):
         return None, None
 
 
-def _predict(counter, x, y, pullback, key) -> "Prediction":
+def _predict(primal: Cost, tape_bytes: int, x, y, pullback, key) -> "Prediction":
     """The Prediction of a recorded tape; derivative costs probed, or looked up by signature `key`."""
     costs, key = _lookup(_DERIVATIVE_COSTS, key) if key is not None else (None, None)
     if costs is None:
@@ -274,8 +273,8 @@ def _predict(counter, x, y, pullback, key) -> "Prediction":
             _remember(_DERIVATIVE_COSTS, key, costs)
     tangent, staging, cotangent = costs
     return Prediction(
-        n=x.size, m=math.prod(np.shape(y)), primal=counter.cost(PRIMAL),
-        tangent=tangent, staging=staging, cotangent=cotangent, tape_bytes=counter.tape_bytes,
+        n=x.size, m=math.prod(np.shape(y)), primal=primal,
+        tangent=tangent, staging=staging, cotangent=cotangent, tape_bytes=tape_bytes,
         seed_bytes=getattr(pullback, "seed_elements", 0) * x.dtype.itemsize, itemsize=x.dtype.itemsize,
         widest=getattr(pullback, "widest", 0),
     )

@@ -259,7 +259,7 @@ def test_auto_forward_replay_shrinks_its_passes_to_the_memory_budget():
 
 def _comparisons_then_double(x):
     k = 0.0
-    while np.any(x > k):  # more comparisons for larger x: primal work the tape does not show
+    while np.any(x > k):  # more comparisons for larger x: primal work that leaves no record
         k += 1.0
     return x * 2.0
 
@@ -276,5 +276,37 @@ def test_auto_decides_again_whenever_an_input_of_the_choice_changes(monkeypatch)
         _chosen(_comparisons_then_double, point, batch_size, max_memory)
         counts.append(len(built))
     # repeated calls reuse the choice; a batch size, a budget or more primal work (x + 1 takes
-    # more comparisons on the same tape) make a new one
+    # more comparisons, with the same records) make a new one
     assert counts == [1, 1, 2, 2, 3, 4]
+
+
+def _tape_and_count(f, x):
+    with counting() as c, np.errstate(all="ignore"):
+        _, pullback = jl.engines.get("reverse").vjp(f, x)
+    return pullback.tape.primal_cost(), c.cost("primal")
+
+
+def _nondifferentiable_use(name):
+    """f computing NumPy's `name` of x (a comparison, rounding, ...), then returning 2 x."""
+    from test_rules import EXAMPLES
+    fn, e = getattr(np, name), EXAMPLES[name][0]
+    return (lambda x: (fn(x, *e.args[1:], **e.params), x * 2.0)[1]), e.args[0] * 1.0
+
+
+def test_the_tape_tells_the_primal_work_counting_finds():
+    """Auto mode takes f's work from the tape instead of counting it: the two must agree."""
+    from test_jit import _operands_of
+    from test_rules import CASES, NONDIFFERENTIABLE
+    cases = [_operands_of(*case.values) for case in CASES]
+    cases += [_nondifferentiable_use(name) for name in NONDIFFERENTIABLE]
+    cases += [(VALUE_DEPENDENT[name], x) for name in VALUE_DEPENDENT for x in POINTS]
+    cases += [(small(name).f, small(name).x) for name in jl.problems.names()]
+    cases.append((_comparisons_then_double, np.linspace(-1.0, 2.5, 8)))
+    for f, x in cases:
+        tape, count = _tape_and_count(f, x)
+        assert tape == count, f
+    assert len(cases) > 200
+    # what the tape does not see: work a NumPy function implemented here does on constants alone
+    w = np.arange(1.0, 6.0)
+    tape, count = _tape_and_count(lambda x: np.average(x, weights=w), np.ones(5))
+    assert count - tape == Cost(4, 0)  # the sum of the constant weights

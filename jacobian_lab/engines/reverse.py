@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import primitives
-from ..accounting import COTANGENT, TANGENT, active_counter, in_phase
+from ..accounting import COTANGENT, TANGENT, Cost, active_counter, in_phase
 from ..memory import TangentBudget
 from ..primitives import Trace, apply
 from ..rules.elementwise import add
@@ -49,6 +49,9 @@ class Tape:
         self.elements = 0  # recorded values, summed: a sweep's cotangents per seed, at most
         self.widest = 0  # the largest recorded value: a sweep's widest cotangent per seed
         self.fresh_bytes = 0  # values the trace computed (not views, not the input): what the tape keeps alive
+        # [flops, transcendentals] of the non-differentiable evaluations (comparisons, sign, ...):
+        # primal work that leaves no record, kept so that the tape tells all of f's work
+        self.unrecorded = [0, 0]
         self._last = None  # see _last_use
 
     def append(self, record) -> int:
@@ -114,6 +117,21 @@ class Tape:
                         self._last[p] = i
         return self._last
 
+    def primal_cost(self) -> Cost:
+        """The work of the evaluation of f that recorded this tape: what counting it finds, except
+        work that a NumPy function implemented here did on constants alone.
+
+        >>> import numpy as np, jacobian_lab as jl
+        >>> _, pullback = jl.engines.get("reverse").vjp(lambda x: np.sum(np.sin(x)), np.ones(3))
+        >>> pullback.tape.primal_cost()
+        Cost(flops=2, transcendentals=3)
+        """
+        flops, transcendentals = self.unrecorded
+        for r in self.records[1:]:
+            f, t = r.prim.cost(r.out, *r.args, **r.params)
+            flops, transcendentals = flops + f, transcendentals + t
+        return Cost(flops, transcendentals)
+
     def signature(self, output: int | None):
         """A hashable key equal for two tapes whose derivative rules do the same work.
 
@@ -122,9 +140,12 @@ class Tape:
         (an exponent of 2 becomes a square) and the operands of a `reads_values`
         primitive enter by value. Control flow on values traces another tape, so
         it changes the key. A parameter that is not hashable makes it unhashable.
+        The work of the non-differentiable evaluations enters as its total, so
+        equal signatures also mean equal `primal_cost`.
         """
         x = self.records[0].out
-        return x.shape, x.dtype.char, output, tuple([_record_key(r) for r in self.records[1:]])
+        return (x.shape, x.dtype.char, output, tuple(self.unrecorded),
+                tuple([_record_key(r) for r in self.records[1:]]))
 
 
 def _record_key(record):
@@ -184,6 +205,9 @@ class ReverseTrace(Trace):
                 outer = outer or isinstance(a, Tracer)  # a value of an enclosing trace
         out = apply(prim, primals, params) if outer else primitives.evaluate(prim, primals, params)
         if not prim.differentiable:
+            work, (flops, transcendentals) = self.tape.unrecorded, prim.cost(out, *primals, **params)
+            work[0] += flops
+            work[1] += transcendentals
             return out
         return Node(self, out, self.tape.append(Record(prim, params, primals, out, parents)))
 
