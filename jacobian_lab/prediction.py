@@ -13,7 +13,7 @@ from .engines.base import check_output, next_level
 from . import memory
 from .jacobian import prepare, schedule
 from .primitives import Trace, bind
-from .tracing import Tracer
+from .tracing import COMPLEX, Tracer, complex_result
 
 
 class EvalTrace(Trace):
@@ -25,7 +25,11 @@ class EvalTrace(Trace):
     def process(self, prim, args, params):
         primals = [a.primal if isinstance(a, Tracer) and a._trace is self else a for a in args]
         out = bind(prim, *primals, **params)
-        return Tracer(self, out) if prim.differentiable else out
+        if not prim.differentiable:
+            return out
+        if out.dtype in COMPLEX:  # the FLOP conventions price real arithmetic
+            raise complex_result(prim)
+        return Tracer(self, out)
 
 
 def count_flops(f: Callable, x) -> Cost:

@@ -27,6 +27,20 @@ def _conversion_error(what: str) -> TracerConversionError:
     )
 
 
+#: The complex dtypes: engines test ``out.dtype in COMPLEX`` on every traced result, which is
+#: cheaper than reading ``out.dtype.kind``.
+COMPLEX = frozenset(map(np.dtype, "FDG"))
+
+
+def complex_result(prim) -> TypeError:
+    """The error for a traced operation that produced complex values: every rule is for real functions."""
+    return TypeError(
+        f"{prim.name} of a traced array gave complex values (was an operand complex?); jacobian_lab "
+        "differentiates real functions only. Carry the real and imaginary parts as two real arrays "
+        "(np.exp(1j * x) is np.cos(x) + 1j * np.sin(x)) and return them as real outputs."
+    )
+
+
 def binary_method(fn, reflected=False):
     """The method behind a binary operator: ``fn(self, other)``, or ``fn(other, self)`` when reflected."""
     if isinstance(fn, Primitive):  # straight to the dispatch: operators are the hottest path
@@ -71,7 +85,9 @@ class Tracer:
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if method == "__call__" and not kwargs:  # np.sin(x), np.add(x, y): straight to the primitive
             prim = api.UFUNCS.get(ufunc)
-            if prim is not None:
+            if type(prim) is Primitive:  # no call of Primitive.__call__: the operators skip it too
+                return apply(prim, inputs, {})
+            if prim is not None:  # a composition (np.power, np.logaddexp, ...)
                 return prim(*inputs)
         return api.apply_ufunc(ufunc, method, inputs, kwargs)
 
@@ -85,7 +101,8 @@ class Tracer:
         raise _conversion_error("np.asarray / np.array (or a NumPy routine that calls it)")
 
     def __float__(self):
-        raise _conversion_error("float()")
+        # NumPy calls it too when a traced value is stored into a plain array: y[i] = x[j]
+        raise _conversion_error("float() (or storing it into a plain array, y[i] = x[j])")
 
     def __int__(self):
         raise _conversion_error("int()")

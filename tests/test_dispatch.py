@@ -190,6 +190,36 @@ def test_complex_input_refused_by_every_entry_point(call):
         call(np.array([1.0 + 1.0j, 2.0]))
 
 
+COMPLEX_INSIDE = [
+    ("abs of a complex product", lambda x: np.abs(x * 1j)),  # real output, wrong derivative if let through
+    ("complex constant array", lambda x: x * np.array([1.0, 1j, 1.0])),
+    ("sum of exp(1j x)", lambda x: np.sum(np.exp(1j * x))),
+    ("real part", lambda x: np.real(x + 2j)),
+]
+
+
+@pytest.mark.parametrize("call", [
+    lambda f: run(f, "forward"), lambda f: run(f, "reverse"), lambda f: jl.jacobian(f, X),
+    lambda f: jl.jit(jl.jacobian(f))(X), lambda f: jl.count_flops(f, X),
+], ids=["forward", "reverse", "auto", "jit", "count_flops"])
+@pytest.mark.parametrize("f", [pytest.param(f, id=n) for n, f in COMPLEX_INSIDE])
+def test_complex_values_computed_inside_f_are_refused(f, call):
+    with pytest.raises(TypeError, match="gave complex values.*real and imaginary parts"):
+        call(f)
+
+
+def test_storing_a_traced_value_into_a_plain_array_names_the_assignment():
+    def f(x):
+        y = np.zeros(3)
+        y[0] = x[0, 0]
+        return y
+
+    with pytest.raises(ValueError) as info:  # NumPy's own error, raised from ours
+        run(f, "reverse")
+    assert isinstance(info.value.__cause__, jl.TracerConversionError)
+    assert "y[i] = x[j]" in str(info.value.__cause__)
+
+
 # --- outputs -----------------------------------------------------------------------------------
 BAD_OUTPUTS = [
     ("None", lambda x: None, "None"),

@@ -13,7 +13,7 @@ from .. import primitives
 from ..accounting import TANGENT, active_counter
 from ..memory import TangentBudget
 from ..primitives import Trace, apply
-from ..tracing import Tracer
+from ..tracing import COMPLEX, Tracer, complex_result
 from .base import check_output, next_level, register
 
 
@@ -46,6 +46,8 @@ class ForwardTrace(Trace):
         out = apply(prim, primals, params) if outer else primitives.evaluate(prim, primals, params)
         if not prim.differentiable:
             return out
+        if out.dtype in COMPLEX:
+            raise complex_result(prim)
         counter = active_counter()
         if counter is None:
             tangent = prim.jvp(tangents, out, *primals, **params)

@@ -15,7 +15,7 @@ from ..accounting import COTANGENT, TANGENT, Cost, active_counter, in_phase
 from ..memory import TangentBudget
 from ..primitives import Trace, apply
 from ..rules.elementwise import add
-from ..tracing import Tracer
+from ..tracing import COMPLEX, Tracer, complex_result
 from .base import check_output, next_level, register
 
 
@@ -209,6 +209,8 @@ class ReverseTrace(Trace):
             work[0] += flops
             work[1] += transcendentals
             return out
+        if out.dtype in COMPLEX:
+            raise complex_result(prim)
         return Node(self, out, self.tape.append(Record(prim, params, primals, out, parents)))
 
 
