@@ -49,6 +49,13 @@ def as_input(x) -> np.ndarray:
     return x
 
 
+def check_function(f) -> None:
+    """Refuse an f that cannot be called (x passed first is the usual slip)."""
+    if not callable(f):
+        raise TypeError(f"f must be a function of x, got {type(f).__name__}; the function comes first: "
+                        "jacobian(f, x), jacrev(f)(x)")
+
+
 def _check_batch_size(batch_size):
     if batch_size is None:
         return
@@ -206,6 +213,7 @@ class Flattened:
     """
 
     def __init__(self, f: Callable, x):
+        check_function(f)
         self.f, self.in_def, self.out_def = f, None, None
         if not trees.is_tree(x) or trees.is_numbers(x):
             self.x = as_input(x)  # a nested list of plain numbers is an array, as np.asarray reads it
@@ -313,6 +321,7 @@ class JacobianFunction:
     _NAMES = {"forward": "jacfwd", "reverse": "jacrev", "auto": "jacobian"}
 
     def __init__(self, f: Callable, mode: str, batch_size=None, *, flat=False, max_memory=None, scalar=False):
+        check_function(f)
         self.f, self.mode, self.batch_size, self.flat, self.max_memory = f, mode, batch_size, flat, max_memory
         self.scalar = scalar  # grad: f must return a scalar, the result has x's structure
 

@@ -190,6 +190,17 @@ def test_complex_input_refused_by_every_entry_point(call):
         call(np.array([1.0 + 1.0j, 2.0]))
 
 
+@pytest.mark.parametrize("call", [
+    lambda f: jl.jacobian(f, X), lambda f: jl.jacobian(f), lambda f: jl.jacfwd(f), lambda f: jl.jacrev(f),
+    lambda f: jl.grad(f), lambda f: jl.jvp(f, X, X), lambda f: jl.vjp(f, X), lambda f: jl.count_flops(f, X),
+    lambda f: jl.predict(f, X), lambda f: jl.measure(f, X), lambda f: jl.compare(f, X),
+], ids=["jacobian", "jacobian(f)", "jacfwd", "jacrev", "grad", "jvp", "vjp", "count_flops", "predict", "measure",
+        "compare"])
+def test_an_f_that_is_not_callable_is_refused_at_once(call):
+    with pytest.raises(TypeError, match="f must be a function of x, got ndarray; the function comes first"):
+        call(X)  # the arguments swapped: x where f goes
+
+
 COMPLEX_INSIDE = [
     ("abs of a complex product", lambda x: np.abs(x * 1j)),  # real output, wrong derivative if let through
     ("complex constant array", lambda x: x * np.array([1.0, 1j, 1.0])),
