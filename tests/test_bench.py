@@ -70,3 +70,4 @@ def test_overhead_counting_and_scaling_sections(quick_run):
     assert len(rows) >= 2 and all(set(data["scaling"]["series"]) <= set(r) for r in rows)
     assert plot.exists() and plot.stat().st_size > 0
     assert "targets:" in stdout and "dispatch overhead per primitive" in stdout
+    assert stdout.count("numpy f(x) + analytic J = ") == 4  # under each targeted workload's eager target
