@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 
 from .accounting import COTANGENT, PRIMAL, TANGENT, Cost, counting, phase
-from .engines.base import check_output, next_level
+from .engines.base import check_output, get, next_level
 from . import memory
 from .jacobian import prepare, schedule
 from .primitives import Trace, bind
@@ -224,8 +224,6 @@ def probe(f: Callable, x: np.ndarray, reuse: bool = False):
     the probes run only for a tape not seen before: the primal cost and the
     memory figures are always those of this recording.
     """
-    from .engines import get
-
     with counting() as counter:
         y, pullback = get("reverse").vjp(f, x)
     key = pullback.tape.signature(pullback.output) if reuse else None
@@ -244,8 +242,6 @@ def choose_order(f: Callable, x: np.ndarray, batch_size=None, max_memory=None):
     replays it (the primal values are on it, so f is evaluated once however many
     passes there are).
     """
-    from .engines import get
-
     y, pullback = get("reverse").vjp(f, x)
     tape = pullback.tape
     signature = tape.signature(pullback.output)
