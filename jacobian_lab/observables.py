@@ -23,7 +23,7 @@ import numpy as np
 from .numpy_api import UFUNCS, is_traced
 from .primitives import observe
 from .rules.elementwise import where
-from .tracing import binary_method
+from .tracing import binary_method, binary_methods
 
 
 def array_of(value):
@@ -126,14 +126,14 @@ class Observable:
         return observe(getattr, self._array, name)
 
     # --- operators: NumPy's ufuncs, so the rules above decide ----------------------------
-    __add__, __radd__ = binary_method(np.add), binary_method(np.add, True)
-    __sub__, __rsub__ = binary_method(np.subtract), binary_method(np.subtract, True)
-    __mul__, __rmul__ = binary_method(np.multiply), binary_method(np.multiply, True)
-    __truediv__, __rtruediv__ = binary_method(np.divide), binary_method(np.divide, True)
-    __pow__, __rpow__ = binary_method(np.power), binary_method(np.power, True)
-    __and__, __rand__ = binary_method(np.logical_and), binary_method(np.logical_and, True)
-    __or__, __ror__ = binary_method(np.logical_or), binary_method(np.logical_or, True)
-    __xor__, __rxor__ = binary_method(np.logical_xor), binary_method(np.logical_xor, True)
+    __add__, __radd__ = binary_methods(np.add)
+    __sub__, __rsub__ = binary_methods(np.subtract)
+    __mul__, __rmul__ = binary_methods(np.multiply)
+    __truediv__, __rtruediv__ = binary_methods(np.divide)
+    __pow__, __rpow__ = binary_methods(np.power)
+    __and__, __rand__ = binary_methods(np.logical_and)
+    __or__, __ror__ = binary_methods(np.logical_or)
+    __xor__, __rxor__ = binary_methods(np.logical_xor)
     __lt__, __le__ = binary_method(np.less), binary_method(np.less_equal)
     __gt__, __ge__ = binary_method(np.greater), binary_method(np.greater_equal)
     __eq__, __ne__ = binary_method(np.equal), binary_method(np.not_equal)

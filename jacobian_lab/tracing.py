@@ -52,6 +52,11 @@ def binary_method(fn, reflected=False):
     return lambda self, other: fn(self, other)
 
 
+def binary_methods(fn):
+    """An arithmetic operator's pair of methods: ``fn(self, other)`` and, reflected, ``fn(other, self)``."""
+    return binary_method(fn), binary_method(fn, True)
+
+
 class Tracer:
     """An array whose operations are interpreted by a trace (an engine)."""
 
@@ -131,12 +136,12 @@ class Tracer:
         )
 
     # --- operators ----------------------------------------------------------------
-    __add__, __radd__ = binary_method(E.add), binary_method(E.add, True)
-    __sub__, __rsub__ = binary_method(E.subtract), binary_method(E.subtract, True)
-    __mul__, __rmul__ = binary_method(E.multiply), binary_method(E.multiply, True)
-    __truediv__, __rtruediv__ = binary_method(E.divide), binary_method(E.divide, True)
-    __pow__, __rpow__ = binary_method(E.power), binary_method(E.power, True)
-    __matmul__, __rmatmul__ = binary_method(api.matmul), binary_method(api.matmul, True)
+    __add__, __radd__ = binary_methods(E.add)
+    __sub__, __rsub__ = binary_methods(E.subtract)
+    __mul__, __rmul__ = binary_methods(E.multiply)
+    __truediv__, __rtruediv__ = binary_methods(E.divide)
+    __pow__, __rpow__ = binary_methods(E.power)
+    __matmul__, __rmatmul__ = binary_methods(api.matmul)
     __lt__, __le__ = binary_method(E.less), binary_method(E.less_equal)
     __gt__, __ge__ = binary_method(E.greater), binary_method(E.greater_equal)
     __eq__, __ne__ = binary_method(E.equal), binary_method(E.not_equal)
