@@ -142,7 +142,7 @@ class _Rewrite:
         union whose parts cannot be is a concatenation when its parts are
         blocks of rows in order, else it stays a placement.
         """
-        readers = collections.Counter(r for i in self.out for r in self._reads(i))
+        readers = collections.Counter(r for i in self.out for r in reads(self.new, self.placements, i))
         readers.update(ref for _, ref, _ in blocks)
         readers.update(self.pinned)
         into = {}
@@ -188,11 +188,6 @@ class _Rewrite:
                 return  # concatenate neither broadcasts nor casts
         del self.placements[i]
         self.new[i] = _equation(eq, (a, b), (ra, rb), eq.cost, shape, REGISTRY["concatenate"], {"axis": 0})
-
-    def _reads(self, i) -> list:
-        if i in self.placements:
-            return [part[2] for part in self.placements[i][1]]
-        return self.new[i].refs
 
     # --- what an operand holds -----------------------------------------------------
     def _shape(self, value, ref):
@@ -340,6 +335,13 @@ class _Rewrite:
             ref = self.eqs[ref].refs[0]
         if self.checks.get(ref) != "divisor":
             self.checks[ref] = kind
+
+
+def reads(eqs, placements: dict, i) -> list:
+    """The refs line i of a program reads: its equation's operands, or for a placement its parts."""
+    if i in placements:
+        return [part[2] for part in placements[i][1]]
+    return eqs[i].refs
 
 
 def condition(name, kind, dtype, shape, constant, zeros: dict) -> str | None:

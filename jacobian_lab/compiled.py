@@ -465,17 +465,11 @@ class _Code:
         test = compaction.condition(name, kind, value.dtype, value.shape, self._constant, self._zeros)
         return [f"    if not {test}:\n        return DENSE"] if test else []
 
-    def _reads(self, i) -> list:
-        """The refs equation i reads: its operands, or for a placement its parts."""
-        if i in self.placements:
-            return [part[2] for part in self.placements[i][1]]
-        return self.eqs[i].refs
-
     def _last_use(self, run, observations, blocks) -> dict[int, list]:
         """line -> values no later line reads (outputs stay)."""
         last = {}
         for i in run:
-            for r in self._reads(i):
+            for r in compaction.reads(self.eqs, self.placements, i):
                 if r in self.running:
                     last[r] = i
             last.setdefault(i, i)
