@@ -247,16 +247,15 @@ class Program:
         self.equations = [eqs[i] for i in run if i not in placements]
         self.guards = len(observations)
         self.costs = _costs(self.equations)  # a placement copies: no arithmetic
-        self.cost = sum(self.costs.values(), Cost())
         code = _Code(eqs, set(run), placements)
         self.source = code.emit(run, observations, blocks)
         self.fresh = all(r in code.running for _, r, _ in blocks)  # else a block is a constant it keeps
         self._run = code.function()
-        self.dense_source, self.dense_cost, self.dense_costs, self._dense = self.source, self.cost, self.costs, None
+        self.dense_source, self.dense_costs, self._dense = self.source, self.costs, None
         kept = code.memory  # id of each constant array -> its bytes
         if mode == "forward":
             rewrite = compaction.compact(eqs, run, placements, blocks, observations, self.seeds, x)
-            if rewrite is not None and _costs_total(rewrite.equations) < self.cost.total():
+            if rewrite is not None and _total(_costs(rewrite.equations)).total() < self.cost.total():
                 kept = {**kept, **self._run_compacted(rewrite, observations, x)}
         self.constant_bytes = sum(kept.values())
         self._work = self._counter(self.costs)  # what counting a replay adds: known in advance
@@ -269,8 +268,17 @@ class Program:
         self._run, self._dense = compact.function(), self._run
         self.equations = rewrite.equations
         self.costs = _costs(self.equations)
-        self.cost = sum(self.costs.values(), Cost())
         return compact.memory
+
+    @property
+    def cost(self) -> Cost:
+        """The work of one replay: `costs` summed."""
+        return _total(self.costs)
+
+    @property
+    def dense_cost(self) -> Cost:
+        """The work of one replay of the dense code: `dense_costs` summed."""
+        return _total(self.dense_costs)
 
     def __call__(self, x: np.ndarray) -> np.ndarray | None:
         """The Jacobian at x, shape ``y_shape + x.shape``; None when a guard fails."""
@@ -364,8 +372,8 @@ def _disjoint(shape, parts) -> bool:
     return int(covered.max(initial=0)) <= 1
 
 
-def _costs_total(equations) -> float:
-    return sum(_costs(equations).values(), Cost()).total()
+def _total(costs: dict) -> Cost:
+    return sum(costs.values(), Cost())
 
 
 def _costs(equations) -> dict[str, Cost]:
