@@ -57,7 +57,25 @@ UFUNCS: dict[np.ufunc, Callable] = {
     np.deg2rad: lambda x: E.multiply(x, np.pi / 180), np.radians: lambda x: E.multiply(x, np.pi / 180),
     np.rad2deg: lambda x: E.multiply(x, 180 / np.pi), np.degrees: lambda x: E.multiply(x, 180 / np.pi),
     np.logaddexp: lambda x, y: _logaddexp(x, y),
+    np.floor_divide: E.floor_divide, np.remainder: E.remainder, np.fmod: E.fmod,
+    np.divmod: lambda x, y: (E.floor_divide(x, y), E.remainder(x, y)),
+    np.fmax: E.fmax, np.fmin: E.fmin, np.signbit: E.signbit,
+    np.copysign: lambda x, y: _copysign(x, y), np.heaviside: lambda x, h0: _heaviside(x, h0),
 }
+
+
+def _copysign(x, y):
+    # |x| with y's sign bit, as jax.numpy writes it: the derivative is abs's, and none for y.
+    magnitude = E.absolute(x)
+    return E.where(E.signbit(y), E.negative(magnitude), magnitude)
+
+
+def _heaviside(x, h0):
+    # A step: no derivative, except through h0 where x == 0.
+    step = E.heaviside(x, 0.0 if is_traced(h0) else h0)
+    return E.where(E.equal(x, 0.0), h0, step) if is_traced(h0) else step
+
+
 def _logaddexp(x, y):
     # log(e^x + e^y) = m + log(e^(x-m) + e^(y-m)), m = max(x, y): no overflow; smooth, so the tie
     # convention of maximum cancels out of the derivative.

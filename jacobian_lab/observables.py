@@ -131,6 +131,8 @@ class Observable:
     __mul__, __rmul__ = binary_methods(np.multiply)
     __truediv__, __rtruediv__ = binary_methods(np.divide)
     __pow__, __rpow__ = binary_methods(np.power)
+    __floordiv__, __rfloordiv__ = binary_methods(np.floor_divide)
+    __mod__, __rmod__ = binary_methods(np.remainder)
     __and__, __rand__ = binary_methods(np.logical_and)
     __or__, __ror__ = binary_methods(np.logical_or)
     __xor__, __rxor__ = binary_methods(np.logical_xor)

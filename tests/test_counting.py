@@ -79,6 +79,8 @@ FLOP_UFUNCS = [
     # comparisons give plain booleans; the float conversion after them is plain NumPy, uncounted
     ("greater", lambda x: (x > 1.0) * 1.0), ("less_equal", lambda x: (x <= C4) * 1.0),
     ("equal", lambda x: (x == C4) * 1.0), ("not_equal", lambda x: (np.not_equal(x, 1.0)) * 1.0),
+    ("remainder", lambda x: x % C4), ("fmod", lambda x: np.fmod(C4, x)), ("floor_divide", lambda x: (x // 0.3) * 1.0),
+    ("fmax", lambda x: np.fmax(x, C4)), ("fmin", lambda x: np.fmin(C4, x)),
 ]
 TRANSCENDENTAL_UFUNCS = [
     ("exp", np.exp), ("log", np.log), ("sin", np.sin), ("cos", np.cos), ("tan", np.tan), ("tanh", np.tanh),
@@ -108,6 +110,14 @@ def test_broadcast_output_counts_output_elements():
 def test_where_counts_the_selection_and_the_comparison():
     assert jl.count_flops(lambda x: np.where(x > 1.0, x, 0.0), X) == elementwise(N) + elementwise(N)
     assert jl.count_flops(lambda x: np.where(C4 > 0, x, -x), X) == elementwise(N) + elementwise(N)
+
+
+def test_copysign_and_heaviside_count_their_parts():
+    # copysign(x, C4) is where(signbit(C4), -|x|, |x|): abs N, signbit 4, negative N, where N
+    assert jl.count_flops(lambda x: np.copysign(x, C4), X) == elementwise(3 * N + 4)
+    # heaviside(x, 0.5) is one elementwise step; with a traced h0, x == 0 and where select it: 3N
+    assert jl.count_flops(lambda x: np.heaviside(x, 0.5) * x, X) == elementwise(2 * N)
+    assert jl.count_flops(lambda x: np.heaviside(x, x), X) == elementwise(3 * N)
 
 
 def test_compositions_add_up():

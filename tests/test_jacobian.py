@@ -108,6 +108,14 @@ CASES = [
          + (x == x[0]) * x + (x != 5.0) * x + np.isfinite(x) * x + np.isnan(x) + np.isinf(x) * x, x4),
     Case("logical operations on traced values", lambda x: np.logical_and(x, x > 0.5) * x
          + np.logical_or(x - 0.2, x < 0) * x ** 2 + np.logical_xor(x, x > 1.0) * x + np.logical_not(x - 2.5) * x, x4),
+    Case("integer quotients", lambda x: x % 0.7 + np.fmod(x, 0.7) * (x // 0.45) + divmod(x, 0.9)[1]
+         + 2.5 % (x + 3.0) + np.mod(x, -1.1), x4,
+         lambda x: np.diag(3.0 + x // 0.45 - np.floor(2.5 / (x + 3.0)))),
+    Case("NaN-ignoring extremes, copysign, heaviside",
+         lambda x: np.fmax(x, [np.nan, 0.5, 1.0, np.nan]) + np.fmin(x ** 2, x)
+         + np.copysign(x, [-1.0, 1.0, -1.0, 1.0]) * np.heaviside(x, 0.5) + np.heaviside(x - x, x), x4,
+         lambda x: np.diag(np.where(np.isnan([np.nan, 0.5, 1.0, np.nan]) | (x > [0, 0.5, 1.0, 0]), 1.0, 0.0)
+                           + np.where(x ** 2 < x, 2 * x, 1.0) + [-1.0, 0.0, -1.0, 1.0] + 1.0)),
     Case("maximum minimum", lambda x: np.maximum(x, 0.5) + np.minimum(x, x ** 2) + np.maximum(x[::-1], x), x4),
     Case("clip away from bounds", lambda x: np.clip(x, -1.0, 1.0) * x + x.clip(min=0.0) + np.clip(x, None, 1.0), x4),
     Case("where", lambda x: np.where(x > 0, np.log(np.abs(x) + 1), x ** 3), x4),

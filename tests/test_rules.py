@@ -91,6 +91,17 @@ def separated_pair(a_shape, b_shape):
             return a, b
 
 
+def quotient_pair(a_shape, b_shape):
+    """Operands whose broadcast quotients a / b stay at least 0.1 from an integer: the jumps of
+    floor_divide, remainder and fmod."""
+    full = np.broadcast_shapes(a_shape, b_shape)
+    while True:
+        a, b = general(*a_shape), nonzero(*b_shape)
+        q = np.broadcast_to(a, full) / np.broadcast_to(b, full)
+        if away_from(q - np.round(q), 0.0, 0.1):
+            return a, b
+
+
 def prod_with_zeros():
     x = positive(3, 4)
     x[0, 1] = 0.0               # one zero in row 0
@@ -141,6 +152,10 @@ EXAMPLES: dict[str, list[Example]] = {
         ex(np.array([-1.5, -0.2, 0.3, 1.4]), lo=np.array([[-1.0], [0.0], [0.5]]), hi=1.0,
            label="array bound broadcasts (4,) to (3,4)"),
     ],
+    "fmax": [ex(*separated_pair(a, b), label=f"{a}x{b}") for a, b in BROADCAST_PAIRS],
+    "fmin": [ex(*separated_pair(a, b), label=f"{a}x{b}") for a, b in BROADCAST_PAIRS],
+    "remainder": [ex(*quotient_pair(a, b), label=f"{a}x{b}") for a, b in BROADCAST_PAIRS],
+    "fmod": [ex(*quotient_pair(a, b), label=f"{a}x{b}") for a, b in BROADCAST_PAIRS],
     "where": [
         ex(np.array([[True], [False], [True]]), general(4), general(), diff=(False, True, True),
            label="cond (3,1), x (4,), y ()"),
@@ -216,7 +231,9 @@ EXAMPLES: dict[str, list[Example]] = {
     ],
     # no derivative: only impl and cost
     **{name: [ex(general(3, 4)), ex(np.array([0.0, -1.5, 2.5, np.nan, np.inf]))]
-       for name in ("sign", "floor", "ceil", "rint", "trunc", "isnan", "isinf", "isfinite")},
+       for name in ("sign", "floor", "ceil", "rint", "trunc", "isnan", "isinf", "isfinite", "signbit")},
+    "floor_divide": [ex(*quotient_pair((3, 1), (4,))), ex(np.array([7.0, -7.0, 2.5, np.inf]), np.array([2.0, 2.0, -0.5, 3.0]))],
+    "heaviside": [ex(general(3, 4), np.float64(0.5)), ex(np.array([0.0, -1.5, 2.5, np.nan]), np.array([0.25]))],
     **{name: [ex(general(3, 1), general(4)), ex(np.array([1.0, 2.0]), np.array([1.0, 3.0]))]
        for name in ("greater", "greater_equal", "less", "less_equal", "equal", "not_equal")},
     "logical_not": [ex(np.array([True, False, True]))],

@@ -220,8 +220,34 @@ def _clip_partials(needs, out, x, lo=None, hi=None):
 clip = elementwise("clip", lambda x, lo=None, hi=None: np.clip(x, lo, hi), _clip_partials)
 
 
+# fmax / fmin ignore a NaN operand: all of the derivative goes to the other one.
+def nan_aware(weight, other):
+    """`weight` (a `tie_weight`), and 1 where only the other operand is NaN."""
+    return where(isnan(other), 1.0, weight)
+
+
+fmax = elementwise("fmax", np.fmax, lambda needs, out, x, y: (
+    needs[0] and times(nan_aware(tie_weight(x, y), y)), needs[1] and times(nan_aware(tie_weight(y, x), x))))
+fmin = elementwise("fmin", np.fmin, lambda needs, out, x, y: (
+    needs[0] and times(nan_aware(tie_weight(y, x), y)), needs[1] and times(nan_aware(tie_weight(x, y), x))))
+
+
 where = elementwise(
     "where", np.where, lambda needs, out, cond, x, y: (None, select(cond, True), select(cond, False))
+)
+
+
+# --- division with an integer quotient ------------------------------------------
+# x % y and fmod(x, y) are x - q * y with q piecewise constant (floor, resp. trunc, of x / y):
+# 1 for x and -q for y, as in jax.numpy. NumPy computes floor_divide and remainder together,
+# so q and the remainder agree even next to a jump, where x / y rounds to an integer.
+remainder = elementwise(
+    "remainder", np.remainder,
+    lambda needs, out, x, y: (ID, needs[1] and times(negative(floor_divide(x, y)))),
+)
+fmod = elementwise(
+    "fmod", np.fmod,
+    lambda needs, out, x, y: (ID, needs[1] and times(negative(trunc(divide(x, y))))),
 )
 
 
@@ -231,6 +257,9 @@ floor = nondifferentiable("floor", np.floor)
 ceil = nondifferentiable("ceil", np.ceil)
 rint = nondifferentiable("rint", np.rint)
 trunc = nondifferentiable("trunc", np.trunc)
+floor_divide = nondifferentiable("floor_divide", np.floor_divide)
+signbit = nondifferentiable("signbit", np.signbit)
+heaviside = nondifferentiable("heaviside", np.heaviside)
 greater = nondifferentiable("greater", np.greater)
 greater_equal = nondifferentiable("greater_equal", np.greater_equal)
 less = nondifferentiable("less", np.less)
