@@ -457,6 +457,19 @@ def polyval(p, x):
     return y
 
 
+@implements(np.sinc)
+def sinc(x):
+    """sin(pi x) / (pi x), and 1 at x = 0 with derivative 0.
+
+    The "double where": x = 0 is replaced before dividing and the limit selected after,
+    so no 0/0 reaches a rule. The branch not selected still runs, and in reverse mode
+    the zero cotangent `where` passes it would meet the division's 0/0 partials: NaN.
+    """
+    zero = E.equal(x, 0)
+    y = E.multiply(np.pi, E.where(zero, 1.0, x))
+    return E.where(zero, 1.0, E.divide(E.sin(y), y))
+
+
 # --- linear algebra ----------------------------------------------------------------
 @implements(np.tensordot)
 def tensordot(a, b, axes=2):

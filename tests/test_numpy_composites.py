@@ -69,6 +69,7 @@ CASES = {
     "correlate": (lambda x: np.concatenate([np.correlate(x[:4], x[4:]), np.correlate(x[:2], x[2:], "full"),
                                             np.correlate(x, [1.0, 2.0], "same")]), x6),
     "polyval": (lambda x: np.polyval(x[:3], x) + np.polyval([1.0, -2.0, 0.5], x) * np.polyval(x, 0.7), x5),
+    "sinc": (lambda x: np.sinc(x) * x, x5),
 }
 # NumPy 2's array-API names
 if all(hasattr(np, name) for name in ("vecdot", "matrix_transpose", "unstack")):
@@ -237,6 +238,24 @@ def test_replaced_entries_get_derivative_zero(mode):
     np.testing.assert_array_equal(jl.jacobian(np.nan_to_num, mixed, mode=mode), np.diag(finite))
     np.testing.assert_array_equal(jl.jacobian(np.nansum, mixed[:3], mode=mode), finite[:3])
     np.testing.assert_array_equal(jl.jacobian(np.nanmean, mixed[:3], mode=mode), finite[:3] / 2)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_sinc_at_zero_is_one_with_derivative_zero_and_no_warning(mode):
+    x = np.array([0.0, 0.5, -1.25])
+    with np.errstate(all="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 0/0, no inf - inf anywhere, in either pass
+        J = jl.jacobian(np.sinc, x, mode=mode)
+        assert traced_value(np.sinc, x)[0] == 1.0
+    # NumPy's values to the last bit (the same operations away from 0), in float32 too
+    for v in (np.array([0.0, 0.5, -1.25, 3.0, 1e-300]), np.array([0.0, 0.5, -1.25], np.float32)):
+        y = traced_value(np.sinc, v)
+        assert y.dtype == v.dtype
+        np.testing.assert_array_equal(y, np.sinc(v))
+    # d/dx sin(pi x) / (pi x) = (cos(pi x) - sinc(x)) / x away from 0, and 0 at 0 (an even function)
+    expected = np.diag(np.r_[0.0, (np.cos(np.pi * x[1:]) - np.sinc(x[1:])) / x[1:]])
+    assert J[0, 0] == 0.0 and not np.isnan(J).any()
+    np.testing.assert_allclose(J, expected, rtol=1e-14, atol=1e-15)
 
 
 def test_a_compiled_median_follows_the_order_of_each_input():
