@@ -1,9 +1,13 @@
-"""NumPy functions composed from primitives: derivatives in both modes, and their (zero) data-movement cost."""
+"""NumPy functions composed from primitives: derivatives in both modes, values, and their FLOP counts."""
+import re
+import warnings
+
 import numpy as np
 import pytest
 
 import jacobian_lab as jl
 from jacobian_lab.accounting import Cost
+from jacobian_lab.engines import get
 
 from helpers import assert_fd_close, central_differences
 
@@ -12,6 +16,11 @@ x3, x5, x6 = rng.normal(size=3), rng.normal(size=5), rng.normal(size=6)
 x12, x34 = rng.normal(size=12), rng.normal(size=(3, 4))
 positive4 = np.abs(rng.normal(size=4)) + 1.5
 A = rng.normal(size=(4, 3))
+# The values of x34 are at least 3e-3 apart (no ties for sort, quantiles, ptp); x34 with NaNs
+# for the nan-reductions; finite, NaN and infinite entries for nan_to_num.
+x34_nan = np.where(np.eye(3, 4, 1) > 0, np.nan, x34)
+mixed = np.array([0.75, np.nan, -1.25, np.inf, 2.0, -np.inf])
+cube = rng.normal(size=(2, 3, 4))
 
 CASES = {
     "diag of a vector": (lambda x: np.diag(x, 1) @ np.ones(4), x3),
@@ -39,7 +48,48 @@ CASES = {
     "real and imag": (lambda x: np.real(x) + np.imag(x), x3),
     "degrees, fabs, float_power": (lambda x: np.deg2rad(x) + np.degrees(x) * np.fabs(x) + np.float_power(x, 1.5),
                                    positive4),
+    "ptp": (lambda X: np.ptp(X) + np.ptp(X, axis=1, keepdims=True) * np.ptp(X, axis=0), x34),
+    "quantile": (lambda X: np.concatenate([np.quantile(X, [0.1, 0.5, 0.83], axis=1).ravel(),
+                                           np.quantile(X, 0.3, axis=0),
+                                           np.quantile(X, 1.0, axis=(0, 1), keepdims=True)[0]]), x34),
+    "percentile over a tuple of axes": (lambda X: np.percentile(X.reshape(3, 2, 2), [20, 90], axis=(0, 2)).ravel(),
+                                        x34),
+    "median": (lambda X: np.concatenate([np.median(X, axis=0), np.median(X, axis=1, keepdims=True)[:, 0],
+                                         np.median(X).reshape(1), np.median(X[:, :3]).reshape(1)]), x34),
+    "nansum and nanmean": (lambda X: np.concatenate([np.nansum(X, axis=1), np.nanmean(X, axis=0),
+                                                     (np.nansum(X) * np.nanmean(X)).reshape(1)]), x34_nan),
+    "nan_to_num": (lambda x: np.nan_to_num(x, nan=1.5, posinf=3.0, neginf=-3.0) ** 2 + np.nan_to_num(x) * 1e-300,
+                   mixed),
+    "cov": (lambda X: np.concatenate([np.cov(X).ravel(), np.cov(X, rowvar=False, bias=True).ravel(),
+                                      np.cov(X[0], X[1], ddof=0).ravel(), np.cov(X[2]).reshape(1)]), x34),
+    "corrcoef": (lambda X: np.concatenate([np.corrcoef(X).ravel(), np.corrcoef(X[0], X[2]).ravel(),
+                                           np.corrcoef(X, rowvar=False).ravel()]), x34),
+    "convolve": (lambda x: np.concatenate([np.convolve(x[:4], [0.5, -1.0, 2.0]), np.convolve(x[:2], x[2:], "same"),
+                                           np.convolve(x[:3], x[3:], "valid")]), x6),
+    "correlate": (lambda x: np.concatenate([np.correlate(x[:4], x[4:]), np.correlate(x[:2], x[2:], "full"),
+                                            np.correlate(x, [1.0, 2.0], "same")]), x6),
+    "polyval": (lambda x: np.polyval(x[:3], x) + np.polyval([1.0, -2.0, 0.5], x) * np.polyval(x, 0.7), x5),
+    "sinc": (lambda x: np.sinc(x) * x, x5),
 }
+# NumPy 2's array-API names
+if all(hasattr(np, name) for name in ("vecdot", "matrix_transpose", "unstack")):
+    CASES.update({
+        "matrix_transpose": (lambda X: np.matrix_transpose(X.reshape(3, 2, 2)) * np.linalg.matrix_transpose(X[:2, :2]),
+                             x34),
+        "vecdot": (lambda X: np.vecdot(X, X[0]) + np.linalg.vecdot(X[:, :3], X[:, 1:], axis=0)[:1], x34),
+        "vector_norm": (lambda X: np.concatenate([
+            np.linalg.vector_norm(X).reshape(1), np.linalg.vector_norm(X, axis=1, ord=1),
+            np.linalg.vector_norm(X.reshape(3, 2, 2), axis=(0, 2), ord=np.inf),
+            np.linalg.vector_norm(X, axis=(0, 1), ord=3, keepdims=True)[0]]), x34),
+        "matrix_norm": (lambda X: np.concatenate([np.linalg.matrix_norm(X.reshape(3, 2, 2)),
+                                                  np.linalg.matrix_norm(X, ord=1).reshape(1),
+                                                  np.linalg.matrix_norm(X.reshape(2, 2, 3), ord=np.inf)]), x34),
+        "linalg matmul, outer, trace, diagonal": (lambda X: np.linalg.matmul(X, X.T).ravel()[:4]
+                                                  + np.linalg.outer(X[0], X[1]).ravel()[4:8]
+                                                  + np.linalg.trace(X.reshape(3, 2, 2), offset=0)[:1]
+                                                  + np.linalg.diagonal(X.reshape(2, 2, 3), offset=1).ravel(), x34),
+        "unstack": (lambda X: np.unstack(X)[1] * np.unstack(X, axis=1)[2][0], x34),
+    })
 
 
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
@@ -90,3 +140,217 @@ def test_padding_keeps_float32_values_float32():
     x = np.ones(3, np.float32)
     y, y_dot = get("forward").jvp(lambda v: np.pad(v, 1) + np.diag(v).sum(), x, np.ones((1, 3), np.float32))
     assert y.dtype == np.pad(x, 1).dtype == np.float32 and y_dot.dtype == np.float32
+
+
+# --- values: the composites compute NumPy's own numbers ----------------------------------
+def traced_value(f, x):
+    """f's value as the forward engine computes it from the composites (jvp returns (y, y_dot))."""
+    return get("forward").jvp(f, x, np.ones((1,) + np.shape(x), np.result_type(x)))[0]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_composite_value_equals_numpys(name):
+    f, x = CASES[name]
+    np.testing.assert_allclose(traced_value(f, x), f(x), rtol=1e-13, atol=1e-15, err_msg=name)
+
+
+@pytest.mark.parametrize("axis", [None, 0, 2, -1, (0, 2), (0, 1, 2)])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_quantiles_and_median_are_numpys_values_to_the_last_bit(axis, keepdims):
+    # Same order statistics and NumPy's interpolation formula on each side of gamma = 1/2:
+    # identical floating-point operations, so identical numbers; q's axes come first.
+    functions = [lambda x, q=q: np.quantile(x, q, axis=axis, keepdims=keepdims)
+                 for q in (0.5, 0.0, 1.0, 0.37, [0.1, 0.5, 0.99], [[0.25], [0.75]])]
+    functions += [lambda x: np.percentile(x, [12.5, 60.0], axis=axis, keepdims=keepdims),
+                  lambda x: np.median(x, axis=axis, keepdims=keepdims)]
+    for f in functions:
+        np.testing.assert_array_equal(traced_value(f, cube), f(cube))
+
+
+def test_quantiles_of_slices_holding_nan_are_nan_as_in_numpy():
+    x = cube.copy()
+    x[0, 1, 2], x[1, 2, 0] = np.nan, np.inf
+    for f in (lambda v: np.quantile(v, [0.2, 0.7], axis=2), lambda v: np.median(v, axis=1), np.median):
+        expected = f(x)
+        assert np.isnan(expected).any()
+        np.testing.assert_array_equal(traced_value(f, x), expected)
+
+
+def test_float32_data_keeps_its_dtype():
+    x = cube.astype(np.float32)
+    for f in (lambda v: np.quantile(v, 0.3, axis=1), np.median, lambda v: np.nanmean(v, axis=0),
+              np.nan_to_num):
+        y, expected = traced_value(f, x), f(x)
+        assert y.dtype == expected.dtype == np.float32
+        np.testing.assert_allclose(y, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["full", "same", "valid", 0, 1, 2])
+def test_convolve_and_correlate_values_for_every_pair_of_lengths(mode):
+    # Longer or shorter second operand (NumPy swaps them), traced or plain.
+    def both_traced(fn, n):
+        return lambda v: fn(v[:n], v[n:], mode)
+
+    def one_traced(fn, n, plain):
+        return lambda v: fn(plain, v[:n], mode)
+
+    for n in range(1, 6):
+        for m in range(1, 6):
+            x = rng.normal(size=n + m)
+            for fn in (np.convolve, np.correlate):
+                for f in (both_traced(fn, n), one_traced(fn, n, x[n:].copy())):
+                    np.testing.assert_allclose(traced_value(f, x), f(x), rtol=1e-12, atol=1e-12,
+                                               err_msg=f"{fn.__name__} n={n} m={m}")
+
+
+def test_polyval_nan_functions_and_cov_values():
+    p = np.array([2.0, -1.0, 0.5, 3.0])
+    np.testing.assert_array_equal(traced_value(lambda v: np.polyval(p, v), x34), np.polyval(p, x34))
+    np.testing.assert_array_equal(traced_value(lambda v: np.polyval(v, 1.5), p), np.polyval(p, 1.5))
+    for f in (np.nan_to_num, lambda v: np.nan_to_num(v, nan=-1.0, posinf=7.0, neginf=-7.0)):
+        np.testing.assert_array_equal(traced_value(f, mixed), f(mixed))
+    for f in (np.nansum, np.nanmean, lambda v: np.nansum(v, axis=1, keepdims=True),
+              lambda v: np.nanmean(v, axis=(0, 1))):
+        np.testing.assert_allclose(traced_value(f, x34_nan), f(x34_nan), rtol=1e-15)
+    for f in (np.cov, np.corrcoef, lambda v: np.cov(v[0], v[1], bias=True), lambda v: np.corrcoef(v[0])):
+        np.testing.assert_allclose(traced_value(f, x34), f(x34), rtol=1e-14, atol=1e-15)
+
+
+# --- derivatives placed exactly -------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_a_quantile_differentiates_only_its_two_order_statistics(mode):
+    x = np.array([3.0, 1.0, 4.0, 1.5, 9.0, 2.0])  # sorted: 1 (1), 1.5 (3), 2 (5), 3 (0), 4 (2), 9 (4)
+    # q = 0.25: virtual index 5 * 0.25 = 1.25 between sorted entries 1 and 2 (x[3], x[5]), weights 0.75, 0.25;
+    # q = 0.9: 4.5, between x[2] and x[4], 0.5 each; the even median: sorted entries 2 and 3 (x[5], x[0])
+    J = jl.jacobian(lambda v: np.concatenate([np.quantile(v, [0.25, 0.9]), np.median(v).reshape(1)]), x, mode=mode)
+    expected = np.zeros((3, 6))
+    expected[0, [3, 5]] = 0.75, 0.25
+    expected[1, [2, 4]] = 0.5, 0.5
+    expected[2, [5, 0]] = 0.5, 0.5
+    np.testing.assert_array_equal(J, expected)
+    # an odd length: the middle entry alone (x[:5] sorted: 1, 1.5, 3, 4, 9; 3 is x[0])
+    np.testing.assert_array_equal(jl.jacobian(np.median, x[:5], mode=mode), [1, 0, 0, 0, 0])
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_replaced_entries_get_derivative_zero(mode):
+    finite = np.isfinite(mixed).astype(float)
+    np.testing.assert_array_equal(jl.jacobian(np.nan_to_num, mixed, mode=mode), np.diag(finite))
+    np.testing.assert_array_equal(jl.jacobian(np.nansum, mixed[:3], mode=mode), finite[:3])
+    np.testing.assert_array_equal(jl.jacobian(np.nanmean, mixed[:3], mode=mode), finite[:3] / 2)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_sinc_at_zero_is_one_with_derivative_zero_and_no_warning(mode):
+    x = np.array([0.0, 0.5, -1.25])
+    with np.errstate(all="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 0/0, no inf - inf anywhere, in either pass
+        J = jl.jacobian(np.sinc, x, mode=mode)
+        assert traced_value(np.sinc, x)[0] == 1.0
+    # NumPy's values to the last bit (the same operations away from 0), in float32 too
+    for v in (np.array([0.0, 0.5, -1.25, 3.0, 1e-300]), np.array([0.0, 0.5, -1.25], np.float32)):
+        y = traced_value(np.sinc, v)
+        assert y.dtype == v.dtype
+        np.testing.assert_array_equal(y, np.sinc(v))
+    # d/dx sin(pi x) / (pi x) = (cos(pi x) - sinc(x)) / x away from 0, and 0 at 0 (an even function)
+    expected = np.diag(np.r_[0.0, (np.cos(np.pi * x[1:]) - np.sinc(x[1:])) / x[1:]])
+    assert J[0, 0] == 0.0 and not np.isnan(J).any()
+    np.testing.assert_allclose(J, expected, rtol=1e-14, atol=1e-15)
+
+
+def test_a_compiled_median_follows_the_order_of_each_input():
+    # The sort reads values (an observed argsort), so a compiled gradient must not replay another order.
+    f = lambda v: np.median(v) + np.quantile(v, 0.8)  # noqa: E731
+    g = jl.jit(jl.grad(f))
+    for x in (x6, x6[::-1].copy(), np.roll(x6, 2), x6):
+        np.testing.assert_array_equal(g(x), jl.grad(f)(x))
+    assert g.compiles == 3  # one program per order; the last call replays the first
+    # A NaN sorted to where the largest value was keeps the order, but NumPy's answer becomes
+    # NaN (no derivative): that is a decision on values too, so it is checked before replaying.
+    h = jl.jit(jl.grad(np.median))
+    np.testing.assert_array_equal(h(np.array([1.0, 2.0, 3.0])), [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(h(np.array([1.0, 2.0, np.nan])), [0.0, 0.0, 0.0])
+
+
+# --- FLOP counts, derived from the conventions (docs/architecture.md) ---------------------
+def test_order_statistics_and_filters_count_their_arithmetic():
+    # ptp of 5 values: max (5 - 1) + min (5 - 1) + one subtraction
+    assert jl.count_flops(np.ptp, x5) == Cost(9, 0)
+    # ptp along axis 1 of (3, 4): max 3 * 3, min 3 * 3, 3 subtractions
+    assert jl.count_flops(lambda X: np.ptp(X, axis=1), x34) == Cost(21, 0)
+    # median of 6 (even): the sort and the slice of the two middle entries are gathers (0 flops);
+    # their mean, L = 2 elements into one output, costs L = 2
+    assert jl.count_flops(np.median, x6) == Cost(2, 0)
+    # along axis 1 of (3, 4): 3 means of 2 = 6; along axis 0 (odd length 3): a pick only
+    assert jl.count_flops(lambda X: np.median(X, axis=1), x34) == Cost(6, 0)
+    assert jl.count_flops(lambda X: np.median(X, axis=0), x34) == Cost(0, 0)
+    # two quantile levels: gathers, then per level b - a, (b - a) * w, base + that: 3 * 2
+    assert jl.count_flops(lambda x: np.quantile(x, [0.25, 0.5]), x6) == Cost(6, 0)
+    # polyval with 4 coefficients at 5 points: Horner from y = 0 (as NumPy), 4 steps of
+    # y * x (5 multiplications) + p[i] (5 additions) = 40
+    assert jl.count_flops(lambda x: np.polyval([2.0, -1.0, 0.5, 3.0], x), x5) == Cost(40, 0)
+    # convolve 5 values with 3: the windows are one gather (0); "full" has 5 + 3 - 1 = 7 windows of 3:
+    # 7 * 3 products + 7 * (3 - 1) sums = 35; "same" 5 windows: 15 + 10; "valid" 3 windows: 9 + 6
+    v = [1.0, 2.0, 3.0]
+    assert jl.count_flops(lambda x: np.convolve(x, v), x5) == Cost(35, 0)
+    assert jl.count_flops(lambda x: np.convolve(x, v, "same"), x5) == Cost(25, 0)
+    assert jl.count_flops(lambda x: np.convolve(x, v, "valid"), x5) == Cost(15, 0)
+
+
+# --- arguments that are refused, by name ----------------------------------------------------
+REFUSED = [
+    ("out", lambda x: np.ptp(x, out=np.empty(()))),
+    ("out", lambda x: np.quantile(x, 0.5, out=np.empty(()))),
+    ("method='nearest'", lambda x: np.quantile(x, 0.5, method="nearest")),
+    ("method='midpoint'", lambda x: np.percentile(x, 50, method="midpoint")),
+    ("weights", lambda x: np.quantile(x, 0.5, weights=np.ones(6))),
+    ("traced q", lambda x: np.quantile(x, x[0] * 0.0 + 0.5)),
+    ("traced q", lambda x: np.percentile(x, x[0] * 0.0 + 50.0)),
+    ("out", lambda x: np.median(x, out=np.empty(()))),
+    ("dtype", lambda x: np.nansum(x, dtype=np.float64)),
+    ("out", lambda x: np.nansum(x, out=np.empty(()))),
+    ("initial", lambda x: np.nansum(x, initial=1.0)),
+    ("where", lambda x: np.nansum(x, where=x > 0)),
+    ("dtype", lambda x: np.nanmean(x, dtype=np.float64)),
+    ("out", lambda x: np.nanmean(x, out=np.empty(()))),
+    ("where", lambda x: np.nanmean(x, where=x > 0)),
+    ("copy=False", lambda x: np.nan_to_num(x, copy=False)),
+    ("fweights", lambda x: np.cov(x.reshape(2, 3), fweights=[1, 2, 1])),
+    ("aweights", lambda x: np.cov(x.reshape(2, 3), aweights=[1.0, 2.0, 1.0])),
+    ("dtype", lambda x: np.cov(x.reshape(2, 3), dtype=np.float64)),
+    ("dtype", lambda x: np.corrcoef(x.reshape(2, 3), dtype=np.float64)),
+    ("poly1d", lambda x: np.polyval(x, np.poly1d([1.0, 2.0]))),
+]
+if hasattr(np, "vecdot"):
+    REFUSED += [
+        ("ord=0", lambda x: np.linalg.vector_norm(x, ord=0)),
+        ("ord=2", lambda x: np.linalg.matrix_norm(x.reshape(2, 3), ord=2)),
+        ("ord='nuc'", lambda x: np.linalg.matrix_norm(x.reshape(2, 3), ord="nuc")),
+        ("dtype", lambda x: np.linalg.trace(x.reshape(2, 3), dtype=np.float64)),
+        ("axis", lambda x: np.vecdot(x, x, axis=0)),  # a gufunc keyword: numpy_api refuses them all by name
+    ]
+
+
+@pytest.mark.parametrize("argument, f", REFUSED, ids=[f"{i}-{a}" for i, (a, _) in enumerate(REFUSED)])
+def test_refused_arguments_are_named(argument, f):
+    with pytest.raises(NotImplementedError, match=re.escape(argument)):
+        jl.jacrev(f)(x6)
+
+
+@pytest.mark.skipif(not hasattr(np, "vecdot"), reason="NumPy 2 names")
+def test_numpy2_names_follow_numpys_axes():
+    # vector_norm over a tuple of axes is one vector norm, not a matrix norm (which ord=1 would give)
+    def f(X):
+        return np.linalg.vector_norm(X, axis=(1, 2), ord=1)
+
+    np.testing.assert_allclose(traced_value(f, cube), f(cube), rtol=1e-15)
+    assert not np.allclose(f(cube), np.linalg.norm(cube, ord=1, axis=(1, 2)))
+    # linalg.trace and linalg.diagonal take the last two axes; np.trace the first two
+    for f in (lambda X: np.linalg.trace(X, offset=-1), lambda X: np.linalg.diagonal(X, offset=2),
+              lambda X: np.linalg.matrix_norm(X, ord=np.inf, keepdims=True), np.matrix_transpose,
+              lambda X: np.vecdot(X, X[0]), lambda X: np.linalg.vecdot(X, X[:, :, :1], axis=1)):
+        np.testing.assert_allclose(traced_value(f, cube), f(cube), rtol=1e-15, atol=1e-15)
+    pieces = jl.jacobian(lambda X: np.unstack(X, axis=2)[1], cube, mode="reverse")
+    np.testing.assert_array_equal(pieces, np.eye(24).reshape(24, 2, 3, 4)[1::4].reshape(2, 3, 2, 3, 4))
+    with pytest.raises(ValueError, match="one-dimensional"):
+        jl.jacrev(lambda X: np.linalg.outer(X, X))(x34)
