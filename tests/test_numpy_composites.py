@@ -1,4 +1,5 @@
-"""NumPy functions composed from primitives: derivatives in both modes, values, and their FLOP counts."""
+"""NumPy functions composed from primitives (`numpy_composites`, `numpy_statistics`, `numpy_linalg`):
+derivatives in both modes, values, and their FLOP counts."""
 import re
 import warnings
 

@@ -1,0 +1,210 @@
+"""NumPy's products, norms and convolutions on traced arrays, composed from primitives.
+
+tensordot, inner and vdot reshape to one matmul; norms are reductions of
+elementwise powers; convolve and correlate gather the sliding windows of one
+operand (0 flops) and multiply them by the other; polyval is Horner's rule.
+NumPy 2's array-API names are registered only where the installed NumPy has them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import numpy_api as api
+from .numpy_api import implements, is_traced, normalize_axis
+from .numpy_composites import as_float, diagonal, gather, numpy2, primal
+from .rules import elementwise as E
+from .rules import reductions as R
+
+
+# --- linear algebra ----------------------------------------------------------------
+@implements(np.tensordot)
+def tensordot(a, b, axes=2):
+    if np.ndim(axes) == 0:
+        k = int(axes)
+        axes_a, axes_b = list(range(np.ndim(a) - k, np.ndim(a))), list(range(k))
+    else:
+        axes_a, axes_b = ([int(x)] if np.ndim(x) == 0 else [int(i) for i in x] for x in axes)
+    axes_a = [x % np.ndim(a) for x in axes_a]
+    axes_b = [x % np.ndim(b) for x in axes_b]
+    free_a = [i for i in range(np.ndim(a)) if i not in axes_a]
+    free_b = [i for i in range(np.ndim(b)) if i not in axes_b]
+    shape_a, shape_b = np.shape(a), np.shape(b)
+    k = int(np.prod([shape_a[i] for i in axes_a], dtype=np.int64))
+    left = api.reshape(api.transpose(a, free_a + axes_a), (-1, k))
+    right = api.reshape(api.transpose(b, axes_b + free_b), (k, -1))
+    out_shape = tuple(shape_a[i] for i in free_a) + tuple(shape_b[i] for i in free_b)
+    return api.reshape(api.matmul(left, right), out_shape)
+
+
+@implements(np.inner)
+def inner(a, b):
+    if np.ndim(a) == 0 or np.ndim(b) == 0:
+        return E.multiply(a, b)
+    return tensordot(a, b, axes=([-1], [-1]))
+
+
+@implements(np.vdot)
+def vdot(a, b):
+    return api.matmul(api.ravel(a), api.ravel(b))
+
+
+@implements(np.linalg.norm)
+def norm(x, ord=None, axis=None, keepdims=False):
+    """Vector norms (None/2, 1, inf, -inf, p) and the Frobenius / 1 / inf matrix norms."""
+    nd = np.ndim(x)
+    if axis is None and (ord is None or (ord == "fro" and nd == 2)):
+        return E.sqrt(api._reduction(R.sum, E.square(x), None, keepdims))
+    axes = normalize_axis(tuple(range(nd)) if axis is None else axis, nd)
+    if len(axes) == 2:
+        return _matrix_norm(x, ord, axes, keepdims)
+    return _vector_norm(x, ord, axes, keepdims)
+
+
+def _vector_norm(x, ord, axes, keepdims, name="numpy.linalg.norm"):
+    """The ord-norm of the vectors along `axes` (all of them form one vector)."""
+    reduce = lambda prim, v: api._reduction(prim, v, axes, keepdims)  # noqa: E731
+    if ord is None or ord == 2:
+        return E.sqrt(reduce(R.sum, E.square(x)))
+    if ord == 1:
+        return reduce(R.sum, E.absolute(x))
+    if ord == np.inf:
+        return reduce(R.max, E.absolute(x))
+    if ord == -np.inf:
+        return reduce(R.min, E.absolute(x))
+    if isinstance(ord, (int, float)) and ord > 0:
+        return E.power(reduce(R.sum, E.power(E.absolute(x), ord)), 1.0 / ord)
+    raise api.unsupported(f"{name} with ord={ord!r}")
+
+
+def _matrix_norm(x, ord, axes, keepdims, name="numpy.linalg.norm"):
+    row, col = axes
+    if ord in (None, "fro"):
+        return E.sqrt(api._reduction(R.sum, E.square(x), axes, keepdims))
+    if ord in (1, np.inf):
+        inner_axis, outer_axis = (row, col) if ord == 1 else (col, row)
+        sums = api._reduction(R.sum, E.absolute(x), inner_axis, True)
+        return api._reduction(R.max, sums, outer_axis if keepdims else axes, keepdims)
+    raise api.unsupported(f"{name} with ord={ord!r} (singular values)")
+
+
+# --- NumPy 2's array-API names (registered only where NumPy has them) -----------------
+@numpy2(np, "matrix_transpose")
+@numpy2(np.linalg, "matrix_transpose")
+def matrix_transpose(x, /):
+    if np.ndim(x) < 2:
+        raise ValueError(f"Input array must be at least 2-dimensional, but it is {np.ndim(x)}")
+    return api.swapaxes(x, -1, -2)
+
+
+@numpy2(np.linalg, "vecdot")
+def vecdot(x1, x2, /, *, axis=-1):
+    """sum(x1 * x2) over `axis` of each operand, the other axes broadcast (real: no conjugate)."""
+    x1, x2 = (api.moveaxis(v if is_traced(v) else np.asarray(v), axis, -1) for v in (x1, x2))
+    if np.shape(x1)[-1] != np.shape(x2)[-1]:
+        raise ValueError(f"vecdot: the vectors have lengths {np.shape(x1)[-1]} and {np.shape(x2)[-1]}")
+    return api._reduction(R.sum, E.multiply(x1, x2), -1)
+
+
+if getattr(np, "vecdot", None) is not None:
+    # np.vecdot is a gufunc: it reaches tracers through __array_ufunc__, whose keyword
+    # arguments (axis, axes, ...) numpy_api refuses by name.
+    api.UFUNCS[np.vecdot] = vecdot
+
+
+@numpy2(np.linalg, "vector_norm")
+def vector_norm(x, /, *, axis=None, keepdims=False, ord=2):
+    """axis None: all of x as one vector; a tuple: those axes as one vector (never a matrix norm)."""
+    return _vector_norm(x, ord, normalize_axis(axis, np.ndim(x)), keepdims, "numpy.linalg.vector_norm")
+
+
+@numpy2(np.linalg, "matrix_norm")
+def matrix_norm(x, /, *, keepdims=False, ord="fro"):
+    axes = normalize_axis((-2, -1), np.ndim(x))
+    return _matrix_norm(x, ord, axes, keepdims, "numpy.linalg.matrix_norm")
+
+
+numpy2(np.linalg, "matmul")(lambda x1, x2, /: api.matmul(x1, x2))
+
+
+@numpy2(np.linalg, "outer")
+def linalg_outer(x1, x2, /):
+    if np.ndim(x1) != 1 or np.ndim(x2) != 1:
+        raise ValueError(f"Input arrays must be one-dimensional, but they are x1.ndim={np.ndim(x1)} "
+                         f"and x2.ndim={np.ndim(x2)}.")
+    return api.outer(x1, x2)
+
+
+@numpy2(np.linalg, "trace")
+def linalg_trace(x, /, *, offset=0, dtype=None):
+    """Traces of the matrices in x's last two axes (np.trace takes the first two)."""
+    api._reject("linalg.trace", dtype, "dtype")
+    return api.trace(x, offset, -2, -1)
+
+
+@numpy2(np.linalg, "diagonal")
+def linalg_diagonal(x, /, *, offset=0):
+    """Diagonals of the matrices in x's last two axes (np.diagonal takes the first two)."""
+    return diagonal(x, offset, -2, -1)
+
+
+# --- signals and polynomials ---------------------------------------------------------
+_MODES = {"valid": 0, "same": 1, "full": 2}  # NumPy takes these names or their numbers
+
+
+def _mode(mode):
+    code = _MODES.get(mode) if isinstance(mode, str) else mode
+    if isinstance(code, bool) or code not in (0, 1, 2):
+        raise ValueError("Use one of 'valid', 'same', or 'full' for convolve/correlate mode")
+    return int(code)
+
+
+def _vector(v, which):
+    v = api.atleast_1d(as_float(v))
+    if np.ndim(v) != 1:
+        raise ValueError("object too deep for desired array")
+    if np.size(v) == 0:
+        raise ValueError(f"{which} cannot be empty")
+    return v
+
+
+def _sliding(a, v, mode):
+    """out[k] = sum_j a[k - left + j] v[j], a read as 0 outside: NumPy's correlation, len(a) >= len(v).
+
+    The windows of a are one gather (0 flops, -1 positions read the 0 fill), then one
+    product per window entry and a sum per window.
+    """
+    n, m = np.shape(a)[0], np.shape(v)[0]
+    left, length = ((0, n - m + 1), (m // 2, n), (m - 1, n + m - 1))[mode]
+    positions = np.arange(length)[:, None] - left + np.arange(m)
+    positions[(positions < 0) | (positions >= n)] = -1
+    return api._reduction(R.sum, E.multiply(gather(a, positions, fill=0.0), v), 1)
+
+
+@implements(np.correlate)
+def correlate(a, v, mode="valid"):
+    a, v = _vector(a, "a"), _vector(v, "v")
+    if np.shape(a)[0] < np.shape(v)[0]:
+        # NumPy slides the shorter operand along the longer and reverses the result
+        return api.flip(_sliding(v, a, _mode(mode)))
+    return _sliding(a, v, _mode(mode))
+
+
+@implements(np.convolve)
+def convolve(a, v, mode="full"):
+    a, v = _vector(a, "a"), _vector(v, "v")
+    if np.shape(v)[0] > np.shape(a)[0]:
+        a, v = v, a  # as NumPy: the shorter operand is the one reversed and slid
+    return _sliding(a, api.flip(v), _mode(mode))
+
+
+@implements(np.polyval)
+def polyval(p, x):
+    """Horner's rule as NumPy runs it: from y = 0, len(p) steps of y = y x + p[i]."""
+    if isinstance(x, np.poly1d):
+        raise api.unsupported("numpy.polyval with a poly1d x")
+    p, x = (v if is_traced(v) else np.asarray(v) for v in (p, x))
+    # The first step, 0 x + p[0], is kept: it is NumPy's value where x is inf or NaN.
+    y = np.zeros_like(primal(x))
+    for i in range(np.shape(p)[0]):
+        y = E.add(E.multiply(y, x), p[i])
+    return y

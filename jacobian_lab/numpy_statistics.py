@@ -1,0 +1,273 @@
+"""NumPy's statistics on traced arrays, composed from primitives: no rules of their own.
+
+Moments (var, std, average, cov) are arithmetic and reductions; quantiles and
+the median are a sort (a gather, 0 flops) followed by arithmetic on the two
+order statistics around each level; the nan-functions select with a mask
+computed from values, so a replaced entry gets derivative 0.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from . import numpy_api as api
+from .numpy_api import implements, is_traced, normalize_axis
+from .numpy_composites import as_float, diagonal, primal, sort
+from .primitives import observe
+from .rules import elementwise as E
+from .rules import reductions as R
+from .rules import shape as S
+
+
+# --- statistics ----------------------------------------------------------------
+@implements(np.diff)
+def diff(a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
+    axis = normalize_axis(axis, np.ndim(a))[0]
+    parts = [v for v in (prepend, a, append) if v is not np._NoValue]
+    if len(parts) > 1:
+        a = api.concatenate([v if np.ndim(v) else api.broadcast_to(v, _with(np.shape(a), axis, 1)) for v in parts],
+                            axis=axis)
+    before = (slice(None),) * axis
+    for _ in range(n):
+        a = E.subtract(S.getitem(a, before + (slice(1, None),)), S.getitem(a, before + (slice(None, -1),)))
+    return a
+
+
+def _with(shape, axis, size):
+    return shape[:axis] + (size,) + shape[axis + 1:]
+
+
+@implements(np.var)
+def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
+    api._reject("var", out, "out")
+    centred = E.subtract(a, api.mean(a, axis=axis, keepdims=True))
+    count = int(np.prod([np.shape(a)[i] for i in normalize_axis(axis, np.ndim(a))], dtype=np.int64))
+    total = api._reduction(R.sum, E.square(centred), axis, keepdims)
+    return E.divide(total, max(count - ddof, 0))
+
+
+@implements(np.std)
+def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
+    return E.sqrt(var(a, axis=axis, out=out, ddof=ddof, keepdims=keepdims))
+
+
+@implements(np.average)
+def average(a, axis=None, weights=None, returned=False, keepdims=False):
+    if weights is None:
+        result, weight_sum = api.mean(a, axis=axis, keepdims=keepdims), None
+    else:
+        if np.ndim(weights) == 1 and np.ndim(a) > 1:
+            weights = api.reshape(weights, _with((1,) * np.ndim(a), normalize_axis(axis, np.ndim(a))[0], -1))
+        full = np.broadcast_shapes(np.shape(a), np.shape(weights))
+        weight_sum = api._reduction(R.sum, api.broadcast_to(weights, full), axis, keepdims)
+        result = E.divide(api._reduction(R.sum, E.multiply(a, weights), axis, keepdims), weight_sum)
+    return (result, weight_sum) if returned else result
+
+
+def _keepdims(keepdims):
+    # Some NumPy signatures default keepdims to np._NoValue, which is truthy.
+    return keepdims is not np._NoValue and bool(keepdims)
+
+
+@implements(np.ptp)
+def ptp(a, axis=None, out=None, keepdims=np._NoValue):
+    api._reject("ptp", out, "out")
+    keep = _keepdims(keepdims)
+    return E.subtract(api._reduction(R.max, a, axis, keep), api._reduction(R.min, a, axis, keep))
+
+
+# --- order statistics: sort (a gather), then arithmetic on the entries picked -------
+def _along_last(a, axis):
+    """a with the axes of `axis` moved last and merged into one, (*kept, L); and those axes."""
+    nd = np.ndim(a)
+    axes = normalize_axis(axis, nd)
+    kept = tuple(i for i in range(nd) if i not in axes)
+    shape = tuple(np.shape(a)[i] for i in kept) + (-1,)
+    return api.reshape(api.transpose(a, kept + axes), shape), axes
+
+
+def _kept_ones(shape, axes):
+    """The keepdims shape: the reduced axes as 1."""
+    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+def _last_is_nan(s):
+    return np.isnan(s[..., -1])
+
+
+def _sorted_last(values):
+    """values sorted along the last axis, and which slices hold a NaN (a stable sort puts it last)."""
+    s = sort(values, axis=-1)
+    return s, observe(_last_is_nan, primal(s))
+
+
+def _nan_where(result, nan_slices, trailing):
+    """NaN where a slice held one, as NumPy answers; `trailing` axes of result follow the slices' axes."""
+    if not nan_slices.any():
+        return result
+    return E.where(nan_slices.reshape(nan_slices.shape + (1,) * trailing), np.nan, result)
+
+
+def _linear_neighbours(n, q):
+    """NumPy's method="linear" on n sorted values: the two positions around each level q and the weight.
+
+    Mirrors `numpy.lib._function_base_impl._quantile`: the virtual index (n - 1) q, its
+    floor, and -1 (the last entry) for both neighbours at or past the end; gamma is
+    computed against that -1, as there (it then multiplies a zero difference).
+    """
+    virtual = (n - 1) * q
+    at_end = virtual >= n - 1
+    lower = np.where(at_end, -1.0, np.floor(virtual))
+    gamma = virtual - lower
+    lo = lower.astype(np.intp) % n
+    return lo, np.where(at_end, n - 1, lo + 1), gamma
+
+
+def _quantile(name, a, q, axis, out, method, keepdims, weights, weak_q):
+    api._reject(name, out, "out")
+    api._reject(name, weights, "weights")
+    if method != "linear":
+        raise api.unsupported(f"numpy.{name} with method={method!r} (only method='linear', the default)")
+    if is_traced(q):
+        raise NotImplementedError(f"numpy.{name}: a traced q is not supported; the levels must be plain "
+                                  "numbers (the positions they pick are decided before differentiating)")
+    q = as_float(q)
+    if q.size and not (q.min() >= 0 and q.max() <= 1):
+        raise ValueError("Quantiles must be in the range [0, 1]" if name == "quantile"
+                         else "Percentiles must be in the range [0, 100]")
+    values, axes = _along_last(a, axis)
+    s, nan_slices = _sorted_last(values)
+    result = _nan_where(_interpolate(s, q, weak_q), nan_slices, q.ndim)
+    kept = np.ndim(s) - 1  # NumPy puts q's axes first
+    result = api.transpose(result, tuple(range(kept, kept + q.ndim)) + tuple(range(kept)))
+    return api.reshape(result, q.shape + _kept_ones(np.shape(a), axes)) if keepdims else result
+
+
+def _interpolate(s, q, weak_q):
+    """The linear quantiles of s (sorted along its last axis) at levels q: shape (*kept, *q.shape).
+
+    NumPy's lerp is a + (b - a) g for g < 1/2 and b - (b - a)(1 - g) from 1/2 on; the
+    latter equals b + (b - a)(g - 1) to the last bit, so a gather of the base entry
+    picks the form and the weights stay constants: 3 flops per quantile.
+    """
+    lo, hi, gamma = _linear_neighbours(np.shape(s)[-1], q)
+    upper = gamma >= 0.5
+    weight = np.where(upper, gamma - 1.0, gamma)
+    weight = float(weight) if weak_q else weight  # a Python q keeps float32 data float32, as in NumPy
+    step = E.subtract(api.take(s, hi, axis=-1), api.take(s, lo, axis=-1))
+    return E.add(api.take(s, np.where(upper, hi, lo), axis=-1), E.multiply(step, weight))
+
+
+@implements(np.quantile)
+def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *, weights=None):
+    """method='linear' only; the derivative goes to the two order statistics around each level.
+
+    overwrite_input only allows NumPy to reorder `a`; leaving it intact honours it.
+    """
+    return _quantile("quantile", a, q, axis, out, method, keepdims, weights, type(q) in (int, float))
+
+
+@implements(np.percentile)
+def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *,
+               weights=None):
+    weak_q = type(q) in (int, float)
+    if not is_traced(q):
+        q = np.true_divide(q, 100)  # as NumPy does, so the levels round the same way
+    return _quantile("percentile", a, q, axis, out, method, keepdims, weights, weak_q)
+
+
+@implements(np.median)
+def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
+    """The middle order statistic, or the mean of the two middle ones (NumPy's values exactly)."""
+    api._reject("median", out, "out")
+    values, axes = _along_last(a, axis)
+    s, nan_slices = _sorted_last(values)
+    n, last = np.shape(s)[-1], np.ndim(s) - 1
+    if n % 2:
+        result = S.getitem(s, (Ellipsis, n // 2))
+    else:
+        result = R.mean(S.getitem(s, (Ellipsis, slice(n // 2 - 1, n // 2 + 1))), axis=(last,), keepdims=False)
+    result = _nan_where(result, nan_slices, 0)
+    return api.reshape(result, _kept_ones(np.shape(a), axes)) if keepdims else result
+
+
+# --- NaNs: masks computed from values select, so replaced entries get derivative 0 ---
+def _zero_nans(a):
+    return E.where(E.isnan(a), 0.0, a)
+
+
+@implements(np.nansum)
+def nansum(a, axis=None, dtype=None, out=None, keepdims=np._NoValue, initial=np._NoValue, where=np._NoValue):
+    for key, value in (("dtype", dtype), ("out", out), ("initial", initial), ("where", where)):
+        api._reject("nansum", value, key)
+    return api._reduction(R.sum, _zero_nans(a), axis, _keepdims(keepdims))
+
+
+@implements(np.nanmean)
+def nanmean(a, axis=None, dtype=None, out=None, keepdims=np._NoValue, *, where=np._NoValue):
+    for key, value in (("dtype", dtype), ("out", out), ("where", where)):
+        api._reject("nanmean", value, key)
+    keep, nans = _keepdims(keepdims), E.isnan(a)
+    total = api._reduction(R.sum, E.where(nans, 0.0, a), axis, keep)
+    # The count in a's dtype: NumPy divides its float32 sum in place, so float32 data stays float32.
+    one, zero = np.ones((), np.result_type(primal(a))), np.zeros((), np.result_type(primal(a)))
+    count = api._reduction(R.sum, E.where(nans, zero, one), axis, keep)
+    return E.divide(total, count)
+
+
+@implements(np.nan_to_num)
+def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
+    if not copy:  # NumPy would write into x, which a traced array cannot take
+        api._reject("nan_to_num", copy, "copy=False")
+    dtype = np.result_type(primal(x))
+    big = np.finfo(dtype).max
+    fill = lambda v: v if is_traced(v) else np.asarray(v, dtype)  # noqa: E731  (keeps x's dtype)
+    infinite = E.where(E.greater(x, 0), fill(big if posinf is None else posinf),
+                       fill(-big if neginf is None else neginf))
+    return E.where(E.isnan(x), fill(nan), E.where(E.isinf(x), infinite, x))
+
+
+# --- covariance -----------------------------------------------------------------------
+@implements(np.cov)
+def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=None, *, dtype=None):
+    for key, value in (("fweights", fweights), ("aweights", aweights), ("dtype", dtype)):
+        api._reject("cov", value, key)
+    if ddof is not None and ddof != int(ddof):
+        raise ValueError("ddof must be integer")
+    m = as_float(m)
+    if np.ndim(m) > 2:
+        raise ValueError("m has more than 2 dimensions")
+    X = api.atleast_2d(m)
+    if not rowvar and np.ndim(m) != 1:
+        X = api.transpose(X)
+    if np.shape(X)[0] == 0:
+        return np.array([]).reshape(0, 0)
+    if y is not None:
+        y = as_float(y)
+        if np.ndim(y) > 2:
+            raise ValueError("y has more than 2 dimensions")
+        Y = api.atleast_2d(y)
+        if not rowvar and np.shape(Y)[0] != 1:  # NumPy's test for y differs from m's: kept
+            Y = api.transpose(Y)
+        X = api.concatenate([X, Y], axis=0)
+    ddof = (0 if bias else 1) if ddof is None else ddof
+    fact = np.shape(X)[1] - ddof
+    if fact <= 0:
+        warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
+        fact = 0.0
+    centred = E.subtract(X, api.mean(X, axis=1, keepdims=True))
+    c = api.matmul(centred, api.transpose(centred))
+    return api.squeeze(E.multiply(c, np.true_divide(1, fact)))  # NumPy multiplies by 1/fact
+
+
+@implements(np.corrcoef)
+def corrcoef(x, y=None, rowvar=True, *, dtype=None):
+    api._reject("corrcoef", dtype, "dtype")
+    c = cov(x, y, rowvar)
+    if np.ndim(c) == 0:  # one variable: 1, or NaN where the variance is 0 or not finite
+        return E.divide(c, c)
+    stddev = E.sqrt(diagonal(c))
+    c = E.divide(E.divide(c, api.reshape(stddev, (-1, 1))), api.reshape(stddev, (1, -1)))
+    # NumPy clips rounding past +-1; inside, the clip's derivative is 1.
+    return E.clip(c, lo=-1.0, hi=1.0)
