@@ -9,7 +9,7 @@ anything missing raises `NotImplementedError` naming the NumPy function.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -403,6 +403,35 @@ def dot(a, b, out=None):
         raise NotImplementedError("numpy.dot on arrays with more than 2 dimensions is not supported "
                                   "on traced arrays; use np.matmul (@), whose batching is defined")
     return L.matmul(a, b)
+
+
+def _square(name, a):
+    if np.ndim(a) < 2 or np.shape(a)[-1] != np.shape(a)[-2]:
+        raise np.linalg.LinAlgError(f"{name}: last 2 dimensions of the array must be square")
+    return a
+
+
+@implements(np.linalg.solve)
+def solve(a, b):
+    a = _square("solve", a)
+    if np.ndim(b) == 1:  # NumPy 2: only a 1-D b is a vector, solved as one column
+        return reshape(L.solve(a, reshape(b, (-1, 1))), (-1,))
+    return L.solve(a, b)
+
+
+implements(np.linalg.inv)(lambda a: L.inv(_square("inv", a)))
+implements(np.linalg.det)(lambda a: L.det(_square("det", a)))
+
+
+class SlogdetResult(NamedTuple):
+    sign: np.ndarray
+    logabsdet: np.ndarray
+
+
+@implements(np.linalg.slogdet)
+def slogdet(a):
+    a = _square("slogdet", a)
+    return SlogdetResult(L.det_sign(a), L.logabsdet(a))
 
 
 @implements(np.outer)

@@ -136,6 +136,38 @@ def test_cost_total_weights_transcendentals():
     assert Cost(1999, 2000).total(weight=10.0) == 1999 + 10.0 * 2000
 
 
+# --- LU-based linear algebra -----------------------------------------------------------------
+# Per n×n matrix: factorization ⌊2n³/3⌋, 2n² per right-hand side, inv 2n³, det/slogdet ⌊2n³/3⌋.
+W = RNG.uniform(-1, 1, (4, 4)) + 4 * np.eye(4)
+
+
+def lu(n):
+    return 2 * n ** 3 // 3
+
+
+def test_solve_inv_det_count_lapacks_work():
+    b, B = RNG.standard_normal(4), RNG.standard_normal((4, 3))
+    assert jl.count_flops(lambda v: np.linalg.solve(W, v), b) == Cost(lu(4) + 2 * 16 * 1, 0)
+    assert jl.count_flops(lambda v: np.linalg.solve(W, v), B) == Cost(lu(4) + 2 * 16 * 3, 0)
+    stack = np.stack([W, W.T])
+    assert jl.count_flops(lambda a: np.linalg.solve(a, B), stack) == Cost(2 * (lu(4) + 2 * 16 * 3), 0)
+    assert jl.count_flops(np.linalg.inv, W) == Cost(2 * 4 ** 3, 0)
+    assert jl.count_flops(np.linalg.det, stack) == Cost(2 * lu(4), 0)
+    # slogdet runs two primitives: the sign and log|det|, one factorization each
+    assert jl.count_flops(lambda a: np.linalg.slogdet(a).logabsdet, W) == Cost(2 * lu(4), 0)
+
+
+def test_solve_factorizes_once_per_pass_however_many_seeds():
+    # The Jacobian of solve(W, b) in b, forward, 4 seeds in one pass: the tangents are the
+    # 4 columns of one solve, so the tangent work is one factorization + 2n² per seed.
+    m = jl.measure(lambda v: np.linalg.solve(W, v), RNG.standard_normal(4), mode="forward", batch_size=4)
+    assert m.passes == 1
+    assert m.cost["tangent"] == Cost(lu(4) + 2 * 16 * 4, 0)
+    # Reverse, one sweep of 4 cotangent seeds: the same with Wᵀ
+    m = jl.measure(lambda v: np.linalg.solve(W, v), RNG.standard_normal(4), mode="reverse", batch_size=4)
+    assert m.cost["cotangent"] == Cost(lu(4) + 2 * 16 * 4, 0)
+
+
 # --- matmul -------------------------------------------------------------------------------
 MATMULS = [((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4, 5)),
            ((3, 4), (2, 4, 5)), ((2, 1, 3, 4), (3, 4, 2)), ((4,), (2, 4, 3))]

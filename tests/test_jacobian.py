@@ -31,6 +31,7 @@ A42 = RNG.standard_normal((4, 2))
 A23 = RNG.standard_normal((2, 3))
 M44 = RNG.standard_normal((4, 4))
 B142 = RNG.standard_normal((1, 4, 2))
+W33 = RNG.uniform(-1, 1, (3, 3)) + 3 * np.eye(3)  # well conditioned, positive determinant
 
 
 def _prod_zeros():
@@ -156,6 +157,9 @@ CASES = [
          lambda x: np.einsum("ik,j->ijk", np.eye(4), x ** 2) + np.einsum("i,jk->ijk", x, np.diag(2 * x))),
     Case("np.trace with offsets", lambda X: np.trace(X) + np.trace(X, offset=1) * np.trace(X, offset=-1)
          + np.trace(X, offset=3), X34),
+    Case("solve, inv, det, slogdet", lambda X: np.concatenate([
+        np.linalg.solve(X, X[0]), np.linalg.solve(X, A23.T).ravel(), np.linalg.inv(X).ravel(),
+        np.stack([np.linalg.det(X), np.linalg.slogdet(X).logabsdet * np.linalg.slogdet(-X).sign])]), W33),
     Case("x.dot", lambda x: x.dot(M44).dot(x), x4),
     # --- shape functions ---
     Case("reshape ravel T", lambda X: np.ravel(X.reshape(2, -1).T * 2.0) + X.flatten() + np.reshape(X, 12), X34),

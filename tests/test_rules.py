@@ -102,6 +102,15 @@ def quotient_pair(a_shape, b_shape):
             return a, b
 
 
+def well_conditioned(*batch, n=3):
+    """Square matrices near 3·I: far from singular, so solve, inv and det are smooth there."""
+    return general(*batch, n, n) + 3.0 * np.eye(n)
+
+
+#: Primitives on an LU factorization of their first operand, defined only where it is nonsingular.
+FACTORIZED = {"solve", "inv", "det", "logabsdet", "det_sign"}
+
+
 def prod_with_zeros():
     x = positive(3, 4)
     x[0, 1] = 0.0               # one zero in row 0
@@ -229,6 +238,15 @@ EXAMPLES: dict[str, list[Example]] = {
         ex(general(2, 1, 3, 4), general(5, 4, 2), label="broadcast batch axes"),
         ex(general(4), general(2, 4, 3), label="vector @ stacked"),
     ],
+    "solve": [
+        ex(well_conditioned(), general(3, 2), label="(3,3) (3,2)"),
+        ex(well_conditioned(2), general(2, 3, 1), label="stacked"),
+        ex(well_conditioned(), general(4, 3, 2), label="one matrix, stacked b"),
+        ex(well_conditioned(2), general(3, 2), label="stacked a, one b"),
+    ],
+    **{name: [ex(well_conditioned(), label="(3,3)"), ex(well_conditioned(2, n=2), label="(2,2,2)")]
+       for name in ("inv", "det", "logabsdet")},
+    "det_sign": [ex(well_conditioned()), ex(np.stack([well_conditioned(), -well_conditioned()]))],
     # no derivative: only impl and cost
     **{name: [ex(general(3, 4)), ex(np.array([0.0, -1.5, 2.5, np.nan, np.inf]))]
        for name in ("sign", "floor", "ceil", "rint", "trunc", "isnan", "isinf", "isfinite", "signbit")},
@@ -447,7 +465,13 @@ def test_rule_work_depends_on_shapes_unless_marked_reads_values(name, i):
     other values, such as all zeros (prod's exact route) or all ties (max, min)."""
     prim, e, _ = _setup(name, i)
     keyed_by_value = [a.ndim == 0 and not d for a, d in zip(e.args, e.diff)]  # scalar constants
-    work = {_rule_work(prim, e, [a if a.dtype.kind != "f" or by_value else np.full_like(a, v)
+
+    def other(a, v):
+        if name in FACTORIZED and a is e.args[0]:  # singular at a constant fill: shift the matrix instead
+            return a + (1.0 + v) * np.eye(a.shape[-1])
+        return np.full_like(a, v)
+
+    work = {_rule_work(prim, e, [a if a.dtype.kind != "f" or by_value else other(a, v)
                                  for a, by_value in zip(e.args, keyed_by_value)])
             for v in (0.0, 1.0)} | {_rule_work(prim, e, e.args)}
     assert len(work) == 1 or prim.reads_values, work
