@@ -175,11 +175,11 @@ def _solve_jvp(tangents, out, a, b):
 
 
 def _solve_vjp(needs, out, a, b):
-    a_t = _swap(a)
+    a_t, out_t = _swap(a), (_swap(out) if needs[0] else None)
 
     def pullback(g):
-        gb = _solve_seeded(a_t, g)  # b̄ = a⁻ᵀ ḡ
-        ga = S.unbroadcast(E.negative(matmul(gb, _swap(out))), np.shape(a)) if needs[0] else None
+        gb = _solve_seeded(a_t, g)  # b̄ = a⁻ᵀ ḡ, and ā = −b̄ xᵀ
+        ga = S.unbroadcast(E.negative(matmul(gb, out_t)), np.shape(a)) if needs[0] else None
         return ga, (S.unbroadcast(gb, np.shape(b)) if needs[1] else None)
 
     return pullback
