@@ -71,6 +71,24 @@ CASES = {
                                             np.correlate(x, [1.0, 2.0], "same")]), x6),
     "polyval": (lambda x: np.polyval(x[:3], x) + np.polyval([1.0, -2.0, 0.5], x) * np.polyval(x, 0.7), x5),
     "sinc": (lambda x: np.sinc(x) * x, x5),
+    # einsum: a composite of gathers, sums, multiplies and matmuls
+    "einsum matrix product": (lambda X: np.einsum("ij,jk->ik", X, A), x34),
+    "einsum, plain operand first": (lambda X: np.einsum("ij,jk->ik", A, X), x34),
+    "einsum batched matmul with ...": (lambda C: np.einsum("...ij,...kj->...ik", C, C), cube),
+    "einsum ij,ij->": (lambda X: np.einsum("ij,ij->", X, X), x34),
+    "einsum ii->i": (lambda X: np.einsum("ii->i", X[:, :3]), x34),
+    "einsum ii (trace)": (lambda X: np.einsum("ii", X[:, 1:]), x34),
+    "einsum iij->ij": (lambda x: np.einsum("iij->ij", x.reshape(2, 2, 3)), x12),
+    "einsum ij->ji": (lambda X: np.einsum("ij->ji", X), x34),
+    "einsum i,j->ij": (lambda x: np.einsum("i,j->ij", x, x ** 2), x3),
+    "einsum implicit output": (lambda X: np.einsum("kj,ij", X, X ** 2), x34),  # -> "ik": sorted, not "ki"
+    "einsum three operands": (lambda X: np.einsum("ij,jk,kl->il", X, A, X), x34),
+    "einsum label summed in one operand": (lambda C: np.einsum("ijk,jl->il", C, A[:3]), cube),
+    "einsum ...i,...i->... broadcasting": (lambda C: np.einsum("...i,...i->...", C, C[:1]), cube),
+    "einsum size-1 label broadcast": (lambda X: np.einsum("ij,jk->ik", X[:, :1], X), x34),
+    "einsum 0-d operands": (lambda x: np.einsum(",i->i", x[0], x) + np.einsum("...,...", x[1], x[2]), x3),
+    "einsum interleaved form": (lambda X: np.einsum(X, [0, 1], A, [1, 2], X, [2, Ellipsis])
+                                + np.einsum(X, [1, 0], X, [1, 2]).sum(), x34),
 }
 # NumPy 2's array-API names
 if all(hasattr(np, name) for name in ("vecdot", "matrix_transpose", "unstack")):
@@ -355,3 +373,156 @@ def test_numpy2_names_follow_numpys_axes():
     np.testing.assert_array_equal(pieces, np.eye(24).reshape(24, 2, 3, 4)[1::4].reshape(2, 3, 2, 3, 4))
     with pytest.raises(ValueError, match="one-dimensional"):
         jl.jacrev(lambda X: np.linalg.outer(X, X))(x34)
+
+
+# --- einsum -------------------------------------------------------------------------------
+EINSUM_VALUES = [
+    ("ij,jk->ik", [(2, 3), (3, 4)]), ("ij,jk", [(2, 3), (3, 4)]), ("ij,kj->ik", [(2, 3), (4, 3)]),
+    ("...ij,...jk->...ik", [(5, 2, 3), (5, 3, 4)]), ("...ij,...jk->...ik", [(5, 1, 2, 3), (4, 3, 4)]),
+    ("...ij,jk->...ik", [(2, 3), (3, 4)]), ("ij,ij->", [(2, 3), (2, 3)]), ("ij,ij->ij", [(2, 1), (1, 3)]),
+    ("ii->i", [(3, 3)]), ("ii", [(3, 3)]), ("ii->", [(4, 4)]), ("iij->ij", [(3, 3, 2)]), ("ijji->", [(2, 3, 3, 2)]),
+    ("i...i", [(2, 5, 2)]), ("ij->ji", [(2, 3)]), ("ij->ij", [(2, 3)]), ("ijk->kij", [(2, 3, 4)]), ("ijk->i", [(2, 3, 4)]),
+    ("i,j->ij", [(2,), (3,)]), ("i,i", [(4,), (4,)]), ("i,i->i", [(4,), (4,)]), ("i,i,i->i", [(3,), (3,), (3,)]),
+    ("ba,Ac", [(2, 3), (4, 5)]), (" i j , j k -> k i ", [(2, 3), (3, 4)]),
+    ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)]), ("ij,jk,kl,lm->mi", [(2, 3), (3, 4), (4, 2), (2, 3)]),
+    ("abc,cd,bde->ae", [(2, 3, 4), (4, 5), (3, 5, 2)]), ("ij,k,jk->i", [(2, 3), (4,), (3, 4)]),
+    ("...i,...i->...", [(2, 1, 3), (4, 3)]), ("...i,...i", [(2, 1, 3), (4, 3)]), ("...,...", [(), ()]),
+    (",i->i", [(), (3,)]), ("", [()]), ("->", [()]), ("ij->j...", [(2, 3)]), ("...ij->j...", [(5, 2, 3)]),
+    ("ij,jk->ik", [(2, 1), (3, 4)]), ("ii,i->i", [(1, 1), (3,)]), ("i->", [(0,)]), ("ij,jk->ik", [(2, 0), (0, 3)]),
+    ("bij,bjk,bkl->bil", [(2, 2, 3), (2, 3, 1), (2, 1, 4)]), ("ij,jk->", [(2, 3), (3, 4)]),
+]
+
+
+def _random_einsum(seed):
+    """A random contraction: 1-3 operands of 1-3 labels from 'abcd' (repeats allowed), sizes 2-4,
+    some axes of size 1 (broadcast), an explicit output of some of the labels in a random order."""
+    r = np.random.default_rng(seed)
+    size = dict(zip("abcd", r.integers(2, 5, size=4)))
+    terms = ["".join(r.choice(list("abcd"), size=r.integers(1, 4))) for _ in range(r.integers(1, 4))]
+    # one size per label and operand: a repeated label (a diagonal) must not broadcast
+    own = [{c: int(size[c]) if r.random() > 0.15 else 1 for c in t} for t in terms]
+    shapes = [tuple(o[c] for c in t) for t, o in zip(terms, own)]
+    used = sorted(set("".join(terms)))
+    output = "".join(r.permutation(used)[:r.integers(0, len(used) + 1)])
+    return ",".join(terms) + "->" + output, shapes
+
+
+EINSUM_VALUES += [_random_einsum(seed) for seed in range(16)]
+
+
+@pytest.mark.parametrize("subscripts, shapes", EINSUM_VALUES, ids=[f"{s}:{sh}" for s, sh in EINSUM_VALUES])
+def test_einsum_values_equal_numpys(subscripts, shapes):
+    operands = [rng.normal(size=s) for s in shapes]
+    expected = np.einsum(subscripts, *operands)
+    sizes = np.cumsum([0] + [int(np.prod(s)) for s in shapes])
+
+    def all_traced(x):
+        return np.einsum(subscripts, *(x[lo:hi].reshape(s) for lo, hi, s in zip(sizes[:-1], sizes[1:], shapes)))
+
+    def only_traced(k):
+        return lambda x: np.einsum(subscripts, *(x if i == k else v for i, v in enumerate(operands)))
+
+    results = [traced_value(all_traced, np.concatenate([np.ravel(v) for v in operands]))]
+    results += [traced_value(only_traced(k), operands[k]) for k in range(len(operands))]
+    for y in results:
+        assert np.shape(y) == np.shape(expected)
+        np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_einsum_interleaved_form_and_optimize_give_numpys_values():
+    X, B = rng.normal(size=(2, 3)), rng.normal(size=(3, 4))
+    for f in (lambda v: np.einsum(v, [0, 1], B, [1, 2], [0, 2]), lambda v: np.einsum(v, [0, 1], B, [1, 2]),
+              lambda v: np.einsum(v, [Ellipsis, 1], B, [1, 2], [Ellipsis, 2]), lambda v: np.einsum(v, [30, 0]),
+              lambda v: np.einsum("ij,jk->ik", v, B, optimize=True),
+              lambda v: np.einsum("ij,jk->ik", v, B, optimize="greedy", dtype=None, order="K", casting="safe")):
+        np.testing.assert_allclose(traced_value(f, X), f(X), rtol=1e-13)
+
+
+def test_einsum_computes_in_the_operands_common_type():
+    x, mask = np.ones(3, np.float32), np.array([[True, False], [True, True]])
+    # the boolean mask summed over i, j on its own would count in int64, and int64 * float32 is float64
+    for f in (lambda v: np.einsum("ij,k->k", mask, v), lambda v: np.einsum("i,i->i", v, np.ones(3, bool)),
+              lambda v: np.einsum("ii->i", np.outer(v, v))):
+        y = traced_value(f, x)
+        assert y.dtype == f(x).dtype == np.float32
+        np.testing.assert_array_equal(y, f(x))
+    assert traced_value(lambda v: np.einsum(",i->i", 2.0, v), x).dtype == np.float64  # as NumPy: 2.0 is float64
+
+
+def test_einsum_counts_follow_the_conventions():
+    # (3, 4) @ (4, 5) as one matmul, m = 3, k = 4, n = 5: 2·3·4·5 = 120
+    B45 = rng.normal(size=(4, 5))
+    assert jl.count_flops(lambda X: np.einsum("ij,jk->ik", X, B45), x34) == Cost(120, 0)
+    # "ij,ij->" on (3, 4): both labels shared and summed, so m = n = 1, k = 12: 2·12 = 24
+    assert jl.count_flops(lambda X: np.einsum("ij,ij->", X, X), x34) == Cost(24, 0)
+    # "ii->" on (4, 4): the diagonal is a gather (0), its sum of L = 4 costs L - 1 = 3
+    assert jl.count_flops(lambda X: np.einsum("ii->", X), np.eye(4)) == Cost(3, 0)
+    # "ij,jk,kl->il" on (2, 3), (3, 4), (4, 5), left to right: (2,3)@(3,4) = 2·2·3·4 = 48, then
+    # (2,4)@(4,5) = 2·2·4·5 = 80: 128 (right to left would be 2·3·4·5 + 2·2·3·5 = 180)
+    B23, B34 = rng.normal(size=(2, 3)), rng.normal(size=(3, 4))
+    assert jl.count_flops(lambda X: np.einsum("ij,jk,kl->il", B23, B34, X), B45) == Cost(128, 0)
+    # an outer product "i,j->ij" of 3 and 4 values is a broadcast multiply: 1 flop per output = 12
+    assert jl.count_flops(lambda x: np.einsum("i,j->ij", x, x6[:4]), x3) == Cost(12, 0)
+    # a label in one operand only is summed first: "ijk->i" on (2, 3, 4): 2 outputs of L = 12: 2·11 = 22
+    assert jl.count_flops(lambda C: np.einsum("ijk->i", C), cube) == Cost(22, 0)
+    # "...ij,...jk->...ik" on (2, 3, 4) and (2, 4, 3): 2 batch entries of 2·3·4·3 = 72: 144
+    assert jl.count_flops(lambda C: np.einsum("...ij,...jk->...ik", C, C.transpose(0, 2, 1)), cube) == Cost(144, 0)
+    # "ij,jk->ik" with a (3, 1) left operand: its j axis broadcasts, so the right operand (3, 4)
+    # is summed over j first (4 outputs of L = 3: 8), then a (3) by (4) outer product (12): 20
+    assert jl.count_flops(lambda X: np.einsum("ij,jk->ik", X[:, :1], X[:, :4]), x34) == Cost(20, 0)
+    # transposes, diagonals and broadcasts alone move data for free
+    assert jl.count_flops(lambda X: np.einsum("ij->ji", X) + np.einsum("ii->i", X[:, :3]).sum(), x34) == Cost(14, 0)
+
+
+EINSUM_ERRORS = [
+    ("ij,jk->ik", [(2, 3)], "names 2 operand"),
+    ("ij->ij", [(2, 3), (2, 3)], "names 1 operand"),
+    ("ij,jk->ik", [(2, 3), (4, 5)], "subscript 'j' has size 3 in operand 0 and 4 in operand 1"),
+    ("ij,jk", [(2, 3), (4, 5)], "subscript 'j'"),
+    ("...i,...i", [(2, 1, 3), (5, 4, 3)], "subscript '...' has size 2 in operand 0 and 5"),
+    ("ii", [(2, 3)], r"collapsing index 'i' don't match \(2 != 3\)"),
+    ("ii", [(1, 3)], "collapsing index 'i'"),
+    ("ij->ix", [(2, 3)], "output subscript 'x' which never appeared"),
+    ("ij->ii", [(2, 3)], "output subscript 'i' multiple times"),
+    ("ij", [(2, 3, 4)], "no '...' ellipsis"),
+    ("ijk", [(2, 3)], "too many subscripts for operand 0"),
+    ("...ij", [(2,)], "too many subscripts for operand 0"),
+    ("...i->i", [(2, 3)], "no '...' ellipsis"),
+    ("i.j", [(2, 3)], "not part of an ellipsis"),
+    ("...i...", [(2, 3)], "not part of an ellipsis"),
+    ("ij->i->j", [(2, 3)], "invalid subscript '-'"),
+    ("i1", [(2, 3)], "invalid subscript '1'"),
+    ("ij-", [(2, 3)], "proper '->'"),
+]
+
+
+@pytest.mark.parametrize("subscripts, shapes, message", EINSUM_ERRORS, ids=[e[0] for e in EINSUM_ERRORS])
+def test_malformed_einsum_subscripts_are_value_errors(subscripts, shapes, message):
+    operands = [np.ones(s) for s in shapes]
+    with pytest.raises(ValueError):
+        np.einsum(subscripts, *operands)  # NumPy refuses them too
+    with pytest.raises(ValueError, match=message):
+        jl.jacrev(lambda x: np.einsum(subscripts, x, *operands[1:]))(operands[0])
+
+
+def test_einsum_refuses_what_it_cannot_honour_by_name():
+    X = np.ones((2, 2))
+    for name, f in [("out", lambda x: np.einsum("ij->i", x, out=np.empty(2))),
+                    ("dtype", lambda x: np.einsum("ij->i", x, dtype=np.float32)),
+                    ("order='C'", lambda x: np.einsum("ij->i", x, order="C")),
+                    ("casting='unsafe'", lambda x: np.einsum("ij->i", x, casting="unsafe"))]:
+        with pytest.raises(NotImplementedError, match=re.escape(name)):
+            jl.jacrev(f)(X)
+    with pytest.raises(ValueError, match=re.escape("[0, 52)")):
+        jl.jacrev(lambda x: np.einsum(x, [0, 52]))(X)
+    with pytest.raises(TypeError, match="integer or an ellipsis"):
+        jl.jacrev(lambda x: np.einsum(x, ["i", "j"]))(X)
+
+
+def test_jitted_einsum_jacobian_matches_the_eager_one():
+    def f(X):
+        return np.tanh(np.einsum("ij,jk,k->i", X, A, np.einsum("ii->i", X[:, :3])))
+
+    jac = jl.jit(jl.jacobian(f))
+    for X in (x34, np.cos(x34) * 2.0):
+        np.testing.assert_allclose(jac(X), jl.jacobian(f, X), rtol=1e-13, atol=1e-15)
