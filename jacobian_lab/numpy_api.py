@@ -276,6 +276,17 @@ def vstack(tup, dtype=None, casting=None):
     return concatenate([atleast_2d(a) for a in tup], axis=0)
 
 
+@implements(np.column_stack)
+def column_stack(tup):
+    return concatenate([reshape(a, (-1, 1)) if np.ndim(a) < 2 else a for a in tup], axis=1)
+
+
+@implements(np.dstack)
+def dstack(tup):
+    arrays = atleast_3d(*tup)
+    return concatenate(arrays if isinstance(arrays, list) else [arrays], axis=2)
+
+
 @implements(np.atleast_1d)
 def atleast_1d(*arys):
     out = [a if np.ndim(a) >= 1 else reshape(a, (1,)) for a in arys]
@@ -285,6 +296,14 @@ def atleast_1d(*arys):
 @implements(np.atleast_2d)
 def atleast_2d(*arys):
     out = [a if np.ndim(a) >= 2 else reshape(a, (1,) * (2 - np.ndim(a)) + np.shape(a)) for a in arys]
+    return out[0] if len(out) == 1 else out
+
+
+@implements(np.atleast_3d)
+def atleast_3d(*arys):
+    # NumPy's rule: () -> (1, 1, 1), (N,) -> (1, N, 1), (M, N) -> (M, N, 1)
+    shapes = {0: lambda s: (1, 1, 1), 1: lambda s: (1,) + s + (1,), 2: lambda s: s + (1,)}
+    out = [reshape(a, shapes[np.ndim(a)](np.shape(a))) if np.ndim(a) < 3 else a for a in arys]
     return out[0] if len(out) == 1 else out
 
 

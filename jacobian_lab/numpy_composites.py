@@ -5,7 +5,8 @@ roll, pad, sort, split and take_along_axis are *index maps*: a gather of the
 input's flat positions, which costs no flops and whose transpose is a
 scatter-add. Queries that only read values (argsort, argmax, allclose, ...)
 run on the primal values and return plain arrays. Statistics live in
-`numpy_statistics`, products, norms and convolutions in `numpy_linalg`.
+`numpy_statistics`, products, norms and convolutions in `numpy_linalg`,
+einsum in `numpy_einsum`.
 """
 from __future__ import annotations
 
@@ -95,6 +96,24 @@ def take_along_axis(arr, indices, axis=-1):
     return gather(arr, np.take_along_axis(_positions(arr), np.asarray(indices), axis))
 
 
+def _moves(fn):
+    """A NumPy function that only moves values, run on a's flat positions: a gather, 0 flops."""
+    return lambda a, *args, **kwargs: gather(a, fn(_positions(a), *args, **kwargs))
+
+
+for _fn in (np.fliplr, np.flipud, np.rot90, np.delete, np.resize):
+    implements(_fn)(_moves(_fn))
+
+
+def _triangle(fn):
+    # the positions shifted by one, so that the zeros fn writes become -1: read as the 0 fill
+    return lambda m, k=0: gather(m, fn(_positions(m) + 1, k) - 1, fill=0.0)
+
+
+implements(np.tril)(_triangle(np.tril))
+implements(np.triu)(_triangle(np.triu))
+
+
 @implements(np.array_split)
 def array_split(ary, indices_or_sections, axis=0):
     axis = normalize_axis(axis, np.ndim(ary))[0]
@@ -112,6 +131,21 @@ def split(ary, indices_or_sections, axis=0):
 
 implements(np.hsplit)(lambda ary, sections: split(ary, sections, axis=1 if np.ndim(ary) > 1 else 0))
 implements(np.vsplit)(lambda ary, sections: split(ary, sections, axis=0))
+
+
+@implements(np.meshgrid)
+def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
+    if indexing not in ("xy", "ij"):
+        raise ValueError("Valid values for `indexing` are 'xy' and 'ij'.")
+    ndim = len(xi)
+    shapes = [(1,) * i + (-1,) + (1,) * (ndim - i - 1) for i in range(ndim)]
+    if indexing == "xy" and ndim > 1:  # the first two axes swapped, as NumPy does
+        shapes[0], shapes[1] = (1, -1) + shapes[0][2:], (-1, 1) + shapes[1][2:]
+    grids = [api.reshape(v, s) for v, s in zip(xi, shapes)]
+    if sparse:
+        return tuple(grids)
+    full = np.broadcast_shapes(*(np.shape(g) for g in grids))
+    return tuple(api.broadcast_to(g, full) for g in grids)
 
 
 @implements(np.append)

@@ -89,6 +89,15 @@ CASES = {
     "einsum 0-d operands": (lambda x: np.einsum(",i->i", x[0], x) + np.einsum("...,...", x[1], x[2]), x3),
     "einsum interleaved form": (lambda X: np.einsum(X, [0, 1], A, [1, 2], X, [2, Ellipsis])
                                 + np.einsum(X, [1, 0], X, [1, 2]).sum(), x34),
+    # more index maps and stacking
+    "fliplr, flipud, rot90": (lambda X: np.fliplr(X) * np.flipud(X) + np.rot90(X, 2) + np.rot90(X.T, -1), x34),
+    "tril and triu": (lambda X: np.tril(X) * 2.0 + np.triu(X, 1) + np.tril(X.reshape(2, 2, 3), -1).sum(), x34),
+    "delete and resize": (lambda X: np.delete(X, [0, 2], axis=1).ravel() * np.resize(X, 6).sum()
+                          + np.delete(X, 1).sum(), x34),
+    "column_stack, dstack, atleast_3d": (lambda x: np.column_stack([x[:2], x[2:4], x[3:].reshape(2, 1)]).ravel()
+                                         + np.dstack([x[:2], x[2:4] ** 2]).sum() + np.atleast_3d(x[0]).sum(), x5),
+    "meshgrid": (lambda x: np.meshgrid(x[:2], x[2:], indexing="xy")[0] * np.meshgrid(x[:2], x[2:], indexing="ij")[1].T
+                 + np.meshgrid(x[:2], x[2:], sparse=True)[1], x5),
 }
 # NumPy 2's array-API names
 if all(hasattr(np, name) for name in ("vecdot", "matrix_transpose", "unstack")):
@@ -121,6 +130,8 @@ def test_composite_matches_finite_differences(name, mode):
 @pytest.mark.parametrize("f", [
     lambda x: np.roll(x, 1), lambda x: np.pad(x, 2), lambda x: np.sort(x), lambda x: np.diag(x),
     lambda x: np.split(x, 5)[2], lambda x: np.append(x, x), lambda x: np.pad(x, 1, mode="wrap"),
+    lambda x: np.tril(np.stack([x, x])), lambda x: np.rot90(x.reshape(1, 5)), lambda x: np.delete(x, 3),
+    lambda x: np.resize(x, (3, 4)), lambda x: np.column_stack([x, x]), lambda x: np.meshgrid(x, x)[1],
 ])
 def test_index_maps_move_data_for_free(f):
     assert jl.count_flops(f, x5) == Cost(0, 0)
