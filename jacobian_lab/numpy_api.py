@@ -388,6 +388,16 @@ def where(condition, x=None, y=None):
     return E.where(_condition(condition), x, y)
 
 
+@implements(np.select)
+def select(condlist, choicelist, default=0):
+    if len(condlist) != len(choicelist):
+        raise ValueError("list of cases must be same length as list of conditions")
+    result = default
+    for cond, choice in zip(reversed(condlist), reversed(choicelist)):  # the first true condition wins
+        result = E.where(_condition(cond), choice, result)
+    return result if is_traced(result) or np.ndim(result) else np.asarray(result)
+
+
 @implements(np.clip)
 def clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue, max=np._NoValue, **kwargs):
     _reject("clip", out, "out")

@@ -7,6 +7,8 @@ NumPy 2's array-API names are registered only where the installed NumPy has them
 """
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from . import numpy_api as api
@@ -208,3 +210,80 @@ def polyval(p, x):
     for i in range(np.shape(p)[0]):
         y = E.add(E.multiply(y, x), p[i])
     return y
+
+
+# --- products of several factors --------------------------------------------------------
+@implements(np.kron)
+def kron(a, b):
+    """Every product a[i] b[j], laid out block by block: one broadcast multiply, 1 flop per output."""
+    a, b = (v if is_traced(v) else np.asarray(v) for v in (a, b))
+    nd = max(np.ndim(a), np.ndim(b))
+    sa, sb = (1,) * (nd - np.ndim(a)) + np.shape(a), (1,) * (nd - np.ndim(b)) + np.shape(b)
+    # a's axes at even places and b's at odd ones, so that the product's axis pairs merge into blocks
+    product = E.multiply(api.reshape(a, tuple(x for s in sa for x in (s, 1))),
+                         api.reshape(b, tuple(x for s in sb for x in (1, s))))
+    return api.reshape(product, tuple(x * y for x, y in zip(sa, sb)))
+
+
+@implements(np.cross)
+def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    """The cross product of 3-vectors along an axis, as NumPy computes it: 3 flops per component."""
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a, b = (api.moveaxis(v if is_traced(v) else np.asarray(v), ax, -1) for v, ax in ((a, axisa), (b, axisb)))
+    if np.shape(a)[-1] != 3 or np.shape(b)[-1] != 3:
+        raise api.unsupported("numpy.cross of vectors with 2 components (NumPy 2 deprecates them; pad a 0)")
+    a0, a1, a2 = (a[..., i] for i in range(3))
+    b0, b1, b2 = (b[..., i] for i in range(3))
+    components = [E.subtract(E.multiply(a1, b2), E.multiply(a2, b1)),
+                  E.subtract(E.multiply(a2, b0), E.multiply(a0, b2)),
+                  E.subtract(E.multiply(a0, b1), E.multiply(a1, b0))]
+    return api.moveaxis(api.stack(components, axis=-1), -1, axisc)
+
+
+@implements(np.linalg.matrix_power)
+def matrix_power(a, n):
+    """a @ a @ ... n times, by NumPy's own sequence of squarings (a negative n inverts first)."""
+    if np.ndim(a) < 2 or np.shape(a)[-1] != np.shape(a)[-2]:
+        raise np.linalg.LinAlgError("matrix_power: last 2 dimensions of the array must be square")
+    n = operator.index(n)
+    if n == 0:  # the identity: a constant
+        return np.broadcast_to(np.eye(np.shape(a)[-1], dtype=np.result_type(primal(a))), np.shape(a)).copy()
+    if n < 0:
+        a, n = np.linalg.inv(a), -n
+    if n == 1:
+        return a
+    if n == 2:
+        return api.matmul(a, a)
+    if n == 3:
+        return api.matmul(api.matmul(a, a), a)
+    z = result = None
+    while n > 0:  # binary decomposition, as numpy.linalg.matrix_power
+        z = a if z is None else api.matmul(z, z)
+        n, bit = divmod(n, 2)
+        if bit:
+            result = z if result is None else api.matmul(result, z)
+    return result
+
+
+@implements(np.linalg.multi_dot)
+def multi_dot(arrays, *, out=None):
+    """A chain of matmuls in the cheapest order: the dynamic programme that brackets Jacobian chains."""
+    from .chain import _run_tree, _tree_from_split, plan  # late: chain imports the engines
+
+    api._reject("linalg.multi_dot", out, "out")
+    arrays = [v if is_traced(v) else np.asarray(v) for v in arrays]
+    if len(arrays) < 2:
+        raise ValueError("Expecting at least two arrays.")
+    first, last = np.ndim(arrays[0]) == 1, np.ndim(arrays[-1]) == 1
+    mats = [api.reshape(arrays[0], (1, -1)) if first else arrays[0], *arrays[1:-1],
+            api.reshape(arrays[-1], (-1, 1)) if last else arrays[-1]]
+    if any(np.ndim(m) != 2 for m in mats):
+        raise ValueError("multi_dot: the arrays must be 2-D, except the first and last, which may be 1-D")
+    # As a chain J_q ... J_1 the rightmost factor is J_1: widths run from its columns leftwards.
+    stages = mats[::-1]
+    widths = [np.shape(stages[0])[1]] + [np.shape(m)[0] for m in stages]
+    tree = _tree_from_split(plan(widths).split_table, len(stages))
+    result = _run_tree(stages, tree, api.matmul)
+    shape = np.shape(result)
+    return api.reshape(result, tuple(s for s, drop in zip(shape, (first, last)) if not drop))

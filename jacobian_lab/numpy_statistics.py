@@ -3,7 +3,9 @@
 Moments (var, std, average, cov) are arithmetic and reductions; quantiles and
 the median are a sort (a gather, 0 flops) followed by arithmetic on the two
 order statistics around each level; the nan-functions select with a mask
-computed from values, so a replaced entry gets derivative 0.
+computed from values, so a replaced entry gets derivative 0. trapezoid is
+arithmetic on differences; interp gathers the two samples around each x (its
+segment found on values) and weighs them.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import numpy as np
 
 from . import numpy_api as api
 from .numpy_api import implements, is_traced, normalize_axis
-from .numpy_composites import as_float, diagonal, primal, sort
+from .numpy_composites import as_float, diagonal, numpy2, primal, sort
 from .primitives import observe
 from .rules import elementwise as E
 from .rules import reductions as R
@@ -216,6 +218,31 @@ def nanmean(a, axis=None, dtype=None, out=None, keepdims=np._NoValue, *, where=n
     return E.divide(total, count)
 
 
+def _all_nan(values, axis, keepdims):
+    return np.all(np.isnan(values), axis=axis, keepdims=keepdims)
+
+
+def _nan_extreme(name, prim, fill):
+    """nanmax / nanmin: NaNs become -inf / +inf, which never win; an all-NaN slice is NaN, as in NumPy."""
+    def fn(a, axis=None, out=None, keepdims=np._NoValue, initial=np._NoValue, where=np._NoValue):
+        for key, value in (("out", out), ("initial", initial), ("where", where)):
+            api._reject(name, value, key)
+        keep = _keepdims(keepdims)
+        result = api._reduction(prim, E.where(E.isnan(a), fill, a), axis, keep)
+        all_nan = observe(_all_nan, primal(a), normalize_axis(axis, np.ndim(a)), keep)  # decides the value
+        if not np.any(all_nan):
+            return result
+        warnings.warn("All-NaN slice encountered", RuntimeWarning, stacklevel=2)
+        return E.where(all_nan, np.nan, result)
+
+    fn.__name__ = name
+    return fn
+
+
+implements(np.nanmax)(_nan_extreme("nanmax", R.max, -np.inf))
+implements(np.nanmin)(_nan_extreme("nanmin", R.min, np.inf))
+
+
 @implements(np.nan_to_num)
 def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     if not copy:  # NumPy would write into x, which a traced array cannot take
@@ -271,3 +298,52 @@ def corrcoef(x, y=None, rowvar=True, *, dtype=None):
     c = E.divide(E.divide(c, api.reshape(stddev, (-1, 1))), api.reshape(stddev, (1, -1)))
     # NumPy clips rounding past +-1; inside, the clip's derivative is 1.
     return E.clip(c, lo=-1.0, hi=1.0)
+
+
+# --- integration and interpolation ----------------------------------------------------
+@numpy2(np, "trapezoid")
+def trapezoid(y, x=None, dx=1.0, axis=-1):
+    """The trapezoidal rule, in NumPy's order of operations: sum(d * (y[1:] + y[:-1]) / 2)."""
+    axis = normalize_axis(axis, np.ndim(y))[0]
+    x = x if x is None or is_traced(x) else np.asarray(x)
+    if x is None:
+        d = dx
+    elif np.ndim(x) == 1:  # spacings along `axis`, broadcast over the other axes
+        d = api.reshape(diff(x), _with((1,) * np.ndim(y), axis, -1))
+    else:
+        d = diff(x, axis=axis)
+    before = (slice(None),) * axis
+    upper, lower = S.getitem(y, before + (slice(1, None),)), S.getitem(y, before + (slice(None, -1),))
+    return api._reduction(R.sum, E.divide(E.multiply(d, E.add(upper, lower)), 2.0), axis)
+
+
+def _segment(xp, x):
+    """The interval of xp holding each x: j with xp[j] <= x < xp[j + 1], kept inside 0..len(xp) - 2."""
+    return np.clip(np.searchsorted(xp, x, side="right") - 1, 0, max(len(xp) - 2, 0))
+
+
+@implements(np.interp)
+def interp(x, xp, fp, left=None, right=None, period=None):
+    """Piecewise-linear interpolation: the derivative in x is the slope of x's segment, in fp
+    the two weights; 0 outside [xp[0], xp[-1]], where the value is left / right."""
+    if period is not None:
+        raise api.unsupported("numpy.interp with period")
+    if is_traced(xp):
+        raise NotImplementedError("numpy.interp: a traced xp is not supported; the sample points must be "
+                                  "plain numbers (fp and x may be traced)")
+    xp = np.asarray(xp, dtype=float)
+    if xp.ndim != 1 or np.ndim(fp) != 1 or len(xp) != np.shape(fp)[0] or not len(xp):
+        raise ValueError("fp and xp are not of the same length, or are empty")
+    x = x if is_traced(x) else np.asarray(x, dtype=float)
+    last = api.take(fp, len(xp) - 1)
+    if len(xp) == 1:  # one sample: fp[0] at it, left / right elsewhere
+        value = api.broadcast_to(last, np.shape(x))
+    else:
+        j = observe(_segment, xp, primal(x))  # which segment: a decision on values
+        f0, f1 = api.take(fp, j), api.take(fp, j + 1)
+        slope = E.divide(E.subtract(f1, f0), xp[j + 1] - xp[j])
+        value = E.add(E.multiply(slope, E.subtract(x, xp[j])), f0)
+        value = E.where(E.equal(x, xp[-1]), last, value)  # NumPy returns fp[-1] there exactly
+    lo = api.take(fp, 0) if left is None else left
+    hi = last if right is None else right
+    return E.where(E.less(x, xp[0]), lo, E.where(E.greater(x, xp[-1]), hi, value))

@@ -98,6 +98,23 @@ CASES = {
                                          + np.dstack([x[:2], x[2:4] ** 2]).sum() + np.atleast_3d(x[0]).sum(), x5),
     "meshgrid": (lambda x: np.meshgrid(x[:2], x[2:], indexing="xy")[0] * np.meshgrid(x[:2], x[2:], indexing="ij")[1].T
                  + np.meshgrid(x[:2], x[2:], sparse=True)[1], x5),
+    "select": (lambda x: np.select([x > 0.5, x < -0.5], [x ** 2, -x], default=x * 3) + np.select([x > 0], [x]), x6),
+    # products of several factors
+    "kron": (lambda X: np.kron(X[:2, :2], X[1:, 1:]).ravel() + np.kron(X[0], [1.0, -2.0]).sum(), x34),
+    "cross": (lambda X: np.cross(X[:, :3], X[:, 1:]).ravel() + np.cross(X[:3, :2], X[:3, 2:], axis=0).sum()
+              + np.cross(X[0, :3], [1.0, 2.0, 3.0]).sum(), x34),
+    "matrix_power": (lambda X: np.linalg.matrix_power(X[:, :3], 5) + np.linalg.matrix_power(X[:, 1:], 2)
+                     + np.linalg.matrix_power(X[:, :3] + 3 * np.eye(3), -3) + np.linalg.matrix_power(X[:, :3], 0), x34),
+    "multi_dot": (lambda X: np.linalg.multi_dot([X[0], X.T, X, A]) + np.linalg.multi_dot([X[:2], A, X[1:, :3].T]).sum(),
+                  x34),
+    # integration, interpolation, nan-extremes
+    "trapezoid": (lambda X: np.trapezoid(X) + np.trapezoid(X, dx=0.5, axis=0).sum()
+                  + np.trapezoid(X[0], X[1] ** 2 + np.arange(4.0) * 3) + np.trapezoid(X, x=[0, 1, 3, 4.5]), x34),
+    "interp": (lambda x: np.interp(x * 1.5, np.linspace(-2, 2, 6), np.sin(np.linspace(-2, 2, 6)))
+               + np.interp([-3.0, -0.3, 0.1, 2.0], np.linspace(-2, 2, 4), x[:4] ** 2).sum()
+               + np.interp(x, [-2.0, 0.0, 2.5], x[:3], left=-1.0, right=x[4]), x6),
+    "nanmax and nanmin": (lambda X: np.nanmax(X) + np.nanmin(X, axis=1).sum() + np.nanmax(X, axis=0, keepdims=True),
+                          x34_nan),
 }
 # NumPy 2's array-API names
 if all(hasattr(np, name) for name in ("vecdot", "matrix_transpose", "unstack")):
@@ -327,6 +344,44 @@ def test_order_statistics_and_filters_count_their_arithmetic():
     assert jl.count_flops(lambda x: np.convolve(x, v, "valid"), x5) == Cost(15, 0)
 
 
+def test_products_integration_and_interpolation_count_their_arithmetic():
+    W = np.arange(9.0).reshape(3, 3) / 10
+    # kron of (2, 2) and (2, 3): one broadcast multiply writing 4 * 6 = 24 products
+    assert jl.count_flops(lambda X: np.kron(X[:2, :2], X[:2, :3]), x34) == Cost(24, 0)
+    # cross of two 3-vectors: 6 multiplications, 3 subtractions
+    assert jl.count_flops(lambda x: np.cross(x[:3], x[3:]), x6) == Cost(9, 0)
+    # W ** 5 by squarings: z = W; z = W W; z = z z; result = W z: 3 products of 2 * 3 * 3 * 3
+    assert jl.count_flops(lambda X: np.linalg.matrix_power(X[:, :3] @ W, 5), x34) == Cost(54 + 3 * 54, 0)
+    # multi_dot of (1, 3) (3, 3) (3, 2) (2, 1) left to right is 18 + 12 + 4 = 34, the cheapest order
+    # (right to left: 12 + 36 + 6 = 54)
+    assert jl.count_flops(lambda x: np.linalg.multi_dot([x[:3], W, x.reshape(3, 2), [1.0, 2.0]]), x6) == Cost(34, 0)
+    # trapezoid of 5 values, spacing dx: y[1:] + y[:-1] (4), times dx (4), / 2 (4), sum of 4 (3)
+    assert jl.count_flops(lambda x: np.trapezoid(x, dx=0.5), x5) == Cost(15, 0)
+    # nanmax of 5: isnan (5), where (5), max of 5 (4)
+    assert jl.count_flops(np.nanmax, x5) == Cost(14, 0)
+    # interp at 6 points: per point fp[j+1] - fp[j], / (xp[j+1] - xp[j]), x - xp[j], times, plus (5);
+    # x == xp[-1] and its where (2); x < xp[0], x > xp[-1] and their two wheres (4): 11 per point.
+    # The sample spacings xp[j+1] - xp[j] are NumPy arithmetic on constants, outside any primitive.
+    assert jl.count_flops(lambda x: np.interp(x, [-1.0, 0.0, 2.0], [1.0, 3.0, 2.0]), x6) == Cost(66, 0)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_interp_and_nanmax_place_their_derivatives(mode):
+    x = np.array([-3.0, -0.5, 0.25, 1.0, 5.0])
+    xp, fp = np.array([-1.0, 0.0, 1.0]), np.array([2.0, 4.0, 3.0])
+    # slopes: 2 on [-1, 0), -1 on [0, 1]; outside the samples and at xp[-1] the value is constant
+    np.testing.assert_array_equal(jl.jacobian(lambda v: np.interp(v, xp, fp), x, mode=mode),
+                                  np.diag([0.0, 2.0, -1.0, 0.0, 0.0]))
+    # in fp: the two weights of each point's segment
+    J = jl.jacobian(lambda f: np.interp(x, xp, f), fp, mode=mode)
+    np.testing.assert_allclose(J, [[1, 0, 0], [0.5, 0.5, 0], [0, 0.75, 0.25], [0, 0, 1], [0, 0, 1]], rtol=0, atol=1e-15)
+    # nanmax: NaNs never win; an all-NaN slice is NaN, with NumPy's warning, and no derivative
+    v = np.array([[1.0, np.nan, 3.0], [np.nan, np.nan, np.nan]])
+    with pytest.warns(RuntimeWarning, match="All-NaN slice"):
+        J = jl.jacobian(lambda a: np.nanmax(a, axis=1), v, mode=mode)
+    np.testing.assert_array_equal(J, [[[0, 0, 1], [0, 0, 0]], [[0, 0, 0], [0, 0, 0]]])
+
+
 # --- arguments that are refused, by name ----------------------------------------------------
 REFUSED = [
     ("out", lambda x: np.ptp(x, out=np.empty(()))),
@@ -350,6 +405,12 @@ REFUSED = [
     ("dtype", lambda x: np.cov(x.reshape(2, 3), dtype=np.float64)),
     ("dtype", lambda x: np.corrcoef(x.reshape(2, 3), dtype=np.float64)),
     ("poly1d", lambda x: np.polyval(x, np.poly1d([1.0, 2.0]))),
+    ("out", lambda x: np.nanmax(x, out=np.empty(()))),
+    ("initial", lambda x: np.nanmin(x, initial=0.0)),
+    ("out", lambda x: np.linalg.multi_dot([x[:3], np.eye(3), x[3:]], out=np.empty(()))),
+    ("period", lambda x: np.interp(x, [0.0, 1.0], [1.0, 2.0], period=2.0)),
+    ("traced xp", lambda x: np.interp(0.5, x[:2], [1.0, 2.0])),
+    ("2 components", lambda x: np.cross(x[:2], x[2:4])),
 ]
 if hasattr(np, "vecdot"):
     REFUSED += [
