@@ -164,13 +164,45 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
     return _reduction(R.mean, a, axis, keepdims)
 
 
-@implements(np.cumsum)
-def cumsum(a, axis=None, dtype=None, out=None):
-    _reject("cumsum", dtype, "dtype")
-    _reject("cumsum", out, "out")
-    if axis is None:
-        return R.cumsum(ravel(a), axis=0)
-    return R.cumsum(a, axis=normalize_axis(axis, np.ndim(a))[0])
+def _cumulative(prim, name):
+    def fn(a, axis=None, dtype=None, out=None):
+        _reject(name, dtype, "dtype")
+        _reject(name, out, "out")
+        if axis is None:
+            return prim(ravel(a), axis=0)
+        return prim(a, axis=normalize_axis(axis, np.ndim(a))[0])
+
+    fn.__name__ = name
+    return fn
+
+
+cumsum = implements(np.cumsum)(_cumulative(R.cumsum, "cumsum"))
+cumprod = implements(np.cumprod)(_cumulative(R.cumprod, "cumprod"))
+
+
+def _cumulative_array_api(prim, name, identity):
+    """NumPy 2's cumulative_sum / cumulative_prod: an axis is required beyond 1-D, and
+    include_initial puts the identity first."""
+    def fn(x, /, *, axis=None, dtype=None, out=None, include_initial=False):
+        _reject(name, dtype, "dtype")
+        _reject(name, out, "out")
+        if axis is None and np.ndim(x) > 1:
+            raise ValueError("axis must be specified for multi-dimensional arrays")
+        axis = normalize_axis(0 if axis is None else axis, np.ndim(x))[0]
+        result = prim(x, axis=axis)
+        if not include_initial:
+            return result
+        shape = np.shape(x)
+        start = np.full(shape[:axis] + (1,) + shape[axis + 1:], identity, dtype=x.dtype)
+        return concatenate([start, result], axis=axis)
+
+    fn.__name__ = name
+    return fn
+
+
+for _name, _prim, _identity in (("cumulative_sum", R.cumsum, 0), ("cumulative_prod", R.cumprod, 1)):
+    if hasattr(np, _name):
+        implements(getattr(np, _name))(_cumulative_array_api(_prim, _name, _identity))
 
 
 # --- shape --------------------------------------------------------------------
@@ -486,6 +518,8 @@ implements(np.shape)(lambda a: a.shape)
 implements(np.ndim)(lambda a: a.ndim)
 implements(np.size)(lambda a, axis=None: a.size if axis is None else a.shape[axis])
 implements(np.copy)(lambda a, order="K", subok=False: a)
+implements(np.result_type)(lambda *arrays_and_dtypes: np.result_type(
+    *(a.dtype if is_traced(a) else a for a in arrays_and_dtypes)))
 
 
 @implements(np.full_like)

@@ -181,6 +181,9 @@ class Tracer:
     def cumsum(self, axis=None, dtype=None, out=None):
         return np.cumsum(self, axis=axis, dtype=dtype, out=out)
 
+    def cumprod(self, axis=None, dtype=None, out=None):
+        return np.cumprod(self, axis=axis, dtype=dtype, out=out)
+
     def reshape(self, *shape, order="C"):
         return api.reshape(self, shape[0] if len(shape) == 1 else shape, order)
 

@@ -209,8 +209,25 @@ def test_mean(axis, keepdims):
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2, -1])
-def test_cumsum(axis):
+def test_cumsum_and_cumprod(axis):
     assert jl.count_flops(lambda x: np.cumsum(x, axis=axis), X345) == cumsum_cost(X345.shape, axis)
+    assert jl.count_flops(lambda x: np.cumprod(x, axis=axis), X345) == cumsum_cost(X345.shape, axis)
+
+
+def test_cumprod_derivative_work_without_and_with_a_zero():
+    # Reverse sweep of k = 4 seeds over cumprod of 4 values (one line), x without zeros:
+    # staged once: x == 0 to choose the route (4), 1 / x (4); per sweep: g * y (16),
+    # reversed cumsum (4 * 3), times 1 / x (16)
+    x = np.array([0.5, 2.0, -1.5, 0.8])
+    m = jl.measure(np.cumprod, x, mode="reverse", batch_size=4)
+    assert m.cost["cotangent"] == Cost(4 + 4 + 16 + 12 + 16, 0)
+    # With a zero, staging adds: x == 0 (4), where (4), cumsum (3), == 1 (4), and (4), where (4),
+    # cumprod (3), >= 1 (4), where (4), where (4), 1 / x (4), where (4); each sweep adds
+    # g * q (16), its sum over the line (4 * 3), times the one-hot (16), add (16)
+    z = np.array([0.5, 0.0, -1.5, 0.8])
+    m = jl.measure(np.cumprod, z, mode="reverse", batch_size=4)
+    staged = 4 + 4 + 3 + 4 + 4 + 4 + 3 + 4 + 4 + 4 + 4 + 4
+    assert m.cost["cotangent"] == Cost(staged + 16 + 12 + 16 + 16 + 12 + 16 + 16, 0)
 
 
 def test_cumsum_of_flattened_input_and_methods():

@@ -130,6 +130,8 @@ CASES = [
     Case("prod", lambda X: np.prod(X, axis=1) + X.prod() + np.prod(X, axis=0, keepdims=True).sum(), P34),
     Case("prod with zeros", lambda X: np.concatenate([np.prod(X, axis=1), np.prod(X, axis=0)]), _prod_zeros()),
     Case("max min away from ties", lambda X: np.max(X, axis=0) + np.min(X, axis=1, keepdims=True) + np.amax(X), X34),
+    Case("cumprod, with zeros", lambda X: np.cumprod(X, axis=1) + X.cumprod(axis=0) + np.cumprod(X).reshape(3, 4),
+         _prod_zeros()),
     Case("cumsum", lambda X: np.cumsum(X, axis=1) * X + np.cumsum(X).reshape(3, 4) + np.cumsum(X, axis=-2), X34),
     Case("ufunc reduce and accumulate", lambda X: np.add.reduce(X) * np.multiply.reduce(X, axis=1).sum()
          + np.maximum.reduce(X, axis=1).sum() + np.add.accumulate(X, axis=1).sum(axis=0), X34),

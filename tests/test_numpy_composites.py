@@ -134,6 +134,8 @@ if all(hasattr(np, name) for name in ("vecdot", "matrix_transpose", "unstack")):
                                                   + np.linalg.trace(X.reshape(3, 2, 2), offset=0)[:1]
                                                   + np.linalg.diagonal(X.reshape(2, 2, 3), offset=1).ravel(), x34),
         "unstack": (lambda X: np.unstack(X)[1] * np.unstack(X, axis=1)[2][0], x34),
+        "cumulative_sum and cumulative_prod": (lambda X: np.cumulative_sum(X, axis=1, include_initial=True)[:, :4]
+                                               * np.cumulative_prod(X, axis=0) + np.cumulative_prod(X[0]).sum(), x34),
     })
 
 

@@ -194,6 +194,12 @@ EXAMPLES: dict[str, list[Example]] = {
         ex(distinct(2, 3, 4), axis=(0, 2)), ex(distinct(5), axis=(0,)),
     ],
     "cumsum": [ex(general(3, 4), axis=0), ex(general(3, 4), axis=1), ex(general(5), axis=0)],
+    "cumprod": [
+        ex(nonzero(3, 4), axis=0), ex(nonzero(3, 4), axis=1),
+        ex(np.array([0.5, 0.0, 2.0, -0.8, 1.1]), axis=0, label="one zero"),
+        ex(np.array([[0.0, 1.5, 0.0, 0.3], [0.7, -1.2, 0.0, 0.0], [1.3, 0.9, -0.6, 1.4]]), axis=1,
+           label="no, one and two zeros per line"),
+    ],
     # shape operations
     "reshape": [
         ex(general(2, 3), shape=(3, 2)), ex(general(2, 3), shape=(6,)),

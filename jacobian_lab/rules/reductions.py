@@ -1,4 +1,4 @@
-"""Reductions: sum, mean, prod, max, min over axes, and cumsum along one axis.
+"""Reductions: sum, mean, prod, max, min over axes, and cumsum and cumprod along one axis.
 
 `axis` is always a tuple of non-negative axes here (the NumPy layer normalizes
 it). A reduction of L elements into one output costs L - 1 flops (mean: L, its
@@ -132,4 +132,54 @@ cumsum = register(Primitive(
     "cumsum", lambda x, axis: np.cumsum(x, axis=axis), _cumsum_cost,
     jvp=lambda tangents, out, x, axis: cumsum(tangents[0], axis=axis + 1),
     vjp=lambda needs, out, x, axis: lambda g: (_reverse_cumsum(g, axis + 1) if needs[0] else None,),
+))
+
+
+# --- cumprod --------------------------------------------------------------------
+def _cumprod_factors(out, x, axis):
+    """What the rules of y = cumprod(x) multiply seeds by, built once from primal values.
+
+    ẏ_i = Σ_{j ≤ i} ẋ_j Π_{l ≤ i, l ≠ j} x_l. Without zeros that is y_i · cumsum(ẋ / x)_i.
+    At and after a line's first zero z, y is 0 and only j = z survives: ẏ_i = ẋ_z · q_i,
+    q = the cumprod with that zero read as 1 (a second zero makes q 0 too, as it should).
+    Returns (1 / x with zeros read as 1, the one-hot of each first zero and q after it,
+    or None when x holds no zero): the route depends on values, see `reads_values`.
+    """
+    zeros = E.equal(x, 0.0)
+    if not observe(np.any, zeros):
+        return E.divide(1.0, x), None
+    count = cumsum(E.where(zeros, 1.0, 0.0), axis=axis)
+    first = E.logical_and(zeros, E.equal(count, 1.0))
+    after = E.where(E.greater_equal(count, 1.0), cumprod(E.where(first, 1.0, x), axis=axis), 0.0)
+    return E.divide(1.0, E.where(zeros, 1.0, x)), (E.where(first, 1.0, 0.0), after)
+
+
+def _cumprod_jvp(tangents, out, x, axis):
+    t = tangents[0]
+    inverse, at_zero = _cumprod_factors(out, x, axis)
+    dt = E.multiply(out, cumsum(E.multiply(t, inverse), axis=axis + 1))
+    if at_zero is None:
+        return dt
+    first, after = at_zero
+    return E.add(dt, E.multiply(after, sum(E.multiply(t, first), axis=(axis + 1,), keepdims=True)))
+
+
+def _cumprod_vjp(needs, out, x, axis):
+    if not needs[0]:
+        return lambda g: (None,)
+    inverse, at_zero = _cumprod_factors(out, x, axis)
+
+    def pullback(g):  # the transpose of the JVP above, term by term
+        ct = E.multiply(_reverse_cumsum(E.multiply(g, out), axis + 1), inverse)
+        if at_zero is None:
+            return (ct,)
+        first, after = at_zero
+        return (E.add(ct, E.multiply(first, sum(E.multiply(g, after), axis=(axis + 1,), keepdims=True))),)
+
+    return pullback
+
+
+cumprod = register(Primitive(
+    "cumprod", lambda x, axis: np.cumprod(x, axis=axis), _cumsum_cost,
+    jvp=_cumprod_jvp, vjp=_cumprod_vjp, reads_values=True,
 ))
