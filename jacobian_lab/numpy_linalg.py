@@ -244,8 +244,7 @@ def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
 @implements(np.linalg.matrix_power)
 def matrix_power(a, n):
     """a @ a @ ... n times, by NumPy's own sequence of squarings (a negative n inverts first)."""
-    if np.ndim(a) < 2 or np.shape(a)[-1] != np.shape(a)[-2]:
-        raise np.linalg.LinAlgError("matrix_power: last 2 dimensions of the array must be square")
+    a = api._square("matrix_power", a)
     n = operator.index(n)
     if n == 0:  # the identity: a constant
         return np.broadcast_to(np.eye(np.shape(a)[-1], dtype=np.result_type(primal(a))), np.shape(a)).copy()
