@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import numpy_api as api
+from . import scipy_special
 from .primitives import Primitive, apply, observe
 from .rules import elementwise as E
 
@@ -94,7 +95,7 @@ class Tracer:
                 return apply(prim, inputs, {})
             if prim is not None:  # a composition (np.power, np.logaddexp, ...)
                 return prim(*inputs)
-        return api.apply_ufunc(ufunc, method, inputs, kwargs)
+        return scipy_special.dispatch(self, ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
         impl = api.FUNCTIONS.get(func)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+import scipy.special as sc
 from helpers import assert_close, assert_fd_close, central_differences
 
 import jacobian_lab as jl
@@ -100,6 +101,10 @@ CASES = [
     Case("inverse hyperbolic", lambda x: np.arcsinh(x) + np.arctanh(x / 2) + np.arccosh(x ** 2 + 1.5), u4),
     Case("other bases", lambda x: np.log2(x) + np.log10(x) * np.exp2(x) + np.cbrt(x), p4),
     Case("arctan2 hypot", lambda x: np.arctan2(x, x[::-1] + 3.0) * np.hypot(x, 1.0) + np.logaddexp(x, 0.5), x4),
+    Case("scipy.special", lambda x: sc.expit(x) * sc.logit(x / 3) + sc.log_expit(-x) + sc.erf(x) * sc.erfc(x / 3)
+         + sc.erfinv(x / 3 - 0.2) - sc.erfcinv(x / 2) + sc.ndtr(x) * sc.log_ndtr(x - 1.0) + sc.ndtri(x / 3)
+         + sc.gammaln(x) * sc.psi(x) + sc.digamma(x[::-1]) + sc.xlogy(x, x[::-1]) + sc.xlog1py(x[::-1], x / 3)
+         + sc.entr(x / 3) + sc.softplus(x), p4),
     Case("abs and sign", lambda x: np.abs(x) * np.sign(x) + np.absolute(x) ** 3 + abs(x), x4,
          lambda x: np.diag(1.0 + 3 * x * np.abs(x) + np.sign(x))),
     Case("rounding is piecewise constant", lambda x: x * np.floor(x) + np.ceil(x) + np.rint(x) * np.trunc(x) * x,

@@ -150,6 +150,18 @@ EXAMPLES: dict[str, list[Example]] = {
     "arccosh": unary(lambda *shape: RNG.uniform(1.2, 3.0, shape)),
     "log2": unary(positive), "log10": unary(positive), "exp2": unary(general), "cbrt": unary(nonzero),
     "arctan2": binary(general, nonzero), "hypot": binary(nonzero),
+    # scipy.special, inside each smooth domain: (0, 1) for logit and ndtri, (-1, 1) erfinv, (0, 2)
+    # erfcinv, x > 0 away from the poles for the gamma family, y > 0 for xlogy, y > -1 xlog1py
+    "expit": unary(general), "log_expit": unary(lambda *s: RNG.uniform(-30.0, 30.0, s)),
+    "logit": unary(lambda *s: RNG.uniform(0.05, 0.95, s)),
+    "erf": unary(general), "erfc": unary(general), "erfinv": unary(inside_unit),
+    "erfcinv": unary(lambda *s: RNG.uniform(0.1, 1.9, s)), "ndtr": unary(general),
+    "log_ndtr": unary(lambda *s: RNG.uniform(-20.0, 5.0, s)), "ndtri": unary(lambda *s: RNG.uniform(0.05, 0.95, s)),
+    "gammaln": unary(lambda *s: RNG.uniform(0.3, 6.0, s)), "digamma": unary(lambda *s: RNG.uniform(0.3, 6.0, s)),
+    "polygamma": [ex(positive(3, 4), n=1, label="n=1 (3,4)"), ex(positive(), n=2, label="n=2 ()"),
+                  ex(RNG.uniform(1.0, 4.0, (2, 1, 3)), n=3, label="n=3 (2,1,3)")],
+    "xlogy": binary(general, positive), "xlog1py": binary(general, lambda *s: RNG.uniform(-0.5, 2.0, s)),
+    "entr": unary(positive),
     # kinks, sampled away from them
     "absolute": unary(nonzero),
     "maximum": [ex(*separated_pair(a, b), label=f"{a}x{b}") for a, b in BROADCAST_PAIRS],

@@ -1,0 +1,106 @@
+"""Elementwise primitives from scipy.special: logistic, error-function, normal, gamma and x·log families.
+
+Each wraps one of scipy's ufuncs, so values are scipy's own, and gives its
+derivative as a diagonal factor built from primitives (`elementwise`), so the
+derivative's work is counted like any other. Costs: N transcendentals for N
+outputs, as for exp; the x·log functions (xlogy, xlog1py, entr) N flops more
+for their product.
+
+scipy.special takes longer to import than all of jacobian_lab, so nothing here
+imports it until a primitive first runs: the primitives are registered at
+once, and `load` binds each to its scipy function on first use.
+`jacobian_lab.scipy_special` routes scipy's ufuncs to these primitives.
+"""
+from __future__ import annotations
+
+import math
+
+from ..primitives import PerElement, Primitive
+from .elementwise import (add, divide, elementwise, exp, log, log1p, multiply, negative, over, square,
+                          subtract, times, transcendental, unary)
+
+#: xlogy, xlog1py and entr: a logarithm and a product per output element.
+log_times = PerElement(1, 1)
+
+_BIND: dict[Primitive, object] = {}  # primitive -> its function, given the scipy.special module
+
+
+def load():
+    """Import scipy.special and bind every primitive here to its function; returns the module."""
+    import scipy.special as sc
+
+    for prim, bind in _BIND.items():
+        prim.impl = bind(sc)
+    return sc
+
+
+def _deferred(bind):
+    """An implementation that loads scipy.special, then runs the function it binds."""
+    def impl(*args, **params):
+        return bind(load())(*args, **params)
+
+    return impl
+
+
+def _bound(register, name, bind, *args, **kw):
+    prim = register(name, _deferred(bind), *args, **kw)
+    _BIND[prim] = bind
+    return prim
+
+
+def _unary(name, factor):
+    """A one-operand special function: scipy.special.<name>, N transcendentals."""
+    return _bound(unary, name, lambda sc: getattr(sc, name), factor, cost=transcendental)
+
+
+SQRT_PI, SQRT_2PI = math.sqrt(math.pi), math.sqrt(2.0 * math.pi)
+
+
+def _gauss(x, scale):
+    """scale · exp(−x²)."""
+    return multiply(scale, exp(negative(square(x))))
+
+
+def _normal_density(x):
+    """φ(x) = exp(−x²/2) / √(2π)."""
+    return multiply(1.0 / SQRT_2PI, exp(multiply(-0.5, square(x))))
+
+
+# --- logistic ---------------------------------------------------------------------
+expit = _unary("expit", lambda out, x: times(multiply(out, subtract(1.0, out))))
+logit = _unary("logit", lambda out, x: over(multiply(x, subtract(1.0, x))))
+# d log σ(x) = 1 − σ(x) = σ(−x), without the cancellation of 1 − σ(x) for large x
+log_expit = _unary("log_expit", lambda out, x: times(expit(negative(x))))
+
+# --- error function and the normal distribution ---------------------------------------
+erf = _unary("erf", lambda out, x: times(_gauss(x, 2.0 / SQRT_PI)))
+erfc = _unary("erfc", lambda out, x: times(_gauss(x, -2.0 / SQRT_PI)))
+# inverses: 1 / f'(out), with exp(+out²) in place of dividing by exp(−out²)
+erfinv = _unary("erfinv", lambda out, x: times(multiply(SQRT_PI / 2.0, exp(square(out)))))
+erfcinv = _unary("erfcinv", lambda out, x: times(multiply(-SQRT_PI / 2.0, exp(square(out)))))
+ndtr = _unary("ndtr", lambda out, x: times(_normal_density(x)))
+# φ(x) / Φ(x) = exp(−x²/2 − log √(2π) − log Φ(x)): no underflow of φ and Φ far in the left tail
+log_ndtr = _unary("log_ndtr", lambda out, x: times(
+    exp(subtract(multiply(-0.5, square(x)), add(out, math.log(SQRT_2PI))))))
+ndtri = _unary("ndtri", lambda out, x: times(multiply(SQRT_2PI, exp(multiply(0.5, square(out))))))
+
+# --- gamma family -----------------------------------------------------------------
+# polygamma(x, n=k) is ψ⁽ᵏ⁾(x), k ≥ 1 a constant; its derivative is the next one, so
+# every order of derivative of gammaln and digamma has a rule.
+polygamma = _bound(
+    elementwise, "polygamma", lambda sc: lambda x, n: sc.polygamma(n, x),
+    lambda needs, out, x, n: (times(polygamma(x, n=n + 1)),), cost=transcendental,
+)
+digamma = _unary("digamma", lambda out, x: times(polygamma(x, n=1)))
+gammaln = _unary("gammaln", lambda out, x: times(digamma(x)))
+
+# --- x · log ----------------------------------------------------------------------
+# JAX's jax.scipy.special rules: ∂x xlogy = log(y), ∂y xlogy = x / y, so at x = 0, where
+# scipy defines xlogy(0, y) = 0, the derivative in y is 0 (y ≠ 0). The same for xlog1py.
+xlogy = _bound(elementwise, "xlogy", lambda sc: sc.xlogy, lambda needs, out, x, y: (
+    needs[0] and times(log(y)), needs[1] and times(divide(x, y))), cost=log_times)
+xlog1py = _bound(elementwise, "xlog1py", lambda sc: sc.xlog1py, lambda needs, out, x, y: (
+    needs[0] and times(log1p(y)), needs[1] and times(divide(x, add(1.0, y)))), cost=log_times)
+# entr(x) = −x log x: −(1 + log x), +inf at 0 (as JAX's); NaN below 0, where entr is −inf
+entr = _bound(unary, "entr", lambda sc: sc.entr,
+              lambda out, x: times(negative(add(log(x), 1.0))), cost=log_times)

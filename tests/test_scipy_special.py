@@ -1,0 +1,316 @@
+"""scipy.special's ufuncs on traced arrays: scipy's values, analytic derivatives, exact counts.
+
+References are independent of the package: scipy's own values for the primal,
+derivatives written out by hand (or inverse-function and closed-form values,
+ψ'(1) = π²/6, ...) and central differences of the plain scipy functions.
+"""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.special as sc
+from helpers import assert_close, assert_fd_close, central_differences
+
+import jacobian_lab as jl
+from jacobian_lab import engines
+from jacobian_lab.rules import special
+
+RNG = np.random.default_rng(1815)
+EULER_GAMMA = 0.5772156649015329
+ZETA3 = 1.2020569031595942  # Apéry's constant
+
+
+def _phi(x):
+    """The standard normal density."""
+    return np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+
+
+def _erf_prime(x):
+    return 2 / math.sqrt(math.pi) * np.exp(-x * x)
+
+
+def general(n):
+    return RNG.uniform(-2.0, 2.0, n)
+
+
+def unit(n):
+    return RNG.uniform(0.05, 0.95, n)
+
+
+#: name, scipy function, operand inside its smooth domain, derivative written out by hand
+UNARY = [
+    ("expit", sc.expit, general(6), lambda x: np.exp(-x) / (1 + np.exp(-x)) ** 2),
+    ("logit", sc.logit, unit(6), lambda p: 1 / p + 1 / (1 - p)),
+    ("log_expit", sc.log_expit, RNG.uniform(-20.0, 20.0, 6), lambda x: 1 / (1 + np.exp(x))),
+    ("erf", sc.erf, general(6), _erf_prime),
+    ("erfc", sc.erfc, general(6), lambda x: -_erf_prime(x)),
+    ("erfinv", sc.erfinv, RNG.uniform(-0.95, 0.95, 6), lambda y: 1 / _erf_prime(sc.erfinv(y))),
+    ("erfcinv", sc.erfcinv, RNG.uniform(0.05, 1.95, 6), lambda y: -1 / _erf_prime(sc.erfcinv(y))),
+    ("ndtr", sc.ndtr, general(6), _phi),
+    ("log_ndtr", sc.log_ndtr, RNG.uniform(-5.0, 5.0, 6), lambda x: _phi(x) / sc.ndtr(x)),
+    ("ndtri", sc.ndtri, unit(6), lambda p: 1 / _phi(sc.ndtri(p))),
+    ("gammaln", sc.gammaln, RNG.uniform(0.3, 6.0, 6), None),  # closed forms below
+    ("digamma", sc.digamma, RNG.uniform(0.3, 6.0, 6), None),
+    ("psi", sc.psi, RNG.uniform(0.3, 6.0, 6), None),
+    ("entr", sc.entr, RNG.uniform(0.1, 3.0, 6), lambda x: -(1 + np.log(x))),
+]
+UNARY_PARAMS = [pytest.param(f, x, d, id=name) for name, f, x, d in UNARY]
+BINARY = [("xlogy", sc.xlogy, lambda x, y: (np.log(y), x / y)),
+          ("xlog1py", sc.xlog1py, lambda x, y: (np.log1p(y), x / (1 + y)))]
+BINARY_PARAMS = [pytest.param(f, d, id=name) for name, f, d in BINARY]
+XY = np.array([-1.5, 0.7, 2.0, 0.0, 3.1]), np.array([0.4, 1.3, 0.9, 2.5, 0.2])
+
+
+def _forward(f, x):
+    """y and dy/dx from the forward engine, one seed per element of x."""
+    y, tangent = engines.get("forward").jvp(f, x, np.eye(x.size, dtype=x.dtype).reshape((x.size,) + x.shape))
+    return y, tangent
+
+
+def _pair(f):
+    """f(x, y) of the packed vector [x, y]."""
+    return lambda v: f(v[:v.size // 2], v[v.size // 2:])
+
+
+# --- values are scipy's own ------------------------------------------------------------
+@pytest.mark.parametrize("f, x, derivative", UNARY_PARAMS)
+def test_values_are_scipys_bit_for_bit(f, x, derivative):
+    y, _ = _forward(f, x)
+    assert type(y) is np.ndarray and y.dtype == np.float64
+    np.testing.assert_array_equal(y, f(x))
+
+
+@pytest.mark.parametrize("f, derivative", BINARY_PARAMS)
+def test_binary_values_are_scipys_bit_for_bit(f, derivative):
+    x, y = XY
+    out, _ = _forward(_pair(f), np.concatenate([x, y]))
+    np.testing.assert_array_equal(out, f(x, y))
+    out, _ = _forward(lambda y: f(x, y), y)  # a constant x, a traced y
+    np.testing.assert_array_equal(out, f(x, y))
+
+
+def test_float32_values_stay_float32_and_scipys():
+    x = np.array([0.1, 0.4, 0.7], dtype=np.float32)
+    for f in (sc.expit, sc.erf, sc.ndtri, sc.gammaln, sc.entr):
+        y, dy = _forward(f, x)
+        assert y.dtype == np.float32 and dy.dtype == np.float32, f.__name__
+        np.testing.assert_array_equal(y, f(x))
+
+
+# --- derivatives -----------------------------------------------------------------------
+@pytest.mark.parametrize("f, x, derivative", [p for p in UNARY_PARAMS if p.values[2] is not None])
+def test_derivative_is_the_analytic_one(f, x, derivative):
+    _, dy = _forward(f, x)
+    assert_close(dy, np.diag(derivative(x)), 1e-12)
+    assert_close(jl.jacrev(f)(x), np.diag(derivative(x)), 1e-12)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("f, x, derivative", UNARY_PARAMS)
+def test_derivative_matches_central_differences(f, x, derivative, mode):
+    assert_fd_close(jl.jacobian(f, x, mode=mode), central_differences(f, x))
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("f, derivative", BINARY_PARAMS)
+def test_binary_partials_are_the_analytic_ones(f, derivative, mode):
+    x, y = XY
+    v = np.concatenate([x, y])
+    dx, dy = derivative(x, y)
+    J = jl.jacobian(_pair(f), v, mode=mode)
+    assert_close(J, np.hstack([np.diag(dx), np.diag(dy)]), 1e-13)
+    assert_fd_close(J, central_differences(_pair(f), v))
+
+
+# Closed forms: ψ(1) = −γ, ψ(1/2) = −γ − 2 ln 2, ψ(2) = 1 − γ; ψ'(1) = π²/6, ψ'(1/2) = π²/2,
+# ψ'(2) = π²/6 − 1; ψ''(1) = −2ζ(3); ψ'''(1) = π⁴/15.
+GAMMA_POINTS = np.array([1.0, 0.5, 2.0])
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_gamma_family_derivatives_at_closed_form_points(mode):
+    gammaln_prime = [-EULER_GAMMA, -EULER_GAMMA - 2 * math.log(2), 1 - EULER_GAMMA]
+    trigamma = [math.pi ** 2 / 6, math.pi ** 2 / 2, math.pi ** 2 / 6 - 1]
+    assert_close(jl.jacobian(sc.gammaln, GAMMA_POINTS, mode=mode), np.diag(gammaln_prime), 1e-14)
+    assert_close(jl.jacobian(sc.digamma, GAMMA_POINTS, mode=mode), np.diag(trigamma), 1e-14)
+    assert_close(jl.jacobian(sc.psi, GAMMA_POINTS, mode=mode), np.diag(trigamma), 1e-14)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_polygamma_differentiates_to_the_next_order(mode):
+    # digamma's derivative is polygamma(x, n=1), whose derivative is polygamma(x, n=2), ...
+    one = np.array([1.0])
+    assert_close(jl.jacobian(lambda x: special.polygamma(x, n=1), one, mode=mode), [[-2 * ZETA3]], 1e-14)
+    assert_close(jl.jacobian(lambda x: special.polygamma(x, n=2), one, mode=mode), [[math.pi ** 4 / 15]], 1e-14)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_closed_form_points_of_the_other_families(mode):
+    J = lambda f, x: np.diag(jl.jacobian(f, np.array(x), mode=mode))  # noqa: E731
+    assert_close(J(sc.expit, [0.0]), [0.25], 1e-15)
+    assert_close(J(sc.logit, [0.5]), [4.0], 1e-15)
+    assert_close(J(sc.log_expit, [0.0, 800.0, -800.0]), [0.5, 0.0, 1.0], 1e-15)  # no overflow in the tails
+    assert_close(J(sc.erf, [0.0]), [2 / math.sqrt(math.pi)], 1e-15)
+    assert_close(J(sc.erfinv, [0.0]), [math.sqrt(math.pi) / 2], 1e-15)
+    assert_close(J(sc.erfcinv, [1.0]), [-math.sqrt(math.pi) / 2], 1e-15)
+    assert_close(J(sc.ndtri, [0.5]), [math.sqrt(2 * math.pi)], 1e-15)
+    assert_close(J(sc.log_ndtr, [0.0]), [2 / math.sqrt(2 * math.pi)], 1e-15)
+    assert_close(J(sc.entr, [1.0, math.exp(-1.0)]), [-1.0, 0.0], 1e-15)
+
+
+def test_log_ndtr_derivative_far_in_the_left_tail():
+    # φ(x)/Φ(x) ~ −x − 1/x + 2/x³ for x → −∞, where φ and Φ both underflow
+    x = np.array([-40.0, -300.0])
+    expected = -x - 1 / x + 2 / x ** 3
+    assert_close(np.diag(jl.jacobian(sc.log_ndtr, x)), expected, 1e-6)
+    assert np.all(sc.ndtr(x[1:]) == 0.0)
+
+
+# --- xlogy at x = 0: JAX's convention ----------------------------------------------------
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_xlogy_at_x_zero_is_zero_and_flat_in_y(mode):
+    x, y = np.array([0.0, 0.0, 1.5]), np.array([2.0, 0.5, 3.0])
+    v = np.concatenate([x, y])
+    out, _ = _forward(_pair(sc.xlogy), v)
+    np.testing.assert_array_equal(out, [0.0, 0.0, 1.5 * math.log(3.0)])
+    J = jl.jacobian(_pair(sc.xlogy), v, mode=mode)
+    # ∂x = log y (also at x = 0), ∂y = x / y: exactly 0 where x = 0
+    np.testing.assert_array_equal(J[:, 3:], np.diag([0.0, 0.0, 0.5]))
+    assert_close(J[:, :3], np.diag(np.log(y)), 1e-15)
+    J = jl.jacobian(_pair(sc.xlog1py), np.concatenate([x, y - 1.0]), mode=mode)
+    np.testing.assert_array_equal(J[:, 3:], np.diag([0.0, 0.0, 0.5]))
+    assert_close(J[:, :3], np.diag(np.log(y)), 1e-15)
+
+
+def test_xlogy_at_zero_zero_follows_jax():
+    # value 0 (scipy); ∂x = log 0 = −inf and ∂y = 0/0 = NaN, as jax.scipy.special.xlogy gives
+    zero = np.array(0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        assert jl.jacfwd(lambda x: sc.xlogy(x, 0.0))(zero) == -np.inf
+        assert np.isnan(jl.jacfwd(lambda y: sc.xlogy(0.0, y))(zero))
+        assert jl.jacrev(lambda x: sc.xlogy(x, 0.0))(zero) == -np.inf
+        assert sc.xlogy(0.0, 0.0) == 0.0 and engines.get("forward").jvp(
+            lambda x: sc.xlogy(x, 0.0), zero, np.ones((1,)))[0] == 0.0
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_entr_derivative_at_zero_is_plus_infinity(mode):
+    # one element at a time: a seed's 0 times the infinite factor would be NaN off the diagonal
+    with np.errstate(divide="ignore"):
+        assert jl.jacobian(sc.entr, np.array(0.0), mode=mode) == np.inf
+    assert jl.jacobian(sc.entr, np.array(1.0), mode=mode) == -1.0
+
+
+# --- counted work ---------------------------------------------------------------------------
+X6 = np.linspace(0.2, 0.8, 6)
+N = X6.size
+
+
+@pytest.mark.parametrize("f", [p.values[0] for p in UNARY_PARAMS if p.values[0] is not sc.entr],
+                         ids=lambda f: f.__name__)
+def test_one_transcendental_per_output(f):
+    assert jl.count_flops(f, X6) == jl.Cost(0, N)
+    assert jl.count_flops(lambda x: f(x[:, None] * X6), X6) == jl.Cost(N * N, N * N)  # the product, then f
+
+
+def test_x_log_functions_cost_a_log_and_a_product():
+    for f in (lambda x: sc.xlogy(x, 2.0), lambda x: sc.xlog1py(3.0, x), sc.entr):
+        assert jl.count_flops(f, X6) == jl.Cost(N, N)
+    # broadcast: N outputs per row of a (4, 1) operand against (N,)
+    assert jl.count_flops(lambda x: sc.xlogy(x[:4, None], x), X6) == jl.Cost(4 * N, 4 * N)
+
+
+@pytest.mark.parametrize("mode, phase", [("forward", "tangent"), ("reverse", "cotangent")])
+def test_derivative_work_is_counted(mode, phase):
+    # One pass of k = N seeds; the factor is built once, then multiplies the k·N derivative values.
+    cost = lambda f: jl.measure(f, X6, mode=mode, batch_size=N, repeat=1).cost[phase]  # noqa: E731
+    kN = N * N
+    # erf: square, negative, exp, times 2/√π: 3N flops and N transcendentals; then k·N products
+    assert cost(sc.erf) == jl.Cost(3 * N + kN, N)
+    # expit: 1 - out, out · (1 - out)
+    assert cost(sc.expit) == jl.Cost(2 * N + kN, 0)
+    # gammaln: digamma (N transcendentals); digamma: polygamma(x, n=1) (N transcendentals)
+    assert cost(sc.gammaln) == jl.Cost(kN, N)
+    assert cost(sc.digamma) == jl.Cost(kN, N)
+    # log_ndtr: square, times -1/2, out + log √(2π), the difference, exp
+    assert cost(sc.log_ndtr) == jl.Cost(4 * N + kN, N)
+    # entr: log, + 1, negate
+    assert cost(sc.entr) == jl.Cost(2 * N + kN, N)
+    # xlogy(x, x reversed): log y and x / y; a product per operand, then their sum (forward) or
+    # the fan-out of x into both operands (reverse): k·N each
+    assert cost(lambda x: sc.xlogy(x, x[::-1])) == jl.Cost(N + 3 * kN, N)
+
+
+# --- jit --------------------------------------------------------------------------------------
+def _everything(x):
+    q = x / 3.0
+    return (sc.expit(x) * sc.logit(q) + sc.log_expit(-x) + sc.erf(x) * sc.erfc(q) + sc.erfinv(q - 0.2)
+            - sc.erfcinv(x / 2) + sc.ndtr(x) * sc.log_ndtr(x - 1.0) + sc.ndtri(q) + sc.gammaln(x) * sc.psi(x)
+            + sc.xlogy(x, x[::-1]) + sc.xlog1py(x[::-1], q) + sc.entr(q))
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_jit_replays_the_eager_jacobian(mode):
+    x = np.array([0.4, 1.3, 2.1, 0.7])
+    jitted = jl.jit(jl.jacobian(_everything, mode=mode))
+    np.testing.assert_array_equal(jitted(x), jl.jacobian(_everything, x, mode=mode))
+    x2 = x * 1.1
+    assert_close(jitted(x2), jl.jacobian(_everything, x2, mode=mode), 1e-13)
+    assert_fd_close(jitted(x2), central_differences(_everything, x2))
+    assert jitted.compiles == 1
+
+
+# --- what does not run on traced arrays --------------------------------------------------
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_an_unsupported_scipy_ufunc_is_named(mode):
+    x = np.array([0.5, 1.5])
+    with pytest.raises(NotImplementedError, match=r"scipy\.special\.jv has no derivative rule") as info:
+        jl.jacobian(lambda x: sc.jv(1.0, x), x, mode=mode)
+    assert "primitive" in str(info.value)
+    with pytest.raises(NotImplementedError, match=r"scipy\.special\.xlogy\.outer"):
+        jl.jacobian(lambda x: sc.xlogy.outer(x, x), x, mode=mode)
+    with pytest.raises(NotImplementedError, match=r"numpy\.ldexp"):  # NumPy's own keep their name
+        jl.jacobian(lambda x: np.ldexp(x, 2), x, mode=mode)
+
+
+@pytest.mark.parametrize("f", [sc.logsumexp, sc.softmax, sc.log_softmax], ids=lambda f: f.__name__)
+def test_array_api_functions_refuse_traced_arrays(f):
+    # They convert their input with asarray first (scipy's array-API layer): documented as unsupported.
+    with pytest.raises(jl.TracerConversionError, match="np.asarray"):
+        jl.jacobian(f, np.array([0.5, -1.0, 2.0]))
+
+
+@pytest.mark.skipif(not hasattr(sc, "softplus"), reason="scipy.special.softplus is in scipy >= 1.15")
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_softplus_runs_as_logaddexp(mode):
+    x = np.array([-30.0, -1.5, 0.0, 0.8, 40.0])
+    y, _ = _forward(sc.softplus, x)
+    assert_close(y, sc.softplus(x), 1e-15)  # log-sum-exp with the max taken out, not NumPy's own loop
+    assert_close(jl.jacobian(sc.softplus, x, mode=mode), np.diag(1 / (1 + np.exp(-x))), 1e-15)
+    # np.logaddexp(0, x): max, two differences, two exps, a sum, a log, + max
+    assert jl.count_flops(sc.softplus, x) == jl.Cost(5 * x.size, 3 * x.size)
+
+
+def test_importing_the_package_does_not_import_scipy_special():
+    root = Path(__file__).resolve().parents[1]
+    script = (
+        "import sys, numpy as np, jacobian_lab as jl\n"
+        "from jacobian_lab import numpy_api\n"
+        "assert 'scipy.special' not in sys.modules\n"
+        "import scipy.special as sc\n"
+        "assert sc.erf not in numpy_api.UFUNCS\n"  # mapped when one first reaches a traced array
+        "J = jl.jacobian(sc.erf, np.array([0.0, 1.0]))\n"
+        "assert sc.erf in numpy_api.UFUNCS and sc.gammaln in numpy_api.UFUNCS\n"
+        "print(repr(float(J[0, 0])), repr(float(J[1, 1])))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(root))
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert float(out[0]) == pytest.approx(2 / math.sqrt(math.pi), rel=1e-15)
+    assert float(out[1]) == pytest.approx(2 / math.sqrt(math.pi) * math.exp(-1.0), rel=1e-15)
