@@ -60,4 +60,5 @@ def dispatch(tracer, ufunc, method, inputs, kwargs):
             raise api.unsupported(f"scipy.special.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}"))
     return api.apply_ufunc(ufunc, method, inputs, kwargs)
 
+
 register()
