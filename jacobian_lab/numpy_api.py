@@ -495,6 +495,56 @@ def slogdet(a):
     return SlogdetResult(L.det_sign(a), L.logabsdet(a))
 
 
+@implements(np.linalg.cholesky)
+def cholesky(a, /, *, upper=False):
+    return L.cholesky(_square("cholesky", a), upper=bool(upper))
+
+
+class EighResult(NamedTuple):
+    eigenvalues: np.ndarray
+    eigenvectors: np.ndarray
+
+
+def _uplo(UPLO):
+    uplo = str(UPLO).upper()
+    if uplo not in ("L", "U"):
+        raise ValueError("UPLO argument must be 'L' or 'U'")
+    return uplo
+
+
+@implements(np.linalg.eigh)
+def eigh(a, UPLO="L"):
+    # Two primitives, each one LAPACK call (see rules/linalg.py): the eigenvectors' rule runs
+    # only when they are used, and it is refused at a repeated eigenvalue.
+    a, uplo = _square("eigh", a), _uplo(UPLO)
+    return EighResult(L.eigh_values(a, UPLO=uplo), L.eigh_vectors(a, UPLO=uplo))
+
+
+@implements(np.linalg.eigvalsh)
+def eigvalsh(a, UPLO="L"):
+    return L.eigvalsh(_square("eigvalsh", a), UPLO=_uplo(UPLO))
+
+
+@implements(np.linalg.svd)
+def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
+    if compute_uv:
+        raise NotImplementedError(
+            "numpy.linalg.svd with compute_uv=True (the default) is not supported on traced arrays: "
+            "jacobian_lab differentiates the singular values, not the singular vectors U and Vh. "
+            "Pass compute_uv=False, or call np.linalg.svdvals"
+        )
+    if np.ndim(a) < 2:
+        raise np.linalg.LinAlgError(
+            f"{np.ndim(a)}-dimensional array given. Array must be at least two-dimensional")
+    if hermitian:  # NumPy's own route: the eigenvalues' magnitudes, in descending order
+        return np.sort(E.absolute(L.eigvalsh(_square("svd", a), UPLO="L")), axis=-1)[..., ::-1]
+    return L.svdvals(a)
+
+
+if getattr(np.linalg, "svdvals", None) is not None:  # NumPy 2
+    implements(np.linalg.svdvals)(lambda x, /: svd(x, compute_uv=False))
+
+
 @implements(np.outer)
 def outer(a, b, out=None):
     _reject("outer", out, "out")

@@ -1,8 +1,9 @@
 """NumPy's products, norms and convolutions on traced arrays, composed from primitives.
 
 tensordot, inner and vdot reshape to one matmul; norms are reductions of
-elementwise powers; convolve and correlate gather the sliding windows of one
-operand (0 flops) and multiply them by the other; polyval is Horner's rule.
+elementwise powers, or of the singular values (the matrix norms 2, -2 and
+nuc); convolve and correlate gather the sliding windows of one operand
+(0 flops) and multiply them by the other; polyval is Horner's rule.
 NumPy 2's array-API names are registered only where the installed NumPy has them.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from . import numpy_api as api
 from .numpy_api import implements, is_traced, normalize_axis
 from .numpy_composites import as_float, diagonal, gather, numpy2, primal
 from .rules import elementwise as E
+from .rules import linalg as L
 from .rules import reductions as R
 
 
@@ -52,13 +54,15 @@ def vdot(a, b):
 
 @implements(np.linalg.norm)
 def norm(x, ord=None, axis=None, keepdims=False):
-    """Vector norms (None/2, 1, inf, -inf, p) and the Frobenius / 1 / inf matrix norms."""
+    """Vector norms (None/2, 1, inf, -inf, p) and every matrix norm (fro, nuc, ±1, ±2, ±inf)."""
     nd = np.ndim(x)
     if axis is None and (ord is None or (ord == "fro" and nd == 2)):
         return E.sqrt(api._reduction(R.sum, E.square(x), None, keepdims))
     axes = normalize_axis(tuple(range(nd)) if axis is None else axis, nd)
     if len(axes) == 2:
-        return _matrix_norm(x, ord, axes, keepdims)
+        # in the order given: the first is the row axis (ord=1 sums along it, ord=inf across it)
+        rows, cols = (normalize_axis(a, nd)[0] for a in axis) if axis is not None else axes
+        return _matrix_norm(x, ord, (rows, cols), keepdims)
     return _vector_norm(x, ord, axes, keepdims)
 
 
@@ -78,15 +82,29 @@ def _vector_norm(x, ord, axes, keepdims, name="numpy.linalg.norm"):
     raise api.unsupported(f"{name} with ord={ord!r}")
 
 
-def _matrix_norm(x, ord, axes, keepdims, name="numpy.linalg.norm"):
+_SINGULAR_VALUE_NORMS = {2: R.max, -2: R.min, "nuc": R.sum}
+
+
+def _matrix_norm(x, ord, axes, keepdims):
+    """The ord-norm of the matrices in `axes` (row axis, column axis), as NumPy defines it."""
     row, col = axes
     if ord in (None, "fro"):
         return E.sqrt(api._reduction(R.sum, E.square(x), axes, keepdims))
-    if ord in (1, np.inf):
-        inner_axis, outer_axis = (row, col) if ord == 1 else (col, row)
+    if ord in (1, -1, np.inf, -np.inf):
+        inner_axis, outer_axis = (row, col) if ord in (1, -1) else (col, row)
         sums = api._reduction(R.sum, E.absolute(x), inner_axis, True)
-        return api._reduction(R.max, sums, outer_axis if keepdims else axes, keepdims)
-    raise api.unsupported(f"{name} with ord={ord!r} (singular values)")
+        reduce = R.max if ord > 0 else R.min
+        return api._reduction(reduce, sums, outer_axis if keepdims else axes, keepdims)
+    if ord not in _SINGULAR_VALUE_NORMS:
+        raise ValueError("Invalid norm order for matrices.")  # NumPy's error
+    # 2, -2, nuc: the largest, smallest and sum of the singular values (ties as in max/min)
+    s = L.svdvals(api.moveaxis(x, (row, col), (-2, -1)))
+    norm_ = api._reduction(_SINGULAR_VALUE_NORMS[ord], s, -1, False)
+    if keepdims:
+        shape = list(np.shape(x))
+        shape[row] = shape[col] = 1
+        norm_ = api.reshape(norm_, tuple(shape))
+    return norm_
 
 
 # --- NumPy 2's array-API names (registered only where NumPy has them) -----------------
@@ -122,7 +140,7 @@ def vector_norm(x, /, *, axis=None, keepdims=False, ord=2):
 @numpy2(np.linalg, "matrix_norm")
 def matrix_norm(x, /, *, keepdims=False, ord="fro"):
     axes = normalize_axis((-2, -1), np.ndim(x))
-    return _matrix_norm(x, ord, axes, keepdims, "numpy.linalg.matrix_norm")
+    return _matrix_norm(x, ord, axes, keepdims)
 
 
 numpy2(np.linalg, "matmul")(lambda x1, x2, /: api.matmul(x1, x2))

@@ -168,6 +168,113 @@ def test_solve_factorizes_once_per_pass_however_many_seeds():
     assert m.cost["cotangent"] == Cost(lu(4) + 2 * 16 * 4, 0)
 
 
+# --- cholesky, eigh, singular values ---------------------------------------------------------
+# Per matrix (Golub & Van Loan): cholesky ⌊n³/3⌋; eigvalsh ⌊4n³/3⌋; eigh's eigenvalues and its
+# eigenvectors 9n³ each (two primitives, each one LAPACK call); the singular values of an m×n
+# matrix, M = max(m, n), N = min(m, n), ⌊4MN² − 4N³/3⌋; the thin U and V 14MN² + 8N³.
+def cholesky_flops(n):
+    return n ** 3 // 3
+
+
+def eigvalsh_flops(n):
+    return 4 * n ** 3 // 3
+
+
+def eigh_flops(n):
+    return 9 * n ** 3
+
+
+def svdvals_flops(m, n):
+    big, small = max(m, n), min(m, n)
+    return math.floor(4 * big * small ** 2 - 4 * small ** 3 / 3)
+
+
+def svd_vectors_flops(m, n):
+    big, small = max(m, n), min(m, n)
+    return 14 * big * small ** 2 + 8 * small ** 3
+
+
+Q4 = np.linalg.qr(RNG.standard_normal((4, 4)))[0]
+SPD4 = (Q4 * [0.5, 1.5, 2.5, 4.0]) @ Q4.T
+SPD3 = SPD4[:3, :3] + np.eye(3)
+G53 = RNG.standard_normal((5, 3))
+
+
+def test_decompositions_count_lapacks_work():
+    assert cholesky_flops(4) == 21 and eigvalsh_flops(4) == 85 and eigh_flops(4) == 576
+    assert svdvals_flops(5, 3) == 144 and svdvals_flops(4, 2) == 53  # 4·4·4 − 32/3 = 53.3
+    assert jl.count_flops(np.linalg.cholesky, SPD4) == Cost(21, 0)
+    assert jl.count_flops(lambda a: np.linalg.cholesky(a, upper=True), np.stack([SPD4, 2 * SPD4])) == Cost(42, 0)
+    assert jl.count_flops(np.linalg.eigvalsh, SPD4) == Cost(85, 0)
+    # eigh runs both primitives, whichever part f goes on to use
+    assert jl.count_flops(lambda a: np.linalg.eigh(a).eigenvalues, SPD4) == Cost(2 * 576, 0)
+    assert jl.count_flops(lambda a: np.linalg.svd(a, compute_uv=False), G53) == Cost(144, 0)
+    assert jl.count_flops(lambda a: np.linalg.svd(a, compute_uv=False), G53.T) == Cost(144, 0)  # M, N as for a
+    stack = RNG.standard_normal((2, 4, 2))
+    assert jl.count_flops(lambda a: np.linalg.svd(a, compute_uv=False), stack) == Cost(2 * 53, 0)
+    # the hermitian route is NumPy's: eigvalsh, then |w| (1 flop each), sorted and reversed for free
+    assert jl.count_flops(lambda a: np.linalg.svd(a, compute_uv=False, hermitian=True), SPD4) == Cost(85 + 4, 0)
+
+
+@pytest.mark.parametrize("ord, reduce", [(2, "max"), (-2, "min"), ("nuc", "sum")])
+def test_singular_value_norms_count_the_values_and_one_reduction(ord, reduce):
+    # svdvals of the 5×3 matrix (144), then max / min / sum of its 3 values: 2 flops
+    expected = Cost(svdvals_flops(5, 3) + 2, 0)
+    assert jl.count_flops(lambda a: np.linalg.norm(a, ord), G53) == expected
+    assert jl.count_flops(lambda a: np.linalg.norm(a, ord, axis=(1, 0), keepdims=True), G53) == expected
+
+
+def _derivative_work(f, x, mode, seeds):
+    m = jl.measure(f, x, mode=mode, batch_size=seeds, repeat=1)
+    assert m.passes == 1
+    return m.cost["tangent" if mode == "forward" else "cotangent"]
+
+
+def test_cholesky_rules_invert_the_factor_once_per_pass():
+    n, k = 3, 9  # all 9 seeds in one pass
+    mm = 2 * n ** 3  # one n×n matmul
+    # forward: L⁻¹ (inv, 2n³) once; per seed L⁻¹ Ȧ_sym (the read is a gather: free), · L⁻ᵀ,
+    # Φ (a multiply, n²), L · : three matmuls and n²
+    assert _derivative_work(np.linalg.cholesky, SPD3, "forward", k) == Cost(2 * n ** 3 + k * (3 * mm + n * n), 0)
+    # reverse: L⁻¹ once per tape; per seed Lᵀ L̄, Φ, L⁻ᵀ · and · L⁻¹, then the scatter-add onto
+    # the lower triangle: n(n − 1)/2 off-diagonal pairs meet, 1 flop each
+    assert _derivative_work(np.linalg.cholesky, SPD3, "reverse", k) == Cost(
+        2 * n ** 3 + k * (3 * mm + n * n + n * (n - 1) // 2), 0)
+
+
+def test_eigen_rules_compute_their_other_factor_once_per_pass():
+    n, mm = 3, 2 * 3 ** 3
+    # eigvalsh forward, 9 seeds: V (eigh_vectors, 9n³) once; per seed Ȧ_sym V (a matmul), V ∘ (n²)
+    # and the column sums (n outputs of n − 1 additions)
+    assert _derivative_work(np.linalg.eigvalsh, SPD3, "forward", 9) == Cost(
+        eigh_flops(n) + 9 * (mm + n * n + n * (n - 1)), 0)
+    # eigvalsh reverse, 3 seeds: V once; per seed V diag(w̄) (n²), · Vᵀ (a matmul), the scatter-add
+    assert _derivative_work(np.linalg.eigvalsh, SPD3, "reverse", 3) == Cost(
+        eigh_flops(n) + 3 * (n * n + mm + n * (n - 1) // 2), 0)
+    # eigh's eigenvectors, reverse, 9 seeds: w (eigvalsh) and F = 1/(w_j − w_i) (a subtract, an add
+    # of the identity, a divide: 3n²) once; per seed Vᵀ V̄, F ∘, V ·, · Vᵀ, and the scatter-add.
+    # No cotangent reaches the eigenvalues' primitive, so its rule does not run.
+    vectors = lambda a: np.linalg.eigh(a).eigenvectors  # noqa: E731
+    assert _derivative_work(vectors, SPD3, "reverse", 9) == Cost(
+        eigvalsh_flops(n) + 3 * n * n + 9 * (3 * mm + n * n + n * (n - 1) // 2), 0)
+    # forward computes both tangents: the eigenvectors' (per seed Vᵀ Ȧ_sym, · V, F ∘, V ·) and the
+    # eigenvalues' (as eigvalsh's above)
+    assert _derivative_work(vectors, SPD3, "forward", 9) == Cost(
+        eigvalsh_flops(n) + 3 * n * n + 9 * (3 * mm + n * n) + eigh_flops(n) + 9 * (mm + n * n + n * (n - 1)), 0)
+
+
+def test_singular_value_rules_compute_the_vectors_once_per_pass():
+    m, n, r = 4, 2, 2
+    a = RNG.standard_normal((m, n))
+    values = lambda a: np.linalg.svd(a, compute_uv=False)  # noqa: E731
+    # forward, 8 seeds: U and V (14MN² + 8N³) once; per seed Ȧ V (2·m·n·r), U ∘ (m·r), the
+    # column sums (r outputs of m − 1 additions)
+    assert _derivative_work(values, a, "forward", 8) == Cost(
+        svd_vectors_flops(m, n) + 8 * (2 * m * n * r + m * r + r * (m - 1)), 0)
+    # reverse, 2 seeds: U, V once; per seed U diag(s̄) (m·r) and · Vᵀ (2·m·r·n)
+    assert _derivative_work(values, a, "reverse", 2) == Cost(svd_vectors_flops(m, n) + 2 * (m * r + 2 * m * r * n), 0)
+
+
 # --- matmul -------------------------------------------------------------------------------
 MATMULS = [((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4, 5)),
            ((3, 4), (2, 4, 5)), ((2, 1, 3, 4), (3, 4, 2)), ((4,), (2, 4, 3))]

@@ -27,14 +27,14 @@ def run(f, mode, x=X):
 
 # --- unsupported NumPy functions ------------------------------------------------------
 UNSUPPORTED = [
-    ("numpy.linalg.cholesky", lambda x: np.linalg.cholesky(x[:, :2] @ x[:, :2].T)),
-    ("numpy.linalg.eigh", lambda x: np.linalg.eigh(x[:, :2] @ x[:, :2].T)),
+    ("numpy.linalg.eig", lambda x: np.linalg.eig(x[:, :2] @ x[:, :2].T)),  # general, complex in general
+    ("numpy.linalg.qr", lambda x: np.linalg.qr(x)),
     ("numpy.fft.fft", lambda x: np.fft.fft(x, axis=1)),
-    ("numpy.linalg.svd", lambda x: np.linalg.svd(x)),
+    ("numpy.linalg.lstsq", lambda x: np.linalg.lstsq(x, x[:, 0])),
     ("numpy.ldexp", lambda x: np.ldexp(x, 2)),
     ("numpy.add.outer", lambda x: np.add.outer(x[0], x[1])),
     ("numpy.multiply.accumulate", lambda x: np.multiply.accumulate(x, axis=1)),
-    ("numpy.linalg.norm with ord='nuc'", lambda x: np.linalg.norm(x, "nuc")),
+    ("numpy.linalg.pinv", lambda x: np.linalg.pinv(x)),
 ]
 
 
@@ -57,6 +57,133 @@ def test_determinant_derivative_at_a_singular_matrix_is_refused_by_name(mode):
 def test_slogdet_returns_numpys_named_pair():
     y, _ = jl.jvp(lambda a: np.linalg.slogdet(a).logabsdet * np.linalg.slogdet(a)[0], -np.eye(3) * 2.0, np.eye(3))
     assert y == np.log(8.0) * -1.0
+
+
+# --- cholesky, eigh, singular values ---------------------------------------------------------
+def traced_value(f, x):
+    """f's value as the forward engine computes it from the primitives."""
+    return jl.engines.get("forward").jvp(f, x, np.ones((1,) + np.shape(x)))[0]
+
+
+RNG = np.random.default_rng(11)
+Q3 = np.linalg.qr(RNG.standard_normal((3, 3)))[0]
+SPD = (Q3 * [0.7, 1.6, 2.9]) @ Q3.T + np.triu(RNG.standard_normal((3, 3)), 1)  # noise in the unread triangle
+G43 = RNG.standard_normal((4, 3))
+STACK = RNG.standard_normal((2, 3, 4))
+
+DECOMPOSITIONS = [
+    ("cholesky", lambda a: np.linalg.cholesky(a), SPD),
+    ("cholesky upper", lambda a: np.linalg.cholesky(a.T, upper=True), SPD),
+    ("eigh values", lambda a: np.linalg.eigh(a).eigenvalues, SPD),
+    ("eigh vectors", lambda a: np.linalg.eigh(a)[1], SPD),
+    ("eigh UPLO='U'", lambda a: np.linalg.eigh(a.T, UPLO="U").eigenvectors, SPD),
+    ("eigvalsh", lambda a: np.linalg.eigvalsh(a, "u"), SPD.T),
+    ("svd values", lambda a: np.linalg.svd(a, compute_uv=False), G43),
+    ("svd values, stacked wide", lambda a: np.linalg.svd(a, full_matrices=False, compute_uv=False), STACK),
+    ("svd hermitian", lambda a: np.linalg.svd(a - 1.5 * np.eye(3), compute_uv=False, hermitian=True), SPD),
+    ("norm 2, -2, nuc", lambda a: np.stack([np.linalg.norm(a, 2), np.linalg.norm(a, -2), np.linalg.norm(a, "nuc")]),
+     G43),
+    ("norm over axes (2, 0), keepdims", lambda a: np.linalg.norm(a, "nuc", axis=(2, 0), keepdims=True), STACK),
+]
+if hasattr(np.linalg, "svdvals"):
+    DECOMPOSITIONS += [
+        ("svdvals", lambda a: np.linalg.svdvals(a), STACK),
+        ("matrix_norm", lambda a: np.linalg.matrix_norm(a, ord=-2, keepdims=True) + np.linalg.matrix_norm(a, ord=2),
+         STACK),
+    ]
+
+
+@pytest.mark.parametrize("name, f, x", DECOMPOSITIONS, ids=[n for n, _, _ in DECOMPOSITIONS])
+def test_decompositions_compute_numpys_values(name, f, x):
+    np.testing.assert_array_equal(traced_value(f, x), f(x))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name, f, x", DECOMPOSITIONS, ids=[n for n, _, _ in DECOMPOSITIONS])
+def test_decompositions_match_central_differences(name, f, x, mode):
+    assert_fd_close(jl.jacobian(f, x, mode=mode), central_differences(f, x), name)
+
+
+def test_eigh_returns_numpys_named_pair():
+    seen = []
+
+    def f(a):
+        seen.append(np.linalg.eigh(a))
+        return seen[-1].eigenvalues
+
+    jl.jacobian(f, SPD, mode="reverse")
+    result, expected = seen[0], np.linalg.eigh(SPD)
+    assert type(result).__name__ == type(expected).__name__ == "EighResult"
+    assert result._fields == expected._fields == ("eigenvalues", "eigenvectors")
+    w, v = result
+    np.testing.assert_array_equal(w.primal, expected.eigenvalues)
+    np.testing.assert_array_equal(v.primal, expected.eigenvectors)
+
+
+DEGENERATE = np.diag([2.0, 2.0, 5.0])  # a repeated eigenvalue: its eigenvectors are any basis of a plane
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("a", [DEGENERATE, np.diag([2.0, 2.0 + 1e-12, 5.0]), np.zeros((3, 3))],
+                         ids=["equal", "within 1e-10 relative", "all zero"])
+def test_eigenvector_derivative_at_a_repeated_eigenvalue_is_refused_by_name(a, mode):
+    with pytest.raises(np.linalg.LinAlgError, match="eigenvectors of np.linalg.eigh .* repeated eigenvalue"):
+        jl.jacobian(lambda a: np.linalg.eigh(a).eigenvectors, a, mode=mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_eigenvectors_just_outside_the_tolerance_are_differentiated(mode):
+    a = np.diag([2.0, 2.0 + 1e-8, 5.0])  # 1e-8 apart: more than 1e-10 times the largest eigenvalue, 5
+    J = jl.jacobian(lambda a: np.linalg.eigh(a).eigenvectors, a, mode=mode)
+    assert np.all(np.isfinite(J)) and np.abs(J).max() > 1e6  # F = 1 / 1e-8, finite
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_eigenvalues_alone_are_differentiated_at_a_repeated_eigenvalue(mode):
+    # The sum of the eigenvalues is the trace of the matrix NumPy reads: derivative 1 on the diagonal.
+    J = jl.jacobian(lambda a: np.sum(np.linalg.eigvalsh(a)), DEGENERATE, mode=mode)
+    np.testing.assert_allclose(J, np.eye(3), atol=1e-15)
+
+
+def test_eigh_eigenvalues_at_a_repeated_eigenvalue_need_reverse_mode_when_the_vectors_go_unused():
+    f = lambda a: np.sum(np.linalg.eigh(a).eigenvalues)  # noqa: E731
+    # reverse: no cotangent reaches the eigenvectors, so their rule never runs
+    np.testing.assert_allclose(jl.jacobian(f, DEGENERATE, mode="reverse"), np.eye(3), atol=1e-15)
+    # forward computes every traced value's tangent, the eigenvectors' included; auto prices forward
+    for mode in ("forward", "auto"):
+        with pytest.raises(np.linalg.LinAlgError, match="repeated eigenvalue"):
+            jl.jacobian(f, DEGENERATE, mode=mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f", [lambda x: np.linalg.svd(x), lambda x: np.linalg.svd(x, full_matrices=False)[1],
+                               lambda x: np.linalg.svd(x, compute_uv=True, hermitian=False)[0]])
+def test_svd_with_singular_vectors_is_refused_by_name(f, mode):
+    with pytest.raises(NotImplementedError, match=re.escape("numpy.linalg.svd with compute_uv=True")) as info:
+        run(f, mode)
+    assert "compute_uv=False" in str(info.value)  # says how to get the singular values
+
+
+@pytest.mark.parametrize("f, error, message", [
+    (lambda x: np.linalg.cholesky(x), np.linalg.LinAlgError, "must be square"),
+    (lambda x: np.linalg.eigh(x), np.linalg.LinAlgError, "must be square"),
+    (lambda x: np.linalg.eigvalsh(x), np.linalg.LinAlgError, "must be square"),
+    (lambda x: np.linalg.svd(x[0], compute_uv=False), np.linalg.LinAlgError, "at least two-dimensional"),
+    (lambda x: np.linalg.eigh(x[:, :2], UPLO="X"), ValueError, "UPLO argument must be 'L' or 'U'"),
+    (lambda x: np.linalg.norm(x, 3), ValueError, "Invalid norm order for matrices."),
+    (lambda x: np.linalg.norm(x, "max"), ValueError, "Invalid norm order for matrices."),
+])
+def test_decompositions_raise_numpys_errors(f, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        f(X)  # NumPy itself
+    with pytest.raises(error, match=re.escape(message)):
+        run(f, "reverse")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cholesky_of_a_matrix_that_is_not_positive_definite_fails_as_in_numpy(mode):
+    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
+        jl.jacobian(np.linalg.cholesky, np.diag([1.0, -1.0]), mode=mode)
 
 
 def test_unsupported_function_also_refused_by_count_flops():

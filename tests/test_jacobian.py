@@ -33,6 +33,8 @@ A23 = RNG.standard_normal((2, 3))
 M44 = RNG.standard_normal((4, 4))
 B142 = RNG.standard_normal((1, 4, 2))
 W33 = RNG.uniform(-1, 1, (3, 3)) + 3 * np.eye(3)  # well conditioned, positive determinant
+Q33 = np.linalg.qr(RNG.standard_normal((3, 3)))[0]
+SPD33 = (Q33 * [0.6, 1.7, 3.1]) @ Q33.T + np.triu(RNG.uniform(-1, 1, (3, 3)), 1)  # noise where eigh does not read
 
 
 def _prod_zeros():
@@ -167,6 +169,10 @@ CASES = [
     Case("solve, inv, det, slogdet", lambda X: np.concatenate([
         np.linalg.solve(X, X[0]), np.linalg.solve(X, A23.T).ravel(), np.linalg.inv(X).ravel(),
         np.stack([np.linalg.det(X), np.linalg.slogdet(X).logabsdet * np.linalg.slogdet(-X).sign])]), W33),
+    Case("cholesky, eigh, eigvalsh, singular values and norms", lambda A: np.concatenate([
+        np.linalg.cholesky(A).ravel(), np.linalg.eigh(A).eigenvalues, np.linalg.eigh(A)[1][:, 1:].ravel(),
+        np.linalg.eigvalsh(A.T, UPLO="U") * np.linalg.svd(A[:, :2], compute_uv=False).sum(),
+        np.stack([np.linalg.norm(A, 2), np.linalg.norm(A.T @ A, "nuc")])]), SPD33),
     Case("x.dot", lambda x: x.dot(M44).dot(x), x4),
     # --- shape functions ---
     Case("reshape ravel T", lambda X: np.ravel(X.reshape(2, -1).T * 2.0) + X.flatten() + np.reshape(X, 12), X34),

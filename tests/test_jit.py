@@ -509,3 +509,34 @@ def test_at_most_keep_programs_per_shape(monkeypatch):
     for step in range(4):
         jitted(np.array([0.5, -1.0]) if step % 2 else np.array([0.1, 2.0]))
     assert jitted.compiles == 4  # each branch pushed the other's program out
+
+
+# --- decompositions ---------------------------------------------------------------------------
+def _factorized(v):
+    """cholesky and eigh of the symmetric matrix v packs: its eigenvalues 1.5 apart at v = 0."""
+    a = v.reshape(3, 3) + np.diag([1.0, 2.5, 4.0])
+    w, V = np.linalg.eigh(a, UPLO="U")
+    return np.concatenate([np.linalg.cholesky(a).ravel(), w * V[0], np.linalg.eigvalsh(a) ** 2])
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+def test_cholesky_and_eigh_jacobians_compile_like_eager(mode):
+    x = 0.1 * np.random.default_rng(5).standard_normal(9)
+    jitted = jl.jit(jl.jacobian(_factorized, mode=mode))
+    for point in (x, _moved(x, 1), _moved(x, 2, 0.05)):
+        assert_close(jitted(point), jl.jacobian(_factorized, point, mode=mode), 1e-12, mode)
+    assert jitted.compiles == 1
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_a_compiled_eigenvector_derivative_checks_for_a_repeated_eigenvalue(mode):
+    """The degeneracy test reads values: a program compiled at distinct eigenvalues must not
+    replay at repeated ones, where eager mode refuses."""
+    jitted = jl.jit(jl.jacobian(_factorized, mode=mode))
+    jitted(np.zeros(9))
+    repeated = np.zeros(9)
+    repeated[4] = -1.5  # diag 1, 1, 4
+    with pytest.raises(np.linalg.LinAlgError, match="repeated eigenvalue"):
+        jitted(repeated)
+    with pytest.raises(np.linalg.LinAlgError, match="repeated eigenvalue"):
+        jl.jacobian(_factorized, repeated, mode=mode)

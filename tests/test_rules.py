@@ -107,8 +107,33 @@ def well_conditioned(*batch, n=3):
     return general(*batch, n, n) + 3.0 * np.eye(n)
 
 
-#: Primitives on an LU factorization of their first operand, defined only where it is nonsingular.
-FACTORIZED = {"solve", "inv", "det", "logabsdet", "det_sign"}
+def orthogonal(n):
+    """A random orthogonal n×n matrix: the Q of a Gaussian matrix's QR factorization."""
+    q, r = np.linalg.qr(RNG.standard_normal((n, n)))
+    return q * np.sign(np.diag(r))
+
+
+def with_spectrum(*eigenvalues, unread=None):
+    """The symmetric Q diag(eigenvalues) Qᵀ; with unread="upper" or "lower", noise in that strict
+    triangle, which cholesky and eigh (with UPLO 'L', resp. 'U') never read."""
+    q = orthogonal(len(eigenvalues))
+    a = (q * eigenvalues) @ q.T
+    if unread is not None:
+        triangle = np.triu if unread == "upper" else np.tril
+        a = a + triangle(general(*a.shape), 1 if unread == "upper" else -1)
+    return a
+
+
+def with_singular_values(m, n, *values):
+    """U diag(values) Vᵀ for random orthonormal columns U (m×r) and V (n×r), r = len(values)."""
+    r = len(values)
+    return (orthogonal(m)[:, :r] * values) @ orthogonal(n)[:, :r].T
+
+
+#: Primitives on a factorization of their first operand, defined (or differentiable) only where
+#: it is nonsingular (LU), positive definite (Cholesky), or has distinct nonzero eigen- or singular
+#: values (the vectors' derivatives): moved along the diagonal, never filled with a constant.
+FACTORIZED = {"solve", "inv", "det", "logabsdet", "det_sign", "cholesky", "eigh_vectors", "svd_vectors"}
 
 
 def prod_with_zeros():
@@ -265,6 +290,25 @@ EXAMPLES: dict[str, list[Example]] = {
     **{name: [ex(well_conditioned(), label="(3,3)"), ex(well_conditioned(2, n=2), label="(2,2,2)")]
        for name in ("inv", "det", "logabsdet")},
     "det_sign": [ex(well_conditioned()), ex(np.stack([well_conditioned(), -well_conditioned()]))],
+    # factorizations, at spectra at least 0.4 apart (and singular values away from 0); the random
+    # tangents also move the triangle the routines do not read, where the derivative is 0
+    "cholesky": [
+        ex(with_spectrum(0.5, 1.3, 2.4), label="(3,3)"),
+        ex(np.stack([with_spectrum(0.6, 1.5, 2.7), with_spectrum(1.0, 2.0, 3.5)]), label="(2,3,3)"),
+        ex(with_spectrum(0.7, 1.4, 2.2, 3.1, unread="upper"), label="(4,4), noise above"),
+        ex(with_spectrum(0.8, 1.6, 2.5, unread="lower"), upper=True, label="upper=True, noise below"),
+    ],
+    **{name: [
+        ex(with_spectrum(0.5, 1.3, 2.4, 3.6, unread="upper"), label="(4,4), noise above"),
+        ex(with_spectrum(-1.5, 0.4, 2.0, unread="lower"), UPLO="U", label="indefinite, UPLO='U', noise below"),
+        ex(np.stack([with_spectrum(-0.8, 0.3, 1.1), with_spectrum(0.5, 1.5, 2.5)]), label="(2,3,3)"),
+    ] for name in ("eigvalsh", "eigh_values", "eigh_vectors")},
+    **{name: [
+        ex(with_singular_values(3, 3, 2.5, 1.2, 0.4), label="(3,3)"),
+        ex(with_singular_values(4, 2, 2.0, 0.7), label="(4,2)"),
+        ex(with_singular_values(2, 4, 1.8, 0.6), label="(2,4)"),
+        ex(np.stack([with_singular_values(3, 2, 1.5, 0.5), with_singular_values(3, 2, 3.0, 1.0)]), label="(2,3,2)"),
+    ] for name in ("svdvals", "svd_vectors")},
     # no derivative: only impl and cost
     **{name: [ex(general(3, 4)), ex(np.array([0.0, -1.5, 2.5, np.nan, np.inf]))]
        for name in ("sign", "floor", "ceil", "rint", "trunc", "isnan", "isinf", "isfinite", "signbit")},
@@ -486,10 +530,58 @@ def test_rule_work_depends_on_shapes_unless_marked_reads_values(name, i):
 
     def other(a, v):
         if name in FACTORIZED and a is e.args[0]:  # singular at a constant fill: shift the matrix instead
-            return a + (1.0 + v) * np.eye(a.shape[-1])
+            return a + (1.0 + v) * np.eye(*a.shape[-2:])
         return np.full_like(a, v)
 
     work = {_rule_work(prim, e, [a if a.dtype.kind != "f" or by_value else other(a, v)
                                  for a, by_value in zip(e.args, keyed_by_value)])
             for v in (0.0, 1.0)} | {_rule_work(prim, e, e.args)}
     assert len(work) == 1 or prim.reads_values, work
+
+
+# --- rules written with primitives nest: second derivatives of the decompositions ---------------
+SPD_NOISY = with_spectrum(0.6, 1.4, 2.5, unread="upper")
+NESTED = {
+    "cholesky": (lambda a: np.linalg.cholesky(a), SPD_NOISY),
+    "cholesky upper": (lambda a: np.linalg.cholesky(a.T, upper=True), SPD_NOISY),
+    "eigvalsh": (lambda a: np.linalg.eigvalsh(a), SPD_NOISY),
+    "eigh": (lambda a: np.linalg.eigh(a).eigenvectors * np.linalg.eigh(a).eigenvalues, SPD_NOISY),
+    "singular values (4,3)": (lambda a: np.linalg.svd(a, compute_uv=False), with_singular_values(4, 3, 2.2, 1.3, 0.5)),
+    "singular values (2,3)": (lambda a: np.linalg.svd(a, compute_uv=False), with_singular_values(2, 3, 1.9, 0.8)),
+    "2-norm and nuclear norm": (lambda a: np.linalg.norm(a, 2) * np.linalg.norm(a, "nuc"),
+                                with_singular_values(3, 3, 2.0, 1.1, 0.3)),
+}
+
+
+@pytest.mark.parametrize("inner", ["forward", "reverse"])
+@pytest.mark.parametrize("name", NESTED)
+def test_decomposition_rules_nest_for_second_derivatives(name, inner):
+    """The forward engine differentiates the inner engine's derivative (the rules run on its
+    tracers): the result matches central differences of that derivative."""
+    f, a = NESTED[name]
+    rng = np.random.default_rng(len(name))
+    v, u = rng.standard_normal(a.shape), rng.standard_normal(a.shape)
+    forward, reverse = jl.engines.get("forward"), jl.engines.get("reverse")
+    w = rng.standard_normal(np.shape(f(a)))
+
+    def derivative(b):  # J(b) v, or J(b)ᵀ w
+        if inner == "forward":
+            return forward.jvp(f, b, v[None])[1][0]
+        return reverse.vjp(f, b)[1](w[None])[0]
+
+    second = forward.jvp(derivative, a, u[None])[1][0]
+    assert_fd_close(second, directional_difference(derivative, (a,), (u,)), name)
+    assert np.abs(second).max() > 1e-3  # a second derivative that is there, not a constant rule's 0
+
+
+@pytest.mark.parametrize("a", [with_singular_values(3, 3, 2.0, 2.0, 0.5), with_singular_values(4, 2, 1.5, 0.0)],
+                         ids=["repeated", "zero"])
+def test_second_derivative_of_singular_values_needs_distinct_nonzero_ones(a):
+    forward, ones = jl.engines.get("forward"), np.ones((1,) + a.shape)
+
+    def derivative(b):
+        return forward.jvp(lambda c: np.linalg.svd(c, compute_uv=False), b, ones)[1]
+
+    assert np.all(np.isfinite(derivative(a)))  # the first derivative needs only the vectors' values
+    with pytest.raises(np.linalg.LinAlgError, match="singular vectors .* equal or one is zero"):
+        forward.jvp(derivative, a, ones)
