@@ -14,7 +14,9 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .rules import elementwise as E
+from .rules import decompositions as D
 from .rules import linalg as L
+from .rules import lu as LU
 from .rules import reductions as R
 from .rules import shape as S
 
@@ -476,12 +478,12 @@ def _square(name, a):
 def solve(a, b):
     a = _square("solve", a)
     if np.ndim(b) == 1:  # NumPy 2: only a 1-D b is a vector, solved as one column
-        return reshape(L.solve(a, reshape(b, (-1, 1))), (-1,))
-    return L.solve(a, b)
+        return reshape(LU.solve(a, reshape(b, (-1, 1))), (-1,))
+    return LU.solve(a, b)
 
 
-implements(np.linalg.inv)(lambda a: L.inv(_square("inv", a)))
-implements(np.linalg.det)(lambda a: L.det(_square("det", a)))
+implements(np.linalg.inv)(lambda a: LU.inv(_square("inv", a)))
+implements(np.linalg.det)(lambda a: LU.det(_square("det", a)))
 
 
 class SlogdetResult(NamedTuple):
@@ -492,12 +494,12 @@ class SlogdetResult(NamedTuple):
 @implements(np.linalg.slogdet)
 def slogdet(a):
     a = _square("slogdet", a)
-    return SlogdetResult(L.det_sign(a), L.logabsdet(a))
+    return SlogdetResult(LU.det_sign(a), LU.logabsdet(a))
 
 
 @implements(np.linalg.cholesky)
 def cholesky(a, /, *, upper=False):
-    return L.cholesky(_square("cholesky", a), upper=bool(upper))
+    return D.cholesky(_square("cholesky", a), upper=bool(upper))
 
 
 class EighResult(NamedTuple):
@@ -514,15 +516,15 @@ def _uplo(UPLO):
 
 @implements(np.linalg.eigh)
 def eigh(a, UPLO="L"):
-    # Two primitives, each one LAPACK call (see rules/linalg.py): the eigenvectors' rule runs
+    # Two primitives, each one LAPACK call (see rules/decompositions.py): the eigenvectors' rule runs
     # only when they are used, and it is refused at a repeated eigenvalue.
     a, uplo = _square("eigh", a), _uplo(UPLO)
-    return EighResult(L.eigh_values(a, UPLO=uplo), L.eigh_vectors(a, UPLO=uplo))
+    return EighResult(D.eigh_values(a, UPLO=uplo), D.eigh_vectors(a, UPLO=uplo))
 
 
 @implements(np.linalg.eigvalsh)
 def eigvalsh(a, UPLO="L"):
-    return L.eigvalsh(_square("eigvalsh", a), UPLO=_uplo(UPLO))
+    return D.eigvalsh(_square("eigvalsh", a), UPLO=_uplo(UPLO))
 
 
 @implements(np.linalg.svd)
@@ -537,8 +539,8 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
         raise np.linalg.LinAlgError(
             f"{np.ndim(a)}-dimensional array given. Array must be at least two-dimensional")
     if hermitian:  # NumPy's own route: the eigenvalues' magnitudes, in descending order
-        return np.sort(E.absolute(L.eigvalsh(_square("svd", a), UPLO="L")), axis=-1)[..., ::-1]
-    return L.svdvals(a)
+        return np.sort(E.absolute(D.eigvalsh(_square("svd", a), UPLO="L")), axis=-1)[..., ::-1]
+    return D.svdvals(a)
 
 
 if getattr(np.linalg, "svdvals", None) is not None:  # NumPy 2

@@ -16,7 +16,7 @@ from . import numpy_api as api
 from .numpy_api import implements, is_traced, normalize_axis
 from .numpy_composites import as_float, diagonal, gather, numpy2, primal
 from .rules import elementwise as E
-from .rules import linalg as L
+from .rules import decompositions as D
 from .rules import reductions as R
 
 
@@ -98,7 +98,7 @@ def _matrix_norm(x, ord, axes, keepdims):
     if ord not in _SINGULAR_VALUE_NORMS:
         raise ValueError("Invalid norm order for matrices.")  # NumPy's error
     # 2, -2, nuc: the largest, smallest and sum of the singular values (ties as in max/min)
-    s = L.svdvals(api.moveaxis(x, (row, col), (-2, -1)))
+    s = D.svdvals(api.moveaxis(x, (row, col), (-2, -1)))
     norm_ = api._reduction(_SINGULAR_VALUE_NORMS[ord], s, -1, False)
     if keepdims:
         shape = list(np.shape(x))

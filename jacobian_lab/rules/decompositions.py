@@ -1,0 +1,354 @@
+"""cholesky, the symmetric eigenproblem (eigh, eigvalsh) and the singular values on LAPACK's routines.
+
+The rules build the other factors they need (L⁻¹, eigenvectors, singular
+vectors) with primitives, once per pass or tape, so their work is counted and
+they nest.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..primitives import Primitive, observe, register
+from . import elementwise as E
+from . import reductions as R
+from . import shape as S
+from .linalg import matmul, swap
+from .lu import inv, matrices, unneeded
+
+
+# --- cholesky, eigh, singular values: factorizations of their operand ------------------
+# Per matrix, by the usual counts (Golub & Van Loan, Matrix Computations, 4th ed.): Cholesky
+# ⌊n³/3⌋ (§4.2); the symmetric QR algorithm ⌊4n³/3⌋ for the eigenvalues alone and 9n³ with the
+# eigenvectors (§8.3); the Golub–Kahan–Reinsch SVD of an M×N matrix (M ≥ N, else its transpose)
+# ⌊4MN² − 4N³/3⌋ for the singular values alone and 14MN² + 8N³ with the thin U and V (§8.6,
+# Figure 8.6.1). Each primitive runs one LAPACK call and is charged for it; a rule that needs
+# another factor (eigenvectors for the eigenvalues' rule, U and V for the singular values')
+# runs the primitive that computes it, once per pass or tape, and is charged for that too.
+#
+# The eigen- and Cholesky routines read one triangle of their operand and never the other:
+# the matrix they factorize is Ȧ_sym = tril(Ȧ) + tril(Ȧ, -1)ᵀ (UPLO 'L'). The rules take the
+# tangent through that same map, a gather of flat positions (0 flops), so an entry of the
+# unread triangle has derivative 0, as differencing NumPy's function finds; the VJPs end with
+# its transpose, a scatter-add (1 flop per off-diagonal pair: the two halves of a symmetric
+# cotangent meet on the read triangle).
+
+#: Eigenvalues (singular values) closer than this times the largest magnitude count as equal:
+#: the eigenvector (singular vector) derivatives divide by their differences, and are refused there.
+DEGENERATE_RTOL = 1e-10
+
+
+def _read_positions(n, lower):
+    """Flat positions of the entries LAPACK reads for each entry of a symmetric n×n matrix.
+
+    With the lower triangle, (i, j) comes from (max(i, j), min(i, j)); with the upper one,
+    from (min(i, j), max(i, j)).
+    """
+    i, j = np.indices((n, n))
+    far, near = np.maximum(i, j), np.minimum(i, j)
+    return (far * n + near if lower else near * n + far).ravel()
+
+
+def _read_symmetric(t, lower):
+    """The symmetric matrices a seed-batched t (k, …, n, n) stands for when one triangle is read."""
+    n = t.shape[-1]
+    flat = S.reshape(t, t.shape[:-2] + (n * n,))
+    return S.reshape(S.take(flat, _read_positions(n, lower), flat.ndim - 1), t.shape)
+
+
+def _read_symmetric_t(g, lower):
+    """The transpose of `_read_symmetric`: g[i, j] + g[j, i] onto the read triangle, 0 on the other."""
+    n = g.shape[-1]
+    flat = S.reshape(g, g.shape[:-2] + (n * n,))
+    return S.reshape(S.scatter_add(flat, _read_positions(n, lower), flat.ndim - 1, n * n), g.shape)
+
+
+def _row(v):
+    """(…, n) -> (…, 1, n): scales the columns of a matrix it multiplies."""
+    return S.reshape(v, v.shape[:-1] + (1, v.shape[-1]))
+
+
+def _column(v):
+    """(…, n) -> (…, n, 1): scales the rows of a matrix it multiplies."""
+    return S.reshape(v, v.shape + (1,))
+
+
+def _plain(v):
+    """The primal array under any tracers: what a check on values reads."""
+    while getattr(v, "_trace", None) is not None:
+        v = v.primal
+    return v
+
+
+def _off_diagonal_inverse(gaps, dtype):
+    """1 / gaps off the diagonal and 0 on it, for gaps (…, n, n) whose diagonal is 0."""
+    n = gaps.shape[-1]
+    eye = np.eye(n, dtype=dtype)
+    return E.divide(np.asarray(1.0 - eye, dtype=dtype), E.add(gaps, eye))
+
+
+# --- cholesky -----------------------------------------------------------------------------
+def _cholesky_cost(out, a, upper=False):
+    count, n = matrices(a)
+    return count * (n ** 3 // 3), 0
+
+
+def _lower_form(v, upper):
+    # chol_upper(A) = chol_lower(Aᵀ)ᵀ, the upper triangle of A being the lower one of Aᵀ: the rules
+    # work on the lower factor and transpose in and out (free).
+    return swap(v) if upper else v
+
+
+def _half_lower(n, dtype):
+    """Φ as a mask: the strict lower triangle, and 1/2 on the diagonal."""
+    return np.asarray(np.tril(np.ones((n, n)), -1) + 0.5 * np.eye(n), dtype=dtype)
+
+
+def _cholesky_jvp(tangents, out, a, upper=False):
+    # A = L Lᵀ: L̇ = L Φ(L⁻¹ Ȧ_sym L⁻ᵀ), Φ taking the lower triangle with the diagonal halved
+    # (Murray 2016, "Differentiation of the Cholesky decomposition"). L⁻¹ is one inv per pass.
+    chol = _lower_form(out, upper)
+    chol_inv = inv(chol)
+    t = _read_symmetric(_lower_form(tangents[0], upper), lower=True)
+    x = matmul(matmul(chol_inv, t), swap(chol_inv))
+    return _lower_form(matmul(chol, E.multiply(x, _half_lower(out.shape[-1], out.dtype))), upper)
+
+
+def _cholesky_vjp(needs, out, a, upper=False):
+    # The exact transpose of the JVP: Ā = read_ᵀ(L⁻ᵀ Φ(Lᵀ L̄) L⁻¹), the symmetric form of Murray
+    # (2016) with Φ's ½ on the diagonal, summed onto the triangle NumPy reads.
+    if not needs[0]:
+        return unneeded
+    chol = _lower_form(out, upper)
+    chol_t, chol_inv = swap(chol), inv(chol)
+    chol_inv_t, half = swap(chol_inv), _half_lower(out.shape[-1], out.dtype)
+
+    def pullback(g):
+        x = E.multiply(matmul(chol_t, _lower_form(g, upper)), half)
+        return (_lower_form(_read_symmetric_t(matmul(matmul(chol_inv_t, x), chol_inv), lower=True), upper),)
+
+    return pullback
+
+
+#: NumPy's cholesky: the lower factor from A's lower triangle, or with upper=True the upper
+#: factor from its upper triangle.
+cholesky = register(Primitive(
+    "cholesky", lambda a, upper=False: np.linalg.cholesky(a, upper=upper) if upper else np.linalg.cholesky(a),
+    _cholesky_cost, jvp=_cholesky_jvp, vjp=_cholesky_vjp,
+))
+
+
+# --- eigh: the symmetric eigenproblem ----------------------------------------------------------
+# np.linalg.eigh returns two arrays and a primitive returns one, so eigh is two primitives,
+# `eigh_values` and `eigh_vectors`, each running LAPACK's eigh and charged 9n³ (as slogdet's sign
+# and log-determinant are each charged their factorization). Two primitives rather than one
+# stacked array: a cotangent reaches eigh_vectors' rule only when the eigenvectors are used, so
+# reverse mode differentiates the eigenvalues of np.linalg.eigh even at a repeated eigenvalue,
+# where the eigenvector derivative does not exist. `eigvalsh` is a third primitive, for LAPACK's
+# values-only routine (⌊4n³/3⌋), whose values may differ from eigh's in the last bits.
+def _eigen_cost(per_matrix):
+    def cost(out, a, UPLO="L"):
+        count, n = matrices(a)
+        return count * per_matrix(n), 0
+    return cost
+
+
+def _eigenvalues_jvp(tangents, out, a, UPLO="L"):
+    # ẇ = diag(Vᵀ Ȧ_sym V) (first-order perturbation theory; e.g. Magnus 1985, "On differentiating
+    # eigenvalues and eigenvectors"): ẇ_i = Σ_j V_ji (Ȧ_sym V)_ji. V is computed once per pass.
+    v = eigh_vectors(a, UPLO=UPLO)
+    tv = matmul(_read_symmetric(tangents[0], UPLO == "L"), v)
+    return R.sum(E.multiply(v, tv), axis=(tv.ndim - 2,), keepdims=False)
+
+
+def _eigenvalues_vjp(needs, out, a, UPLO="L"):
+    if not needs[0]:
+        return unneeded
+    v = eigh_vectors(a, UPLO=UPLO)
+    v_t = swap(v)
+    # Ā = read_ᵀ(V diag(w̄) Vᵀ)
+    return lambda g: (_read_symmetric_t(matmul(E.multiply(v, _row(g)), v_t), UPLO == "L"),)
+
+
+def _too_close(values):
+    """Whether two neighbours among some matrix's sorted values (…, n) lie within DEGENERATE_RTOL
+    times its largest magnitude of each other."""
+    values = np.asarray(values)
+    if values.shape[-1] < 2:
+        return False
+    scale = DEGENERATE_RTOL * np.max(np.abs(values), axis=-1, keepdims=True)
+    return bool(np.any(np.abs(np.diff(values, axis=-1)) <= scale))
+
+
+def _eigenvector_factor(a, UPLO):
+    """F_ij = 1 / (w_j − w_i) off the diagonal, 0 on it: once per pass or tape."""
+    w = eigvalsh(a, UPLO=UPLO)
+    if observe(_too_close, _plain(w)):  # a decision on values: a compiled replay checks it again
+        raise np.linalg.LinAlgError(
+            "the derivative of the eigenvectors of np.linalg.eigh does not exist at a repeated "
+            f"eigenvalue (two are within {DEGENERATE_RTOL:g} times the largest magnitude): the "
+            "eigenvectors of a repeated eigenvalue are not unique. Differentiate the eigenvalues "
+            "alone (np.linalg.eigvalsh; in reverse mode, eigh's eigenvalues when its eigenvectors "
+            "are unused), or move the matrix away from the repeated eigenvalue"
+        )
+    return _off_diagonal_inverse(E.subtract(_row(w), _column(w)), w.dtype)
+
+
+def _eigenvectors_jvp(tangents, out, a, UPLO="L"):
+    # V̇ = V (F ∘ (Vᵀ Ȧ_sym V)), F_ij = 1/(w_j − w_i) for i ≠ j, 0 on the diagonal (Magnus 1985;
+    # Giles 2008, "An extended collection of matrix derivative results").
+    f = _eigenvector_factor(a, UPLO)
+    t = _read_symmetric(tangents[0], UPLO == "L")
+    return matmul(out, E.multiply(f, matmul(matmul(swap(out), t), out)))
+
+
+def _eigenvectors_vjp(needs, out, a, UPLO="L"):
+    if not needs[0]:
+        return unneeded
+    f, out_t = _eigenvector_factor(a, UPLO), swap(out)
+    # Ā = read_ᵀ(V (F ∘ (Vᵀ V̄)) Vᵀ)
+    return lambda g: (_read_symmetric_t(matmul(matmul(out, E.multiply(f, matmul(out_t, g))), out_t),
+                                        UPLO == "L"),)
+
+
+eigvalsh = register(Primitive(
+    "eigvalsh", lambda a, UPLO="L": np.linalg.eigvalsh(a, UPLO=UPLO), _eigen_cost(lambda n: 4 * n ** 3 // 3),
+    jvp=_eigenvalues_jvp, vjp=_eigenvalues_vjp,
+))
+eigh_values = register(Primitive(
+    "eigh_values", lambda a, UPLO="L": np.linalg.eigh(a, UPLO=UPLO).eigenvalues, _eigen_cost(lambda n: 9 * n ** 3),
+    jvp=_eigenvalues_jvp, vjp=_eigenvalues_vjp,
+))
+eigh_vectors = register(Primitive(
+    "eigh_vectors", lambda a, UPLO="L": np.linalg.eigh(a, UPLO=UPLO).eigenvectors, _eigen_cost(lambda n: 9 * n ** 3),
+    jvp=_eigenvectors_jvp, vjp=_eigenvectors_vjp,
+))
+
+
+# --- singular values ------------------------------------------------------------------------
+def _svd_sizes(a):
+    """How many matrices a (…, m, n) stacks, and the larger and smaller of m and n."""
+    shape = np.shape(a)
+    m, n = shape[-2:]
+    return math.prod(shape[:-2]), max(m, n), min(m, n)
+
+
+def _svdvals_cost(out, a):
+    count, big, small = _svd_sizes(a)
+    return count * ((12 * big * small ** 2 - 4 * small ** 3) // 3), 0  # ⌊4MN² − 4N³/3⌋
+
+
+def _svd_vectors_cost(out, a):
+    count, big, small = _svd_sizes(a)
+    return count * (14 * big * small ** 2 + 8 * small ** 3), 0
+
+
+def _split_vectors(uv, m):
+    """The stacked [U; V] (…, m + n, r) of `svd_vectors` (seed-batched or not) as U and V."""
+    lead = (slice(None),) * (uv.ndim - 2)
+    return S.getitem(uv, lead + (slice(0, m),)), S.getitem(uv, lead + (slice(m, None),))
+
+
+def _svdvals_jvp(tangents, out, a):
+    # ṡ = diag(Uᵀ Ȧ V) with the thin U and V (e.g. Townsend 2016, "Differentiating the singular
+    # value decomposition"): ṡ_i = Σ_j U_ji (Ȧ V)_ji. U and V come from one svd_vectors per pass.
+    u, v = _split_vectors(svd_vectors(a), np.shape(a)[-2])
+    tv = matmul(tangents[0], v)
+    return R.sum(E.multiply(u, tv), axis=(tv.ndim - 2,), keepdims=False)
+
+
+def _svdvals_vjp(needs, out, a):
+    if not needs[0]:
+        return unneeded
+    u, v = _split_vectors(svd_vectors(a), np.shape(a)[-2])
+    v_t = swap(v)
+    return lambda g: (matmul(E.multiply(u, _row(g)), v_t),)  # Ā = U diag(s̄) Vᵀ
+
+
+#: np.linalg.svd(a, compute_uv=False): the singular values of a (…, m, n), in descending order.
+svdvals = register(Primitive(
+    "svdvals", lambda a: np.linalg.svd(a, compute_uv=False), _svdvals_cost, jvp=_svdvals_jvp, vjp=_svdvals_vjp,
+))
+
+
+# The singular vectors are the residual factors of the singular values' rules. They get rules of
+# their own so that those rules can be differentiated in turn (second derivatives of singular
+# values); NumPy's svd with compute_uv=True is not routed here (see numpy_api.svd).
+def _too_close_or_zero(s):
+    """Singular values (…, r), descending: two within DEGENERATE_RTOL of the largest, or one that small."""
+    s = np.asarray(s)
+    return _too_close(s) or bool(np.any(s[..., -1:] <= DEGENERATE_RTOL * s[..., :1]))
+
+
+def _singular_vector_factors(a):
+    """s as column and row scales, F_ij = 1/(s_j² − s_i²) (0 on the diagonal) and 1/s as a row."""
+    s = svdvals(a)
+    if observe(_too_close_or_zero, _plain(s)):
+        raise np.linalg.LinAlgError(
+            "the derivative of the singular vectors (used by second derivatives of singular values and "
+            "matrix 2-norms) does not exist where two singular values are equal or one is zero (within "
+            f"{DEGENERATE_RTOL:g} times the largest): the singular vectors are not unique there"
+        )
+    s2 = E.square(s)
+    f = _off_diagonal_inverse(E.subtract(_row(s2), _column(s2)), s.dtype)
+    m, n = np.shape(a)[-2:]
+    return _column(s), _row(s), f, (_row(E.reciprocal(s)) if m != n else None)
+
+
+def _svd_vectors_jvp(tangents, out, a):
+    # With P = Uᵀ Ȧ V and S = diag(s) (Townsend 2016, the thin SVD):
+    #   U̇ = U (F ∘ (P S + S Pᵀ)) + (I − U Uᵀ) Ȧ V S⁻¹
+    #   V̇ = V (F ∘ (S P + Pᵀ S)) + (I − V Vᵀ) Ȧᵀ U S⁻¹
+    # The projector terms vanish for the square factor: U's when m ≤ n, V's when n ≤ m.
+    m, n = np.shape(a)[-2:]
+    u, v = _split_vectors(out, m)
+    s_col, s_row, f, s_inv = _singular_vector_factors(a)
+    t = tangents[0]
+    tv = matmul(t, v)
+    p = matmul(swap(u), tv)
+    ps, sp = E.multiply(p, s_row), E.multiply(p, s_col)
+    du = matmul(u, E.multiply(f, E.add(ps, swap(ps))))
+    dv = matmul(v, E.multiply(f, E.add(sp, swap(sp))))
+    if m > n:
+        du = E.add(du, E.multiply(E.subtract(tv, matmul(u, p)), s_inv))
+    if n > m:
+        dv = E.add(dv, E.multiply(E.subtract(matmul(swap(t), u), matmul(v, swap(p))), s_inv))
+    return S.concatenate(du, dv, axis=du.ndim - 2)
+
+
+def _svd_vectors_vjp(needs, out, a):
+    # The transpose of the JVP (Townsend 2016, the adjoint for the thin SVD), with X = Uᵀ Ū, Y = Vᵀ V̄:
+    #   Ā = U [(F ∘ (X − Xᵀ)) S + S (F ∘ (Y − Yᵀ))] Vᵀ + (I − U Uᵀ) Ū S⁻¹ Vᵀ + U S⁻¹ V̄ᵀ (I − V Vᵀ)
+    if not needs[0]:
+        return unneeded
+    m, n = np.shape(a)[-2:]
+    u, v = _split_vectors(out, m)
+    u_t, v_t = swap(u), swap(v)
+    s_col, s_row, f, s_inv = _singular_vector_factors(a)
+
+    def pullback(g):
+        gu, gv = _split_vectors(g, m)
+        x, y = matmul(u_t, gu), matmul(v_t, gv)
+        core = E.add(E.multiply(E.multiply(f, E.subtract(x, swap(x))), s_row),
+                     E.multiply(E.multiply(f, E.subtract(y, swap(y))), s_col))
+        left = matmul(u, core)
+        if m > n:
+            left = E.add(left, E.multiply(E.subtract(gu, matmul(u, x)), s_inv))
+        ga = matmul(left, v_t)
+        if n > m:
+            ga = E.add(ga, matmul(E.multiply(u, s_inv), swap(E.subtract(gv, matmul(v, y)))))
+        return (ga,)
+
+    return pullback
+
+
+def _svd_vectors_impl(a):
+    u, _, vh = np.linalg.svd(a, full_matrices=False)
+    return np.concatenate([u, np.swapaxes(vh, -1, -2)], axis=-2)
+
+
+#: The thin singular vectors of a (…, m, n) stacked as [U; V], shape (…, m + n, min(m, n)):
+#: U and V are needed together, so one SVD serves both.
+svd_vectors = register(Primitive("svd_vectors", _svd_vectors_impl, _svd_vectors_cost,
+                                 jvp=_svd_vectors_jvp, vjp=_svd_vectors_vjp))

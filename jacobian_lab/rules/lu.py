@@ -1,0 +1,150 @@
+"""solve, inv, det and slogdet on LAPACK's LU factorization.
+
+solve takes NumPy 2's matrix form, b (…, n, r); its rules solve with a (and
+aᵀ) again rather than keep a factorization, folding the seeds of a pass into
+extra right-hand sides so that one matrix is factorized once per pass. det and
+slogdet differentiate through a⁻ᵀ, built once per pass or tape.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..primitives import Primitive, register
+from . import elementwise as E
+from . import reductions as R
+from . import shape as S
+from .linalg import matmul, swap
+
+
+# --- solve, inv, det: LAPACK's LU factorization ---------------------------------------
+# Per n×n matrix, by the usual LAPACK counts: the factorization ⌊2n³/3⌋, then 2n² per
+# right-hand side (two triangular solves); inv 2n³; det and slogdet the factorization.
+def matrices(a):
+    """How many n×n matrices a (…, n, n) stacks, and n."""
+    return math.prod(np.shape(a)[:-2]), np.shape(a)[-1]
+
+
+def _lu(n):
+    return 2 * n ** 3 // 3
+
+
+def _solve_cost(out, a, b):
+    n, r = np.shape(a)[-1], out.shape[-1]
+    return (out.size // (n * r) if n * r else 0) * (_lu(n) + 2 * n * n * r), 0
+
+
+def _solve_seeded(a, rhs):
+    """solve(a, rhs) for seed-batched right-hand sides (k, …, n, r).
+
+    With one matrix a, every seed's columns join one solve, so a is factorized
+    once per pass rather than once per seed; a stack of matrices broadcasts.
+    """
+    if np.ndim(a) > 2:
+        return solve(a, rhs)
+    axes = tuple(range(rhs.ndim))
+    moved = S.transpose(rhs, (axes[-2],) + axes[:-2] + axes[-1:])  # (n, k, …, r)
+    n = np.shape(a)[-1]
+    x = solve(a, S.reshape(moved, (n, moved.size // n if n else 0)))
+    back = S.reshape(x, moved.shape)
+    return S.transpose(back, tuple(range(1, rhs.ndim - 1)) + (0, rhs.ndim - 1))
+
+
+def _solve_jvp(tangents, out, a, b):
+    # x = a⁻¹ b: ẋ = a⁻¹ (ḃ − ȧ x)
+    ta, tb = (None if t is None else S.align(t, np.ndim(out)) for t in tangents)
+    rhs = None if ta is None else E.negative(matmul(ta, out))
+    if tb is not None:
+        rhs = tb if rhs is None else E.add(rhs, tb)
+    k = rhs.shape[0]
+    rhs = S.as_shape(S.broadcast_batched(rhs, np.shape(out)), (k,) + np.shape(out))
+    return _solve_seeded(a, rhs)
+
+
+def _solve_vjp(needs, out, a, b):
+    a_t, out_t = swap(a), (swap(out) if needs[0] else None)
+
+    def pullback(g):
+        gb = _solve_seeded(a_t, g)  # b̄ = a⁻ᵀ ḡ, and ā = −b̄ xᵀ
+        ga = S.unbroadcast(E.negative(matmul(gb, out_t)), np.shape(a)) if needs[0] else None
+        return ga, (S.unbroadcast(gb, np.shape(b)) if needs[1] else None)
+
+    return pullback
+
+
+#: solve(a, b) for a (…, n, n) and b (…, n, r): NumPy 2's matrix form (`numpy_api` turns a
+#: vector b into one column).
+solve = register(Primitive("solve", np.linalg.solve, _solve_cost, jvp=_solve_jvp, vjp=_solve_vjp))
+
+
+def _inv_jvp(tangents, out, a):
+    return E.negative(matmul(matmul(out, tangents[0]), out))  # d(a⁻¹) = −a⁻¹ ȧ a⁻¹
+
+
+def unneeded(g):
+    return (None,)
+
+
+def _inv_vjp(needs, out, a):
+    if not needs[0]:
+        return unneeded
+    out_t = swap(out)
+    return lambda g: (E.negative(matmul(matmul(out_t, g), out_t)),)
+
+
+def _inv_cost(out, a):
+    count, n = matrices(a)
+    return count * 2 * n ** 3, 0
+
+
+inv = register(Primitive("inv", np.linalg.inv, _inv_cost, jvp=_inv_jvp, vjp=_inv_vjp))
+
+
+def _inverse_transpose(a):
+    """a⁻ᵀ, the gradient of log|det a|; at a singular a it does not exist, and neither does this rule's."""
+    try:
+        return swap(inv(a))
+    except np.linalg.LinAlgError:
+        raise np.linalg.LinAlgError(
+            "the derivative of det/slogdet at a singular matrix is not supported (it needs the adjugate); "
+            "perturb the matrix or differentiate a formula that avoids the determinant"
+        ) from None
+
+
+def _logdet_jvp(tangents, out, a):
+    # d log|det a| = tr(a⁻¹ ȧ) = Σ a⁻ᵀ ⊙ ȧ over the last two axes
+    t = tangents[0]
+    return R.sum(E.multiply(_inverse_transpose(a), t), axis=(t.ndim - 2, t.ndim - 1), keepdims=False)
+
+
+def _logdet_vjp(needs, out, a):
+    if not needs[0]:
+        return unneeded
+    a_inv_t = _inverse_transpose(a)
+    return lambda g: (E.multiply(S.reshape(g, g.shape + (1, 1)), a_inv_t),)  # ḡ a⁻ᵀ per matrix
+
+
+def _det_cost(out, a):
+    count, n = matrices(a)
+    return count * _lu(n), 0
+
+
+def _det_jvp(tangents, out, a):
+    return E.multiply(_logdet_jvp(tangents, out, a), out)  # d det = det · tr(a⁻¹ ȧ)
+
+
+def _det_vjp(needs, out, a):
+    if not needs[0]:
+        return unneeded
+    pullback = _logdet_vjp(needs, out, a)
+    scale = S.reshape(out, np.shape(out) + (1, 1)) if np.ndim(out) else out
+    return lambda g: (E.multiply(pullback(g)[0], scale),)
+
+
+det = register(Primitive("det", np.linalg.det, _det_cost, jvp=_det_jvp, vjp=_det_vjp))
+logabsdet = register(Primitive(
+    "logabsdet", lambda a: np.linalg.slogdet(a)[1], _det_cost, jvp=_logdet_jvp, vjp=_logdet_vjp,
+))
+#: slogdet's sign: piecewise constant, so no derivative (evaluated on values, like a comparison)
+det_sign = register(Primitive("det_sign", lambda a: np.linalg.slogdet(a)[0], _det_cost, differentiable=False))
