@@ -10,6 +10,8 @@ einsum in `numpy_einsum`.
 """
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from . import numpy_api as api
@@ -202,3 +204,279 @@ def sinc(x):
     zero = E.equal(x, 0)
     y = E.multiply(np.pi, E.where(zero, 1.0, x))
     return E.where(zero, 1.0, E.divide(E.sin(y), y))
+
+
+# --- more value queries: plain answers read from the primal values -------------------------
+for _fn in (np.argpartition, np.digitize, np.isin, np.isneginf, np.isposinf, np.iscomplex, np.isreal,
+            np.array_equiv, np.nanargmax, np.nanargmin, np.diag_indices_from, np.tril_indices_from,
+            np.triu_indices_from, np.can_cast, np.common_type, np.min_scalar_type, np.may_share_memory,
+            np.shares_memory):
+    implements(_fn)(_on_primal(_fn))
+
+
+def _lexsort(*keys, axis=-1):
+    return np.lexsort(keys, axis=axis)
+
+
+@implements(np.lexsort)
+def lexsort(keys, axis=-1):
+    # A sequence of keys is passed key by key, so that a compiled program checks each of them.
+    if is_traced(keys):  # one array: its rows are the keys
+        return observe(np.lexsort, primal(keys), axis=axis)
+    return observe(_lexsort, *(primal(k) for k in keys), axis=axis)
+
+
+# --- more index maps: gathers of flat positions, 0 flops -----------------------------------
+@implements(np.diagflat)
+def diagflat(v, k=0):
+    return gather(v, np.diagflat(_positions(v) + 1, k) - 1, fill=0.0)
+
+
+@implements(np.dsplit)
+def dsplit(ary, indices_or_sections):
+    if np.ndim(ary) < 3:
+        raise ValueError("dsplit only works on arrays of 3 or more dimensions")
+    return split(ary, indices_or_sections, axis=2)
+
+
+implements(np.rollaxis)(_moves(np.rollaxis))
+
+
+@implements(np.broadcast_arrays)
+def broadcast_arrays(*args, subok=False):
+    args = [a if is_traced(a) or isinstance(a, np.ndarray) else np.asarray(a) for a in args]
+    shape = np.broadcast_shapes(*(np.shape(a) for a in args))
+    return tuple(api.broadcast_to(a, shape) for a in args)
+
+
+def _refuse_traced(name, value, what):
+    if is_traced(value):
+        raise NotImplementedError(f"numpy.{name}: a traced {what} is not supported; it must be plain "
+                                  "(computed from values, e.g. x > 0, it is)")
+
+
+@implements(np.choose)
+def choose(a, choices, out=None, mode="raise"):
+    """a picks, entry by entry, one of the (broadcast) choices: a gather from all of them stacked."""
+    api._reject("choose", out, "out")
+    _refuse_traced("choose", a, "a (the indices)")
+    choices = [c if is_traced(c) or isinstance(c, np.ndarray) else np.asarray(c) for c in choices]
+    shape = np.broadcast_shapes(np.shape(a), *(np.shape(c) for c in choices))
+    size = int(np.prod(shape, dtype=np.int64))
+    spots = np.arange(size).reshape(shape)
+    # NumPy's own choose on the positions: its broadcasting, its modes and its errors
+    picked = np.choose(a, [spots + k * size for k in range(len(choices))], mode=mode)
+    return gather(api.concatenate([api.ravel(api.broadcast_to(c, shape)) for c in choices]), picked)
+
+
+@implements(np.compress)
+def compress(condition, a, axis=None, out=None):
+    api._reject("compress", out, "out")
+    _refuse_traced("compress", condition, "condition")
+    return gather(a, np.compress(condition, _positions(a), axis))
+
+
+@implements(np.extract)
+def extract(condition, arr):
+    _refuse_traced("extract", condition, "condition")
+    return gather(arr, np.extract(condition, _positions(arr)))
+
+
+def _partition_order(values, kth, axis, kind):
+    """Positions along `axis` whose gather is NumPy's np.partition(values, kth, axis) exactly.
+
+    argpartition's own positions are, unless a slice holds a NaN: NumPy's two selections can
+    then leave the entries off kth in different orders. Each entry of NumPy's answer is then
+    matched to a position of the same value, by rank, so that tied values stay a bijection.
+    """
+    order = np.argpartition(values, kth, axis=axis, kind=kind)
+    expected = np.partition(values, kth, axis=axis, kind=kind)
+    if np.array_equal(np.take_along_axis(values, order, axis), expected, equal_nan=True):
+        return order
+    by_value = np.argsort(values, axis=axis, kind="stable")
+    rank = np.argsort(np.argsort(expected, axis=axis, kind="stable"), axis=axis, kind="stable")
+    return np.take_along_axis(by_value, rank, axis)
+
+
+@implements(np.partition)
+def partition(a, kth, axis=-1, kind="introselect", order=None):
+    """NumPy's partition (its values exactly): a gather, the positions chosen on values like sort's."""
+    api._reject("partition", order, "order")
+    if axis is None:
+        a, axis = api.ravel(a), 0
+    axis = normalize_axis(axis, np.ndim(a))[0]
+    spots = observe(_partition_order, primal(a), kth, axis, kind)
+    return gather(a, np.take_along_axis(_positions(a), spots, axis))
+
+
+def _nonzero_box(values):
+    """The first and one past the last index of a nonzero value along each axis (empty: all zero)."""
+    nonzero = np.argwhere(values)
+    if nonzero.size == 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    return nonzero.min(axis=0), nonzero.max(axis=0) + 1
+
+
+@implements(np.trim_zeros)
+def trim_zeros(filt, trim="fb", axis=None):
+    """A slice, cut where the values are zero (a decision on values): 0 flops."""
+    trim = trim.lower()
+    if trim not in {"fb", "bf", "f", "b"}:
+        raise ValueError(f"unexpected character(s) in `trim`: {trim!r}")
+    nd = np.ndim(filt)
+    axes = tuple(range(nd)) if axis is None else normalize_axis(axis, nd)
+    if not axes:
+        return filt
+    start, stop = observe(_nonzero_box, primal(filt))
+    if start.size == 0:  # all zero: empty along each axis trimmed, from either side
+        start = stop = [0] * nd
+    else:
+        start = [int(i) if "f" in trim else None for i in start]
+        stop = [int(i) if "b" in trim else None for i in stop]
+    return S.getitem(filt, tuple(slice(start[i], stop[i]) if i in axes else slice(None) for i in range(nd)))
+
+
+@implements(np.insert)
+def insert(arr, obj, values, axis=None):
+    """NumPy's insert run on positions: arr's flat positions, then those of the values after them."""
+    _refuse_traced("insert", obj, "obj (the positions)")
+    if not is_traced(values):
+        values = np.asarray(values, dtype=np.result_type(primal(arr)))  # NumPy casts them to arr's dtype
+    spots = np.insert(_positions(arr), obj, np.size(arr) + _positions(values), axis)
+    return gather(api.concatenate([api.ravel(arr), api.ravel(values)]), spots)
+
+
+@implements(np.block)
+def block(arrays):
+    """np.block run on the positions of each leaf in the concatenation of all of them: one gather."""
+    leaves = []
+
+    def positions(node):
+        if type(node) in (list, tuple):  # NumPy refuses tuples itself, on the positions
+            return type(node)(positions(n) for n in node)
+        leaf = node if is_traced(node) or isinstance(node, np.ndarray) else np.asarray(node)
+        offset = sum(np.size(v) for v in leaves)
+        leaves.append(leaf)
+        return offset + _positions(leaf)
+
+    spots = np.block(positions(arrays))
+    return gather(api.concatenate([api.ravel(v) for v in leaves]), spots)
+
+
+# --- evenly spaced values with traced endpoints ----------------------------------------------
+def _one_dtype(name, dtype, computed):
+    """A dtype argument is honoured only as the dtype the values have anyway."""
+    if dtype is not None and np.dtype(dtype) != computed:
+        raise NotImplementedError(f"numpy.{name}: the argument dtype={np.dtype(dtype).name} is not supported on "
+                                  f"traced arrays (the values are {computed.name})")
+
+
+def _has_zero(values):
+    return bool(np.any(values == 0))
+
+
+@implements(np.linspace)
+def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0, *, device=None):
+    """NumPy's formula: step = (stop - start) / div, y = arange(num) * step + start, then y[-1] = stop.
+
+    Flops: 1 subtraction and 1 division per endpoint element, 2 per output element.
+    """
+    if device not in (None, "cpu"):
+        api._reject("linspace", device, "device")
+    num = operator.index(num)
+    if num < 0:
+        raise ValueError(f"Number of samples, {num}, must be non-negative.")
+    div = (num - 1) if endpoint else num
+    dt = np.result_type(primal(start), primal(stop))
+    dt = dt if np.issubdtype(dt, np.inexact) else np.dtype(np.float64)
+    _one_dtype("linspace", dtype, dt)
+    start, stop = (v if is_traced(v) else np.asarray(v, dtype=dt) for v in (start, stop))
+    delta = E.subtract(stop, start)
+    y = np.arange(0, num, dtype=dt).reshape((-1,) + (1,) * np.ndim(delta))
+    if div > 0:
+        step = E.divide(delta, div)
+        if observe(_has_zero, primal(step)):  # NumPy's route for denormal steps (gh-5437)
+            y = E.multiply(y / div, delta)
+        else:
+            y = E.multiply(y, step)
+    else:
+        step = np.nan  # no step for fewer than two points
+        y = E.multiply(y, delta)
+    y = E.add(y, start)
+    if endpoint and num > 1:
+        last = api.reshape(api.broadcast_to(stop, np.shape(delta)), (1,) + np.shape(delta))
+        y = api.concatenate([S.getitem(y, (slice(None, -1),)), last], axis=0)
+    if axis != 0:
+        y = api.moveaxis(y, 0, axis)
+    return (y, step) if retstep else y
+
+
+def _with_ndim(v, ndim):
+    return api.reshape(v, (1,) * (ndim - np.ndim(v)) + np.shape(v))
+
+
+@implements(np.logspace)
+def logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
+    if not isinstance(base, (float, int)) and np.ndim(base):
+        # as NumPy: an array base broadcasts with the endpoints and gets the new axis too
+        ndmax = len(np.broadcast_shapes(np.shape(start), np.shape(stop), np.shape(base)))
+        start, stop, base = (_with_ndim(v if is_traced(v) else np.asarray(v), ndmax) for v in (start, stop, base))
+        base = api.expand_dims(base, axis)
+    y = linspace(start, stop, num=num, endpoint=endpoint, axis=axis)
+    result = E.power(base, y)
+    _one_dtype("logspace", dtype, np.result_type(primal(result)))
+    return result
+
+
+@implements(np.geomspace)
+def geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
+    """NumPy's route: logspace between the log10 of the endpoints (made positive), which are then
+    put back exactly."""
+    start, stop = (v if is_traced(v) else np.asarray(v) for v in (start, stop))
+    if observe(_has_zero, primal(start)) or observe(_has_zero, primal(stop)):
+        raise ValueError("Geometric sequence cannot include zero")
+    dt = np.result_type(primal(start), primal(stop), float(num), np.zeros((), dtype))
+    if dt.kind == "c":
+        raise NotImplementedError("numpy.geomspace: complex endpoints are not supported on traced arrays")
+    _one_dtype("geomspace", dtype, dt)
+    start, stop = (v if is_traced(v) else v.astype(dt) for v in (start, stop))
+    out_sign = E.sign(start)  # no derivative: a negative sequence is the positive one turned over
+    start, stop = E.divide(start, out_sign), E.divide(stop, out_sign)
+    result = logspace(E.log10(start), E.log10(stop), num=num, endpoint=endpoint, base=10.0)
+    if num > 0:  # the endpoints exactly: 10 ** log10(x) need not be x
+        shape = np.shape(result)[1:]
+        ends = [api.reshape(api.broadcast_to(start, shape), (1,) + shape)]
+        middle = (slice(1, -1 if num > 1 and endpoint else None),)
+        ends.append(S.getitem(result, middle))
+        if num > 1 and endpoint:
+            ends.append(api.reshape(api.broadcast_to(stop, shape), (1,) + shape))
+        result = api.concatenate(ends, axis=0)
+    result = E.multiply(result, out_sign)
+    return api.moveaxis(result, 0, axis) if axis != 0 else result
+
+
+# --- more elementwise functions ---------------------------------------------------------------
+def _logaddexp2(x, y):
+    # NumPy's formula, max + log2(1 + 2^-|x - y|): smooth, and at a tie abs's derivative 0 and
+    # maximum's 1/2 give each side 1/2, the true derivative.
+    m = E.maximum(x, y)
+    return E.add(m, E.multiply(E.log1p(E.exp2(E.negative(E.absolute(E.subtract(x, y))))), 1.0 / np.log(2.0)))
+
+
+def _modf(x):
+    # The fraction is fmod(x, 1) = x - trunc(x), exactly and with x's sign, derivative 1; modf
+    # gives 0 at +-inf, where fmod would give NaN (and warn). The integer part has no derivative.
+    return E.fmod(E.where(E.isinf(x), 0.0, x), 1.0), E.trunc(x)
+
+
+api.UFUNCS[np.logaddexp2] = _logaddexp2
+api.UFUNCS[np.modf] = _modf
+
+
+@implements(np.fix)
+def fix(x, out=None):
+    api._reject("fix", out, "out")
+    return E.trunc(x)  # rounding towards zero: no derivative
+
+
+implements(np.real_if_close)(lambda a, tol=100: a)  # traced values are real: nothing to drop

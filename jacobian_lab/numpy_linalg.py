@@ -304,3 +304,115 @@ def multi_dot(arrays, *, out=None):
     result = _run_tree(stages, tree, api.matmul)
     shape = np.shape(result)
     return api.reshape(result, tuple(s for s, drop in zip(shape, (first, last)) if not drop))
+
+
+# --- more polynomials ---------------------------------------------------------------------
+def _no_poly1d(name, *values):
+    if any(isinstance(v, np.poly1d) for v in values):
+        raise api.unsupported(f"numpy.{name} with a poly1d")
+
+
+def _coefficients(v):
+    return api.atleast_1d(v if is_traced(v) else np.asarray(v))
+
+
+@implements(np.vander)
+def vander(x, N=None, increasing=False):
+    """Columns 1, x, x*x, ... as NumPy builds them, by a running product: a cumprod along each row,
+    N - 2 flops per row."""
+    x = x if is_traced(x) else np.asarray(x)
+    if np.ndim(x) != 1:
+        raise ValueError("x must be a one-dimensional array or sequence.")
+    n = np.shape(x)[0]
+    N = n if N is None else operator.index(N)
+    dtype = np.promote_types(np.result_type(primal(x)), int)
+    columns = [np.ones((n, min(N, 1)), dtype=dtype)]
+    if N > 1:
+        columns.append(api.cumprod(api.broadcast_to(api.reshape(x, (n, 1)), (n, N - 1)), axis=1))
+    powers = api.concatenate(columns, axis=1)
+    return powers if increasing else api.flip(powers, axis=1)
+
+
+@implements(np.polyder)
+def polyder(p, m=1):
+    """p[:-1] * (n, ..., 1), m times, as NumPy: len(p) - 1 flops for the first."""
+    _no_poly1d("polyder", p)
+    m = int(m)
+    if m < 0:
+        raise ValueError("Order of derivative must be positive (see polyint)")
+    p = p if is_traced(p) else np.asarray(p)
+    for _ in range(m):
+        n = np.shape(p)[0] - 1
+        p = E.multiply(p[:-1], np.arange(n, 0, -1))
+    return p
+
+
+@implements(np.polyint)
+def polyint(p, m=1, k=None):
+    """p / (n, ..., 1) with the integration constant appended, m times, as NumPy."""
+    _no_poly1d("polyint", p)
+    m = int(m)
+    if m < 0:
+        raise ValueError("Order of integral must be positive (see polyder)")
+    k = np.zeros(m, float) if k is None else k
+    k = api.atleast_1d(k if is_traced(k) else np.asarray(k))
+    if np.shape(k)[0] == 1 and m > 1:
+        k = E.multiply(k[0], np.ones(m, float))
+    if np.shape(k)[0] < m:
+        raise ValueError("k must be a scalar or a rank-1 array of length 1 or >m.")
+    p = p if is_traced(p) else np.asarray(p)
+    for i in range(m):
+        p = api.concatenate([E.divide(p, np.arange(np.shape(p)[0], 0, -1)), api.reshape(k[i], (1,))])
+    return p
+
+
+def _aligned(name, ufunc, a1, a2):
+    """NumPy's polyadd / polysub: the shorter operand padded with leading zeros, then one ufunc."""
+    _no_poly1d(name, a1, a2)
+    a1, a2 = _coefficients(a1), _coefficients(a2)
+    diff = np.shape(a2)[0] - np.shape(a1)[0]
+    if diff > 0:
+        a1 = api.concatenate([np.zeros(diff, np.result_type(primal(a1))), a1])
+    elif diff < 0:
+        a2 = api.concatenate([np.zeros(-diff, np.result_type(primal(a2))), a2])
+    return ufunc(a1, a2)
+
+
+implements(np.polyadd)(lambda a1, a2: _aligned("polyadd", E.add, a1, a2))
+implements(np.polysub)(lambda a1, a2: _aligned("polysub", E.subtract, a1, a2))
+
+
+@implements(np.polymul)
+def polymul(a1, a2):
+    _no_poly1d("polymul", a1, a2)
+    return convolve(_coefficients(a1), _coefficients(a2))
+
+
+# --- more of NumPy 2's names ---------------------------------------------------------------
+numpy2(np.linalg, "tensordot")(lambda x1, x2, /, *, axes=2: tensordot(x1, x2, axes))
+
+
+@numpy2(np.linalg, "cross")
+def linalg_cross(x1, x2, /, *, axis=-1):
+    if np.shape(x1)[axis] != 3 or np.shape(x2)[axis] != 3:
+        raise ValueError("Both input arrays must be (arrays of) 3-dimensional vectors, but they are "
+                         f"{np.shape(x1)[axis]} and {np.shape(x2)[axis]} dimensional instead.")
+    return cross(x1, x2, axis=axis)
+
+
+def matvec(x1, x2, /):
+    """(..., m, n) times (..., n): a matmul with x2 as a column, 2mn flops per matrix."""
+    x1, x2 = (v if is_traced(v) else np.asarray(v) for v in (x1, x2))
+    return api.matmul(x1, api.expand_dims(x2, -1))[..., 0]
+
+
+def vecmat(x1, x2, /):
+    """(..., n) times (..., n, m): a matmul with x1 as a row (real: no conjugate), 2nm flops per matrix."""
+    x1, x2 = (v if is_traced(v) else np.asarray(v) for v in (x1, x2))
+    return api.matmul(api.expand_dims(x1, -2), x2)[..., 0, :]
+
+
+for _name, _impl in (("matvec", matvec), ("vecmat", vecmat)):
+    if getattr(np, _name, None) is not None:
+        # gufuncs, like np.vecdot: they reach tracers through __array_ufunc__
+        api.UFUNCS[getattr(np, _name)] = _impl

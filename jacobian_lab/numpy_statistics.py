@@ -15,7 +15,7 @@ import numpy as np
 
 from . import numpy_api as api
 from .numpy_api import implements, is_traced, normalize_axis
-from .numpy_composites import as_float, diagonal, numpy2, primal, sort
+from .numpy_composites import as_float, diagonal, numpy2, primal, sort, take_along_axis
 from .primitives import observe
 from .rules import elementwise as E
 from .rules import reductions as R
@@ -347,3 +347,298 @@ def interp(x, xp, fp, left=None, right=None, period=None):
     lo = api.take(fp, 0) if left is None else left
     hi = last if right is None else right
     return E.where(E.less(x, xp[0]), lo, E.where(E.greater(x, xp[-1]), hi, value))
+
+
+# --- differences -----------------------------------------------------------------------
+@implements(np.ediff1d)
+def ediff1d(ary, to_end=None, to_begin=None):
+    """Differences of the flattened array, between to_begin and to_end (cast to its dtype)."""
+    flat = api.ravel(ary)
+    dtype = np.result_type(primal(flat))
+    middle = E.subtract(S.getitem(flat, (slice(1, None),)), S.getitem(flat, (slice(None, -1),)))
+    parts = []
+    for name, extra in (("to_begin", to_begin), ("to_end", to_end)):
+        if extra is None:
+            continue
+        if not np.can_cast(np.asarray(primal(extra)).dtype, dtype, casting="same_kind"):
+            raise TypeError(f"dtype of `{name}` must be compatible with input `ary` under the `same_kind` rule.")
+        parts.append(api.ravel(extra if is_traced(extra) else np.asarray(extra).astype(dtype)))
+    if not parts:
+        return middle
+    if to_begin is not None:  # it is parts[0]
+        parts.insert(1, middle)
+    else:
+        parts.insert(0, middle)
+    return api.concatenate(parts)
+
+
+def _gradient_along(f, axis, dx, edge_order):
+    """np.gradient along one axis, in NumPy's order of operations; the weights are constants."""
+    def part(index):
+        return S.getitem(f, (slice(None),) * axis + (index,))
+
+    def weighted(a, b, c, f0, f1, f2):
+        if np.ndim(a):  # weights per point, laid along `axis`
+            shape = [1] * np.ndim(f)
+            shape[axis] = -1
+            a, b, c = (np.reshape(w, shape) for w in (a, b, c))
+        return E.add(E.add(E.multiply(a, f0), E.multiply(b, f1)), E.multiply(c, f2))
+
+    uniform = np.ndim(dx) == 0
+    below, centre, above = part(slice(None, -2)), part(slice(1, -1)), part(slice(2, None))
+    if uniform:  # second-order central differences inside
+        interior = E.divide(E.subtract(above, below), 2. * dx)
+    else:
+        dx1, dx2 = dx[0:-1], dx[1:]
+        interior = weighted(-(dx2) / (dx1 * (dx1 + dx2)), (dx2 - dx1) / (dx1 * dx2), dx1 / (dx2 * (dx1 + dx2)),
+                            below, centre, above)
+    if edge_order == 1:  # one-sided first-order differences at the edges
+        first = E.divide(E.subtract(part(slice(1, 2)), part(slice(0, 1))), dx if uniform else dx[0])
+        last = E.divide(E.subtract(part(slice(-1, None)), part(slice(-2, -1))), dx if uniform else dx[-1])
+    else:  # one-sided second-order ones
+        if uniform:
+            a, b, c = -1.5 / dx, 2. / dx, -0.5 / dx
+        else:
+            dx1, dx2 = dx[0], dx[1]
+            a = -(2. * dx1 + dx2) / (dx1 * (dx1 + dx2))
+            b = (dx1 + dx2) / (dx1 * dx2)
+            c = - dx1 / (dx2 * (dx1 + dx2))
+        first = weighted(a, b, c, part(slice(0, 1)), part(slice(1, 2)), part(slice(2, 3)))
+        if uniform:
+            a, b, c = 0.5 / dx, -2. / dx, 1.5 / dx
+        else:
+            dx1, dx2 = dx[-2], dx[-1]
+            a = (dx2) / (dx1 * (dx1 + dx2))
+            b = - (dx2 + dx1) / (dx1 * dx2)
+            c = (2. * dx2 + dx1) / (dx2 * (dx1 + dx2))
+        last = weighted(a, b, c, part(slice(-3, -2)), part(slice(-2, -1)), part(slice(-1, None)))
+    return api.concatenate([first, interior, last], axis=axis)
+
+
+@implements(np.gradient)
+def gradient(f, *varargs, axis=None, edge_order=1):
+    """NumPy's finite differences: central inside, one-sided (edge_order 1 or 2) at the edges.
+
+    Spacings (scalars or coordinate arrays) must be plain: they only make the constant weights.
+    """
+    for d in varargs:
+        if is_traced(d):
+            raise NotImplementedError("numpy.gradient: traced spacing is not supported; the spacings and "
+                                      "coordinates must be plain numbers (f may be traced)")
+    shape = np.shape(f)
+    if axis is None:
+        axes = tuple(range(len(shape)))
+    else:  # in the order given, as NumPy returns the gradients
+        axes = tuple(normalize_axis(ax, len(shape))[0] for ax in ((axis,) if np.ndim(axis) == 0 else axis))
+        if len(set(axes)) != len(axes):
+            raise ValueError("repeated axis")
+    if len(varargs) == 0:
+        dx = [1.0] * len(axes)
+    elif len(varargs) == 1 and np.ndim(varargs[0]) == 0:
+        dx = list(varargs) * len(axes)
+    elif len(varargs) == len(axes):
+        dx = list(varargs)
+        for i, distances in enumerate(dx):
+            distances = np.asanyarray(distances)
+            if distances.ndim == 0:
+                continue
+            if distances.ndim != 1:
+                raise ValueError("distances must be either scalars or 1d")
+            if len(distances) != shape[axes[i]]:
+                raise ValueError("when 1d, distances must match the length of the corresponding dimension")
+            if np.issubdtype(distances.dtype, np.integer):
+                distances = distances.astype(np.float64)
+            diffx = np.diff(distances)
+            dx[i] = diffx[0] if (diffx == diffx[0]).all() else diffx  # even spacing: a scalar, as NumPy
+    else:
+        raise TypeError("invalid number of arguments")
+    if edge_order > 2:
+        raise ValueError("'edge_order' greater than 2 not supported")
+    outvals = []
+    for ax, ax_dx in zip(axes, dx):
+        if shape[ax] < edge_order + 1:
+            raise ValueError("Shape of array too small to calculate a numerical gradient, "
+                             "at least (edge_order + 1) elements are required.")
+        outvals.append(_gradient_along(f, ax, ax_dx, edge_order))
+    return outvals[0] if len(axes) == 1 else tuple(outvals)
+
+
+@implements(np.unwrap)
+def unwrap(p, discont=None, axis=-1, *, period=2 * np.pi):
+    """NumPy's algorithm: the differences taken modulo the period, the corrections summed up.
+
+    The corrections are piecewise constant (remainder's derivative in x is 1, so that of
+    ddmod - dd is exactly 0): the derivative in p is 1, away from the jumps.
+    """
+    axis = normalize_axis(axis, np.ndim(p))[0]
+    dd = diff(p, axis=axis)
+    if discont is None:
+        discont = period / 2
+    interval_high = period / 2
+    interval_low = -interval_high
+    ddmod = E.add(E.remainder(E.subtract(dd, interval_low), period), interval_low)
+    # a difference of exactly period / 2 keeps its sign, as in NumPy
+    ddmod = E.where(E.logical_and(E.equal(ddmod, interval_low), E.greater(dd, 0)), interval_high, ddmod)
+    ph_correct = E.where(E.less(E.absolute(dd), discont), 0.0, E.subtract(ddmod, dd))
+    before = (slice(None),) * axis
+    tail = E.add(S.getitem(p, before + (slice(1, None),)), api.cumsum(ph_correct, axis))
+    return api.concatenate([S.getitem(p, before + (slice(0, 1),)), tail], axis=axis)
+
+
+# --- more nan-functions: NaNs replaced by the operation's identity, derivative 0 there ----------
+@implements(np.nancumsum)
+def nancumsum(a, axis=None, dtype=None, out=None):
+    for key, value in (("dtype", dtype), ("out", out)):
+        api._reject("nancumsum", value, key)
+    return api.cumsum(_zero_nans(a), axis)
+
+
+@implements(np.nancumprod)
+def nancumprod(a, axis=None, dtype=None, out=None):
+    for key, value in (("dtype", dtype), ("out", out)):
+        api._reject("nancumprod", value, key)
+    return api.cumprod(E.where(E.isnan(a), 1.0, a), axis)
+
+
+@implements(np.nanprod)
+def nanprod(a, axis=None, dtype=None, out=None, keepdims=np._NoValue, initial=np._NoValue, where=np._NoValue):
+    for key, value in (("dtype", dtype), ("out", out), ("initial", initial), ("where", where)):
+        api._reject("nanprod", value, key)
+    return api._reduction(R.prod, E.where(E.isnan(a), 1.0, a), axis, _keepdims(keepdims))
+
+
+def _nonpositive(dof):
+    return dof <= 0
+
+
+@implements(np.nanvar)
+def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=np._NoValue, *, where=np._NoValue,
+           mean=np._NoValue, correction=np._NoValue):
+    """NumPy's steps: the mean of the numbers, their deviations (0 at NaNs) squared and summed,
+    divided by count - ddof; NaN, with NumPy's warning, where that is not positive."""
+    for key, value in (("dtype", dtype), ("out", out), ("where", where), ("mean", mean)):
+        api._reject("nanvar", value, key)
+    if correction is not np._NoValue:
+        if ddof != 0:
+            raise ValueError("ddof and correction can't be provided simultaneously.")
+        ddof = correction
+    keep = _keepdims(keepdims)
+    nans = E.isnan(a)
+    values = E.where(nans, 0.0, a)
+    # The count in a's dtype, as nanmean's: float32 data stays float32.
+    one, zero = np.ones((), np.result_type(primal(a))), np.zeros((), np.result_type(primal(a)))
+    count = api._reduction(R.sum, E.where(nans, zero, one), axis, True)
+    dof = count if ddof == 0 else E.subtract(count, ddof)
+    bad = observe(_nonpositive, primal(dof))  # decides the value
+    if np.any(bad):
+        warnings.warn("Degrees of freedom <= 0 for slice.", RuntimeWarning, stacklevel=2)
+        # Those slices become NaN; dividing them by 1 instead of 0 keeps 0/0 out of the values
+        # and the derivative (the NaN selected has derivative 0, but 0 * 1/0 would be NaN).
+        count, dof = E.where(bad, one, count), E.where(bad, one, dof)
+    avg = E.divide(api._reduction(R.sum, values, axis, True), count)
+    centred = E.where(nans, 0.0, E.subtract(values, avg))
+    var = api._reduction(R.sum, E.square(centred), axis, keep)
+    var = E.divide(var, api.reshape(dof, np.shape(var)))
+    return E.where(np.reshape(bad, np.shape(var)), np.nan, var) if np.any(bad) else var
+
+
+@implements(np.nanstd)
+def nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=np._NoValue, *, where=np._NoValue,
+           mean=np._NoValue, correction=np._NoValue):
+    for key, value in (("dtype", dtype), ("out", out), ("where", where), ("mean", mean)):
+        api._reject("nanstd", value, key)
+    return E.sqrt(nanvar(a, axis=axis, ddof=ddof, keepdims=keepdims, correction=correction))
+
+
+# --- nan order statistics: each slice's numbers sorted first (NaNs last), counted on values ----
+def _count_numbers(values):
+    """How many entries of each slice (the last axis) are not NaN."""
+    return np.count_nonzero(~np.isnan(values), axis=-1)
+
+
+def _sorted_numbers(a, axis):
+    """a's slices along `axis` merged last and sorted (NaNs last), each slice's count of numbers, axes."""
+    values, axes = _along_last(a, axis)
+    return sort(values, axis=-1), observe(_count_numbers, primal(values)), axes
+
+
+def _all_nan_where(result, counts, trailing):
+    """NaN (derivative 0) where a slice held no number, with NumPy's warning."""
+    empty = counts == 0
+    if not empty.any():
+        return result
+    warnings.warn("All-NaN slice encountered", RuntimeWarning, stacklevel=3)
+    return E.where(empty.reshape(empty.shape + (1,) * trailing), np.nan, result)
+
+
+@implements(np.nanmedian)
+def nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=np._NoValue):
+    """The median of each slice's numbers: the mean of its two middle ones (one twice for an odd count).
+
+    overwrite_input only allows NumPy to reorder `a`; leaving it intact honours it.
+    """
+    api._reject("nanmedian", out, "out")
+    keep = _keepdims(keepdims)
+    if np.size(a) == 0:
+        return nanmean(a, axis, keepdims=keep)  # as NumPy
+    s, counts, axes = _sorted_numbers(a, axis)
+    n = np.maximum(counts, 1)
+    middle = np.stack([(n - 1) // 2, n // 2], axis=-1)
+    result = R.mean(take_along_axis(s, middle, axis=-1), axis=(np.ndim(s) - 1,), keepdims=False)
+    result = _all_nan_where(result, counts, 0)
+    return api.reshape(result, _kept_ones(np.shape(a), axes)) if keep else result
+
+
+def _nan_quantile(name, a, q, axis, out, method, keepdims, weights, weak_q):
+    api._reject(name, out, "out")
+    api._reject(name, weights, "weights")
+    if method != "linear":
+        raise api.unsupported(f"numpy.{name} with method={method!r} (only method='linear', the default)")
+    if is_traced(q):
+        raise NotImplementedError(f"numpy.{name}: a traced q is not supported; the levels must be plain "
+                                  "numbers (the positions they pick are decided before differentiating)")
+    q = as_float(q)
+    if q.size and not (q.min() >= 0 and q.max() <= 1):
+        raise ValueError("Quantiles must be in the range [0, 1]" if name == "nanquantile"
+                         else "Percentiles must be in the range [0, 100]")
+    keep = _keepdims(keepdims)
+    if np.size(a) == 0:
+        return nanmean(a, axis, keepdims=keep)  # as NumPy
+    if q.ndim > 1 and np.ndim(axis) and 1 < len(normalize_axis(axis, np.ndim(a))) < np.ndim(a):
+        # NumPy's merged axes then come out of order (its result puts the last axis of q first)
+        raise NotImplementedError(f"numpy.{name}: a q of {q.ndim} dimensions over a tuple of some of the axes "
+                                  "is not supported on traced arrays (NumPy's axis order there is not quantile's)")
+    s, counts, axes = _sorted_numbers(a, axis)
+    lo, hi, gamma = _linear_neighbours(np.maximum(counts, 1)[..., None], q.reshape(-1))
+    result = _interpolate_at(s, lo, hi, gamma, weak_q)
+    result = _all_nan_where(api.reshape(result, np.shape(s)[:-1] + q.shape), counts, q.ndim)
+    kept = np.ndim(s) - 1  # NumPy puts q's axes first
+    result = api.transpose(result, tuple(range(kept, kept + q.ndim)) + tuple(range(kept)))
+    return api.reshape(result, q.shape + _kept_ones(np.shape(a), axes)) if keep else result
+
+
+def _interpolate_at(s, lo, hi, gamma, weak_q):
+    """`_interpolate` with neighbours that differ from slice to slice: lo, hi, gamma of shape (*kept, Q)."""
+    upper = gamma >= 0.5
+    weight = np.where(upper, gamma - 1.0, gamma)
+    if weak_q:  # NumPy's Python-float gamma joins the data's dtype: float32 data stays float32
+        weight = weight.astype(np.result_type(primal(s)))
+    pick = lambda positions: take_along_axis(s, positions, axis=-1)  # noqa: E731
+    step = E.subtract(pick(hi), pick(lo))
+    return E.add(pick(np.where(upper, hi, lo)), E.multiply(step, weight))
+
+
+@implements(np.nanquantile)
+def nanquantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=np._NoValue, *,
+                weights=None):
+    """quantile of each slice's numbers (method='linear'): its own count sets the virtual index."""
+    return _nan_quantile("nanquantile", a, q, axis, out, method, keepdims, weights, type(q) in (int, float))
+
+
+@implements(np.nanpercentile)
+def nanpercentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=np._NoValue, *,
+                  weights=None):
+    weak_q = type(q) in (int, float)
+    if not is_traced(q):
+        q = np.true_divide(q, 100)  # as NumPy does, so the levels round the same way
+    return _nan_quantile("nanpercentile", a, q, axis, out, method, keepdims, weights, weak_q)

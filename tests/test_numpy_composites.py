@@ -122,6 +122,85 @@ CASES = {
                + np.interp(x, [-2.0, 0.0, 2.5], x[:3], left=-1.0, right=x[4]), x6),
     "nanmax and nanmin": (lambda X: np.nanmax(X) + np.nanmin(X, axis=1).sum() + np.nanmax(X, axis=0, keepdims=True),
                           x34_nan),
+    # still more index maps: gathers of flat positions
+    "diagflat, dsplit, rollaxis": (lambda C: np.concatenate([
+        np.diagflat(C[0, :2], -1).ravel(), np.diagflat(C[1, 1:]).ravel(), np.dsplit(C, [1, 3])[1].ravel(),
+        np.rollaxis(C, 2, 1).ravel() * np.rollaxis(C, -1).ravel()]), cube),
+    "broadcast_arrays": (lambda X: np.broadcast_arrays(X[:, :1], X[0], 2.0)[0] * np.broadcast_arrays(X[:, :1], X[0])[1]
+                         + np.broadcast_arrays(X, 2.0)[1], x34),
+    "choose": (lambda X: np.choose([[0, 2, 1, 2], [1, 0, 0, 2], [2, 1, 0, 0]], [X, X ** 2, X[0]])
+               + np.choose([0, 5, -1, 2], X, mode="wrap") + np.choose([3, 0, 1, 1], [X[1], 1.5, X[2]], mode="clip"),
+               x34),
+    "compress and extract": (lambda X: np.concatenate([
+        np.compress([True, False, True], X, axis=0).ravel(), np.compress([0, 1, 1], X[1]),
+        np.compress([1, 0, 1], X, axis=None), np.extract(np.arange(12).reshape(3, 4) % 3 == 0, X)]), x34),
+    "partition": (lambda X: np.concatenate([np.partition(X, 1, axis=1).ravel(), np.partition(X, [0, 2], axis=0).ravel(),
+                                            np.partition(X, -3, axis=None), np.partition(X[0], (1, 2))]), x34),
+    "trim_zeros": (lambda x: np.concatenate([np.trim_zeros(np.pad(x, (2, 1))), np.trim_zeros(np.pad(x, 1), "b"),
+                                             np.trim_zeros(np.pad(x, 2), trim="F"),
+                                             np.trim_zeros(np.pad(x.reshape(1, 5), 1), axis=1).ravel(),
+                                             np.trim_zeros(np.pad(x.reshape(1, 5), 1)).ravel()]), x5),
+    "insert": (lambda X: np.concatenate([np.insert(X, 1, X[:, 0] * 2, axis=1).ravel(), np.insert(X, [0, 3, 3], 5.0),
+                                         np.insert(X, slice(1, 3), [[-1.0], [2.0]], axis=0).ravel(),
+                                         np.insert(X, [1], X[:, 2:3] ** 2, axis=1).ravel(),
+                                         np.insert(X[0], 2, X[1, :2])]), x34),
+    "block": (lambda X: np.block([[X[:, :2], X], [np.ones((1, 2)), X[:1] ** 2]]).ravel()[::2]
+              + np.block([X[0], 1.0, X[1, :1]]).sum() + np.block(X).sum(), x34),
+    # differences, integrals, evenly spaced values
+    "ediff1d": (lambda X: np.ediff1d(X, to_begin=[-1.0, 2.0], to_end=X[0, :2] ** 2)
+                * np.ediff1d(X[::-1], to_end=3.0).sum() + np.ediff1d(X[0], to_begin=X[1, 0]).sum(), x34),
+    "gradient": (lambda X: np.concatenate([np.gradient(X[0]), np.gradient(X[1], 0.5, edge_order=2),
+                                           np.gradient(X[2], [0.0, 1.0, 1.5, 3.0]),
+                                           np.gradient(X[2], np.array([0, 1, 3, 4]), edge_order=2),
+                                           np.gradient(X[1], [0.0, 2.0, 4.0, 6.0]), np.gradient(X, axis=0).ravel(),
+                                           np.gradient(X, 2.0, [0, 1, 3, 4.5])[1].ravel(),
+                                           np.gradient(X, axis=(1, 0))[1].ravel()]), x34),
+    "linspace, logspace, geomspace": (lambda x: np.concatenate([
+        np.linspace(x[0], x[1], 5), np.linspace(x[:2], 3.0, 4, endpoint=False, axis=1).ravel(),
+        np.linspace(x[2], x[3], 1), np.linspace(1.0, x[2], 3, retstep=True)[1].reshape(1),
+        np.linspace(x[:2], x[3:], 3, axis=-1, dtype=np.float64).ravel(),
+        np.logspace(x[0], x[1], 4), np.logspace(x[:2], 1.0, 3, base=[2.0, 3.0], axis=1).ravel(),
+        np.logspace(0.5, x[1], 3, base=x[2] + 3.0), np.geomspace(x[3] ** 2 + 1.0, 5.0, 4),
+        np.geomspace(-x[:2] ** 2 - 1.0, -3.0, 3, axis=1).ravel(), np.geomspace(2.0, x[4] ** 2 + 1, 3, endpoint=False)]),
+        x5),
+    "logaddexp2, modf, fix, real_if_close": (lambda x: np.logaddexp2(x, x[::-1] * 2) + np.logaddexp2(x, 0.5)
+                                             + np.modf(x * 3)[0] * np.modf(x * 3)[1] + x * np.fix(x * 3)
+                                             + np.real_if_close(x) * 2.0, x6),
+    "unwrap": (lambda x: np.concatenate([np.unwrap(np.array([0.1, 2.0, 5.5, -1.0, 3.0, 9.0]) + x * 0.1),
+                                         np.unwrap(x34 * 4 + x[:4], axis=0).ravel(),
+                                         np.unwrap(x * 3, period=x[0] ** 2 + 4.0), np.unwrap(x * 5, discont=4.0)]), x6),
+    # more nan-functions: NaNs ignored, as NumPy does
+    "nancumsum, nancumprod, nanprod": (lambda X: np.concatenate([
+        np.nancumsum(X, axis=1).ravel(), np.nancumprod(X, axis=0).ravel(), np.nancumsum(X), np.nancumprod(X[0]),
+        np.nanprod(X, axis=1), np.nanprod(X, keepdims=True)[0]]), x34_nan),
+    "nanvar and nanstd": (lambda X: np.concatenate([
+        np.nanvar(X, axis=1), np.nanstd(X, axis=0, ddof=1, keepdims=True)[0], np.nanvar(X, correction=1).reshape(1),
+        np.nanstd(X).reshape(1)]), x34_nan),
+    "nanmedian": (lambda X: np.concatenate([np.nanmedian(X, axis=0), np.nanmedian(X, axis=1, keepdims=True)[:, 0],
+                                            np.nanmedian(X).reshape(1), np.nanmedian(X[:, :3]).reshape(1)]), x34_nan),
+    "nanquantile and nanpercentile": (lambda X: np.concatenate([
+        np.nanquantile(X, [0.1, 0.5, 0.83], axis=1).ravel(), np.nanquantile(X, 0.3, axis=0),
+        np.nanquantile(X, 1.0, axis=(0, 1), keepdims=True)[0], np.nanpercentile(X, [20, 90], axis=0).ravel(),
+        np.nanpercentile(X.reshape(3, 2, 2), 35.0, axis=(0, 2))]), x34_nan),
+    # polynomials
+    "vander": (lambda x: np.concatenate([np.vander(x).ravel(), np.vander(x[:3], 4, increasing=True).ravel(),
+                                         np.vander(x, 1).ravel(), np.vander(x[:2], 2).ravel()]), x5),
+    "polyder and polyint": (lambda x: np.concatenate([
+        np.polyder(x), np.polyder(x, 2), np.polyder(x, 0), np.polyint(x), np.polyint(x, 2, k=x[:2] * 3),
+        np.polyint(x, 3, k=2.0)]), x5),
+    "polyadd, polysub, polymul": (lambda x: np.concatenate([
+        np.polyadd(x[:2], x), np.polyadd(x, [1.0, 2.0]), np.polysub(x[3:], x), np.polysub(x, x[::-1]),
+        np.polymul(x[:2], x), np.polymul(x, [2.0, -1.0, 0.5])]), x5),
+    # NumPy 2's names: the aliases and the gufuncs matvec and vecmat (through __array_ufunc__)
+    **({"linalg tensordot and cross": (lambda X: np.linalg.tensordot(X, A, axes=1).ravel()
+                                       + np.linalg.tensordot(X, X, axes=([1], [1])).ravel()[:9]
+                                       + np.linalg.cross(X[:, :3], X[:, 1:]).ravel()[:9]
+                                       + np.linalg.cross(X[:, :3].T, X[:, 1:].T, axis=0).ravel()[:9], x34)}
+       if hasattr(np.linalg, "cross") else {}),
+    **({"matvec and vecmat": (lambda X: np.concatenate([
+        np.matvec(X, X[0]), np.matvec(X[:, :3], [1.0, -2.0, 0.5]), np.vecmat(X[:, 0], X),
+        np.vecmat(X[0, :2], X.reshape(2, 2, 3)).ravel(), np.matvec(X.reshape(3, 2, 2), X[:1, :2]).ravel()]), x34)}
+       if hasattr(np, "matvec") else {}),
 }
 # NumPy 2's array-API names
 if all(hasattr(np, name) for name in ("vecdot", "matrix_transpose", "unstack")):
@@ -608,3 +687,207 @@ def test_jitted_einsum_jacobian_matches_the_eager_one():
     jac = jl.jit(jl.jacobian(f))
     for X in (x34, np.cos(x34) * 2.0):
         np.testing.assert_allclose(jac(X), jl.jacobian(f, X), rtol=1e-13, atol=1e-15)
+
+
+# --- more value queries: NumPy's answers, read from the primal values, never traced ---------
+VALUE_QUERIES = {
+    "argpartition": lambda v: np.argpartition(v, 2),
+    "digitize": lambda v: np.digitize(v, [-1.0, 0.0, 1.0], right=True),
+    "isin": lambda v: np.isin(v, [2.0, 0.75, -np.inf], invert=True),
+    "isneginf": np.isneginf,
+    "isposinf": np.isposinf,
+    "iscomplex": np.iscomplex,
+    "isreal": np.isreal,
+    "array_equiv": lambda v: (np.array_equiv(v[:1], [[0.75], [0.75]]), np.array_equiv(v[2:], v[2:] + 1.0)),
+    "nanargmax": np.nanargmax,
+    "nanargmin": lambda v: np.nanargmin(v.reshape(2, 3), axis=1),
+    "lexsort": lambda v: np.lexsort((v, np.isnan(v))),
+    "lexsort of the rows": lambda v: np.lexsort(v.reshape(2, 3)),
+    "diag_indices_from": lambda v: np.diag_indices_from(v[:4].reshape(2, 2)),
+    "tril_indices_from": lambda v: np.tril_indices_from(v.reshape(2, 3), k=1),
+    "triu_indices_from": lambda v: np.triu_indices_from(v.reshape(3, 2)),
+    "can_cast": lambda v: (np.can_cast(v, np.float32), np.can_cast(v, np.float64)),
+    "common_type": lambda v: np.common_type(v, v[:2]),
+    "min_scalar_type": lambda v: np.min_scalar_type(v[0]),
+    "may_share_memory": lambda v: np.may_share_memory(v, np.ones(3)),
+    "shares_memory": lambda v: np.shares_memory(v, v),
+}
+
+
+def _plain(value):
+    if isinstance(value, tuple):
+        return all(map(_plain, value))
+    return not hasattr(value, "_trace") and isinstance(value, (np.ndarray, np.generic, bool, type, np.dtype))
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_value_queries_give_numpys_plain_answers_on_traced_arrays(mode):
+    answers = {}
+
+    def f(v):
+        answers.update({name: query(v) for name, query in VALUE_QUERIES.items()})
+        return v * 2.0
+
+    jl.jacobian(f, mixed, mode=mode)  # NaN, +-inf and numbers: every query has something to find
+    assert answers.keys() == VALUE_QUERIES.keys()
+    for name, query in VALUE_QUERIES.items():
+        assert _plain(answers[name]), name
+        np.testing.assert_equal(answers[name], query(mixed), err_msg=name)
+
+
+# --- more index maps and counts ---------------------------------------------------------------
+@pytest.mark.parametrize("f", [
+    lambda x: np.diagflat(x), lambda x: np.dsplit(x.reshape(1, 1, 5), [2])[1],
+    lambda x: np.rollaxis(x.reshape(1, 5), 1),
+    lambda x: np.broadcast_arrays(x, x[:1])[1], lambda x: np.choose([0, 1, 0, 1, 1], [x, x[::-1]]),
+    lambda x: np.compress([1, 0, 1, 1, 0], x), lambda x: np.extract([1, 0, 1, 1, 0], x), lambda x: np.partition(x, 2),
+    lambda x: np.trim_zeros(np.pad(x, 1)), lambda x: np.insert(x, [1, 3], x[:2]), lambda x: np.block([[x], [x]]),
+])
+def test_more_index_maps_move_data_for_free(f):
+    assert jl.count_flops(f, x5) == Cost(0, 0)
+
+
+def test_more_composites_count_their_arithmetic():
+    # gradient of 5 values, unit spacing, edge_order 1: inside, (f[2:] - f[:-2]) / (2 dx) at 3 points
+    # (3 + 3); at each edge (f[1] - f[0]) / dx (1 + 1: NumPy divides by dx = 1.0 too): 6 + 4 = 10
+    assert jl.count_flops(np.gradient, x5) == Cost(10, 0)
+    # linspace from x[0] to x[1], 5 points: delta = stop - start (1), step = delta / 4 (1),
+    # arange(5) * step (5), + start (5); the last point set to stop is a slice and a concatenation (0)
+    assert jl.count_flops(lambda x: np.linspace(x[0], x[1], 5), x5) == Cost(12, 0)
+    # nanvar of L = 5 values: isnan (5), NaNs to 0 by a where (5), the count of numbers as a where (5)
+    # and a sum (4); their sum (4) divided by the count (1); the deviations (5), 0 again at NaNs
+    # (where, 5), squared (5), summed (4), divided by the count (1; ddof = 0 is not subtracted): 9 L - 1
+    assert jl.count_flops(np.nanvar, x5) == Cost(44, 0)
+    # along axis 1 of (3, 4), ddof=1: 6 elementwise steps on 12 entries (72), 3 sums of L = 4 into
+    # 3 outputs (3 * 3 * 3 = 27), per output the mean's division, count - ddof and the last division
+    # (3 * 3 = 9): 108. The NaNs change no count: the same operations run on every entry.
+    assert jl.count_flops(lambda X: np.nanvar(X, axis=1, ddof=1), x34_nan) == Cost(108, 0)
+    # vander of 5 values, N = 5: the columns x, x^2, x^3, x^4 as a running product along each row,
+    # a cumprod over L = 4 (L - 1 = 3 per row, 15); the column of ones, concatenation and flip: 0
+    assert jl.count_flops(np.vander, x5) == Cost(15, 0)
+    # polyder of 5 coefficients: p[:-1] * (4, 3, 2, 1), 4 products; the second derivative 4 + 3
+    assert jl.count_flops(np.polyder, x5) == Cost(4, 0)
+    assert jl.count_flops(lambda p: np.polyder(p, 2), x5) == Cost(7, 0)
+    if hasattr(np, "matvec"):
+        # matvec (3, 4) by (4,): the matmul (3, 4) @ (4, 1), 2 * 3 * 4 * 1 = 24
+        assert jl.count_flops(lambda X: np.matvec(X, X[0]), x34) == Cost(24, 0)
+
+
+# --- derivatives and values at the special places ----------------------------------------------
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_partition_with_nans_is_numpys_and_moves_each_value(mode):
+    x = np.array([3.0, np.nan, 1.0, 4.0, np.nan, 1.5, 9.0, 2.0, 0.5, 7.0])
+    for kth in (2, -1, (0, 4)):
+        def f(v, kth=kth):
+            return np.partition(v, kth)
+
+        expected = f(x)
+        np.testing.assert_array_equal(traced_value(f, x), expected)
+        J = jl.jacobian(f, x, mode=mode)
+        source = J.argmax(axis=1)
+        # one entry moved per output (a permutation), the one holding the value NumPy put there
+        np.testing.assert_array_equal(np.sort(J, axis=1)[:, -1], 1.0)
+        np.testing.assert_array_equal(J.sum(axis=1), 1.0)
+        np.testing.assert_array_equal(np.sort(source), np.arange(10))
+        np.testing.assert_array_equal(x[source], expected)
+    # for kth = 2 NumPy's partition and argpartition order the entries off kth differently
+    assert not np.array_equal(x[np.argpartition(x, 2)], np.partition(x, 2), equal_nan=True)
+
+
+@pytest.mark.parametrize("axis", [None, 0, 2, -1, (0, 2), (0, 1, 2)])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_nan_quantiles_and_nanmedian_are_numpys_values_to_the_last_bit(axis, keepdims):
+    # Each slice's numbers (a different count per slice), NumPy's virtual index and lerp for that count.
+    x = cube.copy()
+    x[0, 1, 2] = x[1, 0, 0] = x[1, 2, 3] = x[1, 2, 1] = np.nan
+    functions = [lambda v, q=q: np.nanquantile(v, q, axis=axis, keepdims=keepdims)
+                 for q in (0.5, 0.0, 1.0, 0.37, [0.1, 0.5, 0.99])]
+    functions += [lambda v: np.nanpercentile(v, [12.5, 60.0], axis=axis, keepdims=keepdims),
+                  lambda v: np.nanmedian(v, axis=axis, keepdims=keepdims)]
+    for f in functions:
+        expected = f(x)
+        assert not np.isnan(expected).any()
+        np.testing.assert_array_equal(traced_value(f, x), expected)
+    y = traced_value(lambda v: np.nanquantile(v, 0.3, axis=axis), x.astype(np.float32))
+    assert y.dtype == np.float32  # a Python q keeps float32 data float32, as in NumPy
+    np.testing.assert_array_equal(y, np.nanquantile(x.astype(np.float32), 0.3, axis=axis))
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_an_empty_slice_is_nan_with_numpys_warning_and_no_derivative(mode):
+    v = np.array([[1.0, np.nan, 3.0, 2.0], [np.nan] * 4])
+    # row 0 holds 1, 3, 2: the median is 2 (v[0, 3]); the 0.25 quantile has virtual index 0.5,
+    # halfway between 1 (v[0, 0]) and 2 (v[0, 3])
+    for f, row in ((lambda a: np.nanmedian(a, axis=1), [0.0, 0.0, 0.0, 1.0]),
+                   (lambda a: np.nanquantile(a, 0.25, axis=1), [0.5, 0.0, 0.0, 0.5]),
+                   (lambda a: np.nanpercentile(a, [25.0], axis=1)[0], [0.5, 0.0, 0.0, 0.5])):
+        with pytest.warns(RuntimeWarning, match="All-NaN slice"):
+            expected = f(v)
+        with pytest.warns(RuntimeWarning, match="All-NaN slice"):
+            y = traced_value(f, v)
+        with pytest.warns(RuntimeWarning, match="All-NaN slice"):
+            J = jl.jacobian(f, v, mode=mode)
+        np.testing.assert_array_equal(y, expected)
+        assert np.isnan(y[1])
+        np.testing.assert_array_equal(J, [[row, [0.0] * 4], [[0.0] * 4, [0.0] * 4]])
+    # nanvar with no degree of freedom left: NaN, NumPy's warning, no derivative
+    with pytest.warns(RuntimeWarning, match="Degrees of freedom"):
+        J = jl.jacobian(lambda a: np.nanvar(a, axis=1, ddof=3), v, mode=mode)
+    np.testing.assert_array_equal(J, 0.0)
+    with pytest.warns(RuntimeWarning, match="Degrees of freedom"):
+        y = traced_value(lambda a: np.nanvar(a, axis=1, ddof=3), v)
+    assert np.isnan(y).all()
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_unwrap_and_modf_pass_the_derivative_through_unchanged(mode):
+    p = np.array([0.1, 2.0, 5.5, -1.0, 3.0, 9.0, 2.5])
+    y = traced_value(np.unwrap, p)
+    np.testing.assert_array_equal(y, np.unwrap(p))
+    assert not np.allclose(y, p)  # jumps were corrected
+    # the corrections are piecewise constant: the Jacobian is exactly the identity
+    np.testing.assert_array_equal(jl.jacobian(np.unwrap, p, mode=mode), np.eye(7))
+    np.testing.assert_array_equal(jl.jacobian(lambda v: np.modf(v)[0], p, mode=mode), np.eye(7))
+    # the integer part and fix carry no derivative
+    np.testing.assert_array_equal(jl.jacobian(lambda v: v + np.modf(v)[1] + np.fix(v), p, mode=mode), np.eye(7))
+    for f in (lambda v: np.modf(v)[0], lambda v: np.modf(v)[1], np.fix):  # 0 at +-inf, NaN at NaN, as NumPy
+        np.testing.assert_array_equal(traced_value(f, mixed), f(mixed))
+
+
+REFUSED_MORE = [
+    ("out", lambda x: np.choose([0, 1], [x[:2], x[2:4]], out=np.empty(2))),
+    ("traced a", lambda x: np.choose(x * 0.0, [x, x])),
+    ("traced condition", lambda x: np.compress(x, x)),
+    ("out", lambda x: np.compress([1, 0], x[:2], out=np.empty(1))),
+    ("traced condition", lambda x: np.extract(x, x)),
+    ("order", lambda x: np.partition(x, 1, order="a")),
+    ("traced obj", lambda x: np.insert(x, x[0], 1.0)),
+    ("device", lambda x: np.linspace(x[0], x[1], 3, device="gpu")),
+    ("dtype=float32", lambda x: np.linspace(x[0], x[1], 3, dtype=np.float32)),
+    ("dtype=int64", lambda x: np.logspace(x[0], 1.0, 3, dtype=np.int64)),
+    ("dtype=float32", lambda x: np.geomspace(1.0, x[0] ** 2 + 1.0, 3, dtype=np.float32)),
+    ("out", lambda x: np.fix(x, out=np.empty(6))),
+    ("traced spacing", lambda x: np.gradient(x, x[0])),
+    ("dtype", lambda x: np.nancumsum(x, dtype=np.float64)),
+    ("out", lambda x: np.nancumprod(x, out=np.empty(6))),
+    ("initial", lambda x: np.nanprod(x, initial=2.0)),
+    ("where", lambda x: np.nanprod(x, where=x > 0)),
+    ("mean", lambda x: np.nanvar(x, mean=np.zeros(1))),
+    ("dtype", lambda x: np.nanvar(x, dtype=np.float64)),
+    ("where", lambda x: np.nanstd(x, where=x > 0)),
+    ("out", lambda x: np.nanmedian(x, out=np.empty(()))),
+    ("method='nearest'", lambda x: np.nanquantile(x, 0.5, method="nearest")),
+    ("weights", lambda x: np.nanpercentile(x, 50, weights=np.ones(6))),
+    ("traced q", lambda x: np.nanquantile(x, x[0] * 0.0 + 0.5)),
+    ("a q of 2 dimensions", lambda x: np.nanquantile(x.reshape(1, 2, 3), [[0.5]], axis=(1, 2))),
+    ("poly1d", lambda x: np.polyadd(x, np.poly1d([1.0, 2.0]))),
+    ("poly1d", lambda x: np.polymul(np.poly1d([1.0, 2.0]), x)),
+]
+if hasattr(np, "matvec"):
+    REFUSED_MORE.append(("axes", lambda x: np.matvec(x.reshape(2, 3), x[:3], axes=[(0, 1), 0, 0])))
+
+
+@pytest.mark.parametrize("argument, f", REFUSED_MORE, ids=[f"{i}-{a}" for i, (a, _) in enumerate(REFUSED_MORE)])
+def test_more_refused_arguments_are_named(argument, f):
+    with pytest.raises(NotImplementedError, match=re.escape(argument)):
+        jl.jacrev(f)(x6)
