@@ -586,4 +586,6 @@ implements(np.empty_like)(lambda a, *args, **kw: full_like(a, 0, *args, **kw))
 
 UFUNCS[np.matmul] = matmul  # a gufunc in NumPy 2: reaches us through __array_ufunc__
 
-from . import numpy_composites, numpy_einsum, numpy_linalg, numpy_statistics, scipy_special  # noqa: E402,F401  (register more functions)
+from . import (  # noqa: E402,F401  (register more functions)
+    numpy_calculus, numpy_composites, numpy_einsum, numpy_linalg, numpy_polynomials, numpy_statistics, scipy_special,
+)

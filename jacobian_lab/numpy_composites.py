@@ -1,16 +1,16 @@
 """More of NumPy on traced arrays, composed from the functions of `numpy_api`.
 
 Nothing here is a primitive, so nothing here needs a rule. diag, diagonal,
-roll, pad, sort, split and take_along_axis are *index maps*: a gather of the
-input's flat positions, which costs no flops and whose transpose is a
-scatter-add. Queries that only read values (argsort, argmax, allclose, ...)
-run on the primal values and return plain arrays. Statistics live in
-`numpy_statistics`, products, norms and convolutions in `numpy_linalg`,
-einsum in `numpy_einsum`.
+roll, pad, sort, split, take_along_axis, partition, insert, ... are *index
+maps*: a gather of the input's flat positions, which costs no flops and whose
+transpose is a scatter-add; most of them run NumPy's own function on an array
+of positions. Queries that only read values (argsort, argmax, isin, ...) run
+on the primal values and return plain arrays. Statistics live in
+`numpy_statistics`, differences, integrals and evenly spaced values in
+`numpy_calculus`, products and norms in `numpy_linalg`, polynomials and
+convolutions in `numpy_polynomials`, einsum in `numpy_einsum`.
 """
 from __future__ import annotations
-
-import operator
 
 import numpy as np
 
@@ -36,7 +36,18 @@ def as_float(v):
     return v.astype(np.result_type(v, np.float64), copy=False)
 
 
-# --- index maps: gather flat positions, 0 flops -------------------------------------
+def with_length(shape, axis, size):
+    """`shape` with axis `axis` of length `size`."""
+    return shape[:axis] + (size,) + shape[axis + 1:]
+
+
+def numpy2(owner, name):
+    """`implements` for a NumPy 2 name, or a no-op where the installed NumPy lacks it."""
+    fn = getattr(owner, name, None)
+    return implements(fn) if fn is not None else (lambda impl: impl)
+
+
+# --- index maps: gather flat positions, 0 flops ---------------------------------------
 def gather(a, positions, fill=None):
     """a.ravel()[positions], where -1 positions read `fill` (a plain scalar)."""
     positions = np.asarray(positions)
@@ -50,6 +61,17 @@ def gather(a, positions, fill=None):
 
 def _positions(a):
     return np.arange(np.size(a)).reshape(np.shape(a))
+
+
+def _moves(fn):
+    """A NumPy function that only moves values, run on a's flat positions: a gather, 0 flops."""
+    return lambda a, *args, **kwargs: gather(a, fn(_positions(a), *args, **kwargs))
+
+
+def _refuse_traced(name, value, what):
+    if is_traced(value):
+        raise NotImplementedError(f"numpy.{name}: a traced {what} is not supported; it must be plain "
+                                  "(computed from values, e.g. x > 0, it is)")
 
 
 @implements(np.diagonal)
@@ -98,11 +120,6 @@ def take_along_axis(arr, indices, axis=-1):
     return gather(arr, np.take_along_axis(_positions(arr), np.asarray(indices), axis))
 
 
-def _moves(fn):
-    """A NumPy function that only moves values, run on a's flat positions: a gather, 0 flops."""
-    return lambda a, *args, **kwargs: gather(a, fn(_positions(a), *args, **kwargs))
-
-
 for _fn in (np.fliplr, np.flipud, np.rot90, np.delete, np.resize):
     implements(_fn)(_moves(_fn))
 
@@ -113,6 +130,8 @@ def _triangle(fn):
 
 
 implements(np.tril)(_triangle(np.tril))
+
+
 implements(np.triu)(_triangle(np.triu))
 
 
@@ -132,6 +151,8 @@ def split(ary, indices_or_sections, axis=0):
 
 
 implements(np.hsplit)(lambda ary, sections: split(ary, sections, axis=1 if np.ndim(ary) > 1 else 0))
+
+
 implements(np.vsplit)(lambda ary, sections: split(ary, sections, axis=0))
 
 
@@ -157,12 +178,6 @@ def append(arr, values, axis=None):
     return api.concatenate([arr, values], axis=axis)
 
 
-def numpy2(owner, name):
-    """`implements` for a NumPy 2 name, or a no-op where the installed NumPy lacks it."""
-    fn = getattr(owner, name, None)
-    return implements(fn) if fn is not None else (lambda impl: impl)
-
-
 @numpy2(np, "unstack")
 def unstack(x, /, *, axis=0):
     if np.ndim(x) == 0:
@@ -172,61 +187,6 @@ def unstack(x, /, *, axis=0):
     return tuple(S.getitem(x, before + (i,)) for i in range(np.shape(x)[axis]))
 
 
-# --- values only: no derivative flows through these -----------------------------
-def _on_primal(fn):
-    return lambda *args, **kwargs: observe(fn, *(primal(a) for a in args), **{k: primal(v) for k, v in kwargs.items()})
-
-
-for _fn in (np.argsort, np.argmax, np.argmin, np.argwhere, np.nonzero, np.flatnonzero, np.count_nonzero,
-            np.any, np.all, np.isclose, np.allclose, np.array_equal, np.searchsorted):
-    implements(_fn)(_on_primal(_fn))
-implements(np.iscomplexobj)(lambda x: False)
-implements(np.isrealobj)(lambda x: True)
-implements(np.real)(lambda val: val)
-implements(np.imag)(lambda val: np.zeros(np.shape(val)))
-
-
-@implements(np.round, np.around)
-def round_(a, decimals=0, out=None):
-    api._reject("round", out, "out")
-    scale = 10.0 ** decimals
-    return E.divide(E.rint(E.multiply(a, scale)), scale) if decimals else E.rint(a)
-
-
-@implements(np.sinc)
-def sinc(x):
-    """sin(pi x) / (pi x), and 1 at x = 0 with derivative 0.
-
-    The "double where": x = 0 is replaced before dividing and the limit selected after,
-    so no 0/0 reaches a rule. The branch not selected still runs, and in reverse mode
-    the zero cotangent `where` passes it would meet the division's 0/0 partials: NaN.
-    """
-    zero = E.equal(x, 0)
-    y = E.multiply(np.pi, E.where(zero, 1.0, x))
-    return E.where(zero, 1.0, E.divide(E.sin(y), y))
-
-
-# --- more value queries: plain answers read from the primal values -------------------------
-for _fn in (np.argpartition, np.digitize, np.isin, np.isneginf, np.isposinf, np.iscomplex, np.isreal,
-            np.array_equiv, np.nanargmax, np.nanargmin, np.diag_indices_from, np.tril_indices_from,
-            np.triu_indices_from, np.can_cast, np.common_type, np.min_scalar_type, np.may_share_memory,
-            np.shares_memory):
-    implements(_fn)(_on_primal(_fn))
-
-
-def _lexsort(*keys, axis=-1):
-    return np.lexsort(keys, axis=axis)
-
-
-@implements(np.lexsort)
-def lexsort(keys, axis=-1):
-    # A sequence of keys is passed key by key, so that a compiled program checks each of them.
-    if is_traced(keys):  # one array: its rows are the keys
-        return observe(np.lexsort, primal(keys), axis=axis)
-    return observe(_lexsort, *(primal(k) for k in keys), axis=axis)
-
-
-# --- more index maps: gathers of flat positions, 0 flops -----------------------------------
 @implements(np.diagflat)
 def diagflat(v, k=0):
     return gather(v, np.diagflat(_positions(v) + 1, k) - 1, fill=0.0)
@@ -247,12 +207,6 @@ def broadcast_arrays(*args, subok=False):
     args = [a if is_traced(a) or isinstance(a, np.ndarray) else np.asarray(a) for a in args]
     shape = np.broadcast_shapes(*(np.shape(a) for a in args))
     return tuple(api.broadcast_to(a, shape) for a in args)
-
-
-def _refuse_traced(name, value, what):
-    if is_traced(value):
-        raise NotImplementedError(f"numpy.{name}: a traced {what} is not supported; it must be plain "
-                                  "(computed from values, e.g. x > 0, it is)")
 
 
 @implements(np.choose)
@@ -363,99 +317,68 @@ def block(arrays):
     return gather(api.concatenate([api.ravel(v) for v in leaves]), spots)
 
 
-# --- evenly spaced values with traced endpoints ----------------------------------------------
-def _one_dtype(name, dtype, computed):
-    """A dtype argument is honoured only as the dtype the values have anyway."""
-    if dtype is not None and np.dtype(dtype) != computed:
-        raise NotImplementedError(f"numpy.{name}: the argument dtype={np.dtype(dtype).name} is not supported on "
-                                  f"traced arrays (the values are {computed.name})")
+# --- values only: no derivative flows through these -----------------------------------
+def _on_primal(fn):
+    return lambda *args, **kwargs: observe(fn, *(primal(a) for a in args), **{k: primal(v) for k, v in kwargs.items()})
 
 
-def _has_zero(values):
-    return bool(np.any(values == 0))
+for _fn in (np.argsort, np.argmax, np.argmin, np.argwhere, np.nonzero, np.flatnonzero, np.count_nonzero,
+            np.any, np.all, np.isclose, np.allclose, np.array_equal, np.searchsorted):
+    implements(_fn)(_on_primal(_fn))
 
 
-@implements(np.linspace)
-def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0, *, device=None):
-    """NumPy's formula: step = (stop - start) / div, y = arange(num) * step + start, then y[-1] = stop.
+implements(np.iscomplexobj)(lambda x: False)
 
-    Flops: 1 subtraction and 1 division per endpoint element, 2 per output element.
+
+implements(np.isrealobj)(lambda x: True)
+
+
+implements(np.real)(lambda val: val)
+
+
+implements(np.imag)(lambda val: np.zeros(np.shape(val)))
+
+
+for _fn in (np.argpartition, np.digitize, np.isin, np.isneginf, np.isposinf, np.iscomplex, np.isreal,
+            np.array_equiv, np.nanargmax, np.nanargmin, np.diag_indices_from, np.tril_indices_from,
+            np.triu_indices_from, np.can_cast, np.common_type, np.min_scalar_type, np.may_share_memory,
+            np.shares_memory):
+    implements(_fn)(_on_primal(_fn))
+
+
+def _lexsort(*keys, axis=-1):
+    return np.lexsort(keys, axis=axis)
+
+
+@implements(np.lexsort)
+def lexsort(keys, axis=-1):
+    # A sequence of keys is passed key by key, so that a compiled program checks each of them.
+    if is_traced(keys):  # one array: its rows are the keys
+        return observe(np.lexsort, primal(keys), axis=axis)
+    return observe(_lexsort, *(primal(k) for k in keys), axis=axis)
+
+
+# --- elementwise functions composed of primitives -------------------------------------
+@implements(np.round, np.around)
+def round_(a, decimals=0, out=None):
+    api._reject("round", out, "out")
+    scale = 10.0 ** decimals
+    return E.divide(E.rint(E.multiply(a, scale)), scale) if decimals else E.rint(a)
+
+
+@implements(np.sinc)
+def sinc(x):
+    """sin(pi x) / (pi x), and 1 at x = 0 with derivative 0.
+
+    The "double where": x = 0 is replaced before dividing and the limit selected after,
+    so no 0/0 reaches a rule. The branch not selected still runs, and in reverse mode
+    the zero cotangent `where` passes it would meet the division's 0/0 partials: NaN.
     """
-    if device not in (None, "cpu"):
-        api._reject("linspace", device, "device")
-    num = operator.index(num)
-    if num < 0:
-        raise ValueError(f"Number of samples, {num}, must be non-negative.")
-    div = (num - 1) if endpoint else num
-    dt = np.result_type(primal(start), primal(stop))
-    dt = dt if np.issubdtype(dt, np.inexact) else np.dtype(np.float64)
-    _one_dtype("linspace", dtype, dt)
-    start, stop = (v if is_traced(v) else np.asarray(v, dtype=dt) for v in (start, stop))
-    delta = E.subtract(stop, start)
-    y = np.arange(0, num, dtype=dt).reshape((-1,) + (1,) * np.ndim(delta))
-    if div > 0:
-        step = E.divide(delta, div)
-        if observe(_has_zero, primal(step)):  # NumPy's route for denormal steps (gh-5437)
-            y = E.multiply(y / div, delta)
-        else:
-            y = E.multiply(y, step)
-    else:
-        step = np.nan  # no step for fewer than two points
-        y = E.multiply(y, delta)
-    y = E.add(y, start)
-    if endpoint and num > 1:
-        last = api.reshape(api.broadcast_to(stop, np.shape(delta)), (1,) + np.shape(delta))
-        y = api.concatenate([S.getitem(y, (slice(None, -1),)), last], axis=0)
-    if axis != 0:
-        y = api.moveaxis(y, 0, axis)
-    return (y, step) if retstep else y
+    zero = E.equal(x, 0)
+    y = E.multiply(np.pi, E.where(zero, 1.0, x))
+    return E.where(zero, 1.0, E.divide(E.sin(y), y))
 
 
-def _with_ndim(v, ndim):
-    return api.reshape(v, (1,) * (ndim - np.ndim(v)) + np.shape(v))
-
-
-@implements(np.logspace)
-def logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
-    if not isinstance(base, (float, int)) and np.ndim(base):
-        # as NumPy: an array base broadcasts with the endpoints and gets the new axis too
-        ndmax = len(np.broadcast_shapes(np.shape(start), np.shape(stop), np.shape(base)))
-        start, stop, base = (_with_ndim(v if is_traced(v) else np.asarray(v), ndmax) for v in (start, stop, base))
-        base = api.expand_dims(base, axis)
-    y = linspace(start, stop, num=num, endpoint=endpoint, axis=axis)
-    result = E.power(base, y)
-    _one_dtype("logspace", dtype, np.result_type(primal(result)))
-    return result
-
-
-@implements(np.geomspace)
-def geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
-    """NumPy's route: logspace between the log10 of the endpoints (made positive), which are then
-    put back exactly."""
-    start, stop = (v if is_traced(v) else np.asarray(v) for v in (start, stop))
-    if observe(_has_zero, primal(start)) or observe(_has_zero, primal(stop)):
-        raise ValueError("Geometric sequence cannot include zero")
-    dt = np.result_type(primal(start), primal(stop), float(num), np.zeros((), dtype))
-    if dt.kind == "c":
-        raise NotImplementedError("numpy.geomspace: complex endpoints are not supported on traced arrays")
-    _one_dtype("geomspace", dtype, dt)
-    start, stop = (v if is_traced(v) else v.astype(dt) for v in (start, stop))
-    out_sign = E.sign(start)  # no derivative: a negative sequence is the positive one turned over
-    start, stop = E.divide(start, out_sign), E.divide(stop, out_sign)
-    result = logspace(E.log10(start), E.log10(stop), num=num, endpoint=endpoint, base=10.0)
-    if num > 0:  # the endpoints exactly: 10 ** log10(x) need not be x
-        shape = np.shape(result)[1:]
-        ends = [api.reshape(api.broadcast_to(start, shape), (1,) + shape)]
-        middle = (slice(1, -1 if num > 1 and endpoint else None),)
-        ends.append(S.getitem(result, middle))
-        if num > 1 and endpoint:
-            ends.append(api.reshape(api.broadcast_to(stop, shape), (1,) + shape))
-        result = api.concatenate(ends, axis=0)
-    result = E.multiply(result, out_sign)
-    return api.moveaxis(result, 0, axis) if axis != 0 else result
-
-
-# --- more elementwise functions ---------------------------------------------------------------
 def _logaddexp2(x, y):
     # NumPy's formula, max + log2(1 + 2^-|x - y|): smooth, and at a tie abs's derivative 0 and
     # maximum's 1/2 give each side 1/2, the true derivative.
@@ -470,6 +393,8 @@ def _modf(x):
 
 
 api.UFUNCS[np.logaddexp2] = _logaddexp2
+
+
 api.UFUNCS[np.modf] = _modf
 
 

@@ -1,10 +1,10 @@
-"""NumPy's products, norms and convolutions on traced arrays, composed from primitives.
+"""NumPy's products and norms on traced arrays, composed from primitives.
 
-tensordot, inner and vdot reshape to one matmul; norms are reductions of
-elementwise powers, or of the singular values (the matrix norms 2, -2 and
-nuc); convolve and correlate gather the sliding windows of one operand
-(0 flops) and multiply them by the other; polyval is Horner's rule.
-NumPy 2's array-API names are registered only where the installed NumPy has them.
+tensordot, inner and vdot reshape to one matmul; kron is one broadcast
+multiply; multi_dot brackets its factors like a Jacobian chain; norms are
+reductions of elementwise powers, or of the singular values (the matrix norms
+2, -2 and nuc). NumPy 2's array-API names are registered only where the
+installed NumPy has them.
 """
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ import numpy as np
 
 from . import numpy_api as api
 from .numpy_api import implements, is_traced, normalize_axis
-from .numpy_composites import as_float, diagonal, gather, numpy2, primal
-from .rules import elementwise as E
+from .numpy_composites import diagonal, numpy2, primal
 from .rules import decompositions as D
+from .rules import elementwise as E
 from .rules import reductions as R
 
 
-# --- linear algebra ----------------------------------------------------------------
+# --- products -------------------------------------------------------------------------
 @implements(np.tensordot)
 def tensordot(a, b, axes=2):
     if np.ndim(axes) == 0:
@@ -52,6 +52,82 @@ def vdot(a, b):
     return api.matmul(api.ravel(a), api.ravel(b))
 
 
+@implements(np.kron)
+def kron(a, b):
+    """Every product a[i] b[j], laid out block by block: one broadcast multiply, 1 flop per output."""
+    a, b = (v if is_traced(v) else np.asarray(v) for v in (a, b))
+    nd = max(np.ndim(a), np.ndim(b))
+    sa, sb = (1,) * (nd - np.ndim(a)) + np.shape(a), (1,) * (nd - np.ndim(b)) + np.shape(b)
+    # a's axes at even places and b's at odd ones, so that the product's axis pairs merge into blocks
+    product = E.multiply(api.reshape(a, tuple(x for s in sa for x in (s, 1))),
+                         api.reshape(b, tuple(x for s in sb for x in (1, s))))
+    return api.reshape(product, tuple(x * y for x, y in zip(sa, sb)))
+
+
+@implements(np.cross)
+def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    """The cross product of 3-vectors along an axis, as NumPy computes it: 3 flops per component."""
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a, b = (api.moveaxis(v if is_traced(v) else np.asarray(v), ax, -1) for v, ax in ((a, axisa), (b, axisb)))
+    if np.shape(a)[-1] != 3 or np.shape(b)[-1] != 3:
+        raise api.unsupported("numpy.cross of vectors with 2 components (NumPy 2 deprecates them; pad a 0)")
+    a0, a1, a2 = (a[..., i] for i in range(3))
+    b0, b1, b2 = (b[..., i] for i in range(3))
+    components = [E.subtract(E.multiply(a1, b2), E.multiply(a2, b1)),
+                  E.subtract(E.multiply(a2, b0), E.multiply(a0, b2)),
+                  E.subtract(E.multiply(a0, b1), E.multiply(a1, b0))]
+    return api.moveaxis(api.stack(components, axis=-1), -1, axisc)
+
+
+@implements(np.linalg.matrix_power)
+def matrix_power(a, n):
+    """a @ a @ ... n times, by NumPy's own sequence of squarings (a negative n inverts first)."""
+    a = api._square("matrix_power", a)
+    n = operator.index(n)
+    if n == 0:  # the identity: a constant
+        return np.broadcast_to(np.eye(np.shape(a)[-1], dtype=np.result_type(primal(a))), np.shape(a)).copy()
+    if n < 0:
+        a, n = np.linalg.inv(a), -n
+    if n == 1:
+        return a
+    if n == 2:
+        return api.matmul(a, a)
+    if n == 3:
+        return api.matmul(api.matmul(a, a), a)
+    z = result = None
+    while n > 0:  # binary decomposition, as numpy.linalg.matrix_power
+        z = a if z is None else api.matmul(z, z)
+        n, bit = divmod(n, 2)
+        if bit:
+            result = z if result is None else api.matmul(result, z)
+    return result
+
+
+@implements(np.linalg.multi_dot)
+def multi_dot(arrays, *, out=None):
+    """A chain of matmuls in the cheapest order: the dynamic programme that brackets Jacobian chains."""
+    from .chain import _run_tree, _tree_from_split, plan  # late: chain imports the engines
+
+    api._reject("linalg.multi_dot", out, "out")
+    arrays = [v if is_traced(v) else np.asarray(v) for v in arrays]
+    if len(arrays) < 2:
+        raise ValueError("Expecting at least two arrays.")
+    first, last = np.ndim(arrays[0]) == 1, np.ndim(arrays[-1]) == 1
+    mats = [api.reshape(arrays[0], (1, -1)) if first else arrays[0], *arrays[1:-1],
+            api.reshape(arrays[-1], (-1, 1)) if last else arrays[-1]]
+    if any(np.ndim(m) != 2 for m in mats):
+        raise ValueError("multi_dot: the arrays must be 2-D, except the first and last, which may be 1-D")
+    # As a chain J_q ... J_1 the rightmost factor is J_1: widths run from its columns leftwards.
+    stages = mats[::-1]
+    widths = [np.shape(stages[0])[1]] + [np.shape(m)[0] for m in stages]
+    tree = _tree_from_split(plan(widths).split_table, len(stages))
+    result = _run_tree(stages, tree, api.matmul)
+    shape = np.shape(result)
+    return api.reshape(result, tuple(s for s, drop in zip(shape, (first, last)) if not drop))
+
+
+# --- norms ----------------------------------------------------------------------------
 @implements(np.linalg.norm)
 def norm(x, ord=None, axis=None, keepdims=False):
     """Vector norms (None/2, 1, inf, -inf, p) and every matrix norm (fro, nuc, ±1, ±2, ±inf)."""
@@ -167,228 +243,6 @@ def linalg_diagonal(x, /, *, offset=0):
     return diagonal(x, offset, -2, -1)
 
 
-# --- signals and polynomials ---------------------------------------------------------
-_MODES = {"valid": 0, "same": 1, "full": 2}  # NumPy takes these names or their numbers
-
-
-def _mode(mode):
-    code = _MODES.get(mode) if isinstance(mode, str) else mode
-    if isinstance(code, bool) or code not in (0, 1, 2):
-        raise ValueError("Use one of 'valid', 'same', or 'full' for convolve/correlate mode")
-    return int(code)
-
-
-def _vector(v, which):
-    v = api.atleast_1d(as_float(v))
-    if np.ndim(v) != 1:
-        raise ValueError("object too deep for desired array")
-    if np.size(v) == 0:
-        raise ValueError(f"{which} cannot be empty")
-    return v
-
-
-def _sliding(a, v, mode):
-    """out[k] = sum_j a[k - left + j] v[j], a read as 0 outside: NumPy's correlation, len(a) >= len(v).
-
-    The windows of a are one gather (0 flops, -1 positions read the 0 fill), then one
-    product per window entry and a sum per window.
-    """
-    n, m = np.shape(a)[0], np.shape(v)[0]
-    left, length = ((0, n - m + 1), (m // 2, n), (m - 1, n + m - 1))[mode]
-    positions = np.arange(length)[:, None] - left + np.arange(m)
-    positions[(positions < 0) | (positions >= n)] = -1
-    return api._reduction(R.sum, E.multiply(gather(a, positions, fill=0.0), v), 1)
-
-
-@implements(np.correlate)
-def correlate(a, v, mode="valid"):
-    a, v = _vector(a, "a"), _vector(v, "v")
-    if np.shape(a)[0] < np.shape(v)[0]:
-        # NumPy slides the shorter operand along the longer and reverses the result
-        return api.flip(_sliding(v, a, _mode(mode)))
-    return _sliding(a, v, _mode(mode))
-
-
-@implements(np.convolve)
-def convolve(a, v, mode="full"):
-    a, v = _vector(a, "a"), _vector(v, "v")
-    if np.shape(v)[0] > np.shape(a)[0]:
-        a, v = v, a  # as NumPy: the shorter operand is the one reversed and slid
-    return _sliding(a, api.flip(v), _mode(mode))
-
-
-@implements(np.polyval)
-def polyval(p, x):
-    """Horner's rule as NumPy runs it: from y = 0, len(p) steps of y = y x + p[i]."""
-    if isinstance(x, np.poly1d):
-        raise api.unsupported("numpy.polyval with a poly1d x")
-    p, x = (v if is_traced(v) else np.asarray(v) for v in (p, x))
-    # The first step, 0 x + p[0], is kept: it is NumPy's value where x is inf or NaN.
-    y = np.zeros_like(primal(x))
-    for i in range(np.shape(p)[0]):
-        y = E.add(E.multiply(y, x), p[i])
-    return y
-
-
-# --- products of several factors --------------------------------------------------------
-@implements(np.kron)
-def kron(a, b):
-    """Every product a[i] b[j], laid out block by block: one broadcast multiply, 1 flop per output."""
-    a, b = (v if is_traced(v) else np.asarray(v) for v in (a, b))
-    nd = max(np.ndim(a), np.ndim(b))
-    sa, sb = (1,) * (nd - np.ndim(a)) + np.shape(a), (1,) * (nd - np.ndim(b)) + np.shape(b)
-    # a's axes at even places and b's at odd ones, so that the product's axis pairs merge into blocks
-    product = E.multiply(api.reshape(a, tuple(x for s in sa for x in (s, 1))),
-                         api.reshape(b, tuple(x for s in sb for x in (1, s))))
-    return api.reshape(product, tuple(x * y for x, y in zip(sa, sb)))
-
-
-@implements(np.cross)
-def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
-    """The cross product of 3-vectors along an axis, as NumPy computes it: 3 flops per component."""
-    if axis is not None:
-        axisa = axisb = axisc = axis
-    a, b = (api.moveaxis(v if is_traced(v) else np.asarray(v), ax, -1) for v, ax in ((a, axisa), (b, axisb)))
-    if np.shape(a)[-1] != 3 or np.shape(b)[-1] != 3:
-        raise api.unsupported("numpy.cross of vectors with 2 components (NumPy 2 deprecates them; pad a 0)")
-    a0, a1, a2 = (a[..., i] for i in range(3))
-    b0, b1, b2 = (b[..., i] for i in range(3))
-    components = [E.subtract(E.multiply(a1, b2), E.multiply(a2, b1)),
-                  E.subtract(E.multiply(a2, b0), E.multiply(a0, b2)),
-                  E.subtract(E.multiply(a0, b1), E.multiply(a1, b0))]
-    return api.moveaxis(api.stack(components, axis=-1), -1, axisc)
-
-
-@implements(np.linalg.matrix_power)
-def matrix_power(a, n):
-    """a @ a @ ... n times, by NumPy's own sequence of squarings (a negative n inverts first)."""
-    a = api._square("matrix_power", a)
-    n = operator.index(n)
-    if n == 0:  # the identity: a constant
-        return np.broadcast_to(np.eye(np.shape(a)[-1], dtype=np.result_type(primal(a))), np.shape(a)).copy()
-    if n < 0:
-        a, n = np.linalg.inv(a), -n
-    if n == 1:
-        return a
-    if n == 2:
-        return api.matmul(a, a)
-    if n == 3:
-        return api.matmul(api.matmul(a, a), a)
-    z = result = None
-    while n > 0:  # binary decomposition, as numpy.linalg.matrix_power
-        z = a if z is None else api.matmul(z, z)
-        n, bit = divmod(n, 2)
-        if bit:
-            result = z if result is None else api.matmul(result, z)
-    return result
-
-
-@implements(np.linalg.multi_dot)
-def multi_dot(arrays, *, out=None):
-    """A chain of matmuls in the cheapest order: the dynamic programme that brackets Jacobian chains."""
-    from .chain import _run_tree, _tree_from_split, plan  # late: chain imports the engines
-
-    api._reject("linalg.multi_dot", out, "out")
-    arrays = [v if is_traced(v) else np.asarray(v) for v in arrays]
-    if len(arrays) < 2:
-        raise ValueError("Expecting at least two arrays.")
-    first, last = np.ndim(arrays[0]) == 1, np.ndim(arrays[-1]) == 1
-    mats = [api.reshape(arrays[0], (1, -1)) if first else arrays[0], *arrays[1:-1],
-            api.reshape(arrays[-1], (-1, 1)) if last else arrays[-1]]
-    if any(np.ndim(m) != 2 for m in mats):
-        raise ValueError("multi_dot: the arrays must be 2-D, except the first and last, which may be 1-D")
-    # As a chain J_q ... J_1 the rightmost factor is J_1: widths run from its columns leftwards.
-    stages = mats[::-1]
-    widths = [np.shape(stages[0])[1]] + [np.shape(m)[0] for m in stages]
-    tree = _tree_from_split(plan(widths).split_table, len(stages))
-    result = _run_tree(stages, tree, api.matmul)
-    shape = np.shape(result)
-    return api.reshape(result, tuple(s for s, drop in zip(shape, (first, last)) if not drop))
-
-
-# --- more polynomials ---------------------------------------------------------------------
-def _no_poly1d(name, *values):
-    if any(isinstance(v, np.poly1d) for v in values):
-        raise api.unsupported(f"numpy.{name} with a poly1d")
-
-
-def _coefficients(v):
-    return api.atleast_1d(v if is_traced(v) else np.asarray(v))
-
-
-@implements(np.vander)
-def vander(x, N=None, increasing=False):
-    """Columns 1, x, x*x, ... as NumPy builds them, by a running product: a cumprod along each row,
-    N - 2 flops per row."""
-    x = x if is_traced(x) else np.asarray(x)
-    if np.ndim(x) != 1:
-        raise ValueError("x must be a one-dimensional array or sequence.")
-    n = np.shape(x)[0]
-    N = n if N is None else operator.index(N)
-    dtype = np.promote_types(np.result_type(primal(x)), int)
-    columns = [np.ones((n, min(N, 1)), dtype=dtype)]
-    if N > 1:
-        columns.append(api.cumprod(api.broadcast_to(api.reshape(x, (n, 1)), (n, N - 1)), axis=1))
-    powers = api.concatenate(columns, axis=1)
-    return powers if increasing else api.flip(powers, axis=1)
-
-
-@implements(np.polyder)
-def polyder(p, m=1):
-    """p[:-1] * (n, ..., 1), m times, as NumPy: len(p) - 1 flops for the first."""
-    _no_poly1d("polyder", p)
-    m = int(m)
-    if m < 0:
-        raise ValueError("Order of derivative must be positive (see polyint)")
-    p = p if is_traced(p) else np.asarray(p)
-    for _ in range(m):
-        n = np.shape(p)[0] - 1
-        p = E.multiply(p[:-1], np.arange(n, 0, -1))
-    return p
-
-
-@implements(np.polyint)
-def polyint(p, m=1, k=None):
-    """p / (n, ..., 1) with the integration constant appended, m times, as NumPy."""
-    _no_poly1d("polyint", p)
-    m = int(m)
-    if m < 0:
-        raise ValueError("Order of integral must be positive (see polyder)")
-    k = np.zeros(m, float) if k is None else k
-    k = api.atleast_1d(k if is_traced(k) else np.asarray(k))
-    if np.shape(k)[0] == 1 and m > 1:
-        k = E.multiply(k[0], np.ones(m, float))
-    if np.shape(k)[0] < m:
-        raise ValueError("k must be a scalar or a rank-1 array of length 1 or >m.")
-    p = p if is_traced(p) else np.asarray(p)
-    for i in range(m):
-        p = api.concatenate([E.divide(p, np.arange(np.shape(p)[0], 0, -1)), api.reshape(k[i], (1,))])
-    return p
-
-
-def _aligned(name, ufunc, a1, a2):
-    """NumPy's polyadd / polysub: the shorter operand padded with leading zeros, then one ufunc."""
-    _no_poly1d(name, a1, a2)
-    a1, a2 = _coefficients(a1), _coefficients(a2)
-    diff = np.shape(a2)[0] - np.shape(a1)[0]
-    if diff > 0:
-        a1 = api.concatenate([np.zeros(diff, np.result_type(primal(a1))), a1])
-    elif diff < 0:
-        a2 = api.concatenate([np.zeros(-diff, np.result_type(primal(a2))), a2])
-    return ufunc(a1, a2)
-
-
-implements(np.polyadd)(lambda a1, a2: _aligned("polyadd", E.add, a1, a2))
-implements(np.polysub)(lambda a1, a2: _aligned("polysub", E.subtract, a1, a2))
-
-
-@implements(np.polymul)
-def polymul(a1, a2):
-    _no_poly1d("polymul", a1, a2)
-    return convolve(_coefficients(a1), _coefficients(a2))
-
-
-# --- more of NumPy 2's names ---------------------------------------------------------------
 numpy2(np.linalg, "tensordot")(lambda x1, x2, /, *, axes=2: tensordot(x1, x2, axes))
 
 

@@ -3,9 +3,8 @@
 Moments (var, std, average, cov) are arithmetic and reductions; quantiles and
 the median are a sort (a gather, 0 flops) followed by arithmetic on the two
 order statistics around each level; the nan-functions select with a mask
-computed from values, so a replaced entry gets derivative 0. trapezoid is
-arithmetic on differences; interp gathers the two samples around each x (its
-segment found on values) and weighs them.
+computed from values, so a replaced entry gets derivative 0, and their order
+statistics count each slice's numbers on values.
 """
 from __future__ import annotations
 
@@ -15,31 +14,14 @@ import numpy as np
 
 from . import numpy_api as api
 from .numpy_api import implements, is_traced, normalize_axis
-from .numpy_composites import as_float, diagonal, numpy2, primal, sort, take_along_axis
+from .numpy_composites import as_float, diagonal, primal, sort, take_along_axis, with_length
 from .primitives import observe
 from .rules import elementwise as E
 from .rules import reductions as R
 from .rules import shape as S
 
 
-# --- statistics ----------------------------------------------------------------
-@implements(np.diff)
-def diff(a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
-    axis = normalize_axis(axis, np.ndim(a))[0]
-    parts = [v for v in (prepend, a, append) if v is not np._NoValue]
-    if len(parts) > 1:
-        a = api.concatenate([v if np.ndim(v) else api.broadcast_to(v, _with(np.shape(a), axis, 1)) for v in parts],
-                            axis=axis)
-    before = (slice(None),) * axis
-    for _ in range(n):
-        a = E.subtract(S.getitem(a, before + (slice(1, None),)), S.getitem(a, before + (slice(None, -1),)))
-    return a
-
-
-def _with(shape, axis, size):
-    return shape[:axis] + (size,) + shape[axis + 1:]
-
-
+# --- moments --------------------------------------------------------------------------
 @implements(np.var)
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
     api._reject("var", out, "out")
@@ -60,7 +42,7 @@ def average(a, axis=None, weights=None, returned=False, keepdims=False):
         result, weight_sum = api.mean(a, axis=axis, keepdims=keepdims), None
     else:
         if np.ndim(weights) == 1 and np.ndim(a) > 1:
-            weights = api.reshape(weights, _with((1,) * np.ndim(a), normalize_axis(axis, np.ndim(a))[0], -1))
+            weights = api.reshape(weights, with_length((1,) * np.ndim(a), normalize_axis(axis, np.ndim(a))[0], -1))
         full = np.broadcast_shapes(np.shape(a), np.shape(weights))
         weight_sum = api._reduction(R.sum, api.broadcast_to(weights, full), axis, keepdims)
         result = E.divide(api._reduction(R.sum, E.multiply(a, weights), axis, keepdims), weight_sum)
@@ -79,7 +61,7 @@ def ptp(a, axis=None, out=None, keepdims=np._NoValue):
     return E.subtract(api._reduction(R.max, a, axis, keep), api._reduction(R.min, a, axis, keep))
 
 
-# --- order statistics: sort (a gather), then arithmetic on the entries picked -------
+# --- order statistics: sort (a gather), then arithmetic on the entries picked ---------
 def _along_last(a, axis):
     """a with the axes of `axis` moved last and merged into one, (*kept, L); and those axes."""
     nd = np.ndim(a)
@@ -194,7 +176,7 @@ def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     return api.reshape(result, _kept_ones(np.shape(a), axes)) if keepdims else result
 
 
-# --- NaNs: masks computed from values select, so replaced entries get derivative 0 ---
+# --- NaNs: masks computed from values select, so replaced entries get derivative 0 ----
 def _zero_nans(a):
     return E.where(E.isnan(a), 0.0, a)
 
@@ -240,6 +222,8 @@ def _nan_extreme(name, prim, fill):
 
 
 implements(np.nanmax)(_nan_extreme("nanmax", R.max, -np.inf))
+
+
 implements(np.nanmin)(_nan_extreme("nanmin", R.min, np.inf))
 
 
@@ -255,237 +239,6 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     return E.where(E.isnan(x), fill(nan), E.where(E.isinf(x), infinite, x))
 
 
-# --- covariance -----------------------------------------------------------------------
-@implements(np.cov)
-def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=None, *, dtype=None):
-    for key, value in (("fweights", fweights), ("aweights", aweights), ("dtype", dtype)):
-        api._reject("cov", value, key)
-    if ddof is not None and ddof != int(ddof):
-        raise ValueError("ddof must be integer")
-    m = as_float(m)
-    if np.ndim(m) > 2:
-        raise ValueError("m has more than 2 dimensions")
-    X = api.atleast_2d(m)
-    if not rowvar and np.ndim(m) != 1:
-        X = api.transpose(X)
-    if np.shape(X)[0] == 0:
-        return np.array([]).reshape(0, 0)
-    if y is not None:
-        y = as_float(y)
-        if np.ndim(y) > 2:
-            raise ValueError("y has more than 2 dimensions")
-        Y = api.atleast_2d(y)
-        if not rowvar and np.shape(Y)[0] != 1:  # NumPy's test for y differs from m's: kept
-            Y = api.transpose(Y)
-        X = api.concatenate([X, Y], axis=0)
-    ddof = (0 if bias else 1) if ddof is None else ddof
-    fact = np.shape(X)[1] - ddof
-    if fact <= 0:
-        warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
-        fact = 0.0
-    centred = E.subtract(X, api.mean(X, axis=1, keepdims=True))
-    c = api.matmul(centred, api.transpose(centred))
-    return api.squeeze(E.multiply(c, np.true_divide(1, fact)))  # NumPy multiplies by 1/fact
-
-
-@implements(np.corrcoef)
-def corrcoef(x, y=None, rowvar=True, *, dtype=None):
-    api._reject("corrcoef", dtype, "dtype")
-    c = cov(x, y, rowvar)
-    if np.ndim(c) == 0:  # one variable: 1, or NaN where the variance is 0 or not finite
-        return E.divide(c, c)
-    stddev = E.sqrt(diagonal(c))
-    c = E.divide(E.divide(c, api.reshape(stddev, (-1, 1))), api.reshape(stddev, (1, -1)))
-    # NumPy clips rounding past +-1; inside, the clip's derivative is 1.
-    return E.clip(c, lo=-1.0, hi=1.0)
-
-
-# --- integration and interpolation ----------------------------------------------------
-@numpy2(np, "trapezoid")
-def trapezoid(y, x=None, dx=1.0, axis=-1):
-    """The trapezoidal rule, in NumPy's order of operations: sum(d * (y[1:] + y[:-1]) / 2)."""
-    axis = normalize_axis(axis, np.ndim(y))[0]
-    x = x if x is None or is_traced(x) else np.asarray(x)
-    if x is None:
-        d = dx
-    elif np.ndim(x) == 1:  # spacings along `axis`, broadcast over the other axes
-        d = api.reshape(diff(x), _with((1,) * np.ndim(y), axis, -1))
-    else:
-        d = diff(x, axis=axis)
-    before = (slice(None),) * axis
-    upper, lower = S.getitem(y, before + (slice(1, None),)), S.getitem(y, before + (slice(None, -1),))
-    return api._reduction(R.sum, E.divide(E.multiply(d, E.add(upper, lower)), 2.0), axis)
-
-
-def _segment(xp, x):
-    """The interval of xp holding each x: j with xp[j] <= x < xp[j + 1], kept inside 0..len(xp) - 2."""
-    return np.clip(np.searchsorted(xp, x, side="right") - 1, 0, max(len(xp) - 2, 0))
-
-
-@implements(np.interp)
-def interp(x, xp, fp, left=None, right=None, period=None):
-    """Piecewise-linear interpolation: the derivative in x is the slope of x's segment, in fp
-    the two weights; 0 outside [xp[0], xp[-1]], where the value is left / right."""
-    if period is not None:
-        raise api.unsupported("numpy.interp with period")
-    if is_traced(xp):
-        raise NotImplementedError("numpy.interp: a traced xp is not supported; the sample points must be "
-                                  "plain numbers (fp and x may be traced)")
-    xp = np.asarray(xp, dtype=float)
-    if xp.ndim != 1 or np.ndim(fp) != 1 or len(xp) != np.shape(fp)[0] or not len(xp):
-        raise ValueError("fp and xp are not of the same length, or are empty")
-    x = x if is_traced(x) else np.asarray(x, dtype=float)
-    last = api.take(fp, len(xp) - 1)
-    if len(xp) == 1:  # one sample: fp[0] at it, left / right elsewhere
-        value = api.broadcast_to(last, np.shape(x))
-    else:
-        j = observe(_segment, xp, primal(x))  # which segment: a decision on values
-        f0, f1 = api.take(fp, j), api.take(fp, j + 1)
-        slope = E.divide(E.subtract(f1, f0), xp[j + 1] - xp[j])
-        value = E.add(E.multiply(slope, E.subtract(x, xp[j])), f0)
-        value = E.where(E.equal(x, xp[-1]), last, value)  # NumPy returns fp[-1] there exactly
-    lo = api.take(fp, 0) if left is None else left
-    hi = last if right is None else right
-    return E.where(E.less(x, xp[0]), lo, E.where(E.greater(x, xp[-1]), hi, value))
-
-
-# --- differences -----------------------------------------------------------------------
-@implements(np.ediff1d)
-def ediff1d(ary, to_end=None, to_begin=None):
-    """Differences of the flattened array, between to_begin and to_end (cast to its dtype)."""
-    flat = api.ravel(ary)
-    dtype = np.result_type(primal(flat))
-    middle = E.subtract(S.getitem(flat, (slice(1, None),)), S.getitem(flat, (slice(None, -1),)))
-    parts = []
-    for name, extra in (("to_begin", to_begin), ("to_end", to_end)):
-        if extra is None:
-            continue
-        if not np.can_cast(np.asarray(primal(extra)).dtype, dtype, casting="same_kind"):
-            raise TypeError(f"dtype of `{name}` must be compatible with input `ary` under the `same_kind` rule.")
-        parts.append(api.ravel(extra if is_traced(extra) else np.asarray(extra).astype(dtype)))
-    if not parts:
-        return middle
-    if to_begin is not None:  # it is parts[0]
-        parts.insert(1, middle)
-    else:
-        parts.insert(0, middle)
-    return api.concatenate(parts)
-
-
-def _gradient_along(f, axis, dx, edge_order):
-    """np.gradient along one axis, in NumPy's order of operations; the weights are constants."""
-    def part(index):
-        return S.getitem(f, (slice(None),) * axis + (index,))
-
-    def weighted(a, b, c, f0, f1, f2):
-        if np.ndim(a):  # weights per point, laid along `axis`
-            shape = [1] * np.ndim(f)
-            shape[axis] = -1
-            a, b, c = (np.reshape(w, shape) for w in (a, b, c))
-        return E.add(E.add(E.multiply(a, f0), E.multiply(b, f1)), E.multiply(c, f2))
-
-    uniform = np.ndim(dx) == 0
-    below, centre, above = part(slice(None, -2)), part(slice(1, -1)), part(slice(2, None))
-    if uniform:  # second-order central differences inside
-        interior = E.divide(E.subtract(above, below), 2. * dx)
-    else:
-        dx1, dx2 = dx[0:-1], dx[1:]
-        interior = weighted(-(dx2) / (dx1 * (dx1 + dx2)), (dx2 - dx1) / (dx1 * dx2), dx1 / (dx2 * (dx1 + dx2)),
-                            below, centre, above)
-    if edge_order == 1:  # one-sided first-order differences at the edges
-        first = E.divide(E.subtract(part(slice(1, 2)), part(slice(0, 1))), dx if uniform else dx[0])
-        last = E.divide(E.subtract(part(slice(-1, None)), part(slice(-2, -1))), dx if uniform else dx[-1])
-    else:  # one-sided second-order ones
-        if uniform:
-            a, b, c = -1.5 / dx, 2. / dx, -0.5 / dx
-        else:
-            dx1, dx2 = dx[0], dx[1]
-            a = -(2. * dx1 + dx2) / (dx1 * (dx1 + dx2))
-            b = (dx1 + dx2) / (dx1 * dx2)
-            c = - dx1 / (dx2 * (dx1 + dx2))
-        first = weighted(a, b, c, part(slice(0, 1)), part(slice(1, 2)), part(slice(2, 3)))
-        if uniform:
-            a, b, c = 0.5 / dx, -2. / dx, 1.5 / dx
-        else:
-            dx1, dx2 = dx[-2], dx[-1]
-            a = (dx2) / (dx1 * (dx1 + dx2))
-            b = - (dx2 + dx1) / (dx1 * dx2)
-            c = (2. * dx2 + dx1) / (dx2 * (dx1 + dx2))
-        last = weighted(a, b, c, part(slice(-3, -2)), part(slice(-2, -1)), part(slice(-1, None)))
-    return api.concatenate([first, interior, last], axis=axis)
-
-
-@implements(np.gradient)
-def gradient(f, *varargs, axis=None, edge_order=1):
-    """NumPy's finite differences: central inside, one-sided (edge_order 1 or 2) at the edges.
-
-    Spacings (scalars or coordinate arrays) must be plain: they only make the constant weights.
-    """
-    for d in varargs:
-        if is_traced(d):
-            raise NotImplementedError("numpy.gradient: traced spacing is not supported; the spacings and "
-                                      "coordinates must be plain numbers (f may be traced)")
-    shape = np.shape(f)
-    if axis is None:
-        axes = tuple(range(len(shape)))
-    else:  # in the order given, as NumPy returns the gradients
-        axes = tuple(normalize_axis(ax, len(shape))[0] for ax in ((axis,) if np.ndim(axis) == 0 else axis))
-        if len(set(axes)) != len(axes):
-            raise ValueError("repeated axis")
-    if len(varargs) == 0:
-        dx = [1.0] * len(axes)
-    elif len(varargs) == 1 and np.ndim(varargs[0]) == 0:
-        dx = list(varargs) * len(axes)
-    elif len(varargs) == len(axes):
-        dx = list(varargs)
-        for i, distances in enumerate(dx):
-            distances = np.asanyarray(distances)
-            if distances.ndim == 0:
-                continue
-            if distances.ndim != 1:
-                raise ValueError("distances must be either scalars or 1d")
-            if len(distances) != shape[axes[i]]:
-                raise ValueError("when 1d, distances must match the length of the corresponding dimension")
-            if np.issubdtype(distances.dtype, np.integer):
-                distances = distances.astype(np.float64)
-            diffx = np.diff(distances)
-            dx[i] = diffx[0] if (diffx == diffx[0]).all() else diffx  # even spacing: a scalar, as NumPy
-    else:
-        raise TypeError("invalid number of arguments")
-    if edge_order > 2:
-        raise ValueError("'edge_order' greater than 2 not supported")
-    outvals = []
-    for ax, ax_dx in zip(axes, dx):
-        if shape[ax] < edge_order + 1:
-            raise ValueError("Shape of array too small to calculate a numerical gradient, "
-                             "at least (edge_order + 1) elements are required.")
-        outvals.append(_gradient_along(f, ax, ax_dx, edge_order))
-    return outvals[0] if len(axes) == 1 else tuple(outvals)
-
-
-@implements(np.unwrap)
-def unwrap(p, discont=None, axis=-1, *, period=2 * np.pi):
-    """NumPy's algorithm: the differences taken modulo the period, the corrections summed up.
-
-    The corrections are piecewise constant (remainder's derivative in x is 1, so that of
-    ddmod - dd is exactly 0): the derivative in p is 1, away from the jumps.
-    """
-    axis = normalize_axis(axis, np.ndim(p))[0]
-    dd = diff(p, axis=axis)
-    if discont is None:
-        discont = period / 2
-    interval_high = period / 2
-    interval_low = -interval_high
-    ddmod = E.add(E.remainder(E.subtract(dd, interval_low), period), interval_low)
-    # a difference of exactly period / 2 keeps its sign, as in NumPy
-    ddmod = E.where(E.logical_and(E.equal(ddmod, interval_low), E.greater(dd, 0)), interval_high, ddmod)
-    ph_correct = E.where(E.less(E.absolute(dd), discont), 0.0, E.subtract(ddmod, dd))
-    before = (slice(None),) * axis
-    tail = E.add(S.getitem(p, before + (slice(1, None),)), api.cumsum(ph_correct, axis))
-    return api.concatenate([S.getitem(p, before + (slice(0, 1),)), tail], axis=axis)
-
-
-# --- more nan-functions: NaNs replaced by the operation's identity, derivative 0 there ----------
 @implements(np.nancumsum)
 def nancumsum(a, axis=None, dtype=None, out=None):
     for key, value in (("dtype", dtype), ("out", out)):
@@ -550,7 +303,7 @@ def nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=np._NoValue, *, 
     return E.sqrt(nanvar(a, axis=axis, ddof=ddof, keepdims=keepdims, correction=correction))
 
 
-# --- nan order statistics: each slice's numbers sorted first (NaNs last), counted on values ----
+# --- nan order statistics: each slice's numbers sorted first (NaNs last), counted on values ---
 def _count_numbers(values):
     """How many entries of each slice (the last axis) are not NaN."""
     return np.count_nonzero(~np.isnan(values), axis=-1)
@@ -642,3 +395,48 @@ def nanpercentile(a, q, axis=None, out=None, overwrite_input=False, method="line
     if not is_traced(q):
         q = np.true_divide(q, 100)  # as NumPy does, so the levels round the same way
     return _nan_quantile("nanpercentile", a, q, axis, out, method, keepdims, weights, weak_q)
+
+
+# --- covariance -----------------------------------------------------------------------
+@implements(np.cov)
+def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=None, *, dtype=None):
+    for key, value in (("fweights", fweights), ("aweights", aweights), ("dtype", dtype)):
+        api._reject("cov", value, key)
+    if ddof is not None and ddof != int(ddof):
+        raise ValueError("ddof must be integer")
+    m = as_float(m)
+    if np.ndim(m) > 2:
+        raise ValueError("m has more than 2 dimensions")
+    X = api.atleast_2d(m)
+    if not rowvar and np.ndim(m) != 1:
+        X = api.transpose(X)
+    if np.shape(X)[0] == 0:
+        return np.array([]).reshape(0, 0)
+    if y is not None:
+        y = as_float(y)
+        if np.ndim(y) > 2:
+            raise ValueError("y has more than 2 dimensions")
+        Y = api.atleast_2d(y)
+        if not rowvar and np.shape(Y)[0] != 1:  # NumPy's test for y differs from m's: kept
+            Y = api.transpose(Y)
+        X = api.concatenate([X, Y], axis=0)
+    ddof = (0 if bias else 1) if ddof is None else ddof
+    fact = np.shape(X)[1] - ddof
+    if fact <= 0:
+        warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
+        fact = 0.0
+    centred = E.subtract(X, api.mean(X, axis=1, keepdims=True))
+    c = api.matmul(centred, api.transpose(centred))
+    return api.squeeze(E.multiply(c, np.true_divide(1, fact)))  # NumPy multiplies by 1/fact
+
+
+@implements(np.corrcoef)
+def corrcoef(x, y=None, rowvar=True, *, dtype=None):
+    api._reject("corrcoef", dtype, "dtype")
+    c = cov(x, y, rowvar)
+    if np.ndim(c) == 0:  # one variable: 1, or NaN where the variance is 0 or not finite
+        return E.divide(c, c)
+    stddev = E.sqrt(diagonal(c))
+    c = E.divide(E.divide(c, api.reshape(stddev, (-1, 1))), api.reshape(stddev, (1, -1)))
+    # NumPy clips rounding past +-1; inside, the clip's derivative is 1.
+    return E.clip(c, lo=-1.0, hi=1.0)

@@ -1,5 +1,8 @@
-"""NumPy functions composed from primitives (`numpy_composites`, `numpy_statistics`, `numpy_linalg`):
-derivatives in both modes, values, and their FLOP counts."""
+"""NumPy functions composed from primitives: derivatives in both modes, values, and FLOP counts.
+
+They live in numpy_composites, numpy_statistics, numpy_calculus, numpy_linalg,
+numpy_polynomials and numpy_einsum.
+"""
 import re
 import warnings
 

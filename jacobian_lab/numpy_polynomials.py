@@ -1,0 +1,165 @@
+"""NumPy's polynomials and convolutions on traced arrays, composed from primitives.
+
+convolve and correlate gather the sliding windows of one operand (0 flops) and
+multiply them by the other; polyval is Horner's rule as NumPy runs it; vander
+is a cumprod; polyder, polyint, polyadd, polysub and polymul are arithmetic on
+coefficient arrays.
+"""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from . import numpy_api as api
+from .numpy_api import implements, is_traced
+from .numpy_composites import as_float, gather, primal
+from .rules import elementwise as E
+from .rules import reductions as R
+
+
+# --- convolutions ---------------------------------------------------------------------
+_MODES = {"valid": 0, "same": 1, "full": 2}  # NumPy takes these names or their numbers
+
+
+def _mode(mode):
+    code = _MODES.get(mode) if isinstance(mode, str) else mode
+    if isinstance(code, bool) or code not in (0, 1, 2):
+        raise ValueError("Use one of 'valid', 'same', or 'full' for convolve/correlate mode")
+    return int(code)
+
+
+def _vector(v, which):
+    v = api.atleast_1d(as_float(v))
+    if np.ndim(v) != 1:
+        raise ValueError("object too deep for desired array")
+    if np.size(v) == 0:
+        raise ValueError(f"{which} cannot be empty")
+    return v
+
+
+def _sliding(a, v, mode):
+    """out[k] = sum_j a[k - left + j] v[j], a read as 0 outside: NumPy's correlation, len(a) >= len(v).
+
+    The windows of a are one gather (0 flops, -1 positions read the 0 fill), then one
+    product per window entry and a sum per window.
+    """
+    n, m = np.shape(a)[0], np.shape(v)[0]
+    left, length = ((0, n - m + 1), (m // 2, n), (m - 1, n + m - 1))[mode]
+    positions = np.arange(length)[:, None] - left + np.arange(m)
+    positions[(positions < 0) | (positions >= n)] = -1
+    return api._reduction(R.sum, E.multiply(gather(a, positions, fill=0.0), v), 1)
+
+
+@implements(np.correlate)
+def correlate(a, v, mode="valid"):
+    a, v = _vector(a, "a"), _vector(v, "v")
+    if np.shape(a)[0] < np.shape(v)[0]:
+        # NumPy slides the shorter operand along the longer and reverses the result
+        return api.flip(_sliding(v, a, _mode(mode)))
+    return _sliding(a, v, _mode(mode))
+
+
+@implements(np.convolve)
+def convolve(a, v, mode="full"):
+    a, v = _vector(a, "a"), _vector(v, "v")
+    if np.shape(v)[0] > np.shape(a)[0]:
+        a, v = v, a  # as NumPy: the shorter operand is the one reversed and slid
+    return _sliding(a, api.flip(v), _mode(mode))
+
+
+# --- polynomials ----------------------------------------------------------------------
+@implements(np.polyval)
+def polyval(p, x):
+    """Horner's rule as NumPy runs it: from y = 0, len(p) steps of y = y x + p[i]."""
+    if isinstance(x, np.poly1d):
+        raise api.unsupported("numpy.polyval with a poly1d x")
+    p, x = (v if is_traced(v) else np.asarray(v) for v in (p, x))
+    # The first step, 0 x + p[0], is kept: it is NumPy's value where x is inf or NaN.
+    y = np.zeros_like(primal(x))
+    for i in range(np.shape(p)[0]):
+        y = E.add(E.multiply(y, x), p[i])
+    return y
+
+
+def _no_poly1d(name, *values):
+    if any(isinstance(v, np.poly1d) for v in values):
+        raise api.unsupported(f"numpy.{name} with a poly1d")
+
+
+def _coefficients(v):
+    return api.atleast_1d(v if is_traced(v) else np.asarray(v))
+
+
+@implements(np.vander)
+def vander(x, N=None, increasing=False):
+    """Columns 1, x, x*x, ... as NumPy builds them, by a running product: a cumprod along each row,
+    N - 2 flops per row."""
+    x = x if is_traced(x) else np.asarray(x)
+    if np.ndim(x) != 1:
+        raise ValueError("x must be a one-dimensional array or sequence.")
+    n = np.shape(x)[0]
+    N = n if N is None else operator.index(N)
+    dtype = np.promote_types(np.result_type(primal(x)), int)
+    columns = [np.ones((n, min(N, 1)), dtype=dtype)]
+    if N > 1:
+        columns.append(api.cumprod(api.broadcast_to(api.reshape(x, (n, 1)), (n, N - 1)), axis=1))
+    powers = api.concatenate(columns, axis=1)
+    return powers if increasing else api.flip(powers, axis=1)
+
+
+@implements(np.polyder)
+def polyder(p, m=1):
+    """p[:-1] * (n, ..., 1), m times, as NumPy: len(p) - 1 flops for the first."""
+    _no_poly1d("polyder", p)
+    m = int(m)
+    if m < 0:
+        raise ValueError("Order of derivative must be positive (see polyint)")
+    p = p if is_traced(p) else np.asarray(p)
+    for _ in range(m):
+        n = np.shape(p)[0] - 1
+        p = E.multiply(p[:-1], np.arange(n, 0, -1))
+    return p
+
+
+@implements(np.polyint)
+def polyint(p, m=1, k=None):
+    """p / (n, ..., 1) with the integration constant appended, m times, as NumPy."""
+    _no_poly1d("polyint", p)
+    m = int(m)
+    if m < 0:
+        raise ValueError("Order of integral must be positive (see polyder)")
+    k = np.zeros(m, float) if k is None else k
+    k = api.atleast_1d(k if is_traced(k) else np.asarray(k))
+    if np.shape(k)[0] == 1 and m > 1:
+        k = E.multiply(k[0], np.ones(m, float))
+    if np.shape(k)[0] < m:
+        raise ValueError("k must be a scalar or a rank-1 array of length 1 or >m.")
+    p = p if is_traced(p) else np.asarray(p)
+    for i in range(m):
+        p = api.concatenate([E.divide(p, np.arange(np.shape(p)[0], 0, -1)), api.reshape(k[i], (1,))])
+    return p
+
+
+def _aligned(name, ufunc, a1, a2):
+    """NumPy's polyadd / polysub: the shorter operand padded with leading zeros, then one ufunc."""
+    _no_poly1d(name, a1, a2)
+    a1, a2 = _coefficients(a1), _coefficients(a2)
+    diff = np.shape(a2)[0] - np.shape(a1)[0]
+    if diff > 0:
+        a1 = api.concatenate([np.zeros(diff, np.result_type(primal(a1))), a1])
+    elif diff < 0:
+        a2 = api.concatenate([np.zeros(-diff, np.result_type(primal(a2))), a2])
+    return ufunc(a1, a2)
+
+
+implements(np.polyadd)(lambda a1, a2: _aligned("polyadd", E.add, a1, a2))
+
+
+implements(np.polysub)(lambda a1, a2: _aligned("polysub", E.subtract, a1, a2))
+
+
+@implements(np.polymul)
+def polymul(a1, a2):
+    _no_poly1d("polymul", a1, a2)
+    return convolve(_coefficients(a1), _coefficients(a2))
