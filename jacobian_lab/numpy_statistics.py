@@ -108,7 +108,8 @@ def _linear_neighbours(n, q):
     return lo, np.where(at_end, n - 1, lo + 1), gamma
 
 
-def _quantile(name, a, q, axis, out, method, keepdims, weights, weak_q):
+def _levels(name, q, out, method, weights):
+    """q as a float array of levels in [0, 1], the arguments quantile functions refuse refused."""
     api._reject(name, out, "out")
     api._reject(name, weights, "weights")
     if method != "linear":
@@ -118,14 +119,24 @@ def _quantile(name, a, q, axis, out, method, keepdims, weights, weak_q):
                                   "numbers (the positions they pick are decided before differentiating)")
     q = as_float(q)
     if q.size and not (q.min() >= 0 and q.max() <= 1):
-        raise ValueError("Quantiles must be in the range [0, 1]" if name == "quantile"
-                         else "Percentiles must be in the range [0, 100]")
+        raise ValueError("Percentiles must be in the range [0, 100]" if "percentile" in name
+                         else "Quantiles must be in the range [0, 1]")
+    return q
+
+
+def _levels_first(result, q, a, axes, keepdims):
+    """result (*kept, *q.shape) in NumPy's layout: q's axes first, then the kept axes (or keepdims' shape)."""
+    kept = np.ndim(result) - q.ndim
+    result = api.transpose(result, tuple(range(kept, kept + q.ndim)) + tuple(range(kept)))
+    return api.reshape(result, q.shape + _kept_ones(np.shape(a), axes)) if keepdims else result
+
+
+def _quantile(name, a, q, axis, out, method, keepdims, weights, weak_q):
+    q = _levels(name, q, out, method, weights)
     values, axes = _along_last(a, axis)
     s, nan_slices = _sorted_last(values)
     result = _nan_where(_interpolate(s, q, weak_q), nan_slices, q.ndim)
-    kept = np.ndim(s) - 1  # NumPy puts q's axes first
-    result = api.transpose(result, tuple(range(kept, kept + q.ndim)) + tuple(range(kept)))
-    return api.reshape(result, q.shape + _kept_ones(np.shape(a), axes)) if keepdims else result
+    return _levels_first(result, q, a, axes, keepdims)
 
 
 def _interpolate(s, q, weak_q):
@@ -343,17 +354,7 @@ def nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=np._NoValu
 
 
 def _nan_quantile(name, a, q, axis, out, method, keepdims, weights, weak_q):
-    api._reject(name, out, "out")
-    api._reject(name, weights, "weights")
-    if method != "linear":
-        raise api.unsupported(f"numpy.{name} with method={method!r} (only method='linear', the default)")
-    if is_traced(q):
-        raise NotImplementedError(f"numpy.{name}: a traced q is not supported; the levels must be plain "
-                                  "numbers (the positions they pick are decided before differentiating)")
-    q = as_float(q)
-    if q.size and not (q.min() >= 0 and q.max() <= 1):
-        raise ValueError("Quantiles must be in the range [0, 1]" if name == "nanquantile"
-                         else "Percentiles must be in the range [0, 100]")
+    q = _levels(name, q, out, method, weights)
     keep = _keepdims(keepdims)
     if np.size(a) == 0:
         return nanmean(a, axis, keepdims=keep)  # as NumPy
@@ -365,9 +366,7 @@ def _nan_quantile(name, a, q, axis, out, method, keepdims, weights, weak_q):
     lo, hi, gamma = _linear_neighbours(np.maximum(counts, 1)[..., None], q.reshape(-1))
     result = _interpolate_at(s, lo, hi, gamma, weak_q)
     result = _all_nan_where(api.reshape(result, np.shape(s)[:-1] + q.shape), counts, q.ndim)
-    kept = np.ndim(s) - 1  # NumPy puts q's axes first
-    result = api.transpose(result, tuple(range(kept, kept + q.ndim)) + tuple(range(kept)))
-    return api.reshape(result, q.shape + _kept_ones(np.shape(a), axes)) if keep else result
+    return _levels_first(result, q, a, axes, keep)
 
 
 def _interpolate_at(s, lo, hi, gamma, weak_q):
