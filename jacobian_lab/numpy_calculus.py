@@ -27,8 +27,8 @@ def diff(a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
     axis = normalize_axis(axis, np.ndim(a))[0]
     parts = [v for v in (prepend, a, append) if v is not np._NoValue]
     if len(parts) > 1:
-        a = api.concatenate([v if np.ndim(v) else api.broadcast_to(v, with_length(np.shape(a), axis, 1)) for v in parts],
-                            axis=axis)
+        edge = with_length(np.shape(a), axis, 1)  # a scalar prepend/append spans the other axes
+        a = api.concatenate([v if np.ndim(v) else api.broadcast_to(v, edge) for v in parts], axis=axis)
     before = (slice(None),) * axis
     for _ in range(n):
         a = E.subtract(S.getitem(a, before + (slice(1, None),)), S.getitem(a, before + (slice(None, -1),)))
