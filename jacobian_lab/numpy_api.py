@@ -13,6 +13,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from .primitives import observe
 from .rules import elementwise as E
 from .rules import decompositions as D
 from .rules import linalg as L
@@ -545,6 +546,114 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
 
 if getattr(np.linalg, "svdvals", None) is not None:  # NumPy 2
     implements(np.linalg.svdvals)(lambda x, /: svd(x, compute_uv=False))
+
+
+def _at_least_2d(a):
+    if np.ndim(a) < 2:
+        raise np.linalg.LinAlgError(
+            f"{np.ndim(a)}-dimensional array given. Array must be at least two-dimensional")
+    return a
+
+
+class QRResult(NamedTuple):
+    Q: np.ndarray
+    R: np.ndarray
+
+
+@implements(np.linalg.qr)
+def qr(a, mode="reduced"):
+    # One primitive for Q and R stacked (see rules/decompositions.py), split by free slices; mode='r'
+    # runs the factorization without forming Q. The derivative needs m ≥ n and full column rank.
+    m, n = np.shape(_at_least_2d(a))[-2:]
+    if mode == "complete" and m <= n:
+        mode = "reduced"  # the same factors: Q is m×m either way
+    if mode == "r":
+        return D.qr_r(a)
+    if mode == "complete":
+        raise NotImplementedError(
+            f"numpy.linalg.qr with mode='complete' of a tall {m}×{n} matrix is not supported on traced "
+            "arrays: no rule covers the m − n columns of Q beyond the reduced ones. Use mode='reduced' "
+            "(the default) or mode='r'")
+    if mode in ("raw", "economic", "e", "full", "f"):
+        raise NotImplementedError(
+            f"numpy.linalg.qr with mode={mode!r} is not supported on traced arrays: it returns LAPACK's "
+            "Householder form (or is a deprecated alias). Use mode='reduced' (the default) or mode='r'")
+    if mode != "reduced":
+        raise ValueError(f"Unrecognized mode '{mode}'")
+    q, r = D.split_qr(D.qr(a), m, n)
+    return QRResult(q, r)
+
+
+def _static_rcond(name, value):
+    if is_traced(value) or np.ndim(value) != 0:
+        raise NotImplementedError(
+            f"numpy.linalg.{name}: a traced or array-valued rcond/rtol is not supported on traced arrays; "
+            "pass one number")
+    return float(value)
+
+
+@implements(np.linalg.pinv)
+def pinv(a, rcond=None, hermitian=False, *, rtol=np._NoValue):
+    if hermitian:
+        raise NotImplementedError(
+            "numpy.linalg.pinv with hermitian=True is not supported on traced arrays (NumPy's route reads "
+            "one triangle through eigh); pass hermitian=False, the same pseudo-inverse from the SVD")
+    a = _at_least_2d(a)
+    if rcond is None:  # NumPy's defaults, resolved here so the primitive takes one number
+        if rtol is np._NoValue:
+            rcond = 1e-15
+        elif rtol is None:
+            rcond = max(np.shape(a)[-2:]) * np.finfo(np.result_type(a)).eps
+        else:
+            rcond = rtol
+    elif rtol is not np._NoValue:
+        raise ValueError("`rtol` and `rcond` can't be both set.")
+    rcond = _static_rcond("pinv", rcond)
+    if np.size(a) == 0:  # nothing to differentiate: NumPy's empty result
+        m, n = np.shape(a)[-2:]
+        return np.empty(np.shape(a)[:-2] + (n, m), dtype=np.result_type(a))
+    return D.pinv(a, rcond=rcond)
+
+
+def _lstsq_rank(s, rcond):
+    """The number of singular values above rcond times the largest, as LAPACK's gelsd counts them."""
+    s = np.asarray(s)
+    return np.intc(np.count_nonzero(s > rcond * np.max(s, initial=0.0)))
+
+
+@implements(np.linalg.lstsq)
+def lstsq(a, b, rcond=None):
+    # x = pinv(a) @ b: for a full-rank a the least-squares (minimum-norm, when m < n) solution that
+    # NumPy's gelsd returns, equal to it up to rounding (not bit for bit). s are the singular values of
+    # the `svdvals` primitive (differentiable; LAPACK's gesdd, equal to gelsd's up to rounding); rank
+    # counts those above rcond times the largest (a value query, a plain integer); the residuals are
+    # NumPy's: the squared norm of each column of b − a x, empty unless rank == n < m.
+    if np.ndim(a) != 2 or np.ndim(b) not in (1, 2):
+        raise np.linalg.LinAlgError(
+            f"{np.ndim(a) if np.ndim(a) != 2 else np.ndim(b)}-dimensional array given. "
+            "Array must be two-dimensional")
+    (m, n), rows = np.shape(a), np.shape(b)[0]
+    if m != rows:
+        raise np.linalg.LinAlgError("Incompatible dimensions")
+    eps = np.finfo(np.float64).eps  # NumPy solves in double precision
+    if rcond is None:
+        rcond = eps * max(m, n)
+    rcond = _static_rcond("lstsq", rcond)
+    if rcond < 0:  # LAPACK: machine precision instead
+        rcond = eps / 2
+    if m == 0 or n == 0:
+        raise NotImplementedError("numpy.linalg.lstsq of an empty matrix is not supported on traced arrays")
+    x = L.matmul(pinv(a, rcond=rcond), b)
+    s = D.svdvals(a)
+    rank = observe(_lstsq_rank, D._plain(s), rcond=rcond)
+    if rank != n or m <= n:
+        residuals = np.array([], dtype=np.result_type(a, b, np.float32))
+    else:
+        r = E.subtract(b, L.matmul(a, x))
+        residuals = R.sum(E.square(r), axis=(0,), keepdims=False)
+        if np.ndim(b) == 1:
+            residuals = reshape(residuals, (1,))
+    return x, residuals, rank, s
 
 
 @implements(np.outer)

@@ -275,6 +275,83 @@ def test_singular_value_rules_compute_the_vectors_once_per_pass():
     assert _derivative_work(values, a, "reverse", 2) == Cost(svd_vectors_flops(m, n) + 2 * (m * r + 2 * m * r * n), 0)
 
 
+# --- QR, pinv, lstsq --------------------------------------------------------------------------
+# Per m×n matrix, M = max(m, n), N = min(m, n) (Golub & Van Loan §5.2.2, §5.1.6): Householder R
+# ⌊2MN² − 2N³/3⌋, the thin Q (m×N) ⌊2mN² − 2N³/3⌋ more; pinv the SVD with vectors, then 1/s (N),
+# S⁺ Uᵀ (N·m) and V (S⁺ Uᵀ) (2·n·N·m).
+def qr_r_flops(m, n):
+    big, small = max(m, n), min(m, n)
+    return math.floor(2 * big * small ** 2 - 2 * small ** 3 / 3)
+
+
+def thin_q_flops(m, n):
+    small = min(m, n)
+    return math.floor(2 * m * small ** 2 - 2 * small ** 3 / 3)
+
+
+def pinv_flops(m, n):
+    small = min(m, n)
+    return svd_vectors_flops(m, n) + small + small * m + 2 * n * small * m
+
+
+def test_qr_pinv_and_lstsq_count_lapacks_work():
+    assert qr_r_flops(5, 3) == thin_q_flops(5, 3) == 72 and qr_r_flops(4, 2) == 26  # 32 − 16/3 = 26.7
+    assert qr_r_flops(3, 5) == 72 and thin_q_flops(3, 5) == 36  # wide: R as for the transpose, Q 3×3
+    assert pinv_flops(5, 3) == 630 + 216 + 3 + 15 + 90 and pinv_flops(3, 5) == 630 + 216 + 3 + 9 + 90
+    assert jl.count_flops(lambda a: np.linalg.qr(a).Q, G53) == Cost(144, 0)  # R, then the thin Q
+    assert jl.count_flops(lambda a: np.linalg.qr(a, mode="r"), G53) == Cost(72, 0)  # R alone
+    assert jl.count_flops(lambda a: np.linalg.qr(a).R, G53.T) == Cost(72 + 36, 0)
+    assert jl.count_flops(lambda a: np.linalg.qr(a).R, RNG.standard_normal((2, 4, 2))) == Cost(2 * (26 + 26), 0)
+    assert jl.count_flops(np.linalg.pinv, G53) == Cost(954, 0)
+    assert jl.count_flops(np.linalg.pinv, G53.T) == Cost(948, 0)
+    # lstsq, 6×3 and one right-hand side: pinv, x = a⁺ b (2·3·6), the singular values for s and the rank
+    # (⌊4·6·9 − 4·27/3⌋ = 180), and the residual: a x (2·6·3), b − a x (6), its squares (6), their sum (5)
+    b6 = RNG.standard_normal(6)
+    a63 = RNG.standard_normal((6, 3))
+    assert jl.count_flops(lambda a: np.linalg.lstsq(a, b6)[0], a63) == Cost(
+        pinv_flops(6, 3) + 36 + 180 + 36 + 6 + 6 + 5, 0)
+    # wide 3×5: no residuals, so no residual work
+    assert jl.count_flops(lambda a: np.linalg.lstsq(a, b6[:3])[0], G53.T) == Cost(948 + 30 + 144, 0)
+
+
+def test_qr_rules_invert_r_once_per_pass():
+    m, n, k = 5, 3, 15  # all 15 seeds in one pass
+    q = lambda a: np.linalg.qr(a).Q  # noqa: E731
+    # forward: R⁻¹ (inv, 2n³) once; per seed Ȧ R⁻¹ and Qᵀ · (2mn² each), Y = triu(X) + tril(X, −1)ᵀ
+    # (a scatter-add: n(n − 1)/2), Q Y (2mn²), Ȧ R⁻¹ − Q Y (mn), Y R (2n³)
+    assert _derivative_work(q, G53, "forward", k) == Cost(
+        2 * n ** 3 + k * (6 * m * n * n + 2 * n ** 3 + m * n + 3), 0)
+    # reverse: R⁻¹ once per tape; per seed R̄ Rᵀ (2n³), Qᵀ Q̄ (2mn²), their difference (n²), the gather
+    # (free), Q X̄ (2mn²), Q̄ + Q X̄ (mn), · R⁻ᵀ (2mn²)
+    assert _derivative_work(q, G53, "reverse", k) == Cost(
+        2 * n ** 3 + k * (6 * m * n * n + 2 * n ** 3 + n * n + m * n), 0)
+    # mode='r': Q from one `qr` (144) and R⁻¹ once; forward per seed two products (2mn² each), the
+    # scatter-add and Y R; reverse per seed R̄ Rᵀ, Q X̄ and · R⁻ᵀ
+    r = lambda a: np.linalg.qr(a, mode="r")  # noqa: E731
+    once = qr_r_flops(m, n) + thin_q_flops(m, n) + 2 * n ** 3
+    assert _derivative_work(r, G53, "forward", k) == Cost(once + k * (4 * m * n * n + 3 + 2 * n ** 3), 0)
+    assert _derivative_work(r, G53, "reverse", 9) == Cost(once + 9 * (2 * n ** 3 + 4 * m * n * n), 0)
+
+
+def test_pinv_rules_check_the_rank_on_the_singular_values_once_per_pass():
+    m, n, k = 5, 3, 15
+    svdvals_53 = svdvals_flops(m, n)
+    # tall, forward: the singular values (the rank test) and P Pᵀ (2mn²) once; per seed H = P Pᵀ Ȧᵀ,
+    # P Ȧ, H A and (P Ȧ + H A) P (2mn² each), the sum (n²) and H − … (nm)
+    assert _derivative_work(np.linalg.pinv, G53, "forward", k) == Cost(
+        svdvals_53 + 2 * m * n * n + k * (8 * m * n * n + n * n + n * m), 0)
+    # tall, reverse: the same once per tape; per seed Z = P̄ᵀ P Pᵀ, P Z, A (P Z), P̄ Pᵀ, Pᵀ (P̄ Pᵀ) (2mn²
+    # each) and two differences (mn each)
+    assert _derivative_work(np.linalg.pinv, G53, "reverse", k) == Cost(
+        svdvals_53 + 2 * m * n * n + k * (10 * m * n * n + 2 * m * n), 0)
+    # wide 3×5, forward: Pᵀ P (2m²n with m = 3) once; per seed K = Ȧᵀ Pᵀ P, Ȧ P, A K, P (Ȧ P + A K)
+    # (2m²n each), the sum (m²) and K − … (nm)
+    assert _derivative_work(np.linalg.pinv, G53.T, "forward", k) == Cost(
+        svdvals_53 + 2 * 9 * 5 + k * (8 * 9 * 5 + 9 + 15), 0)
+    # square: −P Ȧ P, two n×n products and a negation (n²) per seed
+    assert _derivative_work(np.linalg.pinv, G53[:3], "forward", 9) == Cost(svdvals_flops(3, 3) + 9 * (4 * 27 + 9), 0)
+
+
 # --- matmul -------------------------------------------------------------------------------
 MATMULS = [((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4, 5)),
            ((3, 4), (2, 4, 5)), ((2, 1, 3, 4), (3, 4, 2)), ((4,), (2, 4, 3))]

@@ -28,13 +28,13 @@ def run(f, mode, x=X):
 # --- unsupported NumPy functions ------------------------------------------------------
 UNSUPPORTED = [
     ("numpy.linalg.eig", lambda x: np.linalg.eig(x[:, :2] @ x[:, :2].T)),  # general, complex in general
-    ("numpy.linalg.qr", lambda x: np.linalg.qr(x)),
+    ("numpy.linalg.eigvals", lambda x: np.linalg.eigvals(x[:, :2] @ x[:, :2].T)),
     ("numpy.fft.fft", lambda x: np.fft.fft(x, axis=1)),
-    ("numpy.linalg.lstsq", lambda x: np.linalg.lstsq(x, x[:, 0])),
+    ("numpy.linalg.matrix_rank", lambda x: np.linalg.matrix_rank(x)),  # an integer: no derivative to drop
     ("numpy.ldexp", lambda x: np.ldexp(x, 2)),
     ("numpy.add.outer", lambda x: np.add.outer(x[0], x[1])),
     ("numpy.multiply.accumulate", lambda x: np.multiply.accumulate(x, axis=1)),
-    ("numpy.linalg.pinv", lambda x: np.linalg.pinv(x)),
+    ("numpy.fft.ifft", lambda x: np.fft.ifft(x, axis=1)),
 ]
 
 
@@ -85,6 +85,23 @@ DECOMPOSITIONS = [
      G43),
     ("norm over axes (2, 0), keepdims", lambda a: np.linalg.norm(a, "nuc", axis=(2, 0), keepdims=True), STACK),
 ]
+# QR and the pseudo-inverse at full rank: NumPy's own routines, so the same values bit for bit
+G53 = RNG.standard_normal((5, 3))
+G35 = RNG.standard_normal((3, 5))
+STACK_TALL = RNG.standard_normal((2, 4, 3))
+DECOMPOSITIONS += [
+    ("qr Q", lambda a: np.linalg.qr(a).Q, G43),
+    ("qr R", lambda a: np.linalg.qr(a)[1], G43),
+    ("qr square", lambda a: np.linalg.qr(a).Q @ np.diag(np.linalg.qr(a).R.diagonal()), G43[:3]),
+    ("qr stacked", lambda a: np.linalg.qr(a).R, STACK_TALL),
+    ("qr mode='r'", lambda a: np.linalg.qr(a, mode="r"), G53),
+    ("qr mode='complete', square", lambda a: np.linalg.qr(a, mode="complete").Q, G53[:3]),
+    ("pinv tall", lambda a: np.linalg.pinv(a), G53),
+    ("pinv wide", lambda a: np.linalg.pinv(a), G35),
+    ("pinv square", lambda a: np.linalg.pinv(a), G43[:3]),
+    ("pinv stacked, rtol=None", lambda a: np.linalg.pinv(a, rtol=None), STACK_TALL),
+    ("pinv rcond", lambda a: np.linalg.pinv(a, 1e-3), G35),
+]
 if hasattr(np.linalg, "svdvals"):
     DECOMPOSITIONS += [
         ("svdvals", lambda a: np.linalg.svdvals(a), STACK),
@@ -118,6 +135,185 @@ def test_eigh_returns_numpys_named_pair():
     w, v = result
     np.testing.assert_array_equal(w.primal, expected.eigenvalues)
     np.testing.assert_array_equal(v.primal, expected.eigenvectors)
+
+
+def test_qr_returns_numpys_named_pair():
+    seen = []
+
+    def f(a):
+        seen.append(np.linalg.qr(a))
+        return seen[-1].R
+
+    jl.jacobian(f, G43, mode="reverse")
+    result, expected = seen[0], np.linalg.qr(G43)
+    assert type(result).__name__ == type(expected).__name__ == "QRResult"
+    assert result._fields == expected._fields == ("Q", "R")
+    q, r = result
+    np.testing.assert_array_equal(q.primal, expected.Q)
+    np.testing.assert_array_equal(r.primal, expected.R)
+
+
+# lstsq: x = pinv(a) @ b, NumPy's solution up to rounding; residuals, rank and s as NumPy returns them
+A63 = RNG.standard_normal((6, 3))
+B6 = RNG.standard_normal(6)
+B62 = RNG.standard_normal((6, 2))
+LSTSQ = [("tall, b a vector", A63, B6), ("tall, b two columns", A63, B62), ("square", A63[:3], B6[:3]),
+         ("square, b two columns", A63[:3], B62[:3]),
+         ("wide 2×3: the minimum-norm solution", A63[:2], B62[:2])]
+
+
+def _lstsq_traced(a, b):
+    """np.linalg.lstsq's four results with a and b traced (forward engine, values only)."""
+    out = []
+
+    def f(v):
+        x, residuals, rank, s = np.linalg.lstsq(v[:a.size].reshape(a.shape), v[a.size:].reshape(b.shape))
+        out.append((x.primal, residuals if isinstance(residuals, np.ndarray) else residuals.primal, rank, s.primal))
+        return x
+
+    jl.engines.get("forward").jvp(f, np.concatenate([a.ravel(), b.ravel()]), np.ones((1, a.size + b.size)))
+    return out[0]
+
+
+@pytest.mark.parametrize("name, a, b", LSTSQ, ids=[n for n, _, _ in LSTSQ])
+def test_lstsq_computes_numpys_results(name, a, b):
+    x, residuals, rank, s = _lstsq_traced(a, b)
+    x_np, residuals_np, rank_np, s_np = np.linalg.lstsq(a, b)
+    np.testing.assert_allclose(x, x_np, rtol=1e-12, atol=1e-12 * np.abs(x_np).max())
+    assert x.shape == x_np.shape and residuals.shape == residuals_np.shape and residuals.dtype == residuals_np.dtype
+    np.testing.assert_allclose(residuals, residuals_np, rtol=1e-12)
+    assert rank == rank_np and type(rank) is type(rank_np)
+    np.testing.assert_allclose(s, s_np, rtol=1e-13)
+
+
+def test_lstsq_of_a_rank_deficient_constant_matrix_reports_numpys_rank_and_no_residuals():
+    a = np.column_stack([A63[:, :2], A63[:, 0] + A63[:, 1]])  # rank 2
+    x_np, residuals_np, rank_np, _ = np.linalg.lstsq(a, B6)
+    seen = []
+
+    def f(b):
+        seen.append(np.linalg.lstsq(a, b))
+        return seen[-1][0]
+
+    J = jl.jacobian(f, B6)  # x = a⁺ b: the derivative in b is a⁺, defined at any rank
+    x, residuals, rank, _ = seen[0]
+    assert rank == rank_np == 2 and residuals.shape == residuals_np.shape == (0,)
+    np.testing.assert_allclose(x.primal, x_np, rtol=1e-12)
+    np.testing.assert_allclose(J, np.linalg.pinv(a), rtol=1e-12, atol=1e-15)
+
+
+def _lstsq_packed(a_shape, b_shape, part):
+    """x (part 0) or the residuals (part 1) of lstsq as a function of a and b packed into one vector."""
+    size = math.prod(a_shape)
+    return lambda v: np.linalg.lstsq(v[:size].reshape(a_shape), v[size:].reshape(b_shape))[part]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("part", [0, 1], ids=["x", "residuals"])
+@pytest.mark.parametrize("name, a, b", LSTSQ[:2], ids=[n for n, _, _ in LSTSQ[:2]])
+def test_lstsq_matches_central_differences(name, a, b, part, mode):
+    f, v = _lstsq_packed(a.shape, b.shape, part), np.concatenate([a.ravel(), b.ravel()])
+    assert_fd_close(jl.jacobian(f, v, mode=mode), central_differences(f, v), name)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_lstsq_of_a_wide_matrix_matches_central_differences(mode):
+    _, a, b = LSTSQ[-1]
+    f, v = _lstsq_packed(a.shape, b.shape, 0), np.concatenate([a.ravel(), b.ravel()])
+    assert_fd_close(jl.jacobian(f, v, mode=mode), central_differences(f, v), "wide")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_lstsq_singular_values_match_central_differences(mode):
+    f = lambda a: np.linalg.lstsq(a, B6)[3]  # noqa: E731
+    assert_fd_close(jl.jacobian(f, A63, mode=mode), central_differences(f, A63), "s")
+
+
+# --- refusals of QR, pinv and lstsq --------------------------------------------------------------
+RANK_DEFICIENT = np.column_stack([G53[:, :2], G53[:, 0] - 2.0 * G53[:, 1]])  # column 3 depends on 1 and 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f", [lambda a: np.linalg.qr(a).Q, lambda a: np.linalg.qr(a, mode="r")],
+                         ids=["reduced", "r"])
+def test_qr_derivative_of_a_wide_matrix_is_refused_naming_its_shape(f, mode):
+    with pytest.raises(NotImplementedError, match="np.linalg.qr of a wide 3×5 matrix"):
+        jl.jacobian(f, G35, mode=mode)
+
+
+def test_qr_of_a_wide_matrix_has_numpys_value_when_no_derivative_reaches_it():
+    assert jl.count_flops(lambda a: np.linalg.qr(a).Q, G35).flops > 0  # evaluated, not refused
+    seen = []
+
+    def f(a):
+        seen.append(np.linalg.qr(a))
+        return np.sum(a ** 2)  # Q and R go unused: reverse mode never asks for their derivative
+
+    J = jl.jacobian(f, G35, mode="reverse")
+    np.testing.assert_allclose(J, 2 * G35)
+    np.testing.assert_array_equal(seen[0].Q.primal, np.linalg.qr(G35).Q)
+    np.testing.assert_array_equal(seen[0].R.primal, np.linalg.qr(G35).R)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f", [lambda a: np.linalg.qr(a).Q, lambda a: np.linalg.qr(a).R,
+                               lambda a: np.linalg.qr(a, mode="r")], ids=["Q", "R", "mode r"])
+def test_qr_derivative_at_a_rank_deficient_matrix_is_refused(f, mode):
+    assert np.linalg.matrix_rank(RANK_DEFICIENT) == 2
+    with pytest.raises(np.linalg.LinAlgError, match="np.linalg.qr does not exist .* full column rank"):
+        jl.jacobian(f, RANK_DEFICIENT, mode=mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("a", [RANK_DEFICIENT, RANK_DEFICIENT.T, np.zeros((3, 3))], ids=["tall", "wide", "zero"])
+def test_pinv_derivative_at_a_rank_deficient_matrix_is_refused(a, mode):
+    with pytest.raises(np.linalg.LinAlgError, match="np.linalg.pinv does not exist at a rank-deficient matrix"):
+        jl.jacobian(np.linalg.pinv, a, mode=mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pinv_cutoff_is_numpys_rcond(mode):
+    # singular values 2, 1e-3: full rank for the default rcond, rank-deficient for rcond 1e-2
+    a = (np.eye(3)[:, :2] * [2.0, 1e-3]) @ np.array([[0.6, 0.8], [-0.8, 0.6]])
+    assert np.all(np.isfinite(jl.jacobian(np.linalg.pinv, a, mode=mode)))
+    with pytest.raises(np.linalg.LinAlgError, match="rank-deficient"):
+        jl.jacobian(lambda a: np.linalg.pinv(a, rcond=1e-2), a, mode=mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_lstsq_derivative_in_a_rank_deficient_matrix_is_refused(mode):
+    with pytest.raises(np.linalg.LinAlgError, match="np.linalg.pinv does not exist at a rank-deficient matrix"):
+        jl.jacobian(lambda a: np.linalg.lstsq(a, B6[:5])[0], RANK_DEFICIENT, mode=mode)
+
+
+@pytest.mark.parametrize("f, match", [
+    (lambda a: np.linalg.qr(a, mode="raw"), "numpy.linalg.qr with mode='raw'"),
+    (lambda a: np.linalg.qr(a, mode="complete"), "numpy.linalg.qr with mode='complete' of a tall 5×3 matrix"),
+    (lambda a: np.linalg.qr(a, mode="economic"), "numpy.linalg.qr with mode='economic'"),
+    (lambda a: np.linalg.pinv(a, hermitian=True), "numpy.linalg.pinv with hermitian=True"),
+    (lambda a: np.linalg.pinv(a, rcond=np.array([1e-3])), "numpy.linalg.pinv: a traced or array-valued rcond"),
+    (lambda a: np.linalg.pinv(a, rcond=a[0, 0] ** 2 * 1e-3), "numpy.linalg.pinv: a traced or array-valued rcond"),
+    (lambda a: np.linalg.lstsq(a, a[:, 0], rcond=a[0, 0] ** 2 * 1e-3),
+     "numpy.linalg.lstsq: a traced or array-valued rcond"),
+])
+def test_unsupported_qr_pinv_and_lstsq_arguments_are_refused_by_name(f, match):
+    for mode in MODES:
+        with pytest.raises(NotImplementedError, match=re.escape(match)):
+            jl.jacobian(f, G53, mode=mode)
+
+
+@pytest.mark.parametrize("f, error, message", [
+    (lambda x: np.linalg.qr(x[0]), np.linalg.LinAlgError, "1-dimensional array given"),
+    (lambda x: np.linalg.qr(x, mode="x"), ValueError, "Unrecognized mode 'x'"),
+    (lambda x: np.linalg.pinv(x[0]), np.linalg.LinAlgError, "1-dimensional array given"),
+    (lambda x: np.linalg.pinv(x, rcond=1e-3, rtol=1e-3), ValueError, "`rtol` and `rcond` can't be both set."),
+    (lambda x: np.linalg.lstsq(x, x[0]), np.linalg.LinAlgError, "Incompatible dimensions"),
+])
+def test_qr_pinv_and_lstsq_raise_numpys_errors(f, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        f(X)  # NumPy itself
+    with pytest.raises(error, match=re.escape(message)):
+        run(f, "reverse")
 
 
 DEGENERATE = np.diag([2.0, 2.0, 5.0])  # a repeated eigenvalue: its eigenvectors are any basis of a plane

@@ -173,6 +173,9 @@ CASES = [
         np.linalg.cholesky(A).ravel(), np.linalg.eigh(A).eigenvalues, np.linalg.eigh(A)[1][:, 1:].ravel(),
         np.linalg.eigvalsh(A.T, UPLO="U") * np.linalg.svd(A[:, :2], compute_uv=False).sum(),
         np.stack([np.linalg.norm(A, 2), np.linalg.norm(A.T @ A, "nuc")])]), SPD33),
+    Case("qr, pinv, lstsq", lambda X: np.concatenate([
+        np.linalg.qr(X.T).Q.ravel(), np.linalg.qr(X.T)[1].ravel(), np.linalg.qr(X.T, mode="r")[0],
+        np.linalg.pinv(X).ravel(), np.linalg.lstsq(X.T, x4)[0], np.linalg.lstsq(X.T, x4)[1]]), X34),
     Case("x.dot", lambda x: x.dot(M44).dot(x), x4),
     # --- shape functions ---
     Case("reshape ravel T", lambda X: np.ravel(X.reshape(2, -1).T * 2.0) + X.flatten() + np.reshape(X, 12), X34),

@@ -540,3 +540,34 @@ def test_a_compiled_eigenvector_derivative_checks_for_a_repeated_eigenvalue(mode
         jitted(repeated)
     with pytest.raises(np.linalg.LinAlgError, match="repeated eigenvalue"):
         jl.jacobian(_factorized, repeated, mode=mode)
+
+
+def _qr_and_least_squares(v):
+    """QR and pinv of the 4×3 matrix v's first 12 entries pack, and lstsq with the last 4 as b."""
+    a = v[:12].reshape(4, 3) + np.array([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0], [1.0, 1.0, 1.0]])
+    q, r = np.linalg.qr(a)
+    x, residuals, _, s = np.linalg.lstsq(a, v[12:])
+    return np.concatenate([q.ravel(), r[0], np.linalg.qr(a, mode="r")[1], np.linalg.pinv(a)[0], x, residuals, s])
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+def test_qr_pinv_and_lstsq_jacobians_compile_like_eager(mode):
+    x = 0.2 * np.random.default_rng(6).standard_normal(16)
+    jitted = jl.jit(jl.jacobian(_qr_and_least_squares, mode=mode))
+    for point in (x, _moved(x, 1), _moved(x, 2, 0.05)):
+        assert_close(jitted(point), jl.jacobian(_qr_and_least_squares, point, mode=mode), 1e-12, mode)
+    assert jitted.compiles == 1
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_a_compiled_qr_derivative_checks_the_rank(mode):
+    """The rank tests read values: a program compiled at a full-rank matrix must not replay at a
+    rank-deficient one, where eager mode refuses."""
+    f = lambda v: np.linalg.qr(v.reshape(3, 2)).Q  # noqa: E731
+    jitted = jl.jit(jl.jacobian(f, mode=mode))
+    jitted(np.array([1.0, 0.0, 0.0, 1.0, 1.0, 1.0]))
+    deficient = np.array([1.0, 2.0, 0.5, 1.0, -1.0, -2.0])  # the second column twice the first
+    with pytest.raises(np.linalg.LinAlgError, match="full column rank"):
+        jitted(deficient)
+    with pytest.raises(np.linalg.LinAlgError, match="full column rank"):
+        jl.jacobian(f, deficient, mode=mode)

@@ -131,9 +131,11 @@ def with_singular_values(m, n, *values):
 
 
 #: Primitives on a factorization of their first operand, defined (or differentiable) only where
-#: it is nonsingular (LU), positive definite (Cholesky), or has distinct nonzero eigen- or singular
-#: values (the vectors' derivatives): moved along the diagonal, never filled with a constant.
-FACTORIZED = {"solve", "inv", "det", "logabsdet", "det_sign", "cholesky", "eigh_vectors", "svd_vectors"}
+#: it is nonsingular (LU), positive definite (Cholesky), has distinct nonzero eigen- or singular
+#: values (the vectors' derivatives) or full rank (QR, pinv): moved along the diagonal, never filled
+#: with a constant.
+FACTORIZED = {"solve", "inv", "det", "logabsdet", "det_sign", "cholesky", "eigh_vectors", "svd_vectors",
+              "qr", "qr_r", "pinv"}
 
 
 def prod_with_zeros():
@@ -309,6 +311,19 @@ EXAMPLES: dict[str, list[Example]] = {
         ex(with_singular_values(2, 4, 1.8, 0.6), label="(2,4)"),
         ex(np.stack([with_singular_values(3, 2, 1.5, 0.5), with_singular_values(3, 2, 3.0, 1.0)]), label="(2,3,2)"),
     ] for name in ("svdvals", "svd_vectors")},
+    # QR (m ≥ n) and the pseudo-inverse at full rank: singular values at least 0.4 from 0
+    **{name: [
+        ex(with_singular_values(4, 3, 2.5, 1.2, 0.5), label="(4,3)"),
+        ex(with_singular_values(3, 3, 2.0, 1.1, 0.4), label="(3,3)"),
+        ex(np.stack([with_singular_values(5, 2, 1.5, 0.6), with_singular_values(5, 2, 3.0, 1.0)]), label="(2,5,2)"),
+    ] for name in ("qr", "qr_r")},
+    "pinv": [
+        ex(with_singular_values(4, 3, 2.5, 1.2, 0.5), rcond=1e-15, label="(4,3)"),
+        ex(with_singular_values(3, 3, 2.0, 1.1, 0.4), rcond=1e-15, label="(3,3)"),
+        ex(with_singular_values(2, 4, 1.8, 0.6), rcond=1e-15, label="(2,4)"),
+        ex(np.stack([with_singular_values(3, 2, 1.5, 0.5), with_singular_values(3, 2, 3.0, 1.0)]), rcond=1e-15,
+           label="(2,3,2)"),
+    ],
     # no derivative: only impl and cost
     **{name: [ex(general(3, 4)), ex(np.array([0.0, -1.5, 2.5, np.nan, np.inf]))]
        for name in ("sign", "floor", "ceil", "rint", "trunc", "isnan", "isinf", "isfinite", "signbit")},
@@ -551,6 +566,10 @@ NESTED = {
     "singular values (2,3)": (lambda a: np.linalg.svd(a, compute_uv=False), with_singular_values(2, 3, 1.9, 0.8)),
     "2-norm and nuclear norm": (lambda a: np.linalg.norm(a, 2) * np.linalg.norm(a, "nuc"),
                                 with_singular_values(3, 3, 2.0, 1.1, 0.3)),
+    "qr (4,3)": (lambda a: np.concatenate([np.linalg.qr(a).Q, np.linalg.qr(a, mode="r")]),
+                 with_singular_values(4, 3, 2.1, 1.2, 0.6)),
+    "pinv (4,3)": (lambda a: np.linalg.pinv(a), with_singular_values(4, 3, 2.1, 1.2, 0.6)),
+    "pinv (2,3)": (lambda a: np.linalg.pinv(a), with_singular_values(2, 3, 1.7, 0.7)),
 }
 
 

@@ -1,8 +1,9 @@
-"""cholesky, the symmetric eigenproblem (eigh, eigvalsh) and the singular values on LAPACK's routines.
+"""cholesky, the symmetric eigenproblem (eigh, eigvalsh), the singular values, QR and the
+pseudo-inverse on LAPACK's routines.
 
 The rules build the other factors they need (L⁻¹, eigenvectors, singular
-vectors) with primitives, once per pass or tape, so their work is counted and
-they nest.
+vectors, R⁻¹, Q) with primitives, once per pass or tape, so their work is
+counted and they nest.
 """
 from __future__ import annotations
 
@@ -352,3 +353,220 @@ def _svd_vectors_impl(a):
 #: U and V are needed together, so one SVD serves both.
 svd_vectors = register(Primitive("svd_vectors", _svd_vectors_impl, _svd_vectors_cost,
                                  jvp=_svd_vectors_jvp, vjp=_svd_vectors_vjp))
+
+
+# --- qr: Householder QR -----------------------------------------------------------------------
+# np.linalg.qr returns Q and R. Unlike eigh's eigenvalues and eigenvectors, both have a derivative
+# under the same condition (full column rank), and both rules start from the same X = Qᵀ Ȧ R⁻¹, so
+# the reduced factorization is one primitive, `qr`, returning Q and R stacked: [Q; R], (…, m + n, n)
+# for m ≥ n, and [Q R], (…, m, m + n) for m < n; numpy_api splits it with free slices. It runs one
+# LAPACK call (geqrf, then orgqr for the thin Q) and is charged for both steps. mode='r' runs geqrf
+# alone: the primitive `qr_r`, charged for R alone, whose rules run `qr` for Q once per pass or tape.
+#
+# Per matrix, with N = min(m, n) and M = max(m, n) (Golub & Van Loan, Matrix Computations, 4th ed.,
+# §5.2.2 and §5.1.6; LAPACK's operation counts for geqrf and orgqr): R by Householder reflections
+# ⌊2MN² − 2N³/3⌋, and the thin Q (m×N) accumulated from the N reflections ⌊2mN² − 2N³/3⌋ more; for
+# m ≥ n both are ⌊2mn² − 2n³/3⌋.
+def _qr_r_flops(m, n):
+    big, small = max(m, n), min(m, n)
+    return (6 * big * small ** 2 - 2 * small ** 3) // 3
+
+
+def _thin_q_flops(m, n):
+    small = min(m, n)
+    return (6 * m * small ** 2 - 2 * small ** 3) // 3
+
+
+def _qr_cost(out, a):
+    m, n = np.shape(a)[-2:]
+    return math.prod(np.shape(a)[:-2]) * (_qr_r_flops(m, n) + _thin_q_flops(m, n)), 0
+
+
+def _qr_r_cost(out, a):
+    m, n = np.shape(a)[-2:]
+    return math.prod(np.shape(a)[:-2]) * _qr_r_flops(m, n), 0
+
+
+def split_qr(qr_, m, n):
+    """Q and R of the stacked output of `qr` (seed-batched or not), for an m×n operand."""
+    lead = (slice(None),) * (qr_.ndim - 2)
+    if m >= n:
+        return S.getitem(qr_, lead + (slice(0, m),)), S.getitem(qr_, lead + (slice(m, None),))
+    return (S.getitem(qr_, lead + (slice(None), slice(0, m))),
+            S.getitem(qr_, lead + (slice(None), slice(m, None))))
+
+
+def _rank_deficient(r):
+    """Whether some matrix's R (…, n, n) has a diagonal entry within DEGENERATE_RTOL of its largest."""
+    d = np.abs(np.diagonal(np.asarray(r), axis1=-2, axis2=-1))
+    if d.shape[-1] == 0:
+        return False
+    return bool(np.any(d <= DEGENERATE_RTOL * np.max(d, axis=-1, keepdims=True)))
+
+
+def _qr_r_inverse(r, m, n):
+    """R⁻¹ for the rules, once per pass or tape; refused for a wide or rank-deficient operand."""
+    if m < n:
+        raise NotImplementedError(
+            f"the derivative of np.linalg.qr of a wide {m}×{n} matrix (fewer rows than columns) is not "
+            "supported: the rule covers m ≥ n with full column rank (as JAX's does). Differentiate the "
+            "QR of the transpose, or of a tall or square block of the matrix"
+        )
+    if observe(_rank_deficient, _plain(r)):  # a decision on values: a compiled replay checks it again
+        raise np.linalg.LinAlgError(
+            "the derivative of np.linalg.qr does not exist where the matrix does not have full column "
+            f"rank (a diagonal entry of R within {DEGENERATE_RTOL:g} times its largest): Q is not unique "
+            "there. Move the matrix away from rank deficiency, or drop its dependent columns"
+        )
+    return inv(r)
+
+
+def _upper_part(x):
+    """Y = triu(X) + tril(X, −1)ᵀ: a scatter-add onto the upper triangle (n(n − 1)/2 flops)."""
+    return _read_symmetric_t(x, lower=False)
+
+
+def _qr_jvp(tangents, out, a):
+    # For A = QR with m ≥ n and full column rank, and X = Qᵀ Ȧ R⁻¹ (Walter & Lehmann 2018, "Algorithmic
+    # differentiation of linear algebra functions with application in optimum experimental design";
+    # JAX's qr_jvp_rule): Qᵀ Q̇ = Ω is antisymmetric and Ṙ R⁻¹ = X − Ω upper triangular, so
+    # Ω = tril(X, −1) − tril(X, −1)ᵀ, Ṙ = (X − Ω) R and Q̇ = Q Ω + (I − Q Qᵀ) Ȧ R⁻¹. With
+    # Y = X − Ω = triu(X) + tril(X, −1)ᵀ these are Ṙ = Y R and Q̇ = Ȧ R⁻¹ − Q Y.
+    m, n = np.shape(a)[-2:]
+    q, r = split_qr(out, m, n)
+    r_inv = _qr_r_inverse(r, m, n)
+    b = matmul(tangents[0], r_inv)
+    y = _upper_part(matmul(swap(q), b))
+    dq, dr = E.subtract(b, matmul(q, y)), matmul(y, r)
+    return S.concatenate(dq, dr, axis=dq.ndim - 2)
+
+
+def _qr_vjp(needs, out, a):
+    # The transpose of the JVP: Ȳ = R̄ Rᵀ − Qᵀ Q̄, X̄ = Ȳ's upper triangle gathered onto both halves,
+    # Ā = (Q̄ + Q X̄) R⁻ᵀ.
+    if not needs[0]:
+        return unneeded
+    m, n = np.shape(a)[-2:]
+    q, r = split_qr(out, m, n)
+    r_inv_t, q_t, r_t = swap(_qr_r_inverse(r, m, n)), swap(q), swap(r)
+
+    def pullback(g):
+        gq, gr = split_qr(g, m, n)
+        gy = E.subtract(matmul(gr, r_t), matmul(q_t, gq))
+        return (matmul(E.add(gq, matmul(q, _read_symmetric(gy, lower=False))), r_inv_t),)
+
+    return pullback
+
+
+def _qr_impl(a):
+    q, r = np.linalg.qr(a)
+    m, n = a.shape[-2:]
+    return np.concatenate([q, r], axis=-2 if m >= n else -1)
+
+
+#: np.linalg.qr(a) (mode 'reduced') of a (…, m, n): Q and R stacked, see `split_qr`.
+qr = register(Primitive("qr", _qr_impl, _qr_cost, jvp=_qr_jvp, vjp=_qr_vjp))
+
+
+def _qr_r_jvp(tangents, out, a):
+    # Ṙ = Y R as in `qr`'s rule; Q comes from one `qr` per pass.
+    m, n = np.shape(a)[-2:]
+    r_inv = _qr_r_inverse(out, m, n)
+    q = split_qr(qr(a), m, n)[0]
+    return matmul(_upper_part(matmul(swap(q), matmul(tangents[0], r_inv))), out)
+
+
+def _qr_r_vjp(needs, out, a):
+    if not needs[0]:
+        return unneeded
+    m, n = np.shape(a)[-2:]
+    r_inv_t = swap(_qr_r_inverse(out, m, n))
+    q, r_t = split_qr(qr(a), m, n)[0], swap(out)
+    # Ā = Q X̄ R⁻ᵀ, X̄ the gathered R̄ Rᵀ
+    return lambda g: (matmul(matmul(q, _read_symmetric(matmul(g, r_t), lower=False)), r_inv_t),)
+
+
+#: np.linalg.qr(a, mode='r'): R alone, (…, min(m, n), n).
+qr_r = register(Primitive("qr_r", lambda a: np.linalg.qr(a, mode="r"), _qr_r_cost, jvp=_qr_r_jvp, vjp=_qr_r_vjp))
+
+
+# --- pinv: the Moore–Penrose pseudo-inverse ------------------------------------------------------
+# NumPy's pinv is one thin SVD A = U S Vᵀ, then A⁺ = V S⁺ Uᵀ with S⁺ the reciprocals of the singular
+# values above rcond times the largest (0 for the others). Charged per m×n matrix (M = max(m, n),
+# N = min(m, n)) the SVD with vectors, 14MN² + 8N³ (Golub & Van Loan §8.6, as `svd_vectors`), the N
+# reciprocals, S⁺ Uᵀ (N·m products) and V (S⁺ Uᵀ) by the matmul convention (2·n·N·m).
+#
+# The derivative (Golub & Pereyra 1973, "The differentiation of pseudo-inverses and nonlinear least
+# squares problems whose variables separate", Theorem 4.3), where the rank is locally constant:
+#   d(A⁺) = −A⁺ Ȧ A⁺ + A⁺ A⁺ᵀ Ȧᵀ (I − A A⁺) + (I − A⁺ A) Ȧᵀ A⁺ᵀ A⁺.
+# The rules take it at full rank, where A⁺ A = I (m ≥ n) or A A⁺ = I (m ≤ n) drops a term; at a
+# singular value at or below NumPy's cutoff the rank can jump, A⁺ with it, and the rules refuse. The
+# test reads the singular values (one `svdvals` per pass or tape) through `observe`.
+def _pinv_cost(out, a, rcond):
+    count, big, small = _svd_sizes(a)
+    m, n = np.shape(a)[-2:]
+    return count * (14 * big * small ** 2 + 8 * small ** 3 + small + small * m + 2 * n * small * m), 0
+
+
+def _below_cutoff(s, rcond):
+    """Whether some matrix's singular values (…, N) include one at or below rcond times the largest."""
+    s = np.asarray(s)
+    if s.shape[-1] == 0:
+        return False
+    return bool(np.any(s <= rcond * np.max(s, axis=-1, keepdims=True)))
+
+
+def _full_rank(a, rcond):
+    if observe(_below_cutoff, _plain(svdvals(a)), rcond=rcond):
+        raise np.linalg.LinAlgError(
+            "the derivative of np.linalg.pinv does not exist at a rank-deficient matrix (a singular value "
+            f"at or below rcond = {rcond:g} times the largest, which pinv sets to zero): the pseudo-inverse "
+            "jumps when that singular value moves off zero. Differentiate at a full-rank matrix, or "
+            "regularize (e.g. solve (AᵀA + λI) x = Aᵀb)"
+        )
+
+
+def _pinv_jvp(tangents, out, a, rcond):
+    # P = A⁺, Ṗ the formula above at full rank. Tall (m > n): with H = P Pᵀ Ȧᵀ,
+    # Ṗ = H − (P Ȧ + H A) P; wide (m < n): with K = Ȧᵀ Pᵀ P, Ṗ = K − P (Ȧ P + A K); square: −P Ȧ P.
+    _full_rank(a, rcond)
+    m, n = np.shape(a)[-2:]
+    t, p = tangents[0], out
+    if m > n:
+        h = matmul(matmul(p, swap(p)), swap(t))
+        return E.subtract(h, matmul(E.add(matmul(p, t), matmul(h, a)), p))
+    if m < n:
+        k = matmul(swap(t), matmul(swap(p), p))
+        return E.subtract(k, matmul(p, E.add(matmul(t, p), matmul(a, k))))
+    return E.negative(matmul(matmul(p, t), p))
+
+
+def _pinv_vjp(needs, out, a, rcond):
+    # The transpose of the JVP. Tall: with Z = P̄ᵀ P Pᵀ, Ā = Z − A (P Z) − Pᵀ (P̄ Pᵀ);
+    # wide: with V = Pᵀ P P̄ᵀ, Ā = V − (V P) A − (Pᵀ P̄) Pᵀ; square: Ā = −Pᵀ P̄ Pᵀ.
+    if not needs[0]:
+        return unneeded
+    _full_rank(a, rcond)
+    m, n = np.shape(a)[-2:]
+    p, p_t = out, swap(out)
+    if m > n:
+        ppt = matmul(p, p_t)
+
+        def pullback(g):
+            z = matmul(swap(g), ppt)
+            return (E.subtract(E.subtract(z, matmul(a, matmul(p, z))), matmul(p_t, matmul(g, p_t))),)
+    elif m < n:
+        ptp = matmul(p_t, p)
+
+        def pullback(g):
+            v = matmul(ptp, swap(g))
+            return (E.subtract(E.subtract(v, matmul(matmul(v, p), a)), matmul(matmul(p_t, g), p_t)),)
+    else:
+        def pullback(g):
+            return (E.negative(matmul(matmul(p_t, g), p_t)),)
+    return pullback
+
+
+#: np.linalg.pinv(a, rcond) of a (…, m, n), rcond a number (numpy_api resolves NumPy's defaults).
+pinv = register(Primitive("pinv", lambda a, rcond: np.linalg.pinv(a, rcond=rcond), _pinv_cost,
+                          jvp=_pinv_jvp, vjp=_pinv_vjp))
