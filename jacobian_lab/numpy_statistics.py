@@ -163,12 +163,16 @@ def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", 
     return _quantile("quantile", a, q, axis, out, method, keepdims, weights, type(q) in (int, float))
 
 
+def _percent(q):
+    """Percentages as levels, divided as NumPy divides them (so they round the same way), and
+    whether q was a Python number (whose levels keep float32 data float32)."""
+    return (q if is_traced(q) else np.true_divide(q, 100)), type(q) in (int, float)
+
+
 @implements(np.percentile)
 def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *,
                weights=None):
-    weak_q = type(q) in (int, float)
-    if not is_traced(q):
-        q = np.true_divide(q, 100)  # as NumPy does, so the levels round the same way
+    q, weak_q = _percent(q)
     return _quantile("percentile", a, q, axis, out, method, keepdims, weights, weak_q)
 
 
@@ -390,9 +394,7 @@ def nanquantile(a, q, axis=None, out=None, overwrite_input=False, method="linear
 @implements(np.nanpercentile)
 def nanpercentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=np._NoValue, *,
                   weights=None):
-    weak_q = type(q) in (int, float)
-    if not is_traced(q):
-        q = np.true_divide(q, 100)  # as NumPy does, so the levels round the same way
+    q, weak_q = _percent(q)
     return _nan_quantile("nanpercentile", a, q, axis, out, method, keepdims, weights, weak_q)
 
 
