@@ -130,8 +130,6 @@ def _triangle(fn):
 
 
 implements(np.tril)(_triangle(np.tril))
-
-
 implements(np.triu)(_triangle(np.triu))
 
 
@@ -151,8 +149,6 @@ def split(ary, indices_or_sections, axis=0):
 
 
 implements(np.hsplit)(lambda ary, sections: split(ary, sections, axis=1 if np.ndim(ary) > 1 else 0))
-
-
 implements(np.vsplit)(lambda ary, sections: split(ary, sections, axis=0))
 
 
@@ -317,33 +313,79 @@ def block(arrays):
     return gather(api.concatenate([api.ravel(v) for v in leaves]), spots)
 
 
+# --- functions applied piece by piece ---------------------------------------------------
+@implements(np.apply_along_axis)
+def apply_along_axis(func1d, axis, arr, *args, **kwargs):
+    """func1d on every 1-D slice along `axis`, in a Python loop as NumPy runs it; the results
+    stacked where the axis was."""
+    axis = normalize_axis(axis, np.ndim(arr))[0]
+    moved = api.moveaxis(arr, axis, -1)
+    outer = np.shape(moved)[:-1]
+    if 0 in outer:
+        raise ValueError("Cannot apply_along_axis when any iteration dimensions are 0")
+    results = [func1d(moved[index], *args, **kwargs) for index in np.ndindex(*outer)]
+    result_shape = np.shape(results[0])
+    stacked = api.reshape(api.stack(results), outer + result_shape)
+    inner = tuple(range(len(outer), len(outer) + len(result_shape)))
+    return api.transpose(stacked, tuple(range(axis)) + inner + tuple(range(axis, len(outer))))
+
+
+@implements(np.apply_over_axes)
+def apply_over_axes(func, a, axes):
+    """func(a, axis) for each axis in turn, a reduced axis kept as length 1 (NumPy's rule)."""
+    for axis in np.atleast_1d(axes):
+        axis = normalize_axis(int(axis), np.ndim(a))[0]
+        result = func(a, axis)
+        if np.ndim(result) == np.ndim(a) - 1:
+            result = api.expand_dims(result, axis)
+        elif np.ndim(result) != np.ndim(a):
+            raise ValueError("function is not returning an array of the correct shape")
+        a = result
+    return a
+
+
+@implements(np.piecewise)
+def piecewise(x, condlist, funclist, *args, **kw):
+    """Each function on the entries its condition selects (a later condition wins, as in NumPy);
+    the pieces then placed by one gather, 0 where no condition holds. The conditions are values:
+    they must be plain (comparisons of x are)."""
+    if np.isscalar(condlist) or (not isinstance(condlist[0], (list, np.ndarray)) and np.ndim(x) != 0):
+        condlist = [condlist]  # NumPy's rule: one condition, not a list of them
+    conditions = np.asarray(condlist, dtype=bool)
+    if len(funclist) == len(conditions) + 1:  # the last function is for "otherwise"
+        conditions = np.concatenate([conditions, ~np.any(conditions, axis=0, keepdims=True)])
+    elif len(funclist) != len(conditions):
+        raise ValueError(f"with {len(conditions)} condition(s), either {len(conditions)} or "
+                         f"{len(conditions) + 1} functions are expected")
+    flat, positions, pieces = api.reshape(x, (-1,)), np.full(np.shape(x), -1), []
+    for cond, func in zip(conditions, funclist):
+        chosen = np.flatnonzero(cond)
+        if not len(chosen):
+            continue  # NumPy does not call a function on no entries
+        value = func(flat[chosen], *args, **kw) if callable(func) else func
+        positions.flat[chosen] = sum(len(p) for p in pieces) + np.arange(len(chosen))
+        pieces.append(api.broadcast_to(value, (len(chosen),)))
+    if not pieces:
+        return np.zeros_like(primal(x))
+    return gather(api.concatenate(pieces), positions, fill=0.0)
+
+
 # --- values only: no derivative flows through these -----------------------------------
 def _on_primal(fn):
     return lambda *args, **kwargs: observe(fn, *(primal(a) for a in args), **{k: primal(v) for k, v in kwargs.items()})
 
 
 for _fn in (np.argsort, np.argmax, np.argmin, np.argwhere, np.nonzero, np.flatnonzero, np.count_nonzero,
-            np.any, np.all, np.isclose, np.allclose, np.array_equal, np.searchsorted):
+            np.any, np.all, np.isclose, np.allclose, np.array_equal, np.searchsorted, np.argpartition,
+            np.digitize, np.isin, np.isneginf, np.isposinf, np.iscomplex, np.isreal, np.array_equiv,
+            np.nanargmax, np.nanargmin, np.diag_indices_from, np.tril_indices_from, np.triu_indices_from,
+            np.can_cast, np.common_type, np.min_scalar_type, np.may_share_memory, np.shares_memory,
+            np.linalg.matrix_rank):
     implements(_fn)(_on_primal(_fn))
-
-
 implements(np.iscomplexobj)(lambda x: False)
-
-
 implements(np.isrealobj)(lambda x: True)
-
-
 implements(np.real)(lambda val: val)
-
-
 implements(np.imag)(lambda val: np.zeros(np.shape(val)))
-
-
-for _fn in (np.argpartition, np.digitize, np.isin, np.isneginf, np.isposinf, np.iscomplex, np.isreal,
-            np.array_equiv, np.nanargmax, np.nanargmin, np.diag_indices_from, np.tril_indices_from,
-            np.triu_indices_from, np.can_cast, np.common_type, np.min_scalar_type, np.may_share_memory,
-            np.shares_memory):
-    implements(_fn)(_on_primal(_fn))
 
 
 def _lexsort(*keys, axis=-1):
@@ -393,8 +435,6 @@ def _modf(x):
 
 
 api.UFUNCS[np.logaddexp2] = _logaddexp2
-
-
 api.UFUNCS[np.modf] = _modf
 
 

@@ -154,8 +154,6 @@ def _aligned(name, ufunc, a1, a2):
 
 
 implements(np.polyadd)(lambda a1, a2: _aligned("polyadd", E.add, a1, a2))
-
-
 implements(np.polysub)(lambda a1, a2: _aligned("polysub", E.subtract, a1, a2))
 
 

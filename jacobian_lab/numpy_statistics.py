@@ -237,8 +237,6 @@ def _nan_extreme(name, prim, fill):
 
 
 implements(np.nanmax)(_nan_extreme("nanmax", R.max, -np.inf))
-
-
 implements(np.nanmin)(_nan_extreme("nanmin", R.min, np.inf))
 
 
@@ -441,3 +439,48 @@ def corrcoef(x, y=None, rowvar=True, *, dtype=None):
     c = E.divide(E.divide(c, api.reshape(stddev, (-1, 1))), api.reshape(stddev, (1, -1)))
     # NumPy clips rounding past +-1; inside, the clip's derivative is 1.
     return E.clip(c, lo=-1.0, hi=1.0)
+
+
+# --- counts: weights summed into bins, a scatter-add ------------------------------------
+def _refuse_traced_positions(name, values, what):
+    if is_traced(values):
+        raise NotImplementedError(f"numpy.{name}: traced {what} are not supported; bin counts are piecewise "
+                                  "constant in them, so they have no derivative (pass plain values, or traced weights)")
+
+
+@implements(np.bincount)
+def bincount(x, weights=None, minlength=0):
+    """The sum of the weights that fall in each bin: a scatter-add of the (traced) weights."""
+    _refuse_traced_positions("bincount", x, "bin indices")
+    x = np.asarray(x)
+    size = max(int(x.max()) + 1 if x.size else 0, minlength)
+    if np.shape(weights) != x.shape:
+        raise ValueError("The weights and list don't have the same length.")
+    return S.scatter_add(api.reshape(weights, (1, -1)), x.ravel().astype(np.intp), 1, size)[0]
+
+
+@implements(np.histogram)
+def histogram(a, bins=10, range=None, density=None, weights=None):
+    """NumPy's bins, from a's values; the histogram of the (traced) weights a scatter-add into them.
+
+    With a traced and no weights the counts are piecewise constant: plain, from NumPy itself.
+    """
+    values = primal(a)
+    edges = observe(np.histogram_bin_edges, values, bins, range)
+    if not is_traced(weights):
+        return observe(np.histogram, values, edges, None, density, weights)
+    index = observe(_bin_index, values, edges)
+    inside = index >= 0
+    flat = api.reshape(weights, (1, -1))[:, np.flatnonzero(inside.ravel())]
+    hist = S.scatter_add(flat, index.ravel()[inside.ravel()], 1, len(edges) - 1)[0]
+    if density:
+        hist = E.divide(E.divide(hist, np.diff(edges)), R.sum(hist, axis=(0,)))  # NumPy's order
+    return hist, edges
+
+
+def _bin_index(values, edges):
+    """Each value's bin under NumPy's rule (the last bin holds its right edge), -1 outside."""
+    index = np.searchsorted(edges, values, side="right") - 1
+    index[values == edges[-1]] = len(edges) - 2
+    index[(values < edges[0]) | (values > edges[-1]) | np.isnan(values)] = -1
+    return index

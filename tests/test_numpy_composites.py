@@ -204,6 +204,16 @@ CASES = {
         np.matvec(X, X[0]), np.matvec(X[:, :3], [1.0, -2.0, 0.5]), np.vecmat(X[:, 0], X),
         np.vecmat(X[0, :2], X.reshape(2, 2, 3)).ravel(), np.matvec(X.reshape(3, 2, 2), X[:1, :2]).ravel()]), x34)}
        if hasattr(np, "matvec") else {}),
+    # functions applied piece by piece, and weighted counts
+    "apply_along_axis": (lambda X: np.apply_along_axis(lambda v: v ** 2 * v[0], 1, X)
+                         + np.apply_along_axis(lambda v: np.outer(v, v[:2]), 0, X).sum(axis=(0, 1)), x34),
+    "apply_over_axes": (lambda X: np.apply_over_axes(np.sum, X.reshape(2, 3, 2) ** 2, [0, 2]), x12),
+    "piecewise": (lambda x: np.piecewise(x, [x < -0.5, x > 0.5], [lambda v: v ** 2, np.sin, lambda v: v * 3])
+                  + np.piecewise(x, [x < 0.5, x < 0], [lambda v: v, -2.0]) * x, x12),
+    "bincount and histogram weights": (lambda x: np.concatenate([
+        np.bincount([0, 2, 2, 5, 1], weights=x[:5] ** 2, minlength=7),
+        np.histogram(np.linspace(-1, 1, 6), bins=3, weights=x[6:])[0],
+        np.histogram(x12[:6], bins=[-2, -0.5, 0, 0.7, 3], weights=np.exp(x[6:]), density=True)[0]]), x12),
 }
 # NumPy 2's array-API names
 if all(hasattr(np, name) for name in ("vecdot", "matrix_transpose", "unstack")):
@@ -692,7 +702,7 @@ def test_jitted_einsum_jacobian_matches_the_eager_one():
         np.testing.assert_allclose(jac(X), jl.jacobian(f, X), rtol=1e-13, atol=1e-15)
 
 
-# --- more value queries: NumPy's answers, read from the primal values, never traced ---------
+# --- value queries: NumPy's answers, read from the primal values, never traced --------------
 VALUE_QUERIES = {
     "argpartition": lambda v: np.argpartition(v, 2),
     "digitize": lambda v: np.digitize(v, [-1.0, 0.0, 1.0], right=True),
@@ -714,6 +724,7 @@ VALUE_QUERIES = {
     "min_scalar_type": lambda v: np.min_scalar_type(v[0]),
     "may_share_memory": lambda v: np.may_share_memory(v, np.ones(3)),
     "shares_memory": lambda v: np.shares_memory(v, v),
+    "matrix_rank": lambda v: np.linalg.matrix_rank(np.nan_to_num(v).reshape(2, 3)),
 }
 
 
@@ -858,6 +869,7 @@ def test_unwrap_and_modf_pass_the_derivative_through_unchanged(mode):
 
 
 REFUSED_MORE = [
+    ("traced bin indices", lambda x: np.bincount(x * 0.0, weights=x)),
     ("out", lambda x: np.choose([0, 1], [x[:2], x[2:4]], out=np.empty(2))),
     ("traced a", lambda x: np.choose(x * 0.0, [x, x])),
     ("traced condition", lambda x: np.compress(x, x)),
@@ -894,3 +906,26 @@ if hasattr(np, "matvec"):
 def test_more_refused_arguments_are_named(argument, f):
     with pytest.raises(NotImplementedError, match=re.escape(argument)):
         jl.jacrev(f)(x6)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_piecewise_and_histograms_place_their_derivatives(mode):
+    x = np.array([-1.0, -0.2, 0.3, 2.0])
+    # pieces: x^2 below -0.5, 3x above 0.5, 0 elsewhere (no "otherwise" function)
+    J = jl.jacobian(lambda v: np.piecewise(v, [v < -0.5, v > 0.5], [np.square, lambda t: 3 * t]), x, mode=mode)
+    np.testing.assert_array_equal(J, np.diag([-2.0, 0.0, 0.0, 3.0]))
+    # a weighted histogram is linear in the weights: each weight counts once, in its own bin
+    a = np.array([0.1, 0.9, 0.4, 0.6])
+    J = jl.jacobian(lambda w: np.histogram(a, bins=2, range=(0.0, 1.0), weights=w)[0], x, mode=mode)
+    np.testing.assert_array_equal(J, [[1, 0, 1, 0], [0, 1, 0, 1]])
+    # counts of traced values are piecewise constant: plain NumPy counts, no derivative
+    counts = []
+    jl.jacobian(lambda v: (counts.append(np.histogram(v, bins=2)[0]), v)[1], x, mode=mode)
+    assert not hasattr(counts[0], "_trace")
+    np.testing.assert_array_equal(counts[0], np.histogram(x, bins=2)[0])
+
+
+def test_weighted_counts_add_where_weights_share_a_bin():
+    # bincount of 5 weights into 7 bins: bins 2 and 2 share one addition; a scatter-add costs
+    # 1 flop per weight landing on an already-filled position
+    assert jl.count_flops(lambda w: np.bincount([0, 2, 2, 5, 1], weights=w), x5) == Cost(1, 0)
