@@ -132,7 +132,16 @@ def normalize_axis(axis, ndim):
         if not -ndim <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
             raise np.exceptions.AxisError(a, ndim)
         out.append(a % max(ndim, 1))
-    return tuple(sorted(set(out))) if ndim else ()
+    if len(set(out)) != len(out):
+        raise ValueError("duplicate value in 'axis'")
+    return tuple(sorted(out)) if ndim else ()
+
+
+def one_axis(axis, ndim):
+    """A single axis (an integer, negatives allowed) -> non-negative; None or a tuple is an error."""
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, (bool, np.bool_)):
+        raise TypeError(f"axis must be an integer here, got {axis!r}")
+    return normalize_axis(axis, ndim)[0]
 
 
 def _reduction(prim, a, axis=None, keepdims=False):
@@ -173,7 +182,7 @@ def _cumulative(prim, name):
         _reject(name, out, "out")
         if axis is None:
             return prim(ravel(a), axis=0)
-        return prim(a, axis=normalize_axis(axis, np.ndim(a))[0])
+        return prim(a, axis=one_axis(axis, np.ndim(a)))
 
     fn.__name__ = name
     return fn
@@ -191,7 +200,7 @@ def _cumulative_array_api(prim, name, identity):
         _reject(name, out, "out")
         if axis is None and np.ndim(x) > 1:
             raise ValueError("axis must be specified for multi-dimensional arrays")
-        axis = normalize_axis(0 if axis is None else axis, np.ndim(x))[0]
+        axis = one_axis(0 if axis is None else axis, np.ndim(x))
         result = prim(x, axis=axis)
         if not include_initial:
             return result
@@ -235,14 +244,16 @@ def ravel(a, order="C"):
 @implements(np.transpose)
 def transpose(a, axes=None):
     nd = np.ndim(a)
-    axes = tuple(range(nd))[::-1] if axes is None else tuple(int(x) % max(nd, 1) for x in axes)
+    axes = tuple(range(nd))[::-1] if axes is None else tuple(one_axis(x, nd) for x in axes)
+    if len(axes) != nd or len(set(axes)) != nd:
+        raise ValueError("axes don't match array" if len(axes) != nd else "repeated axis in transpose")
     return a if axes == tuple(range(nd)) else S.transpose(a, axes)
 
 
 @implements(np.swapaxes)
 def swapaxes(a, axis1, axis2):
     axes = list(range(np.ndim(a)))
-    i, j = normalize_axis(axis1, len(axes))[0], normalize_axis(axis2, len(axes))[0]
+    i, j = one_axis(axis1, len(axes)), one_axis(axis2, len(axes))
     axes[i], axes[j] = axes[j], axes[i]
     return transpose(a, axes)
 
@@ -250,8 +261,10 @@ def swapaxes(a, axis1, axis2):
 @implements(np.moveaxis)
 def moveaxis(a, source, destination):
     nd = np.ndim(a)
-    src = [int(s) % nd for s in np.atleast_1d(source)]
-    dst = [int(d) % nd for d in np.atleast_1d(destination)]
+    src = [one_axis(s, nd) for s in np.atleast_1d(source)]
+    dst = [one_axis(d, nd) for d in np.atleast_1d(destination)]
+    if len(src) != len(dst) or len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise ValueError("`source` and `destination` arguments must be distinct axes of the same length")
     order = [i for i in range(nd) if i not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
@@ -288,7 +301,7 @@ def concatenate(arrays, axis=0, out=None, dtype=None, casting=None):
     arrays = list(arrays)
     if axis is None:
         arrays, axis = [ravel(a) for a in arrays], 0
-    axis = normalize_axis(axis, np.ndim(arrays[0]))[0]
+    axis = one_axis(axis, np.ndim(arrays[0]))
     return S.concatenate(*arrays, axis=axis)
 
 
@@ -296,7 +309,7 @@ def concatenate(arrays, axis=0, out=None, dtype=None, casting=None):
 def stack(arrays, axis=0, out=None, dtype=None, casting=None):
     _reject("stack", out, "out")
     arrays = list(arrays)
-    axis = normalize_axis(axis, np.ndim(arrays[0]) + 1)[0]
+    axis = one_axis(axis, np.ndim(arrays[0]) + 1)
     return concatenate([expand_dims(a, axis) for a in arrays], axis=axis)
 
 
@@ -357,7 +370,7 @@ def tile(A, reps):
 def repeat(a, repeats, axis=None):
     if axis is None:
         a, axis = ravel(a), 0
-    axis = normalize_axis(axis, np.ndim(a))[0]
+    axis = one_axis(axis, np.ndim(a))
     return take(a, np.repeat(np.arange(np.shape(a)[axis]), repeats), axis=axis)
 
 
@@ -366,7 +379,7 @@ def take(a, indices, axis=None, out=None, mode="raise"):
     _reject("take", out, "out")
     if axis is None:
         a, axis = ravel(a), 0
-    axis = normalize_axis(axis, np.ndim(a))[0]
+    axis = one_axis(axis, np.ndim(a))
     indices = np.asarray(indices)
     n = np.shape(a)[axis]
     if mode == "clip":  # NumPy's clip mode also clips negative indices to 0

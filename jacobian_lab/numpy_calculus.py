@@ -13,7 +13,7 @@ import operator
 import numpy as np
 
 from . import numpy_api as api
-from .numpy_api import implements, is_traced, normalize_axis
+from .numpy_api import implements, is_traced, one_axis
 from .numpy_composites import numpy2, primal, with_length
 from .primitives import observe
 from .rules import elementwise as E
@@ -24,7 +24,7 @@ from .rules import shape as S
 # --- differences ----------------------------------------------------------------------
 @implements(np.diff)
 def diff(a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
-    axis = normalize_axis(axis, np.ndim(a))[0]
+    axis = one_axis(axis, np.ndim(a))
     parts = [v for v in (prepend, a, append) if v is not np._NoValue]
     if len(parts) > 1:
         edge = with_length(np.shape(a), axis, 1)  # a scalar prepend/append spans the other axes
@@ -114,7 +114,7 @@ def gradient(f, *varargs, axis=None, edge_order=1):
     if axis is None:
         axes = tuple(range(len(shape)))
     else:  # in the order given, as NumPy returns the gradients
-        axes = tuple(normalize_axis(ax, len(shape))[0] for ax in ((axis,) if np.ndim(axis) == 0 else axis))
+        axes = tuple(one_axis(ax, len(shape)) for ax in ((axis,) if np.ndim(axis) == 0 else axis))
         if len(set(axes)) != len(axes):
             raise ValueError("repeated axis")
     if len(varargs) == 0:
@@ -155,7 +155,7 @@ def unwrap(p, discont=None, axis=-1, *, period=2 * np.pi):
     The corrections are piecewise constant (remainder's derivative in x is 1, so that of
     ddmod - dd is exactly 0): the derivative in p is 1, away from the jumps.
     """
-    axis = normalize_axis(axis, np.ndim(p))[0]
+    axis = one_axis(axis, np.ndim(p))
     dd = diff(p, axis=axis)
     if discont is None:
         discont = period / 2
@@ -174,7 +174,7 @@ def unwrap(p, discont=None, axis=-1, *, period=2 * np.pi):
 @numpy2(np, "trapezoid")
 def trapezoid(y, x=None, dx=1.0, axis=-1):
     """The trapezoidal rule, in NumPy's order of operations: sum(d * (y[1:] + y[:-1]) / 2)."""
-    axis = normalize_axis(axis, np.ndim(y))[0]
+    axis = one_axis(axis, np.ndim(y))
     x = x if x is None or is_traced(x) else np.asarray(x)
     if x is None:
         d = dx

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import numpy_api as api
-from .numpy_api import implements, is_traced, normalize_axis
+from .numpy_api import implements, is_traced, normalize_axis, one_axis
 from .primitives import observe
 from .rules import elementwise as E
 from .rules import shape as S
@@ -135,7 +135,7 @@ implements(np.triu)(_triangle(np.triu))
 
 @implements(np.array_split)
 def array_split(ary, indices_or_sections, axis=0):
-    axis = normalize_axis(axis, np.ndim(ary))[0]
+    axis = one_axis(axis, np.ndim(ary))
     pieces = np.array_split(np.arange(np.shape(ary)[axis]), indices_or_sections)
     before = (slice(None),) * axis
     return [S.getitem(ary, before + (slice(p[0], p[-1] + 1) if p.size else slice(0, 0),)) for p in pieces]
@@ -178,7 +178,7 @@ def append(arr, values, axis=None):
 def unstack(x, /, *, axis=0):
     if np.ndim(x) == 0:
         raise ValueError("Input array must be at least 1-d.")
-    axis = normalize_axis(axis, np.ndim(x))[0]
+    axis = one_axis(axis, np.ndim(x))
     before = (slice(None),) * axis
     return tuple(S.getitem(x, before + (i,)) for i in range(np.shape(x)[axis]))
 
@@ -254,7 +254,7 @@ def partition(a, kth, axis=-1, kind="introselect", order=None):
     api._reject("partition", order, "order")
     if axis is None:
         a, axis = api.ravel(a), 0
-    axis = normalize_axis(axis, np.ndim(a))[0]
+    axis = one_axis(axis, np.ndim(a))
     spots = observe(_partition_order, primal(a), kth, axis, kind)
     return gather(a, np.take_along_axis(_positions(a), spots, axis))
 
@@ -318,7 +318,7 @@ def block(arrays):
 def apply_along_axis(func1d, axis, arr, *args, **kwargs):
     """func1d on every 1-D slice along `axis`, in a Python loop as NumPy runs it; the results
     stacked where the axis was."""
-    axis = normalize_axis(axis, np.ndim(arr))[0]
+    axis = one_axis(axis, np.ndim(arr))
     moved = api.moveaxis(arr, axis, -1)
     outer = np.shape(moved)[:-1]
     if 0 in outer:
@@ -334,7 +334,7 @@ def apply_along_axis(func1d, axis, arr, *args, **kwargs):
 def apply_over_axes(func, a, axes):
     """func(a, axis) for each axis in turn, a reduced axis kept as length 1 (NumPy's rule)."""
     for axis in np.atleast_1d(axes):
-        axis = normalize_axis(int(axis), np.ndim(a))[0]
+        axis = one_axis(int(axis), np.ndim(a))
         result = func(a, axis)
         if np.ndim(result) == np.ndim(a) - 1:
             result = api.expand_dims(result, axis)

@@ -13,7 +13,7 @@ import operator
 import numpy as np
 
 from . import numpy_api as api
-from .numpy_api import implements, is_traced, normalize_axis
+from .numpy_api import implements, is_traced, normalize_axis, one_axis
 from .numpy_composites import diagonal, numpy2, primal
 from .rules import decompositions as D
 from .rules import elementwise as E
@@ -135,9 +135,11 @@ def norm(x, ord=None, axis=None, keepdims=False):
     if axis is None and (ord is None or (ord == "fro" and nd == 2)):
         return E.sqrt(api._reduction(R.sum, E.square(x), None, keepdims))
     axes = normalize_axis(tuple(range(nd)) if axis is None else axis, nd)
+    if len(axes) not in (1, 2):  # one axis is a vector norm, two a matrix norm, as in NumPy
+        raise ValueError("Improper number of dimensions to norm.")
     if len(axes) == 2:
         # in the order given: the first is the row axis (ord=1 sums along it, ord=inf across it)
-        rows, cols = (normalize_axis(a, nd)[0] for a in axis) if axis is not None else axes
+        rows, cols = (one_axis(a, nd) for a in axis) if axis is not None else axes
         return _matrix_norm(x, ord, (rows, cols), keepdims)
     return _vector_norm(x, ord, axes, keepdims)
 

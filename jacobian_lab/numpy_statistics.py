@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from . import numpy_api as api
-from .numpy_api import implements, is_traced, normalize_axis
+from .numpy_api import implements, is_traced, normalize_axis, one_axis
 from .numpy_composites import as_float, diagonal, primal, sort, take_along_axis, with_length
 from .primitives import observe
 from .rules import elementwise as E
@@ -42,7 +42,7 @@ def average(a, axis=None, weights=None, returned=False, keepdims=False):
         result, weight_sum = api.mean(a, axis=axis, keepdims=keepdims), None
     else:
         if np.ndim(weights) == 1 and np.ndim(a) > 1:
-            weights = api.reshape(weights, with_length((1,) * np.ndim(a), normalize_axis(axis, np.ndim(a))[0], -1))
+            weights = api.reshape(weights, with_length((1,) * np.ndim(a), one_axis(axis, np.ndim(a)), -1))
         full = np.broadcast_shapes(np.shape(a), np.shape(weights))
         weight_sum = api._reduction(R.sum, api.broadcast_to(weights, full), axis, keepdims)
         result = E.divide(api._reduction(R.sum, E.multiply(a, weights), axis, keepdims), weight_sum)

@@ -492,6 +492,35 @@ def test_take_out_of_bounds_still_raises(mode):
 
 
 # --- inputs ------------------------------------------------------------------------------------
+# Axes NumPy refuses are refused too, with NumPy's exception type, never quietly repaired
+# (a duplicate dropped, a tuple cut to its first axis, an out-of-range axis wrapped around).
+BAD_AXES = [
+    ("duplicate axes in sum", lambda x: np.sum(x, axis=(0, 0))),
+    ("duplicate axes in quantile", lambda x: np.quantile(x, 0.5, axis=(1, -1))),
+    ("a tuple where one axis is expected", lambda x: np.cumsum(x, axis=(0, 1))),
+    ("axis=None for stack", lambda x: np.stack([x, x], axis=None)),
+    ("axis=None for diff", lambda x: np.diff(x, axis=None)),
+    ("axis=None for swapaxes", lambda x: np.swapaxes(x, None, 0)),
+    ("moveaxis out of range", lambda x: np.moveaxis(x, 2, 0)),
+    ("moveaxis from -3", lambda x: np.moveaxis(x, -3, 0)),
+    ("transpose out of range", lambda x: np.transpose(x, (1, -3))),
+    ("transpose repeating an axis", lambda x: np.transpose(x, (1, 1))),
+    ("norm over no axis", lambda x: np.linalg.norm(x, 1, axis=())),
+    ("norm of a 3-d array with ord", lambda x: np.linalg.norm(x[None], 1)),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name, f", BAD_AXES, ids=[n for n, _ in BAD_AXES])
+def test_axes_numpy_refuses_are_refused(name, f, mode):
+    with pytest.raises(Exception) as numpy_error:
+        f(X)
+    # the same kind: NumPy's class or one of its bases short of Exception (AxisError is a ValueError)
+    kinds = tuple(c for c in type(numpy_error.value).__mro__ if issubclass(c, Exception) and c is not Exception)
+    with pytest.raises(kinds):
+        run(f, mode)
+
+
 BAD_INPUTS = [
     ("complex", np.array([1.0 + 2.0j, 0.5]), "complex"),
     ("bool", np.array([True, False]), "bool"),
