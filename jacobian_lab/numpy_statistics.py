@@ -180,6 +180,8 @@ def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear"
 def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     """The middle order statistic, or the mean of the two middle ones (NumPy's values exactly)."""
     api._reject("median", out, "out")
+    if np.size(a) == 0:
+        return api.mean(a, axis=axis, keepdims=keepdims)  # NaN with NumPy's warning, as NumPy's median
     values, axes = _along_last(a, axis)
     s, nan_slices = _sorted_last(values)
     n, last = np.shape(s)[-1], np.ndim(s) - 1
@@ -466,6 +468,8 @@ def histogram(a, bins=10, range=None, density=None, weights=None):
     With a traced and no weights the counts are piecewise constant: plain, from NumPy itself.
     """
     values = primal(a)
+    if weights is not None and np.shape(weights) != np.shape(values):
+        raise ValueError("weights should have the same shape as a.")
     edges = observe(np.histogram_bin_edges, values, bins, range)
     if not is_traced(weights):
         return observe(np.histogram, values, edges, None, density, weights)

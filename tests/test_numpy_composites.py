@@ -929,3 +929,18 @@ def test_weighted_counts_add_where_weights_share_a_bin():
     # bincount of 5 weights into 7 bins: bins 2 and 2 share one addition; a scatter-add costs
     # 1 flop per weight landing on an already-filled position
     assert jl.count_flops(lambda w: np.bincount([0, 2, 2, 5, 1], weights=w), x5) == Cost(1, 0)
+
+
+def test_edge_inputs_follow_numpy():
+    # an empty median is NaN with NumPy's warning, not an IndexError
+    with pytest.warns(RuntimeWarning):
+        y = traced_value(np.median, np.zeros(0))
+    assert np.isnan(y) and np.shape(y) == ()
+    # histogram weights keep their float32, and must have a's shape
+    w = np.array([0.5, -1.5, 2.0], np.float32)
+    f = lambda v: np.histogram(np.arange(3.0), bins=2, weights=v)[0]  # noqa: E731
+    y = traced_value(f, w)
+    assert y.dtype == f(w).dtype == np.float32
+    np.testing.assert_allclose(y, f(w), rtol=1e-7)
+    with pytest.raises(ValueError, match="same shape"):
+        jl.jacobian(lambda v: np.histogram(np.arange(2.0), bins=2, weights=v)[0], w)

@@ -133,7 +133,8 @@ def _scatter_add_impl(g, indices, axis, size):
     rows = g.reshape(int(np.prod(lead, dtype=np.int64)), len(indices))
     bins = (np.arange(rows.shape[0])[:, None] * size + indices).ravel()
     flat = np.bincount(bins, weights=rows.ravel(), minlength=rows.shape[0] * size)
-    return np.moveaxis(flat.reshape(lead + (size,)), -1, axis)
+    # bincount sums in float64 (and gives int64 when nothing lands): back to g's dtype
+    return np.moveaxis(flat.reshape(lead + (size,)).astype(g.dtype, copy=False), -1, axis)
 
 
 def _scatter_add_cost(out, g, indices, axis, size):
