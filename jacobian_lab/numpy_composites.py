@@ -12,6 +12,8 @@ convolutions in `numpy_polynomials`, einsum in `numpy_einsum`.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import numpy_api as api
@@ -367,7 +369,8 @@ def piecewise(x, condlist, funclist, *args, **kw):
         pieces.append(api.broadcast_to(value, (len(chosen),)))
     if not pieces:
         return np.zeros_like(primal(x))
-    return gather(api.concatenate(pieces), positions, fill=0.0)
+    # NumPy writes the pieces into an array of x's dtype
+    return E.as_float_dtype(gather(api.concatenate(pieces), positions, fill=0.0), np.result_type(primal(x)))
 
 
 # --- values only: no derivative flows through these -----------------------------------
@@ -385,7 +388,7 @@ for _fn in (np.argsort, np.argmax, np.argmin, np.argwhere, np.nonzero, np.flatno
 implements(np.iscomplexobj)(lambda x: False)
 implements(np.isrealobj)(lambda x: True)
 implements(np.real)(lambda val: val)
-implements(np.imag)(lambda val: np.zeros(np.shape(val)))
+implements(np.imag)(lambda val: np.zeros(np.shape(val), np.result_type(primal(val))))
 
 
 def _lexsort(*keys, axis=-1):
@@ -425,7 +428,7 @@ def _logaddexp2(x, y):
     # NumPy's formula, max + log2(1 + 2^-|x - y|): smooth, and at a tie abs's derivative 0 and
     # maximum's 1/2 give each side 1/2, the true derivative.
     m = E.maximum(x, y)
-    return E.add(m, E.multiply(E.log1p(E.exp2(E.negative(E.absolute(E.subtract(x, y))))), 1.0 / np.log(2.0)))
+    return E.add(m, E.multiply(E.log1p(E.exp2(E.negative(E.absolute(E.subtract(x, y))))), 1.0 / math.log(2.0)))
 
 
 def _modf(x):

@@ -262,5 +262,5 @@ class Tracer:
 
     def astype(self, dtype, copy=True, **kw):
         if np.issubdtype(dtype, np.floating):
-            return self
+            return E.as_float_dtype(self, dtype)
         raise _conversion_error(f".astype({np.dtype(dtype).name})")

@@ -109,6 +109,8 @@ CASES = [
          + sc.entr(x / 3) + sc.softplus(x), p4),
     Case("abs and sign", lambda x: np.abs(x) * np.sign(x) + np.absolute(x) ** 3 + abs(x), x4,
          lambda x: np.diag(1.0 + 3 * x * np.abs(x) + np.sign(x))),
+    Case("casts between float dtypes", lambda x: x.astype(np.float32).astype(np.float64) * 0.0 + x.astype(np.float64) ** 2
+         + np.float_power(x, 2.0), x4, lambda x: np.diag(4 * x)),
     Case("rounding is piecewise constant", lambda x: x * np.floor(x) + np.ceil(x) + np.rint(x) * np.trunc(x) * x,
          x4 + 0.05, lambda x: np.diag(np.floor(x) + np.rint(x) * np.trunc(x))),
     Case("comparisons as masks",
@@ -426,3 +428,21 @@ def test_seeds_are_the_rows_of_the_identity(shape):
             e = seeds(lo, hi, shape)
             assert e.shape == expected.shape and e.dtype == np.float64
             np.testing.assert_array_equal(e, expected)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_float32_values_convert_as_in_numpy(mode):
+    x = np.array([0.1, 0.7, 1.3], np.float32)
+    # astype(float64) really converts: the square is computed in float64, as NumPy computes it
+    f = lambda v: v.astype(np.float64) ** 2  # noqa: E731
+    y, _ = jl.jvp(f, x, np.ones_like(x))
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(y, f(x))
+    J = jl.jacobian(f, x, mode=mode)
+    np.testing.assert_allclose(J, np.diag(2 * x.astype(np.float64)), rtol=1e-15)
+    # and back: float32 values in, float32 derivatives out
+    g = lambda v: (v.astype(np.float64) * 3.0).astype(np.float32)  # noqa: E731
+    assert jl.jvp(g, x, np.ones_like(x))[0].dtype == np.float32
+    assert jl.jacobian(g, x, mode=mode).dtype == np.float32
+    # float_power computes in float64 whatever its operands, as NumPy's does
+    assert jl.jvp(lambda v: np.float_power(v, 1.5), x, np.ones_like(x))[0].dtype == np.float64

@@ -204,6 +204,8 @@ EXAMPLES: dict[str, list[Example]] = {
     "fmin": [ex(*separated_pair(a, b), label=f"{a}x{b}") for a, b in BROADCAST_PAIRS],
     "remainder": [ex(*quotient_pair(a, b), label=f"{a}x{b}") for a, b in BROADCAST_PAIRS],
     "fmod": [ex(*quotient_pair(a, b), label=f"{a}x{b}") for a, b in BROADCAST_PAIRS],
+    # a cast: float64 -> float64 here (finite differences need float64); float32 in test_jacobian
+    "astype": [ex(general(3, 4), dtype=np.dtype(np.float64)), ex(general(), dtype=np.dtype(np.float64))],
     "where": [
         ex(np.array([[True], [False], [True]]), general(4), general(), diff=(False, True, True),
            label="cond (3,1), x (4,), y ()"),

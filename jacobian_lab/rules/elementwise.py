@@ -13,7 +13,7 @@ from functools import partial
 
 import numpy as np
 
-from ..primitives import PerElement, Primitive, register
+from ..primitives import PerElement, Primitive, free, register
 from . import shape as S
 
 
@@ -249,6 +249,28 @@ fmod = elementwise(
     "fmod", np.fmod,
     lambda needs, out, x, y: (ID, needs[1] and times(negative(trunc(divide(x, y))))),
 )
+
+
+# --- conversion between float dtypes ------------------------------------------------
+def _astype_vjp(needs, out, x, dtype):
+    source = np.result_type(x)  # the cotangent goes back in the operand's dtype
+    return lambda g: (astype(g, dtype=source) if needs[0] else None,)
+
+
+#: x as another float dtype (float32 -> float64 and back): the derivative is the identity, in
+#: the new dtype; moving values costs nothing, as for reshape.
+astype = register(Primitive(
+    "astype", lambda x, dtype: np.asarray(x).astype(dtype), free,
+    jvp=lambda tangents, out, x, dtype: astype(tangents[0], dtype=dtype), vjp=_astype_vjp,
+))
+
+
+def as_float_dtype(x, dtype):
+    """x in the float dtype `dtype`: itself when it already is, else `astype` (plain values too)."""
+    dtype = np.dtype(dtype)
+    if np.result_type(x) == dtype:
+        return x
+    return astype(x, dtype=dtype) if getattr(x, "_trace", None) is not None else np.asarray(x, dtype)
 
 
 # --- operations without a derivative -------------------------------------------
