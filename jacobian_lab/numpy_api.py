@@ -113,6 +113,21 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
     raise unsupported(f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}"))
 
 
+def _reject_all(name, kwargs):
+    """_reject for every keyword argument in kwargs (None and NumPy's no-value defaults pass)."""
+    for key, value in kwargs.items():
+        _reject(name, value, key)
+
+
+def in_dtype(name, result, dtype):
+    """result in the float `dtype` a NumPy function was asked for (None: as it is)."""
+    if dtype is None:
+        return result
+    if not np.issubdtype(dtype, np.floating):
+        _reject(name, dtype, f"dtype={np.dtype(dtype).name} (a non-float result has no derivative)")
+    return E.as_float_dtype(result, dtype)
+
+
 def unsupported(name: str) -> NotImplementedError:
     return NotImplementedError(
         f"{name} has no derivative rule in jacobian_lab, so it cannot run on traced arrays. "
@@ -303,7 +318,7 @@ def concatenate(arrays, axis=0, out=None, dtype=None, casting=None):
     if axis is None:
         arrays, axis = [ravel(a) for a in arrays], 0
     axis = one_axis(axis, np.ndim(arrays[0]))
-    return S.concatenate(*arrays, axis=axis)
+    return in_dtype("concatenate", S.concatenate(*arrays, axis=axis), dtype)
 
 
 @implements(np.stack)
@@ -311,18 +326,18 @@ def stack(arrays, axis=0, out=None, dtype=None, casting=None):
     _reject("stack", out, "out")
     arrays = list(arrays)
     axis = one_axis(axis, np.ndim(arrays[0]) + 1)
-    return concatenate([expand_dims(a, axis) for a in arrays], axis=axis)
+    return concatenate([expand_dims(a, axis) for a in arrays], axis=axis, dtype=dtype)
 
 
 @implements(np.hstack)
 def hstack(tup, dtype=None, casting=None):
     arrays = [atleast_1d(a) for a in tup]
-    return concatenate(arrays, axis=0 if np.ndim(arrays[0]) == 1 else 1)
+    return concatenate(arrays, axis=0 if np.ndim(arrays[0]) == 1 else 1, dtype=dtype)
 
 
 @implements(np.vstack)
 def vstack(tup, dtype=None, casting=None):
-    return concatenate([atleast_2d(a) for a in tup], axis=0)
+    return concatenate([atleast_2d(a) for a in tup], axis=0, dtype=dtype)
 
 
 @implements(np.column_stack)
@@ -450,6 +465,7 @@ def select(condlist, choicelist, default=0):
 @implements(np.clip)
 def clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue, max=np._NoValue, **kwargs):
     _reject("clip", out, "out")
+    _reject_all("clip", kwargs)  # the ufunc's where, dtype, casting, ...
     lo = None if a_min is np._NoValue else a_min
     hi = None if a_max is np._NoValue else a_max
     lo = lo if min is np._NoValue else min
@@ -467,6 +483,7 @@ def clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue, 
 @implements(np.matmul)
 def matmul(a, b, /, out=None, **kwargs):
     _reject("matmul", out, "out")
+    _reject_all("matmul", kwargs)
     if np.ndim(a) == 0 or np.ndim(b) == 0:
         raise ValueError("matmul: Input operand does not have enough dimensions")
     return L.matmul(a, b)

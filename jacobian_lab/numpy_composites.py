@@ -109,6 +109,7 @@ def pad(array, pad_width, mode="constant", **kwargs):
 
 @implements(np.sort)
 def sort(a, axis=-1, kind=None, order=None, **kwargs):
+    api._reject("sort", order, "order")
     if axis is None:
         a, axis = api.ravel(a), 0
     order_ = observe(np.argsort, primal(a), axis=axis, kind="stable")

@@ -23,8 +23,14 @@ from .rules import shape as S
 
 # --- moments --------------------------------------------------------------------------
 @implements(np.var)
-def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
-    api._reject("var", out, "out")
+def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
+    for key, value in (("out", out), ("where", where), ("mean", mean)):
+        api._reject("var", value, key)
+    if correction is not None and correction is not np._NoValue:  # NumPy 2's name for ddof
+        if ddof != 0:
+            raise ValueError("ddof and correction can't be provided simultaneously.")
+        ddof = correction
+    a = api.in_dtype("var", a, dtype)
     centred = E.subtract(a, api.mean(a, axis=axis, keepdims=True))
     count = int(np.prod([np.shape(a)[i] for i in normalize_axis(axis, np.ndim(a))], dtype=np.int64))
     total = api._reduction(R.sum, E.square(centred), axis, keepdims)
@@ -32,8 +38,8 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
 
 
 @implements(np.std)
-def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
-    return E.sqrt(var(a, axis=axis, out=out, ddof=ddof, keepdims=keepdims))
+def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
+    return E.sqrt(var(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction))
 
 
 @implements(np.average)

@@ -452,6 +452,11 @@ DROPPED = [
     ("trace", "dtype", lambda x: np.trace(x, dtype=int)),
     ("add", "where", lambda x: np.add(x, 1.0, where=X > 0)),
     ("reshape", "order", lambda x: np.reshape(x, 6, order="F")),
+    ("clip", "where", lambda x: np.clip(x, 0.0, 1.0, where=X > 0)),
+    ("var", "where", lambda x: np.var(x, where=X > 0)),
+    ("var", "mean", lambda x: np.std(x, axis=1, keepdims=True, mean=np.zeros((2, 1)))),
+    ("concatenate", "dtype=int64", lambda x: np.concatenate([x, x], dtype=np.int64)),
+    ("sort", "order", lambda x: np.sort(x, order="a")),
 ]
 
 
@@ -474,7 +479,21 @@ HONOURED = [
     ("np.full_like", lambda x: x * np.full_like(x, 3.0)),
     ("np.ones_like dtype", lambda x: x + np.ones_like(x, dtype=np.float32)),
     ("np.result_type", lambda x: x * np.ones(3, dtype=np.result_type(x, np.float32))),
+    ("np.var correction", lambda x: np.var(x, axis=0, correction=1) + np.std(x, correction=1)),
 ]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_dtype_argument_converts_as_in_numpy(mode):
+    # float32 results: compared with NumPy's values, and with the identity as derivative
+    # (finite differences cannot resolve a float32 rounding)
+    identity = np.eye(6).reshape(2, 3, 2, 3)
+    for join in (np.concatenate, np.stack):
+        f = lambda x: join([x, x], dtype=np.float32)  # noqa: E731
+        y, _ = jl.jvp(f, X, np.zeros_like(X))
+        assert y.dtype == f(X).dtype == np.float32
+        np.testing.assert_array_equal(y, f(X))
+        np.testing.assert_array_equal(run(f, mode), join([identity, identity]))
 
 
 @pytest.mark.parametrize("mode", MODES)
