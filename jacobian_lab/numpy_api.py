@@ -109,6 +109,8 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
         return _reduction(getattr(R, _REDUCE[ufunc]), inputs[0], kwargs.get("axis", 0), kwargs.get("keepdims", False))
     if method == "accumulate" and ufunc is np.add:
         _reject("add.accumulate", kwargs.get("dtype"), "dtype")
+        if kwargs.get("axis", 0) is None:
+            raise ValueError("accumulate does not allow multiple axes")
         return cumsum(inputs[0], kwargs.get("axis", 0))
     raise unsupported(f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}"))
 
@@ -144,6 +146,8 @@ def normalize_axis(axis, ndim):
     axes = (axis,) if np.isscalar(axis) else tuple(axis)
     out = []
     for a in axes:
+        if not isinstance(a, (int, np.integer)) or isinstance(a, (bool, np.bool_)):
+            raise TypeError(f"an axis must be an integer, got {a!r}")
         a = int(a)
         if not -ndim <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
             raise np.exceptions.AxisError(a, ndim)
@@ -155,8 +159,8 @@ def normalize_axis(axis, ndim):
 
 def one_axis(axis, ndim):
     """A single axis (an integer, negatives allowed) -> non-negative; None or a tuple is an error."""
-    if not isinstance(axis, (int, np.integer)) or isinstance(axis, (bool, np.bool_)):
-        raise TypeError(f"axis must be an integer here, got {axis!r}")
+    if not np.isscalar(axis) or axis is None:
+        raise TypeError(f"axis must be one integer here, got {axis!r}")
     return normalize_axis(axis, ndim)[0]
 
 

@@ -526,6 +526,9 @@ BAD_AXES = [
     ("transpose repeating an axis", lambda x: np.transpose(x, (1, 1))),
     ("norm over no axis", lambda x: np.linalg.norm(x, 1, axis=())),
     ("norm of a 3-d array with ord", lambda x: np.linalg.norm(x[None], 1)),
+    ("a float axis", lambda x: np.sum(x, axis=1.0)),
+    ("a bool axis", lambda x: np.mean(x, axis=True)),
+    ("accumulate over every axis", lambda x: np.add.accumulate(x, axis=None)),
 ]
 
 
