@@ -243,6 +243,18 @@ class Tracer:
 
     conjugate = conj
     real = property(lambda self: self)
+    imag = property(lambda self: np.imag(self))
+    nbytes = property(lambda self: np.asarray(self.primal).nbytes)
+    itemsize = property(lambda self: np.result_type(self.primal).itemsize)
+
+    def take(self, indices, axis=None, out=None, mode="raise"):
+        return np.take(self, indices, axis=axis, out=out, mode=mode)
+
+    def compress(self, condition, axis=None, out=None):
+        return np.compress(condition, self, axis=axis, out=out)
+
+    def nonzero(self):
+        return observe(np.nonzero, self.primal)
 
     def dot(self, b):
         return api.dot(self, b)

@@ -722,3 +722,17 @@ def test_statistics_and_query_methods_work_on_traced_arrays(mode):
     J = run(lambda x: x.std(axis=1) + x.var() + x.trace() + x.round().sum() + x.argmax() + x.any(), mode)
     reference = run(lambda x: np.std(x, axis=1) + np.var(x) + np.trace(x), mode)
     np.testing.assert_allclose(J, reference, rtol=1e-12)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_gathering_methods_work_like_the_functions(mode):
+    # ndarray methods that return new arrays: the same value and Jacobian as the NumPy functions
+    methods = lambda x: np.concatenate([  # noqa: E731
+        x.take([0, 5]), x.take([2, 0], axis=1).ravel(), x.compress([True, False], axis=0).ravel(),
+        x[x.nonzero()] * (x.nbytes / x.itemsize), x.imag.ravel() + x.cumprod(axis=1).ravel()])
+    functions = lambda x: np.concatenate([  # noqa: E731
+        np.take(x, [0, 5]), np.take(x, [2, 0], axis=1).ravel(), np.compress([True, False], x, axis=0).ravel(),
+        x[np.nonzero(x)] * (np.size(x) * 1.0), np.cumprod(x, axis=1).ravel()])
+    y, _ = jl.jvp(methods, X, np.zeros_like(X))
+    np.testing.assert_array_equal(y, methods(X))
+    np.testing.assert_array_equal(run(methods, mode), run(functions, mode))
