@@ -13,7 +13,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .primitives import observe
+from .primitives import observe, primal
 from .rules import elementwise as E
 from .rules import decompositions as D
 from .rules import linalg as L
@@ -680,7 +680,7 @@ def lstsq(a, b, rcond=None):
         raise NotImplementedError("numpy.linalg.lstsq of an empty matrix is not supported on traced arrays")
     x = L.matmul(pinv(a, rcond=rcond), b)
     s = D.svdvals(a)
-    rank = observe(_lstsq_rank, D._plain(s), rcond=rcond)
+    rank = observe(_lstsq_rank, primal(s), rcond=rcond)
     if rank != n or m <= n:
         residuals = np.array([], dtype=np.result_type(a, b, np.float32))
     else:

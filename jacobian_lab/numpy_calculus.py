@@ -14,8 +14,8 @@ import numpy as np
 
 from . import numpy_api as api
 from .numpy_api import implements, is_traced, one_axis
-from .numpy_composites import numpy2, primal, with_length
-from .primitives import observe
+from .numpy_composites import numpy2, with_length
+from .primitives import observe, primal
 from .rules import elementwise as E
 from .rules import reductions as R
 from .rules import shape as S

@@ -18,16 +18,9 @@ import numpy as np
 
 from . import numpy_api as api
 from .numpy_api import implements, is_traced, normalize_axis, one_axis
-from .primitives import observe
+from .primitives import observe, primal
 from .rules import elementwise as E
 from .rules import shape as S
-
-
-def primal(value):
-    """The plain array under any number of tracers."""
-    while is_traced(value):
-        value = value.primal
-    return value
 
 
 def as_float(v):

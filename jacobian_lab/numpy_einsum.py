@@ -28,7 +28,8 @@ import numpy as np
 
 from . import numpy_api as api
 from .numpy_api import implements, is_traced
-from .numpy_composites import gather, primal
+from .numpy_composites import gather
+from .primitives import primal
 from .rules import elementwise as E
 from .rules import reductions as R
 

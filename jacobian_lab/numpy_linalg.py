@@ -14,7 +14,8 @@ import numpy as np
 
 from . import numpy_api as api
 from .numpy_api import implements, is_traced, normalize_axis, one_axis
-from .numpy_composites import diagonal, numpy2, primal
+from .numpy_composites import diagonal, numpy2
+from .primitives import primal
 from .rules import decompositions as D
 from .rules import elementwise as E
 from .rules import reductions as R

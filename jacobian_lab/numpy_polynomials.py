@@ -13,7 +13,8 @@ import numpy as np
 
 from . import numpy_api as api
 from .numpy_api import implements, is_traced
-from .numpy_composites import as_float, gather, primal
+from .numpy_composites import as_float, gather
+from .primitives import primal
 from .rules import elementwise as E
 from .rules import reductions as R
 

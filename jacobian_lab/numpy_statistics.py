@@ -14,8 +14,8 @@ import numpy as np
 
 from . import numpy_api as api
 from .numpy_api import implements, is_traced, normalize_axis, one_axis
-from .numpy_composites import as_float, diagonal, primal, sort, take_along_axis, with_length
-from .primitives import observe
+from .numpy_composites import as_float, diagonal, sort, take_along_axis, with_length
+from .primitives import observe, primal
 from .rules import elementwise as E
 from .rules import reductions as R
 from .rules import shape as S

@@ -160,6 +160,18 @@ def evaluate(prim: Primitive, args, params: dict):
     return out
 
 
+def primal(value):
+    """The plain array under any number of tracers: what a decision on values reads.
+
+    >>> import numpy as np
+    >>> primal(np.array([1.0, 2.0]))
+    array([1., 2.])
+    """
+    while getattr(value, "_trace", None) is not None:
+        value = value.primal
+    return value
+
+
 def observe(fn, *args, **kwargs):
     """``fn(*args, **kwargs)`` for a decision that reads the numbers of traced values.
 

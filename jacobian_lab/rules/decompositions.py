@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..primitives import Primitive, observe, register
+from ..primitives import Primitive, observe, primal, register
 from . import elementwise as E
 from . import reductions as R
 from . import shape as S
@@ -73,13 +73,6 @@ def _row(v):
 def _column(v):
     """(…, n) -> (…, n, 1): scales the rows of a matrix it multiplies."""
     return S.reshape(v, v.shape + (1,))
-
-
-def _plain(v):
-    """The primal array under any tracers: what a check on values reads."""
-    while getattr(v, "_trace", None) is not None:
-        v = v.primal
-    return v
 
 
 def _off_diagonal_inverse(gaps, dtype):
@@ -185,7 +178,7 @@ def _too_close(values):
 def _eigenvector_factor(a, UPLO):
     """F_ij = 1 / (w_j − w_i) off the diagonal, 0 on it: once per pass or tape."""
     w = eigvalsh(a, UPLO=UPLO)
-    if observe(_too_close, _plain(w)):  # a decision on values: a compiled replay checks it again
+    if observe(_too_close, primal(w)):  # a decision on values: a compiled replay checks it again
         raise np.linalg.LinAlgError(
             "the derivative of the eigenvectors of np.linalg.eigh does not exist at a repeated "
             f"eigenvalue (two are within {DEGENERATE_RTOL:g} times the largest magnitude): the "
@@ -285,7 +278,7 @@ def _too_close_or_zero(s):
 def _singular_vector_factors(a):
     """s as column and row scales, F_ij = 1/(s_j² − s_i²) (0 on the diagonal) and 1/s as a row."""
     s = svdvals(a)
-    if observe(_too_close_or_zero, _plain(s)):
+    if observe(_too_close_or_zero, primal(s)):
         raise np.linalg.LinAlgError(
             "the derivative of the singular vectors (used by second derivatives of singular values and "
             "matrix 2-norms) does not exist where two singular values are equal or one is zero (within "
@@ -412,7 +405,7 @@ def _qr_r_inverse(r, m, n):
             "supported: the rule covers m ≥ n with full column rank (as JAX's does). Differentiate the "
             "QR of the transpose, or of a tall or square block of the matrix"
         )
-    if observe(_rank_deficient, _plain(r)):  # a decision on values: a compiled replay checks it again
+    if observe(_rank_deficient, primal(r)):  # a decision on values: a compiled replay checks it again
         raise np.linalg.LinAlgError(
             "the derivative of np.linalg.qr does not exist where the matrix does not have full column "
             f"rank (a diagonal entry of R within {DEGENERATE_RTOL:g} times its largest): Q is not unique "
@@ -517,7 +510,7 @@ def _below_cutoff(s, rcond):
 
 
 def _full_rank(a, rcond):
-    if observe(_below_cutoff, _plain(svdvals(a)), rcond=rcond):
+    if observe(_below_cutoff, primal(svdvals(a)), rcond=rcond):
         raise np.linalg.LinAlgError(
             "the derivative of np.linalg.pinv does not exist at a rank-deficient matrix (a singular value "
             f"at or below rcond = {rcond:g} times the largest, which pinv sets to zero): the pseudo-inverse "
