@@ -118,11 +118,15 @@ def _logdet_jvp(tangents, out, a):
     return R.sum(E.multiply(_inverse_transpose(a), t), axis=(t.ndim - 2, t.ndim - 1), keepdims=False)
 
 
+def _per_matrix(factor):
+    """The pullback g -> ḡ · factor, one cotangent per matrix of a stack, scaling its factor."""
+    return lambda g: (E.multiply(S.reshape(g, g.shape + (1, 1)), factor),)
+
+
 def _logdet_vjp(needs, out, a):
     if not needs[0]:
         return unneeded
-    a_inv_t = _inverse_transpose(a)
-    return lambda g: (E.multiply(S.reshape(g, g.shape + (1, 1)), a_inv_t),)  # ḡ a⁻ᵀ per matrix
+    return _per_matrix(_inverse_transpose(a))  # ā = ḡ a⁻ᵀ
 
 
 def _det_cost(out, a):
@@ -137,9 +141,8 @@ def _det_jvp(tangents, out, a):
 def _det_vjp(needs, out, a):
     if not needs[0]:
         return unneeded
-    pullback = _logdet_vjp(needs, out, a)
     scale = S.reshape(out, np.shape(out) + (1, 1)) if np.ndim(out) else out
-    return lambda g: (E.multiply(pullback(g)[0], scale),)
+    return _per_matrix(E.multiply(_inverse_transpose(a), scale))  # ā = ḡ det a⁻ᵀ, det a⁻ᵀ once per tape
 
 
 det = register(Primitive("det", np.linalg.det, _det_cost, jvp=_det_jvp, vjp=_det_vjp))
