@@ -563,6 +563,13 @@ def eigvalsh(a, UPLO="L"):
     return D.eigvalsh(_square("eigvalsh", a), UPLO=_uplo(UPLO))
 
 
+def _at_least_2d(a):
+    if np.ndim(a) < 2:
+        raise np.linalg.LinAlgError(
+            f"{np.ndim(a)}-dimensional array given. Array must be at least two-dimensional")
+    return a
+
+
 @implements(np.linalg.svd)
 def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
     if compute_uv:
@@ -571,9 +578,7 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
             "jacobian_lab differentiates the singular values, not the singular vectors U and Vh. "
             "Pass compute_uv=False, or call np.linalg.svdvals"
         )
-    if np.ndim(a) < 2:
-        raise np.linalg.LinAlgError(
-            f"{np.ndim(a)}-dimensional array given. Array must be at least two-dimensional")
+    a = _at_least_2d(a)
     if hermitian:  # NumPy's own route: the eigenvalues' magnitudes, in descending order
         return np.sort(E.absolute(D.eigvalsh(_square("svd", a), UPLO="L")), axis=-1)[..., ::-1]
     return D.svdvals(a)
@@ -581,13 +586,6 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
 
 if getattr(np.linalg, "svdvals", None) is not None:  # NumPy 2
     implements(np.linalg.svdvals)(lambda x, /: svd(x, compute_uv=False))
-
-
-def _at_least_2d(a):
-    if np.ndim(a) < 2:
-        raise np.linalg.LinAlgError(
-            f"{np.ndim(a)}-dimensional array given. Array must be at least two-dimensional")
-    return a
 
 
 class QRResult(NamedTuple):
