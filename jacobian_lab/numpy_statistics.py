@@ -22,14 +22,20 @@ from .rules import shape as S
 
 
 # --- moments --------------------------------------------------------------------------
+def _ddof(ddof, correction):
+    """ddof, or NumPy 2's name for it, correction (None or NumPy's no-value default when not given)."""
+    if correction is None or correction is np._NoValue:
+        return ddof
+    if ddof != 0:
+        raise ValueError("ddof and correction can't be provided simultaneously.")
+    return correction
+
+
 @implements(np.var)
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
     for key, value in (("out", out), ("where", where), ("mean", mean)):
         api._reject("var", value, key)
-    if correction is not None and correction is not np._NoValue:  # NumPy 2's name for ddof
-        if ddof != 0:
-            raise ValueError("ddof and correction can't be provided simultaneously.")
-        ddof = correction
+    ddof = _ddof(ddof, correction)
     a = api.in_dtype("var", a, dtype)
     centred = E.subtract(a, api.mean(a, axis=axis, keepdims=True))
     count = int(np.prod([np.shape(a)[i] for i in normalize_axis(axis, np.ndim(a))], dtype=np.int64))
@@ -217,10 +223,14 @@ def nanmean(a, axis=None, dtype=None, out=None, keepdims=np._NoValue, *, where=n
         api._reject("nanmean", value, key)
     keep, nans = _keepdims(keepdims), E.isnan(a)
     total = api._reduction(R.sum, E.where(nans, 0.0, a), axis, keep)
-    # The count in a's dtype: NumPy divides its float32 sum in place, so float32 data stays float32.
-    one, zero = np.ones((), np.result_type(primal(a))), np.zeros((), np.result_type(primal(a)))
-    count = api._reduction(R.sum, E.where(nans, zero, one), axis, keep)
-    return E.divide(total, count)
+    return E.divide(total, _numbers_counted(a, nans, axis, keep)[0])
+
+
+def _numbers_counted(a, nans, axis, keepdims):
+    """How many entries along `axis` are not NaN, and the 1 counted, both in a's dtype: NumPy
+    divides its float32 sums in place, so float32 data stays float32."""
+    one = np.ones((), np.result_type(primal(a)))
+    return api._reduction(R.sum, E.where(nans, np.zeros_like(one), one), axis, keepdims), one
 
 
 def _all_nan(values, axis, keepdims):
@@ -292,16 +302,10 @@ def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=np._NoValue, *, 
     divided by count - ddof; NaN, with NumPy's warning, where that is not positive."""
     for key, value in (("dtype", dtype), ("out", out), ("where", where), ("mean", mean)):
         api._reject("nanvar", value, key)
-    if correction is not np._NoValue:
-        if ddof != 0:
-            raise ValueError("ddof and correction can't be provided simultaneously.")
-        ddof = correction
-    keep = _keepdims(keepdims)
+    ddof, keep = _ddof(ddof, correction), _keepdims(keepdims)
     nans = E.isnan(a)
     values = E.where(nans, 0.0, a)
-    # The count in a's dtype, as nanmean's: float32 data stays float32.
-    one, zero = np.ones((), np.result_type(primal(a))), np.zeros((), np.result_type(primal(a)))
-    count = api._reduction(R.sum, E.where(nans, zero, one), axis, True)
+    count, one = _numbers_counted(a, nans, axis, True)
     dof = count if ddof == 0 else E.subtract(count, ddof)
     bad = observe(_nonpositive, primal(dof))  # decides the value
     if np.any(bad):
