@@ -36,6 +36,11 @@ def is_traced(v) -> bool:
     return getattr(v, "_trace", None) is not None
 
 
+def as_array(v):
+    """A traced value as it is, anything else (a list, a scalar) as a NumPy array."""
+    return v if is_traced(v) else np.asarray(v)
+
+
 def _reject(name, value, why):
     if value is not None and value is not np._NoValue:
         raise NotImplementedError(f"numpy.{name}: the argument {why} is not supported on traced arrays")

@@ -175,7 +175,7 @@ def unwrap(p, discont=None, axis=-1, *, period=2 * np.pi):
 def trapezoid(y, x=None, dx=1.0, axis=-1):
     """The trapezoidal rule, in NumPy's order of operations: sum(d * (y[1:] + y[:-1]) / 2)."""
     axis = one_axis(axis, np.ndim(y))
-    x = x if x is None or is_traced(x) else np.asarray(x)
+    x = None if x is None else api.as_array(x)
     if x is None:
         d = dx
     elif np.ndim(x) == 1:  # spacings along `axis`, broadcast over the other axes
@@ -276,7 +276,7 @@ def logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
     if not isinstance(base, (float, int)) and np.ndim(base):
         # as NumPy: an array base broadcasts with the endpoints and gets the new axis too
         ndmax = len(np.broadcast_shapes(np.shape(start), np.shape(stop), np.shape(base)))
-        start, stop, base = (_with_ndim(v if is_traced(v) else np.asarray(v), ndmax) for v in (start, stop, base))
+        start, stop, base = (_with_ndim(api.as_array(v), ndmax) for v in (start, stop, base))
         base = api.expand_dims(base, axis)
     y = linspace(start, stop, num=num, endpoint=endpoint, axis=axis)
     result = E.power(base, y)
@@ -288,7 +288,7 @@ def logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
 def geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
     """NumPy's route: logspace between the log10 of the endpoints (made positive), which are then
     put back exactly."""
-    start, stop = (v if is_traced(v) else np.asarray(v) for v in (start, stop))
+    start, stop = map(api.as_array, (start, stop))
     if observe(_has_zero, primal(start)) or observe(_has_zero, primal(stop)):
         raise ValueError("Geometric sequence cannot include zero")
     dt = np.result_type(primal(start), primal(stop), float(num), np.zeros((), dtype))

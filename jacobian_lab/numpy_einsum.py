@@ -200,7 +200,7 @@ def _contract(a, la, b, lb, needed, sizes):
 # --- the function ---------------------------------------------------------------------
 def _common_dtype(operands):
     """NumPy computes in the operands' common type: plain operands are cast to it up front."""
-    arrays = [v if is_traced(v) else np.asarray(v) for v in operands]
+    arrays = [api.as_array(v) for v in operands]
     dtype = np.result_type(*(primal(v) for v in arrays))
     return [v if is_traced(v) else v.astype(dtype, copy=False) for v in arrays]
 

@@ -13,7 +13,7 @@ import operator
 import numpy as np
 
 from . import numpy_api as api
-from .numpy_api import implements, is_traced, normalize_axis, one_axis
+from .numpy_api import implements, normalize_axis, one_axis
 from .numpy_composites import diagonal, numpy2
 from .primitives import primal
 from .rules import decompositions as D
@@ -56,7 +56,7 @@ def vdot(a, b):
 @implements(np.kron)
 def kron(a, b):
     """Every product a[i] b[j], laid out block by block: one broadcast multiply, 1 flop per output."""
-    a, b = (v if is_traced(v) else np.asarray(v) for v in (a, b))
+    a, b = map(api.as_array, (a, b))
     nd = max(np.ndim(a), np.ndim(b))
     sa, sb = (1,) * (nd - np.ndim(a)) + np.shape(a), (1,) * (nd - np.ndim(b)) + np.shape(b)
     # a's axes at even places and b's at odd ones, so that the product's axis pairs merge into blocks
@@ -70,7 +70,7 @@ def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
     """The cross product of 3-vectors along an axis, as NumPy computes it: 3 flops per component."""
     if axis is not None:
         axisa = axisb = axisc = axis
-    a, b = (api.moveaxis(v if is_traced(v) else np.asarray(v), ax, -1) for v, ax in ((a, axisa), (b, axisb)))
+    a, b = (api.moveaxis(api.as_array(v), ax, -1) for v, ax in ((a, axisa), (b, axisb)))
     if np.shape(a)[-1] != 3 or np.shape(b)[-1] != 3:
         raise api.unsupported("numpy.cross of vectors with 2 components (NumPy 2 deprecates them; pad a 0)")
     a0, a1, a2 = (a[..., i] for i in range(3))
@@ -111,7 +111,7 @@ def multi_dot(arrays, *, out=None):
     from .chain import _run_tree, _tree_from_split, plan  # late: chain imports the engines
 
     api._reject("linalg.multi_dot", out, "out")
-    arrays = [v if is_traced(v) else np.asarray(v) for v in arrays]
+    arrays = [api.as_array(v) for v in arrays]
     if len(arrays) < 2:
         raise ValueError("Expecting at least two arrays.")
     first, last = np.ndim(arrays[0]) == 1, np.ndim(arrays[-1]) == 1
@@ -198,7 +198,7 @@ def matrix_transpose(x, /):
 @numpy2(np.linalg, "vecdot")
 def vecdot(x1, x2, /, *, axis=-1):
     """sum(x1 * x2) over `axis` of each operand, the other axes broadcast (real: no conjugate)."""
-    x1, x2 = (api.moveaxis(v if is_traced(v) else np.asarray(v), axis, -1) for v in (x1, x2))
+    x1, x2 = (api.moveaxis(api.as_array(v), axis, -1) for v in (x1, x2))
     if np.shape(x1)[-1] != np.shape(x2)[-1]:
         raise ValueError(f"vecdot: the vectors have lengths {np.shape(x1)[-1]} and {np.shape(x2)[-1]}")
     return api._reduction(R.sum, E.multiply(x1, x2), -1)
@@ -259,13 +259,13 @@ def linalg_cross(x1, x2, /, *, axis=-1):
 
 def matvec(x1, x2, /):
     """(..., m, n) times (..., n): a matmul with x2 as a column, 2mn flops per matrix."""
-    x1, x2 = (v if is_traced(v) else np.asarray(v) for v in (x1, x2))
+    x1, x2 = map(api.as_array, (x1, x2))
     return api.matmul(x1, api.expand_dims(x2, -1))[..., 0]
 
 
 def vecmat(x1, x2, /):
     """(..., n) times (..., n, m): a matmul with x1 as a row (real: no conjugate), 2nm flops per matrix."""
-    x1, x2 = (v if is_traced(v) else np.asarray(v) for v in (x1, x2))
+    x1, x2 = map(api.as_array, (x1, x2))
     return api.matmul(api.expand_dims(x1, -2), x2)[..., 0, :]
 
 

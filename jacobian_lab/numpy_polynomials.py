@@ -12,7 +12,7 @@ import operator
 import numpy as np
 
 from . import numpy_api as api
-from .numpy_api import implements, is_traced
+from .numpy_api import implements
 from .numpy_composites import as_float, gather
 from .primitives import primal
 from .rules import elementwise as E
@@ -75,7 +75,7 @@ def polyval(p, x):
     """Horner's rule as NumPy runs it: from y = 0, len(p) steps of y = y x + p[i]."""
     if isinstance(x, np.poly1d):
         raise api.unsupported("numpy.polyval with a poly1d x")
-    p, x = (v if is_traced(v) else np.asarray(v) for v in (p, x))
+    p, x = map(api.as_array, (p, x))
     # The first step, 0 x + p[0], is kept: it is NumPy's value where x is inf or NaN.
     y = np.zeros_like(primal(x))
     for i in range(np.shape(p)[0]):
@@ -89,14 +89,14 @@ def _no_poly1d(name, *values):
 
 
 def _coefficients(v):
-    return api.atleast_1d(v if is_traced(v) else np.asarray(v))
+    return api.atleast_1d(api.as_array(v))
 
 
 @implements(np.vander)
 def vander(x, N=None, increasing=False):
     """Columns 1, x, x*x, ... as NumPy builds them, by a running product: a cumprod along each row,
     N - 2 flops per row."""
-    x = x if is_traced(x) else np.asarray(x)
+    x = api.as_array(x)
     if np.ndim(x) != 1:
         raise ValueError("x must be a one-dimensional array or sequence.")
     n = np.shape(x)[0]
@@ -116,7 +116,7 @@ def polyder(p, m=1):
     m = int(m)
     if m < 0:
         raise ValueError("Order of derivative must be positive (see polyint)")
-    p = p if is_traced(p) else np.asarray(p)
+    p = api.as_array(p)
     for _ in range(m):
         n = np.shape(p)[0] - 1
         p = E.multiply(p[:-1], np.arange(n, 0, -1))
@@ -131,12 +131,12 @@ def polyint(p, m=1, k=None):
     if m < 0:
         raise ValueError("Order of integral must be positive (see polyder)")
     k = np.zeros(m, float) if k is None else k
-    k = api.atleast_1d(k if is_traced(k) else np.asarray(k))
+    k = api.atleast_1d(api.as_array(k))
     if np.shape(k)[0] == 1 and m > 1:
         k = E.multiply(k[0], np.ones(m, float))
     if np.shape(k)[0] < m:
         raise ValueError("k must be a scalar or a rank-1 array of length 1 or >m.")
-    p = p if is_traced(p) else np.asarray(p)
+    p = api.as_array(p)
     for i in range(m):
         p = api.concatenate([E.divide(p, np.arange(np.shape(p)[0], 0, -1)), api.reshape(k[i], (1,))])
     return p
