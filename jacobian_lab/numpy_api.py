@@ -575,18 +575,34 @@ def _at_least_2d(a):
     return a
 
 
+class SVDResult(NamedTuple):
+    U: np.ndarray
+    S: np.ndarray
+    Vh: np.ndarray
+
+
 @implements(np.linalg.svd)
 def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
-    if compute_uv:
-        raise NotImplementedError(
-            "numpy.linalg.svd with compute_uv=True (the default) is not supported on traced arrays: "
-            "jacobian_lab differentiates the singular values, not the singular vectors U and Vh. "
-            "Pass compute_uv=False, or call np.linalg.svdvals"
-        )
     a = _at_least_2d(a)
-    if hermitian:  # NumPy's own route: the eigenvalues' magnitudes, in descending order
-        return np.sort(E.absolute(D.eigvalsh(_square("svd", a), UPLO="L")), axis=-1)[..., ::-1]
-    return D.svdvals(a)
+    if not compute_uv:
+        if hermitian:  # NumPy's own route: the eigenvalues' magnitudes, in descending order
+            return np.sort(E.absolute(D.eigvalsh(_square("svd", a), UPLO="L")), axis=-1)[..., ::-1]
+        return D.svdvals(a)
+    if hermitian:
+        raise NotImplementedError(
+            "numpy.linalg.svd with hermitian=True and compute_uv=True is not supported on traced arrays: "
+            "NumPy then builds U and Vh from eigh's eigenvectors with its own signs. Pass hermitian=False "
+            "(the same factorization up to those signs), or use np.linalg.eigh")
+    m, n = np.shape(a)[-2:]
+    if full_matrices and m != n:
+        raise NotImplementedError(
+            f"numpy.linalg.svd with full_matrices=True (the default) of a {m}×{n} matrix is not supported "
+            "on traced arrays: the full U and Vh complete the thin ones with an orthonormal basis that is "
+            "not unique, so it has no derivative. Pass full_matrices=False")
+    # Two primitives, each one LAPACK call (see rules/decompositions.py), as for eigh: U and V's
+    # rule runs only when they are used, and it is refused at a repeated or zero singular value.
+    u, v = D.split_vectors(D.svd_vectors(a), m)
+    return SVDResult(u, D.svd_values(a), L.swap(v))
 
 
 if getattr(np.linalg, "svdvals", None) is not None:  # NumPy 2

@@ -279,7 +279,7 @@ BAD = [
     (("compare", "{user}:softplus_sum", "--n", "3"), 2, "--shape"),
     (("compare", "no_such_module_xyz:f", "--shape", "3"), 2, "cannot import"),
     (("compare", "{user}:explode", "--shape", "3"), 1, "the model diverged"),
-    (("compare", "{user}:svd_values", "--shape", "4"), 1, "svd"),
+    (("compare", "{user}:svd_values", "--shape", "6"), 1, "full_matrices=False"),
     (("sweep", "no_such_problem"), 2, "unknown problem"),
     (("sweep", "seed", "--n", "0,10"), 2, "positive"),
     (("sweep", "seed", "--n", "-10"), 2, "positive"),

@@ -212,6 +212,10 @@ def test_decompositions_count_lapacks_work():
     assert jl.count_flops(lambda a: np.linalg.svd(a, compute_uv=False), G53.T) == Cost(144, 0)  # M, N as for a
     stack = RNG.standard_normal((2, 4, 2))
     assert jl.count_flops(lambda a: np.linalg.svd(a, compute_uv=False), stack) == Cost(2 * 53, 0)
+    # svd with U and Vh: two primitives as for eigh, the thin U and V and svd's own S, each one SVD with vectors
+    assert svd_vectors_flops(5, 3) == 846
+    assert jl.count_flops(lambda a: np.linalg.svd(a, full_matrices=False).S, G53) == Cost(2 * 846, 0)
+    assert jl.count_flops(lambda a: np.linalg.svd(a)[0], G53[:3]) == Cost(2 * svd_vectors_flops(3, 3), 0)
     # the hermitian route is NumPy's: eigvalsh, then |w| (1 flop each), sorted and reversed for free
     assert jl.count_flops(lambda a: np.linalg.svd(a, compute_uv=False, hermitian=True), SPD4) == Cost(85 + 4, 0)
 
@@ -273,6 +277,21 @@ def test_singular_value_rules_compute_the_vectors_once_per_pass():
         svd_vectors_flops(m, n) + 8 * (2 * m * n * r + m * r + r * (m - 1)), 0)
     # reverse, 2 seeds: U, V once; per seed U diag(s̄) (m·r) and · Vᵀ (2·m·r·n)
     assert _derivative_work(values, a, "reverse", 2) == Cost(svd_vectors_flops(m, n) + 2 * (m * r + 2 * m * r * n), 0)
+    # svd's S has the same rules; in reverse mode, when U and Vh are unused, theirs never runs
+    svd_s = lambda a: np.linalg.svd(a, full_matrices=False).S  # noqa: E731
+    assert _derivative_work(svd_s, a, "reverse", 2) == _derivative_work(values, a, "reverse", 2)
+
+
+def test_singular_vector_rule_builds_its_factors_once_per_tape():
+    m, n, r = 4, 2, 2  # tall: U has a projector term
+    a = RNG.standard_normal((m, n))
+    vh = lambda a: np.linalg.svd(a, full_matrices=False).Vh  # noqa: E731
+    # once per tape: s (svdvals), s², F = 1/(s_j² − s_i²) (a subtract, an add of the identity, a
+    # divide: 3r²) and 1/s (r). Per seed: X = Uᵀ Ū and Y = Vᵀ V̄ (2r²m, 2r²n); the core
+    # (F ∘ (X − Xᵀ)) S + S (F ∘ (Y − Yᵀ)) (7r²); U · core (2mr²); the projector term
+    # (Ū − U X) S⁻¹ added (2mr² + 3mr); · Vᵀ (2mrn). Ū is zero-filled around V̄ for free.
+    per_seed = 2 * r * r * m + 2 * r * r * n + 7 * r * r + 2 * m * r * r + 2 * m * r * r + 3 * m * r + 2 * m * r * n
+    assert _derivative_work(vh, a, "reverse", 4) == Cost(svdvals_flops(m, n) + 2 * r + 3 * r * r + 4 * per_seed, 0)
 
 
 # --- QR, pinv, lstsq --------------------------------------------------------------------------

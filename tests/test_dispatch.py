@@ -81,6 +81,13 @@ DECOMPOSITIONS = [
     ("svd values", lambda a: np.linalg.svd(a, compute_uv=False), G43),
     ("svd values, stacked wide", lambda a: np.linalg.svd(a, full_matrices=False, compute_uv=False), STACK),
     ("svd hermitian", lambda a: np.linalg.svd(a - 1.5 * np.eye(3), compute_uv=False, hermitian=True), SPD),
+    ("svd U, tall", lambda a: np.linalg.svd(a, full_matrices=False).U, G43),
+    ("svd S, tall", lambda a: np.linalg.svd(a, full_matrices=False).S, G43),
+    ("svd Vh, tall", lambda a: np.linalg.svd(a, full_matrices=False).Vh, G43),
+    ("svd U and Vh, stacked wide", lambda a: np.linalg.svd(a, full_matrices=False)[0].sum(-1)
+     + np.linalg.svd(a, full_matrices=False)[2].sum(-1)[..., :3], STACK),
+    ("svd, square with full matrices", lambda a: np.linalg.svd(a)[0] * np.linalg.svd(a)[1] + np.linalg.svd(a)[2],
+     G43[:3]),
     ("norm 2, -2, nuc", lambda a: np.stack([np.linalg.norm(a, 2), np.linalg.norm(a, -2), np.linalg.norm(a, "nuc")]),
      G43),
     ("norm over axes (2, 0), keepdims", lambda a: np.linalg.norm(a, "nuc", axis=(2, 0), keepdims=True), STACK),
@@ -124,6 +131,7 @@ def test_decompositions_match_central_differences(name, f, x, mode):
 NAMED_PAIRS = [
     ("eigh", np.linalg.eigh, SPD, "EighResult", ("eigenvalues", "eigenvectors")),
     ("qr", np.linalg.qr, G43, "QRResult", ("Q", "R")),
+    ("svd", lambda a: np.linalg.svd(a, full_matrices=False), G43, "SVDResult", ("U", "S", "Vh")),
 ]
 
 
@@ -342,12 +350,43 @@ def test_eigh_eigenvalues_at_a_repeated_eigenvalue_need_reverse_mode_when_the_ve
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("f", [lambda x: np.linalg.svd(x), lambda x: np.linalg.svd(x, full_matrices=False)[1],
-                               lambda x: np.linalg.svd(x, compute_uv=True, hermitian=False)[0]])
-def test_svd_with_singular_vectors_is_refused_by_name(f, mode):
-    with pytest.raises(NotImplementedError, match=re.escape("numpy.linalg.svd with compute_uv=True")) as info:
+@pytest.mark.parametrize("f, match", [
+    (lambda x: np.linalg.svd(x), "numpy.linalg.svd with full_matrices=True (the default) of a 2×3 matrix"),
+    (lambda x: np.linalg.svd(x.T, full_matrices=True)[1], "of a 3×2 matrix"),
+    (lambda x: np.linalg.svd(x[:, :2], hermitian=True)[0], "numpy.linalg.svd with hermitian=True and compute_uv=True"),
+])
+def test_svd_vectors_without_a_derivative_are_refused_by_name(f, match, mode):
+    with pytest.raises(NotImplementedError, match=re.escape(match)) as info:
         run(f, mode)
-    assert "compute_uv=False" in str(info.value)  # says how to get the singular values
+    assert "Pass full_matrices=False" in str(info.value) or "Pass hermitian=False" in str(info.value)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("a", [np.diag([2.0, 2.0, 5.0]), np.diag([3.0, 1.0, 0.0]), np.ones((4, 3))],
+                         ids=["repeated", "zero", "rank one"])
+def test_singular_vector_derivative_where_they_are_not_unique_is_refused_by_name(a, mode):
+    with pytest.raises(np.linalg.LinAlgError, match=r"singular vectors \(np.linalg.svd's U and Vh"):
+        jl.jacobian(lambda a: np.linalg.svd(a, full_matrices=False).Vh, a, mode=mode)
+
+
+def test_svd_singular_values_alone_are_differentiated_in_reverse_mode_where_the_vectors_are_not_unique():
+    # The singular values of diag(2, 2, 5) are |diagonal entries|: derivative 1 at each entry's own value
+    f = lambda a: np.linalg.svd(a).S  # noqa: E731
+    J = jl.jacobian(f, DEGENERATE, mode="reverse")
+    np.testing.assert_allclose(J.sum(axis=0), np.eye(3), atol=1e-15)
+    with pytest.raises(np.linalg.LinAlgError, match="singular vectors"):
+        jl.jacobian(f, DEGENERATE, mode="forward")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("a", [G43, G43.T, G43[:3], STACK], ids=["tall", "wide", "square", "stacked"])
+def test_the_product_of_svds_factors_has_the_identity_as_derivative(a, mode):
+    def product(a):
+        u, s, vh = np.linalg.svd(a, full_matrices=False)
+        return (u * s[..., None, :]) @ vh
+
+    J = jl.jacobian(product, a, mode=mode)
+    np.testing.assert_allclose(J.reshape(a.size, a.size), np.eye(a.size), atol=1e-13)
 
 
 @pytest.mark.parametrize("f, error, message", [

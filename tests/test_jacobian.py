@@ -174,7 +174,8 @@ CASES = [
     Case("cholesky, eigh, eigvalsh, singular values and norms", lambda A: np.concatenate([
         np.linalg.cholesky(A).ravel(), np.linalg.eigh(A).eigenvalues, np.linalg.eigh(A)[1][:, 1:].ravel(),
         np.linalg.eigvalsh(A.T, UPLO="U") * np.linalg.svd(A[:, :2], compute_uv=False).sum(),
-        np.stack([np.linalg.norm(A, 2), np.linalg.norm(A.T @ A, "nuc")])]), SPD33),
+        np.stack([np.linalg.norm(A, 2), np.linalg.norm(A.T @ A, "nuc")]),
+        np.linalg.svd(A[:, :2], full_matrices=False).U.ravel() * np.linalg.svd(A).S[0]]), SPD33),
     Case("qr, pinv, lstsq", lambda X: np.concatenate([
         np.linalg.qr(X.T).Q.ravel(), np.linalg.qr(X.T)[1].ravel(), np.linalg.qr(X.T, mode="r")[0],
         np.linalg.pinv(X).ravel(), np.linalg.lstsq(X.T, x4)[0], np.linalg.lstsq(X.T, x4)[1]]), X34),

@@ -312,7 +312,7 @@ EXAMPLES: dict[str, list[Example]] = {
         ex(with_singular_values(4, 2, 2.0, 0.7), label="(4,2)"),
         ex(with_singular_values(2, 4, 1.8, 0.6), label="(2,4)"),
         ex(np.stack([with_singular_values(3, 2, 1.5, 0.5), with_singular_values(3, 2, 3.0, 1.0)]), label="(2,3,2)"),
-    ] for name in ("svdvals", "svd_vectors")},
+    ] for name in ("svdvals", "svd_values", "svd_vectors")},
     # QR (m ≥ n) and the pseudo-inverse at full rank: singular values at least 0.4 from 0
     **{name: [
         ex(with_singular_values(4, 3, 2.5, 1.2, 0.5), label="(4,3)"),

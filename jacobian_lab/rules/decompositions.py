@@ -238,7 +238,7 @@ def _svd_vectors_cost(out, a):
     return count * (14 * big * small ** 2 + 8 * small ** 3), 0
 
 
-def _split_vectors(uv, m):
+def split_vectors(uv, m):
     """The stacked [U; V] (…, m + n, r) of `svd_vectors` (seed-batched or not) as U and V."""
     lead = (slice(None),) * (uv.ndim - 2)
     return S.getitem(uv, lead + (slice(0, m),)), S.getitem(uv, lead + (slice(m, None),))
@@ -247,7 +247,7 @@ def _split_vectors(uv, m):
 def _svdvals_jvp(tangents, out, a):
     # ṡ = diag(Uᵀ Ȧ V) with the thin U and V (e.g. Townsend 2016, "Differentiating the singular
     # value decomposition"): ṡ_i = Σ_j U_ji (Ȧ V)_ji. U and V come from one svd_vectors per pass.
-    u, v = _split_vectors(svd_vectors(a), np.shape(a)[-2])
+    u, v = split_vectors(svd_vectors(a), np.shape(a)[-2])
     tv = matmul(tangents[0], v)
     return R.sum(E.multiply(u, tv), axis=(tv.ndim - 2,), keepdims=False)
 
@@ -255,7 +255,7 @@ def _svdvals_jvp(tangents, out, a):
 def _svdvals_vjp(needs, out, a):
     if not needs[0]:
         return unneeded
-    u, v = _split_vectors(svd_vectors(a), np.shape(a)[-2])
+    u, v = split_vectors(svd_vectors(a), np.shape(a)[-2])
     v_t = swap(v)
     return lambda g: (matmul(E.multiply(u, _row(g)), v_t),)  # Ā = U diag(s̄) Vᵀ
 
@@ -264,11 +264,16 @@ def _svdvals_vjp(needs, out, a):
 svdvals = register(Primitive(
     "svdvals", lambda a: np.linalg.svd(a, compute_uv=False), _svdvals_cost, jvp=_svdvals_jvp, vjp=_svdvals_vjp,
 ))
+#: np.linalg.svd(a).S: the same values as LAPACK computes them alongside U and V, which can differ
+#: from `svdvals`' in the last bits; charged, like the vectors, for the SVD with vectors.
+svd_values = register(Primitive(
+    "svd_values", lambda a: np.linalg.svd(a, full_matrices=False).S, _svd_vectors_cost,
+    jvp=_svdvals_jvp, vjp=_svdvals_vjp,
+))
 
 
-# The singular vectors are the residual factors of the singular values' rules. They get rules of
-# their own so that those rules can be differentiated in turn (second derivatives of singular
-# values); NumPy's svd with compute_uv=True is not routed here (see numpy_api.svd).
+# The singular vectors are the residual factors of the singular values' rules, and np.linalg.svd's
+# U and Vh (see numpy_api.svd). Their rules exist where the singular values are distinct and nonzero.
 def _too_close_or_zero(s):
     """Singular values (…, r), descending: two within DEGENERATE_RTOL of the largest, or one that small."""
     s = np.asarray(s)
@@ -280,9 +285,12 @@ def _singular_vector_factors(a):
     s = svdvals(a)
     if observe(_too_close_or_zero, primal(s)):
         raise np.linalg.LinAlgError(
-            "the derivative of the singular vectors (used by second derivatives of singular values and "
-            "matrix 2-norms) does not exist where two singular values are equal or one is zero (within "
-            f"{DEGENERATE_RTOL:g} times the largest): the singular vectors are not unique there"
+            "the derivative of the singular vectors (np.linalg.svd's U and Vh; also inside second "
+            "derivatives of singular values and matrix 2-norms) does not exist where two singular values "
+            f"are equal or one is zero (within {DEGENERATE_RTOL:g} times the largest): the singular vectors "
+            "are not unique there. Differentiate the singular values alone (np.linalg.svd(a, "
+            "compute_uv=False); in reverse mode, svd's S when U and Vh are unused), or move the matrix "
+            "away from the repeated singular value"
         )
     s2 = E.square(s)
     f = _off_diagonal_inverse(E.subtract(_row(s2), _column(s2)), s.dtype)
@@ -296,7 +304,7 @@ def _svd_vectors_jvp(tangents, out, a):
     #   V̇ = V (F ∘ (S P + Pᵀ S)) + (I − V Vᵀ) Ȧᵀ U S⁻¹
     # The projector terms vanish for the square factor: U's when m ≤ n, V's when n ≤ m.
     m, n = np.shape(a)[-2:]
-    u, v = _split_vectors(out, m)
+    u, v = split_vectors(out, m)
     s_col, s_row, f, s_inv = _singular_vector_factors(a)
     t = tangents[0]
     tv = matmul(t, v)
@@ -317,12 +325,12 @@ def _svd_vectors_vjp(needs, out, a):
     if not needs[0]:
         return unneeded
     m, n = np.shape(a)[-2:]
-    u, v = _split_vectors(out, m)
+    u, v = split_vectors(out, m)
     u_t, v_t = swap(u), swap(v)
     s_col, s_row, f, s_inv = _singular_vector_factors(a)
 
     def pullback(g):
-        gu, gv = _split_vectors(g, m)
+        gu, gv = split_vectors(g, m)
         x, y = matmul(u_t, gu), matmul(v_t, gv)
         core = E.add(E.multiply(E.multiply(f, E.subtract(x, swap(x))), s_row),
                      E.multiply(E.multiply(f, E.subtract(y, swap(y))), s_col))
