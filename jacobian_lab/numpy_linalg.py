@@ -1,13 +1,15 @@
 """NumPy's products and norms on traced arrays, composed from primitives.
 
 tensordot, inner and vdot reshape to one matmul; kron is one broadcast
-multiply; multi_dot brackets its factors like a Jacobian chain; norms are
-reductions of elementwise powers, or of the singular values (the matrix norms
-2, -2 and nuc). NumPy 2's array-API names are registered only where the
-installed NumPy has them.
+multiply; multi_dot brackets its factors like a Jacobian chain; tensorsolve
+and tensorinv reshape to one solve or inv; norms are reductions of elementwise
+powers, or of the singular values (the matrix norms 2, -2 and nuc); cond is
+the ratio of the extreme singular values or ‖x‖·‖x⁻¹‖. NumPy 2's array-API
+names are registered only where the installed NumPy has them.
 """
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
@@ -15,7 +17,7 @@ import numpy as np
 from . import numpy_api as api
 from .numpy_api import implements, normalize_axis, one_axis
 from .numpy_composites import diagonal, numpy2
-from .primitives import primal
+from .primitives import observe, primal
 from .rules import decompositions as D
 from .rules import elementwise as E
 from .rules import reductions as R
@@ -128,6 +130,31 @@ def multi_dot(arrays, *, out=None):
     return api.reshape(result, tuple(s for s, drop in zip(shape, (first, last)) if not drop))
 
 
+@implements(np.linalg.tensorinv)
+def tensorinv(a, ind=2):
+    """The inverse of `a` read as a matrix: its first `ind` axes are the rows (NumPy's reshape, then inv)."""
+    if ind <= 0:
+        raise ValueError("Invalid ind argument.")
+    shape = np.shape(a)
+    rows = math.prod(shape[ind:])
+    return api.reshape(np.linalg.inv(api.reshape(a, (rows, -1))), shape[ind:] + shape[:ind])
+
+
+@implements(np.linalg.tensorsolve)
+def tensorsolve(a, b, axes=None):
+    """x with tensordot(a, x, x.ndim) == b: NumPy's reshape of a to a square matrix, then solve."""
+    a, b = api.as_array(a), api.as_array(b)
+    if axes is not None:  # the named axes of a move to the end, in the order given, as in NumPy
+        order = [i for i in range(np.ndim(a)) if i not in normalize_axis(axes, np.ndim(a))]
+        a = api.transpose(a, order + [one_axis(k, np.ndim(a)) for k in axes])
+    x_shape = np.shape(a)[np.ndim(b):]
+    size = math.prod(x_shape)
+    if np.size(a) != size ** 2:
+        raise np.linalg.LinAlgError(
+            "Input arrays must satisfy the requirement prod(a.shape[b.ndim:]) == prod(a.shape[:b.ndim])")
+    return api.reshape(np.linalg.solve(api.reshape(a, (size, size)), api.ravel(b)), x_shape)
+
+
 # --- norms ----------------------------------------------------------------------------
 @implements(np.linalg.norm)
 def norm(x, ord=None, axis=None, keepdims=False):
@@ -184,6 +211,40 @@ def _matrix_norm(x, ord, axes, keepdims):
         shape[row] = shape[col] = 1
         norm_ = api.reshape(norm_, tuple(shape))
     return norm_
+
+
+@implements(np.linalg.cond)
+def cond(x, p=None):
+    """The condition number: the ratio of extreme singular values (p None, 2, -2), else ‖x‖_p ‖x⁻¹‖_p.
+
+    NumPy returns inf for a singular matrix; the condition number has no derivative there, so on
+    traced arrays that is a LinAlgError.
+    """
+    x = api.as_array(x)
+    if np.size(x) == 0 and math.prod(np.shape(x)[-2:]) == 0:
+        raise np.linalg.LinAlgError("cond is not defined on empty arrays")  # NumPy's error
+    if p is None or (not isinstance(p, str) and p in (2, -2)):
+        s = api.svd(x, compute_uv=False)
+        if observe(_has_zero_last, primal(s)):
+            raise _singular_cond()
+        largest, smallest = s[..., 0], s[..., -1]
+        return E.divide(smallest, largest) if p == -2 else E.divide(largest, smallest)
+    x = api._square("cond", x)
+    try:
+        inverse = np.linalg.inv(x)
+    except np.linalg.LinAlgError:
+        raise _singular_cond() from None
+    return E.multiply(norm(x, p, axis=(-2, -1)), norm(inverse, p, axis=(-2, -1)))
+
+
+def _has_zero_last(s):
+    return bool(np.any(np.asarray(s)[..., -1] == 0))
+
+
+def _singular_cond():
+    return np.linalg.LinAlgError(
+        "numpy.linalg.cond of a singular matrix is infinite (NumPy returns inf) and has no derivative; "
+        "differentiate it at a nonsingular matrix")
 
 
 # --- NumPy 2's array-API names (registered only where NumPy has them) -----------------

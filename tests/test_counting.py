@@ -282,6 +282,20 @@ def test_singular_value_rules_compute_the_vectors_once_per_pass():
     assert _derivative_work(svd_s, a, "reverse", 2) == _derivative_work(values, a, "reverse", 2)
 
 
+def test_cond_and_tensor_solves_count_the_functions_they_compose():
+    n = 3
+    a = RNG.standard_normal((n, n)) + 3 * np.eye(n)
+    # the singular values and one divide
+    assert jl.count_flops(np.linalg.cond, a) == Cost(svdvals_flops(n, n) + 1, 0)
+    # inv (2n³); per norm |·| (n²), n column sums of n − 1 additions and their max (n − 1); the product
+    one_norm = n * n + n * (n - 1) + n - 1
+    assert jl.count_flops(lambda a: np.linalg.cond(a, 1), a) == Cost(2 * n ** 3 + 2 * one_norm + 1, 0)
+    # tensorsolve and tensorinv reshape for free around one solve (one right-hand side) or inv of the 8×8 matrix
+    t = RNG.standard_normal((4, 2, 4, 2))
+    assert jl.count_flops(lambda t: np.linalg.tensorsolve(t, np.ones((4, 2))), t) == Cost(lu(8) + 2 * 64, 0)
+    assert jl.count_flops(np.linalg.tensorinv, t) == Cost(2 * 8 ** 3, 0)
+
+
 def test_singular_vector_rule_builds_its_factors_once_per_tape():
     m, n, r = 4, 2, 2  # tall: U has a projector term
     a = RNG.standard_normal((m, n))

@@ -109,6 +109,19 @@ DECOMPOSITIONS += [
     ("pinv stacked, rtol=None", lambda a: np.linalg.pinv(a, rtol=None), STACK_TALL),
     ("pinv rcond", lambda a: np.linalg.pinv(a, 1e-3), G35),
 ]
+# cond, tensorsolve and tensorinv: compositions of the primitives above, NumPy's values bit for bit
+T4 = RNG.standard_normal((4, 2, 4, 2))  # as a matrix: rows from the first two axes, 8×8
+DECOMPOSITIONS += [
+    ("cond", lambda a: np.linalg.cond(a), G43[:3]),
+    ("cond -2, stacked", lambda a: np.linalg.cond(a, -2), STACK[:, :, :3]),
+    ("cond 1, -inf, fro and nuc", lambda a: np.stack([np.linalg.cond(a, p) for p in (1, -np.inf, "fro", "nuc")]),
+     G43[:3]),
+    ("cond of a wide matrix", lambda a: np.linalg.cond(a, 2), G43.T),
+    ("tensorsolve", lambda a: np.linalg.tensorsolve(a, T4[:, :, 0, 0]), T4),
+    ("tensorsolve, axes", lambda a: np.linalg.tensorsolve(a, np.ones((4, 2)), axes=(1, 0)), T4),
+    ("tensorinv", lambda a: np.linalg.tensorinv(a, ind=2), T4),
+    ("tensorinv, ind=1", lambda a: np.linalg.tensorinv(a, ind=1), G43[:3]),
+]
 if hasattr(np.linalg, "svdvals"):
     DECOMPOSITIONS += [
         ("svdvals", lambda a: np.linalg.svdvals(a), STACK),
@@ -284,6 +297,15 @@ def test_lstsq_derivative_in_a_rank_deficient_matrix_is_refused(mode):
         jl.jacobian(lambda a: np.linalg.lstsq(a, B6[:5])[0], RANK_DEFICIENT, mode=mode)
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f", [lambda a: np.linalg.cond(a), lambda a: np.linalg.cond(a, np.inf)], ids=["2", "inf"])
+def test_cond_of_a_singular_matrix_is_refused_where_numpy_returns_inf(f, mode):
+    singular = np.outer([1.0, 2.0, 0.0], [0.0, 1.0, 1.0])
+    assert f(singular) == np.inf
+    with pytest.raises(np.linalg.LinAlgError, match="cond of a singular matrix is infinite"):
+        jl.jacobian(f, singular, mode=mode)
+
+
 @pytest.mark.parametrize("f, match", [
     (lambda a: np.linalg.qr(a, mode="raw"), "numpy.linalg.qr with mode='raw'"),
     (lambda a: np.linalg.qr(a, mode="complete"), "numpy.linalg.qr with mode='complete' of a tall 5×3 matrix"),
@@ -306,6 +328,10 @@ def test_unsupported_qr_pinv_and_lstsq_arguments_are_refused_by_name(f, match):
     (lambda x: np.linalg.pinv(x[0]), np.linalg.LinAlgError, "1-dimensional array given"),
     (lambda x: np.linalg.pinv(x, rcond=1e-3, rtol=1e-3), ValueError, "`rtol` and `rcond` can't be both set."),
     (lambda x: np.linalg.lstsq(x, x[0]), np.linalg.LinAlgError, "Incompatible dimensions"),
+    (lambda x: np.linalg.cond(x[:0]), np.linalg.LinAlgError, "cond is not defined on empty arrays"),
+    (lambda x: np.linalg.cond(x[:, :2], 3), ValueError, "Invalid norm order for matrices."),
+    (lambda x: np.linalg.tensorinv(x, ind=0), ValueError, "Invalid ind argument."),
+    (lambda x: np.linalg.tensorsolve(x, x[0]), np.linalg.LinAlgError, "Input arrays must satisfy the requirement"),
 ])
 def test_qr_pinv_and_lstsq_raise_numpys_errors(f, error, message):
     with pytest.raises(error, match=re.escape(message)):
