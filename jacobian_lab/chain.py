@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, Union
 import numpy as np
 
 from .accounting import PRIMAL, Cost, counting
-from .engines.base import check_output
+from .engines.base import call_traced
 from .jacobian import as_input
 from .jacobian import jacobian as _jacobian
 from .prediction import EvalTrace
@@ -810,7 +810,7 @@ class Chain:
             trace = EvalTrace()
             with counting() as counter:
                 try:
-                    y, traced = check_output(stage(Tracer(trace, points[-1])), trace)
+                    y, traced = call_traced(stage, Tracer(trace, points[-1]), trace)
                 except TypeError as error:
                     raise TypeError(f"{_stage_label(i, stage)}: {error}") from error
             value = y.primal if traced else np.asarray(y)

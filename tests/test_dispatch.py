@@ -448,6 +448,8 @@ CONVERSIONS = [
     ("item", lambda x: x[0, 0].item()), ("tolist", lambda x: x.tolist()), ("int", lambda x: int(x[0, 0])),
     ("complex", lambda x: complex(x[0, 0])), ("astype(int)", lambda x: x.astype(int)),
     ("math.sin", lambda x: math.sin(x[0, 0])), ("as an index", lambda x: [1.0, 2.0][x[0, 0]]),
+    ("stored into a plain array", lambda x: np.zeros(3).__setitem__(0, x[0, 0])),
+    ("stored into plain arrays", lambda x: np.zeros(3).__setitem__(slice(0, 2), x[0, :2])),
 ]
 
 
@@ -668,10 +670,23 @@ def test_storing_a_traced_value_into_a_plain_array_names_the_assignment():
         y[0] = x[0, 0]
         return y
 
-    with pytest.raises(ValueError) as info:  # NumPy's own error, raised from ours
+    # NumPy takes the traced scalar for a sequence and raises its own error from ours; the
+    # engines turn it back into a conversion error that names the fix
+    for mode in MODES:
+        with pytest.raises(jl.TracerConversionError, match=re.escape("y[i] = x[j]")) as info:
+            run(f, mode)
+        assert "np.stack" in str(info.value)
+        numpys = info.value.__cause__
+        assert type(numpys) is ValueError and isinstance(numpys.__cause__, jl.TracerConversionError)
+
+
+def test_other_value_errors_of_f_pass_through_unchanged():
+    def f(x):
+        raise ValueError("setting an array element with a sequence. The requested array has an inhomogeneous shape")
+
+    with pytest.raises(ValueError, match="inhomogeneous") as info:
         run(f, "reverse")
-    assert isinstance(info.value.__cause__, jl.TracerConversionError)
-    assert "y[i] = x[j]" in str(info.value.__cause__)
+    assert type(info.value) is ValueError
 
 
 # --- outputs -----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..tracing import Tracer
+from ..tracing import Tracer, TracerConversionError
 
 
 @runtime_checkable
@@ -62,6 +62,29 @@ _LEVELS = itertools.count(1)
 def next_level() -> int:
     """A fresh trace level: traces created later (inner ones when nested) interpret first."""
     return next(_LEVELS)
+
+
+def call_traced(f, x, trace):
+    """``check_output(f(x), trace)``: f run on the traced input x, its result validated.
+
+    A traced scalar stored into an element of a plain array (``y[i] = x[j]``)
+    reaches NumPy's element setter, which calls ``float()`` on it and reports
+    the refusal as a bare ValueError ("setting an array element with a
+    sequence.") raised from ours: the error is turned back into the conversion
+    error that names the fix.
+    """
+    try:
+        y = f(x)
+    except ValueError as error:
+        if not isinstance(error.__cause__, TracerConversionError):
+            raise
+        raise TracerConversionError(
+            "storing a traced value into an element of a plain array (y[i] = x[j]) would drop its "
+            f"derivative, so jacobian_lab refuses it (NumPy reports it as {str(error)!r}). Build the "
+            "array from traced values instead: np.stack([...]) of the entries, np.concatenate, or "
+            "np.where(mask, value, y)"
+        ) from error
+    return check_output(y, trace)
 
 
 def check_output(y, trace):

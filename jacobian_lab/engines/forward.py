@@ -14,7 +14,7 @@ from ..accounting import TANGENT, active_counter
 from ..memory import TangentBudget
 from ..primitives import Trace, apply
 from ..tracing import COMPLEX, Tracer, complex_result
-from .base import check_output, next_level, register
+from .base import call_traced, next_level, register
 
 
 class Dual(Tracer):
@@ -72,7 +72,7 @@ class ForwardEngine:
         """(y, tangents of y); with max_bytes, MemoryBudgetError once the pass's tangents exceed it."""
         k = np.shape(tangents)[0]
         trace = ForwardTrace(max_bytes, k)
-        y, traced = check_output(f(Dual(trace, x, tangents)), trace)
+        y, traced = call_traced(f, Dual(trace, x, tangents), trace)
         counter = active_counter()
         if counter is not None:
             counter.count_pass(k)

@@ -16,7 +16,7 @@ from ..memory import TangentBudget
 from ..primitives import Trace, apply
 from ..rules.elementwise import add
 from ..tracing import COMPLEX, Tracer, complex_result
-from .base import check_output, next_level, register
+from .base import call_traced, next_level, register
 
 
 class Node(Tracer):
@@ -222,7 +222,7 @@ class ReverseEngine:
     def vjp(self, f, x):
         trace = ReverseTrace()
         x_node = Node(trace, x, trace.tape.append(Record(None, {}, (), x, ())))
-        y, traced = check_output(f(x_node), trace)
+        y, traced = call_traced(f, x_node, trace)
         if not traced:
             def zeros(g):  # a sweep of nothing: the output does not depend on x
                 counter = active_counter()
