@@ -33,6 +33,13 @@ def as_input(x) -> np.ndarray:
         )
     if x is None or isinstance(x, (str, bytes, dict)):
         raise TypeError(f"x must be a float array, got {type(x).__name__}")
+    # np.asarray would drop what these subclasses mean, so f would trace other arithmetic than it runs
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError("x is a masked array, and traced arrays carry no mask, so f would not compute what it "
+                        "computes on x; pass x.filled(value) or x.data and apply the mask inside f (np.where)")
+    if isinstance(x, np.matrix):
+        raise TypeError("x is an np.matrix, whose * is a matrix product; traced arrays are ndarrays, where * is "
+                        "elementwise. Pass np.asarray(x) and write matrix products with @")
     x = np.asarray(x)
     kind = x.dtype.kind
     if kind in "iu":

@@ -616,6 +616,8 @@ BAD_INPUTS = [
     ("object", np.array([1.0, 2.0], dtype=object), "object"),
     ("string", "1.0", "str"),
     ("string array", np.array(["1.0"]), "<U3"),
+    ("masked array", np.ma.array([1.0, 2.0], mask=[False, True]), "masked array.*x.filled"),
+    ("np.matrix", np.asmatrix([[1.0, 2.0]]), "np.matrix, whose \\* is a matrix product"),
 ]
 
 
