@@ -220,13 +220,6 @@ def interp(x, xp, fp, left=None, right=None, period=None):
 
 
 # --- evenly spaced values with traced endpoints ---------------------------------------
-def _one_dtype(name, dtype, computed):
-    """A dtype argument is honoured only as the dtype the values have anyway."""
-    if dtype is not None and np.dtype(dtype) != computed:
-        raise NotImplementedError(f"numpy.{name}: the argument dtype={np.dtype(dtype).name} is not supported on "
-                                  f"traced arrays (the values are {computed.name})")
-
-
 def _has_zero(values):
     return bool(np.any(values == 0))
 
@@ -245,7 +238,6 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     div = (num - 1) if endpoint else num
     dt = np.result_type(primal(start), primal(stop))
     dt = dt if np.issubdtype(dt, np.inexact) else np.dtype(np.float64)
-    _one_dtype("linspace", dtype, dt)
     start, stop = (v if is_traced(v) else np.asarray(v, dtype=dt) for v in (start, stop))
     delta = E.subtract(stop, start)
     y = np.arange(0, num, dtype=dt).reshape((-1,) + (1,) * np.ndim(delta))
@@ -264,6 +256,7 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
         y = api.concatenate([S.getitem(y, (slice(None, -1),)), last], axis=0)
     if axis != 0:
         y = api.moveaxis(y, 0, axis)
+    y = api.in_dtype("linspace", y, dtype)  # computed in dt, then converted, as NumPy does
     return (y, step) if retstep else y
 
 
@@ -279,9 +272,7 @@ def logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
         start, stop, base = (_with_ndim(api.as_array(v), ndmax) for v in (start, stop, base))
         base = api.expand_dims(base, axis)
     y = linspace(start, stop, num=num, endpoint=endpoint, axis=axis)
-    result = E.power(base, y)
-    _one_dtype("logspace", dtype, np.result_type(primal(result)))
-    return result
+    return api.in_dtype("logspace", E.power(base, y), dtype)
 
 
 @implements(np.geomspace)
@@ -294,8 +285,7 @@ def geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
     dt = np.result_type(primal(start), primal(stop), float(num), np.zeros((), dtype))
     if dt.kind == "c":
         raise NotImplementedError("numpy.geomspace: complex endpoints are not supported on traced arrays")
-    _one_dtype("geomspace", dtype, dt)
-    start, stop = (v if is_traced(v) else v.astype(dt) for v in (start, stop))
+    start, stop = (E.as_float_dtype(v, dt) for v in (start, stop))  # traced ones too: NumPy computes in dt
     out_sign = E.sign(start)  # no derivative: a negative sequence is the positive one turned over
     start, stop = E.divide(start, out_sign), E.divide(stop, out_sign)
     result = logspace(E.log10(start), E.log10(stop), num=num, endpoint=endpoint, base=10.0)
@@ -308,4 +298,4 @@ def geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
             ends.append(api.reshape(api.broadcast_to(stop, shape), (1,) + shape))
         result = api.concatenate(ends, axis=0)
     result = E.multiply(result, out_sign)
-    return api.moveaxis(result, 0, axis) if axis != 0 else result
+    return api.in_dtype("geomspace", api.moveaxis(result, 0, axis) if axis != 0 else result, dtype)

@@ -327,6 +327,25 @@ def test_quantiles_of_slices_holding_nan_are_nan_as_in_numpy():
         np.testing.assert_array_equal(traced_value(f, x), expected)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, f", [
+    ("linspace", lambda v, dtype: np.linspace(v[0], v[1], 5, dtype=dtype)),
+    ("linspace, retstep", lambda v, dtype: np.linspace(v[0], v[1], 4, endpoint=False, retstep=True, dtype=dtype)[0]),
+    ("logspace", lambda v, dtype: np.logspace(v[0], v[1], 4, base=2.0, dtype=dtype)),
+    ("geomspace", lambda v, dtype: np.geomspace(v[0] ** 2 + 1.0, v[1] ** 2 + 2.0, 4, dtype=dtype)),
+])
+def test_evenly_spaced_values_convert_to_the_float_dtype_asked_for(name, f, dtype):
+    for x in (x3, x3.astype(np.float32)):  # computed in the endpoints' type, then converted, as NumPy does
+        y, expected = traced_value(lambda v: f(v, dtype), x), f(x, dtype)
+        assert y.dtype == expected.dtype == dtype
+        np.testing.assert_array_equal(y, expected)
+    # the conversion's derivative is the identity: float32 results carry float64's derivative, rounded
+    J = jl.jacobian(lambda v: f(v, dtype), x3)
+    np.testing.assert_allclose(J, jl.jacobian(lambda v: f(v, np.float64), x3), rtol=1e-6)
+    assert_fd_close(jl.jacobian(lambda v: f(v, np.float64), x3), central_differences(lambda v: f(v, np.float64), x3),
+                    name)
+
+
 def test_float32_data_keeps_its_dtype():
     x = cube.astype(np.float32)
     for f in (lambda v: np.quantile(v, 0.3, axis=1), np.median, lambda v: np.nanmean(v, axis=0),
@@ -878,9 +897,8 @@ REFUSED_MORE = [
     ("order", lambda x: np.partition(x, 1, order="a")),
     ("traced obj", lambda x: np.insert(x, x[0], 1.0)),
     ("device", lambda x: np.linspace(x[0], x[1], 3, device="gpu")),
-    ("dtype=float32", lambda x: np.linspace(x[0], x[1], 3, dtype=np.float32)),
     ("dtype=int64", lambda x: np.logspace(x[0], 1.0, 3, dtype=np.int64)),
-    ("dtype=float32", lambda x: np.geomspace(1.0, x[0] ** 2 + 1.0, 3, dtype=np.float32)),
+    ("dtype=int32", lambda x: np.linspace(x[0], x[1], 3, dtype=np.int32)),
     ("out", lambda x: np.fix(x, out=np.empty(6))),
     ("traced spacing", lambda x: np.gradient(x, x[0])),
     ("dtype", lambda x: np.nancumsum(x, dtype=np.float64)),
