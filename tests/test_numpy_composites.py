@@ -3,6 +3,7 @@
 They live in numpy_composites, numpy_statistics, numpy_calculus, numpy_linalg,
 numpy_polynomials and numpy_einsum.
 """
+import inspect
 import re
 import warnings
 
@@ -214,6 +215,17 @@ CASES = {
         np.bincount([0, 2, 2, 5, 1], weights=x[:5] ** 2, minlength=7),
         np.histogram(np.linspace(-1, 1, 6), bins=3, weights=x[6:])[0],
         np.histogram(x12[:6], bins=[-2, -0.5, 0, 0.7, 3], weights=np.exp(x[6:]), density=True)[0]]), x12),
+    # unique: repeats built from the same entries stay repeats under a small step, so the
+    # differences see each unique value move with its first occurrence
+    "unique": (lambda x: np.concatenate([
+        np.unique(np.concatenate([x, x[::-1], x[:2] ** 2])) ** 2,
+        np.unique(np.concatenate([x[2:], x]), return_counts=True)[1] * np.unique(np.concatenate([x[2:], x])),
+        np.unique(np.concatenate([x[3:], x]), return_inverse=True)[0][np.unique(x[[1, 4, 1]], return_inverse=True)[1]],
+        np.unique(np.stack([x, x[::-1], x]).reshape(3, 5), equal_nan=False, return_index=True)[0]]), x5),
+    "unique along an axis": (lambda X: np.concatenate([
+        np.unique(np.concatenate([X, X[:2], X[1:2]]), axis=0).ravel(),
+        np.unique(np.concatenate([X[:, 2:], X, X[:, :1]], axis=1), axis=1, return_counts=True)[0].ravel(),
+        np.unique(np.stack([X, X[::-1], X]), axis=-3).ravel()[::5]]), x34),
 }
 # NumPy 2's array-API names
 if all(hasattr(np, name) for name in ("vecdot", "matrix_transpose", "unstack")):
@@ -238,6 +250,11 @@ if all(hasattr(np, name) for name in ("vecdot", "matrix_transpose", "unstack")):
         "unstack": (lambda X: np.unstack(X)[1] * np.unstack(X, axis=1)[2][0], x34),
         "cumulative_sum and cumulative_prod": (lambda X: np.cumulative_sum(X, axis=1, include_initial=True)[:, :4]
                                                * np.cumulative_prod(X, axis=0) + np.cumulative_prod(X[0]).sum(), x34),
+        "unique_values, unique_counts, unique_inverse, unique_all": (lambda x: np.concatenate([
+            np.unique_values(np.concatenate([x, x[:3]])) * 2.0,
+            np.unique_counts(np.concatenate([x, x[2:]])).values * np.unique_counts(np.concatenate([x, x[2:]])).counts,
+            np.unique_inverse(np.concatenate([x[::-1], x])).values[np.unique_inverse(x).inverse_indices] ** 2,
+            np.unique_all(np.concatenate([x, x[1:4]])).values * np.unique_all(x[[0, 3, 0]]).values.sum()]), x5),
     })
 
 
@@ -944,3 +961,103 @@ def test_edge_inputs_follow_numpy():
     np.testing.assert_allclose(y, f(w), rtol=1e-7)
     with pytest.raises(ValueError, match="same shape"):
         jl.jacobian(lambda v: np.histogram(np.arange(2.0), bins=2, weights=v)[0], w)
+
+
+# --- unique: NumPy's answer on values, each unique value gathered from its first occurrence ---------
+# 0.0 and -0.0 three times each, two NaNs, 1 to 8 twice: long enough for NumPy's sorts to move
+# the zeros around, so that its unique zero is not always the sign met first
+SIGNED = np.random.default_rng(3).permutation(np.r_[[0.0] * 3, [-0.0] * 3, [np.nan] * 2, np.arange(1.0, 9.0),
+                                                    np.arange(1.0, 9.0)])
+UNIQUE_CALLS = [
+    lambda v: np.unique(v),
+    lambda v: np.unique(v, return_index=True),
+    lambda v: np.unique(v, return_inverse=True, return_counts=True),
+    lambda v: np.unique(v, True, True, True, equal_nan=False),
+    lambda v: np.unique(v.reshape(2, 12)),
+    lambda v: np.unique(v.reshape(12, 2), axis=0, return_inverse=True),
+    lambda v: np.unique(v.reshape(4, 6), axis=1, return_index=True, return_counts=True),
+    lambda v: np.unique(np.concatenate([v[:4], v[:4]]).reshape(2, 4), axis=0, equal_nan=False),
+]
+if "sorted" in inspect.signature(np.unique).parameters:  # NumPy 2.3
+    UNIQUE_CALLS.append(lambda v: np.unique(v, sorted=False))
+if hasattr(np, "unique_all"):
+    UNIQUE_CALLS += [np.unique_values, np.unique_counts, np.unique_inverse, np.unique_all]
+
+
+def _bits(a):
+    a = np.ascontiguousarray(a)
+    return a.view(np.uint8) if a.dtype.kind == "f" else a
+
+
+@pytest.mark.parametrize("k", range(len(UNIQUE_CALLS)))
+def test_unique_is_numpys_to_the_last_bit(k):
+    # 0.0 and -0.0 are one value (NumPy returns the one its own order met first), NaNs one value
+    # or several (equal_nan); the gather takes an entry with NumPy's bits, so signs and NaNs agree
+    call, seen = UNIQUE_CALLS[k], []
+
+    def f(v):
+        seen.append(call(v))
+        return v * 2.0
+
+    jl.jacobian(f, SIGNED, mode="reverse")
+    result, expected = seen[0], call(SIGNED)
+    assert isinstance(result, tuple) == isinstance(expected, tuple)
+    for ours, numpys in zip(*((result, expected) if isinstance(expected, tuple) else ((result,), (expected,)))):
+        ours = getattr(ours, "primal", ours)
+        assert ours.dtype == numpys.dtype and ours.shape == numpys.shape
+        np.testing.assert_array_equal(_bits(ours), _bits(numpys))
+    if isinstance(expected, tuple):  # unique's tuple, or the NumPy 2 functions' named tuples
+        assert type(result).__name__ == type(expected).__name__
+        assert getattr(result, "_fields", None) == getattr(expected, "_fields", None)
+        assert all(not hasattr(r, "_trace") for r in result[1:])  # indices, inverse, counts: plain
+
+
+def test_numpys_unique_zero_is_not_always_the_first_one():
+    # what makes the test above bite: here NumPy's zero has the sign of a later occurrence
+    first_zero = SIGNED[np.flatnonzero(SIGNED == 0)[0]]
+    assert np.signbit(np.unique(SIGNED)[0]) != np.signbit(first_zero)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_each_unique_value_moves_with_its_first_occurrence(mode):
+    x = np.array([2.0, 1.0, 2.0, 3.0, 1.0])
+    # unique values 1 (first at 1), 2 (at 0), 3 (at 3): one-hot rows at those positions
+    np.testing.assert_array_equal(jl.jacobian(np.unique, x, mode=mode), np.eye(5)[[1, 0, 3]])
+    # rows of a matrix: the unique rows [1, 2] (first at row 0) and [3, 4] (row 1)
+    X = np.array([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0]])
+    J = jl.jacobian(lambda v: np.unique(v, axis=0), X, mode=mode).reshape(4, 6)
+    np.testing.assert_array_equal(J, np.eye(6)[[0, 1, 2, 3]])
+    # equal_nan=False keeps the NaNs apart: each is gathered from its own position
+    y = np.array([np.nan, 1.0, np.nan])
+    J = jl.jacobian(lambda v: np.unique(v, equal_nan=False), y, mode=mode)
+    np.testing.assert_array_equal(J, np.eye(3)[[1, 0, 2]])
+
+
+def test_unique_counts_no_flops_in_either_mode():
+    # The unique values are one gather of ar (0 flops); forward mode gathers the tangent (0),
+    # reverse mode scatter-adds the cotangent onto distinct positions, never onto a filled one (0).
+    x = np.array([2.0, 1.0, 2.0, 3.0, 1.0])
+    for mode in ("forward", "reverse"):
+        m = jl.measure(lambda v: np.unique(v, axis=None), x, mode=mode, repeat=1)
+        assert all(cost == Cost(0, 0) for cost in m.cost.values()), m.cost
+
+
+def test_a_compiled_unique_follows_the_repeats_of_each_input():
+    def f(v):
+        u, inverse, counts = np.unique(v, return_inverse=True, return_counts=True)
+        return u * counts + np.tanh(u[inverse]).sum()
+
+    jac = jl.jit(jl.jacobian(f))
+    for x in ([2.0, 1.0, 2.0, 3.0], [2.5, 1.0, 2.5, 3.0], [2.0, 1.0, 4.0, 3.0], [3.0, 1.0, 3.0, 2.0]):
+        x = np.array(x)
+        np.testing.assert_array_equal(jac(x), jl.jacobian(f, x))
+    assert jac.compiles == 3  # the second input repeats the first's pattern: replayed
+
+
+def test_unique_raises_numpys_errors():
+    for f, error in ((lambda v: np.unique(v, axis=1), np.exceptions.AxisError),
+                     (lambda v: np.unique(v.reshape(2, 3), axis=2), np.exceptions.AxisError)):
+        with pytest.raises(error):
+            f(x6)  # NumPy itself
+        with pytest.raises(error):
+            jl.jacrev(f)(x6)
