@@ -4,6 +4,7 @@ They live in numpy_composites, numpy_statistics, numpy_calculus, numpy_linalg,
 numpy_polynomials and numpy_einsum.
 """
 import inspect
+import math
 import re
 import warnings
 
@@ -226,6 +227,17 @@ CASES = {
         np.unique(np.concatenate([X, X[:2], X[1:2]]), axis=0).ravel(),
         np.unique(np.concatenate([X[:, 2:], X, X[:, :1]], axis=1), axis=1, return_counts=True)[0].ravel(),
         np.unique(np.stack([X, X[::-1], X]), axis=-3).ravel()[::5]]), x34),
+    # polyfit: in y (one column or two), in the weights and in x
+    "polyfit": (lambda v: np.concatenate([
+        np.polyfit(np.linspace(-1, 1, 6), v[:6], 3), np.polyfit(np.linspace(-1, 1, 6), v.reshape(6, 2), 2).ravel(),
+        np.polyfit(np.linspace(-1, 1, 6) + 0.1 * v[6:], v[:6], 2, w=v[6:] ** 2 + 0.5),
+        np.polyfit(np.arange(6), v[6:], 0)]), x12),
+    "polyfit with full=True and cov": (lambda v: np.concatenate([
+        *np.polyfit(np.linspace(-1, 1, 6), v[:6], 2, full=True)[:2],
+        np.polyfit(np.linspace(-1, 1, 6) + 0.1 * v[6:], v[:6], 2, full=True)[3],
+        np.polyfit(np.linspace(-1, 1, 6), v[:6], 2, cov=True)[1].ravel(),
+        np.polyfit(np.linspace(-1, 1, 6) + 0.1 * v[6:], v[:6], 1, w=v[6:] ** 2 + 0.5, cov="unscaled")[1].ravel(),
+        np.polyfit(np.linspace(-1, 1, 6), v.reshape(6, 2), 1, cov=True)[1].ravel()]), x12),
 }
 # NumPy 2's array-API names
 if all(hasattr(np, name) for name in ("vecdot", "matrix_transpose", "unstack")):
@@ -532,6 +544,7 @@ REFUSED = [
     ("period", lambda x: np.interp(x, [0.0, 1.0], [1.0, 2.0], period=2.0)),
     ("traced xp", lambda x: np.interp(0.5, x[:2], [1.0, 2.0])),
     ("2 components", lambda x: np.cross(x[:2], x[2:4])),
+    ("traced rcond", lambda x: np.polyfit(np.arange(6.0), x, 2, rcond=x[0] ** 2 * 1e-3)),
 ]
 if hasattr(np, "vecdot"):
     REFUSED += [
@@ -1061,3 +1074,119 @@ def test_unique_raises_numpys_errors():
             f(x6)  # NumPy itself
         with pytest.raises(error):
             jl.jacrev(f)(x6)
+
+
+# --- polyfit: NumPy's scaled least-squares fit, through lstsq ---------------------------------------
+T6 = np.linspace(-1.0, 1.0, 6)
+FITS = [
+    ("y", lambda v: np.polyfit(T6, v[:6], 3, full=True), x12),
+    ("two columns of y", lambda v: np.polyfit(T6, v.reshape(6, 2), 2, full=True), x12),
+    ("weights and x", lambda v: np.polyfit(T6 + 0.1 * v[6:], v[:6], 2, w=v[6:] ** 2 + 0.5, full=True), x12),
+    ("a given rcond", lambda v: np.polyfit(T6, v[:6], 4, rcond=1e-3, full=True), x12),
+    ("more coefficients than points", lambda v: np.polyfit(T6[:3], v[:3], 4, full=True), x12),
+    ("repeated x", lambda v: np.polyfit(np.repeat(T6[:3], 2), v[:6], 3, full=True), x12),
+    ("covariance", lambda v: np.polyfit(T6, v[:6], 2, cov=True), x12),
+    ("covariances of two columns", lambda v: np.polyfit(T6, v.reshape(6, 2), 1, cov=True), x12),
+    ("unscaled covariance", lambda v: np.polyfit(T6 + 0.1 * v[6:], v[:6], 2, cov="unscaled"), x12),
+    ("integer x", lambda v: np.polyfit(np.arange(6), v[:6], 1), x12),
+]
+
+
+@pytest.mark.parametrize("name, f, x", FITS, ids=[name for name, _, _ in FITS])
+def test_polyfit_returns_numpys_results(name, f, x):
+    # the coefficients come from pinv(lhs) @ rhs, NumPy's from LAPACK's gelsd: equal up to rounding;
+    # the residuals, rank, singular values and rcond of full=True, and the covariances, likewise
+    seen = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", np.exceptions.RankWarning)
+        jl.jacobian(lambda v: (seen.append(f(v)), v)[1], x, mode="reverse")
+        expected = f(x)
+    result = seen[0]
+    for ours, numpys in zip(*((result, expected) if isinstance(expected, tuple) else ((result,), (expected,)))):
+        ours = getattr(ours, "primal", ours)
+        assert type(ours) is type(numpys) and np.shape(ours) == np.shape(numpys)
+        assert np.result_type(ours) == np.result_type(numpys)
+        np.testing.assert_allclose(ours, numpys, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_polyfit_short_of_rank_warns_as_numpy_does(mode):
+    # Three points, five coefficients: NumPy's minimum-norm fit (of the scaled problem), with its
+    # RankWarning. The 3×5 Vandermonde matrix has full row rank, so the fit is smooth in x and y.
+    t, v = T6[:3], x3
+    with pytest.warns(np.exceptions.RankWarning, match="Polyfit may be poorly conditioned"):
+        np.polyfit(t, v, 4)  # NumPy itself
+    with pytest.warns(np.exceptions.RankWarning, match="Polyfit may be poorly conditioned") as caught:
+        J = jl.jacobian(lambda y: np.polyfit(t, y, 4), v, mode=mode)
+    assert caught[0].filename == __file__  # pointing at the caller, as NumPy's does
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", np.exceptions.RankWarning)
+        assert_fd_close(J, central_differences(lambda y: np.polyfit(t, y, 4), v), "polyfit in y")
+        in_x = lambda s: np.polyfit(s, v, 4)  # noqa: E731
+        assert_fd_close(jl.jacobian(in_x, t, mode=mode), central_differences(in_x, t), "polyfit in x")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # full=True returns the rank instead of warning, as NumPy
+        jl.jacobian(lambda y: np.polyfit(t, y, 4, full=True)[0], v, mode=mode)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_polyfit_at_repeated_x_differentiates_in_y_but_not_in_x(mode):
+    # Six points at three places, four coefficients: the 6×4 Vandermonde matrix has rank 3. The fit
+    # is still linear in y; in x the pseudo-inverse jumps, and lstsq's derivative refuses it.
+    t = np.repeat(T6[:3], 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", np.exceptions.RankWarning)
+        in_y = lambda y: np.polyfit(t, y, 3)  # noqa: E731
+        assert_fd_close(jl.jacobian(in_y, x6, mode=mode), central_differences(in_y, x6), "polyfit in y")
+        with pytest.raises(np.linalg.LinAlgError, match="rank-deficient"):
+            jl.jacobian(lambda s: np.polyfit(s, x6, 3), t, mode=mode)
+
+
+def test_polyfit_counts_its_arithmetic():
+    # n points, N = deg + 1 coefficients, r = 1 column of y, M = max(n, N), K = min(n, N). The
+    # Vandermonde matrix: a cumprod over N - 1 columns, N - 2 flops per row; the column norms:
+    # lhs * lhs (nN), N sums of n (N(n - 1)), N square roots; lhs / scale (nN); lstsq: pinv
+    # (14MK² + 8K³ + K + Kn + 2NKn), x = a⁺ b (2Nn), the singular values for s and the rank
+    # (⌊4MK² - 4K³/3⌋), the residuals b - a x (2nN + n), squared (n) and summed (n - 1) when
+    # rank = N < n; the scaling undone, c / scale (N).
+    def fit_flops(n, N):
+        M, K = max(n, N), min(n, N)
+        pinv = 14 * M * K ** 2 + 8 * K ** 3 + K + K * n + 2 * N * K * n
+        residuals = 2 * n * N + 3 * n - 1 if N < n else 0
+        return (n * (N - 2) + n * N + N * (n - 1) + n * N + pinv + 2 * N * n
+                + math.floor(4 * M * K ** 2 - 4 * K ** 3 / 3) + residuals + N)
+
+    assert fit_flops(6, 4) == 12 + 24 + 20 + 24 + (1344 + 512 + 4 + 24 + 192) + 48 + 298 + 65 + 4
+    assert jl.count_flops(lambda v: np.polyfit(T6, v, 3), x6) == Cost(fit_flops(6, 4), 4)
+    # weights multiply the rows of lhs (nN) and y (n) first
+    assert jl.count_flops(lambda v: np.polyfit(T6, v, 3, w=T6 ** 2 + 1), x6) == Cost(fit_flops(6, 4) + 24 + 6, 4)
+    # cov=True: lhsᵀ lhs (2nN²), its inverse (2N³), / outer(scale, scale) (N² + N²), the residual
+    # variance resids / (n - N) (1) and the product (N²)
+    assert jl.count_flops(lambda v: np.polyfit(T6, v, 3, cov=True)[1], x6) == Cost(
+        fit_flops(6, 4) + 192 + 128 + 16 + 16 + 1 + 16, 4)
+    # the derivative in y, n = 6 seeds in one forward pass: per seed a⁺ ḃ (2Nn) and ÷ scale (N),
+    # and the residuals' tangent, computed though unused: a ẋ (2nN), ḃ minus that (a negation and
+    # an add, 2n), times 2r (n, the factor 2r once per pass: n) and summed (n - 1)
+    m = jl.measure(lambda v: np.polyfit(T6, v, 3), x6, mode="forward", batch_size=6, repeat=1)
+    assert m.cost["tangent"] == Cost(6 * (48 + 4 + 48 + 12 + 6 + 5) + 6, 0)
+    # reverse, N = 4 seeds in one sweep: per seed ÷ scale (N) and a⁺ᵀ ḡ (2Nn); the residuals get
+    # no cotangent
+    m = jl.measure(lambda v: np.polyfit(T6, v, 3), x6, mode="reverse", batch_size=4, repeat=1)
+    assert m.cost["cotangent"] == Cost(4 * (4 + 48), 0)
+
+
+@pytest.mark.parametrize("f, error, message", [
+    (lambda v: np.polyfit(T6, v, -1), ValueError, "expected deg >= 0"),
+    (lambda v: np.polyfit(T6.reshape(2, 3), v.reshape(2, 3), 1), TypeError, "expected 1D vector for x"),
+    (lambda v: np.polyfit(T6[:0], v[:0], 1), TypeError, "expected non-empty vector for x"),
+    (lambda v: np.polyfit(T6, v.reshape(6, 1, 1), 1), TypeError, "expected 1D or 2D array for y"),
+    (lambda v: np.polyfit(T6[:5], v, 1), TypeError, "expected x and y to have same length"),
+    (lambda v: np.polyfit(T6, v, 1, w=np.ones((6, 1))), TypeError, "expected a 1-d array for weights"),
+    (lambda v: np.polyfit(T6, v, 1, w=np.ones(5)), TypeError, "expected w and y to have the same length"),
+    (lambda v: np.polyfit(T6[:2], v[:2], 1, cov=True), ValueError, "the number of data points must exceed order"),
+])
+def test_polyfit_raises_numpys_errors(f, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        f(x6)  # NumPy itself
+    with pytest.raises(error, match=re.escape(message)):
+        jl.jacrev(f)(x6)
