@@ -238,6 +238,13 @@ CASES = {
         np.polyfit(np.linspace(-1, 1, 6), v[:6], 2, cov=True)[1].ravel(),
         np.polyfit(np.linspace(-1, 1, 6) + 0.1 * v[6:], v[:6], 1, w=v[6:] ** 2 + 0.5, cov="unscaled")[1].ravel(),
         np.polyfit(np.linspace(-1, 1, 6), v.reshape(6, 2), 1, cov=True)[1].ravel()]), x12),
+    # two- and D-dimensional histograms of traced weights (x12's entries as points, in pairs or triples)
+    "histogram2d and histogramdd weights": (lambda v: np.concatenate([
+        np.histogram2d(x12[:6], x12[6:], bins=2, weights=v[:6])[0].ravel(),
+        np.histogram2d(x12[:6], x12[6:], bins=[[-2, 0, 0.5, 2], 3], range=[None, (-1, 1)], weights=np.exp(v[6:]),
+                       density=True)[0].ravel(),
+        np.histogramdd(x12.reshape(4, 3), bins=(2, 1, 2), weights=v[:4] ** 2)[0].ravel(),
+        np.histogramdd((x12[:4], x12[4:8]), bins=[[-1, 0, 1], 2], weights=v[8:], density=True)[0].ravel()]), x12),
 }
 # NumPy 2's array-API names
 if all(hasattr(np, name) for name in ("vecdot", "matrix_transpose", "unstack")):
@@ -545,6 +552,10 @@ REFUSED = [
     ("traced xp", lambda x: np.interp(0.5, x[:2], [1.0, 2.0])),
     ("2 components", lambda x: np.cross(x[:2], x[2:4])),
     ("traced rcond", lambda x: np.polyfit(np.arange(6.0), x, 2, rcond=x[0] ** 2 * 1e-3)),
+    ("traced bins", lambda x: np.histogram2d(x, x, bins=np.sort(x), weights=x)),
+    ("traced range", lambda x: np.histogram2d(x, x, range=[(x.min(), 1.0), (0.0, 1.0)], weights=x)),
+    ("traced bins", lambda x: np.histogramdd(x.reshape(3, 2), bins=[2, x[:3]])),
+    ("traced range", lambda x: np.histogramdd((x, x), range=(x[:2], (0, 1)))),
 ]
 if hasattr(np, "vecdot"):
     REFUSED += [
@@ -1190,3 +1201,96 @@ def test_polyfit_raises_numpys_errors(f, error, message):
         f(x6)  # NumPy itself
     with pytest.raises(error, match=re.escape(message)):
         jl.jacrev(f)(x6)
+
+
+# --- histogram2d and histogramdd: bins found on values, weights scatter-added into them -------------
+# points in the plane: one NaN and one far out (outside the given ranges), ties in one cell
+PX = np.array([0.1, 0.9, 0.4, 0.6, np.nan, 0.35, 0.15, 0.9])
+PY = np.array([0.2, 0.8, 0.7, 0.3, 0.5, 9.0, 0.2, 0.8])
+HISTOGRAMS = [
+    lambda w: np.histogram2d(PX, PY, bins=2, range=[(0, 1), (0, 1)], weights=w),
+    lambda w: np.histogram2d(PX, PY, bins=[3, [0, 0.25, 0.5, 1]], range=[(0, 1), None], weights=w, density=True),
+    lambda w: np.histogram2d(PX[:4], PY[:4], bins=[0.0, 0.5, 1.0], weights=w[:4] ** 2),
+    lambda w: np.histogramdd(np.stack([PX, PY, w], axis=1), bins=(2, 2, 3), range=[(0, 1), (0, 1), None],
+                             weights=w),
+    lambda w: np.histogramdd((PX[:4], PY[:4]), bins=(2, 3), weights=w[:4], density=True),
+    lambda w: np.histogramdd(PY[:4], bins=3, weights=w[:4]),
+]
+W8 = np.array([0.5, -1.5, 2.0, 0.25, 3.0, -0.75, 1.25, 4.0])
+
+
+@pytest.mark.parametrize("k", range(len(HISTOGRAMS)))
+def test_weighted_histograms_are_numpys_to_the_last_bit(k):
+    # the same bins and the same float64 sums, in the same order, as NumPy's bincount; its edges
+    f, seen = HISTOGRAMS[k], []
+    jl.jacobian(lambda w: (seen.append(f(w)), w)[1], W8, mode="reverse")
+    hist, *edges = seen[0]
+    expected_hist, *expected_edges = f(W8)
+    assert hist.primal.dtype == expected_hist.dtype == np.float64
+    np.testing.assert_array_equal(hist.primal, expected_hist)
+    assert len(edges) == len(expected_edges)
+    for ours, numpys in zip(edges, expected_edges):
+        assert type(ours) is type(numpys)
+        np.testing.assert_equal(ours, numpys)
+    # float32 weights give NumPy's float64 histogram too
+    y = traced_value(lambda w: f(w)[0], W8.astype(np.float32))
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(y, f(W8.astype(np.float32))[0])
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_weighted_histograms_place_each_weight_in_its_cell(mode):
+    # 2×2 cells of [0, 1]²: the NaN point and the one at y = 9 fall outside; points 1 and 7 share a cell
+    J = jl.jacobian(lambda w: np.histogram2d(PX, PY, bins=2, range=[(0, 1), (0, 1)], weights=w)[0], W8, mode=mode)
+    expected = np.zeros((2, 2, 8))
+    for point, cell in ((0, (0, 0)), (1, (1, 1)), (2, (0, 1)), (3, (1, 0)), (6, (0, 0)), (7, (1, 1))):
+        expected[cell + (point,)] = 1.0
+    np.testing.assert_array_equal(J, expected)
+    # the counts are piecewise constant in the coordinates: no derivative, and plain without weights
+    J = jl.jacobian(lambda p: np.histogram2d(p, PY[:4], bins=2, weights=W8[:4])[0], PX[:4], mode=mode)
+    np.testing.assert_array_equal(J, 0.0)
+    counts = []
+    jl.jacobian(lambda p: (counts.append(np.histogramdd((p, PY[:4]), bins=2)[0]), p)[1], PX[:4], mode=mode)
+    assert not hasattr(counts[0], "_trace")
+    np.testing.assert_array_equal(counts[0], np.histogramdd((PX[:4], PY[:4]), bins=2)[0])
+
+
+def test_weighted_histograms_count_their_additions():
+    # 8 weights into 2×2 cells: 2 outside, 6 inside in 4 cells (two pairs share one): a scatter-add
+    # pays 1 flop per weight landing in an already-filled cell, 6 - 4 = 2
+    f = lambda w: np.histogram2d(PX, PY, bins=2, range=[(0, 1), (0, 1)], weights=w)[0]  # noqa: E731
+    assert jl.count_flops(f, W8) == Cost(2, 0)
+    # density=True on B = 4 cells: the total (B - 1), the divisions by each axis' widths (2B) and by
+    # the total (B), on top of the 2 additions
+    g = lambda w: np.histogram2d(PX, PY, bins=2, range=[(0, 1), (0, 1)], weights=w, density=True)[0]  # noqa: E731
+    assert jl.count_flops(g, W8) == Cost(2 + 3 + 8 + 4, 0)
+    # the derivative: forward pushes each seed through the scatter-add (2 per seed, 8 seeds in one
+    # pass); reverse gathers the cotangents back, for free
+    assert jl.measure(f, W8, mode="forward", batch_size=8, repeat=1).cost["tangent"] == Cost(16, 0)
+    assert jl.measure(f, W8, mode="reverse", repeat=1).cost["cotangent"] == Cost(0, 0)
+
+
+def test_a_compiled_weighted_histogram_follows_the_points():
+    # the cells are decided on the coordinates: a compiled Jacobian must not replay other cells
+    def f(v):
+        return np.histogram2d(v[:4], v[4:], bins=2, range=[(0, 1), (0, 1)], weights=np.sin(v[:4]))[0]
+
+    jac = jl.jit(jl.jacobian(f))
+    points = np.array([0.1, 0.9, 0.4, 0.6, 0.2, 0.8, 0.7, 0.3])
+    for x in (points, points + 0.05, points[[1, 0, 2, 3, 4, 5, 6, 7]]):
+        np.testing.assert_array_equal(jac(x), jl.jacobian(f, x))
+    assert jac.compiles == 2  # the small move keeps every point in its cell
+
+
+@pytest.mark.parametrize("f, message", [
+    (lambda w: np.histogram2d(PX[:4], PY[:3], weights=w[:4]), "x and y must have the same length."),
+    (lambda w: np.histogram2d(PX[:4], PY[:4], weights=w[:3]), "The weights and list don't have the same length."),
+    (lambda w: np.histogramdd((PX[:4], PY[:4]), weights=w[:4].reshape(2, 2)), "object too deep for desired array"),
+    (lambda w: np.histogram2d(PX, PY, weights=w), "autodetected range of [nan, nan] is not finite"),
+    (lambda w: np.histogramdd(PX[:4], bins=(2, 3), weights=w[:4]), "The dimension of bins must be equal"),
+])
+def test_weighted_histograms_raise_numpys_errors(f, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        f(W8)  # NumPy itself
+    with pytest.raises(ValueError, match=re.escape(message)):
+        jl.jacrev(lambda w: f(w)[0])(W8)
