@@ -5,7 +5,8 @@ roll, pad, sort, split, take_along_axis, partition, insert, ... are *index
 maps*: a gather of the input's flat positions, which costs no flops and whose
 transpose is a scatter-add; most of them run NumPy's own function on an array
 of positions. Queries that only read values (argsort, argmax, isin, ...) run
-on the primal values and return plain arrays. Statistics live in
+on the primal values and return plain arrays; unique runs NumPy's unique on
+them and gathers each unique value from its first occurrence. Statistics live in
 `numpy_statistics`, differences, integrals and evenly spaced values in
 `numpy_calculus`, products and norms in `numpy_linalg`, polynomials and
 convolutions in `numpy_polynomials`, einsum in `numpy_einsum`.
@@ -13,6 +14,7 @@ convolutions in `numpy_polynomials`, einsum in `numpy_einsum`.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -307,6 +309,115 @@ def block(arrays):
 
     spots = np.block(positions(arrays))
     return gather(api.concatenate([api.ravel(v) for v in leaves]), spots)
+
+
+# --- unique values: NumPy's answer on values, the values gathered from their first occurrence ---
+class UniqueAllResult(NamedTuple):
+    values: np.ndarray
+    indices: np.ndarray
+    inverse_indices: np.ndarray
+    counts: np.ndarray
+
+
+class UniqueCountsResult(NamedTuple):
+    values: np.ndarray
+    counts: np.ndarray
+
+
+class UniqueInverseResult(NamedTuple):
+    values: np.ndarray
+    inverse_indices: np.ndarray
+
+
+@implements(np.unique)
+def unique(ar, return_index=False, return_inverse=False, return_counts=False, axis=None, *, equal_nan=True,
+           sorted=True):
+    """NumPy's unique values (or slices along `axis`), each a gather of its first occurrence in `ar`.
+
+    So each unique value's derivative is that of its first occurrence, as with jax.numpy's
+    eager unique. (Values equal but for their bits, 0.0 and -0.0 or NaNs, take the first
+    occurrence of the bits NumPy returns, so the values are NumPy's bit for bit.) The indices,
+    inverse and counts are NumPy's own, plain integer arrays; all of it is decided on values.
+    """
+    options = {"return_index": return_index, "return_inverse": return_inverse, "return_counts": return_counts,
+               "equal_nan": equal_nan}
+    if sorted is not True:  # NumPy 2.3's keyword, passed on only when given, for older NumPy's sake
+        options["sorted"] = sorted
+    values, others = _unique(np.unique, ar, axis=axis, **options)
+    return (values, *others) if others else values
+
+
+@numpy2(np, "unique_values")
+def unique_values(x, /):
+    return _unique(np.unique_values, x)[0]
+
+
+@numpy2(np, "unique_counts")
+def unique_counts(x, /):
+    values, others = _unique(np.unique_counts, x)
+    return UniqueCountsResult(values, *others)
+
+
+@numpy2(np, "unique_inverse")
+def unique_inverse(x, /):
+    values, others = _unique(np.unique_inverse, x)
+    return UniqueInverseResult(values, *others)
+
+
+@numpy2(np, "unique_all")
+def unique_all(x, /):
+    values, others = _unique(np.unique_all, x)
+    return UniqueAllResult(values, *others)
+
+
+def _unique(numpy_fn, ar, **options):
+    """The unique values numpy_fn finds in ar, gathered from ar (0 flops), and its other (plain) results."""
+    ar = api.as_array(ar)
+    spots, others = observe(_unique_spots, primal(ar), numpy_fn, options)
+    return gather(ar, spots), others
+
+
+def _unique_spots(values, numpy_fn, options):
+    """Where in `values` (flat positions) each unique value numpy_fn returns first occurs, and its other
+    results. Called on values alone, so that a compiled program checks both before replaying."""
+    result = numpy_fn(values, **options)  # NumPy's own checks, errors and order
+    axis = options.get("axis")
+    found, others = (result[0], tuple(result[1:])) if isinstance(result, tuple) else (result, ())
+    spots = _positions(values)
+    if axis is None or values.ndim <= 1:  # flattened, as NumPy does
+        return spots.ravel()[_first_alike(values.reshape(-1, 1), found.reshape(-1, 1))], others
+    axis = one_axis(axis, values.ndim)
+    rows = _first_alike(np.moveaxis(values, axis, 0), np.moveaxis(found, axis, 0))
+    return np.take(spots, rows, axis=axis), others
+
+
+def _first_alike(values, found):
+    """For each slice of `found` along axis 0, the first slice of `values` holding the same bits.
+
+    Bits, not ==, so that the value gathered is NumPy's to the last bit (0.0 is not -0.0). A
+    pattern `found` holds k times (NaNs NumPy keeps apart with equal_nan=False) takes the k-th
+    slice holding it, so that each of them has a derivative of its own, as its index says.
+    """
+    if math.prod(values.shape[1:]) == 0 or not len(values):  # no bits to compare: any slice is alike
+        return np.zeros(len(found), np.intp)
+    have, want = _bit_rows(values), _bit_rows(found)
+    order = np.argsort(have, kind="stable")
+    return order[np.searchsorted(have[order], want) + _repeats_before(want)]
+
+
+def _bit_rows(a):
+    """Each slice of `a` along axis 0 as one opaque item of its bytes, which sort and compare as bytes."""
+    rows = np.ascontiguousarray(a.reshape(len(a), math.prod(a.shape[1:])))
+    return rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1])))[:, 0]
+
+
+def _repeats_before(keys):
+    """How many earlier entries of keys equal each one."""
+    order = np.argsort(keys, kind="stable")
+    ranked = keys[order]
+    repeats = np.empty(len(keys), np.intp)
+    repeats[order] = np.arange(len(keys)) - np.searchsorted(ranked, ranked)
+    return repeats
 
 
 # --- functions applied piece by piece ---------------------------------------------------

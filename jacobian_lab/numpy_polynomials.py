@@ -3,19 +3,22 @@
 convolve and correlate gather the sliding windows of one operand (0 flops) and
 multiply them by the other; polyval is Horner's rule as NumPy runs it; vander
 is a cumprod; polyder, polyint, polyadd, polysub and polymul are arithmetic on
-coefficient arrays.
+coefficient arrays; polyfit is NumPy's scaled least-squares fit through
+linalg.lstsq.
 """
 from __future__ import annotations
 
 import operator
+import warnings
 
 import numpy as np
 
 from . import numpy_api as api
-from .numpy_api import implements
+from .numpy_api import implements, is_traced
 from .numpy_composites import as_float, gather
 from .primitives import primal
 from .rules import elementwise as E
+from .rules import lu as LU
 from .rules import reductions as R
 
 
@@ -162,3 +165,83 @@ implements(np.polysub)(lambda a1, a2: _aligned("polysub", E.subtract, a1, a2))
 def polymul(a1, a2):
     _no_poly1d("polymul", a1, a2)
     return convolve(_coefficients(a1), _coefficients(a2))
+
+
+# --- least-squares fits -----------------------------------------------------------------
+@implements(np.polyfit)
+def polyfit(x, y, deg, rcond=None, full=False, w=None, cov=False):
+    """NumPy's algorithm step by step: the Vandermonde matrix of x, rows weighted by w, columns
+    scaled to unit norm, `linalg.lstsq` (x = pinv(lhs) @ rhs, NumPy's fit up to rounding), the
+    scaling undone. Each step runs on primitives, so y, w and x may all be traced; a derivative
+    through x or w needs that matrix at full rank, as lstsq's derivative in its matrix does. Where
+    the rank falls short NumPy's RankWarning is issued, as NumPy does (not with full=True).
+    """
+    order = int(deg) + 1
+    x, y = _as_float(x), _as_float(y)
+    n = _check_fit(x, y, deg)
+    if is_traced(rcond):
+        raise NotImplementedError("numpy.polyfit: a traced rcond is not supported; pass one number")
+    if rcond is None:
+        rcond = n * np.finfo(np.result_type(primal(x))).eps
+    lhs, rhs = vander(x, order), y
+    if w is not None:
+        w = _fit_weights(w, y)
+        lhs, rhs = E.multiply(lhs, api.reshape(w, (-1, 1))), E.multiply(rhs, _as_rows(w, rhs))
+    scale = E.sqrt(api._reduction(R.sum, E.multiply(lhs, lhs), 0))  # each column's norm
+    lhs = E.divide(lhs, scale)
+    c, resids, rank, s = api.lstsq(lhs, rhs, rcond)
+    c = E.divide(c, _as_rows(scale, c))
+    if rank != order and not full:
+        warnings.warn("Polyfit may be poorly conditioned", np.exceptions.RankWarning, stacklevel=3)
+    if full:
+        return c, resids, rank, s, rcond
+    if cov:
+        return c, _fit_covariance(lhs, scale, resids, n, order, cov, y)
+    return c
+
+
+def _as_float(v):
+    """NumPy's `asarray(v) + 0.0`: a plain value as a float array (float32 stays float32)."""
+    return v if is_traced(v) else np.asarray(v) + 0.0
+
+
+def _as_rows(v, like):
+    """The vector v along the rows of `like`: as it is for a vector, a column for a matrix."""
+    return v if np.ndim(like) == 1 else api.reshape(v, (-1, 1))
+
+
+def _check_fit(x, y, deg):
+    """NumPy's checks of polyfit's data, with its errors; the number of points."""
+    if deg < 0:
+        raise ValueError("expected deg >= 0")
+    if np.ndim(x) != 1:
+        raise TypeError("expected 1D vector for x")
+    if np.size(x) == 0:
+        raise TypeError("expected non-empty vector for x")
+    if np.ndim(y) < 1 or np.ndim(y) > 2:
+        raise TypeError("expected 1D or 2D array for y")
+    if np.shape(x)[0] != np.shape(y)[0]:
+        raise TypeError("expected x and y to have same length")
+    return np.shape(x)[0]
+
+
+def _fit_weights(w, y):
+    """w as NumPy reads it, with its checks and errors."""
+    w = _as_float(w)
+    if np.ndim(w) != 1:
+        raise TypeError("expected a 1-d array for weights")
+    if np.shape(w)[0] != np.shape(y)[0]:
+        raise TypeError("expected w and y to have the same length")
+    return w
+
+
+def _fit_covariance(lhs, scale, resids, n, order, cov, y):
+    """NumPy's covariance of the coefficients: inv(lhsᵀ lhs) / (scale scaleᵀ), times the residual
+    variance resids / (n - order) unless cov="unscaled"; one matrix per column of a 2-D y."""
+    base = E.divide(LU.inv(api.matmul(api.transpose(lhs), lhs)), api.outer(scale, scale))
+    if cov == "unscaled":
+        return base
+    if n <= order:
+        raise ValueError("the number of data points must exceed order to scale the covariance matrix")
+    factor = E.divide(resids, n - order)
+    return E.multiply(base, factor) if np.ndim(y) == 1 else E.multiply(api.reshape(base, (order, order, 1)), factor)

@@ -4,10 +4,12 @@ Moments (var, std, average, cov) are arithmetic and reductions; quantiles and
 the median are a sort (a gather, 0 flops) followed by arithmetic on the two
 order statistics around each level; the nan-functions select with a mask
 computed from values, so a replaced entry gets derivative 0, and their order
-statistics count each slice's numbers on values.
+statistics count each slice's numbers on values. bincount and the histograms
+scatter-add traced weights into bins found on values.
 """
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -483,13 +485,114 @@ def histogram(a, bins=10, range=None, density=None, weights=None):
     edges = observe(np.histogram_bin_edges, values, bins, range)
     if not is_traced(weights):
         return observe(np.histogram, values, edges, None, density, weights)
-    index = observe(_bin_index, values, edges)
-    inside = index >= 0
-    flat = api.reshape(weights, (1, -1))[:, np.flatnonzero(inside.ravel())]
-    hist = S.scatter_add(flat, index.ravel()[inside.ravel()], 1, len(edges) - 1)[0]
-    if density:
-        hist = E.divide(E.divide(hist, np.diff(edges)), R.sum(hist, axis=(0,)))  # NumPy's order
-    return hist, edges
+    hist = _weights_into_bins(weights, observe(_bin_index, values, edges), len(edges) - 1)
+    return (_density(hist, [edges]) if density else hist), edges
+
+
+def _weights_into_bins(weights, index, size):
+    """The weights summed into `size` bins, each into bin `index` (-1: outside, dropped): a scatter-add,
+    1 flop per weight landing in an already-filled bin."""
+    inside = np.flatnonzero(index.ravel() >= 0)
+    flat = api.reshape(weights, (1, -1))[:, inside]
+    return S.scatter_add(flat, index.ravel()[inside], 1, size)[0]
+
+
+def _density(hist, edges):
+    """hist divided by its bins' widths along each axis, then by its total, in NumPy's order."""
+    total = R.sum(hist, axis=tuple(range(np.ndim(hist))))
+    for axis, axis_edges in enumerate(edges):
+        hist = E.divide(hist, np.diff(axis_edges).reshape(with_length((1,) * len(edges), axis, -1)))
+    return E.divide(hist, total)
+
+
+@implements(np.histogramdd)
+def histogramdd(sample, bins=10, range=None, density=None, weights=None):
+    """`histogram` in D dimensions: NumPy's bins, from the sample's values; the histogram of the
+    (traced) weights a scatter-add into them, summed in float64 as NumPy's bincount sums them.
+
+    With traced coordinates and no traced weights the counts are piecewise constant: plain, from
+    NumPy itself. The edges, plain, are NumPy's.
+    """
+    _refuse_traced_edges("histogramdd", bins, range)
+    parts, whole = _coordinates(sample)
+    options = {"whole": whole, "bins": bins, "range": range}
+    if not is_traced(weights):
+        hist, edges = observe(_plain_histogramdd, *parts, density=density, weights=weights, **options)
+        return hist, list(edges)
+    edges, cells = observe(_histogramdd_cells, *parts, **options)
+    _one_weight_per_point(weights, len(cells))
+    shape = tuple(len(e) - 1 for e in edges)
+    hist = api.reshape(_weights_into_bins(E.as_float_dtype(weights, np.float64), cells, math.prod(shape)), shape)
+    return (_density(hist, edges) if density else hist), list(edges)
+
+
+@implements(np.histogram2d)
+def histogram2d(x, y, bins=10, range=None, density=None, weights=None):
+    """NumPy's: the histogramdd of the points (x, y), its two edge arrays returned apart."""
+    if len(x) != len(y):
+        raise ValueError("x and y must have the same length.")
+    _refuse_traced_edges("histogram2d", bins, range)
+    try:
+        N = len(bins)
+    except TypeError:
+        N = 1
+    if N not in {1, 2}:  # one array of edges, for both axes
+        bins = [np.asarray(bins), np.asarray(bins)]
+    hist, edges = histogramdd([x, y], bins, range, density, weights)
+    return hist, edges[0], edges[1]
+
+
+def _refuse_traced_edges(name, bins, range):
+    for what, value in (("bins", bins), ("range", range)):
+        if _holds_traced(value):
+            raise NotImplementedError(f"numpy.{name}: a traced {what} argument is not supported; the bin edges "
+                                      "must be plain numbers (which bin each point falls in is decided on values)")
+
+
+def _holds_traced(value):
+    return is_traced(value) or (isinstance(value, (list, tuple)) and any(map(_holds_traced, value)))
+
+
+def _coordinates(sample):
+    """The sample's plain values as separate arguments, so that a compiled program finds the traced ones:
+    the (N, D) array whole, or its D coordinate arrays."""
+    if hasattr(sample, "shape"):
+        return (primal(sample),), True
+    return tuple(primal(s) for s in sample), False
+
+
+def _sample(parts, whole):
+    """The sample `_coordinates` took apart, as it was given."""
+    return parts[0] if whole else list(parts)
+
+
+def _plain_histogramdd(*parts, whole, bins, range, density, weights):
+    """NumPy's histogramdd, its edges a tuple (which a compiled program compares with the recorded one)."""
+    hist, edges = np.histogramdd(_sample(parts, whole), bins, range, density, weights)
+    return hist, tuple(edges)
+
+
+def _histogramdd_cells(*parts, whole, bins, range):
+    """NumPy's edges (with its checks and errors), and each point's cell of the flattened histogram,
+    -1 for a point outside it (beyond an edge along some axis, or NaN)."""
+    sample = _sample(parts, whole)
+    edges = np.histogramdd(sample, bins, range)[1]
+    # the points as NumPy reads them: an (N, D) array, or D coordinate arrays as columns
+    points = sample if getattr(sample, "ndim", None) == 2 else np.atleast_2d(sample).T
+    index = [_bin_index(points[:, axis], axis_edges) for axis, axis_edges in enumerate(edges)]
+    inside = np.all([i >= 0 for i in index], axis=0)
+    cells = np.full(len(points), -1, np.intp)
+    cells[inside] = np.ravel_multi_index([i[inside] for i in index], [len(e) - 1 for e in edges])
+    return tuple(edges), cells
+
+
+def _one_weight_per_point(weights, n):
+    """NumPy's errors (those of its bincount) for weights that are not one number per point."""
+    if np.ndim(weights) != 1:
+        raise ValueError("object too deep for desired array" if np.ndim(weights) > 1
+                         else "object of too small depth for desired array")
+    if np.shape(weights)[0] != n:
+        raise ValueError("The weights and list don't have the same length.")
 
 
 def _bin_index(values, edges):

@@ -3,6 +3,8 @@
 They live in numpy_composites, numpy_statistics, numpy_calculus, numpy_linalg,
 numpy_polynomials and numpy_einsum.
 """
+import inspect
+import math
 import re
 import warnings
 
@@ -214,6 +216,35 @@ CASES = {
         np.bincount([0, 2, 2, 5, 1], weights=x[:5] ** 2, minlength=7),
         np.histogram(np.linspace(-1, 1, 6), bins=3, weights=x[6:])[0],
         np.histogram(x12[:6], bins=[-2, -0.5, 0, 0.7, 3], weights=np.exp(x[6:]), density=True)[0]]), x12),
+    # unique: repeats built from the same entries stay repeats under a small step, so the
+    # differences see each unique value move with its first occurrence
+    "unique": (lambda x: np.concatenate([
+        np.unique(np.concatenate([x, x[::-1], x[:2] ** 2])) ** 2,
+        np.unique(np.concatenate([x[2:], x]), return_counts=True)[1] * np.unique(np.concatenate([x[2:], x])),
+        np.unique(np.concatenate([x[3:], x]), return_inverse=True)[0][np.unique(x[[1, 4, 1]], return_inverse=True)[1]],
+        np.unique(np.stack([x, x[::-1], x]).reshape(3, 5), equal_nan=False, return_index=True)[0]]), x5),
+    "unique along an axis": (lambda X: np.concatenate([
+        np.unique(np.concatenate([X, X[:2], X[1:2]]), axis=0).ravel(),
+        np.unique(np.concatenate([X[:, 2:], X, X[:, :1]], axis=1), axis=1, return_counts=True)[0].ravel(),
+        np.unique(np.stack([X, X[::-1], X]), axis=-3).ravel()[::5]]), x34),
+    # polyfit: in y (one column or two), in the weights and in x
+    "polyfit": (lambda v: np.concatenate([
+        np.polyfit(np.linspace(-1, 1, 6), v[:6], 3), np.polyfit(np.linspace(-1, 1, 6), v.reshape(6, 2), 2).ravel(),
+        np.polyfit(np.linspace(-1, 1, 6) + 0.1 * v[6:], v[:6], 2, w=v[6:] ** 2 + 0.5),
+        np.polyfit(np.arange(6), v[6:], 0)]), x12),
+    "polyfit with full=True and cov": (lambda v: np.concatenate([
+        *np.polyfit(np.linspace(-1, 1, 6), v[:6], 2, full=True)[:2],
+        np.polyfit(np.linspace(-1, 1, 6) + 0.1 * v[6:], v[:6], 2, full=True)[3],
+        np.polyfit(np.linspace(-1, 1, 6), v[:6], 2, cov=True)[1].ravel(),
+        np.polyfit(np.linspace(-1, 1, 6) + 0.1 * v[6:], v[:6], 1, w=v[6:] ** 2 + 0.5, cov="unscaled")[1].ravel(),
+        np.polyfit(np.linspace(-1, 1, 6), v.reshape(6, 2), 1, cov=True)[1].ravel()]), x12),
+    # two- and D-dimensional histograms of traced weights (x12's entries as points, in pairs or triples)
+    "histogram2d and histogramdd weights": (lambda v: np.concatenate([
+        np.histogram2d(x12[:6], x12[6:], bins=2, weights=v[:6])[0].ravel(),
+        np.histogram2d(x12[:6], x12[6:], bins=[[-2, 0, 0.5, 2], 3], range=[None, (-1, 1)], weights=np.exp(v[6:]),
+                       density=True)[0].ravel(),
+        np.histogramdd(x12.reshape(4, 3), bins=(2, 1, 2), weights=v[:4] ** 2)[0].ravel(),
+        np.histogramdd((x12[:4], x12[4:8]), bins=[[-1, 0, 1], 2], weights=v[8:], density=True)[0].ravel()]), x12),
 }
 # NumPy 2's array-API names
 if all(hasattr(np, name) for name in ("vecdot", "matrix_transpose", "unstack")):
@@ -238,6 +269,11 @@ if all(hasattr(np, name) for name in ("vecdot", "matrix_transpose", "unstack")):
         "unstack": (lambda X: np.unstack(X)[1] * np.unstack(X, axis=1)[2][0], x34),
         "cumulative_sum and cumulative_prod": (lambda X: np.cumulative_sum(X, axis=1, include_initial=True)[:, :4]
                                                * np.cumulative_prod(X, axis=0) + np.cumulative_prod(X[0]).sum(), x34),
+        "unique_values, unique_counts, unique_inverse, unique_all": (lambda x: np.concatenate([
+            np.unique_values(np.concatenate([x, x[:3]])) * 2.0,
+            np.unique_counts(np.concatenate([x, x[2:]])).values * np.unique_counts(np.concatenate([x, x[2:]])).counts,
+            np.unique_inverse(np.concatenate([x[::-1], x])).values[np.unique_inverse(x).inverse_indices] ** 2,
+            np.unique_all(np.concatenate([x, x[1:4]])).values * np.unique_all(x[[0, 3, 0]]).values.sum()]), x5),
     })
 
 
@@ -534,6 +570,11 @@ REFUSED = [
     ("period", lambda x: np.interp(x, [0.0, 1.0], [1.0, 2.0], period=2.0)),
     ("traced xp", lambda x: np.interp(0.5, x[:2], [1.0, 2.0])),
     ("2 components", lambda x: np.cross(x[:2], x[2:4])),
+    ("traced rcond", lambda x: np.polyfit(np.arange(6.0), x, 2, rcond=x[0] ** 2 * 1e-3)),
+    ("traced bins", lambda x: np.histogram2d(x, x, bins=np.sort(x), weights=x)),
+    ("traced range", lambda x: np.histogram2d(x, x, range=[(x.min(), 1.0), (0.0, 1.0)], weights=x)),
+    ("traced bins", lambda x: np.histogramdd(x.reshape(3, 2), bins=[2, x[:3]])),
+    ("traced range", lambda x: np.histogramdd((x, x), range=(x[:2], (0, 1)))),
 ]
 if hasattr(np, "vecdot"):
     REFUSED += [
@@ -962,3 +1003,312 @@ def test_edge_inputs_follow_numpy():
     np.testing.assert_allclose(y, f(w), rtol=1e-7)
     with pytest.raises(ValueError, match="same shape"):
         jl.jacobian(lambda v: np.histogram(np.arange(2.0), bins=2, weights=v)[0], w)
+
+
+# --- unique: NumPy's answer on values, each unique value gathered from its first occurrence ---------
+# 0.0 and -0.0 three times each, two NaNs, 1 to 8 twice: long enough for NumPy's sorts to move
+# the zeros around, so that its unique zero is not always the sign met first
+SIGNED = np.random.default_rng(3).permutation(np.r_[[0.0] * 3, [-0.0] * 3, [np.nan] * 2, np.arange(1.0, 9.0),
+                                                    np.arange(1.0, 9.0)])
+UNIQUE_CALLS = [
+    lambda v: np.unique(v),
+    lambda v: np.unique(v, return_index=True),
+    lambda v: np.unique(v, return_inverse=True, return_counts=True),
+    lambda v: np.unique(v, True, True, True, equal_nan=False),
+    lambda v: np.unique(v.reshape(2, 12)),
+    lambda v: np.unique(v.reshape(12, 2), axis=0, return_inverse=True),
+    lambda v: np.unique(v.reshape(4, 6), axis=1, return_index=True, return_counts=True),
+    lambda v: np.unique(np.concatenate([v[:4], v[:4]]).reshape(2, 4), axis=0, equal_nan=False),
+]
+if "sorted" in inspect.signature(np.unique).parameters:  # NumPy 2.3
+    UNIQUE_CALLS.append(lambda v: np.unique(v, sorted=False))
+if hasattr(np, "unique_all"):
+    UNIQUE_CALLS += [np.unique_values, np.unique_counts, np.unique_inverse, np.unique_all]
+
+
+def _bits(a):
+    a = np.ascontiguousarray(a)
+    return a.view(np.uint8) if a.dtype.kind == "f" else a
+
+
+@pytest.mark.parametrize("k", range(len(UNIQUE_CALLS)))
+def test_unique_is_numpys_to_the_last_bit(k):
+    # 0.0 and -0.0 are one value (NumPy returns the one its own order met first), NaNs one value
+    # or several (equal_nan); the gather takes an entry with NumPy's bits, so signs and NaNs agree
+    call, seen = UNIQUE_CALLS[k], []
+
+    def f(v):
+        seen.append(call(v))
+        return v * 2.0
+
+    jl.jacobian(f, SIGNED, mode="reverse")
+    result, expected = seen[0], call(SIGNED)
+    assert isinstance(result, tuple) == isinstance(expected, tuple)
+    for ours, numpys in zip(*((result, expected) if isinstance(expected, tuple) else ((result,), (expected,)))):
+        ours = getattr(ours, "primal", ours)
+        assert ours.dtype == numpys.dtype and ours.shape == numpys.shape
+        np.testing.assert_array_equal(_bits(ours), _bits(numpys))
+    if isinstance(expected, tuple):  # unique's tuple, or the NumPy 2 functions' named tuples
+        assert type(result).__name__ == type(expected).__name__
+        assert getattr(result, "_fields", None) == getattr(expected, "_fields", None)
+        assert all(not hasattr(r, "_trace") for r in result[1:])  # indices, inverse, counts: plain
+
+
+def test_numpys_unique_zero_is_not_always_the_first_one():
+    # what makes the test above bite: here NumPy's zero has the sign of a later occurrence
+    first_zero = SIGNED[np.flatnonzero(SIGNED == 0)[0]]
+    assert np.signbit(np.unique(SIGNED)[0]) != np.signbit(first_zero)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_each_unique_value_moves_with_its_first_occurrence(mode):
+    x = np.array([2.0, 1.0, 2.0, 3.0, 1.0])
+    # unique values 1 (first at 1), 2 (at 0), 3 (at 3): one-hot rows at those positions
+    np.testing.assert_array_equal(jl.jacobian(np.unique, x, mode=mode), np.eye(5)[[1, 0, 3]])
+    # rows of a matrix: the unique rows [1, 2] (first at row 0) and [3, 4] (row 1)
+    X = np.array([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0]])
+    J = jl.jacobian(lambda v: np.unique(v, axis=0), X, mode=mode).reshape(4, 6)
+    np.testing.assert_array_equal(J, np.eye(6)[[0, 1, 2, 3]])
+    # equal_nan=False keeps the NaNs apart: each is gathered from its own position
+    y = np.array([np.nan, 1.0, np.nan])
+    J = jl.jacobian(lambda v: np.unique(v, equal_nan=False), y, mode=mode)
+    np.testing.assert_array_equal(J, np.eye(3)[[1, 0, 2]])
+
+
+def test_unique_counts_no_flops_in_either_mode():
+    # The unique values are one gather of ar (0 flops); forward mode gathers the tangent (0),
+    # reverse mode scatter-adds the cotangent onto distinct positions, never onto a filled one (0).
+    x = np.array([2.0, 1.0, 2.0, 3.0, 1.0])
+    for mode in ("forward", "reverse"):
+        m = jl.measure(lambda v: np.unique(v, axis=None), x, mode=mode, repeat=1)
+        assert all(cost == Cost(0, 0) for cost in m.cost.values()), m.cost
+
+
+def test_a_compiled_unique_follows_the_repeats_of_each_input():
+    def f(v):
+        u, inverse, counts = np.unique(v, return_inverse=True, return_counts=True)
+        return u * counts + np.tanh(u[inverse]).sum()
+
+    jac = jl.jit(jl.jacobian(f))
+    for x in ([2.0, 1.0, 2.0, 3.0], [2.5, 1.0, 2.5, 3.0], [2.0, 1.0, 4.0, 3.0], [3.0, 1.0, 3.0, 2.0]):
+        x = np.array(x)
+        np.testing.assert_array_equal(jac(x), jl.jacobian(f, x))
+    assert jac.compiles == 3  # the second input repeats the first's pattern: replayed
+
+
+def test_unique_raises_numpys_errors():
+    for f, error in ((lambda v: np.unique(v, axis=1), np.exceptions.AxisError),
+                     (lambda v: np.unique(v.reshape(2, 3), axis=2), np.exceptions.AxisError)):
+        with pytest.raises(error):
+            f(x6)  # NumPy itself
+        with pytest.raises(error):
+            jl.jacrev(f)(x6)
+
+
+# --- polyfit: NumPy's scaled least-squares fit, through lstsq ---------------------------------------
+T6 = np.linspace(-1.0, 1.0, 6)
+FITS = [
+    ("y", lambda v: np.polyfit(T6, v[:6], 3, full=True), x12),
+    ("two columns of y", lambda v: np.polyfit(T6, v.reshape(6, 2), 2, full=True), x12),
+    ("weights and x", lambda v: np.polyfit(T6 + 0.1 * v[6:], v[:6], 2, w=v[6:] ** 2 + 0.5, full=True), x12),
+    ("a given rcond", lambda v: np.polyfit(T6, v[:6], 4, rcond=1e-3, full=True), x12),
+    ("more coefficients than points", lambda v: np.polyfit(T6[:3], v[:3], 4, full=True), x12),
+    ("repeated x", lambda v: np.polyfit(np.repeat(T6[:3], 2), v[:6], 3, full=True), x12),
+    ("covariance", lambda v: np.polyfit(T6, v[:6], 2, cov=True), x12),
+    ("covariances of two columns", lambda v: np.polyfit(T6, v.reshape(6, 2), 1, cov=True), x12),
+    ("unscaled covariance", lambda v: np.polyfit(T6 + 0.1 * v[6:], v[:6], 2, cov="unscaled"), x12),
+    ("integer x", lambda v: np.polyfit(np.arange(6), v[:6], 1), x12),
+]
+
+
+@pytest.mark.parametrize("name, f, x", FITS, ids=[name for name, _, _ in FITS])
+def test_polyfit_returns_numpys_results(name, f, x):
+    # the coefficients come from pinv(lhs) @ rhs, NumPy's from LAPACK's gelsd: equal up to rounding;
+    # the residuals, rank, singular values and rcond of full=True, and the covariances, likewise
+    seen = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", np.exceptions.RankWarning)
+        jl.jacobian(lambda v: (seen.append(f(v)), v)[1], x, mode="reverse")
+        expected = f(x)
+    result = seen[0]
+    for ours, numpys in zip(*((result, expected) if isinstance(expected, tuple) else ((result,), (expected,)))):
+        ours = getattr(ours, "primal", ours)
+        assert type(ours) is type(numpys) and np.shape(ours) == np.shape(numpys)
+        assert np.result_type(ours) == np.result_type(numpys)
+        np.testing.assert_allclose(ours, numpys, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_polyfit_short_of_rank_warns_as_numpy_does(mode):
+    # Three points, five coefficients: NumPy's minimum-norm fit (of the scaled problem), with its
+    # RankWarning. The 3×5 Vandermonde matrix has full row rank, so the fit is smooth in x and y.
+    t, v = T6[:3], x3
+    with pytest.warns(np.exceptions.RankWarning, match="Polyfit may be poorly conditioned"):
+        np.polyfit(t, v, 4)  # NumPy itself
+    with pytest.warns(np.exceptions.RankWarning, match="Polyfit may be poorly conditioned") as caught:
+        J = jl.jacobian(lambda y: np.polyfit(t, y, 4), v, mode=mode)
+    assert caught[0].filename == __file__  # pointing at the caller, as NumPy's does
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", np.exceptions.RankWarning)
+        assert_fd_close(J, central_differences(lambda y: np.polyfit(t, y, 4), v), "polyfit in y")
+        in_x = lambda s: np.polyfit(s, v, 4)  # noqa: E731
+        assert_fd_close(jl.jacobian(in_x, t, mode=mode), central_differences(in_x, t), "polyfit in x")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # full=True returns the rank instead of warning, as NumPy
+        jl.jacobian(lambda y: np.polyfit(t, y, 4, full=True)[0], v, mode=mode)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_polyfit_at_repeated_x_differentiates_in_y_but_not_in_x(mode):
+    # Six points at three places, four coefficients: the 6×4 Vandermonde matrix has rank 3. The fit
+    # is still linear in y; in x the pseudo-inverse jumps, and lstsq's derivative refuses it.
+    t = np.repeat(T6[:3], 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", np.exceptions.RankWarning)
+        in_y = lambda y: np.polyfit(t, y, 3)  # noqa: E731
+        assert_fd_close(jl.jacobian(in_y, x6, mode=mode), central_differences(in_y, x6), "polyfit in y")
+        with pytest.raises(np.linalg.LinAlgError, match="rank-deficient"):
+            jl.jacobian(lambda s: np.polyfit(s, x6, 3), t, mode=mode)
+
+
+def test_polyfit_counts_its_arithmetic():
+    # n points, N = deg + 1 coefficients, r = 1 column of y, M = max(n, N), K = min(n, N). The
+    # Vandermonde matrix: a cumprod over N - 1 columns, N - 2 flops per row; the column norms:
+    # lhs * lhs (nN), N sums of n (N(n - 1)), N square roots; lhs / scale (nN); lstsq: pinv
+    # (14MK² + 8K³ + K + Kn + 2NKn), x = a⁺ b (2Nn), the singular values for s and the rank
+    # (⌊4MK² - 4K³/3⌋), the residuals b - a x (2nN + n), squared (n) and summed (n - 1) when
+    # rank = N < n; the scaling undone, c / scale (N).
+    def fit_flops(n, N):
+        M, K = max(n, N), min(n, N)
+        pinv = 14 * M * K ** 2 + 8 * K ** 3 + K + K * n + 2 * N * K * n
+        residuals = 2 * n * N + 3 * n - 1 if N < n else 0
+        return (n * (N - 2) + n * N + N * (n - 1) + n * N + pinv + 2 * N * n
+                + math.floor(4 * M * K ** 2 - 4 * K ** 3 / 3) + residuals + N)
+
+    assert fit_flops(6, 4) == 12 + 24 + 20 + 24 + (1344 + 512 + 4 + 24 + 192) + 48 + 298 + 65 + 4
+    assert jl.count_flops(lambda v: np.polyfit(T6, v, 3), x6) == Cost(fit_flops(6, 4), 4)
+    # weights multiply the rows of lhs (nN) and y (n) first
+    assert jl.count_flops(lambda v: np.polyfit(T6, v, 3, w=T6 ** 2 + 1), x6) == Cost(fit_flops(6, 4) + 24 + 6, 4)
+    # cov=True: lhsᵀ lhs (2nN²), its inverse (2N³), / outer(scale, scale) (N² + N²), the residual
+    # variance resids / (n - N) (1) and the product (N²)
+    assert jl.count_flops(lambda v: np.polyfit(T6, v, 3, cov=True)[1], x6) == Cost(
+        fit_flops(6, 4) + 192 + 128 + 16 + 16 + 1 + 16, 4)
+    # the derivative in y, n = 6 seeds in one forward pass: per seed a⁺ ḃ (2Nn) and ÷ scale (N),
+    # and the residuals' tangent, computed though unused: a ẋ (2nN), ḃ minus that (a negation and
+    # an add, 2n), times 2r (n, the factor 2r once per pass: n) and summed (n - 1)
+    m = jl.measure(lambda v: np.polyfit(T6, v, 3), x6, mode="forward", batch_size=6, repeat=1)
+    assert m.cost["tangent"] == Cost(6 * (48 + 4 + 48 + 12 + 6 + 5) + 6, 0)
+    # reverse, N = 4 seeds in one sweep: per seed ÷ scale (N) and a⁺ᵀ ḡ (2Nn); the residuals get
+    # no cotangent
+    m = jl.measure(lambda v: np.polyfit(T6, v, 3), x6, mode="reverse", batch_size=4, repeat=1)
+    assert m.cost["cotangent"] == Cost(4 * (4 + 48), 0)
+
+
+@pytest.mark.parametrize("f, error, message", [
+    (lambda v: np.polyfit(T6, v, -1), ValueError, "expected deg >= 0"),
+    (lambda v: np.polyfit(T6.reshape(2, 3), v.reshape(2, 3), 1), TypeError, "expected 1D vector for x"),
+    (lambda v: np.polyfit(T6[:0], v[:0], 1), TypeError, "expected non-empty vector for x"),
+    (lambda v: np.polyfit(T6, v.reshape(6, 1, 1), 1), TypeError, "expected 1D or 2D array for y"),
+    (lambda v: np.polyfit(T6[:5], v, 1), TypeError, "expected x and y to have same length"),
+    (lambda v: np.polyfit(T6, v, 1, w=np.ones((6, 1))), TypeError, "expected a 1-d array for weights"),
+    (lambda v: np.polyfit(T6, v, 1, w=np.ones(5)), TypeError, "expected w and y to have the same length"),
+    (lambda v: np.polyfit(T6[:2], v[:2], 1, cov=True), ValueError, "the number of data points must exceed order"),
+])
+def test_polyfit_raises_numpys_errors(f, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        f(x6)  # NumPy itself
+    with pytest.raises(error, match=re.escape(message)):
+        jl.jacrev(f)(x6)
+
+
+# --- histogram2d and histogramdd: bins found on values, weights scatter-added into them -------------
+# points in the plane: one NaN and one far out (outside the given ranges), ties in one cell
+PX = np.array([0.1, 0.9, 0.4, 0.6, np.nan, 0.35, 0.15, 0.9])
+PY = np.array([0.2, 0.8, 0.7, 0.3, 0.5, 9.0, 0.2, 0.8])
+HISTOGRAMS = [
+    lambda w: np.histogram2d(PX, PY, bins=2, range=[(0, 1), (0, 1)], weights=w),
+    lambda w: np.histogram2d(PX, PY, bins=[3, [0, 0.25, 0.5, 1]], range=[(0, 1), None], weights=w, density=True),
+    lambda w: np.histogram2d(PX[:4], PY[:4], bins=[0.0, 0.5, 1.0], weights=w[:4] ** 2),
+    lambda w: np.histogramdd(np.stack([PX, PY, w], axis=1), bins=(2, 2, 3), range=[(0, 1), (0, 1), None],
+                             weights=w),
+    lambda w: np.histogramdd((PX[:4], PY[:4]), bins=(2, 3), weights=w[:4], density=True),
+    lambda w: np.histogramdd(PY[:4], bins=3, weights=w[:4]),
+]
+W8 = np.array([0.5, -1.5, 2.0, 0.25, 3.0, -0.75, 1.25, 4.0])
+
+
+@pytest.mark.parametrize("k", range(len(HISTOGRAMS)))
+def test_weighted_histograms_are_numpys_to_the_last_bit(k):
+    # the same bins and the same float64 sums, in the same order, as NumPy's bincount; its edges
+    f, seen = HISTOGRAMS[k], []
+    jl.jacobian(lambda w: (seen.append(f(w)), w)[1], W8, mode="reverse")
+    hist, *edges = seen[0]
+    expected_hist, *expected_edges = f(W8)
+    assert hist.primal.dtype == expected_hist.dtype == np.float64
+    np.testing.assert_array_equal(hist.primal, expected_hist)
+    assert len(edges) == len(expected_edges)
+    for ours, numpys in zip(edges, expected_edges):
+        assert type(ours) is type(numpys)
+        np.testing.assert_equal(ours, numpys)
+    # float32 weights give NumPy's float64 histogram too
+    y = traced_value(lambda w: f(w)[0], W8.astype(np.float32))
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(y, f(W8.astype(np.float32))[0])
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_weighted_histograms_place_each_weight_in_its_cell(mode):
+    # 2×2 cells of [0, 1]²: the NaN point and the one at y = 9 fall outside; points 1 and 7 share a cell
+    J = jl.jacobian(lambda w: np.histogram2d(PX, PY, bins=2, range=[(0, 1), (0, 1)], weights=w)[0], W8, mode=mode)
+    expected = np.zeros((2, 2, 8))
+    for point, cell in ((0, (0, 0)), (1, (1, 1)), (2, (0, 1)), (3, (1, 0)), (6, (0, 0)), (7, (1, 1))):
+        expected[cell + (point,)] = 1.0
+    np.testing.assert_array_equal(J, expected)
+    # the counts are piecewise constant in the coordinates: no derivative, and plain without weights
+    J = jl.jacobian(lambda p: np.histogram2d(p, PY[:4], bins=2, weights=W8[:4])[0], PX[:4], mode=mode)
+    np.testing.assert_array_equal(J, 0.0)
+    counts = []
+    jl.jacobian(lambda p: (counts.append(np.histogramdd((p, PY[:4]), bins=2)[0]), p)[1], PX[:4], mode=mode)
+    assert not hasattr(counts[0], "_trace")
+    np.testing.assert_array_equal(counts[0], np.histogramdd((PX[:4], PY[:4]), bins=2)[0])
+
+
+def test_weighted_histograms_count_their_additions():
+    # 8 weights into 2×2 cells: 2 outside, 6 inside in 4 cells (two pairs share one): a scatter-add
+    # pays 1 flop per weight landing in an already-filled cell, 6 - 4 = 2
+    f = lambda w: np.histogram2d(PX, PY, bins=2, range=[(0, 1), (0, 1)], weights=w)[0]  # noqa: E731
+    assert jl.count_flops(f, W8) == Cost(2, 0)
+    # density=True on B = 4 cells: the total (B - 1), the divisions by each axis' widths (2B) and by
+    # the total (B), on top of the 2 additions
+    g = lambda w: np.histogram2d(PX, PY, bins=2, range=[(0, 1), (0, 1)], weights=w, density=True)[0]  # noqa: E731
+    assert jl.count_flops(g, W8) == Cost(2 + 3 + 8 + 4, 0)
+    # the derivative: forward pushes each seed through the scatter-add (2 per seed, 8 seeds in one
+    # pass); reverse gathers the cotangents back, for free
+    assert jl.measure(f, W8, mode="forward", batch_size=8, repeat=1).cost["tangent"] == Cost(16, 0)
+    assert jl.measure(f, W8, mode="reverse", repeat=1).cost["cotangent"] == Cost(0, 0)
+
+
+def test_a_compiled_weighted_histogram_follows_the_points():
+    # the cells are decided on the coordinates: a compiled Jacobian must not replay other cells
+    def f(v):
+        return np.histogram2d(v[:4], v[4:], bins=2, range=[(0, 1), (0, 1)], weights=np.sin(v[:4]))[0]
+
+    jac = jl.jit(jl.jacobian(f))
+    points = np.array([0.1, 0.9, 0.4, 0.6, 0.2, 0.8, 0.7, 0.3])
+    for x in (points, points + 0.05, points[[1, 0, 2, 3, 4, 5, 6, 7]]):
+        np.testing.assert_array_equal(jac(x), jl.jacobian(f, x))
+    assert jac.compiles == 2  # the small move keeps every point in its cell
+
+
+@pytest.mark.parametrize("f, message", [
+    (lambda w: np.histogram2d(PX[:4], PY[:3], weights=w[:4]), "x and y must have the same length."),
+    (lambda w: np.histogram2d(PX[:4], PY[:4], weights=w[:3]), "The weights and list don't have the same length."),
+    (lambda w: np.histogramdd((PX[:4], PY[:4]), weights=w[:4].reshape(2, 2)), "object too deep for desired array"),
+    (lambda w: np.histogram2d(PX, PY, weights=w), "autodetected range of [nan, nan] is not finite"),
+    (lambda w: np.histogramdd(PX[:4], bins=(2, 3), weights=w[:4]), "The dimension of bins must be equal"),
+])
+def test_weighted_histograms_raise_numpys_errors(f, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        f(W8)  # NumPy itself
+    with pytest.raises(ValueError, match=re.escape(message)):
+        jl.jacrev(lambda w: f(w)[0])(W8)
