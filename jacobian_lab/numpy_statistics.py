@@ -466,8 +466,8 @@ def _refuse_traced_positions(name, values, what):
 def bincount(x, weights=None, minlength=0):
     """The sum of the weights that fall in each bin: a scatter-add of the (traced) weights."""
     _refuse_traced_positions("bincount", x, "bin indices")
+    size = len(np.bincount(x, minlength=minlength))  # NumPy's own checks of x (1-D, integers, >= 0)
     x = np.asarray(x)
-    size = max(int(x.max()) + 1 if x.size else 0, minlength)
     if np.shape(weights) != x.shape:
         raise ValueError("The weights and list don't have the same length.")
     return S.scatter_add(api.reshape(weights, (1, -1)), x.ravel().astype(np.intp), 1, size)[0]
