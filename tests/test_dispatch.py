@@ -617,7 +617,7 @@ BAD_INPUTS = [
     ("string", "1.0", "str"),
     ("string array", np.array(["1.0"]), "<U3"),
     ("masked array", np.ma.array([1.0, 2.0], mask=[False, True]), "masked array.*x.filled"),
-    ("np.matrix", np.asmatrix([[1.0, 2.0]]), "np.matrix, whose \\* is a matrix product"),
+    ("np.matrix", np.array([[1.0, 2.0]]).view(np.matrix), "np.matrix, whose \\* is a matrix product"),
 ]
 
 
