@@ -9,6 +9,7 @@ forward by rows of its (n, m) transpose), returned as ``y.shape + x.shape``.
 from __future__ import annotations
 
 import math
+import sys
 from functools import partial
 from typing import Callable
 
@@ -33,8 +34,9 @@ def as_input(x) -> np.ndarray:
         )
     if x is None or isinstance(x, (str, bytes, dict)):
         raise TypeError(f"x must be a float array, got {type(x).__name__}")
-    # np.asarray would drop what these subclasses mean, so f would trace other arithmetic than it runs
-    if isinstance(x, np.ma.MaskedArray):
+    # np.asarray would drop what these subclasses mean, so f would trace other arithmetic than it runs.
+    # (np.ma is imported on first use: an x can only be a masked array once it has been.)
+    if "numpy.ma" in sys.modules and isinstance(x, np.ma.MaskedArray):
         raise TypeError("x is a masked array, and traced arrays carry no mask, so f would not compute what it "
                         "computes on x; pass x.filled(value) or x.data and apply the mask inside f (np.where)")
     if isinstance(x, np.matrix):
