@@ -23,6 +23,7 @@ from .numpy_api import implements, is_traced, normalize_axis, one_axis
 from .primitives import observe, primal
 from .rules import elementwise as E
 from .rules import shape as S
+from .rules import special as SP
 
 
 def as_float(v):
@@ -553,3 +554,4 @@ def fix(x, out=None):
 
 
 implements(np.real_if_close)(lambda a, tol=100: a)  # traced values are real: nothing to drop
+implements(np.i0)(lambda x: SP.numpy_i0(x))  # a primitive: NumPy's values, scipy's I1 as derivative

@@ -107,6 +107,9 @@ CASES = [
          + sc.erfinv(x / 3 - 0.2) - sc.erfcinv(x / 2) + sc.ndtr(x) * sc.log_ndtr(x - 1.0) + sc.ndtri(x / 3)
          + sc.gammaln(x) * sc.psi(x) + sc.digamma(x[::-1]) + sc.xlogy(x, x[::-1]) + sc.xlog1py(x[::-1], x / 3)
          + sc.entr(x / 3) + sc.softplus(x), p4),
+    Case("scipy.special gamma, beta and Bessel functions", lambda x: sc.gamma(x) * sc.beta(x, x[::-1])
+         + sc.betaln(x, 2.0) + sc.j0(x) * sc.j1(x) + sc.y0(x) - sc.y1(x) + sc.i0(x) * sc.i1(x) + sc.i0e(x)
+         + sc.i1e(x) * sc.erfcx(x) + np.i0(x / 2), p4),
     Case("abs and sign", lambda x: np.abs(x) * np.sign(x) + np.absolute(x) ** 3 + abs(x), x4,
          lambda x: np.diag(1.0 + 3 * x * np.abs(x) + np.sign(x))),
     Case("casts between float dtypes", lambda x: x.astype(np.float32).astype(np.float64) * 0.0 + x.astype(np.float64) ** 2

@@ -189,6 +189,11 @@ EXAMPLES: dict[str, list[Example]] = {
                   ex(RNG.uniform(1.0, 4.0, (2, 1, 3)), n=3, label="n=3 (2,1,3)")],
     "xlogy": binary(general, positive), "xlog1py": binary(general, lambda *s: RNG.uniform(-0.5, 2.0, s)),
     "entr": unary(positive),
+    "gamma": unary(lambda *s: RNG.uniform(0.3, 4.0, s)), "erfcx": unary(general),
+    "beta": binary(positive), "betaln": binary(positive),
+    # Bessel functions: Y0 and Y1 for x > 0; the scaled I0e and I1e away from their kink at 0
+    **{name: unary(general) for name in ("j0", "j1", "i0", "i1", "numpy_i0")},
+    "y0": unary(positive), "y1": unary(positive), "i0e": unary(nonzero), "i1e": unary(nonzero),
     # kinks, sampled away from them
     "absolute": unary(nonzero),
     "maximum": [ex(*separated_pair(a, b), label=f"{a}x{b}") for a, b in BROADCAST_PAIRS],

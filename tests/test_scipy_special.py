@@ -59,12 +59,35 @@ UNARY = [
     ("digamma", sc.digamma, RNG.uniform(0.3, 6.0, 6), None),
     ("psi", sc.psi, RNG.uniform(0.3, 6.0, 6), None),
     ("entr", sc.entr, RNG.uniform(0.1, 3.0, 6), lambda x: -(1 + np.log(x))),
+    ("gamma", sc.gamma, RNG.uniform(0.3, 4.0, 6), lambda x: sc.gamma(x) * sc.digamma(x)),
+    ("erfcx", sc.erfcx, RNG.uniform(-3.0, 30.0, 6), lambda x: 2 * x * sc.erfcx(x) - 2 / math.sqrt(math.pi)),
+    # Bessel functions: scipy's own derivatives jvp, yvp, ivp, and for the scaled ones the product rule
+    ("j0", sc.j0, 3 * general(6), lambda x: sc.jvp(0, x)),
+    ("j1", sc.j1, 3 * general(6), lambda x: sc.jvp(1, x)),
+    ("y0", sc.y0, RNG.uniform(0.3, 6.0, 6), lambda x: sc.yvp(0, x)),
+    ("y1", sc.y1, RNG.uniform(0.3, 6.0, 6), lambda x: sc.yvp(1, x)),
+    ("i0", sc.i0, general(6), lambda x: sc.ivp(0, x)),
+    ("i1", sc.i1, general(6), lambda x: sc.ivp(1, x)),
+    ("i0e", sc.i0e, general(6), lambda x: np.exp(-np.abs(x)) * (sc.ivp(0, x) - np.sign(x) * sc.i0(x))),
+    ("i1e", sc.i1e, general(6), lambda x: np.exp(-np.abs(x)) * (sc.ivp(1, x) - np.sign(x) * sc.i1(x))),
+    ("numpy's i0", np.i0, general(6), lambda x: sc.ivp(0, x)),
 ]
 UNARY_PARAMS = [pytest.param(f, x, d, id=name) for name, f, x, d in UNARY]
-BINARY = [("xlogy", sc.xlogy, lambda x, y: (np.log(y), x / y)),
-          ("xlog1py", sc.xlog1py, lambda x, y: (np.log1p(y), x / (1 + y)))]
-BINARY_PARAMS = [pytest.param(f, d, id=name) for name, f, d in BINARY]
 XY = np.array([-1.5, 0.7, 2.0, 0.0, 3.1]), np.array([0.4, 1.3, 0.9, 2.5, 0.2])
+POSITIVE_XY = np.array([0.4, 1.7, 3.0, 0.9, 5.2]), np.array([2.2, 0.5, 1.1, 3.4, 0.8])
+
+
+def _beta_partials(a, b):
+    return (sc.beta(a, b) * (sc.digamma(a) - sc.digamma(a + b)), sc.beta(a, b) * (sc.digamma(b) - sc.digamma(a + b)))
+
+
+#: name, scipy function, its partials written out by hand, operands inside its smooth domain
+BINARY = [("xlogy", sc.xlogy, lambda x, y: (np.log(y), x / y), XY),
+          ("xlog1py", sc.xlog1py, lambda x, y: (np.log1p(y), x / (1 + y)), XY),
+          ("beta", sc.beta, _beta_partials, POSITIVE_XY),
+          ("betaln", sc.betaln, lambda a, b: (sc.digamma(a) - sc.digamma(a + b), sc.digamma(b) - sc.digamma(a + b)),
+           POSITIVE_XY)]
+BINARY_PARAMS = [pytest.param(f, d, xy, id=name) for name, f, d, xy in BINARY]
 
 
 def _forward(f, x):
@@ -86,9 +109,9 @@ def test_values_are_scipys_bit_for_bit(f, x, derivative):
     np.testing.assert_array_equal(y, f(x))
 
 
-@pytest.mark.parametrize("f, derivative", BINARY_PARAMS)
-def test_binary_values_are_scipys_bit_for_bit(f, derivative):
-    x, y = XY
+@pytest.mark.parametrize("f, derivative, xy", BINARY_PARAMS)
+def test_binary_values_are_scipys_bit_for_bit(f, derivative, xy):
+    x, y = xy
     out, _ = _forward(_pair(f), np.concatenate([x, y]))
     np.testing.assert_array_equal(out, f(x, y))
     out, _ = _forward(lambda y: f(x, y), y)  # a constant x, a traced y
@@ -118,9 +141,9 @@ def test_derivative_matches_central_differences(f, x, derivative, mode):
 
 
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
-@pytest.mark.parametrize("f, derivative", BINARY_PARAMS)
-def test_binary_partials_are_the_analytic_ones(f, derivative, mode):
-    x, y = XY
+@pytest.mark.parametrize("f, derivative, xy", BINARY_PARAMS)
+def test_binary_partials_are_the_analytic_ones(f, derivative, xy, mode):
+    x, y = xy
     v = np.concatenate([x, y])
     dx, dy = derivative(x, y)
     J = jl.jacobian(_pair(f), v, mode=mode)
@@ -162,6 +185,13 @@ def test_closed_form_points_of_the_other_families(mode):
     assert_close(J(sc.ndtri, [0.5]), [math.sqrt(2 * math.pi)], 1e-15)
     assert_close(J(sc.log_ndtr, [0.0]), [2 / math.sqrt(2 * math.pi)], 1e-15)
     assert_close(J(sc.entr, [1.0, math.exp(-1.0)]), [-1.0, 0.0], 1e-15)
+    # the order-1 Bessel functions at 0, where their recurrence divides by x: the limit 1/2, no warning
+    with np.errstate(all="raise"):
+        for f in (sc.j1, sc.i1, sc.i1e):
+            assert_close(J(f, [0.0, 1e-300]), [0.5, 0.5], 1e-15)
+        assert_close(J(sc.j0, [0.0]), [0.0], 0)  # −J1(0)
+    assert_close(J(sc.gamma, [1.0, 2.0]), [-EULER_GAMMA, 1 - EULER_GAMMA], 1e-14)  # Γ ψ at Γ = 1
+    assert_close(J(sc.erfcx, [0.0, 1e8]), [-2 / math.sqrt(math.pi), 0.0], 1e-12)  # no overflow of e^{x²} erfc
 
 
 def test_log_ndtr_derivative_far_in_the_left_tail():
@@ -245,6 +275,11 @@ def test_derivative_work_is_counted(mode, phase):
     # xlogy(x, x reversed): log y and x / y; a product per operand, then their sum (forward) or
     # the fan-out of x into both operands (reverse): k·N each
     assert cost(lambda x: sc.xlogy(x, x[::-1])) == jl.Cost(N + 3 * kN, N)
+    # beta(x, x reversed): ψ(a + b) (a sum, a digamma), then per operand ψ, a difference and the
+    # product with B: 5N flops and 3N transcendentals; the k·N products and their sum as for xlogy
+    assert cost(lambda x: sc.beta(x, x[::-1])) == jl.Cost(5 * N + 3 * kN, 3 * N)
+    # j1: J0 (N transcendentals); x = 0 tested, replaced, J1 / x, J0 minus it, 1/2 selected at 0: 5N
+    assert cost(sc.j1) == jl.Cost(5 * N + kN, N)
 
 
 # --- jit --------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Elementwise primitives from scipy.special: logistic, error-function, normal, gamma and x·log families.
+"""Elementwise primitives from scipy.special: logistic, error-function, normal, gamma, beta, x·log
+and Bessel families.
 
 Each wraps one of scipy's ufuncs, so values are scipy's own, and gives its
 derivative as a diagonal factor built from primitives (`elementwise`), so the
@@ -15,9 +16,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..primitives import PerElement, Primitive
-from .elementwise import (add, divide, elementwise, exp, log, log1p, multiply, negative, over, square,
-                          subtract, times, transcendental, unary)
+from .elementwise import (add, divide, elementwise, equal, exp, log, log1p, multiply, negative, over, sign,
+                          square, subtract, times, transcendental, unary, where)
 
 #: xlogy, xlog1py and entr: a logarithm and a product per output element.
 log_times = PerElement(1, 1)
@@ -93,6 +96,24 @@ polygamma = _bound(
 )
 digamma = _unary("digamma", lambda out, x: times(polygamma(x, n=1)))
 gammaln = _unary("gammaln", lambda out, x: times(digamma(x)))
+gamma = _unary("gamma", lambda out, x: times(multiply(out, digamma(x))))  # Γ' = Γ ψ
+
+
+def _beta_partials(scale):
+    """∂a, ∂b of B(a, b) (scale: B itself) or of log|B| (scale None): ψ(a) − ψ(a + b), ψ(b) − ψ(a + b)."""
+    def partials(needs, out, a, b):
+        both = digamma(add(a, b))
+        return tuple(need and times(_scaled(subtract(digamma(v), both), scale and out))
+                     for need, v in zip(needs, (a, b)))
+    return partials
+
+
+def _scaled(d, scale):
+    return d if scale is None else multiply(scale, d)
+
+
+beta = _bound(elementwise, "beta", lambda sc: sc.beta, _beta_partials(True), cost=transcendental)
+betaln = _bound(elementwise, "betaln", lambda sc: sc.betaln, _beta_partials(None), cost=transcendental)
 
 # --- x · log ----------------------------------------------------------------------
 # JAX's jax.scipy.special rules: ∂x xlogy = log(y), ∂y xlogy = x / y, so at x = 0, where
@@ -104,3 +125,34 @@ xlog1py = _bound(elementwise, "xlog1py", lambda sc: sc.xlog1py, lambda needs, ou
 # entr(x) = −x log x: −(1 + log x), +inf at 0 (as JAX's); NaN below 0, where entr is −inf
 entr = _bound(unary, "entr", lambda sc: sc.entr,
               lambda out, x: times(negative(add(log(x), 1.0))), cost=log_times)
+
+
+# --- Bessel functions, orders 0 and 1 ---------------------------------------------------
+# J0' = −J1, Y0' = −Y1, I0' = I1; the order-1 functions by the recurrence C1' = C0 − C1 / x
+# (I1' = I0 − I1 / x likewise), whose limit at x = 0 is 1/2 for J1 and I1 (Y1 has a pole there).
+# The exponentially scaled I0e = e^−|x| I0 and I1e = e^−|x| I1 add −sign(x) times themselves.
+def _order_one(lower, out, x):
+    """C0(x) − C1(x) / x, and 1/2 at x = 0."""
+    at_zero = equal(x, 0.0)
+    return where(at_zero, 0.5, subtract(lower, divide(out, where(at_zero, 1.0, x))))
+
+
+def _scaled_by_exp(d, out, x):
+    """The derivative of e^−|x| f(x) given e^−|x| f'(x) = d: d − sign(x) e^−|x| f(x)."""
+    return subtract(d, multiply(sign(x), out))
+
+
+j0 = _unary("j0", lambda out, x: times(negative(j1(x))))
+j1 = _unary("j1", lambda out, x: times(_order_one(j0(x), out, x)))
+y0 = _unary("y0", lambda out, x: times(negative(y1(x))))
+y1 = _unary("y1", lambda out, x: times(_order_one(y0(x), out, x)))
+i0 = _unary("i0", lambda out, x: times(i1(x)))
+i1 = _unary("i1", lambda out, x: times(_order_one(i0(x), out, x)))
+i0e = _unary("i0e", lambda out, x: times(_scaled_by_exp(i1e(x), out, x)))
+i1e = _unary("i1e", lambda out, x: times(_scaled_by_exp(_order_one(i0e(x), out, x), out, x)))
+#: np.i0: NumPy's own I0 (a Chebyshev series, its values not scipy's), with scipy's I1 as derivative.
+numpy_i0 = unary("numpy_i0", np.i0, lambda out, x: times(i1(x)), cost=transcendental)
+
+# --- the scaled complementary error function ------------------------------------------
+# erfcx(x) = e^{x²} erfc(x): erfcx' = 2x erfcx(x) − 2/√π, with no overflow for large x
+erfcx = _unary("erfcx", lambda out, x: times(subtract(multiply(multiply(2.0, x), out), 2.0 / SQRT_PI)))
