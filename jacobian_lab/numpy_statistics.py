@@ -479,6 +479,7 @@ def histogram(a, bins=10, range=None, density=None, weights=None):
 
     With a traced and no weights the counts are piecewise constant: plain, from NumPy itself.
     """
+    _refuse_traced_edges("histogram", bins, range)
     values = primal(a)
     if weights is not None and np.shape(weights) != np.shape(values):
         raise ValueError("weights should have the same shape as a.")

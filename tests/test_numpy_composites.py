@@ -575,6 +575,8 @@ REFUSED = [
     ("traced range", lambda x: np.histogram2d(x, x, range=[(x.min(), 1.0), (0.0, 1.0)], weights=x)),
     ("traced bins", lambda x: np.histogramdd(x.reshape(3, 2), bins=[2, x[:3]])),
     ("traced range", lambda x: np.histogramdd((x, x), range=(x[:2], (0, 1)))),
+    ("traced bins", lambda x: np.histogram(x, bins=np.sort(x), weights=x)),
+    ("traced range", lambda x: np.histogram(x, range=(x.min(), 1.0))),
 ]
 if hasattr(np, "vecdot"):
     REFUSED += [
