@@ -107,6 +107,11 @@ class Trace:
     """Base of engine traces. Higher `level` = created later = interprets first."""
 
     level: int = 0
+    #: Whether values of an enclosing trace flow through this one: its input was traced, or an
+    #: operation met an outer tracer (whose result carries one as its primal). From then on every
+    #: primitive is dispatched again on its primals, so that the enclosing trace interprets it too;
+    #: before, the primals are plain arrays and are evaluated directly.
+    nested: bool = False
 
     def process(self, prim: Primitive, args: tuple, params: dict):
         raise NotImplementedError

@@ -601,6 +601,37 @@ def test_decomposition_rules_nest_for_second_derivatives(name, inner):
     assert np.abs(second).max() > 1e-3  # a second derivative that is there, not a constant rule's 0
 
 
+def _shapes_and_orders(v):
+    """Shape primitives, a sort, a cumulative sum and a max on values of an enclosing trace."""
+    W = np.array([[1.0, 2.0, 0.5], [0.3, -1.0, 2.0], [0.1, 0.2, 0.3]])
+    return (np.sum(np.sin(v.reshape(3, 1)) * (v[::-1].reshape(1, 3) @ W)) + np.linalg.norm(np.sort(v)) ** 3
+            + np.max(np.cumsum(v * v)) + np.exp(v).T @ np.tanh(np.concatenate([v[1:], v[:1]])))
+
+
+@pytest.mark.parametrize("outer", ["forward", "reverse"])
+@pytest.mark.parametrize("inner", ["forward", "reverse"])
+def test_engines_nest_in_either_order_for_hessians(outer, inner):
+    """An engine differentiates the other's (or its own) gradient: each primitive, on values that
+    are themselves traced, is dispatched again to the enclosing trace. Reference: central
+    differences of the exact gradient."""
+    x = np.array([0.3, 1.2, -0.7])
+    engine = jl.engines.get
+
+    def gradient(v):
+        if inner == "forward":
+            return engine("forward").jvp(_shapes_and_orders, v, np.eye(3))[1]
+        return engine("reverse").vjp(_shapes_and_orders, v)[1](np.ones(1))[0]
+
+    if outer == "forward":
+        hessian = engine("forward").jvp(gradient, x, np.eye(3))[1]
+    else:
+        hessian = engine("reverse").vjp(gradient, x)[1](np.eye(3))
+    reference = np.stack([(jl.grad(_shapes_and_orders)(x + 1e-5 * e) - jl.grad(_shapes_and_orders)(x - 1e-5 * e))
+                          / 2e-5 for e in np.eye(3)])
+    assert_close(hessian, reference, 1e-8, f"{outer} over {inner}")
+    assert np.abs(hessian - hessian.T).max() < 1e-12  # symmetric, as a Hessian is
+
+
 @pytest.mark.parametrize("a", [with_singular_values(3, 3, 2.0, 2.0, 0.5), with_singular_values(4, 2, 1.5, 0.0)],
                          ids=["repeated", "zero"])
 def test_second_derivative_of_singular_values_needs_distinct_nonzero_ones(a):

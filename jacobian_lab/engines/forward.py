@@ -34,7 +34,7 @@ class ForwardTrace(Trace):
         self.budget = TangentBudget(max_bytes, seeds)
 
     def process(self, prim, args, params):
-        primals, tangents, outer = [], [], False
+        primals, tangents = [], []
         for a in args:
             if isinstance(a, Dual) and a._trace is self:
                 primals.append(a.primal)
@@ -42,8 +42,9 @@ class ForwardTrace(Trace):
             else:
                 primals.append(a)
                 tangents.append(None)  # a constant: symbolic zero tangent
-                outer = outer or isinstance(a, Tracer)  # a value of an enclosing trace
-        out = apply(prim, primals, params) if outer else primitives.evaluate(prim, primals, params)
+                if isinstance(a, Tracer):  # a value of an enclosing trace: see `nested`
+                    self.nested = True
+        out = apply(prim, primals, params) if self.nested else primitives.evaluate(prim, primals, params)
         if not prim.differentiable:
             return out
         if out.dtype in COMPLEX:
@@ -72,6 +73,7 @@ class ForwardEngine:
         """(y, tangents of y); with max_bytes, MemoryBudgetError once the pass's tangents exceed it."""
         k = np.shape(tangents)[0]
         trace = ForwardTrace(max_bytes, k)
+        trace.nested = isinstance(x, Tracer)
         y, traced = call_traced(f, Dual(trace, x, tangents), trace)
         counter = active_counter()
         if counter is not None:

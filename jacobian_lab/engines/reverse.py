@@ -194,7 +194,7 @@ class ReverseTrace(Trace):
         self.tape = Tape()
 
     def process(self, prim, args, params):
-        primals, parents, outer = [], [], False
+        primals, parents = [], []
         for a in args:
             if isinstance(a, Node) and a._trace is self:
                 primals.append(a.primal)
@@ -202,8 +202,9 @@ class ReverseTrace(Trace):
             else:
                 primals.append(a)
                 parents.append(None)  # a constant: it needs no cotangent
-                outer = outer or isinstance(a, Tracer)  # a value of an enclosing trace
-        out = apply(prim, primals, params) if outer else primitives.evaluate(prim, primals, params)
+                if isinstance(a, Tracer):  # a value of an enclosing trace: see `nested`
+                    self.nested = True
+        out = apply(prim, primals, params) if self.nested else primitives.evaluate(prim, primals, params)
         if not prim.differentiable:
             work, (flops, transcendentals) = self.tape.unrecorded, prim.cost(out, *primals, **params)
             work[0] += flops
@@ -221,6 +222,7 @@ class ReverseEngine:
 
     def vjp(self, f, x):
         trace = ReverseTrace()
+        trace.nested = isinstance(x, Tracer)
         x_node = Node(trace, x, trace.tape.append(Record(None, {}, (), x, ())))
         y, traced = call_traced(f, x_node, trace)
         if not traced:
