@@ -173,11 +173,28 @@ def _reduction(prim, a, axis=None, keepdims=False):
     return prim(a, axis=normalize_axis(axis, np.ndim(a)), keepdims=bool(keepdims))
 
 
+#: The dtypes a reduction may be asked to accumulate in: NumPy's result is then the reduction of the
+#: converted operand, bit for bit (float16 accumulates otherwise than the conversion would).
+_ACCUMULATORS = frozenset(map(np.dtype, (np.float32, np.float64)))
+
+
+def _accumulated_in(name, a, dtype):
+    """a converted to the `dtype=` of a sum, prod, mean, cumsum or cumprod (None: as it is)."""
+    if dtype is None or np.dtype(dtype) == np.result_type(a):
+        return a
+    dtype = np.dtype(dtype)
+    if dtype not in _ACCUMULATORS:
+        raise NotImplementedError(
+            f"numpy.{name}: dtype={dtype.name} is not supported on traced arrays; pass np.float32 or np.float64 "
+            "(an integer result has no derivative, and float16 accumulates otherwise than a conversion would)")
+    return E.astype(a, dtype=dtype)
+
+
 def _reduction_function(prim, name, with_dtype=True):
     def fn(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
-        for key, value in (("dtype", dtype), ("out", out), ("initial", initial), ("where", where)):
+        for key, value in (("out", out), ("initial", initial), ("where", where)):
             _reject(name, value, key)
-        return _reduction(prim, a, axis, keepdims)
+        return _reduction(prim, _accumulated_in(name, a, dtype), axis, keepdims)
 
     # np.max / np.min take no dtype: (a, axis, out, keepdims, ...) when passed by position.
     def fn_without_dtype(a, axis=None, out=None, keepdims=False, initial=None, where=None):
@@ -196,15 +213,15 @@ implements(np.min, np.amin)(_reduction_function(R.min, "min", with_dtype=False))
 
 @implements(np.mean)
 def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
-    for key, value in (("dtype", dtype), ("out", out), ("where", where)):
+    for key, value in (("out", out), ("where", where)):
         _reject("mean", value, key)
-    return _reduction(R.mean, a, axis, keepdims)
+    return _reduction(R.mean, _accumulated_in("mean", a, dtype), axis, keepdims)
 
 
 def _cumulative(prim, name):
     def fn(a, axis=None, dtype=None, out=None):
-        _reject(name, dtype, "dtype")
         _reject(name, out, "out")
+        a = _accumulated_in(name, a, dtype)
         if axis is None:
             return prim(ravel(a), axis=0)
         return prim(a, axis=one_axis(axis, np.ndim(a)))
@@ -221,8 +238,8 @@ def _cumulative_array_api(prim, name, identity):
     """NumPy 2's cumulative_sum / cumulative_prod: an axis is required beyond 1-D, and
     include_initial puts the identity first."""
     def fn(x, /, *, axis=None, dtype=None, out=None, include_initial=False):
-        _reject(name, dtype, "dtype")
         _reject(name, out, "out")
+        x = _accumulated_in(name, x, dtype)
         if axis is None and np.ndim(x) > 1:
             raise ValueError("axis must be specified for multi-dimensional arrays")
         axis = one_axis(0 if axis is None else axis, np.ndim(x))

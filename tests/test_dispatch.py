@@ -517,6 +517,9 @@ DROPPED = [
     ("max", "initial", lambda x: np.max(x, axis=0, where=np.array([True, False, True]), initial=-9.0)),
     ("mean", "where", lambda x: np.mean(x, where=X > 0)),
     ("trace", "dtype", lambda x: np.trace(x, dtype=int)),
+    ("sum", "dtype=int64", lambda x: np.sum(x, dtype=np.int64)),
+    ("cumprod", "dtype=float16", lambda x: np.cumprod(x, dtype=np.float16)),
+    ("mean", "dtype=float16", lambda x: np.mean(x, axis=0, dtype=np.float16)),
     ("add", "where", lambda x: np.add(x, 1.0, where=X > 0)),
     ("reshape", "order", lambda x: np.reshape(x, 6, order="F")),
     ("clip", "where", lambda x: np.clip(x, 0.0, 1.0, where=X > 0)),
@@ -561,6 +564,33 @@ def test_a_dtype_argument_converts_as_in_numpy(mode):
         assert y.dtype == f(X).dtype == np.float32
         np.testing.assert_array_equal(y, f(X))
         np.testing.assert_array_equal(run(f, mode), join([identity, identity]))
+
+
+ACCUMULATING = [
+    ("sum", lambda x, dtype: np.sum(x, axis=1, dtype=dtype)),
+    ("prod", lambda x, dtype: np.prod(x[:, :4] + 1.0, dtype=dtype)),
+    ("mean", lambda x, dtype: np.mean(x, axis=0, dtype=dtype)),
+    ("cumsum", lambda x, dtype: np.cumsum(x, dtype=dtype)),
+    ("cumprod", lambda x, dtype: np.cumprod(x[:4] / 2.0 + 1.0, axis=0, dtype=dtype)),
+]
+if hasattr(np, "cumulative_sum"):
+    ACCUMULATING.append(("cumulative_sum", lambda x, dtype: np.cumulative_sum(x, axis=1, dtype=dtype)))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, f", ACCUMULATING, ids=[n for n, _ in ACCUMULATING])
+def test_a_reduction_accumulates_in_the_dtype_asked_for(name, f, dtype, mode):
+    big = np.random.default_rng(5).normal(size=(37, 53))  # long enough for pairwise summation to differ
+    for x in (big, big.astype(np.float32)):
+        y, _ = jl.jvp(lambda v: f(v, dtype), x, np.zeros_like(x))
+        assert y.dtype == f(x, dtype).dtype == dtype
+        np.testing.assert_array_equal(y, f(x, dtype))  # NumPy's value, bit for bit
+    # the conversion carries the derivative: equal to the float64 one, rounded
+    small = big[:5, :6]
+    in_float64 = jl.jacobian(lambda v: f(v, np.float64), small, mode=mode)
+    assert_fd_close(in_float64, central_differences(lambda v: f(v, np.float64), small), name)
+    np.testing.assert_allclose(jl.jacobian(lambda v: f(v, dtype), small, mode=mode), in_float64, rtol=1e-6)
 
 
 @pytest.mark.parametrize("mode", MODES)
