@@ -9,6 +9,7 @@ anything missing raises `NotImplementedError` naming the NumPy function.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -190,11 +191,22 @@ def _accumulated_in(name, a, dtype):
     return E.astype(a, dtype=dtype)
 
 
+def _given(value):
+    return value is not None and value is not np._NoValue
+
+
+#: What where= puts in place of the entries it leaves out, and how initial= joins the result.
+_LEFT_OUT = {"sum": (0.0, E.add), "prod": (1.0, E.multiply), "max": (-np.inf, E.maximum),
+             "min": (np.inf, E.minimum)}
+
+
 def _reduction_function(prim, name, with_dtype=True):
     def fn(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
-        for key, value in (("out", out), ("initial", initial), ("where", where)):
-            _reject(name, value, key)
-        return _reduction(prim, _accumulated_in(name, a, dtype), axis, keepdims)
+        _reject(name, out, "out")
+        a = _accumulated_in(name, a, dtype)
+        if _given(initial) or _given(where):
+            return _masked_reduction(prim, name, a, axis, keepdims, initial, where)
+        return _reduction(prim, a, axis, keepdims)
 
     # np.max / np.min take no dtype: (a, axis, out, keepdims, ...) when passed by position.
     def fn_without_dtype(a, axis=None, out=None, keepdims=False, initial=None, where=None):
@@ -205,6 +217,35 @@ def _reduction_function(prim, name, with_dtype=True):
     return chosen
 
 
+def _masked_reduction(prim, name, a, axis, keepdims, initial, where):
+    """NumPy's where= and initial=: the entries where= leaves out replaced by the reduction's identity,
+    the reduction, then `initial` joined in (max(m, initial), ...). Values are NumPy's up to rounding:
+    its masked sums and products group their operations otherwise."""
+    fill, join = _LEFT_OUT[name]
+    if _given(where):
+        if not _given(initial) and name in ("max", "min"):  # NumPy's error
+            raise ValueError(f"reduction operation '{'maximum' if name == 'max' else 'minimum'}' does not have "
+                             "an identity, so to use a where mask one has to specify 'initial'")
+        a = E.where(_plain_mask(name, where, np.shape(a)), a, fill)
+    axes = normalize_axis(axis, np.ndim(a))
+    if _given(initial):
+        if is_traced(initial) or np.ndim(initial):
+            _reject(name, initial, "initial (other than a plain number)")
+        initial = np.result_type(a).type(initial)  # as NumPy casts it: the result keeps a's dtype
+        if any(np.shape(a)[i] == 0 for i in axes):  # nothing to reduce: initial itself, a constant
+            shape = tuple(1 if i in axes else d for i, d in enumerate(np.shape(a)) if keepdims or i not in axes)
+            return np.full(shape, initial)
+    result = prim(a, axis=axes, keepdims=bool(keepdims))
+    return join(result, initial) if _given(initial) else result
+
+
+def _plain_mask(name, where, shape):
+    """where= as a boolean mask of `shape`; NumPy's error for one that does not broadcast."""
+    if is_traced(where):
+        _reject(name, where, "where (other than a plain mask)")
+    return np.broadcast_to(np.asarray(where, dtype=bool), shape)
+
+
 implements(np.sum)(_reduction_function(R.sum, "sum"))
 implements(np.prod)(_reduction_function(R.prod, "prod"))
 implements(np.max, np.amax)(_reduction_function(R.max, "max", with_dtype=False))
@@ -213,9 +254,18 @@ implements(np.min, np.amin)(_reduction_function(R.min, "min", with_dtype=False))
 
 @implements(np.mean)
 def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
-    for key, value in (("out", out), ("where", where)):
-        _reject("mean", value, key)
-    return _reduction(R.mean, _accumulated_in("mean", a, dtype), axis, keepdims)
+    _reject("mean", out, "out")
+    a = _accumulated_in("mean", a, dtype)
+    if not _given(where):
+        return _reduction(R.mean, a, axis, keepdims)
+    # the sum of the entries where= keeps over their count, as NumPy's (up to rounding)
+    mask = _plain_mask("mean", where, np.shape(a))
+    axes = normalize_axis(axis, np.ndim(a))
+    count = np.sum(mask, axis=axes, keepdims=bool(keepdims), dtype=np.result_type(a))
+    if np.any(count == 0):
+        warnings.warn("Mean of empty slice", RuntimeWarning, stacklevel=3)
+    with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 is NaN, as in NumPy
+        return E.divide(_reduction(R.sum, E.where(mask, a, 0.0), axes, keepdims), count)
 
 
 def _cumulative(prim, name):

@@ -513,9 +513,9 @@ DROPPED = [
     ("multiply.reduce", "dtype", lambda x: np.multiply.reduce(x, dtype=np.float32)),
     ("add.accumulate", "dtype", lambda x: np.add.accumulate(x, axis=1, dtype=np.float32)),
     ("matmul", "axes", lambda x: np.matmul(x, x.T, axes=[(0, 1), (0, 1), (0, 1)])),
-    ("sum", "initial", lambda x: np.sum(x, initial=1.0)),
-    ("max", "initial", lambda x: np.max(x, axis=0, where=np.array([True, False, True]), initial=-9.0)),
-    ("mean", "where", lambda x: np.mean(x, where=X > 0)),
+    ("sum", "initial", lambda x: np.sum(x, initial=x[0, 0])),
+    ("max", "initial", lambda x: np.max(x, axis=0, initial=np.array([1.0, 2.0, 3.0]))),
+    ("mean", "where", lambda x: np.mean(x, where=x)),
     ("trace", "dtype", lambda x: np.trace(x, dtype=int)),
     ("sum", "dtype=int64", lambda x: np.sum(x, dtype=np.int64)),
     ("cumprod", "dtype=float16", lambda x: np.cumprod(x, dtype=np.float16)),
@@ -564,6 +564,58 @@ def test_a_dtype_argument_converts_as_in_numpy(mode):
         assert y.dtype == f(X).dtype == np.float32
         np.testing.assert_array_equal(y, f(X))
         np.testing.assert_array_equal(run(f, mode), join([identity, identity]))
+
+
+MASK = np.array([[True, False, True], [False, True, True]])
+MASKED = [
+    ("sum, where", lambda x: np.sum(x, where=MASK)),
+    ("sum, where a row, initial", lambda x: np.sum(x, axis=1, where=[True, False, True], initial=2.5)),
+    ("prod, where, keepdims", lambda x: np.prod(x, axis=0, where=MASK, keepdims=True)),
+    ("prod, initial", lambda x: np.prod(x, initial=-2.0)),
+    ("max, where, initial", lambda x: np.max(x, axis=1, where=MASK, initial=-1.0)),
+    ("min, where on values, initial", lambda x: np.min(x, where=x > 0, initial=5.0)),
+    ("amax, initial above some", lambda x: np.amax(x, axis=0, initial=0.7)),
+    ("max of nothing, initial", lambda x: np.max(x[:, :0], axis=1, initial=0.0) + x[:, 0]),
+    ("mean, where", lambda x: np.mean(x, axis=1, where=MASK)),
+    ("mean, where, keepdims", lambda x: np.mean(x, axis=1, where=[True, True, False], keepdims=True)),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name, f", MASKED, ids=[n for n, _ in MASKED])
+def test_where_and_initial_of_reductions_are_numpys(name, f, mode):
+    y, _ = jl.jvp(f, X, np.zeros_like(X))
+    assert np.shape(y) == np.shape(f(X)) and y.dtype == f(X).dtype
+    np.testing.assert_allclose(y, f(X), rtol=1e-15)  # up to rounding: NumPy groups masked sums otherwise
+    J = run(f, mode)
+    assert_fd_close(J, central_differences(f, X), name)
+
+
+def test_entries_where_leaves_out_and_an_initial_that_wins_get_no_derivative():
+    J = jl.jacobian(lambda x: np.sum(x, where=MASK), X)
+    np.testing.assert_array_equal(J, MASK.astype(float))
+    # max(0.7, column) picks the initial in the columns whose entries are all below it
+    J = jl.jacobian(lambda x: np.max(x, axis=0, initial=0.7), X)
+    below = X.max(axis=0) < 0.7
+    assert np.all(J[below] == 0) and np.all(J[~below].sum(axis=(1, 2)) == 1)
+    # initial joins as jax.numpy joins it, max(initial, result): a tie gives the element 1/2
+    J = jl.jacobian(lambda x: np.max(x, initial=X.max()), X)
+    assert J[np.unravel_index(np.argmax(X), X.shape)] == 0.5 and J.sum() == 0.5
+
+
+def test_a_mean_over_nothing_is_nan_with_numpys_warning():
+    f = lambda x: np.mean(x, axis=0, where=[True, True, False])  # noqa: E731
+    with pytest.warns(RuntimeWarning, match="Mean of empty slice"):
+        y, _ = jl.jvp(f, X, np.zeros_like(X))
+    np.testing.assert_array_equal(np.isnan(y), [False, False, True])
+
+
+def test_where_and_initial_count_what_runs():
+    # where: one select per element, then the reduction; initial: one more operation per output
+    assert jl.count_flops(lambda x: np.sum(x, where=MASK), X) == jl.Cost(6 + 5, 0)
+    assert jl.count_flops(lambda x: np.max(x, axis=1, initial=0.0), X) == jl.Cost(2 * 2 + 2, 0)
+    # mean with where: the select, the sums of three into one per row, the division by the count
+    assert jl.count_flops(lambda x: np.mean(x, axis=1, where=MASK), X) == jl.Cost(6 + 2 * 2 + 2, 0)
 
 
 ACCUMULATING = [
