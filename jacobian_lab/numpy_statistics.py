@@ -35,14 +35,21 @@ def _ddof(ddof, correction):
 
 @implements(np.var)
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
-    for key, value in (("out", out), ("where", where), ("mean", mean)):
-        api._reject("var", value, key)
+    """NumPy's steps: the mean (or the `mean=` given, NumPy 2), the squared deviations, their sum over
+    the count less ddof; with `where=`, over the entries the mask keeps (NumPy's value up to rounding)."""
+    api._reject("var", out, "out")
     ddof = _ddof(ddof, correction)
     a = api.in_dtype("var", a, dtype)
-    centred = E.subtract(a, api.mean(a, axis=axis, keepdims=True))
-    count = int(np.prod([np.shape(a)[i] for i in normalize_axis(axis, np.ndim(a))], dtype=np.int64))
-    total = api._reduction(R.sum, E.square(centred), axis, keepdims)
-    return E.divide(total, max(count - ddof, 0))
+    axes = normalize_axis(axis, np.ndim(a))
+    mask = api._plain_mask("var", where, np.shape(a)) if api._given(where) else None
+    centre = api.mean(a, axis=axis, keepdims=True, where=mask) if mean is None else mean
+    squares = E.square(E.subtract(a, centre))
+    if mask is not None:
+        squares = E.where(mask, squares, 0.0)
+        count = np.maximum(np.sum(mask, axis=axes, keepdims=bool(keepdims), dtype=np.result_type(a)) - ddof, 0)
+    else:
+        count = max(int(np.prod([np.shape(a)[i] for i in axes], dtype=np.int64)) - ddof, 0)
+    return E.divide(api._reduction(R.sum, squares, axis, keepdims), count)
 
 
 @implements(np.std)

@@ -523,8 +523,7 @@ DROPPED = [
     ("add", "where", lambda x: np.add(x, 1.0, where=X > 0)),
     ("reshape", "order", lambda x: np.reshape(x, 6, order="F")),
     ("clip", "where", lambda x: np.clip(x, 0.0, 1.0, where=X > 0)),
-    ("var", "where", lambda x: np.var(x, where=X > 0)),
-    ("var", "mean", lambda x: np.std(x, axis=1, keepdims=True, mean=np.zeros((2, 1)))),
+    ("var", "where", lambda x: np.var(x, where=x)),
     ("concatenate", "dtype=int64", lambda x: np.concatenate([x, x], dtype=np.int64)),
     ("sort", "order", lambda x: np.sort(x, order="a")),
 ]
@@ -578,6 +577,10 @@ MASKED = [
     ("max of nothing, initial", lambda x: np.max(x[:, :0], axis=1, initial=0.0) + x[:, 0]),
     ("mean, where", lambda x: np.mean(x, axis=1, where=MASK)),
     ("mean, where, keepdims", lambda x: np.mean(x, axis=1, where=[True, True, False], keepdims=True)),
+    ("var, where", lambda x: np.var(x, axis=1, where=[[True, True, False], [True, True, True]])),
+    ("std, where, ddof", lambda x: np.std(x, where=MASK | np.eye(2, 3, dtype=bool), ddof=1)),
+    ("std, mean given", lambda x: np.std(x, axis=1, keepdims=True, mean=np.zeros((2, 1)))),
+    ("var, traced mean", lambda x: np.var(x, axis=0, mean=np.mean(x, axis=0, keepdims=True) * 0.5)),
 ]
 
 
