@@ -619,6 +619,9 @@ def test_where_and_initial_count_what_runs():
     assert jl.count_flops(lambda x: np.max(x, axis=1, initial=0.0), X) == jl.Cost(2 * 2 + 2, 0)
     # mean with where: the select, the sums of three into one per row, the division by the count
     assert jl.count_flops(lambda x: np.mean(x, axis=1, where=MASK), X) == jl.Cost(6 + 2 * 2 + 2, 0)
+    # var with where: that mean; the deviations, their squares and the select (6 each); their sums and
+    # the division by the count
+    assert jl.count_flops(lambda x: np.var(x, axis=1, where=MASK), X) == jl.Cost(12 + 3 * 6 + 2 * 2 + 2, 0)
 
 
 ACCUMULATING = [
