@@ -109,15 +109,13 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
             for key in ("where", "dtype", "casting", "order", "subok", "signature", "axes", "axis", "keepdims"):
                 _reject(ufunc.__name__, kwargs.get(key), key)
         return UFUNCS[ufunc](*inputs)
-    if method == "reduce" and ufunc in _REDUCE:
-        for key in ("dtype", "initial", "where"):
-            _reject(f"{ufunc.__name__}.reduce", kwargs.get(key), key)
-        return _reduction(getattr(R, _REDUCE[ufunc]), inputs[0], kwargs.get("axis", 0), kwargs.get("keepdims", False))
+    if method == "reduce" and ufunc in _REDUCE:  # np.sum and its kin, with reduce's default axis 0
+        return _reduce(getattr(R, _REDUCE[ufunc]), f"{ufunc.__name__}.reduce", inputs[0], kwargs.get("axis", 0),
+                       kwargs.get("dtype"), kwargs.get("keepdims", False), kwargs.get("initial"), kwargs.get("where"))
     if method == "accumulate" and ufunc is np.add:
-        _reject("add.accumulate", kwargs.get("dtype"), "dtype")
         if kwargs.get("axis", 0) is None:
             raise ValueError("accumulate does not allow multiple axes")
-        return cumsum(inputs[0], kwargs.get("axis", 0))
+        return cumsum(_accumulated_in("add.accumulate", inputs[0], kwargs.get("dtype")), kwargs.get("axis", 0))
     raise unsupported(f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}"))
 
 
@@ -196,35 +194,26 @@ def _given(value):
 
 
 #: What where= puts in place of the entries it leaves out, and how initial= joins the result.
-_LEFT_OUT = {"sum": (0.0, E.add), "prod": (1.0, E.multiply), "max": (-np.inf, E.maximum),
-             "min": (np.inf, E.minimum)}
+_LEFT_OUT = {R.sum: (0.0, E.add), R.prod: (1.0, E.multiply), R.max: (-np.inf, E.maximum),
+             R.min: (np.inf, E.minimum)}
 
 
-def _reduction_function(prim, name, with_dtype=True):
-    def fn(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
-        _reject(name, out, "out")
-        a = _accumulated_in(name, a, dtype)
-        if _given(initial) or _given(where):
-            return _masked_reduction(prim, name, a, axis, keepdims, initial, where)
-        return _reduction(prim, a, axis, keepdims)
-
-    # np.max / np.min take no dtype: (a, axis, out, keepdims, ...) when passed by position.
-    def fn_without_dtype(a, axis=None, out=None, keepdims=False, initial=None, where=None):
-        return fn(a, axis, None, out, keepdims, initial, where)
-
-    chosen = fn if with_dtype else fn_without_dtype
-    chosen.__name__ = name
-    return chosen
+def _reduce(prim, name, a, axis, dtype, keepdims, initial, where):
+    """np.sum, np.prod, np.max, np.min and their ufuncs' reduce (called `name` in errors)."""
+    a = _accumulated_in(name, a, dtype)
+    if _given(initial) or _given(where):
+        return _masked_reduction(prim, name, a, axis, keepdims, initial, where)
+    return _reduction(prim, a, axis, keepdims)
 
 
 def _masked_reduction(prim, name, a, axis, keepdims, initial, where):
     """NumPy's where= and initial=: the entries where= leaves out replaced by the reduction's identity,
-    the reduction, then `initial` joined in (max(m, initial), ...). Values are NumPy's up to rounding:
-    its masked sums and products group their operations otherwise."""
-    fill, join = _LEFT_OUT[name]
+    the reduction, then `initial` joined in as jax.numpy joins it, op(initial, result). Values are
+    NumPy's up to rounding: its masked sums and products group their operations otherwise."""
+    fill, join = _LEFT_OUT[prim]
     if _given(where):
-        if not _given(initial) and name in ("max", "min"):  # NumPy's error
-            raise ValueError(f"reduction operation '{'maximum' if name == 'max' else 'minimum'}' does not have "
+        if not _given(initial) and prim in (R.max, R.min):  # NumPy's error
+            raise ValueError(f"reduction operation '{'maximum' if prim is R.max else 'minimum'}' does not have "
                              "an identity, so to use a where mask one has to specify 'initial'")
         a = E.where(_plain_mask(name, where, np.shape(a)), a, fill)
     axes = normalize_axis(axis, np.ndim(a))
@@ -236,7 +225,7 @@ def _masked_reduction(prim, name, a, axis, keepdims, initial, where):
             shape = tuple(1 if i in axes else d for i, d in enumerate(np.shape(a)) if keepdims or i not in axes)
             return np.full(shape, initial)
     result = prim(a, axis=axes, keepdims=bool(keepdims))
-    return join(result, initial) if _given(initial) else result
+    return join(initial, result) if _given(initial) else result
 
 
 def _plain_mask(name, where, shape):
@@ -246,10 +235,24 @@ def _plain_mask(name, where, shape):
     return np.broadcast_to(np.asarray(where, dtype=bool), shape)
 
 
-implements(np.sum)(_reduction_function(R.sum, "sum"))
-implements(np.prod)(_reduction_function(R.prod, "prod"))
-implements(np.max, np.amax)(_reduction_function(R.max, "max", with_dtype=False))
-implements(np.min, np.amin)(_reduction_function(R.min, "min", with_dtype=False))
+def _reducer(prim, name):
+    def fn(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+        _reject(name, out, "out")
+        return _reduce(prim, name, a, axis, dtype, keepdims, initial, where)
+
+    # np.max / np.min take no dtype: (a, axis, out, keepdims, ...) when passed by position.
+    def without_dtype(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+        return fn(a, axis, None, out, keepdims, initial, where)
+
+    chosen = fn if prim in (R.sum, R.prod) else without_dtype
+    chosen.__name__ = name
+    return chosen
+
+
+implements(np.sum)(_reducer(R.sum, "sum"))
+implements(np.prod)(_reducer(R.prod, "prod"))
+implements(np.max, np.amax)(_reducer(R.max, "max"))
+implements(np.min, np.amin)(_reducer(R.min, "min"))
 
 
 @implements(np.mean)

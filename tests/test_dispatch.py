@@ -508,10 +508,8 @@ def test_out_argument_refused_everywhere(f, mode):
 
 # --- arguments that would change the value if dropped ------------------------------------------
 DROPPED = [
-    ("add.reduce", "initial", lambda x: np.add.reduce(x, axis=0, initial=5.0)),
-    ("add.reduce", "where", lambda x: np.add.reduce(x, axis=1, where=np.array([True, False, True]))),
-    ("multiply.reduce", "dtype", lambda x: np.multiply.reduce(x, dtype=np.float32)),
-    ("add.accumulate", "dtype", lambda x: np.add.accumulate(x, axis=1, dtype=np.float32)),
+    ("multiply.reduce", "dtype", lambda x: np.multiply.reduce(x, dtype=np.float16)),
+    ("add.accumulate", "dtype", lambda x: np.add.accumulate(x, axis=1, dtype=np.int64)),
     ("matmul", "axes", lambda x: np.matmul(x, x.T, axes=[(0, 1), (0, 1), (0, 1)])),
     ("sum", "initial", lambda x: np.sum(x, initial=x[0, 0])),
     ("max", "initial", lambda x: np.max(x, axis=0, initial=np.array([1.0, 2.0, 3.0]))),
@@ -577,6 +575,8 @@ MASKED = [
     ("max of nothing, initial", lambda x: np.max(x[:, :0], axis=1, initial=0.0) + x[:, 0]),
     ("mean, where", lambda x: np.mean(x, axis=1, where=MASK)),
     ("mean, where, keepdims", lambda x: np.mean(x, axis=1, where=[True, True, False], keepdims=True)),
+    ("add.reduce, initial", lambda x: np.add.reduce(x, initial=5.0)),
+    ("maximum.reduce, where", lambda x: np.maximum.reduce(x, axis=1, where=[True, False, True], initial=0.0)),
     ("var, where", lambda x: np.var(x, axis=1, where=[[True, True, False], [True, True, True]])),
     ("std, where, ddof", lambda x: np.std(x, where=MASK | np.eye(2, 3, dtype=bool), ddof=1)),
     ("std, mean given", lambda x: np.std(x, axis=1, keepdims=True, mean=np.zeros((2, 1)))),
@@ -631,6 +631,8 @@ ACCUMULATING = [
     ("cumsum", lambda x, dtype: np.cumsum(x, dtype=dtype)),
     ("cumprod", lambda x, dtype: np.cumprod(x[:4] / 2.0 + 1.0, axis=0, dtype=dtype)),
 ]
+ACCUMULATING += [("multiply.reduce", lambda x, dtype: np.multiply.reduce(x[:3, :4] + 1.0, axis=1, dtype=dtype)),
+                 ("add.accumulate", lambda x, dtype: np.add.accumulate(x, axis=1, dtype=dtype))]
 if hasattr(np, "cumulative_sum"):
     ACCUMULATING.append(("cumulative_sum", lambda x, dtype: np.cumulative_sum(x, axis=1, dtype=dtype)))
 
