@@ -221,18 +221,19 @@ def _zero_nans(a):
 
 @implements(np.nansum)
 def nansum(a, axis=None, dtype=None, out=None, keepdims=np._NoValue, initial=np._NoValue, where=np._NoValue):
-    for key, value in (("dtype", dtype), ("out", out), ("initial", initial), ("where", where)):
-        api._reject("nansum", value, key)
-    return api._reduction(R.sum, _zero_nans(a), axis, _keepdims(keepdims))
+    api._reject("nansum", out, "out")
+    return api._reduce(R.sum, "nansum", _zero_nans(a), axis, dtype, _keepdims(keepdims), initial, where)
 
 
 @implements(np.nanmean)
 def nanmean(a, axis=None, dtype=None, out=None, keepdims=np._NoValue, *, where=np._NoValue):
-    for key, value in (("dtype", dtype), ("out", out), ("where", where)):
-        api._reject("nanmean", value, key)
-    keep, nans = _keepdims(keepdims), E.isnan(a)
-    total = api._reduction(R.sum, E.where(nans, 0.0, a), axis, keep)
-    return E.divide(total, _numbers_counted(a, nans, axis, keep)[0])
+    api._reject("nanmean", out, "out")
+    keep, a = _keepdims(keepdims), api._accumulated_in("nanmean", a, dtype)
+    left_out = E.isnan(a)  # NaNs, and the entries where= leaves out
+    if api._given(where):
+        left_out = left_out | ~api._plain_mask("nanmean", where, np.shape(a))
+    total = api._reduction(R.sum, E.where(left_out, 0.0, a), axis, keep)
+    return E.divide(total, _numbers_counted(a, left_out, axis, keep)[0])
 
 
 def _numbers_counted(a, nans, axis, keepdims):
@@ -281,23 +282,21 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
 
 @implements(np.nancumsum)
 def nancumsum(a, axis=None, dtype=None, out=None):
-    for key, value in (("dtype", dtype), ("out", out)):
-        api._reject("nancumsum", value, key)
-    return api.cumsum(_zero_nans(a), axis)
+    api._reject("nancumsum", out, "out")
+    return api.cumsum(_zero_nans(a), axis, dtype)
 
 
 @implements(np.nancumprod)
 def nancumprod(a, axis=None, dtype=None, out=None):
-    for key, value in (("dtype", dtype), ("out", out)):
-        api._reject("nancumprod", value, key)
-    return api.cumprod(E.where(E.isnan(a), 1.0, a), axis)
+    api._reject("nancumprod", out, "out")
+    return api.cumprod(E.where(E.isnan(a), 1.0, a), axis, dtype)
 
 
 @implements(np.nanprod)
 def nanprod(a, axis=None, dtype=None, out=None, keepdims=np._NoValue, initial=np._NoValue, where=np._NoValue):
-    for key, value in (("dtype", dtype), ("out", out), ("initial", initial), ("where", where)):
-        api._reject("nanprod", value, key)
-    return api._reduction(R.prod, E.where(E.isnan(a), 1.0, a), axis, _keepdims(keepdims))
+    api._reject("nanprod", out, "out")
+    return api._reduce(R.prod, "nanprod", E.where(E.isnan(a), 1.0, a), axis, dtype, _keepdims(keepdims), initial,
+                       where)
 
 
 def _nonpositive(dof):
