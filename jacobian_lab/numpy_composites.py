@@ -94,6 +94,9 @@ def roll(a, shift, axis=None):
 @implements(np.pad)
 def pad(array, pad_width, mode="constant", **kwargs):
     if mode in ("edge", "wrap", "reflect", "symmetric"):
+        if kwargs.get("reflect_type", "even") != "even":  # values 2·edge − mirror: arithmetic, not a move
+            raise api.unsupported(f"numpy.pad with mode={mode!r} and reflect_type={kwargs['reflect_type']!r} "
+                                  "(the default, 'even', is supported)")
         return gather(array, np.pad(_positions(array), pad_width, mode=mode, **kwargs))
     if mode != "constant":
         raise api.unsupported(f"numpy.pad with mode={mode!r} (use constant, edge, wrap, reflect or symmetric)")

@@ -183,6 +183,8 @@ def _vector_norm(x, ord, axes, keepdims, name="numpy.linalg.norm"):
         return reduce(R.max, E.absolute(x))
     if ord == -np.inf:
         return reduce(R.min, E.absolute(x))
+    if ord == 0:  # how many entries are nonzero: piecewise constant, a plain count as NumPy's
+        return reduce(R.sum, E.not_equal(x, 0).astype(np.result_type(x)))
     if isinstance(ord, (int, float)) and ord > 0:
         return E.power(reduce(R.sum, E.power(E.absolute(x), ord)), 1.0 / ord)
     raise api.unsupported(f"{name} with ord={ord!r}")

@@ -323,6 +323,21 @@ def test_unsupported_norm_and_pad_variants_are_named():
         jl.jacrev(lambda x: np.linalg.norm(x, -3))(x3)
     with pytest.raises(NotImplementedError, match="mode='mean'"):
         jl.jacrev(lambda x: np.pad(x, 1, mode="mean"))(x3)
+    # odd reflection is 2·edge − mirror, not a move of entries: as a gather it gave [5, 6, 1, ...] for
+    # NumPy's [-1, 0, 1, ...]
+    for mode in ("reflect", "symmetric"):
+        with pytest.raises(NotImplementedError, match=f"mode='{mode}' and reflect_type='odd'"):
+            jl.jacrev(lambda x: np.pad(x, (2, 0), mode=mode, reflect_type="odd"))(x6)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_the_zero_norm_counts_nonzeros_and_has_no_derivative(mode):
+    v = np.array([0.0, 1.5, -2.0, 0.0])
+    f = lambda x: np.linalg.norm(x, 0) * x + np.linalg.norm(x.reshape(2, 2), 0, axis=1).sum()  # noqa: E731
+    if hasattr(np.linalg, "vector_norm"):
+        np.testing.assert_array_equal(traced_value(lambda x: np.linalg.vector_norm(x, ord=0), v), 2.0)
+    np.testing.assert_array_equal(traced_value(f, v), f(v))
+    np.testing.assert_array_equal(jl.jacobian(f, v, mode=mode), 2.0 * np.eye(4))
 
 
 def test_padding_keeps_float32_values_float32():
@@ -584,7 +599,7 @@ REFUSED = [
 ]
 if hasattr(np, "vecdot"):
     REFUSED += [
-        ("ord=0", lambda x: np.linalg.vector_norm(x, ord=0)),
+        ("ord=-3", lambda x: np.linalg.vector_norm(x, ord=-3)),
         ("dtype", lambda x: np.linalg.trace(x.reshape(2, 3), dtype=np.float64)),
         ("axis", lambda x: np.vecdot(x, x, axis=0)),  # a gufunc keyword: numpy_api refuses them all by name
     ]
