@@ -10,7 +10,7 @@ from . import chain, engines, problems
 from .accounting import Cost
 from .chain import Chain
 from .compare import Comparison, Measurement, compare, measure
-from .jacobian import JacobianFunction, grad, jacfwd, jacobian, jacrev, jvp, vjp
+from .jacobian import JacobianFunction, grad, jacfwd, jacobian, jacrev, jvp, value_and_grad, vjp
 from .compiled import jit
 from .memory import MemoryBudgetError
 from .prediction import Prediction, count_flops, predict
@@ -20,5 +20,5 @@ __all__ = [
     "Chain", "Comparison", "Cost", "JacobianFunction", "Measurement", "MemoryBudgetError", "Prediction", "TracerConversionError",
     "chain", "compare",
     "count_flops", "engines", "grad", "jacfwd", "jacobian", "jacrev", "jit", "jvp", "measure", "predict",
-    "problems", "vjp",
+    "problems", "value_and_grad", "vjp",
 ]

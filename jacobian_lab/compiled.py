@@ -39,7 +39,7 @@ import numpy as np
 from . import compaction, engines
 from . import prediction as _prediction
 from .accounting import PHASES, Cost, Counter, active_counter, counting
-from .jacobian import (JacobianFunction, check_scalar, columns, finish, prepare, result_dtype, rows,
+from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, prepare, result_dtype, rows,
                        whole_block)
 from .memory import MemoryBudgetError
 from .primitives import REGISTRY
@@ -70,6 +70,9 @@ def jit(fun: JacobianFunction) -> "Jitted":
     >>> jac.program(np.zeros(2)).mode
     'forward'
     """
+    if isinstance(fun, ValueAndGrad):
+        raise TypeError("jl.jit compiles Jacobian functions, and a compiled program returns the derivative "
+                        "alone; compile jl.grad(f) and evaluate f for its value")
     if not isinstance(fun, JacobianFunction):
         raise TypeError(
             f"jl.jit compiles Jacobian functions, got {type(fun).__name__}; pass jl.jacrev(f), "

@@ -377,10 +377,35 @@ def grad(f: Callable) -> Callable:
     return JacobianFunction(f, "reverse", scalar=True)
 
 
+def value_and_grad(f: Callable) -> "ValueAndGrad":
+    """f's value and its gradient, from one evaluation of f (like ``jax.value_and_grad``).
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> value, gradient = jl.value_and_grad(lambda x: np.sum(x ** 2))(np.array([1.0, 2.0]))
+    >>> float(value), gradient
+    (5.0, array([2., 4.]))
+    """
+    return ValueAndGrad(f)
+
+
+class ValueAndGrad:
+    """``x -> (f(x), grad f(x))`` for a scalar f: what `value_and_grad` returns."""
+
+    def __init__(self, f: Callable):
+        check_function(f)
+        self.f = f
+
+    def __call__(self, x):
+        y, pullback = vjp(self.f, x)
+        check_scalar(y)
+        return y, pullback(np.ones((), dtype=np.result_type(y)))
+
+    def __repr__(self) -> str:
+        return f"value_and_grad({getattr(self.f, '__name__', repr(self.f))})"
+
+
 def _gradient(f: Callable, x):
-    y, pullback = vjp(f, x)
-    check_scalar(y)
-    return pullback(np.ones((), dtype=np.result_type(y)))
+    return ValueAndGrad(f)(x)[1]
 
 
 def check_scalar(y) -> None:

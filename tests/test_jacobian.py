@@ -417,8 +417,25 @@ def test_grad_of_scalar_functions():
 
 @pytest.mark.parametrize("f", [lambda x: x * 2, lambda x: x[None, :1]], ids=["vector", "shape (1, 1)"])
 def test_grad_refuses_non_scalar_output(f):
-    with pytest.raises(TypeError, match=r"scalar.*jacrev"):
-        jl.grad(f)(x4)
+    for transform in (jl.grad, jl.value_and_grad):
+        with pytest.raises(TypeError, match=r"scalar.*jacrev"):
+            transform(f)(x4)
+
+
+def test_value_and_grad_evaluates_f_once():
+    calls = []
+
+    def f(p):
+        calls.append(1)
+        return np.sum(np.sin(p["w"]) * p["b"])
+
+    p = {"w": x4, "b": np.arange(4.0)}
+    value, gradient = jl.value_and_grad(f)(p)
+    assert len(calls) == 1 and value == f(p)
+    assert gradient.keys() == p.keys()  # x's structure, as jl.grad gives it
+    np.testing.assert_allclose(gradient["w"], np.cos(x4) * np.arange(4.0), rtol=1e-15)
+    np.testing.assert_array_equal(gradient["b"], np.sin(x4))
+    assert repr(jl.value_and_grad(np.sum)) == "value_and_grad(sum)"
 
 
 @pytest.mark.parametrize("shape", [(), (1,), (5,), (3, 4), (2, 0)])

@@ -365,6 +365,8 @@ def test_the_caller_owns_the_result_even_when_the_jacobian_is_constant():
 def test_only_jacobian_functions_can_be_compiled():
     with pytest.raises(TypeError, match=r"jl.jit compiles Jacobian functions, got function; pass jl.jacrev\(f\)"):
         jl.jit(lambda x: np.sin(x))
+    with pytest.raises(TypeError, match=r"compile jl.grad\(f\) and evaluate f for its value"):
+        jl.jit(jl.value_and_grad(np.sum))
 
 
 def test_program_source_and_repr():
