@@ -326,6 +326,16 @@ def test_float32_input_gives_float32_jacobian(mode):
     np.testing.assert_allclose(J, jl.jacobian(f, x.astype(np.float64), mode=mode), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("exponent", [2, 2.0, np.float32(2), np.float64(2), np.int64(2), np.array(2.0)],
+                         ids=["int", "float", "float32", "float64", "int64", "0-d float64"])
+def test_squaring_promotes_as_numpys_power(exponent):
+    # x ** 2 runs as `square`; a NumPy exponent still takes part in the dtype (float32 ** float64 is float64)
+    x = np.array([0.3, 1.2, -0.7], dtype=np.float32)
+    y, _ = jl.jvp(lambda v: v ** exponent, x, np.ones(3, np.float32))
+    assert y.dtype == (x ** exponent).dtype
+    np.testing.assert_array_equal(y, x ** exponent)
+
+
 @pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
 def test_integer_input_is_promoted_to_float64(mode):
     f = lambda x: x ** 3 / 2

@@ -137,8 +137,11 @@ def _power_partials(needs, out, x, p):
 
 def power(x, p):
     """x ** p; the constant exponent 2 is `square` (N flops, not N transcendentals)."""
-    if getattr(p, "_trace", None) is None and np.ndim(p) == 0 and p == 2:  # 2, 2.0, np.float64(2), array(2)
-        return square(x)
+    if type(p) is int or type(p) is float:  # the usual case: a Python number keeps x's dtype
+        return square(x) if p == 2 else _power(x, p)
+    if getattr(p, "_trace", None) is None and np.ndim(p) == 0 and p == 2:  # np.float64(2), array(2), ...
+        # a NumPy exponent takes part in the result's dtype (float32 ** np.float64(2) is float64)
+        return square(as_float_dtype(x, np.result_type(getattr(x, "dtype", x), p)))
     return _power(x, p)
 
 
