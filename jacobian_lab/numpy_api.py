@@ -325,9 +325,12 @@ def _resolve_shape(size, shape):
 
 @implements(np.reshape)
 def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
-    if order != "C":
-        raise NotImplementedError("numpy.reshape: only order='C' is supported on traced arrays")
     shape = _resolve_shape(np.size(a), newshape if shape is None else shape)
+    if order == "F":  # column-major: the C-order reshape of the reversed axes, reversed back (free moves)
+        return transpose(reshape(transpose(a), shape[::-1]))
+    if order != "C":  # 'A' and 'K' follow the memory layout of the values, which a traced array does not fix
+        raise NotImplementedError(f"numpy.reshape: order={order!r} is not supported on traced arrays; "
+                                  "use order='C' or 'F'")
     return a if np.shape(a) == shape else S.reshape(a, shape)
 
 

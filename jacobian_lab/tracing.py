@@ -262,6 +262,12 @@ class Tracer:
     def copy(self, order="C"):
         return self
 
+    def view(self, dtype=None, type=None):
+        # The same values: traced arrays are never written to, so a view is the array itself.
+        if dtype is not None or type is not None:
+            raise _conversion_error(".view(dtype) (reading the bytes as another type)")
+        return self
+
     def __getattr__(self, name):
         # Reached only for names the class does not define: say which ndarray feature is missing.
         if not name.startswith("__") and hasattr(np.ndarray, name):

@@ -450,6 +450,7 @@ CONVERSIONS = [
     ("math.sin", lambda x: math.sin(x[0, 0])), ("as an index", lambda x: [1.0, 2.0][x[0, 0]]),
     ("stored into a plain array", lambda x: np.zeros(3).__setitem__(0, x[0, 0])),
     ("stored into plain arrays", lambda x: np.zeros(3).__setitem__(slice(0, 2), x[0, :2])),
+    ("view as another dtype", lambda x: x.view(np.int64)),
 ]
 
 
@@ -519,7 +520,7 @@ DROPPED = [
     ("cumprod", "dtype=float16", lambda x: np.cumprod(x, dtype=np.float16)),
     ("mean", "dtype=float16", lambda x: np.mean(x, axis=0, dtype=np.float16)),
     ("add", "where", lambda x: np.add(x, 1.0, where=X > 0)),
-    ("reshape", "order", lambda x: np.reshape(x, 6, order="F")),
+    ("reshape", "order='A'", lambda x: np.reshape(x, 6, order="A")),
     ("clip", "where", lambda x: np.clip(x, 0.0, 1.0, where=X > 0)),
     ("var", "where", lambda x: np.var(x, where=x)),
     ("concatenate", "dtype=int64", lambda x: np.concatenate([x, x], dtype=np.int64)),
@@ -547,6 +548,9 @@ HONOURED = [
     ("np.ones_like dtype", lambda x: x + np.ones_like(x, dtype=np.float32)),
     ("np.result_type", lambda x: x * np.ones(3, dtype=np.result_type(x, np.float32))),
     ("np.var correction", lambda x: np.var(x, axis=0, correction=1) + np.std(x, correction=1)),
+    ("column-major reshape, ravel and flatten", lambda x: np.reshape(x, (3, 2), order="F").ravel()
+     + x.ravel("F") * x.flatten(order="F") + x.reshape(6, order="F")),
+    ("x.view()", lambda x: x.view() * 2.0),
 ]
 
 
