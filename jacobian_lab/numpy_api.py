@@ -812,8 +812,17 @@ implements(np.result_type)(lambda *arrays_and_dtypes: np.result_type(
 
 @implements(np.full_like)
 def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, **kwargs):
-    # A constant: `shape` overrides a's shape, as in NumPy.
-    return np.full(np.shape(a) if shape is None else shape, fill_value, dtype or a.dtype)
+    # `shape` overrides a's shape, as in NumPy; a constant unless the fill value is traced
+    shape, dtype = np.shape(a) if shape is None else shape, dtype or a.dtype
+    if is_traced(fill_value):  # broadcast, with NumPy's error where it does not
+        return broadcast_to(in_dtype("full_like", fill_value, dtype), shape)
+    return np.full(shape, fill_value, dtype)
+
+
+@implements(np.copyto)
+def copyto(dst, src, casting="same_kind", where=True):
+    raise TypeError("numpy.copyto writes into an array in place, which would drop the derivative of what it "
+                    "writes; build a new array instead (np.broadcast_to(src, shape), np.where(mask, src, dst))")
 
 
 implements(np.zeros_like)(lambda a, *args, **kw: full_like(a, 0, *args, **kw))

@@ -507,6 +507,15 @@ def test_out_argument_refused_everywhere(f, mode):
         run(f, mode)
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f", [lambda x: np.copyto(np.zeros(3), x[0]),
+                               lambda x: np.full_like(np.zeros(3), x[0, 0])],  # NumPy's own, writing with copyto
+                         ids=["np.copyto", "np.full_like of a plain array"])
+def test_writing_a_traced_value_into_a_plain_array_is_refused(f, mode):
+    with pytest.raises(TypeError, match=r"numpy.copyto writes into an array in place.*np.broadcast_to"):
+        run(f, mode)
+
+
 # --- arguments that would change the value if dropped ------------------------------------------
 DROPPED = [
     ("multiply.reduce", "dtype", lambda x: np.multiply.reduce(x, dtype=np.float16)),
@@ -551,6 +560,8 @@ HONOURED = [
     ("column-major reshape, ravel and flatten", lambda x: np.reshape(x, (3, 2), order="F").ravel()
      + x.ravel("F") * x.flatten(order="F") + x.reshape(6, order="F")),
     ("x.view()", lambda x: x.view() * 2.0),
+    ("np.full_like with a traced fill value", lambda x: np.full_like(x, x[0, 1]) + np.full_like(x, x[1], shape=(2, 2, 3))
+     + np.full_like(x, x[:, :1], dtype=np.float64)),
 ]
 
 
