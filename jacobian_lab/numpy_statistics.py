@@ -250,9 +250,10 @@ def _all_nan(values, axis, keepdims):
 def _nan_extreme(name, prim, fill):
     """nanmax / nanmin: NaNs become -inf / +inf, which never win; an all-NaN slice is NaN, as in NumPy."""
     def fn(a, axis=None, out=None, keepdims=np._NoValue, initial=np._NoValue, where=np._NoValue):
-        for key, value in (("out", out), ("initial", initial), ("where", where)):
-            api._reject(name, value, key)
+        api._reject(name, out, "out")
         keep = _keepdims(keepdims)
+        if api._given(initial) or api._given(where):  # NumPy's fmax.reduce: with an initial, no slice is empty
+            return api._reduce(prim, name, E.where(E.isnan(a), fill, a), axis, None, keep, initial, where)
         result = api._reduction(prim, E.where(E.isnan(a), fill, a), axis, keep)
         all_nan = observe(_all_nan, primal(a), normalize_axis(axis, np.ndim(a)), keep)  # decides the value
         if not np.any(all_nan):
@@ -306,12 +307,14 @@ def _nonpositive(dof):
 @implements(np.nanvar)
 def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=np._NoValue, *, where=np._NoValue,
            mean=np._NoValue, correction=np._NoValue):
-    """NumPy's steps: the mean of the numbers, their deviations (0 at NaNs) squared and summed,
-    divided by count - ddof; NaN, with NumPy's warning, where that is not positive."""
-    for key, value in (("dtype", dtype), ("out", out), ("where", where), ("mean", mean)):
-        api._reject("nanvar", value, key)
-    ddof, keep = _ddof(ddof, correction), _keepdims(keepdims)
-    nans = E.isnan(a)
+    """NumPy's steps: the mean of the numbers (or the `mean=` given), their deviations (0 at NaNs)
+    squared and summed, divided by count - ddof; NaN, with NumPy's warning, where that is not
+    positive. `where=` leaves entries out as NaNs are left out."""
+    api._reject("nanvar", out, "out")
+    ddof, keep, a = _ddof(ddof, correction), _keepdims(keepdims), api.in_dtype("nanvar", a, dtype)
+    nans = E.isnan(a)  # and the entries where= leaves out
+    if api._given(where):
+        nans = nans | ~api._plain_mask("nanvar", where, np.shape(a))
     values = E.where(nans, 0.0, a)
     count, one = _numbers_counted(a, nans, axis, True)
     dof = count if ddof == 0 else E.subtract(count, ddof)
@@ -321,7 +324,7 @@ def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=np._NoValue, *, 
         # Those slices become NaN; dividing them by 1 instead of 0 keeps 0/0 out of the values
         # and the derivative (the NaN selected has derivative 0, but 0 * 1/0 would be NaN).
         count, dof = E.where(bad, one, count), E.where(bad, one, dof)
-    avg = E.divide(api._reduction(R.sum, values, axis, True), count)
+    avg = E.divide(api._reduction(R.sum, values, axis, True), count) if not api._given(mean) else mean
     centred = E.where(nans, 0.0, E.subtract(values, avg))
     var = api._reduction(R.sum, E.square(centred), axis, keep)
     var = E.divide(var, api.reshape(dof, np.shape(var)))
@@ -331,9 +334,8 @@ def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=np._NoValue, *, 
 @implements(np.nanstd)
 def nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=np._NoValue, *, where=np._NoValue,
            mean=np._NoValue, correction=np._NoValue):
-    for key, value in (("dtype", dtype), ("out", out), ("where", where), ("mean", mean)):
-        api._reject("nanstd", value, key)
-    return E.sqrt(nanvar(a, axis=axis, ddof=ddof, keepdims=keepdims, correction=correction))
+    api._reject("nanstd", out, "out")
+    return E.sqrt(nanvar(a, axis, dtype, None, ddof, keepdims, where=where, mean=mean, correction=correction))
 
 
 # --- nan order statistics: each slice's numbers sorted first (NaNs last), counted on values ---
