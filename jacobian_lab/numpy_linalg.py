@@ -185,8 +185,10 @@ def _vector_norm(x, ord, axes, keepdims, name="numpy.linalg.norm"):
         return reduce(R.min, E.absolute(x))
     if ord == 0:  # how many entries are nonzero: piecewise constant, a plain count as NumPy's
         return reduce(R.sum, E.not_equal(x, 0).astype(np.result_type(x)))
-    if isinstance(ord, (int, float)) and ord > 0:
+    if isinstance(ord, (int, float)) and not isinstance(ord, bool):  # any other p, negative ones too
         return E.power(reduce(R.sum, E.power(E.absolute(x), ord)), 1.0 / ord)
+    if isinstance(ord, str):
+        raise ValueError(f"Invalid norm order '{ord}' for vectors")  # NumPy's error
     raise api.unsupported(f"{name} with ord={ord!r}")
 
 
