@@ -195,28 +195,28 @@ def _segment(xp, x):
 @implements(np.interp)
 def interp(x, xp, fp, left=None, right=None, period=None):
     """Piecewise-linear interpolation: the derivative in x is the slope of x's segment, in fp
-    the two weights; 0 outside [xp[0], xp[-1]], where the value is left / right."""
+    the two weights, in xp that of the segment's ends; 0 outside [xp[0], xp[-1]], where the
+    value is left / right."""
     if period is not None:
         raise api.unsupported("numpy.interp with period")
-    if is_traced(xp):
-        raise NotImplementedError("numpy.interp: a traced xp is not supported; the sample points must be "
-                                  "plain numbers (fp and x may be traced)")
-    xp = np.asarray(xp, dtype=float)
-    if xp.ndim != 1 or np.ndim(fp) != 1 or len(xp) != np.shape(fp)[0] or not len(xp):
+    xp = xp if is_traced(xp) else np.asarray(xp, dtype=float)
+    samples = primal(xp)  # where the segments are: decisions on values
+    if np.ndim(xp) != 1 or np.ndim(fp) != 1 or len(samples) != np.shape(fp)[0] or not len(samples):
         raise ValueError("fp and xp are not of the same length, or are empty")
     x = x if is_traced(x) else np.asarray(x, dtype=float)
-    last = api.take(fp, len(xp) - 1)
-    if len(xp) == 1:  # one sample: fp[0] at it, left / right elsewhere
+    last = api.take(fp, len(samples) - 1)
+    if len(samples) == 1:  # one sample: fp[0] at it, left / right elsewhere
         value = api.broadcast_to(last, np.shape(x))
     else:
-        j = observe(_segment, xp, primal(x))  # which segment: a decision on values
+        j = observe(_segment, samples, primal(x))  # which segment: a decision on values
         f0, f1 = api.take(fp, j), api.take(fp, j + 1)
-        slope = E.divide(E.subtract(f1, f0), xp[j + 1] - xp[j])
-        value = E.add(E.multiply(slope, E.subtract(x, xp[j])), f0)
-        value = E.where(E.equal(x, xp[-1]), last, value)  # NumPy returns fp[-1] there exactly
+        x0, x1 = api.take(xp, j), api.take(xp, j + 1)
+        slope = E.divide(E.subtract(f1, f0), E.subtract(x1, x0))
+        value = E.add(E.multiply(slope, E.subtract(x, x0)), f0)
+        value = E.where(E.equal(x, samples[-1]), last, value)  # NumPy returns fp[-1] there exactly
     lo = api.take(fp, 0) if left is None else left
     hi = last if right is None else right
-    return E.where(E.less(x, xp[0]), lo, E.where(E.greater(x, xp[-1]), hi, value))
+    return E.where(E.less(x, samples[0]), lo, E.where(E.greater(x, samples[-1]), hi, value))
 
 
 # --- evenly spaced values with traced endpoints ---------------------------------------
