@@ -42,8 +42,13 @@ def as_array(v):
     return v if is_traced(v) else np.asarray(v)
 
 
+def _given(value):
+    """Whether an optional argument was passed: None and NumPy's no-value default mean it was not."""
+    return value is not None and value is not np._NoValue
+
+
 def _reject(name, value, why):
-    if value is not None and value is not np._NoValue:
+    if _given(value):
         raise NotImplementedError(f"numpy.{name}: the argument {why} is not supported on traced arrays")
 
 
@@ -187,10 +192,6 @@ def _accumulated_in(name, a, dtype):
             f"numpy.{name}: dtype={dtype.name} is not supported on traced arrays; pass np.float32 or np.float64 "
             "(an integer result has no derivative, and float16 accumulates otherwise than a conversion would)")
     return E.astype(a, dtype=dtype)
-
-
-def _given(value):
-    return value is not None and value is not np._NoValue
 
 
 #: What where= puts in place of the entries it leaves out, and how initial= joins the result.

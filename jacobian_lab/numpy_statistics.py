@@ -26,7 +26,7 @@ from .rules import shape as S
 # --- moments --------------------------------------------------------------------------
 def _ddof(ddof, correction):
     """ddof, or NumPy 2's name for it, correction (None or NumPy's no-value default when not given)."""
-    if correction is None or correction is np._NoValue:
+    if not api._given(correction):
         return ddof
     if ddof != 0:
         raise ValueError("ddof and correction can't be provided simultaneously.")
