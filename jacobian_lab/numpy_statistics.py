@@ -229,11 +229,15 @@ def nansum(a, axis=None, dtype=None, out=None, keepdims=np._NoValue, initial=np.
 def nanmean(a, axis=None, dtype=None, out=None, keepdims=np._NoValue, *, where=np._NoValue):
     api._reject("nanmean", out, "out")
     keep, a = _keepdims(keepdims), api._accumulated_in("nanmean", a, dtype)
-    left_out = E.isnan(a)  # NaNs, and the entries where= leaves out
-    if api._given(where):
-        left_out = left_out | ~api._plain_mask("nanmean", where, np.shape(a))
+    left_out = _left_out("nanmean", a, where)
     total = api._reduction(R.sum, E.where(left_out, 0.0, a), axis, keep)
     return E.divide(total, _numbers_counted(a, left_out, axis, keep)[0])
+
+
+def _left_out(name, a, where):
+    """What a nan-function skips: a's NaNs, and the entries a plain where= mask leaves out."""
+    nans = E.isnan(a)
+    return nans | ~api._plain_mask(name, where, np.shape(a)) if api._given(where) else nans
 
 
 def _numbers_counted(a, nans, axis, keepdims):
@@ -312,9 +316,7 @@ def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=np._NoValue, *, 
     positive. `where=` leaves entries out as NaNs are left out."""
     api._reject("nanvar", out, "out")
     ddof, keep, a = _ddof(ddof, correction), _keepdims(keepdims), api.in_dtype("nanvar", a, dtype)
-    nans = E.isnan(a)  # and the entries where= leaves out
-    if api._given(where):
-        nans = nans | ~api._plain_mask("nanvar", where, np.shape(a))
+    nans = _left_out("nanvar", a, where)
     values = E.where(nans, 0.0, a)
     count, one = _numbers_counted(a, nans, axis, True)
     dof = count if ddof == 0 else E.subtract(count, ddof)
