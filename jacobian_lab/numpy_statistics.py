@@ -255,10 +255,10 @@ def _nan_extreme(name, prim, fill):
     """nanmax / nanmin: NaNs become -inf / +inf, which never win; an all-NaN slice is NaN, as in NumPy."""
     def fn(a, axis=None, out=None, keepdims=np._NoValue, initial=np._NoValue, where=np._NoValue):
         api._reject(name, out, "out")
-        keep = _keepdims(keepdims)
+        keep, numbers = _keepdims(keepdims), E.where(E.isnan(a), fill, a)
         if api._given(initial) or api._given(where):  # NumPy's fmax.reduce: with an initial, no slice is empty
-            return api._reduce(prim, name, E.where(E.isnan(a), fill, a), axis, None, keep, initial, where)
-        result = api._reduction(prim, E.where(E.isnan(a), fill, a), axis, keep)
+            return api._reduce(prim, name, numbers, axis, None, keep, initial, where)
+        result = api._reduction(prim, numbers, axis, keep)
         all_nan = observe(_all_nan, primal(a), normalize_axis(axis, np.ndim(a)), keep)  # decides the value
         if not np.any(all_nan):
             return result
