@@ -99,21 +99,21 @@ gammaln = _unary("gammaln", lambda out, x: times(digamma(x)))
 gamma = _unary("gamma", lambda out, x: times(multiply(out, digamma(x))))  # Γ' = Γ ψ
 
 
-def _beta_partials(scale):
-    """∂a, ∂b of B(a, b) (scale: B itself) or of log|B| (scale None): ψ(a) − ψ(a + b), ψ(b) − ψ(a + b)."""
+def _beta_partials(of_log):
+    """∂a, ∂b of log|B(a, b)|: ψ(a) − ψ(a + b) and ψ(b) − ψ(a + b); of B itself, those times B."""
     def partials(needs, out, a, b):
         both = digamma(add(a, b))
-        return tuple(need and times(_scaled(subtract(digamma(v), both), scale and out))
-                     for need, v in zip(needs, (a, b)))
+
+        def partial(v):
+            d = subtract(digamma(v), both)
+            return times(d if of_log else multiply(out, d))
+
+        return tuple(need and partial(v) for need, v in zip(needs, (a, b)))
     return partials
 
 
-def _scaled(d, scale):
-    return d if scale is None else multiply(scale, d)
-
-
-beta = _bound(elementwise, "beta", lambda sc: sc.beta, _beta_partials(True), cost=transcendental)
-betaln = _bound(elementwise, "betaln", lambda sc: sc.betaln, _beta_partials(None), cost=transcendental)
+beta = _bound(elementwise, "beta", lambda sc: sc.beta, _beta_partials(of_log=False), cost=transcendental)
+betaln = _bound(elementwise, "betaln", lambda sc: sc.betaln, _beta_partials(of_log=True), cost=transcendental)
 
 # --- x · log ----------------------------------------------------------------------
 # JAX's jax.scipy.special rules: ∂x xlogy = log(y), ∂y xlogy = x / y, so at x = 0, where
