@@ -396,16 +396,20 @@ class ValueAndGrad:
         self.f = f
 
     def __call__(self, x):
-        y, pullback = vjp(self.f, x)
-        check_scalar(y)
-        return y, pullback(np.ones((), dtype=np.result_type(y)))
+        return _value_and_gradient(self.f, x)
 
     def __repr__(self) -> str:
         return f"value_and_grad({getattr(self.f, '__name__', repr(self.f))})"
 
 
+def _value_and_gradient(f: Callable, x):
+    y, pullback = vjp(f, x)
+    check_scalar(y)
+    return y, pullback(np.ones((), dtype=np.result_type(y)))
+
+
 def _gradient(f: Callable, x):
-    return ValueAndGrad(f)(x)[1]
+    return _value_and_gradient(f, x)[1]
 
 
 def check_scalar(y) -> None:
