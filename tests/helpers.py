@@ -1,11 +1,14 @@
 """References shared by the derivative tests: finite differences and tolerant comparisons.
 
 Every reference here is independent of the package: central differences of the
-plain NumPy function, or values computed by hand in the tests.
+plain NumPy function, or values computed by hand in the tests. `traced_value`
+is the other side of a value comparison: what the package computes.
 """
 from __future__ import annotations
 
 import numpy as np
+
+import jacobian_lab as jl
 
 STEP = 1e-6
 FD_RTOL = 1e-6  # central differences with h = 1e-6: truncation ~h^2, rounding ~eps/h
@@ -50,3 +53,8 @@ def away_from(values, points, margin):
     """True when every value is at least `margin` from each of `points` (kinks, ties)."""
     values = np.asarray(values, dtype=np.float64)
     return all(np.all(np.abs(values - p) >= margin) for p in np.atleast_1d(points))
+
+
+def traced_value(f, x):
+    """f's value as the forward engine computes it from the primitives (jvp returns (y, y_dot))."""
+    return jl.engines.get("forward").jvp(f, x, np.ones((1,) + np.shape(x), np.result_type(x)))[0]

@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 import pytest
-from helpers import assert_fd_close, central_differences
+from helpers import assert_fd_close, central_differences, traced_value
 
 import jacobian_lab as jl
 from jacobian_lab.tracing import Tracer
@@ -60,11 +60,6 @@ def test_slogdet_returns_numpys_named_pair():
 
 
 # --- cholesky, eigh, singular values ---------------------------------------------------------
-def traced_value(f, x):
-    """f's value as the forward engine computes it from the primitives."""
-    return jl.engines.get("forward").jvp(f, x, np.ones((1,) + np.shape(x)))[0]
-
-
 RNG = np.random.default_rng(11)
 Q3 = np.linalg.qr(RNG.standard_normal((3, 3)))[0]
 SPD = (Q3 * [0.7, 1.6, 2.9]) @ Q3.T + np.triu(RNG.standard_normal((3, 3)), 1)  # noise in the unread triangle

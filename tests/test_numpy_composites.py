@@ -15,7 +15,7 @@ import jacobian_lab as jl
 from jacobian_lab.accounting import Cost
 from jacobian_lab.engines import get
 
-from helpers import assert_fd_close, central_differences
+from helpers import assert_fd_close, central_differences, traced_value
 
 rng = np.random.default_rng(1)
 x3, x5, x6 = rng.normal(size=3), rng.normal(size=5), rng.normal(size=6)
@@ -355,11 +355,6 @@ def test_padding_keeps_float32_values_float32():
 
 
 # --- values: the composites compute NumPy's own numbers ----------------------------------
-def traced_value(f, x):
-    """f's value as the forward engine computes it from the composites (jvp returns (y, y_dot))."""
-    return get("forward").jvp(f, x, np.ones((1,) + np.shape(x), np.result_type(x)))[0]
-
-
 @pytest.mark.parametrize("name", CASES)
 def test_composite_value_equals_numpys(name):
     f, x = CASES[name]
