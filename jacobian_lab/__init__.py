@@ -12,13 +12,16 @@ from .chain import Chain
 from .compare import Comparison, Measurement, compare, measure
 from .jacobian import JacobianFunction, grad, jacfwd, jacobian, jacrev, jvp, value_and_grad, vjp
 from .compiled import jit
+from .compressed import SparseJacobian, coloring, sparse_jacobian
 from .memory import MemoryBudgetError
 from .prediction import Prediction, count_flops, predict
+from .sparsity import sparsity
 from .tracing import TracerConversionError
 
 __all__ = [
-    "Chain", "Comparison", "Cost", "JacobianFunction", "Measurement", "MemoryBudgetError", "Prediction", "TracerConversionError",
-    "chain", "compare",
+    "Chain", "Comparison", "Cost", "JacobianFunction", "Measurement", "MemoryBudgetError", "Prediction",
+    "SparseJacobian", "TracerConversionError",
+    "chain", "coloring", "compare",
     "count_flops", "engines", "grad", "jacfwd", "jacobian", "jacrev", "jit", "jvp", "measure", "predict",
-    "problems", "value_and_grad", "vjp",
+    "problems", "sparse_jacobian", "sparsity", "value_and_grad", "vjp",
 ]

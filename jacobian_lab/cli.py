@@ -36,7 +36,7 @@ from .compare import jsonable
 PROG = "jacobian-lab"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 DEFAULT_PROBLEM = "seed"
-MODE_NAMES = ("forward-1", "forward", "reverse-1", "reverse", "auto", "jit")
+MODE_NAMES = ("forward-1", "forward", "reverse-1", "reverse", "auto", "jit", "sparse")
 _MODE_K = re.compile(r"^(forward|reverse)-([1-9][0-9]*)$")
 
 __all__ = ["RunError", "UsageError", "load_input", "load_target", "main", "parse_shape", "parse_sizes"]
@@ -606,7 +606,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed of the input / problem data (default 0)")
     p.add_argument("--modes", default=",".join(MODE_NAMES),
                    help="comma-separated rows: forward-1, forward, reverse-1, reverse, auto, jit (replays of "
-                        "the compiled Jacobian), forward-K, reverse-K (default: %(default)s)")
+                        "the compiled Jacobian), sparse (one seed per color of the sparsity pattern), "
+                        "forward-K, reverse-K (default: %(default)s)")
     p.add_argument("--batch-size", type=_positive, metavar="K",
                    help="also measure forward-K and reverse-K (K seeds per pass)")
     p.add_argument("--repeat", type=_positive, default=3, help="timed runs per row, median kept (default 3)")

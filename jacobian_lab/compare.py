@@ -11,11 +11,12 @@ import numpy as np
 
 from .accounting import PHASES, Cost, counting
 from .compiled import jit
+from .compressed import SparseJacobian
 from .jacobian import jacobian, prepare
 from .prediction import Prediction, predict
 
 # Each row of a comparison: (label, mode, batch_size); batch None = memory-bounded vector mode.
-DEFAULT_MODES = ("forward-1", "forward", "reverse-1", "reverse", "auto", "jit")
+DEFAULT_MODES = ("forward-1", "forward", "reverse-1", "reverse", "auto", "jit", "sparse")
 _ROWS = {
     "forward-1": ("forward, 1 seed/pass", "forward", 1),
     "forward": ("forward, vector", "forward", None),
@@ -23,6 +24,7 @@ _ROWS = {
     "reverse": ("reverse, batched", "reverse", None),
     "auto": ("auto", "auto", None),
     "jit": ("jit", "jit", None),
+    "sparse": ("sparse", "sparse", None),
 }
 
 
@@ -41,6 +43,7 @@ class Measurement:
     label: str = ""
     reason: str = ""
     compiled: bool = False  # a replay of a `jit` program: its work, not the engines'
+    compressed: bool = False  # a `sparse_jacobian`: one seed per color of the pattern
 
     @property
     def total(self) -> Cost:
@@ -51,7 +54,7 @@ class Measurement:
             "label": self.label, "mode": self.mode, "batch_size": self.batch_size, "passes": self.passes,
             "cost": {p: c.to_dict() for p, c in self.cost.items()}, "total": self.total.to_dict(),
             "seconds": self.seconds, "peak_bytes": self.peak_bytes, "tape_bytes": self.tape_bytes,
-            "reason": self.reason, "compiled": self.compiled,
+            "reason": self.reason, "compiled": self.compiled, "compressed": self.compressed,
         }
 
 
@@ -74,8 +77,11 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
     `peak_bytes` the traced peak of one run; `tape_bytes` the residuals the
     reverse tape holds. mode="auto" reports the order it chose and why; the
     prediction that chose it is not part of the counted cost. mode="jit"
-    compiles ``jl.jit(jl.jacobian(f))`` first and measures its replays. A
-    structured x or output is measured flattened: `jacobian` then has shape (m, n).
+    compiles ``jl.jit(jl.jacobian(f))`` first and measures its replays.
+    mode="sparse" measures `sparse_jacobian` (its pattern read on every call,
+    its coloring kept from the counted run), with `jacobian` as a dense array
+    of shape (m, n). A structured x or output is measured flattened:
+    `jacobian` then has shape (m, n).
 
     >>> import numpy as np, jacobian_lab as jl
     >>> m = jl.measure(lambda x: np.sum(np.sin(np.exp(x ** 2))), np.ones(1000), mode="reverse")
@@ -88,13 +94,15 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
     reason = ""
     if mode == "jit":
         return _measure_compiled(f, x, batch_size, repeat, max_memory)
+    if mode == "sparse":
+        return _measure_compressed(f, x, batch_size, repeat)
     if mode == "auto":
         prediction = prediction or predict(f, x)
         chosen, reason = prediction.choose(batch_size, max_memory)
     elif mode in ("forward", "reverse"):
         chosen = mode
     else:
-        raise ValueError(f"mode must be 'forward', 'reverse', 'auto' or 'jit', got {mode!r}")
+        raise ValueError(f"mode must be 'forward', 'reverse', 'auto', 'jit' or 'sparse', got {mode!r}")
     run = lambda m: jacobian(f, x, m, batch_size, max_memory=max_memory)  # noqa: E731
     J, counter, peak = _counted(lambda: run(chosen))
     seconds = _timed(lambda: run(mode), repeat)
@@ -124,6 +132,17 @@ def _measure_compiled(f, x, batch_size, repeat, max_memory) -> Measurement:
                        _timed(lambda: jitted(x), repeat), peak, 0, reason=reason, compiled=True)
 
 
+def _measure_compressed(f, x, batch_size, repeat) -> Measurement:
+    """`sparse_jacobian`: the pattern read from the tape, one seed per color in the mode with fewer."""
+    jac = SparseJacobian(f, "auto", batch_size)
+    J, counter, peak = _counted(lambda: jac(x))
+    colors = int(jac.colors.max()) + 1 if jac.colors.size else 0
+    reason = (f"compressed: {colors} colors of the {J.shape[0]}x{J.shape[1]} pattern "
+              f"({J.nnz:,} entries) in {jac.chosen} mode")
+    return Measurement(J.toarray(), jac.chosen, counter.batch_size, counter.passes, counter.costs(),
+                       _timed(lambda: jac(x), repeat), peak, counter.tape_bytes, reason=reason, compressed=True)
+
+
 @dataclass
 class Comparison:
     """Measurements of several accumulation orders of one Jacobian, plus the prediction."""
@@ -138,13 +157,14 @@ class Comparison:
 
     def max_abs_diff(self, measurement: Measurement) -> float:
         reference = self.measurements[0].jacobian
-        return float(np.max(np.abs(measurement.jacobian - reference), initial=0.0))
+        J = measurement.jacobian.reshape(reference.shape)  # a sparse row's is (m, n)
+        return float(np.max(np.abs(J - reference), initial=0.0))
 
     def verdict(self) -> str:
         """One line: which order wins, by how much in FLOPs and in measured time."""
         by_mode = {}
         for m in self.measurements:
-            if m.compiled:  # the verdict compares the two orders as the engines run them
+            if m.compiled or m.compressed:  # the verdict compares the two dense orders as the engines run them
                 continue
             best = by_mode.get(m.mode)
             if best is None or m.total.total() < best.total.total():
@@ -246,7 +266,8 @@ def compare(f: Callable, x, modes: Sequence[str] = DEFAULT_MODES, repeat: int = 
 
     `modes` names rows: "forward-1" (one tangent seed per pass), "forward"
     (vector mode), "reverse-1" (one cotangent per sweep), "reverse" (batched
-    sweeps), "auto", "jit" (replays of ``jl.jit(jl.jacobian(f))``); or
+    sweeps), "auto", "jit" (replays of ``jl.jit(jl.jacobian(f))``), "sparse"
+    (`sparse_jacobian`: one seed per color of the sparsity pattern); or
     "forward-K"/"reverse-K" for K seeds per pass.
 
     >>> import numpy as np, jacobian_lab as jl
@@ -260,7 +281,7 @@ def compare(f: Callable, x, modes: Sequence[str] = DEFAULT_MODES, repeat: int = 
     for name in modes:
         label, mode, batch = _row(name)
         m = measure(f, x, mode, batch, repeat=repeat, prediction=prediction)
-        m.label = label if mode not in ("auto", "jit") else f"{mode} -> {m.mode}"
+        m.label = label if mode not in ("auto", "jit", "sparse") else f"{mode} -> {m.mode}"
         measurements.append(m)
     return Comparison(measurements, prediction)
 

@@ -68,7 +68,13 @@ class Primitive:
     ``reads_values=True`` marks a primitive whose rules do different work
     depending on its operands' values, not only their shapes (prod takes
     another route when a zero is present): a cached cost prediction is then
-    keyed on those values too (see `Tape.signature`).
+    keyed on those values too (see `Tape.signature`). ``structure`` says how
+    each output element depends on the operands' elements, for interpreters
+    that need only that (`jacobian_lab.sparsity`): "elementwise" (the same
+    element, after broadcasting), "move" (a copy of one operand element, or a
+    zero: reshape, indexing, concatenate), "reduction" (the elements reduced
+    over ``axis``), "matmul" (a row of one operand and a column of the other)
+    or None (any output element may depend on any element).
     """
 
     name: str
@@ -79,6 +85,7 @@ class Primitive:
     differentiable: bool = True
     positional_params: tuple[str, ...] = ()
     reads_values: bool = False
+    structure: str | None = None
 
     def __call__(self, *args, **params):
         # Unary shape primitives read like NumPy: reshape(x, shape), take(x, idx, axis).

@@ -92,6 +92,16 @@ def test_compare_json_is_the_comparison(capsys):
     assert p.m == data["m"]
 
 
+def test_compare_sparse_row_on_a_banded_problem(capsys):
+    code, out, _ = run(capsys, "compare", "bratu", "--n", "40", "--modes", "forward,sparse", "--repeat", "1",
+                       "--json")
+    assert code == 0
+    dense, sparse = json.loads(out)["measurements"]
+    assert (sparse["label"], sparse["compressed"], sparse["passes"], sparse["batch_size"]) == ("sparse -> forward", True, 1, 3)
+    assert sparse["cost"]["tangent"]["flops"] * 40 == 3 * dense["cost"]["tangent"]["flops"]
+    assert sparse["max_abs_diff"] == 0.0 and json.loads(out)["best"] == "sparse -> forward"
+
+
 def test_compare_batch_size_adds_rows(capsys):
     code, out, _ = run(capsys, "compare", "dense", "--n", "12", "--modes", "forward", "--batch-size", "4",
                        "--repeat", "1", "--json")

@@ -55,10 +55,10 @@ def test_compare_default_rows_and_best():
     c = jl.compare(p.f, p.x, repeat=1)
     labels = [m.label for m in c.measurements]
     assert labels[:4] == ["forward, 1 seed/pass", "forward, vector", "reverse, 1 seed/sweep", "reverse, batched"]
-    assert labels[4:] == ["auto -> reverse", "jit -> reverse"]
+    assert labels[4:] == ["auto -> reverse", "jit -> reverse", "sparse -> reverse"]
     assert c.best.mode == "reverse"
-    for m in c.measurements:
-        np.testing.assert_allclose(m.jacobian, c.measurements[0].jacobian, rtol=1e-12, atol=1e-12)
+    for m in c.measurements:  # the sparse row's is (m, n): here (1, 300)
+        np.testing.assert_allclose(m.jacobian.reshape(p.x.shape), c.measurements[0].jacobian, rtol=1e-12, atol=1e-12)
         assert c.max_abs_diff(m) < 1e-12
 
 

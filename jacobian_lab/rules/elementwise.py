@@ -82,7 +82,7 @@ def _vjp(partials, needs, out, *args, **params):
 def elementwise(name, impl, partials, cost=flops):
     """Register an elementwise primitive from its diagonal partials."""
     return register(Primitive(
-        name, impl, cost, jvp=partial(_jvp, partials), vjp=partial(_vjp, partials),
+        name, impl, cost, jvp=partial(_jvp, partials), vjp=partial(_vjp, partials), structure="elementwise",
     ))
 
 
@@ -101,7 +101,7 @@ def unary(name, impl, factor, cost=flops):
         lin = factor(out, x)
         return lambda g: (apply(lin, g),)
 
-    return register(Primitive(name, impl, cost, jvp=jvp, vjp=vjp))
+    return register(Primitive(name, impl, cost, jvp=jvp, vjp=vjp, structure="elementwise"))
 
 
 def nondifferentiable(name, impl, cost=flops):
@@ -265,6 +265,7 @@ def _astype_vjp(needs, out, x, dtype):
 astype = register(Primitive(
     "astype", lambda x, dtype: np.asarray(x).astype(dtype), free,
     jvp=lambda tangents, out, x, dtype: astype(tangents[0], dtype=dtype), vjp=_astype_vjp,
+    structure="elementwise",
 ))
 
 

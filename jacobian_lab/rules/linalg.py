@@ -121,4 +121,5 @@ def _matmul_impl(a, b):
     return np.matmul(a, b)
 
 
-matmul = register(Primitive("matmul", _matmul_impl, _matmul_cost, jvp=_matmul_jvp, vjp=_matmul_vjp))
+matmul = register(Primitive("matmul", _matmul_impl, _matmul_cost, jvp=_matmul_jvp, vjp=_matmul_vjp,
+                            structure="matmul"))

@@ -63,7 +63,8 @@ def _reduction(name, impl, cost, weights=None, reads_values=False):
 
         return pullback
 
-    return register(Primitive(name, impl, cost, jvp=jvp, vjp=vjp, reads_values=reads_values))
+    return register(Primitive(name, impl, cost, jvp=jvp, vjp=vjp, reads_values=reads_values,
+                              structure="reduction"))
 
 
 def reduce_tangent(t, axis, keepdims):
@@ -113,7 +114,7 @@ def _mean_vjp(needs, out, x, axis, keepdims=False):
 mean = register(Primitive(
     "mean", lambda x, axis, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims), _mean_cost,
     jvp=lambda tangents, out, x, axis, keepdims=False: mean(tangents[0], axis=_shift(axis), keepdims=keepdims),
-    vjp=_mean_vjp,
+    vjp=_mean_vjp, structure="reduction",
 ))
 
 

@@ -14,7 +14,7 @@ from ..primitives import Primitive, free, register
 from . import reductions as R
 
 
-def _linear(name, impl, jvp, transpose, params, cost=free):
+def _linear(name, impl, jvp, transpose, params, cost=free, structure="move"):
     """Register a linear primitive: its JVP applies it, its VJP applies `transpose`."""
     def vjp(needs, out, x, **params):
         # Honour needs even for one operand: a None cotangent is the symbolic zero.
@@ -23,7 +23,7 @@ def _linear(name, impl, jvp, transpose, params, cost=free):
 
     return register(Primitive(
         name, impl, cost, jvp=lambda tangents, out, x, **params: jvp(tangents[0], **params), vjp=vjp,
-        positional_params=params,
+        positional_params=params, structure=structure,
     ))
 
 
@@ -153,7 +153,7 @@ scatter_add = _linear(
     jvp=lambda t, indices, axis, size: scatter_add(t, indices, axis + 1, size),
     transpose=lambda g, in_shape, indices, axis, size: take(g, indices, axis + 1),
     params=("indices", "axis", "size"),
-    cost=_scatter_add_cost,
+    cost=_scatter_add_cost, structure=None,  # repeated indices add elements up: not a move
 )
 
 
@@ -180,5 +180,5 @@ def _concatenate_vjp(needs, out, *xs, axis):
 
 concatenate = register(Primitive(
     "concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis), free,
-    jvp=_concatenate_jvp, vjp=_concatenate_vjp,
+    jvp=_concatenate_jvp, vjp=_concatenate_vjp, structure="move",
 ))

@@ -1,0 +1,162 @@
+"""Jacobian sparsity patterns, read from a recorded tape.
+
+Entry (i, j) of the pattern of f at x says that output element i depends on
+input element j through the operations f ran at x. Every recorded value gets
+a dependency matrix, one row per element and one column per input element,
+from its operands' matrices and its primitive's `structure`:
+
+* "elementwise": an output element depends on what the same element of each
+  operand depends on, after broadcasting;
+* "move": on what the one operand element it is a copy of depends on, or on
+  nothing (the zeros ``embed`` fills in). Which element that is comes from
+  running the primitive itself on arrays of element numbers;
+* "reduction": on everything the elements reduced into it depend on;
+* "matmul": on a row of the first operand and a column of the second;
+* anything else: on everything any operand element depends on.
+
+So the pattern holds every entry the Jacobian can have, for any x that runs
+the same operations: an entry outside it is a zero of the Jacobian, because
+no operation joins that input to that output. It is the pattern the
+operations give, not the Jacobian's values: ``x * 0`` keeps its entries.
+
+A dependency matrix is a sorted array of keys ``row * n + column`` (n input
+elements), which makes a union one sort and a row selection one gather.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import scipy.sparse
+
+from . import engines
+from .jacobian import prepare
+from .rules.reductions import _kept_shape
+
+__all__ = ["sparsity"]
+
+
+def sparsity(f: Callable, x) -> scipy.sparse.csr_array:
+    """The Jacobian sparsity pattern of f at x: a boolean (m, n) `scipy.sparse.csr_array`.
+
+    m and n are the sizes of f(x) and x (flattened in C order, trees of arrays
+    as in ``jacobian(..., flat=True)``). Entry (i, j) is stored when output
+    element i depends on input element j through the operations f runs at x;
+    every other entry of the Jacobian is zero there, and wherever x leads f
+    through the same operations. f is run once, on the reverse engine's tape.
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> P = jl.sparsity(lambda x: x[1:] - x[:-1], np.ones(4))
+    >>> P.toarray().astype(int)
+    array([[1, 1, 0, 0],
+           [0, 1, 1, 0],
+           [0, 0, 1, 1]])
+    """
+    g, x_flat = prepare(f, x)
+    y, pullback = engines.get("reverse").vjp(g, x_flat)
+    return recorded_pattern(pullback, np.size(y))
+
+
+def recorded_pattern(pullback, m: int) -> scipy.sparse.csr_array:
+    """The (m, n) pattern of f from the pullback the reverse engine recorded for it."""
+    records, output = pullback.tape.records, pullback.output
+    n = records[0].out.size
+    if output is None:  # f's output does not depend on x
+        return _matrix(np.zeros(0, dtype=np.int64), m, n)
+    deps = [np.arange(n, dtype=np.int64) * (n + 1)]  # the input: the identity
+    for record in records[1:output + 1]:
+        operands = [None if p is None else deps[p] for p in record.parents]
+        deps.append(_RULES.get(record.prim.structure, _dense)(record, operands, n))
+    return _matrix(deps[output], m, n)
+
+
+def _matrix(keys, m, n) -> scipy.sparse.csr_array:
+    rows, cols = np.divmod(keys, max(n, 1))
+    indptr = np.searchsorted(rows, np.arange(m + 1))
+    return scipy.sparse.csr_array((np.ones(keys.size, dtype=bool), cols, indptr), shape=(m, n))
+
+
+def _rows(keys, n, size, sources):
+    """Rows `sources` of a `size`-row dependency matrix, as a new matrix (a source < 0: an empty row)."""
+    indptr = np.searchsorted(keys, np.arange(size + 1, dtype=np.int64) * n)
+    sources = np.asarray(sources, dtype=np.int64).ravel()
+    taken = np.flatnonzero(sources >= 0)
+    starts = indptr[sources[taken]]
+    lengths = indptr[sources[taken] + 1] - starts
+    # the positions of each taken row's keys, laid end to end
+    positions = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(lengths.sum())
+    return np.repeat(taken, lengths) * n + keys[positions] % n
+
+
+def _unique(keys):
+    """Sorted distinct keys (np.unique hashes, which takes several times longer here)."""
+    keys = np.sort(keys)
+    distinct = np.empty(keys.size, dtype=bool)
+    distinct[:1] = True
+    np.not_equal(keys[1:], keys[:-1], out=distinct[1:])
+    return keys[distinct]
+
+
+def _element_numbers(shape):
+    return np.arange(int(np.prod(shape, dtype=np.int64)), dtype=np.int64).reshape(shape)
+
+
+# Rules: (record, one dependency matrix per operand (None: a constant), n) -> the output's matrix.
+def _elementwise(record, operands, n):
+    shape = np.shape(record.out)
+    parts = [d if np.shape(a) == shape else _rows(d, n, np.size(a), np.broadcast_to(_element_numbers(np.shape(a)), shape))
+             for a, d in zip(record.args, operands) if d is not None]
+    return parts[0] if len(parts) == 1 else _unique(np.concatenate(parts))
+
+
+def _move(record, operands, n):
+    """Run the primitive on element numbers: 1, 2, ... across the traced operands, 0 for constants."""
+    numbered, blocks, start = [], [], 1
+    for a, d in zip(record.args, operands):
+        if d is None:
+            numbered.append(np.zeros(np.shape(a)))
+            continue
+        numbered.append(np.arange(start, start + np.size(a), dtype=np.float64).reshape(np.shape(a)))
+        blocks.append(d + (start - 1) * n)  # its rows, after the earlier operands' rows
+        start += np.size(a)
+    sources = np.asarray(record.prim.impl(*numbered, **record.params)).ravel()
+    if sources.size != np.size(record.out) or not np.array_equal(sources, np.round(sources)):
+        return _dense(record, operands, n)  # not a plain copy after all: stay safe
+    return _rows(np.concatenate(blocks), n, start - 1, sources.astype(np.int64) - 1)
+
+
+def _reduction(record, operands, n):
+    x = record.args[0]
+    axis = record.params["axis"] if "axis" in record.params else record.args[1]
+    return _reduced(operands[0], n, np.shape(x), axis)
+
+
+def _reduced(keys, n, shape, axis):
+    """The dependency matrix of an array of `shape` reduced over `axis` (kept as length-1 axes)."""
+    kept = _element_numbers(_kept_shape(shape, axis))
+    targets = np.broadcast_to(kept, shape).ravel()
+    rows, cols = np.divmod(keys, n)
+    return _unique(targets[rows] * n + cols)
+
+
+def _matmul(record, operands, n):
+    """Element (..., i, k) of a @ b: row i of a and column k of b, each reduced and broadcast."""
+    a, b = record.args
+    a2 = np.shape(a) if np.ndim(a) > 1 else (1,) + np.shape(a)  # NumPy's promotion of 1-D operands
+    b2 = np.shape(b) if np.ndim(b) > 1 else np.shape(b) + (1,)
+    full = np.broadcast_shapes(a2[:-2], b2[:-2]) + (a2[-2], b2[-1])  # the output, promoted axes kept
+    parts = []
+    for d, shape, axis in ((operands[0], a2, len(a2) - 1), (operands[1], b2, len(b2) - 2)):
+        if d is not None:
+            kept = _element_numbers(_kept_shape(shape, (axis,)))
+            parts.append(_rows(_reduced(d, n, shape, (axis,)), n, kept.size, np.broadcast_to(kept, full)))
+    return parts[0] if len(parts) == 1 else _unique(np.concatenate(parts))
+
+
+def _dense(record, operands, n):
+    """Every output element depends on everything the operands depend on."""
+    columns = _unique(np.concatenate([d % n for d in operands if d is not None]))
+    return (np.arange(np.size(record.out), dtype=np.int64)[:, None] * n + columns).ravel()
+
+
+_RULES = {"elementwise": _elementwise, "move": _move, "reduction": _reduction, "matmul": _matmul}

@@ -1,0 +1,255 @@
+"""Sparsity patterns, colorings and compressed (sparse) Jacobians.
+
+References: which outputs move when one input is perturbed (plain NumPy, no
+package code), dense Jacobians of the same mode (the compressed passes must
+reproduce their entries bit for bit), and colorings checked by definition.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import jacobian_lab as jl
+from jacobian_lab import problems
+from jacobian_lab.accounting import counting
+from jacobian_lab.primitives import REGISTRY
+
+from test_rules import CASES, EXAMPLES
+
+RNG = np.random.default_rng(7)
+
+
+def moved(f, x, step=1e-3):
+    """(m, n) booleans: output i changes when input j moves by ±step (plain NumPy only)."""
+    x = np.asarray(x, dtype=float)
+    out = []
+    for j in range(x.size):
+        e = np.zeros(x.size)
+        e[j] = step
+        plus, minus = (np.ravel(f((x.ravel() + s * e).reshape(x.shape))) for s in (1, -1))
+        out.append(plus != minus)
+    return np.array(out).T.reshape(-1, x.size)
+
+
+def pattern(f, x):
+    return jl.sparsity(f, x).toarray()
+
+
+# --- patterns -------------------------------------------------------------------------
+A = RNG.standard_normal((3, 4))
+EXACT = {  # the pattern is exactly the set of entries that move
+    "stencil": (lambda x: x[:-2] - 2 * x[1:-1] + np.exp(x[2:]), 8),
+    "reversed and reshaped": (lambda x: np.sin(x[::-1].reshape(2, 3).T), 6),
+    "broadcast outer": (lambda x: x[:3, None] * x[None, 3:], 7),
+    "concatenate with a constant": (lambda x: np.concatenate([x[2:], np.ones(2), x[:1] ** 2]), 5),
+    "row sums": (lambda x: np.sum(x.reshape(3, 4), axis=1) * np.mean(x.reshape(3, 4), axis=0)[:3], 12),
+    "take": (lambda x: np.take(x, [3, 0, 0, 2]) ** 3, 4),
+    "constant @ x": (lambda x: A @ x, 4),
+    "x @ constant": (lambda x: x.reshape(2, 3) @ A[:, :2], 6),
+    "x @ x": (lambda x: x.reshape(2, 3) @ x.reshape(3, 2), 6),
+    "batched": (lambda x: x.reshape(2, 2, 3) @ A, 12),
+    "vector dot": (lambda x: x[:3] @ x[3:], 6),
+    "diagonal embedding": (lambda x: np.diag(x) @ np.ones(3), 3),
+    "padding": (lambda x: np.pad(x, 2, mode="edge"), 3),
+}
+
+
+@pytest.mark.parametrize("name", EXACT)
+def test_pattern_is_the_entries_that_move(name):
+    f, n = EXACT[name]
+    x = RNG.uniform(0.5, 1.5, n)
+    np.testing.assert_array_equal(pattern(f, x), moved(f, x))
+
+
+def test_a_choice_keeps_every_candidate():
+    """max and where move with one operand at x, but the pattern is that of the operations."""
+    x = np.array([1.0, 5.0, 2.0, 4.0, 3.0, 6.0])
+    P = pattern(lambda x: np.max(x.reshape(2, 3), axis=0) + np.where(x[:3] > 2, x[3:], x[:3]), x)
+    np.testing.assert_array_equal(P, [[1, 0, 0, 1, 0, 0], [0, 1, 0, 0, 1, 0], [0, 0, 1, 0, 0, 1]])
+    assert np.all(P[moved(lambda x: np.max(x.reshape(2, 3), axis=0) + np.where(x[:3] > 2, x[3:], x[:3]), x)])
+
+
+def test_pattern_holds_every_entry_of_the_dense_jacobian_and_is_scipy_sparse():
+    f = lambda x: np.cumsum(x[1:] * x[:-1])[::2]  # noqa: E731 -- cumsum has no structure: dense rows
+    x = RNG.uniform(0.5, 1.5, 7)
+    P = jl.sparsity(f, x)
+    assert isinstance(P, scipy.sparse.csr_array) and P.dtype == bool and P.shape == (3, 7)
+    J = jl.jacobian(f, x)
+    assert np.all(P.toarray()[J != 0])  # every nonzero is in the pattern ...
+    assert P.toarray()[0].tolist() == [True] * 7  # ... and without structure, a row holds everything
+
+
+def test_pattern_of_a_constant_output_is_empty():
+    P = jl.sparsity(lambda x: np.ones((2, 3)), np.ones(4))
+    assert P.shape == (6, 4) and P.nnz == 0
+
+
+def test_pattern_follows_structured_inputs_and_outputs():
+    P = jl.sparsity(lambda p: {"s": p["a"] * p["b"][0]}, {"a": np.ones(2), "b": np.ones(3)})
+    np.testing.assert_array_equal(P.toarray(), [[1, 0, 1, 0, 0], [0, 1, 1, 0, 0]])
+
+
+@pytest.mark.parametrize("name, i", [c for c in CASES if REGISTRY[c.values[0]].structure is not None])
+def test_every_declared_structure_holds_the_entries_that_move(name, i):
+    prim, e = REGISTRY[name], EXAMPLES[name][i]
+    for j, differentiable in enumerate(e.diff):
+        if not differentiable or e.args[j].size == 0:
+            continue
+        shape = e.args[j].shape
+
+        def f(v, j=j, shape=shape):
+            args = list(e.args)
+            args[j] = v.reshape(shape)
+            return prim(*args, **e.params)
+
+        x = e.args[j].ravel()
+        P = pattern(f, x)
+        assert np.all(P[moved(lambda v: prim.impl(*[v.reshape(shape) if k == j else a
+                                                     for k, a in enumerate(e.args)], **e.params), x)])
+
+
+# --- coloring ---------------------------------------------------------------------------
+def assert_valid_coloring(P, colors, mode):
+    P = np.asarray(P, dtype=bool) if mode == "forward" else np.asarray(P, dtype=bool).T
+    assert colors.shape == (P.shape[1],) and colors.dtype == np.int64
+    for c in np.unique(colors):  # columns of one color never share a row
+        assert P[:, colors == c].sum(axis=1).max(initial=0) <= 1
+
+
+def test_coloring_of_a_band_takes_its_width():
+    for width in (1, 2, 3, 5):
+        P = sum(np.eye(40, k=k, dtype=int) for k in range(width)) > 0
+        colors = jl.coloring(P)
+        assert_valid_coloring(P, colors, "forward")
+        assert colors.max() + 1 == width
+
+
+def test_coloring_of_a_full_row_is_one_color_per_column():
+    np.testing.assert_array_equal(jl.coloring(np.ones((2, 5), bool)), np.arange(5))
+    np.testing.assert_array_equal(jl.coloring(np.ones((2, 5), bool), "reverse"), [0, 1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 12), st.integers(0, 12), st.floats(0.0, 1.0), st.integers(0, 2**31))
+def test_greedy_coloring_is_valid_and_needs_at_least_the_densest_row(m, n, density, seed):
+    P = np.random.default_rng(seed).random((m, n)) < density
+    for mode in ("forward", "reverse"):
+        colors = jl.coloring(scipy.sparse.csr_array(P), mode)
+        assert_valid_coloring(P, colors, mode)
+        rows = P if mode == "forward" else P.T
+        assert (colors.max() + 1 if colors.size else 0) >= rows.sum(axis=1).max(initial=0)
+
+
+def test_coloring_refuses_a_bad_mode_and_shape():
+    with pytest.raises(ValueError, match="'forward' .color columns. or 'reverse'"):
+        jl.coloring(np.eye(2), mode="auto")
+    with pytest.raises(ValueError, match=r"pattern must be a 2-D \(m, n\) matrix.*got shape \(2, 2, 2\)"):
+        jl.coloring(np.ones((2, 2, 2)))
+
+
+# --- compressed Jacobians -------------------------------------------------------------
+@pytest.mark.parametrize("name", ["bratu", "curve", "dense", "seed", "tall_to_wide"])
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_sparse_jacobian_reproduces_the_dense_entries_bit_for_bit(name, mode):
+    p = problems.get(name)
+    S = jl.sparse_jacobian(p.f, p.x, mode=mode)
+    J = jl.jacobian(p.f, p.x, mode=mode, flat=True)
+    assert isinstance(S, scipy.sparse.csr_array) and S.shape == J.shape
+    np.testing.assert_array_equal(S.toarray(), J)  # off the pattern, J is exactly zero
+    if p.jacobian_exact is not None:
+        np.testing.assert_allclose(S.toarray(), p.jacobian_exact(p.x).reshape(J.shape), rtol=1e-12, atol=1e-12)
+
+
+def test_bratu_takes_three_colors_and_a_three_seed_pass():
+    p = problems.get("bratu")
+    jac = jl.sparse_jacobian(p.f, mode="auto")
+    with counting() as sparse:
+        S = jac(p.x)
+    with counting() as dense:
+        jl.jacobian(p.f, p.x, mode="forward", batch_size=p.x.size)
+    assert (jac.chosen, jac.colors.max() + 1, sparse.passes, sparse.batch_size) == ("forward", 3, 1, 3)
+    # the tangent rules here are linear in the seeds: 3 seeds do 3/n of the n-seed work, exactly
+    assert sparse.cost("tangent").flops * p.x.size == 3 * dense.cost("tangent").flops
+    assert sparse.cost("primal") == jl.count_flops(p.f, p.x)  # one recording of f, no other evaluation
+    assert S.nnz == 3 * (p.x.size - 2)
+
+
+def test_batch_size_splits_the_colors_into_passes():
+    p = problems.get("bratu")
+    with counting() as c:
+        S = jl.sparse_jacobian(p.f, p.x, mode="reverse", batch_size=1)
+    assert (c.passes, c.batch_size) == (3, 1)
+    np.testing.assert_array_equal(S.toarray(), jl.jacobian(p.f, p.x, mode="reverse"))
+
+
+def test_auto_takes_the_mode_with_fewer_colors():
+    gradient = jl.sparse_jacobian(lambda x: np.sum(x ** 2))
+    gradient(np.ones(5))
+    assert (gradient.chosen, gradient.colors.max() + 1) == ("reverse", 1)
+    stencil = jl.sparse_jacobian(lambda x: x[1:] * x[:-1])
+    stencil(np.ones(6))
+    assert stencil.chosen == "forward"  # 2 colors both ways: the tie goes forward
+
+
+def test_the_coloring_is_kept_while_the_pattern_stays(monkeypatch):
+    from jacobian_lab import compressed
+
+    calls = []
+    monkeypatch.setattr(compressed, "coloring", lambda P, mode: calls.append(mode) or jl.coloring(P, mode))
+    jac = jl.sparse_jacobian(lambda x: np.where(x > 0, x[::-1], x) * x, mode="forward")
+    jac(np.arange(1.0, 5.0))
+    jac(np.arange(2.0, 6.0))
+    assert calls == ["forward"]
+    jac(np.arange(1.0, 7.0))  # another size: another pattern
+    assert calls == ["forward", "forward"]
+
+
+def test_another_branch_reads_its_own_pattern():
+    f = lambda x: x[1:] * x[:-1] if x[0] > 0 else np.concatenate([x[:1], x[2:] * 2])  # noqa: E731
+    jac = jl.sparse_jacobian(f)
+    for x in (np.arange(1.0, 6.0), -np.arange(1.0, 6.0), np.arange(2.0, 7.0)):
+        np.testing.assert_array_equal(jac(x).toarray(), jl.jacobian(f, x, mode="forward"))
+
+
+def test_structured_input_and_output_are_flattened():
+    S = jl.sparse_jacobian(lambda p: (p["a"] * p["b"], p["a"][:1]), {"a": np.ones(2), "b": np.full(2, 3.0)})
+    np.testing.assert_array_equal(S.toarray(), [[3, 0, 1, 0], [0, 3, 0, 1], [1, 0, 0, 0]])
+
+
+def test_a_constant_output_gives_an_empty_matrix():
+    S = jl.sparse_jacobian(lambda x: np.zeros(3), np.ones(2))
+    assert S.shape == (3, 2) and S.nnz == 0
+
+
+def test_float32_input_gives_a_float32_jacobian():
+    S = jl.sparse_jacobian(lambda x: x[1:] * x[:-1], np.ones(4, dtype=np.float32))
+    assert S.dtype == np.float32
+
+
+def test_bad_arguments_are_refused_like_jacobian():
+    with pytest.raises(ValueError, match="mode must be one of"):
+        jl.sparse_jacobian(np.sin, np.ones(2), mode="sideways")
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        jl.sparse_jacobian(np.sin, np.ones(2), batch_size=0)
+    with pytest.raises(TypeError, match="the function comes first"):
+        jl.sparse_jacobian(np.ones(2), np.sin)
+    with pytest.raises(TypeError, match="complex input is not supported"):
+        jl.sparse_jacobian(np.sin, np.ones(2, dtype=complex))
+    with pytest.raises(TypeError, match="f returned an array of dtype int64"):
+        jl.sparse_jacobian(lambda x: np.arange(3), np.ones(2))
+    assert repr(jl.sparse_jacobian(np.sin)) == "sparse_jacobian(sin, mode='auto')"
+
+
+def test_measure_and_compare_report_the_compressed_row():
+    p = problems.get("bratu", n=50)
+    c = jl.compare(p.f, p.x, modes=("forward", "sparse"), repeat=1)
+    dense, sparse = c.measurements
+    assert sparse.label == "sparse -> forward" and sparse.compressed and not dense.compressed
+    assert sparse.passes == 1 and sparse.batch_size == 3
+    assert sparse.cost["tangent"].flops * 50 == 3 * dense.cost["tangent"].flops
+    assert c.max_abs_diff(sparse) == 0.0
+    assert "3 colors" in sparse.reason and "verdict" not in sparse.reason
+    assert c.verdict().startswith("only forward mode was measured")  # the compressed row is not an order
