@@ -30,7 +30,8 @@ def as_input(x) -> np.ndarray:
     """x as a float array; integers are promoted to float64, the rest is refused."""
     if getattr(x, "_trace", None) is not None:
         raise NotImplementedError(
-            "x is itself a traced array: nesting differentiation (e.g. jacfwd(jacrev(f))) is not supported yet"
+            "x is itself a traced array: jacobian, jacfwd, jacrev, grad, jvp and vjp do not nest inside "
+            "another derivative; for second derivatives use jl.hessian(f), forward over reverse"
         )
     if x is None or isinstance(x, (str, bytes, dict)):
         raise TypeError(f"x must be a float array, got {type(x).__name__}")

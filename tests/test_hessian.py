@@ -1,0 +1,114 @@
+"""Hessians, forward over reverse: closed forms, differences of hand-written gradients, exact counts."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import jacobian_lab as jl
+from jacobian_lab.accounting import counting
+
+from helpers import assert_close, central_differences
+
+RNG = np.random.default_rng(11)
+
+
+def rosenbrock(x):
+    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+def rosenbrock_hessian(x):
+    n = x.size
+    H = np.zeros((n, n))
+    i = np.arange(n - 1)
+    H[i, i] += 1200.0 * x[:-1] ** 2 - 400.0 * x[1:] + 2.0
+    H[i + 1, i + 1] += 200.0
+    H[i, i + 1] = H[i + 1, i] = -400.0 * x[:-1]
+    return H
+
+
+def test_closed_forms():
+    x = RNG.standard_normal(5)
+    A = RNG.standard_normal((5, 5))
+    np.testing.assert_allclose(jl.hessian(lambda x: x @ A @ x, x), A + A.T, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(jl.hessian(lambda x: np.sum(x ** 3), x), np.diag(6.0 * x), rtol=1e-13)
+    np.testing.assert_allclose(jl.hessian(rosenbrock, x), rosenbrock_hessian(x), rtol=1e-12, atol=1e-9)
+    p = np.exp(x) / np.sum(np.exp(x))
+    np.testing.assert_allclose(jl.hessian(lambda x: np.log(np.sum(np.exp(x))), x), np.diag(p) - np.outer(p, p),
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_against_differences_of_a_hand_written_gradient():
+    W, b = RNG.standard_normal((4, 6)), RNG.standard_normal(4)
+
+    def f(x):
+        return np.sum(np.tanh(W @ x + b) ** 2) + np.prod(x[:3])
+
+    def gradient(x):
+        t = np.tanh(W @ x + b)
+        g = W.T @ (2.0 * t * (1.0 - t ** 2))
+        g[:3] += np.prod(x[:3]) / x[:3]
+        return g
+
+    x = RNG.uniform(0.5, 1.5, 6)
+    H = jl.hessian(f)(x)
+    assert_close(H, central_differences(gradient, x), 1e-6)
+    assert np.abs(H - H.T).max() < 1e-12
+
+
+def test_vector_output_gives_each_outputs_hessian():
+    x = np.array([0.5, -1.5, 2.0])
+    H = jl.hessian(lambda x: x ** 2 * x[0], x)  # y_i = x_i^2 x_0
+    expected = np.zeros((3, 3, 3))
+    for i in range(3):
+        expected[i, i, i] += 2.0 * x[0]
+        expected[i, i, 0] += 2.0 * x[i]
+        expected[i, 0, i] += 2.0 * x[i]
+    np.testing.assert_allclose(H, expected, rtol=1e-14)
+
+
+def test_batch_size_sets_the_passes_and_keeps_the_values():
+    x = RNG.standard_normal(6)
+    with counting() as c:
+        one = jl.hessian(rosenbrock, x, batch_size=1)
+    np.testing.assert_array_equal(one, jl.hessian(rosenbrock, x))
+    assert (c.passes, c.batch_size) == (2 * 6, 1)  # six forward passes, each around one gradient sweep
+
+
+@pytest.mark.parametrize("n", [1, 4, 7])
+def test_exact_counts_of_sum_of_sines(n):
+    """f = sum(sin(x)) with all n seeds in one pass (k = n), phase by phase, from the conventions.
+
+    primal: sin (n transcendentals), sum (n - 1 flops).
+    cotangent, the sweep's values: its factor cos(x) (n transcendentals) and g * cos(x) (n flops).
+    tangent: sin's JVP, t * cos(x) (n transcendentals, k n flops); sum's JVP (k (n - 1) flops);
+    cos's JVP inside the sweep, t * -sin(x) (n transcendentals, n + k n flops); g * t (k n flops).
+    """
+    x, k = np.linspace(0.1, 0.9, n), n
+    with counting() as c:
+        H = jl.hessian(lambda x: np.sum(np.sin(x)), x)
+    np.testing.assert_allclose(H, np.diag(-np.sin(x)), rtol=1e-15)
+    assert c.cost("primal") == jl.Cost(n - 1, n)
+    assert c.cost("cotangent") == jl.Cost(n, n)
+    assert c.cost("tangent") == jl.Cost(k * n + k * (n - 1) + n + k * n + k * n, 2 * n)
+    assert (c.passes, c.batch_size) == (2, n)
+
+
+def test_float32_and_constant_and_linear_functions():
+    x = np.ones(3, dtype=np.float32)
+    assert jl.hessian(lambda x: np.sum(x ** 2), x).dtype == np.float32
+    np.testing.assert_array_equal(jl.hessian(lambda x: np.sum(2.0 * x), np.ones(3)), np.zeros((3, 3)))
+    assert jl.hessian(lambda x: np.ones(2), np.ones(3)).shape == (2, 3, 3)
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(TypeError, match="the function comes first"):
+        jl.hessian(np.ones(3), np.sin)
+    with pytest.raises(TypeError, match="not a structure of arrays"):
+        jl.hessian(lambda p: np.sum(p["a"] ** 2), {"a": np.ones(2)})
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        jl.hessian(np.sum, np.ones(2), batch_size=0)
+    with pytest.raises(TypeError, match="complex input is not supported"):
+        jl.hessian(np.sum, np.ones(2, dtype=complex))
+    with pytest.raises(NotImplementedError, match=r"use jl\.hessian\(f\)"):
+        jl.jacfwd(jl.jacrev(lambda x: np.sum(x ** 3)))(np.ones(2))
+    assert repr(jl.hessian(np.sin)) == "hessian(sin)"
