@@ -17,10 +17,11 @@ from typing import Callable
 
 import numpy as np
 
-from . import engines
-from .jacobian import _NO_X, _check_batch_size, check_function, columns, prepare, seeds
+from . import engines, trees
+from .compressed import SparseJacobian
+from .jacobian import _NO_X, MODES, _check_batch_size, check_function, columns, prepare, seeds
 
-__all__ = ["HessianFunction", "hessian"]
+__all__ = ["HessianFunction", "SparseHessian", "hessian", "sparse_hessian"]
 
 
 def hessian(f: Callable, x=_NO_X, *, batch_size=None, max_memory=None):
@@ -44,18 +45,34 @@ def hessian(f: Callable, x=_NO_X, *, batch_size=None, max_memory=None):
     _check_batch_size(batch_size)
     if x is _NO_X:
         return HessianFunction(f, batch_size, max_memory)
+    _refuse_structure(x)
     g, x_flat = prepare(f, x)
-    if g.in_def is not None:
-        raise TypeError("hessian takes x as one float array, not a structure of arrays; concatenate the "
+    return columns(Derivative(g), x_flat, batch_size, max_memory)
+
+
+def _refuse_structure(x) -> None:
+    if trees.is_tree(x) and not trees.is_numbers(x):
+        raise TypeError("a Hessian takes x as one float array, not a structure of arrays; concatenate the "
                         "leaves into one vector (np.concatenate) and split it inside f")
 
-    def derivative(v):
-        """The Jacobian of f at v, shape ``y.shape + v.shape``, from one sweep of all outputs."""
-        y, pullback = engines.get("reverse").vjp(g, v)
+
+class Derivative:
+    """v -> the Jacobian of f at v, shape ``y.shape + v.shape``, from one reverse sweep of all outputs.
+
+    What a Hessian differentiates: for a scalar f, its gradient. With
+    ``scalar=True`` f must return a scalar.
+    """
+
+    def __init__(self, f: Callable, scalar: bool = False):
+        self.f, self.scalar = f, scalar
+
+    def __call__(self, v):
+        y, pullback = engines.get("reverse").vjp(self.f, v)
+        if self.scalar and np.shape(y) != ():
+            raise TypeError(f"sparse_hessian requires f to return a scalar (shape ()), got shape {np.shape(y)}; "
+                            "use hessian for each output's dense Hessian")
         rows = pullback(seeds(0, np.size(y), np.shape(y)))
         return np.reshape(rows, np.shape(y) + np.shape(v))
-
-    return columns(derivative, x_flat, batch_size, max_memory)
 
 
 class HessianFunction:
@@ -74,3 +91,46 @@ class HessianFunction:
 
     def __repr__(self) -> str:
         return f"hessian({getattr(self.f, '__name__', repr(self.f))})"
+
+
+def sparse_hessian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None):
+    """The Hessian of a scalar f at x as a `scipy.sparse.csr_array` (n, n), from compressed seeds.
+
+    `sparse_jacobian` of f's gradient: the pattern is read from the tape of
+    the gradient (f recorded and swept), its columns (forward) or rows
+    (reverse) are colored, and one seed per color gives every stored entry,
+    equal to ``hessian(f, x)``'s. The coloring is the one for any Jacobian
+    (no two columns of one color share a row); it does not use the symmetry.
+    Without x, the sparse Hessian as a function of x, keeping its coloring.
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> H = jl.sparse_hessian(lambda x: np.sum(x[1:] * x[:-1] ** 2), np.arange(1.0, 5.0))
+    >>> H.nnz, H.toarray()[1]
+    (9, array([2., 6., 4., 0.]))
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+    _check_batch_size(batch_size)
+    hess = SparseHessian(f, mode, batch_size)
+    return hess if x is _NO_X else hess(x)
+
+
+class SparseHessian(SparseJacobian):
+    """The sparse Hessian of f as a function of x: what `sparse_hessian` returns without x.
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> jl.sparse_hessian(np.sum)
+    sparse_hessian(sum, mode='auto')
+    """
+
+    def __init__(self, f: Callable, mode: str = "auto", batch_size=None):
+        check_function(f)
+        super().__init__(Derivative(f, scalar=True), mode, batch_size)
+        self.of = f
+
+    def __call__(self, x):
+        _refuse_structure(x)
+        return super().__call__(x)
+
+    def __repr__(self) -> str:
+        return f"sparse_hessian({getattr(self.of, '__name__', repr(self.of))}, mode={self.mode!r})"

@@ -6,6 +6,7 @@ import pytest
 
 import jacobian_lab as jl
 from jacobian_lab.accounting import counting
+from jacobian_lab.hessian import Derivative
 
 from helpers import assert_close, central_differences
 
@@ -112,3 +113,48 @@ def test_bad_input_is_refused():
     with pytest.raises(NotImplementedError, match=r"use jl\.hessian\(f\)"):
         jl.jacfwd(jl.jacrev(lambda x: np.sum(x ** 3)))(np.ones(2))
     assert repr(jl.hessian(np.sin)) == "hessian(sin)"
+
+
+# --- sparse Hessians --------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+def test_sparse_hessian_is_the_dense_one_bit_for_bit(mode):
+    x = RNG.standard_normal(200)
+    jac = jl.sparse_hessian(rosenbrock, mode=mode)
+    H = jac(x)
+    assert H.shape == (200, 200) and H.nnz == 3 * 200 - 2  # tridiagonal
+    assert jac.colors.max() + 1 == 3
+    np.testing.assert_array_equal(H.toarray(), jl.hessian(rosenbrock, x))
+    np.testing.assert_allclose(H.toarray(), rosenbrock_hessian(x), rtol=1e-12, atol=1e-9)
+
+
+def test_sparse_hessian_takes_three_seeds_where_the_dense_one_takes_n():
+    """Tangent work is a + k b for k seeds (a: JVPs of factors computed once per pass); read a and b
+    from forward passes of the gradient with 1 and 2 seeds, then check both Hessians' counts."""
+    n = 60
+    x = RNG.standard_normal(n)
+
+    def tangent_work(k):
+        with counting() as c:
+            jl.jvp(Derivative(rosenbrock), x, np.eye(n)[:k])
+        return c.cost("tangent").flops
+
+    b = tangent_work(2) - tangent_work(1)
+    a = tangent_work(1) - b
+    with counting() as sparse:
+        jl.sparse_hessian(rosenbrock, x, mode="forward")
+    with counting() as dense:
+        jl.hessian(rosenbrock, x, batch_size=n)
+    assert (sparse.batch_size, dense.batch_size) == (3, n)
+    assert sparse.cost("tangent").flops == a + 3 * b
+    assert dense.cost("tangent").flops == a + n * b
+    assert sparse.cost("primal") == dense.cost("primal") == jl.count_flops(rosenbrock, x)
+
+
+def test_sparse_hessian_refuses_what_it_cannot_take():
+    with pytest.raises(TypeError, match="sparse_hessian requires f to return a scalar"):
+        jl.sparse_hessian(lambda x: x ** 2, np.ones(3))
+    with pytest.raises(TypeError, match="not a structure of arrays"):
+        jl.sparse_hessian(lambda p: np.sum(p["a"] ** 2), {"a": np.ones(2)})
+    with pytest.raises(ValueError, match="mode must be one of"):
+        jl.sparse_hessian(np.sum, np.ones(2), mode="both")
+    assert repr(jl.sparse_hessian(np.sum)) == "sparse_hessian(sum, mode='auto')"
