@@ -991,11 +991,261 @@ from jacobian_lab.chain import all_bracketings, bracketing_cost, format_bracketi
     ]
 
 
+# --------------------------------------------------------------------------- 05
+
+def notebook_05():
+    return [
+        md(r"""
+        # 5 · Sparse Jacobians: coloring and compressed seeds
+
+        Forward accumulation pushes one one-hot seed $e_j$ per input and gets column $j$ of
+        $J$; reverse accumulation pulls one $e_i$ per output and gets row $i$. When most
+        entries of $J$ are structurally zero, most of that work multiplies by zero. Two
+        columns $j \ne j'$ that have no row in common can be pushed together as
+        $e_j + e_{j'}$: each row of $J(e_j + e_{j'})$ holds an entry of at most one of them.
+
+        A **coloring** gives every column a color $c(j) \in \{0, \dots, p-1\}$ such that
+        columns sharing a row get different colors. With the seed matrix
+        $S \in \{0,1\}^{n \times p}$, $S_{jc} = 1$ exactly when $c(j) = c$, the compressed
+        Jacobian $B = J S$ ($m \times p$) costs $p$ JVPs instead of $n$, and every entry is
+        read back from it:
+
+        $$J_{ij} = B_{i,\,c(j)} \quad \text{for every } (i, j) \text{ in the pattern,}$$
+
+        because the only column of color $c(j)$ with an entry in row $i$ is $j$ itself.
+        Reverse mode colors rows instead (rows sharing a column differ) and pulls
+        $C = S^\top J$ ($p \times n$) with $p$ VJPs: $J_{ij} = C_{c(i),\,j}$.
+        """),
+        code(SETUP),
+
+        md(r"""
+        ## The pattern and its coloring
+
+        The Bratu residual on $n$ grid points, $r_i = (u_{i-1} - 2u_i + u_{i+1})/h^2 + e^{u_i}$
+        for the interior points, maps $\mathbb{R}^n \to \mathbb{R}^{n-2}$ with three entries per
+        row. `jl.sparsity` reads which outputs depend on which inputs from the tape of one
+        evaluation; `jl.coloring` colors its columns greedily, columns with the most entries
+        first. The three columns of one row must all differ, so no coloring has fewer than
+        $\max_i |\{j : J_{ij} \ne 0\}| = 3$ colors; greedy reaches that bound here.
+        """),
+        code("""
+        problem = jl.problems.get("bratu", n=12)
+        f, x = problem.f, problem.x
+        P = jl.sparsity(f, x)
+        print(f"pattern {P.shape[0]}x{P.shape[1]}, {P.nnz} entries of {P.shape[0] * P.shape[1]}")
+        print(P.toarray().astype(int))
+
+        colors = jl.coloring(P)                     # one color per column
+        p = colors.max() + 1
+        lower_bound = np.diff(P.indptr).max()       # the most entries in one row
+        assert p == lower_bound == 3
+        print("column colors:", colors)
+        print(f"{p} colors; the fullest row has {lower_bound} entries")""", REPRO),
+
+        md(r"""
+        ## $J S$: three JVPs give every entry
+
+        The seed matrix, built by hand, and the compressed Jacobian from one vector-mode
+        `jl.jvp` with the $p$ columns of $S$ as seeds (`jl.jvp` takes seeds along the first
+        axis, so it receives $S^\top$ and returns $(JS)^\top$). Entry $(i, j)$ is then read
+        from row $i$, column $c(j)$ of $B$, and the result equals the dense `jl.jacobian`
+        bit for bit.
+        """),
+        code("""
+        S = (colors[:, None] == np.arange(p)).astype(float)     # n x p, S[j, c] = 1 if color(j) == c
+        print("S^T =")
+        print(S.T.astype(int))
+
+        _, tangents = jl.jvp(f, x, S.T)                         # p JVPs in one pass
+        B = tangents.T                                          # m x p
+        rows, cols = P.nonzero()
+        J_read = np.zeros(P.shape)
+        J_read[rows, cols] = B[rows, colors[cols]]
+
+        J = jl.jacobian(f, x)
+        assert np.array_equal(J_read, J)
+        assert np.array_equal(jl.sparse_jacobian(f, x).toarray(), J)
+        print(f"B = J S: {B.shape[0]}x{B.shape[1]}, from {p} seeds instead of {x.size}")
+        print(f"{rows.size} entries read back from B; "
+              f"equal to jl.jacobian(f, x): {np.array_equal(J_read, J)}")""", REPRO),
+        md(r"""
+        Each row of $B$ holds the three entries of that row of $J$, permuted by the colors
+        (here $1/h^2 = 121$ twice and $-2/h^2 + e^{u_i}$ once):
+        """),
+        code("""
+        print(B[:4])"""),
+
+        md(r"""
+        Reverse mode is the same construction on rows: color the rows so that rows sharing a
+        column differ, pull one cotangent per color through the recorded tape, and read
+        $J_{ij} = C_{c(i),\,j}$ from $C = S_r^\top J$.
+        """),
+        code("""
+        row_colors = jl.coloring(P, mode="reverse")              # one color per row
+        p_rows = row_colors.max() + 1
+        S_rows = (row_colors[:, None] == np.arange(p_rows)).astype(float)   # m x p_rows
+
+        _, pullback = jl.vjp(f, x)
+        C = pullback(S_rows.T)                                   # p_rows VJPs: S_rows^T J, p_rows x n
+        J_read = np.zeros(P.shape)
+        J_read[rows, cols] = C[row_colors[rows], cols]
+        assert np.array_equal(J_read, J)
+        print("row colors:", row_colors)
+        print(f"C = S^T J: {C.shape[0]}x{C.shape[1]}, from {p_rows} cotangents instead of {J.shape[0]}; "
+              f"equal to jl.jacobian(f, x): {np.array_equal(J_read, J)}")""", REPRO),
+
+        md(r"""
+        The number of colors does not grow with $n$: the band is three wide whatever the
+        size. At $n = 200$ the $198 \times 200$ pattern compresses to $198 \times 3$; the
+        colors repeat every three columns, and every row of $B$ holds one entry of each.
+        """),
+        code("""
+        big = jl.problems.get("bratu", n=200)
+        P_big = jl.sparsity(big.f, big.x)
+        colors_big = jl.coloring(P_big)
+        J_big = jl.sparse_jacobian(big.f, big.x)
+        r, c = P_big.nonzero()
+        top = r < 12                                   # the first rows, enlarged
+        palette = np.array(["C0", "C1", "C2"])[colors_big[c[top]]]
+
+        fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(10.0, 3.6), gridspec_kw={"width_ratios": [3, 3, 1]})
+        ax1.spy(P_big, markersize=1)
+        ax1.set_title(f"pattern of J, {P_big.shape[0]}x{P_big.shape[1]}", fontsize=10)
+        ax2.scatter(c[top], r[top], c=palette, marker="s", s=60)
+        ax2.set_xlim(-0.5, 14.5); ax2.set_ylim(11.5, -0.5)
+        ax2.set_title("first 12 rows, colored by column color", fontsize=10)
+        ax2.set_xlabel("column j")
+        ax3.scatter(colors_big[c[top]], r[top], c=palette, marker="s", s=60)
+        ax3.set_xlim(-0.5, 2.5); ax3.set_ylim(11.5, -0.5); ax3.set_xticks(range(3))
+        ax3.set_title("B = J S", fontsize=10)
+        ax3.set_xlabel("color")
+        fig.tight_layout()
+        plt.show()
+        print(f"{colors_big.max() + 1} colors for {P_big.shape[1]} columns; {J_big.nnz} entries, "
+              f"equal to jl.jacobian: {np.array_equal(J_big.toarray(), jl.jacobian(big.f, big.x))}")"""),
+
+        md(r"""
+        ## What the compression saves, counted
+
+        `jl.measure(f, x, mode="sparse")` counts the work of `jl.sparse_jacobian`: one
+        evaluation of $f$ (recorded on a tape) and one tangent per color pushed through it;
+        reading the pattern and coloring it are bookkeeping on indices and count nothing.
+        Each seed of bratu costs the same tangent work whether it is one-hot or a sum of
+        one-hot vectors, so the tangent phase shrinks by exactly $n / 3$ (the phases below
+        are FLOPs; the total adds the transcendentals):
+        """),
+        code("""
+        problem = jl.problems.get("bratu", n=300)
+        f, x = problem.f, problem.x
+        runs = {mode: jl.measure(f, x, mode=mode, repeat=1) for mode in ("forward", "reverse", "sparse")}
+
+        print(f"bratu, n = {problem.n}, m = {problem.m}")
+        print(f"{'mode':<9}{'passes':>7}{'seeds/pass':>11}{'primal':>10}{'tangent':>12}{'cotangent':>12}{'total':>12}")
+        for mode, m in runs.items():
+            print(f"{mode:<9}{m.passes:>7}{m.batch_size:>11}{m.cost['primal'].flops:>10,}{m.cost['tangent'].flops:>12,}"
+                  f"{m.cost['cotangent'].flops:>12,}{m.total.total():>12,.0f}")
+        print("sparse:", runs["sparse"].reason)
+
+        dense_tangent = runs["forward"].cost["tangent"].flops
+        sparse_tangent = runs["sparse"].cost["tangent"].flops
+        per_seed = jl.predict(f, x).tangent.per_seed
+        assert runs["sparse"].cost["tangent"] == 3 * per_seed
+        assert runs["forward"].cost["tangent"] == problem.n * per_seed
+        assert 3 * dense_tangent == problem.n * sparse_tangent
+        print(f"\\none seed: {per_seed.flops:,} tangent FLOPs, one-hot or compressed")
+        print(f"forward / sparse tangent FLOPs = {dense_tangent:,} / {sparse_tangent:,} "
+              f"= {dense_tangent // sparse_tangent} = n / 3")
+        assert np.array_equal(runs["sparse"].jacobian, runs["forward"].jacobian)""", REPRO),
+        md(r"""
+        `jl.compare` puts the `sparse` row beside the dense schedules (its times vary from
+        machine to machine). Its closing verdict weighs only the two dense orders against each
+        other, which are almost equal on this near-square Jacobian:
+        """),
+        code("""
+        print(jl.compare(f, x, modes=("forward", "reverse", "sparse")).table())"""),
+
+        md(r"""
+        ## Forward and reverse colorings differ
+
+        Column coloring and row coloring are not the same problem. In
+        $f(x) = x \cdot x_0$ every output depends on $x_0$: column 0 is full. It conflicts
+        with every other column, but the others share no row, so forward mode needs 2
+        colors; every pair of rows shares column 0, so reverse mode needs $n$. Its mirror
+        image, $g(x) = (\sum_k x_k,\ x_1^2, \dots, x_{n-1}^2)$, has a full row 0 and the
+        opposite counts. `mode="auto"` takes the mode with fewer colors (forward on a tie);
+        the callable returned without $x$ reports its choice in `.chosen`.
+        """),
+        code("""
+        def arrow_column(x):
+            return x * x[0]
+
+        def arrow_row(x):
+            return np.concatenate([np.sum(x, keepdims=True), x[1:] ** 2])
+
+        n = 8
+        x = np.linspace(1.0, 2.0, n)
+        for fn in (arrow_column, arrow_row):
+            P = jl.sparsity(fn, x)
+            n_forward = jl.coloring(P, mode="forward").max() + 1
+            n_reverse = jl.coloring(P, mode="reverse").max() + 1
+            sj = jl.sparse_jacobian(fn)
+            J = sj(x)
+            assert np.array_equal(J.toarray(), jl.jacobian(fn, x))
+            print(f"{fn.__name__}: pattern")
+            print(P.toarray().astype(int))
+            print(f"forward: {n_forward} colors, reverse: {n_reverse} colors -> auto picks {sj.chosen} "
+                  f"({sj.colors.max() + 1} seeds instead of {n})\\n")""", REPRO),
+
+        md(r"""
+        ## When compression cannot help
+
+        `dense`, $\tanh(Wx + b)$ with a full $W$, has a full Jacobian: every pair of columns
+        shares every row, so both colorings need $n$ colors and the compressed seeds are the
+        one-hot seeds. The sparse route then does exactly the work of forward mode.
+        """),
+        code("""
+        problem = jl.problems.get("dense", n=100)
+        P = jl.sparsity(problem.f, problem.x)
+        print(f"dense, n = {problem.n}: {P.nnz:,} of {P.shape[0] * P.shape[1]:,} entries; "
+              f"{jl.coloring(P).max() + 1} forward colors, {jl.coloring(P, mode='reverse').max() + 1} reverse colors")
+        sparse = jl.measure(problem.f, problem.x, mode="sparse", repeat=1)
+        forward = jl.measure(problem.f, problem.x, mode="forward", repeat=1)
+        assert sparse.total == forward.total
+        print(f"sparse: {sparse.total.total():,.0f} counted, forward: {forward.total.total():,.0f} counted")""", REPRO),
+
+        md(r"""
+        ## A pattern of operations, not of values
+
+        The pattern says which inputs reach which outputs through the operations $f$ ran, so
+        it holds for every $x$ that runs the same operations. An entry in it can still be
+        zero at a particular $x$: `np.maximum(a, b)` depends on both operands (at another $x$
+        the other one wins), and `x * 0` keeps its entries. `sparse_jacobian` stores every
+        entry of the pattern, zeros included.
+        """),
+        code("""
+        def larger(x):
+            return np.maximum(x[:3], x[3:])
+
+        def times_zero(x):
+            return x * 0
+
+        x = np.array([1.0, 5.0, 3.0, 4.0, 2.0, 6.0])
+        for fn in (larger, times_zero):
+            P = jl.sparsity(fn, x)
+            J = jl.sparse_jacobian(fn, x)
+            print(f"{fn.__name__}: pattern / Jacobian at x = {x}")
+            print(P.toarray().astype(int))
+            print(J.toarray())
+            print(f"stored entries: {J.nnz}, nonzero values: {np.count_nonzero(J.data)}\\n")""", REPRO),
+    ]
+
+
 NOTEBOOKS = {
     "01_jacobians_and_the_chain_rule.ipynb": notebook_01,
     "02_forward_vs_reverse_crossover.ipynb": notebook_02,
     "03_training_with_reverse_mode.ipynb": notebook_03,
     "04_chain_bracketing.ipynb": notebook_04,
+    "05_sparse_jacobians.ipynb": notebook_05,
 }
 
 
