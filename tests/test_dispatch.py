@@ -918,3 +918,24 @@ def test_gathering_methods_work_like_the_functions(mode):
     y, _ = jl.jvp(methods, X, np.zeros_like(X))
     np.testing.assert_array_equal(y, methods(X))
     np.testing.assert_array_equal(run(methods, mode), run(functions, mode))
+
+
+# --- lists that hold traced values, where NumPy would build an array from them ---------------
+LISTS = {
+    "concatenate": lambda x: np.concatenate([[np.sum(x)], x[1:] ** 2]),
+    "concatenate of a tuple": lambda x: np.concatenate(((x[0], x[1] * 2), x)),
+    "concatenate, nested": lambda x: np.concatenate([x[None], [[x[0], 1.0, x[2] * x[1]]]]),
+    "stack": lambda x: np.stack([x, [x[1], 2.0, x[0]]]),
+    "hstack": lambda x: np.hstack([x[:1], [x[2] * x[0]]]),
+    "vstack": lambda x: np.vstack([[x[0], x[1], 1.0], x]),
+    "column_stack": lambda x: np.column_stack([x, [x[0], x[1], 5.0]]),
+    "dstack": lambda x: np.dstack([x, [x[0], x[1], 5.0]]),
+}
+
+
+@pytest.mark.parametrize("name", LISTS)
+def test_a_list_holding_traced_values_is_built_as_numpy_builds_it(name):
+    f, x = LISTS[name], np.array([1.5, -2.0, 3.0])
+    np.testing.assert_array_equal(traced_value(f, x), f(x))
+    for mode in ("forward", "reverse"):
+        assert_fd_close(jl.jacobian(f, x, mode=mode), central_differences(f, x), name)
