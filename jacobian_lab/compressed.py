@@ -125,7 +125,9 @@ class SparseJacobian:
         mode = min(modes, key=lambda mode: _count(self._colors[mode]))  # forward first: ties stay forward
         self.chosen, self.colors = mode, self._colors[mode]
         dtype = result_dtype(x_flat)
-        if mode == "forward":
+        if not pattern.nnz:  # nothing to compute: no pass at all
+            values = np.zeros(0, dtype=dtype)
+        elif mode == "forward":
             values = _columns(pullback.push, pattern, self.colors, x_flat, np.shape(y), dtype, self.batch_size)
         else:
             values = _rows(pullback, pattern, self.colors, x_flat, np.shape(y), dtype, self.batch_size)

@@ -219,9 +219,12 @@ def test_structured_input_and_output_are_flattened():
     np.testing.assert_array_equal(S.toarray(), [[3, 0, 1, 0], [0, 3, 0, 1], [1, 0, 0, 0]])
 
 
-def test_a_constant_output_gives_an_empty_matrix():
-    S = jl.sparse_jacobian(lambda x: np.zeros(3), np.ones(2))
-    assert S.shape == (3, 2) and S.nnz == 0
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+@pytest.mark.parametrize("f, shape", [(lambda x: np.zeros(3), (3, 2)), (lambda x: x[:0] * 2, (0, 2))])
+def test_an_empty_pattern_gives_an_empty_matrix_without_a_pass(f, shape, mode):
+    with counting() as c:
+        S = jl.sparse_jacobian(f, np.ones(2), mode=mode)
+    assert S.shape == shape and S.nnz == 0 and c.passes == 0
 
 
 def test_float32_input_gives_a_float32_jacobian():
