@@ -176,10 +176,16 @@ class Comparison:
         win, lose = (fwd, rev) if fwd.total.total() <= rev.total.total() else (rev, fwd)
         flops = lose.total.total() / max(win.total.total(), 1.0)
         speed = lose.seconds / max(win.seconds, 1e-12)
-        timing = f"measured {speed:.3g}x faster" if speed >= 1 else f"but measured {1 / speed:.3g}x slower"
+        timing = f"measured {_times(speed)}x faster" if speed >= 1 else f"but measured {_times(1 / speed)}x slower"
         if flops == 1:
-            return f"forward and reverse cost the same FLOPs for this {shape}; {win.mode} {timing}"
-        return f"{win.mode} is {flops:.3g}x cheaper in FLOPs for this {shape}; {timing}"
+            verdict = f"forward and reverse cost the same FLOPs for this {shape}; {win.mode} {timing}"
+        else:
+            verdict = f"{win.mode} is {_times(flops)}x cheaper in FLOPs for this {shape}; {timing}"
+        sparse = min((m for m in self.measurements if m.compressed), key=lambda m: m.total.total(), default=None)
+        if sparse is not None and sparse.total.total() < win.total.total():
+            verdict += (f"; compressed seeds (the sparse row) need {_times(win.total.total() / sparse.total.total())}x "
+                        f"fewer FLOPs than {win.mode}")
+        return verdict
 
     def rows(self) -> list[dict]:
         f = self.prediction.primal.total()
@@ -217,6 +223,12 @@ class Comparison:
             "measurements": [dict(m.to_dict(), max_abs_diff=self.max_abs_diff(m)) for m in self.measurements],
             "best": self.best.label, "verdict": self.verdict(),
         }
+
+
+def _times(ratio: float) -> str:
+    """A ratio for a sentence: three significant digits, and enough to tell 1.004 from 1."""
+    text = f"{ratio:.3g}"
+    return f"{ratio:.3f}" if text == "1" and ratio != 1 else text
 
 
 def jsonable(value):
