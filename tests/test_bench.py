@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = {"seed", "mlp_loss", "curve", "dense", "bratu"}
-OURS = {"ours forward", "ours reverse", "ours auto"}
+OURS = {"ours forward", "ours reverse", "ours auto", "ours sparse"}
 
 
 @pytest.fixture(scope="module")
@@ -70,4 +70,5 @@ def test_overhead_counting_and_scaling_sections(quick_run):
     assert len(rows) >= 2 and all(set(data["scaling"]["series"]) <= set(r) for r in rows)
     assert plot.exists() and plot.stat().st_size > 0
     assert "targets:" in stdout and "dispatch overhead per primitive" in stdout
+    assert set(data["targets"]) >= {"bratu: sparse / fastest eager peer <= 0.5", "bratu: sparse / jax.jit steady <= 1.0"}
     assert stdout.count("numpy f(x) + analytic J = ") == 4  # under each targeted workload's eager target
