@@ -349,6 +349,56 @@ def _cmd_compare(args) -> int:
     return EXIT_OK
 
 
+def _cmd_sparsity(args) -> int:
+    from .compressed import coloring
+    from .plots import pattern_colors
+    from .sparsity import sparsity
+
+    plot = _plot_path(args.plot)
+    title, f, x, problem = _resolve(args)
+    if problem is None:
+        _call_user(f, x, title)
+    try:
+        pattern = sparsity(f, x)
+        colors = {mode: coloring(pattern, mode) for mode in ("forward", "reverse")}
+    except Exception as exc:
+        raise RunError(f"reading the sparsity pattern of {title} failed: {type(exc).__name__}: {exc}") from exc
+    summary = _pattern_summary(pattern, colors)
+    if plot is not None:
+        _save(pattern_colors(pattern, colors["forward"], title=title), plot)
+    if args.json:
+        _json(summary)
+        return EXIT_OK
+    m, n, seeds = summary["m"], summary["n"], summary["colors"]
+    console = _console()
+    console.print(f"[bold]{title}[/bold]: R^{n} -> R^{m}")
+    console.print(f"pattern: {summary['entries']:,} of {m * n:,} entries ({100 * summary['density']:.3g} %), "
+                  f"at most {summary['widest_row']:,} in a row and {summary['widest_column']:,} in a column")
+    console.print(f"colors: {seeds['forward']:,} of the {n:,} columns (forward), "
+                  f"{seeds['reverse']:,} of the {m:,} rows (reverse)")
+    chosen = summary["sparse_jacobian"]
+    dense = n if chosen == "forward" else m
+    console.print(f"[bold]sparse_jacobian[/bold] takes {chosen} mode: {_seeds(seeds[chosen])} instead of "
+                  f"{_seeds(dense)}")
+    return EXIT_OK
+
+
+def _seeds(count: int) -> str:
+    return f"{count:,} seed" + ("" if count == 1 else "s")
+
+
+def _pattern_summary(pattern, colors) -> dict:
+    m, n = pattern.shape
+    count = {mode: int(c.max()) + 1 if c.size and pattern.nnz else 0 for mode, c in colors.items()}
+    return {
+        "m": m, "n": n, "entries": int(pattern.nnz), "density": pattern.nnz / max(m * n, 1),
+        "widest_row": int(np.diff(pattern.indptr).max(initial=0)),
+        "widest_column": int(np.bincount(pattern.indices, minlength=n).max(initial=0)),
+        "colors": count,
+        "sparse_jacobian": min(("forward", "reverse"), key=lambda mode: count[mode]),  # ties: forward
+    }
+
+
 def _cmd_sweep(args) -> int:
     from rich.progress import (
         BarColumn,
@@ -518,6 +568,18 @@ examples:
   {PROG} compare mypkg.funcs:residual --x-file x0.npy
 """
 
+SPARSITY_EPILOG = f"""\
+TARGET and its input are given as for `{PROG} compare`. Prints the pattern's
+size and entries, the colors of its columns (forward mode: one tangent seed
+per color) and of its rows (reverse mode: one cotangent seed per color), and
+the mode jl.sparse_jacobian takes.
+
+examples:
+  {PROG} sparsity bratu                           # tridiagonal: 3 seeds instead of 2000
+  {PROG} sparsity bratu --n 200 --plot pattern.png
+  {PROG} sparsity my_model.py:residual --shape 500 --json
+"""
+
 SWEEP_EPILOG = f"""\
 For every size in the grid, the exact FLOPs of forward (vector) and reverse
 (batched) mode come from the prediction, and both are timed. The crossover is
@@ -572,6 +634,7 @@ examples:
   {PROG} problems                     # what else is built in
   {PROG} sweep curve --plot curve.png
   {PROG} chain 100 1 100 100 100
+  {PROG} sparsity bratu               # the pattern and its coloring
   {PROG} report --out report
 
 Run `{PROG} COMMAND --help` for the options of each command.
@@ -597,13 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="measure every accumulation order of one Jacobian and compare them",
                        description="Build one Jacobian in several accumulation orders, count the FLOPs "
                                    "each executed, time them, and print the table and the verdict.")
-    p.add_argument("target", nargs="?", metavar="TARGET",
-                   help=f"built-in problem, module:function or file.py:function (default: {DEFAULT_PROBLEM})")
-    p.add_argument("--n", type=_size_arg, help="number of inputs of a built-in problem")
-    p.add_argument("--m", type=_size_arg, help="number of outputs of a built-in problem (where it has one)")
-    p.add_argument("--shape", help="input shape for a function, e.g. 1000 or 3,4 ('' for a scalar)")
-    p.add_argument("--x-file", metavar="FILE", help="input point for a function (.npy, .npz, .txt, .csv)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the input / problem data (default 0)")
+    _add_target(p)
     p.add_argument("--modes", default=",".join(MODE_NAMES),
                    help="comma-separated rows: forward-1, forward, reverse-1, reverse, auto, jit (replays of "
                         "the compiled Jacobian), sparse (one seed per color of the sparsity pattern), "
@@ -614,6 +671,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
     p.add_argument("--plot", metavar="FILE", help="save FLOPs by phase per mode (.png, .svg or .pdf)")
     p.set_defaults(handler=_cmd_compare)
+
+    p = sub.add_parser("sparsity", parents=[common], formatter_class=_Help, epilog=SPARSITY_EPILOG,
+                       help="the Jacobian's sparsity pattern and the seeds its coloring needs",
+                       description="Read which outputs depend on which inputs, color the pattern, and say how "
+                                   "many seeds a compressed (sparse) Jacobian needs in each mode.")
+    _add_target(p)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--plot", metavar="FILE", help="save the pattern, entries colored by column (.png, .svg or .pdf)")
+    p.set_defaults(handler=_cmd_sparsity)
 
     p = sub.add_parser("sweep", parents=[common], formatter_class=_Help, epilog=SWEEP_EPILOG,
                        help="forward vs reverse cost over a grid of sizes, with the crossover",
@@ -650,6 +716,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.set_defaults(handler=_cmd_problems)
     return parser
+
+
+def _add_target(p) -> None:
+    """TARGET and the flags that give its input: what compare and sparsity differentiate."""
+    p.add_argument("target", nargs="?", metavar="TARGET",
+                   help=f"built-in problem, module:function or file.py:function (default: {DEFAULT_PROBLEM})")
+    p.add_argument("--n", type=_size_arg, help="number of inputs of a built-in problem")
+    p.add_argument("--m", type=_size_arg, help="number of outputs of a built-in problem (where it has one)")
+    p.add_argument("--shape", help="input shape for a function, e.g. 1000 or 3,4 ('' for a scalar)")
+    p.add_argument("--x-file", metavar="FILE", help="input point for a function (.npy, .npz, .txt, .csv)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the input / problem data (default 0)")
 
 
 def _version() -> str:

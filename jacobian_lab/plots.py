@@ -28,6 +28,7 @@ __all__ = [
     "FORMATS",
     "chain_costs",
     "cheap_gradient",
+    "pattern_colors",
     "memory_bars",
     "phase_bars",
     "save",
@@ -403,6 +404,35 @@ def chain_costs(plan) -> Figure:
 
 
 # ------------------------------------------------------------------------ saving
+
+
+def pattern_colors(pattern, colors, title: str | None = None) -> Figure:
+    """The sparsity pattern with each entry drawn in its column's color (`coloring`, forward mode).
+
+    Columns of one color share no row, so each row shows every color at most
+    once: one seed per color gives every entry.
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> from jacobian_lab import plots
+    >>> P = jl.sparsity(lambda x: x[1:] * x[:-1], np.ones(6))
+    >>> fig = plots.pattern_colors(P, jl.coloring(P))
+    >>> len(fig.axes[0].collections)
+    1
+    """
+    rows, cols = pattern.nonzero()
+    m, n = pattern.shape
+    fig = _figure(6.0, 6.0 * max(min(m / max(n, 1), 2.0), 0.3) + 0.8)
+    ax = fig.add_subplot()
+    count = int(colors.max()) + 1 if colors.size else 0
+    size = max(0.5, min(40.0, 4000.0 / max(m, n, 1)))
+    ax.scatter(cols, rows, c=colors[cols] % 10, cmap="tab10", vmin=0, vmax=9, marker="s", s=size, linewidths=0)
+    ax.set_xlim(-0.5, n - 0.5)
+    ax.set_ylim(m - 0.5, -0.5)
+    ax.set_xlabel("input j (column)")
+    ax.set_ylabel("output i (row)")
+    ax.set_title(f"{title + ': ' if title else ''}{m:,}x{n:,} pattern, {len(rows):,} entries, "
+                 f"{count} column colors", fontsize=10)
+    return fig
 
 
 def save(fig: Figure, path, dpi: int = 110) -> Path:

@@ -102,6 +102,46 @@ def test_compare_sparse_row_on_a_banded_problem(capsys):
     assert sparse["max_abs_diff"] == 0.0 and json.loads(out)["best"] == "sparse -> forward"
 
 
+# ---------------------------------------------------------------- sparsity
+
+
+def test_sparsity_of_a_banded_problem(capsys):
+    code, out, _ = run(capsys, "sparsity", "bratu", "--n", "30")
+    assert code == 0
+    assert "R^30 -> R^28" in out
+    assert "pattern: 84 of 840 entries (10 %), at most 3 in a row and 3 in a column" in out
+    assert "colors: 3 of the 30 columns (forward), 3 of the 28 rows (reverse)" in out
+    assert "sparse_jacobian takes forward mode: 3 seeds instead of 30 seeds" in out
+
+
+def test_sparsity_json_and_plot_of_a_function(capsys, user_file, tmp_path):
+    target = tmp_path / "pattern.png"
+    code, out, err = run(capsys, "sparsity", f"{user_file}:softplus_sum", "--shape", "4,5", "--json",
+                         "--plot", str(target))
+    assert code == 0 and "figure written" in err
+    data = json.loads(out)  # row i of the (4, 5) input feeds output i alone
+    assert (data["m"], data["n"], data["entries"], data["widest_row"], data["widest_column"]) == (4, 20, 20, 5, 1)
+    # the 5 columns of a row need 5 colors; the rows share no column, so one cotangent gives them all
+    assert data["colors"] == {"forward": 5, "reverse": 1} and data["sparse_jacobian"] == "reverse"
+    assert Image.open(target).size[0] > 100
+
+
+def test_sparsity_of_a_gradient_takes_one_reverse_seed(capsys):
+    code, out, _ = run(capsys, "sparsity", "seed", "--n", "50")
+    assert code == 0 and "sparse_jacobian takes reverse mode: 1 seed instead of 1 seed" in out
+
+
+def test_sparsity_usage_errors(capsys, user_file):
+    code, _, err = run(capsys, "sparsity", "nope")
+    assert_one_line_error(err, code, 2)
+    code, _, err = run(capsys, "sparsity", f"{user_file}:softplus_sum")
+    assert_one_line_error(err, code, 2)
+    assert "needs an input" in err
+    code, _, err = run(capsys, "sparsity", f"{user_file}:explode", "--shape", "3")
+    assert_one_line_error(err, code, 1)
+    assert "the model diverged" in err
+
+
 def test_compare_batch_size_adds_rows(capsys):
     code, out, _ = run(capsys, "compare", "dense", "--n", "12", "--modes", "forward", "--batch-size", "4",
                        "--repeat", "1", "--json")
