@@ -41,6 +41,7 @@ from . import prediction as _prediction
 from .accounting import PHASES, Cost, Counter, active_counter, counting
 from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, prepare, result_dtype, rows,
                        whole_block)
+from .hessian import HessianFunction, refuse_structure
 from .memory import MemoryBudgetError
 from .primitives import REGISTRY
 from .staging import INPUT, NotReplayable, Recorder
@@ -56,8 +57,9 @@ BOTH_ORDERS_WITHIN = 16.0
 def jit(fun: JacobianFunction) -> "Jitted":
     """Compile a Jacobian function (like ``jax.jit(jax.jacrev(f))``).
 
-    `fun` is what ``jl.jacfwd(f)``, ``jl.jacrev(f)``, ``jl.grad(f)`` or
-    ``jl.jacobian(f, mode=...)`` (without x) return. The result takes x and
+    `fun` is what ``jl.jacfwd(f)``, ``jl.jacrev(f)``, ``jl.grad(f)``,
+    ``jl.jacobian(f, mode=...)`` or ``jl.hessian(f)`` (without x) return. The
+    result takes x and
     returns the same Jacobian as `fun`; after the first call at a shape it
     replays a compiled program. f must depend on x alone (no randomness,
     no mutated globals), as for ``jax.jit``.
@@ -73,10 +75,12 @@ def jit(fun: JacobianFunction) -> "Jitted":
     if isinstance(fun, ValueAndGrad):
         raise TypeError("jl.jit compiles Jacobian functions, and a compiled program returns the derivative "
                         "alone; compile jl.grad(f) and evaluate f for its value")
+    if isinstance(fun, HessianFunction):
+        return JittedHessian(fun)
     if not isinstance(fun, JacobianFunction):
         raise TypeError(
             f"jl.jit compiles Jacobian functions, got {type(fun).__name__}; pass jl.jacrev(f), "
-            "jl.jacfwd(f), jl.grad(f) or jl.jacobian(f, mode=...) (without x)"
+            "jl.jacfwd(f), jl.grad(f), jl.jacobian(f, mode=...) or jl.hessian(f) (without x)"
         )
     return Jitted(fun)
 
@@ -144,6 +148,21 @@ class Jitted:
             return None, None
         self._programs[key] = ([program] + self._programs.get(key, []))[:KEEP_PROGRAMS]
         return program, J
+
+
+class JittedHessian(Jitted):
+    """A compiled Hessian: the compiled forward Jacobian of f's recorded gradient sweep."""
+
+    def __init__(self, fun: HessianFunction):
+        super().__init__(fun.as_jacobian())
+        self.hessian = fun
+
+    def __repr__(self) -> str:
+        return f"jit({self.hessian!r})"
+
+    def _prepare(self, x):
+        refuse_structure(x)
+        return super()._prepare(x)
 
 
 def _replay(programs: list, x):

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import engines, trees
 from .compressed import SparseJacobian
-from .jacobian import _NO_X, MODES, _check_batch_size, check_function, columns, prepare, seeds
+from .jacobian import _NO_X, MODES, JacobianFunction, _check_batch_size, check_function, columns, prepare, seeds
 
 __all__ = ["HessianFunction", "SparseHessian", "hessian", "sparse_hessian"]
 
@@ -45,12 +45,13 @@ def hessian(f: Callable, x=_NO_X, *, batch_size=None, max_memory=None):
     _check_batch_size(batch_size)
     if x is _NO_X:
         return HessianFunction(f, batch_size, max_memory)
-    _refuse_structure(x)
+    refuse_structure(x)
     g, x_flat = prepare(f, x)
     return columns(Derivative(g), x_flat, batch_size, max_memory)
 
 
-def _refuse_structure(x) -> None:
+def refuse_structure(x) -> None:
+    """A Hessian's x is one array: refuse a structure, which f would get flattened."""
     if trees.is_tree(x) and not trees.is_numbers(x):
         raise TypeError("a Hessian takes x as one float array, not a structure of arrays; concatenate the "
                         "leaves into one vector (np.concatenate) and split it inside f")
@@ -84,10 +85,15 @@ class HessianFunction:
     """
 
     def __init__(self, f: Callable, batch_size=None, max_memory=None):
+        check_function(f)
         self.f, self.batch_size, self.max_memory = f, batch_size, max_memory
 
     def __call__(self, x):
         return hessian(self.f, x, batch_size=self.batch_size, max_memory=self.max_memory)
+
+    def as_jacobian(self) -> JacobianFunction:
+        """The forward Jacobian of f's gradient sweep: the same values, as `jit` compiles them."""
+        return JacobianFunction(Derivative(self.f), "forward", self.batch_size, max_memory=self.max_memory)
 
     def __repr__(self) -> str:
         return f"hessian({getattr(self.f, '__name__', repr(self.f))})"
@@ -129,7 +135,7 @@ class SparseHessian(SparseJacobian):
         self.of = f
 
     def __call__(self, x):
-        _refuse_structure(x)
+        refuse_structure(x)
         return super().__call__(x)
 
     def __repr__(self) -> str:

@@ -158,3 +158,30 @@ def test_sparse_hessian_refuses_what_it_cannot_take():
     with pytest.raises(ValueError, match="mode must be one of"):
         jl.sparse_hessian(np.sum, np.ones(2), mode="both")
     assert repr(jl.sparse_hessian(np.sum)) == "sparse_hessian(sum, mode='auto')"
+
+
+# --- compiled Hessians ------------------------------------------------------------------
+def test_jit_compiles_the_hessian_and_replays_it_exactly():
+    jac = jl.jit(jl.hessian(rosenbrock))
+    for x in (RNG.standard_normal(30), RNG.standard_normal(30)):
+        np.testing.assert_array_equal(jac(x), jl.hessian(rosenbrock, x))
+    assert jac.compiles == 1 and repr(jac) == "jit(hessian(rosenbrock))"
+    x = RNG.standard_normal(30)
+    with counting() as c:
+        jac(x)
+    assert c.total() == jac.program(x).cost  # a replay counts its program's known work
+    assert jac.program(x).mode == "forward"  # forward over the recorded sweep
+
+
+def test_jit_hessian_follows_the_branch_f_takes():
+    jac = jl.jit(jl.hessian(lambda x: np.sum(x ** 3) if x[0] > 0 else np.sum(np.sin(x))))
+    up, down = np.array([0.5, 2.0]), np.array([-0.5, 2.0])
+    np.testing.assert_allclose(jac(up), np.diag(6.0 * up), rtol=1e-15)
+    np.testing.assert_allclose(jac(down), np.diag(-np.sin(down)), rtol=1e-15)
+    np.testing.assert_allclose(jac(2 * up), np.diag(12.0 * up), rtol=1e-15)
+    assert jac.compiles == 2
+
+
+def test_jit_hessian_refuses_a_structured_x():
+    with pytest.raises(TypeError, match="not a structure of arrays"):
+        jl.jit(jl.hessian(lambda t: t[0] * t[1]))((np.ones(2), np.ones(2)))
