@@ -18,6 +18,7 @@ passes compute each entry with the same operations as a one-hot seed would.
 """
 from __future__ import annotations
 
+import heapq
 from typing import Callable
 
 import numpy as np
@@ -33,11 +34,15 @@ __all__ = ["SparseJacobian", "coloring", "sparse_jacobian"]
 def coloring(pattern, mode: str = "forward") -> np.ndarray:
     """A color per column (forward) or per row (reverse) of `pattern`; no two of one color share a row (column).
 
-    Greedy, largest first: columns holding the most entries pick first, each
-    taking the smallest color that no column sharing a row with it holds.
-    `pattern` is anything `scipy.sparse.csr_array` takes (a sparse matrix, a
-    2-D boolean array). The number of colors is ``colors.max() + 1``: the
-    seeds a compressed Jacobian pushes.
+    Greedy: each column in turn takes the smallest color that no column
+    sharing a row with it holds. Two orders are tried and the coloring with
+    fewer colors kept: largest first (columns holding the most entries first)
+    and incidence degree (next, the column that shares rows with the most
+    columns already colored), which finds the 5 colors of a 2-D five-point
+    stencil where the first finds 7. `pattern` is anything
+    `scipy.sparse.csr_array` takes (a sparse matrix, a 2-D boolean array).
+    The number of colors is ``colors.max() + 1``: the seeds a compressed
+    Jacobian pushes.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.coloring(np.eye(4, dtype=bool) | np.eye(4, k=1, dtype=bool))  # columns 1-3 hold two entries
@@ -56,13 +61,18 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
     if m and np.diff(pattern.indptr).max() == n:  # a full row: every column needs its own color
         return np.arange(n, dtype=np.int64)
     by_column = pattern.tocsc()
-    return _greedy(by_column.indptr.tolist(), by_column.indices.tolist(), *pattern.shape)
+    lists = (by_column.indptr.tolist(), by_column.indices.tolist(), pattern.indptr.tolist(), pattern.indices.tolist())
+    col_ptr = lists[0]
+    largest_first = sorted(range(n), key=lambda j: col_ptr[j] - col_ptr[j + 1])  # stable: ties in column order
+    candidates = [_greedy(order, lists, m) for order in (largest_first, _incidence_order(lists, n))]
+    return min(candidates, key=lambda colors: colors.max(initial=-1))
 
 
-def _greedy(col_ptr, col_rows, m, n) -> np.ndarray:
-    """Distance-2 greedy coloring with one bit set per row: bit c of used[r] = color c is in row r."""
-    used, colors = [0] * m, [0] * n
-    for j in sorted(range(n), key=lambda j: col_ptr[j] - col_ptr[j + 1]):  # largest first, stable
+def _greedy(order, lists, m) -> np.ndarray:
+    """Distance-2 greedy coloring in `order`, the colors of each row kept as bits: bit c of used[r]."""
+    col_ptr, col_rows = lists[0], lists[1]
+    used, colors = [0] * m, [0] * len(order)
+    for j in order:
         rows = col_rows[col_ptr[j]:col_ptr[j + 1]]
         taken = 0
         for r in rows:
@@ -72,6 +82,25 @@ def _greedy(col_ptr, col_rows, m, n) -> np.ndarray:
             used[r] |= 1 << color
         colors[j] = color
     return np.array(colors, dtype=np.int64)
+
+
+def _incidence_order(lists, n) -> list[int]:
+    """Columns in incidence-degree order: next, the one sharing rows with the most columns ordered so far."""
+    col_ptr, col_rows, row_ptr, row_cols = lists
+    incidence, done, order = [0] * n, [False] * n, []
+    heap = [(0, j) for j in range(n)]  # (-incidence, column); an entry whose count has grown is stale
+    while heap:
+        key, j = heapq.heappop(heap)
+        if done[j] or -key != incidence[j]:
+            continue
+        done[j] = True
+        order.append(j)
+        neighbours = {k for r in col_rows[col_ptr[j]:col_ptr[j + 1]] for k in row_cols[row_ptr[r]:row_ptr[r + 1]]}
+        for k in neighbours:
+            if not done[k]:
+                incidence[k] += 1
+                heapq.heappush(heap, (-incidence[k], k))
+    return order
 
 
 def sparse_jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None):

@@ -127,6 +127,17 @@ def test_coloring_of_a_band_takes_its_width():
         assert colors.max() + 1 == width
 
 
+def test_coloring_of_a_five_point_stencil_takes_five_colors():
+    def laplacian(u, k=12):
+        U = u.reshape(k, k)
+        return (U[:-2, 1:-1] + U[2:, 1:-1] + U[1:-1, :-2] + U[1:-1, 2:] - 4 * U[1:-1, 1:-1]).ravel()
+
+    P = jl.sparsity(laplacian, np.ones(144))
+    colors = jl.coloring(P)
+    assert_valid_coloring(P.toarray(), colors, "forward")
+    assert colors.max() + 1 == 5  # the fewest possible: a row holds five columns
+
+
 def test_coloring_of_a_full_row_is_one_color_per_column():
     np.testing.assert_array_equal(jl.coloring(np.ones((2, 5), bool)), np.arange(5))
     np.testing.assert_array_equal(jl.coloring(np.ones((2, 5), bool), "reverse"), [0, 1])
