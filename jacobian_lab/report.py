@@ -309,6 +309,10 @@ def _write_footer(doc) -> None:
              "one recorded tape, m cotangent seeds per sweep. Counted FLOPs follow the project's conventions: "
              "elementwise arithmetic costs one FLOP per output element, a transcendental one transcendental, "
              "a matmul 2mkn, a reduction over L elements L - 1.")
+    doc.para("The sparse row (jl.sparse_jacobian) reads which outputs depend on which inputs from the tape, "
+             "colors the columns (or rows) so that no two of one color share a row (column), and pushes one "
+             "seed per color: a banded Jacobian such as bratu's takes as many seeds as its band is wide. "
+             "The jit row replays a compiled program of the Jacobian.")
     doc.para("The cheap-gradient principle (Griewank & Walther, ω = 3; Baydin et al., JMLR 2018, quote c < 6 and "
              "2-3 in practice) bounds the cost of one derivative pass by a small multiple of f; the full Jacobian "
              "then costs about n such passes forward or m reverse, which is what the sweeps show.")
