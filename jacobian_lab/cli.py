@@ -388,8 +388,10 @@ def _seeds(count: int) -> str:
 
 
 def _pattern_summary(pattern, colors) -> dict:
+    from .compressed import color_count
+
     m, n = pattern.shape
-    count = {mode: int(c.max()) + 1 if c.size and pattern.nnz else 0 for mode, c in colors.items()}
+    count = {mode: color_count(c) if pattern.nnz else 0 for mode, c in colors.items()}
     return {
         "m": m, "n": n, "entries": int(pattern.nnz), "density": pattern.nnz / max(m * n, 1),
         "widest_row": int(np.diff(pattern.indptr).max(initial=0)),

@@ -28,7 +28,7 @@ from . import engines
 from .jacobian import MODES, PASS_ELEMENTS, _NO_X, _check_batch_size, batches, check_function, prepare, result_dtype
 from .sparsity import recorded_pattern
 
-__all__ = ["SparseJacobian", "coloring", "sparse_jacobian"]
+__all__ = ["SparseJacobian", "color_count", "coloring", "sparse_jacobian"]
 
 
 def coloring(pattern, mode: str = "forward") -> np.ndarray:
@@ -147,20 +147,18 @@ class SparseJacobian:
         g, x_flat = prepare(self.f, x)
         y, pullback = engines.get("reverse").vjp(g, x_flat)
         pattern = self._pattern_of(pullback, np.size(y))
+        self.chosen, self.colors = self._coloring(pattern)
+        values = _values(pullback, pattern, self.chosen, self.colors, np.shape(y), x_flat, self.batch_size)
+        return scipy.sparse.csr_array((values, pattern.indices, pattern.indptr), shape=pattern.shape)
+
+    def _coloring(self, pattern) -> tuple[str, np.ndarray]:
+        """The mode to run and its colors: the fewer colors, forward on a tie; each coloring made once."""
         modes = ("forward", "reverse") if self.mode == "auto" else (self.mode,)
         for mode in modes:
             if mode not in self._colors:
                 self._colors[mode] = coloring(pattern, mode)
-        mode = min(modes, key=lambda mode: _count(self._colors[mode]))  # forward first: ties stay forward
-        self.chosen, self.colors = mode, self._colors[mode]
-        dtype = result_dtype(x_flat)
-        if not pattern.nnz:  # nothing to compute: no pass at all
-            values = np.zeros(0, dtype=dtype)
-        elif mode == "forward":
-            values = _columns(pullback.push, pattern, self.colors, x_flat, np.shape(y), dtype, self.batch_size)
-        else:
-            values = _rows(pullback, pattern, self.colors, x_flat, np.shape(y), dtype, self.batch_size)
-        return scipy.sparse.csr_array((values, pattern.indices, pattern.indptr), shape=pattern.shape)
+        mode = min(modes, key=lambda mode: color_count(self._colors[mode]))
+        return mode, self._colors[mode]
 
     def _pattern_of(self, pullback, m: int):
         """f's pattern on this tape; the last one (and its colorings) while the tape's signature stays.
@@ -190,7 +188,12 @@ def _same_pattern(a, b) -> bool:
             and np.array_equal(a.indices, b.indices))
 
 
-def _count(colors) -> int:
+def color_count(colors) -> int:
+    """The number of colors of a coloring: the seeds a compressed Jacobian pushes.
+
+    >>> color_count(np.array([1, 0, 2, 0]))
+    3
+    """
     return int(colors.max()) + 1 if colors.size else 0
 
 
@@ -206,26 +209,21 @@ def _color_seeds(colors, lo, hi, shape, dtype):
     return (colors == np.arange(lo, hi)[:, None]).astype(dtype).reshape((hi - lo,) + tuple(shape))
 
 
-def _columns(push, pattern, colors, x, y_shape, dtype, batch_size):
-    """Forward: push one tangent per column color; entry (i, j) is row i of color(j)'s tangent."""
-    rows = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr))
-    entry_colors = colors[pattern.indices]
+def _values(pullback, pattern, mode, colors, y_shape, x, batch_size) -> np.ndarray:
+    """The pattern's entries, in its order, from one seed per color pushed (forward) or pulled (reverse)."""
+    dtype = result_dtype(x)
+    if not pattern.nnz:  # nothing to compute: no pass at all
+        return np.zeros(0, dtype=dtype)
+    rows = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr))  # each entry's row
+    if mode == "forward":  # entry (i, j): element i of the tangent of color(j)
+        run, entry_colors, place, shape, width = (lambda seeds: pullback.push(seeds)[1], colors[pattern.indices],
+                                                  rows, x.shape, x.size)
+    else:  # entry (i, j): element j of the cotangent of color(i)
+        run, entry_colors, place, shape, width = pullback, colors[rows], pattern.indices, y_shape, pullback.widest
     values = np.empty(pattern.nnz, dtype=dtype)
-    count = _count(colors)
-    for lo, hi in batches(count, _step(count, x.size, batch_size)):
-        _, tangents = push(_color_seeds(colors, lo, hi, x.shape, dtype))
+    count = color_count(colors)
+    for lo, hi in batches(count, _step(count, width, batch_size)):
+        block = run(_color_seeds(colors, lo, hi, shape, dtype)).reshape(hi - lo, -1)
         mine = (entry_colors >= lo) & (entry_colors < hi)
-        values[mine] = tangents.reshape(hi - lo, -1)[entry_colors[mine] - lo, rows[mine]]
-    return values
-
-
-def _rows(pullback, pattern, colors, x, y_shape, dtype, batch_size):
-    """Reverse: pull one cotangent per row color; entry (i, j) is column j of color(i)'s cotangent."""
-    entry_colors = np.repeat(colors, np.diff(pattern.indptr))
-    values = np.empty(pattern.nnz, dtype=dtype)
-    count = _count(colors)
-    for lo, hi in batches(count, _step(count, getattr(pullback, "widest", x.size), batch_size)):
-        cotangents = pullback(_color_seeds(colors, lo, hi, y_shape, dtype))
-        mine = (entry_colors >= lo) & (entry_colors < hi)
-        values[mine] = cotangents.reshape(hi - lo, -1)[entry_colors[mine] - lo, pattern.indices[mine]]
+        values[mine] = block[entry_colors[mine] - lo, place[mine]]
     return values
