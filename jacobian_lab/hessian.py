@@ -19,7 +19,7 @@ import numpy as np
 
 from . import engines, trees
 from .compressed import SparseJacobian
-from .jacobian import _NO_X, MODES, JacobianFunction, _check_batch_size, check_function, columns, prepare, seeds
+from .jacobian import _NO_X, MODES, JacobianFunction, _check_batch_size, check_function, seeds
 
 __all__ = ["HessianFunction", "SparseHessian", "hessian", "sparse_hessian"]
 
@@ -31,7 +31,8 @@ def hessian(f: Callable, x=_NO_X, *, batch_size=None, max_memory=None):
     `batch_size` tangent seeds per pass (None: as many as keep a pass's
     arrays about cache-sized, within `max_memory`). A vector-valued f gives
     each output's Hessian, its sweep pulling back every output at once.
-    Without x, the Hessian as a function of x. x is a plain float array.
+    Without x, the Hessian as a function of x. x is one float array and f
+    returns one.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.hessian(lambda x: x[0] ** 2 * x[1], np.array([1.0, 3.0]))
@@ -41,13 +42,9 @@ def hessian(f: Callable, x=_NO_X, *, batch_size=None, max_memory=None):
     array([[ 0.25, -0.25],
            [-0.25,  0.25]])
     """
-    check_function(f)
     _check_batch_size(batch_size)
-    if x is _NO_X:
-        return HessianFunction(f, batch_size, max_memory)
-    refuse_structure(x)
-    g, x_flat = prepare(f, x)
-    return columns(Derivative(g), x_flat, batch_size, max_memory)
+    fun = HessianFunction(f, batch_size, max_memory)
+    return fun if x is _NO_X else fun(x)
 
 
 def refuse_structure(x) -> None:
@@ -89,7 +86,8 @@ class HessianFunction:
         self.f, self.batch_size, self.max_memory = f, batch_size, max_memory
 
     def __call__(self, x):
-        return hessian(self.f, x, batch_size=self.batch_size, max_memory=self.max_memory)
+        refuse_structure(x)
+        return self.as_jacobian()(x)
 
     def as_jacobian(self) -> JacobianFunction:
         """The forward Jacobian of f's gradient sweep: the same values, as `jit` compiles them."""
