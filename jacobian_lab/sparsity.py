@@ -63,10 +63,14 @@ def recorded_pattern(pullback, m: int) -> scipy.sparse.csr_array:
     n = records[0].out.size
     if output is None:  # f's output does not depend on x
         return _matrix(np.zeros(0, dtype=np.int64), m, n)
+    last_use = pullback.tape.last_use()
     deps = [np.arange(n, dtype=np.int64) * (n + 1)]  # the input: the identity
-    for record in records[1:output + 1]:
+    for i, record in enumerate(records[1:output + 1], 1):
         operands = [None if p is None else deps[p] for p in record.parents]
         deps.append(_RULES.get(record.prim.structure, _dense)(record, operands, n))
+        for p in record.parents:  # a matrix read for the last time is let go
+            if p is not None and last_use[p] == i and p != output:
+                deps[p] = None
     return _matrix(deps[output], m, n)
 
 

@@ -52,7 +52,7 @@ class Tape:
         # [flops, transcendentals] of the non-differentiable evaluations (comparisons, sign, ...):
         # primal work that leaves no record, kept so that the tape tells all of f's work
         self.unrecorded = [0, 0]
-        self._last = None  # see _last_use
+        self._last = None  # see last_use
 
     def append(self, record) -> int:
         out = record.out
@@ -90,7 +90,7 @@ class Tape:
         `output`; a tangent is dropped after its last use, and `budget` (a
         `TangentBudget`) accounts for every one created.
         """
-        last_use = self._last_use()
+        last_use = self.last_use()
         tangents = [t] + [None] * (len(self.records) - 1)
         for i, record in enumerate(self.records[1:], 1):
             ts = [None if p is None else tangents[p] for p in record.parents]
@@ -105,7 +105,7 @@ class Tape:
                     tangents[p] = None
         return None if output is None else tangents[output]
 
-    def _last_use(self) -> list[int]:
+    def last_use(self) -> list[int]:
         """For each record, the index of the last record that reads it (its own if none does).
 
         Computed once: a tape is complete before anything replays it."""
