@@ -162,7 +162,7 @@ def test_coloring_refuses_a_bad_mode_and_shape():
 
 
 # --- compressed Jacobians -------------------------------------------------------------
-@pytest.mark.parametrize("name", ["bratu", "curve", "dense", "seed", "tall_to_wide"])
+@pytest.mark.parametrize("name", problems.names())
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
 def test_sparse_jacobian_reproduces_the_dense_entries_bit_for_bit(name, mode):
     p = problems.get(name)
