@@ -73,8 +73,9 @@ class Primitive:
     that need only that (`jacobian_lab.sparsity`): "elementwise" (the same
     element, after broadcasting), "move" (a copy of one operand element, or a
     zero: reshape, indexing, concatenate), "reduction" (the elements reduced
-    over ``axis``), "matmul" (a row of one operand and a column of the other)
-    or None (any output element may depend on any element).
+    over ``axis``), "scan" (the elements up to its own along ``axis``: cumsum),
+    "matmul" (a row of one operand and a column of the other) or None (any
+    output element may depend on any element).
     """
 
     name: str

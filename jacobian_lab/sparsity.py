@@ -11,6 +11,7 @@ from its operands' matrices and its primitive's `structure`:
   nothing (the zeros ``embed`` fills in). Which element that is comes from
   running the primitive itself on arrays of element numbers;
 * "reduction": on everything the elements reduced into it depend on;
+* "scan": on what the elements up to its own along ``axis`` depend on;
 * "matmul": on a row of the first operand and a column of the second;
 * anything else: on everything any operand element depends on.
 
@@ -24,6 +25,7 @@ elements), which makes a union one sort and a row selection one gather.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -143,6 +145,17 @@ def _reduced(keys, n, shape, axis):
     return _unique(targets[rows] * n + cols)
 
 
+def _scan(record, operands, n):
+    """Element p along `axis` of a cumulative sum or product: the operand's elements 0 .. p along it."""
+    shape, axis = np.shape(record.args[0]), record.params["axis"]
+    length, stride = shape[axis], math.prod(shape[axis + 1:])
+    rows, cols = np.divmod(operands[0], n)
+    first = (rows // stride) % length  # a key's own position along the axis ...
+    reach = length - first  # ... and the positions from there to the end, which it reaches
+    steps = np.arange(reach.sum()) - np.repeat(np.cumsum(reach) - reach, reach)
+    return _unique((np.repeat(rows, reach) + steps * stride) * n + np.repeat(cols, reach))
+
+
 def _matmul(record, operands, n):
     """Element (..., i, k) of a @ b: row i of a and column k of b, each reduced and broadcast."""
     a, b = record.args
@@ -163,4 +176,4 @@ def _dense(record, operands, n):
     return (np.arange(np.size(record.out), dtype=np.int64)[:, None] * n + columns).ravel()
 
 
-_RULES = {"elementwise": _elementwise, "move": _move, "reduction": _reduction, "matmul": _matmul}
+_RULES = {"elementwise": _elementwise, "move": _move, "reduction": _reduction, "scan": _scan, "matmul": _matmul}

@@ -133,6 +133,7 @@ cumsum = register(Primitive(
     "cumsum", lambda x, axis: np.cumsum(x, axis=axis), _cumsum_cost,
     jvp=lambda tangents, out, x, axis: cumsum(tangents[0], axis=axis + 1),
     vjp=lambda needs, out, x, axis: lambda g: (_reverse_cumsum(g, axis + 1) if needs[0] else None,),
+    structure="scan",
 ))
 
 
@@ -182,5 +183,5 @@ def _cumprod_vjp(needs, out, x, axis):
 
 cumprod = register(Primitive(
     "cumprod", lambda x, axis: np.cumprod(x, axis=axis), _cumsum_cost,
-    jvp=_cumprod_jvp, vjp=_cumprod_vjp, reads_values=True,
+    jvp=_cumprod_jvp, vjp=_cumprod_vjp, reads_values=True, structure="scan",
 ))
