@@ -13,7 +13,7 @@ from .compare import Comparison, Measurement, compare, measure
 from .jacobian import JacobianFunction, grad, jacfwd, jacobian, jacrev, jvp, value_and_grad, vjp
 from .compiled import jit
 from .compressed import SparseJacobian, coloring, sparse_jacobian
-from .hessian import HessianFunction, SparseHessian, hessian, sparse_hessian
+from .hessian import HessianFunction, SparseHessian, hessian, hvp, sparse_hessian
 from .memory import MemoryBudgetError
 from .prediction import Prediction, count_flops, predict
 from .sparsity import sparsity
@@ -23,6 +23,6 @@ __all__ = [
     "Chain", "Comparison", "Cost", "HessianFunction", "JacobianFunction", "Measurement", "MemoryBudgetError", "Prediction",
     "SparseHessian", "SparseJacobian", "TracerConversionError",
     "chain", "coloring", "compare",
-    "count_flops", "engines", "grad", "hessian", "jacfwd", "jacobian", "jacrev", "jit", "jvp", "measure", "predict",
+    "count_flops", "engines", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jit", "jvp", "measure", "predict",
     "problems", "sparse_hessian", "sparse_jacobian", "sparsity", "value_and_grad", "vjp",
 ]

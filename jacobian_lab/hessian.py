@@ -19,9 +19,10 @@ import numpy as np
 
 from . import engines, trees
 from .compressed import SparseJacobian
-from .jacobian import _NO_X, MODES, JacobianFunction, _check_batch_size, check_function, seeds
+from .jacobian import (_NO_X, MODES, JacobianFunction, _check_batch_size, _split_batch, as_input, check_function,
+                       seeds)
 
-__all__ = ["HessianFunction", "SparseHessian", "hessian", "sparse_hessian"]
+__all__ = ["HessianFunction", "SparseHessian", "hessian", "hvp", "sparse_hessian"]
 
 
 def hessian(f: Callable, x=_NO_X, *, batch_size=None, max_memory=None):
@@ -47,6 +48,26 @@ def hessian(f: Callable, x=_NO_X, *, batch_size=None, max_memory=None):
     return fun if x is _NO_X else fun(x)
 
 
+def hvp(f: Callable, x, v):
+    """The Hessian-vector product H(x) v of a scalar f, without forming H (like
+    ``jax.jvp(jax.grad(f), (x,), (v,))[1]``).
+
+    One forward pass over the recorded gradient sweep: about the work of one
+    gradient and one tangent of it. v has x's shape, or ``(k, *x.shape)`` for k
+    products in one pass (the result then has that shape too).
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> jl.hvp(lambda x: np.sum(x ** 3), np.array([1.0, 2.0]), np.array([1.0, 1.0]))  # 6 x * v
+    array([ 6., 12.])
+    """
+    check_function(f)
+    refuse_structure(x)
+    x = as_input(x)
+    tangents, batched = _split_batch(v, x.shape, "v")
+    _, products = engines.get("forward").jvp(Derivative(f, scalar=True), x, tangents)
+    return products if batched else products[0]
+
+
 def refuse_structure(x) -> None:
     """A Hessian's x is one array: refuse a structure, which f would get flattened."""
     if trees.is_tree(x) and not trees.is_numbers(x):
@@ -67,8 +88,8 @@ class Derivative:
     def __call__(self, v):
         y, pullback = engines.get("reverse").vjp(self.f, v)
         if self.scalar and np.shape(y) != ():
-            raise TypeError(f"sparse_hessian requires f to return a scalar (shape ()), got shape {np.shape(y)}; "
-                            "use hessian for each output's dense Hessian")
+            raise TypeError(f"a Hessian-vector product or a sparse Hessian needs f to return a scalar (shape ()), "
+                            f"got shape {np.shape(y)}; use hessian for each output's dense Hessian")
         rows = pullback(seeds(0, np.size(y), np.shape(y)))
         return np.reshape(rows, np.shape(y) + np.shape(v))
 

@@ -151,7 +151,7 @@ def test_sparse_hessian_takes_three_seeds_where_the_dense_one_takes_n():
 
 
 def test_sparse_hessian_refuses_what_it_cannot_take():
-    with pytest.raises(TypeError, match="sparse_hessian requires f to return a scalar"):
+    with pytest.raises(TypeError, match="needs f to return a scalar"):
         jl.sparse_hessian(lambda x: x ** 2, np.ones(3))
     with pytest.raises(TypeError, match="not a structure of arrays"):
         jl.sparse_hessian(lambda p: np.sum(p["a"] ** 2), {"a": np.ones(2)})
@@ -185,3 +185,33 @@ def test_jit_hessian_follows_the_branch_f_takes():
 def test_jit_hessian_refuses_a_structured_x():
     with pytest.raises(TypeError, match="not a structure of arrays"):
         jl.jit(jl.hessian(lambda t: t[0] * t[1]))((np.ones(2), np.ones(2)))
+
+
+# --- Hessian-vector products ------------------------------------------------------------
+def test_hvp_is_the_hessian_times_v_in_one_and_in_k_directions():
+    x, V = RNG.standard_normal(8), RNG.standard_normal((3, 8))
+    H = rosenbrock_hessian(x)
+    np.testing.assert_allclose(jl.hvp(rosenbrock, x, V[0]), H @ V[0], rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(jl.hvp(rosenbrock, x, V), V @ H, rtol=1e-12, atol=1e-9)
+    assert jl.hvp(rosenbrock, x, V).shape == (3, 8) and jl.hvp(rosenbrock, x, V[0]).shape == (8,)
+
+
+@pytest.mark.parametrize("n", [1, 5])
+def test_hvp_counts_one_tangent_of_the_gradient(n):
+    """sum(sin(x)): the counts of the Hessian test with k = 1 seed."""
+    x, v = np.linspace(0.1, 0.9, n), np.ones(n)
+    with counting() as c:
+        product = jl.hvp(lambda x: np.sum(np.sin(x)), x, v)
+    np.testing.assert_allclose(product, -np.sin(x), rtol=1e-15)
+    assert (c.cost("primal"), c.cost("cotangent")) == (jl.Cost(n - 1, n), jl.Cost(n, n))
+    assert c.cost("tangent") == jl.Cost(n + (n - 1) + n + n + n, 2 * n)
+    assert (c.passes, c.batch_size) == (2, 1)
+
+
+def test_hvp_refuses_what_it_cannot_take():
+    with pytest.raises(TypeError, match="needs f to return a scalar"):
+        jl.hvp(lambda x: x ** 2, np.ones(3), np.ones(3))
+    with pytest.raises(ValueError, match=r"v must have shape \(3,\) or \(k, \*\(3,\)\)"):
+        jl.hvp(np.sum, np.ones(3), np.ones(4))
+    with pytest.raises(TypeError, match="not a structure of arrays"):
+        jl.hvp(lambda p: np.sum(p["a"]), {"a": np.ones(2)}, np.ones(2))
