@@ -350,7 +350,7 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_sparsity(args) -> int:
-    from .compressed import coloring
+    from .compressed import plan
     from .plots import pattern_colors
     from .sparsity import sparsity
 
@@ -360,26 +360,27 @@ def _cmd_sparsity(args) -> int:
         _call_user(f, x, title)
     try:
         pattern = sparsity(f, x)
-        colors = {mode: coloring(pattern, mode) for mode in ("forward", "reverse")}
+        plans = {mode: plan(pattern, mode) for mode in ("forward", "reverse", "bidirectional")}
     except Exception as exc:
         raise RunError(f"reading the sparsity pattern of {title} failed: {type(exc).__name__}: {exc}") from exc
-    summary = _pattern_summary(pattern, colors)
+    summary = _pattern_summary(pattern, plans)
     if plot is not None:
-        _save(pattern_colors(pattern, colors["forward"], title=title), plot)
+        _save(pattern_colors(pattern, plans["forward"].columns, title=title), plot)
     if args.json:
         _json(summary)
         return EXIT_OK
-    m, n, seeds = summary["m"], summary["n"], summary["colors"]
+    m, n, seeds = summary["m"], summary["n"], summary["seeds"]
     console = _console()
     console.print(f"[bold]{title}[/bold]: R^{n} -> R^{m}")
     console.print(f"pattern: {summary['entries']:,} of {m * n:,} entries ({100 * summary['density']:.3g} %), "
                   f"at most {summary['widest_row']:,} in a row and {summary['widest_column']:,} in a column")
-    console.print(f"colors: {seeds['forward']:,} of the {n:,} columns (forward), "
-                  f"{seeds['reverse']:,} of the {m:,} rows (reverse)")
+    pulled = summary["pulled_rows"]
+    console.print(f"seeds: forward {seeds['forward']:,} (column colors), reverse {seeds['reverse']:,} (row colors), "
+                  f"bidirectional {seeds['bidirectional']:,} ({pulled:,} row{'' if pulled == 1 else 's'} pulled, "
+                  f"the other rows' columns colored)")
     chosen = summary["sparse_jacobian"]
-    dense = n if chosen == "forward" else m
     console.print(f"[bold]sparse_jacobian[/bold] takes {chosen} mode: {_seeds(seeds[chosen])} instead of "
-                  f"{_seeds(dense)}")
+                  f"{_seeds(min(m, n))}")
     return EXIT_OK
 
 
@@ -387,17 +388,15 @@ def _seeds(count: int) -> str:
     return f"{count:,} seed" + ("" if count == 1 else "s")
 
 
-def _pattern_summary(pattern, colors) -> dict:
-    from .compressed import color_count
-
+def _pattern_summary(pattern, plans) -> dict:
     m, n = pattern.shape
-    count = {mode: color_count(c) if pattern.nnz else 0 for mode, c in colors.items()}
+    seeds = {mode: p.seeds for mode, p in plans.items()}
     return {
         "m": m, "n": n, "entries": int(pattern.nnz), "density": pattern.nnz / max(m * n, 1),
         "widest_row": int(np.diff(pattern.indptr).max(initial=0)),
         "widest_column": int(np.bincount(pattern.indices, minlength=n).max(initial=0)),
-        "colors": count,
-        "sparse_jacobian": min(("forward", "reverse"), key=lambda mode: count[mode]),  # ties: forward
+        "seeds": seeds, "pulled_rows": int(np.count_nonzero(plans["bidirectional"].rows >= 0)),
+        "sparse_jacobian": min(seeds, key=seeds.get),  # ties: forward, then reverse
     }
 
 
@@ -572,9 +571,10 @@ examples:
 
 SPARSITY_EPILOG = f"""\
 TARGET and its input are given as for `{PROG} compare`. Prints the pattern's
-size and entries, the colors of its columns (forward mode: one tangent seed
-per color) and of its rows (reverse mode: one cotangent seed per color), and
-the mode jl.sparse_jacobian takes.
+size and entries, the seeds a compressed Jacobian needs in forward mode (one
+tangent per column color), reverse mode (one cotangent per row color) and
+bidirectional mode (the densest rows pulled, the other rows' columns colored),
+and the mode jl.sparse_jacobian takes.
 
 examples:
   {PROG} sparsity bratu                           # tridiagonal: 3 seeds instead of 2000

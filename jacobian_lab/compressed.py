@@ -11,6 +11,12 @@ needs as many colors as its band is wide, whatever its size: bratu's
 tridiagonal 1998 x 2000 Jacobian takes 3 passes' worth of seeds instead of
 about 2000.
 
+Forward coloring suffers from dense rows (every column of a row needs its
+own color) and reverse coloring from dense columns. The bidirectional mode
+pulls the densest rows with reverse seeds and colors the columns of the
+remaining rows for forward seeds: an arrow-shaped Jacobian (one full row and
+one full column) takes 3 seeds this way, where either mode alone takes n.
+
 The pattern comes from `jacobian_lab.sparsity` on the tape that the same
 evaluation of f records, so it holds every entry the values can have: an
 entry the pattern lacks has no path from input to output, and the compressed
@@ -19,16 +25,19 @@ passes compute each entry with the same operations as a one-hot seed would.
 from __future__ import annotations
 
 import heapq
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import scipy.sparse
 
 from . import engines
-from .jacobian import MODES, PASS_ELEMENTS, _NO_X, _check_batch_size, batches, check_function, prepare, result_dtype
+from .jacobian import PASS_ELEMENTS, _NO_X, _check_batch_size, batches, check_function, prepare, result_dtype
 from .sparsity import recorded_pattern
 
-__all__ = ["SparseJacobian", "color_count", "coloring", "sparse_jacobian"]
+__all__ = ["MODES", "Plan", "SparseJacobian", "color_count", "coloring", "plan", "sparse_jacobian"]
+
+#: What `sparse_jacobian` takes: one-sided, both at once, or the plan with the fewest seeds.
+MODES = ("forward", "reverse", "bidirectional", "auto")
 
 
 def coloring(pattern, mode: str = "forward") -> np.ndarray:
@@ -41,8 +50,9 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
     columns already colored), which finds the 5 colors of a 2-D five-point
     stencil where the first finds 7. `pattern` is anything
     `scipy.sparse.csr_array` takes (a sparse matrix, a 2-D boolean array).
-    The number of colors is ``colors.max() + 1``: the seeds a compressed
-    Jacobian pushes.
+    A column without entries gets -1: it needs no seed. The number of colors
+    is ``colors.max() + 1`` (`color_count`): the seeds a compressed Jacobian
+    pushes.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.coloring(np.eye(4, dtype=bool) | np.eye(4, k=1, dtype=bool))  # columns 1-3 hold two entries
@@ -65,7 +75,9 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
     col_ptr = lists[0]
     largest_first = sorted(range(n), key=lambda j: col_ptr[j] - col_ptr[j + 1])  # stable: ties in column order
     candidates = [_greedy(order, lists, m) for order in (largest_first, _incidence_order(lists, n))]
-    return min(candidates, key=lambda colors: colors.max(initial=-1))
+    colors = min(candidates, key=lambda colors: colors.max(initial=-1))
+    colors[np.diff(by_column.indptr) == 0] = -1  # a column without entries needs no seed
+    return colors
 
 
 def _greedy(order, lists, m) -> np.ndarray:
@@ -110,8 +122,10 @@ def sparse_jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None):
     ``jacobian(..., flat=True)``. f is recorded once; its pattern
     (`jacobian_lab.sparsity`) is colored (`coloring`), and one seed per color
     gives every stored entry. mode: "forward" (colored columns, JVPs),
-    "reverse" (colored rows, VJPs) or "auto" (the fewer colors, forward on a
-    tie: it stages no residuals). batch_size: colors per pass, None = as many
+    "reverse" (colored rows, VJPs), "bidirectional" (the densest rows by VJPs,
+    the columns of the others colored for JVPs) or "auto" (the fewest seeds;
+    ties go forward, which stages no residuals, then reverse). The callable
+    reports its last choice in `chosen` and `seeds`. batch_size: colors per pass, None = as many
     as keep a pass's derivative arrays about cache-sized. The stored values
     are those of ``jacobian(f, x)`` at the pattern's entries; without x, the
     sparse Jacobian as a function of x, which keeps the coloring of the
@@ -122,9 +136,6 @@ def sparse_jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None):
     >>> J.nnz, J.toarray()[0]
     (8, array([2., 1., 0., 0., 0.]))
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
-    _check_batch_size(batch_size)
     jac = SparseJacobian(f, mode, batch_size)
     return jac if x is _NO_X else jac(x)
 
@@ -139,26 +150,33 @@ class SparseJacobian:
 
     def __init__(self, f: Callable, mode: str = "auto", batch_size=None):
         check_function(f)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+        _check_batch_size(batch_size)
         self.f, self.mode, self.batch_size = f, mode, batch_size
-        self._key, self._pattern, self._colors = None, None, {}  # the last pattern, its colorings per mode
-        self.chosen, self.colors = None, None  # the mode and coloring of the last call
+        self._key, self._pattern, self._plans = None, None, {}  # the last pattern, its plans per mode
+        # the last call's mode, its coloring (forward: of the columns, reverse: of the rows,
+        # bidirectional: of the columns, for the rows not pulled) and its number of seeds
+        self.chosen, self.colors, self.seeds = None, None, 0
 
     def __call__(self, x) -> scipy.sparse.csr_array:
         g, x_flat = prepare(self.f, x)
         y, pullback = engines.get("reverse").vjp(g, x_flat)
         pattern = self._pattern_of(pullback, np.size(y))
-        self.chosen, self.colors = self._coloring(pattern)
-        values = _values(pullback, pattern, self.chosen, self.colors, np.shape(y), x_flat, self.batch_size)
+        self.chosen, seeding = self._plan(pattern)
+        self.colors = seeding.rows if self.chosen == "reverse" else seeding.columns
+        self.seeds = seeding.seeds
+        values = _values(pullback, pattern, seeding, np.shape(y), x_flat, self.batch_size)
         return scipy.sparse.csr_array((values, pattern.indices, pattern.indptr), shape=pattern.shape)
 
-    def _coloring(self, pattern) -> tuple[str, np.ndarray]:
-        """The mode to run and its colors: the fewer colors, forward on a tie; each coloring made once."""
-        modes = ("forward", "reverse") if self.mode == "auto" else (self.mode,)
+    def _plan(self, pattern) -> tuple[str, Plan]:
+        """The mode to run and its plan: the fewest seeds, each plan made once per pattern."""
+        modes = ("forward", "reverse", "bidirectional") if self.mode == "auto" else (self.mode,)
         for mode in modes:
-            if mode not in self._colors:
-                self._colors[mode] = coloring(pattern, mode)
-        mode = min(modes, key=lambda mode: color_count(self._colors[mode]))
-        return mode, self._colors[mode]
+            if mode not in self._plans:
+                self._plans[mode] = plan(pattern, mode)
+        mode = min(modes, key=lambda mode: self._plans[mode].seeds)  # ties: the earlier mode
+        return mode, self._plans[mode]
 
     def _pattern_of(self, pullback, m: int):
         """f's pattern on this tape; the last one (and its colorings) while the tape's signature stays.
@@ -175,7 +193,7 @@ class SparseJacobian:
             return self._pattern
         pattern = recorded_pattern(pullback, m)
         if not _same_pattern(pattern, self._pattern):
-            self._pattern, self._colors = pattern, {}
+            self._pattern, self._plans = pattern, {}
         self._key = key
         return pattern
 
@@ -189,12 +207,58 @@ def _same_pattern(a, b) -> bool:
 
 
 def color_count(colors) -> int:
-    """The number of colors of a coloring: the seeds a compressed Jacobian pushes.
+    """The number of colors of a coloring (-1, no color, not counted): the seeds a compressed Jacobian pushes.
 
-    >>> color_count(np.array([1, 0, 2, 0]))
+    >>> color_count(np.array([1, 0, -1, 2, 0]))
     3
     """
-    return int(colors.max()) + 1 if colors.size else 0
+    return int(colors.max(initial=-1)) + 1
+
+
+class Plan(NamedTuple):
+    """The seeds of a compressed Jacobian: `columns`, a color per column for forward seeds, and `rows`, a
+    color per row for reverse seeds (None: no such seeds; -1: no seed, the row is read from the
+    forward ones or has no entry)."""
+
+    columns: np.ndarray | None
+    rows: np.ndarray | None
+
+    @property
+    def seeds(self) -> int:
+        return sum(color_count(colors) for colors in self if colors is not None)
+
+
+def plan(pattern, mode: str) -> Plan:
+    """The seeds `sparse_jacobian` runs for `pattern` in `mode` ("forward", "reverse" or "bidirectional").
+
+    >>> import numpy as np
+    >>> arrow = np.eye(4, dtype=bool); arrow[0] = arrow[:, 0] = True
+    >>> [plan(arrow, mode).seeds for mode in ("forward", "reverse", "bidirectional")]
+    [4, 4, 3]
+    """
+    if mode == "forward":
+        return Plan(coloring(pattern, "forward"), None)
+    if mode == "reverse":
+        return Plan(None, coloring(pattern, "reverse"))
+    return _bidirectional(scipy.sparse.csr_array(pattern, dtype=bool))
+
+
+def _bidirectional(pattern) -> Plan:
+    """Reverse seeds for the densest rows, forward colors for the columns of the others.
+
+    Pulling the t densest rows leaves at least as many forward colors as the
+    densest remaining row has entries, so t is the one that makes t plus that
+    row's entries smallest; rows of equal size are taken in their order.
+    """
+    m = pattern.shape[0]
+    sizes = np.diff(pattern.indptr)
+    order = np.argsort(-sizes, kind="stable")
+    left = np.append(sizes[order][1:], 0)  # the largest row left after pulling 1, 2, ..., m rows
+    pulled = np.zeros(m, dtype=bool)
+    pulled[order[:1 + int(np.argmin(np.arange(1, m + 1) + left))] if m else []] = True
+    rows = np.full(m, -1, dtype=np.int64)
+    rows[pulled] = coloring(pattern[pulled], "reverse")
+    return Plan(coloring(pattern[~pulled], "forward"), rows)
 
 
 def _step(count: int, width: int, batch_size) -> int:
@@ -209,18 +273,31 @@ def _color_seeds(colors, lo, hi, shape, dtype):
     return (colors == np.arange(lo, hi)[:, None]).astype(dtype).reshape((hi - lo,) + tuple(shape))
 
 
-def _values(pullback, pattern, mode, colors, y_shape, x, batch_size) -> np.ndarray:
-    """The pattern's entries, in its order, from one seed per color pushed (forward) or pulled (reverse)."""
+def _values(pullback, pattern, seeding: Plan, y_shape, x, batch_size) -> np.ndarray:
+    """The pattern's entries, in its order: rows with a row color from the cotangent of their color,
+    the others from the tangent of their column's color."""
+    column_colors, row_colors = seeding
     dtype = result_dtype(x)
-    if not pattern.nnz:  # nothing to compute: no pass at all
-        return np.zeros(0, dtype=dtype)
-    rows = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr))  # each entry's row
-    if mode == "forward":  # entry (i, j): element i of the tangent of color(j)
-        run, entry_colors, place, shape, width = (lambda seeds: pullback.push(seeds)[1], colors[pattern.indices],
-                                                  rows, x.shape, x.size)
-    else:  # entry (i, j): element j of the cotangent of color(i)
-        run, entry_colors, place, shape, width = pullback, colors[rows], pattern.indices, y_shape, pullback.widest
     values = np.empty(pattern.nnz, dtype=dtype)
+    rows = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr))  # each entry's row
+    cols = pattern.indices
+    pulled = np.zeros(pattern.nnz, dtype=bool) if row_colors is None else row_colors[rows] >= 0
+    if column_colors is not None:  # entry (i, j): element i of the tangent of color(j)
+        pushed = ~pulled
+        values[pushed] = _read(lambda seeds: pullback.push(seeds)[1], column_colors, column_colors[cols[pushed]],
+                               rows[pushed], x.shape, x.size, dtype, batch_size)
+    if row_colors is not None:  # entry (i, j): element j of the cotangent of color(i)
+        values[pulled] = _read(pullback, row_colors, row_colors[rows[pulled]], cols[pulled], y_shape,
+                               getattr(pullback, "widest", x.size), dtype, batch_size)
+    return values
+
+
+def _read(run, colors, entry_colors, place, shape, width, dtype, batch_size) -> np.ndarray:
+    """Entry e is element place[e] of the derivative of color entry_colors[e]; one seed per color
+    through `run`, in passes of `batch_size` colors. No entry: no pass."""
+    values = np.empty(entry_colors.size, dtype=dtype)
+    if not entry_colors.size:
+        return values
     count = color_count(colors)
     for lo, hi in batches(count, _step(count, width, batch_size)):
         block = run(_color_seeds(colors, lo, hi, shape, dtype)).reshape(hi - lo, -1)

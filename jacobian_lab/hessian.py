@@ -19,7 +19,7 @@ import numpy as np
 
 from . import engines, trees
 from .compressed import SparseJacobian
-from .jacobian import (_NO_X, MODES, JacobianFunction, _check_batch_size, _split_batch, as_input, check_function,
+from .jacobian import (_NO_X, JacobianFunction, _check_batch_size, _split_batch, as_input, check_function,
                        seeds)
 
 __all__ = ["HessianFunction", "SparseHessian", "hessian", "hvp", "sparse_hessian"]
@@ -133,9 +133,6 @@ def sparse_hessian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None):
     >>> H.nnz, H.toarray()[1]
     (9, array([2., 6., 4., 0.]))
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
-    _check_batch_size(batch_size)
     hess = SparseHessian(f, mode, batch_size)
     return hess if x is _NO_X else hess(x)
 

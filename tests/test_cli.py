@@ -110,8 +110,8 @@ def test_sparsity_of_a_banded_problem(capsys):
     assert code == 0
     assert "R^30 -> R^28" in out
     assert "pattern: 84 of 840 entries (10 %), at most 3 in a row and 3 in a column" in out
-    assert "colors: 3 of the 30 columns (forward), 3 of the 28 rows (reverse)" in out
-    assert "sparse_jacobian takes forward mode: 3 seeds instead of 30 seeds" in out
+    assert "seeds: forward 3 (column colors), reverse 3 (row colors), bidirectional 4 (1 row pulled" in out
+    assert "sparse_jacobian takes forward mode: 3 seeds instead of 28 seeds" in out
 
 
 def test_sparsity_json_and_plot_of_a_function(capsys, user_file, tmp_path):
@@ -122,13 +122,15 @@ def test_sparsity_json_and_plot_of_a_function(capsys, user_file, tmp_path):
     data = json.loads(out)  # row i of the (4, 5) input feeds output i alone
     assert (data["m"], data["n"], data["entries"], data["widest_row"], data["widest_column"]) == (4, 20, 20, 5, 1)
     # the 5 columns of a row need 5 colors; the rows share no column, so one cotangent gives them all
-    assert data["colors"] == {"forward": 5, "reverse": 1} and data["sparse_jacobian"] == "reverse"
+    assert data["seeds"] == {"forward": 5, "reverse": 1, "bidirectional": 1} and data["sparse_jacobian"] == "reverse"
+    assert data["pulled_rows"] == 4  # every row as large as the next: pulling all is the bidirectional plan
     assert Image.open(target).size[0] > 100
 
 
 def test_sparsity_of_a_gradient_takes_one_reverse_seed(capsys):
     code, out, _ = run(capsys, "sparsity", "seed", "--n", "50")
     assert code == 0 and "sparse_jacobian takes reverse mode: 1 seed instead of 1 seed" in out
+    assert "bidirectional 1 (1 row pulled" in out
 
 
 def test_sparsity_usage_errors(capsys, user_file):

@@ -272,3 +272,64 @@ def test_measure_and_compare_report_the_compressed_row():
     ratio = min(m.total.total() for m in both.measurements[:2]) / both.measurements[2].total.total()
     assert both.verdict().startswith("reverse is 1.0")  # 1.004x: more than "1x" to tell it from a tie
     assert both.verdict().endswith(f"; compressed seeds (the sparse row) need {ratio:.3g}x fewer FLOPs than reverse")
+
+
+# --- bidirectional: the densest rows pulled, the other rows' columns pushed --------------------
+def arrow(x):
+    """A full row (the sum) and a full column (x[0] scales every other output)."""
+    return np.concatenate([np.sum(x, keepdims=True), x[1:] * x[0]])
+
+
+def test_an_arrow_takes_three_seeds_where_either_mode_takes_n():
+    x = np.linspace(1.0, 2.0, 40)
+    seeds = {}
+    for mode in ("forward", "reverse", "bidirectional", "auto"):
+        jac = jl.sparse_jacobian(arrow, mode=mode)
+        with counting() as c:
+            S = jac(x)
+        seeds[mode] = (jac.chosen, jac.seeds, c.passes)
+        forward, reverse = jl.jacobian(arrow, x, mode="forward"), jl.jacobian(arrow, x, mode="reverse")
+        expected = reverse if jac.chosen == "reverse" else forward
+        if jac.chosen == "bidirectional":  # row 0 is pulled, the others pushed
+            expected = np.vstack([reverse[:1], forward[1:]])
+        np.testing.assert_array_equal(S.toarray(), expected)
+    assert seeds == {"forward": ("forward", 40, 1), "reverse": ("reverse", 40, 1),
+                     "bidirectional": ("bidirectional", 3, 2), "auto": ("bidirectional", 3, 2)}
+
+
+def test_bidirectional_counts_one_sweep_and_one_pass():
+    x = np.linspace(1.0, 2.0, 10)
+    with counting() as both:
+        jl.sparse_jacobian(arrow, x, mode="bidirectional")
+    with counting() as pushed:
+        jl.jvp(arrow, x, np.stack([np.eye(10)[0], np.ones(10) - np.eye(10)[0]]))  # the two column colors
+    with counting() as pulled:
+        jl.vjp(arrow, x)[1](np.eye(10)[:1])  # row 0
+    assert both.cost("tangent") == pushed.cost("tangent")
+    assert both.cost("cotangent") == pulled.cost("cotangent")
+    assert both.cost("primal") == jl.count_flops(arrow, x)  # f recorded once, for both
+
+
+def subset_sums(rows):
+    """f_i(x) = sum of x over the subset rows[i]: a Jacobian whose pattern is exactly `rows`."""
+    def f(x):
+        return np.stack([np.sum(np.take(x, r)) if len(r) else 0.0 * np.sum(x[:0]) for r in rows])
+    return f
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 9), st.floats(0.0, 1.0), st.integers(0, 2**31))
+def test_every_mode_reads_every_entry_of_a_random_pattern(m, n, density, seed):
+    rng = np.random.default_rng(seed)
+    dense_rows = rng.random(m) < 0.3
+    rows = [np.flatnonzero((rng.random(n) < density) | dense_rows[i]) for i in range(m)]
+    f, x = subset_sums(rows), rng.uniform(0.5, 1.5, n)
+    J = jl.jacobian(f, x)
+    seeds = {}
+    for mode in ("forward", "reverse", "bidirectional", "auto"):
+        jac = jl.sparse_jacobian(f, mode=mode)
+        np.testing.assert_array_equal(jac(x).toarray(), J)  # sums of ones: every order gives the same bits
+        seeds[mode] = jac.seeds
+    assert seeds["forward"] <= n and seeds["reverse"] <= m
+    assert seeds["auto"] == min(seeds["forward"], seeds["reverse"], seeds["bidirectional"])
+    assert (seeds["auto"] == 0) == (not any(len(r) for r in rows))  # no entry, no seed
