@@ -1172,8 +1172,9 @@ def notebook_05():
         with every other column, but the others share no row, so forward mode needs 2
         colors; every pair of rows shares column 0, so reverse mode needs $n$. Its mirror
         image, $g(x) = (\sum_k x_k,\ x_1^2, \dots, x_{n-1}^2)$, has a full row 0 and the
-        opposite counts. `mode="auto"` takes the mode with fewer colors (forward on a tie);
-        the callable returned without $x$ reports its choice in `.chosen`.
+        opposite counts. `mode="auto"` takes the plan with the fewest seeds (ties: forward,
+        then reverse); the callable returned without $x$ reports its choice in `.chosen` and
+        its number of seeds in `.seeds`.
         """),
         code("""
         def arrow_column(x):
@@ -1195,6 +1196,30 @@ def notebook_05():
             print(P.toarray().astype(int))
             print(f"forward: {n_forward} colors, reverse: {n_reverse} colors -> auto picks {sj.chosen} "
                   f"({sj.colors.max() + 1} seeds instead of {n})\\n")""", REPRO),
+
+        md(r"""
+        ## Both at once: bidirectional seeds
+
+        With a full row *and* a full column, $h(x) = (\sum_k x_k,\ x_1 x_0, \dots, x_{n-1} x_0)$,
+        both colorings need $n$ colors: the full row makes every column conflict, the full
+        column every row. Pulling the full row with one cotangent and coloring the columns of
+        the other rows for tangents needs $1 + 2$ seeds: in the rows left, column 0 is still
+        full, but the other columns share no row. Entries of the pulled row come from the
+        cotangent, the others from the tangents. `jl.sparse_jacobian` finds this plan
+        (`mode="bidirectional"`, or `"auto"` when it needs the fewest seeds), pulling the $t$
+        densest rows for the $t$ that makes $t$ plus the largest remaining row smallest.
+        """),
+        code("""
+        def arrow(x):
+            return np.concatenate([np.sum(x, keepdims=True), x[1:] * x[0]])
+
+        x = np.linspace(1.0, 2.0, n)
+        print(jl.sparsity(arrow, x).toarray().astype(int))
+        for mode in ("forward", "reverse", "bidirectional", "auto"):
+            sj = jl.sparse_jacobian(arrow, mode=mode)
+            J = sj(x)
+            assert np.array_equal(J.toarray(), jl.jacobian(arrow, x))
+            print(f"{mode:>13}: {sj.seeds} seeds ({sj.chosen})")""", REPRO),
 
         md(r"""
         ## When compression cannot help
@@ -1451,12 +1476,14 @@ engine = jl.engines.get"""),
         these. A forward pass with $k$ seeds does tangent work $a + kb$: $a$ is done once per
         pass whatever the number of seeds (the factors of the JVP rules, such as $-\sin x$ for
         $\cos$ above), $b$ once per seed. Reading $a$ and $b$ from passes with one and two
-        seeds predicts both counts below exactly.
+        seeds predicts both counts below exactly. `jl.hvp(f, x, v)` is this pass, with $v$ of
+        $x$'s shape (or $k$ of them stacked).
         """),
         code("""
         v = rng.standard_normal(n)
         with counting() as hvp:
             g, Hv = engine("forward").jvp(gradient_rev(rosenbrock), x, v[None])   # one seed: shape (1, n)
+        assert np.array_equal(jl.hvp(rosenbrock, x, v), Hv[0])
         with counting() as full:
             H = jl.hessian(rosenbrock, x, batch_size=n)
         assert np.allclose(Hv[0], H @ v, rtol=1e-12, atol=1e-9)
