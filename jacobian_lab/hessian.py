@@ -1,15 +1,17 @@
-"""Hessians: forward accumulation over reverse accumulation (forward-over-reverse).
+"""Hessians: the Jacobian of the gradient sweep, forward or reverse over reverse.
 
-The Hessian of f is the Jacobian of its gradient. The forward harness pushes
-one-hot tangent seeds through a function that records f on the reverse
-engine and sweeps the tape; the engines nest, so each forward pass
-differentiates the recording and the sweep themselves. One pass with k seeds
-gives k columns of the Hessian for about the work of one gradient plus k
-tangents of it, where reverse-over-reverse would need a tape of the sweep.
+The Hessian of f is the Jacobian of its gradient. The harness differentiates
+a function that records f on the reverse engine and sweeps the tape; the
+engines nest, so each pass differentiates the recording and the sweep
+themselves. Forward over reverse (``jax.hessian``'s order) pushes k tangent
+seeds through one gradient sweep per pass; reverse over reverse records the
+sweep once and pulls k cotangents back through it, and skips the tangents of
+f's own value that the forward order carries along.
 
 Counted work keeps the phases' meanings: "primal" is f's evaluation,
-"cotangent" the values the gradient sweep computes, "tangent" every
-forward-mode derivative of either.
+"cotangent" the values the gradient sweep computes (and, reverse over
+reverse, the sweeps back through it), "tangent" every forward-mode
+derivative.
 """
 from __future__ import annotations
 
@@ -19,21 +21,25 @@ import numpy as np
 
 from . import engines, trees
 from .compressed import SparseJacobian
-from .jacobian import (_NO_X, JacobianFunction, _check_batch_size, _split_batch, as_input, check_function,
+from .jacobian import (_NO_X, MODES, JacobianFunction, _check_batch_size, _split_batch, as_input, check_function,
                        seeds)
 
 __all__ = ["HessianFunction", "SparseHessian", "hessian", "hvp", "sparse_hessian"]
 
 
-def hessian(f: Callable, x=_NO_X, *, batch_size=None, max_memory=None):
+def hessian(f: Callable, x=_NO_X, *, mode: str = "forward", batch_size=None, max_memory=None):
     """The Hessian of f at x, shape ``f(x).shape + x.shape + x.shape`` (like ``jax.hessian``).
 
-    Forward mode over reverse mode: one gradient sweep per forward pass, with
-    `batch_size` tangent seeds per pass (None: as many as keep a pass's
-    arrays about cache-sized, within `max_memory`). A vector-valued f gives
-    each output's Hessian, its sweep pulling back every output at once.
-    Without x, the Hessian as a function of x. x is one float array and f
-    returns one.
+    The Jacobian of f's gradient sweep, in `mode`: "forward" (forward over
+    reverse, as ``jax.hessian``: one gradient sweep per forward pass, with
+    `batch_size` tangent seeds per pass), "reverse" (reverse over reverse:
+    the sweep recorded once and swept back with `batch_size` cotangents; it
+    skips the tangents of f's own value, which the forward order carries) or
+    "auto" (the order with fewer predicted FLOPs). batch_size=None: as many
+    seeds as keep a pass's arrays about cache-sized, within `max_memory`. A
+    vector-valued f gives each output's Hessian, its sweep pulling back every
+    output at once. Without x, the Hessian as a function of x. x is one float
+    array and f returns one.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.hessian(lambda x: x[0] ** 2 * x[1], np.array([1.0, 3.0]))
@@ -43,8 +49,7 @@ def hessian(f: Callable, x=_NO_X, *, batch_size=None, max_memory=None):
     array([[ 0.25, -0.25],
            [-0.25,  0.25]])
     """
-    _check_batch_size(batch_size)
-    fun = HessianFunction(f, batch_size, max_memory)
+    fun = HessianFunction(f, mode, batch_size, max_memory)
     return fun if x is _NO_X else fun(x)
 
 
@@ -102,20 +107,24 @@ class HessianFunction:
     hessian(sin)
     """
 
-    def __init__(self, f: Callable, batch_size=None, max_memory=None):
+    def __init__(self, f: Callable, mode: str = "forward", batch_size=None, max_memory=None):
         check_function(f)
-        self.f, self.batch_size, self.max_memory = f, batch_size, max_memory
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+        _check_batch_size(batch_size)
+        self.f, self.mode, self.batch_size, self.max_memory = f, mode, batch_size, max_memory
 
     def __call__(self, x):
         refuse_structure(x)
         return self.as_jacobian()(x)
 
     def as_jacobian(self) -> JacobianFunction:
-        """The forward Jacobian of f's gradient sweep: the same values, as `jit` compiles them."""
-        return JacobianFunction(Derivative(self.f), "forward", self.batch_size, max_memory=self.max_memory)
+        """The Jacobian of f's gradient sweep in `mode`: the Hessian, as a Jacobian function (what `jit` compiles)."""
+        return JacobianFunction(Derivative(self.f), self.mode, self.batch_size, max_memory=self.max_memory)
 
     def __repr__(self) -> str:
-        return f"hessian({getattr(self.f, '__name__', repr(self.f))})"
+        mode = "" if self.mode == "forward" else f", mode={self.mode!r}"
+        return f"hessian({getattr(self.f, '__name__', repr(self.f))}{mode})"
 
 
 def sparse_hessian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None):

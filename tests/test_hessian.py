@@ -215,3 +215,34 @@ def test_hvp_refuses_what_it_cannot_take():
         jl.hvp(np.sum, np.ones(3), np.ones(4))
     with pytest.raises(TypeError, match="not a structure of arrays"):
         jl.hvp(lambda p: np.sum(p["a"]), {"a": np.ones(2)}, np.ones(2))
+
+
+# --- reverse over reverse -----------------------------------------------------------------
+@pytest.mark.parametrize("n", [1, 4, 7])
+def test_reverse_over_reverse_counts_of_sum_of_sines(n):
+    """All n cotangents in one sweep back through the recorded gradient sweep (k = n).
+
+    primal: sin (n transcendentals), sum (n - 1 flops). cotangent, the gradient sweep: cos(x)
+    (n transcendentals) and g * cos(x) (n flops); the sweep back through it: g * ḡ (k n flops),
+    cos's factor -sin(x) (n transcendentals, n flops) and its product (k n flops). sin and sum
+    get no cotangent: the gradient does not read f's value. No tangent work at all.
+    """
+    x, k = np.linspace(0.1, 0.9, n), n
+    with counting() as c:
+        H = jl.hessian(lambda x: np.sum(np.sin(x)), x, mode="reverse")
+    np.testing.assert_allclose(H, np.diag(-np.sin(x)), rtol=1e-15)
+    assert c.cost("primal") == jl.Cost(n - 1, n)
+    assert c.cost("cotangent") == jl.Cost(n + k * n + n + k * n, 2 * n)
+    assert c.cost("tangent") == jl.Cost(0, 0)
+    assert (c.passes, c.batch_size) == (2, n)
+
+
+@pytest.mark.parametrize("mode", ["reverse", "auto"])
+def test_every_order_gives_the_hessian(mode):
+    x = RNG.standard_normal(12)
+    np.testing.assert_allclose(jl.hessian(rosenbrock, x, mode=mode), rosenbrock_hessian(x), rtol=1e-12, atol=1e-9)
+    jac = jl.jit(jl.hessian(rosenbrock, mode=mode))
+    np.testing.assert_allclose(jac(x), rosenbrock_hessian(x), rtol=1e-12, atol=1e-9)
+    assert repr(jl.hessian(rosenbrock, mode=mode)) == f"hessian(rosenbrock, mode={mode!r})"
+    with pytest.raises(ValueError, match="mode must be one of"):
+        jl.hessian(rosenbrock, mode="sideways")
