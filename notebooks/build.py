@@ -1433,7 +1433,8 @@ engine = jl.engines.get"""),
         ## `jl.hessian`, phase by phase
 
         `jl.hessian(f)` is forward over reverse, with as many seeds per pass as keep a pass's
-        arrays about cache-sized (`batch_size` sets it). For $f(x) = \sum_i \sin x_i$ with all
+        arrays about cache-sized (`batch_size` sets it); `jl.hessian(f, mode="reverse")` is
+        reverse over reverse, and `mode="auto"` predicts both and takes the cheaper. For $f(x) = \sum_i \sin x_i$ with all
         $k = n$ seeds in one pass, every count follows from the conventions:
 
         * `primal`: $\sin$ ($n$ transcendentals) and the sum ($n - 1$ flops);
