@@ -477,3 +477,15 @@ def test_float32_values_convert_as_in_numpy(mode):
     assert jl.jacobian(g, x, mode=mode).dtype == np.float32
     # float_power computes in float64 whatever its operands, as NumPy's does
     assert jl.jvp(lambda v: np.float_power(v, 1.5), x, np.ones_like(x))[0].dtype == np.float64
+
+
+def test_engines_name_a_derivative_without_its_seed_axis():
+    """The engines take (k, *shape) seeds; the public jvp/vjp take either. A missing seed axis used to
+    fail deep inside a rule (an IndexError from getitem)."""
+    forward, reverse = jl.engines.get("forward"), jl.engines.get("reverse")
+    with pytest.raises(ValueError, match=r"tangents must have shape \(k, \*x.shape\) = \(k, 3\) .* got \(3,\)"):
+        forward.jvp(lambda x: x[1:] * 2, np.ones(3), np.ones(3))
+    _, pullback = reverse.vjp(lambda x: x[1:] * 2, np.ones(3))
+    with pytest.raises(ValueError, match=r"cotangents must have shape \(k, \*y.shape\) = \(k, 2\) .* got \(2,\)"):
+        pullback(np.ones(2))
+    np.testing.assert_array_equal(pullback(np.ones((1, 2))), [[0.0, 2.0, 2.0]])

@@ -71,6 +71,10 @@ class ForwardEngine:
 
     def jvp(self, f, x, tangents, max_bytes=None):
         """(y, tangents of y); with max_bytes, MemoryBudgetError once the pass's tangents exceed it."""
+        if np.shape(tangents)[1:] != np.shape(x):
+            raise ValueError(f"tangents must have shape (k, *x.shape) = (k, {', '.join(map(str, np.shape(x)))}) for k "
+                             f"seeds, got {np.shape(tangents)}; for one tangent of x's shape use tangents[None] "
+                             "(jl.jvp takes either)")
         k = np.shape(tangents)[0]
         trace = ForwardTrace(max_bytes, k)
         trace.nested = isinstance(x, Tracer)

@@ -235,9 +235,13 @@ class ReverseEngine:
             zeros.tape, zeros.output = trace.tape, None  # operations f traced but did not return still ran
             zeros.push = _pusher(trace.tape, None, y)
             return y, zeros
-        tape, output = trace.tape, y.index
+        tape, output, y_shape = trace.tape, y.index, np.shape(y.primal)
 
         def pullback(g):
+            if g.shape[1:] != y_shape:
+                raise ValueError(f"cotangents must have shape (k, *y.shape) = (k, {', '.join(map(str, y_shape))}) for "
+                                 f"k seeds, got {g.shape}; for one cotangent of y's shape use g[None] (jl.vjp's "
+                                 "pullback takes either)")
             counter = active_counter()
             if counter is None:
                 ct = tape.backward(output, g)
