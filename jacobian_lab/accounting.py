@@ -57,11 +57,11 @@ class Counter:
     pass stopped by the memory budget is counted, the pass is not.
     """
 
-    #: When set, ``out = record(prim, args, params)`` evaluates, counts and writes down every
-    #: primitive instead: `jacobian_lab.staging.Recorder`.
-    record = None
-
-    def __init__(self) -> None:
+    def __init__(self, record=None) -> None:
+        # When set, ``out = record(prim, args, params)`` evaluates, counts and writes down every
+        # primitive instead (`jacobian_lab.staging.Recorder`). An attribute of the instance, not of
+        # the class: every counted primitive reads it, and an instance's own attributes read fastest.
+        self.record = record
         self._work = {PRIMAL: [0, 0], TANGENT: [0, 0], COTANGENT: [0, 0]}
         # The [flops, transcendentals] total of the current phase, which new work goes to:
         # work is added for every primitive executed, so the phase is resolved when it changes.

@@ -80,7 +80,7 @@ class Recorder(Counter):
     """
 
     def __init__(self, x: np.ndarray):
-        super().__init__()
+        super().__init__(record=self.write_down)
         self.equations: list[Equation] = []
         self.observations: list[Observation] = []
         self.outputs: dict = {}
@@ -93,7 +93,7 @@ class Recorder(Counter):
         index = self._index
         return tuple([index.get(id(v)) for v in values])
 
-    def record(self, prim, args, params):
+    def write_down(self, prim, args, params):
         """Evaluate ``prim(*args, **params)``, count it and write it down; returns what the caller gets."""
         args = tuple([array_of(a) for a in args])
         if params:
