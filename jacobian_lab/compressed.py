@@ -255,7 +255,8 @@ def _bidirectional(pattern) -> Plan:
     order = np.argsort(-sizes, kind="stable")
     left = np.append(sizes[order][1:], 0)  # the largest row left after pulling 1, 2, ..., m rows
     pulled = np.zeros(m, dtype=bool)
-    pulled[order[:1 + int(np.argmin(np.arange(1, m + 1) + left))] if m else []] = True
+    if m:
+        pulled[order[:1 + int(np.argmin(np.arange(1, m + 1) + left))]] = True
     rows = np.full(m, -1, dtype=np.int64)
     rows[pulled] = coloring(pattern[pulled], "reverse")
     return Plan(coloring(pattern[~pulled], "forward"), rows)
