@@ -302,6 +302,8 @@ def _read(run, colors, entry_colors, place, shape, width, dtype, batch_size) -> 
     count = color_count(colors)
     for lo, hi in batches(count, _step(count, width, batch_size)):
         block = run(_color_seeds(colors, lo, hi, shape, dtype)).reshape(hi - lo, -1)
+        if hi - lo == count:  # one pass holds every color: no entry to leave for another
+            return block[entry_colors, place].astype(dtype, copy=False)
         mine = (entry_colors >= lo) & (entry_colors < hi)
         values[mine] = block[entry_colors[mine] - lo, place[mine]]
     return values
