@@ -74,6 +74,7 @@ class Primitive:
     element, after broadcasting), "move" (a copy of one operand element, or a
     zero: reshape, indexing, concatenate), "reduction" (the elements reduced
     over ``axis``), "scan" (the elements up to its own along ``axis``: cumsum),
+    "scatter" (the elements whose ``indices`` entry along ``axis`` is its own),
     "matmul" (a row of one operand and a column of the other) or None (any
     output element may depend on any element).
     """

@@ -12,6 +12,8 @@ from its operands' matrices and its primitive's `structure`:
   running the primitive itself on arrays of element numbers;
 * "reduction": on everything the elements reduced into it depend on;
 * "scan": on what the elements up to its own along ``axis`` depend on;
+* "scatter": on what the elements added into it (``indices`` naming its
+  position along ``axis``) depend on;
 * "matmul": on a row of the first operand and a column of the second;
 * anything else: on everything any operand element depends on.
 
@@ -140,7 +142,18 @@ def _reduction(record, operands, n):
 def _reduced(keys, n, shape, axis):
     """The dependency matrix of an array of `shape` reduced over `axis` (kept as length-1 axes)."""
     kept = _element_numbers(_kept_shape(shape, axis))
-    targets = np.broadcast_to(kept, shape).ravel()
+    return _regrouped(keys, n, np.broadcast_to(kept, shape).ravel())
+
+
+def _scatter(record, operands, n):
+    """Element q of a scatter-add along `axis`: the operand's elements whose index there is q."""
+    indices, axis = record.params["indices"], record.params["axis"]
+    targets = np.take(_element_numbers(np.shape(record.out)), indices, axis=axis)  # where each element lands
+    return _regrouped(operands[0], n, targets.ravel())
+
+
+def _regrouped(keys, n, targets):
+    """The matrix whose row t joins every row r of `keys` with targets[r] == t."""
     rows, cols = np.divmod(keys, n)
     return _unique(targets[rows] * n + cols)
 
@@ -176,4 +189,5 @@ def _dense(record, operands, n):
     return (np.arange(np.size(record.out), dtype=np.int64)[:, None] * n + columns).ravel()
 
 
-_RULES = {"elementwise": _elementwise, "move": _move, "reduction": _reduction, "scan": _scan, "matmul": _matmul}
+_RULES = {"elementwise": _elementwise, "move": _move, "reduction": _reduction, "scan": _scan,
+          "scatter": _scatter, "matmul": _matmul}

@@ -150,6 +150,22 @@ def test_sparse_hessian_takes_three_seeds_where_the_dense_one_takes_n():
     assert sparse.cost("primal") == dense.cost("primal") == jl.count_flops(rosenbrock, x)
 
 
+def test_sparse_hessian_of_a_gather_reads_the_graph():
+    """An energy over the edges of a ring, written with index arrays: its gradient scatters back
+    (the transpose of take), and the Hessian's pattern is the ring's, not dense."""
+    n = 30
+    i, j = np.arange(n), (np.arange(n) + 1) % n
+
+    def energy(x):
+        return np.sum((x[i] - x[j]) ** 4)
+
+    x = RNG.standard_normal(n)
+    jac = jl.sparse_hessian(energy)
+    H = jac(x)
+    assert H.nnz == 3 * n and jac.seeds == 3
+    np.testing.assert_array_equal(H.toarray(), jl.hessian(energy, x))
+
+
 def test_sparse_hessian_refuses_what_it_cannot_take():
     with pytest.raises(TypeError, match="needs f to return a scalar"):
         jl.sparse_hessian(lambda x: x ** 2, np.ones(3))

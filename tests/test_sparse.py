@@ -47,6 +47,7 @@ EXACT = {  # the pattern is exactly the set of entries that move
     "concatenate with a constant": (lambda x: np.concatenate([x[2:], np.ones(2), x[:1] ** 2]), 5),
     "row sums": (lambda x: np.sum(x.reshape(3, 4), axis=1) * np.mean(x.reshape(3, 4), axis=0)[:3], 12),
     "take": (lambda x: np.take(x, [3, 0, 0, 2]) ** 3, 4),
+    "bincount with weights (a scatter-add)": (lambda x: np.bincount([0, 2, 2, 1, 0, 3], weights=x ** 2, minlength=5), 6),
     "cumulative sum and product": (lambda x: np.cumsum(x.reshape(3, 4), axis=1)[:, ::2].ravel() + np.cumprod(x[:6].reshape(2, 3), axis=0).ravel()[:6], 12),
     "constant @ x": (lambda x: A @ x, 4),
     "x @ constant": (lambda x: x.reshape(2, 3) @ A[:, :2], 6),

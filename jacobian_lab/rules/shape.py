@@ -153,7 +153,7 @@ scatter_add = _linear(
     jvp=lambda t, indices, axis, size: scatter_add(t, indices, axis + 1, size),
     transpose=lambda g, in_shape, indices, axis, size: take(g, indices, axis + 1),
     params=("indices", "axis", "size"),
-    cost=_scatter_add_cost, structure=None,  # repeated indices add elements up: not a move
+    cost=_scatter_add_cost, structure="scatter",  # repeated indices add elements up: not a move
 )
 
 
