@@ -11,7 +11,7 @@ import numpy as np
 
 from .accounting import PHASES, Cost, counting
 from .compiled import jit
-from .compressed import SparseJacobian, color_count
+from .compressed import SparseJacobian
 from .jacobian import jacobian, prepare
 from .prediction import Prediction, predict
 
@@ -136,7 +136,7 @@ def _measure_compressed(f, x, batch_size, repeat) -> Measurement:
     """`sparse_jacobian`: the pattern read from the tape, one seed per color in the mode with fewer."""
     jac = SparseJacobian(f, "auto", batch_size)
     J, counter, peak = _counted(lambda: jac(x))
-    reason = (f"compressed: {color_count(jac.colors)} colors of the {J.shape[0]}x{J.shape[1]} pattern "
+    reason = (f"compressed: {jac.seeds} seeds for the {J.shape[0]}x{J.shape[1]} pattern "
               f"({J.nnz:,} entries) in {jac.chosen} mode")
     return Measurement(J.toarray(), jac.chosen, counter.batch_size, counter.passes, counter.costs(),
                        _timed(lambda: jac(x), repeat), peak, counter.tape_bytes, reason=reason, compressed=True)

@@ -24,6 +24,8 @@ import numpy as np
 from . import plots
 from . import problems as _problems
 from .compare import compare, jsonable
+from .compressed import plan
+from .sparsity import sparsity
 from .sweep import sizes_taken, sweep
 
 __all__ = ["DEFAULT_GRID", "DEFAULT_SIZES", "build_report"]
@@ -291,6 +293,7 @@ def _write_problem(doc, name, problem, comparison, sweep_results) -> None:
     doc.para(f"Verdict: {comparison.verdict()}", "verdict")
     doc.figure(plots.phase_bars(comparison, title=name), f"{name}_phases",
                f"{name}: counted FLOPs by phase (primal, tangent, cotangent) for each accumulation order, log scale.")
+    _write_pattern(doc, name, problem, comparison)
     for result in sweep_results:
         axis = result.axis
         doc.heading(3, f"Cost vs {axis}")
@@ -300,6 +303,25 @@ def _write_problem(doc, name, problem, comparison, sweep_results) -> None:
         doc.figure(plots.sweep_plot(result), f"{name}_sweep_{axis}",
                    f"{name}: exact FLOPs and measured time of forward (vector) and reverse (batched) mode "
                    f"against {axis}, log-log, with the crossover.")
+
+
+def _write_pattern(doc, name, problem, comparison) -> None:
+    """The sparsity pattern and its coloring, for a Jacobian that compressed seeds shrink."""
+    pattern = sparsity(problem.f, problem.x)
+    plans = {mode: plan(pattern, mode) for mode in ("forward", "reverse", "bidirectional")}
+    mode = min(plans, key=lambda mode: plans[mode].seeds)
+    if plans[mode].seeds >= min(pattern.shape):
+        return
+    dense = min(x.total.total() for x in comparison.measurements if not x.compressed)
+    sparse = next((x for x in comparison.measurements if x.compressed), None)
+    doc.heading(3, "Sparsity pattern")
+    doc.para(f"{pattern.nnz:,} of {pattern.shape[0] * pattern.shape[1]:,} entries: {plans[mode].seeds} seeds in "
+             f"{mode} mode instead of {min(pattern.shape):,}"
+             + (f"; {sparse.total.total():,.0f} counted FLOPs against {dense:,.0f} for the cheapest dense order."
+                if sparse is not None else "."), "caption")
+    doc.figure(plots.pattern_colors(pattern, plans["forward"].columns, title=name), f"{name}_pattern",
+               f"{name}: the Jacobian's sparsity pattern, each entry in its column's color; one tangent seed "
+               "per color gives every entry (ten hues, repeating).")
 
 
 def _write_footer(doc) -> None:

@@ -130,6 +130,17 @@ def test_embedded_report(tmp_path):
         assert base64.b64decode(image["src"][len(prefix):])[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_banded_problem_gets_its_pattern_figure(tmp_path):
+    index = build_report(tmp_path, problems=["bratu", "dense"], sizes={"bratu": {"n": 40}, "dense": {"n": 6}},
+                         grid=(8, 16), repeat=1)
+    names = {p.name for p in (tmp_path / "figures").glob("*.png")}
+    assert "bratu_pattern.png" in names and "dense_pattern.png" not in names  # a full pattern shrinks nothing
+    markdown = (tmp_path / "report.md").read_text()
+    assert "114 of 1,520 entries: 3 seeds in forward mode instead of 38" in markdown
+    assert Image.open(tmp_path / "figures" / "bratu_pattern.png").size[0] > 100
+    assert index.is_file()
+
+
 def test_rebuild_removes_stale_figures(tmp_path):
     build_report(tmp_path, problems=["seed"], sizes={"seed": {"n": 8}}, grid=(4, 8), repeat=1)
     build_report(tmp_path, problems=["dense"], sizes={"dense": {"n": 4}}, grid=(2, 4), repeat=1)

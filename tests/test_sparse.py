@@ -267,7 +267,7 @@ def test_measure_and_compare_report_the_compressed_row():
     assert sparse.passes == 1 and sparse.batch_size == 3
     assert sparse.cost["tangent"].flops * 50 == 3 * dense.cost["tangent"].flops
     assert c.max_abs_diff(sparse) == 0.0
-    assert "3 colors" in sparse.reason and "verdict" not in sparse.reason
+    assert "3 seeds" in sparse.reason and "verdict" not in sparse.reason
     assert c.verdict().startswith("only forward mode was measured")  # the compressed row is not an order
     both = jl.compare(p.f, p.x, modes=("forward", "reverse", "sparse"), repeat=1)
     ratio = min(m.total.total() for m in both.measurements[:2]) / both.measurements[2].total.total()
