@@ -410,7 +410,7 @@ def pattern_colors(pattern, colors, title: str | None = None) -> Figure:
     """The sparsity pattern with each entry drawn in its column's color (`coloring`, forward mode).
 
     Columns of one color share no row, so each row shows every color at most
-    once: one seed per color gives every entry.
+    once: one seed per color gives every entry. Ten hues, repeating.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> from jacobian_lab import plots

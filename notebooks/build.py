@@ -1541,18 +1541,10 @@ engine = jl.engines.get"""),
         once by either. In the pattern, the colors repeat every three columns:
         """),
         code("""
-        rows, cols = S.nonzero()
-        top = rows < 12
-        palette = np.array(["C0", "C1", "C2"])[sparse_h.colors[cols[top]]]
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8.0, 3.8))
-        ax1.spy(S, markersize=1)
-        ax1.set_title(f"pattern of H, {n_big}x{n_big}", fontsize=10)
-        ax2.scatter(cols[top], rows[top], c=palette, marker="s", s=60)
-        ax2.set_xlim(-0.5, 11.5); ax2.set_ylim(11.5, -0.5)
-        ax2.set_title("first 12 rows, colored by column color", fontsize=10)
-        ax2.set_xlabel("column j")
-        fig.tight_layout()
-        plt.show()"""),
+        from jacobian_lab import plots
+
+        small = jl.sparse_hessian(rosenbrock)
+        plots.pattern_colors(small(x_big[:24]), small.colors, title="Rosenbrock, n = 24")"""),
 
         md(r"""
         ## Compiled Hessians
