@@ -31,7 +31,7 @@ def as_input(x) -> np.ndarray:
     if getattr(x, "_trace", None) is not None:
         raise NotImplementedError(
             "x is itself a traced array: jacobian, jacfwd, jacrev, grad, jvp and vjp do not nest inside "
-            "another derivative; for second derivatives use jl.hessian(f), forward over reverse"
+            "another derivative; for second derivatives use jl.hessian(f) or jl.hvp(f, x, v)"
         )
     if x is None or isinstance(x, (str, bytes, dict)):
         raise TypeError(f"x must be a float array, got {type(x).__name__}")
