@@ -31,7 +31,15 @@ import numpy as np
 import scipy.sparse
 
 from . import engines
-from .jacobian import PASS_ELEMENTS, _NO_X, _check_batch_size, batches, check_function, prepare, result_dtype
+from .jacobian import (
+    _NO_X,
+    PASS_ELEMENTS,
+    _check_batch_size,
+    batches,
+    check_function,
+    prepare,
+    result_dtype,
+)
 from .sparsity import recorded_pattern
 
 __all__ = ["MODES", "Plan", "SparseJacobian", "color_count", "coloring", "plan", "sparse_jacobian"]

@@ -21,8 +21,16 @@ import numpy as np
 
 from . import engines, trees
 from .compressed import SparseJacobian
-from .jacobian import (_NO_X, MODES, JacobianFunction, _check_batch_size, _split_batch, as_input, check_function,
-                       seeds)
+from .jacobian import (
+    _NO_X,
+    MODES,
+    JacobianFunction,
+    _check_batch_size,
+    _split_batch,
+    as_input,
+    check_function,
+    seeds,
+)
 
 __all__ = ["HessianFunction", "SparseHessian", "hessian", "hvp", "sparse_hessian"]
 

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import assert_close, central_differences
 
 import jacobian_lab as jl
 from jacobian_lab.accounting import counting
 from jacobian_lab.hessian import Derivative
-
-from helpers import assert_close, central_differences
 
 RNG = np.random.default_rng(11)
 

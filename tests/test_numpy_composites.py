@@ -347,8 +347,6 @@ def test_the_zero_norm_counts_nonzeros_and_has_no_derivative(mode):
 
 
 def test_padding_keeps_float32_values_float32():
-    from jacobian_lab.engines import get
-
     x = np.ones(3, np.float32)
     y, y_dot = get("forward").jvp(lambda v: np.pad(v, 1) + np.diag(v).sum(), x, np.ones((1, 3), np.float32))
     assert y.dtype == np.pad(x, 1).dtype == np.float32 and y_dot.dtype == np.float32

@@ -11,13 +11,12 @@ import pytest
 import scipy.sparse
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_rules import CASES, EXAMPLES
 
 import jacobian_lab as jl
 from jacobian_lab import problems
 from jacobian_lab.accounting import counting
 from jacobian_lab.primitives import REGISTRY
-
-from test_rules import CASES, EXAMPLES
 
 RNG = np.random.default_rng(7)
 
@@ -102,15 +101,15 @@ def test_every_declared_structure_holds_the_entries_that_move(name, i):
             continue
         shape = e.args[j].shape
 
-        def f(v, j=j, shape=shape):
+        def with_operand(fn, v, j=j, shape=shape):
+            """fn (the primitive, or its NumPy implementation) with operand j replaced by v."""
             args = list(e.args)
             args[j] = v.reshape(shape)
-            return prim(*args, **e.params)
+            return fn(*args, **e.params)
 
         x = e.args[j].ravel()
-        P = pattern(f, x)
-        assert np.all(P[moved(lambda v: prim.impl(*[v.reshape(shape) if k == j else a
-                                                     for k, a in enumerate(e.args)], **e.params), x)])
+        P = pattern(lambda v: with_operand(prim, v), x)
+        assert np.all(P[moved(lambda v: with_operand(prim.impl, v), x)])
 
 
 # --- coloring ---------------------------------------------------------------------------
