@@ -41,6 +41,7 @@ from . import prediction as _prediction
 from .accounting import PHASES, Cost, Counter, active_counter, counting
 from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, prepare, result_dtype, rows,
                        whole_block)
+from .compressed import SparseJacobian
 from .hessian import HessianFunction, refuse_structure
 from .memory import MemoryBudgetError
 from .primitives import REGISTRY
@@ -77,6 +78,9 @@ def jit(fun: JacobianFunction) -> "Jitted":
                         "alone; compile jl.grad(f) and evaluate f for its value")
     if isinstance(fun, HessianFunction):
         return JittedHessian(fun)
+    if isinstance(fun, SparseJacobian):
+        raise TypeError("jl.jit does not compile sparse Jacobians (its programs assemble dense ones); call "
+                        "jl.sparse_jacobian(f) directly: it keeps its pattern and coloring between calls")
     if not isinstance(fun, JacobianFunction):
         raise TypeError(
             f"jl.jit compiles Jacobian functions, got {type(fun).__name__}; pass jl.jacrev(f), "

@@ -333,3 +333,10 @@ def test_every_mode_reads_every_entry_of_a_random_pattern(m, n, density, seed):
     assert seeds["forward"] <= n and seeds["reverse"] <= m
     assert seeds["auto"] == min(seeds["forward"], seeds["reverse"], seeds["bidirectional"])
     assert (seeds["auto"] == 0) == (not any(len(r) for r in rows))  # no entry, no seed
+
+
+def test_jit_refuses_a_sparse_jacobian_by_name():
+    with pytest.raises(TypeError, match="does not compile sparse Jacobians.*call jl.sparse_jacobian"):
+        jl.jit(jl.sparse_jacobian(np.sin))
+    with pytest.raises(TypeError, match="does not compile sparse Jacobians"):
+        jl.jit(jl.sparse_hessian(np.sum))
