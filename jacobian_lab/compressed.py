@@ -52,11 +52,12 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
     """A color per column (forward) or per row (reverse) of `pattern`; no two of one color share a row (column).
 
     Greedy: each column in turn takes the smallest color that no column
-    sharing a row with it holds. Two orders are tried and the coloring with
-    fewer colors kept: largest first (columns holding the most entries first)
-    and incidence degree (next, the column that shares rows with the most
-    columns already colored), which finds the 5 colors of a 2-D five-point
-    stencil where the first finds 7. `pattern` is anything
+    sharing a row with it holds, largest first (columns holding the most
+    entries first). When that leaves more colors than the widest row has
+    entries (the least any coloring needs), incidence degree order is tried
+    too (next, the column that shares rows with the most columns already
+    colored) and the coloring with fewer colors kept: it finds the 5 colors of
+    a 2-D five-point stencil where largest first finds 7. `pattern` is anything
     `scipy.sparse.csr_array` takes (a sparse matrix, a 2-D boolean array).
     A column without entries gets -1: it needs no seed. The number of colors
     is ``colors.max() + 1`` (`color_count`): the seeds a compressed Jacobian
@@ -82,8 +83,9 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
     lists = (by_column.indptr.tolist(), by_column.indices.tolist(), pattern.indptr.tolist(), pattern.indices.tolist())
     col_ptr = lists[0]
     largest_first = sorted(range(n), key=lambda j: col_ptr[j] - col_ptr[j + 1])  # stable: ties in column order
-    candidates = [_greedy(order, lists, m) for order in (largest_first, _incidence_order(lists, n))]
-    colors = min(candidates, key=lambda colors: colors.max(initial=-1))
+    colors = _greedy(largest_first, lists, m)
+    if colors.max(initial=-1) + 1 > np.diff(pattern.indptr).max(initial=0):  # above the widest row: try the other
+        colors = min(colors, _greedy(_incidence_order(lists, n), lists, m), key=lambda c: c.max(initial=-1))
     colors[np.diff(by_column.indptr) == 0] = -1  # a column without entries needs no seed
     return colors
 
