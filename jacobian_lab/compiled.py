@@ -165,7 +165,7 @@ class JittedHessian(Jitted):
         return f"jit({self.hessian!r})"
 
     def _prepare(self, x):
-        refuse_structure(x)
+        refuse_structure(x, "jl.jit(jl.hessian(f))")
         return super()._prepare(x)
 
 

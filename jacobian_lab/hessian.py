@@ -29,6 +29,7 @@ from .jacobian import (
     _split_batch,
     as_input,
     check_function,
+    prepare,
     seeds,
 )
 
@@ -46,8 +47,9 @@ def hessian(f: Callable, x=_NO_X, *, mode: str = "forward", batch_size=None, max
     "auto" (the order with fewer predicted FLOPs). batch_size=None: as many
     seeds as keep a pass's arrays about cache-sized, within `max_memory`. A
     vector-valued f gives each output's Hessian, its sweep pulling back every
-    output at once. Without x, the Hessian as a function of x. x is one float
-    array and f returns one.
+    output at once. Without x, the Hessian as a function of x. x may be a
+    tree of arrays for a scalar f: the Hessian is then nested twice in x's
+    structure, as ``jax.hessian`` nests it.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.hessian(lambda x: x[0] ** 2 * x[1], np.array([1.0, 3.0]))
@@ -74,35 +76,39 @@ def hvp(f: Callable, x, v):
     array([ 6., 12.])
     """
     check_function(f)
-    refuse_structure(x)
+    refuse_structure(x, "hvp")
     x = as_input(x)
     tangents, batched = _split_batch(v, x.shape, "v")
-    _, products = engines.get("forward").jvp(Derivative(f, scalar=True), x, tangents)
+    _, products = engines.get("forward").jvp(Derivative(f, scalar="a Hessian-vector product"), x, tangents)
     return products if batched else products[0]
 
 
-def refuse_structure(x) -> None:
-    """A Hessian's x is one array: refuse a structure, which f would get flattened."""
-    if trees.is_tree(x) and not trees.is_numbers(x):
-        raise TypeError("a Hessian takes x as one float array, not a structure of arrays; concatenate the "
-                        "leaves into one vector (np.concatenate) and split it inside f")
+def _structured(x) -> bool:
+    return trees.is_tree(x) and not trees.is_numbers(x)
+
+
+def refuse_structure(x, what: str) -> None:
+    """`what` takes x as one array: refuse a structure, which f would get flattened."""
+    if _structured(x):
+        raise TypeError(f"{what} takes x as one float array, not a structure of arrays (jl.hessian takes one); "
+                        "concatenate the leaves into one vector (np.concatenate) and split it inside f")
 
 
 class Derivative:
     """v -> the Jacobian of f at v, shape ``y.shape + v.shape``, from one reverse sweep of all outputs.
 
     What a Hessian differentiates: for a scalar f, its gradient. With
-    ``scalar=True`` f must return a scalar.
+    `scalar` (naming what needs it) f must return a scalar.
     """
 
-    def __init__(self, f: Callable, scalar: bool = False):
+    def __init__(self, f: Callable, scalar: str | None = None):
         self.f, self.scalar = f, scalar
 
     def __call__(self, v):
         y, pullback = engines.get("reverse").vjp(self.f, v)
         if self.scalar and np.shape(y) != ():
-            raise TypeError(f"a Hessian-vector product or a sparse Hessian needs f to return a scalar (shape ()), "
-                            f"got shape {np.shape(y)}; use hessian for each output's dense Hessian")
+            raise TypeError(f"{self.scalar} needs f to return a scalar (shape ()), got shape {np.shape(y)}; "
+                            "jl.hessian of an array x gives each output's Hessian")
         rows = pullback(seeds(0, np.size(y), np.shape(y)))
         return np.reshape(rows, np.shape(y) + np.shape(v))
 
@@ -123,8 +129,13 @@ class HessianFunction:
         self.f, self.mode, self.batch_size, self.max_memory = f, mode, batch_size, max_memory
 
     def __call__(self, x):
-        refuse_structure(x)
-        return self.as_jacobian()(x)
+        if not _structured(x):
+            return self.as_jacobian()(x)
+        # a tree of arrays: f on one flat vector, its Hessian cut into blocks as jax.hessian nests them
+        g, x_flat = prepare(self.f, x)
+        gradient = Derivative(g, scalar="the Hessian of a structured x")
+        H = JacobianFunction(gradient, self.mode, self.batch_size, max_memory=self.max_memory)(x_flat)
+        return trees.blocks(H, g.in_def, g.in_def)
 
     def as_jacobian(self) -> JacobianFunction:
         """The Jacobian of f's gradient sweep in `mode`: the Hessian, as a Jacobian function (what `jit` compiles)."""
@@ -164,11 +175,11 @@ class SparseHessian(SparseJacobian):
 
     def __init__(self, f: Callable, mode: str = "auto", batch_size=None):
         check_function(f)
-        super().__init__(Derivative(f, scalar=True), mode, batch_size)
+        super().__init__(Derivative(f, scalar="a sparse Hessian"), mode, batch_size)
         self.of = f
 
     def __call__(self, x):
-        refuse_structure(x)
+        refuse_structure(x, "sparse_hessian")
         return super().__call__(x)
 
     def __repr__(self) -> str:
