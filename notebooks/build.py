@@ -1288,7 +1288,7 @@ def notebook_06():
         One reverse sweep gives $\nabla f$ for a few evaluations of $f$ (the cheap-gradient
         principle), and each tangent $v$ pushed through the recording and the sweep gives one
         Hessian-vector product $Hv$, so forward over reverse is the usual choice, and it is what
-        `jl.hessian` computes. The engines nest in any order (the rules compute with the
+        `jl.hessian` computes by default. The engines nest in any order (the rules compute with the
         primitives, so an enclosing engine differentiates them too), so this notebook builds all
         four and counts them.
         """),
