@@ -42,7 +42,7 @@ from .jacobian import (
 )
 from .sparsity import recorded_pattern
 
-__all__ = ["MODES", "Plan", "SparseJacobian", "color_count", "coloring", "plan", "sparse_jacobian"]
+__all__ = ["MODES", "Plan", "SparseJacobian", "best_plan", "color_count", "coloring", "plan", "sparse_jacobian"]
 
 #: What `sparse_jacobian` takes: one-sided, both at once, or the plan with the fewest seeds.
 MODES = ("forward", "reverse", "bidirectional", "auto")
@@ -251,6 +251,19 @@ def plan(pattern, mode: str) -> Plan:
     if mode == "reverse":
         return Plan(None, coloring(pattern, "reverse"))
     return _bidirectional(scipy.sparse.csr_array(pattern, dtype=bool))
+
+
+def best_plan(pattern) -> tuple[str, Plan]:
+    """The mode with the fewest seeds and its plan, as mode="auto" picks it (ties: forward, then reverse).
+
+    >>> import numpy as np
+    >>> mode, seeding = best_plan(np.eye(3, dtype=bool))
+    >>> mode, seeding.seeds
+    ('forward', 1)
+    """
+    plans = {mode: plan(pattern, mode) for mode in ("forward", "reverse", "bidirectional")}
+    mode = min(plans, key=lambda mode: plans[mode].seeds)
+    return mode, plans[mode]
 
 
 def _bidirectional(pattern) -> Plan:

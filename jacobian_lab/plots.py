@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 FORMATS = (".png", ".svg", ".pdf")
-MODE_COLORS = {"forward": "#1f77b4", "reverse": "#d62728", "auto": "#7f7f7f", "optimal": "#2ca02c"}
+MODE_COLORS = {"forward": "#1f77b4", "reverse": "#d62728", "auto": "#7f7f7f", "optimal": "#2ca02c", "sparse": "#9467bd"}
 PHASE_COLORS = {"primal": "#9e9e9e", "tangent": "#1f77b4", "cotangent": "#d62728"}
 PHASE_LABELS = {"primal": "primal (evaluating f)", "tangent": "tangent (JVP rules)",
                 "cotangent": "cotangent (VJP rules)"}
@@ -294,8 +294,9 @@ def cheap_gradient(predictions_by_problem) -> Figure:
 def sweep_plot(sweep_result) -> Figure:
     """FLOPs (left) and measured seconds (right) of forward and reverse mode against the swept size, log-log.
 
-    Forward mode is solid, reverse dashed; one colour per value of the size
-    held fixed. The crossover where the two FLOP curves meet is marked with a
+    Forward mode is solid, reverse dashed, and `sparse_jacobian` dotted where
+    it was measured (compressed seeds fewer than either order's); one colour
+    per value of the size held fixed. The crossover where the two FLOP curves meet is marked with a
     circle and a vertical line on both panels; when the curves do not cross
     inside the grid, the legend says so.
 
@@ -317,6 +318,9 @@ def sweep_plot(sweep_result) -> Figure:
         for ax, values in ((ax_f, s.flops), (ax_t, s.seconds)):
             ax.plot(s.sizes, values("forward"), "-o", color=cf, markersize=4, label=f"forward (vector){tag}")
             ax.plot(s.sizes, values("reverse"), "--s", color=cr, markersize=4, label=f"reverse (batched){tag}")
+            if s.has("sparse"):
+                ax.plot(s.sizes, values("sparse"), ":^", color=color or MODE_COLORS["sparse"], markersize=4,
+                        label=f"sparse (compressed seeds){tag}")
         where = f" ({s.relation()})" if many else ""
         c = s.crossover()
         if c is not None and not c.everywhere:

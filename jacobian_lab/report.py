@@ -24,7 +24,7 @@ import numpy as np
 from . import plots
 from . import problems as _problems
 from .compare import compare, jsonable
-from .compressed import plan
+from .compressed import best_plan, coloring
 from .sparsity import sparsity
 from .sweep import sizes_taken, sweep
 
@@ -308,18 +308,17 @@ def _write_problem(doc, name, problem, comparison, sweep_results) -> None:
 def _write_pattern(doc, name, problem, comparison) -> None:
     """The sparsity pattern and its coloring, for a Jacobian that compressed seeds shrink."""
     pattern = sparsity(problem.f, problem.x)
-    plans = {mode: plan(pattern, mode) for mode in ("forward", "reverse", "bidirectional")}
-    mode = min(plans, key=lambda mode: plans[mode].seeds)
-    if plans[mode].seeds >= min(pattern.shape):
+    mode, seeding = best_plan(pattern)
+    if seeding.seeds >= min(pattern.shape):
         return
     dense = min(x.total.total() for x in comparison.measurements if not x.compressed)
     sparse = next((x for x in comparison.measurements if x.compressed), None)
     doc.heading(3, "Sparsity pattern")
-    doc.para(f"{pattern.nnz:,} of {pattern.shape[0] * pattern.shape[1]:,} entries: {plans[mode].seeds} seeds in "
+    doc.para(f"{pattern.nnz:,} of {pattern.shape[0] * pattern.shape[1]:,} entries: {seeding.seeds} seeds in "
              f"{mode} mode instead of {min(pattern.shape):,}"
              + (f"; {sparse.total.total():,.0f} counted FLOPs against {dense:,.0f} for the cheapest dense order."
                 if sparse is not None else "."), "caption")
-    doc.figure(plots.pattern_colors(pattern, plans["forward"].columns, title=name), f"{name}_pattern",
+    doc.figure(plots.pattern_colors(pattern, coloring(pattern), title=name), f"{name}_pattern",
                f"{name}: the Jacobian's sparsity pattern, each entry in its column's color; one tangent seed "
                "per color gives every entry (ten hues, repeating).")
 

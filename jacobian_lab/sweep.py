@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from . import problems as _problems
 from .accounting import Cost
 from .compare import measure, plain_text, rich_rows
+from .compressed import best_plan
 from .prediction import predict
+from .sparsity import sparsity
 
 __all__ = [
     "Crossover",
@@ -30,6 +32,7 @@ __all__ = [
 ]
 
 MODES = ("forward", "reverse")
+SPARSE = "sparse"  # `sparse_jacobian`, at the points where compressed seeds are fewer than either order's
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ class SweepPoint:
 
     n: int
     m: int
-    cost: dict[str, dict[str, Cost]]         # mode -> phase -> predicted Cost
+    cost: dict[str, dict[str, Cost]]         # mode -> phase -> Cost: predicted, counted for SPARSE
     seconds: dict[str, float]                # mode -> median wall time
     peak_bytes: dict[str, int]               # mode -> traced peak of one run
     tape_bytes: int
@@ -160,6 +163,14 @@ class SweepSeries:
         True
         """
         return [p.flops(mode) for p in self.points]
+
+    def has(self, mode: str) -> bool:
+        """Whether every point measured `mode` (SPARSE is measured where its seeds are fewer).
+
+        >>> sweep("bratu", n=[10, 20], timed=False).series()[0].has("sparse")
+        True
+        """
+        return all(mode in p.cost for p in self.points)
 
     def seconds(self, mode: str) -> list[float]:
         """Measured seconds of `mode` at every point (0 for an untimed sweep).
@@ -258,15 +269,16 @@ class SweepResult:
         >>> [r["cheaper"] for r in sweep("wide_to_tall", n=[5, 20, 80], m=[20], timed=False).rows()]
         ['forward', 'tie', 'reverse']
         """
+        sparse = all(SPARSE in p.cost for p in self.points)
         out = []
         for p in self.points:
             fwd, rev = p.flops("forward"), p.flops("reverse")
-            out.append({
-                "n": p.n, "m": p.m, "forward flops": fwd, "reverse flops": rev,
-                "fwd/rev": fwd / max(rev, 1.0),
-                "forward ms": p.seconds["forward"] * 1e3, "reverse ms": p.seconds["reverse"] * 1e3,
-                "cheaper": "forward" if fwd < rev else "reverse" if rev < fwd else "tie",
-            })
+            row = {"n": p.n, "m": p.m, "forward flops": fwd, "reverse flops": rev, "fwd/rev": fwd / max(rev, 1.0),
+                   "forward ms": p.seconds["forward"] * 1e3, "reverse ms": p.seconds["reverse"] * 1e3}
+            if sparse:
+                row.update({"sparse flops": p.flops(SPARSE), "sparse ms": p.seconds[SPARSE] * 1e3})
+            row["cheaper"] = "forward" if fwd < rev else "reverse" if rev < fwd else "tie"
+            out.append(row)
         return out
 
     def describe_crossovers(self) -> list[str]:
@@ -381,7 +393,8 @@ def sweep(problem: str = "seed", n: Sequence[int] | None = None, m: Sequence[int
     problem's ValueError before any measurement. FLOPs come from
     :func:`jacobian_lab.predict` (forward: vector mode; reverse: batched);
     seconds from :func:`jacobian_lab.measure` (median of `repeat` runs), or 0
-    with ``timed=False``. `progress(done, total, label)` is called after every point.
+    with ``timed=False``. Where compressed seeds are fewer than either
+    order's, a point also holds "sparse", `sparse_jacobian`'s counted work. `progress(done, total, label)` is called after every point.
 
     >>> r = sweep("seed", n=[10, 100], repeat=1)
     >>> [p.n for p in r.points], r.axis
@@ -418,12 +431,14 @@ def _unique(values):
 
 def _point(p, repeat: int, timed: bool) -> SweepPoint:
     pred = predict(p.f, p.x)
-    seconds, peaks = {}, {}
+    cost, seconds, peaks = {mode: pred.cost(mode) for mode in MODES}, {}, {}
     for mode in MODES:
         if timed:
             mm = measure(p.f, p.x, mode=mode, repeat=repeat, prediction=pred)
             seconds[mode], peaks[mode] = mm.seconds, mm.peak_bytes
         else:
             seconds[mode], peaks[mode] = 0.0, 0
-    return SweepPoint(pred.n, pred.m, {mode: pred.cost(mode) for mode in MODES}, seconds, peaks,
-                      pred.tape_bytes)
+    if best_plan(sparsity(p.f, p.x))[1].seeds < min(pred.n, pred.m):  # compressed seeds are fewer: measure them
+        mm = measure(p.f, p.x, mode="sparse", repeat=repeat)
+        cost[SPARSE], seconds[SPARSE], peaks[SPARSE] = mm.cost, mm.seconds if timed else 0.0, mm.peak_bytes
+    return SweepPoint(pred.n, pred.m, cost, seconds, peaks, pred.tape_bytes)

@@ -245,6 +245,17 @@ def test_sweep_table_and_plot(tmp_path, capsys):
         assert image.format == "PNG" and image.width >= 800 and image.height >= 300
 
 
+def test_sweep_of_a_banded_problem_adds_the_sparse_series(capsys):
+    code, out, _ = run(capsys, "sweep", "bratu", "--n", "10,40", "--repeat", "1", "--json")
+    assert code == 0
+    points = json.loads(out)["points"]
+    for p in points:  # three seeds against n - 2 or n: the compressed work is a fraction of either order's
+        assert 0 < p["flops"]["sparse"] < min(p["flops"]["forward"], p["flops"]["reverse"]) / 2
+        assert p["cost"]["sparse"]["tangent"]["flops"] > 0 and p["seconds"]["sparse"] > 0
+    code, out, _ = run(capsys, "sweep", "seed", "--n", "5,10", "--repeat", "1", "--json")
+    assert all("sparse" not in p["flops"] for p in json.loads(out)["points"])  # one row: nothing to compress
+
+
 def test_sweep_fixed_n_problem_sweeps_m(capsys):
     code, out, _ = run(capsys, "sweep", "curve", "--m", "5,50", "--repeat", "1", "--json")
     assert code == 0

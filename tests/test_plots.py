@@ -102,6 +102,16 @@ def test_cheap_gradient(comparisons):
     assert all(1 <= h <= 6 for h in heights)
 
 
+def test_sweep_plot_draws_the_sparse_series_where_it_was_measured(crossing_sweep):
+    from jacobian_lab.sweep import sweep
+
+    banded = sweep("bratu", n=[10, 20, 40], repeat=1)
+    ax_flops = plots.sweep_plot(banded).axes[0]
+    line = next(line for line in ax_flops.get_lines() if line.get_label().startswith("sparse"))
+    assert list(line.get_ydata()) == banded.series()[0].flops("sparse")
+    assert not any(line.get_label().startswith("sparse") for line in plots.sweep_plot(crossing_sweep).axes[0].get_lines())
+
+
 def test_sweep_plot_marks_crossover(crossing_sweep):
     fig = plots.sweep_plot(crossing_sweep)
     check_figure(fig, min_width=900)
