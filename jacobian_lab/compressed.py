@@ -164,7 +164,7 @@ class SparseJacobian:
             raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
         _check_batch_size(batch_size)
         self.f, self.mode, self.batch_size = f, mode, batch_size
-        self._key, self._pattern, self._plans = None, None, {}  # the last pattern, its plans per mode
+        self._key, self._pattern, self._planned = None, None, None  # the last pattern, and (mode, plan) for it
         # the last call's mode, its coloring (forward: of the columns, reverse: of the rows,
         # bidirectional: of the columns, for the rows not pulled) and its number of seeds
         self.chosen, self.colors, self.seeds = None, None, 0
@@ -180,13 +180,10 @@ class SparseJacobian:
         return scipy.sparse.csr_array((values, pattern.indices, pattern.indptr), shape=pattern.shape)
 
     def _plan(self, pattern) -> tuple[str, Plan]:
-        """The mode to run and its plan: the fewest seeds, each plan made once per pattern."""
-        modes = ("forward", "reverse", "bidirectional") if self.mode == "auto" else (self.mode,)
-        for mode in modes:
-            if mode not in self._plans:
-                self._plans[mode] = plan(pattern, mode)
-        mode = min(modes, key=lambda mode: self._plans[mode].seeds)  # ties: the earlier mode
-        return mode, self._plans[mode]
+        """The mode to run and its plan, made once per pattern."""
+        if self._planned is None:
+            self._planned = best_plan(pattern) if self.mode == "auto" else (self.mode, plan(pattern, self.mode))
+        return self._planned
 
     def _pattern_of(self, pullback, m: int):
         """f's pattern on this tape; the last one (and its colorings) while the tape's signature stays.
@@ -203,7 +200,7 @@ class SparseJacobian:
             return self._pattern
         pattern = recorded_pattern(pullback, m)
         if not _same_pattern(pattern, self._pattern):
-            self._pattern, self._plans = pattern, {}
+            self._pattern, self._planned = pattern, None
         self._key = key
         return pattern
 
