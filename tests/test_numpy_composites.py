@@ -307,6 +307,22 @@ def test_sparse_jacobian_holds_every_entry_of_the_composite(name, mode):
     np.testing.assert_array_equal(np.where(finite, S, 0.0), np.where(finite, J, 0.0))
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("name", CASES)
+def test_sparse_hessian_of_the_composites_squared_norm(name, mode):
+    """sum(f(x)**2): its gradient sweeps back through every rule the composite uses, so the Hessian's
+    pattern tests their structures in reverse too; values equal the dense Hessian of the same order."""
+    f, x = CASES[name]
+
+    def g(v):
+        return np.sum(f(v) ** 2)
+
+    H = jl.hessian(g, x, mode=mode).reshape(x.size, x.size)
+    finite = np.isfinite(H)
+    S = jl.sparse_hessian(g, x, mode=mode).toarray()
+    np.testing.assert_array_equal(np.where(finite, S, 0.0), np.where(finite, H, 0.0))
+
+
 @pytest.mark.parametrize("f", [
     lambda x: np.roll(x, 1), lambda x: np.pad(x, 2), lambda x: np.sort(x), lambda x: np.diag(x),
     lambda x: np.split(x, 5)[2], lambda x: np.append(x, x), lambda x: np.pad(x, 1, mode="wrap"),
