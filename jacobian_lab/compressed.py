@@ -164,7 +164,9 @@ class SparseJacobian:
             raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
         _check_batch_size(batch_size)
         self.f, self.mode, self.batch_size = f, mode, batch_size
-        self._key, self._pattern, self._planned = None, None, None  # the last pattern, and (mode, plan) for it
+        # (tape signature, pattern, (mode, plan)) of the last pattern: one tuple, replaced whole, so that
+        # calls from several threads never pair one pattern with another's signature or plan
+        self._last = None
         # the last call's mode, its coloring (forward: of the columns, reverse: of the rows,
         # bidirectional: of the columns, for the rows not pulled) and its number of seeds
         self.chosen, self.colors, self.seeds = None, None, 0
@@ -172,37 +174,34 @@ class SparseJacobian:
     def __call__(self, x) -> scipy.sparse.csr_array:
         g, x_flat = prepare(self.f, x)
         y, pullback = engines.get("reverse").vjp(g, x_flat)
-        pattern = self._pattern_of(pullback, np.size(y))
-        self.chosen, seeding = self._plan(pattern)
-        self.colors = seeding.rows if self.chosen == "reverse" else seeding.columns
-        self.seeds = seeding.seeds
+        pattern, (mode, seeding) = self._planned(pullback, np.size(y))
+        self.chosen, self.seeds = mode, seeding.seeds
+        self.colors = seeding.rows if mode == "reverse" else seeding.columns
         values = _values(pullback, pattern, seeding, np.shape(y), x_flat, self.batch_size)
         return scipy.sparse.csr_array((values, pattern.indices, pattern.indptr), shape=pattern.shape)
 
-    def _plan(self, pattern) -> tuple[str, Plan]:
-        """The mode to run and its plan, made once per pattern."""
-        if self._planned is None:
-            self._planned = best_plan(pattern) if self.mode == "auto" else (self.mode, plan(pattern, self.mode))
-        return self._planned
-
-    def _pattern_of(self, pullback, m: int):
-        """f's pattern on this tape; the last one (and its colorings) while the tape's signature stays.
+    def _planned(self, pullback, m: int) -> tuple:
+        """f's pattern on this tape and (mode, plan) for it; the last ones while the tape's signature stays.
 
         Equal signatures mean the same primitives, parameters, traced operands
-        and shapes (`Tape.signature`): everything a pattern is read from.
+        and shapes (`Tape.signature`): everything a pattern is read from. A
+        pattern read again and found equal keeps its plan.
         """
         try:
             key = pullback.tape.signature(pullback.output)
             hash(key)
         except TypeError:  # a parameter that is not hashable: read the pattern again
             key = None
-        if key is not None and key == self._key:
-            return self._pattern
+        last = self._last
+        if last is not None and key is not None and last[0] == key:
+            return last[1], last[2]
         pattern = recorded_pattern(pullback, m)
-        if not _same_pattern(pattern, self._pattern):
-            self._pattern, self._planned = pattern, None
-        self._key = key
-        return pattern
+        if last is not None and _same_pattern(pattern, last[1]):
+            planned = last[2]
+        else:
+            planned = best_plan(pattern) if self.mode == "auto" else (self.mode, plan(pattern, self.mode))
+        self._last = (key, pattern, planned)
+        return pattern, planned
 
     def __repr__(self) -> str:
         return f"sparse_jacobian({getattr(self.f, '__name__', repr(self.f))}, mode={self.mode!r})"

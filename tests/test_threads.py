@@ -66,3 +66,23 @@ def test_one_jitted_jacobian_shared_by_threads():
     with ThreadPoolExecutor(max_workers=8) as pool:
         errors = list(pool.map(call, range(64)))
     assert max(errors) < 1e-12
+
+
+def test_one_sparse_jacobian_shared_by_threads_keeps_each_pattern_with_its_plan():
+    """Two branches with different patterns, called from 8 threads at once: every result must be the
+    dense Jacobian of its own branch (a pattern paired with another's plan would misplace entries)."""
+    def f(x):
+        if x[0] > 0:  # a stencil
+            return x[2:] - 2 * x[1:-1] + x[:-2] ** 2
+        return np.concatenate([np.sum(x, keepdims=True), x[1:] * x[0]])  # an arrow
+
+    jac = jl.sparse_jacobian(f)
+
+    def one(i):
+        x = np.linspace(0.5, 1.5, 30) * (1 if i % 2 else -1) * (1 + i / 100)
+        forward, reverse = jl.jacobian(f, x, mode="forward"), jl.jacobian(f, x, mode="reverse")
+        expected = forward if x[0] > 0 else np.vstack([reverse[:1], forward[1:]])  # the arrow pulls row 0
+        return np.array_equal(jac(x).toarray(), expected)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert all(pool.map(one, range(64)))
