@@ -33,12 +33,12 @@ import scipy.sparse
 from . import engines
 from .jacobian import (
     _NO_X,
-    PASS_ELEMENTS,
     _check_batch_size,
     batches,
     check_function,
     prepare,
     result_dtype,
+    seeds_per_pass,
 )
 from .sparsity import recorded_pattern
 
@@ -281,13 +281,6 @@ def _bidirectional(pattern) -> Plan:
     return Plan(coloring(pattern[~pulled], "forward"), rows)
 
 
-def _step(count: int, width: int, batch_size) -> int:
-    """Colors per pass: batch_size, or as many as keep colors x width under PASS_ELEMENTS."""
-    if batch_size is None:
-        batch_size = PASS_ELEMENTS // max(width, 1)
-    return max(1, min(int(batch_size), count))
-
-
 def _color_seeds(colors, lo, hi, shape, dtype):
     """Seeds for colors lo..hi-1: seed c is 1 at every element of color c, as (hi - lo, *shape)."""
     return (colors == np.arange(lo, hi)[:, None]).astype(dtype).reshape((hi - lo,) + tuple(shape))
@@ -319,7 +312,7 @@ def _read(run, colors, entry_colors, place, shape, width, dtype, batch_size) -> 
     if not entry_colors.size:
         return values
     count = color_count(colors)
-    for lo, hi in batches(count, _step(count, width, batch_size)):
+    for lo, hi in batches(count, seeds_per_pass(count, width, batch_size)):
         block = run(_color_seeds(colors, lo, hi, shape, dtype)).reshape(hi - lo, -1)
         if hi - lo == count:  # one pass holds every color: no entry to leave for another
             return block[entry_colors, place].astype(dtype, copy=False)

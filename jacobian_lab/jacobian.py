@@ -84,13 +84,19 @@ def schedule(mode: str, n: int, m: int, batch_size=None, seed_bytes: int = 0, ro
     """
     _check_batch_size(batch_size)
     seeds = n if mode == "forward" else m
-    if batch_size is None:
-        width = n if mode == "forward" else widest or max(n, m)
-        batch_size = PASS_ELEMENTS // max(width, 1)
-        if seed_bytes:
-            batch_size = min(batch_size, room // seed_bytes)
-    step = max(1, min(int(batch_size), seeds))
+    width = n if mode == "forward" else widest or max(n, m)
+    if batch_size is None and seed_bytes:
+        batch_size = min(PASS_ELEMENTS // max(width, 1), room // seed_bytes)
+    step = seeds_per_pass(seeds, width, batch_size)
     return step, max(1, -(-seeds // step))
+
+
+def seeds_per_pass(seeds: int, width: int, batch_size=None) -> int:
+    """batch_size, or as many seeds as keep seeds x width (the derivative values per seed) under
+    PASS_ELEMENTS; at least one and at most `seeds`."""
+    if batch_size is None:
+        batch_size = PASS_ELEMENTS // max(width, 1)
+    return max(1, min(int(batch_size), seeds))
 
 
 def batches(num_seeds: int, batch_size: int):
