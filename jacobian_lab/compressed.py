@@ -33,9 +33,10 @@ import scipy.sparse
 from . import engines
 from .jacobian import (
     _NO_X,
-    _check_batch_size,
     batches,
     check_function,
+    check_options,
+    function_name,
     prepare,
     result_dtype,
     seeds_per_pass,
@@ -160,9 +161,7 @@ class SparseJacobian:
 
     def __init__(self, f: Callable, mode: str = "auto", batch_size=None):
         check_function(f)
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
-        _check_batch_size(batch_size)
+        check_options(mode, batch_size, MODES)
         self.f, self.mode, self.batch_size = f, mode, batch_size
         # (tape signature, pattern, (mode, plan)) of the last pattern: one tuple, replaced whole, so that
         # calls from several threads never pair one pattern with another's signature or plan
@@ -204,7 +203,7 @@ class SparseJacobian:
         return pattern, planned
 
     def __repr__(self) -> str:
-        return f"sparse_jacobian({getattr(self.f, '__name__', repr(self.f))}, mode={self.mode!r})"
+        return f"sparse_jacobian({function_name(self.f)}, mode={self.mode!r})"
 
 
 def _same_pattern(a, b) -> bool:

@@ -23,12 +23,12 @@ from . import engines, trees
 from .compressed import SparseJacobian
 from .jacobian import (
     _NO_X,
-    MODES,
     JacobianFunction,
-    _check_batch_size,
     _split_batch,
     as_input,
     check_function,
+    check_options,
+    function_name,
     prepare,
     seeds,
 )
@@ -123,9 +123,7 @@ class HessianFunction:
 
     def __init__(self, f: Callable, mode: str = "forward", batch_size=None, max_memory=None):
         check_function(f)
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
-        _check_batch_size(batch_size)
+        check_options(mode, batch_size)
         self.f, self.mode, self.batch_size, self.max_memory = f, mode, batch_size, max_memory
 
     def __call__(self, x):
@@ -143,7 +141,7 @@ class HessianFunction:
 
     def __repr__(self) -> str:
         mode = "" if self.mode == "forward" else f", mode={self.mode!r}"
-        return f"hessian({getattr(self.f, '__name__', repr(self.f))}{mode})"
+        return f"hessian({function_name(self.f)}{mode})"
 
 
 def sparse_hessian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None):
@@ -183,4 +181,4 @@ class SparseHessian(SparseJacobian):
         return super().__call__(x)
 
     def __repr__(self) -> str:
-        return f"sparse_hessian({getattr(self.of, '__name__', repr(self.of))}, mode={self.mode!r})"
+        return f"sparse_hessian({function_name(self.of)}, mode={self.mode!r})"

@@ -66,6 +66,18 @@ def check_function(f) -> None:
                         "jacobian(f, x), jacrev(f)(x)")
 
 
+def check_options(mode: str, batch_size, modes=MODES) -> None:
+    """Refuse a mode not in `modes`, and a batch_size that is not a positive integer or None."""
+    if mode not in modes:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, modes))}, got {mode!r}")
+    _check_batch_size(batch_size)
+
+
+def function_name(f) -> str:
+    """How a function object's repr names the f it wraps: its __name__, else its repr."""
+    return getattr(f, "__name__", repr(f))
+
+
 def _check_batch_size(batch_size):
     if batch_size is None:
         return
@@ -302,9 +314,7 @@ def jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *, flat:
     array([[3., 0.],
            [0., 3.]])
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
-    _check_batch_size(batch_size)
+    check_options(mode, batch_size)
     if x is _NO_X:
         return JacobianFunction(f, mode, batch_size, flat=flat, max_memory=max_memory)
     g, x_flat = prepare(f, x)
@@ -348,7 +358,7 @@ class JacobianFunction:
 
     def __repr__(self) -> str:
         name = "grad" if self.scalar else self._NAMES[self.mode]
-        return f"{name}({getattr(self.f, '__name__', repr(self.f))})"
+        return f"{name}({function_name(self.f)})"
 
 
 def jacfwd(f: Callable, *, batch_size=None, flat: bool = False, max_memory=None) -> Callable:
@@ -406,7 +416,7 @@ class ValueAndGrad:
         return _value_and_gradient(self.f, x)
 
     def __repr__(self) -> str:
-        return f"value_and_grad({getattr(self.f, '__name__', repr(self.f))})"
+        return f"value_and_grad({function_name(self.f)})"
 
 
 def _value_and_gradient(f: Callable, x):
