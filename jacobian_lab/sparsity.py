@@ -109,12 +109,23 @@ def _element_numbers(shape):
     return np.arange(int(np.prod(shape, dtype=np.int64)), dtype=np.int64).reshape(shape)
 
 
+def _broadcast(keys, n, shape, to):
+    """The dependency matrix of an array of `shape` broadcast to the shape `to`."""
+    if tuple(shape) == tuple(to):
+        return keys
+    numbers = _element_numbers(shape)
+    return _rows(keys, n, numbers.size, np.broadcast_to(numbers, to))
+
+
+def _joined(parts):
+    """The union of dependency matrices with the same rows."""
+    return parts[0] if len(parts) == 1 else _unique(np.concatenate(parts))
+
+
 # Rules: (record, one dependency matrix per operand (None: a constant), n) -> the output's matrix.
 def _elementwise(record, operands, n):
     shape = np.shape(record.out)
-    parts = [d if np.shape(a) == shape else _rows(d, n, np.size(a), np.broadcast_to(_element_numbers(np.shape(a)), shape))
-             for a, d in zip(record.args, operands) if d is not None]
-    return parts[0] if len(parts) == 1 else _unique(np.concatenate(parts))
+    return _joined([_broadcast(d, n, np.shape(a), shape) for a, d in zip(record.args, operands) if d is not None])
 
 
 def _move(record, operands, n):
@@ -134,9 +145,7 @@ def _move(record, operands, n):
 
 
 def _reduction(record, operands, n):
-    x = record.args[0]
-    axis = record.params["axis"] if "axis" in record.params else record.args[1]
-    return _reduced(operands[0], n, np.shape(x), axis)
+    return _reduced(operands[0], n, np.shape(record.args[0]), record.params["axis"])
 
 
 def _reduced(keys, n, shape, axis):
@@ -175,12 +184,9 @@ def _matmul(record, operands, n):
     a2 = np.shape(a) if np.ndim(a) > 1 else (1,) + np.shape(a)  # NumPy's promotion of 1-D operands
     b2 = np.shape(b) if np.ndim(b) > 1 else np.shape(b) + (1,)
     full = np.broadcast_shapes(a2[:-2], b2[:-2]) + (a2[-2], b2[-1])  # the output, promoted axes kept
-    parts = []
-    for d, shape, axis in ((operands[0], a2, len(a2) - 1), (operands[1], b2, len(b2) - 2)):
-        if d is not None:
-            kept = _element_numbers(_kept_shape(shape, (axis,)))
-            parts.append(_rows(_reduced(d, n, shape, (axis,)), n, kept.size, np.broadcast_to(kept, full)))
-    return parts[0] if len(parts) == 1 else _unique(np.concatenate(parts))
+    return _joined([_broadcast(_reduced(d, n, shape, (axis,)), n, _kept_shape(shape, (axis,)), full)
+                    for d, shape, axis in ((operands[0], a2, len(a2) - 1), (operands[1], b2, len(b2) - 2))
+                    if d is not None])
 
 
 def _dense(record, operands, n):
