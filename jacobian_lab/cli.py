@@ -350,7 +350,7 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_sparsity(args) -> int:
-    from .compressed import plan
+    from .compressed import plans as plans_of
     from .plots import pattern_colors
     from .sparsity import sparsity
 
@@ -360,7 +360,7 @@ def _cmd_sparsity(args) -> int:
         _call_user(f, x, title)
     try:
         pattern = sparsity(f, x)
-        plans = {mode: plan(pattern, mode) for mode in ("forward", "reverse", "bidirectional")}
+        plans = plans_of(pattern)
     except Exception as exc:
         raise RunError(f"reading the sparsity pattern of {title} failed: {type(exc).__name__}: {exc}") from exc
     summary = _pattern_summary(pattern, plans)
@@ -389,6 +389,8 @@ def _seeds(count: int) -> str:
 
 
 def _pattern_summary(pattern, plans) -> dict:
+    from .compressed import fewest_seeds
+
     m, n = pattern.shape
     seeds = {mode: p.seeds for mode, p in plans.items()}
     return {
@@ -396,7 +398,7 @@ def _pattern_summary(pattern, plans) -> dict:
         "widest_row": int(np.diff(pattern.indptr).max(initial=0)),
         "widest_column": int(np.bincount(pattern.indices, minlength=n).max(initial=0)),
         "seeds": seeds, "pulled_rows": int(np.count_nonzero(plans["bidirectional"].rows >= 0)),
-        "sparse_jacobian": min(seeds, key=seeds.get),  # ties: forward, then reverse
+        "sparse_jacobian": fewest_seeds(plans),
     }
 
 

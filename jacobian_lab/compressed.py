@@ -43,7 +43,8 @@ from .jacobian import (
 )
 from .sparsity import recorded_pattern
 
-__all__ = ["MODES", "Plan", "SparseJacobian", "best_plan", "color_count", "coloring", "plan", "sparse_jacobian"]
+__all__ = ["MODES", "Plan", "SparseJacobian", "best_plan", "color_count", "coloring", "fewest_seeds", "plan", "plans",
+           "sparse_jacobian"]
 
 #: What `sparse_jacobian` takes: one-sided, both at once, or the plan with the fewest seeds.
 MODES = ("forward", "reverse", "bidirectional", "auto")
@@ -78,14 +79,15 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
         pattern = pattern.T.tocsr()
     pattern.eliminate_zeros()
     m, n = pattern.shape
-    if m and np.diff(pattern.indptr).max() == n:  # a full row: every column needs its own color
+    widest = np.diff(pattern.indptr).max(initial=0)  # the least number of colors any coloring needs
+    if m and widest == n:  # a full row: every column needs its own color
         return np.arange(n, dtype=np.int64)
     by_column = pattern.tocsc()
     lists = (by_column.indptr.tolist(), by_column.indices.tolist(), pattern.indptr.tolist(), pattern.indices.tolist())
     col_ptr = lists[0]
     largest_first = sorted(range(n), key=lambda j: col_ptr[j] - col_ptr[j + 1])  # stable: ties in column order
     colors = _greedy(largest_first, lists, m)
-    if colors.max(initial=-1) + 1 > np.diff(pattern.indptr).max(initial=0):  # above the widest row: try the other
+    if colors.max(initial=-1) + 1 > widest:  # above the bound: try the other order
         colors = min(colors, _greedy(_incidence_order(lists, n), lists, m), key=lambda c: c.max(initial=-1))
     colors[np.diff(by_column.indptr) == 0] = -1  # a column without entries needs no seed
     return colors
@@ -248,6 +250,16 @@ def plan(pattern, mode: str) -> Plan:
     return _bidirectional(scipy.sparse.csr_array(pattern, dtype=bool))
 
 
+def plans(pattern) -> dict[str, Plan]:
+    """The plan of every mode for `pattern`, in the order "auto" prefers them on a tie."""
+    return {mode: plan(pattern, mode) for mode in ("forward", "reverse", "bidirectional")}
+
+
+def fewest_seeds(plans: dict) -> str:
+    """The mode whose plan needs the fewest seeds: what mode="auto" runs (ties: the earlier mode)."""
+    return min(plans, key=lambda mode: plans[mode].seeds)
+
+
 def best_plan(pattern) -> tuple[str, Plan]:
     """The mode with the fewest seeds and its plan, as mode="auto" picks it (ties: forward, then reverse).
 
@@ -256,9 +268,9 @@ def best_plan(pattern) -> tuple[str, Plan]:
     >>> mode, seeding.seeds
     ('forward', 1)
     """
-    plans = {mode: plan(pattern, mode) for mode in ("forward", "reverse", "bidirectional")}
-    mode = min(plans, key=lambda mode: plans[mode].seeds)
-    return mode, plans[mode]
+    every = plans(pattern)
+    mode = fewest_seeds(every)
+    return mode, every[mode]
 
 
 def _bidirectional(pattern) -> Plan:
@@ -307,14 +319,16 @@ def _values(pullback, pattern, seeding: Plan, y_shape, x, batch_size) -> np.ndar
 def _read(run, colors, entry_colors, place, shape, width, dtype, batch_size) -> np.ndarray:
     """Entry e is element place[e] of the derivative of color entry_colors[e]; one seed per color
     through `run`, in passes of `batch_size` colors. No entry: no pass."""
-    values = np.empty(entry_colors.size, dtype=dtype)
     if not entry_colors.size:
-        return values
+        return np.empty(0, dtype=dtype)
     count = color_count(colors)
-    for lo, hi in batches(count, seeds_per_pass(count, width, batch_size)):
+    step = seeds_per_pass(count, width, batch_size)
+    if step == count:  # one pass holds every color: gather every entry from its block
+        block = run(_color_seeds(colors, 0, count, shape, dtype)).reshape(count, -1)
+        return block[entry_colors, place].astype(dtype, copy=False)
+    values = np.empty(entry_colors.size, dtype=dtype)
+    for lo, hi in batches(count, step):
         block = run(_color_seeds(colors, lo, hi, shape, dtype)).reshape(hi - lo, -1)
-        if hi - lo == count:  # one pass holds every color: no entry to leave for another
-            return block[entry_colors, place].astype(dtype, copy=False)
         mine = (entry_colors >= lo) & (entry_colors < hi)
         values[mine] = block[entry_colors[mine] - lo, place[mine]]
     return values

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter
 
 from .accounting import Cost
+from .compressed import color_count
 
 __all__ = [
     "FORMATS",
@@ -427,7 +428,7 @@ def pattern_colors(pattern, colors, title: str | None = None) -> Figure:
     m, n = pattern.shape
     fig = _figure(6.0, 6.0 * max(min(m / max(n, 1), 2.0), 0.3) + 0.8)
     ax = fig.add_subplot()
-    count = int(colors.max()) + 1 if colors.size else 0
+    count = color_count(colors)
     size = max(0.5, min(40.0, 4000.0 / max(m, n, 1)))
     ax.scatter(cols, rows, c=colors[cols] % 10, cmap="tab10", vmin=0, vmax=9, marker="s", s=size, linewidths=0)
     ax.set_xlim(-0.5, n - 0.5)
