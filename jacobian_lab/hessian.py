@@ -131,13 +131,14 @@ class HessianFunction:
             return self.as_jacobian()(x)
         # a tree of arrays: f on one flat vector, its Hessian cut into blocks as jax.hessian nests them
         g, x_flat = prepare(self.f, x)
-        gradient = Derivative(g, scalar="the Hessian of a structured x")
-        H = JacobianFunction(gradient, self.mode, self.batch_size, max_memory=self.max_memory)(x_flat)
+        H = self.as_jacobian(Derivative(g, scalar="the Hessian of a structured x"))(x_flat)
         return trees.blocks(H, g.in_def, g.in_def)
 
-    def as_jacobian(self) -> JacobianFunction:
-        """The Jacobian of f's gradient sweep in `mode`: the Hessian, as a Jacobian function (what `jit` compiles)."""
-        return JacobianFunction(Derivative(self.f), self.mode, self.batch_size, max_memory=self.max_memory)
+    def as_jacobian(self, gradient=None) -> JacobianFunction:
+        """The Jacobian of f's gradient sweep (`gradient`: a `Derivative` of f) in `mode`: the Hessian,
+        as a Jacobian function (what `jit` compiles)."""
+        return JacobianFunction(gradient or Derivative(self.f), self.mode, self.batch_size,
+                                max_memory=self.max_memory)
 
     def __repr__(self) -> str:
         mode = "" if self.mode == "forward" else f", mode={self.mode!r}"

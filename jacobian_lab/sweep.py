@@ -170,7 +170,7 @@ class SweepSeries:
         >>> sweep("bratu", n=[10, 20], timed=False).series()[0].has("sparse")
         True
         """
-        return all(mode in p.cost for p in self.points)
+        return _measured(self.points, mode)
 
     def seconds(self, mode: str) -> list[float]:
         """Measured seconds of `mode` at every point (0 for an untimed sweep).
@@ -269,7 +269,7 @@ class SweepResult:
         >>> [r["cheaper"] for r in sweep("wide_to_tall", n=[5, 20, 80], m=[20], timed=False).rows()]
         ['forward', 'tie', 'reverse']
         """
-        sparse = all(SPARSE in p.cost for p in self.points)
+        sparse = _measured(self.points, SPARSE)
         out = []
         for p in self.points:
             fwd, rev = p.flops("forward"), p.flops("reverse")
@@ -340,6 +340,10 @@ class SweepResult:
         return {"problem": self.problem, "summary": self.summary, "axis": self.axis, "grid": self.grid,
                 "points": [p.to_dict() for p in self.points], "series": series,
                 "crossovers": self.describe_crossovers()}
+
+
+def _measured(points, mode: str) -> bool:
+    return all(mode in p.cost for p in points)
 
 
 def sizes_taken(name: str) -> tuple[str, ...]:
