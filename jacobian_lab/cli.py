@@ -264,6 +264,14 @@ def _resolve(args) -> tuple[str, Callable, np.ndarray, object]:
     return target, f, x, None
 
 
+def _target(args) -> tuple[str, Callable, np.ndarray, object]:
+    """`_resolve`, and a function of the user's run once on plain NumPy (a built-in problem is known to run)."""
+    title, f, x, problem = _resolve(args)
+    if problem is None:
+        _call_user(f, x, title)
+    return title, f, x, problem
+
+
 def _call_user(f: Callable, x: np.ndarray, name: str) -> None:
     """Run f once on plain NumPy so a failing function is reported as such."""
     fresh = {k: v.copy() for k, v in x.items()} if isinstance(x, dict) else np.array(x, copy=True)
@@ -325,9 +333,7 @@ def _cmd_compare(args) -> int:
             if extra not in modes:
                 modes.append(extra)
     plot = _plot_path(args.plot)
-    title, f, x, problem = _resolve(args)
-    if problem is None:
-        _call_user(f, x, title)
+    title, f, x, problem = _target(args)
     try:
         comparison = compare(f, x, modes=modes, repeat=args.repeat)
     except Exception as exc:
@@ -355,9 +361,7 @@ def _cmd_sparsity(args) -> int:
     from .sparsity import sparsity
 
     plot = _plot_path(args.plot)
-    title, f, x, problem = _resolve(args)
-    if problem is None:
-        _call_user(f, x, title)
+    title, f, x, problem = _target(args)
     try:
         pattern = sparsity(f, x)
         plans = plans_of(pattern)
