@@ -25,10 +25,9 @@ passes compute each entry with the same operations as a one-hot seed would.
 from __future__ import annotations
 
 import heapq
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
-import scipy.sparse
 
 from . import engines
 from .jacobian import (
@@ -41,7 +40,10 @@ from .jacobian import (
     result_dtype,
     seeds_per_pass,
 )
-from .sparsity import recorded_pattern
+from .sparsity import csr_array, recorded_pattern
+
+if TYPE_CHECKING:  # for the annotations only: see sparsity.csr_array
+    import scipy.sparse
 
 __all__ = ["MODES", "Plan", "SparseJacobian", "best_plan", "color_count", "coloring", "fewest_seeds", "plan", "plans",
            "sparse_jacobian"]
@@ -74,7 +76,7 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
     if np.ndim(pattern) != 2:  # np.ndim reads a sparse array's too
         raise ValueError(f"pattern must be a 2-D (m, n) matrix, sparse or a boolean array; got shape "
                          f"{np.shape(pattern)}")
-    pattern = scipy.sparse.csr_array(pattern, dtype=bool)
+    pattern = csr_array(pattern, dtype=bool)
     if mode == "reverse":
         pattern = pattern.T.tocsr()
     pattern.eliminate_zeros()
@@ -179,7 +181,7 @@ class SparseJacobian:
         self.chosen, self.seeds = mode, seeding.seeds
         self.colors = seeding.rows if mode == "reverse" else seeding.columns
         values = _values(pullback, pattern, seeding, np.shape(y), x_flat, self.batch_size)
-        return scipy.sparse.csr_array((values, pattern.indices, pattern.indptr), shape=pattern.shape)
+        return csr_array((values, pattern.indices, pattern.indptr), shape=pattern.shape)
 
     def _planned(self, pullback, m: int) -> tuple:
         """f's pattern on this tape and (mode, plan) for it; the last ones while the tape's signature stays.
@@ -247,7 +249,7 @@ def plan(pattern, mode: str) -> Plan:
         return Plan(coloring(pattern, "forward"), None)
     if mode == "reverse":
         return Plan(None, coloring(pattern, "reverse"))
-    return _bidirectional(scipy.sparse.csr_array(pattern, dtype=bool))
+    return _bidirectional(csr_array(pattern, dtype=bool))
 
 
 def plans(pattern) -> dict[str, Plan]:

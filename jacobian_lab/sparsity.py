@@ -28,14 +28,16 @@ elements), which makes a union one sort and a row selection one gather.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import scipy.sparse
 
 from . import engines
 from .jacobian import prepare
 from .rules.reductions import _kept_shape
+
+if TYPE_CHECKING:  # for the annotations only: see csr_array
+    import scipy.sparse
 
 __all__ = ["sparsity"]
 
@@ -78,10 +80,18 @@ def recorded_pattern(pullback, m: int) -> scipy.sparse.csr_array:
     return _matrix(deps[output], m, n)
 
 
+def csr_array(*args, **kwargs) -> scipy.sparse.csr_array:
+    """`scipy.sparse.csr_array`, imported on first use: scipy.sparse takes about as long to import as
+    the rest of the package, and only sparse Jacobians need it."""
+    import scipy.sparse
+
+    return scipy.sparse.csr_array(*args, **kwargs)
+
+
 def _matrix(keys, m, n) -> scipy.sparse.csr_array:
     rows, cols = np.divmod(keys, max(n, 1))
     indptr = np.searchsorted(rows, np.arange(m + 1))
-    return scipy.sparse.csr_array((np.ones(keys.size, dtype=bool), cols, indptr), shape=(m, n))
+    return csr_array((np.ones(keys.size, dtype=bool), cols, indptr), shape=(m, n))
 
 
 def _rows(keys, n, size, sources):
