@@ -340,3 +340,13 @@ def test_jit_refuses_a_sparse_jacobian_by_name():
         jl.jit(jl.sparse_jacobian(np.sin))
     with pytest.raises(TypeError, match="does not compile sparse Jacobians"):
         jl.jit(jl.sparse_hessian(np.sum))
+
+
+def test_importing_the_package_leaves_scipy_sparse_for_the_first_sparse_jacobian():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, jacobian_lab as jl; before = 'scipy.sparse' in sys.modules; "
+            "jl.sparsity(np.sin, np.ones(2)); print(before, 'scipy.sparse' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]
