@@ -38,8 +38,23 @@ def is_traced(v) -> bool:
 
 
 def as_array(v):
-    """A traced value as it is, anything else (a list, a scalar) as a NumPy array."""
-    return v if is_traced(v) else np.asarray(v)
+    """A traced value as it is, anything else (a list, a scalar) as the array np.asarray builds.
+
+    NumPy converts a list element by element, which a traced value refuses, so a
+    list or tuple holding traced values (at any depth) is stacked instead: the
+    same array, with its entries' derivatives.
+    """
+    if is_traced(v):
+        return v
+    if isinstance(v, (list, tuple)) and _holds_traced(v):
+        return stack([as_array(e) for e in v])
+    return np.asarray(v)
+
+
+def _holds_traced(value) -> bool:
+    if isinstance(value, (list, tuple)):
+        return any(_holds_traced(v) for v in value)
+    return is_traced(value)
 
 
 def _given(value):
@@ -394,27 +409,10 @@ def broadcast_to(array, shape, subok=False):
     return array if np.shape(array) == shape else S.broadcast_to(array, shape)
 
 
-def _built(value):
-    """A list or tuple holding traced values (at any depth) as the array np.asarray would build.
-
-    NumPy converts such a list element by element, which a traced value refuses;
-    stacking its entries gives the same array with their derivatives.
-    """
-    if isinstance(value, (list, tuple)) and _holds_traced(value):
-        return stack([_built(v) for v in value])
-    return value
-
-
-def _holds_traced(value) -> bool:
-    if isinstance(value, (list, tuple)):
-        return any(_holds_traced(v) for v in value)
-    return getattr(value, "_trace", None) is not None
-
-
 @implements(np.concatenate)
 def concatenate(arrays, axis=0, out=None, dtype=None, casting=None):
     _reject("concatenate", out, "out")
-    arrays = [_built(a) for a in arrays]
+    arrays = [as_array(a) for a in arrays]
     if axis is None:
         arrays, axis = [ravel(a) for a in arrays], 0
     axis = one_axis(axis, np.ndim(arrays[0]))
@@ -424,31 +422,31 @@ def concatenate(arrays, axis=0, out=None, dtype=None, casting=None):
 @implements(np.stack)
 def stack(arrays, axis=0, out=None, dtype=None, casting=None):
     _reject("stack", out, "out")
-    arrays = [_built(a) for a in arrays]
+    arrays = [as_array(a) for a in arrays]
     axis = one_axis(axis, np.ndim(arrays[0]) + 1)
     return concatenate([expand_dims(a, axis) for a in arrays], axis=axis, dtype=dtype)
 
 
 @implements(np.hstack)
 def hstack(tup, dtype=None, casting=None):
-    arrays = [atleast_1d(_built(a)) for a in tup]
+    arrays = [atleast_1d(as_array(a)) for a in tup]
     return concatenate(arrays, axis=0 if np.ndim(arrays[0]) == 1 else 1, dtype=dtype)
 
 
 @implements(np.vstack)
 def vstack(tup, dtype=None, casting=None):
-    return concatenate([atleast_2d(_built(a)) for a in tup], axis=0, dtype=dtype)
+    return concatenate([atleast_2d(as_array(a)) for a in tup], axis=0, dtype=dtype)
 
 
 @implements(np.column_stack)
 def column_stack(tup):
-    tup = [_built(a) for a in tup]
+    tup = [as_array(a) for a in tup]
     return concatenate([reshape(a, (-1, 1)) if np.ndim(a) < 2 else a for a in tup], axis=1)
 
 
 @implements(np.dstack)
 def dstack(tup):
-    arrays = atleast_3d(*[_built(a) for a in tup])
+    arrays = atleast_3d(*[as_array(a) for a in tup])
     return concatenate(arrays if isinstance(arrays, list) else [arrays], axis=2)
 
 

@@ -930,6 +930,9 @@ LISTS = {
     "vstack": lambda x: np.vstack([[x[0], x[1], 1.0], x]),
     "column_stack": lambda x: np.column_stack([x, [x[0], x[1], 5.0]]),
     "dstack": lambda x: np.dstack([x, [x[0], x[1], 5.0]]),
+    "einsum": lambda x: np.einsum("i,i->", [x[0], x[1] * x[2]], x[:2]),
+    "cross": lambda x: np.cross([x[0], x[1], 1.0], x),
+    "polyval": lambda x: np.polyval([x[0], 2.0, x[2]], x),
 }
 
 
