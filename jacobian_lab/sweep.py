@@ -443,6 +443,6 @@ def _point(p, repeat: int, timed: bool) -> SweepPoint:
         else:
             seconds[mode], peaks[mode] = 0.0, 0
     if best_plan(sparsity(p.f, p.x))[1].seeds < min(pred.n, pred.m):  # compressed seeds are fewer: measure them
-        mm = measure(p.f, p.x, mode="sparse", repeat=repeat)
+        mm = measure(p.f, p.x, mode="sparse", repeat=repeat if timed else 1)  # untimed: for its counts
         cost[SPARSE], seconds[SPARSE], peaks[SPARSE] = mm.cost, mm.seconds if timed else 0.0, mm.peak_bytes
     return SweepPoint(pred.n, pred.m, cost, seconds, peaks, pred.tape_bytes)
