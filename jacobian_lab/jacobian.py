@@ -105,7 +105,11 @@ def schedule(mode: str, n: int, m: int, batch_size=None, seed_bytes: int = 0, ro
 
 def seeds_per_pass(seeds: int, width: int, batch_size=None) -> int:
     """batch_size, or as many seeds as keep seeds x width (the derivative values per seed) under
-    PASS_ELEMENTS; at least one and at most `seeds`."""
+    PASS_ELEMENTS; at least one and at most `seeds`.
+
+    >>> seeds_per_pass(2000, 2000), seeds_per_pass(3, 2000), seeds_per_pass(2000, 2000, batch_size=16)
+    (131, 3, 16)
+    """
     if batch_size is None:
         batch_size = PASS_ELEMENTS // max(width, 1)
     return max(1, min(int(batch_size), seeds))
