@@ -108,13 +108,16 @@ class Tape:
     def last_use(self) -> list[int]:
         """For each record, the index of the last record that reads it (its own if none does).
 
-        Computed once: a tape is complete before anything replays it."""
+        Computed once: a tape is complete before anything replays it. The list is
+        built whole before it is kept, so passes replaying the tape from several
+        threads never read a half-built one."""
         if self._last is None:
-            self._last = list(range(len(self.records)))
+            last = list(range(len(self.records)))
             for i, record in enumerate(self.records):
                 for p in record.parents:
                     if p is not None:
-                        self._last[p] = i
+                        last[p] = i
+            self._last = last
         return self._last
 
     def primal_cost(self) -> Cost:
