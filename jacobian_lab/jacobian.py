@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import engines, memory, trees
+from . import engines, memory, sharding, trees
 from .tracing import Tracer
 
 MODES = ("forward", "reverse", "auto")
@@ -155,7 +155,8 @@ def whole_block(block: np.ndarray, dtype) -> bool:
             and base.nbytes == block.nbytes)
 
 
-def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=None) -> np.ndarray:
+def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=None,
+            executor=None) -> np.ndarray:
     """Forward accumulation: Jacobian columns from one-hot tangent seeds.
 
     A pass's tangent holds its columns as rows, so they are stored that way, in
@@ -165,15 +166,18 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, record
     batch_size=None the Jacobian is then rebuilt with as many seeds per pass
     as that pass showed will fit. `recorded` is an already recorded
     ``(y, pullback)`` of f at x: each pass then replays its tape forward
-    (`pullback.push`) instead of evaluating f again.
+    (`pullback.push`) instead of evaluating f again. With an `executor`, the
+    passes after the first run on it (`jacobian_lab.sharding`).
     """
     push = recorded[1].push if recorded else partial(engines.get("forward").jvp, f, x)
+    remote = push if sharding.shares_memory(executor) else partial(engines.get("forward").jvp, f, x)
+    task = partial(_tangent_block, remote, x.shape, x.dtype)
     y_shape = np.shape(recorded[0]) if recorded else None  # else known after the first pass
     limit = memory.budget(max_memory)
     step, _ = schedule("forward", x.size, 0, batch_size)
     while True:
         try:
-            return _columns(push, x, step, limit, y_shape)
+            return _columns(push, x, step, limit, y_shape, executor, task)
         except memory.MemoryBudgetError as error:
             seed_bytes = getattr(error, "seed_bytes", 0)
             if batch_size is not None or not seed_bytes or step == 1:
@@ -181,41 +185,62 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, record
             step = max(1, min(step - 1, int(limit // seed_bytes)))
 
 
-def _columns(push, x, step, limit, y_shape=None):
+def _columns(push, x, step, limit, y_shape=None, executor=None, task=None):
     dtype, n = result_dtype(x), x.size
     J_T = None  # row j of J_T is column j of J
 
     def room_left(y_shape):  # the budget once the result is set aside
         return limit - memory.check_dense(math.prod(y_shape), n, dtype.itemsize, limit)
 
-    room = limit if y_shape is None else room_left(y_shape)
-    for lo, hi in batches(n, step):
-        y, y_dot = push(seeds(lo, hi, x.shape, x.dtype), max_bytes=room)
-        if y_shape is None:
-            y_shape = np.shape(y)
-            room = room_left(y_shape)
-        m = math.prod(y_shape)
-        block = _check_derivative(y_dot, hi - lo, y_shape, "tangent").reshape(hi - lo, m)
+    def place(lo, hi, y_dot):
+        nonlocal J_T
+        block = _check_derivative(y_dot, hi - lo, y_shape, "tangent").reshape(hi - lo, math.prod(y_shape))
         if J_T is None and hi - lo == n and whole_block(block, dtype):
             J_T = block
-            continue
+            return
         if J_T is None:
-            J_T = np.empty((n, m), dtype=dtype)
+            J_T = np.empty((n, block.shape[1]), dtype=dtype)
         J_T[lo:hi] = block
+
+    room = limit if y_shape is None else room_left(y_shape)
+    passes = batches(n, step)  # a generator: one seed per pass makes n of them
+    lo, hi = next(passes)
+    y, y_dot = push(seeds(lo, hi, x.shape, x.dtype), max_bytes=room)
+    if y_shape is None:
+        y_shape = np.shape(y)
+        room = room_left(y_shape)
+    place(lo, hi, y_dot)
+    del y, y_dot  # not held while the other passes run
+    if executor is not None:
+        rest = list(passes)
+        passes = sharding.map_passes(executor, task, rest, room // sharding.workers(executor, len(rest)))
+    else:
+        passes = ((lo, hi, push(seeds(lo, hi, x.shape, x.dtype), max_bytes=room)[1]) for lo, hi in passes)
+    for lo, hi, y_dot in passes:
+        place(lo, hi, y_dot)
     return J_T.T.reshape(y_shape + x.shape)
 
 
-def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=None) -> np.ndarray:
+def _tangent_block(push, x_shape, x_dtype, lo, hi, max_bytes):
+    """The tangents of f's output for seeds lo..hi: one forward pass, as an executor runs it."""
+    return push(seeds(lo, hi, x_shape, x_dtype), max_bytes=max_bytes)[1]
+
+
+def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=None,
+         executor=None) -> np.ndarray:
     """Reverse accumulation: Jacobian rows from one-hot cotangent seeds, one tape.
 
     `recorded` is an already recorded ``(y, pullback)`` of f at x to sweep
-    instead of recording a new tape.
+    instead of recording a new tape. With an `executor`, the sweeps after the
+    first run on it (`jacobian_lab.sharding`).
     """
     y, pullback = recorded or engines.get("reverse").vjp(f, x)
     y_shape, m, dtype = y.shape, y.size, result_dtype(x)  # y: an ndarray or a NumPy scalar
     limit = memory.budget(max_memory)
     room = limit - memory.check_dense(m, x.size, dtype.itemsize, limit)
     seed_bytes = getattr(pullback, "seed_elements", 0) * dtype.itemsize
+    if executor is not None:  # sweeps at once share the room
+        room //= sharding.workers(executor, m)
     step, _ = schedule("reverse", x.size, m, batch_size, seed_bytes, room, getattr(pullback, "widest", 0))
     if seed_bytes and step * seed_bytes > room and step > 1:
         raise memory.MemoryBudgetError(
@@ -224,16 +249,38 @@ def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=
             f"{max(1, room // seed_bytes)} or batch_size=None"
         )
     J = None
-    for lo, hi in batches(m, step):
-        x_bar = pullback(seeds(lo, hi, y_shape, dtype))
+
+    def place(lo, hi, x_bar):
+        nonlocal J
         block = _check_derivative(x_bar, hi - lo, x.shape, "cotangent").reshape(hi - lo, x.size)
         if J is None and hi - lo == m and whole_block(block, dtype):
             J = block  # one sweep: its cotangent is the Jacobian, no copy
-            continue
+            return
         if J is None:
             J = np.empty((m, x.size), dtype=dtype)
         J[lo:hi] = block
+
+    passes = batches(m, step)
+    lo, hi = next(passes)
+    place(lo, hi, pullback(seeds(lo, hi, y_shape, dtype)))  # stages the tape's rules, once
+    if executor is not None:
+        remote = pullback if sharding.shares_memory(executor) else partial(_record_and_sweep, f, x)
+        passes = sharding.map_passes(executor, partial(_cotangent_block, remote, y_shape, dtype), list(passes))
+    else:
+        passes = ((lo, hi, pullback(seeds(lo, hi, y_shape, dtype))) for lo, hi in passes)
+    for lo, hi, x_bar in passes:
+        place(lo, hi, x_bar)
     return J.reshape(y_shape + x.shape)
+
+
+def _cotangent_block(pullback, y_shape, dtype, lo, hi):
+    """The cotangents of x for seeds lo..hi: one sweep, as an executor runs it."""
+    return pullback(seeds(lo, hi, y_shape, dtype))
+
+
+def _record_and_sweep(f, x, g):
+    """A sweep of g in a worker that cannot use the caller's tape: it records its own."""
+    return engines.get("reverse").vjp(f, x)[1](g)
 
 
 class Flattened:
@@ -293,7 +340,8 @@ def prepare(f: Callable, x) -> tuple[Flattened, np.ndarray]:
 _NO_X = object()
 
 
-def jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *, flat: bool = False, max_memory=None):
+def jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *, flat: bool = False, max_memory=None,
+             executor=None):
     """The Jacobian of f at x, shape ``f(x).shape + x.shape``.
 
     Without x, the Jacobian as a function of x (what `jit` compiles):
@@ -308,6 +356,9 @@ def jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *, flat:
     structure inside (as in JAX), or one (m, n) matrix with ``flat=True``.
     max_memory: bytes the result and a pass's working set may take (default:
     half the available memory); a larger Jacobian is refused before allocation.
+    executor: a `concurrent.futures` executor (or a Dask Client) to run the
+    passes side by side; threads replay the caller's tape, processes evaluate
+    a picklable f again (see `jacobian_lab.sharding`).
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.jacobian(lambda x: x[:2] * x[1:], np.array([1.0, 2.0, 3.0]), mode="forward")
@@ -319,16 +370,17 @@ def jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *, flat:
            [0., 3.]])
     """
     check_options(mode, batch_size)
+    sharding.check_executor(executor)
     if x is _NO_X:
-        return JacobianFunction(f, mode, batch_size, flat=flat, max_memory=max_memory)
+        return JacobianFunction(f, mode, batch_size, flat=flat, max_memory=max_memory, executor=executor)
     g, x_flat = prepare(f, x)
     recorded = None
     if mode == "auto":
         mode, recorded = _prediction.choose_order(g, x_flat, batch_size, max_memory)
     if mode == "forward":
-        J = columns(g, x_flat, batch_size, max_memory, recorded)
+        J = columns(g, x_flat, batch_size, max_memory, recorded, executor)
     else:
-        J = rows(g, x_flat, batch_size, max_memory, recorded)
+        J = rows(g, x_flat, batch_size, max_memory, recorded, executor)
     return finish(g, J, x_flat, flat)
 
 
@@ -350,22 +402,25 @@ class JacobianFunction:
 
     _NAMES = {"forward": "jacfwd", "reverse": "jacrev", "auto": "jacobian"}
 
-    def __init__(self, f: Callable, mode: str, batch_size=None, *, flat=False, max_memory=None, scalar=False):
+    def __init__(self, f: Callable, mode: str, batch_size=None, *, flat=False, max_memory=None, scalar=False,
+                 executor=None):
         check_function(f)
         self.f, self.mode, self.batch_size, self.flat, self.max_memory = f, mode, batch_size, flat, max_memory
         self.scalar = scalar  # grad: f must return a scalar, the result has x's structure
+        self.executor = executor
 
     def __call__(self, x):
         if self.scalar:
             return _gradient(self.f, x)
-        return jacobian(self.f, x, self.mode, self.batch_size, flat=self.flat, max_memory=self.max_memory)
+        return jacobian(self.f, x, self.mode, self.batch_size, flat=self.flat, max_memory=self.max_memory,
+                        executor=self.executor)
 
     def __repr__(self) -> str:
         name = "grad" if self.scalar else self._NAMES[self.mode]
         return f"{name}({function_name(self.f)})"
 
 
-def jacfwd(f: Callable, *, batch_size=None, flat: bool = False, max_memory=None) -> Callable:
+def jacfwd(f: Callable, *, batch_size=None, flat: bool = False, max_memory=None, executor=None) -> Callable:
     """Jacobian by forward accumulation, as a function of x (like ``jax.jacfwd``).
 
     >>> import numpy as np, jacobian_lab as jl
@@ -374,10 +429,11 @@ def jacfwd(f: Callable, *, batch_size=None, flat: bool = False, max_memory=None)
            [0., 1.]])
     """
     _check_batch_size(batch_size)
-    return JacobianFunction(f, "forward", batch_size, flat=flat, max_memory=max_memory)
+    sharding.check_executor(executor)
+    return JacobianFunction(f, "forward", batch_size, flat=flat, max_memory=max_memory, executor=executor)
 
 
-def jacrev(f: Callable, *, batch_size=None, flat: bool = False, max_memory=None) -> Callable:
+def jacrev(f: Callable, *, batch_size=None, flat: bool = False, max_memory=None, executor=None) -> Callable:
     """Jacobian by reverse accumulation, as a function of x (like ``jax.jacrev``).
 
     >>> import numpy as np, jacobian_lab as jl
@@ -385,7 +441,8 @@ def jacrev(f: Callable, *, batch_size=None, flat: bool = False, max_memory=None)
     array([2., 4.])
     """
     _check_batch_size(batch_size)
-    return JacobianFunction(f, "reverse", batch_size, flat=flat, max_memory=max_memory)
+    sharding.check_executor(executor)
+    return JacobianFunction(f, "reverse", batch_size, flat=flat, max_memory=max_memory, executor=executor)
 
 
 def grad(f: Callable) -> Callable:

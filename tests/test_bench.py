@@ -72,3 +72,18 @@ def test_overhead_counting_and_scaling_sections(quick_run):
     assert "targets:" in stdout and "dispatch overhead per primitive" in stdout
     assert set(data["targets"]) >= {"bratu: sparse / fastest eager peer <= 0.5", "bratu: sparse / jax.jit steady <= 1.0"}
     assert stdout.count("numpy f(x) + analytic J = ") == 4  # under each targeted workload's eager target
+
+
+def test_sharding_benchmark_runs_every_case_and_checks_its_jacobians(tmp_path):
+    out = tmp_path / "sharding.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_sharding.py"), "--quick", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr  # a threaded Jacobian unequal to the serial one fails the run
+    rows = json.loads(out.read_text())["rows"]
+    assert {(r["workload"], r["mode"]) for r in rows} == {("bratu", "forward"), ("bratu", "reverse"),
+                                                          ("curve", "reverse"), ("seed", "forward"),
+                                                          ("mlp_loss", "forward")}
+    assert all(r["passes"] > 1 and _number_or_null(r["ratio"]) and r["ratio"] > 0 for r in rows)
+    assert "threads / serial" in proc.stdout

@@ -1,0 +1,116 @@
+"""Passes spread over an executor: seed batches computed side by side.
+
+A Jacobian's passes are independent (one batch of one-hot seeds each), so
+``jacobian(f, x, executor=pool)`` hands all but the first to `pool`: any object
+with ``submit(fn, *args) -> future`` and ``future.result()``, such as a
+`concurrent.futures.ThreadPoolExecutor` or `ProcessPoolExecutor`, or a Dask
+``Client``. The first pass runs in the caller: it fixes the output's shape and
+stages a reverse tape's VJP rules once, so that sweeps on other threads only
+read the tape.
+
+Threads share the caller's memory, so they sweep (or replay forward) the
+caller's tape when there is one; NumPy releases the GIL inside its loops, so
+passes over large arrays overlap.
+Any other executor gets f and x and evaluates f again per pass (reverse mode
+records its own tape there), so f must pickle. Each pass is counted in its
+worker and the counts are merged into the caller's: FLOPs are those that ran,
+wherever they ran.
+
+>>> from concurrent.futures import ThreadPoolExecutor
+>>> import numpy as np, jacobian_lab as jl
+>>> with ThreadPoolExecutor(max_workers=2) as pool:
+...     J = jl.jacobian(np.sin, np.zeros(4), mode="reverse", batch_size=1, executor=pool)
+>>> J.diagonal()
+array([1., 1., 1., 1.])
+"""
+from __future__ import annotations
+
+import collections
+import contextvars
+import itertools
+import os
+import pickle
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+from .accounting import active_counter, counting
+
+
+def check_executor(executor) -> None:
+    """Refuse anything that cannot take passes: it must have submit(fn, *args) -> future."""
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise TypeError(f"executor must have a submit(fn, *args) method returning a future (a "
+                        f"concurrent.futures.ThreadPoolExecutor, ProcessPoolExecutor or a Dask Client), "
+                        f"got {type(executor).__name__}")
+
+
+def shares_memory(executor) -> bool:
+    """Whether the executor's workers are threads of this process (they may use its tapes)."""
+    return isinstance(executor, ThreadPoolExecutor)
+
+
+def workers(executor, passes: int) -> int:
+    """How many passes may run at once: the executor's worker count, at most `passes`."""
+    count = getattr(executor, "_max_workers", None) or os.cpu_count() or 1
+    return max(1, min(count, passes))
+
+
+def map_passes(executor, task, ranges, *args):
+    """``(lo, hi, task(lo, hi, *args))`` for every seed range, in order, computed on `executor`.
+
+    At most twice the executor's workers are submitted ahead of the block being
+    read, so finished blocks waiting to be placed never add up to another
+    Jacobian. When the caller is counting, each pass counts in its worker and
+    the count is merged here. A failed pass cancels the passes not yet started
+    and its exception is raised here.
+    """
+    count = active_counter() is not None
+    if isinstance(executor, ProcessPoolExecutor):
+        _check_pickles(task)
+    pending = iter(ranges)
+    window = collections.deque()
+
+    def submit_next():
+        for lo, hi in itertools.islice(pending, 1):
+            window.append((lo, hi, executor.submit(_pass, count, task, lo, hi, *args)))
+
+    for _ in range(2 * workers(executor, len(ranges))):
+        submit_next()
+    try:
+        while window:
+            lo, hi, future = window.popleft()
+            block, counter = future.result()
+            submit_next()
+            if counter is not None:
+                active_counter().merge(counter)
+            yield lo, hi, block
+    finally:
+        for _, _, future in window:
+            future.cancel()
+
+
+def _pass(count: bool, task, lo: int, hi: int, *args):
+    """One pass in a worker: its result and, when counted, its `Counter`.
+
+    It runs in an empty context: an executor that runs tasks in the caller's own
+    thread must not let the pass count into the caller's counter as well.
+    """
+    return contextvars.Context().run(_in_context, count, task, lo, hi, *args)
+
+
+def _in_context(count, task, lo, hi, *args):
+    if not count:
+        return task(lo, hi, *args), None
+    with counting() as counter:
+        return task(lo, hi, *args), counter
+
+
+def _check_pickles(task) -> None:
+    # Worker processes receive f by pickle; a lambda or a nested function fails there, in a
+    # feeder thread, with a message that does not say which argument was at fault.
+    try:
+        pickle.dumps(task)
+    except (pickle.PicklingError, AttributeError, TypeError) as error:
+        raise TypeError(
+            f"f cannot be sent to the executor's worker processes ({error}); define f with def at "
+            "module level (lambdas and nested functions do not pickle), or pass a ThreadPoolExecutor"
+        ) from error

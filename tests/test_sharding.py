@@ -1,0 +1,160 @@
+"""Passes spread over an executor give the serial Jacobian, bit for bit, and count what ran."""
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import jacobian_lab as jl
+from jacobian_lab import problems
+from jacobian_lab.accounting import counting
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with ThreadPoolExecutor(max_workers=2) as executor:
+        yield executor
+
+
+class InProcess:
+    """An executor that is not a ThreadPoolExecutor: it runs each task at once, in the caller.
+
+    The harness treats it like a remote one (it cannot assume the caller's tape is
+    safe to share), which exercises the path Dask clients and process pools take."""
+
+    def __init__(self):
+        self.submitted = 0
+
+    def submit(self, fn, *args):
+        self.submitted += 1
+        future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as error:  # noqa: BLE001 - handed back through the future, as executors do
+            future.set_exception(error)
+        return future
+
+
+def chained(x):
+    """Module level, so that worker processes can unpickle it."""
+    return np.sin(x[1:]) * np.exp(x[:-1]) + np.cumsum(x)[1:] ** 2
+
+
+CASES = [
+    ("bratu", problems.bratu_problem(n=60)),
+    ("curve", problems.curve_problem(m=50)),
+    ("seed", problems.seed_problem(n=40)),
+]
+
+
+def _counted(f, x, **options):
+    with counting() as counter:
+        J = jl.jacobian(f, x, batch_size=7, **options)
+    return J, counter
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+@pytest.mark.parametrize("name, problem", CASES, ids=[name for name, _ in CASES])
+def test_threads_give_the_serial_jacobian_and_its_counts(pool, name, problem, mode):
+    jl.prediction.clear_cache()
+    J, serial = _counted(problem.f, problem.x, mode=mode)
+    jl.prediction.clear_cache()  # auto mode probes again, as it did for the serial count
+    K, sharded = _counted(problem.f, problem.x, mode=mode, executor=pool)
+    assert np.array_equal(J, K)
+    assert sharded.costs() == serial.costs()
+    assert (sharded.passes, sharded.batch_size) == (serial.passes, serial.batch_size)
+
+
+def test_a_remote_executor_evaluates_f_again_and_counts_it():
+    x = np.linspace(0.0, 1.0, 30)
+    primal = jl.count_flops(chained, x)
+    executor = InProcess()
+    for mode in ("forward", "reverse"):
+        J, counter = _counted(chained, x, mode=mode, executor=executor)
+        assert np.array_equal(J, jl.jacobian(chained, x, mode=mode, batch_size=7))
+        # 30 inputs or 29 outputs, 7 seeds per pass: 5 passes. Forward mode evaluates f in every
+        # pass anyway; reverse mode records a tape per pass on a remote worker.
+        assert counter.cost("primal") == 5 * primal
+        assert counter.passes == 5
+    assert executor.submitted == 4 + 4  # every pass but the caller's first
+
+
+def test_worker_processes_take_a_module_level_function():
+    x = np.linspace(0.0, 1.0, 30)
+    with ProcessPoolExecutor(max_workers=2) as executor:
+        for mode in ("forward", "reverse"):
+            J = jl.jacobian(chained, x, mode=mode, batch_size=5, executor=executor)
+            assert np.array_equal(J, jl.jacobian(chained, x, mode=mode, batch_size=5))
+        with pytest.raises(TypeError, match="define f with def at module level"):
+            jl.jacobian(lambda v: v * 2.0, x, mode="forward", batch_size=5, executor=executor)
+
+
+def test_structured_inputs_and_jacfwd_jacrev_take_the_executor(pool):
+    params = {"a": np.linspace(0.1, 1.0, 9), "b": np.full(4, 0.5)}
+
+    def f(p):
+        return np.concatenate([np.sin(p["a"]) * np.sum(p["b"]), p["b"] ** 3])
+
+    for make in (jl.jacfwd, jl.jacrev):
+        J, K = make(f, batch_size=2)(params), make(f, batch_size=2, executor=pool)(params)
+        assert all(np.array_equal(J[key], K[key]) for key in params)
+
+
+def test_a_failing_pass_raises_its_own_error_in_the_caller(pool):
+    calls = iter(range(100))
+    lock = threading.Lock()
+
+    def f(x):
+        with lock:
+            call = next(calls)
+        if call == 3:
+            raise ArithmeticError("the fourth evaluation fails")
+        return np.sin(x)
+
+    with pytest.raises(ArithmeticError, match="fourth evaluation"):
+        jl.jacobian(f, np.ones(10), mode="forward", batch_size=2, executor=pool)
+
+
+class Deferred:
+    """Futures that run their task when asked for the result: submitting is free, so only
+    the harness's own window limits how many are outstanding."""
+
+    _max_workers = 2
+
+    def __init__(self):
+        self.outstanding = self.most_outstanding = 0
+
+    def submit(self, fn, *args):
+        self.outstanding += 1
+        self.most_outstanding = max(self.most_outstanding, self.outstanding)
+        executor = self
+
+        class Later:
+            def result(self):
+                executor.outstanding -= 1
+                return fn(*args)
+
+            def cancel(self):
+                return True
+
+        return Later()
+
+
+def test_passes_are_submitted_a_few_workers_ahead():
+    executor = Deferred()
+    x = np.linspace(0.0, 1.0, 30)
+    J = jl.jacobian(chained, x, mode="forward", batch_size=1, executor=executor)
+    assert np.array_equal(J, jl.jacobian(chained, x, mode="forward", batch_size=1))
+    assert executor.outstanding == 0 and executor.most_outstanding == 4  # twice the workers, of 29 passes
+
+
+def test_an_object_without_submit_is_refused():
+    with pytest.raises(TypeError, match="submit"):
+        jl.jacobian(np.sin, np.ones(3), executor=4)
+    with pytest.raises(TypeError, match="submit"):
+        jl.jacrev(np.sin, executor=object())
+
+
+def test_jit_refuses_an_executor(pool):
+    with pytest.raises(TypeError, match="takes no executor"):
+        jl.jit(jl.jacobian(np.sin, executor=pool))
