@@ -170,8 +170,10 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, record
     passes after the first run on it (`jacobian_lab.sharding`).
     """
     push = recorded[1].push if recorded else partial(engines.get("forward").jvp, f, x)
-    remote = push if sharding.shares_memory(executor) else partial(engines.get("forward").jvp, f, x)
-    task = partial(_tangent_block, remote, x.shape, x.dtype)
+    task = None
+    if executor is not None:
+        remote = push if sharding.shares_memory(executor) else partial(engines.get("forward").jvp, f, x)
+        task = partial(_tangent_block, remote, x.shape, x.dtype)
     y_shape = np.shape(recorded[0]) if recorded else None  # else known after the first pass
     limit = memory.budget(max_memory)
     step, _ = schedule("forward", x.size, 0, batch_size)
@@ -186,21 +188,10 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, record
 
 
 def _columns(push, x, step, limit, y_shape=None, executor=None, task=None):
-    dtype, n = result_dtype(x), x.size
-    J_T = None  # row j of J_T is column j of J
+    dtype, n = result_dtype(x), x.size  # row j of the (n, m) result J_T is column j of J
 
     def room_left(y_shape):  # the budget once the result is set aside
         return limit - memory.check_dense(math.prod(y_shape), n, dtype.itemsize, limit)
-
-    def place(lo, hi, y_dot):
-        nonlocal J_T
-        block = _check_derivative(y_dot, hi - lo, y_shape, "tangent").reshape(hi - lo, math.prod(y_shape))
-        if J_T is None and hi - lo == n and whole_block(block, dtype):
-            J_T = block
-            return
-        if J_T is None:
-            J_T = np.empty((n, block.shape[1]), dtype=dtype)
-        J_T[lo:hi] = block
 
     room = limit if y_shape is None else room_left(y_shape)
     passes = batches(n, step)  # a generator: one seed per pass makes n of them
@@ -209,16 +200,32 @@ def _columns(push, x, step, limit, y_shape=None, executor=None, task=None):
     if y_shape is None:
         y_shape = np.shape(y)
         room = room_left(y_shape)
-    place(lo, hi, y_dot)
+    J_T = _fill(None, lo, hi, y_dot, y_shape, n, dtype, "tangent")
     del y, y_dot  # not held while the other passes run
-    if executor is not None:
-        rest = list(passes)
-        passes = sharding.map_passes(executor, task, rest, room // sharding.workers(executor, len(rest)))
+    if executor is None:
+        for lo, hi in passes:
+            J_T = _fill(J_T, lo, hi, push(seeds(lo, hi, x.shape, x.dtype), max_bytes=room)[1], y_shape, n, dtype,
+                        "tangent")
     else:
-        passes = ((lo, hi, push(seeds(lo, hi, x.shape, x.dtype), max_bytes=room)[1]) for lo, hi in passes)
-    for lo, hi, y_dot in passes:
-        place(lo, hi, y_dot)
+        rest = list(passes)
+        for lo, hi, y_dot in sharding.map_passes(executor, task, rest, room // sharding.workers(executor, len(rest))):
+            J_T = _fill(J_T, lo, hi, y_dot, y_shape, n, dtype, "tangent")
     return J_T.T.reshape(y_shape + x.shape)
+
+
+def _fill(result, lo, hi, value, shape, total, dtype, what):
+    """`result` with rows lo..hi set from one pass's derivative `value`, checked to be (hi - lo, *shape).
+
+    The first pass creates the (total, size of shape) result, or is the result
+    itself, with no copy, when it covered all `total` seeds as a whole block.
+    """
+    block = _check_derivative(value, hi - lo, shape, what).reshape(hi - lo, math.prod(shape))
+    if result is None:
+        if hi - lo == total and whole_block(block, dtype):
+            return block
+        result = np.empty((total, block.shape[1]), dtype=dtype)
+    result[lo:hi] = block
+    return result
 
 
 def _tangent_block(push, x_shape, x_dtype, lo, hi, max_bytes):
@@ -248,28 +255,18 @@ def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=
             f"{memory.gib(room)} left in the memory budget (max_memory); use batch_size <= "
             f"{max(1, room // seed_bytes)} or batch_size=None"
         )
-    J = None
-
-    def place(lo, hi, x_bar):
-        nonlocal J
-        block = _check_derivative(x_bar, hi - lo, x.shape, "cotangent").reshape(hi - lo, x.size)
-        if J is None and hi - lo == m and whole_block(block, dtype):
-            J = block  # one sweep: its cotangent is the Jacobian, no copy
-            return
-        if J is None:
-            J = np.empty((m, x.size), dtype=dtype)
-        J[lo:hi] = block
-
     passes = batches(m, step)
     lo, hi = next(passes)
-    place(lo, hi, pullback(seeds(lo, hi, y_shape, dtype)))  # stages the tape's rules, once
-    if executor is not None:
-        remote = pullback if sharding.shares_memory(executor) else partial(_record_and_sweep, f, x)
-        passes = sharding.map_passes(executor, partial(_cotangent_block, remote, y_shape, dtype), list(passes))
+    # The first sweep stages the tape's rules, once; with a single sweep its cotangent is J.
+    J = _fill(None, lo, hi, pullback(seeds(lo, hi, y_shape, dtype)), x.shape, m, dtype, "cotangent")
+    if executor is None:
+        for lo, hi in passes:
+            J = _fill(J, lo, hi, pullback(seeds(lo, hi, y_shape, dtype)), x.shape, m, dtype, "cotangent")
     else:
-        passes = ((lo, hi, pullback(seeds(lo, hi, y_shape, dtype))) for lo, hi in passes)
-    for lo, hi, x_bar in passes:
-        place(lo, hi, x_bar)
+        remote = pullback if sharding.shares_memory(executor) else partial(_record_and_sweep, f, x)
+        task = partial(_cotangent_block, remote, y_shape, dtype)
+        for lo, hi, x_bar in sharding.map_passes(executor, task, list(passes)):
+            J = _fill(J, lo, hi, x_bar, x.shape, m, dtype, "cotangent")
     return J.reshape(y_shape + x.shape)
 
 
