@@ -76,6 +76,9 @@ def jit(fun: JacobianFunction) -> "Jitted":
     if isinstance(fun, ValueAndGrad):
         raise TypeError("jl.jit compiles Jacobian functions, and a compiled program returns the derivative "
                         "alone; compile jl.grad(f) and evaluate f for its value")
+    if getattr(fun, "executor", None) is not None:
+        raise TypeError("jl.jit replays one compiled program in the calling thread, so it takes no executor; "
+                        "compile the Jacobian function built without executor=")
     if isinstance(fun, HessianFunction):
         return JittedHessian(fun)
     if isinstance(fun, SparseJacobian):
@@ -86,9 +89,6 @@ def jit(fun: JacobianFunction) -> "Jitted":
             f"jl.jit compiles Jacobian functions, got {type(fun).__name__}; pass jl.jacrev(f), "
             "jl.jacfwd(f), jl.grad(f), jl.jacobian(f, mode=...) or jl.hessian(f) (without x)"
         )
-    if fun.executor is not None:
-        raise TypeError("jl.jit replays one compiled program in the calling thread, so it takes no executor; "
-                        "compile the Jacobian function built without executor=")
     return Jitted(fun)
 
 

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import engines, trees
+from . import engines, sharding, trees
 from .compressed import SparseJacobian
 from .jacobian import (
     _NO_X,
@@ -36,7 +36,7 @@ from .jacobian import (
 __all__ = ["HessianFunction", "SparseHessian", "hessian", "hvp", "sparse_hessian"]
 
 
-def hessian(f: Callable, x=_NO_X, *, mode: str = "forward", batch_size=None, max_memory=None):
+def hessian(f: Callable, x=_NO_X, *, mode: str = "forward", batch_size=None, max_memory=None, executor=None):
     """The Hessian of f at x, shape ``f(x).shape + x.shape + x.shape`` (like ``jax.hessian``).
 
     The Jacobian of f's gradient sweep, in `mode`: "forward" (forward over
@@ -49,7 +49,8 @@ def hessian(f: Callable, x=_NO_X, *, mode: str = "forward", batch_size=None, max
     vector-valued f gives each output's Hessian, its sweep pulling back every
     output at once. Without x, the Hessian as a function of x. x may be a
     tree of arrays for a scalar f: the Hessian is then nested twice in x's
-    structure, as ``jax.hessian`` nests it.
+    structure, as ``jax.hessian`` nests it. executor: runs the passes side
+    by side, as for `jacobian`.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.hessian(lambda x: x[0] ** 2 * x[1], np.array([1.0, 3.0]))
@@ -59,7 +60,7 @@ def hessian(f: Callable, x=_NO_X, *, mode: str = "forward", batch_size=None, max
     array([[ 0.25, -0.25],
            [-0.25,  0.25]])
     """
-    fun = HessianFunction(f, mode, batch_size, max_memory)
+    fun = HessianFunction(f, mode, batch_size, max_memory, executor)
     return fun if x is _NO_X else fun(x)
 
 
@@ -121,10 +122,12 @@ class HessianFunction:
     hessian(sin)
     """
 
-    def __init__(self, f: Callable, mode: str = "forward", batch_size=None, max_memory=None):
+    def __init__(self, f: Callable, mode: str = "forward", batch_size=None, max_memory=None, executor=None):
         check_function(f)
         check_options(mode, batch_size)
+        sharding.check_executor(executor)
         self.f, self.mode, self.batch_size, self.max_memory = f, mode, batch_size, max_memory
+        self.executor = executor
 
     def __call__(self, x):
         if not _structured(x):
@@ -138,7 +141,7 @@ class HessianFunction:
         """The Jacobian of f's gradient sweep (`gradient`: a `Derivative` of f) in `mode`: the Hessian,
         as a Jacobian function (what `jit` compiles)."""
         return JacobianFunction(gradient or Derivative(self.f), self.mode, self.batch_size,
-                                max_memory=self.max_memory)
+                                max_memory=self.max_memory, executor=self.executor)
 
     def __repr__(self) -> str:
         mode = "" if self.mode == "forward" else f", mode={self.mode!r}"

@@ -158,3 +158,19 @@ def test_an_object_without_submit_is_refused():
 def test_jit_refuses_an_executor(pool):
     with pytest.raises(TypeError, match="takes no executor"):
         jl.jit(jl.jacobian(np.sin, executor=pool))
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_hessians_take_the_executor(pool, mode):
+    def f(x):
+        return np.sum(np.sin(x[1:]) * x[:-1] ** 2) + np.sum(x ** 4)
+
+    x = np.linspace(-1.0, 1.0, 20)
+    with counting() as serial:
+        H = jl.hessian(f, x, mode=mode, batch_size=3)
+    with counting() as sharded:
+        K = jl.hessian(f, mode=mode, batch_size=3, executor=pool)(x)
+    assert np.array_equal(H, K)
+    assert sharded.costs() == serial.costs()
+    with pytest.raises(TypeError, match="takes no executor"):
+        jl.jit(jl.hessian(f, mode=mode, executor=pool))
