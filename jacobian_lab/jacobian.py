@@ -354,8 +354,8 @@ def jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *, flat:
     max_memory: bytes the result and a pass's working set may take (default:
     half the available memory); a larger Jacobian is refused before allocation.
     executor: a `concurrent.futures` executor (or a Dask Client) to run the
-    passes side by side; threads replay the caller's tape, processes evaluate
-    a picklable f again (see `jacobian_lab.sharding`).
+    passes side by side: threads share the caller's tape, when there is one,
+    other executors evaluate a picklable f again (see `jacobian_lab.sharding`).
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.jacobian(lambda x: x[:2] * x[1:], np.array([1.0, 2.0, 3.0]), mode="forward")

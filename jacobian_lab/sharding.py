@@ -9,12 +9,12 @@ stages a reverse tape's VJP rules once, so that sweeps on other threads only
 read the tape.
 
 Threads share the caller's memory, so they sweep (or replay forward) the
-caller's tape when there is one; NumPy releases the GIL inside its loops, so
-passes over large arrays overlap.
-Any other executor gets f and x and evaluates f again per pass (reverse mode
-records its own tape there), so f must pickle. Each pass is counted in its
-worker and the counts are merged into the caller's: FLOPs are those that ran,
-wherever they ran.
+caller's tape when there is one, and otherwise call f themselves, several at
+once; NumPy releases the GIL inside its loops, so passes over large arrays
+overlap. Any other executor gets f and x and evaluates f again per pass
+(reverse mode records its own tape there), so f must pickle. Each pass is
+counted in its worker and the counts are merged into the caller's: FLOPs are
+those that ran, wherever they ran.
 
 >>> from concurrent.futures import ThreadPoolExecutor
 >>> import numpy as np, jacobian_lab as jl
