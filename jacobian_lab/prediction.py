@@ -16,6 +16,10 @@ from .primitives import Trace, bind
 from .tracing import COMPLEX, Tracer, complex_result
 
 
+#: The accumulation orders a Prediction prices.
+ORDERS = ("forward", "reverse")
+
+
 class EvalTrace(Trace):
     """Runs f on tracers with no derivative at all: only the primal work happens."""
 
@@ -86,6 +90,7 @@ class Prediction:
 
     def schedule(self, mode: str, batch_size=None, max_memory=None) -> tuple[int, int]:
         """(seeds per pass, passes), exactly as the harness will run them."""
+        _check_order(mode)  # every per-mode figure passes here; anything but "forward" would read as reverse
         if mode == "forward":
             return schedule(mode, self.n, self.m, batch_size)
         room = memory.budget(max_memory) - self.dense_bytes
@@ -182,6 +187,13 @@ class Prediction:
             "reverse": {k: v.to_dict() for k, v in self.cost("reverse").items()},
             "jvp_ratio": self.jvp_ratio(), "vjp_ratio": self.vjp_ratio(), "tape_bytes": self.tape_bytes,
         }
+
+
+def _check_order(mode) -> None:
+    """Refuse a mode that is not one of the two orders a prediction prices."""
+    if mode not in ORDERS:
+        raise ValueError(f"mode must be 'forward' or 'reverse', got {mode!r}; the order auto mode "
+                         "takes is prediction.mode()")
 
 
 def _counted(phase_name, fn, *args) -> Cost:

@@ -101,6 +101,15 @@ def test_vector_mode_evaluates_the_primal_once_per_pass():
     assert prediction.cost("reverse", 1)["primal"] == prediction.primal
 
 
+@pytest.mark.parametrize("mode", ["Forward", "rev", "auto", None])
+def test_a_mode_other_than_the_two_orders_is_refused(mode):
+    # anything but "forward" used to be priced as reverse mode, without a word
+    prediction = jl.predict(lambda x: np.sin(x) * x[0], np.ones(4))
+    for ask in (prediction.total, prediction.cost, prediction.ops, prediction.schedule):
+        with pytest.raises(ValueError, match="mode must be 'forward' or 'reverse'.*prediction.mode()"):
+            ask(mode)
+
+
 def test_staging_is_paid_once_per_tape():
     p = jl.problems.get("seed", n=50)
     prediction = jl.predict(p.f, p.x)
