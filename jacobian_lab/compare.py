@@ -275,26 +275,37 @@ def _fmt(value) -> str:
 def compare(f: Callable, x, modes: Sequence[str] = DEFAULT_MODES, repeat: int = 3) -> Comparison:
     """Measure f's Jacobian in several accumulation orders and compare them.
 
-    `modes` names rows: "forward-1" (one tangent seed per pass), "forward"
-    (vector mode), "reverse-1" (one cotangent per sweep), "reverse" (batched
-    sweeps), "auto", "jit" (replays of ``jl.jit(jl.jacobian(f))``), "sparse"
-    (`sparse_jacobian`: one seed per color of the sparsity pattern); or
-    "forward-K"/"reverse-K" for K seeds per pass.
+    `modes` names the rows, one name or a sequence of them: "forward-1" (one
+    tangent seed per pass), "forward" (vector mode), "reverse-1" (one
+    cotangent per sweep), "reverse" (batched sweeps), "auto", "jit" (replays
+    of ``jl.jit(jl.jacobian(f))``), "sparse" (`sparse_jacobian`: one seed per
+    color of the sparsity pattern); or "forward-K"/"reverse-K" for K seeds
+    per pass.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> c = jl.compare(lambda x: np.sum(np.sin(np.exp(x ** 2))), np.ones(100), repeat=1)
     >>> c.best.mode
     'reverse'
     """
+    rows = _rows(modes)
     f, x = prepare(f, x)
     prediction = predict(f, x)
     measurements = []
-    for name in modes:
-        label, mode, batch = _row(name)
+    for label, mode, batch in rows:
         m = measure(f, x, mode, batch, repeat=repeat, prediction=prediction)
         m.label = label if mode not in ("auto", "jit", "sparse") else f"{mode} -> {m.mode}"
         measurements.append(m)
     return Comparison(measurements, prediction)
+
+
+def _rows(modes) -> list[tuple]:
+    """Each row's (label, mode, batch), all checked before anything runs; one name is one row."""
+    if isinstance(modes, str):  # iterating "reverse" would give the rows "r", "e", ...
+        modes = (modes,)
+    rows = [_row(name) for name in modes]
+    if not rows:  # a comparison without a measurement has no best, table or verdict
+        raise ValueError(f"modes must name at least one row, e.g. modes={list(DEFAULT_MODES[:4])}")
+    return rows
 
 
 def _row(name: str):

@@ -109,3 +109,15 @@ def test_compare_user_function_against_finite_differences():
 def test_compare_rejects_unknown_row():
     with pytest.raises(ValueError, match="forward-K"):
         jl.compare(np.sin, np.ones(2), modes=["sideways"])
+
+
+def test_compare_refuses_an_empty_list_of_rows():
+    # it used to return a Comparison whose best, table and verdict failed with internal errors
+    with pytest.raises(ValueError, match="at least one row"):
+        jl.compare(np.sin, np.ones(2), modes=[])
+
+
+def test_compare_takes_one_row_given_as_a_string():
+    # iterating the string used to ask for the rows "r", "e", "v", ...
+    c = jl.compare(np.sin, np.ones(2), modes="reverse", repeat=1)
+    assert [m.label for m in c.measurements] == ["reverse, batched"]
