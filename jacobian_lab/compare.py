@@ -89,7 +89,7 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
     (1, Cost(flops=1999, transcendentals=2000), Cost(flops=4000, transcendentals=1000))
     """
     f, x = prepare(f, x)
-    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+    if isinstance(repeat, bool) or not isinstance(repeat, (int, np.integer)) or repeat < 1:
         raise ValueError(f"repeat must be a positive integer, got {repeat!r}")
     reason = ""
     if mode == "jit":

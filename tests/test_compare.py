@@ -45,6 +45,12 @@ def test_measure_rejects_bad_repeat(bad):
         jl.measure(np.sin, np.ones(2), repeat=bad)
 
 
+def test_measure_takes_a_numpy_integer_repeat():
+    # batch_size takes np.int64 (a size read off an array); repeat refused it
+    m = jl.measure(np.sin, np.ones(2), repeat=np.int64(2))
+    assert m.passes == 1
+
+
 def test_measure_rejects_unknown_mode():
     with pytest.raises(ValueError, match="mode"):
         jl.measure(np.sin, np.ones(2), mode="sideways")
