@@ -553,6 +553,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    # NumPy's generators refuse a negative seed with a message that names neither the flag nor the value.
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
 def _size_arg(text: str) -> int:
     try:
         return int(text)
@@ -696,7 +707,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("problem", nargs="?", metavar="PROBLEM", help=f"built-in problem (default: {DEFAULT_PROBLEM})")
     p.add_argument("--n", metavar="N,N,...", help="input sizes, e.g. 10,100,1000")
     p.add_argument("--m", metavar="M,M,...", help="output sizes, for problems that take m")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the problem data (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed of the problem data (default 0)")
     p.add_argument("--repeat", type=_positive, default=3, help="timed runs per point, median kept (default 3)")
     p.add_argument("--json", action="store_true", help="print the sweep as JSON instead of a table")
     p.add_argument("--plot", metavar="FILE", help="save FLOPs and seconds vs size (.png, .svg or .pdf)")
@@ -734,7 +745,7 @@ def _add_target(p) -> None:
     p.add_argument("--m", type=_size_arg, help="number of outputs of a built-in problem (where it has one)")
     p.add_argument("--shape", help="input shape for a function, e.g. 1000 or 3,4 ('' for a scalar)")
     p.add_argument("--x-file", metavar="FILE", help="input point for a function (.npy, .npz, .txt, .csv)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the input / problem data (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed of the input / problem data (default 0)")
 
 
 def _version() -> str:
