@@ -279,6 +279,8 @@ def _call_user(f: Callable, x: np.ndarray, name: str) -> None:
         y = f(fresh)
     except Exception as exc:
         raise RunError(f"{name} raised {type(exc).__name__}: {exc}") from exc
+    if y is None:  # np.asarray would report it as "object values"
+        raise RunError(f"{name} returned None; it must return a real array or number (did it forget `return`?)")
     if isinstance(y, (tuple, list, dict)):
         return  # a structured output: jacobian_lab checks its entries
     y = np.asarray(y)

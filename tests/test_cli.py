@@ -34,6 +34,9 @@ USER_CODE = textwrap.dedent("""
     def explode(x):
         raise RuntimeError("the model diverged")
 
+    def forgot_return(x):
+        np.sum(x ** 2)
+
     def svd_values(x):
         return np.linalg.svd(x.reshape(2, -1))[1]
 
@@ -343,6 +346,7 @@ BAD = [
     (("compare", "no_such_module_xyz:f", "--shape", "3"), 2, "cannot import"),
     (("compare", "{user}:explode", "--shape", "3"), 1, "the model diverged"),
     (("compare", "{user}:svd_values", "--shape", "6"), 1, "full_matrices=False"),
+    (("compare", "{user}:forgot_return", "--shape", "3"), 1, "returned None; it must return a real array"),
     (("compare", "seed", "--seed", "-1"), 2, "--seed: expected a non-negative integer"),
     (("sparsity", "seed", "--seed", "-1"), 2, "--seed: expected a non-negative integer"),
     (("sweep", "no_such_problem"), 2, "unknown problem"),
