@@ -472,7 +472,7 @@ def _cmd_report(args) -> int:
     from .report import build_report
 
     chosen = None
-    if args.problems:
+    if args.problems is not None:  # --problems "" names no problem; it does not mean all of them
         chosen = [p.strip() for p in args.problems.split(",") if p.strip()]
         unknown = [p for p in chosen if p not in problems.names()]
         if unknown or not chosen:

@@ -360,6 +360,7 @@ BAD = [
     (("chain", "3"), 2, "at least 2"),
     (("chain", "3", "x"), 2, "integer"),
     (("report", "--problems", "nope"), 2, "unknown problem"),
+    (("report", "--problems", ""), 2, "(none given)"),
     (("no_such_command",), 2, "invalid choice"),
 ]
 
