@@ -1,7 +1,8 @@
 """Structured inputs and outputs: nested tuples, lists and dicts of arrays.
 
 As in JAX, a *tree* is a tuple, list or dict (sorted by key) whose leaves are
-arrays. The harness differentiates structured functions by ravelling: the
+arrays; namedtuples and dict subclasses such as OrderedDict come back as
+their own type. The harness differentiates structured functions by ravelling: the
 leaves of x become one flat vector, f's output leaves one flat vector, and the
 flat (m, n) Jacobian is cut into blocks, output structure outside and input
 structure inside: ``J[out_leaf][in_leaf].shape == out.shape + in.shape``.
@@ -50,7 +51,12 @@ class TreeDef:
         if self.kind is None:
             return next(it)
         children = [c._build(it) for c in self.children]
-        return dict(zip(self.keys, children)) if self.kind is dict else self.kind(children)
+        if issubclass(self.kind, dict):  # OrderedDict and other mappings take the pairs as one dict
+            mapping = dict(zip(self.keys, children))
+            return mapping if self.kind is dict else self.kind(mapping)
+        if hasattr(self.kind, "_fields"):  # a namedtuple takes its fields as separate arguments
+            return self.kind(*children)
+        return self.kind(children)
 
 
 def flatten(tree) -> tuple[list, TreeDef]:

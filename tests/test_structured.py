@@ -107,3 +107,21 @@ def test_a_list_of_plain_numbers_is_an_array_as_in_numpy():
     np.testing.assert_allclose(jl.grad(lambda x: np.sum(x ** 2))([[1.0, 2.0], [3.0, 4.0]]), [[2, 4], [6, 8]])
     # a list holding arrays stays a structure
     assert isinstance(jl.jacobian(lambda p: p[0] * p[1], [np.ones(2), np.full(2, 3.0)]), list)
+
+
+def test_namedtuple_and_ordered_dict_inputs_keep_their_type():
+    # rebuilding them used to call Params([a, b]) and OrderedDict([leaf, leaf]), which fail
+    from collections import OrderedDict, namedtuple
+
+    Params = namedtuple("Params", "a b")
+    a, b = np.array([0.3, -0.7]), np.array([1.2, 0.5, 2.0])
+    g = jl.grad(lambda p: np.sum(p.a ** 2) * np.sum(p.b))(Params(a, b))
+    assert type(g) is Params
+    np.testing.assert_allclose(g.a, 2 * a * np.sum(b))
+    np.testing.assert_allclose(g.b, np.full(3, np.sum(a ** 2)))
+    g = jl.grad(lambda p: np.sum(p["a"] ** 2) * np.sum(p["b"]))(OrderedDict(b=b, a=a))
+    assert type(g) is OrderedDict
+    np.testing.assert_allclose(g["a"], 2 * a * np.sum(b))
+    J = jl.jacobian(lambda t: Params(np.sin(t), t ** 2), a)
+    assert type(J) is Params
+    np.testing.assert_allclose(J.b, np.diag(2 * a))
