@@ -80,7 +80,16 @@ def same_structure(a: TreeDef, b: TreeDef) -> bool:
 
 
 def ravel(leaves):
-    """One flat vector of all leaves (traced leaves give a traced vector)."""
+    """One flat vector of all leaves (traced leaves give a traced vector); every leaf must hold floats."""
+    for leaf in leaves:
+        # concatenate would promote an integer or boolean leaf to float, and its block of the Jacobian
+        # would read as zeros; a single array of that dtype is refused, so is such a leaf
+        if leaf.dtype.kind != "f":
+            raise TypeError(
+                f"f returned a structure holding an array of dtype {leaf.dtype}; every entry must hold "
+                "floats. An integer, boolean or object result has no derivative (was it rounded, compared "
+                "or cast?)"
+            )
     return np.concatenate([np.ravel(leaf) for leaf in leaves])
 
 

@@ -125,3 +125,10 @@ def test_namedtuple_and_ordered_dict_inputs_keep_their_type():
     J = jl.jacobian(lambda t: Params(np.sin(t), t ** 2), a)
     assert type(J) is Params
     np.testing.assert_allclose(J.b, np.diag(2 * a))
+
+
+@pytest.mark.parametrize("extra", [np.arange(2), np.array([True, False]), np.array([1j, 2.0])])
+def test_a_structured_output_holding_a_non_float_array_is_refused(extra):
+    # it used to be promoted to float and get a block of zeros, while the same array alone is refused
+    with pytest.raises(TypeError, match=f"holding an array of dtype {extra.dtype}; every entry must hold floats"):
+        jl.jacobian(lambda t: {"s": np.sin(t), "extra": extra}, np.ones(2))
