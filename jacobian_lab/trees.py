@@ -62,7 +62,7 @@ class TreeDef:
 def flatten(tree) -> tuple[list, TreeDef]:
     """(leaves in order, structure). Dict entries are visited in sorted key order."""
     if isinstance(tree, dict):
-        keys = tuple(sorted(tree))
+        keys = _sorted_keys(tree)
         parts = [flatten(tree[k]) for k in keys]
     elif isinstance(tree, (tuple, list)):
         keys = tuple(range(len(tree)))
@@ -71,6 +71,15 @@ def flatten(tree) -> tuple[list, TreeDef]:
         return [tree], TreeDef(None, shape=np.shape(tree))
     leaves = [leaf for part_leaves, _ in parts for leaf in part_leaves]
     return leaves, TreeDef(type(tree), keys, tuple(d for _, d in parts))
+
+
+def _sorted_keys(tree: dict) -> tuple:
+    """A dict's keys in the order its leaves are visited: sorted, as in JAX."""
+    try:
+        return tuple(sorted(tree))
+    except TypeError:
+        raise TypeError(f"the keys of a dict in x or in f's output must be sortable (all strings, or all "
+                        f"numbers), got {list(tree)}; its leaves are visited in sorted key order") from None
 
 
 def same_structure(a: TreeDef, b: TreeDef) -> bool:

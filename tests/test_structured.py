@@ -132,3 +132,9 @@ def test_a_structured_output_holding_a_non_float_array_is_refused(extra):
     # it used to be promoted to float and get a block of zeros, while the same array alone is refused
     with pytest.raises(TypeError, match=f"holding an array of dtype {extra.dtype}; every entry must hold floats"):
         jl.jacobian(lambda t: {"s": np.sin(t), "extra": extra}, np.ones(2))
+
+
+def test_dict_keys_that_do_not_sort_are_refused_by_name():
+    # sorting them used to fail with "'<' not supported between instances of 'str' and 'int'"
+    with pytest.raises(TypeError, match="keys of a dict .* must be sortable .*'b', 1"):
+        jl.grad(lambda p: np.sum(p["b"]) * p[1])({"b": np.ones(2), 1: 2.0})
