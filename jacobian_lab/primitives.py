@@ -121,9 +121,32 @@ class Trace:
     #: primitive is dispatched again on its primals, so that the enclosing trace interprets it too;
     #: before, the primals are plain arrays and are evaluated directly.
     nested: bool = False
+    #: Set when the traced call of f has returned (`finish`).
+    finished: bool = False
+
+    def finish(self) -> None:
+        """The traced call of f returned: refuse any later operation on this trace's values.
+
+        A value that escaped f (kept in a closure, a global or a list) would otherwise be
+        interpreted by a trace whose result nobody reads, and come back as a stale tracer.
+        The refusal replaces `process` on the instance, so live traces pay nothing for it.
+        """
+        self.finished = True
+        self.process = _escaped
 
     def process(self, prim: Primitive, args: tuple, params: dict):
         raise NotImplementedError
+
+
+def _escaped(prim, args, params):
+    raise TypeError(escaped_message(f"the operation {prim.name!r} got"))
+
+
+def escaped_message(what: str) -> str:
+    """The refusal of a value that escaped a finished trace; `what` says who met it ("f returned")."""
+    return (f"{what} a traced value of an earlier jacobian_lab call that has returned (kept in a closure, "
+            "a global or a list while f ran); its derivative is gone. Compute the value inside f from its "
+            "argument, or pass it in as part of x")
 
 
 def find_trace(args) -> Trace | None:

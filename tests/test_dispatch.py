@@ -942,3 +942,31 @@ def test_a_list_holding_traced_values_is_built_as_numpy_builds_it(name):
     np.testing.assert_array_equal(traced_value(f, x), f(x))
     for mode in ("forward", "reverse"):
         assert_fd_close(jl.jacobian(f, x, mode=mode), central_differences(f, x), name)
+
+
+def _escape_a_tracer():
+    kept = []
+    jl.jacrev(lambda v: (kept.append(v), np.sin(v))[1])(np.linspace(0.1, 1.0, 3))
+    return kept[0]
+
+
+@pytest.mark.parametrize("call", [
+    lambda old, x: jl.jacrev(lambda z: z * old)(x),
+    lambda old, x: jl.jvp(lambda z: np.sin(old) + z, x, x),
+    lambda old, x: jl.value_and_grad(lambda z: np.sum(z) + np.sum(old))(x),
+    lambda old, x: jl.jacobian(lambda z: old, x),
+    lambda old, x: jl.sparse_jacobian(lambda z: z * old, x),
+    lambda old, x: jl.count_flops(lambda z: z + old, x),
+    lambda old, x: old + 1.0,
+], ids=["jacrev", "jvp", "value_and_grad", "returned", "sparse_jacobian", "count_flops", "outside f"])
+def test_a_traced_value_kept_from_an_earlier_call_is_refused(call):
+    # Kept in a list while f ran, it would otherwise come back as a stale tracer or a wrong value.
+    with pytest.raises(TypeError, match="traced value of an earlier jacobian_lab call"):
+        call(_escape_a_tracer(), np.linspace(0.1, 1.0, 3))
+
+
+def test_a_finished_call_does_not_refuse_the_enclosing_trace():
+    # A Hessian's gradient sweep runs after its inner tape's call returned, on the outer trace's values.
+    H = jl.hessian(lambda v: np.sum(np.sin(v) * v), np.array([0.3, 0.7]))
+    x = np.array([0.3, 0.7])
+    assert np.allclose(H, np.diag(2 * np.cos(x) - x * np.sin(x)))

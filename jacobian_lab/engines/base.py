@@ -17,6 +17,7 @@ from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..primitives import escaped_message
 from ..tracing import Tracer, TracerConversionError
 
 
@@ -75,6 +76,7 @@ def call_traced(f, x, trace):
     """
     try:
         y = f(x)
+        return check_output(y, trace)
     except ValueError as error:
         if not isinstance(error.__cause__, TracerConversionError):
             raise
@@ -84,7 +86,8 @@ def call_traced(f, x, trace):
             "array from traced values instead: np.stack([...]) of the entries, np.concatenate, or "
             "np.where(mask, value, y)"
         ) from error
-    return check_output(y, trace)
+    finally:
+        trace.finish()
 
 
 def check_output(y, trace):
@@ -92,7 +95,9 @@ def check_output(y, trace):
     if isinstance(y, Tracer):
         if y._trace is trace:
             return y, True
-        return y, False
+        if y._trace.finished:
+            raise TypeError(escaped_message("f returned"))
+        return y, False  # a value of an enclosing trace alone: f's output does not depend on x here
     if y is None:
         raise TypeError("f returned None; it must return a float array (did it forget `return`?)")
     if isinstance(y, (list, tuple, dict, str, bytes)):
