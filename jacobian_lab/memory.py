@@ -1,7 +1,10 @@
 """The memory budget: how much a Jacobian computation may allocate, and the error when it can't."""
 from __future__ import annotations
 
+import math
+import numbers
 import os
+import sys
 import time
 
 DEFAULT_FRACTION = 0.5  # of the memory available when the computation starts
@@ -41,12 +44,12 @@ def _recently_available() -> int:
 
 
 def budget(max_memory=None) -> int:
-    """max_memory in bytes, or the default: half of the memory available now."""
+    """max_memory in bytes, or the default: half of the memory available now; inf: no limit."""
     if max_memory is None:
         return int(DEFAULT_FRACTION * _recently_available())
-    if isinstance(max_memory, bool) or not isinstance(max_memory, (int, float)) or not max_memory > 0:
-        raise ValueError(f"max_memory must be a positive number of bytes or None, got {max_memory!r}")
-    return int(max_memory)
+    if isinstance(max_memory, bool) or not isinstance(max_memory, numbers.Real) or not max_memory > 0:
+        raise ValueError(f"max_memory must be a positive number of bytes, inf or None, got {max_memory!r}")
+    return sys.maxsize if math.isinf(max_memory) else int(max_memory)
 
 
 def gib(nbytes: float) -> str:
@@ -82,10 +85,11 @@ class TangentBudget:
             return
         self.created += getattr(tangent, "nbytes", 0)
         if self.created > self.max_bytes:
+            fewer = max(1, self.max_bytes * self.seeds // self.created)
+            advice = f"batch_size <= {fewer}, " if self.seeds > 1 else ""  # one seed per pass cannot shrink
             error = MemoryBudgetError(
-                f"a forward pass with {self.seeds} tangent seeds needs more than {gib(self.max_bytes)} "
-                f"of tangents (max_memory); use batch_size <= {max(1, self.max_bytes * self.seeds // self.created)}, "
-                "reverse mode, or a larger max_memory"
+                f"a forward pass with {self.seeds} tangent seed{'s' if self.seeds > 1 else ''} needs more than "
+                f"{gib(self.max_bytes)} of tangents (max_memory); use {advice}reverse mode or a larger max_memory"
             )
             error.seed_bytes = self.created / self.seeds
             raise error

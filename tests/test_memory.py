@@ -68,7 +68,7 @@ def test_auto_avoids_reverse_when_its_tape_does_not_fit():
     assert mode == "forward" and "max_memory" in reason
 
 
-@pytest.mark.parametrize("bad", [0, -5, "1GB", True])
+@pytest.mark.parametrize("bad", [0, -5, "1GB", True, float("nan"), -np.inf])
 def test_bad_max_memory(bad):
     with pytest.raises(ValueError, match="max_memory"):
         jl.jacobian(np.sin, np.ones(3), mode="reverse", max_memory=bad)
@@ -106,3 +106,16 @@ def test_measure_reports_the_passes_that_ran():
     assert (jl.measure(_outer_head, x, mode="reverse", batch_size=7, repeat=1).passes) == 8  # 50 outputs
     assert (jl.measure(_outer_head, x, mode="forward", batch_size=6, repeat=1).passes) == 4
     assert jl.measure(lambda v: np.ones(3), x, mode="reverse", repeat=1).passes == 1
+
+
+def test_max_memory_takes_numpy_numbers_and_inf_as_no_limit():
+    assert budget(np.int64(10**6)) == 10**6 and budget(np.float32(2048)) == 2048
+    assert budget(np.inf) > 2**62
+    J = jl.jacobian(np.sin, np.zeros(3), max_memory=np.inf)
+    assert np.array_equal(J, np.eye(3))
+
+
+def test_a_single_seed_over_budget_is_not_told_to_shrink_its_batch():
+    with pytest.raises(MemoryBudgetError, match="forward pass with 1 tangent seed needs") as err:
+        jl.jacfwd(np.sin, batch_size=1, max_memory=100)(np.ones(1000))
+    assert "batch_size" not in str(err.value)
