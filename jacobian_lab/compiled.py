@@ -39,8 +39,8 @@ import numpy as np
 from . import compaction, engines
 from . import prediction as _prediction
 from .accounting import PHASES, Cost, Counter, active_counter, counting
-from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, prepare, result_dtype, rows,
-                       whole_block)
+from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, one_input_error, prepare,
+                       result_dtype, rows, whole_block)
 from .compressed import SparseJacobian
 from .hessian import HessianFunction, refuse_structure
 from .memory import MemoryBudgetError
@@ -108,7 +108,9 @@ class Jitted:
     def __repr__(self) -> str:
         return f"jit({self.fun!r})"
 
-    def __call__(self, x):
+    def __call__(self, x, *more):
+        if more:
+            raise one_input_error(self)
         program = J = tried = None
         if type(x) is np.ndarray and x.dtype.kind == "f":  # the common case, without the general preparation
             tried = self._programs.get((None, x.shape, x.dtype.char))

@@ -36,6 +36,7 @@ from .jacobian import (
     check_function,
     check_options,
     function_name,
+    one_input_error,
     prepare,
     result_dtype,
     seeds_per_pass,
@@ -174,7 +175,9 @@ class SparseJacobian:
         # bidirectional: of the columns, for the rows not pulled) and its number of seeds
         self.chosen, self.colors, self.seeds = None, None, 0
 
-    def __call__(self, x) -> scipy.sparse.csr_array:
+    def __call__(self, x, *more) -> scipy.sparse.csr_array:
+        if more:
+            raise one_input_error(self)
         g, x_flat = prepare(self.f, x)
         y, pullback = engines.get("reverse").vjp(g, x_flat)
         pattern, (mode, seeding) = self._planned(pullback, np.size(y))

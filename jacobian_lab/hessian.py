@@ -29,7 +29,9 @@ from .jacobian import (
     check_function,
     check_options,
     function_name,
+    one_input_error,
     prepare,
+    result_dtype,
     seeds,
 )
 
@@ -79,7 +81,7 @@ def hvp(f: Callable, x, v):
     check_function(f)
     refuse_structure(x, "hvp")
     x = as_input(x)
-    tangents, batched = _split_batch(v, x.shape, "v")
+    tangents, batched = _split_batch(v, x.shape, "v", result_dtype(x))
     _, products = engines.get("forward").jvp(Derivative(f, scalar="a Hessian-vector product"), x, tangents)
     return products if batched else products[0]
 
@@ -110,7 +112,7 @@ class Derivative:
         if self.scalar and np.shape(y) != ():
             raise TypeError(f"{self.scalar} needs f to return a scalar (shape ()), got shape {np.shape(y)}; "
                             "jl.hessian of an array x gives each output's Hessian")
-        rows = pullback(seeds(0, np.size(y), np.shape(y)))
+        rows = pullback(seeds(0, np.size(y), np.shape(y), result_dtype(v)))  # float32 x: float32 seeds, as rows()
         return np.reshape(rows, np.shape(y) + np.shape(v))
 
 
@@ -129,7 +131,9 @@ class HessianFunction:
         self.f, self.mode, self.batch_size, self.max_memory = f, mode, batch_size, max_memory
         self.executor = executor
 
-    def __call__(self, x):
+    def __call__(self, x, *more):
+        if more:
+            raise one_input_error(self)
         if not _structured(x):
             return self.as_jacobian()(x)
         # a tree of arrays: f on one flat vector, its Hessian cut into blocks as jax.hessian nests them
@@ -180,9 +184,9 @@ class SparseHessian(SparseJacobian):
         super().__init__(Derivative(f, scalar="a sparse Hessian"), mode, batch_size)
         self.of = f
 
-    def __call__(self, x):
+    def __call__(self, x, *more):
         refuse_structure(x, "sparse_hessian")
-        return super().__call__(x)
+        return super().__call__(x, *more)
 
     def __repr__(self) -> str:
         return f"sparse_hessian({function_name(self.of)}, mode={self.mode!r})"

@@ -43,7 +43,11 @@ def as_input(x) -> np.ndarray:
     if isinstance(x, np.matrix):
         raise TypeError("x is an np.matrix, whose * is a matrix product; traced arrays are ndarrays, where * is "
                         "elementwise. Pass np.asarray(x) and write matrix products with @")
-    x = np.asarray(x)
+    try:
+        x = np.asarray(x)
+    except ValueError as error:  # NumPy's "inhomogeneous shape": rows of different lengths
+        raise ValueError(f"x is a ragged nested list, not one rectangular array ({error}); pass a list or "
+                         "tuple of arrays (each one np.array) for a structure, or pad x to one array") from error
     kind = x.dtype.kind
     if kind in "iu":
         return x.astype(np.float64)
@@ -68,6 +72,10 @@ def check_function(f) -> None:
 
 def check_options(mode: str, batch_size, modes=MODES) -> None:
     """Refuse a mode not in `modes`, and a batch_size that is not a positive integer or None."""
+    if not isinstance(mode, str):  # jacobian(f, x, y): a second input where mode goes
+        raise TypeError(f"mode must be one of {', '.join(map(repr, modes))}, got {type(mode).__name__}; "
+                        "for a function of several arrays pass them as one tuple: "
+                        "jacobian(lambda p: f(*p), (x, y))")
     if mode not in modes:
         raise ValueError(f"mode must be one of {', '.join(map(repr, modes))}, got {mode!r}")
     _check_batch_size(batch_size)
@@ -406,7 +414,9 @@ class JacobianFunction:
         self.scalar = scalar  # grad: f must return a scalar, the result has x's structure
         self.executor = executor
 
-    def __call__(self, x):
+    def __call__(self, x, *more):
+        if more:
+            raise one_input_error(self)
         if self.scalar:
             return _gradient(self.f, x)
         return jacobian(self.f, x, self.mode, self.batch_size, flat=self.flat, max_memory=self.max_memory,
@@ -470,11 +480,19 @@ class ValueAndGrad:
         check_function(f)
         self.f = f
 
-    def __call__(self, x):
+    def __call__(self, x, *more):
+        if more:
+            raise one_input_error(self)
         return _value_and_gradient(self.f, x)
 
     def __repr__(self) -> str:
         return f"value_and_grad({function_name(self.f)})"
+
+
+def one_input_error(fun) -> TypeError:
+    """The refusal of a second argument: these functions differentiate with respect to one x."""
+    return TypeError(f"{fun!r} takes one x; for a function of several arrays pass them as one tuple, "
+                     f"differentiating lambda p: f(*p) at (x, y) (there is no argnums)")
 
 
 def _value_and_gradient(f: Callable, x):
@@ -489,17 +507,20 @@ def _gradient(f: Callable, x):
 
 def check_scalar(y) -> None:
     """What grad requires of f's output."""
+    if isinstance(y, (list, tuple, dict)):
+        raise TypeError(f"grad requires f to return a scalar (shape ()), got a {type(y).__name__}; "
+                        "use jacrev for structured outputs")
     if np.shape(y) != ():
         raise TypeError(f"grad requires f to return a scalar (shape ()), got shape {np.shape(y)}; "
                         "use jacrev for vector outputs")
 
 
-def _split_batch(value, shape, name):
-    """Accept `shape` (one direction) or `(k, *shape)` (k directions): -> (batched, was_batched)."""
-    value = np.asarray(value)
-    if value.dtype.kind not in "fiu":
-        raise TypeError(f"{name} must be a float array, got dtype {value.dtype}")
-    value = value.astype(np.result_type(value.dtype, np.float64))
+def _split_batch(value, shape, name, dtype=_FLOAT64):
+    """Accept `shape` (one direction) or `(k, *shape)` (k directions): -> (batched, was_batched).
+
+    The directions are cast to `dtype`, the derivative dtype of x (`result_dtype`).
+    """
+    value = _real(value, name).astype(dtype, copy=False)
     if value.shape == tuple(shape):
         return value[None], False
     if value.ndim == len(shape) + 1 and value.shape[1:] == tuple(shape):
@@ -516,7 +537,15 @@ def _flat_like(value, treedef, name):
     if not trees.same_structure(d, treedef):
         raise ValueError(f"{name} must have the same structure and leaf shapes as "
                          f"{'x' if name == 'x_dot' else 'f(x)'}")
-    return np.concatenate([np.ravel(np.asarray(leaf, dtype=float)) for leaf in leaves])
+    return np.concatenate([np.ravel(_real(leaf, name)) for leaf in leaves])
+
+
+def _real(value, name) -> np.ndarray:
+    """A tangent or cotangent (or one leaf of it) as an array of real numbers, or a clear refusal."""
+    value = np.asarray(value)
+    if value.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must be a float array, got dtype {value.dtype}")
+    return value
 
 
 def jvp(f: Callable, x, x_dot):
@@ -532,7 +561,8 @@ def jvp(f: Callable, x, x_dot):
     (array([1., 8.]), array([3., 0.]))
     """
     g, x_flat = prepare(f, x)
-    tangents, batched = _split_batch(_flat_like(x_dot, g.in_def, "x_dot"), x_flat.shape, "x_dot")
+    tangents, batched = _split_batch(_flat_like(x_dot, g.in_def, "x_dot"), x_flat.shape, "x_dot",
+                                     result_dtype(x_flat))
     y, y_dot = engines.get("forward").jvp(g, x_flat, tangents)
     _check_derivative(y_dot, len(tangents), np.shape(y), "tangent")
     return g.unflatten(y, "out"), (y_dot if batched else g.unflatten(y_dot[0], "out"))
@@ -554,7 +584,8 @@ def vjp(f: Callable, x):
     y, sweep = engines.get("reverse").vjp(g, x_flat)
 
     def pullback(y_bar):
-        cotangents, batched = _split_batch(_flat_like(y_bar, g.out_def, "y_bar"), np.shape(y), "y_bar")
+        cotangents, batched = _split_batch(_flat_like(y_bar, g.out_def, "y_bar"), np.shape(y), "y_bar",
+                                           result_dtype(x_flat))
         x_bar = _check_derivative(sweep(cotangents), len(cotangents), x_flat.shape, "cotangent")
         return x_bar if batched else g.unflatten(x_bar[0], "in")
 

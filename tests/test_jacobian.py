@@ -489,3 +489,43 @@ def test_engines_name_a_derivative_without_its_seed_axis():
     with pytest.raises(ValueError, match=r"cotangents must have shape \(k, \*y.shape\) = \(k, 2\) .* got \(2,\)"):
         pullback(np.ones(2))
     np.testing.assert_array_equal(pullback(np.ones((1, 2))), [[0.0, 2.0, 2.0]])
+
+
+@pytest.mark.parametrize("make", [jl.grad, jl.jacrev, jl.jacfwd, jl.value_and_grad, jl.hessian, jl.sparse_jacobian,
+                                  jl.sparse_hessian, lambda f: jl.jit(jl.grad(f))],
+                         ids=["grad", "jacrev", "jacfwd", "value_and_grad", "hessian", "sparse_jacobian",
+                              "sparse_hessian", "jit"])
+def test_a_second_argument_is_refused_naming_the_tuple_fix(make):
+    fun = make(lambda v: np.sum(np.sin(v)))
+    with pytest.raises(TypeError, match=r"takes one x; .* pass them as one tuple"):
+        fun(np.ones(3), np.ones(3))
+
+
+def test_a_second_array_where_mode_goes_is_refused_naming_the_tuple_fix():
+    with pytest.raises(TypeError, match=r"got ndarray; .* jacobian\(lambda p: f\(\*p\), \(x, y\)\)"):
+        jl.jacobian(np.multiply, np.ones(3), np.ones(3))
+
+
+def test_a_ragged_nested_list_is_refused_as_such():
+    with pytest.raises(ValueError, match="ragged nested list"):
+        jl.grad(lambda v: np.sum(v))([[1.0], [1.0, 2.0]])
+
+
+def test_grad_of_a_structured_output_names_its_type():
+    with pytest.raises(TypeError, match="got a list; use jacrev"):
+        jl.grad(lambda v: [np.sin(v), 2 * v])(np.ones(3))
+
+
+def test_float32_x_gives_float32_derivatives_everywhere():
+    # As in JAX: the seeds, tangents and cotangents take x's precision, whatever dtype v or y_bar has.
+    x = np.linspace(0.1, 1.0, 4, dtype=np.float32)
+    f = lambda v: np.sum(np.sin(v) * v)  # noqa: E731
+    v64 = np.ones(4)
+    results = {
+        "grad": jl.grad(f)(x), "value_and_grad": jl.value_and_grad(f)(x)[1], "jacrev": jl.jacrev(f)(x),
+        "jvp": jl.jvp(np.sin, x, v64)[1], "vjp": jl.vjp(np.sin, x)[1](v64), "hvp": jl.hvp(f, x, v64),
+        "hessian": jl.hessian(f, x), "hessian reverse": jl.hessian(f, x, mode="reverse"),
+    }
+    assert {name: r.dtype for name, r in results.items()} == {name: np.float32 for name in results}
+    assert np.allclose(results["grad"], np.sin(x) + x * np.cos(x), rtol=1e-6)
+    assert np.allclose(results["hvp"], 2 * np.cos(x) - x * np.sin(x), rtol=1e-6)

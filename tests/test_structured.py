@@ -138,3 +138,14 @@ def test_dict_keys_that_do_not_sort_are_refused_by_name():
     # sorting them used to fail with "'<' not supported between instances of 'str' and 'int'"
     with pytest.raises(TypeError, match="keys of a dict .* must be sortable .*'b', 1"):
         jl.grad(lambda p: np.sum(p["b"]) * p[1])({"b": np.ones(2), 1: 2.0})
+
+
+@pytest.mark.parametrize("bad", [1j, True, "a"], ids=["complex", "bool", "str"])
+def test_a_structured_tangent_or_cotangent_leaf_of_another_dtype_is_refused(bad):
+    x = {"a": np.ones(2), "b": np.full(2, 2.0)}
+    f = lambda p: {"y": p["a"] * p["b"], "z": np.sin(p["a"])}  # noqa: E731
+    with pytest.raises(TypeError, match="x_dot must be a float array"):
+        jl.jvp(f, x, {"a": np.full(2, bad), "b": np.ones(2)})
+    _, pullback = jl.vjp(f, x)
+    with pytest.raises(TypeError, match="y_bar must be a float array"):
+        pullback({"y": np.full(2, bad), "z": np.ones(2)})
