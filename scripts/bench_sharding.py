@@ -40,7 +40,8 @@ def measure(name: str, mode: str, pool, quick: bool, repeat: int) -> dict:
     threaded = lambda: jl.jacobian(problem.f, problem.x, mode=mode, batch_size=batch_size, executor=pool)  # noqa: E731
     if not np.array_equal(serial(), threaded()):
         raise AssertionError(f"{name}/{mode}: the threaded Jacobian differs from the serial one")
-    loops = bench_overhead.loops_for(serial)
+    # Rounds of a few tenths of a second: a round of two calls would time waking the pool's threads.
+    loops = bench_overhead.loops_for(serial, 0.05 if quick else 0.3)
     off, on = [], []
     for _ in range(repeat):
         off.append(bench_overhead.one_round(serial, loops))
