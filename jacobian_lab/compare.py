@@ -134,6 +134,7 @@ def _measure_compiled(f, x, batch_size, repeat, max_memory) -> Measurement:
 
 def _measure_compressed(f, x, batch_size, repeat) -> Measurement:
     """`sparse_jacobian`: the pattern read from the tape, its entries from the plan with the fewest seeds."""
+    import scipy.sparse  # noqa: F401 - imported before the count: the traced peak is the Jacobian's, not the module's
     jac = SparseJacobian(f, "auto", batch_size)
     J, counter, peak = _counted(lambda: jac(x))
     reason = (f"compressed: {jac.seeds} seeds for the {J.shape[0]}x{J.shape[1]} pattern "

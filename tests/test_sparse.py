@@ -350,3 +350,14 @@ def test_importing_the_package_leaves_scipy_sparse_for_the_first_sparse_jacobian
             "jl.sparsity(np.sin, np.ones(2)); print(before, 'scipy.sparse' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "True"]
+
+
+def test_the_first_sparse_measurement_does_not_count_importing_scipy_sparse():
+    import subprocess
+    import sys
+
+    # In a fresh interpreter the first sparse row used to report scipy.sparse's import (~12 MiB) as its peak.
+    code = ("import numpy as np, jacobian_lab as jl; "
+            "print(jl.measure(lambda x: np.sum(np.sin(x)), np.ones(1000), mode='sparse').peak_bytes)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert int(out) < 1 << 20
