@@ -127,3 +127,13 @@ def test_compare_takes_one_row_given_as_a_string():
     # iterating the string used to ask for the rows "r", "e", "v", ...
     c = jl.compare(np.sin, np.ones(2), modes="reverse", repeat=1)
     assert [m.label for m in c.measurements] == ["reverse, batched"]
+
+
+def test_the_verdict_times_the_fastest_of_rows_with_the_fewest_flops():
+    # "reverse, 1 seed/sweep" and "reverse, batched" count the same FLOPs; the verdict's time is the batched one's.
+    f = lambda x: np.sin(x[1:]) * np.exp(x[:-1])  # noqa: E731
+    comparison = jl.compare(f, np.linspace(0.0, 1.0, 60), modes=("forward", "reverse-1", "reverse"), repeat=1)
+    fwd, one, batched = comparison.measurements
+    assert one.total == batched.total and fwd.total.total() > one.total.total()
+    fwd.seconds, one.seconds, batched.seconds = 0.25, 1.0, 0.5  # the times set, so the verdict's ratio is known
+    assert comparison.verdict().endswith("but measured 2x slower")
