@@ -19,6 +19,7 @@ best mode: forward
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -27,6 +28,7 @@ import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -337,7 +339,8 @@ def _cmd_compare(args) -> int:
     plot = _plot_path(args.plot)
     title, f, x, problem = _target(args)
     try:
-        comparison = compare(f, x, modes=modes, repeat=args.repeat)
+        with ThreadPoolExecutor(args.threads) if args.threads else contextlib.nullcontext() as pool:
+            comparison = compare(f, x, modes=modes, repeat=args.repeat, executor=pool)
     except Exception as exc:
         raise RunError(f"differentiating {title} failed: {type(exc).__name__}: {exc}") from exc
     if plot is not None:
@@ -689,6 +692,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive, metavar="K",
                    help="also measure forward-K and reverse-K (K seeds per pass)")
     p.add_argument("--repeat", type=_positive, default=3, help="timed runs per row, median kept (default 3)")
+    p.add_argument("--threads", type=_positive, metavar="N",
+                   help="run the passes of the forward, reverse and auto rows on N threads (default: one after "
+                        "another in this thread)")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
     p.add_argument("--plot", metavar="FILE", help="save FLOPs by phase per mode (.png, .svg or .pdf)")
     p.set_defaults(handler=_cmd_compare)

@@ -68,7 +68,7 @@ def _timed(fn, repeat: int) -> float:
 
 
 def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int = 3,
-            prediction: Prediction | None = None, max_memory=None) -> Measurement:
+            prediction: Prediction | None = None, max_memory=None, executor=None) -> Measurement:
     """Build the Jacobian of f at x in `mode` and report what it cost.
 
     Counted work is per phase: "primal" (evaluations of f: one per forward
@@ -81,7 +81,8 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
     mode="sparse" measures `sparse_jacobian` (its pattern read on every call,
     its coloring kept from the counted run), with `jacobian` as a dense array
     of shape (m, n). A structured x or output is measured flattened:
-    `jacobian` then has shape (m, n).
+    `jacobian` then has shape (m, n). `executor` runs the passes of forward,
+    reverse and auto mode (see `jacobian`); "jit" and "sparse" run in the caller.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> m = jl.measure(lambda x: np.sum(np.sin(np.exp(x ** 2))), np.ones(1000), mode="reverse")
@@ -103,7 +104,7 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
         chosen = mode
     else:
         raise ValueError(f"mode must be 'forward', 'reverse', 'auto', 'jit' or 'sparse', got {mode!r}")
-    run = lambda m: jacobian(f, x, m, batch_size, max_memory=max_memory)  # noqa: E731
+    run = lambda m: jacobian(f, x, m, batch_size, max_memory=max_memory, executor=executor)  # noqa: E731
     J, counter, peak = _counted(lambda: run(chosen))
     seconds = _timed(lambda: run(mode), repeat)
     return Measurement(J, chosen, counter.batch_size, counter.passes, counter.costs(), seconds, peak,
@@ -273,7 +274,7 @@ def _fmt(value) -> str:
     return f"{value:.3g}"
 
 
-def compare(f: Callable, x, modes: Sequence[str] = DEFAULT_MODES, repeat: int = 3) -> Comparison:
+def compare(f: Callable, x, modes: Sequence[str] = DEFAULT_MODES, repeat: int = 3, executor=None) -> Comparison:
     """Measure f's Jacobian in several accumulation orders and compare them.
 
     `modes` names the rows, one name or a sequence of them: "forward-1" (one
@@ -281,7 +282,8 @@ def compare(f: Callable, x, modes: Sequence[str] = DEFAULT_MODES, repeat: int = 
     cotangent per sweep), "reverse" (batched sweeps), "auto", "jit" (replays
     of ``jl.jit(jl.jacobian(f))``), "sparse" (`sparse_jacobian`: one seed per
     color of the sparsity pattern); or "forward-K"/"reverse-K" for K seeds
-    per pass.
+    per pass. `executor` runs the passes of the forward, reverse and auto
+    rows side by side (see `measure`).
 
     >>> import numpy as np, jacobian_lab as jl
     >>> c = jl.compare(lambda x: np.sum(np.sin(np.exp(x ** 2))), np.ones(100), repeat=1)
@@ -293,7 +295,7 @@ def compare(f: Callable, x, modes: Sequence[str] = DEFAULT_MODES, repeat: int = 
     prediction = predict(f, x)
     measurements = []
     for label, mode, batch in rows:
-        m = measure(f, x, mode, batch, repeat=repeat, prediction=prediction)
+        m = measure(f, x, mode, batch, repeat=repeat, prediction=prediction, executor=executor)
         m.label = label if mode not in ("auto", "jit", "sparse") else f"{mode} -> {m.mode}"
         measurements.append(m)
     return Comparison(measurements, prediction)

@@ -95,6 +95,19 @@ def test_compare_json_is_the_comparison(capsys):
     assert p.m == data["m"]
 
 
+def test_compare_threads_measures_the_same_work(capsys):
+    args = ("compare", "bratu", "--n", "60", "--modes", "forward-7,reverse-7,auto", "--repeat", "1", "--json")
+    rows = {}
+    for extra in ((), ("--threads", "2")):
+        code, out, _ = run(capsys, *args, *extra)
+        assert code == 0
+        rows[extra] = [(m["label"], m["passes"], m["total"], m["max_abs_diff"]) for m in json.loads(out)["measurements"]]
+    assert rows[()] == rows[("--threads", "2")]
+    assert all(passes == 9 for label, passes, _, _ in rows[()] if label != "auto -> reverse")
+    code, _, err = run(capsys, "compare", "--threads", "0")
+    assert code == 2 and "--threads" in err
+
+
 def test_compare_sparse_row_on_a_banded_problem(capsys):
     code, out, _ = run(capsys, "compare", "bratu", "--n", "40", "--modes", "forward,sparse", "--repeat", "1",
                        "--json")

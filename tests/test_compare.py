@@ -137,3 +137,18 @@ def test_the_verdict_times_the_fastest_of_rows_with_the_fewest_flops():
     assert one.total == batched.total and fwd.total.total() > one.total.total()
     fwd.seconds, one.seconds, batched.seconds = 0.25, 1.0, 0.5  # the times set, so the verdict's ratio is known
     assert comparison.verdict().endswith("but measured 2x slower")
+
+
+def test_measure_and_compare_take_an_executor_and_count_the_same_work():
+    from concurrent.futures import ThreadPoolExecutor
+
+    f = lambda x: np.sin(x[1:]) * np.exp(x[:-1])  # noqa: E731
+    x = np.linspace(0.0, 1.0, 40)
+    serial = jl.compare(f, x, modes=("forward-5", "reverse-5"), repeat=1)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        sharded = jl.compare(f, x, modes=("forward-5", "reverse-5"), repeat=1, executor=pool)
+        alone = jl.measure(f, x, mode="forward", batch_size=5, repeat=1, executor=pool)
+    for a, b in zip(serial.measurements, sharded.measurements):
+        assert (a.label, a.passes, a.cost) == (b.label, b.passes, b.cost)
+        assert np.array_equal(a.jacobian, b.jacobian)
+    assert alone.cost == serial.measurements[0].cost and alone.passes == 8
