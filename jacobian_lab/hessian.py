@@ -24,8 +24,8 @@ from .compressed import SparseJacobian
 from .jacobian import (
     _NO_X,
     JacobianFunction,
+    _flat_like,
     _split_batch,
-    as_input,
     check_function,
     check_options,
     function_name,
@@ -72,18 +72,20 @@ def hvp(f: Callable, x, v):
 
     One forward pass over the recorded gradient sweep: about the work of one
     gradient and one tangent of it. v has x's shape, or ``(k, *x.shape)`` for k
-    products in one pass (the result then has that shape too).
+    products in one pass (the result then has that shape too). For a tree of
+    arrays x (a dict of parameters), v and the result have x's structure.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.hvp(lambda x: np.sum(x ** 3), np.array([1.0, 2.0]), np.array([1.0, 1.0]))  # 6 x * v
     array([ 6., 12.])
+    >>> jl.hvp(lambda p: p["a"] ** 2 * p["b"], {"a": 1.0, "b": 3.0}, {"a": 1.0, "b": 0.0})
+    {'a': array(6.), 'b': array(2.)}
     """
     check_function(f)
-    refuse_structure(x, "hvp")
-    x = as_input(x)
-    tangents, batched = _split_batch(v, x.shape, "v", result_dtype(x))
-    _, products = engines.get("forward").jvp(Derivative(f, scalar="a Hessian-vector product"), x, tangents)
-    return products if batched else products[0]
+    g, x_flat = prepare(f, x)
+    tangents, batched = _split_batch(_flat_like(v, g.in_def, "v"), x_flat.shape, "v", result_dtype(x_flat))
+    _, products = engines.get("forward").jvp(Derivative(g, scalar="a Hessian-vector product"), x_flat, tangents)
+    return products if batched else g.unflatten(products[0], "in")
 
 
 def _structured(x) -> bool:

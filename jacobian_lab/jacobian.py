@@ -536,7 +536,7 @@ def _flat_like(value, treedef, name):
     leaves, d = trees.flatten(value)
     if not trees.same_structure(d, treedef):
         raise ValueError(f"{name} must have the same structure and leaf shapes as "
-                         f"{'x' if name == 'x_dot' else 'f(x)'}")
+                         f"{'f(x)' if name == 'y_bar' else 'x'}")
     return np.concatenate([np.ravel(_real(leaf, name)) for leaf in leaves])
 
 
