@@ -177,10 +177,12 @@ class Comparison:
         win, lose = (fwd, rev) if fwd.total.total() <= rev.total.total() else (rev, fwd)
         flops = lose.total.total() / max(win.total.total(), 1.0)
         speed = lose.seconds / max(win.seconds, 1e-12)
-        timing = f"measured {_times(speed)}x faster" if speed >= 1 else f"but measured {_times(1 / speed)}x slower"
-        if flops == 1:
-            verdict = f"forward and reverse cost the same FLOPs for this {shape}; {win.mode} {timing}"
+        if flops == 1:  # no FLOP winner: the faster order is named
+            faster = win.mode if speed >= 1 else lose.mode
+            verdict = (f"forward and reverse cost the same FLOPs for this {shape}; {faster} measured "
+                       f"{_times(max(speed, 1 / speed))}x faster")
         else:
+            timing = f"measured {_times(speed)}x faster" if speed >= 1 else f"but measured {_times(1 / speed)}x slower"
             verdict = f"{win.mode} is {_times(flops)}x cheaper in FLOPs for this {shape}; {timing}"
         sparse = min((m for m in self.measurements if m.compressed), key=lambda m: m.total.total(), default=None)
         if sparse is not None and sparse.total.total() < win.total.total():

@@ -152,3 +152,13 @@ def test_measure_and_compare_take_an_executor_and_count_the_same_work():
         assert (a.label, a.passes, a.cost) == (b.label, b.passes, b.cost)
         assert np.array_equal(a.jacobian, b.jacobian)
     assert alone.cost == serial.measurements[0].cost and alone.passes == 8
+
+
+@pytest.mark.parametrize("forward_seconds, expected", [(2.0, "reverse measured 2x faster"),
+                                                       (0.5, "forward measured 2x faster")])
+def test_with_equal_flops_the_verdict_names_the_faster_order(forward_seconds, expected):
+    comparison = jl.compare(np.sin, np.linspace(0.0, 1.0, 12), modes=("forward", "reverse"), repeat=1)
+    fwd, rev = comparison.measurements
+    assert fwd.total == rev.total
+    fwd.seconds, rev.seconds = forward_seconds, 1.0
+    assert comparison.verdict() == f"forward and reverse cost the same FLOPs for this 12x12 Jacobian; {expected}"
