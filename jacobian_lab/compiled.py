@@ -36,13 +36,13 @@ import warnings
 
 import numpy as np
 
-from . import compaction, engines
+from . import compaction, engines, trees
 from . import prediction as _prediction
 from .accounting import PHASES, Cost, Counter, active_counter, counting
 from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, one_input_error, prepare,
                        result_dtype, rows, whole_block)
 from .compressed import SparseJacobian
-from .hessian import HessianFunction, refuse_structure
+from .hessian import HessianFunction, structured
 from .memory import MemoryBudgetError
 from .primitives import REGISTRY
 from .staging import INPUT, NotReplayable, Recorder
@@ -160,18 +160,45 @@ class Jitted:
 
 
 class JittedHessian(Jitted):
-    """A compiled Hessian: the compiled forward Jacobian of f's recorded gradient sweep."""
+    """A compiled Hessian: the compiled forward Jacobian of f's recorded gradient sweep.
+
+    A tree of arrays x gets the compiled Hessian of f on one flat vector, one per
+    structure, cut into blocks as `HessianFunction` cuts them.
+    """
 
     def __init__(self, fun: HessianFunction):
         super().__init__(fun.as_jacobian())
         self.hessian = fun
+        self._flat: dict = {}  # x's structure -> the Jitted Hessian of f on the flat vector
 
     def __repr__(self) -> str:
         return f"jit({self.hessian!r})"
 
-    def _prepare(self, x):
-        refuse_structure(x, "jl.jit(jl.hessian(f))")
-        return super()._prepare(x)
+    def __call__(self, x, *more):
+        if more or not structured(x):
+            return super().__call__(x, *more)
+        g, x_flat, flat = self._flattened(x)
+        before = flat.compiles
+        H = flat(x_flat)
+        self.compiles += flat.compiles - before
+        return trees.blocks(H, g.in_def, g.in_def)
+
+    def program(self, x) -> "Program":
+        if not structured(x):
+            return super().program(x)
+        _, x_flat, flat = self._flattened(x)
+        before = flat.compiles
+        program = flat.program(x_flat)
+        self.compiles += flat.compiles - before
+        return program
+
+    def _flattened(self, x):
+        """(f on one flat vector, x as that vector, the Jitted Hessian for x's structure)."""
+        g, x_flat, fun = self.hessian.flattened(x)
+        flat = self._flat.get(g.in_def)
+        if flat is None:
+            flat = self._flat[g.in_def] = Jitted(fun)
+        return g, x_flat, flat
 
 
 def _replay(programs: list, x):

@@ -88,13 +88,14 @@ def hvp(f: Callable, x, v):
     return products if batched else g.unflatten(products[0], "in")
 
 
-def _structured(x) -> bool:
+def structured(x) -> bool:
+    """Whether x is a tree of arrays (a nested list of plain numbers is one array)."""
     return trees.is_tree(x) and not trees.is_numbers(x)
 
 
 def refuse_structure(x, what: str) -> None:
     """`what` takes x as one array: refuse a structure, which f would get flattened."""
-    if _structured(x):
+    if structured(x):
         raise TypeError(f"{what} takes x as one float array, not a structure of arrays (jl.hessian takes one); "
                         "concatenate the leaves into one vector (np.concatenate) and split it inside f")
 
@@ -136,12 +137,17 @@ class HessianFunction:
     def __call__(self, x, *more):
         if more:
             raise one_input_error(self)
-        if not _structured(x):
+        if not structured(x):
             return self.as_jacobian()(x)
-        # a tree of arrays: f on one flat vector, its Hessian cut into blocks as jax.hessian nests them
+        g, x_flat, fun = self.flattened(x)
+        return trees.blocks(fun(x_flat), g.in_def, g.in_def)
+
+    def flattened(self, x) -> tuple:
+        """For a tree of arrays x: ``(g, x_flat, fun)``, f on one flat vector (`prepare`), that vector, and
+        the Jacobian function of g's gradient sweep; ``trees.blocks(fun(x_flat), g.in_def, g.in_def)`` cuts
+        its Hessian into blocks as jax.hessian nests them."""
         g, x_flat = prepare(self.f, x)
-        H = self.as_jacobian(Derivative(g, scalar="the Hessian of a structured x"))(x_flat)
-        return trees.blocks(H, g.in_def, g.in_def)
+        return g, x_flat, self.as_jacobian(Derivative(g, scalar="the Hessian of a structured x"))
 
     def as_jacobian(self, gradient=None) -> JacobianFunction:
         """The Jacobian of f's gradient sweep (`gradient`: a `Derivative` of f) in `mode`: the Hessian,
