@@ -4,6 +4,8 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import jacobian_lab as jl
 from jacobian_lab import problems
@@ -174,3 +176,24 @@ def test_hessians_take_the_executor(pool, mode):
     assert sharded.costs() == serial.costs()
     with pytest.raises(TypeError, match="takes no executor"):
         jl.jit(jl.hessian(f, mode=mode, executor=pool))
+
+
+@settings(derandomize=True, max_examples=40, deadline=None)
+@given(n=st.integers(1, 24), m=st.integers(1, 24), batch=st.integers(1, 9), workers=st.integers(1, 3),
+       mode=st.sampled_from(["forward", "reverse", "auto"]))
+def test_any_schedule_on_any_pool_gives_the_serial_jacobian_and_counts(n, m, batch, workers, mode):
+    rng = np.random.default_rng(n * 100 + m)
+    A = rng.standard_normal((m, n))
+
+    def f(x):
+        return np.tanh(A @ np.sin(x)) * x[0]
+
+    x = rng.standard_normal(n)
+    jl.prediction.clear_cache()
+    with counting() as serial:
+        J = jl.jacobian(f, x, mode=mode, batch_size=batch)
+    jl.prediction.clear_cache()  # auto mode probes again, as it did for the serial count
+    with ThreadPoolExecutor(max_workers=workers) as executor, counting() as sharded:
+        K = jl.jacobian(f, x, mode=mode, batch_size=batch, executor=executor)
+    assert np.array_equal(J, K)
+    assert (sharded.costs(), sharded.passes) == (serial.costs(), serial.passes)
