@@ -41,10 +41,11 @@ from . import prediction as _prediction
 from .accounting import PHASES, Cost, Counter, active_counter, counting
 from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, one_input_error, prepare,
                        result_dtype, rows, whole_block)
-from .compressed import SparseJacobian
-from .hessian import HessianFunction, structured
+from .compressed import SparseJacobian, entries
+from .hessian import HessianFunction, SparseHessian, refuse_structure, structured
 from .memory import MemoryBudgetError
 from .primitives import REGISTRY
+from .sparsity import csr_array
 from .staging import INPUT, NotReplayable, Recorder
 
 
@@ -59,8 +60,8 @@ def jit(fun: JacobianFunction) -> "Jitted":
     """Compile a Jacobian function (like ``jax.jit(jax.jacrev(f))``).
 
     `fun` is what ``jl.jacfwd(f)``, ``jl.jacrev(f)``, ``jl.grad(f)``,
-    ``jl.jacobian(f, mode=...)`` or ``jl.hessian(f)`` (without x) return. The
-    result takes x and
+    ``jl.jacobian(f, mode=...)``, ``jl.hessian(f)``, ``jl.sparse_jacobian(f)``
+    or ``jl.sparse_hessian(f)`` (without x) return. The result takes x and
     returns the same Jacobian as `fun`; after the first call at a shape it
     replays a compiled program. f must depend on x alone (no randomness,
     no mutated globals), as for ``jax.jit``.
@@ -82,12 +83,11 @@ def jit(fun: JacobianFunction) -> "Jitted":
     if isinstance(fun, HessianFunction):
         return JittedHessian(fun)
     if isinstance(fun, SparseJacobian):
-        raise TypeError("jl.jit does not compile sparse Jacobians (its programs assemble dense ones); call "
-                        "jl.sparse_jacobian(f) directly: it keeps its pattern and coloring between calls")
+        return JittedSparse(fun)
     if not isinstance(fun, JacobianFunction):
         raise TypeError(
             f"jl.jit compiles Jacobian functions, got {type(fun).__name__}; pass jl.jacrev(f), "
-            "jl.jacfwd(f), jl.grad(f), jl.jacobian(f, mode=...) or jl.hessian(f) (without x)"
+            "jl.jacfwd(f), jl.grad(f), jl.jacobian(f, mode=...), jl.hessian(f) or jl.sparse_jacobian(f) (without x)"
         )
     return Jitted(fun)
 
@@ -149,7 +149,7 @@ class Jitted:
     def _compile(self, g, x, key):
         self.compiles += 1
         try:
-            program, J = compile_jacobian(self.fun, g, x)
+            program, J = self._build(g, x)
         except NotReplayable as reason:
             warnings.warn(f"jit: the Jacobian of {getattr(self.fun.f, '__name__', 'f')} is computed without "
                           f"compiling, because {reason}", stacklevel=3)
@@ -157,6 +157,11 @@ class Jitted:
             return None, None
         self._programs[key] = ([program] + self._programs.get(key, []))[:KEEP_PROGRAMS]
         return program, J
+
+
+    def _build(self, g, x):
+        """(program, J at x): what `_compile` records and keeps."""
+        return compile_jacobian(self.fun, g, x)
 
 
 class JittedHessian(Jitted):
@@ -199,6 +204,55 @@ class JittedHessian(Jitted):
         if flat is None:
             flat = self._flat[g.in_def] = Jitted(fun)
         return g, x_flat, flat
+
+
+class JittedSparse(Jitted):
+    """A compiled sparse Jacobian: the compressed passes of `sparse_jacobian` as a program, then its gather.
+
+    The first call at an input structure, shape and dtype reads the pattern and
+    colors it as the eager sparse Jacobian does, while the passes of its seeds
+    are recorded; a replay runs those passes as straight-line NumPy and gathers
+    the entries into the same `scipy.sparse.csr_array`. A branch f takes on
+    other values gets its own pattern and program. A plan with seeds both ways
+    (bidirectional) is computed eagerly.
+    """
+
+    def __call__(self, x, *more):
+        if more:
+            raise one_input_error(self)
+        g, x_flat, key = self._prepare(x)
+        programs = self._programs.get(key, [])
+        if isinstance(programs, NotReplayable):
+            return self.fun(x)
+        _, S = _replay(programs, x_flat)
+        if S is None:
+            program, S = self._compile(g, x_flat, key)
+            if program is None:
+                return self.fun(x)
+        return S
+
+    def _prepare(self, x):
+        if isinstance(self.fun, SparseHessian):
+            refuse_structure(x, "jl.jit(jl.sparse_hessian(f))")
+        return super()._prepare(x)
+
+    def _build(self, g, x):
+        return compile_sparse(self.fun, g, x)
+
+
+def compile_sparse(fun: SparseJacobian, g, x):
+    """(program, the sparse Jacobian at x): `fun`'s compressed passes recorded as they run."""
+    x = x.copy()  # as in compile_jacobian: an array f closes over stays a constant
+    recorder = Recorder(x)
+    with counting(recorder):
+        y, pullback = engines.get("reverse").vjp(g, x)
+        pattern, (mode, seeding) = fun.planned(pullback, np.size(y))
+        if mode == "bidirectional":
+            raise NotReplayable("its plan pushes seeds both ways (bidirectional), which one program does not replay")
+        recorder.segment = mode
+        values = entries(_capturing(pullback, recorder), pattern, seeding, np.shape(y), x, fun.batch_size)
+    program = CompressedProgram(recorder, mode, np.shape(y), x, pattern, seeding)
+    return program, csr_array((values, pattern.indices, pattern.indptr), shape=pattern.shape)
 
 
 def _replay(programs: list, x):
@@ -369,6 +423,29 @@ class Program:
         for k in self.seeds:
             counter.count_pass(k)
         return counter
+
+
+class CompressedProgram(Program):
+    """A `Program` of compressed passes: its blocks are one derivative per color, and a replay
+    gathers the pattern's entries from them (entry (i, j): element i of the tangent of j's
+    color, or element j of the cotangent of i's color)."""
+
+    def __init__(self, recorder: Recorder, mode: str, y_shape, x, pattern, seeding):
+        super().__init__(recorder, mode, y_shape, x, None)
+        self.pattern = pattern
+        rows = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr))
+        if mode == "forward":
+            self._gather = seeding.columns[pattern.indices], rows
+        else:
+            self._gather = seeding.rows[rows], pattern.indices
+
+    def _assemble(self, blocks):
+        width = self._layout[0]
+        mats = [b.reshape(k, width) for b, k in zip(blocks, self.seeds)]
+        M = np.concatenate(mats) if mats else np.zeros((0, width), dtype=self.dtype)
+        colors, place = self._gather
+        values = M[colors, place].astype(self.dtype, copy=False)
+        return csr_array((values, self.pattern.indices, self.pattern.indptr), shape=self.pattern.shape)
 
 
 def _needed(eqs, roots) -> list[int]:

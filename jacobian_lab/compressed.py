@@ -180,13 +180,13 @@ class SparseJacobian:
             raise one_input_error(self)
         g, x_flat = prepare(self.f, x)
         y, pullback = engines.get("reverse").vjp(g, x_flat)
-        pattern, (mode, seeding) = self._planned(pullback, np.size(y))
+        pattern, (mode, seeding) = self.planned(pullback, np.size(y))
         self.chosen, self.seeds = mode, seeding.seeds
         self.colors = seeding.rows if mode == "reverse" else seeding.columns
-        values = _values(pullback, pattern, seeding, np.shape(y), x_flat, self.batch_size)
+        values = entries(pullback, pattern, seeding, np.shape(y), x_flat, self.batch_size)
         return csr_array((values, pattern.indices, pattern.indptr), shape=pattern.shape)
 
-    def _planned(self, pullback, m: int) -> tuple:
+    def planned(self, pullback, m: int) -> tuple:
         """f's pattern on this tape and (mode, plan) for it; the last ones while the tape's signature stays.
 
         Equal signatures mean the same primitives, parameters, traced operands
@@ -313,7 +313,7 @@ def _color_seeds(colors, lo, hi, shape, dtype):
     return (colors == np.arange(lo, hi)[:, None]).astype(dtype).reshape((hi - lo,) + tuple(shape))
 
 
-def _values(pullback, pattern, seeding: Plan, y_shape, x, batch_size) -> np.ndarray:
+def entries(pullback, pattern, seeding: Plan, y_shape, x, batch_size) -> np.ndarray:
     """The pattern's entries, in its order: rows with a row color from the cotangent of their color,
     the others from the tangent of their column's color."""
     column_colors, row_colors = seeding

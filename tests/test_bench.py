@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = {"seed", "mlp_loss", "curve", "dense", "bratu"}
-OURS = {"ours forward", "ours reverse", "ours auto", "ours sparse"}
+OURS = {"ours forward", "ours reverse", "ours auto", "ours sparse", "ours jit(sparse)"}
 
 
 @pytest.fixture(scope="module")

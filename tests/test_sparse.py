@@ -335,11 +335,63 @@ def test_every_mode_reads_every_entry_of_a_random_pattern(m, n, density, seed):
     assert (seeds["auto"] == 0) == (not any(len(r) for r in rows))  # no entry, no seed
 
 
-def test_jit_refuses_a_sparse_jacobian_by_name():
-    with pytest.raises(TypeError, match="does not compile sparse Jacobians.*call jl.sparse_jacobian"):
-        jl.jit(jl.sparse_jacobian(np.sin))
-    with pytest.raises(TypeError, match="does not compile sparse Jacobians"):
-        jl.jit(jl.sparse_hessian(np.sum))
+# --- compiled sparse Jacobians ----------------------------------------------------------
+def _same(S, T) -> bool:
+    """Equal sparse arrays: the same pattern and the same entries, bit for bit."""
+    return (S.shape == T.shape and np.array_equal(S.indptr, T.indptr) and np.array_equal(S.indices, T.indices)
+            and np.array_equal(S.data, T.data))
+
+
+@pytest.mark.parametrize("name", problems.names())
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+def test_jit_of_a_sparse_jacobian_replays_the_eager_entries_bit_for_bit(name, mode):
+    p = problems.get(name)
+    jac = jl.jit(jl.sparse_jacobian(p.f, mode=mode))
+    for x in (p.x, p.x * 0.9 + 0.01):
+        assert _same(jac(x), jl.sparse_jacobian(p.f, x, mode=mode))
+    assert jac.compiles == 1  # the second point replayed the program
+    with counting() as c:
+        jac(p.x)
+    program = jac.program(p.x)
+    assert c.total() == program.cost and c.passes == len(program.seeds)
+
+
+def test_jit_of_bratu_replays_one_compact_pass_of_three_seeds():
+    p = problems.get("bratu")
+    program = jl.jit(jl.sparse_jacobian(p.f)).program(p.x)
+    assert (program.mode, program.seeds) == ("forward", [3])
+    # the stencil's linear part folds into constants: what is left is exp and its product with the seeds
+    assert program.cost.transcendentals == p.x.size - 2 and program.cost.flops < 10 * p.x.size
+
+
+def test_jit_of_a_sparse_jacobian_follows_the_branch_f_takes():
+    def f(x):  # two branches with two patterns
+        return x[1:] * x[:-1] if x[0] > 0 else np.sin(x)
+
+    jac = jl.jit(jl.sparse_jacobian(f))
+    for x in (np.linspace(0.5, 1.0, 6), np.linspace(-1.0, -0.5, 6), np.linspace(0.2, 1.0, 6)):
+        assert _same(jac(x), jl.sparse_jacobian(f, x))
+    assert jac.compiles == 2
+
+
+def test_jit_of_a_bidirectional_plan_computes_it_eagerly():
+    x = np.linspace(0.1, 1.0, 8)
+    jac = jl.jit(jl.sparse_jacobian(arrow))
+    with pytest.warns(UserWarning, match="bidirectional"):
+        S = jac(x)
+    assert _same(S, jl.sparse_jacobian(arrow, x)) and _same(jac(x), S)
+
+
+def test_jit_of_sparse_jacobians_of_trees_and_of_sparse_hessians():
+    params = {"a": np.linspace(0.1, 1.0, 5), "b": np.array(0.3)}
+    f = lambda p: np.sin(p["a"]) * p["b"]  # noqa: E731
+    assert _same(jl.jit(jl.sparse_jacobian(f))(params), jl.sparse_jacobian(f, params))
+    rosen = lambda x: np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)  # noqa: E731
+    x = np.linspace(-1.0, 1.0, 12)
+    hess = jl.jit(jl.sparse_hessian(rosen))
+    assert _same(hess(x), jl.sparse_hessian(rosen, x)) and _same(hess(2 * x), jl.sparse_hessian(rosen, 2 * x))
+    with pytest.raises(TypeError, match="not a structure of arrays"):
+        hess({"x": x})
 
 
 def test_importing_the_package_leaves_scipy_sparse_for_the_first_sparse_jacobian():
