@@ -46,8 +46,8 @@ from .sparsity import csr_array, recorded_pattern
 if TYPE_CHECKING:  # for the annotations only: see sparsity.csr_array
     import scipy.sparse
 
-__all__ = ["MODES", "Plan", "SparseJacobian", "best_plan", "color_count", "coloring", "fewest_seeds", "plan", "plans",
-           "sparse_jacobian"]
+__all__ = ["MODES", "Plan", "SparseJacobian", "best_plan", "color_count", "coloring", "fewest_seeds", "least_seeds",
+           "plan", "plans", "sparse_jacobian"]
 
 #: What `sparse_jacobian` takes: one-sided, both at once, or the plan with the fewest seeds.
 MODES = ("forward", "reverse", "bidirectional", "auto")
@@ -279,14 +279,45 @@ def fewest_seeds(plans: dict) -> str:
 def best_plan(pattern) -> tuple[str, Plan]:
     """The mode with the fewest seeds and its plan, as mode="auto" picks it (ties: forward, then reverse).
 
+    A mode is colored only when its lower bound (`least_seeds`) is below the
+    seeds of the best plan so far: it could not win otherwise, and coloring a
+    large pattern is most of a first call.
+
     >>> import numpy as np
     >>> mode, seeding = best_plan(np.eye(3, dtype=bool))
     >>> mode, seeding.seeds
     ('forward', 1)
     """
-    every = plans(pattern)
-    mode = fewest_seeds(every)
-    return mode, every[mode]
+    pattern = csr_array(pattern, dtype=bool)
+    best = None
+    for mode in ("forward", "reverse", "bidirectional"):
+        if best is None or least_seeds(pattern, mode) < best[1].seeds:
+            candidate = plan(pattern, mode)
+            if best is None or candidate.seeds < best[1].seeds:
+                best = mode, candidate
+    return best
+
+
+def least_seeds(pattern, mode: str) -> int:
+    """A lower bound of the seeds `plan(pattern, mode)` needs, read from row and column sizes alone.
+
+    A row's columns need distinct forward colors and a column's rows distinct
+    reverse colors; the bidirectional plan pulls at least one row (one
+    cotangent, when it has entries) and colors the columns of the rest.
+
+    >>> import numpy as np
+    >>> arrow = np.eye(4, dtype=bool); arrow[0] = arrow[:, 0] = True
+    >>> [least_seeds(arrow, mode) for mode in ("forward", "reverse", "bidirectional")]
+    [4, 4, 3]
+    """
+    pattern = csr_array(pattern, dtype=bool)
+    if mode == "reverse":
+        return int(np.bincount(pattern.indices, minlength=pattern.shape[1]).max(initial=0))
+    sizes = np.diff(pattern.indptr)
+    if mode == "forward":
+        return int(sizes.max(initial=0))
+    pulled, left = _pulled_rows(sizes)
+    return int(sizes[pulled].max(initial=0) > 0) + left  # a pulled row with entries takes a cotangent
 
 
 def _bidirectional(pattern) -> Plan:
@@ -296,16 +327,23 @@ def _bidirectional(pattern) -> Plan:
     densest remaining row has entries, so t is the one that makes t plus that
     row's entries smallest; rows of equal size are taken in their order.
     """
-    m = pattern.shape[0]
-    sizes = np.diff(pattern.indptr)
+    pulled, _ = _pulled_rows(np.diff(pattern.indptr))
+    rows = np.full(pattern.shape[0], -1, dtype=np.int64)
+    rows[pulled] = coloring(pattern[pulled], "reverse")
+    return Plan(coloring(pattern[~pulled], "forward"), rows)
+
+
+def _pulled_rows(sizes) -> tuple[np.ndarray, int]:
+    """(the rows the bidirectional plan pulls, as a mask; the largest row it leaves to forward seeds)."""
+    m = sizes.size
     order = np.argsort(-sizes, kind="stable")
     left = np.append(sizes[order][1:], 0)  # the largest row left after pulling 1, 2, ..., m rows
     pulled = np.zeros(m, dtype=bool)
-    if m:
-        pulled[order[:1 + int(np.argmin(np.arange(1, m + 1) + left))]] = True
-    rows = np.full(m, -1, dtype=np.int64)
-    rows[pulled] = coloring(pattern[pulled], "reverse")
-    return Plan(coloring(pattern[~pulled], "forward"), rows)
+    if not m:
+        return pulled, 0
+    t = 1 + int(np.argmin(np.arange(1, m + 1) + left))
+    pulled[order[:t]] = True
+    return pulled, int(left[t - 1])
 
 
 def _color_seeds(colors, lo, hi, shape, dtype):

@@ -155,6 +155,19 @@ def test_greedy_coloring_is_valid_and_needs_at_least_the_densest_row(m, n, densi
         assert (colors.max() + 1 if colors.size else 0) >= rows.sum(axis=1).max(initial=0)
 
 
+@settings(derandomize=True, max_examples=80, deadline=None)
+@given(st.integers(0, 12), st.integers(0, 12), st.floats(0.0, 1.0), st.integers(0, 2**31))
+def test_best_plan_skips_only_modes_that_cannot_win(m, n, density, seed):
+    rng = np.random.default_rng(seed)
+    P = rng.random((m, n)) < density
+    P[rng.random(m) < 0.2] = n > 0  # some dense rows, for the bidirectional plan
+    every = jl.compressed.plans(P)
+    for mode, seeding in every.items():
+        assert jl.compressed.least_seeds(P, mode) <= seeding.seeds, mode
+    mode, seeding = jl.compressed.best_plan(P)
+    assert mode == jl.compressed.fewest_seeds(every) and seeding.seeds == every[mode].seeds
+
+
 def test_coloring_refuses_a_bad_mode_and_shape():
     with pytest.raises(ValueError, match="'forward' .color columns. or 'reverse'"):
         jl.coloring(np.eye(2), mode="auto")
