@@ -168,6 +168,24 @@ def test_best_plan_skips_only_modes_that_cannot_win(m, n, density, seed):
     assert mode == jl.compressed.fewest_seeds(every) and seeding.seeds == every[mode].seeds
 
 
+@settings(derandomize=True, max_examples=80, deadline=None)
+@given(st.integers(0, 14), st.integers(0, 14), st.floats(0.0, 1.0), st.integers(0, 2**31))
+def test_incidence_degree_order_is_its_definition(m, n, density, seed):
+    P = np.random.default_rng(seed).random((m, n)) < density
+    pattern = scipy.sparse.csr_array(P)
+    by_column = pattern.tocsc()
+    lists = (by_column.indptr.tolist(), by_column.indices.tolist(), pattern.indptr.tolist(), pattern.indices.tolist())
+    # the definition, in quadratic time: next, the column sharing rows with the most ordered columns, lowest first
+    shares = (P.T.astype(int) @ P.astype(int)) > 0
+    np.fill_diagonal(shares, False)
+    order, left = [], list(range(n))
+    while left:
+        j = max(left, key=lambda k: (shares[k, order].sum(), -k))
+        order.append(j)
+        left.remove(j)
+    assert jl.compressed._incidence_order(lists, n) == order
+
+
 def test_coloring_refuses_a_bad_mode_and_shape():
     with pytest.raises(ValueError, match="'forward' .color columns. or 'reverse'"):
         jl.coloring(np.eye(2), mode="auto")
