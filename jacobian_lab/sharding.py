@@ -49,9 +49,16 @@ def shares_memory(executor) -> bool:
 
 
 def workers(executor, passes: int) -> int:
-    """How many passes may run at once: the executor's worker count, at most `passes`."""
-    count = getattr(executor, "_max_workers", None) or os.cpu_count() or 1
-    return max(1, min(count, passes))
+    """How many passes may run at once: the executor's worker count, at most `passes`.
+
+    A concurrent.futures pool knows its workers; a Dask Client reports the threads of every worker of
+    its cluster (``nthreads()``); anything else is assumed to have this machine's cores.
+    """
+    count = getattr(executor, "_max_workers", None)
+    nthreads = getattr(executor, "nthreads", None)
+    if count is None and callable(nthreads):
+        count = sum(nthreads().values())
+    return max(1, min(count or os.cpu_count() or 1, passes))
 
 
 def map_passes(executor, task, ranges, *args):

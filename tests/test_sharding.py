@@ -1,4 +1,5 @@
 """Passes spread over an executor give the serial Jacobian, bit for bit, and count what ran."""
+import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 
@@ -8,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jacobian_lab as jl
-from jacobian_lab import problems
+from jacobian_lab import problems, sharding
 from jacobian_lab.accounting import counting
 
 
@@ -197,3 +198,13 @@ def test_any_schedule_on_any_pool_gives_the_serial_jacobian_and_counts(n, m, bat
         K = jl.jacobian(f, x, mode=mode, batch_size=batch, executor=executor)
     assert np.array_equal(J, K)
     assert (sharded.costs(), sharded.passes) == (serial.costs(), serial.passes)
+
+
+def test_the_window_follows_the_workers_an_executor_reports():
+    class Cluster(InProcess):  # reports its workers as a Dask Client does: threads per worker address
+        def nthreads(self):
+            return {"tcp://a": 4, "tcp://b": 2}
+
+    assert sharding.workers(Cluster(), 100) == 6 and sharding.workers(Cluster(), 3) == 3
+    assert sharding.workers(ThreadPoolExecutor(max_workers=5), 100) == 5
+    assert sharding.workers(InProcess(), 100) == (os.cpu_count() or 1)
