@@ -15,6 +15,7 @@ import operator
 import numpy as np
 
 from . import numpy_api as api
+from .bracketing import plan, run_tree, tree_from_split
 from .numpy_api import implements, normalize_axis, one_axis
 from .numpy_composites import diagonal, numpy2
 from .primitives import observe, primal
@@ -110,8 +111,6 @@ def matrix_power(a, n):
 @implements(np.linalg.multi_dot)
 def multi_dot(arrays, *, out=None):
     """A chain of matmuls in the cheapest order: the dynamic programme that brackets Jacobian chains."""
-    from .chain import _run_tree, _tree_from_split, plan  # late: chain imports the engines
-
     api._reject("linalg.multi_dot", out, "out")
     arrays = [api.as_array(v) for v in arrays]
     if len(arrays) < 2:
@@ -124,8 +123,8 @@ def multi_dot(arrays, *, out=None):
     # As a chain J_q ... J_1 the rightmost factor is J_1: widths run from its columns leftwards.
     stages = mats[::-1]
     widths = [np.shape(stages[0])[1]] + [np.shape(m)[0] for m in stages]
-    tree = _tree_from_split(plan(widths).split_table, len(stages))
-    result = _run_tree(stages, tree, api.matmul)
+    tree = tree_from_split(plan(widths).split_table, len(stages))
+    result = run_tree(stages, tree, api.matmul)
     shape = np.shape(result)
     return api.reshape(result, tuple(s for s, drop in zip(shape, (first, last)) if not drop))
 

@@ -1,4 +1,4 @@
-"""Tests for the Jacobian chain planner in ``jacobian_lab.chain``."""
+"""Tests for the Jacobian chain planner, ``jacobian_lab.bracketing``."""
 
 import doctest
 import json
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import jacobian_lab.chain
-from jacobian_lab.chain import (
+import jacobian_lab.bracketing
+from jacobian_lab.bracketing import (
     ChainPlan,
     all_bracketings,
     bracketing_cost,
@@ -350,6 +350,6 @@ def test_numpy_integer_widths_accepted():
 
 
 def test_module_doctests():
-    result = doctest.testmod(jacobian_lab.chain, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(jacobian_lab.bracketing, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
     assert result.failed == 0
