@@ -6,14 +6,14 @@ problem, invalid size, missing file, a target that cannot be imported), 1
 when the function being differentiated fails. Errors are one line on stderr;
 ``--debug`` adds the traceback.
 
->>> main(["chain", "2", "3", "4", "5"])
-Jacobian chain, 3 stages, widths 2 -> 3 -> 4 -> 5
-  mode     FLOPs  bracketing
-  forward    128  J3 (J2 J1)
-  reverse    180  (J3 J2) J1
-  optimal    128  J3 (J2 J1)
-speed-up of optimal over best pure mode: 1.00x
-best mode: forward
+>>> main(["chain", "100", "1", "100", "100", "100"])
+Jacobian chain, 4 stages, widths 100 -> 1 -> 100 -> 100 -> 100
+  mode         FLOPs  bracketing
+  forward  4,020,000  J4 (J3 (J2 J1))
+  reverse  2,040,000  ((J4 J3) J2) J1
+  optimal     60,000  (J4 (J3 J2)) J1
+speed-up of optimal over best pure mode: 34.00x
+best mode: optimal
 0
 """
 from __future__ import annotations

@@ -807,7 +807,7 @@ def notebook_04():
         dynamic programming; `jl.chain.Chain` runs a real chain and counts the products.
         """),
         code(SETUP + """
-from jacobian_lab.chain import all_bracketings, bracketing_cost, format_bracketing"""),
+from jacobian_lab.bracketing import all_bracketings, bracketing_cost, format_bracketing"""),
 
         md(r"""
         ## Three chains
