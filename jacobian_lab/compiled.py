@@ -213,8 +213,8 @@ class JittedSparse(Jitted):
     colors it as the eager sparse Jacobian does, while the passes of its seeds
     are recorded; a replay runs those passes as straight-line NumPy and gathers
     the entries into the same `scipy.sparse.csr_array`. A branch f takes on
-    other values gets its own pattern and program. A plan with seeds both ways
-    (bidirectional) is computed eagerly.
+    other values gets its own pattern and program; a bidirectional plan's
+    program runs its forward passes, then its sweeps.
     """
 
     def __call__(self, x, *more):
@@ -247,9 +247,6 @@ def compile_sparse(fun: SparseJacobian, g, x):
     with counting(recorder):
         y, pullback = engines.get("reverse").vjp(g, x)
         pattern, (mode, seeding) = fun.planned(pullback, np.size(y))
-        if mode == "bidirectional":
-            raise NotReplayable("its plan pushes seeds both ways (bidirectional), which one program does not replay")
-        recorder.segment = mode
         values = entries(_capturing(pullback, recorder), pattern, seeding, np.shape(y), x, fun.batch_size)
     program = CompressedProgram(recorder, mode, np.shape(y), x, pattern, seeding)
     return program, csr_array((values, pattern.indices, pattern.indptr), shape=pattern.shape)
@@ -306,11 +303,13 @@ def _orders(fun, g, x) -> tuple[str, ...]:
 def _capturing(pullback, recorder):
     """`pullback` (and its `push`) with each pass's derivative block marked as an output."""
     def sweep(g):
+        recorder.segment = "reverse"
         ct = pullback(g)
         recorder.output(ct, len(g))
         return ct
 
     def push(tangents, max_bytes=None):
+        recorder.segment = "forward"
         try:
             y, t = pullback.push(tangents, max_bytes)
         except MemoryBudgetError:
@@ -347,9 +346,10 @@ class Program:
         # (row width of a pass's block, shape of J): reverse blocks are rows of J, forward ones columns
         width = math.prod(self.x_shape) if mode == "reverse" else math.prod(self.y_shape)
         self._layout = width, self.y_shape + self.x_shape
-        blocks = recorder.outputs.get(mode, [])
+        # a bidirectional program replays its forward passes, then its sweeps, after the shared primal work
+        segments = (None, "forward", "reverse") if mode == "bidirectional" else (None, mode)
+        blocks = [block for segment in segments[1:] for block in recorder.outputs.get(segment, [])]
         self.seeds = [k for _, _, k in blocks]
-        segments = (None, mode)
         eqs = recorder.equations
         observations = [o for o in recorder.observations if o.segment in segments]
         roots = [r for _, r, _ in blocks] + [r for o in observations for r in o.refs]
@@ -428,23 +428,28 @@ class Program:
 class CompressedProgram(Program):
     """A `Program` of compressed passes: its blocks are one derivative per color, and a replay
     gathers the pattern's entries from them (entry (i, j): element i of the tangent of j's
-    color, or element j of the cotangent of i's color)."""
+    color, or, for a row pulled by a cotangent, element j of the cotangent of i's color)."""
 
     def __init__(self, recorder: Recorder, mode: str, y_shape, x, pattern, seeding):
         super().__init__(recorder, mode, y_shape, x, None)
         self.pattern = pattern
-        rows = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr))
-        if mode == "forward":
-            self._gather = seeding.columns[pattern.indices], rows
-        else:
-            self._gather = seeding.rows[rows], pattern.indices
+        rows, cols = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr)), pattern.indices
+        pulled = np.zeros(pattern.nnz, dtype=bool) if seeding.rows is None else seeding.rows[rows] >= 0
+        # per order: (its entries, as a mask; each entry's color; its element in that color's block; block width)
+        self._reads = {}
+        if seeding.columns is not None:
+            self._reads["forward"] = ~pulled, seeding.columns[cols[~pulled]], rows[~pulled], math.prod(self.y_shape)
+        if seeding.rows is not None:
+            self._reads["reverse"] = pulled, seeding.rows[rows[pulled]], cols[pulled], math.prod(self.x_shape)
+        self._pushed = len(recorder.outputs.get("forward", []))  # the forward blocks come first
 
     def _assemble(self, blocks):
-        width = self._layout[0]
-        mats = [b.reshape(k, width) for b, k in zip(blocks, self.seeds)]
-        M = np.concatenate(mats) if mats else np.zeros((0, width), dtype=self.dtype)
-        colors, place = self._gather
-        values = M[colors, place].astype(self.dtype, copy=False)
+        values = np.empty(self.pattern.nnz, dtype=self.dtype)
+        split = {"forward": slice(None, self._pushed), "reverse": slice(self._pushed, None)}
+        for order, (entries_of, colors, place, width) in self._reads.items():
+            mats = [b.reshape(k, width) for b, k in zip(blocks[split[order]], self.seeds[split[order]])]
+            if mats:  # no block: the order has no entry to read
+                values[entries_of] = np.concatenate(mats)[colors, place]
         return csr_array((values, self.pattern.indices, self.pattern.indptr), shape=self.pattern.shape)
 
 

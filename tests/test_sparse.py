@@ -405,12 +405,16 @@ def test_jit_of_a_sparse_jacobian_follows_the_branch_f_takes():
     assert jac.compiles == 2
 
 
-def test_jit_of_a_bidirectional_plan_computes_it_eagerly():
+def test_jit_of_a_bidirectional_plan_replays_its_passes_then_its_sweeps():
     x = np.linspace(0.1, 1.0, 8)
     jac = jl.jit(jl.sparse_jacobian(arrow))
-    with pytest.warns(UserWarning, match="bidirectional"):
-        S = jac(x)
-    assert _same(S, jl.sparse_jacobian(arrow, x)) and _same(jac(x), S)
+    for point in (x, 1.3 * x):
+        assert _same(jac(point), jl.sparse_jacobian(arrow, point))
+    program = jac.program(x)
+    assert (program.mode, program.seeds, jac.compiles) == ("bidirectional", [2, 1], 1)  # two colors, one row
+    with counting() as c:
+        jac(x)
+    assert c.total() == program.cost and c.passes == 2
 
 
 def test_jit_of_sparse_jacobians_of_trees_and_of_sparse_hessians():
