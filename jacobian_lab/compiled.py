@@ -42,7 +42,7 @@ from .accounting import PHASES, Cost, Counter, active_counter, counting
 from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, one_input_error, prepare,
                        result_dtype, rows, whole_block)
 from .compressed import SparseJacobian, entries
-from .hessian import HessianFunction, SparseHessian, refuse_structure, structured
+from .hessian import HessianFunction, SparseHessian, structured
 from .memory import MemoryBudgetError
 from .primitives import REGISTRY
 from .sparsity import csr_array
@@ -217,9 +217,19 @@ class JittedSparse(Jitted):
     program runs its forward passes, then its sweeps.
     """
 
+    def __init__(self, fun: SparseJacobian):
+        super().__init__(fun)
+        self._flat: dict = {}  # a sparse Hessian's x structure -> the JittedSparse of its flat gradient
+
     def __call__(self, x, *more):
         if more:
             raise one_input_error(self)
+        if isinstance(self.fun, SparseHessian) and structured(x):
+            x_flat, flat = self._flattened(x)
+            before = flat.compiles
+            H = flat(x_flat)
+            self.compiles += flat.compiles - before
+            return H
         g, x_flat, key = self._prepare(x)
         programs = self._programs.get(key, [])
         if isinstance(programs, NotReplayable):
@@ -231,10 +241,20 @@ class JittedSparse(Jitted):
                 return self.fun(x)
         return S
 
-    def _prepare(self, x):
-        if isinstance(self.fun, SparseHessian):
-            refuse_structure(x, "jl.jit(jl.sparse_hessian(f))")
-        return super()._prepare(x)
+    def program(self, x) -> "Program":
+        if not (isinstance(self.fun, SparseHessian) and structured(x)):
+            return super().program(x)
+        x_flat, flat = self._flattened(x)
+        return flat.program(x_flat)
+
+    def _flattened(self, x):
+        """(x as one flat vector, the JittedSparse of the Hessian on it, one per structure of x)."""
+        x_flat, fun = self.fun.flattened(x)
+        key = id(fun)  # one SparseJacobian per structure, kept by the sparse Hessian
+        flat = self._flat.get(key)
+        if flat is None:
+            flat = self._flat[key] = JittedSparse(fun)
+        return x_flat, flat
 
     def _build(self, g, x):
         return compile_sparse(self.fun, g, x)

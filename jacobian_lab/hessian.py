@@ -93,13 +93,6 @@ def structured(x) -> bool:
     return trees.is_tree(x) and not trees.is_numbers(x)
 
 
-def refuse_structure(x, what: str) -> None:
-    """`what` takes x as one array: refuse a structure, which f would get flattened."""
-    if structured(x):
-        raise TypeError(f"{what} takes x as one float array, not a structure of arrays (jl.hessian takes one); "
-                        "concatenate the leaves into one vector (np.concatenate) and split it inside f")
-
-
 class Derivative:
     """v -> the Jacobian of f at v, shape ``y.shape + v.shape``, from one reverse sweep of all outputs.
 
@@ -169,6 +162,8 @@ def sparse_hessian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None):
     equal to ``hessian(f, x)``'s. The coloring is the one for any Jacobian
     (no two columns of one color share a row); it does not use the symmetry.
     Without x, the sparse Hessian as a function of x, keeping its coloring.
+    For a tree of arrays x the result is the flat (n, n) Hessian, its rows
+    and columns in the order ``jacobian(..., flat=True)`` flattens x.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> H = jl.sparse_hessian(lambda x: np.sum(x[1:] * x[:-1] ** 2), np.arange(1.0, 5.0))
@@ -191,10 +186,26 @@ class SparseHessian(SparseJacobian):
         check_function(f)
         super().__init__(Derivative(f, scalar="a sparse Hessian"), mode, batch_size)
         self.of = f
+        self._flat: dict = {}  # x's structure -> the sparse Jacobian of f's gradient on the flat vector
 
     def __call__(self, x, *more):
-        refuse_structure(x, "sparse_hessian")
-        return super().__call__(x, *more)
+        if more or not structured(x):
+            return super().__call__(x, *more)
+        x_flat, flat = self.flattened(x)
+        H = flat(x_flat)
+        self.chosen, self.colors, self.seeds = flat.chosen, flat.colors, flat.seeds
+        return H
+
+    def flattened(self, x) -> tuple:
+        """For a tree of arrays x: ``(x_flat, fun)``, x as one flat vector and the `SparseJacobian` of the
+        gradient of f on that vector (one per structure, keeping its coloring): ``fun(x_flat)`` is the
+        (n, n) Hessian, rows and columns in the order `jacobian(..., flat=True)` flattens x."""
+        g, x_flat = prepare(self.of, x)
+        flat = self._flat.get(g.in_def)
+        if flat is None:
+            flat = self._flat[g.in_def] = SparseJacobian(Derivative(g, scalar="a sparse Hessian"), self.mode,
+                                                         self.batch_size)
+        return x_flat, flat
 
     def __repr__(self) -> str:
         return f"sparse_hessian({function_name(self.of)}, mode={self.mode!r})"

@@ -425,8 +425,12 @@ def test_jit_of_sparse_jacobians_of_trees_and_of_sparse_hessians():
     x = np.linspace(-1.0, 1.0, 12)
     hess = jl.jit(jl.sparse_hessian(rosen))
     assert _same(hess(x), jl.sparse_hessian(rosen, x)) and _same(hess(2 * x), jl.sparse_hessian(rosen, 2 * x))
-    with pytest.raises(TypeError, match="not a structure of arrays"):
-        hess({"x": x})
+    tree = {"u": x, "c": np.array(0.7)}
+    tree_loss = lambda p: rosen(p["u"]) * p["c"]  # noqa: E731
+    hess = jl.jit(jl.sparse_hessian(tree_loss))
+    for point in (tree, {"u": 0.5 * x, "c": np.array(1.1)}):
+        assert _same(hess(point), jl.sparse_hessian(tree_loss, point))
+    assert hess.compiles == 1
 
 
 def test_importing_the_package_leaves_scipy_sparse_for_the_first_sparse_jacobian():
