@@ -19,7 +19,9 @@ runs the primitives' NumPy implementations with no tracing, dispatch or
 counting. With mode "auto" both orders are compiled and the one whose
 program does fewer FLOPs is kept, unless the eager prediction rules one out
 by more than `BOTH_ORDERS_WITHIN`: recording it would make the first call pay
-for a whole eager Jacobian in the costlier order.
+for a whole eager Jacobian in the costlier order. Auto also weighs compressed
+seeds (one per color of the sparsity pattern, as `sparse_jacobian` pushes
+them) when f's operations are all local (`_compressed`).
 
 Like ``jax.jit``, this assumes f is a function of x alone: arrays it closes
 over are read when it is compiled, and randomness or other outside state is
@@ -41,11 +43,11 @@ from . import prediction as _prediction
 from .accounting import PHASES, Cost, Counter, active_counter, counting
 from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, one_input_error, prepare,
                        result_dtype, rows, whole_block)
-from .compressed import SparseJacobian, entries
+from .compressed import SparseJacobian, best_plan, entries
 from .hessian import HessianFunction, SparseHessian, structured
-from .memory import MemoryBudgetError
+from .memory import MemoryBudgetError, budget, check_dense
 from .primitives import REGISTRY
-from .sparsity import csr_array
+from .sparsity import csr_array, recorded_pattern
 from .staging import INPUT, NotReplayable, Recorder
 
 
@@ -293,19 +295,48 @@ def compile_jacobian(fun, g, x):
         y, pullback = engines.get("reverse").vjp(g, x)
         if fun.scalar:
             check_scalar(y)
+        compressed = _compressed(fun, g, pullback, y, x, recorder) if fun.mode == "auto" else None
+        if compressed is not None and sum(compressed[0].seeds) * BOTH_ORDERS_WITHIN <= min(np.size(y), x.size):
+            modes = ()  # this many times fewer seeds: recording a dense order would only lengthen the first call
         for mode in modes:
-            recorder.segment = mode
             build = columns if mode == "forward" else rows
             try:
                 results[mode] = build(g, x, fun.batch_size, fun.max_memory, (y, _capturing(pullback, recorder)))
             except MemoryBudgetError as e:  # auto: the other order may fit
                 error = e
-    if not results:
+    if not results and compressed is None:
         raise error
-    programs = [Program(recorder, mode, np.shape(y), x, g.out_def) for mode in results]
+    programs = {Program(recorder, mode, np.shape(y), x, g.out_def): J for mode, J in results.items()}
+    if compressed is not None:
+        programs[compressed[0]] = compressed[1]
     best = min(programs, key=lambda p: (p.cost.total(), len(p.equations)))
-    J = results[best.mode]
+    J = programs[best]
     return best, (J if best.fresh else J.copy())  # J may be a block the program keeps
+
+
+def _compressed(fun, g, pullback, y, x, recorder):
+    """(program, J) of compressed seeds, recorded in auto mode when they could be fewer than the dense
+    order's, else None.
+
+    Only a tape of elementwise operations, moves and scatters is read for its pattern: each output
+    element then depends on few inputs, and reading it is cheap. A matmul or a reduction makes the
+    pattern dense or costly to read (90 ms for `dense`'s 300x300), for seeds that could not be fewer.
+    """
+    m, n = int(np.size(y)), x.size
+    if fun.scalar or min(m, n) < 3 or not all(r.prim.structure in _LOCAL for r in pullback.tape.records[1:]):
+        return None
+    check_dense(m, n, result_dtype(x).itemsize, budget(fun.max_memory))  # the dense J, refused as eager mode would
+    pattern = recorded_pattern(pullback, m)
+    mode, seeding = best_plan(pattern)
+    if seeding.seeds >= min(m, n):
+        return None
+    values = entries(_capturing(pullback, recorder, "sparse "), pattern, seeding, np.shape(y), x, fun.batch_size)
+    program = CompressedProgram(recorder, mode, np.shape(y), x, pattern, seeding, "sparse ", g.out_def, dense=True)
+    return program, program.dense(values)
+
+
+# Structures whose outputs each depend on a few operand elements (see `Primitive.structure`).
+_LOCAL = frozenset(["elementwise", "move", "scatter"])
 
 
 def _orders(fun, g, x) -> tuple[str, ...]:
@@ -320,16 +351,17 @@ def _orders(fun, g, x) -> tuple[str, ...]:
     return ("forward", "reverse")
 
 
-def _capturing(pullback, recorder):
-    """`pullback` (and its `push`) with each pass's derivative block marked as an output."""
+def _capturing(pullback, recorder, prefix: str = ""):
+    """`pullback` (and its `push`) with each pass's derivative block marked as an output, filed under
+    the segment `prefix` + "forward" (pushes) or + "reverse" (sweeps)."""
     def sweep(g):
-        recorder.segment = "reverse"
+        recorder.segment = prefix + "reverse"
         ct = pullback(g)
         recorder.output(ct, len(g))
         return ct
 
     def push(tangents, max_bytes=None):
-        recorder.segment = "forward"
+        recorder.segment = prefix + "forward"
         try:
             y, t = pullback.push(tangents, max_bytes)
         except MemoryBudgetError:
@@ -360,14 +392,15 @@ class Program:
     dense cost). Without compaction the two are the same.
     """
 
-    def __init__(self, recorder: Recorder, mode: str, y_shape, x, out_def):
+    def __init__(self, recorder: Recorder, mode: str, y_shape, x, out_def, prefix: str = ""):
         self.mode, self.y_shape, self.x_shape, self.out_def = mode, tuple(y_shape), x.shape, out_def
         self.dtype = result_dtype(x)
         # (row width of a pass's block, shape of J): reverse blocks are rows of J, forward ones columns
         width = math.prod(self.x_shape) if mode == "reverse" else math.prod(self.y_shape)
         self._layout = width, self.y_shape + self.x_shape
         # a bidirectional program replays its forward passes, then its sweeps, after the shared primal work
-        segments = (None, "forward", "reverse") if mode == "bidirectional" else (None, mode)
+        orders = ("forward", "reverse") if mode == "bidirectional" else (mode,)
+        segments = (None, *[prefix + order for order in orders])
         blocks = [block for segment in segments[1:] for block in recorder.outputs.get(segment, [])]
         self.seeds = [k for _, _, k in blocks]
         eqs = recorder.equations
@@ -448,12 +481,15 @@ class Program:
 class CompressedProgram(Program):
     """A `Program` of compressed passes: its blocks are one derivative per color, and a replay
     gathers the pattern's entries from them (entry (i, j): element i of the tangent of j's
-    color, or, for a row pulled by a cotangent, element j of the cotangent of i's color)."""
+    color, or, for a row pulled by a cotangent, element j of the cotangent of i's color) into a
+    `csr_array`, or with `dense` into the Jacobian as an array of shape ``y_shape + x_shape``."""
 
-    def __init__(self, recorder: Recorder, mode: str, y_shape, x, pattern, seeding):
-        super().__init__(recorder, mode, y_shape, x, None)
-        self.pattern = pattern
+    def __init__(self, recorder: Recorder, mode: str, y_shape, x, pattern, seeding, prefix: str = "",
+                 out_def=None, dense: bool = False):
+        super().__init__(recorder, mode, y_shape, x, out_def, prefix)
+        self.pattern, self._dense_result = pattern, dense
         rows, cols = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr)), pattern.indices
+        self._flat_index = rows * pattern.shape[1] + cols  # each entry's place in the dense (m, n) J
         pulled = np.zeros(pattern.nnz, dtype=bool) if seeding.rows is None else seeding.rows[rows] >= 0
         # per order: (its entries, as a mask; each entry's color; its element in that color's block; block width)
         self._reads = {}
@@ -461,7 +497,7 @@ class CompressedProgram(Program):
             self._reads["forward"] = ~pulled, seeding.columns[cols[~pulled]], rows[~pulled], math.prod(self.y_shape)
         if seeding.rows is not None:
             self._reads["reverse"] = pulled, seeding.rows[rows[pulled]], cols[pulled], math.prod(self.x_shape)
-        self._pushed = len(recorder.outputs.get("forward", []))  # the forward blocks come first
+        self._pushed = len(recorder.outputs.get(prefix + "forward", []))  # the forward blocks come first
 
     def _assemble(self, blocks):
         values = np.empty(self.pattern.nnz, dtype=self.dtype)
@@ -470,7 +506,15 @@ class CompressedProgram(Program):
             mats = [b.reshape(k, width) for b, k in zip(blocks[split[order]], self.seeds[split[order]])]
             if mats:  # no block: the order has no entry to read
                 values[entries_of] = np.concatenate(mats)[colors, place]
+        if self._dense_result:
+            return self.dense(values)
         return csr_array((values, self.pattern.indices, self.pattern.indptr), shape=self.pattern.shape)
+
+    def dense(self, values) -> np.ndarray:
+        """The pattern's entries `values` as the dense Jacobian (zero off the pattern)."""
+        J = np.zeros(self.pattern.shape[0] * self.pattern.shape[1], dtype=self.dtype)
+        J[self._flat_index] = values
+        return J.reshape(self.y_shape + self.x_shape)
 
 
 def _needed(eqs, roots) -> list[int]:

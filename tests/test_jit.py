@@ -21,6 +21,7 @@ import jacobian_lab as jl
 from jacobian_lab import compiled
 from jacobian_lab import problems, staging
 from jacobian_lab.accounting import counting
+from jacobian_lab.compiled import CompressedProgram
 from jacobian_lab.primitives import REGISTRY
 from jacobian_lab.staging import NotReplayable, Recorder
 
@@ -80,12 +81,53 @@ def test_problems_replay_like_eager(name, mode):
 
 
 @pytest.mark.parametrize("name", problems.names())
-def test_auto_keeps_the_cheaper_compiled_order(name):
+def test_auto_keeps_the_cheapest_compiled_program(name):
     p = _small(name)
     costs = {mode: jl.jit(jl.jacobian(p.f, mode=mode)).program(p.x).cost.total() for mode in ("forward", "reverse")}
     program = jl.jit(jl.jacobian(p.f)).program(p.x)
-    assert program.cost.total() == min(costs.values())
-    assert costs[program.mode] == min(costs.values())
+    if isinstance(program, CompressedProgram):  # compressed seeds: the compiled sparse Jacobian's work
+        assert program.cost == jl.jit(jl.sparse_jacobian(p.f)).program(p.x).cost
+        assert program.cost.total() < min(costs.values())
+    else:
+        assert program.cost.total() == min(costs.values())
+        assert costs[program.mode] == min(costs.values())
+
+
+def test_auto_compiles_a_banded_jacobian_with_compressed_seeds():
+    p = problems.get("bratu")
+    jac = jl.jit(jl.jacobian(p.f))
+    for x in (p.x, _moved(p.x, 1)):
+        np.testing.assert_array_equal(jac(x), jl.jacobian(p.f, x, mode="forward"))  # the same entries, bit for bit
+    program = jac.program(p.x)
+    assert isinstance(program, CompressedProgram) and (program.mode, program.seeds, jac.compiles) == ("forward", [3], 1)
+    with counting() as c:
+        jac(p.x)
+    assert c.total() == program.cost
+    with counting() as first:  # 3 seeds instead of 1998: the dense orders (32 million flops each) are not recorded
+        jl.jit(jl.jacobian(p.f))(p.x)
+    assert first.cost("tangent").flops < 100 * p.x.size
+    with pytest.raises(jl.MemoryBudgetError, match="dense 1998x2000 Jacobian"):
+        jl.jit(jl.jacobian(p.f, max_memory=1 << 20))(p.x)
+
+
+def test_auto_reads_no_pattern_through_a_matmul_or_for_a_gradient():
+    # a dense layer's pattern is dense and costly to read; a gradient already takes one sweep
+    for name in ("dense", "mlp_loss", "seed"):
+        p = _small(name)
+        assert not isinstance(jl.jit(jl.jacobian(p.f)).program(p.x), CompressedProgram), name
+
+
+def test_a_compressed_program_returns_structured_outputs_in_their_blocks():
+    def f(p):
+        return {"r": p["u"][1:] * p["u"][:-1] + p["c"], "s": np.sin(p["u"])}
+
+    params = {"u": np.linspace(0.1, 1.0, 9), "c": np.array(0.5)}
+    jac = jl.jit(jl.jacobian(f))
+    J, K = jac(params), jl.jacobian(f, params, mode="forward")
+    assert isinstance(jac.program(params), CompressedProgram)
+    for out in ("r", "s"):
+        for leaf in ("u", "c"):
+            np.testing.assert_array_equal(J[out][leaf], K[out][leaf])
 
 
 def _two_layers(n):
