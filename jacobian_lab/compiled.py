@@ -160,10 +160,16 @@ class Jitted:
         self._programs[key] = ([program] + self._programs.get(key, []))[:KEEP_PROGRAMS]
         return program, J
 
-
     def _build(self, g, x):
         """(program, J at x): what `_compile` records and keeps."""
         return compile_jacobian(self.fun, g, x)
+
+    def _through(self, flat: "Jitted", method: str, x):
+        """``getattr(flat, method)(x)`` for the compiled function of one structure, its compiles counted here."""
+        before = flat.compiles
+        result = getattr(flat, method)(x)
+        self.compiles += flat.compiles - before
+        return result
 
 
 class JittedHessian(Jitted):
@@ -185,19 +191,13 @@ class JittedHessian(Jitted):
         if more or not structured(x):
             return super().__call__(x, *more)
         g, x_flat, flat = self._flattened(x)
-        before = flat.compiles
-        H = flat(x_flat)
-        self.compiles += flat.compiles - before
-        return trees.blocks(H, g.in_def, g.in_def)
+        return trees.blocks(self._through(flat, "__call__", x_flat), g.in_def, g.in_def)
 
     def program(self, x) -> "Program":
         if not structured(x):
             return super().program(x)
         _, x_flat, flat = self._flattened(x)
-        before = flat.compiles
-        program = flat.program(x_flat)
-        self.compiles += flat.compiles - before
-        return program
+        return self._through(flat, "program", x_flat)
 
     def _flattened(self, x):
         """(f on one flat vector, x as that vector, the Jitted Hessian for x's structure)."""
@@ -228,10 +228,7 @@ class JittedSparse(Jitted):
             raise one_input_error(self)
         if isinstance(self.fun, SparseHessian) and structured(x):
             x_flat, flat = self._flattened(x)
-            before = flat.compiles
-            H = flat(x_flat)
-            self.compiles += flat.compiles - before
-            return H
+            return self._through(flat, "__call__", x_flat)
         g, x_flat, key = self._prepare(x)
         programs = self._programs.get(key, [])
         if isinstance(programs, NotReplayable):
@@ -247,7 +244,7 @@ class JittedSparse(Jitted):
         if not (isinstance(self.fun, SparseHessian) and structured(x)):
             return super().program(x)
         x_flat, flat = self._flattened(x)
-        return flat.program(x_flat)
+        return self._through(flat, "program", x_flat)
 
     def _flattened(self, x):
         """(x as one flat vector, the JittedSparse of the Hessian on it, one per structure of x)."""
