@@ -328,6 +328,8 @@ def _compressed(fun, g, pullback, y, x, recorder):
     if seeding.seeds >= min(m, n):
         return None
     values = entries(_capturing(pullback, recorder, "sparse "), pattern, seeding, np.shape(y), x, fun.batch_size)
+    if not np.isfinite(values).all():  # eager one-hot seeds may hold NaN off the pattern here: see `dense`
+        return None
     program = CompressedProgram(recorder, mode, np.shape(y), x, pattern, seeding, "sparse ", g.out_def, dense=True)
     return program, program.dense(values)
 
@@ -504,11 +506,18 @@ class CompressedProgram(Program):
             if mats:  # no block: the order has no entry to read
                 values[entries_of] = np.concatenate(mats)[colors, place]
         if self._dense_result:
-            return self.dense(values)
+            return self.dense(values) if np.isfinite(values).all() else None
         return csr_array((values, self.pattern.indices, self.pattern.indptr), shape=self.pattern.shape)
 
     def dense(self, values) -> np.ndarray:
-        """The pattern's entries `values` as the dense Jacobian (zero off the pattern)."""
+        """The pattern's entries `values` as the dense Jacobian (zero off the pattern).
+
+        Only for finite entries: eager one-hot seeds compute an entry off the pattern
+        as ``0 * v``, NaN where a value v on the way is inf or NaN, and such a v makes
+        an entry of the same row (forward) or column (reverse) non-finite too. So a
+        replay with a non-finite entry returns None, as for a failed guard, and the
+        Jacobian at that x is recompiled in a dense order, whose values are eager's.
+        """
         J = np.zeros(self.pattern.shape[0] * self.pattern.shape[1], dtype=self.dtype)
         J[self._flat_index] = values
         return J.reshape(self.y_shape + self.x_shape)

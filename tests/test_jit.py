@@ -110,6 +110,24 @@ def test_auto_compiles_a_banded_jacobian_with_compressed_seeds():
         jl.jit(jl.jacobian(p.f, max_memory=1 << 20))(p.x)
 
 
+def test_a_compressed_program_gives_way_to_a_dense_one_where_eager_seeds_hold_nan():
+    # off the pattern eager one-hot seeds compute 0 * (-sin(inf)) = NaN, where scattered entries leave 0
+    index = np.array([0, 2, 2, 5, 1, 4])
+
+    def f(x):
+        return x[index] * np.cos(x[index[::-1]])
+
+    x = np.linspace(0.1, 0.6, 6)
+    jac = jl.jit(jl.jacobian(f))
+    assert isinstance(jac.program(x), CompressedProgram)
+    for v in (np.where(np.arange(6) == 1, np.inf, x), np.where(np.arange(6) == 4, np.nan, x), x):
+        J = jac(v)
+        program = jac.program(v)
+        expected = jl.jacobian(f, v, mode="forward" if program.mode == "forward" else "reverse")
+        np.testing.assert_array_equal(J, expected)
+    assert not isinstance(jac.program(np.where(np.arange(6) == 1, np.inf, x)), CompressedProgram)
+
+
 def test_auto_reads_no_pattern_through_a_matmul_or_for_a_gradient():
     # a dense layer's pattern is dense and costly to read; a gradient already takes one sweep
     for name in ("dense", "mlp_loss", "seed"):
