@@ -68,7 +68,10 @@ def map_passes(executor, task, ranges, *args):
     read, so finished blocks waiting to be placed never add up to another
     Jacobian. When the caller is counting, each pass counts in its worker and
     the count is merged here. A failed pass cancels the passes not yet started
-    and its exception is raised here.
+    and its exception is raised here, once the passes already running have
+    ended: the caller may retry with smaller passes (a pass stopped by the
+    memory budget), and the work of every pass that ran, the failed one's up
+    to its failure, is counted as in a serial loop.
     """
     count = active_counter() is not None
     if isinstance(executor, ProcessPoolExecutor):
@@ -85,14 +88,30 @@ def map_passes(executor, task, ranges, *args):
     try:
         while window:
             lo, hi, future = window.popleft()
-            block, counter = future.result()
+            block = _result(future, count)
             submit_next()
-            if counter is not None:
-                active_counter().merge(counter)
             yield lo, hi, block
     finally:
-        for _, _, future in window:
-            future.cancel()
+        running = [future for _, _, future in window if future.cancel() is False]
+        for future in running:
+            try:
+                _result(future, count)
+            except Exception:  # noqa: BLE001 - the first failure is the one raised
+                pass
+
+
+def _result(future, count: bool):
+    """A pass's block, its work (the work of a failed pass too) merged into the caller's count."""
+    try:
+        block, counter = future.result()
+    except Exception as error:
+        counter = getattr(error, "pass_counter", None)
+        if count and counter is not None:
+            active_counter().merge(counter)
+        raise
+    if count:
+        active_counter().merge(counter)
+    return block
 
 
 def _pass(count: bool, task, lo: int, hi: int, *args):
@@ -108,7 +127,11 @@ def _in_context(count, task, lo, hi, *args):
     if not count:
         return task(lo, hi, *args), None
     with counting() as counter:
-        return task(lo, hi, *args), counter
+        try:
+            return task(lo, hi, *args), counter
+        except Exception as error:  # its work until the failure ran: the caller counts it too
+            error.pass_counter = counter
+            raise
 
 
 def _check_pickles(task) -> None:

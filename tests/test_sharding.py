@@ -118,6 +118,32 @@ def test_a_failing_pass_raises_its_own_error_in_the_caller(pool):
         jl.jacobian(f, np.ones(10), mode="forward", batch_size=2, executor=pool)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_work_of_failed_and_abandoned_passes_is_counted(workers):
+    # A pass stopped by the memory budget is retried with fewer seeds; the work it and the passes
+    # already running on other workers did ran, and counts, as the failed pass's does in a serial loop.
+    evaluations = {"started": 0, "finished": 0}
+    lock = threading.Lock()
+
+    def f(x):
+        s = np.sin(x)
+        with lock:
+            evaluations["started"] += 1
+            if evaluations["started"] == 4:
+                raise ArithmeticError("the fourth evaluation fails")
+        with lock:
+            evaluations["finished"] += 1
+        return s * x
+
+    x = np.linspace(0.0, 1.0, 8)
+    with ThreadPoolExecutor(max_workers=workers) as executor, counting() as counter:
+        with pytest.raises(ArithmeticError):
+            jl.jacobian(f, x, mode="forward", batch_size=1, executor=executor)
+    started, finished = evaluations["started"], evaluations["finished"]
+    assert counter.cost("primal") == jl.Cost(flops=8 * finished, transcendentals=8 * started)
+    assert counter.passes == finished
+
+
 class Deferred:
     """Futures that run their task when asked for the result: submitting is free, so only
     the harness's own window limits how many are outstanding."""
