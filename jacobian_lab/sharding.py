@@ -81,7 +81,7 @@ def map_passes(executor, task, ranges, *args):
 
     def submit_next():
         for lo, hi in itertools.islice(pending, 1):
-            window.append((lo, hi, executor.submit(_pass, count, task, lo, hi, *args)))
+            window.append((lo, hi, _submit(executor, count, task, lo, hi, *args)))
 
     for _ in range(2 * workers(executor, len(ranges))):
         submit_next()
@@ -112,6 +112,15 @@ def _result(future, count: bool):
     if count:
         active_counter().merge(counter)
     return block
+
+
+def _submit(executor, *args):
+    """``executor.submit(_pass, *args)``; an executor that is shut down is named as the cause."""
+    try:
+        return executor.submit(_pass, *args)
+    except RuntimeError as error:  # concurrent.futures: "cannot schedule new futures after shutdown"
+        raise RuntimeError(f"the executor takes no more passes ({error}); pass one that is still open, "
+                           "e.g. inside its `with ThreadPoolExecutor() as pool:` block") from error
 
 
 def _pass(count: bool, task, lo: int, hi: int, *args):

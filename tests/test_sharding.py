@@ -184,6 +184,15 @@ def test_an_object_without_submit_is_refused():
         jl.jacrev(np.sin, executor=object())
 
 
+@pytest.mark.parametrize("make", [ThreadPoolExecutor, ProcessPoolExecutor])
+def test_an_executor_that_was_shut_down_is_named_as_the_cause(make):
+    executor = make(max_workers=1)
+    executor.shutdown()
+    for mode in ("forward", "reverse"):
+        with pytest.raises(RuntimeError, match="takes no more passes.*still open"):
+            jl.jacobian(chained, np.ones(6), mode=mode, batch_size=2, executor=executor)
+
+
 def test_jit_refuses_an_executor(pool):
     with pytest.raises(TypeError, match="takes no executor"):
         jl.jit(jl.jacobian(np.sin, executor=pool))
