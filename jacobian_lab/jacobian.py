@@ -171,8 +171,8 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, record
     an (n, m) array, and J is returned as its transpose (column-major): no
     transposing copy, and one pass's tangent is the result as it stands.
     A pass whose tangents would outgrow the memory budget stops early; with
-    batch_size=None the Jacobian is then rebuilt with as many seeds per pass
-    as that pass showed will fit. `recorded` is an already recorded
+    batch_size=None the Jacobian is then rebuilt with at most half as many
+    seeds per pass, and no more than that pass showed will fit. `recorded` is an already recorded
     ``(y, pullback)`` of f at x: each pass then replays its tape forward
     (`pullback.push`) instead of evaluating f again. With an `executor`, the
     passes after the first run on it (`jacobian_lab.sharding`).
@@ -192,7 +192,10 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, record
             seed_bytes = getattr(error, "seed_bytes", 0)
             if batch_size is not None or not seed_bytes or step == 1:
                 raise
-            step = max(1, min(step - 1, int(limit // seed_bytes)))
+            # As many seeds as fit the budget the pass outgrew, at the bytes per seed it had created when
+            # it stopped, and at most half as many as it had: the pass stopped part way through f, so
+            # that estimate is low, and trusting it alone retries nearly one seed fewer at a time.
+            step = max(1, min(step // 2, int(getattr(error, "max_bytes", limit) // seed_bytes)))
 
 
 def _columns(push, x, step, limit, y_shape=None, executor=None, task=None):

@@ -73,7 +73,8 @@ class TangentBudget:
 
     The sum of every tangent created is an upper bound of what the pass holds at
     once; past the limit `account` raises `MemoryBudgetError` carrying
-    ``seed_bytes``, the bytes one seed needed, so the harness can retry with
+    ``seed_bytes``, the bytes one seed needed, and ``max_bytes``, the budget it
+    outgrew (what is left once the result is set aside), so the harness can retry with
     fewer seeds per pass.
     """
 
@@ -91,5 +92,5 @@ class TangentBudget:
                 f"a forward pass with {self.seeds} tangent seed{'s' if self.seeds > 1 else ''} needs more than "
                 f"{gib(self.max_bytes)} of tangents (max_memory); use {advice}reverse mode or a larger max_memory"
             )
-            error.seed_bytes = self.created / self.seeds
+            error.seed_bytes, error.max_bytes = self.created / self.seeds, self.max_bytes
             raise error

@@ -110,6 +110,7 @@ def test_auto_compiles_a_banded_jacobian_with_compressed_seeds():
         jl.jit(jl.jacobian(p.f, max_memory=1 << 20))(p.x)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # NumPy's, on the inf it is given
 def test_a_compressed_program_gives_way_to_a_dense_one_where_eager_seeds_hold_nan():
     # off the pattern eager one-hot seeds compute 0 * (-sin(inf)) = NaN, where scattered entries leave 0
     index = np.array([0, 2, 2, 5, 1, 4])

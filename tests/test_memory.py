@@ -1,4 +1,6 @@
 """Memory budget: refuse oversized Jacobians before allocating; size batches to fit."""
+import importlib
+
 import numpy as np
 import pytest
 
@@ -119,3 +121,27 @@ def test_a_single_seed_over_budget_is_not_told_to_shrink_its_batch():
     with pytest.raises(MemoryBudgetError, match="forward pass with 1 tangent seed needs") as err:
         jl.jacfwd(np.sin, batch_size=1, max_memory=100)(np.ones(1000))
     assert "batch_size" not in str(err.value)
+
+
+def test_a_forward_pass_over_budget_retries_with_at_most_half_the_seeds(monkeypatch):
+    harness = importlib.import_module("jacobian_lab.jacobian")  # the module, not the function jl.jacobian
+
+    steps, run = [], harness._columns
+
+    def attempt(push, x, step, *args):
+        steps.append(step)
+        return run(push, x, step, *args)
+
+    monkeypatch.setattr(harness, "_columns", attempt)
+    rng = np.random.default_rng(0)
+    layers = [rng.normal(size=(200, 200)) / 14 for _ in range(5)]
+
+    def deep(x):  # a pass stops part way through the layers: what it created is a low estimate
+        for W in layers:
+            x = np.tanh(W @ x)
+        return x[:50] * x[50:100]
+
+    x = np.linspace(0.0, 1.0, 200)
+    J = jl.jacobian(deep, x, mode="forward", max_memory=200_000)
+    np.testing.assert_allclose(J, jl.jacrev(deep)(x), rtol=1e-12, atol=1e-15)
+    assert all(b <= a // 2 for a, b in zip(steps, steps[1:])) and len(steps) <= 8  # not one seed fewer at a time
