@@ -43,7 +43,7 @@ from . import prediction as _prediction
 from .accounting import PHASES, Cost, Counter, active_counter, counting
 from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, one_input_error, prepare,
                        result_dtype, rows, whole_block)
-from .compressed import SparseJacobian, best_plan, entries
+from .compressed import SparseJacobian, best_plan, entries, where_read
 from .hessian import HessianFunction, SparseHessian, structured
 from .memory import MemoryBudgetError, budget, check_dense
 from .primitives import REGISTRY
@@ -221,7 +221,7 @@ class JittedSparse(Jitted):
 
     def __init__(self, fun: SparseJacobian):
         super().__init__(fun)
-        self._flat: dict = {}  # a sparse Hessian's x structure -> the JittedSparse of its flat gradient
+        self._flat: dict = {}  # a sparse Hessian's SparseJacobian of one structure -> its JittedSparse
 
     def __call__(self, x, *more):
         if more:
@@ -248,11 +248,10 @@ class JittedSparse(Jitted):
 
     def _flattened(self, x):
         """(x as one flat vector, the JittedSparse of the Hessian on it, one per structure of x)."""
-        x_flat, fun = self.fun.flattened(x)
-        key = id(fun)  # one SparseJacobian per structure, kept by the sparse Hessian
-        flat = self._flat.get(key)
+        x_flat, fun = self.fun.flattened(x)  # one SparseJacobian per structure, kept by the sparse Hessian
+        flat = self._flat.get(fun)
         if flat is None:
-            flat = self._flat[key] = JittedSparse(fun)
+            flat = self._flat[fun] = JittedSparse(fun)
         return x_flat, flat
 
     def _build(self, g, x):
@@ -479,32 +478,29 @@ class Program:
 
 class CompressedProgram(Program):
     """A `Program` of compressed passes: its blocks are one derivative per color, and a replay
-    gathers the pattern's entries from them (entry (i, j): element i of the tangent of j's
-    color, or, for a row pulled by a cotangent, element j of the cotangent of i's color) into a
-    `csr_array`, or with `dense` into the Jacobian as an array of shape ``y_shape + x_shape``."""
+    gathers the pattern's entries from them (`compressed.where_read`) into a `csr_array`, or with
+    `dense` into the Jacobian as an array of shape ``y_shape + x_shape``."""
 
     def __init__(self, recorder: Recorder, mode: str, y_shape, x, pattern, seeding, prefix: str = "",
                  out_def=None, dense: bool = False):
         super().__init__(recorder, mode, y_shape, x, out_def, prefix)
         self.pattern, self._dense_result = pattern, dense
-        rows, cols = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr)), pattern.indices
-        self._flat_index = rows * pattern.shape[1] + cols  # each entry's place in the dense (m, n) J
-        pulled = np.zeros(pattern.nnz, dtype=bool) if seeding.rows is None else seeding.rows[rows] >= 0
-        # per order: (its entries, as a mask; each entry's color; its element in that color's block; block width)
-        self._reads = {}
-        if seeding.columns is not None:
-            self._reads["forward"] = ~pulled, seeding.columns[cols[~pulled]], rows[~pulled], math.prod(self.y_shape)
-        if seeding.rows is not None:
-            self._reads["reverse"] = pulled, seeding.rows[rows[pulled]], cols[pulled], math.prod(self.x_shape)
+        self._reads = where_read(pattern, seeding)
+        if dense:  # each entry's place in the dense (m, n) J: a scatter there beats csr_array.toarray
+            rows = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr))
+            self._flat_index = rows * pattern.shape[1] + pattern.indices
+        # a forward block is a tangent (one row per color, m wide), a reverse one a cotangent (n wide)
+        self._widths = {"forward": math.prod(self.y_shape), "reverse": math.prod(self.x_shape)}
         self._pushed = len(recorder.outputs.get(prefix + "forward", []))  # the forward blocks come first
 
     def _assemble(self, blocks):
         values = np.empty(self.pattern.nnz, dtype=self.dtype)
         split = {"forward": slice(None, self._pushed), "reverse": slice(self._pushed, None)}
-        for order, (entries_of, colors, place, width) in self._reads.items():
+        for order, (mine, colors, place) in self._reads.items():
+            width = self._widths[order]
             mats = [b.reshape(k, width) for b, k in zip(blocks[split[order]], self.seeds[split[order]])]
             if mats:  # no block: the order has no entry to read
-                values[entries_of] = np.concatenate(mats)[colors, place]
+                values[mine] = np.concatenate(mats)[colors, place]
         if self._dense_result:
             return self.dense(values) if np.isfinite(values).all() else None
         return csr_array((values, self.pattern.indices, self.pattern.indptr), shape=self.pattern.shape)

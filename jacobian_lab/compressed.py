@@ -366,20 +366,32 @@ def _color_seeds(colors, lo, hi, shape, dtype):
 def entries(pullback, pattern, seeding: Plan, y_shape, x, batch_size) -> np.ndarray:
     """The pattern's entries, in its order: rows with a row color from the cotangent of their color,
     the others from the tangent of their column's color."""
-    column_colors, row_colors = seeding
     dtype = result_dtype(x)
     values = np.empty(pattern.nnz, dtype=dtype)
-    rows = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr))  # each entry's row
-    cols = pattern.indices
-    pulled = np.zeros(pattern.nnz, dtype=bool) if row_colors is None else row_colors[rows] >= 0
-    if column_colors is not None:  # entry (i, j): element i of the tangent of color(j)
-        pushed = ~pulled
-        values[pushed] = _read(lambda seeds: pullback.push(seeds)[1], column_colors, column_colors[cols[pushed]],
-                               rows[pushed], x.shape, x.size, dtype, batch_size)
-    if row_colors is not None:  # entry (i, j): element j of the cotangent of color(i)
-        values[pulled] = _read(pullback, row_colors, row_colors[rows[pulled]], cols[pulled], y_shape,
-                               getattr(pullback, "widest", x.size), dtype, batch_size)
+    reads = where_read(pattern, seeding)
+    if "forward" in reads:
+        mine, colors, place = reads["forward"]
+        values[mine] = _read(lambda seeds: pullback.push(seeds)[1], seeding.columns, colors, place, x.shape,
+                             x.size, dtype, batch_size)
+    if "reverse" in reads:
+        mine, colors, place = reads["reverse"]
+        values[mine] = _read(pullback, seeding.rows, colors, place, y_shape, getattr(pullback, "widest", x.size),
+                             dtype, batch_size)
     return values
+
+
+def where_read(pattern, seeding: Plan) -> dict:
+    """Where each entry of `pattern` is read, per order that seeds it: ``{order: (its entries, as a mask;
+    each one's color; its element in that color's derivative)}``. Entry (i, j) is element i of the
+    tangent of color(j), or, in a row pulled by a cotangent, element j of the cotangent of color(i)."""
+    rows, cols = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr)), pattern.indices
+    pulled = np.zeros(pattern.nnz, dtype=bool) if seeding.rows is None else seeding.rows[rows] >= 0
+    reads = {}
+    if seeding.columns is not None:
+        reads["forward"] = ~pulled, seeding.columns[cols[~pulled]], rows[~pulled]
+    if seeding.rows is not None:
+        reads["reverse"] = pulled, seeding.rows[rows[pulled]], cols[pulled]
+    return reads
 
 
 def _read(run, colors, entry_colors, place, shape, width, dtype, batch_size) -> np.ndarray:
