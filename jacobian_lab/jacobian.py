@@ -413,6 +413,8 @@ class JacobianFunction:
     def __init__(self, f: Callable, mode: str, batch_size=None, *, flat=False, max_memory=None, scalar=False,
                  executor=None):
         check_function(f)
+        check_options(mode, batch_size)
+        sharding.check_executor(executor)
         self.f, self.mode, self.batch_size, self.flat, self.max_memory = f, mode, batch_size, flat, max_memory
         self.scalar = scalar  # grad: f must return a scalar, the result has x's structure
         self.executor = executor
@@ -438,8 +440,6 @@ def jacfwd(f: Callable, *, batch_size=None, flat: bool = False, max_memory=None,
     array([[1., 0.],
            [0., 1.]])
     """
-    _check_batch_size(batch_size)
-    sharding.check_executor(executor)
     return JacobianFunction(f, "forward", batch_size, flat=flat, max_memory=max_memory, executor=executor)
 
 
@@ -450,8 +450,6 @@ def jacrev(f: Callable, *, batch_size=None, flat: bool = False, max_memory=None,
     >>> jl.jacrev(lambda x: np.sum(x ** 2))(np.array([1.0, 2.0]))
     array([2., 4.])
     """
-    _check_batch_size(batch_size)
-    sharding.check_executor(executor)
     return JacobianFunction(f, "reverse", batch_size, flat=flat, max_memory=max_memory, executor=executor)
 
 
