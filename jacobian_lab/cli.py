@@ -398,14 +398,14 @@ def _seeds(count: int) -> str:
 
 
 def _pattern_summary(pattern, plans) -> dict:
-    from .compressed import fewest_seeds
+    from .compressed import fewest_seeds, widest
 
     m, n = pattern.shape
     seeds = {mode: p.seeds for mode, p in plans.items()}
+    row, column = widest(pattern)
     return {
         "m": m, "n": n, "entries": int(pattern.nnz), "density": pattern.nnz / max(m * n, 1),
-        "widest_row": int(np.diff(pattern.indptr).max(initial=0)),
-        "widest_column": int(np.bincount(pattern.indices, minlength=n).max(initial=0)),
+        "widest_row": row, "widest_column": column,
         "seeds": seeds, "pulled_rows": int(np.count_nonzero(plans["bidirectional"].rows >= 0)),
         "sparse_jacobian": fewest_seeds(plans),
     }

@@ -43,7 +43,7 @@ from . import prediction as _prediction
 from .accounting import PHASES, Cost, Counter, active_counter, counting
 from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, one_input_error, prepare,
                        result_dtype, rows, whole_block)
-from .compressed import SparseJacobian, best_plan, entries, where_read
+from .compressed import SparseJacobian, entries, fewer_seeds, where_read
 from .hessian import HessianFunction, SparseHessian, structured
 from .memory import MemoryBudgetError, budget, check_dense
 from .primitives import REGISTRY
@@ -323,9 +323,10 @@ def _compressed(fun, g, pullback, y, x, recorder):
         return None
     check_dense(m, n, result_dtype(x).itemsize, budget(fun.max_memory))  # the dense J, refused as eager mode would
     pattern = recorded_pattern(pullback, m)
-    mode, seeding = best_plan(pattern)
-    if seeding.seeds >= min(m, n):
+    planned = fewer_seeds(pattern)
+    if planned is None:
         return None
+    mode, seeding = planned
     values = entries(_capturing(pullback, recorder, "sparse "), pattern, seeding, np.shape(y), x, fun.batch_size)
     if not np.isfinite(values).all():  # eager one-hot seeds may hold NaN off the pattern here: see `dense`
         return None

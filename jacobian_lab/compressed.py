@@ -46,8 +46,8 @@ from .sparsity import csr_array, recorded_pattern
 if TYPE_CHECKING:  # for the annotations only: see sparsity.csr_array
     import scipy.sparse
 
-__all__ = ["MODES", "Plan", "SparseJacobian", "best_plan", "color_count", "coloring", "fewest_seeds", "least_seeds",
-           "plan", "plans", "sparse_jacobian"]
+__all__ = ["MODES", "Plan", "SparseJacobian", "best_plan", "color_count", "coloring", "fewer_seeds", "fewest_seeds",
+           "least_seeds", "plan", "plans", "sparse_jacobian", "widest"]
 
 #: What `sparse_jacobian` takes: one-sided, both at once, or the plan with the fewest seeds.
 MODES = ("forward", "reverse", "bidirectional", "auto")
@@ -310,6 +310,31 @@ def best_plan(pattern) -> tuple[str, Plan]:
     return best
 
 
+def fewer_seeds(pattern) -> tuple[str, Plan] | None:
+    """`best_plan(pattern)` when it needs fewer seeds than either dense order's one-hot seeds
+    (min(m, n)), else None: compression would not shrink the Jacobian's passes.
+
+    >>> import numpy as np
+    >>> fewer_seeds(np.eye(4, dtype=bool))[1].seeds, fewer_seeds(np.ones((4, 4), dtype=bool))
+    (1, None)
+    """
+    pattern = csr_array(pattern, dtype=bool)
+    mode, seeding = best_plan(pattern)
+    return (mode, seeding) if seeding.seeds < min(pattern.shape) else None
+
+
+def widest(pattern) -> tuple[int, int]:
+    """(the entries of the fullest row, of the fullest column) of `pattern`, a csr_array.
+
+    >>> import numpy as np
+    >>> widest(csr_array(np.eye(3, 4, dtype=bool) | np.eye(3, 4, k=1, dtype=bool)))
+    (2, 2)
+    """
+    rows = np.diff(pattern.indptr).max(initial=0)
+    columns = np.bincount(pattern.indices, minlength=pattern.shape[1]).max(initial=0)
+    return int(rows), int(columns)
+
+
 def least_seeds(pattern, mode: str) -> int:
     """A lower bound of the seeds `plan(pattern, mode)` needs, read from row and column sizes alone.
 
@@ -323,11 +348,9 @@ def least_seeds(pattern, mode: str) -> int:
     [4, 4, 3]
     """
     pattern = csr_array(pattern, dtype=bool)
-    if mode == "reverse":
-        return int(np.bincount(pattern.indices, minlength=pattern.shape[1]).max(initial=0))
+    if mode != "bidirectional":
+        return widest(pattern)[mode == "reverse"]
     sizes = np.diff(pattern.indptr)
-    if mode == "forward":
-        return int(sizes.max(initial=0))
     pulled, left = _pulled_rows(sizes)
     return int(sizes[pulled].max(initial=0) > 0) + left  # a pulled row with entries takes a cotangent
 

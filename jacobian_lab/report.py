@@ -24,7 +24,7 @@ import numpy as np
 from . import plots
 from . import problems as _problems
 from .compare import compare, jsonable
-from .compressed import best_plan, coloring
+from .compressed import coloring, fewer_seeds
 from .sparsity import sparsity
 from .sweep import sizes_taken, sweep
 
@@ -308,9 +308,10 @@ def _write_problem(doc, name, problem, comparison, sweep_results) -> None:
 def _write_pattern(doc, name, problem, comparison) -> None:
     """The sparsity pattern and its coloring, for a Jacobian that compressed seeds shrink."""
     pattern = sparsity(problem.f, problem.x)
-    mode, seeding = best_plan(pattern)
-    if seeding.seeds >= min(pattern.shape):
+    planned = fewer_seeds(pattern)
+    if planned is None:
         return
+    mode, seeding = planned
     dense = min(x.total.total() for x in comparison.measurements if not x.compressed)
     sparse = next((x for x in comparison.measurements if x.compressed), None)
     doc.heading(3, "Sparsity pattern")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from . import problems as _problems
 from .accounting import Cost
 from .compare import measure, plain_text, rich_rows
-from .compressed import best_plan
+from .compressed import fewer_seeds
 from .prediction import predict
 from .sparsity import sparsity
 
@@ -442,7 +442,7 @@ def _point(p, repeat: int, timed: bool) -> SweepPoint:
             seconds[mode], peaks[mode] = mm.seconds, mm.peak_bytes
         else:
             seconds[mode], peaks[mode] = 0.0, 0
-    if best_plan(sparsity(p.f, p.x))[1].seeds < min(pred.n, pred.m):  # compressed seeds are fewer: measure them
+    if fewer_seeds(sparsity(p.f, p.x)) is not None:  # compressed seeds are fewer: measure them
         mm = measure(p.f, p.x, mode="sparse", repeat=repeat if timed else 1)  # untimed: for its counts
         cost[SPARSE], seconds[SPARSE], peaks[SPARSE] = mm.cost, mm.seconds if timed else 0.0, mm.peak_bytes
     return SweepPoint(pred.n, pred.m, cost, seconds, peaks, pred.tape_bytes)
