@@ -89,6 +89,17 @@ def one_round(fn, loops: int) -> float:
     return (time.perf_counter() - start) / loops
 
 
+def alternating(first, second, repeat: int = 7, min_seconds: float = 0.02) -> tuple[float, float]:
+    """Median seconds per call of `first` and of `second`, timed in alternating rounds of the same
+    number of calls, so that drift (frequency scaling, other load) hits both equally."""
+    loops = loops_for(first, min_seconds)
+    times = ([], [])
+    for _ in range(repeat):
+        for fn, samples in zip((first, second), times):
+            samples.append(one_round(fn, loops))
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 def timed(fn, repeat: int = 7, min_seconds: float = 0.02) -> float:
     """Median seconds per call over `repeat` rounds of `loops_for(fn)` calls."""
     loops = loops_for(fn, min_seconds)
@@ -189,20 +200,13 @@ def _counted_call(fn):
 def counting_cost(workloads: dict, repeat: int = 7) -> dict:
     """Wall time with counting on over counting off, minus one, per workload and mode.
 
-    The two variants alternate round by round so that drift (frequency scaling,
-    other load) hits both equally.
+    The two variants alternate round by round (`alternating`).
     """
     out = {}
     for name, (f, x) in workloads.items():
         for mode in ("forward", "reverse", "jit"):
             plain = _jacobian_call(f, x, mode)
-            counted = _counted_call(plain)
-            loops = loops_for(plain)
-            off, on = [], []
-            for _ in range(repeat):
-                off.append(one_round(plain, loops))
-                on.append(one_round(counted, loops))
-            off_s, on_s = statistics.median(off), statistics.median(on)
+            off_s, on_s = alternating(plain, _counted_call(plain), repeat)
             out[f"{name}/{mode}"] = {"off": off_s, "on": on_s, "fraction": on_s / off_s - 1.0}
     return out
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,12 +40,7 @@ def measure(name: str, mode: str, pool, quick: bool, repeat: int) -> dict:
     if not np.array_equal(serial(), threaded()):
         raise AssertionError(f"{name}/{mode}: the threaded Jacobian differs from the serial one")
     # Rounds of a few tenths of a second: a round of two calls would time waking the pool's threads.
-    loops = bench_overhead.loops_for(serial, 0.05 if quick else 0.3)
-    off, on = [], []
-    for _ in range(repeat):
-        off.append(bench_overhead.one_round(serial, loops))
-        on.append(bench_overhead.one_round(threaded, loops))
-    s, t = statistics.median(off), statistics.median(on)
+    s, t = bench_overhead.alternating(serial, threaded, repeat, 0.05 if quick else 0.3)
     m = problem.f(problem.x).size
     passes = jl.predict(problem.f, problem.x).schedule(mode, batch_size)[1]
     return {"workload": name, "mode": mode, "n": problem.x.size, "m": m, "passes": passes,
