@@ -62,12 +62,11 @@ class Counter:
         # primitive instead (`jacobian_lab.staging.Recorder`). An attribute of the instance, not of
         # the class: every counted primitive reads it, and an instance's own attributes read fastest.
         self.record = record
-        self._work = {PRIMAL: [0, 0], TANGENT: [0, 0], COTANGENT: [0, 0]}
         # The [flops, transcendentals] total of the current phase, which new work goes to:
         # work is added for every primitive executed, so the phase is resolved when it changes.
-        self.current = self._work[PRIMAL]
-        self.tape_bytes = 0
-        self.passes = self.batch_size = 0
+        self.current = primal = [0, 0]
+        self._work = {PRIMAL: primal, TANGENT: [0, 0], COTANGENT: [0, 0]}
+        self.tape_bytes = self.passes = self.batch_size = 0
 
     @property
     def phase(self) -> str:
@@ -140,16 +139,15 @@ class counting:
         self.counter = counter
 
     def __enter__(self) -> Counter:
-        counter = self.counter or Counter()
+        self.inner = counter = self.counter or Counter()
         self._token = _COUNTER.set(counter)
         return counter
 
     def __exit__(self, *exc) -> None:
-        counter = _COUNTER.get()
         _COUNTER.reset(self._token)
         outer = _COUNTER.get()
         if outer is not None:
-            outer.merge(counter)
+            outer.merge(self.inner)
 
 
 def in_phase(counter: Counter, name: str, fn, *args, **kwargs):

@@ -23,7 +23,7 @@ Rule conventions (see docs/architecture.md):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .accounting import active_counter
@@ -39,9 +39,9 @@ def free(out, *args, **params) -> tuple[int, int]:
 class PerElement:
     """The cost of an elementwise operation: fixed flops and transcendentals per output element.
 
-    A cost function like any other, and also plain data: counting reads the two
-    numbers instead of calling it, which keeps counting cheap for the most
-    common primitives.
+    A cost function like any other, and also plain data: for one flop or one
+    transcendental per element -- most primitives -- counting adds the output's
+    size instead of calling it (`Primitive.unit`), which keeps counting cheap.
 
     >>> import numpy as np
     >>> PerElement(0, 1)(np.ones(3), np.ones(3))
@@ -88,6 +88,13 @@ class Primitive:
     positional_params: tuple[str, ...] = ()
     reads_values: bool = False
     structure: str | None = None
+    #: What counting adds ``out.size`` to, for a cost of exactly one flop (0) or one
+    #: transcendental (1) per output element -- most primitives -- else None (`evaluate`).
+    unit: int | None = field(init=False, repr=False)
+
+    def __post_init__(self):
+        per, cost = type(self.cost) is PerElement, self.cost
+        self.unit = cost.transcendentals if per and cost.flops + cost.transcendentals == 1 else None
 
     def __call__(self, *args, **params):
         # Unary shape primitives read like NumPy: reshape(x, shape), take(x, idx, axis).
@@ -96,9 +103,11 @@ class Primitive:
             args = args[:1]
         # `apply`, written out: every primitive a rule uses is called this way.
         trace = find_trace(args)
-        if trace is None:
-            return evaluate(self, args, params)
-        return trace.process(self, args, params)
+        if trace is not None:
+            return trace.process(self, args, params)
+        if active_counter() is None:  # `evaluate`'s own first branch, without the call
+            return self.impl(*args, **params)
+        return evaluate(self, args, params)
 
     def __repr__(self) -> str:
         return f"Primitive({self.name!r})"
@@ -184,14 +193,12 @@ def evaluate(prim: Primitive, args, params: dict):
     if counter.record is not None:
         return counter.record(prim, args, params)
     out = prim.impl(*args, **params)
-    cost, work = prim.cost, counter.current
-    if type(cost) is PerElement:  # the commonest path: no calls, no argument packing
-        if cost.flops:
-            work[0] += cost.flops * out.size
-        if cost.transcendentals:
-            work[1] += cost.transcendentals * out.size
-    elif cost is not free:
-        flops, transcendentals = cost(out, *args, **params)
+    unit = prim.unit
+    if unit is not None:  # the commonest path: no calls, no argument packing
+        counter.current[unit] += out.size
+    elif prim.cost is not free:
+        flops, transcendentals = prim.cost(out, *args, **params)
+        work = counter.current
         work[0] += flops
         work[1] += transcendentals
     return out

@@ -44,12 +44,17 @@ class ForwardTrace(Trace):
                 tangents.append(None)  # a constant: symbolic zero tangent
                 if isinstance(a, Tracer):  # a value of an enclosing trace: see `nested`
                     self.nested = True
-        out = apply(prim, primals, params) if self.nested else primitives.evaluate(prim, primals, params)
+        counter = active_counter()
+        if self.nested:
+            out = apply(prim, primals, params)
+        elif counter is None:  # `evaluate`'s own first branch, without the call per primitive
+            out = prim.impl(*primals, **params)
+        else:
+            out = primitives.evaluate(prim, primals, params)
         if not prim.differentiable:
             return out
         if out.dtype in COMPLEX:
             raise complex_result(prim)
-        counter = active_counter()
         if counter is None:
             tangent = prim.jvp(tangents, out, *primals, **params)
         else:  # `in_phase`, written out: this runs for every primitive

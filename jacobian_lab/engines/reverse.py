@@ -207,7 +207,12 @@ class ReverseTrace(Trace):
                 parents.append(None)  # a constant: it needs no cotangent
                 if isinstance(a, Tracer):  # a value of an enclosing trace: see `nested`
                     self.nested = True
-        out = apply(prim, primals, params) if self.nested else primitives.evaluate(prim, primals, params)
+        if self.nested:
+            out = apply(prim, primals, params)
+        elif active_counter() is None:  # `evaluate`'s own first branch, without the call per primitive
+            out = prim.impl(*primals, **params)
+        else:
+            out = primitives.evaluate(prim, primals, params)
         if not prim.differentiable:
             work, (flops, transcendentals) = self.tape.unrecorded, prim.cost(out, *primals, **params)
             work[0] += flops
