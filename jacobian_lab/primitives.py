@@ -105,9 +105,10 @@ class Primitive:
         trace = find_trace(args)
         if trace is not None:
             return trace.process(self, args, params)
-        if active_counter() is None:  # `evaluate`'s own first branch, without the call
+        counter = active_counter()  # `evaluate`, written out
+        if counter is None:
             return self.impl(*args, **params)
-        return evaluate(self, args, params)
+        return evaluate_counted(self, args, params, counter)
 
     def __repr__(self) -> str:
         return f"Primitive({self.name!r})"
@@ -190,6 +191,11 @@ def evaluate(prim: Primitive, args, params: dict):
     counter = active_counter()
     if counter is None:
         return prim.impl(*args, **params)
+    return evaluate_counted(prim, args, params, counter)
+
+
+def evaluate_counted(prim: Primitive, args, params: dict, counter):
+    """`evaluate` under the active `counter`, for callers that have already looked it up."""
     if counter.record is not None:
         return counter.record(prim, args, params)
     out = prim.impl(*args, **params)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import primitives
 from ..accounting import TANGENT, active_counter
 from ..memory import TangentBudget
-from ..primitives import Trace, apply
+from ..primitives import Trace, apply, evaluate_counted
 from ..tracing import COMPLEX, Tracer, complex_result
 from .base import call_traced, next_level, register
 
@@ -47,10 +46,10 @@ class ForwardTrace(Trace):
         counter = active_counter()
         if self.nested:
             out = apply(prim, primals, params)
-        elif counter is None:  # `evaluate`'s own first branch, without the call per primitive
+        elif counter is None:  # `evaluate`, written out: this runs for every primitive
             out = prim.impl(*primals, **params)
         else:
-            out = primitives.evaluate(prim, primals, params)
+            out = evaluate_counted(prim, primals, params, counter)
         if not prim.differentiable:
             return out
         if out.dtype in COMPLEX:

@@ -207,12 +207,13 @@ class ReverseTrace(Trace):
                 parents.append(None)  # a constant: it needs no cotangent
                 if isinstance(a, Tracer):  # a value of an enclosing trace: see `nested`
                     self.nested = True
+        counter = active_counter()
         if self.nested:
             out = apply(prim, primals, params)
-        elif active_counter() is None:  # `evaluate`'s own first branch, without the call per primitive
+        elif counter is None:  # `evaluate`, written out: this runs for every primitive
             out = prim.impl(*primals, **params)
         else:
-            out = primitives.evaluate(prim, primals, params)
+            out = primitives.evaluate_counted(prim, primals, params, counter)
         if not prim.differentiable:
             work, (flops, transcendentals) = self.tape.unrecorded, prim.cost(out, *primals, **params)
             work[0] += flops
