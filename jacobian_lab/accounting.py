@@ -15,6 +15,11 @@ PRIMAL, TANGENT, COTANGENT = "primal", "tangent", "cotangent"
 PHASES = (PRIMAL, TANGENT, COTANGENT)
 
 
+def free(out, *args, **params) -> tuple[int, int]:
+    """The cost of moving values without arithmetic (reshape, slicing, ...): nothing."""
+    return 0, 0
+
+
 @dataclass(frozen=True)
 class Cost:
     """Floating-point work: plain flops and transcendental evaluations.
@@ -57,11 +62,7 @@ class Counter:
     pass stopped by the memory budget is counted, the pass is not.
     """
 
-    def __init__(self, record=None) -> None:
-        # When set, ``out = record(prim, args, params)`` evaluates, counts and writes down every
-        # primitive instead (`jacobian_lab.staging.Recorder`). An attribute of the instance, not of
-        # the class: every counted primitive reads it, and an instance's own attributes read fastest.
-        self.record = record
+    def __init__(self) -> None:
         # The [flops, transcendentals] total of the current phase, which new work goes to:
         # work is added for every primitive executed, so the phase is resolved when it changes.
         self.current = primal = [0, 0]
@@ -93,6 +94,28 @@ class Counter:
             self.batch_size = inner.batch_size
         if inner.tape_bytes > self.tape_bytes:
             self.tape_bytes = inner.tape_bytes
+
+    def evaluate(self, prim, args, params: dict):
+        """``prim.impl(*args, **params)`` on plain arrays, its cost added to the current phase.
+
+        Every counted primitive goes through here (`jacobian_lab.primitives.evaluate`):
+        a cost of one flop or one transcendental per output element (`Primitive.unit`,
+        most primitives) adds the output's size, without calling the cost function.
+        A recording counter (`jacobian_lab.staging.Recorder`) also writes the call down.
+        """
+        out = prim.impl(*args, **params)
+        unit = prim.unit
+        if unit is not None:
+            self.current[unit] += out.size
+        elif prim.cost is not free:
+            flops, transcendentals = prim.cost(out, *args, **params)
+            work = self.current
+            work[0] += flops
+            work[1] += transcendentals
+        return out
+
+    def observed(self, fn, args, kwargs, result) -> None:
+        """A decision read the values of `args` (`jacobian_lab.primitives.observe`): only a recording keeps it."""
 
     def add(self, flops: int, transcendentals: int) -> None:
         work = self.current

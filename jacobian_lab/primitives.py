@@ -31,17 +31,13 @@ from .accounting import active_counter
 REGISTRY: dict[str, "Primitive"] = {}
 
 
-def free(out, *args, **params) -> tuple[int, int]:
-    """The cost of moving values without arithmetic (reshape, slicing, ...): nothing."""
-    return 0, 0
-
-
 class PerElement:
     """The cost of an elementwise operation: fixed flops and transcendentals per output element.
 
     A cost function like any other, and also plain data: for one flop or one
     transcendental per element -- most primitives -- counting adds the output's
-    size instead of calling it (`Primitive.unit`), which keeps counting cheap.
+    size instead of calling it (`Primitive.unit`, `Counter.evaluate`), which keeps
+    counting cheap.
 
     >>> import numpy as np
     >>> PerElement(0, 1)(np.ones(3), np.ones(3))
@@ -89,7 +85,7 @@ class Primitive:
     reads_values: bool = False
     structure: str | None = None
     #: What counting adds ``out.size`` to, for a cost of exactly one flop (0) or one
-    #: transcendental (1) per output element -- most primitives -- else None (`evaluate`).
+    #: transcendental (1) per output element -- most primitives -- else None (`Counter.evaluate`).
     unit: int | None = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -108,7 +104,7 @@ class Primitive:
         counter = active_counter()  # `evaluate`, written out
         if counter is None:
             return self.impl(*args, **params)
-        return evaluate_counted(self, args, params, counter)
+        return counter.evaluate(self, args, params)
 
     def __repr__(self) -> str:
         return f"Primitive({self.name!r})"
@@ -191,23 +187,7 @@ def evaluate(prim: Primitive, args, params: dict):
     counter = active_counter()
     if counter is None:
         return prim.impl(*args, **params)
-    return evaluate_counted(prim, args, params, counter)
-
-
-def evaluate_counted(prim: Primitive, args, params: dict, counter):
-    """`evaluate` under the active `counter`, for callers that have already looked it up."""
-    if counter.record is not None:
-        return counter.record(prim, args, params)
-    out = prim.impl(*args, **params)
-    unit = prim.unit
-    if unit is not None:  # the commonest path: no calls, no argument packing
-        counter.current[unit] += out.size
-    elif prim.cost is not free:
-        flops, transcendentals = prim.cost(out, *args, **params)
-        work = counter.current
-        work[0] += flops
-        work[1] += transcendentals
-    return out
+    return counter.evaluate(prim, args, params)
 
 
 def primal(value):
@@ -236,6 +216,6 @@ def observe(fn, *args, **kwargs):
     """
     result = fn(*args, **kwargs)
     counter = active_counter()
-    if counter is not None and counter.record is not None:
+    if counter is not None:
         counter.observed(fn, args, kwargs, result)
     return result

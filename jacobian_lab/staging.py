@@ -80,7 +80,7 @@ class Recorder(Counter):
     """
 
     def __init__(self, x: np.ndarray):
-        super().__init__(record=self.write_down)
+        super().__init__()
         self.equations: list[Equation] = []
         self.observations: list[Observation] = []
         self.outputs: dict = {}
@@ -93,7 +93,7 @@ class Recorder(Counter):
         index = self._index
         return tuple([index.get(id(v)) for v in values])
 
-    def write_down(self, prim, args, params):
+    def evaluate(self, prim, args, params):
         """Evaluate ``prim(*args, **params)``, count it and write it down; returns what the caller gets."""
         args = tuple([array_of(a) for a in args])
         if params:
@@ -139,6 +139,7 @@ class Recorder(Counter):
         return tuple([None if self._dynamic(r) else a for a, r in zip(args, refs)])
 
     def observed(self, fn, args, kwargs, result) -> None:
+        """Keep a decision on values computed from x, to be checked again before a replay."""
         refs = self.refs(args)
         if self._any_dynamic(self.refs(kwargs.values())):
             raise NotReplayable(f"{getattr(fn, '__name__', fn)} took a keyword computed from x")

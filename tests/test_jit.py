@@ -459,7 +459,7 @@ def test_a_parameter_computed_from_x_cannot_be_recorded():
     x = np.array([0.0, 1.0])
     recorder = Recorder(x)
     with pytest.raises(NotReplayable, match="took a parameter computed from x"):
-        recorder.record(REGISTRY["take"], (np.ones(2),), {"indices": x, "axis": 0})
+        recorder.evaluate(REGISTRY["take"], (np.ones(2),), {"indices": x, "axis": 0})
 
 
 @SETTINGS

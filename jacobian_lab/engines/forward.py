@@ -11,7 +11,7 @@ import numpy as np
 
 from ..accounting import TANGENT, active_counter
 from ..memory import TangentBudget
-from ..primitives import Trace, apply, evaluate_counted
+from ..primitives import Trace, apply
 from ..tracing import COMPLEX, Tracer, complex_result
 from .base import call_traced, next_level, register
 
@@ -49,7 +49,7 @@ class ForwardTrace(Trace):
         elif counter is None:  # `evaluate`, written out: this runs for every primitive
             out = prim.impl(*primals, **params)
         else:
-            out = evaluate_counted(prim, primals, params, counter)
+            out = counter.evaluate(prim, primals, params)
         if not prim.differentiable:
             return out
         if out.dtype in COMPLEX:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import primitives
 from ..accounting import COTANGENT, TANGENT, Cost, active_counter, in_phase
 from ..memory import TangentBudget
 from ..primitives import Trace, apply
@@ -213,7 +212,7 @@ class ReverseTrace(Trace):
         elif counter is None:  # `evaluate`, written out: this runs for every primitive
             out = prim.impl(*primals, **params)
         else:
-            out = primitives.evaluate_counted(prim, primals, params, counter)
+            out = counter.evaluate(prim, primals, params)
         if not prim.differentiable:
             work, (flops, transcendentals) = self.tape.unrecorded, prim.cost(out, *primals, **params)
             work[0] += flops

@@ -13,7 +13,8 @@ from functools import partial
 
 import numpy as np
 
-from ..primitives import PerElement, Primitive, free, register
+from ..accounting import free
+from ..primitives import PerElement, Primitive, register
 from . import shape as S
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..primitives import Primitive, free, register
+from ..accounting import free
+from ..primitives import Primitive, register
 from . import reductions as R
 
 
