@@ -17,6 +17,11 @@ pulls the densest rows with reverse seeds and colors the columns of the
 remaining rows for forward seeds: an arrow-shaped Jacobian (one full row and
 one full column) takes 3 seeds this way, where either mode alone takes n.
 
+A Hessian is symmetric, so its entries can also be read from the product
+that shows their mirror image: `sparse_hessian` weighs a star coloring of the
+columns too (`jacobian_lab.symmetric`), which takes 2 seeds for an
+arrow-shaped Hessian.
+
 The pattern comes from `jacobian_lab.sparsity` on the tape that the same
 evaluation of f records, so it holds every entry the values can have: an
 entry the pattern lacks has no path from input to output, and the compressed
@@ -42,15 +47,18 @@ from .jacobian import (
     seeds_per_pass,
 )
 from .sparsity import csr_array, recorded_pattern
+from .symmetric import star_coloring, symmetric_reads
 
 if TYPE_CHECKING:  # for the annotations only: see sparsity.csr_array
     import scipy.sparse
 
-__all__ = ["MODES", "Plan", "SparseJacobian", "best_plan", "color_count", "coloring", "fewer_seeds", "fewest_seeds",
-           "least_seeds", "plan", "plans", "sparse_jacobian", "widest"]
+__all__ = ["MODES", "SYMMETRIC_MODES", "Plan", "SparseJacobian", "best_plan", "color_count", "coloring", "fewer_seeds",
+           "fewest_seeds", "least_seeds", "plan", "plans", "sparse_jacobian", "widest"]
 
 #: What `sparse_jacobian` takes: one-sided, both at once, or the plan with the fewest seeds.
 MODES = ("forward", "reverse", "bidirectional", "auto")
+#: What `sparse_hessian` takes: those and the star coloring of a symmetric matrix.
+SYMMETRIC_MODES = ("forward", "reverse", "bidirectional", "star", "auto")
 
 
 def coloring(pattern, mode: str = "forward") -> np.ndarray:
@@ -66,14 +74,19 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
     `scipy.sparse.csr_array` takes (a sparse matrix, a 2-D boolean array).
     A column without entries gets -1: it needs no seed. The number of colors
     is ``colors.max() + 1`` (`color_count`): the seeds a compressed Jacobian
-    pushes.
+    pushes. ``mode="star"`` colors the columns of a symmetric (n, n) pattern,
+    a Hessian's, for reading each entry or its mirror image
+    (`jacobian_lab.symmetric.star_coloring`).
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.coloring(np.eye(4, dtype=bool) | np.eye(4, k=1, dtype=bool))  # columns 1-3 hold two entries
     array([1, 0, 1, 0])
     """
-    if mode not in ("forward", "reverse"):
-        raise ValueError(f"mode must be 'forward' (color columns) or 'reverse' (color rows), got {mode!r}")
+    if mode not in ("forward", "reverse", "star"):
+        raise ValueError(f"mode must be 'forward' (color columns), 'reverse' (color rows) or 'star' (the columns "
+                         f"of a symmetric pattern), got {mode!r}")
+    if mode == "star":
+        return star_coloring(pattern)
     if np.ndim(pattern) != 2:  # np.ndim reads a sparse array's too
         raise ValueError(f"pattern must be a 2-D (m, n) matrix, sparse or a boolean array; got shape "
                          f"{np.shape(pattern)}")
@@ -176,10 +189,11 @@ class SparseJacobian:
     sparse_jacobian(sin, mode='auto')
     """
 
-    def __init__(self, f: Callable, mode: str = "auto", batch_size=None):
+    def __init__(self, f: Callable, mode: str = "auto", batch_size=None, *, symmetric: bool = False):
         check_function(f)
-        check_options(mode, batch_size, MODES)
+        check_options(mode, batch_size, SYMMETRIC_MODES if symmetric else MODES)
         self.f, self.mode, self.batch_size = f, mode, batch_size
+        self.symmetric = symmetric  # a Hessian: star colorings read entries from their mirror images too
         # (tape signature, pattern, (mode, plan)) of the last pattern: one tuple, replaced whole, so that
         # calls from several threads never pair one pattern with another's signature or plan
         self._last = None
@@ -217,7 +231,8 @@ class SparseJacobian:
         if last is not None and _same_pattern(pattern, last[1]):
             planned = last[2]
         else:
-            planned = best_plan(pattern) if self.mode == "auto" else (self.mode, plan(pattern, self.mode))
+            auto = self.mode == "auto"
+            planned = best_plan(pattern, self.symmetric) if auto else (self.mode, plan(pattern, self.mode))
         self._last = (key, pattern, planned)
         return pattern, planned
 
@@ -242,18 +257,21 @@ def color_count(colors) -> int:
 class Plan(NamedTuple):
     """The seeds of a compressed Jacobian: `columns`, a color per column for forward seeds, and `rows`, a
     color per row for reverse seeds (None: no such seeds; -1: no seed, the row is read from the
-    forward ones or has no entry)."""
+    forward ones or has no entry). `symmetric`: `columns` is a star coloring of a symmetric matrix,
+    whose entries are read where they or their mirror images stand alone (`symmetric_reads`)."""
 
     columns: np.ndarray | None
     rows: np.ndarray | None
+    symmetric: bool = False
 
     @property
     def seeds(self) -> int:
-        return sum(color_count(colors) for colors in self if colors is not None)
+        return sum(color_count(colors) for colors in (self.columns, self.rows) if colors is not None)
 
 
 def plan(pattern, mode: str) -> Plan:
-    """The seeds `sparse_jacobian` runs for `pattern` in `mode` ("forward", "reverse" or "bidirectional").
+    """The seeds `sparse_jacobian` runs for `pattern` in `mode` ("forward", "reverse" or "bidirectional";
+    "star" for a symmetric pattern, as `sparse_hessian` takes it).
 
     >>> import numpy as np
     >>> arrow = np.eye(4, dtype=bool); arrow[0] = arrow[:, 0] = True
@@ -264,6 +282,8 @@ def plan(pattern, mode: str) -> Plan:
         return Plan(coloring(pattern, "forward"), None)
     if mode == "reverse":
         return Plan(None, coloring(pattern, "reverse"))
+    if mode == "star":
+        return Plan(star_coloring(pattern), None, symmetric=True)
     return _bidirectional(csr_array(pattern, dtype=bool))
 
 
@@ -288,12 +308,14 @@ def fewest_seeds(plans: dict) -> str:
     return min(plans, key=lambda mode: plans[mode].seeds)
 
 
-def best_plan(pattern) -> tuple[str, Plan]:
+def best_plan(pattern, symmetric: bool = False) -> tuple[str, Plan]:
     """The mode with the fewest seeds and its plan, as mode="auto" picks it (ties: forward, then reverse).
 
     A mode is colored only when its lower bound (`least_seeds`) is below the
     seeds of the best plan so far: it could not win otherwise, and coloring a
-    large pattern is most of a first call.
+    large pattern is most of a first call. A `symmetric` pattern (a Hessian's)
+    weighs the star coloring last: on a tie, the other plans read every entry
+    where the dense Hessian computes it.
 
     >>> import numpy as np
     >>> mode, seeding = best_plan(np.eye(3, dtype=bool))
@@ -302,7 +324,7 @@ def best_plan(pattern) -> tuple[str, Plan]:
     """
     pattern = csr_array(pattern, dtype=bool)
     best = None
-    for mode in ("forward", "reverse", "bidirectional"):
+    for mode in ("forward", "reverse", "bidirectional") + (("star",) if symmetric else ()):
         if best is None or least_seeds(pattern, mode) < best[1].seeds:
             candidate = plan(pattern, mode)
             if best is None or candidate.seeds < best[1].seeds:
@@ -340,7 +362,9 @@ def least_seeds(pattern, mode: str) -> int:
 
     A row's columns need distinct forward colors and a column's rows distinct
     reverse colors; the bidirectional plan pulls at least one row (one
-    cotangent, when it has entries) and colors the columns of the rest.
+    cotangent, when it has entries) and colors the columns of the rest; a
+    star coloring needs two colors for an entry off the diagonal, one for a
+    diagonal.
 
     >>> import numpy as np
     >>> arrow = np.eye(4, dtype=bool); arrow[0] = arrow[:, 0] = True
@@ -348,6 +372,9 @@ def least_seeds(pattern, mode: str) -> int:
     [4, 4, 3]
     """
     pattern = csr_array(pattern, dtype=bool)
+    if mode == "star":
+        rows, cols = pattern.nonzero()
+        return 2 if (rows != cols).any() else int(rows.size > 0)
     if mode != "bidirectional":
         return widest(pattern)[mode == "reverse"]
     sizes = np.diff(pattern.indptr)
@@ -406,7 +433,10 @@ def entries(pullback, pattern, seeding: Plan, y_shape, x, batch_size) -> np.ndar
 def where_read(pattern, seeding: Plan) -> dict:
     """Where each entry of `pattern` is read, per order that seeds it: ``{order: (its entries, as a mask;
     each one's color; its element in that color's derivative)}``. Entry (i, j) is element i of the
-    tangent of color(j), or, in a row pulled by a cotangent, element j of the cotangent of color(i)."""
+    tangent of color(j), or, in a row pulled by a cotangent, element j of the cotangent of color(i);
+    in a symmetric plan, element i of the tangent of color(j) or element j of the tangent of color(i)."""
+    if seeding.symmetric:
+        return {"forward": (np.ones(pattern.nnz, dtype=bool), *symmetric_reads(pattern, seeding.columns))}
     rows, cols = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr)), pattern.indices
     pulled = np.zeros(pattern.nnz, dtype=bool) if seeding.rows is None else seeding.rows[rows] >= 0
     reads = {}

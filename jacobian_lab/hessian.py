@@ -159,9 +159,13 @@ def sparse_hessian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None):
     `sparse_jacobian` of f's gradient: the pattern is read from the tape of
     the gradient (f recorded and swept), its columns (forward) or rows
     (reverse) are colored, and one seed per color gives every stored entry,
-    equal to ``hessian(f, x)``'s. The coloring is the one for any Jacobian
-    (no two columns of one color share a row); it does not use the symmetry.
-    Without x, the sparse Hessian as a function of x, keeping its coloring.
+    equal to ``hessian(f, x)``'s. mode="star" uses the symmetry: a star
+    coloring of the columns (`jacobian_lab.symmetric`) reads each entry (i, j)
+    where it stands alone, at (i, j) or at its mirror image (j, i), so an
+    entry read at (j, i) is ``hessian(f, x)[j, i]``, equal to (i, j) up to
+    rounding. It can take far fewer seeds: 2 for an arrow-shaped Hessian,
+    where a column coloring takes n. mode="auto" weighs it too, after the
+    others. Without x, the sparse Hessian as a function of x, keeping its coloring.
     For a tree of arrays x the result is the flat (n, n) Hessian, its rows
     and columns in the order ``jacobian(..., flat=True)`` flattens x.
 
@@ -184,7 +188,7 @@ class SparseHessian(SparseJacobian):
 
     def __init__(self, f: Callable, mode: str = "auto", batch_size=None):
         check_function(f)
-        super().__init__(Derivative(f, scalar="a sparse Hessian"), mode, batch_size)
+        super().__init__(Derivative(f, scalar="a sparse Hessian"), mode, batch_size, symmetric=True)
         self.of = f
         self._flat: dict = {}  # x's structure -> the sparse Jacobian of f's gradient on the flat vector
 
@@ -204,7 +208,7 @@ class SparseHessian(SparseJacobian):
         flat = self._flat.get(g.in_def)
         if flat is None:
             flat = self._flat[g.in_def] = SparseJacobian(Derivative(g, scalar="a sparse Hessian"), self.mode,
-                                                         self.batch_size)
+                                                         self.batch_size, symmetric=True)
         return x_flat, flat
 
     def __repr__(self) -> str:

@@ -1545,9 +1545,9 @@ engine = jl.engines.get"""),
         and $j \pm 2$ only, so the columns take three colors, and three compressed seeds
         (sums of one-hot seeds, as in notebook 05) give every entry. `jl.sparse_hessian`
         reads the pattern from the tape of $f$ and its sweep, colors the gradient's Jacobian
-        as for any Jacobian (it does not use the symmetry) and pushes one seed per color,
-        forward over reverse; each stored entry is computed by the same operations as with a
-        one-hot seed, so the values are `jl.hessian`'s bit for bit.
+        as for any Jacobian and pushes one seed per color, forward over reverse; each stored
+        entry is computed by the same operations as with a one-hot seed, so the values are
+        `jl.hessian`'s bit for bit. (A coloring that uses the symmetry follows below.)
         """),
         code("""
         n_big = 200
@@ -1577,6 +1577,34 @@ engine = jl.engines.get"""),
 
         small = jl.sparse_hessian(rosenbrock)
         plots.pattern_colors(small(x_big[:24]), small.colors, title="Rosenbrock, n = 24")"""),
+
+        md(r"""
+        ## Using the symmetry: star colorings
+
+        One variable coupled to all the others gives an arrow-shaped Hessian, and its full
+        first row defeats a column coloring: every column needs its own color. But
+        $H_{ij} = H_{ji}$, so entry $(i, j)$ can be read in row $i$ of the product with
+        $j$'s color, or, as its mirror image, in row $j$ of the product with $i$'s color. A
+        *star coloring* makes one of the two places hold that entry alone: neighbouring
+        columns (those with an entry $(i, j)$) differ, and no path through four columns
+        alternates two colors. The variable in the corner takes one color and all the others
+        share a second. `mode="star"` reads the Hessian this way; `mode="auto"` takes it when
+        it needs fewer seeds than the other plans, since an entry read from its mirror image
+        is the dense Hessian's entry at $(j, i)$, equal to $(i, j)$ up to rounding.
+        """),
+        code("""
+        def arrow(x):                                        # x[0] couples to every other coordinate
+            return x[0] * np.sum(x[1:] ** 2) + np.sum(np.sin(x))
+
+        x_arrow = np.linspace(-1.0, 1.0, 100)
+        H_arrow = jl.hessian(arrow, x_arrow)
+        for mode in ("forward", "bidirectional", "star"):
+            arrow_h = jl.sparse_hessian(arrow, mode=mode)
+            S_arrow = arrow_h(x_arrow)
+            print(f"{mode:<14}{arrow_h.seeds:>4} seeds   max |S - H| = {np.abs(S_arrow.toarray() - H_arrow).max():.1e}")
+        auto_h = jl.sparse_hessian(arrow)
+        auto_h(x_arrow)
+        print("auto takes", auto_h.chosen, "with colors", auto_h.colors[:6], "...")""", REPRO),
 
         md(r"""
         ## Compiled Hessians

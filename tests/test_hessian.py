@@ -194,8 +194,12 @@ def test_sparse_hessian_of_a_tree_of_arrays_is_the_flat_hessian():
         H = hess(point)
         dense = jl.hessian(lambda v: loss({"b": v[0], "w": v[1:]}), np.concatenate([[point["b"]], point["w"]]))
         np.testing.assert_array_equal(H.toarray(), dense)  # flat order: the dict's keys sorted, b before w
-    # b's full row and column: bidirectional pulls b's row and colors the tridiagonal rest
-    assert H.shape == (7, 7) and (hess.chosen, hess.seeds) == ("bidirectional", 5)
+    # b's full row and column: a star coloring gives b a color and the chain of w three more, where
+    # bidirectional pulls b's row and colors the tridiagonal rest with three
+    assert H.shape == (7, 7) and (hess.chosen, hess.seeds) == ("star", 4)
+    both = jl.sparse_hessian(loss, mode="bidirectional")
+    both(params)
+    assert (both.chosen, both.seeds) == ("bidirectional", 5)
 
 
 def test_sparse_hessian_refuses_what_it_cannot_take():

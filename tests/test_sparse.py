@@ -187,8 +187,10 @@ def test_incidence_degree_order_is_its_definition(m, n, density, seed):
 
 
 def test_coloring_refuses_a_bad_mode_and_shape():
-    with pytest.raises(ValueError, match="'forward' .color columns. or 'reverse'"):
+    with pytest.raises(ValueError, match="'forward' .color columns., 'reverse' .color rows. or 'star'"):
         jl.coloring(np.eye(2), mode="auto")
+    with pytest.raises(ValueError, match=r"star coloring needs a square \(n, n\) pattern.*got shape \(2, 3\)"):
+        jl.coloring(np.ones((2, 3)), mode="star")
     with pytest.raises(ValueError, match=r"pattern must be a 2-D \(m, n\) matrix.*got shape \(2, 2, 2\)"):
         jl.coloring(np.ones((2, 2, 2)))
 

@@ -1,0 +1,140 @@
+"""Star coloring: compressed Hessians that use the symmetry.
+
+A column coloring (`jacobian_lab.compressed.coloring`) keeps apart every two
+columns that share a row, because entry (i, j) must be read in row i of the
+product with its color's seed. A Hessian is symmetric, so entry (i, j) can
+also be read where the product shows entry (j, i): in row j of the product
+with i's color. A *star coloring* makes one of the two places always hold
+that entry alone. It is a coloring of the adjacency graph (columns i and j
+adjacent when entry (i, j) is in the pattern) in which adjacent columns
+differ and every path through four columns uses at least three colors;
+then, of two adjacent columns, one is the only neighbour of its color that
+the other has. An arrow-shaped Hessian (a full first row and column) takes
+2 colors where a column coloring takes n.
+
+Reference: A. H. Gebremedhin, F. Manne and A. Pothen, "What color is your
+Jacobian? Graph coloring for computing derivatives", SIAM Review 47 (2005).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .sparsity import csr_array
+
+__all__ = ["star_coloring", "symmetric_reads"]
+
+
+def star_coloring(pattern) -> np.ndarray:
+    """A color per column of a square `pattern`, a star coloring of ``pattern | pattern.T``.
+
+    Greedy, the columns with the most entries first: a column takes the
+    smallest color that no neighbour holds and that closes no path of four
+    columns in two colors. A column without entries off the diagonal takes
+    color 0 when it has a diagonal entry, else -1 (no seed). `pattern` is
+    anything `scipy.sparse.csr_array` takes.
+
+    >>> import numpy as np
+    >>> arrow = np.eye(5, dtype=bool); arrow[0] = arrow[:, 0] = True
+    >>> star_coloring(arrow)
+    array([0, 1, 1, 1, 1])
+    """
+    pattern = _square(pattern)
+    rows, cols = _edges(pattern)
+    n = pattern.shape[0]
+    by_row = np.argsort(rows, kind="stable")
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).tolist()
+    idx = cols[by_row].tolist()
+    adjacent = [idx[ptr[v]:ptr[v + 1]] for v in range(n)]
+    colors = _greedy_star(sorted(range(n), key=lambda v: -len(adjacent[v])), adjacent)
+    has_entries = (np.diff(ptr) > 0) | (pattern.diagonal() != 0)
+    colors[~has_entries] = -1
+    return colors
+
+
+def _square(pattern):
+    if np.ndim(pattern) != 2 or np.shape(pattern)[0] != np.shape(pattern)[1]:
+        raise ValueError(f"a star coloring needs a square (n, n) pattern, as a Hessian's; got shape "
+                         f"{np.shape(pattern)}")
+    pattern = csr_array(pattern, dtype=bool)
+    pattern.eliminate_zeros()
+    return pattern
+
+
+def _edges(pattern) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of the off-diagonal entries of ``pattern | pattern.T``: both ways of each edge."""
+    both = (pattern + pattern.T).tocoo()
+    off = both.row != both.col
+    return both.row[off].astype(np.int64), both.col[off].astype(np.int64)
+
+
+def _greedy_star(order, adjacent) -> np.ndarray:
+    """Star coloring in `order`; colors as bits of Python ints.
+
+    When v is colored, a path of four colored vertices in two colors can only
+    close through v, as an end (v-w-x-y: x has v's color and a second
+    neighbour y of w's color) or inside (a-v-b-y: a and b share a color and y
+    has v's). So v may not take: a neighbour's color; ``star[w]`` of a colored
+    neighbour w (the colors of w's neighbours x that have two neighbours of
+    w's color); ``around[b]`` of a neighbour b whose color another neighbour
+    of v shares (the colors around b).
+    """
+    n = len(adjacent)
+    colors = [-1] * n
+    around = [0] * n  # bits: the colors of each vertex's colored neighbours
+    star = [0] * n  # bits, for a colored w: see above
+    count = [{} for _ in range(n)]  # count[u][c]: u's colored neighbours of color c
+    for v in order:
+        mine, taken = count[v], 0
+        for w in adjacent[v]:
+            cw = colors[w]
+            if cw >= 0:
+                taken |= (1 << cw) | star[w]
+                if mine[cw] >= 2:
+                    taken |= around[w]
+        c = (~taken & (taken + 1)).bit_length() - 1  # the lowest bit not taken
+        colors[v], bit = c, 1 << c
+        for u in adjacent[v]:
+            around[u] |= bit
+            k = count[u][c] = count[u].get(c, 0) + 1
+            cu = colors[u]
+            if cu < 0 or k < 2:
+                continue
+            # u has two neighbours of color c or more: u's color is now in star[] of each of them
+            for w in (adjacent[u] if k == 2 else (v,)):
+                if colors[w] == c:
+                    star[w] |= 1 << cu
+        for u in adjacent[v]:  # and v's color is in star[] of its neighbours whose color it has twice around
+            cu = colors[u]
+            if cu >= 0 and mine.get(cu, 0) >= 2:
+                star[u] |= bit
+    return np.array(colors, dtype=np.int64)
+
+
+def symmetric_reads(pattern, colors) -> tuple[np.ndarray, np.ndarray]:
+    """(each entry's color, its row in that color's product) for the entries of `pattern`, in its order.
+
+    Entry (i, j) is read in row i of the product with j's color when j is the
+    only neighbour of that color i has, else in row j of the product with i's
+    color (there it is entry (j, i)); a diagonal entry in its own row and color.
+    Every stored entry of `pattern` counts, whatever its value.
+
+    >>> import numpy as np
+    >>> arrow = np.eye(3, dtype=bool); arrow[0] = arrow[:, 0] = True
+    >>> symmetric_reads(csr_array(arrow), star_coloring(arrow))  # entries (0,0) (0,1) (0,2) (1,0) (1,1) (2,0) (2,2)
+    (array([0, 0, 0, 0, 1, 0, 1]), array([0, 1, 2, 1, 1, 2, 2]))
+    """
+    pattern = csr_array(pattern)
+    pattern = _square(csr_array((np.ones(pattern.nnz, dtype=bool), pattern.indices, pattern.indptr),
+                                shape=pattern.shape))
+    n = pattern.shape[0]
+    rows = np.repeat(np.arange(n), np.diff(pattern.indptr))
+    cols = pattern.indices
+    edge_rows, edge_cols = _edges(pattern)
+    width = int(colors.max(initial=-1)) + 1
+    # how many neighbours of each color each column has, as a flat (n, width) table
+    neighbours = np.bincount(edge_rows * width + colors[edge_cols], minlength=n * width)
+    direct = (rows == cols) | (neighbours[rows * width + colors[cols]] == 1)
+    if not (direct | (neighbours[cols * width + colors[rows]] == 1)).all():
+        raise RuntimeError("the coloring is not a star coloring of this pattern: an entry would be read mixed "
+                           "with another one")
+    return np.where(direct, colors[cols], colors[rows]), np.where(direct, rows, cols)
