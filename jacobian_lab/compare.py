@@ -171,8 +171,9 @@ class Comparison:
             if best is None or (m.total.total(), m.seconds) < (best.total.total(), best.seconds):
                 by_mode[m.mode] = m
         shape = f"{self.prediction.m}x{self.prediction.n} Jacobian"
-        if len(by_mode) < 2:
-            return f"only {next(iter(by_mode))} mode was measured for this {shape}"
+        if len(by_mode) < 2:  # the verdict compares the orders: say which rows would give one
+            measured = f"only {next(iter(by_mode))} mode was" if by_mode else "no forward or reverse row was"
+            return f"{measured} measured for this {shape}; add forward and reverse rows to compare the orders"
         fwd, rev = by_mode["forward"], by_mode["reverse"]
         win, lose = (fwd, rev) if fwd.total.total() <= rev.total.total() else (rev, fwd)
         flops = lose.total.total() / max(win.total.total(), 1.0)

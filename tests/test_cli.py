@@ -79,6 +79,12 @@ def test_compare_builtin_prints_table_and_verdict(capsys):
     assert "\x1b[" not in out  # no colour codes off a terminal
 
 
+def test_compare_of_compiled_and_sparse_rows_alone_prints_its_verdict(capsys):
+    code, out, err = run(capsys, "compare", "seed", "--n", "20", "--repeat", "1", "--modes", "jit,sparse")
+    assert code == 0, err
+    assert "verdict: no forward or reverse row was measured" in out
+
+
 def test_compare_json_is_the_comparison(capsys):
     code, out, _ = run(capsys, "compare", "curve", "--m", "30", "--modes", "forward,reverse", "--repeat", "1",
                        "--json")

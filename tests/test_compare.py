@@ -129,6 +129,15 @@ def test_compare_takes_one_row_given_as_a_string():
     assert [m.label for m in c.measurements] == ["reverse, batched"]
 
 
+@pytest.mark.parametrize("modes, measured", [(("jit",), "no forward or reverse row was"),
+                                              (("jit", "sparse"), "no forward or reverse row was"),
+                                              (("auto",), "only reverse mode was")])
+def test_the_verdict_of_rows_that_are_not_both_orders_says_what_to_add(modes, measured):
+    c = jl.compare(lambda x: np.sum(np.sin(x)), np.ones(5), modes=modes, repeat=1)
+    assert c.verdict() == f"{measured} measured for this 1x5 Jacobian; add forward and reverse rows to compare the orders"
+    assert c.table().endswith(c.verdict())
+
+
 def test_the_verdict_times_the_fastest_of_rows_with_the_fewest_flops():
     # "reverse, 1 seed/sweep" and "reverse, batched" count the same FLOPs; the verdict's time is the batched one's.
     f = lambda x: np.sin(x[1:]) * np.exp(x[:-1])  # noqa: E731
