@@ -388,8 +388,10 @@ def _cmd_sparsity(args) -> int:
                   f"bidirectional {seeds['bidirectional']:,} ({pulled:,} row{'' if pulled == 1 else 's'} pulled, "
                   f"the other rows' columns colored)")
     chosen = summary["sparse_jacobian"]
-    console.print(f"[bold]sparse_jacobian[/bold] takes {chosen} mode: {_seeds(seeds[chosen])} instead of "
-                  f"{_seeds(min(m, n))}")
+    dense = f"dense {'reverse' if m <= n else 'forward'} mode's one-hot seeds"
+    fewer = (f" instead of {min(m, n):,} ({dense})" if seeds[chosen] < min(m, n)
+             else f", as many as {dense}: the pattern does not compress")
+    console.print(f"[bold]sparse_jacobian[/bold] takes {chosen} mode: {_seeds(seeds[chosen])}{fewer}")
     return EXIT_OK
 
 
@@ -596,7 +598,7 @@ bidirectional mode (the densest rows pulled, the other rows' columns colored),
 and the mode jl.sparse_jacobian takes.
 
 examples:
-  {PROG} sparsity bratu                           # tridiagonal: 3 seeds instead of 2000
+  {PROG} sparsity bratu                           # tridiagonal: 3 seeds instead of 1,998
   {PROG} sparsity bratu --n 200 --plot pattern.png
   {PROG} sparsity my_model.py:residual --shape 500 --json
 """
