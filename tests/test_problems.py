@@ -176,6 +176,13 @@ def test_winner_consistent_with_shapes(name):
         assert _consistent(get(name, **kwargs))
 
 
+def test_a_small_bratu_is_not_called_square():
+    small, large = get("bratu", n=6), get("bratu", n=20)
+    assert small.winner == "reverse" and small.why.startswith("Reverse mode needs 4 passes")
+    assert large.winner == "either" and large.why.startswith("The 18x20 Jacobian is almost square: reverse mode "
+                                                             "needs 18 passes, forward mode 20 passes")
+
+
 def test_default_winners():
     winners = {name: get(name).winner for name in names()}
     assert winners == {
