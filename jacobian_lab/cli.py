@@ -678,6 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
                      parents=[common])
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser.commands = sub.choices  # name -> its parser, which reports the command's own bad arguments
 
     p = sub.add_parser("compare", parents=[common], formatter_class=_Help, epilog=COMPARE_EPILOG,
                        help="measure every accumulation order of one Jacobian and compare them",
@@ -774,7 +775,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     debug = "--debug" in argv
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # named by the command's parser, whose --help lists what it takes
+            parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as exc:  # --help, --version and argparse's own one-line errors
         return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
     if args.command is None:
@@ -790,8 +793,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
+    except MemoryError as exc:
+        message = f"out of memory ({exc}); try smaller sizes (--n, --m)"
+        return _fail(args.command, RunError(message), EXIT_FAILURE, debug, exc)
     except Exception as exc:  # noqa: BLE001 - a bug of ours: still one line, the traceback with --debug
         return _fail(args.command, RunError(f"{type(exc).__name__}: {exc}"), EXIT_FAILURE, debug, exc)
+
+
+def _reader_gone() -> int:
+    """The reader of the output (`head`, a pager) closed it: stop without a message, as other
+    command-line tools do; stdout now goes to /dev/null, so that flushing it at exit fails no more."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_FAILURE
 
 
 def _fail(command: str, exc: Exception, code: int, debug: bool, original: Exception | None = None) -> int:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jacobian_lab import chain, problems
+from jacobian_lab import chain, cli, problems
 from jacobian_lab.cli import (
     UsageError,
     build_parser,
@@ -382,6 +382,8 @@ BAD = [
     (("report", "--problems", "nope"), 2, "unknown problem"),
     (("report", "--problems", ""), 2, "(none given)"),
     (("no_such_command",), 2, "invalid choice"),
+    (("compare", "seed", "--frobnicate"), 2, "unrecognized arguments: --frobnicate (see 'jacobian-lab compare --help')"),
+    (("--frobnicate",), 2, "unrecognized arguments: --frobnicate (see 'jacobian-lab --help')"),
 ]
 
 
@@ -395,6 +397,28 @@ def test_bad_arguments_one_line_no_traceback(capsys, user_file, tmp_path, argv, 
     code, _, err = run(capsys, *_fill(argv, user_file, tmp_path))
     assert_one_line_error(err, code, expected)
     assert fragment in err
+
+
+def test_out_of_memory_is_one_line_naming_smaller_sizes(capsys, monkeypatch):
+    def allocate(args):
+        raise MemoryError("Unable to allocate 74.5 GiB for an array with shape (100000, 100000)")
+
+    monkeypatch.setattr(cli, "_cmd_compare", allocate)
+    code, _, err = run(capsys, "compare", "dense", "--n", "100000")
+    assert_one_line_error(err, code, 1)
+    assert "out of memory (Unable to allocate 74.5 GiB" in err and "try smaller sizes (--n, --m)" in err
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly(capsys, monkeypatch, tmp_path):
+    """`jacobian-lab problems --json | head -3`: the pipe closes, and no error is printed."""
+    def write_to_closed_pipe(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "_cmd_problems", write_to_closed_pipe)
+    with open(tmp_path / "stdout", "w") as stdout:  # a real file descriptor, which the command points at /dev/null
+        monkeypatch.setattr(sys, "stdout", stdout)
+        code = main(["problems", "--json"])
+    assert code == 1 and capsys.readouterr().err == ""
 
 
 def test_debug_shows_traceback(capsys, user_file):
