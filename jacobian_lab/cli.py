@@ -806,7 +806,8 @@ def _reader_gone() -> int:
     """The reader of the output (`head`, a pager) closed it: stop without a message, as other
     command-line tools do; stdout now goes to /dev/null, so that flushing it at exit fails no more."""
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    with contextlib.suppress(OSError, ValueError):  # a stdout without a file descriptor has nothing to flush there
+        os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
     return EXIT_FAILURE
 
