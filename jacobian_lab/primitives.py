@@ -143,6 +143,15 @@ class Trace:
     def process(self, prim: Primitive, args: tuple, params: dict):
         raise NotImplementedError
 
+    def evaluate(self, prim: Primitive, primals, params: dict, counter):
+        """`prim` on the operands' primals: dispatched again once values of an enclosing trace flow
+        through this one (`nested`), else run, and counted when `counter` (the active one) is set."""
+        if self.nested:
+            return apply(prim, primals, params)
+        if counter is None:
+            return prim.impl(*primals, **params)
+        return counter.evaluate(prim, primals, params)
+
 
 def _escaped(prim, args, params):
     raise TypeError(escaped_message(f"the operation {prim.name!r} got"))

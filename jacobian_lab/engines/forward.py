@@ -11,7 +11,7 @@ import numpy as np
 
 from ..accounting import TANGENT, active_counter
 from ..memory import TangentBudget
-from ..primitives import Trace, apply
+from ..primitives import Trace
 from ..tracing import COMPLEX, Tracer, complex_result
 from .base import call_traced, next_level, register
 
@@ -43,13 +43,8 @@ class ForwardTrace(Trace):
                 tangents.append(None)  # a constant: symbolic zero tangent
                 if isinstance(a, Tracer):  # a value of an enclosing trace: see `nested`
                     self.nested = True
-        counter = active_counter()
-        if self.nested:
-            out = apply(prim, primals, params)
-        elif counter is None:  # `evaluate`, written out: this runs for every primitive
-            out = prim.impl(*primals, **params)
-        else:
-            out = counter.evaluate(prim, primals, params)
+        counter = active_counter()  # looked up once: the tangent rule below is counted too
+        out = self.evaluate(prim, primals, params, counter)
         if not prim.differentiable:
             return out
         if out.dtype in COMPLEX:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..accounting import COTANGENT, TANGENT, Cost, active_counter, in_phase
 from ..memory import TangentBudget
-from ..primitives import Trace, apply
+from ..primitives import Trace
 from ..rules.elementwise import add
 from ..tracing import COMPLEX, Tracer, complex_result
 from .base import call_traced, next_level, register
@@ -206,13 +206,7 @@ class ReverseTrace(Trace):
                 parents.append(None)  # a constant: it needs no cotangent
                 if isinstance(a, Tracer):  # a value of an enclosing trace: see `nested`
                     self.nested = True
-        counter = active_counter()
-        if self.nested:
-            out = apply(prim, primals, params)
-        elif counter is None:  # `evaluate`, written out: this runs for every primitive
-            out = prim.impl(*primals, **params)
-        else:
-            out = counter.evaluate(prim, primals, params)
+        out = self.evaluate(prim, primals, params, active_counter())
         if not prim.differentiable:
             work, (flops, transcendentals) = self.tape.unrecorded, prim.cost(out, *primals, **params)
             work[0] += flops
