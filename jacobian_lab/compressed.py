@@ -90,7 +90,7 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
     if np.ndim(pattern) != 2:  # np.ndim reads a sparse array's too
         raise ValueError(f"pattern must be a 2-D (m, n) matrix, sparse or a boolean array; got shape "
                          f"{np.shape(pattern)}")
-    pattern = csr_array(pattern, dtype=bool)
+    pattern = csr_array(pattern, dtype=bool, copy=True)  # a view of the caller's indices would lose them below
     if mode == "reverse":
         pattern = pattern.T.tocsr()
     pattern.eliminate_zeros()

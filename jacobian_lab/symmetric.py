@@ -55,7 +55,7 @@ def _square(pattern):
     if np.ndim(pattern) != 2 or np.shape(pattern)[0] != np.shape(pattern)[1]:
         raise ValueError(f"a star coloring needs a square (n, n) pattern, as a Hessian's; got shape "
                          f"{np.shape(pattern)}")
-    pattern = csr_array(pattern, dtype=bool)
+    pattern = csr_array(pattern, dtype=bool, copy=True)  # a view of the caller's indices would lose them below
     pattern.eliminate_zeros()
     return pattern
 

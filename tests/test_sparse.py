@@ -186,6 +186,17 @@ def test_incidence_degree_order_is_its_definition(m, n, density, seed):
     assert jl.compressed._incidence_order(lists, n) == order
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse", "star"])
+def test_coloring_leaves_a_matrix_with_stored_zeros_as_it_was(mode):
+    S = scipy.sparse.csr_array((np.array([0.0, 1.0, 2.0, 1.0]), np.array([0, 1, 2, 1]), np.array([0, 2, 3, 4])),
+                               shape=(3, 3))
+    before = (S.data.copy(), S.indices.copy(), S.indptr.copy())
+    colors = jl.coloring(S, mode)
+    assert all(np.array_equal(a, b) for a, b in zip(before, (S.data, S.indices, S.indptr)))
+    if mode == "forward":
+        assert colors[0] == -1  # column 0 holds only the stored zero, which is not an entry
+
+
 def test_coloring_refuses_a_bad_mode_and_shape():
     with pytest.raises(ValueError, match="'forward' .color columns., 'reverse' .color rows. or 'star'"):
         jl.coloring(np.eye(2), mode="auto")
