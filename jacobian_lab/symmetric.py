@@ -27,11 +27,15 @@ __all__ = ["star_coloring", "symmetric_reads"]
 def star_coloring(pattern) -> np.ndarray:
     """A color per column of a square `pattern`, a star coloring of ``pattern | pattern.T``.
 
-    Greedy, the columns with the most entries first: a column takes the
-    smallest color that no neighbour holds and that closes no path of four
-    columns in two colors. A column without entries off the diagonal takes
-    color 0 when it has a diagonal entry, else -1 (no seed). `pattern` is
-    anything `scipy.sparse.csr_array` takes.
+    Greedy: a column takes the smallest color that no neighbour holds and
+    that closes no path of four columns in two colors. Two orders are tried
+    and the coloring with fewer colors kept: the columns with the most
+    neighbours first, which suits meshes and bands, and with the fewest
+    first, which gives k variables coupled to all others (but not to each
+    other) k + 1 colors, where the first order gives most columns their own.
+    A column without entries off the diagonal takes color 0 when it has a
+    diagonal entry, else -1 (no seed). `pattern` is anything
+    `scipy.sparse.csr_array` takes.
 
     >>> import numpy as np
     >>> arrow = np.eye(5, dtype=bool); arrow[0] = arrow[:, 0] = True
@@ -45,7 +49,9 @@ def star_coloring(pattern) -> np.ndarray:
     ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).tolist()
     idx = cols[by_row].tolist()
     adjacent = [idx[ptr[v]:ptr[v + 1]] for v in range(n)]
-    colors = _greedy_star(sorted(range(n), key=lambda v: -len(adjacent[v])), adjacent)
+    most_first = _greedy_star(sorted(range(n), key=lambda v: -len(adjacent[v])), adjacent)
+    fewest_first = _greedy_star(sorted(range(n), key=lambda v: len(adjacent[v])), adjacent)
+    colors = min(most_first, fewest_first, key=lambda c: c.max(initial=-1))
     has_entries = (np.diff(ptr) > 0) | (pattern.diagonal() != 0)
     colors[~has_entries] = -1
     return colors
@@ -116,7 +122,9 @@ def symmetric_reads(pattern, colors) -> tuple[np.ndarray, np.ndarray]:
     Entry (i, j) is read in row i of the product with j's color when j is the
     only neighbour of that color i has, else in row j of the product with i's
     color (there it is entry (j, i)); a diagonal entry in its own row and color.
-    Every stored entry of `pattern` counts, whatever its value.
+    Every stored entry of `pattern` counts, whatever its value. `colors` must be
+    a star coloring of that structure (`star_coloring` of it): one that would
+    read an entry mixed with another is refused.
 
     >>> import numpy as np
     >>> arrow = np.eye(3, dtype=bool); arrow[0] = arrow[:, 0] = True
@@ -126,15 +134,31 @@ def symmetric_reads(pattern, colors) -> tuple[np.ndarray, np.ndarray]:
     pattern = csr_array(pattern)
     pattern = _square(csr_array((np.ones(pattern.nnz, dtype=bool), pattern.indices, pattern.indptr),
                                 shape=pattern.shape))
-    n = pattern.shape[0]
-    rows = np.repeat(np.arange(n), np.diff(pattern.indptr))
+    rows = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr))
     cols = pattern.indices
     edge_rows, edge_cols = _edges(pattern)
-    width = int(colors.max(initial=-1)) + 1
-    # how many neighbours of each color each column has, as a flat (n, width) table
-    neighbours = np.bincount(edge_rows * width + colors[edge_cols], minlength=n * width)
-    direct = (rows == cols) | (neighbours[rows * width + colors[cols]] == 1)
-    if not (direct | (neighbours[cols * width + colors[rows]] == 1)).all():
-        raise RuntimeError("the coloring is not a star coloring of this pattern: an entry would be read mixed "
-                           "with another one")
+    colors = np.asarray(colors, dtype=np.int64)
+    if (colors[rows] < 0).any() or (colors[cols] < 0).any() or (colors[edge_rows] == colors[edge_cols]).any():
+        raise ValueError("the colors are not a star coloring of this pattern: a column with entries has no color, "
+                         "or two neighbouring columns share one; use star_coloring(pattern)")
+    count = _neighbours_by_color(edge_rows, colors[edge_cols], int(colors.max(initial=-1)) + 1)
+    direct = (rows == cols) | (count(rows, colors[cols]) == 1)
+    if not (direct | (count(cols, colors[rows]) == 1)).all():
+        raise ValueError("the colors are not a star coloring of this pattern: an entry would be read mixed with "
+                         "another one; use star_coloring(pattern)")
     return np.where(direct, colors[cols], colors[rows]), np.where(direct, rows, cols)
+
+
+def _neighbours_by_color(vertices, neighbour_colors, width):
+    """``count(v, c)``: how many neighbours of color c each vertex v has, from the (vertex, neighbour's color)
+    of every edge; kept as sorted keys, not an (n, colors) table, which could be as large as n²."""
+    keys, counts = np.unique(vertices * width + neighbour_colors, return_counts=True)
+
+    def count(v, c):
+        wanted = v * width + c
+        if not keys.size:  # no edge: no neighbours
+            return np.zeros(wanted.shape, dtype=np.int64)
+        at = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)
+        return np.where(keys[at] == wanted, counts[at], 0)
+
+    return count

@@ -81,10 +81,36 @@ def test_an_arrow_takes_two_colors_where_column_colorings_take_n():
     assert jl.compressed.plan(arrow, "star").seeds == 2
 
 
-def test_a_coloring_that_is_not_a_star_coloring_is_refused():
+@pytest.mark.parametrize("colors, why", [([0, 1, 0, 1], "read mixed with another"),  # the path alternates 0, 1
+                                         ([0, 0, 1, 2], "neighbouring columns share one"),
+                                         ([0, 1, -1, 2], "has no color")])
+def test_a_coloring_that_is_not_a_star_coloring_is_refused(colors, why):
     path = np.eye(4, dtype=bool) | np.eye(4, k=1, dtype=bool) | np.eye(4, k=-1, dtype=bool)
-    with pytest.raises(RuntimeError, match="not a star coloring"):
-        symmetric_reads(scipy.sparse.csr_array(path), np.array([0, 1, 0, 1]))  # the path alternates two colors
+    with pytest.raises(ValueError, match=f"not a star coloring of this pattern.*{why}"):
+        symmetric_reads(scipy.sparse.csr_array(path), np.array(colors))
+
+
+@pytest.mark.parametrize("hubs", [1, 2, 3, 5])
+def test_variables_coupled_to_all_others_take_one_color_each_and_the_rest_one(hubs):
+    """k hubs coupled to every other variable but not to each other: k + 1 colors (the fewest-first order
+    finds them; the most-first order colors the hubs alike and then needs a color per other column)."""
+    P = np.eye(60, dtype=bool)
+    P[:hubs, hubs:] = P[hubs:, :hubs] = True
+    colors = star_coloring(P)
+    assert_star_coloring(P, colors)
+    assert colors.max() + 1 == hubs + 1
+
+
+def test_reads_of_many_colors_need_no_table_of_every_column_and_color():
+    """Two hubs over 20,000 columns colored one color per leaf: the reads count neighbours per (column, color)
+    pair that occurs, not in an n x colors table (20,000 x 20,000 int64 would be 3.2 GB)."""
+    n = 20_000
+    P = scipy.sparse.lil_array((n, n), dtype=bool)
+    P.setdiag(True)
+    P[0, 2:] = P[1, 2:] = P[2:, 0] = P[2:, 1] = True
+    colors = np.r_[0, 0, np.arange(1, n - 1)]  # a star coloring, though not a small one
+    color, place = symmetric_reads(P.tocsr(), colors)
+    assert color.size == P.nnz and (place >= 0).all()
 
 
 def arrow_energy(x):
@@ -118,6 +144,18 @@ def test_sparse_hessian_of_an_arrow_takes_two_seeds():
     assert star.cost("primal") == gradient.cost("primal") and star.cost("cotangent") == gradient.cost("cotangent")
     assert star.cost("tangent") == counts["bidirectional"].cost("tangent")
     assert counts["bidirectional"].cost("cotangent").flops > star.cost("cotangent").flops
+
+
+def test_two_global_parameters_take_three_seeds():
+    def f(x):  # x[0] and x[1] each couple to every other coordinate, not to each other
+        return x[0] * np.sum(x[2:] ** 2) + x[1] * np.sum(np.sin(x[2:]))
+
+    x = np.linspace(0.1, 1.0, 40)
+    hess = jl.sparse_hessian(f)
+    S = hess(x)
+    assert (hess.chosen, hess.seeds) == ("star", 3)
+    assert jl.compressed.plan(S, "bidirectional").seeds == 5
+    assert_read_from_the_dense_hessian(S, jl.hessian(f, x), hess.colors)
 
 
 def test_auto_takes_the_star_coloring_only_for_fewer_seeds():
