@@ -264,8 +264,8 @@ def compile_sparse(fun: SparseJacobian, g, x):
     recorder = Recorder(x)
     with counting(recorder):
         y, pullback = engines.get("reverse").vjp(g, x)
-        pattern, (mode, seeding) = fun.planned(pullback, np.size(y))
-        values = entries(_capturing(pullback, recorder), pattern, seeding, np.shape(y), x, fun.batch_size)
+        pattern, (mode, seeding), reads = fun.planned(pullback, np.size(y))
+        values = entries(_capturing(pullback, recorder), pattern, seeding, np.shape(y), x, fun.batch_size, reads)
     order = "forward" if seeding.symmetric else mode  # a star coloring's seeds are tangents
     program = CompressedProgram(recorder, order, np.shape(y), x, pattern, seeding)
     return program, csr_array((values, pattern.indices, pattern.indptr), shape=pattern.shape)

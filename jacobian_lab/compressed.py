@@ -67,10 +67,13 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
     Greedy: each column in turn takes the smallest color that no column
     sharing a row with it holds, largest first (columns holding the most
     entries first). When that leaves more colors than the widest row has
-    entries (the least any coloring needs), incidence degree order is tried
-    too (next, the column that shares rows with the most columns already
-    colored) and the coloring with fewer colors kept: it finds the 5 colors of
-    a 2-D five-point stencil where largest first finds 7. `pattern` is anything
+    entries (the least any coloring needs) by more than a twentieth, incidence
+    degree order is tried too (next, the column that shares rows with the
+    most columns already colored) and the coloring with fewer colors kept: it
+    finds the 5 colors of a 2-D five-point stencil where largest first finds
+    7. (Its cost grows with the squares of the rows' sizes, quadratic in n
+    for a full row, so it is not run for a saving of a color or two in
+    thousands.) `pattern` is anything
     `scipy.sparse.csr_array` takes (a sparse matrix, a 2-D boolean array).
     A column without entries gets -1: it needs no seed. The number of colors
     is ``colors.max() + 1`` (`color_count`): the seeds a compressed Jacobian
@@ -103,7 +106,7 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
     col_ptr = lists[0]
     largest_first = sorted(range(n), key=lambda j: col_ptr[j] - col_ptr[j + 1])  # stable: ties in column order
     colors = _greedy(largest_first, lists, m)
-    if colors.max(initial=-1) + 1 > widest:  # above the bound: try the other order
+    if colors.max(initial=-1) + 1 > widest * 1.05:  # well above the bound: try the other order
         colors = min(colors, _greedy(_incidence_order(lists, n), lists, m), key=lambda c: c.max(initial=-1))
     colors[np.diff(by_column.indptr) == 0] = -1  # a column without entries needs no seed
     return colors
@@ -194,8 +197,8 @@ class SparseJacobian:
         check_options(mode, batch_size, SYMMETRIC_MODES if symmetric else MODES)
         self.f, self.mode, self.batch_size = f, mode, batch_size
         self.symmetric = symmetric  # a Hessian: star colorings read entries from their mirror images too
-        # (tape signature, pattern, (mode, plan)) of the last pattern: one tuple, replaced whole, so that
-        # calls from several threads never pair one pattern with another's signature or plan
+        # (tape signature, pattern, (mode, plan), its where_read) of the last pattern: one tuple, replaced
+        # whole, so that calls from several threads never pair one pattern with another's signature or plan
         self._last = None
         # the last call's mode, its coloring (forward: of the columns, reverse: of the rows,
         # bidirectional: of the columns, for the rows not pulled) and its number of seeds
@@ -206,14 +209,15 @@ class SparseJacobian:
             raise one_input_error(self)
         g, x_flat = prepare(self.f, x)
         y, pullback = engines.get("reverse").vjp(g, x_flat)
-        pattern, (mode, seeding) = self.planned(pullback, np.size(y))
+        pattern, (mode, seeding), reads = self.planned(pullback, np.size(y))
         self.chosen, self.seeds = mode, seeding.seeds
         self.colors = seeding.rows if mode == "reverse" else seeding.columns
-        values = entries(pullback, pattern, seeding, np.shape(y), x_flat, self.batch_size)
+        values = entries(pullback, pattern, seeding, np.shape(y), x_flat, self.batch_size, reads)
         return csr_array((values, pattern.indices, pattern.indptr), shape=pattern.shape)
 
     def planned(self, pullback, m: int) -> tuple:
-        """f's pattern on this tape and (mode, plan) for it; the last ones while the tape's signature stays.
+        """f's pattern on this tape, (mode, plan) for it and where its entries are read (`where_read`);
+        the last ones while the tape's signature stays.
 
         Equal signatures mean the same primitives, parameters, traced operands
         and shapes (`Tape.signature`): everything a pattern is read from. A
@@ -226,15 +230,16 @@ class SparseJacobian:
             key = None
         last = self._last
         if last is not None and key is not None and last[0] == key:
-            return last[1], last[2]
+            return last[1:]
         pattern = recorded_pattern(pullback, m)
         if last is not None and _same_pattern(pattern, last[1]):
-            planned = last[2]
+            planned, reads = last[2:]
         else:
             auto = self.mode == "auto"
             planned = best_plan(pattern, self.symmetric) if auto else (self.mode, plan(pattern, self.mode))
-        self._last = (key, pattern, planned)
-        return pattern, planned
+            reads = where_read(pattern, planned[1])
+        self._last = (key, pattern, planned, reads)
+        return pattern, planned, reads
 
     def __repr__(self) -> str:
         return f"sparse_jacobian({function_name(self.f)}, mode={self.mode!r})"
@@ -413,12 +418,12 @@ def _color_seeds(colors, lo, hi, shape, dtype):
     return (colors == np.arange(lo, hi)[:, None]).astype(dtype).reshape((hi - lo,) + tuple(shape))
 
 
-def entries(pullback, pattern, seeding: Plan, y_shape, x, batch_size) -> np.ndarray:
+def entries(pullback, pattern, seeding: Plan, y_shape, x, batch_size, reads=None) -> np.ndarray:
     """The pattern's entries, in its order: rows with a row color from the cotangent of their color,
-    the others from the tangent of their column's color."""
+    the others from the tangent of their column's color. `reads`: `where_read` of the plan, when known."""
     dtype = result_dtype(x)
     values = np.empty(pattern.nnz, dtype=dtype)
-    reads = where_read(pattern, seeding)
+    reads = where_read(pattern, seeding) if reads is None else reads
     if "forward" in reads:
         mine, colors, place = reads["forward"]
         values[mine] = _read(lambda seeds: pullback.push(seeds)[1], seeding.columns, colors, place, x.shape,

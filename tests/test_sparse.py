@@ -197,6 +197,24 @@ def test_coloring_leaves_a_matrix_with_stored_zeros_as_it_was(mode):
         assert colors[0] == -1  # column 0 holds only the stored zero, which is not an entry
 
 
+def test_incidence_order_is_not_tried_for_a_saving_under_a_twentieth(monkeypatch):
+    """Two full rows but for one column each: largest first takes n colors against a bound of n - 1, and the
+    incidence order, whose cost grows with the squares of the rows' sizes, could save one at most."""
+    n = 400
+    P = np.eye(n, dtype=bool)
+    P[:2, 2:] = P[2:, :2] = True
+
+    def refused(*args):
+        raise AssertionError("incidence order tried")
+
+    monkeypatch.setattr(jl.compressed, "_incidence_order", refused)
+    assert jl.coloring(P).max() + 1 == n
+    stencil = (np.eye(n, dtype=bool) | np.eye(n, k=1, dtype=bool) | np.eye(n, k=20, dtype=bool)
+               | np.eye(n, k=-1, dtype=bool) | np.eye(n, k=-20, dtype=bool))
+    with pytest.raises(AssertionError, match="incidence order tried"):  # 7 colors against a bound of 5: tried
+        jl.coloring(stencil)
+
+
 def test_coloring_refuses_a_bad_mode_and_shape():
     with pytest.raises(ValueError, match="'forward' .color columns., 'reverse' .color rows. or 'star'"):
         jl.coloring(np.eye(2), mode="auto")
