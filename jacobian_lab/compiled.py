@@ -267,7 +267,7 @@ def compile_sparse(fun: SparseJacobian, g, x):
         pattern, (mode, seeding), reads = fun.planned(pullback, np.size(y))
         values = entries(_capturing(pullback, recorder), pattern, seeding, np.shape(y), x, fun.batch_size, reads)
     order = "forward" if seeding.symmetric else mode  # a star coloring's seeds are tangents
-    program = CompressedProgram(recorder, order, np.shape(y), x, pattern, seeding)
+    program = CompressedProgram(recorder, order, np.shape(y), x, pattern, reads)
     return program, csr_array((values, pattern.indices, pattern.indptr), shape=pattern.shape)
 
 
@@ -328,10 +328,12 @@ def _compressed(fun, g, pullback, y, x, recorder):
     if planned is None:
         return None
     mode, seeding = planned
-    values = entries(_capturing(pullback, recorder, "sparse "), pattern, seeding, np.shape(y), x, fun.batch_size)
+    reads = where_read(pattern, seeding)
+    values = entries(_capturing(pullback, recorder, "sparse "), pattern, seeding, np.shape(y), x, fun.batch_size,
+                     reads)
     if not np.isfinite(values).all():  # eager one-hot seeds may hold NaN off the pattern here: see `dense`
         return None
-    program = CompressedProgram(recorder, mode, np.shape(y), x, pattern, seeding, "sparse ", g.out_def, dense=True)
+    program = CompressedProgram(recorder, mode, np.shape(y), x, pattern, reads, "sparse ", g.out_def, dense=True)
     return program, program.dense(values)
 
 
@@ -480,14 +482,13 @@ class Program:
 
 class CompressedProgram(Program):
     """A `Program` of compressed passes: its blocks are one derivative per color, and a replay
-    gathers the pattern's entries from them (`compressed.where_read`) into a `csr_array`, or with
-    `dense` into the Jacobian as an array of shape ``y_shape + x_shape``."""
+    gathers the pattern's entries from them (`reads`, the plan's `compressed.where_read`) into a
+    `csr_array`, or with `dense` into the Jacobian as an array of shape ``y_shape + x_shape``."""
 
-    def __init__(self, recorder: Recorder, mode: str, y_shape, x, pattern, seeding, prefix: str = "",
+    def __init__(self, recorder: Recorder, mode: str, y_shape, x, pattern, reads: dict, prefix: str = "",
                  out_def=None, dense: bool = False):
         super().__init__(recorder, mode, y_shape, x, out_def, prefix)
-        self.pattern, self._dense_result = pattern, dense
-        self._reads = where_read(pattern, seeding)
+        self.pattern, self._reads, self._dense_result = pattern, reads, dense
         if dense:  # each entry's place in the dense (m, n) J: a scatter there beats csr_array.toarray
             rows = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr))
             self._flat_index = rows * pattern.shape[1] + pattern.indices
