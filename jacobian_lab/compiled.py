@@ -120,17 +120,24 @@ class Jitted:
             if J is not None and program.out_def is None:
                 return J.reshape(math.prod(program.y_shape), x.size) if self.fun.flat else J
         g, x_flat, key = self._prepare(x)
-        programs = self._programs.get(key, [])
-        if isinstance(programs, NotReplayable):
-            return self.fun(x)
-        if J is None and programs is not tried:
-            program, J = _replay(programs, x_flat)
-        if J is None:  # first call at this key, or other values than every program was built for
-            program, J = self._compile(g, x_flat, key)
+        if J is None:
+            program, J = self._replayed(g, x_flat, key, tried)
             if program is None:
                 return self.fun(x)
         g.out_def = program.out_def
         return finish(g, J, x_flat, self.fun.flat)
+
+    def _replayed(self, g, x_flat, key, tried=None):
+        """(program, J) of a program kept at `key` whose guards hold at x, else of one compiled now;
+        (None, None) when f cannot be compiled, and the uncompiled function answers. `tried`: the
+        programs already replayed at x, in vain."""
+        programs = self._programs.get(key, [])
+        if isinstance(programs, NotReplayable):
+            return None, None
+        program, J = _replay(programs, x_flat) if programs is not tried else (None, None)
+        if J is None:  # first call at this key, or other values than every program was built for
+            program, J = self._compile(g, x_flat, key)
+        return program, J
 
     def program(self, x) -> "Program":
         """The program a call at x replays, compiling it if needed."""
@@ -229,16 +236,8 @@ class JittedSparse(Jitted):
         if isinstance(self.fun, SparseHessian) and structured(x):
             x_flat, flat = self._flattened(x)
             return self._through(flat, "__call__", x_flat)
-        g, x_flat, key = self._prepare(x)
-        programs = self._programs.get(key, [])
-        if isinstance(programs, NotReplayable):
-            return self.fun(x)
-        _, S = _replay(programs, x_flat)
-        if S is None:
-            program, S = self._compile(g, x_flat, key)
-            if program is None:
-                return self.fun(x)
-        return S
+        program, S = self._replayed(*self._prepare(x))
+        return self.fun(x) if program is None else S
 
     def program(self, x) -> "Program":
         if not (isinstance(self.fun, SparseHessian) and structured(x)):
