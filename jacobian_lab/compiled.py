@@ -142,10 +142,7 @@ class Jitted:
     def program(self, x) -> "Program":
         """The program a call at x replays, compiling it if needed."""
         g, x_flat, key = self._prepare(x)
-        programs = self._programs.get(key, [])
-        program = _replay(programs, x_flat)[0] if isinstance(programs, list) else None
-        if program is None and isinstance(programs, list):
-            program, _ = self._compile(g, x_flat, key)
+        program, _ = self._replayed(g, x_flat, key)
         if program is None:
             raise self._programs[key]
         return program
