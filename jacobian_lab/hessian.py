@@ -165,9 +165,9 @@ def sparse_hessian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None):
     entry read at (j, i) is ``hessian(f, x)[j, i]``, equal to (i, j) up to
     rounding where both are finite (at a point where a second derivative is
     inf or NaN, the two places may differ in that). It can take far fewer
-    seeds: 2 for an arrow-shaped Hessian,
-    where a column coloring takes n. mode="auto" weighs it too, after the
-    others. Without x, the sparse Hessian as a function of x, keeping its coloring.
+    seeds: 2 for an arrow-shaped Hessian, where a column coloring takes n.
+    mode="auto" weighs it too, after the others. Without x, the sparse
+    Hessian as a function of x, keeping its coloring.
     For a tree of arrays x the result is the flat (n, n) Hessian, its rows
     and columns in the order ``jacobian(..., flat=True)`` flattens x.
 

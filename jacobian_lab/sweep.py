@@ -398,7 +398,8 @@ def sweep(problem: str = "seed", n: Sequence[int] | None = None, m: Sequence[int
     :func:`jacobian_lab.predict` (forward: vector mode; reverse: batched);
     seconds from :func:`jacobian_lab.measure` (median of `repeat` runs), or 0
     with ``timed=False``. Where compressed seeds are fewer than either
-    order's, a point also holds "sparse", `sparse_jacobian`'s counted work. `progress(done, total, label)` is called after every point.
+    order's, a point also holds "sparse", `sparse_jacobian`'s counted work.
+    `progress(done, total, label)` is called after every point.
 
     >>> r = sweep("seed", n=[10, 100], repeat=1)
     >>> [p.n for p in r.points], r.axis
