@@ -52,3 +52,27 @@ def test_overflow_warnings_are_not_swallowed(mode):
 ])
 def test_kink_conventions_match_jax_in_both_modes(mode, f, x, expected):
     np.testing.assert_allclose(jl.jacobian(f, x, mode=mode), expected)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f, x, expected", [
+    (lambda x: x ** 0, np.array([0.0, 2.0]), np.zeros((2, 2))),                     # x ** 0 is 1
+    (lambda x: x ** np.array([0.0, 1.0, 2.0]), np.zeros(3), np.diag([0.0, 1.0, 0.0])),
+    (lambda p: 0.0 ** p, np.array([2.0, 0.5]), np.zeros((2, 2))),                  # 0 ** p is 0 near p > 0
+    (lambda v: v[0] ** v[1], np.array([0.0, 2.0]), [0.0, 0.0]),
+    (lambda v: v[0] ** v[1], np.array([0.0, 0.0]), [0.0, 0.0]),                      # JAX's choice for d/dp
+    (lambda v: v[0] ** v[1], np.array([1.5, 2.5]), [2.5 * 1.5 ** 1.5, 1.5 ** 2.5 * np.log(1.5)]),
+])
+def test_powers_at_zero_have_finite_slopes_as_in_jax(mode, f, x, expected):
+    # p * x ** (p - 1) and x ** p * log(x) would be 0 * inf = NaN at these points, with warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        J = jl.jacobian(f, x, mode=mode)
+    np.testing.assert_allclose(J, expected, rtol=1e-13)
+
+
+def test_polynomial_features_have_the_derivative_of_their_polynomial():
+    f = lambda x: np.sum(np.array([1.0, 2.0, 3.0]) * x[:, None] ** np.arange(3))   # 1 + 2x + 3x², summed
+    x = np.array([0.0, 0.5])
+    np.testing.assert_allclose(jl.grad(f)(x), 2.0 + 6.0 * x)
+    np.testing.assert_allclose(jl.jit(jl.grad(f))(x), 2.0 + 6.0 * x)

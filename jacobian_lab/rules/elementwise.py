@@ -128,16 +128,36 @@ reciprocal = unary("reciprocal", np.reciprocal, lambda out, x: times(negative(sq
 
 
 def _power_partials(needs, out, x, p):
-    if needs[1]:  # a traced exponent: the same work at every value (the tape's signature omits it)
-        dx = needs[0] and times(multiply(p, _power(x, subtract(p, 1.0))))
-    else:  # a constant one: x ** 3 differentiates through a square
-        dx = needs[0] and times(multiply(p, power(x, p - 1 if np.isscalar(p) else subtract(p, 1.0))))
-    dp = needs[1] and times(multiply(out, log(x)))
+    # Where p == 0, x ** p is 1 even at x = 0, and where x == 0 (p > 0) it is 0 for every p near
+    # p: both slopes are 0 there, but p * x ** (p - 1) and out * log(x) would be 0 * inf = NaN.
+    # So the base is read as 1 at those points, as JAX does.
+    dx = needs[0] and times(multiply(p, _power(_one_where(x, p, traced=needs[1]), _minus_one(p, needs[1]))))
+    dp = needs[1] and times(multiply(out, log(_one_where(x, x, traced=needs[0]))))
     return dx, dp
 
 
+def _minus_one(p, traced):
+    # a constant exponent: x ** 3 differentiates through a square
+    return subtract(p, 1.0) if traced or not np.isscalar(p) else p - 1
+
+
+def _one_where(x, zeros, traced):
+    """x, with 1 wherever `zeros` is 0. A traced `zeros` always takes the `where`, so that the
+    work is the same at every value (a tape's signature omits the values of traced operands)."""
+    if not traced and not np.any(np.equal(zeros, 0)):
+        return x
+    return where(equal(zeros, 0.0), 1.0, x)
+
+
 def power(x, p):
-    """x ** p; the constant exponent 2 is `square` (N flops, not N transcendentals)."""
+    """x ** p; the constant exponent 2 is `square` (N flops, not N transcendentals).
+
+    Its slopes are 0 where p == 0 or (for the exponent's) x == 0, not NaN:
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> jl.grad(lambda x: np.sum(x ** np.arange(3.0)))(np.zeros(3))
+    array([0., 1., 0.])
+    """
     if type(p) is int or type(p) is float:  # the usual case: a Python number keeps x's dtype
         return square(x) if p == 2 else _power(x, p)
     if getattr(p, "_trace", None) is None and np.ndim(p) == 0 and p == 2:  # np.float64(2), array(2), ...
