@@ -822,7 +822,7 @@ def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
 implements(np.shape)(lambda a: a.shape)
 implements(np.ndim)(lambda a: a.ndim)
 implements(np.size)(lambda a, axis=None: a.size if axis is None else a.shape[axis])
-implements(np.copy)(lambda a, order="K", subok=False: a)
+implements(np.copy)(lambda a, order="K", subok=False: a.copy())  # a distinct tracer: see `inplace`
 implements(np.result_type)(lambda *arrays_and_dtypes: np.result_type(
     *(a.dtype if is_traced(a) else a for a in arrays_and_dtypes)))
 

@@ -23,8 +23,11 @@ Rule conventions (see docs/architecture.md):
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+import numpy as np
 
 from .accounting import active_counter
 
@@ -100,7 +103,10 @@ class Primitive:
         # `apply`, written out: every primitive a rule uses is called this way.
         trace = find_trace(args)
         if trace is not None:
-            return trace.process(self, args, params)
+            out = trace.process(self, args, params)
+            if self.structure == "move":  # reshape, transpose, x[1:], ...: NumPy returns a view
+                note_view(out, args[0])
+            return out
         counter = active_counter()  # `evaluate`, written out
         if counter is None:
             return self.impl(*args, **params)
@@ -108,6 +114,28 @@ class Primitive:
 
     def __repr__(self) -> str:
         return f"Primitive({self.name!r})"
+
+
+def note_view(out, source) -> None:
+    """Remember that traced `out` shares memory with traced `source` (out = source[1:], ...).
+
+    NumPy writes an in-place operator (``v *= 3``) through to every array sharing
+    the memory; a traced array cannot, so `jacobian_lab.inplace` refuses one on a
+    view, and on an array while a view of it is alive. Views of views keep the
+    array that owns the memory as their owner.
+    """
+    if getattr(out, "_trace", None) is None or getattr(source, "_trace", None) is None:
+        return
+    if not np.may_share_memory(primal(out), primal(source)):
+        return  # a copy (fancy indexing, a reshape that could not be a view)
+    owner = getattr(source, "_owner", None)
+    if owner is None:
+        owner = source
+    out._owner = owner
+    views = getattr(owner, "_views", None)
+    if views is None:
+        owner._views = views = []
+    views.append(weakref.ref(out))
 
 
 def register(prim: Primitive) -> Primitive:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import inplace
 from . import numpy_api as api
 from . import scipy_special
 from .primitives import Primitive, apply, observe
@@ -61,7 +62,8 @@ def binary_methods(fn):
 class Tracer:
     """An array whose operations are interpreted by a trace (an engine)."""
 
-    __slots__ = ("_trace", "primal")
+    # _owner and _views: which traced arrays share memory with this one (`primitives.note_view`)
+    __slots__ = ("_trace", "primal", "_owner", "_views", "__weakref__")
     __array_priority__ = 100
 
     def __init__(self, trace, primal):
@@ -69,7 +71,10 @@ class Tracer:
         self.primal = primal
 
     # --- array metadata --------------------------------------------------------
-    shape = property(lambda self: np.shape(self.primal))
+    def _set_shape(self, shape):  # y.shape = (3, 1) reshapes y itself, as in NumPy
+        inplace.take_on(self, api.reshape(self, shape))
+
+    shape = property(lambda self: np.shape(self.primal), _set_shape)
     ndim = property(lambda self: np.ndim(self.primal))
     size = property(lambda self: np.size(self.primal))
     dtype = property(lambda self: np.result_type(self.primal))
@@ -119,6 +124,22 @@ class Tracer:
     def __index__(self):
         raise _conversion_error("using it as an index")
 
+    def __round__(self, ndigits=None):
+        if self.ndim:  # as NumPy: only its scalars define round()
+            raise TypeError("round() of an array is not defined (as in NumPy); use np.round(x, decimals)")
+        if ndigits is None:
+            raise _conversion_error("round() to an int")
+        return np.round(self, ndigits)
+
+    def __format__(self, spec):
+        if not spec:
+            return str(self)
+        raise TracerConversionError(
+            f"formatting a traced value with the format spec {spec!r} (an f-string or str.format in f) would "
+            "read it as a plain number and drop its derivative, so jacobian_lab refuses it. Format it "
+            "without a spec (f\"{x}\" shows the traced value), or print outside f"
+        )
+
     def item(self, *args):
         raise _conversion_error(".item()")
 
@@ -151,11 +172,17 @@ class Tracer:
     __eq__, __ne__ = binary_method(E.equal), binary_method(E.not_equal)
     __hash__ = None
 
+    # In place: the tracer itself takes the result, so every name bound to it sees it (`inplace`).
+    __iadd__, __isub__ = inplace.operator(E.add, "+"), inplace.operator(E.subtract, "-")
+    __imul__, __itruediv__ = inplace.operator(E.multiply, "*"), inplace.operator(E.divide, "/")
+    __ipow__, __imatmul__ = inplace.operator(E.power, "**"), inplace.operator(api.matmul, "@")
+    __ifloordiv__, __imod__ = inplace.operator(E.floor_divide, "//"), inplace.operator(E.remainder, "%")
+
     def __neg__(self):
         return E.negative(self)
 
     def __pos__(self):
-        return self
+        return inplace.clone(self)  # a copy, as NumPy's +x is
 
     def __abs__(self):
         return E.absolute(self)
@@ -260,7 +287,7 @@ class Tracer:
         return api.dot(self, b)
 
     def copy(self, order="C"):
-        return self
+        return inplace.clone(self)
 
     def view(self, dtype=None, type=None):
         # The same values: traced arrays are never written to, so a view is the array itself.
@@ -280,5 +307,6 @@ class Tracer:
 
     def astype(self, dtype, copy=True, **kw):
         if np.issubdtype(dtype, np.floating):
-            return E.as_float_dtype(self, dtype)
+            converted = E.as_float_dtype(self, dtype)
+            return inplace.clone(converted) if copy and converted is self else converted
         raise _conversion_error(f".astype({np.dtype(dtype).name})")
