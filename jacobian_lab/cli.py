@@ -2,8 +2,10 @@
 
 Every command has ``--help`` with examples. :func:`main` takes the argument
 list and returns the exit code: 0 on success, 2 for a bad argument (unknown
-problem, invalid size, missing file, a target that cannot be imported), 1
-when the function being differentiated fails. Errors are one line on stderr;
+problem, invalid size, missing file, a target that cannot be imported, an
+output path that cannot be written: all refused before the run starts), 1
+when the function being differentiated fails or a figure cannot be saved
+after the run (the result is printed first). Errors are one line on stderr;
 ``--debug`` adds the traceback.
 
 >>> main(["chain", "100", "1", "100", "100", "100"])
@@ -26,6 +28,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -113,6 +116,7 @@ def _modes(text: str) -> list[str]:
 
 
 def _plot_path(text: str | None) -> Path | None:
+    """The --plot file, refused now if it cannot be written rather than after the run."""
     from .plots import FORMATS
 
     if text is None:
@@ -122,7 +126,30 @@ def _plot_path(text: str | None) -> Path | None:
         raise UsageError(f"--plot {text!r}: the file must end in {', '.join(FORMATS)}")
     if path.exists() and path.is_dir():
         raise UsageError(f"--plot {text!r} is a directory")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"--plot {text!r}: the file exists and cannot be overwritten; choose another path")
+    _check_folder("--plot", text, path.parent)
     return path
+
+
+def _check_folder(option: str, text: str, folder: Path) -> None:
+    """Refuse `folder` unless it is, or can be created as, a folder we can write in.
+
+    Checked before any computation, so that a path that cannot be written is
+    reported at once instead of throwing away a finished run. Missing folders
+    are fine: saving creates them inside the nearest one that exists.
+    """
+    existing = folder
+    while not os.path.exists(existing):  # os.path: a folder we may not look into counts as missing, not an error
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{option} {text!r}: {str(existing)!r} is a file, not a folder; choose another path")
+    try:  # the only sure test of writing (root, read-only mounts, /proc): write and remove a file
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".jacobian-lab-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{option} {text!r}: cannot write in the folder {str(existing)!r} "
+                         f"({exc.strerror or exc}); choose a folder you can write to") from None
 
 
 # ------------------------------------------------------------------------ targets
@@ -318,9 +345,14 @@ def _json(data) -> None:
 
 
 def _save(fig, path: Path) -> None:
+    """Write the figure of a result already printed: a failure here loses the figure alone."""
     from .plots import save
 
-    save(fig, path)
+    try:
+        save(fig, path)
+    except OSError as exc:
+        raise RunError(f"the result is printed above, but the figure could not be written to {str(path)!r}: "
+                       f"{exc.strerror or exc}") from exc
     print(f"figure written to {path}", file=sys.stderr)
 
 
@@ -343,11 +375,17 @@ def _cmd_compare(args) -> int:
             comparison = compare(f, x, modes=modes, repeat=args.repeat, executor=pool)
     except Exception as exc:
         raise RunError(f"differentiating {title} failed: {type(exc).__name__}: {exc}") from exc
-    if plot is not None:
-        _save(phase_bars(comparison, title=title), plot)
     if args.json:
         _json(comparison.to_dict())
-        return EXIT_OK
+    else:
+        _print_comparison(title, x, problem, comparison)
+    if plot is not None:  # after the result, which a figure that cannot be written must not take with it
+        _save(phase_bars(comparison, title=title), plot)
+    return EXIT_OK
+
+
+def _print_comparison(title: str, x, problem, comparison) -> None:
+    """What was differentiated, the table of every mode, and the verdict."""
     console = _console()
     if problem is not None:
         console.print(f"[bold]{problem.name}[/bold]: {problem.summary}")
@@ -357,7 +395,6 @@ def _cmd_compare(args) -> int:
         console.print(f"[bold]{title}[/bold] at an input of shape {shapes}")
     _print_table(console, comparison.rich_table())
     console.print(f"[bold]verdict:[/bold] {comparison.verdict()}")
-    return EXIT_OK
 
 
 def _cmd_sparsity(args) -> int:
@@ -373,11 +410,17 @@ def _cmd_sparsity(args) -> int:
     except Exception as exc:
         raise RunError(f"reading the sparsity pattern of {title} failed: {type(exc).__name__}: {exc}") from exc
     summary = _pattern_summary(pattern, plans)
-    if plot is not None:
-        _save(pattern_colors(pattern, plans["forward"].columns, title=title), plot)
     if args.json:
         _json(summary)
-        return EXIT_OK
+    else:
+        _print_pattern(title, summary)
+    if plot is not None:  # after the result, which a figure that cannot be written must not take with it
+        _save(pattern_colors(pattern, plans["forward"].columns, title=title), plot)
+    return EXIT_OK
+
+
+def _print_pattern(title: str, summary: dict) -> None:
+    """The pattern's size and entries, the seeds of each mode, and the mode sparse_jacobian takes."""
     m, n, seeds = summary["m"], summary["n"], summary["seeds"]
     console = _console()
     console.print(f"[bold]{title}[/bold]: R^{n} -> R^{m}")
@@ -392,7 +435,6 @@ def _cmd_sparsity(args) -> int:
     fewer = (f" instead of {min(m, n):,} ({dense})" if seeds[chosen] < min(m, n)
              else f", as many as {dense}: the pattern does not compress")
     console.print(f"[bold]sparse_jacobian[/bold] takes {chosen} mode: {_seeds(seeds[chosen])}{fewer}")
-    return EXIT_OK
 
 
 def _seeds(count: int) -> str:
@@ -454,13 +496,12 @@ def _cmd_sweep(args) -> int:
             raise UsageError(str(exc)) from exc
         except Exception as exc:
             raise RunError(f"sweep of {name} failed: {type(exc).__name__}: {exc}") from exc
-    if plot is not None:
-        _save(sweep_plot(result), plot)
     if args.json:
         _json(result.to_dict())
-        return EXIT_OK
-    console = _console()
-    _print_table(console, result.rich_table())
+    else:
+        _print_table(_console(), result.rich_table())
+    if plot is not None:  # after the result, which a figure that cannot be written must not take with it
+        _save(sweep_plot(result), plot)
     return EXIT_OK
 
 
@@ -486,6 +527,7 @@ def _cmd_report(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out!r} exists and is not a directory")
+    _check_folder("--out", args.out, out)
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     with Progress(*columns, console=_console(stderr=True)) as bar:
@@ -514,12 +556,12 @@ def _cmd_chain(args) -> int:
         p = plan(args.widths)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    if plot is not None:
-        _save(chain_costs(p), plot)
     if args.json:
         _json(p.to_dict())
     else:
         print(p.table())
+    if plot is not None:  # after the result, which a figure that cannot be written must not take with it
+        _save(chain_costs(p), plot)
     return EXIT_OK
 
 
@@ -696,7 +738,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the passes of the forward, reverse and auto rows on N threads (default: one after "
                         "another in this thread)")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
-    p.add_argument("--plot", metavar="FILE", help="save FLOPs by phase per mode (.png, .svg or .pdf)")
+    p.add_argument("--plot", metavar="FILE",
+                   help="save FLOPs by phase per mode (.png, .svg or .pdf; missing folders are created)")
     p.set_defaults(handler=_cmd_compare)
 
     p = sub.add_parser("sparsity", parents=[common], formatter_class=_Help, epilog=SPARSITY_EPILOG,
@@ -705,7 +748,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "many seeds a compressed (sparse) Jacobian needs in each mode.")
     _add_target(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--plot", metavar="FILE", help="save the pattern, entries colored by column (.png, .svg or .pdf)")
+    p.add_argument("--plot", metavar="FILE",
+                   help="save the pattern, entries colored by column (.png, .svg or .pdf; missing folders are "
+                        "created)")
     p.set_defaults(handler=_cmd_sparsity)
 
     p = sub.add_parser("sweep", parents=[common], formatter_class=_Help, epilog=SWEEP_EPILOG,
@@ -718,13 +763,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=0, help="random seed of the problem data (default 0)")
     p.add_argument("--repeat", type=_positive, default=3, help="timed runs per point, median kept (default 3)")
     p.add_argument("--json", action="store_true", help="print the sweep as JSON instead of a table")
-    p.add_argument("--plot", metavar="FILE", help="save FLOPs and seconds vs size (.png, .svg or .pdf)")
+    p.add_argument("--plot", metavar="FILE",
+                   help="save FLOPs and seconds vs size (.png, .svg or .pdf; missing folders are created)")
     p.set_defaults(handler=_cmd_sweep)
 
     p = sub.add_parser("report", parents=[common], formatter_class=_Help, epilog=REPORT_EPILOG,
                        help="write an HTML + Markdown report with tables and figures for each problem",
                        description="Compare, sweep and plot the built-in problems into a self-contained report.")
-    p.add_argument("--out", default="report", metavar="DIR", help="output folder (default: %(default)s)")
+    p.add_argument("--out", default="report", metavar="DIR",
+                   help="output folder, created with any missing parents (default: %(default)s)")
     p.add_argument("--problems", metavar="A,B,...", help="comma-separated problem names (default: all)")
     p.add_argument("--repeat", type=_positive, default=3, help="timed runs per measurement (default 3)")
     p.add_argument("--embed", action="store_true", help="also embed the figures in index.html (one file)")
@@ -735,7 +782,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Plan the cheapest bracketing of J = Jq ... J1 for a chain of widths.")
     p.add_argument("widths", nargs="+", type=_width, metavar="W", help="widths W0 W1 ... Wq (at least two)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
-    p.add_argument("--plot", metavar="FILE", help="save the three costs as bars (.png, .svg or .pdf)")
+    p.add_argument("--plot", metavar="FILE",
+                   help="save the three costs as bars (.png, .svg or .pdf; missing folders are created)")
     p.set_defaults(handler=_cmd_chain)
 
     p = sub.add_parser("problems", parents=[common], formatter_class=_Help, epilog=PROBLEMS_EPILOG,

@@ -1,4 +1,5 @@
 """The jacobian-lab command line, through main(argv) and as the installed console script."""
+import importlib
 import json
 import os
 import shutil
@@ -195,6 +196,58 @@ def test_compare_plot_svg(tmp_path, capsys):
     assert code == 0
     text = target.read_text()
     assert text.startswith("<?xml") and "<svg" in text
+
+
+def _never(*args, **kwargs):
+    raise AssertionError("the run started before its output path was checked")
+
+
+@pytest.mark.parametrize("argv,module,name", [
+    (("compare", "seed", "--n", "5", "--plot", "{plot}"), "jacobian_lab.compare", "compare"),
+    (("sparsity", "seed", "--n", "5", "--plot", "{plot}"), "jacobian_lab.sparsity", "sparsity"),
+    (("sweep", "seed", "--n", "5,10", "--plot", "{plot}"), "jacobian_lab.sweep", "sweep"),
+    (("chain", "3", "4", "--plot", "{plot}"), "jacobian_lab.chain", "plan"),
+    (("report", "--out", "{folder}"), "jacobian_lab.report", "build_report"),
+])
+@pytest.mark.parametrize("where,problem", [
+    ("/proc", "cannot write in the folder '/proc'"),  # root may write anywhere else: /proc takes no new files
+    ("{tmp}/x.npy", "'{tmp}/x.npy' is a file, not a folder"),
+])
+def test_an_output_path_that_cannot_be_written_is_refused_before_the_run(
+        capsys, monkeypatch, tmp_path, argv, module, name, where, problem):
+    (tmp_path / "x.npy").write_bytes(b"")
+    where, problem = where.format(tmp=tmp_path), problem.format(tmp=tmp_path)
+    monkeypatch.setattr(importlib.import_module(module), name, _never)  # jacobian_lab.compare is also a function
+    argv = [a.format(plot=f"{where}/figure.png", folder=f"{where}/report") for a in argv]
+    code, out, err = run(capsys, *argv)
+    assert_one_line_error(err, code, 2)
+    option = "--out" if argv[0] == "report" else "--plot"
+    assert f"{option} '{where}/" in err and problem in err and out == ""
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_a_figure_that_fails_to_save_after_the_run_keeps_the_result(capsys, monkeypatch, tmp_path, json_output):
+    def disk_full(fig, path, dpi=110):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(importlib.import_module("jacobian_lab.plots"), "save", disk_full)
+    plot = tmp_path / "phases.png"
+    code, out, err = run(capsys, "compare", "seed", "--n", "5", "--repeat", "1", "--modes", "forward,reverse",
+                         "--plot", str(plot), *(["--json"] if json_output else []))
+    assert_one_line_error(err, code, 1)
+    assert f"could not be written to '{plot}': No space left on device" in err
+    if json_output:
+        assert json.loads(out)["n"] == 5
+    else:
+        assert "verdict:" in out
+
+
+@pytest.mark.parametrize("command", ["compare", "sparsity", "sweep", "chain", "report"])
+def test_help_says_missing_folders_are_created(capsys, command):
+    code, out, _ = run(capsys, command, "--help")
+    assert code == 0
+    said = "created with any missing parents" if command == "report" else "missing folders are created"
+    assert said in " ".join(out.split())
 
 
 def test_compare_user_function_file_with_shape(user_file, capsys):
