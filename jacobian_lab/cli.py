@@ -524,6 +524,8 @@ def _cmd_report(args) -> int:
         if unknown or not chosen:
             raise UsageError(f"unknown problem {', '.join(map(repr, unknown)) or '(none given)'}; "
                              f"choose from: {', '.join(problems.names())}")
+    if not args.out.strip():  # Path("") is the current folder: an unset variable would fill it with report files
+        raise UsageError("--out is empty; give the folder to write the report into, e.g. --out report")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out!r} exists and is not a directory")

@@ -169,3 +169,14 @@ def test_report_command(tmp_path, capsys):
     page = parse(out / "index.html")
     assert len(page.images) == 3 + 2 + 3
     assert all((out / image["src"]).is_file() for image in page.images)
+
+
+@pytest.mark.parametrize("out", ["", "  "])
+def test_report_command_refuses_an_empty_out(tmp_path, capsys, monkeypatch, out):
+    monkeypatch.chdir(tmp_path)  # where an empty --out would write
+    code = main(["report", "--out", out, "--problems", "tall_to_wide", "--repeat", "1"])
+    stdout, stderr = capsys.readouterr()
+    assert code == 2 and stdout == ""
+    assert stderr.strip() == ("jacobian-lab report: error: --out is empty; give the folder to write the report "
+                              "into, e.g. --out report")
+    assert list(tmp_path.iterdir()) == []
