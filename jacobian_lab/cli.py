@@ -519,7 +519,8 @@ def _cmd_report(args) -> int:
 
     chosen = None
     if args.problems is not None:  # --problems "" names no problem; it does not mean all of them
-        chosen = [p.strip() for p in args.problems.split(",") if p.strip()]
+        # a name given twice is reported once: running it again would only repeat its section
+        chosen = list(dict.fromkeys(p.strip() for p in args.problems.split(",") if p.strip()))
         unknown = [p for p in chosen if p not in problems.names()]
         if unknown or not chosen:
             raise UsageError(f"unknown problem {', '.join(map(repr, unknown)) or '(none given)'}; "

@@ -144,7 +144,7 @@ def build_report(out_dir, problems: Sequence[str] | None = None,
                  progress: Callable[[int, int, str], None] | None = None) -> Path:
     """Write ``index.html``, ``report.md``, ``data.json`` and ``figures/`` into `out_dir`; return index.html.
 
-    `problems` are built-in names (default: all). `sizes` maps a problem to
+    `problems` are built-in names (default: all; a repeated name counts once). `sizes` maps a problem to
     the ``n``/``m`` of its comparison (default :data:`DEFAULT_SIZES`); each
     problem is also swept over `grid` along every size it takes, the other
     size held at its comparison value. `repeat` timed runs per measurement;
@@ -158,7 +158,8 @@ def build_report(out_dir, problems: Sequence[str] | None = None,
     ...     index.name, (index.parent / "report.md").exists(), len(list((index.parent / "figures").glob("*.png")))
     ('index.html', True, 5)
     """
-    names = list(problems) if problems is not None else _problems.names()
+    # a repeated name would be measured again and written twice under one anchor: keep its first place
+    names = list(dict.fromkeys(problems)) if problems is not None else _problems.names()
     unknown = [n for n in names if n not in _problems.names()]
     if unknown or not names:
         raise ValueError(f"unknown problem {', '.join(map(repr, unknown)) or '(none given)'}; "

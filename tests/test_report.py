@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from jacobian_lab import problems
+from jacobian_lab import report as report_module
 from jacobian_lab.cli import main
 from jacobian_lab.report import DEFAULT_SIZES, build_report
 
@@ -180,3 +181,28 @@ def test_report_command_refuses_an_empty_out(tmp_path, capsys, monkeypatch, out)
     assert stderr.strip() == ("jacobian-lab report: error: --out is empty; give the folder to write the report "
                               "into, e.g. --out report")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_report_command_drops_a_repeated_problem(tmp_path, capsys, monkeypatch):
+    built = []
+
+    def recording(out, problems=None, **kwargs):
+        built.append(list(problems))
+        return build_report(out, problems=problems, sizes={"seed": {"n": 10}}, grid=(5, 10), repeat=1)
+
+    monkeypatch.setattr(report_module, "build_report", recording)
+    out = tmp_path / "twice"
+    code = main(["report", "--out", str(out), "--problems", "seed,tall_to_wide,seed", "--repeat", "1"])
+    assert code == 0, capsys.readouterr().err
+    assert built == [["seed", "tall_to_wide"]]
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert page.count('<h2 id="seed">') == 1 and page.count('<h2 id="tall_to_wide">') == 1
+
+
+def test_build_report_keeps_the_first_place_of_a_repeated_problem(tmp_path):
+    index = build_report(tmp_path, problems=["tall_to_wide", "seed", "tall_to_wide"], sizes=SIZES, grid=GRID,
+                         repeat=1)
+    page = index.read_text(encoding="utf-8")
+    assert page.count('<h2 id="tall_to_wide">') == 1
+    assert page.index('<h2 id="tall_to_wide">') < page.index('<h2 id="seed">')
+    assert list(json.loads((tmp_path / "data.json").read_text())["problems"]) == ["tall_to_wide", "seed"]
