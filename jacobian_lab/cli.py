@@ -30,6 +30,7 @@ import re
 import sys
 import tempfile
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -241,12 +242,19 @@ def load_input(path: str):
                 arrays = {name: archive[name] for name in archive.files}
                 return arrays.popitem()[1] if len(arrays) == 1 else arrays
         if suffix in (".txt", ".csv", ".dat"):
-            return np.loadtxt(p, delimiter="," if suffix == ".csv" else None, ndmin=1)
+            return _load_text(p, suffix)
     except UsageError:
         raise
     except Exception as exc:
         raise UsageError(f"--x-file {path!r} cannot be read: {exc}") from exc
     raise UsageError(f"--x-file {path!r}: use a .npy, .npz, .txt or .csv file")
+
+
+def _load_text(p: Path, suffix: str) -> np.ndarray:
+    """A text file's numbers; an empty file gives an empty array, which `_check_input` reports in one line."""
+    with warnings.catch_warnings():  # NumPy's own warning about the empty file would come before that line
+        warnings.filterwarnings("ignore", message="loadtxt: input contained no data", category=UserWarning)
+        return np.loadtxt(p, delimiter="," if suffix == ".csv" else None, ndmin=1)
 
 
 def _check_input(x):

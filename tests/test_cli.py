@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -279,6 +280,18 @@ def test_compare_user_function_x_file(user_file, tmp_path, capsys, suffix):
                          "--modes", "reverse", "--repeat", "1", "--json")
     assert code == 0, err
     assert json.loads(out)["n"] == 6
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".csv"])
+def test_an_empty_x_file_is_one_line_without_numpy_warnings(user_file, tmp_path, capsys, suffix):
+    empty = tmp_path / f"x{suffix}"
+    empty.write_text("")
+    with warnings.catch_warnings(record=True) as caught:  # pytest would otherwise keep the warning off stderr
+        warnings.simplefilter("always")
+        code, _, err = run(capsys, "compare", f"{user_file}:softplus_sum", "--x-file", str(empty))
+    assert_one_line_error(err, code, 2)
+    assert "the input is empty" in err
+    assert [str(w.message) for w in caught] == []
 
 
 def test_compare_module_function(tmp_path, capsys, monkeypatch):
