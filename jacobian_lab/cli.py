@@ -232,6 +232,7 @@ def load_input(path: str):
     if not p.is_file():
         raise UsageError(f"--x-file: file not found: {path!r}")
     suffix = p.suffix.lower()
+    _check_numpy_file(p, path, suffix)
     try:
         if suffix == ".npy":
             return np.load(p, allow_pickle=False)
@@ -248,6 +249,27 @@ def load_input(path: str):
     except Exception as exc:
         raise UsageError(f"--x-file {path!r} cannot be read: {exc}") from exc
     raise UsageError(f"--x-file {path!r}: use a .npy, .npz, .txt or .csv file")
+
+
+# How NumPy's files begin. Without this check, np.load takes any other file for a pickle and
+# refuses it as "pickled (object) data", which says nothing about the file being of the wrong kind.
+_NUMPY_MAGIC = {".npy": (b"\x93NUMPY",), ".npz": (b"PK\x03\x04", b"PK\x05\x06")}
+
+
+def _check_numpy_file(p: Path, path: str, suffix: str) -> None:
+    """Refuse a .npy or .npz that is not one (text saved under that name), saying how to write one."""
+    if suffix not in _NUMPY_MAGIC:
+        return
+    try:
+        with open(p, "rb") as stream:
+            head = stream.read(6)
+    except OSError as exc:
+        raise UsageError(f"--x-file {path!r} cannot be read: {exc.strerror or exc}") from None
+    if not head.startswith(_NUMPY_MAGIC[suffix]):
+        kind, how = ((".npy array", "np.save(path, x)") if suffix == ".npy"
+                     else (".npz archive", "np.savez(path, x=x)"))
+        raise UsageError(f"--x-file {path!r} is not a NumPy {kind} file; write one with {how}, "
+                         f"or give numbers as text in a .txt or .csv file")
 
 
 def _load_text(p: Path, suffix: str) -> np.ndarray:

@@ -294,6 +294,20 @@ def test_an_empty_x_file_is_one_line_without_numpy_warnings(user_file, tmp_path,
     assert [str(w.message) for w in caught] == []
 
 
+@pytest.mark.parametrize("name,kind,how", [
+    ("x.npy", ".npy array", "np.save(path, x)"),
+    ("x.npz", ".npz archive", "np.savez(path, x=x)"),
+])
+@pytest.mark.parametrize("content", ["1 2 3\n", ""])
+def test_a_text_file_named_like_a_numpy_file_says_how_to_write_one(user_file, tmp_path, capsys, name, kind, how,
+                                                                   content):
+    (tmp_path / name).write_text(content)
+    code, _, err = run(capsys, "compare", f"{user_file}:softplus_sum", "--x-file", str(tmp_path / name))
+    assert_one_line_error(err, code, 2)
+    assert f"is not a NumPy {kind} file; write one with {how}" in err
+    assert "pickle" not in err
+
+
 def test_compare_module_function(tmp_path, capsys, monkeypatch):
     (tmp_path / "jl_cli_user_module.py").write_text(USER_CODE)
     monkeypatch.chdir(tmp_path)
