@@ -877,10 +877,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _reader_gone()
     except MemoryError as exc:
-        message = f"out of memory ({exc}); try smaller sizes (--n, --m)"
+        message = f"out of memory ({exc}); {_smaller(args)}"
         return _fail(args.command, RunError(message), EXIT_FAILURE, debug, exc)
     except Exception as exc:  # noqa: BLE001 - a bug of ours: still one line, the traceback with --debug
         return _fail(args.command, RunError(f"{type(exc).__name__}: {exc}"), EXIT_FAILURE, debug, exc)
+
+
+def _smaller(args) -> str:
+    """What to shrink after running out of memory: the size options given, which are the ones that apply."""
+    if getattr(args, "x_file", None) is not None:
+        return f"try a smaller input than --x-file {args.x_file!r}"
+    given = [flag for flag, name in (("--n", "n"), ("--m", "m"), ("--shape", "shape"))
+             if getattr(args, name, None) is not None]
+    if given:
+        return f"try smaller sizes ({', '.join(given)})"
+    defaults = {"chain": "try smaller widths", "report": "try fewer problems (--problems)"}
+    return defaults.get(args.command, "try smaller sizes (--n, --m)")  # a built-in problem at its default size
 
 
 def _reader_gone() -> int:

@@ -479,14 +479,30 @@ def test_bad_arguments_one_line_no_traceback(capsys, user_file, tmp_path, argv, 
     assert fragment in err
 
 
-def test_out_of_memory_is_one_line_naming_smaller_sizes(capsys, monkeypatch):
-    def allocate(args):
-        raise MemoryError("Unable to allocate 74.5 GiB for an array with shape (100000, 100000)")
+def _allocate(*args, **kwargs):
+    raise MemoryError("Unable to allocate 74.5 GiB for an array with shape (100000, 100000)")
 
-    monkeypatch.setattr(cli, "_cmd_compare", allocate)
-    code, _, err = run(capsys, "compare", "dense", "--n", "100000")
+
+@pytest.mark.parametrize("argv,hint", [
+    (("compare", "dense", "--n", "100000"), "try smaller sizes (--n)"),
+    (("compare", "dense"), "try smaller sizes (--n, --m)"),
+    (("compare", "wide_to_tall", "--n", "10", "--m", "100000"), "try smaller sizes (--n, --m)"),
+    (("compare", "{user}:softplus_sum", "--shape", "100000000000"), "try smaller sizes (--shape)"),
+    (("sparsity", "{user}:softplus_sum", "--x-file", "big.npy"), "try a smaller input than --x-file 'big.npy'"),
+])
+def test_out_of_memory_is_one_line_naming_the_sizes_given(capsys, monkeypatch, user_file, tmp_path, argv, hint):
+    monkeypatch.setattr(cli, "_resolve", _allocate)
+    code, _, err = run(capsys, *_fill(argv, user_file, tmp_path))
     assert_one_line_error(err, code, 1)
-    assert "out of memory (Unable to allocate 74.5 GiB" in err and "try smaller sizes (--n, --m)" in err
+    assert "out of memory (Unable to allocate 74.5 GiB" in err
+    assert err.rstrip().endswith(f"; {hint} (--debug shows the traceback)")
+
+
+def test_out_of_memory_in_chain_names_its_widths(capsys, monkeypatch):
+    monkeypatch.setattr(chain, "plan", _allocate)
+    code, _, err = run(capsys, "chain", "100000", "100000")
+    assert_one_line_error(err, code, 1)
+    assert "try smaller widths" in err and "--n" not in err
 
 
 def test_a_reader_that_stops_reading_ends_the_command_quietly(capsys, monkeypatch, tmp_path):
