@@ -3,7 +3,8 @@
 Every command has ``--help`` with examples. :func:`main` takes the argument
 list and returns the exit code: 0 on success, 2 for a bad argument (unknown
 problem, invalid size, missing file, a target that cannot be imported, an
-output path that cannot be written: all refused before the run starts), 1
+output path that cannot be written: all refused before the run starts) and
+for a size too large for the memory (the error names the options to shrink), 1
 when the function being differentiated fails or a figure cannot be saved
 after the run (the result is printed first). Errors are one line on stderr;
 ``--debug`` adds the traceback.
@@ -244,7 +245,7 @@ def load_input(path: str):
                 return arrays.popitem()[1] if len(arrays) == 1 else arrays
         if suffix in (".txt", ".csv", ".dat"):
             return _load_text(p, suffix)
-    except UsageError:
+    except (UsageError, MemoryError):  # main reports running out of memory, with the sizes to shrink
         raise
     except Exception as exc:
         raise UsageError(f"--x-file {path!r} cannot be read: {exc}") from exc
@@ -336,6 +337,8 @@ def _call_user(f: Callable, x: np.ndarray, name: str) -> None:
     fresh = {k: v.copy() for k, v in x.items()} if isinstance(x, dict) else np.array(x, copy=True)
     try:
         y = f(fresh)
+    except MemoryError:  # at the size asked for: main reports it with the sizes to shrink
+        raise
     except Exception as exc:
         raise RunError(f"{name} raised {type(exc).__name__}: {exc}") from exc
     if y is None:  # np.asarray would report it as "object values"
@@ -403,6 +406,8 @@ def _cmd_compare(args) -> int:
     try:
         with ThreadPoolExecutor(args.threads) if args.threads else contextlib.nullcontext() as pool:
             comparison = compare(f, x, modes=modes, repeat=args.repeat, executor=pool)
+    except MemoryError:  # too large a request, not a failing function: main reports it with the sizes to shrink
+        raise
     except Exception as exc:
         raise RunError(f"differentiating {title} failed: {type(exc).__name__}: {exc}") from exc
     if args.json:
@@ -437,6 +442,8 @@ def _cmd_sparsity(args) -> int:
     try:
         pattern = sparsity(f, x)
         plans = plans_of(pattern)
+    except MemoryError:  # too large a request, not a failing function: main reports it with the sizes to shrink
+        raise
     except Exception as exc:
         raise RunError(f"reading the sparsity pattern of {title} failed: {type(exc).__name__}: {exc}") from exc
     summary = _pattern_summary(pattern, plans)
@@ -524,6 +531,8 @@ def _cmd_sweep(args) -> int:
             result = sweep(name, n=ns, m=ms, repeat=args.repeat, seed=args.seed, progress=progress)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
+        except MemoryError:  # too large a request: main reports it with the sizes to shrink
+            raise
         except Exception as exc:
             raise RunError(f"sweep of {name} failed: {type(exc).__name__}: {exc}") from exc
     if args.json:
@@ -573,6 +582,8 @@ def _cmd_report(args) -> int:
             index = build_report(out, problems=chosen, repeat=args.repeat, embed=args.embed, progress=progress)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
+        except MemoryError:  # too large a request: main reports it with the problems to drop
+            raise
         except Exception as exc:
             raise RunError(f"building the report failed: {type(exc).__name__}: {exc}") from exc
     print(index)
@@ -876,9 +887,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return _reader_gone()
-    except MemoryError as exc:
+    except MemoryError as exc:  # also MemoryBudgetError: a size too large for this machine is a bad size
         message = f"out of memory ({exc}); {_smaller(args)}"
-        return _fail(args.command, RunError(message), EXIT_FAILURE, debug, exc)
+        return _fail(args.command, UsageError(message), EXIT_USAGE, debug, exc)
     except Exception as exc:  # noqa: BLE001 - a bug of ours: still one line, the traceback with --debug
         return _fail(args.command, RunError(f"{type(exc).__name__}: {exc}"), EXIT_FAILURE, debug, exc)
 

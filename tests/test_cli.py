@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from jacobian_lab import chain, cli, problems
+from jacobian_lab.memory import MemoryBudgetError
 from jacobian_lab.cli import (
     UsageError,
     build_parser,
@@ -35,6 +36,9 @@ USER_CODE = textwrap.dedent("""
 
     def explode(x):
         raise RuntimeError("the model diverged")
+
+    def hog(x):
+        raise MemoryError("Unable to allocate 7.28 TiB for an array with shape (1000000, 1000000)")
 
     def forgot_return(x):
         np.sum(x ** 2)
@@ -493,16 +497,44 @@ def _allocate(*args, **kwargs):
 def test_out_of_memory_is_one_line_naming_the_sizes_given(capsys, monkeypatch, user_file, tmp_path, argv, hint):
     monkeypatch.setattr(cli, "_resolve", _allocate)
     code, _, err = run(capsys, *_fill(argv, user_file, tmp_path))
-    assert_one_line_error(err, code, 1)
+    assert_one_line_error(err, code, 2)
     assert "out of memory (Unable to allocate 74.5 GiB" in err
-    assert err.rstrip().endswith(f"; {hint} (--debug shows the traceback)")
+    assert err.rstrip().endswith(f"; {hint}")
 
 
 def test_out_of_memory_in_chain_names_its_widths(capsys, monkeypatch):
     monkeypatch.setattr(chain, "plan", _allocate)
     code, _, err = run(capsys, "chain", "100000", "100000")
-    assert_one_line_error(err, code, 1)
+    assert_one_line_error(err, code, 2)
     assert "try smaller widths" in err and "--n" not in err
+
+
+def _over_budget(*args, **kwargs):
+    raise MemoryBudgetError("the dense 60000x60000 Jacobian needs 26.8 GiB, over the memory budget of 11.4 GiB")
+
+
+@pytest.mark.parametrize("argv,module,name,hint", [
+    (("compare", "{user}:softplus_sum", "--shape", "3"), "jacobian_lab.compare", "compare", "(--shape)"),
+    (("sparsity", "dense", "--n", "5"), "jacobian_lab.sparsity", "sparsity", "(--n)"),
+    (("sweep", "seed", "--n", "5,10"), "jacobian_lab.sweep", "sweep", "(--n)"),
+    (("report", "--out", "{tmp}/r", "--problems", "seed"), "jacobian_lab.report", "build_report", "(--problems)"),
+])
+def test_a_request_too_large_for_memory_exits_2_like_a_bad_size(capsys, monkeypatch, user_file, tmp_path, argv,
+                                                                module, name, hint):
+    """Running out of the memory budget anywhere in the run is reported as a size to shrink, not a failure."""
+    monkeypatch.setattr(importlib.import_module(module), name, _over_budget)
+    argv = [a.format(user=user_file, tmp=tmp_path) for a in argv]
+    code, _, err = run(capsys, *argv)
+    last = err.strip().splitlines()[-1]  # sweep and report draw their progress bar above it
+    assert code == 2 and "Traceback" not in err, err
+    assert last.startswith(f"jacobian-lab {argv[0]}: error: out of memory (the dense 60000x60000 Jacobian needs")
+    assert last.endswith(hint) and "failed" not in err
+
+
+def test_a_function_out_of_memory_at_the_shape_given_exits_2(capsys, user_file):
+    code, _, err = run(capsys, "compare", f"{user_file}:hog", "--shape", "3")
+    assert_one_line_error(err, code, 2)
+    assert "out of memory (Unable to allocate 7.28 TiB" in err and err.rstrip().endswith("(--shape)")
 
 
 def test_a_reader_that_stops_reading_ends_the_command_quietly(capsys, monkeypatch, tmp_path):
