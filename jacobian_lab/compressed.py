@@ -48,6 +48,7 @@ from .jacobian import (
 )
 from .sparsity import csr_array, recorded_pattern
 from .symmetric import star_coloring, symmetric_reads
+from .tracing import Tracer
 
 if TYPE_CHECKING:  # for the annotations only: see sparsity.csr_array
     import scipy.sparse
@@ -452,6 +453,16 @@ def where_read(pattern, seeding: Plan) -> dict:
     return reads
 
 
+def _plain(block):
+    """A pass's derivative block, refused when it is traced: a scipy.sparse matrix holds plain numbers."""
+    if isinstance(block, Tracer):
+        raise NotImplementedError(
+            "sparse_jacobian inside another derivative, of an f that closes over its traced input: the "
+            "entries would be traced values, which a scipy.sparse matrix cannot hold. Use jl.jacobian there "
+            "(dense), or jl.hessian for second derivatives")
+    return block
+
+
 def _read(run, colors, entry_colors, place, shape, width, dtype, batch_size) -> np.ndarray:
     """Entry e is element place[e] of the derivative of color entry_colors[e]; one seed per color
     through `run`, in passes of `batch_size` colors. No entry: no pass."""
@@ -460,11 +471,11 @@ def _read(run, colors, entry_colors, place, shape, width, dtype, batch_size) -> 
     count = color_count(colors)
     step = seeds_per_pass(count, width, batch_size)
     if step == count:  # one pass holds every color: gather every entry from its block
-        block = run(_color_seeds(colors, 0, count, shape, dtype)).reshape(count, -1)
+        block = _plain(run(_color_seeds(colors, 0, count, shape, dtype))).reshape(count, -1)
         return block[entry_colors, place].astype(dtype, copy=False)
     values = np.empty(entry_colors.size, dtype=dtype)
     for lo, hi in batches(count, step):
-        block = run(_color_seeds(colors, lo, hi, shape, dtype)).reshape(hi - lo, -1)
+        block = _plain(run(_color_seeds(colors, lo, hi, shape, dtype))).reshape(hi - lo, -1)
         mine = (entry_colors >= lo) & (entry_colors < hi)
         values[mine] = block[entry_colors[mine] - lo, place[mine]]
     return values

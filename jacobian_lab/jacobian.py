@@ -231,12 +231,26 @@ def _fill(result, lo, hi, value, shape, total, dtype, what):
     itself, with no copy, when it covered all `total` seeds as a whole block.
     """
     block = _check_derivative(value, hi - lo, shape, what).reshape(hi - lo, math.prod(shape))
+    if isinstance(block, Tracer) or isinstance(result, Tracer):
+        return _joined(result, lo, block)
     if result is None:
         if hi - lo == total and whole_block(block, dtype):
             return block
         result = np.empty((total, block.shape[1]), dtype=dtype)
     result[lo:hi] = block
     return result
+
+
+def _joined(result, lo, block):
+    """The rows so far and a pass's block, joined by a traced np.concatenate.
+
+    The blocks are traced when f closes over a value of an enclosing trace
+    (``jacobian(lambda z: jacfwd(lambda w: np.sin(w) * z)(w0), z0)``): they are
+    that trace's values, which a plain result array cannot hold.
+    """
+    if result is None:
+        return block
+    return np.concatenate([result[:lo], block])
 
 
 def _tangent_block(push, x_shape, x_dtype, lo, hi, max_bytes):

@@ -325,3 +325,27 @@ def test_every_order_gives_the_hessian(mode):
     assert repr(jl.hessian(rosenbrock, mode=mode)) == f"hessian(rosenbrock, mode={mode!r})"
     with pytest.raises(ValueError, match="mode must be one of"):
         jl.hessian(rosenbrock, mode="sideways")
+
+
+W0 = np.array([0.5, 1.0, -0.4])
+CLOSURES = {  # a derivative at a constant point of an f that closes over the outer traced z
+    "jacfwd": lambda z: jl.jacfwd(lambda w: np.sin(w) * z)(W0),
+    "jacrev, one seed per pass": lambda z: jl.jacrev(lambda w: np.sin(w) * z, batch_size=1)(W0),
+    "jacobian": lambda z: jl.jacobian(lambda w: np.outer(np.sin(w), z), W0),
+    "hessian": lambda z: jl.hessian(lambda w: np.sum(np.sin(w) * z ** 2))(W0),
+}
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("g", [pytest.param(g, id=n) for n, g in CLOSURES.items()])
+def test_a_derivative_inside_f_may_close_over_its_traced_input(g, mode):
+    z = np.array([0.3, -0.7, 1.2])
+    J = jl.jacobian(g, z, mode=mode)
+    assert_close(J, central_differences(g, z), 1e-7, mode)
+    assert np.abs(J).max() > 0.1  # the inner derivative does depend on z
+
+
+def test_a_sparse_jacobian_of_traced_entries_is_refused_naming_the_dense_one():
+    g = lambda z: jl.sparse_jacobian(lambda w: np.sin(w) * z, W0).toarray()
+    with pytest.raises(NotImplementedError, match=r"scipy\.sparse matrix cannot hold\. Use jl\.jacobian"):
+        jl.jacobian(g, np.ones(3))
