@@ -81,6 +81,12 @@ def check_options(mode: str, batch_size, modes=MODES) -> None:
     _check_batch_size(batch_size)
 
 
+def check_flat(flat) -> None:
+    """Refuse a `flat` that is not a bool: a string such as "no" would read as True."""
+    if not isinstance(flat, (bool, np.bool_)):
+        raise TypeError(f"flat must be True or False, got {flat!r}")
+
+
 def function_name(f) -> str:
     """How a function object's repr names the f it wraps: its __name__, else its repr."""
     return getattr(f, "__name__", repr(f))
@@ -392,6 +398,7 @@ def jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *, flat:
            [0., 3.]])
     """
     check_options(mode, batch_size)
+    check_flat(flat)
     sharding.check_executor(executor)
     if x is _NO_X:
         return JacobianFunction(f, mode, batch_size, flat=flat, max_memory=max_memory, executor=executor)
@@ -428,6 +435,7 @@ class JacobianFunction:
                  executor=None):
         check_function(f)
         check_options(mode, batch_size)
+        check_flat(flat)
         sharding.check_executor(executor)
         self.f, self.mode, self.batch_size, self.flat, self.max_memory = f, mode, batch_size, flat, max_memory
         self.scalar = scalar  # grad: f must return a scalar, the result has x's structure

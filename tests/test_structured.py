@@ -149,3 +149,11 @@ def test_a_structured_tangent_or_cotangent_leaf_of_another_dtype_is_refused(bad)
     _, pullback = jl.vjp(f, x)
     with pytest.raises(TypeError, match="y_bar must be a float array"):
         pullback({"y": np.full(2, bad), "z": np.ones(2)})
+
+
+@pytest.mark.parametrize("flat", ["yes", None, 1])
+def test_flat_must_be_a_bool(flat):
+    with pytest.raises(TypeError, match=r"flat must be True or False, got"):
+        jl.jacobian(np.sin, np.ones(2), flat=flat)
+    with pytest.raises(TypeError, match=r"flat must be True or False, got"):
+        jl.jacrev(np.sin, flat=flat)
