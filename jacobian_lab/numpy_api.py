@@ -9,11 +9,13 @@ anything missing raises `NotImplementedError` naming the NumPy function.
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from typing import Callable, NamedTuple
 
 import numpy as np
 
+from .inplace import clone
 from .primitives import observe, primal
 from .rules import elementwise as E
 from .rules import decompositions as D
@@ -63,14 +65,28 @@ def _given(value):
 
 
 def _reject(name, value, why):
-    if _given(value):
-        raise NotImplementedError(f"numpy.{name}: the argument {why} is not supported on traced arrays")
+    if not _given(value):
+        return
+    if why == "out":
+        full = qualified(name)
+        raise TypeError(f"{full}(..., out=...) writes into an array in place, which would drop the derivative; "
+                        f"assign the result instead (y = {full.replace('numpy.', 'np.', 1)}(...))")
+    raise NotImplementedError(f"{qualified(name)}: the argument {why} is not supported on traced arrays; "
+                              "leave it at NumPy's default")
+
+
+def qualified(name: str) -> str:
+    """numpy.<name>, or scipy.special.<name> for one of scipy's ufuncs (expit, erf, ...)."""
+    special = sys.modules.get("scipy.special")
+    if special is not None and isinstance(getattr(special, name, None), np.ufunc) and not hasattr(np, name):
+        return f"scipy.special.{name}"
+    return f"numpy.{name}"
 
 
 # --- ufuncs -----------------------------------------------------------------
 UFUNCS: dict[np.ufunc, Callable] = {
     np.add: E.add, np.subtract: E.subtract, np.multiply: E.multiply, np.divide: E.divide,
-    np.negative: E.negative, np.positive: lambda x: x, np.power: E.power, np.square: E.square,
+    np.negative: E.negative, np.positive: clone, np.power: E.power, np.square: E.square,
     np.sqrt: E.sqrt, np.reciprocal: E.reciprocal, np.exp: E.exp, np.expm1: E.expm1,
     np.log: E.log, np.log1p: E.log1p, np.sin: E.sin, np.cos: E.cos, np.tan: E.tan,
     np.arcsin: E.arcsin, np.arccos: E.arccos, np.arctan: E.arctan, np.sinh: E.sinh,
@@ -82,7 +98,7 @@ UFUNCS: dict[np.ufunc, Callable] = {
     np.logical_and: E.logical_and, np.logical_or: E.logical_or, np.logical_xor: E.logical_xor,
     np.arcsinh: E.arcsinh, np.arccosh: E.arccosh, np.arctanh: E.arctanh, np.log2: E.log2,
     np.log10: E.log10, np.exp2: E.exp2, np.cbrt: E.cbrt, np.arctan2: E.arctan2, np.hypot: E.hypot,
-    np.fabs: E.absolute, np.conjugate: lambda x: x,
+    np.fabs: E.absolute, np.conjugate: clone,  # new arrays, as NumPy's ufuncs give (see `inplace`)
     np.float_power: lambda x, y: E.power(E.as_float_dtype(x, np.float64), E.as_float_dtype(y, np.float64)),
     np.deg2rad: lambda x: E.multiply(x, np.pi / 180), np.radians: lambda x: E.multiply(x, np.pi / 180),
     np.rad2deg: lambda x: E.multiply(x, 180 / np.pi), np.degrees: lambda x: E.multiply(x, 180 / np.pi),
@@ -117,17 +133,15 @@ _REDUCE = {np.add: "sum", np.multiply: "prod", np.maximum: "max", np.minimum: "m
 
 
 def apply_ufunc(ufunc, method, inputs, kwargs):
-    if kwargs.get("out") is not None:
-        raise TypeError(
-            f"numpy.{ufunc.__name__}(..., out=...) writes into an array in place, which would drop "
-            f"the derivative; assign the result instead (y = np.{ufunc.__name__}(...))"
-        )
+    _reject(ufunc.__name__, kwargs.get("out"), "out")
     # Arguments the primitives do not model are refused, never dropped: a dropped
     # `initial`, `where` or gufunc `axes` would silently change the value.
     if method == "__call__" and ufunc in UFUNCS:
         if kwargs:  # the usual call has none: skip the checks on the hot path
             for key in ("where", "dtype", "casting", "order", "subok", "signature", "axes", "axis", "keepdims"):
-                _reject(ufunc.__name__, kwargs.get(key), key)
+                value = kwargs.get(key)
+                if not _is_default(key, value):
+                    _reject(ufunc.__name__, value, key)
         return UFUNCS[ufunc](*inputs)
     if method == "reduce" and ufunc in _REDUCE:  # np.sum and its kin, with reduce's default axis 0
         return _reduce(getattr(R, _REDUCE[ufunc]), f"{ufunc.__name__}.reduce", inputs[0], kwargs.get("axis", 0),
@@ -136,7 +150,17 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
         if kwargs.get("axis", 0) is None:
             raise ValueError("accumulate does not allow multiple axes")
         return cumsum(_accumulated_in("add.accumulate", inputs[0], kwargs.get("dtype")), kwargs.get("axis", 0))
-    raise unsupported(f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}"))
+    raise unsupported(qualified(ufunc.__name__) + ("" if method == "__call__" else f".{method}"))
+
+
+# A ufunc keyword at NumPy's own default changes nothing (order only lays out memory).
+_UFUNC_DEFAULTS = {"where": True, "casting": "same_kind", "subok": True}
+
+
+def _is_default(key: str, value) -> bool:
+    if key == "order":
+        return value in (None, "K", "A", "C", "F")
+    return key in _UFUNC_DEFAULTS and type(value) in (bool, np.bool_, str) and value == _UFUNC_DEFAULTS[key]
 
 
 def _reject_all(name, kwargs):
@@ -822,7 +846,7 @@ def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
 implements(np.shape)(lambda a: a.shape)
 implements(np.ndim)(lambda a: a.ndim)
 implements(np.size)(lambda a, axis=None: a.size if axis is None else a.shape[axis])
-implements(np.copy)(lambda a, order="K", subok=False: a.copy())  # a distinct tracer: see `inplace`
+implements(np.copy)(lambda a, order="K", subok=False: clone(a))  # a distinct tracer: see `inplace`
 implements(np.result_type)(lambda *arrays_and_dtypes: np.result_type(
     *(a.dtype if is_traced(a) else a for a in arrays_and_dtypes)))
 

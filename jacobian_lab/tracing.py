@@ -266,7 +266,7 @@ class Tracer:
         return observe(np.all, self.primal, axis=axis, **kw)
 
     def conj(self):
-        return self
+        return inplace.clone(self)  # real values: a copy, as NumPy's
 
     conjugate = conj
     real = property(lambda self: self)

@@ -646,6 +646,15 @@ def test_arguments_that_change_the_value_are_refused(name, arg, f, mode):
         run(f, mode)
 
 
+def test_scipy_special_ufuncs_are_named_as_scipys_in_refusals():
+    import scipy.special as sc
+
+    with pytest.raises(NotImplementedError, match=r"^scipy\.special\.expit: the argument dtype .*leave it at NumPy's"):
+        run(lambda x: sc.expit(x, dtype=np.float32), "reverse")
+    with pytest.raises(TypeError, match=r"^scipy\.special\.erf\(\.\.\., out=\.\.\.\).*y = scipy\.special\.erf"):
+        run(lambda x: sc.erf(x, out=np.empty_like(X)), "forward")
+
+
 # --- NumPy signatures and semantics honoured (checked against differences) ---------------------------
 HONOURED = [
     ("np.max positional keepdims", lambda x: np.max(x, 0, None, True)),
@@ -653,6 +662,8 @@ HONOURED = [
     ("np.sum positional keepdims", lambda x: np.sum(x, 1, None, None, True)),
     ("np.add.reduce positional axis", lambda x: np.add.reduce(x, 1)),
     ("np.take mode=clip", lambda x: np.take(x, [-1, 7, 2], mode="clip")),
+    ("ufunc keywords at NumPy's defaults", lambda x: np.add(np.sin(x, where=True, subok=True), 1.0, casting="same_kind",
+                                                          order="F")),
     ("np.take mode=wrap", lambda x: np.take(x, [-1, 7, -8], axis=None, mode="wrap")),
     ("np.zeros_like shape", lambda x: x[0, 0] + np.zeros_like(x, shape=(2, 2))),
     ("np.full_like", lambda x: x * np.full_like(x, 3.0)),
