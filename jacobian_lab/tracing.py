@@ -8,6 +8,8 @@ silently drop its derivative, raises `TracerConversionError` instead.
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from . import inplace
@@ -27,6 +29,20 @@ def _conversion_error(what: str) -> TracerConversionError:
         "Keep the computation in NumPy operations on the array (np.sum, np.stack, indexing, ...); "
         "for a value-only decision compare instead (`if x[0] > 0:` works, comparisons return plain booleans)."
     )
+
+
+def _library_caller() -> str | None:
+    """The scipy function f called that is converting a traced array (scipy.special.logsumexp), if any:
+    the outermost scipy frame on the stack before f's own code."""
+    frame, name = sys._getframe(2), None
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module.startswith("scipy."):
+            name = ".".join(module.split(".")[:2] + [frame.f_code.co_name])
+        elif name is not None and not module.startswith("numpy"):
+            return name
+        frame = frame.f_back
+    return name
 
 
 #: The complex dtypes: engines test ``out.dtype in COMPLEX`` on every traced result, which is
@@ -109,6 +125,12 @@ class Tracer:
         return impl(*args, **kwargs)
 
     def __array__(self, dtype=None, copy=None):
+        caller = _library_caller()
+        if caller is not None:
+            raise TracerConversionError(
+                f"{caller} converts its input with np.asarray, which would drop the derivative of a traced "
+                "array, so jacobian_lab refuses it; it has no derivative rule here. Write that step with "
+                "NumPy operations (logsumexp: m = np.max(x); m + np.log(np.sum(np.exp(x - m))))")
         raise _conversion_error("np.asarray / np.array (or a NumPy routine that calls it)")
 
     def __float__(self):

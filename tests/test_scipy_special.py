@@ -314,6 +314,13 @@ def test_an_unsupported_scipy_ufunc_is_named(mode):
         jl.jacobian(lambda x: np.ldexp(x, 2), x, mode=mode)
 
 
+@pytest.mark.parametrize("name, f", [("logsumexp", sc.logsumexp), ("softmax", lambda x: sc.softmax(x * 2.0)),
+                                     ("polygamma", lambda x: sc.polygamma(1, x))])
+def test_a_scipy_function_that_converts_its_input_is_named(name, f):
+    with pytest.raises(jl.TracerConversionError, match=rf"^scipy\.special\.{name} converts its input with np\.asarray"):
+        jl.jacobian(f, np.array([0.5, 1.5]))
+
+
 @pytest.mark.parametrize("f", [sc.logsumexp, sc.softmax, sc.log_softmax], ids=lambda f: f.__name__)
 def test_array_api_functions_refuse_traced_arrays(f):
     # They convert their input with asarray first (scipy's array-API layer): documented as unsupported.
