@@ -85,6 +85,7 @@ def hvp(f: Callable, x, v):
     g, x_flat = prepare(f, x)
     tangents, batched = _split_batch(_flat_like(v, g.in_def, "v"), x_flat.shape, "v", result_dtype(x_flat))
     _, products = engines.get("forward").jvp(Derivative(g, scalar="a Hessian-vector product"), x_flat, tangents)
+    products = products.astype(tangents.dtype, copy=False)  # the derivative dtype, as for jvp
     return products if batched else g.unflatten(products[0], "in")
 
 

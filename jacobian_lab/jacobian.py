@@ -587,7 +587,8 @@ def jvp(f: Callable, x, x_dot):
     tangents, batched = _split_batch(_flat_like(x_dot, g.in_def, "x_dot"), x_flat.shape, "x_dot",
                                      result_dtype(x_flat))
     y, y_dot = engines.get("forward").jvp(g, x_flat, tangents)
-    _check_derivative(y_dot, len(tangents), np.shape(y), "tangent")
+    # in the derivative dtype, as Jacobians are: a longdouble f would otherwise give longdouble tangents
+    y_dot = _check_derivative(y_dot, len(tangents), np.shape(y), "tangent").astype(result_dtype(x_flat), copy=False)
     return g.unflatten(y, "out"), (y_dot if batched else g.unflatten(y_dot[0], "out"))
 
 
@@ -610,6 +611,7 @@ def vjp(f: Callable, x):
         cotangents, batched = _split_batch(_flat_like(y_bar, g.out_def, "y_bar"), np.shape(y), "y_bar",
                                            result_dtype(x_flat))
         x_bar = _check_derivative(sweep(cotangents), len(cotangents), x_flat.shape, "cotangent")
+        x_bar = x_bar.astype(cotangents.dtype, copy=False)  # the derivative dtype, as for jvp
         return x_bar if batched else g.unflatten(x_bar[0], "in")
 
     return g.unflatten(y, "out"), pullback

@@ -331,6 +331,21 @@ def test_float32_input_gives_float32_jacobian(mode):
     np.testing.assert_allclose(J, jl.jacobian(f, x.astype(np.float64), mode=mode), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype, expected", [(np.float16, np.float64), (np.float32, np.float32),
+                                             (np.float64, np.float64), (np.longdouble, np.float64)])
+def test_every_derivative_function_gives_the_same_derivative_dtype(dtype, expected):
+    f = lambda x: np.sum(np.sin(x) * x)
+    x, v = np.array([0.5, -1.0], dtype=dtype), np.ones(2)
+    derivatives = {
+        "jacobian": jl.jacobian(f, x), "grad": jl.grad(f)(x), "value_and_grad": jl.value_and_grad(f)(x)[1],
+        "jvp": jl.jvp(f, x, v)[1], "vjp": jl.vjp(f, x)[1](np.ones(())), "hvp": jl.hvp(f, x, v),
+        "hessian": jl.hessian(f)(x),
+    }
+    assert {name: d.dtype for name, d in derivatives.items()} == {name: np.dtype(expected) for name in derivatives}
+    np.testing.assert_allclose(derivatives["grad"], np.sin(x.astype(float)) + x.astype(float) * np.cos(x.astype(float)),
+                               rtol=2e-3)
+
+
 @pytest.mark.parametrize("exponent", [2, 2.0, np.float32(2), np.float64(2), np.int64(2), np.array(2.0)],
                          ids=["int", "float", "float32", "float64", "int64", "0-d float64"])
 def test_squaring_promotes_as_numpys_power(exponent):
