@@ -205,6 +205,7 @@ def interp(x, xp, fp, left=None, right=None, period=None):
         raise ValueError("fp and xp are not of the same length, or are empty")
     x = x if is_traced(x) else np.asarray(x, dtype=float)
     last = api.take(fp, len(samples) - 1)
+    first_x, last_x = _ends(xp, samples)
     if len(samples) == 1:  # one sample: fp[0] at it, left / right elsewhere
         value = api.broadcast_to(last, np.shape(x))
     else:
@@ -213,10 +214,22 @@ def interp(x, xp, fp, left=None, right=None, period=None):
         x0, x1 = api.take(xp, j), api.take(xp, j + 1)
         slope = E.divide(E.subtract(f1, f0), E.subtract(x1, x0))
         value = E.add(E.multiply(slope, E.subtract(x, x0)), f0)
-        value = E.where(E.equal(x, samples[-1]), last, value)  # NumPy returns fp[-1] there exactly
+        value = E.where(E.equal(x, last_x), last, value)  # NumPy returns fp[-1] there exactly
     lo = api.take(fp, 0) if left is None else left
     hi = last if right is None else right
-    return E.where(E.less(x, samples[0]), lo, E.where(E.greater(x, samples[-1]), hi, value))
+    return E.where(E.less(x, first_x), lo, E.where(E.greater(x, last_x), hi, value))
+
+
+def _ends(xp, samples):
+    """xp's first and last sample, for the comparisons that place x outside them or at the end.
+
+    A traced xp's are gathered with primitives, not read from `samples`: the comparisons then
+    take the values of the call at hand, and a compiled program recomputes them instead of
+    keeping the first call's ends as constants.
+    """
+    if is_traced(xp):
+        return api.take(xp, 0), api.take(xp, len(samples) - 1)
+    return samples[0], samples[-1]
 
 
 # --- evenly spaced values with traced endpoints ---------------------------------------

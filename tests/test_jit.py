@@ -629,3 +629,27 @@ def test_a_compiled_qr_derivative_checks_the_rank(mode):
         jitted(deficient)
     with pytest.raises(np.linalg.LinAlgError, match="full column rank"):
         jl.jacobian(f, deficient, mode=mode)
+
+
+# --- interp with traced samples -----------------------------------------------------------------
+def _interp_at_zero(xp):
+    """interp at 0 over the samples xp: below, inside or above them as xp moves."""
+    return np.interp(np.array([0.0, 0.5]), xp, np.array([0.0, 1.0, 4.0]))
+
+
+def _interp_all_traced(v):
+    """x, xp and fp all from v: the points cross the ends of the samples as v moves."""
+    return np.interp(v[:2], np.cumsum(np.exp(v[2:5])) + v[0], v[5:] ** 2)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+@pytest.mark.parametrize("f, points", [
+    (_interp_at_zero, [[1.0, 2.0, 3.0], [-1.0, 1.0, 2.0], [-3.0, -2.0, -1.0], [-1.0, 0.5, 2.0], [-2.0, -1.0, 0.5]]),
+    (_interp_all_traced, [[0.3, 5.0, 0.1, 0.2, 0.3, 1.0, 2.0, 3.0], [0.3, -2.0, -1.0, 0.2, 0.3, 1.0, 2.0, 3.0],
+                          [2.0, 1.5, -3.0, 0.2, 0.3, 1.0, 2.0, 3.0], [-1.0, 0.0, -0.5, -0.1, 0.0, 1.0, 2.0, 3.0]]),
+], ids=["traced xp", "traced x, xp and fp"])
+def test_interp_compares_with_the_ends_of_this_calls_samples(f, points, mode):
+    """The ends of a traced xp are recomputed on each call, never kept from the first one."""
+    jitted = jl.jit(jl.jacobian(f, mode=mode))
+    for point in map(np.array, points + points[::-1]):  # each end crossed in both directions
+        assert_close(jitted(point), jl.jacobian(f, point, mode=mode), 1e-12, f"{f.__name__} at {point}")
