@@ -27,7 +27,9 @@ Like ``jax.jit``, this assumes f is a function of x alone: arrays it closes
 over are read when it is compiled, and randomness or other outside state is
 frozen. Decisions f takes on the values of x are checked on every call (see
 `staging`): when one comes out differently, the Jacobian is recomputed and
-recompiled for the new values, never replayed wrongly.
+recompiled for the new values, never replayed wrongly. An error is a decision
+too: a call at which an operation of the program raises is computed by the
+uncompiled function, where f may catch the error (`_replay`).
 """
 from __future__ import annotations
 
@@ -117,20 +119,23 @@ class Jitted:
         if type(x) is np.ndarray and x.dtype.kind == "f":  # the common case, without the general preparation
             tried = self._programs.get((None, x.shape, x.dtype.char))
             program, J = _replay(tried, x) if type(tried) is list else (None, None)
+            if J is RAISED:
+                return self.fun(x)
             if J is not None and program.out_def is None:
                 return J.reshape(math.prod(program.y_shape), x.size) if self.fun.flat else J
         g, x_flat, key = self._prepare(x)
         if J is None:
             program, J = self._replayed(g, x_flat, key, tried)
-            if program is None:
+            if program is None or J is RAISED:
                 return self.fun(x)
         g.out_def = program.out_def
         return finish(g, J, x_flat, self.fun.flat)
 
     def _replayed(self, g, x_flat, key, tried=None):
         """(program, J) of a program kept at `key` whose guards hold at x, else of one compiled now;
-        (None, None) when f cannot be compiled, and the uncompiled function answers. `tried`: the
-        programs already replayed at x, in vain."""
+        (None, None) when f cannot be compiled, and (program, `RAISED`) when a program's operation
+        raised at x: the uncompiled function answers then. `tried`: the programs already replayed
+        at x, in vain."""
         programs = self._programs.get(key, [])
         if isinstance(programs, NotReplayable):
             return None, None
@@ -234,7 +239,7 @@ class JittedSparse(Jitted):
             x_flat, flat = self._flattened(x)
             return self._through(flat, "__call__", x_flat)
         program, S = self._replayed(*self._prepare(x))
-        return self.fun(x) if program is None else S
+        return self.fun(x) if program is None or S is RAISED else S
 
     def program(self, x) -> "Program":
         if not (isinstance(self.fun, SparseHessian) and structured(x)):
@@ -262,15 +267,31 @@ def compile_sparse(fun: SparseJacobian, g, x):
         y, pullback = engines.get("reverse").vjp(g, x)
         pattern, (mode, seeding), reads = fun.planned(pullback, np.size(y))
         values = entries(_capturing(pullback, recorder), pattern, seeding, np.shape(y), x, fun.batch_size, reads)
+    recorder.check()
     order = "forward" if seeding.symmetric else mode  # a star coloring's seeds are tangents
     program = CompressedProgram(recorder, order, np.shape(y), x, pattern, reads)
     return program, csr_array((values, pattern.indices, pattern.indptr), shape=pattern.shape)
 
 
+RAISED = object()  # what `_replay` gives for J when a program's operation raised at x
+
+# Errors an operation raises on some values (LinAlgError is a ValueError; FloatingPointError under
+# np.errstate an ArithmeticError; a RuntimeWarning made an error by a warnings filter a Warning).
+_VALUE_ERRORS = (ArithmeticError, ValueError, Warning)
+
+
 def _replay(programs: list, x):
-    """(program, J) from the first program whose guards hold at x, moved to the front; else (None, None)."""
+    """(program, J) from the first program whose guards hold at x, moved to the front; else (None, None).
+
+    J is `RAISED` when an operation of a program raised at x. Then no program answers: f may catch
+    the error and go another way, or eager mode raise it more clearly, so the caller calls the
+    uncompiled function at x, and compiles nothing (a recording that raised would not be kept).
+    """
     for i, program in enumerate(programs):
-        J = program(x)
+        try:
+            J = program(x)
+        except _VALUE_ERRORS:
+            return program, RAISED
         if J is not None:
             if i:
                 programs.insert(0, programs.pop(i))
@@ -297,6 +318,7 @@ def compile_jacobian(fun, g, x):
                 results[mode] = build(g, x, fun.batch_size, fun.max_memory, (y, _capturing(pullback, recorder)))
             except MemoryBudgetError as e:  # auto: the other order may fit
                 error = e
+    recorder.check()
     if not results and compressed is None:
         raise error
     programs = {Program(recorder, mode, np.shape(y), x, g.out_def): J for mode, J in results.items()}
@@ -403,7 +425,7 @@ class Program:
         self.seeds = [k for _, _, k in blocks]
         eqs = recorder.equations
         observations = [o for o in recorder.observations if o.segment in segments]
-        roots = [r for _, r, _ in blocks] + [r for o in observations for r in o.refs]
+        roots = [r for _, r, _ in blocks] + [r for o in observations for r in o.refs] + _may_raise(eqs, segments)
         run = _needed(eqs, roots)
         placements, absorbed = _placements(eqs, run, roots)
         run = [i for i in run if i not in absorbed]
@@ -516,6 +538,22 @@ class CompressedProgram(Program):
         J = np.zeros(self.pattern.shape[0] * self.pattern.shape[1], dtype=self.dtype)
         J[self._flat_index] = values
         return J.reshape(self.y_shape + self.x_shape)
+
+
+# Primitives whose NumPy implementation raises on some values (LinAlgError: a matrix that is not
+# positive definite, a singular one, an SVD or eigensolver that does not converge).
+MAY_RAISE = frozenset(["cholesky", "inv", "solve", "pinv", "svd_values", "svd_vectors", "svdvals",
+                       "eigh_values", "eigh_vectors", "eigvalsh"])
+
+
+def _may_raise(eqs, segments) -> list[int]:
+    """The recomputed equations of `segments` whose operation may raise on other values.
+
+    They run on every replay even when the Jacobian does not read them: f may call one only to
+    see whether it raises (``try: cholesky(a)``), and a replay at values where it does must raise
+    too, so that the call falls back to eager mode, where f catches it (see `_replay`).
+    """
+    return [i for i, eq in enumerate(eqs) if eq.dynamic and eq.segment in segments and eq.prim.name in MAY_RAISE]
 
 
 def _needed(eqs, roots) -> list[int]:

@@ -88,6 +88,8 @@ class Recorder(Counter):
         self._index = {id(x): INPUT}  # id -> equation index (INPUT for x) of every live recorded value
         self._x = x
         self._kept_bytes: dict = {}  # segment -> bytes of constants kept
+        self.raised: str | None = None  # why the recording cannot be replayed, once an operation on x raised
+        self._errstate = np.geterr()  # a replay runs under its caller's; see `_check_errstate`
 
     def refs(self, values) -> tuple:
         index = self._index
@@ -100,9 +102,17 @@ class Recorder(Counter):
             params = read_numbers(params)  # a parameter is read in Python: observed, then a constant
             if self._any_dynamic(self.refs(_arrays_in(params))):
                 raise NotReplayable(f"{prim.name} took a parameter computed from x")
-        out = prim.impl(*args, **params)
         refs = self.refs(args)
         dynamic = self._any_dynamic(refs)
+        if dynamic:
+            self._check_errstate(prim)
+        try:
+            out = prim.impl(*args, **params)
+        except Exception as error:
+            if dynamic and self.raised is None:
+                self.raised = (f"{prim.name} raised {type(error).__name__} ({error}) on values computed from x "
+                               "and f went on, so the way it took depends on values a program cannot check")
+            raise  # f may catch it and go on; `check` then refuses to replay what it did
         cost = prim.cost(out, *args, **params)
         self.add(*cost)
         eq = Equation(prim, self._static_args(args, refs), params, refs, out, cost, self.phase, self.segment, dynamic)
@@ -118,6 +128,27 @@ class Recorder(Counter):
         if dynamic and not prim.differentiable and self.phase == PRIMAL:
             return Observable(out)  # f's own code gets it: what it reads of it is observed
         return out
+
+    def _check_errstate(self, prim) -> None:
+        """Note when f has set NumPy to raise on floating-point errors (``np.errstate``): a replay
+        runs under its caller's settings, where the operation that would raise returns inf or NaN
+        instead, and f never gets to catch the error."""
+        now = np.geterr()
+        if now != self._errstate and self.raised is None and any(
+                now[k] in ("raise", "call") and self._errstate[k] not in ("raise", "call") for k in now):
+            self.raised = (f"f set NumPy's floating-point errors to raise (np.errstate) around {prim.name}, "
+                           "and a replay cannot raise where f would")
+
+    def check(self) -> None:
+        """Raise `NotReplayable` when the recording must not be replayed.
+
+        An operation on values computed from x raised, and f caught the error and went on, or f
+        made NumPy raise on floating-point errors: either way, which way f goes depends on values
+        through an exception, which no program can check, so the caller computes eagerly instead.
+        (Had the error left f, the recording would have ended with it.)
+        """
+        if self.raised is not None:
+            raise NotReplayable(self.raised)
 
     def _keep(self, constant) -> bool:
         """Whether there is room to keep `constant` (a view costs nothing beyond its base)."""

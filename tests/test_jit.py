@@ -653,3 +653,110 @@ def test_interp_compares_with_the_ends_of_this_calls_samples(f, points, mode):
     jitted = jl.jit(jl.jacobian(f, mode=mode))
     for point in map(np.array, points + points[::-1]):  # each end crossed in both directions
         assert_close(jitted(point), jl.jacobian(f, point, mode=mode), 1e-12, f"{f.__name__} at {point}")
+
+
+# --- operations that raise ----------------------------------------------------------------------
+def _cholesky_or_else(x):
+    """f catches the error of cholesky at a matrix that is not positive definite."""
+    try:
+        return np.linalg.cholesky(np.diag(x)).sum() * np.ones(1)
+    except np.linalg.LinAlgError:
+        return 100.0 * x[:1]
+
+
+def _positive_definite_test(x):
+    """cholesky called only to see whether it raises: the Jacobian never reads its factor."""
+    try:
+        np.linalg.cholesky(np.diag(x))
+    except np.linalg.LinAlgError:
+        return -x
+    return x ** 2
+
+
+def _log_or_else(x):
+    """f makes NumPy raise on a division by zero (log(0)) and catches it."""
+    with np.errstate(divide="raise"):
+        try:
+            return np.log(x)
+        except FloatingPointError:
+            return 3.0 * x
+
+
+CATCHING = [_cholesky_or_else, _positive_definite_test, _log_or_else]
+_GOOD, _BAD = [np.array([1.0, 4.0]), np.array([2.0, 3.0])], [np.array([0.0, 4.0]), np.array([0.0, 3.0])]
+
+
+@pytest.mark.filterwarnings("ignore:jit. the Jacobian:UserWarning")
+@pytest.mark.parametrize("first", ["good", "bad"])
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+@pytest.mark.parametrize("f", CATCHING, ids=lambda f: f.__name__)
+def test_f_catching_an_error_gets_eager_jacobians_on_both_sides(f, mode, first):
+    """Compiled where nothing raises, a call where an operation raises falls back to eager mode;
+    compiled where f caught an error, nothing is replayed. Either way J is eager's."""
+    points = [_GOOD[0], _BAD[0], _GOOD[1], _BAD[1]]
+    if first == "bad":
+        points = points[1:] + points[:1]
+    jitted = jl.jit(jl.jacobian(f, mode=mode))
+    for x in points + points:
+        assert_close(jitted(x), jl.jacobian(f, x, mode=mode), 1e-14, f"{f.__name__} at {x}")
+    assert jitted.compiles == 1  # a fallback compiles nothing, and a refused recording is not retried
+
+
+@pytest.mark.filterwarnings("ignore:jit. the Jacobian:UserWarning")
+@pytest.mark.parametrize("f", CATCHING, ids=lambda f: f.__name__)
+def test_compiled_hessians_and_sparse_jacobians_of_f_catching_an_error_are_eager(f):
+    scalar = lambda v: np.sum(f(v) ** 2)  # noqa: E731
+    for first in (_GOOD, _BAD):
+        hessian, sparse = jl.jit(jl.hessian(scalar)), jl.jit(jl.sparse_jacobian(f))
+        for x in first + _BAD + _GOOD:
+            assert_close(hessian(x), jl.hessian(scalar, x), 1e-14, f"hessian at {x}")
+            assert_close(sparse(x).toarray(), jl.jacobian(f, x), 1e-14, f"sparse_jacobian at {x}")
+
+
+def test_a_recording_in_which_f_caught_an_error_is_not_replayed():
+    jitted = jl.jit(jl.jacobian(_cholesky_or_else))
+    with pytest.warns(UserWarning, match=r"cholesky raised LinAlgError \(Matrix is not positive definite\) on "
+                                         "values computed from x and f went on"):
+        jitted(_BAD[0])
+    with pytest.raises(NotReplayable, match="cholesky raised LinAlgError"):
+        jitted.program(_GOOD[0])
+    with pytest.warns(UserWarning, match=r"f set NumPy's floating-point errors to raise \(np.errstate\)"):
+        jl.jit(jl.jacobian(_log_or_else))(_GOOD[0])  # refused even where nothing raised: a replay could not
+
+
+def test_an_operation_a_program_needs_only_for_its_error_still_runs():
+    program = jl.jit(jl.jacrev(_positive_definite_test)).program(_GOOD[0])
+    assert "cholesky(" in program.source
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_a_replay_that_raises_gives_the_eager_error_unchanged(mode):
+    """det's derivative at a singular matrix: eager mode's clear error, not the program's bare one."""
+    f = lambda v: np.linalg.det(v.reshape(2, 2)) * v  # noqa: E731
+    singular = np.array([1.0, 2.0, 2.0, 4.0])
+    with pytest.raises(np.linalg.LinAlgError) as eager:
+        jl.jacobian(f, singular, mode=mode)
+    jitted = jl.jit(jl.jacobian(f, mode=mode))
+    jitted(np.array([1.0, 0.0, 0.0, 2.0]))
+    with pytest.raises(np.linalg.LinAlgError, match="derivative of det/slogdet at a singular matrix") as replayed:
+        jitted(singular)
+    assert str(replayed.value) == str(eager.value)
+    x = np.array([2.0, 1.0, 0.5, 3.0])
+    assert_close(jitted(x), jl.jacobian(f, x, mode=mode), 1e-14)
+    assert jitted.compiles == 1
+
+
+def test_an_error_that_is_not_about_values_is_not_hidden_by_a_fallback(monkeypatch):
+    jitted = jl.jit(jl.jacrev(np.sin))
+    program = jitted.program(np.zeros(3))
+
+    def broken(x):
+        raise TypeError("a bug in a program")
+
+    monkeypatch.setattr(program, "_run", broken)
+    with pytest.raises(TypeError, match="a bug in a program"):
+        jitted(np.ones(3))
+
+
+def test_the_operations_that_may_raise_are_registered_primitives():
+    assert compiled.MAY_RAISE <= set(REGISTRY)
