@@ -12,7 +12,9 @@ Operands are told apart by identity. A value computed from x is not kept (the
 replay recomputes it): the recorder watches it with a weak reference and
 forgets its `id` when it dies, so no later array can be mistaken for it, and
 recording takes no more memory than the computation itself. Constants are
-kept, since a program may use them.
+kept, since a program may use them; an array from outside the recording (one
+f closes over) is kept as a copy (`Recorder.private`), so that a program reads
+it as it was when it was compiled.
 
 A replay is only sound if nothing else about x steered the computation, so
 the recorder also keeps *guards*: the values Python read to decide something
@@ -88,6 +90,9 @@ class Recorder(Counter):
         self._index = {id(x): INPUT}  # id -> equation index (INPUT for x) of every live recorded value
         self._x = x
         self._kept_bytes: dict = {}  # segment -> bytes of constants kept
+        self._outside: dict = {}  # id -> array whose memory operands from outside the recording are
+        self._seeds: dict = {}  # id -> the passes' seeds, which come from outside but are the recording's own
+        self._copies: dict = {}  # id of an array kept from outside -> (it, its copy): see `private`
         self.raised: str | None = None  # why the recording cannot be replayed, once an operation on x raised
         self._errstate = np.geterr()  # a replay runs under its caller's; see `_check_errstate`
 
@@ -103,6 +108,7 @@ class Recorder(Counter):
             if self._any_dynamic(self.refs(_arrays_in(params))):
                 raise NotReplayable(f"{prim.name} took a parameter computed from x")
         refs = self.refs(args)
+        self._enter([a for a, r in zip(args, refs) if r is None] + (_arrays_in(params) if params else []))
         dynamic = self._any_dynamic(refs)
         if dynamic:
             self._check_errstate(prim)
@@ -150,6 +156,50 @@ class Recorder(Counter):
         if self.raised is not None:
             raise NotReplayable(self.raised)
 
+    def own(self, seeds: np.ndarray) -> None:
+        """Take a pass's `seeds` as the recording's own: made for it and written to by no one, so
+        programs keep them (and their views) without a copy."""
+        root = _root(seeds)
+        self._seeds[id(root)] = root  # kept alive, so that its id stays its own
+
+    def _enter(self, operands) -> None:
+        """Note the memory of the arrays among `operands` that come from outside the recording."""
+        for a in operands:
+            if isinstance(a, np.ndarray):
+                root = _root(a)
+                if id(root) not in self._seeds:
+                    self._outside[id(root)] = root  # kept alive, so that its id stays its own
+
+    def private(self, value):
+        """`value` as a program may keep it: an array from outside the recording as a copy.
+
+        Arrays from outside (those f closes over, or views of them) are read when f is compiled, as
+        ``jax.jit`` reads them. Kept by reference, a program would read what they hold at each
+        call while the values folded from them stay those of the first, so an array changed in
+        place between calls would give a Jacobian of neither. Each is copied once, for every
+        program built from this recording; what the recording computed is its own, as are the
+        seeds, and is kept as it is.
+        """
+        if not isinstance(value, np.ndarray):
+            return value
+        root = _root(value)
+        if id(root) not in self._outside:
+            return value
+        kept = self._copies.get(id(value))
+        if kept is None:  # the pair keeps `value` alive, so that its id stays its own
+            kept = self._copies[id(value)] = (value, self._copy(value, root))
+        return kept[1]
+
+    def _copy(self, value, root) -> np.ndarray:
+        """A copy of `value`: as a view of it, the same view of the one copy of its `root`, so that
+        ``W`` and ``W.T`` (a product and its reverse rule) do not keep two."""
+        if value is not root and type(value) is np.ndarray:
+            copy = self.private(root)
+            if copy.strides == root.strides and (copy.flags.c_contiguous or copy.flags.f_contiguous):
+                offset = value.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+                return np.ndarray(value.shape, value.dtype, buffer=copy, offset=offset, strides=value.strides)
+        return np.array(value, order="K", copy=True, subok=True)
+
     def _keep(self, constant) -> bool:
         """Whether there is room to keep `constant` (a view costs nothing beyond its base)."""
         nbytes = constant.nbytes if getattr(constant, "base", None) is None else 0
@@ -175,11 +225,14 @@ class Recorder(Counter):
         if self._any_dynamic(self.refs(kwargs.values())):
             raise NotReplayable(f"{getattr(fn, '__name__', fn)} took a keyword computed from x")
         if self._any_dynamic(refs):
+            self._enter([a for a, r in zip(args, refs) if r is None] + list(kwargs.values()))
             kept = self._static_args(args, refs)
             self.observations.append(Observation(fn, kept, kwargs, refs, result, self.segment))
 
     def output(self, value, seeds: int) -> None:
         ref = self.refs([value])[0]
+        if ref is None:
+            self._enter([value])
         self.outputs.setdefault(self.segment, []).append((None if self._dynamic(ref) else value, ref, seeds))
 
 
@@ -190,6 +243,13 @@ def _watch(value, index: dict):
         return weakref.ref(value, lambda _: index.pop(key, None))
     except TypeError:
         return value
+
+
+def _root(array: np.ndarray) -> np.ndarray:
+    """The array whose memory `array` is (itself, or the base of the view it is)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
 
 
 def _arrays_in(params: dict) -> list:

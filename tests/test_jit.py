@@ -760,3 +760,69 @@ def test_an_error_that_is_not_about_values_is_not_hidden_by_a_fallback(monkeypat
 
 def test_the_operations_that_may_raise_are_registered_primitives():
     assert compiled.MAY_RAISE <= set(REGISTRY)
+
+
+# --- arrays f closes over -----------------------------------------------------------------------
+def _closing(W, M, idx, xp):
+    """f reading the arrays it closes over in every way a program may keep them: as operands, in
+    folded values, as a view, as indices and as the samples a decision reads."""
+    def f(x):
+        y = W * x ** 2 + np.sum(W) * x + M.T @ np.sin(x) + x[idx] * M[0] + np.minimum(x, M[1])
+        y = y + np.interp(x, xp, W)
+        return y if x[0] > 0 else -y
+    return f
+
+
+def _closed_over():
+    return [np.array([1.0, 2.0, 3.0]), np.arange(9.0).reshape(3, 3), np.array([2, 0, 1]), np.array([-1.0, 0.0, 1.0])]
+
+
+CLOSING_KINDS = {
+    "auto": jl.jacobian, "forward": jl.jacfwd, "reverse": jl.jacrev,
+    "grad": lambda f: jl.grad(lambda x: np.sum(f(x) ** 2)),
+    "hessian": lambda f: jl.hessian(lambda x: np.sum(f(x) ** 2)),
+    "sparse_jacobian": jl.sparse_jacobian,
+    "sparse_hessian": lambda f: jl.sparse_hessian(lambda x: np.sum(f(x) ** 2)),
+}
+
+
+@pytest.mark.parametrize("kind", CLOSING_KINDS)
+def test_arrays_f_closes_over_are_read_when_it_is_compiled(kind):
+    """Changed in place after a program was compiled, they do not reach it: it replays the values
+    of its compile, and a program compiled after the change (another branch) reads the new ones."""
+    make, arrays = CLOSING_KINDS[kind], _closed_over()
+    jitted, before = jl.jit(make(_closing(*arrays))), make(_closing(*[a.copy() for a in arrays]))
+    positive = [np.array([0.5, -0.4, 0.9]), np.array([0.6, -0.3, 0.8])]  # the same segments of xp
+    negative = [-positive[0], -positive[1]]  # x[0] < 0: another branch, compiled after the change
+
+    def check(x, expected):
+        J, K = jitted(x), expected(x)
+        assert_close(getattr(J, "toarray", lambda: J)(), getattr(K, "toarray", lambda: K)(), 1e-12, f"{kind} at {x}")
+
+    check(positive[0], before)
+    W, M, idx, xp = arrays
+    W[:] = 10.0
+    M *= -2.0
+    idx[:] = [1, 2, 0]
+    xp[:] = [-2.0, 0.7, 1.5]  # x[0] in another segment: a guard reading the new xp would recompile
+    after = make(_closing(*arrays))
+    for x in positive:
+        check(x, before)
+    for x in negative:
+        check(x, after)
+    for x in positive:
+        check(x, before)
+    assert jitted.compiles == 2
+
+
+def test_a_program_keeps_one_copy_of_an_array_f_closes_over_and_counts_it():
+    """W and its view W.T share one copy, which `constant_bytes` counts once."""
+    W = np.random.default_rng(0).normal(size=(30, 30))
+    f = lambda x: np.sum(np.tanh(W @ x)) + np.sum(np.sin(W.T @ x))  # noqa: E731
+    jitted = jl.jit(jl.grad(f))
+    x = np.linspace(-1.0, 1.0, 30)
+    program = jitted.program(x)
+    assert W.nbytes <= program.constant_bytes < 2 * W.nbytes
+    expected = jl.grad(f)(x)
+    W[:] = 0.0
+    assert_close(jitted(x), expected, 1e-12)
