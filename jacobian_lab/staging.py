@@ -227,7 +227,7 @@ class Recorder(Counter):
         if self._any_dynamic(refs):
             self._enter([a for a, r in zip(args, refs) if r is None] + list(kwargs.values()))
             kept = self._static_args(args, refs)
-            self.observations.append(Observation(fn, kept, kwargs, refs, result, self.segment))
+            self.observations.append(Observation(fn, kept, kwargs, refs, _snapshot(result), self.segment))
 
     def output(self, value, seeds: int) -> None:
         ref = self.refs([value])[0]
@@ -243,6 +243,16 @@ def _watch(value, index: dict):
         return weakref.ref(value, lambda _: index.pop(key, None))
     except TypeError:
         return value
+
+
+def _snapshot(result):
+    """A copy of an observed `result` (its arrays and lists), which f gets and may change in place
+    (``m = np.asarray(x > 0); m[0] = False``): the check must compare with what was observed."""
+    if isinstance(result, np.ndarray):
+        return result.copy()
+    if type(result) in (tuple, list):
+        return type(result)(map(_snapshot, result))
+    return result
 
 
 def _root(array: np.ndarray) -> np.ndarray:

@@ -826,3 +826,21 @@ def test_a_program_keeps_one_copy_of_an_array_f_closes_over_and_counts_it():
     expected = jl.grad(f)(x)
     W[:] = 0.0
     assert_close(jitted(x), expected, 1e-12)
+
+
+def _flipped_mask(x):
+    """f changes in place the array Python read of its mask: by how much depends on what it read."""
+    m = np.asarray(x > 0)
+    m[0] = not m[0]
+    return x * m
+
+
+@pytest.mark.parametrize("f", [_flipped_mask, _written_mask], ids=lambda f: f.__name__)
+def test_a_read_mask_f_changes_in_place_is_checked_as_it_was_read(f):
+    """The check compares with what f read, not with what f made of it afterwards."""
+    fun = jl.jacfwd(f)
+    jitted = jl.jit(fun)
+    points = [np.array([1.0, 2.0, -3.0]), np.array([-1.0, 2.0, -3.0]), np.array([2.0, 1.0, -1.0])]
+    for x in points + points:
+        np.testing.assert_array_equal(jitted(x), fun(x))
+    assert jitted.compiles == 2  # one per sign pattern of x[0], each replayed the second time round
