@@ -77,12 +77,23 @@ class Observable:
         return out if type(out) is Observable else Observable(out)  # computed from x: still watched
 
     def __array_function__(self, func, types, args, kwargs):
-        if any(t is not Observable for t in types):
-            return NotImplemented  # a tracer's (it treats this value as an operand)
+        # No traced operand: NumPy reads the numbers (observed), with plain arrays beside them as
+        # they are. Any other type is a tracer's, or a library's that reads this one through
+        # __array__: it handles the call (a tracer treats this value as an operand).
+        if not all(t is Observable or issubclass(t, np.ndarray) for t in types):
+            return NotImplemented
         return func(*read_numbers(args), **read_numbers(kwargs))
 
     def __array__(self, dtype=None, copy=None):
         return observe(np.array, self._array, dtype=dtype)
+
+    def __bytes__(self):
+        return observe(bytes, self._array)  # an array's bytes are its numbers, as bytes(array) reads them
+
+    def __buffer__(self, flags):
+        # memoryview(m) (Python 3.12 on): a view of an observed copy. Earlier Pythons cannot export
+        # a buffer from Python code, and refuse memoryview(m) with a TypeError naming Observable.
+        return memoryview(read_numbers(self))
 
     def __bool__(self):
         return observe(bool, self._array)

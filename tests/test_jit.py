@@ -6,6 +6,7 @@ program at compile time shows up as a wrong Jacobian.
 """
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -844,3 +845,73 @@ def test_a_read_mask_f_changes_in_place_is_checked_as_it_was_read(f):
     for x in points + points:
         np.testing.assert_array_equal(jitted(x), fun(x))
     assert jitted.compiles == 2  # one per sign pattern of x[0], each replayed the second time round
+
+
+# --- masks beside plain arrays ------------------------------------------------------------------
+_A = np.array([1.0, 2.0, 3.0])
+
+
+def _copied_into(x):
+    buffer = np.zeros(3, dtype=bool)
+    np.copyto(buffer, x > 0)
+    return x * buffer
+
+
+def _put_into(x):
+    buffer = np.zeros(4)
+    np.put(buffer, [3, 0, 1], np.sign(x))
+    return x * buffer[:3]
+
+
+# NumPy functions given a mask and a plain array (or a NumPy scalar): NumPy reads the mask, so
+# the program checks it, and eager mode's values come out at every sign pattern.
+BESIDE_ARRAYS = {
+    "where": lambda x: x * np.where(x > 0, _A, -_A),
+    "compress": lambda x: np.compress(x > 0, x) ** 2,
+    "extract": lambda x: np.extract(x > 0, x) * 3.0,
+    "dot": lambda x: np.dot(np.ones(3), x > 0) * x,
+    "einsum": lambda x: np.einsum("i,i->", _A, (x > 0).astype(float)) * x,
+    "tensordot": lambda x: np.tensordot(_A, np.sign(x), axes=1) * x,
+    "kron": lambda x: np.kron(np.ones(1), x > 0) * x,
+    "concatenate": lambda x: np.concatenate([x[:2] > 0, np.array([True])]) * x,
+    "stack": lambda x: np.stack([np.sign(x), _A])[0] * x,
+    "clip": lambda x: np.clip(np.sign(x), 0.0, _A) * x,
+    "numpy scalar": lambda x: np.where(x > 0, np.float64(2.0), _A) * x,
+    "copyto": _copied_into,
+    "put": _put_into,
+    "bytes": lambda x: x * float(sum(bytes(x > 0))),
+}
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("f", BESIDE_ARRAYS.values(), ids=BESIDE_ARRAYS)
+def test_numpy_functions_take_a_mask_beside_plain_arrays(f, mode):
+    jitted = jl.jit(jl.jacobian(f, mode=mode))
+    points = [np.array([0.5, -1.0, 2.0]), np.array([-0.5, 1.0, 2.0]), np.array([0.7, -0.2, 1.5])]
+    for x in points + points:  # the sign pattern changes, then comes back
+        assert_close(jitted(x), jl.jacobian(f, x, mode=mode), 1e-14, f"at {x}")
+    assert jitted.compiles == 2  # a program per sign pattern: the mask was read, and is checked
+
+
+def test_memoryview_of_a_mask_is_observed_or_refused():
+    """Python 3.12 lets a class export a buffer: memoryview(m) views an observed copy. Before,
+    memoryview refuses the mask with a TypeError rather than read it unnoticed."""
+    f = lambda x: x * float(sum(bytes(memoryview(x > 0))))  # noqa: E731
+    jitted = jl.jit(jl.jacfwd(f))
+    points = [np.array([0.5, -1.0, 2.0]), np.array([-0.5, 1.0, 2.0])]
+    if sys.version_info >= (3, 12):
+        for x in points + points:
+            assert_close(jitted(x), jl.jacfwd(f)(x), 1e-14)
+        assert jitted.compiles == 2
+    else:
+        with pytest.raises(TypeError, match="memoryview: a bytes-like object is required, not 'Observable'"):
+            jitted(points[0])
+
+
+def test_a_mask_leaves_numpy_functions_with_a_traced_operand_to_the_tracer():
+    """np.where(m, x, a) with x traced: the program recomputes the mask instead of checking it."""
+    f = lambda x: np.where(x > 0, x, _A) ** 2  # noqa: E731
+    jitted = jl.jit(jl.jacfwd(f))
+    for x in (np.array([0.5, -1.0, 2.0]), np.array([-0.5, 1.0, 2.0]), np.array([1.5, 1.0, -2.0])):
+        assert_close(jitted(x), jl.jacfwd(f)(x), 1e-14)
+    assert (jitted.compiles, jitted.program(x).guards) == (1, 0)
