@@ -32,6 +32,7 @@ import numpy as np
 
 from .accounting import PRIMAL, Counter
 from .observables import Observable, array_of, read_numbers
+from .snapshots import immutable, root
 
 INPUT = -1  # the reference of x itself
 # Values computed from constants alone are kept, for a program to use as constants,
@@ -159,16 +160,16 @@ class Recorder(Counter):
     def own(self, seeds: np.ndarray) -> None:
         """Take a pass's `seeds` as the recording's own: made for it and written to by no one, so
         programs keep them (and their views) without a copy."""
-        root = _root(seeds)
-        self._seeds[id(root)] = root  # kept alive, so that its id stays its own
+        owner = root(seeds)
+        self._seeds[id(owner)] = owner  # kept alive, so that its id stays its own
 
     def _enter(self, operands) -> None:
         """Note the memory of the arrays among `operands` that come from outside the recording."""
         for a in operands:
-            if isinstance(a, np.ndarray):
-                root = _root(a)
-                if id(root) not in self._seeds:
-                    self._outside[id(root)] = root  # kept alive, so that its id stays its own
+            if isinstance(a, np.ndarray) and not immutable(a):  # a reverse tape's snapshot is immutable
+                owner = root(a)
+                if id(owner) not in self._seeds:
+                    self._outside[id(owner)] = owner  # kept alive, so that its id stays its own
 
     def private(self, value):
         """`value` as a program may keep it: an array from outside the recording as a copy.
@@ -182,21 +183,21 @@ class Recorder(Counter):
         """
         if not isinstance(value, np.ndarray):
             return value
-        root = _root(value)
-        if id(root) not in self._outside:
+        owner = root(value)
+        if id(owner) not in self._outside:
             return value
         kept = self._copies.get(id(value))
         if kept is None:  # the pair keeps `value` alive, so that its id stays its own
-            kept = self._copies[id(value)] = (value, self._copy(value, root))
+            kept = self._copies[id(value)] = (value, self._copy(value, owner))
         return kept[1]
 
-    def _copy(self, value, root) -> np.ndarray:
+    def _copy(self, value, owner) -> np.ndarray:
         """A copy of `value`: as a view of it, the same view of the one copy of its `root`, so that
         ``W`` and ``W.T`` (a product and its reverse rule) do not keep two."""
-        if value is not root and type(value) is np.ndarray:
-            copy = self.private(root)
-            if copy.strides == root.strides and (copy.flags.c_contiguous or copy.flags.f_contiguous):
-                offset = value.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+        if value is not owner and type(value) is np.ndarray:
+            copy = self.private(owner)
+            if copy.strides == owner.strides and (copy.flags.c_contiguous or copy.flags.f_contiguous):
+                offset = value.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
                 return np.ndarray(value.shape, value.dtype, buffer=copy, offset=offset, strides=value.strides)
         return np.array(value, order="K", copy=True, subok=True)
 
@@ -253,13 +254,6 @@ def _snapshot(result):
     if type(result) in (tuple, list):
         return type(result)(map(_snapshot, result))
     return result
-
-
-def _root(array: np.ndarray) -> np.ndarray:
-    """The array whose memory `array` is (itself, or the base of the view it is)."""
-    while isinstance(array.base, np.ndarray):
-        array = array.base
-    return array
 
 
 def _arrays_in(params: dict) -> list:

@@ -15,6 +15,7 @@ import pytest
 from helpers import assert_fd_close, central_differences, traced_value
 
 import jacobian_lab as jl
+from jacobian_lab import snapshots
 from jacobian_lab.tracing import Tracer
 
 MODES = ["forward", "reverse"]
@@ -527,6 +528,32 @@ def test_in_place_operators_have_numpys_semantics(f, mode):
     # The reference runs f on plain arrays: NumPy's own in-place semantics, aliases included.
     J = jl.jit(jl.jacobian(f))(X) if mode == "jit" else run(f, mode)
     assert_fd_close(J, central_differences(f, X))
+
+
+def _reused_buffer(x):
+    """A unit vector rebuilt in one plain buffer: each use must keep the values it had then."""
+    e, rows = np.zeros(x.shape), []
+    for i in range(x.shape[0]):
+        e[:] = 0.0
+        e[i] = i + 1.0
+        rows.append(np.sum(np.sin(x) * e, axis=0))
+    return np.stack(rows)
+
+
+@pytest.mark.parametrize("mode", MODES + ["auto", "jit"])
+def test_a_plain_buffer_f_writes_into_after_using_it_keeps_each_use(mode):
+    J = jl.jit(jl.jacobian(_reused_buffer))(X) if mode == "jit" else run(_reused_buffer, mode)
+    assert_fd_close(J, central_differences(_reused_buffer, X))
+
+
+def test_a_pullback_reads_the_arrays_as_f_used_them():
+    W = np.array([1.0, 2.0, 3.0])
+    y, pullback = jl.vjp(lambda x: x * W, np.ones(3))
+    W *= 5.0
+    np.testing.assert_array_equal(pullback(np.ones(3)), [1.0, 2.0, 3.0])
+    frozen = np.arange(3.0)
+    frozen.flags.writeable = False  # values that cannot change are kept without a copy
+    assert snapshots.snapshot(frozen) is frozen and np.shares_memory(snapshots.snapshot(frozen[1:]), frozen)
 
 
 def _through_a_view(x):

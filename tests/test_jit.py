@@ -816,14 +816,15 @@ def test_arrays_f_closes_over_are_read_when_it_is_compiled(kind):
     assert jitted.compiles == 2
 
 
-def test_a_program_keeps_one_copy_of_an_array_f_closes_over_and_counts_it():
-    """W and its view W.T share one copy, which `constant_bytes` counts once."""
+def test_a_program_keeps_a_copy_of_each_array_f_closes_over_and_counts_it():
+    """W and W.T: the reverse tape keeps a snapshot of each operand as f used it, and the program
+    those two, counted in `constant_bytes`, and no third copy."""
     W = np.random.default_rng(0).normal(size=(30, 30))
     f = lambda x: np.sum(np.tanh(W @ x)) + np.sum(np.sin(W.T @ x))  # noqa: E731
     jitted = jl.jit(jl.grad(f))
     x = np.linspace(-1.0, 1.0, 30)
     program = jitted.program(x)
-    assert W.nbytes <= program.constant_bytes < 2 * W.nbytes
+    assert 2 * W.nbytes <= program.constant_bytes < 3 * W.nbytes
     expected = jl.grad(f)(x)
     W[:] = 0.0
     assert_close(jitted(x), expected, 1e-12)

@@ -14,6 +14,7 @@ from ..accounting import COTANGENT, TANGENT, Cost, active_counter, in_phase
 from ..memory import TangentBudget
 from ..primitives import Trace
 from ..rules.elementwise import add
+from ..snapshots import snapshot
 from ..tracing import COMPLEX, Tracer, complex_result
 from .base import call_traced, next_level, register
 
@@ -202,6 +203,10 @@ class ReverseTrace(Trace):
                 primals.append(a.primal)
                 parents.append(a.index)
             else:
+                if type(a) is np.ndarray:
+                    # The sweep reads constants later, when f may have written into them (a buffer it
+                    # reuses): the tape keeps them as they were
+                    a = snapshot(a)
                 primals.append(a)
                 parents.append(None)  # a constant: it needs no cotangent
                 if isinstance(a, Tracer):  # a value of an enclosing trace: see `nested`
