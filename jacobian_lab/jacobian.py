@@ -105,8 +105,10 @@ def schedule(mode: str, n: int, m: int, batch_size=None, seed_bytes: int = 0, ro
 
     With batch_size=None, a pass takes as many seeds as keep seeds x width
     under PASS_ELEMENTS, the width being n in forward mode and the widest
-    recorded value (`widest`, from the tape) in reverse mode; a reverse sweep
-    also takes no more than fit in `room` bytes at `seed_bytes` each.
+    recorded value (`widest`, from the tape) in reverse mode, and no more than
+    fit in `room` bytes at `seed_bytes` each: the working set of one seed, a
+    forward pass's tangents (`tangent_bytes`) or a sweep's cotangents (0: not
+    known, no limit).
     """
     _check_batch_size(batch_size)
     seeds = n if mode == "forward" else m
@@ -115,6 +117,25 @@ def schedule(mode: str, n: int, m: int, batch_size=None, seed_bytes: int = 0, ro
         batch_size = min(PASS_ELEMENTS // max(width, 1), room // seed_bytes)
     step = seeds_per_pass(seeds, width, batch_size)
     return step, max(1, -(-seeds // step))
+
+
+def tangent_bytes(pullback, x: np.ndarray) -> int:
+    """Bytes the tangents of one seed take, at most, in a forward pass over `pullback`'s tape (0: no tape).
+
+    A pass creates one tangent per recorded value but the input: `seed_elements`
+    counts the input too. Each element is priced at 8 bytes at least, because a
+    float32 x's tangents turn float64 wherever f mixes in a float64 constant, and
+    a bound that fell short would let a pass outgrow the memory budget.
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> _, pullback = jl.engines.get("reverse").vjp(lambda x: np.sin(x) * 2.0, np.ones(5))
+    >>> tangent_bytes(pullback, np.ones(5))  # sin(x) and its double: 10 elements
+    80
+    """
+    elements = getattr(pullback, "seed_elements", None)
+    if elements is None:  # f's output does not depend on x, yet a pass replays what f traced
+        elements = getattr(getattr(pullback, "tape", None), "elements", 0)
+    return max(elements - x.size, 0) * max(8, x.dtype.itemsize)
 
 
 def seeds_per_pass(seeds: int, width: int, batch_size=None) -> int:
@@ -176,11 +197,14 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, record
     A pass's tangent holds its columns as rows, so they are stored that way, in
     an (n, m) array, and J is returned as its transpose (column-major): no
     transposing copy, and one pass's tangent is the result as it stands.
-    A pass whose tangents would outgrow the memory budget stops early; with
-    batch_size=None the Jacobian is then rebuilt with at most half as many
-    seeds per pass, and no more than that pass showed will fit. `recorded` is an already recorded
-    ``(y, pullback)`` of f at x: each pass then replays its tape forward
-    (`pullback.push`) instead of evaluating f again. With an `executor`, the
+    `recorded` is an already recorded ``(y, pullback)`` of f at x: each pass
+    then replays its tape forward (`pullback.push`) instead of evaluating f
+    again, and the tape tells the bytes a seed's tangents take before any pass
+    runs, so passes are sized to the memory budget up front, as `rows` sizes
+    its sweeps. Without a tape that is known only once a pass has run: a pass
+    whose tangents outgrow the budget stops (its work is counted), and with
+    batch_size=None the Jacobian is rebuilt with at most half as many seeds per
+    pass, and no more than that pass showed will fit. With an `executor`, the
     passes after the first run on it (`jacobian_lab.sharding`).
     """
     push = recorded[1].push if recorded else partial(engines.get("forward").jvp, f, x)
@@ -190,7 +214,7 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, record
         task = partial(_tangent_block, remote, x.shape, x.dtype)
     y_shape = np.shape(recorded[0]) if recorded else None  # else known after the first pass
     limit = memory.budget(max_memory)
-    step, _ = schedule("forward", x.size, 0, batch_size)
+    step = _forward_step(x, batch_size, limit, recorded, executor)
     while True:
         try:
             return _columns(push, x, step, limit, y_shape, executor, task)
@@ -202,6 +226,27 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, record
             # it stopped, and at most half as many as it had: the pass stopped part way through f, so
             # that estimate is low, and trusting it alone retries nearly one seed fewer at a time.
             step = max(1, min(step // 2, int(getattr(error, "max_bytes", limit) // seed_bytes)))
+
+
+def _forward_step(x, batch_size, limit, recorded, executor) -> int:
+    """Seeds per forward pass. With a recorded tape, no more than fit the budget once the result is set
+    aside (each worker of an executor gets its share), so that no pass stops part way; without one, a
+    seed's bytes are not known before a pass runs, and the `schedule` takes no account of memory."""
+    seed_bytes = tangent_bytes(recorded[1], x) if recorded else 0
+    if not seed_bytes:
+        return schedule("forward", x.size, 0, batch_size)[0]
+    m = math.prod(np.shape(recorded[0]))
+    room = limit - memory.check_dense(m, x.size, result_dtype(x).itemsize, limit)
+    if executor is not None:  # passes at once share the room
+        room //= sharding.workers(executor, x.size)
+    step, _ = schedule("forward", x.size, m, batch_size, seed_bytes, room)
+    if step > 1 and step * seed_bytes > room:  # an explicit batch_size: refused before any pass runs
+        raise memory.MemoryBudgetError(
+            f"a forward pass with {step} tangent seeds needs about {memory.gib(step * seed_bytes)}, over the "
+            f"{memory.gib(room)} left in the memory budget (max_memory); use batch_size <= "
+            f"{max(1, room // seed_bytes)}, batch_size=None, reverse mode or a larger max_memory"
+        )
+    return step
 
 
 def _columns(push, x, step, limit, y_shape=None, executor=None, task=None):

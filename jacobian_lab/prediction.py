@@ -11,7 +11,7 @@ import numpy as np
 from .accounting import COTANGENT, PRIMAL, TANGENT, Cost, counting, phase
 from .engines.base import call_traced, get, next_level
 from . import memory
-from .jacobian import prepare, schedule
+from .jacobian import prepare, schedule, tangent_bytes
 from .primitives import Trace, bind
 from .tracing import COMPLEX, Tracer, complex_result
 
@@ -75,6 +75,15 @@ class Prediction:
     evaluation plus ``tangent.fixed + b * tangent.per_seed``; reverse mode
     records one tape (one evaluation), stages its VJP rules once
     (``staging``) and sweeps b cotangents for ``cotangent.fixed + b * cotangent.per_seed``.
+
+    A memory budget (``max_memory``) sizes the passes of both orders from the
+    bytes one seed takes, read off the tape: ``seed_bytes`` for a sweep,
+    ``tangent_bytes`` for a forward pass. The harness sizes them the same way
+    whenever it has a tape: reverse mode always, forward mode in auto mode
+    (which replays the tape it recorded). ``mode="forward"`` has no tape, so
+    when the budget is smaller than its passes need, its first pass stops part
+    way and it retries with fewer seeds: it then counts more than predicted, by
+    an amount no trace tells in advance. `exact` says when that happens.
     """
 
     n: int
@@ -87,14 +96,46 @@ class Prediction:
     seed_bytes: int = 0  # working set of one cotangent seed in a sweep
     itemsize: int = 8
     widest: int = 0  # elements of the largest recorded value: a sweep's widest cotangent per seed
+    tangent_bytes: int = 0  # tangents of one forward seed, at most (`jacobian.tangent_bytes`)
 
     def schedule(self, mode: str, batch_size=None, max_memory=None) -> tuple[int, int]:
-        """(seeds per pass, passes), exactly as the harness will run them."""
+        """(seeds per pass, passes), exactly as the harness runs them with a tape (see `exact`).
+
+        >>> import numpy as np, jacobian_lab as jl
+        >>> p = jl.predict(lambda x: np.tanh(np.outer(x, x)).sum(axis=0), np.ones(20))
+        >>> p.schedule("forward"), p.schedule("forward", max_memory=50_000)
+        ((20, 1), (6, 4))
+        """
         _check_order(mode)  # every per-mode figure passes here; anything but "forward" would read as reverse
-        if mode == "forward":
-            return schedule(mode, self.n, self.m, batch_size)
         room = memory.budget(max_memory) - self.dense_bytes
+        if mode == "forward":
+            return schedule(mode, self.n, self.m, batch_size, self.tangent_bytes, room)
         return schedule(mode, self.n, self.m, batch_size, self.seed_bytes, room, self.widest)
+
+    def exact(self, mode: str, batch_size=None, max_memory=None) -> bool:
+        """Whether ``jacobian(f, x, mode, batch_size, max_memory=...)`` counts exactly `total` with the same
+        arguments.
+
+        Always in reverse mode, whose tape tells a sweep's bytes before any
+        sweep runs. Forward mode without a tape cannot know its passes' bytes
+        before it runs one, so it takes the seeds per pass it would take without
+        a budget; when those do not fit, its first pass stops part way and it
+        retries with fewer (a larger count, by an amount no trace tells in
+        advance), and this is False. Auto mode's forward order replays its tape
+        and sizes its passes up front, as `schedule` says, whatever this returns.
+        (Passes on an `executor` share the budget among its workers, which no
+        figure here models.)
+
+        >>> import numpy as np, jacobian_lab as jl
+        >>> p = jl.predict(lambda x: np.tanh(np.outer(x, x)).sum(axis=0), np.ones(20))
+        >>> p.exact("forward"), p.exact("forward", max_memory=50_000), p.exact("reverse", max_memory=50_000)
+        (True, False, True)
+        """
+        _check_order(mode)
+        if mode == "reverse":
+            return True
+        unsized, _ = schedule(mode, self.n, self.m, batch_size)  # what forward mode without a tape runs
+        return unsized * self.tangent_bytes <= memory.budget(max_memory) - self.dense_bytes
 
     @property
     def dense_bytes(self) -> int:
@@ -142,7 +183,9 @@ class Prediction:
         """(mode, reason): the order with fewer predicted FLOPs (forward on a tie: no tape).
 
         With a memory budget, reverse mode is ruled out when its tape and one
-        sweep's working set do not fit.
+        sweep's working set do not fit, and both orders' passes are sized to
+        it, as auto mode runs them on its tape (see `exact` for forward mode
+        without one).
         """
         mode, fwd, rev, limit = self._decide(batch_size, max_memory)
         shape = f"{self.m}x{self.n} Jacobian"
@@ -167,7 +210,9 @@ class Prediction:
         memory.check_dense(self.m, self.n, self.itemsize, limit)
         if max_memory is not None and self.reverse_bytes > limit:
             return "forward", None, None, limit
-        fwd, rev = self.ops("forward", batch_size), self.ops("reverse", batch_size, max_memory)
+        # Both orders sized to the budget: auto mode builds either one on its tape, which tells the
+        # bytes of a pass before it runs, so these are the passes it runs.
+        fwd, rev = self.ops("forward", batch_size, max_memory), self.ops("reverse", batch_size, max_memory)
         return ("forward" if fwd <= rev else "reverse"), fwd, rev, limit
 
     def ops(self, mode: str, batch_size=None, max_memory=None) -> float:
@@ -288,7 +333,7 @@ def _predict(primal: Cost, tape_bytes: int, x, y, pullback, key) -> "Prediction"
         n=x.size, m=math.prod(np.shape(y)), primal=primal,
         tangent=tangent, staging=staging, cotangent=cotangent, tape_bytes=tape_bytes,
         seed_bytes=getattr(pullback, "seed_elements", 0) * x.dtype.itemsize, itemsize=x.dtype.itemsize,
-        widest=getattr(pullback, "widest", 0),
+        widest=getattr(pullback, "widest", 0), tangent_bytes=tangent_bytes(pullback, x),
     )
 
 

@@ -145,3 +145,15 @@ def test_a_forward_pass_over_budget_retries_with_at_most_half_the_seeds(monkeypa
     J = jl.jacobian(deep, x, mode="forward", max_memory=200_000)
     np.testing.assert_allclose(J, jl.jacrev(deep)(x), rtol=1e-12, atol=1e-15)
     assert all(b <= a // 2 for a, b in zip(steps, steps[1:])) and len(steps) <= 8  # not one seed fewer at a time
+
+
+def test_a_batch_over_budget_on_a_tape_is_refused_before_any_pass_runs():
+    f = lambda x: np.concatenate([np.sin(x)] * 50)  # noqa: E731   m = 50 n: auto takes forward, on its tape
+    x = np.linspace(0, 1, 20)
+    seed_bytes = 8 * (20 + 1000)  # one seed's tangents: sin(x) and the concatenation
+    tight = 1000 * 20 * 8 + 3 * seed_bytes
+    for _ in range(2):  # the first call remembers the order chosen, so the second counts the harness alone
+        with counting() as c, pytest.raises(MemoryBudgetError, match="forward pass with 20 tangent seeds") as err:
+            jl.jacobian(f, x, batch_size=20, max_memory=tight)
+    assert "batch_size <= 3" in str(err.value)
+    assert c.cost("tangent") == jl.Cost() and c.passes == 0

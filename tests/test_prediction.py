@@ -320,3 +320,69 @@ def test_the_tape_tells_the_primal_work_counting_finds():
     w = np.arange(1.0, 6.0)
     tape, count = _tape_and_count(lambda x: np.average(x, weights=w), np.ones(5))
     assert count - tape == Cost(4, 0)  # the sum of the constant weights
+
+
+def _two_layers():
+    """tanh(W tanh(W x)) * sum(x), 50 -> 50: forward and reverse predict the same FLOPs unbounded."""
+    rng = np.random.default_rng(1)
+    W = rng.normal(size=(50, 50))
+    return (lambda x: np.tanh(W @ np.tanh(W @ x)) * x.sum()), rng.normal(size=50)
+
+
+# The result takes 20,000 bytes, a seed's tangents or cotangents about 2,000 more: the first
+# three budgets bind, the others leave room for all 50 seeds in one pass.
+BUDGETS = (30_000, 40_000, 100_000, 200_000, 10**9)
+
+
+@pytest.mark.parametrize("max_memory", BUDGETS)
+def test_reverse_prediction_under_a_memory_budget_equals_the_count(max_memory):
+    f, x = _two_layers()
+    prediction = jl.predict(f, x)
+    m = jl.measure(f, x, mode="reverse", repeat=1, max_memory=max_memory)
+    assert m.cost == prediction.cost("reverse", max_memory=max_memory)
+    assert (m.batch_size, m.passes) == prediction.schedule("reverse", max_memory=max_memory)
+
+
+@pytest.mark.parametrize("max_memory", BUDGETS)
+def test_forward_passes_on_a_tape_are_sized_to_the_budget_as_predicted(max_memory):
+    """Auto mode's forward order: f recorded once, passes replayed on the tape, none stopped."""
+    from jacobian_lab.jacobian import columns, prepare
+
+    f, x = _two_layers()
+    prediction = jl.predict(f, x)
+    step, passes = prediction.schedule("forward", max_memory=max_memory)
+    g, x_flat = prepare(f, x)
+    with counting() as c:
+        J = columns(g, x_flat, max_memory=max_memory, recorded=jl.engines.get("reverse").vjp(g, x_flat))
+    assert (c.batch_size, c.passes) == (step, passes)
+    assert c.costs() == {"primal": prediction.primal, "tangent": prediction.tangent.over(passes, x.size),
+                         "cotangent": Cost()}
+    np.testing.assert_allclose(J, jl.jacrev(f)(x), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("max_memory", BUDGETS)
+def test_forward_mode_counts_the_prediction_exactly_when_the_prediction_says_so(max_memory):
+    f, x = _two_layers()
+    prediction = jl.predict(f, x)
+    m = jl.measure(f, x, mode="forward", repeat=1, max_memory=max_memory)
+    counted_as_predicted = m.cost == prediction.cost("forward", max_memory=max_memory)
+    assert counted_as_predicted == prediction.exact("forward", max_memory=max_memory)
+    assert prediction.exact("forward", max_memory=max_memory) == (max_memory >= 200_000)
+    if not counted_as_predicted:  # without a tape, a pass outgrew the budget and stopped: more work, never less
+        assert m.total.total() > prediction.total("forward", max_memory=max_memory).total()
+
+
+@pytest.mark.parametrize("max_memory", BUDGETS)
+def test_auto_under_a_memory_budget_takes_the_order_that_costs_less(max_memory):
+    f, x = _two_layers()
+    mode = jl.predict(f, x).mode(max_memory=max_memory)
+    counted = {}
+    for order in ("forward", "reverse"):
+        with counting() as c:
+            jl.jacobian(f, x, mode=order, max_memory=max_memory)
+        counted[order] = c.total().total()
+    jl.jacobian(f, x, max_memory=max_memory)  # auto mode: its prediction remembered, then counted alone
+    with counting() as c:
+        jl.jacobian(f, x, max_memory=max_memory)
+    assert counted[mode] == min(counted.values())
+    assert c.total().total() <= counted[mode]  # auto's forward replays its tape: f once, not once per pass
