@@ -180,7 +180,16 @@ class Prediction:
         return self._decide(batch_size, max_memory)[0]
 
     def choose(self, batch_size=None, max_memory=None) -> tuple[str, str]:
-        """(mode, reason): the order with fewer predicted FLOPs (forward on a tie: no tape).
+        """(mode, reason): the order with the smaller predicted total (forward on a tie: no tape).
+
+        The total is what `Cost.total` and compare's "total" column give: flops
+        plus transcendentals, each transcendental weighted 1, so the reason
+        names both parts.
+
+        >>> import numpy as np, jacobian_lab as jl
+        >>> print(jl.predict(lambda x: x[1:] * np.exp(x[:-1]), np.linspace(-1, 1, 10)).choose()[1])
+        reverse predicts a total of 351 (342 flops + 9 transcendentals, weighted 1) vs 378 for forward
+        (7.1% fewer) for this 9x10 Jacobian
 
         With a memory budget, reverse mode is ruled out when its tape and one
         sweep's working set do not fit, and both orders' passes are sized to
@@ -193,11 +202,14 @@ class Prediction:
             return mode, (f"reverse would need {memory.gib(self.reverse_bytes)} for its tape and one sweep, "
                           f"over max_memory = {memory.gib(limit)}")
         if fwd == rev:
-            return mode, f"forward and reverse both predict {fwd:,.0f} FLOPs for this {shape}; forward needs no tape"
+            return mode, (f"forward and reverse both predict a total of {fwd:,.0f} (flops + transcendentals, "
+                          f"weighted 1) for this {shape}; forward needs no tape")
         low, high = min(fwd, rev), max(fwd, rev)
         # Near-ties read as a percentage: "1x fewer" would hide which side won.
         saving = f"{high / max(low, 1.0):.3g}x fewer" if high >= 1.1 * low else f"{100 * (1 - low / high):.2g}% fewer"
-        return mode, f"{mode} predicts {low:,.0f} FLOPs vs {high:,.0f} ({saving}) for this {shape}"
+        cost, other = self.total(mode, batch_size, max_memory), "reverse" if mode == "forward" else "forward"
+        return mode, (f"{mode} predicts a total of {low:,.0f} ({cost.flops:,} flops + {cost.transcendentals:,} "
+                      f"transcendentals, weighted 1) vs {high:,.0f} for {other} ({saving}) for this {shape}")
 
     @property
     def reverse_bytes(self) -> int:

@@ -386,3 +386,24 @@ def test_auto_under_a_memory_budget_takes_the_order_that_costs_less(max_memory):
         jl.jacobian(f, x, max_memory=max_memory)
     assert counted[mode] == min(counted.values())
     assert c.total().total() <= counted[mode]  # auto's forward replays its tape: f once, not once per pass
+
+
+@pytest.mark.parametrize("max_memory", [None, 2_000])
+def test_auto_reason_names_its_total_flops_plus_transcendentals(max_memory):
+    # 342 flops and 9 exp for reverse: the figures compared are flops + transcendentals, not FLOPs
+    prediction = jl.predict(lambda x: x[1:] * np.exp(x[:-1]), np.linspace(-1.0, 1.0, 10))
+    mode, reason = prediction.choose(max_memory=max_memory)
+    other = "reverse" if mode == "forward" else "forward"
+    cost = prediction.total(mode, max_memory=max_memory)
+    assert cost.transcendentals > 0
+    assert (f"{mode} predicts a total of {cost.total():,.0f} ({cost.flops:,} flops + {cost.transcendentals:,} "
+            f"transcendentals, weighted 1) vs {prediction.ops(other, max_memory=max_memory):,.0f} for {other}") in reason
+    assert "FLOPs" not in reason
+
+
+def test_a_tie_names_the_total_too():
+    prediction = jl.predict(lambda x: x * 2.0, np.ones(1))  # 1 -> 1: the same work either way
+    mode, reason = prediction.choose()
+    assert (mode, prediction.ops("forward")) == ("forward", prediction.ops("reverse"))
+    assert reason.startswith(f"forward and reverse both predict a total of {prediction.ops('forward'):,.0f} "
+                             "(flops + transcendentals, weighted 1)")
