@@ -180,6 +180,8 @@ class Comparison:
             measured = f"only {next(iter(by_mode))} mode was" if by_mode else "no forward or reverse row was"
             return f"{measured} measured for this {shape}; add forward and reverse rows to compare the orders"
         fwd, rev = by_mode["forward"], by_mode["reverse"]
+        if max(fwd.total.total(), rev.total.total()) == 0:  # a ratio of nothing to nothing says nothing
+            return self._no_work(shape)
         win, lose = (fwd, rev) if fwd.total.total() <= rev.total.total() else (rev, fwd)
         flops = lose.total.total() / max(win.total.total(), 1.0)
         speed = lose.seconds / max(win.seconds, 1e-12)
@@ -195,6 +197,13 @@ class Comparison:
             verdict += (f"; compressed seeds (the sparse row) need {_times(win.total.total() / sparse.total.total())}x "
                         f"fewer FLOPs than {win.mode}")
         return verdict
+
+    def _no_work(self, shape: str) -> str:
+        """The verdict when neither order computes anything: nothing to rank, and timings of overhead alone."""
+        if self.prediction.m * self.prediction.n == 0:
+            return f"forward and reverse do no derivative work: this {shape} has no entries"
+        return (f"forward and reverse do no derivative work for this {shape}: f only moves or drops x's "
+                "values, so there is nothing to rank and the times measure overhead alone")
 
     def rows(self) -> list[dict]:
         f = self.prediction.primal.total()

@@ -171,3 +171,15 @@ def test_with_equal_flops_the_verdict_names_the_faster_order(forward_seconds, ex
     assert fwd.total == rev.total
     fwd.seconds, rev.seconds = forward_seconds, 1.0
     assert comparison.verdict() == f"forward and reverse cost the same FLOPs for this 12x12 Jacobian; {expected}"
+
+
+@pytest.mark.parametrize("f, x, shape", [
+    (lambda x: np.ones(3), np.ones(3), "3x3"),   # no output depends on x
+    (lambda x: x[::-1], np.ones(3), "3x3"),      # J is a permutation, found without arithmetic
+    (np.sin, np.ones(0), "0x0"),                 # an empty x: no entries at all
+])
+def test_verdict_when_neither_order_does_any_work(f, x, shape):
+    verdict = jl.compare(f, x, modes=["forward", "reverse"], repeat=1).verdict()
+    assert "forward and reverse do no derivative work" in verdict and shape in verdict
+    assert "cheaper" not in verdict and "faster" not in verdict  # "forward is 0x cheaper", timings of nothing
+
