@@ -162,9 +162,24 @@ class Comparison:
         return min(self.measurements, key=lambda m: (m.total.total(), m.seconds))
 
     def max_abs_diff(self, measurement: Measurement) -> float:
+        """The largest |J - J_ref| over the entries, J_ref the first row's Jacobian; equal entries count 0.
+
+        NaN-aware: an entry NaN in both (or the same infinity) is equal, so a
+        function whose Jacobian holds NaNs compares as any other; an entry NaN
+        in one Jacobian only counts as inf, since no tolerance makes the two agree.
+
+        >>> import numpy as np, jacobian_lab as jl
+        >>> c = jl.compare(np.sin, np.array([np.nan]), modes=["forward", "reverse"], repeat=1)
+        >>> [c.max_abs_diff(m) for m in c.measurements]
+        [0.0, 0.0]
+        """
         reference = self.measurements[0].jacobian
         J = measurement.jacobian.reshape(reference.shape)  # a sparse row's is (m, n)
-        return float(np.max(np.abs(J - reference), initial=0.0))
+        with np.errstate(invalid="ignore"):  # inf - inf: equal infinities are taken out below
+            diff = np.abs(J - reference)
+        diff[(J == reference) | (np.isnan(J) & np.isnan(reference))] = 0.0
+        diff[np.isnan(diff)] = np.inf  # NaN on one side only
+        return float(np.max(diff, initial=0.0))
 
     def verdict(self) -> str:
         """One line: which order wins, by how much in FLOPs and in measured time."""

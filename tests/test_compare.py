@@ -183,3 +183,22 @@ def test_verdict_when_neither_order_does_any_work(f, x, shape):
     assert "forward and reverse do no derivative work" in verdict and shape in verdict
     assert "cheaper" not in verdict and "faster" not in verdict  # "forward is 0x cheaper", timings of nothing
 
+
+def test_max_difference_counts_equal_nans_as_equal():
+    with np.errstate(invalid="ignore"):
+        same = jl.compare(lambda x: x * np.nan, np.array([2.0, 1.0]), modes=["forward", "reverse", "auto"], repeat=1)
+        # sin at NaN: forward's column of the second seed holds 0 * cos(nan) = NaN at (0, 1), reverse's row of
+        # the second seed at (1, 0): the orders disagree there, and no tolerance makes them agree
+        crossed = jl.compare(np.sin, np.array([np.nan, 1.0]), modes=["forward-1", "forward", "reverse"], repeat=1)
+    assert all(np.isnan(m.jacobian).all() for m in same.measurements)
+    assert [same.max_abs_diff(m) for m in same.measurements] == [0.0, 0.0, 0.0]
+    assert [row["max|dJ|"] for row in crossed.rows()] == [0.0, 0.0, np.inf]
+    assert "nan" not in same.table().split("max|dJ|")[1]
+
+
+def test_max_difference_of_equal_infinities_is_zero():
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = jl.compare(lambda x: np.sqrt(x) * 2.0, np.array([0.0]), modes=["forward", "reverse"], repeat=1)
+    assert np.isposinf(c.measurements[1].jacobian).all()
+    assert c.max_abs_diff(c.measurements[1]) == 0.0
+
