@@ -99,18 +99,26 @@ class Prediction:
     tangent_bytes: int = 0  # tangents of one forward seed, at most (`jacobian.tangent_bytes`)
 
     def schedule(self, mode: str, batch_size=None, max_memory=None) -> tuple[int, int]:
-        """(seeds per pass, passes), exactly as the harness runs them with a tape (see `exact`).
+        """(seeds per pass, passes), exactly as the harness runs them with a tape (see `exact`), and as
+        `measure` reports them (``batch_size``, ``passes``).
+
+        With no seeds (an empty x in forward mode, an empty output in reverse
+        mode) this is (0, 1): one pass of no seeds evaluates f, for y's shape.
 
         >>> import numpy as np, jacobian_lab as jl
         >>> p = jl.predict(lambda x: np.tanh(np.outer(x, x)).sum(axis=0), np.ones(20))
         >>> p.schedule("forward"), p.schedule("forward", max_memory=50_000)
         ((20, 1), (6, 4))
+        >>> jl.predict(np.sin, np.ones(0)).schedule("forward")
+        (0, 1)
         """
         _check_order(mode)  # every per-mode figure passes here; anything but "forward" would read as reverse
         room = memory.budget(max_memory) - self.dense_bytes
         if mode == "forward":
-            return schedule(mode, self.n, self.m, batch_size, self.tangent_bytes, room)
-        return schedule(mode, self.n, self.m, batch_size, self.seed_bytes, room, self.widest)
+            step, passes = schedule(mode, self.n, self.m, batch_size, self.tangent_bytes, room)
+        else:
+            step, passes = schedule(mode, self.n, self.m, batch_size, self.seed_bytes, room, self.widest)
+        return min(step, self.n if mode == "forward" else self.m), passes  # the harness steps by 1 over no seeds
 
     def exact(self, mode: str, batch_size=None, max_memory=None) -> bool:
         """Whether ``jacobian(f, x, mode, batch_size, max_memory=...)`` counts exactly `total` with the same

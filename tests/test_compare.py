@@ -202,3 +202,12 @@ def test_max_difference_of_equal_infinities_is_zero():
     assert np.isposinf(c.measurements[1].jacobian).all()
     assert c.max_abs_diff(c.measurements[1]) == 0.0
 
+
+@pytest.mark.parametrize("f", [np.sin, np.sum])
+def test_an_empty_x_is_measured_and_predicted_as_one_pass_of_no_seeds(f):
+    x = np.ones(0)
+    c = jl.compare(f, x, modes=["forward", "reverse"], repeat=1)
+    for m in c.measurements:
+        assert (m.batch_size, m.passes) == c.prediction.schedule(m.mode)
+        assert m.cost == c.prediction.cost(m.mode)
+    assert c.measurements[0].batch_size == 0  # forward seeds x's 0 entries; f still runs once
