@@ -242,8 +242,8 @@ def _forward_step(x, batch_size, limit, recorded, executor) -> int:
     step, _ = schedule("forward", x.size, m, batch_size, seed_bytes, room)
     if step > 1 and step * seed_bytes > room:  # an explicit batch_size: refused before any pass runs
         raise memory.MemoryBudgetError(
-            f"a forward pass with {step} tangent seeds needs about {memory.gib(step * seed_bytes)}, over the "
-            f"{memory.gib(room)} left in the memory budget (max_memory); use batch_size <= "
+            f"a forward pass with {step} tangent seeds needs about {memory.readable(step * seed_bytes)}, over the "
+            f"{memory.readable(room)} left in the memory budget (max_memory); use batch_size <= "
             f"{max(1, room // seed_bytes)}, batch_size=None, reverse mode or a larger max_memory"
         )
     return step
@@ -327,8 +327,8 @@ def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=
     step, _ = schedule("reverse", x.size, m, batch_size, seed_bytes, room, getattr(pullback, "widest", 0))
     if seed_bytes and step * seed_bytes > room and step > 1:
         raise memory.MemoryBudgetError(
-            f"a sweep with {step} cotangents needs about {memory.gib(step * seed_bytes)}, over the "
-            f"{memory.gib(room)} left in the memory budget (max_memory); use batch_size <= "
+            f"a sweep with {step} cotangents needs about {memory.readable(step * seed_bytes)}, over the "
+            f"{memory.readable(room)} left in the memory budget (max_memory); use batch_size <= "
             f"{max(1, room // seed_bytes)} or batch_size=None"
         )
     passes = batches(m, step)

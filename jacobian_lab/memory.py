@@ -52,8 +52,30 @@ def budget(max_memory=None) -> int:
     return sys.maxsize if math.isinf(max_memory) else int(max_memory)
 
 
-def gib(nbytes: float) -> str:
-    return f"{nbytes / 2**30:.3g} GiB"
+_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
+def readable(nbytes: float) -> str:
+    """A byte count for a message, in the largest binary unit it fills: bytes, KiB, MiB, GiB, ...
+
+    Every message about memory uses it, so that a budget of a hundred bytes
+    reads "100 bytes" and one of gigabytes "2.98 GiB": no count is written as
+    an exponent of a unit it does not fill.
+
+    >>> readable(1), readable(1000), readable(1536), readable(32_000_000), readable(3.2e9), readable(1023.9)
+    ('1 byte', '1,000 bytes', '1.5 KiB', '30.5 MiB', '2.98 GiB', '1 KiB')
+    """
+    value, unit = abs(nbytes), None
+    for name in _UNITS:
+        if value < 1023.5:  # what would round to 1,024 of a unit is 1 of the next
+            break
+        value, unit = value / 1024, name
+    sign = "-" if nbytes < 0 else ""
+    if unit is None:  # whole bytes: a fraction of one (a per-seed average) reads as its rounding
+        count = round(value)
+        return f"{sign}{count:,} byte{'' if count == 1 else 's'}"
+    # three significant digits, but no exponent: 1,000 to 1,023 of a unit stay whole numbers
+    return f"{sign}{value:.3g} {unit}" if value < 1000 else f"{sign}{value:,.0f} {unit}"
 
 
 def check_dense(m: int, n: int, itemsize: int, limit: int) -> int:
@@ -61,7 +83,7 @@ def check_dense(m: int, n: int, itemsize: int, limit: int) -> int:
     need = m * n * itemsize
     if need > limit:
         raise MemoryBudgetError(
-            f"the dense {m}x{n} Jacobian needs {gib(need)}, over the memory budget of {gib(limit)} "
+            f"the dense {m}x{n} Jacobian needs {readable(need)}, over the memory budget of {readable(limit)} "
             "(max_memory). Differentiate a smaller function or a slice of the outputs, pass a larger "
             "max_memory, or use jvp/vjp for the products you need instead of the full matrix."
         )
@@ -90,7 +112,7 @@ class TangentBudget:
             advice = f"batch_size <= {fewer}, " if self.seeds > 1 else ""  # one seed per pass cannot shrink
             error = MemoryBudgetError(
                 f"a forward pass with {self.seeds} tangent seed{'s' if self.seeds > 1 else ''} needs more than "
-                f"{gib(self.max_bytes)} of tangents (max_memory); use {advice}reverse mode or a larger max_memory"
+                f"{readable(self.max_bytes)} of tangents (max_memory); use {advice}reverse mode or a larger max_memory"
             )
             error.seed_bytes, error.max_bytes = self.created / self.seeds, self.max_bytes
             raise error

@@ -207,8 +207,8 @@ class Prediction:
         mode, fwd, rev, limit = self._decide(batch_size, max_memory)
         shape = f"{self.m}x{self.n} Jacobian"
         if fwd is None:
-            return mode, (f"reverse would need {memory.gib(self.reverse_bytes)} for its tape and one sweep, "
-                          f"over max_memory = {memory.gib(limit)}")
+            return mode, (f"reverse would need {memory.readable(self.reverse_bytes)} for its tape and one sweep, "
+                          f"over max_memory = {memory.readable(limit)}")
         if fwd == rev:
             return mode, (f"forward and reverse both predict a total of {fwd:,.0f} (flops + transcendentals, "
                           f"weighted 1) for this {shape}; forward needs no tape")

@@ -6,7 +6,7 @@ import pytest
 
 import jacobian_lab as jl
 from jacobian_lab.accounting import counting
-from jacobian_lab.memory import MemoryBudgetError, budget
+from jacobian_lab.memory import MemoryBudgetError, budget, readable
 
 
 @pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
@@ -15,7 +15,8 @@ def test_dense_result_over_budget_is_refused_with_its_size(mode):
     with pytest.raises(MemoryBudgetError) as err:
         jl.jacobian(f, np.ones(2000), mode=mode, max_memory=10_000_000)
     message = str(err.value)
-    assert "2000x2000" in message and "0.0298 GiB" in message and "max_memory" in message
+    assert "2000x2000" in message and "needs 30.5 MiB" in message and "of 9.54 MiB" in message
+    assert "max_memory" in message
     assert isinstance(err.value, MemoryError)
 
 
@@ -157,3 +158,35 @@ def test_a_batch_over_budget_on_a_tape_is_refused_before_any_pass_runs():
             jl.jacobian(f, x, batch_size=20, max_memory=tight)
     assert "batch_size <= 3" in str(err.value)
     assert c.cost("tangent") == jl.Cost() and c.passes == 0
+
+
+@pytest.mark.parametrize("call, expected", [
+    # the dense 4x4 result: 128 bytes, over a budget of one byte
+    (lambda: jl.jacobian(np.sin, np.ones(4), max_memory=1), "needs 128 bytes, over the memory budget of 1 byte"),
+    (lambda: jl.jacfwd(np.sin, batch_size=1, max_memory=100)(np.ones(1000)), "more than 100 bytes of tangents"),
+    (lambda: jl.jacobian(np.sin, np.ones(2000), max_memory=5 * 2**20), "needs 30.5 MiB, over the memory budget of 5 MiB"),
+    (lambda: jl.jacobian(np.sin, np.ones(20000), max_memory=2**30), "needs 2.98 GiB, over the memory budget of 1 GiB"),
+])
+def test_memory_messages_give_bytes_in_the_unit_they_fill(call, expected):
+    with pytest.raises(MemoryBudgetError) as err:
+        call()
+    assert expected in str(err.value)
+    assert "e-" not in str(err.value) and "e+" not in str(err.value)
+
+
+def test_a_sweep_over_budget_names_its_bytes_in_kib():
+    f = lambda x: np.tanh(np.outer(x, x)).ravel()[:50]  # noqa: E731
+    x = np.linspace(0, 1, 20)
+    seed_bytes = jl.predict(f, x).seed_bytes
+    room = 4 * seed_bytes
+    with pytest.raises(MemoryBudgetError) as err:
+        jl.jacobian(f, x, mode="reverse", batch_size=50, max_memory=50 * 20 * 8 + room)
+    assert f"needs about {readable(50 * seed_bytes)}, over the {readable(room)} left" in str(err.value)
+    assert readable(room).endswith(" KiB")
+
+
+def test_auto_names_the_memory_reverse_would_need_readably():
+    prediction = jl.predict(lambda x: np.sum(np.sin(np.exp(x ** 2))), np.linspace(-1, 1, 1000))
+    _, reason = prediction.choose(max_memory=prediction.tape_bytes // 2)
+    assert f"reverse would need {readable(prediction.reverse_bytes)} " in reason
+    assert f"over max_memory = {readable(prediction.tape_bytes // 2)}" in reason and "GiB" not in reason
