@@ -542,12 +542,6 @@ class CompressedProgram(Program):
         return J.reshape(self.y_shape + self.x_shape)
 
 
-# Primitives whose NumPy implementation raises on some values (LinAlgError: a matrix that is not
-# positive definite, a singular one, an SVD or eigensolver that does not converge).
-MAY_RAISE = frozenset(["cholesky", "inv", "solve", "pinv", "svd_values", "svd_vectors", "svdvals",
-                       "eigh_values", "eigh_vectors", "eigvalsh"])
-
-
 def _may_raise(eqs, segments) -> list[int]:
     """The recomputed equations of `segments` whose operation may raise on other values.
 
@@ -555,7 +549,7 @@ def _may_raise(eqs, segments) -> list[int]:
     see whether it raises (``try: cholesky(a)``), and a replay at values where it does must raise
     too, so that the call falls back to eager mode, where f catches it (see `_replay`).
     """
-    return [i for i, eq in enumerate(eqs) if eq.dynamic and eq.segment in segments and eq.prim.name in MAY_RAISE]
+    return [i for i, eq in enumerate(eqs) if eq.dynamic and eq.segment in segments and eq.prim.raises]
 
 
 def _needed(eqs, roots) -> list[int]:

@@ -75,7 +75,11 @@ class Primitive:
     over ``axis``), "scan" (the elements up to its own along ``axis``: cumsum),
     "scatter" (the elements whose ``indices`` entry along ``axis`` is its own),
     "matmul" (a row of one operand and a column of the other) or None (any
-    output element may depend on any element).
+    output element may depend on any element). ``raises=True`` marks an
+    operation that raises on some values (LinAlgError: cholesky of a matrix
+    that is not positive definite, inv of a singular one): a compiled program
+    runs it even where the Jacobian does not read it, since f may call it to
+    see whether it raises (`jacobian_lab.compiled`).
     """
 
     name: str
@@ -87,6 +91,7 @@ class Primitive:
     positional_params: tuple[str, ...] = ()
     reads_values: bool = False
     structure: str | None = None
+    raises: bool = False
     #: What counting adds ``out.size`` to, for a cost of exactly one flop (0) or one
     #: transcendental (1) per output element -- most primitives -- else None (`Counter.evaluate`).
     unit: int | None = field(init=False, repr=False)

@@ -129,7 +129,7 @@ def _cholesky_vjp(needs, out, a, upper=False):
 #: factor from its upper triangle.
 cholesky = register(Primitive(
     "cholesky", lambda a, upper=False: np.linalg.cholesky(a, upper=upper) if upper else np.linalg.cholesky(a),
-    _cholesky_cost, jvp=_cholesky_jvp, vjp=_cholesky_vjp,
+    _cholesky_cost, jvp=_cholesky_jvp, vjp=_cholesky_vjp, raises=True,
 ))
 
 
@@ -208,15 +208,15 @@ def _eigenvectors_vjp(needs, out, a, UPLO="L"):
 
 eigvalsh = register(Primitive(
     "eigvalsh", lambda a, UPLO="L": np.linalg.eigvalsh(a, UPLO=UPLO), _eigen_cost(lambda n: 4 * n ** 3 // 3),
-    jvp=_eigenvalues_jvp, vjp=_eigenvalues_vjp,
+    jvp=_eigenvalues_jvp, vjp=_eigenvalues_vjp, raises=True,
 ))
 eigh_values = register(Primitive(
     "eigh_values", lambda a, UPLO="L": np.linalg.eigh(a, UPLO=UPLO).eigenvalues, _eigen_cost(lambda n: 9 * n ** 3),
-    jvp=_eigenvalues_jvp, vjp=_eigenvalues_vjp,
+    jvp=_eigenvalues_jvp, vjp=_eigenvalues_vjp, raises=True,
 ))
 eigh_vectors = register(Primitive(
     "eigh_vectors", lambda a, UPLO="L": np.linalg.eigh(a, UPLO=UPLO).eigenvectors, _eigen_cost(lambda n: 9 * n ** 3),
-    jvp=_eigenvectors_jvp, vjp=_eigenvectors_vjp,
+    jvp=_eigenvectors_jvp, vjp=_eigenvectors_vjp, raises=True,
 ))
 
 
@@ -263,12 +263,13 @@ def _svdvals_vjp(needs, out, a):
 #: np.linalg.svd(a, compute_uv=False): the singular values of a (…, m, n), in descending order.
 svdvals = register(Primitive(
     "svdvals", lambda a: np.linalg.svd(a, compute_uv=False), _svdvals_cost, jvp=_svdvals_jvp, vjp=_svdvals_vjp,
+    raises=True,
 ))
 #: np.linalg.svd(a).S: the same values as LAPACK computes them alongside U and V, which can differ
 #: from `svdvals`' in the last bits; charged, like the vectors, for the SVD with vectors.
 svd_values = register(Primitive(
     "svd_values", lambda a: np.linalg.svd(a, full_matrices=False).S, _svd_vectors_cost,
-    jvp=_svdvals_jvp, vjp=_svdvals_vjp,
+    jvp=_svdvals_jvp, vjp=_svdvals_vjp, raises=True,
 ))
 
 
@@ -353,7 +354,7 @@ def _svd_vectors_impl(a):
 #: The thin singular vectors of a (…, m, n) stacked as [U; V], shape (…, m + n, min(m, n)):
 #: U and V are needed together, so one SVD serves both.
 svd_vectors = register(Primitive("svd_vectors", _svd_vectors_impl, _svd_vectors_cost,
-                                 jvp=_svd_vectors_jvp, vjp=_svd_vectors_vjp))
+                                 jvp=_svd_vectors_jvp, vjp=_svd_vectors_vjp, raises=True))
 
 
 # --- qr: Householder QR -----------------------------------------------------------------------
@@ -570,4 +571,4 @@ def _pinv_vjp(needs, out, a, rcond):
 
 #: np.linalg.pinv(a, rcond) of a (…, m, n), rcond a number (numpy_api resolves NumPy's defaults).
 pinv = register(Primitive("pinv", lambda a, rcond: np.linalg.pinv(a, rcond=rcond), _pinv_cost,
-                          jvp=_pinv_jvp, vjp=_pinv_vjp))
+                          jvp=_pinv_jvp, vjp=_pinv_vjp, raises=True))

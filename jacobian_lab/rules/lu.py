@@ -75,7 +75,7 @@ def _solve_vjp(needs, out, a, b):
 
 #: solve(a, b) for a (…, n, n) and b (…, n, r): NumPy 2's matrix form (`numpy_api` turns a
 #: vector b into one column).
-solve = register(Primitive("solve", np.linalg.solve, _solve_cost, jvp=_solve_jvp, vjp=_solve_vjp))
+solve = register(Primitive("solve", np.linalg.solve, _solve_cost, jvp=_solve_jvp, vjp=_solve_vjp, raises=True))
 
 
 def _inv_jvp(tangents, out, a):
@@ -98,7 +98,7 @@ def _inv_cost(out, a):
     return count * 2 * n ** 3, 0
 
 
-inv = register(Primitive("inv", np.linalg.inv, _inv_cost, jvp=_inv_jvp, vjp=_inv_vjp))
+inv = register(Primitive("inv", np.linalg.inv, _inv_cost, jvp=_inv_jvp, vjp=_inv_vjp, raises=True))
 
 
 def _inverse_transpose(a):
