@@ -491,7 +491,7 @@ def test_forward_passes_shrunk_to_the_memory_budget_are_what_the_program_replays
 
     x = np.linspace(0, 1, 20)
     jitted = jl.jit(jl.jacfwd(head, max_memory=60_000))
-    program = jitted.program(x)  # the first pass outgrew the budget; the harness restarted smaller
+    program = jitted.program(x)  # passes sized to the budget from the recorded tape, before any ran
     assert 1 < max(program.seeds) < 20 and sum(program.seeds) == 20
     for point in (x, _moved(x, 4)):
         assert_close(jitted(point), jl.jacrev(head)(point), 1e-12)
