@@ -78,6 +78,7 @@ def become(tracer, result, symbol: str):
         return result
     if result.dtype != tracer.dtype:  # float32 stays float32, as NumPy casts in place
         return become(tracer, result.astype(tracer.dtype), symbol)
+    tracer._views = None  # those it had were dead (`refuse_if_shared`), and its new value has none
     return take_on(tracer, result)
 
 
