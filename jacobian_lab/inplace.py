@@ -1,12 +1,14 @@
 """In-place operators on traced arrays (``y += v``) with NumPy's semantics, or a refusal.
 
-NumPy changes the array itself, so every name bound to it sees the new values.
-A traced array does the same: the tracer object takes the result's value and
-derivative (`become`), and the arrays themselves are never written to. What it
-cannot do is write through to other arrays sharing the memory, so an in-place
-operator on a view (``v = y[1:]; v *= 3``), or on an array while a view of it is
-alive, is refused rather than leave the two disagreeing (`primitives.note_view`
-keeps track). Copies (``x.copy()``, ``np.copy``, ``+x``) are distinct tracers.
+NumPy changes the array itself, so every name bound to it sees the new values,
+and so does every view of it. A traced array does the same: the tracer object
+takes the result's value and derivative (`become`), and each of its live views
+(``row`` of ``for row in Y``, a slice kept in a variable) is derived again from
+the new value; the arrays themselves are never written to. What a tracer cannot
+do is write through a view into the array it views, so an in-place operator on
+a view (``v = y[1:]; v *= 3``) is refused. Copies (``x.copy()``, ``np.copy``,
+``+x``) are distinct tracers, and a NumPy scalar (``s = np.sum(x)``) is
+immutable, as in NumPy: ``s += 1`` binds s to a new value.
 
 >>> import numpy as np, jacobian_lab as jl
 >>> def f(x):
@@ -20,12 +22,14 @@ array([[2., 0.],
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
-from .primitives import Primitive, apply
+from .primitives import Primitive, apply, primal
 
 _STATE: dict[type, tuple[str, ...]] = {}  # tracer class -> the slots that hold its value and derivative
-_ALIASING = frozenset(["_owner", "_views", "__weakref__"])
+_ALIASING = frozenset(["_owner", "_path", "_views", "__weakref__"])
 
 
 def state_slots(cls: type) -> tuple[str, ...]:
@@ -44,42 +48,57 @@ def clone(tracer):
     return new
 
 
+def detach(tracer) -> None:
+    """Make `tracer` an array of its own, not a view: the leaves of a structured x, which the harness
+    cuts from one flat vector that f never sees."""
+    tracer._owner = None
+
+
 def operator(fn, symbol: str):
     """The method behind ``self <symbol>= other``: `fn` applied, then taken on by self itself."""
     def method(self, other):
-        refuse_if_shared(self, symbol)
+        if getattr(self, "_owner", None) is not None:
+            raise TypeError(
+                f"in-place `{symbol}=` on a view of a traced array (a slice, reshape or transpose of it) "
+                "is not supported: NumPy would write through to the array it views, which a traced array "
+                f"cannot. Write the new array under its name instead, `v = v {symbol} w`, and rebuild the "
+                "array it was taken from with np.concatenate or np.where if that must change too")
         result = apply(fn, (self, other), {}) if isinstance(fn, Primitive) else fn(self, other)
+        if type(primal(self)) is not np.ndarray:
+            return result  # a NumPy scalar is immutable: the name is bound to a new one, as in NumPy
         return become(self, result, symbol)
 
     return method
 
 
-def refuse_if_shared(tracer, symbol: str) -> None:
-    views = getattr(tracer, "_views", None) or ()
-    if getattr(tracer, "_owner", None) is None and not any(ref() is not None for ref in views):
-        return
-    raise TypeError(
-        f"in-place `{symbol}=` on a traced array that shares memory with another one (a slice, reshape or "
-        "transpose, or the array one was taken from) is not supported: NumPy would change both, a traced "
-        f"array only itself. Write the new array under its name instead, `v = v {symbol} w`, and rebuild any array "
-        "that must change with it (np.concatenate, np.where)"
-    )
-
-
 def become(tracer, result, symbol: str):
-    """`tracer`, holding `result` from now on, in NumPy's in-place shape and dtype."""
+    """`tracer`, holding `result` from now on in its shape and dtype, with its live views derived again."""
     shape = tracer.shape
     if np.shape(result) != shape:
         raise ValueError(f"non-broadcastable output operand with shape {shape} doesn't match the broadcast "
                          f"shape {np.shape(result)} (in-place `{symbol}=` keeps the array's shape)")
     if type(result) is not type(tracer) or result._trace is not tracer._trace:
-        # a value of another trace (an inner one, nesting) or a plain one (//= of a floor): it cannot
-        # be this tracer, so the name is bound to it instead, as Python does without __iop__
-        return result
+        raise TypeError(
+            f"in-place `{symbol}=` would make this traced array "
+            + ("one without a derivative (a floor)" if getattr(result, "_trace", None) is None else
+               "a value of another derivative (f closes over the input of an enclosing one)")
+            + f", which it cannot become; write `y = y {symbol} v` instead")
     if result.dtype != tracer.dtype:  # float32 stays float32, as NumPy casts in place
         return become(tracer, result.astype(tracer.dtype), symbol)
-    tracer._views = None  # those it had were dead (`refuse_if_shared`), and its new value has none
-    return take_on(tracer, result)
+    take_on(tracer, result)
+    _derive_views(tracer)
+    return tracer
+
+
+def _derive_views(owner) -> None:
+    """Each live view of `owner`, derived again from its new value by the moves that made it."""
+    live = [view for view in (ref() for ref in getattr(owner, "_views", None) or ()) if view is not None]
+    for view in live:
+        value = owner
+        for prim, params in view._path:
+            value = prim(value, **params)  # a temporary view of owner, which the line below forgets
+        take_on(view, value)
+    owner._views = [weakref.ref(view) for view in live] or None
 
 
 def take_on(tracer, result):

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import engines, memory, sharding, trees
+from . import engines, inplace, memory, sharding, trees
 from .tracing import Tracer
 
 MODES = ("forward", "reverse", "auto")
@@ -380,7 +380,7 @@ class Flattened:
         return self.in_def is not None or self.out_def is not None
 
     def __call__(self, v):
-        out = self.f(v if self.in_def is None else self.in_def.unflatten(trees.split(v, self.in_def)))
+        out = self.f(v if self.in_def is None else self.in_def.unflatten(self._leaves(v)))
         if not trees.is_tree(out):
             return out
         leaves, self.out_def = trees.flatten(out)
@@ -393,6 +393,15 @@ class Flattened:
                     "structured output must be an array (build one array with np.stack, or return arrays)"
                 )
         return trees.ravel(leaves)
+
+    def _leaves(self, v) -> list:
+        """x's arrays cut from the flat v, each one of its own to f, as the caller's arrays are (they are
+        views of v, which f never sees, so an in-place operator on one has nothing to write through to)."""
+        leaves = trees.split(v, self.in_def)
+        for leaf in leaves:
+            if isinstance(leaf, Tracer):
+                inplace.detach(leaf)
+        return leaves
 
     def unflatten_jacobian(self, J, y_shape):
         out_def = self.out_def or trees.TreeDef(None, shape=tuple(y_shape))

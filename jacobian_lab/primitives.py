@@ -110,7 +110,7 @@ class Primitive:
         if trace is not None:
             out = trace.process(self, args, params)
             if self.structure == "move":  # reshape, transpose, x[1:], ...: NumPy returns a view
-                note_view(out, args[0])
+                note_view(out, self, args[0], params)
             return out
         counter = active_counter()  # `evaluate`, written out
         if counter is None:
@@ -121,25 +121,32 @@ class Primitive:
         return f"Primitive({self.name!r})"
 
 
-def note_view(out, source) -> None:
-    """Remember that traced `out` shares memory with traced `source` (out = source[1:], ...).
+def note_view(out, prim: Primitive, source, params: dict) -> None:
+    """Remember that traced `out` = ``prim(source, **params)`` shares memory with traced `source`.
 
-    NumPy writes an in-place operator (``v *= 3``) through to every array sharing
-    the memory; a traced array cannot, so `jacobian_lab.inplace` refuses one on a
-    view, and on an array while a view of it is alive. Views of views keep the
-    array that owns the memory as their owner.
+    NumPy writes an in-place operator (``y *= 3``) through to every array sharing
+    the memory. `jacobian_lab.inplace` does the same for the views of an array
+    (each keeps its owner, the array whose memory it is, and the moves that
+    derive it from the owner, to derive it again from the owner's new value),
+    and refuses an in-place operator on a view itself.
     """
-    if getattr(out, "_trace", None) is None or getattr(source, "_trace", None) is None:
-        return
-    if not np.may_share_memory(primal(out), primal(source)):
-        return  # a copy (fancy indexing, a reshape that could not be a view)
+    view = primal(out)
+    if type(view) is not np.ndarray or view.base is None or getattr(source, "_trace", None) is None:
+        return  # a scalar or a fresh array (fancy indexing, a reshape that had to copy): no view
+    viewed = primal(source)
+    if view.base is not viewed and view.base is not getattr(viewed, "base", None):
+        return  # the base of a view is the array that owns the memory: here, not the operand's
     owner = getattr(source, "_owner", None)
     if owner is None:
-        owner = source
-    out._owner = owner
+        owner, path = source, ()
+    else:
+        path = source._path
+    out._owner, out._path = owner, path + ((prim, params),)
     views = getattr(owner, "_views", None)
     if views is None:
         owner._views = views = []
+    elif len(views) >= 64 and len(views) & (len(views) - 1) == 0:  # now and then, forget the dead ones
+        views[:] = [ref for ref in views if ref() is not None]
     views.append(weakref.ref(out))
 
 

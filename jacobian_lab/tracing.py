@@ -78,8 +78,8 @@ def binary_methods(fn):
 class Tracer:
     """An array whose operations are interpreted by a trace (an engine)."""
 
-    # _owner and _views: which traced arrays share memory with this one (`primitives.note_view`)
-    __slots__ = ("_trace", "primal", "_owner", "_views", "__weakref__")
+    # _owner, _path and _views: which traced arrays share memory with this one (`primitives.note_view`)
+    __slots__ = ("_trace", "primal", "_owner", "_path", "_views", "__weakref__")
     __array_priority__ = 100
 
     def __init__(self, trace, primal):
