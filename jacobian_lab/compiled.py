@@ -543,13 +543,18 @@ class CompressedProgram(Program):
 
 
 def _may_raise(eqs, segments) -> list[int]:
-    """The recomputed equations of `segments` whose operation may raise on other values.
+    """The equations of `segments` whose operation may raise on other values of x.
 
     They run on every replay even when the Jacobian does not read them: f may call one only to
     see whether it raises (``try: cholesky(a)``), and a replay at values where it does must raise
-    too, so that the call falls back to eager mode, where f catches it (see `_replay`).
+    too, so that the call falls back to eager mode, where f catches it (see `_replay`). Whether
+    it raises depends on its matrix, the first operand: one computed from x, not a constant
+    (``solve(A, x)`` raises at every x or at none).
     """
-    return [i for i, eq in enumerate(eqs) if eq.dynamic and eq.segment in segments and eq.prim.raises]
+    def from_x(ref):
+        return ref == INPUT or (ref is not None and eqs[ref].dynamic)
+
+    return [i for i, eq in enumerate(eqs) if eq.prim.raises and eq.segment in segments and from_x(eq.refs[0])]
 
 
 def _needed(eqs, roots) -> list[int]:

@@ -918,3 +918,12 @@ def test_a_mask_leaves_numpy_functions_with_a_traced_operand_to_the_tracer():
     for x in (np.array([0.5, -1.0, 2.0]), np.array([-0.5, 1.0, 2.0]), np.array([1.5, 1.0, -2.0])):
         assert_close(jitted(x), jl.jacfwd(f)(x), 1e-14)
     assert (jitted.compiles, jitted.program(x).guards) == (1, 0)
+
+
+def test_a_solve_with_a_constant_matrix_is_not_kept_for_whether_it_raises():
+    """Whether solve(A, x) raises depends on A alone: a program of a linear map keeps no solve."""
+    A = np.array([[4.0, 1.0], [1.0, 3.0]])
+    jitted = jl.jit(jl.jacfwd(lambda x: np.linalg.solve(A, x)))
+    x = np.array([1.0, 2.0])
+    assert_close(jitted(x), np.linalg.inv(A), 1e-14)
+    assert "solve(" not in jitted.program(x).source
