@@ -11,7 +11,7 @@ import numpy as np
 from .accounting import COTANGENT, PRIMAL, TANGENT, Cost, counting, phase
 from .engines.base import call_traced, get, next_level
 from . import memory
-from .jacobian import prepare, schedule, tangent_bytes
+from .jacobian import prepare, result_dtype, schedule, tangent_bytes
 from .primitives import Trace, bind
 from .tracing import COMPLEX, Tracer, complex_result
 
@@ -94,7 +94,7 @@ class Prediction:
     cotangent: Affine
     tape_bytes: int
     seed_bytes: int = 0  # working set of one cotangent seed in a sweep
-    itemsize: int = 8
+    itemsize: int = 8  # bytes of a Jacobian entry, in the dtype the harness computes it (`jacobian.result_dtype`)
     widest: int = 0  # elements of the largest recorded value: a sweep's widest cotangent per seed
     tangent_bytes: int = 0  # tangents of one forward seed, at most (`jacobian.tangent_bytes`)
 
@@ -349,10 +349,13 @@ def _predict(primal: Cost, tape_bytes: int, x, y, pullback, key) -> "Prediction"
         if key is not None:
             _remember(_DERIVATIVE_COSTS, key, costs)
     tangent, staging, cotangent = costs
+    # The harness holds J and a sweep's cotangents in the derivative dtype, not x's: float64 for a
+    # float16 or longdouble x, so sizing passes by x's itemsize would predict other passes than run.
+    itemsize = result_dtype(x).itemsize
     return Prediction(
         n=x.size, m=math.prod(np.shape(y)), primal=primal,
         tangent=tangent, staging=staging, cotangent=cotangent, tape_bytes=tape_bytes,
-        seed_bytes=getattr(pullback, "seed_elements", 0) * x.dtype.itemsize, itemsize=x.dtype.itemsize,
+        seed_bytes=getattr(pullback, "seed_elements", 0) * itemsize, itemsize=itemsize,
         widest=getattr(pullback, "widest", 0), tangent_bytes=tangent_bytes(pullback, x),
     )
 

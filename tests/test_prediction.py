@@ -407,3 +407,48 @@ def test_a_tie_names_the_total_too():
     assert (mode, prediction.ops("forward")) == ("forward", prediction.ops("reverse"))
     assert reason.startswith(f"forward and reverse both predict a total of {prediction.ops('forward'):,.0f} "
                              "(flops + transcendentals, weighted 1)")
+
+
+def _broadcasting(x):
+    return np.tanh(x[:, None] * x[None, :]).sum(axis=0) + np.sin(x) * x
+
+
+DTYPES = (np.float16, np.float32, np.float64, np.longdouble)
+# The 20 x 20 result takes 1,600 or 3,200 bytes, one seed's tangents or cotangents 3,760 to 14,720:
+# one seed fits each budget, and each sizes the passes of some dtype.
+DTYPE_BUDGETS = (20_000, 40_000, 60_000, 200_000)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("max_memory", DTYPE_BUDGETS + (None,))
+def test_passes_are_predicted_in_the_dtype_the_harness_computes_in(dtype, max_memory):
+    """J and a sweep's cotangents are float64 for a float16 or longdouble x (float32 for float32): the
+    prediction sizes passes in those bytes, so it runs the passes it predicts at every budget."""
+    from jacobian_lab.jacobian import columns, prepare, result_dtype
+
+    x = np.linspace(0.1, 1.0, 20).astype(dtype)
+    prediction = jl.predict(_broadcasting, x)
+    assert prediction.itemsize == result_dtype(x).itemsize
+    assert prediction.dense_bytes == jl.jacobian(_broadcasting, x).nbytes
+    for mode in ("forward", "reverse"):
+        if not prediction.exact(mode, max_memory=max_memory):
+            continue  # forward mode without a tape outgrows this budget: not predicted
+        m = jl.measure(_broadcasting, x, mode=mode, repeat=1, max_memory=max_memory)
+        assert (m.batch_size, m.passes) == prediction.schedule(mode, max_memory=max_memory), mode
+        assert m.cost == prediction.cost(mode, max_memory=max_memory), mode
+    # forward passes replayed on a tape, as auto mode runs them, are sized up front at every budget
+    g, x_flat = prepare(_broadcasting, x)
+    step, passes = prediction.schedule("forward", max_memory=max_memory)
+    with counting() as c:
+        columns(g, x_flat, max_memory=max_memory, recorded=jl.engines.get("reverse").vjp(g, x_flat))
+    assert (c.batch_size, c.passes) == (step, passes)
+    assert c.cost("tangent") == prediction.tangent.over(passes, x.size)
+
+
+def test_the_dtype_budgets_bind():
+    """The budgets above size the passes of every dtype, so the schedules they check are not all one pass."""
+    for dtype in DTYPES:
+        prediction = jl.predict(_broadcasting, np.linspace(0.1, 1.0, 20).astype(dtype))
+        for mode in ("forward", "reverse"):
+            schedules = {prediction.schedule(mode, max_memory=b) for b in DTYPE_BUDGETS}
+            assert len(schedules) >= 2 and (20, 1) in schedules | {prediction.schedule(mode)}, (dtype, mode)
