@@ -75,8 +75,10 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
     pass, one tape for reverse), "tangent" (JVP rules) and "cotangent" (VJP
     rules). `seconds` is the median wall time of `repeat` uncounted runs;
     `peak_bytes` the traced peak of one run; `tape_bytes` the residuals the
-    reverse tape holds. mode="auto" reports the order it chose and why; the
-    prediction that chose it is not part of the counted cost. mode="jit"
+    reverse tape holds. mode="auto" measures ``jacobian(f, x, mode="auto")``
+    itself, as it runs: the order it picks, on the tape it records (a forward
+    order replays that tape, so f is evaluated once and the passes are sized
+    to `max_memory` before any runs), reported with the reason. mode="jit"
     compiles ``jl.jit(jl.jacobian(f))`` first and measures its replays.
     mode="sparse" measures `sparse_jacobian` (its pattern read on every call,
     its coloring kept from the counted run), with `jacobian` as a dense array
@@ -109,9 +111,10 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
         chosen = mode
     else:
         raise ValueError(f"mode must be 'forward', 'reverse', 'auto', 'jit' or 'sparse', got {mode!r}")
-    run = lambda m: jacobian(f, x, m, batch_size, max_memory=max_memory, executor=executor)  # noqa: E731
-    J, counter, peak = _counted(lambda: run(chosen))
-    seconds = _timed(lambda: run(mode), repeat)
+    # Auto mode is run as itself: jacobian(f, x, chosen) would have no tape to size and replay its passes on.
+    run = lambda: jacobian(f, x, mode, batch_size, max_memory=max_memory, executor=executor)  # noqa: E731
+    J, counter, peak = _counted(run)
+    seconds = _timed(run, repeat)
     return Measurement(J, chosen, counter.batch_size, counter.passes, counter.costs(), seconds, peak,
                        counter.tape_bytes, reason=reason)
 

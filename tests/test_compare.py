@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import jacobian_lab as jl
-from jacobian_lab.accounting import Cost
+from jacobian_lab.accounting import Cost, counting
 
 from helpers import central_differences
 
@@ -211,3 +211,27 @@ def test_an_empty_x_is_measured_and_predicted_as_one_pass_of_no_seeds(f):
         assert (m.batch_size, m.passes) == c.prediction.schedule(m.mode)
         assert m.cost == c.prediction.cost(m.mode)
     assert c.measurements[0].batch_size == 0  # forward seeds x's 0 entries; f still runs once
+
+
+def _outer_rows(x):
+    return (x[:, None] * np.sin(x)[None, :]).ravel()  # 20 -> 400: forward wins
+
+
+@pytest.mark.parametrize("f, x, max_memory", [
+    (_outer_rows, np.linspace(0.0, 1.0, 20), None),
+    (_outer_rows, np.linspace(0.0, 1.0, 20), 80_000),    # the budget sizes the forward passes on the tape
+    (_outer_rows, np.linspace(0.0, 1.0, 20), 100_000),
+    (lambda x: np.concatenate([np.sin(x)] * 50), np.linspace(0.0, 1.0, 20), 200_000),
+    (lambda x: np.sum(np.sin(np.exp(x ** 2))), np.ones(50), None),   # reverse wins
+    (lambda x: np.tanh(np.outer(x, x)).sum(axis=0), np.ones(20), 50_000),
+])
+def test_measure_auto_measures_what_auto_mode_runs(f, x, max_memory):
+    """Auto mode replays the tape it recorded: f once, passes sized before they run. measure("auto") must count
+    that call, not a jacobian in the chosen order, which has no tape (and stops and retries under a budget)."""
+    jl.jacobian(f, x, max_memory=max_memory)  # auto mode: its choice then remembered, so no call below probes
+    m = jl.measure(f, x, mode="auto", repeat=1, max_memory=max_memory)
+    with counting() as c:
+        J = jl.jacobian(f, x, max_memory=max_memory)
+    assert m.mode == jl.predict(f, x).mode(max_memory=max_memory)
+    assert (m.batch_size, m.passes, m.cost, m.tape_bytes) == (c.batch_size, c.passes, c.costs(), c.tape_bytes)
+    np.testing.assert_array_equal(m.jacobian, J)
