@@ -85,9 +85,10 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
     of shape (m, n). A structured x or output is measured flattened:
     `jacobian` then has shape (m, n). `executor` runs the passes of forward,
     reverse and auto mode (see `jacobian`); "jit" and "sparse" run in the caller.
-    In forward and reverse mode the counted cost equals ``prediction.cost(mode,
-    batch_size, max_memory)``, except in forward mode when its passes do not
-    fit `max_memory`: without a tape, the first pass stops part way and is
+    In every mode but "jit" and "sparse" the counted cost equals
+    ``prediction.cost(mode, batch_size, max_memory)`` ("auto": the order it
+    picks, f evaluated once), except in forward mode when its passes may not
+    fit `max_memory`: without a tape, the first pass may stop part way and be
     retried with fewer seeds, and that work is counted too (`Prediction.exact`
     tells which case this is).
 

@@ -18,6 +18,8 @@ from .tracing import COMPLEX, Tracer, complex_result
 
 #: The accumulation orders a Prediction prices.
 ORDERS = ("forward", "reverse")
+#: The modes of `jacobian` it prices: each order as jacfwd and jacrev run it, and auto mode's run.
+MODES = ORDERS + ("auto",)
 
 
 class EvalTrace(Trace):
@@ -76,14 +78,25 @@ class Prediction:
     records one tape (one evaluation), stages its VJP rules once
     (``staging``) and sweeps b cotangents for ``cotangent.fixed + b * cotangent.per_seed``.
 
+    Each per-mode figure (`cost`, `total`, `ops`, `schedule`, `exact`) takes
+    the mode of ``jacobian(f, x, mode, ...)`` it predicts. "forward" is
+    `jacfwd`, which evaluates f in every pass; "reverse" is `jacrev`;
+    "auto" is auto mode as a repeated call runs it: the order `mode` picks,
+    built on the one tape auto mode records, so that its forward order
+    evaluates f once however many passes replay the tape (``P·T₀ + n·T₁ + f``
+    where ``cost("forward")`` charges ``P·(f + T₀) + n·T₁``), and its reverse
+    order is `jacrev`. A first call at a tape not seen before also counts the
+    probes that predicted it (see `predict`).
+
     A memory budget (``max_memory``) sizes the passes of both orders from the
     bytes one seed takes, read off the tape: ``seed_bytes`` for a sweep,
     ``tangent_bytes`` for a forward pass. The harness sizes them the same way
     whenever it has a tape: reverse mode always, forward mode in auto mode
     (which replays the tape it recorded). ``mode="forward"`` has no tape, so
-    when the budget is smaller than its passes need, its first pass stops part
-    way and it retries with fewer seeds: it then counts more than predicted, by
-    an amount no trace tells in advance. `exact` says when that happens.
+    when the budget may be smaller than its passes need, it runs passes the
+    prediction does not tell: its first pass may stop part way and be retried
+    with fewer seeds, a larger count by an amount no trace tells in advance.
+    `exact` says when that can happen.
     """
 
     n: int
@@ -100,7 +113,7 @@ class Prediction:
 
     def schedule(self, mode: str, batch_size=None, max_memory=None) -> tuple[int, int]:
         """(seeds per pass, passes), exactly as the harness runs them with a tape (see `exact`), and as
-        `measure` reports them (``batch_size``, ``passes``).
+        `measure` reports them (``batch_size``, ``passes``); for "auto", those of the order it picks.
 
         With no seeds (an empty x in forward mode, an empty output in reverse
         mode) this is (0, 1): one pass of no seeds evaluates f, for y's shape.
@@ -112,7 +125,9 @@ class Prediction:
         >>> jl.predict(np.sin, np.ones(0)).schedule("forward")
         (0, 1)
         """
-        _check_order(mode)  # every per-mode figure passes here; anything but "forward" would read as reverse
+        _check_mode(mode)  # every per-mode figure passes here; anything but "forward" would read as reverse
+        if mode == "auto":
+            mode = self.mode(batch_size, max_memory)
         room = memory.budget(max_memory) - self.dense_bytes
         if mode == "forward":
             step, passes = schedule(mode, self.n, self.m, batch_size, self.tangent_bytes, room)
@@ -124,13 +139,14 @@ class Prediction:
         """Whether ``jacobian(f, x, mode, batch_size, max_memory=...)`` counts exactly `total` with the same
         arguments.
 
-        Always in reverse mode, whose tape tells a sweep's bytes before any
-        sweep runs. Forward mode without a tape cannot know its passes' bytes
-        before it runs one, so it takes the seeds per pass it would take without
-        a budget; when those do not fit, its first pass stops part way and it
-        retries with fewer (a larger count, by an amount no trace tells in
-        advance), and this is False. Auto mode's forward order replays its tape
-        and sizes its passes up front, as `schedule` says, whatever this returns.
+        Always in reverse and auto mode, whose tape tells a pass's bytes
+        before any pass runs (auto mode's forward order replays it). Forward
+        mode without a tape cannot know its passes' bytes before it runs one,
+        so it takes the seeds per pass it would take without a budget; when
+        those may not fit, this is False: its first pass may stop part way and
+        be retried with fewer seeds (a larger count, by an amount no trace tells
+        in advance), or, run before the result's size is known, fit a budget
+        that the passes `schedule` sizes leave room for beside the result.
         (Passes on an `executor` share the budget among its workers, which no
         figure here models.)
 
@@ -139,8 +155,8 @@ class Prediction:
         >>> p.exact("forward"), p.exact("forward", max_memory=50_000), p.exact("reverse", max_memory=50_000)
         (True, False, True)
         """
-        _check_order(mode)
-        if mode == "reverse":
+        _check_mode(mode)
+        if mode != "forward":
             return True
         unsized, _ = schedule(mode, self.n, self.m, batch_size)  # what forward mode without a tape runs
         return unsized * self.tangent_bytes <= memory.budget(max_memory) - self.dense_bytes
@@ -152,14 +168,26 @@ class Prediction:
     def _terms(self, mode: str, batch_size, max_memory) -> list[tuple[str, int, Cost]]:
         """One Jacobian's work as (phase, times, Cost) terms: the one formula `cost` and `ops` sum."""
         _, passes = self.schedule(mode, batch_size, max_memory)
-        if mode == "forward":  # f and the primal-only factors once per pass, the rest once per seed
-            return [(PRIMAL, passes, self.primal), (TANGENT, passes, self.tangent.fixed),
+        replay = mode == "auto"  # either order built on the one tape auto mode records
+        if replay:
+            mode = self.mode(batch_size, max_memory)
+        if mode == "forward":  # the primal-only factors once per pass, the rest once per seed; f once per pass,
+            # or once in all when the passes replay a tape
+            return [(PRIMAL, 1 if replay else passes, self.primal), (TANGENT, passes, self.tangent.fixed),
                     (TANGENT, self.n, self.tangent.per_seed)]
         return [(PRIMAL, 1, self.primal), (COTANGENT, 1, self.staging),
                 (COTANGENT, passes, self.cotangent.fixed), (COTANGENT, self.m, self.cotangent.per_seed)]
 
     def cost(self, mode: str, batch_size=None, max_memory=None) -> dict[str, Cost]:
-        """Predicted Cost per phase ("primal", "tangent", "cotangent") of one Jacobian."""
+        """Predicted Cost per phase ("primal", "tangent", "cotangent") of one Jacobian in `mode`.
+
+        "auto" is the order auto mode picks, as it runs it (f once, see the class):
+
+        >>> import numpy as np, jacobian_lab as jl
+        >>> p = jl.predict(lambda x: np.sin(np.outer(x, x)), np.ones(4))
+        >>> p.mode(batch_size=1), p.cost("forward", 1)["primal"], p.cost("auto", 1)["primal"]
+        ('forward', Cost(flops=64, transcendentals=64), Cost(flops=16, transcendentals=16))
+        """
         phases = {PRIMAL: Cost(), TANGENT: Cost(), COTANGENT: Cost()}
         for name, times, cost in self._terms(mode, batch_size, max_memory):
             phases[name] += cost * times
@@ -254,10 +282,10 @@ class Prediction:
         }
 
 
-def _check_order(mode) -> None:
-    """Refuse a mode that is not one of the two orders a prediction prices."""
-    if mode not in ORDERS:
-        raise ValueError(f"mode must be 'forward' or 'reverse', got {mode!r}; the order auto mode "
+def _check_mode(mode) -> None:
+    """Refuse a mode that is not one a prediction prices."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'forward', 'reverse' or 'auto', got {mode!r}; the order auto mode "
                          "takes is prediction.mode()")
 
 

@@ -232,6 +232,10 @@ def test_measure_auto_measures_what_auto_mode_runs(f, x, max_memory):
     m = jl.measure(f, x, mode="auto", repeat=1, max_memory=max_memory)
     with counting() as c:
         J = jl.jacobian(f, x, max_memory=max_memory)
-    assert m.mode == jl.predict(f, x).mode(max_memory=max_memory)
+    prediction = jl.predict(f, x)
+    assert m.mode == prediction.mode(max_memory=max_memory)
     assert (m.batch_size, m.passes, m.cost, m.tape_bytes) == (c.batch_size, c.passes, c.costs(), c.tape_bytes)
     np.testing.assert_array_equal(m.jacobian, J)
+    # and as predicted: the order auto picks, on its tape (a forward order evaluates f once)
+    assert m.cost == prediction.cost("auto", max_memory=max_memory)
+    assert (m.batch_size, m.passes) == prediction.schedule("auto", max_memory=max_memory)

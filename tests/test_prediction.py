@@ -101,12 +101,12 @@ def test_vector_mode_evaluates_the_primal_once_per_pass():
     assert prediction.cost("reverse", 1)["primal"] == prediction.primal
 
 
-@pytest.mark.parametrize("mode", ["Forward", "rev", "auto", None])
-def test_a_mode_other_than_the_two_orders_is_refused(mode):
+@pytest.mark.parametrize("mode", ["Forward", "rev", "jit", None])
+def test_a_mode_other_than_the_two_orders_and_auto_is_refused(mode):
     # anything but "forward" used to be priced as reverse mode, without a word
     prediction = jl.predict(lambda x: np.sin(x) * x[0], np.ones(4))
-    for ask in (prediction.total, prediction.cost, prediction.ops, prediction.schedule):
-        with pytest.raises(ValueError, match="mode must be 'forward' or 'reverse'.*prediction.mode()"):
+    for ask in (prediction.total, prediction.cost, prediction.ops, prediction.schedule, prediction.exact):
+        with pytest.raises(ValueError, match="mode must be 'forward', 'reverse' or 'auto'.*prediction.mode()"):
             ask(mode)
 
 
@@ -452,3 +452,60 @@ def test_the_dtype_budgets_bind():
         for mode in ("forward", "reverse"):
             schedules = {prediction.schedule(mode, max_memory=b) for b in DTYPE_BUDGETS}
             assert len(schedules) >= 2 and (20, 1) in schedules | {prediction.schedule(mode)}, (dtype, mode)
+
+
+@pytest.mark.parametrize("name", jl.problems.names())
+@pytest.mark.parametrize("batch_size", [None, 1, 7])
+def test_the_prediction_of_auto_is_the_count_of_an_auto_call(name, batch_size):
+    """cost("auto") is the order auto mode picks, built on its one tape: a forward order evaluates f once."""
+    p = small(name)
+    prediction = jl.predict(p.f, p.x)
+    mode = prediction.mode(batch_size)
+    jl.jacobian(p.f, p.x, batch_size=batch_size)      # the choice remembered: the count below is the Jacobian's
+    with counting() as c:
+        jl.jacobian(p.f, p.x, batch_size=batch_size)
+    assert c.costs() == prediction.cost("auto", batch_size)
+    assert (c.batch_size, c.passes) == prediction.schedule("auto", batch_size) == prediction.schedule(mode, batch_size)
+    assert prediction.exact("auto", batch_size)
+    assert prediction.ops("auto", batch_size) == prediction.total("auto", batch_size).total()
+    if mode == "reverse":
+        assert prediction.cost("auto", batch_size) == prediction.cost("reverse", batch_size)
+    else:  # jacfwd evaluates f in each of its passes, auto's replay once
+        _, passes = prediction.schedule("forward", batch_size)
+        assert prediction.cost("auto", batch_size)["primal"] == prediction.primal
+        assert prediction.cost("forward", batch_size)["primal"] == passes * prediction.primal
+        assert prediction.cost("auto", batch_size)["tangent"] == prediction.cost("forward", batch_size)["tangent"]
+
+
+def test_curve_one_seed_per_pass_auto_evaluates_f_once():
+    p = jl.problems.get("curve")  # R^4 -> R^m: forward, 4 passes of one seed
+    prediction = jl.predict(p.f, p.x)
+    assert prediction.mode(1) == "forward" and prediction.schedule("auto", 1) == (1, 4)
+    assert prediction.cost("auto", 1)["primal"] == prediction.primal
+    assert prediction.cost("forward", 1)["primal"] == 4 * prediction.primal
+    jl.jacobian(p.f, p.x, batch_size=1)   # the choice remembered: the count below is the Jacobian's
+    m = jl.measure(p.f, p.x, mode="auto", batch_size=1, repeat=1)
+    assert m.cost == prediction.cost("auto", 1) and (m.batch_size, m.passes) == (1, 4)
+
+
+@pytest.mark.parametrize("max_memory", BUDGETS)
+def test_the_prediction_of_auto_under_a_memory_budget_is_measured(max_memory):
+    f, x = _two_layers()
+    prediction = jl.predict(f, x)
+    jl.jacobian(f, x, max_memory=max_memory)   # the choice remembered: the count below is the Jacobian's
+    m = jl.measure(f, x, mode="auto", repeat=1, max_memory=max_memory)
+    assert m.mode == prediction.mode(max_memory=max_memory)
+    assert m.cost == prediction.cost("auto", max_memory=max_memory)
+    assert (m.batch_size, m.passes) == prediction.schedule("auto", max_memory=max_memory)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("max_memory", DTYPE_BUDGETS + (None,))
+def test_the_prediction_of_auto_holds_in_every_dtype(dtype, max_memory):
+    x = np.linspace(0.1, 1.0, 20).astype(dtype)
+    prediction = jl.predict(_broadcasting, x)
+    jl.jacobian(_broadcasting, x, max_memory=max_memory)   # the choice remembered: the count below is the Jacobian's
+    m = jl.measure(_broadcasting, x, mode="auto", repeat=1, max_memory=max_memory)
+    assert m.mode == prediction.mode(max_memory=max_memory)
+    assert m.cost == prediction.cost("auto", max_memory=max_memory)
+    assert (m.batch_size, m.passes) == prediction.schedule("auto", max_memory=max_memory)
