@@ -13,7 +13,7 @@ from .accounting import PHASES, Cost, counting
 from .compiled import jit
 from .compressed import SparseJacobian
 from .jacobian import jacobian, prepare
-from .prediction import Prediction, predict
+from .prediction import Prediction, choose_order, predict
 
 # Each row of a comparison: (label, mode, batch_size); batch None = memory-bounded vector mode.
 DEFAULT_MODES = ("forward-1", "forward", "reverse-1", "reverse", "auto", "jit", "sparse")
@@ -78,7 +78,13 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
     reverse tape holds. mode="auto" measures ``jacobian(f, x, mode="auto")``
     itself, as it runs: the order it picks, on the tape it records (a forward
     order replays that tape, so f is evaluated once and the passes are sized
-    to `max_memory` before any runs), reported with the reason. mode="jit"
+    to `max_memory` before any runs), reported with the reason. It counts a
+    repeated call, as `Prediction.cost("auto")` predicts and the timed runs
+    are: the order is chosen before the counted call, which finds the choice
+    remembered, so the probes that a first call at a tape not seen before
+    runs to predict it (and counts) are not part of the count. (A tape whose
+    signature cannot be hashed is probed on every call, the counted one too.)
+    mode="jit"
     compiles ``jl.jit(jl.jacobian(f))`` first and measures its replays.
     mode="sparse" measures `sparse_jacobian` (its pattern read on every call,
     its coloring kept from the counted run), with `jacobian` as a dense array
@@ -107,7 +113,10 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
         return _measure_compressed(f, x, batch_size, repeat)
     if mode == "auto":
         prediction = prediction or predict(f, x)
-        chosen, reason = prediction.choose(batch_size, max_memory)
+        # Decided outside the count, as auto mode decides: the counted call finds the choice remembered, whether
+        # or not an auto call at this tape came before.
+        chosen = choose_order(f, x, batch_size, max_memory)[0]
+        reason = prediction.choose(batch_size, max_memory)[1]
     elif mode in ("forward", "reverse"):
         chosen = mode
     else:

@@ -509,3 +509,31 @@ def test_the_prediction_of_auto_holds_in_every_dtype(dtype, max_memory):
     assert m.mode == prediction.mode(max_memory=max_memory)
     assert m.cost == prediction.cost("auto", max_memory=max_memory)
     assert (m.batch_size, m.passes) == prediction.schedule("auto", max_memory=max_memory)
+
+
+@pytest.mark.parametrize("f, x, batch_size", [
+    (lambda x: (x[:, None] * np.sin(x)[None, :]).ravel(), np.linspace(0.0, 1.0, 6), 1),   # forward: 6 passes
+    (lambda x: np.sin(np.exp(x ** 2))[:3] * x[::-1][:3], np.linspace(0.0, 1.0, 8), 1),   # reverse: 3 sweeps
+    (lambda x: np.sum(np.sin(np.exp(x ** 2))), np.ones(50), None),                      # reverse: 1 sweep
+])
+def test_a_first_auto_call_counts_its_probes_and_a_repeated_one_the_jacobian_alone(f, x, batch_size):
+    """The probes of a tape not seen before: sweeps of 1, 1 and 2 cotangents (the first stages the VJP rules,
+    which a reverse order then reuses) counted as passes, and forward replays of 1 and 2 tangents, which are
+    not. measure("auto") and Prediction.cost("auto") are the repeated call's count."""
+    prediction = jl.predict(f, x)
+    mode, (t, u) = prediction.mode(batch_size), (prediction.tangent, prediction.cotangent)
+    jl.prediction.clear_cache()
+    with counting() as first:
+        jl.jacobian(f, x, batch_size=batch_size)
+    with counting() as again:
+        jl.jacobian(f, x, batch_size=batch_size)
+    assert again.costs() == prediction.cost("auto", batch_size)
+    assert (again.batch_size, again.passes) == prediction.schedule("auto", batch_size)
+    staged = Cost() if mode == "reverse" else prediction.staging  # a forward order stages nothing of its own
+    assert first.costs() == {"primal": again.cost("primal"),
+                             "tangent": again.cost("tangent") + 2 * t.fixed + 3 * t.per_seed,
+                             "cotangent": again.cost("cotangent") + staged + 3 * u.fixed + 4 * u.per_seed}
+    assert first.passes == again.passes + 3 and first.batch_size == max(again.batch_size, 2)
+    jl.prediction.clear_cache()
+    m = jl.measure(f, x, mode="auto", batch_size=batch_size, repeat=1)
+    assert (m.mode, m.cost, m.batch_size, m.passes) == (mode, again.costs(), again.batch_size, again.passes)
