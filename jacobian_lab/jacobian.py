@@ -220,6 +220,11 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, record
             return _columns(push, x, step, limit, y_shape, executor, task)
         except memory.MemoryBudgetError as error:
             seed_bytes = getattr(error, "seed_bytes", 0)
+            if step == 1 and seed_bytes and recorded:
+                # One seed outgrew the budget: the tape tells whether one reverse sweep would fit it instead.
+                sweep = getattr(recorded[1], "seed_elements", 0) * result_dtype(x).itemsize
+                raise memory.forward_pass_error(1, seed_bytes, error.max_bytes,
+                                                "reverse" if sweep <= error.max_bytes else None) from None
             if batch_size is not None or not seed_bytes or step == 1:
                 raise
             # As many seeds as fit the budget the pass outgrew, at the bytes per seed it had created when
@@ -241,10 +246,23 @@ def _forward_step(x, batch_size, limit, recorded, executor) -> int:
         room //= sharding.workers(executor, x.size)
     step, _ = schedule("forward", x.size, m, batch_size, seed_bytes, room)
     if step > 1 and step * seed_bytes > room:  # an explicit batch_size: refused before any pass runs
+        # seed_bytes prices a tangent element at 8 bytes at least; one in x's dtype (a float32 or float16 x whose
+        # f mixes in no float64 constant) takes fewer, so a pass of one seed may fit down to `least` bytes.
+        least = seed_bytes * x.dtype.itemsize // max(8, x.dtype.itemsize)
+        # reverse mode is suggested only when one of its sweeps fits (as `rows` prices one)
+        reverse = getattr(recorded[1], "seed_elements", 0) * result_dtype(x).itemsize <= room
+        others = "reverse mode or a larger max_memory" if reverse else "a larger max_memory"
+        if room >= seed_bytes:
+            advice = f"use batch_size <= {room // seed_bytes}, batch_size=None, {others}"
+        elif room >= least:
+            advice = (f"one seed needs {memory.readable(least)} to {memory.readable(seed_bytes)}, so only one seed "
+                      f"per pass may fit: use batch_size=None, {others}")
+        else:  # not one seed fits: no batch size helps
+            advice = (f"one seed alone needs at least {memory.readable(least)}; "
+                      + memory.one_seed_advice("reverse" if reverse else None))
         raise memory.MemoryBudgetError(
             f"a forward pass with {step} tangent seeds needs about {memory.readable(step * seed_bytes)}, over the "
-            f"{memory.readable(room)} left in the memory budget (max_memory); use batch_size <= "
-            f"{max(1, room // seed_bytes)}, batch_size=None, reverse mode or a larger max_memory"
+            f"{memory.readable(room)} left in the memory budget (max_memory); {advice}"
         )
     return step
 
@@ -326,10 +344,14 @@ def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=
         room //= sharding.workers(executor, m)
     step, _ = schedule("reverse", x.size, m, batch_size, seed_bytes, room, getattr(pullback, "widest", 0))
     if seed_bytes and step * seed_bytes > room and step > 1:
+        if room >= seed_bytes:
+            advice = f"use batch_size <= {room // seed_bytes} or batch_size=None"
+        else:  # not one cotangent fits: no batch size helps; forward mode only when one seed's tangents fit
+            advice = (f"one cotangent alone needs about {memory.readable(seed_bytes)}; "
+                      + memory.one_seed_advice("forward" if tangent_bytes(pullback, x) <= room else None))
         raise memory.MemoryBudgetError(
             f"a sweep with {step} cotangents needs about {memory.readable(step * seed_bytes)}, over the "
-            f"{memory.readable(room)} left in the memory budget (max_memory); use batch_size <= "
-            f"{max(1, room // seed_bytes)} or batch_size=None"
+            f"{memory.readable(room)} left in the memory budget (max_memory); {advice}"
         )
     passes = batches(m, step)
     lo, hi = next(passes)

@@ -90,12 +90,48 @@ def check_dense(m: int, n: int, itemsize: int, limit: int) -> int:
     return need
 
 
+def one_seed_advice(other_mode=None) -> str:
+    """What to do when one seed alone outgrows the budget: no batch size helps, so none is suggested.
+
+    `other_mode` is the other accumulation order when its pass is known (or
+    may be assumed) to fit, else None.
+
+    >>> one_seed_advice("reverse")
+    'use reverse mode, a larger max_memory or jvp/vjp for the products you need instead of the full Jacobian'
+    """
+    other = f"{other_mode} mode, " if other_mode else ""
+    return f"use {other}a larger max_memory or jvp/vjp for the products you need instead of the full Jacobian"
+
+
+def forward_pass_error(seeds: int, created: float, max_bytes: int, other_mode="reverse") -> MemoryBudgetError:
+    """The error of a forward pass of `seeds` seeds that created `created` bytes of tangents, over `max_bytes`.
+
+    It carries ``seed_bytes`` (bytes per seed) and ``max_bytes`` for the harness
+    to retry with. A smaller batch is suggested only when one seed's share fits:
+    what a seed created before the pass stopped is a low estimate of its whole
+    pass, so when even that is over the budget, no batch size helps.
+    `other_mode` is suggested too (None: not, when its pass is known not to fit).
+    """
+    fewer = int(max_bytes * seeds // created)
+    if seeds > 1 and fewer >= 1:
+        fixes = [f"batch_size <= {fewer}"] + ([f"{other_mode} mode"] if other_mode else [])
+        advice = f"use {', '.join(fixes)} or a larger max_memory"
+    else:
+        advice = ("one seed alone needs more; " if seeds > 1 else "") + one_seed_advice(other_mode)
+    error = MemoryBudgetError(
+        f"a forward pass with {seeds} tangent seed{'s' if seeds > 1 else ''} needs more than "
+        f"{readable(max_bytes)} of tangents (max_memory); {advice}"
+    )
+    error.seed_bytes, error.max_bytes = created / seeds, max_bytes
+    return error
+
+
 class TangentBudget:
     """The tangent bytes one forward pass created, held against `max_bytes` (None: no limit).
 
     The sum of every tangent created is an upper bound of what the pass holds at
-    once; past the limit `account` raises `MemoryBudgetError` carrying
-    ``seed_bytes``, the bytes one seed needed, and ``max_bytes``, the budget it
+    once; past the limit `account` raises `forward_pass_error`'s `MemoryBudgetError`
+    carrying ``seed_bytes``, the bytes one seed needed, and ``max_bytes``, the budget it
     outgrew (what is left once the result is set aside), so the harness can retry with
     fewer seeds per pass.
     """
@@ -108,11 +144,4 @@ class TangentBudget:
             return
         self.created += getattr(tangent, "nbytes", 0)
         if self.created > self.max_bytes:
-            fewer = max(1, self.max_bytes * self.seeds // self.created)
-            advice = f"batch_size <= {fewer}, " if self.seeds > 1 else ""  # one seed per pass cannot shrink
-            error = MemoryBudgetError(
-                f"a forward pass with {self.seeds} tangent seed{'s' if self.seeds > 1 else ''} needs more than "
-                f"{readable(self.max_bytes)} of tangents (max_memory); use {advice}reverse mode or a larger max_memory"
-            )
-            error.seed_bytes, error.max_bytes = self.created / self.seeds, self.max_bytes
-            raise error
+            raise forward_pass_error(self.seeds, self.created, self.max_bytes)

@@ -190,3 +190,74 @@ def test_auto_names_the_memory_reverse_would_need_readably():
     _, reason = prediction.choose(max_memory=prediction.tape_bytes // 2)
     assert f"reverse would need {readable(prediction.reverse_bytes)} " in reason
     assert f"over max_memory = {readable(prediction.tape_bytes // 2)}" in reason and "GiB" not in reason
+
+
+def _copies(x):
+    return np.concatenate([np.sin(x)] * 50)  # m = 50 n: auto takes forward, on its tape
+
+
+def _suggests_batches(message):
+    return "batch_size" in message
+
+
+def test_a_batch_on_a_tape_that_not_one_seed_fits_is_told_only_fixes_that_can_work():
+    """Not one seed's tangents fit: no batch size helps (batch_size=None stops the same way), and one reverse
+    sweep does not fit either, so only a larger max_memory and products are suggested."""
+    x = np.linspace(0, 1, 20)
+    prediction = jl.predict(_copies, x)
+    tight = prediction.dense_bytes + 4_000
+    assert prediction.tangent_bytes > 4_000 and prediction.seed_bytes > 4_000
+    for batch_size in (20, None, 1):
+        with pytest.raises(MemoryBudgetError) as err:
+            jl.jacobian(_copies, x, batch_size=batch_size, max_memory=tight)
+        message = str(err.value)
+        assert not _suggests_batches(message) and "reverse mode" not in message, (batch_size, message)
+        assert "a larger max_memory" in message and "jvp/vjp" in message
+    np.testing.assert_allclose(jl.jacobian(_copies, x, max_memory=4 * tight), jl.jacrev(_copies)(x), rtol=1e-12)
+
+
+def test_a_batch_on_a_tape_that_one_seed_may_fit_is_told_to_run_unsized():
+    """A float32 x's tangents are priced at 8 bytes an element but may take 4: batch_size=None takes one seed per
+    pass, which fits here, and one reverse sweep (float32 cotangents) fits too."""
+    x = np.linspace(0, 1, 20).astype(np.float32)
+    prediction = jl.predict(_copies, x)
+    room = 6_000
+    assert prediction.tangent_bytes // 2 <= room < prediction.tangent_bytes and prediction.seed_bytes <= room
+    with pytest.raises(MemoryBudgetError) as err:
+        jl.jacobian(_copies, x, batch_size=20, max_memory=prediction.dense_bytes + room)
+    message = str(err.value)
+    assert "batch_size=None" in message and "batch_size <=" not in message and "reverse mode" in message
+    for mode in ("auto", "reverse"):  # the fixes it names work
+        J = jl.jacobian(_copies, x, mode, max_memory=prediction.dense_bytes + room)
+        np.testing.assert_allclose(J, jl.jacrev(_copies)(x), rtol=1e-6)
+
+
+def test_a_sweep_that_not_one_cotangent_fits_is_not_told_to_shrink_its_batch():
+    x = np.linspace(0, 1, 20)
+    with pytest.raises(MemoryBudgetError) as err:
+        jl.jacobian(_outer_head, x, mode="reverse", batch_size=50, max_memory=50 * 20 * 8 + 100)
+    message = str(err.value)
+    assert not _suggests_batches(message) and "one cotangent alone needs about" in message
+    assert "a larger max_memory" in message and "jvp/vjp" in message
+    assert "forward mode" not in message  # one seed's tangents do not fit 100 bytes either
+
+
+def test_a_forward_pass_whose_seeds_each_outgrow_the_budget_is_not_told_to_shrink_its_batch():
+    # without a tape: the pass of 10 seeds stops at its first tangent, 80,000 bytes, 8,000 a seed, over 100
+    with pytest.raises(MemoryBudgetError) as err:
+        jl.jacfwd(np.sin, batch_size=10, max_memory=100)(np.ones(1000))
+    message = str(err.value)
+    assert "forward pass with 10 tangent seeds" in message and not _suggests_batches(message)
+    assert "reverse mode" in message and "a larger max_memory" in message and "jvp/vjp" in message
+    with pytest.raises(MemoryBudgetError):  # a batch size of 1 would not have fitted
+        jl.jacfwd(np.sin, batch_size=1, max_memory=100)(np.ones(1000))
+
+
+def test_a_forward_pass_that_a_smaller_batch_may_fit_still_names_one():
+    # 10 seeds of sin's tangents take 80,000 bytes, 4 of them fit 40,000: a smaller batch is worth naming
+    import re
+
+    with pytest.raises(MemoryBudgetError) as err:
+        jl.jacfwd(lambda x: np.sum(np.sin(x)), batch_size=10, max_memory=40_000)(np.ones(1000))
+    fits = re.search(r"use batch_size <= (\d+), reverse mode or a larger max_memory", str(err.value))
+    assert fits and 1 <= int(fits.group(1)) < 10
