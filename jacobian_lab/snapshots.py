@@ -8,6 +8,9 @@ engines take their constant operands this way, the forward one although it reads
 NumPy's kernels may round differently on a copy than on a strided view, and the orders then
 compute with the same arrays.
 
+The parameters of a primitive are kept the same way where they may hold a plain array
+(`kept_params`): clip's bounds, the indices of a gather and of its transpose.
+
 >>> import numpy as np
 >>> buffer = np.zeros(2)
 >>> kept = snapshot(buffer)
@@ -40,3 +43,42 @@ def snapshot(array: np.ndarray) -> np.ndarray:
     copy = array.copy(order="K")  # the same memory layout: BLAS then rounds as it did on `array`
     copy.flags.writeable = False
     return copy
+
+
+#: The parameters of jacobian_lab's primitives that may hold a plain array f can write into, by
+#: primitive name: a tape keeps those through `snapshot` (`kept_params`).
+ARRAY_PARAMS = {"clip": ("lo", "hi"), "take": ("indices",), "scatter_add": ("indices",)}
+#: The primitives whose parameters never hold an array: axes, shapes, basic indices, dtypes, flags
+#: and numbers. Their parameters are not looked through, which keeps their dispatch as cheap as it
+#: was; a primitive in neither table (one registered elsewhere) has all of its parameters looked
+#: through, so that none is missed.
+PLAIN_PARAMS = frozenset([
+    "astype", "broadcast_to", "cholesky", "concatenate", "cumprod", "cumsum", "eigh_values", "eigh_vectors",
+    "eigvalsh", "embed", "getitem", "max", "mean", "min", "pinv", "polygamma", "prod", "reshape", "sum",
+    "transpose",
+])
+
+
+def kept_params(name: str, params: dict) -> dict:
+    """`params` of the primitive `name` as a tape keeps them: each plain array in a parameter that
+    may hold one (top level, or in a tuple or list) through `snapshot`; `params` itself when there
+    is none to copy."""
+    kept = None
+    for key in ARRAY_PARAMS.get(name, params):
+        value = params.get(key)
+        new = _kept(value)
+        if new is not value:
+            if kept is None:
+                kept = dict(params)
+            kept[key] = new
+    return params if kept is None else kept
+
+
+def _kept(value):
+    if isinstance(value, np.ndarray):
+        return snapshot(value)
+    if type(value) in (tuple, list):
+        items = [_kept(v) for v in value]
+        if any(new is not old for new, old in zip(items, value)):
+            return type(value)(items)
+    return value

@@ -1166,3 +1166,88 @@ def test_a_finished_call_does_not_refuse_the_enclosing_trace():
     H = jl.hessian(lambda v: np.sum(np.sin(v) * v), np.array([0.3, 0.7]))
     x = np.array([0.3, 0.7])
     assert np.allclose(H, np.diag(2 * np.cos(x) - x * np.sin(x)))
+
+
+# --- plain arrays given to a primitive as parameters ---------------------------------------------
+def _bounds_moved_after_use(x):
+    """clip's bounds are plain arrays f moves once it has clipped: the clip keeps the ones it used."""
+    lo, hi = np.zeros(x.shape), np.ones(x.shape)
+    y = np.clip(x, lo, hi)
+    lo -= 10.0
+    hi += 10.0
+    return y * 1.0
+
+
+def _indices_rewritten_after_use(x):
+    """A gather, and its transpose, given f's own index array, which f rewrites once used."""
+    from jacobian_lab.rules import shape as S
+
+    idx = np.array([2, 0, 2])
+    y = S.take(x, idx, axis=1)
+    idx[:] = 1
+    z = S.scatter_add(y, idx, axis=1, size=3)
+    idx[:] = 0
+    return z * np.array([1.0, 2.0, 3.0])
+
+
+def _second_differences(g, x, step=1e-3):
+    """The Hessian of a scalar g by central second differences of plain NumPy (exact for g
+    piecewise quadratic, away from its kinks by more than 2 steps)."""
+    n = x.size
+    H = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            e_i, e_j = np.zeros(n), np.zeros(n)
+            e_i[i], e_j[j] = step, step
+            at = lambda d: g((x.ravel() + d).reshape(x.shape))  # noqa: E731
+            H[i, j] = (at(e_i + e_j) - at(e_i - e_j) - at(e_j - e_i) + at(-e_i - e_j)) / (4 * step * step)
+    return H.reshape(x.shape + x.shape)
+
+
+PARAM_CALLS = {
+    "forward": lambda f, x: jl.jacobian(f, x, mode="forward"),
+    "reverse": lambda f, x: jl.jacobian(f, x, mode="reverse"),
+    "auto": lambda f, x: jl.jacobian(f, x, mode="auto"),
+    "jit forward": lambda f, x: jl.jit(jl.jacfwd(f))(x),
+    "jit reverse": lambda f, x: jl.jit(jl.jacrev(f))(x),
+    "sparse_jacobian": lambda f, x: jl.sparse_jacobian(f, x).toarray().reshape(f(x).shape + x.shape),
+}
+
+
+@pytest.mark.parametrize("call", PARAM_CALLS.values(), ids=PARAM_CALLS)
+@pytest.mark.parametrize("f", [_bounds_moved_after_use, _indices_rewritten_after_use], ids=lambda f: f.__name__)
+def test_a_plain_array_f_writes_into_after_passing_it_as_a_parameter_keeps_its_use(f, call):
+    assert_fd_close(call(f, X), central_differences(f, X))
+
+
+@pytest.mark.parametrize("call", [
+    lambda g, x: jl.grad(g)(x),
+    lambda g, x: jl.jit(jl.grad(g))(x),
+], ids=["grad", "jit grad"])
+def test_a_gradient_reads_the_parameters_as_f_used_them(call):
+    g = lambda x: np.sum(_bounds_moved_after_use(x) ** 2)  # noqa: E731
+    assert_fd_close(call(g, X), central_differences(g, X))
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_a_hessian_reads_the_parameters_as_f_used_them(mode):
+    g = lambda x: np.sum(_bounds_moved_after_use(x) ** 2)  # noqa: E731
+    expected = _second_differences(g, X)
+    assert_fd_close(jl.hessian(g, X, mode=mode), expected)
+    assert_fd_close(jl.sparse_hessian(g, X, mode=mode).toarray().reshape(expected.shape), expected)
+
+
+def test_a_pullback_reads_the_parameters_as_f_used_them():
+    lo = np.zeros(3)
+    y, pullback = jl.vjp(lambda x: np.clip(x, lo, None) * 1.0, np.array([0.5, -1.0, 2.0]))
+    lo[:] = 5.0  # every x would now be clipped
+    np.testing.assert_array_equal(pullback(np.ones(3)), [1.0, 0.0, 1.0])
+
+
+def test_the_primitives_named_for_their_parameters_are_registered():
+    """A primitive renamed out of these tables would have its parameters looked through (slower),
+    never skipped; this keeps the tables naming what is registered."""
+    from jacobian_lab.primitives import REGISTRY
+
+    assert set(snapshots.ARRAY_PARAMS) | snapshots.PLAIN_PARAMS <= set(REGISTRY)
+    assert not set(snapshots.ARRAY_PARAMS) & snapshots.PLAIN_PARAMS
