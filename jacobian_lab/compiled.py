@@ -434,7 +434,7 @@ class Program:
         self.equations = [eqs[i] for i in run if i not in placements]
         self.guards = len(observations)
         self.costs = _costs(self.equations)  # a placement copies: no arithmetic
-        code = _Code(eqs, set(run), placements, private=recorder.private)
+        code = _Code(eqs, set(run), placements)
         self.source = code.emit(run, observations, blocks)
         self.fresh = all(r in code.running for _, r, _ in blocks)  # else a block is a constant it keeps
         self._run = code.function()
@@ -443,14 +443,14 @@ class Program:
         if mode == "forward":
             rewrite = compaction.compact(eqs, run, placements, blocks, observations, self.seeds, x)
             if rewrite is not None and _total(_costs(rewrite.equations)).total() < self.cost.total():
-                kept = {**kept, **self._run_compacted(rewrite, observations, x, recorder.private)}
+                kept = {**kept, **self._run_compacted(rewrite, observations, x)}
         self.constant_bytes = sum(kept.values())
         self._work = self._counter(self.costs)  # what counting a replay adds: known in advance
         self._dense_work = self._counter(self.dense_costs) if self._dense else None  # only compact code falls back
 
-    def _run_compacted(self, rewrite, observations, x, private) -> dict:
+    def _run_compacted(self, rewrite, observations, x) -> dict:
         """Replay `rewrite` (`compaction.Compacted`), the dense code kept for when it returns DENSE."""
-        compact = _Code(rewrite.eqs, set(rewrite.run), rewrite.placements, rewrite, x, private)
+        compact = _Code(rewrite.eqs, set(rewrite.run), rewrite.placements, rewrite, x)
         self.source = compact.emit(rewrite.run, observations, rewrite.blocks)
         self._run, self._dense = compact.function(), self._run
         self.equations = rewrite.equations
@@ -638,9 +638,8 @@ class _Code:
     placements made without zeros (`filled`).
     """
 
-    def __init__(self, eqs, running: set, placements: dict, compacted=None, x=None, private=None):
+    def __init__(self, eqs, running: set, placements: dict, compacted=None, x=None):
         self.eqs, self.running, self.placements, self.x = eqs, running, placements, x
-        self.private = private or (lambda value: value)  # `Recorder.private`: what the program keeps of an array
         self.notes, self.checks, self.into, self.filled = (
             (compacted.notes, compacted.checks, compacted.into, compacted.filled) if compacted else ({}, {}, {}, ()))
         self.namespace = {"same": same, "zeros": np.zeros, "empty": np.empty, "DENSE": compaction.DENSE,
@@ -693,7 +692,7 @@ class _Code:
         if eq.prim is _GETITEM:  # x[0:1] reads better than getitem(x, **p0), and skips a call
             return f"{args[0]}[{self._subscript(eq.params['index'])}]"
         if eq.params:
-            self.namespace[f"p{i}"] = {name: self._kept(value) for name, value in eq.params.items()}
+            self.namespace[f"p{i}"] = eq.params  # arrays in it are the recording's snapshots (`Recorder.kept`)
             args.append(f"**p{i}")
         if i in self.into:
             placement, index = self.into[i]
@@ -706,7 +705,7 @@ class _Code:
         if not parts:
             return "()"
         if not all(map(_basic, parts)):
-            return self._constant(self._kept(index))
+            return self._constant(index)
         return ", ".join(map(_index_text, parts))
 
     def _finite(self, ref) -> list[str]:
@@ -746,7 +745,7 @@ class _Code:
         self.namespace[name] = o.fn
         args = [self._operand(a, r) for a, r in zip(o.args, o.refs)]
         if o.kwargs:
-            self.namespace[f"{name}_kw"] = {key: self._kept(value) for key, value in o.kwargs.items()}
+            self.namespace[f"{name}_kw"] = o.kwargs
             args.append(f"**{name}_kw")
         return f"    if not same({name}({', '.join(args)}), {self._constant(o.result)}):\n        return None"
 
@@ -755,13 +754,7 @@ class _Code:
             return "x"
         if ref is not None and ref in self.running:
             return f"v{ref}"
-        return self._constant(self._kept(value))
-
-    def _kept(self, value):
-        """A constant as the program keeps it: its arrays (also in a tuple or list) through `private`."""
-        if type(value) in (tuple, list):
-            return type(value)(map(self._kept, value))
-        return self.private(value)
+        return self._constant(value)
 
     def _constant(self, value) -> str:
         if type(value) in (int, bool, type(None)) or (type(value) is float and math.isfinite(value)):

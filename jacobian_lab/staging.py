@@ -13,8 +13,9 @@ replay recomputes it): the recorder watches it with a weak reference and
 forgets its `id` when it dies, so no later array can be mistaken for it, and
 recording takes no more memory than the computation itself. Constants are
 kept, since a program may use them; an array from outside the recording (one
-f closes over) is kept as a copy (`Recorder.private`), so that a program reads
-it as it was when it was compiled.
+f closes over) is kept as a snapshot of what it held when it was read
+(`Recorder.kept`), since f may write into it afterwards, so that a program
+reads it as the computation it replays did.
 
 A replay is only sound if nothing else about x steered the computation, so
 the recorder also keeps *guards*: the values Python read to decide something
@@ -26,13 +27,14 @@ recomputes each guard first and gives up if one differs.
 """
 from __future__ import annotations
 
+import operator
 import weakref
 
 import numpy as np
 
 from .accounting import PRIMAL, Counter
 from .observables import Observable, array_of, read_numbers
-from .snapshots import immutable, root
+from .snapshots import immutable, root, snapshot
 
 INPUT = -1  # the reference of x itself
 # Values computed from constants alone are kept, for a program to use as constants,
@@ -91,9 +93,8 @@ class Recorder(Counter):
         self._index = {id(x): INPUT}  # id -> equation index (INPUT for x) of every live recorded value
         self._x = x
         self._kept_bytes: dict = {}  # segment -> bytes of constants kept
-        self._outside: dict = {}  # id -> array whose memory operands from outside the recording are
         self._seeds: dict = {}  # id -> the passes' seeds, which come from outside but are the recording's own
-        self._copies: dict = {}  # id of an array kept from outside -> (it, its copy): see `private`
+        self._snapshots: dict = {}  # the memory an array from outside views -> (its root, its last snapshot)
         self.raised: str | None = None  # why the recording cannot be replayed, once an operation on x raised
         self._errstate = np.geterr()  # a replay runs under its caller's; see `_check_errstate`
 
@@ -108,8 +109,9 @@ class Recorder(Counter):
             params = read_numbers(params)  # a parameter is read in Python: observed, then a constant
             if self._any_dynamic(self.refs(_arrays_in(params))):
                 raise NotReplayable(f"{prim.name} took a parameter computed from x")
+            params = self.kept(params)
         refs = self.refs(args)
-        self._enter([a for a, r in zip(args, refs) if r is None] + (_arrays_in(params) if params else []))
+        args = tuple([self.kept(a) if r is None else a for a, r in zip(args, refs)])
         dynamic = self._any_dynamic(refs)
         if dynamic:
             self._check_errstate(prim)
@@ -163,43 +165,39 @@ class Recorder(Counter):
         owner = root(seeds)
         self._seeds[id(owner)] = owner  # kept alive, so that its id stays its own
 
-    def _enter(self, operands) -> None:
-        """Note the memory of the arrays among `operands` that come from outside the recording."""
-        for a in operands:
-            if isinstance(a, np.ndarray) and not immutable(a):  # a reverse tape's snapshot is immutable
-                owner = root(a)
-                if id(owner) not in self._seeds:
-                    self._outside[id(owner)] = owner  # kept alive, so that its id stays its own
-
-    def private(self, value):
-        """`value` as a program may keep it: an array from outside the recording as a copy.
+    def kept(self, value):
+        """`value` (an operand, a parameter, an argument of a decision) as the recording keeps it,
+        read now: an array from outside the recording as a `snapshot` of what it holds now.
 
         Arrays from outside (those f closes over, or views of them) are read when f is compiled, as
-        ``jax.jit`` reads them. Kept by reference, a program would read what they hold at each
-        call while the values folded from them stay those of the first, so an array changed in
-        place between calls would give a Jacobian of neither. Each is copied once, for every
-        program built from this recording; what the recording computed is its own, as are the
-        seeds, and is kept as it is.
+        ``jax.jit`` reads them, and f may write into one after it used it (a buffer it reuses, a
+        bound it moves). Kept by reference, a program would read what the array holds when the
+        program is built, or at each call, rather than what the computation it replays read.
+        What the recording computed is its own, as are the seeds, and is kept as it is; so is an
+        array whose values cannot change (a reverse tape's snapshot). An array read again while
+        it still holds what its last snapshot does shares that snapshot. Tuples, lists and dicts
+        are looked through.
         """
-        if not isinstance(value, np.ndarray):
+        kind = type(value)
+        if kind is tuple or kind is list:
+            items = [self.kept(v) for v in value]
+            return value if all(map(operator.is_, items, value)) else kind(items)
+        if kind is dict:
+            items = {k: self.kept(v) for k, v in value.items()}
+            return value if all(items[k] is v for k, v in value.items()) else items
+        if not isinstance(value, np.ndarray) or id(value) in self._index or immutable(value):
             return value
         owner = root(value)
-        if id(owner) not in self._outside:
+        if id(owner) in self._seeds or id(owner) in self._index:
             return value
-        kept = self._copies.get(id(value))
-        if kept is None:  # the pair keeps `value` alive, so that its id stays its own
-            kept = self._copies[id(value)] = (value, self._copy(value, owner))
-        return kept[1]
-
-    def _copy(self, value, owner) -> np.ndarray:
-        """A copy of `value`: as a view of it, the same view of the one copy of its `root`, so that
-        ``W`` and ``W.T`` (a product and its reverse rule) do not keep two."""
-        if value is not owner and type(value) is np.ndarray:
-            copy = self.private(owner)
-            if copy.strides == owner.strides and (copy.flags.c_contiguous or copy.flags.f_contiguous):
-                offset = value.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
-                return np.ndarray(value.shape, value.dtype, buffer=copy, offset=offset, strides=value.strides)
-        return np.array(value, order="K", copy=True, subok=True)
+        where = (id(owner), value.__array_interface__["data"][0], value.shape, value.strides, value.dtype.str,
+                 type(value))
+        last = self._snapshots.get(where)
+        if last is not None and _same_bytes(last[1], value):
+            return last[1]
+        copy = snapshot(value)
+        self._snapshots[where] = (owner, copy)  # keeps `owner` alive, so that its id stays its own
+        return copy
 
     def _keep(self, constant) -> bool:
         """Whether there is room to keep `constant` (a view costs nothing beyond its base)."""
@@ -225,15 +223,14 @@ class Recorder(Counter):
         refs = self.refs(args)
         if self._any_dynamic(self.refs(kwargs.values())):
             raise NotReplayable(f"{getattr(fn, '__name__', fn)} took a keyword computed from x")
-        if self._any_dynamic(refs):
-            self._enter([a for a, r in zip(args, refs) if r is None] + list(kwargs.values()))
-            kept = self._static_args(args, refs)
-            self.observations.append(Observation(fn, kept, kwargs, refs, _snapshot(result), self.segment))
+        if self._any_dynamic(refs):  # what fn read, kept as it read it: f may change it afterwards
+            kept = self._static_args(tuple([self.kept(a) if r is None else a for a, r in zip(args, refs)]), refs)
+            self.observations.append(Observation(fn, kept, self.kept(kwargs), refs, _snapshot(result), self.segment))
 
     def output(self, value, seeds: int) -> None:
         ref = self.refs([value])[0]
         if ref is None:
-            self._enter([value])
+            value = self.kept(value)
         self.outputs.setdefault(self.segment, []).append((None if self._dynamic(ref) else value, ref, seeds))
 
 
@@ -254,6 +251,15 @@ def _snapshot(result):
     if type(result) in (tuple, list):
         return type(result)(map(_snapshot, result))
     return result
+
+
+def _same_bytes(kept: np.ndarray, value: np.ndarray) -> bool:
+    """Whether `value` holds exactly what `kept`, a snapshot of it, does (-0.0 is not 0.0, NaN is NaN)."""
+    size = value.dtype.itemsize
+    if value.dtype.hasobject or size not in (1, 2, 4, 8):
+        return False  # compared as unsigned integers of their size only
+    as_bits = np.dtype(f"u{size}")
+    return bool(np.array_equal(kept.view(as_bits), value.view(as_bits)))
 
 
 def _arrays_in(params: dict) -> list:

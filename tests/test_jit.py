@@ -927,3 +927,51 @@ def test_a_solve_with_a_constant_matrix_is_not_kept_for_whether_it_raises():
     x = np.array([1.0, 2.0])
     assert_close(jitted(x), np.linalg.inv(A), 1e-14)
     assert "solve(" not in jitted.program(x).source
+
+
+# --- plain arrays f writes into after reading them ---------------------------------------------
+def _edges_moved_after_use(x):
+    """A decision reads plain edges, which f then moves: a guard checks what the decision read."""
+    edges = np.array([0.0, 0.5, 1.0])
+    i = np.searchsorted(edges, x)
+    edges += 10.0
+    return x * i
+
+
+def _sorter_rewritten_after_use(x):
+    """The same with the edges' order, an array given as a keyword, rewritten."""
+    edges, order = np.array([1.0, 0.0, 0.5]), np.array([1, 2, 0])
+    i = np.searchsorted(edges, x, sorter=order)
+    order[:] = 0
+    return x * i
+
+
+def _weights_beside_a_mask_rewritten(x):
+    """A mask times a plain array, a recorded operation, then the array rewritten."""
+    w = np.array([1.0, 2.0, 3.0])
+    scale = (x > 0) * w
+    w[:] = -7.0
+    return x * scale
+
+
+@pytest.mark.parametrize("f", [_edges_moved_after_use, _sorter_rewritten_after_use], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("make", [jl.jacfwd, jl.jacrev, jl.jacobian], ids=["forward", "reverse", "auto"])
+def test_a_guard_checks_the_plain_arrays_as_the_decision_read_them(make, f):
+    from helpers import central_differences
+
+    jitted = jl.jit(make(f))
+    x = np.array([0.3, 0.7, 1.1, -0.4])
+    for point in (x, x + 10.0, x, x + 10.0):  # at x + 10 a guard reading the moved edges would pass
+        assert_close(jitted(point), central_differences(f, point), 1e-6, f"at {point}")
+    assert jitted.compiles == 2  # one program per segment pattern, each replayed the second time round
+
+
+@pytest.mark.parametrize("make", [jl.jacfwd, jl.jacrev, jl.jacobian], ids=["forward", "reverse", "auto"])
+def test_a_program_reads_a_plain_operand_as_the_recorded_operation_did(make):
+    from helpers import central_differences
+
+    jitted = jl.jit(make(_weights_beside_a_mask_rewritten))
+    for point in (np.array([0.5, -1.0, 2.0]), np.array([-0.5, 1.0, 2.0]), np.array([0.5, -1.0, 2.0])):
+        assert_close(jitted(point), central_differences(_weights_beside_a_mask_rewritten, point), 1e-6,
+                     f"at {point}")
+    assert jitted.compiles == 1  # the mask is recomputed, not checked
