@@ -3,10 +3,14 @@
 f may write into an array after using it (a buffer it reuses, an array it closes over changed
 between calls), while a reverse sweep or a replay reads it later. A kept array is therefore a
 read-only copy, unless its values cannot change already: its memory belongs to a read-only array
-that owns it (so ``W.flags.writeable = False`` lets a large constant be kept as it is). Both
-engines take their constant operands this way, the forward one although it reads them at once:
-NumPy's kernels may round differently on a copy than on a strided view, and the orders then
-compute with the same arrays.
+that owns it (so ``W.flags.writeable = False`` lets a large constant be kept as it is).
+
+The copy has the array's own memory layout, strides and all, not a contiguous one: NumPy's
+kernels may round differently on a copy than on a strided view (a product's output takes the
+layout of its operands, and a matrix product or a sum over it then adds in another order), and
+the forward engine, which reads its constants at once, takes them as they are. Both orders then
+compute with the same layouts, and a copy costs only the bytes the array spans: a broadcast
+(a stride of 0) stays one, kept as the one row it repeats (`copy`).
 
 The parameters of a primitive are kept the same way where they may hold a plain array
 (`kept_params`): clip's bounds, the indices of a gather and of its transpose.
@@ -37,12 +41,53 @@ def immutable(array: np.ndarray) -> bool:
 
 
 def snapshot(array: np.ndarray) -> np.ndarray:
-    """`array` as it is now, for good: itself when `immutable`, else a read-only copy."""
+    """`array` as it is now, for good: itself when `immutable`, else a read-only `copy`."""
     if immutable(array):
         return array
-    copy = array.copy(order="K")  # the same memory layout: BLAS then rounds as it did on `array`
-    copy.flags.writeable = False
-    return copy
+    kept = copy(array)
+    kept.flags.writeable = False
+    root(kept).flags.writeable = False  # the buffer it views: `immutable`
+    return kept
+
+
+#: A strided view is copied with its strides when the bytes it spans are at most this many times
+#: its own: a column of a large matrix is copied compactly instead (its axes in the same order).
+SPAN_FACTOR = 2
+
+
+def copy(array: np.ndarray) -> np.ndarray:
+    """A copy of `array` with the same strides, holding only the bytes its elements span.
+
+    An axis of stride 0 (a broadcast) keeps its stride, over a copy of the one row it repeats,
+    so ``np.broadcast_to(b, (300, 4000))`` costs ``b``'s bytes. A view spanning more than
+    `SPAN_FACTOR` times its own bytes (a column of a large matrix) is copied compactly, with its
+    axes in the same order, as ``copy(order="K")`` does.
+
+    >>> import numpy as np
+    >>> b = np.arange(3.0)
+    >>> wide = copy(np.broadcast_to(b, (1000, 3)))
+    >>> wide.strides, root(wide).nbytes, copy(np.ones((4, 6))[::2, ::-1].T).strides
+    ((0, 8), 24, (-8, 96))
+    """
+    if type(array) is not np.ndarray or array.dtype.hasobject or array.flags.c_contiguous \
+            or array.flags.f_contiguous or array.size == 0:
+        return array.copy(order="K")  # the same strides already (a subclass stays one)
+    shape, strides = array.shape, array.strides
+    repeated = [n > 1 and s == 0 for n, s in zip(shape, strides)]
+    core = array[tuple([slice(0, 1) if r else slice(None) for r in repeated])] if any(repeated) else array
+    low = sum([(n - 1) * s for n, s in zip(core.shape, core.strides) if s < 0])
+    span = sum([(n - 1) * s for n, s in zip(core.shape, core.strides) if s > 0]) + array.itemsize - low
+    if span <= SPAN_FACTOR * core.nbytes:
+        kept, offset, nbytes = core.strides, -low, span
+    else:  # compact, innermost axis first as in `array`
+        kept, step = [0] * core.ndim, array.itemsize
+        for axis in sorted(range(core.ndim), key=lambda a: abs(core.strides[a])):
+            kept[axis], step = step, step * core.shape[axis]
+        offset, nbytes = 0, core.nbytes
+    buffer = np.empty(nbytes, np.uint8)
+    np.copyto(np.ndarray(core.shape, array.dtype, buffer, offset, tuple(kept)), core)
+    strides = tuple([0 if r else s for r, s in zip(repeated, kept)])
+    return np.ndarray(shape, array.dtype, buffer, offset, strides)
 
 
 #: The parameters of jacobian_lab's primitives that may hold a plain array f can write into, by

@@ -261,3 +261,49 @@ def test_a_forward_pass_that_a_smaller_batch_may_fit_still_names_one():
         jl.jacfwd(lambda x: np.sum(np.sin(x)), batch_size=10, max_memory=40_000)(np.ones(1000))
     fits = re.search(r"use batch_size <= (\d+), reverse mode or a larger max_memory", str(err.value))
     assert fits and 1 <= int(fits.group(1)) < 10
+
+
+# --- the constants f combines with x -------------------------------------------------------------
+def _peak_bytes(call) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("order", ["forward", "reverse"])
+def test_a_broadcast_constant_is_not_materialised(order):
+    """np.broadcast_to(row, (300, 4000)) repeats 32 KiB of row: the forward engine reads it as it is,
+    and the tape keeps it as the broadcast it is, over a copy of row."""
+    row = np.linspace(0.0, 1.0, 4000)
+    wide = np.broadcast_to(row, (300, 4000))  # 9.2 MiB as a copy
+    f = lambda x: np.tanh(wide @ x)  # noqa: E731
+    x = np.linspace(-1.0, 1.0, 4000)
+    if order == "forward":
+        peak = _peak_bytes(lambda: jl.jvp(f, x, x))
+    else:
+        peak = _peak_bytes(lambda: jl.vjp(f, x)[1](np.ones(300)))
+    materialised = wide.size * wide.itemsize
+    assert peak < materialised // 20
+
+
+def test_the_tape_keeps_a_strided_constant_with_its_strides():
+    """A view keeps its layout in the tape, as the forward engine reads it: the orders round alike."""
+    from jacobian_lab import snapshots
+
+    A = np.arange(24.0).reshape(4, 6)
+    for view in (A[::2, ::-1].T, np.broadcast_to(A[1], (5, 6)), A[1:, 2:]):
+        kept = snapshots.snapshot(view)
+        assert kept.strides == view.strides and not kept.flags.writeable and snapshots.immutable(kept)
+        np.testing.assert_array_equal(kept, view)
+        assert snapshots.root(kept).nbytes <= 2 * np.unique(view).size * view.itemsize
+    column = A[:, 2]  # spans most of A: copied compactly
+    assert snapshots.snapshot(column).strides == (8,)
+    _, pullback = jl.engines.get("reverse").vjp(lambda x: x * A[::2, ::-1].T, np.ones((6, 2)))
+    record = pullback.tape.records[-1]
+    assert record.args[1].strides == A[::2, ::-1].T.strides
+    np.testing.assert_array_equal(pullback(np.ones((1, 6, 2)))[0], A[::2, ::-1].T)

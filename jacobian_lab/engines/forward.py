@@ -12,7 +12,6 @@ import numpy as np
 from ..accounting import TANGENT, active_counter
 from ..memory import TangentBudget
 from ..primitives import Trace
-from ..snapshots import snapshot
 from ..tracing import COMPLEX, Tracer, complex_result
 from .base import call_traced, next_level, register
 
@@ -40,8 +39,6 @@ class ForwardTrace(Trace):
                 primals.append(a.primal)
                 tangents.append(a.tangent)
             else:
-                if type(a) is np.ndarray:
-                    a = snapshot(a)  # what the reverse tape reads too: both orders round alike (`snapshots`)
                 primals.append(a)
                 tangents.append(None)  # a constant: symbolic zero tangent
                 if isinstance(a, Tracer):  # a value of an enclosing trace: see `nested`
