@@ -104,14 +104,14 @@ PLAIN_PARAMS = frozenset([
 ])
 
 
-def kept_params(name: str, params: dict) -> dict:
+def kept_params(name: str, params: dict, keep=snapshot) -> dict:
     """`params` of the primitive `name` as a tape keeps them: each plain array in a parameter that
-    may hold one (top level, or in a tuple or list) through `snapshot`; `params` itself when there
-    is none to copy."""
+    may hold one (top level, or in a tuple or list) through `keep` (`snapshot`, or a tape's
+    `keep`, which counts its copies); `params` itself when there is none to copy."""
     kept = None
     for key in ARRAY_PARAMS.get(name, params):
         value = params.get(key)
-        new = _kept(value)
+        new = _kept(value, keep)
         if new is not value:
             if kept is None:
                 kept = dict(params)
@@ -119,11 +119,11 @@ def kept_params(name: str, params: dict) -> dict:
     return params if kept is None else kept
 
 
-def _kept(value):
+def _kept(value, keep):
     if isinstance(value, np.ndarray):
-        return snapshot(value)
+        return keep(value)
     if type(value) in (tuple, list):
-        items = [_kept(v) for v in value]
+        items = [_kept(v, keep) for v in value]
         if any(new is not old for new, old in zip(items, value)):
             return type(value)(items)
     return value

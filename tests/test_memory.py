@@ -307,3 +307,25 @@ def test_the_tape_keeps_a_strided_constant_with_its_strides():
     record = pullback.tape.records[-1]
     assert record.args[1].strides == A[::2, ::-1].T.strides
     np.testing.assert_array_equal(pullback(np.ones((1, 6, 2)))[0], A[::2, ::-1].T)
+
+
+def test_the_tape_counts_the_copies_it_keeps_of_constants_apart_from_its_memory():
+    """The tape's copies of f's writeable constants (operands and parameters alike) are counted in
+    `Tape.kept_bytes`; an array that is read-only already is kept as it is and costs nothing. The
+    tape memory the budget holds (`fresh_bytes`, `tape_bytes`) leaves them out, as it leaves out
+    f's own arrays: it is the same whether f's constants are writeable or not."""
+    rng = np.random.default_rng(0)
+    W, row, lo = rng.normal(size=(200, 200)), rng.normal(size=200), np.full(200, -0.5)
+    wide = np.broadcast_to(row, (50, 200))
+    f = lambda x: np.sum(np.clip(np.tanh(W @ x), lo, None)) + wide @ x  # noqa: E731
+    x = np.linspace(-1.0, 1.0, 200)
+
+    def tape():
+        return jl.engines.get("reverse").vjp(f, x)[1].tape
+
+    copied, budgeted = tape(), jl.measure(f, x, mode="reverse", repeat=1).tape_bytes
+    assert copied.kept_bytes == W.nbytes + row.nbytes + lo.nbytes  # the broadcast costs its row
+    for array in (W, row, lo):
+        array.flags.writeable = False
+    assert tape().kept_bytes == 0
+    assert jl.measure(f, x, mode="reverse", repeat=1).tape_bytes == budgeted == copied.fresh_bytes

@@ -14,7 +14,7 @@ from ..accounting import COTANGENT, TANGENT, Cost, active_counter, in_phase
 from ..memory import TangentBudget
 from ..primitives import Trace
 from ..rules.elementwise import add
-from ..snapshots import PLAIN_PARAMS, kept_params, snapshot
+from ..snapshots import PLAIN_PARAMS, kept_params, root, snapshot
 from ..tracing import COMPLEX, Tracer, complex_result
 from .base import call_traced, next_level, register
 
@@ -49,6 +49,7 @@ class Tape:
         self.elements = 0  # recorded values, summed: a sweep's cotangents per seed, at most
         self.widest = 0  # the largest recorded value: a sweep's widest cotangent per seed
         self.fresh_bytes = 0  # values the trace computed (not views, not the input): what the tape keeps alive
+        self.kept_bytes = 0  # the copies it keeps of f's constants (`keep`): not in fresh_bytes
         # [flops, transcendentals] of the non-differentiable evaluations (comparisons, sign, ...):
         # primal work that leaves no record, kept so that the tape tells all of f's work
         self.unrecorded = [0, 0]
@@ -63,6 +64,19 @@ class Tape:
         self.elements += size
         self.widest = max(self.widest, size)
         return len(self.records) - 1
+
+    def keep(self, array: np.ndarray) -> np.ndarray:
+        """A plain array f used, as the sweeps will read it: its `snapshot`, a copy counted in
+        `kept_bytes` (an array kept as it is, read-only already, is f's own memory and costs nothing).
+
+        The copies are left out of `fresh_bytes`, the tape memory the memory budget holds: they
+        duplicate arrays f holds itself, which the budget leaves out in either order, and counting
+        them would rule reverse mode out for a constant that making read-only lets in at no cost.
+        """
+        kept = snapshot(array)
+        if kept is not array:
+            self.kept_bytes += root(kept).nbytes
+        return kept
 
     def backward(self, output: int, g):
         """Sweep the seed-batched cotangent g of record `output` back to the input."""
@@ -206,13 +220,13 @@ class ReverseTrace(Trace):
                 if type(a) is np.ndarray:
                     # The sweep reads constants later, when f may have written into them (a buffer it
                     # reuses): the tape keeps them as they were
-                    a = snapshot(a)
+                    a = self.tape.keep(a)
                 primals.append(a)
                 parents.append(None)  # a constant: it needs no cotangent
                 if isinstance(a, Tracer):  # a value of an enclosing trace: see `nested`
                     self.nested = True
         if params and prim.differentiable and prim.name not in PLAIN_PARAMS:
-            params = kept_params(prim.name, params)  # a parameter may hold an array too: clip's bounds
+            params = kept_params(prim.name, params, self.tape.keep)  # a parameter may hold an array: clip's bounds
         out = self.evaluate(prim, primals, params, active_counter())
         if not prim.differentiable:
             work, (flops, transcendentals) = self.tape.unrecorded, prim.cost(out, *primals, **params)
