@@ -79,7 +79,11 @@ class Primitive:
     operation that raises on some values (LinAlgError: cholesky of a matrix
     that is not positive definite, inv of a singular one): a compiled program
     runs it even where the Jacobian does not read it, since f may call it to
-    see whether it raises (`jacobian_lab.compiled`).
+    see whether it raises (`jacobian_lab.compiled`). ``array_params`` names the
+    parameters that may hold a plain array f can write into later (clip's
+    bounds, a gather's indices), which a reverse tape keeps as they were
+    (`jacobian_lab.snapshots`): ``()`` for none, None (the default) to look
+    through them all.
     """
 
     name: str
@@ -92,6 +96,7 @@ class Primitive:
     reads_values: bool = False
     structure: str | None = None
     raises: bool = False
+    array_params: tuple[str, ...] | None = None
     #: What counting adds ``out.size`` to, for a cost of exactly one flop (0) or one
     #: transcendental (1) per output element -- most primitives -- else None (`Counter.evaluate`).
     unit: int | None = field(init=False, repr=False)

@@ -13,7 +13,7 @@ compute with the same layouts, and a copy costs only the bytes the array spans: 
 (a stride of 0) stays one, kept as the one row it repeats (`copy`).
 
 The parameters of a primitive are kept the same way where they may hold a plain array
-(`kept_params`): clip's bounds, the indices of a gather and of its transpose.
+(`kept_params`, by the primitive's `array_params`): clip's bounds, a gather's indices.
 
 >>> import numpy as np
 >>> buffer = np.zeros(2)
@@ -90,26 +90,12 @@ def copy(array: np.ndarray) -> np.ndarray:
     return np.ndarray(shape, array.dtype, buffer, offset, strides)
 
 
-#: The parameters of jacobian_lab's primitives that may hold a plain array f can write into, by
-#: primitive name: a tape keeps those through `snapshot` (`kept_params`).
-ARRAY_PARAMS = {"clip": ("lo", "hi"), "take": ("indices",), "scatter_add": ("indices",)}
-#: The primitives whose parameters never hold an array: axes, shapes, basic indices, dtypes, flags
-#: and numbers. Their parameters are not looked through, which keeps their dispatch as cheap as it
-#: was; a primitive in neither table (one registered elsewhere) has all of its parameters looked
-#: through, so that none is missed.
-PLAIN_PARAMS = frozenset([
-    "astype", "broadcast_to", "cholesky", "concatenate", "cumprod", "cumsum", "eigh_values", "eigh_vectors",
-    "eigvalsh", "embed", "getitem", "max", "mean", "min", "pinv", "polygamma", "prod", "reshape", "sum",
-    "transpose",
-])
-
-
-def kept_params(name: str, params: dict, keep=snapshot) -> dict:
-    """`params` of the primitive `name` as a tape keeps them: each plain array in a parameter that
-    may hold one (top level, or in a tuple or list) through `keep` (`snapshot`, or a tape's
-    `keep`, which counts its copies); `params` itself when there is none to copy."""
+def kept_params(names, params: dict, keep=snapshot) -> dict:
+    """`params` as a tape keeps them: each plain array in a parameter of `names` (a primitive's
+    `array_params`; None: every one), top level or in a tuple or list, through `keep` (`snapshot`,
+    or a tape's `keep`, which counts its copies); `params` itself when there is none to copy."""
     kept = None
-    for key in ARRAY_PARAMS.get(name, params):
+    for key in params if names is None else names:
         value = params.get(key)
         new = _kept(value, keep)
         if new is not value:

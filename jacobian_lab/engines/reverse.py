@@ -14,7 +14,7 @@ from ..accounting import COTANGENT, TANGENT, Cost, active_counter, in_phase
 from ..memory import TangentBudget
 from ..primitives import Trace
 from ..rules.elementwise import add
-from ..snapshots import PLAIN_PARAMS, kept_params, root, snapshot
+from ..snapshots import kept_params, root, snapshot
 from ..tracing import COMPLEX, Tracer, complex_result
 from .base import call_traced, next_level, register
 
@@ -225,8 +225,8 @@ class ReverseTrace(Trace):
                 parents.append(None)  # a constant: it needs no cotangent
                 if isinstance(a, Tracer):  # a value of an enclosing trace: see `nested`
                     self.nested = True
-        if params and prim.differentiable and prim.name not in PLAIN_PARAMS:
-            params = kept_params(prim.name, params, self.tape.keep)  # a parameter may hold an array: clip's bounds
+        if params and prim.differentiable and prim.array_params != ():
+            params = kept_params(prim.array_params, params, self.tape.keep)  # may hold an array: clip's bounds
         out = self.evaluate(prim, primals, params, active_counter())
         if not prim.differentiable:
             work, (flops, transcendentals) = self.tape.unrecorded, prim.cost(out, *primals, **params)

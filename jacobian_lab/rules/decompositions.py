@@ -129,7 +129,7 @@ def _cholesky_vjp(needs, out, a, upper=False):
 #: factor from its upper triangle.
 cholesky = register(Primitive(
     "cholesky", lambda a, upper=False: np.linalg.cholesky(a, upper=upper) if upper else np.linalg.cholesky(a),
-    _cholesky_cost, jvp=_cholesky_jvp, vjp=_cholesky_vjp, raises=True,
+    _cholesky_cost, jvp=_cholesky_jvp, vjp=_cholesky_vjp, raises=True, array_params=(),
 ))
 
 
@@ -208,15 +208,15 @@ def _eigenvectors_vjp(needs, out, a, UPLO="L"):
 
 eigvalsh = register(Primitive(
     "eigvalsh", lambda a, UPLO="L": np.linalg.eigvalsh(a, UPLO=UPLO), _eigen_cost(lambda n: 4 * n ** 3 // 3),
-    jvp=_eigenvalues_jvp, vjp=_eigenvalues_vjp, raises=True,
+    jvp=_eigenvalues_jvp, vjp=_eigenvalues_vjp, raises=True, array_params=(),
 ))
 eigh_values = register(Primitive(
     "eigh_values", lambda a, UPLO="L": np.linalg.eigh(a, UPLO=UPLO).eigenvalues, _eigen_cost(lambda n: 9 * n ** 3),
-    jvp=_eigenvalues_jvp, vjp=_eigenvalues_vjp, raises=True,
+    jvp=_eigenvalues_jvp, vjp=_eigenvalues_vjp, raises=True, array_params=(),
 ))
 eigh_vectors = register(Primitive(
     "eigh_vectors", lambda a, UPLO="L": np.linalg.eigh(a, UPLO=UPLO).eigenvectors, _eigen_cost(lambda n: 9 * n ** 3),
-    jvp=_eigenvectors_jvp, vjp=_eigenvectors_vjp, raises=True,
+    jvp=_eigenvectors_jvp, vjp=_eigenvectors_vjp, raises=True, array_params=(),
 ))
 
 
@@ -571,4 +571,4 @@ def _pinv_vjp(needs, out, a, rcond):
 
 #: np.linalg.pinv(a, rcond) of a (…, m, n), rcond a number (numpy_api resolves NumPy's defaults).
 pinv = register(Primitive("pinv", lambda a, rcond: np.linalg.pinv(a, rcond=rcond), _pinv_cost,
-                          jvp=_pinv_jvp, vjp=_pinv_vjp, raises=True))
+                          jvp=_pinv_jvp, vjp=_pinv_vjp, raises=True, array_params=()))

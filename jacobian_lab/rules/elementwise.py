@@ -80,10 +80,12 @@ def _vjp(partials, needs, out, *args, **params):
     return pullback
 
 
-def elementwise(name, impl, partials, cost=flops):
-    """Register an elementwise primitive from its diagonal partials."""
+def elementwise(name, impl, partials, cost=flops, array_params=()):
+    """Register an elementwise primitive from its diagonal partials (operands, and parameters that are
+    numbers, unless `array_params` names those that may be arrays)."""
     return register(Primitive(
         name, impl, cost, jvp=partial(_jvp, partials), vjp=partial(_vjp, partials), structure="elementwise",
+        array_params=array_params,
     ))
 
 
@@ -241,7 +243,7 @@ def _clip_partials(needs, out, x, lo=None, hi=None):
     return (times(w),)
 
 
-clip = elementwise("clip", lambda x, lo=None, hi=None: np.clip(x, lo, hi), _clip_partials)
+clip = elementwise("clip", lambda x, lo=None, hi=None: np.clip(x, lo, hi), _clip_partials, array_params=("lo", "hi"))
 
 
 # fmax / fmin ignore a NaN operand: all of the derivative goes to the other one.
@@ -286,7 +288,7 @@ def _astype_vjp(needs, out, x, dtype):
 astype = register(Primitive(
     "astype", lambda x, dtype: np.asarray(x).astype(dtype), free,
     jvp=lambda tangents, out, x, dtype: astype(tangents[0], dtype=dtype), vjp=_astype_vjp,
-    structure="elementwise",
+    structure="elementwise", array_params=(),
 ))
 
 

@@ -64,7 +64,7 @@ def _reduction(name, impl, cost, weights=None, reads_values=False):
         return pullback
 
     return register(Primitive(name, impl, cost, jvp=jvp, vjp=vjp, reads_values=reads_values,
-                              structure="reduction"))
+                              structure="reduction", array_params=()))
 
 
 def reduce_tangent(t, axis, keepdims):
@@ -114,7 +114,7 @@ def _mean_vjp(needs, out, x, axis, keepdims=False):
 mean = register(Primitive(
     "mean", lambda x, axis, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims), _mean_cost,
     jvp=lambda tangents, out, x, axis, keepdims=False: mean(tangents[0], axis=_shift(axis), keepdims=keepdims),
-    vjp=_mean_vjp, structure="reduction",
+    vjp=_mean_vjp, structure="reduction", array_params=(),
 ))
 
 
@@ -133,7 +133,7 @@ cumsum = register(Primitive(
     "cumsum", lambda x, axis: np.cumsum(x, axis=axis), _cumsum_cost,
     jvp=lambda tangents, out, x, axis: cumsum(tangents[0], axis=axis + 1),
     vjp=lambda needs, out, x, axis: lambda g: (_reverse_cumsum(g, axis + 1) if needs[0] else None,),
-    structure="scan",
+    structure="scan", array_params=(),
 ))
 
 
@@ -183,5 +183,5 @@ def _cumprod_vjp(needs, out, x, axis):
 
 cumprod = register(Primitive(
     "cumprod", lambda x, axis: np.cumprod(x, axis=axis), _cumsum_cost,
-    jvp=_cumprod_jvp, vjp=_cumprod_vjp, reads_values=True, structure="scan",
+    jvp=_cumprod_jvp, vjp=_cumprod_vjp, reads_values=True, structure="scan", array_params=(),
 ))

@@ -15,7 +15,7 @@ from ..primitives import Primitive, register
 from . import reductions as R
 
 
-def _linear(name, impl, jvp, transpose, params, cost=free, structure="move"):
+def _linear(name, impl, jvp, transpose, params, cost=free, structure="move", array_params=()):
     """Register a linear primitive: its JVP applies it, its VJP applies `transpose`."""
     def vjp(needs, out, x, **params):
         # Honour needs even for one operand: a None cotangent is the symbolic zero.
@@ -24,7 +24,7 @@ def _linear(name, impl, jvp, transpose, params, cost=free, structure="move"):
 
     return register(Primitive(
         name, impl, cost, jvp=lambda tangents, out, x, **params: jvp(tangents[0], **params), vjp=vjp,
-        positional_params=params, structure=structure,
+        positional_params=params, structure=structure, array_params=array_params,
     ))
 
 
@@ -147,13 +147,13 @@ take = _linear(
     "take", lambda x, indices, axis: np.take(x, indices, axis=axis),
     jvp=lambda t, indices, axis: take(t, indices, axis + 1),
     transpose=lambda g, in_shape, indices, axis: scatter_add(g, indices, axis + 1, in_shape[axis]),
-    params=("indices", "axis"),
+    params=("indices", "axis"), array_params=("indices",),
 )
 scatter_add = _linear(
     "scatter_add", _scatter_add_impl,
     jvp=lambda t, indices, axis, size: scatter_add(t, indices, axis + 1, size),
     transpose=lambda g, in_shape, indices, axis, size: take(g, indices, axis + 1),
-    params=("indices", "axis", "size"),
+    params=("indices", "axis", "size"), array_params=("indices",),
     cost=_scatter_add_cost, structure="scatter",  # repeated indices add elements up: not a move
 )
 
@@ -181,5 +181,5 @@ def _concatenate_vjp(needs, out, *xs, axis):
 
 concatenate = register(Primitive(
     "concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis), free,
-    jvp=_concatenate_jvp, vjp=_concatenate_vjp, structure="move",
+    jvp=_concatenate_jvp, vjp=_concatenate_vjp, structure="move", array_params=(),
 ))
