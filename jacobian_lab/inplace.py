@@ -7,8 +7,8 @@ takes the result's value and derivative (`become`), and each of its live views
 the new value; the arrays themselves are never written to. What a tracer cannot
 do is write through a view into the array it views, so an in-place operator on
 a view (``v = y[1:]; v *= 3``) is refused. Copies (``x.copy()``, ``np.copy``,
-``+x``) are distinct tracers, and a NumPy scalar (``s = np.sum(x)``) is
-immutable, as in NumPy: ``s += 1`` binds s to a new value.
+``+x``) are distinct tracers, and a 0-d value is a NumPy scalar, as reductions
+and indexing give one: immutable, so ``s += 1`` binds s to a new value.
 
 >>> import numpy as np, jacobian_lab as jl
 >>> def f(x):
@@ -26,7 +26,8 @@ import weakref
 
 import numpy as np
 
-from .primitives import Primitive, apply, primal
+from .primitives import Primitive, apply
+from .rules import shape as S
 
 _STATE: dict[type, tuple[str, ...]] = {}  # tracer class -> the slots that hold its value and derivative
 _ALIASING = frozenset(["_owner", "_path", "_views", "__weakref__"])
@@ -57,6 +58,8 @@ def detach(tracer) -> None:
 def operator(fn, symbol: str):
     """The method behind ``self <symbol>= other``: `fn` applied, then taken on by self itself."""
     def method(self, other):
+        if not self.ndim:  # a NumPy scalar is immutable: the name is bound to a new one, as in NumPy
+            return apply(fn, (self, other), {}) if isinstance(fn, Primitive) else fn(self, other)
         if getattr(self, "_owner", None) is not None:
             raise TypeError(
                 f"in-place `{symbol}=` on a view of a traced array (a slice, reshape or transpose of it) "
@@ -64,8 +67,6 @@ def operator(fn, symbol: str):
                 f"cannot. Write the new array under its name instead, `v = v {symbol} w`, and rebuild the "
                 "array it was taken from with np.concatenate or np.where if that must change too")
         result = apply(fn, (self, other), {}) if isinstance(fn, Primitive) else fn(self, other)
-        if type(primal(self)) is not np.ndarray:
-            return result  # a NumPy scalar is immutable: the name is bound to a new one, as in NumPy
         return become(self, result, symbol)
 
     return method
@@ -99,6 +100,19 @@ def _derive_views(owner) -> None:
             value = prim(value, **params)  # a temporary view of owner, which the line below forgets
         take_on(view, value)
     owner._views = [weakref.ref(view) for view in live] or None
+
+
+def reshaped(tracer, result) -> None:
+    """``y.shape = s``: `tracer` takes on `result`, itself reshaped. Its views read the same memory in
+    its old shape, so they are derived from it through that shape; a view reshaped so keeps the
+    reshape as its last move."""
+    back = (S.reshape, {"shape": tuple(tracer.shape)})
+    take_on(tracer, result)
+    if getattr(tracer, "_owner", None) is not None:
+        tracer._path += ((S.reshape, {"shape": tuple(result.shape)}),)
+    for view in (ref() for ref in getattr(tracer, "_views", None) or ()):
+        if view is not None:
+            view._path = (back,) + view._path
 
 
 def take_on(tracer, result):

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import numpy_api as api
 from .numpy_api import implements, is_traced, normalize_axis, one_axis
-from .primitives import observe, primal
+from .primitives import link_view, observe, primal
 from .rules import elementwise as E
 from .rules import shape as S
 from .rules import special as SP
@@ -66,6 +66,18 @@ def _moves(fn):
     return lambda a, *args, **kwargs: gather(a, fn(_positions(a), *args, **kwargs))
 
 
+def _viewing(fn):
+    """`fn`, whose result NumPy returns as a view of its first argument and jacobian_lab gathers:
+    linked as one (`primitives.link_view`), so that an in-place operator on the argument reaches it
+    and one on it is refused, as for the slices and transposes that are views here too."""
+    def view(a, *args, **kwargs):
+        out = fn(a, *args, **kwargs)
+        link_view(out, a, (lambda value: fn(value, *args, **kwargs), {}))
+        return out
+
+    return view
+
+
 def _refuse_traced(name, value, what):
     if is_traced(value):
         raise NotImplementedError(f"numpy.{name}: a traced {what} is not supported; it must be plain "
@@ -73,6 +85,7 @@ def _refuse_traced(name, value, what):
 
 
 @implements(np.diagonal)
+@_viewing
 def diagonal(a, offset=0, axis1=0, axis2=1):
     return gather(a, np.diagonal(_positions(a), offset, axis1, axis2))
 
@@ -122,7 +135,9 @@ def take_along_axis(arr, indices, axis=-1):
     return gather(arr, np.take_along_axis(_positions(arr), np.asarray(indices), axis))
 
 
-for _fn in (np.fliplr, np.flipud, np.rot90, np.delete, np.resize):
+for _fn in (np.fliplr, np.flipud, np.rot90):
+    implements(_fn)(_viewing(_moves(_fn)))
+for _fn in (np.delete, np.resize):  # copies in NumPy too
     implements(_fn)(_moves(_fn))
 
 
@@ -197,7 +212,7 @@ def dsplit(ary, indices_or_sections):
     return split(ary, indices_or_sections, axis=2)
 
 
-implements(np.rollaxis)(_moves(np.rollaxis))
+implements(np.rollaxis)(_viewing(_moves(np.rollaxis)))
 
 
 @implements(np.broadcast_arrays)

@@ -136,17 +136,26 @@ def note_view(out, prim: Primitive, source, params: dict) -> None:
     and refuses an in-place operator on a view itself.
     """
     view = primal(out)
-    if type(view) is not np.ndarray or view.base is None or getattr(source, "_trace", None) is None:
-        return  # a scalar or a fresh array (fancy indexing, a reshape that had to copy): no view
+    if type(view) is not np.ndarray or not view.ndim or view.base is None:
+        return  # a fresh array (fancy indexing, a reshape that had to copy) or a scalar, as NumPy's are
     viewed = primal(source)
     if view.base is not viewed and view.base is not getattr(viewed, "base", None):
         return  # the base of a view is the array that owns the memory: here, not the operand's
+    link_view(out, source, (prim, params))
+
+
+def link_view(out, source, step) -> None:
+    """Record traced `out` as a view of traced `source`, derived from it by ``step = (fn, params)``:
+    ``fn(source, **params)``. Also for what NumPy returns as a view and jacobian_lab gathers
+    (np.diagonal, np.fliplr, ...)."""
+    if getattr(out, "_trace", None) is None or getattr(source, "_trace", None) is None:
+        return
     owner = getattr(source, "_owner", None)
     if owner is None:
         owner, path = source, ()
     else:
         path = source._path
-    out._owner, out._path = owner, path + ((prim, params),)
+    out._owner, out._path = owner, path + (step,)
     views = getattr(owner, "_views", None)
     if views is None:
         owner._views = views = []

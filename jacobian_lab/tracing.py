@@ -88,7 +88,7 @@ class Tracer:
 
     # --- array metadata --------------------------------------------------------
     def _set_shape(self, shape):  # y.shape = (3, 1) reshapes y itself, as in NumPy
-        inplace.take_on(self, api.reshape(self, shape))
+        inplace.reshaped(self, api.reshape(self, shape))
 
     shape = property(lambda self: np.shape(self.primal), _set_shape)
     ndim = property(lambda self: np.ndim(self.primal))

@@ -545,8 +545,37 @@ def _scalars(x):
     return np.stack([e - old, e, t, s])
 
 
+def _reshaped_under_a_view(x):
+    y = x.reshape(-1, 1) * 1.0
+    v = y[:2, 0]  # elements 0 and 1 of y's memory
+    w = y[:]
+    w.shape = (3, 2)  # w alone takes the new shape
+    y.shape = (2, 3)
+    y *= 3.0  # v and w still see it, in their own shapes
+    return np.concatenate([v, w.ravel(), y.ravel()])
+
+
+def _gathered_views(x):
+    y = x * 1.0  # (2, 3)
+    d, flipped, turned = np.diagonal(y), np.fliplr(y), np.rot90(y)  # views in NumPy, gathers here
+    y *= 2.0
+    return np.concatenate([d, flipped.ravel(), turned.ravel()])
+
+
+def _zero_d_values(x):
+    s = np.einsum("ij,ij->", x, x)  # NumPy scalars, immutable: t and u keep their values
+    t = s
+    s *= x[0, 1]
+    u = np.interp(0.5, np.array([0.0, 1.0]), x[0, :2])
+    v = u
+    u *= x[1, 0]
+    return np.stack([s, t, u, v])
+
+
 IN_PLACE = [("aliased", _aliased), ("accumulated", _accumulated), ("copies", _copied), ("views gone", _views_gone),
-            ("views kept", _views_kept), ("overlapping", _overlapping), ("scalars", _scalars)]
+            ("views kept", _views_kept), ("overlapping", _overlapping), ("scalars", _scalars),
+            ("reshaped under a view", _reshaped_under_a_view), ("gathered views", _gathered_views),
+            ("0-d values", _zero_d_values)]
 
 
 @pytest.mark.parametrize("mode", MODES + ["jit"])
