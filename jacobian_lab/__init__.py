@@ -17,10 +17,11 @@ from .hessian import HessianFunction, SparseHessian, hessian, hvp, sparse_hessia
 from .memory import MemoryBudgetError
 from .prediction import Prediction, count_flops, predict
 from .sparsity import sparsity
+from .primitives import DerivativeError
 from .tracing import TracerConversionError
 
 __all__ = [
-    "Chain", "Comparison", "Cost", "HessianFunction", "JacobianFunction", "Measurement", "MemoryBudgetError", "Prediction",
+    "Chain", "Comparison", "Cost", "DerivativeError", "HessianFunction", "JacobianFunction", "Measurement", "MemoryBudgetError", "Prediction",
     "SparseHessian", "SparseJacobian", "TracerConversionError",
     "chain", "coloring", "compare",
     "count_flops", "engines", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jit", "jvp", "measure", "predict",

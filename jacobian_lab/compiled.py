@@ -48,7 +48,7 @@ from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, fi
 from .compressed import SparseJacobian, entries, fewer_seeds, where_read
 from .hessian import HessianFunction, SparseHessian, structured
 from .memory import MemoryBudgetError, budget, check_dense
-from .primitives import REGISTRY
+from .primitives import REGISTRY, DerivativeError
 from .sparsity import csr_array, recorded_pattern
 from .staging import INPUT, NotReplayable, Recorder
 
@@ -277,7 +277,7 @@ RAISED = object()  # what `_replay` gives for J when a program's operation raise
 
 # Errors an operation raises on some values (LinAlgError is a ValueError; FloatingPointError under
 # np.errstate an ArithmeticError; a RuntimeWarning made an error by a warnings filter a Warning).
-_VALUE_ERRORS = (ArithmeticError, ValueError, Warning)
+_VALUE_ERRORS = (ArithmeticError, ValueError, Warning, DerivativeError)
 
 
 def _replay(programs: list, x):

@@ -18,7 +18,7 @@ from . import numpy_api as api
 from .bracketing import plan, run_tree, tree_from_split
 from .numpy_api import implements, normalize_axis, one_axis
 from .numpy_composites import diagonal, numpy2
-from .primitives import observe, primal
+from .primitives import DerivativeError, observe, primal
 from .rules import decompositions as D
 from .rules import elementwise as E
 from .rules import reductions as R
@@ -245,7 +245,7 @@ def _has_zero_last(s):
 
 
 def _singular_cond():
-    return np.linalg.LinAlgError(
+    return DerivativeError(
         "numpy.linalg.cond of a singular matrix is infinite (NumPy returns inf) and has no derivative; "
         "differentiate it at a nonsingular matrix")
 

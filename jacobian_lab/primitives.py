@@ -126,6 +126,13 @@ class Primitive:
         return f"Primitive({self.name!r})"
 
 
+class DerivativeError(Exception):
+    """The derivative f asks for does not exist where it is asked (eigenvectors at a repeated eigenvalue,
+    pinv at a rank-deficient matrix, ...). Deliberately not NumPy's LinAlgError (nor a ValueError):
+    f's own ``except np.linalg.LinAlgError`` is for what NumPy raises, and must not take this for it
+    and compute another branch's Jacobian."""
+
+
 def note_view(out, prim: Primitive, source, params: dict) -> None:
     """Remember that traced `out` = ``prim(source, **params)`` shares memory with traced `source`.
 

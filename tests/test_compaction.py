@@ -270,6 +270,6 @@ def test_every_rule_replays_forward_exactly_at_finite_and_non_finite_points(name
         for point in points:
             try:
                 expected = fun(point)
-            except (ValueError, FloatingPointError, ZeroDivisionError):
+            except (ValueError, FloatingPointError, ZeroDivisionError, jl.DerivativeError):
                 continue  # no Jacobian to compare with
             np.testing.assert_array_equal(jitted(point), expected, err_msg=f"{name} at {point}")

@@ -593,9 +593,9 @@ def test_a_compiled_eigenvector_derivative_checks_for_a_repeated_eigenvalue(mode
     jitted(np.zeros(9))
     repeated = np.zeros(9)
     repeated[4] = -1.5  # diag 1, 1, 4
-    with pytest.raises(np.linalg.LinAlgError, match="repeated eigenvalue"):
+    with pytest.raises(jl.DerivativeError, match="repeated eigenvalue"):
         jitted(repeated)
-    with pytest.raises(np.linalg.LinAlgError, match="repeated eigenvalue"):
+    with pytest.raises(jl.DerivativeError, match="repeated eigenvalue"):
         jl.jacobian(_factorized, repeated, mode=mode)
 
 
@@ -626,9 +626,9 @@ def test_a_compiled_qr_derivative_checks_the_rank(mode):
     jitted = jl.jit(jl.jacobian(f, mode=mode))
     jitted(np.array([1.0, 0.0, 0.0, 1.0, 1.0, 1.0]))
     deficient = np.array([1.0, 2.0, 0.5, 1.0, -1.0, -2.0])  # the second column twice the first
-    with pytest.raises(np.linalg.LinAlgError, match="full column rank"):
+    with pytest.raises(jl.DerivativeError, match="full column rank"):
         jitted(deficient)
-    with pytest.raises(np.linalg.LinAlgError, match="full column rank"):
+    with pytest.raises(jl.DerivativeError, match="full column rank"):
         jl.jacobian(f, deficient, mode=mode)
 
 
@@ -735,11 +735,11 @@ def test_a_replay_that_raises_gives_the_eager_error_unchanged(mode):
     """det's derivative at a singular matrix: eager mode's clear error, not the program's bare one."""
     f = lambda v: np.linalg.det(v.reshape(2, 2)) * v  # noqa: E731
     singular = np.array([1.0, 2.0, 2.0, 4.0])
-    with pytest.raises(np.linalg.LinAlgError) as eager:
+    with pytest.raises(jl.DerivativeError) as eager:
         jl.jacobian(f, singular, mode=mode)
     jitted = jl.jit(jl.jacobian(f, mode=mode))
     jitted(np.array([1.0, 0.0, 0.0, 2.0]))
-    with pytest.raises(np.linalg.LinAlgError, match="derivative of det/slogdet at a singular matrix") as replayed:
+    with pytest.raises(jl.DerivativeError, match="derivative of det/slogdet at a singular matrix") as replayed:
         jitted(singular)
     assert str(replayed.value) == str(eager.value)
     x = np.array([2.0, 1.0, 0.5, 3.0])

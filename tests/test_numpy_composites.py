@@ -1224,7 +1224,7 @@ def test_polyfit_at_repeated_x_differentiates_in_y_but_not_in_x(mode):
         warnings.simplefilter("ignore", np.exceptions.RankWarning)
         in_y = lambda y: np.polyfit(t, y, 3)  # noqa: E731
         assert_fd_close(jl.jacobian(in_y, x6, mode=mode), central_differences(in_y, x6), "polyfit in y")
-        with pytest.raises(np.linalg.LinAlgError, match="rank-deficient"):
+        with pytest.raises(jl.DerivativeError, match="rank-deficient"):
             jl.jacobian(lambda s: np.polyfit(s, x6, 3), t, mode=mode)
 
 

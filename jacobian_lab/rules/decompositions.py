@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..primitives import Primitive, observe, primal, register
+from ..primitives import DerivativeError, Primitive, observe, primal, register
 from . import elementwise as E
 from . import reductions as R
 from . import shape as S
@@ -179,7 +179,7 @@ def _eigenvector_factor(a, UPLO):
     """F_ij = 1 / (w_j − w_i) off the diagonal, 0 on it: once per pass or tape."""
     w = eigvalsh(a, UPLO=UPLO)
     if observe(_too_close, primal(w)):  # a decision on values: a compiled replay checks it again
-        raise np.linalg.LinAlgError(
+        raise DerivativeError(
             "the derivative of the eigenvectors of np.linalg.eigh does not exist at a repeated "
             f"eigenvalue (two are within {DEGENERATE_RTOL:g} times the largest magnitude): the "
             "eigenvectors of a repeated eigenvalue are not unique. Differentiate the eigenvalues "
@@ -285,7 +285,7 @@ def _singular_vector_factors(a):
     """s as column and row scales, F_ij = 1/(s_j² − s_i²) (0 on the diagonal) and 1/s as a row."""
     s = svdvals(a)
     if observe(_too_close_or_zero, primal(s)):
-        raise np.linalg.LinAlgError(
+        raise DerivativeError(
             "the derivative of the singular vectors (np.linalg.svd's U and Vh; also inside second "
             "derivatives of singular values and matrix 2-norms) does not exist where two singular values "
             f"are equal or one is zero (within {DEGENERATE_RTOL:g} times the largest): the singular vectors "
@@ -415,7 +415,7 @@ def _qr_r_inverse(r, m, n):
             "QR of the transpose, or of a tall or square block of the matrix"
         )
     if observe(_rank_deficient, primal(r)):  # a decision on values: a compiled replay checks it again
-        raise np.linalg.LinAlgError(
+        raise DerivativeError(
             "the derivative of np.linalg.qr does not exist where the matrix does not have full column "
             f"rank (a diagonal entry of R within {DEGENERATE_RTOL:g} times its largest): Q is not unique "
             "there. Move the matrix away from rank deficiency, or drop its dependent columns"
@@ -520,7 +520,7 @@ def _below_cutoff(s, rcond):
 
 def _full_rank(a, rcond):
     if observe(_below_cutoff, primal(svdvals(a)), rcond=rcond):
-        raise np.linalg.LinAlgError(
+        raise DerivativeError(
             "the derivative of np.linalg.pinv does not exist at a rank-deficient matrix (a singular value "
             f"at or below rcond = {rcond:g} times the largest, which pinv sets to zero): the pseudo-inverse "
             "jumps when that singular value moves off zero. Differentiate at a full-rank matrix, or "

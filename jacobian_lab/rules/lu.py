@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..primitives import Primitive, register
+from ..primitives import DerivativeError, Primitive, register
 from . import elementwise as E
 from . import reductions as R
 from . import shape as S
@@ -106,7 +106,7 @@ def _inverse_transpose(a):
     try:
         return swap(inv(a))
     except np.linalg.LinAlgError:
-        raise np.linalg.LinAlgError(
+        raise DerivativeError(
             "the derivative of det/slogdet at a singular matrix is not supported (it needs the adjugate); "
             "perturb the matrix or differentiate a formula that avoids the determinant"
         ) from None
