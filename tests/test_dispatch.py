@@ -1296,3 +1296,26 @@ def test_a_missing_derivative_is_not_mistaken_for_numpys_linalg_error(mode):
     with pytest.raises(jl.DerivativeError, match="rank-deficient") as info:
         run(f, mode, np.array([0.5, 1.0]))
     assert not isinstance(info.value, ValueError)  # neither a LinAlgError nor any ValueError f might catch
+
+
+def test_a_large_constant_used_again_unchanged_is_kept_once():
+    W = np.random.default_rng(0).normal(size=(100, 100)) / 20  # 80 kB: large enough to share its copy
+
+    def layers(x):
+        for _ in range(5):
+            x = np.tanh(W @ x)
+        return x
+
+    _, pullback = jl.engines.get("reverse").vjp(layers, np.ones(100))
+    assert pullback.tape.kept_bytes == W.nbytes
+
+    def rescaled(x):  # the same buffer, rewritten between uses: a copy per use
+        B, out = np.empty_like(W), x
+        for k in range(3):
+            B[:] = W * (k + 1)
+            out = B @ out
+        return out
+
+    _, pullback = jl.engines.get("reverse").vjp(rescaled, np.ones(100))
+    assert pullback.tape.kept_bytes == 3 * W.nbytes
+    np.testing.assert_allclose(jl.jacrev(rescaled)(np.ones(100)), 6 * W @ W @ W, rtol=1e-12)

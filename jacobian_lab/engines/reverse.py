@@ -8,6 +8,8 @@ their cotangents added. The tape belongs to its trace: there is no global tape.
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from ..accounting import COTANGENT, TANGENT, Cost, active_counter, in_phase
@@ -41,6 +43,11 @@ class Record:
         return self.pullback
 
 
+#: A constant of this many bytes or more, used again with the same values, shares one copy on a tape:
+#: comparing it costs less than copying it again (below, the comparison's own overhead is more).
+SHARED_BYTES = 1 << 16
+
+
 class Tape:
     """Records in topological order; record 0 is the input."""
 
@@ -50,6 +57,7 @@ class Tape:
         self.widest = 0  # the largest recorded value: a sweep's widest cotangent per seed
         self.fresh_bytes = 0  # values the trace computed (not views, not the input): what the tape keeps alive
         self.kept_bytes = 0  # the copies it keeps of f's constants (`keep`): not in fresh_bytes
+        self._large: dict = {}  # id of a large constant -> (a weak reference to it, its copy): see `keep`
         # [flops, transcendentals] of the non-differentiable evaluations (comparisons, sign, ...):
         # primal work that leaves no record, kept so that the tape tells all of f's work
         self.unrecorded = [0, 0]
@@ -73,9 +81,15 @@ class Tape:
         duplicate arrays f holds itself, which the budget leaves out in either order, and counting
         them would rule reverse mode out for a constant that making read-only lets in at no cost.
         """
+        if array.nbytes >= SHARED_BYTES:  # a large constant used again unchanged (W of every layer) shares its copy
+            known = self._large.get(id(array))
+            if known is not None and known[0]() is array and np.array_equal(known[1], array):
+                return known[1]
         kept = snapshot(array)
         if kept is not array:
             self.kept_bytes += root(kept).nbytes
+            if array.nbytes >= SHARED_BYTES:
+                self._large[id(array)] = (weakref.ref(array), kept)
         return kept
 
     def backward(self, output: int, g):
