@@ -488,9 +488,7 @@ def test_curve_one_seed_per_pass_auto_evaluates_f_once():
     assert m.cost == prediction.cost("auto", 1) and (m.batch_size, m.passes) == (1, 4)
 
 
-@pytest.mark.parametrize("max_memory", BUDGETS)
-def test_the_prediction_of_auto_under_a_memory_budget_is_measured(max_memory):
-    f, x = _two_layers()
+def _assert_auto_as_predicted(f, x, max_memory):
     prediction = jl.predict(f, x)
     jl.jacobian(f, x, max_memory=max_memory)   # the choice remembered: the count below is the Jacobian's
     m = jl.measure(f, x, mode="auto", repeat=1, max_memory=max_memory)
@@ -499,16 +497,15 @@ def test_the_prediction_of_auto_under_a_memory_budget_is_measured(max_memory):
     assert (m.batch_size, m.passes) == prediction.schedule("auto", max_memory=max_memory)
 
 
+@pytest.mark.parametrize("max_memory", BUDGETS)
+def test_the_prediction_of_auto_under_a_memory_budget_is_measured(max_memory):
+    _assert_auto_as_predicted(*_two_layers(), max_memory)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("max_memory", DTYPE_BUDGETS + (None,))
 def test_the_prediction_of_auto_holds_in_every_dtype(dtype, max_memory):
-    x = np.linspace(0.1, 1.0, 20).astype(dtype)
-    prediction = jl.predict(_broadcasting, x)
-    jl.jacobian(_broadcasting, x, max_memory=max_memory)   # the choice remembered: the count below is the Jacobian's
-    m = jl.measure(_broadcasting, x, mode="auto", repeat=1, max_memory=max_memory)
-    assert m.mode == prediction.mode(max_memory=max_memory)
-    assert m.cost == prediction.cost("auto", max_memory=max_memory)
-    assert (m.batch_size, m.passes) == prediction.schedule("auto", max_memory=max_memory)
+    _assert_auto_as_predicted(_broadcasting, np.linspace(0.1, 1.0, 20).astype(dtype), max_memory)
 
 
 @pytest.mark.parametrize("f, x, batch_size", [
