@@ -57,17 +57,18 @@ def detach(tracer) -> None:
 
 def operator(fn, symbol: str):
     """The method behind ``self <symbol>= other``: `fn` applied, then taken on by self itself."""
+    combine = (lambda a, b: apply(fn, (a, b), {})) if isinstance(fn, Primitive) else fn
+
     def method(self, other):
         if not self.ndim:  # a NumPy scalar is immutable: the name is bound to a new one, as in NumPy
-            return apply(fn, (self, other), {}) if isinstance(fn, Primitive) else fn(self, other)
+            return combine(self, other)
         if getattr(self, "_owner", None) is not None:
             raise TypeError(
                 f"in-place `{symbol}=` on a view of a traced array (a slice, reshape or transpose of it) "
                 "is not supported: NumPy would write through to the array it views, which a traced array "
                 f"cannot. Write the new array under its name instead, `v = v {symbol} w`, and rebuild the "
                 "array it was taken from with np.concatenate or np.where if that must change too")
-        result = apply(fn, (self, other), {}) if isinstance(fn, Primitive) else fn(self, other)
-        return become(self, result, symbol)
+        return become(self, combine(self, other), symbol)
 
     return method
 
