@@ -7,8 +7,8 @@ takes the result's value and derivative (`become`), and each of its live views
 the new value; the arrays themselves are never written to. What a tracer cannot
 do is write through a view into the array it views, so an in-place operator on
 a view (``v = y[1:]; v *= 3``) is refused. Copies (``x.copy()``, ``np.copy``,
-``+x``) are distinct tracers, and a 0-d value is a NumPy scalar, as reductions
-and indexing give one: immutable, so ``s += 1`` binds s to a new value.
+``+x``) are distinct tracers, and a 0-d value that is no view is a NumPy scalar,
+as reductions and indexing give one: immutable, so ``s += 1`` binds s anew.
 
 >>> import numpy as np, jacobian_lab as jl
 >>> def f(x):
@@ -60,8 +60,8 @@ def operator(fn, symbol: str):
     combine = (lambda a, b: apply(fn, (a, b), {})) if isinstance(fn, Primitive) else fn
 
     def method(self, other):
-        if not self.ndim:  # a NumPy scalar is immutable: the name is bound to a new one, as in NumPy
-            return combine(self, other)
+        if not self.ndim and getattr(self, "_owner", None) is None:
+            return combine(self, other)  # a NumPy scalar is immutable: the name is bound anew, as in NumPy
         if getattr(self, "_owner", None) is not None:
             raise TypeError(
                 f"in-place `{symbol}=` on a view of a traced array (a slice, reshape or transpose of it) "

@@ -143,8 +143,8 @@ def note_view(out, prim: Primitive, source, params: dict) -> None:
     and refuses an in-place operator on a view itself.
     """
     view = primal(out)
-    if type(view) is not np.ndarray or not view.ndim or view.base is None:
-        return  # a fresh array (fancy indexing, a reshape that had to copy) or a scalar, as NumPy's are
+    if type(view) is not np.ndarray or view.base is None:
+        return  # a scalar or a fresh array (fancy indexing, a reshape that had to copy)
     viewed = primal(source)
     if view.base is not viewed and view.base is not getattr(viewed, "base", None):
         return  # the base of a view is the array that owns the memory: here, not the operand's

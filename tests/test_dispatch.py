@@ -555,6 +555,14 @@ def _reshaped_under_a_view(x):
     return np.concatenate([v, w.ravel(), y.ravel()])
 
 
+def _zero_d_views(x):
+    y = x.ravel() * 1.0
+    s = y[..., 0]  # 0-d arrays sharing y's memory, as in NumPy
+    r = y[3:4].reshape(())
+    y *= x.ravel()  # reaches s and r
+    return np.stack([s, r])
+
+
 def _gathered_views(x):
     y = x * 1.0  # (2, 3)
     d, flipped, turned = np.diagonal(y), np.fliplr(y), np.rot90(y)  # views in NumPy, gathers here
@@ -563,7 +571,7 @@ def _gathered_views(x):
 
 
 def _zero_d_values(x):
-    s = np.einsum("ij,ij->", x, x)  # NumPy scalars, immutable: t and u keep their values
+    s = np.sum(x * x)  # NumPy scalars, immutable: t and v keep their values
     t = s
     s *= x[0, 1]
     u = np.interp(0.5, np.array([0.0, 1.0]), x[0, :2])
@@ -575,7 +583,7 @@ def _zero_d_values(x):
 IN_PLACE = [("aliased", _aliased), ("accumulated", _accumulated), ("copies", _copied), ("views gone", _views_gone),
             ("views kept", _views_kept), ("overlapping", _overlapping), ("scalars", _scalars),
             ("reshaped under a view", _reshaped_under_a_view), ("gathered views", _gathered_views),
-            ("0-d values", _zero_d_values)]
+            ("0-d values", _zero_d_values), ("0-d views", _zero_d_views)]
 
 
 @pytest.mark.parametrize("mode", MODES + ["jit"])
@@ -619,6 +627,13 @@ def _through_a_view(x):
     return out
 
 
+def _through_a_0d_view(x):
+    y = x.ravel() * 1.0
+    r = y[3:4].reshape(())
+    r *= 3.0  # NumPy writes into y
+    return y
+
+
 def _rows_in_a_loop(x):
     y = x * 1.0
     for row in y:
@@ -627,7 +642,7 @@ def _rows_in_a_loop(x):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("f", [_through_a_view, _rows_in_a_loop])
+@pytest.mark.parametrize("f", [_through_a_view, _through_a_0d_view, _rows_in_a_loop])
 def test_in_place_operators_on_a_view_are_refused(f, mode):
     with pytest.raises(TypeError, match=r"in-place `\*=` on a view of a traced array .*`v = v \* w`"):
         run(f, mode)
@@ -1319,3 +1334,18 @@ def test_a_large_constant_used_again_unchanged_is_kept_once():
     _, pullback = jl.engines.get("reverse").vjp(rescaled, np.ones(100))
     assert pullback.tape.kept_bytes == 3 * W.nbytes
     np.testing.assert_allclose(jl.jacrev(rescaled)(np.ones(100)), 6 * W @ W @ W, rtol=1e-12)
+
+
+def test_a_large_buffer_rewritten_with_other_bytes_is_kept_anew():
+    """-0.0 == 0.0 as numbers, not as bytes: a buffer changed between uses from one to the other is a
+    new constant (arctan2's derivative tells them apart)."""
+    c = np.zeros(8192)  # 64 kB: large enough to share a copy when unchanged
+
+    def f(x):
+        c[:] = 0.0
+        a = x * c
+        c[:] = -0.0
+        return np.sum(a) + np.arctan2(c, x)[:3] * x[:3]
+
+    x = -np.linspace(1.0, 2.0, 8192)
+    np.testing.assert_array_equal(jl.jacobian(f, x, mode="reverse"), jl.jacobian(f, x, mode="forward"))

@@ -48,6 +48,13 @@ class Record:
 SHARED_BYTES = 1 << 16
 
 
+def _same_bytes(kept: np.ndarray, array: np.ndarray) -> bool:
+    """Whether C-contiguous `array` holds exactly the bytes of its copy `kept` (0.0 and -0.0, which
+    compare equal as numbers, differ here)."""
+    return (kept.dtype == array.dtype and kept.shape == array.shape and kept.flags.c_contiguous
+            and np.array_equal(kept.reshape(-1).view(np.uint8), array.reshape(-1).view(np.uint8)))
+
+
 class Tape:
     """Records in topological order; record 0 is the input."""
 
@@ -81,14 +88,15 @@ class Tape:
         duplicate arrays f holds itself, which the budget leaves out in either order, and counting
         them would rule reverse mode out for a constant that making read-only lets in at no cost.
         """
-        if array.nbytes >= SHARED_BYTES:  # a large constant used again unchanged (W of every layer) shares its copy
+        shared = array.nbytes >= SHARED_BYTES and array.flags.c_contiguous
+        if shared:  # a large constant used again unchanged (W of every layer) shares its copy
             known = self._large.get(id(array))
-            if known is not None and known[0]() is array and np.array_equal(known[1], array):
+            if known is not None and known[0]() is array and _same_bytes(known[1], array):
                 return known[1]
         kept = snapshot(array)
         if kept is not array:
             self.kept_bytes += root(kept).nbytes
-            if array.nbytes >= SHARED_BYTES:
+            if shared:
                 self._large[id(array)] = (weakref.ref(array), kept)
         return kept
 
