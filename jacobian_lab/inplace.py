@@ -49,6 +49,34 @@ def clone(tracer):
     return new
 
 
+def unshared(result, operands):
+    """`result` of a NumPy function (or an index), as the caller sees it: a view of an array made
+    inside the function (einsum's scalar, a reshape of a gather) is an array of its own, since no
+    one else can reach that array; a view of an operand stays one. Tuples and lists: each item."""
+    if type(result) in (tuple, list):
+        for item in result:
+            unshared(item, operands)
+        return result
+    owner = getattr(result, "_owner", None)
+    if owner is not None and not any(owner is _owner_of(a) for a in _flat(operands)):
+        result._owner = None
+    return result
+
+
+def _owner_of(value):
+    owner = getattr(value, "_owner", None)
+    return value if owner is None else owner
+
+
+def _flat(operands):
+    """The operands, and the items of those that are sequences (np.concatenate([a, b]))."""
+    for a in operands:
+        if type(a) in (tuple, list):
+            yield from a
+        else:
+            yield a
+
+
 def detach(tracer) -> None:
     """Make `tracer` an array of its own, not a view: the leaves of a structured x, which the harness
     cuts from one flat vector that f never sees."""

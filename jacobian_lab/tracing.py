@@ -122,7 +122,7 @@ class Tracer:
         impl = api.FUNCTIONS.get(func)
         if impl is None:
             raise api.unsupported(f"{func.__module__}.{func.__name__}")
-        return impl(*args, **kwargs)
+        return inplace.unshared(impl(*args, **kwargs), args)
 
     def __array__(self, dtype=None, copy=None):
         caller = _library_caller()
@@ -210,7 +210,7 @@ class Tracer:
         return E.absolute(self)
 
     def __getitem__(self, index):
-        return api.getitem(self, index)
+        return inplace.unshared(api.getitem(self, index), (self,))
 
     # --- methods ------------------------------------------------------------------
     def sum(self, axis=None, dtype=None, out=None, keepdims=False, **kw):

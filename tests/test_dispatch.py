@@ -571,13 +571,15 @@ def _gathered_views(x):
 
 
 def _zero_d_values(x):
-    s = np.sum(x * x)  # NumPy scalars, immutable: t and v keep their values
+    s = np.einsum("ij,ij->", x, x)  # NumPy scalars, immutable: t and v keep their values
     t = s
     s *= x[0, 1]
     u = np.interp(0.5, np.array([0.0, 1.0]), x[0, :2])
     v = u
     u *= x[1, 0]
-    return np.stack([s, t, u, v])
+    w = x.ravel()[np.array(2)]  # a 0-d view of a gather made inside the index, which no one else reaches
+    w *= 2.0
+    return np.stack([s, t, u, v, w])
 
 
 IN_PLACE = [("aliased", _aliased), ("accumulated", _accumulated), ("copies", _copied), ("views gone", _views_gone),
