@@ -246,25 +246,31 @@ def _forward_step(x, batch_size, limit, recorded, executor) -> int:
         room //= sharding.workers(executor, x.size)
     step, _ = schedule("forward", x.size, m, batch_size, seed_bytes, room)
     if step > 1 and step * seed_bytes > room:  # an explicit batch_size: refused before any pass runs
-        # seed_bytes prices a tangent element at 8 bytes at least; one in x's dtype (a float32 or float16 x whose
-        # f mixes in no float64 constant) takes fewer, so a pass of one seed may fit down to `least` bytes.
-        least = seed_bytes * x.dtype.itemsize // max(8, x.dtype.itemsize)
-        # reverse mode is suggested only when one of its sweeps fits (as `rows` prices one)
-        reverse = getattr(recorded[1], "seed_elements", 0) * result_dtype(x).itemsize <= room
-        others = "reverse mode or a larger max_memory" if reverse else "a larger max_memory"
-        if room >= seed_bytes:
-            advice = f"use batch_size <= {room // seed_bytes}, batch_size=None, {others}"
-        elif room >= least:
-            advice = (f"one seed needs {memory.readable(least)} to {memory.readable(seed_bytes)}, so only one seed "
-                      f"per pass may fit: use batch_size=None, {others}")
-        else:  # not one seed fits: no batch size helps
-            advice = (f"one seed alone needs at least {memory.readable(least)}; "
-                      + memory.one_seed_advice("reverse" if reverse else None))
-        raise memory.MemoryBudgetError(
-            f"a forward pass with {step} tangent seeds needs about {memory.readable(step * seed_bytes)}, over the "
-            f"{memory.readable(room)} left in the memory budget (max_memory); {advice}"
-        )
+        raise _forward_budget_error(step, seed_bytes, room, x, recorded[1])
     return step
+
+
+def _forward_budget_error(step, seed_bytes, room, x, pullback) -> memory.MemoryBudgetError:
+    """The refusal of forward passes of `step` seeds at `seed_bytes` each in `room` bytes, with the fixes
+    that can work."""
+    # seed_bytes prices a tangent element at 8 bytes at least; one in x's dtype (a float32 or float16 x whose
+    # f mixes in no float64 constant) takes fewer, so a pass of one seed may fit down to `least` bytes.
+    least = seed_bytes * x.dtype.itemsize // max(8, x.dtype.itemsize)
+    # reverse mode is suggested only when one of its sweeps fits (as `rows` prices one)
+    reverse = getattr(pullback, "seed_elements", 0) * result_dtype(x).itemsize <= room
+    others = "reverse mode or a larger max_memory" if reverse else "a larger max_memory"
+    if room >= seed_bytes:
+        advice = f"use batch_size <= {room // seed_bytes}, batch_size=None, {others}"
+    elif room >= least:
+        advice = (f"one seed needs {memory.readable(least)} to {memory.readable(seed_bytes)}, so only one seed "
+                  f"per pass may fit: use batch_size=None, {others}")
+    else:  # not one seed fits: no batch size helps
+        advice = (f"one seed alone needs at least {memory.readable(least)}; "
+                  + memory.one_seed_advice("reverse" if reverse else None))
+    return memory.MemoryBudgetError(
+        f"a forward pass with {step} tangent seeds needs about {memory.readable(step * seed_bytes)}, over the "
+        f"{memory.readable(room)} left in the memory budget (max_memory); {advice}"
+    )
 
 
 def _columns(push, x, step, limit, y_shape=None, executor=None, task=None):
