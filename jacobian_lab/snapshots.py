@@ -50,6 +50,21 @@ def snapshot(array: np.ndarray) -> np.ndarray:
     return kept
 
 
+def same_bytes(kept: np.ndarray, value: np.ndarray) -> bool:
+    """Whether `value` holds exactly what `kept`, a snapshot of it, does: the same dtype, shape and bits
+    (-0.0 is not 0.0, NaN is NaN). Only elements of 1, 2, 4 or 8 bytes are compared; others never match.
+
+    >>> import numpy as np
+    >>> same_bytes(np.zeros(2), np.zeros(2)), same_bytes(np.zeros(2), -np.zeros(2))
+    (True, False)
+    """
+    size = value.dtype.itemsize
+    if kept.dtype != value.dtype or value.dtype.hasobject or size not in (1, 2, 4, 8):
+        return False
+    as_bits = np.dtype(f"u{size}")
+    return bool(np.array_equal(kept.view(as_bits), value.view(as_bits)))
+
+
 #: A strided view is copied with its strides when the bytes it spans are at most this many times
 #: its own: a column of a large matrix is copied compactly instead (its axes in the same order).
 SPAN_FACTOR = 2

@@ -34,7 +34,7 @@ import numpy as np
 
 from .accounting import PRIMAL, Counter
 from .observables import Observable, array_of, read_numbers
-from .snapshots import immutable, root, snapshot
+from .snapshots import immutable, root, same_bytes, snapshot
 
 INPUT = -1  # the reference of x itself
 # Values computed from constants alone are kept, for a program to use as constants,
@@ -193,7 +193,7 @@ class Recorder(Counter):
         where = (id(owner), value.__array_interface__["data"][0], value.shape, value.strides, value.dtype.str,
                  type(value))
         last = self._snapshots.get(where)
-        if last is not None and _same_bytes(last[1], value):
+        if last is not None and same_bytes(last[1], value):
             return last[1]
         copy = snapshot(value)
         self._snapshots[where] = (owner, copy)  # keeps `owner` alive, so that its id stays its own
@@ -251,15 +251,6 @@ def _snapshot(result):
     if type(result) in (tuple, list):
         return type(result)(map(_snapshot, result))
     return result
-
-
-def _same_bytes(kept: np.ndarray, value: np.ndarray) -> bool:
-    """Whether `value` holds exactly what `kept`, a snapshot of it, does (-0.0 is not 0.0, NaN is NaN)."""
-    size = value.dtype.itemsize
-    if value.dtype.hasobject or size not in (1, 2, 4, 8):
-        return False  # compared as unsigned integers of their size only
-    as_bits = np.dtype(f"u{size}")
-    return bool(np.array_equal(kept.view(as_bits), value.view(as_bits)))
 
 
 def _arrays_in(params: dict) -> list:

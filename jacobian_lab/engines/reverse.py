@@ -16,7 +16,7 @@ from ..accounting import COTANGENT, TANGENT, Cost, active_counter, in_phase
 from ..memory import TangentBudget
 from ..primitives import Trace
 from ..rules.elementwise import add
-from ..snapshots import kept_params, root, snapshot
+from ..snapshots import kept_params, root, same_bytes, snapshot
 from ..tracing import COMPLEX, Tracer, complex_result
 from .base import call_traced, next_level, register
 
@@ -46,13 +46,6 @@ class Record:
 #: A constant of this many bytes or more, used again with the same values, shares one copy on a tape:
 #: comparing it costs less than copying it again (below, the comparison's own overhead is more).
 SHARED_BYTES = 1 << 16
-
-
-def _same_bytes(kept: np.ndarray, array: np.ndarray) -> bool:
-    """Whether C-contiguous `array` holds exactly the bytes of its copy `kept` (0.0 and -0.0, which
-    compare equal as numbers, differ here)."""
-    return (kept.dtype == array.dtype and kept.shape == array.shape and kept.flags.c_contiguous
-            and np.array_equal(kept.reshape(-1).view(np.uint8), array.reshape(-1).view(np.uint8)))
 
 
 class Tape:
@@ -91,7 +84,7 @@ class Tape:
         shared = array.nbytes >= SHARED_BYTES and array.flags.c_contiguous
         if shared:  # a large constant used again unchanged (W of every layer) shares its copy
             known = self._large.get(id(array))
-            if known is not None and known[0]() is array and _same_bytes(known[1], array):
+            if known is not None and known[0]() is array and same_bytes(known[1], array):
                 return known[1]
         kept = snapshot(array)
         if kept is not array:
