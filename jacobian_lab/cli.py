@@ -332,6 +332,21 @@ def _target(args) -> tuple[str, Callable, np.ndarray, object]:
     return title, f, x, problem
 
 
+@contextlib.contextmanager
+def _running(failed: str, bad_input=()):
+    """Run the block, which runs the function or problem asked for: its error becomes a `RunError`
+    beginning with `failed`, one of the `bad_input` types a `UsageError`; running out of memory is a
+    size too large, not a failing function, and goes on to `main`, which names the sizes to shrink."""
+    try:
+        yield
+    except bad_input as exc:
+        raise UsageError(str(exc)) from exc
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise RunError(f"{failed}: {type(exc).__name__}: {exc}") from exc
+
+
 def _call_user(f: Callable, x: np.ndarray, name: str) -> None:
     """Run f once on plain NumPy so a failing function is reported as such."""
     fresh = {k: v.copy() for k, v in x.items()} if isinstance(x, dict) else np.array(x, copy=True)
@@ -403,13 +418,9 @@ def _cmd_compare(args) -> int:
                 modes.append(extra)
     plot = _plot_path(args.plot)
     title, f, x, problem = _target(args)
-    try:
-        with ThreadPoolExecutor(args.threads) if args.threads else contextlib.nullcontext() as pool:
-            comparison = compare(f, x, modes=modes, repeat=args.repeat, executor=pool)
-    except MemoryError:  # too large a request, not a failing function: main reports it with the sizes to shrink
-        raise
-    except Exception as exc:
-        raise RunError(f"differentiating {title} failed: {type(exc).__name__}: {exc}") from exc
+    with _running(f"differentiating {title} failed"), \
+            ThreadPoolExecutor(args.threads) if args.threads else contextlib.nullcontext() as pool:
+        comparison = compare(f, x, modes=modes, repeat=args.repeat, executor=pool)
     if args.json:
         _json(comparison.to_dict())
     else:
@@ -439,13 +450,9 @@ def _cmd_sparsity(args) -> int:
 
     plot = _plot_path(args.plot)
     title, f, x, problem = _target(args)
-    try:
+    with _running(f"reading the sparsity pattern of {title} failed"):
         pattern = sparsity(f, x)
         plans = plans_of(pattern)
-    except MemoryError:  # too large a request, not a failing function: main reports it with the sizes to shrink
-        raise
-    except Exception as exc:
-        raise RunError(f"reading the sparsity pattern of {title} failed: {type(exc).__name__}: {exc}") from exc
     summary = _pattern_summary(pattern, plans)
     if args.json:
         _json(summary)
@@ -527,14 +534,8 @@ def _cmd_sweep(args) -> int:
         def progress(done, total, label):
             bar.update(task, completed=done, total=total, description=f"sweep {label}")
 
-        try:
+        with _running(f"sweep of {name} failed", bad_input=ValueError):
             result = sweep(name, n=ns, m=ms, repeat=args.repeat, seed=args.seed, progress=progress)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from exc
-        except MemoryError:  # too large a request: main reports it with the sizes to shrink
-            raise
-        except Exception as exc:
-            raise RunError(f"sweep of {name} failed: {type(exc).__name__}: {exc}") from exc
     if args.json:
         _json(result.to_dict())
     else:
@@ -578,14 +579,8 @@ def _cmd_report(args) -> int:
         def progress(done, total, label):
             bar.update(task, completed=done, total=total, description=f"report: {label}")
 
-        try:
+        with _running("building the report failed", bad_input=ValueError):
             index = build_report(out, problems=chosen, repeat=args.repeat, embed=args.embed, progress=progress)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from exc
-        except MemoryError:  # too large a request: main reports it with the problems to drop
-            raise
-        except Exception as exc:
-            raise RunError(f"building the report failed: {type(exc).__name__}: {exc}") from exc
     print(index)
     print(index.with_name("report.md"))
     return EXIT_OK
