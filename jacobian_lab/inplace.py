@@ -59,7 +59,7 @@ def unshared(result, operands):
         return result
     owner = getattr(result, "_owner", None)
     if owner is not None and not any(owner is _owner_of(a) for a in _flat(operands)):
-        result._owner = None
+        detach(result)
     return result
 
 
