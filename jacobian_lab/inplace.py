@@ -1,14 +1,16 @@
-"""In-place operators on traced arrays (``y += v``) with NumPy's semantics, or a refusal.
+"""In-place operators (``y += v``) and item assignment (``y[i] = v``) on traced arrays, with NumPy's semantics.
 
 NumPy changes the array itself, so every name bound to it sees the new values,
 and so does every view of it. A traced array does the same: the tracer object
 takes the result's value and derivative (`become`), and each of its live views
 (``row`` of ``for row in Y``, a slice kept in a variable) is derived again from
-the new value; the arrays themselves are never written to. What a tracer cannot
-do is write through a view into the array it views, so an in-place operator on
-a view (``v = y[1:]; v *= 3``) is refused. Copies (``x.copy()``, ``np.copy``,
-``+x``) are distinct tracers, and a 0-d value that is no view is a NumPy scalar,
-as reductions and indexing give one: immutable, so ``s += 1`` binds s anew.
+the new value; the arrays themselves are never written to. A write into a view
+(``v = y[1:]; v *= 3``, ``y[1:] *= 3``, ``row[0] = 1``) goes to the array it
+views: that array becomes a select (``np.where``) of itself and the values
+written at the view's positions (`write`), and its views, the written one
+included, are derived again. Copies (``x.copy()``, ``np.copy``, ``+x``) are
+distinct tracers, and a 0-d value that is no view is a NumPy scalar, as
+reductions and indexing give one: immutable, so ``s += 1`` binds s anew.
 
 >>> import numpy as np, jacobian_lab as jl
 >>> def f(x):
@@ -27,6 +29,7 @@ import weakref
 import numpy as np
 
 from .primitives import Primitive, apply
+from .rules import elementwise as E
 from .rules import shape as S
 
 _STATE: dict[type, tuple[str, ...]] = {}  # tracer class -> the slots that hold its value and derivative
@@ -90,34 +93,127 @@ def operator(fn, symbol: str):
     def method(self, other):
         if not self.ndim and getattr(self, "_owner", None) is None:
             return combine(self, other)  # a NumPy scalar is immutable: the name is bound anew, as in NumPy
-        if getattr(self, "_owner", None) is not None:
-            raise TypeError(
-                f"in-place `{symbol}=` on a view of a traced array (a slice, reshape or transpose of it) "
-                "is not supported: NumPy would write through to the array it views, which a traced array "
-                f"cannot. Write the new array under its name instead, `v = v {symbol} w`, and rebuild the "
-                "array it was taken from with np.concatenate or np.where if that must change too")
         return become(self, combine(self, other), symbol)
 
     return method
 
 
 def become(tracer, result, symbol: str):
-    """`tracer`, holding `result` from now on in its shape and dtype, with its live views derived again."""
+    """`tracer`, holding `result` from now on in its shape and dtype. The array it views, if it is a
+    view, takes the values too, and so does every live view of that array, as NumPy's memory does."""
     shape = tracer.shape
     if np.shape(result) != shape:
         raise ValueError(f"non-broadcastable output operand with shape {shape} doesn't match the broadcast "
                          f"shape {np.shape(result)} (in-place `{symbol}=` keeps the array's shape)")
-    if type(result) is not type(tracer) or result._trace is not tracer._trace:
-        raise TypeError(
-            f"in-place `{symbol}=` would make this traced array "
-            + ("one without a derivative (a floor)" if getattr(result, "_trace", None) is None else
-               "a value of another derivative (f closes over the input of an enclosing one)")
-            + f", which it cannot become; write `y = y {symbol} v` instead")
-    if result.dtype != tracer.dtype:  # float32 stays float32, as NumPy casts in place
-        return become(tracer, result.astype(tracer.dtype), symbol)
-    take_on(tracer, result)
+    if getattr(tracer, "_owner", None) is not None:
+        write(tracer, Ellipsis, _checked(tracer, result, f"in-place `{symbol}=`", f"v = v {symbol} w"))
+        return tracer
+    take_on(tracer, _checked(tracer, result, f"in-place `{symbol}=`", f"y = y {symbol} v"))
     _derive_views(tracer)
     return tracer
+
+
+def _checked(tracer, result, what: str, instead: str):
+    """`result` in `tracer`'s dtype (float32 stays float32, as NumPy casts in place), once it is a
+    value of tracer's own trace, which tracer can take on."""
+    if type(result) is not type(tracer) or result._trace is not tracer._trace:
+        raise TypeError(
+            f"{what} would make this traced array "
+            + ("one without a derivative (a floor)" if getattr(result, "_trace", None) is None else
+               "a value of another derivative (f closes over the input of an enclosing one)")
+            + f", which it cannot become; write `{instead}` instead")
+    return result if result.dtype == tracer.dtype else result.astype(tracer.dtype)
+
+
+def assign(tracer, key, value) -> None:
+    """``tracer[key] = value`` with NumPy's meaning: the elements `key` selects take `value`
+    (broadcast; the last write wins where an index repeats), in the array tracer views if it is a
+    view, and every live view sees them. The new array is a select (``np.where``) of tracer and the
+    values written, and its work is counted as that select's: one flop per element of the array.
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> def f(x):
+    ...     y = np.sin(x)
+    ...     y[1:] = x[:-1] ** 2
+    ...     y[x > 1.5] = 0.0
+    ...     return y
+    >>> jl.jacobian(f, np.array([0.0, 1.0, 2.0]))
+    array([[1., 0., 0.],
+           [0., 0., 0.],
+           [0., 0., 0.]])
+    """
+    if not tracer.ndim and getattr(tracer, "_owner", None) is None:
+        raise TypeError(f"'numpy.{tracer.dtype}' object does not support item assignment (a traced 0-d value "
+                        "is a NumPy scalar, immutable: bind the name anew)")
+    if type(value) in (list, tuple):
+        value = np.stack(value) if any(getattr(v, "_trace", None) is not None for v in value) else np.asarray(value)
+    if (getattr(tracer, "_owner", None) is None and getattr(key, "dtype", None) == bool
+            and getattr(key, "shape", None) == tracer.shape and np.size(value) == 1):
+        # y[mask] = c, the commonest: the select itself, which a compiled program recomputes with the mask
+        take_on(tracer, _checked(tracer, E.where(key, S.reshape(value, ()), tracer), "item assignment",
+                                 "y = np.where(mask, v, y)"))
+        _derive_views(tracer)
+    else:
+        write(tracer, key, value)
+
+
+def write(tracer, key, value) -> None:
+    """Write `value` into ``tracer[key]``, that is, into the memory of the array `tracer` is a view
+    of (or tracer itself): that array takes the new values, and its live views are derived again."""
+    owner = _owner_of(tracer)
+    if tracer is not owner and any(step is S.broadcast_to or getattr(step, "writeable", True) is False
+                                   for step, _ in tracer._path):
+        raise ValueError("assignment destination is read-only (NumPy's np.broadcast_to and np.diagonal return "
+                         "read-only views); write into the array itself, or into a copy of the view")
+    at = positions(tracer)[key]  # NumPy's IndexError for an index out of range
+    if _owner_of(value) is owner and np.shape(value) == at.shape and np.array_equal(positions(value), at):
+        return  # `y[k] *= 2` hands the assignment the view of y it has just written through
+    take_on(owner, _checked(owner, _written(owner, at, value), "item assignment", "y = np.where(mask, v, y)"))
+    _derive_views(owner)
+
+
+def positions(tracer) -> np.ndarray:
+    """Where each element of `tracer` lives in the memory of the array it views (or its own): flat
+    positions in that array, in tracer's shape."""
+    owner = _owner_of(tracer)
+    at = np.arange(owner.size).reshape(owner.shape)
+    for step, params in () if owner is tracer else tracer._path:
+        at = step.impl(at, **params) if isinstance(step, Primitive) else step(at, **params)
+    return at
+
+
+def _written(owner, at, value):
+    """`owner` with `value` written at its flat positions `at`: NumPy's ``owner.flat[at] = value``,
+    as a select of the values gathered into owner's shape and owner itself."""
+    value = _fitted(value, at.shape)
+    where = at.reshape(-1)
+    mask = np.zeros(owner.shape, bool)
+    mask.reshape(-1)[where] = True
+    mask.flags.writeable = False  # a tape keeps it as it is, without a copy
+    if np.size(value) == 1:
+        return E.where(mask, S.reshape(value, ()), owner)
+    elements = np.broadcast_to(np.arange(np.size(value)).reshape(np.shape(value)), at.shape)
+    source = np.zeros(owner.size, np.intp)  # the element of value each element of owner would take
+    source[where] = elements.reshape(-1)  # where a position repeats, the same write wins as in NumPy
+    source.flags.writeable = False
+    gathered = S.reshape(S.take(S.reshape(value, (-1,)), source, axis=0), owner.shape)
+    return E.where(mask, gathered, owner)
+
+
+def _fitted(value, shape: tuple):
+    """`value` as NumPy assigns it into `shape`: leading length-1 axes beyond shape's dropped, then
+    broadcast (NumPy's ValueError where it cannot be)."""
+    have = np.shape(value)
+    extra = len(have) - len(shape)
+    if extra > 0 and all(n == 1 for n in have[:extra]):
+        value, have = S.reshape(value, have[extra:]), have[extra:]
+    try:
+        fits = np.broadcast_shapes(have, shape) == tuple(shape)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"could not broadcast input array from shape {have} into shape {tuple(shape)}")
+    return value
 
 
 def _derive_views(owner) -> None:

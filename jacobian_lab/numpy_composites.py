@@ -66,13 +66,16 @@ def _moves(fn):
     return lambda a, *args, **kwargs: gather(a, fn(_positions(a), *args, **kwargs))
 
 
-def _viewing(fn):
+def _viewing(fn, writeable: bool = True):
     """`fn`, whose result NumPy returns as a view of its first argument and jacobian_lab gathers:
-    linked as one (`primitives.link_view`), so that an in-place operator on the argument reaches it
-    and one on it is refused, as for the slices and transposes that are views here too."""
+    linked as one (`primitives.link_view`), so that a write into the argument reaches it and one
+    into it reaches the argument, as for the slices and transposes that are views here too.
+    ``writeable=False``: NumPy's view is read-only (np.diagonal), and so is this one."""
     def view(a, *args, **kwargs):
         out = fn(a, *args, **kwargs)
-        link_view(out, a, (lambda value: fn(value, *args, **kwargs), {}))
+        step = lambda value: fn(value, *args, **kwargs)  # noqa: E731
+        step.writeable = writeable
+        link_view(out, a, (step, {}))
         return out
 
     return view
@@ -84,10 +87,11 @@ def _refuse_traced(name, value, what):
                                   "(computed from values, e.g. x > 0, it is)")
 
 
-@implements(np.diagonal)
-@_viewing
-def diagonal(a, offset=0, axis1=0, axis2=1):
+def _diagonal(a, offset=0, axis1=0, axis2=1):
     return gather(a, np.diagonal(_positions(a), offset, axis1, axis2))
+
+
+diagonal = implements(np.diagonal)(_viewing(_diagonal, writeable=False))
 
 
 @implements(np.diag)

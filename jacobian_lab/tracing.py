@@ -173,11 +173,7 @@ class Tracer:
         return observe(bool, self.primal)
 
     def __setitem__(self, key, value):
-        raise TypeError(
-            "in-place assignment into a traced array (x[...] = v) is not supported: the derivative "
-            "of the overwritten entries would be lost. Build a new array instead, e.g. "
-            "np.where(mask, v, x) or np.concatenate([x[:i], v, x[i + 1:]])"
-        )
+        inplace.assign(self, key, value)  # NumPy's meaning, views included
 
     # --- operators ----------------------------------------------------------------
     __add__, __radd__ = binary_methods(E.add)

@@ -84,7 +84,7 @@ def call_traced(f, x, trace):
             "storing a traced value into an element of a plain array (y[i] = x[j]) would drop its "
             f"derivative, so jacobian_lab refuses it (NumPy reports it as {str(error)!r}). Build the "
             "array from traced values instead: np.stack([...]) of the entries, np.concatenate, or "
-            "np.where(mask, value, y)"
+            "np.where(mask, value, y); or write into a traced array, which works (y = x.copy(), then y[i] = v)"
         ) from error
     finally:
         trace.finish()
