@@ -21,9 +21,8 @@ from .bracketing import (ChainPlan, Tree, all_bracketings, bracketing_cost, chec
 from .engines.base import call_traced
 from .jacobian import as_input
 from .jacobian import jacobian as _jacobian
-from .prediction import EvalTrace
+from .prediction import EvalTrace, Evaluated
 from .rules.linalg import matmul
-from .tracing import Tracer
 
 __all__ = ["BRACKETINGS", "Chain", "ChainMeasurement", "ChainPlan", "Tree", "all_bracketings", "bracketing_cost",
            "format_bracketing", "local_mode", "multiply", "multiply_counted", "plan"]
@@ -308,7 +307,7 @@ class Chain:
             trace = EvalTrace()
             with counting() as counter:
                 try:
-                    y, traced = call_traced(stage, Tracer(trace, points[-1]), trace)
+                    y, traced = call_traced(stage, Evaluated(trace, points[-1]), trace)
                 except TypeError as error:
                     raise TypeError(f"{_stage_label(i, stage)}: {error}") from error
             value = y.primal if traced else np.asarray(y)

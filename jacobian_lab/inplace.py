@@ -28,7 +28,7 @@ import weakref
 
 import numpy as np
 
-from .primitives import Primitive, apply
+from .primitives import Primitive, apply, is_traced
 from .rules import elementwise as E
 from .rules import shape as S
 
@@ -146,9 +146,9 @@ def assign(tracer, key, value) -> None:
         raise TypeError(f"'numpy.{tracer.dtype}' object does not support item assignment (a traced 0-d value "
                         "is a NumPy scalar, immutable: bind the name anew)")
     if type(value) in (list, tuple):
-        value = np.stack(value) if any(getattr(v, "_trace", None) is not None for v in value) else np.asarray(value)
+        value = np.stack(value) if any(is_traced(v) for v in value) else np.asarray(value)
     if (getattr(tracer, "_owner", None) is None and getattr(key, "dtype", None) == bool
-            and getattr(key, "shape", None) == tracer.shape and np.size(value) == 1):
+            and getattr(key, "shape", None) == tracer.shape and np.size(value) == 1 and not is_traced(value)):
         # y[mask] = c, the commonest: the select itself, which a compiled program recomputes with the mask
         take_on(tracer, _checked(tracer, E.where(key, S.reshape(value, ()), tracer), "item assignment",
                                  "y = np.where(mask, v, y)"))
@@ -184,20 +184,20 @@ def positions(tracer) -> np.ndarray:
 
 def _written(owner, at, value):
     """`owner` with `value` written at its flat positions `at`: NumPy's ``owner.flat[at] = value``,
-    as a select of the values gathered into owner's shape and owner itself."""
+    as a select of owner and the values gathered into its shape. The elements not written gather a
+    zero, not a broadcast value: each element depends on what is written into it alone, which a
+    sparsity pattern reads (`jacobian_lab.sparsity`)."""
+    from .numpy_composites import gather  # which needs the NumPy functions, and they this module
+
     value = _fitted(value, at.shape)
     where = at.reshape(-1)
     mask = np.zeros(owner.shape, bool)
     mask.reshape(-1)[where] = True
     mask.flags.writeable = False  # a tape keeps it as it is, without a copy
-    if np.size(value) == 1:
-        return E.where(mask, S.reshape(value, ()), owner)
     elements = np.broadcast_to(np.arange(np.size(value)).reshape(np.shape(value)), at.shape)
-    source = np.zeros(owner.size, np.intp)  # the element of value each element of owner would take
+    source = np.full(owner.size, -1, np.intp)  # the element of value each element of owner takes; -1: none
     source[where] = elements.reshape(-1)  # where a position repeats, the same write wins as in NumPy
-    source.flags.writeable = False
-    gathered = S.reshape(S.take(S.reshape(value, (-1,)), source, axis=0), owner.shape)
-    return E.where(mask, gathered, owner)
+    return E.where(mask, gather(value, source.reshape(owner.shape), fill=0.0), owner)
 
 
 def _fitted(value, shape: tuple):

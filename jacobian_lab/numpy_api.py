@@ -16,7 +16,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .inplace import clone
-from .primitives import observe, primal
+from .primitives import is_traced, observe, primal
 from .rules import elementwise as E
 from .rules import decompositions as D
 from .rules import linalg as L
@@ -33,10 +33,6 @@ def implements(*numpy_functions):
             FUNCTIONS[f] = fn
         return fn
     return decorate
-
-
-def is_traced(v) -> bool:
-    return getattr(v, "_trace", None) is not None
 
 
 def as_array(v):
@@ -853,11 +849,13 @@ implements(np.result_type)(lambda *arrays_and_dtypes: np.result_type(
 
 @implements(np.full_like)
 def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, **kwargs):
-    # `shape` overrides a's shape, as in NumPy; a constant unless the fill value is traced
+    # `shape` overrides a's shape, as in NumPy. A plain fill value gives an array of a's trace without
+    # a derivative, as NumPy gives one of a's type: f can write traced values into it (r[0] = x[0]).
     shape, dtype = np.shape(a) if shape is None else shape, dtype or a.dtype
     if is_traced(fill_value):  # broadcast, with NumPy's error where it does not
         return broadcast_to(in_dtype("full_like", fill_value, dtype), shape)
-    return np.full(shape, fill_value, dtype)
+    value = np.full(shape, fill_value, dtype)
+    return a._trace.constant(value) if is_traced(a) and subok and value.dtype.kind == "f" else value
 
 
 @implements(np.copyto)

@@ -22,6 +22,15 @@ ORDERS = ("forward", "reverse")
 MODES = ORDERS + ("auto",)
 
 
+class Evaluated(Tracer):
+    """A value of an `EvalTrace`: `constant` where the engines' would have no derivative (`Trace.constant`)."""
+
+    __slots__ = ("constant",)
+
+    def __init__(self, trace, primal, constant=False):
+        self._trace, self.primal, self.constant = trace, primal, constant
+
+
 class EvalTrace(Trace):
     """Runs f on tracers with no derivative at all: only the primal work happens."""
 
@@ -35,7 +44,12 @@ class EvalTrace(Trace):
             return out
         if out.dtype in COMPLEX:  # the FLOP conventions price real arithmetic
             raise complex_result(prim)
-        return Tracer(self, out)
+        constant = self.constants and all(a.constant for a in args if isinstance(a, Tracer) and a._trace is self)
+        return Evaluated(self, out, constant)
+
+    def constant(self, value):
+        self.constants = True
+        return Evaluated(self, value, True)
 
 
 def count_flops(f: Callable, x) -> Cost:
@@ -48,7 +62,7 @@ def count_flops(f: Callable, x) -> Cost:
     f, x = prepare(f, x)
     trace = EvalTrace()
     with counting() as counter:
-        call_traced(f, Tracer(trace, x), trace)
+        call_traced(f, Evaluated(trace, x), trace)
     return counter.cost("primal")
 
 

@@ -190,6 +190,14 @@ class Trace:
     nested: bool = False
     #: Set when the traced call of f has returned (`finish`).
     finished: bool = False
+    #: Set once f holds an array of this trace without a derivative (`constant`): from then on an
+    #: operation on such arrays and plain ones alone gives one too, and reaches no derivative rule.
+    constants: bool = False
+
+    def constant(self, value):
+        """`value` as an array of this trace without a derivative, which f can write traced values
+        into: what ``np.zeros_like(x)`` gives for a traced x. A trace without them returns `value`."""
+        return value
 
     def finish(self) -> None:
         """The traced call of f returned: refuse any later operation on this trace's values.
@@ -258,6 +266,11 @@ def evaluate(prim: Primitive, args, params: dict):
     if counter is None:
         return prim.impl(*args, **params)
     return counter.evaluate(prim, args, params)
+
+
+def is_traced(value) -> bool:
+    """Whether `value` is a traced array (of any trace)."""
+    return getattr(value, "_trace", None) is not None
 
 
 def primal(value):

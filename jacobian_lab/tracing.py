@@ -8,6 +8,7 @@ silently drop its derivative, raises `TracerConversionError` instead.
 """
 from __future__ import annotations
 
+import operator
 import sys
 
 import numpy as np
@@ -59,6 +60,24 @@ def complex_result(prim) -> TypeError:
     )
 
 
+def _plain_operands(args: tuple, kwargs: dict):
+    """(args, kwargs) with each traced array (in them or in a list or tuple in them) as its plain value,
+    when none has a derivative to drop (`Tracer.constant`); else None."""
+    def plain(value):
+        if isinstance(value, (list, tuple)):
+            return type(value)(plain(v) for v in value)
+        if isinstance(value, Tracer):
+            if not value.constant:
+                raise LookupError
+            return np.asarray(value)
+        return value
+
+    try:
+        return plain(tuple(args)), {key: plain(v) for key, v in kwargs.items()}
+    except LookupError:
+        return None
+
+
 def binary_method(fn, reflected=False):
     """The method behind a binary operator: ``fn(self, other)``, or ``fn(other, self)`` when reflected."""
     if isinstance(fn, Primitive):  # straight to the dispatch: operators are the hottest path
@@ -85,6 +104,18 @@ class Tracer:
     def __init__(self, trace, primal):
         self._trace = trace
         self.primal = primal
+
+    #: Whether it has no derivative to drop: an array of f's like ``np.zeros_like(x)`` before a traced
+    #: value is written into it (`Trace.constant`). It converts to plain values as an ndarray does.
+    constant = property(lambda self: False)
+
+    def _plain(self, what: str):
+        """The primal, read-only, for a conversion (`what`) of an array without a derivative; else the refusal."""
+        if not self.constant:
+            raise _conversion_error(what)
+        value = np.asarray(self.primal).view()
+        value.flags.writeable = False  # writing into it could not reach this array: NumPy says read-only
+        return value
 
     # --- array metadata --------------------------------------------------------
     def _set_shape(self, shape):  # y.shape = (3, 1) reshapes y itself, as in NumPy
@@ -116,35 +147,45 @@ class Tracer:
                 return apply(prim, inputs, {})
             if prim is not None:  # a composition (np.power, np.logaddexp, ...)
                 return prim(*inputs)
-        return scipy_special.dispatch(self, ufunc, method, inputs, kwargs)
+        try:
+            return scipy_special.dispatch(self, ufunc, method, inputs, kwargs)
+        except NotImplementedError:
+            plain = _plain_operands(inputs, kwargs)
+            if plain is None:
+                raise
+            return getattr(ufunc, method)(*plain[0], **plain[1])  # no derivative to drop: NumPy's own
 
     def __array_function__(self, func, types, args, kwargs):
         impl = api.FUNCTIONS.get(func)
         if impl is None:
-            raise api.unsupported(f"{func.__module__}.{func.__name__}")
+            plain = _plain_operands(args, kwargs)
+            if plain is None:
+                raise api.unsupported(f"{func.__module__}.{func.__name__}")
+            return func(*plain[0], **plain[1])  # no derivative to drop: NumPy's own
         return inplace.unshared(impl(*args, **kwargs), args)
 
     def __array__(self, dtype=None, copy=None):
-        caller = _library_caller()
+        caller = None if self.constant else _library_caller()
         if caller is not None:
             raise TracerConversionError(
                 f"{caller} converts its input with np.asarray, which would drop the derivative of a traced "
                 "array, so jacobian_lab refuses it; it has no derivative rule here. Write that step with "
                 "NumPy operations (logsumexp: m = np.max(x); m + np.log(np.sum(np.exp(x - m))))")
-        raise _conversion_error("np.asarray / np.array (or a NumPy routine that calls it)")
+        value = self._plain("np.asarray / np.array (or a NumPy routine that calls it)")
+        return value if dtype is None else value.astype(dtype)
 
     def __float__(self):
         # NumPy calls it too when a traced value is stored into a plain array: y[i] = x[j]
-        raise _conversion_error("float() (or storing it into a plain array, y[i] = x[j])")
+        return float(self._plain("float() (or storing it into a plain array, y[i] = x[j])"))
 
     def __int__(self):
-        raise _conversion_error("int()")
+        return int(self._plain("int()"))
 
     def __complex__(self):
-        raise _conversion_error("complex()")
+        return complex(self._plain("complex()"))
 
     def __index__(self):
-        raise _conversion_error("using it as an index")
+        return operator.index(self._plain("using it as an index")[()])
 
     def __round__(self, ndigits=None):
         if self.ndim:  # as NumPy: only its scalars define round()
@@ -156,6 +197,8 @@ class Tracer:
     def __format__(self, spec):
         if not spec:
             return str(self)
+        if self.constant:
+            return format(self._plain("format()")[()], spec)
         raise TracerConversionError(
             f"formatting a traced value with the format spec {spec!r} (an f-string or str.format in f) would "
             "read it as a plain number and drop its derivative, so jacobian_lab refuses it. Format it "
@@ -163,10 +206,10 @@ class Tracer:
         )
 
     def item(self, *args):
-        raise _conversion_error(".item()")
+        return self._plain(".item()").item(*args)
 
     def tolist(self):
-        raise _conversion_error(".tolist()")
+        return self._plain(".tolist()").tolist()
 
     def __bool__(self):
         # Control flow on a value is fine (as in eager PyTorch); only the branch taken is traced.
@@ -327,4 +370,4 @@ class Tracer:
         if np.issubdtype(dtype, np.floating):
             converted = E.as_float_dtype(self, dtype)
             return inplace.clone(converted) if copy and converted is self else converted
-        raise _conversion_error(f".astype({np.dtype(dtype).name})")
+        return self._plain(f".astype({np.dtype(dtype).name})").astype(dtype)

@@ -786,6 +786,121 @@ def test_item_assignment_in_sparse_jacobians_and_hessians(f):
     assert_fd_close(H, central_differences(jl.grad(lambda x: np.sum(f(x) ** 2)), X))
 
 
+def _robertson(y):
+    """The right-hand side of Robertson's stiff chemical kinetics, written as for scipy's solve_ivp."""
+    dydt = np.empty_like(y)
+    dydt[0] = -0.04 * y[0] + 1e4 * y[1] * y[2]
+    dydt[1] = 0.04 * y[0] - 1e4 * y[1] * y[2] - 3e7 * y[1] ** 2
+    dydt[2] = 3e7 * y[1] ** 2
+    return dydt
+
+
+def _robertson_jacobian(y):
+    return np.array([[-0.04, 1e4 * y[2], 1e4 * y[1]],
+                     [0.04, -1e4 * y[2] - 6e7 * y[1], -1e4 * y[1]],
+                     [0.0, 6e7 * y[1], 0.0]])
+
+
+@pytest.mark.parametrize("mode", MODES + ["auto", "jit", "sparse"])
+def test_an_array_made_like_x_takes_traced_values(mode):
+    y = np.array([0.9, 3e-5, 0.1])
+    if mode == "jit":
+        J = jl.jit(jl.jacobian(_robertson))(y)
+    elif mode == "sparse":
+        J = jl.sparse_jacobian(_robertson, y).toarray()
+    else:
+        J = jl.jacobian(_robertson, y, mode=mode)
+    np.testing.assert_allclose(J, _robertson_jacobian(y), rtol=1e-14, atol=0)
+    # the arithmetic of the three rows (4 + 7 + 2 flops), and the three writes: selects over dydt
+    assert jl.count_flops(_robertson, y) == jl.Cost(4 + 7 + 2 + 3 * 3, 0)
+
+
+def test_the_sparsity_of_an_array_filled_by_writes_is_what_each_write_reads():
+    def heat(u):
+        du = np.empty_like(u)
+        du[0] = u[1] - 2.0 * u[0]
+        du[1:-1] = u[:-2] - 2.0 * u[1:-1] + u[2:]
+        du[-1] = u[-2] - 2.0 * u[-1]
+        return du
+
+    u = np.linspace(0.0, 1.0, 6)
+    tridiagonal = (np.abs(np.subtract.outer(np.arange(6), np.arange(6))) <= 1).astype(int)
+    np.testing.assert_array_equal(jl.sparsity(heat, u).toarray(), tridiagonal)
+    np.testing.assert_array_equal(jl.sparse_jacobian(heat, u).toarray(), jl.jacobian(heat, u))
+
+    def overwritten(x):
+        y = np.sin(x)
+        y[0] = x[2]  # like np.where's result, the element keeps what it depended on before
+        return y
+
+    np.testing.assert_array_equal(jl.sparsity(overwritten, u[:3]).toarray(), [[1, 0, 1], [0, 1, 0], [0, 0, 1]])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_array_made_like_x_has_no_derivative_until_one_is_written(mode):
+    def f(x):
+        r = np.zeros_like(x)
+        ones = np.ones_like(x) * 2.0  # no derivative either
+        row = r[1]  # a view of r
+        row[:2] = x[0, 1:] * ones[0, :2]  # written through into r
+        return r
+
+    J = run(f, mode)
+    assert_fd_close(J, central_differences(f, X))
+    np.testing.assert_array_equal(J[0], 0.0)
+    for nothing in (lambda x: np.zeros_like(x), lambda x: np.full_like(x, 3.0) * 2.0 + 1.0):
+        np.testing.assert_array_equal(run(nothing, mode), np.zeros(X.shape * 2))
+
+    def accumulated(x):
+        acc = np.zeros_like(x)
+        for k in range(1, 3):
+            acc += np.sin(k * x)
+        return acc
+
+    assert_fd_close(run(accumulated, mode), central_differences(accumulated, X))
+
+
+@pytest.mark.parametrize("mode", MODES + ["count_flops"])
+def test_an_array_without_a_derivative_converts_like_an_ndarray(mode):
+    seen = {}
+
+    def f(x):
+        blank = np.ones_like(x)
+        seen["n"] = int(blank.sum())  # plain numbers: nothing is dropped
+        seen["first"] = float(blank[0, 0]), blank[0, 0].item(), f"{blank[0, 1]:.1f}", blank.tolist()
+        seen["ints"] = blank.astype(int)
+        seen["fft"] = np.fft.fft(blank[0]).real  # NumPy's own, for a function without a rule
+        plain = np.asarray(blank)
+        seen["read-only"] = not plain.flags.writeable  # writing into it could not reach blank
+        blank[0, 0] = x[0, 0]
+        with pytest.raises(jl.TracerConversionError):
+            float(blank[0, 0])  # now it has a derivative
+        return blank * x
+
+    if mode == "count_flops":
+        jl.count_flops(f, X)
+    else:
+        run(f, mode)
+    assert seen["n"] == 6 and seen["first"] == (1.0, 1.0, "1.0", np.ones((2, 3)).tolist())
+    assert seen["ints"].dtype == int and seen["read-only"]
+    np.testing.assert_array_equal(seen["fft"], [3.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_arrays_made_like_x_as_numpy_makes_them(mode):
+    kinds = {}
+
+    def f(x):
+        kinds["subok=False"] = type(np.zeros_like(x, subok=False))  # NumPy's base class: a plain array
+        kinds["int"] = type(np.zeros_like(x, dtype=int))  # no derivative in integers: a plain array
+        kinds["traced"] = type(np.zeros_like(x))
+        return x
+
+    run(f, mode)
+    assert kinds["subok=False"] is np.ndarray and kinds["int"] is np.ndarray
+    assert issubclass(kinds["traced"], Tracer)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_ufunc_out_argument_is_refused(mode):
     def f(x):

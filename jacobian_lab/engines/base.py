@@ -84,7 +84,8 @@ def call_traced(f, x, trace):
             "storing a traced value into an element of a plain array (y[i] = x[j]) would drop its "
             f"derivative, so jacobian_lab refuses it (NumPy reports it as {str(error)!r}). Build the "
             "array from traced values instead: np.stack([...]) of the entries, np.concatenate, or "
-            "np.where(mask, value, y); or write into a traced array, which works (y = x.copy(), then y[i] = v)"
+            "np.where(mask, value, y); or write into a traced array, which works (y = np.zeros_like(x), then "
+            "y[i] = v)"
         ) from error
     finally:
         trace.finish()
@@ -94,7 +95,7 @@ def check_output(y, trace):
     """Validate what f returned: `(value, traced)`, value a float array or a tracer of `trace`."""
     if isinstance(y, Tracer):
         if y._trace is trace:
-            return y, True
+            return (y.primal, False) if y.constant else (y, True)  # np.zeros_like(x) has no derivative
         if y._trace.finished:
             raise TypeError(escaped_message("f returned"))
         return y, False  # a value of an enclosing trace alone: f's output does not depend on x here

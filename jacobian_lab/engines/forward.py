@@ -17,12 +17,15 @@ from .base import call_traced, next_level, register
 
 
 class Dual(Tracer):
-    """A primal value with its seed-batched tangent, shape (k, *primal.shape)."""
+    """A primal value with its seed-batched tangent, shape (k, *primal.shape); None for an array
+    without a derivative (`Trace.constant`)."""
 
     __slots__ = ("tangent",)
 
     def __init__(self, trace, primal, tangent):
         self._trace, self.primal, self.tangent = trace, primal, tangent
+
+    constant = property(lambda self: self.tangent is None)
 
 
 class ForwardTrace(Trace):
@@ -49,6 +52,8 @@ class ForwardTrace(Trace):
             return out
         if out.dtype in COMPLEX:
             raise complex_result(prim)
+        if self.constants and all(t is None for t in tangents):
+            return Dual(self, out, None)  # arrays without a derivative (np.zeros_like(x)) and plain ones alone
         if counter is None:
             tangent = prim.jvp(tangents, out, *primals, **params)
         else:  # `in_phase`, written out: this runs for every primitive
@@ -62,6 +67,11 @@ class ForwardTrace(Trace):
         if self.budget.max_bytes is not None:  # `account`'s own first test, without the call per primitive
             self.budget.account(tangent)
         return Dual(self, out, tangent)
+
+
+    def constant(self, value):
+        self.constants = True
+        return Dual(self, value, None)
 
 
 class ForwardEngine:

@@ -29,6 +29,8 @@ class Node(Tracer):
     def __init__(self, trace, primal, index):
         self._trace, self.primal, self.index = trace, primal, index
 
+    constant = property(lambda self: self.index is None)  # no record: an array without a derivative
+
 
 class Record:
     __slots__ = ("prim", "params", "args", "out", "parents", "pullback")
@@ -250,7 +252,13 @@ class ReverseTrace(Trace):
             return out
         if out.dtype in COMPLEX:
             raise complex_result(prim)
+        if self.constants and all(p is None for p in parents):
+            return Node(self, out, None)  # arrays without a derivative (np.zeros_like(x)) and plain ones alone
         return Node(self, out, self.tape.append(Record(prim, params, primals, out, parents)))
+
+    def constant(self, value):
+        self.constants = True
+        return Node(self, value, None)
 
 
 class ReverseEngine:
