@@ -62,3 +62,21 @@ def test_compare_excerpt_counts_are_what_compare_counts():
     keys = ("passes", "primal flops", "primal transc", "deriv flops", "deriv transc", "total")
     for cells, row in zip(printed, rows):
         assert cells[1:7] == [f"{row[k]:,.0f}" for k in keys], row["mode"]
+
+
+def test_ode_example_gives_the_solution_the_finite_difference_jacobian_gives():
+    from scipy.integrate import solve_ivp
+
+    block = next(b for b in python_blocks() if "solve_ivp" in b)
+    namespace = {"np": np, "jl": jl}
+    exec(compile(block, "README.md", "exec"), namespace)
+    sol, robertson = namespace["sol"], namespace["robertson"]
+    y = np.array([0.9, 3e-5, 0.1])
+    exact = np.array([[-0.04, 1e4 * y[2], 1e4 * y[1]],
+                      [0.04, -1e4 * y[2] - 6e7 * y[1], -1e4 * y[1]],
+                      [0.0, 6e7 * y[1], 0.0]])
+    np.testing.assert_allclose(namespace["jac"](y), exact, rtol=1e-14)
+    reference = solve_ivp(lambda t, y: robertson(y), (0.0, 1e5), [1.0, 0.0, 0.0], method="BDF",
+                          rtol=1e-8, atol=1e-10)  # scipy's own finite-difference Jacobian
+    assert sol.status == 0 and sol.njev > 1
+    np.testing.assert_allclose(sol.y[:, -1], reference.y[:, -1], rtol=1e-6, atol=1e-12)
