@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from . import engines, inplace, memory, sharding, trees
-from .tracing import Tracer
+from .tracing import Tracer, from_objects
 
 MODES = ("forward", "reverse", "auto")
 # Seeds x width per pass with batch_size=None, width being x's size (forward) or the
@@ -412,6 +412,7 @@ class Flattened:
         if not trees.is_tree(out):
             return out
         leaves, self.out_def = trees.flatten(out)
+        leaves = [from_objects(leaf) for leaf in leaves]  # np.array([a, b]) of traced scalars
         if not leaves:
             raise TypeError("f returned an empty structure; it must return at least one array")
         for leaf in leaves:

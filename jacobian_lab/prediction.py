@@ -12,8 +12,8 @@ from .accounting import COTANGENT, PRIMAL, TANGENT, Cost, counting, phase
 from .engines.base import call_traced, get, next_level
 from . import memory
 from .jacobian import prepare, result_dtype, schedule, tangent_bytes
-from .primitives import Trace, bind
-from .tracing import COMPLEX, Tracer, complex_result
+from .primitives import Trace, apply, bind
+from .tracing import NOT_REAL, Tracer, not_real_result, objects_converted
 
 
 #: The accumulation orders a Prediction prices.
@@ -38,12 +38,15 @@ class EvalTrace(Trace):
         self.level = next_level()
 
     def process(self, prim, args, params):
+        converted = objects_converted(args)  # np.array([a, b]) of traced scalars: one array
+        if converted:
+            return apply(prim, converted, params)
         primals = [a.primal if isinstance(a, Tracer) and a._trace is self else a for a in args]
         out = bind(prim, *primals, **params)
         if not prim.differentiable:
             return out
-        if out.dtype in COMPLEX:  # the FLOP conventions price real arithmetic
-            raise complex_result(prim)
+        if out.dtype in NOT_REAL:  # the FLOP conventions price real arithmetic
+            raise not_real_result(prim, out)
         constant = self.constants and all(a.constant for a in args if isinstance(a, Tracer) and a._trace is self)
         return Evaluated(self, out, constant)
 

@@ -46,18 +46,40 @@ def _library_caller() -> str | None:
     return name
 
 
-#: The complex dtypes: engines test ``out.dtype in COMPLEX`` on every traced result, which is
-#: cheaper than reading ``out.dtype.kind``.
-COMPLEX = frozenset(map(np.dtype, "FDG"))
+#: The dtypes a traced result cannot have: complex (every rule is for real functions) and object (an
+#: array of traced values built with np.array([...]), met by a primitive). Engines test
+#: ``out.dtype in NOT_REAL`` on every traced result, which is cheaper than reading ``out.dtype.kind``.
+NOT_REAL = frozenset(map(np.dtype, "FDGO"))
 
 
-def complex_result(prim) -> TypeError:
-    """The error for a traced operation that produced complex values: every rule is for real functions."""
+def not_real_result(prim, out) -> TypeError:
+    """The error for a traced operation whose result is in `NOT_REAL`."""
+    if out.dtype == object:
+        return TypeError(
+            f"{prim.name} of a traced array got an object array (np.array of values that are neither numbers "
+            "nor traced values?); jacobian_lab differentiates float arrays only. Build the operand as a float "
+            "array, or with np.stack([...]) from traced values")
     return TypeError(
         f"{prim.name} of a traced array gave complex values (was an operand complex?); jacobian_lab "
         "differentiates real functions only. Carry the real and imaginary parts as two real arrays "
         "(np.exp(1j * x) is np.cos(x) + 1j * np.sin(x)) and return them as real outputs."
     )
+
+
+def from_objects(value):
+    """`value` as one traced array when it is an array of traced values built with np.array([...]) (an
+    object array, see `Tracer.__array__`); anything else as it is."""
+    if type(value) is np.ndarray and value.dtype == object and any(isinstance(v, Tracer) for v in value.flat):
+        return api.reshape(np.stack(list(value.flat)), value.shape)
+    return value
+
+
+def objects_converted(args):
+    """The operands with each array of traced values built with np.array([...]) as one traced array
+    (`from_objects`), when there is one; else None. Engines call it for an object-dtype operand and
+    dispatch the converted operands afresh, whichever trace they belong to."""
+    converted = [from_objects(a) for a in args]
+    return None if all(c is a for c, a in zip(converted, args)) else converted
 
 
 def _plain_operands(args: tuple, kwargs: dict):
@@ -171,6 +193,12 @@ class Tracer:
                 f"{caller} converts its input with np.asarray, which would drop the derivative of a traced "
                 "array, so jacobian_lab refuses it; it has no derivative rule here. Write that step with "
                 "NumPy operations (logsumexp: m = np.max(x); m + np.log(np.sum(np.exp(x - m))))")
+        if not self.ndim and not self.constant and dtype in (None, object):
+            # np.array([a, b]) of traced scalars: an object array holding them, which operators and
+            # NumPy's own loops compute on and f may return (`from_objects`)
+            held = np.empty((), object)
+            held[()] = self
+            return held
         value = self._plain("np.asarray / np.array (or a NumPy routine that calls it)")
         return value if dtype is None else value.astype(dtype)
 
@@ -358,6 +386,10 @@ class Tracer:
 
     def __getattr__(self, name):
         # Reached only for names the class does not define: say which ndarray feature is missing.
+        ufunc = getattr(np, name, None) if name[0] != "_" and not self.ndim else None
+        if type(ufunc) is np.ufunc:
+            # NumPy's loop over an object array (np.sin(np.array([a, b]))) calls the ufunc's name as a method
+            return lambda *others: ufunc(self, *others)
         if not name.startswith("__") and hasattr(np.ndarray, name):
             raise AttributeError(
                 f"ndarray.{name} is not supported on traced arrays (in-place or without a derivative "

@@ -463,6 +463,42 @@ def test_conversion_raises_tracer_conversion_error(f, mode):
     assert isinstance(info.value, TypeError)
 
 
+def _van_der_pol(y):
+    return np.array([y[1], (1.0 - y[0] ** 2) * y[1] - y[0]])  # as solve_ivp's examples write it
+
+
+def _objects_computed_on(x):
+    v = np.array([x[0] * x[1], x[2], x[1]])  # an object array of traced scalars, which NumPy's loops run on
+    w = np.sin(v) * 2.0 + v @ np.ones(3) + np.arctan2(v, 1.5) + np.exp(v) ** 2 - np.sqrt(np.abs(v))
+    return np.concatenate([x + w, np.array([np.sum(w), np.max(v)]), np.array([[1.0, x[0]]])[0]])
+
+
+@pytest.mark.parametrize("mode", MODES + ["auto", "jit", "sparse"])
+@pytest.mark.parametrize("f", [_van_der_pol, _objects_computed_on])
+def test_np_array_of_traced_scalars_is_one_traced_array(f, mode):
+    x = np.array([0.5, -0.3, 1.2])
+    if mode == "jit":
+        J = jl.jit(jl.jacobian(f))(x)
+    elif mode == "sparse":
+        J = jl.sparse_jacobian(f, x).toarray()
+    else:
+        J = run(f, mode, x)
+    assert_fd_close(J, central_differences(f, x))
+    np.testing.assert_array_equal(traced_value(f, x), f(x))
+    H = jl.hessian(lambda z: np.sum(f(z) ** 2), x)
+    assert_fd_close(H, central_differences(jl.grad(lambda z: np.sum(f(z) ** 2)), x))
+    assert jl.count_flops(_van_der_pol, x) == jl.Cost(4, 0)  # y0 ** 2, 1 - , * y1, - y0: the stacking is free
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_np_array_of_traced_scalars_and_numbers_is_left_to_numpys_loops(mode):
+    def f(x):
+        return np.sin(np.array([x[0], 2.0]))  # NumPy's object loop asks 2.0 for a sin method
+
+    with pytest.raises(TypeError, match="sin method"):
+        run(f, mode, np.ones(2))
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_control_flow_on_a_comparison_is_allowed(mode):
     # The message of the conversion error recommends this, so it must work.

@@ -18,7 +18,7 @@ from typing import Callable, Protocol, runtime_checkable
 import numpy as np
 
 from ..primitives import escaped_message
-from ..tracing import Tracer, TracerConversionError
+from ..tracing import Tracer, TracerConversionError, from_objects
 
 
 @runtime_checkable
@@ -93,6 +93,7 @@ def call_traced(f, x, trace):
 
 def check_output(y, trace):
     """Validate what f returned: `(value, traced)`, value a float array or a tracer of `trace`."""
+    y = from_objects(y)  # return np.array([a, b]) of traced scalars
     if isinstance(y, Tracer):
         if y._trace is trace:
             return (y.primal, False) if y.constant else (y, True)  # np.zeros_like(x) has no derivative

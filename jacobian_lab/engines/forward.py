@@ -11,8 +11,8 @@ import numpy as np
 
 from ..accounting import TANGENT, active_counter
 from ..memory import TangentBudget
-from ..primitives import Trace
-from ..tracing import COMPLEX, Tracer, complex_result
+from ..primitives import Trace, apply
+from ..tracing import NOT_REAL, Tracer, not_real_result, objects_converted
 from .base import call_traced, next_level, register
 
 
@@ -42,6 +42,8 @@ class ForwardTrace(Trace):
                 primals.append(a.primal)
                 tangents.append(a.tangent)
             else:
+                if type(a) is np.ndarray and a.dtype.hasobject and (converted := objects_converted(args)):
+                    return apply(prim, converted, params)  # np.array([a, b]) of traced scalars: one array
                 primals.append(a)
                 tangents.append(None)  # a constant: symbolic zero tangent
                 if isinstance(a, Tracer):  # a value of an enclosing trace: see `nested`
@@ -50,8 +52,8 @@ class ForwardTrace(Trace):
         out = self.evaluate(prim, primals, params, counter)
         if not prim.differentiable:
             return out
-        if out.dtype in COMPLEX:
-            raise complex_result(prim)
+        if out.dtype in NOT_REAL:
+            raise not_real_result(prim, out)
         if self.constants and all(t is None for t in tangents):
             return Dual(self, out, None)  # arrays without a derivative (np.zeros_like(x)) and plain ones alone
         if counter is None:

@@ -14,10 +14,10 @@ import numpy as np
 
 from ..accounting import COTANGENT, TANGENT, Cost, active_counter, in_phase
 from ..memory import TangentBudget
-from ..primitives import Trace
+from ..primitives import Trace, apply
 from ..rules.elementwise import add
 from ..snapshots import kept_params, root, same_bytes, snapshot
-from ..tracing import COMPLEX, Tracer, complex_result
+from ..tracing import NOT_REAL, Tracer, not_real_result, objects_converted
 from .base import call_traced, next_level, register
 
 
@@ -235,6 +235,8 @@ class ReverseTrace(Trace):
                 parents.append(a.index)
             else:
                 if type(a) is np.ndarray:
+                    if a.dtype.hasobject and (converted := objects_converted(args)):
+                        return apply(prim, converted, params)  # np.array([a, b]) of traced scalars: one array
                     # The sweep reads constants later, when f may have written into them (a buffer it
                     # reuses): the tape keeps them as they were
                     a = self.tape.keep(a)
@@ -250,8 +252,8 @@ class ReverseTrace(Trace):
             work[0] += flops
             work[1] += transcendentals
             return out
-        if out.dtype in COMPLEX:
-            raise complex_result(prim)
+        if out.dtype in NOT_REAL:
+            raise not_real_result(prim, out)
         if self.constants and all(p is None for p in parents):
             return Node(self, out, None)  # arrays without a derivative (np.zeros_like(x)) and plain ones alone
         return Node(self, out, self.tape.append(Record(prim, params, primals, out, parents)))
