@@ -6,9 +6,9 @@ takes the result's value and derivative (`become`), and each of its live views
 (``row`` of ``for row in Y``, a slice kept in a variable) is derived again from
 the new value; the arrays themselves are never written to. A write into a view
 (``v = y[1:]; v *= 3``, ``y[1:] *= 3``, ``row[0] = 1``) goes to the array it
-views: that array becomes a select (``np.where``) of itself and the values
-written at the view's positions (`write`), and its views, the written one
-included, are derived again. Copies (``x.copy()``, ``np.copy``, ``+x``) are
+views: that array becomes a copy of itself with the values put at the
+view's positions (`write`), and its views, the written one included, are
+derived again. Copies (``x.copy()``, ``np.copy``, ``+x``) are
 distinct tracers, and a 0-d value that is no view is a NumPy scalar, as
 reductions and indexing give one: immutable, so ``s += 1`` binds s anew.
 
@@ -128,8 +128,8 @@ def _checked(tracer, result, what: str, instead: str):
 def assign(tracer, key, value) -> None:
     """``tracer[key] = value`` with NumPy's meaning: the elements `key` selects take `value`
     (broadcast; the last write wins where an index repeats), in the array tracer views if it is a
-    view, and every live view sees them. The new array is a select (``np.where``) of tracer and the
-    values written, and its work is counted as that select's: one flop per element of the array.
+    view, and every live view sees them. A write moves values (0 flops, as slicing); ``y[mask] = c``
+    with a boolean mask of y's shape and a plain c is ``np.where(mask, c, y)``, counted as that select.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> def f(x):
@@ -184,20 +184,17 @@ def positions(tracer) -> np.ndarray:
 
 def _written(owner, at, value):
     """`owner` with `value` written at its flat positions `at`: NumPy's ``owner.flat[at] = value``,
-    as a select of owner and the values gathered into its shape. The elements not written gather a
-    zero, not a broadcast value: each element depends on what is written into it alone, which a
-    sparsity pattern reads (`jacobian_lab.sparsity`)."""
-    from .numpy_composites import gather  # which needs the NumPy functions, and they this module
-
+    one `put` of value's elements into a copy of owner (a move, as slicing is)."""
     value = _fitted(value, at.shape)
-    where = at.reshape(-1)
-    mask = np.zeros(owner.shape, bool)
-    mask.reshape(-1)[where] = True
-    mask.flags.writeable = False  # a tape keeps it as it is, without a copy
-    elements = np.broadcast_to(np.arange(np.size(value)).reshape(np.shape(value)), at.shape)
-    source = np.full(owner.size, -1, np.intp)  # the element of value each element of owner takes; -1: none
-    source[where] = elements.reshape(-1)  # where a position repeats, the same write wins as in NumPy
-    return E.where(mask, gather(value, source.reshape(owner.shape), fill=0.0), owner)
+    if not at.size:
+        return owner
+    elements = np.broadcast_to(np.arange(np.size(value)).reshape(np.shape(value)), at.shape).reshape(-1)
+    # Where a position repeats, the last write wins, as in NumPy: each position once, with its last value
+    indices, last = np.unique(at.reshape(-1)[::-1], return_index=True)
+    picks = elements[::-1][last]
+    indices.flags.writeable = picks.flags.writeable = False  # `put` declares no array parameters to keep
+    out = S.put(S.reshape(owner, (owner.size,)), S.reshape(value, (np.size(value),)), indices=indices, picks=picks)
+    return S.reshape(out, owner.shape)
 
 
 def _fitted(value, shape: tuple):

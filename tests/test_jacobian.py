@@ -82,6 +82,15 @@ def _seed_grad(x):
     return np.cos(e) * e * 2 * x
 
 
+def _assigned(x):
+    y = np.sin(x)
+    y[[0, 2, 0]] = x[1:] ** 2  # a repeated index: the last write wins, as in NumPy
+    y[1:3] *= x[:2]  # an in-place operator on a view writes through it
+    z = np.zeros_like(x)  # an array made like x, without a derivative until written
+    z[::2] = x[1::2]
+    return y + z
+
+
 def _eye(n):
     return np.eye(n)
 
@@ -154,6 +163,7 @@ CASES = [
     Case("boolean mask", lambda X: X[X > 0] * 3.0 + np.sum(X[np.abs(X) < 1.0] ** 2), X34),
     Case("non-adjacent advanced indices", lambda X: X[[0, 1], :, [1, 3]] * X[1, [2, 2, 0], 0], X234),
     Case("mixed slice and advanced", lambda X: X[1:, [0, 0, 2]] + X[[2, 0], 1:3].sum(), X34),
+    Case("item assignment", _assigned, x4),
     Case("take", lambda x: np.take(x, [0, -1, 1, -1]) + np.take(np.outer(x, x), [[1, 2], [2, 2]], axis=1).sum(), x4),
     Case("iteration and indexing", lambda x: np.stack([xi * x[0] for xi in x]), x4),
     # --- linear algebra ---

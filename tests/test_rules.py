@@ -277,6 +277,14 @@ EXAMPLES: dict[str, list[Example]] = {
         ex(general(2, 3), indices=np.array([3, 3, 1]), axis=1, size=4),
         ex(general(2, 0), indices=np.array([], dtype=np.intp), axis=1, size=3, label="nothing gathered"),
     ],
+    "put": [
+        ex(general(5), general(3), indices=np.array([0, 2, 4]), picks=np.array([0, 1, 2]), label="3 of 5"),
+        ex(general(2, 4), general(2, 2), indices=np.array([3, 1]), picks=np.array([1, 1]), label="one value twice"),
+        ex(general(4), general(1), indices=np.array([1, 2]), picks=np.array([0, 0]), label="a scalar broadcast"),
+        ex(general(3, 4), general(1, 2), indices=np.array([0, 3]), picks=np.array([1, 0]), label="v over rows"),
+        ex(general(3), general(2), indices=np.array([], dtype=np.intp), picks=np.array([], dtype=np.intp),
+           label="nothing written"),
+    ],
     "concatenate": [
         ex(general(2, 3), general(1, 3), general(4, 3), axis=0),
         ex(general(2, 1), general(2, 3), general(2, 2), axis=1),

@@ -158,6 +158,46 @@ scatter_add = _linear(
 )
 
 
+# --- writing elements: item assignment -----------------------------------------
+def _put_impl(a, v, indices, picks):
+    """a, with its elements at `indices` along the last axis taking v's at `picks`:
+    ``out[..., indices] = v[..., picks]`` in a copy (v's leading axes broadcast against a's)."""
+    out = np.array(a, copy=True)
+    out[..., indices] = v[..., picks]
+    return out
+
+
+def _put_jvp(tangents, out, a, v, indices, picks):
+    ta, tv = tangents
+    if ta is None:  # a constant array written into: its tangent is zero where v's does not land
+        ta = np.zeros((batch(tv),) + np.shape(a), dtype=np.result_type(tv))
+    if tv is None:  # a constant written: zero tangent there
+        tv = np.zeros((1,) * np.ndim(a) + (1,), dtype=np.result_type(ta))
+        picks = np.zeros_like(picks)
+    return put(ta, tv, indices=indices, picks=picks)
+
+
+def _put_vjp(needs, out, a, v, indices, picks):
+    v_shape = np.shape(v)
+
+    def pullback(g):
+        last = g.ndim - 1
+        ga = vg = None
+        if needs[0]:  # what was written over reaches a no more
+            ga = put(g, np.zeros((1,) * g.ndim, dtype=np.result_type(g)), indices=indices,
+                     picks=np.zeros_like(picks))
+        if needs[1]:  # an element of v written to several places gathers all of theirs
+            vg = unbroadcast(scatter_add(take(g, indices, last), picks, last, v_shape[-1]), v_shape)
+        return ga, vg
+
+    return pullback
+
+
+put = register(Primitive(  # its index arrays are made for it, read-only: nothing for a tape to keep
+    "put", _put_impl, free, jvp=_put_jvp, vjp=_put_vjp, structure="move", array_params=(),
+))
+
+
 # --- concatenate ------------------------------------------------------------
 def _concatenate_jvp(tangents, out, *xs, axis):
     known = next(t for t in tangents if t is not None)
