@@ -82,6 +82,12 @@ def objects_converted(args):
     return None if all(c is a for c, a in zip(converted, args)) else converted
 
 
+def _read_only(value) -> np.ndarray:
+    view = np.asarray(value).view()
+    view.flags.writeable = False
+    return view
+
+
 def _plain_operands(args: tuple, kwargs: dict):
     """(args, kwargs) with each traced array (in them or in a list or tuple in them) as its plain value,
     when none has a derivative to drop (`Tracer.constant`); else None."""
@@ -131,13 +137,16 @@ class Tracer:
     #: value is written into it (`Trace.constant`). It converts to plain values as an ndarray does.
     constant = property(lambda self: False)
 
-    def _plain(self, what: str):
-        """The primal, read-only, for a conversion (`what`) of an array without a derivative; else the refusal."""
+    def _plain(self, what: str, copy: bool = False):
+        """The values of an array without a derivative, for a conversion (`what`); else the refusal.
+
+        A read-only view, since writing into it could not reach this array (NumPy then says so), or
+        with `copy` a copy of its own. They may depend on x (``d[x > 0] = 1``), so a recording keeps
+        the values read as a check (`primitives.observe`).
+        """
         if not self.constant:
             raise _conversion_error(what)
-        value = np.asarray(self.primal).view()
-        value.flags.writeable = False  # writing into it could not reach this array: NumPy says read-only
-        return value
+        return observe(np.array if copy else _read_only, self.primal)
 
     # --- array metadata --------------------------------------------------------
     def _set_shape(self, shape):  # y.shape = (3, 1) reshapes y itself, as in NumPy
@@ -172,8 +181,8 @@ class Tracer:
         try:
             return scipy_special.dispatch(self, ufunc, method, inputs, kwargs)
         except NotImplementedError:
-            plain = _plain_operands(inputs, kwargs)
-            if plain is None:
+            plain = _plain_operands(inputs, kwargs) if method != "at" and "out" not in kwargs else None
+            if plain is None:  # (ufunc.at and out= write in place, which NumPy does on a read-only view too)
                 raise
             return getattr(ufunc, method)(*plain[0], **plain[1])  # no derivative to drop: NumPy's own
 
@@ -199,7 +208,7 @@ class Tracer:
             held = np.empty((), object)
             held[()] = self
             return held
-        value = self._plain("np.asarray / np.array (or a NumPy routine that calls it)")
+        value = self._plain("np.asarray / np.array (or a NumPy routine that calls it)", copy=bool(copy))
         return value if dtype is None else value.astype(dtype)
 
     def __float__(self):

@@ -929,6 +929,30 @@ def test_an_array_without_a_derivative_converts_like_an_ndarray(mode):
     np.testing.assert_array_equal(seen["fft"], [3.0, 0.0, 0.0])
 
 
+def test_a_compiled_program_checks_the_values_f_reads_of_an_array_made_like_x():
+    def f(x):
+        d = np.zeros_like(x)
+        d[x > 0] = 1.0  # values that follow x, without a derivative
+        return x * float(d[0]) + x[np.asarray(d, dtype=bool)].sum()
+
+    jac = jl.jit(jl.jacobian(f))
+    for x in (np.array([1.0, 2.0]), np.array([-1.0, 2.0]), np.array([-1.0, -2.0])):
+        assert_fd_close(jac(x), central_differences(f, x))
+    assert jac.compiles == 3  # each point read other values
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_copy_of_an_array_made_like_x_is_a_plain_array_of_its_own(mode):
+    def f(x):
+        copied = np.array(np.ones_like(x))  # NumPy's np.array copies: a plain array f may write into
+        copied[0] = 2.0
+        with pytest.raises(ValueError, match="read-only"):
+            np.asarray(np.ones_like(x))[0] = 2.0  # np.asarray would share the memory, which cannot be written
+        return x * copied
+
+    np.testing.assert_array_equal(run(f, mode, np.ones(2)), np.diag([2.0, 1.0]))
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_arrays_made_like_x_as_numpy_makes_them(mode):
     kinds = {}
