@@ -160,15 +160,47 @@ def assign(tracer, key, value) -> None:
 def write(tracer, key, value) -> None:
     """Write `value` into ``tracer[key]``, that is, into the memory of the array `tracer` is a view
     of (or tracer itself): that array takes the new values, and its live views are derived again."""
+    owner, at = _destination(tracer, key)
+    if _owner_of(value) is owner and np.shape(value) == at.shape and np.array_equal(positions(value), at):
+        return  # `y[k] *= 2` hands the assignment the view of y it has just written through
+    _replace(owner, _written(owner, at, value))
+
+
+def add_at(a, indices, b, subtract: bool = False) -> None:
+    """``np.add.at(a, indices, b)`` (``np.subtract.at`` with `subtract`) into a traced array `a`:
+    b's values added in order, each to the element its index names, repeats included, as NumPy
+    adds them (one flop per index; subtracting negates b first)."""
+    if getattr(a, "_trace", None) is None:
+        raise TypeError(f"np.{'subtract' if subtract else 'add'}.at into a plain array would drop the "
+                        "derivative of what it adds; make the array like x (np.zeros_like(x)), which holds "
+                        "traced values")
+    owner, at = _destination(a, indices)
+    b = _fitted(b, at.shape)
+    added = S.take(S.reshape(b, (-1,)), _elements(b, at.shape), axis=0)
+    targets, bins = np.unique(at.reshape(-1), return_inverse=True)
+    # One sum per target, in NumPy's order: what it held first, then each value added to it
+    held = S.take(S.reshape(owner, (owner.size,)), targets, axis=0)
+    terms = S.concatenate(held, E.negative(added) if subtract else added, axis=0)
+    bins = np.concatenate([np.arange(targets.size), bins.reshape(-1)])
+    bins.flags.writeable = targets.flags.writeable = False
+    sums = S.scatter_add(terms, bins, 0, targets.size)
+    _replace(owner, S.reshape(S.put(S.reshape(owner, (owner.size,)), sums, indices=targets,
+                                    picks=_counting(targets.size)), owner.shape))
+
+
+def _destination(tracer, key):
+    """(the array `tracer` views or tracer itself, the flat positions in it of ``tracer[key]``)."""
     owner = _owner_of(tracer)
     if tracer is not owner and any(step is S.broadcast_to or getattr(step, "writeable", True) is False
                                    for step, _ in tracer._path):
         raise ValueError("assignment destination is read-only (NumPy's np.broadcast_to and np.diagonal return "
                          "read-only views); write into the array itself, or into a copy of the view")
-    at = positions(tracer)[key]  # NumPy's IndexError for an index out of range
-    if _owner_of(value) is owner and np.shape(value) == at.shape and np.array_equal(positions(value), at):
-        return  # `y[k] *= 2` hands the assignment the view of y it has just written through
-    take_on(owner, _checked(owner, _written(owner, at, value), "item assignment", "y = np.where(mask, v, y)"))
+    return owner, positions(tracer)[key]  # NumPy's IndexError for an index out of range
+
+
+def _replace(owner, result) -> None:
+    """`owner` takes on `result`, a write into it; its live views are derived again."""
+    take_on(owner, _checked(owner, result, "item assignment", "y = np.where(mask, v, y)"))
     _derive_views(owner)
 
 
@@ -188,13 +220,23 @@ def _written(owner, at, value):
     value = _fitted(value, at.shape)
     if not at.size:
         return owner
-    elements = np.broadcast_to(np.arange(np.size(value)).reshape(np.shape(value)), at.shape).reshape(-1)
     # Where a position repeats, the last write wins, as in NumPy: each position once, with its last value
     indices, last = np.unique(at.reshape(-1)[::-1], return_index=True)
-    picks = elements[::-1][last]
+    picks = _elements(value, at.shape)[::-1][last]
     indices.flags.writeable = picks.flags.writeable = False  # `put` declares no array parameters to keep
     out = S.put(S.reshape(owner, (owner.size,)), S.reshape(value, (np.size(value),)), indices=indices, picks=picks)
     return S.reshape(out, owner.shape)
+
+
+def _elements(value, shape) -> np.ndarray:
+    """Which element of `value` (flat) each element of it broadcast to `shape` is, in C order."""
+    return np.broadcast_to(np.arange(np.size(value)).reshape(np.shape(value)), shape).reshape(-1)
+
+
+def _counting(n: int) -> np.ndarray:
+    numbers = np.arange(n)
+    numbers.flags.writeable = False
+    return numbers
 
 
 def _fitted(value, shape: tuple):

@@ -15,7 +15,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .inplace import clone
+from .inplace import add_at, clone
 from .primitives import is_traced, observe, primal
 from .rules import elementwise as E
 from .rules import decompositions as D
@@ -142,6 +142,8 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
     if method == "reduce" and ufunc in _REDUCE:  # np.sum and its kin, with reduce's default axis 0
         return _reduce(getattr(R, _REDUCE[ufunc]), f"{ufunc.__name__}.reduce", inputs[0], kwargs.get("axis", 0),
                        kwargs.get("dtype"), kwargs.get("keepdims", False), kwargs.get("initial"), kwargs.get("where"))
+    if method == "at" and ufunc in (np.add, np.subtract) and len(inputs) == 3:
+        return add_at(*inputs, subtract=ufunc is np.subtract)  # into the traced array: None, as NumPy's
     if method == "accumulate" and ufunc is np.add:
         if kwargs.get("axis", 0) is None:
             raise ValueError("accumulate does not allow multiple axes")

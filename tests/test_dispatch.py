@@ -953,6 +953,56 @@ def test_a_copy_of_an_array_made_like_x_is_a_plain_array_of_its_own(mode):
     np.testing.assert_array_equal(run(f, mode, np.ones(2)), np.diag([2.0, 1.0]))
 
 
+EDGES = np.array([[0, 1], [1, 2], [2, 0], [0, 3], [3, 1]])
+
+
+def _edge_forces(x):
+    """Forces on a graph's nodes summed over its edges with np.add.at, as a mesh assembly does."""
+    d = x[EDGES[:, 1]] - x[EDGES[:, 0]]
+    f = np.zeros_like(x)
+    np.add.at(f, EDGES[:, 0], d ** 3)  # node 0 is the tail of two edges: both add up
+    np.subtract.at(f, EDGES[:, 1], np.sin(d))
+    g = np.sin(x)
+    np.add.at(g, [0, 0, 2], 1.5 * x[1])  # one value added at three places, twice at one
+    np.add.at(g[1:], (np.array([0, 0]),), x[:2])  # through a view
+    return f + g
+
+
+@pytest.mark.parametrize("mode", MODES + ["auto", "jit", "sparse"])
+def test_ufunc_at_adds_into_a_traced_array_as_numpy_does(mode):
+    x = np.array([0.3, -0.5, 1.1, 0.7])
+    if mode == "jit":
+        J = jl.jit(jl.jacobian(_edge_forces))(x)
+    elif mode == "sparse":
+        J = jl.sparse_jacobian(_edge_forces, x).toarray()
+    else:
+        J = run(_edge_forces, mode, x)
+    assert_fd_close(J, central_differences(_edge_forces, x))
+    np.testing.assert_array_equal(traced_value(_edge_forces, x), _edge_forces(x))  # NumPy's order of additions
+    # one addition per index, as NumPy's (subtract.at negates first): 5 + 2 * 5 + 3 + 2, besides
+    # the differences (5), 1.5 * x[1] and f + g (4); cube (power) and sines are transcendentals
+    assert jl.count_flops(_edge_forces, x) == jl.Cost(5 + 5 + 2 * 5 + 1 + 3 + 2 + 4, 5 + 5 + 4)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ufunc_at_into_a_plain_array_or_other_ufuncs_is_refused_by_name(mode):
+    def plain(x):
+        f = np.zeros(3)
+        np.add.at(f, [0], x[0])
+        return f
+
+    with pytest.raises(TypeError, match=r"np.add.at into a plain array .*np.zeros_like\(x\)"):
+        run(plain, mode, np.ones(3))
+
+    def product(x):
+        y = x * 1.0
+        np.multiply.at(y, [0], x[1])
+        return y
+
+    with pytest.raises(NotImplementedError, match=r"numpy.multiply.at"):
+        run(product, mode, np.ones(3))
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_arrays_made_like_x_as_numpy_makes_them(mode):
     kinds = {}
