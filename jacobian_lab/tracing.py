@@ -16,8 +16,9 @@ import numpy as np
 from . import inplace
 from . import numpy_api as api
 from . import scipy_special
-from .primitives import Primitive, apply, observe
+from .primitives import Primitive, apply, observe, primal
 from .rules import elementwise as E
+from .rules import shape as S
 
 
 class TracerConversionError(TypeError):
@@ -316,7 +317,8 @@ class Tracer:
     def ravel(self, order="C"):
         return api.ravel(self, order)
 
-    flatten = ravel
+    def flatten(self, order="C"):
+        return inplace.clone(api.ravel(self, order))  # always a copy, as NumPy's
 
     def transpose(self, *axes):
         return api.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
@@ -364,12 +366,12 @@ class Tracer:
         return observe(np.all, self.primal, axis=axis, **kw)
 
     def conj(self):
-        return inplace.clone(self)  # real values: a copy, as NumPy's
+        return self  # real values: the array itself, as NumPy's method gives (np.conjugate copies)
 
     conjugate = conj
     real = property(lambda self: self)
     imag = property(lambda self: np.imag(self))
-    nbytes = property(lambda self: np.asarray(self.primal).nbytes)
+    nbytes = property(lambda self: np.asarray(primal(self)).nbytes)  # no conversion of an outer tracer
     itemsize = property(lambda self: np.result_type(self.primal).itemsize)
 
     def take(self, indices, axis=None, out=None, mode="raise"):
@@ -388,10 +390,9 @@ class Tracer:
         return inplace.clone(self)
 
     def view(self, dtype=None, type=None):
-        # The same values: traced arrays are never written to, so a view is the array itself.
         if dtype is not None or type is not None:
             raise _conversion_error(".view(dtype) (reading the bytes as another type)")
-        return self
+        return S.reshape(self, self.shape)  # another array on the same memory, linked as a view
 
     def __getattr__(self, name):
         # Reached only for names the class does not define: say which ndarray feature is missing.

@@ -669,7 +669,19 @@ def _fancy_assigned(x):
     return y
 
 
-IN_PLACE = [("through a view", _through_a_view), ("through a 0-d view", _through_a_0d_view),
+def _copies_and_views_by_method(x):
+    y = x * 1.0  # (2, 3)
+    flat = y.flatten()  # always a copy in NumPy
+    flat[0] = 5.0
+    v = y.view()  # another array on y's memory
+    v.shape = (3, 2)  # v alone takes the shape
+    v[2, 1] = x[0, 0]
+    c = y.conj()  # real values: y itself
+    c[1, 0] *= 3.0
+    return np.concatenate([y.ravel(), flat, v.ravel()])
+
+
+IN_PLACE = [("through a view", _through_a_view), ("copies and views by method", _copies_and_views_by_method), ("through a 0-d view", _through_a_0d_view),
             ("rows in a loop", _rows_in_a_loop), ("item assigned", _item_assigned),
             ("assigned through views", _assigned_through_views), ("fancy assigned", _fancy_assigned),
             ("aliased", _aliased), ("accumulated", _accumulated), ("copies", _copied), ("views gone", _views_gone),

@@ -345,6 +345,15 @@ def test_a_derivative_inside_f_may_close_over_its_traced_input(g, mode):
     assert np.abs(J).max() > 0.1  # the inner derivative does depend on z
 
 
+@pytest.mark.parametrize("g", [pytest.param(g, id=n) for n, g in CLOSURES.items()])
+def test_the_hessian_of_an_f_with_a_derivative_inside(g):
+    def scalar(z):
+        return np.sum(g(z) ** 2)
+
+    z = np.array([0.3, -0.7, 1.2])
+    assert_close(jl.hessian(scalar, z), central_differences(jl.grad(scalar), z), 1e-6, "hessian")
+
+
 def test_a_sparse_jacobian_of_traced_entries_is_refused_naming_the_dense_one():
     g = lambda z: jl.sparse_jacobian(lambda w: np.sin(w) * z, W0).toarray()
     with pytest.raises(NotImplementedError, match=r"scipy\.sparse matrix cannot hold\. Use jl\.jacobian"):
