@@ -150,9 +150,7 @@ def assign(tracer, key, value) -> None:
     if (getattr(tracer, "_owner", None) is None and getattr(key, "dtype", None) == bool
             and getattr(key, "shape", None) == tracer.shape and np.size(value) == 1 and not is_traced(value)):
         # y[mask] = c, the commonest: the select itself, which a compiled program recomputes with the mask
-        take_on(tracer, _checked(tracer, E.where(key, S.reshape(value, ()), tracer), "item assignment",
-                                 "y = np.where(mask, v, y)"))
-        _derive_views(tracer)
+        _replace(tracer, E.where(key, _fitted(value, (), tracer.dtype).reshape(()), tracer))
     else:
         write(tracer, key, value)
 
@@ -175,7 +173,7 @@ def add_at(a, indices, b, subtract: bool = False) -> None:
                         "derivative of what it adds; make the array like x (np.zeros_like(x)), which holds "
                         "traced values")
     owner, at = _destination(a, indices)
-    b = _fitted(b, at.shape)
+    b = _fitted(b, at.shape, owner.dtype)
     added = S.take(S.reshape(b, (-1,)), _elements(b, at.shape), axis=0)
     targets, bins = np.unique(at.reshape(-1), return_inverse=True)
     # One sum per target, in NumPy's order: what it held first, then each value added to it
@@ -217,7 +215,7 @@ def positions(tracer) -> np.ndarray:
 def _written(owner, at, value):
     """`owner` with `value` written at its flat positions `at`: NumPy's ``owner.flat[at] = value``,
     one `put` of value's elements into a copy of owner (a move, as slicing is)."""
-    value = _fitted(value, at.shape)
+    value = _fitted(value, at.shape, owner.dtype)
     if not at.size:
         return owner
     # Where a position repeats, the last write wins, as in NumPy: each position once, with its last value
@@ -239,9 +237,12 @@ def _counting(n: int) -> np.ndarray:
     return numbers
 
 
-def _fitted(value, shape: tuple):
-    """`value` as NumPy assigns it into `shape`: leading length-1 axes beyond shape's dropped, then
+def _fitted(value, shape: tuple, dtype):
+    """`value` as NumPy assigns it into `shape` of `dtype`: a plain value converted to the dtype (a
+    Fraction, a string of digits, None as NaN), leading length-1 axes beyond shape's dropped, then
     broadcast (NumPy's ValueError where it cannot be)."""
+    if not is_traced(value):
+        value = np.asarray(value, dtype=dtype)
     have = np.shape(value)
     extra = len(have) - len(shape)
     if extra > 0 and all(n == 1 for n in have[:extra]):

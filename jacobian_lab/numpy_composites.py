@@ -81,10 +81,15 @@ def _viewing(fn, writeable: bool = True):
     return view
 
 
-def _refuse_traced(name, value, what):
-    if is_traced(value):
+def _plain(name, value, what):
+    """`value`, a parameter that must be plain: a traced one is refused, unless it has no derivative
+    (np.zeros_like(x) and what is computed from it alone), which is read as plain values."""
+    if not is_traced(value):
+        return value
+    if not value.constant:
         raise NotImplementedError(f"numpy.{name}: a traced {what} is not supported; it must be plain "
                                   "(computed from values, e.g. x > 0, it is)")
+    return np.asarray(value)
 
 
 def _diagonal(a, offset=0, axis1=0, axis2=1):
@@ -230,7 +235,7 @@ def broadcast_arrays(*args, subok=False):
 def choose(a, choices, out=None, mode="raise"):
     """a picks, entry by entry, one of the (broadcast) choices: a gather from all of them stacked."""
     api._reject("choose", out, "out")
-    _refuse_traced("choose", a, "a (the indices)")
+    a = _plain("choose", a, "a (the indices)")
     choices = [c if is_traced(c) or isinstance(c, np.ndarray) else np.asarray(c) for c in choices]
     shape = np.broadcast_shapes(np.shape(a), *(np.shape(c) for c in choices))
     size = int(np.prod(shape, dtype=np.int64))
@@ -243,13 +248,13 @@ def choose(a, choices, out=None, mode="raise"):
 @implements(np.compress)
 def compress(condition, a, axis=None, out=None):
     api._reject("compress", out, "out")
-    _refuse_traced("compress", condition, "condition")
+    condition = _plain("compress", condition, "condition")
     return gather(a, np.compress(condition, _positions(a), axis))
 
 
 @implements(np.extract)
 def extract(condition, arr):
-    _refuse_traced("extract", condition, "condition")
+    condition = _plain("extract", condition, "condition")
     return gather(arr, np.extract(condition, _positions(arr)))
 
 
@@ -310,7 +315,7 @@ def trim_zeros(filt, trim="fb", axis=None):
 @implements(np.insert)
 def insert(arr, obj, values, axis=None):
     """NumPy's insert run on positions: arr's flat positions, then those of the values after them."""
-    _refuse_traced("insert", obj, "obj (the positions)")
+    obj = _plain("insert", obj, "obj (the positions)")
     if not is_traced(values):
         values = np.asarray(values, dtype=np.result_type(primal(arr)))  # NumPy casts them to arr's dtype
     spots = np.insert(_positions(arr), obj, np.size(arr) + _positions(values), axis)

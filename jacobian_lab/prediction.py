@@ -13,7 +13,7 @@ from .engines.base import call_traced, get, next_level
 from . import memory
 from .jacobian import prepare, result_dtype, schedule, tangent_bytes
 from .primitives import Trace, apply, bind
-from .tracing import NOT_REAL, Tracer, not_real_result, objects_converted
+from .tracing import NOT_REAL, Tracer, blank_result, not_real_result, objects_converted
 
 
 #: The accumulation orders a Prediction prices.
@@ -43,12 +43,14 @@ class EvalTrace(Trace):
             return apply(prim, converted, params)
         primals = [a.primal if isinstance(a, Tracer) and a._trace is self else a for a in args]
         out = bind(prim, *primals, **params)
+        constant = self.constants and all(a.constant for a in args if isinstance(a, Tracer) and a._trace is self)
+        if constant:  # arrays without a derivative and plain ones alone
+            return Evaluated(self, out, True) if blank_result(out) else out
         if not prim.differentiable:
             return out
         if out.dtype in NOT_REAL:  # the FLOP conventions price real arithmetic
             raise not_real_result(prim, out)
-        constant = self.constants and all(a.constant for a in args if isinstance(a, Tracer) and a._trace is self)
-        return Evaluated(self, out, constant)
+        return Evaluated(self, out)
 
     def constant(self, value):
         self.constants = True

@@ -75,6 +75,12 @@ def from_objects(value):
     return value
 
 
+def blank_result(out) -> bool:
+    """Whether an operation on arrays without a derivative (`Tracer.constant`) and plain ones alone gives
+    such an array, rather than a plain value: when it gives floats (a comparison gives plain booleans)."""
+    return isinstance(out, (np.ndarray, np.generic)) and out.dtype.kind == "f"
+
+
 def objects_converted(args):
     """The operands with each array of traced values built with np.array([...]) as one traced array
     (`from_objects`), when there is one; else None. Engines call it for an object-dtype operand and

@@ -1015,6 +1015,44 @@ def test_ufunc_at_into_a_plain_array_or_other_ufuncs_is_refused_by_name(mode):
         run(product, mode, np.ones(3))
 
 
+BLANK_USES = {  # an array made like x, used where a plain array is taken
+    "floor division in place": lambda x: _written_first(np.full_like(x, 5.0).__ifloordiv__(2.0), x),
+    "a function without a derivative": lambda x: _written_first(np.floor(np.ones_like(x) * 2.5), x),
+    "x of a derivative inside f": lambda x: jl.jacobian(np.sin, np.ones_like(x)) @ x,
+    "a condition": lambda x: x[np.compress(np.ones_like(x) > 0, np.arange(3))] + np.extract(np.ones_like(x), x),
+}
+
+
+def _written_first(d, x):
+    d[0] = x[0]
+    return d * x
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("use", BLANK_USES.values(), ids=BLANK_USES.keys())
+def test_an_array_made_like_x_is_taken_where_a_plain_array_is(use, mode):
+    x = np.array([0.5, 1.5, 2.5])
+    assert_fd_close(run(use, mode, x), central_differences(use, x))
+    np.testing.assert_array_equal(traced_value(use, x), use(x))
+    # what the reverse tape prices as f's own work is what f counts, the arrays without a derivative included
+    assert jl.predict(use, x).cost("reverse")["primal"] == jl.count_flops(use, x)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_item_assignment_converts_plain_values_as_numpy_does(mode):
+    from fractions import Fraction
+
+    def f(x):
+        y = x * 1.0
+        y[0], y[1], y[2] = "1.5", Fraction(1, 4), 2 ** 70  # each as a float, as NumPy stores it
+        y[3] = None  # NaN
+        return y
+
+    x = np.arange(4.0)
+    np.testing.assert_array_equal(traced_value(f, x), f(x))
+    np.testing.assert_array_equal(run(f, mode, x), np.zeros((4, 4)))
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_arrays_made_like_x_as_numpy_makes_them(mode):
     kinds = {}

@@ -12,7 +12,7 @@ import numpy as np
 from ..accounting import TANGENT, active_counter
 from ..memory import TangentBudget
 from ..primitives import Trace, apply
-from ..tracing import NOT_REAL, Tracer, not_real_result, objects_converted
+from ..tracing import NOT_REAL, Tracer, blank_result, not_real_result, objects_converted
 from .base import call_traced, next_level, register
 
 
@@ -50,12 +50,12 @@ class ForwardTrace(Trace):
                     self.nested = True
         counter = active_counter()  # looked up once: the tangent rule below is counted too
         out = self.evaluate(prim, primals, params, counter)
+        if self.constants and all(t is None for t in tangents):  # arrays without a derivative and plain ones
+            return Dual(self, out, None) if blank_result(out) else out
         if not prim.differentiable:
             return out
         if out.dtype in NOT_REAL:
             raise not_real_result(prim, out)
-        if self.constants and all(t is None for t in tangents):
-            return Dual(self, out, None)  # arrays without a derivative (np.zeros_like(x)) and plain ones alone
         if counter is None:
             tangent = prim.jvp(tangents, out, *primals, **params)
         else:  # `in_phase`, written out: this runs for every primitive

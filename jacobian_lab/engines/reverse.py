@@ -17,7 +17,7 @@ from ..memory import TangentBudget
 from ..primitives import Trace, apply
 from ..rules.elementwise import add
 from ..snapshots import kept_params, root, same_bytes, snapshot
-from ..tracing import NOT_REAL, Tracer, not_real_result, objects_converted
+from ..tracing import NOT_REAL, Tracer, blank_result, not_real_result, objects_converted
 from .base import call_traced, next_level, register
 
 
@@ -247,15 +247,14 @@ class ReverseTrace(Trace):
         if params and prim.differentiable and prim.array_params != ():
             params = kept_params(prim.array_params, params, self.tape.keep)  # may hold an array: clip's bounds
         out = self.evaluate(prim, primals, params, active_counter())
-        if not prim.differentiable:
+        constant = self.constants and all(p is None for p in parents)  # arrays without a derivative alone
+        if constant or not prim.differentiable:
             work, (flops, transcendentals) = self.tape.unrecorded, prim.cost(out, *primals, **params)
             work[0] += flops
             work[1] += transcendentals
-            return out
+            return Node(self, out, None) if constant and blank_result(out) else out
         if out.dtype in NOT_REAL:
             raise not_real_result(prim, out)
-        if self.constants and all(p is None for p in parents):
-            return Node(self, out, None)  # arrays without a derivative (np.zeros_like(x)) and plain ones alone
         return Node(self, out, self.tape.append(Record(prim, params, primals, out, parents)))
 
     def constant(self, value):
