@@ -860,12 +860,6 @@ def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, **kw
     return a._trace.constant(value) if is_traced(a) and subok and value.dtype.kind == "f" else value
 
 
-@implements(np.copyto)
-def copyto(dst, src, casting="same_kind", where=True):
-    raise TypeError("numpy.copyto writes into an array in place, which would drop the derivative of what it "
-                    "writes; build a new array instead (np.broadcast_to(src, shape), np.where(mask, src, dst))")
-
-
 implements(np.zeros_like)(lambda a, *args, **kw: full_like(a, 0, *args, **kw))
 implements(np.ones_like)(lambda a, *args, **kw: full_like(a, 1, *args, **kw))
 implements(np.empty_like)(lambda a, *args, **kw: full_like(a, 0, *args, **kw))
@@ -873,5 +867,6 @@ implements(np.empty_like)(lambda a, *args, **kw: full_like(a, 0, *args, **kw))
 UFUNCS[np.matmul] = matmul  # a gufunc in NumPy 2: reaches us through __array_ufunc__
 
 from . import (  # noqa: E402,F401  (register more functions)
-    numpy_calculus, numpy_composites, numpy_einsum, numpy_linalg, numpy_polynomials, numpy_statistics, scipy_special,
+    numpy_calculus, numpy_composites, numpy_einsum, numpy_linalg, numpy_polynomials, numpy_statistics, numpy_writes,
+    scipy_special,
 )

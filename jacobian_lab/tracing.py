@@ -395,6 +395,21 @@ class Tracer:
     def copy(self, order="C"):
         return inplace.clone(self)
 
+    # In place, as NumPy's: item assignments (`inplace.assign`)
+    def fill(self, value):
+        if np.size(value) != 1:
+            raise ValueError("fill takes one value (a scalar); assign an array with y[...] = v")
+        self[...] = api.reshape(value, ()) if api.is_traced(value) else np.reshape(value, ())
+
+    def sort(self, axis=-1, kind=None, order=None):
+        self[...] = np.sort(self, axis=axis, kind=kind, order=order)
+
+    def partition(self, kth, axis=-1, kind="introselect", order=None):
+        self[...] = np.partition(self, kth, axis=axis, kind=kind, order=order)
+
+    def put(self, indices, values, mode="raise"):
+        np.put(self, indices, values, mode)
+
     def view(self, dtype=None, type=None):
         if dtype is not None or type is not None:
             raise _conversion_error(".view(dtype) (reading the bytes as another type)")
