@@ -24,6 +24,12 @@ X = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]])
 
 
 def run(f, mode, x=X):
+    """f's Jacobian at x in `mode`: an order or auto, "jit" (compiled) or "sparse" (as a dense array)."""
+    if mode == "jit":
+        return jl.jit(jl.jacobian(f))(x)
+    if mode == "sparse":
+        J = jl.sparse_jacobian(f, x).toarray()
+        return J.reshape(np.shape(traced_value(f, x)) + np.shape(x))
     return jl.jacobian(f, x, mode=mode)
 
 
@@ -477,12 +483,7 @@ def _objects_computed_on(x):
 @pytest.mark.parametrize("f", [_van_der_pol, _objects_computed_on])
 def test_np_array_of_traced_scalars_is_one_traced_array(f, mode):
     x = np.array([0.5, -0.3, 1.2])
-    if mode == "jit":
-        J = jl.jit(jl.jacobian(f))(x)
-    elif mode == "sparse":
-        J = jl.sparse_jacobian(f, x).toarray()
-    else:
-        J = run(f, mode, x)
+    J = run(f, mode, x)
     assert_fd_close(J, central_differences(f, x))
     np.testing.assert_array_equal(traced_value(f, x), f(x))
     H = jl.hessian(lambda z: np.sum(f(z) ** 2), x)
@@ -694,7 +695,7 @@ IN_PLACE = [("through a view", _through_a_view), ("copies and views by method", 
 @pytest.mark.parametrize("f", [pytest.param(f, id=n) for n, f in IN_PLACE])
 def test_in_place_operators_have_numpys_semantics(f, mode):
     # The reference runs f on plain arrays: NumPy's own in-place semantics, aliases included.
-    J = jl.jit(jl.jacobian(f))(X) if mode == "jit" else run(f, mode)
+    J = run(f, mode)
     assert_fd_close(J, central_differences(f, X))
 
 
@@ -710,7 +711,7 @@ def _reused_buffer(x):
 
 @pytest.mark.parametrize("mode", MODES + ["auto", "jit"])
 def test_a_plain_buffer_f_writes_into_after_using_it_keeps_each_use(mode):
-    J = jl.jit(jl.jacobian(_reused_buffer))(X) if mode == "jit" else run(_reused_buffer, mode)
+    J = run(_reused_buffer, mode)
     assert_fd_close(J, central_differences(_reused_buffer, X))
 
 
@@ -859,12 +860,7 @@ def _robertson_jacobian(y):
 @pytest.mark.parametrize("mode", MODES + ["auto", "jit", "sparse"])
 def test_an_array_made_like_x_takes_traced_values(mode):
     y = np.array([0.9, 3e-5, 0.1])
-    if mode == "jit":
-        J = jl.jit(jl.jacobian(_robertson))(y)
-    elif mode == "sparse":
-        J = jl.sparse_jacobian(_robertson, y).toarray()
-    else:
-        J = jl.jacobian(_robertson, y, mode=mode)
+    J = run(_robertson, mode, y)
     np.testing.assert_allclose(J, _robertson_jacobian(y), rtol=1e-14, atol=0)
     # the arithmetic of the three rows; the writes move values: 0 flops
     assert jl.count_flops(_robertson, y) == jl.Cost(4 + 7 + 2, 0)
@@ -983,12 +979,7 @@ def _edge_forces(x):
 @pytest.mark.parametrize("mode", MODES + ["auto", "jit", "sparse"])
 def test_ufunc_at_adds_into_a_traced_array_as_numpy_does(mode):
     x = np.array([0.3, -0.5, 1.1, 0.7])
-    if mode == "jit":
-        J = jl.jit(jl.jacobian(_edge_forces))(x)
-    elif mode == "sparse":
-        J = jl.sparse_jacobian(_edge_forces, x).toarray()
-    else:
-        J = run(_edge_forces, mode, x)
+    J = run(_edge_forces, mode, x)
     assert_fd_close(J, central_differences(_edge_forces, x))
     np.testing.assert_array_equal(traced_value(_edge_forces, x), _edge_forces(x))  # NumPy's order of additions
     # one addition per index, as NumPy's (subtract.at negates first): 5 + 2 * 5 + 3 + 2, besides
@@ -1075,12 +1066,7 @@ def _numpy_writers(x):
 @pytest.mark.parametrize("mode", MODES + ["jit", "sparse"])
 def test_numpys_in_place_writers_write_into_traced_arrays(mode):
     x = np.array([0.3, 1.7, -0.4, 0.9, 2.2, -1.1])
-    if mode == "jit":
-        J = jl.jit(jl.jacobian(_numpy_writers))(x)
-    elif mode == "sparse":
-        J = jl.sparse_jacobian(_numpy_writers, x).toarray()
-    else:
-        J = run(_numpy_writers, mode, x)
+    J = run(_numpy_writers, mode, x)
     assert_fd_close(J, central_differences(_numpy_writers, x))
     np.testing.assert_array_equal(traced_value(_numpy_writers, x), _numpy_writers(x))
 
