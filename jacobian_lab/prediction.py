@@ -12,7 +12,7 @@ from .accounting import COTANGENT, PRIMAL, TANGENT, Cost, counting, phase
 from .engines.base import call_traced, get, next_level
 from . import memory
 from .jacobian import prepare, result_dtype, schedule, tangent_bytes
-from .primitives import Trace, apply, bind
+from .primitives import Trace, apply, bind, frozen
 from .tracing import NOT_REAL, Tracer, blank_result, not_real_result, objects_converted
 
 
@@ -45,7 +45,7 @@ class EvalTrace(Trace):
         out = bind(prim, *primals, **params)
         constant = self.constants and all(a.constant for a in args if isinstance(a, Tracer) and a._trace is self)
         if constant:  # arrays without a derivative and plain ones alone
-            return Evaluated(self, out, True) if blank_result(out) else out
+            return Evaluated(self, frozen(out), True) if blank_result(out) else out
         if not prim.differentiable:
             return out
         if out.dtype in NOT_REAL:  # the FLOP conventions price real arithmetic
@@ -54,7 +54,7 @@ class EvalTrace(Trace):
 
     def constant(self, value):
         self.constants = True
-        return Evaluated(self, value, True)
+        return Evaluated(self, frozen(value), True)
 
 
 def count_flops(f: Callable, x) -> Cost:

@@ -196,8 +196,14 @@ class Trace:
 
     def constant(self, value):
         """`value` as an array of this trace without a derivative, which f can write traced values
-        into: what ``np.zeros_like(x)`` gives for a traced x. A trace without them returns `value`."""
+        into: what ``np.zeros_like(x)`` gives for a traced x. A trace without them returns `value`.
+
+        Engines make such values read-only (`frozen`): a write makes a new array, never changes
+        one, and a tape or a recording keeps a read-only array as it is, without a copy whose
+        views would no longer be views of it.
+        """
         return value
+
 
     def finish(self) -> None:
         """The traced call of f returned: refuse any later operation on this trace's values.
@@ -220,6 +226,13 @@ class Trace:
         if counter is None:
             return prim.impl(*primals, **params)
         return counter.evaluate(prim, primals, params)
+
+
+def frozen(value):
+    """`value`, read-only if it is an array (see `Trace.constant`)."""
+    if type(value) is np.ndarray:
+        value.flags.writeable = False
+    return value
 
 
 def _escaped(prim, args, params):

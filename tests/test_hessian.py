@@ -354,6 +354,18 @@ def test_the_hessian_of_an_f_with_a_derivative_inside(g):
     assert_close(jl.hessian(scalar, z), central_differences(jl.grad(scalar), z), 1e-6, "hessian")
 
 
+def test_jit_hessian_reads_again_an_array_made_like_x_whose_values_follow_x():
+    def g(x):
+        c = np.ones_like(x)
+        c[x > 0] = 2.0  # no derivative, but values that follow the signs of x
+        return np.sum((c * x) ** 2)
+
+    for fn in (jl.jit(jl.hessian(g)), jl.jit(jl.sparse_hessian(g))):
+        for x in (np.array([1.0, -1.0, 2.0]), np.array([-1.0, 1.0, 2.0])):
+            H = fn(x)
+            np.testing.assert_array_equal(H.toarray() if hasattr(H, "toarray") else H, jl.hessian(g, x))
+
+
 def test_a_sparse_jacobian_of_traced_entries_is_refused_naming_the_dense_one():
     g = lambda z: jl.sparse_jacobian(lambda w: np.sin(w) * z, W0).toarray()
     with pytest.raises(NotImplementedError, match=r"scipy\.sparse matrix cannot hold\. Use jl\.jacobian"):

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..accounting import TANGENT, active_counter
 from ..memory import TangentBudget
-from ..primitives import Trace, apply
+from ..primitives import Trace, apply, frozen
 from ..tracing import NOT_REAL, Tracer, blank_result, not_real_result, objects_converted
 from .base import call_traced, next_level, register
 
@@ -51,7 +51,7 @@ class ForwardTrace(Trace):
         counter = active_counter()  # looked up once: the tangent rule below is counted too
         out = self.evaluate(prim, primals, params, counter)
         if self.constants and all(t is None for t in tangents):  # arrays without a derivative and plain ones
-            return Dual(self, out, None) if blank_result(out) else out
+            return Dual(self, frozen(out), None) if blank_result(out) else out
         if not prim.differentiable:
             return out
         if out.dtype in NOT_REAL:
@@ -73,7 +73,7 @@ class ForwardTrace(Trace):
 
     def constant(self, value):
         self.constants = True
-        return Dual(self, value, None)
+        return Dual(self, frozen(value), None)
 
 
 class ForwardEngine:

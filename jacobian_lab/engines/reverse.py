@@ -14,7 +14,7 @@ import numpy as np
 
 from ..accounting import COTANGENT, TANGENT, Cost, active_counter, in_phase
 from ..memory import TangentBudget
-from ..primitives import Trace, apply
+from ..primitives import Trace, apply, frozen
 from ..rules.elementwise import add
 from ..snapshots import kept_params, root, same_bytes, snapshot
 from ..tracing import NOT_REAL, Tracer, blank_result, not_real_result, objects_converted
@@ -252,14 +252,14 @@ class ReverseTrace(Trace):
             work, (flops, transcendentals) = self.tape.unrecorded, prim.cost(out, *primals, **params)
             work[0] += flops
             work[1] += transcendentals
-            return Node(self, out, None) if constant and blank_result(out) else out
+            return Node(self, frozen(out), None) if constant and blank_result(out) else out
         if out.dtype in NOT_REAL:
             raise not_real_result(prim, out)
         return Node(self, out, self.tape.append(Record(prim, params, primals, out, parents)))
 
     def constant(self, value):
         self.constants = True
-        return Node(self, value, None)
+        return Node(self, frozen(value), None)
 
 
 class ReverseEngine:
