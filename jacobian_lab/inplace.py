@@ -52,18 +52,18 @@ def clone(tracer):
     return new
 
 
-def unshared(result, operands):
-    """`result` of a NumPy function (or an index), as the caller sees it: a view of an array made
-    inside the function (einsum's scalar, a reshape of a gather) is an array of its own, since no
-    one else can reach that array; a view of an operand stays one. Tuples and lists: each item."""
+def unshared(result, operands, views: bool = True):
+    """`result` of a NumPy function (or an index), as the caller sees it. A view of an operand (one
+    of `operands`, positional or keyword) stays one when NumPy's function returns views (`views`);
+    anything else is an array of its own: a copy NumPy makes (np.tile, np.full_like), or a view of
+    an array made inside the function (einsum's scalar), which no one else can reach. Tuples and
+    lists: each item."""
     if type(result) in (tuple, list):
-        for item in result:
-            unshared(item, operands)
-        return result
+        return type(result)([unshared(item, operands, views) for item in result])
     owner = getattr(result, "_owner", None)
-    if owner is not None and not any(owner is _owner_of(a) for a in _flat(operands)):
-        detach(result)
-    return result
+    if owner is None or views and any(owner is _owner_of(a) for a in _flat(operands)):
+        return result
+    return clone(result)  # a new tracer, which the owner does not derive again
 
 
 def _owner_of(value):
@@ -145,8 +145,6 @@ def assign(tracer, key, value) -> None:
     if not tracer.ndim and getattr(tracer, "_owner", None) is None:
         raise TypeError(f"'numpy.{tracer.dtype}' object does not support item assignment (a traced 0-d value "
                         "is a NumPy scalar, immutable: bind the name anew)")
-    if type(value) in (list, tuple):
-        value = np.stack(value) if any(is_traced(v) for v in value) else np.asarray(value)
     if (getattr(tracer, "_owner", None) is None and getattr(key, "dtype", None) == bool
             and getattr(key, "shape", None) == tracer.shape and np.size(value) == 1 and not is_traced(value)):
         # y[mask] = c, the commonest: the select itself, which a compiled program recomputes with the mask
@@ -237,12 +235,24 @@ def _counting(n: int) -> np.ndarray:
     return numbers
 
 
+def _values(value, dtype):
+    """What f writes, as one array: a traced array as it is; traced values in a list, or in an object
+    array np.array([a, b]) built, as one traced array; anything else converted to `dtype` as NumPy
+    converts it (a Fraction, a string of digits, None as NaN)."""
+    from .tracing import from_objects  # which needs the NumPy functions, and they this module
+
+    if is_traced(value):
+        return value
+    if type(value) in (list, tuple) and any(is_traced(v) for v in value):
+        return np.stack(value)  # traced arrays of one shape, or scalars
+    array = from_objects(np.asarray(value))  # nested lists of traced scalars become object arrays first
+    return array if is_traced(array) else np.asarray(array, dtype=dtype)
+
+
 def _fitted(value, shape: tuple, dtype):
-    """`value` as NumPy assigns it into `shape` of `dtype`: a plain value converted to the dtype (a
-    Fraction, a string of digits, None as NaN), leading length-1 axes beyond shape's dropped, then
-    broadcast (NumPy's ValueError where it cannot be)."""
-    if not is_traced(value):
-        value = np.asarray(value, dtype=dtype)
+    """`value` (`_values`) as NumPy assigns it into `shape` of `dtype`: leading length-1 axes beyond
+    shape's dropped, then broadcast (NumPy's ValueError where it cannot be)."""
+    value = _values(value, dtype)
     have = np.shape(value)
     extra = len(have) - len(shape)
     if extra > 0 and all(n == 1 for n in have[:extra]):

@@ -866,6 +866,17 @@ implements(np.empty_like)(lambda a, *args, **kw: full_like(a, 0, *args, **kw))
 
 UFUNCS[np.matmul] = matmul  # a gufunc in NumPy 2: reaches us through __array_ufunc__
 
+#: The NumPy functions whose results are views of their array arguments (np.diag of a matrix, np.meshgrid
+#: with copy=False). Every other function's result is an array of its own, as NumPy copies (np.tile of
+#: reps 1 included), so a traced result that shares an argument's memory is unlinked from it (`inplace.unshared`).
+VIEWS = frozenset([
+    np.array_split, np.atleast_1d, np.atleast_2d, np.atleast_3d, np.broadcast_arrays, np.broadcast_to, np.diag,
+    np.diagonal, np.linalg.diagonal, np.dsplit, np.expand_dims, np.flip, np.fliplr, np.flipud, np.hsplit,
+    np.linalg.matrix_transpose, np.matrix_transpose, np.meshgrid, np.moveaxis, np.ravel, np.real, np.real_if_close,
+    np.reshape, np.rollaxis, np.rot90, np.split, np.squeeze, np.swapaxes, np.transpose, np.trim_zeros, np.unstack,
+    np.vsplit,
+])
+
 from . import (  # noqa: E402,F401  (register more functions)
     numpy_calculus, numpy_composites, numpy_einsum, numpy_linalg, numpy_polynomials, numpy_statistics, numpy_writes,
     scipy_special,

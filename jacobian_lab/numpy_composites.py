@@ -13,12 +13,14 @@ convolutions in `numpy_polynomials`, einsum in `numpy_einsum`.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from typing import NamedTuple
 
 import numpy as np
 
 from . import numpy_api as api
+from .inplace import clone
 from .numpy_api import implements, is_traced, normalize_axis, one_axis
 from .primitives import link_view, observe, primal
 from .rules import elementwise as E
@@ -66,12 +68,15 @@ def _moves(fn):
     return lambda a, *args, **kwargs: gather(a, fn(_positions(a), *args, **kwargs))
 
 
-def _viewing(fn, writeable: bool = True):
-    """`fn`, whose result NumPy returns as a view of its first argument and jacobian_lab gathers:
-    linked as one (`primitives.link_view`), so that a write into the argument reaches it and one
-    into it reaches the argument, as for the slices and transposes that are views here too.
+def _viewing(fn, numpy_fn, writeable: bool = True):
+    """`fn`, whose result NumPy (`numpy_fn`) returns as a view of its first argument and jacobian_lab
+    gathers: linked as one (`primitives.link_view`), so that a write into the argument reaches it
+    and one into it reaches the argument, as for the slices and transposes that are views here too.
     ``writeable=False``: NumPy's view is read-only (np.diagonal), and so is this one."""
-    def view(a, *args, **kwargs):
+    name = next(iter(inspect.signature(numpy_fn).parameters))  # the array, which f may pass by keyword
+
+    def view(*args, **kwargs):
+        a, args = (args[0], args[1:]) if args else (kwargs.pop(name), ())
         out = fn(a, *args, **kwargs)
         step = lambda value: fn(value, *args, **kwargs)  # noqa: E731
         step.writeable = writeable
@@ -96,7 +101,7 @@ def _diagonal(a, offset=0, axis1=0, axis2=1):
     return gather(a, np.diagonal(_positions(a), offset, axis1, axis2))
 
 
-diagonal = implements(np.diagonal)(_viewing(_diagonal, writeable=False))
+diagonal = implements(np.diagonal)(_viewing(_diagonal, np.diagonal, writeable=False))
 
 
 @implements(np.diag)
@@ -145,7 +150,7 @@ def take_along_axis(arr, indices, axis=-1):
 
 
 for _fn in (np.fliplr, np.flipud, np.rot90):
-    implements(_fn)(_viewing(_moves(_fn)))
+    implements(_fn)(_viewing(_moves(_fn), _fn))
 for _fn in (np.delete, np.resize):  # copies in NumPy too
     implements(_fn)(_moves(_fn))
 
@@ -190,7 +195,8 @@ def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
     if sparse:
         return tuple(grids)
     full = np.broadcast_shapes(*(np.shape(g) for g in grids))
-    return tuple(api.broadcast_to(g, full) for g in grids)
+    grids = [api.broadcast_to(g, full) for g in grids]
+    return tuple(clone(g) if copy else g for g in grids)  # copies, as NumPy's (views with copy=False)
 
 
 @implements(np.append)
@@ -221,7 +227,7 @@ def dsplit(ary, indices_or_sections):
     return split(ary, indices_or_sections, axis=2)
 
 
-implements(np.rollaxis)(_viewing(_moves(np.rollaxis)))
+implements(np.rollaxis)(_viewing(_moves(np.rollaxis), np.rollaxis))
 
 
 @implements(np.broadcast_arrays)

@@ -6,7 +6,8 @@ array made like x) each is the item assignment it amounts to
 (`inplace.assign`), with NumPy's rules for which value lands where: values
 repeated cyclically, the index modes of ``put``, the ``wrap`` of
 ``fill_diagonal``. Into a plain array a traced value is refused, since NumPy
-would store its number and drop its derivative.
+would store its number and drop its derivative; values without a derivative
+(an array made like x) are written by NumPy's own function.
 
 >>> import numpy as np, jacobian_lab as jl
 >>> def f(x):
@@ -26,40 +27,55 @@ from .inplace import assign
 from .numpy_api import implements, is_traced
 
 
-def _into(name: str, a):
-    """Refuse writing into a plain array `a` (a traced value would lose its derivative there)."""
-    if not is_traced(a):
-        raise TypeError(f"numpy.{name} writes into an array in place, which would drop the derivative of what it "
-                        "writes into a plain array; write into an array made like x instead (np.zeros_like(x)), "
-                        "or build a new array (np.broadcast_to(src, shape), np.where(mask, src, dst))")
+def _writer(numpy_fn):
+    """Register the function below as `numpy_fn` on traced arguments. It writes into a traced first
+    argument; into a plain one, NumPy's own function runs when no argument has a derivative to drop
+    (arrays made like x are read as their values), and a traced value is refused."""
+    def register(write):
+        def dispatch(a, *args, **kwargs):
+            if is_traced(a):
+                return write(a, *args, **kwargs)
+            from .tracing import plain_operands  # which needs the NumPy functions, and they this module
+
+            plain = plain_operands((a, *args), kwargs)
+            if plain is None:
+                raise TypeError(f"numpy.{numpy_fn.__name__} writes into an array in place, which would drop the "
+                                "derivative of what it writes into a plain array; write into an array made like x "
+                                "instead (np.zeros_like(x)), or build a new array (np.broadcast_to(src, shape), "
+                                "np.where(mask, src, dst))")
+            return numpy_fn(*plain[0], **plain[1])
+
+        implements(numpy_fn)(dispatch)
+        return write
+
+    return register
 
 
 def _cycled(values, positions: np.ndarray):
     """`values` flattened and repeated as often as needed, read at `positions`: what NumPy's put,
-    putmask, place and fill_diagonal write."""
+    putmask, place and fill_diagonal write. None for no values, with which NumPy writes nothing."""
     flat = api.ravel(values) if is_traced(values) else np.ravel(values)
     if not np.size(flat):
-        raise ValueError("cannot write from an empty array of values")
+        return None
     picks = positions % np.size(flat)
     return api.getitem(flat, picks) if is_traced(flat) else flat[picks]
 
 
-def _flat(a, positions):
-    """An index into `a` for its flat positions."""
-    return np.unravel_index(positions, np.shape(a))
+def _write(a, positions: np.ndarray, values) -> None:
+    """Write `values` (None: nothing) at the flat `positions` of traced `a`."""
+    if positions.size and values is not None:
+        assign(a, np.unravel_index(positions, np.shape(a)), values)
 
 
-@implements(np.copyto)
+@_writer(np.copyto)
 def copyto(dst, src, casting="same_kind", where=True):
-    _into("copyto", dst)
     api._reject("copyto", None if casting == "same_kind" else casting, "casting")
     assign(dst, Ellipsis, api.broadcast_to(src, np.shape(dst)) if where is True else api.where(where, src, dst))
 
 
-@implements(np.put)
+@_writer(np.put)
 def put(a, ind, v, mode="raise"):
-    _into("put", a)
-    ind = np.ravel(ind)
+    ind = np.ravel(ind).astype(np.intp)  # NumPy truncates float indices
     size = np.size(a)
     if mode == "wrap":
         ind = ind % size
@@ -70,31 +86,29 @@ def put(a, ind, v, mode="raise"):
     elif ind.size and (ind.max() >= size or ind.min() < -size):
         bad = ind[(ind >= size) | (ind < -size)][0]
         raise IndexError(f"index {bad} is out of bounds for axis 0 with size {size}")
-    if ind.size:
-        assign(a, _flat(a, ind % size), _cycled(v, np.arange(ind.size)))
+    _write(a, ind % size, _cycled(v, np.arange(ind.size)))
 
 
-@implements(np.putmask)
+@_writer(np.putmask)
 def putmask(a, mask, values):
-    _into("putmask", a)
-    where = np.flatnonzero(np.broadcast_to(mask, np.shape(a)))
-    if where.size:  # a.flat[n] = values.flat[n % values.size] where mask.flat[n]
-        assign(a, _flat(a, where), _cycled(values, where))
+    if np.size(mask) != np.size(a):
+        raise ValueError("putmask: mask and data must be the same size")
+    where = np.flatnonzero(mask)
+    _write(a, where, _cycled(values, where))  # a.flat[n] = values.flat[n % values.size] where mask.flat[n]
 
 
-@implements(np.place)
+@_writer(np.place)
 def place(arr, mask, vals):
-    _into("place", arr)
     where = np.flatnonzero(np.broadcast_to(mask, np.shape(arr)))
-    if where.size:  # the first len(where) values, repeated
-        assign(arr, _flat(arr, where), _cycled(vals, np.arange(where.size)))
+    values = _cycled(vals, np.arange(where.size))  # the first len(where) values, repeated
+    if where.size and values is None:
+        raise ValueError("Cannot insert from an empty array!")
+    _write(arr, where, values)
 
 
-@implements(np.fill_diagonal)
+@_writer(np.fill_diagonal)
 def fill_diagonal(a, val, wrap=False):
-    _into("fill_diagonal", a)
     marks = np.zeros(np.shape(a), dtype=bool)
     np.fill_diagonal(marks, True, wrap)  # NumPy's own: its shape checks and its wrap
     where = np.flatnonzero(marks)
-    if where.size:
-        assign(a, _flat(a, where), _cycled(val, np.arange(where.size)))
+    _write(a, where, _cycled(val, np.arange(where.size)))

@@ -95,7 +95,7 @@ def _read_only(value) -> np.ndarray:
     return view
 
 
-def _plain_operands(args: tuple, kwargs: dict):
+def plain_operands(args: tuple, kwargs: dict):
     """(args, kwargs) with each traced array (in them or in a list or tuple in them) as its plain value,
     when none has a derivative to drop (`Tracer.constant`); else None."""
     def plain(value):
@@ -188,7 +188,7 @@ class Tracer:
         try:
             return scipy_special.dispatch(self, ufunc, method, inputs, kwargs)
         except NotImplementedError:
-            plain = _plain_operands(inputs, kwargs) if method != "at" and "out" not in kwargs else None
+            plain = plain_operands(inputs, kwargs) if method != "at" and "out" not in kwargs else None
             if plain is None:  # (ufunc.at and out= write in place, which NumPy does on a read-only view too)
                 raise
             return getattr(ufunc, method)(*plain[0], **plain[1])  # no derivative to drop: NumPy's own
@@ -196,11 +196,11 @@ class Tracer:
     def __array_function__(self, func, types, args, kwargs):
         impl = api.FUNCTIONS.get(func)
         if impl is None:
-            plain = _plain_operands(args, kwargs)
+            plain = plain_operands(args, kwargs)
             if plain is None:
                 raise api.unsupported(f"{func.__module__}.{func.__name__}")
             return func(*plain[0], **plain[1])  # no derivative to drop: NumPy's own
-        return inplace.unshared(impl(*args, **kwargs), args)
+        return inplace.unshared(impl(*args, **kwargs), args + tuple(kwargs.values()), func in api.VIEWS)
 
     def __array__(self, dtype=None, copy=None):
         caller = None if self.constant else _library_caller()
@@ -397,11 +397,14 @@ class Tracer:
 
     # In place, as NumPy's: item assignments (`inplace.assign`)
     def fill(self, value):
-        if np.size(value) != 1:
-            raise ValueError("fill takes one value (a scalar); assign an array with y[...] = v")
-        self[...] = api.reshape(value, ()) if api.is_traced(value) else np.reshape(value, ())
+        if np.ndim(value):
+            raise ValueError("setting an array element with a sequence. (fill takes a scalar; assign an array "
+                             "with y[...] = v)")
+        self[...] = value
 
     def sort(self, axis=-1, kind=None, order=None):
+        if axis is None:  # as NumPy's method, which sorts along one axis
+            raise TypeError("'NoneType' object cannot be interpreted as an integer")
         self[...] = np.sort(self, axis=axis, kind=kind, order=order)
 
     def partition(self, kth, axis=-1, kind="introselect", order=None):

@@ -682,7 +682,39 @@ def _copies_and_views_by_method(x):
     return np.concatenate([y.ravel(), flat, v.ravel()])
 
 
-IN_PLACE = [("through a view", _through_a_view), ("copies and views by method", _copies_and_views_by_method), ("through a 0-d view", _through_a_0d_view),
+def _written_through_views_of_an_array_made_like_x(x):
+    C = np.zeros_like(x, shape=(3, 3))
+    for row in C:  # each row a view of C
+        row[:] = x[0] ** 2
+    C.T[0] = x[1]  # a column, through the transpose
+    np.transpose(a=C)[1, 2] = x[0, 2]  # a NumPy function's view, its array passed by keyword
+    np.fliplr(m=C)[2, 0] *= x[1, 1]
+    return C
+
+
+def _copies_numpy_makes(x):
+    y = x[0] * 1.0
+    tiled = np.tile(y, 1)  # a copy in NumPy, whatever the reps
+    tiled[0] = 0.0
+    grid, _ = np.meshgrid(y, y)  # copies, by default
+    filled = np.full_like(y, y[1])
+    y *= 3.0  # reaches none of them
+    grid[0, 0] = x[1, 0]
+    return np.concatenate([y, tiled, grid.ravel(), filled])
+
+
+def _objects_written(x):
+    y = np.zeros_like(x)  # (2, 3)
+    y[0, :2] = np.array([x[0, 0] * x[0, 1], x[1, 2]])  # an object array of traced scalars
+    y[1:] = [[x[1, 0], 2.0, x[0, 2]]]  # a nested list holding traced scalars
+    np.add.at(y, (0, [2, 2]), [x[1, 1], 1.0])
+    y[1].fill(np.asarray(x[0, 0]))
+    return y
+
+
+IN_PLACE = [("through a view", _through_a_view), ("copies and views by method", _copies_and_views_by_method),
+            ("through views of an array made like x", _written_through_views_of_an_array_made_like_x),
+            ("copies NumPy makes", _copies_numpy_makes), ("objects written", _objects_written), ("through a 0-d view", _through_a_0d_view),
             ("rows in a loop", _rows_in_a_loop), ("item assigned", _item_assigned),
             ("assigned through views", _assigned_through_views), ("fancy assigned", _fancy_assigned),
             ("aliased", _aliased), ("accumulated", _accumulated), ("copies", _copied), ("views gone", _views_gone),
@@ -982,6 +1014,8 @@ def test_ufunc_at_adds_into_a_traced_array_as_numpy_does(mode):
     J = run(_edge_forces, mode, x)
     assert_fd_close(J, central_differences(_edge_forces, x))
     np.testing.assert_array_equal(traced_value(_edge_forces, x), _edge_forces(x))  # NumPy's order of additions
+    x32 = x.astype(np.float32)  # float32 sums rounded at every step, as NumPy's
+    np.testing.assert_array_equal(traced_value(_edge_forces, x32), _edge_forces(x32))
     # one addition per index, as NumPy's (subtract.at negates first): 5 + 2 * 5 + 3 + 2, besides
     # the differences (5), 1.5 * x[1] and f + g (4); cube (power) and sines are transcendentals
     assert jl.count_flops(_edge_forces, x) == jl.Cost(5 + 5 + 2 * 5 + 1 + 3 + 2 + 4, 5 + 5 + 4)
@@ -1072,9 +1106,12 @@ def test_numpys_in_place_writers_write_into_traced_arrays(mode):
 
 
 @pytest.mark.parametrize("write, error", [
-    (lambda y: np.put(y, [0, 9], 1.0), IndexError), (lambda y: y.fill(np.ones(2)), ValueError),
+    (lambda y: np.put(y, [0, 9], 1.0), IndexError), (lambda y: y.fill([1.0]), ValueError),
     (lambda y: np.fill_diagonal(y[0], 1.0), ValueError), (lambda y: np.put(y, [0], 1.0, mode="bend"), ValueError),
-], ids=["put out of range", "fill with an array", "fill_diagonal of a vector", "put's mode"])
+    (lambda y: np.putmask(y, np.ones(2, dtype=bool), 1.0), ValueError),
+    (lambda y: np.place(y, y > 0, []), ValueError), (lambda y: y.sort(axis=None), TypeError),
+], ids=["put out of range", "fill with a sequence", "fill_diagonal of a vector", "put's mode", "putmask's mask",
+        "place of nothing", "sort along no axis"])
 def test_numpys_in_place_writers_fail_where_numpys_do(write, error):
     with pytest.raises(error):
         write(X * 1.0)  # NumPy on a plain array
@@ -1085,6 +1122,20 @@ def test_numpys_in_place_writers_fail_where_numpys_do(write, error):
 
     with pytest.raises(error):
         run(f, "reverse")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_numpys_in_place_writers_without_values_or_into_plain_arrays_of_values(mode):
+    def f(x):
+        y = x * 1.0
+        np.put(y, [0], [])  # no values: NumPy writes nothing
+        np.putmask(y, y > 0, [])
+        np.fill_diagonal(y, [])
+        plain = np.zeros(3)
+        np.copyto(plain, np.ones_like(x)[0])  # a plain array takes values without a derivative
+        return y * plain[0]
+
+    np.testing.assert_array_equal(run(f, mode), np.eye(6).reshape(2, 3, 2, 3))
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -133,8 +133,12 @@ def _scatter_add_impl(g, indices, axis, size):
     # An explicit row count: reshape(-1, 0) is ambiguous when nothing is gathered (empty mask).
     rows = g.reshape(int(np.prod(lead, dtype=np.int64)), len(indices))
     bins = (np.arange(rows.shape[0])[:, None] * size + indices).ravel()
-    flat = np.bincount(bins, weights=rows.ravel(), minlength=rows.shape[0] * size)
-    # bincount sums in float64 (and gives int64 when nothing lands): back to g's dtype
+    if g.dtype == np.float64:  # bincount sums in float64, in order: np.add.at's sums, faster
+        flat = np.bincount(bins, weights=rows.ravel(), minlength=rows.shape[0] * size)
+    else:  # in g's own precision, as np.add.at sums (float32 sums rounded at every step)
+        flat = np.zeros(rows.shape[0] * size, dtype=g.dtype)
+        np.add.at(flat, bins, rows.ravel())
+    # bincount gives int64 when nothing lands: back to g's dtype
     return np.moveaxis(flat.reshape(lead + (size,)).astype(g.dtype, copy=False), -1, axis)
 
 
