@@ -28,7 +28,7 @@ import weakref
 
 import numpy as np
 
-from .primitives import Primitive, apply, is_traced
+from .primitives import Primitive, apply, frozen, is_traced
 from .rules import elementwise as E
 from .rules import shape as S
 
@@ -107,9 +107,8 @@ def become(tracer, result, symbol: str):
                          f"shape {np.shape(result)} (in-place `{symbol}=` keeps the array's shape)")
     if getattr(tracer, "_owner", None) is not None:
         write(tracer, Ellipsis, _checked(tracer, result, f"in-place `{symbol}=`", f"v = v {symbol} w"))
-        return tracer
-    take_on(tracer, _checked(tracer, result, f"in-place `{symbol}=`", f"y = y {symbol} v"))
-    _derive_views(tracer)
+    else:
+        _replace(tracer, result, f"in-place `{symbol}=`", f"y = y {symbol} v")
     return tracer
 
 
@@ -166,7 +165,7 @@ def add_at(a, indices, b, subtract: bool = False) -> None:
     """``np.add.at(a, indices, b)`` (``np.subtract.at`` with `subtract`) into a traced array `a`:
     b's values added in order, each to the element its index names, repeats included, as NumPy
     adds them (one flop per index; subtracting negates b first)."""
-    if getattr(a, "_trace", None) is None:
+    if not is_traced(a):
         raise TypeError(f"np.{'subtract' if subtract else 'add'}.at into a plain array would drop the "
                         "derivative of what it adds; make the array like x (np.zeros_like(x)), which holds "
                         "traced values")
@@ -174,14 +173,14 @@ def add_at(a, indices, b, subtract: bool = False) -> None:
     b = _fitted(b, at.shape, owner.dtype)
     added = S.take(S.reshape(b, (-1,)), _elements(b, at.shape), axis=0)
     targets, bins = np.unique(at.reshape(-1), return_inverse=True)
+    targets = frozen(targets)  # read-only: nothing for a tape to copy
     # One sum per target, in NumPy's order: what it held first, then each value added to it
     held = S.take(S.reshape(owner, (owner.size,)), targets, axis=0)
     terms = S.concatenate(held, E.negative(added) if subtract else added, axis=0)
-    bins = np.concatenate([np.arange(targets.size), bins.reshape(-1)])
-    bins.flags.writeable = targets.flags.writeable = False
+    bins = frozen(np.concatenate([np.arange(targets.size), bins.reshape(-1)]))
     sums = S.scatter_add(terms, bins, 0, targets.size)
     _replace(owner, S.reshape(S.put(S.reshape(owner, (owner.size,)), sums, indices=targets,
-                                    picks=_counting(targets.size)), owner.shape))
+                                    picks=frozen(np.arange(targets.size))), owner.shape))
 
 
 def _destination(tracer, key):
@@ -194,9 +193,9 @@ def _destination(tracer, key):
     return owner, positions(tracer)[key]  # NumPy's IndexError for an index out of range
 
 
-def _replace(owner, result) -> None:
-    """`owner` takes on `result`, a write into it; its live views are derived again."""
-    take_on(owner, _checked(owner, result, "item assignment", "y = np.where(mask, v, y)"))
+def _replace(owner, result, what: str = "item assignment", instead: str = "y = np.where(mask, v, y)") -> None:
+    """`owner` takes on `result`, what a write (`what`) into it makes; its live views are derived again."""
+    take_on(owner, _checked(owner, result, what, instead))
     _derive_views(owner)
 
 
@@ -218,21 +217,15 @@ def _written(owner, at, value):
         return owner
     # Where a position repeats, the last write wins, as in NumPy: each position once, with its last value
     indices, last = np.unique(at.reshape(-1)[::-1], return_index=True)
-    picks = _elements(value, at.shape)[::-1][last]
-    indices.flags.writeable = picks.flags.writeable = False  # `put` declares no array parameters to keep
-    out = S.put(S.reshape(owner, (owner.size,)), S.reshape(value, (np.size(value),)), indices=indices, picks=picks)
+    picks = frozen(_elements(value, at.shape)[::-1][last])  # read-only: `put` declares no array parameters
+    out = S.put(S.reshape(owner, (owner.size,)), S.reshape(value, (np.size(value),)), indices=frozen(indices),
+                picks=picks)
     return S.reshape(out, owner.shape)
 
 
 def _elements(value, shape) -> np.ndarray:
     """Which element of `value` (flat) each element of it broadcast to `shape` is, in C order."""
     return np.broadcast_to(np.arange(np.size(value)).reshape(np.shape(value)), shape).reshape(-1)
-
-
-def _counting(n: int) -> np.ndarray:
-    numbers = np.arange(n)
-    numbers.flags.writeable = False
-    return numbers
 
 
 def _values(value, dtype):
