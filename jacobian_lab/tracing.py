@@ -35,16 +35,28 @@ def _conversion_error(what: str) -> TracerConversionError:
 
 def _library_caller() -> str | None:
     """The scipy function f called that is converting a traced array (scipy.special.logsumexp), if any:
-    the outermost scipy frame on the stack before f's own code."""
+    the outermost scipy frame of the run of scipy and NumPy frames right above the conversion. A
+    scipy frame further out (scipy.optimize.root calling the Jacobian function that calls f) is no
+    caller of this conversion."""
     frame, name = sys._getframe(2), None
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
         if module.startswith("scipy."):
             name = ".".join(module.split(".")[:2] + [frame.f_code.co_name])
-        elif name is not None and not module.startswith("numpy"):
+        elif not module.startswith("numpy"):
             return name
         frame = frame.f_back
     return name
+
+
+#: How to write a scipy function that converts its input with NumPy operations, by name.
+_RECIPES = {
+    "scipy.special.logsumexp": " (logsumexp: m = np.max(x); m + np.log(np.sum(np.exp(x - m))))",
+    "scipy.special.softmax": " (softmax: e = np.exp(x - np.max(x)); e / np.sum(e))",
+    "scipy.stats": " (a distribution's density in NumPy, its cdf with scipy.special: the normal's is ndtr)",
+    "scipy.linalg.solve": " (np.linalg.solve)", "scipy.linalg.inv": " (np.linalg.inv)",
+    "scipy.linalg.det": " (np.linalg.det)", "scipy.linalg.cholesky": " (np.linalg.cholesky)",
+}
 
 
 #: The dtypes a traced result cannot have: complex (every rule is for real functions) and object (an
@@ -208,7 +220,7 @@ class Tracer:
             raise TracerConversionError(
                 f"{caller} converts its input with np.asarray, which would drop the derivative of a traced "
                 "array, so jacobian_lab refuses it; it has no derivative rule here. Write that step with "
-                "NumPy operations (logsumexp: m = np.max(x); m + np.log(np.sum(np.exp(x - m))))")
+                "NumPy operations" + _RECIPES.get(caller, _RECIPES.get(caller.rsplit(".", 1)[0], "")))
         if not self.ndim and not self.constant and dtype in (None, object):
             # np.array([a, b]) of traced scalars: an object array holding them, which operators and
             # NumPy's own loops compute on and f may return (`from_objects`)

@@ -491,6 +491,17 @@ def test_np_array_of_traced_scalars_is_one_traced_array(f, mode):
     assert jl.count_flops(_van_der_pol, x) == jl.Cost(4, 0)  # y0 ** 2, 1 - , * y1, - y0: the stacking is free
 
 
+def test_a_jacobian_asked_for_by_a_scipy_solver_is_not_taken_for_the_solvers_conversion():
+    from scipy.optimize import root
+
+    def F(x):
+        return np.array([x[0] ** 2 - 1.0, x[0] * x[1]])  # converted by NumPy, called from inside scipy
+
+    solution = root(F, [2.0, 1.0], jac=lambda x: jl.jacobian(F, x))
+    assert solution.success and np.allclose(solution.x, [1.0, 0.0], atol=1e-8)
+    assert solution.njev < solution.nfev  # the Jacobians were ours, not finite differences
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_np_array_of_traced_scalars_and_numbers_is_left_to_numpys_loops(mode):
     def f(x):
