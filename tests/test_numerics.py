@@ -3,6 +3,7 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import central_differences
 
 import jacobian_lab as jl
 
@@ -69,6 +70,31 @@ def test_powers_at_zero_have_finite_slopes_as_in_jax(mode, f, x, expected):
         warnings.simplefilter("error", RuntimeWarning)
         J = jl.jacobian(f, x, mode=mode)
     np.testing.assert_allclose(J, expected, rtol=1e-13)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f", [
+    lambda v: np.linalg.norm(v), lambda v: np.linalg.norm(v, 3), lambda v: np.linalg.vector_norm(v),
+    lambda v: np.linalg.norm(v.reshape(1, 3), axis=1), lambda v: np.linalg.norm(v.reshape(3, 1), "fro"),
+], ids=["2", "3", "vector_norm", "axis", "fro"])
+def test_a_norm_at_the_zero_vector_has_slope_zero_as_in_pytorch(f, mode):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no 0 / 0 on the way either
+        J = jl.jacobian(f, np.zeros(3), mode=mode)
+    np.testing.assert_array_equal(J.reshape(3), np.zeros(3))
+    x = np.array([1.0, -2.0, 2.0])  # away from zero, the norm's own slope
+    np.testing.assert_allclose(jl.jacobian(f, x, mode=mode), central_differences(f, x), rtol=1e-7)
+
+
+def test_a_distance_matrix_with_its_zero_diagonal_has_a_finite_gradient():
+    def energy(x):  # pairwise distances of points in the plane, the zero diagonal masked out
+        P = x.reshape(-1, 2)
+        D = np.linalg.norm(P[:, None] - P[None, :], axis=-1)
+        return D[~np.eye(len(P), dtype=bool)].sum()
+
+    x = np.array([0.0, 0.0, 1.0, 0.0, 0.0, 1.0])
+    for g in (jl.grad(energy), jl.jit(jl.grad(energy)), lambda x: jl.jacobian(energy, x, mode="forward")):
+        np.testing.assert_allclose(g(x), central_differences(energy, x), rtol=1e-6)
 
 
 def test_polynomial_features_have_the_derivative_of_their_polynomial():
