@@ -15,7 +15,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .inplace import add_at, clone
+from .inplace import add_at, assign, clone
 from .primitives import is_traced, observe, primal
 from .rules import elementwise as E
 from .rules import decompositions as D
@@ -129,7 +129,8 @@ _REDUCE = {np.add: "sum", np.multiply: "prod", np.maximum: "max", np.minimum: "m
 
 
 def apply_ufunc(ufunc, method, inputs, kwargs):
-    _reject(ufunc.__name__, kwargs.get("out"), "out")
+    if _given(kwargs.get("out")):
+        return _into_out(ufunc, method, inputs, kwargs)
     # Arguments the primitives do not model are refused, never dropped: a dropped
     # `initial`, `where` or gufunc `axes` would silently change the value.
     if method == "__call__" and ufunc in UFUNCS:
@@ -144,11 +145,39 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
                        kwargs.get("dtype"), kwargs.get("keepdims", False), kwargs.get("initial"), kwargs.get("where"))
     if method == "at" and ufunc in (np.add, np.subtract) and len(inputs) == 3:
         return add_at(*inputs, subtract=ufunc is np.subtract)  # into the traced array: None, as NumPy's
+    if method == "outer" and ufunc in UFUNCS and len(inputs) == 2:  # every pair: a broadcast
+        _reject_all(f"{ufunc.__name__}.outer", kwargs)
+        a, b = inputs
+        return UFUNCS[ufunc](reshape(a, np.shape(a) + (1,) * np.ndim(b)), b)
     if method == "accumulate" and ufunc is np.add:
         if kwargs.get("axis", 0) is None:
             raise ValueError("accumulate does not allow multiple axes")
         return cumsum(_accumulated_in("add.accumulate", inputs[0], kwargs.get("dtype")), kwargs.get("axis", 0))
     raise unsupported(qualified(ufunc.__name__) + ("" if method == "__call__" else f".{method}"))
+
+
+def _into_out(ufunc, method, inputs, kwargs):
+    """A ufunc with ``out=``: into one traced array, the result assigned to it (as NumPy writes it);
+    into a plain array, refused with the fix, since the traced result would lose its derivative."""
+    out = kwargs["out"]
+    outs = out if type(out) is tuple else (out,)
+    rest = {key: value for key, value in kwargs.items() if key != "out"}
+    if method == "__call__" and len(outs) == 1 and is_traced(outs[0]):
+        assign(outs[0], Ellipsis, apply_ufunc(ufunc, method, inputs, rest))
+        return outs[0]
+    if method == "__call__" and any(type(o) is np.ndarray for o in outs):
+        full = qualified(ufunc.__name__)
+        symbol = _IN_PLACE_SYMBOLS.get(ufunc)
+        raise TypeError(
+            f"{full}(..., out=...) writes a traced result into a plain array in place, which would drop its "
+            "derivative" + (f" (`a {symbol}= v` on a plain a is {full}(a, v, out=a))" if symbol else "")
+            + "; make that array like x (np.zeros_like(x, shape=...)), which takes traced values, or assign the "
+            f"result instead (y = {full.replace('numpy.', 'np.', 1)}(...))")
+    _reject(ufunc.__name__, out, "out")
+
+
+_IN_PLACE_SYMBOLS = {np.add: "+", np.subtract: "-", np.multiply: "*", np.divide: "/", np.power: "**",
+                     np.floor_divide: "//", np.remainder: "%", np.matmul: "@"}
 
 
 # A ufunc keyword at NumPy's own default changes nothing (order only lays out memory).

@@ -81,10 +81,16 @@ def not_real_result(prim, out) -> TypeError:
 
 def from_objects(value):
     """`value` as one traced array when it is an array of traced values built with np.array([...]) (an
-    object array, see `Tracer.__array__`); anything else as it is."""
-    if type(value) is np.ndarray and value.dtype == object and any(isinstance(v, Tracer) for v in value.flat):
+    object array, see `Tracer.__array__`), as a float array when it is an object array of plain
+    numbers (an element NumPy took out of one); anything else as it is."""
+    if type(value) is not np.ndarray or value.dtype != object:
+        return value
+    if any(isinstance(v, Tracer) for v in value.flat):
         return api.reshape(np.stack(list(value.flat)), value.shape)
-    return value
+    try:
+        return np.array(value.tolist(), dtype=np.result_type(*value.flat, float) if value.size else float)
+    except (TypeError, ValueError):
+        return value
 
 
 def blank_result(out) -> bool:
@@ -227,12 +233,20 @@ class Tracer:
             held = np.empty((), object)
             held[()] = self
             return held
-        value = self._plain("np.asarray / np.array (or a NumPy routine that calls it)", copy=bool(copy))
+        if not self.constant:
+            raise TracerConversionError(
+                "np.asarray / np.array (or a NumPy routine that calls it) on a traced array would drop its "
+                "derivative, so jacobian_lab refuses it. The usual causes: `x = np.asarray(x)` at the top of f "
+                "(drop it: x is an array already; x.astype(float) converts); np.array([a, b]) of traced arrays "
+                "(np.stack([a, b])); traced values stored into a plain array (y = np.zeros(n); y[1:] = v: make "
+                "y with np.zeros_like(x, shape=(n,))); A.dot(x) with a plain A (A @ x); np.r_ / np.c_ "
+                "(np.concatenate)")
+        value = self._plain("np.asarray", copy=bool(copy))
         return value if dtype is None else value.astype(dtype)
 
     def __float__(self):
         # NumPy calls it too when a traced value is stored into a plain array: y[i] = x[j]
-        return float(self._plain("float() (or storing it into a plain array, y[i] = x[j])"))
+        return float(self._plain("float() or np.float64() (or storing it into a plain array, y[i] = x[j])"))
 
     def __int__(self):
         return int(self._plain("int()"))

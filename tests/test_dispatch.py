@@ -40,7 +40,7 @@ UNSUPPORTED = [
     ("numpy.fft.fft", lambda x: np.fft.fft(x, axis=1)),
     ("numpy.histogram_bin_edges", lambda x: np.histogram_bin_edges(x[0], bins=3)),
     ("numpy.ldexp", lambda x: np.ldexp(x, 2)),
-    ("numpy.add.outer", lambda x: np.add.outer(x[0], x[1])),
+    ("numpy.add.reduceat", lambda x: np.add.reduceat(x, [0, 1], axis=1)),
     ("numpy.multiply.accumulate", lambda x: np.multiply.accumulate(x, axis=1)),
     ("numpy.fft.ifft", lambda x: np.fft.ifft(x, axis=1)),
 ]
@@ -479,8 +479,12 @@ def _objects_computed_on(x):
     return np.concatenate([x + w, np.array([np.sum(w), np.max(v)]), np.array([[1.0, x[0]]])[0]])
 
 
+def _objects_in_a_numpy_function(x):
+    return np.cross(np.array([x[0], 0.0, 1.0]), x)  # NumPy takes plain elements out of the object array too
+
+
 @pytest.mark.parametrize("mode", MODES + ["auto", "jit", "sparse"])
-@pytest.mark.parametrize("f", [_van_der_pol, _objects_computed_on])
+@pytest.mark.parametrize("f", [_van_der_pol, _objects_computed_on, _objects_in_a_numpy_function])
 def test_np_array_of_traced_scalars_is_one_traced_array(f, mode):
     x = np.array([0.5, -0.3, 1.2])
     J = run(f, mode, x)
@@ -1165,16 +1169,23 @@ def test_arrays_made_like_x_as_numpy_makes_them(mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_ufunc_out_argument_is_refused(mode):
-    def f(x):
-        buf = np.zeros_like(X)
-        np.add(x, 1, out=buf)
-        return buf
+def test_ufunc_out_argument_into_a_plain_array_is_refused_and_into_a_traced_one_written(mode):
+    def plain(x):
+        acc = np.zeros(X.shape)
+        acc += x ** 2  # np.add(acc, x ** 2, out=acc) on a plain acc
+        return acc
 
-    with pytest.raises(TypeError, match=r"numpy\.add\(\.\.\., out=\.\.\.\)") as info:
-        run(f, mode)
-    message = str(info.value)
-    assert "y = np.add(...)" in message and "{" not in message
+    with pytest.raises(TypeError, match=r"numpy\.add\(\.\.\., out=\.\.\.\) writes a traced result into a plain array"
+                       r".*`a \+= v` on a plain a") as info:
+        run(plain, mode)
+    assert "np.zeros_like(x, shape=...)" in str(info.value) and "{" not in str(info.value)
+
+    def traced(x):
+        acc = np.zeros_like(x)
+        np.add(acc, x ** 2, out=acc)
+        return acc
+
+    assert_fd_close(run(traced, mode), central_differences(traced, X))
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -91,6 +91,13 @@ def _assigned(x):
     return y + z
 
 
+def _outer_and_out(x):
+    pairs = np.subtract.outer(x, x[:2]) * np.multiply.outer(x[::-1], x[:2])  # every pair, (4, 2)
+    y = np.zeros_like(pairs)
+    np.exp(pairs, out=y)  # out= a traced array: written into it, as NumPy writes
+    return y.sum(axis=1)
+
+
 def _eye(n):
     return np.eye(n)
 
@@ -164,6 +171,7 @@ CASES = [
     Case("non-adjacent advanced indices", lambda X: X[[0, 1], :, [1, 3]] * X[1, [2, 2, 0], 0], X234),
     Case("mixed slice and advanced", lambda X: X[1:, [0, 0, 2]] + X[[2, 0], 1:3].sum(), X34),
     Case("item assignment", _assigned, x4),
+    Case("ufunc outer and out=", _outer_and_out, x4),
     Case("take", lambda x: np.take(x, [0, -1, 1, -1]) + np.take(np.outer(x, x), [[1, 2], [2, 2]], axis=1).sum(), x4),
     Case("iteration and indexing", lambda x: np.stack([xi * x[0] for xi in x]), x4),
     # --- linear algebra ---
