@@ -144,7 +144,7 @@ def assign(tracer, key, value) -> None:
     if not tracer.ndim and getattr(tracer, "_owner", None) is None:
         raise TypeError(f"'numpy.{tracer.dtype}' object does not support item assignment (a traced 0-d value "
                         "is a NumPy scalar, immutable: bind the name anew)")
-    if (getattr(tracer, "_owner", None) is None and getattr(key, "dtype", None) == bool
+    if (getattr(tracer, "_owner", None) is None and getattr(getattr(key, "dtype", None), "kind", None) == "b"
             and getattr(key, "shape", None) == tracer.shape and np.size(value) == 1 and not is_traced(value)):
         # y[mask] = c, the commonest: the select itself, which a compiled program recomputes with the mask
         _replace(tracer, E.where(key, _fitted(value, (), tracer.dtype).reshape(()), tracer))

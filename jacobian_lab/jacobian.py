@@ -28,9 +28,9 @@ PASS_ELEMENTS = 1 << 18
 
 def as_input(x) -> np.ndarray:
     """x as a float array; integers are promoted to float64, the rest is refused."""
-    if getattr(x, "_trace", None) is not None and x.constant:  # np.ones_like(x) in f: plain values
+    if getattr(x, "_trace", None) is not None and x.constant:  # np.ones_like(x) in f: its plain values
         x = np.asarray(x)
-    if getattr(x, "_trace", None) is not None:
+    elif getattr(x, "_trace", None) is not None:
         raise NotImplementedError(
             "x is itself a traced array: jacobian, jacfwd, jacrev, grad, jvp and vjp do not nest inside "
             "another derivative; for second derivatives use jl.hessian(f) or jl.hvp(f, x, v)"

@@ -192,10 +192,9 @@ def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
     if indexing == "xy" and ndim > 1:  # the first two axes swapped, as NumPy does
         shapes[0], shapes[1] = (1, -1) + shapes[0][2:], (-1, 1) + shapes[1][2:]
     grids = [api.reshape(v, s) for v, s in zip(xi, shapes)]
-    if sparse:
-        return tuple(grids)
-    full = np.broadcast_shapes(*(np.shape(g) for g in grids))
-    grids = [api.broadcast_to(g, full) for g in grids]
+    if not sparse:
+        full = np.broadcast_shapes(*(np.shape(g) for g in grids))
+        grids = [api.broadcast_to(g, full) for g in grids]
     return tuple(clone(g) if copy else g for g in grids)  # copies, as NumPy's (views with copy=False)
 
 

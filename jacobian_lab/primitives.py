@@ -204,7 +204,6 @@ class Trace:
         """
         return value
 
-
     def finish(self) -> None:
         """The traced call of f returned: refuse any later operation on this trace's values.
 

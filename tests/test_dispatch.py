@@ -712,10 +712,11 @@ def _copies_numpy_makes(x):
     tiled = np.tile(y, 1)  # a copy in NumPy, whatever the reps
     tiled[0] = 0.0
     grid, _ = np.meshgrid(y, y)  # copies, by default
+    column, _ = np.meshgrid(y, y, sparse=True)  # sparse ones too
     filled = np.full_like(y, y[1])
     y *= 3.0  # reaches none of them
     grid[0, 0] = x[1, 0]
-    return np.concatenate([y, tiled, grid.ravel(), filled])
+    return np.concatenate([y, tiled, grid.ravel(), filled, column.ravel()])
 
 
 def _objects_written(x):

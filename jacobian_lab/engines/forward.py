@@ -70,7 +70,6 @@ class ForwardTrace(Trace):
             self.budget.account(tangent)
         return Dual(self, out, tangent)
 
-
     def constant(self, value):
         self.constants = True
         return Dual(self, frozen(value), None)
