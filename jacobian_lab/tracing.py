@@ -49,6 +49,12 @@ def _library_caller() -> str | None:
     return name
 
 
+#: np.asarray of a traced array of at most this many elements gives an object array of its traced
+#: elements (`Tracer.__array__`), on which NumPy computes one traced scalar at a time; a larger one is
+#: refused, since every operation would then dispatch that many primitives.
+ELEMENTWISE = 256
+
+
 #: How to write a scipy function that converts its input with NumPy operations, by name.
 _RECIPES = {
     "scipy.special.logsumexp": " (logsumexp: m = np.max(x); m + np.log(np.sum(np.exp(x - m))))",
@@ -227,20 +233,24 @@ class Tracer:
                 f"{caller} converts its input with np.asarray, which would drop the derivative of a traced "
                 "array, so jacobian_lab refuses it; it has no derivative rule here. Write that step with "
                 "NumPy operations" + _RECIPES.get(caller, _RECIPES.get(caller.rsplit(".", 1)[0], "")))
-        if not self.ndim and not self.constant and dtype in (None, object):
-            # np.array([a, b]) of traced scalars: an object array holding them, which operators and
-            # NumPy's own loops compute on and f may return (`from_objects`)
-            held = np.empty((), object)
-            held[()] = self
+        if not self.constant and dtype in (None, object) and self.size <= ELEMENTWISE:
+            # np.array([a, b]) of traced scalars, or np.asarray(x) of a small traced array: an object
+            # array of its traced elements, which operators and NumPy's own loops compute on and f may
+            # return (`from_objects`). Read-only when it is x's own (writing could not reach x).
+            held = np.empty(self.shape, object)
+            for index in np.ndindex(self.shape):
+                held[index] = self[index] if self.ndim else self
+            held.flags.writeable = not self.ndim
             return held
         if not self.constant:
             raise TracerConversionError(
-                "np.asarray / np.array (or a NumPy routine that calls it) on a traced array would drop its "
-                "derivative, so jacobian_lab refuses it. The usual causes: `x = np.asarray(x)` at the top of f "
-                "(drop it: x is an array already; x.astype(float) converts); np.array([a, b]) of traced arrays "
-                "(np.stack([a, b])); traced values stored into a plain array (y = np.zeros(n); y[1:] = v: make "
-                "y with np.zeros_like(x, shape=(n,))); A.dot(x) with a plain A (A @ x); np.r_ / np.c_ "
-                "(np.concatenate)")
+                "np.asarray / np.array (or a NumPy routine that calls it) on a traced array "
+                + (f"of more than {ELEMENTWISE} elements " if dtype in (None, object) else f"as {np.dtype(dtype)} ")
+                + "would drop its derivative, so jacobian_lab refuses it. The usual causes: `x = np.asarray(x)` "
+                "at the top of f (drop it: x is an array already; x.astype(float) converts); np.array([a, b]) of "
+                "traced arrays (np.stack([a, b])); traced values stored into a plain array (y = np.zeros(n); "
+                "y[1:] = v: make y with np.zeros_like(x, shape=(n,))); A.dot(x) with a plain A (A @ x); np.r_ / "
+                "np.c_ (np.concatenate)")
         value = self._plain("np.asarray", copy=bool(copy))
         return value if dtype is None else value.astype(dtype)
 

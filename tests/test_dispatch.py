@@ -447,7 +447,8 @@ def test_unsupported_function_also_refused_by_count_flops():
 
 # --- conversions of a traced value --------------------------------------------------------
 CONVERSIONS = [
-    ("np.asarray", np.asarray), ("np.array", np.array), ("float", lambda x: float(x[0, 0])),
+    ("np.asarray of a large array", lambda x: np.asarray(np.tile(x, 50))),
+    ("np.array as floats", lambda x: np.array(x, dtype=float)), ("float", lambda x: float(x[0, 0])),
     ("item", lambda x: x[0, 0].item()), ("tolist", lambda x: x.tolist()), ("int", lambda x: int(x[0, 0])),
     ("complex", lambda x: complex(x[0, 0])), ("astype(int)", lambda x: x.astype(int)),
     ("math.sin", lambda x: math.sin(x[0, 0])), ("as an index", lambda x: [1.0, 2.0][x[0, 0]]),
@@ -493,6 +494,41 @@ def test_np_array_of_traced_scalars_is_one_traced_array(f, mode):
     H = jl.hessian(lambda z: np.sum(f(z) ** 2), x)
     assert_fd_close(H, central_differences(jl.grad(lambda z: np.sum(f(z) ** 2)), x))
     assert jl.count_flops(_van_der_pol, x) == jl.Cost(4, 0)  # y0 ** 2, 1 - , * y1, - y0: the stacking is free
+
+
+_A_PLAIN = np.array([[1.0, -2.0, 0.5], [0.3, 0.0, 2.0]])
+
+
+def _small_arrays_made_plain(x):
+    x = np.asarray(x)  # as library-style code starts: an object array of x's traced elements
+    c, s = np.cos(x[:1]), np.sin(x[:1])  # one-element arrays
+    rotation = np.array([[c, -s], [s, c]]).reshape(2, 2)
+    moved = rotation @ _A_PLAIN[:, :2].dot(x[:2])  # ndarray.dot of a plain matrix
+    squares = np.vectorize(lambda v: v * v)(x)
+    return np.r_[moved, np.c_[x, squares].ravel()]
+
+
+@pytest.mark.parametrize("mode", MODES + ["jit", "sparse"])
+def test_small_traced_arrays_convert_to_arrays_of_traced_elements(mode):
+    x = np.array([0.4, -1.2, 0.7])
+    assert_fd_close(run(_small_arrays_made_plain, mode, x), central_differences(_small_arrays_made_plain, x))
+    np.testing.assert_array_equal(traced_value(_small_arrays_made_plain, x), _small_arrays_made_plain(x))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_converting_a_large_traced_array_or_writing_into_its_conversion_is_refused(mode):
+    with pytest.raises(jl.TracerConversionError, match=r"of more than 256 elements.*x = np.asarray\(x\)"):
+        run(lambda x: np.asarray(x) * 2.0, mode, np.ones(300))
+
+    def written(x):
+        y = np.asarray(x)
+        y[0] = 5.0  # NumPy would write into x; an array of x's elements cannot
+        return x
+
+    with pytest.raises(ValueError, match="read-only"):
+        run(written, mode, np.ones(3))
+    with pytest.raises(jl.TracerConversionError, match=r"np\.asarray\(x, dtype=float\)"):
+        run(lambda x: np.asarray(x, dtype=float) * 2.0, mode, np.ones(3))
 
 
 def test_a_jacobian_asked_for_by_a_scipy_solver_is_not_taken_for_the_solvers_conversion():

@@ -81,11 +81,12 @@ def call_traced(f, x, trace):
         if not isinstance(error.__cause__, TracerConversionError):
             raise
         raise TracerConversionError(
-            "storing a traced value into an element of a plain array (y[i] = x[j]) would drop its "
-            f"derivative, so jacobian_lab refuses it (NumPy reports it as {str(error)!r}). Build the "
-            "array from traced values instead: np.stack([...]) of the entries, np.concatenate, or "
-            "np.where(mask, value, y); or write into a traced array, which works (y = np.zeros_like(x), then "
-            "y[i] = v)"
+            "storing a traced value into an element of a plain array (y[i] = x[j]), or converting traced "
+            "values to a float array (np.asarray(x, dtype=float)), would drop the derivative, so jacobian_lab "
+            f"refuses it (NumPy reports it as {str(error)!r}). Build the array from traced values instead: "
+            "np.stack([...]) of the entries, np.concatenate, or np.where(mask, value, y); or write into a "
+            "traced array, which works (y = np.zeros_like(x), then y[i] = v); x is a float array already, "
+            "so np.asarray(x, dtype=float) can go"
         ) from error
     finally:
         trace.finish()
