@@ -117,6 +117,10 @@ class Counter:
     def observed(self, fn, args, kwargs, result) -> None:
         """A decision read the values of `args` (`jacobian_lab.primitives.observe`): only a recording keeps it."""
 
+    def copied(self, copy, original) -> None:
+        """`copy` holds what `original` holds (a reverse tape keeps a copy of an array f passed): only a
+        recording needs to know, to recompute the copy as it recomputes the original."""
+
     def add(self, flops: int, transcendentals: int) -> None:
         work = self.current
         work[0] += flops

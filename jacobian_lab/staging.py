@@ -95,6 +95,7 @@ class Recorder(Counter):
         self._kept_bytes: dict = {}  # segment -> bytes of constants kept
         self._seeds: dict = {}  # id -> the passes' seeds, which come from outside but are the recording's own
         self._snapshots: dict = {}  # the memory an array from outside views -> (its root, its last snapshot)
+        self._aliases: list = []  # watches of the copies a reverse tape made of recorded values (`copied`)
         self.raised: str | None = None  # why the recording cannot be replayed, once an operation on x raised
         self._errstate = np.geterr()  # a replay runs under its caller's; see `_check_errstate`
 
@@ -226,6 +227,14 @@ class Recorder(Counter):
         if self._any_dynamic(refs):  # what fn read, kept as it read it: f may change it afterwards
             kept = self._static_args(tuple([self.kept(a) if r is None else a for a, r in zip(args, refs)]), refs)
             self.observations.append(Observation(fn, kept, self.kept(kwargs), refs, _snapshot(result), self.segment))
+
+    def copied(self, copy, original) -> None:
+        # A plain array computed from x (np.where of a mask, outside any trace) that a reverse tape
+        # copies: the copy is the same value, recomputed by the same equation, not a constant.
+        ref = self._index.get(id(original))
+        if ref is not None:
+            self._index[id(copy)] = ref
+            self._aliases.append(_watch(copy, self._index))
 
     def output(self, value, seeds: int) -> None:
         ref = self.refs([value])[0]

@@ -354,6 +354,22 @@ def test_the_hessian_of_an_f_with_a_derivative_inside(g):
     assert_close(jl.hessian(scalar, z), central_differences(jl.grad(scalar), z), 1e-6, "hessian")
 
 
+KINKED = {  # f whose second derivatives follow masks of x
+    "where": lambda x: np.sum(np.where(x > 0, x ** 3, x ** 2)),
+    "maximum": lambda x: np.sum(np.maximum(x, 0.0) ** 3),
+    "abs": lambda x: np.sum(np.abs(x) ** 3 + x ** 3),
+    "row norms": lambda x: np.sum(np.linalg.norm(x.reshape(-1, 2), axis=1)),
+}
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("g", KINKED.values(), ids=KINKED)
+def test_jit_hessian_recomputes_the_masks_at_each_x(g, mode):
+    jitted = jl.jit(jl.hessian(g, mode=mode))
+    for x in (np.zeros(4), np.array([-1.0, -2.0, 0.5, 1.5]), np.array([1.0, 2.0, 3.0, 4.0])):
+        np.testing.assert_allclose(jitted(x), jl.hessian(g, x, mode=mode), rtol=1e-12, atol=0)
+
+
 def test_jit_hessian_reads_again_an_array_made_like_x_whose_values_follow_x():
     def g(x):
         c = np.ones_like(x)

@@ -93,6 +93,9 @@ class Tape:
             self.kept_bytes += root(kept).nbytes
             if shared:
                 self._large[id(array)] = (weakref.ref(array), kept)
+            counter = active_counter()
+            if counter is not None:  # a recording recomputes the copy as it recomputes the array
+                counter.copied(kept, array)
         return kept
 
     def backward(self, output: int, g):
