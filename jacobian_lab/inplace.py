@@ -61,8 +61,8 @@ def unshared(result, operands, views: bool = True):
     if type(result) in (tuple, list):
         return type(result)([unshared(item, operands, views) for item in result])
     owner = getattr(result, "_owner", None)
-    if owner is None or views and any(owner is _owner_of(a) for a in _flat(operands)):
-        return result
+    if owner is None or any(result is a or views and owner is _owner_of(a) for a in _flat(operands)):
+        return result  # (an argument itself, as np.linalg.matrix_power(M, 1) returns M)
     return clone(result)  # a new tracer, which the owner does not derive again
 
 
@@ -236,8 +236,8 @@ def _values(value, dtype):
 
     if is_traced(value):
         return value
-    if type(value) in (list, tuple) and any(is_traced(v) for v in value):
-        return np.stack(value)  # traced arrays of one shape, or scalars
+    if type(value) in (list, tuple) and any(is_traced(v) for v in value):  # traced arrays of one shape, or scalars
+        return np.stack([v if is_traced(v) else np.asarray(v, dtype=dtype) for v in value])
     array = from_objects(np.asarray(value))  # nested lists of traced scalars become object arrays first
     return array if is_traced(array) else np.asarray(array, dtype=dtype)
 

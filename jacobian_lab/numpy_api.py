@@ -65,8 +65,8 @@ def _reject(name, value, why):
         return
     if why == "out":
         full = qualified(name)
-        raise TypeError(f"{full}(..., out=...) writes into an array in place, which would drop the derivative; "
-                        f"assign the result instead (y = {full.replace('numpy.', 'np.', 1)}(...))")
+        raise TypeError(f"{full}(..., out=...) is not supported on traced arrays here; assign the result instead "
+                        f"(y = {full.replace('numpy.', 'np.', 1)}(...), or y[...] = ... to write into a traced y)")
     raise NotImplementedError(f"{qualified(name)}: the argument {why} is not supported on traced arrays; "
                               "leave it at NumPy's default")
 
@@ -147,7 +147,7 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
         return add_at(*inputs, subtract=ufunc is np.subtract)  # into the traced array: None, as NumPy's
     if method == "outer" and ufunc in UFUNCS and len(inputs) == 2:  # every pair: a broadcast
         _reject_all(f"{ufunc.__name__}.outer", kwargs)
-        a, b = inputs
+        a, b = (v if is_traced(v) else np.asarray(v) for v in inputs)  # arrays first, as NumPy's outer
         return UFUNCS[ufunc](reshape(a, np.shape(a) + (1,) * np.ndim(b)), b)
     if method == "accumulate" and ufunc is np.add:
         if kwargs.get("axis", 0) is None:
@@ -161,10 +161,18 @@ def _into_out(ufunc, method, inputs, kwargs):
     into a plain array, refused with the fix, since the traced result would lose its derivative."""
     out = kwargs["out"]
     outs = out if type(out) is tuple else (out,)
-    rest = {key: value for key, value in kwargs.items() if key != "out"}
+    rest = {key: value for key, value in kwargs.items() if key not in ("out", "where")}
+    where = kwargs.get("where", True)
     if method == "__call__" and len(outs) == 1 and is_traced(outs[0]):
-        assign(outs[0], Ellipsis, apply_ufunc(ufunc, method, inputs, rest))
+        result = apply_ufunc(ufunc, method, inputs, rest)
+        # where=mask leaves out's own values where the mask is False (np.divide(a, b, out=o, where=b != 0))
+        assign(outs[0], Ellipsis, result if where is True else E.where(where, result, outs[0]))
         return outs[0]
+    from .tracing import plain_operands  # which needs these functions, and they it
+
+    plain = plain_operands(inputs, kwargs) if not any(is_traced(o) for o in outs) else None
+    if plain is not None:  # values without a derivative into plain arrays: NumPy's own
+        return getattr(ufunc, method)(*plain[0], **plain[1])
     if method == "__call__" and any(type(o) is np.ndarray for o in outs):
         full = qualified(ufunc.__name__)
         symbol = _IN_PLACE_SYMBOLS.get(ufunc)

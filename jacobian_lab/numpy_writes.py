@@ -99,7 +99,9 @@ def putmask(a, mask, values):
 
 @_writer(np.place)
 def place(arr, mask, vals):
-    where = np.flatnonzero(np.broadcast_to(mask, np.shape(arr)))
+    if np.size(mask) != np.size(arr):
+        raise ValueError("place: mask and data must be the same size")
+    where = np.flatnonzero(mask)
     values = _cycled(vals, np.arange(where.size))  # the first len(where) values, repeated
     if where.size and values is None:
         raise ValueError("Cannot insert from an empty array!")

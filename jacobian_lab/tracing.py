@@ -8,6 +8,7 @@ silently drop its derivative, raises `TracerConversionError` instead.
 """
 from __future__ import annotations
 
+import numbers
 import operator
 import sys
 
@@ -34,19 +35,30 @@ def _conversion_error(what: str) -> TracerConversionError:
 
 
 def _library_caller() -> str | None:
-    """The scipy function f called that is converting a traced array (scipy.special.logsumexp), if any:
-    the outermost scipy frame of the run of scipy and NumPy frames right above the conversion. A
-    scipy frame further out (scipy.optimize.root calling the Jacobian function that calls f) is no
-    caller of this conversion."""
-    frame, name = sys._getframe(2), None
+    """The scipy function f called that is converting a traced array (scipy.special.logsumexp), if any.
+
+    It is read from the run of scipy and NumPy frames right above the conversion: the outermost
+    public function there (not scipy's internal helpers; for a decorator's wrapper, the function
+    it wraps), or the outermost scipy frame if none is. A scipy frame further out (scipy.optimize.root calling
+    the Jacobian function that calls f) is no caller of this conversion.
+    """
+    frame, public, outermost = sys._getframe(2), None, None
     while frame is not None:
-        module = frame.f_globals.get("__name__", "")
+        module, function = frame.f_globals.get("__name__", ""), frame.f_code.co_name
         if module.startswith("scipy."):
-            name = ".".join(module.split(".")[:2] + [frame.f_code.co_name])
+            outermost = ".".join(module.split(".")[:2] + [function])
+            if "wrapper" in function:  # a decorator's: the function it wraps is one of its locals
+                wrapped = next((v for v in frame.f_locals.values() if callable(v)
+                                and str(getattr(v, "__module__", "")).startswith("scipy.")
+                                and not getattr(v, "__name__", "_").startswith(("_", "<"))), None)
+                if wrapped is not None:
+                    public = ".".join(wrapped.__module__.split(".")[:2] + [wrapped.__name__])
+            elif not module.startswith("scipy._lib") and not function.startswith("_"):
+                public = outermost
         elif not module.startswith("numpy"):
-            return name
+            break
         frame = frame.f_back
-    return name
+    return public or outermost
 
 
 #: np.asarray of a traced array of at most this many elements gives an object array of its traced
@@ -92,11 +104,18 @@ def from_objects(value):
     if type(value) is not np.ndarray or value.dtype != object:
         return value
     if any(isinstance(v, Tracer) for v in value.flat):
-        return api.reshape(np.stack(list(value.flat)), value.shape)
-    try:
-        return np.array(value.tolist(), dtype=np.result_type(*value.flat, float) if value.size else float)
-    except (TypeError, ValueError):
+        items = [v if isinstance(v, Tracer) else _number(v) for v in value.flat]
+        return value if any(v is None for v in items) else api.reshape(np.stack(items), value.shape)
+    items = [_number(v) for v in value.flat]
+    if any(v is None for v in items):
         return value
+    return np.array(items, dtype=np.result_type(*items, float)).reshape(value.shape)
+
+
+def _number(value):
+    """A plain number of an object array as a NumPy float (a Fraction as a float), else None: NumPy's
+    loops over objects refuse None and strings, and so does jacobian_lab."""
+    return np.float64(value) if isinstance(value, numbers.Real) else None
 
 
 def blank_result(out) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from fractions import Fraction
 from operator import setitem
 
 import numpy as np
@@ -730,6 +731,8 @@ def _copies_and_views_by_method(x):
     v[2, 1] = x[0, 0]
     c = y.conj()  # real values: y itself
     c[1, 0] *= 3.0
+    itself = np.linalg.matrix_power(y[:, :2], 1)  # NumPy returns its argument: a view of y
+    itself[1, 1] = x[0, 2] * 10.0
     return np.concatenate([y.ravel(), flat, v.ravel()])
 
 
@@ -761,7 +764,8 @@ def _objects_written(x):
     y[1:] = [[x[1, 0], 2.0, x[0, 2]]]  # a nested list holding traced scalars
     np.add.at(y, (0, [2, 2]), [x[1, 1], 1.0])
     y[1].fill(np.asarray(x[0, 0]))
-    return y
+    y[1, 1:] = [Fraction(1, 3), x[0, 1]]  # plain values of any kind beside traced ones
+    return y + np.cross(np.array([x[0, 0], Fraction(1, 4), 2.0]), x)
 
 
 IN_PLACE = [("through a view", _through_a_view), ("copies and views by method", _copies_and_views_by_method),
@@ -1162,8 +1166,9 @@ def test_numpys_in_place_writers_write_into_traced_arrays(mode):
     (lambda y: np.fill_diagonal(y[0], 1.0), ValueError), (lambda y: np.put(y, [0], 1.0, mode="bend"), ValueError),
     (lambda y: np.putmask(y, np.ones(2, dtype=bool), 1.0), ValueError),
     (lambda y: np.place(y, y > 0, []), ValueError), (lambda y: y.sort(axis=None), TypeError),
+    (lambda y: np.place(y, np.array([True, False, True]), [7.0]), ValueError),
 ], ids=["put out of range", "fill with a sequence", "fill_diagonal of a vector", "put's mode", "putmask's mask",
-        "place of nothing", "sort along no axis"])
+        "place of nothing", "sort along no axis", "place's mask"])
 def test_numpys_in_place_writers_fail_where_numpys_do(write, error):
     with pytest.raises(error):
         write(X * 1.0)  # NumPy on a plain array
@@ -1223,6 +1228,22 @@ def test_ufunc_out_argument_into_a_plain_array_is_refused_and_into_a_traced_one_
         return acc
 
     assert_fd_close(run(traced, mode), central_differences(traced, X))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ufunc_out_and_where_as_numpy_writes_them(mode):
+    def f(x):
+        out = np.zeros_like(x)
+        np.divide(1.0, x, out=out, where=x > 0)  # the common guard against dividing by zero
+        plain = np.zeros(X.shape)
+        plain += np.ones_like(x)  # no derivative to drop: NumPy's own
+        return out * plain + np.multiply.outer(x[0], 0.5)  # outer's plain operand an array first
+
+    x = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]])
+    assert_fd_close(run(f, mode, x), central_differences(f, x))
+    np.testing.assert_array_equal(traced_value(f, x), f(x))
+    x32 = np.float32(x)
+    assert traced_value(lambda x: np.multiply.outer(x, 0.1), x32).dtype == np.multiply.outer(x32, 0.1).dtype
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -642,7 +642,7 @@ def refusal(argument: str) -> tuple:
     """What refusing `argument` raises: out= writes in place, a TypeError saying what to write instead
     (as for the ufuncs' out=); any other, NotImplementedError naming it."""
     if argument == "out":
-        return TypeError, re.escape("(..., out=...) writes into an array in place")
+        return TypeError, re.escape("(..., out=...) is not supported on traced arrays here; assign the result")
     return NotImplementedError, re.escape(argument)
 
 
@@ -797,7 +797,7 @@ def test_malformed_einsum_subscripts_are_value_errors(subscripts, shapes, messag
 
 def test_einsum_refuses_what_it_cannot_honour_by_name():
     X = np.ones((2, 2))
-    with pytest.raises(TypeError, match=re.escape("numpy.einsum(..., out=...) writes into an array in place")):
+    with pytest.raises(TypeError, match=re.escape("numpy.einsum(..., out=...) is not supported on traced arrays")):
         jl.jacrev(lambda x: np.einsum("ij->i", x, out=np.empty(2)))(X)
     for name, f in [("dtype", lambda x: np.einsum("ij->i", x, dtype=np.float32)),
                     ("order='C'", lambda x: np.einsum("ij->i", x, order="C")),

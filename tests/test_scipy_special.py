@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.linalg
 import scipy.special as sc
+import scipy.stats
 from helpers import assert_close, assert_fd_close, central_differences
 
 import jacobian_lab as jl
@@ -356,3 +359,12 @@ def test_importing_the_package_does_not_import_scipy_special():
                          check=True).stdout.split()
     assert float(out[0]) == pytest.approx(2 / math.sqrt(math.pi), rel=1e-15)
     assert float(out[1]) == pytest.approx(2 / math.sqrt(math.pi) * math.exp(-1.0), rel=1e-15)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda x: scipy.linalg.cholesky(np.outer(x, x) + np.eye(3)), "scipy.linalg.cholesky"),
+    (lambda x: scipy.stats.entropy(np.abs(x)), "scipy.stats.entropy"),
+], ids=["through scipy's decorator", "through a stats decorator"])
+def test_a_scipy_function_that_converts_is_named_past_its_decorators(call, name):
+    with pytest.raises(jl.TracerConversionError, match=re.escape(name) + " converts its input"):
+        jl.jacobian(call, np.array([0.5, -1.0, 2.0]))

@@ -97,7 +97,8 @@ def check_output(y, trace):
     y = from_objects(y)  # return np.array([a, b]) of traced scalars
     if isinstance(y, Tracer):
         if y._trace is trace:
-            return (y.primal, False) if y.constant else (y, True)  # np.zeros_like(x) has no derivative
+            # np.zeros_like(x) has no derivative: a copy of its values, writeable as f's result would be
+            return (np.array(y.primal), False) if y.constant else (y, True)
         if y._trace.finished:
             raise TypeError(escaped_message("f returned"))
         return y, False  # a value of an enclosing trace alone: f's output does not depend on x here
