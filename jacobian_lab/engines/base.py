@@ -85,8 +85,8 @@ def call_traced(f, x, trace):
             "values to a float array (np.asarray(x, dtype=float)), would drop the derivative, so jacobian_lab "
             f"refuses it (NumPy reports it as {str(error)!r}). Build the array from traced values instead: "
             "np.stack([...]) of the entries, np.concatenate, or np.where(mask, value, y); or write into a "
-            "traced array, which works (y = np.zeros_like(x), then y[i] = v); x is a float array already, "
-            "so np.asarray(x, dtype=float) can go"
+            "traced array, which works: y = np.zeros_like(x, shape=(n,)) in place of y = np.zeros(n), then "
+            "y[i] = v. (x is a float array already, so np.asarray(x, dtype=float) can go.)"
         ) from error
     finally:
         trace.finish()
