@@ -72,6 +72,13 @@ class Observable:
             return NotImplemented  # a tracer takes the operation and passes this one to a primitive
         prim = UFUNCS.get(ufunc) if method == "__call__" and not kwargs else None
         if prim is None:
+            out = kwargs.get("out")
+            if out is not None and any(type(o) is Observable for o in out):  # np.logical_not(m, out=m)
+                rest = {key: value for key, value in kwargs.items() if key != "out"}
+                result = getattr(ufunc, method)(*read_numbers(inputs), **read_numbers(rest))
+                for o, r in zip(out, result if len(out) > 1 else (result,)):
+                    o[...] = r  # written as f writes into one: see __setitem__
+                return out if len(out) > 1 else out[0]
             return getattr(ufunc, method)(*read_numbers(inputs), **kwargs)
         out = prim(*map(array_of, inputs))
         return out if type(out) is Observable else Observable(out)  # computed from x: still watched

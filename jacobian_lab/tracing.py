@@ -103,19 +103,17 @@ def from_objects(value):
     numbers (an element NumPy took out of one); anything else as it is."""
     if type(value) is not np.ndarray or value.dtype != object:
         return value
-    if any(isinstance(v, Tracer) for v in value.flat):
-        items = [v if isinstance(v, Tracer) else _number(v) for v in value.flat]
-        return value if any(v is None for v in items) else api.reshape(np.stack(items), value.shape)
-    items = [_number(v) for v in value.flat]
-    if any(v is None for v in items):
-        return value
-    return np.array(items, dtype=np.result_type(*items, float)).reshape(value.shape)
+    items = list(value.flat)
+    if any(isinstance(v, Tracer) for v in items):  # beside them: numbers, NumPy scalars, masks, ...
+        return api.reshape(np.stack([_stackable(v) for v in items]), value.shape)
+    if all(isinstance(v, numbers.Real) for v in items):  # None and strings are left to NumPy's errors
+        return np.array([float(v) for v in items]).reshape(value.shape)
+    return value
 
 
-def _number(value):
-    """A plain number of an object array as a NumPy float (a Fraction as a float), else None: NumPy's
-    loops over objects refuse None and strings, and so does jacobian_lab."""
-    return np.float64(value) if isinstance(value, numbers.Real) else None
+def _stackable(value):
+    """`value` as np.stack takes it beside traced values: a Fraction or Decimal as a float."""
+    return float(value) if isinstance(value, numbers.Real) and not isinstance(value, (int, float, np.generic)) else value
 
 
 def blank_result(out) -> bool:

@@ -485,8 +485,14 @@ def _objects_in_a_numpy_function(x):
     return np.cross(np.array([x[0], 0.0, 1.0]), x)  # NumPy takes plain elements out of the object array too
 
 
+def _objects_beside_masks(x):
+    signs = np.array([x[0], x[1] > 0, np.where(x[1] > 0, 2.0, 3.0), np.sign(x[2])])  # a bool, a 0-d array, ...
+    return np.sum(signs * x[[1, 0, 2, 0]] ** 2) + np.array([x[0], np.sign(x[1]) * 1.0, x[2]])
+
+
 @pytest.mark.parametrize("mode", MODES + ["auto", "jit", "sparse"])
-@pytest.mark.parametrize("f", [_van_der_pol, _objects_computed_on, _objects_in_a_numpy_function])
+@pytest.mark.parametrize("f", [_van_der_pol, _objects_computed_on, _objects_in_a_numpy_function,
+                               _objects_beside_masks])
 def test_np_array_of_traced_scalars_is_one_traced_array(f, mode):
     x = np.array([0.5, -0.3, 1.2])
     J = run(f, mode, x)

@@ -975,3 +975,23 @@ def test_a_program_reads_a_plain_operand_as_the_recorded_operation_did(make):
         assert_close(jitted(point), central_differences(_weights_beside_a_mask_rewritten, point), 1e-6,
                      f"at {point}")
     assert jitted.compiles == 1  # the mask is recomputed, not checked
+
+
+def _mask_written_after_use(x):
+    m = (x > 0).astype(float)
+    before = np.sum(m * x ** 3)  # the mask as it is here
+    m[0] = 5.0  # then changed: the product above keeps what it read
+    return before + np.sum(m * x ** 2)
+
+
+def _mask_written_by_a_ufunc(x):
+    m = x > 0
+    np.logical_not(m, out=m)
+    return np.sum(np.where(m, x ** 3, x ** 2))
+
+
+@pytest.mark.parametrize("f", [_mask_written_after_use, _mask_written_by_a_ufunc])
+def test_a_mask_f_writes_into_is_read_as_f_read_it(f):
+    for jitted, eager in ((jl.jit(jl.grad(f)), jl.grad(f)), (jl.jit(jl.hessian(f)), jl.hessian(f))):
+        for x in (np.array([1.0, 2.0, 3.0, 4.0]), np.array([-1.0, 2.0, -3.0, 4.0]), np.array([1.0, -2.0, 3.0, -4.0])):
+            np.testing.assert_allclose(jitted(x), eager(x), rtol=1e-13)

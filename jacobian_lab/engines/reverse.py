@@ -14,6 +14,7 @@ import numpy as np
 
 from ..accounting import COTANGENT, TANGENT, Cost, active_counter, in_phase
 from ..memory import TangentBudget
+from ..observables import Observable
 from ..primitives import Trace, apply, frozen
 from ..rules.elementwise import add
 from ..snapshots import kept_params, root, same_bytes, snapshot
@@ -243,6 +244,8 @@ class ReverseTrace(Trace):
                     # The sweep reads constants later, when f may have written into them (a buffer it
                     # reuses): the tape keeps them as they were
                     a = self.tape.keep(a)
+                elif type(a) is Observable:  # a mask under jit: the array it holds now, which a write replaces
+                    a = a._array
                 primals.append(a)
                 parents.append(None)  # a constant: it needs no cotangent
                 if isinstance(a, Tracer):  # a value of an enclosing trace: see `nested`
