@@ -306,7 +306,10 @@ class Tracer:
         return self._plain(".item()").item(*args)
 
     def tolist(self):
-        return self._plain(".tolist()").tolist()
+        if self.constant or self.size > ELEMENTWISE:
+            return self._plain(".tolist() of more than 256 elements").tolist()
+        # nested lists of traced scalars, as np.asarray gives an object array of them (`__array__`)
+        return self.__array__(copy=True).tolist() if self.ndim else self
 
     def __bool__(self):
         # Control flow on a value is fine (as in eager PyTorch); only the branch taken is traced.

@@ -450,7 +450,7 @@ def test_unsupported_function_also_refused_by_count_flops():
 CONVERSIONS = [
     ("np.asarray of a large array", lambda x: np.asarray(np.tile(x, 50))),
     ("np.array as floats", lambda x: np.array(x, dtype=float)), ("float", lambda x: float(x[0, 0])),
-    ("item", lambda x: x[0, 0].item()), ("tolist", lambda x: x.tolist()), ("int", lambda x: int(x[0, 0])),
+    ("item", lambda x: x[0, 0].item()), ("tolist of a large array", lambda x: np.tile(x, 50).tolist()), ("int", lambda x: int(x[0, 0])),
     ("complex", lambda x: complex(x[0, 0])), ("astype(int)", lambda x: x.astype(int)),
     ("math.sin", lambda x: math.sin(x[0, 0])), ("as an index", lambda x: [1.0, 2.0][x[0, 0]]),
     ("stored into a plain array", lambda x: np.zeros(3).__setitem__(0, x[0, 0])),
@@ -507,7 +507,8 @@ _A_PLAIN = np.array([[1.0, -2.0, 0.5], [0.3, 0.0, 2.0]])
 
 
 def _small_arrays_made_plain(x):
-    x = np.asarray(x)  # as library-style code starts: an object array of x's traced elements
+    first, *_ = x.tolist()  # a list of traced scalars
+    x = np.asarray(x) * (first / first)  # as library-style code starts: an object array of x's traced elements
     c, s = np.cos(x[:1]), np.sin(x[:1])  # one-element arrays
     rotation = np.array([[c, -s], [s, c]]).reshape(2, 2)
     moved = rotation @ _A_PLAIN[:, :2].dot(x[:2])  # ndarray.dot of a plain matrix
