@@ -143,6 +143,11 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
     if method == "reduce" and ufunc in _REDUCE:  # np.sum and its kin, with reduce's default axis 0
         return _reduce(getattr(R, _REDUCE[ufunc]), f"{ufunc.__name__}.reduce", inputs[0], kwargs.get("axis", 0),
                        kwargs.get("dtype"), kwargs.get("keepdims", False), kwargs.get("initial"), kwargs.get("where"))
+    if method == "reduce" and ufunc is np.logaddexp:  # a log-sum-exp written with NumPy's ufunc
+        for key, value in kwargs.items():
+            if key not in ("axis", "keepdims"):
+                _reject("logaddexp.reduce", value, key)
+        return _log_sum_exp(inputs[0], kwargs.get("axis", 0), kwargs.get("keepdims", False))
     if method == "at" and ufunc in (np.add, np.subtract) and len(inputs) == 3:
         return add_at(*inputs, subtract=ufunc is np.subtract)  # into the traced array: None, as NumPy's
     if method == "outer" and ufunc in UFUNCS and len(inputs) == 2:  # every pair: a broadcast
@@ -154,6 +159,16 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
             raise ValueError("accumulate does not allow multiple axes")
         return cumsum(_accumulated_in("add.accumulate", inputs[0], kwargs.get("dtype")), kwargs.get("axis", 0))
     raise unsupported(qualified(ufunc.__name__) + ("" if method == "__call__" else f".{method}"))
+
+
+def _log_sum_exp(a, axis, keepdims):
+    """log(sum(exp(a))) over `axis`, shifted by the largest value so that no exp overflows (by 0 where
+    that is not finite: all -inf gives -inf, as np.logaddexp.reduce does)."""
+    axes = normalize_axis(axis, np.ndim(a))
+    top = R.max(a, axis=axes, keepdims=True)
+    top = E.where(E.isfinite(top), top, 0.0)
+    out = E.add(top, E.log(R.sum(E.exp(E.subtract(a, top)), axis=axes, keepdims=True)))
+    return out if keepdims else reshape(out, tuple(n for i, n in enumerate(np.shape(out)) if i not in axes))
 
 
 def _into_out(ufunc, method, inputs, kwargs):
@@ -911,7 +926,7 @@ VIEWS = frozenset([
     np.diagonal, np.linalg.diagonal, np.dsplit, np.expand_dims, np.flip, np.fliplr, np.flipud, np.hsplit,
     np.linalg.matrix_transpose, np.matrix_transpose, np.meshgrid, np.moveaxis, np.ravel, np.real, np.real_if_close,
     np.reshape, np.rollaxis, np.rot90, np.split, np.squeeze, np.swapaxes, np.transpose, np.trim_zeros, np.unstack,
-    np.vsplit,
+    np.vsplit, np.lib.stride_tricks.sliding_window_view,
 ])
 
 from . import (  # noqa: E402,F401  (register more functions)

@@ -227,6 +227,8 @@ def dsplit(ary, indices_or_sections):
 
 
 implements(np.rollaxis)(_viewing(_moves(np.rollaxis), np.rollaxis))
+_window = np.lib.stride_tricks.sliding_window_view  # a read-only view in NumPy (writeable=False)
+implements(_window)(_viewing(_moves(_window), _window, writeable=False))
 
 
 @implements(np.broadcast_arrays)

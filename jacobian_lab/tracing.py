@@ -273,7 +273,8 @@ class Tracer:
 
     def __float__(self):
         # NumPy calls it too when a traced value is stored into a plain array: y[i] = x[j]
-        return float(self._plain("float() or np.float64() (or storing it into a plain array, y[i] = x[j])"))
+        return float(self._plain("float(), np.float64() or a math function (math.exp: use np.exp) (or storing it "
+                                 "into a plain array, y[i] = x[j])"))
 
     def __int__(self):
         return int(self._plain("int()"))

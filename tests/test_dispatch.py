@@ -551,6 +551,16 @@ def test_a_jacobian_asked_for_by_a_scipy_solver_is_not_taken_for_the_solvers_con
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_a_numpy_function_given_only_an_object_array_names_np_stack(mode):
+    def f(s):
+        M = np.array([[2.0, np.cos(s[0])], [np.cos(s[1]), 1.0]])  # a mass matrix of traced scalars
+        return np.linalg.solve(M, np.ones(2))  # no traced argument: NumPy's own solve gets objects
+
+    with pytest.raises(TypeError, match=r"dtype\('O'\).*np\.stack\(\[np\.stack\(\[a, b\]\)"):
+        run(f, mode, np.array([0.4, -0.3]))
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_np_array_of_traced_scalars_and_numbers_is_left_to_numpys_loops(mode):
     def f(x):
         return np.sin(np.array([x[0], 2.0]))  # NumPy's object loop asks 2.0 for a sin method

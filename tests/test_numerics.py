@@ -86,6 +86,15 @@ def test_a_norm_at_the_zero_vector_has_slope_zero_as_in_pytorch(f, mode):
     np.testing.assert_allclose(jl.jacobian(f, x, mode=mode), central_differences(f, x), rtol=1e-7)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_hypot_at_the_origin_has_slope_zero_as_a_norm(mode):
+    f = lambda x: np.hypot(x[:2], x[2:])  # noqa: E731  (a gradient magnitude, zero at one pixel)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        J = jl.jacobian(f, np.array([0.0, 3.0, 0.0, 4.0]), mode=mode)
+    np.testing.assert_array_equal(J, [[0.0, 0.0, 0.0, 0.0], [0.0, 0.6, 0.0, 0.8]])  # row 1 untouched by row 0
+
+
 def test_a_distance_matrix_with_its_zero_diagonal_has_a_finite_gradient():
     def energy(x):  # pairwise distances of points in the plane, the zero diagonal masked out
         P = x.reshape(-1, 2)

@@ -68,11 +68,13 @@ def next_level() -> int:
 def call_traced(f, x, trace):
     """``check_output(f(x), trace)``: f run on the traced input x, its result validated.
 
-    A traced scalar stored into an element of a plain array (``y[i] = x[j]``)
-    reaches NumPy's element setter, which calls ``float()`` on it and reports
-    the refusal as a bare ValueError ("setting an array element with a
-    sequence.") raised from ours: the error is turned back into the conversion
-    error that names the fix.
+    Two of NumPy's errors are turned into ones that name the fix. A traced scalar
+    stored into an element of a plain array (``y[i] = x[j]``) reaches NumPy's
+    element setter, which calls ``float()`` on it and reports the refusal as a
+    bare ValueError ("setting an array element with a sequence.") raised from
+    ours. And a NumPy function that no traced argument dispatches (np.linalg.solve
+    of matrices built with np.array([[a, b], [c, d]])) refuses the object array
+    it is given with a casting TypeError.
     """
     try:
         y = f(x)
@@ -81,12 +83,19 @@ def call_traced(f, x, trace):
         if not isinstance(error.__cause__, TracerConversionError):
             raise
         raise TracerConversionError(
-            "storing a traced value into an element of a plain array (y[i] = x[j]), or converting traced "
-            "values to a float array (np.asarray(x, dtype=float)), would drop the derivative, so jacobian_lab "
-            f"refuses it (NumPy reports it as {str(error)!r}). Build the array from traced values instead: "
-            "np.stack([...]) of the entries, np.concatenate, or np.where(mask, value, y); or write into a "
-            "traced array, which works: y = np.zeros_like(x, shape=(n,)) in place of y = np.zeros(n), then "
-            "y[i] = v. (x is a float array already, so np.asarray(x, dtype=float) can go.)"
+            "storing a traced value into an element of a plain array (y[i] = x[j]) or converting traced values "
+            "to floats (np.asarray(x, dtype=float), which x is already) would drop the derivative, so "
+            f"jacobian_lab refuses it (NumPy reports it as {str(error)!r}). Write into a traced array instead: "
+            "y = np.zeros_like(x, shape=(n,)) in place of y = np.zeros(n), then y[i] = v; or build the array "
+            "from traced values (np.stack([...]), np.concatenate, np.where(mask, value, y))"
+        ) from error
+    except TypeError as error:
+        if "dtype('O')" not in str(error):
+            raise
+        raise TypeError(
+            f"{error}: a NumPy function got an array of traced values built with np.array([...]) (an object "
+            "array) and no traced array beside it, so jacobian_lab could not take the call. Build it with "
+            "np.stack instead: np.stack([np.stack([a, b]), np.stack([c, d])]) for a 2x2 matrix"
         ) from error
     finally:
         trace.finish()

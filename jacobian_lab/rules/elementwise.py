@@ -209,11 +209,14 @@ def _arctan2_partials(needs, out, y, x):
 
 
 arctan2 = elementwise("arctan2", np.arctan2, _arctan2_partials, cost=transcendental)
-hypot = elementwise(
-    "hypot", np.hypot,
-    lambda needs, out, x, y: (needs[0] and times(divide(x, out)), needs[1] and times(divide(y, out))),
-    cost=transcendental,
-)
+def _hypot_partials(needs, out, x, y):
+    # x / out and y / out, with slope 0 where out = 0 (both are 0 there), as a norm at the zero vector
+    # (`numpy_linalg._root`): not 0 / 0 = NaN, which a reverse sweep would spread to other rows
+    safe = where(equal(out, 0.0), 1.0, out)
+    return needs[0] and times(divide(x, safe)), needs[1] and times(divide(y, safe))
+
+
+hypot = elementwise("hypot", np.hypot, _hypot_partials, cost=transcendental)
 
 
 # --- kinks: one convention, JAX's -------------------------------------------
