@@ -39,8 +39,8 @@ def _library_caller() -> str | None:
 
     It is read from the run of scipy and NumPy frames right above the conversion: the outermost
     public function there (not scipy's internal helpers; for a decorator's wrapper, the function
-    it wraps), or the outermost scipy frame if none is. A scipy frame further out (scipy.optimize.root calling
-    the Jacobian function that calls f) is no caller of this conversion.
+    it wraps), or the outermost scipy frame if none is. A scipy frame further out
+    (scipy.optimize.root calling the Jacobian function that calls f) is no caller of this conversion.
     """
     frame, public, outermost = sys._getframe(2), None, None
     while frame is not None:
@@ -113,7 +113,8 @@ def from_objects(value):
 
 def _stackable(value):
     """`value` as np.stack takes it beside traced values: a Fraction or Decimal as a float."""
-    return float(value) if isinstance(value, numbers.Real) and not isinstance(value, (int, float, np.generic)) else value
+    exact = isinstance(value, numbers.Real) and not isinstance(value, (int, float, np.generic))
+    return float(value) if exact else value
 
 
 def blank_result(out) -> bool:
@@ -308,7 +309,7 @@ class Tracer:
 
     def tolist(self):
         if self.constant or self.size > ELEMENTWISE:
-            return self._plain(".tolist() of more than 256 elements").tolist()
+            return self._plain(f".tolist() of more than {ELEMENTWISE} elements").tolist()
         # nested lists of traced scalars, as np.asarray gives an object array of them (`__array__`)
         return self.__array__(copy=True).tolist() if self.ndim else self
 
