@@ -154,6 +154,11 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
         _reject_all(f"{ufunc.__name__}.outer", kwargs)
         a, b = (v if is_traced(v) else np.asarray(v) for v in inputs)  # arrays first, as NumPy's outer
         return UFUNCS[ufunc](reshape(a, np.shape(a) + (1,) * np.ndim(b)), b)
+    if method == "accumulate" and ufunc in (np.maximum, np.minimum):  # running extremes: a gather
+        from .numpy_composites import running_extreme  # which needs these functions, and they it
+
+        _reject_all(f"{ufunc.__name__}.accumulate", {k: v for k, v in kwargs.items() if k != "axis"})
+        return running_extreme(inputs[0], kwargs.get("axis", 0), ufunc is np.maximum)
     if method == "accumulate" and ufunc is np.add:
         if kwargs.get("axis", 0) is None:
             raise ValueError("accumulate does not allow multiple axes")

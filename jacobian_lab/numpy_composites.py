@@ -63,6 +63,27 @@ def _positions(a):
     return np.arange(np.size(a)).reshape(np.shape(a))
 
 
+def running_extreme(a, axis, larger: bool):
+    """np.maximum.accumulate (`larger`) or np.minimum.accumulate of a along `axis`: a gather of the
+    element that set each running extreme (the first of equal ones; a NaN, once met, as NumPy's)."""
+    axis = one_axis(axis, np.ndim(a))
+    settles = observe(_settling, primal(a), axis, larger)  # the values decide: a check under jit
+    at = np.take_along_axis(np.moveaxis(_positions(a), axis, -1), settles, axis=-1)
+    return gather(a, np.moveaxis(at, -1, axis))
+
+
+def _settling(values, axis: int, larger: bool):
+    """For each position along `axis` (moved last), the position of the element that set the running
+    extreme there."""
+    values = np.moveaxis(values, axis, -1)
+    run = (np.maximum if larger else np.minimum).accumulate(values, axis=-1)
+    before = run[..., :-1]
+    beats = values[..., 1:] > before if larger else values[..., 1:] < before
+    new = np.concatenate([np.ones(values.shape[:-1] + (1,), bool),
+                          beats | (np.isnan(values[..., 1:]) & ~np.isnan(before))], axis=-1)
+    return np.maximum.accumulate(np.where(new, np.arange(values.shape[-1]), 0), axis=-1)
+
+
 def _moves(fn):
     """A NumPy function that only moves values, run on a's flat positions: a gather, 0 flops."""
     return lambda a, *args, **kwargs: gather(a, fn(_positions(a), *args, **kwargs))

@@ -172,6 +172,8 @@ CASES = [
     Case("mixed slice and advanced", lambda X: X[1:, [0, 0, 2]] + X[[2, 0], 1:3].sum(), X34),
     Case("item assignment", _assigned, x4),
     Case("ufunc outer and out=", _outer_and_out, x4),
+    Case("running extremes (drawdown)", lambda x: (np.maximum.accumulate(x) - x) / np.maximum.accumulate(x)
+         + np.minimum.accumulate(np.outer(x, x), axis=1)[:, -1], p4),
     Case("sliding windows, logaddexp.reduce",
          lambda x: np.lib.stride_tricks.sliding_window_view(x, 2) @ np.array([0.25, 0.75])
          + np.logaddexp.reduce(x) + np.logaddexp.reduce(np.outer(x, x), axis=1)[:3], x4),

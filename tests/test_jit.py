@@ -995,3 +995,11 @@ def test_a_mask_f_writes_into_is_read_as_f_read_it(f):
     for jitted, eager in ((jl.jit(jl.grad(f)), jl.grad(f)), (jl.jit(jl.hessian(f)), jl.hessian(f))):
         for x in (np.array([1.0, 2.0, 3.0, 4.0]), np.array([-1.0, 2.0, -3.0, 4.0]), np.array([1.0, -2.0, 3.0, -4.0])):
             np.testing.assert_allclose(jitted(x), eager(x), rtol=1e-13)
+
+
+def test_a_running_maximum_is_read_again_where_the_order_changes():
+    f = lambda x: np.maximum.accumulate(x) * x  # noqa: E731
+    jitted = jl.jit(jl.jacobian(f))
+    for x in (np.array([1.0, 3.0, 2.0, 4.0]), np.array([4.0, 3.0, 2.0, 1.0]), np.array([1.5, 3.5, 2.5, 4.5])):
+        np.testing.assert_array_equal(jitted(x), jl.jacobian(f, x))
+    assert jitted.compiles == 2  # the last point sets its maxima where the first did
