@@ -152,10 +152,11 @@ def assign(tracer, key, value) -> None:
         write(tracer, key, value)
 
 
-def write(tracer, key, value) -> None:
-    """Write `value` into ``tracer[key]``, that is, into the memory of the array `tracer` is a view
-    of (or tracer itself): that array takes the new values, and its live views are derived again."""
-    owner, at = _destination(tracer, key)
+def write(tracer, key, value, flat: bool = False) -> None:
+    """Write `value` into ``tracer[key]`` (``tracer.flat[key]`` with `flat`), that is, into the memory
+    of the array `tracer` is a view of (or tracer itself): that array takes the new values, and its
+    live views are derived again."""
+    owner, at = _destination(tracer, key, flat)
     if _owner_of(value) is owner and np.shape(value) == at.shape and np.array_equal(positions(value), at):
         return  # `y[k] *= 2` hands the assignment the view of y it has just written through
     _replace(owner, _written(owner, at, value))
@@ -183,14 +184,16 @@ def add_at(a, indices, b, subtract: bool = False) -> None:
                                     picks=frozen(np.arange(targets.size))), owner.shape))
 
 
-def _destination(tracer, key):
-    """(the array `tracer` views or tracer itself, the flat positions in it of ``tracer[key]``)."""
+def _destination(tracer, key, flat: bool = False):
+    """(the array `tracer` views or tracer itself, the flat positions in it of ``tracer[key]``, or of
+    ``tracer.flat[key]`` with `flat`: C order over tracer's own shape, whatever its strides)."""
     owner = _owner_of(tracer)
     if tracer is not owner and any(step is S.broadcast_to or getattr(step, "writeable", True) is False
                                    for step, _ in tracer._path):
         raise ValueError("assignment destination is read-only (NumPy's np.broadcast_to and np.diagonal return "
                          "read-only views); write into the array itself, or into a copy of the view")
-    return owner, positions(tracer)[key]  # NumPy's IndexError for an index out of range
+    at = positions(tracer)
+    return owner, (at.reshape(-1) if flat else at)[key]  # NumPy's IndexError for an index out of range
 
 
 def _replace(owner, result, what: str = "item assignment", instead: str = "y = np.where(mask, v, y)") -> None:

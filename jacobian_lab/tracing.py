@@ -155,6 +155,28 @@ def plain_operands(args: tuple, kwargs: dict):
         return None
 
 
+class FlatIndex:
+    """``y.flat`` of a traced array: reads and writes in C order through a flat view of y, as NumPy's
+    flatiter does (``y.flat[i] = v`` writes into y)."""
+
+    __slots__ = ("_array",)
+
+    def __init__(self, array):
+        self._array = array
+
+    def __getitem__(self, key):
+        return self._array.reshape(-1)[key]
+
+    def __setitem__(self, key, value):
+        inplace.write(self._array, key, value, flat=True)  # into y's memory, whatever its strides
+
+    def __iter__(self):
+        return iter(self._array.reshape(-1))
+
+    def __len__(self):
+        return self._array.size
+
+
 def binary_method(fn, reflected=False):
     """The method behind a binary operator: ``fn(self, other)``, or ``fn(other, self)`` when reflected."""
     if isinstance(fn, Primitive):  # straight to the dispatch: operators are the hottest path
@@ -380,6 +402,8 @@ class Tracer:
 
     def ravel(self, order="C"):
         return api.ravel(self, order)
+
+    flat = property(lambda self: FlatIndex(self))
 
     def flatten(self, order="C"):
         return inplace.clone(api.ravel(self, order))  # always a copy, as NumPy's

@@ -785,7 +785,15 @@ def _objects_written(x):
     return y + np.cross(np.array([x[0, 0], Fraction(1, 4), 2.0]), x)
 
 
+def _flat_reads_and_writes(x):
+    Y = x * 1.0  # (2, 3)
+    Y.flat[[1, 4]] = x[0, 0] ** 2  # C order over Y
+    Y.T.flat[1] = x[1, 2] * 3.0  # C order over the transpose: Y[1, 0], whatever the strides
+    return np.concatenate([Y.ravel(), Y.flat[1:3], np.stack(list(Y.flat))])
+
+
 IN_PLACE = [("through a view", _through_a_view), ("copies and views by method", _copies_and_views_by_method),
+            ("flat", _flat_reads_and_writes),
             ("through views of an array made like x", _written_through_views_of_an_array_made_like_x),
             ("copies NumPy makes", _copies_numpy_makes), ("objects written", _objects_written), ("through a 0-d view", _through_a_0d_view),
             ("rows in a loop", _rows_in_a_loop), ("item assigned", _item_assigned),
