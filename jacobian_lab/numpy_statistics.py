@@ -423,8 +423,7 @@ def nanpercentile(a, q, axis=None, out=None, overwrite_input=False, method="line
 # --- covariance -----------------------------------------------------------------------
 @implements(np.cov)
 def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=None, *, dtype=None):
-    for key, value in (("fweights", fweights), ("aweights", aweights), ("dtype", dtype)):
-        api._reject("cov", value, key)
+    api._reject("cov", dtype, "dtype")
     if ddof is not None and ddof != int(ddof):
         raise ValueError("ddof must be integer")
     m = as_float(m)
@@ -444,13 +443,58 @@ def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=N
             Y = api.transpose(Y)
         X = api.concatenate([X, Y], axis=0)
     ddof = (0 if bias else 1) if ddof is None else ddof
-    fact = np.shape(X)[1] - ddof
-    if fact <= 0:
+    w = _observation_weights(np.shape(X)[1], fweights, aweights)
+    if w is None:
+        fact = np.shape(X)[1] - ddof
+        centred = E.subtract(X, api.mean(X, axis=1, keepdims=True))
+    else:  # NumPy's: weighted means, and the degrees of freedom the weights leave
+        avg, w_sum = average(X, axis=1, weights=w, returned=True)
+        w_sum = api.getitem(w_sum, 0)
+        if ddof == 0:
+            fact = w_sum
+        elif aweights is None:
+            fact = E.subtract(w_sum, ddof)
+        else:
+            fact = E.subtract(w_sum, E.divide(E.multiply(ddof, R.sum(E.multiply(w, aweights), axis=(0,),
+                                                                                keepdims=False)), w_sum))
+        centred = E.subtract(X, api.reshape(avg, (-1, 1)))
+    if not is_traced(fact) and fact <= 0:
         warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
         fact = 0.0
-    centred = E.subtract(X, api.mean(X, axis=1, keepdims=True))
-    c = api.matmul(centred, api.transpose(centred))
-    return api.squeeze(E.multiply(c, np.true_divide(1, fact)))  # NumPy multiplies by 1/fact
+    c = api.matmul(centred, api.transpose(centred if w is None else E.multiply(centred, w)))
+    return api.squeeze(E.multiply(c, E.divide(1.0, fact) if is_traced(fact) else np.true_divide(1, fact)))
+
+
+def _any_negative(values) -> bool:
+    return bool(np.any(values < 0))
+
+
+def _observation_weights(n, fweights, aweights):
+    """cov's weights per observation, fweights * aweights, checked as NumPy checks them; None for none.
+    Frequency weights are counts, plain; analytic weights may be traced."""
+    w = None
+    if fweights is not None:
+        fweights = np.asarray(primal(fweights), dtype=float)
+        if not np.all(fweights == np.around(fweights)):
+            raise TypeError("fweights must be integer")
+        if fweights.ndim > 1:
+            raise RuntimeError("cannot handle multidimensional fweights")
+        if fweights.shape[0] != n:
+            raise RuntimeError("incompatible numbers of samples and fweights")
+        if np.any(fweights < 0):
+            raise ValueError("fweights cannot be negative")
+        w = fweights
+    if aweights is not None:
+        if not is_traced(aweights):
+            aweights = np.asarray(aweights, dtype=float)
+        if np.ndim(aweights) > 1:
+            raise RuntimeError("cannot handle multidimensional aweights")
+        if np.shape(aweights)[0] != n:
+            raise RuntimeError("incompatible numbers of samples and aweights")
+        if observe(_any_negative, primal(aweights)):
+            raise ValueError("aweights cannot be negative")
+        w = aweights if w is None else E.multiply(w, aweights)
+    return w
 
 
 @implements(np.corrcoef)

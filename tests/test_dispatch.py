@@ -1186,6 +1186,17 @@ def test_numpys_in_place_writers_write_into_traced_arrays(mode):
     np.testing.assert_array_equal(traced_value(_numpy_writers, x), _numpy_writers(x))
 
 
+@pytest.mark.parametrize("weights, error", [
+    ({"fweights": [1, 2, 1.5]}, TypeError), ({"aweights": [1.0, -2.0, 1.0]}, ValueError),
+    ({"fweights": [[1, 2, 1]]}, RuntimeError), ({"aweights": [1.0, 2.0]}, RuntimeError),
+], ids=["fractional counts", "negative weights", "2-d counts", "too few weights"])
+def test_covariance_weights_are_checked_as_numpy_checks_them(weights, error):
+    with pytest.raises(error):
+        np.cov(X, **weights)  # NumPy's
+    with pytest.raises(error):
+        run(lambda x: np.cov(x, **weights), "reverse")
+
+
 @pytest.mark.parametrize("write, error", [
     (lambda y: np.put(y, [0, 9], 1.0), IndexError), (lambda y: y.fill([1.0]), ValueError),
     (lambda y: np.fill_diagonal(y[0], 1.0), ValueError), (lambda y: np.put(y, [0], 1.0, mode="bend"), ValueError),

@@ -172,6 +172,8 @@ CASES = [
     Case("mixed slice and advanced", lambda X: X[1:, [0, 0, 2]] + X[[2, 0], 1:3].sum(), X34),
     Case("item assignment", _assigned, x4),
     Case("ufunc outer and out=", _outer_and_out, x4),
+    Case("weighted cov", lambda x: np.cov(np.outer(x, x[:3]), fweights=[1, 3, 2])[0]
+         + np.cov(np.outer(x, x[:3]).T, rowvar=False, aweights=x[:3] ** 2)[1], p4),
     Case("running extremes (drawdown)", lambda x: (np.maximum.accumulate(x) - x) / np.maximum.accumulate(x)
          + np.minimum.accumulate(np.outer(x, x), axis=1)[:, -1], p4),
     Case("sliding windows, logaddexp.reduce",
