@@ -166,6 +166,8 @@ def add_at(a, indices, b, subtract: bool = False) -> None:
     """``np.add.at(a, indices, b)`` (``np.subtract.at`` with `subtract`) into a traced array `a`:
     b's values added in order, each to the element its index names, repeats included, as NumPy
     adds them (one flop per index; subtracting negates b first)."""
+    if type(a) is np.ndarray and a.dtype == object:  # traced elements (np.asarray(x)): NumPy's own, on objects
+        return (np.subtract if subtract else np.add).at(a, indices, _as_objects(b))
     if not is_traced(a):
         raise TypeError(f"np.{'subtract' if subtract else 'add'}.at into a plain array would drop the "
                         "derivative of what it adds; make the array like x (np.zeros_like(x)), which holds "
@@ -182,6 +184,11 @@ def add_at(a, indices, b, subtract: bool = False) -> None:
     sums = S.scatter_add(terms, bins, 0, targets.size)
     _replace(owner, S.reshape(S.put(S.reshape(owner, (owner.size,)), sums, indices=targets,
                                     picks=frozen(np.arange(targets.size))), owner.shape))
+
+
+def _as_objects(value):
+    """A traced value as the object array of its traced elements NumPy's own loops take (`Tracer.__array__`)."""
+    return np.asarray(value) if is_traced(value) else value
 
 
 def _destination(tracer, key, flat: bool = False):

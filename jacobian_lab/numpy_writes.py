@@ -35,6 +35,8 @@ def _writer(numpy_fn):
         def dispatch(a, *args, **kwargs):
             if is_traced(a):
                 return write(a, *args, **kwargs)
+            if type(a) is np.ndarray and a.dtype == object:  # traced elements (np.asarray(x)): NumPy's own
+                return numpy_fn(a, *[np.asarray(v) if is_traced(v) else v for v in args], **kwargs)
             from .tracing import plain_operands  # which needs the NumPy functions, and they this module
 
             plain = plain_operands((a, *args), kwargs)

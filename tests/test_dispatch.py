@@ -516,11 +516,21 @@ def _small_arrays_made_plain(x):
     return np.r_[moved, np.c_[x, squares].ravel()]
 
 
+def _written_after_np_asarray(x):
+    x = np.asarray(x)  # from here on object arrays of traced elements, NumPy's own loops
+    y = np.zeros_like(x)
+    y[1:] = x[:-1] * x[1:]
+    np.add.at(y, [0, 0], x[2])  # into an object array: NumPy's add.at on the elements
+    np.put(y, [2], x[0] * 2.0)
+    return np.concatenate([y, np.array([x[0] ** 2, x[1]])])
+
+
 @pytest.mark.parametrize("mode", MODES + ["jit", "sparse"])
-def test_small_traced_arrays_convert_to_arrays_of_traced_elements(mode):
+@pytest.mark.parametrize("f", [_small_arrays_made_plain, _written_after_np_asarray])
+def test_small_traced_arrays_convert_to_arrays_of_traced_elements(f, mode):
     x = np.array([0.4, -1.2, 0.7])
-    assert_fd_close(run(_small_arrays_made_plain, mode, x), central_differences(_small_arrays_made_plain, x))
-    np.testing.assert_array_equal(traced_value(_small_arrays_made_plain, x), _small_arrays_made_plain(x))
+    assert_fd_close(run(f, mode, x), central_differences(f, x))
+    np.testing.assert_array_equal(traced_value(f, x), f(x))
 
 
 @pytest.mark.parametrize("mode", MODES)
