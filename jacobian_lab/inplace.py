@@ -159,6 +159,10 @@ def write(tracer, key, value, flat: bool = False) -> None:
     owner, at = _destination(tracer, key, flat)
     if _owner_of(value) is owner and np.shape(value) == at.shape and np.array_equal(positions(value), at):
         return  # `y[k] *= 2` hands the assignment the view of y it has just written through
+    if flat and at.size and np.size(value) != at.size:  # y.flat[k] = v repeats v's elements, as NumPy's flatiter
+        value = _values(value, owner.dtype)
+        repeated = np.arange(at.size) % np.size(value)
+        value = S.reshape(S.take(S.reshape(value, (-1,)), frozen(repeated), axis=0), at.shape)
     _replace(owner, _written(owner, at, value))
 
 
@@ -167,7 +171,7 @@ def add_at(a, indices, b, subtract: bool = False) -> None:
     b's values added in order, each to the element its index names, repeats included, as NumPy
     adds them (one flop per index; subtracting negates b first)."""
     if type(a) is np.ndarray and a.dtype == object:  # traced elements (np.asarray(x)): NumPy's own, on objects
-        return (np.subtract if subtract else np.add).at(a, indices, _as_objects(b))
+        return (np.subtract if subtract else np.add).at(a, indices, as_objects(b))
     if not is_traced(a):
         raise TypeError(f"np.{'subtract' if subtract else 'add'}.at into a plain array would drop the "
                         "derivative of what it adds; make the array like x (np.zeros_like(x)), which holds "
@@ -186,7 +190,7 @@ def add_at(a, indices, b, subtract: bool = False) -> None:
                                     picks=frozen(np.arange(targets.size))), owner.shape))
 
 
-def _as_objects(value):
+def as_objects(value):
     """A traced value as the object array of its traced elements NumPy's own loops take (`Tracer.__array__`)."""
     return np.asarray(value) if is_traced(value) else value
 
@@ -197,8 +201,9 @@ def _destination(tracer, key, flat: bool = False):
     owner = _owner_of(tracer)
     if tracer is not owner and any(step is S.broadcast_to or getattr(step, "writeable", True) is False
                                    for step, _ in tracer._path):
-        raise ValueError("assignment destination is read-only (NumPy's np.broadcast_to and np.diagonal return "
-                         "read-only views); write into the array itself, or into a copy of the view")
+        raise ValueError("assignment destination is read-only (NumPy's np.broadcast_to, np.diagonal and "
+                         "sliding_window_view return read-only views); write into the array itself, or into a "
+                         "copy of the view")
     at = positions(tracer)
     return owner, (at.reshape(-1) if flat else at)[key]  # NumPy's IndexError for an index out of range
 

@@ -15,7 +15,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .inplace import add_at, assign, clone
+from .inplace import add_at, as_objects, assign, clone
 from .primitives import is_traced, observe, primal
 from .rules import elementwise as E
 from .rules import decompositions as D
@@ -148,6 +148,8 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
             if key not in ("axis", "keepdims"):
                 _reject("logaddexp.reduce", value, key)
         return _log_sum_exp(inputs[0], kwargs.get("axis", 0), kwargs.get("keepdims", False))
+    if method == "at" and type(inputs[0]) is np.ndarray and inputs[0].dtype == object:  # after np.asarray(x)
+        return getattr(ufunc, method)(*[as_objects(v) for v in inputs], **kwargs)  # NumPy's own, on the elements
     if method == "at" and ufunc in (np.add, np.subtract) and len(inputs) == 3:
         return add_at(*inputs, subtract=ufunc is np.subtract)  # into the traced array: None, as NumPy's
     if method == "outer" and ufunc in UFUNCS and len(inputs) == 2:  # every pair: a broadcast
@@ -157,8 +159,17 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
     if method == "accumulate" and ufunc in (np.maximum, np.minimum):  # running extremes: a gather
         from .numpy_composites import running_extreme  # which needs these functions, and they it
 
-        _reject_all(f"{ufunc.__name__}.accumulate", {k: v for k, v in kwargs.items() if k != "axis"})
-        return running_extreme(inputs[0], kwargs.get("axis", 0), ufunc is np.maximum)
+        a, axis, dtype = inputs[0], kwargs.get("axis", 0), kwargs.get("dtype")
+        _reject_all(f"{ufunc.__name__}.accumulate", {k: v for k, v in kwargs.items() if k not in ("axis", "dtype")})
+        if dtype is not None and np.dtype(dtype) != np.result_type(a):
+            _reject(f"{ufunc.__name__}.accumulate", dtype, "dtype")
+        if not np.ndim(a):
+            raise TypeError("cannot accumulate on a scalar")
+        if axis is None or type(axis) is tuple:  # NumPy takes one axis, or None for a 1-d array
+            if np.ndim(a) != 1 and axis is None or type(axis) is tuple and len(axis) != 1:
+                raise ValueError("accumulate does not allow multiple axes")
+            axis = 0 if axis is None else axis[0]
+        return running_extreme(a, axis, ufunc is np.maximum)
     if method == "accumulate" and ufunc is np.add:
         if kwargs.get("axis", 0) is None:
             raise ValueError("accumulate does not allow multiple axes")
@@ -170,6 +181,9 @@ def _log_sum_exp(a, axis, keepdims):
     """log(sum(exp(a))) over `axis`, shifted by the largest value so that no exp overflows (by 0 where
     that is not finite: all -inf gives -inf, as np.logaddexp.reduce does)."""
     axes = normalize_axis(axis, np.ndim(a))
+    if any(np.shape(a)[i] == 0 for i in axes):  # the empty sum: -inf, logaddexp's identity
+        shape = tuple(1 if i in axes else n for i, n in enumerate(np.shape(a)))
+        return np.full(shape if keepdims else tuple(n for i, n in enumerate(np.shape(a)) if i not in axes), -np.inf)
     top = R.max(a, axis=axes, keepdims=True)
     top = E.where(E.isfinite(top), top, 0.0)
     out = E.add(top, E.log(R.sum(E.exp(E.subtract(a, top)), axis=axes, keepdims=True)))

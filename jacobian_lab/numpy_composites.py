@@ -65,7 +65,8 @@ def _positions(a):
 
 def running_extreme(a, axis, larger: bool):
     """np.maximum.accumulate (`larger`) or np.minimum.accumulate of a along `axis`: a gather of the
-    element that set each running extreme (the first of equal ones; a NaN, once met, as NumPy's)."""
+    element that set each running extreme (the last of equal ones, as NumPy's maximum returns its
+    second operand on a tie; a NaN, once met), NumPy's values bit for bit."""
     axis = one_axis(axis, np.ndim(a))
     settles = observe(_settling, primal(a), axis, larger)  # the values decide: a check under jit
     at = np.take_along_axis(np.moveaxis(_positions(a), axis, -1), settles, axis=-1)
@@ -78,7 +79,7 @@ def _settling(values, axis: int, larger: bool):
     values = np.moveaxis(values, axis, -1)
     run = (np.maximum if larger else np.minimum).accumulate(values, axis=-1)
     before = run[..., :-1]
-    beats = values[..., 1:] > before if larger else values[..., 1:] < before
+    beats = values[..., 1:] >= before if larger else values[..., 1:] <= before
     new = np.concatenate([np.ones(values.shape[:-1] + (1,), bool),
                           beats | (np.isnan(values[..., 1:]) & ~np.isnan(before))], axis=-1)
     return np.maximum.accumulate(np.where(new, np.arange(values.shape[-1]), 0), axis=-1)
@@ -100,7 +101,7 @@ def _viewing(fn, numpy_fn, writeable: bool = True):
         a, args = (args[0], args[1:]) if args else (kwargs.pop(name), ())
         out = fn(a, *args, **kwargs)
         step = lambda value: fn(value, *args, **kwargs)  # noqa: E731
-        step.writeable = writeable
+        step.writeable = kwargs.get("writeable", writeable)  # sliding_window_view(..., writeable=True)
         link_view(out, a, (step, {}))
         return out
 

@@ -458,11 +458,15 @@ def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=N
             fact = E.subtract(w_sum, E.divide(E.multiply(ddof, R.sum(E.multiply(w, aweights), axis=(0,),
                                                                                 keepdims=False)), w_sum))
         centred = E.subtract(X, api.reshape(avg, (-1, 1)))
-    if not is_traced(fact) and fact <= 0:
+    if (observe(_not_positive, primal(fact)) if is_traced(fact) else fact <= 0):  # traced weights: checked
         warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
         fact = 0.0
     c = api.matmul(centred, api.transpose(centred if w is None else E.multiply(centred, w)))
     return api.squeeze(E.multiply(c, E.divide(1.0, fact) if is_traced(fact) else np.true_divide(1, fact)))
+
+
+def _not_positive(value) -> bool:
+    return bool(value <= 0)
 
 
 def _any_negative(values) -> bool:

@@ -20,10 +20,12 @@ array([[0., 0.],
 """
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from . import numpy_api as api
-from .inplace import assign
+from .inplace import as_objects, assign
 from .numpy_api import implements, is_traced
 
 
@@ -31,12 +33,15 @@ def _writer(numpy_fn):
     """Register the function below as `numpy_fn` on traced arguments. It writes into a traced first
     argument; into a plain one, NumPy's own function runs when no argument has a derivative to drop
     (arrays made like x are read as their values), and a traced value is refused."""
+    name = next(iter(inspect.signature(numpy_fn).parameters))  # the destination, which f may pass by keyword
+
     def register(write):
-        def dispatch(a, *args, **kwargs):
+        def dispatch(*args, **kwargs):
+            a, args = (args[0], args[1:]) if args else (kwargs.pop(name), ())
             if is_traced(a):
                 return write(a, *args, **kwargs)
             if type(a) is np.ndarray and a.dtype == object:  # traced elements (np.asarray(x)): NumPy's own
-                return numpy_fn(a, *[np.asarray(v) if is_traced(v) else v for v in args], **kwargs)
+                return numpy_fn(a, *map(as_objects, args), **{k: as_objects(v) for k, v in kwargs.items()})
             from .tracing import plain_operands  # which needs the NumPy functions, and they this module
 
             plain = plain_operands((a, *args), kwargs)

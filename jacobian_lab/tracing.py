@@ -165,7 +165,7 @@ class FlatIndex:
         self._array = array
 
     def __getitem__(self, key):
-        return self._array.reshape(-1)[key]
+        return inplace.clone(self._array.reshape(-1)[key])  # a copy, as NumPy's flatiter reads
 
     def __setitem__(self, key, value):
         inplace.write(self._array, key, value, flat=True)  # into y's memory, whatever its strides
@@ -333,7 +333,8 @@ class Tracer:
         if self.constant or self.size > ELEMENTWISE:
             return self._plain(f".tolist() of more than {ELEMENTWISE} elements").tolist()
         # nested lists of traced scalars, as np.asarray gives an object array of them (`__array__`)
-        return self.__array__(copy=True).tolist() if self.ndim else self
+        wide = self if self.dtype == np.float64 else E.as_float_dtype(self, np.float64)  # Python floats: float64
+        return wide.__array__(copy=True).tolist() if self.ndim else wide
 
     def __bool__(self):
         # Control flow on a value is fine (as in eager PyTorch); only the branch taken is traced.
@@ -403,7 +404,7 @@ class Tracer:
     def ravel(self, order="C"):
         return api.ravel(self, order)
 
-    flat = property(lambda self: FlatIndex(self))
+    flat = property(lambda self: FlatIndex(self), lambda self, value: FlatIndex(self).__setitem__(slice(None), value))
 
     def flatten(self, order="C"):
         return inplace.clone(api.ravel(self, order))  # always a copy, as NumPy's

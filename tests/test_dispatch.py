@@ -799,7 +799,13 @@ def _flat_reads_and_writes(x):
     Y = x * 1.0  # (2, 3)
     Y.flat[[1, 4]] = x[0, 0] ** 2  # C order over Y
     Y.T.flat[1] = x[1, 2] * 3.0  # C order over the transpose: Y[1, 0], whatever the strides
-    return np.concatenate([Y.ravel(), Y.flat[1:3], np.stack(list(Y.flat))])
+    read = Y.flat[1:3]  # a copy, as NumPy's flatiter reads
+    read[0] = 100.0
+    Z = x * 2.0
+    Z.flat[0:4] = x[0, :2]  # repeated, as NumPy's flatiter writes
+    W = x * 3.0
+    W.flat = x[1]
+    return np.concatenate([Y.ravel(), read, np.stack(list(Y.flat)), Z.ravel(), W.ravel()])
 
 
 IN_PLACE = [("through a view", _through_a_view), ("copies and views by method", _copies_and_views_by_method),
@@ -1194,6 +1200,47 @@ def test_numpys_in_place_writers_write_into_traced_arrays(mode):
     J = run(_numpy_writers, mode, x)
     assert_fd_close(J, central_differences(_numpy_writers, x))
     np.testing.assert_array_equal(traced_value(_numpy_writers, x), _numpy_writers(x))
+
+
+EDGE_VALUES = {  # NumPy's values bit for bit, and its warnings, where they are easy to get otherwise
+    "running maximum's ties": (lambda v: np.maximum.accumulate(v) + np.minimum.accumulate(v[::-1]),
+                               np.array([-0.0, 0.0, 0.0, -0.0])),
+    "running maximum of a vector, axis=None": (lambda v: np.maximum.accumulate(v, axis=None), np.array([1.0, 3.0, 2.0])),
+    "logaddexp.reduce of nothing": (lambda v: np.logaddexp.reduce(v[:0]) + v, np.ones(2)),
+    "tolist of float32, as Python floats": (lambda v: np.stack(v.tolist()) * 1.1, np.float32([1.5, 2.5])),
+    "writeable sliding windows": (lambda v: _windows_written(v * 1.0), np.arange(1.0, 5.0)),
+    "copyto by keyword": (lambda v: _copied_by_keyword(v), np.arange(1.0, 4.0)),
+}
+
+
+def _windows_written(y):
+    w = np.lib.stride_tricks.sliding_window_view(y, 2, writeable=True)
+    w[0, 0] = 7.0  # NumPy writes into y
+    return y
+
+
+def _copied_by_keyword(v):
+    out = np.zeros_like(v)
+    np.copyto(dst=out, src=v ** 2)
+    return out
+
+
+@pytest.mark.parametrize("f, x", EDGE_VALUES.values(), ids=EDGE_VALUES)
+def test_edge_values_are_numpys(f, x):
+    value = traced_value(f, x)
+    expected = f(x)
+    assert value.dtype == expected.dtype
+    np.testing.assert_array_equal(value, expected)
+    np.testing.assert_array_equal(np.signbit(value), np.signbit(expected))
+
+
+def test_a_weighted_covariance_without_degrees_of_freedom_warns_as_numpy():
+    X = np.arange(18.0).reshape(3, 6)
+    with np.errstate(divide="ignore"):  # then 1 / 0, NumPy's and ours alike
+        with pytest.warns(RuntimeWarning, match="Degrees of freedom <= 0"):
+            value = traced_value(lambda w: np.cov(X, aweights=w, ddof=8), np.ones(6))
+        with pytest.warns(RuntimeWarning, match="Degrees of freedom <= 0"):
+            np.testing.assert_array_equal(value, np.cov(X, aweights=np.ones(6), ddof=8))
 
 
 @pytest.mark.parametrize("weights, error", [
