@@ -1,7 +1,7 @@
 """NumPy's functions that write into an array in place, on traced arrays: item assignments.
 
-``np.copyto``, ``np.put``, ``np.putmask``, ``np.place`` and ``np.fill_diagonal``
-write into their first argument. Into a traced array (a view of one, or an
+``np.copyto``, ``np.put``, ``np.putmask``, ``np.place``, ``np.fill_diagonal`` and
+``np.put_along_axis`` write into their first argument. Into a traced array (a view of one, or an
 array made like x) each is the item assignment it amounts to
 (`inplace.assign`), with NumPy's rules for which value lands where: values
 repeated cyclically, the index modes of ``put``, the ``wrap`` of
@@ -121,3 +121,12 @@ def fill_diagonal(a, val, wrap=False):
     np.fill_diagonal(marks, True, wrap)  # NumPy's own: its shape checks and its wrap
     where = np.flatnonzero(marks)
     _write(a, where, _cycled(val, np.arange(where.size)))
+
+
+@_writer(np.put_along_axis)
+def put_along_axis(arr, indices, values, axis):
+    numbers = np.arange(np.size(arr))  # arr's flat positions, read along the axis as NumPy reads them
+    if axis is not None:
+        numbers = numbers.reshape(np.shape(arr))
+    at = np.take_along_axis(numbers, np.asarray(indices), 0 if axis is None else axis)
+    assign(arr, np.unravel_index(at, np.shape(arr)), values)

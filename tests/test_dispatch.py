@@ -1191,7 +1191,8 @@ def _numpy_writers(x):
     d.put([0, 8], x[:2], mode="wrap")
     e = x * 1.0
     e.partition(2)
-    return np.concatenate([A.ravel(), B.ravel(), c, d, e[2:3]])
+    np.put_along_axis(e, np.array([0, 5]), x[1] * 2.0, axis=None)
+    return np.concatenate([A.ravel(), B.ravel(), c, d, e[2:3], e[:1]])
 
 
 @pytest.mark.parametrize("mode", MODES + ["jit", "sparse"])
