@@ -143,11 +143,11 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
     if method == "reduce" and ufunc in _REDUCE:  # np.sum and its kin, with reduce's default axis 0
         return _reduce(getattr(R, _REDUCE[ufunc]), f"{ufunc.__name__}.reduce", inputs[0], kwargs.get("axis", 0),
                        kwargs.get("dtype"), kwargs.get("keepdims", False), kwargs.get("initial"), kwargs.get("where"))
-    if method == "reduce" and ufunc is np.logaddexp:  # a log-sum-exp written with NumPy's ufunc
+    if method == "reduce" and ufunc in (np.logaddexp, np.logaddexp2):  # a log-sum-exp written with the ufunc
         for key, value in kwargs.items():
             if key not in ("axis", "keepdims"):
-                _reject("logaddexp.reduce", value, key)
-        return _log_sum_exp(inputs[0], kwargs.get("axis", 0), kwargs.get("keepdims", False))
+                _reject(f"{ufunc.__name__}.reduce", value, key)
+        return _log_sum_exp(inputs[0], kwargs.get("axis", 0), kwargs.get("keepdims", False), ufunc is np.logaddexp2)
     if method == "at" and type(inputs[0]) is np.ndarray and inputs[0].dtype == object:  # after np.asarray(x)
         return getattr(ufunc, method)(*[as_objects(v) for v in inputs], **kwargs)  # NumPy's own, on the elements
     if method == "at" and ufunc in (np.add, np.subtract) and len(inputs) == 3:
@@ -177,16 +177,17 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
     raise unsupported(qualified(ufunc.__name__) + ("" if method == "__call__" else f".{method}"))
 
 
-def _log_sum_exp(a, axis, keepdims):
-    """log(sum(exp(a))) over `axis`, shifted by the largest value so that no exp overflows (by 0 where
-    that is not finite: all -inf gives -inf, as np.logaddexp.reduce does)."""
+def _log_sum_exp(a, axis, keepdims, base2: bool = False):
+    """log(sum(exp(a))) over `axis` (log2(sum(2 ** a)) with `base2`), shifted by the largest value so
+    that no power overflows (by 0 where that is not finite: all -inf gives -inf, as NumPy's reduce)."""
     axes = normalize_axis(axis, np.ndim(a))
     if any(np.shape(a)[i] == 0 for i in axes):  # the empty sum: -inf, logaddexp's identity
         shape = tuple(1 if i in axes else n for i, n in enumerate(np.shape(a)))
         return np.full(shape if keepdims else tuple(n for i, n in enumerate(np.shape(a)) if i not in axes), -np.inf)
     top = R.max(a, axis=axes, keepdims=True)
     top = E.where(E.isfinite(top), top, 0.0)
-    out = E.add(top, E.log(R.sum(E.exp(E.subtract(a, top)), axis=axes, keepdims=True)))
+    powers = E.exp2(E.subtract(a, top)) if base2 else E.exp(E.subtract(a, top))
+    out = E.add(top, (E.log2 if base2 else E.log)(R.sum(powers, axis=axes, keepdims=True)))
     return out if keepdims else reshape(out, tuple(n for i, n in enumerate(np.shape(out)) if i not in axes))
 
 

@@ -159,10 +159,15 @@ class FlatIndex:
     """``y.flat`` of a traced array: reads and writes in C order through a flat view of y, as NumPy's
     flatiter does (``y.flat[i] = v`` writes into y)."""
 
-    __slots__ = ("_array",)
+    __slots__ = ("_array", "_iterator")
 
     def __init__(self, array):
-        self._array = array
+        self._array, self._iterator = array, None
+
+    def __next__(self):  # a flatiter is an iterator too: next(y.flat)
+        if self._iterator is None:
+            self._iterator = iter(self)
+        return next(self._iterator)
 
     def __getitem__(self, key):
         return inplace.clone(self._array.reshape(-1)[key])  # a copy, as NumPy's flatiter reads

@@ -805,7 +805,8 @@ def _flat_reads_and_writes(x):
     Z.flat[0:4] = x[0, :2]  # repeated, as NumPy's flatiter writes
     W = x * 3.0
     W.flat = x[1]
-    return np.concatenate([Y.ravel(), read, np.stack(list(Y.flat)), Z.ravel(), W.ravel()])
+    walk = W.flat  # an iterator too, as NumPy's flatiter
+    return np.concatenate([Y.ravel(), read, np.stack(list(Y.flat)), Z.ravel(), W.ravel(), [next(walk), next(walk)]])
 
 
 IN_PLACE = [("through a view", _through_a_view), ("copies and views by method", _copies_and_views_by_method),

@@ -178,7 +178,8 @@ CASES = [
          + np.minimum.accumulate(np.outer(x, x), axis=1)[:, -1], p4),
     Case("sliding windows, logaddexp.reduce",
          lambda x: np.lib.stride_tricks.sliding_window_view(x, 2) @ np.array([0.25, 0.75])
-         + np.logaddexp.reduce(x) + np.logaddexp.reduce(np.outer(x, x), axis=1)[:3], x4),
+         + np.logaddexp.reduce(x) + np.logaddexp.reduce(np.outer(x, x), axis=1)[:3]
+         + np.logaddexp2.reduce(x.reshape(2, 2), axis=0, keepdims=True).sum(), x4),
     Case("take", lambda x: np.take(x, [0, -1, 1, -1]) + np.take(np.outer(x, x), [[1, 2], [2, 2]], axis=1).sum(), x4),
     Case("iteration and indexing", lambda x: np.stack([xi * x[0] for xi in x]), x4),
     # --- linear algebra ---
