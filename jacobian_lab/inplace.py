@@ -170,8 +170,6 @@ def add_at(a, indices, b, subtract: bool = False) -> None:
     """``np.add.at(a, indices, b)`` (``np.subtract.at`` with `subtract`) into a traced array `a`:
     b's values added in order, each to the element its index names, repeats included, as NumPy
     adds them (one flop per index; subtracting negates b first)."""
-    if type(a) is np.ndarray and a.dtype == object:  # traced elements (np.asarray(x)): NumPy's own, on objects
-        return (np.subtract if subtract else np.add).at(a, indices, as_objects(b))
     if not is_traced(a):
         raise TypeError(f"np.{'subtract' if subtract else 'add'}.at into a plain array would drop the "
                         "derivative of what it adds; make the array like x (np.zeros_like(x)), which holds "
