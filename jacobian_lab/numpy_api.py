@@ -8,6 +8,7 @@ anything missing raises `NotImplementedError` naming the NumPy function.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 import warnings
@@ -33,6 +34,13 @@ def implements(*numpy_functions):
             FUNCTIONS[f] = fn
         return fn
     return decorate
+
+
+def first_argument(numpy_fn):
+    """``split(args, kwargs) -> (first, other positional args)`` for calls of `numpy_fn`, whose first
+    argument (the array it reads or writes) f may pass by keyword: then it is taken out of kwargs."""
+    name = next(iter(inspect.signature(numpy_fn).parameters))
+    return lambda args, kwargs: (args[0], args[1:]) if args else (kwargs.pop(name), ())
 
 
 def as_array(v):

@@ -13,7 +13,6 @@ convolutions in `numpy_polynomials`, einsum in `numpy_einsum`.
 """
 from __future__ import annotations
 
-import inspect
 import math
 from typing import NamedTuple
 
@@ -21,7 +20,7 @@ import numpy as np
 
 from . import numpy_api as api
 from .inplace import clone
-from .numpy_api import implements, is_traced, normalize_axis, one_axis
+from .numpy_api import first_argument, implements, is_traced, normalize_axis, one_axis
 from .primitives import link_view, observe, primal
 from .rules import elementwise as E
 from .rules import shape as S
@@ -95,10 +94,10 @@ def _viewing(fn, numpy_fn, writeable: bool = True):
     gathers: linked as one (`primitives.link_view`), so that a write into the argument reaches it
     and one into it reaches the argument, as for the slices and transposes that are views here too.
     ``writeable=False``: NumPy's view is read-only (np.diagonal), and so is this one."""
-    name = next(iter(inspect.signature(numpy_fn).parameters))  # the array, which f may pass by keyword
+    split = first_argument(numpy_fn)
 
     def view(*args, **kwargs):
-        a, args = (args[0], args[1:]) if args else (kwargs.pop(name), ())
+        a, args = split(args, kwargs)
         out = fn(a, *args, **kwargs)
         step = lambda value: fn(value, *args, **kwargs)  # noqa: E731
         step.writeable = kwargs.get("writeable", writeable)  # sliding_window_view(..., writeable=True)

@@ -20,24 +20,22 @@ array([[0., 0.],
 """
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 
 from . import numpy_api as api
 from .inplace import as_objects, assign
-from .numpy_api import implements, is_traced
+from .numpy_api import first_argument, implements, is_traced
 
 
 def _writer(numpy_fn):
     """Register the function below as `numpy_fn` on traced arguments. It writes into a traced first
     argument; into a plain one, NumPy's own function runs when no argument has a derivative to drop
     (arrays made like x are read as their values), and a traced value is refused."""
-    name = next(iter(inspect.signature(numpy_fn).parameters))  # the destination, which f may pass by keyword
+    split = first_argument(numpy_fn)  # the destination, which f may pass by keyword
 
     def register(write):
         def dispatch(*args, **kwargs):
-            a, args = (args[0], args[1:]) if args else (kwargs.pop(name), ())
+            a, args = split(args, kwargs)
             if is_traced(a):
                 return write(a, *args, **kwargs)
             if type(a) is np.ndarray and a.dtype == object:  # traced elements (np.asarray(x)): NumPy's own
