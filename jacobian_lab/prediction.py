@@ -45,7 +45,7 @@ class EvalTrace(Trace):
         out = bind(prim, *primals, **params)
         constant = self.constants and all(a.constant for a in args if isinstance(a, Tracer) and a._trace is self)
         if constant:  # arrays without a derivative and plain ones alone
-            return Evaluated(self, frozen(out), True) if blank_result(out) else out
+            return self.constant(out) if blank_result(out) else out
         if not prim.differentiable:
             return out
         if out.dtype in NOT_REAL:  # the FLOP conventions price real arithmetic

@@ -51,7 +51,7 @@ class ForwardTrace(Trace):
         counter = active_counter()  # looked up once: the tangent rule below is counted too
         out = self.evaluate(prim, primals, params, counter)
         if self.constants and all(t is None for t in tangents):  # arrays without a derivative and plain ones
-            return Dual(self, frozen(out), None) if blank_result(out) else out
+            return self.constant(out) if blank_result(out) else out
         if not prim.differentiable:
             return out
         if out.dtype in NOT_REAL:

@@ -258,7 +258,7 @@ class ReverseTrace(Trace):
             work, (flops, transcendentals) = self.tape.unrecorded, prim.cost(out, *primals, **params)
             work[0] += flops
             work[1] += transcendentals
-            return Node(self, frozen(out), None) if constant and blank_result(out) else out
+            return self.constant(out) if constant and blank_result(out) else out
         if out.dtype in NOT_REAL:
             raise not_real_result(prim, out)
         return Node(self, out, self.tape.append(Record(prim, params, primals, out, parents)))

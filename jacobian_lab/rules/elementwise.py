@@ -209,6 +209,8 @@ def _arctan2_partials(needs, out, y, x):
 
 
 arctan2 = elementwise("arctan2", np.arctan2, _arctan2_partials, cost=transcendental)
+
+
 def _hypot_partials(needs, out, x, y):
     # x / out and y / out, with slope 0 where out = 0 (both are 0 there), as a norm at the zero vector
     # (`numpy_linalg._root`): not 0 / 0 = NaN, which a reverse sweep would spread to other rows
