@@ -189,14 +189,15 @@ def _log_sum_exp(a, axis, keepdims, base2: bool = False):
     """log(sum(exp(a))) over `axis` (log2(sum(2 ** a)) with `base2`), shifted by the largest value so
     that no power overflows (by 0 where that is not finite: all -inf gives -inf, as NumPy's reduce)."""
     axes = normalize_axis(axis, np.ndim(a))
+    held = tuple(1 if i in axes else n for i, n in enumerate(np.shape(a)))  # the shape with keepdims
+    dropped = tuple(n for i, n in enumerate(np.shape(a)) if i not in axes)
     if any(np.shape(a)[i] == 0 for i in axes):  # the empty sum: -inf, logaddexp's identity
-        shape = tuple(1 if i in axes else n for i, n in enumerate(np.shape(a)))
-        return np.full(shape if keepdims else tuple(n for i, n in enumerate(np.shape(a)) if i not in axes), -np.inf)
+        return np.full(held if keepdims else dropped, -np.inf)
     top = R.max(a, axis=axes, keepdims=True)
     top = E.where(E.isfinite(top), top, 0.0)
     powers = E.exp2(E.subtract(a, top)) if base2 else E.exp(E.subtract(a, top))
     out = E.add(top, (E.log2 if base2 else E.log)(R.sum(powers, axis=axes, keepdims=True)))
-    return out if keepdims else reshape(out, tuple(n for i, n in enumerate(np.shape(out)) if i not in axes))
+    return out if keepdims else reshape(out, dropped)
 
 
 def _into_out(ufunc, method, inputs, kwargs):
