@@ -28,7 +28,7 @@ import weakref
 
 import numpy as np
 
-from .primitives import Primitive, apply, frozen, is_traced
+from .primitives import Primitive, apply, frozen, is_traced, link_view
 from .rules import elementwise as E
 from .rules import shape as S
 
@@ -52,14 +52,31 @@ def clone(tracer):
     return new
 
 
-def unshared(result, operands, views: bool = True):
+def alias(tracer):
+    """A new view of all of `tracer`, in its shape: what NumPy's ``x.T`` of a 1-d x, ``x.ravel()`` of a
+    1-d x and ``x.view()`` give, another array object on the same memory (``v.shape = s`` leaves x as
+    it is)."""
+    new = clone(tracer)
+    link_view(new, tracer, (_same, {}))
+    return new
+
+
+def _same(value):
+    return value
+
+
+def unshared(result, operands, views: bool = True, itself: bool = True):
     """`result` of a NumPy function (or an index), as the caller sees it. A view of an operand (one
     of `operands`, positional or keyword) stays one when NumPy's function returns views (`views`);
     anything else is an array of its own: a copy NumPy makes (np.tile, np.full_like), or a view of
-    an array made inside the function (einsum's scalar), which no one else can reach. Tuples and
-    lists: each item."""
+    an array made inside the function (einsum's scalar), which no one else can reach. An operand
+    itself stays itself where NumPy's function may return its argument (`itself`, np.squeeze), and
+    is a new view of it where NumPy's returns a new view object (np.ravel of a 1-d array).
+    Tuples and lists: each item."""
     if type(result) in (tuple, list):
-        return type(result)([unshared(item, operands, views) for item in result])
+        return type(result)([unshared(item, operands, views, itself) for item in result])
+    if not itself and any(result is a for a in _flat(operands)):
+        return alias(result)
     owner = getattr(result, "_owner", None)
     if owner is None or any(result is a or views and owner is _owner_of(a) for a in _flat(operands)):
         return result  # (an argument itself, as np.linalg.matrix_power(M, 1) returns M)

@@ -505,11 +505,21 @@ def squeeze(a, axis=None):
     return reshape(a, tuple(s for i, s in enumerate(shape) if i not in axes))
 
 
-@implements(np.broadcast_to)
 def broadcast_to(array, shape, subok=False):
+    """`array` broadcast to `shape`, or `array` itself where it has that shape (`_broadcast_view` is NumPy's)."""
+    shape = _broadcast_shape(array, shape)
+    return array if np.shape(array) == shape else S.broadcast_to(array, shape)
+
+
+@implements(np.broadcast_to)
+def _broadcast_view(array, shape, subok=False):  # a read-only view, in array's own shape too, as NumPy's
+    return S.broadcast_to(array, _broadcast_shape(array, shape))
+
+
+def _broadcast_shape(array, shape) -> tuple:
     shape = tuple(shape) if not np.isscalar(shape) else (int(shape),)
     np.broadcast_shapes(np.shape(array), shape)  # NumPy's error for incompatible shapes
-    return array if np.shape(array) == shape else S.broadcast_to(array, shape)
+    return shape
 
 
 @implements(np.concatenate)
@@ -957,6 +967,10 @@ VIEWS = frozenset([
     np.reshape, np.rollaxis, np.rot90, np.split, np.squeeze, np.swapaxes, np.transpose, np.trim_zeros, np.unstack,
     np.vsplit, np.lib.stride_tricks.sliding_window_view,
 ])
+#: The functions of VIEWS that return their argument itself where they have nothing to change, as NumPy's
+#: do (np.squeeze of an array without length-1 axes); the others return a new view object then.
+ITSELF = frozenset([np.atleast_1d, np.atleast_2d, np.atleast_3d, np.broadcast_arrays, np.real, np.real_if_close,
+                    np.squeeze])
 
 from . import (  # noqa: E402,F401  (register more functions)
     numpy_calculus, numpy_composites, numpy_einsum, numpy_linalg, numpy_polynomials, numpy_statistics, numpy_writes,

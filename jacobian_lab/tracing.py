@@ -26,6 +26,12 @@ class TracerConversionError(TypeError):
     """A traced value was converted to a plain array or number, dropping its derivative."""
 
 
+def _new_view(tracer, result):
+    """What an ndarray method that returns a view gives: `result`, or a new view of `tracer` where
+    the method changed nothing (``x.ravel()`` of a 1-d x is another array object, as in NumPy)."""
+    return inplace.alias(tracer) if result is tracer else result
+
+
 def _conversion_error(what: str) -> TracerConversionError:
     return TracerConversionError(
         f"{what} on a traced array would drop its derivative, so jacobian_lab refuses it. "
@@ -232,8 +238,8 @@ class Tracer:
     ndim = property(lambda self: np.ndim(self.primal))
     size = property(lambda self: np.size(self.primal))
     dtype = property(lambda self: np.result_type(self.primal))
-    T = property(lambda self: api.transpose(self))
-    mT = property(lambda self: api.swapaxes(self, -1, -2))
+    T = property(lambda self: _new_view(self, api.transpose(self)))
+    mT = property(lambda self: _new_view(self, api.swapaxes(self, -1, -2)))
 
     def __len__(self):
         if self.ndim == 0:
@@ -269,7 +275,9 @@ class Tracer:
             if plain is None:
                 raise api.unsupported(f"{func.__module__}.{func.__name__}")
             return func(*plain[0], **plain[1])  # no derivative to drop: NumPy's own
-        return inplace.unshared(impl(*args, **kwargs), args + tuple(kwargs.values()), func in api.VIEWS)
+        views = func in api.VIEWS
+        return inplace.unshared(impl(*args, **kwargs), args + tuple(kwargs.values()), views,
+                                not views or func in api.ITSELF)
 
     def __array__(self, dtype=None, copy=None):
         caller = None if self.constant else _library_caller()
@@ -404,10 +412,10 @@ class Tracer:
         return np.cumprod(self, axis=axis, dtype=dtype, out=out)
 
     def reshape(self, *shape, order="C"):
-        return api.reshape(self, shape[0] if len(shape) == 1 else shape, order)
+        return _new_view(self, api.reshape(self, shape[0] if len(shape) == 1 else shape, order))
 
     def ravel(self, order="C"):
-        return api.ravel(self, order)
+        return _new_view(self, api.ravel(self, order))
 
     flat = property(lambda self: FlatIndex(self), lambda self, value: FlatIndex(self).__setitem__(slice(None), value))
 
@@ -415,10 +423,10 @@ class Tracer:
         return inplace.clone(api.ravel(self, order))  # always a copy, as NumPy's
 
     def transpose(self, *axes):
-        return api.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+        return _new_view(self, api.transpose(self, axes[0] if len(axes) == 1 else (axes or None)))
 
     def swapaxes(self, axis1, axis2):
-        return api.swapaxes(self, axis1, axis2)
+        return _new_view(self, api.swapaxes(self, axis1, axis2))
 
     def squeeze(self, axis=None):
         return api.squeeze(self, axis)
@@ -504,7 +512,7 @@ class Tracer:
     def view(self, dtype=None, type=None):
         if dtype is not None or type is not None:
             raise _conversion_error(".view(dtype) (reading the bytes as another type)")
-        return S.reshape(self, self.shape)  # another array on the same memory, linked as a view
+        return inplace.alias(self)
 
     def __getattr__(self, name):
         # Reached only for names the class does not define: say which ndarray feature is missing.

@@ -763,6 +763,17 @@ def _copies_and_views_by_method(x):
     return np.concatenate([y.ravel(), flat, v.ravel()])
 
 
+def _new_views_in_the_arrays_own_shape(x):
+    y = x.ravel() * 1.0  # 1-d: its .T, ravel() and reshape to its shape are new views, as in NumPy
+    t, r, s = y.T, y.ravel(), np.reshape(y, y.shape)
+    t.shape = (2, 3)  # t alone takes the shape
+    r.shape = (3, 2)
+    s[0] = x[1, 1] ** 2  # reaches y, t and r
+    itself = np.squeeze(y)  # NumPy's squeeze returns y itself here
+    itself.shape = (6, 1)
+    return np.concatenate([t.ravel(), r[:, 0], y.ravel()])
+
+
 def _written_through_views_of_an_array_made_like_x(x):
     C = np.zeros_like(x, shape=(3, 3))
     for row in C:  # each row a view of C
@@ -810,7 +821,7 @@ def _flat_reads_and_writes(x):
 
 
 IN_PLACE = [("through a view", _through_a_view), ("copies and views by method", _copies_and_views_by_method),
-            ("flat", _flat_reads_and_writes),
+            ("flat", _flat_reads_and_writes), ("new views in the array's own shape", _new_views_in_the_arrays_own_shape),
             ("through views of an array made like x", _written_through_views_of_an_array_made_like_x),
             ("copies NumPy makes", _copies_numpy_makes), ("objects written", _objects_written), ("through a 0-d view", _through_a_0d_view),
             ("rows in a loop", _rows_in_a_loop), ("item assigned", _item_assigned),
@@ -910,6 +921,8 @@ ASSIGNMENT_ERRORS = [  # (what, the write into y = x * 1.0, of shape (2, 3), Num
     ("index out of range", lambda y: setitem(y, (0, 7), 1.0), IndexError,
      "index 7 is out of bounds for axis 1 with size 3"),
     ("a broadcast view", lambda y: setitem(np.broadcast_to(y[0], (4, 3)), 0, 1.0), ValueError, "read-only"),
+    ("a broadcast view in its own shape", lambda y: setitem(np.broadcast_to(y, y.shape), 0, 1.0), ValueError,
+     "read-only"),
     ("a diagonal", lambda y: setitem(np.diagonal(y), 0, 1.0), ValueError, "read-only"),
     ("a NumPy scalar", lambda y: setitem(np.sum(y), (), 1.0), TypeError, "does not support item assignment"),
 ]
