@@ -438,13 +438,17 @@ def test_cumprod_derivative_work_without_and_with_a_zero():
     x = np.array([0.5, 2.0, -1.5, 0.8])
     m = jl.measure(np.cumprod, x, mode="reverse", batch_size=4)
     assert m.cost["cotangent"] == Cost(4 + 4 + 16 + 12 + 16, 0)
-    # With a zero, staging adds: x == 0 (4), where (4), cumsum (3), == 1 (4), and (4), where (4),
-    # cumprod (3), >= 1 (4), where (4), where (4), 1 / x (4), where (4); each sweep adds
-    # g * q (16), its sum over the line (4 * 3), times the one-hot (16), add (16)
+    # With a zero, staging runs: x == 0, x with zeros read as 1 (where) and its cumprod (4 + 4 + 3);
+    # `_zero_terms` over prefixes: the zeros as 1/0 and as x (where, where), their counts and sums
+    # (2 cumsums), == 1, == 2, the pair (square, square, cumsum, subtract, halve), F for the nonzero
+    # elements (== 0 and three wheres), 1 / x and where, and the zeros' two Fs (where, where; where):
+    # 4 + 4 + 3 + 3 + 4 + 4 + (4 + 4 + 3 + 4 + 4) + 16 + 8 + 8 + 4.
+    # Each sweep: g * q (16), then per term times F (16), reversed cumsum (4 * 3) and times G (16),
+    # and the three terms added (2 * 16)
     z = np.array([0.5, 0.0, -1.5, 0.8])
     m = jl.measure(np.cumprod, z, mode="reverse", batch_size=4)
-    staged = 4 + 4 + 3 + 4 + 4 + 4 + 3 + 4 + 4 + 4 + 4 + 4
-    assert m.cost["cotangent"] == Cost(staged + 16 + 12 + 16 + 16 + 12 + 16 + 16, 0)
+    staged = 4 + 4 + 3 + 4 + 4 + 3 + 3 + 4 + 4 + (4 + 4 + 3 + 4 + 4) + 16 + 8 + 8 + 4
+    assert m.cost["cotangent"] == Cost(staged + 16 + 3 * (16 + 12 + 16) + 2 * 16, 0)
 
 
 def test_cumsum_of_flattened_input_and_methods():

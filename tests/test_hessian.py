@@ -55,6 +55,35 @@ def test_against_differences_of_a_hand_written_gradient():
     assert np.abs(H - H.T).max() < 1e-12
 
 
+def _others(x, skip):
+    return np.prod([v for l, v in enumerate(x) if l not in skip])
+
+
+def _cumprod_hessian(x, w):
+    """Of sum(w * cumprod(x)), element by element: output k holds prod over l <= k but i and j."""
+    n = x.size
+    return np.array([[0.0 if i == j else sum(w[k] * _others(x[:k + 1], {i, j}) for k in range(max(i, j), n))
+                      for j in range(n)] for i in range(n)])
+
+
+ZEROS = {"none": [1.5, -2.0, 0.5, 3.0], "one": [1.5, 0.0, 0.5, 3.0], "two": [0.0, -2.0, 0.0, 3.0],
+         "three": [0.0, 0.0, 0.5, 0.0]}
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse", "jit"])
+@pytest.mark.parametrize("zeros", ZEROS.values(), ids=ZEROS)
+def test_products_have_exact_hessians_where_factors_are_zero(zeros, mode):
+    # Each element's weight in prod's derivative, the product of the others, is 0 at such points,
+    # but its derivative is not: H[i, j] is the product of all elements but i and j.
+    x, w = np.array(zeros), np.array([1.0, -2.0, 0.5, 3.0])
+    hessian = (lambda f: jl.jit(jl.hessian(f))) if mode == "jit" else lambda f: jl.hessian(f, mode=mode)
+    expected = np.array([[0.0 if i == j else _others(x, {i, j}) for j in range(4)] for i in range(4)])
+    np.testing.assert_allclose(hessian(np.prod)(x), expected, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(hessian(lambda x: w @ np.cumprod(x))(x), _cumprod_hessian(x, w), rtol=1e-14, atol=0)
+    rows = hessian(lambda x: np.sum(np.prod(x.reshape(2, 2), axis=1) * w[:2]))(x)
+    np.testing.assert_allclose(rows, np.kron(np.diag(w[:2]), [[0.0, 1.0], [1.0, 0.0]]), rtol=1e-14, atol=0)
+
+
 def test_vector_output_gives_each_outputs_hessian():
     x = np.array([0.5, -1.5, 2.0])
     H = jl.hessian(lambda x: x ** 2 * x[0], x)  # y_i = x_i^2 x_0

@@ -4,7 +4,8 @@
 it). A reduction of L elements into one output costs L - 1 flops (mean: L, its
 final division included). The derivative of prod/max/min is a weighted sum,
 ``sum(w * t)``, with the weights built once from primal values: ties in max/min
-share the derivative equally, as in JAX; prod is exact when inputs hold zeros.
+share the derivative equally, as in JAX; prod and cumprod are exact where inputs hold
+zeros, in their first and second derivatives.
 """
 from __future__ import annotations
 
@@ -72,17 +73,41 @@ def reduce_tangent(t, axis, keepdims):
 
 
 def _prod_weights(out, x, axis):
-    """prod of all other elements of each slice, exact when zeros are present."""
+    """prod of all other elements of each slice: out / x, or with zeros `_zero_terms`' sum."""
     kept = S.reshape(out, _kept_shape(np.shape(x), axis))
     zeros = E.equal(x, 0.0)
     if not observe(np.any, zeros):  # the route depends on values: see `reads_values`
         return E.divide(kept, x)
     x_safe = E.where(zeros, 1.0, x)
-    p_safe = prod(x_safe, axis=axis, keepdims=True)
-    n_zero = sum(zeros, axis=axis, keepdims=True)
-    at_zero = E.where(E.equal(n_zero, 1), p_safe, 0.0)
-    elsewhere = E.where(E.equal(n_zero, 0), E.divide(p_safe, x_safe), 0.0)
-    return E.where(zeros, at_zero, elsewhere)
+    terms = _zero_terms(zeros, x, x_safe, lambda v: sum(v, axis=axis, keepdims=True))
+    weights = E.add(E.add(E.multiply(*terms[0]), E.multiply(*terms[1])), E.multiply(*terms[2]))
+    return E.multiply(prod(x_safe, axis=axis, keepdims=True), weights)
+
+
+def _zero_terms(zeros, x, x_safe, total):
+    """The product of all elements but one, as three terms ``F * G`` to multiply by the product of
+    the nonzero elements; `total` sums over the elements a product spans (prod's slice, cumprod's
+    prefix), F is per product and G per element.
+
+    With z zeros among them, the product over all but element j is 0 unless z = 1 and j is the zero,
+    but a Hessian also reads its derivative, which is not 0 where z <= 2: with one zero x_0, j's
+    product is x_0 times the others; with two, the other zero for each zero, and x_0 x_1 times the
+    others for the rest. So the zeros enter as traced values (value 0, derivative 1), summed as
+    s1 and their squares as s2:
+    - nonzero j: F = 1, x_0 or x_0 x_1 = (s1**2 - s2) / 2 as z = 0, 1, 2, and G = 1 / x_j;
+    - zero j: 1 (z = 1) or s1 - x_j, the other zero (z = 2), as F = 1 or s1 with G = 1, plus
+      F = -1 (z = 2) with G = x_j.
+    With more zeros every product holds two zero factors: its value and first derivative are 0.
+    """
+    at_zero = E.where(zeros, 1.0, 0.0)
+    xz = E.where(zeros, x, 0.0)  # the zeros, traced
+    count, s1 = total(at_zero), total(xz)
+    one, two = E.equal(count, 1.0), E.equal(count, 2.0)
+    pair = E.multiply(E.subtract(E.square(s1), total(E.square(xz))), 0.5)
+    nonzero = E.where(E.equal(count, 0.0), 1.0, E.where(one, s1, E.where(two, pair, 0.0)))
+    return ((nonzero, E.where(zeros, 0.0, E.divide(1.0, x_safe))),
+            (E.where(one, 1.0, E.where(two, s1, 0.0)), at_zero),
+            (E.where(two, -1.0, 0.0), xz))
 
 
 def _chooser_weights(out, x, axis):
@@ -139,44 +164,41 @@ cumsum = register(Primitive(
 
 # --- cumprod --------------------------------------------------------------------
 def _cumprod_factors(out, x, axis):
-    """What the rules of y = cumprod(x) multiply seeds by, built once from primal values.
+    """What the rules of y = cumprod(x) multiply seeds by, built once from primal values:
+    ``(q, terms)`` with ``ẏ = q * Σ F * cumsum(ẋ * G)`` over the (F, G) in terms.
 
-    ẏ_i = Σ_{j ≤ i} ẋ_j Π_{l ≤ i, l ≠ j} x_l. Without zeros that is y_i · cumsum(ẋ / x)_i.
-    At and after a line's first zero z, y is 0 and only j = z survives: ẏ_i = ẋ_z · q_i,
-    q = the cumprod with that zero read as 1 (a second zero makes q 0 too, as it should).
-    Returns (1 / x with zeros read as 1, the one-hot of each first zero and q after it,
-    or None when x holds no zero): the route depends on values, see `reads_values`.
+    ẏ_i = Σ_{j ≤ i} ẋ_j Π_{l ≤ i, l ≠ j} x_l. Without zeros that is y_i · cumsum(ẋ / x)_i. With
+    zeros, q is the cumprod with zeros read as 1 and the terms are `_zero_terms` over each prefix,
+    exact in value and first derivative: the route depends on values, see `reads_values`.
     """
     zeros = E.equal(x, 0.0)
     if not observe(np.any, zeros):
-        return E.divide(1.0, x), None
-    count = cumsum(E.where(zeros, 1.0, 0.0), axis=axis)
-    first = E.logical_and(zeros, E.equal(count, 1.0))
-    after = E.where(E.greater_equal(count, 1.0), cumprod(E.where(first, 1.0, x), axis=axis), 0.0)
-    return E.divide(1.0, E.where(zeros, 1.0, x)), (E.where(first, 1.0, 0.0), after)
+        return out, ((None, E.divide(1.0, x)),)
+    x_safe = E.where(zeros, 1.0, x)
+    return cumprod(x_safe, axis=axis), _zero_terms(zeros, x, x_safe, lambda v: cumsum(v, axis=axis))
 
 
 def _cumprod_jvp(tangents, out, x, axis):
-    t = tangents[0]
-    inverse, at_zero = _cumprod_factors(out, x, axis)
-    dt = E.multiply(out, cumsum(E.multiply(t, inverse), axis=axis + 1))
-    if at_zero is None:
-        return dt
-    first, after = at_zero
-    return E.add(dt, E.multiply(after, sum(E.multiply(t, first), axis=(axis + 1,), keepdims=True)))
+    q, terms = _cumprod_factors(out, x, axis)
+    dt = None
+    for f, g in terms:
+        term = cumsum(E.multiply(tangents[0], g), axis=axis + 1)
+        term = term if f is None else E.multiply(f, term)
+        dt = term if dt is None else E.add(dt, term)
+    return E.multiply(q, dt)
 
 
 def _cumprod_vjp(needs, out, x, axis):
     if not needs[0]:
         return lambda g: (None,)
-    inverse, at_zero = _cumprod_factors(out, x, axis)
+    q, terms = _cumprod_factors(out, x, axis)
 
     def pullback(g):  # the transpose of the JVP above, term by term
-        ct = E.multiply(_reverse_cumsum(E.multiply(g, out), axis + 1), inverse)
-        if at_zero is None:
-            return (ct,)
-        first, after = at_zero
-        return (E.add(ct, E.multiply(first, sum(E.multiply(g, after), axis=(axis + 1,), keepdims=True))),)
+        gq, ct = E.multiply(g, q), None
+        for f, factor in terms:
+            term = E.multiply(_reverse_cumsum(gq if f is None else E.multiply(gq, f), axis + 1), factor)
+            ct = term if ct is None else E.add(ct, term)
+        return (ct,)
 
     return pullback
 
