@@ -574,15 +574,22 @@ def round_(a, decimals=0, out=None):
 
 @implements(np.sinc)
 def sinc(x):
-    """sin(pi x) / (pi x), and 1 at x = 0 with derivative 0.
+    """sin(pi x) / (pi x), and near 0 its Taylor series, 1 - y**2 / 6 + ... in y = pi x.
 
-    The "double where": x = 0 is replaced before dividing and the limit selected after,
-    so no 0/0 reaches a rule. The branch not selected still runs, and in reverse mode
-    the zero cotangent `where` passes it would meet the division's 0/0 partials: NaN.
+    Near 0 the quotient's derivatives cancel: its second derivative carries an error of about
+    eps / y**3 (2e8 at x = 1e-12, against -pi**2 / 3). Below |y| = 0.1 the series to y**8 is
+    exact to rounding, second derivative included, and at 0 it gives 1, slope 0 and no 0/0.
+    Each side is computed with the other's elements replaced (the "double where"), so neither
+    meets a value it cannot take.
     """
-    zero = E.equal(x, 0)
-    y = E.multiply(np.pi, E.where(zero, 1.0, x))
-    return E.where(zero, 1.0, E.divide(E.sin(y), y))
+    y = E.multiply(np.pi, x)
+    small = E.less(E.absolute(y), 0.1)
+    u = E.square(E.where(small, y, 0.0))
+    series = 1.0 / math.factorial(9)  # Horner's rule: (-1)**k u**k / (2k + 1)!, from k = 4 down
+    for k in (3, 2, 1, 0):
+        series = E.add((-1.0) ** k / math.factorial(2 * k + 1), E.multiply(u, series))
+    y = E.where(small, 1.0, y)
+    return E.where(small, series, E.divide(E.sin(y), y))
 
 
 def _logaddexp2(x, y):
