@@ -491,6 +491,19 @@ class Tracer:
     def copy(self, order="C"):
         return inplace.clone(self)
 
+    # copy.copy and copy.deepcopy (dataclasses.asdict, a state kept with deepcopy) copy the array as
+    # NumPy's do; the trace it belongs to is shared, never copied
+    def __copy__(self):
+        return inplace.clone(self)
+
+    def __deepcopy__(self, memo):
+        return inplace.clone(self)
+
+    def __reduce__(self):
+        raise TypeError("a traced array cannot be pickled: its derivative lives in the running derivative "
+                        "computation. Pickle plain values outside f, or copy inside f with x.copy() or "
+                        "copy.deepcopy")
+
     # In place, as NumPy's: item assignments (`inplace.assign`)
     def fill(self, value):
         if np.ndim(value):

@@ -7,7 +7,10 @@ the public API are validated with messages that say what was expected.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
+import pickle
 import re
 from fractions import Fraction
 from operator import setitem
@@ -629,6 +632,23 @@ def _copied(x):
     return x + y + z + w + v
 
 
+def _copied_by_the_copy_module(x):
+    y = x * 2.0
+    state = {"y": y, "rows": [y[0], y[1:]]}  # a state kept with deepcopy, as a simulation keeps its history
+    kept = copy.deepcopy(state)
+    kept["y"][0, 0] = 100.0  # a copy: y is unchanged
+    shallow = copy.copy(y)
+    shallow *= 3.0
+    params = dataclasses.astuple(_Params(y, x[0]))  # deep-copies each field
+    return np.concatenate([y.ravel(), kept["y"].ravel(), kept["rows"][1].ravel(), shallow.ravel(), params[1]])
+
+
+@dataclasses.dataclass
+class _Params:
+    rates: object
+    scale: object
+
+
 def _views_gone(x):
     y = x ** 2
     d = y[1:] - y[:-1]  # views of y, dead once d is computed
@@ -826,7 +846,8 @@ IN_PLACE = [("through a view", _through_a_view), ("copies and views by method", 
             ("copies NumPy makes", _copies_numpy_makes), ("objects written", _objects_written), ("through a 0-d view", _through_a_0d_view),
             ("rows in a loop", _rows_in_a_loop), ("item assigned", _item_assigned),
             ("assigned through views", _assigned_through_views), ("fancy assigned", _fancy_assigned),
-            ("aliased", _aliased), ("accumulated", _accumulated), ("copies", _copied), ("views gone", _views_gone),
+            ("aliased", _aliased), ("accumulated", _accumulated), ("copies", _copied),
+            ("copied by the copy module", _copied_by_the_copy_module), ("views gone", _views_gone),
             ("views kept", _views_kept), ("overlapping", _overlapping), ("scalars", _scalars),
             ("reshaped under a view", _reshaped_under_a_view), ("gathered views", _gathered_views),
             ("0-d values", _zero_d_values), ("0-d views", _zero_d_views)]
@@ -1654,6 +1675,12 @@ def test_storing_a_traced_value_into_a_plain_array_names_the_assignment():
         assert "np.stack" in str(info.value)
         numpys = info.value.__cause__
         assert type(numpys) is ValueError and isinstance(numpys.__cause__, jl.TracerConversionError)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pickling_a_traced_array_is_refused_naming_the_copies_that_work(mode):
+    with pytest.raises(TypeError, match=r"cannot be pickled.*copy.deepcopy"):
+        run(lambda x: pickle.loads(pickle.dumps(x)) * 2.0, mode)
 
 
 def test_other_value_errors_of_f_pass_through_unchanged():
