@@ -962,7 +962,7 @@ UFUNCS[np.matmul] = matmul  # a gufunc in NumPy 2: reaches us through __array_uf
 #: reps 1 included), so a traced result that shares an argument's memory is unlinked from it (`inplace.unshared`).
 VIEWS = frozenset([
     np.array_split, np.atleast_1d, np.atleast_2d, np.atleast_3d, np.broadcast_arrays, np.broadcast_to, np.diag,
-    np.diagonal, np.linalg.diagonal, np.dsplit, np.expand_dims, np.flip, np.fliplr, np.flipud, np.hsplit,
+    np.diagonal, np.linalg.diagonal, np.dsplit, np.einsum, np.expand_dims, np.flip, np.fliplr, np.flipud, np.hsplit,
     np.linalg.matrix_transpose, np.matrix_transpose, np.meshgrid, np.moveaxis, np.ravel, np.real, np.real_if_close,
     np.reshape, np.rollaxis, np.rot90, np.split, np.squeeze, np.swapaxes, np.transpose, np.trim_zeros, np.unstack,
     np.vsplit, np.lib.stride_tricks.sliding_window_view,

@@ -12,7 +12,8 @@ follow from the functions it is written in.
    means; a label no other operand and not the output holds is summed at once
    (a reduction, L - 1 flops per output).
 3. The operands are contracted in pairs, left to right (see `_contract`).
-4. The last result is transposed to the output's order (0 flops).
+4. The last result is transposed to the output's order (0 flops). One operand
+   that sums nothing ('ii->i', 'ij->ji') gives a view of it, as NumPy's does.
 
 Left to right is the order as written: the count of an einsum is then read off
 its subscripts alone, and a caller who wants another order writes the operands
@@ -29,7 +30,7 @@ import numpy as np
 from . import numpy_api as api
 from .numpy_api import implements, is_traced
 from .numpy_composites import gather
-from .primitives import primal
+from .primitives import link_view, primal
 from .rules import elementwise as E
 from .rules import reductions as R
 
@@ -237,4 +238,15 @@ def einsum(*operands, out=None, optimize=False, dtype=None, order="K", casting="
     for i in range(1, len(xs)):
         later = set(output).union(*(ls for _, ls in xs[i + 1:]))
         result, have = _contract(result, have, *xs[i], later, sizes)
-    return _transpose(result, have, output)
+    result = _transpose(result, have, output)
+    if len(operands) == 1 and set(labels[0]) <= set(output) and result is not operands[0]:
+        _link(result, operands[0], subscripts)
+    return result
+
+
+def _link(result, operand, subscripts):
+    """NumPy's einsum of one operand that sums nothing ('ii->i', 'ij->ji') is a writeable view of it:
+    linked as one, so that a write into either reaches the other."""
+    owner = getattr(operand, "_owner", None)
+    if is_traced(result) and getattr(result, "_owner", None) is not (operand if owner is None else owner):
+        link_view(result, operand, (lambda value: einsum(subscripts, value), {}))

@@ -794,6 +794,18 @@ def _new_views_in_the_arrays_own_shape(x):
     return np.concatenate([t.ravel(), r[:, 0], y.ravel()])
 
 
+def _written_through_einsum_views(x):
+    A = x @ x.T + 1.0  # (2, 2)
+    np.einsum("ii->i", A)[:] += x[:, 0]  # NumPy's einsum that sums nothing is a writeable view
+    T = np.einsum("ij->ji", A)
+    T[0, 1] = x[1, 2] ** 2  # A[1, 0]
+    B = x * 1.0
+    np.einsum("...ij->...ji", B[None])[0, 2, 1] = x[0, 1]  # B[1, 2]
+    s = np.einsum("ij->i", B)  # a sum: an array of its own
+    s[0] = 7.0
+    return np.concatenate([A.ravel(), T.ravel(), B.ravel(), s])
+
+
 def _written_through_views_of_an_array_made_like_x(x):
     C = np.zeros_like(x, shape=(3, 3))
     for row in C:  # each row a view of C
@@ -841,7 +853,7 @@ def _flat_reads_and_writes(x):
 
 
 IN_PLACE = [("through a view", _through_a_view), ("copies and views by method", _copies_and_views_by_method),
-            ("flat", _flat_reads_and_writes), ("new views in the array's own shape", _new_views_in_the_arrays_own_shape),
+            ("flat", _flat_reads_and_writes), ("through einsum views", _written_through_einsum_views), ("new views in the array's own shape", _new_views_in_the_arrays_own_shape),
             ("through views of an array made like x", _written_through_views_of_an_array_made_like_x),
             ("copies NumPy makes", _copies_numpy_makes), ("objects written", _objects_written), ("through a 0-d view", _through_a_0d_view),
             ("rows in a loop", _rows_in_a_loop), ("item assigned", _item_assigned),
