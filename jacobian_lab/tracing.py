@@ -286,14 +286,21 @@ class Tracer:
                 f"{caller} converts its input with np.asarray, which would drop the derivative of a traced "
                 "array, so jacobian_lab refuses it; it has no derivative rule here. Write that step with "
                 "NumPy operations" + _RECIPES.get(caller, _RECIPES.get(caller.rsplit(".", 1)[0], "")))
+        if not self.constant and sys._getframe(1).f_code.co_name == "as_strided":
+            # its byte strides would walk an object array's pointers as the values they are not
+            raise TracerConversionError(
+                "np.lib.stride_tricks.as_strided reads an array's memory with byte strides, which a traced "
+                "array does not have; use np.lib.stride_tricks.sliding_window_view for windows, or indexing "
+                "(x[idx], np.take) for any other arrangement of its elements")
         if not self.constant and dtype in (None, object) and self.size <= ELEMENTWISE:
             # np.array([a, b]) of traced scalars, or np.asarray(x) of a small traced array: an object
             # array of its traced elements, which operators and NumPy's own loops compute on and f may
-            # return (`from_objects`). Read-only when it is x's own (writing could not reach x).
+            # return (`from_objects`). Read-only when it is x's own (writing could not reach x), not
+            # when NumPy asks for a copy (np.array(x), the usual copy of initial values).
             held = np.empty(self.shape, object)
             for index in np.ndindex(self.shape):
                 held[index] = self[index] if self.ndim else self
-            held.flags.writeable = not self.ndim
+            held.flags.writeable = not self.ndim or bool(copy)
             return held
         if not self.constant:
             raise TracerConversionError(

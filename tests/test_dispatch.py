@@ -838,6 +838,15 @@ def _objects_written(x):
     return y + np.cross(np.array([x[0, 0], Fraction(1, 4), 2.0]), x)
 
 
+def _copied_with_np_array(x):
+    c = np.array(x)  # the usual copy of initial values: an array of f's own, written in place
+    c += 1.0
+    c[0, 1:] = c[1, :2] * x[0, 0]
+    d = np.array(x[1], copy=True)
+    d[::2] = 0.0
+    return np.concatenate([c.ravel(), d, x.ravel()])
+
+
 def _flat_reads_and_writes(x):
     Y = x * 1.0  # (2, 3)
     Y.flat[[1, 4]] = x[0, 0] ** 2  # C order over Y
@@ -855,7 +864,8 @@ def _flat_reads_and_writes(x):
 IN_PLACE = [("through a view", _through_a_view), ("copies and views by method", _copies_and_views_by_method),
             ("flat", _flat_reads_and_writes), ("through einsum views", _written_through_einsum_views), ("new views in the array's own shape", _new_views_in_the_arrays_own_shape),
             ("through views of an array made like x", _written_through_views_of_an_array_made_like_x),
-            ("copies NumPy makes", _copies_numpy_makes), ("objects written", _objects_written), ("through a 0-d view", _through_a_0d_view),
+            ("copies NumPy makes", _copies_numpy_makes), ("objects written", _objects_written),
+            ("copied with np.array", _copied_with_np_array), ("through a 0-d view", _through_a_0d_view),
             ("rows in a loop", _rows_in_a_loop), ("item assigned", _item_assigned),
             ("assigned through views", _assigned_through_views), ("fancy assigned", _fancy_assigned),
             ("aliased", _aliased), ("accumulated", _accumulated), ("copies", _copied),
@@ -1693,6 +1703,15 @@ def test_storing_a_traced_value_into_a_plain_array_names_the_assignment():
 def test_pickling_a_traced_array_is_refused_naming_the_copies_that_work(mode):
     with pytest.raises(TypeError, match=r"cannot be pickled.*copy.deepcopy"):
         run(lambda x: pickle.loads(pickle.dumps(x)) * 2.0, mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("itemsize", [8, 4])
+def test_as_strided_is_refused_naming_sliding_window_view(itemsize, mode):
+    # Its byte strides would walk the pointers of an object array of traced elements
+    windows = lambda x: np.lib.stride_tricks.as_strided(x, shape=(4, 3), strides=(itemsize, itemsize))  # noqa: E731
+    with pytest.raises(jl.TracerConversionError, match="as_strided.*sliding_window_view"):
+        run(lambda x: windows(x.ravel().astype(f"f{itemsize}")).sum(1), mode)
 
 
 def test_other_value_errors_of_f_pass_through_unchanged():
