@@ -17,6 +17,7 @@ from operator import setitem
 
 import numpy as np
 import pytest
+from scipy import special
 from helpers import assert_fd_close, central_differences, traced_value
 
 import jacobian_lab as jl
@@ -571,6 +572,21 @@ def test_a_numpy_function_given_only_an_object_array_names_np_stack(mode):
 
     with pytest.raises(TypeError, match=r"dtype\('O'\).*np\.stack\(\[np\.stack\(\[a, b\]\)"):
         run(f, mode, np.array([0.4, -0.3]))
+
+
+OBJECTS_REFUSED = {  # x = np.asarray(x) at the top of f gives an object array of traced values
+    "np.mean": (lambda x: np.mean(np.asarray(x) ** 2), jl.TracerConversionError, "np.mean"),
+    "np.isfinite": (lambda x: np.where(np.isfinite(np.asarray(x)), x, 0.0), TypeError, "isfinite"),
+    "scipy.special.expit": (lambda x: special.expit(np.asarray(x)), TypeError, "expit"),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f, error, numpys", OBJECTS_REFUSED.values(), ids=OBJECTS_REFUSED)
+def test_numpy_functions_that_cannot_compute_on_objects_name_the_asarray_to_drop(f, error, numpys, mode):
+    with pytest.raises(error, match=rf"{numpys}.*drop the np\.asarray") as info:
+        run(f, mode, np.array([0.4, -0.3]))
+    assert "array of traced values" in str(info.value)
 
 
 @pytest.mark.parametrize("mode", MODES)

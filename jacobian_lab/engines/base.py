@@ -65,6 +65,16 @@ def next_level() -> int:
     return next(_LEVELS)
 
 
+#: NumPy's errors for an object array that no traced argument dispatches, or that its loop over
+#: objects cannot run (a ufunc with no method of that name, plain numbers beside traced ones)
+_OBJECT_LOOPS = ("dtype('O')", "not supported for the input types", "loop of ufunc does not support argument")
+_OBJECTS = (
+    "an array of traced values (an object array: what np.asarray(x) of a small traced x or np.array([...]) "
+    "of traced values gives). Call it on the traced array itself (drop the "
+    "np.asarray: x is an array already), and build arrays from traced values with np.stack: "
+    "np.stack([np.stack([a, b]), np.stack([c, d])]) for a 2x2 matrix")
+
+
 def call_traced(f, x, trace):
     """``check_output(f(x), trace)``: f run on the traced input x, its result validated.
 
@@ -72,9 +82,10 @@ def call_traced(f, x, trace):
     stored into an element of a plain array (``y[i] = x[j]``) reaches NumPy's
     element setter, which calls ``float()`` on it and reports the refusal as a
     bare ValueError ("setting an array element with a sequence.") raised from
-    ours. And a NumPy function that no traced argument dispatches (np.linalg.solve
-    of matrices built with np.array([[a, b], [c, d]])) refuses the object array
-    it is given with a casting TypeError.
+    ours (np.mean of an object array of traced values converts too). And a NumPy
+    function that no traced argument dispatches (np.linalg.solve of matrices built
+    with np.array([[a, b], [c, d]]), np.isfinite of np.asarray(x)) refuses the
+    object array it is given with a TypeError.
     """
     try:
         y = f(x)
@@ -87,16 +98,15 @@ def call_traced(f, x, trace):
             "to floats (np.asarray(x, dtype=float), which x is already) would drop the derivative, so "
             f"jacobian_lab refuses it (NumPy reports it as {str(error)!r}). Write into a traced array instead: "
             "y = np.zeros_like(x, shape=(n,)) in place of y = np.zeros(n), then y[i] = v; or build the array "
-            "from traced values (np.stack([...]), np.concatenate, np.where(mask, value, y))"
+            "from traced values (np.stack([...]), np.concatenate, np.where(mask, value, y)). NumPy does the "
+            "same inside np.mean, np.var, np.median or np.linalg given " + _OBJECTS
         ) from error
     except TypeError as error:
-        if "dtype('O')" not in str(error):
+        if not any(text in str(error) for text in _OBJECT_LOOPS):
             raise
-        raise TypeError(
-            f"{error}: a NumPy function got an array of traced values built with np.array([...]) (an object "
-            "array) and no traced array beside it, so jacobian_lab could not take the call. Build it with "
-            "np.stack instead: np.stack([np.stack([a, b]), np.stack([c, d])]) for a 2x2 matrix"
-        ) from error
+        unsure = "" if "dtype('O')" in str(error) else " (if an operand is an array of traced values)"
+        raise TypeError(f"{error}{unsure}: a NumPy function (or a scipy.special ufunc) cannot compute on {_OBJECTS}"
+                        ) from error
     finally:
         trace.finish()
 
