@@ -355,8 +355,9 @@ def _compressed(fun, g, pullback, y, x, recorder):
     return program, program.dense(values)
 
 
-# Structures whose outputs each depend on a few operand elements (see `Primitive.structure`).
-_LOCAL = frozenset(["elementwise", "move", "scatter"])
+# Structures whose outputs each depend on a few operand elements (see `Primitive.structure`; a scipy.sparse
+# matrix's rows hold few entries).
+_LOCAL = frozenset(["elementwise", "move", "scatter", "sparse_matmul"])
 
 
 def _orders(fun, g, x) -> tuple[str, ...]:

@@ -24,6 +24,8 @@ from .rules import linalg as L
 from .rules import lu as LU
 from .rules import reductions as R
 from .rules import shape as S
+from .rules import sparse as SP
+from .rules.sparse import is_sparse
 
 FUNCTIONS: dict[Callable, Callable] = {}
 
@@ -699,6 +701,20 @@ def matmul(a, b, /, out=None, **kwargs):
     if np.ndim(a) == 0 or np.ndim(b) == 0:
         raise ValueError("matmul: Input operand does not have enough dimensions")
     return L.matmul(a, b)
+
+
+def matmul_operator(a, b):
+    """``a @ b``: `matmul`, or with a plain scipy.sparse matrix on either side (`rules.sparse`) the product
+    scipy computes, with its shapes: a 1-D or 2-D array, contracted along its first or last axis."""
+    if not (is_sparse(a) or is_sparse(b)):
+        return matmul(a, b)
+    matrix, x = (a, b) if is_sparse(a) else (b.T, a)  # x @ B is (Bᵀ @ xᵀ)ᵀ, as scipy computes it
+    if is_sparse(x) or np.ndim(x) not in (1, 2) or len(matrix.shape) != 2:
+        raise ValueError("could not interpret dimensions: scipy.sparse multiplies a 2-D matrix by 1-D and 2-D arrays")
+    axis = np.ndim(x) - 1 if x is a else 0
+    if np.shape(x)[axis] != matrix.shape[1]:
+        raise ValueError(f"matmul: dimension mismatch of a {np.shape(a)} and a {np.shape(b)} operand")
+    return SP.sparse_matmul(x, matrix, axis)
 
 
 @implements(np.dot)

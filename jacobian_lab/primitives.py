@@ -74,7 +74,8 @@ class Primitive:
     zero: reshape, indexing, concatenate), "reduction" (the elements reduced
     over ``axis``), "scan" (the elements up to its own along ``axis``: cumsum),
     "scatter" (the elements whose ``indices`` entry along ``axis`` is its own),
-    "matmul" (a row of one operand and a column of the other) or None (any
+    "matmul" (a row of one operand and a column of the other), "sparse_matmul"
+    (the elements a scipy.sparse matrix's stored entries join to it) or None (any
     output element may depend on any element). ``raises=True`` marks an
     operation that raises on some values (LinAlgError: cholesky of a matrix
     that is not positive definite, inv of a singular one): a compiled program

@@ -15,6 +15,8 @@ from its operands' matrices and its primitive's `structure`:
 * "scatter": on what the elements added into it (``indices`` naming its
   position along ``axis``) depend on;
 * "matmul": on a row of the first operand and a column of the second;
+* "sparse_matmul": on the elements of x that the stored entries of the scipy.sparse
+  matrix's row join to it (``A @ x``, `rules.sparse`);
 * anything else: on everything any operand element depends on.
 
 So the pattern holds every entry the Jacobian can have, for any x that runs
@@ -199,6 +201,25 @@ def _matmul(record, operands, n):
                     if d is not None])
 
 
+def _sparse_matmul(record, operands, n):
+    """Element i along `axis` of A @ x (the other axes alike): x's elements j there for A's stored (i, j)."""
+    matrix, axis = record.params["matrix"].tocoo(), record.params["axis"]
+    elements = [np.moveaxis(_element_numbers(np.shape(a)), axis, 0) for a in (record.args[0], record.out)]
+    sources, targets = (e.reshape(e.shape[0], -1)[at].ravel() for e, at in zip(elements, (matrix.col, matrix.row)))
+    return _linked(operands[0], n, sources, targets)
+
+
+def _linked(keys, n, sources, targets):
+    """The matrix whose row t joins every row s of `keys` with a pair (s, t) in (sources, targets)."""
+    order = np.argsort(sources, kind="stable")
+    sources, targets = sources[order], targets[order]
+    rows, cols = np.divmod(keys, n)
+    start = np.searchsorted(sources, rows, "left")
+    count = np.searchsorted(sources, rows, "right") - start
+    picks = np.repeat(start - (np.cumsum(count) - count), count) + np.arange(count.sum())
+    return _unique(targets[picks] * n + np.repeat(cols, count))
+
+
 def _dense(record, operands, n):
     """Every output element depends on everything the operands depend on."""
     columns = _unique(np.concatenate([d % n for d in operands if d is not None]))
@@ -206,4 +227,4 @@ def _dense(record, operands, n):
 
 
 _RULES = {"elementwise": _elementwise, "move": _move, "reduction": _reduction, "scan": _scan,
-          "scatter": _scatter, "matmul": _matmul}
+          "scatter": _scatter, "matmul": _matmul, "sparse_matmul": _sparse_matmul}

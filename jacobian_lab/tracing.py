@@ -67,6 +67,14 @@ def _library_caller() -> str | None:
     return public or outermost
 
 
+def _sparse_matmul_asks() -> bool:
+    """Whether scipy.sparse's ``A @ x`` (or ``A.dot(x)``) is converting x: its operator dispatch returns
+    NotImplemented for an operand that converts to a 0-d object array, as other's __rmatmul__ may take it."""
+    frame = sys._getframe(2)
+    return (frame.f_code.co_name == "_matmul_dispatch" and frame.f_back.f_code.co_name == "__matmul__"
+            and frame.f_globals.get("__name__", "").startswith("scipy.sparse"))
+
+
 #: np.asarray of a traced array of at most this many elements gives an object array of its traced
 #: elements (`Tracer.__array__`), on which NumPy computes one traced scalar at a time; a larger one is
 #: refused, since every operation would then dispatch that many primitives.
@@ -80,6 +88,10 @@ _RECIPES = {
     "scipy.stats": " (a distribution's density in NumPy, its cdf with scipy.special: the normal's is ndtr)",
     "scipy.linalg.solve": " (np.linalg.solve)", "scipy.linalg.inv": " (np.linalg.inv)",
     "scipy.linalg.det": " (np.linalg.det)", "scipy.linalg.cholesky": " (np.linalg.cholesky)",
+    "scipy.sparse.__mul__": " (A @ x for the matrix product of a scipy.sparse matrix, which is differentiated)",
+    "scipy.sparse.dot": " (A @ x, which is differentiated)",
+    "scipy.sparse.multiply": " (A @ x for a matrix product; A.toarray() * x elementwise)",
+    "scipy.sparse.spsolve": " (np.linalg.solve(A.toarray(), b))",
 }
 
 
@@ -280,6 +292,10 @@ class Tracer:
                                 not views or func in api.ITSELF)
 
     def __array__(self, dtype=None, copy=None):
+        if _sparse_matmul_asks():  # a 0-d object array makes scipy defer A @ x to x.__rmatmul__, which
+            held = np.empty((), object)  # multiplies by the sparse matrix (`rules.sparse`)
+            held[()] = self
+            return held
         caller = None if self.constant else _library_caller()
         if caller is not None:
             raise TracerConversionError(
@@ -372,7 +388,7 @@ class Tracer:
     __floordiv__, __rfloordiv__ = binary_methods(E.floor_divide)
     __mod__, __rmod__ = binary_methods(E.remainder)
     __divmod__, __rdivmod__ = binary_methods(api.UFUNCS[np.divmod])
-    __matmul__, __rmatmul__ = binary_methods(api.matmul)
+    __matmul__, __rmatmul__ = binary_methods(api.matmul_operator)  # a scipy.sparse matrix too
     __lt__, __le__ = binary_method(E.less), binary_method(E.less_equal)
     __gt__, __ge__ = binary_method(E.greater), binary_method(E.greater_equal)
     __eq__, __ne__ = binary_method(E.equal), binary_method(E.not_equal)

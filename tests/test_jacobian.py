@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+import scipy.sparse
 import scipy.special as sc
 from helpers import assert_close, assert_fd_close, central_differences
 
@@ -34,6 +35,7 @@ M44 = RNG.standard_normal((4, 4))
 B142 = RNG.standard_normal((1, 4, 2))
 W33 = RNG.uniform(-1, 1, (3, 3)) + 3 * np.eye(3)  # well conditioned, positive determinant
 Q33 = np.linalg.qr(RNG.standard_normal((3, 3)))[0]
+SPARSE34 = scipy.sparse.csr_array(np.array([[1.5, 0.0, 0.0, -2.0], [0.0, 0.5, 0.0, 0.0], [3.0, 0.0, 0.0, 1.0]]))
 SPD33 = (Q33 * [0.6, 1.7, 3.1]) @ Q33.T + np.triu(RNG.uniform(-1, 1, (3, 3)), 1)  # noise where eigh does not read
 
 
@@ -192,6 +194,8 @@ CASES = [
          x4),
     Case("stacked matmul with broadcasting", lambda X: X @ B142 + np.matmul(X, X.transpose(0, 2, 1)).sum(axis=-1)[..., None],
          X234),
+    Case("scipy.sparse matrix @ traced and traced @ matrix", lambda X: SPARSE34 @ X.T @ SPARSE34, X34,
+         lambda X: np.einsum("ik,jl->ijlk", SPARSE34.toarray(), SPARSE34.toarray().T)),
     Case("np.dot", lambda X: np.dot(X, x4) + np.dot(X[0], X.T) + np.dot(2.0, X[1]).sum(), X34),
     Case("np.outer", lambda x: np.outer(x, x ** 2), x4,
          lambda x: np.einsum("ik,j->ijk", np.eye(4), x ** 2) + np.einsum("i,jk->ijk", x, np.diag(2 * x))),

@@ -80,3 +80,12 @@ def test_ode_example_gives_the_solution_the_finite_difference_jacobian_gives():
                           rtol=1e-8, atol=1e-10)  # scipy's own finite-difference Jacobian
     assert sol.status == 0 and sol.njev > 1
     np.testing.assert_allclose(sol.y[:, -1], reference.y[:, -1], rtol=1e-6, atol=1e-12)
+
+
+def test_sparse_stencil_example_is_the_stencil_plus_the_reaction_diagonal():
+    block = next(b for b in python_blocks() if "fisher" in b)
+    namespace = {"np": np, "jl": jl}
+    exec(compile(block, "README.md", "exec"), namespace)
+    L, u0, S = namespace["L"], namespace["u0"], namespace["S"]
+    np.testing.assert_allclose(S.toarray(), L.toarray() + np.diag(1.0 - 2.0 * u0), rtol=1e-15)
+    assert S.nnz == L.nnz and np.unique(jl.coloring(jl.sparsity(namespace["fisher"], u0))).size == 3

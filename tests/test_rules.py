@@ -138,6 +138,12 @@ FACTORIZED = {"solve", "inv", "det", "logabsdet", "det_sign", "cholesky", "eigh_
               "qr", "qr_r", "pinv"}
 
 
+def sparse_matrix(m, n):
+    import scipy.sparse
+
+    return scipy.sparse.random_array((m, n), density=0.5, format="csr", rng=RNG) + scipy.sparse.eye_array(m, n)
+
+
 def prod_with_zeros():
     x = positive(3, 4)
     x[0, 1] = 0.0               # one zero in row 0
@@ -288,6 +294,11 @@ EXAMPLES: dict[str, list[Example]] = {
     "concatenate": [
         ex(general(2, 3), general(1, 3), general(4, 3), axis=0),
         ex(general(2, 1), general(2, 3), general(2, 2), axis=1),
+    ],
+    "sparse_matmul": [
+        ex(general(4), matrix=sparse_matrix(3, 4), axis=0, label="A @ vector"),
+        ex(general(4, 2), matrix=sparse_matrix(5, 4), axis=0, label="A @ matrix"),
+        ex(general(2, 3, 4), matrix=sparse_matrix(3, 4), axis=2, label="stack @ Bᵀ"),
     ],
     "matmul": [
         ex(general(3, 4), general(4, 2), label="matrix @ matrix"),
