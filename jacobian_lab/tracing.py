@@ -40,7 +40,7 @@ def _conversion_error(what: str) -> TracerConversionError:
     )
 
 
-def _library_caller() -> str | None:
+def _library_caller(depth: int = 2) -> str | None:
     """The scipy function f called that is converting a traced array (scipy.special.logsumexp), if any.
 
     It is read from the run of scipy and NumPy frames right above the conversion: the outermost
@@ -48,7 +48,7 @@ def _library_caller() -> str | None:
     it wraps), or the outermost scipy frame if none is. A scipy frame further out
     (scipy.optimize.root calling the Jacobian function that calls f) is no caller of this conversion.
     """
-    frame, public, outermost = sys._getframe(2), None, None
+    frame, public, outermost = sys._getframe(depth), None, None  # the frame that called the conversion
     while frame is not None:
         module, function = frame.f_globals.get("__name__", ""), frame.f_code.co_name
         if module.startswith("scipy."):
@@ -59,6 +59,8 @@ def _library_caller() -> str | None:
                                 and not getattr(v, "__name__", "_").startswith(("_", "<"))), None)
                 if wrapped is not None:
                     public = ".".join(wrapped.__module__.split(".")[:2] + [wrapped.__name__])
+            elif function in ("__init__", "__call__") and "self" in frame.f_locals:  # a class: CubicSpline(x, y)
+                public = ".".join(module.split(".")[:2] + [type(frame.f_locals["self"]).__name__])
             elif not module.startswith("scipy._lib") and not function.startswith("_"):
                 public = outermost
         elif not module.startswith("numpy"):
@@ -90,6 +92,7 @@ _RECIPES = {
     "scipy.linalg.det": " (np.linalg.det)", "scipy.linalg.cholesky": " (np.linalg.cholesky)",
     "scipy.sparse.__mul__": " (A @ x for the matrix product of a scipy.sparse matrix, which is differentiated)",
     "scipy.sparse.dot": " (A @ x, which is differentiated)",
+    "scipy.interpolate": " (np.interp interpolates linearly, in the values and the points)",
     "scipy.sparse.multiply": " (A @ x for a matrix product; A.toarray() * x elementwise)",
     "scipy.sparse.spsolve": " (np.linalg.solve(A.toarray(), b))",
 }
@@ -239,7 +242,11 @@ class Tracer:
         the values read as a check (`primitives.observe`).
         """
         if not self.constant:
-            raise _conversion_error(what)
+            caller = _library_caller(3)  # scipy's quad or brentq converting what the function it calls returns
+            error = _conversion_error(f"{caller} converting to a number what the function f passes it returns "
+                                      f"({what})" if caller else what)
+            self._trace.refused = error
+            raise error
         return observe(np.array if copy else _read_only, self.primal)
 
     # --- array metadata --------------------------------------------------------

@@ -17,7 +17,7 @@ from operator import setitem
 
 import numpy as np
 import pytest
-from scipy import special
+from scipy import integrate, optimize, special
 from helpers import assert_fd_close, central_differences, traced_value
 
 import jacobian_lab as jl
@@ -1713,6 +1713,20 @@ def test_storing_a_traced_value_into_a_plain_array_names_the_assignment():
         assert "np.stack" in str(info.value)
         numpys = info.value.__cause__
         assert type(numpys) is ValueError and isinstance(numpys.__cause__, jl.TracerConversionError)
+
+
+CONVERTED_BY_SCIPY = {  # scipy's compiled code converts what the function f passes it returns
+    "scipy.integrate.quad": lambda p: np.array([integrate.quad(lambda s: np.exp(-p[0] * s), 0.0, 1.0)[0]]),
+    # brentq's C code loses the error and fails another way (a SystemError, or "different signs")
+    "scipy.optimize.brentq": lambda p: np.array([optimize.brentq(lambda z: z - p[0], -5.0, 5.0)]),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", CONVERTED_BY_SCIPY)
+def test_a_scipy_routine_converting_what_its_function_returns_is_named(name, mode):
+    with pytest.raises(jl.TracerConversionError, match=re.escape(name) + " converting to a number"):
+        run(CONVERTED_BY_SCIPY[name], mode, np.array([0.8]))
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.interpolate
 import scipy.linalg
 import scipy.special as sc
 import scipy.stats
@@ -364,7 +365,9 @@ def test_importing_the_package_does_not_import_scipy_special():
 @pytest.mark.parametrize("call, name", [
     (lambda x: scipy.linalg.cholesky(np.outer(x, x) + np.eye(3)), "scipy.linalg.cholesky"),
     (lambda x: scipy.stats.entropy(np.abs(x)), "scipy.stats.entropy"),
-], ids=["through scipy's decorator", "through a stats decorator"])
+    (lambda x: scipy.interpolate.CubicSpline([0.0, 0.5, 1.0], x)(0.3), "scipy.interpolate.CubicSpline"),
+    (lambda x: scipy.interpolate.CubicSpline([0.0, 0.5, 1.0], [1.0, 0.0, 2.0])(x), "scipy.interpolate.CubicSpline"),
+], ids=["through scipy's decorator", "through a stats decorator", "a class made", "a class called"])
 def test_a_scipy_function_that_converts_is_named_past_its_decorators(call, name):
     with pytest.raises(jl.TracerConversionError, match=re.escape(name) + " converts its input"):
         jl.jacobian(call, np.array([0.5, -1.0, 2.0]))

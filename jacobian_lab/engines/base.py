@@ -75,6 +75,15 @@ _OBJECTS = (
     "np.stack([np.stack([a, b]), np.stack([c, d])]) for a 2x2 matrix")
 
 
+def _refused(error, trace) -> None:
+    """Raise the conversion `trace` refused, if it refused one and f then failed with `error` another way:
+    compiled code that converts a returned value (scipy's brentq) may lose that error and fail on."""
+    refused = trace.refused
+    if refused is not None and not isinstance(error, TracerConversionError):
+        raise TracerConversionError(f"{refused} (f then failed with {type(error).__name__}: {error}, which "
+                                    "may follow from it)") from error
+
+
 def call_traced(f, x, trace):
     """``check_output(f(x), trace)``: f run on the traced input x, its result validated.
 
@@ -92,6 +101,7 @@ def call_traced(f, x, trace):
         return check_output(y, trace)
     except ValueError as error:
         if not isinstance(error.__cause__, TracerConversionError):
+            _refused(error, trace)
             raise
         raise TracerConversionError(
             "storing a traced value into an element of a plain array (y[i] = x[j]) or converting traced values "
@@ -103,10 +113,14 @@ def call_traced(f, x, trace):
         ) from error
     except TypeError as error:
         if not any(text in str(error) for text in _OBJECT_LOOPS):
+            _refused(error, trace)
             raise
         unsure = "" if "dtype('O')" in str(error) else " (if an operand is an array of traced values)"
         raise TypeError(f"{error}{unsure}: a NumPy function (or a scipy.special ufunc) cannot compute on {_OBJECTS}"
                         ) from error
+    except (SystemError, ArithmeticError, RuntimeError) as error:
+        _refused(error, trace)
+        raise
     finally:
         trace.finish()
 
