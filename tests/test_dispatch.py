@@ -590,6 +590,17 @@ def test_numpy_functions_that_cannot_compute_on_objects_name_the_asarray_to_drop
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_writing_into_np_asarray_of_a_traced_array_names_the_copy_to_write_into(mode):
+    def f(x):
+        c = np.asarray(x)  # x's traced elements: a write could not reach x
+        c += 1.0
+        return c
+
+    with pytest.raises(ValueError, match=r"output array is read-only\. If it is np\.asarray\(x\).*x\.copy\(\)"):
+        run(f, mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_np_array_of_traced_scalars_and_numbers_is_left_to_numpys_loops(mode):
     def f(x):
         return np.sin(np.array([x[0], 2.0]))  # NumPy's object loop asks 2.0 for a sin method

@@ -102,6 +102,10 @@ def call_traced(f, x, trace):
     except ValueError as error:
         if not isinstance(error.__cause__, TracerConversionError):
             _refused(error, trace)
+            if "read-only" in str(error):  # NumPy's, for its read-only views too
+                raise ValueError(f"{error}. If it is np.asarray(x) of a traced x (an array of x's traced elements, "
+                                 "which a write could not reach x through), write into a copy: c = x.copy() or "
+                                 "np.array(x)") from error
             raise
         raise TracerConversionError(
             "storing a traced value into an element of a plain array (y[i] = x[j]) or converting traced values "
