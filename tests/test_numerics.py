@@ -106,6 +106,38 @@ def test_a_distance_matrix_with_its_zero_diagonal_has_a_finite_gradient():
         np.testing.assert_allclose(g(x), central_differences(energy, x), rtol=1e-6)
 
 
+DATA = np.array([np.nan, 1.0, 2.0, np.nan])
+ZERO_TIMES_NAN = {  # (f, the mode whose seeds meet 0 * inf, f with the value kept out as the README writes it)
+    "a product with NaN data": (
+        lambda x: np.stack([np.nanmean(DATA * x), np.sum(x)]), "reverse",  # the sum's row too
+        lambda x: np.stack([np.nanmean(np.where(np.isnan(DATA), np.nan, np.nan_to_num(DATA) * x)), np.sum(x)])),
+    "a cube after an inf on a diagonal": (
+        lambda x: np.sum(1.0 / _with_inf_diagonal(np.outer(x, x) + 1.0) ** 3, axis=1), "forward",
+        lambda x: np.sum(np.where(np.eye(4, dtype=bool), 0.0, 1.0 / (np.outer(x, x) + 1.0) ** 3), axis=1)),
+}
+
+
+def _with_inf_diagonal(a):
+    np.fill_diagonal(a, np.inf)
+    return a
+
+
+@pytest.mark.parametrize("f, nan_mode, kept_out", ZERO_TIMES_NAN.values(), ids=ZERO_TIMES_NAN)
+def test_zero_times_an_infinite_slope_is_nan_and_the_double_where_is_not(f, nan_mode, kept_out):
+    x = np.array([0.5, 1.5, 0.2, 0.9])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        np.testing.assert_allclose(f(x), kept_out(x), rtol=1e-15)  # the same function
+        J = jl.jacobian(f, x, mode=nan_mode)  # as JAX gives it
+    assert np.isnan(J).any()
+    if nan_mode == "reverse":
+        assert np.isnan(J[1]).any()  # in the row of np.sum(x), which never reads DATA
+    for mode in MODES:
+        J = jl.jacobian(kept_out, x, mode=mode)
+        assert np.isfinite(J).all()
+        np.testing.assert_allclose(J, central_differences(kept_out, x), rtol=1e-6, atol=1e-8)
+
+
 def test_polynomial_features_have_the_derivative_of_their_polynomial():
     f = lambda x: np.sum(np.array([1.0, 2.0, 3.0]) * x[:, None] ** np.arange(3))   # 1 + 2x + 3x², summed
     x = np.array([0.0, 0.5])
