@@ -198,7 +198,7 @@ class JittedHessian(Jitted):
 
     def __call__(self, x, *more):
         if more or not structured(x):
-            return super().__call__(x, *more)
+            return self.fun.f.unflattened(super().__call__(x, *more), np.shape(x))  # f's tree of outputs
         g, x_flat, flat = self._flattened(x)
         return trees.blocks(self._through(flat, "__call__", x_flat), g.in_def, g.in_def)
 

@@ -28,6 +28,7 @@ from .jacobian import (
     _split_batch,
     check_function,
     check_options,
+    flat_output,
     function_name,
     one_input_error,
     prepare,
@@ -49,7 +50,8 @@ def hessian(f: Callable, x=_NO_X, *, mode: str = "forward", batch_size=None, max
     "auto" (the order with fewer predicted FLOPs). batch_size=None: as many
     seeds as keep a pass's arrays about cache-sized, within `max_memory`. A
     vector-valued f gives each output's Hessian, its sweep pulling back every
-    output at once. Without x, the Hessian as a function of x. x may be a
+    output at once, and one returning a tuple, list or dict of arrays a Hessian
+    per array, in f's structure (as ``jax.hessian``). Without x, the Hessian as a function of x. x may be a
     tree of arrays for a scalar f: the Hessian is then nested twice in x's
     structure, as ``jax.hessian`` nests it. executor: runs the passes side
     by side, as for `jacobian`.
@@ -103,14 +105,32 @@ class Derivative:
 
     def __init__(self, f: Callable, scalar: str | None = None):
         self.f, self.scalar = f, scalar
+        self.out_def = None  # a tree of arrays f returned: its structure (`unflattened`)
 
     def __call__(self, v):
-        y, pullback = engines.get("reverse").vjp(self.f, v)
+        y, pullback = engines.get("reverse").vjp(self._flat, v)
         if self.scalar and np.shape(y) != ():
             raise TypeError(f"{self.scalar} needs f to return a scalar (shape ()), got shape {np.shape(y)}; "
                             "jl.hessian of an array x gives each output's Hessian")
         rows = pullback(seeds(0, np.size(y), np.shape(y), result_dtype(v)))  # float32 x: float32 seeds, as rows()
         return np.reshape(rows, np.shape(y) + np.shape(v))
+
+    def _flat(self, v):
+        out = self.f(v)
+        y, out_def = flat_output(out)
+        if out_def is not None:
+            if self.scalar:
+                raise TypeError(f"{self.scalar} needs f to return a scalar (shape ()), got a {type(out).__name__}")
+            self.out_def = out_def
+        return y
+
+    def unflattened(self, H, x_shape):
+        """The Hessian H of the vector of f's outputs as f returned them: each array of a tree its own
+        Hessian, of shape ``leaf.shape + x.shape + x.shape``, as jax.hessian nests them."""
+        if self.out_def is None:
+            return H
+        pair = trees.TreeDef(None, shape=tuple(x_shape) * 2)
+        return trees.blocks(np.reshape(H, (self.out_def.size, pair.size)), self.out_def, pair)
 
 
 class HessianFunction:
@@ -132,7 +152,8 @@ class HessianFunction:
         if more:
             raise one_input_error(self)
         if not structured(x):
-            return self.as_jacobian()(x)
+            fun = self.as_jacobian()
+            return fun.f.unflattened(fun(x), np.shape(x))
         g, x_flat, fun = self.flattened(x)
         return trees.blocks(fun(x_flat), g.in_def, g.in_def)
 

@@ -386,6 +386,24 @@ def _record_and_sweep(f, x, g):
     return engines.get("reverse").vjp(f, x)[1](g)
 
 
+def flat_output(out) -> tuple:
+    """``(out, None)`` for an array; for a tree of arrays (a tuple, list or dict f returned), its leaves
+    ravelled into one vector and the tree's structure."""
+    if not trees.is_tree(out):
+        return out, None
+    leaves, out_def = trees.flatten(out)
+    leaves = [from_objects(leaf) for leaf in leaves]  # np.array([a, b]) of traced scalars
+    if not leaves:
+        raise TypeError("f returned an empty structure; it must return at least one array")
+    for leaf in leaves:
+        if not isinstance(leaf, (np.ndarray, np.generic, Tracer)):
+            raise TypeError(
+                f"f returned a {type(out).__name__} holding a {type(leaf).__name__}; every entry of a "
+                "structured output must be an array (build one array with np.stack, or return arrays)"
+            )
+    return trees.ravel(leaves), out_def
+
+
 class Flattened:
     """f as the engines see it: one float array in, one array out.
 
@@ -410,20 +428,10 @@ class Flattened:
         return self.in_def is not None or self.out_def is not None
 
     def __call__(self, v):
-        out = self.f(v if self.in_def is None else self.in_def.unflatten(self._leaves(v)))
-        if not trees.is_tree(out):
-            return out
-        leaves, self.out_def = trees.flatten(out)
-        leaves = [from_objects(leaf) for leaf in leaves]  # np.array([a, b]) of traced scalars
-        if not leaves:
-            raise TypeError("f returned an empty structure; it must return at least one array")
-        for leaf in leaves:
-            if not isinstance(leaf, (np.ndarray, np.generic, Tracer)):
-                raise TypeError(
-                    f"f returned a {type(out).__name__} holding a {type(leaf).__name__}; every entry of a "
-                    "structured output must be an array (build one array with np.stack, or return arrays)"
-                )
-        return trees.ravel(leaves)
+        out, out_def = flat_output(self.f(v if self.in_def is None else self.in_def.unflatten(self._leaves(v))))
+        if out_def is not None:
+            self.out_def = out_def
+        return out
 
     def _leaves(self, v) -> list:
         """x's arrays cut from the flat v, each one of its own to f, as the caller's arrays are (they are

@@ -95,6 +95,19 @@ def test_vector_output_gives_each_outputs_hessian():
     np.testing.assert_allclose(H, expected, rtol=1e-14)
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse", "jit"])
+def test_a_tree_of_outputs_gives_a_hessian_per_array_in_its_structure(mode):
+    def rhs(y):  # an ODE right-hand side returned as a list, and a dict of results
+        return {"rhs": [y[1], (1.0 - y[0] ** 2) * y[1] - y[0]], "energy": np.sum(y ** 3)}
+
+    y = np.array([0.5, 1.5])
+    H = jl.jit(jl.hessian(rhs))(y) if mode == "jit" else jl.hessian(rhs, y, mode=mode)
+    assert set(H) == {"rhs", "energy"} and type(H["rhs"]) is list
+    np.testing.assert_array_equal(H["rhs"][0], np.zeros((2, 2)))
+    np.testing.assert_allclose(H["rhs"][1], [[-2.0 * y[1], -2.0 * y[0]], [-2.0 * y[0], 0.0]], rtol=1e-15)
+    np.testing.assert_allclose(H["energy"], np.diag(6.0 * y), rtol=1e-15)
+
+
 def test_batch_size_sets_the_passes_and_keeps_the_values():
     x = RNG.standard_normal(6)
     with counting() as c:
