@@ -55,7 +55,9 @@ def clone(tracer):
 def alias(tracer):
     """A new view of all of `tracer`, in its shape: what NumPy's ``x.T`` of a 1-d x, ``x.ravel()`` of a
     1-d x and ``x.view()`` give, another array object on the same memory (``v.shape = s`` leaves x as
-    it is)."""
+    it is). A 0-d value that is no view is an immutable NumPy scalar: itself."""
+    if not tracer.ndim and getattr(tracer, "_owner", None) is None:
+        return tracer
     new = clone(tracer)
     link_view(new, tracer, (_same, {}))
     return new

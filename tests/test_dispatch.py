@@ -818,7 +818,11 @@ def _new_views_in_the_arrays_own_shape(x):
     s[0] = x[1, 1] ** 2  # reaches y, t and r
     itself = np.squeeze(y)  # NumPy's squeeze returns y itself here
     itself.shape = (6, 1)
-    return np.concatenate([t.ravel(), r[:, 0], y.ravel()])
+    e = np.sum(x ** 2)  # a NumPy scalar: its .T, reshape(()) and view() are immutable scalars too
+    scalars = [e.T, e.reshape(()), np.transpose(e), e.view()]
+    for k, v in enumerate(scalars):
+        v += x.ravel()[k]
+    return np.concatenate([t.ravel(), r[:, 0], y.ravel(), np.stack([e] + scalars)])
 
 
 def _written_through_einsum_views(x):
