@@ -714,7 +714,7 @@ def matmul_operator(a, b):
     axis = np.ndim(x) - 1 if x is a else 0
     if np.shape(x)[axis] != matrix.shape[1]:
         raise ValueError(f"matmul: dimension mismatch of a {np.shape(a)} and a {np.shape(b)} operand")
-    return SP.sparse_matmul(x, matrix, axis)
+    return SP.sparse_matmul(x, SP.SparseConstant(matrix), axis)
 
 
 @implements(np.dot)

@@ -203,7 +203,7 @@ def _matmul(record, operands, n):
 
 def _sparse_matmul(record, operands, n):
     """Element i along `axis` of A @ x (the other axes alike): x's elements j there for A's stored (i, j)."""
-    matrix, axis = record.params["matrix"].tocoo(), record.params["axis"]
+    matrix, axis = record.params["matrix"].matrix.tocoo(), record.params["axis"]
     elements = [np.moveaxis(_element_numbers(np.shape(a)), axis, 0) for a in (record.args[0], record.out)]
     sources, targets = (e.reshape(e.shape[0], -1)[at].ravel() for e, at in zip(elements, (matrix.col, matrix.row)))
     return _linked(operands[0], n, sources, targets)

@@ -141,7 +141,10 @@ FACTORIZED = {"solve", "inv", "det", "logabsdet", "det_sign", "cholesky", "eigh_
 def sparse_matrix(m, n):
     import scipy.sparse
 
-    return scipy.sparse.random_array((m, n), density=0.5, format="csr", rng=RNG) + scipy.sparse.eye_array(m, n)
+    from jacobian_lab.rules.sparse import SparseConstant
+
+    random = scipy.sparse.random_array((m, n), density=0.5, format="csr", rng=RNG)
+    return SparseConstant(random + scipy.sparse.eye_array(m, n))
 
 
 def prod_with_zeros():

@@ -77,6 +77,36 @@ def test_a_compiled_jacobian_through_a_sparse_matrix_pushes_compressed_seeds():
     assert type(jac.program(u)).__name__ == "CompressedProgram" and jac.program(u).seeds == [3]  # not n seeds
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_the_matrix_is_copied_where_f_uses_it(mode):
+    A = sp.csr_array(STENCIL)
+    f = lambda u: np.sin(A @ u)  # noqa: E731
+    jac = jl.jit(jl.jacobian(f, mode=mode))
+    compiled = jac(X)
+    A.data *= 2.0  # a stencil updated between calls
+    np.testing.assert_array_equal(jac(X), compiled)  # a compiled program keeps its matrix, as jax.jit does
+    np.testing.assert_allclose(jl.jacobian(f, X, mode=mode), np.cos(A @ X)[:, None] * dense(A), rtol=1e-14)
+
+    def changes_it_after_use(u):
+        y = A @ u
+        A.data[0] += 1.0  # after the product: the sweep must use the matrix the product used
+        return np.sin(y)
+
+    used = dense(A)
+    J = jl.jacobian(changes_it_after_use, X, mode=mode)
+    np.testing.assert_allclose(J, np.cos(used @ X)[:, None] * used, rtol=1e-14)
+
+
+def test_tapes_with_equal_matrices_share_a_signature():
+    def signature(A):
+        _, pullback = jl.engines.get("reverse").vjp(lambda u: A @ u, X)
+        return pullback.tape.signature(pullback.output)
+
+    A = KINDS["csr_array"]
+    assert hash(signature(A)) == hash(signature(A.copy())) and signature(A) == signature(A.copy())
+    assert signature(A) != signature(2.0 * A) and signature(A) != signature(KINDS["csr_matrix"])
+
+
 def test_hessians_of_a_quadratic_form_with_a_sparse_matrix():
     A = KINDS["csr_array"]
     energy = lambda u: 0.5 * u @ (A @ u) + np.sum(u ** 4)  # noqa: E731

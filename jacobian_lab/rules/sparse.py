@@ -6,10 +6,13 @@ axis a of x (of length n), which becomes an axis of length m in its place:
 It is linear in x and A is a constant (a finite-difference stencil, a graph
 Laplacian, a mass matrix): its JVP applies it to the tangent, one axis further
 along past the seed axis, and its VJP applies Aᵀ. Each stored entry of A costs
-a multiply and an add per column of x (the elements of x over its length n
-along a), 2·nnz·columns flops, as dense matmul's 2·m·k·n counts every entry.
+a multiply and an add per vector of x it multiplies (x.size / n of them),
+2·nnz·(x.size / n) flops, as dense matmul's 2·m·k·n counts every entry.
 
-A is read when the primitive runs: f must not change A's entries after using it.
+The matrix is a `SparseConstant`: a copy taken where f used it, as a tape keeps
+the dense arrays f passes, so that changing the matrix afterwards (a stencil
+updated between calls) changes neither a sweep nor a compiled program, which
+keeps the matrix it was compiled with, as jax.jit does.
 """
 from __future__ import annotations
 
@@ -18,15 +21,48 @@ import numpy as np
 from ..primitives import Primitive, register
 
 
+class SparseConstant:
+    """A scipy.sparse matrix as the `sparse_matmul` parameter: a copy in its own format, equal to another
+    (and hashed alike) when format, shape, dtype and entries are, so that tapes using equal matrices
+    share a cost prediction or a sparsity pattern (`Tape.signature`)."""
+
+    __slots__ = ("matrix", "_key")
+
+    def __init__(self, matrix, copy: bool = True):
+        self.matrix = matrix.copy() if copy else matrix
+        self._key = None
+
+    @property
+    def T(self) -> "SparseConstant":
+        return SparseConstant(self.matrix.T, copy=False)  # a new matrix object: nothing else holds it
+
+    def key(self) -> tuple:
+        if self._key is None:
+            m = self.matrix
+            csr = m.tocsr()  # one form for every format: the stored entries, in order
+            self._key = (type(m).__name__, m.shape, m.dtype.str, csr.indptr.tobytes(), csr.indices.tobytes(),
+                         csr.data.tobytes())
+        return self._key
+
+    def __eq__(self, other) -> bool:
+        return type(other) is SparseConstant and self.key() == other.key()
+
+    def __hash__(self) -> int:
+        return hash(self.key())
+
+    def __repr__(self) -> str:
+        return f"SparseConstant({type(self.matrix).__name__} {self.matrix.shape}, nnz={self.matrix.nnz})"
+
+
 def _impl(x, matrix, axis):
     # scipy's own product, in the matrix's own format: a vector's values are scipy's to the last bit
-    moved = np.moveaxis(x, axis, 0)
-    out = np.asarray(matrix @ (moved if moved.ndim == 1 else moved.reshape(moved.shape[0], -1)))  # np.matrix
-    return np.moveaxis(out.reshape((matrix.shape[0],) + moved.shape[1:]), 0, axis)  # for an spmatrix
+    a, moved = matrix.matrix, np.moveaxis(x, axis, 0)
+    out = np.asarray(a @ (moved if moved.ndim == 1 else moved.reshape(moved.shape[0], -1)))  # (an spmatrix
+    return np.moveaxis(out.reshape((a.shape[0],) + moved.shape[1:]), 0, axis)  # gives an np.matrix)
 
 
 def _cost(out, x, matrix, axis):
-    return 2 * matrix.nnz * (x.size // max(x.shape[axis], 1)), 0
+    return 2 * matrix.matrix.nnz * (x.size // max(x.shape[axis], 1)), 0
 
 
 def _jvp(tangents, out, x, matrix, axis):
