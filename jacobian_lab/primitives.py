@@ -194,9 +194,10 @@ class Trace:
     #: Set once f holds an array of this trace without a derivative (`constant`): from then on an
     #: operation on such arrays and plain ones alone gives one too, and reaches no derivative rule.
     constants: bool = False
-    #: The last conversion of one of its values this trace refused (`Tracer._plain`): compiled code that
-    #: converts (scipy's brentq calling f) may lose the error and fail another way, which names it then.
-    refused: Exception | None = None
+    #: The last conversion of one of its values a scipy routine asked for and this trace refused, with the
+    #: routine's name (`Tracer._plain`): its compiled code (brentq calling f) may lose the error and fail
+    #: another way, which then names it.
+    refused: tuple | None = None
 
     def constant(self, value):
         """`value` as an array of this trace without a derivative, which f can write traced values

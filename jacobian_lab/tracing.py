@@ -243,9 +243,10 @@ class Tracer:
         """
         if not self.constant:
             caller = _library_caller(3)  # scipy's quad or brentq converting what the function it calls returns
-            error = _conversion_error(f"{caller} converting to a number what the function f passes it returns "
-                                      f"({what})" if caller else what)
-            self._trace.refused = error
+            if caller is None:
+                raise _conversion_error(what)
+            error = _conversion_error(f"{caller} converting a traced value to a number ({what})")
+            self._trace.refused = error, caller  # its compiled code may lose the error: see `base._refused`
             raise error
         return observe(np.array if copy else _read_only, self.primal)
 
@@ -305,10 +306,12 @@ class Tracer:
             return held
         caller = None if self.constant else _library_caller()
         if caller is not None:
-            raise TracerConversionError(
+            error = TracerConversionError(
                 f"{caller} converts its input with np.asarray, which would drop the derivative of a traced "
                 "array, so jacobian_lab refuses it; it has no derivative rule here. Write that step with "
                 "NumPy operations" + _RECIPES.get(caller, _RECIPES.get(caller.rsplit(".", 1)[0], "")))
+            self._trace.refused = error, caller  # compiled code (fsolve's) may lose it: see `base._refused`
+            raise error
         if not self.constant and sys._getframe(1).f_code.co_name == "as_strided":
             # its byte strides would walk an object array's pointers as the values they are not
             raise TracerConversionError(

@@ -1734,14 +1734,28 @@ CONVERTED_BY_SCIPY = {  # scipy's compiled code converts what the function f pas
     "scipy.integrate.quad": lambda p: np.array([integrate.quad(lambda s: np.exp(-p[0] * s), 0.0, 1.0)[0]]),
     # brentq's C code loses the error and fails another way (a SystemError, or "different signs")
     "scipy.optimize.brentq": lambda p: np.array([optimize.brentq(lambda z: z - p[0], -5.0, 5.0)]),
+    # fsolve's raises its own minpack error, "not a proper array of floats"
+    "scipy.optimize.fsolve": lambda p: optimize.fsolve(lambda z: z - p, np.zeros(1)),
 }
 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", CONVERTED_BY_SCIPY)
 def test_a_scipy_routine_converting_what_its_function_returns_is_named(name, mode):
-    with pytest.raises(jl.TracerConversionError, match=re.escape(name) + " converting to a number"):
+    with pytest.raises(jl.TracerConversionError, match=re.escape(name) + " conver"):
         run(CONVERTED_BY_SCIPY[name], mode, np.array([0.8]))
+
+
+def test_an_error_after_a_refused_conversion_elsewhere_is_f_s_own():
+    def f(x):
+        try:
+            float(x[0])  # refused, and the refusal caught (as logging catches a formatting error)
+        except TypeError:
+            pass
+        return np.linalg.inv(np.zeros((2, 2))) @ x
+
+    with pytest.raises(np.linalg.LinAlgError, match="Singular matrix"):
+        run(f, "reverse", np.ones(2))
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -76,12 +76,19 @@ _OBJECTS = (
 
 
 def _refused(error, trace) -> None:
-    """Raise the conversion `trace` refused, if it refused one and f then failed with `error` another way:
-    compiled code that converts a returned value (scipy's brentq) may lose that error and fail on."""
-    refused = trace.refused
-    if refused is not None and not isinstance(error, TracerConversionError):
-        raise TracerConversionError(f"{refused} (f then failed with {type(error).__name__}: {error}, which "
-                                    "may follow from it)") from error
+    """Raise the conversion a scipy routine asked for and `trace` refused, if `error` came out of that
+    routine's package: compiled code that converts (brentq, fsolve calling f) may lose the refusal and fail
+    another way ("f(a) and f(b) must have different signs", a SystemError)."""
+    if trace.refused is None or isinstance(error, TracerConversionError):
+        return
+    refused, caller = trace.refused
+    package = caller.rsplit(".", 1)[0] + "."
+    tb = error.__traceback__
+    while tb is not None and not tb.tb_frame.f_globals.get("__name__", "").startswith(package):
+        tb = tb.tb_next
+    if tb is not None:
+        raise TracerConversionError(f"{refused} (and then {type(error).__name__}: {error}, which follows from "
+                                    "it)") from error
 
 
 def call_traced(f, x, trace):
@@ -122,7 +129,7 @@ def call_traced(f, x, trace):
         unsure = "" if "dtype('O')" in str(error) else " (if an operand is an array of traced values)"
         raise TypeError(f"{error}{unsure}: a NumPy function (or a scipy.special ufunc) cannot compute on {_OBJECTS}"
                         ) from error
-    except (SystemError, ArithmeticError, RuntimeError) as error:
+    except Exception as error:  # scipy's own error types too (minpack's, from fsolve)
         _refused(error, trace)
         raise
     finally:
