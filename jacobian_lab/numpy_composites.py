@@ -577,13 +577,15 @@ def sinc(x):
     """sin(pi x) / (pi x), and near 0 its Taylor series, 1 - y**2 / 6 + ... in y = pi x.
 
     Near 0 the quotient's derivatives cancel: its second derivative carries an error of about
-    eps / y**3 (2e8 at x = 1e-12, against -pi**2 / 3). Below |y| = 0.1 the series to y**8 is
-    exact to rounding, second derivative included, and at 0 it gives 1, slope 0 and no 0/0.
-    Each side is computed with the other's elements replaced (the "double where"), so neither
-    meets a value it cannot take.
+    eps / y**3 (2e8 at x = 1e-12, against -pi**2 / 3). Below |y| = 0.1 the series to y**8 has
+    values within an ulp of NumPy's and derivatives to about 1e-13 relative (at 0: 1, slope 0, no
+    0/0). Where x holds such elements (a decision on values, which a compiled program checks),
+    each side is computed with the other's elements replaced, the "double where".
     """
     y = E.multiply(np.pi, x)
     small = E.less(E.absolute(y), 0.1)
+    if not observe(np.any, small):
+        return E.divide(E.sin(y), y)
     u = E.square(E.where(small, y, 0.0))
     series = 1.0 / math.factorial(9)  # Horner's rule: (-1)**k u**k / (2k + 1)!, from k = 4 down
     for k in (3, 2, 1, 0):
