@@ -20,6 +20,7 @@ from . import scipy_special
 from .primitives import Primitive, apply, observe, primal
 from .rules import elementwise as E
 from .rules import shape as S
+from .rules.sparse import is_sparse
 
 
 class TracerConversionError(TypeError):
@@ -91,7 +92,7 @@ _RECIPES = {
     "scipy.linalg.solve": " (np.linalg.solve)", "scipy.linalg.inv": " (np.linalg.inv)",
     "scipy.linalg.det": " (np.linalg.det)", "scipy.linalg.cholesky": " (np.linalg.cholesky)",
     "scipy.sparse.__mul__": " (A @ x for the matrix product of a scipy.sparse matrix, which is differentiated)",
-    "scipy.sparse.dot": " (A @ x, which is differentiated)",
+    "scipy.sparse.dot": " (A @ x for a scipy.sparse matrix A, which is differentiated)",
     "scipy.interpolate": " (np.interp interpolates linearly, in the values and the points)",
     "scipy.sparse.multiply": " (A @ x for a matrix product; A.toarray() * x elementwise)",
     "scipy.sparse.spsolve": " (np.linalg.solve(A.toarray(), b))",
@@ -106,6 +107,10 @@ NOT_REAL = frozenset(map(np.dtype, "FDGO"))
 
 def not_real_result(prim, out) -> TypeError:
     """The error for a traced operation whose result is in `NOT_REAL`."""
+    if out.dtype == object and out.size and is_sparse(out.flat[0]):  # x * A: each element times the matrix
+        return TypeError(
+            f"{prim.name} of a traced array and a scipy.sparse matrix: jacobian_lab differentiates their matrix "
+            f"product, A @ x or x @ A; for an elementwise {prim.name}, make the matrix dense (A.toarray())")
     if out.dtype == object:
         return TypeError(
             f"{prim.name} of a traced array got an object array (np.array of values that are neither numbers "

@@ -119,7 +119,7 @@ REFUSED = {  # what scipy.sparse converts with np.asarray, refused naming what t
     "elementwise A * u": (lambda u: KINDS["csr_array"] * u, r"A @ x for a matrix product"),
     "spmatrix A * u": (lambda u: KINDS["csr_matrix"] * u, r"A @ x for the matrix product"),
     "A.multiply(u)": (lambda u: KINDS["csr_array"].multiply(u), r"A\.toarray\(\) \* x"),
-    "COO's A.dot(u)": (lambda u: KINDS["coo_matrix"].dot(u), r"A @ x, which is differentiated"),
+    "COO's A.dot(u)": (lambda u: KINDS["coo_matrix"].dot(u), r"A @ x for a scipy.sparse matrix A, which is differentiated"),
     "spsolve": (lambda u: sp.linalg.spsolve(KINDS["csr_array"], u), r"np\.linalg\.solve\(A\.toarray\(\), b\)"),
 }
 
@@ -128,6 +128,12 @@ REFUSED = {  # what scipy.sparse converts with np.asarray, refused naming what t
 def test_what_scipy_sparse_converts_is_refused_naming_the_fix(f, fix):
     with pytest.raises(jl.TracerConversionError, match=fix):
         jl.jacobian(f, X)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_an_elementwise_product_with_the_traced_array_first_names_the_matrix_product(mode):
+    with pytest.raises(TypeError, match=r"multiply of a traced array and a scipy.sparse matrix.*A @ x.*A\.toarray"):
+        jl.jacobian(lambda u: u * KINDS["csr_array"], X, mode=mode)
 
 
 def test_shapes_that_do_not_fit_fail_as_scipys():
