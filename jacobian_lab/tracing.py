@@ -70,12 +70,18 @@ def _library_caller(depth: int = 2) -> str | None:
     return public or outermost
 
 
+def _called_from(package: str, function: str, caller: str | None = None, depth: int = 2) -> bool:
+    """Whether the conversion running (`Tracer.__array__`, `depth` frames up) was asked for by `function`
+    of `package`, itself called from a function named `caller` when given."""
+    frame = sys._getframe(depth)
+    return (frame.f_code.co_name == function and frame.f_globals.get("__name__", "").startswith(package)
+            and (caller is None or frame.f_back.f_code.co_name == caller))
+
+
 def _sparse_matmul_asks() -> bool:
     """Whether scipy.sparse's ``A @ x`` (or ``A.dot(x)``) is converting x: its operator dispatch returns
     NotImplemented for an operand that converts to a 0-d object array, as other's __rmatmul__ may take it."""
-    frame = sys._getframe(2)
-    return (frame.f_code.co_name == "_matmul_dispatch" and frame.f_back.f_code.co_name == "__matmul__"
-            and frame.f_globals.get("__name__", "").startswith("scipy.sparse"))
+    return _called_from("scipy.sparse", "_matmul_dispatch", "__matmul__", depth=3)
 
 
 #: np.asarray of a traced array of at most this many elements gives an object array of its traced
@@ -317,7 +323,7 @@ class Tracer:
                 "NumPy operations" + _RECIPES.get(caller, _RECIPES.get(caller.rsplit(".", 1)[0], "")))
             self._trace.refused = error, caller  # compiled code (fsolve's) may lose it: see `base._refused`
             raise error
-        if not self.constant and sys._getframe(1).f_code.co_name == "as_strided":
+        if not self.constant and _called_from("numpy", "as_strided"):
             # its byte strides would walk an object array's pointers as the values they are not
             raise TracerConversionError(
                 "np.lib.stride_tricks.as_strided reads an array's memory with byte strides, which a traced "
