@@ -19,7 +19,6 @@ from . import numpy_api as api
 from . import scipy_special
 from .primitives import Primitive, apply, observe, primal
 from .rules import elementwise as E
-from .rules import shape as S
 from .rules.sparse import is_sparse
 
 
