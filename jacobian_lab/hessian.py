@@ -51,10 +51,10 @@ def hessian(f: Callable, x=_NO_X, *, mode: str = "forward", batch_size=None, max
     seeds as keep a pass's arrays about cache-sized, within `max_memory`. A
     vector-valued f gives each output's Hessian, its sweep pulling back every
     output at once, and one returning a tuple, list or dict of arrays a Hessian
-    per array, in f's structure (as ``jax.hessian``). Without x, the Hessian as a function of x. x may be a
-    tree of arrays for a scalar f: the Hessian is then nested twice in x's
-    structure, as ``jax.hessian`` nests it. executor: runs the passes side
-    by side, as for `jacobian`.
+    per array, in f's structure. Without x, the Hessian as a function of x.
+    x may be a tree of arrays for a scalar f: the Hessian is then nested twice
+    in x's structure. Both nest as ``jax.hessian`` does. executor: runs the
+    passes side by side, as for `jacobian`.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.hessian(lambda x: x[0] ** 2 * x[1], np.array([1.0, 3.0]))

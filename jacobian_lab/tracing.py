@@ -252,7 +252,7 @@ class Tracer:
         the values read as a check (`primitives.observe`).
         """
         if not self.constant:
-            caller = _library_caller(3)  # scipy's quad or brentq converting what the function it calls returns
+            caller = _library_caller(3)  # a scipy routine asking for it: quad, brentq (what their function returns)
             if caller is None:
                 raise _conversion_error(what)
             error = _conversion_error(f"{caller} converting a traced value to a number ({what})")
@@ -536,11 +536,10 @@ class Tracer:
 
     # copy.copy and copy.deepcopy (dataclasses.asdict, a state kept with deepcopy) copy the array as
     # NumPy's do; the trace it belongs to is shared, never copied
-    def __copy__(self):
-        return inplace.clone(self)
-
     def __deepcopy__(self, memo):
         return inplace.clone(self)
+
+    __copy__ = copy
 
     def __reduce__(self):
         raise TypeError("a traced array cannot be pickled: its derivative lives in the running derivative "
