@@ -96,6 +96,17 @@ _RECIPES = {
     "scipy.stats": " (a distribution's density in NumPy, its cdf with scipy.special: the normal's is ndtr)",
     "scipy.linalg.solve": " (np.linalg.solve)", "scipy.linalg.inv": " (np.linalg.inv)",
     "scipy.linalg.det": " (np.linalg.det)", "scipy.linalg.cholesky": " (np.linalg.cholesky)",
+    "scipy.linalg.cho_factor": " (np.linalg.cholesky)", "scipy.linalg.cho_solve": " (np.linalg.solve(A, b))",
+    "scipy.linalg.solve_triangular": " (np.linalg.solve)",
+    "scipy.spatial.pdist": " (pairwise distances: np.linalg.norm(P[:, None] - P[None, :], axis=-1))",
+    "scipy.spatial.cdist": " (np.linalg.norm(P[:, None] - Q[None, :], axis=-1))",
+    "scipy.signal.convolve": " (np.convolve)", "scipy.ndimage.convolve": " (np.convolve, or shifted slices summed)",
+    "scipy.integrate.trapezoid": " (np.trapezoid)", "scipy.integrate.simpson": " (np.trapezoid, or Simpson's weights @ y)",
+    "scipy.integrate.cumulative_trapezoid": " (np.cumsum((y[1:] + y[:-1]) / 2 * dx))",
+    "scipy.integrate.solve_ivp": " (a fixed-step scheme such as RK4 in a loop; or give the solver the Jacobian of "
+                                 "the right-hand side: jac=jl.jit(jl.jacobian(rhs)))",
+    "scipy.integrate.odeint": " (a fixed-step scheme such as RK4 in a loop; or give the solver the Jacobian of the "
+                              "right-hand side: Dfun=jl.jit(jl.jacobian(rhs)))",
     "scipy.sparse.__mul__": " (A @ x for the matrix product of a scipy.sparse matrix, which is differentiated)",
     "scipy.sparse.dot": " (A @ x for a scipy.sparse matrix A, which is differentiated)",
     "scipy.interpolate": " (np.interp interpolates linearly, in the values and the points)",

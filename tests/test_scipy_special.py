@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.integrate
 import scipy.interpolate
 import scipy.linalg
+import scipy.spatial.distance
 import scipy.special as sc
 import scipy.stats
 from helpers import assert_close, assert_fd_close, central_differences
@@ -360,6 +362,23 @@ def test_importing_the_package_does_not_import_scipy_special():
                          check=True).stdout.split()
     assert float(out[0]) == pytest.approx(2 / math.sqrt(math.pi), rel=1e-15)
     assert float(out[1]) == pytest.approx(2 / math.sqrt(math.pi) * math.exp(-1.0), rel=1e-15)
+
+
+RECIPES = {  # what f calls: the recipe the refusal names
+    "scipy.linalg.cho_factor": (lambda x: scipy.linalg.cho_factor(np.outer(x, x) + np.eye(3))[0], "np.linalg.cholesky"),
+    "scipy.linalg.solve_triangular": (lambda x: scipy.linalg.solve_triangular(np.eye(3), x), "np.linalg.solve"),
+    "scipy.spatial.pdist": (lambda x: scipy.spatial.distance.pdist(np.stack([x, x ** 2])), "np.linalg.norm(P[:, None]"),
+    "scipy.integrate.trapezoid": (lambda x: np.stack([scipy.integrate.trapezoid(x)]), "np.trapezoid"),
+    "scipy.integrate.solve_ivp": (lambda x: scipy.integrate.solve_ivp(lambda t, y: -x * y, (0.0, 1.0), np.ones(3)).y,
+                                  "jac=jl.jit(jl.jacobian(rhs))"),
+}
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_a_refused_scipy_function_names_the_numpy_to_write_instead(name):
+    call, recipe = RECIPES[name]
+    with pytest.raises(jl.TracerConversionError, match=re.escape(name) + " converts its input.*" + re.escape(recipe)):
+        jl.jacobian(call, np.array([0.5, -1.0, 2.0]))
 
 
 @pytest.mark.parametrize("call, name", [
