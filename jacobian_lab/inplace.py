@@ -33,14 +33,14 @@ from .rules import elementwise as E
 from .rules import shape as S
 
 _STATE: dict[type, tuple[str, ...]] = {}  # tracer class -> the slots that hold its value and derivative
-_ALIASING = frozenset(["_owner", "_path", "_views", "__weakref__"])
+ALIASING = frozenset(["_owner", "_path", "_views", "__weakref__"])
 
 
 def state_slots(cls: type) -> tuple[str, ...]:
     slots = _STATE.get(cls)
     if slots is None:
         names = [s for c in cls.__mro__ for s in c.__dict__.get("__slots__", ())]
-        _STATE[cls] = slots = tuple(s for s in names if s not in _ALIASING)
+        _STATE[cls] = slots = tuple(s for s in names if s not in ALIASING)
     return slots
 
 

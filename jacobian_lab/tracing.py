@@ -581,7 +581,10 @@ class Tracer:
         return inplace.alias(self)
 
     def __getattr__(self, name):
-        # Reached only for names the class does not define: say which ndarray feature is missing.
+        # Reached only for names the class does not define (and slots not set): say which ndarray feature
+        # is missing. The view links first: every tracer that is no view reads them unset.
+        if name in inplace.ALIASING:
+            raise AttributeError(name)
         ufunc = getattr(np, name, None) if name[0] != "_" and not self.ndim else None
         if type(ufunc) is np.ufunc:
             # NumPy's loop over an object array (np.sin(np.array([a, b]))) calls the ufunc's name as a method
