@@ -255,7 +255,8 @@ class Comparison:
             f"Jacobian of f: R^{p.n} -> R^{p.m}  (one evaluation: {p.primal.flops:,} flops "
             f"+ {p.primal.transcendentals:,} transcendentals)",
             f"cheap-gradient ratios OPS(f+JVP)/OPS(f) = {p.jvp_ratio():.2f}, "
-            f"OPS(f+VJP)/OPS(f) = {p.vjp_ratio():.2f} (Griewank & Walther: ω = 3; under 6 quoted in practice)",
+            f"OPS(f+VJP)/OPS(f) = {p.vjp_ratio():.2f} (a small constant: ω = 3 for arithmetic in Griewank & "
+            "Walther, under 6 quoted in practice)",
             self.rows(), text_column="mode",
         )
 

@@ -95,7 +95,7 @@ def test_cheap_gradient(comparisons):
     check_figure(fig)
     ax = fig.axes[0]
     lines = [line for line in ax.get_lines() if list(line.get_ydata()) == [3, 3]]
-    assert lines, "the bound 3 is drawn"
+    assert lines, "the reference ω = 3 is drawn"
     heights = sorted(round(p.get_height(), 6) for p in ax.patches if p.get_width() < 0.5)
     expected = sorted(round(r, 6) for p in preds.values() for r in (p.jvp_ratio(), p.vjp_ratio()))
     assert heights == expected
