@@ -96,15 +96,24 @@ def parse_sizes(text: str, what: str = "size") -> list[int]:
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
-    """Parse an input shape: "1000", "3,4", "3x4"; "" or "()" is a scalar (0-d) input.
+    """Parse an input shape: "1000", "3,4", "3x4", "3 4", "(3,)"; "" or "()" is a scalar (0-d) input.
 
-    >>> parse_shape("3,4"), parse_shape("5"), parse_shape("()")
-    ((3, 4), (5,), ())
+    >>> parse_shape("3,4"), parse_shape("3 4"), parse_shape("(5,)"), parse_shape("()")
+    ((3, 4), (3, 4), (5,), ())
+    >>> parse_shape("3,x")
+    Traceback (most recent call last):
+        ...
+    jacobian_lab.cli.UsageError: --shape takes sizes separated by ',', 'x' or spaces (3,4 or 3x4), got '3,x'
     """
-    cleaned = str(text).strip().strip("()[]").replace("x", ",").replace(" ", "")
-    if not cleaned:
+    inner = str(text).strip()
+    if inner[:1] + inner[-1:] in ("()", "[]"):
+        inner = inner[1:-1].strip()
+    if not inner:
         return ()
-    return tuple(parse_sizes(cleaned.rstrip(","), "each dimension of --shape"))
+    sizes = re.split(r"\s*[,x]\s*|\s+", inner.removesuffix(","))  # "5," is (5,), as in Python
+    if "" in sizes:
+        raise UsageError(f"--shape takes sizes separated by ',', 'x' or spaces (3,4 or 3x4), got {text!r}")
+    return tuple(parse_sizes(",".join(sizes), "each dimension of --shape"))
 
 
 def _modes(text: str) -> list[str]:

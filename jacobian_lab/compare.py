@@ -186,8 +186,8 @@ class Comparison:
         >>> [c.max_abs_diff(m) for m in c.measurements]
         [0.0, 0.0]
         """
-        reference = self.measurements[0].jacobian
-        J = measurement.jacobian.reshape(reference.shape)  # a sparse row's is (m, n)
+        reference = np.atleast_1d(self.measurements[0].jacobian)  # a 0-d one (scalar f of a scalar) too
+        J = np.reshape(measurement.jacobian, reference.shape)  # a sparse row's is (m, n)
         with np.errstate(invalid="ignore"):  # inf - inf: equal infinities are taken out below
             diff = np.abs(J - reference)
         diff[(J == reference) | (np.isnan(J) & np.isnan(reference))] = 0.0

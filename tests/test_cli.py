@@ -37,6 +37,9 @@ USER_CODE = textwrap.dedent("""
     def explode(x):
         raise RuntimeError("the model diverged")
 
+    def cube(x):
+        return x ** 3
+
     def hog(x):
         raise MemoryError("Unable to allocate 7.28 TiB for an array with shape (1000000, 1000000)")
 
@@ -262,6 +265,25 @@ def test_compare_user_function_file_with_shape(user_file, capsys):
     data = json.loads(out)
     assert (data["n"], data["m"]) == (15, 3)
     assert all(m["max_abs_diff"] < 1e-12 for m in data["measurements"])
+
+
+def test_compare_a_scalar_function_of_a_scalar(user_file, capsys):
+    code, out, err = run(capsys, "compare", f"{user_file}:cube", "--shape", "", "--repeat", "1", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert (data["n"], data["m"]) == (1, 1) and all(m["max_abs_diff"] == 0.0 for m in data["measurements"])
+
+
+@pytest.mark.parametrize("text, shape", [("3,5", (3, 5)), ("3x5", (3, 5)), ("3 5", (3, 5)), ("(15,)", (15,)),
+                                         ("15,", (15,)), ("[3, 5]", (3, 5)), ("()", ())])
+def test_shapes_are_read_as_written(text, shape):
+    assert parse_shape(text) == shape
+
+
+@pytest.mark.parametrize("text", ["3,x", "x", "3,,5", "3;5"])
+def test_a_shape_with_a_missing_or_unknown_size_is_refused(text):
+    with pytest.raises(UsageError, match=r"--shape|each dimension"):
+        parse_shape(text)
 
 
 def test_compare_user_function_table(user_file, capsys):
