@@ -70,12 +70,15 @@ def crossover(sizes: Sequence[float], forward: Sequence[float],
     The curves are compared on log-log axes: between two grid points where the
     sign of log(forward) - log(reverse) changes, the crossing is interpolated
     linearly in (log size, log cost). A grid point where both are equal is
-    itself the crossing. None means one mode is cheaper over the whole grid.
+    itself the crossing when one mode is cheaper before it and the other after.
+    None means one mode is cheaper, or as cheap, over the whole grid.
 
     >>> c = crossover([10, 100, 1000], [20, 200, 2000], [100, 100, 100])
     >>> round(c.size), round(c.flops), c.forward_below
     (50, 100, True)
     >>> crossover([10, 100], [1, 2], [5, 6]) is None
+    True
+    >>> crossover([10, 100, 1000], [5, 50, 501], [5, 50, 500]) is None  # equal, then reverse cheaper
     True
     """
     if len(sizes) != len(forward) or len(sizes) != len(reverse):
@@ -91,10 +94,9 @@ def crossover(sizes: Sequence[float], forward: Sequence[float],
         if gap == 0:
             earlier = next((g for g in reversed(gaps[:i]) if g != 0), None)
             later = next((g for g in gaps[i + 1:] if g != 0), None)
-            if earlier is not None and later is not None and (earlier > 0) == (later > 0):
-                continue  # the curves touch here without crossing
-            below = earlier < 0 if earlier is not None else later > 0
-            return Crossover(points[i][0], points[i][1], below)
+            if earlier is None or later is None or (earlier > 0) == (later > 0):
+                continue  # the curves touch here without crossing (or meet the grid's edge equal)
+            return Crossover(points[i][0], points[i][1], earlier < 0)
         if i + 1 < len(gaps) and gaps[i + 1] != 0 and (gap > 0) != (gaps[i + 1] > 0):
             (s0, f0, _), (s1, f1, _) = points[i], points[i + 1]
             t = gap / (gap - gaps[i + 1])
@@ -294,10 +296,12 @@ class SweepResult:
             if c is not None:
                 lines.append(f"{where}: {c.describe(s.axis)}")
                 continue
-            fwd, rev = s.flops("forward"), s.flops("reverse")
-            cheaper = "forward" if fwd[0] < rev[0] else "reverse"
-            lines.append(f"{where}: no crossover for {s.axis} in [{min(s.sizes)}, {max(s.sizes)}]: "
-                         f"{cheaper} is cheaper throughout")
+            pairs = list(zip(s.sizes, s.flops("forward"), s.flops("reverse")))
+            cheaper = "forward" if any(f < r for _, f, r in pairs) else "reverse"
+            ties = [str(size) for size, f, r in pairs if f == r]
+            lines.append(f"{where}: no crossover for {s.axis} in [{min(s.sizes)}, {max(s.sizes)}]: {cheaper} is "
+                         + (f"cheaper elsewhere, and the two cost the same at {s.axis} = {', '.join(ties)}"
+                            if ties else "cheaper throughout"))
         return lines
 
     def rich_table(self):

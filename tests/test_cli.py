@@ -365,6 +365,14 @@ def test_sweep_json_and_progress(capsys):
     assert "3/3" in err  # the progress bar went to stderr
 
 
+def test_a_sweep_with_equal_costs_names_them_rather_than_a_crossover(capsys):
+    code, out, _ = run(capsys, "sweep", "dense", "--n", "4,8", "--repeat", "1")
+    assert code == 0 and "cost the same FLOPs at every size" in out
+    # forward's passes split at 1000 seeds, so reverse wins there by 0.3 %: equal before, no crossover
+    code, out, _ = run(capsys, "sweep", "dense", "--n", "100,1000", "--repeat", "1")
+    assert "reverse is cheaper elsewhere, and the two cost the same at n = 100" in out and "crossover at" not in out
+
+
 def test_sweep_table_and_plot(tmp_path, capsys):
     target = tmp_path / "sweep.png"
     code, out, _ = run(capsys, "sweep", "seed", "--n", "5,10,20", "--repeat", "1", "--plot", str(target))

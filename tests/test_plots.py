@@ -196,6 +196,9 @@ def test_crossover_edge_cases():
     assert touching is None
     at_point = crossover([1, 2, 3], [1, 2, 4], [2, 2, 3])
     assert at_point.size == 2 and at_point.forward_below
+    # equal from the grid's first point, or up to its last: the curves meet the edge, no side is cheaper there
+    assert crossover([10, 100, 300, 1000], [5, 50, 80, 2001], [5, 50, 80, 2000]) is None
+    assert crossover([10, 100, 300], [4, 50, 80], [5, 50, 80]) is None
     with pytest.raises(ValueError):
         crossover([1, 2], [1], [1, 2])
     assert Crossover(30.0, 1.0, False).describe("m") == \
