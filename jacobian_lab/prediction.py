@@ -258,7 +258,7 @@ class Prediction:
                           f"over max_memory = {memory.readable(limit)}")
         if fwd == rev:
             return mode, (f"forward and reverse both predict a total of {fwd:,.0f} (flops + transcendentals, "
-                          f"weighted 1) for this {shape}; forward needs no tape")
+                          f"weighted 1) for this {shape}; auto takes forward on a tie")
         low, high = min(fwd, rev), max(fwd, rev)
         # Near-ties read as a percentage: "1x fewer" would hide which side won.
         saving = f"{high / max(low, 1.0):.3g}x fewer" if high >= 1.1 * low else f"{100 * (1 - low / high):.2g}% fewer"

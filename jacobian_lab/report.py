@@ -313,12 +313,12 @@ def _write_pattern(doc, name, problem, comparison) -> None:
     if planned is None:
         return
     mode, seeding = planned
-    dense = min(x.total.total() for x in comparison.measurements if not x.compressed)
+    dense = min(x.total.total() for x in comparison.measurements if not (x.compressed or x.compiled))
     sparse = next((x for x in comparison.measurements if x.compressed), None)
     doc.heading(3, "Sparsity pattern")
     doc.para(f"{pattern.nnz:,} of {pattern.shape[0] * pattern.shape[1]:,} entries: {seeding.seeds} seeds in "
              f"{mode} mode instead of {min(pattern.shape):,}"
-             + (f"; {sparse.total.total():,.0f} counted FLOPs against {dense:,.0f} for the cheapest dense order."
+             + (f"; {sparse.total.total():,.0f} counted FLOPs against {dense:,.0f} for the cheaper eager dense order."
                 if sparse is not None else "."), "caption")
     doc.figure(plots.pattern_colors(pattern, coloring(pattern), title=name), f"{name}_pattern",
                f"{name}: the Jacobian's sparsity pattern, each entry in its column's color; one tangent seed "
