@@ -710,6 +710,9 @@ examples:
 REPORT_EPILOG = f"""\
 Writes DIR/index.html (self-contained: no network, figures as PNG files in
 DIR/figures, or embedded with --embed), DIR/report.md and DIR/data.json.
+The problems run at sizes chosen for a report that takes seconds, not
+compare's defaults: the report's header lists them, and `{PROG} compare
+PROBLEM --n N --m M` reproduces a problem's rows.
 
 examples:
   {PROG} report                                   # every problem, into ./report

@@ -251,7 +251,10 @@ def _write_header(doc, names, comparisons, built, repeat, grid) -> None:
     doc.para(f"Generated {stamp} by jacobian-lab {ours} (Python {platform.python_version()}, "
              f"NumPy {np.__version__}, {platform.machine()}). FLOPs are exact counts of the primitives that ran; "
              f"transcendentals are weighted 1 in totals. Times are medians of {repeat} runs. Sweeps use the "
-             f"sizes {', '.join(map(str, grid))}.", "meta")
+             f"sizes {', '.join(map(str, grid))} (the nearest each problem takes). The problems run at "
+             + ", ".join(f"{name} {_size_text(name, comparisons[name].prediction)}" for name in names)
+             + ", chosen for a report that takes seconds; `jacobian-lab compare PROBLEM --n N --m M` reproduces "
+             "each, its defaults differ.", "meta")
     links = " ".join(f'<a href="#{html.escape(n)}">{html.escape(n)}</a>' for n in names)
     doc.html.append(f"<nav>Problems: {links} <a href=\"#overview\">overview figures</a></nav>")
     doc.heading(2, "Summary", "summary")
@@ -264,6 +267,12 @@ def _write_header(doc, names, comparisons, built, repeat, grid) -> None:
                      "cheapest measured": c.best.label or c.best.mode,
                      "forward FLOPs": fwd, "reverse FLOPs": rev, "fwd/rev": fwd / max(rev, 1.0)})
     doc.table(rows)
+
+
+def _size_text(name, prediction) -> str:
+    """"n = 300" or "n = 200, m = 30": the sizes a problem takes, as it ran."""
+    ran = {"n": prediction.n, "m": prediction.m}
+    return ", ".join(f"{size} = {ran[size]}" for size in sizes_taken(name))
 
 
 def _write_overview(doc, comparisons) -> None:

@@ -139,6 +139,7 @@ def test_a_banded_problem_gets_its_pattern_figure(tmp_path):
     assert "bratu_pattern.png" in names and "dense_pattern.png" not in names  # a full pattern shrinks nothing
     markdown = (tmp_path / "report.md").read_text()
     assert "114 of 1,520 entries: 3 seeds in forward mode instead of 38" in markdown
+    assert "The problems run at bratu n = 40, dense n = 6, chosen for a report" in markdown
     # the eager dense orders' FLOPs, not a compiled program's (which pushes compressed seeds itself)
     problem = problems.get("bratu", n=40)
     eager = min(jl.predict(problem.f, problem.x).total(mode).total() for mode in ("forward", "reverse"))
