@@ -337,16 +337,15 @@ def sweep_plot(sweep_result) -> Figure:
             ax_f.plot([], [], " ", label=f"forward = reverse at every {axis}{tag}")
             notes.append(f"forward and reverse FLOPs equal at every {axis}{where}")
         else:
-            cheaper = "forward" if s.flops("forward")[0] < s.flops("reverse")[0] else "reverse"
-            ax_f.plot([], [], " ", label=f"no crossover in grid: {cheaper} cheaper{tag}")
+            ax_f.plot([], [], " ", label=f"no crossover in grid: {s.cheaper().split(',')[0]}{tag}")
             notes.append(f"no FLOP crossover for {axis} in [{min(s.sizes):,}, {max(s.sizes):,}]: "
-                         f"{cheaper} cheaper throughout{where}")
+                         f"{s.cheaper()}{where}")
         t = s.time_crossover()
         if t is not None and not t.everywhere:
             ax_t.plot([t.size], [t.flops], "D", markersize=8, markerfacecolor="none",
                       markeredgecolor=color or "black", label=f"time crossover {axis} ≈ {t.size:.3g}{tag}")
     label = {"n": "n (number of inputs)", "m": "m (number of outputs)"}[axis]
-    for ax, ylabel, what in ((ax_f, "FLOPs per Jacobian (exact count)", "Exact FLOPs"),
+    for ax, ylabel, what in ((ax_f, "FLOPs per Jacobian (exact; transcendentals weighted 1)", "Exact FLOPs"),
                              (ax_t, "wall time per Jacobian (s, median)", "Measured time")):
         ax.set_xscale("log")
         ax.set_yscale("log")

@@ -265,7 +265,7 @@ def _write_header(doc, names, comparisons, built, repeat, grid) -> None:
         rev = c.prediction.total("reverse").total()
         rows.append({"problem": name, "n": c.prediction.n, "m": c.prediction.m, "expected": p.winner,
                      "cheapest measured": c.best.label or c.best.mode,
-                     "forward FLOPs": fwd, "reverse FLOPs": rev, "fwd/rev": fwd / max(rev, 1.0)})
+                     "forward total": fwd, "reverse total": rev, "fwd/rev": fwd / max(rev, 1.0)})
     doc.table(rows)
 
 

@@ -211,6 +211,19 @@ class SweepSeries:
         """
         return crossover(self.sizes, self.flops("forward"), self.flops("reverse"))
 
+    def cheaper(self) -> str:
+        """Where the FLOP curves do not cross: "forward is cheaper throughout", or with equal points
+        "reverse is cheaper elsewhere, and the two cost the same at n = 10, 100".
+
+        >>> sweep("seed", n=[5, 10], timed=False).series()[0].cheaper()
+        'reverse is cheaper throughout'
+        """
+        pairs = list(zip(self.sizes, self.flops("forward"), self.flops("reverse")))
+        cheaper = "forward" if any(f < r for _, f, r in pairs) else "reverse"
+        ties = [f"{size:,}" for size, f, r in pairs if f == r]
+        return f"{cheaper} is " + (f"cheaper elsewhere, and the two cost the same at {self.axis} = "
+                                   f"{', '.join(ties)}" if ties else "cheaper throughout")
+
     def time_crossover(self) -> Crossover | None:
         """Where the measured forward and reverse times cross along this series (None if they do not).
 
@@ -275,7 +288,7 @@ class SweepResult:
         out = []
         for p in self.points:
             fwd, rev = p.flops("forward"), p.flops("reverse")
-            row = {"n": p.n, "m": p.m, "forward flops": fwd, "reverse flops": rev, "fwd/rev": fwd / max(rev, 1.0),
+            row = {"n": p.n, "m": p.m, "forward FLOPs": fwd, "reverse FLOPs": rev, "fwd/rev": fwd / max(rev, 1.0),
                    "forward ms": p.seconds["forward"] * 1e3, "reverse ms": p.seconds["reverse"] * 1e3}
             if sparse:
                 row.update({"sparse flops": p.flops(SPARSE), "sparse ms": p.seconds[SPARSE] * 1e3})
@@ -296,12 +309,7 @@ class SweepResult:
             if c is not None:
                 lines.append(f"{where}: {c.describe(s.axis)}")
                 continue
-            pairs = list(zip(s.sizes, s.flops("forward"), s.flops("reverse")))
-            cheaper = "forward" if any(f < r for _, f, r in pairs) else "reverse"
-            ties = [str(size) for size, f, r in pairs if f == r]
-            lines.append(f"{where}: no crossover for {s.axis} in [{min(s.sizes)}, {max(s.sizes)}]: {cheaper} is "
-                         + (f"cheaper elsewhere, and the two cost the same at {s.axis} = {', '.join(ties)}"
-                            if ties else "cheaper throughout"))
+            lines.append(f"{where}: no crossover for {s.axis} in [{min(s.sizes)}, {max(s.sizes)}]: {s.cheaper()}")
         return lines
 
     def rich_table(self):
@@ -310,7 +318,8 @@ class SweepResult:
         >>> sweep("seed", n=[5], timed=False).rich_table().row_count
         1
         """
-        return rich_rows(f"sweep of {self.problem}: exact FLOPs and measured time per mode",
+        return rich_rows(f"sweep of {self.problem}: exact FLOPs (transcendentals weighted 1) and measured time "
+                         "per mode",
                          "\n".join(self.describe_crossovers()), self.rows(), text_column="cheaper")
 
     def table(self) -> str:

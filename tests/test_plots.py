@@ -131,8 +131,10 @@ def test_sweep_plot_marks_crossover(crossing_sweep):
 def test_sweep_plot_says_when_no_crossover():
     fig = plots.sweep_plot(sweep("seed", n=[5, 50], repeat=1))
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert "no crossover in grid: reverse cheaper" in labels
-    assert "no FLOP crossover for n in [5, 50]" in fig._suptitle.get_text()
+    assert "no crossover in grid: reverse is cheaper throughout" in labels
+    assert "no FLOP crossover for n in [5, 50]: reverse is cheaper throughout" in fig._suptitle.get_text()
+    equal = plots.sweep_plot(sweep("dense", n=[100, 1000], repeat=1))  # equal at 100, reverse cheaper at 1000
+    assert "the two cost the same at n = 100" in equal._suptitle.get_text()
 
 
 def test_sweep_plot_several_series():
