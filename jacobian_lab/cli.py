@@ -427,6 +427,10 @@ def _cmd_compare(args) -> int:
                 modes.append(extra)
     plot = _plot_path(args.plot)
     title, f, x, problem = _target(args)
+    with _running(f"differentiating {title} failed"):
+        too_long = _too_long(f, x, modes)
+    if too_long:
+        raise UsageError(too_long)
     with _running(f"differentiating {title} failed"), \
             ThreadPoolExecutor(args.threads) if args.threads else contextlib.nullcontext() as pool:
         comparison = compare(f, x, modes=modes, repeat=args.repeat, executor=pool)
@@ -437,6 +441,32 @@ def _cmd_compare(args) -> int:
     if plot is not None:  # after the result, which a figure that cannot be written must not take with it
         _save(phase_bars(comparison, title=title), plot)
     return EXIT_OK
+
+
+# A row predicted to run more passes or FLOPs than these would keep compare busy for many minutes
+# (a pass costs a few microseconds per primitive, a FLOP about a nanosecond): refused before it runs.
+MAX_PASSES, MAX_FLOPS = 200_000, 2e11
+
+
+def _too_long(f, x, modes) -> str | None:
+    """Why the rows of `modes` predicted to exceed MAX_PASSES or MAX_FLOPS are refused, if any are."""
+    from .compare import _rows
+    from .prediction import predict
+
+    prediction = predict(f, x)
+    too_long = {}
+    for name, (label, mode, batch) in zip(modes, _rows(modes)):
+        if mode in ("forward", "reverse"):  # auto, jit and sparse take the cheaper order themselves
+            passes, work = prediction.schedule(mode, batch)[1], prediction.total(mode, batch).total()
+            if passes > MAX_PASSES or work > MAX_FLOPS:
+                too_long[name] = f"'{label}' ({passes:,} passes, {work:.2g} FLOPs)"
+    if not too_long:
+        return None
+    kept = ",".join(m for m in modes if m not in too_long)
+    instead = f"leave {'them' if len(too_long) > 1 else 'it'} out with --modes {kept}, or " if kept else ""
+    rows = " and ".join(too_long.values())
+    return f"the row{'s' if len(too_long) > 1 else ''} {rows} would take too long to wait for; {instead}choose a " \
+           "smaller size"
 
 
 def _print_comparison(title: str, x, problem, comparison) -> None:

@@ -286,6 +286,12 @@ def test_a_shape_with_a_missing_or_unknown_size_is_refused(text):
         parse_shape(text)
 
 
+def test_compare_refuses_rows_too_long_to_wait_for(capsys):
+    code, _, err = run(capsys, "compare", "seed", "--n", "300000", "--modes", "forward-1,reverse")
+    assert_one_line_error(err, code, 2)
+    assert "'forward, 1 seed/pass' (300,000 passes" in err and "leave it out with --modes reverse" in err
+
+
 def test_compare_user_function_table(user_file, capsys):
     code, out, _ = run(capsys, "compare", f"{user_file}:curve", "--shape", "2", "--repeat", "1")
     assert code == 0
