@@ -83,11 +83,12 @@ def _mode_of(label: str) -> str:
 
 
 def phase_bars(comparison, title: str | None = None) -> Figure:
-    """Stacked bars of counted FLOPs by phase (primal, tangent, cotangent), one bar per mode.
+    """Counted FLOPs by phase (primal, tangent, cotangent): a group of bars per mode, one bar per phase.
 
     Transcendentals are weighted 1, as in ``Cost.total()``. The y axis is
-    logarithmic, so read a stack's top as its total (printed above the bar)
-    and the colours as where the work went.
+    logarithmic, so the phases stand side by side rather than stacked (a
+    stack's upper parts would look thin however large), and each group's total
+    and passes are printed above it.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> c = jl.compare(lambda x: np.tanh(x) * 2.0, np.ones(4), modes=["forward", "reverse"], repeat=1)
@@ -103,17 +104,18 @@ def phase_bars(comparison, title: str | None = None) -> Figure:
     totals = np.array([m.total.total() for m in ms], dtype=float)
     positive = totals[totals > 0]
     floor = 10 ** math.floor(math.log10(positive.min()) - 1) if positive.size else 1.0
-    bottoms = np.full(len(ms), 0.0)
-    for phase in ("primal", "tangent", "cotangent"):
-        values = np.array([m.cost.get(phase, Cost()).total() for m in ms], dtype=float)
-        if not values.any():
-            continue
-        ax.bar(x, values, bottom=bottoms, width=0.62, color=PHASE_COLORS[phase], label=PHASE_LABELS[phase], edgecolor="white",
-               linewidth=0.6)
-        bottoms = bottoms + values
-    for xi, total, m in zip(x, totals, ms):
-        ax.annotate(f"{_human(total)}\n{m.passes:,} pass{'es' if m.passes != 1 else ''}", (xi, max(total, floor)),
-                    xytext=(0, 3), textcoords="offset points", ha="center", va="bottom", fontsize=8)
+    work = {phase: np.array([m.cost.get(phase, Cost()).total() for m in ms], dtype=float)
+            for phase in ("primal", "tangent", "cotangent")}
+    work = {phase: values for phase, values in work.items() if values.any()}
+    width = 0.8 / max(len(work), 1)
+    for i, (phase, values) in enumerate(work.items()):
+        ax.bar(x + (i - (len(work) - 1) / 2) * width, values, width=width, color=PHASE_COLORS[phase],
+               label=PHASE_LABELS[phase], edgecolor="white", linewidth=0.6)
+    tallest = np.max(list(work.values()), axis=0) if work else totals
+    for xi, total, top, m in zip(x, totals, tallest, ms):
+        ax.annotate(f"total {_human(total)}\n{m.passes:,} pass{'es' if m.passes != 1 else ''}",
+                    (xi, max(top, floor)), xytext=(0, 3), textcoords="offset points", ha="center", va="bottom",
+                    fontsize=8)
     ax.set_yscale("log")
     ax.set_ylim(floor, max(totals.max(), floor) * 30)
     ax.set_xticks(x, labels, rotation=15 if len(ms) > 3 else 0, ha="right" if len(ms) > 3 else "center")

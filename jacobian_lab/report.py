@@ -302,7 +302,8 @@ def _write_problem(doc, name, problem, comparison, sweep_results) -> None:
              f"OPS(f+VJP)/OPS(f) = {p.vjp_ratio():.2f} (reference ω = 3).", "caption")
     doc.para(f"Verdict: {comparison.verdict()}", "verdict")
     doc.figure(plots.phase_bars(comparison, title=name), f"{name}_phases",
-               f"{name}: counted FLOPs by phase (primal, tangent, cotangent) for each accumulation order, log scale.")
+               f"{name}: counted FLOPs by phase (primal, tangent, cotangent) side by side for each accumulation "
+               "order, log scale, with the total above.")
     _write_pattern(doc, name, problem, comparison)
     for result in sweep_results:
         axis = result.axis

@@ -60,13 +60,15 @@ def test_phase_bars(comparisons):
     assert "seed" in ax.get_title() and "1x40 Jacobian" in ax.get_title()
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["primal (evaluating f)", "tangent (JVP rules)", "cotangent (VJP rules)"]
-    # stacked: the top of each bar is the measurement's total
+    # side by side on the log axis: a mode's phase bars add up to its total, which is printed above them
     measurements = comparisons["seed"].measurements
-    tops = {}
+    sums = {}
     for patch in ax.patches:
+        assert patch.get_y() == 0  # not stacked
         x = round(patch.get_x() + patch.get_width() / 2)
-        tops[x] = max(tops.get(x, 0), patch.get_y() + patch.get_height())
-    assert [tops[i] for i in range(len(measurements))] == pytest.approx([m.total.total() for m in measurements])
+        sums[x] = sums.get(x, 0) + patch.get_height()
+    assert [sums[i] for i in range(len(measurements))] == pytest.approx([m.total.total() for m in measurements])
+    assert sum(text.get_text().startswith("total ") for text in ax.texts) == len(measurements)
 
 
 def test_time_vs_flops(comparisons):
