@@ -387,25 +387,30 @@ def chain_costs(plan) -> Figure:
     brackets = [info["forward_bracketing"], info["reverse_bracketing"], plan.bracketing]
     fig = _figure(7.0, 4.6)
     ax = fig.add_subplot()
-    shown = [max(v, 1) for v in values]
+    products = max(values) > 0  # a single stage is J itself: no product, 0 FLOPs in every order
+    shown = [max(v, 1) for v in values] if products else values
     bars = ax.bar(names, shown, color=[MODE_COLORS[n] for n in names], width=0.6)
     for bar, v, text in zip(bars, values, brackets):
         if len(text) > 28:
             text = text[:26] + "…"
         ax.annotate(f"{v:,} FLOPs\n{text}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                     xytext=(0, 3), textcoords="offset points", ha="center", va="bottom", fontsize=8)
-    ax.set_yscale("log")
-    ax.set_ylim(min(shown) / 5, max(shown) * 40)
-    ax.yaxis.set_minor_locator(LogLocator(subs="auto"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    if products:
+        ax.set_yscale("log")
+        ax.set_ylim(min(shown) / 5, max(shown) * 40)
+        ax.yaxis.set_minor_locator(LogLocator(subs="auto"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.set_ylim(0, 1)
     ax.set_ylabel("FLOPs to form J = Jq ... J1 (2abc per product)")
     ax.set_xlabel("accumulation (bracketing of the matrix chain)")
     widths = " → ".join(str(w) for w in plan.widths)
     if len(widths) > 60:
         widths = widths[:58] + "…"
+    saving = (f"{plan.speedup:.3g}x cheaper than" if plan.speedup > 1 else "as cheap as") + " the better pure mode"
     ax.set_title(f"Jacobian chain, widths {widths}\n"
-                 f"optimal bracketing: {plan.speedup:.3g}x cheaper than the better pure mode\n"
-                 f"({_BEST[plan.best_mode]})",
+                 + (f"optimal bracketing: {saving}\n({_BEST[plan.best_mode]})" if products else
+                    "one stage: J is its local Jacobian, no product to form"),
                  fontsize=10)
     _log_grid(ax)
     return fig

@@ -158,6 +158,14 @@ def test_chain_costs():
     assert "34x cheaper" in ax.get_title()
 
 
+def test_chain_costs_of_equal_orders_and_of_one_stage():
+    equal = plots.chain_costs(plan([10, 10, 10])).axes[0]  # one product: every order is that product
+    assert "as cheap as the better pure mode" in equal.get_title() and "1x" not in equal.get_title()
+    single = plots.chain_costs(plan([3, 3])).axes[0]
+    assert single.get_yscale() == "linear" and [b.get_height() for b in single.patches] == [0, 0, 0]
+    assert "no product to form" in single.get_title()
+
+
 def test_save_png_svg_and_rejects_other(tmp_path):
     fig = plots.chain_costs(plan([3, 4, 5]))
     png = plots.save(fig, tmp_path / "a" / "chain.png")
