@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogLocator, NullFormatter
+from matplotlib.ticker import FixedLocator, LogLocator, MaxNLocator, NullFormatter
 
 from .accounting import Cost
 from .compressed import color_count
@@ -429,7 +429,7 @@ def pattern_colors(pattern, colors, title: str | None = None) -> Figure:
     >>> from jacobian_lab import plots
     >>> P = jl.sparsity(lambda x: x[1:] * x[:-1], np.ones(6))
     >>> fig = plots.pattern_colors(P, jl.coloring(P))
-    >>> len(fig.axes[0].collections)
+    >>> len(fig.axes[0].images)
     1
     """
     rows, cols = pattern.nonzero()
@@ -437,15 +437,27 @@ def pattern_colors(pattern, colors, title: str | None = None) -> Figure:
     fig = _figure(6.0, 6.0 * max(min(m / max(n, 1), 2.0), 0.3) + 0.8)
     ax = fig.add_subplot()
     count = color_count(colors)
-    size = max(0.5, min(40.0, 4000.0 / max(m, n, 1)))
-    ax.scatter(cols, rows, c=colors[cols] % 10, cmap="tab10", vmin=0, vmax=9, marker="s", s=size, linewidths=0)
-    ax.set_xlim(-0.5, n - 0.5)
-    ax.set_ylim(m - 0.5, -0.5)
+    if m * n <= _IMAGE_CELLS:  # a cell per entry: a single row or column stays visible
+        grid = np.full((m, n), np.nan)
+        grid[rows, cols] = colors[cols] % 10
+        ax.imshow(grid, cmap="tab10", vmin=0, vmax=9, aspect="auto", interpolation="nearest")
+    else:
+        size = max(0.5, min(40.0, 4000.0 / max(m, n, 1)))
+        ax.scatter(cols, rows, c=colors[cols] % 10, cmap="tab10", vmin=0, vmax=9, marker="s", s=size, linewidths=0)
+        ax.set_xlim(-0.5, n - 0.5)
+        ax.set_ylim(m - 0.5, -0.5)
+    for axis, length in ((ax.xaxis, n), (ax.yaxis, m)):  # whole rows and columns: each of a few, or some
+        axis.set_major_locator(FixedLocator(range(length)) if length <= 10 else MaxNLocator(integer=True))
     ax.set_xlabel("input j (column)")
     ax.set_ylabel("output i (row)")
-    ax.set_title(f"{title + ': ' if title else ''}{m:,}x{n:,} pattern, {len(rows):,} entries, "
-                 f"{count} column colors", fontsize=10)
+    hues = ", ten hues repeating" if count > 10 else ""
+    ax.set_title(f"{title + ': ' if title else ''}{m:,}x{n:,} pattern, {len(rows):,} entries\n"
+                 f"{count:,} column colors{hues}", fontsize=10)
     return fig
+
+
+# Patterns of up to this many cells are drawn as an image; larger ones as a scatter of their entries.
+_IMAGE_CELLS = 4_000_000
 
 
 def save(fig: Figure, path, dpi: int = 110) -> Path:

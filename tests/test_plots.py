@@ -166,6 +166,17 @@ def test_chain_costs_of_equal_orders_and_of_one_stage():
     assert "no product to form" in single.get_title()
 
 
+def test_pattern_colors_draws_every_entry_in_whole_rows_and_columns():
+    row = jl.sparsity(lambda x: np.sum(x ** 2), np.ones(30))  # one row: an image a row tall, not a thin line
+    ax = plots.pattern_colors(row, jl.coloring(row), title="gradient").axes[0]
+    assert len(ax.images) == 1 and list(ax.get_yticks()) == [0]
+    assert ax.images[0].get_array().count() == 30  # every entry drawn, nothing else
+    assert "30 column colors, ten hues repeating" in ax.get_title()
+    band = jl.sparsity(lambda x: x[1:] * x[:-1], np.ones(8))
+    ax = plots.pattern_colors(band, jl.coloring(band)).axes[0]
+    assert ax.images[0].get_array().count() == band.nnz and "2 column colors" in ax.get_title()
+
+
 def test_save_png_svg_and_rejects_other(tmp_path):
     fig = plots.chain_costs(plan([3, 4, 5]))
     png = plots.save(fig, tmp_path / "a" / "chain.png")
