@@ -78,7 +78,7 @@ def _no_size(problem: str, param: str, value, reason: str) -> None:
     if value is not None:
         raise ValueError(
             f"problem {problem!r} takes no parameter {param} ({reason}); "
-            f"only n can be set, {param} must be None (got {param}={value!r})"
+            f"only n can be set: leave {param} out (got {param}={value!r})"
         )
 
 
@@ -230,7 +230,7 @@ def curve_problem(n: int | None = None, m: int | None = None, seed: int = 0) -> 
     """
     name = "curve"
     if n is not None and _size(name, "n", n, 4) != 4:
-        raise ValueError(f"problem {name!r}: parameter n is fixed at 4; pass n=4 or None "
+        raise ValueError(f"problem {name!r}: parameter n is fixed at 4; leave n out (or give 4) "
                          f"and choose m instead (got {n!r})")
     m = _size(name, "m", m, 2000)
     t = np.linspace(0.0, 10.0, m)
