@@ -909,9 +909,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as exc:  # --help, --version and argparse's own one-line errors
         return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
-    if args.command is None:
+    if args.command is None:  # the bare command asks what it can do: the help, as --help gives it
         parser.print_help()
-        return EXIT_USAGE
+        return EXIT_OK
     debug = debug or getattr(args, "debug", False)
     try:
         return args.handler(args)

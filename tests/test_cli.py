@@ -286,6 +286,11 @@ def test_a_shape_with_a_missing_or_unknown_size_is_refused(text):
         parse_shape(text)
 
 
+def test_the_bare_command_prints_the_help():
+    result = subprocess.run([sys.executable, "-m", "jacobian_lab"], capture_output=True, text=True)
+    assert result.returncode == 0 and "compare" in result.stdout and "usage: jacobian-lab" in result.stdout
+
+
 def test_compare_refuses_rows_too_long_to_wait_for(capsys):
     code, _, err = run(capsys, "compare", "seed", "--n", "300000", "--modes", "forward-1,reverse")
     assert_one_line_error(err, code, 2)
