@@ -198,7 +198,10 @@ def memory_bars(comparisons) -> Figure:
 
     Forward mode keeps no tape: its peak is the tangents (k seeds times every
     intermediate). Reverse mode records a tape of residuals once; its peak is
-    the tape plus the cotangents of one sweep.
+    the tape plus the cotangents of one sweep. Each problem's rows stand side by
+    side in the comparison's order, except "auto", which repeats the row of the
+    order it takes; one-seed rows are paler, compiled (jit) rows orange and
+    compressed (sparse) rows purple.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> c = jl.compare(lambda x: np.sum(np.exp(x)), np.ones(30), modes=["forward", "reverse"], repeat=1)
@@ -207,42 +210,30 @@ def memory_bars(comparisons) -> Figure:
     'memory (KiB)'
     """
     items = _as_items(comparisons)
-    labels: list[str] = []
-    for _, comp in items:
-        for m in comp.measurements:
-            # an "auto" row repeats the order it chose; its memory is already shown
-            if (m.label or m.mode) not in labels and not (m.label or m.mode).startswith("auto"):
-                labels.append(m.label or m.mode)
-    values = [[m.peak_bytes for m in comp.measurements] for _, comp in items]
-    biggest = max([v for row in values for v in row] + [1])
+    rows = [[m for m in comp.measurements if not (m.label or m.mode).startswith("auto")] for _, comp in items]
+    biggest = max([m.peak_bytes for row in rows for m in row] + [1])
     unit, scale = ("MiB", 2**20) if biggest >= 2**20 else ("KiB", 2**10)
-    fig = _figure(min(14.0, max(6.5, 2.5 + 0.32 * len(items) * max(len(labels), 1))), 5.0)
+    most = max([len(row) for row in rows] + [1])
+    fig = _figure(min(16.0, max(7.5, 4.5 + 0.3 * len(items) * most)), 5.0)
     ax = fig.add_subplot()
-    width = 0.8 / max(len(labels), 1)
-    floor = None
-    tape_label = "tape (residuals kept for the sweeps)"
-    for i, label in enumerate(labels):
-        peaks, tapes, xs = [], [], []
-        for j, (_, comp) in enumerate(items):
-            m = next((m for m in comp.measurements if (m.label or m.mode) == label), None)
-            if m is None:
-                continue
-            xs.append(j - 0.4 + width * (i + 0.5))
-            peaks.append(max(m.peak_bytes, 1) / scale)
-            tapes.append(m.tape_bytes / scale)
-        color = MODE_COLORS[_mode_of(label)]
-        shade = 0.35 + 0.65 * (i + 1) / len(labels)
-        ax.bar(xs, peaks, width=width * 0.92, color=color, alpha=shade, label=f"{label}: peak",
-               edgecolor="black", linewidth=0.4)
-        if any(tapes):
-            ax.bar(xs, tapes, width=width * 0.5, color="white", hatch="////", edgecolor="black", linewidth=0.4,
-                   label=tape_label)
-            tape_label = None  # one legend entry for every tape bar
-        floor = min([p for p in peaks + tapes if p > 0] + ([floor] if floor else []))
-    ax.legend(fontsize=7, loc="upper left", framealpha=0.9, ncols=2)
+    width = 0.8 / most
+    shown: set[str] = set()  # one legend entry per kind of row
+    for j, row in enumerate(rows):
+        for k, m in enumerate(row):
+            x = j - 0.4 + width * (k + 0.5)
+            color, alpha, kind = _memory_style(m.label or m.mode)
+            ax.bar(x, max(m.peak_bytes, 1) / scale, width=width * 0.92, color=color, alpha=alpha,
+                   edgecolor="black", linewidth=0.4, label=None if kind in shown else kind)
+            shown.add(kind)
+            if m.tape_bytes:
+                ax.bar(x, m.tape_bytes / scale, width=width * 0.5, color="white", hatch="////", edgecolor="black",
+                       linewidth=0.4, label=None if "tape" in shown else "tape (residuals kept for the sweeps)")
+                shown.add("tape")
+    values = [v for row in rows for m in row for v in (m.peak_bytes, m.tape_bytes) if v > 0]
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), framealpha=0.9)  # beside, over no bar
     ax.set_yscale("log")
-    if floor:
-        ax.set_ylim(floor / 3, biggest / scale * 12)
+    if values:
+        ax.set_ylim(min(values) / scale / 3, biggest / scale * 12)
     ax.set_xticks(range(len(items)), [name for name, _ in items])
     ax.set_ylabel(f"memory ({unit})")
     ax.set_xlabel("problem")
@@ -250,6 +241,18 @@ def memory_bars(comparisons) -> Figure:
                  "bar = traced peak of one Jacobian; hatched = reverse tape", fontsize=11)
     _log_grid(ax)
     return fig
+
+
+def _memory_style(label: str) -> tuple[str, float, str]:
+    """(color, alpha, legend entry) of a comparison row in `memory_bars`."""
+    if label.startswith("jit"):
+        return "#ff7f0e", 1.0, "jit (compiled replay)"
+    if label.startswith("sparse"):
+        return MODE_COLORS["sparse"], 1.0, "sparse (compressed seeds)"
+    mode = _mode_of(label)
+    if "1 seed" in label:
+        return MODE_COLORS[mode], 0.45, f"{mode}, 1 seed per pass"
+    return MODE_COLORS[mode], 1.0, f"{mode}, seeds batched"
 
 
 def cheap_gradient(predictions_by_problem) -> Figure:

@@ -88,7 +88,12 @@ def test_memory_bars(comparisons):
     assert [t.get_text() for t in ax.get_xticklabels()] == list(comparisons)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any(label.startswith("tape") for label in labels)
-    assert not any(label.startswith("auto") for label in labels)
+    assert not any(label.startswith("auto") for label in labels)  # auto repeats the row of its order
+    assert len(labels) == len(set(labels))  # one entry per kind of row
+    # each problem's rows side by side, every one drawn: as many peak bars as rows without auto
+    rows = sum(1 for c in comparisons.values() for m in c.measurements if not (m.label or m.mode).startswith("auto"))
+    peaks = [p for p in ax.patches if p.get_hatch() is None]
+    assert len(peaks) == rows
 
 
 def test_cheap_gradient(comparisons):
