@@ -26,6 +26,7 @@ import contextlib
 import importlib
 import importlib.util
 import json
+import math
 import os
 import re
 import sys
@@ -314,6 +315,7 @@ def _resolve(args) -> tuple[str, Callable, np.ndarray, object]:
         if args.shape is not None or args.x_file is not None:
             raise UsageError(f"--shape and --x-file are for functions; the built-in problem {target!r} "
                              f"takes --n/--m")
+        _check_traceable(max(args.n or 0, args.m or 0), "--n/--m")
         try:
             problem = problems.get(target, n=args.n, m=args.m, seed=args.seed)
         except ValueError as exc:
@@ -327,10 +329,27 @@ def _resolve(args) -> tuple[str, Callable, np.ndarray, object]:
     if args.x_file is not None:
         x = _check_input(load_input(args.x_file))
     elif args.shape is not None:
-        x = np.random.default_rng(args.seed).standard_normal(parse_shape(args.shape))
+        shape = parse_shape(args.shape)
+        _check_traceable(math.prod(shape), "--shape")
+        x = np.random.default_rng(args.seed).standard_normal(shape)
     else:
         raise UsageError(f"{target!r} needs an input: give --shape (e.g. --shape 100) or --x-file FILE.npy")
     return target, f, x, None
+
+
+# Tracing keeps a few arrays of the input's size per operation (values, a tape's residuals, derivatives):
+# a size whose input alone takes more than this share of the free memory is refused before it is built,
+# where the system would otherwise end the process without a word.
+TRACE_SHARE = 16
+
+
+def _check_traceable(elements: int, option: str) -> None:
+    from .memory import available_bytes, readable
+
+    needed, free = 8 * TRACE_SHARE * elements, available_bytes()
+    if needed > free:
+        raise UsageError(f"a size of {elements:,} elements needs about {readable(needed)} to differentiate, more "
+                         f"than the {readable(free)} of memory free; choose a smaller {option}")
 
 
 def _target(args) -> tuple[str, Callable, np.ndarray, object]:
@@ -448,8 +467,9 @@ def _cmd_compare(args) -> int:
 MAX_PASSES, MAX_FLOPS = 200_000, 2e11
 
 
-def _too_long(f, x, modes) -> str | None:
-    """Why the rows of `modes` predicted to exceed MAX_PASSES or MAX_FLOPS are refused, if any are."""
+def _too_long(f, x, modes, leave_out: bool = True) -> str | None:
+    """Why the rows of `modes` predicted to exceed MAX_PASSES or MAX_FLOPS are refused, if any are (with
+    `leave_out`, naming the --modes without them)."""
     from .compare import _rows
     from .prediction import predict
 
@@ -463,7 +483,7 @@ def _too_long(f, x, modes) -> str | None:
     if not too_long:
         return None
     kept = ",".join(m for m in modes if m not in too_long)
-    instead = f"leave {'them' if len(too_long) > 1 else 'it'} out with --modes {kept}, or " if kept else ""
+    instead = f"leave {'them' if len(too_long) > 1 else 'it'} out with --modes {kept}, or " if kept and leave_out else ""
     rows = " and ".join(too_long.values())
     return f"the row{'s' if len(too_long) > 1 else ''} {rows} would take too long to wait for; {instead}choose a " \
            "smaller size"
@@ -557,6 +577,7 @@ def _cmd_sweep(args) -> int:
     ns = parse_sizes(args.n, "--n") if args.n is not None else None
     ms = parse_sizes(args.m, "--m") if args.m is not None else None
     plot = _plot_path(args.plot)
+    _check_traceable(max((ns or []) + (ms or []), default=0), "--n/--m")
     # build every grid point before measuring, so a size the problem does not take fails at once
     try:
         for n in ns or [None]:
@@ -564,6 +585,11 @@ def _cmd_sweep(args) -> int:
                 problems.get(name, n=n, m=m, seed=args.seed)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    largest = problems.get(name, n=max(ns) if ns else None, m=max(ms) if ms else None, seed=args.seed)
+    with _running(f"differentiating {name} failed"):  # its orders, refused if too long to wait for
+        too_long = _too_long(largest.f, largest.x, ["forward", "reverse"], leave_out=False)
+    if too_long:
+        raise UsageError(too_long)
 
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())

@@ -286,9 +286,19 @@ def test_a_shape_with_a_missing_or_unknown_size_is_refused(text):
         parse_shape(text)
 
 
-def test_the_bare_command_prints_the_help():
-    result = subprocess.run([sys.executable, "-m", "jacobian_lab"], capture_output=True, text=True)
-    assert result.returncode == 0 and "compare" in result.stdout and "usage: jacobian-lab" in result.stdout
+@pytest.mark.parametrize("argv, option", [(("compare", "seed", "--n", "1000000000000"), "--n/--m"),
+                                          (("sweep", "seed", "--n", "10,1e12"), "--n/--m"),
+                                          (("compare", "numpy:sin", "--shape", "1000000,1000000"), "--shape")])
+def test_a_size_too_large_for_the_memory_is_refused_before_it_is_built(capsys, argv, option):
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(err, code, 2)
+    assert "of memory free; choose a smaller " + option in err
+
+
+def test_a_sweep_point_too_long_to_wait_for_is_refused(capsys):
+    code, _, err = run(capsys, "sweep", "seed", "--n", "300000,10")
+    assert_one_line_error(err, code, 2)
+    assert "'forward, vector' (300,000 passes" in err and "--modes" not in err
 
 
 def test_compare_refuses_rows_too_long_to_wait_for(capsys):
@@ -461,8 +471,8 @@ def test_help_has_examples(capsys, command):
 def test_top_level_help_and_no_command(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0 and "compare" in out and "examples:" in out
-    code, out, _ = run(capsys)
-    assert code == 2 and "COMMAND" in out
+    code, out, _ = run(capsys)  # the bare command asks what it can do: no error
+    assert code == 0 and "COMMAND" in out
 
 
 # ----------------------------------------------------------- bad arguments
