@@ -118,7 +118,7 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 
 def _modes(text: str) -> list[str]:
-    modes = [m.strip() for m in text.split(",") if m.strip()]
+    modes = list(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))  # a repeated row once
     if not modes:
         raise UsageError("--modes needs at least one mode")
     for mode in modes:
@@ -383,7 +383,8 @@ def _call_user(f: Callable, x: np.ndarray, name: str) -> None:
     except MemoryError:  # at the size asked for: main reports it with the sizes to shrink
         raise
     except Exception as exc:
-        raise RunError(f"{name} raised {type(exc).__name__}: {exc}") from exc
+        given = f" (its input is a dict of the .npz file's arrays: {', '.join(x)})" if isinstance(x, dict) else ""
+        raise RunError(f"{name} raised {type(exc).__name__}: {exc}{given}") from exc
     if y is None:  # np.asarray would report it as "object values"
         raise RunError(f"{name} returned None; it must return a real array or number (did it forget `return`?)")
     if isinstance(y, (tuple, list, dict)):

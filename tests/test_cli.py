@@ -301,6 +301,18 @@ def test_a_sweep_point_too_long_to_wait_for_is_refused(capsys):
     assert "'forward, vector' (300,000 passes" in err and "--modes" not in err
 
 
+def test_repeated_modes_give_one_row_each(capsys):
+    code, out, _ = run(capsys, "compare", "seed", "--n", "10", "--modes", "forward,forward,reverse", "--repeat", "1",
+                       "--json")
+    assert code == 0 and [m["label"] for m in json.loads(out)["measurements"]] == ["forward, vector", "reverse, batched"]
+
+
+def test_a_function_failing_on_an_npz_input_is_told_it_got_a_dict(tmp_path, capsys):
+    np.savez(tmp_path / "two.npz", a=np.ones(3), b=np.ones(2))
+    code, _, err = run(capsys, "compare", "numpy:sin", "--x-file", str(tmp_path / "two.npz"))
+    assert code == 1 and "its input is a dict of the .npz file's arrays: a, b" in err
+
+
 def test_compare_refuses_rows_too_long_to_wait_for(capsys):
     code, _, err = run(capsys, "compare", "seed", "--n", "300000", "--modes", "forward-1,reverse")
     assert_one_line_error(err, code, 2)
