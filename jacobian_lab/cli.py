@@ -447,10 +447,7 @@ def _cmd_compare(args) -> int:
                 modes.append(extra)
     plot = _plot_path(args.plot)
     title, f, x, problem = _target(args)
-    with _running(f"differentiating {title} failed"):
-        too_long = _too_long(f, x, modes)
-    if too_long:
-        raise UsageError(too_long)
+    _refuse_too_long(title, f, x, modes)
     with _running(f"differentiating {title} failed"), \
             ThreadPoolExecutor(args.threads) if args.threads else contextlib.nullcontext() as pool:
         comparison = compare(f, x, modes=modes, repeat=args.repeat, executor=pool)
@@ -468,26 +465,26 @@ def _cmd_compare(args) -> int:
 MAX_PASSES, MAX_FLOPS = 200_000, 2e11
 
 
-def _too_long(f, x, modes, leave_out: bool = True) -> str | None:
-    """Why the rows of `modes` predicted to exceed MAX_PASSES or MAX_FLOPS are refused, if any are (with
-    `leave_out`, naming the --modes without them)."""
+def _refuse_too_long(title: str, f, x, modes, leave_out: bool = True) -> None:
+    """Refuse the rows of `modes` predicted to exceed MAX_PASSES or MAX_FLOPS, if any are (with
+    `leave_out`, naming the --modes without them); f failing while it is predicted is f's failure."""
     from .compare import _rows
     from .prediction import predict
 
-    prediction = predict(f, x)
+    with _running(f"differentiating {title} failed"):
+        prediction = predict(f, x)
     too_long = {}
     for name, (label, mode, batch) in zip(modes, _rows(modes)):
         if mode in ("forward", "reverse"):  # auto, jit and sparse take the cheaper order themselves
             passes, work = prediction.schedule(mode, batch)[1], prediction.total(mode, batch).total()
             if passes > MAX_PASSES or work > MAX_FLOPS:
                 too_long[name] = f"'{label}' ({passes:,} passes, {work:.2g} FLOPs)"
-    if not too_long:
-        return None
-    kept = ",".join(m for m in modes if m not in too_long)
-    instead = f"leave {'them' if len(too_long) > 1 else 'it'} out with --modes {kept}, or " if kept and leave_out else ""
-    rows = " and ".join(too_long.values())
-    return f"the row{'s' if len(too_long) > 1 else ''} {rows} would take too long to wait for; {instead}choose a " \
-           "smaller size"
+    if too_long:
+        kept = ",".join(m for m in modes if m not in too_long)
+        instead = f"leave {'them' if len(too_long) > 1 else 'it'} out with --modes {kept}, or " if kept and leave_out else ""
+        rows = " and ".join(too_long.values())
+        raise UsageError(f"the row{'s' if len(too_long) > 1 else ''} {rows} would take too long to wait for; "
+                         f"{instead}choose a smaller size")
 
 
 def _print_comparison(title: str, x, problem, comparison) -> None:
@@ -587,10 +584,7 @@ def _cmd_sweep(args) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     largest = problems.get(name, n=max(ns) if ns else None, m=max(ms) if ms else None, seed=args.seed)
-    with _running(f"differentiating {name} failed"):  # its orders, refused if too long to wait for
-        too_long = _too_long(largest.f, largest.x, ["forward", "reverse"], leave_out=False)
-    if too_long:
-        raise UsageError(too_long)
+    _refuse_too_long(name, largest.f, largest.x, ["forward", "reverse"], leave_out=False)
 
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
