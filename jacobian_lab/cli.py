@@ -641,8 +641,10 @@ def _cmd_report(args) -> int:
 
         with _running("building the report failed", bad_input=ValueError):
             index = build_report(out, problems=chosen, repeat=args.repeat, embed=args.embed, progress=progress)
-    print(index)
-    print(index.with_name("report.md"))
+    figures = len(list(index.with_name("figures").glob("*.png")))
+    for written in (index, index.with_name("report.md"), index.with_name("data.json")):
+        print(written)
+    print(f"{index.with_name('figures')}{os.sep} ({figures} figures)")
     return EXIT_OK
 
 

@@ -344,7 +344,8 @@ def _write_footer(doc) -> None:
              "a matmul 2mkn, a reduction over L elements L - 1.")
     doc.para("The sparse row (jl.sparse_jacobian) reads which outputs depend on which inputs from the tape, "
              "colors the columns (or rows) so that no two of one color share a row (column), and pushes one "
-             "seed per color: a banded Jacobian such as bratu's takes as many seeds as its band is wide. "
+             "seed per color: a banded Jacobian (a tridiagonal one, as the bratu problem's) takes as many seeds "
+             "as its band is wide. "
              "The jit row replays a compiled program of the Jacobian.")
     doc.para("The cheap-gradient principle puts the cost of one derivative pass at a small multiple of f's "
              "(Griewank & Walther's ω = 3 for arithmetic operations; Baydin et al., JMLR 2018, quote c < 6 and "

@@ -1,6 +1,7 @@
 """The HTML + Markdown report: structure, files, self-containedness."""
 import base64
 import json
+import os
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -172,8 +173,9 @@ def test_report_command(tmp_path, capsys):
     code = main(["report", "--out", str(out), "--problems", "seed,tall_to_wide", "--repeat", "1"])
     stdout, stderr = capsys.readouterr()
     assert code == 0, stderr
-    assert stdout.splitlines() == [str(out / "index.html"), str(out / "report.md")]
     page = parse(out / "index.html")
+    assert stdout.splitlines() == [str(out / "index.html"), str(out / "report.md"), str(out / "data.json"),
+                                   f"{out / 'figures'}{os.sep} ({len(page.images)} figures)"]
     assert len(page.images) == 3 + 2 + 3
     assert all((out / image["src"]).is_file() for image in page.images)
 
