@@ -160,8 +160,8 @@ def _check_folder(option: str, text: str, folder: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".jacobian-lab-"):
             pass
     except OSError as exc:
-        raise UsageError(f"{option} {text!r}: cannot write in the folder {str(existing)!r} "
-                         f"({exc.strerror or exc}); choose a folder you can write to") from None
+        raise UsageError(f"{option} {text!r}: cannot create a file in the folder {str(existing)!r} (the system "
+                         f"says: {exc.strerror or exc}); choose a folder you can write to") from None
 
 
 # ------------------------------------------------------------------------ targets

@@ -218,7 +218,8 @@ def _never(*args, **kwargs):
     (("report", "--out", "{folder}"), "jacobian_lab.report", "build_report"),
 ])
 @pytest.mark.parametrize("where,problem", [
-    ("/proc", "cannot write in the folder '/proc'"),  # root may write anywhere else: /proc takes no new files
+    # root may write anywhere else: /proc takes no new files
+    ("/proc", "cannot create a file in the folder '/proc' (the system says: "),
     ("{tmp}/x.npy", "'{tmp}/x.npy' is a file, not a folder"),
 ])
 def test_an_output_path_that_cannot_be_written_is_refused_before_the_run(
