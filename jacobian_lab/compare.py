@@ -262,7 +262,7 @@ class Comparison:
 
     def table(self) -> str:
         """Plain-text table of every measurement, the cheap-gradient ratios and the verdict."""
-        return plain_text(self.rich_table()) + "\n" + self.verdict()
+        return plain_text(self.rich_table()) + "\nverdict: " + self.verdict()  # as the command line prints it
 
     def to_dict(self) -> dict:
         return {
@@ -291,7 +291,7 @@ def rich_rows(title: str, caption: str, rows: list[dict], text_column: str):
     """A `rich.table.Table` of dict rows: numbers right-aligned with thousands separators."""
     from rich.table import Table
 
-    table = Table(title=title, caption=caption)
+    table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")  # read as text
     for key in rows[0]:
         table.add_column(key, justify="left" if key == text_column else "right")
     for row in rows:
