@@ -258,7 +258,9 @@ def load_input(path: str):
     except (UsageError, MemoryError):  # main reports running out of memory, with the sizes to shrink
         raise
     except Exception as exc:
-        raise UsageError(f"--x-file {path!r} cannot be read: {exc}") from exc
+        ragged = " (every row of a text file must hold as many numbers)" if "number of columns" in str(exc) else ""
+        reason = str(exc).split("; use `usecols`")[0]  # NumPy's hint names an argument the command line lacks
+        raise UsageError(f"--x-file {path!r} cannot be read: {reason}{ragged}") from exc
     raise UsageError(f"--x-file {path!r}: use a .npy, .npz, .txt or .csv file")
 
 
@@ -299,7 +301,7 @@ def _check_input(x):
     if x.dtype.kind not in "biuf":
         raise UsageError(f"the input must be a numeric array, got dtype {x.dtype}")
     if x.size == 0:
-        raise UsageError(f"the input is empty (shape {x.shape})")
+        raise UsageError(f"the input is empty (shape {x.shape}); give a file that holds at least one number")
     return x.astype(np.float64)
 
 

@@ -350,8 +350,16 @@ def test_an_empty_x_file_is_one_line_without_numpy_warnings(user_file, tmp_path,
         warnings.simplefilter("always")
         code, _, err = run(capsys, "compare", f"{user_file}:softplus_sum", "--x-file", str(empty))
     assert_one_line_error(err, code, 2)
-    assert "the input is empty" in err
+    assert "the input is empty" in err and "holds at least one number" in err
     assert [str(w.message) for w in caught] == []
+
+
+def test_a_ragged_text_file_says_rows_must_match(user_file, tmp_path, capsys):
+    ragged = tmp_path / "x.csv"
+    ragged.write_text("1,2,3\n4,5\n")
+    code, _, err = run(capsys, "compare", f"{user_file}:softplus_sum", "--x-file", str(ragged))
+    assert_one_line_error(err, code, 2)
+    assert "every row of a text file must hold as many numbers" in err and "usecols" not in err
 
 
 @pytest.mark.parametrize("name,kind,how", [
