@@ -530,12 +530,13 @@ def _print_pattern(title: str, summary: dict) -> None:
     console.print(f"pattern: {summary['entries']:,} of {m * n:,} entries ({100 * summary['density']:.3g} %), "
                   f"at most {summary['widest_row']:,} in a row and {summary['widest_column']:,} in a column")
     pulled = summary["pulled_rows"]
+    how = ("every row pulled" if pulled >= m else
+           f"{pulled:,} row{'' if pulled == 1 else 's'} pulled, the other rows' columns colored")
     console.print(f"seeds: forward {seeds['forward']:,} (column colors), reverse {seeds['reverse']:,} (row colors), "
-                  f"bidirectional {seeds['bidirectional']:,} ({pulled:,} row{'' if pulled == 1 else 's'} pulled, "
-                  f"the other rows' columns colored)")
+                  f"bidirectional {seeds['bidirectional']:,} ({how})")
     chosen = summary["sparse_jacobian"]
-    dense = f"dense {'reverse' if m <= n else 'forward'} mode's one-hot seeds"
-    fewer = (f" instead of {min(m, n):,} ({dense})" if seeds[chosen] < min(m, n)
+    dense = f"dense {'reverse' if m <= n else 'forward'} mode's {_seeds(min(m, n))}"
+    fewer = (f" instead of {dense}" if seeds[chosen] < min(m, n)
              else f", as many as {dense}: the pattern does not compress")
     console.print(f"[bold]sparse_jacobian[/bold] takes {chosen} mode: {_seeds(seeds[chosen])}{fewer}")
 
