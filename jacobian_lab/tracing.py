@@ -72,7 +72,10 @@ def _library_caller(depth: int = 2) -> str | None:
 def _called_from(package: str, function: str, caller: str | None = None, depth: int = 2) -> bool:
     """Whether the conversion running (`Tracer.__array__`, `depth` frames up) was asked for by `function`
     of `package`, itself called from a function named `caller` when given."""
-    frame = sys._getframe(depth)
+    try:
+        frame = sys._getframe(depth)
+    except ValueError:  # a stack shallower than that: no such caller
+        return False
     return (frame.f_code.co_name == function and frame.f_globals.get("__name__", "").startswith(package)
             and (caller is None or frame.f_back.f_code.co_name == caller))
 
