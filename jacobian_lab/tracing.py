@@ -48,7 +48,10 @@ def _library_caller(depth: int = 2) -> str | None:
     it wraps), or the outermost scipy frame if none is. A scipy frame further out
     (scipy.optimize.root calling the Jacobian function that calls f) is no caller of this conversion.
     """
-    frame, public, outermost = sys._getframe(depth), None, None  # the frame that called the conversion
+    try:
+        frame, public, outermost = sys._getframe(depth), None, None  # the frame that called the conversion
+    except ValueError:  # a stack shallower than that: no caller at all
+        return None
     while frame is not None:
         module, function = frame.f_globals.get("__name__", ""), frame.f_code.co_name
         if module.startswith("scipy."):
