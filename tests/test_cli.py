@@ -407,6 +407,12 @@ def test_sweep_json_and_progress(capsys):
     assert "3/3" in err  # the progress bar went to stderr
 
 
+def test_a_sweep_says_which_sizes_a_problem_runs_instead_and_sweeps_each_once(capsys):
+    code, out, err = run(capsys, "sweep", "mlp_loss", "--n", "22,30,50", "--repeat", "1", "--json")
+    assert code == 0 and "mlp_loss runs n = 30 as 22 and 50 as 44, the sizes it takes" in err
+    assert [p["n"] for p in json.loads(out)["points"]] == [22, 44]
+
+
 def test_a_sweep_with_equal_costs_names_them_rather_than_a_crossover(capsys):
     code, out, _ = run(capsys, "sweep", "dense", "--n", "4,8", "--repeat", "1")
     assert code == 0 and "cost the same FLOPs at every size" in out
