@@ -454,9 +454,9 @@ def _cmd_compare(args) -> int:
             ThreadPoolExecutor(args.threads) if args.threads else contextlib.nullcontext() as pool:
         comparison = compare(f, x, modes=modes, repeat=args.repeat, executor=pool)
     if args.json:
-        _json(comparison.to_dict())
+        _json({**comparison.to_dict(), "threads": args.threads})
     else:
-        _print_comparison(title, x, problem, comparison)
+        _print_comparison(title, x, problem, comparison, args.threads)
     if plot is not None:  # after the result, which a figure that cannot be written must not take with it
         _save(phase_bars(comparison, title=title), plot)
     return EXIT_OK
@@ -489,8 +489,8 @@ def _refuse_too_long(title: str, f, x, modes, leave_out: bool = True) -> None:
                          f"{instead}choose a smaller size")
 
 
-def _print_comparison(title: str, x, problem, comparison) -> None:
-    """What was differentiated, the table of every mode, and the verdict."""
+def _print_comparison(title: str, x, problem, comparison, threads=None) -> None:
+    """What was differentiated, the table of every mode, and the verdict (and the threads the passes ran on)."""
     console = _console()
     if problem is not None:
         console.print(f"[bold]{problem.name}[/bold]: {problem.summary}")
@@ -499,6 +499,8 @@ def _print_comparison(title: str, x, problem, comparison) -> None:
         shapes = ({k: tuple(np.shape(v)) for k, v in x.items()} if isinstance(x, dict) else tuple(np.shape(x)))
         console.print(f"[bold]{title}[/bold] at an input of shape {shapes}")
     _print_table(console, comparison.rich_table())
+    if threads:
+        console.print(f"the forward, reverse and auto rows ran their passes on {threads} threads")
     console.print(f"[bold]verdict:[/bold] {comparison.verdict()}")
 
 

@@ -116,8 +116,12 @@ def test_compare_threads_measures_the_same_work(capsys):
     for extra in ((), ("--threads", "2")):
         code, out, _ = run(capsys, *args, *extra)
         assert code == 0
-        rows[extra] = [(m["label"], m["passes"], m["total"], m["max_abs_diff"]) for m in json.loads(out)["measurements"]]
+        data = json.loads(out)
+        rows[extra] = [(m["label"], m["passes"], m["total"], m["max_abs_diff"]) for m in data["measurements"]]
+        assert data["threads"] == (2 if extra else None)  # the JSON says how the passes ran
     assert rows[()] == rows[("--threads", "2")]
+    code, out, _ = run(capsys, *args[:-1], "--threads", "2")
+    assert code == 0 and "ran their passes on 2 threads" in out
     assert all(passes == 9 for label, passes, _, _ in rows[()] if label != "auto -> reverse")
     code, _, err = run(capsys, "compare", "--threads", "0")
     assert code == 2 and "--threads" in err
