@@ -106,7 +106,7 @@ class Jitted:
 
     def __init__(self, fun: JacobianFunction):
         self.fun = fun
-        self.compiles = 0  # programs built so far
+        self.compiles = 0  # recordings completed so far (a program, or the finding that f cannot be replayed)
         self._programs: dict = {}  # key -> [Program, ...] (most recently used first), or a NotReplayable
 
     def __repr__(self) -> str:
@@ -158,14 +158,15 @@ class Jitted:
         return g, x_flat, (g.in_def, x_flat.shape, x_flat.dtype.char)
 
     def _compile(self, g, x, key):
-        self.compiles += 1
         try:
-            program, J = self._build(g, x)
+            program, J = self._build(g, x)  # f may raise: then nothing was compiled
         except NotReplayable as reason:
+            self.compiles += 1  # a recording that found f cannot be replayed
             warnings.warn(f"jit: the Jacobian of {getattr(self.fun.f, '__name__', 'f')} is computed without "
                           f"compiling, because {reason}", stacklevel=3)
             self._programs[key] = reason
             return None, None
+        self.compiles += 1
         self._programs[key] = ([program] + self._programs.get(key, []))[:KEEP_PROGRAMS]
         return program, J
 

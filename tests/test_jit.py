@@ -688,6 +688,14 @@ _GOOD, _BAD = [np.array([1.0, 4.0]), np.array([2.0, 3.0])], [np.array([0.0, 4.0]
 
 
 @pytest.mark.filterwarnings("ignore:jit. the Jacobian:UserWarning")
+def test_a_call_whose_f_raises_compiles_nothing():
+    jac = jl.jit(jl.jacobian(lambda x: x * float(x[0])))  # float() of a traced value is refused
+    for _ in range(3):
+        with pytest.raises(jl.TracerConversionError):
+            jac(np.ones(2))
+    assert jac.compiles == 0
+
+
 @pytest.mark.parametrize("first", ["good", "bad"])
 @pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
 @pytest.mark.parametrize("f", CATCHING, ids=lambda f: f.__name__)
