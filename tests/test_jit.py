@@ -687,7 +687,6 @@ CATCHING = [_cholesky_or_else, _positive_definite_test, _log_or_else]
 _GOOD, _BAD = [np.array([1.0, 4.0]), np.array([2.0, 3.0])], [np.array([0.0, 4.0]), np.array([0.0, 3.0])]
 
 
-@pytest.mark.filterwarnings("ignore:jit. the Jacobian:UserWarning")
 def test_a_call_whose_f_raises_compiles_nothing():
     jac = jl.jit(jl.jacobian(lambda x: x * float(x[0])))  # float() of a traced value is refused
     for _ in range(3):
@@ -696,6 +695,7 @@ def test_a_call_whose_f_raises_compiles_nothing():
     assert jac.compiles == 0
 
 
+@pytest.mark.filterwarnings("ignore:jit. the Jacobian:UserWarning")
 @pytest.mark.parametrize("first", ["good", "bad"])
 @pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
 @pytest.mark.parametrize("f", CATCHING, ids=lambda f: f.__name__)
