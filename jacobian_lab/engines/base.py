@@ -91,6 +91,22 @@ def _refused(error, trace) -> None:
                                     "it)") from error
 
 
+def _reworded(error) -> Exception | None:
+    """The error that names the fix for one of NumPy's two (see `call_traced`), or None for another error."""
+    if isinstance(error, ValueError) and isinstance(error.__cause__, TracerConversionError):
+        return TracerConversionError(
+            "storing a traced value into an element of a plain array (y[i] = x[j]) or converting traced values "
+            "to floats (np.asarray(x, dtype=float), which x is already) would drop the derivative, so "
+            f"jacobian_lab refuses it (NumPy reports it as {str(error)!r}). Write into a traced array instead: "
+            "y = np.zeros_like(x, shape=(n,)) in place of y = np.zeros(n), then y[i] = v; or build the array "
+            "from traced values (np.stack([...]), np.concatenate, np.where(mask, value, y)). NumPy does the "
+            "same inside np.mean, np.var, np.median or np.linalg given " + _OBJECTS)
+    if isinstance(error, TypeError) and any(text in str(error) for text in _OBJECT_LOOPS):
+        unsure = "" if "dtype('O')" in str(error) else " (if an operand is an array of traced values)"
+        return TypeError(f"{error}{unsure}: a NumPy function (or a scipy.special ufunc) cannot compute on {_OBJECTS}")
+    return None
+
+
 def call_traced(f, x, trace):
     """``check_output(f(x), trace)``: f run on the traced input x, its result validated.
 
@@ -106,32 +122,16 @@ def call_traced(f, x, trace):
     try:
         y = f(x)
         return check_output(y, trace)
-    except ValueError as error:
-        if not isinstance(error.__cause__, TracerConversionError):
-            _refused(error, trace)
-            if "read-only" in str(error):  # NumPy's, for its read-only views too
-                raise ValueError(f"{error}. If it is np.asarray(x) of a traced x (an array of x's traced elements, "
-                                 "which a write could not reach x through), write into a copy: c = x.copy() or "
-                                 "np.array(x)") from error
-            raise
-        raise TracerConversionError(
-            "storing a traced value into an element of a plain array (y[i] = x[j]) or converting traced values "
-            "to floats (np.asarray(x, dtype=float), which x is already) would drop the derivative, so "
-            f"jacobian_lab refuses it (NumPy reports it as {str(error)!r}). Write into a traced array instead: "
-            "y = np.zeros_like(x, shape=(n,)) in place of y = np.zeros(n), then y[i] = v; or build the array "
-            "from traced values (np.stack([...]), np.concatenate, np.where(mask, value, y)). NumPy does the "
-            "same inside np.mean, np.var, np.median or np.linalg given " + _OBJECTS
-        ) from error
-    except TypeError as error:
-        if not any(text in str(error) for text in _OBJECT_LOOPS):
-            _refused(error, trace)
-            raise
-        unsure = "" if "dtype('O')" in str(error) else " (if an operand is an array of traced values)"
-        raise TypeError(f"{error}{unsure}: a NumPy function (or a scipy.special ufunc) cannot compute on {_OBJECTS}"
-                        ) from error
-    except Exception as error:  # scipy's own error types too (minpack's, from fsolve)
+    except Exception as error:
+        reworded = _reworded(error)
+        if reworded is not None:
+            raise reworded from error
         _refused(error, trace)
-        raise
+        if isinstance(error, ValueError) and "read-only" in str(error):  # NumPy's, for its read-only views too
+            raise ValueError(f"{error}. If it is np.asarray(x) of a traced x (an array of x's traced elements, "
+                             "which a write could not reach x through), write into a copy: c = x.copy() or "
+                             "np.array(x)") from error
+        raise  # scipy's own error types too (minpack's, from fsolve), named by `_refused` when it can
     finally:
         trace.finish()
 
