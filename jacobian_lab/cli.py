@@ -583,14 +583,15 @@ def _cmd_sweep(args) -> int:
     _check_traceable(max((ns or []) + (ms or []), default=0), "--n/--m")
     # build every grid point before measuring, so a size the problem does not take fails at once
     try:
-        taken = {n: problems.get(name, n=n, m=m, seed=args.seed).x.size for n in ns or [None] for m in ms or [None]}
+        built = {(n, m): problems.get(name, n=n, m=m, seed=args.seed) for n in ns or [None] for m in ms or [None]}
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    taken = {n: problem.x.size for (n, _), problem in built.items()}
     if ns and any(taken[n] != n for n in ns):  # mlp_loss takes whole hidden units: n in multiples of 22
         moved = " and ".join(f"{n} as {taken[n]}" for n in ns if taken[n] != n)
         print(f"{PROG} sweep: {name} runs n = {moved}, the sizes it takes", file=sys.stderr)
         ns = list(dict.fromkeys(taken[n] for n in ns))  # a size reached twice is swept once
-    largest = problems.get(name, n=max(ns) if ns else None, m=max(ms) if ms else None, seed=args.seed)
+    largest = built[max(taken) if ns else None, max(ms) if ms else None]  # (keyed by the sizes asked for)
     _refuse_too_long(name, largest.f, largest.x, ["forward", "reverse"], leave_out=False)
 
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
