@@ -449,10 +449,10 @@ def _cmd_compare(args) -> int:
                 modes.append(extra)
     plot = _plot_path(args.plot)
     title, f, x, problem = _target(args)
-    _refuse_too_long(title, f, x, modes)
+    prediction = _refuse_too_long(title, f, x, modes)
     with _running(f"differentiating {title} failed"), \
             ThreadPoolExecutor(args.threads) if args.threads else contextlib.nullcontext() as pool:
-        comparison = compare(f, x, modes=modes, repeat=args.repeat, executor=pool)
+        comparison = compare(f, x, modes=modes, repeat=args.repeat, executor=pool, prediction=prediction)
     if args.json:
         _json({**comparison.to_dict(), "threads": args.threads})
     else:
@@ -467,9 +467,10 @@ def _cmd_compare(args) -> int:
 MAX_PASSES, MAX_FLOPS = 200_000, 2e11
 
 
-def _refuse_too_long(title: str, f, x, modes, leave_out: bool = True) -> None:
+def _refuse_too_long(title: str, f, x, modes, leave_out: bool = True):
     """Refuse the rows of `modes` predicted to exceed MAX_PASSES or MAX_FLOPS, if any are (with
-    `leave_out`, naming the --modes without them); f failing while it is predicted is f's failure."""
+    `leave_out`, naming the --modes without them); f failing while it is predicted is f's failure.
+    Returns the prediction, for the comparison to use."""
     from .compare import _rows
     from .prediction import predict
 
@@ -487,6 +488,7 @@ def _refuse_too_long(title: str, f, x, modes, leave_out: bool = True) -> None:
         rows = " and ".join(too_long.values())
         raise UsageError(f"the row{'s' if len(too_long) > 1 else ''} {rows} would take too long to wait for; "
                          f"{instead}choose a smaller size")
+    return prediction
 
 
 def _print_comparison(title: str, x, problem, comparison, threads=None) -> None:

@@ -112,7 +112,7 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
     if mode == "sparse":
         return _measure_compressed(f, x, batch_size, repeat)
     if mode == "auto":
-        prediction = prediction or predict(f, x)
+        prediction = predict(f, x) if prediction is None else prediction
         # Decided outside the count, as auto mode decides: the counted call finds the choice remembered, whether
         # or not an auto call at this tape came before.
         chosen = choose_order(f, x, batch_size, max_memory)[0]
@@ -320,7 +320,8 @@ def _fmt(value) -> str:
     return f"{value:.3g}"
 
 
-def compare(f: Callable, x, modes: Sequence[str] = DEFAULT_MODES, repeat: int = 3, executor=None) -> Comparison:
+def compare(f: Callable, x, modes: Sequence[str] = DEFAULT_MODES, repeat: int = 3, executor=None,
+            prediction=None) -> Comparison:
     """Measure f's Jacobian in several accumulation orders and compare them.
 
     `modes` names the rows, one name or a sequence of them: "forward-1" (one
@@ -329,7 +330,8 @@ def compare(f: Callable, x, modes: Sequence[str] = DEFAULT_MODES, repeat: int = 
     of ``jl.jit(jl.jacobian(f))``), "sparse" (`sparse_jacobian`: one seed per
     color of the sparsity pattern); or "forward-K"/"reverse-K" for K seeds
     per pass. `executor` runs the passes of the forward, reverse and auto
-    rows side by side (see `measure`).
+    rows side by side (see `measure`). `prediction`: ``predict(f, x)``, when
+    the caller has it already.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> c = jl.compare(lambda x: np.sum(np.sin(np.exp(x ** 2))), np.ones(100), repeat=1)
@@ -338,7 +340,7 @@ def compare(f: Callable, x, modes: Sequence[str] = DEFAULT_MODES, repeat: int = 
     """
     rows = _rows(modes)
     f, x = prepare(f, x)
-    prediction = predict(f, x)
+    prediction = predict(f, x) if prediction is None else prediction
     measurements = []
     for label, mode, batch in rows:
         m = measure(f, x, mode, batch, repeat=repeat, prediction=prediction, executor=executor)

@@ -239,3 +239,21 @@ def test_measure_auto_measures_what_auto_mode_runs(f, x, max_memory):
     # and as predicted: the order auto picks, on its tape (a forward order evaluates f once)
     assert m.cost == prediction.cost("auto", max_memory=max_memory)
     assert (m.batch_size, m.passes) == prediction.schedule("auto", max_memory=max_memory)
+
+
+def test_compare_takes_the_prediction_its_caller_has_and_the_cli_predicts_once(monkeypatch, capsys):
+    import importlib
+
+    from jacobian_lab import cli, prediction
+
+    compare_module = importlib.import_module("jacobian_lab.compare")  # jl.compare is the function
+
+    f, x = (lambda v: np.sum(np.sin(v) ** 2)), np.linspace(0.1, 1.0, 6)
+    given = jl.predict(f, x)
+    assert jl.compare(f, x, modes=["forward", "reverse"], repeat=1, prediction=given).prediction is given
+    calls = []
+    counted = prediction.predict
+    for module in (prediction, compare_module):  # the command line's and the comparison's own
+        monkeypatch.setattr(module, "predict", lambda *a: calls.append(1) or counted(*a))
+    assert cli.main(["compare", "seed", "--n", "20", "--modes", "forward,reverse", "--repeat", "1"]) == 0
+    assert len(calls) == 1  # the size check's prediction serves the comparison
