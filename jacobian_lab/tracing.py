@@ -218,13 +218,13 @@ class FlatIndex:
         return next(self._iterator)
 
     def __getitem__(self, key):
-        return inplace.clone(self._array.reshape(-1)[key])  # a copy, as NumPy's flatiter reads
+        return inplace.clone(api.ravel(self._array)[key])  # a copy, as NumPy's flatiter reads
 
     def __setitem__(self, key, value):
         inplace.write(self._array, key, value, flat=True)  # into y's memory, whatever its strides
 
     def __iter__(self):
-        return iter(self._array.reshape(-1))
+        return iter(api.ravel(self._array))  # (NumPy's function: a 1-d array itself, with no new view)
 
     def __len__(self):
         return self._array.size
