@@ -179,9 +179,7 @@ def write(tracer, key, value, flat: bool = False) -> None:
     if _owner_of(value) is owner and np.shape(value) == at.shape and np.array_equal(positions(value), at):
         return  # `y[k] *= 2` hands the assignment the view of y it has just written through
     if flat and at.size and np.size(value) != at.size:  # y.flat[k] = v repeats v's elements, as NumPy's flatiter
-        value = _values(value, owner.dtype)
-        repeated = np.arange(at.size) % np.size(value)
-        value = S.reshape(S.take(S.reshape(value, (-1,)), frozen(repeated), axis=0), at.shape)
+        value = S.reshape(cycled(_values(value, owner.dtype), np.arange(at.size)), at.shape)
     _replace(owner, _written(owner, at, value))
 
 
@@ -205,6 +203,16 @@ def add_at(a, indices, b, subtract: bool = False) -> None:
     sums = S.scatter_add(terms, bins, 0, targets.size)
     _replace(owner, S.reshape(S.put(S.reshape(owner, (owner.size,)), sums, indices=targets,
                                     picks=frozen(np.arange(targets.size))), owner.shape))
+
+
+def cycled(values, positions: np.ndarray):
+    """`values` flattened and repeated as often as needed, read at `positions`: what NumPy's flatiter,
+    put, putmask, place and fill_diagonal write. None for no values, with which NumPy writes nothing."""
+    flat = S.reshape(values, (np.size(values),)) if is_traced(values) else np.ravel(values)
+    if not np.size(flat):
+        return None
+    picks = positions % np.size(flat)
+    return S.take(flat, frozen(picks), axis=0) if is_traced(flat) else flat[picks]
 
 
 def as_objects(value):

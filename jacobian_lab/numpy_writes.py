@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import numpy_api as api
-from .inplace import as_objects, assign
+from .inplace import as_objects, assign, cycled
 from .numpy_api import first_argument, implements, is_traced
 
 
@@ -56,16 +56,6 @@ def _writer(numpy_fn):
     return register
 
 
-def _cycled(values, positions: np.ndarray):
-    """`values` flattened and repeated as often as needed, read at `positions`: what NumPy's put,
-    putmask, place and fill_diagonal write. None for no values, with which NumPy writes nothing."""
-    flat = api.ravel(values) if is_traced(values) else np.ravel(values)
-    if not np.size(flat):
-        return None
-    picks = positions % np.size(flat)
-    return api.getitem(flat, picks) if is_traced(flat) else flat[picks]
-
-
 def _write(a, positions: np.ndarray, values) -> None:
     """Write `values` (None: nothing) at the flat `positions` of traced `a`."""
     if positions.size and values is not None:
@@ -91,7 +81,7 @@ def put(a, ind, v, mode="raise"):
     elif ind.size and (ind.max() >= size or ind.min() < -size):
         bad = ind[(ind >= size) | (ind < -size)][0]
         raise IndexError(f"index {bad} is out of bounds for axis 0 with size {size}")
-    _write(a, ind % size, _cycled(v, np.arange(ind.size)))
+    _write(a, ind % size, cycled(v, np.arange(ind.size)))
 
 
 @_writer(np.putmask)
@@ -99,7 +89,7 @@ def putmask(a, mask, values):
     if np.size(mask) != np.size(a):
         raise ValueError("putmask: mask and data must be the same size")
     where = np.flatnonzero(mask)
-    _write(a, where, _cycled(values, where))  # a.flat[n] = values.flat[n % values.size] where mask.flat[n]
+    _write(a, where, cycled(values, where))  # a.flat[n] = values.flat[n % values.size] where mask.flat[n]
 
 
 @_writer(np.place)
@@ -107,7 +97,7 @@ def place(arr, mask, vals):
     if np.size(mask) != np.size(arr):
         raise ValueError("place: mask and data must be the same size")
     where = np.flatnonzero(mask)
-    values = _cycled(vals, np.arange(where.size))  # the first len(where) values, repeated
+    values = cycled(vals, np.arange(where.size))  # the first len(where) values, repeated
     if where.size and values is None:
         raise ValueError("Cannot insert from an empty array!")
     _write(arr, where, values)
@@ -118,7 +108,7 @@ def fill_diagonal(a, val, wrap=False):
     marks = np.zeros(np.shape(a), dtype=bool)
     np.fill_diagonal(marks, True, wrap)  # NumPy's own: its shape checks and its wrap
     where = np.flatnonzero(marks)
-    _write(a, where, _cycled(val, np.arange(where.size)))
+    _write(a, where, cycled(val, np.arange(where.size)))
 
 
 @_writer(np.put_along_axis)
