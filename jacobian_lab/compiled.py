@@ -40,7 +40,7 @@ import warnings
 
 import numpy as np
 
-from . import compaction, engines, trees
+from . import arguments, compaction, engines, trees
 from . import prediction as _prediction
 from .accounting import PHASES, Cost, Counter, active_counter, counting
 from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, one_input_error, prepare,
@@ -81,6 +81,13 @@ def jit(fun: JacobianFunction) -> "Jitted":
     if isinstance(fun, ValueAndGrad):
         raise TypeError("jl.jit compiles Jacobian functions, and a compiled program returns the derivative "
                         "alone; compile jl.grad(f) and evaluate f for its value")
+    if getattr(fun, "has_aux", False):
+        raise TypeError("jl.jit replays a compiled program without evaluating f, so it has no aux to return; "
+                        "compile the function built without has_aux, and evaluate f for its aux")
+    if not arguments.plain(getattr(fun, "argnums", 0), False):
+        raise TypeError("jl.jit compiles a function of one x, and f's other arguments would be compiled in as "
+                        "constants; bind them first, as jl.jit(jl.jacrev(functools.partial(f, W))) differentiates "
+                        f"f(W, x) in x (got argnums={fun.argnums!r})")
     if getattr(fun, "executor", None) is not None:
         raise TypeError("jl.jit replays one compiled program in the calling thread, so it takes no executor; "
                         "compile the Jacobian function built without executor=")

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import engines, sharding, trees
+from . import arguments, engines, sharding, trees
 from .compressed import SparseJacobian
 from .jacobian import (
     _NO_X,
@@ -30,7 +30,6 @@ from .jacobian import (
     check_options,
     flat_output,
     function_name,
-    one_input_error,
     prepare,
     result_dtype,
     seeds,
@@ -39,7 +38,8 @@ from .jacobian import (
 __all__ = ["HessianFunction", "SparseHessian", "hessian", "hvp", "sparse_hessian"]
 
 
-def hessian(f: Callable, x=_NO_X, *, mode: str = "forward", batch_size=None, max_memory=None, executor=None):
+def hessian(f: Callable, x=_NO_X, *, mode: str = "forward", batch_size=None, max_memory=None, executor=None,
+            argnums=0, has_aux: bool = False):
     """The Hessian of f at x, shape ``f(x).shape + x.shape + x.shape`` (like ``jax.hessian``).
 
     The Jacobian of f's gradient sweep, in `mode`: "forward" (forward over
@@ -54,7 +54,9 @@ def hessian(f: Callable, x=_NO_X, *, mode: str = "forward", batch_size=None, max
     per array, in f's structure. Without x, the Hessian as a function of x.
     x may be a tree of arrays for a scalar f: the Hessian is then nested twice
     in x's structure. Both nest as ``jax.hessian`` does. executor: runs the
-    passes side by side, as for `jacobian`.
+    passes side by side, as for `jacobian`. argnums and has_aux as for
+    ``jl.jacrev``: ``hessian(f, argnums=(0, 1))(a, b)`` nests the blocks
+    ``H[i][j]`` of arguments i and j, and has_aux returns ``(hessian, aux)``.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.hessian(lambda x: x[0] ** 2 * x[1], np.array([1.0, 3.0]))
@@ -64,7 +66,7 @@ def hessian(f: Callable, x=_NO_X, *, mode: str = "forward", batch_size=None, max
     array([[ 0.25, -0.25],
            [-0.25,  0.25]])
     """
-    fun = HessianFunction(f, mode, batch_size, max_memory, executor)
+    fun = HessianFunction(f, mode, batch_size, max_memory, executor, argnums=argnums, has_aux=has_aux)
     return fun if x is _NO_X else fun(x)
 
 
@@ -141,27 +143,31 @@ class HessianFunction:
     hessian(sin)
     """
 
-    def __init__(self, f: Callable, mode: str = "forward", batch_size=None, max_memory=None, executor=None):
+    def __init__(self, f: Callable, mode: str = "forward", batch_size=None, max_memory=None, executor=None, *,
+                 argnums=0, has_aux=False):
         check_function(f)
         check_options(mode, batch_size)
         sharding.check_executor(executor)
+        arguments.check(argnums, has_aux)
         self.f, self.mode, self.batch_size, self.max_memory = f, mode, batch_size, max_memory
-        self.executor = executor
+        self.executor, self.argnums, self.has_aux = executor, argnums, has_aux
 
-    def __call__(self, x, *more):
-        if more:
-            raise one_input_error(self)
+    def __call__(self, *args, **kwargs):
+        return arguments.call(self, args, kwargs, self._of)
+
+    def _of(self, f: Callable, x):
         if not structured(x):
-            fun = self.as_jacobian()
+            fun = self.as_jacobian(Derivative(f))
             return fun.f.unflattened(fun(x), np.shape(x))
-        g, x_flat, fun = self.flattened(x)
+        g, x_flat, fun = self.flattened(x, f)
         return trees.blocks(fun(x_flat), g.in_def, g.in_def)
 
-    def flattened(self, x) -> tuple:
-        """For a tree of arrays x: ``(g, x_flat, fun)``, f on one flat vector (`prepare`), that vector, and
-        the Jacobian function of g's gradient sweep; ``trees.blocks(fun(x_flat), g.in_def, g.in_def)`` cuts
-        its Hessian into blocks as jax.hessian nests them."""
-        g, x_flat = prepare(self.f, x)
+    def flattened(self, x, f: Callable | None = None) -> tuple:
+        """For a tree of arrays x: ``(g, x_flat, fun)``, f (default: this Hessian's) on one flat vector
+        (`prepare`), that vector, and the Jacobian function of g's gradient sweep;
+        ``trees.blocks(fun(x_flat), g.in_def, g.in_def)`` cuts its Hessian into blocks as jax.hessian
+        nests them."""
+        g, x_flat = prepare(f or self.f, x)
         return g, x_flat, self.as_jacobian(Derivative(g, scalar="the Hessian of a structured x"))
 
     def as_jacobian(self, gradient=None) -> JacobianFunction:
@@ -172,7 +178,7 @@ class HessianFunction:
 
     def __repr__(self) -> str:
         mode = "" if self.mode == "forward" else f", mode={self.mode!r}"
-        return f"hessian({function_name(self.f)}{mode})"
+        return f"hessian({function_name(self.f)}{mode}{arguments.described(self.argnums, self.has_aux)})"
 
 
 def sparse_hessian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None):

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import engines, inplace, memory, sharding, trees
+from . import arguments, engines, inplace, memory, sharding, trees
 from .tracing import Tracer, from_objects
 
 MODES = ("forward", "reverse", "auto")
@@ -77,7 +77,7 @@ def check_options(mode: str, batch_size, modes=MODES) -> None:
     if not isinstance(mode, str):  # jacobian(f, x, y): a second input where mode goes
         raise TypeError(f"mode must be one of {', '.join(map(repr, modes))}, got {type(mode).__name__}; "
                         "for a function of several arrays pass them as one tuple: "
-                        "jacobian(lambda p: f(*p), (x, y))")
+                        "jacobian(lambda p: f(*p), (x, y)), or use jacobian(f, argnums=(0, 1))(x, y)")
     if mode not in modes:
         raise ValueError(f"mode must be one of {', '.join(map(repr, modes))}, got {mode!r}")
     _check_batch_size(batch_size)
@@ -462,7 +462,7 @@ _NO_X = object()
 
 
 def jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *, flat: bool = False, max_memory=None,
-             executor=None):
+             executor=None, argnums=0, has_aux: bool = False):
     """The Jacobian of f at x, shape ``f(x).shape + x.shape``.
 
     Without x, the Jacobian as a function of x (what `jit` compiles):
@@ -480,6 +480,7 @@ def jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *, flat:
     executor: a `concurrent.futures` executor (or a Dask Client) to run the
     passes side by side: threads share the caller's tape, when there is one,
     other executors evaluate a picklable f again (see `jacobian_lab.sharding`).
+    argnums and has_aux, as in JAX, for the function form (see `jacrev`).
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.jacobian(lambda x: x[:2] * x[1:], np.array([1.0, 2.0, 3.0]), mode="forward")
@@ -490,11 +491,13 @@ def jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *, flat:
     array([[3., 0.],
            [0., 3.]])
     """
+    if x is _NO_X or not arguments.plain(argnums, has_aux):
+        fun = JacobianFunction(f, mode, batch_size, flat=flat, max_memory=max_memory, executor=executor,
+                               argnums=argnums, has_aux=has_aux)
+        return fun if x is _NO_X else fun(x)
     check_options(mode, batch_size)
     check_flat(flat)
     sharding.check_executor(executor)
-    if x is _NO_X:
-        return JacobianFunction(f, mode, batch_size, flat=flat, max_memory=max_memory, executor=executor)
     g, x_flat = prepare(f, x)
     recorded = None
     if mode == "auto":
@@ -525,90 +528,125 @@ class JacobianFunction:
     _NAMES = {"forward": "jacfwd", "reverse": "jacrev", "auto": "jacobian"}
 
     def __init__(self, f: Callable, mode: str, batch_size=None, *, flat=False, max_memory=None, scalar=False,
-                 executor=None):
+                 executor=None, argnums=0, has_aux=False):
         check_function(f)
         check_options(mode, batch_size)
         check_flat(flat)
         sharding.check_executor(executor)
+        arguments.check(argnums, has_aux)
         self.f, self.mode, self.batch_size, self.flat, self.max_memory = f, mode, batch_size, flat, max_memory
         self.scalar = scalar  # grad: f must return a scalar, the result has x's structure
-        self.executor = executor
+        self.executor, self.argnums, self.has_aux = executor, argnums, has_aux
 
-    def __call__(self, x, *more):
-        if more:
-            raise one_input_error(self)
+    def __call__(self, *args, **kwargs):
+        return arguments.call(self, args, kwargs, self._of)
+
+    def _of(self, f: Callable, x):
         if self.scalar:
-            return _gradient(self.f, x)
-        return jacobian(self.f, x, self.mode, self.batch_size, flat=self.flat, max_memory=self.max_memory,
+            return _gradient(f, x)
+        return jacobian(f, x, self.mode, self.batch_size, flat=self.flat, max_memory=self.max_memory,
                         executor=self.executor)
 
     def __repr__(self) -> str:
         name = "grad" if self.scalar else self._NAMES[self.mode]
-        return f"{name}({function_name(self.f)})"
+        return f"{name}({function_name(self.f)}{arguments.described(self.argnums, self.has_aux)})"
 
 
-def jacfwd(f: Callable, *, batch_size=None, flat: bool = False, max_memory=None, executor=None) -> Callable:
-    """Jacobian by forward accumulation, as a function of x (like ``jax.jacfwd``).
+def jacfwd(f: Callable, argnums=0, has_aux: bool = False, *, batch_size=None, flat: bool = False, max_memory=None,
+           executor=None) -> Callable:
+    """Jacobian by forward accumulation, as a function of f's arguments (like ``jax.jacfwd``).
+
+    argnums and has_aux as for `jacrev`.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.jacfwd(np.sin)(np.zeros(2))
     array([[1., 0.],
            [0., 1.]])
     """
-    return JacobianFunction(f, "forward", batch_size, flat=flat, max_memory=max_memory, executor=executor)
+    return JacobianFunction(f, "forward", batch_size, flat=flat, max_memory=max_memory, executor=executor,
+                            argnums=argnums, has_aux=has_aux)
 
 
-def jacrev(f: Callable, *, batch_size=None, flat: bool = False, max_memory=None, executor=None) -> Callable:
-    """Jacobian by reverse accumulation, as a function of x (like ``jax.jacrev``).
+def jacrev(f: Callable, argnums=0, has_aux: bool = False, *, batch_size=None, flat: bool = False, max_memory=None,
+           executor=None) -> Callable:
+    """Jacobian by reverse accumulation, as a function of f's arguments (like ``jax.jacrev``).
+
+    argnums: which positional argument to differentiate (negative counts from
+    the end), or a tuple of them, whose Jacobians then come as a tuple (nested
+    inside a structured output's). The other arguments, and keyword arguments,
+    pass to f as they are. has_aux: f returns ``(output, aux)``; the result is
+    ``(jacobian, aux)``, aux holding f's values without derivatives.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.jacrev(lambda x: np.sum(x ** 2))(np.array([1.0, 2.0]))
     array([2., 4.])
+    >>> jl.jacrev(lambda w, x: w @ x, argnums=1)(np.eye(2), np.ones(2))
+    array([[1., 0.],
+           [0., 1.]])
+    >>> jl.jacrev(lambda x: (x ** 2, x.sum()), has_aux=True)(np.array([3.0]))
+    (array([[6.]]), np.float64(3.0))
     """
-    return JacobianFunction(f, "reverse", batch_size, flat=flat, max_memory=max_memory, executor=executor)
+    return JacobianFunction(f, "reverse", batch_size, flat=flat, max_memory=max_memory, executor=executor,
+                            argnums=argnums, has_aux=has_aux)
 
 
-def grad(f: Callable) -> Callable:
-    """Gradient of a scalar-valued f, as a function of x (like ``jax.grad``); same structure as x.
+def grad(f: Callable, argnums=0, has_aux: bool = False) -> Callable:
+    """Gradient of a scalar-valued f, as a function of f's arguments (like ``jax.grad``); same structure as
+    the argument it differentiates.
+
+    argnums: which positional argument (or a tuple of them, giving a tuple of
+    gradients); has_aux: f returns ``(loss, aux)`` and the result is
+    ``(gradient, aux)``.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.grad(lambda x: np.sum(np.sin(x)))(np.zeros(3))
     array([1., 1., 1.])
+    >>> loss = lambda w, X, y: np.mean((X @ w - y) ** 2)
+    >>> jl.grad(loss)(np.zeros(2), np.eye(2), np.array([1.0, -1.0]))
+    array([-1.,  1.])
     """
-    return JacobianFunction(f, "reverse", scalar=True)
+    return JacobianFunction(f, "reverse", scalar=True, argnums=argnums, has_aux=has_aux)
 
 
-def value_and_grad(f: Callable) -> "ValueAndGrad":
+def value_and_grad(f: Callable, argnums=0, has_aux: bool = False) -> "ValueAndGrad":
     """f's value and its gradient, from one evaluation of f (like ``jax.value_and_grad``).
+
+    argnums as for `grad`; with has_aux the result is ``((value, aux), gradient)``.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> value, gradient = jl.value_and_grad(lambda x: np.sum(x ** 2))(np.array([1.0, 2.0]))
     >>> float(value), gradient
     (5.0, array([2., 4.]))
     """
-    return ValueAndGrad(f)
+    return ValueAndGrad(f, argnums, has_aux)
 
 
 class ValueAndGrad:
     """``x -> (f(x), grad f(x))`` for a scalar f: what `value_and_grad` returns."""
 
-    def __init__(self, f: Callable):
+    def __init__(self, f: Callable, argnums=0, has_aux: bool = False):
         check_function(f)
-        self.f = f
+        arguments.check(argnums, has_aux)
+        self.f, self.argnums, self.has_aux = f, argnums, has_aux
 
-    def __call__(self, x, *more):
-        if more:
-            raise one_input_error(self)
-        return _value_and_gradient(self.f, x)
+    def __call__(self, *args, **kwargs):
+        return arguments.call(self, args, kwargs, _value_and_gradient, with_value=True)
 
     def __repr__(self) -> str:
-        return f"value_and_grad({function_name(self.f)})"
+        return f"value_and_grad({function_name(self.f)}{arguments.described(self.argnums, self.has_aux)})"
 
 
 def one_input_error(fun) -> TypeError:
     """The refusal of a second argument: these functions differentiate with respect to one x."""
-    return TypeError(f"{fun!r} takes one x; for a function of several arrays pass them as one tuple, "
-                     f"differentiating lambda p: f(*p) at (x, y) (there is no argnums)")
+    return TypeError(f"{fun!r} takes one x; bind f's other arguments first (functools.partial), or pass "
+                     "several arrays as one tuple x, differentiating lambda p: f(*p) at (x, y)")
+
+
+def _with_aux(f: Callable, x, has_aux, name: str) -> arguments.Bound:
+    """f as jvp and vjp take it with has_aux: returning its output alone, and keeping its aux."""
+    check_function(f)
+    arguments.check(0, has_aux)
+    return arguments.Bound(f, (x,), {}, 0, has_aux, name)
 
 
 def _value_and_gradient(f: Callable, x):
@@ -664,18 +702,22 @@ def _real(value, name) -> np.ndarray:
     return value
 
 
-def jvp(f: Callable, x, x_dot):
+def jvp(f: Callable, x, x_dot, has_aux: bool = False):
     """Evaluate f at x and its Jacobian-vector product J @ x_dot (one forward pass).
 
     x_dot has x's shape, or ``(k, *x.shape)`` to push k tangents in one pass;
     y_dot then has ``y.shape`` or ``(k, *y.shape)``. For structured x, x_dot
-    has x's structure (one direction).
+    has x's structure (one direction). With has_aux f returns ``(y, aux)``
+    and the result is ``(y, y_dot, aux)``, as ``jax.jvp``'s.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> y, y_dot = jl.jvp(lambda x: x ** 3, np.array([1.0, 2.0]), np.array([1.0, 0.0]))
     >>> y, y_dot
     (array([1., 8.]), array([3., 0.]))
     """
+    if has_aux is not False:
+        bound = _with_aux(f, x, has_aux, "jvp")
+        return (*jvp(bound, bound.x, x_dot), bound.aux_value())
     g, x_flat = prepare(f, x)
     tangents, batched = _split_batch(_flat_like(x_dot, g.in_def, "x_dot"), x_flat.shape, "x_dot",
                                      result_dtype(x_flat))
@@ -685,18 +727,23 @@ def jvp(f: Callable, x, x_dot):
     return g.unflatten(y, "out"), (y_dot if batched else g.unflatten(y_dot[0], "out"))
 
 
-def vjp(f: Callable, x):
+def vjp(f: Callable, x, has_aux: bool = False):
     """Evaluate f at x and return ``(y, pullback)``, pullback(y_bar) = y_bar @ J.
 
     One tape is recorded; every call of pullback sweeps it backward. y_bar has
     y's shape, or ``(k, *y.shape)`` for k cotangents in one sweep. For
-    structured x and y, y_bar has y's structure and x_bar x's.
+    structured x and y, y_bar has y's structure and x_bar x's. With has_aux
+    f returns ``(y, aux)`` and the result is ``(y, pullback, aux)``, as
+    ``jax.vjp``'s.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> y, pullback = jl.vjp(lambda x: x * x, np.array([1.0, 2.0]))
     >>> pullback(np.array([1.0, 1.0]))
     array([2., 4.])
     """
+    if has_aux is not False:
+        bound = _with_aux(f, x, has_aux, "vjp")
+        return (*vjp(bound, bound.x), bound.aux_value())
     g, x_flat = prepare(f, x)
     y, sweep = engines.get("reverse").vjp(g, x_flat)
 

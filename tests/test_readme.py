@@ -39,6 +39,21 @@ def test_structured_example():
     assert namespace["J"]["W"].shape == (2, 2, 3)
 
 
+def test_arguments_example():
+    """value_and_grad and grad in several arguments with aux, against the least-squares gradient."""
+    rng = np.random.default_rng(0)
+    w, X, y = rng.normal(size=3), rng.normal(size=(5, 3)), rng.normal(size=5)
+    block = next(b for b in python_blocks() if "has_aux=True" in b)
+    namespace = {"np": np, "jl": jl, "w": w, "X": X, "y": y}
+    exec(block, namespace)
+    residual = X @ w - y
+    assert namespace["value"] == np.mean(residual ** 2)
+    np.testing.assert_allclose(namespace["aux"]["residual"], residual)
+    np.testing.assert_allclose(namespace["g"], 2 * X.T @ residual / 5, rtol=1e-13)
+    np.testing.assert_allclose(namespace["g_w"], namespace["g"], rtol=1e-15)
+    np.testing.assert_allclose(namespace["g_y"], -2 * residual / 5, rtol=1e-13)
+
+
 def test_compiled_example(capsys):
     block = next(b for b in python_blocks() if "jac.program(x).source" in b)
     f = lambda v: np.sum(np.sin(np.exp(v ** 2)))  # noqa: E731

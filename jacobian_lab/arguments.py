@@ -1,0 +1,131 @@
+"""Functions of several arguments and functions with auxiliary outputs, as JAX's ``argnums`` and ``has_aux``.
+
+The harness differentiates a function of one x. ``jacrev(f, argnums=1)(a, b, c)``
+is the Jacobian of ``v -> f(a, v, c)`` at b, and ``argnums=(0, 2)`` of
+``(u, w) -> f(u, b, w)`` at the tuple (a, c), so its Jacobian is nested in that
+tuple. With ``has_aux`` f returns ``(output, aux)``: the output is differentiated
+and aux comes back beside the derivative as plain arrays, from one evaluation of
+f (the first pass's).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from . import trees
+from .tracing import Tracer, from_objects
+
+
+def check(argnums, has_aux) -> None:
+    """Refuse an `argnums` that is not an int or a tuple of distinct ints, and a `has_aux` that is no bool."""
+    if not isinstance(has_aux, (bool, np.bool_)):
+        raise TypeError(f"has_aux must be True or False, got {has_aux!r}")
+    numbers = argnums if isinstance(argnums, tuple) else (argnums,)
+    for i in numbers:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"argnums must be an int or a tuple of ints, got {argnums!r}")
+    if isinstance(argnums, tuple) and (not argnums or len(set(argnums)) < len(argnums)):
+        raise ValueError(f"argnums must name each argument once, and at least one, got {argnums!r}")
+
+
+def plain(argnums, has_aux) -> bool:
+    """Whether a function of one x without aux is asked for: the harness takes it as it is."""
+    return not has_aux and not isinstance(argnums, tuple) and argnums == 0
+
+
+class Bound:
+    """f as a function of its `argnums` arguments alone, the others fixed at their values in `args`.
+
+    ``Bound(f, args, kwargs, argnums, has_aux, name)`` is called by the harness with the
+    differentiated arguments (`x`: one argument, or a tuple of them); with `has_aux`
+    it keeps f's aux and returns the output alone.
+    """
+
+    def __init__(self, f: Callable, args: tuple, kwargs: dict, argnums, has_aux: bool, name: str):
+        numbers = argnums if isinstance(argnums, tuple) else (argnums,)
+        if not args:
+            keywords = f" ({', '.join(kwargs)} by keyword, which pass to f undifferentiated)" if kwargs else ""
+            raise TypeError(f"{name} differentiates f's positional arguments, got none{keywords}; pass x "
+                            "positionally")
+        try:
+            self.positions = [range(len(args))[i] for i in numbers]  # negative ones from the end
+        except IndexError:
+            raise TypeError(f"{name} differentiates argnums={argnums!r}, which needs at least "
+                            f"{max(i + 1 if i >= 0 else -i for i in numbers)} positional arguments, "
+                            f"got {len(args)}") from None
+        if len(set(self.positions)) < len(self.positions):
+            raise ValueError(f"argnums={argnums!r} names one argument twice among {len(args)} arguments")
+        self.f, self.args, self.kwargs, self.has_aux = f, list(args), kwargs, has_aux
+        self.single = not isinstance(argnums, tuple)
+        chosen = [args[i] for i in self.positions]
+        # a list of numbers is one array as one argument, but would merge with the others in a tuple
+        self.x = chosen[0] if self.single else tuple(_array_if_numbers(a) for a in chosen)
+        self.aux, self.seen = None, False
+
+    def __call__(self, x):
+        args = list(self.args)
+        for i, value in zip(self.positions, [x] if self.single else x):
+            args[i] = value
+        out = self.f(*args, **self.kwargs)
+        if not self.has_aux:
+            return out
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise TypeError(f"with has_aux=True f must return a pair (output, aux), got "
+                            f"{_described(out)}; return (output, aux), or drop has_aux")
+        if not self.seen:  # every pass evaluates f at the same x: the first aux is theirs
+            self.aux, self.seen = primal(out[1]), True
+        return out[0]
+
+    def aux_value(self):
+        """The aux of f at x: the one a pass kept, else (passes run elsewhere) from an evaluation here."""
+        if not self.seen:
+            self(self.x)
+        return self.aux
+
+    def returned(self, result, with_value: bool):
+        """What the caller gets: the derivative (or (value, derivative)) with f's aux beside it when it has one."""
+        if not self.has_aux:
+            return result
+        if with_value:  # value_and_grad: ((value, aux), gradient), as jax.value_and_grad
+            return (result[0], self.aux_value()), result[1]
+        return result, self.aux_value()
+
+
+def call(fun, args: tuple, kwargs: dict, of: Callable, with_value: bool = False):
+    """``of(f, x)`` for the derivative function `fun` (holding f, argnums and has_aux) called with `args`:
+    f itself at the one argument, or f bound to the others, with aux returned as JAX returns it."""
+    if len(args) == 1 and not kwargs and plain(fun.argnums, fun.has_aux):
+        return of(fun.f, args[0])
+    bound = Bound(fun.f, args, kwargs, fun.argnums, fun.has_aux, repr(fun))
+    return bound.returned(of(bound, bound.x), with_value)
+
+
+def _array_if_numbers(value):
+    return np.asarray(value, dtype=float) if trees.is_numbers(value) and not isinstance(value, bool) else value
+
+
+def _described(out) -> str:
+    if isinstance(out, (tuple, list)):
+        return f"a {type(out).__name__} of {len(out)}"
+    if hasattr(out, "shape"):  # a traced array is named as the array it stands for
+        return f"an array of shape {np.shape(out)}"
+    return f"a {type(out).__name__}"
+
+
+def primal(aux):
+    """aux with every traced array replaced by its value: what f computed, without derivatives."""
+    if isinstance(aux, (tuple, list)):
+        items = [primal(v) for v in aux]
+        return type(aux)(*items) if hasattr(aux, "_fields") else type(aux)(items)
+    if isinstance(aux, dict):
+        return type(aux)((k, primal(v)) for k, v in aux.items())
+    aux = from_objects(aux)  # np.array([a, b]) of traced scalars: one traced array
+    while isinstance(aux, Tracer):  # a Hessian traces f twice: its values are traced twice
+        aux = aux.primal
+    return aux
+
+
+def described(argnums, has_aux) -> str:
+    """The options a function's repr shows: those that are not the default."""
+    return (f", argnums={argnums!r}" if argnums != 0 else "") + (", has_aux=True" if has_aux else "")

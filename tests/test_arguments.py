@@ -1,0 +1,223 @@
+"""argnums and has_aux, as JAX's: derivatives in several arguments, and values returned beside them."""
+import collections
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import jacobian_lab as jl
+from jacobian_lab.arguments import Bound
+from jacobian_lab.tracing import Tracer
+
+from helpers import assert_fd_close, central_differences
+
+RNG = np.random.default_rng(7)
+W, X = RNG.standard_normal((3, 4)), RNG.standard_normal(4)
+
+
+def layer(w, x, scale=1.0):
+    return scale * np.tanh(w @ x)
+
+
+def layer_in_x(w, x):
+    """d layer / d x, by hand: diag(1 - t^2) W."""
+    t = np.tanh(w @ x)
+    return (1 - t ** 2)[:, None] * w
+
+
+def layer_in_w(w, x):
+    """d layer / d w, by hand: out_i depends on row i of w alone."""
+    t = np.tanh(w @ x)
+    J = np.zeros((3, 3, 4))
+    for i in range(3):
+        J[i, i] = (1 - t[i] ** 2) * x
+    return J
+
+
+JACOBIANS = [jl.jacfwd, jl.jacrev, lambda f, *a, **k: jl.jacobian(f, *a, mode="auto", **k)]
+JACOBIAN_IDS = ["jacfwd", "jacrev", "auto"]
+
+
+@pytest.mark.parametrize("make", JACOBIANS, ids=JACOBIAN_IDS)
+@pytest.mark.parametrize("argnums", [1, -1])
+def test_argnums_differentiates_one_argument_holding_the_others(make, argnums):
+    np.testing.assert_allclose(make(layer, argnums=argnums)(W, X), layer_in_x(W, X), rtol=1e-13)
+    np.testing.assert_allclose(make(layer)(W, X), layer_in_w(W, X), rtol=1e-13)  # argnums=0 by default
+
+
+@pytest.mark.parametrize("make", JACOBIANS, ids=JACOBIAN_IDS)
+def test_a_tuple_of_argnums_gives_a_tuple_of_jacobians(make):
+    J = make(layer, argnums=(1, 0))(W, X)
+    assert isinstance(J, tuple) and len(J) == 2
+    np.testing.assert_allclose(J[0], layer_in_x(W, X), rtol=1e-13)
+    np.testing.assert_allclose(J[1], layer_in_w(W, X), rtol=1e-13)
+
+
+def test_a_tuple_of_argnums_nests_inside_a_structured_output():
+    f = lambda w, x: {"out": np.tanh(w @ x), "norm": np.sum(x ** 2)}
+    J = jl.jacrev(f, argnums=(0, 1))(W, X)
+    np.testing.assert_allclose(J["out"][1], layer_in_x(W, X), rtol=1e-13)
+    np.testing.assert_allclose(J["norm"][1], 2 * X, rtol=1e-13)
+    np.testing.assert_array_equal(J["norm"][0], np.zeros((3, 4)))
+
+
+def test_keyword_arguments_pass_to_f_undifferentiated():
+    np.testing.assert_allclose(jl.jacrev(layer, argnums=1)(W, X, scale=3.0), 3 * layer_in_x(W, X), rtol=1e-13)
+
+
+def test_grad_in_several_arguments_matches_finite_differences():
+    A, b, w = RNG.standard_normal((5, 3)), RNG.standard_normal(5), RNG.standard_normal(3)
+
+    def loss(w, A, b):
+        return np.mean((A @ w - b) ** 2)
+
+    g_w, g_b = jl.grad(loss, argnums=(0, 2))(w, A, b)
+    assert_fd_close(g_w, central_differences(lambda v: loss(v, A, b), w))
+    assert_fd_close(g_b, central_differences(lambda v: loss(w, A, v), b))
+    np.testing.assert_allclose(g_w, 2 * A.T @ (A @ w - b) / 5, rtol=1e-13)
+
+
+def test_lists_of_numbers_stay_separate_arguments_in_a_tuple_of_argnums():
+    g = jl.grad(lambda a, b: np.sum(np.asarray(a) * b), argnums=(0, 1))([1.0, 2.0], 3.0)
+    np.testing.assert_array_equal(g[0], [3.0, 3.0])
+    np.testing.assert_array_equal(g[1], 3.0)
+
+
+def test_value_and_grad_in_a_second_argument():
+    value, g = jl.value_and_grad(lambda w, x: np.sum(w @ x), argnums=1)(W, X)
+    assert value == pytest.approx(np.sum(W @ X))
+    np.testing.assert_allclose(g, W.sum(axis=0), rtol=1e-13)
+
+
+def test_hessian_blocks_of_two_arguments_match_the_closed_form():
+    a, b = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+    f = lambda a, b: np.sum(a ** 2 * b) + a[0] ** 3  # H_aa = diag(2b) + 6 a_0 e_0 e_0^T, H_ab = diag(2a), H_bb = 0
+    H = jl.hessian(f, argnums=(0, 1))(a, b)
+    np.testing.assert_allclose(H[0][0], np.diag(2 * b) + np.diag([6 * a[0], 0.0]), rtol=1e-13)
+    np.testing.assert_allclose(H[0][1], np.diag(2 * a), rtol=1e-13)
+    np.testing.assert_allclose(H[1][0], np.diag(2 * a), rtol=1e-13)
+    np.testing.assert_array_equal(H[1][1], np.zeros((2, 2)))
+    np.testing.assert_allclose(jl.hessian(f, argnums=1)(a, b), np.zeros((2, 2)))
+
+
+def metrics(w, x):
+    """A loss with what a training loop logs beside it: a dict, a namedtuple and an array of traced scalars."""
+    out = np.tanh(w @ x)
+    Stats = collections.namedtuple("Stats", "mean peak")
+    return np.sum(out ** 2), {"out": out, "stats": Stats(np.mean(out), np.max(out)), "pair": np.array([out[0], 2.0])}
+
+
+def expected_aux(w, x):
+    out = np.tanh(w @ x)
+    return {"out": out, "stats": (np.mean(out), np.max(out)), "pair": np.array([out[0], 2.0])}
+
+
+def assert_plain_aux(aux, w, x):
+    """aux holds f's values as plain arrays, in f's structure."""
+    expected = expected_aux(w, x)
+    assert not any(isinstance(v, Tracer) for v in (aux["out"], *aux["stats"], aux["pair"]))
+    assert type(aux["stats"]).__name__ == "Stats"
+    np.testing.assert_allclose(aux["out"], expected["out"], rtol=1e-15)
+    np.testing.assert_allclose(aux["stats"], expected["stats"], rtol=1e-15)
+    assert aux["pair"].dtype == np.float64
+    np.testing.assert_allclose(aux["pair"], expected["pair"], rtol=1e-15)
+
+
+def loss_grad_in_w(w, x):
+    t = np.tanh(w @ x)
+    return (2 * t * (1 - t ** 2))[:, None] * x[None, :]
+
+
+@pytest.mark.parametrize("make", [jl.grad, jl.jacrev, jl.jacfwd,
+                                  lambda f, **k: jl.jacfwd(f, batch_size=1, **k),
+                                  lambda f, **k: jl.jacobian(f, mode="auto", **k),
+                                  lambda f, **k: jl.jacfwd(f, executor=ThreadPoolExecutor(2), batch_size=1, **k)],
+                         ids=["grad", "jacrev", "jacfwd", "jacfwd-one-seed-per-pass", "auto", "threads"])
+def test_has_aux_returns_the_derivative_and_fs_values(make):
+    J, aux = make(metrics, has_aux=True)(W, X)
+    np.testing.assert_allclose(J, loss_grad_in_w(W, X), rtol=1e-12)
+    assert_plain_aux(aux, W, X)
+
+
+def test_value_and_grad_with_aux_nests_as_jax():
+    (value, aux), g = jl.value_and_grad(metrics, argnums=0, has_aux=True)(W, X)
+    assert value == pytest.approx(np.sum(np.tanh(W @ X) ** 2))
+    np.testing.assert_allclose(g, loss_grad_in_w(W, X), rtol=1e-12)
+    assert_plain_aux(aux, W, X)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_hessian_with_aux(mode):
+    x = np.array([0.5, -1.0])
+    H, aux = jl.hessian(lambda v: (np.sum(v ** 3), {"v2": v ** 2}), mode=mode, has_aux=True)(x)
+    np.testing.assert_allclose(H, np.diag(6 * x), rtol=1e-14)
+    assert not isinstance(aux["v2"], Tracer)
+    np.testing.assert_array_equal(aux["v2"], x ** 2)
+
+
+def test_vjp_and_jvp_with_aux_return_it_last_as_jax():
+    x = np.array([1.0, 2.0])
+    y, pullback, aux = jl.vjp(lambda v: (v ** 2, v.sum()), x, has_aux=True)
+    np.testing.assert_array_equal(pullback(np.ones(2)), 2 * x)
+    assert float(aux) == 3.0 and not isinstance(aux, Tracer)
+    y, y_dot, aux = jl.jvp(lambda v: (v ** 2, [v[0]]), x, np.ones(2), has_aux=True)
+    np.testing.assert_array_equal(y_dot, 2 * x)
+    assert aux == [1.0] and not isinstance(aux[0], Tracer)
+
+
+def test_aux_of_passes_run_elsewhere_comes_from_an_evaluation_here():
+    bound = Bound(metrics, (W, X), {}, 0, True, "grad")
+    assert not bound.seen  # no pass ran here: the aux is evaluated
+    assert_plain_aux(bound.aux_value(), W, X)
+
+
+@pytest.mark.parametrize("bad, error, message", [
+    ({"argnums": "0"}, TypeError, r"argnums must be an int or a tuple of ints, got '0'"),
+    ({"argnums": True}, TypeError, r"argnums must be an int or a tuple of ints"),
+    ({"argnums": (0, 0)}, ValueError, r"argnums must name each argument once"),
+    ({"argnums": ()}, ValueError, r"argnums must name each argument once, and at least one"),
+    ({"has_aux": 1}, TypeError, r"has_aux must be True or False, got 1"),
+])
+def test_bad_options_are_refused_when_the_function_is_built(bad, error, message):
+    for make in (jl.grad, jl.jacrev, jl.jacfwd, jl.value_and_grad, jl.hessian):
+        with pytest.raises(error, match=message):
+            make(layer, **bad)
+
+
+def test_arguments_that_argnums_does_not_find_are_refused():
+    with pytest.raises(TypeError, match=r"argnums=2, which needs at least 3 positional arguments, got 2"):
+        jl.jacrev(layer, argnums=2)(W, X)
+    with pytest.raises(TypeError, match=r"argnums=-3, which needs at least 3 positional arguments, got 2"):
+        jl.jacrev(layer, argnums=-3)(W, X)
+    with pytest.raises(ValueError, match=r"argnums=\(1, -1\) names one argument twice among 2 arguments"):
+        jl.jacrev(layer, argnums=(1, -1))(W, X)
+    with pytest.raises(TypeError, match=r"grad\(layer\) differentiates f's positional arguments, got none; pass x"):
+        jl.grad(layer)()
+    with pytest.raises(TypeError, match=r"got none \(w, x by keyword, which pass to f undifferentiated\); pass x "
+                                        r"positionally"):
+        jl.jacrev(layer)(w=W, x=X)
+
+
+def test_has_aux_without_a_pair_is_refused_naming_what_f_returned():
+    with pytest.raises(TypeError, match=r"has_aux=True f must return a pair \(output, aux\), got an array of "
+                                        r"shape \(\); return \(output, aux\), or drop has_aux"):
+        jl.grad(lambda v: np.sum(v), has_aux=True)(np.ones(2))
+    with pytest.raises(TypeError, match=r"got a tuple of 3"):
+        jl.jacrev(lambda v: (v, v, v), has_aux=True)(np.ones(2))
+
+
+def test_jit_refuses_aux_and_other_arguments_it_would_compile_in():
+    with pytest.raises(TypeError, match="no aux to return"):
+        jl.jit(jl.grad(metrics, has_aux=True))
+    with pytest.raises(TypeError, match=r"compiled in as constants; bind them first, as .*functools.partial"):
+        jl.jit(jl.jacrev(layer, argnums=1))
+    with pytest.raises(TypeError, match=r"argnums=\(0,\)"):
+        jl.jit(jl.hessian(np.sum, argnums=(0,)))
+
+
+def test_reprs_show_the_options_that_are_set():
+    assert repr(jl.jacrev(layer, argnums=1)) == "jacrev(layer, argnums=1)"
+    assert repr(jl.grad(layer, argnums=(0, 1), has_aux=True)) == "grad(layer, argnums=(0, 1), has_aux=True)"
+    assert repr(jl.value_and_grad(layer, has_aux=True)) == "value_and_grad(layer, has_aux=True)"
+    assert repr(jl.hessian(layer, mode="reverse", argnums=1)) == "hessian(layer, mode='reverse', argnums=1)"
+    assert repr(jl.jacfwd(layer)) == "jacfwd(layer)"
