@@ -391,6 +391,17 @@ def get(name: str, n: int | None = None, m: int | None = None, seed: int = 0) ->
     return PROBLEMS[name](n=n, m=m, seed=seed)
 
 
+def in_general(name: str) -> str:
+    """Problem `name` in one line, its sizes as n and m (what a sweep over sizes runs).
+
+    >>> in_general("bratu")
+    "Residual of the 1-D Bratu problem u'' + exp(u) = 0: R^n -> R^(n-2)"
+    """
+    if name not in PROBLEMS:
+        raise ValueError(f"unknown problem {name!r}; choose one of: {', '.join(PROBLEMS)}")
+    return PROBLEMS[name].__doc__.strip().splitlines()[0].replace("``", "").rstrip(".")
+
+
 def describe() -> list[tuple[str, str]]:
     """``(name, summary)`` for every problem at its default size."""
     return [(name, get(name).summary) for name in names()]

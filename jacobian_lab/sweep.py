@@ -116,6 +116,7 @@ class SweepPoint:
     seconds: dict[str, float]                # mode -> median wall time
     peak_bytes: dict[str, int]               # mode -> traced peak of one run
     tape_bytes: int
+    summary: str = ""                        # the problem at this size
 
     def flops(self, mode: str) -> float:
         """Total FLOPs of `mode` (transcendentals weighted 1).
@@ -133,7 +134,7 @@ class SweepPoint:
         ['forward', 'reverse']
         """
         return {
-            "n": self.n, "m": self.m,
+            "n": self.n, "m": self.m, "summary": self.summary,
             "flops": {mode: self.flops(mode) for mode in self.cost},
             "cost": {mode: {p: c.to_dict() for p, c in phases.items()} for mode, phases in self.cost.items()},
             "seconds": dict(self.seconds), "peak_bytes": dict(self.peak_bytes), "tape_bytes": self.tape_bytes,
@@ -433,8 +434,7 @@ def sweep(problem: str = "seed", n: Sequence[int] | None = None, m: Sequence[int
         points.append(_point(p, repeat, timed))
         if progress is not None:
             progress(i + 1, len(built), f"{problem} n={p.n} m={p.m}")
-    return SweepResult(problem, points, summary=built[0].summary if built else "",
-                       grid={"n": ns, "m": ms})
+    return SweepResult(problem, points, summary=_problems.in_general(problem), grid={"n": ns, "m": ms})
 
 
 def _unique(values):
@@ -459,4 +459,4 @@ def _point(p, repeat: int, timed: bool) -> SweepPoint:
     if fewer_seeds(sparsity(p.f, p.x)) is not None:  # compressed seeds are fewer: measure them
         mm = measure(p.f, p.x, mode="sparse", repeat=repeat if timed else 1)  # untimed: for its counts
         cost[SPARSE], seconds[SPARSE], peaks[SPARSE] = mm.cost, mm.seconds if timed else 0.0, mm.peak_bytes
-    return SweepPoint(pred.n, pred.m, cost, seconds, peaks, pred.tape_bytes)
+    return SweepPoint(pred.n, pred.m, cost, seconds, peaks, pred.tape_bytes, p.summary)

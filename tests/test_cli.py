@@ -409,6 +409,10 @@ def test_sweep_json_and_progress(capsys):
     assert crossing is not None and 5 < crossing["size"] < 80
     assert all(p["seconds"]["forward"] > 0 and p["seconds"]["reverse"] > 0 for p in data["points"])
     assert "3/3" in err  # the progress bar went to stderr
+    # the sweep's summary names no size; each point's names its own
+    assert data["summary"].startswith("Chain through a bottleneck: x (n)") and "R^5" not in data["summary"]
+    assert [p["summary"].split(":")[1].split(",")[0] for p in data["points"]] == [
+        f" R^{n} -> R^10 -> R^20" for n in (5, 20, 80)]
 
 
 def test_a_sweep_says_which_sizes_a_problem_runs_instead_and_sweeps_each_once(capsys):
