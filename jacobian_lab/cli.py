@@ -847,7 +847,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "forward-K, reverse-K (default: %(default)s)")
     p.add_argument("--batch-size", type=_positive, metavar="K",
                    help="also measure forward-K and reverse-K (K seeds per pass)")
-    p.add_argument("--repeat", type=_positive, default=3, help="timed runs per row, median kept (default 3)")
+    p.add_argument("--repeat", type=_positive, default=3,
+                   help="timed samples per row, median kept (default 3; a sample repeats a run shorter than 5 ms)")
     p.add_argument("--threads", type=_positive, metavar="N",
                    help="run the passes of the forward, reverse and auto rows on N threads (default: one after "
                         "another in this thread)")
@@ -875,7 +876,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", metavar="N,N,...", help="input sizes, e.g. 10,100,1000")
     p.add_argument("--m", metavar="M,M,...", help="output sizes, for problems that take m")
     p.add_argument("--seed", type=_seed, default=0, help="random seed of the problem data (default 0)")
-    p.add_argument("--repeat", type=_positive, default=3, help="timed runs per point, median kept (default 3)")
+    p.add_argument("--repeat", type=_positive, default=3,
+                   help="timed samples per point, median kept (default 3; a sample repeats a run shorter than 5 ms)")
     p.add_argument("--json", action="store_true", help="print the sweep as JSON instead of a table")
     p.add_argument("--plot", metavar="FILE",
                    help="save FLOPs and seconds vs size (.png, .svg or .pdf; missing folders are created)")
@@ -887,7 +889,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="report", metavar="DIR",
                    help="output folder, created with any missing parents (default: %(default)s)")
     p.add_argument("--problems", metavar="A,B,...", help="comma-separated problem names (default: all)")
-    p.add_argument("--repeat", type=_positive, default=3, help="timed runs per measurement (default 3)")
+    p.add_argument("--repeat", type=_positive, default=3, help="timed samples per measurement (default 3)")
     p.add_argument("--embed", action="store_true", help="also embed the figures in index.html (one file)")
     p.set_defaults(handler=_cmd_report)
 

@@ -1,6 +1,7 @@
 """measure() and compare(): what each accumulation order really cost, side by side."""
 from __future__ import annotations
 
+import math
 import statistics
 import time
 import tracemalloc
@@ -58,12 +59,24 @@ class Measurement:
         }
 
 
+#: A timed sample repeats a shorter run until it lasts this long, as timeit's autorange does: one run of a
+#: 50 µs Jacobian is a single timer reading, which one scheduler hiccup can make a 28 ms outlier.
+SAMPLE_SECONDS = 0.005
+
+
 def _timed(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
+    """The median seconds per run of `repeat` samples, each as many runs as fill `SAMPLE_SECONDS`
+    (one run when one takes that long: then the run that sized the samples is the first sample)."""
+    start = time.perf_counter()
+    fn()
+    first = time.perf_counter() - start
+    runs = min(10_000, math.ceil(SAMPLE_SECONDS / max(first, 1e-9)))
+    times = [first] if runs == 1 else []
+    while len(times) < repeat:
         start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
+        for _ in range(runs):
+            fn()
+        times.append((time.perf_counter() - start) / runs)
     return statistics.median(times)
 
 
@@ -73,7 +86,9 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
 
     Counted work is per phase: "primal" (evaluations of f: one per forward
     pass, one tape for reverse), "tangent" (JVP rules) and "cotangent" (VJP
-    rules). `seconds` is the median wall time of `repeat` uncounted runs;
+    rules). `seconds` is the median wall time of `repeat` uncounted samples
+    (a sample repeats a run shorter than 5 ms until it lasts 5 ms, and takes
+    the mean, as timeit does);
     `peak_bytes` the traced peak of one run; `tape_bytes` the residuals the
     reverse tape holds. mode="auto" measures ``jacobian(f, x, mode="auto")``
     itself, as it runs: the order it picks, on the tape it records (a forward

@@ -410,7 +410,7 @@ def sweep(problem: str = "seed", n: Sequence[int] | None = None, m: Sequence[int
     combination is built, so a size the problem does not take raises the
     problem's ValueError before any measurement. FLOPs come from
     :func:`jacobian_lab.predict` (forward: vector mode; reverse: batched);
-    seconds from :func:`jacobian_lab.measure` (median of `repeat` runs), or 0
+    seconds from :func:`jacobian_lab.measure` (median of `repeat` samples), or 0
     with ``timed=False``. Where compressed seeds are fewer than either
     order's, a point also holds "sparse", `sparse_jacobian`'s counted work.
     `progress(done, total, label)` is called after every point.

@@ -1,5 +1,6 @@
 """measure() and compare(): fields, rows, table, JSON, verdict."""
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -8,6 +9,8 @@ import jacobian_lab as jl
 from jacobian_lab.accounting import Cost, counting
 
 from helpers import central_differences
+
+compare_module = sys.modules["jacobian_lab.compare"]  # jl.compare is the function
 
 
 def seed(n=200):
@@ -23,6 +26,25 @@ def test_measure_reports_passes_costs_time_and_memory():
     assert m.total == m.cost["primal"] + m.cost["tangent"]
     assert m.seconds > 0 and m.peak_bytes > 0 and m.tape_bytes == 0
     np.testing.assert_allclose(m.jacobian, p.jacobian_exact(p.x), rtol=1e-12)
+
+
+def test_a_timed_sample_repeats_a_short_run_until_it_lasts_5_ms(monkeypatch):
+    """One run of a fast Jacobian is one timer reading; a sample averages as many runs as fill 5 ms,
+    and a run that long is a sample of its own (the first run, which sized the samples, included)."""
+    clock = [0.0]
+    monkeypatch.setattr(compare_module.time, "perf_counter", lambda: clock[0])
+
+    def run_taking(seconds, calls):
+        def run():
+            calls.append(1)
+            clock[0] += seconds
+        return run
+
+    fast, slow = [], []
+    assert compare_module._timed(run_taking(1e-4, fast), repeat=3) == pytest.approx(1e-4)
+    assert len(fast) == 1 + 3 * 50  # the sizing run, then 3 samples of 50 runs
+    assert compare_module._timed(run_taking(0.02, slow), repeat=3) == pytest.approx(0.02)
+    assert len(slow) == 3
 
 
 def test_reverse_measurement_holds_a_tape():
