@@ -1,6 +1,7 @@
 """Figures (jacobian_lab.plots) and the sweep data behind them (jacobian_lab.sweep)."""
 import io
 import math
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -71,12 +72,24 @@ def test_phase_bars(comparisons):
     assert sum(text.get_text().startswith("total ") for text in ax.texts) == len(measurements)
 
 
+def assert_labelled_in_seconds(fig, ax):
+    """A time axis reads in µs, ms or s: no 9×10⁻⁵ beside 8×10⁻⁵ where it spans less than a decade."""
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels() + ax.get_yticklabels(minor=True) if t.get_text()]
+    assert labels and all(re.fullmatch(r"[\d.]+ (µs|ms|s)", label) for label in labels), labels
+
+
+def test_seconds_read_in_the_unit_that_fits():
+    assert [plots._seconds(v) for v in (4.2e-5, 1e-3, 0.25, 3.0)] == ["42 µs", "1 ms", "250 ms", "3 s"]
+
+
 def test_time_vs_flops(comparisons):
     fig = plots.time_vs_flops(comparisons)
     check_figure(fig)
     ax = fig.axes[0]
     assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
-    assert "s" in ax.get_ylabel() and "FLOPs" in ax.get_xlabel()
+    assert "wall time" in ax.get_ylabel() and "FLOPs" in ax.get_xlabel()
+    assert_labelled_in_seconds(fig, ax)
     assert len(ax.collections) == sum(len(c.measurements) for c in comparisons.values())
 
 
@@ -126,7 +139,8 @@ def test_sweep_plot_marks_crossover(crossing_sweep):
     for ax in (ax_flops, ax_time):
         assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
         assert ax.get_xlabel() == "n (number of inputs)"
-    assert "FLOPs" in ax_flops.get_ylabel() and "(s" in ax_time.get_ylabel()
+    assert "FLOPs" in ax_flops.get_ylabel() and "wall time" in ax_time.get_ylabel()
+    assert_labelled_in_seconds(fig, ax_time)
     labels = [t.get_text() for t in ax_flops.get_legend().get_texts()]
     assert any(label.startswith("FLOP crossover n ≈") for label in labels)
     c = crossing_sweep.series()[0].crossover()
