@@ -225,11 +225,17 @@ class Trace:
     def evaluate(self, prim: Primitive, primals, params: dict, counter):
         """`prim` on the operands' primals: dispatched again once values of an enclosing trace flow
         through this one (`nested`), else run, and counted when `counter` (the active one) is set."""
-        if self.nested:
-            return apply(prim, primals, params)
-        if counter is None:
-            return prim.impl(*primals, **params)
-        return counter.evaluate(prim, primals, params)
+        try:
+            if self.nested:
+                return apply(prim, primals, params)
+            if counter is None:
+                return prim.impl(*primals, **params)
+            return counter.evaluate(prim, primals, params)
+        except Exception as error:  # x + A of a scipy.sparse A fails in scipy, which takes x for a scalar
+            from .rules.sparse import elementwise_error, is_sparse
+            if any(is_sparse(a) for a in primals):
+                raise elementwise_error(prim.name) from error
+            raise
 
 
 def frozen(value):

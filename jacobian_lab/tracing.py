@@ -19,7 +19,7 @@ from . import numpy_api as api
 from . import scipy_special
 from .primitives import Primitive, apply, observe, primal
 from .rules import elementwise as E
-from .rules.sparse import is_sparse
+from .rules.sparse import elementwise_error, is_sparse
 
 
 class TracerConversionError(TypeError):
@@ -115,6 +115,7 @@ _RECIPES = {
                               "right-hand side: Dfun=jl.jit(jl.jacobian(rhs)))",
     "scipy.sparse.__mul__": " (A @ x for the matrix product of a scipy.sparse matrix, which is differentiated)",
     "scipy.sparse.dot": " (A @ x for a scipy.sparse matrix A, which is differentiated)",
+    "scipy.sparse.__truediv__": " (A.toarray() / x elementwise)",
     "scipy.interpolate": " (np.interp interpolates linearly, in the values and the points)",
     "scipy.sparse.multiply": " (A @ x for a matrix product; A.toarray() * x elementwise)",
     "scipy.sparse.spsolve": " (np.linalg.solve(A.toarray(), b))",
@@ -130,9 +131,7 @@ NOT_REAL = frozenset(map(np.dtype, "FDGO"))
 def not_real_result(prim, out) -> TypeError:
     """The error for a traced operation whose result is in `NOT_REAL`."""
     if out.dtype == object and out.size and is_sparse(out.flat[0]):  # x * A: each element times the matrix
-        return TypeError(
-            f"{prim.name} of a traced array and a scipy.sparse matrix: jacobian_lab differentiates their matrix "
-            f"product, A @ x or x @ A; for an elementwise {prim.name}, make the matrix dense (A.toarray())")
+        return elementwise_error(prim.name)
     if out.dtype == object:
         return TypeError(
             f"{prim.name} of a traced array got an object array (np.array of values that are neither numbers "

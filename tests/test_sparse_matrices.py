@@ -121,6 +121,7 @@ REFUSED = {  # what scipy.sparse converts with np.asarray, refused naming what t
     "A.multiply(u)": (lambda u: KINDS["csr_array"].multiply(u), r"A\.toarray\(\) \* x"),
     "COO's A.dot(u)": (lambda u: KINDS["coo_matrix"].dot(u), r"A @ x for a scipy.sparse matrix A, which is differentiated"),
     "spsolve": (lambda u: sp.linalg.spsolve(KINDS["csr_array"], u), r"np\.linalg\.solve\(A\.toarray\(\), b\)"),
+    "A / u": (lambda u: KINDS["csr_array"] / u, r"A\.toarray\(\) / x elementwise"),
 }
 
 
@@ -130,10 +131,23 @@ def test_what_scipy_sparse_converts_is_refused_naming_the_fix(f, fix):
         jl.jacobian(f, X)
 
 
-@pytest.mark.parametrize("mode", ["forward", "reverse"])
-def test_an_elementwise_product_with_the_traced_array_first_names_the_matrix_product(mode):
-    with pytest.raises(TypeError, match=r"multiply of a traced array and a scipy.sparse matrix.*A @ x.*A\.toarray"):
-        jl.jacobian(lambda u: u * KINDS["csr_array"], X, mode=mode)
+ELEMENTWISE = {  # NumPy computes these element by element against the matrix, where scipy fails or gives objects
+    "u * A": ("multiply", lambda u: u * KINDS["csr_array"]),
+    "u + A": ("add", lambda u: u + KINDS["csr_array"]),  # scipy: "adding a nonzero scalar to a sparse array"
+    "A - u": ("subtract", lambda u: KINDS["csr_matrix"] - u),
+    "u / A": ("divide", lambda u: u / KINDS["csr_array"]),
+    "np.maximum(u, A)": ("maximum", lambda u: np.maximum(u, KINDS["csr_array"])),
+}
+
+
+@pytest.mark.filterwarnings("ignore::scipy.sparse.SparseEfficiencyWarning")  # scipy's, comparing before it fails
+@pytest.mark.parametrize("mode", ["forward", "reverse", "jit"])
+@pytest.mark.parametrize("name, f", ELEMENTWISE.values(), ids=ELEMENTWISE)
+def test_elementwise_arithmetic_with_a_sparse_matrix_names_the_matrix_product(name, f, mode):
+    fun = jl.jit(jl.jacobian(f)) if mode == "jit" else jl.jacobian(f, mode=mode)
+    with pytest.raises(TypeError, match=rf"{name} of a traced array and a scipy.sparse matrix: .* A @ x or x @ A; "
+                                        rf"for an elementwise {name}, make the matrix dense \(A\.toarray\(\)\)"):
+        fun(X)
 
 
 def test_shapes_that_do_not_fit_fail_as_scipys():

@@ -84,3 +84,11 @@ def is_sparse(value) -> bool:
     """Whether `value` is a scipy.sparse matrix or array, read from its type (scipy.sparse need not be
     imported, which takes about as long as the rest of the package)."""
     return type(value).__module__.startswith("scipy.sparse") and hasattr(value, "tocsr")
+
+
+def elementwise_error(name: str) -> TypeError:
+    """The refusal of an operation other than the matrix product between a traced array and a scipy.sparse
+    matrix (`name`: the primitive's), which NumPy would compute element by element against the matrix."""
+    return TypeError(
+        f"{name} of a traced array and a scipy.sparse matrix: jacobian_lab differentiates their matrix "
+        f"product, A @ x or x @ A; for an elementwise {name}, make the matrix dense (A.toarray())")
