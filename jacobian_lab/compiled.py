@@ -703,6 +703,9 @@ class _Code:
         if eq.params:
             self.namespace[f"p{i}"] = eq.params  # arrays in it are the recording's snapshots (`Recorder.kept`)
             args.append(f"**p{i}")
+            for value in eq.params.values():  # clip's bounds, a sparse matrix
+                if hasattr(value, "nbytes"):
+                    self._hold(value)
         if i in self.into:
             placement, index = self.into[i]
             args.append(f"out=v{placement}[{self._subscript(index)}]")
@@ -772,10 +775,16 @@ class _Code:
         if name is None:
             name = self._constants[id(value)] = f"c{len(self._constants)}"
             self.namespace[name] = value
-            while isinstance(getattr(value, "base", None), np.ndarray):  # a view: count its array, once
-                value = value.base
-            self.memory[id(value)] = getattr(value, "nbytes", 0)
+            self._hold(value)
         return name
+
+    def _hold(self, value) -> None:
+        """Count the bytes of a constant the program keeps (a view's array once, a sparse matrix and its
+        transpose once)."""
+        value = getattr(value, "origin", value)
+        while isinstance(getattr(value, "base", None), np.ndarray):
+            value = value.base
+        self.memory[id(value)] = getattr(value, "nbytes", 0)
 
     def _function(self, prim) -> str:
         name = prim.name

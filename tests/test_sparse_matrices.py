@@ -158,3 +158,18 @@ def test_shapes_that_do_not_fit_fail_as_scipys():
             f(X)  # scipy's own error
         with pytest.raises(ValueError, match=numpys):
             jl.jacobian(f, X)
+
+
+@pytest.mark.parametrize("kind", ["csr_array", "coo_matrix", "lil_array"])
+def test_a_compiled_program_counts_the_sparse_matrix_it_keeps_once(kind):
+    """Its gradient sweep multiplies by Aᵀ, which shares A's arrays: the program keeps their bytes, once,
+    where the same program over the dense matrix keeps the dense one."""
+    A = getattr(sp, kind)(STENCIL)
+    stored = sp.csr_array(STENCIL) if kind == "lil_array" else A  # LIL's rows are Python lists: CSR's bytes
+    arrays = [getattr(stored, name) for name in ("data", "indices", "indptr", "row", "col", "coords")
+              if isinstance(getattr(stored, name, None), np.ndarray)]
+    sparse_program = jl.jit(jl.grad(lambda u: np.sum(np.sin(A @ u)))).program(X)
+    dense = STENCIL.toarray()
+    dense_program = jl.jit(jl.grad(lambda u: np.sum(np.sin(dense @ u)))).program(X)
+    assert (sparse_program.constant_bytes - sum(a.nbytes for a in arrays)
+            == dense_program.constant_bytes - dense.nbytes)

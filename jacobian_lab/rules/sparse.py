@@ -26,15 +26,16 @@ class SparseConstant:
     (and hashed alike) when format, shape, dtype and entries are, so that tapes using equal matrices
     share a cost prediction or a sparsity pattern (`Tape.signature`)."""
 
-    __slots__ = ("matrix", "_key")
+    __slots__ = ("matrix", "_key", "origin")
 
-    def __init__(self, matrix, copy: bool = True):
+    def __init__(self, matrix, copy: bool = True, origin: "SparseConstant | None" = None):
         self.matrix = matrix.copy() if copy else matrix
         self._key = None
+        self.origin = origin or self  # the constant whose arrays it holds: a transpose shares them
 
     @property
     def T(self) -> "SparseConstant":
-        return SparseConstant(self.matrix.T, copy=False)  # a new matrix object: nothing else holds it
+        return SparseConstant(self.matrix.T, copy=False, origin=self.origin)  # a new matrix on the same arrays
 
     def key(self) -> tuple:
         if self._key is None:
@@ -43,6 +44,16 @@ class SparseConstant:
             self._key = (type(m).__name__, m.shape, m.dtype.str, csr.indptr.tobytes(), csr.indices.tobytes(),
                          csr.data.tobytes())
         return self._key
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of the arrays its format stores (what a compiled program keeping it holds)."""
+        m = self.matrix
+        if not isinstance(getattr(m, "data", None), np.ndarray) or m.data.dtype == object:  # LIL, DOK: objects
+            m = m.tocsr()
+        return sum(a.nbytes for a in (getattr(m, name, None) for name in ("data", "indices", "indptr", "row",
+                                                                          "col", "coords", "offsets"))
+                   if isinstance(a, np.ndarray))
 
     def __eq__(self, other) -> bool:
         return type(other) is SparseConstant and self.key() == other.key()
