@@ -45,11 +45,11 @@ from . import prediction as _prediction
 from .accounting import PHASES, Cost, Counter, active_counter, counting
 from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, one_input_error, prepare,
                        result_dtype, rows, whole_block)
-from .compressed import SparseJacobian, entries, fewer_seeds, where_read
+from .compressed import SparseJacobian, entries, fewer_seeds, holding, where_read
 from .hessian import HessianFunction, SparseHessian, structured
 from .memory import MemoryBudgetError, budget, check_dense
 from .primitives import REGISTRY, DerivativeError
-from .sparsity import csr_array, recorded_pattern
+from .sparsity import recorded_pattern
 from .staging import INPUT, NotReplayable, Recorder
 
 
@@ -278,7 +278,7 @@ def compile_sparse(fun: SparseJacobian, g, x):
     recorder.check()
     order = "forward" if seeding.symmetric else mode  # a star coloring's seeds are tangents
     program = CompressedProgram(recorder, order, np.shape(y), x, pattern, reads)
-    return program, csr_array((values, pattern.indices, pattern.indptr), shape=pattern.shape)
+    return program, holding(pattern, values)
 
 
 RAISED = object()  # what `_replay` gives for J when a program's operation raised at x
@@ -535,7 +535,7 @@ class CompressedProgram(Program):
                 values[mine] = np.concatenate(mats)[colors, place]
         if self._dense_result:
             return self.dense(values) if np.isfinite(values).all() else None
-        return csr_array((values, self.pattern.indices, self.pattern.indptr), shape=self.pattern.shape)
+        return holding(self.pattern, values)
 
     def dense(self, values) -> np.ndarray:
         """The pattern's entries `values` as the dense Jacobian (zero off the pattern).

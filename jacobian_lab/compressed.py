@@ -185,6 +185,12 @@ def sparse_jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None):
     return jac if x is _NO_X else jac(x)
 
 
+def holding(pattern, values) -> scipy.sparse.csr_array:
+    """The matrix of `pattern` with `values` as its entries, on index arrays of its own: a caller may
+    change its structure in place (``S.eliminate_zeros()``), and the pattern serves later calls."""
+    return csr_array((values, pattern.indices.copy(), pattern.indptr.copy()), shape=pattern.shape)
+
+
 class SparseJacobian:
     """The sparse Jacobian of f as a function of x: what `sparse_jacobian` returns without x.
 
@@ -212,9 +218,9 @@ class SparseJacobian:
         y, pullback = engines.get("reverse").vjp(g, x_flat)
         pattern, (mode, seeding), reads = self.planned(pullback, np.size(y))
         self.chosen, self.seeds = mode, seeding.seeds
-        self.colors = seeding.rows if mode == "reverse" else seeding.columns
+        self.colors = (seeding.rows if mode == "reverse" else seeding.columns).copy()  # the plan's stays as it is
         values = entries(pullback, pattern, seeding, np.shape(y), x_flat, self.batch_size, reads)
-        return csr_array((values, pattern.indices, pattern.indptr), shape=pattern.shape)
+        return holding(pattern, values)
 
     def planned(self, pullback, m: int) -> tuple:
         """f's pattern on this tape, (mode, plan) for it and where its entries are read (`where_read`);

@@ -483,3 +483,22 @@ def test_the_first_sparse_measurement_does_not_count_importing_scipy_sparse():
             "print(jl.measure(lambda x: np.sum(np.sin(x)), np.ones(1000), mode='sparse').peak_bytes)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert int(out) < 1 << 20
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_the_returned_matrix_and_colors_are_the_callers_to_change(compiled):
+    """S.eliminate_zeros(), an edit of S.indices or sorting .colors changes the caller's copies: the pattern
+    and coloring the next call reuses stay as they were (they were handed out, and the next call failed
+    with an internal IndexError or returned a wrong Jacobian)."""
+    f = lambda x: x[1:] * np.sin(x[:-1])  # noqa: E731
+    x1, x2 = np.array([0.0, 1.0, 2.0, 0.0, 3.0]), np.linspace(1.0, 2.0, 5)
+    fun = jl.sparse_jacobian(f, mode="forward")
+    S = jl.jit(fun) if compiled else fun
+    A = S(x1)
+    A.eliminate_zeros()
+    A.indices[:] = A.indices[::-1]
+    if not compiled:
+        fun.colors.sort()
+        fun.colors[:] = 0
+    np.testing.assert_allclose(S(x2).toarray(), jl.jacobian(f, x2), rtol=1e-15)
+    np.testing.assert_allclose(S(x1).toarray(), jl.jacobian(f, x1), rtol=1e-15)
