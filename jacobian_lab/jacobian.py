@@ -745,7 +745,9 @@ def vjp(f: Callable, x, has_aux: bool = False):
         bound = _with_aux(f, x, has_aux, "vjp")
         return (*vjp(bound, bound.x), bound.aux_value())
     g, x_flat = prepare(f, x)
-    y, sweep = engines.get("reverse").vjp(g, x_flat)
+    # The pullback sweeps later, reading values on the tape: x's own copy, and y's, which the caller gets a
+    # copy of: a write into either would otherwise change the derivatives it gives.
+    y, sweep = engines.get("reverse").vjp(g, x_flat.copy())
 
     def pullback(y_bar):
         cotangents, batched = _split_batch(_flat_like(y_bar, g.out_def, "y_bar"), np.shape(y), "y_bar",
@@ -754,7 +756,7 @@ def vjp(f: Callable, x, has_aux: bool = False):
         x_bar = x_bar.astype(cotangents.dtype, copy=False)  # the derivative dtype, as for jvp
         return x_bar if batched else g.unflatten(x_bar[0], "in")
 
-    return g.unflatten(y, "out"), pullback
+    return g.unflatten(y.copy(), "out"), pullback
 
 
 # Prediction builds on the harness above (schedule, prepare); auto mode uses it back.

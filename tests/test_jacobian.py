@@ -460,6 +460,21 @@ def test_vjp_single_and_batched(case):
     assert_close(pullback(u), x_bar, 1e-15)  # the tape sweeps again with the same answer
 
 
+def test_a_pullback_is_untouched_by_later_writes_into_x_or_y():
+    """The pullback sweeps the tape later: writing into the caller's x, or into the y vjp returned, leaves
+    the derivatives it gives as they were at x (JAX's arrays cannot change; NumPy's can)."""
+    x = np.array([0.1, 0.5, 1.0])
+    y, exp_pullback = jl.vjp(np.exp, x)
+    _, sin_pullback = jl.vjp(np.sin, x)
+    _, product_pullback = jl.vjp(lambda v: v * v[::-1], x)
+    y -= 1.0
+    x += 1.0
+    x0 = x - 1.0
+    np.testing.assert_allclose(exp_pullback(y), (np.exp(x0) - 1.0) * np.exp(x0), rtol=1e-15)
+    np.testing.assert_allclose(sin_pullback(np.ones(3)), np.cos(x0), rtol=1e-15)
+    np.testing.assert_allclose(product_pullback(np.ones(3)), 2 * x0[::-1], rtol=1e-15)
+
+
 def test_jvp_and_vjp_of_a_constant_function_are_zero():
     f = lambda x: np.ones((2, 2))
     _, y_dot = jl.jvp(f, x4, np.ones(4))
