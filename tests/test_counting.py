@@ -601,6 +601,33 @@ def test_fan_out_accumulates_one_flop_per_added_element():
     assert cotangent == n * elementwise(3 * n)
 
 
+def test_slice_reads_add_their_own_elements_into_the_cotangent():
+    # x[1:] * x[:-1] in reverse, one sweep of k = n - 1 seeds: multiply's VJP is 2 (n - 1) per seed;
+    # x[1:]'s cotangent lands in zeros (a placement), x[:-1]'s adds its n - 1 elements per seed.
+    n = 5
+    _, _, cotangent = _phases(jl.jacrev(lambda x: x[1:] * x[:-1]), np.ones(n))
+    assert cotangent == (n - 1) * elementwise(2 * (n - 1) + (n - 1))
+
+
+def test_a_loop_over_elements_adds_each_read_once():
+    # s = x0 x1 + x1 x2 + ... as a Python loop, in reverse (one seed): each product's VJP is 2 flops, the
+    # adds of the running sum pass g on (no flops), and of the 2 (n - 1) reads of one element of x, all
+    # but the first add that element into x's cotangent: 2 (n - 1) + 2 (n - 1) - 1, linear in n.
+    n = 7
+
+    def f(x):
+        s = x[0] * x[1]
+        for i in range(1, n - 1):
+            s = s + x[i] * x[i + 1]
+        return s
+
+    x = np.linspace(0.5, 2.0, n)
+    _, _, cotangent = _phases(jl.jacrev(f), x)
+    assert cotangent == elementwise(4 * (n - 1) - 1)
+    expected = np.concatenate([[0.0], x[:-1]]) + np.concatenate([x[1:], [0.0]])  # x[i-1] + x[i+1]
+    np.testing.assert_allclose(jl.jacrev(f)(x), expected, rtol=1e-15)
+
+
 def test_gather_with_repeats_scatter_adds_one_flop_per_repeat():
     # x[[0, 0, 1]]: x[0] is gathered twice, so each row's scatter-add adds one element.
     _, _, cotangent = _phases(jl.jacrev(lambda x: x[[0, 0, 1]], batch_size=1), np.ones(2))

@@ -268,10 +268,43 @@ def test_cases_exercise_every_primitive_and_ufunc(monkeypatch):
     for case in CASES:
         for mode in ("forward", "reverse"):
             jl.jacobian(case.f, case.x, mode=mode, batch_size=2)
+    jl.hessian(lambda v: np.sum(v[1:] ** 3), np.ones(3))  # embed: a differentiated sweep's read of v[1:]
     assert sorted(set(primitives.REGISTRY) - executed) == []
     # In particular every primitive a NumPy ufunc maps to (np.sin -> "sin", ...).
     mapped = {p.name for p in numpy_api.UFUNCS.values() if isinstance(p, primitives.Primitive)}
     assert mapped <= executed
+
+
+SHARED_COTANGENTS = {  # reads of x whose cotangents land where a rule's array already is, or hand one out
+    "x + x[0]": lambda x: x + x[0],  # add's VJP gives the seeds themselves to x: not to be written into
+    "sum(x) + x[0]": lambda x: np.sum(x) * x[1:] + x[0],  # sum's VJP: a read-only broadcast
+    "x[:2] + x[1:3]": lambda x: x[:2] + x[1:3],  # one array to both reads
+    # add's VJP gives one array to x and to sin(x), which is still to be swept when x[0]'s adds into x's
+    "x[0] read between sin(x) and x + sin(x)": lambda x: (lambda q, a: (x + q) * a)(np.sin(x), x[0]),
+    # the same, where the array add hands on is the one y[0] and y[1:] added into, y = x + sin(x)
+    "reads of y = x + sin(x) handed on": lambda x: (lambda q, a: (lambda y: y[0] * y[1:] * a)(x + q))(
+        np.sin(x), x[0]),
+    "y + y of y = x[1:]": lambda x: (lambda y: y + y * y)(x[1:]),
+    "reads of a reshaped x": lambda x: (lambda v: v[0] * v[1] + v[:, 0].sum())(x.reshape(2, 3)),
+    "reads after a write": lambda x: written_then_read(x),
+    "loop of scalar reads": lambda x: np.stack([x[i] * x[(i + 1) % 6] - x[0] for i in range(6)]),
+}
+
+
+def written_then_read(x):
+    y = x.copy()
+    y[1:3] = x[:2] ** 2
+    return y[2:] * y[:-2]
+
+
+@pytest.mark.parametrize("batch_size", [1, None])
+@pytest.mark.parametrize("f", SHARED_COTANGENTS.values(), ids=SHARED_COTANGENTS)
+def test_slice_reads_in_reverse_add_into_their_own_arrays_only(f, batch_size):
+    """Reverse mode adds the cotangent of x[index] into x's in place: never into an array a rule made,
+    which may be a seed, a broadcast or another value's cotangent. The forward engine is the reference."""
+    x = np.linspace(0.3, 1.8, 6)
+    np.testing.assert_allclose(jl.jacobian(f, x, mode="reverse", batch_size=batch_size),
+                               jl.jacobian(f, x, mode="forward"), rtol=1e-14, atol=1e-14)
 
 
 @pytest.mark.parametrize("case", CASE_PARAMS)

@@ -12,11 +12,12 @@ import weakref
 
 import numpy as np
 
-from ..accounting import COTANGENT, TANGENT, Cost, active_counter, in_phase
+from ..accounting import COTANGENT, TANGENT, Cost, Counter, active_counter, in_phase
 from ..memory import TangentBudget
 from ..observables import Observable
 from ..primitives import Trace, apply, frozen
 from ..rules.elementwise import add
+from ..rules.shape import getitem
 from ..snapshots import kept_params, root, same_bytes, snapshot
 from ..tracing import NOT_REAL, Tracer, blank_result, not_real_result, objects_converted
 from .base import call_traced, next_level, register
@@ -103,15 +104,25 @@ class Tape:
         """Sweep the seed-batched cotangent g of record `output` back to the input."""
         cotangents = [None] * (output + 1)
         cotangents[output] = g
+        # The accumulators `_scattered` made, by id: plain arrays no recording (jit's) must see each operation of
+        owned = {} if type(g) is np.ndarray and type(active_counter()) in _PLAIN_COUNTERS else None
         for i in range(output, 0, -1):
             ct, record = cotangents[i], self.records[i]
             if ct is None:
                 continue  # symbolic zero: this value does not reach the output
             cotangents[i] = None
+            if owned is not None:
+                owned.pop(id(ct), None)  # passed on: a rule may hand it to other records
+                parent = record.parents[0] if record.prim is getitem else None
+                if parent is not None and type(ct) is np.ndarray and type(cotangents[parent]) in _PLAIN_SUMS:
+                    cotangents[parent] = _scattered(cotangents[parent], ct, record, owned)
+                    continue
             pullback = record.pullback or record.stage()
             for parent, c in zip(record.parents, pullback(ct)):
                 if parent is not None and c is not None:
                     previous = cotangents[parent]
+                    if previous is not None and owned:
+                        owned.pop(id(previous), None)
                     cotangents[parent] = c if previous is None else add(previous, c)
         return cotangents[0]
 
@@ -184,6 +195,31 @@ class Tape:
         x = self.records[0].out
         return (x.shape, x.dtype.char, output, tuple(self.unrecorded),
                 tuple([_record_key(r) for r in self.records[1:]]))
+
+
+_PLAIN_SUMS = (type(None), np.ndarray)  # cotangents `_scattered` adds into: none yet, or a plain array
+_PLAIN_COUNTERS = (type(None), Counter)
+
+
+def _scattered(previous, ct, record, owned: dict):
+    """x's cotangent with that of x[index] (`ct`) added into it, in place: a read of one element costs its
+    seeds' adds, where a dense cotangent of x added whole would cost x's size (a Python loop over the
+    elements of x reads each of them once). The accumulator is an array this sweep made, in `owned`."""
+    index = (slice(None),) + record.params["index"]
+    shape = (ct.shape[0],) + np.shape(record.args[0])
+    if previous is None:  # the first read: a placement, as an embed is
+        previous = np.zeros(shape, dtype=np.result_type(ct, float))
+        previous[index] = ct
+        owned[id(previous)] = previous
+        return previous
+    if owned.get(id(previous)) is not previous:  # a rule's array, which others may hold: copied, once
+        previous = np.array(np.broadcast_to(previous, shape), dtype=np.result_type(previous, ct))
+        owned[id(previous)] = previous
+    previous[index] += ct
+    counter = active_counter()
+    if counter is not None:
+        counter.current[0] += ct.size  # one add per element read: the convention's cotangent accumulation
+    return previous
 
 
 def _record_key(record):
