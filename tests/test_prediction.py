@@ -1,6 +1,7 @@
 """predict(): exact agreement with the counted work, auto mode, cheap-gradient ratios."""
 import numpy as np
 import pytest
+import scipy.sparse
 
 import jacobian_lab as jl
 from jacobian_lab.accounting import Cost, counting
@@ -202,6 +203,46 @@ def test_a_tape_that_cannot_be_keyed_is_probed_every_time(monkeypatch):
         assert c.cost("tangent") != Cost()  # the forward probes ran again
         np.testing.assert_allclose(J, p.jacobian_exact(p.x), rtol=1e-12)
     assert not jl.prediction._DERIVATIVE_COSTS
+
+
+def test_a_nan_constant_finds_its_remembered_costs():
+    """NaN != NaN: a signature holding a NaN equalled no other, so every auto call probed again, the caches
+    filled, and measure counted the probes beside the Jacobian."""
+    f = lambda x: np.fmax(x, float("nan")) * np.sin(x)  # noqa: E731  (fmax ignores NaN)
+    x = np.linspace(0.1, 1.0, 5)
+    jl.prediction.clear_cache()
+    for _ in range(3):
+        jl.jacobian(f, x)
+    assert len(jl.prediction._DECISIONS) == len(jl.prediction._DERIVATIVE_COSTS) == 1
+    assert jl.measure(f, x, mode="auto", repeat=1).total == jl.predict(f, x).total("auto")
+
+
+def equal_coo(duplicates: int):
+    """diag(2) on 10 points, each entry stored as `duplicates` COO entries summing to it."""
+    r = np.repeat(np.arange(10), duplicates)
+    return scipy.sparse.coo_matrix((np.full(10 * duplicates, 2.0 / duplicates), (r, r)), shape=(10, 10))
+
+
+STALE_CANDIDATES = {  # f remembered first, then g: equal signatures once, though their rules work differently
+    "a constant exponent with a zero": (lambda x: (x ** np.arange(1.0, 4.0))[np.arange(6) % 3],
+                                        lambda x: (x ** np.arange(0.0, 3.0))[np.arange(6) % 3], np.ones(3)),
+    "a constant base with a zero": (lambda x: (np.arange(1.0, 4.0) ** x)[np.arange(6) % 3],
+                                    lambda x: (np.arange(0.0, 3.0) ** x)[np.arange(6) % 3], np.full(3, 1.5)),
+    "COO entries stored as duplicates": (lambda x: np.sin(equal_coo(1) @ x)[np.arange(18) % 10],
+                                         lambda x: np.sin(equal_coo(32) @ x)[np.arange(18) % 10],
+                                         np.linspace(0.1, 1.0, 10)),
+}
+
+
+@pytest.mark.parametrize("f, g, x", STALE_CANDIDATES.values(), ids=STALE_CANDIDATES)
+def test_auto_takes_no_order_remembered_for_a_tape_that_works_differently(f, g, x):
+    jl.prediction.clear_cache()
+    jl.jacobian(f, x, batch_size=1)
+    measured = jl.measure(g, x, mode="auto", batch_size=1, repeat=1)
+    jl.prediction.clear_cache()
+    fresh = jl.measure(g, x, mode="auto", batch_size=1, repeat=1)
+    assert (measured.mode, measured.total) == (fresh.mode, fresh.total)
+    assert measured.total == jl.predict(g, x).total("auto", 1)
 
 
 VALUE_DEPENDENT = {

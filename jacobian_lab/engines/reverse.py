@@ -226,6 +226,8 @@ def _record_key(record):
     args, parents, params = record.args, record.parents, record.params
     if record.prim.reads_values:
         operands = tuple([_frozen(a) if p is None else (p, _value(a)) for a, p in zip(args, parents)])
+    elif record.prim.reads_constants:
+        operands = tuple([_frozen(a) if p is None else p for a, p in zip(args, parents)])
     else:  # a traced operand is its record's index; a constant is keyed by type and shape
         operands = tuple([_constant_key(a) if p is None else p for a, p in zip(args, parents)])
     out = record.out  # an ndarray or a NumPy scalar
@@ -252,7 +254,7 @@ def _frozen(value):
     """`value` as a hashable key that compares by value and type (arrays by their bytes)."""
     kind = type(value)
     if kind in _PLAIN:
-        return kind, value
+        return kind, "nan" if value != value else value  # NaN != NaN: a key holding it would equal no other
     if kind is tuple or kind is list:
         return kind, tuple([_frozen(v) for v in value])
     if kind is slice:

@@ -41,7 +41,8 @@ class SparseConstant:
         if self._key is None:
             m = self.matrix
             csr = m.tocsr()  # one form for every format: the stored entries, in order
-            self._key = (type(m).__name__, m.shape, m.dtype.str, csr.indptr.tobytes(), csr.indices.tobytes(),
+            # nnz counts what the format stores, duplicates of COO included: the product's cost (2 nnz)
+            self._key = (type(m).__name__, m.shape, m.dtype.str, m.nnz, csr.indptr.tobytes(), csr.indices.tobytes(),
                          csr.data.tobytes())
         return self._key
 
