@@ -122,21 +122,25 @@ class Jitted:
     def __call__(self, x, *more):
         if more:
             raise one_input_error(self)
+        return self._run(x)[1]
+
+    def _run(self, x) -> tuple:
+        """(the program replayed at x, or None where the uncompiled function answered; the Jacobian)."""
         program = J = tried = None
         if type(x) is np.ndarray and x.dtype.kind == "f":  # the common case, without the general preparation
             tried = self._programs.get((None, x.shape, x.dtype.char))
             program, J = _replay(tried, x) if type(tried) is list else (None, None)
             if J is RAISED:
-                return self.fun(x)
+                return None, self.fun(x)
             if J is not None and program.out_def is None:
-                return J.reshape(math.prod(program.y_shape), x.size) if self.fun.flat else J
+                return program, J.reshape(math.prod(program.y_shape), x.size) if self.fun.flat else J
         g, x_flat, key = self._prepare(x)
         if J is None:
             program, J = self._replayed(g, x_flat, key, tried)
             if program is None or J is RAISED:
-                return self.fun(x)
+                return None, self.fun(x)
         g.out_def = program.out_def
-        return finish(g, J, x_flat, self.fun.flat)
+        return program, finish(g, J, x_flat, self.fun.flat)
 
     def _replayed(self, g, x_flat, key, tried=None):
         """(program, J) of a program kept at `key` whose guards hold at x, else of one compiled now;
@@ -205,8 +209,12 @@ class JittedHessian(Jitted):
         return f"jit({self.hessian!r})"
 
     def __call__(self, x, *more):
-        if more or not structured(x):
-            return self.fun.f.unflattened(super().__call__(x, *more), np.shape(x))  # f's tree of outputs
+        if more:
+            raise one_input_error(self)
+        if not structured(x):
+            program, H = self._run(x)
+            # f's tree of outputs: the one the program recorded, or the one the uncompiled call just saw
+            return self.fun.f.unflattened(H, np.shape(x), self.fun.f.out_def if program is None else program.leaves)
         g, x_flat, flat = self._flattened(x)
         return trees.blocks(self._through(flat, "__call__", x_flat), g.in_def, g.in_def)
 
@@ -215,6 +223,11 @@ class JittedHessian(Jitted):
             return super().program(x)
         _, x_flat, flat = self._flattened(x)
         return self._through(flat, "program", x_flat)
+
+    def _build(self, g, x):
+        program, H = super()._build(g, x)
+        program.leaves = self.fun.f.out_def  # the tree of outputs f returned as it was recorded
+        return program, H
 
     def _flattened(self, x):
         """(f on one flat vector, x as that vector, the Jitted Hessian for x's structure)."""

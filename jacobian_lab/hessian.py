@@ -98,6 +98,9 @@ def structured(x) -> bool:
     return trees.is_tree(x) and not trees.is_numbers(x)
 
 
+_LAST = object()
+
+
 class Derivative:
     """v -> the Jacobian of f at v, shape ``y.shape + v.shape``, from one reverse sweep of all outputs.
 
@@ -120,19 +123,20 @@ class Derivative:
     def _flat(self, v):
         out = self.f(v)
         y, out_def = flat_output(out)
-        if out_def is not None:
-            if self.scalar:
-                raise TypeError(f"{self.scalar} needs f to return a scalar (shape ()), got a {type(out).__name__}")
-            self.out_def = out_def
+        if out_def is not None and self.scalar:
+            raise TypeError(f"{self.scalar} needs f to return a scalar (shape ()), got a {type(out).__name__}")
+        self.out_def = out_def  # this evaluation's: f may return another tree at another x
         return y
 
-    def unflattened(self, H, x_shape):
-        """The Hessian H of the vector of f's outputs as f returned them: each array of a tree its own
+    def unflattened(self, H, x_shape, out_def=_LAST):
+        """The Hessian H of the vector of f's outputs as f returned them (`out_def`, the structure of a tree
+        of outputs or None for one array; by default the last evaluation's): each array of a tree its own
         Hessian, of shape ``leaf.shape + x.shape + x.shape``, as jax.hessian nests them."""
-        if self.out_def is None:
+        out_def = self.out_def if out_def is _LAST else out_def
+        if out_def is None:
             return H
         pair = trees.TreeDef(None, shape=tuple(x_shape) * 2)
-        return trees.blocks(np.reshape(H, (self.out_def.size, pair.size)), self.out_def, pair)
+        return trees.blocks(np.reshape(H, (out_def.size, pair.size)), out_def, pair)
 
 
 class HessianFunction:

@@ -1012,3 +1012,40 @@ def test_a_running_maximum_is_read_again_where_the_order_changes():
     for x in (np.array([1.0, 3.0, 2.0, 4.0]), np.array([4.0, 3.0, 2.0, 1.0]), np.array([1.5, 3.5, 2.5, 4.5])):
         np.testing.assert_array_equal(jitted(x), jl.jacobian(f, x))
     assert jitted.compiles == 2  # the last point sets its maxima where the first did
+
+
+def _named_terms(x):
+    return {"pos": np.sum(x ** 3)} if x[0] > 0 else {"neg": np.sum(x ** 4)}
+
+
+def _scalar_or_tuple(x):
+    return np.sum(x ** 3) if x[0] > 0 else (np.sum(x ** 4),)
+
+
+def _pairs(x):
+    return [np.sum(x[i:i + 2] ** 3) for i in range(0, x.size, 2)]
+
+
+def _leaves(tree):
+    if isinstance(tree, dict):
+        return [tree[k] for k in sorted(tree)]
+    return list(tree) if isinstance(tree, (tuple, list)) else [tree]
+
+
+@pytest.mark.parametrize("f, points", [
+    (_named_terms, [np.array([1.0, 2.0]), np.array([-1.0, 2.0])]),
+    (_scalar_or_tuple, [np.array([-1.0, 2.0]), np.array([1.0, 2.0])]),
+    (_pairs, [np.arange(1.0, 5.0), np.arange(1.0, 7.0)]),
+], ids=["keys follow a branch", "a tuple or an array", "terms follow x's size"])
+def test_a_compiled_hessian_nests_each_program_as_its_recording(f, points):
+    """Each program keeps the tree of outputs f returned when it was recorded: one kept for every program
+    labelled another branch's Hessians with its keys, or failed to reshape at another size."""
+    hess = jl.jit(jl.hessian(f))
+    for x in points + points:
+        expected = jl.hessian(f)(x)
+        got = hess(x)
+        assert type(got) is type(expected)
+        for e, g in zip(_leaves(expected), _leaves(got)):
+            np.testing.assert_allclose(g, e, rtol=1e-14)
+        if isinstance(expected, dict):
+            assert got.keys() == expected.keys()
