@@ -36,6 +36,7 @@ from __future__ import annotations
 import collections
 import keyword
 import math
+import sys
 import warnings
 
 import numpy as np
@@ -101,6 +102,15 @@ def jit(fun: JacobianFunction) -> "Jitted":
             "jl.jacfwd(f), jl.grad(f), jl.jacobian(f, mode=...), jl.hessian(f) or jl.sparse_jacobian(f) (without x)"
         )
     return Jitted(fun)
+
+
+def _outside() -> int:
+    """The `warnings.warn` stacklevel, from its caller, of the first frame outside jacobian_lab: the line
+    of the user's code that called the compiled function."""
+    frame, level = sys._getframe(1), 1  # the frame that warns is level 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("jacobian_lab"):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class Jitted:
@@ -174,7 +184,7 @@ class Jitted:
         except NotReplayable as reason:
             self.compiles += 1  # a recording that found f cannot be replayed
             warnings.warn(f"jit: the Jacobian of {getattr(self.fun.f, '__name__', 'f')} is computed without "
-                          f"compiling, because {reason}", stacklevel=3)
+                          f"compiling, because {reason}", stacklevel=_outside())
             self._programs[key] = reason
             return None, None
         self.compiles += 1

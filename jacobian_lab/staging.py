@@ -28,6 +28,7 @@ recomputes each guard first and gives up if one differs.
 from __future__ import annotations
 
 import operator
+import warnings
 import weakref
 
 import numpy as np
@@ -98,6 +99,7 @@ class Recorder(Counter):
         self._aliases: list = []  # watches of the copies a reverse tape made of recorded values (`copied`)
         self.raised: str | None = None  # why the recording cannot be replayed, once an operation on x raised
         self._errstate = np.geterr()  # a replay runs under its caller's; see `_check_errstate`
+        self._warnings = _warning_handling()
 
     def refs(self, values) -> tuple:
         index = self._index
@@ -140,14 +142,18 @@ class Recorder(Counter):
         return out
 
     def _check_errstate(self, prim) -> None:
-        """Note when f has set NumPy to raise on floating-point errors (``np.errstate``): a replay
-        runs under its caller's settings, where the operation that would raise returns inf or NaN
-        instead, and f never gets to catch the error."""
+        """Note when f has set NumPy to raise on floating-point errors (``np.errstate``), or made its
+        warnings errors or recorded them (``warnings.catch_warnings``): a replay runs under its
+        caller's settings, where the operation that would raise returns inf or NaN instead, and f
+        never gets to catch the error or read the warning."""
         now = np.geterr()
         if now != self._errstate and self.raised is None and any(
                 now[k] in ("raise", "call") and self._errstate[k] not in ("raise", "call") for k in now):
             self.raised = (f"f set NumPy's floating-point errors to raise (np.errstate) around {prim.name}, "
                            "and a replay cannot raise where f would")
+        if self.raised is None and _warning_handling() != self._warnings:
+            self.raised = (f"f made warnings errors or recorded them (warnings.catch_warnings) around {prim.name}, "
+                           "and a replay cannot warn where f would")
 
     def check(self) -> None:
         """Raise `NotReplayable` when the recording must not be replayed.
@@ -271,3 +277,9 @@ def _arrays_in(params: dict) -> list:
         elif isinstance(value, np.ndarray):
             found.append(value)
     return found
+
+
+def _warning_handling() -> tuple:
+    """How a warning reaches code now: the filters that make one an error, and where one shown goes (a
+    list's append under ``catch_warnings(record=True)``). Filters that ignore warnings leave it as is."""
+    return tuple([f for f in warnings.filters if f[0] == "error"]), getattr(warnings, "_showwarnmsg_impl", None)

@@ -684,7 +684,25 @@ def _log_or_else(x):
             return 3.0 * x
 
 
-CATCHING = [_cholesky_or_else, _positive_definite_test, _log_or_else]
+def _log_or_else_warned(x):
+    """The same through the warnings module: log(0)'s RuntimeWarning made an error, and caught."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        try:
+            return np.log(x)
+        except RuntimeWarning:
+            return 3.0 * x
+
+
+def _log_unless_it_warned(x):
+    """The same decision read from the warnings log(0) leaves in a record."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        y = np.log(x)
+    return 3.0 * x if caught else y
+
+
+CATCHING = [_cholesky_or_else, _positive_definite_test, _log_or_else, _log_or_else_warned, _log_unless_it_warned]
 _GOOD, _BAD = [np.array([1.0, 4.0]), np.array([2.0, 3.0])], [np.array([0.0, 4.0]), np.array([0.0, 3.0])]
 
 
@@ -697,6 +715,8 @@ def test_a_call_whose_f_raises_compiles_nothing():
 
 
 @pytest.mark.filterwarnings("ignore:jit. the Jacobian:UserWarning")
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # log's rules at 0, where f took 3 x
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
 @pytest.mark.parametrize("first", ["good", "bad"])
 @pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
 @pytest.mark.parametrize("f", CATCHING, ids=lambda f: f.__name__)
@@ -713,6 +733,8 @@ def test_f_catching_an_error_gets_eager_jacobians_on_both_sides(f, mode, first):
 
 
 @pytest.mark.filterwarnings("ignore:jit. the Jacobian:UserWarning")
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
 @pytest.mark.parametrize("f", CATCHING, ids=lambda f: f.__name__)
 def test_compiled_hessians_and_sparse_jacobians_of_f_catching_an_error_are_eager(f):
     scalar = lambda v: np.sum(f(v) ** 2)  # noqa: E731
@@ -732,6 +754,24 @@ def test_a_recording_in_which_f_caught_an_error_is_not_replayed():
         jitted.program(_GOOD[0])
     with pytest.warns(UserWarning, match=r"f set NumPy's floating-point errors to raise \(np.errstate\)"):
         jl.jit(jl.jacobian(_log_or_else))(_GOOD[0])  # refused even where nothing raised: a replay could not
+    for f in (_log_or_else_warned, _log_unless_it_warned):
+        with pytest.warns(UserWarning, match=r"f made warnings errors or recorded them \(warnings.catch_warnings\)"
+                                             r" around log") as caught:
+            jl.jit(jl.jacobian(f))(_GOOD[0])
+        assert caught[0].filename == __file__  # the line that called the compiled function
+
+
+def test_f_that_silences_warnings_still_compiles():
+    def quiet_log(x):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.log(x)
+
+    jitted = jl.jit(jl.jacobian(quiet_log))
+    for x in _GOOD + _BAD:
+        with np.errstate(divide="ignore", invalid="ignore"):  # log's slope at 0: the rules' 1/0, outside f
+            assert_close(jitted(x), jl.jacobian(quiet_log, x), 1e-14)
+    assert jitted.compiles == 1
 
 
 def test_an_operation_a_program_needs_only_for_its_error_still_runs():
