@@ -117,6 +117,10 @@ class Counter:
     def observed(self, fn, args, kwargs, result) -> None:
         """A decision read the values of `args` (`jacobian_lab.primitives.observe`): only a recording keeps it."""
 
+    def printed(self, value) -> None:
+        """f read the numbers of `value` as text (``repr`` of a traced array): only a recording needs to
+        know, since no replay can check what f made of the text."""
+
     def copied(self, copy, original) -> None:
         """`copy` holds what `original` holds (a reverse tape keeps a copy of an array f passed): only a
         recording needs to know, to recompute the copy as it recomputes the original."""

@@ -225,6 +225,11 @@ class Recorder(Counter):
         """args with the values a replay recomputes left out (None)."""
         return tuple([None if self._dynamic(r) else a for a, r in zip(args, refs)])
 
+    def printed(self, value) -> None:
+        if self.raised is None and self._any_dynamic(self.refs([array_of(value)])):
+            self.raised = ("f read the values of an array computed from x as text (repr, str or print), and a "
+                           "program cannot check what it made of them")
+
     def observed(self, fn, args, kwargs, result) -> None:
         """Keep a decision on values computed from x, to be checked again before a replay."""
         refs = self.refs(args)

@@ -15,6 +15,7 @@ import sys
 import numpy as np
 
 from . import inplace
+from .accounting import active_counter
 from . import numpy_api as api
 from . import scipy_special
 from .primitives import Primitive, apply, observe, primal
@@ -296,6 +297,9 @@ class Tracer:
         return (self[i] for i in range(len(self)))
 
     def __repr__(self):
+        counter = active_counter()
+        if counter is not None:
+            counter.printed(self.primal)  # jit's recording cannot replay a decision taken on the text
         return f"{type(self).__name__}(shape={self.shape}, primal={self.primal!r})"
 
     # --- NumPy protocols ----------------------------------------------------------

@@ -1089,3 +1089,18 @@ def test_a_compiled_hessian_nests_each_program_as_its_recording(f, points):
             np.testing.assert_allclose(g, e, rtol=1e-14)
         if isinstance(expected, dict):
             assert got.keys() == expected.keys()
+
+
+def test_f_reading_values_as_text_is_computed_eagerly(capsys):
+    """A decision on repr(x) (a cache or a log keyed by the printed values) is one no program can check:
+    jit computes such an f eagerly, as it computes one that caught an error."""
+    def f(x):
+        print(x)
+        return np.sin(x) if "-" not in repr(x) else np.cos(x)
+
+    jitted = jl.jit(jl.jacobian(f))
+    with pytest.warns(UserWarning, match=r"f read the values of an array computed from x as text"):
+        jitted(np.array([0.5, 1.0]))
+    x = np.array([-0.5, 1.0])
+    assert_close(jitted(x), np.diag(-np.sin(x)), 1e-15)  # the cosine's, as eager mode takes it
+    assert "primal=array([-0.5,  1. ])" in capsys.readouterr().out
