@@ -35,7 +35,9 @@ def root(array: np.ndarray) -> np.ndarray:
 
 
 def immutable(array: np.ndarray) -> bool:
-    """Whether `array`'s values can no longer change: its memory is a read-only array's own."""
+    """Whether `array`'s values are taken as fixed: its memory is a read-only array's own. NumPy cannot
+    tell whether a writeable view of it is left or the owner is made writeable again; the README asks
+    callers who make an array read-only not to."""
     owner = root(array)
     return owner.base is None and not owner.flags.writeable
 
