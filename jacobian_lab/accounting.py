@@ -114,6 +114,11 @@ class Counter:
             work[1] += transcendentals
         return out
 
+    # `evaluate` for a call with no traced operand, whose result goes to the caller as it is (an engine
+    # wraps what `evaluate` gives it): a recording hands such a result computed from x to f in a form whose
+    # reads it observes (`Recorder.untraced`). The same function here: counting adds no call to the hot path.
+    untraced = evaluate
+
     def observed(self, fn, args, kwargs, result) -> None:
         """A decision read the values of `args` (`jacobian_lab.primitives.observe`): only a recording keeps it."""
 

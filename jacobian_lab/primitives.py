@@ -124,7 +124,7 @@ class Primitive:
         counter = active_counter()  # `evaluate`, written out
         if counter is None:
             return self.impl(*args, **params)
-        return counter.evaluate(self, args, params)
+        return counter.untraced(self, args, params)
 
     def __repr__(self) -> str:
         return f"Primitive({self.name!r})"
@@ -291,7 +291,7 @@ def evaluate(prim: Primitive, args, params: dict):
     counter = active_counter()
     if counter is None:
         return prim.impl(*args, **params)
-    return counter.evaluate(prim, args, params)
+    return counter.untraced(prim, args, params)
 
 
 def is_traced(value) -> bool:

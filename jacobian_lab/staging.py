@@ -141,6 +141,15 @@ class Recorder(Counter):
             return Observable(out)  # f's own code gets it: what it reads of it is observed
         return out
 
+    def untraced(self, prim, args, params):
+        out = self.evaluate(prim, args, params)
+        # a differentiable operation on values computed from x without a derivative (np.round(x, 1) divides
+        # rint's result): f gets what it computes observed, as a mask, not as a constant to fold
+        if self.phase == PRIMAL and prim.differentiable and type(out) is np.ndarray and self._any_dynamic(
+                self.refs([out])):
+            return Observable(out)
+        return out
+
     def _check_errstate(self, prim) -> None:
         """Note when f has set NumPy to raise on floating-point errors (``np.errstate``), or made its
         warnings errors or recorded them (``warnings.catch_warnings``): a replay runs under its

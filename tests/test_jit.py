@@ -1104,3 +1104,30 @@ def test_f_reading_values_as_text_is_computed_eagerly(capsys):
     x = np.array([-0.5, 1.0])
     assert_close(jitted(x), np.diag(-np.sin(x)), 1e-15)  # the cosine's, as eager mode takes it
     assert "primal=array([-0.5,  1. ])" in capsys.readouterr().out
+
+
+FROM_VALUES_WITHOUT_DERIVATIVE = {  # f gets a value computed from x that carries no derivative, then uses it
+    "round to one decimal": lambda x: np.sum(np.round(x, 1)) * x[0],
+    "copysign of a constant": lambda x: np.sum(np.copysign(1.0, x)) * x,
+    "round, then arithmetic": lambda x: (np.round(x, 2) + 0.0)[::-1] * x,
+}
+
+
+@pytest.mark.parametrize("make", [jl.jacfwd, jl.jacrev, jl.jacobian, jl.sparse_jacobian],
+                         ids=["jacfwd", "jacrev", "auto", "sparse"])
+@pytest.mark.parametrize("f", FROM_VALUES_WITHOUT_DERIVATIVE.values(), ids=FROM_VALUES_WITHOUT_DERIVATIVE)
+def test_values_derived_from_x_without_a_derivative_are_not_folded(f, make):
+    """np.round(x, 1) divides rint's result, and copysign(1, x) selects by signbit's: differentiable steps
+    on values without a derivative, whose result f used as a constant the first call's values froze."""
+    jitted = jl.jit(make(f))
+    for x in (np.array([0.3, 1.4]), np.array([0.3, 2.6]), np.array([-1.3, 2.6]), np.array([0.3, 1.4])):
+        expected, got = jl.jacobian(f, x), jitted(x)
+        got = got.toarray().reshape(expected.shape) if make is jl.sparse_jacobian else got  # (m, n) as a matrix
+        assert_close(got, expected, 1e-15, f"at {x}")
+
+
+def test_a_compiled_hessian_of_a_rounded_factor_is_not_folded():
+    h = lambda x: np.sum(np.round(x, 1)) * np.sum(x ** 2)  # noqa: E731  (H = 2 sum(round(x, 1)) I)
+    jitted = jl.jit(jl.hessian(h))
+    for x in (np.array([0.3, 1.4]), np.array([0.3, 2.6])):
+        assert_close(jitted(x), 2 * np.sum(np.round(x, 1)) * np.eye(2), 1e-15)
