@@ -1,5 +1,6 @@
 """Non-finite values propagate as in NumPy, warnings are kept, kinks follow one convention."""
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -44,14 +45,14 @@ def test_overflow_warnings_are_not_swallowed(mode):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("f, x, expected", [
-    (np.abs, np.array([0.0]), [[0.0]]),                                             # sign(0) = 0
+    (np.abs, np.array([0.0]), [[0.0]]),                      # sign(0) = 0, as PyTorch and autograd (JAX: 1)
     (lambda x: np.maximum(x, 0.0), np.array([0.0]), [[0.5]]),                        # tie shared
     (lambda x: np.minimum(x[0], x[1]), np.array([1.0, 1.0]), [0.5, 0.5]),
     (lambda x: np.clip(x, 0.0, 1.0), np.array([0.0, 1.0, 0.5]), np.diag([0.5, 0.5, 1.0])),
     (lambda x: np.where(x > 0, x, 2 * x), np.array([0.0]), [[2.0]]),                 # the branch taken
     (lambda x: np.max(x), np.array([3.0, 3.0, 1.0]), [0.5, 0.5, 0.0]),
 ])
-def test_kink_conventions_match_jax_in_both_modes(mode, f, x, expected):
+def test_kink_conventions_in_both_modes(mode, f, x, expected):
     np.testing.assert_allclose(jl.jacobian(f, x, mode=mode), expected)
 
 
@@ -143,3 +144,22 @@ def test_polynomial_features_have_the_derivative_of_their_polynomial():
     x = np.array([0.0, 0.5])
     np.testing.assert_allclose(jl.grad(f)(x), 2.0 + 6.0 * x)
     np.testing.assert_allclose(jl.jit(jl.grad(f))(x), 2.0 + 6.0 * x)
+
+
+NEAR_ONE = {  # the slope as an exact rational function of the float x, and points where 1 - x**2 cancels
+    "arctanh": (np.arctanh, lambda q: 1 / (1 - q * q), [0.9999999925691829, -1 + 1e-9, 1 - 2.0 ** -30]),
+    "arcsin": (np.arcsin, lambda q: (1 - q * q) ** -0.5, [0.9999999925691829, -1 + 1e-9]),
+    "arccos": (np.arccos, lambda q: -(1 - q * q) ** -0.5, [0.9999999925691829, -1 + 1e-9]),
+    "arccosh": (np.arccosh, lambda q: (q * q - 1) ** -0.5, [1 + 1.1e-8, 1 + 2.0 ** -40]),
+}
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("name", NEAR_ONE)
+def test_inverse_trig_slopes_keep_their_digits_near_one(name, mode):
+    """1 - x**2 lost up to 4e-9 of the slope's relative accuracy next to |x| = 1; (1 - x)(1 + x) keeps it.
+    The reference is the slope of the float x in exact rational arithmetic (a float power at the end)."""
+    f, slope, points = NEAR_ONE[name]
+    x = np.array(points)
+    expected = [float(slope(Fraction(v))) for v in points]
+    np.testing.assert_allclose(np.diag(jl.jacobian(f, x, mode=mode)), expected, rtol=1e-15)
