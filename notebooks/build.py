@@ -727,19 +727,23 @@ def notebook_03():
         ## Gradient descent
 
         Plain gradient descent, $\theta \leftarrow \theta - \eta\, \nabla L(\theta)$, with a
-        fixed step size.
+        fixed step size. `jl.value_and_grad` gives the loss from the evaluation the gradient
+        sweeps back through. (A loss of several arguments, `loss(params, X, y)`, is
+        differentiated in its first by `jl.value_and_grad(loss)(params, X, y)`, and in others
+        with `argnums`, as in JAX.)
         """),
         code("""
         import time
 
         STEPS, LEARNING_RATE = 300, 0.5
-        grad_loss = jl.grad(loss)
-        history = [loss(params)]
+        loss_and_grad = jl.value_and_grad(loss)
+        history = []
         start = time.perf_counter()
         for step in range(STEPS):
-            gradient = grad_loss(params)
+            value, gradient = loss_and_grad(params)
+            history.append(value)
             params = {k: params[k] - LEARNING_RATE * gradient[k] for k in params}
-            history.append(loss(params))
+        history.append(loss(params))
         seconds = time.perf_counter() - start
         print(f"{STEPS} steps in {seconds:.2f} s ({1e3 * seconds / STEPS:.2f} ms per step)")"""),
         code("""
