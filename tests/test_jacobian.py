@@ -288,7 +288,37 @@ SHARED_COTANGENTS = {  # reads of x whose cotangents land where a rule's array a
     "reads of a reshaped x": lambda x: (lambda v: v[0] * v[1] + v[:, 0].sum())(x.reshape(2, 3)),
     "reads after a write": lambda x: written_then_read(x),
     "loop of scalar reads": lambda x: np.stack([x[i] * x[(i + 1) % 6] - x[0] for i in range(6)]),
+    # writes: the cotangent of the array written goes on to the array written into, its written places
+    # cleared in place, never in an array another value holds
+    "loop of writes": lambda x: filled(x, lambda r, i: x[i] * x[(i + 1) % 6]),
+    "writes reading what was written": lambda x: filled(x, lambda r, i: r[i - 1] * x[i] + x[0]),
+    "written array used twice": lambda x: (lambda r: r * r[::-1] + r)(filled(x, lambda r, i: np.sin(x[i]))),
+    "writes into a view": lambda x: viewed_writes(x),
+    "one value written to several places": lambda x: (lambda r: (r.__setitem__(slice(0, 6, 2), x[1] ** 2), r)[1])(
+        x * 1.0),
+    # add's VJP gives one array to the filled r and to sin(x), swept after the writes clear their places
+    "a filled array's cotangent shared": lambda x: (lambda q: filled(x, lambda r, i: x[i] ** 2) + q)(np.sin(x)),
+    # ... and to x.reshape(2, 3) and sin(x), x[0]'s read adding into what the reshape gave x
+    "a reshape's cotangent shared": lambda x: (lambda q, a: (x.reshape(2, 3) + q) * a)(np.sin(x).reshape(2, 3),
+                                                                                       x[0]),
 }
+
+
+def filled(x, value):
+    r = np.zeros_like(x)
+    r[0] = x[0]
+    for i in range(1, 6):
+        r[i] = value(r, i)
+    return r
+
+
+def viewed_writes(x):
+    r = np.zeros_like(x, shape=(2, 3))
+    row = r[1]
+    for i in range(3):
+        row[i] = x[i] * x[i + 3]
+    r[0, :2] = x[:2]
+    return r.ravel() * x
 
 
 def written_then_read(x):

@@ -17,7 +17,7 @@ from ..memory import TangentBudget
 from ..observables import Observable
 from ..primitives import Trace, apply, frozen
 from ..rules.elementwise import add
-from ..rules.shape import getitem
+from ..rules.shape import getitem, put, written
 from ..snapshots import kept_params, root, same_bytes, snapshot
 from ..tracing import NOT_REAL, Tracer, blank_result, not_real_result, objects_converted
 from .base import call_traced, next_level, register
@@ -104,7 +104,8 @@ class Tape:
         """Sweep the seed-batched cotangent g of record `output` back to the input."""
         cotangents = [None] * (output + 1)
         cotangents[output] = g
-        # The accumulators `_scattered` made, by id: plain arrays no recording (jit's) must see each operation of
+        # The cotangent arrays this sweep made and no one else holds, by id, which reads and writes change in
+        # place: plain arrays, where no recording (jit's) must see each operation
         owned = {} if type(g) is np.ndarray and type(active_counter()) in _PLAIN_COUNTERS else None
         for i in range(output, 0, -1):
             ct, record = cotangents[i], self.records[i]
@@ -112,18 +113,21 @@ class Tape:
                 continue  # symbolic zero: this value does not reach the output
             cotangents[i] = None
             if owned is not None:
-                owned.pop(id(ct), None)  # passed on: a rule may hand it to other records
-                parent = record.parents[0] if record.prim is getitem else None
-                if parent is not None and type(ct) is np.ndarray and type(cotangents[parent]) in _PLAIN_SUMS:
-                    cotangents[parent] = _scattered(cotangents[parent], ct, record, owned)
+                held = owned.pop(id(ct), None) is ct  # passed on: a rule may hand it to other records
+                source = record.parents[0] if record.prim in _IN_PLACE else None
+                if source is not None and type(ct) is np.ndarray and type(cotangents[source]) in _PLAIN_SUMS:
+                    if record.prim is getitem:
+                        cotangents[source] = _scattered(cotangents[source], ct, record, owned)
+                    else:
+                        _cleared(cotangents, ct, held, record, owned)
                     continue
             pullback = record.pullback or record.stage()
+            # a move of one operand (reshape, transpose) gives it ct itself, a view of it or a copy: none that
+            # another value holds when ct was the sweep's own, so the sweep owns it in turn
+            passed_on = owned is not None and held and record.prim.structure == "move" and len(record.parents) == 1
             for parent, c in zip(record.parents, pullback(ct)):
                 if parent is not None and c is not None:
-                    previous = cotangents[parent]
-                    if previous is not None and owned:
-                        owned.pop(id(previous), None)
-                    cotangents[parent] = c if previous is None else add(previous, c)
+                    _accumulate(cotangents, parent, c, owned, passed_on)
         return cotangents[0]
 
     def forward(self, t, output: int | None = None, budget=None):
@@ -199,6 +203,36 @@ class Tape:
 
 _PLAIN_SUMS = (type(None), np.ndarray)  # cotangents `_scattered` adds into: none yet, or a plain array
 _PLAIN_COUNTERS = (type(None), Counter)
+_IN_PLACE = (getitem, put)  # a read adds into its source's cotangent, a write clears its slots of it
+
+
+def _accumulate(cotangents, parent: int, c, owned, own: bool = False) -> None:
+    """Add the cotangent c into `parent`'s (the first one is kept as it is, and owned when `own` says no one
+    else holds it): a new array, as the rules'."""
+    previous = cotangents[parent]
+    if previous is None:
+        if own and type(c) is np.ndarray and c.flags.writeable:
+            owned[id(c)] = c
+        cotangents[parent] = c
+        return
+    if owned:
+        owned.pop(id(previous), None)
+    cotangents[parent] = add(previous, c)
+
+
+def _cleared(cotangents, ct, held: bool, record, owned: dict) -> None:
+    """A write's pullback in place: ct, the cotangent of the array written, gives the written values theirs,
+    then goes on to the array written into with those places cleared (its own array, unless `held`, a copy
+    first). A Python loop filling an array element by element then costs each element once per sweep,
+    where a copy of ct per write costs the array's size."""
+    into, values = record.parents
+    indices, picks = record.params["indices"], record.params["picks"]
+    if values is not None:  # read before the places are cleared
+        _accumulate(cotangents, values, written(ct, np.shape(record.args[1]), indices, picks), owned)
+    if not held:
+        ct = np.array(ct)
+    ct[..., indices] = 0.0
+    _accumulate(cotangents, into, ct, owned, own=True)
 
 
 def _scattered(previous, ct, record, owned: dict):

@@ -185,16 +185,22 @@ def _put_vjp(needs, out, a, v, indices, picks):
     v_shape = np.shape(v)
 
     def pullback(g):
-        last = g.ndim - 1
         ga = vg = None
         if needs[0]:  # what was written over reaches a no more
             ga = put(g, np.zeros((1,) * g.ndim, dtype=np.result_type(g)), indices=indices,
                      picks=np.zeros_like(picks))
-        if needs[1]:  # an element of v written to several places gathers all of theirs
-            vg = unbroadcast(scatter_add(take(g, indices, last), picks, last, v_shape[-1]), v_shape)
+        if needs[1]:
+            vg = written(g, v_shape, indices, picks)
         return ga, vg
 
     return pullback
+
+
+def written(g, v_shape, indices, picks):
+    """The cotangent of the values a write (`put`) placed: g at `indices`, each of v's elements gathering
+    the places it was written to (`picks`)."""
+    last = g.ndim - 1
+    return unbroadcast(scatter_add(take(g, indices, last), picks, last, v_shape[-1]), v_shape)
 
 
 put = register(Primitive(  # its index arrays are made for it, read-only: nothing for a tape to keep
