@@ -20,6 +20,7 @@ import operator
 
 import numpy as np
 
+from .inplace import clone
 from .numpy_api import UFUNCS, is_traced
 from .primitives import observe
 from .rules.elementwise import where
@@ -29,6 +30,11 @@ from .tracing import binary_method, binary_methods
 def array_of(value):
     """The array an `Observable` holds (anything else as it is): what a primitive computes with."""
     return value._array if type(value) is Observable else value
+
+
+def _in_place(ufunc):
+    """An augmented assignment (``m += v``): `Observable._update` with `ufunc`."""
+    return lambda self, other: self._update(ufunc, other)
 
 
 class Observable:
@@ -71,7 +77,7 @@ class Observable:
         if any(map(is_traced, inputs)):
             return NotImplemented  # a tracer takes the operation and passes this one to a primitive
         prim = UFUNCS.get(ufunc) if method == "__call__" and not kwargs else None
-        if prim is None:
+        if prim is None or prim is clone:  # np.positive(m): clone copies a tracer, so NumPy's reads m
             out = kwargs.get("out")
             if out is not None and any(type(o) is Observable for o in out):  # np.logical_not(m, out=m)
                 rest = {key: value for key, value in kwargs.items() if key != "out"}
@@ -158,14 +164,41 @@ class Observable:
     __gt__, __ge__ = binary_method(np.greater), binary_method(np.greater_equal)
     __eq__, __ne__ = binary_method(np.equal), binary_method(np.not_equal)
 
+    __matmul__, __rmatmul__ = binary_methods(np.matmul)
+    __divmod__, __rdivmod__ = binary_methods(np.divmod)
+
     def __invert__(self):
         return np.logical_not(self) if self.dtype == bool else np.invert(self)
 
     def __neg__(self):
         return np.negative(self)
 
+    def __pos__(self):
+        # a copy of the values, recorded (np.positive maps to a tracer's clone); NumPy refuses +m of booleans
+        return self * 1 if self.dtype != bool else np.positive(read_numbers(self))
+
     def __abs__(self):
         return np.absolute(self)
+
+    # --- in place: the same object holds the result, as a NumPy array does, so that every name and
+    # every function f passed it to sees the write (computed out of place, then taken in)
+    def _update(self, ufunc, other):
+        result = ufunc(self, other)
+        if type(result) is not Observable:  # other is traced: its derivative cannot go into this array
+            raise TypeError(f"an in-place {ufunc.__name__} of a traced value into an array without a derivative "
+                            "would drop the derivative; write m = m + x (a new traced array) instead")
+        if result.dtype != self.dtype:
+            if not np.can_cast(result.dtype, self.dtype, casting="same_kind"):  # NumPy's refusal, in its words
+                raise TypeError(f"Cannot cast ufunc '{ufunc.__name__}' output from {result.dtype!r} to "
+                                f"{self.dtype!r} with casting rule 'same_kind'")
+            result = result.astype(self.dtype)
+        self._array = array_of(result)
+        return self
+
+    __iadd__, __isub__, __imul__ = _in_place(np.add), _in_place(np.subtract), _in_place(np.multiply)
+    __itruediv__, __ipow__, __imod__ = _in_place(np.divide), _in_place(np.power), _in_place(np.remainder)
+    __ifloordiv__, __imatmul__ = _in_place(np.floor_divide), _in_place(np.matmul)
+    __iand__, __ior__, __ixor__ = _in_place(np.logical_and), _in_place(np.logical_or), _in_place(np.logical_xor)
 
 
 def _call_method(array, name, args, kwargs):

@@ -105,8 +105,9 @@ class Recorder(Counter):
         index = self._index
         return tuple([index.get(id(v)) for v in values])
 
-    def evaluate(self, prim, args, params):
-        """Evaluate ``prim(*args, **params)``, count it and write it down; returns what the caller gets."""
+    def evaluate(self, prim, args, params, scalars_as_arrays: bool = False):
+        """Evaluate ``prim(*args, **params)``, count it and write it down; returns what the caller gets
+        (a NumPy scalar as a 0-d array with `scalars_as_arrays`)."""
         args = tuple([array_of(a) for a in args])
         if params:
             params = read_numbers(params)  # a parameter is read in Python: observed, then a constant
@@ -129,9 +130,9 @@ class Recorder(Counter):
         self.add(*cost)
         eq = Equation(prim, self._static_args(args, refs), params, refs, out, cost, self.phase, self.segment, dynamic)
         self.equations.append(eq)
-        if type(out) is np.bool_:
+        if type(out) is np.bool_ or (scalars_as_arrays and isinstance(out, np.generic)):
             # np.True_ and np.False_ are shared objects, so their id cannot say where they came
-            # from; a 0-d array of the same value can.
+            # from; a 0-d array of the same value can (and can be observed).
             eq.out = out = np.asarray(out)
         self._index[id(out)] = len(self.equations) - 1
         if dynamic or not self._keep(out):
@@ -142,13 +143,12 @@ class Recorder(Counter):
         return out
 
     def untraced(self, prim, args, params):
-        out = self.evaluate(prim, args, params)
-        # a differentiable operation on values computed from x without a derivative (np.round(x, 1) divides
-        # rint's result): f gets what it computes observed, as a mask, not as a constant to fold
-        if self.phase == PRIMAL and prim.differentiable and type(out) is np.ndarray and self._any_dynamic(
-                self.refs([out])):
-            return Observable(out)
-        return out
+        # A differentiable operation on values computed from x without a derivative (np.round(x, 1) divides
+        # rint's result): f gets what it computes observed, as it gets a mask, not as a constant to fold.
+        computed = self.phase == PRIMAL and prim.differentiable and self._any_dynamic(
+            self.refs([array_of(a) for a in args]))
+        out = self.evaluate(prim, args, params, scalars_as_arrays=computed)
+        return Observable(out) if computed and type(out) is np.ndarray else out
 
     def _check_errstate(self, prim) -> None:
         """Note when f has set NumPy to raise on floating-point errors (``np.errstate``), or made its

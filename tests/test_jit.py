@@ -1110,7 +1110,15 @@ FROM_VALUES_WITHOUT_DERIVATIVE = {  # f gets a value computed from x that carrie
     "round to one decimal": lambda x: np.sum(np.round(x, 1)) * x[0],
     "copysign of a constant": lambda x: np.sum(np.copysign(1.0, x)) * x,
     "round, then arithmetic": lambda x: (np.round(x, 2) + 0.0)[::-1] * x,
+    "a rounded scalar": lambda x: x * (np.round(x.sum(), 1) * 2.0),
+    "a branch on a rounded scalar": lambda x: 2.0 * x if np.round(x[0], 1) > 0.5 else 3.0 * x,
+    "an in-place update in a helper": lambda x: (lambda r: (_shift(r), x * np.sum(r))[1])(np.round(x, 1)),
+    "a matrix product, +, divmod": lambda x: (lambda r: x * (r @ r) + +r - divmod(r, 0.3)[1])(np.round(x, 1)),
 }
+
+
+def _shift(a):
+    a += 1.0  # the caller's array changes, as NumPy's would
 
 
 @pytest.mark.parametrize("make", [jl.jacfwd, jl.jacrev, jl.jacobian, jl.sparse_jacobian],
@@ -1120,7 +1128,8 @@ def test_values_derived_from_x_without_a_derivative_are_not_folded(f, make):
     """np.round(x, 1) divides rint's result, and copysign(1, x) selects by signbit's: differentiable steps
     on values without a derivative, whose result f used as a constant the first call's values froze."""
     jitted = jl.jit(make(f))
-    for x in (np.array([0.3, 1.4]), np.array([0.3, 2.6]), np.array([-1.3, 2.6]), np.array([0.3, 1.4])):
+    for x in (np.array([0.3, 1.4]), np.array([0.3, 2.6]), np.array([-1.3, 2.6]), np.array([0.94, 1.0]),
+              np.array([0.3, 1.4])):
         expected, got = jl.jacobian(f, x), jitted(x)
         got = got.toarray().reshape(expected.shape) if make is jl.sparse_jacobian else got  # (m, n) as a matrix
         assert_close(got, expected, 1e-15, f"at {x}")
