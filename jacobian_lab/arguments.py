@@ -114,16 +114,18 @@ def _described(out) -> str:
 
 
 def primal(aux):
-    """aux with every traced array replaced by its value: what f computed, without derivatives."""
+    """aux with every traced array replaced by a copy of its value: what f computed, without derivatives,
+    in arrays of its own (a traced value's is the tape's, which a pullback from `jl.vjp` reads later)."""
     if isinstance(aux, (tuple, list)):
         items = [primal(v) for v in aux]
         return type(aux)(*items) if hasattr(aux, "_fields") else type(aux)(items)
     if isinstance(aux, dict):
         return type(aux)((k, primal(v)) for k, v in aux.items())
     aux = from_objects(aux)  # np.array([a, b]) of traced scalars: one traced array
+    traced = isinstance(aux, Tracer)
     while isinstance(aux, Tracer):  # a Hessian traces f twice: its values are traced twice
         aux = aux.primal
-    return aux
+    return aux.copy() if traced and isinstance(aux, np.ndarray) else aux
 
 
 def described(argnums, has_aux) -> str:

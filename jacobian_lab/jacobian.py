@@ -642,11 +642,10 @@ def one_input_error(fun) -> TypeError:
                      "several arrays as one tuple x, differentiating lambda p: f(*p) at (x, y)")
 
 
-def _with_aux(f: Callable, x, has_aux, name: str) -> arguments.Bound:
+def _with_aux(f: Callable, x, name: str) -> arguments.Bound:
     """f as jvp and vjp take it with has_aux: returning its output alone, and keeping its aux."""
     check_function(f)
-    arguments.check(0, has_aux)
-    return arguments.Bound(f, (x,), {}, 0, has_aux, name)
+    return arguments.Bound(f, (x,), {}, 0, True, name)
 
 
 def _value_and_gradient(f: Callable, x):
@@ -715,8 +714,9 @@ def jvp(f: Callable, x, x_dot, has_aux: bool = False):
     >>> y, y_dot
     (array([1., 8.]), array([3., 0.]))
     """
-    if has_aux is not False:
-        bound = _with_aux(f, x, has_aux, "jvp")
+    arguments.check(0, has_aux)
+    if has_aux:
+        bound = _with_aux(f, x, "jvp")
         return (*jvp(bound, bound.x, x_dot), bound.aux_value())
     g, x_flat = prepare(f, x)
     tangents, batched = _split_batch(_flat_like(x_dot, g.in_def, "x_dot"), x_flat.shape, "x_dot",
@@ -741,8 +741,9 @@ def vjp(f: Callable, x, has_aux: bool = False):
     >>> pullback(np.array([1.0, 1.0]))
     array([2., 4.])
     """
-    if has_aux is not False:
-        bound = _with_aux(f, x, has_aux, "vjp")
+    arguments.check(0, has_aux)
+    if has_aux:
+        bound = _with_aux(f, x, "vjp")
         return (*vjp(bound, bound.x), bound.aux_value())
     g, x_flat = prepare(f, x)
     # The pullback sweeps later, reading values on the tape: x's own copy, and y's, which the caller gets a

@@ -34,6 +34,13 @@ def layer_in_w(w, x):
     return J
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _threads_shut_down():
+    yield
+    THREADS.shutdown()
+
+
+THREADS = ThreadPoolExecutor(2)
 JACOBIANS = [jl.jacfwd, jl.jacrev, lambda f, *a, **k: jl.jacobian(f, *a, mode="auto", **k)]
 JACOBIAN_IDS = ["jacfwd", "jacrev", "auto"]
 
@@ -131,7 +138,7 @@ def loss_grad_in_w(w, x):
 @pytest.mark.parametrize("make", [jl.grad, jl.jacrev, jl.jacfwd,
                                   lambda f, **k: jl.jacfwd(f, batch_size=1, **k),
                                   lambda f, **k: jl.jacobian(f, mode="auto", **k),
-                                  lambda f, **k: jl.jacfwd(f, executor=ThreadPoolExecutor(2), batch_size=1, **k)],
+                                  lambda f, **k: jl.jacfwd(f, executor=THREADS, batch_size=1, **k)],
                          ids=["grad", "jacrev", "jacfwd", "jacfwd-one-seed-per-pass", "auto", "threads"])
 def test_has_aux_returns_the_derivative_and_fs_values(make):
     J, aux = make(metrics, has_aux=True)(W, X)
@@ -163,6 +170,26 @@ def test_vjp_and_jvp_with_aux_return_it_last_as_jax():
     y, y_dot, aux = jl.jvp(lambda v: (v ** 2, [v[0]]), x, np.ones(2), has_aux=True)
     np.testing.assert_array_equal(y_dot, 2 * x)
     assert aux == [1.0] and not isinstance(aux[0], Tracer)
+
+
+def test_vjp_aux_is_the_callers_to_change():
+    """aux holds copies: zeroing it leaves the pullback, which reads the same values on its tape, as it was."""
+    def f(x):
+        r = np.sin(x)
+        return np.sum(r ** 2), r
+
+    x = np.array([0.1, 0.5, 1.0])
+    _, pullback, aux = jl.vjp(f, x, has_aux=True)
+    aux[:] = 0.0
+    np.testing.assert_allclose(pullback(1.0), 2 * np.sin(x) * np.cos(x), rtol=1e-15)
+
+
+def test_has_aux_false_of_any_kind_returns_what_jvp_and_vjp_return_without_it():
+    x = np.ones(2)
+    assert len(jl.vjp(np.sin, x, has_aux=np.False_)) == len(jl.jvp(np.sin, x, x, has_aux=np.False_)) == 2
+    for call in (lambda: jl.vjp(np.sin, x, has_aux=1), lambda: jl.jvp(np.sin, x, x, has_aux="yes")):
+        with pytest.raises(TypeError, match="has_aux must be True or False"):
+            call()
 
 
 def test_aux_of_passes_run_elsewhere_comes_from_an_evaluation_here():
