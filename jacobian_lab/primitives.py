@@ -67,9 +67,9 @@ class Primitive:
     ``reads_values=True`` marks a primitive whose rules do different work
     depending on its operands' values, not only their shapes (prod takes
     another route when a zero is present): a cached cost prediction is then
-    keyed on those values too (see `Tape.signature`); ``reads_constants=True``
-    one whose work depends on its constant operands' values alone (power
-    reads a constant exponent's zeros), keyed on those. ``structure`` says how
+    keyed on those values too (see `Tape.signature`); ``constant_key`` maps a
+    constant operand to what of its values its rules' work depends on (power:
+    whether it holds a zero), which joins that key. ``structure`` says how
     each output element depends on the operands' elements, for interpreters
     that need only that (`jacobian_lab.sparsity`): "elementwise" (the same
     element, after broadcasting), "move" (a copy of one operand element, or a
@@ -97,7 +97,7 @@ class Primitive:
     differentiable: bool = True
     positional_params: tuple[str, ...] = ()
     reads_values: bool = False
-    reads_constants: bool = False
+    constant_key: Callable[[Any], Any] | None = None
     structure: str | None = None
     raises: bool = False
     array_params: tuple[str, ...] | None = None

@@ -245,6 +245,16 @@ def test_auto_takes_no_order_remembered_for_a_tape_that_works_differently(f, g, 
     assert measured.total == jl.predict(g, x).total("auto", 1)
 
 
+def test_a_constant_exponent_is_keyed_by_its_zeros_alone():
+    """Only whether a constant exponent holds a zero changes power's rules: new nonzero exponents every call
+    (a schedule, a temperature) reuse one remembered cost, without keeping each exponent's bytes."""
+    x = np.linspace(0.5, 1.5, 1000)
+    jl.prediction.clear_cache()
+    for p in np.linspace(1.5, 2.5, 5):
+        jl.jacobian(lambda v: np.sum(v ** np.full(1000, p)), x)
+    assert len(jl.prediction._DERIVATIVE_COSTS) == len(jl.prediction._DECISIONS) == 1
+
+
 VALUE_DEPENDENT = {
     "mask": lambda x: np.sum(np.where(x > 0, x ** 2, np.sin(x))),
     "boolean index": lambda x: np.sum(x[x > 0] ** 3),

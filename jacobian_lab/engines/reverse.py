@@ -104,8 +104,8 @@ class Tape:
         """Sweep the seed-batched cotangent g of record `output` back to the input."""
         cotangents = [None] * (output + 1)
         cotangents[output] = g
-        # The cotangent arrays this sweep made and no one else holds, by id, which reads and writes change in
-        # place: plain arrays, where no recording (jit's) must see each operation
+        # By id, the cotangent arrays this sweep made and no one else holds, which reads and writes change in
+        # place (`_scattered`, `_cleared`); only in a sweep of plain arrays that no recording (jit's) watches
         owned = {} if type(g) is np.ndarray and type(active_counter()) in _PLAIN_COUNTERS else None
         for i in range(output, 0, -1):
             ct, record = cotangents[i], self.records[i]
@@ -260,8 +260,9 @@ def _record_key(record):
     args, parents, params = record.args, record.parents, record.params
     if record.prim.reads_values:
         operands = tuple([_frozen(a) if p is None else (p, _value(a)) for a, p in zip(args, parents)])
-    elif record.prim.reads_constants:
-        operands = tuple([_frozen(a) if p is None else p for a, p in zip(args, parents)])
+    elif record.prim.constant_key is not None:  # power: whether a constant holds a zero
+        key = record.prim.constant_key
+        operands = tuple([(_constant_key(a), key(a)) if p is None else p for a, p in zip(args, parents)])
     else:  # a traced operand is its record's index; a constant is keyed by type and shape
         operands = tuple([_constant_key(a) if p is None else p for a, p in zip(args, parents)])
     out = record.out  # an ndarray or a NumPy scalar

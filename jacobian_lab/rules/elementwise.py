@@ -80,12 +80,12 @@ def _vjp(partials, needs, out, *args, **params):
     return pullback
 
 
-def elementwise(name, impl, partials, cost=flops, array_params=(), reads_constants=False):
+def elementwise(name, impl, partials, cost=flops, array_params=(), constant_key=None):
     """Register an elementwise primitive from its diagonal partials (operands, and parameters that are
     numbers, unless `array_params` names those that may be arrays)."""
     return register(Primitive(
         name, impl, cost, jvp=partial(_jvp, partials), vjp=partial(_vjp, partials), structure="elementwise",
-        array_params=array_params, reads_constants=reads_constants,
+        array_params=array_params, constant_key=constant_key,
     ))
 
 
@@ -168,8 +168,9 @@ def power(x, p):
     return _power(x, p)
 
 
-# a constant operand's zeros add a `where` to the rules (`_one_where`)
-_power = elementwise("power", np.power, _power_partials, cost=transcendental, reads_constants=True)
+# a constant operand's zeros add a `where` to the rules (`_one_where`): whether it holds one keys its costs
+_power = elementwise("power", np.power, _power_partials, cost=transcendental,
+                     constant_key=lambda c: bool(np.any(np.equal(c, 0))))
 
 
 # --- transcendentals ----------------------------------------------------------
