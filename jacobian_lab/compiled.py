@@ -108,7 +108,7 @@ def _outside() -> int:
     """The `warnings.warn` stacklevel, from its caller, of the first frame outside jacobian_lab: the line
     of the user's code that called the compiled function."""
     frame, level = sys._getframe(1), 1  # the frame that warns is level 1
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("jacobian_lab"):
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == "jacobian_lab":
         frame, level = frame.f_back, level + 1
     return level
 

@@ -67,6 +67,7 @@ def _human(value: float) -> str:
 
 def _seconds(value: float) -> str:
     """A duration in the unit that reads best: 60 µs, 1.2 ms, 3 s."""
+    value = float(f"{value:.3g}")  # rounded first: 0.9995 s is 1 s, not 1e+03 ms
     for scale, unit in ((1.0, "s"), (1e-3, "ms")):
         if value >= scale:
             return f"{value / scale:.3g} {unit}"

@@ -399,7 +399,8 @@ def in_general(name: str) -> str:
     """
     if name not in PROBLEMS:
         raise ValueError(f"unknown problem {name!r}; choose one of: {', '.join(PROBLEMS)}")
-    return PROBLEMS[name].__doc__.strip().splitlines()[0].replace("``", "").rstrip(".")
+    line = PROBLEMS[name].__doc__.strip().splitlines()[0].replace("``", "").rstrip(".")
+    return line.split(" (default")[0]  # dense names its default size
 
 
 def describe() -> list[tuple[str, str]]:

@@ -81,6 +81,8 @@ def assert_labelled_in_seconds(fig, ax):
 
 def test_seconds_read_in_the_unit_that_fits():
     assert [plots._seconds(v) for v in (4.2e-5, 1e-3, 0.25, 3.0)] == ["42 µs", "1 ms", "250 ms", "3 s"]
+    # at the units' edges, rounded before the unit is chosen
+    assert [plots._seconds(v) for v in (0.9995, 9.9996e-4, 9.9996e-7)] == ["1 s", "1 ms", "1 µs"]
 
 
 def test_time_vs_flops(comparisons):

@@ -160,14 +160,31 @@ def test_shapes_that_do_not_fit_fail_as_scipys():
             jl.jacobian(f, X)
 
 
-@pytest.mark.parametrize("kind", ["csr_array", "coo_matrix", "lil_array"])
+def _stored_bytes(matrix) -> int:
+    """The bytes of the arrays a format stores; LIL's rows are Python lists: those of its CSR form."""
+    m = sp.csr_array(matrix) if matrix.format == "lil" else matrix
+    return sum(getattr(m, name).nbytes for name in ("data", "indices", "indptr", "offsets") if hasattr(m, name))
+
+
+@pytest.mark.parametrize("kind", ["dia_array", "lil_array"])
+def test_a_compiled_program_counts_a_transpose_with_arrays_of_its_own(kind):
+    """DIA's and LIL's transposes make new arrays: a program keeping A for the value and Aᵀ for the sweep
+    holds both."""
+    A = getattr(sp, kind)(STENCIL)
+    program = jl.jit(jl.grad(lambda u: np.sum(np.sin(A @ u)))).program(X)
+    own = _stored_bytes(A) + _stored_bytes(A.T)
+    dense = STENCIL.toarray()
+    dense_program = jl.jit(jl.grad(lambda u: np.sum(np.sin(dense @ u)))).program(X)
+    assert program.constant_bytes - own == dense_program.constant_bytes - dense.nbytes
+
+
+@pytest.mark.parametrize("kind", ["csr_array", "coo_matrix"])
 def test_a_compiled_program_counts_the_sparse_matrix_it_keeps_once(kind):
     """Its gradient sweep multiplies by Aᵀ, which shares A's arrays: the program keeps their bytes, once,
     where the same program over the dense matrix keeps the dense one."""
     A = getattr(sp, kind)(STENCIL)
-    stored = sp.csr_array(STENCIL) if kind == "lil_array" else A  # LIL's rows are Python lists: CSR's bytes
-    arrays = [getattr(stored, name) for name in ("data", "indices", "indptr", "row", "col", "coords")
-              if isinstance(getattr(stored, name, None), np.ndarray)]
+    arrays = [getattr(A, name) for name in ("data", "indices", "indptr", "row", "col")
+              if isinstance(getattr(A, name, None), np.ndarray)]
     sparse_program = jl.jit(jl.grad(lambda u: np.sum(np.sin(A @ u)))).program(X)
     dense = STENCIL.toarray()
     dense_program = jl.jit(jl.grad(lambda u: np.sum(np.sin(dense @ u)))).program(X)

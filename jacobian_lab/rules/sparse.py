@@ -35,7 +35,9 @@ class SparseConstant:
 
     @property
     def T(self) -> "SparseConstant":
-        return SparseConstant(self.matrix.T, copy=False, origin=self.origin)  # a new matrix on the same arrays
+        transposed = self.matrix.T  # CSR's, CSC's and COO's keep the arrays; DIA's and BSR's make their own
+        shares = np.shares_memory(transposed.data, self.matrix.data)
+        return SparseConstant(transposed, copy=False, origin=self.origin if shares else None)
 
     def key(self) -> tuple:
         if self._key is None:
