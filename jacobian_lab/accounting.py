@@ -122,6 +122,9 @@ class Counter:
     def observed(self, fn, args, kwargs, result) -> None:
         """A decision read the values of `args` (`jacobian_lab.primitives.observe`): only a recording keeps it."""
 
+    def unreplayable(self, reason: str) -> None:
+        """What f did cannot be replayed, for `reason`: only a recording needs to know."""
+
     def printed(self, value) -> None:
         """f read the numbers of `value` as text (``repr`` of a traced array): only a recording needs to
         know, since no replay can check what f made of the text."""

@@ -20,6 +20,7 @@ import operator
 
 import numpy as np
 
+from .accounting import active_counter
 from .inplace import clone
 from .numpy_api import UFUNCS, is_traced
 from .primitives import observe
@@ -30,6 +31,13 @@ from .tracing import binary_method, binary_methods
 def array_of(value):
     """The array an `Observable` holds (anything else as it is): what a primitive computes with."""
     return value._array if type(value) is Observable else value
+
+
+def not_replayable(reason: str) -> None:
+    """Tell a recording (jit's) that what f just did cannot be replayed: the Jacobian is computed eagerly."""
+    counter = active_counter()
+    if counter is not None:
+        counter.unreplayable(reason)
 
 
 def _in_place(ufunc):
@@ -48,12 +56,13 @@ class Observable:
     (array([2., 0.]), array([0., 4.]), 1)
     """
 
-    __slots__ = ("_array",)
+    __slots__ = ("_array", "_viewed")
     __array_priority__ = 50  # below tracers: an operation with a traced operand is theirs
     __hash__ = None
 
     def __init__(self, array: np.ndarray):
         self._array = array  # private: f's code reads it only through the doors below
+        self._viewed = False  # whether f holds a view of it (m[1:]), which a later write must reach
 
     # isinstance(m, np.ndarray) holds, as in eager mode, so f takes the same branch; NumPy's C
     # code tests the real type and never mistakes it for an array it can read directly.
@@ -124,11 +133,16 @@ class Observable:
         return iter(self.__array__())
 
     def __getitem__(self, key):
-        return observe(operator.getitem, self._array, read_numbers(key))
+        item = observe(operator.getitem, self._array, read_numbers(key))
+        if isinstance(item, np.ndarray) and np.shares_memory(item, self._array):
+            self._viewed = True
+        return item
 
     def __setitem__(self, key, value):
         # f writes into the mask: from here on it holds numbers Python made, so it becomes a copy
         # of what it held (observed, so checked on replay) with the write applied, a constant.
+        if self._viewed:  # a view f took before holds the old values, where NumPy's would see the write
+            not_replayable("f wrote into an array computed from x after taking a view of it")
         self._array = observe(np.array, self._array)
         self._array[read_numbers(key)] = read_numbers(value)
 
@@ -180,18 +194,26 @@ class Observable:
     def __abs__(self):
         return np.absolute(self)
 
-    # --- in place: the same object holds the result, as a NumPy array does, so that every name and
-    # every function f passed it to sees the write (computed out of place, then taken in)
+    # --- in place: an array's result goes into the same object, as NumPy writes into the array, so that
+    # every name and function f passed it to sees the write (computed out of place, then taken in); a
+    # 0-d value stands for a NumPy scalar (x.sum() > 1), which is immutable: s += 1 rebinds s alone
     def _update(self, ufunc, other):
         result = ufunc(self, other)
         if type(result) is not Observable:  # other is traced: its derivative cannot go into this array
             raise TypeError(f"an in-place {ufunc.__name__} of a traced value into an array without a derivative "
                             "would drop the derivative; write m = m + x (a new traced array) instead")
+        if not self.ndim:
+            return result
+        if result.shape != self.shape:  # NumPy's refusal, in its words
+            raise ValueError(f"non-broadcastable output operand with shape {self.shape} doesn't match the "
+                             f"broadcast shape {result.shape}")
         if result.dtype != self.dtype:
-            if not np.can_cast(result.dtype, self.dtype, casting="same_kind"):  # NumPy's refusal, in its words
+            if not np.can_cast(result.dtype, self.dtype, casting="same_kind"):
                 raise TypeError(f"Cannot cast ufunc '{ufunc.__name__}' output from {result.dtype!r} to "
                                 f"{self.dtype!r} with casting rule 'same_kind'")
             result = result.astype(self.dtype)
+        if self._viewed:  # a view f took before holds the old values, where NumPy's would see the write
+            not_replayable("f wrote into an array computed from x after taking a view of it")
         self._array = array_of(result)
         return self
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from .accounting import PRIMAL, Counter
 from .observables import Observable, array_of, read_numbers
+from .primitives import observe
 from .snapshots import immutable, root, same_bytes, snapshot
 
 INPUT = -1  # the reference of x itself
@@ -105,9 +106,8 @@ class Recorder(Counter):
         index = self._index
         return tuple([index.get(id(v)) for v in values])
 
-    def evaluate(self, prim, args, params, scalars_as_arrays: bool = False):
-        """Evaluate ``prim(*args, **params)``, count it and write it down; returns what the caller gets
-        (a NumPy scalar as a 0-d array with `scalars_as_arrays`)."""
+    def evaluate(self, prim, args, params):
+        """Evaluate ``prim(*args, **params)``, count it and write it down; returns what the caller gets."""
         args = tuple([array_of(a) for a in args])
         if params:
             params = read_numbers(params)  # a parameter is read in Python: observed, then a constant
@@ -130,9 +130,9 @@ class Recorder(Counter):
         self.add(*cost)
         eq = Equation(prim, self._static_args(args, refs), params, refs, out, cost, self.phase, self.segment, dynamic)
         self.equations.append(eq)
-        if type(out) is np.bool_ or (scalars_as_arrays and isinstance(out, np.generic)):
+        if type(out) is np.bool_:
             # np.True_ and np.False_ are shared objects, so their id cannot say where they came
-            # from; a 0-d array of the same value can (and can be observed).
+            # from; a 0-d array of the same value can.
             eq.out = out = np.asarray(out)
         self._index[id(out)] = len(self.equations) - 1
         if dynamic or not self._keep(out):
@@ -144,11 +144,14 @@ class Recorder(Counter):
 
     def untraced(self, prim, args, params):
         # A differentiable operation on values computed from x without a derivative (np.round(x, 1) divides
-        # rint's result): f gets what it computes observed, as it gets a mask, not as a constant to fold.
+        # rint's result): f gets what it computes observed, as it gets a mask, not as a constant to fold;
+        # a NumPy scalar as the scalar eager mode gives, its value checked again before a replay.
         computed = self.phase == PRIMAL and prim.differentiable and self._any_dynamic(
             self.refs([array_of(a) for a in args]))
-        out = self.evaluate(prim, args, params, scalars_as_arrays=computed)
-        return Observable(out) if computed and type(out) is np.ndarray else out
+        out = self.evaluate(prim, args, params)
+        if not computed:
+            return out
+        return Observable(out) if type(out) is np.ndarray else observe(_itself, out)
 
     def _check_errstate(self, prim) -> None:
         """Note when f has set NumPy to raise on floating-point errors (``np.errstate``), or made its
@@ -234,6 +237,10 @@ class Recorder(Counter):
         """args with the values a replay recomputes left out (None)."""
         return tuple([None if self._dynamic(r) else a for a, r in zip(args, refs)])
 
+    def unreplayable(self, reason: str) -> None:
+        if self.raised is None:
+            self.raised = reason
+
     def printed(self, value) -> None:
         if self.raised is None and self._any_dynamic(self.refs([array_of(value)])):
             self.raised = ("f read the values of an array computed from x as text (repr, str or print), and a "
@@ -241,6 +248,7 @@ class Recorder(Counter):
 
     def observed(self, fn, args, kwargs, result) -> None:
         """Keep a decision on values computed from x, to be checked again before a replay."""
+        args = tuple([array_of(a) for a in args])  # np.searchsorted(x, m) of an Observable m reads its array
         refs = self.refs(args)
         if self._any_dynamic(self.refs(kwargs.values())):
             raise NotReplayable(f"{getattr(fn, '__name__', fn)} took a keyword computed from x")
@@ -297,3 +305,8 @@ def _warning_handling() -> tuple:
     """How a warning reaches code now: the filters that make one an error, and where one shown goes (a
     list's append under ``catch_warnings(record=True)``). Filters that ignore warnings leave it as is."""
     return tuple([f for f in warnings.filters if f[0] == "error"]), getattr(warnings, "_showwarnmsg_impl", None)
+
+
+def _itself(value):
+    """A value read as it is: observing it makes a replay check it (a scalar f gets, `Recorder.untraced`)."""
+    return value

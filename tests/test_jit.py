@@ -1121,6 +1121,70 @@ def _shift(a):
     a += 1.0  # the caller's array changes, as NumPy's would
 
 
+def _floor_alias(x):
+    s = np.floor(x.sum())
+    t = s
+    s += 1.0  # a NumPy scalar: s alone changes
+    return x * t
+
+
+def _rounded_in_a_list(x):
+    s = np.round(x.sum(), 1)
+    kept = [s]
+    s *= 2.0
+    return x * kept[0]
+
+
+def _mask_alias(x):
+    m = x[0] > 0.5
+    keep = m
+    m |= x[1] > 2.0
+    return x * (2.0 if keep else 1.0)
+
+
+SCALAR_LIKE = {  # values eager mode gives as NumPy scalars: immutable, floats, formatted, rounded
+    "an alias of s after s += 1": _floor_alias,
+    "a rounded scalar in a list": _rounded_in_a_list,
+    "an alias of a mask scalar after |=": _mask_alias,
+    "isinstance float": lambda x: x * s if isinstance(s := np.round(x.sum(), 1), float) else x * 2.0,
+    "formatted": lambda x: x * float(f"{np.round(x.sum(), 1):.1f}"),
+    "round()": lambda x: x * round(np.round(x.sum(), 1), 1),
+    "searchsorted of it": lambda x: x * np.searchsorted(x, np.round(x.sum(), 1)),
+}
+
+
+@pytest.mark.parametrize("f", SCALAR_LIKE.values(), ids=SCALAR_LIKE)
+def test_scalars_computed_from_x_behave_as_eager_scalars(f):
+    jitted = jl.jit(jl.jacobian(f))
+    for x in (np.array([0.3, 1.4]), np.array([-1.3, 2.6]), np.array([0.94, 1.0]), np.array([0.3, 1.4])):
+        assert_close(jitted(x), jl.jacobian(f, x), 1e-15, f"at {x}")
+
+
+def test_an_array_written_after_f_took_a_view_of_it_is_computed_eagerly():
+    """NumPy's view sees the write; what f got from a recording would not, so no program is replayed."""
+    def f(x):
+        r = np.round(x, 1)
+        first = r[:1]
+        r += 1.0
+        return x * first[0]
+
+    jitted = jl.jit(jl.jacobian(f))
+    with pytest.warns(UserWarning, match="f wrote into an array computed from x after taking a view of it"):
+        assert_close(jitted(np.array([0.3, 1.4])), np.eye(2) * 1.3, 1e-15)
+
+
+def test_an_in_place_update_that_would_reshape_is_refused_as_numpy_refuses_it():
+    def f(x):
+        r = np.round(x, 1)
+        r += np.ones((3, 2))
+        return x
+
+    with pytest.raises(ValueError, match=r"non-broadcastable output operand with shape \(2,\)"):
+        f(np.array([0.3, 1.4]))
+    with pytest.raises(ValueError, match=r"non-broadcastable output operand with shape \(2,\)"):
+        jl.jit(jl.jacobian(f))(np.array([0.3, 1.4]))
+
+
 @pytest.mark.parametrize("make", [jl.jacfwd, jl.jacrev, jl.jacobian, jl.sparse_jacobian],
                          ids=["jacfwd", "jacrev", "auto", "sparse"])
 @pytest.mark.parametrize("f", FROM_VALUES_WITHOUT_DERIVATIVE.values(), ids=FROM_VALUES_WITHOUT_DERIVATIVE)
