@@ -321,6 +321,22 @@ def viewed_writes(x):
     return r.ravel() * x
 
 
+def test_a_float32_sweep_adds_float64_reads_in_float64():
+    """A write's float32 cotangent became the running sum that float64 reads (r[0:1] * c, c float64) were
+    added into, each rounded to float32: 300 reads of 1e-8 vanished. Forward mode keeps them."""
+    c = np.array([1e-8])
+
+    def f(x):
+        r = x * np.float32(1.0)
+        total = sum(np.sum(r[0:1] * c) for _ in range(300))
+        r[1] = x[1]
+        return total + np.sum(r)
+
+    x = np.array([0.3, -0.7], np.float32)
+    np.testing.assert_allclose(jl.jacobian(f, x, mode="reverse"), jl.jacobian(f, x, mode="forward"), rtol=1e-7)
+    assert jl.jacobian(f, x, mode="reverse")[0] > 1.0
+
+
 def written_then_read(x):
     y = x.copy()
     y[1:3] = x[:2] ** 2

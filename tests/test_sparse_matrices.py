@@ -15,7 +15,7 @@ X = np.linspace(0.2, 1.4, N)
 STENCIL = sp.diags([np.ones(N - 1), -2.0 * np.ones(N), 0.5 * np.ones(N - 1)], [-1, 0, 1]).tolil()
 STENCIL[0, N - 1] = 3.0
 KINDS = {"csr_array": sp.csr_array(STENCIL), "csr_matrix": sp.csr_matrix(STENCIL), "dia_array": sp.dia_array(STENCIL),
-         "coo_matrix": sp.coo_matrix(STENCIL)}
+         "coo_matrix": sp.coo_matrix(STENCIL), "dok_array": sp.dok_array(STENCIL), "bsr_array": sp.bsr_array(STENCIL)}
 
 PRODUCTS = {  # (f of (u, A)), each also run with A dense as the reference
     "A @ u": lambda u, A: A @ np.sin(u),

@@ -191,7 +191,8 @@ class Tape:
         The work of a rule depends on its primitive, parameters, which operands are
         traced and the shapes and types of everything it touches; scalar constants
         (an exponent of 2 becomes a square) and the operands of a `reads_values`
-        primitive enter by value. Control flow on values traces another tape, so
+        primitive enter by value, and a constant array what a primitive's
+        `constant_key` reads of it (power: whether it holds a zero). Control flow on values traces another tape, so
         it changes the key. A parameter that is not hashable makes it unhashable.
         The work of the non-differentiable evaluations enters as its total, so
         equal signatures also mean equal `primal_cost`.
@@ -246,8 +247,10 @@ def _scattered(previous, ct, record, owned: dict):
         previous[index] = ct
         owned[id(previous)] = previous
         return previous
-    if owned.get(id(previous)) is not previous:  # a rule's array, which others may hold: copied, once
-        previous = np.array(np.broadcast_to(previous, shape), dtype=np.result_type(previous, ct))
+    dtype = np.result_type(previous, ct)
+    # a rule's array, which others may hold, or a narrower one (float32 where a read brings float64): copied
+    if owned.get(id(previous)) is not previous or previous.dtype != dtype:
+        previous = np.array(np.broadcast_to(previous, shape), dtype=dtype)
         owned[id(previous)] = previous
     previous[index] += ct
     counter = active_counter()

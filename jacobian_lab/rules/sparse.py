@@ -35,8 +35,9 @@ class SparseConstant:
 
     @property
     def T(self) -> "SparseConstant":
-        transposed = self.matrix.T  # CSR's, CSC's and COO's keep the arrays; DIA's and BSR's make their own
-        shares = np.shares_memory(transposed.data, self.matrix.data)
+        transposed = self.matrix.T  # CSR's, CSC's and COO's keep the arrays; DIA's, BSR's, LIL's make their own
+        data = getattr(transposed, "data", None), getattr(self.matrix, "data", None)  # DOK has none
+        shares = all(isinstance(d, np.ndarray) for d in data) and np.shares_memory(*data)
         return SparseConstant(transposed, copy=False, origin=self.origin if shares else None)
 
     def key(self) -> tuple:
