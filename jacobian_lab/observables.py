@@ -40,6 +40,17 @@ def not_replayable(reason: str) -> None:
         counter.unreplayable(reason)
 
 
+def _bitwise(logical, bitwise):
+    """``&``, ``|`` or ``^``: on masks the logical ufunc, which a program recomputes as a primitive; on
+    integers NumPy's bitwise one ((x > 0) * 7 & 6 is 6)."""
+    def operation(a, b):
+        masks = all(getattr(v, "dtype", None) == bool or isinstance(v, (bool, np.bool_)) for v in (a, b))
+        return (logical if masks else bitwise)(a, b)
+
+    operation.__name__ = bitwise.__name__
+    return operation
+
+
 def _in_place(ufunc):
     """An augmented assignment (``m += v``): `Observable._update` with `ufunc`."""
     return lambda self, other: self._update(ufunc, other)
@@ -171,9 +182,9 @@ class Observable:
     __pow__, __rpow__ = binary_methods(np.power)
     __floordiv__, __rfloordiv__ = binary_methods(np.floor_divide)
     __mod__, __rmod__ = binary_methods(np.remainder)
-    __and__, __rand__ = binary_methods(np.logical_and)
-    __or__, __ror__ = binary_methods(np.logical_or)
-    __xor__, __rxor__ = binary_methods(np.logical_xor)
+    __and__, __rand__ = binary_methods(_bitwise(np.logical_and, np.bitwise_and))
+    __or__, __ror__ = binary_methods(_bitwise(np.logical_or, np.bitwise_or))
+    __xor__, __rxor__ = binary_methods(_bitwise(np.logical_xor, np.bitwise_xor))
     __lt__, __le__ = binary_method(np.less), binary_method(np.less_equal)
     __gt__, __ge__ = binary_method(np.greater), binary_method(np.greater_equal)
     __eq__, __ne__ = binary_method(np.equal), binary_method(np.not_equal)
@@ -199,9 +210,11 @@ class Observable:
     # 0-d value stands for a NumPy scalar (x.sum() > 1), which is immutable: s += 1 rebinds s alone
     def _update(self, ufunc, other):
         result = ufunc(self, other)
-        if type(result) is not Observable:  # other is traced: its derivative cannot go into this array
+        if is_traced(result):  # other is traced: its derivative cannot go into this array
             raise TypeError(f"an in-place {ufunc.__name__} of a traced value into an array without a derivative "
                             "would drop the derivative; write m = m + x (a new traced array) instead")
+        if type(result) is not Observable:  # NumPy's own result from the observed numbers (np.bitwise_and)
+            result = Observable(np.asarray(result))
         if not self.ndim:
             return result
         if result.shape != self.shape:  # NumPy's refusal, in its words
@@ -220,7 +233,9 @@ class Observable:
     __iadd__, __isub__, __imul__ = _in_place(np.add), _in_place(np.subtract), _in_place(np.multiply)
     __itruediv__, __ipow__, __imod__ = _in_place(np.divide), _in_place(np.power), _in_place(np.remainder)
     __ifloordiv__, __imatmul__ = _in_place(np.floor_divide), _in_place(np.matmul)
-    __iand__, __ior__, __ixor__ = _in_place(np.logical_and), _in_place(np.logical_or), _in_place(np.logical_xor)
+    __iand__ = _in_place(_bitwise(np.logical_and, np.bitwise_and))
+    __ior__ = _in_place(_bitwise(np.logical_or, np.bitwise_or))
+    __ixor__ = _in_place(_bitwise(np.logical_xor, np.bitwise_xor))
 
 
 def _call_method(array, name, args, kwargs):

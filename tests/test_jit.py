@@ -1160,6 +1160,28 @@ def test_scalars_computed_from_x_behave_as_eager_scalars(f):
         assert_close(jitted(x), jl.jacobian(f, x), 1e-15, f"at {x}")
 
 
+def _bits(x):
+    k = (x > 0.5) * 7
+    k &= 6
+    return x * (k[0] + (k | 1)[1] + (3 ^ k)[0])
+
+
+def test_integer_values_from_x_combine_bitwise_and_masks_stay_in_the_program():
+    """&, |, ^ are NumPy's bitwise operators on integers ((x > 0.5) * 7 & 6 is 6); on masks, the logical
+    primitives a program recomputes, so a mask combined with |= compiles once."""
+    bits, masked = jl.jit(jl.jacobian(_bits)), jl.jit(jl.jacobian(_mask_alias_or))
+    for x in (np.array([0.7, 1.4]), np.array([0.3, 2.6]), np.array([0.7, 1.4]), np.array([0.8, 1.5])):
+        assert_close(bits(x), jl.jacobian(_bits, x), 1e-15, f"at {x}")
+        assert_close(masked(x), jl.jacobian(_mask_alias_or, x), 1e-15, f"at {x}")
+    assert masked.compiles == 1
+
+
+def _mask_alias_or(x):
+    m = (x > 0.5) & (x < 2.0)
+    m |= x > 5
+    return np.where(m, x, 0.0)
+
+
 def test_an_array_written_after_f_took_a_view_of_it_is_computed_eagerly():
     """NumPy's view sees the write; what f got from a recording would not, so no program is replayed."""
     def f(x):
