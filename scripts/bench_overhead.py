@@ -1,6 +1,6 @@
 """What the machinery itself costs: dispatch per primitive, counting, scaling with n.
 
-Three measurements, also run as a section of ``scripts/bench_peers.py``:
+Four measurements, also run as a section of ``scripts/bench_peers.py``:
 
 * **dispatch overhead per primitive** -- a chain of cheap operations on a
   10-element array (``y = sin(y) * 0.5 + y``, three primitives per link) run
@@ -15,6 +15,10 @@ Three measurements, also run as a section of ``scripts/bench_peers.py``:
 * **scaling** -- wall time and FLOPs of the full Jacobian of ``seed`` against n
   in both modes (``--plot FILE`` draws them on log-log axes): forward needs
   O(n) passes of O(n) work, reverse one sweep.
+* **element loops** -- the Jacobian of a stencil written element by element in
+  a Python loop (n = 1000), in each mode and compiled: a reverse sweep adds each
+  element read and clears each element written in place, so it costs O(k) per
+  element, not O(n·k).
 
     python scripts/bench_overhead.py [--quick] [--json FILE] [--plot FILE]
 """
@@ -257,6 +261,39 @@ def format_scaling(s: dict) -> str:
     return "\n".join(lines)
 
 
+# --- element loops -----------------------------------------------------------------
+LOOP_SIZE = 1000
+
+
+def stencil_loop(n: int):
+    """``r_i = x_{i+1} - 2 x_i + x_{i-1} + exp(x_i)``, R^n -> R^(n-2), written element by element."""
+    def f(x):
+        r = np.zeros_like(x, shape=(n - 2,))
+        for i in range(1, n - 1):
+            r[i - 1] = x[i + 1] - 2 * x[i] + x[i - 1] + np.exp(x[i])
+        return r
+    return f
+
+
+def element_loops(n: int = LOOP_SIZE, repeat: int = 3) -> dict:
+    """Seconds of the stencil loop's full Jacobian in each mode and compiled (`jl.jit` of auto)."""
+    f, x = stencil_loop(n), np.linspace(0.0, 1.0, n)
+    jitted = jl.jit(jl.jacobian(f))
+    calls = {mode: _jacobian_call(f, x, mode) for mode in ("forward", "reverse", "auto")}
+    calls["jit(auto)"] = lambda: jitted(x)
+    return {"n": n, "seconds": {label: timed(call, repeat, min_seconds=0.0) for label, call in calls.items()},
+            "compiled order": jitted.program(x).mode}
+
+
+def format_loops(loops: dict) -> str:
+    n, seconds = loops["n"], loops["seconds"]
+    lines = [f"a stencil written element by element in a Python loop (n = {n} -> {n - 2}), full Jacobian:"]
+    for label, value in seconds.items():
+        lines.append(f"  {label:<10} {1e3 * value:10.2f} ms   {value / seconds['forward']:7.3f}x forward")
+    lines.append(f"  (jit compiled the {loops['compiled order']} order)")
+    return "\n".join(lines)
+
+
 def plot_scaling(s: dict, path: str) -> None:
     """Two log-log panels, wall time and FLOPs against n, one line per series."""
     import matplotlib
@@ -305,12 +342,13 @@ def default_workloads(quick: bool) -> dict:
 
 
 def run(quick: bool = False, plot: str | None = None, workloads: dict | None = None) -> dict:
-    """All three sections; `workloads` maps name -> (f, x) for the counting cost."""
+    """All four sections; `workloads` maps name -> (f, x) for the counting cost."""
     repeat = 2 if quick else 7
     result = {
         "overhead": dispatch_overhead(links=5 if quick else CHAIN_LINKS, repeat=repeat),
         "counting": counting_cost(workloads or default_workloads(quick), repeat=repeat),
         "scaling": scaling(QUICK_SIZES if quick else SCALING_SIZES, repeat=2 if quick else 5),
+        "loops": element_loops(12 if quick else LOOP_SIZE, repeat=1 if quick else 3),
     }
     if plot:
         plot_scaling(result["scaling"], plot)
@@ -320,7 +358,7 @@ def run(quick: bool = False, plot: str | None = None, workloads: dict | None = N
 
 def report(result: dict) -> str:
     return "\n\n".join([format_overhead(result["overhead"]), format_counting(result["counting"]),
-                        format_scaling(result["scaling"])])
+                        format_scaling(result["scaling"]), format_loops(result["loops"])])
 
 
 def main(argv=None) -> int:

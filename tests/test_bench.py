@@ -69,6 +69,9 @@ def test_overhead_counting_and_scaling_sections(quick_run):
     rows = data["scaling"]["rows"]
     assert len(rows) >= 2 and all(set(data["scaling"]["series"]) <= set(r) for r in rows)
     assert plot.exists() and plot.stat().st_size > 0
+    assert set(data["loops"]["seconds"]) == {"forward", "reverse", "auto", "jit(auto)"}
+    assert all(_number_or_null(v) for v in data["loops"]["seconds"].values())
+    assert "a stencil written element by element" in stdout
     assert "targets:" in stdout and "dispatch overhead per primitive" in stdout
     assert set(data["targets"]) >= {"bratu: sparse / fastest eager peer <= 0.5", "bratu: sparse / jax.jit steady <= 1.0"}
     assert stdout.count("numpy f(x) + analytic J = ") == 4  # under each targeted workload's eager target
