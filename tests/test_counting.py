@@ -628,6 +628,25 @@ def test_a_loop_over_elements_adds_each_read_once():
     np.testing.assert_allclose(jl.jacrev(f)(x), expected, rtol=1e-15)
 
 
+def test_gathers_in_a_loop_add_their_elements_into_the_cotangent():
+    # s = sum over i of x[[i, i + 1]] . x[[i + 1, i + 2]], one seed: each gather's cotangent (2 elements) is
+    # the product's VJP (2 per product: 4 flops with the sum's broadcast free); the first gather of x is the
+    # rule's scatter-add into zeros (no repeat: 0 flops), each later one adds its 2 elements in place.
+    n = 6
+
+    def f(x):
+        s = np.sum(x[[0, 1]] * x[[1, 2]])
+        for i in range(1, n - 2):
+            s = s + np.sum(x[[i, i + 1]] * x[[i + 1, i + 2]])
+        return s
+
+    x = np.linspace(0.5, 2.0, n)
+    gathers = 2 * (n - 2)
+    _, _, cotangent = _phases(jl.jacrev(f), x)
+    assert cotangent == elementwise(2 * 2 * (n - 2) + 2 * (gathers - 1))
+    np.testing.assert_allclose(jl.jacrev(f)(x), jl.jacfwd(f)(x), rtol=1e-15)
+
+
 def test_gather_with_repeats_scatter_adds_one_flop_per_repeat():
     # x[[0, 0, 1]]: x[0] is gathered twice, so each row's scatter-add adds one element.
     _, _, cotangent = _phases(jl.jacrev(lambda x: x[[0, 0, 1]], batch_size=1), np.ones(2))

@@ -296,6 +296,11 @@ SHARED_COTANGENTS = {  # reads of x whose cotangents land where a rule's array a
     "writes into a view": lambda x: viewed_writes(x),
     "one value written to several places": lambda x: (lambda r: (r.__setitem__(slice(0, 6, 2), x[1] ** 2), r)[1])(
         x * 1.0),
+    # gathers (x[[i, j]]): repeated indices add up, into the sweep's own array only
+    "loop of gathers": lambda x: np.stack([np.sum(x[[i, (i + 1) % 6, i]] * x[i]) for i in range(6)]),
+    "a gather read between sin(x) and x + sin(x)": lambda x: (lambda q, a: (x + q) * np.sum(a))(
+        np.sin(x), x[[0, 0, 2]]),
+    "gathers of a 2-d x by rows": lambda x: (lambda v: v[[1, 0, 1]] * v[[0, 0, 1]].sum(axis=0))(x.reshape(2, 3)),
     # add's VJP gives one array to the filled r and to sin(x), swept after the writes clear their places
     "a filled array's cotangent shared": lambda x: (lambda q: filled(x, lambda r, i: x[i] ** 2) + q)(np.sin(x)),
     # ... and to x.reshape(2, 3) and sin(x), x[0]'s read adding into what the reshape gave x

@@ -17,7 +17,7 @@ from ..memory import TangentBudget
 from ..observables import Observable
 from ..primitives import Trace, apply, frozen
 from ..rules.elementwise import add
-from ..rules.shape import getitem, put, written
+from ..rules.shape import getitem, put, take, written
 from ..snapshots import kept_params, root, same_bytes, snapshot
 from ..tracing import NOT_REAL, Tracer, blank_result, not_real_result, objects_converted
 from .base import call_traced, next_level, register
@@ -118,6 +118,8 @@ class Tape:
                 if source is not None and type(ct) is np.ndarray and type(cotangents[source]) in _PLAIN_SUMS:
                     if record.prim is getitem:
                         cotangents[source] = _scattered(cotangents[source], ct, record, owned)
+                    elif record.prim is take:
+                        _gathered(cotangents, ct, record, owned)
                     else:
                         _cleared(cotangents, ct, held, record, owned)
                     continue
@@ -204,7 +206,7 @@ class Tape:
 
 _PLAIN_SUMS = (type(None), np.ndarray)  # cotangents `_scattered` adds into: none yet, or a plain array
 _PLAIN_COUNTERS = (type(None), Counter)
-_IN_PLACE = (getitem, put)  # a read adds into its source's cotangent, a write clears its slots of it
+_IN_PLACE = (getitem, take, put)  # a read adds into its source's cotangent, a write clears its places of it
 
 
 def _accumulate(cotangents, parent: int, c, owned, own: bool = False) -> None:
@@ -216,9 +218,29 @@ def _accumulate(cotangents, parent: int, c, owned, own: bool = False) -> None:
             owned[id(c)] = c
         cotangents[parent] = c
         return
-    if owned:
-        owned.pop(id(previous), None)
-    cotangents[parent] = add(previous, c)
+    if owned is None:
+        cotangents[parent] = add(previous, c)
+        return
+    owned.pop(id(previous), None)
+    cotangents[parent] = total = add(previous, c)  # a new array: the sweep's own from here on
+    if type(total) is np.ndarray:
+        owned[id(total)] = total
+
+
+def _gathered(cotangents, ct, record, owned: dict) -> None:
+    """A gather's pullback (x[[i, j]], x[idx]: `take`) adding into its source's cotangent in place, as
+    `_scattered` does for a slice, repeated indices adding up; the first gather's is the rule's own
+    scatter-add, a new array the sweep then owns."""
+    source = record.parents[0]
+    previous = cotangents[source]
+    if previous is None or owned.get(id(previous)) is not previous or previous.dtype != np.result_type(previous, ct):
+        pullback = record.pullback or record.stage()
+        _accumulate(cotangents, source, pullback(ct)[0], owned, own=previous is None)
+        return
+    np.add.at(previous, (slice(None),) * (record.params["axis"] + 1) + (record.params["indices"],), ct)
+    counter = active_counter()
+    if counter is not None:
+        counter.current[0] += ct.size  # one add per element gathered: the convention's cotangent accumulation
 
 
 def _cleared(cotangents, ct, held: bool, record, owned: dict) -> None:
