@@ -835,9 +835,11 @@ def _index_text(part) -> str:
 
 
 def same(a, b) -> bool:
-    """Whether a recomputed guard value equals the recorded one exactly (NaN equals NaN)."""
+    """Whether a recomputed guard value equals the recorded one exactly (NaN equals NaN, and -0.0 is not
+    0.0: copysign and arctan2 of a value f computed tell them apart)."""
     if isinstance(b, tuple):
         return isinstance(a, tuple) and len(a) == len(b) and all(map(same, a, b))
     a, b = np.asarray(a), np.asarray(b)
-    return (a.shape == b.shape and a.dtype == b.dtype
-            and bool(np.array_equal(a, b, equal_nan=b.dtype.kind in "fc")))
+    if a.shape != b.shape or a.dtype != b.dtype or not np.array_equal(a, b, equal_nan=b.dtype.kind in "fc"):
+        return False
+    return b.dtype.kind != "f" or bool(np.array_equal(np.signbit(a), np.signbit(b)))

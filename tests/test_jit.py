@@ -1226,3 +1226,14 @@ def test_a_compiled_hessian_of_a_rounded_factor_is_not_folded():
     jitted = jl.jit(jl.hessian(h))
     for x in (np.array([0.3, 1.4]), np.array([0.3, 2.6])):
         assert_close(jitted(x), 2 * np.sum(np.round(x, 1)) * np.eye(2), 1e-15)
+
+
+def test_a_guard_tells_minus_zero_from_zero():
+    """np.round(-0.03, 1) is -0.0, whose copysign is -1: a program recorded at +0.0 must not replay there."""
+    def f(x):
+        return x * np.copysign(1.0, np.round(x.sum(), 1))
+
+    jitted = jl.jit(jl.jacobian(f))
+    for x in (np.array([0.01, 0.02]), np.array([-0.01, -0.02]), np.array([0.01, 0.02])):
+        assert_close(jitted(x), jl.jacobian(f, x), 1e-15, f"at {x}")
+    assert np.diag(jitted(np.array([-0.01, -0.02]))).tolist() == [-1.0, -1.0]
