@@ -348,7 +348,7 @@ def run(quick: bool = False, plot: str | None = None, workloads: dict | None = N
         "overhead": dispatch_overhead(links=5 if quick else CHAIN_LINKS, repeat=repeat),
         "counting": counting_cost(workloads or default_workloads(quick), repeat=repeat),
         "scaling": scaling(QUICK_SIZES if quick else SCALING_SIZES, repeat=2 if quick else 5),
-        "loops": element_loops(12 if quick else LOOP_SIZE, repeat=1 if quick else 3),
+        "loops": element_loops(60 if quick else LOOP_SIZE, repeat=1 if quick else 3),
     }
     if plot:
         plot_scaling(result["scaling"], plot)
