@@ -1390,3 +1390,18 @@ def test_weighted_histograms_raise_numpys_errors(f, message):
         f(W8)  # NumPy itself
     with pytest.raises(numpys.type, match=re.escape(message)):
         jl.jacrev(lambda w: f(w)[0])(W8)
+
+
+def test_copysign_of_a_traced_sign_gives_what_numpy_gives():
+    """np.copysign(2.0, x[0]) is a NumPy scalar, which s -= 1 rebinds without touching an alias of it; a 0-d
+    array (np.where's) would change the alias too."""
+    def f(x):
+        s = np.copysign(2.0, x[0])
+        kept = s
+        s -= 1.0
+        return x * kept
+
+    x = np.array([-1.0, 3.0])
+    assert type(f(x)[0]) is np.float64 and f(x)[0] == 2.0  # NumPy's own
+    np.testing.assert_array_equal(jl.jacobian(f, x), np.diag([-2.0, -2.0]))
+    np.testing.assert_array_equal(jl.jit(jl.jacobian(f))(x), np.diag([-2.0, -2.0]))
