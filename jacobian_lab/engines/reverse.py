@@ -204,7 +204,7 @@ class Tape:
                 tuple([_record_key(r) for r in self.records[1:]]))
 
 
-_PLAIN_SUMS = (type(None), np.ndarray)  # cotangents `_scattered` adds into: none yet, or a plain array
+_PLAIN_SUMS = (type(None), np.ndarray)  # cotangents reads and writes change in place: none yet, or a plain array
 _PLAIN_COUNTERS = (type(None), Counter)
 _IN_PLACE = (getitem, take, put)  # a read adds into its source's cotangent, a write clears its places of it
 
@@ -233,14 +233,12 @@ def _gathered(cotangents, ct, record, owned: dict) -> None:
     scatter-add, a new array the sweep then owns."""
     source = record.parents[0]
     previous = cotangents[source]
-    if previous is None or owned.get(id(previous)) is not previous or previous.dtype != np.result_type(previous, ct):
+    if previous is None or not _adds_in_place(previous, ct, owned):
         pullback = record.pullback or record.stage()
         _accumulate(cotangents, source, pullback(ct)[0], owned, own=previous is None)
         return
     np.add.at(previous, (slice(None),) * (record.params["axis"] + 1) + (record.params["indices"],), ct)
-    counter = active_counter()
-    if counter is not None:
-        counter.current[0] += ct.size  # one add per element gathered: the convention's cotangent accumulation
+    _count_adds(ct.size)
 
 
 def _cleared(cotangents, ct, held: bool, record, owned: dict) -> None:
@@ -269,16 +267,25 @@ def _scattered(previous, ct, record, owned: dict):
         previous[index] = ct
         owned[id(previous)] = previous
         return previous
-    dtype = np.result_type(previous, ct)
-    # a rule's array, which others may hold, or a narrower one (float32 where a read brings float64): copied
-    if owned.get(id(previous)) is not previous or previous.dtype != dtype:
-        previous = np.array(np.broadcast_to(previous, shape), dtype=dtype)
+    if not _adds_in_place(previous, ct, owned):  # copied once, into the sweep's own array
+        previous = np.array(np.broadcast_to(previous, shape), dtype=np.result_type(previous, ct))
         owned[id(previous)] = previous
     previous[index] += ct
+    _count_adds(ct.size)
+    return previous
+
+
+def _adds_in_place(previous, ct, owned: dict) -> bool:
+    """Whether ct may be added into the cotangent `previous` in place: an array this sweep made (not a rule's,
+    which another value may hold), as wide as the sum (float32 would round the float64 reads added to it)."""
+    return owned.get(id(previous)) is previous and previous.dtype == np.result_type(previous, ct)
+
+
+def _count_adds(elements: int) -> None:
+    """One add per element added in place: the convention's cotangent accumulation."""
     counter = active_counter()
     if counter is not None:
-        counter.current[0] += ct.size  # one add per element read: the convention's cotangent accumulation
-    return previous
+        counter.add(elements, 0)
 
 
 def _record_key(record):
