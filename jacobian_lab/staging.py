@@ -242,9 +242,9 @@ class Recorder(Counter):
             self.raised = reason
 
     def printed(self, value) -> None:
-        if self.raised is None and self._any_dynamic(self.refs([array_of(value)])):
-            self.raised = ("f read the values of an array computed from x as text (repr, str or print), and a "
-                           "program cannot check what it made of them")
+        if self._any_dynamic(self.refs([array_of(value)])):
+            self.unreplayable("f read the values of an array computed from x as text (repr, str or print), and a "
+                              "program cannot check what it made of them")
 
     def observed(self, fn, args, kwargs, result) -> None:
         """Keep a decision on values computed from x, to be checked again before a replay."""
