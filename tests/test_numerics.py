@@ -1,4 +1,5 @@
 """Non-finite values propagate as in NumPy, warnings are kept, kinks follow one convention."""
+import math
 import warnings
 from fractions import Fraction
 
@@ -7,6 +8,7 @@ import pytest
 from helpers import central_differences
 
 import jacobian_lab as jl
+from jacobian_lab.accounting import counting
 
 MODES = ["forward", "reverse"]
 
@@ -163,3 +165,40 @@ def test_inverse_trig_slopes_keep_their_digits_near_one(name, mode):
     x = np.array(points)
     expected = [float(slope(Fraction(v))) for v in points]
     np.testing.assert_allclose(np.diag(jl.jacobian(f, x, mode=mode)), expected, rtol=1e-15)
+
+
+def _others(x, j):
+    """The product of all entries of x but the j-th, multiplied out left to right: no division."""
+    return math.prod(np.delete(x, j).tolist())
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("x, modes", [
+    ([2.0, 1e300, 1e10], ["reverse"]),                 # the product overflows; one slope is infinite
+    ([0.0, 1e300, 1e10], ["reverse"]),                 # and holds a zero
+    ([1e-200, 1e-200, 1e200], ["forward", "reverse"]),  # an intermediate product underflows to 0
+    ([1e-200, 3.0, 1e200, 0.5], ["forward", "reverse"]),
+])
+def test_prod_slopes_are_exact_where_the_product_over_or_underflows(x, modes):
+    """Dividing the product by x_j gave inf (NaN with a zero) or 0 for every slope once the product
+    left the float range, where most slopes are finite and nonzero. In forward mode an infinite
+    slope would reach the other columns as 0·∞ (see the README), hence reverse mode alone there."""
+    x = np.array(x)
+    expected = [_others(x, j) for j in range(x.size)]
+    for mode in modes:
+        np.testing.assert_allclose(jl.jacobian(np.prod, x, mode=mode), expected, rtol=1e-15)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_prod_over_several_axes_is_exact_where_a_slice_overflows():
+    """Each slice's slopes are finite (an infinite one would reach the other slice's row as 0·∞):
+    the first slice's product overflows, the second's underflows on the way."""
+    x = np.array([[[1e100, 1e100], [1e-200, 3.0]], [[1e100, 1e100], [1e200, 0.5]]])
+    J = jl.jacobian(lambda v: np.prod(v, axis=(0, 2)), x, mode="reverse")
+    expected = np.zeros(J.shape)
+    for i, j, k in np.ndindex(x.shape):
+        expected[j, i, j, k] = _others(x[:, j, :].ravel(), 2 * i + k)
+    np.testing.assert_allclose(J, expected, rtol=1e-15)
+    with counting() as c:
+        jl.jacobian(lambda v: np.prod(v, axis=(0, 2)), x, mode="reverse")
+    assert jl.predict(lambda v: np.prod(v, axis=(0, 2)), x).cost("reverse") == c.costs()

@@ -5,7 +5,8 @@ it). A reduction of L elements into one output costs L - 1 flops (mean: L, its
 final division included). The derivative of prod/max/min is a weighted sum,
 ``sum(w * t)``, with the weights built once from primal values: ties in max/min
 share the derivative equally, as in JAX; prod and cumprod are exact where inputs hold
-zeros, in their first and second derivatives.
+zeros, in their first and second derivatives, and prod's first derivative is exact where
+the product over- or underflows.
 """
 from __future__ import annotations
 
@@ -73,15 +74,44 @@ def reduce_tangent(t, axis, keepdims):
 
 
 def _prod_weights(out, x, axis):
-    """prod of all other elements of each slice: out / x, or with zeros `_zero_terms`' sum."""
-    kept = S.reshape(out, _kept_shape(np.shape(x), axis))
+    """prod of all other elements of each slice: out / x, or with zeros `_zero_terms`' sum; where the
+    product over- or underflowed, `_exclusive_products`."""
     zeros = E.equal(x, 0.0)
-    if not observe(np.any, zeros):  # the route depends on values: see `reads_values`
-        return E.divide(kept, x)
-    x_safe = E.where(zeros, 1.0, x)
+    with_zeros = observe(np.any, zeros)  # the route depends on values: see `reads_values`
+    x_safe = E.where(zeros, 1.0, x) if with_zeros else x
+    total = prod(x_safe, axis=axis, keepdims=True) if with_zeros else S.reshape(out, _kept_shape(np.shape(x), axis))
+    if observe(_lost, total, x):
+        return _exclusive_products(x, axis)
+    if not with_zeros:
+        return E.divide(total, x)
     terms = _zero_terms(zeros, x, x_safe, lambda v: sum(v, axis=axis, keepdims=True))
     weights = E.add(E.add(E.multiply(*terms[0]), E.multiply(*terms[1])), E.multiply(*terms[2]))
-    return E.multiply(prod(x_safe, axis=axis, keepdims=True), weights)
+    return E.multiply(total, weights)
+
+
+def _lost(total, x) -> bool:
+    """Whether a product of finite nonzero numbers came out 0 or infinite, so that dividing it by
+    one of them no longer gives the product of the others (x is read only then: the product is smaller)."""
+    return bool(not np.all(np.isfinite(total) & (total != 0)) and np.all(np.isfinite(x)))
+
+
+def _exclusive_products(x, axis):
+    """The product of each slice's elements before j times that of those after j, for every j: no
+    division, so exact where the whole product overflows ([2, 1e300, 1e10]: 2e10 for the middle
+    one) or underflows, as JAX's are. It costs two cumprods and a multiply."""
+    kept = [a for a in range(np.ndim(x)) if a not in axis]
+    order = tuple(kept) + tuple(axis)
+    moved = S.transpose(x, order)
+    shape = moved.shape
+    flat = S.reshape(moved, shape[:len(kept)] + (-1,))
+    last = flat.ndim - 1
+    ones = np.ones(flat.shape[:-1] + (1,))
+    before = S.concatenate(ones, cumprod(S.getitem(flat, (..., slice(None, -1))), axis=last), axis=last)
+    flip = (..., slice(None, None, -1))
+    after = S.getitem(cumprod(S.getitem(flat, (..., slice(None, 0, -1))), axis=last), flip)
+    after = S.concatenate(after, ones, axis=last)
+    weights = S.reshape(E.multiply(before, after), shape)
+    return S.transpose(weights, tuple(np.argsort(order)))
 
 
 def _zero_terms(zeros, x, x_safe, total):
