@@ -405,7 +405,7 @@ def _console(stderr: bool = False):
     stream = sys.stderr if stderr else sys.stdout
     tty = hasattr(stream, "isatty") and stream.isatty()
     # off a terminal, keep wide tables on one line each (no colour, no wrapping)
-    return Console(file=stream, highlight=False, width=None if tty else 220, soft_wrap=not tty)
+    return Console(file=stream, highlight=False, width=None if tty else 220, soft_wrap=not tty, force_jupyter=False)
 
 
 def _print_table(console, table) -> None:

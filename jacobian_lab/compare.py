@@ -321,7 +321,8 @@ def plain_text(renderable, width: int = 200) -> str:
     from rich.console import Console
 
     buffer = io.StringIO()
-    Console(file=buffer, width=width, color_system=None, force_terminal=False).print(renderable)
+    # force_jupyter=False: inside a notebook rich would display the table rather than write it to the buffer
+    Console(file=buffer, width=width, color_system=None, force_terminal=False, force_jupyter=False).print(renderable)
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
 
 

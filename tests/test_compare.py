@@ -279,3 +279,18 @@ def test_compare_takes_the_prediction_its_caller_has_and_the_cli_predicts_once(m
         monkeypatch.setattr(module, "predict", lambda *a: calls.append(1) or counted(*a))
     assert cli.main(["compare", "seed", "--n", "20", "--modes", "forward,reverse", "--repeat", "1"]) == 0
     assert len(calls) == 1  # the size check's prediction serves the comparison
+
+
+def test_table_returns_the_whole_table_inside_a_notebook(monkeypatch, capsys):
+    """rich sends what it prints inside Jupyter to the notebook's display, not to the console's file:
+    table() returned the verdict alone and the table appeared as a side effect."""
+    import builtins
+
+    class ZMQInteractiveShell:  # what rich takes for a Jupyter kernel
+        pass
+
+    monkeypatch.setattr(builtins, "get_ipython", ZMQInteractiveShell, raising=False)
+    c = jl.compare(lambda x: np.sum(np.sin(x)), np.ones(5), modes=("forward", "reverse"), repeat=1)
+    text = c.table()
+    assert "forward" in text.split("verdict:")[0] and "reverse" in text.split("verdict:")[0]
+    assert capsys.readouterr().out == ""
