@@ -1175,7 +1175,7 @@ def notebook_05():
         md(r"""
         `jl.compare` puts the `sparse` row beside the dense schedules (its times vary from
         machine to machine). Its closing verdict weighs the two dense orders against each
-        other, which are almost equal on this near-square Jacobian, then says how many times
+        other, which differ by about a tenth on this near-square Jacobian, then says how many times
         fewer FLOPs the compressed seeds need:
         """),
         code("""
@@ -1510,7 +1510,7 @@ engine = jl.engines.get"""),
         for the other two, and they hold $n \times n$ values per intermediate in memory.
 
         Between the two with a reverse inner gradient, the counts do not favour forward over
-        reverse: reverse over reverse counts 23 % less here, and it also peaks lower in
+        reverse: reverse over reverse counts 20 % less here, and it also peaks lower in
         memory, because forward over reverse carries $n$ tangents with every value on $f$'s
         tape until the sweep is done. The difference in FLOPs is work the forward pass
         cannot know to skip: it pushes its tangents through everything the inner function

@@ -170,6 +170,16 @@ def test_the_verdict_times_the_fastest_of_rows_with_the_fewest_flops():
     assert comparison.verdict().endswith("but measured 2x slower")
 
 
+def test_a_near_tie_is_told_apart_from_a_tie():
+    comparison = jl.compare(lambda x: np.sin(x[1:]) * np.exp(x[:-1]), np.linspace(0.0, 1.0, 6),
+                            modes=("forward", "reverse"), repeat=1)
+    fwd, rev = comparison.measurements
+    fwd.cost, rev.cost = {"tangent": jl.Cost(1004, 0)}, {"cotangent": jl.Cost(1000, 0)}  # set: the ratio is known
+    assert comparison.verdict().startswith("reverse is 1.004x cheaper in FLOPs")
+    fwd.cost = {"tangent": jl.Cost(1000, 0)}
+    assert comparison.verdict().startswith("forward and reverse cost the same FLOPs")
+
+
 def test_measure_and_compare_take_an_executor_and_count_the_same_work():
     from concurrent.futures import ThreadPoolExecutor
 

@@ -499,6 +499,18 @@ def test_adding_a_constant_costs_no_tangent_work():
     assert tangent == FREE
 
 
+@pytest.mark.parametrize("f, operands", [
+    (lambda x: x[1:] - x[:-1], "both traced: one subtract ṫa - ṫb"),
+    (lambda x: x[1:] + x[:-1], "both traced: one add"),
+    (lambda x: C4 - x, "the second alone: its negation"),
+])
+def test_a_difference_costs_one_flop_per_tangent_element(f, operands):
+    """The tangent of a - b is one subtract per element and seed, as for a + b (not a negation and an add)."""
+    x = np.ones(4)
+    _, tangent, _ = _phases(jl.jacfwd(f, batch_size=4), x)
+    assert tangent == 4 * elementwise(np.size(f(x))), operands
+
+
 def test_constant_subexpression_costs_no_derivative_work():
     # np.sin(c) on a plain array is plain NumPy: it never reaches a primitive, so it is
     # neither traced nor counted (the counter sees primitives only). What matters is

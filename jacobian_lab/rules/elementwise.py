@@ -61,8 +61,13 @@ def _jvp(partials, tangents, out, *args, **params):
     shape = out.shape  # an elementwise output is an ndarray or a NumPy scalar
     total = None
     for t, lin in zip(tangents, lins):
-        if t is not None:
-            term = apply(lin, S.align(t, len(shape)))
+        if t is None:
+            continue
+        t = S.align(t, len(shape))
+        if total is not None and lin[0] == "neg":  # ṫa - ṫb: one subtract, not a negate and an add
+            total = subtract(total, t)
+        else:
+            term = apply(lin, t)
             total = term if total is None else add(total, term)
     return S.broadcast_batched(total, shape)
 
