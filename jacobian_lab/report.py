@@ -138,6 +138,14 @@ def _sweep_grid(name: str, param: str, grid: Sequence[int], size: dict[str, int]
     return kept
 
 
+def _report_figures(folder: Path) -> list[Path]:
+    """The figures in `folder` that a report writes (`_write_overview`, `_write_problem`): a rebuild
+    replaces them, and leaves any other file there alone."""
+    names = [f"overview_{kind}" for kind in ("cheap_gradient", "time_vs_flops", "memory")]
+    names += [f"{p}_{kind}" for p in _problems.names() for kind in ("phases", "sweep_n", "sweep_m", "pattern")]
+    return [folder / f"{name}.png" for name in names if (folder / f"{name}.png").exists()]
+
+
 def build_report(out_dir, problems: Sequence[str] | None = None,
                  sizes: Mapping[str, Mapping[str, int]] | None = None, grid: Sequence[int] = DEFAULT_GRID,
                  repeat: int = 3, embed: bool = False,
@@ -167,7 +175,7 @@ def build_report(out_dir, problems: Sequence[str] | None = None,
     sizes = {**DEFAULT_SIZES, **(sizes or {})}
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    for old in (out / "figures").glob("*.png"):
+    for old in _report_figures(out / "figures"):
         old.unlink()  # figures of an earlier report with other problems would linger
 
     plan = []

@@ -13,7 +13,7 @@ import jacobian_lab as jl
 from jacobian_lab import problems
 from jacobian_lab import report as report_module
 from jacobian_lab.cli import main
-from jacobian_lab.report import DEFAULT_SIZES, build_report
+from jacobian_lab.report import DEFAULT_SIZES, _report_figures, build_report
 
 SIZES = {"seed": {"n": 30}, "curve": {"m": 30}}
 GRID = (5, 10, 40)
@@ -138,6 +138,7 @@ def test_a_banded_problem_gets_its_pattern_figure(tmp_path):
                          grid=(8, 16), repeat=1)
     names = {p.name for p in (tmp_path / "figures").glob("*.png")}
     assert "bratu_pattern.png" in names and "dense_pattern.png" not in names  # a full pattern shrinks nothing
+    assert {p.name for p in _report_figures(tmp_path / "figures")} == names  # what a rebuild replaces
     markdown = (tmp_path / "report.md").read_text()
     assert "114 of 1,520 entries: 3 seeds in forward mode instead of 38" in markdown
     assert "The problems run at bratu n = 40, dense n = 6, chosen for a report" in markdown
@@ -149,12 +150,16 @@ def test_a_banded_problem_gets_its_pattern_figure(tmp_path):
     assert index.is_file()
 
 
-def test_rebuild_removes_stale_figures(tmp_path):
+def test_rebuild_removes_stale_figures_and_keeps_other_files(tmp_path):
     build_report(tmp_path, problems=["seed"], sizes={"seed": {"n": 8}}, grid=(4, 8), repeat=1)
+    mine = tmp_path / "figures" / "lecture_diagram.png"  # a file of the user's in the same folder
+    mine.write_bytes(b"not ours")
     build_report(tmp_path, problems=["dense"], sizes={"dense": {"n": 4}}, grid=(2, 4), repeat=1)
     names = sorted(p.name for p in (tmp_path / "figures").glob("*.png"))
     assert not any(n.startswith("seed") for n in names)
     assert "dense_phases.png" in names
+    assert mine.read_bytes() == b"not ours"
+    assert {p.name for p in _report_figures(tmp_path / "figures")} == set(names) - {mine.name}
 
 
 def test_unknown_problem_is_refused(tmp_path):
