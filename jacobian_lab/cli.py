@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import importlib
 import importlib.util
-import json
 import math
 import os
 import re
@@ -39,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .compare import jsonable
+from .compare import json_text
 
 PROG = "jacobian-lab"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -178,9 +177,9 @@ def _import_file(path: Path):
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         sys.modules.pop(name, None)
-        raise UsageError(f"importing {str(path)!r} failed: {type(exc).__name__}: {exc}") from exc
+        raise UsageError(f"importing {str(path)!r} failed: {_import_failure(exc)}") from exc
     return module
 
 
@@ -192,11 +191,18 @@ def _import_module(name: str):
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         raise UsageError(f"cannot import module {name!r}: {exc}") from exc
-    except Exception as exc:
-        raise UsageError(f"importing module {name!r} failed: {type(exc).__name__}: {exc}") from exc
+    except (Exception, SystemExit) as exc:
+        raise UsageError(f"importing module {name!r} failed: {_import_failure(exc)}") from exc
     finally:
         if added and sys.path and sys.path[0] == os.getcwd():
             sys.path.pop(0)
+
+
+def _import_failure(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):  # a script's own argument parsing or exit, run at import
+        return (f"it called sys.exit({exc.code!r}) as it was imported; put the code that runs it as a script "
+                'under `if __name__ == "__main__":`')
+    return f"{type(exc).__name__}: {exc}"
 
 
 def load_target(spec: str) -> Callable:
@@ -419,8 +425,8 @@ def _print_table(console, table) -> None:
     console.print(table)
 
 
-def _json(data) -> None:
-    print(json.dumps(data, indent=2, default=jsonable))
+def _json(args, data) -> None:
+    print(json_text(data), file=args.json_out)
 
 
 def _save(fig, path: Path) -> None:
@@ -454,7 +460,7 @@ def _cmd_compare(args) -> int:
             ThreadPoolExecutor(args.threads) if args.threads else contextlib.nullcontext() as pool:
         comparison = compare(f, x, modes=modes, repeat=args.repeat, executor=pool, prediction=prediction)
     if args.json:
-        _json({**comparison.to_dict(), "threads": args.threads})
+        _json(args, {**comparison.to_dict(), "threads": args.threads})
     else:
         _print_comparison(title, x, problem, comparison, args.threads)
     if plot is not None:  # after the result, which a figure that cannot be written must not take with it
@@ -518,7 +524,7 @@ def _cmd_sparsity(args) -> int:
         plans = plans_of(pattern)
     summary = _pattern_summary(pattern, plans)
     if args.json:
-        _json(summary)
+        _json(args, summary)
     else:
         _print_pattern(title, summary)
     if plot is not None:  # after the result, which a figure that cannot be written must not take with it
@@ -607,7 +613,7 @@ def _cmd_sweep(args) -> int:
         with _running(f"sweep of {name} failed", bad_input=ValueError):
             result = sweep(name, n=ns, m=ms, repeat=args.repeat, seed=args.seed, progress=progress)
     if args.json:
-        _json(result.to_dict())
+        _json(args, result.to_dict())
     else:
         _print_table(_console(), result.rich_table())
     if plot is not None:  # after the result, which a figure that cannot be written must not take with it
@@ -668,7 +674,7 @@ def _cmd_chain(args) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     if args.json:
-        _json(p.to_dict())
+        _json(args, p.to_dict())
     else:
         print(p.table())
     if plot is not None:  # after the result, which a figure that cannot be written must not take with it
@@ -684,7 +690,7 @@ def _cmd_problems(args) -> int:
         p = problems.get(name)
         listing.append({"name": name, "n": p.n, "m": p.m, "winner": p.winner, "summary": p.summary})
     if args.json:
-        _json(listing)
+        _json(args, listing)
         return EXIT_OK
     width = max(len(item["name"]) for item in listing)
     for item in listing:
@@ -949,7 +955,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     debug = debug or getattr(args, "debug", False)
     try:
-        return args.handler(args)
+        return _run(args)
     except UsageError as exc:
         return _fail(args.command, exc, EXIT_USAGE, debug)
     except RunError as exc:
@@ -964,6 +970,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args.command, UsageError(message), EXIT_USAGE, debug, exc)
     except Exception as exc:  # noqa: BLE001 - a bug of ours: still one line, the traceback with --debug
         return _fail(args.command, RunError(f"{type(exc).__name__}: {exc}"), EXIT_FAILURE, debug, exc)
+    except SystemExit as exc:  # f, or code it calls, ended the program: say so rather than stop silently
+        return _fail(args.command, RunError(f"the function called sys.exit({exc.code!r}); return its value instead"),
+                     EXIT_FAILURE, debug, exc)
+
+
+def _run(args) -> int:
+    """The command. With --json, what the user's code prints goes to stderr, so that stdout holds the
+    JSON alone (`_json` writes it to the stdout kept in ``args.json_out``)."""
+    if not getattr(args, "json", False):
+        return args.handler(args)
+    args.json_out = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        return args.handler(args)
 
 
 def _smaller(args) -> str:

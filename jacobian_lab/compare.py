@@ -1,6 +1,7 @@
 """measure() and compare(): what each accumulation order really cost, side by side."""
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import time
@@ -293,13 +294,28 @@ def _times(ratio: float) -> str:
     return f"{ratio:.3f}" if text == "1" and ratio != 1 else text
 
 
-def jsonable(value):
-    """`json.dumps(..., default=jsonable)`: NumPy scalars and arrays as Python numbers and lists."""
-    if isinstance(value, np.generic):
-        return value.item()
+def json_text(data, indent: int = 2) -> str:
+    """`data` as JSON: NumPy values as Python's, and non-finite numbers as null, as JavaScript's
+    JSON.stringify writes them (Python's Infinity and NaN are no JSON, and parsers refuse them).
+
+    >>> json_text({"max_abs_diff": np.float64("inf"), "shape": np.array([2, 3])}, indent=None)
+    '{"max_abs_diff": null, "shape": [2, 3]}'
+    """
+    return json.dumps(_plain(data), indent=indent, allow_nan=False)
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
     if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def rich_rows(title: str, caption: str, rows: list[dict], text_column: str):

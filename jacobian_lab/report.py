@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
-import json
 import platform
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 
 from . import plots
 from . import problems as _problems
-from .compare import compare, jsonable
+from .compare import compare, json_text
 from .compressed import coloring, fewer_seeds
 from .sparsity import sparsity
 from .sweep import sizes_taken, sweep
@@ -225,7 +224,7 @@ def build_report(out_dir, problems: Sequence[str] | None = None,
                             "sweeps": [sweeps[(name, p)].to_dict() for p in ("n", "m") if (name, p) in sweeps]}
                      for name in names},
     }
-    (out / "data.json").write_text(json.dumps(data, indent=1, default=jsonable), encoding="utf-8")
+    (out / "data.json").write_text(json_text(data, indent=1), encoding="utf-8")
     return index
 
 

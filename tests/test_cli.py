@@ -390,6 +390,35 @@ def test_compare_module_function(tmp_path, capsys, monkeypatch):
     assert json.loads(out)["n"] == 4
 
 
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
+def test_json_stays_parseable_when_the_function_prints_and_has_infinities(tmp_path, capsys):
+    """What f (or its module, as it is imported) prints goes to stderr under --json; an infinite
+    max|dJ| (sqrt's slope at 0 is infinite) is null, as JavaScript writes it: Infinity is no JSON."""
+    path = tmp_path / "chatty.py"
+    path.write_text("import numpy as np\nprint('loading')\n\ndef f(x):\n    print('debug', x.shape)\n"
+                    "    return np.sqrt(x)\n")
+    (tmp_path / "x.csv").write_text("0,1,2\n")
+    code, out, err = run(capsys, "compare", f"{path}:f", "--x-file", str(tmp_path / "x.csv"), "--modes",
+                         "forward,reverse", "--repeat", "1", "--json")
+    assert code == 0, err
+    data = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
+    assert [m["max_abs_diff"] for m in data["measurements"]] == [0.0, None]  # the reverse row's is inf
+    assert "loading" in err and "debug" in err
+
+
+@pytest.mark.parametrize("where, expected_code, message", [
+    ("import sys\nsys.exit(3)\ndef f(x):\n    return x\n", 2,
+     'it called sys.exit(3) as it was imported; put the code that runs it as a script under `if __name__ == '),
+    ("import sys\ndef f(x):\n    sys.exit(5)\n", 1, "the function called sys.exit(5); return its value instead"),
+])
+def test_code_that_exits_is_named_rather_than_silent(tmp_path, capsys, where, expected_code, message):
+    path = tmp_path / "exits.py"
+    path.write_text(where)
+    code, _, err = run(capsys, "compare", f"{path}:f", "--shape", "3", "--repeat", "1")
+    assert_one_line_error(err, code, expected_code)
+    assert message in err
+
+
 def test_compare_default_is_seed_at_1000():
     args = build_parser().parse_args(["compare"])
     assert args.target is None and args.repeat == 3
