@@ -15,6 +15,7 @@ import base64
 import datetime as _dt
 import html
 import platform
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -90,7 +91,9 @@ class _Doc:
 
     def para(self, text: str, cls: str | None = None) -> None:
         klass = f' class="{cls}"' if cls else ""
-        self.html.append(f"<p{klass}>{html.escape(text)}</p>")
+        # `code` as in the Markdown: a command to type reads as code, not between backticks
+        body = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+        self.html.append(f"<p{klass}>{body}</p>")
         self.md.append(("> " if cls in ("verdict", "why") else "") + text + "\n")
 
     def table(self, rows: Sequence[Mapping], highlight: int | None = None) -> None:
@@ -246,6 +249,10 @@ def _page(doc: _Doc) -> str:
 """
 
 
+def _runs(repeat: int) -> str:
+    return f"medians of {repeat} runs" if repeat > 1 else "from one run"
+
+
 def _write_header(doc, names, comparisons, built, repeat, grid) -> None:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -257,7 +264,7 @@ def _write_header(doc, names, comparisons, built, repeat, grid) -> None:
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     doc.para(f"Generated {stamp} by jacobian-lab {ours} (Python {platform.python_version()}, "
              f"NumPy {np.__version__}, {platform.machine()}). FLOPs are exact counts of the primitives that ran; "
-             f"transcendentals are weighted 1 in totals. Times are medians of {repeat} runs. Sweeps use the "
+             f"transcendentals are weighted 1 in totals. Times are {_runs(repeat)}. Sweeps use the "
              f"sizes {', '.join(map(str, grid))} (the nearest each problem takes). The problems run at "
              + ", ".join(f"{name} {_size_text(name, comparisons[name].prediction)}" for name in names)
              + ", chosen for a report that takes seconds; `jacobian-lab compare PROBLEM --n N --m M` reproduces "
