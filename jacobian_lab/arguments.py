@@ -117,10 +117,9 @@ def primal(aux):
     """aux with every traced array replaced by a copy of its value: what f computed, without derivatives,
     in arrays of its own (a traced value's is the tape's, which a pullback from `jl.vjp` reads later)."""
     if isinstance(aux, (tuple, list)):
-        items = [primal(v) for v in aux]
-        return type(aux)(*items) if hasattr(aux, "_fields") else type(aux)(items)
+        return trees.sequence(type(aux), [primal(v) for v in aux])
     if isinstance(aux, dict):
-        return type(aux)((k, primal(v)) for k, v in aux.items())
+        return trees.mapping(type(aux), [(k, primal(v)) for k, v in aux.items()], getattr(aux, "default_factory", None))
     aux = from_objects(aux)  # np.array([a, b]) of traced scalars: one traced array
     traced = isinstance(aux, Tracer)
     while isinstance(aux, Tracer):  # a Hessian traces f twice: its values are traced twice

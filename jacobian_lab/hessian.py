@@ -115,10 +115,17 @@ class Derivative:
     def __call__(self, v):
         y, pullback = engines.get("reverse").vjp(self._flat, v)
         if self.scalar and np.shape(y) != ():
-            raise TypeError(f"{self.scalar} needs f to return a scalar (shape ()), got shape {np.shape(y)}; "
-                            "jl.hessian of an array x gives each output's Hessian")
+            raise TypeError(f"{self.scalar} needs f to return a scalar (shape ()), got {self._returned(y)}; "
+                            "jl.hessian of one array x gives each output's Hessian")
         rows = pullback(seeds(0, np.size(y), np.shape(y), result_dtype(v)))  # float32 x: float32 seeds, as rows()
         return np.reshape(rows, np.shape(y) + np.shape(v))
+
+    def _returned(self, y) -> str:
+        """What f returned, in words: a structured x's f (`Flattened`) ravels a tree of outputs into y."""
+        out_def = getattr(self.f, "out_def", None)
+        if out_def is None:
+            return f"shape {np.shape(y)}"
+        return f"a {out_def.kind.__name__} of {len(out_def.leaves)} arrays"
 
     def _flat(self, v):
         out = self.f(v)
@@ -172,7 +179,7 @@ class HessianFunction:
         ``trees.blocks(fun(x_flat), g.in_def, g.in_def)`` cuts its Hessian into blocks as jax.hessian
         nests them."""
         g, x_flat = prepare(f or self.f, x)
-        return g, x_flat, self.as_jacobian(Derivative(g, scalar="the Hessian of a structured x"))
+        return g, x_flat, self.as_jacobian(Derivative(g, scalar="the Hessian in a structured x or a tuple of argnums"))
 
     def as_jacobian(self, gradient=None) -> JacobianFunction:
         """The Jacobian of f's gradient sweep (`gradient`: a `Derivative` of f) in `mode`: the Hessian,

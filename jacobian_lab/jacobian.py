@@ -420,7 +420,8 @@ class Flattened:
             return
         leaves, self.in_def = trees.flatten(x)
         if not leaves:
-            raise ValueError("x is an empty structure; it must hold at least one array")
+            raise ValueError(f"x is an empty structure ({x!r}): it holds nothing to differentiate; give it at "
+                             "least one array, or, for an argument of f, leave it out of argnums")
         self.x = np.concatenate([np.ravel(as_input(leaf)) for leaf in leaves])
 
     @property
@@ -687,9 +688,10 @@ def _flat_like(value, treedef, name):
     if treedef is None or treedef.kind is None:
         return value
     leaves, d = trees.flatten(value)
-    if not trees.same_structure(d, treedef):
+    found = trees.difference(d, treedef)
+    if found is not None:
         raise ValueError(f"{name} must have the same structure and leaf shapes as "
-                         f"{'f(x)' if name == 'y_bar' else 'x'}")
+                         f"{'f(x)' if name == 'y_bar' else 'x'}; {found}")
     return np.concatenate([np.ravel(_real(leaf, name)) for leaf in leaves])
 
 

@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from . import inplace
+from . import inplace, trees
 from .accounting import active_counter
 from . import numpy_api as api
 from . import scipy_special
@@ -190,7 +190,7 @@ def plain_operands(args: tuple, kwargs: dict):
     when none has a derivative to drop (`Tracer.constant`); else None."""
     def plain(value):
         if isinstance(value, (list, tuple)):
-            return type(value)(plain(v) for v in value)
+            return trees.sequence(type(value), [plain(v) for v in value])
         if isinstance(value, Tracer):
             if not value.constant:
                 raise LookupError

@@ -1,14 +1,15 @@
 """Structured inputs and outputs: nested tuples, lists and dicts of arrays.
 
 As in JAX, a *tree* is a tuple, list or dict (sorted by key) whose leaves are
-arrays; namedtuples and dict subclasses such as OrderedDict come back as
-their own type. The harness differentiates structured functions by ravelling: the
+arrays; namedtuples and dict subclasses such as OrderedDict (kept in its own
+order) and defaultdict come back as their own type. The harness differentiates structured functions by ravelling: the
 leaves of x become one flat vector, f's output leaves one flat vector, and the
 flat (m, n) Jacobian is cut into blocks, output structure outside and input
 structure inside: ``J[out_leaf][in_leaf].shape == out.shape + in.shape``.
 """
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,8 +20,9 @@ def is_tree(value) -> bool:
 
 
 def is_numbers(value) -> bool:
-    """A (nested) list or tuple of plain Python numbers, which NumPy users mean as one array."""
-    if isinstance(value, (tuple, list)):
+    """A (nested) list or tuple of plain Python numbers, which NumPy users mean as one array (a
+    namedtuple's fields are named: it stays a tree)."""
+    if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
         return all(is_numbers(v) for v in value)
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -33,6 +35,7 @@ class TreeDef:
     keys: tuple = ()               # dict keys (sorted) or positions
     children: tuple = ()
     shape: tuple = ()              # leaf shape
+    factory: object = None         # a defaultdict's default_factory
 
     @property
     def leaves(self) -> list["TreeDef"]:
@@ -51,12 +54,21 @@ class TreeDef:
         if self.kind is None:
             return next(it)
         children = [c._build(it) for c in self.children]
-        if issubclass(self.kind, dict):  # OrderedDict and other mappings take the pairs as one dict
-            mapping = dict(zip(self.keys, children))
-            return mapping if self.kind is dict else self.kind(mapping)
-        if hasattr(self.kind, "_fields"):  # a namedtuple takes its fields as separate arguments
-            return self.kind(*children)
-        return self.kind(children)
+        if issubclass(self.kind, dict):
+            return mapping(self.kind, zip(self.keys, children), self.factory)
+        return sequence(self.kind, children)
+
+
+def mapping(kind: type, pairs, factory=None) -> dict:
+    """A dict of type `kind` holding `pairs`: a defaultdict takes its default_factory first."""
+    if kind is dict:
+        return dict(pairs)
+    return kind(factory, pairs) if issubclass(kind, collections.defaultdict) else kind(pairs)
+
+
+def sequence(kind: type, items):
+    """A tuple or list of type `kind` holding `items`: a namedtuple takes them as separate arguments."""
+    return kind(*items) if hasattr(kind, "_fields") else kind(items)
 
 
 def flatten(tree) -> tuple[list, TreeDef]:
@@ -70,11 +82,14 @@ def flatten(tree) -> tuple[list, TreeDef]:
     else:
         return [tree], TreeDef(None, shape=np.shape(tree))
     leaves = [leaf for part_leaves, _ in parts for leaf in part_leaves]
-    return leaves, TreeDef(type(tree), keys, tuple(d for _, d in parts))
+    return leaves, TreeDef(type(tree), keys, tuple(d for _, d in parts), factory=getattr(tree, "default_factory", None))
 
 
 def _sorted_keys(tree: dict) -> tuple:
-    """A dict's keys in the order its leaves are visited: sorted, as in JAX."""
+    """A dict's keys in the order its leaves are visited: sorted, as in JAX, except an OrderedDict's,
+    whose order is its own (JAX keeps it too)."""
+    if isinstance(tree, collections.OrderedDict):
+        return tuple(tree)
     try:
         return tuple(sorted(tree))
     except TypeError:
@@ -83,9 +98,31 @@ def _sorted_keys(tree: dict) -> tuple:
 
 
 def same_structure(a: TreeDef, b: TreeDef) -> bool:
-    if a.kind is None or b.kind is None:
-        return a.kind is b.kind and a.shape == b.shape
-    return a.kind is b.kind and a.keys == b.keys and all(map(same_structure, a.children, b.children))
+    return difference(a, b) is None
+
+
+def difference(got: TreeDef, expected: TreeDef, path: str = "") -> str | None:
+    """Where `got` first differs from `expected`, in words (``at ['W']: an array of shape (3,) where
+    (2, 3) is expected``), or None if they have the same structure and leaf shapes."""
+    where = f"at {path}" if path else "at the top"
+    if got.kind is None and expected.kind is None:
+        return None if got.shape == expected.shape else (
+            f"{where}: an array of shape {got.shape} where {expected.shape} is expected")
+    if got.kind is not expected.kind:
+        return f"{where}: {_named(got)} where {_named(expected)} is expected"
+    if got.keys != expected.keys:
+        what = "keys" if issubclass(got.kind, dict) else "length"
+        shown = (lambda d: list(d.keys)) if what == "keys" else (lambda d: len(d.keys))
+        return f"{where}: {what} {shown(got)} where {shown(expected)} {'are' if what == 'keys' else 'is'} expected"
+    for key, a, b in zip(got.keys, got.children, expected.children):
+        found = difference(a, b, f"{path}[{key!r}]")
+        if found is not None:
+            return found
+    return None
+
+
+def _named(d: TreeDef) -> str:
+    return f"an array of shape {d.shape}" if d.kind is None else f"a {d.kind.__name__}"
 
 
 def ravel(leaves):

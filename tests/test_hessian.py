@@ -162,8 +162,13 @@ def test_a_structured_x_gives_blocks_nested_twice(mode):
 def test_bad_input_is_refused():
     with pytest.raises(TypeError, match="the function comes first"):
         jl.hessian(np.ones(3), np.sin)
-    with pytest.raises(TypeError, match="the Hessian of a structured x needs f to return a scalar"):
+    scalar = r"the Hessian in a structured x or a tuple of argnums needs f to return a scalar \(shape \(\)\), got "
+    with pytest.raises(TypeError, match=scalar + r"shape \(2,\)"):
         jl.hessian(lambda p: p["a"] ** 2, {"a": np.ones(2)})
+    with pytest.raises(TypeError, match=scalar + "a dict of 2 arrays"):  # not the size of their raveled values
+        jl.hessian(lambda p: {"u": p["a"] ** 2, "v": p["a"].sum()}, {"a": np.ones(2)})
+    with pytest.raises(TypeError, match=scalar + r"shape \(2,\)"):
+        jl.hessian(lambda a, b: a * b, argnums=(0, 1))(np.ones(2), np.ones(2))
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         jl.hessian(np.sum, np.ones(2), batch_size=0)
     with pytest.raises(TypeError, match="complex input is not supported"):

@@ -85,8 +85,17 @@ def test_jvp_and_vjp_with_structures():
     x_bar = pullback((np.array([1.0, 0.0]), np.array([0.0, 1.0])))
     assert set(x_bar) == {"W", "b", "x"}
     np.testing.assert_allclose(x_bar["b"], jl.jacobian(layer, PARAMS)["b"][0] + [0.0, 2.0], rtol=1e-12)
-    with pytest.raises(ValueError, match="same structure"):
+    with pytest.raises(ValueError, match=r"same structure .*; at the top: keys \['W'\] where \['W', 'b', 'x'\] are"):
         jl.jvp(layer, PARAMS, {"W": np.ones((2, 3))})
+    # the message names where the structures part and both sides
+    for y_bar, found in [((np.ones(2), [np.ones(2)]), "at [1]: a list where an array of shape (2,) is expected"),
+                         ((np.ones(3), np.ones(2)), "at [0]: an array of shape (3,) where (2,) is expected"),
+                         ((np.ones(2),), "at the top: length 1 where 2 is expected"),
+                         ([np.ones(2), np.ones(2)], "at the top: a list where a tuple is expected"),
+                         (np.ones(4), "at the top: an array of shape (4,) where a tuple is expected")]:
+        with pytest.raises(ValueError, match="y_bar must have the same structure and leaf shapes as f") as info:
+            pullback(y_bar)
+        assert str(info.value).endswith(found)
 
 
 def test_measure_and_compare_accept_structures():
@@ -125,6 +134,38 @@ def test_namedtuple_and_ordered_dict_inputs_keep_their_type():
     J = jl.jacobian(lambda t: Params(np.sin(t), t ** 2), a)
     assert type(J) is Params
     np.testing.assert_allclose(J.b, np.diag(2 * a))
+
+
+def test_an_ordered_dict_keeps_its_order_as_in_jax():
+    """f gets the OrderedDict in its own order (its values concatenated here), and its blocks come back so."""
+    from collections import OrderedDict
+
+    p = OrderedDict([("b", np.ones(2)), ("a", np.full(1, 2.0))])
+    J = jl.jacrev(lambda q: np.concatenate(list(q.values())))(p)
+    assert list(J) == ["b", "a"]
+    np.testing.assert_array_equal(J["b"], np.eye(3)[:, :2])
+    np.testing.assert_array_equal(J["a"], np.eye(3)[:, 2:])
+    assert list(jl.jacfwd(lambda x: OrderedDict([("z", x.sum()), ("a", x[0])]))(np.ones(2))) == ["z", "a"]
+
+
+def test_defaultdicts_and_namedtuples_of_numbers_are_trees():
+    """A defaultdict is rebuilt with its default_factory, in x, f's output and aux; a namedtuple of
+    Python floats has named fields, so it stays a namedtuple (it is not read as one array)."""
+    from collections import defaultdict, namedtuple
+
+    d = defaultdict(list, {"a": np.array([1.0, 2.0])})
+    g = jl.grad(lambda p: np.sum(p["a"] ** 2))(d)
+    assert type(g) is defaultdict and g.default_factory is list
+    np.testing.assert_array_equal(g["a"], [2.0, 4.0])
+    J = jl.jacrev(lambda x: defaultdict(list, {"a": 3 * x}))(np.ones(2))
+    assert type(J) is defaultdict and J.default_factory is list
+    np.testing.assert_array_equal(J["a"], 3 * np.eye(2))
+    _, aux = jl.grad(lambda x: (np.sum(x), defaultdict(int, {"a": x})), has_aux=True)(np.ones(2))
+    assert type(aux) is defaultdict and aux.default_factory is int
+    Pair = namedtuple("Pair", "p q")
+    g = jl.grad(lambda t: t.p ** 2 * t.q)(Pair(1.5, 2.0))
+    assert type(g) is Pair and (g.p, g.q) == (6.0, 2.25)
+    assert jl.jit(jl.grad(lambda t: t.p ** 2 * t.q))(Pair(1.5, 2.0)) == g
 
 
 @pytest.mark.parametrize("extra", [np.arange(2), np.array([True, False]), np.array([1j, 2.0])])
