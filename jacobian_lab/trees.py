@@ -1,7 +1,7 @@
 """Structured inputs and outputs: nested tuples, lists and dicts of arrays.
 
 As in JAX, a *tree* is a tuple, list or dict (sorted by key) whose leaves are
-arrays; namedtuples and dict subclasses such as OrderedDict (kept in its own
+arrays, and None is an empty node; namedtuples and dict subclasses such as OrderedDict (kept in its own
 order) and defaultdict come back as their own type. The harness differentiates structured functions by ravelling: the
 leaves of x become one flat vector, f's output leaves one flat vector, and the
 flat (m, n) Jacobian is cut into blocks, output structure outside and input
@@ -53,6 +53,8 @@ class TreeDef:
     def _build(self, it):
         if self.kind is None:
             return next(it)
+        if self.kind is type(None):
+            return None
         children = [c._build(it) for c in self.children]
         if issubclass(self.kind, dict):
             return mapping(self.kind, zip(self.keys, children), self.factory)
@@ -79,6 +81,8 @@ def flatten(tree) -> tuple[list, TreeDef]:
     elif isinstance(tree, (tuple, list)):
         keys = tuple(range(len(tree)))
         parts = [flatten(v) for v in tree]
+    elif tree is None:  # as in JAX, an empty node: an optional entry that is absent
+        return [], TreeDef(type(None))
     else:
         return [tree], TreeDef(None, shape=np.shape(tree))
     leaves = [leaf for part_leaves, _ in parts for leaf in part_leaves]

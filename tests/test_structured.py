@@ -168,6 +168,20 @@ def test_defaultdicts_and_namedtuples_of_numbers_are_trees():
     assert jl.jit(jl.grad(lambda t: t.p ** 2 * t.q))(Pair(1.5, 2.0)) == g
 
 
+def test_none_is_an_empty_node_as_in_jax():
+    """An absent optional entry: no derivative in x, none in f's output, None in its blocks."""
+    x = {"a": np.array([1.0, 2.0]), "b": None}
+    assert jl.grad(lambda p: np.sum(p["a"] ** 2))(x)["b"] is None
+    np.testing.assert_array_equal(jl.grad(lambda p: np.sum(p["a"] ** 2))(x)["a"], [2.0, 4.0])
+    J, nothing = jl.jacrev(lambda v: (v * 2, None))(np.ones(2))
+    assert nothing is None and np.array_equal(J, 2 * np.eye(2))
+    J = jl.jacfwd(lambda p: {"y": p["a"] * 2, "n": None})(x)
+    assert J["n"] is None and J["y"]["b"] is None and np.array_equal(J["y"]["a"], 2 * np.eye(2))
+    assert jl.hessian(lambda p: np.sum(p["a"] ** 3))(x)["a"]["b"] is None
+    _, pullback = jl.vjp(lambda p: (p["a"] * 2, None), x)
+    np.testing.assert_array_equal(pullback((np.ones(2), None))["a"], [2.0, 2.0])
+
+
 @pytest.mark.parametrize("extra", [np.arange(2), np.array([True, False]), np.array([1j, 2.0])])
 def test_a_structured_output_holding_a_non_float_array_is_refused(extra):
     # it used to be promoted to float and get a block of zeros, while the same array alone is refused
