@@ -56,7 +56,7 @@ def _unary(name, factor):
     return _bound(unary, name, lambda sc: getattr(sc, name), factor, cost=transcendental)
 
 
-SQRT_PI, SQRT_2PI = math.sqrt(math.pi), math.sqrt(2.0 * math.pi)
+SQRT_PI, SQRT_2PI, SQRT_HALF = math.sqrt(math.pi), math.sqrt(2.0 * math.pi), math.sqrt(0.5)
 
 
 def _gauss(x, scale):
@@ -82,9 +82,9 @@ erfc = _unary("erfc", lambda out, x: times(_gauss(x, -2.0 / SQRT_PI)))
 erfinv = _unary("erfinv", lambda out, x: times(multiply(SQRT_PI / 2.0, exp(square(out)))))
 erfcinv = _unary("erfcinv", lambda out, x: times(multiply(-SQRT_PI / 2.0, exp(square(out)))))
 ndtr = _unary("ndtr", lambda out, x: times(_normal_density(x)))
-# φ(x) / Φ(x) = exp(−x²/2 − log √(2π) − log Φ(x)): no underflow of φ and Φ far in the left tail
-log_ndtr = _unary("log_ndtr", lambda out, x: times(
-    exp(subtract(multiply(-0.5, square(x)), add(out, math.log(SQRT_2PI))))))
+# φ(x) / Φ(x) = √(2/π) / erfcx(−x/√2), since Φ(x) = erfc(−x/√2) / 2 = erfcx(−x/√2) e^{−x²/2} / 2: no
+# underflow of φ and Φ far in the left tail, nor the cancellation of x²/2 against log Φ(x) (≈ −x²/2)
+log_ndtr = _unary("log_ndtr", lambda out, x: over(multiply(SQRT_PI / math.sqrt(2.0), erfcx(multiply(-SQRT_HALF, x)))))
 ndtri = _unary("ndtri", lambda out, x: times(multiply(SQRT_2PI, exp(multiply(0.5, square(out))))))
 
 # --- gamma family -----------------------------------------------------------------
