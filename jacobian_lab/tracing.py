@@ -73,14 +73,14 @@ def _library_caller(depth: int = 2) -> str | None:
     return public or outermost
 
 
-def _called_from(package: str, function: str, caller: str | None = None, depth: int = 2) -> bool:
+def _called_from(package: str, function: str | None, caller: str | None = None, depth: int = 2) -> bool:
     """Whether the conversion running (`Tracer.__array__`, `depth` frames up) was asked for by `function`
-    of `package`, itself called from a function named `caller` when given."""
+    (None: any function) of `package`, itself called from a function named `caller` when given."""
     try:
         frame = sys._getframe(depth)
     except ValueError:  # a stack shallower than that: no such caller
         return False
-    return (frame.f_code.co_name == function and frame.f_globals.get("__name__", "").startswith(package)
+    return (function in (None, frame.f_code.co_name) and frame.f_globals.get("__name__", "").startswith(package)
             and (caller is None or frame.f_back.f_code.co_name == caller))
 
 
@@ -348,7 +348,11 @@ class Tracer:
                 "np.lib.stride_tricks.as_strided reads an array's memory with byte strides, which a traced "
                 "array does not have; use np.lib.stride_tricks.sliding_window_view for windows, or indexing "
                 "(x[idx], np.take) for any other arrangement of its elements")
-        if not self.constant and dtype in (None, object) and self.size <= ELEMENTWISE:
+        # `dtype is None`, not `in (None, object)`: NumPy's dtype == None holds for float64. NumPy's own code
+        # converting to floats (np.mean of an object array) gets the objects too, and fails where
+        # `call_traced` names the asarray that made them.
+        as_objects = dtype is None or np.dtype(dtype) == object or _called_from("numpy", None)
+        if not self.constant and as_objects and self.size <= ELEMENTWISE:
             # np.array([a, b]) of traced scalars, or np.asarray(x) of a small traced array: an object
             # array of its traced elements, which operators and NumPy's own loops compute on and f may
             # return (`from_objects`). Read-only when it is x's own (writing could not reach x), not
@@ -358,11 +362,17 @@ class Tracer:
                 held[index] = self[index] if self.ndim else self
             held.flags.writeable = not self.ndim or bool(copy)
             return held
+        if not self.constant and not as_objects:
+            raise TracerConversionError(
+                f"np.asarray(x, dtype={np.dtype(dtype).name}) or np.array(x, dtype=...) of a traced array makes "
+                "a plain array, which would drop its derivative, so jacobian_lab refuses it. x is a float array "
+                "already: drop the conversion (x.astype(np.float32) converts between float dtypes), or convert "
+                "what is not an array yet, before differentiating")
         if not self.constant:
             raise TracerConversionError(
                 "np.asarray / np.array (or a NumPy routine that calls it) on a traced array "
-                + (f"of more than {ELEMENTWISE} elements " if dtype in (None, object) else f"as {np.dtype(dtype)} ")
-                + "would drop its derivative, so jacobian_lab refuses it. The usual causes: `x = np.asarray(x)` "
+                f"of more than {ELEMENTWISE} elements "
+                "would drop its derivative, so jacobian_lab refuses it. The usual causes: `x = np.asarray(x)` "
                 "at the top of f (drop it: x is an array already; x.astype(float) converts); np.array([a, b]) of "
                 "traced arrays (np.stack([a, b])); traced values stored into a plain array (y = np.zeros(n); "
                 "y[1:] = v: make y with np.zeros_like(x, shape=(n,))); A.dot(x) with a plain A (A @ x); np.r_ / "
@@ -598,6 +608,11 @@ class Tracer:
         if type(ufunc) is np.ufunc:
             # NumPy's loop over an object array (np.sin(np.array([a, b]))) calls the ufunc's name as a method
             return lambda *others: ufunc(self, *others)
+        if name in ("strides", "data", "ctypes"):
+            raise AttributeError(
+                f"ndarray.{name} describes an array's memory, which a traced array does not have; for windows "
+                "(as_strided with x.strides) use np.lib.stride_tricks.sliding_window_view, for any other "
+                "arrangement of the elements indexing (x[idx], np.take)")
         if not name.startswith("__") and hasattr(np.ndarray, name):
             raise AttributeError(
                 f"ndarray.{name} is not supported on traced arrays (in-place or without a derivative "
