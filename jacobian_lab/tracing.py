@@ -100,6 +100,7 @@ ELEMENTWISE = 256
 _RECIPES = {
     "scipy.special.logsumexp": " (logsumexp: m = np.max(x); m + np.log(np.sum(np.exp(x - m))))",
     "scipy.special.softmax": " (softmax: e = np.exp(x - np.max(x)); e / np.sum(e))",
+    "scipy.special.log_softmax": " (log_softmax: z = x - np.max(x); z - np.log(np.sum(np.exp(z))))",
     "scipy.stats": " (a distribution's density in NumPy, its cdf with scipy.special: the normal's is ndtr)",
     "scipy.linalg.solve": " (np.linalg.solve)", "scipy.linalg.inv": " (np.linalg.inv)",
     "scipy.linalg.det": " (np.linalg.det)", "scipy.linalg.cholesky": " (np.linalg.cholesky)",
@@ -108,6 +109,18 @@ _RECIPES = {
     "scipy.spatial.pdist": " (pairwise distances: np.linalg.norm(P[:, None] - P[None, :], axis=-1))",
     "scipy.spatial.cdist": " (np.linalg.norm(P[:, None] - Q[None, :], axis=-1))",
     "scipy.signal.convolve": " (np.convolve)", "scipy.ndimage.convolve": " (np.convolve, or shifted slices summed)",
+    "scipy.signal.lfilter": " (an IIR filter as a loop writing y[i] into y = np.zeros_like(x); an FIR filter with "
+                            "np.convolve)",
+    "scipy.ndimage": " (the kernel's weights times shifted slices of np.pad(x, ...), summed; or np.convolve along "
+                     "one axis)",
+    "scipy.ndimage.map_coordinates": " (linear interpolation: i = np.floor(r).astype(int), then (1 - (r - i)) * "
+                                     "x[i] + (r - i) * x[i + 1], per axis)",
+    "scipy.linalg.expm": " (NumPy has none: a Taylor series of A / 2**s, then squared s times, with @; for a "
+                         "symmetric A, w, V = np.linalg.eigh(A) and V @ np.diag(np.exp(w)) @ V.T)",
+    "scipy.linalg.lu_factor": " (np.linalg.solve(A, b), which factorizes A)",
+    "scipy.linalg.lu_solve": " (np.linalg.solve(A, b), which factorizes A)",
+    "scipy.sparse": " (a matrix of traced values: M = np.zeros_like(x, shape=(m, n)), then np.add.at(M, (rows, "
+                    "cols), values); A @ x with a scipy.sparse matrix A of constants is differentiated)",
     "scipy.integrate.trapezoid": " (np.trapezoid)", "scipy.integrate.simpson": " (np.trapezoid, or Simpson's weights @ y)",
     "scipy.integrate.cumulative_trapezoid": " (np.cumsum((y[1:] + y[:-1]) / 2 * dx))",
     "scipy.integrate.solve_ivp": " (a fixed-step scheme such as RK4 in a loop; or give the solver the Jacobian of "

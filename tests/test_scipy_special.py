@@ -18,6 +18,9 @@ import pytest
 import scipy.integrate
 import scipy.interpolate
 import scipy.linalg
+import scipy.ndimage
+import scipy.signal
+import scipy.sparse
 import scipy.spatial.distance
 import scipy.special as sc
 import scipy.stats
@@ -372,6 +375,12 @@ RECIPES = {  # what f calls: the recipe the refusal names
     "scipy.integrate.trapezoid": (lambda x: np.stack([scipy.integrate.trapezoid(x)]), "np.trapezoid"),
     "scipy.integrate.solve_ivp": (lambda x: scipy.integrate.solve_ivp(lambda t, y: -x * y, (0.0, 1.0), np.ones(3)).y,
                                   "jac=jl.jit(jl.jacobian(rhs))"),
+    "scipy.special.log_softmax": (sc.log_softmax, "z - np.log(np.sum(np.exp(z)))"),
+    "scipy.sparse.coo_array": (lambda x: scipy.sparse.coo_array((x, (np.arange(3), np.arange(3)))).toarray(),
+                               "np.add.at(M, (rows, cols), values)"),
+    "scipy.signal.lfilter": (lambda x: scipy.signal.lfilter([1.0], [1.0, -0.5], x), "y = np.zeros_like(x)"),
+    "scipy.ndimage.gaussian_filter": (lambda x: scipy.ndimage.gaussian_filter(x, 1.0), "shifted slices of np.pad"),
+    "scipy.linalg.expm": (lambda x: scipy.linalg.expm(np.outer(x, x)), "np.linalg.eigh(A)"),
 }
 
 
