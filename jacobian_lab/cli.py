@@ -122,6 +122,9 @@ def _modes(text: str) -> list[str]:
         raise UsageError("--modes needs at least one mode")
     for mode in modes:
         if mode not in MODE_NAMES and not _MODE_K.match(mode):
+            order, _, k = mode.partition("-")
+            if order in ("forward", "reverse") and k.lstrip("-").isdigit():
+                raise UsageError(f"{mode!r}: K in {order}-K is the number of seeds per pass, at least 1")
             raise UsageError(f"unknown mode {mode!r}; use {', '.join(MODE_NAMES)}, forward-K or reverse-K")
     return modes
 
@@ -133,13 +136,16 @@ def _plot_path(text: str | None) -> Path | None:
     if text is None:
         return None
     path = Path(text)
+    if path.name.lower() in FORMATS:  # Path(".png").suffix is "": a hidden file's name, to pathlib
+        raise UsageError(f"--plot {text!r} names a suffix without a file name; give one, e.g. phases{path.name}")
     if path.suffix.lower() not in FORMATS:
         raise UsageError(f"--plot {text!r}: the file must end in {', '.join(FORMATS)}")
     if path.exists() and path.is_dir():
         raise UsageError(f"--plot {text!r} is a directory")
     if path.exists() and not os.access(path, os.W_OK):
         raise UsageError(f"--plot {text!r}: the file exists and cannot be overwritten; choose another path")
-    _check_folder("--plot", text, path.parent)
+    if not path.exists():  # a file that exists is written in place, even in a folder that takes no new files
+        _check_folder("--plot", text, path.parent)
     return path
 
 
@@ -246,6 +252,8 @@ def load_input(path: str):
     array([0., 1., 2.])
     """
     p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"--x-file {path!r} is a folder; give a file in it (.npy, .npz, .txt or .csv)")
     if not p.is_file():
         raise UsageError(f"--x-file: file not found: {path!r}")
     suffix = p.suffix.lower()
@@ -484,14 +492,18 @@ def _refuse_too_long(title: str, f, x, modes, leave_out: bool = True):
         prediction = predict(f, x)
     too_long = {}
     for name, (label, mode, batch) in zip(modes, _rows(modes)):
-        if mode in ("forward", "reverse"):  # auto, jit and sparse take the cheaper order themselves
-            passes, work = prediction.schedule(mode, batch)[1], prediction.total(mode, batch).total()
+        # auto runs the cheaper order, and jit records its first call as auto does; sparse pushes fewer seeds
+        orders = (mode,) if mode in ("forward", "reverse") else ("forward", "reverse") if mode in ("auto", "jit") else ()
+        if orders:
+            order = min(orders, key=lambda o: prediction.total(o, batch).total())
+            passes, work = prediction.schedule(order, batch)[1], prediction.total(order, batch).total()
             if passes > MAX_PASSES or work > MAX_FLOPS:
                 too_long[name] = f"'{label}' ({passes:,} passes, {work:.2g} FLOPs)"
     if too_long:
         kept = ",".join(m for m in modes if m not in too_long)
         instead = f"leave {'them' if len(too_long) > 1 else 'it'} out with --modes {kept}, or " if kept and leave_out else ""
-        rows = " and ".join(too_long.values())
+        *others, last = too_long.values()
+        rows = f"{', '.join(others)} and {last}" if others else last
         raise UsageError(f"the row{'s' if len(too_long) > 1 else ''} {rows} would take too long to wait for; "
                          f"{instead}choose a smaller size")
     return prediction
@@ -728,10 +740,14 @@ _seed = _integer_at_least(0, "a non-negative integer")
 
 
 def _size_arg(text: str) -> int:
+    """An integer size, written as sweep's sizes may be ("1e3"); the problem checks its range."""
     try:
-        return int(text)
+        number = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer size, got {text!r}") from None
+        number = math.nan
+    if not number.is_integer():
+        raise argparse.ArgumentTypeError(f"expected an integer size, got {text!r}")
+    return int(number)
 
 
 COMPARE_EPILOG = f"""\

@@ -300,7 +300,8 @@ def bratu_problem(n: int | None = None, m: int | None = None, seed: int = 0) -> 
 
     Either mode: the Jacobian is almost square (from n = 20 on; below,
     reverse mode needs noticeably fewer passes). It is banded (tridiagonal
-    in shape), which sparse/coloured methods exploit with three passes.
+    in shape), which sparse (colored) methods exploit: three compressed seeds
+    give every entry, whatever n.
     """
     name = "bratu"
     n = _size(name, "n", n, 2000, minimum=3)
@@ -328,8 +329,8 @@ def bratu_problem(n: int | None = None, m: int | None = None, seed: int = 0) -> 
         name=name, f=f, x=x,
         summary=f"Bratu residual u'' + exp(u) on {n} points: R^{n} -> R^{n - 2}, banded Jacobian",
         winner=winner,
-        why=f"{clause[0].upper()}{clause[1:]}; it is tridiagonal in shape, which sparse (coloured) methods "
-            "exploit with 3 passes.",
+        why=f"{clause[0].upper()}{clause[1:]}; it is tridiagonal in shape, so sparse (colored) methods need "
+            "3 compressed seeds, whatever n.",
         jacobian_exact=jacobian_exact,
     )
 

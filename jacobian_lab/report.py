@@ -23,7 +23,7 @@ import numpy as np
 
 from . import plots
 from . import problems as _problems
-from .compare import compare, json_text
+from .compare import cell, compare, json_text
 from .compressed import coloring, fewer_seeds
 from .sparsity import sparsity
 from .sweep import sizes_taken, sweep
@@ -60,21 +60,6 @@ nav a { margin-right: .8rem; } code { background: #f0f3f6; padding: 0 .2rem; bor
 """
 
 
-def _fmt(value) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}"
-    value = float(value)
-    if value == 0:
-        return "0"
-    if value.is_integer() or abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.3g}"
-
-
 class _Doc:
     """Accumulates the HTML and the Markdown side by side."""
 
@@ -103,14 +88,14 @@ class _Doc:
         head = "".join(f"<th>{html.escape(str(k))}</th>" for k in keys)
         body = []
         for i, row in enumerate(rows):
-            cells = "".join(f'<td class="{"" if isinstance(row[k], str) else "num"}">{html.escape(_fmt(row[k]))}</td>'
+            cells = "".join(f'<td class="{"" if isinstance(row[k], str) else "num"}">{html.escape(cell(row[k]))}</td>'
                             for k in keys)
             body.append(f'<tr{" class=best" if i == highlight else ""}>{cells}</tr>')
         self.html.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
         self.md.append("| " + " | ".join(str(k).replace("|", "\\|") for k in keys) + " |")
         self.md.append("|" + "|".join("---" if isinstance(rows[0][k], str) else "---:" for k in keys) + "|")
         for i, row in enumerate(rows):
-            cells = [_fmt(row[k]).replace("|", "\\|") for k in keys]
+            cells = [cell(row[k]).replace("|", "\\|") for k in keys]
             if i == highlight:
                 cells = [f"**{c}**" for c in cells]
             self.md.append("| " + " | ".join(cells) + " |")

@@ -322,6 +322,12 @@ def test_compare_refuses_rows_too_long_to_wait_for(capsys):
     code, _, err = run(capsys, "compare", "seed", "--n", "300000", "--modes", "forward-1,reverse")
     assert_one_line_error(err, code, 2)
     assert "'forward, 1 seed/pass' (300,000 passes" in err and "leave it out with --modes reverse" in err
+    # auto and jit run (or record) the cheaper order: where both orders are too long, so are they, and
+    # the modes named instead hold only what fits
+    code, _, err = run(capsys, "compare", "dense", "--n", "5000", "--modes", "reverse,auto,jit,sparse")
+    assert_one_line_error(err, code, 2)
+    assert ("the rows 'reverse, batched' (97 passes, 2.5e+11 FLOPs), 'auto' (97 passes, 2.5e+11 FLOPs) and 'jit' "
+            "(97 passes, 2.5e+11 FLOPs) would take too long to wait for; leave them out with --modes sparse") in err
 
 
 def test_compare_user_function_table(user_file, capsys):
