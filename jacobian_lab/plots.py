@@ -149,7 +149,8 @@ def phase_bars(comparison, title: str | None = None) -> Figure:
     what = f" of {title}" if title else ""
     ax.set_title(f"Counted FLOPs by phase{what}\n{p.m}x{p.n} Jacobian (n = {p.n:,} input{'s' * (p.n != 1)}, m = {p.m:,} output{'s' * (p.m != 1)})",
                  fontsize=11)
-    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    if work:  # no phase did any work (f only moves x's values): no bars to name
+        ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
     _log_grid(ax)
     return fig
 

@@ -72,6 +72,13 @@ def test_phase_bars(comparisons):
     assert sum(text.get_text().startswith("total ") for text in ax.texts) == len(measurements)
 
 
+@pytest.mark.filterwarnings("error")
+def test_phase_bars_of_a_function_without_derivative_work_draw_no_empty_legend():
+    c = jl.compare(lambda x: x[::-1], np.ones(3), modes=("forward", "reverse"), repeat=1)
+    fig = plots.phase_bars(c)  # matplotlib warned: no artists with labels to put in the legend
+    assert fig.axes[0].get_legend() is None and not fig.axes[0].patches
+
+
 def assert_labelled_in_seconds(fig, ax):
     """A time axis reads in µs, ms or s: no 9×10⁻⁵ beside 8×10⁻⁵ where it spans less than a decade."""
     fig.canvas.draw()
