@@ -83,7 +83,11 @@ def _no_size(problem: str, param: str, value, reason: str) -> None:
 
 
 def _passes(count: int) -> str:
-    return f"{count} pass" if count == 1 else f"{count} passes"
+    return _counted(count, "pass", "passes")
+
+
+def _counted(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one}" if count == 1 else f"{count} {many or one + 's'}"
 
 
 def _verdict(n: int, m: int) -> tuple[str, str]:
@@ -250,9 +254,9 @@ def curve_problem(n: int | None = None, m: int | None = None, seed: int = 0) -> 
     winner, clause = _verdict(4, m)
     return Problem(
         name=name, f=f, x=x,
-        summary=f"p0*exp(-p1*t)*sin(p2*t+p3) at {m} times: R^4 -> R^{m}, a curve-fitting model",
+        summary=f"p0*exp(-p1*t)*sin(p2*t+p3) at {_counted(m, 'time')}: R^4 -> R^{m}, a curve-fitting model",
         winner=winner,
-        why=f"Four parameters and {m} samples: {clause}.",
+        why=f"Four parameters and {_counted(m, 'sample')}: {clause}.",
         jacobian_exact=jacobian_exact,
     )
 
