@@ -336,6 +336,9 @@ def _resolve(args) -> tuple[str, Callable, np.ndarray, object]:
             problem = problems.get(target, n=args.n, m=args.m, seed=args.seed)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
+        if args.n is not None and problem.n != args.n:  # mlp_loss takes whole hidden units: n in multiples of 22
+            print(f"{PROG} {args.command}: {target} runs n = {args.n} as {problem.n}, the size it takes",
+                  file=sys.stderr)
         return target, problem.f, problem.x, problem
     if args.n is not None or args.m is not None:
         raise UsageError("--n/--m resize built-in problems; for a function give --shape or --x-file")

@@ -456,6 +456,14 @@ def test_a_sweep_says_which_sizes_a_problem_runs_instead_and_sweeps_each_once(ca
     assert [p["n"] for p in json.loads(out)["points"]] == [22, 44]
 
 
+@pytest.mark.parametrize("command", ["compare", "sparsity"])
+def test_compare_and_sparsity_say_which_size_a_problem_runs_instead(capsys, command):
+    code, out, err = run(capsys, command, "mlp_loss", "--n", "30", *(("--modes", "reverse", "--repeat", "1")
+                                                                     if command == "compare" else ()), "--json")
+    assert code == 0 and f"jacobian-lab {command}: mlp_loss runs n = 30 as 22, the size it takes" in err
+    assert json.loads(out)["n"] == 22
+
+
 def test_a_sweep_with_equal_costs_names_them_rather_than_a_crossover(capsys):
     code, out, _ = run(capsys, "sweep", "dense", "--n", "4,8", "--repeat", "1")
     assert code == 0 and "cost the same FLOPs at every size" in out
