@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .accounting import PHASES, Cost, counting
-from .compiled import jit
+from .compiled import CompressedProgram, jit
 from .compressed import SparseJacobian
 from .jacobian import jacobian, prepare
 from .prediction import Prediction, choose_order, predict
@@ -161,10 +161,12 @@ def _measure_compiled(f, x, batch_size, repeat, max_memory) -> Measurement:
     jitted = jit(jacobian(f, mode="auto", batch_size=batch_size, max_memory=max_memory))
     program = jitted.program(x)
     J, counter, peak = _counted(lambda: jitted(x))
-    reason = (f"compiled: the {program.mode} program, {len(program.equations)} operations, "
+    seeds = f" of {counter.batch_size} compressed seeds" if isinstance(program, CompressedProgram) else ""
+    reason = (f"compiled: the {program.mode} program{seeds}, {len(program.equations)} operations, "
               f"{program.constant_bytes:,} bytes of constants")
     return Measurement(J, program.mode, counter.batch_size, counter.passes, counter.costs(),
-                       _timed(lambda: jitted(x), repeat), peak, 0, reason=reason, compiled=True)
+                       _timed(lambda: jitted(x), repeat), peak, 0, reason=reason, compiled=True,
+                       label=f"jit -> sparse {program.mode}" if seeds else "")
 
 
 def _measure_compressed(f, x, batch_size, repeat) -> Measurement:
@@ -385,7 +387,7 @@ def compare(f: Callable, x, modes: Sequence[str] = DEFAULT_MODES, repeat: int = 
     measurements = []
     for label, mode, batch in rows:
         m = measure(f, x, mode, batch, repeat=repeat, prediction=prediction, executor=executor)
-        m.label = label if mode not in ("auto", "jit", "sparse") else f"{mode} -> {m.mode}"
+        m.label = label if mode not in ("auto", "jit", "sparse") else m.label or f"{mode} -> {m.mode}"
         measurements.append(m)
     return Comparison(measurements, prediction)
 

@@ -102,6 +102,14 @@ def test_compare_table_and_verdict():
     assert "OPS(f+VJP)/OPS(f) = 2.25" in text
 
 
+def test_a_jit_row_of_compressed_seeds_says_so():
+    p = jl.problems.get("bratu", n=40)
+    row = jl.compare(p.f, p.x, modes=["jit"], repeat=1).measurements[0]
+    assert isinstance(jl.jit(jl.jacobian(p.f)).program(p.x), jl.compiled.CompressedProgram)
+    assert row.label == "jit -> sparse forward" and row.batch_size == 3
+    assert row.reason.startswith("compiled: the forward program of 3 compressed seeds")
+
+
 def test_jit_row_measures_the_compiled_program():
     """The row counts one replay: exactly the program's cost, which the verdict leaves out."""
     p = jl.problems.get("dense", n=12)
