@@ -168,25 +168,50 @@ def test_inverse_trig_slopes_keep_their_digits_near_one(name, mode):
 
 
 def _others(x, j):
-    """The product of all entries of x but the j-th, multiplied out left to right: no division."""
-    return math.prod(np.delete(x, j).tolist())
+    """The product of all entries of x but the j-th, in exact rational arithmetic, rounded once."""
+    exact = math.prod(Fraction(v) for v in np.delete(x, j).tolist())
+    try:
+        return float(exact)
+    except OverflowError:
+        return math.inf if exact > 0 else -math.inf
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
-@pytest.mark.parametrize("x, modes", [
-    ([2.0, 1e300, 1e10], ["reverse"]),                 # the product overflows; one slope is infinite
-    ([0.0, 1e300, 1e10], ["reverse"]),                 # and holds a zero
-    ([1e-200, 1e-200, 1e200], ["forward", "reverse"]),  # an intermediate product underflows to 0
-    ([1e-200, 3.0, 1e200, 0.5], ["forward", "reverse"]),
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
+                            "ignore:invalid value encountered in reduce:RuntimeWarning")  # NumPy's prod: 0 · inf
+@pytest.mark.parametrize("x, modes, rtol", [
+    ([2.0, 1e300, 1e10], ["reverse"], 1e-15),                 # the product overflows; one slope is infinite
+    ([0.0, 1e300, 1e10], ["reverse"], 1e-15),                 # and holds a zero
+    ([1e-200, 1e-200, 1e200], ["forward", "reverse"], 1e-15),  # an intermediate product underflows to 0
+    ([1e-200, 3.0, 1e200, 0.5], ["forward", "reverse"], 1e-15),
+    # the products before and after an element over- and underflow themselves: sums of logarithms
+    ([1e200, 1e200, 2.0, -3.0, 1e-300, 1e-300], ["forward", "reverse"], 1e-12),
+    ([1e200, 1e200, 1e-200, 1e-200, 10.0], ["forward", "reverse"], 1e-12),
+    ([0.0, 0.0, 1e300, 1e10], ["forward", "reverse"], 0),      # two zeros: every slope is 0
 ])
-def test_prod_slopes_are_exact_where_the_product_over_or_underflows(x, modes):
+def test_prod_slopes_are_exact_where_the_product_over_or_underflows(x, modes, rtol):
     """Dividing the product by x_j gave inf (NaN with a zero) or 0 for every slope once the product
     left the float range, where most slopes are finite and nonzero. In forward mode an infinite
     slope would reach the other columns as 0·∞ (see the README), hence reverse mode alone there."""
     x = np.array(x)
     expected = [_others(x, j) for j in range(x.size)]
     for mode in modes:
-        np.testing.assert_allclose(jl.jacobian(np.prod, x, mode=mode), expected, rtol=1e-15)
+        np.testing.assert_allclose(jl.jacobian(np.prod, x, mode=mode), expected, rtol=rtol)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
+                            "ignore:invalid value encountered in reduce:RuntimeWarning")
+def test_prod_slopes_of_random_extreme_magnitudes_match_exact_products():
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        size = rng.integers(1, 7)
+        x = 10.0 ** rng.choice([-300, -200, -100, 0, 100, 200, 300], size) * rng.choice([-1.0, 0.5, 3.0], size)
+        x[rng.random(size) < 0.1] = 0.0
+        expected = [_others(x, j) for j in range(size)]
+        np.testing.assert_allclose(jl.grad(np.prod)(x), expected, rtol=1e-12, atol=0, err_msg=str(x))
+    x = np.array([1e20, 1e20, 2.0, 3.0, 1e-30, 1e-30], np.float32)  # float32 weights stay float32
+    g = jl.grad(np.prod)(x)
+    assert g.dtype == np.float32
+    np.testing.assert_allclose(g, [_others(x.astype(float), j) for j in range(6)], rtol=1e-5)
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")

@@ -5,8 +5,8 @@ it). A reduction of L elements into one output costs L - 1 flops (mean: L, its
 final division included). The derivative of prod/max/min is a weighted sum,
 ``sum(w * t)``, with the weights built once from primal values: ties in max/min
 share the derivative equally, as in JAX; prod and cumprod are exact where inputs hold
-zeros, in their first and second derivatives, and prod's first derivative is exact where
-the product over- or underflows.
+zeros, in their first and second derivatives, and prod's first derivative stays accurate
+where the product over- or underflows.
 """
 from __future__ import annotations
 
@@ -96,22 +96,53 @@ def _lost(total, x) -> bool:
 
 
 def _exclusive_products(x, axis):
-    """The product of each slice's elements before j times that of those after j, for every j: no
-    division, so exact where the whole product overflows ([2, 1e300, 1e10]: 2e10 for the middle
-    one) or underflows, as JAX's are. It costs two cumprods and a multiply."""
+    """For every j, the product of its slice's elements before j times that of those after j: no
+    division, so exact where the whole product over- or underflows ([2, 1e300, 1e10]: 2e10 for the
+    middle one). Where one of the two parts over- or underflows itself (or is 0), the product of the
+    others is taken from the sum of their logarithms instead, to about 1e-13."""
     kept = [a for a in range(np.ndim(x)) if a not in axis]
     order = tuple(kept) + tuple(axis)
     moved = S.transpose(x, order)
-    shape = moved.shape
-    flat = S.reshape(moved, shape[:len(kept)] + (-1,))
+    flat = S.reshape(moved, moved.shape[:len(kept)] + (-1,))  # each slice along the last axis
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # the parts may leave the range: see below
+        before, after = _around(flat, cumprod, 1.0)
+        weights = E.multiply(before, after)
+        if observe(_any_lost, before, after):
+            kept = E.logical_and(_representable(before), _representable(after))
+            weights = E.where(kept, weights, _exclusive_by_logs(flat))
+    return S.transpose(S.reshape(weights, moved.shape), tuple(np.argsort(order)))
+
+
+def _representable(part):
+    """Where a product of finite numbers is finite and nonzero: neither over- nor underflowed (nor 0)."""
+    return E.logical_and(E.isfinite(part), E.not_equal(part, 0.0))
+
+
+def _any_lost(before, after) -> bool:
+    return not bool(np.all(np.isfinite(before) & np.isfinite(after) & (before != 0) & (after != 0)))
+
+
+def _exclusive_by_logs(flat):
+    """`_exclusive_products` as sign · exp(sum of log |x_i|) over the others: no part over- or underflows.
+    A zero counts as log 1 with sign 0, and the products it is in are 0."""
+    signs = E.sign(flat)
+    logs = E.log(E.absolute(E.where(E.equal(flat, 0.0), 1.0, flat)))
+    sign_before, sign_after = _around(signs, cumprod, 1.0)
+    log_before, log_after = _around(logs, cumsum, 0.0)
+    sign = E.multiply(sign_before, sign_after)
+    # 0 where a zero is among the others, however large the rest (not 0 times an overflowed exp)
+    return E.where(E.equal(sign, 0.0), 0.0, E.multiply(sign, E.exp(E.add(log_before, log_after))))
+
+
+def _around(flat, scan, empty: float):
+    """(`scan` of the elements before each one, `scan` of those after it) along the last axis; `empty`
+    where there are none."""
     last = flat.ndim - 1
-    ones = np.ones(flat.shape[:-1] + (1,))
-    before = S.concatenate(ones, cumprod(S.getitem(flat, (..., slice(None, -1))), axis=last), axis=last)
+    pad = np.full(flat.shape[:-1] + (1,), empty, dtype=flat.dtype)
     flip = (..., slice(None, None, -1))
-    after = S.getitem(cumprod(S.getitem(flat, (..., slice(None, 0, -1))), axis=last), flip)
-    after = S.concatenate(after, ones, axis=last)
-    weights = S.reshape(E.multiply(before, after), shape)
-    return S.transpose(weights, tuple(np.argsort(order)))
+    before = S.concatenate(pad, scan(S.getitem(flat, (..., slice(None, -1))), axis=last), axis=last)
+    after = S.getitem(scan(S.getitem(flat, (..., slice(None, 0, -1))), axis=last), flip)
+    return before, S.concatenate(after, pad, axis=last)
 
 
 def _zero_terms(zeros, x, x_safe, total):
