@@ -203,6 +203,20 @@ def test_closed_form_points_of_the_other_families(mode):
     assert_close(J(sc.erfcx, [0.0, 1e8]), [-2 / math.sqrt(math.pi), 0.0], 1e-12)  # no overflow of e^{x²} erfc
 
 
+@pytest.mark.parametrize("dtype, x", [(np.float64, [37.0, 38.0, 50.0]), (np.float32, [12.0, 13.0, 14.0])])
+def test_log_ndtr_second_derivative_is_finite_far_in_the_right_tail(dtype, x):
+    """erfcx(−x/√2) overflows there (float32 from x ≈ 13): the slope read from it was 0, but its derivative
+    NaN. d²/dx² log Φ = −s (x + s) with s = φ/Φ, which is about −φ(x) x there: tiny, and no NaN."""
+    x = np.array(x, dtype)
+    for mode in ("forward", "reverse"):
+        H = np.diag(jl.hessian(lambda v: np.sum(sc.log_ndtr(v)), mode=mode)(x))
+        s = np.exp(-x.astype(float) ** 2 / 2) / math.sqrt(2 * math.pi) / sc.ndtr(x.astype(float))
+        assert np.all(np.isfinite(H)) and np.all(H <= 0)
+        # (values below 1e-38 in float32, 1e-308 in float64, are subnormal: a few bits)
+        np.testing.assert_allclose(H, -s * (x + s), rtol=1e-5 if dtype == np.float32 else 1e-13,
+                                   atol=1e-43 if dtype == np.float32 else 1e-320)
+
+
 def test_log_ndtr_derivative_far_in_the_left_tail():
     # φ(x)/Φ(x) ~ −x − 1/x + 2/x³ for x → −∞, where φ and Φ both underflow; exp(−x²/2 − log √(2π) − log Φ)
     # lost digits as x² grew (10069282 at −1e7) and gave 1.0 at −1e9, inf at −1e10
@@ -278,8 +292,9 @@ def test_derivative_work_is_counted(mode, phase):
     # gammaln: digamma (N transcendentals); digamma: polygamma(x, n=1) (N transcendentals)
     assert cost(sc.gammaln) == jl.Cost(kN, N)
     assert cost(sc.digamma) == jl.Cost(kN, N)
-    # log_ndtr: times −1/√2, erfcx, √(2/π) divided by it
-    assert cost(sc.log_ndtr) == jl.Cost(2 * N + kN, N)
+    # log_ndtr, both sides computed: x < 0 and the three selects (4N); left √(2/π) / erfcx(−x/√2) (2N, N);
+    # right φ(x) / Φ(x): square, times −1/2, exp, times 1/√(2π), ndtr, the division (4N, 2N)
+    assert cost(sc.log_ndtr) == jl.Cost(10 * N + kN, 3 * N)
     # entr: log, + 1, negate
     assert cost(sc.entr) == jl.Cost(2 * N + kN, N)
     # xlogy(x, x reversed): log y and x / y; a product per operand, then their sum (forward) or

@@ -19,8 +19,8 @@ import math
 import numpy as np
 
 from ..primitives import PerElement, Primitive
-from .elementwise import (add, divide, elementwise, equal, exp, log, log1p, multiply, negative, over, sign,
-                          square, subtract, times, transcendental, unary, where)
+from .elementwise import (add, divide, elementwise, equal, exp, less, log, log1p, multiply, negative, over,
+                          sign, square, subtract, times, transcendental, unary, where)
 
 #: xlogy, xlog1py and entr: a logarithm and a product per output element.
 log_times = PerElement(1, 1)
@@ -82,9 +82,18 @@ erfc = _unary("erfc", lambda out, x: times(_gauss(x, -2.0 / SQRT_PI)))
 erfinv = _unary("erfinv", lambda out, x: times(multiply(SQRT_PI / 2.0, exp(square(out)))))
 erfcinv = _unary("erfcinv", lambda out, x: times(multiply(-SQRT_PI / 2.0, exp(square(out)))))
 ndtr = _unary("ndtr", lambda out, x: times(_normal_density(x)))
-# φ(x) / Φ(x) = √(2/π) / erfcx(−x/√2), since Φ(x) = erfc(−x/√2) / 2 = erfcx(−x/√2) e^{−x²/2} / 2: no
-# underflow of φ and Φ far in the left tail, nor the cancellation of x²/2 against log Φ(x) (≈ −x²/2)
-log_ndtr = _unary("log_ndtr", lambda out, x: over(multiply(SQRT_PI / math.sqrt(2.0), erfcx(multiply(-SQRT_HALF, x)))))
+def _log_ndtr_slope(out, x):
+    """φ(x) / Φ(x). Left of 0 as √(2/π) / erfcx(−x/√2), since Φ(x) = erfcx(−x/√2) e^{−x²/2} / 2: no
+    underflow of φ and Φ far in the tail, nor the cancellation of x²/2 against log Φ(x) ≈ −x²/2. Right
+    of 0 as it is (Φ ≥ 1/2), where erfcx(−x/√2) overflows (x > 37, or 13 in float32). Each side reads
+    x on its side only, so neither holds an inf that a derivative of the slope would multiply by 0."""
+    left = less(x, 0.0)
+    tail = divide(math.sqrt(2.0 / math.pi), erfcx(multiply(-SQRT_HALF, where(left, x, 0.0))))
+    right = where(left, 0.0, x)
+    return where(left, tail, divide(_normal_density(right), ndtr(right)))
+
+
+log_ndtr = _unary("log_ndtr", lambda out, x: times(_log_ndtr_slope(out, x)))
 ndtri = _unary("ndtri", lambda out, x: times(multiply(SQRT_2PI, exp(multiply(0.5, square(out))))))
 
 # --- gamma family -----------------------------------------------------------------
