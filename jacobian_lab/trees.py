@@ -62,10 +62,12 @@ class TreeDef:
 
 
 def mapping(kind: type, pairs, factory=None) -> dict:
-    """A dict of type `kind` holding `pairs`: a defaultdict takes its default_factory first."""
+    """A dict of type `kind` holding `pairs`: a defaultdict takes its default_factory first, another
+    dict subclass one dict (as most of their constructors take)."""
+    mapping = dict(pairs)
     if kind is dict:
-        return dict(pairs)
-    return kind(factory, pairs) if issubclass(kind, collections.defaultdict) else kind(pairs)
+        return mapping
+    return kind(factory, mapping) if issubclass(kind, collections.defaultdict) else kind(mapping)
 
 
 def sequence(kind: type, items):
@@ -101,10 +103,6 @@ def _sorted_keys(tree: dict) -> tuple:
                         f"numbers), got {list(tree)}; its leaves are visited in sorted key order") from None
 
 
-def same_structure(a: TreeDef, b: TreeDef) -> bool:
-    return difference(a, b) is None
-
-
 def difference(got: TreeDef, expected: TreeDef, path: str = "") -> str | None:
     """Where `got` first differs from `expected`, in words (``at ['W']: an array of shape (3,) where
     (2, 3) is expected``), or None if they have the same structure and leaf shapes."""
@@ -126,7 +124,12 @@ def difference(got: TreeDef, expected: TreeDef, path: str = "") -> str | None:
 
 
 def _named(d: TreeDef) -> str:
-    return f"an array of shape {d.shape}" if d.kind is None else f"a {d.kind.__name__}"
+    if d.kind is None:
+        return f"an array of shape {d.shape}"
+    if d.kind is type(None):
+        return "None"
+    name = d.kind.__name__
+    return f"{'an' if name[0] in 'AEIOU' else 'a'} {name}"  # an OrderedDict
 
 
 def ravel(leaves):

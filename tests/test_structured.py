@@ -92,6 +92,7 @@ def test_jvp_and_vjp_with_structures():
                          ((np.ones(3), np.ones(2)), "at [0]: an array of shape (3,) where (2,) is expected"),
                          ((np.ones(2),), "at the top: length 1 where 2 is expected"),
                          ([np.ones(2), np.ones(2)], "at the top: a list where a tuple is expected"),
+                         ((np.ones(2), None), "at [1]: None where an array of shape (2,) is expected"),
                          (np.ones(4), "at the top: an array of shape (4,) where a tuple is expected")]:
         with pytest.raises(ValueError, match="y_bar must have the same structure and leaf shapes as f") as info:
             pullback(y_bar)
@@ -166,6 +167,19 @@ def test_defaultdicts_and_namedtuples_of_numbers_are_trees():
     g = jl.grad(lambda t: t.p ** 2 * t.q)(Pair(1.5, 2.0))
     assert type(g) is Pair and (g.p, g.q) == (6.0, 2.25)
     assert jl.jit(jl.grad(lambda t: t.p ** 2 * t.q))(Pair(1.5, 2.0)) == g
+
+
+def test_a_dict_subclass_is_rebuilt_from_one_dict():
+    class Config(dict):  # its constructor takes a mapping, as most dict subclasses' do
+        def __init__(self, entries=None):
+            super().__init__()
+            for key, value in (entries or {}).items():
+                self[key] = value
+
+    g = jl.grad(lambda p: np.sum(p["a"] ** 2))(Config({"a": np.array([1.0, 2.0])}))
+    assert type(g) is Config and np.array_equal(g["a"], [2.0, 4.0])
+    _, aux = jl.grad(lambda x: (np.sum(x), Config({"x": x})), has_aux=True)(np.ones(2))
+    assert type(aux) is Config
 
 
 def test_none_is_an_empty_node_as_in_jax():
