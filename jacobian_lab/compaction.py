@@ -217,9 +217,13 @@ class _Rewrite:
             found = self._constants[id(value)] = (rows, value, compacted)
         return found
 
+    def _is_constant(self, value, ref) -> bool:
+        """Whether an operand is an array the program holds (computed when it was compiled)."""
+        return ref not in self.running and ref != INPUT and isinstance(value, np.ndarray)
+
     def _compact_arg(self, value, ref):
         """The argument a compact equation reads: a constant stored compacted, else as it was."""
-        if ref in self.running or ref == INPUT or not isinstance(value, np.ndarray):
+        if not self._is_constant(value, ref):
             return value
         rows, _, compacted = self._constant(value)
         return value if rows is None else compacted
@@ -291,6 +295,8 @@ class _Rewrite:
         self.out.append(i)
         if add and len(a[2]) < len(b[2]):
             a, b = b, a  # a + b == b + a exactly: add in the operand with fewer rows
+        if disjoint and not add and self._is_constant(*b[:2]):
+            b, add = (np.negative(b[0]), *b[1:]), True  # - b negated once, as it is compiled: its rows copied
         op = "=" if disjoint and add else ("+=" if add else "-=")
         if op == "=":
             self.filled.add(i)

@@ -219,9 +219,9 @@ def test_a_value_read_whole_is_expanded_to_all_rows():
 
 
 def test_a_difference_of_tangents_is_built_on_the_union_of_their_rows():
-    """No rule subtracts two tangents, so this records one by hand: with w = x0 t, in the
-    tangent phase a = S_a sin(w) holds seed row 0, b = S_b cos(w) rows 0-1 and d = a - b
-    rows 0-1 of 3; the program computes d as a copied into zeros, b subtracted: 2 rows, not 3."""
+    """Recorded by hand, to choose the rows: with w = x0 t, in the tangent phase a = S_a sin(w)
+    holds seed row 0, b = S_b cos(w) rows 0-1 and d = a - b rows 0-1 of 3; the program computes d
+    as a copied into zeros, b subtracted: 2 rows, not 3."""
     from jacobian_lab.compiled import Program
     from jacobian_lab.rules import elementwise as E
     from jacobian_lab.rules import shape as S
@@ -254,6 +254,23 @@ def test_a_difference_of_tangents_is_built_on_the_union_of_their_rows():
     for point in (x, -x, np.array([1e308, 0.0, 0.0])):
         with np.errstate(all="ignore"):
             np.testing.assert_array_equal(program(point), replay(point).T)
+
+
+def test_a_constant_subtracted_on_rows_of_its_own_is_negated_as_the_program_is_compiled():
+    """p0 exp(-p1 t) - p2 t: the tangent of p2 t is seed row 2 times t, a constant, and rows 0-1 hold
+    the other term's. The difference copies both parts into place, -t negated once, as the sum of
+    disjoint rows does; it was a subtract of t at every call."""
+    t = np.linspace(0.1, 1.0, 50)
+    f = lambda p: p[0] * np.exp(-p[1] * t) - p[2] * t  # noqa: E731
+    compiled, x = jl.jit(jl.jacfwd(f)), np.array([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(compiled(x), jl.jacfwd(f)(x))
+    program = compiled.program(x)
+    assert "concatenate" in program.source and "-=" not in program.source
+    # primal: -p1 (1), times t (50), exp (50 transcendentals); tangent: d exp(-p1 t) = -t exp(..),
+    # times p0 (50 each), and p0's row exp(..) times its seed (50)
+    assert program.cost == jl.Cost(1 + 50 + 3 * 50, 50)
+    x2 = np.array([0.5, -1.0, 2.0])
+    np.testing.assert_array_equal(compiled(x2), jl.jacfwd(f)(x2))
 
 
 @pytest.mark.parametrize("batch_size", [None, 1])
