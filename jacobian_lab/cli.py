@@ -500,8 +500,10 @@ def _refuse_too_long(title: str, f, x, modes, leave_out: bool = True):
         if orders:
             order = min(orders, key=lambda o: prediction.total(o, batch).total())
             passes, work = prediction.schedule(order, batch)[1], prediction.total(order, batch).total()
+            if (passes > MAX_PASSES or work > MAX_FLOPS) and mode == "jit":
+                passes, work = _first_call(f, x, prediction, passes, work)
             if passes > MAX_PASSES or work > MAX_FLOPS:
-                too_long[name] = f"'{label}' ({passes:,} passes, {work:.2g} FLOPs)"
+                too_long[name] = f"'{label}' ({passes:,} pass{'es' if passes != 1 else ''}, {work:.2g} FLOPs)"
     if too_long:
         kept = ",".join(m for m in modes if m not in too_long)
         instead = f"leave {'them' if len(too_long) > 1 else 'it'} out with --modes {kept}, or " if kept and leave_out else ""
@@ -510,6 +512,20 @@ def _refuse_too_long(title: str, f, x, modes, leave_out: bool = True):
         raise UsageError(f"the row{'s' if len(too_long) > 1 else ''} {rows} would take too long to wait for; "
                          f"{instead}choose a smaller size")
     return prediction
+
+
+def _first_call(f, x, prediction, passes: int, work: float) -> tuple[int, float]:
+    """(passes, FLOPs) of jit's first call: compressed seeds where it records them instead of the dense
+    order (`passes` and `work`), one pass of them."""
+    from .compiled import first_call_seeds
+
+    with _running("differentiating f failed"):
+        compressed = first_call_seeds(f, x)
+    if compressed is None:
+        return passes, work
+    mode, seeds = compressed
+    derivative = prediction.tangent if mode == "forward" else prediction.cotangent
+    return 1, (prediction.primal + prediction.staging + derivative.over(1, seeds)).total()
 
 
 def _print_comparison(title: str, x, problem, comparison, threads=None) -> None:

@@ -389,7 +389,7 @@ def compare(f: Callable, x, modes: Sequence[str] = DEFAULT_MODES, repeat: int = 
         m = measure(f, x, mode, batch, repeat=repeat, prediction=prediction, executor=executor)
         m.label = label if mode not in ("auto", "jit", "sparse") else m.label or f"{mode} -> {m.mode}"
         if batch not in (None, 1) and m.batch_size < batch:  # forward-100 of 5 inputs pushes 5 seeds a pass
-            m.label = f"{mode}, {m.batch_size} seeds/pass (of {batch} asked)"
+            m.label = f"{mode}, {m.batch_size} seed{'s' * (m.batch_size != 1)}/pass (of {batch} asked)"
         measurements.append(m)
     return Comparison(measurements, prediction)
 

@@ -369,7 +369,7 @@ def _compressed(fun, g, pullback, y, x, recorder):
     pattern dense or costly to read (90 ms for `dense`'s 300x300), for seeds that could not be fewer.
     """
     m, n = int(np.size(y)), x.size
-    if fun.scalar or min(m, n) < 3 or not all(r.prim.structure in _LOCAL for r in pullback.tape.records[1:]):
+    if fun.scalar or not _local(pullback, m, n):
         return None
     check_dense(m, n, result_dtype(x).itemsize, budget(fun.max_memory))  # the dense J, refused as eager mode would
     pattern = recorded_pattern(pullback, m)
@@ -389,6 +389,28 @@ def _compressed(fun, g, pullback, y, x, recorder):
 # Structures whose outputs each depend on a few operand elements (see `Primitive.structure`; a scipy.sparse
 # matrix's rows hold few entries).
 _LOCAL = frozenset(["elementwise", "move", "scatter", "sparse_matmul"])
+
+
+def _local(pullback, m: int, n: int) -> bool:
+    """Whether auto reads the pattern of this tape: at least 3 rows and columns, every operation local."""
+    return min(m, n) >= 3 and all(r.prim.structure in _LOCAL for r in pullback.tape.records[1:])
+
+
+def first_call_seeds(f, x) -> tuple[str, int] | None:
+    """(mode, seeds) of the compressed passes ``jit(jacobian(f))`` records on its first call in place of a
+    dense order, or None when it records a dense one: what its first call costs can be priced before it runs.
+
+    >>> import numpy as np
+    >>> first_call_seeds(lambda u: u[2:] - 2 * u[1:-1] + np.exp(u[:-2]), np.ones(100))
+    ('forward', 3)
+    """
+    g, x = prepare(f, x)
+    y, pullback = engines.get("reverse").vjp(g, x)
+    m, n = int(np.size(y)), x.size
+    planned = fewer_seeds(recorded_pattern(pullback, m)) if _local(pullback, m, n) else None
+    if planned is None or planned[1].seeds * BOTH_ORDERS_WITHIN > min(m, n):
+        return None
+    return planned[0], planned[1].seeds
 
 
 def _orders(fun, g, x) -> tuple[str, ...]:

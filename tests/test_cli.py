@@ -330,6 +330,20 @@ def test_compare_refuses_rows_too_long_to_wait_for(capsys):
             "(97 passes, 2.5e+11 FLOPs) would take too long to wait for; leave them out with --modes sparse") in err
 
 
+def test_a_jit_row_is_priced_at_the_compressed_seeds_its_first_call_records(capsys, monkeypatch):
+    """bratu's Jacobian is tridiagonal: jit's first call records 3 compressed seeds, not a dense order."""
+    from jacobian_lab import cli
+
+    monkeypatch.setattr(cli, "MAX_FLOPS", 1e6)  # below bratu's dense orders at n = 400, above 3 seeds' work
+    code, _, err = run(capsys, "compare", "bratu", "--n", "400", "--modes", "forward,jit", "--repeat", "1")
+    assert_one_line_error(err, code, 2)
+    assert "the row 'forward, vector' (1 pass, 1.1e+06 FLOPs) would take too long" in err
+    assert "leave it out with --modes jit" in err
+    code, out, err = run(capsys, "compare", "bratu", "--n", "400", "--modes", "jit", "--repeat", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["measurements"][0]["label"] == "jit -> sparse forward"
+
+
 def test_compare_user_function_table(user_file, capsys):
     code, out, _ = run(capsys, "compare", f"{user_file}:curve", "--shape", "2", "--repeat", "1")
     assert code == 0

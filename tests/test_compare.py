@@ -106,6 +106,8 @@ def test_a_row_asking_for_more_seeds_than_there_are_says_how_many_it_pushed():
     c = jl.compare(np.sin, np.ones(5), modes=["forward-100", "reverse-3"], repeat=1)
     assert [(m.label, m.batch_size, m.passes) for m in c.measurements] == [
         ("forward, 5 seeds/pass (of 100 asked)", 5, 1), ("reverse, 3 seeds/pass", 3, 2)]
+    c = jl.compare(np.sum, np.ones(5), modes=["reverse-3"], repeat=1)
+    assert c.measurements[0].label == "reverse, 1 seed/pass (of 3 asked)"
 
 
 def test_a_jit_row_of_compressed_seeds_says_so():
