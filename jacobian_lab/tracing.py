@@ -80,7 +80,8 @@ def _called_from(package: str, function: str | None, caller: str | None = None, 
         frame = sys._getframe(depth)
     except ValueError:  # a stack shallower than that: no such caller
         return False
-    return (function in (None, frame.f_code.co_name) and frame.f_globals.get("__name__", "").startswith(package)
+    module = frame.f_globals.get("__name__", "")
+    return (function in (None, frame.f_code.co_name) and (module == package or module.startswith(package + "."))
             and (caller is None or frame.f_back.f_code.co_name == caller))
 
 
@@ -377,10 +378,10 @@ class Tracer:
             return held
         if not self.constant and not as_objects:
             raise TracerConversionError(
-                f"np.asarray(x, dtype={np.dtype(dtype).name}) or np.array(x, dtype=...) of a traced array makes "
-                "a plain array, which would drop its derivative, so jacobian_lab refuses it. x is a float array "
-                "already: drop the conversion (x.astype(np.float32) converts between float dtypes), or convert "
-                "what is not an array yet, before differentiating")
+                f"np.asarray(x, dtype={np.dtype(dtype).name}), np.array(x, dtype=...) or np.{np.dtype(dtype).name}(x) "
+                "of a traced array makes a plain array, which would drop its derivative, so jacobian_lab refuses "
+                "it. A traced array is a float array already: drop the conversion (x.astype(np.float32) converts "
+                "between float dtypes), and build an array of traced values with np.stack([a, b])")
         if not self.constant:
             raise TracerConversionError(
                 "np.asarray / np.array (or a NumPy routine that calls it) on a traced array "
