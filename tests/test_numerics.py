@@ -76,6 +76,15 @@ def test_powers_at_zero_have_finite_slopes_as_in_jax(mode, f, x, expected):
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("x", [0.5, 3.0])
+def test_the_mixed_second_derivative_of_a_power_at_exponent_zero_is_one_over_x(mode, x):
+    """d/dp (p x ** (p - 1)) = x ** (p - 1) (1 + p log x), 1/x at p = 0: the base read as 1 wherever
+    p == 0 (not only where x == 0 too) gave 1, and a Hessian that was not symmetric."""
+    H = jl.hessian(lambda v: v[0] ** v[1], mode=mode)(np.array([x, 0.0]))
+    np.testing.assert_allclose(H, [[0.0, 1 / x], [1 / x, np.log(x) ** 2]], rtol=1e-14)  # d²/dp² = x ** p log² x
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("f", [
     lambda v: np.linalg.norm(v), lambda v: np.linalg.norm(v, 3), lambda v: np.linalg.vector_norm(v),
     lambda v: np.linalg.norm(v.reshape(1, 3), axis=1), lambda v: np.linalg.norm(v.reshape(3, 1), "fro"),

@@ -136,11 +136,20 @@ reciprocal = unary("reciprocal", np.reciprocal, lambda out, x: times(negative(sq
 
 def _power_partials(needs, out, x, p):
     # Where p == 0, x ** p is 1 even at x = 0, and where x == 0 (p > 0) it is 0 for every p near
-    # p: both slopes are 0 there, but p * x ** (p - 1) and out * log(x) would be 0 * inf = NaN.
-    # So the base is read as 1 at those points, as JAX does.
-    dx = needs[0] and times(multiply(p, _power(_one_where(x, p, traced=needs[1]), _minus_one(p, needs[1]))))
+    # p: both slopes are 0 there, but p * x ** (p - 1) at x = 0 and out * log(x) would be 0 * inf =
+    # NaN. So the base is read as 1 at those points, as JAX does. Only there: where p == 0 and x != 0
+    # the slope p * x ** (p - 1) is 0 by itself, and its derivative in p, x ** -1, needs the true x.
+    base = _one_at_zero_power(x, p, traced=needs[1]) if needs[0] else None
+    dx = needs[0] and times(multiply(p, _power(base, _minus_one(p, needs[1]))))
     dp = needs[1] and times(multiply(out, log(_one_where(x, x, traced=needs[0]))))
     return dx, dp
+
+
+def _one_at_zero_power(x, p, traced):
+    """x, with 1 where both x and p are 0 (for x ** (p - 1), 0 ** -1 = inf there)."""
+    if not traced and not np.any(np.equal(p, 0)):
+        return x
+    return where(logical_and(equal(x, 0.0), equal(p, 0.0)), 1.0, x)
 
 
 def _minus_one(p, traced):
