@@ -595,10 +595,11 @@ def sinc(x):
 
 
 def _logaddexp2(x, y):
-    # NumPy's formula, max + log2(1 + 2^-|x - y|): smooth, and at a tie abs's derivative 0 and
-    # maximum's 1/2 give each side 1/2, the true derivative.
+    # log2(2^x + 2^y) = m + log2(2^(x-m) + 2^(y-m)), m = max(x, y), as `numpy_api._logaddexp`: no
+    # overflow, and smooth in x and y, so the second derivative at a tie is ln 2 / 4 (NumPy's own
+    # m + log2(1 + 2^-|x - y|) reads abs's kink there and gave 0).
     m = E.maximum(x, y)
-    return E.add(m, E.multiply(E.log1p(E.exp2(E.negative(E.absolute(E.subtract(x, y))))), 1.0 / math.log(2.0)))
+    return E.add(m, E.log2(E.add(E.exp2(E.subtract(x, m)), E.exp2(E.subtract(y, m)))))
 
 
 def _modf(x):

@@ -76,6 +76,18 @@ def test_powers_at_zero_have_finite_slopes_as_in_jax(mode, f, x, expected):
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f, scale", [(np.logaddexp, 1.0), (np.logaddexp2, math.log(2.0))])
+def test_logaddexp_is_smooth_at_a_tie(f, scale, mode):
+    """log(e^x + e^y) has Hessian p (1 - p) [[1, -1], [-1, 1]] (times ln 2 in base 2), p = 1/2 at a
+    tie: logaddexp2 written as NumPy's max + log2(1 + 2^-|x - y|) read abs's kink there and gave 0."""
+    for point in ([1.0, 1.0], [-1e3, -1e3], [0.5, -1.0]):
+        v = np.array(point)
+        p = 1.0 / (1.0 + np.exp(-(v[0] - v[1]) * scale))
+        H = jl.hessian(lambda u: f(u[0], u[1]), mode=mode)(v)
+        np.testing.assert_allclose(H, scale * p * (1 - p) * np.array([[1.0, -1.0], [-1.0, 1.0]]), rtol=1e-14)
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("x", [0.5, 3.0])
 def test_the_mixed_second_derivative_of_a_power_at_exponent_zero_is_one_over_x(mode, x):
     """d/dp (p x ** (p - 1)) = x ** (p - 1) (1 + p log x), 1/x at p = 0: the base read as 1 wherever
