@@ -373,6 +373,12 @@ def test_eigenvalues_alone_are_differentiated_at_a_repeated_eigenvalue(mode):
     np.testing.assert_allclose(J, np.eye(3), atol=1e-15)
 
 
+def test_a_second_derivative_of_eigenvalues_at_a_repeated_one_names_itself():
+    f = lambda u: np.sum(np.linalg.eigvalsh(np.diag(u)) ** 3)  # noqa: E731 - sum(u ** 3)
+    with pytest.raises(jl.DerivativeError, match=r"second derivative of the eigenvalues .*trace\(A @ A @ A\)"):
+        jl.hessian(f)(np.array([0.5, 0.5, 0.2]))
+
+
 def test_eigh_eigenvalues_at_a_repeated_eigenvalue_need_reverse_mode_when_the_vectors_go_unused():
     f = lambda a: np.sum(np.linalg.eigh(a).eigenvalues)  # noqa: E731
     # reverse: no cotangent reaches the eigenvectors, so their rule never runs

@@ -184,7 +184,10 @@ def _eigenvector_factor(a, UPLO):
             f"eigenvalue (two are within {DEGENERATE_RTOL:g} times the largest magnitude): the "
             "eigenvectors of a repeated eigenvalue are not unique. Differentiate the eigenvalues "
             "alone (np.linalg.eigvalsh; in reverse mode, eigh's eigenvalues when its eigenvectors "
-            "are unused), or move the matrix away from the repeated eigenvalue"
+            "are unused), or move the matrix away from the repeated eigenvalue. A second derivative "
+            "of the eigenvalues (jl.hessian of a function of eigvalsh) needs the eigenvectors' and is "
+            "refused there too: a symmetric function of them, such as sum(w ** 3) = trace(A @ A @ A), "
+            "can be written without eigh"
         )
     return _off_diagonal_inverse(E.subtract(_row(w), _column(w)), w.dtype)
 
