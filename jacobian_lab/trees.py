@@ -1,8 +1,9 @@
 """Structured inputs and outputs: nested tuples, lists and dicts of arrays.
 
 As in JAX, a *tree* is a tuple, list or dict (sorted by key) whose leaves are
-arrays, and None is an empty node; namedtuples and dict subclasses such as OrderedDict (kept in its own
-order) and defaultdict come back as their own type. The harness differentiates structured functions by ravelling: the
+arrays, and None is an empty node; namedtuples and dict subclasses such as
+OrderedDict (kept in its own order) and defaultdict come back as their own
+type. The harness differentiates structured functions by ravelling: the
 leaves of x become one flat vector, f's output leaves one flat vector, and the
 flat (m, n) Jacobian is cut into blocks, output structure outside and input
 structure inside: ``J[out_leaf][in_leaf].shape == out.shape + in.shape``.
@@ -64,10 +65,10 @@ class TreeDef:
 def mapping(kind: type, pairs, factory=None) -> dict:
     """A dict of type `kind` holding `pairs`: a defaultdict takes its default_factory first, another
     dict subclass one dict (as most of their constructors take)."""
-    mapping = dict(pairs)
+    entries = dict(pairs)
     if kind is dict:
-        return mapping
-    return kind(factory, mapping) if issubclass(kind, collections.defaultdict) else kind(mapping)
+        return entries
+    return kind(factory, entries) if issubclass(kind, collections.defaultdict) else kind(entries)
 
 
 def sequence(kind: type, items):

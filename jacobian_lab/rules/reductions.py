@@ -108,8 +108,8 @@ def _exclusive_products(x, axis):
         before, after = _around(flat, cumprod, 1.0)
         weights = E.multiply(before, after)
         if observe(_any_lost, before, after):
-            kept = E.logical_and(_representable(before), _representable(after))
-            weights = E.where(kept, weights, _exclusive_by_logs(flat))
+            exact = E.logical_and(_representable(before), _representable(after))
+            weights = E.where(exact, weights, _exclusive_by_logs(flat))
     return S.transpose(S.reshape(weights, moved.shape), tuple(np.argsort(order)))
 
 
