@@ -48,13 +48,17 @@ def numpy2(owner, name):
 
 # --- index maps: gather flat positions, 0 flops ---------------------------------------
 def gather(a, positions, fill=None):
-    """a.ravel()[positions], where -1 positions read `fill` (a plain scalar)."""
+    """a.ravel()[positions], where -1 positions read `fill`: a plain scalar, or a plain array of the
+    positions' shape (np.pad's constant_values per side), whose values there are appended as slots."""
     positions = np.asarray(positions)
     flat = api.ravel(a)
     if fill is not None:
-        # the fill slot takes a's dtype, so a float32 array stays float32 as in np.pad
-        flat = api.concatenate([flat, np.full(1, fill, dtype=np.result_type(primal(a)))])
-        positions = np.where(positions < 0, np.size(a), positions)
+        padded = positions < 0
+        values, slots = np.unique(np.broadcast_to(fill, positions.shape)[padded], return_inverse=True)
+        # the fill slots take a's dtype, so a float32 array stays float32 as in np.pad
+        flat = api.concatenate([flat, values.astype(np.result_type(primal(a)))])
+        positions = positions.copy()
+        positions[padded] = np.size(a) + slots
     return api.reshape(S.take(flat, positions.ravel(), axis=0), positions.shape)
 
 
@@ -149,9 +153,12 @@ def pad(array, pad_width, mode="constant", **kwargs):
     if mode != "constant":
         raise api.unsupported(f"numpy.pad with mode={mode!r} (use constant, edge, wrap, reflect or symmetric)")
     value = kwargs.pop("constant_values", 0)
-    if kwargs or np.ndim(value) != 0 or is_traced(value):
-        raise api.unsupported("numpy.pad with array or traced constant_values (give one plain scalar)")
-    return gather(array, np.pad(_positions(array), pad_width, constant_values=-1), fill=float(value))
+    if kwargs or is_traced(value):
+        raise api.unsupported("numpy.pad with traced constant_values (give plain numbers: a scalar, or "
+                              "(before, after) per axis)")
+    # the value at each padded place: np.pad of x's shape with them, as NumPy checks and places them
+    fill = value if np.ndim(value) == 0 else np.pad(np.zeros(np.shape(array)), pad_width, constant_values=value)
+    return gather(array, np.pad(_positions(array), pad_width, constant_values=-1), fill=fill)
 
 
 @implements(np.sort)

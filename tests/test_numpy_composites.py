@@ -35,6 +35,8 @@ CASES = {
     "pad modes": (lambda x: np.pad(x, (2, 1)) + np.pad(x, 1, mode="edge").sum() + np.pad(x, 2, mode="reflect").sum(),
                   x3),
     "pad 2-d with a constant": (lambda X: np.pad(X, ((1, 0), (0, 2)), constant_values=3.0) ** 2, x34),
+    "pad with constants per side": (lambda X: np.pad(X, ((1, 2), (2, 1)), constant_values=((7.0, 8.0), (9.0, -1.0)))
+                                    ** 2 + np.pad(X[0], 1, constant_values=(1.0, 2.0)).sum(), x34),
     "sort": (lambda x: np.sort(x) * np.arange(5.0) + np.sort(x.reshape(1, 5), axis=None), x5),
     "take_along_axis": (lambda X: np.take_along_axis(X, np.argsort(X, axis=1), axis=1), x34),
     "split": (lambda x: np.split(x, 3)[1] * np.array_split(x, 4)[0][0] + np.hsplit(x, [1, 4])[1].sum(), x6),
