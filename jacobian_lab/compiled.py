@@ -99,7 +99,8 @@ def jit(fun: JacobianFunction) -> "Jitted":
     if not isinstance(fun, JacobianFunction):
         raise TypeError(
             f"jl.jit compiles Jacobian functions, got {type(fun).__name__}; pass jl.jacrev(f), "
-            "jl.jacfwd(f), jl.grad(f), jl.jacobian(f, mode=...), jl.hessian(f) or jl.sparse_jacobian(f) (without x)"
+            "jl.jacfwd(f), jl.grad(f), jl.jacobian(f, mode=...), jl.hessian(f), jl.sparse_jacobian(f) or "
+            "jl.sparse_hessian(f) (without x)"
         )
     return Jitted(fun)
 
