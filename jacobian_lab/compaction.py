@@ -296,7 +296,7 @@ class _Rewrite:
         if add and len(a[2]) < len(b[2]):
             a, b = b, a  # a + b == b + a exactly: add in the operand with fewer rows
         if disjoint and not add and self._is_constant(*b[:2]):
-            b, add = (np.negative(b[0]), *b[1:]), True  # - b negated once, as it is compiled: its rows copied
+            b, add = (np.subtract(0.0, b[0]), *b[1:]), True  # 0 - b once, as compiled (as eager: +0.0, not -0.0)
         op = "=" if disjoint and add else ("+=" if add else "-=")
         if op == "=":
             self.filled.add(i)
