@@ -219,6 +219,14 @@ def test_prod_slopes_are_exact_where_the_product_over_or_underflows(x, modes, rt
         np.testing.assert_allclose(jl.jacobian(np.prod, x, mode=mode), expected, rtol=rtol)
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_prod_second_derivatives_through_a_zero_survive_an_underflow(mode):
+    """With a zero and a product that underflows, the parts before and after each element that hold
+    the zero are exactly 0, and cumprod differentiates them: d²/dx0 dx2 of x0 x1 x2 x3 at x2 = 0 is x1 x3."""
+    H = jl.hessian(np.prod, mode=mode)(np.array([1e-200, 1e-200, 0.0, 5.0]))
+    assert H[0, 2] == H[1, 2] == 5e-200 and H[0, 1] == H[0, 3] == 0.0
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
                             "ignore:invalid value encountered in reduce:RuntimeWarning")
 def test_prod_slopes_of_random_extreme_magnitudes_match_exact_products():

@@ -107,19 +107,22 @@ def _exclusive_products(x, axis):
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # the parts may leave the range: see below
         before, after = _around(flat, cumprod, 1.0)
         weights = E.multiply(before, after)
-        if observe(_any_lost, before, after):
-            exact = E.logical_and(_representable(before), _representable(after))
+        # a part that holds a zero of x is exactly 0, and cumprod differentiates it exactly (twice, too)
+        zeros_before, zeros_after = _around(E.equal(flat, 0.0), cumsum, 0.0)
+        if observe(_any_lost, before, after, zeros_before, zeros_after):
+            exact = E.logical_and(_kept(before, zeros_before), _kept(after, zeros_after))
             weights = E.where(exact, weights, _exclusive_by_logs(flat))
     return S.transpose(S.reshape(weights, moved.shape), tuple(np.argsort(order)))
 
 
-def _representable(part):
-    """Where a product of finite numbers is finite and nonzero: neither over- nor underflowed (nor 0)."""
-    return E.logical_and(E.isfinite(part), E.not_equal(part, 0.0))
+def _kept(part, zeros):
+    """Where a part neither over- nor underflowed: finite, and nonzero unless it holds a zero of x."""
+    return E.logical_and(E.isfinite(part), E.logical_or(E.not_equal(part, 0.0), E.greater(zeros, 0.0)))
 
 
-def _any_lost(before, after) -> bool:
-    return not bool(np.all(np.isfinite(before) & np.isfinite(after) & (before != 0) & (after != 0)))
+def _any_lost(before, after, zeros_before, zeros_after) -> bool:
+    kept = lambda part, zeros: np.isfinite(part) & ((part != 0) | (zeros > 0))  # noqa: E731 - as `_kept`
+    return not bool(np.all(kept(before, zeros_before) & kept(after, zeros_after)))
 
 
 def _exclusive_by_logs(flat):
