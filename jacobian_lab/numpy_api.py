@@ -131,10 +131,25 @@ def _heaviside(x, h0):
 
 
 def _logaddexp(x, y):
-    # log(e^x + e^y) = m + log(e^(x-m) + e^(y-m)), m = max(x, y): no overflow; smooth, so the tie
-    # convention of maximum cancels out of the derivative.
+    return log_add_exp(x, y)
+
+
+def log_add_exp(x, y, base2: bool = False):
+    """log(e^x + e^y), or with `base2` log2(2^x + 2^y): NumPy's values, and smooth at a tie.
+
+    m + log1p(t) with m = max(x, y) and t = min(p, q) + (max(p, q) - 1) for the shifted powers p, q:
+    the larger is exactly 1, so t is the smaller one unrounded, as NumPy's log1p(e^-|x - y|); but as a
+    function it is p + q - 1, with no kink at x = y (abs would give a tie no curvature), and maximum's
+    shared slope there cancels out. An infinite or NaN m is the value itself (shifting by it would
+    give inf - inf), and the powers are then taken at 0, so that no 0 · inf reaches a derivative."""
     m = E.maximum(x, y)
-    return E.add(m, E.log(E.add(E.exp(E.subtract(x, m)), E.exp(E.subtract(y, m)))))
+    finite = E.isfinite(m)
+    top = E.where(finite, m, 0.0)
+    power = E.exp2 if base2 else E.exp
+    p, q = (power(E.where(finite, E.subtract(v, top), 0.0)) for v in (x, y))
+    t = E.add(E.minimum(p, q), E.subtract(E.maximum(p, q), 1.0))
+    log = E.multiply(E.log1p(t), 1.0 / math.log(2.0)) if base2 else E.log1p(t)
+    return E.where(finite, E.add(m, log), m)
 
 
 _REDUCE = {np.add: "sum", np.multiply: "prod", np.maximum: "max", np.minimum: "min"}

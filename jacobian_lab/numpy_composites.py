@@ -602,11 +602,7 @@ def sinc(x):
 
 
 def _logaddexp2(x, y):
-    # log2(2^x + 2^y) = m + log2(2^(x-m) + 2^(y-m)), m = max(x, y), as `numpy_api._logaddexp`: no
-    # overflow, and smooth in x and y, so the second derivative at a tie is ln 2 / 4 (NumPy's own
-    # m + log2(1 + 2^-|x - y|) reads abs's kink there and gave 0).
-    m = E.maximum(x, y)
-    return E.add(m, E.log2(E.add(E.exp2(E.subtract(x, m)), E.exp2(E.subtract(y, m)))))
+    return api.log_add_exp(x, y, base2=True)
 
 
 def _modf(x):

@@ -87,6 +87,19 @@ def test_logaddexp_is_smooth_at_a_tie(f, scale, mode):
         np.testing.assert_allclose(H, scale * p * (1 - p) * np.array([[1.0, -1.0], [-1.0, 1.0]]), rtol=1e-14)
 
 
+@pytest.mark.parametrize("f", [np.logaddexp, np.logaddexp2])
+def test_logaddexp_values_are_numpys_far_apart_and_at_infinities(f):
+    """m + log(e^(x-m) + e^(y-m)) rounded the smaller power away (logaddexp(0, -60) was 0, not
+    8.8e-27) and gave NaN with an infinite operand; the value now follows NumPy's formula."""
+    x = np.array([0.0, 0.0, 3.0, np.inf, np.inf, -np.inf, 1.0])
+    y = np.array([-60.0, -1e-5, 3.0, 1.0, -np.inf, -np.inf, np.nan])
+    with np.errstate(invalid="ignore"):
+        value, _ = jl.jvp(lambda v: f(v[:7], v[7:]), np.concatenate([x, y]), np.ones(14))
+        np.testing.assert_allclose(value, f(x, y), rtol=1e-15)
+    g = jl.grad(lambda v: f(v[0], v[1]))(np.array([np.inf, 1.0]))
+    np.testing.assert_array_equal(g, [1.0, 0.0])
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("x", [0.5, 3.0])
 def test_the_mixed_second_derivative_of_a_power_at_exponent_zero_is_one_over_x(mode, x):
