@@ -489,7 +489,8 @@ class Program:
         self.equations = [eqs[i] for i in run if i not in placements]
         self.guards = len(observations)
         self.costs = _costs(self.equations)  # a placement copies: no arithmetic
-        code = _Code(eqs, set(run), placements)
+        self._quiet = recorder.quiet
+        code = _Code(eqs, set(run), placements, quiet=self._quiet)
         self.source = code.emit(run, observations, blocks)
         self.fresh = all(r in code.running for _, r, _ in blocks)  # else a block is a constant it keeps
         self._run = code.function()
@@ -505,7 +506,7 @@ class Program:
 
     def _run_compacted(self, rewrite, observations, x) -> dict:
         """Replay `rewrite` (`compaction.Compacted`), the dense code kept for when it returns DENSE."""
-        compact = _Code(rewrite.eqs, set(rewrite.run), rewrite.placements, rewrite, x)
+        compact = _Code(rewrite.eqs, set(rewrite.run), rewrite.placements, rewrite, x, self._quiet)
         self.source = compact.emit(rewrite.run, observations, rewrite.blocks)
         self._run, self._dense = compact.function(), self._run
         self.equations = rewrite.equations
@@ -693,11 +694,12 @@ class _Code:
     placements made without zeros (`filled`).
     """
 
-    def __init__(self, eqs, running: set, placements: dict, compacted=None, x=None):
-        self.eqs, self.running, self.placements, self.x = eqs, running, placements, x
+    def __init__(self, eqs, running: set, placements: dict, compacted=None, x=None, quiet=None):
+        self.eqs, self.running, self.placements, self.x, self.quiet = eqs, running, placements, x, quiet or {}
         self.notes, self.checks, self.into, self.filled = (
             (compacted.notes, compacted.checks, compacted.into, compacted.filled) if compacted else ({}, {}, {}, ()))
-        self.namespace = {"same": same, "zeros": np.zeros, "empty": np.empty, "DENSE": compaction.DENSE,
+        self.namespace = {"same": same, "zeros": np.zeros, "empty": np.empty, "errstate": np.errstate,
+                          "DENSE": compaction.DENSE,
                           **compaction.NAMES}
         self._constants: dict[int, str] = {}
         self.memory: dict[int, int] = {}  # id of each constant's underlying array -> its bytes
@@ -719,6 +721,10 @@ class _Code:
             eq = self.eqs[i]
             if i in self.placements:
                 lines += self._placement(i)
+            elif i in self.quiet:  # under the errstate its rule set when it was recorded
+                self.namespace[f"e{i}"] = self.quiet[i]
+                lines.append(f"    with errstate(**e{i}):")
+                lines.append(f"        v{i} = {self._call(i, eq)}  # {eq.phase}{self.notes.get(i, '')}")
             else:
                 lines.append(f"    v{i} = {self._call(i, eq)}  # {eq.phase}{self.notes.get(i, '')}")
             lines += self._finite(i)

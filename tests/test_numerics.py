@@ -240,6 +240,21 @@ def test_prod_second_derivatives_through_a_zero_survive_an_underflow(mode):
     assert H[0, 2] == H[1, 2] == 5e-200 and H[0, 1] == H[0, 3] == 0.0
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in reduce:RuntimeWarning")  # .program(x) evaluates f
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_a_compiled_replay_warns_as_the_eager_computation_does(mode):
+    """prod's overflow route silences the over- and underflows it expects (np.errstate); a compiled
+    program replays those lines under the same errstate, so only NumPy's own prod of f warns."""
+    x = np.array([1e200, 1e200, 2.0, -3.0, 1e-300, 1e-300])
+    compiled = jl.jit(jl.jacobian(np.prod, mode=mode))
+    for call in range(3):  # the first records, the others replay
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            compiled(x)
+        assert {str(w.message) for w in caught} == {"overflow encountered in reduce"}, call
+    assert "with errstate(" in compiled.program(x).source
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
                             "ignore:invalid value encountered in reduce:RuntimeWarning")
 def test_prod_slopes_of_random_extreme_magnitudes_match_exact_products():
