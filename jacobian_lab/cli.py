@@ -571,7 +571,7 @@ def _print_pattern(title: str, summary: dict) -> None:
     console.print(f"pattern: {summary['entries']:,} of {m * n:,} entries ({100 * summary['density']:.3g} %), "
                   f"at most {summary['widest_row']:,} in a row and {summary['widest_column']:,} in a column")
     pulled = summary["pulled_rows"]
-    how = ("every row pulled" if pulled >= m else
+    how = ("every row pulled" if pulled >= m else "no row is worth pulling: forward's colors" if not pulled else
            f"{pulled:,} row{'' if pulled == 1 else 's'} pulled, the other rows' columns colored")
     console.print(f"seeds: forward {seeds['forward']:,} (column colors), reverse {seeds['reverse']:,} (row colors), "
                   f"bidirectional {seeds['bidirectional']:,} ({how})")

@@ -373,8 +373,9 @@ def least_seeds(pattern, mode: str) -> int:
     """A lower bound of the seeds `plan(pattern, mode)` needs, read from row and column sizes alone.
 
     A row's columns need distinct forward colors and a column's rows distinct
-    reverse colors; the bidirectional plan pulls at least one row (one
-    cotangent, when it has entries) and colors the columns of the rest; a
+    reverse colors; the bidirectional plan pulls the densest rows (one
+    cotangent, when they have entries; none where that saves nothing) and colors
+    the columns of the rest; a
     star coloring needs two colors for an entry off the diagonal, one for a
     diagonal.
 
@@ -411,13 +412,11 @@ def _pulled_rows(sizes) -> tuple[np.ndarray, int]:
     """(the rows the bidirectional plan pulls, as a mask; the largest row it leaves to forward seeds)."""
     m = sizes.size
     order = np.argsort(-sizes, kind="stable")
-    left = np.append(sizes[order][1:], 0)  # the largest row left after pulling 1, 2, ..., m rows
+    left = np.append(sizes[order], 0)  # the largest row left after pulling 0, 1, ..., m rows
     pulled = np.zeros(m, dtype=bool)
-    if not m:
-        return pulled, 0
-    t = 1 + int(np.argmin(np.arange(1, m + 1) + left))
+    t = int(np.argmin(np.arange(m + 1) + left))  # 0: no row is worth a cotangent, the plan is forward's
     pulled[order[:t]] = True
-    return pulled, int(left[t - 1])
+    return pulled, int(left[t])
 
 
 def _color_seeds(colors, lo, hi, shape, dtype):
