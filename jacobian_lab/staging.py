@@ -100,7 +100,7 @@ class Recorder(Counter):
         self._aliases: list = []  # watches of the copies a reverse tape made of recorded values (`copied`)
         self.raised: str | None = None  # why the recording cannot be replayed, once an operation on x raised
         self._errstate = np.geterr()  # a replay runs under its caller's; see `_check_errstate`
-        self.quiet: dict[int, dict] = {}  # equation -> the errstate a rule set around it (np.errstate)
+        self.quiet: dict[int, dict] = {}  # equation -> the errstate settings changed around it (np.errstate)
         self._warnings = _warning_handling()
 
     def refs(self, values) -> tuple:
@@ -130,9 +130,9 @@ class Recorder(Counter):
         cost = prim.cost(out, *args, **params)
         self.add(*cost)
         eq = Equation(prim, self._static_args(args, refs), params, refs, out, cost, self.phase, self.segment, dynamic)
-        now = np.geterr()
-        if now != self._errstate:  # a rule silenced warnings it expects (prod's overflow route): so will a replay
-            self.quiet[len(self.equations)] = now
+        changed = {k: v for k, v in np.geterr().items() if v != self._errstate[k]}
+        if changed:  # a rule silenced warnings it expects (prod's overflow route): so will a replay, in those alone
+            self.quiet[len(self.equations)] = changed
         self.equations.append(eq)
         if type(out) is np.bool_:
             # np.True_ and np.False_ are shared objects, so their id cannot say where they came

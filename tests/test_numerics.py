@@ -255,6 +255,40 @@ def test_a_compiled_replay_warns_as_the_eager_computation_does(mode):
     assert "with errstate(" in compiled.program(x).source
 
 
+def test_a_replay_keeps_the_callers_errstate_where_f_changed_none():
+    """Only the settings f's np.errstate changed are written into the program (here divide, around log
+    and exp): the caller's others hold in a replay, as they do eagerly."""
+    def f(x):
+        with np.errstate(divide="ignore"):
+            y = np.log(x) * np.exp(x)
+        return y + x
+
+    x = np.array([0.0, 1000.0, 1.0])
+    compiled = jl.jit(jl.jacobian(f))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exp's overflow, and the tangents' divide, which run outside f's errstate
+        compiled(x)  # records under the default settings
+        assert "with errstate(**" in compiled.program(x).source
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compiled(x)  # replays: exp's overflow stays silent, as the caller asked
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError, match="overflow encountered in exp"):
+        compiled(x)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning", "ignore:invalid value encountered")
+def test_a_compiled_hessian_replays_prods_route_decisions():
+    """prod's route is decided on values; inside a Hessian they were the enclosing trace's tracers,
+    which a replay's guard could not read."""
+    x = np.full(200, 1e3)
+    x[3] = 0.0
+    f = lambda v: np.prod(v) * np.sum(v)  # noqa: E731 - the product of the others overflows
+    compiled = jl.jit(jl.hessian(f))
+    first, again = compiled(x), compiled(x)
+    np.testing.assert_array_equal(again, first)
+    np.testing.assert_array_equal(again, jl.hessian(f)(x))
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
                             "ignore:invalid value encountered in reduce:RuntimeWarning")
 def test_prod_slopes_of_random_extreme_magnitudes_match_exact_products():

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ..primitives import Primitive, observe, register
+from ..primitives import Primitive, observe, primal, register
 from . import elementwise as E
 from . import shape as S
 
@@ -77,10 +77,10 @@ def _prod_weights(out, x, axis):
     """prod of all other elements of each slice: out / x, or with zeros `_zero_terms`' sum; where the
     product over- or underflowed, `_exclusive_products`."""
     zeros = E.equal(x, 0.0)
-    with_zeros = observe(np.any, zeros)  # the route depends on values: see `reads_values`
+    with_zeros = observe(np.any, primal(zeros))  # the route depends on values: see `reads_values`
     x_safe = E.where(zeros, 1.0, x) if with_zeros else x
     total = prod(x_safe, axis=axis, keepdims=True) if with_zeros else S.reshape(out, _kept_shape(np.shape(x), axis))
-    if observe(_lost, total, x):
+    if observe(_lost, primal(total), primal(x)):  # values, not the tracers of an enclosing Hessian
         return _exclusive_products(x, axis)
     if not with_zeros:
         return E.divide(total, x)
@@ -109,7 +109,7 @@ def _exclusive_products(x, axis):
         weights = E.multiply(before, after)
         # a part that holds a zero of x is exactly 0, and cumprod differentiates it exactly (twice, too)
         zeros_before, zeros_after = _around(E.equal(flat, 0.0), cumsum, 0.0)
-        if observe(_any_lost, before, after, zeros_before, zeros_after):
+        if observe(_any_lost, *map(primal, (before, after, zeros_before, zeros_after))):
             exact = E.logical_and(_kept(before, zeros_before), _kept(after, zeros_after))
             weights = E.where(exact, weights, _exclusive_by_logs(flat))
     return S.transpose(S.reshape(weights, moved.shape), tuple(np.argsort(order)))
