@@ -117,9 +117,9 @@ class Recorder(Counter):
             params = self.kept(params)
         refs = self.refs(args)
         args = tuple([self.kept(a) if r is None else a for a, r in zip(args, refs)])
-        dynamic = self._any_dynamic(refs)
+        dynamic, errstate = self._any_dynamic(refs), np.geterr()
         if dynamic:
-            self._check_errstate(prim)
+            self._check_errstate(prim, errstate)
         try:
             out = prim.impl(*args, **params)
         except Exception as error:
@@ -130,7 +130,7 @@ class Recorder(Counter):
         cost = prim.cost(out, *args, **params)
         self.add(*cost)
         eq = Equation(prim, self._static_args(args, refs), params, refs, out, cost, self.phase, self.segment, dynamic)
-        changed = {k: v for k, v in np.geterr().items() if v != self._errstate[k]}
+        changed = {k: v for k, v in errstate.items() if v != self._errstate[k]}
         if changed:  # a rule silenced warnings it expects (prod's overflow route): so will a replay, in those alone
             self.quiet[len(self.equations)] = changed
         self.equations.append(eq)
@@ -157,12 +157,11 @@ class Recorder(Counter):
             return out
         return Observable(out) if type(out) is np.ndarray else observe(_itself, out)
 
-    def _check_errstate(self, prim) -> None:
+    def _check_errstate(self, prim, now: dict) -> None:
         """Note when f has set NumPy to raise on floating-point errors (``np.errstate``), or made its
         warnings errors or recorded them (``warnings.catch_warnings``): a replay runs under its
         caller's settings, where the operation that would raise returns inf or NaN instead, and f
-        never gets to catch the error or read the warning."""
-        now = np.geterr()
+        never gets to catch the error or read the warning. `now` is NumPy's errstate at the call."""
         if now != self._errstate and self.raised is None and any(
                 now[k] in ("raise", "call") and self._errstate[k] not in ("raise", "call") for k in now):
             self.raised = (f"f set NumPy's floating-point errors to raise (np.errstate) around {prim.name}, "
