@@ -489,8 +489,7 @@ class Program:
         self.equations = [eqs[i] for i in run if i not in placements]
         self.guards = len(observations)
         self.costs = _costs(self.equations)  # a placement copies: no arithmetic
-        self._quiet = recorder.quiet
-        code = _Code(eqs, set(run), placements, quiet=self._quiet)
+        code = _Code(eqs, set(run), placements, quiet=recorder.quiet)
         self.source = code.emit(run, observations, blocks)
         self.fresh = all(r in code.running for _, r, _ in blocks)  # else a block is a constant it keeps
         self._run = code.function()
@@ -499,14 +498,14 @@ class Program:
         if mode == "forward":
             rewrite = compaction.compact(eqs, run, placements, blocks, observations, self.seeds, x)
             if rewrite is not None and _total(_costs(rewrite.equations)).total() < self.cost.total():
-                kept = {**kept, **self._run_compacted(rewrite, observations, x)}
+                kept = {**kept, **self._run_compacted(rewrite, observations, x, recorder.quiet)}
         self.constant_bytes = sum(kept.values())
         self._work = self._counter(self.costs)  # what counting a replay adds: known in advance
         self._dense_work = self._counter(self.dense_costs) if self._dense else None  # only compact code falls back
 
-    def _run_compacted(self, rewrite, observations, x) -> dict:
+    def _run_compacted(self, rewrite, observations, x, quiet: dict) -> dict:
         """Replay `rewrite` (`compaction.Compacted`), the dense code kept for when it returns DENSE."""
-        compact = _Code(rewrite.eqs, set(rewrite.run), rewrite.placements, rewrite, x, self._quiet)
+        compact = _Code(rewrite.eqs, set(rewrite.run), rewrite.placements, rewrite, x, quiet)
         self.source = compact.emit(rewrite.run, observations, rewrite.blocks)
         self._run, self._dense = compact.function(), self._run
         self.equations = rewrite.equations
@@ -721,12 +720,13 @@ class _Code:
             eq = self.eqs[i]
             if i in self.placements:
                 lines += self._placement(i)
-            elif i in self.quiet:  # under the errstate its rule set when it was recorded
-                self.namespace[f"e{i}"] = self.quiet[i]
-                lines.append(f"    with errstate(**e{i}):")
-                lines.append(f"        v{i} = {self._call(i, eq)}  # {eq.phase}{self.notes.get(i, '')}")
             else:
-                lines.append(f"    v{i} = {self._call(i, eq)}  # {eq.phase}{self.notes.get(i, '')}")
+                indent = "    "
+                if i in self.quiet:  # under the errstate settings changed around it when it was recorded
+                    self.namespace[f"e{i}"] = self.quiet[i]
+                    lines.append(f"{indent}with errstate(**e{i}):")
+                    indent += "    "
+                lines.append(f"{indent}v{i} = {self._call(i, eq)}  # {eq.phase}{self.notes.get(i, '')}")
             lines += self._finite(i)
             lines += [self._check(o) for o in checks.get(i, ())]
             dead = [f"v{j}" for j in last_use.get(i, ())]
