@@ -108,7 +108,7 @@ UFUNCS: dict[np.ufunc, Callable] = {
     np.float_power: lambda x, y: E.power(E.as_float_dtype(x, np.float64), E.as_float_dtype(y, np.float64)),
     np.deg2rad: lambda x: E.multiply(x, np.pi / 180), np.radians: lambda x: E.multiply(x, np.pi / 180),
     np.rad2deg: lambda x: E.multiply(x, 180 / np.pi), np.degrees: lambda x: E.multiply(x, 180 / np.pi),
-    np.logaddexp: lambda x, y: _logaddexp(x, y),
+    np.logaddexp: lambda x, y: log_add_exp(x, y),
     np.floor_divide: E.floor_divide, np.remainder: E.remainder, np.fmod: E.fmod,
     np.divmod: lambda x, y: (E.floor_divide(x, y), E.remainder(x, y)),
     np.fmax: E.fmax, np.fmin: E.fmin, np.signbit: E.signbit,
@@ -128,10 +128,6 @@ def _heaviside(x, h0):
     # A step: no derivative, except through h0 where x == 0.
     step = E.heaviside(x, 0.0 if is_traced(h0) else h0)
     return E.where(E.equal(x, 0.0), h0, step) if is_traced(h0) else step
-
-
-def _logaddexp(x, y):
-    return log_add_exp(x, y)
 
 
 def log_add_exp(x, y, base2: bool = False):

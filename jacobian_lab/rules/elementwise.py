@@ -182,7 +182,8 @@ def power(x, p):
     return _power(x, p)
 
 
-# a constant operand's zeros add a `where` to the rules (`_one_where`): whether it holds one keys its costs
+# a constant operand's zeros add a `where` to the rules (`_one_where`, `_one_at_zero_power`): whether it holds
+# one keys its costs
 _power = elementwise("power", np.power, _power_partials, cost=transcendental,
                      constant_key=lambda c: bool(np.any(np.equal(c, 0))))
 
