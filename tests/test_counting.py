@@ -157,6 +157,29 @@ def test_solve_inv_det_count_lapacks_work():
     assert jl.count_flops(lambda a: np.linalg.slogdet(a).logabsdet, W) == Cost(2 * lu(4), 0)
 
 
+def cofactor_flops(n):
+    """det's rules: the SVD with vectors, the signs of det U and det V, U diag(±∏_{j≠i} s_j) Vᵀ."""
+    return 22 * n ** 3 + 2 * lu(n) + (3 * n - 2) + n + n * n + 2 * n ** 3
+
+
+def test_det_derivatives_build_the_cofactor_matrix_once_per_pass():
+    # forward, 16 seeds in one pass: Σ C ⊙ ȧ per seed (n² products, n² - 1 adds)
+    m = jl.measure(np.linalg.det, W, mode="forward", batch_size=16)
+    assert m.passes == 1 and m.cost["tangent"] == Cost(cofactor_flops(4) + 16 * (2 * 16 - 1), 0)
+    # reverse, one cotangent: ḡ C, n² products
+    assert jl.measure(np.linalg.det, W, mode="reverse").cost["cotangent"] == Cost(cofactor_flops(4) + 16, 0)
+
+
+def test_cofactor_derivative_pays_its_factors_once_and_each_seed_apart():
+    from jacobian_lab.rules.cofactor import cofactor_tangent
+
+    n, seeds = 4, RNG.standard_normal((3, 4, 4))
+    once = 22 * n ** 3 + 2 * lu(n) + n * (3 * n - 2) + n * n  # SVD, signs, P_ik = ∏_{l≠i,k} s_l
+    with counting() as c:
+        cofactor_tangent(W, seeds)
+    assert c.total() == Cost(once + 3 * (8 * n ** 3 + 4 * n * n), 0)
+
+
 def test_solve_factorizes_once_per_pass_however_many_seeds():
     # The Jacobian of solve(W, b) in b, forward, 4 seeds in one pass: the tangents are the
     # 4 columns of one solve, so the tangent work is one factorization + 2n² per seed.

@@ -18,7 +18,7 @@ from operator import setitem
 import numpy as np
 import pytest
 from scipy import integrate, optimize, special
-from helpers import assert_fd_close, central_differences, traced_value
+from helpers import assert_close, assert_fd_close, central_differences, traced_value
 
 import jacobian_lab as jl
 from jacobian_lab import snapshots
@@ -60,11 +60,13 @@ def test_unsupported_function_is_named(name, f, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_determinant_derivative_at_a_singular_matrix_is_refused_by_name(mode):
+def test_determinant_derivative_at_a_singular_matrix_is_its_cofactor_matrix(mode):
+    """d det/da is the cofactor matrix at every matrix; log|det| has none where det is 0."""
     singular = np.array([[1.0, 2.0], [2.0, 4.0]])
     assert np.linalg.det(singular) == 0.0
-    with pytest.raises(jl.DerivativeError, match="singular matrix"):
-        jl.jacobian(np.linalg.det, singular, mode=mode)
+    assert_close(jl.jacobian(np.linalg.det, singular, mode=mode), np.array([[4.0, -2.0], [-2.0, 1.0]]), 1e-14)
+    with pytest.raises(jl.DerivativeError, match="log-determinant at a singular matrix.*np.linalg.det"):
+        jl.jacobian(lambda a: np.linalg.slogdet(a).logabsdet, singular, mode=mode)
 
 
 def test_slogdet_returns_numpys_named_pair():

@@ -84,6 +84,24 @@ def test_products_have_exact_hessians_where_factors_are_zero(zeros, mode):
     np.testing.assert_allclose(rows, np.kron(np.diag(w[:2]), [[0.0, 1.0], [1.0, 0.0]]), rtol=1e-14, atol=0)
 
 
+def _cofactors(a):
+    """The cofactor matrix of a 3×3 matrix (det's gradient), row i the cross product of the other two."""
+    return np.stack([np.cross(a[1], a[2]), np.cross(a[2], a[0]), np.cross(a[0], a[1])])
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse", "jit"])
+def test_det_has_exact_second_derivatives_at_singular_matrices(mode):
+    hessian = (lambda f: jl.jit(jl.hessian(f))) if mode == "jit" else lambda f: jl.hessian(f, mode=mode)
+    a = np.outer([1.0, 2.0, -1.0], [0.5, 1.0, 3.0])  # rank 1: det, its gradient and det(u uᵀ) all vanish
+    # det's gradient is quadratic, so a central difference of step 1 is its exact derivative
+    steps = np.eye(9).reshape(9, 3, 3)
+    expected = np.stack([(_cofactors(a + e) - _cofactors(a - e)).ravel() / 2 for e in steps])
+    np.testing.assert_allclose(hessian(lambda v: np.linalg.det(v.reshape(3, 3)))(a.ravel()), expected,
+                               rtol=0, atol=1e-14)
+    u = np.array([0.7, -1.2, 2.0])
+    assert np.abs(hessian(lambda u: np.linalg.det(np.outer(u, u)))(u)).max() < 1e-14
+
+
 def test_vector_output_gives_each_outputs_hessian():
     x = np.array([0.5, -1.5, 2.0])
     H = jl.hessian(lambda x: x ** 2 * x[0], x)  # y_i = x_i^2 x_0

@@ -269,6 +269,7 @@ def test_cases_exercise_every_primitive_and_ufunc(monkeypatch):
         for mode in ("forward", "reverse"):
             jl.jacobian(case.f, case.x, mode=mode, batch_size=2)
     jl.hessian(lambda v: np.sum(v[1:] ** 3), np.ones(3))  # embed: a differentiated sweep's read of v[1:]
+    jl.hessian(lambda v: np.linalg.det(v.reshape(2, 2)), np.ones(4))  # cofactor_tangent: det's second derivative
     assert sorted(set(primitives.REGISTRY) - executed) == []
     # In particular every primitive a NumPy ufunc maps to (np.sin -> "sin", ...).
     mapped = {p.name for p in numpy_api.UFUNCS.values() if isinstance(p, primitives.Primitive)}

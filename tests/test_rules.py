@@ -321,6 +321,18 @@ EXAMPLES: dict[str, list[Example]] = {
     **{name: [ex(well_conditioned(), label="(3,3)"), ex(well_conditioned(2, n=2), label="(2,2,2)")]
        for name in ("inv", "det", "logabsdet")},
     "det_sign": [ex(well_conditioned()), ex(np.stack([well_conditioned(), -well_conditioned()]))],
+    # a polynomial in the entries: also at singular matrices, of rank n - 1 and n - 2
+    "cofactor": [
+        ex(well_conditioned(), label="(3,3)"), ex(well_conditioned(2, n=2), label="(2,2,2)"),
+        ex(with_singular_values(3, 3, 1.8, 0.6), label="rank 2 of 3"),
+        ex(with_singular_values(4, 4, 1.6, 0.9), label="rank 2 of 4"), ex(general(1, 1), label="(1,1)"),
+    ],
+    # linear in its second operand, whose seed axis broadcasts against the matrices
+    "cofactor_tangent": [
+        ex(well_conditioned(), general(3, 3), diff=(False, True), label="(3,3)"),
+        ex(with_singular_values(4, 4, 1.6, 0.9), general(2, 4, 4), diff=(False, True), label="rank 2, batched"),
+        ex(well_conditioned(2, n=2), general(2, 2), diff=(False, True), label="stacked a, one t"),
+    ],
     # factorizations, at spectra at least 0.4 apart (and singular values away from 0); the random
     # tangents also move the triangle the routines do not read, where the derivative is 0
     "cholesky": [
@@ -598,6 +610,8 @@ NESTED = {
     "qr (4,3)": (lambda a: np.concatenate([np.linalg.qr(a).Q, np.linalg.qr(a, mode="r")]),
                  with_singular_values(4, 3, 2.1, 1.2, 0.6)),
     "pinv (4,3)": (lambda a: np.linalg.pinv(a), with_singular_values(4, 3, 2.1, 1.2, 0.6)),
+    "det, rank 2 of 3": (lambda a: np.linalg.det(a), with_singular_values(3, 3, 1.8, 0.6)),
+    "det, rank 2 of 4": (lambda a: np.linalg.det(a), with_singular_values(4, 4, 1.6, 0.9)),
     "pinv (2,3)": (lambda a: np.linalg.pinv(a), with_singular_values(2, 3, 1.7, 0.7)),
 }
 

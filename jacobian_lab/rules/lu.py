@@ -2,8 +2,9 @@
 
 solve takes NumPy 2's matrix form, b (…, n, r); its rules solve with a (and
 aᵀ) again rather than keep a factorization, folding the seeds of a pass into
-extra right-hand sides so that one matrix is factorized once per pass. det and
-slogdet differentiate through a⁻ᵀ, built once per pass or tape.
+extra right-hand sides so that one matrix is factorized once per pass. slogdet
+differentiates through a⁻ᵀ, det through its cofactor matrix (defined at a
+singular matrix too, see `rules.cofactor`), each built once per pass or tape.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ..primitives import DerivativeError, Primitive, register
 from . import elementwise as E
 from . import reductions as R
 from . import shape as S
+from .cofactor import cofactor
 from .linalg import matmul, swap
 
 
@@ -107,15 +109,18 @@ def _inverse_transpose(a):
         return swap(inv(a))
     except np.linalg.LinAlgError:
         raise DerivativeError(
-            "the derivative of det/slogdet at a singular matrix is not supported (it needs the adjugate); "
-            "perturb the matrix or differentiate a formula that avoids the determinant"
+            "the derivative of slogdet's log-determinant at a singular matrix does not exist (log|det| is "
+            "-inf there); differentiate np.linalg.det, whose derivative is defined at every matrix"
         ) from None
 
 
+def _contract(gradient, t):
+    """Σ gradient ⊙ ṫ over the last two axes: a tangent of a function of each matrix."""
+    return R.sum(E.multiply(gradient, t), axis=(t.ndim - 2, t.ndim - 1), keepdims=False)
+
+
 def _logdet_jvp(tangents, out, a):
-    # d log|det a| = tr(a⁻¹ ȧ) = Σ a⁻ᵀ ⊙ ȧ over the last two axes
-    t = tangents[0]
-    return R.sum(E.multiply(_inverse_transpose(a), t), axis=(t.ndim - 2, t.ndim - 1), keepdims=False)
+    return _contract(_inverse_transpose(a), tangents[0])  # d log|det a| = tr(a⁻¹ ȧ) = Σ a⁻ᵀ ⊙ ȧ
 
 
 def _per_matrix(factor):
@@ -135,14 +140,11 @@ def _det_cost(out, a):
 
 
 def _det_jvp(tangents, out, a):
-    return E.multiply(_logdet_jvp(tangents, out, a), out)  # d det = det · tr(a⁻¹ ȧ)
+    return _contract(cofactor(a), tangents[0])  # d det = Σ C(a) ⊙ ȧ, C(a) = det a⁻ᵀ where a is invertible
 
 
 def _det_vjp(needs, out, a):
-    if not needs[0]:
-        return unneeded
-    scale = S.reshape(out, np.shape(out) + (1, 1)) if np.ndim(out) else out
-    return _per_matrix(E.multiply(_inverse_transpose(a), scale))  # ā = ḡ det a⁻ᵀ, det a⁻ᵀ once per tape
+    return _per_matrix(cofactor(a)) if needs[0] else unneeded  # ā = ḡ C(a), C(a) once per tape
 
 
 det = register(Primitive("det", np.linalg.det, _det_cost, jvp=_det_jvp, vjp=_det_vjp))
