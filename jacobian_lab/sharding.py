@@ -92,7 +92,8 @@ def map_passes(executor, task, ranges, *args):
             submit_next()
             yield lo, hi, block
     finally:
-        running = [future for _, _, future in window if future.cancel() is False]
+        # an executor's futures need only result(); those that can be cancelled are
+        running = [future for _, _, future in window if getattr(future, "cancel", lambda: False)() is False]
         for future in running:
             try:
                 _result(future, count)
@@ -117,10 +118,14 @@ def _result(future, count: bool):
 def _submit(executor, *args):
     """``executor.submit(_pass, *args)``; an executor that is shut down is named as the cause."""
     try:
-        return executor.submit(_pass, *args)
+        future = executor.submit(_pass, *args)
     except RuntimeError as error:  # concurrent.futures: "cannot schedule new futures after shutdown"
         raise RuntimeError(f"the executor takes no more passes ({error}); pass one that is still open, "
                            "e.g. inside its `with ThreadPoolExecutor() as pool:` block") from error
+    if not callable(getattr(future, "result", None)):
+        raise TypeError(f"executor.submit returned {type(future).__name__}, not a future: the executor must "
+                        "return an object whose result() gives the task's value (concurrent.futures.Future)")
+    return future
 
 
 def _pass(count: bool, task, lo: int, hi: int, *args):

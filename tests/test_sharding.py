@@ -184,6 +184,40 @@ def test_an_object_without_submit_is_refused():
         jl.jacrev(np.sin, executor=object())
 
 
+class _Deferred:
+    """A future with result() alone: what the executor protocol asks for."""
+
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+
+    def result(self, timeout=None):
+        return self.fn(*self.args)
+
+
+class _Lazy:
+    def __init__(self, returns_future=True):
+        self.returns_future = returns_future
+
+    def submit(self, fn, *args):
+        return _Deferred(fn, args) if self.returns_future else None
+
+
+def test_an_executor_needs_futures_with_result_only():
+    np.testing.assert_array_equal(jl.jacobian(np.sin, np.ones(4), mode="forward", batch_size=1, executor=_Lazy()),
+                                  jl.jacobian(np.sin, np.ones(4), mode="forward", batch_size=1))
+    calls = iter(range(100))
+
+    def failing(x):
+        if next(calls) == 2:
+            raise ArithmeticError("the third evaluation fails")
+        return np.sin(x)
+
+    with pytest.raises(ArithmeticError, match="third evaluation"):  # its own error, not one about cancel()
+        jl.jacobian(failing, np.ones(6), mode="forward", batch_size=1, executor=_Lazy())
+    with pytest.raises(TypeError, match="submit returned NoneType, not a future"):
+        jl.jacobian(np.sin, np.ones(4), mode="forward", batch_size=1, executor=_Lazy(returns_future=False))
+
+
 @pytest.mark.parametrize("make", [ThreadPoolExecutor, ProcessPoolExecutor])
 def test_an_executor_that_was_shut_down_is_named_as_the_cause(make):
     executor = make(max_workers=1)
