@@ -136,16 +136,17 @@ def log_add_exp(x, y, base2: bool = False):
     m + log1p(t) with m = max(x, y) and t = min(p, q) + (max(p, q) - 1) for the shifted powers p, q:
     the larger is exactly 1, so t is the smaller one unrounded, as NumPy's log1p(e^-|x - y|); but as a
     function it is p + q - 1, with no kink at x = y (abs would give a tie no curvature), and maximum's
-    shared slope there cancels out. An infinite or NaN m is the value itself (shifting by it would
-    give inf - inf), and the powers are then taken at 0, so that no 0 · inf reaches a derivative."""
+    shared slope there cancels out. An infinite m is the value itself (shifting by it would give
+    inf - inf), and the powers are then taken at 0, so that no 0 · inf reaches a derivative; a NaN
+    runs through the formula, so that its derivative is NaN too (maximum's alone would be 0)."""
     m = E.maximum(x, y)
-    finite = E.isfinite(m)
-    top = E.where(finite, m, 0.0)
+    infinite = E.isinf(m)
+    top = E.where(infinite, 0.0, m)
     power = E.exp2 if base2 else E.exp
-    p, q = (power(E.where(finite, E.subtract(v, top), 0.0)) for v in (x, y))
+    p, q = (power(E.where(infinite, 0.0, E.subtract(v, top))) for v in (x, y))
     t = E.add(E.minimum(p, q), E.subtract(E.maximum(p, q), 1.0))
     log = E.multiply(E.log1p(t), 1.0 / math.log(2.0)) if base2 else E.log1p(t)
-    return E.where(finite, E.add(m, log), m)
+    return E.where(infinite, m, E.add(m, log))
 
 
 _REDUCE = {np.add: "sum", np.multiply: "prod", np.maximum: "max", np.minimum: "min"}

@@ -101,6 +101,14 @@ def test_logaddexp_values_are_numpys_far_apart_and_at_infinities(f):
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f", [np.logaddexp, np.logaddexp2])
+def test_logaddexp_of_a_nan_has_a_nan_derivative(f, mode):
+    """NaN propagates to the derivative as to the value (as in JAX): maximum's slope alone gave 0."""
+    assert np.isnan(jl.jacobian(lambda v: f(v, 1.0), np.array([np.nan]), mode=mode)).all()
+    assert np.isnan(jl.jacobian(lambda v: f(1.0, v), np.array([np.nan]), mode=mode)).all()
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("x", [0.5, 3.0])
 def test_the_mixed_second_derivative_of_a_power_at_exponent_zero_is_one_over_x(mode, x):
     """d/dp (p x ** (p - 1)) = x ** (p - 1) (1 + p log x), 1/x at p = 0: the base read as 1 wherever
