@@ -194,10 +194,13 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
                 raise ValueError("accumulate does not allow multiple axes")
             axis = 0 if axis is None else axis[0]
         return running_extreme(a, axis, ufunc is np.maximum)
-    if method == "accumulate" and ufunc is np.add:
+    if method == "accumulate" and ufunc in (np.add, np.multiply):  # cumsum and cumprod
+        name = f"{ufunc.__name__}.accumulate"
+        _reject_all(name, {k: v for k, v in kwargs.items() if k not in ("axis", "dtype")})
         if kwargs.get("axis", 0) is None:
             raise ValueError("accumulate does not allow multiple axes")
-        return cumsum(_accumulated_in("add.accumulate", inputs[0], kwargs.get("dtype")), kwargs.get("axis", 0))
+        running = cumsum if ufunc is np.add else cumprod
+        return running(_accumulated_in(name, inputs[0], kwargs.get("dtype")), kwargs.get("axis", 0))
     raise unsupported(qualified(ufunc.__name__) + ("" if method == "__call__" else f".{method}"))
 
 
@@ -241,7 +244,7 @@ def _into_out(ufunc, method, inputs, kwargs):
             "derivative" + (f" (`a {symbol}= v` on a plain a is {full}(a, v, out=a))" if symbol else "")
             + "; make that array like x (np.zeros_like(x, shape=...)), which takes traced values, or assign the "
             f"result instead (y = {full.replace('numpy.', 'np.', 1)}(...))")
-    _reject(ufunc.__name__, out, "out")
+    _reject(ufunc.__name__ + ("" if method == "__call__" else f".{method}"), out, "out")
 
 
 _IN_PLACE_SYMBOLS = {np.add: "+", np.subtract: "-", np.multiply: "*", np.divide: "/", np.power: "**",

@@ -623,3 +623,17 @@ def fix(x, out=None):
 
 implements(np.real_if_close)(lambda a, tol=100: a)  # traced values are real: nothing to drop
 implements(np.i0)(lambda x: SP.numpy_i0(x))  # a primitive: NumPy's values, scipy's I1 as derivative
+
+
+def norm_root(total, p):
+    """``total ** (1/p)`` of a p-norm's sum of powers (sqrt for p = 2: also std of its variance), with
+    the derivative 0 where the sum is 0: a norm at the zero vector (std of constant data) is not
+    differentiable, and takes the slope abs takes at 0 (and PyTorch's norm takes) rather than
+    0 * inf = NaN, which a reverse sweep would spread to every input (a distance matrix's zero
+    diagonal). For p >= 1 (below, the sum's own powers have an infinite slope at 0 already); the
+    values are NumPy's."""
+    if not 1 <= p < np.inf:
+        return E.power(total, 1.0 / p)
+    zero = E.equal(total, 0.0)
+    safe = E.where(zero, 1.0, total)  # a root of 1 where the sum is 0: no infinite slope there
+    return E.where(zero, 0.0, E.sqrt(safe) if p == 2 else E.power(safe, 1.0 / p))

@@ -17,7 +17,7 @@ import numpy as np
 from . import numpy_api as api
 from .bracketing import plan, run_tree, tree_from_split
 from .numpy_api import implements, normalize_axis, one_axis
-from .numpy_composites import diagonal, numpy2
+from .numpy_composites import diagonal, norm_root, numpy2
 from .primitives import DerivativeError, observe, primal
 from .rules import decompositions as D
 from .rules import elementwise as E
@@ -160,7 +160,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
     """Vector norms (None/2, 1, inf, -inf, p) and every matrix norm (fro, nuc, ±1, ±2, ±inf)."""
     nd = np.ndim(x)
     if axis is None and (ord is None or (ord == "fro" and nd == 2)):
-        return _root(api._reduction(R.sum, E.square(x), None, keepdims), 2)
+        return norm_root(api._reduction(R.sum, E.square(x), None, keepdims), 2)
     axes = normalize_axis(tuple(range(nd)) if axis is None else axis, nd)
     if len(axes) not in (1, 2):  # one axis is a vector norm, two a matrix norm, as in NumPy
         raise ValueError("Improper number of dimensions to norm.")
@@ -175,33 +175,22 @@ def _vector_norm(x, ord, axes, keepdims, name="numpy.linalg.norm"):
     """The ord-norm of the vectors along `axes` (all of them form one vector)."""
     reduce = lambda prim, v: api._reduction(prim, v, axes, keepdims)  # noqa: E731
     if ord is None or ord == 2:
-        return _root(reduce(R.sum, E.square(x)), 2)
+        return norm_root(reduce(R.sum, E.square(x)), 2)
     if ord == 1:
         return reduce(R.sum, E.absolute(x))
     if ord == np.inf:
+        if any(np.shape(x)[i] == 0 for i in axes):  # NumPy's initial=0: 0 over an empty axis
+            return api._masked_reduction(R.max, name, E.absolute(x), axes, keepdims, 0, None)
         return reduce(R.max, E.absolute(x))
     if ord == -np.inf:
         return reduce(R.min, E.absolute(x))
     if ord == 0:  # how many entries are nonzero: piecewise constant, a plain count as NumPy's
         return reduce(R.sum, E.not_equal(x, 0).astype(np.result_type(x)))
     if isinstance(ord, (int, float)) and not isinstance(ord, bool):  # any other p, negative ones too
-        return _root(reduce(R.sum, E.power(E.absolute(x), ord)), ord)
+        return norm_root(reduce(R.sum, E.power(E.absolute(x), ord)), ord)
     if isinstance(ord, str):
         raise ValueError(f"Invalid norm order '{ord}' for vectors")  # NumPy's error
     raise api.unsupported(f"{name} with ord={ord!r}")
-
-
-def _root(total, p):
-    """``total ** (1/p)`` of a p-norm's sum of powers (sqrt for p = 2), with the derivative 0 where
-    the sum is 0: a norm at the zero vector is not differentiable, and takes the slope abs takes at
-    0 (and PyTorch's norm takes) rather than 0 * inf = NaN, which a reverse sweep would spread to
-    every input (a distance matrix's zero diagonal). For p >= 1 (below, the sum's own powers have an
-    infinite slope at 0 already); the values are NumPy's."""
-    if not 1 <= p < np.inf:
-        return E.power(total, 1.0 / p)
-    zero = E.equal(total, 0.0)
-    safe = E.where(zero, 1.0, total)  # a root of 1 where the sum is 0: no infinite slope there
-    return E.where(zero, 0.0, E.sqrt(safe) if p == 2 else E.power(safe, 1.0 / p))
 
 
 _SINGULAR_VALUE_NORMS = {2: R.max, -2: R.min, "nuc": R.sum}
@@ -211,7 +200,7 @@ def _matrix_norm(x, ord, axes, keepdims):
     """The ord-norm of the matrices in `axes` (row axis, column axis), as NumPy defines it."""
     row, col = axes
     if ord in (None, "fro"):
-        return _root(api._reduction(R.sum, E.square(x), axes, keepdims), 2)
+        return norm_root(api._reduction(R.sum, E.square(x), axes, keepdims), 2)
     if ord in (1, -1, np.inf, -np.inf):
         inner_axis, outer_axis = (row, col) if ord in (1, -1) else (col, row)
         sums = api._reduction(R.sum, E.absolute(x), inner_axis, True)

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import numpy_api as api
 from .numpy_api import implements, is_traced, normalize_axis, one_axis
-from .numpy_composites import as_float, diagonal, sort, take_along_axis, with_length
+from .numpy_composites import as_float, diagonal, norm_root, sort, take_along_axis, with_length
 from .primitives import observe, primal
 from .rules import elementwise as E
 from .rules import reductions as R
@@ -54,7 +54,8 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
 
 @implements(np.std)
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
-    return E.sqrt(var(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction))
+    api._reject("std", out, "out")
+    return norm_root(var(a, axis, dtype, None, ddof, keepdims, where=where, mean=mean, correction=correction), 2)
 
 
 @implements(np.average)
@@ -62,12 +63,19 @@ def average(a, axis=None, weights=None, returned=False, keepdims=False):
     if weights is None:
         result, weight_sum = api.mean(a, axis=axis, keepdims=keepdims), None
     else:
+        weights = api.as_array(weights)
         if np.ndim(weights) == 1 and np.ndim(a) > 1:
             weights = api.reshape(weights, with_length((1,) * np.ndim(a), one_axis(axis, np.ndim(a)), -1))
         full = np.broadcast_shapes(np.shape(a), np.shape(weights))
         weight_sum = api._reduction(R.sum, api.broadcast_to(weights, full), axis, keepdims)
+        if observe(_any_zero, primal(weight_sum)):  # NumPy's refusal, not inf and NaN
+            raise ZeroDivisionError("Weights sum to zero, can't be normalized")
         result = E.divide(api._reduction(R.sum, E.multiply(a, weights), axis, keepdims), weight_sum)
     return (result, weight_sum) if returned else result
+
+
+def _any_zero(values) -> bool:
+    return bool(np.any(values == 0))
 
 
 def _keepdims(keepdims):
@@ -337,7 +345,7 @@ def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=np._NoValue, *, 
 def nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=np._NoValue, *, where=np._NoValue,
            mean=np._NoValue, correction=np._NoValue):
     api._reject("nanstd", out, "out")
-    return E.sqrt(nanvar(a, axis, dtype, None, ddof, keepdims, where=where, mean=mean, correction=correction))
+    return norm_root(nanvar(a, axis, dtype, None, ddof, keepdims, where=where, mean=mean, correction=correction), 2)
 
 
 # --- nan order statistics: each slice's numbers sorted first (NaNs last), counted on values ---
@@ -509,8 +517,9 @@ def corrcoef(x, y=None, rowvar=True, *, dtype=None):
         return E.divide(c, c)
     stddev = E.sqrt(diagonal(c))
     c = E.divide(E.divide(c, api.reshape(stddev, (-1, 1))), api.reshape(stddev, (1, -1)))
-    # NumPy clips rounding past +-1; inside, the clip's derivative is 1.
-    return E.clip(c, lo=-1.0, hi=1.0)
+    # NumPy clips rounding past ±1; the slope stays the ratio's (the clip's would be ½ at ±1, 0 past it)
+    held = E.stop_gradient(c)
+    return E.add(c, E.subtract(E.clip(held, lo=-1.0, hi=1.0), held))
 
 
 # --- counts: weights summed into bins, a scatter-add ------------------------------------

@@ -161,7 +161,8 @@ class Observable:
         # A boolean mask as floats, (x > 0).astype(float), is where(m, 1, 0): a primitive.
         if self.dtype == bool and np.issubdtype(dtype, np.floating) and not args and not kwargs:
             one, zero = np.ones((), dtype), np.zeros((), dtype)
-            return Observable(where(self._array, one, zero))
+            out = where(self._array, one, zero)  # observed already when the recording computed it from x
+            return out if type(out) is Observable else Observable(out)
         return observe(_call_method, self._array, "astype", (dtype, *args), kwargs)
 
     def __getattr__(self, name):

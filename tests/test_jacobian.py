@@ -164,7 +164,8 @@ CASES = [
          _prod_zeros()),
     Case("cumsum", lambda X: np.cumsum(X, axis=1) * X + np.cumsum(X).reshape(3, 4) + np.cumsum(X, axis=-2), X34),
     Case("ufunc reduce and accumulate", lambda X: np.add.reduce(X) * np.multiply.reduce(X, axis=1).sum()
-         + np.maximum.reduce(X, axis=1).sum() + np.add.accumulate(X, axis=1).sum(axis=0), X34),
+         + np.maximum.reduce(X, axis=1).sum() + np.add.accumulate(X, axis=1).sum(axis=0)
+         + np.multiply.accumulate(X, axis=0)[-1], X34),
     # --- indexing ---
     Case("slices with negative steps and None", lambda X: X[::-1, None, 1::2] * 2.0 + X[-1, ::-2] + X[..., 0:1, None],
          X34),
@@ -270,6 +271,7 @@ def test_cases_exercise_every_primitive_and_ufunc(monkeypatch):
             jl.jacobian(case.f, case.x, mode=mode, batch_size=2)
     jl.hessian(lambda v: np.sum(v[1:] ** 3), np.ones(3))  # embed: a differentiated sweep's read of v[1:]
     jl.hessian(lambda v: np.linalg.det(v.reshape(2, 2)), np.ones(4))  # cofactor_tangent: det's second derivative
+    jl.grad(lambda v: np.corrcoef(v, v ** 2)[0, 1])(np.arange(3.0))  # stop_gradient: corrcoef's clip
     assert sorted(set(primitives.REGISTRY) - executed) == []
     # In particular every primitive a NumPy ufunc maps to (np.sin -> "sin", ...).
     mapped = {p.name for p in numpy_api.UFUNCS.values() if isinstance(p, primitives.Primitive)}

@@ -338,7 +338,8 @@ def test_index_maps_move_data_for_free(f):
 def test_statistics_count_their_arithmetic():
     # var over L = 12: mean (12), subtract (12), square (12), sum (11), divide (1)
     assert jl.count_flops(np.var, x34) == Cost(48, 0)
-    assert jl.count_flops(np.std, x34) == Cost(48, 1)
+    # std: its square root, with a comparison and two selects for slope 0 at a zero variance (as a norm's)
+    assert jl.count_flops(np.std, x34) == Cost(48 + 3, 1)
     # diff of 5 values: 4 subtractions
     assert jl.count_flops(np.diff, x5) == Cost(4, 0)
 
@@ -988,6 +989,60 @@ def test_an_empty_slice_is_nan_with_numpys_warning_and_no_derivative(mode):
     with pytest.warns(RuntimeWarning, match="Degrees of freedom"):
         y = traced_value(lambda a: np.nanvar(a, axis=1, ddof=3), v)
     assert np.isnan(y).all()
+
+
+def _jacobian_in(mode):
+    if mode == "jit":
+        return lambda f, x: jl.jit(jl.jacobian(f, mode="reverse"))(x)
+    return lambda f, x: jl.jacobian(f, x, mode=mode)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse", "jit"])
+def test_moments_at_their_edges(mode):
+    jacobian = _jacobian_in(mode)
+    # std of constant data or of one sample: slope 0, as a norm's at 0 (not 0 · ∞ = NaN)
+    np.testing.assert_array_equal(jacobian(np.std, np.ones(3)), np.zeros(3))
+    np.testing.assert_array_equal(jacobian(np.nanstd, np.array([2.0, np.nan])), np.zeros(2))
+    # a mean over an empty slice is NaN (NumPy's warning) with no derivative; the others keep theirs
+    groups = lambda v: np.stack([np.nan_to_num(np.mean(g)) for g in (v[:2], v[2:], v[3:])])  # noqa: E731
+    with pytest.warns(RuntimeWarning, match="Mean of empty slice"):
+        J = jacobian(groups, np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_array_equal(J, [[0.5, 0.5, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    # weights as a list, as NumPy takes them; weights summing to 0 are NumPy's error
+    x = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(jacobian(lambda v: np.average(v, weights=[1.0, 2.0, 3.0]), x), [1 / 6, 1 / 3, 1 / 2])
+    with pytest.raises(ZeroDivisionError, match="Weights sum to zero"):
+        jacobian(lambda v: np.average(v, weights=[1.0, -1.0, 0.0]), x)
+    # NumPy's ∞-norm of an empty vector is 0 (its initial=0)
+    assert jacobian(lambda v: np.linalg.norm(v.reshape(2, 0), np.inf, axis=1), np.zeros(0)).shape == (2, 0)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse", "jit"])
+def test_corrcoef_keeps_the_ratios_slope_where_numpy_clips_it(mode):
+    """At r = ±1 exactly, and where rounding puts the ratio past 1, the Hessian is the ratio's
+    (NumPy's clip is for rounding; its slope would be ½ at ±1 and 0 past it). Reference: the
+    ratio written out, whose Hessian has no clip in it."""
+    hessian = (lambda f: jl.jit(jl.hessian(f))) if mode == "jit" else lambda f: jl.hessian(f, mode=mode)
+
+    def ratio(v, n):
+        a, b = v[:n] - np.mean(v[:n]), v[n:] - np.mean(v[n:])
+        return np.sum(a * b) / np.sqrt(np.sum(a * a) * np.sum(b * b))
+
+    exact = np.array([1.0, 2.0, 4.0, 3.0, 5.0, 9.0])  # b = 2a + 1: NumPy gives r = 1.0
+    past = np.array([-0.713, 0.553, -0.063, -0.589, -1.439, 2.359, 0.511, -1.067])  # b = 3a + 0.7
+    assert np.corrcoef(exact[:3], exact[3:])[0, 1] == 1.0
+    c = np.cov(past[:4], past[4:])
+    assert np.corrcoef(past[:4], past[4:])[0, 1] == 1.0 and c[0, 1] / np.sqrt(c[0, 0]) / np.sqrt(c[1, 1]) > 1.0
+    for x, n in ((exact, 3), (past, 4), (exact * [1, 1, 1, -1, -1, -1], 3)):
+        H = hessian(lambda v: np.corrcoef(v[:n], v[n:])[0, 1])(x)
+        np.testing.assert_allclose(H, jl.hessian(lambda v: ratio(v, n))(x), rtol=1e-9, atol=1e-12)
+        assert np.abs(H).max() > 0.01
+
+
+def test_compiled_zero_norm_and_float_masks_replay():
+    g = jl.jit(jl.jacrev(lambda v: np.sum(v * (v > 1).astype(float)) + np.linalg.norm(v, 0)))
+    for x in (np.array([1.0, 2.0, 3.0]), np.array([3.0, 0.0, 2.0])):
+        np.testing.assert_array_equal(g(x), (x > 1).astype(float))
 
 
 @pytest.mark.parametrize("mode", ["forward", "reverse"])

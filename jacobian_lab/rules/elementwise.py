@@ -355,3 +355,6 @@ logical_not = nondifferentiable("logical_not", np.logical_not)
 logical_and = nondifferentiable("logical_and", np.logical_and)
 logical_or = nondifferentiable("logical_or", np.logical_or)
 logical_xor = nondifferentiable("logical_xor", np.logical_xor)
+#: x's values with no derivative (jax.lax.stop_gradient): a rule's correction that must not
+#: change the slope, as corrcoef's clip of rounding past ±1
+stop_gradient = nondifferentiable("stop_gradient", lambda x: x, cost=PerElement(0, 0))

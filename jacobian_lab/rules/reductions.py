@@ -196,7 +196,8 @@ def _mean_vjp(needs, out, x, axis, keepdims=False):
     if not needs[0]:
         return lambda g: (None,)
     x_shape = np.shape(x)
-    scale = 1.0 / math.prod(x_shape[a] for a in axis)
+    count = math.prod(x_shape[a] for a in axis)
+    scale = 1.0 / count if count else 0.0  # over an empty axis x has no element to take it
     return lambda g: (spread(E.multiply(g, scale), x_shape, axis),)
 
 
