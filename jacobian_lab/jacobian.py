@@ -289,16 +289,28 @@ def _columns(push, x, step, limit, y_shape=None, executor=None, task=None):
         y_shape = np.shape(y)
         room = room_left(y_shape)
     J_T = _fill(None, lo, hi, y_dot, y_shape, n, dtype, "tangent")
-    del y, y_dot  # not held while the other passes run
+    first, y_dot = y, None  # the tangents are not held while the other passes run
     if executor is None:
-        for lo, hi in passes:
-            J_T = _fill(J_T, lo, hi, push(seeds(lo, hi, x.shape, x.dtype), max_bytes=room)[1], y_shape, n, dtype,
-                        "tangent")
+        blocks = ((lo, hi, push(seeds(lo, hi, x.shape, x.dtype), max_bytes=room)) for lo, hi in passes)
     else:
         rest = list(passes)
-        for lo, hi, y_dot in sharding.map_passes(executor, task, rest, room // sharding.workers(executor, len(rest))):
-            J_T = _fill(J_T, lo, hi, y_dot, y_shape, n, dtype, "tangent")
+        blocks = sharding.map_passes(executor, task, rest, room // sharding.workers(executor, len(rest)))
+    for lo, hi, (y, y_dot) in blocks:
+        _check_same_output(y, first, lo, "forward mode evaluates f once per pass",
+                           "use mode='reverse' (one evaluation)")
+        J_T = _fill(J_T, lo, hi, y_dot, y_shape, n, dtype, "tangent")
     return J_T.T.reshape(y_shape + x.shape)
+
+
+def _check_same_output(y, first, lo, why: str, other: str) -> None:
+    """Refuse a pass whose f(x) differs from the first pass's: its block of J would be another
+    function's. Such passes evaluate f again, so a random or stateful f is found here."""
+    if type(y) is np.ndarray and type(first) is np.ndarray and not np.array_equal(y, first, equal_nan=True):
+        raise ValueError(
+            f"f returned other values in the pass from seed {lo} than in the first one, at the same x: it draws "
+            f"random numbers or keeps state between calls, and {why}, so the Jacobian's blocks would come from "
+            "different functions. Make f deterministic (draw its random numbers outside f, or seed a generator "
+            f"inside it), or {other}")
 
 
 def _fill(result, lo, hi, value, shape, total, dtype, what):
@@ -331,8 +343,8 @@ def _joined(result, lo, block):
 
 
 def _tangent_block(push, x_shape, x_dtype, lo, hi, max_bytes):
-    """The tangents of f's output for seeds lo..hi: one forward pass, as an executor runs it."""
-    return push(seeds(lo, hi, x_shape, x_dtype), max_bytes=max_bytes)[1]
+    """f's output and its tangents for seeds lo..hi: one forward pass, as an executor runs it."""
+    return push(seeds(lo, hi, x_shape, x_dtype), max_bytes=max_bytes)
 
 
 def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=None,
@@ -369,21 +381,28 @@ def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=
         for lo, hi in passes:
             J = _fill(J, lo, hi, pullback(seeds(lo, hi, y_shape, dtype)), x.shape, m, dtype, "cotangent")
     else:
-        remote = pullback if sharding.shares_memory(executor) else partial(_record_and_sweep, f, x)
+        remote = partial(_swept, pullback) if sharding.shares_memory(executor) else partial(_record_and_sweep, f, x)
         task = partial(_cotangent_block, remote, y_shape, dtype)
-        for lo, hi, x_bar in sharding.map_passes(executor, task, list(passes)):
+        for lo, hi, (y_pass, x_bar) in sharding.map_passes(executor, task, list(passes)):
+            _check_same_output(y_pass, y, lo, "each worker process records f again", "use a thread pool")
             J = _fill(J, lo, hi, x_bar, x.shape, m, dtype, "cotangent")
     return J.reshape(y_shape + x.shape)
 
 
-def _cotangent_block(pullback, y_shape, dtype, lo, hi):
-    """The cotangents of x for seeds lo..hi: one sweep, as an executor runs it."""
-    return pullback(seeds(lo, hi, y_shape, dtype))
+def _cotangent_block(sweep, y_shape, dtype, lo, hi):
+    """f's output where the sweep evaluated it again (else None) and the cotangents of x for seeds
+    lo..hi: one sweep, as an executor runs it."""
+    return sweep(seeds(lo, hi, y_shape, dtype))
+
+
+def _swept(pullback, g):
+    return None, pullback(g)  # the caller's tape: f is not evaluated again
 
 
 def _record_and_sweep(f, x, g):
     """A sweep of g in a worker that cannot use the caller's tape: it records its own."""
-    return engines.get("reverse").vjp(f, x)[1](g)
+    y, pullback = engines.get("reverse").vjp(f, x)
+    return y, pullback(g)
 
 
 def flat_output(out) -> tuple:

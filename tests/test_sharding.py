@@ -82,6 +82,29 @@ def test_a_remote_executor_evaluates_f_again_and_counts_it():
     assert executor.submitted == 4 + 4  # every pass but the caller's first
 
 
+_NOISE = np.random.default_rng(7)
+
+
+def _scaled_by_a_draw(x):
+    return x * _NOISE.uniform(1.0, 2.0)
+
+
+@pytest.mark.parametrize("options", [dict(mode="forward"), dict(mode="forward", executor=InProcess()),
+                                     dict(mode="reverse", executor=InProcess())], ids=["forward", "forward, remote",
+                                                                                       "reverse, remote"])
+def test_a_random_f_is_refused_where_passes_evaluate_it_again(options):
+    """Each forward pass (and a remote worker's sweep) evaluates f again: a random f would give
+    blocks of J from different functions."""
+    with pytest.raises(ValueError, match="other values in the pass from seed 2 .*deterministic"):
+        jl.jacobian(_scaled_by_a_draw, np.ones(6), batch_size=2, **options)
+
+
+def test_one_evaluation_of_a_random_f_gives_its_jacobian():
+    for options in (dict(mode="reverse", batch_size=2), dict(mode="forward", batch_size=6)):
+        J = jl.jacobian(_scaled_by_a_draw, np.ones(6), **options)
+        np.testing.assert_array_equal(J, J[0, 0] * np.eye(6))  # one draw's Jacobian
+
+
 def test_worker_processes_take_a_module_level_function():
     x = np.linspace(0.0, 1.0, 30)
     with ProcessPoolExecutor(max_workers=2) as executor:
