@@ -379,9 +379,11 @@ class Tracer:
         if not self.constant and not as_objects:
             raise TracerConversionError(
                 f"np.asarray(x, dtype={np.dtype(dtype).name}), np.array(x, dtype=...) or np.{np.dtype(dtype).name}(x) "
-                "of a traced array makes a plain array, which would drop its derivative, so jacobian_lab refuses "
-                "it. A traced array is a float array already: drop the conversion (x.astype(np.float32) converts "
-                "between float dtypes), and build an array of traced values with np.stack([a, b])")
+                "of a traced array, or storing traced values into a plain array (y[1:] = x[1:]), makes a plain "
+                "array, which would drop its derivative, so jacobian_lab refuses it. A traced array is a float array "
+                "already: drop the conversion (x.astype(np.float32) converts between float dtypes); write into a "
+                "traced array instead (y = np.zeros_like(x, shape=(n,)) in place of np.zeros(n)); and build an "
+                "array of traced values with np.stack([a, b])")
         if not self.constant:
             raise TracerConversionError(
                 "np.asarray / np.array (or a NumPy routine that calls it) on a traced array "

@@ -562,6 +562,14 @@ def test_converting_a_large_traced_array_or_writing_into_its_conversion_is_refus
         with pytest.raises(jl.TracerConversionError, match=r"np\.asarray\(x, dtype=float64\).*drop the conversion"):
             run(lambda x: np.asarray(x, dtype=float) * 2.0, mode, np.ones(size))
 
+    def into_a_slice(x):  # NumPy converts the value with the slice's dtype: the same call reaches x
+        y = np.zeros(3)
+        y[1:] = x[1:]
+        return y
+
+    with pytest.raises(jl.TracerConversionError, match=r"y\[1:\] = x\[1:\].*np\.zeros_like\(x, shape="):
+        run(into_a_slice, mode, np.ones(3))
+
 
 def test_a_jacobian_asked_for_by_a_scipy_solver_is_not_taken_for_the_solvers_conversion():
     from scipy.optimize import root
@@ -1813,6 +1821,8 @@ BAD_OUTPUTS = [
     ("integer array", lambda x: np.arange(3), "int"),
     ("boolean array", lambda x: x > 0, "bool"),
     ("list of Python floats", lambda x: [1.0, 2.0], "list"),
+    ("generator", lambda x: (v for v in x), "a generator, not an array"),
+    ("masked array", lambda x: np.ma.masked_less(x, 1.0), r"masked array \(np.ma\).*np.where"),
 ]
 
 

@@ -153,6 +153,13 @@ def check_output(y, trace):
             f"f returned a {type(y).__name__}; it must return a float array "
             "(or, through jacobian/jacfwd/jacrev, a tuple, list or dict of float arrays)"
         )
+    if isinstance(y, np.ma.MaskedArray):
+        raise TypeError("f returned a masked array (np.ma), whose mask jacobian_lab does not trace; return "
+                        "np.where(mask, values, fill) instead, or the values alone (np.ma.getdata)")
+    if not hasattr(y, "__array__") and not isinstance(y, (int, float, np.generic)):
+        kind = type(y).__qualname__ if type(y).__module__ == "builtins" else f"{type(y).__module__}.{type(y).__qualname__}"
+        raise TypeError(f"f returned a {kind}, not an array; it must return a float array (np.stack([...]) of a "
+                        "generator's values, for example)")
     value = np.asarray(y)
     if value.dtype.kind not in "f":
         raise TypeError(
