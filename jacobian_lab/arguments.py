@@ -17,16 +17,20 @@ from . import trees
 from .tracing import Tracer, from_objects
 
 
-def check(argnums, has_aux) -> None:
-    """Refuse an `argnums` that is not an int or a tuple of distinct ints, and a `has_aux` that is no bool."""
+def check(argnums, has_aux):
+    """`argnums` as an int or a tuple (a list becomes one, as JAX takes any sequence); refused if it is
+    not an int or distinct ints, or if `has_aux` is no bool."""
     if not isinstance(has_aux, (bool, np.bool_)):
         raise TypeError(f"has_aux must be True or False, got {has_aux!r}")
+    if isinstance(argnums, list):
+        argnums = tuple(argnums)
     numbers = argnums if isinstance(argnums, tuple) else (argnums,)
     for i in numbers:
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
-            raise TypeError(f"argnums must be an int or a tuple of ints, got {argnums!r}")
+            raise TypeError(f"argnums must be an int or a sequence of ints, got {argnums!r}")
     if isinstance(argnums, tuple) and (not argnums or len(set(argnums)) < len(argnums)):
         raise ValueError(f"argnums must name each argument once, and at least one, got {argnums!r}")
+    return argnums
 
 
 def plain(argnums, has_aux) -> bool:

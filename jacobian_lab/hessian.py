@@ -159,7 +159,7 @@ class HessianFunction:
         check_function(f)
         check_options(mode, batch_size)
         sharding.check_executor(executor)
-        arguments.check(argnums, has_aux)
+        argnums = arguments.check(argnums, has_aux)
         self.f, self.mode, self.batch_size, self.max_memory = f, mode, batch_size, max_memory
         self.executor, self.argnums, self.has_aux = executor, argnums, has_aux
 

@@ -553,7 +553,7 @@ class JacobianFunction:
         check_options(mode, batch_size)
         check_flat(flat)
         sharding.check_executor(executor)
-        arguments.check(argnums, has_aux)
+        argnums = arguments.check(argnums, has_aux)
         self.f, self.mode, self.batch_size, self.flat, self.max_memory = f, mode, batch_size, flat, max_memory
         self.scalar = scalar  # grad: f must return a scalar, the result has x's structure
         self.executor, self.argnums, self.has_aux = executor, argnums, has_aux
@@ -646,7 +646,7 @@ class ValueAndGrad:
 
     def __init__(self, f: Callable, argnums=0, has_aux: bool = False):
         check_function(f)
-        arguments.check(argnums, has_aux)
+        argnums = arguments.check(argnums, has_aux)
         self.f, self.argnums, self.has_aux = f, argnums, has_aux
 
     def __call__(self, *args, **kwargs):

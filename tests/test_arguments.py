@@ -53,8 +53,9 @@ def test_argnums_differentiates_one_argument_holding_the_others(make, argnums):
 
 
 @pytest.mark.parametrize("make", JACOBIANS, ids=JACOBIAN_IDS)
-def test_a_tuple_of_argnums_gives_a_tuple_of_jacobians(make):
-    J = make(layer, argnums=(1, 0))(W, X)
+@pytest.mark.parametrize("argnums", [(1, 0), [1, 0]], ids=["tuple", "list"])
+def test_a_sequence_of_argnums_gives_a_tuple_of_jacobians(make, argnums):
+    J = make(layer, argnums=argnums)(W, X)
     assert isinstance(J, tuple) and len(J) == 2
     np.testing.assert_allclose(J[0], layer_in_x(W, X), rtol=1e-13)
     np.testing.assert_allclose(J[1], layer_in_w(W, X), rtol=1e-13)
@@ -199,8 +200,8 @@ def test_aux_of_passes_run_elsewhere_comes_from_an_evaluation_here():
 
 
 @pytest.mark.parametrize("bad, error, message", [
-    ({"argnums": "0"}, TypeError, r"argnums must be an int or a tuple of ints, got '0'"),
-    ({"argnums": True}, TypeError, r"argnums must be an int or a tuple of ints"),
+    ({"argnums": "0"}, TypeError, r"argnums must be an int or a sequence of ints, got '0'"),
+    ({"argnums": True}, TypeError, r"argnums must be an int or a sequence of ints"),
     ({"argnums": (0, 0)}, ValueError, r"argnums must name each argument once"),
     ({"argnums": ()}, ValueError, r"argnums must name each argument once, and at least one"),
     ({"has_aux": 1}, TypeError, r"has_aux must be True or False, got 1"),
