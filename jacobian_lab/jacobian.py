@@ -26,6 +26,14 @@ MODES = ("forward", "reverse", "auto")
 PASS_ELEMENTS = 1 << 18
 
 
+def _leaf_input(leaf, path: str) -> np.ndarray:
+    """`as_input` of a leaf of a structured x, its refusal saying which leaf."""
+    try:
+        return as_input(leaf)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"x{path}: {error}") from None
+
+
 def as_input(x) -> np.ndarray:
     """x as a float array; integers are promoted to float64, the rest is refused."""
     if getattr(x, "_trace", None) is not None and x.constant:  # np.ones_like(x) in f: its plain values
@@ -441,7 +449,8 @@ class Flattened:
         if not leaves:
             raise ValueError(f"x is an empty structure ({x!r}): it holds nothing to differentiate; give it at "
                              "least one array, or, for an argument of f, leave it out of argnums")
-        self.x = np.concatenate([np.ravel(as_input(leaf)) for leaf in leaves])
+        self.x = np.concatenate([np.ravel(_leaf_input(leaf, path)) for leaf, path in
+                                 zip(leaves, trees.paths(self.in_def))])
 
     @property
     def structured(self) -> bool:

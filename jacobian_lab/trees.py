@@ -124,6 +124,13 @@ def difference(got: TreeDef, expected: TreeDef, path: str = "") -> str | None:
     return None
 
 
+def paths(treedef: TreeDef, path: str = "") -> list[str]:
+    """Where each leaf sits, in leaf order, as `difference` writes it: ``["['b'][0]", ...]``."""
+    if treedef.kind is None:
+        return [path]
+    return [p for key, child in zip(treedef.keys, treedef.children) for p in paths(child, f"{path}[{key!r}]")]
+
+
 def _named(d: TreeDef) -> str:
     if d.kind is None:
         return f"an array of shape {d.shape}"

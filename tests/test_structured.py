@@ -111,6 +111,16 @@ def test_empty_structure_is_refused():
         jl.jacobian(lambda p: p, {})
 
 
+@pytest.mark.parametrize("x, where, message", [
+    ({"a": np.array([True, False]), "b": np.ones(2)}, r"x\['a'\]", "dtype bool"),
+    ((np.ones(2), [np.ones(1), "w"]), r"x\[1\]\[1\]", "got str"),
+    ({"w": np.ones(2) + 1j}, r"x\['w'\]", "complex input"),
+])
+def test_a_refused_leaf_of_x_is_named_by_where_it_sits(x, where, message):
+    with pytest.raises(TypeError, match=f"^{where}: .*{message}"):
+        jl.jacobian(lambda p: p, x)
+
+
 def test_a_list_of_plain_numbers_is_an_array_as_in_numpy():
     J = jl.jacobian(np.sin, [0.0, 1.0])
     np.testing.assert_allclose(J, np.diag(np.cos([0.0, 1.0])))
