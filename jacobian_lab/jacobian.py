@@ -737,7 +737,10 @@ def jvp(f: Callable, x, x_dot, has_aux: bool = False):
     x_dot has x's shape, or ``(k, *x.shape)`` to push k tangents in one pass;
     y_dot then has ``y.shape`` or ``(k, *y.shape)``. For structured x, x_dot
     has x's structure (one direction). With has_aux f returns ``(y, aux)``
-    and the result is ``(y, y_dot, aux)``, as ``jax.jvp``'s.
+    and the result is ``(y, y_dot, aux)``, as ``jax.jvp``'s. Unlike
+    ``jax.jvp(f, primals, tangents)``, x is f's one argument: a tuple x is
+    passed to f as a tuple (for f(a, b), ``jl.jvp(lambda p: f(*p), (a, b),
+    (a_dot, b_dot))``).
 
     >>> import numpy as np, jacobian_lab as jl
     >>> y, y_dot = jl.jvp(lambda x: x ** 3, np.array([1.0, 2.0]), np.array([1.0, 0.0]))
@@ -751,7 +754,13 @@ def jvp(f: Callable, x, x_dot, has_aux: bool = False):
     g, x_flat = prepare(f, x)
     tangents, batched = _split_batch(_flat_like(x_dot, g.in_def, "x_dot"), x_flat.shape, "x_dot",
                                      result_dtype(x_flat))
-    y, y_dot = engines.get("forward").jvp(g, x_flat, tangents)
+    try:
+        y, y_dot = engines.get("forward").jvp(g, x_flat, tangents)
+    except TypeError as error:
+        if isinstance(x, tuple):  # perhaps jax.jvp's call, f's arguments as a tuple of primals
+            error.add_note("jl.jvp(f, x, x_dot) passes x to f as one argument, here a tuple; for f(a, b) write "
+                           "jl.jvp(lambda p: f(*p), (a, b), (a_dot, b_dot))")
+        raise
     # in the derivative dtype, as Jacobians are: a longdouble f would otherwise give longdouble tangents
     y_dot = _check_derivative(y_dot, len(tangents), np.shape(y), "tangent").astype(result_dtype(x_flat), copy=False)
     return g.unflatten(y, "out"), (y_dot if batched else g.unflatten(y_dot[0], "out"))

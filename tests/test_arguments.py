@@ -249,3 +249,13 @@ def test_reprs_show_the_options_that_are_set():
     assert repr(jl.value_and_grad(layer, has_aux=True)) == "value_and_grad(layer, has_aux=True)"
     assert repr(jl.hessian(layer, mode="reverse", argnums=1)) == "hessian(layer, mode='reverse', argnums=1)"
     assert repr(jl.jacfwd(layer)) == "jacfwd(layer)"
+
+
+def test_jaxs_tuple_of_primals_gets_a_note_on_jvps_one_argument():
+    f = lambda a, b: a * b  # noqa: E731
+    x = np.array([1.0, 2.0])
+    with pytest.raises(TypeError, match="missing 1 required positional argument") as info:
+        jl.jvp(f, (x, x), (x, x))
+    assert "jl.jvp(lambda p: f(*p), (a, b), (a_dot, b_dot))" in info.value.__notes__[0]
+    y, y_dot = jl.jvp(lambda p: f(*p), (x, 2 * x), (x, x))  # the note's call
+    np.testing.assert_array_equal(y_dot, 3 * x ** 2)  # ȧ b + a ḃ = x · 2x + x · x
