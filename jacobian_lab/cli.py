@@ -312,11 +312,14 @@ def _check_input(x):
     x = np.asarray(x)
     if np.iscomplexobj(x):
         raise UsageError("complex input is not supported; give a real array")
-    if x.dtype.kind not in "biuf":
+    if x.dtype.kind == "b":
+        raise UsageError("the input is boolean, which has no derivative; give numbers (save x.astype(float))")
+    if x.dtype.kind not in "iuf":
         raise UsageError(f"the input must be a numeric array, got dtype {x.dtype}")
     if x.size == 0:
         raise UsageError(f"the input is empty (shape {x.shape}); give a file that holds at least one number")
-    return x.astype(np.float64)
+    # as the API takes x: floats keep their dtype (float32 runs float32), integers become float64
+    return x if x.dtype.kind == "f" else x.astype(np.float64)
 
 
 def _resolve(args) -> tuple[str, Callable, np.ndarray, object]:

@@ -367,6 +367,19 @@ def test_compare_user_function_x_file(user_file, tmp_path, capsys, suffix):
     assert json.loads(out)["n"] == 6
 
 
+def test_an_x_file_is_read_as_the_api_takes_x(user_file, tmp_path, capsys):
+    from jacobian_lab.cli import UsageError, _check_input
+
+    assert _check_input(np.ones(3, np.float32)).dtype == np.float32  # float32 runs float32, as jl.compare(f, x32)
+    assert _check_input(np.arange(3)).dtype == np.float64
+    with pytest.raises(UsageError, match="boolean, which has no derivative"):
+        _check_input(np.ones(3, bool))
+    np.save(tmp_path / "x32.npy", np.linspace(-1.0, 1.0, 6, dtype=np.float32))
+    code, out, err = run(capsys, "compare", f"{user_file}:softplus_sum", "--x-file", str(tmp_path / "x32.npy"),
+                         "--modes", "reverse", "--repeat", "1", "--json")
+    assert code == 0 and json.loads(out)["n"] == 6, err
+
+
 @pytest.mark.parametrize("suffix", [".txt", ".csv"])
 def test_an_empty_x_file_is_one_line_without_numpy_warnings(user_file, tmp_path, capsys, suffix):
     empty = tmp_path / f"x{suffix}"
