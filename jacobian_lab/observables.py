@@ -115,6 +115,9 @@ class Observable:
         # __array__: it handles the call (a tracer treats this value as an operand).
         if not all(t is Observable or issubclass(t, np.ndarray) for t in types):
             return NotImplemented
+        if func is np.where and len(args) == 3 and not kwargs:  # np.where(m, 1.0, 0.0): a select, recorded
+            out = where(*map(array_of, args))
+            return out if type(out) is Observable else Observable(out)
         return func(*read_numbers(args), **read_numbers(kwargs))
 
     def __array__(self, dtype=None, copy=None):
