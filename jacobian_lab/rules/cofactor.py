@@ -2,7 +2,8 @@
 
 The cofactor matrix C(a) = det(a) a⁻ᵀ is a polynomial in a's entries, defined
 where a is singular too, and there det · a⁻ᵀ loses every digit. Both are
-computed from the SVD a = U diag(s) Vᵀ, since C is multiplicative:
+computed from the SVD a = U diag(s) Vᵀ (so to its accuracy: relative to C's
+largest entries), since C is multiplicative:
 C(a) = det(U) det(V) U C(diag(s)) Vᵀ, where C(diag(s)) = diag(∏_{j≠i} s_j).
 Perturbing diag(s) by E = Uᵀ ȧ V gives the derivative with no division:
 
@@ -27,36 +28,64 @@ def _svd(a):
     return u, s, vh, sign
 
 
+def _products_before(s):
+    """The product of the entries before each one along the last axis, as mantissas and exponents
+    of 2 (np.frexp's): a running product of singular values can leave the float range (a 300×300
+    Gaussian matrix's largest ones multiply past 1e308) where the cofactors do not."""
+    mantissas, exponents = np.empty_like(s), np.empty(s.shape, dtype=np.int64)
+    m, e = np.ones(s.shape[:-1], dtype=s.dtype), np.zeros(s.shape[:-1], dtype=np.int64)
+    for i in range(s.shape[-1]):
+        mantissas[..., i], exponents[..., i] = m, e
+        m, shift = np.frexp(m * s[..., i])
+        e = e + shift
+    return mantissas, exponents
+
+
 def _exclusive_products(s):
-    """∏_{j≠i} s_j along the last axis, from the products before and after each entry (no division)."""
-    ones = np.ones_like(s[..., :1])
-    before = np.cumprod(np.concatenate([ones, s[..., :-1]], axis=-1), axis=-1)
-    after = np.cumprod(np.concatenate([ones, s[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
-    return before * after
+    """∏_{j≠i} s_j along the last axis as mantissas and exponents, from the products before and after
+    each entry (no division)."""
+    (m_before, e_before), (m_after, e_after) = _products_before(s), _products_before(s[..., ::-1])
+    return m_before * m_after[..., ::-1], e_before + e_after[..., ::-1]
+
+
+def _scaled(mantissas, exponents, axes):
+    """The products over `axes` (one matrix's) as floats, and the exponent of a power of 2 they are
+    divided by (keepdims): none (0) unless the largest would come within 2**24 of the float range
+    (2**1000 in float64), so that the sums built from them stay in range where the result does, and an
+    entry that overflows is inf, not NaN by inf · 0."""
+    lowest = np.iinfo(np.int64).min
+    largest = np.where(mantissas != 0, exponents, lowest).max(axis=axes, keepdims=True, initial=lowest)
+    top = np.maximum(largest - (np.finfo(mantissas.dtype).maxexp - 24), 0)  # a 0 sets no scale
+    return np.ldexp(mantissas, np.maximum(exponents - top, -(1 << 20))), top  # far below the largest: 0
 
 
 def _cofactor_impl(a):
     u, s, vh, sign = _svd(a)
-    return (u * (sign[..., None] * _exclusive_products(s))[..., None, :]) @ vh
+    scales, top = _scaled(*_exclusive_products(s), axes=-1)
+    with np.errstate(over="ignore"):  # a cofactor past the float range is ±inf, as det's own value would be
+        return np.ldexp((u * (sign[..., None] * scales)[..., None, :]) @ vh, top[..., None])
 
 
 def _pair_products(s):
-    """P_ik = ∏_{l≠i,k} s_l for i ≠ k, and 0 on the diagonal: (…, n) -> (…, n, n)."""
-    n = s.shape[-1]
-    eye = np.eye(n, dtype=bool)
+    """P_ik = ∏_{l≠i,k} s_l for i ≠ k, and 0 on the diagonal, scaled as `_scaled`: (…, n) -> (…, n, n)
+    and the exponent (…, 1, 1)."""
+    eye = np.eye(s.shape[-1], dtype=bool)
     without_i = np.where(eye, 1.0, s[..., None, :]).astype(s.dtype)  # row i: s with s_i replaced by 1
-    return np.where(eye, 0.0, _exclusive_products(without_i)).astype(s.dtype)
+    mantissas, exponents = _exclusive_products(without_i)
+    return _scaled(np.where(eye, 0.0, mantissas).astype(s.dtype), exponents, axes=(-2, -1))
 
 
 def _cofactor_tangent_impl(a, t):
     u, s, vh, sign = _svd(a)
-    pairs = sign[..., None, None] * _pair_products(s)
+    pairs, top = _pair_products(s)
+    pairs = sign[..., None, None] * pairs
     e = np.swapaxes(u, -1, -2) @ t @ np.swapaxes(vh, -1, -2)  # Uᵀ ȧ V, for every seed
     on_diagonal = (pairs @ np.diagonal(e, axis1=-2, axis2=-1)[..., None])[..., 0]
     change = pairs * -np.swapaxes(e, -1, -2)
     diagonal = np.einsum("...ii->...i", change)  # a writable view: pairs' diagonal is 0
     diagonal += on_diagonal
-    return u @ change @ vh
+    with np.errstate(over="ignore"):
+        return np.ldexp(u @ change @ vh, top)
 
 
 # --- costs: the SVD with vectors (14n³ + 8n³, Golub & Van Loan) and a factorization of U and of
@@ -79,11 +108,11 @@ def _cofactor_cost(out, a):
 
 def _cofactor_tangent_cost(out, a, t):
     # once per matrix of a: P (n rows of exclusive products, 3n − 2 each, and n² sign multiplies);
-    # per output matrix (each seed's): Uᵀ ȧ V and U (·) Vᵀ (8n³), P·diag(E) (2n² − n), −P ⊙ Eᵀ (2n²),
-    # and the diagonal's n adds
+    # per output matrix (each seed's): Uᵀ ȧ V and U (·) Vᵀ (8n³), P·diag(E) (a matmul, 2n²), −P ⊙ Eᵀ
+    # (2n²) and the diagonal's n adds
     count, n = _matrices(a)
     per_a = _factors(n) + n * max(3 * n - 2, 0) + n * n
-    return count * per_a + (out.size // (n * n) if n else 0) * (8 * n ** 3 + 4 * n * n), 0
+    return count * per_a + (out.size // (n * n) if n else 0) * (8 * n ** 3 + 4 * n * n + n), 0
 
 
 def _cofactor_jvp(tangents, out, a):
