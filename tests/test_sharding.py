@@ -99,6 +99,18 @@ def test_a_random_f_is_refused_where_passes_evaluate_it_again(options):
         jl.jacobian(_scaled_by_a_draw, np.ones(6), batch_size=2, **options)
 
 
+def test_a_random_scalar_f_is_refused_and_rounding_differences_are_not():
+    with pytest.raises(ValueError, match="other values in the pass from seed 1 "):  # a NumPy scalar output
+        jl.jacfwd(lambda x: np.sum(x) * _NOISE.random(), batch_size=1)(np.arange(1.0, 5.0))
+    calls = iter(range(100))
+
+    def rounded_otherwise(x):  # as BLAS with another thread count in a worker: the last bits differ
+        return np.sin(x) * (1.0 + 1e-14 * next(calls))
+
+    J = jl.jacobian(rounded_otherwise, np.ones(6), mode="forward", batch_size=2)
+    np.testing.assert_allclose(np.diag(J), np.cos(1.0), rtol=1e-12)
+
+
 def test_one_evaluation_of_a_random_f_gives_its_jacobian():
     for options in (dict(mode="reverse", batch_size=2), dict(mode="forward", batch_size=6)):
         J = jl.jacobian(_scaled_by_a_draw, np.ones(6), **options)
