@@ -33,6 +33,12 @@ def array_of(value):
     return value._array if type(value) is Observable else value
 
 
+def _watched(out):
+    """A primitive's result on a mask, computed from x: still watched, and wrapped once (the recording
+    returns it as an Observable already where f's own code computed it)."""
+    return out if type(out) is Observable else Observable(out)
+
+
 def not_replayable(reason: str) -> None:
     """Tell a recording (jit's) that what f just did cannot be replayed: the Jacobian is computed eagerly."""
     counter = active_counter()
@@ -106,8 +112,7 @@ class Observable:
                     o[...] = r  # written as f writes into one: see __setitem__
                 return out if len(out) > 1 else out[0]
             return getattr(ufunc, method)(*read_numbers(inputs), **kwargs)
-        out = prim(*map(array_of, inputs))
-        return out if type(out) is Observable else Observable(out)  # computed from x: still watched
+        return _watched(prim(*map(array_of, inputs)))
 
     def __array_function__(self, func, types, args, kwargs):
         # No traced operand: NumPy reads the numbers (observed), with plain arrays beside them as
@@ -116,8 +121,7 @@ class Observable:
         if not all(t is Observable or issubclass(t, np.ndarray) for t in types):
             return NotImplemented
         if func is np.where and len(args) == 3 and not kwargs:  # np.where(m, 1.0, 0.0): a select, recorded
-            out = where(*map(array_of, args))
-            return out if type(out) is Observable else Observable(out)
+            return _watched(where(*map(array_of, args)))
         return func(*read_numbers(args), **read_numbers(kwargs))
 
     def __array__(self, dtype=None, copy=None):
@@ -164,8 +168,7 @@ class Observable:
         # A boolean mask as floats, (x > 0).astype(float), is where(m, 1, 0): a primitive.
         if self.dtype == bool and np.issubdtype(dtype, np.floating) and not args and not kwargs:
             one, zero = np.ones((), dtype), np.zeros((), dtype)
-            out = where(self._array, one, zero)  # observed already when the recording computed it from x
-            return out if type(out) is Observable else Observable(out)
+            return _watched(where(self._array, one, zero))
         return observe(_call_method, self._array, "astype", (dtype, *args), kwargs)
 
     def __getattr__(self, name):

@@ -241,7 +241,7 @@ arctan2 = elementwise("arctan2", np.arctan2, _arctan2_partials, cost=transcenden
 
 def _hypot_partials(needs, out, x, y):
     # x / out and y / out, with slope 0 where out = 0 (both are 0 there), as a norm at the zero vector
-    # (`numpy_linalg._root`): not 0 / 0 = NaN, which a reverse sweep would spread to other rows
+    # (`numpy_composites.norm_root`): not 0 / 0 = NaN, which a reverse sweep would spread to other rows
     safe = where(equal(out, 0.0), 1.0, out)
     return needs[0] and times(divide(x, safe)), needs[1] and times(divide(y, safe))
 
