@@ -203,6 +203,38 @@ def test_closed_form_points_of_the_other_families(mode):
     assert_close(J(sc.erfcx, [0.0, 1e8]), [-2 / math.sqrt(math.pi), 0.0], 1e-12)  # no overflow of e^{x²} erfc
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_erfcx_slopes_far_right_do_not_cancel(mode):
+    """2x erfcx − 2/√π cancels to about −1/(√π x²): 2e-8 off at 1e4, 0 at 1e8, and its second
+    derivative 3.4× too large at 1e4. Reference: five-point differences of scipy's erfcx, whose step
+    x/1000 keeps rounding and truncation far below the slopes there."""
+    x = np.array([30.0, 1e3, 1e4])
+    h = x / 1000
+    f = [sc.erfcx(x + k * h) for k in (-2, -1, 0, 1, 2)]
+    first = (f[0] - 8 * f[1] + 8 * f[3] - f[4]) / (12 * h)
+    second = (-f[0] + 16 * f[1] - 30 * f[2] + 16 * f[3] - f[4]) / (12 * h ** 2)
+    np.testing.assert_allclose(np.diag(jl.jacobian(sc.erfcx, x, mode=mode)), first, rtol=1e-9)
+    np.testing.assert_allclose(np.diag(jl.hessian(lambda v: np.sum(sc.erfcx(v)), mode=mode)(x)), second, rtol=1e-6)
+    # and log Φ's second derivative far left, −1 + 1/x² − ...: it reads erfcx's
+    H = jl.hessian(lambda v: np.sum(sc.log_ndtr(v)), mode=mode)(np.array([-1e5, -1e8]))
+    np.testing.assert_allclose(np.diag(H), [-1.0 + 1e-10, -1.0], rtol=1e-15)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_order_one_bessel_second_derivatives_near_zero(mode):
+    """Differentiated again, C0 − C1 / x cancelled two terms of size 1/(2x): I1'' was 2e284 at 1e-300
+    (true 3.75e-301). Reference: scipy's jvp and ivp, which sum Bessel functions of other orders."""
+    x = np.array([1e-300, -1e-12, 1e-8, 1e-3, 0.3, -0.49, 0.5, 0.8, 3.0])
+    hessian = lambda f: np.diag(jl.hessian(lambda v: np.sum(f(v)), mode=mode)(x))  # noqa: E731
+    i1_second = sc.ivp(1, x, 2)
+    i1e_second = np.exp(-np.abs(x)) * (i1_second - 2 * np.sign(x) * sc.ivp(1, x) + sc.i1(x))
+    for f, expected in ((sc.j1, sc.jvp(1, x, 2)), (sc.i1, i1_second), (sc.i1e, i1e_second)):
+        np.testing.assert_allclose(hessian(f), expected, rtol=1e-13, atol=1e-299)  # scipy: 0 at 1e-300
+    with np.errstate(over="ignore"):  # I1 itself overflows past 713: only the finite entries are compared
+        big = np.array([1e200, -1e200])
+        assert np.all(np.isfinite(np.diag(jl.hessian(lambda v: np.sum(sc.j1(v)), mode=mode)(big))))
+
+
 @pytest.mark.parametrize("dtype, x", [(np.float64, [37.0, 38.0, 50.0]), (np.float32, [12.0, 13.0, 14.0])])
 def test_log_ndtr_second_derivative_is_finite_far_in_the_right_tail(dtype, x):
     """erfcx(−x/√2) overflows there (float32 from x ≈ 13): the slope read from it was 0, but its derivative
@@ -303,8 +335,10 @@ def test_derivative_work_is_counted(mode, phase):
     # beta(x, x reversed): ψ(a + b) (a sum, a digamma), then per operand ψ, a difference and the
     # product with B: 5N flops and 3N transcendentals; the k·N products and their sum as for xlogy
     assert cost(lambda x: sc.beta(x, x[::-1])) == jl.Cost(5 * N + 3 * kN, 3 * N)
-    # j1: J0 (N transcendentals); x = 0 tested, replaced, J1 / x, J0 minus it, 1/2 selected at 0: 5N
-    assert cost(sc.j1) == jl.Cost(5 * N + kN, N)
+    # j1: J0 (N transcendentals); J0 − J1 / x, J1 / x from its series where |x| < 1/2: |x|, the test,
+    # x kept there, its square times −1/4, ten coefficients by Horner (18), x replaced, the division,
+    # the select and the difference: 27N
+    assert cost(sc.j1) == jl.Cost(27 * N + kN, N)
 
 
 # --- jit --------------------------------------------------------------------------------------

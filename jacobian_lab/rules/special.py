@@ -19,8 +19,9 @@ import math
 import numpy as np
 
 from ..primitives import PerElement, Primitive
-from .elementwise import (add, divide, elementwise, equal, exp, less, log, log1p, multiply, negative, over,
-                          sign, square, subtract, times, transcendental, unary, where)
+from .elementwise import (absolute, add, divide, elementwise, equal, exp, greater, less, log, log1p, multiply,
+                          negative, over, reciprocal, sign, square, subtract, times, transcendental, unary,
+                          where)
 
 #: xlogy, xlog1py and entr: a logarithm and a product per output element.
 log_times = PerElement(1, 1)
@@ -141,9 +142,31 @@ entr = _bound(unary, "entr", lambda sc: sc.entr,
 # (I1' = I0 − I1 / x likewise), whose limit at x = 0 is 1/2 for J1 and I1 (Y1 has a pole there).
 # The exponentially scaled I0e = e^−|x| I0 and I1e = e^−|x| I1 add −sign(x) times themselves.
 def _order_one(lower, out, x):
-    """C0(x) − C1(x) / x, and 1/2 at x = 0."""
+    """C0(x) − C1(x) / x, and 1/2 at x = 0 (Y1's rule: its pole leaves nothing to cancel)."""
     at_zero = equal(x, 0.0)
     return where(at_zero, 0.5, subtract(lower, divide(out, where(at_zero, 1.0, x))))
+
+
+#: J1(x) / x = ½ Σ_k (−x²/4)^k / (k! (k + 1)!), I1(x) / x the same in +x²/4: ten terms reach the
+#: last bit for |x| < 1/2.
+_QUOTIENT_SERIES = [0.5 / (math.factorial(k) * math.factorial(k + 1)) for k in range(10)]
+
+
+def _order_one_near_zero(lower, out, x, alternating: bool, scale=None):
+    """C0(x) − C1(x) / x with C1 / x from its series where |x| < 1/2 (times `scale`, I1e's e^−|x|):
+    differentiated again, the quotient's two terms of size 1/(2x) cancel to an error of ε/x²
+    (I1's second derivative 1e284 at x = 1e-300), the series' do not."""
+    small = less(absolute(x), 0.5)
+    with np.errstate(under="ignore"):  # x² of a tiny x is 0, as the series' terms past the first are
+        # at x itself only where |x| < 1/2: elsewhere an x² that overflows would reach the unselected
+        # branch's derivative as 0 · inf = NaN
+        z = multiply(square(where(small, x, 0.0)), -0.25 if alternating else 0.25)
+    series = _QUOTIENT_SERIES[-1]
+    for c in reversed(_QUOTIENT_SERIES[:-1]):  # Horner's scheme
+        series = add(multiply(series, z), c)
+    if scale is not None:
+        series = multiply(series, scale)
+    return subtract(lower, where(small, series, divide(out, where(small, 1.0, x))))
 
 
 def _scaled_by_exp(d, out, x):
@@ -152,16 +175,33 @@ def _scaled_by_exp(d, out, x):
 
 
 j0 = _unary("j0", lambda out, x: times(negative(j1(x))))
-j1 = _unary("j1", lambda out, x: times(_order_one(j0(x), out, x)))
+j1 = _unary("j1", lambda out, x: times(_order_one_near_zero(j0(x), out, x, alternating=True)))
 y0 = _unary("y0", lambda out, x: times(negative(y1(x))))
 y1 = _unary("y1", lambda out, x: times(_order_one(y0(x), out, x)))
 i0 = _unary("i0", lambda out, x: times(i1(x)))
-i1 = _unary("i1", lambda out, x: times(_order_one(i0(x), out, x)))
+i1 = _unary("i1", lambda out, x: times(_order_one_near_zero(i0(x), out, x, alternating=False)))
 i0e = _unary("i0e", lambda out, x: times(_scaled_by_exp(i1e(x), out, x)))
-i1e = _unary("i1e", lambda out, x: times(_scaled_by_exp(_order_one(i0e(x), out, x), out, x)))
+i1e = _unary("i1e", lambda out, x: times(_scaled_by_exp(
+    _order_one_near_zero(i0e(x), out, x, alternating=False, scale=exp(negative(absolute(x)))), out, x)))
 #: np.i0: NumPy's own I0 (a Chebyshev series, its values not scipy's), with scipy's I1 as derivative.
 numpy_i0 = unary("numpy_i0", np.i0, lambda out, x: times(i1(x)), cost=transcendental)
 
 # --- the scaled complementary error function ------------------------------------------
-# erfcx(x) = e^{x²} erfc(x): erfcx' = 2x erfcx(x) − 2/√π, with no overflow for large x
-erfcx = _unary("erfcx", lambda out, x: times(subtract(multiply(multiply(2.0, x), out), 2.0 / SQRT_PI)))
+# erfcx(x) = e^{x²} erfc(x): erfcx' = 2x erfcx(x) − 2/√π, with no overflow for large x; but the two
+# terms cancel to about −1/(√π x²) there, so past x = 10 the slope is their difference's asymptotic
+# series, (2/√π) Σ_{n≥1} (−1)^n (2n − 1)!! w^n in w = 1/(2x²): fifteen terms reach the last bit.
+_ERFCX_SLOPE_SERIES = [(-1) ** n * math.prod(range(1, 2 * n, 2)) for n in range(1, 16)]
+
+
+def _erfcx_slope(out, x):
+    large = greater(x, 10.0)
+    with np.errstate(under="ignore"):  # w of a huge x is 0, as the slope is to the last bit
+        w = multiply(square(reciprocal(where(large, x, 10.0))), 0.5)  # 10 where unselected: no 1/0
+    series = _ERFCX_SLOPE_SERIES[-1]
+    for c in reversed(_ERFCX_SLOPE_SERIES[:-1]):  # Horner's scheme
+        series = add(multiply(series, w), c)
+    asymptotic = multiply(multiply(series, w), 2.0 / SQRT_PI)
+    return where(large, asymptotic, subtract(multiply(multiply(2.0, x), out), 2.0 / SQRT_PI))
+
+
+erfcx = _unary("erfcx", lambda out, x: times(_erfcx_slope(out, x)))
