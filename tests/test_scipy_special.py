@@ -204,6 +204,22 @@ def test_closed_form_points_of_the_other_families(mode):
 
 
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_beta_partials_where_one_argument_dwarfs_the_other(mode):
+    """ψ(a) − ψ(a + b) as two digammas cancelled: ∂a betaln(1e15, 1) was 0 (true −1e-15), 1e-7 off at
+    (1e8, 2). Reference: ψ(a) − ψ(a + b) = −Σ_{k<b} 1/(a + k) for an integer b, summed smallest first,
+    and ψ'(a) − ψ'(a + b) = Σ_{k<b} 1/(a + k)² for the second derivative."""
+    for a, b in ((1e15, 1.0), (1e8, 2.0), (60.0, 3.0), (7.0, 4.0)):
+        terms = [1.0 / (a + k) for k in range(int(b))][::-1]
+        J = jl.jacobian(lambda v: sc.betaln(v[0], v[1]), np.array([a, b]), mode=mode)
+        np.testing.assert_allclose(J[0], -math.fsum(terms), rtol=1e-14)
+        H = jl.hessian(lambda v: sc.betaln(v[0], v[1]), mode=mode)(np.array([a, b]))
+        np.testing.assert_allclose(H[0, 0], math.fsum(t * t for t in terms), rtol=1e-13)
+        # B itself: ∂a B = B (ψ(a) − ψ(a + b))
+        Jb = jl.jacobian(lambda v: sc.beta(v[0], v[1]), np.array([a, b]), mode=mode)
+        np.testing.assert_allclose(Jb[0], -sc.beta(a, b) * math.fsum(terms), rtol=1e-13)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
 def test_erfcx_slopes_far_right_do_not_cancel(mode):
     """2x erfcx − 2/√π cancels to about −1/(√π x²): 2e-8 off at 1e4, 0 at 1e8, and its second
     derivative 3.4× too large at 1e4. Reference: five-point differences of scipy's erfcx, whose step
@@ -333,8 +349,10 @@ def test_derivative_work_is_counted(mode, phase):
     # the fan-out of x into both operands (reverse): k·N each
     assert cost(lambda x: sc.xlogy(x, x[::-1])) == jl.Cost(N + 3 * kN, N)
     # beta(x, x reversed): ψ(a + b) (a sum, a digamma), then per operand ψ, a difference and the
-    # product with B: 5N flops and 3N transcendentals; the k·N products and their sum as for xlogy
-    assert cost(lambda x: sc.beta(x, x[::-1])) == jl.Cost(5 * N + 3 * kN, 3 * N)
+    # product with B: 5N flops and 3N transcendentals; and per operand the asymptotic difference of
+    # the digammas (37 flops and a log1p per element, `_digamma_difference`) and the select between
+    # the two: 38N; the k·N products and their sum as for xlogy
+    assert cost(lambda x: sc.beta(x, x[::-1])) == jl.Cost(5 * N + 2 * 38 * N + 3 * kN, 5 * N)
     # j1: J0 (N transcendentals); J0 − J1 / x, J1 / x from its series where |x| < 1/2: |x|, the test,
     # x kept there, its square times −1/4, ten coefficients by Horner (18), x replaced, the division,
     # the select and the difference: 27N

@@ -19,9 +19,9 @@ import math
 import numpy as np
 
 from ..primitives import PerElement, Primitive
-from .elementwise import (absolute, add, divide, elementwise, equal, exp, greater, less, log, log1p, multiply,
-                          negative, over, reciprocal, sign, square, subtract, times, transcendental, unary,
-                          where)
+from .elementwise import (absolute, add, divide, elementwise, equal, exp, greater, greater_equal, less, log,
+                          log1p, logical_and, multiply, negative, over, reciprocal, sign, square, subtract,
+                          times, transcendental, unary, where)
 
 #: xlogy, xlog1py and entr: a logarithm and a product per output element.
 log_times = PerElement(1, 1)
@@ -109,16 +109,34 @@ gammaln = _unary("gammaln", lambda out, x: times(digamma(x)))
 gamma = _unary("gamma", lambda out, x: times(multiply(out, digamma(x))))  # Γ' = Γ ψ
 
 
+def _digamma_difference(v, w, s):
+    """ψ(v) − ψ(s) for s = v + w, by the asymptotic series of ψ where v and s are at least 50, with each
+    difference of powers written with w as a factor: ψ(1e15) − ψ(1e15 + 1) cancels to 0 as two
+    digammas, where it is −1e-15. Truncated after B₈, the series is 1e-18 off there, relative."""
+    large = logical_and(greater_equal(v, 50.0), greater_equal(s, 50.0))
+    v, w, s = where(large, v, 50.0), where(large, w, 50.0), where(large, s, 100.0)  # no pole unselected
+    p, q = reciprocal(square(v)), reciprocal(square(s))
+    d = divide(multiply(w, add(s, v)), square(multiply(v, s)))  # 1/v² − 1/s²
+    # Σ_k B₂ₖ/(2k) (v^−2k − s^−2k) = d [1/12 − (p + q)/120 + (p² + pq + q²)/252 − (p³ + p²q + pq² + q³)/240]
+    both, p2, q2 = add(p, q), square(p), square(q)
+    inner = subtract(divide(add(add(p2, multiply(p, q)), q2), 252.0), divide(both, 120.0))
+    inner = subtract(add(inner, 1.0 / 12.0), divide(multiply(both, add(p2, q2)), 240.0))
+    series = add(add(log1p(divide(w, v)), divide(w, multiply(multiply(2.0, v), s))), multiply(d, inner))
+    return large, negative(series)
+
+
 def _beta_partials(of_log):
     """∂a, ∂b of log|B(a, b)|: ψ(a) − ψ(a + b) and ψ(b) − ψ(a + b); of B itself, those times B."""
     def partials(needs, out, a, b):
-        both = digamma(add(a, b))
+        both_sum = add(a, b)
+        both = digamma(both_sum)
 
-        def partial(v):
-            d = subtract(digamma(v), both)
+        def partial(v, w):
+            large, asymptotic = _digamma_difference(v, w, both_sum)
+            d = where(large, asymptotic, subtract(digamma(v), both))
             return times(d if of_log else multiply(out, d))
 
-        return tuple(need and partial(v) for need, v in zip(needs, (a, b)))
+        return tuple(need and partial(v, w) for need, v, w in zip(needs, (a, b), (b, a)))
     return partials
 
 
