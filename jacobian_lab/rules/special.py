@@ -170,18 +170,24 @@ def _order_one(lower, out, x):
 _QUOTIENT_SERIES = [0.5 / (math.factorial(k) * math.factorial(k + 1)) for k in range(10)]
 
 
+def _horner(coefficients, z):
+    """Σ_k coefficients[k] z^k, by Horner's scheme."""
+    total = coefficients[-1]
+    for c in reversed(coefficients[:-1]):
+        total = add(multiply(total, z), c)
+    return total
+
+
 def _order_one_near_zero(lower, out, x, alternating: bool, scale=None):
     """C0(x) − C1(x) / x with C1 / x from its series where |x| < 1/2 (times `scale`, I1e's e^−|x|):
     differentiated again, the quotient's two terms of size 1/(2x) cancel to an error of ε/x²
     (I1's second derivative 1e284 at x = 1e-300), the series' do not."""
     small = less(absolute(x), 0.5)
-    with np.errstate(under="ignore"):  # x² of a tiny x is 0, as the series' terms past the first are
-        # at x itself only where |x| < 1/2: elsewhere an x² that overflows would reach the unselected
-        # branch's derivative as 0 · inf = NaN
+    # the series at x only where it is selected: an x² that overflows would reach the unselected
+    # branch's derivative as 0 · inf = NaN; x² of a tiny x is 0, as the terms past the first are
+    with np.errstate(under="ignore"):
         z = multiply(square(where(small, x, 0.0)), -0.25 if alternating else 0.25)
-    series = _QUOTIENT_SERIES[-1]
-    for c in reversed(_QUOTIENT_SERIES[:-1]):  # Horner's scheme
-        series = add(multiply(series, z), c)
+    series = _horner(_QUOTIENT_SERIES, z)
     if scale is not None:
         series = multiply(series, scale)
     return subtract(lower, where(small, series, divide(out, where(small, 1.0, x))))
@@ -215,10 +221,7 @@ def _erfcx_slope(out, x):
     large = greater(x, 10.0)
     with np.errstate(under="ignore"):  # w of a huge x is 0, as the slope is to the last bit
         w = multiply(square(reciprocal(where(large, x, 10.0))), 0.5)  # 10 where unselected: no 1/0
-    series = _ERFCX_SLOPE_SERIES[-1]
-    for c in reversed(_ERFCX_SLOPE_SERIES[:-1]):  # Horner's scheme
-        series = add(multiply(series, w), c)
-    asymptotic = multiply(multiply(series, w), 2.0 / SQRT_PI)
+    asymptotic = multiply(multiply(_horner(_ERFCX_SLOPE_SERIES, w), w), 2.0 / SQRT_PI)
     return where(large, asymptotic, subtract(multiply(multiply(2.0, x), out), 2.0 / SQRT_PI))
 
 
