@@ -430,13 +430,19 @@ def flat_output(out) -> tuple:
         return out, None
     leaves, out_def = trees.flatten(out)
     leaves = [from_objects(leaf) for leaf in leaves]  # np.array([a, b]) of traced scalars
+    numbers = [isinstance(leaf, (int, float, complex)) for leaf in leaves]
+    if any(numbers) and not all(numbers):  # beside arrays, a Python number is a 0-d array, as JAX reads
+        # one (an int's dtype is then refused by `trees.ravel`, as an int array's is); numbers alone are
+        # no array f computed, and are refused below
+        leaves = [np.asarray(leaf) if number else leaf for leaf, number in zip(leaves, numbers)]
     if not leaves:
         raise TypeError("f returned an empty structure; it must return at least one array")
     for leaf in leaves:
         if not isinstance(leaf, (np.ndarray, np.generic, Tracer)):
+            kind = type(leaf).__name__
             raise TypeError(
-                f"f returned a {type(out).__name__} holding a {type(leaf).__name__}; every entry of a "
-                "structured output must be an array (build one array with np.stack, or return arrays)"
+                f"f returned a {type(out).__name__} holding {'an' if kind[0] in 'aeiou' else 'a'} {kind}; every "
+                "entry of a structured output must be an array (build one array with np.stack, or return arrays)"
             )
     return trees.ravel(leaves), out_def
 

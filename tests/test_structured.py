@@ -206,6 +206,15 @@ def test_none_is_an_empty_node_as_in_jax():
     np.testing.assert_array_equal(pullback((np.ones(2), None))["a"], [2.0, 2.0])
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_a_python_float_beside_arrays_in_fs_output_is_a_0d_array_as_in_jax(mode):
+    J, constant = jl.jacobian(lambda v: (np.sin(v), 1.0), np.ones(2), mode=mode)
+    np.testing.assert_array_equal(J, np.diag(np.cos(np.ones(2))))
+    np.testing.assert_array_equal(constant, np.zeros(2))  # a constant: no derivative
+    with pytest.raises(TypeError, match="holding an array of dtype int64"):  # an int has none either
+        jl.jacobian(lambda v: {"s": np.sin(v), "n": 3}, np.ones(2), mode=mode)
+
+
 @pytest.mark.parametrize("extra", [np.arange(2), np.array([True, False]), np.array([1j, 2.0])])
 def test_a_structured_output_holding_a_non_float_array_is_refused(extra):
     # it used to be promoted to float and get a block of zeros, while the same array alone is refused
