@@ -263,11 +263,12 @@ def matrix_transpose(x, /):
 
 @numpy2(np.linalg, "vecdot")
 def vecdot(x1, x2, /, *, axis=-1):
-    """sum(x1 * x2) over `axis` of each operand, the other axes broadcast (real: no conjugate)."""
+    """sum(x1 * x2) over `axis` of each operand, the other axes broadcast (real: no conjugate): a row
+    times a column, counted as np.dot's 2n flops per vector."""
     x1, x2 = (api.moveaxis(api.as_array(v), axis, -1) for v in (x1, x2))
     if np.shape(x1)[-1] != np.shape(x2)[-1]:
         raise ValueError(f"vecdot: the vectors have lengths {np.shape(x1)[-1]} and {np.shape(x2)[-1]}")
-    return api._reduction(R.sum, E.multiply(x1, x2), -1)
+    return api.matmul(api.expand_dims(x1, -2), api.expand_dims(x2, -1))[..., 0, 0]
 
 
 if getattr(np, "vecdot", None) is not None:

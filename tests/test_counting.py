@@ -131,6 +131,13 @@ def test_seed_problem_at_n_1000():
     assert jl.count_flops(f, np.linspace(-1, 1, 1000)) == Cost(1999, 2000)
 
 
+def test_every_spelling_of_a_dot_product_counts_as_matmul():
+    x, y = RNG.standard_normal((2, 3)), RNG.standard_normal((2, 3))
+    spellings = [lambda v: np.einsum("ij,ij->i", v, y), lambda v: np.vecdot(v, y), lambda v: np.linalg.vecdot(v, y),
+                 lambda v: np.stack([v[0] @ y[0], np.dot(v[1], y[1])])]
+    assert {jl.count_flops(f, x) for f in spellings} == {Cost(2 * 2 * 3, 0)}  # 2k per vector, k = 3
+
+
 def test_cost_total_weights_transcendentals():
     assert Cost(1999, 2000).total() == 3999.0
     assert Cost(1999, 2000).total(weight=10.0) == 1999 + 10.0 * 2000
