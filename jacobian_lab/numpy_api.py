@@ -754,8 +754,9 @@ def _square(name, a):
 @implements(np.linalg.solve)
 def solve(a, b):
     a = _square("solve", a)
-    if np.ndim(b) == 1:  # NumPy 2: only a 1-D b is a vector, solved as one column
-        return reshape(LU.solve(a, reshape(b, (-1, 1))), (-1,))
+    if np.ndim(b) == 1:  # NumPy 2: only a 1-D b is a vector, solved as one column (with each matrix of a)
+        column = LU.solve(a, reshape(b, (-1, 1)))
+        return reshape(column, np.shape(column)[:-1])
     return LU.solve(a, b)
 
 

@@ -79,6 +79,19 @@ def test_determinant_derivative_where_running_products_of_singular_values_overfl
                                rtol=1e-15, atol=0)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_stack_of_matrices_solves_a_vector_with_each(mode):
+    """NumPy 2: a 1-D b is one vector for every matrix of the stack, (2, 3) for two 3×3 systems."""
+    stack = np.stack([2.0 * np.eye(3) + 0.1, 3.0 * np.eye(3) - 0.2])
+    b = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(traced_value(lambda a: np.linalg.solve(a, b), stack), np.linalg.solve(stack, b),
+                               rtol=1e-15)
+    J = jl.jacobian(lambda v: np.linalg.solve(stack, v), b, mode=mode)
+    np.testing.assert_allclose(J, np.linalg.inv(stack), rtol=1e-14)  # d(a⁻¹ b)/db = a⁻¹, per matrix
+    assert_fd_close(jl.jacobian(lambda a: np.linalg.solve(a, b), stack, mode=mode),
+                    central_differences(lambda a: np.linalg.solve(a, b), stack))
+
+
 def test_slogdet_returns_numpys_named_pair():
     y, _ = jl.jvp(lambda a: np.linalg.slogdet(a).logabsdet * np.linalg.slogdet(a)[0], -np.eye(3) * 2.0, np.eye(3))
     assert y == np.log(8.0) * -1.0
