@@ -309,6 +309,18 @@ def test_qr_derivative_at_a_rank_deficient_matrix_is_refused(f, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_qr_of_a_full_rank_matrix_with_a_scaled_column_is_differentiated(mode):
+    """Rank is read per column (R's diagonal against its column's norm), not against R's largest
+    entry: a column scaled by 1e11 is no dependent one. Q does not move with that column's scale."""
+    b = np.array([[1.0, 0.5, -0.2], [0.3, -1.0, 0.7], [-0.4, 0.2, 1.5], [0.8, 0.9, 0.1]]) * [1e11, 1.0, 1.0]
+    J = jl.jacobian(lambda a: np.linalg.qr(a).Q, b, mode=mode)
+    direction = np.random.default_rng(5).standard_normal(b.shape) * [1e11, 1.0, 1.0]
+    h = 1e-7
+    fd = (np.linalg.qr(b + h * direction).Q - np.linalg.qr(b - h * direction).Q) / (2 * h)
+    np.testing.assert_allclose(np.tensordot(J, direction, axes=2), fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("a", [RANK_DEFICIENT, RANK_DEFICIENT.T, np.zeros((3, 3))], ids=["tall", "wide", "zero"])
 def test_pinv_derivative_at_a_rank_deficient_matrix_is_refused(a, mode):
     with pytest.raises(jl.DerivativeError, match="np.linalg.pinv does not exist at a rank-deficient matrix"):
@@ -432,6 +444,29 @@ def test_svd_vectors_without_a_derivative_are_refused_by_name(f, match, mode):
 def test_singular_vector_derivative_where_they_are_not_unique_is_refused_by_name(a, mode):
     with pytest.raises(jl.DerivativeError, match=r"singular vectors \(np.linalg.svd's U and Vh"):
         jl.jacobian(lambda a: np.linalg.svd(a, full_matrices=False).Vh, a, mode=mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_float32_values_equal_up_to_their_rounding_count_as_repeated(mode):
+    """In float32 rounding separates equal singular values (eigenvalues) by about 1e-7, past 1e-10:
+    the tolerance is a thousand float32 rounding units there, and the refusal holds."""
+    q = np.linalg.qr(np.random.default_rng(2).standard_normal((3, 3)))[0]
+    for a in ((q * [2.0, 2.0, 1.0]) @ q.T).astype(np.float32), (q * [2.0, 2.0, 1.0]).astype(np.float32):
+        with pytest.raises(jl.DerivativeError, match=r"within 0\.000119209 times"):
+            jl.hessian(lambda v: np.sum(np.linalg.svd(v, compute_uv=False) ** 2), mode=mode)(a)
+    with pytest.raises(jl.DerivativeError, match="repeated eigenvalue"):
+        jl.jacobian(lambda v: np.linalg.eigh(v).eigenvectors, ((q * [1.0, 1.0, 2.0]) @ q.T).astype(np.float32),
+                    mode=mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_singular_value_rules_of_a_matrix_holding_inf_return_nan(mode):
+    """LAPACK's SVD with vectors does not return on an infinite entry (NumPy's np.linalg.svd hangs):
+    the rules that need U and V give NaN there, as the values NumPy gives are."""
+    a = np.array([[2.0, 1.0, 0.0], [np.inf, 3.0, 1.0], [0.0, 1.0, 4.0]])
+    with np.errstate(invalid="ignore"):
+        for f in (lambda v: np.linalg.norm(v, 2), lambda v: np.linalg.norm(v, "nuc"), np.linalg.det):
+            assert np.isnan(jl.jacobian(f, a, mode=mode)).all()
 
 
 def test_svd_singular_values_alone_are_differentiated_in_reverse_mode_where_the_vectors_are_not_unique():

@@ -18,13 +18,15 @@ import numpy as np
 
 from ..primitives import DerivativeError, Primitive, register
 from . import shape as S
+from .linalg import finite_svd
 
 
 def _svd(a):
     """U, s, Vᵀ of each matrix, and det(U) det(V) (±1) in the shape of s's batch; NaN where a is not finite."""
-    finite = np.isfinite(a).all(axis=(-2, -1))
-    u, s, vh = np.linalg.svd(np.where(finite[..., None, None], a, 0.0))
-    sign = np.where(finite, np.sign(np.linalg.det(u) * np.linalg.det(vh)), np.nan)
+    u, s, vh = finite_svd(a)
+    finite = np.isfinite(s).all(axis=-1)
+    sign = np.where(finite, np.sign(np.linalg.det(np.where(finite[..., None, None], u, 0.0))
+                                    * np.linalg.det(np.where(finite[..., None, None], vh, 0.0))), np.nan)
     return u, s, vh, sign
 
 

@@ -15,7 +15,7 @@ from ..primitives import DerivativeError, Primitive, observe, primal, register
 from . import elementwise as E
 from . import reductions as R
 from . import shape as S
-from .linalg import matmul, swap
+from .linalg import finite_svd, matmul, swap
 from .lu import inv, matrices, unneeded
 
 
@@ -37,7 +37,13 @@ from .lu import inv, matrices, unneeded
 
 #: Eigenvalues (singular values) closer than this times the largest magnitude count as equal:
 #: the eigenvector (singular vector) derivatives divide by their differences, and are refused there.
+#: In float32 the values' own rounding (about 1e-7) separates equal ones: see `degenerate_rtol`.
 DEGENERATE_RTOL = 1e-10
+
+
+def degenerate_rtol(dtype) -> float:
+    """DEGENERATE_RTOL, or a thousand times the rounding unit of a coarser float (1.2e-4 in float32)."""
+    return max(DEGENERATE_RTOL, 1e3 * float(np.finfo(dtype).eps))
 
 
 def _read_positions(n, lower):
@@ -171,7 +177,7 @@ def _too_close(values):
     values = np.asarray(values)
     if values.shape[-1] < 2:
         return False
-    scale = DEGENERATE_RTOL * np.max(np.abs(values), axis=-1, keepdims=True)
+    scale = degenerate_rtol(values.dtype) * np.max(np.abs(values), axis=-1, keepdims=True)
     return bool(np.any(np.abs(np.diff(values, axis=-1)) <= scale))
 
 
@@ -181,7 +187,7 @@ def _eigenvector_factor(a, UPLO):
     if observe(_too_close, primal(w)):  # a decision on values: a compiled replay checks it again
         raise DerivativeError(
             "the derivative of the eigenvectors of np.linalg.eigh does not exist at a repeated "
-            f"eigenvalue (two are within {DEGENERATE_RTOL:g} times the largest magnitude): the "
+            f"eigenvalue (two are within {degenerate_rtol(primal(w).dtype):g} times the largest magnitude): the "
             "eigenvectors of a repeated eigenvalue are not unique. Differentiate the eigenvalues "
             "alone (np.linalg.eigvalsh; in reverse mode, eigh's eigenvalues when its eigenvectors "
             "are unused), or move the matrix away from the repeated eigenvalue. A second derivative "
@@ -271,7 +277,7 @@ svdvals = register(Primitive(
 #: np.linalg.svd(a).S: the same values as LAPACK computes them alongside U and V, which can differ
 #: from `svdvals`' in the last bits; charged, like the vectors, for the SVD with vectors.
 svd_values = register(Primitive(
-    "svd_values", lambda a: np.linalg.svd(a, full_matrices=False).S, _svd_vectors_cost,
+    "svd_values", lambda a: finite_svd(a)[1], _svd_vectors_cost,
     jvp=_svdvals_jvp, vjp=_svdvals_vjp, raises=True,
 ))
 
@@ -281,7 +287,7 @@ svd_values = register(Primitive(
 def _too_close_or_zero(s):
     """Singular values (…, r), descending: two within DEGENERATE_RTOL of the largest, or one that small."""
     s = np.asarray(s)
-    return _too_close(s) or bool(np.any(s[..., -1:] <= DEGENERATE_RTOL * s[..., :1]))
+    return _too_close(s) or bool(np.any(s[..., -1:] <= degenerate_rtol(s.dtype) * s[..., :1]))
 
 
 def _singular_vector_factors(a):
@@ -291,7 +297,8 @@ def _singular_vector_factors(a):
         raise DerivativeError(
             "the derivative of the singular vectors (np.linalg.svd's U and Vh; also inside second "
             "derivatives of singular values and matrix 2-norms) does not exist where two singular values "
-            f"are equal or one is zero (within {DEGENERATE_RTOL:g} times the largest): the singular vectors "
+            f"are equal or one is zero (within {degenerate_rtol(primal(s).dtype):g} times the largest): the "
+            "singular vectors "
             "are not unique there. Differentiate the singular values alone (np.linalg.svd(a, "
             "compute_uv=False); in reverse mode, svd's S when U and Vh are unused), or move the matrix "
             "away from the repeated singular value"
@@ -350,7 +357,7 @@ def _svd_vectors_vjp(needs, out, a):
 
 
 def _svd_vectors_impl(a):
-    u, _, vh = np.linalg.svd(a, full_matrices=False)
+    u, _, vh = finite_svd(a)
     return np.concatenate([u, np.swapaxes(vh, -1, -2)], axis=-2)
 
 
@@ -402,11 +409,12 @@ def split_qr(qr_, m, n):
 
 
 def _rank_deficient(r):
-    """Whether some matrix's R (…, n, n) has a diagonal entry within DEGENERATE_RTOL of its largest."""
-    d = np.abs(np.diagonal(np.asarray(r), axis1=-2, axis2=-1))
-    if d.shape[-1] == 0:
-        return False
-    return bool(np.any(d <= DEGENERATE_RTOL * np.max(d, axis=-1, keepdims=True)))
+    """Whether some matrix's R (…, n, n) has a diagonal entry within `degenerate_rtol` of its column's
+    norm, which is the norm of a's column: a column (nearly) in the span of those before it. Relative
+    to its own column, not R's largest entry, so that a column scaled by 1e11 is not taken for one."""
+    r = np.asarray(r)
+    d = np.abs(np.diagonal(r, axis1=-2, axis2=-1))
+    return bool(np.any(d <= degenerate_rtol(r.dtype) * np.linalg.norm(r, axis=-2)))
 
 
 def _qr_r_inverse(r, m, n):
@@ -420,7 +428,8 @@ def _qr_r_inverse(r, m, n):
     if observe(_rank_deficient, primal(r)):  # a decision on values: a compiled replay checks it again
         raise DerivativeError(
             "the derivative of np.linalg.qr does not exist where the matrix does not have full column "
-            f"rank (a diagonal entry of R within {DEGENERATE_RTOL:g} times its largest): Q is not unique "
+            f"rank (a diagonal entry of R within {degenerate_rtol(primal(r).dtype):g} times its column's norm): Q is "
+            "not unique "
             "there. Move the matrix away from rank deficiency, or drop its dependent columns"
         )
     return inv(r)

@@ -123,3 +123,15 @@ def _matmul_impl(a, b):
 
 matmul = register(Primitive("matmul", _matmul_impl, _matmul_cost, jvp=_matmul_jvp, vjp=_matmul_vjp,
                             structure="matmul"))
+
+
+def finite_svd(a):
+    """np.linalg.svd(a, full_matrices=False) of each matrix of a (…, m, n), NaN for those holding an
+    inf or NaN: LAPACK's gesdd does not return on an infinite entry (NumPy's own svd hangs there)."""
+    finite = np.isfinite(a).all(axis=(-2, -1))
+    if finite.all():
+        return tuple(np.linalg.svd(a, full_matrices=False))
+    u, s, vh = np.linalg.svd(np.where(finite[..., None, None], a, 0.0), full_matrices=False)
+    lost = ~finite
+    return (np.where(lost[..., None, None], np.nan, u), np.where(lost[..., None], np.nan, s),
+            np.where(lost[..., None, None], np.nan, vh))
