@@ -210,7 +210,10 @@ def _matrix_norm(x, ord, axes, keepdims):
         raise ValueError("Invalid norm order for matrices.")  # NumPy's error
     # 2, -2, nuc: the largest, smallest and sum of the singular values (ties as in max/min)
     s = D.svdvals(api.moveaxis(x, (row, col), (-2, -1)))
-    norm_ = api._reduction(_SINGULAR_VALUE_NORMS[ord], s, -1, False)
+    if np.shape(s)[-1] == 0 and ord == 2:  # NumPy's largest of no singular values: 0 (its initial=0)
+        norm_ = api._masked_reduction(R.max, "numpy.linalg.norm", s, (-1,), False, 0, None)
+    else:
+        norm_ = api._reduction(_SINGULAR_VALUE_NORMS[ord], s, -1, False)
     if keepdims:
         shape = list(np.shape(x))
         shape[row] = shape[col] = 1

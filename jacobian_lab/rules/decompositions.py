@@ -533,7 +533,8 @@ def _below_cutoff(s, rcond):
 def _full_rank(a, rcond):
     if observe(_below_cutoff, primal(svdvals(a)), rcond=rcond):
         raise DerivativeError(
-            "the derivative of np.linalg.pinv does not exist at a rank-deficient matrix (a singular value "
+            "the derivative of np.linalg.pinv does not exist at a rank-deficient matrix (np.linalg.lstsq "
+            "runs pinv; a singular value "
             f"at or below rcond = {rcond:g} times the largest, which pinv sets to zero): the pseudo-inverse "
             "jumps when that singular value moves off zero. Differentiate at a full-rank matrix, or "
             "regularize (e.g. solve (AᵀA + λI) x = Aᵀb)"
