@@ -1015,7 +1015,8 @@ def test_moments_at_their_edges(mode):
         jacobian(lambda v: np.average(v, weights=[1.0, -1.0, 0.0]), x)
     # NumPy's ∞-norm of an empty vector is 0 (its initial=0), and so is the 2-norm of an empty matrix
     assert jacobian(lambda v: np.linalg.norm(v.reshape(2, 0), np.inf, axis=1), np.zeros(0)).shape == (2, 0)
-    for empty in (lambda v: np.linalg.norm(v.reshape(0, 0), 2), lambda v: np.linalg.norm(v.reshape(2, 0, 0), 2, (1, 2))):
+    for empty in (lambda v: np.linalg.norm(v.reshape(0, 0), 2),
+                  lambda v: np.linalg.norm(v.reshape(2, 0, 0), 2, (1, 2))):
         np.testing.assert_array_equal(traced_value(empty, np.zeros(0)), empty(np.zeros(0)))
         assert jacobian(empty, np.zeros(0)).shape == np.shape(empty(np.zeros(0))) + (0,)
 

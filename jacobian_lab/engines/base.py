@@ -157,7 +157,8 @@ def check_output(y, trace):
         raise TypeError("f returned a masked array (np.ma), whose mask jacobian_lab does not trace; return "
                         "np.where(mask, values, fill) instead, or the values alone (np.ma.getdata)")
     if not hasattr(y, "__array__") and not isinstance(y, (int, float, np.generic)):
-        kind = type(y).__qualname__ if type(y).__module__ == "builtins" else f"{type(y).__module__}.{type(y).__qualname__}"
+        module = "" if type(y).__module__ == "builtins" else f"{type(y).__module__}."
+        kind = module + type(y).__qualname__
         raise TypeError(f"f returned a {kind}, not an array; it must return a float array (np.stack([...]) of a "
                         "generator's values, for example)")
     value = np.asarray(y)

@@ -1,2 +1,2 @@
 """The primitive rules, one module per family; importing registers them all."""
-from . import cofactor, decompositions, elementwise, linalg, lu, reductions, shape, sparse, special  # noqa: F401  (registration)
+from . import cofactor, decompositions, elementwise, linalg, lu, reductions, shape, sparse, special  # noqa: F401

@@ -117,7 +117,8 @@ def _digamma_difference(v, w, s):
     v, w, s = where(large, v, 50.0), where(large, w, 50.0), where(large, s, 100.0)  # no pole unselected
     p, q = reciprocal(square(v)), reciprocal(square(s))
     d = divide(multiply(w, add(s, v)), square(multiply(v, s)))  # 1/v² − 1/s²
-    # Σ_k B₂ₖ/(2k) (v^−2k − s^−2k) = d [1/12 − (p + q)/120 + (p² + pq + q²)/252 − (p³ + p²q + pq² + q³)/240]
+    # Σ_k B₂ₖ/(2k) (v^−2k − s^−2k)
+    #   = d [1/12 − (p + q)/120 + (p² + pq + q²)/252 − (p³ + p²q + pq² + q³)/240]
     both, p2, q2 = add(p, q), square(p), square(q)
     inner = subtract(divide(add(add(p2, multiply(p, q)), q2), 252.0), divide(both, 120.0))
     inner = subtract(add(inner, 1.0 / 12.0), divide(multiply(both, add(p2, q2)), 240.0))
