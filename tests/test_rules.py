@@ -367,7 +367,8 @@ EXAMPLES: dict[str, list[Example]] = {
     ],
     # no derivative: only impl and cost
     **{name: [ex(general(3, 4)), ex(np.array([0.0, -1.5, 2.5, np.nan, np.inf]))]
-       for name in ("sign", "floor", "ceil", "rint", "trunc", "isnan", "isinf", "isfinite", "signbit", "stop_gradient")},
+       for name in ("sign", "floor", "ceil", "rint", "trunc", "isnan", "isinf", "isfinite", "signbit",
+                    "stop_gradient")},
     "floor_divide": [ex(*quotient_pair((3, 1), (4,))),
                      ex(np.array([7.0, -7.0, 2.5, np.inf]), np.array([2.0, 2.0, -0.5, 3.0]))],
     "heaviside": [ex(general(3, 4), np.float64(0.5)), ex(np.array([0.0, -1.5, 2.5, np.nan]), np.array([0.25]))],

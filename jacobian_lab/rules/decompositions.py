@@ -298,8 +298,7 @@ def _singular_vector_factors(a):
             "the derivative of the singular vectors (np.linalg.svd's U and Vh; also inside second "
             "derivatives of singular values and matrix 2-norms) does not exist where two singular values "
             f"are equal or one is zero (within {degenerate_rtol(primal(s).dtype):g} times the largest): the "
-            "singular vectors "
-            "are not unique there. Differentiate the singular values alone (np.linalg.svd(a, "
+            "singular vectors are not unique there. Differentiate the singular values alone (np.linalg.svd(a, "
             "compute_uv=False); in reverse mode, svd's S when U and Vh are unused), or move the matrix "
             "away from the repeated singular value"
         )
@@ -428,9 +427,8 @@ def _qr_r_inverse(r, m, n):
     if observe(_rank_deficient, primal(r)):  # a decision on values: a compiled replay checks it again
         raise DerivativeError(
             "the derivative of np.linalg.qr does not exist where the matrix does not have full column "
-            f"rank (a diagonal entry of R within {degenerate_rtol(primal(r).dtype):g} times its column's norm): Q is "
-            "not unique "
-            "there. Move the matrix away from rank deficiency, or drop its dependent columns"
+            f"rank (a diagonal entry of R within {degenerate_rtol(primal(r).dtype):g} times its column's norm): "
+            "Q is not unique there. Move the matrix away from rank deficiency, or drop its dependent columns"
         )
     return inv(r)
 
@@ -534,10 +532,9 @@ def _full_rank(a, rcond):
     if observe(_below_cutoff, primal(svdvals(a)), rcond=rcond):
         raise DerivativeError(
             "the derivative of np.linalg.pinv does not exist at a rank-deficient matrix (np.linalg.lstsq "
-            "runs pinv; a singular value "
-            f"at or below rcond = {rcond:g} times the largest, which pinv sets to zero): the pseudo-inverse "
-            "jumps when that singular value moves off zero. Differentiate at a full-rank matrix, or "
-            "regularize (e.g. solve (AᵀA + λI) x = Aᵀb)"
+            f"runs pinv; a singular value at or below rcond = {rcond:g} times the largest, which pinv sets "
+            "to zero): the pseudo-inverse jumps when that singular value moves off zero. Differentiate at a "
+            "full-rank matrix, or regularize (e.g. solve (AᵀA + λI) x = Aᵀb)"
         )
 
 
