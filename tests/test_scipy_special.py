@@ -249,6 +249,8 @@ def test_order_one_bessel_second_derivatives_near_zero(mode):
     with np.errstate(over="ignore"):  # I1 itself overflows past 713: only the finite entries are compared
         big = np.array([1e200, -1e200])
         assert np.all(np.isfinite(np.diag(jl.hessian(lambda v: np.sum(sc.j1(v)), mode=mode)(big))))
+    with np.errstate(all="ignore"):  # Y1 has a pole at 0, Y1 ≈ −2/(πx): its slope there is +inf (not J1's 1/2)
+        assert jl.jacobian(sc.y1, np.array([0.0]), mode=mode)[0, 0] == np.inf
 
 
 @pytest.mark.parametrize("dtype, x", [(np.float64, [37.0, 38.0, 50.0]), (np.float32, [12.0, 13.0, 14.0])])

@@ -160,10 +160,11 @@ entr = _bound(unary, "entr", lambda sc: sc.entr,
 # J0' = −J1, Y0' = −Y1, I0' = I1; the order-1 functions by the recurrence C1' = C0 − C1 / x
 # (I1' = I0 − I1 / x likewise), whose limit at x = 0 is 1/2 for J1 and I1 (Y1 has a pole there).
 # The exponentially scaled I0e = e^−|x| I0 and I1e = e^−|x| I1 add −sign(x) times themselves.
-def _order_one(lower, out, x):
-    """C0(x) − C1(x) / x, and 1/2 at x = 0 (Y1's rule: its pole leaves nothing to cancel)."""
+def _y1_slope(lower, out, x):
+    """Y0(x) − Y1(x) / x, and +inf at x = 0, where Y1 ≈ −2/(πx) has its pole (and its quotient's terms are
+    far apart near it: nothing to cancel)."""
     at_zero = equal(x, 0.0)
-    return where(at_zero, 0.5, subtract(lower, divide(out, where(at_zero, 1.0, x))))
+    return where(at_zero, np.inf, subtract(lower, divide(out, where(at_zero, 1.0, x))))
 
 
 #: J1(x) / x = ½ Σ_k (−x²/4)^k / (k! (k + 1)!), I1(x) / x the same in +x²/4: ten terms reach the
@@ -202,7 +203,7 @@ def _scaled_by_exp(d, out, x):
 j0 = _unary("j0", lambda out, x: times(negative(j1(x))))
 j1 = _unary("j1", lambda out, x: times(_order_one_near_zero(j0(x), out, x, alternating=True)))
 y0 = _unary("y0", lambda out, x: times(negative(y1(x))))
-y1 = _unary("y1", lambda out, x: times(_order_one(y0(x), out, x)))
+y1 = _unary("y1", lambda out, x: times(_y1_slope(y0(x), out, x)))
 i0 = _unary("i0", lambda out, x: times(i1(x)))
 i1 = _unary("i1", lambda out, x: times(_order_one_near_zero(i0(x), out, x, alternating=False)))
 i0e = _unary("i0e", lambda out, x: times(_scaled_by_exp(i1e(x), out, x)))
