@@ -1940,6 +1940,19 @@ def test_jvp_direction_must_be_real():
         jl.jvp(np.sin, X, X * 1j)
 
 
+@pytest.mark.parametrize("seed, what", [(np.ma.masked_array(X, mask=X > 1.0), "masked array, and its mask would be "
+                                                                              "dropped"),
+                                        (np.matrix(X[0]), "np.matrix, which is always 2-D")],
+                         ids=["masked", "matrix"])
+def test_a_direction_or_cotangent_np_asarray_would_change_is_refused_as_x_is(seed, what):
+    """A masked direction would push the values under its mask; a matrix row would become a batch of one."""
+    x = X[0]
+    for name, call in (("x_dot", lambda: jl.jvp(np.sin, x, seed)), ("y_bar", lambda: jl.vjp(np.sin, x)[1](seed)),
+                       ("v", lambda: jl.hvp(lambda z: np.sum(z ** 3), x, seed))):
+        with pytest.raises(TypeError, match=f"^{name} is an? {what}"):
+            call()
+
+
 # --- harness arguments -------------------------------------------------------------------------
 BAD_BATCH = [0, -1, 1.5, True, "2", np.int64(0)]
 
