@@ -469,6 +469,19 @@ def test_singular_value_rules_of_a_matrix_holding_inf_return_nan(mode):
             assert np.isnan(jl.jacobian(f, a, mode=mode)).all()
 
 
+@pytest.mark.parametrize("f, bad, what", [
+    (lambda a: np.linalg.eigh(a).eigenvectors, np.diag([2.0, 2.0, 5.0]),
+     "repeated eigenvalue in matrix 1 of the stack"),
+    (lambda a: np.linalg.svd(a, full_matrices=False).U, np.diag([2.0, 2.0, 5.0]), "exist in matrix 1 of the stack"),
+    (lambda a: np.linalg.qr(a).Q, np.diag([1.0, 1.0, 0.0]), "full column rank in matrix 1 of the stack"),
+    (np.linalg.pinv, np.diag([1.0, 1.0, 0.0]), "rank-deficient matrix in matrix 1 of the stack"),
+], ids=["eigh", "svd", "qr", "pinv"])
+def test_a_refusal_in_a_stack_names_the_matrix(f, bad, what):
+    stack = np.stack([np.diag([1.0, 2.0, 3.0]), bad, np.diag([4.0, 5.0, 6.0])])
+    with pytest.raises(jl.DerivativeError, match=what):
+        jl.jacobian(f, stack, mode="reverse")
+
+
 def test_svd_singular_values_alone_are_differentiated_in_reverse_mode_where_the_vectors_are_not_unique():
     # The singular values of diag(2, 2, 5) are |diagonal entries|: derivative 1 at each entry's own value
     f = lambda a: np.linalg.svd(a).S  # noqa: E731

@@ -171,23 +171,38 @@ def _eigenvalues_vjp(needs, out, a, UPLO="L"):
     return lambda g: (_read_symmetric_t(matmul(E.multiply(v, _row(g)), v_t), UPLO == "L"),)
 
 
-def _too_close(values):
-    """Whether two neighbours among some matrix's sorted values (…, n) lie within DEGENERATE_RTOL
+def _close_pairs(values) -> np.ndarray:
+    """For each matrix of sorted values (…, n): whether two neighbours lie within `degenerate_rtol`
     times its largest magnitude of each other."""
     values = np.asarray(values)
     if values.shape[-1] < 2:
-        return False
+        return np.zeros(values.shape[:-1], dtype=bool)
     scale = degenerate_rtol(values.dtype) * np.max(np.abs(values), axis=-1, keepdims=True)
-    return bool(np.any(np.abs(np.diff(values, axis=-1)) <= scale))
+    return np.any(np.abs(np.diff(values, axis=-1)) <= scale, axis=-1)
+
+
+def _too_close(values) -> bool:
+    return bool(np.any(_close_pairs(values)))
+
+
+def _in_stack(degenerate) -> str:
+    """" in matrix i of the stack": which matrix a refusal is about (the first), from a flag per matrix;
+    "" for one matrix."""
+    degenerate = np.asarray(degenerate)
+    if degenerate.ndim == 0:
+        return ""
+    index = tuple(int(i) for i in np.argwhere(degenerate)[0])
+    return f" in matrix {index[0] if len(index) == 1 else index} of the stack"
 
 
 def _eigenvector_factor(a, UPLO):
     """F_ij = 1 / (w_j − w_i) off the diagonal, 0 on it: once per pass or tape."""
     w = eigvalsh(a, UPLO=UPLO)
     if observe(_too_close, primal(w)):  # a decision on values: a compiled replay checks it again
+        where, tolerance = _in_stack(_close_pairs(primal(w))), degenerate_rtol(primal(w).dtype)
         raise DerivativeError(
             "the derivative of the eigenvectors of np.linalg.eigh does not exist at a repeated "
-            f"eigenvalue (two are within {degenerate_rtol(primal(w).dtype):g} times the largest magnitude): the "
+            f"eigenvalue{where} (two are within {tolerance:g} times the largest magnitude): the "
             "eigenvectors of a repeated eigenvalue are not unique. Differentiate the eigenvalues "
             "alone (np.linalg.eigvalsh; in reverse mode, eigh's eigenvalues when its eigenvectors "
             "are unused), or move the matrix away from the repeated eigenvalue. A second derivative "
@@ -284,20 +299,26 @@ svd_values = register(Primitive(
 
 # The singular vectors are the residual factors of the singular values' rules, and np.linalg.svd's
 # U and Vh (see numpy_api.svd). Their rules exist where the singular values are distinct and nonzero.
-def _too_close_or_zero(s):
-    """Singular values (…, r), descending: two within DEGENERATE_RTOL of the largest, or one that small."""
+def _close_or_zero(s) -> np.ndarray:
+    """Per matrix of singular values (…, r), descending: two within `degenerate_rtol` of the largest,
+    or one that small."""
     s = np.asarray(s)
-    return _too_close(s) or bool(np.any(s[..., -1:] <= degenerate_rtol(s.dtype) * s[..., :1]))
+    return _close_pairs(s) | np.any(s[..., -1:] <= degenerate_rtol(s.dtype) * s[..., :1], axis=-1)
+
+
+def _too_close_or_zero(s) -> bool:
+    return bool(np.any(_close_or_zero(s)))
 
 
 def _singular_vector_factors(a):
     """s as column and row scales, F_ij = 1/(s_j² − s_i²) (0 on the diagonal) and 1/s as a row."""
     s = svdvals(a)
     if observe(_too_close_or_zero, primal(s)):
+        where, tolerance = _in_stack(_close_or_zero(primal(s))), degenerate_rtol(primal(s).dtype)
         raise DerivativeError(
             "the derivative of the singular vectors (np.linalg.svd's U and Vh; also inside second "
-            "derivatives of singular values and matrix 2-norms) does not exist where two singular values "
-            f"are equal or one is zero (within {degenerate_rtol(primal(s).dtype):g} times the largest): the "
+            f"derivatives of singular values and matrix 2-norms) does not exist{where} where two singular "
+            f"values are equal or one is zero (within {tolerance:g} times the largest): the "
             "singular vectors are not unique there. Differentiate the singular values alone (np.linalg.svd(a, "
             "compute_uv=False); in reverse mode, svd's S when U and Vh are unused), or move the matrix "
             "away from the repeated singular value"
@@ -411,9 +432,13 @@ def _rank_deficient(r):
     """Whether some matrix's R (…, n, n) has a diagonal entry within `degenerate_rtol` of its column's
     norm, which is the norm of a's column: a column (nearly) in the span of those before it. Relative
     to its own column, not R's largest entry, so that a column scaled by 1e11 is not taken for one."""
+    return bool(np.any(_dependent_columns(r)))
+
+
+def _dependent_columns(r) -> np.ndarray:
     r = np.asarray(r)
     d = np.abs(np.diagonal(r, axis1=-2, axis2=-1))
-    return bool(np.any(d <= degenerate_rtol(r.dtype) * np.linalg.norm(r, axis=-2)))
+    return np.any(d <= degenerate_rtol(r.dtype) * np.linalg.norm(r, axis=-2), axis=-1)
 
 
 def _qr_r_inverse(r, m, n):
@@ -425,9 +450,10 @@ def _qr_r_inverse(r, m, n):
             "QR of the transpose, or of a tall or square block of the matrix"
         )
     if observe(_rank_deficient, primal(r)):  # a decision on values: a compiled replay checks it again
+        where, tolerance = _in_stack(_dependent_columns(primal(r))), degenerate_rtol(primal(r).dtype)
         raise DerivativeError(
             "the derivative of np.linalg.qr does not exist where the matrix does not have full column "
-            f"rank (a diagonal entry of R within {degenerate_rtol(primal(r).dtype):g} times its column's norm): "
+            f"rank{where} (a diagonal entry of R within {tolerance:g} times its column's norm): "
             "Q is not unique there. Move the matrix away from rank deficiency, or drop its dependent columns"
         )
     return inv(r)
@@ -520,18 +546,24 @@ def _pinv_cost(out, a, rcond):
     return count * (14 * big * small ** 2 + 8 * small ** 3 + small + small * m + 2 * n * small * m), 0
 
 
-def _below_cutoff(s, rcond):
-    """Whether some matrix's singular values (…, N) include one at or below rcond times the largest."""
+def _cut_off(s, rcond) -> np.ndarray:
+    """Per matrix of singular values (…, N): whether one is at or below rcond times the largest."""
     s = np.asarray(s)
     if s.shape[-1] == 0:
-        return False
-    return bool(np.any(s <= rcond * np.max(s, axis=-1, keepdims=True)))
+        return np.zeros(s.shape[:-1], dtype=bool)
+    return np.any(s <= rcond * np.max(s, axis=-1, keepdims=True), axis=-1)
+
+
+def _below_cutoff(s, rcond) -> bool:
+    return bool(np.any(_cut_off(s, rcond)))
 
 
 def _full_rank(a, rcond):
-    if observe(_below_cutoff, primal(svdvals(a)), rcond=rcond):
+    s = svdvals(a)
+    if observe(_below_cutoff, primal(s), rcond=rcond):
         raise DerivativeError(
-            "the derivative of np.linalg.pinv does not exist at a rank-deficient matrix (np.linalg.lstsq "
+            "the derivative of np.linalg.pinv does not exist at a rank-deficient "
+            f"matrix{_in_stack(_cut_off(primal(s), rcond))} (np.linalg.lstsq "
             f"runs pinv; a singular value at or below rcond = {rcond:g} times the largest, which pinv sets "
             "to zero): the pseudo-inverse jumps when that singular value moves off zero. Differentiate at a "
             "full-rank matrix, or regularize (e.g. solve (AᵀA + λI) x = Aᵀb)"
