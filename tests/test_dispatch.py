@@ -439,27 +439,11 @@ def test_svd_vectors_without_a_derivative_are_refused_by_name(f, match, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("a", [np.diag([2.0, 2.0, 5.0]),
-                               np.vstack([np.diag([3.0, 1.0, 0.0]), np.ones((1, 3))]) * [1, 1, 0], np.ones((4, 3))],
-                         ids=["repeated", "zero, tall", "rank one"])
+@pytest.mark.parametrize("a", [np.diag([2.0, 2.0, 5.0]), np.diag([3.0, 1.0, 0.0]), np.ones((4, 3))],
+                         ids=["repeated", "zero", "rank one"])
 def test_singular_vector_derivative_where_they_are_not_unique_is_refused_by_name(a, mode):
     with pytest.raises(jl.DerivativeError, match=r"singular vectors \(np.linalg.svd's U and Vh"):
         jl.jacobian(lambda a: np.linalg.svd(a, full_matrices=False).Vh, a, mode=mode)
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_a_square_matrix_with_one_zero_singular_value_has_singular_vector_derivatives(mode):
-    """Its null vectors are unique up to their joint sign, as the others are, and a square matrix's
-    rules have no projector term dividing by s: U's Jacobian against differences, and second
-    derivatives of the singular values (Σ s² = ‖A‖_F², Hessian 2I)."""
-    rng = np.random.default_rng(1)
-    q1, q2 = (np.linalg.qr(rng.standard_normal((3, 3)))[0] for _ in range(2))
-    a, d, h = (q1 * [3.0, 2.0, 0.0]) @ q2.T, rng.standard_normal((3, 3)), 1e-6
-    J = jl.jacobian(lambda v: np.linalg.svd(v, full_matrices=False).U, a, mode=mode)
-    fd = (np.linalg.svd(a + h * d)[0] - np.linalg.svd(a - h * d)[0]) / (2 * h)
-    np.testing.assert_allclose(np.tensordot(J, d, 2), fd, atol=1e-8)
-    H = jl.hessian(lambda v: np.sum(np.linalg.svd(v, compute_uv=False) ** 2), mode=mode)(a)
-    np.testing.assert_allclose(H.reshape(9, 9), 2 * np.eye(9), atol=1e-14)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -299,35 +299,33 @@ svd_values = register(Primitive(
 
 # The singular vectors are the residual factors of the singular values' rules, and np.linalg.svd's
 # U and Vh (see numpy_api.svd). Their rules exist where the singular values are distinct and nonzero.
-def _close_or_zero(s, square: bool = False) -> np.ndarray:
+def _close_or_zero(s) -> np.ndarray:
     """Per matrix of singular values (…, r), descending: two within `degenerate_rtol` of the largest,
-    or, unless the matrix is square, one that small (the projector terms divide by it; a square
-    matrix's one zero singular value has its vectors, up to their joint sign, as the others do)."""
+    or one that small."""
     s = np.asarray(s)
-    close = _close_pairs(s)
-    return close if square else close | np.any(s[..., -1:] <= degenerate_rtol(s.dtype) * s[..., :1], axis=-1)
+    return _close_pairs(s) | np.any(s[..., -1:] <= degenerate_rtol(s.dtype) * s[..., :1], axis=-1)
 
 
-def _too_close_or_zero(s, square: bool = False) -> bool:
-    return bool(np.any(_close_or_zero(s, square)))
+def _too_close_or_zero(s) -> bool:
+    return bool(np.any(_close_or_zero(s)))
 
 
 def _singular_vector_factors(a):
     """s as column and row scales, F_ij = 1/(s_j² − s_i²) (0 on the diagonal) and 1/s as a row."""
     s = svdvals(a)
-    m, n = np.shape(a)[-2:]
-    if observe(_too_close_or_zero, primal(s), square=m == n):
-        where, tolerance = _in_stack(_close_or_zero(primal(s), m == n)), degenerate_rtol(primal(s).dtype)
+    if observe(_too_close_or_zero, primal(s)):
+        where, tolerance = _in_stack(_close_or_zero(primal(s))), degenerate_rtol(primal(s).dtype)
         raise DerivativeError(
             "the derivative of the singular vectors (np.linalg.svd's U and Vh; also inside second "
             f"derivatives of singular values and matrix 2-norms) does not exist{where} where two singular "
-            f"values are equal or, for a non-square matrix, one is zero (within {tolerance:g} times the largest): the "
+            f"values are equal or one is zero (within {tolerance:g} times the largest): the "
             "singular vectors are not unique there. Differentiate the singular values alone (np.linalg.svd(a, "
             "compute_uv=False); in reverse mode, svd's S when U and Vh are unused), or move the matrix "
             "away from the repeated singular value"
         )
     s2 = E.square(s)
     f = _off_diagonal_inverse(E.subtract(_row(s2), _column(s2)), s.dtype)
+    m, n = np.shape(a)[-2:]
     return _column(s), _row(s), f, (_row(E.reciprocal(s)) if m != n else None)
 
 
