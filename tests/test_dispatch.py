@@ -482,6 +482,13 @@ def test_a_refusal_in_a_stack_names_the_matrix(f, bad, what):
         jl.jacobian(f, stack, mode="reverse")
 
 
+def test_a_zero_singular_value_of_a_square_matrix_refuses_second_derivatives():
+    """s₂ = |σ₂| has a kink at 0 (the vectors' signs flip across it): differentiating the signed
+    value gave −1 along (1, 1)/√2 at diag(1, 0), where s₂ = |det| / s₁ curves up (+1)."""
+    with pytest.raises(jl.DerivativeError, match="singular vectors"):
+        jl.hessian(lambda t: np.linalg.svd(t.reshape(2, 2), compute_uv=False)[1])(np.array([1.0, 0.0, 0.0, 0.0]))
+
+
 def test_svd_singular_values_alone_are_differentiated_in_reverse_mode_where_the_vectors_are_not_unique():
     # The singular values of diag(2, 2, 5) are |diagonal entries|: derivative 1 at each entry's own value
     f = lambda a: np.linalg.svd(a).S  # noqa: E731
