@@ -744,7 +744,7 @@ def _real(value, name) -> np.ndarray:
     as for x, a subclass whose meaning np.asarray would drop is refused (a mask, a matrix's 2-D shape)."""
     if "numpy.ma" in sys.modules and isinstance(value, np.ma.MaskedArray):
         raise TypeError(f"{name} is a masked array, and its mask would be dropped (the values under it used); "
-                        f"pass {name}.filled(0.0) for no direction where it is masked")
+                        "pass the array's .filled(0.0), 0 where it is masked")
     if isinstance(value, np.matrix):
         raise TypeError(f"{name} is an np.matrix, which is always 2-D (a vector becomes a batch of one); "
                         f"pass np.asarray({name}).ravel() for a vector, np.asarray({name}) for a matrix")

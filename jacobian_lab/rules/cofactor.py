@@ -25,9 +25,9 @@ def _svd(a):
     """U, s, Vᵀ of each matrix, and det(U) det(V) (±1) in the shape of s's batch; NaN where a is not finite."""
     u, s, vh = finite_svd(a)
     finite = np.isfinite(s).all(axis=-1)
-    sign = np.where(finite, np.sign(np.linalg.det(np.where(finite[..., None, None], u, 0.0))
-                                    * np.linalg.det(np.where(finite[..., None, None], vh, 0.0))), np.nan)
-    return u, s, vh, sign
+    ok = finite[..., None, None]  # det of a NaN matrix warns: the NaN ones are set apart first
+    sign = np.sign(np.linalg.det(np.where(ok, u, 0.0)) * np.linalg.det(np.where(ok, vh, 0.0)))
+    return u, s, vh, np.where(finite, sign, np.nan)
 
 
 def _products_before(s):
