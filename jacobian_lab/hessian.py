@@ -125,7 +125,7 @@ class Derivative:
         out_def = getattr(self.f, "out_def", None)
         if out_def is None:
             return f"shape {np.shape(y)}"
-        return f"a {out_def.kind.__name__} of {len(out_def.leaves)} arrays"
+        return f"{trees.with_article(out_def.kind.__name__)} of {len(out_def.leaves)} arrays"
 
     def _flat(self, v):
         out = self.f(v)

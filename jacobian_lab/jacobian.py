@@ -439,10 +439,10 @@ def flat_output(out) -> tuple:
         raise TypeError("f returned an empty structure; it must return at least one array")
     for leaf in leaves:
         if not isinstance(leaf, (np.ndarray, np.generic, Tracer)):
-            kind = type(leaf).__name__
+            whole, entry = (trees.with_article(type(v).__name__) for v in (out, leaf))
             raise TypeError(
-                f"f returned a {type(out).__name__} holding {'an' if kind[0] in 'aeiou' else 'a'} {kind}; every "
-                "entry of a structured output must be an array (build one array with np.stack, or return arrays)"
+                f"f returned {whole} holding {entry}; every entry of a structured output must be an array "
+                "(build one array with np.stack, or return arrays)"
             )
     return trees.ravel(leaves), out_def
 

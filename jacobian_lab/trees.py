@@ -136,8 +136,12 @@ def _named(d: TreeDef) -> str:
         return f"an array of shape {d.shape}"
     if d.kind is type(None):
         return "None"
-    name = d.kind.__name__
-    return f"{'an' if name[0] in 'AEIOU' else 'a'} {name}"  # an OrderedDict
+    return with_article(d.kind.__name__)
+
+
+def with_article(name: str) -> str:
+    """A type's name for a message: "an OrderedDict", "an int", "a list"."""
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def ravel(leaves):

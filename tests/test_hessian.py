@@ -1,6 +1,8 @@
 """Hessians, forward over reverse: closed forms, differences of hand-written gradients, exact counts."""
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 import pytest
 from helpers import assert_close, central_differences
@@ -185,6 +187,8 @@ def test_bad_input_is_refused():
         jl.hessian(lambda p: p["a"] ** 2, {"a": np.ones(2)})
     with pytest.raises(TypeError, match=scalar + "a dict of 2 arrays"):  # not the size of their raveled values
         jl.hessian(lambda p: {"u": p["a"] ** 2, "v": p["a"].sum()}, {"a": np.ones(2)})
+    with pytest.raises(TypeError, match=scalar + "an OrderedDict of 2 arrays"):
+        jl.hessian(lambda p: collections.OrderedDict(u=p["a"] ** 2, v=p["a"].sum()), {"a": np.ones(2)})
     with pytest.raises(TypeError, match=scalar + r"shape \(2,\)"):
         jl.hessian(lambda a, b: a * b, argnums=(0, 1))(np.ones(2), np.ones(2))
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):

@@ -17,6 +17,7 @@ from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
+from .. import trees
 from ..primitives import escaped_message
 from ..tracing import Tracer, TracerConversionError, from_objects
 
@@ -158,8 +159,8 @@ def check_output(y, trace):
                         "np.where(mask, values, fill) instead, or the values alone (np.ma.getdata)")
     if not hasattr(y, "__array__") and not isinstance(y, (int, float, np.generic)):
         module = "" if type(y).__module__ == "builtins" else f"{type(y).__module__}."
-        kind = module + type(y).__qualname__
-        raise TypeError(f"f returned a {kind}, not an array; it must return a float array (np.stack([...]) of a "
+        kind = trees.with_article(module + type(y).__qualname__)
+        raise TypeError(f"f returned {kind}, not an array; it must return a float array (np.stack([...]) of a "
                         "generator's values, for example)")
     value = np.asarray(y)
     if value.dtype.kind not in "f":
