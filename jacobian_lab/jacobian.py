@@ -9,13 +9,13 @@ forward by rows of its (n, m) transpose), returned as ``y.shape + x.shape``.
 from __future__ import annotations
 
 import math
-import sys
 from functools import partial
 from typing import Callable
 
 import numpy as np
 
 from . import arguments, engines, inplace, memory, sharding, trees
+from .engines.base import is_masked
 from .tracing import Tracer, from_objects
 
 MODES = ("forward", "reverse", "auto")
@@ -46,8 +46,7 @@ def as_input(x) -> np.ndarray:
     if x is None or isinstance(x, (str, bytes, dict)):
         raise TypeError(f"x must be a float array, got {type(x).__name__}")
     # np.asarray would drop what these subclasses mean, so f would trace other arithmetic than it runs.
-    # (np.ma is imported on first use: an x can only be a masked array once it has been.)
-    if "numpy.ma" in sys.modules and isinstance(x, np.ma.MaskedArray):
+    if is_masked(x):
         raise TypeError("x is a masked array, and traced arrays carry no mask, so f would not compute what it "
                         "computes on x; pass x.filled(value) or x.data and apply the mask inside f (np.where)")
     if isinstance(x, np.matrix):
@@ -742,7 +741,7 @@ def _flat_like(value, treedef, name):
 def _real(value, name) -> np.ndarray:
     """A tangent or cotangent (or one leaf of it) as an array of real numbers, or a clear refusal;
     as for x, a subclass whose meaning np.asarray would drop is refused (a mask, a matrix's 2-D shape)."""
-    if "numpy.ma" in sys.modules and isinstance(value, np.ma.MaskedArray):
+    if is_masked(value):
         raise TypeError(f"{name} is a masked array, and its mask would be dropped (the values under it used); "
                         "pass the array's .filled(0.0), 0 where it is masked")
     if isinstance(value, np.matrix):

@@ -13,6 +13,7 @@ knows) instead of holding more tangent memory than that.
 from __future__ import annotations
 
 import itertools
+import sys
 from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
@@ -137,6 +138,12 @@ def call_traced(f, x, trace):
         trace.finish()
 
 
+def is_masked(value) -> bool:
+    """Whether `value` is a masked array (np.ma), which np.asarray would strip of its mask. numpy.ma is
+    imported on first use, and only then can a value be one: checking first spares the import."""
+    return "numpy.ma" in sys.modules and isinstance(value, np.ma.MaskedArray)
+
+
 def check_output(y, trace):
     """Validate what f returned: `(value, traced)`, value a float array or a tracer of `trace`."""
     y = from_objects(y)  # return np.array([a, b]) of traced scalars
@@ -154,7 +161,7 @@ def check_output(y, trace):
             f"f returned a {type(y).__name__}; it must return a float array "
             "(or, through jacobian/jacfwd/jacrev, a tuple, list or dict of float arrays)"
         )
-    if isinstance(y, np.ma.MaskedArray):
+    if is_masked(y):
         raise TypeError("f returned a masked array (np.ma), whose mask jacobian_lab does not trace; return "
                         "np.where(mask, values, fill) instead, or the values alone (np.ma.getdata)")
     if not hasattr(y, "__array__") and not isinstance(y, (int, float, np.generic)):
