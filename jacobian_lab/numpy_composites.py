@@ -579,6 +579,10 @@ def round_(a, decimals=0, out=None):
     return E.divide(E.rint(E.multiply(a, scale)), scale) if decimals else E.rint(a)
 
 
+#: sin(y) / y = Σ_k (−1)^k u^k / (2k + 1)! in u = y², to y**8
+_SINC_SERIES = [(-1.0) ** k / math.factorial(2 * k + 1) for k in range(5)]
+
+
 @implements(np.sinc)
 def sinc(x):
     """sin(pi x) / (pi x), and near 0 its Taylor series, 1 - y**2 / 6 + ... in y = pi x.
@@ -594,9 +598,7 @@ def sinc(x):
     if not observe(np.any, small):
         return E.divide(E.sin(y), y)
     u = E.square(E.where(small, y, 0.0))
-    series = 1.0 / math.factorial(9)  # Horner's rule: (-1)**k u**k / (2k + 1)!, from k = 4 down
-    for k in (3, 2, 1, 0):
-        series = E.add((-1.0) ** k / math.factorial(2 * k + 1), E.multiply(u, series))
+    series = E.horner(_SINC_SERIES, u)
     y = E.where(small, 1.0, y)
     return E.where(small, series, E.divide(E.sin(y), y))
 

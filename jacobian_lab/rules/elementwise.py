@@ -134,6 +134,16 @@ divide = elementwise("divide", np.divide, _divide_partials)
 reciprocal = unary("reciprocal", np.reciprocal, lambda out, x: times(negative(square(out))))
 
 
+def horner(coefficients, z):
+    """Σ_k coefficients[k] z^k for plain coefficients, by Horner's scheme: 2 flops per element and
+    coefficient past the first (the series the special functions' and sinc's rules take near a point
+    where a formula would cancel)."""
+    total = coefficients[-1]
+    for c in reversed(coefficients[:-1]):
+        total = add(multiply(total, z), c)
+    return total
+
+
 def _power_partials(needs, out, x, p):
     # Where p == 0, x ** p is 1 even at x = 0, and where x == 0 (p > 0) it is 0 for every p near
     # p: both slopes are 0 there, but p * x ** (p - 1) at x = 0 and out * log(x) would be 0 * inf =

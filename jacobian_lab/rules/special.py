@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from ..primitives import PerElement, Primitive
-from .elementwise import (absolute, add, divide, elementwise, equal, exp, greater, greater_equal, less, log,
+from .elementwise import (absolute, add, divide, elementwise, equal, exp, greater, greater_equal, horner, less, log,
                           log1p, logical_and, multiply, negative, over, reciprocal, sign, square, subtract,
                           times, transcendental, unary, where)
 
@@ -177,14 +177,6 @@ def _y1_slope(lower, out, x):
 _QUOTIENT_SERIES = [0.5 / (math.factorial(k) * math.factorial(k + 1)) for k in range(8)]
 
 
-def _horner(coefficients, z):
-    """Σ_k coefficients[k] z^k, by Horner's scheme."""
-    total = coefficients[-1]
-    for c in reversed(coefficients[:-1]):
-        total = add(multiply(total, z), c)
-    return total
-
-
 def _order_one_near_zero(lower, out, x, alternating: bool, scale=None):
     """C0(x) − C1(x) / x with C1 / x from its series where |x| < 1/2 (times `scale`, I1e's e^−|x|):
     differentiated again, the quotient's two terms of size 1/(2x) cancel to an error of ε/x²
@@ -194,7 +186,7 @@ def _order_one_near_zero(lower, out, x, alternating: bool, scale=None):
     # branch's derivative as 0 · inf = NaN; x² of a tiny x is 0, as the terms past the first are
     with np.errstate(under="ignore"):
         z = multiply(square(where(small, x, 0.0)), -0.25 if alternating else 0.25)
-    series = _horner(_QUOTIENT_SERIES, z)
+    series = horner(_QUOTIENT_SERIES, z)
     if scale is not None:
         series = multiply(series, scale)
     return subtract(lower, where(small, series, divide(out, where(small, 1.0, x))))
@@ -231,7 +223,7 @@ def _erfcx_slope(out, x):
     large = greater(x, start)
     with np.errstate(under="ignore"):  # w of a huge x is 0, as the slope is to the last bit
         w = multiply(square(reciprocal(where(large, x, start))), 0.5)  # no 1/0 where unselected
-    asymptotic = multiply(multiply(_horner(_ERFCX_SLOPE_SERIES, w), w), 2.0 / SQRT_PI)
+    asymptotic = multiply(multiply(horner(_ERFCX_SLOPE_SERIES, w), w), 2.0 / SQRT_PI)
     near = where(large, 0.0, x)  # an infinite x, selected away, would give inf · 0 = NaN in a slope
     return where(large, asymptotic, subtract(multiply(multiply(2.0, near), out), 2.0 / SQRT_PI))
 
