@@ -498,15 +498,16 @@ def _refuse_too_long(title: str, f, x, modes, leave_out: bool = True):
         prediction = predict(f, x)
     too_long = {}
     for name, (label, mode, batch) in zip(modes, _rows(modes)):
-        # auto runs the cheaper order, and jit records its first call as auto does; sparse pushes fewer seeds
-        orders = (mode,) if mode in ("forward", "reverse") else ("forward", "reverse") if mode in ("auto", "jit") else ()
-        if orders:
-            order = min(orders, key=lambda o: prediction.total(o, batch).total())
-            passes, work = prediction.schedule(order, batch)[1], prediction.total(order, batch).total()
-            if (passes > MAX_PASSES or work > MAX_FLOPS) and mode == "jit":
-                passes, work = _first_call(f, x, prediction, passes, work)
-            if passes > MAX_PASSES or work > MAX_FLOPS:
-                too_long[name] = f"'{label}' ({passes:,} pass{'es' if passes != 1 else ''}, {work:.2g} FLOPs)"
+        if mode == "sparse":  # it pushes fewer seeds than either order
+            continue
+        # auto runs the cheaper order, and jit records its first call as auto does
+        orders = (mode,) if mode in ("forward", "reverse") else ("forward", "reverse")
+        order = min(orders, key=lambda o: prediction.total(o, batch).total())
+        passes, work = prediction.schedule(order, batch)[1], prediction.total(order, batch).total()
+        if (passes > MAX_PASSES or work > MAX_FLOPS) and mode == "jit":
+            passes, work = _first_call(f, x, prediction, passes, work)
+        if passes > MAX_PASSES or work > MAX_FLOPS:
+            too_long[name] = f"'{label}' ({passes:,} pass{'es' if passes != 1 else ''}, {work:.2g} FLOPs)"
     if too_long:
         kept = ",".join(m for m in modes if m not in too_long)
         instead = f"leave {'them' if len(too_long) > 1 else 'it'} out with --modes {kept}, or " if kept and leave_out else ""
