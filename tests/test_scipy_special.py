@@ -225,6 +225,33 @@ def test_beta_partials_where_one_argument_dwarfs_the_other(mode):
         assert np.all(np.isfinite(jl.hessian(lambda v: sc.betaln(v[0], v[1]), mode=mode)(np.array([a, b]))))
 
 
+def _digamma_differences(v, w, terms=100_000):
+    """ψ(v) − ψ(v + w) and ψ'(v) − ψ'(v + w) from ψ(x) = ψ(x + 1) − 1/x summed `terms` times, each
+    difference with w as a factor, then ψ's Taylor series at v + terms from its asymptotic series
+    (the terms left out are 1e-20 of the sum): a reference that uses no polygamma."""
+    k = v + np.arange(terms)
+    end = v + terms
+    tail = w * (1 / end + 1 / (2 * end ** 2) + 1 / (6 * end ** 3)) - w * w / (2 * end ** 2)
+    first = math.fsum(w / (k * (k + w))) + tail
+    second = math.fsum(w * (2 * k + w) / (k * (k + w)) ** 2) + w * (1 / end ** 2 + 1 / end ** 3)
+    return -first, second
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_beta_partials_where_the_other_argument_is_tiny(mode):
+    """ψ(a) − ψ(a + b) for a tiny b, as two digammas, kept 2 digits at (10, 1e-12) and none in float32 at
+    (10, 1e-6); it is ψ's Taylor series in b now, taken at a + 1 below 1."""
+    for a, b in ((10.0, 1e-12), (30.0, 1e-9), (0.3, 1e-7), (1e-5, 1e-9), (2.0, 1.9e-3)):
+        first, second = _digamma_differences(a, b)
+        J = jl.jacobian(lambda v: sc.betaln(v[0], v[1]), np.array([a, b]), mode=mode)
+        np.testing.assert_allclose(J[0], first, rtol=1e-14)
+        H = jl.hessian(lambda v: sc.betaln(v[0], v[1]), mode=mode)(np.array([a, b]))
+        np.testing.assert_allclose(H[0, 0], second, rtol=1e-13)
+        np.testing.assert_allclose(H[[0, 1], [1, 0]], -sc.polygamma(1, a + b), rtol=1e-14)  # no cancellation
+    J = jl.jacobian(lambda v: sc.betaln(v[0], v[1]), np.array([10.0, 1e-6], np.float32), mode=mode)
+    np.testing.assert_allclose(J[0], _digamma_differences(10.0, float(np.float32(1e-6)))[0], rtol=1e-5)
+
+
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
 def test_erfcx_slopes_far_right_do_not_cancel(mode):
     """2x erfcx − 2/√π cancels to about −1/(√π x²): 2e-8 off at 1e4, 0 at 1e8, and its second
@@ -359,8 +386,11 @@ def test_derivative_work_is_counted(mode, phase):
     # beta(x, x reversed): ψ(a + b) (a sum, a digamma), then per operand ψ, a difference and the
     # product with B: 5N flops and 3N transcendentals; and per operand the asymptotic difference of
     # the digammas (33 flops and a log1p per element, `_digamma_difference`) and the select between
-    # the two: 34N; the k·N products and their sum as for xlogy
-    assert cost(lambda x: sc.beta(x, x[::-1])) == jl.Cost(5 * N + 2 * 34 * N + 3 * kN, 5 * N)
+    # the two: 34N; the Taylor series where the other operand is tiny (`_digamma_step`: the test, 5;
+    # its two selects; v + 1 below 1, 3; five polygammas by Horner, 12; 1/v − 1/(v + w), 4; w times the
+    # sum, the shift and the sign, 3) and its select: 30N and 5N transcendentals; the k·N products and
+    # their sum as for xlogy
+    assert cost(lambda x: sc.beta(x, x[::-1])) == jl.Cost(5 * N + 2 * 64 * N + 3 * kN, 5 * N + 2 * 5 * N)
     # j1: J0 (N transcendentals); J0 − J1 / x, J1 / x from its series where |x| < 1/2: |x|, the test,
     # x kept there, its square times −1/4, eight coefficients by Horner (14), x replaced, the division,
     # the select and the difference: 23N

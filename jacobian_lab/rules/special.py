@@ -19,9 +19,9 @@ import math
 import numpy as np
 
 from ..primitives import PerElement, Primitive
-from .elementwise import (absolute, add, divide, elementwise, equal, exp, greater, greater_equal, horner, less, log,
-                          log1p, logical_and, multiply, negative, over, reciprocal, sign, square, subtract,
-                          times, transcendental, unary, where)
+from .elementwise import (absolute, add, divide, elementwise, equal, exp, greater, greater_equal, horner, less,
+                          less_equal, log, log1p, logical_and, multiply, negative, over, reciprocal, sign,
+                          square, subtract, times, transcendental, unary, where)
 
 #: xlogy, xlog1py and entr: a logarithm and a product per output element.
 log_times = PerElement(1, 1)
@@ -131,6 +131,27 @@ def _digamma_difference(v, w, s):
     return large, negative(series)
 
 
+#: Terms of the Taylor series in `_digamma_step`, and the largest |w| / v it takes.
+TAYLOR_TERMS, TAYLOR_RATIO = 5, 1e-3
+
+
+def _digamma_step(v, w):
+    """ψ(v) − ψ(v + w) where v > 0 and |w| ≤ v / 1000, by ψ's Taylor series in w: −Σ_{k≥1} w^k ψ⁽ᵏ⁾(v) / k!,
+    whose terms shrink by about |w| / v each, so five keep 1e-15 of the sum. Below v = 1 the series is
+    taken at v + 1, as ψ(v) = ψ(v + 1) − 1/v, so that no polygamma overflows at a tiny v; 1/v − 1/(v + w)
+    is written with w as a factor. As two digammas the difference cancels: ψ(10) − ψ(10 + 1e-12) kept
+    two digits. (Where |w| is larger, the two digammas lose at most about log10(v / |w|) digits.)"""
+    near = logical_and(greater(v, 0.0), less_equal(absolute(w), multiply(v, TAYLOR_RATIO)))
+    v, w = where(near, v, 1.0), where(near, w, 0.0)  # no pole, and nothing to overflow, unselected
+    below = less(v, 1.0)
+    at = where(below, add(v, 1.0), v)
+    total = polygamma(at, n=TAYLOR_TERMS)
+    for k in range(TAYLOR_TERMS - 1, 0, -1):  # Horner's scheme in w, each coefficient ψ⁽ᵏ⁾ / k!
+        total = add(polygamma(at, n=k), multiply(multiply(w, 1.0 / (k + 1)), total))
+    shift = where(below, divide(divide(w, v), add(v, w)), 0.0)  # 1/v − 1/(v + w), w a factor
+    return near, negative(add(multiply(w, total), shift))
+
+
 def _beta_partials(of_log):
     """∂a, ∂b of log|B(a, b)|: ψ(a) − ψ(a + b) and ψ(b) − ψ(a + b); of B itself, those times B."""
     def partials(needs, out, a, b):
@@ -139,7 +160,8 @@ def _beta_partials(of_log):
 
         def partial(v, w):
             large, asymptotic = _digamma_difference(v, w, both_sum)
-            d = where(large, asymptotic, subtract(digamma(v), both))
+            near, step = _digamma_step(v, w)
+            d = where(large, asymptotic, where(near, step, subtract(digamma(v), both)))
             return times(d if of_log else multiply(out, d))
 
         return tuple(need and partial(v, w) for need, v, w in zip(needs, (a, b), (b, a)))
