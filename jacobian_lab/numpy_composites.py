@@ -49,16 +49,17 @@ def numpy2(owner, name):
 # --- index maps: gather flat positions, 0 flops ---------------------------------------
 def gather(a, positions, fill=None):
     """a.ravel()[positions], where -1 positions read `fill`: a plain scalar, or a plain array of the
-    positions' shape (np.pad's constant_values per side), whose values there are appended as slots."""
+    positions' shape (np.pad's constant_values per side), whose values there are appended as slots,
+    one per position: slots read twice would make reverse mode add up cotangents that it drops."""
     positions = np.asarray(positions)
     flat = api.ravel(a)
     if fill is not None:
         padded = positions < 0
-        values, slots = np.unique(np.broadcast_to(fill, positions.shape)[padded], return_inverse=True)
+        values = np.broadcast_to(fill, positions.shape)[padded]
         # the fill slots take a's dtype, so a float32 array stays float32 as in np.pad
         flat = api.concatenate([flat, values.astype(np.result_type(primal(a)))])
         positions = positions.copy()
-        positions[padded] = np.size(a) + slots
+        positions[padded] = np.size(a) + np.arange(values.size)
     return api.reshape(S.take(flat, positions.ravel(), axis=0), positions.shape)
 
 

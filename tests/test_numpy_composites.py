@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import jacobian_lab as jl
-from jacobian_lab.accounting import Cost
+from jacobian_lab.accounting import Cost, counting
 from jacobian_lab.engines import get
 
 from helpers import assert_fd_close, central_differences, traced_value
@@ -333,6 +333,22 @@ def test_sparse_hessian_of_the_composites_squared_norm(name, mode):
 ])
 def test_index_maps_move_data_for_free(f):
     assert jl.count_flops(f, x5) == Cost(0, 0)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("f", [
+    lambda x: np.diag(x), lambda x: np.pad(x, 100), lambda x: np.pad(x, (1, 2), constant_values=(3.0, 4.0)),
+    lambda x: np.tril(x.reshape(2, 3), -1), lambda x: np.triu(x.reshape(3, 2)), lambda x: np.diagflat(x),
+])
+def test_index_maps_with_constant_fill_cost_no_derivative_work(f, mode):
+    """The fill values are constants: reverse mode once summed the cotangents of every padded cell into
+    one shared slot (782,100 flops for the Jacobian of np.diag of 30 values), then dropped them."""
+    x = np.arange(1.0, 7.0)
+    with counting() as c:
+        J = jl.jacobian(f, x, mode=mode)
+    assert c.total() == Cost(0, 0)
+    np.testing.assert_array_equal(J, jl.jacobian(f, x, mode="forward" if mode == "reverse" else "reverse"))
+    np.testing.assert_array_equal(J.reshape(-1, x.size) @ x + np.ravel(f(0 * x)), np.ravel(f(x)))  # affine
 
 
 def test_statistics_count_their_arithmetic():
