@@ -734,17 +734,6 @@ def matmul_operator(a, b):
     return SP.sparse_matmul(x, SP.SparseConstant(matrix), axis)
 
 
-@implements(np.dot)
-def dot(a, b, out=None):
-    _reject("dot", out, "out")
-    if np.ndim(a) == 0 or np.ndim(b) == 0:
-        return E.multiply(a, b)
-    if np.ndim(a) > 2 or np.ndim(b) > 2:
-        raise NotImplementedError("numpy.dot on arrays with more than 2 dimensions is not supported "
-                                  "on traced arrays; use np.matmul (@), whose batching is defined")
-    return L.matmul(a, b)
-
-
 def _square(name, a):
     if np.ndim(a) < 2 or np.shape(a)[-1] != np.shape(a)[-2]:
         raise np.linalg.LinAlgError(f"{name}: last 2 dimensions of the array must be square")

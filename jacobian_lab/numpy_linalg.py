@@ -1,6 +1,6 @@
 """NumPy's products and norms on traced arrays, composed from primitives.
 
-tensordot, inner and vdot reshape to one matmul; kron is one broadcast
+tensordot, inner, vdot and dot of stacks reshape to one matmul; kron is one broadcast
 multiply; multi_dot brackets its factors like a Jacobian chain; tensorsolve
 and tensorinv reshape to one solve or inv; norms are reductions of elementwise
 powers, or of the singular values (the matrix norms 2, -2 and nuc); cond is
@@ -27,28 +27,56 @@ from .rules import reductions as R
 # --- products -------------------------------------------------------------------------
 @implements(np.tensordot)
 def tensordot(a, b, axes=2):
-    if np.ndim(axes) == 0:
-        k = int(axes)
+    if not np.iterable(axes):  # the last `axes` of a with the first of b
+        k = operator.index(axes)
         axes_a, axes_b = list(range(np.ndim(a) - k, np.ndim(a))), list(range(k))
-    else:
-        axes_a, axes_b = ([int(x)] if np.ndim(x) == 0 else [int(i) for i in x] for x in axes)
+    else:  # each side an axis or a sequence of them, as in NumPy
+        axes_a, axes_b = ([int(i) for i in x] if np.iterable(x) else [operator.index(x)] for x in axes)
+    return _contract(a, b, axes_a, axes_b, "shape-mismatch for sum")
+
+
+def _contract(a, b, axes_a, axes_b, mismatch: str):
+    """Σ over a's `axes_a` paired with b's `axes_b`, a's free axes then b's: one matmul. `mismatch` is
+    the ValueError's message when the paired axes differ in number or length (NumPy's wording)."""
+    shape_a, shape_b = np.shape(a), np.shape(b)
     axes_a = [x % np.ndim(a) for x in axes_a]
     axes_b = [x % np.ndim(b) for x in axes_b]
+    if len(axes_a) != len(axes_b) or any(shape_a[i] != shape_b[j] for i, j in zip(axes_a, axes_b)):
+        raise ValueError(mismatch)
     free_a = [i for i in range(np.ndim(a)) if i not in axes_a]
     free_b = [i for i in range(np.ndim(b)) if i not in axes_b]
-    shape_a, shape_b = np.shape(a), np.shape(b)
-    k = int(np.prod([shape_a[i] for i in axes_a], dtype=np.int64))
-    left = api.reshape(api.transpose(a, free_a + axes_a), (-1, k))
-    right = api.reshape(api.transpose(b, axes_b + free_b), (k, -1))
-    out_shape = tuple(shape_a[i] for i in free_a) + tuple(shape_b[i] for i in free_b)
-    return api.reshape(api.matmul(left, right), out_shape)
+    out_a, out_b = tuple(shape_a[i] for i in free_a), tuple(shape_b[i] for i in free_b)
+    # every size explicit: a reshape to (-1, 0) is ambiguous when the summed axes are empty
+    k, m, n = (math.prod(shape_a[i] for i in axes_a), math.prod(out_a), math.prod(out_b))
+    left = api.reshape(api.transpose(a, free_a + axes_a), (m, k))
+    right = api.reshape(api.transpose(b, axes_b + free_b), (k, n))
+    return api.reshape(api.matmul(left, right), out_a + out_b)
+
+
+def not_aligned(a, b, dim_a: int, dim_b: int) -> str:
+    """NumPy's message for np.dot and np.inner operands whose summed axes differ in length."""
+    sa, sb = np.shape(a), np.shape(b)
+    dim_a, dim_b = dim_a % len(sa), dim_b % len(sb)
+    shapes = ["(" + ",".join(map(str, s)) + ("," if len(s) == 1 else "") + ")" for s in (sa, sb)]
+    return f"shapes {shapes[0]} and {shapes[1]} not aligned: {sa[dim_a]} (dim {dim_a}) != {sb[dim_b]} (dim {dim_b})"
 
 
 @implements(np.inner)
 def inner(a, b):
     if np.ndim(a) == 0 or np.ndim(b) == 0:
         return E.multiply(a, b)
-    return tensordot(a, b, axes=([-1], [-1]))
+    return _contract(a, b, [-1], [-1], not_aligned(a, b, -1, -1))
+
+
+@implements(np.dot)
+def dot(a, b, out=None):
+    api._reject("dot", out, "out")
+    if np.ndim(a) == 0 or np.ndim(b) == 0:
+        return E.multiply(a, b)
+    if np.ndim(a) <= 2 and np.ndim(b) <= 2:
+        return api.matmul(a, b)
+    summed = -1 if np.ndim(b) == 1 else -2  # a's last axis against b's second-to-last (its only, 1-D)
+    return _contract(a, b, [-1], [summed], not_aligned(a, b, -1, summed))
 
 
 @implements(np.vdot)

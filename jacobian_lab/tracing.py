@@ -575,7 +575,7 @@ class Tracer:
         return observe(np.nonzero, self.primal)
 
     def dot(self, b):
-        return api.dot(self, b)
+        return np.dot(self, b)
 
     def copy(self, order="C"):
         return inplace.clone(self)

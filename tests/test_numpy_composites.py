@@ -48,6 +48,8 @@ CASES = {
     "tensordot and inner": (lambda X: np.tensordot(X, A, axes=([1], [0])).ravel() + np.tensordot(X, X, axes=2)
                             + np.inner(X, X).ravel()[:9], x34),
     "vdot": (lambda X: np.vdot(X, X) * np.inner(X[0], X[1]), x34),
+    "dot of stacks": (lambda T: np.dot(T, T[0, 0]).ravel() + np.dot(T[0].T, T).ravel()[:6] + T.dot(A[:, 0]).ravel()[:6]
+                      + np.dot(T, T[0].T).ravel()[:6], cube),
     "vector norms": (lambda X: np.linalg.norm(X) + np.linalg.norm(X, axis=1) + np.linalg.norm(X, ord=1, axis=0)[:3]
                      + np.linalg.norm(X, ord=np.inf, axis=1) + np.linalg.norm(X, 3, axis=1), x34),
     "vector norms of negative and fractional orders": (lambda X: np.concatenate([
@@ -349,6 +351,29 @@ def test_index_maps_with_constant_fill_cost_no_derivative_work(f, mode):
     assert c.total() == Cost(0, 0)
     np.testing.assert_array_equal(J, jl.jacobian(f, x, mode="forward" if mode == "reverse" else "reverse"))
     np.testing.assert_array_equal(J.reshape(-1, x.size) @ x + np.ravel(f(0 * x)), np.ravel(f(x)))  # affine
+
+
+def test_products_refuse_axes_of_different_lengths_as_numpy_does():
+    """Summed axes were reshaped by a's length alone: a (2, 3) against a (3, 2) over both axes gave a
+    number where NumPy refuses."""
+    a, b = np.ones((2, 3)), np.ones((3, 2))
+    for f, x in ((lambda v: np.tensordot(v, b, axes=([0, 1], [0, 1])), a),
+                 (lambda v: np.tensordot(v, v, axes=([0], [1])), a), (lambda v: np.tensordot(v, v, axes=([0, 1], [0])), a),
+                 (lambda v: np.dot(v, np.ones(3)), cube), (lambda v: np.dot(v, np.ones((2, 3, 2))), cube)):
+        with pytest.raises(ValueError) as numpy_error:
+            f(x)
+        with pytest.raises(ValueError, match=re.escape(str(numpy_error.value))):
+            jl.jacobian(f, x)
+    with pytest.raises(ValueError, match=re.escape("shapes (2,3) and (3,2) not aligned: 3 (dim 1) != 2 (dim 1)")):
+        jl.jacobian(lambda v: np.inner(v, v.T), a)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_products_over_empty_axes_are_zero(mode):
+    for f, x in ((lambda v: np.tensordot(v, v, axes=([0], [0])), np.zeros((0, 2))),
+                 (lambda v: np.inner(v.T, v.T), np.zeros((0, 3)))):
+        assert jl.jacobian(f, x, mode=mode).shape == np.shape(f(x)) + x.shape
+        np.testing.assert_array_equal(jl.vjp(f, x)[0], np.zeros(np.shape(f(x))))
 
 
 def test_statistics_count_their_arithmetic():
