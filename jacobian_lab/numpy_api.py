@@ -945,8 +945,7 @@ def outer(a, b, out=None):
 @implements(np.trace)
 def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
     _reject("trace", out, "out")
-    _reject("trace", dtype, "dtype")
-    a = moveaxis(a, (axis1, axis2), (-2, -1))
+    a = moveaxis(in_dtype("trace", a, dtype), (axis1, axis2), (-2, -1))  # summed in the dtype asked for
     rows, cols = np.shape(a)[-2:]
     i = np.arange(max(0, -offset), min(rows, cols - offset))
     flat = reshape(a, np.shape(a)[:-2] + (rows * cols,))

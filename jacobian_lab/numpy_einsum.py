@@ -206,6 +206,15 @@ def _common_dtype(operands):
     return [v if is_traced(v) else v.astype(dtype, copy=False) for v in arrays]
 
 
+def _cast(i, operand, dtype, casting):
+    """`operand` (the i-th) when `casting` takes it to `dtype`; NumPy's TypeError if not."""
+    have = np.result_type(primal(operand))
+    if not np.can_cast(have, dtype, casting):
+        raise TypeError(f"Iterator operand {i} dtype could not be cast from {have!r} to {np.dtype(dtype)!r} "
+                        f"according to the rule {casting!r}")
+    return operand
+
+
 @implements(np.einsum)
 def einsum(*operands, out=None, optimize=False, dtype=None, order="K", casting="safe"):
     """np.einsum: subscripts or the interleaved form; `optimize` ignored (same value).
@@ -216,15 +225,15 @@ def einsum(*operands, out=None, optimize=False, dtype=None, order="K", casting="
     Cost(flops=48, transcendentals=0)
     """
     api._reject("einsum", out, "out")
-    api._reject("einsum", dtype, "dtype")
     api._reject("einsum", None if order == "K" else order, f"order={order!r}")
-    api._reject("einsum", None if casting == "safe" else casting, f"casting={casting!r}")
     if not operands:
         raise ValueError("must specify the einstein sum subscripts string and at least one operand")
     if isinstance(operands[0], str):
         subscripts, operands = operands[0], list(operands[1:])
     else:
         subscripts, operands = _from_sublists(operands)
+    if dtype is not None:  # NumPy computes in the dtype asked for, cast to it under `casting`
+        operands = [api.in_dtype("einsum", _cast(i, v, dtype, casting), dtype) for i, v in enumerate(operands)]
     operands = _common_dtype(operands)
     labels, output = parse(subscripts, [np.shape(v) for v in operands])
     sizes = label_sizes(labels, [np.shape(v) for v in operands])

@@ -1691,8 +1691,11 @@ ACCUMULATING = [
 ]
 ACCUMULATING += [("multiply.reduce", lambda x, dtype: np.multiply.reduce(x[:3, :4] + 1.0, axis=1, dtype=dtype)),
                  ("add.accumulate", lambda x, dtype: np.add.accumulate(x, axis=1, dtype=dtype))]
+ACCUMULATING.append(("trace", lambda x, dtype: np.trace(x, dtype=dtype)))
 if hasattr(np, "cumulative_sum"):
     ACCUMULATING.append(("cumulative_sum", lambda x, dtype: np.cumulative_sum(x, axis=1, dtype=dtype)))
+if hasattr(np.linalg, "trace"):
+    ACCUMULATING.append(("linalg.trace", lambda x, dtype: np.linalg.trace(x, offset=1, dtype=dtype)))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -1709,6 +1712,26 @@ def test_a_reduction_accumulates_in_the_dtype_asked_for(name, f, dtype, mode):
     in_float64 = jl.jacobian(lambda v: f(v, np.float64), small, mode=mode)
     assert_fd_close(in_float64, central_differences(lambda v: f(v, np.float64), small), name)
     np.testing.assert_allclose(jl.jacobian(lambda v: f(v, dtype), small, mode=mode), in_float64, rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_einsum_computes_in_the_dtype_asked_for(mode):
+    """As NumPy: the operands cast to `dtype` under `casting` (its sums may round in another order)."""
+    x = np.random.default_rng(6).normal(size=(4, 5))
+    def f(v):
+        return np.einsum("ij,ij->i", v, v, dtype=np.float32, casting="same_kind")
+
+    y, _ = jl.jvp(f, x, np.zeros_like(x))
+    assert y.dtype == f(x).dtype == np.float32
+    np.testing.assert_allclose(y, f(x), rtol=1e-6)
+    np.testing.assert_allclose(jl.jacobian(f, x, mode=mode), jl.jacobian(lambda v: np.einsum("ij,ij->i", v, v), x),
+                               rtol=1e-6)
+    assert jl.jacobian(lambda v: np.einsum("ij->", v, dtype=np.float64), x.astype(np.float32), mode=mode).shape == x.shape
+    for casting in ("safe", "no"):  # float64 -> float32 is refused, with NumPy's message
+        with pytest.raises(TypeError) as numpy_error:
+            np.einsum("ij->", x, dtype=np.float32, casting=casting)
+        with pytest.raises(TypeError, match=re.escape(str(numpy_error.value))):
+            jl.jacobian(lambda v: np.einsum("ij->", v, dtype=np.float32, casting=casting), x, mode=mode)
 
 
 @pytest.mark.parametrize("mode", MODES)
