@@ -24,6 +24,8 @@ from .rules import shape as S
 # --- differences ----------------------------------------------------------------------
 @implements(np.diff)
 def diff(a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
+    if operator.index(n) < 0:
+        raise ValueError(f"order must be non-negative but got {n!r}")
     axis = one_axis(axis, np.ndim(a))
     parts = [v for v in (prepend, a, append) if v is not np._NoValue]
     if len(parts) > 1:

@@ -368,6 +368,13 @@ def test_products_refuse_axes_of_different_lengths_as_numpy_does():
         jl.jacobian(lambda v: np.inner(v, v.T), a)
 
 
+def test_diff_of_a_negative_order_is_refused_as_in_numpy():
+    """n = -1 ran no difference at all, so x came back with the identity as its Jacobian."""
+    with pytest.raises(ValueError, match="order must be non-negative but got -1"):
+        jl.jacobian(lambda v: np.diff(v, n=-1), x5)
+    np.testing.assert_array_equal(jl.jacobian(lambda v: np.diff(v, n=0), x5), np.eye(5))  # n = 0 is x itself
+
+
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
 def test_products_over_empty_axes_are_zero(mode):
     for f, x in ((lambda v: np.tensordot(v, v, axes=([0], [0])), np.zeros((0, 2))),
