@@ -48,7 +48,7 @@ from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, fi
                        result_dtype, rows, whole_block)
 from .compressed import SparseJacobian, entries, fewer_seeds, holding, where_read
 from .hessian import HessianFunction, SparseHessian, structured
-from .memory import MemoryBudgetError, budget, check_dense
+from .memory import MemoryBudgetError, budget, building, check_dense
 from .primitives import REGISTRY, DerivativeError
 from .sparsity import recorded_pattern
 from .staging import INPUT, NotReplayable, Recorder
@@ -222,12 +222,14 @@ class JittedHessian(Jitted):
     def __call__(self, x, *more):
         if more:
             raise one_input_error(self)
-        if not structured(x):
-            program, H = self._run(x)
-            # f's tree of outputs: the one the program recorded, or the one the uncompiled call just saw
-            return self.fun.f.unflattened(H, np.shape(x), self.fun.f.out_def if program is None else program.leaves)
-        g, x_flat, flat = self._flattened(x)
-        return trees.blocks(self._through(flat, "__call__", x_flat), g.in_def, g.in_def)
+        with building("Hessian"):
+            if not structured(x):
+                program, H = self._run(x)
+                # f's tree of outputs: the one the program recorded, or the one the uncompiled call just saw
+                leaves = self.fun.f.out_def if program is None else program.leaves
+                return self.fun.f.unflattened(H, np.shape(x), leaves)
+            g, x_flat, flat = self._flattened(x)
+            return trees.blocks(self._through(flat, "__call__", x_flat), g.in_def, g.in_def)
 
     def program(self, x) -> "Program":
         if not structured(x):

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import arguments, engines, sharding, trees
+from . import arguments, engines, memory, sharding, trees
 from .compressed import SparseJacobian
 from .jacobian import (
     _NO_X,
@@ -167,11 +167,12 @@ class HessianFunction:
         return arguments.call(self, args, kwargs, self._of)
 
     def _of(self, f: Callable, x):
-        if not structured(x):
-            fun = self.as_jacobian(Derivative(f))
-            return fun.f.unflattened(fun(x), np.shape(x))
-        g, x_flat, fun = self.flattened(x, f)
-        return trees.blocks(fun(x_flat), g.in_def, g.in_def)
+        with memory.building("Hessian"):
+            if not structured(x):
+                fun = self.as_jacobian(Derivative(f))
+                return fun.f.unflattened(fun(x), np.shape(x))
+            g, x_flat, fun = self.flattened(x, f)
+            return trees.blocks(fun(x_flat), g.in_def, g.in_def)
 
     def flattened(self, x, f: Callable | None = None) -> tuple:
         """For a tree of arrays x: ``(g, x_flat, fun)``, f (default: this Hessian's) on one flat vector

@@ -1,6 +1,8 @@
 """The memory budget: how much a Jacobian computation may allocate, and the error when it can't."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import numbers
 import os
@@ -78,14 +80,36 @@ def readable(nbytes: float) -> str:
     return f"{sign}{value:.3g} {unit}" if value < 1000 else f"{sign}{value:,.0f} {unit}"
 
 
+#: What the refusals call the matrix being built: "Hessian" while `hessian` builds one (`building`).
+_MATRIX = contextvars.ContextVar("matrix", default="Jacobian")
+
+
+@contextlib.contextmanager
+def building(matrix: str):
+    """Within the block, refusals name `matrix` ("Hessian") and the products that stand in for it."""
+    token = _MATRIX.set(matrix)
+    try:
+        yield
+    finally:
+        _MATRIX.reset(token)
+
+
+def _products() -> str:
+    """What to compute instead of the full matrix: the products of its derivative function."""
+    if _MATRIX.get() == "Hessian":
+        return "jl.hvp for the Hessian-vector products you need (jl.sparse_hessian for a sparse Hessian)"
+    return "jvp/vjp for the products you need instead of the full Jacobian"
+
+
 def check_dense(m: int, n: int, itemsize: int, limit: int) -> int:
     """Refuse an (m, n) result larger than `limit` bytes; return its size in bytes."""
     need = m * n * itemsize
     if need > limit:
+        matrix = _MATRIX.get()
+        smaller = "Differentiate a smaller function or a slice of the outputs, p" if matrix == "Jacobian" else "P"
         raise MemoryBudgetError(
-            f"the dense {m}x{n} Jacobian needs {readable(need)}, over the memory budget of {readable(limit)} "
-            "(max_memory). Differentiate a smaller function or a slice of the outputs, pass a larger "
-            "max_memory, or use jvp/vjp for the products you need instead of the full matrix."
+            f"the dense {m}x{n} {matrix} needs {readable(need)}, over the memory budget of {readable(limit)} "
+            f"(max_memory). {smaller}ass a larger max_memory, or use {_products()}."
         )
     return need
 
@@ -100,7 +124,7 @@ def one_seed_advice(other_mode=None) -> str:
     'use reverse mode, a larger max_memory or jvp/vjp for the products you need instead of the full Jacobian'
     """
     other = f"{other_mode} mode, " if other_mode else ""
-    return f"use {other}a larger max_memory or jvp/vjp for the products you need instead of the full Jacobian"
+    return f"use {other}a larger max_memory or {_products()}"
 
 
 def forward_pass_error(seeds: int, created: float, max_bytes: int, other_mode="reverse") -> MemoryBudgetError:

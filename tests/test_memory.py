@@ -20,6 +20,26 @@ def test_dense_result_over_budget_is_refused_with_its_size(mode):
     assert isinstance(err.value, MemoryError)
 
 
+def _rosenbrock(x):
+    return np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+
+
+@pytest.mark.parametrize("hessian", [lambda f, **kw: jl.hessian(f, **kw), lambda f, **kw: jl.jit(jl.hessian(f, **kw))])
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_a_hessian_over_budget_is_named_with_the_fixes_that_apply_to_it(hessian, mode):
+    """A Hessian's refusal spoke of a Jacobian and offered jvp/vjp, which do not nest, and a slice of
+    the outputs of a scalar f."""
+    with pytest.raises(MemoryBudgetError) as err:
+        hessian(_rosenbrock, mode=mode, max_memory=2000)(np.linspace(-1.0, 1.0, 30))
+    message = str(err.value)
+    assert ("the dense 30x30 Hessian needs 7.03 KiB" in message or "forward pass" in message) and "jl.hvp" in message
+    assert "Jacobian" not in message and "jvp/vjp" not in message and "slice of the outputs" not in message
+    with pytest.raises(MemoryBudgetError, match="use reverse mode, a larger max_memory or jl.hvp"):
+        jl.hessian(_rosenbrock, np.linspace(-1.0, 1.0, 30), max_memory=1000)  # one forward seed is too many
+    with pytest.raises(MemoryBudgetError, match="Jacobian needs .* jvp/vjp"):  # the wording is the Hessian's alone
+        jl.jacobian(np.sin, np.ones(30), max_memory=2000)
+
+
 def test_refusal_happens_before_any_derivative_work_in_reverse():
     with counting() as c, pytest.raises(MemoryBudgetError):
         jl.jacobian(np.tanh, np.ones(2000), mode="reverse", max_memory=10_000_000)
