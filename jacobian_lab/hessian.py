@@ -57,6 +57,9 @@ def hessian(f: Callable, x=_NO_X, *, mode: str = "forward", batch_size=None, max
     passes side by side, as for `jacobian`. argnums and has_aux as for
     ``jl.jacrev``: ``hessian(f, argnums=(0, 1))(a, b)`` nests the blocks
     ``H[i][j]`` of arguments i and j, and has_aux returns ``(hessian, aux)``.
+    The result is not symmetrized (neither is JAX's): H[i, j] and H[j, i] are
+    computed by different passes and may differ in their last bits; take
+    ``(H + H.T) / 2`` where exact symmetry matters.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.hessian(lambda x: x[0] ** 2 * x[1], np.array([1.0, 3.0]))
