@@ -555,6 +555,10 @@ def concatenate(arrays, axis=0, out=None, dtype=None, casting=None):
 def stack(arrays, axis=0, out=None, dtype=None, casting=None):
     _reject("stack", out, "out")
     arrays = [as_array(a) for a in arrays]
+    if not arrays:
+        raise ValueError("need at least one array to stack")
+    if any(np.shape(a) != np.shape(arrays[0]) for a in arrays):
+        raise ValueError("all input arrays must have the same shape")
     axis = one_axis(axis, np.ndim(arrays[0]) + 1)
     return concatenate([expand_dims(a, axis) for a in arrays], axis=axis, dtype=dtype)
 
@@ -945,6 +949,8 @@ def outer(a, b, out=None):
 @implements(np.trace)
 def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
     _reject("trace", out, "out")
+    if np.ndim(a) < 2:
+        raise ValueError("diag requires an array of at least two dimensions")
     a = moveaxis(in_dtype("trace", a, dtype), (axis1, axis2), (-2, -1))  # summed in the dtype asked for
     rows, cols = np.shape(a)[-2:]
     i = np.arange(max(0, -offset), min(rows, cols - offset))

@@ -368,6 +368,15 @@ def test_products_refuse_axes_of_different_lengths_as_numpy_does():
         jl.jacobian(lambda v: np.inner(v, v.T), a)
 
 
+@pytest.mark.parametrize("f", [lambda v: np.stack([v, v[:2]]), lambda v: np.stack([]), lambda v: np.trace(v)],
+                         ids=["stack of different shapes", "stack of nothing", "trace of a vector"])
+def test_shape_errors_read_as_numpys(f):
+    with pytest.raises(ValueError) as numpy_error:
+        f(x3)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(numpy_error.value))}$"):
+        jl.jacobian(f, x3)
+
+
 def test_diff_of_a_negative_order_is_refused_as_in_numpy():
     """n = -1 ran no difference at all, so x came back with the identity as its Jacobian."""
     with pytest.raises(ValueError, match="order must be non-negative but got -1"):
