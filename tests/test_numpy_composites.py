@@ -877,9 +877,8 @@ def test_einsum_refuses_what_it_cannot_honour_by_name():
     X = np.ones((2, 2))
     with pytest.raises(TypeError, match=re.escape("numpy.einsum(..., out=...) is not supported on traced arrays")):
         jl.jacrev(lambda x: np.einsum("ij->i", x, out=np.empty(2)))(X)
-    for name, f in [("dtype", lambda x: np.einsum("ij->i", x, dtype=np.float32)),
-                    ("order='C'", lambda x: np.einsum("ij->i", x, order="C")),
-                    ("casting='unsafe'", lambda x: np.einsum("ij->i", x, casting="unsafe"))]:
+    for name, f in [("dtype=int64 (a non-float", lambda x: np.einsum("ij->i", x, dtype=np.int64, casting="unsafe")),
+                    ("order='C'", lambda x: np.einsum("ij->i", x, order="C"))]:
         with pytest.raises(NotImplementedError, match=re.escape(name)):
             jl.jacrev(f)(X)
     with pytest.raises(ValueError, match=re.escape("[0, 52)")):
