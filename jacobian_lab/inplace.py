@@ -28,7 +28,8 @@ import weakref
 
 import numpy as np
 
-from .primitives import Primitive, apply, frozen, is_traced, link_view
+from .accounting import active_counter
+from .primitives import Primitive, apply, frozen, is_traced, link_view, primal
 from .rules import elementwise as E
 from .rules import shape as S
 
@@ -50,6 +51,37 @@ def clone(tracer):
     for slot in state_slots(type(tracer)):
         setattr(new, slot, getattr(tracer, slot))
     return new
+
+
+def laid_out(tracer, order: str = "K"):
+    """`tracer`, an array of its own, with its plain array in the memory order of NumPy's copy in
+    `order` ("C", "F"; "K" and "A" as it lies, made contiguous), so that which of its reshapes are views
+    (`note_view`) is NumPy's: a copy of ``a.T`` is C-ordered, its ``ravel()`` a view. Only the layout
+    changes, never a value."""
+    return _relaid(tracer, lambda value: None if _contiguous(value, order) else np.array(value, order=order))
+
+
+def _relaid(tracer, relay):
+    """`tracer` with the plain array under it replaced by ``relay(array)`` unless that is None. The
+    values of enclosing traces it holds (nested derivatives) are copied on the way, not changed."""
+    value = tracer.primal
+    if getattr(value, "_trace", None) is not None:
+        tracer.primal = _relaid(clone(value), relay)
+    elif type(value) is np.ndarray and (new := relay(value)) is not None:
+        new.flags.writeable = value.flags.writeable  # a constant stays read-only (`frozen`)
+        tracer.primal = new
+        counter = active_counter()
+        if counter is not None:  # a recording (jit) recomputes the new array as it recomputes the old
+            counter.copied(new, value)
+    return tracer
+
+
+def _contiguous(value: np.ndarray, order: str) -> bool:
+    """Whether `value` lies in memory as a copy in `order` would: C or F order, or either for K and A."""
+    flags = value.flags
+    if order in ("C", "F"):
+        return flags.c_contiguous if order == "C" else flags.f_contiguous
+    return flags.c_contiguous or flags.f_contiguous
 
 
 def alias(tracer):
@@ -234,9 +266,20 @@ def _destination(tracer, key, flat: bool = False):
 
 
 def _replace(owner, result, what: str = "item assignment", instead: str = "y = np.where(mask, v, y)") -> None:
-    """`owner` takes on `result`, what a write (`what`) into it makes; its live views are derived again."""
+    """`owner` takes on `result`, what a write (`what`) into it makes; its live views are derived again.
+    Its memory keeps its order, as NumPy's does: an F-ordered array stays F-ordered (see `laid_out`)."""
+    before = primal(owner)
     take_on(owner, _checked(owner, result, what, instead))
+    if type(before) is np.ndarray:
+        _relaid(owner, lambda after: None if after.strides == before.strides else _like(before, after))
     _derive_views(owner)
+
+
+def _like(memory: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`values` in a new array laid out as `memory` is."""
+    out = np.empty_like(memory)
+    out[...] = values
+    return out
 
 
 def positions(tracer) -> np.ndarray:

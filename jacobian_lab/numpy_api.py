@@ -16,7 +16,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .inplace import add_at, as_objects, assign, clone
+from .inplace import add_at, as_objects, assign, clone, laid_out
 from .primitives import is_traced, observe, primal
 from .rules import elementwise as E
 from .rules import decompositions as D
@@ -472,9 +472,24 @@ def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
     return a if np.shape(a) == shape else S.reshape(a, shape)
 
 
-@implements(np.ravel)
 def ravel(a, order="C"):
+    """a flattened: a view wherever a reshape to (-1,) is one (what the composites here need)."""
     return reshape(a, (-1,), order)
+
+
+@implements(np.ravel)
+def numpy_ravel(a, order="C"):
+    """np.ravel and ``a.ravel()``: a view only where a lies contiguous in `order`, else a copy, as NumPy
+    decides (``x[::2].ravel()`` is a copy, where ``x[::2].reshape(-1)`` is a view)."""
+    flat = ravel(a, order)
+    if not is_traced(flat) or np.ndim(a) == 0 or _contiguous_in(primal(a), order):
+        return flat
+    return laid_out(clone(flat), "C")
+
+
+def _contiguous_in(value, order) -> bool:
+    flags = np.asarray(value).flags
+    return flags.f_contiguous if order == "F" else flags.c_contiguous
 
 
 @implements(np.transpose)
@@ -963,7 +978,7 @@ def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
 implements(np.shape)(lambda a: a.shape)
 implements(np.ndim)(lambda a: a.ndim)
 implements(np.size)(lambda a, axis=None: a.size if axis is None else a.shape[axis])
-implements(np.copy)(lambda a, order="K", subok=False: clone(a))  # a distinct tracer: see `inplace`
+implements(np.copy)(lambda a, order="K", subok=False: laid_out(clone(a), order))  # a distinct tracer: `inplace`
 implements(np.result_type)(lambda *arrays_and_dtypes: np.result_type(
     *(a.dtype if is_traced(a) else a for a in arrays_and_dtypes)))
 
@@ -975,7 +990,7 @@ def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, **kw
     shape, dtype = np.shape(a) if shape is None else shape, dtype or a.dtype
     if is_traced(fill_value):  # broadcast, with NumPy's error where it does not
         return broadcast_to(in_dtype("full_like", fill_value, dtype), shape)
-    value = np.full(shape, fill_value, dtype)
+    value = np.full_like(primal(a), fill_value, dtype, order, shape=shape)  # in a's memory order, as NumPy
     return a._trace.constant(value) if is_traced(a) and subok and value.dtype.kind == "f" else value
 
 

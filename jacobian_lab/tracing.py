@@ -504,12 +504,12 @@ class Tracer:
         return _new_view(self, api.reshape(self, shape[0] if len(shape) == 1 else shape, order))
 
     def ravel(self, order="C"):
-        return _new_view(self, api.ravel(self, order))
+        return _new_view(self, api.numpy_ravel(self, order))
 
     flat = property(lambda self: FlatIndex(self), lambda self, value: FlatIndex(self).__setitem__(slice(None), value))
 
     def flatten(self, order="C"):
-        return inplace.clone(api.ravel(self, order))  # always a copy, as NumPy's
+        return inplace.laid_out(inplace.clone(api.ravel(self, order)), "C")  # always a copy, as NumPy's
 
     def transpose(self, *axes):
         return _new_view(self, api.transpose(self, axes[0] if len(axes) == 1 else (axes or None)))
@@ -578,14 +578,15 @@ class Tracer:
         return np.dot(self, b)
 
     def copy(self, order="C"):
-        return inplace.clone(self)
+        return inplace.laid_out(inplace.clone(self), order)
 
     # copy.copy and copy.deepcopy (dataclasses.asdict, a state kept with deepcopy) copy the array as
     # NumPy's do; the trace it belongs to is shared, never copied
     def __deepcopy__(self, memo):
-        return inplace.clone(self)
+        return self.__copy__()
 
-    __copy__ = copy
+    def __copy__(self):  # in the memory order of the array, as NumPy's copy.copy
+        return self.copy("K")
 
     def __reduce__(self):
         raise TypeError("a traced array cannot be pickled: its derivative lives in the running derivative "

@@ -988,6 +988,29 @@ def _flat_reads_and_writes(x):
     return np.concatenate([Y.ravel(), read, np.stack(list(Y.flat)), Z.ravel(), W.ravel(), [next(walk), next(walk)]])
 
 
+def _memory_order_decides_views(x):
+    """Whether ravel and reshape(-1) give views depends on how the array lies in memory, as NumPy lays
+    it out: ravel copies unless the array is contiguous (a reshape is a view wherever strides allow),
+    a copy is C-ordered (np.copy and copy.copy keep the order), writes and *_like keep it."""
+    y = x * 1.0
+    y[0, ::2].ravel()[0] = 5.0  # a copy: y unchanged
+    np.ravel(y[:, 1])[1] = 7.0  # a copy
+    y[0, ::2].reshape(-1)[1] = x[1, 1] ** 2  # a view: y[0, 2]
+    c = x.T.copy()  # C-ordered
+    c.ravel()[0] = x[1, 0] * 3.0  # a view: c[0, 0]
+    k = np.copy(x.T)  # F-ordered, as x.T
+    k.reshape(-1)[1] = 9.0  # a copy: k unchanged
+    w = x.T * 2.0  # F-ordered, and stays so through a write
+    w[0, 0] = x[0, 2]
+    w.ravel()[2] = 11.0  # a copy
+    z = np.zeros_like(x.T)  # F-ordered too
+    z[...] = x.T ** 2
+    z.reshape(-1)[0] = 13.0  # a copy
+    f = copy.copy(x.T).copy(order="F")
+    f.ravel(order="F")[0] = x[0, 1]  # a view: f[0, 0]
+    return np.concatenate([y.ravel(), c.ravel(), k.ravel(), w.ravel(), z.ravel(), f.ravel()])
+
+
 IN_PLACE = [("through a view", _through_a_view), ("copies and views by method", _copies_and_views_by_method),
             ("flat", _flat_reads_and_writes), ("through einsum views", _written_through_einsum_views), ("new views in the array's own shape", _new_views_in_the_arrays_own_shape),
             ("through views of an array made like x", _written_through_views_of_an_array_made_like_x),
@@ -999,7 +1022,8 @@ IN_PLACE = [("through a view", _through_a_view), ("copies and views by method", 
             ("copied by the copy module", _copied_by_the_copy_module), ("views gone", _views_gone),
             ("views kept", _views_kept), ("overlapping", _overlapping), ("scalars", _scalars),
             ("reshaped under a view", _reshaped_under_a_view), ("gathered views", _gathered_views),
-            ("0-d values", _zero_d_values), ("0-d views", _zero_d_views)]
+            ("0-d values", _zero_d_values), ("0-d views", _zero_d_views),
+            ("memory order decides views", _memory_order_decides_views)]
 
 
 @pytest.mark.parametrize("mode", MODES + ["jit"])
