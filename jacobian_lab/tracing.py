@@ -33,11 +33,11 @@ def _new_view(tracer, result):
     return inplace.alias(tracer) if result is tracer else result
 
 
-def _conversion_error(what: str) -> TracerConversionError:
+def _conversion_error(what: str, instead: str = "for a value-only decision compare instead (`if x[0] > 0:` "
+                      "works, comparisons return plain booleans)") -> TracerConversionError:
     return TracerConversionError(
         f"{what} on a traced array would drop its derivative, so jacobian_lab refuses it. "
-        "Keep the computation in NumPy operations on the array (np.sum, np.stack, indexing, ...); "
-        "for a value-only decision compare instead (`if x[0] > 0:` works, comparisons return plain booleans)."
+        f"Keep the computation in NumPy operations on the array (np.sum, np.stack, indexing, ...); {instead}."
     )
 
 
@@ -641,5 +641,9 @@ class Tracer:
     def astype(self, dtype, copy=True, **kw):
         if np.issubdtype(dtype, np.floating):
             converted = E.as_float_dtype(self, dtype)
-            return inplace.clone(converted) if copy and converted is self else converted
+            return inplace.laid_out(inplace.clone(converted), "K") if copy and converted is self else converted
+        if not self.constant and np.issubdtype(dtype, np.integer):  # positions, most likely: say how to get them
+            raise _conversion_error(f".astype({np.dtype(dtype).name})", "for positions (an index), round first: "
+                                    "np.floor(x).astype(int), np.round or np.trunc give values without a "
+                                    "derivative, which convert")
         return self._plain(f".astype({np.dtype(dtype).name})").astype(dtype)

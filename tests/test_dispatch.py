@@ -561,6 +561,13 @@ def test_conversion_raises_tracer_conversion_error(f, mode):
     assert isinstance(info.value, TypeError)
 
 
+def test_an_integer_astype_names_the_rounding_that_converts():
+    with pytest.raises(jl.TracerConversionError, match=r"round first: np\.floor\(x\)\.astype\(int\)"):
+        jl.jacobian(lambda x: x[(np.abs(x) * 2).astype(int)], np.array([0.3, 0.7, 0.2]))
+    J = jl.jacobian(lambda x: x[np.floor(np.abs(x) * 2).astype(int)], np.array([0.3, 0.7, 0.2]))  # as advised
+    np.testing.assert_array_equal(J, [[1, 0, 0], [0, 1, 0], [1, 0, 0]])
+
+
 def _van_der_pol(y):
     return np.array([y[1], (1.0 - y[0] ** 2) * y[1] - y[0]])  # as solve_ivp's examples write it
 
