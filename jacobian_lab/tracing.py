@@ -260,6 +260,29 @@ def binary_methods(fn):
     return binary_method(fn), binary_method(fn, True)
 
 
+def _into_out(func, impl, args, kwargs):
+    """A NumPy function given ``out=``: its result written into out, as NumPy writes it (into a traced
+    out, or a view of one: the array it views changes), and out returned. A traced result cannot go
+    into a plain out, which would drop its derivative."""
+    out = kwargs.pop("out")
+    name = f"{func.__module__}.{func.__name__}"
+    if not (isinstance(out, Tracer) or type(out) is np.ndarray):
+        raise TypeError(f"{name}(..., out=...) takes one array; assign the result instead "
+                        f"(y = {name.replace('numpy.', 'np.', 1)}(...))")
+    result = impl(*args, **kwargs)
+    if np.shape(result) != np.shape(out):
+        raise ValueError(f"{name}: out has shape {np.shape(out)}, where the result has shape {np.shape(result)}")
+    if isinstance(out, Tracer):
+        inplace.assign(out, Ellipsis, result)
+    elif isinstance(result, Tracer):
+        raise TypeError(f"{name}(..., out=...) writes a traced result into a plain array, which would drop its "
+                        "derivative; make that array like x (np.zeros_like(x, shape=...)), which takes traced "
+                        f"values, or assign the result instead (y = {name.replace('numpy.', 'np.', 1)}(...))")
+    else:  # values without a derivative (np.argmax's) into a plain array: NumPy's own write
+        out[...] = result
+    return out
+
+
 class Tracer:
     """An array whose operations are interpreted by a trace (an engine)."""
 
@@ -339,6 +362,8 @@ class Tracer:
             if plain is None:
                 raise api.unsupported(f"{func.__module__}.{func.__name__}")
             return func(*plain[0], **plain[1])  # no derivative to drop: NumPy's own
+        if kwargs.get("out") is not None:
+            return _into_out(func, impl, args, kwargs)
         views = func in api.VIEWS
         return inplace.unshared(impl(*args, **kwargs), args + tuple(kwargs.values()), views,
                                 not views or func in api.ITSELF)

@@ -1557,6 +1557,28 @@ def test_ufunc_out_and_where_as_numpy_writes_them(mode):
     assert traced_value(lambda x: np.multiply.outer(x, 0.1), x32).dtype == np.multiply.outer(x32, 0.1).dtype
 
 
+def _functions_written_into_out(x):
+    y = x * 2.0
+    np.clip(y, -1.0, 1.0, out=y)  # in place, as NumPy code keeps a buffer
+    rows = np.zeros_like(x, shape=(4, 3))
+    np.sum(x, axis=0, out=rows[0])  # into a view: the array it views changes
+    np.cumsum(x[1], out=rows[1])
+    m = np.mean(x, axis=1, out=rows[2, :2])  # returns out itself
+    m *= 3.0
+    np.take(x, [5, 0, 2], out=rows[3])
+    np.argmax(x, axis=1, out=(where := np.zeros(2, dtype=int)))  # no derivative: into a plain array too
+    return np.concatenate([y.ravel(), rows.ravel(), where * 1.0])
+
+
+@pytest.mark.parametrize("mode", MODES + ["jit"])
+def test_numpy_functions_write_into_out_as_numpy_does(mode):
+    f = _functions_written_into_out
+    assert_fd_close(run(f, mode), central_differences(f, X))
+    np.testing.assert_array_equal(traced_value(f, X), f(X))
+    with pytest.raises(ValueError, match=re.escape("numpy.sum: out has shape (3,), where the result has shape (2,)")):
+        run(lambda x: np.sum(x, axis=1, out=np.zeros_like(x, shape=(3,))), mode)
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("f", [
     lambda x: np.sum(x, out=np.zeros(())),
