@@ -219,10 +219,7 @@ def add_at(a, indices, b, subtract: bool = False) -> None:
     """``np.add.at(a, indices, b)`` (``np.subtract.at`` with `subtract`) into a traced array `a`:
     b's values added in order, each to the element its index names, repeats included, as NumPy
     adds them (one flop per index; subtracting negates b first)."""
-    if not is_traced(a):
-        raise TypeError(f"np.{'subtract' if subtract else 'add'}.at into a plain array would drop the "
-                        "derivative of what it adds; make the array like x (np.zeros_like(x)), which holds "
-                        "traced values")
+    _refuse_plain(a, f"np.{'subtract' if subtract else 'add'}.at")
     owner, at = _destination(a, indices)
     b = _fitted(b, at.shape, owner.dtype)
     added = S.take(S.reshape(b, (-1,)), _elements(b, at.shape), axis=0)
@@ -235,6 +232,38 @@ def add_at(a, indices, b, subtract: bool = False) -> None:
     sums = S.scatter_add(terms, bins, 0, targets.size)
     _replace(owner, S.reshape(S.put(S.reshape(owner, (owner.size,)), sums, indices=targets,
                                     picks=frozen(np.arange(targets.size))), owner.shape))
+
+
+def _refuse_plain(a, name: str) -> None:
+    if not is_traced(a):
+        raise TypeError(f"{name} into a plain array would drop the derivative of what it writes; make the array "
+                        "like x (np.zeros_like(x)), which holds traced values")
+
+
+def ufunc_at(ufunc, fn, a, indices, b=None) -> None:
+    """``ufunc.at(a, indices[, b])`` into a traced array `a`, for a ufunc other than add: each indexed
+    element becomes ``fn(element[, b's value])`` in order, a repeated index taking each of its values
+    in turn, as NumPy's unbuffered loop does. The k-th occurrences of the indices are written in
+    round k, one write of distinct positions each (as many rounds as an index repeats). `fn` is the
+    ufunc's function on traced arrays."""
+    _refuse_plain(a, f"np.{ufunc.__name__}.at")
+    owner, at = _destination(a, indices)
+    if b is not None:  # b's value for each index, in order
+        b = _fitted(b, at.shape, owner.dtype)
+        b = S.take(S.reshape(b, (np.size(b),)), _elements(b, at.shape), axis=0)
+    at = at.reshape(-1)
+    order = np.argsort(at, kind="stable")
+    starts = np.r_[0, np.flatnonzero(np.diff(at[order])) + 1]
+    rank = np.empty(at.size, dtype=np.intp)
+    rank[order] = np.arange(at.size) - np.repeat(starts, np.diff(np.r_[starts, at.size]))  # occurrence number
+    for k in range(int(rank.max(initial=-1)) + 1):
+        picks = frozen(np.flatnonzero(rank == k))
+        targets = frozen(at[picks])
+        flat = S.reshape(owner, (owner.size,))
+        held = S.take(flat, targets, axis=0)
+        new = fn(held) if b is None else fn(held, S.take(b, picks, axis=0))
+        _replace(owner, S.reshape(S.put(flat, new, indices=targets, picks=frozen(np.arange(targets.size))),
+                                  owner.shape))
 
 
 def cycled(values, positions: np.ndarray):

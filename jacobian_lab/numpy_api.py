@@ -16,7 +16,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .inplace import add_at, as_objects, assign, clone, laid_out
+from .inplace import add_at, as_objects, assign, clone, laid_out, ufunc_at
 from .primitives import is_traced, observe, primal
 from .rules import elementwise as E
 from .rules import decompositions as D
@@ -176,6 +176,8 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
         return getattr(ufunc, method)(*[as_objects(v) for v in inputs], **kwargs)  # NumPy's own, on the elements
     if method == "at" and ufunc in (np.add, np.subtract) and len(inputs) == 3:
         return add_at(*inputs, subtract=ufunc is np.subtract)  # into the traced array: None, as NumPy's
+    if method == "at" and ufunc in UFUNCS and len(inputs) == ufunc.nin + 1:
+        return ufunc_at(ufunc, UFUNCS[ufunc], *inputs)  # multiply.at, maximum.at, negative.at, ...
     if method == "outer" and ufunc in UFUNCS and len(inputs) == 2:  # every pair: a broadcast
         _reject_all(f"{ufunc.__name__}.outer", kwargs)
         a, b = (v if is_traced(v) else np.asarray(v) for v in inputs)  # arrays first, as NumPy's outer

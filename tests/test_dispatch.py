@@ -1335,23 +1335,37 @@ def test_ufunc_at_adds_into_a_traced_array_as_numpy_does(mode):
     assert jl.count_flops(_edge_forces, x) == jl.Cost(5 + 5 + 2 * 5 + 1 + 3 + 2 + 4, 5 + 5 + 4)
 
 
+def _other_ufuncs_at(x):
+    """Scatter products and maxima (a segment max), a negation and a unary function, repeats applied in turn."""
+    y = x[:4] + 1.0
+    np.multiply.at(y, [0, 0, 2], x[1:4])  # y[0] * x[1] * x[2], in that order
+    np.maximum.at(y, [1, 1, 3, 1], x * 2.0)
+    np.negative.at(y[1:], ([0, 2, 2],))  # through a view; twice at one index: back to itself
+    np.sin.at(y, [3])
+    np.divide.at(y, (np.array([2, 2]),), 4.0)
+    return y
+
+
+@pytest.mark.parametrize("mode", MODES + ["auto", "jit", "sparse"])
+def test_other_ufuncs_at_apply_each_index_in_turn_as_numpy_does(mode):
+    x = np.array([0.3, -0.5, 1.1, 0.7])
+    assert_fd_close(run(_other_ufuncs_at, mode, x), central_differences(_other_ufuncs_at, x))
+    np.testing.assert_array_equal(traced_value(_other_ufuncs_at, x), _other_ufuncs_at(x))
+    # one operation per index: multiply 3, maximum 4, negative 3, divide 2 (and sin a transcendental),
+    # besides x[:4] + 1 (4) and x * 2 (4)
+    assert jl.count_flops(_other_ufuncs_at, x) == jl.Cost(4 + 3 + 4 + 4 + 3 + 2, 1)
+
+
 @pytest.mark.parametrize("mode", MODES)
-def test_ufunc_at_into_a_plain_array_or_other_ufuncs_is_refused_by_name(mode):
+@pytest.mark.parametrize("ufunc", [np.add, np.multiply])
+def test_ufunc_at_into_a_plain_array_is_refused_by_name(ufunc, mode):
     def plain(x):
         f = np.zeros(3)
-        np.add.at(f, [0], x[0])
+        ufunc.at(f, [0], x[0])
         return f
 
-    with pytest.raises(TypeError, match=r"np.add.at into a plain array .*np.zeros_like\(x\)"):
+    with pytest.raises(TypeError, match=rf"np.{ufunc.__name__}.at into a plain array .*np.zeros_like\(x\)"):
         run(plain, mode, np.ones(3))
-
-    def product(x):
-        y = x * 1.0
-        np.multiply.at(y, [0], x[1])
-        return y
-
-    with pytest.raises(NotImplementedError, match=r"numpy.multiply.at"):
-        run(product, mode, np.ones(3))
 
 
 BLANK_USES = {  # an array made like x, used where a plain array is taken
