@@ -126,11 +126,13 @@ def phase_bars(comparison, title: str | None = None) -> Figure:
     ax = fig.add_subplot()
     x = np.arange(len(ms))
     totals = np.array([m.total.total() for m in ms], dtype=float)
-    positive = totals[totals > 0]
-    floor = 10 ** math.floor(math.log10(positive.min()) - 1) if positive.size else 1.0
     work = {phase: np.array([m.cost.get(phase, Cost()).total() for m in ms], dtype=float)
             for phase in ("primal", "tangent", "cotangent")}
     work = {phase: values for phase, values in work.items() if values.any()}
+    # the axis starts below the smallest bar drawn (a phase's), not the smallest total: a small primal
+    # phase beside large derivative phases would fall under the axis and vanish
+    positive = np.concatenate([values[values > 0] for values in work.values()] or [totals[totals > 0]])
+    floor = 10 ** math.floor(math.log10(positive.min()) - 1) if positive.size else 1.0
     width = 0.8 / max(len(work), 1)
     for i, (phase, values) in enumerate(work.items()):
         ax.bar(x + (i - (len(work) - 1) / 2) * width, values, width=width, color=PHASE_COLORS[phase],
@@ -419,7 +421,8 @@ def chain_costs(plan) -> Figure:
     fig = _figure(7.0, 4.6)
     ax = fig.add_subplot()
     products = max(values) > 0  # a single stage is J itself: no product, 0 FLOPs in every order
-    shown = [max(v, 1) for v in values] if products else values
+    # as floats: exact counts of wide chains pass int64, which matplotlib's arrays cannot hold
+    shown = [float(max(v, 1)) for v in values] if products else values
     bars = ax.bar(names, shown, color=[MODE_COLORS[n] for n in names], width=0.6)
     for bar, v, text in zip(bars, values, brackets):
         if len(text) > 28:

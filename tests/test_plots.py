@@ -72,6 +72,22 @@ def test_phase_bars(comparisons):
     assert sum(text.get_text().startswith("total ") for text in ax.texts) == len(measurements)
 
 
+def test_phase_bars_draw_every_phase_above_the_axis():
+    """The axis started a decade below the smallest total, so a small primal phase beside large
+    derivative phases (wide_to_tall's 5,060 against totals of 1e5) fell under it and vanished."""
+    c = jl.compare(lambda x: np.outer(np.sin(x), x[:20]).ravel(), np.ones(60), modes=("forward", "reverse"),
+                   repeat=1)
+    ax = plots.phase_bars(c).axes[0]
+    heights = [patch.get_height() for patch in ax.patches if patch.get_height() > 0]
+    assert min(heights) > ax.get_ylim()[0]
+
+
+def test_chain_costs_of_chains_past_int64():
+    """Exact counts of widths of two million pass int64: matplotlib refused them as Python ints."""
+    ax = plots.chain_costs(plan([2_000_000] * 3)).axes[0]
+    assert max(patch.get_height() for patch in ax.patches) == float(2 * 2_000_000 ** 3)
+
+
 @pytest.mark.filterwarnings("error")
 def test_phase_bars_of_a_function_without_derivative_work_draw_no_empty_legend():
     c = jl.compare(lambda x: x[::-1], np.ones(3), modes=("forward", "reverse"), repeat=1)
