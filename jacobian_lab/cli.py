@@ -181,6 +181,9 @@ def _import_file(path: Path):
         raise UsageError(f"cannot import {str(path)!r} as Python")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:  # as `python file.py` runs it: modules beside the file import
+        sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
     except (Exception, SystemExit) as exc:
@@ -1010,6 +1013,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug of ours: still one line, the traceback with --debug
         return _fail(args.command, RunError(f"{type(exc).__name__}: {exc}"), EXIT_FAILURE, debug, exc)
     except SystemExit as exc:  # f, or code it calls, ended the program: say so rather than stop silently
+        if isinstance(exc.__context__, BrokenPipeError):  # rich's console exits so when the reader is gone
+            return _reader_gone()
         return _fail(args.command, RunError(f"the function called sys.exit({exc.code!r}); return its value instead"),
                      EXIT_FAILURE, debug, exc)
 

@@ -440,6 +440,33 @@ def test_json_stays_parseable_when_the_function_prints_and_has_infinities(tmp_pa
     assert "loading" in err and "debug" in err
 
 
+def test_a_file_imports_the_modules_beside_it(tmp_path, capsys, monkeypatch):
+    """As `python model.py` runs it: the file's folder is on the path, wherever the command runs."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "jl_cli_helper_beside.py").write_text("def twice(x):\n    return 2.0 * x\n")
+    (folder / "model.py").write_text("import numpy as np\nfrom jl_cli_helper_beside import twice\n\n"
+                                     "def f(x):\n    return np.sin(twice(x))\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the folder added is gone after the test
+    code, out, err = run(capsys, "compare", f"{folder / 'model.py'}:f", "--shape", "3", "--repeat", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["measurements"][0]["max_abs_diff"] == 0.0
+
+
+def test_a_reader_gone_under_rich_ends_the_command_quietly(capsys, monkeypatch):
+    """rich's console answers a closed pipe with SystemExit(1), which was reported as f calling sys.exit."""
+    def rich_on_a_closed_pipe(args):
+        try:
+            raise BrokenPipeError(32, "Broken pipe")
+        except BrokenPipeError:
+            raise SystemExit(1)
+
+    monkeypatch.setattr(cli, "_cmd_problems", rich_on_a_closed_pipe)
+    monkeypatch.setattr(cli, "_reader_gone", lambda: 1)  # the real one points the test's stdout at /dev/null
+    assert main(["problems"]) == 1 and capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize("where, expected_code, message", [
     ("import sys\nsys.exit(3)\ndef f(x):\n    return x\n", 2,
      'it called sys.exit(3) as it was imported; put the code that runs it as a script under `if __name__ == '),
