@@ -310,6 +310,9 @@ class Chain:
                     y, traced = call_traced(stage, Evaluated(trace, points[-1]), trace)
                 except TypeError as error:
                     raise TypeError(f"{_stage_label(i, stage)}: {error}") from error
+                except Exception as error:  # its own type kept, for f's callers to catch: a note says where
+                    error.add_note(f"raised in {_stage_label(i, stage)} of the chain")
+                    raise
             value = y.primal if traced else np.asarray(y)
             _check_stage_output(i, stage, value)
             points.append(value)

@@ -295,6 +295,15 @@ def test_tree_for_the_wrong_number_of_stages():
         chain.jacobian(x, bracketing=(2, 1))
 
 
+def test_an_error_in_a_stage_keeps_its_type_and_says_which_stage():
+    def singular(z):
+        return np.linalg.solve(np.zeros((3, 3)), z)
+
+    with pytest.raises(np.linalg.LinAlgError) as info:
+        Chain([np.sin, singular]).jacobian(np.ones(3))
+    assert info.value.__notes__ == ["raised in stage 2 (singular) of the chain"]
+
+
 def test_stage_returning_2d_is_named():
     chain = Chain([np.sin, lambda z: np.outer(z, z), np.cos])
     x = np.ones(3)
