@@ -272,9 +272,10 @@ class Comparison:
         return rich_rows(
             f"Jacobian of f: R^{p.n} -> R^{p.m}  (one evaluation: {p.primal.flops:,} flops "
             f"+ {p.primal.transcendentals:,} transcendentals)",
-            f"cheap-gradient ratios OPS(f+JVP)/OPS(f) = {p.jvp_ratio():.2f}, "
-            f"OPS(f+VJP)/OPS(f) = {p.vjp_ratio():.2f} (a small constant: ω = 3 for arithmetic in Griewank & "
-            "Walther, under 6 quoted in practice)",
+            (f"cheap-gradient ratios OPS(f+JVP)/OPS(f) = {p.jvp_ratio():.2f}, "
+             f"OPS(f+VJP)/OPS(f) = {p.vjp_ratio():.2f} (a small constant: ω = 3 for arithmetic in Griewank & "
+             "Walther, under 6 quoted in practice)") if p.primal.total() else
+            "cheap-gradient ratios: none, as f does no arithmetic (it only moves values)",
             self.rows(), text_column="mode",
         )
 

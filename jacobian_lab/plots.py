@@ -314,7 +314,7 @@ def cheap_gradient(predictions_by_problem) -> Figure:
     ax.axhspan(2, 3, color="0.85", zorder=0, label="2-3: typical (Baydin et al.)")
     ax.set_xticks(x, [name for name, _ in items], rotation=15 if len(items) > 4 else 0,
                   ha="right" if len(items) > 4 else "center")
-    ax.set_ylim(0, max(7.0, max(jvp + vjp, default=0) * 1.15))
+    ax.set_ylim(0, max(7.0, np.nanmax(jvp + vjp + [0.0]) * 1.15))  # NaN: an f without arithmetic
     ax.set_ylabel("OPS(f + one derivative pass) / OPS(f)")
     ax.set_xlabel("problem")
     ax.set_title("Cheap-gradient ratios: one derivative pass costs a few evaluations of f", fontsize=11)

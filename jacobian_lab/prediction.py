@@ -216,14 +216,18 @@ class Prediction:
         return sum(self.cost(mode, batch_size, max_memory).values(), Cost())
 
     def jvp_ratio(self) -> float:
-        """OPS(f and one JVP) / OPS(f), transcendentals weighted 1 (the cheap-gradient ratio)."""
-        one_pass = self.primal + self.tangent.fixed + self.tangent.per_seed
-        return one_pass.total() / max(self.primal.total(), 1.0)
+        """OPS(f and one JVP) / OPS(f), transcendentals weighted 1 (the cheap-gradient ratio); NaN for an
+        f that does no arithmetic (it only moves values), where the ratio is undefined."""
+        return self._ratio(self.primal + self.tangent.fixed + self.tangent.per_seed)
 
     def vjp_ratio(self) -> float:
-        """OPS(f and one VJP) / OPS(f), transcendentals weighted 1 (the cheap-gradient ratio)."""
-        one_sweep = self.primal + self.staging + self.cotangent.fixed + self.cotangent.per_seed
-        return one_sweep.total() / max(self.primal.total(), 1.0)
+        """OPS(f and one VJP) / OPS(f), transcendentals weighted 1 (the cheap-gradient ratio); NaN as
+        `jvp_ratio`."""
+        return self._ratio(self.primal + self.staging + self.cotangent.fixed + self.cotangent.per_seed)
+
+    def _ratio(self, with_derivative: Cost) -> float:
+        f = self.primal.total()
+        return with_derivative.total() / f if f else math.nan
 
     def mode(self, batch_size=None, max_memory=None) -> str:
         """The order `choose` picks, without the explanation: what auto mode asks on every call.

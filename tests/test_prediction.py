@@ -1,4 +1,6 @@
 """predict(): exact agreement with the counted work, auto mode, cheap-gradient ratios."""
+import math
+
 import numpy as np
 import pytest
 import scipy.sparse
@@ -44,6 +46,14 @@ def test_cheap_gradient_ratios_within_three(name):
     prediction = jl.predict(p.f, p.x)
     assert 1.0 < prediction.jvp_ratio() <= 3.0
     assert 1.0 < prediction.vjp_ratio() <= 3.0
+
+
+def test_cheap_gradient_ratios_of_an_f_without_arithmetic_are_undefined():
+    """They read 0.00 (a ratio that is never below 1 by definition) where f only moves values."""
+    prediction = jl.predict(lambda x: x[::-1].ravel(), np.ones((3, 2)))
+    assert math.isnan(prediction.jvp_ratio()) and math.isnan(prediction.vjp_ratio())
+    table = jl.compare(lambda x: x[::-1].ravel(), np.ones((3, 2)), modes=["forward"], repeat=1).table()
+    assert "cheap-gradient ratios: none, as f does no arithmetic" in table
 
 
 @pytest.mark.parametrize("name", jl.problems.names())
