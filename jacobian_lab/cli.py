@@ -583,7 +583,8 @@ def _print_pattern(title: str, summary: dict) -> None:
     console.print(f"seeds: forward {seeds['forward']:,} (column colors), reverse {seeds['reverse']:,} (row colors), "
                   f"bidirectional {seeds['bidirectional']:,} ({how})")
     chosen = summary["sparse_jacobian"]
-    dense = f"dense {'reverse' if m <= n else 'forward'} mode's {_seeds(min(m, n))}"
+    order = "reverse mode's" if m < n else "forward mode's" if n < m else "forward or reverse mode's"
+    dense = f"dense {order} {_seeds(min(m, n))}"
     fewer = (f" instead of {dense}" if seeds[chosen] < min(m, n)
              else f", as many as {dense}: the pattern does not compress")
     console.print(f"[bold]sparse_jacobian[/bold] takes {chosen} mode: {_seeds(seeds[chosen])}{fewer}")

@@ -163,6 +163,13 @@ def test_sparsity_json_and_plot_of_a_function(capsys, user_file, tmp_path):
     assert Image.open(target).size[0] > 100
 
 
+def test_sparsity_of_a_square_jacobian_names_both_dense_orders(capsys, tmp_path):
+    path = tmp_path / "square.py"
+    path.write_text("import numpy as np\n\ndef f(x):\n    return np.cumsum(x)\n")
+    code, out, _ = run(capsys, "sparsity", f"{path}:f", "--shape", "6")
+    assert code == 0 and "as many as dense forward or reverse mode's 6 seeds" in out
+
+
 def test_sparsity_of_a_gradient_takes_one_reverse_seed(capsys):
     code, out, _ = run(capsys, "sparsity", "seed", "--n", "50")
     assert code == 0 and ("sparse_jacobian takes reverse mode: 1 seed, as many as dense reverse mode's 1 seed: "
