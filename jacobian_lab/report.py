@@ -250,10 +250,10 @@ def _write_header(doc, names, comparisons, built, repeat, grid) -> None:
     doc.para(f"Generated {stamp} by jacobian-lab {ours} (Python {platform.python_version()}, "
              f"NumPy {np.__version__}, {platform.machine()}). FLOPs are exact counts of the primitives that ran; "
              f"transcendentals are weighted 1 in totals. Times are {_runs(repeat)}. Sweeps use the "
-             f"sizes {', '.join(map(str, grid))} (the nearest each problem takes). The problems run at "
-             + ", ".join(f"{name} {_size_text(name, comparisons[name].prediction)}" for name in names)
-             + ", chosen for a report that takes seconds; `jacobian-lab compare PROBLEM --n N --m M` reproduces "
-             "each, its defaults differ.", "meta")
+             f"sizes {', '.join(map(str, grid))}, those a problem takes. The problems "
+             "run at " + ", ".join(f"{name} {_size_text(name, comparisons[name].prediction)}" for name in names)
+             + ", chosen for a report that takes seconds; `jacobian-lab compare PROBLEM` with those sizes (`--n N`, "
+             "and `--m M` where a problem takes one) reproduces each, its defaults differ.", "meta")
     links = " ".join(f'<a href="#{html.escape(n)}">{html.escape(n)}</a>' for n in names)
     doc.html.append(f"<nav>Problems: {links} <a href=\"#overview\">overview figures</a></nav>")
     doc.heading(2, "Summary", "summary")

@@ -112,7 +112,8 @@ def test_tables_come_from_comparison_rows(report):
     assert "no crossover for n in [5, 40]: reverse is cheaper throughout" in text
     assert "`" not in text  # the command to reproduce a row is code, not text between backticks
     assert "cheaper order" in text and "cheapest row" in text  # the expected order beside the cheaper one
-    assert "<code>jacobian-lab compare PROBLEM --n N --m M</code> reproduces" in report.read_text(encoding="utf-8")
+    assert ("<code>jacobian-lab compare PROBLEM</code> with those sizes (<code>--n N</code>, and <code>--m M</code> "
+            "where a problem takes one) reproduces") in report.read_text(encoding="utf-8")
     assert "Times are from one run." in text  # repeat=1
 
 
