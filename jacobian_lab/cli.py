@@ -477,7 +477,7 @@ def _cmd_compare(args) -> int:
             ThreadPoolExecutor(args.threads) if args.threads else contextlib.nullcontext() as pool:
         comparison = compare(f, x, modes=modes, repeat=args.repeat, executor=pool, prediction=prediction)
     if args.json:
-        _json(args, {**comparison.to_dict(), "threads": args.threads})
+        _json(args, {**_described(title, problem), **comparison.to_dict(), "threads": args.threads})
     else:
         _print_comparison(title, x, problem, comparison, args.threads)
     if plot is not None:  # after the result, which a figure that cannot be written must not take with it
@@ -535,6 +535,14 @@ def _first_call(f, x, prediction, passes: int, work: float) -> tuple[int, float]
     return 1, (prediction.primal + prediction.staging + derivative.over(1, seeds)).total()
 
 
+def _described(title: str, problem) -> dict:
+    """What a JSON output is about, as its table's first lines say: the target, and a problem's summary
+    and expected winner."""
+    if problem is None:
+        return {"target": title}
+    return {"target": title, "problem": problem.name, "summary": problem.summary, "expected_winner": problem.winner}
+
+
 def _print_comparison(title: str, x, problem, comparison, threads=None) -> None:
     """What was differentiated, the table of every mode, and the verdict (and the threads the passes ran on)."""
     console = _console()
@@ -562,7 +570,7 @@ def _cmd_sparsity(args) -> int:
         plans = plans_of(pattern)
     summary = _pattern_summary(pattern, plans)
     if args.json:
-        _json(args, summary)
+        _json(args, {**_described(title, problem), **summary})
     else:
         _print_pattern(title, summary)
     if plot is not None:  # after the result, which a figure that cannot be written must not take with it

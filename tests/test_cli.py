@@ -108,6 +108,9 @@ def test_compare_json_is_the_comparison(capsys):
     assert forward["passes"] == 1 and forward["total"]["flops"] > 0
     assert data["prediction"]["primal"]["flops"] > 0 and np.isclose(forward["max_abs_diff"], 0.0)
     assert p.m == data["m"]
+    # what was compared, as the table's first lines say
+    assert (data["target"], data["problem"], data["expected_winner"]) == ("curve", "curve", p.winner)
+    assert data["summary"] == p.summary
 
 
 def test_compare_threads_measures_the_same_work(capsys):
@@ -157,6 +160,7 @@ def test_sparsity_json_and_plot_of_a_function(capsys, user_file, tmp_path):
     assert code == 0 and "figure written" in err
     data = json.loads(out)  # row i of the (4, 5) input feeds output i alone
     assert (data["m"], data["n"], data["entries"], data["widest_row"], data["widest_column"]) == (4, 20, 20, 5, 1)
+    assert data["target"] == f"{user_file}:softplus_sum" and "problem" not in data
     # the 5 columns of a row need 5 colors; the rows share no column, so one cotangent gives them all
     assert data["seeds"] == {"forward": 5, "reverse": 1, "bidirectional": 1} and data["sparse_jacobian"] == "reverse"
     assert data["pulled_rows"] == 4  # every row as large as the next: pulling all is the bidirectional plan
