@@ -447,7 +447,8 @@ def plan(widths: Sequence[int]) -> ChainPlan:
     ``widths = [w0, w1, ..., wq]`` must hold at least two positive integers
     (``bool`` and non-integral values are rejected with ``ValueError``).
     Runs the matrix-chain dynamic programme in ``O(q^3)`` with exact Python
-    integer arithmetic.
+    integer arithmetic. Among optimal bracketings the forward one is shown
+    when it is optimal, else the reverse one when it is, else a mixed one.
 
     A width-1 bottleneck after the first stage makes a mixed bracketing win:
 
@@ -496,6 +497,11 @@ def plan(widths: Sequence[int]) -> ChainPlan:
 
     forward = sum(2 * w[0] * w[k] * w[k - 1] for k in range(2, q + 1))
     reverse = sum(2 * w[q] * w[k] * w[k - 1] for k in range(1, q))
+    if cost[0][q - 1] == reverse < forward:
+        # reverse is optimal and forward is not: show its tree, not a mixed one of equal cost (each of
+        # its subtrees is then optimal for its stages, so the cost table still holds)
+        for i in range(1, q):
+            split[i - 1][q - 1] = i
 
     cost_table = np.empty((q, q), dtype=object)
     for i in range(q):

@@ -137,6 +137,12 @@ def test_dp_matches_brute_force(widths):
     assert p.forward_flops == costs[0]  # all_bracketings yields forward first ...
     assert p.reverse_flops == costs[-1]  # ... and reverse last
     assert p.speedup >= 1.0
+    # a pure order that is optimal is the one shown: forward first, then reverse (a mixed tree of equal
+    # cost beside "best mode: reverse" read as a contradiction)
+    if p.optimal_flops == p.forward_flops:
+        assert p.order() == forward_tree(q)
+    elif p.optimal_flops == p.reverse_flops:
+        assert p.order() == reverse_tree(q) and p.best_mode == "reverse"
     # every table entry is optimal for its sub-chain J_j ... J_i
     for i in range(1, q + 1):
         for j in range(i, q + 1):
