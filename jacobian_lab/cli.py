@@ -38,13 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .compare import json_text
+from .compare import json_text, mode_row
 
 PROG = "jacobian-lab"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 DEFAULT_PROBLEM = "seed"
 MODE_NAMES = ("forward-1", "forward", "reverse-1", "reverse", "auto", "jit", "sparse")
-_MODE_K = re.compile(r"^(forward|reverse)-([1-9][0-9]*)$")
 
 __all__ = ["RunError", "UsageError", "load_input", "load_target", "main", "parse_shape", "parse_sizes"]
 
@@ -121,11 +120,10 @@ def _modes(text: str) -> list[str]:
     if not modes:
         raise UsageError("--modes needs at least one mode")
     for mode in modes:
-        if mode not in MODE_NAMES and not _MODE_K.match(mode):
-            order, _, k = mode.partition("-")
-            if order in ("forward", "reverse") and k.lstrip("-").isdigit():
-                raise UsageError(f"{mode!r}: K in {order}-K is the number of seeds per pass, at least 1")
-            raise UsageError(f"unknown mode {mode!r}; use {', '.join(MODE_NAMES)}, forward-K or reverse-K")
+        try:
+            mode_row(mode)  # the API's own check, with its messages
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     return modes
 
 

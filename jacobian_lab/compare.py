@@ -390,7 +390,7 @@ def compare(f: Callable, x, modes: Sequence[str] = DEFAULT_MODES, repeat: int = 
         m = measure(f, x, mode, batch, repeat=repeat, prediction=prediction, executor=executor)
         m.label = label if mode not in ("auto", "jit", "sparse") else m.label or f"{mode} -> {m.mode}"
         if batch not in (None, 1) and m.batch_size < batch:  # forward-100 of 5 inputs pushes 5 seeds a pass
-            m.label = f"{mode}, {m.batch_size} seed{'s' * (m.batch_size != 1)}/pass (of {batch} asked)"
+            m.label = f"{mode}, {_seeds(m.batch_size, mode)} (of {batch} asked)"
         measurements.append(m)
     return Comparison(measurements, prediction)
 
@@ -399,19 +399,33 @@ def _rows(modes) -> list[tuple]:
     """Each row's (label, mode, batch), all checked before anything runs; one name is one row."""
     if isinstance(modes, str):  # iterating "reverse" would give the rows "r", "e", ...
         modes = (modes,)
-    rows = [_row(name) for name in modes]
+    rows = [mode_row(name) for name in modes]
     if not rows:  # a comparison without a measurement has no best, table or verdict
         raise ValueError(f"modes must name at least one row, e.g. modes={list(DEFAULT_MODES[:4])}")
     return rows
 
 
-def _row(name: str):
+def mode_row(name: str):
+    """The row a mode name asks for (`_ROWS`, or forward-K / reverse-K), or NumPy-style ValueError naming
+    what is wrong."""
     if name in _ROWS:
         return _ROWS[name]
     mode, _, k = name.partition("-")
-    if mode in ("forward", "reverse") and k.isdigit() and int(k) > 0:
-        return f"{mode}, {k} seeds/pass", mode, int(k)
+    if mode in ("forward", "reverse") and k.lstrip("-").isdigit():
+        if int(k) < 1 or k != str(int(k)):
+            raise ValueError(f"{name!r}: K in {mode}-K is the number of seeds per {_pass(mode)}, written as an "
+                             "integer of at least 1")
+        return f"{mode}, {_seeds(int(k), mode)}", mode, int(k)
     raise ValueError(f"unknown mode {name!r}; use one of {', '.join(_ROWS)} or forward-K / reverse-K")
+
+
+def _pass(mode: str) -> str:
+    return "sweep" if mode == "reverse" else "pass"
+
+
+def _seeds(k: int, mode: str) -> str:
+    """"3 seeds/pass", "1 seed/sweep": what a row of k seeds per pass of `mode` pushes."""
+    return f"{k} seed{'s' * (k != 1)}/{_pass(mode)}"
 
 
 __all__ = ["Comparison", "Measurement", "compare", "measure", "PHASES"]

@@ -197,7 +197,7 @@ def test_compare_batch_size_adds_rows(capsys):
                        "--repeat", "1", "--json")
     assert code == 0
     rows = json.loads(out)["measurements"]
-    assert [r["label"] for r in rows] == ["forward, vector", "forward, 4 seeds/pass", "reverse, 4 seeds/pass"]
+    assert [r["label"] for r in rows] == ["forward, vector", "forward, 4 seeds/pass", "reverse, 4 seeds/sweep"]
     assert rows[1]["passes"] == 3 and rows[2]["passes"] == 3
 
 

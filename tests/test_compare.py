@@ -105,9 +105,16 @@ def test_compare_table_and_verdict():
 def test_a_row_asking_for_more_seeds_than_there_are_says_how_many_it_pushed():
     c = jl.compare(np.sin, np.ones(5), modes=["forward-100", "reverse-3"], repeat=1)
     assert [(m.label, m.batch_size, m.passes) for m in c.measurements] == [
-        ("forward, 5 seeds/pass (of 100 asked)", 5, 1), ("reverse, 3 seeds/pass", 3, 2)]
+        ("forward, 5 seeds/pass (of 100 asked)", 5, 1), ("reverse, 3 seeds/sweep", 3, 2)]
     c = jl.compare(np.sum, np.ones(5), modes=["reverse-3"], repeat=1)
-    assert c.measurements[0].label == "reverse, 1 seed/pass (of 3 asked)"
+    assert c.measurements[0].label == "reverse, 1 seed/sweep (of 3 asked)"  # as reverse-1's row reads
+
+
+def test_a_row_of_k_seeds_is_written_as_the_integer_it_is():
+    """forward-01 was taken and labelled "01 seeds/pass"; forward-0 was an "unknown mode"."""
+    for bad in ("forward-01", "forward-0", "reverse--2"):
+        with pytest.raises(ValueError, match="is the number of seeds per (pass|sweep), written as an integer"):
+            jl.compare(np.sin, np.ones(5), modes=[bad], repeat=1)
 
 
 def test_a_jit_row_of_compressed_seeds_says_so():
