@@ -30,7 +30,8 @@ import contextvars
 import itertools
 import os
 import pickle
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+import threading
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor, ThreadPoolExecutor
 
 from .accounting import active_counter, counting
 
@@ -73,6 +74,12 @@ def map_passes(executor, task, ranges, *args):
     memory budget), and the work of every pass that ran, the failed one's up
     to its failure, is counted as in a serial loop.
     """
+    if _in_own_worker(executor):
+        # f runs jl.jacobian with the pool it runs on: passes submitted from here could wait for a
+        # worker that waits for them, so they run here, in order
+        for lo, hi in ranges:
+            yield lo, hi, task(lo, hi, *args)
+        return
     count = active_counter() is not None
     if isinstance(executor, ProcessPoolExecutor):
         _check_pickles(task)
@@ -101,6 +108,14 @@ def map_passes(executor, task, ranges, *args):
                 pass
 
 
+def _in_own_worker(executor) -> bool:
+    """Whether this thread is one of a thread pool's workers: a new worker runs its first task before
+    the pool lists it, so its name (the pool's prefix) says so too."""
+    thread = threading.current_thread()
+    prefix = getattr(executor, "_thread_name_prefix", None)
+    return thread in getattr(executor, "_threads", ()) or bool(prefix) and thread.name.startswith(prefix + "_")
+
+
 def _result(future, count: bool):
     """A pass's block, its work (the work of a failed pass too) merged into the caller's count."""
     try:
@@ -119,6 +134,9 @@ def _submit(executor, *args):
     """``executor.submit(_pass, *args)``; an executor that is shut down is named as the cause."""
     try:
         future = executor.submit(_pass, *args)
+    except BrokenExecutor as error:  # a RuntimeError too, but not a shutdown: a worker died
+        raise RuntimeError(f"the executor is broken ({error}): one of its workers died, out of memory or in a "
+                           "crash of compiled code; make a new one") from error
     except RuntimeError as error:  # concurrent.futures: "cannot schedule new futures after shutdown"
         raise RuntimeError(f"the executor takes no more passes ({error}); pass one that is still open, "
                            "e.g. inside its `with ThreadPoolExecutor() as pool:` block") from error

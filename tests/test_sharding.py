@@ -262,6 +262,28 @@ def test_an_executor_that_was_shut_down_is_named_as_the_cause(make):
             jl.jacobian(chained, np.ones(6), mode=mode, batch_size=2, executor=executor)
 
 
+def test_a_process_pool_with_a_dead_worker_is_named_as_broken():
+    """concurrent.futures' BrokenProcessPool is a RuntimeError, which was taken for a shutdown."""
+    executor = ProcessPoolExecutor(max_workers=1)
+    with pytest.raises(Exception):
+        executor.submit(os._exit, 1).result()  # the worker dies: the pool is broken
+    with pytest.raises(RuntimeError, match="the executor is broken .*one of its workers died.*make a new one"):
+        jl.jacobian(chained, np.ones(6), mode="forward", batch_size=2, executor=executor)
+    executor.shutdown()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_f_may_use_the_pool_it_runs_on(workers):
+    """A pass submitted from one of the pool's own workers waited for a worker that waited for it: the
+    calls hung. From a worker, the passes run in that worker."""
+    x = np.linspace(0.0, 1.0, 6)
+    with ThreadPoolExecutor(workers) as executor:
+        tasks = [executor.submit(jl.jacobian, chained, x, mode=mode, batch_size=1, executor=executor)
+                 for mode in ("forward", "reverse")]
+        for task, mode in zip(tasks, ("forward", "reverse")):
+            assert np.array_equal(task.result(timeout=60), jl.jacobian(chained, x, mode=mode, batch_size=1))
+
+
 def test_jit_refuses_an_executor(pool):
     with pytest.raises(TypeError, match="takes no executor"):
         jl.jit(jl.jacobian(np.sin, executor=pool))
