@@ -138,8 +138,9 @@ def forward_pass_error(seeds: int, created: float, max_bytes: int, other_mode="r
     """
     fewer = int(max_bytes * seeds // created)
     if seeds > 1 and fewer >= 1:
-        fixes = [f"batch_size <= {fewer}"] + ([f"{other_mode} mode"] if other_mode else [])
-        advice = f"use {', '.join(fixes)} or a larger max_memory"
+        other = f", {other_mode} mode" if other_mode else ""
+        advice = (f"use batch_size=None, which sizes the passes to fit, a smaller batch_size (batch_size <= "
+                  f"{fewer} at most: the pass stopped part way, so fewer may be needed){other} or a larger max_memory")
     else:
         advice = ("one seed alone needs more; " if seeds > 1 else "") + one_seed_advice(other_mode)
     error = MemoryBudgetError(
