@@ -400,12 +400,19 @@ def _bidirectional(pattern) -> Plan:
 
     Pulling the t densest rows leaves at least as many forward colors as the
     densest remaining row has entries, so t is the one that makes t plus that
-    row's entries smallest; rows of equal size are taken in their order.
+    row's entries smallest; rows of equal size are taken in their order. That
+    t minimizes a lower bound: where the colorings it leads to need more seeds
+    than forward's colors alone, no row is pulled (the plan is forward's).
     """
     pulled, _ = _pulled_rows(np.diff(pattern.indptr))
     rows = np.full(pattern.shape[0], -1, dtype=np.int64)
+    forward = Plan(coloring(pattern, "forward"), rows)
+    if not pulled.any():
+        return forward
+    rows = rows.copy()
     rows[pulled] = coloring(pattern[pulled], "reverse")
-    return Plan(coloring(pattern[~pulled], "forward"), rows)
+    mixed = Plan(coloring(pattern[~pulled], "forward"), rows)
+    return mixed if mixed.seeds < forward.seeds else forward
 
 
 def _pulled_rows(sizes) -> tuple[np.ndarray, int]:

@@ -168,6 +168,18 @@ def test_best_plan_skips_only_modes_that_cannot_win(m, n, density, seed):
     assert mode == jl.compressed.fewest_seeds(every) and seeding.seeds == every[mode].seeds
 
 
+def test_a_bidirectional_plan_pulls_rows_only_where_that_saves_seeds():
+    """Its pulled rows are chosen from a lower bound, and on some of these patterns the colorings it led
+    to needed more seeds than forward's alone."""
+    pulling_costs = np.array([[0, 0, 1, 1, 0, 1], [1, 1, 1, 1, 1, 1], [1, 0, 0, 1, 0, 1], [0, 1, 1, 0, 1, 1],
+                              [1, 0, 1, 1, 1, 0], [1, 1, 0, 1, 0, 1]], dtype=bool)  # row 1 pulled: 7 seeds
+    rng = np.random.default_rng(0)
+    for P in [pulling_costs] + [rng.random((rng.integers(2, 7), rng.integers(2, 7))) < 0.5 for _ in range(400)]:
+        every = jl.compressed.plans(P)
+        assert every["bidirectional"].seeds <= every["forward"].seeds, P.astype(int)
+    assert jl.compressed.plan(pulling_costs, "bidirectional").seeds == 6  # forward's
+
+
 @settings(derandomize=True, max_examples=80, deadline=None)
 @given(st.integers(0, 14), st.integers(0, 14), st.floats(0.0, 1.0), st.integers(0, 2**31))
 def test_incidence_degree_order_is_its_definition(m, n, density, seed):
