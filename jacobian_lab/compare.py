@@ -406,8 +406,8 @@ def _rows(modes) -> list[tuple]:
 
 
 def mode_row(name: str):
-    """The row a mode name asks for (`_ROWS`, or forward-K / reverse-K), or NumPy-style ValueError naming
-    what is wrong."""
+    """(label, mode, seeds per pass) of the row a mode name asks for (`_ROWS`, or forward-K /
+    reverse-K); a ValueError naming what is wrong with any other name."""
     if name in _ROWS:
         return _ROWS[name]
     mode, _, k = name.partition("-")

@@ -992,7 +992,7 @@ def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, **kw
     shape, dtype = np.shape(a) if shape is None else shape, dtype or a.dtype
     if is_traced(fill_value):  # broadcast, with NumPy's error where it does not
         return broadcast_to(in_dtype("full_like", fill_value, dtype), shape)
-    value = np.full_like(primal(a), fill_value, dtype, order, shape=shape)  # in a's memory order, as NumPy
+    value = np.full_like(primal(a), fill_value, dtype, order, subok=False, shape=shape)  # in a's memory order
     return a._trace.constant(value) if is_traced(a) and subok and value.dtype.kind == "f" else value
 
 
