@@ -168,6 +168,18 @@ def test_best_plan_skips_only_modes_that_cannot_win(m, n, density, seed):
     assert mode == jl.compressed.fewest_seeds(every) and seeding.seeds == every[mode].seeds
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_compressed_forward_seeds_are_the_dense_passes_seeds(dtype):
+    """Its seeds were float64 for a float16 x, whose dense passes push float16 tangents: the entries
+    differed in their last bits (0.09607 against 0.09606)."""
+    def f(x):
+        return np.sin(x) * x[::-1] + np.exp(x)
+
+    x = np.linspace(0.1, 1.3, 6).astype(dtype)
+    dense = jl.jacobian(f, x, mode="forward")
+    np.testing.assert_array_equal(jl.sparse_jacobian(f, x, mode="forward").toarray(), dense)
+
+
 def test_a_bidirectional_plan_pulls_rows_only_where_that_saves_seeds():
     """Its pulled rows are chosen from a lower bound, and on some of these patterns the colorings it led
     to needed more seeds than forward's alone."""
