@@ -297,15 +297,32 @@ def _columns(push, x, step, limit, y_shape=None, executor=None, task=None):
         room = room_left(y_shape)
     J_T = _fill(None, lo, hi, y_dot, y_shape, n, dtype, "tangent")
     first, y_dot = y, None  # the tangents are not held while the other passes run
+
+    def serial(ranges):
+        return ((lo, hi, push(seeds(lo, hi, x.shape, x.dtype), max_bytes=room)) for lo, hi in ranges)
+
+    def place(blocks, filled=None):
+        nonlocal J_T
+        for lo, hi, (y, y_dot) in blocks:
+            _check_same_output(y, first, lo, "forward mode evaluates f once per pass",
+                               "use mode='reverse' (one evaluation)")
+            J_T = _fill(J_T, lo, hi, y_dot, y_shape, n, dtype, "tangent")
+            if filled is not None:
+                filled.add(lo)
+
     if executor is None:
-        blocks = ((lo, hi, push(seeds(lo, hi, x.shape, x.dtype), max_bytes=room)) for lo, hi in passes)
-    else:
-        rest = list(passes)
-        blocks = sharding.map_passes(executor, task, rest, room // sharding.workers(executor, len(rest)))
-    for lo, hi, (y, y_dot) in blocks:
-        _check_same_output(y, first, lo, "forward mode evaluates f once per pass",
-                           "use mode='reverse' (one evaluation)")
-        J_T = _fill(J_T, lo, hi, y_dot, y_shape, n, dtype, "tangent")
+        place(serial(passes))
+        return J_T.T.reshape(y_shape + x.shape)
+    rest, filled = list(passes), set()
+    share = room // sharding.workers(executor, len(rest))
+    try:
+        place(sharding.map_passes(executor, task, rest, share), filled)
+    except memory.MemoryBudgetError:
+        if share >= room:
+            raise
+        # a pass outgrew its worker's share of the budget: it and the passes left run here, one at a
+        # time, with all of it, as they would without the executor
+        place(serial([(lo, hi) for lo, hi in rest if lo not in filled]))
     return J_T.T.reshape(y_shape + x.shape)
 
 

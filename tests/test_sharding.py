@@ -284,6 +284,24 @@ def test_f_may_use_the_pool_it_runs_on(workers):
             assert np.array_equal(task.result(timeout=60), jl.jacobian(chained, x, mode=mode, batch_size=1))
 
 
+def _deep(x):
+    y = np.sin(x)
+    for _ in range(6):
+        y = np.tanh(y * 1.1 + np.roll(y, 1))
+    return y[:50]
+
+
+@pytest.mark.parametrize("mode", ["forward", "auto"])
+def test_a_pass_over_its_workers_share_of_the_budget_runs_in_the_caller(mode):
+    """Each worker's passes get the budget divided by the workers; a seed that fits the whole budget but
+    not a share was refused with 2 or 4 workers, where the serial call succeeds."""
+    x = np.linspace(0.0, 1.0, 2000)
+    serial = jl.jacobian(_deep, x, mode=mode, max_memory=3 << 19)
+    with ThreadPoolExecutor(4) as executor:
+        J = jl.jacobian(_deep, x, mode=mode, max_memory=3 << 19, executor=executor)
+    assert np.array_equal(J, serial)
+
+
 def test_jit_refuses_an_executor(pool):
     with pytest.raises(TypeError, match="takes no executor"):
         jl.jit(jl.jacobian(np.sin, executor=pool))
