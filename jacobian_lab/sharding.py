@@ -28,9 +28,11 @@ from __future__ import annotations
 import collections
 import contextvars
 import itertools
+import multiprocessing
 import os
 import pickle
 import threading
+import traceback
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor, ThreadPoolExecutor
 
 from .accounting import active_counter, counting
@@ -152,7 +154,25 @@ def _pass(count: bool, task, lo: int, hi: int, *args):
     It runs in an empty context: an executor that runs tasks in the caller's own
     thread must not let the pass count into the caller's counter as well.
     """
-    return contextvars.Context().run(_in_context, count, task, lo, hi, *args)
+    try:
+        return contextvars.Context().run(_in_context, count, task, lo, hi, *args)
+    except Exception as error:
+        if multiprocessing.parent_process() is None or _pickles(error):
+            raise
+        # in a worker process, an exception that does not pickle would break the pool and lose its message
+        sent = RuntimeError(f"f raised {type(error).__module__}.{type(error).__qualname__} in a worker process: "
+                            f"{error} (its type cannot be sent back by pickle; the traceback follows)\n"
+                            + "".join(traceback.format_exception(error)))
+        sent.pass_counter = getattr(error, "pass_counter", None)
+        raise sent from None
+
+
+def _pickles(value) -> bool:
+    try:
+        pickle.loads(pickle.dumps(value))
+    except Exception:  # noqa: BLE001 - any failure to round-trip is one
+        return False
+    return True
 
 
 def _in_context(count, task, lo, hi, *args):

@@ -1,4 +1,5 @@
 """Passes spread over an executor give the serial Jacobian, bit for bit, and count what ran."""
+import multiprocessing
 import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -300,6 +301,29 @@ def test_a_pass_over_its_workers_share_of_the_budget_runs_in_the_caller(mode):
     with ThreadPoolExecutor(4) as executor:
         J = jl.jacobian(_deep, x, mode=mode, max_memory=3 << 19, executor=executor)
     assert np.array_equal(J, serial)
+
+
+class Diverged(Exception):
+    """An exception whose __init__ takes other arguments than its message: pickle cannot rebuild it."""
+
+    def __init__(self, step, where):
+        super().__init__(f"diverged at step {step} ({where})")
+
+
+def diverges_in_workers(x):
+    if multiprocessing.parent_process() is not None:
+        raise Diverged(7, "a worker")
+    return np.sin(x)
+
+
+def test_an_error_that_does_not_pickle_comes_back_from_a_worker_process_with_its_message():
+    """It broke the pool (BrokenProcessPool: a process terminated abruptly) and its message was lost."""
+    with ProcessPoolExecutor(max_workers=1) as executor:
+        with pytest.raises(RuntimeError, match=r"(?s)f raised test_sharding\.Diverged in a worker process: diverged "
+                                               r"at step 7 \(a worker\).*Traceback"):
+            jl.jacobian(diverges_in_workers, np.ones(4), mode="forward", batch_size=1, executor=executor)
+        assert np.array_equal(jl.jacobian(chained, np.ones(4), mode="forward", batch_size=1, executor=executor),
+                              jl.jacobian(chained, np.ones(4), mode="forward", batch_size=1))  # the pool works
 
 
 def test_jit_refuses_an_executor(pool):
