@@ -466,11 +466,9 @@ def _resolve_shape(size, shape):
 @implements(np.reshape)
 def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
     shape = _resolve_shape(np.size(a), newshape if shape is None else shape)
+    order = memory_order(a, order, "numpy.reshape")
     if order == "F":  # column-major: the C-order reshape of the reversed axes, reversed back (free moves)
         return transpose(reshape(transpose(a), shape[::-1]))
-    if order != "C":  # 'A' and 'K' follow the memory layout of the values, which a traced array does not fix
-        raise NotImplementedError(f"numpy.reshape: order={order!r} is not supported on traced arrays; "
-                                  "use order='C' or 'F'")
     return a if np.shape(a) == shape else S.reshape(a, shape)
 
 
@@ -479,10 +477,23 @@ def ravel(a, order="C"):
     return reshape(a, (-1,), order)
 
 
+def memory_order(a, order, name: str) -> str:
+    """"C" or "F" for an `order` of NumPy's: "A" (and "K", which ravel takes) read as the array lies in
+    memory, "F" for an array laid out in Fortran order (`inplace.laid_out` keeps NumPy's layouts)."""
+    if order in ("C", "F"):
+        return order
+    flags = np.asarray(primal(a)).flags
+    if order == "A" or order == "K" and name == "numpy.ravel" and (flags.c_contiguous or flags.f_contiguous):
+        return "F" if flags.f_contiguous and not flags.c_contiguous else "C"
+    which = f"order={order!r}" + (" of an array that is not contiguous" if name == "numpy.ravel" else "")
+    raise NotImplementedError(f"{name}: {which} is not supported on traced arrays; use order='C' or 'F'")
+
+
 @implements(np.ravel)
 def numpy_ravel(a, order="C"):
     """np.ravel and ``a.ravel()``: a view only where a lies contiguous in `order`, else a copy, as NumPy
     decides (``x[::2].ravel()`` is a copy, where ``x[::2].reshape(-1)`` is a view)."""
+    order = memory_order(a, order, "numpy.ravel")
     flat = ravel(a, order)
     if not is_traced(flat) or np.ndim(a) == 0 or _contiguous_in(primal(a), order):
         return flat
