@@ -71,12 +71,10 @@ def _given(value):
 
 
 def _reject(name, value, why):
+    """Refuse an argument `why` the primitives do not model, if it was given. (out= never reaches an
+    implementation: `tracing._into_out` and `_into_out` write the result into it.)"""
     if not _given(value):
         return
-    if why == "out":
-        full = qualified(name)
-        raise TypeError(f"{full}(..., out=...) is not supported on traced arrays here; assign the result instead "
-                        f"(y = {full.replace('numpy.', 'np.', 1)}(...), or y[...] = ... to write into a traced y)")
     raise NotImplementedError(f"{qualified(name)}: the argument {why} is not supported on traced arrays; "
                               "leave it at NumPy's default")
 
@@ -222,31 +220,34 @@ def _log_sum_exp(a, axis, keepdims, base2: bool = False):
 
 
 def _into_out(ufunc, method, inputs, kwargs):
-    """A ufunc with ``out=``: into one traced array, the result assigned to it (as NumPy writes it);
+    """A ufunc with ``out=``: into traced arrays, the results assigned to them (as NumPy writes them);
     into a plain array, refused with the fix, since the traced result would lose its derivative."""
     out = kwargs["out"]
     outs = out if type(out) is tuple else (out,)
-    rest = {key: value for key, value in kwargs.items() if key not in ("out", "where")}
-    where = kwargs.get("where", True)
-    if method == "__call__" and len(outs) == 1 and is_traced(outs[0]):
-        result = apply_ufunc(ufunc, method, inputs, rest)
-        # where=mask leaves out's own values where the mask is False (np.divide(a, b, out=o, where=b != 0))
-        assign(outs[0], Ellipsis, result if where is True else E.where(where, result, outs[0]))
-        return outs[0]
+    name = ufunc.__name__ + ("" if method == "__call__" else f".{method}")
+    if method != "at" and all(is_traced(o) for o in outs):
+        # a call's where=mask leaves out's own values where it is False (np.divide(a, b, out=o, where=b != 0))
+        where = kwargs.get("where", True) if method == "__call__" else True
+        rest = {k: v for k, v in kwargs.items() if k != "out" and not (k == "where" and method == "__call__")}
+        results = apply_ufunc(ufunc, method, inputs, rest)
+        for o, result in zip(outs, results if type(results) is tuple else (results,)):
+            if method != "__call__" and np.shape(result) != np.shape(o):  # a call broadcasts into out
+                raise ValueError(f"{qualified(name)}: out has shape {np.shape(o)}, where the result has shape "
+                                 f"{np.shape(result)}")
+            assign(o, Ellipsis, result if where is True else E.where(where, result, o))
+        return outs[0] if len(outs) == 1 else outs
     from .tracing import plain_operands  # which needs these functions, and they it
 
     plain = plain_operands(inputs, kwargs) if not any(is_traced(o) for o in outs) else None
     if plain is not None:  # values without a derivative into plain arrays: NumPy's own
         return getattr(ufunc, method)(*plain[0], **plain[1])
-    if method == "__call__" and any(type(o) is np.ndarray for o in outs):
-        full = qualified(ufunc.__name__)
-        symbol = _IN_PLACE_SYMBOLS.get(ufunc)
-        raise TypeError(
-            f"{full}(..., out=...) writes a traced result into a plain array in place, which would drop its "
-            "derivative" + (f" (`a {symbol}= v` on a plain a is {full}(a, v, out=a))" if symbol else "")
-            + "; make that array like x (np.zeros_like(x, shape=...)), which takes traced values, or assign the "
-            f"result instead (y = {full.replace('numpy.', 'np.', 1)}(...))")
-    _reject(ufunc.__name__ + ("" if method == "__call__" else f".{method}"), out, "out")
+    full = qualified(name)
+    symbol = _IN_PLACE_SYMBOLS.get(ufunc) if method == "__call__" else None
+    raise TypeError(
+        f"{full}(..., out=...) writes a traced result into a plain array, which would drop its derivative"
+        + (f" (`a {symbol}= v` on a plain a is {full}(a, v, out=a))" if symbol else "")
+        + "; make that array like x (np.zeros_like(x, shape=...)), which takes traced values, or assign the "
+        f"result instead (y = {full.replace('numpy.', 'np.', 1)}(...))")
 
 
 _IN_PLACE_SYMBOLS = {np.add: "+", np.subtract: "-", np.multiply: "*", np.divide: "/", np.power: "**",
@@ -377,7 +378,6 @@ def _plain_mask(name, where, shape):
 
 def _reducer(prim, name):
     def fn(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
-        _reject(name, out, "out")
         return _reduce(prim, name, a, axis, dtype, keepdims, initial, where)
 
     # np.max / np.min take no dtype: (a, axis, out, keepdims, ...) when passed by position.
@@ -397,7 +397,6 @@ implements(np.min, np.amin)(_reducer(R.min, "min"))
 
 @implements(np.mean)
 def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
-    _reject("mean", out, "out")
     a = _accumulated_in("mean", a, dtype)
     if not _given(where):
         return _reduction(R.mean, a, axis, keepdims)
@@ -413,7 +412,6 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
 
 def _cumulative(prim, name):
     def fn(a, axis=None, dtype=None, out=None):
-        _reject(name, out, "out")
         a = _accumulated_in(name, a, dtype)
         if axis is None:
             return prim(ravel(a), axis=0)
@@ -431,7 +429,6 @@ def _cumulative_array_api(prim, name, identity):
     """NumPy 2's cumulative_sum / cumulative_prod: an axis is required beyond 1-D, and
     include_initial puts the identity first."""
     def fn(x, /, *, axis=None, dtype=None, out=None, include_initial=False):
-        _reject(name, out, "out")
         x = _accumulated_in(name, x, dtype)
         if axis is None and np.ndim(x) > 1:
             raise ValueError("axis must be specified for multi-dimensional arrays")
@@ -571,7 +568,6 @@ def _broadcast_shape(array, shape) -> tuple:
 
 @implements(np.concatenate)
 def concatenate(arrays, axis=0, out=None, dtype=None, casting=None):
-    _reject("concatenate", out, "out")
     arrays = [as_array(a) for a in arrays]
     if axis is None:
         arrays, axis = [ravel(a) for a in arrays], 0
@@ -581,7 +577,6 @@ def concatenate(arrays, axis=0, out=None, dtype=None, casting=None):
 
 @implements(np.stack)
 def stack(arrays, axis=0, out=None, dtype=None, casting=None):
-    _reject("stack", out, "out")
     arrays = [as_array(a) for a in arrays]
     if not arrays:
         raise ValueError("need at least one array to stack")
@@ -655,7 +650,6 @@ def repeat(a, repeats, axis=None):
 
 @implements(np.take)
 def take(a, indices, axis=None, out=None, mode="raise"):
-    _reject("take", out, "out")
     if axis is None:
         a, axis = ravel(a), 0
     axis = one_axis(axis, np.ndim(a))
@@ -727,7 +721,6 @@ def select(condlist, choicelist, default=0):
 
 @implements(np.clip)
 def clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue, max=np._NoValue, **kwargs):
-    _reject("clip", out, "out")
     _reject_all("clip", kwargs)  # the ufunc's where, dtype, casting, ...
     lo = None if a_min is np._NoValue else a_min
     hi = None if a_max is np._NoValue else a_max
@@ -738,14 +731,14 @@ def clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue, 
         a = a if lo is None else E.maximum(a, lo)
         return a if hi is None else E.minimum(a, hi)
     if lo is None and hi is None:
-        raise ValueError("One of max or min must be given")
+        np.clip(np.zeros(1), None, None)  # NumPy's own answer: a ValueError before NumPy 2.1, a copy since
+        return clone(a)
     return E.clip(a, lo=lo, hi=hi)
 
 
 # --- linear algebra ----------------------------------------------------------------
 @implements(np.matmul)
 def matmul(a, b, /, out=None, **kwargs):
-    _reject("matmul", out, "out")
     _reject_all("matmul", kwargs)
     if np.ndim(a) == 0 or np.ndim(b) == 0:
         raise ValueError("matmul: Input operand does not have enough dimensions")
@@ -970,13 +963,11 @@ def lstsq(a, b, rcond=None):
 
 @implements(np.outer)
 def outer(a, b, out=None):
-    _reject("outer", out, "out")
     return E.multiply(reshape(a, (-1, 1)), reshape(b, (1, -1)))
 
 
 @implements(np.trace)
 def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
-    _reject("trace", out, "out")
     if np.ndim(a) < 2:
         raise ValueError("diag requires an array of at least two dimensions")
     a = moveaxis(in_dtype("trace", a, dtype), (axis1, axis2), (-2, -1))  # summed in the dtype asked for

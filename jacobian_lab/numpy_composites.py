@@ -270,7 +270,6 @@ def broadcast_arrays(*args, subok=False):
 @implements(np.choose)
 def choose(a, choices, out=None, mode="raise"):
     """a picks, entry by entry, one of the (broadcast) choices: a gather from all of them stacked."""
-    api._reject("choose", out, "out")
     a = _plain("choose", a, "a (the indices)")
     choices = [c if is_traced(c) or isinstance(c, np.ndarray) else np.asarray(c) for c in choices]
     shape = np.broadcast_shapes(np.shape(a), *(np.shape(c) for c in choices))
@@ -283,7 +282,6 @@ def choose(a, choices, out=None, mode="raise"):
 
 @implements(np.compress)
 def compress(condition, a, axis=None, out=None):
-    api._reject("compress", out, "out")
     condition = _plain("compress", condition, "condition")
     return gather(a, np.compress(condition, _positions(a), axis))
 
@@ -575,7 +573,6 @@ def lexsort(keys, axis=-1):
 # --- elementwise functions composed of primitives -------------------------------------
 @implements(np.round, np.around)
 def round_(a, decimals=0, out=None):
-    api._reject("round", out, "out")
     scale = 10.0 ** decimals
     return E.divide(E.rint(E.multiply(a, scale)), scale) if decimals else E.rint(a)
 
@@ -620,7 +617,6 @@ api.UFUNCS[np.modf] = _modf
 
 @implements(np.fix)
 def fix(x, out=None):
-    api._reject("fix", out, "out")
     return E.trunc(x)  # rounding towards zero: no derivative
 
 

@@ -224,7 +224,6 @@ def einsum(*operands, out=None, optimize=False, dtype=None, order="K", casting="
     >>> jl.count_flops(lambda A: np.einsum("ij,jk->ik", A, B), np.ones((2, 3)))  # 2·m·k·n
     Cost(flops=48, transcendentals=0)
     """
-    api._reject("einsum", out, "out")
     api._reject("einsum", None if order == "K" else order, f"order={order!r}")
     if not operands:
         raise ValueError("must specify the einstein sum subscripts string and at least one operand")

@@ -70,7 +70,6 @@ def inner(a, b):
 
 @implements(np.dot)
 def dot(a, b, out=None):
-    api._reject("dot", out, "out")
     if np.ndim(a) == 0 or np.ndim(b) == 0:
         return E.multiply(a, b)
     if np.ndim(a) <= 2 and np.ndim(b) <= 2:
@@ -139,7 +138,6 @@ def matrix_power(a, n):
 @implements(np.linalg.multi_dot)
 def multi_dot(arrays, *, out=None):
     """A chain of matmuls in the cheapest order: the dynamic programme that brackets Jacobian chains."""
-    api._reject("linalg.multi_dot", out, "out")
     arrays = [api.as_array(v) for v in arrays]
     if len(arrays) < 2:
         raise ValueError("Expecting at least two arrays.")

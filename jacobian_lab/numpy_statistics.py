@@ -37,7 +37,6 @@ def _ddof(ddof, correction):
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
     """NumPy's steps: the mean (or the `mean=` given, NumPy 2), the squared deviations, their sum over
     the count less ddof; with `where=`, over the entries the mask keeps (NumPy's value up to rounding)."""
-    api._reject("var", out, "out")
     ddof = _ddof(ddof, correction)
     a = api.in_dtype("var", a, dtype)
     axes = normalize_axis(axis, np.ndim(a))
@@ -54,7 +53,6 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
 
 @implements(np.std)
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
-    api._reject("std", out, "out")
     return norm_root(var(a, axis, dtype, None, ddof, keepdims, where=where, mean=mean, correction=correction), 2)
 
 
@@ -85,7 +83,6 @@ def _keepdims(keepdims):
 
 @implements(np.ptp)
 def ptp(a, axis=None, out=None, keepdims=np._NoValue):
-    api._reject("ptp", out, "out")
     keep = _keepdims(keepdims)
     return E.subtract(api._reduction(R.max, a, axis, keep), api._reduction(R.min, a, axis, keep))
 
@@ -137,9 +134,8 @@ def _linear_neighbours(n, q):
     return lo, np.where(at_end, n - 1, lo + 1), gamma
 
 
-def _levels(name, q, out, method, weights):
+def _levels(name, q, method, weights):
     """q as a float array of levels in [0, 1], the arguments quantile functions refuse refused."""
-    api._reject(name, out, "out")
     api._reject(name, weights, "weights")
     if method != "linear":
         raise api.unsupported(f"numpy.{name} with method={method!r} (only method='linear', the default)")
@@ -160,8 +156,8 @@ def _levels_first(result, q, a, axes, keepdims):
     return api.reshape(result, q.shape + _kept_ones(np.shape(a), axes)) if keepdims else result
 
 
-def _quantile(name, a, q, axis, out, method, keepdims, weights, weak_q):
-    q = _levels(name, q, out, method, weights)
+def _quantile(name, a, q, axis, method, keepdims, weights, weak_q):
+    q = _levels(name, q, method, weights)
     values, axes = _along_last(a, axis)
     s, nan_slices = _sorted_last(values)
     result = _nan_where(_interpolate(s, q, weak_q), nan_slices, q.ndim)
@@ -189,7 +185,7 @@ def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", 
 
     overwrite_input only allows NumPy to reorder `a`; leaving it intact honours it.
     """
-    return _quantile("quantile", a, q, axis, out, method, keepdims, weights, type(q) in (int, float))
+    return _quantile("quantile", a, q, axis, method, keepdims, weights, type(q) in (int, float))
 
 
 def _percent(q):
@@ -202,13 +198,12 @@ def _percent(q):
 def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *,
                weights=None):
     q, weak_q = _percent(q)
-    return _quantile("percentile", a, q, axis, out, method, keepdims, weights, weak_q)
+    return _quantile("percentile", a, q, axis, method, keepdims, weights, weak_q)
 
 
 @implements(np.median)
 def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     """The middle order statistic, or the mean of the two middle ones (NumPy's values exactly)."""
-    api._reject("median", out, "out")
     if np.size(a) == 0:
         return api.mean(a, axis=axis, keepdims=keepdims)  # NaN with NumPy's warning, as NumPy's median
     values, axes = _along_last(a, axis)
@@ -229,13 +224,11 @@ def _zero_nans(a):
 
 @implements(np.nansum)
 def nansum(a, axis=None, dtype=None, out=None, keepdims=np._NoValue, initial=np._NoValue, where=np._NoValue):
-    api._reject("nansum", out, "out")
     return api._reduce(R.sum, "nansum", _zero_nans(a), axis, dtype, _keepdims(keepdims), initial, where)
 
 
 @implements(np.nanmean)
 def nanmean(a, axis=None, dtype=None, out=None, keepdims=np._NoValue, *, where=np._NoValue):
-    api._reject("nanmean", out, "out")
     keep, a = _keepdims(keepdims), api._accumulated_in("nanmean", a, dtype)
     left_out = _left_out("nanmean", a, where)
     total = api._reduction(R.sum, E.where(left_out, 0.0, a), axis, keep)
@@ -262,7 +255,6 @@ def _all_nan(values, axis, keepdims):
 def _nan_extreme(name, prim, fill):
     """nanmax / nanmin: NaNs become -inf / +inf, which never win; an all-NaN slice is NaN, as in NumPy."""
     def fn(a, axis=None, out=None, keepdims=np._NoValue, initial=np._NoValue, where=np._NoValue):
-        api._reject(name, out, "out")
         keep, numbers = _keepdims(keepdims), E.where(E.isnan(a), fill, a)
         if api._given(initial) or api._given(where):  # NumPy's fmax.reduce: with an initial, no slice is empty
             return api._reduce(prim, name, numbers, axis, None, keep, initial, where)
@@ -295,19 +287,16 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
 
 @implements(np.nancumsum)
 def nancumsum(a, axis=None, dtype=None, out=None):
-    api._reject("nancumsum", out, "out")
     return api.cumsum(_zero_nans(a), axis, dtype)
 
 
 @implements(np.nancumprod)
 def nancumprod(a, axis=None, dtype=None, out=None):
-    api._reject("nancumprod", out, "out")
     return api.cumprod(E.where(E.isnan(a), 1.0, a), axis, dtype)
 
 
 @implements(np.nanprod)
 def nanprod(a, axis=None, dtype=None, out=None, keepdims=np._NoValue, initial=np._NoValue, where=np._NoValue):
-    api._reject("nanprod", out, "out")
     return api._reduce(R.prod, "nanprod", E.where(E.isnan(a), 1.0, a), axis, dtype, _keepdims(keepdims), initial,
                        where)
 
@@ -322,7 +311,6 @@ def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=np._NoValue, *, 
     """NumPy's steps: the mean of the numbers (or the `mean=` given), their deviations (0 at NaNs)
     squared and summed, divided by count - ddof; NaN, with NumPy's warning, where that is not
     positive. `where=` leaves entries out as NaNs are left out."""
-    api._reject("nanvar", out, "out")
     ddof, keep, a = _ddof(ddof, correction), _keepdims(keepdims), api.in_dtype("nanvar", a, dtype)
     nans = _left_out("nanvar", a, where)
     values = E.where(nans, 0.0, a)
@@ -344,7 +332,6 @@ def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=np._NoValue, *, 
 @implements(np.nanstd)
 def nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=np._NoValue, *, where=np._NoValue,
            mean=np._NoValue, correction=np._NoValue):
-    api._reject("nanstd", out, "out")
     return norm_root(nanvar(a, axis, dtype, None, ddof, keepdims, where=where, mean=mean, correction=correction), 2)
 
 
@@ -375,7 +362,6 @@ def nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=np._NoValu
 
     overwrite_input only allows NumPy to reorder `a`; leaving it intact honours it.
     """
-    api._reject("nanmedian", out, "out")
     keep = _keepdims(keepdims)
     if np.size(a) == 0:
         return nanmean(a, axis, keepdims=keep)  # as NumPy
@@ -387,8 +373,8 @@ def nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=np._NoValu
     return api.reshape(result, _kept_ones(np.shape(a), axes)) if keep else result
 
 
-def _nan_quantile(name, a, q, axis, out, method, keepdims, weights, weak_q):
-    q = _levels(name, q, out, method, weights)
+def _nan_quantile(name, a, q, axis, method, keepdims, weights, weak_q):
+    q = _levels(name, q, method, weights)
     keep = _keepdims(keepdims)
     if np.size(a) == 0:
         return nanmean(a, axis, keepdims=keep)  # as NumPy
@@ -418,14 +404,14 @@ def _interpolate_at(s, lo, hi, gamma, weak_q):
 def nanquantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=np._NoValue, *,
                 weights=None):
     """quantile of each slice's numbers (method='linear'): its own count sets the virtual index."""
-    return _nan_quantile("nanquantile", a, q, axis, out, method, keepdims, weights, type(q) in (int, float))
+    return _nan_quantile("nanquantile", a, q, axis, method, keepdims, weights, type(q) in (int, float))
 
 
 @implements(np.nanpercentile)
 def nanpercentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=np._NoValue, *,
                   weights=None):
     q, weak_q = _percent(q)
-    return _nan_quantile("nanpercentile", a, q, axis, out, method, keepdims, weights, weak_q)
+    return _nan_quantile("nanpercentile", a, q, axis, method, keepdims, weights, weak_q)
 
 
 # --- covariance -----------------------------------------------------------------------

@@ -8,6 +8,7 @@ silently drop its derivative, raises `TracerConversionError` instead.
 """
 from __future__ import annotations
 
+import inspect
 import numbers
 import operator
 import sys
@@ -260,6 +261,35 @@ def binary_methods(fn):
     return binary_method(fn), binary_method(fn, True)
 
 
+#: Where each NumPy function takes out by position, with its parameters' names (None: nowhere).
+_OUT_AT: dict = {}
+
+
+def _out_position(func):
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):  # no signature to read: out by keyword only
+        return None
+    for i, p in enumerate(params):
+        if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            return None
+        if p.name == "out":
+            return i, [p.name for p in params]
+    return None
+
+
+def _out_by_keyword(func, args, kwargs):
+    """args and kwargs with an ``out`` passed by position (``np.clip(x, lo, hi, y)``) and the arguments
+    after it passed by keyword, so that `_into_out` finds it where f wrote it either way."""
+    if func not in _OUT_AT:
+        _OUT_AT[func] = _out_position(func)
+    found = _OUT_AT[func]
+    if found is None or len(args) <= found[0]:
+        return args, kwargs
+    at, names = found
+    return args[:at], {**kwargs, **dict(zip(names[at:], args[at:]))}
+
+
 def _into_out(func, impl, args, kwargs):
     """A NumPy function given ``out=``: its result written into out, as NumPy writes it (into a traced
     out, or a view of one: the array it views changes), and out returned. A traced result cannot go
@@ -362,6 +392,8 @@ class Tracer:
             if plain is None:
                 raise api.unsupported(f"{func.__module__}.{func.__name__}")
             return func(*plain[0], **plain[1])  # no derivative to drop: NumPy's own
+        if len(args) > 2:  # out may come by position (np.clip(x, lo, hi, y), np.round(x, 2, y))
+            args, kwargs = _out_by_keyword(func, args, kwargs)
         if kwargs.get("out") is not None:
             return _into_out(func, impl, args, kwargs)
         views = func in api.VIEWS
@@ -548,8 +580,8 @@ class Tracer:
     def repeat(self, repeats, axis=None):
         return api.repeat(self, repeats, axis)
 
-    def clip(self, min=None, max=None, **kw):
-        return api.clip(self, min, max, **kw)
+    def clip(self, min=None, max=None, out=None, **kw):
+        return np.clip(self, min, max, out=out, **kw)
 
     def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
         return np.var(self, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, **kw)
@@ -558,13 +590,13 @@ class Tracer:
         return np.std(self, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, **kw)
 
     def trace(self, offset=0, axis1=0, axis2=1, dtype=None, out=None):
-        return np.trace(self, offset, axis1, axis2, dtype, out)
+        return np.trace(self, offset, axis1, axis2, dtype, out=out)
 
     def diagonal(self, offset=0, axis1=0, axis2=1):
         return np.diagonal(self, offset, axis1, axis2)
 
     def round(self, decimals=0, out=None):
-        return np.round(self, decimals, out)
+        return np.round(self, decimals, out=out)
 
     def argmax(self, axis=None, **kw):
         return observe(np.argmax, self.primal, axis=axis, **kw)
@@ -599,8 +631,8 @@ class Tracer:
     def nonzero(self):
         return observe(np.nonzero, self.primal)
 
-    def dot(self, b):
-        return np.dot(self, b)
+    def dot(self, b, out=None):
+        return np.dot(self, b, out=out)
 
     def copy(self, order="C"):
         return inplace.laid_out(inplace.clone(self), order)

@@ -1581,7 +1581,26 @@ def _functions_written_into_out(x):
     m *= 3.0
     np.take(x, [5, 0, 2], out=rows[3])
     np.argmax(x, axis=1, out=(where := np.zeros(2, dtype=int)))  # no derivative: into a plain array too
-    return np.concatenate([y.ravel(), rows.ravel(), where * 1.0])
+    return np.concatenate([y.ravel(), rows.ravel(), where * 1.0, _written_by_position_and_methods(x)])
+
+
+def _written_by_position_and_methods(x):
+    """out= passed by position, through an array's methods and into ufuncs' reduce, accumulate and
+    their several outputs: each written as NumPy writes it."""
+    buf = np.zeros_like(x, shape=(9, 3))
+    np.clip(x[0], 0.2, 0.9, buf[0])
+    x[1].clip(-0.5, 0.5, out=buf[1])
+    np.round(x[0] * 0.37, 1, buf[2])
+    (x[1] * 0.37).round(1, out=buf[3])
+    np.cumsum(x[0], 0, None, buf[4])
+    np.take(x.ravel(), [4, 0, 3], None, buf[5], "clip")  # and the argument after out by position too
+    np.add.reduce(x, axis=0, out=buf[6])
+    np.multiply.accumulate(x[1], out=buf[7])
+    np.divmod(x[0], 0.3, out=(quotient := np.zeros_like(x[0]), buf[8]))
+    products = np.zeros_like(x, shape=(2, 2, 2))
+    np.dot(x, x.T, products[0])
+    x.dot(x.T, out=products[1])
+    return np.concatenate([buf.ravel(), quotient, products.ravel()])
 
 
 @pytest.mark.parametrize("mode", MODES + ["jit"])
@@ -1591,6 +1610,9 @@ def test_numpy_functions_write_into_out_as_numpy_does(mode):
     np.testing.assert_array_equal(traced_value(f, X), f(X))
     with pytest.raises(ValueError, match=re.escape("numpy.sum: out has shape (3,), where the result has shape (2,)")):
         run(lambda x: np.sum(x, axis=1, out=np.zeros_like(x, shape=(3,))), mode)
+    with pytest.raises(ValueError, match=re.escape("numpy.add.reduce: out has shape (2, 3), where the result has "
+                                                   "shape (3,)")):
+        run(lambda x: np.add.reduce(x, out=np.zeros_like(x)), mode)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -431,6 +431,17 @@ def test_clip_at_a_bound_gives_one_half():
     np.testing.assert_array_equal(J, np.diag([0.0, 0.5, 1.0, 1.0]))
 
 
+def test_clip_without_bounds_as_numpy_answers():
+    x = np.array([-1.0, 0.5])
+    try:
+        np.clip(x, None, None)
+    except ValueError as error:  # NumPy before 2.1
+        with pytest.raises(ValueError, match=str(error)):
+            jl.jacrev(lambda x: x.clip())(x)
+    else:  # a copy since
+        np.testing.assert_array_equal(_both_modes(lambda x: x.clip() * np.clip(x, None, None), x), np.diag(2 * x))
+
+
 def test_clip_with_traced_bounds_matches_composite():
     # Bounds that carry derivatives: a value clipped to a bound follows that bound.
     x = np.array([-2.0, 1.5, 3.0])
