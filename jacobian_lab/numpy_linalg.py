@@ -32,17 +32,17 @@ def tensordot(a, b, axes=2):
         axes_a, axes_b = list(range(np.ndim(a) - k, np.ndim(a))), list(range(k))
     else:  # each side an axis or a sequence of them, as in NumPy
         axes_a, axes_b = ([int(i) for i in x] if np.iterable(x) else [operator.index(x)] for x in axes)
-    return _contract(a, b, axes_a, axes_b, "shape-mismatch for sum")
+    return _contract(a, b, axes_a, axes_b, lambda: "shape-mismatch for sum")
 
 
-def _contract(a, b, axes_a, axes_b, mismatch: str):
-    """Σ over a's `axes_a` paired with b's `axes_b`, a's free axes then b's: one matmul. `mismatch` is
+def _contract(a, b, axes_a, axes_b, mismatch):
+    """Σ over a's `axes_a` paired with b's `axes_b`, a's free axes then b's: one matmul. `mismatch()` is
     the ValueError's message when the paired axes differ in number or length (NumPy's wording)."""
     shape_a, shape_b = np.shape(a), np.shape(b)
     axes_a = [x % np.ndim(a) for x in axes_a]
     axes_b = [x % np.ndim(b) for x in axes_b]
     if len(axes_a) != len(axes_b) or any(shape_a[i] != shape_b[j] for i, j in zip(axes_a, axes_b)):
-        raise ValueError(mismatch)
+        raise ValueError(mismatch())
     free_a = [i for i in range(np.ndim(a)) if i not in axes_a]
     free_b = [i for i in range(np.ndim(b)) if i not in axes_b]
     out_a, out_b = tuple(shape_a[i] for i in free_a), tuple(shape_b[i] for i in free_b)
@@ -53,9 +53,9 @@ def _contract(a, b, axes_a, axes_b, mismatch: str):
     return api.reshape(api.matmul(left, right), out_a + out_b)
 
 
-def not_aligned(a, b, dim_a: int, dim_b: int) -> str:
-    """NumPy's message for np.dot and np.inner operands whose summed axes differ in length."""
-    sa, sb = np.shape(a), np.shape(b)
+def not_aligned(sa: tuple, sb: tuple, dim_a: int, dim_b: int) -> str:
+    """NumPy's message for np.dot and np.inner operands of shapes sa and sb whose summed axes differ in
+    length."""
     dim_a, dim_b = dim_a % len(sa), dim_b % len(sb)
     shapes = ["(" + ",".join(map(str, s)) + ("," if len(s) == 1 else "") + ")" for s in (sa, sb)]
     return f"shapes {shapes[0]} and {shapes[1]} not aligned: {sa[dim_a]} (dim {dim_a}) != {sb[dim_b]} (dim {dim_b})"
@@ -65,17 +65,23 @@ def not_aligned(a, b, dim_a: int, dim_b: int) -> str:
 def inner(a, b):
     if np.ndim(a) == 0 or np.ndim(b) == 0:
         return E.multiply(a, b)
-    return _contract(a, b, [-1], [-1], not_aligned(a, b, -1, -1))
+    shape_b = np.shape(b)[-1:] + np.shape(b)[:-1]  # NumPy names b with its summed axis moved first
+    return _contract(a, b, [-1], [-1], lambda: not_aligned(np.shape(a), shape_b, -1, 0))
 
 
 @implements(np.dot)
 def dot(a, b, out=None):
     if np.ndim(a) == 0 or np.ndim(b) == 0:
         return E.multiply(a, b)
-    if np.ndim(a) <= 2 and np.ndim(b) <= 2:
-        return api.matmul(a, b)
     summed = -1 if np.ndim(b) == 1 else -2  # a's last axis against b's second-to-last (its only, 1-D)
-    return _contract(a, b, [-1], [summed], not_aligned(a, b, -1, summed))
+    def mismatch():
+        return not_aligned(np.shape(a), np.shape(b), -1, summed)
+
+    if np.ndim(a) > 2 or np.ndim(b) > 2:
+        return _contract(a, b, [-1], [summed], mismatch)
+    if np.shape(a)[-1] != np.shape(b)[summed]:  # NumPy's message, not matmul's
+        raise ValueError(mismatch())
+    return api.matmul(a, b)
 
 
 @implements(np.vdot)
