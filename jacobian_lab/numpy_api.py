@@ -474,15 +474,17 @@ def ravel(a, order="C"):
     return reshape(a, (-1,), order)
 
 
-def memory_order(a, order, name: str) -> str:
-    """"C" or "F" for an `order` of NumPy's: "A" (and "K", which ravel takes) read as the array lies in
-    memory, "F" for an array laid out in Fortran order (`inplace.laid_out` keeps NumPy's layouts)."""
+def memory_order(a, order, name: str, flattens: bool = False) -> str:
+    """"C" or "F" for an `order` of NumPy's: "A" read as the array lies in memory ("F" for an array laid
+    out in Fortran order: `inplace.laid_out` keeps NumPy's layouts), and so "K" where it `flattens` a
+    contiguous array (ravel, flatten)."""
     if order in ("C", "F"):
         return order
     flags = np.asarray(primal(a)).flags
-    if order == "A" or order == "K" and name == "numpy.ravel" and (flags.c_contiguous or flags.f_contiguous):
+    contiguous = flags.c_contiguous or flags.f_contiguous
+    if order == "A" or (order == "K" and flattens and contiguous):
         return "F" if flags.f_contiguous and not flags.c_contiguous else "C"
-    which = f"order={order!r}" + (" of an array that is not contiguous" if name == "numpy.ravel" else "")
+    which = f"order={order!r}" + (" of an array that is not contiguous" if flattens and order == "K" else "")
     raise NotImplementedError(f"{name}: {which} is not supported on traced arrays; use order='C' or 'F'")
 
 
@@ -490,7 +492,7 @@ def memory_order(a, order, name: str) -> str:
 def numpy_ravel(a, order="C"):
     """np.ravel and ``a.ravel()``: a view only where a lies contiguous in `order`, else a copy, as NumPy
     decides (``x[::2].ravel()`` is a copy, where ``x[::2].reshape(-1)`` is a view)."""
-    order = memory_order(a, order, "numpy.ravel")
+    order = memory_order(a, order, "numpy.ravel", flattens=True)
     flat = ravel(a, order)
     if not is_traced(flat) or np.ndim(a) == 0 or _contiguous_in(primal(a), order):
         return flat

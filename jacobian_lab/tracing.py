@@ -566,6 +566,7 @@ class Tracer:
     flat = property(lambda self: FlatIndex(self), lambda self, value: FlatIndex(self).__setitem__(slice(None), value))
 
     def flatten(self, order="C"):
+        order = api.memory_order(self, order, "numpy.ndarray.flatten", flattens=True)
         return inplace.laid_out(inplace.clone(api.ravel(self, order)), "C")  # always a copy, as NumPy's
 
     def transpose(self, *axes):

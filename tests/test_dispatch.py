@@ -1653,6 +1653,7 @@ DROPPED = [
     ("mean", "dtype=float16", lambda x: np.mean(x, axis=0, dtype=np.float16)),
     ("add", "where", lambda x: np.add(x, 1.0, where=X > 0)),
     ("ravel", "order='K' of an array that is not contiguous", lambda x: np.ravel(x[:, ::2], order="K")),
+    ("ndarray.flatten", "order='K' of an array that is not contiguous", lambda x: x[:, ::2].flatten("K")),
     ("clip", "where", lambda x: np.clip(x, 0.0, 1.0, where=X > 0)),
     ("var", "where", lambda x: np.var(x, where=x)),
     ("concatenate", "dtype=int64", lambda x: np.concatenate([x, x], dtype=np.int64)),
@@ -1680,6 +1681,7 @@ def test_scipy_special_ufuncs_are_named_as_scipys_in_refusals():
 HONOURED = [
     ("np.reshape in order A of an F-ordered view", lambda x: np.reshape(x.T, 6, order="A")),
     ("ravel in order K of an F-ordered view", lambda x: x.T.ravel("K") * x.ravel("A")),
+    ("flatten in orders K and A of an F-ordered view", lambda x: x.T.flatten("K") * x.T.flatten("A")),
     ("np.max positional keepdims", lambda x: np.max(x, 0, None, True)),
     ("np.min positional axis", lambda x: np.amin(x, 1)),
     ("np.sum positional keepdims", lambda x: np.sum(x, 1, None, None, True)),
