@@ -115,7 +115,10 @@ def _in_own_worker(executor) -> bool:
     the pool lists it, so its name (the pool's prefix) says so too."""
     thread = threading.current_thread()
     prefix = getattr(executor, "_thread_name_prefix", None)
-    return thread in getattr(executor, "_threads", ()) or bool(prefix) and thread.name.startswith(prefix + "_")
+    if thread in getattr(executor, "_threads", ()):
+        return True
+    # the pool's workers are named prefix_0, prefix_1, ...; prefix "w" must not claim "w_x_0"
+    return bool(prefix) and thread.name.startswith(prefix + "_") and thread.name[len(prefix) + 1:].isdigit()
 
 
 def _result(future, count: bool):

@@ -376,3 +376,12 @@ def test_the_window_follows_the_workers_an_executor_reports():
     assert sharding.workers(Cluster(), 100) == 6 and sharding.workers(Cluster(), 3) == 3
     assert sharding.workers(ThreadPoolExecutor(max_workers=5), 100) == 5
     assert sharding.workers(InProcess(), 100) == (os.cpu_count() or 1)
+
+
+def test_only_the_pools_own_workers_run_passes_in_place():
+    """A worker of a pool named "w_x" (threads w_x_0, ...) was taken for one of pool "w"'s, so its
+    passes ran one after another in that thread instead of on the pool."""
+    with ThreadPoolExecutor(1, thread_name_prefix="w") as pool, ThreadPoolExecutor(1, thread_name_prefix="w_x") as other:
+        assert pool.submit(sharding._in_own_worker, pool).result()
+        assert not other.submit(sharding._in_own_worker, pool).result()
+
