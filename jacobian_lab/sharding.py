@@ -160,7 +160,7 @@ def _pass(count: bool, task, lo: int, hi: int, *args):
     try:
         return contextvars.Context().run(_in_context, count, task, lo, hi, *args)
     except Exception as error:
-        if multiprocessing.parent_process() is None or _pickles(error):
+        if not _in_worker_process() or _pickles(error):
             raise
         # in a worker process, an exception that does not pickle would break the pool and lose its message
         sent = RuntimeError(f"f raised {type(error).__module__}.{type(error).__qualname__} in a worker process: "
@@ -168,6 +168,12 @@ def _pass(count: bool, task, lo: int, hi: int, *args):
                             + "".join(traceback.format_exception(error)))
         sent.pass_counter = getattr(error, "pass_counter", None)
         raise sent from None
+
+
+def _in_worker_process() -> bool:
+    """Whether this is a process pool's worker, which runs its tasks in its main thread (a thread pool
+    inside a child process runs them in threads of its own, and sends nothing by pickle)."""
+    return multiprocessing.parent_process() is not None and threading.current_thread() is threading.main_thread()
 
 
 def _pickles(value) -> bool:

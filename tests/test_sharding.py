@@ -385,3 +385,22 @@ def test_only_the_pools_own_workers_run_passes_in_place():
         assert pool.submit(sharding._in_own_worker, pool).result()
         assert not other.submit(sharding._in_own_worker, pool).result()
 
+
+
+def raises_unpicklable(lo, hi):
+    raise Diverged(lo, "a thread")
+
+
+def test_an_error_in_a_thread_of_a_child_process_keeps_its_type():
+    """A thread pool in a child process sends nothing by pickle, but an error that does not pickle was
+    replaced by a RuntimeError there as in a process pool's worker."""
+    with ProcessPoolExecutor(max_workers=1) as executor:
+        assert executor.submit(_thread_pool_error_type).result() == "Diverged"
+
+
+def _thread_pool_error_type():
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            list(sharding.map_passes(pool, raises_unpicklable, [(0, 1)]))
+        except Exception as error:  # noqa: BLE001 - its type is what is checked
+            return type(error).__name__
