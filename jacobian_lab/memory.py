@@ -81,22 +81,22 @@ def readable(nbytes: float) -> str:
 
 
 #: What the refusals call the matrix being built: "Hessian" while `hessian` builds one (`building`).
-_MATRIX = contextvars.ContextVar("matrix", default="Jacobian")
+MATRIX = contextvars.ContextVar("matrix", default="Jacobian")
 
 
 @contextlib.contextmanager
 def building(matrix: str):
     """Within the block, refusals name `matrix` ("Hessian") and the products that stand in for it."""
-    token = _MATRIX.set(matrix)
+    token = MATRIX.set(matrix)
     try:
         yield
     finally:
-        _MATRIX.reset(token)
+        MATRIX.reset(token)
 
 
 def _products() -> str:
     """What to compute instead of the full matrix: the products of its derivative function."""
-    if _MATRIX.get() == "Hessian":
+    if MATRIX.get() == "Hessian":
         return "jl.hvp for the Hessian-vector products you need (jl.sparse_hessian for a sparse Hessian)"
     return "jvp/vjp for the products you need instead of the full Jacobian"
 
@@ -105,7 +105,7 @@ def check_dense(m: int, n: int, itemsize: int, limit: int) -> int:
     """Refuse an (m, n) result larger than `limit` bytes; return its size in bytes."""
     need = m * n * itemsize
     if need > limit:
-        matrix = _MATRIX.get()
+        matrix = MATRIX.get()
         smaller = "Differentiate a smaller function or a slice of the outputs, p" if matrix == "Jacobian" else "P"
         raise MemoryBudgetError(
             f"the dense {m}x{n} {matrix} needs {readable(need)}, over the memory budget of {readable(limit)} "

@@ -35,6 +35,7 @@ import threading
 import traceback
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor, ThreadPoolExecutor
 
+from . import memory
 from .accounting import active_counter, counting
 
 
@@ -87,10 +88,11 @@ def map_passes(executor, task, ranges, *args):
         _check_pickles(task)
     pending = iter(ranges)
     window = collections.deque()
+    settings = tuple(var.get() for var in _INHERITED)
 
     def submit_next():
         for lo, hi in itertools.islice(pending, 1):
-            window.append((lo, hi, _submit(executor, count, task, lo, hi, *args)))
+            window.append((lo, hi, _submit(executor, count, settings, task, lo, hi, *args)))
 
     for _ in range(2 * workers(executor, len(ranges))):
         submit_next()
@@ -151,14 +153,22 @@ def _submit(executor, *args):
     return future
 
 
-def _pass(count: bool, task, lo: int, hi: int, *args):
+#: The caller's settings a pass keeps in its worker: what budget refusals call the matrix ("Hessian").
+_INHERITED = (memory.MATRIX,)
+
+
+def _pass(count: bool, settings: tuple, task, lo: int, hi: int, *args):
     """One pass in a worker: its result and, when counted, its `Counter`.
 
-    It runs in an empty context: an executor that runs tasks in the caller's own
-    thread must not let the pass count into the caller's counter as well.
+    It runs in a context of its own: an executor that runs tasks in the caller's own
+    thread must not let the pass count into the caller's counter as well. Only the
+    caller's `settings` (of `_INHERITED`) are carried into it.
     """
+    context = contextvars.Context()
+    for var, value in zip(_INHERITED, settings):
+        context.run(var.set, value)
     try:
-        return contextvars.Context().run(_in_context, count, task, lo, hi, *args)
+        return context.run(_in_context, count, task, lo, hi, *args)
     except Exception as error:
         if not _in_worker_process() or _pickles(error):
             raise

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jacobian_lab as jl
-from jacobian_lab import problems, sharding
+from jacobian_lab import memory, problems, sharding
 from jacobian_lab.accounting import counting
 
 
@@ -385,6 +385,18 @@ def test_only_the_pools_own_workers_run_passes_in_place():
         assert pool.submit(sharding._in_own_worker, pool).result()
         assert not other.submit(sharding._in_own_worker, pool).result()
 
+
+def _refusals_wording(lo, hi):
+    return memory._products()
+
+
+@pytest.mark.parametrize("kind", [ThreadPoolExecutor, ProcessPoolExecutor])
+def test_a_pass_keeps_the_callers_name_for_the_matrix_it_builds(kind):
+    """Budget refusals in a worker offered jvp/vjp for a Hessian: the worker's empty context read the
+    default, "Jacobian"."""
+    with kind(max_workers=1) as executor, memory.building("Hessian"):
+        [(_, _, block)] = sharding.map_passes(executor, _refusals_wording, [(0, 1)])
+    assert block.startswith("jl.hvp")
 
 
 def raises_unpicklable(lo, hi):
