@@ -253,6 +253,20 @@ def test_beta_partials_where_the_other_argument_is_tiny(mode):
 
 
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_a_compiled_beta_derivative_takes_its_series_where_the_values_need_them(mode):
+    """The series run only where some element needs them: a program compiled at ordinary values must
+    take them at (10, 1e-12) and (1e15, 1), and leave them again at (2, 3); predicted costs follow."""
+    f = lambda v: sc.betaln(v[0], v[1])  # noqa: E731
+    jacobian, hessian = jl.jit(jl.jacobian(f, mode=mode)), jl.jit(jl.hessian(f, mode=mode))
+    for point in ((2.0, 3.0), (10.0, 1e-12), (1e15, 1.0), (2.0, 3.0)):
+        v = np.array(point)
+        np.testing.assert_array_equal(jacobian(v), jl.jacobian(f, v, mode=mode))
+        np.testing.assert_allclose(hessian(v), jl.hessian(f, mode=mode)(v), rtol=1e-15)
+        assert jl.predict(f, v).cost(mode) == jl.measure(f, v, mode=mode, repeat=1).cost  # keyed on values
+    np.testing.assert_allclose(jacobian(np.array([10.0, 1e-12]))[0], _digamma_differences(10.0, 1e-12)[0], rtol=1e-14)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
 def test_erfcx_slopes_far_right_do_not_cancel(mode):
     """2x erfcx − 2/√π cancels to about −1/(√π x²): 2e-8 off at 1e4, 0 at 1e8, and its second
     derivative 3.4× too large at 1e4. Reference: five-point differences of scipy's erfcx, whose step
@@ -384,13 +398,18 @@ def test_derivative_work_is_counted(mode, phase):
     # the fan-out of x into both operands (reverse): k·N each
     assert cost(lambda x: sc.xlogy(x, x[::-1])) == jl.Cost(N + 3 * kN, N)
     # beta(x, x reversed): ψ(a + b) (a sum, a digamma), then per operand ψ, a difference and the
-    # product with B: 5N flops and 3N transcendentals; and per operand the asymptotic difference of
-    # the digammas (33 flops and a log1p per element, `_digamma_difference`) and the select between
-    # the two: 34N; the Taylor series where the other operand is tiny (`_digamma_step`: the test, 5;
-    # its two selects; v + 1 below 1, 3; five polygammas by Horner, 12; 1/v − 1/(v + w), 4; w times the
-    # sum, the shift and the sign, 3) and its select: 30N and 5N transcendentals; the k·N products and
-    # their sum as for xlogy
-    assert cost(lambda x: sc.beta(x, x[::-1])) == jl.Cost(5 * N + 2 * 64 * N + 3 * kN, 5 * N + 2 * 5 * N)
+    # product with B: 5N flops and 3N transcendentals; per operand the tests of the two series' ranges
+    # (v > 0 and |w| ≤ v/1000: 5; v ≥ 50 and v + w ≥ 50: 3), 8N; the k·N products and their sum as
+    # for xlogy. No element of X6 is in either range, so neither series runs.
+    assert cost(lambda x: sc.beta(x, x[::-1])) == jl.Cost(5 * N + 2 * 8 * N + 3 * kN, 3 * N)
+    # Where an element is in each (10 against 1e-5; 60 to 90 against each other), both run on every
+    # element, per operand: the Taylor series (`_digamma_step`: two selects; v + 1 below 1, 3; five
+    # polygammas by Horner, 12; 1/v − 1/(v + w), 4; w times the sum, the shift and the sign, 3) and its
+    # select, 25N and 5N transcendentals; the asymptotic difference (`_digamma_difference`: 30 flops
+    # and a log1p) and its select, 31N
+    far = np.array([1e-5, 60.0, 70.0, 80.0, 90.0, 10.0])
+    assert jl.measure(lambda x: sc.beta(x, x[::-1]), far, mode=mode, batch_size=N, repeat=1).cost[phase] == jl.Cost(
+        5 * N + 2 * (8 + 25 + 31) * N + 3 * kN, 3 * N + 2 * 6 * N)
     # j1: J0 (N transcendentals); J0 − J1 / x, J1 / x from its series where |x| < 1/2: |x|, the test,
     # x kept there, its square times −1/4, eight coefficients by Horner (14), x replaced, the division,
     # the select and the difference: 23N

@@ -85,12 +85,12 @@ def _vjp(partials, needs, out, *args, **params):
     return pullback
 
 
-def elementwise(name, impl, partials, cost=flops, array_params=(), constant_key=None):
+def elementwise(name, impl, partials, cost=flops, array_params=(), constant_key=None, reads_values=False):
     """Register an elementwise primitive from its diagonal partials (operands, and parameters that are
     numbers, unless `array_params` names those that may be arrays)."""
     return register(Primitive(
         name, impl, cost, jvp=partial(_jvp, partials), vjp=partial(_vjp, partials), structure="elementwise",
-        array_params=array_params, constant_key=constant_key,
+        array_params=array_params, constant_key=constant_key, reads_values=reads_values,
     ))
 
 

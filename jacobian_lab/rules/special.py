@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from ..primitives import PerElement, Primitive
+from ..primitives import PerElement, Primitive, observe, primal
 from .elementwise import (absolute, add, divide, elementwise, equal, exp, greater, greater_equal, horner, less,
                           less_equal, log, log1p, logical_and, multiply, negative, over, reciprocal, sign,
                           square, subtract, times, transcendental, unary, where)
@@ -109,11 +109,10 @@ gammaln = _unary("gammaln", lambda out, x: times(digamma(x)))
 gamma = _unary("gamma", lambda out, x: times(multiply(out, digamma(x))))  # Γ' = Γ ψ
 
 
-def _digamma_difference(v, w, s):
-    """ψ(v) − ψ(s) for s = v + w, by the asymptotic series of ψ where v and s are at least 50, with each
-    difference of powers written with w as a factor: ψ(1e15) − ψ(1e15 + 1) cancels to 0 as two
+def _digamma_difference(large, v, w, s):
+    """ψ(v) − ψ(s) for s = v + w, by the asymptotic series of ψ where v and s are at least 50 (`large`),
+    with each difference of powers written with w as a factor: ψ(1e15) − ψ(1e15 + 1) cancels to 0 as two
     digammas, where it is −1e-15. Truncated after B₈, the series is 1e-18 off there, relative."""
-    large = logical_and(greater_equal(v, 50.0), greater_equal(s, 50.0))
     v, w, s = where(large, v, 50.0), where(large, w, 50.0), where(large, s, 100.0)  # no pole unselected
     # as quotients, so that no product of the arguments overflows (1e200 · 1e200), and no square of a
     # reciprocal underflows inside a slope that needs it (d/dw of w/(vs) is 1/(vs) − w/(vs²))
@@ -128,20 +127,20 @@ def _digamma_difference(v, w, s):
     inner = subtract(divide(add(add(p2, multiply(p, q)), q2), 252.0), divide(both, 120.0))
     inner = subtract(add(inner, 1.0 / 12.0), divide(multiply(both, add(p2, q2)), 240.0))
     series = add(add(log1p(wr), multiply(wrt, 0.5)), multiply(d, inner))  # log(s/v) + w/(2vs) + ...
-    return large, negative(series)
+    return negative(series)
 
 
 #: Terms of the Taylor series in `_digamma_step`, and the largest |w| / v it takes.
 TAYLOR_TERMS, TAYLOR_RATIO = 5, 1e-3
 
 
-def _digamma_step(v, w):
-    """ψ(v) − ψ(v + w) where v > 0 and |w| ≤ v / 1000, by ψ's Taylor series in w: −Σ_{k≥1} w^k ψ⁽ᵏ⁾(v) / k!,
-    whose terms shrink by about |w| / v each, so five keep 1e-15 of the sum. Below v = 1 the series is
-    taken at v + 1, as ψ(v) = ψ(v + 1) − 1/v, so that no polygamma overflows at a tiny v; 1/v − 1/(v + w)
-    is written with w as a factor. As two digammas the difference cancels: ψ(10) − ψ(10 + 1e-12) kept
-    two digits. (Where |w| is larger, the two digammas lose at most about log10(v / |w|) digits.)"""
-    near = logical_and(greater(v, 0.0), less_equal(absolute(w), multiply(v, TAYLOR_RATIO)))
+def _digamma_step(near, v, w):
+    """ψ(v) − ψ(v + w) where v > 0 and |w| ≤ v / 1000 (`near`), by ψ's Taylor series in w:
+    −Σ_{k≥1} w^k ψ⁽ᵏ⁾(v) / k!, whose terms shrink by about |w| / v each, so five keep 1e-15 of the sum.
+    Below v = 1 the series is taken at v + 1, as ψ(v) = ψ(v + 1) − 1/v, so that no polygamma overflows at
+    a tiny v; 1/v − 1/(v + w) is written with w as a factor. As two digammas the difference cancels:
+    ψ(10) − ψ(10 + 1e-12) kept two digits. (Where |w| is larger, the two digammas lose at most about
+    log10(v / |w|) digits.)"""
     v, w = where(near, v, 1.0), where(near, w, 0.0)  # no pole, and nothing to overflow, unselected
     below = less(v, 1.0)
     at = where(below, add(v, 1.0), v)
@@ -149,27 +148,37 @@ def _digamma_step(v, w):
     for k in range(TAYLOR_TERMS - 1, 0, -1):  # Horner's scheme in w, each coefficient ψ⁽ᵏ⁾ / k!
         total = add(polygamma(at, n=k), multiply(multiply(w, 1.0 / (k + 1)), total))
     shift = where(below, divide(divide(w, v), add(v, w)), 0.0)  # 1/v − 1/(v + w), w a factor
-    return near, negative(add(multiply(w, total), shift))
+    return negative(add(multiply(w, total), shift))
 
 
 def _beta_partials(of_log):
-    """∂a, ∂b of log|B(a, b)|: ψ(a) − ψ(a + b) and ψ(b) − ψ(a + b); of B itself, those times B."""
+    """∂a, ∂b of log|B(a, b)|: ψ(a) − ψ(a + b) and ψ(b) − ψ(a + b); of B itself, those times B.
+
+    The series that keep the digammas' difference where it cancels (`_digamma_difference`,
+    `_digamma_step`) run only when an element needs them: a decision on values, which a compiled
+    replay checks again, and the primitives say their work depends on values (`reads_values`)."""
     def partials(needs, out, a, b):
         both_sum = add(a, b)
         both = digamma(both_sum)
 
         def partial(v, w):
-            large, asymptotic = _digamma_difference(v, w, both_sum)
-            near, step = _digamma_step(v, w)
-            d = where(large, asymptotic, where(near, step, subtract(digamma(v), both)))
+            d = subtract(digamma(v), both)
+            near = logical_and(greater(v, 0.0), less_equal(absolute(w), multiply(v, TAYLOR_RATIO)))
+            if observe(np.any, primal(near)):
+                d = where(near, _digamma_step(near, v, w), d)
+            large = logical_and(greater_equal(v, 50.0), greater_equal(both_sum, 50.0))
+            if observe(np.any, primal(large)):
+                d = where(large, _digamma_difference(large, v, w, both_sum), d)
             return times(d if of_log else multiply(out, d))
 
         return tuple(need and partial(v, w) for need, v, w in zip(needs, (a, b), (b, a)))
     return partials
 
 
-beta = _bound(elementwise, "beta", lambda sc: sc.beta, _beta_partials(of_log=False), cost=transcendental)
-betaln = _bound(elementwise, "betaln", lambda sc: sc.betaln, _beta_partials(of_log=True), cost=transcendental)
+beta = _bound(elementwise, "beta", lambda sc: sc.beta, _beta_partials(of_log=False), cost=transcendental,
+              reads_values=True)
+betaln = _bound(elementwise, "betaln", lambda sc: sc.betaln, _beta_partials(of_log=True), cost=transcendental,
+                reads_values=True)
 
 # --- x · log ----------------------------------------------------------------------
 # JAX's jax.scipy.special rules: ∂x xlogy = log(y), ∂y xlogy = x / y, so at x = 0, where
