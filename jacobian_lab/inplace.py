@@ -64,16 +64,22 @@ def laid_out(tracer, order: str = "K"):
 def _relaid(tracer, relay):
     """`tracer` with the plain array under it replaced by ``relay(array)`` unless that is None. The
     values of enclosing traces it holds (nested derivatives) are copied on the way, not changed."""
-    value = tracer.primal
-    if getattr(value, "_trace", None) is not None:
-        tracer.primal = _relaid(clone(value), relay)
-    elif type(value) is np.ndarray and (new := relay(value)) is not None:
-        new.flags.writeable = value.flags.writeable  # a constant stays read-only (`frozen`)
-        tracer.primal = new
-        counter = active_counter()
-        if counter is not None:  # a recording (jit) recomputes the new array as it recomputes the old
-            counter.copied(new, value)
+    value = primal(tracer)
+    if type(value) is not np.ndarray or (new := relay(value)) is None:
+        return tracer
+    new.flags.writeable = value.flags.writeable  # a constant stays read-only (`frozen`)
+    counter = active_counter()
+    if counter is not None:  # a recording (jit) recomputes the new array as it recomputes the old
+        counter.copied(new, value)
+    _lay(tracer, new)
     return tracer
+
+
+def _lay(tracer, new: np.ndarray) -> None:
+    """Put `new` under `tracer`, through copies of the tracers of enclosing traces between them."""
+    while getattr(tracer.primal, "_trace", None) is not None:
+        tracer.primal = tracer = clone(tracer.primal)
+    tracer.primal = new
 
 
 def _contiguous(value: np.ndarray, order: str) -> bool:
