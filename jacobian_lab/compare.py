@@ -272,11 +272,7 @@ class Comparison:
         return rich_rows(
             f"Jacobian of f: R^{p.n} -> R^{p.m}  (one evaluation: {p.primal.flops:,} flops "
             f"+ {p.primal.transcendentals:,} transcendentals)",
-            (f"cheap-gradient ratios OPS(f+JVP)/OPS(f) = {p.jvp_ratio():.2f}, "
-             f"OPS(f+VJP)/OPS(f) = {p.vjp_ratio():.2f} (a small constant: ω = 3 for arithmetic in Griewank & "
-             "Walther, under 6 quoted in practice)") if p.primal.total() else
-            "cheap-gradient ratios: none, as f does no arithmetic (it only moves values)",
-            self.rows(), text_column="mode",
+            ratios_text(p), self.rows(), text_column="mode",
         )
 
     def table(self) -> str:
@@ -429,3 +425,11 @@ def _seeds(k: int, mode: str) -> str:
 
 
 __all__ = ["Comparison", "Measurement", "compare", "measure", "PHASES"]
+
+
+def ratios_text(p) -> str:
+    """The cheap-gradient ratios of a `Prediction` p in words, or why f has none (no arithmetic, 0 / 0)."""
+    if not p.primal.total():
+        return "cheap-gradient ratios: none, as f does no arithmetic (it only moves values)"
+    return (f"cheap-gradient ratios OPS(f+JVP)/OPS(f) = {p.jvp_ratio():.2f}, OPS(f+VJP)/OPS(f) = {p.vjp_ratio():.2f} "
+            "(a small constant: ω = 3 for arithmetic in Griewank & Walther, under 6 quoted in practice)")

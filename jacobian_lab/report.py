@@ -23,7 +23,7 @@ import numpy as np
 
 from . import plots
 from . import problems as _problems
-from .compare import cell, compare, json_text
+from .compare import cell, compare, json_text, ratios_text
 from .compressed import coloring, fewer_seeds
 from .sparsity import sparsity
 from .sweep import sizes_taken, sweep
@@ -298,9 +298,8 @@ def _write_problem(doc, name, problem, comparison, sweep_results) -> None:
     highlight = next((i for i, m in enumerate(comparison.measurements) if m is best), None)
     doc.heading(3, "Every accumulation order")
     doc.table(rows, highlight)
-    p = comparison.prediction
-    doc.para(f"Cheap-gradient ratios: OPS(f+JVP)/OPS(f) = {p.jvp_ratio():.2f}, "
-             f"OPS(f+VJP)/OPS(f) = {p.vjp_ratio():.2f} (reference ω = 3).", "caption")
+    ratios = ratios_text(comparison.prediction)
+    doc.para(ratios[0].upper() + ratios[1:] + ".", "caption")
     doc.para(f"Verdict: {comparison.verdict()}", "verdict")
     doc.figure(plots.phase_bars(comparison, title=name), f"{name}_phases",
                f"{name}: counted FLOPs by phase (primal, tangent, cotangent) side by side for each accumulation "

@@ -13,6 +13,7 @@ import jacobian_lab as jl
 from jacobian_lab import problems
 from jacobian_lab import report as report_module
 from jacobian_lab.cli import main
+from jacobian_lab.compare import ratios_text
 from jacobian_lab.report import DEFAULT_SIZES, _report_figures, build_report
 
 SIZES = {"seed": {"n": 30}, "curve": {"m": 30}}
@@ -115,6 +116,8 @@ def test_tables_come_from_comparison_rows(report):
     assert ("<code>jacobian-lab compare PROBLEM</code> with those sizes (<code>--n N</code>, and <code>--m M</code> "
             "where a problem takes one) reproduces") in report.read_text(encoding="utf-8")
     assert "Times are from one run." in text  # repeat=1
+    seed = problems.get("seed", **SIZES["seed"])
+    assert ratios_text(jl.predict(seed.f, seed.x))[1:] + "." in text  # as the command line words them
 
 
 def test_markdown_mirrors_the_report(report):
