@@ -24,7 +24,10 @@ def _rosenbrock(x):
     return np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
 
 
-@pytest.mark.parametrize("hessian", [lambda f, **kw: jl.hessian(f, **kw), lambda f, **kw: jl.jit(jl.hessian(f, **kw))])
+HESSIANS = [lambda f, **kw: jl.hessian(f, **kw), lambda f, **kw: jl.jit(jl.hessian(f, **kw))]
+
+
+@pytest.mark.parametrize("hessian", HESSIANS)
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
 def test_a_hessian_over_budget_is_named_with_the_fixes_that_apply_to_it(hessian, mode):
     """A Hessian's refusal spoke of a Jacobian and offered jvp/vjp, which do not nest, and a slice of
@@ -32,7 +35,9 @@ def test_a_hessian_over_budget_is_named_with_the_fixes_that_apply_to_it(hessian,
     with pytest.raises(MemoryBudgetError) as err:
         hessian(_rosenbrock, mode=mode, max_memory=2000)(np.linspace(-1.0, 1.0, 30))
     message = str(err.value)
-    assert ("the dense 30x30 Hessian needs 7.03 KiB" in message or "forward pass" in message) and "jl.hvp" in message
+    # eager forward-over-reverse stops at its first pass, before the result is laid out
+    stopped = "a forward pass with 1 tangent seed" if mode == "forward" and hessian is HESSIANS[0] else None
+    assert (stopped or "the dense 30x30 Hessian needs 7.03 KiB") in message and "jl.hvp" in message
     assert "Jacobian" not in message and "jvp/vjp" not in message and "slice of the outputs" not in message
     with pytest.raises(MemoryBudgetError, match="use reverse mode, a larger max_memory or jl.hvp"):
         jl.hessian(_rosenbrock, np.linspace(-1.0, 1.0, 30), max_memory=1000)  # one forward seed is too many
