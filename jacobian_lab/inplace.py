@@ -58,7 +58,7 @@ def laid_out(tracer, order: str = "K"):
     `order` ("C", "F"; "K" and "A" as it lies, made contiguous), so that which of its reshapes are views
     (`note_view`) is NumPy's: a copy of ``a.T`` is C-ordered, its ``ravel()`` a view. Only the layout
     changes, never a value."""
-    return _relaid(tracer, lambda value: None if _contiguous(value, order) else np.array(value, order=order))
+    return _relaid(tracer, lambda value: None if contiguous(value, order) else np.array(value, order=order))
 
 
 def _relaid(tracer, relay):
@@ -82,7 +82,7 @@ def _lay(tracer, new: np.ndarray) -> None:
     tracer.primal = new
 
 
-def _contiguous(value: np.ndarray, order: str) -> bool:
+def contiguous(value: np.ndarray, order: str) -> bool:
     """Whether `value` lies in memory as a copy in `order` would: C or F order, or either for K and A."""
     flags = value.flags
     if order in ("C", "F"):

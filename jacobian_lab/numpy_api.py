@@ -16,7 +16,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .inplace import add_at, as_objects, assign, clone, laid_out, ufunc_at
+from .inplace import add_at, as_objects, assign, clone, contiguous, laid_out, ufunc_at
 from .primitives import is_traced, observe, primal
 from .rules import elementwise as E
 from .rules import decompositions as D
@@ -480,10 +480,9 @@ def memory_order(a, order, name: str, flattens: bool = False) -> str:
     contiguous array (ravel, flatten)."""
     if order in ("C", "F"):
         return order
-    flags = np.asarray(primal(a)).flags
-    contiguous = flags.c_contiguous or flags.f_contiguous
-    if order == "A" or (order == "K" and flattens and contiguous):
-        return "F" if flags.f_contiguous and not flags.c_contiguous else "C"
+    value = np.asarray(primal(a))
+    if order == "A" or (order == "K" and flattens and contiguous(value, "K")):
+        return "F" if value.flags.f_contiguous and not value.flags.c_contiguous else "C"
     which = f"order={order!r}" + (" of an array that is not contiguous" if flattens and order == "K" else "")
     raise NotImplementedError(f"{name}: {which} is not supported on traced arrays; use order='C' or 'F'")
 
@@ -494,14 +493,9 @@ def numpy_ravel(a, order="C"):
     decides (``x[::2].ravel()`` is a copy, where ``x[::2].reshape(-1)`` is a view)."""
     order = memory_order(a, order, "numpy.ravel", flattens=True)
     flat = ravel(a, order)
-    if not is_traced(flat) or np.ndim(a) == 0 or _contiguous_in(primal(a), order):
+    if not is_traced(flat) or np.ndim(a) == 0 or contiguous(np.asarray(primal(a)), order):
         return flat
     return laid_out(clone(flat), "C")
-
-
-def _contiguous_in(value, order) -> bool:
-    flags = np.asarray(value).flags
-    return flags.f_contiguous if order == "F" else flags.c_contiguous
 
 
 @implements(np.transpose)
