@@ -41,7 +41,7 @@ import warnings
 
 import numpy as np
 
-from . import arguments, compaction, engines, trees
+from . import arguments, compaction, engines, inplace, snapshots, trees
 from . import prediction as _prediction
 from .accounting import PHASES, Cost, Counter, active_counter, counting
 from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, one_input_error, prepare,
@@ -115,7 +115,7 @@ def _outside() -> int:
 
 
 class Jitted:
-    """A compiled Jacobian function: one `Program` per input structure, shape and dtype.
+    """A compiled Jacobian function: one `Program` per input structure, shape, dtype and layout.
 
     `compiles` counts the programs built. A function whose branches follow the
     values of x gets a program per branch it takes; the `KEEP_PROGRAMS` most
@@ -139,7 +139,7 @@ class Jitted:
         """(the program replayed at x, or None where the uncompiled function answered; the Jacobian)."""
         program = J = tried = None
         if type(x) is np.ndarray and x.dtype.kind == "f":  # the common case, without the general preparation
-            tried = self._programs.get((None, x.shape, x.dtype.char))
+            tried = self._programs.get((None, x.shape, x.dtype.char, inplace.layout(x)))
             program, J = _replay(tried, x) if type(tried) is list else (None, None)
             if J is RAISED:
                 return None, self.fun(x)
@@ -175,9 +175,9 @@ class Jitted:
         return program
 
     def _prepare(self, x):
-        """(f flattened, x flattened, the key of its programs: structure, shape and dtype)."""
+        """(f flattened, x flattened, the key of its programs: structure, shape, dtype and memory layout)."""
         g, x_flat = prepare(self.fun.f, x)
-        return g, x_flat, (g.in_def, x_flat.shape, x_flat.dtype.char)
+        return g, x_flat, (g.in_def, x_flat.shape, x_flat.dtype.char, g.layout)
 
     def _compile(self, g, x, key):
         try:
@@ -254,7 +254,7 @@ class JittedHessian(Jitted):
 class JittedSparse(Jitted):
     """A compiled sparse Jacobian: the compressed passes of `sparse_jacobian` as a program, then its gather.
 
-    The first call at an input structure, shape and dtype reads the pattern and
+    The first call at an input structure, shape, dtype and layout reads the pattern and
     colors it as the eager sparse Jacobian does, while the passes of its seeds
     are recorded; a replay runs those passes as straight-line NumPy and gathers
     the entries into the same `scipy.sparse.csr_array`. A branch f takes on
@@ -295,7 +295,7 @@ class JittedSparse(Jitted):
 
 def compile_sparse(fun: SparseJacobian, g, x):
     """(program, the sparse Jacobian at x): `fun`'s compressed passes recorded as they run."""
-    x = x.copy()  # as in compile_jacobian: an array f closes over stays a constant
+    x = snapshots.copy(x)  # as in compile_jacobian: an array f closes over stays a constant
     recorder = Recorder(x)
     with counting(recorder):
         y, pullback = engines.get("reverse").vjp(g, x)
@@ -336,7 +336,7 @@ def _replay(programs: list, x):
 def compile_jacobian(fun, g, x):
     """(program, J at x): J computed eagerly while it is recorded, and the cheapest program."""
     modes = _orders(fun, g, x)
-    x = x.copy()  # f may close over the very array passed as x: that one must stay a constant
+    x = snapshots.copy(x)  # f may close over the very array passed as x: that one must stay a constant
     recorder = Recorder(x)
     results, error = {}, None
     with counting(recorder):

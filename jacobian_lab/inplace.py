@@ -90,6 +90,13 @@ def contiguous(value: np.ndarray, order: str) -> bool:
     return flags.c_contiguous or flags.f_contiguous
 
 
+def layout(value: np.ndarray):
+    """What f can read of `value`'s memory layout (ravel's order "K", which reshapes are views): "C" or
+    "F" for a contiguous array, else its strides."""
+    flags = value.flags
+    return "C" if flags.c_contiguous else "F" if flags.f_contiguous else value.strides
+
+
 def alias(tracer):
     """A new view of all of `tracer`, in its shape: what NumPy's ``x.T`` of a 1-d x, ``x.ravel()`` of a
     1-d x and ``x.view()`` give, another array object on the same memory (``v.shape = s`` leaves x as

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import arguments, engines, inplace, memory, sharding, trees
+from . import arguments, engines, inplace, memory, sharding, snapshots, trees
 from .engines.base import is_masked
 from .tracing import Tracer, from_objects
 
@@ -476,13 +476,16 @@ class Flattened:
         self.f, self.in_def, self.out_def = f, None, None
         if not trees.is_tree(x) or trees.is_numbers(x):
             self.x = as_input(x)  # a nested list of plain numbers is an array, as np.asarray reads it
+            self.layout = inplace.layout(self.x)
             return
         leaves, self.in_def = trees.flatten(x)
         if not leaves:
             raise ValueError(f"x is an empty structure ({x!r}): it holds nothing to differentiate; give it at "
                              "least one array, or, for an argument of f, leave it out of argnums")
-        self.x = np.concatenate([np.ravel(_leaf_input(leaf, path)) for leaf, path in
-                                 zip(leaves, trees.paths(self.in_def))])
+        leaves = [_leaf_input(leaf, path) for leaf, path in zip(leaves, trees.paths(self.in_def))]
+        self.x = np.concatenate([np.ravel(leaf) for leaf in leaves])
+        # f gets a leaf in Fortran order back so laid out: its ravel("K") reads it as NumPy's does
+        self.layout = tuple(["F" if inplace.layout(leaf) == "F" else "C" for leaf in leaves])
 
     @property
     def structured(self) -> bool:
@@ -498,9 +501,13 @@ class Flattened:
         """x's arrays cut from the flat v, each one of its own to f, as the caller's arrays are (they are
         views of v, which f never sees, so an in-place operator on one has nothing to write through to)."""
         leaves = trees.split(v, self.in_def)
-        for leaf in leaves:
+        for i, (leaf, order) in enumerate(zip(leaves, self.layout)):
             if isinstance(leaf, Tracer):
                 inplace.detach(leaf)
+                if order == "F":
+                    inplace.laid_out(leaf, "F")
+            elif order == "F":
+                leaves[i] = np.asfortranarray(leaf)
         return leaves
 
     def unflatten_jacobian(self, J, y_shape):
@@ -824,9 +831,10 @@ def vjp(f: Callable, x, has_aux: bool = False):
         bound = _with_aux(f, x, "vjp")
         return (*vjp(bound, bound.x), bound.aux_value())
     g, x_flat = prepare(f, x)
-    # The pullback sweeps later, reading values on the tape: x's own copy, and y's, which the caller gets a
-    # copy of: a write into either would otherwise change the derivatives it gives.
-    y, sweep = engines.get("reverse").vjp(g, x_flat.copy())
+    # The pullback sweeps later, reading values on the tape: x's own copy (laid out as x is, for f may read
+    # the layout), and y's, which the caller gets a copy of: a write into either would otherwise change
+    # the derivatives it gives.
+    y, sweep = engines.get("reverse").vjp(g, snapshots.copy(x_flat))
 
     def pullback(y_bar):
         cotangents, batched = _split_batch(_flat_like(y_bar, g.out_def, "y_bar"), np.shape(y), "y_bar",

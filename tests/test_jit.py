@@ -1243,3 +1243,58 @@ def test_a_guard_tells_minus_zero_from_zero():
     for x in (np.array([0.01, 0.02]), np.array([-0.01, -0.02]), np.array([0.01, 0.02])):
         assert_close(jitted(x), jl.jacobian(f, x), 1e-15, f"at {x}")
     assert np.diag(jitted(np.array([-0.01, -0.02]))).tolist() == [-1.0, -1.0]
+
+
+
+_W = np.arange(1.0, 7.0)
+
+
+def _memory_weighted(x):
+    return x.ravel("K") * _W  # reads x in the order its elements lie in memory
+
+
+def _memory_cubed(x):
+    return _memory_weighted(x ** 3) @ np.ones(6) / 6
+
+
+def _memory_order(x):
+    """x's element numbers (C order) in the order they lie in memory: NumPy's ravel("K") of them."""
+    return np.arange(x.size).reshape(x.shape).ravel("F" if x.flags.f_contiguous else "C")
+
+
+def _memory_jacobian(x):
+    J = np.zeros((x.size, x.size))
+    J[np.arange(x.size), _memory_order(x)] = _W
+    return J.reshape((x.size,) + x.shape)
+
+
+def _memory_hessian(x):
+    weights = np.empty(x.size)
+    weights[_memory_order(x)] = _W
+    return np.diag(weights * x.ravel()).reshape(x.shape + x.shape)
+
+
+LAYOUT_CASES = {  # (the derivative at x, its expected value)
+    "jacrev": (lambda x: jl.jacrev(_memory_weighted)(x), _memory_jacobian),
+    "jacfwd": (lambda x: jl.jacfwd(_memory_weighted)(x), _memory_jacobian),
+    "vjp": (lambda x: jl.vjp(_memory_weighted, x)[1](np.eye(x.size)), _memory_jacobian),
+    "grad": (lambda x: jl.grad(lambda x: _memory_weighted(x) @ _W)(x), lambda x: np.tensordot(_W, _memory_jacobian(x), 1)),
+    "value_and_grad": (lambda x: jl.value_and_grad(lambda x: _memory_weighted(x) @ _W)(x)[1],
+                       lambda x: np.tensordot(_W, _memory_jacobian(x), 1)),
+    "hessian": (lambda x: jl.hessian(_memory_cubed)(x), _memory_hessian),
+    "dict leaf": (lambda x: jl.jacrev(lambda p: _memory_weighted(p["a"]))({"a": x})["a"], _memory_jacobian),
+    "jit(jacrev)": (jl.jit(jl.jacrev(_memory_weighted)), _memory_jacobian),
+    "jit(jacfwd)": (jl.jit(jl.jacfwd(_memory_weighted)), _memory_jacobian),
+    "jit(grad)": (jl.jit(jl.grad(lambda x: _memory_weighted(x) @ _W)), lambda x: np.tensordot(_W, _memory_jacobian(x), 1)),
+    "jit(hessian)": (jl.jit(jl.hessian(_memory_cubed)), _memory_hessian),
+    "jit(sparse_jacobian)": (lambda x, jac=jl.jit(jl.sparse_jacobian(_memory_weighted)): jac(x).toarray(),
+                             lambda x: _memory_jacobian(x).reshape(6, 6)),
+}
+
+
+@pytest.mark.parametrize("name", LAYOUT_CASES)
+def test_an_x_in_fortran_order_reaches_f_so_laid_out_and_each_layout_gets_its_program(name):
+    derivative, expected = LAYOUT_CASES[name]
+    c = np.arange(1.0, 7.0).reshape(2, 3)
+    for x in (np.asfortranarray(c), c, np.asfortranarray(c)):  # a compiled function keeps one program each
+        assert_close(derivative(x), expected(x), rtol=1e-15)
