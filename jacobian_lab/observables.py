@@ -75,15 +75,15 @@ class Observable:
 
     __slots__ = ("_array", "_viewed")
     __array_priority__ = 50  # below tracers: an operation with a traced operand is theirs
-    __hash__ = None
 
     def __init__(self, array: np.ndarray):
         self._array = array  # private: f's code reads it only through the doors below
         self._viewed = False  # whether f holds a view of it (m[1:]), which a later write must reach
 
-    # isinstance(m, np.ndarray) holds, as in eager mode, so f takes the same branch; NumPy's C
-    # code tests the real type and never mistakes it for an array it can read directly.
-    __class__ = property(lambda self: np.ndarray)
+    # isinstance(m, np.ndarray) holds, as in eager mode, so f takes the same branch (for a 0-d m,
+    # NumPy's scalar, np.bool_ for x[0] > 0); NumPy's C code tests the real type and never
+    # mistakes it for an array it can read directly.
+    __class__ = property(lambda self: type(self._array[()]) if not self._array.ndim else np.ndarray)
     shape = property(lambda self: self._array.shape)
     ndim = property(lambda self: self._array.ndim)
     size = property(lambda self: self._array.size)
@@ -126,6 +126,22 @@ class Observable:
 
     def __array__(self, dtype=None, copy=None):
         return observe(np.array, self._array, dtype=dtype)
+
+    def __hash__(self):
+        if self.ndim:  # as an array's: NumPy's scalar, the 0-d one, is a dict key (table[x[0] > 0])
+            raise TypeError("unhashable type: 'numpy.ndarray'")
+        return observe(_hash_of_scalar, self._array)
+
+    # A copy or a pickle holds numbers Python made, which a program would keep as constants: they are
+    # read, so a program checks them (copy.deepcopy(m), dataclasses.asdict of a record holding m).
+    def __copy__(self):
+        return read_numbers(self)
+
+    def __deepcopy__(self, memo):
+        return read_numbers(self)
+
+    def __reduce_ex__(self, protocol):
+        return read_numbers(self).__reduce_ex__(protocol)
 
     def __bytes__(self):
         return observe(bytes, self._array)  # an array's bytes are its numbers, as bytes(array) reads them
@@ -243,6 +259,10 @@ class Observable:
     __iand__ = _in_place(_bitwise(np.logical_and, np.bitwise_and))
     __ior__ = _in_place(_bitwise(np.logical_or, np.bitwise_or))
     __ixor__ = _in_place(_bitwise(np.logical_xor, np.bitwise_xor))
+
+
+def _hash_of_scalar(array):
+    return hash(array[()])
 
 
 def _call_method(array, name, args, kwargs):

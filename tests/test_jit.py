@@ -6,6 +6,9 @@ program at compile time shows up as a wrong Jacobian.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
+import pickle
 import sys
 import warnings
 
@@ -310,12 +313,20 @@ _MASK_READS = {
     "str": str, "repr": repr, "f-string": lambda m: f"{m}", "count_nonzero": np.count_nonzero,
     "nonzero": np.nonzero, "slice": lambda m: m[1:], ".T": lambda m: m.T, "astype int": lambda m: m.astype(int),
     "reduce": np.add.reduce, "in": lambda m: True in m, "numpy on a copy": lambda m: np.copy(m) * 1,
+    "copy.copy": copy.copy, "copy.deepcopy": copy.deepcopy, "pickle": lambda m: pickle.loads(pickle.dumps(m)),
+    "dataclasses.asdict": lambda m: dataclasses.asdict(_Record(m)),
 }
 READS = {name: (lambda read: lambda x: read(x > 0.4))(read) for name, read in _MASK_READS.items()}
 READS.update({  # of a 0-d mask
     "bool": lambda x: bool(x[0] > 0.4), "if": lambda x: 1 if x[0] > 0.4 else 2,
     "int": lambda x: int(x[2] > 0.4), "float": lambda x: float(x[2] > 0.4),
+    "dict key": lambda x: {True: "yes", False: "no"}[x[0] > 0.4], "hash": lambda x: hash(x[1] > 0.4),
 })
+
+
+@dataclasses.dataclass
+class _Record:
+    mask: np.ndarray
 
 
 @pytest.mark.parametrize("read", READS.values(), ids=READS)
@@ -341,7 +352,21 @@ def _isinstance_of_mask(x):
     return x * (2.0 if isinstance(x > 0, np.ndarray) else 3.0)
 
 
-@pytest.mark.parametrize("f", [_written_mask, _isinstance_of_mask], ids=lambda f: f.__name__)
+def _isinstance_of_a_0d_mask(x):  # NumPy's scalar in eager mode: np.bool_, no ndarray
+    m = x[0] > 0
+    return x * (isinstance(m, np.ndarray) + 2.0 * isinstance(m, np.bool_) + 4.0 * isinstance(m, np.generic))
+
+
+def _unhashable_mask(x):
+    try:
+        hash(x > 0)
+    except TypeError as error:  # as an array's, whatever its values
+        return x * len(str(error))
+    return x
+
+
+@pytest.mark.parametrize("f", [_written_mask, _isinstance_of_mask, _isinstance_of_a_0d_mask, _unhashable_mask],
+                         ids=lambda f: f.__name__)
 def test_a_mask_behaves_as_the_plain_array_eager_mode_gives(f):
     fun = jl.jacfwd(f)
     jitted = jl.jit(fun)
