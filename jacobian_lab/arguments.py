@@ -5,7 +5,8 @@ is the Jacobian of ``v -> f(a, v, c)`` at b, and ``argnums=(0, 2)`` of
 ``(u, w) -> f(u, b, w)`` at the tuple (a, c), so its Jacobian is nested in that
 tuple. With ``has_aux`` f returns ``(output, aux)``: the output is differentiated
 and aux comes back beside the derivative as plain arrays, from one evaluation of
-f (the first pass's).
+f (the first pass's); inside another derivative, aux computed from its traced
+values keeps their derivative, as in JAX.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from . import trees
+from .engines.base import next_level
 from .tracing import Tracer, from_objects
 
 
@@ -66,6 +68,7 @@ class Bound:
         # a list of numbers is one array as one argument, but would merge with the others in a tuple
         self.x = chosen[0] if self.single else tuple(_array_if_numbers(a) for a in chosen)
         self.aux, self.seen = None, False
+        self.level = next_level()  # traces above it are this derivative's own: f's aux loses only theirs
 
     def __call__(self, x):
         args = list(self.args)
@@ -78,7 +81,7 @@ class Bound:
             raise TypeError(f"with has_aux=True f must return a pair (output, aux), got "
                             f"{_described(out)}; return (output, aux), or drop has_aux")
         if not self.seen:  # every pass evaluates f at the same x: the first aux is theirs
-            self.aux, self.seen = primal(out[1]), True
+            self.aux, self.seen = primal(out[1], self.level), True
         return out[0]
 
     def aux_value(self):
@@ -117,16 +120,19 @@ def _described(out) -> str:
     return f"a {type(out).__name__}"
 
 
-def primal(aux):
-    """aux with every traced array replaced by a copy of its value: what f computed, without derivatives,
-    in arrays of its own (a traced value's is the tape's, which a pullback from `jl.vjp` reads later)."""
+def primal(aux, level: int):
+    """aux with every array traced by traces above `level` (the derivative's own) replaced by a copy of
+    its value: what f computed, without those derivatives, in arrays of its own (a traced value's is
+    the tape's, which a pullback from `jl.vjp` reads later). A trace of an enclosing derivative stays:
+    aux computed from its values carries its derivative on, as in JAX."""
     if isinstance(aux, (tuple, list)):
-        return trees.sequence(type(aux), [primal(v) for v in aux])
+        return trees.sequence(type(aux), [primal(v, level) for v in aux])
     if isinstance(aux, dict):
-        return trees.mapping(type(aux), [(k, primal(v)) for k, v in aux.items()], getattr(aux, "default_factory", None))
+        return trees.mapping(type(aux), [(k, primal(v, level)) for k, v in aux.items()],
+                             getattr(aux, "default_factory", None))
     aux = from_objects(aux)  # np.array([a, b]) of traced scalars: one traced array
-    traced = isinstance(aux, Tracer)
-    while isinstance(aux, Tracer):  # a Hessian traces f twice: its values are traced twice
+    traced = isinstance(aux, Tracer) and aux._trace.level > level
+    while isinstance(aux, Tracer) and aux._trace.level > level:  # a Hessian traces f twice
         aux = aux.primal
     return aux.copy() if traced and isinstance(aux, np.ndarray) else aux
 

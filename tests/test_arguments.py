@@ -173,6 +173,27 @@ def test_vjp_and_jvp_with_aux_return_it_last_as_jax():
     assert aux == [1.0] and not isinstance(aux[0], Tracer)
 
 
+def _weighted(w, x):
+    return np.sum(w * x), 3.0 * w * x  # aux depends on both arguments
+
+
+AUX_OF_AN_ENCLOSING_TRACE = {  # f's aux as a function of x, inside a derivative in w
+    "grad, argnums": lambda x: jl.grad(_weighted, has_aux=True)(W2, x)[1],
+    "vjp, x closed over": lambda x: jl.vjp(lambda w: _weighted(w, x), W2, has_aux=True)[2],
+    "jvp, x closed over": lambda x: jl.jvp(lambda w: _weighted(w, x), W2, np.ones(2), has_aux=True)[2],
+    "hessian, argnums": lambda x: jl.hessian(_weighted, has_aux=True)(W2, x)[1],
+}
+W2 = np.array([1.0, 2.0])
+
+
+@pytest.mark.parametrize("make", AUX_OF_AN_ENCLOSING_TRACE.values(), ids=AUX_OF_AN_ENCLOSING_TRACE)
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_aux_computed_from_an_enclosing_derivatives_values_keeps_that_derivative(make, mode):
+    """A derivative inside f drops its own traces from aux, not those of the derivative around it."""
+    J = jl.jacobian(make, np.array([0.5, 1.5]), mode=mode)
+    np.testing.assert_array_equal(J, np.diag(3.0 * W2))
+
+
 def test_vjp_aux_is_the_callers_to_change():
     """aux holds copies: zeroing it leaves the pullback, which reads the same values on its tape, as it was."""
     def f(x):
