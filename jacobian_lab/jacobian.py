@@ -786,7 +786,7 @@ def jvp(f: Callable, x, x_dot, has_aux: bool = False):
     and the result is ``(y, y_dot, aux)``, as ``jax.jvp``'s. Unlike
     ``jax.jvp(f, primals, tangents)``, x is f's one argument: a tuple x is
     passed to f as a tuple (for f(a, b), ``jl.jvp(lambda p: f(*p), (a, b),
-    (a_dot, b_dot))``).
+    (a_dot, b_dot))``). y and y_dot are arrays of their own.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> y, y_dot = jl.jvp(lambda x: x ** 3, np.array([1.0, 2.0]), np.array([1.0, 0.0]))
@@ -809,7 +809,15 @@ def jvp(f: Callable, x, x_dot, has_aux: bool = False):
         raise
     # in the derivative dtype, as Jacobians are: a longdouble f would otherwise give longdouble tangents
     y_dot = _check_derivative(y_dot, len(tangents), np.shape(y), "tangent").astype(result_dtype(x_flat), copy=False)
+    y, y_dot = _own(y, x_flat), _own(y_dot, tangents)
     return g.unflatten(y, "out"), (y_dot if batched else g.unflatten(y_dot[0], "out"))
+
+
+def _own(result: np.ndarray, given: np.ndarray) -> np.ndarray:
+    """`result`, copied if it shares memory with an array the caller `given` (f's x, a direction): f that
+    only moves x (an identity, a reshape) would otherwise return the caller's own array, which a later
+    write into either changes."""
+    return result.copy() if np.may_share_memory(result, given) else result
 
 
 def vjp(f: Callable, x, has_aux: bool = False):
@@ -819,7 +827,7 @@ def vjp(f: Callable, x, has_aux: bool = False):
     y's shape, or ``(k, *y.shape)`` for k cotangents in one sweep. For
     structured x and y, y_bar has y's structure and x_bar x's. With has_aux
     f returns ``(y, aux)`` and the result is ``(y, pullback, aux)``, as
-    ``jax.vjp``'s.
+    ``jax.vjp``'s. y and x_bar are arrays of their own.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> y, pullback = jl.vjp(lambda x: x * x, np.array([1.0, 2.0]))
@@ -840,7 +848,7 @@ def vjp(f: Callable, x, has_aux: bool = False):
         cotangents, batched = _split_batch(_flat_like(y_bar, g.out_def, "y_bar"), np.shape(y), "y_bar",
                                            result_dtype(x_flat))
         x_bar = _check_derivative(sweep(cotangents), len(cotangents), x_flat.shape, "cotangent")
-        x_bar = x_bar.astype(cotangents.dtype, copy=False)  # the derivative dtype, as for jvp
+        x_bar = _own(x_bar.astype(cotangents.dtype, copy=False), cotangents)  # the derivative dtype, as jvp's
         return x_bar if batched else g.unflatten(x_bar[0], "in")
 
     return g.unflatten(y.copy(), "out"), pullback

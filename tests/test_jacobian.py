@@ -581,6 +581,30 @@ def test_jvp_and_vjp_of_a_constant_function_are_zero():
     np.testing.assert_array_equal(pullback(np.ones((5, 2, 2))), np.zeros((5, 4)))
 
 
+MOVES_ONLY = {"identity": lambda x: x, "reshape": lambda x: x.reshape(2, 2), "transpose": lambda x: x[:, None].T,
+              "slice": lambda x: x[1:]}
+
+
+@pytest.mark.parametrize("f", MOVES_ONLY.values(), ids=MOVES_ONLY)
+@pytest.mark.parametrize("batched", [False, True])
+def test_jvp_and_vjp_of_an_f_that_only_moves_x_return_arrays_of_their_own(f, batched):
+    """Writing into x, x_dot or y_bar afterwards leaves the results as they were: they share no memory."""
+    x, x_dot = np.arange(1.0, 5.0), np.arange(10.0, 14.0)
+    x_dot = np.stack([x_dot, -x_dot]) if batched else x_dot
+    y, y_dot = jl.jvp(f, x, x_dot)
+    y_expected, y_dot_expected = f(x).copy(), np.array([f(t) for t in x_dot] if batched else f(x_dot))
+    _, pullback = jl.vjp(f, x)
+    y_bar = np.ones((2,) + y.shape) if batched else np.ones(y.shape)
+    x_bar = pullback(y_bar)
+    x_bar_expected = x_bar.copy()
+    for given in (x, x_dot, y_bar):
+        given[...] = np.nan
+    np.testing.assert_array_equal(y, y_expected)
+    np.testing.assert_array_equal(y_dot, y_dot_expected)
+    np.testing.assert_array_equal(x_bar, x_bar_expected)
+    assert np.all(x_bar_expected[..., 1:] == 1.0)  # every moved entry of y_bar came back whole
+
+
 def test_grad_of_scalar_functions():
     np.testing.assert_allclose(jl.grad(lambda x: np.sum(np.sin(np.exp(x ** 2))))(x4), _seed_grad(x4), rtol=1e-13)
     np.testing.assert_allclose(jl.grad(lambda X: np.sum(X ** 2) / 2)(X34), X34, rtol=1e-15)
