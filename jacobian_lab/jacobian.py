@@ -9,6 +9,7 @@ forward by rows of its (n, m) transpose), returned as ``y.shape + x.shape``.
 from __future__ import annotations
 
 import math
+import warnings
 from functools import partial
 from typing import Callable
 
@@ -786,7 +787,8 @@ def jvp(f: Callable, x, x_dot, has_aux: bool = False):
     and the result is ``(y, y_dot, aux)``, as ``jax.jvp``'s. Unlike
     ``jax.jvp(f, primals, tangents)``, x is f's one argument: a tuple x is
     passed to f as a tuple (for f(a, b), ``jl.jvp(lambda p: f(*p), (a, b),
-    (a_dot, b_dot))``). y and y_dot are arrays of their own.
+    (a_dot, b_dot))``); ``jl.jvp(f, (x,), (x_dot,))``, jax's call of a
+    function of one array, warns. y and y_dot are arrays of their own.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> y, y_dot = jl.jvp(lambda x: x ** 3, np.array([1.0, 2.0]), np.array([1.0, 0.0]))
@@ -794,6 +796,10 @@ def jvp(f: Callable, x, x_dot, has_aux: bool = False):
     (array([1., 8.]), array([3., 0.]))
     """
     arguments.check(0, has_aux)
+    if type(x) is tuple and type(x_dot) is tuple and len(x) == len(x_dot) == 1:
+        warnings.warn("jl.jvp(f, x, x_dot) passes x to f as one argument, here the tuple (x,), where "
+                      "jax.jvp(f, (x,), (x_dot,)) passes x; for f of one array write jl.jvp(f, x, x_dot)",
+                      stacklevel=2)
     if has_aux:
         bound = _with_aux(f, x, "jvp")
         return (*jvp(bound, bound.x, x_dot), bound.aux_value())
@@ -827,7 +833,9 @@ def vjp(f: Callable, x, has_aux: bool = False):
     y's shape, or ``(k, *y.shape)`` for k cotangents in one sweep. For
     structured x and y, y_bar has y's structure and x_bar x's. With has_aux
     f returns ``(y, aux)`` and the result is ``(y, pullback, aux)``, as
-    ``jax.vjp``'s. y and x_bar are arrays of their own.
+    ``jax.vjp``'s. Unlike jax's, the pullback returns x_bar itself, not a
+    tuple of one: ``pullback(y_bar)[0]`` is x_bar's first entry. y and x_bar
+    are arrays of their own.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> y, pullback = jl.vjp(lambda x: x * x, np.array([1.0, 2.0]))

@@ -1,5 +1,6 @@
 """argnums and has_aux, as JAX's: derivatives in several arguments, and values returned beside them."""
 import collections
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -280,3 +281,16 @@ def test_jaxs_tuple_of_primals_gets_a_note_on_jvps_one_argument():
     assert "jl.jvp(lambda p: f(*p), (a, b), (a_dot, b_dot))" in info.value.__notes__[0]
     y, y_dot = jl.jvp(lambda p: f(*p), (x, 2 * x), (x, x))  # the note's call
     np.testing.assert_array_equal(y_dot, 3 * x ** 2)  # ȧ b + a ḃ = x · 2x + x · x
+
+
+def test_jaxs_call_of_a_function_of_one_array_warns_that_f_gets_the_tuple():
+    """jax.jvp(f, (x,), (v,)) is jl.jvp(f, x, v): the tuple reaches f whole, so f sees another input."""
+    x, v = np.array([1.0, 2.0]), np.array([1.0, 0.0])
+    with pytest.warns(UserWarning, match=r"write jl.jvp\(f, x, x_dot\)"):
+        y, y_dot = jl.jvp(np.sin, (x,), (v,))
+    assert y.shape == (1, 2)  # np.sin of the tuple: what f computes on it, shaped as NumPy reads it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y, y_dot = jl.jvp(np.sin, x, v)
+        jl.jvp(lambda p: p[0] * p[1], (x, x), (v, v))  # a tuple of two is f's own structure
+    np.testing.assert_array_equal(y_dot, np.cos(x) * v)
