@@ -2001,6 +2001,18 @@ def test_as_strided_with_the_arrays_own_strides_names_sliding_window_view(mode):
         run(windows, mode, np.arange(12.0).reshape(4, 3))
 
 
+def _as_jax_refuses(x):
+    """What jax.numpy raises for a traced array (its words; JAX is no dependency of these tests)."""
+    raise TypeError(f"Argument '{x!r}' of type {type(x)} is not a valid JAX type.")
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_jax_numpy_on_a_traced_array_is_named_with_the_fix(mode):
+    with pytest.raises(TypeError, match=r"is not a valid JAX type\. f calls jax\.numpy.*np\.sin for jnp\.sin") as info:
+        run(_as_jax_refuses, mode)
+    assert "not a valid JAX type" in str(info.value.__cause__)
+
+
 def test_other_value_errors_of_f_pass_through_unchanged():
     def f(x):
         raise ValueError("setting an array element with a sequence. The requested array has an inhomogeneous shape")

@@ -103,6 +103,9 @@ def _reworded(error) -> Exception | None:
             "y = np.zeros_like(x, shape=(n,)) in place of y = np.zeros(n), then y[i] = v; or build the array "
             "from traced values (np.stack([...]), np.concatenate, np.where(mask, value, y)). NumPy does the "
             "same inside np.mean, np.var, np.median or np.linalg given " + _OBJECTS)
+    if isinstance(error, TypeError) and "is not a valid JAX type" in str(error):  # jax.numpy's refusal
+        return TypeError(f"{error} f calls jax.numpy on a traced array, and jacobian_lab traces NumPy code: write "
+                         "f with numpy (np.sin for jnp.sin), or differentiate it with JAX itself")
     if isinstance(error, TypeError) and any(text in str(error) for text in _OBJECT_LOOPS):
         unsure = "" if "dtype('O')" in str(error) else " (if an operand is an array of traced values)"
         return TypeError(f"{error}{unsure}: a NumPy function (or a scipy.special ufunc) cannot compute on {_OBJECTS}")
