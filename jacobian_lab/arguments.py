@@ -84,6 +84,14 @@ class Bound:
             self.aux, self.seen = primal(out[1], self.level), True
         return out[0]
 
+    def argument(self, path: str) -> str:
+        """Where a leaf of x (at `path` in it) sits among f's arguments, for a message: "f's argument 1['k']"."""
+        position = self.positions[0]
+        if not self.single:  # x is the tuple of the chosen arguments: its first index picks one
+            index, _, path = path[1:].partition("]")
+            position = self.positions[int(index)]
+        return f"f's argument {position}{path}"
+
     def aux_value(self):
         """The aux of f at x: the one a pass kept, else (passes run elsewhere) from an evaluation here."""
         if not self.seen:

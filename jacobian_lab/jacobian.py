@@ -27,12 +27,12 @@ MODES = ("forward", "reverse", "auto")
 PASS_ELEMENTS = 1 << 18
 
 
-def _leaf_input(leaf, path: str) -> np.ndarray:
-    """`as_input` of a leaf of a structured x, its refusal saying which leaf."""
+def _leaf_input(leaf, where: str) -> np.ndarray:
+    """`as_input` of a leaf of a structured x (or of an argument of f), its refusal saying `where` it sits."""
     try:
         return as_input(leaf)
     except (TypeError, ValueError) as error:
-        raise type(error)(f"x{path}: {error}") from None
+        raise type(error)(f"{where}: {error}") from None
 
 
 def as_input(x) -> np.ndarray:
@@ -475,15 +475,18 @@ class Flattened:
     def __init__(self, f: Callable, x):
         check_function(f)
         self.f, self.in_def, self.out_def = f, None, None
+        where = f.argument if isinstance(f, arguments.Bound) else None  # argnums: which of f's arguments
         if not trees.is_tree(x) or trees.is_numbers(x):
-            self.x = as_input(x)  # a nested list of plain numbers is an array, as np.asarray reads it
+            # a nested list of plain numbers is an array, as np.asarray reads it
+            self.x = as_input(x) if where is None else _leaf_input(x, where(""))
             self.layout = inplace.layout(self.x)
             return
         leaves, self.in_def = trees.flatten(x)
         if not leaves:
             raise ValueError(f"x is an empty structure ({x!r}): it holds nothing to differentiate; give it at "
                              "least one array, or, for an argument of f, leave it out of argnums")
-        leaves = [_leaf_input(leaf, path) for leaf, path in zip(leaves, trees.paths(self.in_def))]
+        where = where or (lambda path: f"x{path}")
+        leaves = [_leaf_input(leaf, where(path)) for leaf, path in zip(leaves, trees.paths(self.in_def))]
         self.x = np.concatenate([np.ravel(leaf) for leaf in leaves])
         # f gets a leaf in Fortran order back so laid out: its ravel("K") reads it as NumPy's does
         self.layout = tuple(["F" if inplace.layout(leaf) == "F" else "C" for leaf in leaves])
@@ -717,23 +720,23 @@ def _with_aux(f: Callable, x, name: str) -> arguments.Bound:
     return arguments.Bound(f, (x,), {}, 0, True, name)
 
 
-def _value_and_gradient(f: Callable, x):
+def _value_and_gradient(f: Callable, x, name: str = "value_and_grad"):
     y, pullback = vjp(f, x)
-    check_scalar(y)
+    check_scalar(y, name)
     return y, pullback(np.ones((), dtype=np.result_type(y)))
 
 
 def _gradient(f: Callable, x):
-    return _value_and_gradient(f, x)[1]
+    return _value_and_gradient(f, x, "grad")[1]
 
 
-def check_scalar(y) -> None:
-    """What grad requires of f's output."""
+def check_scalar(y, name: str = "grad") -> None:
+    """What grad (or value_and_grad, `name`) requires of f's output."""
     if isinstance(y, (list, tuple, dict)):
-        raise TypeError(f"grad requires f to return a scalar (shape ()), got a {type(y).__name__}; "
+        raise TypeError(f"{name} requires f to return a scalar (shape ()), got a {type(y).__name__}; "
                         "use jacrev for structured outputs")
     if np.shape(y) != ():
-        raise TypeError(f"grad requires f to return a scalar (shape ()), got shape {np.shape(y)}; "
+        raise TypeError(f"{name} requires f to return a scalar (shape ()), got shape {np.shape(y)}; "
                         "use jacrev for vector outputs")
 
 
@@ -842,6 +845,10 @@ def vjp(f: Callable, x, has_aux: bool = False):
     >>> pullback(np.array([1.0, 1.0]))
     array([2., 4.])
     """
+    if not isinstance(has_aux, (bool, np.bool_, int)):  # jl.vjp(f, a, b), as jax.vjp takes f's arguments
+        raise TypeError(f"jl.vjp(f, x) takes one x, and its third argument is has_aux (got one of type "
+                        f"{type(has_aux).__name__}); for f(a, b) write "
+                        "jl.vjp(lambda p: f(*p), (a, b)), or bind a: jl.vjp(functools.partial(f, a), b)")
     arguments.check(0, has_aux)
     if has_aux:
         bound = _with_aux(f, x, "vjp")

@@ -1,5 +1,6 @@
 """argnums and has_aux, as JAX's: derivatives in several arguments, and values returned beside them."""
 import collections
+import re
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -294,3 +295,26 @@ def test_jaxs_call_of_a_function_of_one_array_warns_that_f_gets_the_tuple():
         y, y_dot = jl.jvp(np.sin, x, v)
         jl.jvp(lambda p: p[0] * p[1], (x, x), (v, v))  # a tuple of two is f's own structure
     np.testing.assert_array_equal(y_dot, np.cos(x) * v)
+
+
+def test_vjp_of_two_arguments_as_jax_takes_them_names_vjps_one_x():
+    f = lambda a, b: a * b  # noqa: E731
+    x = np.array([1.0, 2.0])
+    with pytest.raises(TypeError, match=r"jl.vjp\(f, x\) takes one x.*type ndarray.*jl.vjp\(lambda p: f\(\*p\)"):
+        jl.vjp(f, x, 2 * x)
+    y, pullback = jl.vjp(lambda p: f(*p), (x, 2 * x))  # the call the message gives
+    a_bar, b_bar = pullback(np.ones(2))
+    np.testing.assert_array_equal(a_bar, 2 * x)
+    np.testing.assert_array_equal(b_bar, x)
+
+
+@pytest.mark.parametrize("argnums, position", [(1, 1), ((0, 2), 2), (-1, 2), ((2, 0), 2), ((2, 0), 0)])
+def test_a_refused_argument_is_named_by_its_position_among_fs(argnums, position):
+    x = np.array([1.0, 2.0])
+    for bad, refusal in ((np.array([True, False]), "x must be a float array, got dtype bool"),
+                         ({"k": "s"}, "x must be a float array, got str")):
+        args = [x, x, x]
+        args[position] = bad
+        where = f"f's argument {position}" + ("['k']" if isinstance(bad, dict) else "")
+        with pytest.raises(TypeError, match=rf"^{re.escape(where)}: {refusal}"):
+            jl.jacrev(lambda a, b, c: a * b, argnums=argnums)(*args)
