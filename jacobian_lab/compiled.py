@@ -125,7 +125,9 @@ class Jitted:
     def __init__(self, fun: JacobianFunction):
         self.fun = fun
         self.compiles = 0  # recordings completed so far (a program, or the finding that f cannot be replayed)
-        self._programs: dict = {}  # key -> [Program, ...] (most recently used first), or a NotReplayable
+        self._programs: dict = {}  # key -> [Program, ...] (most recently used first)
+        # key -> why a recording there could not be replayed: a call no program fits is eager from then on
+        self._refused: dict = {}
 
     def __repr__(self) -> str:
         return f"jit({self.fun!r})"
@@ -159,9 +161,9 @@ class Jitted:
         raised at x: the uncompiled function answers then. `tried`: the programs already replayed
         at x, in vain."""
         programs = self._programs.get(key, [])
-        if isinstance(programs, NotReplayable):
-            return None, None
         program, J = _replay(programs, x_flat) if programs is not tried else (None, None)
+        if J is None and key in self._refused:  # the programs kept still serve the values they fit
+            return None, None
         if J is None:  # first call at this key, or other values than every program was built for
             program, J = self._compile(g, x_flat, key)
         return program, J
@@ -171,7 +173,7 @@ class Jitted:
         g, x_flat, key = self._prepare(x)
         program, _ = self._replayed(g, x_flat, key)
         if program is None:
-            raise self._programs[key]
+            raise self._refused[key]
         return program
 
     def _prepare(self, x):
@@ -186,7 +188,7 @@ class Jitted:
             self.compiles += 1  # a recording that found f cannot be replayed
             warnings.warn(f"jit: the Jacobian of {getattr(self.fun.f, '__name__', 'f')} is computed without "
                           f"compiling, because {reason}", stacklevel=_outside())
-            self._programs[key] = reason
+            self._refused[key] = reason
             return None, None
         self.compiles += 1
         self._programs[key] = ([program] + self._programs.get(key, []))[:KEEP_PROGRAMS]

@@ -787,6 +787,28 @@ def test_a_recording_in_which_f_caught_an_error_is_not_replayed():
         assert caught[0].filename == __file__  # the line that called the compiled function
 
 
+def _printed_where_negative(x):
+    if x[0] > 0:
+        return x ** 2
+    return x * len(repr(x))  # f reads values computed from x as text: no program can check it
+
+
+def test_programs_compiled_before_a_call_that_cannot_be_replayed_still_replay():
+    jitted = jl.jit(jl.jacobian(_printed_where_negative))
+    good, bad = [np.array([1.0, 4.0]), np.array([2.0, 3.0])], [np.array([-1.0, 4.0]), np.array([-2.0, 3.0])]
+    jitted(good[0])
+    program = jitted.program(good[0])
+    with pytest.warns(UserWarning, match="as text"):
+        assert_close(jitted(bad[0]), jl.jacobian(_printed_where_negative, bad[0]), 1e-15)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once: a later call neither warns nor records again
+        for x in (good[1], bad[1]):  # the program where its guards hold, eager mode elsewhere
+            assert_close(jitted(x), jl.jacobian(_printed_where_negative, x), 1e-15)
+    assert jitted.program(good[1]) is program and jitted.compiles == 2
+    with pytest.raises(NotReplayable, match="as text"):
+        jitted.program(bad[1])
+
+
 def test_f_that_silences_warnings_still_compiles():
     def quiet_log(x):
         with warnings.catch_warnings():
