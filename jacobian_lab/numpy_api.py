@@ -118,8 +118,9 @@ def _copysign(x, y):
     # |x| with y's sign bit, as jax.numpy writes it: the derivative is abs's, and none for y.
     magnitude = E.absolute(x)
     out = E.where(E.signbit(y), E.negative(magnitude), magnitude)
-    # np.where gives a 0-d array where np.copysign gives a NumPy scalar, which (immutable) f may rely on
-    return out[()] if not is_traced(out) and np.ndim(out) == 0 else out
+    # np.where gives a 0-d array where np.copysign gives a NumPy scalar, which (immutable) f may rely on; a
+    # mask while compiling stands for one already, and indexing it would read its numbers
+    return out[()] if type(out) is np.ndarray and out.ndim == 0 else out
 
 
 def _heaviside(x, h0):

@@ -290,6 +290,7 @@ MASKED = [
     lambda x: np.where(np.isfinite(1.0 / x), x ** 3, 0.0),
     lambda x: x * (x > 0).astype(float) + np.sin(x) * (x < 0.5).astype(np.float32),
     lambda x: x * np.where(x > 0, 1.0, 0.5) + np.where(x < 1.0, 2, 0) * x ** 2,  # a select of constants
+    lambda x: x * np.copysign(1.0, x[0]) + np.copysign(2.0, x),  # a sign, of a scalar too
 ]
 
 
