@@ -122,6 +122,13 @@ class Observable:
             return NotImplemented
         if func is np.where and len(args) == 3 and not kwargs:  # np.where(m, 1.0, 0.0): a select, recorded
             return _watched(where(*map(array_of, args)))
+        if func in _SHAPES:  # no value of m decides these
+            return func(*map(array_of, args), **kwargs)
+        # np.any(m): the summary is what a program checks, not every element it summarizes (only with
+        # masks as arguments themselves: one nested in a list would reach func unwrapped, unseen)
+        nested = _holds(kwargs) or any(_holds(a) for a in args if type(a) is not Observable)
+        if func in _SUMMARIES and not nested:
+            return observe(func, *map(array_of, args), **kwargs)
         return func(*read_numbers(args), **read_numbers(kwargs))
 
     def __array__(self, dtype=None, copy=None):
@@ -259,6 +266,21 @@ class Observable:
     __iand__ = _in_place(_bitwise(np.logical_and, np.bitwise_and))
     __ior__ = _in_place(_bitwise(np.logical_or, np.bitwise_or))
     __ixor__ = _in_place(_bitwise(np.logical_xor, np.bitwise_xor))
+
+
+_SHAPES = frozenset([np.shape, np.ndim, np.size])
+#: NumPy functions that summarize an array into fresh values, writing nowhere: observed by their result
+_SUMMARIES = frozenset([np.any, np.all, np.count_nonzero, np.sum, np.nonzero, np.flatnonzero, np.argmax,
+                        np.argmin])
+
+
+def _holds(value) -> bool:
+    """Whether `value` is or holds (in tuples, lists, dicts) an Observable."""
+    if type(value) in (tuple, list):
+        return any(map(_holds, value))
+    if type(value) is dict:
+        return any(map(_holds, value.values()))
+    return type(value) is Observable
 
 
 def _hash_of_scalar(array):

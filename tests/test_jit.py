@@ -343,6 +343,25 @@ def test_every_way_python_reads_a_mask_is_checked_before_replaying(read):
     assert jitted.compiles == 2
 
 
+SUMMARIES = {  # what f reads of a mask, and what eager mode gives at each x below
+    "np.any": lambda x: x * (2.0 if np.any(x > 0) else 3.0),
+    "np.all": lambda x: x * (2.0 if np.all(x < 9) else 3.0),
+    "np.argmax": lambda x: x * float(np.argmax(x > 2.0)),
+    "np.shape": lambda x: x * float(np.shape(x > 0)[0]),
+    "np.ndim": lambda x: x * float(np.ndim(x > 0)),
+}
+
+
+@pytest.mark.parametrize("f", SUMMARIES.values(), ids=SUMMARIES)
+def test_a_summary_of_a_mask_is_checked_not_every_element_it_summarizes(f):
+    """The masks differ at every x, their summaries not: one program serves them all."""
+    jitted = jl.jit(jl.jacrev(f))
+    for x in ([2.5, -1.0, 1.0], [2.5, 1.0, -1.0], [1.0, 3.0, 0.5], [-1.0, 2.5, 0.3]):
+        x = np.array(x)
+        assert_close(jitted(x), jl.jacrev(f)(x), 1e-15)
+    assert jitted.compiles == (2 if f is SUMMARIES["np.argmax"] else 1)  # argmax moves once
+
+
 def _written_mask(x):
     m = x > 0
     m[0] = False  # f writes into its mask: it becomes a checked constant
