@@ -70,7 +70,9 @@ def as_input(x) -> np.ndarray:
     if kind != "f":
         raise TypeError(f"x must be a float array, got dtype {x.dtype}; convert it with "
                         "np.asarray(x, dtype=float) if its entries are numbers")
-    return x
+    # bytes in the other order (a big-endian file's '>f4') are the same numbers: computed, and
+    # differentiated, in the machine's own order of that dtype, float32 staying float32
+    return x if x.dtype.isnative else x.astype(x.dtype.newbyteorder("="))
 
 
 def check_function(f) -> None:

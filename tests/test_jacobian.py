@@ -459,6 +459,19 @@ def test_float32_input_gives_float32_jacobian(mode):
     np.testing.assert_allclose(J, jl.jacobian(f, x.astype(np.float64), mode=mode), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("dtype", [">f4", ">f8"])
+def test_a_big_endian_x_is_differentiated_in_its_own_precision(dtype, mode):
+    f = lambda x: np.sin(x) * x[::-1]
+    x = np.array([0.5, -1.0, 2.0], dtype=dtype)
+    native = x.astype(np.dtype(dtype).newbyteorder("="))
+    for J, expected in ((jl.jacobian(f, x, mode=mode), jl.jacobian(f, native, mode=mode)),
+                        (jl.grad(lambda x: np.sum(f(x)))(x), jl.grad(lambda x: np.sum(f(x)))(native)),
+                        (jl.jit(jl.jacobian(f, mode=mode))(x), jl.jacobian(f, native, mode=mode))):
+        assert J.dtype == expected.dtype == native.dtype
+        np.testing.assert_array_equal(J, expected)
+
+
 @pytest.mark.parametrize("dtype, expected", [(np.float16, np.float64), (np.float32, np.float32),
                                              (np.float64, np.float64), (np.longdouble, np.float64)])
 def test_every_derivative_function_gives_the_same_derivative_dtype(dtype, expected):
