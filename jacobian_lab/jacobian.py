@@ -821,7 +821,7 @@ def jvp(f: Callable, x, x_dot, has_aux: bool = False):
     # in the derivative dtype, as Jacobians are: a longdouble f would otherwise give longdouble tangents
     y_dot = _check_derivative(y_dot, len(tangents), np.shape(y), "tangent").astype(result_dtype(x_flat), copy=False)
     y, y_dot = _own(y, x_flat), _own(y_dot, tangents)
-    return g.unflatten(y, "out"), (y_dot if batched else g.unflatten(y_dot[0], "out"))
+    return g.unflatten(y, "out"), (y_dot if batched else g.unflatten(y_dot[0, ...], "out"))
 
 
 def _own(result: np.ndarray, given: np.ndarray) -> np.ndarray:
@@ -866,7 +866,7 @@ def vjp(f: Callable, x, has_aux: bool = False):
                                            result_dtype(x_flat))
         x_bar = _check_derivative(sweep(cotangents), len(cotangents), x_flat.shape, "cotangent")
         x_bar = _own(x_bar.astype(cotangents.dtype, copy=False), cotangents)  # the derivative dtype, as jvp's
-        return x_bar if batched else g.unflatten(x_bar[0], "in")
+        return x_bar if batched else g.unflatten(x_bar[0, ...], "in")
 
     return g.unflatten(y.copy(), "out"), pullback
 

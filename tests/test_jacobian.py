@@ -729,3 +729,13 @@ def test_float32_x_gives_float32_derivatives_everywhere():
     assert {name: r.dtype for name, r in results.items()} == {name: np.float32 for name in results}
     assert np.allclose(results["grad"], np.sin(x) + x * np.cos(x), rtol=1e-6)
     assert np.allclose(results["hvp"], 2 * np.cos(x) - x * np.sin(x), rtol=1e-6)
+
+
+def test_derivatives_at_a_0d_x_are_0d_arrays_from_every_function_and_jit():
+    """As JAX's are, and alike eagerly and compiled: a 0-d ndarray, not a NumPy scalar."""
+    f, x = (lambda x: x ** 3), np.array(2.0)
+    results = [jl.grad(f)(x), jl.jit(jl.grad(f))(x), jl.value_and_grad(f)(x)[1], jl.jvp(f, x, 1.0)[1],
+               jl.vjp(f, x)[1](1.0), jl.jacrev(f)(x), jl.jit(jl.jacrev(f))(x)]
+    assert [type(r) for r in results] == [np.ndarray] * len(results)
+    assert [r.shape for r in results] == [()] * len(results)
+    assert [float(r) for r in results] == [12.0] * len(results)
