@@ -73,17 +73,20 @@ class Observable:
     (array([2., 0.]), array([0., 4.]), 1)
     """
 
-    __slots__ = ("_array", "_viewed")
+    __slots__ = ("_array", "_viewed", "_own", "_scalar")
     __array_priority__ = 50  # below tracers: an operation with a traced operand is theirs
 
-    def __init__(self, array: np.ndarray):
+    def __init__(self, array: np.ndarray, scalar: bool | None = None):
         self._array = array  # private: f's code reads it only through the doors below
         self._viewed = False  # whether f holds a view of it (m[1:]), which a later write must reach
+        self._own = False  # whether it holds numbers Python made (`_write`): a constant, written in place
+        # whether it stands for a NumPy scalar (x[0] > 0), as eager mode gives, or an array (np.where's)
+        self._scalar = not isinstance(array, np.ndarray) if scalar is None else scalar
 
     # isinstance(m, np.ndarray) holds, as in eager mode, so f takes the same branch (for a 0-d m,
     # NumPy's scalar, np.bool_ for x[0] > 0); NumPy's C code tests the real type and never
     # mistakes it for an array it can read directly.
-    __class__ = property(lambda self: type(self._array[()]) if not self._array.ndim else np.ndarray)
+    __class__ = property(lambda self: type(self._array[()]) if self._scalar else np.ndarray)
     shape = property(lambda self: self._array.shape)
     ndim = property(lambda self: self._array.ndim)
     size = property(lambda self: self._array.size)
@@ -102,15 +105,14 @@ class Observable:
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if any(map(is_traced, inputs)):
             return NotImplemented  # a tracer takes the operation and passes this one to a primitive
+        if method == "at" and type(inputs[0]) is Observable:  # np.add.at(m, i, v) writes into m
+            rest = read_numbers(inputs[1:])
+            return inputs[0]._write(lambda array: ufunc.at(array, *rest, **kwargs))
         prim = UFUNCS.get(ufunc) if method == "__call__" and not kwargs else None
         if prim is None or prim is clone:  # np.positive(m): clone copies a tracer, so NumPy's reads m
             out = kwargs.get("out")
             if out is not None and any(type(o) is Observable for o in out):  # np.logical_not(m, out=m)
-                rest = {key: value for key, value in kwargs.items() if key != "out"}
-                result = getattr(ufunc, method)(*read_numbers(inputs), **read_numbers(rest))
-                for o, r in zip(out, result if len(out) > 1 else (result,)):
-                    o[...] = r  # written as f writes into one: see __setitem__
-                return out if len(out) > 1 else out[0]
+                return _into(out, lambda rest: getattr(ufunc, method)(*read_numbers(inputs), **rest), kwargs)
             return getattr(ufunc, method)(*read_numbers(inputs), **kwargs)
         return _watched(prim(*map(array_of, inputs)))
 
@@ -122,6 +124,12 @@ class Observable:
             return NotImplemented
         if func is np.where and len(args) == 3 and not kwargs:  # np.where(m, 1.0, 0.0): a select, recorded
             return _watched(where(*map(array_of, args)))
+        if func in _WRITERS and args and type(args[0]) is Observable:  # np.copyto(m, v), np.put(m, i, v)
+            rest, options = read_numbers(args[1:]), read_numbers(kwargs)
+            return args[0]._write(lambda array: func(array, *rest, **options))
+        out = kwargs.get("out")
+        if type(out) is Observable:  # np.clip(m, 0, 1, out=m)
+            return _into((out,), lambda rest: func(*read_numbers(args), **read_numbers(rest)), kwargs)
         if func in _SHAPES:  # no value of m decides these
             return func(*map(array_of, args), **kwargs)
         # np.any(m): the summary is what a program checks, not every element it summarizes (only with
@@ -132,23 +140,34 @@ class Observable:
         return func(*read_numbers(args), **read_numbers(kwargs))
 
     def __array__(self, dtype=None, copy=None):
-        return observe(np.array, self._array, dtype=dtype)
+        # np.asarray(m) is m itself, as in eager mode, so a write into either reaches the other: m takes
+        # the observed copy it gives as its own (unless a view of what m held is about, which would not)
+        if copy or self._viewed and not self._own:
+            return observe(np.array, self._array, dtype=dtype)
+        if not self._own:
+            self._array, self._own = observe(np.array, self._array), True
+        return self._array if dtype is None or np.dtype(dtype) == self.dtype else self._array.astype(dtype)
 
     def __hash__(self):
-        if self.ndim:  # as an array's: NumPy's scalar, the 0-d one, is a dict key (table[x[0] > 0])
+        if not self._scalar:  # as an array's: NumPy's scalar is a dict key (table[x[0] > 0])
             raise TypeError("unhashable type: 'numpy.ndarray'")
         return observe(_hash_of_scalar, self._array)
 
     # A copy or a pickle holds numbers Python made, which a program would keep as constants: they are
     # read, so a program checks them (copy.deepcopy(m), dataclasses.asdict of a record holding m).
     def __copy__(self):
-        return read_numbers(self)
+        return self._numbers()
 
     def __deepcopy__(self, memo):
-        return read_numbers(self)
+        return self._numbers()
 
     def __reduce_ex__(self, protocol):
-        return read_numbers(self).__reduce_ex__(protocol)
+        return self._numbers().__reduce_ex__(protocol)
+
+    def _numbers(self):
+        """What m holds, read: an array, or the NumPy scalar m stands for."""
+        numbers = read_numbers(self)
+        return numbers[()] if self._scalar else numbers
 
     def __bytes__(self):
         return observe(bytes, self._array)  # an array's bytes are its numbers, as bytes(array) reads them
@@ -180,12 +199,18 @@ class Observable:
         return item
 
     def __setitem__(self, key, value):
-        # f writes into the mask: from here on it holds numbers Python made, so it becomes a copy
-        # of what it held (observed, so checked on replay) with the write applied, a constant.
-        if self._viewed:  # a view f took before holds the old values, where NumPy's would see the write
-            not_replayable("f wrote into an array computed from x after taking a view of it")
-        self._array = observe(np.array, self._array)
-        self._array[read_numbers(key)] = read_numbers(value)
+        key, value = read_numbers(key), read_numbers(value)
+        self._write(lambda array: array.__setitem__(key, value))
+
+    def _write(self, write) -> None:
+        """f writes into m (``m[i] = v``, ``m.fill(v)``, ``np.copyto(m, v)``): from here on it holds numbers
+        Python made, so it becomes a copy of what it held (observed, so checked on replay), a constant,
+        and ``write(copy)`` writes into it, now and at every later write."""
+        if not self._own:
+            if self._viewed:  # a view f took before holds the old values, where NumPy's would see the write
+                not_replayable("f wrote into an array computed from x after taking a view of it")
+            self._array, self._own = observe(np.array, self._array), True
+        write(self._array)
 
     def astype(self, dtype, *args, **kwargs):
         # A boolean mask as floats, (x > 0).astype(float), is where(m, 1, 0): a primitive.
@@ -200,9 +225,24 @@ class Observable:
         if name.startswith("__"):
             raise AttributeError(name)
         attribute = getattr(self._array, name)
+        if name in _WRITING_METHODS:  # m.fill(v), m.sort(): written as f writes into m
+            return lambda *args, **kwargs: self._write(lambda array: _call_method(
+                array, name, read_numbers(args), read_numbers(kwargs)))
         if callable(attribute):
-            return lambda *args, **kwargs: observe(_call_method, self._array, name, args, kwargs)
-        return observe(getattr, self._array, name)
+            return lambda *args, **kwargs: self._method(name, args, kwargs)
+        return self._shared(observe(getattr, self._array, name))
+
+    def _method(self, name, args, kwargs):
+        if type(kwargs.get("out")) is Observable:  # m.clip(0, 1, out=m)
+            return _into((kwargs["out"],), lambda rest: _call_method(
+                read_numbers(self), name, read_numbers(args), read_numbers(rest)), kwargs)
+        return self._shared(observe(_call_method, self._array, name, args, kwargs))
+
+    def _shared(self, value):
+        """`value`, noting when it is a view of m (``m.T``, ``m.ravel()``): see `_viewed`."""
+        if isinstance(value, np.ndarray) and np.may_share_memory(value, self._array):
+            self._viewed = True
+        return value
 
     # --- operators: NumPy's ufuncs, so the rules above decide ----------------------------
     __add__, __radd__ = binary_methods(np.add)
@@ -255,6 +295,10 @@ class Observable:
                 raise TypeError(f"Cannot cast ufunc '{ufunc.__name__}' output from {result.dtype!r} to "
                                 f"{self.dtype!r} with casting rule 'same_kind'")
             result = result.astype(self.dtype)
+        if self._own:  # into the array names and views of it share
+            numbers = read_numbers(result)
+            self._write(lambda array: array.__setitem__(Ellipsis, numbers))
+            return self
         if self._viewed:  # a view f took before holds the old values, where NumPy's would see the write
             not_replayable("f wrote into an array computed from x after taking a view of it")
         self._array = array_of(result)
@@ -268,6 +312,18 @@ class Observable:
     __ixor__ = _in_place(_bitwise(np.logical_xor, np.bitwise_xor))
 
 
+def _into(out: tuple, compute, kwargs: dict):
+    """``compute(kwargs without out)`` written into each of `out` as f writes into an array (`__setitem__`):
+    NumPy's out=, into Observables."""
+    result = compute({key: value for key, value in kwargs.items() if key != "out"})
+    for o, r in zip(out, result if len(out) > 1 else (result,)):
+        o[...] = r
+    return out if len(out) > 1 else out[0]
+
+
+#: NumPy functions that write into their first argument, and ndarray's methods that write into the array
+_WRITERS = frozenset([np.copyto, np.put, np.putmask, np.place, np.fill_diagonal, np.put_along_axis])
+_WRITING_METHODS = frozenset(["fill", "sort", "put", "partition", "itemset"])
 _SHAPES = frozenset([np.shape, np.ndim, np.size])
 #: NumPy functions that summarize an array into fresh values, writing nowhere: observed by their result
 _SUMMARIES = frozenset([np.any, np.all, np.count_nonzero, np.sum, np.nonzero, np.flatnonzero, np.argmax,

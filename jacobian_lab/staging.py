@@ -99,6 +99,7 @@ class Recorder(Counter):
         self._snapshots: dict = {}  # the memory an array from outside views -> (its root, its last snapshot)
         self._aliases: list = []  # watches of the copies a reverse tape made of recorded values (`copied`)
         self.raised: str | None = None  # why the recording cannot be replayed, once an operation on x raised
+        self._handed: list = []  # (array, copy): what each Observable f got held then (`check`)
         self._errstate = np.geterr()  # a replay runs under its caller's; see `_check_errstate`
         self.quiet: dict[int, dict] = {}  # equation -> the errstate settings changed around it (np.errstate)
         self._warnings = _warning_handling()
@@ -127,6 +128,7 @@ class Recorder(Counter):
                 self.raised = (f"{prim.name} raised {type(error).__name__} ({error}) on values computed from x "
                                "and f went on, so the way it took depends on values a program cannot check")
             raise  # f may catch it and go on; `check` then refuses to replay what it did
+        scalar = type(out) is not np.ndarray  # what eager mode gives f: a NumPy scalar, or an array
         cost = prim.cost(out, *args, **params)
         self.add(*cost)
         eq = Equation(prim, self._static_args(args, refs), params, refs, out, cost, self.phase, self.segment, dynamic)
@@ -143,8 +145,13 @@ class Recorder(Counter):
             eq.dynamic, eq.out = True, None
             eq._watch = _watch(out, self._index)
         if dynamic and not prim.differentiable and self.phase == PRIMAL:
-            return Observable(out)  # f's own code gets it: what it reads of it is observed
+            return self._hand(out, scalar)  # f's own code gets it: what it reads of it is observed
         return out
+
+    def _hand(self, out: np.ndarray, scalar: bool = False) -> Observable:
+        """`out` as f's code gets it: an Observable, its values noted for `check`."""
+        self._handed.append((out, out.copy()))
+        return Observable(out, scalar)
 
     def untraced(self, prim, args, params):
         # A differentiable operation on values computed from x without a derivative (np.round(x, 1) divides
@@ -155,7 +162,7 @@ class Recorder(Counter):
         out = self.evaluate(prim, args, params)
         if not computed:
             return out
-        return Observable(out) if type(out) is np.ndarray else observe(_itself, out)
+        return self._hand(out) if type(out) is np.ndarray else observe(_itself, out)
 
     def _check_errstate(self, prim, now: dict) -> None:
         """Note when f has set NumPy to raise on floating-point errors (``np.errstate``), or made its
@@ -176,10 +183,14 @@ class Recorder(Counter):
         An operation on values computed from x raised, and f caught the error and went on, or f
         made NumPy raise on floating-point errors: either way, which way f goes depends on values
         through an exception, which no program can check, so the caller computes eagerly instead.
-        (Had the error left f, the recording would have ended with it.)
+        (Had the error left f, the recording would have ended with it.) So too when f wrote into
+        an array computed from x through a view: the program recomputes it without the write.
         """
         if self.raised is not None:
             raise NotReplayable(self.raised)
+        if not all(same_bytes(copy, array) for array, copy in self._handed):
+            # through a view of it (m[1:], m.T, np.asarray(m)): a program would compute it without the write
+            raise NotReplayable("f wrote into an array computed from x through a view of it")
 
     def own(self, seeds: np.ndarray) -> None:
         """Take a pass's `seeds` as the recording's own: made for it and written to by no one, so

@@ -343,6 +343,76 @@ def test_every_way_python_reads_a_mask_is_checked_before_replaying(read):
     assert jitted.compiles == 2
 
 
+def _rounded_then(write):
+    def f(x):
+        m = np.round(x)  # no derivative: an Observable while compiling
+        write(m)
+        return x * m
+    return f
+
+
+def _asarray_then(write):
+    def f(x):
+        m = np.round(x)
+        write(m, np.asarray(m))  # np.asarray(m) is m itself in NumPy
+        return x * m
+    return f
+
+
+WRITES_INTO_A_MASK = {  # each compiles, its write applied as NumPy applies it
+    "np.copyto": _rounded_then(lambda m: np.copyto(m, 3.0)),
+    "np.put": _rounded_then(lambda m: np.put(m, [0], 5.0)),
+    "np.putmask": _rounded_then(lambda m: np.putmask(m, m > 0, 9.0)),
+    "np.place": _rounded_then(lambda m: np.place(m, m > 0, 9.0)),
+    "np.add.at": _rounded_then(lambda m: np.add.at(m, [0, 0], 1.0)),
+    "np.clip out": _rounded_then(lambda m: np.clip(m, -1, 1, out=m)),
+    "method out": _rounded_then(lambda m: m.clip(-1, 1, out=m)),
+    "ufunc out": _rounded_then(lambda m: np.negative(m, out=m)),
+    "fill": _rounded_then(lambda m: m.fill(2.0)),
+    "sort": _rounded_then(lambda m: m.sort()),
+    "put method": _rounded_then(lambda m: m.put([1], 4.0)),
+    "partition": _rounded_then(lambda m: m.partition(1)),
+    "asarray, write into it": _asarray_then(lambda m, a: a.__setitem__(0, 9.0)),
+    "asarray, write into m": _asarray_then(lambda m, a: m.__setitem__(0, 9.0)),
+    "asarray, m += 1": _asarray_then(lambda m, a: m.__iadd__(a)),
+}
+_SIGNS = [np.array([0.7, -1.2, 2.6, 0.1]), np.array([-0.7, 1.2, 0.4, 3.1]), np.array([1.7, 1.2, -2.6, -0.1])]
+
+
+@pytest.mark.parametrize("f", WRITES_INTO_A_MASK.values(), ids=WRITES_INTO_A_MASK)
+def test_a_write_into_a_value_without_a_derivative_is_replayed_as_numpy_writes(f):
+    jitted = jl.jit(jl.jacrev(f))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # each compiles
+        for x in _SIGNS + _SIGNS:
+            np.testing.assert_array_equal(jitted(x), jl.jacrev(f)(x))
+    assert jitted.compiles == len(_SIGNS)  # one per x: each checks what it read, then replays
+
+
+WRITES_THROUGH_A_VIEW = {  # the view shares the array a program recomputes from x: computed eagerly
+    "slice": _rounded_then(lambda m: m[1:].__setitem__(0, 9.0)),
+    "slice +=": _rounded_then(lambda m: m[1:].__iadd__(5.0)),
+    "ravel": _rounded_then(lambda m: m.ravel().__setitem__(0, 9.0)),
+    "transpose, then m +=": _rounded_then(lambda m: (m.T, m.__iadd__(1.0))),
+}
+
+
+@pytest.mark.parametrize("f", WRITES_THROUGH_A_VIEW.values(), ids=WRITES_THROUGH_A_VIEW)
+def test_a_write_through_a_view_of_a_value_without_a_derivative_is_computed_eagerly(f):
+    jitted = jl.jit(jl.jacrev(f))
+    with pytest.warns(UserWarning, match="view of it"):
+        np.testing.assert_array_equal(jitted(_SIGNS[0]), jl.jacrev(f)(_SIGNS[0]))
+    for x in _SIGNS:
+        np.testing.assert_array_equal(jitted(x), jl.jacrev(f)(x))
+
+
+def _types_of_0d_masks(x):
+    scalar, array = x[0] > 0, np.where(x[0] > 0, True, False)  # np.bool_ and a 0-d ndarray, eagerly
+    seen = (isinstance(scalar, np.ndarray), isinstance(array, np.ndarray), type(copy.copy(scalar)) is np.bool_,
+            type(copy.deepcopy(array)) is np.ndarray, isinstance(pickle.loads(pickle.dumps(scalar)), np.bool_))
+    return x * float(sum(2 ** i * s for i, s in enumerate(seen)))
+
+
 SUMMARIES = {  # what f reads of a mask, and what eager mode gives at each x below
     "np.any": lambda x: x * (2.0 if np.any(x > 0) else 3.0),
     "np.all": lambda x: x * (2.0 if np.all(x < 9) else 3.0),
@@ -385,7 +455,8 @@ def _unhashable_mask(x):
     return x
 
 
-@pytest.mark.parametrize("f", [_written_mask, _isinstance_of_mask, _isinstance_of_a_0d_mask, _unhashable_mask],
+@pytest.mark.parametrize("f", [_written_mask, _isinstance_of_mask, _isinstance_of_a_0d_mask, _unhashable_mask,
+                               _types_of_0d_masks],
                          ids=lambda f: f.__name__)
 def test_a_mask_behaves_as_the_plain_array_eager_mode_gives(f):
     fun = jl.jacfwd(f)
