@@ -135,7 +135,7 @@ class Observable:
         # np.any(m): the summary is what a program checks, not every element it summarizes (only with
         # masks as arguments themselves: one nested in a list would reach func unwrapped, unseen)
         nested = _holds(kwargs) or any(_holds(a) for a in args if type(a) is not Observable)
-        if func in _SUMMARIES and not nested:
+        if func in _SUMMARIES and not nested and "out" not in kwargs:
             return observe(func, *map(array_of, args), **kwargs)
         return func(*read_numbers(args), **read_numbers(kwargs))
 

@@ -406,6 +406,21 @@ def test_a_write_through_a_view_of_a_value_without_a_derivative_is_computed_eage
         np.testing.assert_array_equal(jitted(x), jl.jacrev(f)(x))
 
 
+def _count_into(x):
+    count = np.zeros((), dtype=np.int64)
+    np.sum(x > 0, out=count)  # a summary written into a plain array: the whole mask is checked
+    return x * (1.0 + count)
+
+
+def test_a_summary_written_into_out_replays():
+    jitted = jl.jit(jl.jacrev(_count_into))
+    x = np.array([1.0, -2.0, 3.0, 4.0])
+    np.testing.assert_array_equal(jitted(x), jl.jacrev(_count_into)(x))
+    program, J = jitted._run(-x)  # the same signs flipped: another count, another program
+    assert program is not None and jitted._run(x)[0] is not None and jitted.compiles == 2
+    np.testing.assert_array_equal(J, jl.jacrev(_count_into)(-x))
+
+
 def _types_of_0d_masks(x):
     scalar, array = x[0] > 0, np.where(x[0] > 0, True, False)  # np.bool_ and a 0-d ndarray, eagerly
     seen = (isinstance(scalar, np.ndarray), isinstance(array, np.ndarray), type(copy.copy(scalar)) is np.bool_,
