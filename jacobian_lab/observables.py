@@ -20,6 +20,7 @@ import operator
 
 import numpy as np
 
+from . import scipy_special
 from .accounting import active_counter
 from .inplace import clone
 from .numpy_api import UFUNCS, is_traced
@@ -108,6 +109,8 @@ class Observable:
         if method == "at" and type(inputs[0]) is Observable:  # np.add.at(m, i, v) writes into m
             rest = read_numbers(inputs[1:])
             return inputs[0]._write(lambda array: ufunc.at(array, *rest, **kwargs))
+        if ufunc not in UFUNCS:  # a scipy.special ufunc, imported after jacobian_lab: mapped on first sight
+            scipy_special.register()
         prim = UFUNCS.get(ufunc) if method == "__call__" and not kwargs else None
         if prim is None or prim is clone:  # np.positive(m): clone copies a tracer, so NumPy's reads m
             out = kwargs.get("out")

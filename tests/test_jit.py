@@ -421,6 +421,21 @@ def test_a_summary_written_into_out_replays():
     np.testing.assert_array_equal(J, jl.jacrev(_count_into)(-x))
 
 
+def test_a_scipy_special_ufunc_imported_after_the_package_computes_on_a_mask(monkeypatch):
+    import scipy.special as special
+
+    from jacobian_lab import numpy_api, scipy_special
+    monkeypatch.setattr(scipy_special, "_mapped", False)  # as if scipy.special had just been imported
+    for name in scipy_special.PRIMITIVES:
+        if getattr(special, name, None) in numpy_api.UFUNCS:
+            monkeypatch.delitem(numpy_api.UFUNCS, getattr(special, name))
+    f = lambda x: x * special.expit(np.round(x))  # noqa: E731
+    jitted = jl.jit(jl.jacrev(f))
+    for x in _SIGNS:  # other rounded values each time: recomputed by the program, not checked
+        assert_close(jitted(x), jl.jacrev(f)(x), 1e-15)
+    assert jitted.compiles == 1
+
+
 def _types_of_0d_masks(x):
     scalar, array = x[0] > 0, np.where(x[0] > 0, True, False)  # np.bool_ and a 0-d ndarray, eagerly
     seen = (isinstance(scalar, np.ndarray), isinstance(array, np.ndarray), type(copy.copy(scalar)) is np.bool_,
