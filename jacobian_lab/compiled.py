@@ -41,7 +41,7 @@ import warnings
 
 import numpy as np
 
-from . import arguments, compaction, engines, inplace, snapshots, trees
+from . import arguments, compaction, engines, snapshots, trees
 from . import prediction as _prediction
 from .accounting import PHASES, Cost, Counter, active_counter, counting
 from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, one_input_error, prepare,
@@ -141,7 +141,7 @@ class Jitted:
         """(the program replayed at x, or None where the uncompiled function answered; the Jacobian)."""
         program = J = tried = None
         if type(x) is np.ndarray and x.dtype.kind == "f":  # the common case, without the general preparation
-            tried = self._programs.get((None, x.shape, x.dtype.char, inplace.layout(x)))
+            tried = self._programs.get((None, x.shape, x.dtype.char, snapshots.layout(x)))
             program, J = _replay(tried, x) if type(tried) is list else (None, None)
             if J is RAISED:
                 return None, self.fun(x)
@@ -216,7 +216,7 @@ class JittedHessian(Jitted):
     def __init__(self, fun: HessianFunction):
         super().__init__(fun.as_jacobian())
         self.hessian = fun
-        self._flat: dict = {}  # x's structure -> the Jitted Hessian of f on the flat vector
+        self._flat: dict = {}  # x's structure and layouts -> the Jitted Hessian of f on the flat vector
 
     def __repr__(self) -> str:
         return f"jit({self.hessian!r})"
@@ -245,11 +245,11 @@ class JittedHessian(Jitted):
         return program, H
 
     def _flattened(self, x):
-        """(f on one flat vector, x as that vector, the Jitted Hessian for x's structure)."""
+        """(f on one flat vector, x as that vector, the Jitted Hessian for x's structure and layouts)."""
         g, x_flat, fun = self.hessian.flattened(x)
-        flat = self._flat.get(g.in_def)
+        flat = self._flat.get((g.in_def, g.layout))
         if flat is None:
-            flat = self._flat[g.in_def] = Jitted(fun)
+            flat = self._flat[g.in_def, g.layout] = Jitted(fun)
         return g, x_flat, flat
 
 

@@ -28,6 +28,7 @@ import weakref
 
 import numpy as np
 
+from . import snapshots
 from .accounting import active_counter
 from .primitives import Primitive, apply, frozen, is_traced, link_view, primal
 from .rules import elementwise as E
@@ -90,11 +91,9 @@ def contiguous(value: np.ndarray, order: str) -> bool:
     return flags.c_contiguous or flags.f_contiguous
 
 
-def layout(value: np.ndarray):
-    """What f can read of `value`'s memory layout (ravel's order "K", which reshapes are views): "C" or
-    "F" for a contiguous array, else its strides."""
-    flags = value.flags
-    return "C" if flags.c_contiguous else "F" if flags.f_contiguous else value.strides
+def laid_as(tracer, layout) -> None:
+    """Lay `tracer`'s plain array out as `layout` (what `snapshots.layout` gives) says, if it is not."""
+    _relaid(tracer, lambda value: None if snapshots.layout(value) == layout else snapshots.relaid(value, layout))
 
 
 def alias(tracer):

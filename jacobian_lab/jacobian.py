@@ -222,7 +222,7 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, record
     push = recorded[1].push if recorded else partial(engines.get("forward").jvp, f, x)
     task = None
     if executor is not None:
-        remote = push if sharding.shares_memory(executor) else partial(engines.get("forward").jvp, f, x)
+        remote = push if sharding.shares_memory(executor) else partial(_pushed_as_laid, f, x, snapshots.layout(x))
         task = partial(_tangent_block, remote, x.shape, x.dtype)
     y_shape = np.shape(recorded[0]) if recorded else None  # else known after the first pass
     limit = memory.budget(max_memory)
@@ -379,6 +379,12 @@ def _joined(result, lo, block):
     return np.concatenate([result[:lo], block])
 
 
+def _pushed_as_laid(f, x, layout, tangents, max_bytes=None):
+    """A forward pass in a worker process, at x laid out as the caller's was (pickle lays it out in C
+    or F order): f may read the layout."""
+    return engines.get("forward").jvp(f, snapshots.relaid(x, layout), tangents, max_bytes=max_bytes)
+
+
 def _tangent_block(push, x_shape, x_dtype, lo, hi, max_bytes):
     """f's output and its tangents for seeds lo..hi: one forward pass, as an executor runs it."""
     return push(seeds(lo, hi, x_shape, x_dtype), max_bytes=max_bytes)
@@ -418,7 +424,8 @@ def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=
         for lo, hi in passes:
             J = _fill(J, lo, hi, pullback(seeds(lo, hi, y_shape, dtype)), x.shape, m, dtype, "cotangent")
     else:
-        remote = partial(_swept, pullback) if sharding.shares_memory(executor) else partial(_record_and_sweep, f, x)
+        remote = partial(_swept, pullback) if sharding.shares_memory(executor) else \
+            partial(_record_and_sweep, f, x, snapshots.layout(x))
         task = partial(_cotangent_block, remote, y_shape, dtype)
         for lo, hi, (y_pass, x_bar) in sharding.map_passes(executor, task, list(passes)):
             _check_same_output(y_pass, y, lo, "each worker process records f again", "use a thread pool")
@@ -436,9 +443,10 @@ def _swept(pullback, g):
     return None, pullback(g)  # the caller's tape: f is not evaluated again
 
 
-def _record_and_sweep(f, x, g):
-    """A sweep of g in a worker that cannot use the caller's tape: it records its own."""
-    y, pullback = engines.get("reverse").vjp(f, x)
+def _record_and_sweep(f, x, layout, g):
+    """A sweep of g in a worker that cannot use the caller's tape: it records its own, at x laid out as
+    the caller's was."""
+    y, pullback = engines.get("reverse").vjp(f, snapshots.relaid(x, layout))
     return y, pullback(g)
 
 
@@ -481,7 +489,7 @@ class Flattened:
         if not trees.is_tree(x) or trees.is_numbers(x):
             # a nested list of plain numbers is an array, as np.asarray reads it
             self.x = as_input(x) if where is None else _leaf_input(x, where(""))
-            self.layout = inplace.layout(self.x)
+            self.layout = snapshots.layout(self.x)
             return
         leaves, self.in_def = trees.flatten(x)
         if not leaves:
@@ -490,8 +498,8 @@ class Flattened:
         where = where or (lambda path: f"x{path}")
         leaves = [_leaf_input(leaf, where(path)) for leaf, path in zip(leaves, trees.paths(self.in_def))]
         self.x = np.concatenate([np.ravel(leaf) for leaf in leaves])
-        # f gets a leaf in Fortran order back so laid out: its ravel("K") reads it as NumPy's does
-        self.layout = tuple(["F" if inplace.layout(leaf) == "F" else "C" for leaf in leaves])
+        # f gets each leaf back laid out as it was (in Fortran order, a view's): NumPy reads it the same way
+        self.layout = tuple([snapshots.layout(leaf) for leaf in leaves])
 
     @property
     def structured(self) -> bool:
@@ -507,13 +515,12 @@ class Flattened:
         """x's arrays cut from the flat v, each one of its own to f, as the caller's arrays are (they are
         views of v, which f never sees, so an in-place operator on one has nothing to write through to)."""
         leaves = trees.split(v, self.in_def)
-        for i, (leaf, order) in enumerate(zip(leaves, self.layout)):
+        for i, (leaf, layout) in enumerate(zip(leaves, self.layout)):
             if isinstance(leaf, Tracer):
                 inplace.detach(leaf)
-                if order == "F":
-                    inplace.laid_out(leaf, "F")
-            elif order == "F":
-                leaves[i] = np.asfortranarray(leaf)
+                inplace.laid_as(leaf, layout)
+            else:
+                leaves[i] = snapshots.relaid(leaf, layout)
         return leaves
 
     def unflatten_jacobian(self, J, y_shape):

@@ -77,8 +77,8 @@ def copy(array: np.ndarray) -> np.ndarray:
 
     An axis of stride 0 (a broadcast) keeps its stride, over a copy of the one row it repeats,
     so ``np.broadcast_to(b, (300, 4000))`` costs ``b``'s bytes. A view spanning more than
-    `SPAN_FACTOR` times its own bytes (a column of a large matrix) is copied compactly, with its
-    axes in the same order, as ``copy(order="K")`` does.
+    `SPAN_FACTOR` times its own bytes (a column of a large matrix) is copied compactly, in the
+    layout `layout` gives it, which NumPy reads as it reads the view's.
 
     >>> import numpy as np
     >>> b = np.arange(3.0)
@@ -92,19 +92,58 @@ def copy(array: np.ndarray) -> np.ndarray:
     shape, strides = array.shape, array.strides
     repeated = [n > 1 and s == 0 for n, s in zip(shape, strides)]
     core = array[tuple([slice(0, 1) if r else slice(None) for r in repeated])] if any(repeated) else array
-    low = sum([(n - 1) * s for n, s in zip(core.shape, core.strides) if s < 0])
-    span = sum([(n - 1) * s for n, s in zip(core.shape, core.strides) if s > 0]) + array.itemsize - low
-    if span <= SPAN_FACTOR * core.nbytes:
-        kept, offset, nbytes = core.strides, -low, span
-    else:  # compact, innermost axis first as in `array`
-        kept, step = [0] * core.ndim, array.itemsize
-        for axis in sorted(range(core.ndim), key=lambda a: abs(core.strides[a])):
-            kept[axis], step = step, step * core.shape[axis]
-        offset, nbytes = 0, core.nbytes
-    buffer = np.empty(nbytes, np.uint8)
-    np.copyto(np.ndarray(core.shape, array.dtype, buffer, offset, tuple(kept)), core)
-    strides = tuple([0 if r else s for r, s in zip(repeated, kept)])
-    return np.ndarray(shape, array.dtype, buffer, offset, strides)
+    kept = core.strides if _span(core, core.strides) <= SPAN_FACTOR * core.nbytes else layout(core)
+    copied = laid_out(core, kept)
+    if not any(repeated):
+        return copied
+    offset = copied.__array_interface__["data"][0] - copied.base.__array_interface__["data"][0]
+    return np.ndarray(shape, array.dtype, copied.base, offset, tuple([0 if r else s for r, s in zip(repeated, kept)]))
+
+
+def layout(array: np.ndarray):
+    """What NumPy reads of `array`'s memory layout: "C" or "F" for a contiguous array, else the strides
+    of a compact copy with the same reading: its axes in the same order in memory and direction, a
+    gap of one element wherever two of them do not follow each other, and after an innermost axis
+    that is not contiguous. Reshapes of such a copy are views where the array's are, and
+    ``ravel("A")`` reads it in the same order; the same layout for every column of any matrix.
+
+    >>> import numpy as np
+    >>> layout(np.ones((2, 3))), layout(np.ones((2, 3)).T), layout(np.ones((5, 7))[:, 1]), layout(np.ones(9)[::-3])
+    ('C', 'F', (16,), (-16,))
+    """
+    flags = array.flags
+    if flags.c_contiguous or flags.f_contiguous:
+        return "C" if flags.c_contiguous else "F"
+    shape, strides, size = array.shape, array.strides, array.itemsize
+    kept, previous = [size if s else 0 for s in strides], None
+    for axis in sorted([a for a in range(array.ndim) if shape[a] > 1 and strides[a]], key=lambda a: abs(strides[a])):
+        if previous is None:
+            stride = size if abs(strides[axis]) == size else 2 * size
+        else:
+            follows = abs(strides[axis]) == abs(strides[previous]) * shape[previous]
+            stride = abs(kept[previous]) * shape[previous] + (0 if follows else size)
+        kept[axis], previous = (stride if strides[axis] > 0 else -stride), axis
+    return tuple(kept)
+
+
+def laid_out(array: np.ndarray, strides: tuple) -> np.ndarray:
+    """A copy of `array` with these byte strides (negative ones too), over just the bytes they span."""
+    low = sum([(n - 1) * s for n, s in zip(array.shape, strides) if s < 0])
+    new = np.ndarray(array.shape, array.dtype, np.empty(_span(array, strides), np.uint8), -low, strides)
+    np.copyto(new, array)
+    return new
+
+
+def relaid(array: np.ndarray, wanted) -> np.ndarray:
+    """`array`, or a copy of it in the layout `wanted` (what `layout` gives) when it has another one."""
+    if layout(array) == wanted:
+        return array
+    return np.array(array, order=wanted) if isinstance(wanted, str) else laid_out(array, wanted)
+
+
+def _span(array: np.ndarray, strides) -> int:
+    """The bytes `array`'s elements span when laid out with `strides`."""
+    return sum([(n - 1) * abs(s) for n, s in zip(array.shape, strides)]) + array.itemsize
 
 
 def kept_params(names, params: dict, keep=snapshot) -> dict:

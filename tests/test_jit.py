@@ -1466,3 +1466,76 @@ def test_an_x_in_fortran_order_reaches_f_so_laid_out_and_each_layout_gets_its_pr
     c = np.arange(1.0, 7.0).reshape(2, 3)
     for x in (np.asfortranarray(c), c, np.asfortranarray(c)):  # a compiled function keeps one program each
         assert_close(derivative(x), expected(x), rtol=1e-15)
+
+
+def _layout_reader(x):
+    r = x.reshape(-1)  # a view of f's x exactly where NumPy's reshape is one
+    r *= 10.0  # so this reaches x there alone
+    return x.T.ravel("A") * np.arange(1.0, x.size + 1)  # "A": x.T's memory order, C or F
+
+
+_VIEWS = {  # x as a view of a larger array: 2 x 3 values, each layout NumPy reads differently
+    "C": lambda base: base[:2, :3].copy(),
+    "F": lambda base: np.asfortranarray(base[:2, :3]),
+    "strided": lambda base: base[:2, :6:2],
+    "wide": lambda base: base[:2, :3],
+    "wide transposed": lambda base: base[:3, :2].T,
+    "negative": lambda base: base[1::-1, 2::-1],
+}
+
+
+def _in_layout(view, values):
+    x = view(np.zeros((400, 400)))
+    x[...] = values
+    return x
+
+
+def _differences(f, view, values, h=1e-3):
+    """Central differences of f in NumPy, each x laid out by `view`: the reference."""
+    columns = []
+    for i in range(values.size):
+        step = np.zeros(values.size)
+        step[i] = h
+        plus, minus = (f(_in_layout(view, values + s.reshape(values.shape))) for s in (step, -step))
+        columns.append((plus - minus) / (2 * h))
+    return np.stack(columns, axis=-1).reshape(-1, *values.shape)
+
+
+_LAYOUT_READERS = {
+    "jacrev": lambda x: jl.jacrev(_layout_reader)(x), "jacfwd": lambda x: jl.jacfwd(_layout_reader)(x),
+    "vjp": lambda x: jl.vjp(_layout_reader, x)[1](np.eye(6)),
+    "jvp": lambda x: np.moveaxis(jl.jvp(_layout_reader, x, np.eye(6).reshape(6, 2, 3))[1], 0, -1).reshape(6, 2, 3),
+    "dict leaf": lambda x: jl.jacrev(lambda p: _layout_reader(p["a"]))({"a": x, "b": x.T})["a"],
+    "jit(jacrev)": jl.jit(jl.jacrev(_layout_reader)), "jit(jacfwd)": jl.jit(jl.jacfwd(_layout_reader)),
+    "jit(sparse_jacobian)": lambda x, s=jl.jit(jl.sparse_jacobian(_layout_reader)): s(x).toarray().reshape(6, 2, 3),
+}
+
+
+@pytest.mark.parametrize("name", _LAYOUT_READERS)
+def test_f_reading_its_x_layout_is_differentiated_at_x_as_the_caller_lays_it_out(name):
+    """Every layout in turn, then again: compiled functions keep one program per layout NumPy reads."""
+    values = np.arange(1.0, 7.0).reshape(2, 3)
+    for layout in list(_VIEWS) * 2:
+        x = _in_layout(_VIEWS[layout], values)
+        expected = _differences(_layout_reader, _VIEWS[layout], values)
+        assert_close(_LAYOUT_READERS[name](x), expected, 1e-9, f"{name} at a {layout} x")
+    assert np.array_equal(_VIEWS["wide"](np.arange(160000.0).reshape(400, 400)), [[0, 1, 2], [400, 401, 402]])
+
+
+@pytest.mark.parametrize("hessian", [jl.hessian, lambda f: jl.jit(jl.hessian(f))], ids=["eager", "jit"])
+def test_a_hessian_of_f_reading_its_x_layout_follows_each_layout(hessian):
+    square = lambda x: np.sum(_layout_reader(x) ** 2) / 2  # noqa: E731 - H = J^T J, J of _layout_reader
+    H = hessian(square)
+    values = np.arange(1.0, 7.0).reshape(2, 3)
+    for layout in list(_VIEWS) * 2:
+        J = _differences(_layout_reader, _VIEWS[layout], values).reshape(6, 6)
+        assert_close(H(_in_layout(_VIEWS[layout], values)).reshape(6, 6), J.T @ J, 1e-9, layout)
+
+
+def test_columns_of_matrices_of_any_width_share_one_program():
+    """The key is the layout NumPy reads (a strided vector), not the strides themselves."""
+    jitted = jl.jit(jl.jacrev(_layout_reader))
+    for width in range(4, 40, 5):
+        x = np.arange(float(6 * width)).reshape(6, width)[:, 3]
+        assert_close(jitted(x), jl.jacrev(_layout_reader)(x), 1e-15)
+    assert jitted.compiles == 1

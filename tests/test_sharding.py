@@ -128,6 +128,22 @@ def test_worker_processes_take_a_module_level_function():
             jl.jacobian(lambda v: v * 2.0, x, mode="forward", batch_size=5, executor=executor)
 
 
+def scaled_where_reshape_is_a_view(x):
+    r = x.reshape(-1)  # NumPy's reshape of a reversed vector is a view, of reversed rows a copy
+    r *= 2.0
+    return x * 1.0
+
+
+def test_worker_processes_get_x_laid_out_as_the_caller_lays_it_out():
+    """Pickle lays an array out in C or F order; f may read the layout."""
+    with ProcessPoolExecutor(max_workers=2) as executor:
+        for x in (np.arange(1.0, 13.0)[::-1], np.arange(1.0, 13.0).reshape(3, 4)[::-1]):
+            for mode in ("forward", "reverse"):
+                J = jl.jacobian(scaled_where_reshape_is_a_view, x, mode=mode, batch_size=2, executor=executor)
+                assert np.array_equal(J, jl.jacobian(scaled_where_reshape_is_a_view, x, mode=mode)), (x.strides, mode)
+                assert np.array_equal(J.reshape(x.size, x.size).diagonal(), np.full(x.size, 3.0 - x.ndim))
+
+
 def test_structured_inputs_and_jacfwd_jacrev_take_the_executor(pool):
     params = {"a": np.linspace(0.1, 1.0, 9), "b": np.full(4, 0.5)}
 
