@@ -445,7 +445,7 @@ def _types_of_0d_masks(x):
 
 SUMMARIES = {  # what f reads of a mask, and what eager mode gives at each x below
     "np.any": lambda x: x * (2.0 if np.any(x > 0) else 3.0),
-    "np.all": lambda x: x * (2.0 if np.all(x < 9) else 3.0),
+    "np.all": lambda x: x * (2.0 if np.all(x > 0) else 3.0),
     "np.argmax": lambda x: x * float(np.argmax(x > 2.0)),
     "np.shape": lambda x: x * float(np.shape(x > 0)[0]),
     "np.ndim": lambda x: x * float(np.ndim(x > 0)),
@@ -456,10 +456,10 @@ SUMMARIES = {  # what f reads of a mask, and what eager mode gives at each x bel
 def test_a_summary_of_a_mask_is_checked_not_every_element_it_summarizes(f):
     """The masks differ at every x, their summaries not: one program serves them all."""
     jitted = jl.jit(jl.jacrev(f))
-    for x in ([2.5, -1.0, 1.0], [2.5, 1.0, -1.0], [1.0, 3.0, 0.5], [-1.0, 2.5, 0.3]):
+    for x in ([2.5, -1.0, 1.0], [2.5, 1.0, -1.0], [2.5, 3.0, -0.5], [2.6, -1.0, 2.5]):
         x = np.array(x)
         assert_close(jitted(x), jl.jacrev(f)(x), 1e-15)
-    assert jitted.compiles == (2 if f is SUMMARIES["np.argmax"] else 1)  # argmax moves once
+    assert jitted.compiles == 1
 
 
 def _written_mask(x):
