@@ -116,6 +116,15 @@ def call(fun, args: tuple, kwargs: dict, of: Callable, with_value: bool = False)
     return bound.returned(of(bound, bound.x), with_value)
 
 
+def naming(f) -> Callable | None:
+    """`Bound.argument` of f, or of the f a Hessian's gradient (`hessian.Derivative`) differentiates, when
+    it is bound: how a refusal names where a leaf of x sits among f's arguments."""
+    for candidate in (f, getattr(f, "f", None)):
+        if isinstance(candidate, Bound):
+            return candidate.argument
+    return None
+
+
 def _array_if_numbers(value):
     return np.asarray(value, dtype=float) if trees.is_numbers(value) and not isinstance(value, bool) else value
 

@@ -93,7 +93,7 @@ def hvp(f: Callable, x, v):
     tangents, batched = _split_batch(_flat_like(v, g.in_def, "v"), x_flat.shape, "v", result_dtype(x_flat))
     _, products = engines.get("forward").jvp(Derivative(g, scalar="a Hessian-vector product"), x_flat, tangents)
     products = products.astype(tangents.dtype, copy=False)  # the derivative dtype, as for jvp
-    return products if batched else g.unflatten(products[0], "in")
+    return products if batched else g.unflatten(products[0, ...], "in")
 
 
 def structured(x) -> bool:

@@ -485,7 +485,7 @@ class Flattened:
     def __init__(self, f: Callable, x):
         check_function(f)
         self.f, self.in_def, self.out_def = f, None, None
-        where = f.argument if isinstance(f, arguments.Bound) else None  # argnums: which of f's arguments
+        where = arguments.naming(f)  # argnums: which of f's arguments
         if not trees.is_tree(x) or trees.is_numbers(x):
             # a nested list of plain numbers is an array, as np.asarray reads it
             self.x = as_input(x) if where is None else _leaf_input(x, where(""))
@@ -814,7 +814,12 @@ def jvp(f: Callable, x, x_dot, has_aux: bool = False):
                       stacklevel=2)
     if has_aux:
         bound = _with_aux(f, x, "jvp")
-        return (*jvp(bound, bound.x, x_dot), bound.aux_value())
+        return (*_pushed(bound, bound.x, x_dot), bound.aux_value())
+    return _pushed(f, x, x_dot)
+
+
+def _pushed(f: Callable, x, x_dot):
+    """`jvp` without aux."""
     g, x_flat = prepare(f, x)
     tangents, batched = _split_batch(_flat_like(x_dot, g.in_def, "x_dot"), x_flat.shape, "x_dot",
                                      result_dtype(x_flat))
@@ -827,7 +832,8 @@ def jvp(f: Callable, x, x_dot, has_aux: bool = False):
         raise
     # in the derivative dtype, as Jacobians are: a longdouble f would otherwise give longdouble tangents
     y_dot = _check_derivative(y_dot, len(tangents), np.shape(y), "tangent").astype(result_dtype(x_flat), copy=False)
-    y, y_dot = _own(y, x_flat), _own(y_dot, tangents)
+    # y is f's output (perhaps an array it closes over, or x itself), copied as vjp's is
+    y, y_dot = (y.copy() if isinstance(y, np.ndarray) else y), _own(y_dot, tangents)
     return g.unflatten(y, "out"), (y_dot if batched else g.unflatten(y_dot[0, ...], "out"))
 
 
@@ -854,9 +860,9 @@ def vjp(f: Callable, x, has_aux: bool = False):
     >>> pullback(np.array([1.0, 1.0]))
     array([2., 4.])
     """
-    if not isinstance(has_aux, (bool, np.bool_, int)):  # jl.vjp(f, a, b), as jax.vjp takes f's arguments
-        raise TypeError(f"jl.vjp(f, x) takes one x, and its third argument is has_aux (got one of type "
-                        f"{type(has_aux).__name__}); for f(a, b) write "
+    if not isinstance(has_aux, (bool, np.bool_)):  # jl.vjp(f, a, b), as jax.vjp takes f's arguments
+        raise TypeError(f"jl.vjp(f, x) takes one x, and its third argument is has_aux, which must be True or "
+                        f"False (got one of type {type(has_aux).__name__}); for f(a, b) write "
                         "jl.vjp(lambda p: f(*p), (a, b)), or bind a: jl.vjp(functools.partial(f, a), b)")
     arguments.check(0, has_aux)
     if has_aux:

@@ -212,7 +212,7 @@ def test_has_aux_false_of_any_kind_returns_what_jvp_and_vjp_return_without_it():
     x = np.ones(2)
     assert len(jl.vjp(np.sin, x, has_aux=np.False_)) == len(jl.jvp(np.sin, x, x, has_aux=np.False_)) == 2
     for call in (lambda: jl.vjp(np.sin, x, has_aux=1), lambda: jl.jvp(np.sin, x, x, has_aux="yes")):
-        with pytest.raises(TypeError, match="has_aux must be True or False"):
+        with pytest.raises(TypeError, match="has_aux(, which)? must be True or False"):
             call()
 
 
@@ -289,6 +289,9 @@ def test_jaxs_call_of_a_function_of_one_array_warns_that_f_gets_the_tuple():
     x, v = np.array([1.0, 2.0]), np.array([1.0, 0.0])
     with pytest.warns(UserWarning, match=r"write jl.jvp\(f, x, x_dot\)"):
         y, y_dot = jl.jvp(np.sin, (x,), (v,))
+    with pytest.warns(UserWarning) as caught:
+        jl.jvp(lambda p: (np.sin(p), 1.0), (x,), (v,), has_aux=True)
+    assert len(caught) == 1 and caught[0].filename == __file__  # once, at the caller's line
     assert y.shape == (1, 2)  # np.sin of the tuple: what f computes on it, shaped as NumPy reads it
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -300,8 +303,9 @@ def test_jaxs_call_of_a_function_of_one_array_warns_that_f_gets_the_tuple():
 def test_vjp_of_two_arguments_as_jax_takes_them_names_vjps_one_x():
     f = lambda a, b: a * b  # noqa: E731
     x = np.array([1.0, 2.0])
-    with pytest.raises(TypeError, match=r"jl.vjp\(f, x\) takes one x.*type ndarray.*jl.vjp\(lambda p: f\(\*p\)"):
-        jl.vjp(f, x, 2 * x)
+    for b in (2 * x, 2):
+        with pytest.raises(TypeError, match=rf"jl.vjp\(f, x\) takes one x.*type {type(b).__name__}.*jl.vjp\(lambda p"):
+            jl.vjp(f, x, b)
     y, pullback = jl.vjp(lambda p: f(*p), (x, 2 * x))  # the call the message gives
     a_bar, b_bar = pullback(np.ones(2))
     np.testing.assert_array_equal(a_bar, 2 * x)
@@ -316,5 +320,6 @@ def test_a_refused_argument_is_named_by_its_position_among_fs(argnums, position)
         args = [x, x, x]
         args[position] = bad
         where = f"f's argument {position}" + ("['k']" if isinstance(bad, dict) else "")
-        with pytest.raises(TypeError, match=rf"^{re.escape(where)}: {refusal}"):
-            jl.jacrev(lambda a, b, c: a * b, argnums=argnums)(*args)
+        for derivative in (jl.jacrev, jl.hessian):
+            with pytest.raises(TypeError, match=rf"^{re.escape(where)}: {refusal}"):
+                derivative(lambda a, b, c: a * b, argnums=argnums)(*args)

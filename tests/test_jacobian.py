@@ -619,6 +619,14 @@ def test_jvp_and_vjp_of_an_f_that_only_moves_x_return_arrays_of_their_own(f, bat
     assert np.all(x_bar_expected[..., 1:] == 1.0)  # every moved entry of y_bar came back whole
 
 
+def test_jvp_of_an_f_returning_an_array_it_closes_over_returns_a_copy_as_vjp_does():
+    kept = np.arange(3.0)
+    for y in (jl.jvp(lambda x: kept, np.ones(3), np.ones(3))[0], jl.vjp(lambda x: kept, np.ones(3))[0]):
+        kept[0] = 7.0
+        np.testing.assert_array_equal(y, [0.0, 1.0, 2.0])
+        kept[0] = 0.0
+
+
 def test_grad_of_scalar_functions():
     np.testing.assert_allclose(jl.grad(lambda x: np.sum(np.sin(np.exp(x ** 2))))(x4), _seed_grad(x4), rtol=1e-13)
     np.testing.assert_allclose(jl.grad(lambda X: np.sum(X ** 2) / 2)(X34), X34, rtol=1e-15)
@@ -736,7 +744,7 @@ def test_derivatives_at_a_0d_x_are_0d_arrays_from_every_function_and_jit():
     """As JAX's are, and alike eagerly and compiled: a 0-d ndarray, not a NumPy scalar."""
     f, x = (lambda x: x ** 3), np.array(2.0)
     results = [jl.grad(f)(x), jl.jit(jl.grad(f))(x), jl.value_and_grad(f)(x)[1], jl.jvp(f, x, 1.0)[1],
-               jl.vjp(f, x)[1](1.0), jl.jacrev(f)(x), jl.jit(jl.jacrev(f))(x)]
+               jl.vjp(f, x)[1](1.0), jl.jacrev(f)(x), jl.jit(jl.jacrev(f))(x), jl.hvp(lambda x: x ** 4 / 4, x, 1.0)]
     assert [type(r) for r in results] == [np.ndarray] * len(results)
     assert [r.shape for r in results] == [()] * len(results)
     assert [float(r) for r in results] == [12.0] * len(results)
