@@ -484,15 +484,41 @@ def memory_order(a, order, name: str, flattens: bool = False) -> str:
     value = np.asarray(primal(a))
     if order == "A" or (order == "K" and flattens and contiguous(value, "K")):
         return "F" if value.flags.f_contiguous and not value.flags.c_contiguous else "C"
-    which = f"order={order!r}" + (" of an array that is not contiguous" if flattens and order == "K" else "")
+    which = f"order={order!r}" + (" of a broadcast array (a stride of 0)" if flattens and order == "K" else "")
     raise NotImplementedError(f"{name}: {which} is not supported on traced arrays; use order='C' or 'F'")
+
+
+def flattening(a, order, name: str) -> tuple:
+    """``(a, "C" or "F")``: what ravel and flatten read in `order`. Order "K" of an array that is not
+    contiguous reads it as NumPy does: its axes by decreasing stride, each in its own direction."""
+    value = np.asarray(primal(a))
+    if order == "K" and not contiguous(value, "K") and all(s or n == 1 for n, s in zip(value.shape, value.strides)):
+        return transpose(a, memory_axes(value.shape, value.strides)), "C"
+    return a, memory_order(a, order, name, flattens=True)
+
+
+def memory_axes(shape, strides) -> list:
+    """The axes from the largest stride to the smallest, an axis of length 1 keeping its place: NumPy's
+    insertion sort for order "K" (`PyArray_CreateSortedStridePerm`)."""
+    axes = list(range(len(shape)))
+    for i in range(1, len(axes)):
+        axis, place = axes[i], i
+        for j in range(i - 1, -1, -1):
+            other = axes[j]
+            if shape[axis] == 1 or shape[other] == 1:
+                continue  # either order would do: look further
+            if abs(strides[other]) >= abs(strides[axis]):
+                break
+            place = j
+        axes.insert(place, axes.pop(i))
+    return axes
 
 
 @implements(np.ravel)
 def numpy_ravel(a, order="C"):
     """np.ravel and ``a.ravel()``: a view only where a lies contiguous in `order`, else a copy, as NumPy
     decides (``x[::2].ravel()`` is a copy, where ``x[::2].reshape(-1)`` is a view)."""
-    order = memory_order(a, order, "numpy.ravel", flattens=True)
+    a, order = flattening(a, order, "numpy.ravel")
     flat = ravel(a, order)
     if not is_traced(flat) or np.ndim(a) == 0 or contiguous(np.asarray(primal(a)), order):
         return flat

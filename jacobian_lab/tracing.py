@@ -566,8 +566,8 @@ class Tracer:
     flat = property(lambda self: FlatIndex(self), lambda self, value: FlatIndex(self).__setitem__(slice(None), value))
 
     def flatten(self, order="C"):
-        order = api.memory_order(self, order, "numpy.ndarray.flatten", flattens=True)
-        return inplace.laid_out(inplace.clone(api.ravel(self, order)), "C")  # always a copy, as NumPy's
+        a, order = api.flattening(self, order, "numpy.ndarray.flatten")
+        return inplace.laid_out(inplace.clone(api.ravel(a, order)), "C")  # always a copy, as NumPy's
 
     def transpose(self, *axes):
         return _new_view(self, api.transpose(self, axes[0] if len(axes) == 1 else (axes or None)))
