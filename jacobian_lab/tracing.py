@@ -443,13 +443,15 @@ class Tracer:
                 "array of traced values with np.stack([a, b])")
         if not self.constant:
             raise TracerConversionError(
-                "np.asarray / np.array (or a NumPy routine that calls it) on a traced array "
+                "np.asarray / np.array (or a NumPy routine that calls it, np.ascontiguousarray, np.asfortranarray) "
+                "on a traced array "
                 f"of more than {ELEMENTWISE} elements "
                 "would drop its derivative, so jacobian_lab refuses it. The usual causes: `x = np.asarray(x)` "
                 "at the top of f (drop it: x is an array already; x.astype(float) converts); np.array([a, b]) of "
                 "traced arrays (np.stack([a, b])); traced values stored into a plain array (y = np.zeros(n); "
                 "y[1:] = v: make y with np.zeros_like(x, shape=(n,))); A.dot(x) with a plain A (A @ x); np.r_ / "
-                "np.c_ (np.concatenate)")
+                "np.c_ (np.concatenate); np.ascontiguousarray(x) (x.copy(order='C'), or x where no copy is "
+                "needed)")
         value = self._plain("np.asarray", copy=bool(copy))
         return value if dtype is None else value.astype(dtype)
 

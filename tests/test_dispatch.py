@@ -704,6 +704,17 @@ def test_writing_into_np_asarray_of_a_traced_array_names_the_arrays_to_write_int
                                          r"itself \(y\[i\] = v.*c = y\.copy\(\)"):
         run(f, mode)
 
+    def contiguous(x):  # NumPy calls no function of ours for these: they convert as asarray does
+        c = np.ascontiguousarray(x.T)
+        c[0] = 1.0
+        return c
+
+    with pytest.raises(ValueError, match=r"read-only\. If it is np\.asarray\(y\) \(or np\.ascontiguousarray, "
+                                         r"np\.asfortranarray.*y\.copy\(order='F'\)"):
+        run(contiguous, mode, np.ones((2, 3)))
+    with pytest.raises(jl.TracerConversionError, match=r"np\.ascontiguousarray\(x\) \(x\.copy\(order='C'\)"):
+        run(lambda x: np.ascontiguousarray(x) * 2.0, mode, np.ones(300))
+
 
 @pytest.mark.parametrize("mode", MODES)
 def test_np_array_of_traced_scalars_and_numbers_is_left_to_numpys_loops(mode):

@@ -133,10 +133,11 @@ def call_traced(f, x, trace):
             raise reworded from error
         _refused(error, trace)
         if isinstance(error, ValueError) and "read-only" in str(error):  # NumPy's, for its read-only views too
-            raise ValueError(f"{error}. If it is np.asarray(y) (or np.nditer's operand) of a traced y, an array "
-                             "of y's traced elements through which a write cannot reach y: write into y itself "
-                             "(y[i] = v, or y = y ** 2 for an nditer loop), or into a copy where one is meant "
-                             "(c = y.copy())") from error
+            raise ValueError(f"{error}. If it is np.asarray(y) (or np.ascontiguousarray, np.asfortranarray, "
+                             "np.nditer's operand) of a traced y, an array of y's traced elements through which a "
+                             "write cannot reach y: write into y itself (y[i] = v, or y = y ** 2 for an nditer "
+                             "loop), or into a copy where one is meant (c = y.copy(), or y.copy(order='F') for a "
+                             "Fortran-ordered one)") from error
         raise  # scipy's own error types too (minpack's, from fsolve), named by `_refused` when it can
     finally:
         trace.finish()
