@@ -297,7 +297,7 @@ class JittedSparse(Jitted):
 
 def compile_sparse(fun: SparseJacobian, g, x):
     """(program, the sparse Jacobian at x): `fun`'s compressed passes recorded as they run."""
-    x = snapshots.copy(x)  # as in compile_jacobian: an array f closes over stays a constant
+    x = snapshots.copy(x, faithful=True)  # as in compile_jacobian: an array f closes over stays a constant
     recorder = Recorder(x)
     with counting(recorder):
         y, pullback = engines.get("reverse").vjp(g, x)
@@ -338,7 +338,7 @@ def _replay(programs: list, x):
 def compile_jacobian(fun, g, x):
     """(program, J at x): J computed eagerly while it is recorded, and the cheapest program."""
     modes = _orders(fun, g, x)
-    x = snapshots.copy(x)  # f may close over the very array passed as x: that one must stay a constant
+    x = snapshots.copy(x, faithful=True)  # f may close over the very array passed as x: it stays a constant
     recorder = Recorder(x)
     results, error = {}, None
     with counting(recorder):

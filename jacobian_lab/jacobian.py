@@ -872,7 +872,7 @@ def vjp(f: Callable, x, has_aux: bool = False):
     # The pullback sweeps later, reading values on the tape: x's own copy (laid out as x is, for f may read
     # the layout), and y's, which the caller gets a copy of: a write into either would otherwise change
     # the derivatives it gives.
-    y, sweep = engines.get("reverse").vjp(g, snapshots.copy(x_flat))
+    y, sweep = engines.get("reverse").vjp(g, snapshots.copy(x_flat, faithful=True))
 
     def pullback(y_bar):
         cotangents, batched = _split_batch(_flat_like(y_bar, g.out_def, "y_bar"), np.shape(y), "y_bar",

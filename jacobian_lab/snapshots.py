@@ -72,13 +72,14 @@ def same_bytes(kept: np.ndarray, value: np.ndarray) -> bool:
 SPAN_FACTOR = 2
 
 
-def copy(array: np.ndarray) -> np.ndarray:
+def copy(array: np.ndarray, faithful: bool = False) -> np.ndarray:
     """A copy of `array` with the same strides, holding only the bytes its elements span.
 
     An axis of stride 0 (a broadcast) keeps its stride, over a copy of the one row it repeats,
     so ``np.broadcast_to(b, (300, 4000))`` costs ``b``'s bytes. A view spanning more than
-    `SPAN_FACTOR` times its own bytes (a column of a large matrix) is copied compactly, in the
-    layout `layout` gives it, which NumPy reads as it reads the view's.
+    `SPAN_FACTOR` times its own bytes (a column of a large matrix) is copied compactly, with its
+    axes in the same order; `faithful`, for an x that f reads, in the layout `layout` gives it,
+    which NumPy reads as it reads the view's (a gap where the view's axes do not follow each other).
 
     >>> import numpy as np
     >>> b = np.arange(3.0)
@@ -92,12 +93,23 @@ def copy(array: np.ndarray) -> np.ndarray:
     shape, strides = array.shape, array.strides
     repeated = [n > 1 and s == 0 for n, s in zip(shape, strides)]
     core = array[tuple([slice(0, 1) if r else slice(None) for r in repeated])] if any(repeated) else array
-    kept = core.strides if _span(core, core.strides) <= SPAN_FACTOR * core.nbytes else layout(core)
+    if _span(core, core.strides) <= SPAN_FACTOR * core.nbytes:
+        kept = core.strides
+    else:
+        kept = layout(core) if faithful else _compact(core)
     copied = laid_out(core, kept)
     if not any(repeated):
         return copied
     offset = copied.__array_interface__["data"][0] - copied.base.__array_interface__["data"][0]
     return np.ndarray(shape, array.dtype, copied.base, offset, tuple([0 if r else s for r, s in zip(repeated, kept)]))
+
+
+def _compact(array: np.ndarray) -> tuple:
+    """Contiguous strides for `array`'s elements, innermost axis first as in `array`."""
+    kept, step = [0] * array.ndim, array.itemsize
+    for axis in sorted(range(array.ndim), key=lambda a: abs(array.strides[a])):
+        kept[axis], step = step, step * array.shape[axis]
+    return tuple(kept)
 
 
 def layout(array: np.ndarray):
