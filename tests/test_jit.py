@@ -1436,6 +1436,10 @@ def _memory_jacobian(x):
     return J.reshape((x.size,) + x.shape)
 
 
+def _memory_gradient(x):
+    return np.tensordot(_W, _memory_jacobian(x), 1)
+
+
 def _memory_hessian(x):
     weights = np.empty(x.size)
     weights[_memory_order(x)] = _W
@@ -1446,14 +1450,14 @@ LAYOUT_CASES = {  # (the derivative at x, its expected value)
     "jacrev": (lambda x: jl.jacrev(_memory_weighted)(x), _memory_jacobian),
     "jacfwd": (lambda x: jl.jacfwd(_memory_weighted)(x), _memory_jacobian),
     "vjp": (lambda x: jl.vjp(_memory_weighted, x)[1](np.eye(x.size)), _memory_jacobian),
-    "grad": (lambda x: jl.grad(lambda x: _memory_weighted(x) @ _W)(x), lambda x: np.tensordot(_W, _memory_jacobian(x), 1)),
+    "grad": (lambda x: jl.grad(lambda x: _memory_weighted(x) @ _W)(x), _memory_gradient),
     "value_and_grad": (lambda x: jl.value_and_grad(lambda x: _memory_weighted(x) @ _W)(x)[1],
-                       lambda x: np.tensordot(_W, _memory_jacobian(x), 1)),
+                       _memory_gradient),
     "hessian": (lambda x: jl.hessian(_memory_cubed)(x), _memory_hessian),
     "dict leaf": (lambda x: jl.jacrev(lambda p: _memory_weighted(p["a"]))({"a": x})["a"], _memory_jacobian),
     "jit(jacrev)": (jl.jit(jl.jacrev(_memory_weighted)), _memory_jacobian),
     "jit(jacfwd)": (jl.jit(jl.jacfwd(_memory_weighted)), _memory_jacobian),
-    "jit(grad)": (jl.jit(jl.grad(lambda x: _memory_weighted(x) @ _W)), lambda x: np.tensordot(_W, _memory_jacobian(x), 1)),
+    "jit(grad)": (jl.jit(jl.grad(lambda x: _memory_weighted(x) @ _W)), _memory_gradient),
     "jit(hessian)": (jl.jit(jl.hessian(_memory_cubed)), _memory_hessian),
     "jit(sparse_jacobian)": (lambda x, jac=jl.jit(jl.sparse_jacobian(_memory_weighted)): jac(x).toarray(),
                              lambda x: _memory_jacobian(x).reshape(6, 6)),
