@@ -189,7 +189,7 @@ class Recorder(Counter):
         if self.raised is not None:
             raise NotReplayable(self.raised)
         if not all(same_bytes(copy, array) for array, copy in self._handed):
-            # through a view of it (m[1:], m.T, np.asarray(m)): a program would compute it without the write
+            # through a view of it (m[1:], m.T, m.ravel()): a program would compute it without the write
             raise NotReplayable("f wrote into an array computed from x through a view of it")
 
     def own(self, seeds: np.ndarray) -> None:
