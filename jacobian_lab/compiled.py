@@ -37,6 +37,7 @@ import collections
 import keyword
 import math
 import sys
+import threading
 import warnings
 
 import numpy as np
@@ -128,6 +129,7 @@ class Jitted:
         self._programs: dict = {}  # key -> [Program, ...] (most recently used first)
         # key -> why a recording there could not be replayed: a call no program fits is eager from then on
         self._refused: dict = {}
+        self._compiling = threading.RLock()  # threads missing at once compile one program, not one each
 
     def __repr__(self) -> str:
         return f"jit({self.fun!r})"
@@ -160,12 +162,15 @@ class Jitted:
         (None, None) when f cannot be compiled, and (program, `RAISED`) when a program's operation
         raised at x: the uncompiled function answers then. `tried`: the programs already replayed
         at x, in vain."""
-        programs = self._programs.get(key, [])
-        program, J = _replay(programs, x_flat) if programs is not tried else (None, None)
-        if J is None and key in self._refused:  # the programs kept still serve the values they fit
-            return None, None
-        if J is None:  # first call at this key, or other values than every program was built for
-            program, J = self._compile(g, x_flat, key)
+        programs = self._programs.get(key)
+        program, J = _replay(programs, x_flat) if programs is not None and programs is not tried else (None, None)
+        if J is not None:
+            return program, J
+        with self._compiling:  # first call at this key, or other values than every program was built for
+            if self._programs.get(key) is not programs:  # another thread compiled meanwhile (a new list)
+                program, J = _replay(self._programs[key], x_flat)
+            if J is None and key not in self._refused:  # the programs kept still serve the values they fit
+                program, J = self._compile(g, x_flat, key)
         return program, J
 
     def program(self, x) -> "Program":

@@ -66,6 +66,20 @@ def test_one_jitted_jacobian_shared_by_threads():
     with ThreadPoolExecutor(max_workers=8) as pool:
         errors = list(pool.map(call, range(64)))
     assert max(errors) < 1e-12
+    assert jitted.compiles == 3  # threads that miss at once wait for the one that compiles
+
+
+def _branches(x):
+    return np.tanh(x) * x[1] if x[0] > 0 else np.exp(x) * x[2]
+
+
+def test_threads_missing_a_branch_at_once_compile_it_once():
+    jitted, xs = jl.jit(jl.jacobian(_branches)), np.random.default_rng(0).normal(size=(400, 3))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(jitted, xs))
+    for x, J in zip(xs, results):
+        np.testing.assert_allclose(J, jl.jacobian(_branches, x), rtol=1e-14)
+    assert jitted.compiles == 2 and len(jitted._programs[None, (3,), "d", "C"]) == 2
 
 
 def test_one_sparse_jacobian_shared_by_threads_keeps_each_pattern_with_its_plan():
