@@ -145,8 +145,10 @@ class Observable:
     def __array__(self, dtype=None, copy=None):
         # np.asarray(m) is m itself, as in eager mode, so a write into either reaches the other: m takes
         # the observed copy it gives as its own (unless a view of what m held is about, which would not)
-        if copy or self._viewed and not self._own:
+        if copy or self._scalar:  # a NumPy scalar's array is a new one each time
             return observe(np.array, self._array, dtype=dtype)
+        if self._viewed and not self._own:  # the recorded array itself, which `Recorder.check` watches
+            return observe(np.asarray, self._array, dtype=dtype)
         if not self._own:
             self._array, self._own = observe(np.array, self._array), True
         return self._array if dtype is None or np.dtype(dtype) == self.dtype else self._array.astype(dtype)
@@ -209,6 +211,8 @@ class Observable:
         """f writes into m (``m[i] = v``, ``m.fill(v)``, ``np.copyto(m, v)``): from here on it holds numbers
         Python made, so it becomes a copy of what it held (observed, so checked on replay), a constant,
         and ``write(copy)`` writes into it, now and at every later write."""
+        if self._scalar:  # m stands for an immutable NumPy scalar: the write meets it as it would meet that
+            return write(self._numbers())
         if not self._own:
             if self._viewed:  # a view f took before holds the old values, where NumPy's would see the write
                 not_replayable("f wrote into an array computed from x after taking a view of it")
@@ -288,7 +292,7 @@ class Observable:
                             "would drop the derivative; write m = m + x (a new traced array) instead")
         if type(result) is not Observable:  # NumPy's own result from the observed numbers (np.bitwise_and)
             result = Observable(np.asarray(result))
-        if not self.ndim:
+        if self._scalar:
             return result
         if result.shape != self.shape:  # NumPy's refusal, in its words
             raise ValueError(f"non-broadcastable output operand with shape {self.shape} doesn't match the "

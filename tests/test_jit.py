@@ -389,6 +389,74 @@ def test_a_write_into_a_value_without_a_derivative_is_replayed_as_numpy_writes(f
     assert jitted.compiles == len(_SIGNS)  # one per x: each checks what it read, then replays
 
 
+def _set_after_use(x):
+    m = np.round(x)
+    m[0] = 3.0
+    y = x * m  # uses m as it is now
+    m[1] = 7.0
+    return y
+
+
+def _buffer_reused(x):
+    m = x > 0
+    a = np.asarray(m)  # m itself
+    y = np.where(m, x, 0.0)
+    a[:] = False  # after the use
+    return y
+
+
+def _added_after_use(x):
+    m = np.round(x)
+    m[0] = 1.0
+    y = x * m
+    m += 1.0
+    return y + m
+
+
+def _scalar_written_through_asarray(x):
+    m = x[0] > 0  # np.bool_, immutable: np.asarray gives a new array
+    np.asarray(m)[()] = False
+    return x * (2.0 if m else 3.0)
+
+
+def _0d_array_updated(x):
+    m = np.where(x[0] > 0, 1.0, 2.0)  # a 0-d array, mutable: n is m
+    n = m
+    m += 1.0
+    return x * n
+
+
+def _asarray_after_a_view(x):
+    m = np.round(x)
+    v = m[1:]  # noqa: F841 - a view of m held
+    np.asarray(m)[0] = 9.0  # m itself: the write reaches m (and v)
+    return x * m
+
+
+WRITES_AFTER_USE = {f.__name__: f for f in (_set_after_use, _buffer_reused, _added_after_use,
+                                            _scalar_written_through_asarray, _0d_array_updated, _asarray_after_a_view)}
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("f", WRITES_AFTER_USE.values(), ids=WRITES_AFTER_USE)
+def test_a_value_without_a_derivative_is_used_as_it_was_when_used(f, mode):
+    """Compiled or computed eagerly (a write through a view), every call gives eager mode's Jacobian."""
+    jitted = jl.jit(jl.jacobian(f, mode=mode))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # what cannot be replayed is computed eagerly, with a warning
+        for x in _SIGNS + _SIGNS:
+            np.testing.assert_array_equal(jitted(x), jl.jacobian(f, x, mode=mode))
+
+
+def test_a_longdouble_x_compiles():
+    jitted = jl.jit(jl.jacrev(lambda x: x * (x > 0)))
+    x = np.array([1.0, -2.0, 3.0], dtype=np.longdouble)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(jitted(x), np.diag([1.0, 0.0, 1.0]))
+    assert jitted.compiles == 1
+
+
 WRITES_THROUGH_A_VIEW = {  # the view shares the array a program recomputes from x: computed eagerly
     "slice": _rounded_then(lambda m: m[1:].__setitem__(0, 9.0)),
     "slice +=": _rounded_then(lambda m: m[1:].__iadd__(5.0)),
@@ -1543,3 +1611,13 @@ def test_columns_of_matrices_of_any_width_share_one_program():
         x = np.arange(float(6 * width)).reshape(6, width)[:, 3]
         assert_close(jitted(x), jl.jacrev(_layout_reader)(x), 1e-15)
     assert jitted.compiles == 1
+
+
+def test_a_layout_of_axes_with_one_stride_is_read_as_numpy_reads_it():
+    from jacobian_lab import snapshots
+
+    base = np.arange(1000.0)
+    for shape, strides in (((3, 3), (800, 800)), ((3, 2, 2), (8000, 8, 8000))):
+        view = np.lib.stride_tricks.as_strided(base, shape, strides)  # overlapping axes: a tie in strides
+        copied = snapshots.laid_out(view, snapshots.layout(view))
+        np.testing.assert_array_equal(copied.ravel("K"), view.ravel("K"))

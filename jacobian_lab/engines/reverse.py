@@ -349,8 +349,9 @@ class ReverseTrace(Trace):
                     # The sweep reads constants later, when f may have written into them (a buffer it
                     # reuses): the tape keeps them as they were
                     a = self.tape.keep(a)
-                elif type(a) is Observable:  # a mask under jit: the array it holds now, which a write replaces
-                    a = a._array
+                elif type(a) is Observable:  # a mask under jit: the array it holds now, which a write replaces,
+                    # unless f wrote into it already: then it holds Python's numbers, written in place, a constant
+                    a = self.tape.keep(a._array) if a._own else a._array
                 primals.append(a)
                 parents.append(None)  # a constant: it needs no cotangent
                 if isinstance(a, Tracer):  # a value of an enclosing trace: see `nested`
