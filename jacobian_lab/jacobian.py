@@ -833,7 +833,7 @@ def _pushed(f: Callable, x, x_dot):
     # in the derivative dtype, as Jacobians are: a longdouble f would otherwise give longdouble tangents
     y_dot = _check_derivative(y_dot, len(tangents), np.shape(y), "tangent").astype(result_dtype(x_flat), copy=False)
     # y is f's output (perhaps an array it closes over, or x itself), copied as vjp's is
-    y, y_dot = (y.copy() if isinstance(y, np.ndarray) else y), _own(y_dot, tangents)
+    y, y_dot = (y.copy(order="K") if isinstance(y, np.ndarray) else y), _own(y_dot, tangents)
     return g.unflatten(y, "out"), (y_dot if batched else g.unflatten(y_dot[0, ...], "out"))
 
 
@@ -881,7 +881,7 @@ def vjp(f: Callable, x, has_aux: bool = False):
         x_bar = _own(x_bar.astype(cotangents.dtype, copy=False), cotangents)  # the derivative dtype, as jvp's
         return x_bar if batched else g.unflatten(x_bar[0, ...], "in")
 
-    return g.unflatten(y.copy(), "out"), pullback
+    return g.unflatten(y.copy(order="K"), "out"), pullback
 
 
 # Prediction builds on the harness above (schedule, prepare); auto mode uses it back.

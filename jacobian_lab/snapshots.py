@@ -54,15 +54,17 @@ def snapshot(array: np.ndarray) -> np.ndarray:
 
 def same_bytes(kept: np.ndarray, value: np.ndarray) -> bool:
     """Whether `value` holds exactly what `kept`, a snapshot of it, does: the same dtype, shape and bits
-    (-0.0 is not 0.0, NaN is NaN). Only elements of 1, 2, 4 or 8 bytes are compared; others never match.
+    (-0.0 is not 0.0, NaN is NaN); an object array never matches.
 
     >>> import numpy as np
     >>> same_bytes(np.zeros(2), np.zeros(2)), same_bytes(np.zeros(2), -np.zeros(2))
     (True, False)
     """
     size = value.dtype.itemsize
-    if kept.dtype != value.dtype or value.dtype.hasobject or size not in (1, 2, 4, 8):
+    if kept.dtype != value.dtype or value.dtype.hasobject:
         return False
+    if size not in (1, 2, 4, 8):  # longdouble, structured dtypes: their bytes
+        return kept.shape == value.shape and kept.tobytes() == value.tobytes()
     as_bits = np.dtype(f"u{size}")
     return bool(np.array_equal(kept.view(as_bits), value.view(as_bits)))
 
@@ -128,7 +130,8 @@ def layout(array: np.ndarray):
         return "C" if flags.c_contiguous else "F"
     shape, strides, size = array.shape, array.strides, array.itemsize
     kept, previous = [size if s else 0 for s in strides], None
-    for axis in sorted([a for a in range(array.ndim) if shape[a] > 1 and strides[a]], key=lambda a: abs(strides[a])):
+    moving = [a for a in range(array.ndim) if shape[a] > 1 and strides[a]]
+    for axis in sorted(moving, key=lambda a: (abs(strides[a]), -a)):  # innermost first; of a tie the later, as NumPy
         if previous is None:
             stride = size if abs(strides[axis]) == size else 2 * size
         else:

@@ -620,11 +620,12 @@ def test_jvp_and_vjp_of_an_f_that_only_moves_x_return_arrays_of_their_own(f, bat
 
 
 def test_jvp_of_an_f_returning_an_array_it_closes_over_returns_a_copy_as_vjp_does():
-    kept = np.arange(3.0)
+    kept = np.asfortranarray(np.arange(6.0).reshape(2, 3))
     for y in (jl.jvp(lambda x: kept, np.ones(3), np.ones(3))[0], jl.vjp(lambda x: kept, np.ones(3))[0]):
-        kept[0] = 7.0
-        np.testing.assert_array_equal(y, [0.0, 1.0, 2.0])
-        kept[0] = 0.0
+        kept[0, 0] = 7.0
+        np.testing.assert_array_equal(y, np.arange(6.0).reshape(2, 3))
+        assert y.flags.f_contiguous  # laid out as f's own result
+        kept[0, 0] = 0.0
 
 
 def test_grad_of_scalar_functions():
