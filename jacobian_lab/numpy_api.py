@@ -119,8 +119,10 @@ def _copysign(x, y):
     magnitude = E.absolute(x)
     out = E.where(E.signbit(y), E.negative(magnitude), magnitude)
     # np.where gives a 0-d array where np.copysign gives a NumPy scalar, which (immutable) f may rely on; a
-    # mask while compiling stands for one already, and indexing it would read its numbers
-    return out[()] if type(out) is np.ndarray and out.ndim == 0 else out
+    # value without a derivative while compiling is told to stand for one (indexing it would read it)
+    if np.ndim(out) or is_traced(out):
+        return out
+    return out[()] if type(out) is np.ndarray else getattr(out, "scalar", lambda: out)()
 
 
 def _heaviside(x, h0):

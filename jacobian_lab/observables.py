@@ -169,6 +169,11 @@ class Observable:
     def __reduce_ex__(self, protocol):
         return self._numbers().__reduce_ex__(protocol)
 
+    def scalar(self) -> "Observable":
+        """This 0-d value as the NumPy scalar a NumPy function gives where jacobian_lab computes a 0-d
+        array (np.copysign's by np.where's): the same recorded value, immutable, of the scalar's type."""
+        return Observable(self._array, scalar=True)
+
     def _numbers(self):
         """What m holds, read: an array, or the NumPy scalar m stands for."""
         numbers = read_numbers(self)
