@@ -144,10 +144,11 @@ class Observable:
 
     def __array__(self, dtype=None, copy=None):
         # np.asarray(m) is m itself, as in eager mode, so a write into either reaches the other: m takes
-        # the observed copy it gives as its own (unless a view of what m held is about, which would not)
+        # the observed copy it gives as its own; after a view of what m held, which a copy would not
+        # reach, it is the recorded array itself, a write into which `Recorder.check` finds
         if copy or self._scalar:  # a NumPy scalar's array is a new one each time
             return observe(np.array, self._array, dtype=dtype)
-        if self._viewed and not self._own:  # the recorded array itself, which `Recorder.check` watches
+        if self._viewed and not self._own:
             return observe(np.asarray, self._array, dtype=dtype)
         if not self._own:
             self._array, self._own = observe(np.array, self._array), True
