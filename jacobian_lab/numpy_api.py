@@ -696,7 +696,7 @@ def flip(m, axis=None):
 
 
 # --- indexing -----------------------------------------------------------------
-def _is_basic(key):
+def is_basic(key) -> bool:
     return key is None or key is Ellipsis or isinstance(key, slice) or (
         isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_))
     )
@@ -710,7 +710,7 @@ def getitem(a, index):
         if is_traced(i):
             raise TypeError("indexing with a traced array is not supported; index with plain integer "
                             "or boolean arrays (compute masks from values, e.g. x > 0, which are plain)")
-        basic = basic and _is_basic(i)
+        basic = basic and is_basic(i)
     if basic:
         return S.getitem(a, index)
     positions = np.arange(np.size(a)).reshape(np.shape(a))[index]

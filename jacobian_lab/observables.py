@@ -20,11 +20,13 @@ import operator
 
 import numpy as np
 
+from . import numpy_api as api
 from . import scipy_special
 from .accounting import active_counter
 from .inplace import clone
 from .numpy_api import UFUNCS, is_traced
 from .primitives import observe
+from .rules import elementwise as E
 from .rules.elementwise import where
 from .tracing import binary_method, binary_methods
 
@@ -204,6 +206,9 @@ class Observable:
         return iter(self.__array__())
 
     def __getitem__(self, key):
+        if type(self._array) is np.ndarray and _basic(key) and not self._own and np.ndim(self._array[key]):
+            # m[1:], m[:, 0]: a recorded move
+            return self._moved(api.getitem, key)
         item = observe(operator.getitem, self._array, read_numbers(key))
         if isinstance(item, np.ndarray) and np.shares_memory(item, self._array):
             self._viewed = True
@@ -230,7 +235,21 @@ class Observable:
         if self.dtype == bool and np.issubdtype(dtype, np.floating) and not args and not kwargs:
             one, zero = np.ones((), dtype), np.zeros((), dtype)
             return _watched(where(self._array, one, zero))
+        if self.ndim and not self._own and not args and not kwargs and np.dtype(dtype).kind in "biu":  # as ints
+            # (x > 0).astype(int): a recorded conversion
+            return self._moved(lambda array: E.astype(array, dtype=np.dtype(dtype)))
         return observe(_call_method, self._array, "astype", (dtype, *args), kwargs)
+
+    def _moved(self, move, *args, **kwargs):
+        """``move(m's array, ...)`` of primitives a program recomputes, not a reading of m: a reshape, a
+        transpose, a basic slice. NumPy's result is a view of m, a write into which would reach m; this
+        one is computed apart, so a write into either is not replayed (`_viewed`). Once m holds Python's
+        numbers (`_own`) its views are NumPy's own, read."""
+        moved = move(self._array, *args, **kwargs)
+        if type(moved) is not Observable:  # no move at all (a 1-d m.T is m's own array): still watched
+            moved = Observable(moved)
+        self._viewed = moved._viewed = True
+        return moved
 
     def __getattr__(self, name):
         # Methods and attributes not defined here (.any(), .sum(), .T) read the numbers.
@@ -238,6 +257,9 @@ class Observable:
         if name.startswith("__"):
             raise AttributeError(name)
         attribute = getattr(self._array, name)
+        if name in _MOVES and not self._own and type(self._array) is np.ndarray and self.ndim:  # m.T, m.ravel()
+            move = _MOVES[name]
+            return self._moved(move) if name == "T" else lambda *args, **kwargs: self._moved(move, *args, **kwargs)
         if name in _WRITING_METHODS:  # m.fill(v), m.sort(): written as f writes into m
             return lambda *args, **kwargs: self._write(lambda array: _call_method(
                 array, name, read_numbers(args), read_numbers(kwargs)))
@@ -334,6 +356,21 @@ def _into(out: tuple, compute, kwargs: dict):
     return out if len(out) > 1 else out[0]
 
 
+def _basic(key) -> bool:
+    """Whether `key` is a basic index (integers, slices, None, Ellipsis): NumPy's view of the array."""
+    return all(map(api.is_basic, key if type(key) is tuple else (key,)))
+
+
+#: ndarray's methods that move elements without reading them, as primitives (f's own calls: method forms)
+_MOVES = {
+    "reshape": lambda a, *shape, order="C": api.reshape(a, shape[0] if len(shape) == 1 else shape, order),
+    "ravel": lambda a, order="C": api.numpy_ravel(a, order),
+    "flatten": lambda a, order="C": api.numpy_ravel(a, order),  # a copy in NumPy: apart already
+    "transpose": lambda a, *axes: api.transpose(a, axes[0] if len(axes) == 1 else (axes or None)),
+    "T": lambda a: api.transpose(a),
+    "swapaxes": lambda a, axis1, axis2: api.swapaxes(a, axis1, axis2),
+    "squeeze": lambda a, axis=None: api.squeeze(a, axis),
+}
 #: NumPy functions that write into their first argument, and ndarray's methods that write into the array
 _WRITERS = frozenset([np.copyto, np.put, np.putmask, np.place, np.fill_diagonal, np.put_along_axis])
 _WRITING_METHODS = frozenset(["fill", "sort", "put", "partition", "itemset"])

@@ -291,6 +291,8 @@ MASKED = [
     lambda x: x * (x > 0).astype(float) + np.sin(x) * (x < 0.5).astype(np.float32),
     lambda x: x * np.where(x > 0, 1.0, 0.5) + np.where(x < 1.0, 2, 0) * x ** 2,  # a select of constants
     lambda x: x * np.copysign(1.0, x[0]) + np.copysign(2.0, x),  # a sign, of a scalar too
+    lambda x: x * (x > 0)[::-1] + np.append(x[1:] * (x > 0.5)[:-1], 0.0),  # moved: an upwind stencil's masks
+    lambda x: x * (x > 0).astype(int) + np.where((x < 1).reshape(1, 5).T.ravel(), x, 2.0 * x),
 ]
 
 
@@ -462,6 +464,9 @@ WRITES_THROUGH_A_VIEW = {  # the view shares the array a program recomputes from
     "slice +=": _rounded_then(lambda m: m[1:].__iadd__(5.0)),
     "ravel": _rounded_then(lambda m: m.ravel().__setitem__(0, 9.0)),
     "transpose, then m +=": _rounded_then(lambda m: (m.T, m.__iadd__(1.0))),
+    "reshape, then m[0] =": _rounded_then(lambda m: (m.reshape(2, 2), m.__setitem__(0, 9.0))),
+    "a mask's slice": _rounded_then(lambda m: (m > 0)[1:].__setitem__(0, True)),
+    "astype then the view's write": _rounded_then(lambda m: m[::2].astype(int).__setitem__(0, 5)),
 }
 
 
