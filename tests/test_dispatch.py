@@ -2027,6 +2027,20 @@ def test_jax_numpy_on_a_traced_array_is_named_with_the_fix(mode):
     assert "not a valid JAX type" in str(info.value.__cause__)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_np_nditer_of_a_traced_array_names_the_loops_that_work(mode):
+    def summed(x, loop):
+        s = 0.0
+        for v in loop(x):
+            s = s + v
+        return s
+
+    with pytest.raises(TypeError, match=r"NPY_ITER_REFS_OK.*np\.nditer reads a traced array.*for v in x\.flat"):
+        run(lambda x: summed(x, np.nditer), mode)
+    f = lambda x: summed(x, lambda x: x.flat)  # noqa: E731 - the loop the message names
+    assert_fd_close(run(f, mode), central_differences(f, X))
+
+
 def test_other_value_errors_of_f_pass_through_unchanged():
     def f(x):
         raise ValueError("setting an array element with a sequence. The requested array has an inhomogeneous shape")

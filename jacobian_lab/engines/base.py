@@ -103,6 +103,10 @@ def _reworded(error) -> Exception | None:
             "y = np.zeros_like(x, shape=(n,)) in place of y = np.zeros(n), then y[i] = v; or build the array "
             "from traced values (np.stack([...]), np.concatenate, np.where(mask, value, y)). NumPy does the "
             "same inside np.mean, np.var, np.median or np.linalg given " + _OBJECTS)
+    if isinstance(error, TypeError) and "NPY_ITER_REFS_OK" in str(error):  # np.nditer(x) of a traced x
+        return TypeError(f"{error}: np.nditer reads a traced array as an array of its traced elements, which it "
+                         "iterates only with flags=['refs_ok']; loop over the array itself (for v in x.flat, "
+                         "or for row in x), or write the loop as NumPy operations on whole arrays")
     if isinstance(error, TypeError) and "is not a valid JAX type" in str(error):  # jax.numpy's refusal
         return TypeError(f"{error} f calls jax.numpy on a traced array, and jacobian_lab traces NumPy code: write "
                          "f with numpy (np.sin for jnp.sin), or differentiate it with JAX itself")
