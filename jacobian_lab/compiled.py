@@ -129,7 +129,7 @@ class Jitted:
         self._programs: dict = {}  # key -> [Program, ...] (most recently used first)
         # key -> why a recording there could not be replayed: a call no program fits is eager from then on
         self._refused: dict = {}
-        self._compiling = threading.RLock()  # threads missing at once compile one program, not one each
+        self._compiling: dict = {}  # key -> a lock: threads missing at once compile one program, not one each
 
     def __repr__(self) -> str:
         return f"jit({self.fun!r})"
@@ -166,7 +166,9 @@ class Jitted:
         program, J = _replay(programs, x_flat) if programs is not None and programs is not tried else (None, None)
         if J is not None:
             return program, J
-        with self._compiling:  # first call at this key, or other values than every program was built for
+        # first call at this key, or other values than every program was built for (a lock per key: f may
+        # call another compiled function, or this one at another shape, which other threads may be compiling)
+        with self._compiling.setdefault(key, threading.RLock()):
             if self._programs.get(key) is not programs:  # another thread compiled meanwhile (a new list)
                 program, J = _replay(self._programs[key], x_flat)
             if J is None and key not in self._refused:  # the programs kept still serve the values they fit

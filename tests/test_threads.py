@@ -1,4 +1,6 @@
 """Traces in different threads never interfere: tapes and counters belong to their trace."""
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -100,3 +102,31 @@ def test_one_sparse_jacobian_shared_by_threads_keeps_each_pattern_with_its_plan(
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert all(pool.map(one, range(64)))
+
+
+def _calls_the_other(x):
+    time.sleep(0.2)  # long enough for the other thread to start compiling its own
+    return np.sin(x) * float(_OTHER[1](np.ones(2)).sum()) if x.size == 3 else np.sin(x)
+
+
+def _calls_back(x):
+    time.sleep(0.2)
+    return np.cos(x) * float(_OTHER[0](np.ones(1)).sum()) if x.size == 2 else np.cos(x)
+
+
+_OTHER = [jl.jit(jl.jacrev(_calls_the_other)), jl.jit(jl.jacrev(_calls_back))]
+
+
+def test_compiled_functions_calling_each_other_at_other_shapes_from_two_threads_finish():
+    """A thread compiling one shape waits only for threads compiling that shape."""
+    results = {}
+    threads = [threading.Thread(target=lambda: results.__setitem__(0, _OTHER[0](np.ones(3))), daemon=True),
+               threading.Thread(target=lambda: results.__setitem__(1, _OTHER[1](np.ones(2))), daemon=True)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+    np.testing.assert_allclose(results[0], jl.jacrev(_calls_the_other)(np.ones(3)), rtol=1e-14)
+    np.testing.assert_allclose(results[1], jl.jacrev(_calls_back)(np.ones(2)), rtol=1e-14)
