@@ -135,6 +135,8 @@ class Observable:
         out = kwargs.get("out")
         if type(out) is Observable:  # np.clip(m, 0, 1, out=m)
             return _into((out,), lambda rest: func(*read_numbers(args), **read_numbers(rest)), kwargs)
+        if func in (np.shares_memory, np.may_share_memory):  # m's views are computed apart while compiling
+            not_replayable(f"f asked {func.__name__} of an array computed from x, which a program cannot answer")
         if func in _SHAPES:  # no value of m decides these
             return func(*map(array_of, args), **kwargs)
         # np.any(m): the summary is what a program checks, not every element it summarizes (only with
@@ -206,8 +208,7 @@ class Observable:
         return iter(self.__array__())
 
     def __getitem__(self, key):
-        if type(self._array) is np.ndarray and _basic(key) and not self._own and np.ndim(self._array[key]):
-            # m[1:], m[:, 0]: a recorded move
+        if _basic(key) and self._recomputed() and np.ndim(self._array[key]):  # m[1:], m[:, 0]: a recorded move
             return self._moved(api.getitem, key)
         item = observe(operator.getitem, self._array, read_numbers(key))
         if isinstance(item, np.ndarray) and np.shares_memory(item, self._array):
@@ -235,21 +236,26 @@ class Observable:
         if self.dtype == bool and np.issubdtype(dtype, np.floating) and not args and not kwargs:
             one, zero = np.ones((), dtype), np.zeros((), dtype)
             return _watched(where(self._array, one, zero))
-        if self.ndim and not self._own and not args and not kwargs and np.dtype(dtype).kind in "biu":  # as ints
-            # (x > 0).astype(int): a recorded conversion
-            return self._moved(lambda array: E.astype(array, dtype=np.dtype(dtype)))
+        if self.ndim and not args and not kwargs and np.dtype(dtype).kind in "biu" and self._recomputed():
+            # (x > 0).astype(int): a recorded conversion, a copy as NumPy's
+            return self._moved(lambda array: E.astype(array, dtype=np.dtype(dtype)), view=False)
         return observe(_call_method, self._array, "astype", (dtype, *args), kwargs)
 
-    def _moved(self, move, *args, **kwargs):
+    def _moved(self, move, *args, view: bool = True, **kwargs):
         """``move(m's array, ...)`` of primitives a program recomputes, not a reading of m: a reshape, a
-        transpose, a basic slice. NumPy's result is a view of m, a write into which would reach m; this
-        one is computed apart, so a write into either is not replayed (`_viewed`). Once m holds Python's
-        numbers (`_own`) its views are NumPy's own, read."""
+        transpose, a basic slice. NumPy's result is a `view` of m, a write into which would reach m;
+        this one is computed apart, so a write into either is not replayed (`_viewed`)."""
         moved = move(self._array, *args, **kwargs)
         if type(moved) is not Observable:  # no move at all (a 1-d m.T is m's own array): still watched
             moved = Observable(moved)
-        self._viewed = moved._viewed = True
+        if view:
+            self._viewed = moved._viewed = True
         return moved
+
+    def _recomputed(self) -> bool:
+        """Whether m is a value a program recomputes from x (not Python's numbers, `_own`, nor a constant)."""
+        computed = getattr(active_counter(), "computed", None)
+        return not self._own and type(self._array) is np.ndarray and computed is not None and computed(self._array)
 
     def __getattr__(self, name):
         # Methods and attributes not defined here (.any(), .sum(), .T) read the numbers.
@@ -257,9 +263,12 @@ class Observable:
         if name.startswith("__"):
             raise AttributeError(name)
         attribute = getattr(self._array, name)
-        if name in _MOVES and not self._own and type(self._array) is np.ndarray and self.ndim:  # m.T, m.ravel()
-            move = _MOVES[name]
-            return self._moved(move) if name == "T" else lambda *args, **kwargs: self._moved(move, *args, **kwargs)
+        if name in _MOVES and self.ndim and self._recomputed():  # m.T, m.ravel(): recorded moves
+            move, keywords = _MOVES[name]
+            if name == "T":
+                return self._moved(move)
+            return lambda *args, **kwargs: (self._moved(move, *args, view=name != "flatten", **kwargs)
+                                            if set(kwargs) <= keywords else self._method(name, args, kwargs))
         if name in _WRITING_METHODS:  # m.fill(v), m.sort(): written as f writes into m
             return lambda *args, **kwargs: self._write(lambda array: _call_method(
                 array, name, read_numbers(args), read_numbers(kwargs)))
@@ -361,15 +370,17 @@ def _basic(key) -> bool:
     return all(map(api.is_basic, key if type(key) is tuple else (key,)))
 
 
-#: ndarray's methods that move elements without reading them, as primitives (f's own calls: method forms)
+#: ndarray's methods that move elements without reading them, as primitives, and the keywords taken
+#: so (any other, ``reshape(copy=True)``, is read as methods are)
 _MOVES = {
-    "reshape": lambda a, *shape, order="C": api.reshape(a, shape[0] if len(shape) == 1 else shape, order),
-    "ravel": lambda a, order="C": api.numpy_ravel(a, order),
-    "flatten": lambda a, order="C": api.numpy_ravel(a, order),  # a copy in NumPy: apart already
-    "transpose": lambda a, *axes: api.transpose(a, axes[0] if len(axes) == 1 else (axes or None)),
-    "T": lambda a: api.transpose(a),
-    "swapaxes": lambda a, axis1, axis2: api.swapaxes(a, axis1, axis2),
-    "squeeze": lambda a, axis=None: api.squeeze(a, axis),
+    "reshape": (lambda a, *shape, order="C": api.reshape(a, shape[0] if len(shape) == 1 else shape, order),
+                {"order"}),
+    "ravel": (lambda a, order="C": api.numpy_ravel(a, order), {"order"}),
+    "flatten": (lambda a, order="C": api.numpy_ravel(a, order), {"order"}),  # a copy in NumPy
+    "transpose": (lambda a, *axes: api.transpose(a, axes[0] if len(axes) == 1 else (axes or None)), set()),
+    "T": (lambda a: api.transpose(a), set()),
+    "swapaxes": (lambda a, axis1, axis2: api.swapaxes(a, axis1, axis2), set()),
+    "squeeze": (lambda a, axis=None: api.squeeze(a, axis), {"axis"}),
 }
 #: NumPy functions that write into their first argument, and ndarray's methods that write into the array
 _WRITERS = frozenset([np.copyto, np.put, np.putmask, np.place, np.fill_diagonal, np.put_along_axis])

@@ -99,7 +99,7 @@ class Recorder(Counter):
         self._snapshots: dict = {}  # the memory an array from outside views -> (its root, its last snapshot)
         self._aliases: list = []  # watches of the copies a reverse tape made of recorded values (`copied`)
         self.raised: str | None = None  # why the recording cannot be replayed, once an operation on x raised
-        self._handed: list = []  # (array, copy): what each Observable f got held then (`check`)
+        self._handed: dict = {}  # id -> (array, copy): what each Observable f got held then (`check`)
         self._errstate = np.geterr()  # a replay runs under its caller's; see `_check_errstate`
         self.quiet: dict[int, dict] = {}  # equation -> the errstate settings changed around it (np.errstate)
         self._warnings = _warning_handling()
@@ -119,6 +119,8 @@ class Recorder(Counter):
         refs = self.refs(args)
         args = tuple([self.kept(a) if r is None else a for a, r in zip(args, refs)])
         dynamic, errstate = self._any_dynamic(refs), np.geterr()
+        if dynamic:
+            self._check_handed(args)
         if dynamic:
             self._check_errstate(prim, errstate)
         try:
@@ -150,8 +152,21 @@ class Recorder(Counter):
 
     def _hand(self, out: np.ndarray, scalar: bool = False) -> Observable:
         """`out` as f's code gets it: an Observable, its values noted for `check`."""
-        self._handed.append((out, out.copy()))
+        self._handed[id(out)] = (out, out.copy())
         return Observable(out, scalar)
+
+    def _check_handed(self, values) -> None:
+        """Note a value handed to f that f wrote into (through a view of it: ``m.view()``, np.asarray(m)
+        after ``m[1:]``) before this use: a program would compute it without the write, at this use too
+        (a write undone later would leave no trace at the end)."""
+        for value in values:
+            handed = self._handed.get(id(value))
+            if handed is not None and handed[0] is value and not same_bytes(handed[1], value) and not self.raised:
+                self.raised = "f wrote into an array computed from x through a view of it"
+
+    def computed(self, value) -> bool:
+        """Whether `value` is an array this recording computed from x (a program recomputes it)."""
+        return self._dynamic(self._index.get(id(value)))
 
     def untraced(self, prim, args, params):
         # A differentiable operation on values computed from x without a derivative (np.round(x, 1) divides
@@ -186,11 +201,9 @@ class Recorder(Counter):
         (Had the error left f, the recording would have ended with it.) So too when f wrote into
         an array computed from x through a view: the program recomputes it without the write.
         """
+        self._check_handed([array for array, _ in self._handed.values()])  # written since its last use
         if self.raised is not None:
             raise NotReplayable(self.raised)
-        if not all(same_bytes(copy, array) for array, copy in self._handed):
-            # through a view of it (m[1:], m.T, m.ravel()): a program would compute it without the write
-            raise NotReplayable("f wrote into an array computed from x through a view of it")
 
     def own(self, seeds: np.ndarray) -> None:
         """Take a pass's `seeds` as the recording's own: made for it and written to by no one, so
@@ -267,6 +280,7 @@ class Recorder(Counter):
         if self._any_dynamic(self.refs(kwargs.values())):
             raise NotReplayable(f"{getattr(fn, '__name__', fn)} took a keyword computed from x")
         if self._any_dynamic(refs):  # what fn read, kept as it read it: f may change it afterwards
+            self._check_handed(args)
             kept = self._static_args(tuple([self.kept(a) if r is None else a for a, r in zip(args, refs)]), refs)
             self.observations.append(Observation(fn, kept, self.kept(kwargs), refs, _snapshot(result), self.segment))
 

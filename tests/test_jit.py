@@ -377,6 +377,8 @@ WRITES_INTO_A_MASK = {  # each compiles, its write applied as NumPy applies it
     "asarray, write into it": _asarray_then(lambda m, a: a.__setitem__(0, 9.0)),
     "asarray, write into m": _asarray_then(lambda m, a: m.__setitem__(0, 9.0)),
     "asarray, m += 1": _asarray_then(lambda m, a: m.__iadd__(a)),
+    "into a copy made by astype": _rounded_then(lambda m: m[::2].astype(int).__setitem__(0, 5)),
+    "into a copy made by flatten": _rounded_then(lambda m: m.flatten().__setitem__(0, 5.0)),
 }
 _SIGNS = [np.array([0.7, -1.2, 2.6, 0.1]), np.array([-0.7, 1.2, 0.4, 3.1]), np.array([1.7, 1.2, -2.6, -0.1])]
 
@@ -435,8 +437,24 @@ def _asarray_after_a_view(x):
     return x * m
 
 
+def _written_and_undone(x):
+    m = np.round(x)
+    v = m[1:]  # noqa: F841 - a view of m held: np.asarray(m) is the value a program recomputes
+    a = np.asarray(m)
+    a[0] = 9.0
+    y = x * m
+    a[0] = np.round(x[0])  # undone: the end of the recording sees m as it was
+    return y
+
+
+def _shares_memory(x):
+    m = x > 0
+    return x * (2.0 if np.shares_memory(m[::2], m) else 1.0)
+
+
 WRITES_AFTER_USE = {f.__name__: f for f in (_set_after_use, _buffer_reused, _added_after_use,
-                                            _scalar_written_through_asarray, _0d_array_updated, _asarray_after_a_view)}
+                                            _scalar_written_through_asarray, _0d_array_updated, _asarray_after_a_view,
+                                            _written_and_undone, _shares_memory)}
 
 
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
@@ -466,7 +484,7 @@ WRITES_THROUGH_A_VIEW = {  # the view shares the array a program recomputes from
     "transpose, then m +=": _rounded_then(lambda m: (m.T, m.__iadd__(1.0))),
     "reshape, then m[0] =": _rounded_then(lambda m: (m.reshape(2, 2), m.__setitem__(0, 9.0))),
     "a mask's slice": _rounded_then(lambda m: (m > 0)[1:].__setitem__(0, True)),
-    "astype then the view's write": _rounded_then(lambda m: m[::2].astype(int).__setitem__(0, 5)),
+    "a view of a view": _rounded_then(lambda m: m.reshape(2, 2).T.__setitem__((0, 1), 9.0)),
 }
 
 
