@@ -211,7 +211,7 @@ class Observable:
         if _basic(key) and self._recomputed() and np.ndim(self._array[key]):  # m[1:], m[:, 0]: a recorded move
             return self._moved(api.getitem, key)
         item = observe(operator.getitem, self._array, read_numbers(key))
-        if isinstance(item, np.ndarray) and np.shares_memory(item, self._array):
+        if isinstance(item, np.ndarray) and type(self._array) is np.ndarray and np.shares_memory(item, self._array):
             self._viewed = True
         return item
 
@@ -284,7 +284,8 @@ class Observable:
 
     def _shared(self, value):
         """`value`, noting when it is a view of m (``m.T``, ``m.ravel()``): see `_viewed`."""
-        if isinstance(value, np.ndarray) and np.may_share_memory(value, self._array):
+        array = self._array  # (a ufunc of two outputs gives a tuple of them)
+        if type(array) is np.ndarray and isinstance(value, np.ndarray) and np.may_share_memory(value, array):
             self._viewed = True
         return value
 
