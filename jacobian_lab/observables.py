@@ -236,7 +236,7 @@ class Observable:
         if self.dtype == bool and np.issubdtype(dtype, np.floating) and not args and not kwargs:
             one, zero = np.ones((), dtype), np.zeros((), dtype)
             return _watched(where(self._array, one, zero))
-        if self.ndim and not args and not kwargs and np.dtype(dtype).kind in "biu" and self._recomputed():
+        if not args and not kwargs and np.dtype(dtype).kind in "biu" and self._recomputed() and self.ndim:
             # (x > 0).astype(int): a recorded conversion, a copy as NumPy's
             return self._moved(lambda array: E.astype(array, dtype=np.dtype(dtype)), view=False)
         return observe(_call_method, self._array, "astype", (dtype, *args), kwargs)
@@ -263,7 +263,7 @@ class Observable:
         if name.startswith("__"):
             raise AttributeError(name)
         attribute = getattr(self._array, name)
-        if name in _MOVES and self.ndim and self._recomputed():  # m.T, m.ravel(): recorded moves
+        if name in _MOVES and self._recomputed() and self.ndim:  # m.T, m.ravel(): recorded moves
             move, keywords = _MOVES[name]
             if name == "T":
                 return self._moved(move)
