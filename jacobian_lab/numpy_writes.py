@@ -58,8 +58,12 @@ def _writer(numpy_fn):
 
 def _write(a, positions: np.ndarray, values) -> None:
     """Write `values` (None: nothing) at the flat `positions` of traced `a`."""
-    if positions.size and values is not None:
-        assign(a, np.unravel_index(positions, np.shape(a)), values)
+    if not positions.size or values is None:
+        return
+    if not np.ndim(a):  # one element, written at each position in turn: the last write stays, as in NumPy
+        assign(a, (), values[-1])
+        return
+    assign(a, np.unravel_index(positions, np.shape(a)), values)
 
 
 @_writer(np.copyto)

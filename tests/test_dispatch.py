@@ -2027,6 +2027,19 @@ def test_jax_numpy_on_a_traced_array_is_named_with_the_fix(mode):
     assert "not a valid JAX type" in str(info.value.__cause__)
 
 
+@pytest.mark.parametrize("write", [lambda y, v: y.__setitem__((), v[1]), lambda y, v: np.put(y, [0, 0], v),
+                                   lambda y, v: np.copyto(y, v[1])], ids=["setitem", "np.put", "np.copyto"])
+@pytest.mark.parametrize("mode", MODES)
+def test_a_write_into_a_traced_0d_value_names_it_a_numpy_scalar(write, mode):
+    def f(x):
+        y = np.zeros_like(x)
+        write(y, x * np.array([2.0, 3.0]))
+        return y
+
+    with pytest.raises(TypeError, match=r"a traced 0-d value is a NumPy scalar, immutable: bind the name anew"):
+        run(f, mode, np.array(3.0))
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_np_nditer_of_a_traced_array_names_the_loops_that_work(mode):
     def summed(x, loop):
