@@ -63,10 +63,11 @@ def laid_out(tracer, order: str = "K"):
 
 
 def _relaid(tracer, relay):
-    """`tracer` with the plain array under it replaced by ``relay(array)`` unless that is None. The
-    values of enclosing traces it holds (nested derivatives) are copied on the way, not changed."""
+    """`tracer` with the plain array under it replaced by ``relay(array)`` unless that is None or the
+    array itself. The values of enclosing traces it holds (nested derivatives) are copied on the way,
+    not changed."""
     value = primal(tracer)
-    if type(value) is not np.ndarray or (new := relay(value)) is None:
+    if type(value) is not np.ndarray or (new := relay(value)) is None or new is value:
         return tracer
     new.flags.writeable = value.flags.writeable  # a constant stays read-only (`frozen`)
     counter = active_counter()
@@ -93,7 +94,7 @@ def contiguous(value: np.ndarray, order: str) -> bool:
 
 def laid_as(tracer, layout) -> None:
     """Lay `tracer`'s plain array out as `layout` (what `snapshots.layout` gives) says, if it is not."""
-    _relaid(tracer, lambda value: None if snapshots.layout(value) == layout else snapshots.relaid(value, layout))
+    _relaid(tracer, lambda value: snapshots.relaid(value, layout))
 
 
 def alias(tracer):
