@@ -210,10 +210,7 @@ class Observable:
     def __getitem__(self, key):
         if _basic(key) and self._recomputed() and np.ndim(self._array[key]):  # m[1:], m[:, 0]: a recorded move
             return self._moved(api.getitem, key)
-        item = observe(operator.getitem, self._array, read_numbers(key))
-        if isinstance(item, np.ndarray) and type(self._array) is np.ndarray and np.shares_memory(item, self._array):
-            self._viewed = True
-        return item
+        return self._shared(observe(operator.getitem, self._array, read_numbers(key)))
 
     def __setitem__(self, key, value):
         key, value = read_numbers(key), read_numbers(value)
@@ -283,7 +280,8 @@ class Observable:
         return self._shared(observe(_call_method, self._array, name, args, kwargs))
 
     def _shared(self, value):
-        """`value`, noting when it is a view of m (``m.T``, ``m.ravel()``): see `_viewed`."""
+        """`value`, noting when it is a view of m (``m[1:]`` of an own m, ``m.view()``): see `_viewed`. (A value
+        NumPy derived from m's array is a view of it or new memory: their bounds tell them apart.)"""
         array = self._array  # (a ufunc of two outputs gives a tuple of them)
         if type(array) is np.ndarray and isinstance(value, np.ndarray) and np.may_share_memory(value, array):
             self._viewed = True
