@@ -10,6 +10,7 @@ values keeps their derivative, as in JAX.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import numpy as np
@@ -33,6 +34,25 @@ def check(argnums, has_aux):
     if isinstance(argnums, tuple) and (not argnums or len(set(argnums)) < len(argnums)):
         raise ValueError(f"argnums must name each argument once, and at least one, got {argnums!r}")
     return argnums
+
+
+def not_argnums(f: Callable, x, name: str) -> None:
+    """Refuse ``name(f, 0)`` for an f of several arguments: JAX's ``jax.hessian(f, argnums)``, where here
+    x comes second. An int (or a tuple of ints) x is a valid point, so only an f that cannot be called
+    with one argument is refused, before it fails with Python's "missing argument"."""
+    numbers = x if isinstance(x, tuple) and x else (x,)
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in numbers):
+        return
+    try:
+        parameters = inspect.signature(f).parameters.values()
+    except (TypeError, ValueError):  # a builtin or a callable whose signature Python cannot read
+        return
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p.name for p in parameters if p.kind in positional and p.default is p.empty]
+    if len(required) > 1:
+        raise TypeError(f"{name}(f, {x!r}) is the derivative at x = {x!r}, and f takes {len(required)} arguments "
+                        f"({', '.join(required)}); x comes second here, argnums by keyword: write "
+                        f"{name}(f, argnums={x!r})({', '.join(required)}) for JAX's jax.{name}(f, {x!r})")
 
 
 def plain(argnums, has_aux) -> bool:

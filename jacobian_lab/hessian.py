@@ -70,7 +70,10 @@ def hessian(f: Callable, x=_NO_X, *, mode: str = "forward", batch_size=None, max
            [-0.25,  0.25]])
     """
     fun = HessianFunction(f, mode, batch_size, max_memory, executor, argnums=argnums, has_aux=has_aux)
-    return fun if x is _NO_X else fun(x)
+    if x is _NO_X:
+        return fun
+    arguments.not_argnums(f, x, "hessian")
+    return fun(x)
 
 
 def hvp(f: Callable, x, v):

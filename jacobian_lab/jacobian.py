@@ -572,6 +572,8 @@ def jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *, flat:
     array([[3., 0.],
            [0., 3.]])
     """
+    if x is not _NO_X:
+        arguments.not_argnums(f, x, "jacobian")
     if x is _NO_X or not arguments.plain(argnums, has_aux):
         fun = JacobianFunction(f, mode, batch_size, flat=flat, max_memory=max_memory, executor=executor,
                                argnums=argnums, has_aux=has_aux)

@@ -323,3 +323,19 @@ def test_a_refused_argument_is_named_by_its_position_among_fs(argnums, position)
         for derivative in (jl.jacrev, jl.hessian):
             with pytest.raises(TypeError, match=rf"^{re.escape(where)}: {refusal}"):
                 derivative(lambda a, b, c: a * b, argnums=argnums)(*args)
+
+
+@pytest.mark.parametrize("derivative, name", [(jl.hessian, "hessian"), (jl.jacobian, "jacobian")])
+@pytest.mark.parametrize("argnums", [0, 1, (0, 1)])
+def test_jaxs_argnums_in_xs_place_names_argnums_by_keyword(derivative, name, argnums):
+    f = lambda x, y: np.sum(x ** 2 * y)  # noqa: E731
+    call = f"{name}(f, argnums={argnums!r})(x, y)"
+    with pytest.raises(TypeError, match=rf"f takes 2 arguments \(x, y\).*{re.escape(call)}"):
+        derivative(f, argnums)
+    a, b = np.array([1.0, 2.0]), np.array([3.0, 5.0])
+    assert np.all(np.isfinite(np.asarray(derivative(f, argnums=argnums)(a, b), dtype=float)))  # the call it names
+
+
+def test_an_integer_x_of_a_function_of_one_argument_is_a_point():
+    assert jl.hessian(lambda x: x ** 3, 2) == 12.0
+    assert jl.jacobian(lambda x, scale=2.0: scale * x ** 2, 1) == 4.0  # a second argument with a default
