@@ -423,6 +423,10 @@ class Tracer:
         # converting to floats (np.mean of an object array) gets the objects too, and fails where
         # `call_traced` names the asarray that made them.
         as_objects = dtype is None or np.dtype(dtype) == object or _called_from("numpy", None)
+        if not self.constant and as_objects and self.size == 0:
+            # no element to carry a derivative: NumPy's own empty array, so that np.sum of it is 0.0, not
+            # an object array's int 0
+            return np.empty(self.shape, self.dtype)
         if not self.constant and as_objects and self.size <= ELEMENTWISE:
             # np.array([a, b]) of traced scalars, or np.asarray(x) of a small traced array: an object
             # array of its traced elements, which operators and NumPy's own loops compute on and f may

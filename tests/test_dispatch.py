@@ -630,6 +630,18 @@ def test_small_traced_arrays_convert_to_arrays_of_traced_elements(f, mode):
     np.testing.assert_array_equal(traced_value(f, x), f(x))
 
 
+@pytest.mark.parametrize("mode", MODES + ["jit", "sparse"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_an_empty_traced_array_converts_to_numpys_empty_array_of_its_dtype(mode, dtype):
+    def f(x):
+        empty = np.asarray(x[:0] * 2.0)
+        assert empty.dtype == dtype and empty.shape == (0,)
+        return x * np.sum(empty) + np.sum(np.asarray(x[3:]))  # NumPy's sum of nothing: 0.0, a float
+    x = np.array([0.4, -1.2, 0.7], dtype)
+    np.testing.assert_array_equal(run(f, mode, x), np.zeros((3, 3)))
+    np.testing.assert_array_equal(jl.grad(lambda x: np.sum(np.asarray(x)))(np.ones(0, dtype)), np.ones(0, dtype))
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_converting_a_large_traced_array_or_writing_into_its_conversion_is_refused(mode):
     with pytest.raises(jl.TracerConversionError, match=r"of more than 256 elements.*x = np.asarray\(x\)"):
