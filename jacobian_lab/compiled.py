@@ -119,8 +119,9 @@ class Jitted:
     """A compiled Jacobian function: one `Program` per input structure, shape, dtype and layout.
 
     `compiles` counts the programs built. A function whose branches follow the
-    values of x gets a program per branch it takes; the `KEEP_PROGRAMS` most
-    recently used per input shape are kept and tried in turn.
+    values of x gets a program per branch it takes, up to `KEEP_PROGRAMS` per
+    input shape, tried in turn (most recently used first); a call none of them
+    fits is then computed eagerly, with a warning naming where they differed.
     """
 
     def __init__(self, fun: JacobianFunction):
@@ -172,8 +173,29 @@ class Jitted:
             if self._programs.get(key) is not programs:  # another thread compiled meanwhile (a new list)
                 program, J = _replay(self._programs[key], x_flat)
             if J is None and key not in self._refused:  # the programs kept still serve the values they fit
-                program, J = self._compile(g, x_flat, key)
+                if len(self._programs.get(key, ())) < KEEP_PROGRAMS:
+                    program, J = self._compile(g, x_flat, key)
+                else:
+                    self._settle(key, x_flat.shape)
         return program, J
+
+    def _settle(self, key, shape) -> None:
+        """No more programs at `key`: as many as are kept missed, so f's path follows values that vary from
+        call to call, and compiling each would cost more than computing it (as torch.compile's recompile
+        limit decides). Calls no program fits are eager from then on; the warning names the reads."""
+        name = getattr(self.fun.f, "__name__", "f")
+        lines = list(dict.fromkeys(p.missed for p in self._programs[key] if p.missed))
+        where = "; ".join(lines[:3]) if lines else "a value the program checks"
+        self._refused[key] = NotReplayable(
+            f"f took more paths through the values it reads than the {KEEP_PROGRAMS} programs kept at x of shape "
+            f"{shape} (they differed at {where})")
+        warnings.warn(
+            f"jit: the Jacobian of {name} at x of shape {shape} is computed without compiling where none of its "
+            f"{KEEP_PROGRAMS} programs fits: each checks values f read from arrays computed from x, and they "
+            f"differed at {where}. A branch on values (if, bool(), int(), a mask as an index) or NumPy code "
+            "reading a mask (np.cumsum(x > 0)) takes a program per pattern of values; operations that compute "
+            "on it instead (np.where(x > 0, a, b), x * (x > 0)) are recomputed by one program",
+            stacklevel=_outside())
 
     def program(self, x) -> "Program":
         """The program a call at x replays, compiling it if needed."""
@@ -198,7 +220,7 @@ class Jitted:
             self._refused[key] = reason
             return None, None
         self.compiles += 1
-        self._programs[key] = ([program] + self._programs.get(key, []))[:KEEP_PROGRAMS]
+        self._programs[key] = [program] + self._programs.get(key, [])
         return program, J
 
     def _build(self, g, x):
@@ -499,6 +521,8 @@ class Program:
         run = [i for i in run if i not in absorbed]
         self.equations = [eqs[i] for i in run if i not in placements]
         self.guards = len(observations)
+        self.reads = [o.where for o in observations]  # where f read the values each guard checks
+        self.missed = None  # that of the guard that failed at the last call no replay answered
         self.costs = _costs(self.equations)  # a placement copies: no arithmetic
         code = _Code(eqs, set(run), placements, quiet=recorder.quiet)
         self.source = code.emit(run, observations, blocks)
@@ -539,7 +563,8 @@ class Program:
         work = self._work
         if blocks is compaction.DENSE:  # a compacted row would hold NaN: the dense code computes it
             blocks, work = self._dense(x), self._dense_work
-        if blocks is None:
+        if type(blocks) is int:  # the number of the guard that failed
+            self.missed = self.reads[blocks]
             return None
         counter = active_counter()
         if counter is not None:
@@ -726,7 +751,8 @@ class _Code:
         last_use = self._last_use(run, observations, blocks)
         lines = ["def program(x):"]
         lines += self._finite(INPUT)
-        lines += [self._check(o) for o in checks.get(INPUT, ())]
+        guard = {id(o): k for k, o in enumerate(observations)}  # a failed check returns its guard's number
+        lines += [self._check(o, guard[id(o)]) for o in checks.get(INPUT, ())]
         for i in run:
             eq = self.eqs[i]
             if i in self.placements:
@@ -739,7 +765,7 @@ class _Code:
                     indent += "    "
                 lines.append(f"{indent}v{i} = {self._call(i, eq)}  # {eq.phase}{self.notes.get(i, '')}")
             lines += self._finite(i)
-            lines += [self._check(o) for o in checks.get(i, ())]
+            lines += [self._check(o, guard[id(o)]) for o in checks.get(i, ())]
             dead = [f"v{j}" for j in last_use.get(i, ())]
             if dead:
                 lines.append(f"    del {', '.join(dead)}")
@@ -815,14 +841,14 @@ class _Code:
         """The line after which observation `o` is checked: that of the last value it reads."""
         return max([r for r in o.refs if r in self.running], default=INPUT)
 
-    def _check(self, o) -> str:
+    def _check(self, o, number: int) -> str:
         name = f"observe{len(self.namespace)}"
         self.namespace[name] = o.fn
         args = [self._operand(a, r) for a, r in zip(o.args, o.refs)]
         if o.kwargs:
             self.namespace[f"{name}_kw"] = o.kwargs
             args.append(f"**{name}_kw")
-        return f"    if not same({name}({', '.join(args)}), {self._constant(o.result)}):\n        return None"
+        return f"    if not same({name}({', '.join(args)}), {self._constant(o.result)}):\n        return {number}"
 
     def _operand(self, value, ref) -> str:
         if ref == INPUT:

@@ -27,7 +27,9 @@ recomputes each guard first and gives up if one differs.
 """
 from __future__ import annotations
 
+import linecache
 import operator
+import sys
 import warnings
 import weakref
 
@@ -69,13 +71,30 @@ class Equation:
 
 
 class Observation:
-    """A decision that read values: ``result == fn(*args, **kwargs)`` must hold again."""
+    """A decision that read values: ``result == fn(*args, **kwargs)`` must hold again. `where`: the
+    line of f's code that read them (`user_line`), for a message when they differ."""
 
-    __slots__ = ("fn", "args", "kwargs", "refs", "result", "segment")
+    __slots__ = ("fn", "args", "kwargs", "refs", "result", "segment", "where")
 
-    def __init__(self, fn, args, kwargs, refs, result, segment):
+    def __init__(self, fn, args, kwargs, refs, result, segment, where=None):
         self.fn, self.args, self.kwargs, self.refs = fn, args, kwargs, refs
-        self.result, self.segment = result, segment
+        self.result, self.segment, self.where = result, segment, where
+
+
+#: Modules whose frames are not f's own code: the line a read is reported at is the caller's
+_LIBRARIES = frozenset(["jacobian_lab", "numpy", "scipy", "functools", "contextlib"])
+
+
+def user_line() -> str | None:
+    """``file:line (source)`` of the innermost frame outside jacobian_lab, NumPy and SciPy: the line of
+    f's own code that made the current operation."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] in _LIBRARIES:
+        frame = frame.f_back
+    if frame is None:
+        return None
+    source = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}" + (f" ({source})" if source else "")
 
 
 class Recorder(Counter):
@@ -282,7 +301,8 @@ class Recorder(Counter):
         if self._any_dynamic(refs):  # what fn read, kept as it read it: f may change it afterwards
             self._check_handed(args)
             kept = self._static_args(tuple([self.kept(a) if r is None else a for a, r in zip(args, refs)]), refs)
-            self.observations.append(Observation(fn, kept, self.kept(kwargs), refs, _snapshot(result), self.segment))
+            self.observations.append(Observation(fn, kept, self.kept(kwargs), refs, _snapshot(result), self.segment,
+                                                 user_line()))
 
     def copied(self, copy, original) -> None:
         # A plain array computed from x (np.where of a mask, outside any trace) that a reverse tape

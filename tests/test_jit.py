@@ -806,12 +806,34 @@ def test_a_function_alternating_between_branches_keeps_a_program_for_each():
     assert jitted.compiles == 2
 
 
-def test_at_most_keep_programs_per_shape(monkeypatch):
+def test_past_keep_programs_a_call_none_fits_is_eager_with_a_warning_naming_the_read(monkeypatch):
     monkeypatch.setattr(compiled, "KEEP_PROGRAMS", 1)
     jitted = jl.jit(jl.jacfwd(_branch_on_comparison))
-    for step in range(4):
-        jitted(np.array([0.5, -1.0]) if step % 2 else np.array([0.1, 2.0]))
-    assert jitted.compiles == 4  # each branch pushed the other's program out
+    points = [np.array([0.1, 2.0]), np.array([0.5, -1.0])]
+    assert_close(jitted(points[0]), jl.jacfwd(_branch_on_comparison)(points[0]), 1e-14)
+    with pytest.warns(UserWarning, match=r"without compiling where none of its 1 programs fits.*differed at "
+                                         r".*test_jit\.py:\d+ \(return np\.sin\(x\) if x\[0\] > 0\.3 else"):
+        assert_close(jitted(points[1]), jl.jacfwd(_branch_on_comparison)(points[1]), 1e-14)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once
+        for step in range(4):
+            x = points[step % 2] * (1.0 + 0.01 * step)
+            assert_close(jitted(x), jl.jacfwd(_branch_on_comparison)(x), 1e-14)
+    assert jitted.compiles == 1  # the program kept still replays where it fits
+    with pytest.raises(NotReplayable, match=r"more paths .* than the 1 programs"):
+        jitted.program(points[1])
+
+
+def test_a_mask_read_by_numpy_code_settles_on_eager_after_keep_programs_patterns():
+    def f(x):
+        return x * np.cumsum(x > 0)  # NumPy's cumsum reads the mask: a program per sign pattern
+
+    jitted, rng = jl.jit(jl.jacrev(f)), np.random.default_rng(3)
+    with pytest.warns(UserWarning, match=r"differed at .*np\.cumsum\(x > 0\)") as warned:
+        for _ in range(40):
+            x = rng.normal(size=6)
+            assert_close(jitted(x), jl.jacrev(f)(x), 1e-14)
+    assert jitted.compiles == compiled.KEEP_PROGRAMS and len(warned) == 1
 
 
 # --- decompositions ---------------------------------------------------------------------------
