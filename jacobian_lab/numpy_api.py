@@ -52,7 +52,7 @@ def as_array(v):
     list or tuple holding traced values (at any depth) is stacked instead: the
     same array, with its entries' derivatives.
     """
-    if is_traced(v):
+    if is_traced(v) or v.__class__ is np.ndarray:  # (while compiling, also a mask: kept, not read)
         return v
     if isinstance(v, (list, tuple)) and _holds_traced(v):
         return stack([as_array(e) for e in v])

@@ -139,6 +139,11 @@ class Observable:
             not_replayable(f"f asked {func.__name__} of an array computed from x, which a program cannot answer")
         if func in _SHAPES:  # no value of m decides these
             return func(*map(array_of, args), **kwargs)
+        if func in _BUILDERS and args and "out" not in kwargs:  # np.cumsum(m), np.concatenate([m1, m2])
+            # only the arrays are unwrapped: a mask elsewhere (a shift) is read through its doors
+            first = args[0]
+            arrays = type(first)(map(array_of, first)) if type(first) in (tuple, list) else array_of(first)
+            return _watched(api.FUNCTIONS[func](arrays, *args[1:], **kwargs))
         # np.any(m): the summary is what a program checks, not every element it summarizes (only with
         # masks as arguments themselves: one nested in a list would reach func unwrapped, unseen)
         nested = _holds(kwargs) or any(_holds(a) for a in args if type(a) is not Observable)
@@ -385,6 +390,12 @@ _MOVES = {
 _WRITERS = frozenset([np.copyto, np.put, np.putmask, np.place, np.fill_diagonal, np.put_along_axis])
 _WRITING_METHODS = frozenset(["fill", "sort", "put", "partition", "itemset"])
 _SHAPES = frozenset([np.shape, np.ndim, np.size])
+#: NumPy functions that build a new array from their first argument's elements (an array, or a sequence of
+#: arrays) without reading them: their implementations on traced arrays record primitives alone, so on masks
+#: a program recomputes them (an upwind scheme's np.concatenate([m[:1], m[1:]]), np.cumsum(x > 0)).
+#: Each is checked to read nothing of those arrays but shapes and dtypes: they reach it unwrapped, unobserved.
+_BUILDERS = frozenset([np.concatenate, np.stack, np.hstack, np.vstack, np.column_stack, np.cumsum, np.cumprod,
+                       np.roll, np.tile])
 #: NumPy functions that summarize an array into fresh values, writing nowhere: observed by their result
 _SUMMARIES = frozenset([np.any, np.all, np.count_nonzero, np.sum, np.nonzero, np.flatnonzero, np.argmax,
                         np.argmin])

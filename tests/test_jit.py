@@ -826,14 +826,50 @@ def test_past_keep_programs_a_call_none_fits_is_eager_with_a_warning_naming_the_
 
 def test_a_mask_read_by_numpy_code_settles_on_eager_after_keep_programs_patterns():
     def f(x):
-        return x * np.cumsum(x > 0)  # NumPy's cumsum reads the mask: a program per sign pattern
+        return x[1:] * np.diff(x > 0)  # NumPy's diff reads the mask: a program per sign pattern
 
     jitted, rng = jl.jit(jl.jacrev(f)), np.random.default_rng(3)
-    with pytest.warns(UserWarning, match=r"differed at .*np\.cumsum\(x > 0\)") as warned:
+    with pytest.warns(UserWarning, match=r"differed at .*np\.diff\(x > 0\)") as warned:
         for _ in range(40):
             x = rng.normal(size=6)
             assert_close(jitted(x), jl.jacrev(f)(x), 1e-14)
     assert jitted.compiles == compiled.KEEP_PROGRAMS and len(warned) == 1
+
+
+_BUILT_FROM_MASKS = {
+    "cumsum": lambda x: x * np.cumsum(x > 0),
+    "cumsum along an axis": lambda x: x * np.cumsum((x > 0).reshape(2, 3), axis=1).ravel(),
+    "cumprod": lambda x: x * np.cumprod(x > -0.5),
+    "concatenate": lambda x: np.where(np.concatenate([(x > 0)[:1], (x[1:] > 0) & (x[:-1] < 0)]), x, 2 * x),
+    "stack": lambda x: x * np.where(np.stack([x > 0, x < 0.5]), 1.0, 2.0)[1],
+    "hstack": lambda x: x * np.hstack([x[:3] > 0, x[3:] < 0]),
+    "vstack": lambda x: np.sum(x.reshape(2, 3) * np.vstack([x[:3] > 0, x[3:] < 0]), axis=0),
+    "column_stack": lambda x: np.sum(x.reshape(3, 2) * np.column_stack([x[:3] > 0, x[3:] < 0]), axis=1),
+    "roll": lambda x: x * np.roll(x > 0, 1),
+    "tile": lambda x: np.tile(x[:3], 2) * np.tile(x[3:] > 0, 2),
+    "cumsum of a rounding": lambda x: x * np.cumsum(np.round(x)),
+    "a mask beside x": lambda x: np.concatenate([x, x > 0]) * 2.0,
+}
+
+
+@pytest.mark.parametrize("name", _BUILT_FROM_MASKS)
+def test_numpy_functions_building_arrays_from_masks_are_recomputed_by_one_program(name):
+    f, rng = _BUILT_FROM_MASKS[name], np.random.default_rng(7)
+    jitted = jl.jit(jl.jacobian(f))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(12):  # 12 sign patterns of 6 values
+            x = rng.normal(size=6)
+            assert_close(jitted(x), jl.jacfwd(f)(x), 1e-14)
+    assert jitted.compiles == 1
+
+
+def test_a_mask_as_a_builders_parameter_is_read_and_checked():
+    f = lambda x: x * np.roll(x > 0, np.where(x[0] > 0, 1, 2))  # noqa: E731  (a shift computed from x)
+    jitted = jl.jit(jl.jacobian(f))
+    for x in (np.array([1.0, -2.0, 3.0]), np.array([-1.0, -2.0, 3.0]), np.array([1.0, -2.0, 3.0])):
+        assert_close(jitted(x), jl.jacfwd(f)(x), 1e-14)
+    assert jitted.compiles == 2
 
 
 # --- decompositions ---------------------------------------------------------------------------
@@ -1199,10 +1235,12 @@ def _put_into(x):
 
 # NumPy functions given a mask and a plain array (or a NumPy scalar): NumPy reads the mask, so
 # the program checks it, and eager mode's values come out at every sign pattern. np.where is a
-# select, recorded and recomputed from the mask (one program).
+# select, and joins build arrays without reading them: recorded and recomputed from the mask (one program).
 SELECTS = {
     "where": lambda x: x * np.where(x > 0, _A, -_A),
     "numpy scalar": lambda x: np.where(x > 0, np.float64(2.0), _A) * x,
+    "concatenate": lambda x: np.concatenate([x[:2] > 0, np.array([True])]) * x,
+    "stack": lambda x: np.stack([np.sign(x), _A])[0] * x,
 }
 BESIDE_ARRAYS = {
     **SELECTS,
@@ -1212,8 +1250,6 @@ BESIDE_ARRAYS = {
     "einsum": lambda x: np.einsum("i,i->", _A, (x > 0).astype(float)) * x,
     "tensordot": lambda x: np.tensordot(_A, np.sign(x), axes=1) * x,
     "kron": lambda x: np.kron(np.ones(1), x > 0) * x,
-    "concatenate": lambda x: np.concatenate([x[:2] > 0, np.array([True])]) * x,
-    "stack": lambda x: np.stack([np.sign(x), _A])[0] * x,
     "clip": lambda x: np.clip(np.sign(x), 0.0, _A) * x,
     "copyto": _copied_into,
     "put": _put_into,
