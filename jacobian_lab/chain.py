@@ -309,6 +309,9 @@ class Chain:
                 try:
                     y, traced = call_traced(stage, Evaluated(trace, points[-1]), trace)
                 except TypeError as error:
+                    if type(error) is not TypeError:  # TracerConversionError, or a subclass of f's own
+                        error.add_note(f"raised in {_stage_label(i, stage)} of the chain")
+                        raise
                     raise TypeError(f"{_stage_label(i, stage)}: {error}") from error
                 except Exception as error:  # its own type kept, for f's callers to catch: a note says where
                     error.add_note(f"raised in {_stage_label(i, stage)} of the chain")

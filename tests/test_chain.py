@@ -326,6 +326,19 @@ def test_stage_returning_scalar_or_none():
         Chain([np.sin, lambda z: [z[0], z[1]]]).jacobian(np.ones(3))
 
 
+def test_a_stages_error_of_a_subclass_of_typeerror_keeps_its_type():
+    class Refused(TypeError):
+        pass
+
+    def refusing(z):
+        raise Refused("the stage's own")
+
+    for stage, error in ((lambda z: z * float(z[0]), jl.TracerConversionError), (refusing, Refused)):
+        with pytest.raises(error) as info:
+            Chain([np.sin, stage]).jacobian(np.ones(3))
+        assert "raised in stage 2 (" in "".join(info.value.__notes__)
+
+
 def test_empty_stage_list():
     with pytest.raises(ValueError, match="at least one stage"):
         Chain([])
