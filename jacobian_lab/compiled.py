@@ -373,7 +373,7 @@ def compile_jacobian(fun, g, x):
     with counting(recorder):
         y, pullback = engines.get("reverse").vjp(g, x)
         if fun.scalar:
-            check_scalar(y)
+            check_scalar(g.unflatten(y, "out"))  # a tuple f returned, not the vector it was ravelled into
         compressed = _compressed(fun, g, pullback, y, x, recorder) if fun.mode == "auto" else None
         if compressed is not None and sum(compressed[0].seeds) * BOTH_ORDERS_WITHIN <= min(np.size(y), x.size):
             modes = ()  # this many times fewer seeds: recording a dense order would only lengthen the first call

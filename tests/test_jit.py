@@ -637,6 +637,10 @@ def test_grad_and_its_error_for_vector_outputs():
         assert_close(g(point), jl.grad(lambda v: np.sum(np.exp(v) * v))(point), 1e-14)
     with pytest.raises(TypeError, match="grad requires f to return a scalar"):
         jl.jit(jl.grad(np.sin))(x)
+    for f, kind in ((lambda v: (v * 2, v * 3), "tuple"), (lambda v: {"a": v * 2}, "dict"),
+                    (lambda v: [v[0], v[1]], "list")):
+        with pytest.raises(TypeError, match=rf"scalar \(shape \(\)\), got a {kind}; use jacrev for structured"):
+            jl.jit(jl.grad(f))(x)  # as eager grad says, not the shape of the ravelled leaves
 
 
 def test_float32_inputs_give_float32_jacobians():
