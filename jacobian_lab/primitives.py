@@ -201,6 +201,9 @@ class Trace:
     #: routine's name (`Tracer._plain`): its compiled code (brentq calling f) may lose the error and fail
     #: another way, which then names it.
     refused: tuple | None = None
+    #: The last conversion of one of its values to a number that f's own code asked for and this trace
+    #: refused: NumPy's ``y.flat[i] = v`` into a plain y replaces the refusal by an error without a cause.
+    converting: Exception | None = None
 
     def constant(self, value):
         """`value` as an array of this trace without a derivative, which f can write traced values

@@ -338,7 +338,8 @@ class Tracer:
         if not self.constant:
             caller = _library_caller(3)  # a scipy routine asking for it: quad, brentq (what their function returns)
             if caller is None:
-                raise _conversion_error(what)
+                self._trace.converting = error = _conversion_error(what)
+                raise error
             error = _conversion_error(f"{caller} converting a traced value to a number ({what})")
             self._trace.refused = error, caller  # its compiled code may lose the error: see `base._refused`
             raise error

@@ -1974,6 +1974,26 @@ def test_storing_a_traced_value_into_a_plain_array_names_the_assignment():
         assert type(numpys) is ValueError and isinstance(numpys.__cause__, jl.TracerConversionError)
 
 
+def test_storing_a_traced_value_through_flat_names_the_assignment():
+    def f(x):
+        y = np.zeros(3)
+        y.flat[0] = x[0, 0]  # NumPy's flat setter replaces our error by one without a cause
+        return y
+
+    for call in (lambda f: run(f, "forward"), lambda f: run(f, "reverse"), lambda f: jl.jit(jl.jacobian(f))(X),
+                 lambda f: jl.count_flops(f, X)):
+        with pytest.raises(jl.TracerConversionError, match=re.escape("y.flat[i] = x[j]")):
+            call(f)
+
+    def unconvertible(x):
+        y = np.zeros(3)
+        y.flat[0] = "a"  # f's own mistake, with no traced value: NumPy's error as it is
+        return y + x[0, 0]
+
+    with pytest.raises(ValueError, match=r"^Error setting single item of array\.$"):
+        run(unconvertible, "reverse")
+
+
 CONVERTED_BY_SCIPY = {  # scipy's compiled code converts what the function f passes it returns
     "scipy.integrate.quad": lambda p: np.array([integrate.quad(lambda s: np.exp(-p[0] * s), 0.0, 1.0)[0]]),
     # brentq's C code loses the error and fails another way (a SystemError, or "different signs")

@@ -93,11 +93,17 @@ def _refused(error, trace) -> None:
                                     "it)") from error
 
 
-def _reworded(error) -> Exception | None:
-    """The error that names the fix for one of NumPy's two (see `call_traced`), or None for another error."""
-    if isinstance(error, ValueError) and isinstance(error.__cause__, TracerConversionError):
+#: NumPy's error for ``y.flat[i] = v`` when v does not convert, without the conversion's error as its cause
+_FLAT_SETTER = "Error setting single item of array."
+
+
+def _reworded(error, trace) -> Exception | None:
+    """The error that names the fix for one of NumPy's (see `call_traced`), or None for another error."""
+    stored = isinstance(error.__cause__, TracerConversionError) or (
+        str(error) == _FLAT_SETTER and trace.converting is not None)
+    if isinstance(error, ValueError) and stored:
         return TracerConversionError(
-            "storing a traced value into an element of a plain array (y[i] = x[j]) or converting traced values "
+            "storing a traced value into an element of a plain array (y[i] = x[j], y.flat[i] = x[j]) or converting traced values "
             "to floats (np.asarray(x, dtype=float), which x is already) would drop the derivative, so "
             f"jacobian_lab refuses it (NumPy reports it as {str(error)!r}). Write into a traced array instead: "
             "y = np.zeros_like(x, shape=(n,)) in place of y = np.zeros(n), then y[i] = v; or build the array "
@@ -132,7 +138,7 @@ def call_traced(f, x, trace):
         y = f(x)
         return check_output(y, trace)
     except Exception as error:
-        reworded = _reworded(error)
+        reworded = _reworded(error, trace)
         if reworded is not None:
             raise reworded from error
         _refused(error, trace)
