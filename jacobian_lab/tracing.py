@@ -468,6 +468,11 @@ class Tracer:
     def __int__(self):
         return int(self._plain("int()"))
 
+    def __bytes__(self):  # else bytes(x) of a 0-d x would take x for a length (__index__)
+        if self.constant:
+            return bytes(self._plain("bytes()"))
+        raise TypeError(f"a bytes-like object is required, not '{type(self).__name__}'")
+
     def __complex__(self):
         return complex(self._plain("complex()"))
 

@@ -1994,6 +1994,23 @@ def test_storing_a_traced_value_through_flat_names_the_assignment():
         run(unconvertible, "reverse")
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f, message", [
+    (lambda x: np.frombuffer(x) * x, "has no memory for memoryview, np.frombuffer or bytes"),
+    (lambda x: x * memoryview(x).nbytes, "has no memory for memoryview"),
+    (lambda x: x * len(bytes(x[0, 0])), "has no memory"),  # not a length, as bytes(3) takes one
+    (lambda x: x * hash(x[0, 0]), "unhashable, as an ndarray is.*functools.lru_cache"),
+], ids=["frombuffer", "memoryview", "bytes", "hash"])
+def test_reading_a_traced_arrays_bytes_or_hash_says_why_it_cannot(f, message, mode):
+    with pytest.raises(TypeError, match=message):
+        run(f, mode)
+
+
+def test_the_bytes_of_an_array_without_a_derivative_are_numpys():
+    f = lambda x: x * len(bytes(np.zeros_like(x)))  # noqa: E731
+    np.testing.assert_array_equal(run(f, "reverse"), 8 * X.size * np.eye(X.size).reshape(X.shape + X.shape))
+
+
 CONVERTED_BY_SCIPY = {  # scipy's compiled code converts what the function f passes it returns
     "scipy.integrate.quad": lambda p: np.array([integrate.quad(lambda s: np.exp(-p[0] * s), 0.0, 1.0)[0]]),
     # brentq's C code loses the error and fails another way (a SystemError, or "different signs")

@@ -116,10 +116,27 @@ def _reworded(error, trace) -> Exception | None:
     if isinstance(error, TypeError) and "is not a valid JAX type" in str(error):  # jax.numpy's refusal
         return TypeError(f"{error} f calls jax.numpy on a traced array, and jacobian_lab traces NumPy code: write "
                          "f with numpy (np.sin for jnp.sin), or differentiate it with JAX itself")
+    if isinstance(error, TypeError) and _about_a_tracer(error, "a bytes-like object is required, not "):
+        return TypeError(f"{error}: a traced array has no memory for memoryview, np.frombuffer or bytes() to read, "
+                         "and its derivative could not follow bytes; compute with NumPy operations on the array")
+    if isinstance(error, TypeError) and _about_a_tracer(error, "unhashable type: "):
+        return TypeError(f"{error}: a traced array is unhashable, as an ndarray is; NumPy's scalar x[0] hashes by "
+                         "its value, but a traced one keying a dict or a cache (functools.lru_cache) would find "
+                         "what another value computed: key the lookup on values that do not come from x")
     if isinstance(error, TypeError) and any(text in str(error) for text in _OBJECT_LOOPS):
         unsure = "" if "dtype('O')" in str(error) else " (if an operand is an array of traced values)"
         return TypeError(f"{error}{unsure}: a NumPy function (or a scipy.special ufunc) cannot compute on {_OBJECTS}")
     return None
+
+
+def _about_a_tracer(error, text: str) -> bool:
+    """Whether Python's `error` reads ``<text>'<a tracer class>'``: it names jacobian_lab's type, not f's problem."""
+    message = str(error)
+    at = message.find(text)
+    return at >= 0 and message[at + len(text):].strip("'") in _TRACER_NAMES
+
+
+_TRACER_NAMES = frozenset(["Dual", "Node", "Evaluated", "Tracer"])  # the engines' `Tracer` classes
 
 
 def call_traced(f, x, trace):
