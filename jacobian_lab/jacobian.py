@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import warnings
 from functools import partial
+from collections.abc import Iterator
 from typing import Callable
 
 import numpy as np
@@ -53,6 +54,7 @@ def as_input(x) -> np.ndarray:
     if isinstance(x, np.matrix):
         raise TypeError("x is an np.matrix, whose * is a matrix product; traced arrays are ndarrays, where * is "
                         "elementwise. Pass np.asarray(x) and write matrix products with @")
+    given = x
     try:
         x = np.asarray(x)
     except ValueError as error:  # NumPy's "inhomogeneous shape": rows of different lengths
@@ -68,8 +70,10 @@ def as_input(x) -> np.ndarray:
         raise TypeError("x must be a float array, got dtype bool; booleans have no derivative, "
                         "convert with x.astype(float)")
     if kind != "f":
-        raise TypeError(f"x must be a float array, got dtype {x.dtype}; convert it with "
-                        "np.asarray(x, dtype=float) if its entries are numbers")
+        fix = ("pass its values in an array (np.fromiter(x, float) of a generator; a set has no order)"
+               if isinstance(given, (set, frozenset, Iterator)) else
+               "convert it with np.asarray(x, dtype=float) if its entries are numbers")
+        raise TypeError(f"x must be a float array, got {_described(given, x)}; {fix}")
     # bytes in the other order (a big-endian file's '>f4') are the same numbers: computed, and
     # differentiated, in the machine's own order of that dtype, float32 staying float32
     return x if x.dtype.isnative else x.astype(x.dtype.newbyteorder("="))
@@ -786,10 +790,18 @@ def _real(value, name) -> np.ndarray:
     if isinstance(value, np.matrix):
         raise TypeError(f"{name} is an np.matrix, which is always 2-D (a vector becomes a batch of one); "
                         f"pass np.asarray({name}).ravel() for a vector, np.asarray({name}) for a matrix")
-    value = np.asarray(value)
-    if value.dtype.kind not in "fiu":
-        raise TypeError(f"{name} must be a float array, got dtype {value.dtype}")
-    return value
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must be a float array, got {_described(value, array)}")
+    return array
+
+
+def _described(value, array: np.ndarray) -> str:
+    """What was given in place of a float array: its dtype, or for what NumPy wraps whole in a 0-d
+    object array (None, a set, a generator, a Fraction) its type."""
+    if array.dtype == object and array.ndim == 0:
+        return "None" if value is None else type(value).__name__
+    return f"dtype {array.dtype}"
 
 
 def jvp(f: Callable, x, x_dot, has_aux: bool = False):

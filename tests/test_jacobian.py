@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -749,3 +750,24 @@ def test_derivatives_at_a_0d_x_are_0d_arrays_from_every_function_and_jit():
     assert [type(r) for r in results] == [np.ndarray] * len(results)
     assert [r.shape for r in results] == [()] * len(results)
     assert [float(r) for r in results] == [12.0] * len(results)
+
+
+@pytest.mark.parametrize("x, given, fix", [
+    ({1.0, 2.0}, "set", "a set has no order"),
+    ((v for v in (1.0, 2.0)), "generator", r"np\.fromiter"),
+    (Fraction(1, 2), "Fraction", r"np\.asarray\(x, dtype=float\)"),
+    (np.array(["a"]), "dtype <U1", r"np\.asarray\(x, dtype=float\)"),
+])
+def test_an_x_of_no_numbers_is_named_by_its_type_or_dtype(x, given, fix):
+    with pytest.raises(TypeError, match=rf"^x must be a float array, got {given}; .*{fix}"):
+        jl.jacobian(np.sin, x)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda d: jl.jvp(np.sin, np.ones(2), d), "x_dot"),
+    (lambda d: jl.vjp(np.sin, np.ones(2))[1](d), "y_bar"),
+    (lambda d: jl.hvp(lambda x: np.sum(x ** 3), np.ones(2), d), "v"),
+])
+def test_a_direction_of_none_is_named_none(call, name):
+    with pytest.raises(TypeError, match=rf"^{name} must be a float array, got None$"):
+        call(None)
