@@ -1029,11 +1029,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args) -> int:
     """The command. With --json, what the user's code prints goes to stderr, so that stdout holds the
     JSON alone (`_json` writes it to the stdout kept in ``args.json_out``)."""
-    if not getattr(args, "json", False):
-        return args.handler(args)
-    args.json_out = sys.stdout
-    with contextlib.redirect_stdout(sys.stderr):
-        return args.handler(args)
+    with warnings.catch_warnings():
+        if not sys.warnoptions:  # (python -W chooses for itself)
+            # NumPy warns at the line that ran each operation: f's own line for its plain evaluation, then
+            # again inside the package for every mode's traced or compiled copy of the same arithmetic
+            warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"jacobian_lab(\.|$)")
+        if not getattr(args, "json", False):
+            return args.handler(args)
+        args.json_out = sys.stdout
+        with contextlib.redirect_stdout(sys.stderr):
+            return args.handler(args)
 
 
 def _smaller(args) -> str:

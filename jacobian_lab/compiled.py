@@ -733,7 +733,8 @@ class _Code:
         self.eqs, self.running, self.placements, self.x, self.quiet = eqs, running, placements, x, quiet or {}
         self.notes, self.checks, self.into, self.filled = (
             (compacted.notes, compacted.checks, compacted.into, compacted.filled) if compacted else ({}, {}, {}, ()))
-        self.namespace = {"same": same, "zeros": np.zeros, "empty": np.empty, "errstate": np.errstate,
+        self.namespace = {"__name__": "jacobian_lab.compiled.program",  # whose warnings the command line leaves out
+                          "same": same, "zeros": np.zeros, "empty": np.empty, "errstate": np.errstate,
                           "DENSE": compaction.DENSE,
                           **compaction.NAMES}
         self._constants: dict[int, str] = {}

@@ -792,6 +792,15 @@ def test_console_script_default_compare():
     assert "R^1000 -> R^1" in proc.stdout and "verdict: reverse" in proc.stdout
 
 
+def test_numpys_warnings_show_once_at_fs_own_line(tmp_path):
+    (tmp_path / "roots.py").write_text("import numpy as np\ndef roots(x):\n    return np.sqrt(x)\n")
+    np.save(tmp_path / "x.npy", np.array([1.0, np.nan, -1.0]))
+    proc = _run_script("compare", "roots.py:roots", "--x-file", "x.npy", "--repeat", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    warned = [line for line in proc.stderr.splitlines() if "RuntimeWarning" in line]
+    assert len(warned) == 1 and warned[0].startswith(str(tmp_path / "roots.py") + ":3:"), proc.stderr
+
+
 def test_console_script_user_file(user_file, tmp_path):
     proc = _run_script("compare", f"{user_file.name}:softplus_sum", "--shape", "5", "--repeat", "1",
                        "--plot", "phases.png", cwd=tmp_path)
