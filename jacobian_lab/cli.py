@@ -492,12 +492,23 @@ def _refuse_too_long(title: str, f, x, modes, leave_out: bool = True):
     """Refuse the rows of `modes` predicted to exceed MAX_PASSES or MAX_FLOPS, if any are (with
     `leave_out`, naming the --modes without them); f failing while it is predicted is f's failure.
     Returns the prediction, for the comparison to use."""
+    from . import trees
     from .compare import _rows
+    from .jacobian import schedule
     from .prediction import predict
 
+    # a forward row's passes follow from x's size alone (at least these: memory may cut a pass's seeds),
+    # known before f is first traced, which a huge x makes slow
+    n = sum(np.size(leaf) for leaf in trees.flatten(x)[0])
+    too_long = {}
+    for name, (label, mode, batch) in zip(modes, _rows(modes)):
+        passes = schedule("forward", n, 1, batch)[1] if mode == "forward" else 0
+        if passes > MAX_PASSES:
+            too_long[name] = f"'{label}' ({passes:,} passes)"
+    if too_long:
+        raise _too_long(too_long, modes, leave_out)
     with _running(f"differentiating {title} failed"):
         prediction = predict(f, x)
-    too_long = {}
     for name, (label, mode, batch) in zip(modes, _rows(modes)):
         if mode == "sparse":  # it pushes fewer seeds than either order
             continue
@@ -510,13 +521,18 @@ def _refuse_too_long(title: str, f, x, modes, leave_out: bool = True):
         if passes > MAX_PASSES or work > MAX_FLOPS:
             too_long[name] = f"'{label}' ({passes:,} pass{'es' if passes != 1 else ''}, {work:.2g} FLOPs)"
     if too_long:
-        kept = ",".join(m for m in modes if m not in too_long)
-        instead = f"leave {'them' if len(too_long) > 1 else 'it'} out with --modes {kept}, or " if kept and leave_out else ""
-        *others, last = too_long.values()
-        rows = f"{', '.join(others)} and {last}" if others else last
-        raise UsageError(f"the row{'s' if len(too_long) > 1 else ''} {rows} would take too long to wait for; "
-                         f"{instead}choose a smaller size")
+        raise _too_long(too_long, modes, leave_out)
     return prediction
+
+
+def _too_long(too_long: dict, modes, leave_out: bool) -> UsageError:
+    """The refusal of the rows `too_long` (name -> description), naming the --modes without them."""
+    kept = ",".join(m for m in modes if m not in too_long)
+    instead = f"leave {'them' if len(too_long) > 1 else 'it'} out with --modes {kept}, or " if kept and leave_out else ""
+    *others, last = too_long.values()
+    rows = f"{', '.join(others)} and {last}" if others else last
+    return UsageError(f"the row{'s' if len(too_long) > 1 else ''} {rows} would take too long to wait for; "
+                      f"{instead}choose a smaller size")
 
 
 def _first_call(f, x, prediction, passes: int, work: float) -> tuple[int, float]:

@@ -342,6 +342,19 @@ def test_compare_refuses_rows_too_long_to_wait_for(capsys):
             "(97 passes, 2.5e+11 FLOPs) would take too long to wait for; leave them out with --modes sparse") in err
 
 
+def test_forward_rows_too_long_for_xs_size_are_refused_before_f_is_traced(capsys, monkeypatch):
+    from jacobian_lab import prediction
+
+    def traced(*args, **kwargs):
+        raise AssertionError("f was traced: at this size the refusal follows from x's size alone")
+
+    monkeypatch.setattr(prediction, "predict", traced)
+    code, _, err = run(capsys, "compare", "seed", "--n", "100000000")
+    assert_one_line_error(err, code, 2)
+    assert ("the rows 'forward, 1 seed/pass' (100,000,000 passes) and 'forward, vector' (100,000,000 passes) would "
+            "take too long to wait for; leave them out with --modes reverse-1,reverse,auto,jit,sparse") in err
+
+
 def test_a_jit_row_is_priced_at_the_compressed_seeds_its_first_call_records(capsys, monkeypatch):
     """bratu's Jacobian is tridiagonal: jit's first call records 3 compressed seeds, not a dense order."""
     from jacobian_lab import cli
