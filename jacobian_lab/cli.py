@@ -646,8 +646,9 @@ def _cmd_sweep(args) -> int:
     name = args.problem or DEFAULT_PROBLEM
     if name not in problems.names():
         raise UsageError(f"unknown problem {name!r}; choose one of: {', '.join(problems.names())}")
-    ns = parse_sizes(args.n, "--n") if args.n is not None else None
-    ms = parse_sizes(args.m, "--m") if args.m is not None else None
+    # in increasing order, each once, as the plot and the crossover read them
+    ns = sorted(set(parse_sizes(args.n, "--n"))) if args.n is not None else None
+    ms = sorted(set(parse_sizes(args.m, "--m"))) if args.m is not None else None
     plot = _plot_path(args.plot)
     _check_traceable(max((ns or []) + (ms or []), default=0), "--n/--m")
     # build every grid point before measuring, so a size the problem does not take fails at once

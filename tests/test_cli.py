@@ -514,7 +514,7 @@ def test_compare_default_is_seed_at_1000():
 
 
 def test_sweep_json_and_progress(capsys):
-    code, out, err = run(capsys, "sweep", "wide_to_tall", "--n", "5,20,80", "--m", "20", "--repeat", "1", "--json")
+    code, out, err = run(capsys, "sweep", "wide_to_tall", "--n", "80,5,20,5", "--m", "20", "--repeat", "1", "--json")
     assert code == 0, err
     data = json.loads(out)
     assert data["axis"] == "n" and [p["n"] for p in data["points"]] == [5, 20, 80]
