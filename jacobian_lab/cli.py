@@ -328,6 +328,10 @@ def _resolve(args) -> tuple[str, Callable, np.ndarray, object]:
     from . import problems
 
     target = args.target or DEFAULT_PROBLEM
+    if args.x_file is not None and args.seed is not None:
+        raise UsageError("--seed draws the random input of --shape (or a problem's data); an --x-file input "
+                         "has nothing to draw: give one or the other")
+    seed = 0 if args.seed is None else args.seed
     if ":" not in target:
         if target not in problems.names():
             raise UsageError(f"unknown problem {target!r}; choose one of: {', '.join(problems.names())}, "
@@ -337,7 +341,7 @@ def _resolve(args) -> tuple[str, Callable, np.ndarray, object]:
                              f"takes --n/--m")
         _check_traceable(max(args.n or 0, args.m or 0), "--n/--m")
         try:
-            problem = problems.get(target, n=args.n, m=args.m, seed=args.seed)
+            problem = problems.get(target, n=args.n, m=args.m, seed=seed)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
         if args.n is not None and problem.n != args.n:  # mlp_loss takes whole hidden units: n in multiples of 22
@@ -354,7 +358,7 @@ def _resolve(args) -> tuple[str, Callable, np.ndarray, object]:
     elif args.shape is not None:
         shape = parse_shape(args.shape)
         _check_traceable(math.prod(shape), "--shape")
-        x = np.random.default_rng(args.seed).standard_normal(shape)
+        x = np.random.default_rng(seed).standard_normal(shape)
     else:
         raise UsageError(f"{target!r} needs an input: give --shape (e.g. --shape 100) or --x-file FILE.npy")
     return target, f, x, None
@@ -989,7 +993,7 @@ def _add_target(p) -> None:
     p.add_argument("--m", type=_size_arg, help="number of outputs of a built-in problem (where it has one)")
     p.add_argument("--shape", help="input shape for a function, e.g. 1000 or 3,4 ('' for a scalar)")
     p.add_argument("--x-file", metavar="FILE", help="input point for a function (.npy, .npz, .txt, .csv)")
-    p.add_argument("--seed", type=_seed, default=0, help="random seed of the input / problem data (default 0)")
+    p.add_argument("--seed", type=_seed, help="random seed of the input / problem data (default 0)")
 
 
 def _version() -> str:

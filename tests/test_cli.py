@@ -857,3 +857,13 @@ def test_compare_npz_with_several_arrays_passes_a_dict(tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert (data["n"], data["m"]) == (12 + 4 + 3, 3)
     assert all(m["max_abs_diff"] < 1e-12 for m in data["measurements"])
+
+
+def test_a_seed_beside_an_x_file_is_refused(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.ones(3))
+    code, _, err = run(capsys, "compare", "numpy:sin", "--x-file", str(tmp_path / "x.npy"), "--seed", "4")
+    assert_one_line_error(err, code, 2)
+    assert "--seed draws the random input of --shape" in err and "--x-file input has nothing to draw" in err
+    code, _, err = run(capsys, "compare", "numpy:sin", "--shape", "4", "--seed", "4", "--modes", "reverse",
+                       "--repeat", "1")
+    assert code == 0, err  # where it draws x, it is taken
