@@ -327,6 +327,8 @@ EXAMPLES: dict[str, list[Example]] = {
         ex(with_singular_values(3, 3, 1.8, 0.6), label="rank 2 of 3"),
         ex(with_singular_values(4, 4, 1.6, 0.9), label="rank 2 of 4"), ex(general(1, 1), label="(1,1)"),
     ],
+    # the same function by LU, at well-conditioned matrices (elsewhere det's rules take the SVD's)
+    "lu_cofactor": [ex(well_conditioned(), label="(3,3)"), ex(well_conditioned(2, n=2), label="(2,2,2)")],
     # linear in its second operand, whose seed axis broadcasts against the matrices
     "cofactor_tangent": [
         ex(well_conditioned(), general(3, 3), diff=(False, True), label="(3,3)"),

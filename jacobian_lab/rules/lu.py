@@ -3,8 +3,9 @@
 solve takes NumPy 2's matrix form, b (…, n, r); its rules solve with a (and
 aᵀ) again rather than keep a factorization, folding the seeds of a pass into
 extra right-hand sides so that one matrix is factorized once per pass. slogdet
-differentiates through a⁻ᵀ, det through its cofactor matrix (defined at a
-singular matrix too, see `rules.cofactor`), each built once per pass or tape.
+differentiates through a⁻ᵀ, det through its cofactor matrix (by LU where a is
+well conditioned, else from the SVD, defined at a singular matrix too: see
+`rules.cofactor`), each built once per pass or tape.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from ..primitives import DerivativeError, Primitive, register
 from . import elementwise as E
 from . import reductions as R
 from . import shape as S
-from .cofactor import cofactor
+from .cofactor import cofactor_of
 from .linalg import matmul, swap
 
 
@@ -140,11 +141,11 @@ def _det_cost(out, a):
 
 
 def _det_jvp(tangents, out, a):
-    return _contract(cofactor(a), tangents[0])  # d det = Σ C(a) ⊙ ȧ, C(a) = det a⁻ᵀ where a is invertible
+    return _contract(cofactor_of(a, out), tangents[0])  # d det = Σ C(a) ⊙ ȧ, C(a) = det a⁻ᵀ where a is invertible
 
 
 def _det_vjp(needs, out, a):
-    return _per_matrix(cofactor(a)) if needs[0] else unneeded  # ā = ḡ C(a), C(a) once per tape
+    return _per_matrix(cofactor_of(a, out)) if needs[0] else unneeded  # ā = ḡ C(a), C(a) once per tape
 
 
 det = register(Primitive("det", np.linalg.det, _det_cost, jvp=_det_jvp, vjp=_det_vjp))
