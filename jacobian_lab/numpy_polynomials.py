@@ -1,7 +1,7 @@
 """NumPy's polynomials and convolutions on traced arrays, composed from primitives.
 
-convolve and correlate gather the sliding windows of one operand (0 flops) and
-multiply them by the other; polyval is Horner's rule as NumPy runs it; vander
+convolve and correlate add up the shifted slices of one operand times each entry
+of the other (or, for a long other, gather its sliding windows and multiply); polyval is Horner's rule as NumPy runs it; vander
 is a cumprod; polyder, polyint, polyadd, polysub and polymul are arithmetic on
 coefficient arrays; polyfit is NumPy's scaled least-squares fit through
 linalg.lstsq.
@@ -42,17 +42,34 @@ def _vector(v, which):
     return v
 
 
+#: Up to this many entries in the shorter operand, a correlation is a sum of its shifted slices; beyond,
+#: one gather of every window keeps the number of primitives (each a few microseconds) small.
+SHIFTED_UP_TO = 32
+
+
 def _sliding(a, v, mode):
     """out[k] = sum_j a[k - left + j] v[j], a read as 0 outside: NumPy's correlation, len(a) >= len(v).
 
-    The windows of a are one gather (0 flops, -1 positions read the 0 fill), then one
-    product per window entry and a sum per window.
+    Either way one product per window entry and m - 1 sums per window: for a short v,
+    a (padded with zeros where windows reach past it) shifted by each j times v[j],
+    added up (slices are views, and a reverse sweep adds each one's cotangent in
+    place); for a long one, the windows of a as one gather (0 flops, -1 positions
+    read the 0 fill) times v, summed along each window.
     """
     n, m = np.shape(a)[0], np.shape(v)[0]
     left, length = ((0, n - m + 1), (m // 2, n), (m - 1, n + m - 1))[mode]
-    positions = np.arange(length)[:, None] - left + np.arange(m)
-    positions[(positions < 0) | (positions >= n)] = -1
-    return api._reduction(R.sum, E.multiply(gather(a, positions, fill=0.0), v), 1)
+    if m > SHIFTED_UP_TO:
+        positions = np.arange(length)[:, None] - left + np.arange(m)
+        positions[(positions < 0) | (positions >= n)] = -1
+        return api._reduction(R.sum, E.multiply(gather(a, positions, fill=0.0), v), 1)
+    right = length + m - 1 - left - n  # zeros past a's end that the last window reads
+    if left or right:
+        zeros = [np.zeros(k, np.result_type(primal(a))) for k in (left, right)]
+        a = api.concatenate([zeros[0], a, zeros[1]])
+    total = E.multiply(a[:length], v[0])
+    for j in range(1, m):
+        total = E.add(total, E.multiply(a[j:j + length], v[j]))
+    return total
 
 
 @implements(np.correlate)

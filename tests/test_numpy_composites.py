@@ -15,7 +15,7 @@ import jacobian_lab as jl
 from jacobian_lab.accounting import Cost, counting
 from jacobian_lab.engines import get
 
-from helpers import assert_fd_close, central_differences, traced_value
+from helpers import assert_close, assert_fd_close, central_differences, traced_value
 
 rng = np.random.default_rng(1)
 x3, x5, x6 = rng.normal(size=3), rng.normal(size=5), rng.normal(size=6)
@@ -623,12 +623,26 @@ def test_order_statistics_and_filters_count_their_arithmetic():
     # polyval with 4 coefficients at 5 points: Horner from y = 0 (as NumPy), 4 steps of
     # y * x (5 multiplications) + p[i] (5 additions) = 40
     assert jl.count_flops(lambda x: np.polyval([2.0, -1.0, 0.5, 3.0], x), x5) == Cost(40, 0)
-    # convolve 5 values with 3: the windows are one gather (0); "full" has 5 + 3 - 1 = 7 windows of 3:
+    # convolve 5 values with 3: the shifted slices are views (0); "full" has 5 + 3 - 1 = 7 windows of 3:
     # 7 * 3 products + 7 * (3 - 1) sums = 35; "same" 5 windows: 15 + 10; "valid" 3 windows: 9 + 6
     v = [1.0, 2.0, 3.0]
     assert jl.count_flops(lambda x: np.convolve(x, v), x5) == Cost(35, 0)
     assert jl.count_flops(lambda x: np.convolve(x, v, "same"), x5) == Cost(25, 0)
     assert jl.count_flops(lambda x: np.convolve(x, v, "valid"), x5) == Cost(15, 0)
+
+
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+def test_a_long_kernel_gathers_its_windows_with_the_same_values_derivatives_and_count(mode):
+    from jacobian_lab.numpy_polynomials import SHIFTED_UP_TO
+
+    x, m = rng.normal(size=SHIFTED_UP_TO + 12), SHIFTED_UP_TO + 3  # the windows of x, m wide
+    kernel = rng.normal(size=m)
+    f = lambda v: np.convolve(v, kernel, mode) + np.correlate(v, v[:m], mode)  # noqa: E731
+    np.testing.assert_allclose(traced_value(f, x), f(x), rtol=1e-12, atol=1e-12)
+    assert_fd_close(jl.jacrev(f)(x), central_differences(f, x))
+    assert_close(jl.jacfwd(f)(x), jl.jacrev(f)(x), 1e-13)
+    windows = {"full": x.size + m - 1, "same": x.size, "valid": x.size - m + 1}[mode]
+    assert jl.count_flops(lambda v: np.convolve(v, kernel, mode), x) == Cost(windows * (2 * m - 1), 0)
 
 
 def test_products_integration_and_interpolation_count_their_arithmetic():
