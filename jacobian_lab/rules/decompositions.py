@@ -321,7 +321,10 @@ def _singular_vector_factors(a):
             f"values are equal or one is zero (within {tolerance:g} times the largest): the "
             "singular vectors are not unique there. Differentiate the singular values alone (np.linalg.svd(a, "
             "compute_uv=False); in reverse mode, svd's S when U and Vh are unused), or move the matrix "
-            "away from the repeated singular value"
+            "away from the repeated singular value. A second derivative of the singular values (jl.hessian "
+            "of a function of svdvals or of a matrix 2-norm) needs the vectors' and is refused there too: "
+            "a symmetric function of the squared singular values, such as sum(s ** 2) = sum(a ** 2) or "
+            "sum(s ** 4) = trace((aᵀa)²), can be written without the SVD"
         )
     s2 = E.square(s)
     f = _off_diagonal_inverse(E.subtract(_row(s2), _column(s2)), s.dtype)
