@@ -49,7 +49,7 @@ from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, fi
                        result_dtype, rows, whole_block)
 from .compressed import SparseJacobian, entries, fewer_seeds, holding, where_read
 from .hessian import HessianFunction, SparseHessian, structured
-from .memory import MemoryBudgetError, budget, building, check_dense
+from .memory import MATRIX, MemoryBudgetError, budget, building, check_dense, readable
 from .primitives import REGISTRY, DerivativeError
 from .sparsity import recorded_pattern
 from .staging import INPUT, NotReplayable, Recorder
@@ -190,8 +190,8 @@ class Jitted:
             f"f took more paths through the values it reads than the {KEEP_PROGRAMS} programs kept at x of shape "
             f"{shape} (they differed at {where})")
         warnings.warn(
-            f"jit: the Jacobian of {name} at x of shape {shape} is computed without compiling where none of its "
-            f"{KEEP_PROGRAMS} programs fits: each checks values f read from arrays computed from x, and they "
+            f"jit: the {MATRIX.get()} of {name} at x of shape {shape} is computed without compiling where none of "
+            f"its {KEEP_PROGRAMS} programs fits: each checks values f read from arrays computed from x, and they "
             f"differed at {where}. A branch on values (if, bool(), int(), a mask as an index) or NumPy code "
             "reading a mask (np.diff(x > 0), np.sort(m)) takes a program per pattern of values; operations that compute "
             "on it instead (np.where(x > 0, a, b), x * (x > 0)) are recomputed by one program",
@@ -215,7 +215,7 @@ class Jitted:
             program, J = self._build(g, x)  # f may raise: then nothing was compiled
         except NotReplayable as reason:
             self.compiles += 1  # a recording that found f cannot be replayed
-            warnings.warn(f"jit: the Jacobian of {getattr(self.fun.f, '__name__', 'f')} is computed without "
+            warnings.warn(f"jit: the {MATRIX.get()} of {getattr(self.fun.f, '__name__', 'f')} is computed without "
                           f"compiling, because {reason}", stacklevel=_outside())
             self._refused[key] = reason
             return None, None
@@ -377,6 +377,7 @@ def compile_jacobian(fun, g, x):
         compressed = _compressed(fun, g, pullback, y, x, recorder) if fun.mode == "auto" else None
         if compressed is not None and sum(compressed[0].seeds) * BOTH_ORDERS_WITHIN <= min(np.size(y), x.size):
             modes = ()  # this many times fewer seeds: recording a dense order would only lengthen the first call
+        modes = _recordable(modes, int(np.size(y)), x.size, result_dtype(x).itemsize, budget(fun.max_memory))
         for mode in modes:
             build = columns if mode == "forward" else rows
             try:
@@ -392,6 +393,25 @@ def compile_jacobian(fun, g, x):
     best = min(programs, key=lambda p: (p.cost.total(), len(p.equations)))
     J = programs[best]
     return best, (J if best.fresh else J.copy())  # J may be a block the program keeps
+
+
+def _recordable(modes, m: int, n: int, itemsize: int, limit: int) -> tuple:
+    """The orders of `modes` whose recordings fit `limit` bytes together: each keeps J and the seeds of
+    every pass (n x n forward, m x m reverse), which its program keeps as constants; auto's second
+    order only where both fit. NotReplayable where none does: eager mode, which keeps J alone, answers."""
+    needs = {mode: (m * n + (n * n if mode == "forward" else m * m)) * itemsize for mode in modes}
+    kept = []
+    for mode in modes:
+        if sum(needs[k] for k in kept) + needs[mode] <= limit:
+            kept.append(mode)
+    if modes and not kept:
+        first = modes[0]
+        k = n if first == "forward" else m
+        raise NotReplayable(
+            f"compiling the dense {m}x{n} {MATRIX.get()} keeps it and the {k}x{k} {first} seeds of its passes, "
+            f"{readable(needs[first])}, over the memory budget of {readable(limit)} (max_memory); a larger "
+            "max_memory lets it compile")
+    return tuple(kept)
 
 
 def _compressed(fun, g, pullback, y, x, recorder):

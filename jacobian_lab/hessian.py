@@ -117,6 +117,7 @@ class Derivative:
     def __init__(self, f: Callable, scalar: str | None = None):
         self.f, self.scalar = f, scalar
         self.out_def = None  # a tree of arrays f returned: its structure (`unflattened`)
+        self.__name__ = getattr(f, "__name__", "f")  # what messages call it: f's own name
 
     def __call__(self, v):
         y, pullback = engines.get("reverse").vjp(self._flat, v)

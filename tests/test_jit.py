@@ -1014,7 +1014,7 @@ def test_a_call_whose_f_raises_compiles_nothing():
     assert jac.compiles == 0
 
 
-@pytest.mark.filterwarnings("ignore:jit. the Jacobian:UserWarning")
+@pytest.mark.filterwarnings("ignore:jit. the (Jacobian|Hessian):UserWarning")
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # log's rules at 0, where f took 3 x
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
 @pytest.mark.parametrize("first", ["good", "bad"])
@@ -1032,7 +1032,7 @@ def test_f_catching_an_error_gets_eager_jacobians_on_both_sides(f, mode, first):
     assert jitted.compiles == 1  # a fallback compiles nothing, and a refused recording is not retried
 
 
-@pytest.mark.filterwarnings("ignore:jit. the Jacobian:UserWarning")
+@pytest.mark.filterwarnings("ignore:jit. the (Jacobian|Hessian):UserWarning")
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
 @pytest.mark.parametrize("f", CATCHING, ids=lambda f: f.__name__)

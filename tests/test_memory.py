@@ -1,5 +1,6 @@
 """Memory budget: refuse oversized Jacobians before allocating; size batches to fit."""
 import importlib
+import warnings
 
 import numpy as np
 import pytest
@@ -32,11 +33,12 @@ HESSIANS = [lambda f, **kw: jl.hessian(f, **kw), lambda f, **kw: jl.jit(jl.hessi
 def test_a_hessian_over_budget_is_named_with_the_fixes_that_apply_to_it(hessian, mode):
     """A Hessian's refusal spoke of a Jacobian and offered jvp/vjp, which do not nest, and a slice of
     the outputs of a scalar f."""
-    with pytest.raises(MemoryBudgetError) as err:
+    with pytest.raises(MemoryBudgetError) as err, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # jit: not compiled, past the budget; computed eagerly, which refuses
         hessian(_rosenbrock, mode=mode, max_memory=2000)(np.linspace(-1.0, 1.0, 30))
     message = str(err.value)
     # eager forward-over-reverse stops at its first pass, before the result is laid out
-    stopped = "a forward pass with 1 tangent seed" if mode == "forward" and hessian is HESSIANS[0] else None
+    stopped = "a forward pass with 1 tangent seed" if mode == "forward" else None
     assert (stopped or "the dense 30x30 Hessian needs 7.03 KiB") in message and "jl.hvp" in message
     assert "Jacobian" not in message and "jvp/vjp" not in message and "slice of the outputs" not in message
     with pytest.raises(MemoryBudgetError, match="use reverse mode, a larger max_memory or jl.hvp"):
@@ -358,3 +360,28 @@ def test_the_tape_counts_the_copies_it_keeps_of_constants_apart_from_its_memory(
         array.flags.writeable = False
     assert tape().kept_bytes == 0
     assert jl.measure(f, x, mode="reverse", repeat=1).tape_bytes == budgeted == copied.fresh_bytes
+
+
+def _rosenbrock(x):
+    return np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+def test_compiling_past_the_budget_computes_eagerly_with_a_warning(mode):
+    x, result = np.full(200, 0.5), 200 * 200 * 8  # the Hessian: 312.5 KiB, and as much again of seeds
+    jitted = jl.jit(jl.hessian(_rosenbrock, mode=mode, max_memory=1.25 * result))
+    with pytest.warns(UserWarning, match=r"jit: the Hessian of _rosenbrock is computed without compiling, because "
+                                         r"compiling the dense 200x200 Hessian keeps it and the 200x200 \w+ seeds "
+                                         r"of its passes, 625 KiB, over the memory budget of 391 KiB"):
+        H = jitted(x)
+    np.testing.assert_array_equal(H, jl.hessian(_rosenbrock, mode=mode)(x))
+    with pytest.raises(Exception, match="a larger max_memory lets it compile"):
+        jitted.program(x)
+
+
+def test_auto_compiles_one_order_where_both_do_not_fit():
+    x, result = np.full(200, 0.5), 200 * 200 * 8
+    both = jl.jit(jl.hessian(_rosenbrock, mode="auto"))
+    one = jl.jit(jl.hessian(_rosenbrock, mode="auto", max_memory=3 * result))  # J and seeds once, not twice
+    np.testing.assert_array_equal(one(x), both(x))
+    assert one.program(x).mode == "forward" and one.compiles == 1
