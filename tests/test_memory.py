@@ -385,3 +385,15 @@ def test_auto_compiles_one_order_where_both_do_not_fit():
     one = jl.jit(jl.hessian(_rosenbrock, mode="auto", max_memory=3 * result))  # J and seeds once, not twice
     np.testing.assert_array_equal(one(x), both(x))
     assert one.program(x).mode == "forward" and one.compiles == 1
+
+
+def test_the_hessians_of_a_vector_valued_f_over_budget_are_told_fixes_that_take_them():
+    with pytest.raises(MemoryBudgetError) as err:
+        jl.hessian(lambda x: x ** 3, np.full(300, 0.5), max_memory=1 << 20)
+    assert str(err.value) == (
+        "the 300 dense 300x300 Hessians of f's outputs need 206 MiB, over the memory budget of 1 MiB (max_memory). "
+        "Differentiate fewer outputs, pass a larger max_memory, or use jl.hvp of a scalar function of them "
+        "(one output, or a weighted sum).")
+    v = np.zeros(300)
+    v[7] = 1.0  # what it names works: the Hessian-vector product of one output, here 6 x_7 e_7
+    np.testing.assert_allclose(jl.hvp(lambda x: (x ** 3)[7], np.full(300, 0.5), v), 3.0 * v)
