@@ -92,7 +92,7 @@ def jit(fun: JacobianFunction) -> "Jitted":
                         f"f(W, x) in x (got argnums={fun.argnums!r})")
     if getattr(fun, "executor", None) is not None:
         raise TypeError("jl.jit replays one compiled program in the calling thread, so it takes no executor; "
-                        "compile the Jacobian function built without executor=")
+                        f"compile {fun!r}, built without executor=")
     if isinstance(fun, HessianFunction):
         return JittedHessian(fun)
     if isinstance(fun, SparseJacobian):
