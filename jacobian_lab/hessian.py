@@ -93,7 +93,12 @@ def hvp(f: Callable, x, v):
     """
     check_function(f)
     g, x_flat = prepare(f, x)
-    tangents, batched = _split_batch(_flat_like(v, g.in_def, "v"), x_flat.shape, "v", result_dtype(x_flat))
+    try:
+        v = _flat_like(v, g.in_def, "v")
+    except ValueError as error:
+        raise ValueError(f"{error} (k directions stacked as (k, *x.shape) are taken for an array x; for a tree "
+                         "of arrays, one direction per call)") from None
+    tangents, batched = _split_batch(v, x_flat.shape, "v", result_dtype(x_flat))
     _, products = engines.get("forward").jvp(Derivative(g, scalar="a Hessian-vector product"), x_flat, tangents)
     products = products.astype(tangents.dtype, copy=False)  # the derivative dtype, as for jvp
     return products if batched else g.unflatten(products[0, ...], "in")

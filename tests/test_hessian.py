@@ -348,6 +348,9 @@ def test_hvp_refuses_what_it_cannot_take():
         jl.hvp(np.sum, np.ones(3), np.ones(4))
     with pytest.raises(ValueError, match="v must have the same structure and leaf shapes as x"):
         jl.hvp(lambda p: np.sum(p["a"]), {"a": np.ones(2)}, np.ones(2))
+    with pytest.raises(ValueError, match=r"at \['a'\]: an array of shape \(2, 2\) where \(2,\) is expected "
+                                         r"\(k directions stacked .* for a tree of arrays, one direction per call\)"):
+        jl.hvp(lambda p: np.sum(p["a"] ** 3), {"a": np.ones(2)}, {"a": np.eye(2)})
 
 
 def test_hvp_of_a_tree_of_arrays_is_the_hessian_blocks_times_v():
