@@ -532,7 +532,8 @@ def _refuse_too_long(title: str, f, x, modes, leave_out: bool = True):
 def _too_long(too_long: dict, modes, leave_out: bool) -> UsageError:
     """The refusal of the rows `too_long` (name -> description), naming the --modes without them."""
     kept = ",".join(m for m in modes if m not in too_long)
-    instead = f"leave {'them' if len(too_long) > 1 else 'it'} out with --modes {kept}, or " if kept and leave_out else ""
+    instead = (f"leave {'them' if len(too_long) > 1 else 'it'} out with --modes {kept}, or "
+               if kept and leave_out else "")
     *others, last = too_long.values()
     rows = f"{', '.join(others)} and {last}" if others else last
     return UsageError(f"the row{'s' if len(too_long) > 1 else ''} {rows} would take too long to wait for; "

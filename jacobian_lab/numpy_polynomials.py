@@ -1,10 +1,10 @@
 """NumPy's polynomials and convolutions on traced arrays, composed from primitives.
 
 convolve and correlate add up the shifted slices of one operand times each entry
-of the other (or, for a long other, gather its sliding windows and multiply); polyval is Horner's rule as NumPy runs it; vander
-is a cumprod; polyder, polyint, polyadd, polysub and polymul are arithmetic on
-coefficient arrays; polyfit is NumPy's scaled least-squares fit through
-linalg.lstsq.
+of the other (or, for a long other, gather its sliding windows and multiply);
+polyval is Horner's rule as NumPy runs it; vander is a cumprod; polyder,
+polyint, polyadd, polysub and polymul are arithmetic on coefficient arrays;
+polyfit is NumPy's scaled least-squares fit through linalg.lstsq.
 """
 from __future__ import annotations
 

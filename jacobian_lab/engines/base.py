@@ -103,9 +103,10 @@ def _reworded(error, trace) -> Exception | None:
         str(error) == _FLAT_SETTER and trace.converting is not None)
     if isinstance(error, ValueError) and stored:
         return TracerConversionError(
-            "storing a traced value into an element of a plain array (y[i] = x[j], y.flat[i] = x[j]) or converting traced values "
-            "to floats (np.asarray(x, dtype=float), which x is already) would drop the derivative, so "
-            f"jacobian_lab refuses it (NumPy reports it as {str(error)!r}). Write into a traced array instead: "
+            "storing a traced value into an element of a plain array (y[i] = x[j], y.flat[i] = x[j]) or "
+            "converting traced values to floats (np.asarray(x, dtype=float), which x is already) would drop the "
+            f"derivative, so jacobian_lab refuses it (NumPy reports it as {str(error)!r}). Write into a traced "
+            "array instead: "
             "y = np.zeros_like(x, shape=(n,)) in place of y = np.zeros(n), then y[i] = v; or build the array "
             "from traced values (np.stack([...]), np.concatenate, np.where(mask, value, y)). NumPy does the "
             "same inside np.mean, np.var, np.median or np.linalg given " + _OBJECTS)

@@ -141,7 +141,7 @@ def _det_cost(out, a):
 
 
 def _det_jvp(tangents, out, a):
-    return _contract(cofactor_of(a, out), tangents[0])  # d det = Σ C(a) ⊙ ȧ, C(a) = det a⁻ᵀ where a is invertible
+    return _contract(cofactor_of(a, out), tangents[0])  # d det = Σ C(a) ⊙ ȧ; C(a) = det a⁻ᵀ where a is invertible
 
 
 def _det_vjp(needs, out, a):
