@@ -119,26 +119,69 @@ def _nan_where(result, nan_slices, trailing):
     return E.where(nan_slices.reshape(nan_slices.shape + (1,) * trailing), np.nan, result)
 
 
-def _linear_neighbours(n, q):
-    """NumPy's method="linear" on n sorted values: the two positions around each level q and the weight.
+def _boundary(index, at_previous):
+    """The order statistic a discrete method picks: floor(index) where `at_previous(gamma, index)`, else
+    the next one, and 0 below the first (NumPy's `_discrete_interpolation_to_boundaries`)."""
+    previous = np.floor(index)
+    return np.maximum(np.where(at_previous(index - previous, index), previous, previous + 1), 0).astype(np.intp)
 
-    Mirrors `numpy.lib._function_base_impl._quantile`: the virtual index (n - 1) q, its
-    floor, and -1 (the last entry) for both neighbours at or past the end; gamma is
-    computed against that -1, as there (it then multiplies a zero difference).
+
+def _continuous(alpha, beta):
+    """Hyndman and Fan's virtual index n q + (α + q (1 − α − β)) − 1, in NumPy's order of operations."""
+    return lambda n, q: n * q + (alpha + q * (1 - alpha - beta)) - 1
+
+
+#: NumPy's virtual index of each level q among n sorted values, per method (`_QuantileMethods` in
+#: numpy/lib/_function_base_impl.py, mirrored operation for operation so that the positions and
+#: weights are NumPy's): an integer array where the method picks one order statistic.
+_VIRTUAL = {
+    "inverted_cdf": lambda n, q: _boundary(n * q - 1, lambda gamma, index: gamma == 0),
+    "averaged_inverted_cdf": lambda n, q: n * q - 1,
+    "closest_observation": lambda n, q: _boundary(
+        n * q - 1 - 0.5, lambda gamma, index: (gamma == 0) & (np.floor(index) % 2 == 1)),
+    "interpolated_inverted_cdf": _continuous(0, 1),
+    "hazen": _continuous(0.5, 0.5),
+    "weibull": _continuous(0, 0),
+    "linear": lambda n, q: (n - 1) * q,
+    "median_unbiased": _continuous(1 / 3.0, 1 / 3.0),
+    "normal_unbiased": _continuous(3 / 8.0, 3 / 8.0),
+    "lower": lambda n, q: np.floor((n - 1) * q).astype(np.intp),
+    "higher": lambda n, q: np.ceil((n - 1) * q).astype(np.intp),
+    "midpoint": lambda n, q: 0.5 * (np.floor((n - 1) * q) + np.ceil((n - 1) * q)),
+    "nearest": lambda n, q: np.around((n - 1) * q).astype(np.intp),
+}
+#: The methods whose weight is not the virtual index's fraction (NumPy's `fix_gamma`)
+_FIX_GAMMA = {
+    "averaged_inverted_cdf": lambda gamma, index: np.where(gamma == 0, 0.5, 1.0),
+    "midpoint": lambda gamma, index: np.where(index % 1 == 0, 0.0, 0.5),
+}
+
+
+def _neighbours(n, q, method):
+    """The two positions around each level q among n sorted values and the weight of the second, as
+    NumPy's `_get_indexes` and `_get_gamma` find them; or, for a method that picks one order statistic,
+    its position alone (an integer array) and None.
+
+    Past the last position (n - 1) both are the last entry, and before the first both are the first:
+    their difference is 0 there, so the weight is too (NumPy's, computed against -1 or 0, would add
+    and take away the same cotangent and round it).
     """
-    virtual = (n - 1) * q
-    at_end = virtual >= n - 1
-    lower = np.where(at_end, -1.0, np.floor(virtual))
-    gamma = virtual - lower
-    lo = lower.astype(np.intp) % n
-    return lo, np.where(at_end, n - 1, lo + 1), gamma
+    virtual = _VIRTUAL[method](n, q)
+    if virtual.dtype.kind != "f":
+        return virtual, None, None
+    past, before = virtual >= n - 1, virtual < 0
+    previous = np.where(past, -1.0, np.where(before, 0.0, np.floor(virtual)))
+    gamma = virtual - previous
+    gamma = _FIX_GAMMA[method](gamma, virtual).astype(virtual.dtype) if method in _FIX_GAMMA else gamma
+    lo = previous.astype(np.intp) % n
+    return lo, np.where(past, n - 1, np.where(before, 0, lo + 1)), np.where(past | before, 0, gamma)
 
 
 def _levels(name, q, method, weights):
     """q as a float array of levels in [0, 1], the arguments quantile functions refuse refused."""
     api._reject(name, weights, "weights")
-    if method != "linear":
-        raise api.unsupported(f"numpy.{name} with method={method!r} (only method='linear', the default)")
+    if method not in _VIRTUAL:
+        raise ValueError(f"{method!r} is not a valid method. Use one of: {_VIRTUAL.keys()}")  # NumPy's words
     if is_traced(q):
         raise NotImplementedError(f"numpy.{name}: a traced q is not supported; the levels must be plain "
                                   "numbers (the positions they pick are decided before differentiating)")
@@ -160,18 +203,21 @@ def _quantile(name, a, q, axis, method, keepdims, weights, weak_q):
     q = _levels(name, q, method, weights)
     values, axes = _along_last(a, axis)
     s, nan_slices = _sorted_last(values)
-    result = _nan_where(_interpolate(s, q, weak_q), nan_slices, q.ndim)
+    result = _nan_where(_interpolate(s, q, weak_q, method), nan_slices, q.ndim)
     return _levels_first(result, q, a, axes, keepdims)
 
 
-def _interpolate(s, q, weak_q):
-    """The linear quantiles of s (sorted along its last axis) at levels q: shape (*kept, *q.shape).
+def _interpolate(s, q, weak_q, method):
+    """The quantiles of s (sorted along its last axis) at levels q by `method`: shape (*kept, *q.shape).
 
-    NumPy's lerp is a + (b - a) g for g < 1/2 and b - (b - a)(1 - g) from 1/2 on; the
-    latter equals b + (b - a)(g - 1) to the last bit, so a gather of the base entry
-    picks the form and the weights stay constants: 3 flops per quantile.
+    A method that picks one order statistic gathers it (0 flops). Otherwise NumPy's lerp is
+    a + (b - a) g for g < 1/2 and b - (b - a)(1 - g) from 1/2 on; the latter equals
+    b + (b - a)(g - 1) to the last bit, so a gather of the base entry picks the form and the
+    weights stay constants: 3 flops per quantile.
     """
-    lo, hi, gamma = _linear_neighbours(np.shape(s)[-1], q)
+    lo, hi, gamma = _neighbours(np.shape(s)[-1], q, method)
+    if gamma is None:
+        return api.take(s, lo, axis=-1)
     upper = gamma >= 0.5
     weight = np.where(upper, gamma - 1.0, gamma)
     weight = float(weight) if weak_q else weight  # a Python q keeps float32 data float32, as in NumPy
@@ -181,7 +227,8 @@ def _interpolate(s, q, weak_q):
 
 @implements(np.quantile)
 def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *, weights=None):
-    """method='linear' only; the derivative goes to the two order statistics around each level.
+    """Every method of NumPy's; the derivative goes to the two order statistics around each level (to the
+    one it picks, for lower, higher, nearest, inverted_cdf and closest_observation).
 
     overwrite_input only allows NumPy to reorder `a`; leaving it intact honours it.
     """
@@ -383,8 +430,8 @@ def _nan_quantile(name, a, q, axis, method, keepdims, weights, weak_q):
         raise NotImplementedError(f"numpy.{name}: a q of {q.ndim} dimensions over a tuple of some of the axes "
                                   "is not supported on traced arrays (NumPy's axis order there is not quantile's)")
     s, counts, axes = _sorted_numbers(a, axis)
-    lo, hi, gamma = _linear_neighbours(np.maximum(counts, 1)[..., None], q.reshape(-1))
-    result = _interpolate_at(s, lo, hi, gamma, weak_q)
+    lo, hi, gamma = _neighbours(np.maximum(counts, 1)[..., None], q.reshape(-1), method)
+    result = take_along_axis(s, lo, axis=-1) if gamma is None else _interpolate_at(s, lo, hi, gamma, weak_q)
     result = _all_nan_where(api.reshape(result, np.shape(s)[:-1] + q.shape), counts, q.ndim)
     return _levels_first(result, q, a, axes, keep)
 
@@ -403,7 +450,7 @@ def _interpolate_at(s, lo, hi, gamma, weak_q):
 @implements(np.nanquantile)
 def nanquantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=np._NoValue, *,
                 weights=None):
-    """quantile of each slice's numbers (method='linear'): its own count sets the virtual index."""
+    """quantile of each slice's numbers, by any of NumPy's methods: its own count sets the virtual index."""
     return _nan_quantile("nanquantile", a, q, axis, method, keepdims, weights, type(q) in (int, float))
 
 

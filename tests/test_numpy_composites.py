@@ -682,12 +682,46 @@ def test_interp_and_nanmax_place_their_derivatives(mode):
     np.testing.assert_array_equal(J, [[[0, 0, 1], [0, 0, 0]], [[0, 0, 0], [0, 0, 0]]])
 
 
+QUANTILE_METHODS = ["inverted_cdf", "averaged_inverted_cdf", "closest_observation", "interpolated_inverted_cdf",
+                    "hazen", "weibull", "linear", "median_unbiased", "normal_unbiased", "lower", "higher",
+                    "midpoint", "nearest"]
+PICKING = {"inverted_cdf", "closest_observation", "lower", "higher", "nearest"}  # one order statistic each
+
+
+@pytest.mark.parametrize("method", QUANTILE_METHODS)
+def test_every_quantile_method_gives_numpys_values_and_derivatives(method):
+    """Each of NumPy's methods at every level of every small size: NumPy's values bit for bit, the
+    same Jacobian in both modes, finite differences; positions before the first and past the last
+    entry (the continuous methods' small and large levels) included."""
+    levels = (0.0, 0.1, 0.25, 0.5, 0.73, 0.9, 1.0, [0.05, 0.5, 0.95])
+    for n in range(1, 8):
+        x = rng.permutation(np.arange(n, dtype=float)) * 0.37 + rng.normal(size=n) * 0.01
+        for q in levels:
+            for f in (lambda v: np.quantile(v, q, method=method),
+                      lambda v: np.percentile(v, np.multiply(q, 100), method=method),
+                      lambda v: np.nanquantile(np.where(v > 1.2, np.nan, v), q, method=method)):
+                np.testing.assert_array_equal(traced_value(f, x), f(x))
+                J = jl.jacrev(f)(x)
+                np.testing.assert_array_equal(J, jl.jacfwd(f)(x))
+                assert_fd_close(J, central_differences(f, x))
+    X = rng.normal(size=(3, 7))
+    for axis in (0, 1, None):
+        f = lambda v: np.quantile(v, [0.2, 0.7], axis=axis, method=method, keepdims=True)  # noqa: E731
+        np.testing.assert_array_equal(traced_value(f, X), f(X))
+    # a gather for a method that picks one entry; else 3 flops per level (b - a, times the weight, plus)
+    assert jl.count_flops(lambda v: np.quantile(v, [0.3, 0.6], method=method), x6) == Cost(
+        0 if method in PICKING else 6, 0)
+
+
+def test_an_unknown_quantile_method_is_numpys_value_error():
+    with pytest.raises(ValueError, match=r"^'closest' is not a valid method\. Use one of: .*'nearest'"):
+        jl.jacrev(lambda x: np.quantile(x, 0.5, method="closest"))(x6)
+
+
 # --- arguments that are refused, by name ----------------------------------------------------
 REFUSED = [
     ("out", lambda x: np.ptp(x, out=np.empty(()))),
     ("out", lambda x: np.quantile(x, 0.5, out=np.empty(()))),
-    ("method='nearest'", lambda x: np.quantile(x, 0.5, method="nearest")),
-    ("method='midpoint'", lambda x: np.percentile(x, 50, method="midpoint")),
     ("weights", lambda x: np.quantile(x, 0.5, weights=np.ones(6))),
     ("traced q", lambda x: np.quantile(x, x[0] * 0.0 + 0.5)),
     ("traced q", lambda x: np.percentile(x, x[0] * 0.0 + 50.0)),
@@ -1156,7 +1190,6 @@ REFUSED_MORE = [
     ("dtype=int64", lambda x: np.nanvar(x, dtype=np.int64)),
     ("where (other than a plain mask)", lambda x: np.nanstd(x, where=x)),
     ("out", lambda x: np.nanmedian(x, out=np.empty(()))),
-    ("method='nearest'", lambda x: np.nanquantile(x, 0.5, method="nearest")),
     ("weights", lambda x: np.nanpercentile(x, 50, weights=np.ones(6))),
     ("traced q", lambda x: np.nanquantile(x, x[0] * 0.0 + 0.5)),
     ("a q of 2 dimensions", lambda x: np.nanquantile(x.reshape(1, 2, 3), [[0.5]], axis=(1, 2))),
