@@ -10,7 +10,8 @@ views: that array becomes a copy of itself with the values put at the
 view's positions (`write`), and its views, the written one included, are
 derived again. Copies (``x.copy()``, ``np.copy``, ``+x``) are
 distinct tracers, and a 0-d value that is no view is a NumPy scalar, as
-reductions and indexing give one: immutable, so ``s += 1`` binds s anew.
+reductions and indexing give one: immutable, so ``s += 1`` binds s anew (unless
+NumPy gives it as a 0-d array, `array0`: ``np.zeros_like(x, shape=())``).
 
 >>> import numpy as np, jacobian_lab as jl
 >>> def f(x):
@@ -35,7 +36,7 @@ from .rules import elementwise as E
 from .rules import shape as S
 
 _STATE: dict[type, tuple[str, ...]] = {}  # tracer class -> the slots that hold its value and derivative
-ALIASING = frozenset(["_owner", "_path", "_views", "__weakref__"])
+ALIASING = frozenset(["_owner", "_path", "_views", "_mutable", "__weakref__"])  # the object's, not its value's
 
 
 def state_slots(cls: type) -> tuple[str, ...]:
@@ -97,11 +98,26 @@ def laid_as(tracer, layout) -> None:
     _relaid(tracer, lambda value: snapshots.relaid(value, layout))
 
 
+def scalar(tracer) -> bool:
+    """Whether `tracer` stands for a NumPy scalar, as reductions and indexing give one: 0-d, no view, and
+    not an array NumPy makes 0-d (`array0`). It is immutable: ``s += 1`` binds s anew."""
+    return not tracer.ndim and getattr(tracer, "_owner", None) is None and not getattr(tracer, "_mutable", False)
+
+
+def array0(value):
+    """`value`, where it is a traced 0-d value that NumPy gives as an array (``np.zeros_like(x, shape=())``,
+    ``np.copy(s)``): mutable, as NumPy's 0-d arrays are, so ``a[...] = v`` writes into it and ``a += v``
+    reaches every name bound to it."""
+    if getattr(value, "_trace", None) is not None and not value.ndim:
+        value._mutable = True
+    return value
+
+
 def alias(tracer):
     """A new view of all of `tracer`, in its shape: what NumPy's ``x.T`` of a 1-d x, ``x.ravel()`` of a
     1-d x and ``x.view()`` give, another array object on the same memory (``v.shape = s`` leaves x as
-    it is). A 0-d value that is no view is an immutable NumPy scalar: itself."""
-    if not tracer.ndim and getattr(tracer, "_owner", None) is None:
+    it is). A NumPy scalar (`scalar`) is itself."""
+    if scalar(tracer):
         return tracer
     new = clone(tracer)
     link_view(new, tracer, (_same, {}))
@@ -155,7 +171,7 @@ def operator(fn, symbol: str):
     combine = (lambda a, b: apply(fn, (a, b), {})) if isinstance(fn, Primitive) else fn
 
     def method(self, other):
-        if not self.ndim and getattr(self, "_owner", None) is None:
+        if scalar(self):
             return combine(self, other)  # a NumPy scalar is immutable: the name is bound anew, as in NumPy
         return become(self, combine(self, other), symbol)
 
@@ -205,7 +221,7 @@ def assign(tracer, key, value) -> None:
            [0., 0., 0.],
            [0., 0., 0.]])
     """
-    if not tracer.ndim and getattr(tracer, "_owner", None) is None:
+    if scalar(tracer):
         raise TypeError(f"'numpy.{tracer.dtype}' object does not support item assignment (a traced 0-d value "
                         "is a NumPy scalar, immutable: bind the name anew)")
     if (getattr(tracer, "_owner", None) is None and getattr(getattr(key, "dtype", None), "kind", None) == "b"

@@ -16,7 +16,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .inplace import add_at, as_objects, assign, clone, contiguous, laid_out, ufunc_at
+from .inplace import add_at, array0, as_objects, assign, clone, contiguous, laid_out, ufunc_at
 from .primitives import is_traced, observe, primal
 from .rules import elementwise as E
 from .rules import decompositions as D
@@ -1007,7 +1007,8 @@ def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
 implements(np.shape)(lambda a: a.shape)
 implements(np.ndim)(lambda a: a.ndim)
 implements(np.size)(lambda a, axis=None: a.size if axis is None else a.shape[axis])
-implements(np.copy)(lambda a, order="K", subok=False: laid_out(clone(a), order))  # a distinct tracer: `inplace`
+# a distinct tracer (`inplace`), and an array: np.copy of a NumPy scalar is a 0-d array
+implements(np.copy)(lambda a, order="K", subok=False: array0(laid_out(clone(a), order)))
 implements(np.result_type)(lambda *arrays_and_dtypes: np.result_type(
     *(a.dtype if is_traced(a) else a for a in arrays_and_dtypes)))
 
@@ -1018,9 +1019,10 @@ def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, **kw
     # a derivative, as NumPy gives one of a's type: f can write traced values into it (r[0] = x[0]).
     shape, dtype = np.shape(a) if shape is None else shape, dtype or a.dtype
     if is_traced(fill_value):  # broadcast, with NumPy's error where it does not
-        return broadcast_to(in_dtype("full_like", fill_value, dtype), shape)
+        filled = broadcast_to(in_dtype("full_like", fill_value, dtype), shape)
+        return array0(clone(filled)) if filled is fill_value or not np.ndim(filled) else filled
     value = np.full_like(primal(a), fill_value, dtype, order, subok=False, shape=shape)  # in a's memory order
-    return a._trace.constant(value) if is_traced(a) and subok and value.dtype.kind == "f" else value
+    return array0(a._trace.constant(value)) if is_traced(a) and subok and value.dtype.kind == "f" else value
 
 
 implements(np.zeros_like)(lambda a, *args, **kw: full_like(a, 0, *args, **kw))

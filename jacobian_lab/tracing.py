@@ -317,7 +317,8 @@ class Tracer:
     """An array whose operations are interpreted by a trace (an engine)."""
 
     # _owner, _path and _views: which traced arrays share memory with this one (`primitives.note_view`)
-    __slots__ = ("_trace", "primal", "_owner", "_path", "_views", "__weakref__")
+    # _mutable: a 0-d value that NumPy gives as an array, not a scalar (`inplace.array0`)
+    __slots__ = ("_trace", "primal", "_owner", "_path", "_views", "_mutable", "__weakref__")
     __array_priority__ = 100
 
     def __init__(self, trace, primal):
@@ -647,8 +648,9 @@ class Tracer:
     def dot(self, b, out=None):
         return np.dot(self, b, out=out)
 
-    def copy(self, order="C"):
-        return inplace.laid_out(inplace.clone(self), order)
+    def copy(self, order="C"):  # of a 0-d array an array, of a NumPy scalar a scalar
+        copied = inplace.laid_out(inplace.clone(self), order)
+        return inplace.array0(copied) if getattr(self, "_mutable", False) else copied
 
     # copy.copy and copy.deepcopy (dataclasses.asdict, a state kept with deepcopy) copy the array as
     # NumPy's do; the trace it belongs to is shared, never copied

@@ -2108,12 +2108,34 @@ def test_jax_numpy_on_a_traced_array_is_named_with_the_fix(mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_a_write_into_a_traced_0d_value_names_it_a_numpy_scalar(write, mode):
     def f(x):
-        y = np.zeros_like(x)
+        y = x * 1.0  # NumPy's product of a 0-d array is a scalar, which no write changes
         write(y, x * np.array([2.0, 3.0]))
         return y
 
     with pytest.raises(TypeError, match=r"a traced 0-d value is a NumPy scalar, immutable: bind the name anew"):
         run(f, mode, np.array(3.0))
+
+
+@pytest.mark.parametrize("write", [lambda y, v: y.__setitem__((), v[1]), lambda y, v: np.put(y, [0, 0], v),
+                                   lambda y, v: np.copyto(y, v[1]), lambda y, v: y.__iadd__(v[1]),
+                                   lambda y, v: np.multiply(v[0], v[1], out=y)],
+                         ids=["setitem", "np.put", "np.copyto", "+=", "out="])
+@pytest.mark.parametrize("make", [lambda x: np.zeros_like(x), lambda x: np.zeros_like(x, shape=()),
+                                  lambda x: np.copy(x[()] * 0.0), lambda x: np.zeros_like(x).copy()],
+                         ids=["zeros_like", "shape=()", "np.copy of a scalar", "copy of an array"])
+@pytest.mark.parametrize("mode", MODES + ["jit"])
+def test_a_write_into_a_traced_0d_array_reaches_every_name_bound_to_it(write, make, mode):
+    """NumPy's 0-d arrays (np.zeros_like(x), np.copy(s)) are mutable, unlike its scalars: a write
+    changes the array that another name holds too."""
+    def f(x):
+        y = make(x)
+        held = y
+        write(y, x * np.array([2.0, 3.0]))
+        return held * 1.0
+
+    x = np.array(0.7)
+    np.testing.assert_array_equal(traced_value(f, x), f(x))
+    assert_fd_close(run(f, mode, x), central_differences(f, x))
 
 
 @pytest.mark.parametrize("mode", MODES)
