@@ -738,7 +738,7 @@ def _with_aux(f: Callable, x, name: str) -> arguments.Bound:
 def _value_and_gradient(f: Callable, x, name: str = "value_and_grad"):
     y, pullback = vjp(f, x)
     check_scalar(y, name)
-    return y, pullback(np.ones((), dtype=np.result_type(y)))
+    return y, pullback(np.ones((), dtype=np.result_type(y)), _last=True)
 
 
 def _gradient(f: Callable, x):
@@ -888,10 +888,10 @@ def vjp(f: Callable, x, has_aux: bool = False):
     # the derivatives it gives.
     y, sweep = engines.get("reverse").vjp(g, snapshots.copy(x_flat, faithful=True))
 
-    def pullback(y_bar):
+    def pullback(y_bar, _last=False):  # _last: grad's one sweep, which may free the tape as it goes
         cotangents, batched = _split_batch(_flat_like(y_bar, g.out_def, "y_bar"), np.shape(y), "y_bar",
                                            result_dtype(x_flat))
-        x_bar = _check_derivative(sweep(cotangents), len(cotangents), x_flat.shape, "cotangent")
+        x_bar = _check_derivative(sweep(cotangents, _last), len(cotangents), x_flat.shape, "cotangent")
         x_bar = _own(x_bar.astype(cotangents.dtype, copy=False), cotangents)  # the derivative dtype, as jvp's
         return x_bar if batched else g.unflatten(x_bar[0, ...], "in")
 

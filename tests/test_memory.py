@@ -397,3 +397,26 @@ def test_the_hessians_of_a_vector_valued_f_over_budget_are_told_fixes_that_take_
     v = np.zeros(300)
     v[7] = 1.0  # what it names works: the Hessian-vector product of one output, here 6 x_7 e_7
     np.testing.assert_allclose(jl.hvp(lambda x: (x ** 3)[7], np.full(300, 0.5), v), 3.0 * v)
+
+
+def test_a_gradient_frees_each_recorded_value_once_its_sweep_has_passed_it():
+    import tracemalloc
+
+    def f(v):
+        return np.sum(np.tanh(v) ** 2) + 0.01 * np.sum(v[1:] * v[:-1]) + np.log(np.sum(np.exp(np.sin(v))))
+
+    x = np.random.default_rng(2).standard_normal(200_000)
+
+    def peak(call):
+        call()  # first-call work (imports, caches) out of the way
+        tracemalloc.start()
+        try:
+            result = call()
+            return tracemalloc.get_traced_memory()[1], result
+        finally:
+            tracemalloc.stop()
+
+    kept, via_vjp = peak(lambda: jl.vjp(f, x)[1](1.0))  # a pullback the caller may call again keeps its tape
+    freed, gradient = peak(lambda: jl.grad(f)(x))
+    np.testing.assert_array_equal(gradient, via_vjp)
+    assert freed < 0.75 * kept, (freed, kept)

@@ -100,8 +100,10 @@ class Tape:
                 counter.copied(kept, array)
         return kept
 
-    def backward(self, output: int, g):
-        """Sweep the seed-batched cotangent g of record `output` back to the input."""
+    def backward(self, output: int, g, release: bool = False):
+        """Sweep the seed-batched cotangent g of record `output` back to the input. With `release`, the last
+        sweep of this tape: each record is dropped once swept, so that its values and staged factors are
+        freed as the sweep goes back (a gradient then holds about what f computed, not twice that)."""
         cotangents = [None] * (output + 1)
         cotangents[output] = g
         # By id, the cotangent arrays this sweep made and no one else holds, which reads and writes change in
@@ -109,6 +111,8 @@ class Tape:
         owned = {} if type(g) is np.ndarray and type(active_counter()) in _PLAIN_COUNTERS else None
         for i in range(output, 0, -1):
             ct, record = cotangents[i], self.records[i]
+            if release:
+                self.records[i] = None
             if ct is None:
                 continue  # symbolic zero: this value does not reach the output
             cotangents[i] = None
@@ -385,7 +389,7 @@ class ReverseEngine:
         x_node = Node(trace, x, trace.tape.append(Record(None, {}, (), x, ())))
         y, traced = call_traced(f, x_node, trace)
         if not traced:
-            def zeros(g):  # a sweep of nothing: the output does not depend on x
+            def zeros(g, release=False):  # a sweep of nothing: the output does not depend on x
                 counter = active_counter()
                 if counter is not None:
                     counter.count_pass(np.shape(g)[0])
@@ -396,18 +400,18 @@ class ReverseEngine:
             return y, zeros
         tape, output, y_shape = trace.tape, y.index, np.shape(y.primal)
 
-        def pullback(g):
+        def pullback(g, release=False):
             if g.shape[1:] != y_shape:
                 raise ValueError(f"cotangents must have shape (k, *y.shape) = (k, {', '.join(map(str, y_shape))}) for "
                                  f"k seeds, got {g.shape}; for one cotangent of y's shape use g[None] (jl.vjp's "
                                  "pullback takes either)")
             counter = active_counter()
             if counter is None:
-                ct = tape.backward(output, g)
+                ct = tape.backward(output, g, release)
             else:  # `in_phase` and `count_pass`, written out: small sweeps are counted often
                 previous, counter.current = counter.current, counter._work[COTANGENT]
                 try:
-                    ct = tape.backward(output, g)
+                    ct = tape.backward(output, g, release)
                 finally:
                     counter.current = previous
                 counter.passes += 1
