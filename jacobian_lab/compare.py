@@ -112,7 +112,10 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
     picks, f evaluated once), except in forward mode when its passes may not
     fit `max_memory`: without a tape, the first pass may stop part way and be
     retried with fewer seeds, and that work is counted too (`Prediction.exact`
-    tells which case this is).
+    tells which case this is), and with an `executor`, which the prediction
+    does not model: a process pool's or Dask's workers evaluate f again for
+    each pass (a reverse sweep records its own tape), and each worker holds a
+    share of `max_memory`, so a pass over it runs again in the caller.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> m = jl.measure(lambda x: np.sum(np.sin(np.exp(x ** 2))), np.ones(1000), mode="reverse")

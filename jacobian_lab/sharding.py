@@ -96,10 +96,16 @@ def map_passes(executor, task, ranges, *args):
 
     for _ in range(2 * workers(executor, len(ranges))):
         submit_next()
+    local = shares_memory(executor)
     try:
         while window:
             lo, hi, future = window.popleft()
-            block = _result(future, count)
+            if local and future.cancel():
+                # not started: its workers are busy, maybe waiting for this thread (two pools whose tasks
+                # compute Jacobians on each other), so the caller runs it, as it would without a pool
+                block = task(lo, hi, *args)
+            else:
+                block = _result(future, count)
             submit_next()
             yield lo, hi, block
     finally:
@@ -114,19 +120,21 @@ def map_passes(executor, task, ranges, *args):
 
 def _in_own_worker(executor) -> bool:
     """Whether this thread is one of a thread pool's workers: a new worker runs its first task before
-    the pool lists it, so its name (the pool's prefix) says so too."""
+    the pool lists it, and its arguments hold the pool's work queue (another pool's workers may bear
+    the same name)."""
     thread = threading.current_thread()
-    prefix = getattr(executor, "_thread_name_prefix", None)
     if thread in getattr(executor, "_threads", ()):
         return True
-    # the pool's workers are named prefix_0, prefix_1, ...; prefix "w" must not claim "w_x_0"
-    return bool(prefix) and thread.name.startswith(prefix + "_") and thread.name[len(prefix) + 1:].isdigit()
+    queue = getattr(executor, "_work_queue", None)
+    return queue is not None and any(arg is queue for arg in getattr(thread, "_args", ()))
 
 
 def _result(future, count: bool):
     """A pass's block, its work (the work of a failed pass too) merged into the caller's count."""
     try:
         block, counter = future.result()
+    except BrokenExecutor as error:  # a worker died while the pass ran (os._exit, a crash, out of memory)
+        raise _broken(error) from error
     except Exception as error:
         counter = getattr(error, "pass_counter", None)
         if count and counter is not None:
@@ -142,8 +150,7 @@ def _submit(executor, *args):
     try:
         future = executor.submit(_pass, *args)
     except BrokenExecutor as error:  # a RuntimeError too, but not a shutdown: a worker died
-        raise RuntimeError(f"the executor is broken ({error}): one of its workers died, out of memory or in a "
-                           "crash of compiled code; make a new one") from error
+        raise _broken(error) from error
     except RuntimeError as error:  # concurrent.futures: "cannot schedule new futures after shutdown"
         raise RuntimeError(f"the executor takes no more passes ({error}); pass one that is still open, "
                            "e.g. inside its `with ThreadPoolExecutor() as pool:` block") from error
@@ -151,6 +158,11 @@ def _submit(executor, *args):
         raise TypeError(f"executor.submit returned {type(future).__name__}, not a future: the executor must "
                         "return an object whose result() gives the task's value (concurrent.futures.Future)")
     return future
+
+
+def _broken(error) -> RuntimeError:
+    return RuntimeError(f"the executor is broken ({error}): one of its workers died, out of memory, in a crash "
+                        "of compiled code or by os._exit in f; make a new one")
 
 
 #: The caller's settings a pass keeps in its worker: what budget refusals call the matrix ("Hessian").

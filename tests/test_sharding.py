@@ -394,12 +394,42 @@ def test_the_window_follows_the_workers_an_executor_reports():
     assert sharding.workers(InProcess(), 100) == (os.cpu_count() or 1)
 
 
-def test_only_the_pools_own_workers_run_passes_in_place():
-    """A worker of a pool named "w_x" (threads w_x_0, ...) was taken for one of pool "w"'s, so its
-    passes ran one after another in that thread instead of on the pool."""
-    with ThreadPoolExecutor(1, thread_name_prefix="w") as pool, ThreadPoolExecutor(1, thread_name_prefix="w_x") as other:
+@pytest.mark.parametrize("prefix", ["w_x", "w"])
+def test_only_the_pools_own_workers_run_passes_in_place(prefix):
+    """A worker of a pool named "w_x" (threads w_x_0, ...), or of another pool named "w" too, was taken
+    for one of pool "w"'s, so its passes ran one after another in that thread instead of on the pool."""
+    with ThreadPoolExecutor(1, thread_name_prefix="w") as pool, ThreadPoolExecutor(1, thread_name_prefix=prefix) as other:
+        assert pool.submit(sharding._in_own_worker, pool).result()  # its first task: not yet listed in _threads
         assert pool.submit(sharding._in_own_worker, pool).result()
         assert not other.submit(sharding._in_own_worker, pool).result()
+
+
+def test_two_pools_whose_tasks_compute_jacobians_on_each_other_do_not_wait_for_each_other():
+    """A task on C using D and one on D using C, one worker each: each waited for the other's only
+    worker, forever. A pass no worker has started runs in the caller."""
+    x = np.linspace(0.0, 1.0, 6)
+    with ThreadPoolExecutor(1) as c, ThreadPoolExecutor(1) as d:
+        started = threading.Barrier(2)
+
+        def on(executor):
+            started.wait(timeout=30)  # both workers busy before either submits a pass
+            return jl.jacobian(chained, x, mode="forward", batch_size=1, executor=executor)
+
+        tasks = [c.submit(on, d), d.submit(on, c)]
+        for task in tasks:
+            assert np.array_equal(task.result(timeout=60), jl.jacobian(chained, x, mode="forward", batch_size=1))
+
+
+def _exits_in_a_worker(x):
+    if multiprocessing.parent_process() is not None:
+        os._exit(1)  # a worker process that dies while it runs a pass
+    return np.sin(x)
+
+
+def test_a_worker_process_dying_during_a_pass_is_named_as_broken():
+    with ProcessPoolExecutor(max_workers=1) as executor:
+        with pytest.raises(RuntimeError, match="the executor is broken .*by os._exit in f; make a new one"):
+            jl.jacobian(_exits_in_a_worker, np.ones(4), mode="forward", batch_size=2, executor=executor)
 
 
 def _refusals_wording(lo, hi):
