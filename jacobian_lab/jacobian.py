@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from functools import partial
 from collections.abc import Iterator
+from functools import partial
 from typing import Callable
 
 import numpy as np
