@@ -44,7 +44,7 @@ def not_argnums(f: Callable, x, name: str) -> None:
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in numbers):
         return
     try:
-        parameters = inspect.signature(f).parameters.values()
+        parameters = inspect.signature(f, follow_wrapped=False).parameters.values()  # a wrapper's own
     except (TypeError, ValueError):  # a builtin or a callable whose signature Python cannot read
         return
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)

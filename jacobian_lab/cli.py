@@ -510,7 +510,7 @@ def _refuse_too_long(title: str, f, x, modes, leave_out: bool = True):
         if passes > MAX_PASSES:
             too_long[name] = f"'{label}' ({passes:,} passes)"
     if too_long:
-        raise _too_long(too_long, modes, leave_out)
+        raise _too_long(too_long, modes, leave_out, early=True)
     with _running(f"differentiating {title} failed"):
         prediction = predict(f, x)
     for name, (label, mode, batch) in zip(modes, _rows(modes)):
@@ -529,10 +529,12 @@ def _refuse_too_long(title: str, f, x, modes, leave_out: bool = True):
     return prediction
 
 
-def _too_long(too_long: dict, modes, leave_out: bool) -> UsageError:
-    """The refusal of the rows `too_long` (name -> description), naming the --modes without them."""
+def _too_long(too_long: dict, modes, leave_out: bool, early: bool = False) -> UsageError:
+    """The refusal of the rows `too_long` (name -> description), naming the --modes without them (priced
+    once f is traced, when the refusal comes `early`, from x's size alone)."""
     kept = ",".join(m for m in modes if m not in too_long)
-    instead = (f"leave {'them' if len(too_long) > 1 else 'it'} out with --modes {kept}, or "
+    priced = " (whose cost is priced once f is traced, which at this size takes a while)" if early else ""
+    instead = (f"leave {'them' if len(too_long) > 1 else 'it'} out with --modes {kept}{priced}, or "
                if kept and leave_out else "")
     *others, last = too_long.values()
     rows = f"{', '.join(others)} and {last}" if others else last

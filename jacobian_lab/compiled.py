@@ -377,7 +377,8 @@ def compile_jacobian(fun, g, x):
         compressed = _compressed(fun, g, pullback, y, x, recorder) if fun.mode == "auto" else None
         if compressed is not None and sum(compressed[0].seeds) * BOTH_ORDERS_WITHIN <= min(np.size(y), x.size):
             modes = ()  # this many times fewer seeds: recording a dense order would only lengthen the first call
-        modes = _recordable(modes, int(np.size(y)), x.size, result_dtype(x).itemsize, budget(fun.max_memory))
+        modes = _recordable(modes, int(np.size(y)), x.size, result_dtype(x).itemsize, budget(fun.max_memory),
+                            compressed is not None)
         for mode in modes:
             build = columns if mode == "forward" else rows
             try:
@@ -395,16 +396,17 @@ def compile_jacobian(fun, g, x):
     return best, (J if best.fresh else J.copy())  # J may be a block the program keeps
 
 
-def _recordable(modes, m: int, n: int, itemsize: int, limit: int) -> tuple:
+def _recordable(modes, m: int, n: int, itemsize: int, limit: int, compressed: bool = False) -> tuple:
     """The orders of `modes` whose recordings fit `limit` bytes together: each keeps J and the seeds of
     every pass (n x n forward, m x m reverse), which its program keeps as constants; auto's second
-    order only where both fit. NotReplayable where none does: eager mode, which keeps J alone, answers."""
+    order only where both fit. Where none does: none, if `compressed` seeds were recorded already (their
+    program keeps few), else NotReplayable, and eager mode, which keeps J alone, answers."""
     needs = {mode: (m * n + (n * n if mode == "forward" else m * m)) * itemsize for mode in modes}
     kept = []
     for mode in modes:
         if sum(needs[k] for k in kept) + needs[mode] <= limit:
             kept.append(mode)
-    if modes and not kept:
+    if modes and not kept and not compressed:
         first = modes[0]
         k = n if first == "forward" else m
         raise NotReplayable(

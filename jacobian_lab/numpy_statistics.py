@@ -178,14 +178,16 @@ def _neighbours(n, q, method):
 
 
 def _levels(name, q, method, weights):
-    """q as a float array of levels in [0, 1], the arguments quantile functions refuse refused."""
+    """q as a float array of levels in [0, 1] (float32 stays float32: NumPy finds the positions in q's
+    type), the arguments quantile functions refuse refused."""
     api._reject(name, weights, "weights")
     if method not in _VIRTUAL:
         raise ValueError(f"{method!r} is not a valid method. Use one of: {_VIRTUAL.keys()}")  # NumPy's words
     if is_traced(q):
         raise NotImplementedError(f"numpy.{name}: a traced q is not supported; the levels must be plain "
                                   "numbers (the positions they pick are decided before differentiating)")
-    q = as_float(q)
+    q = np.asarray(q)
+    q = q if q.dtype.kind == "f" else q.astype(np.float64)  # positions in q's own float type, as NumPy's
     if q.size and not (q.min() >= 0 and q.max() <= 1):
         raise ValueError("Percentiles must be in the range [0, 100]" if "percentile" in name
                          else "Quantiles must be in the range [0, 1]")

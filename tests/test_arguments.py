@@ -339,3 +339,16 @@ def test_jaxs_argnums_in_xs_place_names_argnums_by_keyword(derivative, name, arg
 def test_an_integer_x_of_a_function_of_one_argument_is_a_point():
     assert jl.hessian(lambda x: x ** 3, 2) == 12.0
     assert jl.jacobian(lambda x, scale=2.0: scale * x ** 2, 1) == 4.0  # a second argument with a default
+
+
+def test_a_wrapper_of_one_argument_around_a_function_of_two_is_a_point():
+    import functools
+
+    def bind_y(fn):
+        @functools.wraps(fn)  # __wrapped__ has (x, y); the wrapper itself takes x alone
+        def wrapper(x):
+            return fn(x, 3.0)
+        return wrapper
+
+    f = bind_y(lambda x, y: x * y)
+    assert jl.jacobian(f, 3) == 3.0 and jl.hessian(lambda x: f(x) ** 2, 1) == 18.0

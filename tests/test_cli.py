@@ -352,7 +352,8 @@ def test_forward_rows_too_long_for_xs_size_are_refused_before_f_is_traced(capsys
     code, _, err = run(capsys, "compare", "seed", "--n", "100000000")
     assert_one_line_error(err, code, 2)
     assert ("the rows 'forward, 1 seed/pass' (100,000,000 passes) and 'forward, vector' (100,000,000 passes) would "
-            "take too long to wait for; leave them out with --modes reverse-1,reverse,auto,jit,sparse") in err
+            "take too long to wait for; leave them out with --modes reverse-1,reverse,auto,jit,sparse (whose cost "
+            "is priced once f is traced, which at this size takes a while), or choose a smaller size") in err
 
 
 def test_a_jit_row_is_priced_at_the_compressed_seeds_its_first_call_records(capsys, monkeypatch):

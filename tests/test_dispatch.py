@@ -72,6 +72,16 @@ def test_determinants_gradient_keeps_its_accuracy_as_the_matrix_nears_singular(s
         assert np.abs(g - exact).max() <= 1e-13 * np.abs(exact).max()
 
 
+def test_determinants_gradient_at_a_subnormal_determinant_and_of_no_rows():
+    a = 1e-20 * np.eye(16)  # det 1e-320 has lost bits in the subnormal range: LU's det · a⁻ᵀ would too
+    exact = np.diag(np.full(16, 1e-300))  # each cofactor the product of the other fifteen entries
+    for g in (jl.grad(np.linalg.det)(a), jl.jacfwd(np.linalg.det)(a)):
+        np.testing.assert_allclose(g, exact, rtol=1e-14, atol=1e-314)
+    for a in (np.zeros((0, 0)), np.zeros((3, 0, 0))):  # a 0 x 0 determinant is 1, with no entries to move
+        for J in (jl.jacrev(np.linalg.det)(a), jl.jacfwd(np.linalg.det)(a)):
+            assert J.shape == np.shape(np.linalg.det(a)) + a.shape
+
+
 def test_a_compiled_det_gradient_takes_the_route_each_matrix_needs():
     g, rng = jl.jit(jl.grad(np.linalg.det)), np.random.default_rng(6)
     well, nearly = rng.standard_normal((3, 3)) + 3 * np.eye(3), np.diag([1.0, 1.0, 1e-10])

@@ -420,3 +420,13 @@ def test_a_gradient_frees_each_recorded_value_once_its_sweep_has_passed_it():
     freed, gradient = peak(lambda: jl.grad(f)(x))
     np.testing.assert_array_equal(gradient, via_vjp)
     assert freed < 0.75 * kept, (freed, kept)
+
+
+def test_a_compiled_jacobian_keeps_its_compressed_program_where_no_dense_order_fits():
+    def band(x):
+        return x[2:] * x[1:-1] * x[:-2] + np.sin(x[2:])
+
+    x = np.random.default_rng(0).standard_normal(40)
+    jitted = jl.jit(jl.jacobian(band, max_memory=38 * 40 * 8 + 2000))  # J and 3 seeds fit, 40x40 seeds do not
+    np.testing.assert_array_equal(jitted(x), jl.jacobian(band, x))
+    assert jitted.program(x).mode == "forward" and sum(jitted.program(x).seeds) == 3

@@ -713,6 +713,21 @@ def test_every_quantile_method_gives_numpys_values_and_derivatives(method):
         0 if method in PICKING else 6, 0)
 
 
+@pytest.mark.parametrize("method", QUANTILE_METHODS)
+def test_float32_levels_pick_numpys_positions_and_dtype(method):
+    """NumPy finds the positions in q's own type: n q is 18 exactly in float32 at q = 0.3, n = 60, and
+    18.0000007 in float64, where a discrete method picks the next order statistic."""
+    levels = np.linspace(0.0, 1.0, 11, dtype=np.float32)
+    for data in (np.float64, np.float32):
+        for n in (7, 60, 61):
+            x = rng.standard_normal(n).astype(data)
+            for q in (np.float32(0.3), levels):
+                f = lambda v: np.quantile(v, q, method=method)  # noqa: E731
+                got, want = traced_value(f, x), f(x)
+                np.testing.assert_array_equal(got, want)
+                assert got.dtype == want.dtype
+
+
 def test_an_unknown_quantile_method_is_numpys_value_error():
     with pytest.raises(ValueError, match=r"^'closest' is not a valid method\. Use one of: .*'nearest'"):
         jl.jacrev(lambda x: np.quantile(x, 0.5, method="closest"))(x6)

@@ -179,9 +179,12 @@ lu_cofactor = register(Primitive("lu_cofactor", _lu_cofactor_impl, _lu_cofactor_
 
 def _well_conditioned(a, c, det) -> bool:
     """Whether every matrix of a has cond₁(a) = ‖a‖₁ ‖a⁻¹‖₁ ≤ ε^(-1/4), with a⁻¹ = Cᵀ / det, so that
-    C = det a⁻ᵀ by LU is within ε^(3/4) of C's largest entries (1.8e-12 in float64)."""
-    if not np.isfinite(c).all():
+    C = det a⁻ᵀ by LU is within ε^(3/4) of C's largest entries (1.8e-12 in float64), and a det that is
+    a normal float (a subnormal one has lost bits, and C with it)."""
+    if not np.isfinite(c).all() or np.any(np.abs(det) < np.finfo(c.dtype).tiny):  # a subnormal det lost bits
         return False
+    if not c.size:  # 0 x 0 matrices: nothing to lose
+        return True
     with np.errstate(all="ignore"):
         norm_a = np.abs(a).sum(axis=-2).max(axis=-1)  # the largest column sum
         norm_inverse = np.abs(c).sum(axis=-1).max(axis=-1) / np.abs(det)  # Cᵀ's largest column sum
