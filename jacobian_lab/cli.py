@@ -1053,16 +1053,48 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args) -> int:
     """The command. With --json, what the user's code prints goes to stderr, so that stdout holds the
     JSON alone (`_json` writes it to the stdout kept in ``args.json_out``)."""
-    with warnings.catch_warnings():
-        if not sys.warnoptions:  # (python -W chooses for itself)
-            # NumPy warns at the line that ran each operation: f's own line for its plain evaluation, then
-            # again inside the package for every mode's traced or compiled copy of the same arithmetic
-            warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"jacobian_lab(\.|$)")
-        if not getattr(args, "json", False):
-            return args.handler(args)
-        args.json_out = sys.stdout
-        with contextlib.redirect_stdout(sys.stderr):
-            return args.handler(args)
+    with warnings.catch_warnings():  # (which restores warnings.showwarning)
+        inside = None if sys.warnoptions else _WarnedInside()  # python -W chooses for itself
+        try:
+            if not getattr(args, "json", False):
+                return args.handler(args)
+            args.json_out = sys.stdout
+            with contextlib.redirect_stdout(sys.stderr):
+                return args.handler(args)
+        finally:
+            if inside is not None:
+                inside.summarize()
+
+
+class _WarnedInside:
+    """NumPy's floating-point warnings shown at f's own line, where its plain evaluation raised them, and once.
+
+    NumPy warns at the line that ran each operation: f's for its plain evaluation, then lines inside the
+    package for every mode's traced or compiled copy of the same arithmetic, and for the derivative rules
+    (sqrt'(0) divides by zero). Those are held back, and what f's own lines did not already say is
+    summed up in one line at the end.
+    """
+
+    def __init__(self):
+        self.shown, self.held, self._show = set(), [], warnings.showwarning
+        warnings.showwarning = self._seen
+
+    def _seen(self, message, category, filename, lineno, file=None, line=None):
+        text = str(message)
+        if issubclass(category, RuntimeWarning) and filename.startswith((_PACKAGE, "<jacobian_lab")):
+            if text not in self.held:
+                self.held.append(text)
+            return
+        self.shown.add(text)
+        self._show(message, category, filename, lineno, file, line)
+
+    def summarize(self) -> None:
+        unsaid = [text for text in self.held if text not in self.shown]
+        if unsaid:
+            print(f"{PROG}: NumPy also warned while computing derivatives: {'; '.join(unsaid)}", file=sys.stderr)
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _smaller(args) -> str:

@@ -815,6 +815,16 @@ def test_numpys_warnings_show_once_at_fs_own_line(tmp_path):
     assert len(warned) == 1 and warned[0].startswith(str(tmp_path / "roots.py") + ":3:"), proc.stderr
 
 
+def test_what_numpy_warned_only_inside_the_derivatives_is_said_once(tmp_path):
+    (tmp_path / "roots.py").write_text("import numpy as np\ndef roots(x):\n    return np.sqrt(x)\n")
+    np.save(tmp_path / "x.npy", np.array([0.0, 1.0]))  # sqrt(0) is fine; its derivative divides by zero
+    proc = _run_script("compare", "roots.py:roots", "--x-file", "x.npy", "--repeat", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "RuntimeWarning" not in proc.stderr  # no line of the package's
+    said = [line for line in proc.stderr.splitlines() if "NumPy also warned while computing derivatives" in line]
+    assert len(said) == 1 and "divide by zero encountered in divide" in said[0], proc.stderr
+
+
 def test_console_script_user_file(user_file, tmp_path):
     proc = _run_script("compare", f"{user_file.name}:softplus_sum", "--shape", "5", "--repeat", "1",
                        "--plot", "phases.png", cwd=tmp_path)
