@@ -32,8 +32,11 @@ def diff(a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
         edge = with_length(np.shape(a), axis, 1)  # a scalar prepend/append spans the other axes
         a = api.concatenate([v if np.ndim(v) else api.broadcast_to(v, edge) for v in parts], axis=axis)
     before = (slice(None),) * axis
+    # of booleans (a mask, while compiling) NumPy's difference is not_equal: where the mask changes
+    dtype = getattr(a, "dtype", None) or np.asarray(a).dtype
+    step = E.not_equal if dtype == np.bool_ else E.subtract
     for _ in range(n):
-        a = E.subtract(S.getitem(a, before + (slice(1, None),)), S.getitem(a, before + (slice(None, -1),)))
+        a = step(S.getitem(a, before + (slice(1, None),)), S.getitem(a, before + (slice(None, -1),)))
     return a
 
 

@@ -395,7 +395,7 @@ _SHAPES = frozenset([np.shape, np.ndim, np.size])
 #: a program recomputes them (an upwind scheme's np.concatenate([m[:1], m[1:]]), np.cumsum(x > 0)).
 #: Each is checked to read nothing of those arrays but shapes and dtypes: they reach it unwrapped, unobserved.
 _BUILDERS = frozenset([np.concatenate, np.stack, np.hstack, np.vstack, np.column_stack, np.cumsum, np.cumprod,
-                       np.roll, np.tile])
+                       np.roll, np.tile, np.diff])
 #: NumPy functions that summarize an array into fresh values, writing nowhere: observed by their result
 _SUMMARIES = frozenset([np.any, np.all, np.count_nonzero, np.sum, np.nonzero, np.flatnonzero, np.argmax,
                         np.argmin])

@@ -830,10 +830,10 @@ def test_past_keep_programs_a_call_none_fits_is_eager_with_a_warning_naming_the_
 
 def test_a_mask_read_by_numpy_code_settles_on_eager_after_keep_programs_patterns():
     def f(x):
-        return x[1:] * np.diff(x > 0)  # NumPy's diff reads the mask: a program per sign pattern
+        return x * np.flip(x > 0)  # NumPy's flip reads the mask: a program per sign pattern
 
     jitted, rng = jl.jit(jl.jacrev(f)), np.random.default_rng(3)
-    with pytest.warns(UserWarning, match=r"differed at .*np\.diff\(x > 0\)") as warned:
+    with pytest.warns(UserWarning, match=r"differed at .*np\.flip\(x > 0\)") as warned:
         for _ in range(40):
             x = rng.normal(size=6)
             assert_close(jitted(x), jl.jacrev(f)(x), 1e-14)
@@ -852,6 +852,9 @@ _BUILT_FROM_MASKS = {
     "roll": lambda x: x * np.roll(x > 0, 1),
     "tile": lambda x: np.tile(x[:3], 2) * np.tile(x[3:] > 0, 2),
     "cumsum of a rounding": lambda x: x * np.cumsum(np.round(x)),
+    "diff": lambda x: x[1:] * np.diff(x > 0),  # of booleans, NumPy's diff is not_equal
+    "diff of a sign, prepended": lambda x: x * np.diff(np.sign(x), prepend=0.0),
+    "second diff along an axis": lambda x: np.sum(x.reshape(2, 3)[:, 2:] * np.diff((x > 0.1).reshape(2, 3), 2), 1),
     "a mask beside x": lambda x: np.concatenate([x, x > 0]) * 2.0,
 }
 
