@@ -193,7 +193,7 @@ class Jitted:
             f"jit: the {MATRIX.get()} of {name} at x of shape {shape} is computed without compiling where none of "
             f"its {KEEP_PROGRAMS} programs fits: each checks values f read from arrays computed from x, and they "
             f"differed at {where}. A branch on values (if, bool(), int(), a mask as an index) or NumPy code "
-            "reading a mask (np.sort(m), np.flip(m)) takes a program per pattern of values; operations that "
+            "reading a mask (np.sort(m), np.argsort(m)) takes a program per pattern of values; operations that "
             "compute on it instead (np.where(x > 0, a, b), x * (x > 0)) are recomputed by one program",
             stacklevel=_outside())
 

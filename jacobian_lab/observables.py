@@ -139,6 +139,10 @@ class Observable:
             not_replayable(f"f asked {func.__name__} of an array computed from x, which a program cannot answer")
         if func in _SHAPES:  # no value of m decides these
             return func(*map(array_of, args), **kwargs)
+        moved = args[0] if args and type(args[0]) is Observable and func in _FUNCTION_MOVES else None
+        if moved is not None and set(kwargs) <= _FUNCTION_MOVES[func] and not _holds((args[1:], kwargs)) and (
+                moved._recomputed() and moved.ndim):  # np.transpose(m), np.flip(m): the moves m.T, m[::-1] are
+            return moved._moved(api.FUNCTIONS[func], *args[1:], **kwargs)
         if func in _BUILDERS and args and "out" not in kwargs:  # np.cumsum(m), np.concatenate([m1, m2])
             # only the arrays are unwrapped: a mask elsewhere (a shift) is read through its doors
             first = args[0]
@@ -386,6 +390,11 @@ _MOVES = {
     "swapaxes": (lambda a, axis1, axis2: api.swapaxes(a, axis1, axis2), set()),
     "squeeze": (lambda a, axis=None: api.squeeze(a, axis), {"axis"}),
 }
+#: NumPy's functions that move the elements of their first argument, as the methods of `_MOVES` do, and the
+#: keywords taken so (any other, np.reshape(m, s, copy=True), is read)
+_FUNCTION_MOVES = {np.reshape: {"order", "shape", "newshape"}, np.ravel: {"order"}, np.transpose: {"axes"},
+                   np.swapaxes: set(), np.moveaxis: set(), np.expand_dims: {"axis"}, np.squeeze: {"axis"},
+                   np.flip: {"axis"}}
 #: NumPy functions that write into their first argument, and ndarray's methods that write into the array
 _WRITERS = frozenset([np.copyto, np.put, np.putmask, np.place, np.fill_diagonal, np.put_along_axis])
 _WRITING_METHODS = frozenset(["fill", "sort", "put", "partition", "itemset"])
