@@ -33,7 +33,7 @@ def diff(a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
         a = api.concatenate([v if np.ndim(v) else api.broadcast_to(v, edge) for v in parts], axis=axis)
     before = (slice(None),) * axis
     # of booleans (a mask, while compiling) NumPy's difference is not_equal: where the mask changes
-    dtype = getattr(a, "dtype", None) or np.asarray(a).dtype
+    dtype = a.dtype if hasattr(a, "dtype") else np.asarray(a).dtype  # (a dtype's truth is its field count)
     step = E.not_equal if dtype == np.bool_ else E.subtract
     for _ in range(n):
         a = step(S.getitem(a, before + (slice(1, None),)), S.getitem(a, before + (slice(None, -1),)))
