@@ -140,7 +140,6 @@ class Recorder(Counter):
         dynamic, errstate = self._any_dynamic(refs), np.geterr()
         if dynamic:
             self._check_handed(args)
-        if dynamic:
             self._check_errstate(prim, errstate)
         try:
             out = prim.impl(*args, **params)
