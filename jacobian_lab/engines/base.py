@@ -134,10 +134,12 @@ def _about_a_tracer(error, text: str) -> bool:
     """Whether Python's `error` reads ``<text>'<a tracer class>'``: it names jacobian_lab's type, not f's problem."""
     message = str(error)
     at = message.find(text)
-    return at >= 0 and message[at + len(text):].strip("'") in _TRACER_NAMES
+    return at >= 0 and message[at + len(text):].strip("'") in _tracer_names(Tracer)
 
 
-_TRACER_NAMES = frozenset(["Dual", "Node", "Evaluated", "Tracer"])  # the engines' `Tracer` classes
+def _tracer_names(cls) -> set:
+    """The names of `cls` and of its subclasses, every engine's tracer (a new engine's too)."""
+    return {cls.__name__}.union(*map(_tracer_names, cls.__subclasses__()))
 
 
 def call_traced(f, x, trace):
