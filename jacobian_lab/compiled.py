@@ -183,19 +183,23 @@ class Jitted:
         """No more programs at `key`: as many as are kept missed, so f's path follows values that vary from
         call to call, and compiling each would cost more than computing it (as torch.compile's recompile
         limit decides). Calls no program fits are eager from then on; the warning names the reads."""
-        name = getattr(self.fun.f, "__name__", "f")
         lines = list(dict.fromkeys(p.missed for p in self._programs[key] if p.missed))
         where = "; ".join(lines[:3]) if lines else "a value the program checks"
-        self._refused[key] = NotReplayable(
+        self._refuse(key, NotReplayable(
             f"f took more paths through the values it reads than the {KEEP_PROGRAMS} programs kept at x of shape "
-            f"{shape} (they differed at {where})")
-        warnings.warn(
-            f"jit: the {MATRIX.get()} of {name} at x of shape {shape} is computed without compiling where none of "
-            f"its {KEEP_PROGRAMS} programs fits: each checks values f read from arrays computed from x, and they "
-            f"differed at {where}. A branch on values (if, bool(), int(), a mask as an index) or NumPy code "
-            "reading a mask (np.sort(m), np.argsort(m)) takes a program per pattern of values; operations that "
-            "compute on it instead (np.where(x > 0, a, b), x * (x > 0)) are recomputed by one program",
-            stacklevel=_outside())
+            f"{shape} (they differed at {where})"),
+            f"at x of shape {shape} is computed without compiling where none of its {KEEP_PROGRAMS} programs "
+            f"fits: each checks values f read from arrays computed from x, and they differed at {where}. A branch "
+            "on values (if, bool(), int(), a mask as an index) or NumPy code reading a mask (np.sort(m), "
+            "np.argsort(m)) takes a program per pattern of values; operations that compute on it instead "
+            "(np.where(x > 0, a, b), x * (x > 0)) are recomputed by one program")
+
+    def _refuse(self, key, reason: NotReplayable, said: str) -> None:
+        """Compute calls at `key` that no program fits eagerly from now on, for `reason`, and warn: "jit: the
+        Jacobian of f `said`"."""
+        self._refused[key] = reason
+        warnings.warn(f"jit: the {MATRIX.get()} of {getattr(self.fun.f, '__name__', 'f')} {said}",
+                      stacklevel=_outside())
 
     def program(self, x) -> "Program":
         """The program a call at x replays, compiling it if needed."""
@@ -215,9 +219,7 @@ class Jitted:
             program, J = self._build(g, x)  # f may raise: then nothing was compiled
         except NotReplayable as reason:
             self.compiles += 1  # a recording that found f cannot be replayed
-            warnings.warn(f"jit: the {MATRIX.get()} of {getattr(self.fun.f, '__name__', 'f')} is computed without "
-                          f"compiling, because {reason}", stacklevel=_outside())
-            self._refused[key] = reason
+            self._refuse(key, reason, f"is computed without compiling, because {reason}")
             return None, None
         self.compiles += 1
         self._programs[key] = [program] + self._programs.get(key, [])
