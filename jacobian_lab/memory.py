@@ -106,14 +106,14 @@ def check_dense(m: int, n: int, itemsize: int, limit: int) -> int:
     need = m * n * itemsize
     if need > limit:
         matrix, products = MATRIX.get(), _products()
-        what, smaller = f"the dense {m}x{n} {matrix}", "P" if matrix == "Hessian" else (
+        what, smaller = f"the dense {m}x{n} {matrix} needs", "P" if matrix == "Hessian" else (
             "Differentiate a smaller function or a slice of the outputs, p")
         if matrix == "Hessian" and m != n:  # a vector-valued f: an n x n Hessian per output, which hvp does not take
-            what, smaller = f"the {m // n:,} dense {n}x{n} Hessians of f's outputs", "Differentiate fewer outputs, p"
+            what = f"the {m // n:,} dense {n}x{n} Hessians of f's outputs need"
+            smaller = "Differentiate fewer outputs, p"
             products = "jl.hvp of a scalar function of them (one output, or a weighted sum)"
-        raise MemoryBudgetError(f"{what} need{'s' if m == n or matrix != 'Hessian' else ''} {readable(need)}, over "
-                                f"the memory budget of {readable(limit)} (max_memory). {smaller}ass a larger "
-                                f"max_memory, or use {products}.")
+        raise MemoryBudgetError(f"{what} {readable(need)}, over the memory budget of {readable(limit)} "
+                                f"(max_memory). {smaller}ass a larger max_memory, or use {products}.")
     return need
 
 
