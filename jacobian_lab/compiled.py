@@ -144,7 +144,7 @@ class Jitted:
         """(the program replayed at x, or None where the uncompiled function answered; the Jacobian)."""
         program = J = tried = None
         if type(x) is np.ndarray and x.dtype.kind == "f":  # the common case, without the general preparation
-            tried = self._programs.get((None, x.shape, x.dtype.char, snapshots.layout(x)))
+            tried = self._programs.get((None, x.shape, x.dtype.char, snapshots.layout(x), not x.flags.writeable))
             program, J = _replay(tried, x) if type(tried) is list else (None, None)
             if J is RAISED:
                 return None, self.fun(x)
@@ -210,9 +210,10 @@ class Jitted:
         return program
 
     def _prepare(self, x):
-        """(f flattened, x flattened, the key of its programs: structure, shape, dtype and memory layout)."""
+        """(f flattened, x flattened, the key of its programs: structure, shape, dtype, memory layout and
+        whether f may write into x)."""
         g, x_flat = prepare(self.fun.f, x)
-        return g, x_flat, (g.in_def, x_flat.shape, x_flat.dtype.char, g.layout)
+        return g, x_flat, (g.in_def, x_flat.shape, x_flat.dtype.char, g.layout, g.read_only)
 
     def _compile(self, g, x, key):
         try:
@@ -247,7 +248,7 @@ class JittedHessian(Jitted):
     def __init__(self, fun: HessianFunction):
         super().__init__(fun.as_jacobian())
         self.hessian = fun
-        self._flat: dict = {}  # x's structure and layouts -> the Jitted Hessian of f on the flat vector
+        self._flat: dict = {}  # x's structure, layouts and read-only leaves -> the Jitted Hessian of f on the flat vector
 
     def __repr__(self) -> str:
         return f"jit({self.hessian!r})"
@@ -278,9 +279,9 @@ class JittedHessian(Jitted):
     def _flattened(self, x):
         """(f on one flat vector, x as that vector, the Jitted Hessian for x's structure and layouts)."""
         g, x_flat, fun = self.hessian.flattened(x)
-        flat = self._flat.get((g.in_def, g.layout))
+        flat = self._flat.get((g.in_def, g.layout, g.read_only))
         if flat is None:
-            flat = self._flat[g.in_def, g.layout] = Jitted(fun)
+            flat = self._flat[g.in_def, g.layout, g.read_only] = Jitted(fun)
         return g, x_flat, flat
 
 

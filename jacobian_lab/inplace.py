@@ -36,7 +36,12 @@ from .rules import elementwise as E
 from .rules import shape as S
 
 _STATE: dict[type, tuple[str, ...]] = {}  # tracer class -> the slots that hold its value and derivative
-ALIASING = frozenset(["_owner", "_path", "_views", "_mutable", "__weakref__"])  # the object's, not its value's
+ALIASING = frozenset(["_owner", "_path", "_views", "_mutable", "_readonly", "__weakref__"])  # the object's, not its value's
+
+
+class ReadOnlyError(ValueError):
+    """NumPy's "assignment destination is read-only", raised for a write into a traced array that NumPy's
+    would refuse: x passed read-only, or a read-only view of a traced array."""
 
 
 def state_slots(cls: type) -> tuple[str, ...]:
@@ -111,6 +116,12 @@ def array0(value):
     if getattr(value, "_trace", None) is not None and not value.ndim:
         value._mutable = True
     return value
+
+
+def read_only(tracer) -> None:
+    """Make `tracer`, the traced x, refuse writes into it and into its views, as NumPy's read-only x
+    (``x.flags.writeable = False``, np.broadcast_to's) does; its copies are writeable."""
+    tracer._readonly = True
 
 
 def alias(tracer):
@@ -316,7 +327,7 @@ def _destination(tracer, key, flat: bool = False):
     owner = _owner_of(tracer)
     if tracer is not owner and any(step is S.broadcast_to or getattr(step, "writeable", True) is False
                                    for step, _ in tracer._path):
-        raise ValueError("assignment destination is read-only (NumPy's np.broadcast_to, np.diagonal and "
+        raise ReadOnlyError("assignment destination is read-only (NumPy's np.broadcast_to, np.diagonal and "
                          "sliding_window_view return read-only views); write into the array itself, or into a "
                          "copy of the view")
     at = positions(tracer)
@@ -326,6 +337,10 @@ def _destination(tracer, key, flat: bool = False):
 def _replace(owner, result, what: str = "item assignment", instead: str = "y = np.where(mask, v, y)") -> None:
     """`owner` takes on `result`, what a write (`what`) into it makes; its live views are derived again.
     Its memory keeps its order, as NumPy's does: an F-ordered array stays F-ordered (see `laid_out`)."""
+    if getattr(owner, "_readonly", False):
+        raise ReadOnlyError(f"assignment destination is read-only: {what} into x, which was passed read-only "
+                         "(x.flags.writeable is False, as np.broadcast_to makes it); write into a copy "
+                         "(y = x.copy()), or pass a writeable x")
     before = primal(owner)
     take_on(owner, _checked(owner, result, what, instead))
     if type(before) is np.ndarray:

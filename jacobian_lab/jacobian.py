@@ -36,6 +36,11 @@ def _leaf_input(leaf, where: str) -> np.ndarray:
         raise type(error)(f"{where}: {error}") from None
 
 
+def _read_only(x) -> bool:
+    """Whether f may not write into x, as NumPy would refuse (`inplace.read_only`)."""
+    return isinstance(x, np.ndarray) and not x.flags.writeable
+
+
 def as_input(x) -> np.ndarray:
     """x as a float array; integers are promoted to float64, the rest is refused."""
     if getattr(x, "_trace", None) is not None and x.constant:  # np.ones_like(x) in f: its plain values
@@ -493,7 +498,7 @@ class Flattened:
         if not trees.is_tree(x) or trees.is_numbers(x):
             # a nested list of plain numbers is an array, as np.asarray reads it
             self.x = as_input(x) if where is None else _leaf_input(x, where(""))
-            self.layout = snapshots.layout(self.x)
+            self.layout, self.read_only = snapshots.layout(self.x), _read_only(x)
             return
         leaves, self.in_def = trees.flatten(x)
         if not leaves:
@@ -504,12 +509,15 @@ class Flattened:
         self.x = np.concatenate([np.ravel(leaf) for leaf in leaves])
         # f gets each leaf back laid out as it was (in Fortran order, a view's): NumPy reads it the same way
         self.layout = tuple([snapshots.layout(leaf) for leaf in leaves])
+        self.read_only = tuple([_read_only(leaf) for leaf in trees.flatten(x)[0]])
 
     @property
     def structured(self) -> bool:
         return self.in_def is not None or self.out_def is not None
 
     def __call__(self, v):
+        if self.in_def is None and self.read_only and isinstance(v, Tracer):
+            inplace.read_only(v)
         out, out_def = flat_output(self.f(v if self.in_def is None else self.in_def.unflatten(self._leaves(v))))
         if out_def is not None:
             self.out_def = out_def
@@ -519,10 +527,12 @@ class Flattened:
         """x's arrays cut from the flat v, each one of its own to f, as the caller's arrays are (they are
         views of v, which f never sees, so an in-place operator on one has nothing to write through to)."""
         leaves = trees.split(v, self.in_def)
-        for i, (leaf, layout) in enumerate(zip(leaves, self.layout)):
+        for i, (leaf, layout, read_only) in enumerate(zip(leaves, self.layout, self.read_only)):
             if isinstance(leaf, Tracer):
                 inplace.detach(leaf)
                 inplace.laid_as(leaf, layout)
+                if read_only:
+                    inplace.read_only(leaf)
             else:
                 leaves[i] = snapshots.relaid(leaf, layout)
         return leaves

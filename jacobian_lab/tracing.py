@@ -318,7 +318,8 @@ class Tracer:
 
     # _owner, _path and _views: which traced arrays share memory with this one (`primitives.note_view`)
     # _mutable: a 0-d value that NumPy gives as an array, not a scalar (`inplace.array0`)
-    __slots__ = ("_trace", "primal", "_owner", "_path", "_views", "_mutable", "__weakref__")
+    # _readonly: x, or a leaf of it, given read-only (`inplace.read_only`)
+    __slots__ = ("_trace", "primal", "_owner", "_path", "_views", "_mutable", "_readonly", "__weakref__")
     __array_priority__ = 100
 
     def __init__(self, trace, primal):

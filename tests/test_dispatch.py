@@ -1206,6 +1206,123 @@ def test_item_assignment_fails_where_numpys_does_with_its_message(write, error, 
         run(f, mode)
 
 
+def _add_at(x):
+    np.add.at(x, [0, 0], 1.0)
+
+
+WRITES_INTO_X = {  # what f writes into its argument; NumPy refuses each for a read-only x
+    "item": lambda x: setitem(x, (0, 1), 1.0),
+    "in-place operator": lambda x: x.__imul__(2.0),
+    "a view": lambda x: setitem(x[1:], 0, 1.0),
+    "out=": lambda x: np.sin(x, out=x),
+    "np.add.at": _add_at,
+}
+READ_ONLY_X = {
+    "writeable=False": lambda: _frozen(X),
+    "np.broadcast_to": lambda: np.broadcast_to(X[0], X.shape),
+}
+
+
+def _frozen(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+@pytest.mark.parametrize("mode", MODES + ["jit", "auto"])
+@pytest.mark.parametrize("given", READ_ONLY_X, ids=list(READ_ONLY_X))
+@pytest.mark.parametrize("write", WRITES_INTO_X.values(), ids=list(WRITES_INTO_X))
+def test_writes_into_a_read_only_x_fail_as_numpys_do(write, given, mode):
+    def f(x):
+        write(x)
+        return x * 1.0
+
+    with pytest.raises(ValueError, match="read-only"):
+        f(READ_ONLY_X[given]())  # the reference: NumPy on the same x
+    with pytest.raises(ValueError, match=r"assignment destination is read-only: .* into x, which was passed "
+                                         r"read-only .* write into a copy \(y = x\.copy\(\)\)"):
+        run(f, mode, READ_ONLY_X[given]())
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_copy_of_a_read_only_x_and_a_leaf_of_a_tree_x_follow_their_own_flags(mode):
+    def f(x):
+        y = x.copy()
+        y[0] += 1.0  # a copy is writeable, as NumPy's is
+        return y ** 2
+
+    x = _frozen(X)
+    np.testing.assert_array_equal(run(f, mode, x), run(f, mode, X * 1.0))
+
+    def g(tree):
+        tree["b"][0] = tree["a"][0]  # b was passed writeable; a was not
+        tree["a"][0] = 1.0
+        return tree["b"]
+
+    with pytest.raises(ValueError, match="read-only"):
+        jl.jacobian(g, {"a": _frozen(X), "b": X * 1.0}, mode=mode)
+
+    def h(tree):
+        tree["b"][0] = tree["a"][0]
+        return tree["b"]
+
+    J = jl.jacobian(h, {"a": _frozen(X), "b": X * 1.0}, mode=mode)  # b's row 0 is a's
+    np.testing.assert_array_equal(J["a"].reshape(6, 6), np.eye(6) * (np.arange(6) < 3)[:, None])
+    np.testing.assert_array_equal(J["b"].reshape(6, 6), np.eye(6) * (np.arange(6) >= 3)[:, None])
+
+
+def test_a_compiled_jacobian_keeps_a_read_only_x_apart_from_a_writeable_one():
+    def f(x):
+        x[0, 0] = 1.0
+        return x * 2.0
+
+    jac = jl.jit(jl.jacobian(f))
+    J = jac(X * 1.0)  # recorded with a writeable x, where the write is f's own business
+    np.testing.assert_array_equal(J, jl.jacobian(f, X * 1.0, mode="reverse"))
+    with pytest.raises(ValueError, match="read-only"):
+        jac(_frozen(X))  # not a replay of the program that wrote into x
+    np.testing.assert_array_equal(jac(X * 1.0), J)
+
+
+HESSIANS = {
+    "hessian": lambda f: jl.hessian(f),
+    "hessian, reverse": lambda f: jl.hessian(f, mode="reverse"),
+    "jit(hessian)": lambda f: jl.jit(jl.hessian(f)),
+    "sparse_hessian": lambda f: (lambda x: jl.sparse_hessian(f, x)),
+    "jit(sparse_hessian)": lambda f: jl.jit(jl.sparse_hessian(f)),
+}
+
+
+@pytest.mark.parametrize("hessian", HESSIANS.values(), ids=list(HESSIANS))
+def test_second_derivatives_refuse_writes_into_a_read_only_x_or_leaf(hessian):
+    def f(x):
+        x[0] *= 2.0
+        return np.sum(x ** 3)
+
+    def g(tree):
+        return f(tree["a"]) + np.sum(tree["b"] ** 2)
+
+    H = hessian(f)
+    with pytest.raises(ValueError, match="read-only"):
+        H(_frozen(X[0]))
+    H = hessian(g)
+    writeable = {"a": X[0] * 1.0, "b": X[1] * 1.0}
+    first = H(writeable)  # compiled with a writeable leaf a: then not replayed for a read-only one
+    with pytest.raises(ValueError, match="read-only"):
+        H({"a": _frozen(X[0]), "b": X[1] * 1.0})
+    H({"a": X[0] * 1.0, "b": _frozen(X[1])})  # b is only read
+    again = H(writeable)
+    for ours, before in zip(_blocks(again), _blocks(first), strict=True):
+        np.testing.assert_array_equal(ours, before)
+
+
+def _blocks(H):
+    """A Hessian's blocks (a dict of dicts, or one sparse matrix) as dense arrays."""
+    if isinstance(H, dict):
+        return [block for key in H for block in _blocks(H[key])]
+    return [H.toarray() if hasattr(H, "toarray") else H]
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_item_assignment_keeps_the_arrays_dtype_and_is_counted_as_a_move(mode):
     def f(x):

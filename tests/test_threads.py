@@ -81,7 +81,7 @@ def test_threads_missing_a_branch_at_once_compile_it_once():
         results = list(pool.map(jitted, xs))
     for x, J in zip(xs, results):
         np.testing.assert_allclose(J, jl.jacobian(_branches, x), rtol=1e-14)
-    assert jitted.compiles == 2 and len(jitted._programs[None, (3,), "d", "C"]) == 2
+    assert jitted.compiles == 2 and len(jitted._programs[None, (3,), "d", "C", False]) == 2
 
 
 def test_one_sparse_jacobian_shared_by_threads_keeps_each_pattern_with_its_plan():

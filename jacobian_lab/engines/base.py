@@ -19,6 +19,7 @@ from typing import Callable, Protocol, runtime_checkable
 import numpy as np
 
 from .. import trees
+from ..inplace import ReadOnlyError, read_only
 from ..primitives import escaped_message
 from ..tracing import Tracer, TracerConversionError, from_objects
 
@@ -154,6 +155,8 @@ def call_traced(f, x, trace):
     with np.array([[a, b], [c, d]]), np.isfinite of np.asarray(x)) refuses the
     object array it is given with a TypeError.
     """
+    if getattr(x.primal, "_readonly", False):  # the x of an enclosing derivative (a Hessian's), given read-only
+        read_only(x)
     try:
         y = f(x)
         return check_output(y, trace)
@@ -162,7 +165,8 @@ def call_traced(f, x, trace):
         if reworded is not None:
             raise reworded from error
         _refused(error, trace)
-        if isinstance(error, ValueError) and "read-only" in str(error):  # NumPy's, for its read-only views too
+        if isinstance(error, ValueError) and "read-only" in str(error) and not isinstance(error, ReadOnlyError):
+            # NumPy's own, from a write into a plain array: perhaps one of traced elements
             raise ValueError(f"{error}. If it is np.asarray(y) (or np.ascontiguousarray, np.asfortranarray, "
                              "np.nditer's operand) of a traced y, an array of y's traced elements through which a "
                              "write cannot reach y: write into y itself (y[i] = v, or y = y ** 2 for an nditer "
