@@ -208,6 +208,21 @@ def test_solve_factorizes_once_per_pass_however_many_seeds():
     assert m.cost["cotangent"] == Cost(lu(4) + 2 * 16 * 4, 0)
 
 
+@pytest.mark.parametrize("batch_size", [1, 2, 4])
+def test_reverse_mode_factorizes_a_solves_matrix_once_per_tape(batch_size):
+    # one LU of W for every sweep (however many), then two triangular solves per seed
+    f = lambda v: np.linalg.solve(W, v)  # noqa: E731
+    m = jl.measure(f, RNG.standard_normal(4), mode="reverse", batch_size=batch_size)
+    assert m.passes == 4 // batch_size
+    assert m.cost["cotangent"] == Cost(lu(4) + 2 * 16 * 4, 0)
+    assert jl.predict(f, RNG.standard_normal(4)).total("reverse", batch_size) == m.cost["primal"] + m.cost["cotangent"]
+    # a stack of matrices broadcasts against the seeds: each seed's two solves factorize again
+    stack = np.stack([W, W.T])
+    m = jl.measure(lambda v: np.linalg.solve(stack, v), RNG.standard_normal((2, 4, 1)), mode="reverse",
+                   batch_size=batch_size)
+    assert m.cost["cotangent"] == Cost(8 * 2 * (lu(4) + 2 * 16), 0)
+
+
 # --- cholesky, eigh, singular values ---------------------------------------------------------
 # Per matrix (Golub & Van Loan): cholesky ⌊n³/3⌋; eigvalsh ⌊4n³/3⌋; eigh's eigenvalues and its
 # eigenvectors 9n³ each (two primitives, each one LAPACK call); the singular values of an m×n

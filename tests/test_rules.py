@@ -327,6 +327,11 @@ EXAMPLES: dict[str, list[Example]] = {
         ex(with_singular_values(3, 3, 1.8, 0.6), label="rank 2 of 3"),
         ex(with_singular_values(4, 4, 1.6, 0.9), label="rank 2 of 4"), ex(general(1, 1), label="(1,1)"),
     ],
+    # the factorization reverse mode keeps for a solve's sweeps, and a solve with it (linear in b)
+    "lu_factor": [ex(well_conditioned(), label="(3,3)")],
+    "lu_solve": [ex(REGISTRY["lu_factor"].impl(well_conditioned()), general(3, 2), diff=(False, True), label="a x"),
+                 ex(REGISTRY["lu_factor"].impl(well_conditioned()), general(3, 4), diff=(False, True), trans=1,
+                    label="a^T x")],
     # the same function by LU, at well-conditioned matrices (elsewhere det's rules take the SVD's)
     "lu_cofactor": [ex(well_conditioned(), label="(3,3)"), ex(well_conditioned(2, n=2), label="(2,2,2)")],
     # linear in its second operand, whose seed axis broadcasts against the matrices

@@ -1,8 +1,9 @@
 """solve, inv, det and slogdet on LAPACK's LU factorization.
 
-solve takes NumPy 2's matrix form, b (…, n, r); its rules solve with a (and
-aᵀ) again rather than keep a factorization, folding the seeds of a pass into
-extra right-hand sides so that one matrix is factorized once per pass. slogdet
+solve takes NumPy 2's matrix form, b (…, n, r); its rules fold the seeds of a
+pass into extra right-hand sides, so that one matrix is factorized once per
+pass, and reverse mode keeps one matrix's factorization for the whole tape
+(`lu_factor`, then `lu_solve` per pass, as JAX's transpose of a solve does). slogdet
 differentiates through a⁻ᵀ, det through its cofactor matrix (by LU where a is
 well conditioned, else from the SVD, defined at a singular matrix too: see
 `rules.cofactor`), each built once per pass or tape.
@@ -13,7 +14,7 @@ import math
 
 import numpy as np
 
-from ..primitives import DerivativeError, Primitive, register
+from ..primitives import DerivativeError, Primitive, is_traced, register
 from . import elementwise as E
 from . import reductions as R
 from . import shape as S
@@ -46,12 +47,29 @@ def _solve_seeded(a, rhs):
     """
     if np.ndim(a) > 2:
         return solve(a, rhs)
+    return _folded(lambda columns: solve(a, columns), rhs)
+
+
+def _folded(solved, rhs):
+    """``solved`` (a solve of one (n, K) right-hand side) applied to seed-batched (k, …, n, r) ones,
+    their columns side by side."""
     axes = tuple(range(rhs.ndim))
     moved = S.transpose(rhs, (axes[-2],) + axes[:-2] + axes[-1:])  # (n, k, …, r)
-    n = np.shape(a)[-1]
-    x = solve(a, S.reshape(moved, (n, moved.size // n if n else 0)))
+    n = rhs.shape[-2]
+    x = solved(S.reshape(moved, (n, moved.size // n if n else 0)))
     back = S.reshape(x, moved.shape)
     return S.transpose(back, tuple(range(1, rhs.ndim - 1)) + (0, rhs.ndim - 1))
+
+
+def _transposed_solver(a):
+    """g -> a⁻ᵀ g for seed-batched g, in every pass of one tape. One plain matrix is factorized once,
+    here, and each pass solves with its factors; a stack, or a matrix an enclosing derivative traces
+    (whose factors would need derivatives of their own), is solved again per pass."""
+    a_t = swap(a)
+    if np.ndim(a) > 2 or is_traced(a) or not np.size(a):
+        return lambda g: _solve_seeded(a_t, g)
+    factors = lu_factor(a)
+    return lambda g: _folded(lambda columns: lu_solve(factors, columns, trans=1), g)
 
 
 def _solve_jvp(tangents, out, a, b):
@@ -66,10 +84,10 @@ def _solve_jvp(tangents, out, a, b):
 
 
 def _solve_vjp(needs, out, a, b):
-    a_t, out_t = swap(a), (swap(out) if needs[0] else None)
+    out_t, solved_t = (swap(out) if needs[0] else None), _transposed_solver(a)
 
     def pullback(g):
-        gb = _solve_seeded(a_t, g)  # b̄ = a⁻ᵀ ḡ, and ā = −b̄ xᵀ
+        gb = solved_t(g)  # b̄ = a⁻ᵀ ḡ, and ā = −b̄ xᵀ
         ga = S.unbroadcast(E.negative(matmul(gb, out_t)), np.shape(a)) if needs[0] else None
         return ga, (S.unbroadcast(gb, np.shape(b)) if needs[1] else None)
 
@@ -79,6 +97,44 @@ def _solve_vjp(needs, out, a, b):
 #: solve(a, b) for a (…, n, n) and b (…, n, r): NumPy 2's matrix form (`numpy_api` turns a
 #: vector b into one column).
 solve = register(Primitive("solve", np.linalg.solve, _solve_cost, jvp=_solve_jvp, vjp=_solve_vjp, raises=True))
+
+
+def _lu_factor_impl(a):
+    """LAPACK's LU factorization of one n×n matrix (getrf, as np.linalg.solve runs it), its pivots
+    in an extra row: one array, which a tape or a compiled program keeps as it keeps any other
+    (the pivots, row numbers below n, are exact in a's float dtype)."""
+    from scipy.linalg import lu_factor as factor  # scipy.linalg loads on first use
+
+    lu, pivots = factor(a, check_finite=False)
+    return np.concatenate([lu, pivots[None].astype(lu.dtype)])
+
+
+def _lu_solve_impl(factors, b, trans=0):
+    """a⁻¹ b (aᵀ⁻¹ b with trans=1) from `lu_factor`'s array: two triangular solves per column (getrs)."""
+    from scipy.linalg import lu_solve as solved
+
+    return solved((factors[:-1], factors[-1].astype(np.int32)), b, trans=trans, check_finite=False)
+
+
+#: The factorization a solve runs, kept for several (reverse mode: one per pass). Only ever of a
+#: plain matrix (`_transposed_solver`), so it needs no derivative.
+lu_factor = register(Primitive("lu_factor", _lu_factor_impl, lambda out, a: (_lu(np.shape(a)[-1]), 0),
+                               differentiable=False))
+def _lu_solve_jvp(tangents, out, factors, b, trans=0):
+    return _folded(lambda t: lu_solve(factors, t, trans=trans), tangents[1])  # linear in b
+
+
+def _lu_solve_vjp(needs, out, factors, b, trans=0):
+    if not needs[1]:
+        return lambda g: (None, None)
+    return lambda g: (None, _folded(lambda c: lu_solve(factors, c, trans=1 - trans), g))  # b̄ = a⁻ᵀ ḡ
+
+
+#: A solve with those factors, of a plain or traced (n, r) right-hand side (a Hessian's cotangent).
+lu_solve = register(Primitive(
+    "lu_solve", _lu_solve_impl, lambda out, factors, b, trans=0: (2 * np.shape(b)[0] ** 2 * np.shape(b)[1], 0),
+    jvp=_lu_solve_jvp, vjp=_lu_solve_vjp,
+))
 
 
 def _inv_jvp(tangents, out, a):
