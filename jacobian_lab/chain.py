@@ -224,7 +224,8 @@ class Chain:
     Each stage is a callable written with NumPy that maps a **1-D** float
     array to a 1-D float array (use ``keepdims=True`` or an ``(1, n)`` matrix
     for a width-1 stage, not a scalar); a stage returning anything else raises
-    ``ValueError`` naming the stage.  Calling the chain applies the stages in
+    ``ValueError`` naming the stage, and so does one whose output width changes
+    between calls (each stage runs again to form its local Jacobian).  Calling the chain applies the stages in
     order, so ``jl.jacrev(chain)(x)`` differentiates the whole composition.
 
     :meth:`jacobian` instead forms each local Jacobian ``J_i`` at its
@@ -349,6 +350,12 @@ class Chain:
             mode = local_mode(len(points[i - 1]), len(points[i]))
             with counting() as counter:
                 mats.append(_jacobian(stage, points[i - 1], mode=mode))
+            if mats[-1].shape[0] != len(points[i]):
+                raise ValueError(
+                    f"{_stage_label(i, stage)} returned {mats[-1].shape[0]} values when its Jacobian was formed, "
+                    f"where it returned {len(points[i])} at the same input when the chain was evaluated: a stage "
+                    "must be a function of its input alone; keep what it changes between calls (a counter in a "
+                    "closure or a global) out of it")
             modes.append(mode)
             costs.append(counter.total())
         return mats, tuple(modes), tuple(costs)

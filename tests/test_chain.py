@@ -326,6 +326,20 @@ def test_stage_returning_scalar_or_none():
         Chain([np.sin, lambda z: [z[0], z[1]]]).jacobian(np.ones(3))
 
 
+@pytest.mark.parametrize("bracketing", ["forward", "reverse", "optimal"])
+def test_a_stage_whose_width_changes_between_calls_is_named(bracketing):
+    calls = []
+
+    def counting_stage(z):  # keeps a count between calls: 3 values, then 2, then 3, ...
+        calls.append(1)
+        return z[: 2 + len(calls) % 2] * 2.0
+
+    chain = Chain([np.sin, counting_stage, lambda z: np.sum(z, keepdims=True)])
+    with pytest.raises(ValueError, match=r"stage 2 \(counting_stage\) returned 2 values when its Jacobian was "
+                                         r"formed, where it returned 3 .* a function of its input alone"):
+        chain.jacobian(np.ones(4), bracketing=bracketing)
+
+
 def test_a_stages_error_of_a_subclass_of_typeerror_keeps_its_type():
     class Refused(TypeError):
         pass
