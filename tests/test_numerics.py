@@ -248,6 +248,53 @@ def test_prod_second_derivatives_through_a_zero_survive_an_underflow(mode):
     assert H[0, 2] == H[1, 2] == 5e-200 and H[0, 1] == H[0, 3] == 0.0
 
 
+def _cumprod_slopes(x):
+    """J[i, j] = the product of x_0 ... x_i but x_j, exactly (Fractions), for j <= i."""
+    return [[_others(x[: i + 1], j) if j <= i else 0.0 for j in range(x.size)] for i in range(x.size)]
+
+
+@pytest.mark.parametrize("x, modes", [
+    ([1e-200, 1e-200, 1e300], ["forward", "reverse", "jit"]),  # the running product underflows to 0, not its slopes
+    ([1e-320, 1e10, 1.0], ["forward", "reverse", "jit"]),      # a subnormal element, whose reciprocal overflows
+    ([1e-200, 0.0, 1e-200, 1e300], ["reverse"]),               # and a zero (forward mode forms x_0 x_2 = 1e-400)
+])
+def test_cumprod_slopes_are_exact_where_the_running_product_underflows(x, modes):
+    """y · cumsum(ẋ / x) gave 0 (or NaN) for slopes that are finite and nonzero once the running
+    product left the float range; the derivative of the products formed one at a time does not divide."""
+    x = np.array(x)
+    expected = [[_others(x[: i + 1], j) if j <= i else 0.0 for j in range(x.size)] for i in range(x.size)]
+    for mode in modes:
+        J = jl.jit(jl.jacobian(np.cumprod))(x) if mode == "jit" else jl.jacobian(np.cumprod, x, mode=mode)
+        np.testing.assert_allclose(J, expected, rtol=1e-14, atol=0)
+
+
+def _products_one_at_a_time(v):
+    out = [v[:1]]
+    for i in range(1, v.size):
+        out.append(out[-1] * v[i:i + 1])
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_cumprod_out_of_range_is_differentiated_as_its_products_one_at_a_time(mode):
+    """Where a partial product leaves the float range on the way (1,100 halves: a long survival
+    curve), the slopes are those of the products as NumPy forms them, as JAX's and written-out code's."""
+    x = np.r_[[0.5] * 1100, 1e300, 3.0]
+    J = jl.jacobian(np.cumprod, x, mode=mode)
+    np.testing.assert_array_equal(J, jl.jacobian(_products_one_at_a_time, x, mode=mode))
+    assert np.isfinite(J).all() and J[1000, 0] == 0.5 ** 1000
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_cumprod_second_derivatives_where_the_running_product_underflows(mode):
+    x = np.array([1e-200, 1e-200, 3.0, 1e300])
+    H = jl.hessian(lambda v: np.cumprod(v)[-1], mode=mode)(x)  # the full product's: x_k x_l over the others
+    expected = [[_others(np.delete(x, j), k - (k > j)) if j != k else 0.0 for k in range(4)] for j in range(4)]
+    np.testing.assert_allclose(H, expected, rtol=1e-14)
+    f = lambda v: np.cumprod(v)  # noqa: E731
+    assert jl.predict(f, x).cost(mode) == jl.measure(f, x, mode=mode).cost
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered in reduce:RuntimeWarning")  # .program(x) evaluates f
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
 def test_a_compiled_replay_warns_as_the_eager_computation_does(mode):

@@ -243,7 +243,45 @@ def _cumprod_factors(out, x, axis):
     return cumprod(x_safe, axis=axis), _zero_terms(zeros, x, x_safe, lambda v: cumsum(v, axis=axis))
 
 
+def _out_of_range(x, axis) -> bool:
+    """Whether `_cumprod_factors` would leave the float range: the running product of x's nonzero
+    elements, or the reciprocal of one, is 0 or infinite though every element is finite (a product
+    that underflows, a subnormal element). x holding an inf or NaN: so does f's value, and the
+    factors are taken as they are."""
+    with np.errstate(all="ignore"):
+        safe = np.where(x == 0, 1.0, x)
+        running = np.cumprod(safe, axis=axis)
+        kept = np.all(np.isfinite(running) & (running != 0)) and np.all(np.isfinite(1.0 / safe))
+        return bool(not kept and np.all(np.isfinite(x)))
+
+
+def _step(value, i, axis):
+    """value[..., i:i+1, ...] along `axis` (i < 0: None, for the empty product before the first)."""
+    return None if i < 0 else S.getitem(value, (slice(None),) * axis + (slice(i, i + 1),))
+
+
+def _chained_jvp(t, out, x, axis):
+    """ẏ_i = ẏ_{i-1} x_i + y_{i-1} ẋ_i, one step per element along the axis: the derivative of the
+    products as NumPy forms them, one after another, with no division (see `_out_of_range`)."""
+    steps = []
+    for i in range(np.shape(x)[axis]):
+        own = E.multiply(_step(t, i, axis + 1), _step(out, i - 1, axis)) if i else _step(t, 0, axis + 1)
+        steps.append(own if not steps else E.add(E.multiply(steps[-1], _step(x, i, axis)), own))
+    return S.concatenate(*steps, axis=axis + 1)
+
+
+def _chained_vjp(g, out, x, axis):
+    """Its transpose: x̄_j = y_{j-1} r_j, where r_j = ȳ_j + x_{j+1} r_{j+1} runs back along the axis."""
+    steps, r = [], None
+    for j in reversed(range(np.shape(x)[axis])):
+        r = _step(g, j, axis + 1) if r is None else E.add(_step(g, j, axis + 1), E.multiply(_step(x, j + 1, axis), r))
+        steps.append(r if j == 0 else E.multiply(r, _step(out, j - 1, axis)))
+    return S.concatenate(*steps[::-1], axis=axis + 1)
+
+
 def _cumprod_jvp(tangents, out, x, axis):
+    if observe(_out_of_range, primal(x), axis):
+        return _chained_jvp(tangents[0], out, x, axis)
     q, terms = _cumprod_factors(out, x, axis)
     dt = None
     for f, g in terms:
@@ -256,6 +294,8 @@ def _cumprod_jvp(tangents, out, x, axis):
 def _cumprod_vjp(needs, out, x, axis):
     if not needs[0]:
         return lambda g: (None,)
+    if observe(_out_of_range, primal(x), axis):
+        return lambda g: (_chained_vjp(g, out, x, axis),)
     q, terms = _cumprod_factors(out, x, axis)
 
     def pullback(g):  # the transpose of the JVP above, term by term
