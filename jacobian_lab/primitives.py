@@ -137,6 +137,17 @@ class DerivativeError(Exception):
     and compute another branch's Jacobian."""
 
 
+def derivative_raised(prim: Primitive, error: Exception) -> DerivativeError:
+    """A rule's FloatingPointError (NumPy set to raise: np.errstate, np.seterr) or RuntimeWarning (warnings
+    made errors), as the derivative's own error: f's ``except FloatingPointError`` is for f's arithmetic,
+    and in forward mode a rule runs inside f."""
+    return DerivativeError(
+        f"the derivative of {prim.name} raised {type(error).__name__} ({error}), as NumPy is set to raise "
+        "(np.errstate, np.seterr) or warnings are errors: it is infinite or undefined here (sqrt's slope at 0, "
+        "log's at 0), where f itself is not. Let NumPy warn instead (np.errstate(divide='warn', invalid='warn')) "
+        "to get its inf or NaN entries, or differentiate at a point where it is finite")
+
+
 def note_view(out, prim: Primitive, source, params: dict) -> None:
     """Remember that traced `out` = ``prim(source, **params)`` shares memory with traced `source`.
 

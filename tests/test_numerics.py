@@ -248,6 +248,45 @@ def test_prod_second_derivatives_through_a_zero_survive_an_underflow(mode):
     assert H[0, 2] == H[1, 2] == 5e-200 and H[0, 1] == H[0, 3] == 0.0
 
 
+def _sqrt_or_else(x):
+    """f that asks NumPy to raise, and takes another branch where its own arithmetic fails."""
+    with np.errstate(all="raise"):
+        try:
+            return np.sqrt(x)
+        except FloatingPointError:
+            return -x
+
+
+def _sqrt_or_else_warned(x):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        try:
+            return np.sqrt(x)
+        except RuntimeWarning:
+            return -x
+
+
+@pytest.mark.parametrize("f", [_sqrt_or_else, _sqrt_or_else_warned])
+def test_a_derivative_that_numpy_is_set_to_raise_on_inside_f_is_a_derivative_error(f):
+    """sqrt(0) runs clean, its slope is infinite: forward mode's rule runs inside f, under f's settings,
+    and raised NumPy's error there, which f caught and took another branch on, silently."""
+    x = np.array([0.0, 4.0])
+    np.testing.assert_array_equal(f(x), [0.0, 2.0])  # f's own branch
+    with pytest.raises(jl.DerivativeError, match=r"the derivative of sqrt raised (FloatingPointError|RuntimeWarning) "
+                                                 r"\(.*divide.*\), as NumPy is set to raise"):
+        jl.jacobian(f, x, mode="forward")
+    np.testing.assert_allclose(jl.jacobian(f, np.array([1.0, 4.0]), mode="forward"), np.diag([0.5, 0.25]), rtol=1e-15)
+    with warnings.catch_warnings():  # a sweep runs after f, under the caller's settings: sqrt'(0) = inf
+        warnings.simplefilter("ignore")
+        for J in (jl.jacobian(f, x, mode="reverse"), jl.jacobian(f, x), jl.jit(jl.jacobian(f))(x)):
+            assert J[0, 0] == np.inf and J[1, 1] == 0.25  # (and 0·∞ off the diagonal, as the README says)
+
+
+def test_a_sweep_under_settings_that_raise_names_the_derivative():
+    with np.errstate(all="raise"), pytest.raises(jl.DerivativeError, match="the derivative of sqrt raised"):
+        jl.grad(lambda v: np.sum(np.sqrt(v)))(np.array([0.0, 4.0]))
+
+
 def _cumprod_slopes(x):
     """J[i, j] = the product of x_0 ... x_i but x_j, exactly (Fractions), for j <= i."""
     return [[_others(x[: i + 1], j) if j <= i else 0.0 for j in range(x.size)] for i in range(x.size)]

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..accounting import TANGENT, active_counter
 from ..memory import TangentBudget
-from ..primitives import Trace, apply, frozen
+from ..primitives import Trace, apply, derivative_raised, frozen
 from ..tracing import NOT_REAL, Tracer, blank_result, not_real_result, objects_converted
 from .base import call_traced, next_level, register
 
@@ -56,14 +56,17 @@ class ForwardTrace(Trace):
             return out
         if out.dtype in NOT_REAL:
             raise not_real_result(prim, out)
-        if counter is None:
-            tangent = prim.jvp(tangents, out, *primals, **params)
-        else:  # `in_phase`, written out: this runs for every primitive
-            previous, counter.current = counter.current, counter._work[TANGENT]
-            try:
+        try:
+            if counter is None:
                 tangent = prim.jvp(tangents, out, *primals, **params)
-            finally:
-                counter.current = previous
+            else:  # `in_phase`, written out: this runs for every primitive
+                previous, counter.current = counter.current, counter._work[TANGENT]
+                try:
+                    tangent = prim.jvp(tangents, out, *primals, **params)
+                finally:
+                    counter.current = previous
+        except (FloatingPointError, RuntimeWarning) as error:  # np.errstate(all="raise") around f
+            raise derivative_raised(prim, error) from None
         if tangent is None:
             return out
         if self.budget.max_bytes is not None:  # `account`'s own first test, without the call per primitive

@@ -15,7 +15,7 @@ import numpy as np
 from ..accounting import COTANGENT, TANGENT, Cost, Counter, active_counter, in_phase
 from ..memory import TangentBudget
 from ..observables import Observable
-from ..primitives import Trace, apply, frozen
+from ..primitives import Trace, apply, derivative_raised, frozen
 from ..rules.elementwise import add
 from ..rules.shape import getitem, put, take, written
 from ..snapshots import kept_params, root, same_bytes, snapshot
@@ -109,31 +109,35 @@ class Tape:
         # By id, the cotangent arrays this sweep made and no one else holds, which reads and writes change in
         # place (`_scattered`, `_cleared`); only in a sweep of plain arrays that no recording (jit's) watches
         owned = {} if type(g) is np.ndarray and type(active_counter()) in _PLAIN_COUNTERS else None
-        for i in range(output, 0, -1):
-            ct, record = cotangents[i], self.records[i]
-            if release:
-                self.records[i] = None
-            if ct is None:
-                continue  # symbolic zero: this value does not reach the output
-            cotangents[i] = None
-            if owned is not None:
-                held = owned.pop(id(ct), None) is ct  # passed on: a rule may hand it to other records
-                source = record.parents[0] if record.prim in _IN_PLACE else None
-                if source is not None and type(ct) is np.ndarray and type(cotangents[source]) in _PLAIN_SUMS:
-                    if record.prim is getitem:
-                        cotangents[source] = _scattered(cotangents[source], ct, record, owned)
-                    elif record.prim is take:
-                        _gathered(cotangents, ct, record, owned)
-                    else:
-                        _cleared(cotangents, ct, held, record, owned)
-                    continue
-            pullback = record.pullback or record.stage()
-            # a move of one operand (reshape, transpose) gives it ct itself, a view of it or a copy: none that
-            # another value holds when ct was the sweep's own, so the sweep owns it in turn
-            passed_on = owned is not None and held and record.prim.structure == "move" and len(record.parents) == 1
-            for parent, c in zip(record.parents, pullback(ct)):
-                if parent is not None and c is not None:
-                    _accumulate(cotangents, parent, c, owned, passed_on)
+        record = None
+        try:
+            for i in range(output, 0, -1):
+                ct, record = cotangents[i], self.records[i]
+                if release:
+                    self.records[i] = None
+                if ct is None:
+                    continue  # symbolic zero: this value does not reach the output
+                cotangents[i] = None
+                if owned is not None:
+                    held = owned.pop(id(ct), None) is ct  # passed on: a rule may hand it to other records
+                    source = record.parents[0] if record.prim in _IN_PLACE else None
+                    if source is not None and type(ct) is np.ndarray and type(cotangents[source]) in _PLAIN_SUMS:
+                        if record.prim is getitem:
+                            cotangents[source] = _scattered(cotangents[source], ct, record, owned)
+                        elif record.prim is take:
+                            _gathered(cotangents, ct, record, owned)
+                        else:
+                            _cleared(cotangents, ct, held, record, owned)
+                        continue
+                pullback = record.pullback or record.stage()
+                # a move of one operand (reshape, transpose) gives it ct itself, a view of it or a copy: none that
+                # another value holds when ct was the sweep's own, so the sweep owns it in turn
+                passed_on = owned is not None and held and record.prim.structure == "move" and len(record.parents) == 1
+                for parent, c in zip(record.parents, pullback(ct)):
+                    if parent is not None and c is not None:
+                        _accumulate(cotangents, parent, c, owned, passed_on)
+        except (FloatingPointError, RuntimeWarning) as error:  # np.errstate(all="raise") around the sweep
+            raise derivative_raised(record.prim, error) from None
         return cotangents[0]
 
     def forward(self, t, output: int | None = None, budget=None):
@@ -151,7 +155,10 @@ class Tape:
         for i, record in enumerate(self.records[1:], 1):
             ts = [None if p is None else tangents[p] for p in record.parents]
             if any(v is not None for v in ts):  # else a constant in forward mode: no JVP runs
-                tangents[i] = tangent = record.prim.jvp(ts, record.out, *record.args, **record.params)
+                try:
+                    tangents[i] = tangent = record.prim.jvp(ts, record.out, *record.args, **record.params)
+                except (FloatingPointError, RuntimeWarning) as error:  # np.errstate(all="raise") around the pass
+                    raise derivative_raised(record.prim, error) from None
                 if budget is not None and tangent is not None:
                     budget.account(tangent)
                 if last_use[i] == i and i != output:  # read by nothing: its work is done
