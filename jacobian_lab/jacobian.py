@@ -351,9 +351,13 @@ def _check_same_output(y, first, lo, why: str, other: str) -> None:
         return
     first = np.asarray(first)
     scale = np.max(np.abs(first), where=np.isfinite(first), initial=0.0)
-    if not np.allclose(y, first, rtol=0.0, atol=np.sqrt(np.finfo(first.dtype).eps) * scale, equal_nan=True):
+    other_shape = np.shape(y) != first.shape
+    if other_shape or not np.allclose(y, first, rtol=0.0, atol=np.sqrt(np.finfo(first.dtype).eps) * scale,
+                                      equal_nan=True):
+        returned = (f"shape {np.shape(y)} in the pass from seed {lo}, and shape {first.shape} in the first one"
+                    if other_shape else f"other values in the pass from seed {lo} than in the first one")
         raise ValueError(
-            f"f returned other values in the pass from seed {lo} than in the first one, at the same x: it draws "
+            f"f returned {returned}, at the same x: it draws "
             f"random numbers or keeps state between calls, and {why}, so the Jacobian's blocks would come from "
             "different functions. Make f deterministic (draw its random numbers outside f, or seed a generator "
             f"inside it), or {other}")
@@ -456,6 +460,8 @@ def _record_and_sweep(f, x, layout, g):
     """A sweep of g in a worker that cannot use the caller's tape: it records its own, at x laid out as
     the caller's was."""
     y, pullback = engines.get("reverse").vjp(f, snapshots.relaid(x, layout))
+    if np.shape(y) != np.shape(g)[1:]:  # f returned another shape here, which the caller names
+        return y, None
     return y, pullback(g)
 
 
@@ -898,7 +904,11 @@ def vjp(f: Callable, x, has_aux: bool = False):
     # the derivatives it gives.
     y, sweep = engines.get("reverse").vjp(g, snapshots.copy(x_flat, faithful=True))
 
-    def pullback(y_bar, _last=False):  # _last: grad's one sweep, which may free the tape as it goes
+    def pullback(y_bar, *more, _last=False):  # _last: grad's one sweep, which may free the tape as it goes
+        if more:
+            raise TypeError(f"the pullback takes one y_bar, got {1 + len(more)}; for an f returning several "
+                            "arrays, pass their cotangents as one structure, as f returned them: "
+                            "pullback((y1_bar, y2_bar))")
         cotangents, batched = _split_batch(_flat_like(y_bar, g.out_def, "y_bar"), np.shape(y), "y_bar",
                                            result_dtype(x_flat))
         x_bar = _check_derivative(sweep(cotangents, _last), len(cotangents), x_flat.shape, "cotangent")

@@ -573,6 +573,17 @@ def test_vjp_single_and_batched(case):
     assert_close(pullback(u), x_bar, 1e-15)  # the tape sweeps again with the same answer
 
 
+def test_a_pullback_takes_one_y_bar_and_keeps_its_tape():
+    x = np.array([1.0, 2.0, 3.0])
+    y, pullback = jl.vjp(lambda v: (np.sin(v), np.cos(v)), x)
+    expected = pullback((np.ones(3), np.ones(3)))
+    for extra in (np.ones(3), 1):  # JAX's pullback(ct1, ct2); a truthy value once freed the tape
+        with pytest.raises(TypeError, match=r"the pullback takes one y_bar, got 2; .* pullback\(\(y1_bar, y2_bar\)\)"):
+            pullback(np.ones(3), extra)
+    np.testing.assert_array_equal(pullback((np.ones(3), np.ones(3))), expected)
+    np.testing.assert_allclose(expected, np.cos(x) - np.sin(x), rtol=1e-15)
+
+
 def test_a_pullback_is_untouched_by_later_writes_into_x_or_y():
     """The pullback sweeps the tape later: writing into the caller's x, or into the y vjp returned, leaves
     the derivatives it gives as they were at x (JAX's arrays cannot change; NumPy's can)."""

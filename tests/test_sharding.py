@@ -100,6 +100,19 @@ def test_a_random_f_is_refused_where_passes_evaluate_it_again(options):
         jl.jacobian(_scaled_by_a_draw, np.ones(6), batch_size=2, **options)
 
 
+@pytest.mark.parametrize("options", [dict(mode="forward"), dict(mode="reverse", executor=InProcess())],
+                         ids=["forward", "reverse, remote"])
+def test_an_f_whose_shape_changes_between_passes_is_named_so(options):
+    calls = iter(range(100))
+
+    def stateful(x):  # 4 outputs, then 3, then 4, ...
+        return x[: 4 - next(calls) % 2] * 2.0
+
+    with pytest.raises(ValueError, match=r"f returned shape \(3,\) in the pass from seed \d+, and shape \(4,\) in the "
+                                         r"first one, at the same x: .* keeps state between calls"):
+        jl.jacobian(stateful, np.arange(1.0, 7.0), batch_size=1, **options)
+
+
 def test_a_random_scalar_f_is_refused_and_rounding_differences_are_not():
     with pytest.raises(ValueError, match="other values in the pass from seed 1 "):  # a NumPy scalar output
         jl.jacfwd(lambda x: np.sum(x) * _NOISE.random(), batch_size=1)(np.arange(1.0, 5.0))
