@@ -131,7 +131,7 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
     if mode == "sparse":
         return _measure_compressed(f, x, batch_size, repeat)
     if mode == "auto":
-        prediction = predict(f, x) if prediction is None else prediction
+        prediction = predict(f, x) if prediction is None else _fitting(prediction, x.size)
         # Decided outside the count, as auto mode decides: the counted call finds the choice remembered, whether
         # or not an auto call at this tape came before.
         chosen = choose_order(f, x, batch_size, max_memory)[0]
@@ -143,9 +143,28 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
     # Auto mode is run as itself: jacobian(f, x, chosen) would have no tape to size and replay its passes on.
     run = lambda: jacobian(f, x, mode, batch_size, max_memory=max_memory, executor=executor)  # noqa: E731
     J, counter, peak = _counted(run)
+    if mode == "auto":
+        _fitting(prediction, x.size, _rows_of(J, x))
     seconds = _timed(run, repeat)
     return Measurement(J, chosen, counter.batch_size, counter.passes, counter.costs(), seconds, peak,
                        counter.tape_bytes, reason=reason)
+
+
+def _fitting(prediction: Prediction, n: int, m: int | None = None) -> Prediction:
+    """`prediction`, refused unless it is of a Jacobian with n columns (and m rows): one made for another
+    f or x would put its figures beside these measurements."""
+    if not isinstance(prediction, Prediction):
+        raise TypeError(f"prediction must be what jl.predict(f, x) returns, got {type(prediction).__name__}")
+    if prediction.n != n or m is not None and prediction.m != m:
+        here = f"x has {n} entries" if prediction.n != n else f"f's at this x is {m}x{n}"
+        raise ValueError(f"prediction is of a {prediction.m}x{prediction.n} Jacobian, where {here}: pass "
+                         "jl.predict(f, x) of this f and x, or leave prediction out")
+    return prediction
+
+
+def _rows_of(J, x) -> int | None:
+    """The Jacobian's rows, m, read from its size (None where x is empty: J is then too)."""
+    return np.size(J) // x.size if x.size else None
 
 
 def _counted(run):
@@ -374,7 +393,7 @@ def compare(f: Callable, x, modes: Sequence[str] = DEFAULT_MODES, repeat: int = 
     color of the sparsity pattern); or "forward-K"/"reverse-K" for K seeds
     per pass. `executor` runs the passes of the forward, reverse and auto
     rows side by side (see `measure`). `prediction`: ``predict(f, x)``, when
-    the caller has it already.
+    the caller has it already (one of a Jacobian of another shape is refused).
 
     >>> import numpy as np, jacobian_lab as jl
     >>> c = jl.compare(lambda x: np.sum(np.sin(np.exp(x ** 2))), np.ones(100), repeat=1)
@@ -383,10 +402,11 @@ def compare(f: Callable, x, modes: Sequence[str] = DEFAULT_MODES, repeat: int = 
     """
     rows = _rows(modes)
     f, x = prepare(f, x)
-    prediction = predict(f, x) if prediction is None else prediction
+    prediction = predict(f, x) if prediction is None else _fitting(prediction, x.size)
     measurements = []
     for label, mode, batch in rows:
         m = measure(f, x, mode, batch, repeat=repeat, prediction=prediction, executor=executor)
+        _fitting(prediction, x.size, _rows_of(m.jacobian, x))
         m.label = label if mode not in ("auto", "jit", "sparse") else m.label or f"{mode} -> {m.mode}"
         if batch not in (None, 1) and m.batch_size < batch:  # forward-100 of 5 inputs pushes 5 seeds a pass
             m.label = f"{mode}, {_seeds(m.batch_size, mode)} (of {batch} asked)"
