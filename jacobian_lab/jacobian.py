@@ -47,7 +47,8 @@ def as_input(x) -> np.ndarray:
         x = np.asarray(x)
     elif getattr(x, "_trace", None) is not None:
         raise NotImplementedError(
-            "x is itself a traced array: jacobian, jacfwd, jacrev, grad, jvp and vjp do not nest inside "
+            "x is itself a traced array: jacobian_lab's functions of f (jacobian, grad, jvp, vjp, count_flops, "
+            "predict, sparse_jacobian, ...) do not nest inside "
             "another derivative; for second derivatives use jl.hessian(f) or jl.hvp(f, x, v)"
         )
     if x is None or isinstance(x, (str, bytes, dict)):
@@ -93,6 +94,9 @@ def check_function(f) -> None:
 
 def check_options(mode: str, batch_size, modes=MODES) -> None:
     """Refuse a mode not in `modes`, and a batch_size that is not a positive integer or None."""
+    if mode is None:
+        raise TypeError(f"mode must be one of {', '.join(map(repr, modes))}, got None; leave mode out for its "
+                        "default")
     if not isinstance(mode, str):  # jacobian(f, x, y): a second input where mode goes
         raise TypeError(f"mode must be one of {', '.join(map(repr, modes))}, got {type(mode).__name__}; "
                         "for a function of several arrays pass them as one tuple: "
@@ -806,6 +810,10 @@ def _real(value, name) -> np.ndarray:
     if isinstance(value, np.matrix):
         raise TypeError(f"{name} is an np.matrix, which is always 2-D (a vector becomes a batch of one); "
                         f"pass np.asarray({name}).ravel() for a vector, np.asarray({name}) for a matrix")
+    if isinstance(value, Tracer) and not value.constant:
+        raise NotImplementedError(
+            f"{name} is a traced array (of a derivative taken around this call): jvp, vjp and vjp's pullback do "
+            "not nest inside another derivative; for second derivatives use jl.hessian(f) or jl.hvp(f, x, v)")
     array = np.asarray(value)
     if array.dtype.kind not in "fiu":
         raise TypeError(f"{name} must be a float array, got {_described(value, array)}")

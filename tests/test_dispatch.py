@@ -2473,7 +2473,7 @@ def _escape_a_tracer():
 ], ids=["jacrev", "jvp", "value_and_grad", "returned", "sparse_jacobian", "count_flops", "outside f"])
 def test_a_traced_value_kept_from_an_earlier_call_is_refused(call):
     # Kept in a list while f ran, it would otherwise come back as a stale tracer or a wrong value.
-    with pytest.raises(TypeError, match="traced value of an earlier jacobian_lab call"):
+    with pytest.raises(TypeError, match="traced value of an evaluation of f that has ended"):
         call(_escape_a_tracer(), np.linspace(0.1, 1.0, 3))
 
 

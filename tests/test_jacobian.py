@@ -573,6 +573,56 @@ def test_vjp_single_and_batched(case):
     assert_close(pullback(u), x_bar, 1e-15)  # the tape sweeps again with the same answer
 
 
+@dataclass
+class _Returned:
+    y: object
+
+
+def _inner(v):
+    return np.sin(v) * v
+
+
+def _pullback_at_ones():
+    return jl.vjp(_inner, np.ones(4))[1]
+
+
+MISUSES = {  # (the call, its error, what the message says)
+    "a traced y_bar": (lambda x: jl.jacobian(lambda yb: _pullback_at_ones()(yb), x), NotImplementedError,
+                       r"y_bar is a traced array \(of a derivative taken around this call\): jvp, vjp and vjp's "
+                       r"pullback do not nest .* jl.hessian"),
+    "a traced x_dot": (lambda x: jl.jacobian(lambda v: jl.jvp(_inner, np.ones(4), v)[1], x), NotImplementedError,
+                       r"x_dot is a traced array"),
+    "count_flops inside f": (lambda x: jl.grad(lambda v: np.sum(v) * jl.count_flops(_inner, v).flops)(x),
+                             NotImplementedError, r"jacobian_lab's functions of f \(.*count_flops.*\) do not nest"),
+    "mode=None": (lambda x: jl.jacobian(_inner, x, mode=None), TypeError,
+                  r"got None; leave mode out for its default$"),
+    "an np.matrix returned": (lambda x: jl.jacobian(lambda v: np.asmatrix(v * 2), x), TypeError,
+                              r"f returned an np.matrix; .* return np.asarray"),
+    "a dataclass returned": (lambda x: jl.jacobian(lambda v: _Returned(v * 2), x), TypeError,
+                             r"f returned a .*_Returned, not an array; .* a tuple, list or dict of them"),
+}
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # NumPy's, for np.matrix
+@pytest.mark.parametrize("call, error, message", MISUSES.values(), ids=list(MISUSES))
+def test_misuses_get_messages_that_name_them(call, error, message):
+    with pytest.raises(error, match=message):
+        call(np.arange(1.0, 5.0))
+
+
+def test_a_value_kept_from_an_earlier_pass_of_one_call_is_named_so():
+    cache = {}
+
+    def kept(v):
+        if "v" not in cache:
+            cache["v"] = np.exp(v)  # from the first pass: forward mode evaluates f once per pass
+        return cache["v"] * v
+
+    with pytest.raises(TypeError, match=r"a traced value of an evaluation of f that has ended \(an earlier "
+                                        r"jacobian_lab call, or an earlier pass of this one"):
+        jl.jacfwd(kept, batch_size=2)(np.arange(1.0, 5.0))
+
+
 def test_a_pullback_takes_one_y_bar_and_keeps_its_tape():
     x = np.array([1.0, 2.0, 3.0])
     y, pullback = jl.vjp(lambda v: (np.sin(v), np.cos(v)), x)

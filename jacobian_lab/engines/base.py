@@ -203,11 +203,15 @@ def check_output(y, trace):
     if is_masked(y):
         raise TypeError("f returned a masked array (np.ma), whose mask jacobian_lab does not trace; return "
                         "np.where(mask, values, fill) instead, or the values alone (np.ma.getdata)")
+    if isinstance(y, np.matrix):
+        raise TypeError("f returned an np.matrix; it must return an ndarray: return np.asarray(...) of it (traced "
+                        "arrays are ndarrays, whose * is elementwise: write matrix products with @)")
     if not hasattr(y, "__array__") and not isinstance(y, (int, float, np.generic)):
         module = "" if type(y).__module__ == "builtins" else f"{type(y).__module__}."
         kind = trees.with_article(module + type(y).__qualname__)
-        raise TypeError(f"f returned {kind}, not an array; it must return a float array (np.stack([...]) of a "
-                        "generator's values, for example)")
+        raise TypeError(f"f returned {kind}, not an array; it must return a float array, or a tuple, list or dict "
+                        "of them (its fields' arrays as a dict: {'a': out.a, 'b': out.b}; np.stack([...]) of a "
+                        "generator's values)")
     value = np.asarray(y)
     if value.dtype.kind not in "f":
         raise TypeError(
