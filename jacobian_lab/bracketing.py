@@ -23,6 +23,7 @@ orders its products with `plan`.
 from __future__ import annotations
 
 import numbers
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence, Union
 
@@ -140,6 +141,51 @@ def format_bracketing(tree: Tree) -> str:
     """
     _span(tree)
     return _format(tree, True)
+
+
+_TOKEN = re.compile(r"\s*(?:(\()|(\))|J(\d+))")
+
+
+def parse_bracketing(text: str) -> Tree:
+    """The tree `format_bracketing` renders as `text`: its inverse.
+
+    >>> parse_bracketing("(J4 (J3 J2)) J1"), parse_bracketing("J3 (J2 J1)"), parse_bracketing("J1")
+    (((4, (3, 2)), 1), (3, (2, 1)), 1)
+    """
+    tokens, at = [], 0
+    while at < len(text.rstrip()):
+        match = _TOKEN.match(text, at)
+        if match is None:
+            raise ValueError(f"cannot read {text!r} as a bracketing at {text[at:].strip()[:10]!r}: write factors "
+                             "J1, J2, ... two to a product, in parentheses but the outermost, as '(J3 J2) J1'")
+        tokens.append(match.group(1) or match.group(2) or int(match.group(3)))
+        at = match.end()
+    tree, rest = _product(tokens, text)
+    if rest:
+        raise ValueError(f"cannot read {text!r} as a bracketing: an unmatched ')'")
+    return tree
+
+
+def _product(tokens: list, text: str) -> tuple[Tree, list]:
+    """(one factor, or the product of two, read from `tokens`; the tokens left)."""
+    left, tokens = _factor(tokens, text)
+    if not tokens or tokens[0] == ")":
+        return left, tokens
+    right, tokens = _factor(tokens, text)
+    if tokens and tokens[0] != ")":
+        raise ValueError(f"cannot read {text!r} as a bracketing: three factors side by side; bracket two of them")
+    return (left, right), tokens
+
+
+def _factor(tokens: list, text: str) -> tuple[Tree, list]:
+    if not tokens or tokens[0] == ")":
+        raise ValueError(f"cannot read {text!r} as a bracketing: a factor is missing")
+    if tokens[0] != "(":
+        return tokens[0], tokens[1:]
+    tree, tokens = _product(tokens[1:], text)
+    if not tokens:
+        raise ValueError(f"cannot read {text!r} as a bracketing: an unclosed '('")
+    return tree, tokens[1:]
 
 
 def tree_from_split(split: np.ndarray, q: int) -> Tree:

@@ -17,7 +17,8 @@ import numpy as np
 
 from .accounting import PRIMAL, Cost, counting
 from .bracketing import (ChainPlan, Tree, all_bracketings, bracketing_cost, check_factors, check_tree,
-                         format_bracketing, forward_tree, multiply, plan, reverse_tree, run_tree)
+                         format_bracketing, forward_tree, multiply, parse_bracketing, plan, reverse_tree,
+                         run_tree)
 from .engines.base import call_traced
 from .jacobian import as_input
 from .jacobian import jacobian as _jacobian
@@ -25,7 +26,7 @@ from .prediction import EvalTrace, Evaluated
 from .rules.linalg import matmul
 
 __all__ = ["BRACKETINGS", "Chain", "ChainMeasurement", "ChainPlan", "Tree", "all_bracketings", "bracketing_cost",
-           "format_bracketing", "local_mode", "multiply", "multiply_counted", "plan"]
+           "format_bracketing", "local_mode", "multiply", "multiply_counted", "parse_bracketing", "plan"]
 
 # =============================================================================
 # Execution: local Jacobians of a real chain, multiplied with counted products
@@ -80,13 +81,13 @@ def _to_tuples(tree: Tree) -> Tree:
 def _resolve_bracketing(bracketing: Any, q: int) -> tuple[str, Tree | None]:
     """``(name, tree)``: a named bracketing (tree decided by the plan) or an explicit tree."""
     choices = ", ".join(repr(b) for b in BRACKETINGS)
-    if isinstance(bracketing, str):
-        if bracketing not in BRACKETINGS:
-            raise ValueError(
-                f"bracketing must be one of {choices} or a bracketing tree; got {bracketing!r}"
-            )
+    if isinstance(bracketing, str) and bracketing in BRACKETINGS:
         return bracketing, None
+    if isinstance(bracketing, str) and not bracketing.lstrip().startswith(("(", "J")):
+        raise ValueError(f"bracketing must be one of {choices} or a bracketing tree; got {bracketing!r}")
     try:
+        if isinstance(bracketing, str):  # as ChainPlan.bracketing writes one: '(J3 J2) J1'
+            bracketing = parse_bracketing(bracketing)
         check_tree(bracketing, q)
     except ValueError as error:
         raise ValueError(
@@ -378,7 +379,8 @@ class Chain:
 
         ``bracketing`` is ``"forward"`` (``J_q (... (J_2 J_1))``), ``"reverse"``
         (``((J_q J_{q-1}) ...) J_1``), ``"optimal"`` (the plan's cheapest) or an
-        explicit tree such as ``((4, (3, 2)), 1)`` (see :func:`all_bracketings`).
+        explicit tree such as ``((4, (3, 2)), 1)`` (see :func:`all_bracketings`), or
+        the same as text, as :attr:`ChainPlan.bracketing` writes it: ``"(J4 (J3 J2)) J1"``.
         The products are executed with the counted ``matmul`` primitive, so
         ``product_flops`` is the work that ran; it equals ``predicted_flops``.
 

@@ -3,6 +3,7 @@
 import doctest
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from jacobian_lab.bracketing import (
     all_bracketings,
     bracketing_cost,
     format_bracketing,
+    parse_bracketing,
     multiply,
     plan,
 )
@@ -99,6 +101,22 @@ def test_bracketing_strings():
     assert format_bracketing(reverse_tree(3)) == "(J3 J2) J1"
     assert format_bracketing(((4, (3, 2)), 1)) == "(J4 (J3 J2)) J1"
     assert format_bracketing((12, 11)) == "J12 J11"
+
+
+@pytest.mark.parametrize("q", [1, 2, 3, 4, 6])
+def test_parse_bracketing_reads_back_every_tree_format_writes(q):
+    for tree in all_bracketings(q):
+        assert parse_bracketing(format_bracketing(tree)) == tree
+        assert parse_bracketing(f"({format_bracketing(tree)})") == tree  # the outermost may be bracketed too
+
+
+@pytest.mark.parametrize("text, says", [
+    ("J3 J2 J1", "three factors side by side"), ("(J3 J2", "an unclosed '('"), ("J3 J2) J1", "an unmatched ')'"),
+    ("", "a factor is missing"), ("(J2 J1) X", "at 'X'"), ("J2 ()", "a factor is missing"),
+])
+def test_parse_bracketing_names_what_it_cannot_read(text, says):
+    with pytest.raises(ValueError, match=re.escape(says)):
+        parse_bracketing(text)
 
 
 def test_big_widths_use_exact_integers():

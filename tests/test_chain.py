@@ -289,6 +289,16 @@ def test_unknown_bracketing_lists_choices():
             chain.jacobian(x, bracketing=bad)
 
 
+def test_a_bracketing_as_the_plan_writes_it_is_taken():
+    chain, x = make_chain(CHAINS["3 stages, width-1 bottleneck"])
+    written = chain.plan(x).bracketing
+    m = chain.measure(x, bracketing=written)
+    assert m.bracketing == "explicit" and m.order == chain.plan(x).order() and m.matches
+    np.testing.assert_allclose(chain.jacobian(x, bracketing="J3 (J2 J1)"), jl.jacrev(chain)(x), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"stages 1..3 .* cannot read 'J3 J2 J1' as a bracketing: three factors"):
+        chain.jacobian(x, bracketing="J3 J2 J1")
+
+
 def test_tree_for_the_wrong_number_of_stages():
     chain, x = make_chain(CHAINS["3 stages, width-1 bottleneck"])
     with pytest.raises(ValueError, match="stages 1..3"):
