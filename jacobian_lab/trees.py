@@ -21,11 +21,11 @@ def is_tree(value) -> bool:
 
 
 def is_numbers(value) -> bool:
-    """A (nested) list or tuple of plain Python numbers, which NumPy users mean as one array (a
-    namedtuple's fields are named: it stays a tree)."""
+    """A (nested) list or tuple of plain Python numbers or NumPy's real scalars (np.float32(1.0)), which
+    NumPy users mean as one array (a namedtuple's fields are named: it stays a tree)."""
     if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
         return all(is_numbers(v) for v in value)
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)

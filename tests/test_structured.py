@@ -127,6 +127,11 @@ def test_a_list_of_plain_numbers_is_an_array_as_in_numpy():
     np.testing.assert_allclose(jl.grad(lambda x: np.sum(x ** 2))([[1.0, 2.0], [3.0, 4.0]]), [[2, 4], [6, 8]])
     # a list holding arrays stays a structure
     assert isinstance(jl.jacobian(lambda p: p[0] * p[1], [np.ones(2), np.full(2, 3.0)]), list)
+    # and so is one of NumPy's scalars, as np.asarray reads it: in its dtype (float32 stays float32)
+    for numbers, dtype in (([np.float32(0.0), np.float32(1.0)], np.float32), ([np.int64(0), 1.0], np.float64)):
+        J = jl.jacobian(np.sin, numbers)
+        assert type(J) is np.ndarray and J.dtype == dtype
+        np.testing.assert_allclose(J, np.diag(np.cos([0.0, 1.0])), rtol=1e-7)
 
 
 def test_namedtuple_and_ordered_dict_inputs_keep_their_type():
