@@ -250,8 +250,9 @@ class Trace:
             return counter.evaluate(prim, primals, params)
         except Exception as error:  # x + A of a scipy.sparse A fails in scipy, which takes x for a scalar
             from .rules.sparse import elementwise_error, is_sparse
-            if any(is_sparse(a) for a in primals):
-                raise elementwise_error(prim.name) from error
+            matrices = [a for a in primals if is_sparse(a)]
+            if matrices:
+                raise elementwise_error(prim.name, matrices[0]) from error
             raise
 
 

@@ -147,7 +147,7 @@ NOT_REAL = frozenset(map(np.dtype, "FDGO"))
 def not_real_result(prim, out) -> TypeError:
     """The error for a traced operation whose result is in `NOT_REAL`."""
     if out.dtype == object and out.size and is_sparse(out.flat[0]):  # x * A: each element times the matrix
-        return elementwise_error(prim.name)
+        return elementwise_error(prim.name, out.flat[0])
     if out.dtype == object:
         return TypeError(
             f"{prim.name} of a traced array got an object array (np.array of values that are neither numbers "

@@ -150,6 +150,15 @@ def test_elementwise_arithmetic_with_a_sparse_matrix_names_the_matrix_product(na
         fun(X)
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_u_times_a_scipy_sparse_matrix_is_refused_as_the_matrix_product_it_is(mode):
+    A = KINDS["csr_matrix"]
+    np.testing.assert_allclose(X * A, X @ A.toarray())  # SciPy's * of a matrix (not an array) is the product
+    with pytest.raises(TypeError, match=r"multiply of a traced array and a scipy.sparse csr_matrix, whose \* is its "
+                                        r"matrix product in SciPy .* write that product as x @ A"):
+        jl.jacobian(lambda u: u * A, X, mode=mode)
+
+
 def test_shapes_that_do_not_fit_fail_as_scipys():
     A = KINDS["csr_array"]
     for f, numpys in ((lambda u: u[:4] @ A, "dimension mismatch"),

@@ -101,9 +101,16 @@ def is_sparse(value) -> bool:
     return type(value).__module__.startswith("scipy.sparse") and hasattr(value, "tocsr")
 
 
-def elementwise_error(name: str) -> TypeError:
+def elementwise_error(name: str, matrix) -> TypeError:
     """The refusal of an operation other than the matrix product between a traced array and a scipy.sparse
-    matrix (`name`: the primitive's), which NumPy would compute element by element against the matrix."""
+    `matrix` (`name`: the primitive's), which NumPy would compute element by element against the matrix.
+    A scipy.sparse *matrix* (csr_matrix, not csr_array) multiplies as np.matrix does: its * is the product."""
+    import scipy.sparse
+
+    if name == "multiply" and isinstance(matrix, scipy.sparse.spmatrix):
+        return TypeError(
+            f"multiply of a traced array and a scipy.sparse {type(matrix).__name__}, whose * is its matrix product "
+            "in SciPy (as np.matrix's is): write that product as x @ A or A @ x, which jacobian_lab differentiates")
     return TypeError(
         f"{name} of a traced array and a scipy.sparse matrix: jacobian_lab differentiates their matrix "
         f"product, A @ x or x @ A; for an elementwise {name}, make the matrix dense (A.toarray())")
