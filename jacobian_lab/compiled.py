@@ -190,7 +190,7 @@ class Jitted:
             f"{shape} (they differed at {where})"),
             f"at x of shape {shape} is computed without compiling where none of its {KEEP_PROGRAMS} programs "
             f"fits: each checks values f read from arrays computed from x, and they differed at {where}. A branch "
-            "on values (if, bool(), int(), a mask as an index) or NumPy code reading a mask (np.sort(m), "
+            "on values (if, bool(), int(), a mask as an index) or NumPy code reading a mask (np.unique(m), "
             "np.argsort(m)) takes a program per pattern of values; operations that compute on it instead "
             "(np.where(x > 0, a, b), x * (x > 0)) are recomputed by one program")
 

@@ -25,6 +25,7 @@ from .primitives import link_view, observe, primal
 from .rules import elementwise as E
 from .rules import shape as S
 from .rules import special as SP
+from .rules.sorting import argsort, reorder
 
 
 def as_float(v):
@@ -167,8 +168,8 @@ def sort(a, axis=-1, kind=None, order=None, **kwargs):
     api._reject("sort", order, "order")
     if axis is None:
         a, axis = api.ravel(a), 0
-    order_ = observe(np.argsort, primal(a), axis=axis, kind="stable")
-    return gather(a, np.take_along_axis(_positions(a), order_, axis))
+    axis = one_axis(axis, np.ndim(a))
+    return reorder(a, argsort(a, axis=axis), axis=axis)  # both recorded: a program sorts at each x
 
 
 @implements(np.take_along_axis)

@@ -400,11 +400,12 @@ _WRITERS = frozenset([np.copyto, np.put, np.putmask, np.place, np.fill_diagonal,
 _WRITING_METHODS = frozenset(["fill", "sort", "put", "partition", "itemset"])
 _SHAPES = frozenset([np.shape, np.ndim, np.size])
 #: NumPy functions that build a new array from their first argument's elements (an array, or a sequence of
-#: arrays) without reading them: their implementations on traced arrays record primitives alone, so on masks
-#: a program recomputes them (an upwind scheme's np.concatenate([m[:1], m[1:]]), np.cumsum(x > 0)).
-#: Each is checked to read nothing of those arrays but shapes and dtypes: they reach it unwrapped, unobserved.
+#: arrays) without reading them, or reading them through primitives alone (np.sort's argsort): their
+#: implementations on traced arrays record primitives alone, so on masks a program recomputes them (an upwind
+#: scheme's np.concatenate([m[:1], m[1:]]), np.cumsum(x > 0)). Each is checked to read nothing of those
+#: arrays but shapes and dtypes outside primitives: they reach it unwrapped, unobserved.
 _BUILDERS = frozenset([np.concatenate, np.stack, np.hstack, np.vstack, np.column_stack, np.cumsum, np.cumprod,
-                       np.roll, np.tile, np.diff])
+                       np.roll, np.tile, np.diff, np.sort])
 #: NumPy functions that summarize an array into fresh values, writing nowhere: observed by their result
 _SUMMARIES = frozenset([np.any, np.all, np.count_nonzero, np.sum, np.nonzero, np.flatnonzero, np.argmax,
                         np.argmin])

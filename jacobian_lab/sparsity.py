@@ -12,6 +12,9 @@ from its operands' matrices and its primitive's `structure`:
   running the primitive itself on arrays of element numbers;
 * "reduction": on everything the elements reduced into it depend on;
 * "scan": on what the elements up to its own along ``axis`` depend on;
+* "along": on what the element of its slice along ``axis`` that the order operand
+  names depends on (sort's reordering, at this x); while a compiled sparse Jacobian,
+  which sorts again at each x, is recorded, on what its whole slice depends on;
 * "scatter": on what the elements added into it (``indices`` naming its
   position along ``axis``) depend on;
 * "matmul": on a row of the first operand and a column of the second;
@@ -35,7 +38,9 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from . import engines
+from .accounting import active_counter
 from .jacobian import prepare
+from .staging import Recorder
 from .rules.reductions import _kept_shape
 
 if TYPE_CHECKING:  # for the annotations only: see csr_array
@@ -173,6 +178,20 @@ def _scatter(record, operands, n):
     return _regrouped(operands[0], n, targets.ravel())
 
 
+def _along(record, operands, n):
+    """Each element on what the element of its slice along `axis` that the order operand names depends
+    on: sort's reordering, at this x. A compiled sparse Jacobian recomputes the order at each x, so
+    while one is recorded, each element is taken to depend on its whole slice: the pattern at every x."""
+    x, order, axis = record.args[0], record.args[1], record.params["axis"]
+    if isinstance(active_counter(), Recorder):
+        slices = _element_numbers(_kept_shape(np.shape(x), (axis,)))
+        of_each = np.broadcast_to(slices, np.shape(x)).ravel()  # the slice each element is in
+        return _rows(_regrouped(operands[0], n, of_each), n, slices.size, of_each)
+    order = np.reshape(order, (1,) * (np.ndim(x) - np.ndim(order)) + np.shape(order))  # a seed axis: broadcast
+    sources = np.take_along_axis(_element_numbers(np.shape(x)), order, axis=axis)
+    return _rows(operands[0], n, np.size(x), sources.ravel())
+
+
 def _regrouped(keys, n, targets):
     """The matrix whose row t joins every row r of `keys` with targets[r] == t."""
     rows, cols = np.divmod(keys, n)
@@ -227,4 +246,4 @@ def _dense(record, operands, n):
 
 
 _RULES = {"elementwise": _elementwise, "move": _move, "reduction": _reduction, "scan": _scan,
-          "scatter": _scatter, "matmul": _matmul, "sparse_matmul": _sparse_matmul}
+          "scatter": _scatter, "matmul": _matmul, "sparse_matmul": _sparse_matmul, "along": _along}

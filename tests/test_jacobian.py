@@ -160,6 +160,8 @@ CASES = [
     Case("mean", lambda X: np.mean(X, axis=-1, keepdims=True) - X + X.mean() + np.mean(X ** 2, axis=0)[None, :], X34),
     Case("prod", lambda X: np.prod(X, axis=1) + X.prod() + np.prod(X, axis=0, keepdims=True).sum(), P34),
     Case("prod with zeros", lambda X: np.concatenate([np.prod(X, axis=1), np.prod(X, axis=0)]), _prod_zeros()),
+    Case("sort, median and quantile away from ties", lambda X: np.sort(X, axis=1) * X + np.median(X, axis=0)
+         + np.quantile(X, 0.3) - np.sort(X.ravel())[:4].reshape(1, 4), X34),
     Case("max min away from ties", lambda X: np.max(X, axis=0) + np.min(X, axis=1, keepdims=True) + np.amax(X), X34),
     Case("cumprod, with zeros", lambda X: np.cumprod(X, axis=1) + X.cumprod(axis=0) + np.cumprod(X).reshape(3, 4),
          _prod_zeros()),

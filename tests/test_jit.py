@@ -242,8 +242,8 @@ def _gather_at_argmax(x):
     return x * x[np.argmax(x)]
 
 
-def _sorted(x):
-    return np.sort(x) * np.arange(1.0, x.size + 1)
+def _argsorted(x):
+    return x[np.argsort(x)] * np.arange(1.0, x.size + 1)  # indices f reads: a check
 
 
 def _masked(x):
@@ -262,8 +262,33 @@ def _mask_as_array(x):
     return np.asarray(x > 0) * x  # converted, so no longer recomputed: a check instead
 
 
-BRANCHING = [_branch_on_comparison, _branch_on_truth, _gather_at_argmax, _sorted, _masked, _prod, _count_of_mask,
-             _mask_as_array]
+BRANCHING = [_branch_on_comparison, _branch_on_truth, _gather_at_argmax, _argsorted, _masked, _prod,
+             _count_of_mask, _mask_as_array]
+
+
+SORTING = {  # sorts the program recomputes at each x, as a comparison: one program for every ordering
+    "np.sort": lambda x: np.sort(x) * np.arange(1.0, x.size + 1),
+    "np.sort along rows": lambda x: (np.sort(x.reshape(2, -1), axis=1) * np.arange(1.0, x.size + 1).reshape(2, -1)),
+    "x.sort()": lambda x: _sorted_in_place(x * 1.0) ** 2,
+    "np.median": lambda x: np.median(x) * x,
+    "np.quantile": lambda x: np.quantile(x, [0.3, 0.8]).sum() * x,
+    "np.percentile, nearest": lambda x: np.percentile(x, 40, method="nearest") * x,
+}
+
+
+def _sorted_in_place(v):
+    v.sort()
+    return v
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+@pytest.mark.parametrize("f", SORTING.values(), ids=list(SORTING))
+def test_a_sort_is_recomputed_by_one_program_at_every_ordering(f, mode):
+    fun = jl.jacobian(f, mode=mode)
+    jitted = jl.jit(fun)
+    for x in np.random.default_rng(5).normal(size=(12, 6)):  # 12 orderings, past KEEP_PROGRAMS
+        assert_close(jitted(x), _eager(fun, x), 1e-12)
+    assert jitted.compiles == 1
 
 
 @pytest.mark.parametrize("mode", ["forward", "reverse"])

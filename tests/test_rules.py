@@ -328,6 +328,10 @@ EXAMPLES: dict[str, list[Example]] = {
         ex(with_singular_values(4, 4, 1.6, 0.9), label="rank 2 of 4"), ex(general(1, 1), label="(1,1)"),
     ],
     # the factorization reverse mode keeps for a solve's sweeps, and a solve with it (linear in b)
+    # a sort: the order read from values, then the move into it (linear in x, the order an operand)
+    "argsort": [ex(general(3, 4), axis=1, label="rows"), ex(np.array([2.0, 1.0, 2.0, 0.5]), axis=0, label="ties")],
+    "reorder": [ex(general(3, 4), np.argsort(general(3, 4), axis=1), diff=(True, False), axis=1, label="rows"),
+                ex(general(3, 4), np.argsort(general(3, 4), axis=0), diff=(True, False), axis=0, label="columns")],
     "lu_factor": [ex(well_conditioned(), label="(3,3)")],
     "lu_solve": [ex(REGISTRY["lu_factor"].impl(well_conditioned()), general(3, 2), diff=(False, True), label="a x"),
                  ex(REGISTRY["lu_factor"].impl(well_conditioned()), general(3, 4), diff=(False, True), trans=1,

@@ -83,6 +83,19 @@ def test_pattern_holds_every_entry_of_the_dense_jacobian_and_is_scipy_sparse():
     assert P.toarray()[0].tolist() == [True, True, True, False, True, True, True]  # ... and a row holds all x reaches
 
 
+@pytest.mark.parametrize("axis", [0, 1])
+def test_a_sorts_pattern_is_its_order_at_x_and_a_compiled_one_serves_every_order(axis):
+    f = lambda v: np.sort(v, axis=axis) ** 2  # noqa: E731
+    xs = np.random.default_rng(2).normal(size=(6, 4, 5))
+    S = jl.sparse_jacobian(f, xs[0])
+    assert S.nnz == 20 and jl.sparse_jacobian(f, xs[1]).nnz == 20  # one entry per output, wherever it moved
+    np.testing.assert_array_equal(S.toarray(), jl.jacobian(f, xs[0]).reshape(20, 20))
+    compiled = jl.jit(jl.sparse_jacobian(f))
+    for x in xs:  # the program sorts at each x: its pattern is each slice along the axis
+        np.testing.assert_allclose(compiled(x).toarray(), jl.jacobian(f, x).reshape(20, 20), rtol=1e-15)
+    assert compiled.compiles == 1
+
+
 def test_pattern_of_a_constant_output_is_empty():
     P = jl.sparsity(lambda x: np.ones((2, 3)), np.ones(4))
     assert P.shape == (6, 4) and P.nnz == 0

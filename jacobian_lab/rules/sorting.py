@@ -1,0 +1,55 @@
+"""A sort as two primitives: `argsort` reads the order from values (it has no derivative), and
+`reorder` moves an array's elements along an axis into that order (linear, 0 flops).
+
+Split so, a sort is recomputed by a compiled program at each x, as a comparison is, where a
+gather at indices read once would be a constant the program has to check (one program per
+ordering). The order is an operand of `reorder`, not a parameter, so that a program computes it.
+
+>>> import numpy as np
+>>> x = np.array([3.0, 1.0, 2.0])
+>>> order = argsort(x, axis=0)
+>>> order, reorder(x, order, axis=0), reorder(reorder(x, order, axis=0), argsort(order, axis=0), axis=0)
+(array([1, 2, 0]), array([1., 2., 3.]), array([3., 1., 2.]))
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..accounting import free
+from ..primitives import Primitive, register
+
+
+def _argsort_impl(x, axis):
+    return np.argsort(x, axis=axis, kind="stable")  # equal elements keep their order: NumPy's sort's values
+
+
+#: The positions that sort `x` along `axis` (stably): no derivative, 0 flops (comparisons are not counted).
+argsort = register(Primitive("argsort", _argsort_impl, free, differentiable=False))
+
+
+def _reorder_impl(x, order, axis):
+    """x's elements along `axis` in `order`: np.take_along_axis, with order's missing leading axes (the
+    seed axis of a tangent) broadcast."""
+    order = order.reshape((1,) * (x.ndim - order.ndim) + order.shape)
+    return np.take_along_axis(x, order, axis=axis)
+
+
+def _reorder_jvp(tangents, out, x, order, axis):
+    return reorder(tangents[0], order, axis=axis + 1)
+
+
+def _reorder_vjp(needs, out, x, order, axis):
+    if not needs[0]:
+        return lambda g: (None, None)
+    back = argsort(order, axis=axis - (np.ndim(x) - np.ndim(order)))  # the inverse permutation, once per tape
+
+    def pullback(g):
+        return reorder(g, back, axis=axis + 1), None
+
+    return pullback
+
+
+#: x's elements along `axis` in `order`, a permutation of each slice (what `argsort` gives). Each output
+#: element may be any element of its slice: the "along" structure, the same pattern at every x.
+reorder = register(Primitive("reorder", _reorder_impl, free, jvp=_reorder_jvp, vjp=_reorder_vjp,
+                             structure="along", array_params=()))
