@@ -36,7 +36,7 @@ import traceback
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor, ThreadPoolExecutor
 
 from . import memory
-from .accounting import active_counter, counting
+from .accounting import Counter, active_counter, counting
 
 
 def check_executor(executor) -> None:
@@ -132,7 +132,7 @@ def _in_own_worker(executor) -> bool:
 def _result(future, count: bool):
     """A pass's block, its work (the work of a failed pass too) merged into the caller's count."""
     try:
-        block, counter = future.result()
+        returned = future.result()
     except BrokenExecutor as error:  # a worker died while the pass ran (os._exit, a crash, out of memory)
         raise _broken(error) from error
     except Exception as error:
@@ -140,6 +140,10 @@ def _result(future, count: bool):
         if count and counter is not None:
             active_counter().merge(counter)
         raise
+    if type(returned) is not tuple or len(returned) != 2 or count and not isinstance(returned[1], Counter):
+        raise TypeError(f"the executor's future gave {type(returned).__name__}, not what the task it was given "
+                        "returned: its result() must return the value of fn(*args) as submit(fn, *args) ran it")
+    block, counter = returned
     if count:
         active_counter().merge(counter)
     return block
@@ -152,6 +156,8 @@ def _submit(executor, *args):
     except BrokenExecutor as error:  # a RuntimeError too, but not a shutdown: a worker died
         raise _broken(error) from error
     except RuntimeError as error:  # concurrent.futures: "cannot schedule new futures after shutdown"
+        if "shutdown" not in str(error) and "shut down" not in str(error):
+            raise  # the executor's own failure, named by it
         raise RuntimeError(f"the executor takes no more passes ({error}); pass one that is still open, "
                            "e.g. inside its `with ThreadPoolExecutor() as pool:` block") from error
     if not callable(getattr(future, "result", None)):

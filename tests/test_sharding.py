@@ -283,6 +283,32 @@ def test_an_executor_needs_futures_with_result_only():
         jl.jacobian(np.sin, np.ones(4), mode="forward", batch_size=1, executor=_Lazy(returns_future=False))
 
 
+class _Refusing:
+    def submit(self, fn, *args):
+        raise RuntimeError("the cluster is down")
+
+
+class _Garbled:
+    def submit(self, fn, *args):
+        return _Done(np.zeros(3))  # not fn(*args)
+
+
+class _Done:
+    def __init__(self, value):
+        self.value = value
+
+    def result(self, timeout=None):
+        return self.value
+
+
+def test_an_executors_own_failure_and_a_future_giving_something_else_are_named():
+    with pytest.raises(RuntimeError, match="^the cluster is down$"):  # not taken for a shutdown
+        jl.jacobian(np.sin, np.ones(4), mode="forward", batch_size=1, executor=_Refusing())
+    with pytest.raises(TypeError, match=r"the executor's future gave ndarray, not what the task it was given "
+                                        r"returned: its result\(\) must return the value of fn\(\*args\)"):
+        jl.jacobian(np.sin, np.ones(4), mode="forward", batch_size=1, executor=_Garbled())
+
+
 @pytest.mark.parametrize("make", [ThreadPoolExecutor, ProcessPoolExecutor])
 def test_an_executor_that_was_shut_down_is_named_as_the_cause(make):
     executor = make(max_workers=1)
