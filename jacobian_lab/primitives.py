@@ -66,8 +66,9 @@ class Primitive:
     floor): engines evaluate them on primal values and return plain arrays.
     ``reads_values=True`` marks a primitive whose rules do different work
     depending on its operands' values, not only their shapes (prod takes
-    another route when a zero is present): a cached cost prediction is then
-    keyed on those values too (see `Tape.signature`); ``constant_key`` maps a
+    another route when a zero is present), or whose sparsity pattern does
+    (reorder): a cached cost prediction or pattern is then keyed on those
+    values too (see `Tape.signature`); ``constant_key`` maps a
     constant operand to what of its values its rules' work depends on (power:
     whether it holds a zero), which joins that key. ``structure`` says how
     each output element depends on the operands' elements, for interpreters

@@ -90,10 +90,19 @@ def test_a_sorts_pattern_is_its_order_at_x_and_a_compiled_one_serves_every_order
     S = jl.sparse_jacobian(f, xs[0])
     assert S.nnz == 20 and jl.sparse_jacobian(f, xs[1]).nnz == 20  # one entry per output, wherever it moved
     np.testing.assert_array_equal(S.toarray(), jl.jacobian(f, xs[0]).reshape(20, 20))
-    compiled = jl.jit(jl.sparse_jacobian(f))
+    compiled, kept = jl.jit(jl.sparse_jacobian(f)), jl.sparse_jacobian(f)
     for x in xs:  # the program sorts at each x: its pattern is each slice along the axis
         np.testing.assert_allclose(compiled(x).toarray(), jl.jacobian(f, x).reshape(20, 20), rtol=1e-15)
+        # the function keeps a pattern per tape signature, which holds the order: read again for each order
+        np.testing.assert_array_equal(kept(x).toarray(), jl.jacobian(f, x).reshape(20, 20))
     assert compiled.compiles == 1
+
+
+def test_a_sparse_hessian_function_reads_a_sorts_pattern_again_for_each_order():
+    g = lambda v: np.sum(np.sort(v)[1:] * np.sort(v)[:-1])  # noqa: E731
+    kept = jl.sparse_hessian(g)
+    for x in np.random.default_rng(3).normal(size=(4, 12)):
+        np.testing.assert_array_equal(kept(x).toarray(), jl.hessian(g)(x))
 
 
 def test_pattern_of_a_constant_output_is_empty():

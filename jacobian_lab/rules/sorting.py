@@ -49,7 +49,8 @@ def _reorder_vjp(needs, out, x, order, axis):
     return pullback
 
 
-#: x's elements along `axis` in `order`, a permutation of each slice (what `argsort` gives). Each output
-#: element may be any element of its slice: the "along" structure, the same pattern at every x.
+#: x's elements along `axis` in `order`, a permutation of each slice (what `argsort` gives). Its sparsity
+#: pattern is the order (the "along" structure), so a pattern kept for a tape is kept for its order too
+#: (`reads_values`: the order enters the tape's signature by value).
 reorder = register(Primitive("reorder", _reorder_impl, free, jvp=_reorder_jvp, vjp=_reorder_vjp,
-                             structure="along", array_params=()))
+                             reads_values=True, structure="along", array_params=()))
