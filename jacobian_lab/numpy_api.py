@@ -80,10 +80,12 @@ def _reject(name, value, why):
 
 
 def qualified(name: str) -> str:
-    """numpy.<name>, or scipy.special.<name> for one of scipy's ufuncs (expit, erf, ...)."""
+    """numpy.<name>, or scipy.special.<name> for one of scipy's ufuncs (expit, erf, ...; _zeta: zeta)."""
     special = sys.modules.get("scipy.special")
     if special is not None and isinstance(getattr(special, name, None), np.ufunc) and not hasattr(np, name):
         return f"scipy.special.{name}"
+    if special is not None and name.startswith("_") and callable(getattr(special, name[1:], None)):
+        return f"scipy.special.{name[1:]}"  # scipy's private ufunc behind a public function (zeta: _zeta)
     return f"numpy.{name}"
 
 

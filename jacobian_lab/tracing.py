@@ -330,7 +330,7 @@ class Tracer:
     #: value is written into it (`Trace.constant`). It converts to plain values as an ndarray does.
     constant = property(lambda self: False)
 
-    def _plain(self, what: str, copy: bool = False):
+    def _plain(self, what: str, copy: bool = False, **instead):
         """The values of an array without a derivative, for a conversion (`what`); else the refusal.
 
         A read-only view, since writing into it could not reach this array (NumPy then says so), or
@@ -340,7 +340,7 @@ class Tracer:
         if not self.constant:
             caller = _library_caller(3)  # a scipy routine asking for it: quad, brentq (what their function returns)
             if caller is None:
-                self._trace.converting = error = _conversion_error(what)
+                self._trace.converting = error = _conversion_error(what, **instead)
                 raise error
             error = _conversion_error(f"{caller} converting a traced value to a number ({what})")
             self._trace.refused = error, caller  # its compiled code may lose the error: see `base._refused`
@@ -463,12 +463,17 @@ class Tracer:
         return value if dtype is None else value.astype(dtype)
 
     def __float__(self):
-        # NumPy calls it too when a traced value is stored into a plain array: y[i] = x[j]
+        # NumPy calls it too when a traced value is stored into a plain array (y[i] = x[j]), and so does
+        # "%.4f" % loss; np.arange with a traced bound converts it too
         return float(self._plain("float(), np.float64() or a math function (math.exp: use np.exp) (or storing it "
-                                 "into a plain array, y[i] = x[j])"))
+                                 "into a plain array, y[i] = x[j]; \"%.4f\" % x; np.arange(0, x[0]))",
+                                 instead="for a value-only decision compare instead (`if x[0] > 0:` works, "
+                                 "comparisons return plain booleans); to log a value, print it outside f, or "
+                                 "format it without a spec (f\"{x}\")"))
 
     def __int__(self):
-        return int(self._plain("int()"))
+        return int(self._plain("int()", instead="for a count or a size read from x's values, which has no "
+                                                "derivative, round first: int(np.floor(x[0] * 4)) converts"))
 
     def __bytes__(self):  # else bytes(x) of a 0-d x would take x for a length (__index__)
         if self.constant:

@@ -2074,6 +2074,24 @@ def test_bad_input_is_refused(x, word, mode):
         jl.jacobian(lambda x: x * 2.0, x, mode=mode)
 
 
+CONVERSIONS = {  # (f, what the refusal names, the way out it offers)
+    "'%.4f' % loss": (lambda x: ("loss=%.4f" % np.sum(x), x)[1], r'"%\.4f" % x', r'format it without a spec'),
+    "np.arange to a traced bound": (lambda x: np.arange(0.0, x[0], 0.25).sum() * x, r"np\.arange\(0, x\[0\]\)",
+                                    r"compare instead"),
+    "int() of a traced count": (lambda x: np.linspace(0.0, 1.0, int(x[0] * 4)).sum() * x, r"^int\(\)",
+                                r"round first: int\(np\.floor\(x\[0\] \* 4\)\) converts"),
+}
+
+
+@pytest.mark.parametrize("f, names, offers", CONVERSIONS.values(), ids=list(CONVERSIONS))
+def test_conversions_to_python_numbers_name_themselves_and_a_way_out(f, names, offers):
+    with pytest.raises(jl.TracerConversionError, match=names) as info:
+        jl.jacobian(f, np.array([1.5, 2.0]))
+    assert re.search(offers, str(info.value))
+    np.testing.assert_allclose(jl.jacobian(lambda x: np.linspace(0.0, 1.0, int(np.floor(x[0] * 4))).sum() * x,
+                                           np.array([1.5, 2.0])), np.diag([3.0, 3.0]))
+
+
 @pytest.mark.parametrize("call", [
     lambda x: jl.jvp(np.sin, x, np.ones(2)), lambda x: jl.vjp(np.sin, x),
     lambda x: jl.grad(np.sum)(x), lambda x: jl.count_flops(np.sin, x),
