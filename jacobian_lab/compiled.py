@@ -248,7 +248,8 @@ class JittedHessian(Jitted):
     def __init__(self, fun: HessianFunction):
         super().__init__(fun.as_jacobian())
         self.hessian = fun
-        self._flat: dict = {}  # x's structure, layouts and read-only leaves -> the Jitted Hessian of f on the flat vector
+        # x's structure, layouts and read-only leaves -> the Jitted Hessian of f on the flat vector
+        self._flat: dict = {}
 
     def __repr__(self) -> str:
         return f"jit({self.hessian!r})"

@@ -244,7 +244,8 @@ class SparseHessian(SparseJacobian):
         check_function(f)
         super().__init__(Derivative(f, scalar="a sparse Hessian"), mode, batch_size, symmetric=True)
         self.of = f
-        self._flat: dict = {}  # x's structure, layouts and read-only leaves -> the sparse Jacobian of f's gradient on the flat vector
+        # x's structure, layouts and read-only leaves -> the sparse Jacobian of f's gradient on the flat vector
+        self._flat: dict = {}
 
     def __call__(self, x, *more):
         if more or not structured(x):
@@ -259,10 +260,11 @@ class SparseHessian(SparseJacobian):
         gradient of f on that vector (one per structure, keeping its coloring): ``fun(x_flat)`` is the
         (n, n) Hessian, rows and columns in the order `jacobian(..., flat=True)` flattens x."""
         g, x_flat = prepare(self.of, x)
-        flat = self._flat.get((g.in_def, g.layout, g.read_only))  # f gets the leaves laid out as g lays them out
+        key = g.in_def, g.layout, g.read_only  # f gets the leaves laid out as g lays them out
+        flat = self._flat.get(key)
         if flat is None:
-            flat = self._flat[g.in_def, g.layout, g.read_only] = SparseJacobian(Derivative(g, scalar="a sparse Hessian"),
-                                                                   self.mode, self.batch_size, symmetric=True)
+            flat = self._flat[key] = SparseJacobian(Derivative(g, scalar="a sparse Hessian"), self.mode,
+                                                    self.batch_size, symmetric=True)
         return x_flat, flat
 
     def __repr__(self) -> str:

@@ -36,7 +36,8 @@ from .rules import elementwise as E
 from .rules import shape as S
 
 _STATE: dict[type, tuple[str, ...]] = {}  # tracer class -> the slots that hold its value and derivative
-ALIASING = frozenset(["_owner", "_path", "_views", "_mutable", "_readonly", "__weakref__"])  # the object's, not its value's
+#: The slots that are the object's, not its value's
+ALIASING = frozenset(["_owner", "_path", "_views", "_mutable", "_readonly", "__weakref__"])
 
 
 class ReadOnlyError(ValueError):

@@ -116,7 +116,7 @@ def _lu_solve_impl(factors, b, trans=0):
     return solved((factors[:-1], factors[-1].astype(np.int32)), b, trans=trans, check_finite=False)
 
 
-#: The factorization a solve runs, kept for several (reverse mode: one per pass). Only ever of a
+#: The factorization a solve runs, kept for several solves (reverse mode's sweeps). Only ever of a
 #: plain matrix (`_transposed_solver`), so it needs no derivative.
 lu_factor = register(Primitive("lu_factor", _lu_factor_impl, lambda out, a: (_lu(np.shape(a)[-1]), 0),
                                differentiable=False))
