@@ -115,17 +115,20 @@ class Primitive:
         if self.positional_params and len(args) > 1:
             params.update(zip(self.positional_params, args[1:]))
             args = args[:1]
-        # `apply`, written out: every primitive a rule uses is called this way.
-        trace = find_trace(args)
-        if trace is not None:
-            out = trace.process(self, args, params)
-            if self.structure == "move":  # reshape, transpose, x[1:], ...: NumPy returns a view
-                note_view(out, self, args[0], params)
-            return out
-        counter = active_counter()  # `evaluate`, written out
-        if counter is None:
-            return self.impl(*args, **params)
-        return counter.untraced(self, args, params)
+        # `apply`, written out: every primitive a rule uses is called this way, mostly on plain
+        # arrays (a rule of a trace that is not nested), which `find_trace`'s test finds at once.
+        for a in args:
+            if getattr(a, "_trace", None) is not None:
+                break
+        else:
+            counter = active_counter()  # `evaluate`, written out
+            if counter is None:
+                return self.impl(*args, **params) if params else self.impl(*args)
+            return counter.untraced(self, args, params)
+        out = find_trace(args).process(self, args, params)
+        if self.structure == "move":  # reshape, transpose, x[1:], ...: NumPy returns a view
+            note_view(out, self, args[0], params)
+        return out
 
     def __repr__(self) -> str:
         return f"Primitive({self.name!r})"
@@ -249,12 +252,18 @@ class Trace:
             if counter is None:
                 return prim.impl(*primals, **params)
             return counter.evaluate(prim, primals, params)
-        except Exception as error:  # x + A of a scipy.sparse A fails in scipy, which takes x for a scalar
-            from .rules.sparse import elementwise_error, is_sparse
-            matrices = [a for a in primals if is_sparse(a)]
-            if matrices:
-                raise elementwise_error(prim.name, matrices[0]) from error
+        except Exception as error:
+            refuse_sparse(prim, primals, error)
             raise
+
+
+def refuse_sparse(prim: Primitive, primals, error: Exception) -> None:
+    """Raise the error that names the fix when `prim` failed (`error`) on a scipy.sparse operand: x + A of
+    a sparse A fails in scipy, which takes x for a scalar. Else nothing: the caller re-raises `error`."""
+    from .rules.sparse import elementwise_error, is_sparse
+    matrices = [a for a in primals if is_sparse(a)]
+    if matrices:
+        raise elementwise_error(prim.name, matrices[0]) from error
 
 
 def frozen(value):
@@ -297,7 +306,11 @@ def apply(prim: Primitive, args, params: dict):
     Engines call it with the primal operands they unwrapped, which saves
     re-packing them; an operand may still belong to an outer trace (nesting).
     """
-    trace = find_trace(args)
+    trace = None  # `find_trace`, written out: every traced operation comes through here
+    for a in args:
+        found = getattr(a, "_trace", None)
+        if found is not None and (trace is None or found.level > trace.level):
+            trace = found
     if trace is None:
         return evaluate(prim, args, params)
     return trace.process(prim, args, params)
@@ -309,6 +322,17 @@ def evaluate(prim: Primitive, args, params: dict):
     if counter is None:
         return prim.impl(*args, **params)
     return counter.untraced(prim, args, params)
+
+
+def given(values) -> tuple:
+    """Which of `values` are not None, as a tuple of bools: a rule's `needs` from the parents of a
+    record, or from the tangents of the operands."""
+    n = len(values)  # one or two, mostly: written out, without a comprehension's frame
+    if n == 2:
+        return values[0] is not None, values[1] is not None
+    if n == 1:
+        return (values[0] is not None,)
+    return tuple([v is not None for v in values])
 
 
 def is_traced(value) -> bool:

@@ -142,6 +142,7 @@ _RECIPES = {
 #: array of traced values built with np.array([...]), met by a primitive). Engines test
 #: ``out.dtype in NOT_REAL`` on every traced result, which is cheaper than reading ``out.dtype.kind``.
 NOT_REAL = frozenset(map(np.dtype, "FDGO"))
+FLOAT64 = np.dtype(np.float64)  # NumPy's own instance: results of float64 operations carry it
 
 
 def not_real_result(prim, out) -> TypeError:
@@ -247,10 +248,13 @@ class FlatIndex:
 
 def binary_method(fn, reflected=False):
     """The method behind a binary operator: ``fn(self, other)``, or ``fn(other, self)`` when reflected."""
-    if isinstance(fn, Primitive):  # straight to the dispatch: operators are the hottest path
-        if reflected:
-            return lambda self, other: apply(fn, (other, self), {})
-        return lambda self, other: apply(fn, (self, other), {})
+    if isinstance(fn, Primitive):  # straight to the trace: operators are the hottest path
+        def method(self, other):
+            trace, theirs = self._trace, getattr(other, "_trace", None)  # `find_trace` of the two
+            if theirs is not None and theirs.level > trace.level:
+                trace = theirs
+            return trace.process(fn, (other, self) if reflected else (self, other), {})
+        return method
     if reflected:
         return lambda self, other: fn(other, self)
     return lambda self, other: fn(self, other)
@@ -377,6 +381,8 @@ class Tracer:
         if method == "__call__" and not kwargs:  # np.sin(x), np.add(x, y): straight to the primitive
             prim = api.UFUNCS.get(ufunc)
             if type(prim) is Primitive:  # no call of Primitive.__call__: the operators skip it too
+                if len(inputs) == 1:  # np.sin(x): x is this tracer, its trace the one to interpret it
+                    return self._trace.process(prim, inputs, {})
                 return apply(prim, inputs, {})
             if prim is not None:  # a composition (np.power, np.logaddexp, ...)
                 return prim(*inputs)
@@ -694,11 +700,9 @@ class Tracer:
             raise _conversion_error(".view(dtype) (reading the bytes as another type)")
         return inplace.alias(self)
 
-    def __getattr__(self, name):
-        # Reached only for names the class does not define (and slots not set): say which ndarray feature
-        # is missing. The view links first: every tracer that is no view reads them unset.
-        if name in inplace.ALIASING:
-            raise AttributeError(name)
+    def _missing(self, name):
+        # Reached only for names of NumPy's (`NumpyName`) that the class does not define: say which
+        # ndarray feature is missing.
         ufunc = getattr(np, name, None) if name[0] != "_" and not self.ndim else None
         if type(ufunc) is np.ufunc:
             # NumPy's loop over an object array (np.sin(np.array([a, b]))) calls the ufunc's name as a method
@@ -725,3 +729,33 @@ class Tracer:
                                     "np.floor(x).astype(int), np.round or np.trunc give values without a "
                                     "derivative, which convert")
         return self._plain(f".astype({np.dtype(dtype).name})").astype(dtype)
+
+
+class NumpyName:
+    """A name an ndarray has, or one of NumPy's ufuncs, that `Tracer` does not define: reading it on a
+    traced array gives what `Tracer._missing` says (a ufunc as a method of a 0-d value, else why it is
+    missing). One such descriptor per name rather than a ``__getattr__``: CPython does not specialize the
+    attribute reads of a class with ``__getattr__``, and the engines read ``x._trace`` and ``x.primal``
+    on every operation. Any other name gives Python's own AttributeError."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, tracer, cls=None):
+        if tracer is None:  # on the class itself, as without the descriptor
+            raise AttributeError(self.name)
+        return tracer._missing(self.name)
+
+
+def _numpy_names() -> set:
+    arrays = {name for name in dir(np.ndarray) if not name.startswith("__")}
+    ufuncs = {name for name in dir(np) if name[0] != "_" and type(getattr(np, name, None)) is np.ufunc}
+    return arrays | ufuncs
+
+
+for _name in sorted(_numpy_names()):
+    if not any(_name in cls.__dict__ for cls in Tracer.__mro__):
+        setattr(Tracer, _name, NumpyName(_name))
+del _name

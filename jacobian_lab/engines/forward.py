@@ -8,11 +8,12 @@ a leading seed axis: k one-hot seeds pushed in one pass give k Jacobian columns
 from __future__ import annotations
 
 import numpy as np
+from numpy import ndarray  # for the hot paths' type tests: CPython 3.11 caches no attribute of numpy (a module __getattr__)
 
 from ..accounting import TANGENT, active_counter
 from ..memory import TangentBudget
-from ..primitives import Trace, apply, derivative_raised, frozen
-from ..tracing import NOT_REAL, Tracer, blank_result, not_real_result, objects_converted
+from ..primitives import Trace, apply, derivative_raised, frozen, refuse_sparse
+from ..tracing import FLOAT64, NOT_REAL, Tracer, blank_result, not_real_result, objects_converted
 from .base import call_traced, next_level, register
 
 
@@ -34,6 +35,7 @@ class ForwardTrace(Trace):
     def __init__(self, max_bytes=None, seeds=1):
         self.level = next_level()
         self.budget = TangentBudget(max_bytes, seeds)
+        self.constants = False  # read on every operation: the instance's own, which CPython reads fastest
 
     def process(self, prim, args, params):
         primals, tangents = [], []
@@ -42,23 +44,30 @@ class ForwardTrace(Trace):
                 primals.append(a.primal)
                 tangents.append(a.tangent)
             else:
-                if type(a) is np.ndarray and a.dtype.hasobject and (converted := objects_converted(args)):
+                if type(a) is ndarray and a.dtype.hasobject and (converted := objects_converted(args)):
                     return apply(prim, converted, params)  # np.array([a, b]) of traced scalars: one array
                 primals.append(a)
                 tangents.append(None)  # a constant: symbolic zero tangent
                 if isinstance(a, Tracer):  # a value of an enclosing trace: see `nested`
                     self.nested = True
         counter = active_counter()  # looked up once: the tangent rule below is counted too
-        out = self.evaluate(prim, primals, params, counter)
+        if counter is None and not self.nested:  # `evaluate`'s usual case, written out
+            try:
+                out = prim.impl(*primals, **params) if params else prim.impl(*primals)
+            except Exception as error:
+                refuse_sparse(prim, primals, error)
+                raise
+        else:
+            out = self.evaluate(prim, primals, params, counter)
         if self.constants and all(t is None for t in tangents):  # arrays without a derivative and plain ones
             return self.constant(out) if blank_result(out) else out
         if not prim.differentiable:
             return out
-        if out.dtype in NOT_REAL:
+        if out.dtype is not FLOAT64 and out.dtype in NOT_REAL:  # float64, the usual dtype, tested first
             raise not_real_result(prim, out)
         try:
             if counter is None:
-                tangent = prim.jvp(tangents, out, *primals, **params)
+                tangent = prim.jvp(tangents, out, *primals, **params) if params else prim.jvp(tangents, out, *primals)
             else:  # `in_phase`, written out: this runs for every primitive
                 previous, counter.current = counter.current, counter._work[TANGENT]
                 try:

@@ -11,15 +11,16 @@ from __future__ import annotations
 import weakref
 
 import numpy as np
+from numpy import ndarray  # for the hot paths' type tests: CPython 3.11 caches no attribute of numpy (a module __getattr__)
 
 from ..accounting import COTANGENT, TANGENT, Cost, Counter, active_counter, in_phase
 from ..memory import TangentBudget
 from ..observables import Observable
-from ..primitives import Trace, apply, derivative_raised, frozen
+from ..primitives import Trace, apply, derivative_raised, frozen, given, refuse_sparse
 from ..rules.elementwise import add
 from ..rules.shape import getitem, put, take, written
 from ..snapshots import kept_params, root, same_bytes, snapshot
-from ..tracing import NOT_REAL, Tracer, blank_result, not_real_result, objects_converted
+from ..tracing import FLOAT64, NOT_REAL, Tracer, blank_result, not_real_result, objects_converted
 from .base import call_traced, next_level, register
 
 
@@ -38,12 +39,18 @@ class Record:
     __slots__ = ("prim", "params", "args", "out", "parents", "pullback")
 
     def __init__(self, prim, params, args, out, parents):
-        self.prim, self.params, self.args, self.out, self.parents = prim, params, args, out, parents
+        # one statement each: assigning five names at once builds (and frees) a tuple, once per operation
+        self.prim = prim
+        self.params = params
+        self.args = args
+        self.out = out
+        self.parents = parents
         self.pullback = None
 
     def stage(self):
-        needs = tuple([p is not None for p in self.parents])
-        self.pullback = self.prim.vjp(needs, self.out, *self.args, **self.params)
+        needs, params = given(self.parents), self.params
+        self.pullback = (self.prim.vjp(needs, self.out, *self.args, **params) if params
+                         else self.prim.vjp(needs, self.out, *self.args))
         return self.pullback
 
 
@@ -68,14 +75,15 @@ class Tape:
         self._last = None  # see last_use
 
     def append(self, record) -> int:
-        out = record.out
-        if self.records and getattr(out, "base", 0) is None:
+        out, records = record.out, self.records
+        if records and getattr(out, "base", 0) is None:
             self.fresh_bytes += out.nbytes
-        self.records.append(record)
+        records.append(record)
         size = out.size  # an ndarray or a NumPy scalar
         self.elements += size
-        self.widest = max(self.widest, size)
-        return len(self.records) - 1
+        if size > self.widest:
+            self.widest = size
+        return len(records) - 1
 
     def keep(self, array: np.ndarray) -> np.ndarray:
         """A plain array f used, as the sweeps will read it: its `snapshot`, a copy counted in
@@ -108,34 +116,43 @@ class Tape:
         cotangents[output] = g
         # By id, the cotangent arrays this sweep made and no one else holds, which reads and writes change in
         # place (`_scattered`, `_cleared`); only in a sweep of plain arrays that no recording (jit's) watches
-        owned = {} if type(g) is np.ndarray and type(active_counter()) in _PLAIN_COUNTERS else None
-        record = None
+        owned = {} if type(g) is ndarray and type(active_counter()) in _PLAIN_COUNTERS else None
+        records, record = self.records, None
         try:
             for i in range(output, 0, -1):
-                ct, record = cotangents[i], self.records[i]
+                ct, record = cotangents[i], records[i]
                 if release:
-                    self.records[i] = None
+                    records[i] = None
                 if ct is None:
                     continue  # symbolic zero: this value does not reach the output
                 cotangents[i] = None
+                prim, parents = record.prim, record.parents
+                held = False
                 if owned is not None:
                     held = owned.pop(id(ct), None) is ct  # passed on: a rule may hand it to other records
-                    source = record.parents[0] if record.prim in _IN_PLACE else None
-                    if source is not None and type(ct) is np.ndarray and type(cotangents[source]) in _PLAIN_SUMS:
-                        if record.prim is getitem:
+                    source = parents[0] if prim in _IN_PLACE else None
+                    if source is not None and type(ct) is ndarray and type(cotangents[source]) in _PLAIN_SUMS:
+                        if prim is getitem:
                             cotangents[source] = _scattered(cotangents[source], ct, record, owned)
-                        elif record.prim is take:
+                        elif prim is take:
                             _gathered(cotangents, ct, record, owned)
                         else:
                             _cleared(cotangents, ct, held, record, owned)
                         continue
-                pullback = record.pullback or record.stage()
+                pullback = record.pullback
+                if pullback is None:  # the first sweep: `Record.stage`, written out
+                    needs, params = given(parents), record.params
+                    record.pullback = pullback = (prim.vjp(needs, record.out, *record.args, **params) if params
+                                                  else prim.vjp(needs, record.out, *record.args))
                 # a move of one operand (reshape, transpose) gives it ct itself, a view of it or a copy: none that
                 # another value holds when ct was the sweep's own, so the sweep owns it in turn
-                passed_on = owned is not None and held and record.prim.structure == "move" and len(record.parents) == 1
-                for parent, c in zip(record.parents, pullback(ct)):
+                passed_on = held and prim.structure == "move" and len(parents) == 1
+                for parent, c in zip(parents, pullback(ct)):
                     if parent is not None and c is not None:
-                        _accumulate(cotangents, parent, c, owned, passed_on)
+                        if cotangents[parent] is None and not passed_on:
+                            cotangents[parent] = c  # the first one, kept as it is (`_accumulate`, written out)
+                        else:
+                            _accumulate(cotangents, parent, c, owned, passed_on)
         except (FloatingPointError, RuntimeWarning) as error:  # np.errstate(all="raise") around the sweep
             raise derivative_raised(record.prim, error) from None
         return cotangents[0]
@@ -215,9 +232,9 @@ class Tape:
                 tuple([_record_key(r) for r in self.records[1:]]))
 
 
-_PLAIN_SUMS = (type(None), np.ndarray)  # cotangents reads and writes change in place: none yet, or a plain array
+_PLAIN_SUMS = (type(None), ndarray)  # cotangents reads and writes change in place: none yet, or a plain array
 _PLAIN_COUNTERS = (type(None), Counter)
-_IN_PLACE = (getitem, take, put)  # a read adds into its source's cotangent, a write clears its places of it
+_IN_PLACE = frozenset([getitem, take, put])  # a read adds into its source's cotangent, a write clears its places of it
 
 
 def _accumulate(cotangents, parent: int, c, owned, own: bool = False) -> None:
@@ -225,7 +242,7 @@ def _accumulate(cotangents, parent: int, c, owned, own: bool = False) -> None:
     else holds it): a new array, as the rules'."""
     previous = cotangents[parent]
     if previous is None:
-        if own and type(c) is np.ndarray and c.flags.writeable:
+        if own and type(c) is ndarray and c.flags.writeable:
             owned[id(c)] = c
         cotangents[parent] = c
         return
@@ -234,7 +251,7 @@ def _accumulate(cotangents, parent: int, c, owned, own: bool = False) -> None:
         return
     owned.pop(id(previous), None)
     cotangents[parent] = total = add(previous, c)  # a new array: the sweep's own from here on
-    if type(total) is np.ndarray:
+    if type(total) is ndarray:
         owned[id(total)] = total
 
 
@@ -346,15 +363,16 @@ class ReverseTrace(Trace):
     def __init__(self):
         self.level = next_level()
         self.tape = Tape()
+        self.constants = False  # read on every operation: the instance's own, which CPython reads fastest
 
     def process(self, prim, args, params):
         primals, parents = [], []
         for a in args:
-            if isinstance(a, Node) and a._trace is self:
+            if type(a) is Node and a._trace is self:  # no subclasses: the exact type test is the cheaper one
                 primals.append(a.primal)
                 parents.append(a.index)
             else:
-                if type(a) is np.ndarray:
+                if type(a) is ndarray:
                     if a.dtype.hasobject and (converted := objects_converted(args)):
                         return apply(prim, converted, params)  # np.array([a, b]) of traced scalars: one array
                     # The sweep reads constants later, when f may have written into them (a buffer it
@@ -369,14 +387,22 @@ class ReverseTrace(Trace):
                     self.nested = True
         if params and prim.differentiable and prim.array_params != ():
             params = kept_params(prim.array_params, params, self.tape.keep)  # may hold an array: clip's bounds
-        out = self.evaluate(prim, primals, params, active_counter())
+        counter = active_counter()
+        if counter is None and not self.nested:  # `evaluate`'s usual case, written out
+            try:
+                out = prim.impl(*primals, **params) if params else prim.impl(*primals)
+            except Exception as error:
+                refuse_sparse(prim, primals, error)
+                raise
+        else:
+            out = self.evaluate(prim, primals, params, counter)
         constant = self.constants and all(p is None for p in parents)  # arrays without a derivative alone
         if constant or not prim.differentiable:
             work, (flops, transcendentals) = self.tape.unrecorded, prim.cost(out, *primals, **params)
             work[0] += flops
             work[1] += transcendentals
             return self.constant(out) if constant and blank_result(out) else out
-        if out.dtype in NOT_REAL:
+        if out.dtype is not FLOAT64 and out.dtype in NOT_REAL:  # float64, the usual dtype, tested first
             raise not_real_result(prim, out)
         return Node(self, out, self.tape.append(Record(prim, params, primals, out, parents)))
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
+from numpy import ndarray  # for the hot paths' type tests: CPython 3.11 caches no attribute of numpy (a module __getattr__)
 
 from ..accounting import free
-from ..primitives import PerElement, Primitive, register
+from ..primitives import PerElement, Primitive, given, register
 from . import shape as S
 
 
@@ -43,12 +44,12 @@ def select(cond, keep):
 
 def apply(lin, t):
     kind, d = lin
+    if kind == "mul":  # the most common factor first (every transcendental's)
+        return multiply(t, d)
     if kind == "id":
         return t
     if kind == "neg":
         return negative(t)
-    if kind == "mul":
-        return multiply(t, d)
     if kind == "div":
         return divide(t, d)
     cond, keep = d
@@ -56,31 +57,97 @@ def apply(lin, t):
 
 
 def _jvp(partials, tangents, out, *args, **params):
-    needs = tuple([t is not None for t in tangents])
-    lins = partials(needs, out, *args, **params)
+    if len(tangents) == 2:  # a binary operation, the usual one: `given`, written out
+        ta, tb = tangents
+        needs = ta is not None, tb is not None
+    else:
+        needs = given(tangents)
+    lins = partials(needs, out, *args, **params) if params else partials(needs, out, *args)
     shape = out.shape  # an elementwise output is an ndarray or a NumPy scalar
-    total = None
-    for t, lin in zip(tangents, lins):
-        if t is None:
-            continue
-        t = S.align(t, len(shape))
-        if total is not None and lin[0] == "neg":  # ṫa - ṫb: one subtract, not a negate and an add
-            total = subtract(total, t)
-        else:
-            term = apply(lin, t)
-            total = term if total is None else add(total, term)
-    return S.broadcast_batched(total, shape)
+    ndim = len(shape)
+    if len(tangents) == 2:
+        total = _binary_tangent(ta, tb, lins, ndim)
+    else:
+        total = None
+        for t, lin in zip(tangents, lins):
+            if t is not None:
+                total = _add_term(total, t, lin, ndim)
+    return total if total.shape[1:] == shape else S.broadcast_batched(total, shape)
+
+
+def _add_term(total, t, lin, ndim):
+    """`total` plus the term of an operand's tangent t (None: the first term): t aligned to the output's
+    `ndim` axes when it has fewer, and its factor `lin` applied."""
+    if t.ndim <= ndim:  # an operand of fewer axes than the output (`align`'s own test, without the call)
+        t = S.align(t, ndim)
+    if total is not None and lin[0] == "neg":  # ṫa - ṫb: one subtract, not a negate and an add
+        return subtract(total, t)
+    term = t if lin is ID else apply(lin, t)
+    return term if total is None else add(total, term)
+
+
+def _binary_tangent(ta, tb, lins, ndim):
+    """`_add_term` over the two operands of a binary operation; written out where no tangent needs aligning."""
+    la, lb = lins
+    if (ta is None or ta.ndim > ndim) and (tb is None or tb.ndim > ndim):
+        if tb is None:
+            return ta if la is ID else apply(la, ta)
+        if ta is None:
+            return tb if lb is ID else apply(lb, tb)
+        term = ta if la is ID else apply(la, ta)
+        if lb[0] == "neg":  # ṫa - ṫb: one subtract, not a negate and an add
+            return subtract(term, tb)
+        return add(term, tb if lb is ID else apply(lb, tb))
+    total = None if ta is None else _add_term(None, ta, la, ndim)
+    return total if tb is None else _add_term(total, tb, lb, ndim)
+
+
+def _pulled(lin, g, shape):
+    """The cotangent of an operand from the output's, g (of the output's shape): the factor applied, then
+    summed back to `shape` when the operand was broadcast (`unbroadcast`); None: it was not."""
+    c = g if lin is ID else apply(lin, g)
+    return c if shape is None else S.unbroadcast(c, shape)
+
+
+def _binary_pullback(lin_a, shape_a, lin_b, shape_b, g):
+    """The pullback of a binary operation: `_pulled` for each operand, written out; a factor of None
+    where no cotangent is needed. Staged with `partial`, which leaves the garbage collector fewer
+    objects to track than a closure over the six values would (one per tape record)."""
+    a = b = None
+    if lin_a is not None:
+        a = g if lin_a is ID else apply(lin_a, g)
+        if shape_a is not None:
+            a = S.unbroadcast(a, shape_a)
+    if lin_b is not None:
+        b = g if lin_b is ID else apply(lin_b, g)
+        if shape_b is not None:
+            b = S.unbroadcast(b, shape_b)
+    return a, b
+
+
+def _broadcast_from(operand, out_shape):
+    """The shape of an operand that was broadcast to the output's shape, or None where it has that shape."""
+    shape = operand.shape if type(operand) is ndarray else np.shape(operand)
+    return None if shape == out_shape else shape
 
 
 def _vjp(partials, needs, out, *args, **params):
-    lins = partials(needs, out, *args, **params)
-    shapes = [np.shape(a) if need else None for need, a in zip(needs, args)]
+    lins = partials(needs, out, *args, **params) if params else partials(needs, out, *args)
+    out_shape = out.shape if type(out) is ndarray else np.shape(out)
+    if len(args) == 2:  # a binary operation, the usual one: `_broadcast_from`, written out
+        (need_a, need_b), (lin_a, lin_b), (a, b) = needs, lins, args
+        shape_a = shape_b = None
+        if need_a:
+            shape_a = a.shape if type(a) is ndarray else np.shape(a)
+            shape_a = None if shape_a == out_shape else shape_a
+        if need_b:
+            shape_b = b.shape if type(b) is ndarray else np.shape(b)
+            shape_b = None if shape_b == out_shape else shape_b
+        return partial(_binary_pullback, lin_a if need_a else None, shape_a, lin_b if need_b else None, shape_b)
+    shapes = [_broadcast_from(a, out_shape) if need else None for need, a in zip(needs, args)]
 
     def pullback(g):
-        return tuple([
-            S.unbroadcast(apply(lin, g), shape) if need else None
-            for need, lin, shape in zip(needs, lins, shapes)
-        ])
+        return tuple([_pulled(lin, g, shape) if need else None for need, lin, shape in zip(needs, lins, shapes)])
 
     return pullback
 
@@ -92,6 +159,10 @@ def elementwise(name, impl, partials, cost=flops, array_params=(), constant_key=
         name, impl, cost, jvp=partial(_jvp, partials), vjp=partial(_vjp, partials), structure="elementwise",
         array_params=array_params, constant_key=constant_key, reads_values=reads_values,
     ))
+
+
+def _unary_pullback(lin, g):
+    return (apply(lin, g),)
 
 
 def unary(name, impl, factor, cost=flops):
@@ -106,8 +177,7 @@ def unary(name, impl, factor, cost=flops):
     def vjp(needs, out, x):
         if not needs[0]:
             return lambda g: (None,)
-        lin = factor(out, x)
-        return lambda g: (apply(lin, g),)
+        return partial(_unary_pullback, factor(out, x))  # a partial: fewer objects for the collector
 
     return register(Primitive(name, impl, cost, jvp=jvp, vjp=vjp, structure="elementwise"))
 
@@ -120,7 +190,7 @@ def nondifferentiable(name, impl, cost=flops):
 # --- arithmetic ---------------------------------------------------------------
 add = elementwise("add", np.add, lambda needs, out, x, y: (ID, ID))
 subtract = elementwise("subtract", np.subtract, lambda needs, out, x, y: (ID, NEG))
-multiply = elementwise("multiply", np.multiply, lambda needs, out, x, y: (times(y), times(x)))
+multiply = elementwise("multiply", np.multiply, lambda needs, out, x, y: (needs[0] and times(y), needs[1] and times(x)))
 negative = unary("negative", np.negative, lambda out, x: NEG)
 square = unary("square", np.square, lambda out, x: times(multiply(2.0, x)))
 
