@@ -250,20 +250,14 @@ class Trace:
             if self.nested:
                 return apply(prim, primals, params)
             if counter is None:
-                return prim.impl(*primals, **params)
+                return prim.impl(*primals, **params) if params else prim.impl(*primals)
             return counter.evaluate(prim, primals, params)
-        except Exception as error:
-            refuse_sparse(prim, primals, error)
+        except Exception as error:  # x + A of a scipy.sparse A fails in scipy, which takes x for a scalar
+            from .rules.sparse import elementwise_error, is_sparse
+            matrices = [a for a in primals if is_sparse(a)]
+            if matrices:
+                raise elementwise_error(prim.name, matrices[0]) from error
             raise
-
-
-def refuse_sparse(prim: Primitive, primals, error: Exception) -> None:
-    """Raise the error that names the fix when `prim` failed (`error`) on a scipy.sparse operand: x + A of
-    a sparse A fails in scipy, which takes x for a scalar. Else nothing: the caller re-raises `error`."""
-    from .rules.sparse import elementwise_error, is_sparse
-    matrices = [a for a in primals if is_sparse(a)]
-    if matrices:
-        raise elementwise_error(prim.name, matrices[0]) from error
 
 
 def frozen(value):

@@ -12,7 +12,7 @@ from numpy import ndarray  # for the hot paths' type tests: CPython 3.11 caches 
 
 from ..accounting import TANGENT, active_counter
 from ..memory import TangentBudget
-from ..primitives import Trace, apply, derivative_raised, frozen, refuse_sparse
+from ..primitives import Trace, apply, derivative_raised, frozen
 from ..tracing import FLOAT64, NOT_REAL, Tracer, blank_result, not_real_result, objects_converted
 from .base import call_traced, next_level, register
 
@@ -51,14 +51,7 @@ class ForwardTrace(Trace):
                 if isinstance(a, Tracer):  # a value of an enclosing trace: see `nested`
                     self.nested = True
         counter = active_counter()  # looked up once: the tangent rule below is counted too
-        if counter is None and not self.nested:  # `evaluate`'s usual case, written out
-            try:
-                out = prim.impl(*primals, **params) if params else prim.impl(*primals)
-            except Exception as error:
-                refuse_sparse(prim, primals, error)
-                raise
-        else:
-            out = self.evaluate(prim, primals, params, counter)
+        out = self.evaluate(prim, primals, params, counter)
         if self.constants and all(t is None for t in tangents):  # arrays without a derivative and plain ones
             return self.constant(out) if blank_result(out) else out
         if not prim.differentiable:

@@ -16,7 +16,7 @@ from numpy import ndarray  # for the hot paths' type tests: CPython 3.11 caches 
 from ..accounting import COTANGENT, TANGENT, Cost, Counter, active_counter, in_phase
 from ..memory import TangentBudget
 from ..observables import Observable
-from ..primitives import Trace, apply, derivative_raised, frozen, given, refuse_sparse
+from ..primitives import Trace, apply, derivative_raised, frozen, given
 from ..rules.elementwise import add
 from ..rules.shape import getitem, put, take, written
 from ..snapshots import kept_params, root, same_bytes, snapshot
@@ -388,14 +388,7 @@ class ReverseTrace(Trace):
         if params and prim.differentiable and prim.array_params != ():
             params = kept_params(prim.array_params, params, self.tape.keep)  # may hold an array: clip's bounds
         counter = active_counter()
-        if counter is None and not self.nested:  # `evaluate`'s usual case, written out
-            try:
-                out = prim.impl(*primals, **params) if params else prim.impl(*primals)
-            except Exception as error:
-                refuse_sparse(prim, primals, error)
-                raise
-        else:
-            out = self.evaluate(prim, primals, params, counter)
+        out = self.evaluate(prim, primals, params, counter)
         constant = self.constants and all(p is None for p in parents)  # arrays without a derivative alone
         if constant or not prim.differentiable:
             work, (flops, transcendentals) = self.tape.unrecorded, prim.cost(out, *primals, **params)
