@@ -221,10 +221,12 @@ def test_a_nan_constant_finds_its_remembered_costs():
     f = lambda x: np.fmax(x, float("nan")) * np.sin(x)  # noqa: E731  (fmax ignores NaN)
     x = np.linspace(0.1, 1.0, 5)
     jl.prediction.clear_cache()
+    budget = 10 ** 9  # a decision is kept per budget: the default one follows the memory free at each call
     for _ in range(3):
-        jl.jacobian(f, x)
+        jl.jacobian(f, x, max_memory=budget)
     assert len(jl.prediction._DECISIONS) == len(jl.prediction._DERIVATIVE_COSTS) == 1
-    assert jl.measure(f, x, mode="auto", repeat=1).total == jl.predict(f, x).total("auto")
+    assert (jl.measure(f, x, mode="auto", repeat=1, max_memory=budget).total
+            == jl.predict(f, x).total("auto", max_memory=budget))
 
 
 def equal_coo(duplicates: int):
