@@ -139,11 +139,7 @@ class Tape:
                         else:
                             _cleared(cotangents, ct, held, record, owned)
                         continue
-                pullback = record.pullback
-                if pullback is None:  # the first sweep: `Record.stage`, written out
-                    needs, params = given(parents), record.params
-                    record.pullback = pullback = (prim.vjp(needs, record.out, *record.args, **params) if params
-                                                  else prim.vjp(needs, record.out, *record.args))
+                pullback = record.pullback or record.stage()
                 # a move of one operand (reshape, transpose) gives it ct itself, a view of it or a copy: none that
                 # another value holds when ct was the sweep's own, so the sweep owns it in turn
                 passed_on = held and prim.structure == "move" and len(parents) == 1
