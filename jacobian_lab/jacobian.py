@@ -515,11 +515,11 @@ class Flattened:
             raise ValueError(f"x is an empty structure ({x!r}): it holds nothing to differentiate; give it at "
                              "least one array, or, for an argument of f, leave it out of argnums")
         where = where or (lambda path: f"x{path}")
+        self.read_only = tuple([_read_only(leaf) for leaf in leaves])  # as given, before any conversion
         leaves = [_leaf_input(leaf, where(path)) for leaf, path in zip(leaves, trees.paths(self.in_def))]
         self.x = np.concatenate([np.ravel(leaf) for leaf in leaves])
         # f gets each leaf back laid out as it was (in Fortran order, a view's): NumPy reads it the same way
         self.layout = tuple([snapshots.layout(leaf) for leaf in leaves])
-        self.read_only = tuple([_read_only(leaf) for leaf in trees.flatten(x)[0]])
 
     @property
     def structured(self) -> bool:
