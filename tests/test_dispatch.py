@@ -82,6 +82,20 @@ def test_determinants_gradient_at_a_subnormal_determinant_and_of_no_rows():
             assert J.shape == np.shape(np.linalg.det(a)) + a.shape
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_determinants_derivatives_at_a_graded_matrix_keep_its_small_singular_values(mode):
+    """cond ≈ 1e500: the SVD of diag(1e-200, 1e-200, 1e300) as it is loses the two small singular values
+    (accurate relative to the largest), and the cofactors [1e100, 1e100, 1e-400 → 0] with them; its rows
+    balanced by powers of 2 first, nothing is lost. Rotated, the same holds of a's equilibrated form."""
+    a = np.diag([1e-200, 1e-200, 1e300])
+    np.testing.assert_array_equal(jl.jacobian(np.linalg.det, a, mode=mode), np.diag([1e100, 1e100, 0.0]))
+    H = jl.hessian(np.linalg.det, mode=mode)(a).reshape(9, 9)  # ∂²det/∂a_ii∂a_jj = a_kk, k the third index
+    np.testing.assert_allclose([H[0, 4], H[0, 8], H[4, 8]], [1e300, 1e-200, 1e-200], rtol=1e-15)
+    graded = np.array([[1e-150, 2e-150, 0.0], [3.0, 1.0, 2.0], [1e150, 0.0, 4e150]])  # rows 300 orders apart
+    exact = np.linalg.det(graded) * np.linalg.inv(graded).T  # well conditioned once its rows are balanced
+    np.testing.assert_allclose(jl.jacobian(np.linalg.det, graded, mode=mode), exact, rtol=1e-13)
+
+
 def test_a_compiled_det_gradient_takes_the_route_each_matrix_needs():
     g, rng = jl.jit(jl.grad(np.linalg.det)), np.random.default_rng(6)
     well, nearly = rng.standard_normal((3, 3)) + 3 * np.eye(3), np.diag([1.0, 1.0, 1e-10])

@@ -15,6 +15,13 @@ Perturbing diag(s) by E = Uᵀ ȧ V gives the derivative with no division:
 
 The derivative is the Hessian of det applied to ȧ, a symmetric operator, so the
 same map is its own transpose: `cofactor_tangent` serves both rules.
+
+The SVD's singular values are accurate relative to the largest one, so a
+graded matrix (diag(1e-200, 1e-200, 1e300)) would lose its small ones, and the
+cofactors built from them. Both impls therefore work on b = D_r a D_c, a's rows
+and columns scaled by powers of 2 (exactly) to largest entries of about 1, and
+scale back by C(a) = D_r C(b) D_c / det(D_r D_c), which follows from
+C(m) = det(m) m⁻ᵀ; likewise dC(a)[ȧ] = D_r dC(b)[D_r ȧ D_c] D_c / det(D_r D_c).
 """
 from __future__ import annotations
 
@@ -65,11 +72,24 @@ def _scaled(mantissas, exponents, axes):
     return np.ldexp(mantissas, np.maximum(exponents - top, -(1 << 20))), top  # far below the largest: 0
 
 
+def _balancing(a):
+    """The exponents (…, n, n) that scale a's rows, then its columns, to largest entries in [1/2, 1): b =
+    ldexp(a, shift) is D_r a D_c, exactly; and those C(b) is scaled back by, D_r (·) D_c / det(D_r D_c). A row
+    or column of zeros (or of non-finite entries, which give NaN anyway) is left as it is."""
+    with np.errstate(invalid="ignore"):  # NaN entries: the NaN is the result, as without the scaling
+        rows = -np.frexp(np.abs(a).max(axis=-1, initial=0.0))[1]
+        columns = -np.frexp((np.abs(a) * np.ldexp(1.0, rows)[..., None]).max(axis=-2, initial=0.0))[1]
+    shift = rows[..., :, None] + columns[..., None, :]
+    total = rows.sum(axis=-1) + columns.sum(axis=-1)
+    return shift, shift - total[..., None, None]
+
+
 def _cofactor_impl(a):
-    u, s, vh, sign = _svd(a)
+    shift, back = _balancing(a)
+    u, s, vh, sign = _svd(np.ldexp(a, shift))
     scales, top = _scaled(*_exclusive_products(s), axes=-1)
     with np.errstate(over="ignore"):  # a cofactor past the float range is ±inf, as det's own value would be
-        return np.ldexp((u * (sign[..., None] * scales)[..., None, :]) @ vh, top[..., None])
+        return np.ldexp((u * (sign[..., None] * scales)[..., None, :]) @ vh, top[..., None] + back)
 
 
 def _pair_products(s):
@@ -82,22 +102,24 @@ def _pair_products(s):
 
 
 def _cofactor_tangent_impl(a, t):
-    u, s, vh, sign = _svd(a)
+    shift, back = _balancing(a)
+    u, s, vh, sign = _svd(np.ldexp(a, shift))
     pairs, top = _pair_products(s)
     pairs = sign[..., None, None] * pairs
-    e = np.swapaxes(u, -1, -2) @ t @ np.swapaxes(vh, -1, -2)  # Uᵀ ȧ V, for every seed
+    e = np.swapaxes(u, -1, -2) @ np.ldexp(t, shift) @ np.swapaxes(vh, -1, -2)  # Uᵀ ȧ V, for every seed
     on_diagonal = (pairs @ np.diagonal(e, axis1=-2, axis2=-1)[..., None])[..., 0]
     change = pairs * -np.swapaxes(e, -1, -2)
     diagonal = np.einsum("...ii->...i", change)  # a writable view: pairs' diagonal is 0
     diagonal += on_diagonal
     with np.errstate(over="ignore"):
-        return np.ldexp(u @ change @ vh, top)
+        return np.ldexp(u @ change @ vh, top + back)
 
 
-# --- costs: the SVD with vectors (14n³ + 8n³, Golub & Van Loan) and a factorization of U and of
-# V for the sign ⌊2n³/3⌋ each, once per matrix of a; then what each formula computes from them.
+# --- costs: a's balancing (n² scalings), the SVD with vectors (14n³ + 8n³, Golub & Van Loan) and a
+# factorization of U and of V for the sign ⌊2n³/3⌋ each, once per matrix of a; then what each formula
+# computes from them.
 def _factors(n):
-    return 22 * n ** 3 + 2 * (2 * n ** 3 // 3)
+    return n * n + 22 * n ** 3 + 2 * (2 * n ** 3 // 3)
 
 
 def _matrices(x):
@@ -114,11 +136,11 @@ def _cofactor_cost(out, a):
 
 def _cofactor_tangent_cost(out, a, t):
     # once per matrix of a: P (n rows of exclusive products, 3n − 2 each, and n² sign multiplies);
-    # per output matrix (each seed's): Uᵀ ȧ V and U (·) Vᵀ (8n³), P·diag(E) (a matmul, 2n²), −P ⊙ Eᵀ
-    # (2n²) and the diagonal's n adds
+    # per output matrix (each seed's): ȧ's balancing (n²), Uᵀ ȧ V and U (·) Vᵀ (8n³), P·diag(E) (a matmul,
+    # 2n²), −P ⊙ Eᵀ (2n²) and the diagonal's n adds
     count, n = _matrices(a)
     per_a = _factors(n) + n * max(3 * n - 2, 0) + n * n
-    return count * per_a + (out.size // (n * n) if n else 0) * (8 * n ** 3 + 4 * n * n + n), 0
+    return count * per_a + (out.size // (n * n) if n else 0) * (8 * n ** 3 + 5 * n * n + n), 0
 
 
 def _cofactor_jvp(tangents, out, a):
