@@ -204,7 +204,9 @@ def interp(x, xp, fp, left=None, right=None, period=None):
     value is left / right."""
     if period is not None:
         raise api.unsupported("numpy.interp with period")
+    # as NumPy's, a plain xp or fp in float64 (an int8 fp's differences would wrap)
     xp = xp if is_traced(xp) else np.asarray(xp, dtype=float)
+    fp = fp if is_traced(fp) else np.asarray(fp, dtype=float)
     samples = primal(xp)  # where the segments are: decisions on values
     if np.ndim(xp) != 1 or np.ndim(fp) != 1 or len(samples) != np.shape(fp)[0] or not len(samples):
         raise ValueError("fp and xp are not of the same length, or are empty")

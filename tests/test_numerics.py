@@ -5,6 +5,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+import scipy.special as sc
 from helpers import central_differences
 
 import jacobian_lab as jl
@@ -412,3 +413,29 @@ def test_prod_over_several_axes_is_exact_where_a_slice_overflows():
     with counting() as c:
         jl.jacobian(lambda v: np.prod(v, axis=(0, 2)), x, mode="reverse")
     assert jl.predict(lambda v: np.prod(v, axis=(0, 2)), x).cost("reverse") == c.costs()
+
+
+NARROW = [np.array([100, -120, 12, 3], np.int8), np.array([200, 50, 12, 3], np.uint8),
+          np.array([100.5, 50.25, 12.1, 3.3], np.float16)]
+ELEMENTWISE_WITH_A_PLAIN_OPERAND = [
+    ("arctan2", lambda a, x: np.arctan2(a, x) + np.arctan2(x, a)),
+    ("power", lambda a, x: np.power(np.abs(a) + 1, x) + x ** a),
+    ("xlogy", lambda a, x: sc.xlogy(x, np.abs(a) + 1) + sc.xlog1py(x, np.abs(a))),
+    ("interp", lambda a, x: np.interp(x, [0.0, 1.0, 2.0, 3.0], a)),
+]
+
+
+@pytest.mark.parametrize("name, f, a", [
+    *[(name, f, a) for name, f in ELEMENTWISE_WITH_A_PLAIN_OPERAND for a in NARROW],
+    # NumPy's linalg refuses float16 matrices; SciPy's LU would factorize the integer ones in float32
+    *[("solve", lambda a, x: np.linalg.solve(np.diag(a) + 1, x), a) for a in NARROW[:2]],
+], ids=lambda v: v.dtype.name if isinstance(v, np.ndarray) else v if isinstance(v, str) else "")
+def test_a_plain_operand_of_a_narrower_dtype_is_differentiated_as_numpy_widens_it(name, f, a):
+    """NumPy computes with an int8 or float16 operand in the result's float64: a rule that computed on
+    it alone (x², log a, fp's differences, an LU) would wrap or round where f did not."""
+    x = np.array([0.7, 1.3, 2.1, 1.6])
+    g = lambda v: f(a.astype(np.float64), v)  # noqa: E731 -- the same function, its operand widened
+    np.testing.assert_array_equal(jl.jvp(lambda v: f(a, v), x, np.ones(4))[0], g(x))
+    for mode in MODES:
+        np.testing.assert_allclose(jl.jacobian(lambda v: f(a, v), x, mode=mode), jl.jacobian(g, x, mode=mode),
+                                   rtol=1e-15, atol=0)

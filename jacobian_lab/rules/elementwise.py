@@ -161,6 +161,18 @@ def elementwise(name, impl, partials, cost=flops, array_params=(), constant_key=
     ))
 
 
+def in_result_dtype(partials):
+    """`partials` given each plain operand as NumPy computed with it: in the result's dtype. For rules that
+    compute on an operand alone (log(y), x²): an int8 operand would wrap there, a float16 one round,
+    where NumPy's evaluation converted it first (np.arctan2(int8 a, x) is float64 throughout)."""
+    def converted(needs, out, *args, **params):
+        dtype = out.dtype  # an ndarray or a NumPy scalar
+        args = [a.astype(dtype) if isinstance(a, (ndarray, np.generic)) and a.dtype != dtype else a for a in args]
+        return partials(needs, out, *args, **params)
+
+    return converted
+
+
 def _unary_pullback(lin, g):
     return (apply(lin, g),)
 
@@ -264,7 +276,7 @@ def power(x, p):
 
 # a constant operand's zeros add a `where` to the rules (`_one_where`, `_one_at_zero_power`): whether it holds
 # one keys its costs
-_power = elementwise("power", np.power, _power_partials, cost=transcendental,
+_power = elementwise("power", np.power, in_result_dtype(_power_partials), cost=transcendental,
                      constant_key=lambda c: bool(np.any(np.equal(c, 0))))
 
 
@@ -316,7 +328,7 @@ def _arctan2_partials(needs, out, y, x):
     return needs[0] and times(divide(x, r2)), needs[1] and times(negative(divide(y, r2)))
 
 
-arctan2 = elementwise("arctan2", np.arctan2, _arctan2_partials, cost=transcendental)
+arctan2 = elementwise("arctan2", np.arctan2, in_result_dtype(_arctan2_partials), cost=transcendental)
 
 
 def _hypot_partials(needs, out, x, y):

@@ -61,14 +61,15 @@ def _folded(solved, rhs):
     return S.transpose(back, tuple(range(1, rhs.ndim - 1)) + (0, rhs.ndim - 1))
 
 
-def _transposed_solver(a):
+def _transposed_solver(a, dtype):
     """g -> a⁻ᵀ g for seed-batched g, in every pass of one tape. One plain matrix is factorized once,
-    here, and each pass solves with its factors; a stack, or a matrix an enclosing derivative traces
-    (whose factors would need derivatives of their own), is solved again per pass."""
+    here, in the solve's dtype (as NumPy's: SciPy would factorize an int8 one in float32), and each pass
+    solves with its factors; a stack, or a matrix an enclosing derivative traces (whose factors would need
+    derivatives of their own), is solved again per pass."""
     a_t = swap(a)
     if np.ndim(a) > 2 or is_traced(a) or not np.size(a):
         return lambda g: _solve_seeded(a_t, g)
-    factors = lu_factor(a)
+    factors = lu_factor(np.asarray(a, dtype))
     return lambda g: _folded(lambda columns: lu_solve(factors, columns, trans=1), g)
 
 
@@ -84,7 +85,7 @@ def _solve_jvp(tangents, out, a, b):
 
 
 def _solve_vjp(needs, out, a, b):
-    out_t, solved_t = (swap(out) if needs[0] else None), _transposed_solver(a)
+    out_t, solved_t = (swap(out) if needs[0] else None), _transposed_solver(a, out.dtype)
 
     def pullback(g):
         gb = solved_t(g)  # b̄ = a⁻ᵀ ḡ, and ā = −b̄ xᵀ

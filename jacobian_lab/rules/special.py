@@ -19,9 +19,9 @@ import math
 import numpy as np
 
 from ..primitives import PerElement, Primitive, observe, primal
-from .elementwise import (absolute, add, divide, elementwise, equal, exp, greater, greater_equal, horner, less,
-                          less_equal, log, log1p, logical_and, multiply, negative, over, reciprocal, sign,
-                          square, subtract, times, transcendental, unary, where)
+from .elementwise import (absolute, add, divide, elementwise, equal, exp, greater, greater_equal, horner,
+                          in_result_dtype, less, less_equal, log, log1p, logical_and, multiply, negative, over,
+                          reciprocal, sign, square, subtract, times, transcendental, unary, where)
 
 #: xlogy, xlog1py and entr: a logarithm and a product per output element.
 log_times = PerElement(1, 1)
@@ -183,10 +183,10 @@ betaln = _bound(elementwise, "betaln", lambda sc: sc.betaln, _beta_partials(of_l
 # --- x · log ----------------------------------------------------------------------
 # JAX's jax.scipy.special rules: ∂x xlogy = log(y), ∂y xlogy = x / y, so at x = 0, where
 # scipy defines xlogy(0, y) = 0, the derivative in y is 0 (y ≠ 0). The same for xlog1py.
-xlogy = _bound(elementwise, "xlogy", lambda sc: sc.xlogy, lambda needs, out, x, y: (
-    needs[0] and times(log(y)), needs[1] and times(divide(x, y))), cost=log_times)
-xlog1py = _bound(elementwise, "xlog1py", lambda sc: sc.xlog1py, lambda needs, out, x, y: (
-    needs[0] and times(log1p(y)), needs[1] and times(divide(x, add(1.0, y)))), cost=log_times)
+xlogy = _bound(elementwise, "xlogy", lambda sc: sc.xlogy, in_result_dtype(lambda needs, out, x, y: (
+    needs[0] and times(log(y)), needs[1] and times(divide(x, y)))), cost=log_times)
+xlog1py = _bound(elementwise, "xlog1py", lambda sc: sc.xlog1py, in_result_dtype(lambda needs, out, x, y: (
+    needs[0] and times(log1p(y)), needs[1] and times(divide(x, add(1.0, y))))), cost=log_times)
 # entr(x) = −x log x: −(1 + log x), +inf at 0 (as JAX's); NaN below 0, where entr is −inf
 entr = _bound(unary, "entr", lambda sc: sc.entr,
               lambda out, x: times(negative(add(log(x), 1.0))), cost=log_times)
