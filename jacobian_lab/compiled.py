@@ -900,7 +900,8 @@ class _Code:
         value = getattr(value, "origin", value)
         while isinstance(getattr(value, "base", None), np.ndarray):
             value = value.base
-        self.memory[id(value)] = getattr(value, "nbytes", 0)
+        nbytes = getattr(value, "nbytes", 0)
+        self.memory[id(value)] = nbytes if type(nbytes) is int else 0  # a class (np.float64) holds a descriptor
 
     def _function(self, prim) -> str:
         name = prim.name
