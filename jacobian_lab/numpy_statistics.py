@@ -579,17 +579,36 @@ def bincount(x, weights=None, minlength=0):
 def histogram(a, bins=10, range=None, density=None, weights=None):
     """NumPy's bins, from a's values; the histogram of the (traced) weights a scatter-add into them.
 
-    With a traced and no weights the counts are piecewise constant: plain, from NumPy itself.
+    With a traced and no weights the counts are piecewise constant: plain, from NumPy itself; the
+    edges follow a's min and max where NumPy spaces them between those (`_following`).
     """
     _refuse_traced_edges("histogram", bins, range)
     values = primal(a)
     if weights is not None and np.shape(weights) != np.shape(values):
         raise ValueError("weights should have the same shape as a.")
     edges = observe(np.histogram_bin_edges, values, bins, range)
-    if not is_traced(weights):
-        return observe(np.histogram, values, edges, None, density, weights)
-    hist = _weights_into_bins(weights, observe(_bin_index, values, edges), len(edges) - 1)
-    return (_density(hist, [edges]) if density else hist), edges
+    moving = _following(edges, a, bins, range)
+    if is_traced(weights):
+        hist = _weights_into_bins(weights, observe(_bin_index, values, edges), len(edges) - 1)
+    elif density and moving is not edges:  # the counts are plain, their density moves with the edges
+        hist = observe(np.histogram, values, edges, None, None, weights)[0]
+    else:
+        return observe(np.histogram, values, edges, None, density, weights)[0], moving
+    return (_density(hist, [moving]) if density else hist), moving
+
+
+def _following(edges, coordinate, bins, range):
+    """NumPy's `edges` along a traced coordinate, traced where they follow its values: without a range,
+    bins that are a count (or a rule's name) are spaced evenly from the coordinate's min to its max, so
+    edge i moves by (1 − tᵢ) d min + tᵢ d max, tᵢ its place between the ends. Added as traced zeros
+    (min − its value, ...), so that the edges keep NumPy's values to the bit; plain where they are given."""
+    if not is_traced(coordinate) or range is not None or np.ndim(bins) or not np.size(coordinate):
+        return edges
+    t = (edges - edges[0]) / (edges[-1] - edges[0])  # NumPy widens equal ends by ½ each way: t is defined
+    flat = api.reshape(coordinate, (-1,))
+    low, high = R.min(flat, axis=(0,), keepdims=False), R.max(flat, axis=(0,), keepdims=False)
+    low, high = E.subtract(low, E.stop_gradient(low)), E.subtract(high, E.stop_gradient(high))
+    return E.add(E.add(edges, E.multiply(1.0 - t, low)), E.multiply(t, high))
 
 
 def _weights_into_bins(weights, index, size):
@@ -614,19 +633,41 @@ def histogramdd(sample, bins=10, range=None, density=None, weights=None):
     (traced) weights a scatter-add into them, summed in float64 as NumPy's bincount sums them.
 
     With traced coordinates and no traced weights the counts are piecewise constant: plain, from
-    NumPy itself. The edges, plain, are NumPy's.
+    NumPy itself. The edges are NumPy's, traced along an axis where they follow the sample (`_following`).
     """
     _refuse_traced_edges("histogramdd", bins, range)
     parts, whole = _coordinates(sample)
     options = {"whole": whole, "bins": bins, "range": range}
     if not is_traced(weights):
         hist, edges = observe(_plain_histogramdd, *parts, density=density, weights=weights, **options)
-        return hist, list(edges)
+        moving = _following_each(edges, sample, whole, bins, range)
+        if density and any(m is not e for m, e in zip(moving, edges)):  # plain counts, moving edges
+            counts = observe(_plain_histogramdd, *parts, density=None, weights=weights, **options)[0]
+            return _density(counts, moving), moving
+        return hist, moving
     edges, cells = observe(_histogramdd_cells, *parts, **options)
     _one_weight_per_point(weights, len(cells))
     shape = tuple(len(e) - 1 for e in edges)
     hist = api.reshape(_weights_into_bins(E.as_float_dtype(weights, np.float64), cells, math.prod(shape)), shape)
-    return (_density(hist, edges) if density else hist), list(edges)
+    moving = _following_each(edges, sample, whole, bins, range)
+    return (_density(hist, moving) if density else hist), moving
+
+
+def _following_each(edges, sample, whole, bins, range):
+    """`_following` along each axis of the sample: its column (an (N, D) array's) or coordinate array."""
+    axes = len(edges)
+    per_axis_bins = bins if hasattr(bins, "__len__") else [bins] * axes  # NumPy's reading: one count for all, or one each
+    per_axis_range = [None] * axes if range is None else range
+    return [_following(e, _coordinate(sample, whole, axis), b, r)
+            for axis, (e, b, r) in enumerate(zip(edges, per_axis_bins, per_axis_range))]
+
+
+def _coordinate(sample, whole, axis):
+    """Coordinate `axis` of the sample as NumPy reads it: a column of an (N, D) array (a 1-D one is one
+    column), or the axis-th of D arrays."""
+    if not whole:
+        return sample[axis]
+    return sample if np.ndim(sample) == 1 else api.take(sample, axis, axis=1)
 
 
 @implements(np.histogram2d)

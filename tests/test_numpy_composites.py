@@ -252,6 +252,12 @@ CASES = {
         np.polyfit(np.linspace(-1, 1, 6), v[:6], 2, cov=True)[1].ravel(),
         np.polyfit(np.linspace(-1, 1, 6) + 0.1 * v[6:], v[:6], 1, w=v[6:] ** 2 + 0.5, cov="unscaled")[1].ravel(),
         np.polyfit(np.linspace(-1, 1, 6), v.reshape(6, 2), 1, cov=True)[1].ravel()]), x12),
+    # the edges NumPy spaces from a traced sample's min to its max, and the densities that divide by them
+    "histogram edges that follow the sample": (lambda x: np.concatenate([
+        np.histogram(x, bins=4)[1], np.histogram(x, bins="sturges", density=True)[0],
+        np.histogram(x[:6], bins=3, weights=x[6:], density=True)[0], np.histogram2d(x[:6], x[6:], bins=[2, 3])[2],
+        np.histogramdd(x.reshape(4, 3), bins=2, range=[None, (-2, 2), None], density=True)[0].ravel(),
+        *np.histogramdd(x.reshape(4, 3), bins=2)[1]]), x12),
     # two- and D-dimensional histograms of traced weights (x12's entries as points, in pairs or triples)
     "histogram2d and histogramdd weights": (lambda v: np.concatenate([
         np.histogram2d(x12[:6], x12[6:], bins=2, weights=v[:6])[0].ravel(),
@@ -1232,6 +1238,11 @@ def test_piecewise_and_histograms_place_their_derivatives(mode):
     a = np.array([0.1, 0.9, 0.4, 0.6])
     J = jl.jacobian(lambda w: np.histogram(a, bins=2, range=(0.0, 1.0), weights=w)[0], x, mode=mode)
     np.testing.assert_array_equal(J, [[1, 0, 1, 0], [0, 1, 0, 1]])
+    # the edges of a traced sample's bins move with its min (x[0]) and max (x[3]); its densities with them
+    J = jl.jacobian(lambda v: np.histogram(v, bins=2)[1], x, mode=mode)
+    np.testing.assert_array_equal(J, [[1, 0, 0, 0], [0.5, 0, 0, 0.5], [0, 0, 0, 1]])
+    J = jl.jacobian(lambda v: np.histogram(v, bins=2, density=True)[0], x, mode=mode)  # 2 counts / (n (max − min))
+    np.testing.assert_allclose(J, np.outer([3, 1], [1, 0, 0, -1]) * 2 / (4 * 3.0 ** 2), rtol=1e-15)
     # counts of traced values are piecewise constant: plain NumPy counts, no derivative
     counts = []
     jl.jacobian(lambda v: (counts.append(np.histogram(v, bins=2)[0]), v)[1], x, mode=mode)
@@ -1512,6 +1523,7 @@ def test_weighted_histograms_are_numpys_to_the_last_bit(k):
     np.testing.assert_array_equal(hist.primal, expected_hist)
     assert len(edges) == len(expected_edges)
     for ours, numpys in zip(edges, expected_edges):
+        ours = [getattr(e, "primal", e) for e in ours] if type(ours) is list else ours  # along w: traced (HISTOGRAMS[3])
         assert type(ours) is type(numpys)
         np.testing.assert_equal(ours, numpys)
     # float32 weights give NumPy's float64 histogram too
