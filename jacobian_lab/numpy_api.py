@@ -116,9 +116,17 @@ UFUNCS: dict[np.ufunc, Callable] = {
 }
 
 
+def _result_dtype(ufunc, *operands):
+    """The dtype NumPy's `ufunc` gives these operands: Python numbers weak (copysign(1.5, float32 x) is
+    float32), integers and bools in the float loop it picks for them."""
+    kinds = [type(v) if type(v) in (bool, int, float) else getattr(primal(v), "dtype", None) or np.asarray(v).dtype
+             for v in operands]
+    return ufunc.resolve_dtypes((*kinds, None))[-1]
+
+
 def _copysign(x, y):
     # |x| with y's sign bit, as jax.numpy writes it: the derivative is abs's, and none for y.
-    magnitude = E.absolute(x)
+    magnitude = E.absolute(E.as_float_dtype(x, _result_dtype(np.copysign, x, y)))
     out = E.where(E.signbit(y), E.negative(magnitude), magnitude)
     # np.where gives a 0-d array where np.copysign gives a NumPy scalar, which (immutable) f may rely on; a
     # value without a derivative while compiling is told to stand for one (indexing it would read it)
@@ -129,8 +137,10 @@ def _copysign(x, y):
 
 def _heaviside(x, h0):
     # A step: no derivative, except through h0 where x == 0.
-    step = E.heaviside(x, 0.0 if is_traced(h0) else h0)
-    return E.where(E.equal(x, 0.0), h0, step) if is_traced(h0) else step
+    dtype = _result_dtype(np.heaviside, x, h0)
+    if not is_traced(h0):
+        return E.as_float_dtype(E.heaviside(x, h0), dtype)
+    return E.where(E.equal(x, 0.0), E.as_float_dtype(h0, dtype), E.heaviside(E.as_float_dtype(x, dtype), 0.0))
 
 
 def log_add_exp(x, y, base2: bool = False):
@@ -435,6 +445,8 @@ def _cumulative_array_api(prim, name, identity):
     include_initial puts the identity first."""
     def fn(x, /, *, axis=None, dtype=None, out=None, include_initial=False):
         x = _accumulated_in(name, x, dtype)
+        if np.ndim(x) == 0:  # one number: NumPy accumulates it as a 1-element array
+            x = reshape(x, (1,))
         if axis is None and np.ndim(x) > 1:
             raise ValueError("axis must be specified for multi-dimensional arrays")
         axis = one_axis(0 if axis is None else axis, np.ndim(x))

@@ -225,7 +225,8 @@ def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
     if not sparse:
         full = np.broadcast_shapes(*(np.shape(g) for g in grids))
         grids = [api.broadcast_to(g, full) for g in grids]
-    return tuple(clone(g) if copy else g for g in grids)  # copies, as NumPy's (views with copy=False)
+    # copies, as NumPy's (views with copy=False); the grid of a plain input is a plain array
+    return tuple((clone(g) if is_traced(g) else np.array(g)) if copy else g for g in grids)
 
 
 @implements(np.append)

@@ -16,7 +16,7 @@ import numpy as np
 from . import numpy_api as api
 from .numpy_api import implements, is_traced
 from .numpy_composites import as_float, gather
-from .primitives import primal
+from .primitives import observe, primal
 from .rules import elementwise as E
 from .rules import lu as LU
 from .rules import reductions as R
@@ -180,8 +180,20 @@ implements(np.polysub)(lambda a1, a2: _aligned("polysub", E.subtract, a1, a2))
 
 @implements(np.polymul)
 def polymul(a1, a2):
+    """NumPy's: the product of the polynomials as np.poly1d reads them, leading zero coefficients
+    dropped (one kept of an all-zero one): which are zero is a decision on values."""
     _no_poly1d("polymul", a1, a2)
-    return convolve(_coefficients(a1), _coefficients(a2))
+    return convolve(*(_without_leading_zeros(_coefficients(a)) for a in (a1, a2)))
+
+
+def _without_leading_zeros(a):
+    zeros = observe(_leading_zeros, primal(a))
+    return a if not zeros else a[min(zeros, np.shape(a)[0] - 1):]
+
+
+def _leading_zeros(values) -> int:
+    nonzero = np.flatnonzero(values)
+    return int(nonzero[0]) if nonzero.size else len(values)
 
 
 # --- least-squares fits -----------------------------------------------------------------

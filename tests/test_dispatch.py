@@ -1910,6 +1910,19 @@ def test_a_dtype_argument_converts_as_in_numpy(mode):
         np.testing.assert_array_equal(run(f, mode), join([identity, identity]))
 
 
+@pytest.mark.parametrize("f", [
+    lambda x: np.copysign(x.astype(np.float32), np.float64(-1.0)),  # a NumPy float64 scalar: float64
+    lambda x: np.copysign(1.5, x.astype(np.float32)),  # a Python number is weak: float32
+    lambda x: np.heaviside(1.5, x.astype(np.float32)) + np.heaviside(x.astype(np.float32), 0.5),
+    lambda x: np.copysign(np.array([3, 1, 2]), x) + np.copysign(np.array([True, False, True]), x),  # float64
+], ids=["float64 scalar", "weak number", "heaviside", "ints and bools"])
+def test_copysign_and_heaviside_promote_as_numpys_ufuncs(f):
+    x = np.array([0.5, -1.5, 2.5])
+    y = jl.jvp(f, x, np.ones(3))[0]
+    assert y.dtype == f(x).dtype
+    np.testing.assert_array_equal(y, f(x))
+
+
 MASK = np.array([[True, False, True], [False, True, True]])
 MASKED = [
     ("sum, where", lambda x: np.sum(x, where=MASK)),

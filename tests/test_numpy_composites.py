@@ -116,7 +116,8 @@ CASES = {
     "column_stack, dstack, atleast_3d": (lambda x: np.column_stack([x[:2], x[2:4], x[3:].reshape(2, 1)]).ravel()
                                          + np.dstack([x[:2], x[2:4] ** 2]).sum() + np.atleast_3d(x[0]).sum(), x5),
     "meshgrid": (lambda x: np.meshgrid(x[:2], x[2:], indexing="xy")[0] * np.meshgrid(x[:2], x[2:], indexing="ij")[1].T
-                 + np.meshgrid(x[:2], x[2:], sparse=True)[1], x5),
+                 + np.meshgrid(x[:2], x[2:], sparse=True)[1]
+                 + np.meshgrid(x[0], x[2:], np.arange(2.0))[1][:, 0] * np.meshgrid(np.ones(2), x[4])[0], x5),
     "select": (lambda x: np.select([x > 0.5, x < -0.5], [x ** 2, -x], default=x * 3) + np.select([x > 0], [x]), x6),
     # products of several factors
     "kron": (lambda X: np.kron(X[:2, :2], X[1:, 1:]).ravel() + np.kron(X[0], [1.0, -2.0]).sum(), x34),
@@ -209,7 +210,8 @@ CASES = {
         np.polyint(x, 3, k=2.0)]), x5),
     "polyadd, polysub, polymul": (lambda x: np.concatenate([
         np.polyadd(x[:2], x), np.polyadd(x, [1.0, 2.0]), np.polysub(x[3:], x), np.polysub(x, x[::-1]),
-        np.polymul(x[:2], x), np.polymul(x, [2.0, -1.0, 0.5])]), x5),
+        np.polymul(x[:2], x), np.polymul(x, [2.0, -1.0, 0.5]),
+        np.polymul(x * [0.0, 0.0, 1.0, 1.0, 1.0], [0.0, 2.0, 3.0])]), x5),  # leading zeros dropped, as NumPy's
     # NumPy 2's names: the aliases and the gufuncs matvec and vecmat (through __array_ufunc__)
     **({"linalg tensordot and cross": (lambda X: np.linalg.tensordot(X, A, axes=1).ravel()
                                        + np.linalg.tensordot(X, X, axes=([1], [1])).ravel()[:9]
@@ -288,7 +290,9 @@ if all(hasattr(np, name) for name in ("vecdot", "matrix_transpose", "unstack")):
                                                   + np.linalg.diagonal(X.reshape(2, 2, 3), offset=1).ravel(), x34),
         "unstack": (lambda X: np.unstack(X)[1] * np.unstack(X, axis=1)[2][0], x34),
         "cumulative_sum and cumulative_prod": (lambda X: np.cumulative_sum(X, axis=1, include_initial=True)[:, :4]
-                                               * np.cumulative_prod(X, axis=0) + np.cumulative_prod(X[0]).sum(), x34),
+                                               * np.cumulative_prod(X, axis=0) + np.cumulative_prod(X[0]).sum()
+                                               + np.cumulative_sum(X[1, 1], include_initial=True).sum()  # 0-d: one
+                                               * np.cumulative_prod(X[2, 0])[0], x34),
         "unique_values, unique_counts, unique_inverse, unique_all": (lambda x: np.concatenate([
             np.unique_values(np.concatenate([x, x[:3]])) * 2.0,
             np.unique_counts(np.concatenate([x, x[2:]])).values * np.unique_counts(np.concatenate([x, x[2:]])).counts,
