@@ -832,8 +832,9 @@ def jvp(f: Callable, x, x_dot, has_aux: bool = False):
     """Evaluate f at x and its Jacobian-vector product J @ x_dot (one forward pass).
 
     x_dot has x's shape, or ``(k, *x.shape)`` to push k tangents in one pass;
-    y_dot then has ``y.shape`` or ``(k, *y.shape)``. For structured x, x_dot
-    has x's structure (one direction). With has_aux f returns ``(y, aux)``
+    y_dot then has ``y.shape`` or ``(k, *y.shape)`` (for structured y, y's
+    structure with the k axis first on each leaf, as ``jax.vmap`` over
+    ``jax.jvp`` gives). For structured x, x_dot has x's structure (one direction). With has_aux f returns ``(y, aux)``
     and the result is ``(y, y_dot, aux)``, as ``jax.jvp``'s. Unlike
     ``jax.jvp(f, primals, tangents)``, x is f's one argument: a tuple x is
     passed to f as a tuple (for f(a, b), ``jl.jvp(lambda p: f(*p), (a, b),
@@ -872,7 +873,7 @@ def _pushed(f: Callable, x, x_dot):
     y_dot = _check_derivative(y_dot, len(tangents), np.shape(y), "tangent").astype(result_dtype(x_flat), copy=False)
     # y is f's output (perhaps an array it closes over, or x itself), copied as vjp's is
     y, y_dot = (y.copy(order="K") if isinstance(y, np.ndarray) else y), _own(y_dot, tangents)
-    return g.unflatten(y, "out"), (y_dot if batched else g.unflatten(y_dot[0, ...], "out"))
+    return g.unflatten(y, "out"), g.unflatten(y_dot if batched else y_dot[0, ...], "out")  # k: on each leaf
 
 
 def _own(result: np.ndarray, given: np.ndarray) -> np.ndarray:
@@ -887,7 +888,8 @@ def vjp(f: Callable, x, has_aux: bool = False):
 
     One tape is recorded; every call of pullback sweeps it backward. y_bar has
     y's shape, or ``(k, *y.shape)`` for k cotangents in one sweep. For
-    structured x and y, y_bar has y's structure and x_bar x's. With has_aux
+    structured x and y, y_bar has y's structure and x_bar x's (k cotangents of
+    an array y: the k axis first on each leaf of x_bar). With has_aux
     f returns ``(y, aux)`` and the result is ``(y, pullback, aux)``, as
     ``jax.vjp``'s. Unlike jax's, the pullback returns x_bar itself, not a
     tuple of one: ``pullback(y_bar)[0]`` is x_bar's first entry. y and x_bar
@@ -921,7 +923,7 @@ def vjp(f: Callable, x, has_aux: bool = False):
                                            result_dtype(x_flat))
         x_bar = _check_derivative(sweep(cotangents, _last), len(cotangents), x_flat.shape, "cotangent")
         x_bar = _own(x_bar.astype(cotangents.dtype, copy=False), cotangents)  # the derivative dtype, as jvp's
-        return x_bar if batched else g.unflatten(x_bar[0, ...], "in")
+        return g.unflatten(x_bar if batched else x_bar[0, ...], "in")  # k cotangents: k on each leaf
 
     return g.unflatten(y.copy(order="K"), "out"), pullback
 

@@ -167,8 +167,10 @@ def _spans(treedef: TreeDef):
 
 
 def split(flat, treedef: TreeDef) -> list:
-    """Cut a flat vector (plain or traced) into leaves shaped like `treedef`'s."""
-    return [np.reshape(flat[lo:hi], shape) for lo, hi, shape in _spans(treedef)]
+    """Cut a flat vector (plain or traced) into leaves shaped like `treedef`'s; along its last axis, a
+    batch of k vectors (k, size) into leaves (k, *shape)."""
+    lead = np.shape(flat)[:-1]
+    return [np.reshape(flat[..., lo:hi], lead + shape) for lo, hi, shape in _spans(treedef)]
 
 
 def blocks(J, out_def: TreeDef, in_def: TreeDef):

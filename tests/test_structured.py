@@ -244,6 +244,25 @@ def test_a_structured_tangent_or_cotangent_leaf_of_another_dtype_is_refused(bad)
         pullback({"y": np.full(2, bad), "z": np.ones(2)})
 
 
+def test_k_directions_come_back_in_the_structure_with_k_first_on_each_leaf():
+    """As jax.vmap over jax.jvp or a pullback: a flat (k, size) block would unpack into its k rows."""
+    x, T = np.array([1.0, 2.0, 3.0]), np.stack([np.ones(3), np.arange(3.0)])
+    f = lambda v: (v * 2.0, np.sum(v ** 2))  # noqa: E731
+    (_, (a_dot, s_dot)), (_, each) = jl.jvp(f, x, T), jl.jvp(f, x, T[1])
+    np.testing.assert_array_equal(a_dot, 2 * T)
+    np.testing.assert_array_equal(s_dot, T @ (2 * x))
+    np.testing.assert_array_equal(a_dot[1], each[0])
+    _, y_dot, aux = jl.jvp(lambda v: (f(v), "aux"), x, T, has_aux=True)
+    assert [np.shape(leaf) for leaf in y_dot] == [(2, 3), (2,)] and aux == "aux"
+    p = {"a": np.array([1.0, 2.0]), "b": np.array([3.0, 4.0, 5.0])}
+    _, pullback = jl.vjp(lambda q: np.concatenate([q["a"] * 2.0, q["b"] ** 2]), p)
+    Y = np.stack([np.ones(5), np.arange(5.0)])
+    x_bar = pullback(Y)
+    np.testing.assert_array_equal(x_bar["a"], 2 * Y[:, :2])
+    np.testing.assert_array_equal(x_bar["b"], 2 * p["b"] * Y[:, 2:])
+    np.testing.assert_array_equal(x_bar["b"][1], pullback(Y[1])["b"])
+
+
 @pytest.mark.parametrize("flat", ["yes", None, 1])
 def test_flat_must_be_a_bool(flat):
     with pytest.raises(TypeError, match=r"flat must be True or False, got"):
