@@ -249,7 +249,7 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, record
                 # One seed outgrew the budget: the tape tells whether one reverse sweep would fit it instead.
                 sweep = getattr(recorded[1], "seed_elements", 0) * result_dtype(x).itemsize
                 raise memory.forward_pass_error(1, seed_bytes, error.max_bytes,
-                                                "reverse" if sweep <= error.max_bytes else None) from None
+                                                "reverse mode" if sweep <= error.max_bytes else None) from None
             if batch_size is not None or not seed_bytes or step == 1:
                 raise
             # As many seeds as fit the budget the pass outgrew, at the bytes per seed it had created when
@@ -291,7 +291,7 @@ def _forward_budget_error(step, seed_bytes, room, x, pullback) -> memory.MemoryB
                   f"per pass may fit: use batch_size=None, {others}")
     else:  # not one seed fits: no batch size helps
         advice = (f"one seed alone needs at least {memory.readable(least)}; "
-                  + memory.one_seed_advice("reverse" if reverse else None))
+                  + memory.one_seed_advice("reverse mode" if reverse else None))
     return memory.MemoryBudgetError(
         f"a forward pass with {step} tangent seeds needs about {memory.readable(step * seed_bytes)}, over the "
         f"{memory.readable(room)} left in the memory budget (max_memory); {advice}"
@@ -423,14 +423,14 @@ def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=
     if executor is not None:  # sweeps at once share the room
         room //= sharding.workers(executor, m)
     step, _ = schedule("reverse", x.size, m, batch_size, seed_bytes, room, getattr(pullback, "widest", 0))
-    if seed_bytes and step * seed_bytes > room and step > 1:
+    if seed_bytes and step * seed_bytes > room:  # one cotangent too: as a forward pass of one seed stops
         if room >= seed_bytes:
             advice = f"use batch_size <= {room // seed_bytes} or batch_size=None"
         else:  # not one cotangent fits: no batch size helps; forward mode only when one seed's tangents fit
-            advice = (f"one cotangent alone needs about {memory.readable(seed_bytes)}; "
-                      + memory.one_seed_advice("forward" if tangent_bytes(pullback, x) <= room else None))
+            advice = ((f"one cotangent alone needs about {memory.readable(seed_bytes)}; " if step > 1 else "")
+                      + memory.one_seed_advice("forward mode" if tangent_bytes(pullback, x) <= room else None))
         raise memory.MemoryBudgetError(
-            f"a sweep with {step} cotangents needs about {memory.readable(step * seed_bytes)}, over the "
+            f"a sweep with {step} cotangent{'s' * (step > 1)} needs about {memory.readable(step * seed_bytes)}, over the "
             f"{memory.readable(room)} left in the memory budget (max_memory); {advice}"
         )
     passes = batches(m, step)

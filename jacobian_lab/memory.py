@@ -117,35 +117,40 @@ def check_dense(m: int, n: int, itemsize: int, limit: int) -> int:
     return need
 
 
-def one_seed_advice(other_mode=None) -> str:
+def one_seed_advice(other=None) -> str:
     """What to do when one seed alone outgrows the budget: no batch size helps, so none is suggested.
 
-    `other_mode` is the other accumulation order when its pass is known (or
-    may be assumed) to fit, else None.
+    `other` names the other accumulation order ("reverse mode") when its pass is known to fit, or says
+    when it would (`UNPRICED_REVERSE`), else None.
 
-    >>> one_seed_advice("reverse")
+    >>> one_seed_advice("reverse mode")
     'use reverse mode, a larger max_memory or jvp/vjp for the products you need instead of the full Jacobian'
     """
-    other = f"{other_mode} mode, " if other_mode else ""
+    other = f"{other}, " if other else ""
     return f"use {other}a larger max_memory or {_products()}"
 
 
-def forward_pass_error(seeds: int, created: float, max_bytes: int, other_mode="reverse") -> MemoryBudgetError:
+#: The other order for a forward pass without a tape, which cannot tell whether a sweep fits.
+UNPRICED_REVERSE = "reverse mode where one of its sweeps fits"
+
+
+def forward_pass_error(seeds: int, created: float, max_bytes: int, other=UNPRICED_REVERSE) -> MemoryBudgetError:
     """The error of a forward pass of `seeds` seeds that created `created` bytes of tangents, over `max_bytes`.
 
     It carries ``seed_bytes`` (bytes per seed) and ``max_bytes`` for the harness
     to retry with. A smaller batch is suggested only when one seed's share fits:
     what a seed created before the pass stopped is a low estimate of its whole
     pass, so when even that is over the budget, no batch size helps.
-    `other_mode` is suggested too (None: not, when its pass is known not to fit).
+    `other`, the other order (`one_seed_advice`), is suggested too (None: not, when its pass is known
+    not to fit).
     """
     fewer = int(max_bytes * seeds // created)
     if seeds > 1 and fewer >= 1:
-        other = f", {other_mode} mode" if other_mode else ""
         advice = (f"use batch_size=None, which sizes the passes to fit, a smaller batch_size (batch_size <= "
-                  f"{fewer} at most: the pass stopped part way, so fewer may be needed){other} or a larger max_memory")
+                  f"{fewer} at most: the pass stopped part way, so fewer may be needed){f', {other}' if other else ''} "
+                  "or a larger max_memory")
     else:
-        advice = ("one seed alone needs more; " if seeds > 1 else "") + one_seed_advice(other_mode)
+        advice = ("one seed alone needs more; " if seeds > 1 else "") + one_seed_advice(other)
     error = MemoryBudgetError(
         f"a forward pass with {seeds} tangent seed{'s' if seeds > 1 else ''} needs more than "
         f"{readable(max_bytes)} of tangents (max_memory); {advice}"

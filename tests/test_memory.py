@@ -41,7 +41,8 @@ def test_a_hessian_over_budget_is_named_with_the_fixes_that_apply_to_it(hessian,
     stopped = "a forward pass with 1 tangent seed" if mode == "forward" else None
     assert (stopped or "the dense 30x30 Hessian needs 7.03 KiB") in message and "jl.hvp" in message
     assert "Jacobian" not in message and "jvp/vjp" not in message and "slice of the outputs" not in message
-    with pytest.raises(MemoryBudgetError, match="use reverse mode, a larger max_memory or jl.hvp"):
+    with pytest.raises(MemoryBudgetError, match="use reverse mode where one of its sweeps fits, a larger max_memory "
+                                                "or jl.hvp"):
         jl.hessian(_rosenbrock, np.linspace(-1.0, 1.0, 30), max_memory=1000)  # one forward seed is too many
     with pytest.raises(MemoryBudgetError, match="Jacobian needs .* jvp/vjp"):  # the wording is the Hessian's alone
         jl.jacobian(np.sin, np.ones(30), max_memory=2000)
@@ -269,6 +270,24 @@ def test_a_sweep_that_not_one_cotangent_fits_is_not_told_to_shrink_its_batch():
     assert "forward mode" not in message  # one seed's tangents do not fit 100 bytes either
 
 
+@pytest.mark.parametrize("batch_size", [None, 1])
+def test_a_sweep_of_one_cotangent_over_the_budget_is_refused_as_a_forward_pass_of_one_seed(batch_size):
+    """The budget bounds one sweep as it bounds one forward pass: where neither order fits one seed,
+    reverse mode refuses as auto mode and forward mode do (it used to run one cotangent at a time)."""
+    x = np.linspace(0, 1, 20)
+    prediction = jl.predict(_outer_head, x)
+    budget = prediction.dense_bytes + prediction.seed_bytes // 2
+    for mode in ("reverse", "auto", "forward"):
+        with pytest.raises(MemoryBudgetError) as err:
+            jl.jacobian(_outer_head, x, mode, batch_size=batch_size, max_memory=budget)
+        assert not _suggests_batches(str(err.value)) and "a larger max_memory" in str(err.value)
+    message = str(err.value)
+    with pytest.raises(MemoryBudgetError, match="a sweep with 1 cotangent needs about") as err:
+        jl.jacobian(_outer_head, x, "reverse", batch_size=batch_size, max_memory=budget)
+    assert "forward mode" not in str(err.value) and "one cotangent alone" not in str(err.value)
+    assert "use reverse mode," not in message  # forward mode, without a tape, says when it would work
+
+
 def test_a_forward_pass_whose_seeds_each_outgrow_the_budget_is_not_told_to_shrink_its_batch():
     # without a tape: the pass of 10 seeds stops at its first tangent, 80,000 bytes, 8,000 a seed, over 100
     with pytest.raises(MemoryBudgetError) as err:
@@ -288,8 +307,8 @@ def test_a_forward_pass_that_a_smaller_batch_may_fit_still_names_one():
         jl.jacfwd(lambda x: np.sum(np.sin(x)), batch_size=10, max_memory=40_000)(np.ones(1000))
     # the pass stopped part way, so its bytes so far bound the batch from above: batch_size=None comes first
     fits = re.search(r"use batch_size=None, which sizes the passes to fit, a smaller batch_size \(batch_size <= "
-                     r"(\d+) at most: the pass stopped part way, so fewer may be needed\), reverse mode or a larger "
-                     "max_memory", str(err.value))
+                     r"(\d+) at most: the pass stopped part way, so fewer may be needed\), reverse mode where one "
+                     "of its sweeps fits or a larger max_memory", str(err.value))
     assert fits and 1 <= int(fits.group(1)) < 10
     assert jl.jacfwd(lambda x: np.sum(np.sin(x)), max_memory=40_000)(np.ones(1000)).shape == (1000,)  # as advised
 
