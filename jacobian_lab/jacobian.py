@@ -848,7 +848,8 @@ def jvp(f: Callable, x, x_dot, has_aux: bool = False):
     """
     arguments.check(0, has_aux)
     if type(x) is tuple and type(x_dot) is tuple and len(x) == len(x_dot) == 1:
-        warnings.warn("jl.jvp(f, x, x_dot) passes x to f as one argument, here the tuple (x,), where "
+        warnings.warn("jl.jvp(f, x, x_dot) passes x to f as one argument, here (x,): a 1-tuple (a 1-element "
+                      "array when x is a number), where "
                       "jax.jvp(f, (x,), (x_dot,)) passes x; for f of one array write jl.jvp(f, x, x_dot)",
                       stacklevel=2)
     if has_aux:

@@ -298,6 +298,8 @@ def test_jaxs_call_of_a_function_of_one_array_warns_that_f_gets_the_tuple():
         y, y_dot = jl.jvp(np.sin, x, v)
         jl.jvp(lambda p: p[0] * p[1], (x, x), (v, v))  # a tuple of two is f's own structure
     np.testing.assert_array_equal(y_dot, np.cos(x) * v)
+    with pytest.warns(UserWarning, match=r"a 1-element array when x is a number"):
+        assert jl.jvp(lambda p: p, (3.0,), (1.0,))[0].shape == (1,)  # a tuple of numbers reads as an array
 
 
 def test_vjp_of_two_arguments_as_jax_takes_them_names_vjps_one_x():
