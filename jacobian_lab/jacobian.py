@@ -528,7 +528,15 @@ class Flattened:
     def __call__(self, v):
         if self.in_def is None and self.read_only and isinstance(v, Tracer):
             inplace.read_only(v)
-        out, out_def = flat_output(self.f(v if self.in_def is None else self.in_def.unflatten(self._leaves(v))))
+        try:
+            y = self.f(v if self.in_def is None else self.in_def.unflatten(self._leaves(v)))
+        except TypeError as error:
+            if self.in_def is not None and self.in_def.kind is tuple and "positional argument" in str(error):
+                error.add_note("jacobian_lab passes x to f as one argument, here a tuple; for f(a, b) pass "
+                               "lambda p: f(*p) in f's place (jl.jvp(lambda p: f(*p), (a, b), (a_dot, b_dot))), "
+                               "or to jacobian, grad and hessian argnums=(0, 1): jl.grad(f, argnums=(0, 1))(a, b)")
+            raise
+        out, out_def = flat_output(y)
         if out_def is not None:
             self.out_def = out_def
         return out
@@ -863,13 +871,7 @@ def _pushed(f: Callable, x, x_dot):
     g, x_flat = prepare(f, x)
     tangents, batched = _split_batch(_flat_like(x_dot, g.in_def, "x_dot"), x_flat.shape, "x_dot",
                                      result_dtype(x_flat))
-    try:
-        y, y_dot = engines.get("forward").jvp(g, x_flat, tangents)
-    except TypeError as error:
-        if isinstance(x, tuple):  # perhaps jax.jvp's call, f's arguments as a tuple of primals
-            error.add_note("jl.jvp(f, x, x_dot) passes x to f as one argument, here a tuple; for f(a, b) write "
-                           "jl.jvp(lambda p: f(*p), (a, b), (a_dot, b_dot))")
-        raise
+    y, y_dot = engines.get("forward").jvp(g, x_flat, tangents)
     # in the derivative dtype, as Jacobians are: a longdouble f would otherwise give longdouble tangents
     y_dot = _check_derivative(y_dot, len(tangents), np.shape(y), "tangent").astype(result_dtype(x_flat), copy=False)
     # y is f's output (perhaps an array it closes over, or x itself), copied as vjp's is

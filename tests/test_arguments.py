@@ -274,7 +274,7 @@ def test_reprs_show_the_options_that_are_set():
     assert repr(jl.jacfwd(layer)) == "jacfwd(layer)"
 
 
-def test_jaxs_tuple_of_primals_gets_a_note_on_jvps_one_argument():
+def test_jaxs_tuple_of_primals_gets_a_note_on_the_one_argument_f_is_passed():
     f = lambda a, b: a * b  # noqa: E731
     x = np.array([1.0, 2.0])
     with pytest.raises(TypeError, match="missing 1 required positional argument") as info:
@@ -282,6 +282,11 @@ def test_jaxs_tuple_of_primals_gets_a_note_on_jvps_one_argument():
     assert "jl.jvp(lambda p: f(*p), (a, b), (a_dot, b_dot))" in info.value.__notes__[0]
     y, y_dot = jl.jvp(lambda p: f(*p), (x, 2 * x), (x, x))  # the note's call
     np.testing.assert_array_equal(y_dot, 3 * x ** 2)  # ȧ b + a ḃ = x · 2x + x · x
+    for call in (jl.jacobian(f), jl.grad(lambda a, b: np.sum(a * b)), jl.hessian(lambda a, b: np.sum(a * b))):
+        with pytest.raises(TypeError, match="missing 1 required positional argument") as info:
+            call((x, x))
+        assert info.value.__notes__ == [info.value.__notes__[0]] and "argnums=(0, 1)" in info.value.__notes__[0]
+    np.testing.assert_array_equal(jl.grad(lambda a, b: np.sum(a * b), argnums=(0, 1))(x, 2 * x)[1], x)  # as noted
 
 
 def test_jaxs_call_of_a_function_of_one_array_warns_that_f_gets_the_tuple():
