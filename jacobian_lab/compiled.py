@@ -544,13 +544,14 @@ class Program:
         roots = [r for _, r, _ in blocks] + [r for o in observations for r in o.refs] + _may_raise(eqs, segments)
         run = _needed(eqs, roots)
         placements, absorbed = _placements(eqs, run, roots)
+        self._filled = {i for i, (shape, parts) in placements.items() if _fills(shape, parts)}
         run = [i for i in run if i not in absorbed]
         self.equations = [eqs[i] for i in run if i not in placements]
         self.guards = len(observations)
         self.reads = [o.where for o in observations]  # where f read the values each guard checks
         self.missed = None  # that of the guard that failed at the last call no replay answered
         self.costs = _costs(self.equations)  # a placement copies: no arithmetic
-        code = _Code(eqs, set(run), placements, quiet=recorder.quiet)
+        code = _Code(eqs, set(run), placements, quiet=recorder.quiet, filled=self._filled)
         self.source = code.emit(run, observations, blocks)
         self.fresh = all(r in code.running for _, r, _ in blocks)  # else a block is a constant it keeps
         self._run = code.function()
@@ -566,7 +567,7 @@ class Program:
 
     def _run_compacted(self, rewrite, observations, x, quiet: dict) -> dict:
         """Replay `rewrite` (`compaction.Compacted`), the dense code kept for when it returns DENSE."""
-        compact = _Code(rewrite.eqs, set(rewrite.run), rewrite.placements, rewrite, x, quiet)
+        compact = _Code(rewrite.eqs, set(rewrite.run), rewrite.placements, rewrite, x, quiet, self._filled)
         self.source = compact.emit(rewrite.run, observations, rewrite.blocks)
         self._run, self._dense = compact.function(), self._run
         self.equations = rewrite.equations
@@ -726,11 +727,21 @@ def _placements(eqs, run, roots) -> dict[int, list]:
     return {i: p for i, p in sums.items() if len(p[1]) > 1 and i not in absorbed}, absorbed
 
 
-def _disjoint(shape, parts) -> bool:
+def _coverage(shape, parts) -> np.ndarray:
+    """How many of `parts` write each element of an array of `shape`."""
     covered = np.zeros(shape, dtype=np.int32)
-    for index, _, _ in parts:
+    for index, *_ in parts:
         covered[index] += 1  # basic indices (slices, integers): no position twice within one part
-    return int(covered.max(initial=0)) <= 1
+    return covered
+
+
+def _disjoint(shape, parts) -> bool:
+    return int(_coverage(shape, parts).max(initial=0)) <= 1
+
+
+def _fills(shape, parts) -> bool:
+    """Whether `parts` write every element: their placement needs no zeros (`empty` is made instead)."""
+    return int(_coverage(shape, parts).min(initial=1)) >= 1
 
 
 def _total(costs: dict) -> Cost:
@@ -752,15 +763,18 @@ class _Code:
     A compacted program's `compaction.Compacted` adds comments to lines
     (`notes`), checks that return `compaction.DENSE` when a value is not
     finite (`checks`), results written into placements (`into`) and
-    placements made without zeros (`filled`).
+    placements made without zeros (`filled`). `filled` adds the placements whose
+    parts write every element (a gradient's pieces that make up all of x).
     """
 
-    def __init__(self, eqs, running: set, placements: dict, compacted=None, x=None, quiet=None):
+    def __init__(self, eqs, running: set, placements: dict, compacted=None, x=None, quiet=None, filled=()):
         self.eqs, self.running, self.placements, self.x, self.quiet = eqs, running, placements, x, quiet or {}
-        self.notes, self.checks, self.into, self.filled = (
+        self.notes, self.checks, self.into, made_full = (
             (compacted.notes, compacted.checks, compacted.into, compacted.filled) if compacted else ({}, {}, {}, ()))
+        self.filled = {*made_full, *filled}
         self.namespace = {"__name__": "jacobian_lab.compiled.program",  # whose warnings the command line leaves out
                           "same": same, "zeros": np.zeros, "empty": np.empty, "errstate": np.errstate,
+                          "asarray": np.asarray,
                           "DENSE": compaction.DENSE,
                           **compaction.NAMES}
         self._constants: dict[int, str] = {}
@@ -816,6 +830,13 @@ class _Code:
         args = [self._operand(a, r) for a, r in zip(eq.args, eq.refs)]
         if eq.prim is _GETITEM:  # x[0:1] reads better than getitem(x, **p0), and skips a call
             return f"{args[0]}[{self._subscript(eq.params['index'])}]"
+        # reshape and transpose written out as the calls their impls make, without the impl's call and
+        # its keyword arguments (a reverse sweep has a few per matmul): the same views
+        if eq.prim is _RESHAPE and _literal(eq.params["shape"]):
+            return f"asarray({args[0]}).reshape({eq.params['shape']!r})"
+        if eq.prim is _TRANSPOSE and _literal(eq.params["axes"]) \
+                and (eq.refs[0] == INPUT or eq.refs[0] in self.running):
+            return f"{args[0]}.transpose({eq.params['axes']!r})"  # np.transpose(a, axes) calls a.transpose(axes)
         if eq.params:
             self.namespace[f"p{i}"] = eq.params  # arrays in it are the recording's snapshots (`Recorder.kept`)
             args.append(f"**p{i}")
@@ -906,13 +927,18 @@ class _Code:
     def _function(self, prim) -> str:
         name = prim.name
         if not name.isidentifier() or keyword.iskeyword(name) or name in (
-                "x", "same", "program", "zeros", "empty", "DENSE", *compaction.NAMES):
+                "x", "same", "program", "zeros", "empty", "asarray", "DENSE", *compaction.NAMES):
             name = f"op_{len(self.namespace)}"
         self.namespace[name] = prim.impl  # registered names are unique
         return name
 
 
-_GETITEM = REGISTRY["getitem"]
+_GETITEM, _RESHAPE, _TRANSPOSE = REGISTRY["getitem"], REGISTRY["reshape"], REGISTRY["transpose"]
+
+
+def _literal(param) -> bool:
+    """Whether a shape or an axes parameter is written out as it is: None, an int or a tuple of ints."""
+    return param is None or type(param) is int or (type(param) is tuple and all(type(v) is int for v in param))
 
 
 def _basic(part) -> bool:
