@@ -249,6 +249,37 @@ def test_prod_second_derivatives_through_a_zero_survive_an_underflow(mode):
     assert H[0, 2] == H[1, 2] == 5e-200 and H[0, 1] == H[0, 3] == 0.0
 
 
+W4 = [Fraction(v) for v in (0.3, -1.2, 0.7, 1.1)]
+
+
+def _product_without(x, i, j, upto=4):
+    """The product of x[:upto] without x_i and x_j, in rationals."""
+    return math.prod([Fraction(v) for k, v in enumerate(x[:upto]) if k not in (i, j)])
+
+
+# (f, its exact ∂²f/∂x_i∂x_j): a product is linear in each element, so its second derivatives in one are 0
+PRODUCTS = {
+    "prod": (np.prod, lambda x, i, j: 0 if i == j else _product_without(x, i, j)),
+    "cumprod": (lambda v: np.sum(np.array([0.3, -1.2, 0.7, 1.1]) * np.cumprod(v)),
+                lambda x, i, j: 0 if i == j else sum(W4[k] * _product_without(x, i, j, k + 1) for k in range(max(i, j), 4))),
+    "squares and prod": (lambda v: np.sum(v ** 2) / 2 + np.prod(v),
+                         lambda x, i, j: 1 if i == j else _product_without(x, i, j)),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("small", [1e-8, 1.234e-16, 1e-160])
+@pytest.mark.parametrize("name", PRODUCTS)
+def test_prod_and_cumprod_hessians_are_exact_at_a_small_element(name, small, mode):
+    """∂²/∂x_j² of a product is 0; from total / x_j it is the difference of two terms of about
+    total / x_j², whose rounding a small x_j made 1e-7 (1e-8) to O(1) (1e-16) of the entries, or NaN
+    (1e-160, where 1 / x_j² overflows). A Hessian takes the products of the others instead."""
+    f, second = PRODUCTS[name]
+    x = np.array([small, 1.3, 2.7, 0.9])
+    exact = np.array([[float(second(x, i, j)) for j in range(4)] for i in range(4)])
+    np.testing.assert_allclose(jl.hessian(f, mode=mode)(x), exact, rtol=1e-14, atol=1e-15 * np.abs(exact).max())
+
+
 def _sqrt_or_else(x):
     """f that asks NumPy to raise, and takes another branch where its own arithmetic fails."""
     with np.errstate(all="raise"):

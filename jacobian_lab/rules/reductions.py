@@ -5,8 +5,9 @@ it). A reduction of L elements into one output costs L - 1 flops (mean: L, its
 final division included). The derivative of prod/max/min is a weighted sum,
 ``sum(w * t)``, with the weights built once from primal values: ties in max/min
 share the derivative equally, as in JAX; prod and cumprod are exact where inputs hold
-zeros, in their first and second derivatives, and prod's first derivative stays accurate
-where the product over- or underflows.
+zeros, in their first and second derivatives, prod's first derivative stays accurate
+where the product over- or underflows, and their second derivatives at an element far
+smaller than the others (`_spread`).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import math
 
 import numpy as np
 
-from ..primitives import Primitive, observe, primal, register
+from ..primitives import Primitive, is_traced, observe, primal, register
 from . import elementwise as E
 from . import shape as S
 
@@ -83,10 +84,22 @@ def _prod_weights(out, x, axis):
     if observe(_lost, primal(total), primal(x)):  # values, not the tracers of an enclosing Hessian
         return _exclusive_products(x, axis)
     if not with_zeros:
+        # A Hessian differentiates the weights: total / x_j's slope in x_j is the difference of two terms
+        # of about total / x_j², 0 exactly, which a small x_j leaves its rounding in; the products of the
+        # others have no such term (their slope in x_j is 0 by construction)
+        if is_traced(x) and observe(_spread, primal(x), axis):
+            return _exclusive_products(x, axis)
         return E.divide(total, x)
     terms = _zero_terms(zeros, x, x_safe, lambda v: sum(v, axis=axis, keepdims=True))
     weights = E.add(E.add(E.multiply(*terms[0]), E.multiply(*terms[1])), E.multiply(*terms[2]))
     return E.multiply(total, weights)
+
+
+def _spread(x, axis) -> bool:
+    """Whether an element is below 2⁻²⁰ of its slice's largest: there the rounding total / x_j² leaves in a
+    second derivative of prod would pass 1e-10 of its entries."""
+    magnitudes = np.abs(x)
+    return bool(np.any(magnitudes < 2.0 ** -20 * magnitudes.max(axis=axis, keepdims=True, initial=0.0)))
 
 
 def _lost(total, x) -> bool:
@@ -245,13 +258,13 @@ def _cumprod_factors(out, x, axis):
 
 def _out_of_range(x, axis) -> bool:
     """Whether `_cumprod_factors` would leave the float range: the running product of x's nonzero
-    elements, or the reciprocal of one, is 0 or infinite though every element is finite (a product
-    that underflows, a subnormal element). x holding an inf or NaN: so does f's value, and the
-    factors are taken as they are."""
+    elements, or the reciprocal of one or of its square (which a second derivative of y / x reads), is 0
+    or infinite though every element is finite (a product that underflows, an element below 1e-154).
+    x holding an inf or NaN: so does f's value, and the factors are taken as they are."""
     with np.errstate(all="ignore"):
         safe = np.where(x == 0, 1.0, x)
         running = np.cumprod(safe, axis=axis)
-        kept = np.all(np.isfinite(running) & (running != 0)) and np.all(np.isfinite(1.0 / safe))
+        kept = np.all(np.isfinite(running) & (running != 0)) and np.all(np.isfinite(1.0 / (safe * safe)))
         return bool(not kept and np.all(np.isfinite(x)))
 
 
@@ -279,8 +292,14 @@ def _chained_vjp(g, out, x, axis):
     return S.concatenate(*steps[::-1], axis=axis + 1)
 
 
+def _chained(x, axis) -> bool:
+    """Whether cumprod's rules take the products one at a time (`_chained_jvp`): where y / x leaves the
+    float range, or where a Hessian would differentiate it at a small element (see `_prod_weights`)."""
+    return observe(_out_of_range, primal(x), axis) or (is_traced(x) and observe(_spread, primal(x), axis))
+
+
 def _cumprod_jvp(tangents, out, x, axis):
-    if observe(_out_of_range, primal(x), axis):
+    if _chained(x, axis):
         return _chained_jvp(tangents[0], out, x, axis)
     q, terms = _cumprod_factors(out, x, axis)
     dt = None
@@ -294,7 +313,7 @@ def _cumprod_jvp(tangents, out, x, axis):
 def _cumprod_vjp(needs, out, x, axis):
     if not needs[0]:
         return lambda g: (None,)
-    if observe(_out_of_range, primal(x), axis):
+    if _chained(x, axis):
         return lambda g: (_chained_vjp(g, out, x, axis),)
     q, terms = _cumprod_factors(out, x, axis)
 
