@@ -430,8 +430,8 @@ def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=
             advice = ((f"one cotangent alone needs about {memory.readable(seed_bytes)}; " if step > 1 else "")
                       + memory.one_seed_advice("forward mode" if tangent_bytes(pullback, x) <= room else None))
         raise memory.MemoryBudgetError(
-            f"a sweep with {step} cotangent{'s' * (step > 1)} needs about {memory.readable(step * seed_bytes)}, over the "
-            f"{memory.readable(room)} left in the memory budget (max_memory); {advice}"
+            f"a sweep with {step} cotangent{'s' * (step > 1)} needs about {memory.readable(step * seed_bytes)}, over "
+            f"the {memory.readable(room)} left in the memory budget (max_memory); {advice}"
         )
     passes = batches(m, step)
     lo, hi = next(passes)
@@ -842,8 +842,9 @@ def jvp(f: Callable, x, x_dot, has_aux: bool = False):
     x_dot has x's shape, or ``(k, *x.shape)`` to push k tangents in one pass;
     y_dot then has ``y.shape`` or ``(k, *y.shape)`` (for structured y, y's
     structure with the k axis first on each leaf, as ``jax.vmap`` over
-    ``jax.jvp`` gives). For structured x, x_dot has x's structure (one direction). With has_aux f returns ``(y, aux)``
-    and the result is ``(y, y_dot, aux)``, as ``jax.jvp``'s. Unlike
+    ``jax.jvp`` gives). For structured x, x_dot has x's structure (one
+    direction). With has_aux f returns ``(y, aux)`` and the result is
+    ``(y, y_dot, aux)``, as ``jax.jvp``'s. Unlike
     ``jax.jvp(f, primals, tangents)``, x is f's one argument: a tuple x is
     passed to f as a tuple (for f(a, b), ``jl.jvp(lambda p: f(*p), (a, b),
     (a_dot, b_dot))``); ``jl.jvp(f, (x,), (x_dot,))``, jax's call of a

@@ -146,9 +146,9 @@ def forward_pass_error(seeds: int, created: float, max_bytes: int, other=UNPRICE
     """
     fewer = int(max_bytes * seeds // created)
     if seeds > 1 and fewer >= 1:
+        also = f", {other}" if other else ""
         advice = (f"use batch_size=None, which sizes the passes to fit, a smaller batch_size (batch_size <= "
-                  f"{fewer} at most: the pass stopped part way, so fewer may be needed){f', {other}' if other else ''} "
-                  "or a larger max_memory")
+                  f"{fewer} at most: the pass stopped part way, so fewer may be needed){also} or a larger max_memory")
     else:
         advice = ("one seed alone needs more; " if seeds > 1 else "") + one_seed_advice(other)
     error = MemoryBudgetError(

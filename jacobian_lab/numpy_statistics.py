@@ -656,7 +656,7 @@ def histogramdd(sample, bins=10, range=None, density=None, weights=None):
 def _following_each(edges, sample, whole, bins, range):
     """`_following` along each axis of the sample: its column (an (N, D) array's) or coordinate array."""
     axes = len(edges)
-    per_axis_bins = bins if hasattr(bins, "__len__") else [bins] * axes  # NumPy's reading: one count for all, or one each
+    per_axis_bins = bins if hasattr(bins, "__len__") else [bins] * axes  # NumPy's reading: one for all, or each
     per_axis_range = [None] * axes if range is None else range
     return [_following(e, _coordinate(sample, whole, axis), b, r)
             for axis, (e, b, r) in enumerate(zip(edges, per_axis_bins, per_axis_range))]

@@ -1741,8 +1741,8 @@ def test_a_layout_of_axes_with_one_stride_is_read_as_numpy_reads_it():
         np.testing.assert_array_equal(copied.ravel("K"), view.ravel("K"))
 
 
-@pytest.mark.parametrize("f", [lambda v: v * np.can_cast(v, np.float64), lambda v: v * (np.common_type(v) is np.float64)],
-                         ids=["can_cast", "common_type"])
+@pytest.mark.parametrize("f", [lambda v: v * np.can_cast(v, np.float64),
+                               lambda v: v * (np.common_type(v) is np.float64)], ids=["can_cast", "common_type"])
 def test_a_program_may_keep_a_scalar_type_f_passed_to_numpy(f):
     """np.float64, the class, is a constant of the call: the program counts no bytes for it."""
     x = np.array([0.5, 1.5, 2.5])

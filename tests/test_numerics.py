@@ -261,7 +261,8 @@ def _product_without(x, i, j, upto=4):
 PRODUCTS = {
     "prod": (np.prod, lambda x, i, j: 0 if i == j else _product_without(x, i, j)),
     "cumprod": (lambda v: np.sum(np.array([0.3, -1.2, 0.7, 1.1]) * np.cumprod(v)),
-                lambda x, i, j: 0 if i == j else sum(W4[k] * _product_without(x, i, j, k + 1) for k in range(max(i, j), 4))),
+                lambda x, i, j: 0 if i == j else sum(W4[k] * _product_without(x, i, j, k + 1)
+                                                     for k in range(max(i, j), 4))),
     "squares and prod": (lambda v: np.sum(v ** 2) / 2 + np.prod(v),
                          lambda x, i, j: 1 if i == j else _product_without(x, i, j)),
 }

@@ -1527,7 +1527,7 @@ def test_weighted_histograms_are_numpys_to_the_last_bit(k):
     np.testing.assert_array_equal(hist.primal, expected_hist)
     assert len(edges) == len(expected_edges)
     for ours, numpys in zip(edges, expected_edges):
-        ours = [getattr(e, "primal", e) for e in ours] if type(ours) is list else ours  # along w: traced (HISTOGRAMS[3])
+        ours = [getattr(e, "primal", e) for e in ours] if type(ours) is list else ours  # traced along w ([3])
         assert type(ours) is type(numpys)
         np.testing.assert_equal(ours, numpys)
     # float32 weights give NumPy's float64 histogram too

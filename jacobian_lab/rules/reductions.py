@@ -97,7 +97,7 @@ def _prod_weights(out, x, axis):
 
 def _spread(x, axis) -> bool:
     """Whether an element is below 2⁻²⁰ of its slice's largest: there the rounding total / x_j² leaves in a
-    second derivative of prod would pass 1e-10 of its entries."""
+    second derivative of prod would pass about 2e-10 (ε · 2²⁰) of its entries."""
     magnitudes = np.abs(x)
     return bool(np.any(magnitudes < 2.0 ** -20 * magnitudes.max(axis=axis, keepdims=True, initial=0.0)))
 
