@@ -172,10 +172,12 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
     # `initial`, `where` or gufunc `axes` would silently change the value.
     if method == "__call__" and ufunc in UFUNCS:
         if kwargs:  # the usual call has none: skip the checks on the hot path
-            for key in ("where", "dtype", "casting", "order", "subok", "signature", "axes", "axis", "keepdims"):
+            for key in ("where", "casting", "order", "subok", "signature", "axes", "axis", "keepdims"):
                 value = kwargs.get(key)
                 if not _is_default(key, value):
                     _reject(ufunc.__name__, value, key)
+            if kwargs.get("dtype") is not None:
+                return _in_loop_dtype(ufunc, inputs, np.dtype(kwargs["dtype"]))
         return UFUNCS[ufunc](*inputs)
     if method == "reduce" and ufunc in _REDUCE:  # np.sum and its kin, with reduce's default axis 0
         return _reduce(getattr(R, _REDUCE[ufunc]), f"{ufunc.__name__}.reduce", inputs[0], kwargs.get("axis", 0),
@@ -217,6 +219,16 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
         running = cumsum if ufunc is np.add else cumprod
         return running(_accumulated_in(name, inputs[0], kwargs.get("dtype")), kwargs.get("axis", 0))
     raise unsupported(qualified(ufunc.__name__) + ("" if method == "__call__" else f".{method}"))
+
+
+def _in_loop_dtype(ufunc, inputs, dtype):
+    """``ufunc(*inputs, dtype=dtype)``: NumPy runs the loop of that dtype, its operands converted to it
+    first (np.exp(x, dtype=np.float32) is float32 throughout). A float dtype and a float result only;
+    NumPy's own error where it has no such loop (np.less(x, y, dtype=np.float64))."""
+    loop = ufunc.resolve_dtypes((dtype,) * ufunc.nin + (None,) * ufunc.nout)
+    if dtype.kind != "f" or any(out != dtype for out in loop[ufunc.nin:]):
+        _reject(ufunc.__name__, dtype, f"dtype={dtype.name} (a non-float result has no derivative)")
+    return UFUNCS[ufunc](*[E.as_float_dtype(v, dtype) for v in inputs])
 
 
 def _log_sum_exp(a, axis, keepdims, base2: bool = False):

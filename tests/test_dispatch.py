@@ -1863,8 +1863,8 @@ def test_arguments_that_change_the_value_are_refused(name, arg, f, mode):
 def test_scipy_special_ufuncs_are_named_as_scipys_in_refusals():
     import scipy.special as sc
 
-    with pytest.raises(NotImplementedError, match=r"^scipy\.special\.expit: the argument dtype .*leave it at NumPy's"):
-        run(lambda x: sc.expit(x, dtype=np.float32), "reverse")
+    with pytest.raises(NotImplementedError, match=r"^scipy\.special\.expit: the argument casting .*leave it at NumPy's"):
+        run(lambda x: sc.expit(x, casting="unsafe"), "reverse")
     with pytest.raises(TypeError, match=r"^scipy\.special\.erf\(\.\.\., out=\.\.\.\).*y = scipy\.special\.erf"):
         run(lambda x: sc.erf(x, out=np.empty_like(X)), "forward")
 
@@ -1908,6 +1908,22 @@ def test_a_dtype_argument_converts_as_in_numpy(mode):
         assert y.dtype == f(X).dtype == np.float32
         np.testing.assert_array_equal(y, f(X))
         np.testing.assert_array_equal(run(f, mode), join([identity, identity]))
+
+
+@pytest.mark.parametrize("f, slope", [
+    (lambda x: np.exp(x, dtype=np.float32), lambda x: np.exp(x.astype(np.float32))),  # float32 throughout
+    (lambda x: np.add(x.astype(np.float32), 1, dtype=np.float64), lambda x: np.ones_like(x)),
+    (lambda x: np.divmod(x, 2.0, dtype=np.float32)[1], lambda x: np.ones_like(x)),
+], ids=["exp to float32", "add to float64", "divmod"])
+def test_a_ufuncs_dtype_runs_its_loop_in_that_dtype(f, slope):
+    x = np.array([1.0, 2.5, -0.7])
+    y = jl.jvp(f, x, np.ones(3))[0]
+    assert y.dtype == f(x).dtype
+    np.testing.assert_array_equal(y, f(x))
+    for mode in MODES:
+        np.testing.assert_array_equal(np.diag(jl.jacobian(f, x, mode=mode)), slope(x))
+    with pytest.raises(NotImplementedError, match="dtype=float64 .a non-float result has no derivative"):
+        jl.jacobian(lambda v: np.less(v, 1.5, dtype=np.float64) * v, x)  # NumPy has no such loop either
 
 
 @pytest.mark.parametrize("f", [
