@@ -86,7 +86,7 @@ def test_determinants_gradient_at_a_subnormal_determinant_and_of_no_rows():
 def test_determinants_derivatives_at_a_graded_matrix_keep_its_small_singular_values(mode):
     """cond ≈ 1e500: the SVD of diag(1e-200, 1e-200, 1e300) as it is loses the two small singular values
     (accurate relative to the largest), and the cofactors [1e100, 1e100, 1e-400 → 0] with them; its rows
-    balanced by powers of 2 first, nothing is lost. Rotated, the same holds of a's equilibrated form."""
+    balanced by powers of 2 first, nothing is lost. So for a matrix whose rows are 300 orders apart."""
     a = np.diag([1e-200, 1e-200, 1e300])
     np.testing.assert_array_equal(jl.jacobian(np.linalg.det, a, mode=mode), np.diag([1e100, 1e100, 0.0]))
     H = jl.hessian(np.linalg.det, mode=mode)(a).reshape(9, 9)  # ∂²det/∂a_ii∂a_jj = a_kk, k the third index

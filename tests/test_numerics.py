@@ -249,7 +249,7 @@ def test_prod_second_derivatives_through_a_zero_survive_an_underflow(mode):
     assert H[0, 2] == H[1, 2] == 5e-200 and H[0, 1] == H[0, 3] == 0.0
 
 
-W4 = [Fraction(v) for v in (0.3, -1.2, 0.7, 1.1)]
+W4 = np.array([0.3, -1.2, 0.7, 1.1])
 
 
 def _product_without(x, i, j, upto=4):
@@ -260,8 +260,8 @@ def _product_without(x, i, j, upto=4):
 # (f, its exact ∂²f/∂x_i∂x_j): a product is linear in each element, so its second derivatives in one are 0
 PRODUCTS = {
     "prod": (np.prod, lambda x, i, j: 0 if i == j else _product_without(x, i, j)),
-    "cumprod": (lambda v: np.sum(np.array([0.3, -1.2, 0.7, 1.1]) * np.cumprod(v)),
-                lambda x, i, j: 0 if i == j else sum(W4[k] * _product_without(x, i, j, k + 1)
+    "cumprod": (lambda v: np.sum(W4 * np.cumprod(v)),
+                lambda x, i, j: 0 if i == j else sum(Fraction(W4[k]) * _product_without(x, i, j, k + 1)
                                                      for k in range(max(i, j), 4))),
     "squares and prod": (lambda v: np.sum(v ** 2) / 2 + np.prod(v),
                          lambda x, i, j: 1 if i == j else _product_without(x, i, j)),
