@@ -471,3 +471,18 @@ def test_a_plain_operand_of_a_narrower_dtype_is_differentiated_as_numpy_widens_i
     for mode in MODES:
         np.testing.assert_allclose(jl.jacobian(lambda v: f(a, v), x, mode=mode), jl.jacobian(g, x, mode=mode),
                                    rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_slopes_keep_their_digits_at_extreme_arguments(mode):
+    """arctan2's x / r² with r² under- or overflowing (1e-200, 1e155), fmod's quotient where x / y rounds up
+    to an integer (1.0 / 0.1 is 10.0, but fmod(1.0, 0.1) = 0.09999999999999995 took 9 of the float 0.1),
+    expit's σ(1 − σ) where 1 − σ cancels (from x ≈ 20; all of it past 37)."""
+    for v, expected in (([1e-200, 1e-200], [5e199, -5e199]), ([1e155, 1e155], [5e-156, -5e-156])):
+        np.testing.assert_allclose(jl.jacobian(lambda p: np.arctan2(p[0], p[1]), np.array(v), mode=mode), expected,
+                                   rtol=1e-15)
+    for v, expected in (([1.0, 0.1], [1.0, -9.0]), ([-1.0, 0.1], [1.0, 9.0]), ([7.5, 2.0], [1.0, -3.0])):
+        np.testing.assert_array_equal(jl.jacobian(lambda p: np.fmod(p[0], p[1]), np.array(v), mode=mode), expected)
+    x = np.array([20.0, 37.0, 100.0, -40.0, 0.3])
+    tail = np.exp(-np.abs(x)) / (1.0 + np.exp(-np.abs(x))) ** 2  # σ'(x), even, with nothing to cancel
+    np.testing.assert_allclose(np.diag(jl.jacobian(sc.expit, x, mode=mode)), tail, rtol=1e-15)

@@ -384,8 +384,8 @@ def test_derivative_work_is_counted(mode, phase):
     kN = N * N
     # erf: square, negative, exp, times 2/√π: 3N flops and N transcendentals; then k·N products
     assert cost(sc.erf) == jl.Cost(3 * N + kN, N)
-    # expit: 1 - out, out · (1 - out)
-    assert cost(sc.expit) == jl.Cost(2 * N + kN, 0)
+    # expit: −x, σ(−x), out · σ(−x)
+    assert cost(sc.expit) == jl.Cost(2 * N + kN, N)
     # gammaln: digamma (N transcendentals); digamma: polygamma(x, n=1) (N transcendentals)
     assert cost(sc.gammaln) == jl.Cost(kN, N)
     assert cost(sc.digamma) == jl.Cost(kN, N)

@@ -324,8 +324,10 @@ cbrt = _unary("cbrt", np.cbrt, lambda out, x: over(multiply(3.0, square(out))))
 
 
 def _arctan2_partials(needs, out, y, x):
-    r2 = add(square(x), square(y))
-    return needs[0] and times(divide(x, r2)), needs[1] and times(negative(divide(y, r2)))
+    # x / r² and -y / r² as (x / r) / r with r = hypot(x, y): r² itself would under- or overflow where
+    # x and y are below 1e-154 or above 1e154 (inf or 0 slopes where they are 5e199 or 5e-156)
+    r = hypot(x, y)
+    return needs[0] and times(divide(divide(x, r), r)), needs[1] and times(negative(divide(divide(y, r), r)))
 
 
 arctan2 = elementwise("arctan2", np.arctan2, in_result_dtype(_arctan2_partials), cost=transcendental)
@@ -396,9 +398,11 @@ remainder = elementwise(
     "remainder", np.remainder,
     lambda needs, out, x, y: (ID, needs[1] and times(negative(floor_divide(x, y)))),
 )
+# fmod's quotient from its own exact remainder, (x - out) / y rounded: trunc(x / y) is one more where x / y
+# rounds up to an integer (fmod(1.0, 0.1) = 0.09999999999999995: the quotient is 9, not 10)
 fmod = elementwise(
     "fmod", np.fmod,
-    lambda needs, out, x, y: (ID, needs[1] and times(negative(trunc(divide(x, y))))),
+    lambda needs, out, x, y: (ID, needs[1] and times(negative(rint(divide(subtract(x, out), y))))),
 )
 
 

@@ -71,7 +71,8 @@ def _normal_density(x):
 
 
 # --- logistic ---------------------------------------------------------------------
-expit = _unary("expit", lambda out, x: times(multiply(out, subtract(1.0, out))))
+# σ'(x) = σ(x) σ(−x), without the cancellation of 1 − σ(x) for large x (3.6e-8 of it at x = 20, all past 37)
+expit = _unary("expit", lambda out, x: times(multiply(out, expit(negative(x)))))
 logit = _unary("logit", lambda out, x: over(multiply(x, subtract(1.0, x))))
 # d log σ(x) = 1 − σ(x) = σ(−x), without the cancellation of 1 − σ(x) for large x
 log_expit = _unary("log_expit", lambda out, x: times(expit(negative(x))))
