@@ -477,7 +477,8 @@ def test_a_plain_operand_of_a_narrower_dtype_is_differentiated_as_numpy_widens_i
 def test_slopes_keep_their_digits_at_extreme_arguments(mode):
     """arctan2's x / r² with r² under- or overflowing (1e-200, 1e155), fmod's quotient where x / y rounds up
     to an integer (1.0 / 0.1 is 10.0, but fmod(1.0, 0.1) = 0.09999999999999995 took 9 of the float 0.1),
-    expit's σ(1 − σ) where 1 − σ cancels (from x ≈ 20; all of it past 37)."""
+    expit's σ(1 − σ) where 1 − σ cancels (from x ≈ 20; all of it past 37), x² overflowing in arcsinh's
+    and arccosh's slopes, and expm1's out + 1 (0 below -37)."""
     for v, expected in (([1e-200, 1e-200], [5e199, -5e199]), ([1e155, 1e155], [5e-156, -5e-156])):
         np.testing.assert_allclose(jl.jacobian(lambda p: np.arctan2(p[0], p[1]), np.array(v), mode=mode), expected,
                                    rtol=1e-15)
@@ -486,3 +487,9 @@ def test_slopes_keep_their_digits_at_extreme_arguments(mode):
     x = np.array([20.0, 37.0, 100.0, -40.0, 0.3])
     tail = np.exp(-np.abs(x)) / (1.0 + np.exp(-np.abs(x))) ** 2  # σ'(x), even, with nothing to cancel
     np.testing.assert_allclose(np.diag(jl.jacobian(sc.expit, x, mode=mode)), tail, rtol=1e-15)
+    # arcsinh's and arccosh's 1 / sqrt(x² ± 1) past x² = 1.8e308, expm1's eˣ below x = -37
+    huge = np.array([1e200, 1.4e154, 1e300])
+    for f in (np.arcsinh, np.arccosh):
+        np.testing.assert_allclose(np.diag(jl.jacobian(f, huge, mode=mode)), 1.0 / huge, rtol=1e-15)
+    x = np.array([-700.0, -38.0, -20.0])
+    np.testing.assert_allclose(np.diag(jl.jacobian(np.expm1, x, mode=mode)), np.exp(x), rtol=1e-15)
