@@ -544,14 +544,14 @@ class Program:
         roots = [r for _, r, _ in blocks] + [r for o in observations for r in o.refs] + _may_raise(eqs, segments)
         run = _needed(eqs, roots)
         placements, absorbed = _placements(eqs, run, roots)
-        self._filled = {i for i, (shape, parts) in placements.items() if _fills(shape, parts)}
+        filled = {i for i, (shape, parts) in placements.items() if _fills(shape, parts)}
         run = [i for i in run if i not in absorbed]
         self.equations = [eqs[i] for i in run if i not in placements]
         self.guards = len(observations)
         self.reads = [o.where for o in observations]  # where f read the values each guard checks
         self.missed = None  # that of the guard that failed at the last call no replay answered
         self.costs = _costs(self.equations)  # a placement copies: no arithmetic
-        code = _Code(eqs, set(run), placements, quiet=recorder.quiet, filled=self._filled)
+        code = _Code(eqs, set(run), placements, quiet=recorder.quiet, filled=filled)
         self.source = code.emit(run, observations, blocks)
         self.fresh = all(r in code.running for _, r, _ in blocks)  # else a block is a constant it keeps
         self._run = code.function()
@@ -560,14 +560,15 @@ class Program:
         if mode == "forward":
             rewrite = compaction.compact(eqs, run, placements, blocks, observations, self.seeds, x)
             if rewrite is not None and _total(_costs(rewrite.equations)).total() < self.cost.total():
-                kept = {**kept, **self._run_compacted(rewrite, observations, x, recorder.quiet)}
+                kept = {**kept, **self._run_compacted(rewrite, observations, x, recorder.quiet, filled)}
         self.constant_bytes = sum(kept.values())
         self._work = self._counter(self.costs)  # what counting a replay adds: known in advance
         self._dense_work = self._counter(self.dense_costs) if self._dense else None  # only compact code falls back
 
-    def _run_compacted(self, rewrite, observations, x, quiet: dict) -> dict:
-        """Replay `rewrite` (`compaction.Compacted`), the dense code kept for when it returns DENSE."""
-        compact = _Code(rewrite.eqs, set(rewrite.run), rewrite.placements, rewrite, x, quiet, self._filled)
+    def _run_compacted(self, rewrite, observations, x, quiet: dict, filled: set) -> dict:
+        """Replay `rewrite` (`compaction.Compacted`), the dense code kept for when it returns DENSE. `filled`:
+        the dense code's placements that need no zeros, which the rewrite keeps at their indices."""
+        compact = _Code(rewrite.eqs, set(rewrite.run), rewrite.placements, rewrite, x, quiet, filled)
         self.source = compact.emit(rewrite.run, observations, rewrite.blocks)
         self._run, self._dense = compact.function(), self._run
         self.equations = rewrite.equations

@@ -119,8 +119,7 @@ UFUNCS: dict[np.ufunc, Callable] = {
 def _result_dtype(ufunc, *operands):
     """The dtype NumPy's `ufunc` gives these operands: Python numbers weak (copysign(1.5, float32 x) is
     float32), integers and bools in the float loop it picks for them."""
-    kinds = [type(v) if type(v) in (bool, int, float) else getattr(primal(v), "dtype", None) or np.asarray(v).dtype
-             for v in operands]
+    kinds = [type(v) if type(v) in (bool, int, float) else np.asarray(primal(v)).dtype for v in operands]
     return ufunc.resolve_dtypes((*kinds, None))[-1]
 
 

@@ -587,7 +587,7 @@ def histogram(a, bins=10, range=None, density=None, weights=None):
     if weights is not None and np.shape(weights) != np.shape(values):
         raise ValueError("weights should have the same shape as a.")
     edges = observe(np.histogram_bin_edges, values, bins, range)
-    moving = _following(edges, a, bins, range)
+    moving = _following(edges, a) if _spaced_by_values(bins, range) else edges
     if is_traced(weights):
         hist = _weights_into_bins(weights, observe(_bin_index, values, edges), len(edges) - 1)
     elif density and moving is not edges:  # the counts are plain, their density moves with the edges
@@ -597,12 +597,17 @@ def histogram(a, bins=10, range=None, density=None, weights=None):
     return (_density(hist, [moving]) if density else hist), moving
 
 
-def _following(edges, coordinate, bins, range):
-    """NumPy's `edges` along a traced coordinate, traced where they follow its values: without a range,
-    bins that are a count (or a rule's name) are spaced evenly from the coordinate's min to its max, so
-    edge i moves by (1 − tᵢ) d min + tᵢ d max, tᵢ its place between the ends. Added as traced zeros
-    (min − its value, ...), so that the edges keep NumPy's values to the bit; plain where they are given."""
-    if not is_traced(coordinate) or range is not None or np.ndim(bins) or not np.size(coordinate):
+def _spaced_by_values(bins, range) -> bool:
+    """Whether NumPy spaces an axis' edges evenly from its coordinate's min to its max: bins that are a
+    count (or a rule's name), and no range; else the edges are given."""
+    return range is None and not np.ndim(bins)
+
+
+def _following(edges, coordinate):
+    """NumPy's `edges`, spaced from the coordinate's min to its max (`_spaced_by_values`), traced where
+    the coordinate is: edge i moves by (1 − tᵢ) d min + tᵢ d max, tᵢ its place between the ends. Added as
+    traced zeros (min − its value, ...), so that the edges keep NumPy's values to the bit."""
+    if not is_traced(coordinate) or not np.size(coordinate):
         return edges
     t = (edges - edges[0]) / (edges[-1] - edges[0])  # NumPy widens equal ends by ½ each way: t is defined
     flat = api.reshape(coordinate, (-1,))
@@ -658,7 +663,7 @@ def _following_each(edges, sample, whole, bins, range):
     axes = len(edges)
     per_axis_bins = bins if hasattr(bins, "__len__") else [bins] * axes  # NumPy's reading: one for all, or each
     per_axis_range = [None] * axes if range is None else range
-    return [_following(e, _coordinate(sample, whole, axis), b, r)
+    return [_following(e, _coordinate(sample, whole, axis)) if _spaced_by_values(b, r) else e
             for axis, (e, b, r) in enumerate(zip(edges, per_axis_bins, per_axis_range))]
 
 

@@ -76,9 +76,10 @@ def _balancing(a):
     """The exponents (…, n, n) that scale a's rows, then its columns, to largest entries in [1/2, 1): b =
     ldexp(a, shift) is D_r a D_c, exactly; and those C(b) is scaled back by, D_r (·) D_c / det(D_r D_c). A row
     or column of zeros (or of non-finite entries, which give NaN anyway) is left as it is."""
+    magnitudes = np.abs(a)
     with np.errstate(invalid="ignore"):  # NaN entries: the NaN is the result, as without the scaling
-        rows = -np.frexp(np.abs(a).max(axis=-1, initial=0.0))[1]
-        columns = -np.frexp((np.abs(a) * np.ldexp(1.0, rows)[..., None]).max(axis=-2, initial=0.0))[1]
+        rows = -np.frexp(magnitudes.max(axis=-1, initial=0.0))[1]
+        columns = -np.frexp((magnitudes * np.ldexp(1.0, rows)[..., None]).max(axis=-2, initial=0.0))[1]
     shift = rows[..., :, None] + columns[..., None, :]
     total = rows.sum(axis=-1) + columns.sum(axis=-1)
     return shift, shift - total[..., None, None]
