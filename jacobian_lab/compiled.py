@@ -46,7 +46,7 @@ from . import arguments, compaction, engines, snapshots, trees
 from . import prediction as _prediction
 from .accounting import PHASES, Cost, Counter, active_counter, counting
 from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, one_input_error, prepare,
-                       result_dtype, rows, whole_block)
+                       result_dtype, rows, traced, whole_block)
 from .compressed import SparseJacobian, entries, fewer_seeds, holding, where_read
 from .hessian import HessianFunction, SparseHessian, structured
 from .memory import MATRIX, MemoryBudgetError, budget, building, check_dense, readable
@@ -150,6 +150,8 @@ class Jitted:
                 return None, self.fun(x)
             if J is not None and program.out_def is None:
                 return program, J.reshape(math.prod(program.y_shape), x.size) if self.fun.flat else J
+        if tried is None and traced(x):  # inside another derivative: the uncompiled function extends its trace
+            return None, self.fun(x)
         g, x_flat, key = self._prepare(x)
         if J is None:
             program, J = self._replayed(g, x_flat, key, tried)

@@ -92,7 +92,7 @@ def hvp(f: Callable, x, v):
     {'a': array(6.), 'b': array(2.)}
     """
     check_function(f)
-    g, x_flat = prepare(f, x)
+    g, x_flat = prepare(f, x, nested=True)
     try:
         v = _flat_like(v, g.in_def, "v")
     except ValueError as error:
@@ -191,7 +191,7 @@ class HessianFunction:
         (`prepare`), that vector, and the Jacobian function of g's gradient sweep;
         ``trees.blocks(fun(x_flat), g.in_def, g.in_def)`` cuts its Hessian into blocks as jax.hessian
         nests them."""
-        g, x_flat = prepare(f or self.f, x)
+        g, x_flat = prepare(f or self.f, x, nested=True)
         return g, x_flat, self.as_jacobian(Derivative(g, scalar="the Hessian in a structured x or a tuple of argnums"))
 
     def as_jacobian(self, gradient=None) -> JacobianFunction:

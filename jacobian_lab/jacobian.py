@@ -28,12 +28,17 @@ MODES = ("forward", "reverse", "auto")
 PASS_ELEMENTS = 1 << 18
 
 
-def _leaf_input(leaf, where: str) -> np.ndarray:
+def _leaf_input(leaf, where: str, nested: bool = False) -> np.ndarray:
     """`as_input` of a leaf of a structured x (or of an argument of f), its refusal saying `where` it sits."""
     try:
-        return as_input(leaf)
+        return as_input(leaf, nested)
     except (TypeError, ValueError) as error:
         raise type(error)(f"{where}: {error}") from None
+
+
+def _layout(x):
+    """`snapshots.layout` of a plain x; a traced one reaches f as it is, never relaid."""
+    return "C" if isinstance(x, Tracer) else snapshots.layout(x)
 
 
 def _read_only(x) -> bool:
@@ -41,15 +46,19 @@ def _read_only(x) -> bool:
     return isinstance(x, np.ndarray) and not x.flags.writeable
 
 
-def as_input(x) -> np.ndarray:
-    """x as a float array; integers are promoted to float64, the rest is refused."""
+def as_input(x, nested: bool = False) -> np.ndarray:
+    """x as a float array; integers are promoted to float64, the rest is refused. A traced x (this call runs
+    inside another derivative) passes as it is where `nested`, and is refused elsewhere."""
     if getattr(x, "_trace", None) is not None and x.constant:  # np.ones_like(x) in f: its plain values
         x = np.asarray(x)
     elif getattr(x, "_trace", None) is not None:
+        if nested:
+            return x
         raise NotImplementedError(
-            "x is itself a traced array: jacobian_lab's functions of f (jacobian, grad, jvp, vjp, count_flops, "
-            "predict, sparse_jacobian, ...) do not nest inside "
-            "another derivative; for second derivatives use jl.hessian(f) or jl.hvp(f, x, v)"
+            "x is itself a traced array: this call runs inside another derivative, where jacobian, jacfwd, "
+            "jacrev, grad, value_and_grad, jvp, vjp, hessian, hvp and jit nest (jl.jacfwd(jl.grad(f))), but "
+            "counting, prediction, sparsity and chains (count_flops, measure, predict, compare, sparsity, "
+            "sparse_jacobian, sparse_hessian, Chain) do not; call them on the outer function instead"
         )
     if x is None or isinstance(x, (str, bytes, dict)):
         raise TypeError(f"x must be a float array, got {type(x).__name__}")
@@ -83,6 +92,12 @@ def as_input(x) -> np.ndarray:
     # bytes in the other order (a big-endian file's '>f4') are the same numbers: computed, and
     # differentiated, in the machine's own order of that dtype, float32 staying float32
     return x if x.dtype.isnative else x.astype(x.dtype.newbyteorder("="))
+
+
+def traced(x) -> bool:
+    """Whether x, or an array of a tree x, is traced by a derivative taken around this call."""
+    leaves = trees.flatten(x)[0] if trees.is_tree(x) else (x,)
+    return any(isinstance(leaf, Tracer) and not leaf.constant for leaf in leaves)
 
 
 def check_function(f) -> None:
@@ -501,14 +516,14 @@ class Flattened:
     through untouched. `structured` says whether the Jacobian needs reshaping.
     """
 
-    def __init__(self, f: Callable, x):
+    def __init__(self, f: Callable, x, nested: bool = False):
         check_function(f)
         self.f, self.in_def, self.out_def = f, None, None
         where = arguments.naming(f)  # argnums: which of f's arguments
         if not trees.is_tree(x) or trees.is_numbers(x):
             # a nested list of plain numbers is an array, as np.asarray reads it
-            self.x = as_input(x) if where is None else _leaf_input(x, where(""))
-            self.layout, self.read_only = snapshots.layout(self.x), _read_only(x)
+            self.x = as_input(x, nested) if where is None else _leaf_input(x, where(""), nested)
+            self.layout, self.read_only = _layout(self.x), _read_only(x)
             return
         leaves, self.in_def = trees.flatten(x)
         if not leaves:
@@ -516,10 +531,10 @@ class Flattened:
                              "least one array, or, for an argument of f, leave it out of argnums")
         where = where or (lambda path: f"x{path}")
         self.read_only = tuple([_read_only(leaf) for leaf in leaves])  # as given, before any conversion
-        leaves = [_leaf_input(leaf, where(path)) for leaf, path in zip(leaves, trees.paths(self.in_def))]
+        leaves = [_leaf_input(leaf, where(path), nested) for leaf, path in zip(leaves, trees.paths(self.in_def))]
         self.x = np.concatenate([np.ravel(leaf) for leaf in leaves])
         # f gets each leaf back laid out as it was (in Fortran order, a view's): NumPy reads it the same way
-        self.layout = tuple([snapshots.layout(leaf) for leaf in leaves])
+        self.layout = tuple([_layout(leaf) for leaf in leaves])
 
     @property
     def structured(self) -> bool:
@@ -565,9 +580,10 @@ class Flattened:
         return value if treedef is None else treedef.unflatten(trees.split(value, treedef))
 
 
-def prepare(f: Callable, x) -> tuple[Flattened, np.ndarray]:
-    """(f, x) as the engines take them: x one float array, f returning one array."""
-    g = Flattened(f, x)
+def prepare(f: Callable, x, nested: bool = False) -> tuple[Flattened, np.ndarray]:
+    """(f, x) as the engines take them: x one float array, f returning one array. `nested`: x may be traced,
+    by a derivative taken around this call."""
+    g = Flattened(f, x, nested)
     return g, g.x
 
 
@@ -613,7 +629,9 @@ def jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *, flat:
     check_options(mode, batch_size)
     check_flat(flat)
     sharding.check_executor(executor)
-    g, x_flat = prepare(f, x)
+    g, x_flat = prepare(f, x, nested=True)
+    if isinstance(x_flat, Tracer):  # inside another derivative, whose trace the passes extend: here, in turn
+        executor = None
     recorded = None
     if mode == "auto":
         mode, recorded = _prediction.choose_order(g, x_flat, batch_size, max_memory)
@@ -818,10 +836,8 @@ def _real(value, name) -> np.ndarray:
     if isinstance(value, np.matrix):
         raise TypeError(f"{name} is an np.matrix, which is always 2-D (a vector becomes a batch of one); "
                         f"pass np.asarray({name}).ravel() for a vector, np.asarray({name}) for a matrix")
-    if isinstance(value, Tracer) and not value.constant:
-        raise NotImplementedError(
-            f"{name} is a traced array (of a derivative taken around this call): jvp, vjp and vjp's pullback do "
-            "not nest inside another derivative; for second derivatives use jl.hessian(f) or jl.hvp(f, x, v)")
+    if isinstance(value, Tracer) and not value.constant:  # a derivative taken around this call: its values
+        return value
     array = np.asarray(value)
     if array.dtype.kind not in "fiu":
         raise TypeError(f"{name} must be a float array, got {_described(value, array)}")
@@ -869,7 +885,7 @@ def jvp(f: Callable, x, x_dot, has_aux: bool = False):
 
 def _pushed(f: Callable, x, x_dot):
     """`jvp` without aux."""
-    g, x_flat = prepare(f, x)
+    g, x_flat = prepare(f, x, nested=True)
     tangents, batched = _split_batch(_flat_like(x_dot, g.in_def, "x_dot"), x_flat.shape, "x_dot",
                                      result_dtype(x_flat))
     y, y_dot = engines.get("forward").jvp(g, x_flat, tangents)
@@ -912,7 +928,7 @@ def vjp(f: Callable, x, has_aux: bool = False):
     if has_aux:
         bound = _with_aux(f, x, "vjp")
         return (*vjp(bound, bound.x), bound.aux_value())
-    g, x_flat = prepare(f, x)
+    g, x_flat = prepare(f, x, nested=True)
     # The pullback sweeps later, reading values on the tape: x's own copy (laid out as x is, for f may read
     # the layout), and y's, which the caller gets a copy of: a write into either would otherwise change
     # the derivatives it gives.

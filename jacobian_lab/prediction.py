@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -58,7 +58,8 @@ class EvalTrace(Trace):
 
 
 def count_flops(f: Callable, x) -> Cost:
-    """`Cost` of one evaluation of f at x, counted from the primitives that ran.
+    """`Cost` of one evaluation of f at x, counted from the primitives that ran (an f that takes a derivative
+    inside, ``jl.grad(g)``, counts that derivative's work too).
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.count_flops(lambda x: np.sum(np.sin(np.exp(x ** 2))), np.ones(1000))
@@ -68,7 +69,7 @@ def count_flops(f: Callable, x) -> Cost:
     trace = EvalTrace()
     with counting() as counter:
         call_traced(f, Evaluated(trace, x), trace)
-    return counter.cost("primal")
+    return counter.total()
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,9 @@ class Prediction:
     itemsize: int = 8  # bytes of a Jacobian entry, in the dtype the harness computes it (`jacobian.result_dtype`)
     widest: int = 0  # elements of the largest recorded value: a sweep's widest cotangent per seed
     tangent_bytes: int = 0  # tangents of one forward seed, at most (`jacobian.tangent_bytes`)
+    # Of `primal`, the work of derivatives f takes inside (jl.grad(g)(x) in f), by the phase their engines count
+    # it in, as (phase, Cost) pairs: `measure` finds it there, not in "primal"
+    inside: tuple = ()
 
     def schedule(self, mode: str, batch_size=None, max_memory=None) -> tuple[int, int]:
         """(seeds per pass, passes), exactly as the harness runs them with a tape (see `exact`), and as
@@ -192,10 +196,15 @@ class Prediction:
             mode = self.mode(batch_size, max_memory)
         if mode == "forward":  # the primal-only factors once per pass, the rest once per seed; f once per pass,
             # or once in all when the passes replay a tape
-            return [(PRIMAL, 1 if replay else passes, self.primal), (TANGENT, passes, self.tangent.fixed),
+            return [*self._evaluations(1 if replay else passes), (TANGENT, passes, self.tangent.fixed),
                     (TANGENT, self.n, self.tangent.per_seed)]
-        return [(PRIMAL, 1, self.primal), (COTANGENT, 1, self.staging),
+        return [*self._evaluations(1), (COTANGENT, 1, self.staging),
                 (COTANGENT, passes, self.cotangent.fixed), (COTANGENT, self.m, self.cotangent.per_seed)]
+
+    def _evaluations(self, times: int) -> list[tuple[str, int, Cost]]:
+        """`times` evaluations of f as terms: the derivatives taken inside f in their own phases."""
+        own = sum((cost for _, cost in self.inside), Cost())
+        return [(PRIMAL, times, self.primal - own)] + [(phase, times, cost) for phase, cost in self.inside]
 
     def cost(self, mode: str, batch_size=None, max_memory=None) -> dict[str, Cost]:
         """Predicted Cost per phase ("primal", "tangent", "cotangent") of one Jacobian in `mode`.
@@ -355,7 +364,10 @@ def probe(f: Callable, x: np.ndarray, reuse: bool = False):
     with counting() as counter:
         y, pullback = get("reverse").vjp(f, x)
     key = pullback.tape.signature(pullback.output) if reuse else None
-    return _predict(counter.cost(PRIMAL), counter.tape_bytes, x, y, pullback, key), y, pullback
+    prediction = _predict(counter.total(), counter.tape_bytes, x, y, pullback, key)
+    # f's evaluation is all the work recording it did: with a derivative taken inside f, that one's too
+    inside = tuple((name, cost) for name, cost in counter.costs().items() if name != PRIMAL and cost != Cost())
+    return (replace(prediction, inside=inside) if inside else prediction), y, pullback
 
 
 def choose_order(f: Callable, x: np.ndarray, batch_size=None, max_memory=None):

@@ -1443,6 +1443,9 @@ engine = jl.engines.get"""),
         same = np.array_equal(hessians["forward over reverse"], jl.hessian(rosenbrock, x))
         assert same
         print("forward over reverse == jl.hessian(rosenbrock, x), bit for bit:", same)
+        nested = np.array_equal(jl.jacfwd(jl.grad(rosenbrock))(x), jl.hessian(rosenbrock, x))
+        assert nested                         # the public functions nest the same way
+        print("jl.jacfwd(jl.grad(rosenbrock))(x) == jl.hessian(rosenbrock, x), bit for bit:", nested)
         print("the first rows of H:")
         print(H_hand[:4, :6])""", REPRO),
 

@@ -54,6 +54,23 @@ def test_arguments_example():
     np.testing.assert_allclose(namespace["g_y"], -2 * residual / 5, rtol=1e-13)
 
 
+def test_nested_example():
+    """The gradient penalty against its inner gradient written out, the third derivative against 24 z."""
+    rng = np.random.default_rng(1)
+    w, z = rng.normal(size=3), rng.normal(size=3)
+    block = next(b for b in python_blocks() if "def penalized" in b)
+    namespace = {"np": np, "jl": jl, "w": w, "z": z}
+    exec(block, namespace)
+    t = np.tanh(w * z)
+    inner, d_inner = w * (1 - t ** 2), (1 - t ** 2) - 2 * w * z * t * (1 - t ** 2)  # d inner_i / d w_i
+    np.testing.assert_allclose(namespace["g_w"], 2 * w + 2 * inner * d_inner, rtol=1e-13)
+    T = np.zeros((3, 3, 3))
+    T[np.arange(3), np.arange(3), np.arange(3)] = 24 * z
+    np.testing.assert_allclose(namespace["T"], T, rtol=1e-14, atol=1e-15)
+    # one tape of the loss (its inner gradient's sweep included) and one sweep back
+    assert namespace["c"] == jl.predict(lambda x: namespace["penalized"](x, z), w).total("reverse")
+
+
 def test_compiled_example(capsys):
     block = next(b for b in python_blocks() if "jac.program(x).source" in b)
     f = lambda v: np.sum(np.sin(np.exp(v ** 2)))  # noqa: E731

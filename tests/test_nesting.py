@@ -1,0 +1,147 @@
+"""Derivatives taken inside derivatives: jl.jacfwd(jl.grad(f)), grad of a loss that holds a gradient, ...
+
+The references are analytic (exp(a x), whose every derivative is a power of a
+times itself), or central differences of the inner derivative evaluated at
+plain points, where it does not nest.
+"""
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import jacobian_lab as jl
+from helpers import FD_RTOL, assert_close, central_differences
+
+A = np.array([0.5, -1.5, 2.0])
+X = np.array([0.3, -0.8, 1.1])
+
+
+def exp_sum(x):
+    return np.sum(np.exp(A * x))  # gradient A e^(Ax); k-th derivative A^k e^(Ax) on the diagonal
+
+
+def _diagonal(values, order):
+    """The order-`order` derivative tensor of `exp_sum`: `values` where every index is equal."""
+    T = np.zeros((values.size,) * order)
+    T[(np.arange(values.size),) * order] = values
+    return T
+
+
+INNER = {"grad": jl.grad, "jacrev": jl.jacrev, "jacfwd": jl.jacfwd, "jacobian": jl.jacobian}
+OUTER = {"jacfwd": jl.jacfwd, "jacrev": jl.jacrev, "jacobian": jl.jacobian}
+
+
+@pytest.mark.parametrize("outer", OUTER.values(), ids=OUTER.keys())
+@pytest.mark.parametrize("inner", INNER.values(), ids=INNER.keys())
+def test_a_jacobian_of_a_gradient_is_the_hessian(inner, outer):
+    H = outer(inner(exp_sum))(X)
+    assert_close(H, _diagonal(A ** 2 * np.exp(A * X), 2), 1e-14)
+
+
+@pytest.mark.parametrize("order", ["forward", "reverse"])
+def test_third_and_fourth_derivatives_nest_further(order):
+    third = jl.jacobian(jl.hessian(exp_sum, mode=order), mode=order)(X)
+    assert_close(third, _diagonal(A ** 3 * np.exp(A * X), 3), 1e-14)
+    fourth = jl.jacrev(jl.jacfwd(jl.jacrev(jl.grad(exp_sum))))(X)
+    assert_close(fourth, _diagonal(A ** 4 * np.exp(A * X), 4), 1e-14)
+
+
+@pytest.mark.parametrize("outer", ["forward", "reverse"])
+@pytest.mark.parametrize("inner", ["forward", "reverse"])
+def test_each_derivative_keeps_its_own_perturbation(inner, outer):
+    """d/dx [x d/dy (x + y)] = 1: a derivative that confused the two would give 2 (Siskind and Pearlmutter)."""
+    def f(x):
+        return x * jl.jacobian(lambda y: x + y, mode=inner)(np.ones(1))[:, 0]
+
+    np.testing.assert_array_equal(jl.jacobian(f, mode=outer)(np.ones(1)), [[1.0]])
+
+
+def test_a_gradient_penalty_is_differentiated():
+    """A loss holding the gradient of another function of the parameters (a WGAN-GP penalty)."""
+    def penalty(w, z):
+        return np.sum(w ** 2) + np.sum(jl.grad(lambda z: np.sum(np.tanh(w * z)))(z) ** 2)
+
+    def by_hand(w, z):  # the inner gradient written out: w (1 - tanh(w z)^2)
+        return np.sum(w ** 2) + np.sum((w * (1 - np.tanh(w * z) ** 2)) ** 2)
+
+    w = np.array([0.7, -0.2, 1.3])
+    assert_close(jl.grad(penalty)(w, X), central_differences(lambda w: by_hand(w, X), w), FD_RTOL)
+    assert_close(jl.grad(penalty, argnums=1)(w, X), central_differences(lambda z: by_hand(w, z), X), FD_RTOL)
+
+
+INSIDE = {  # derivatives whose directions depend on x, as functions of x; each also runs at plain points
+    "jvp along sin x": lambda x: jl.jvp(lambda y: np.sin(y) * y[::-1], x, np.sin(x))[1],
+    "k tangents": lambda x: jl.jvp(np.tanh, x, np.stack([x, x ** 2]))[1].ravel(),
+    "pullback of x": lambda x: jl.vjp(lambda y: np.exp(y) * np.sum(y), x)[1](x),
+    "a traced direction at a plain point": lambda x: jl.jvp(lambda y: np.sin(y) * y[::-1], np.ones(3), x)[1],
+    "a traced cotangent at a plain point": lambda x: jl.vjp(lambda y: np.exp(y) * np.sum(y), np.ones(3))[1](x),
+    "hvp along x": lambda x: jl.hvp(exp_sum, x, x),
+    "value_and_grad": lambda x: jl.value_and_grad(lambda y: np.sum(y ** 3) * y[0])(x)[1] * x,
+    "a tree and argnums": lambda x: jl.grad(lambda p, s: np.sum(p["a"] ** 2 * p["b"]) * s)({"a": x, "b": x[::-1]},
+                                                                                          2.0)["b"],
+    "jit of grad": lambda x: jl.jit(jl.grad(exp_sum))(x) * x,
+}
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+@pytest.mark.parametrize("g", INSIDE.values(), ids=INSIDE.keys())
+def test_derivatives_inside_f_are_differentiated(g, mode):
+    assert_close(jl.jacobian(g, mode=mode)(X), central_differences(g, X), FD_RTOL)
+
+
+def test_compiled_and_sparse_jacobians_of_a_nested_gradient_match_the_eager_one():
+    g = jl.grad(lambda x: np.sum(np.sin(x) * x[::-1]) + exp_sum(x))
+    compiled, sparse = jl.jit(jl.jacobian(g)), jl.sparse_jacobian(g)
+    for x in (X, X + 0.25):  # the second call replays the program, and keeps the coloring
+        np.testing.assert_array_equal(compiled(x), jl.jacobian(g)(x))
+        np.testing.assert_array_equal(sparse(x).toarray(), jl.jacobian(g)(x))
+
+
+def test_the_passes_of_a_derivative_inside_f_run_in_turn():
+    """An executor, batch_size and max_memory inside: the passes extend the enclosing trace one by one."""
+    def g(x, **options):
+        return np.sum(jl.jacobian(lambda y: np.sin(y) * y[::-1], x, mode="forward", **options) ** 2)
+
+    reference = jl.grad(g)(X)
+    with ThreadPoolExecutor(2) as pool:
+        np.testing.assert_array_equal(jl.grad(lambda x: g(x, executor=pool, batch_size=1))(X), reference)
+    assert_close(reference, central_differences(g, X), FD_RTOL)
+
+
+@pytest.mark.parametrize("batch_size", [None, 1, 2])
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+def test_work_inside_f_is_predicted_in_the_phase_that_counts_it(mode, batch_size):
+    """The inner gradient's sweep counts as "cotangent" work, its forward passes as "tangent", in every pass that
+    evaluates f; the prediction places it there too."""
+    def g(x):
+        return jl.grad(lambda y: np.sum(np.sin(y) * y ** 2))(x) * jl.jvp(np.exp, x, x)[1]
+
+    predicted = jl.predict(g, X)
+    measured = jl.measure(g, X, mode=mode, batch_size=batch_size, repeat=1)
+    assert measured.cost == predicted.cost(mode, batch_size)
+    inner = dict(predicted.inside)
+    assert set(inner) == {"tangent", "cotangent"} and predicted.primal == jl.count_flops(g, X)
+
+
+def test_count_flops_of_f_counts_the_derivatives_it_takes():
+    """Evaluating grad(f) is f's tape and one sweep: what the reverse-mode Jacobian of scalar f costs; a jvp is
+    one forward pass of one seed."""
+    p = jl.predict(exp_sum, X)
+    assert jl.count_flops(jl.grad(exp_sum), X) == p.total("reverse")
+    assert jl.count_flops(lambda x: jl.jvp(exp_sum, x, x)[1], X) == p.primal + p.tangent.fixed + p.tangent.per_seed
+
+
+REFUSED = {
+    "count_flops": lambda x: jl.count_flops(np.sin, x).flops,
+    "predict": lambda x: jl.predict(np.sin, x).primal.flops,
+    "sparse_jacobian": lambda x: jl.sparse_jacobian(np.sin, x).nnz,
+    "sparsity": lambda x: jl.sparsity(np.sin, x).nnz,
+    "jit of sparse_jacobian": lambda x: jl.jit(jl.sparse_jacobian(np.sin))(x).nnz,
+}
+
+
+@pytest.mark.parametrize("call", REFUSED.values(), ids=REFUSED.keys())
+def test_what_does_not_nest_is_refused_by_name(call):
+    with pytest.raises(NotImplementedError, match=r"this call runs inside another derivative, where jacobian, "
+                                                  r".* nest .* but counting, .* do not; call them on the outer"):
+        jl.grad(lambda x: np.sum(x) * call(x))(X)
