@@ -838,8 +838,11 @@ examples:
 SWEEP_EPILOG = f"""\
 For every size in the grid, the exact FLOPs of forward (vector) and reverse
 (batched) mode come from the prediction, and both are timed. The crossover is
-where the two FLOP curves meet (interpolated on log-log axes). Problems with a
-fixed n (curve) are swept over m; with both --n and --m, every combination runs.
+where the two FLOP curves meet (interpolated on log-log axes). Where the
+Jacobian's sparsity pattern needs fewer compressed seeds than either order
+(bratu), the counted FLOPs and time of sparse_jacobian are shown beside them.
+Problems with a fixed n (curve) are swept over m; with both --n and --m, every
+combination runs.
 
 examples:
   {PROG} sweep                                    # seed over n = 10 ... 1000

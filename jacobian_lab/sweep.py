@@ -292,7 +292,7 @@ class SweepResult:
             row = {"n": p.n, "m": p.m, "forward FLOPs": fwd, "reverse FLOPs": rev, "fwd/rev": fwd / max(rev, 1.0),
                    "forward ms": p.seconds["forward"] * 1e3, "reverse ms": p.seconds["reverse"] * 1e3}
             if sparse:
-                row.update({"sparse flops": p.flops(SPARSE), "sparse ms": p.seconds[SPARSE] * 1e3})
+                row.update({"sparse FLOPs": p.flops(SPARSE), "sparse ms": p.seconds[SPARSE] * 1e3})
             row["cheaper"] = "forward" if fwd < rev else "reverse" if rev < fwd else "tie"
             out.append(row)
         return out
