@@ -541,3 +541,15 @@ def test_gammaln_and_gamma_slopes_keep_their_digits_next_to_a_negative_pole(mode
     np.testing.assert_allclose(np.diag(jl.jacobian(sc.gamma, x, mode=mode)), sc.gamma(x) * psi, rtol=1e-14)
     y = np.array([-2.5, 0.5, 2.0])  # away from the poles, and positive: SciPy's digamma as it is
     np.testing.assert_allclose(np.diag(jl.jacobian(sc.gammaln, y, mode=mode)), sc.digamma(y), rtol=1e-15)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_gammaln_and_gamma_hessians_at_an_integer_beside_a_negative_element(mode):
+    """A negative element takes every slope through the reflection, which an integer x = 3 leaves unselected at
+    1 - x = -2, a pole of ψ: reverse over reverse multiplied its infinite ψ' by 0 there, giving NaN."""
+    x = np.array([3.0, -2.5, 0.5])
+    psi, trigamma = sc.digamma(x), sc.polygamma(1, x)
+    H = jl.hessian(lambda v: np.sum(sc.gammaln(v)), x, mode=mode)
+    np.testing.assert_allclose(H, np.diag(trigamma), rtol=1e-14)
+    H = jl.hessian(lambda v: np.sum(sc.gamma(v)), x, mode=mode)
+    np.testing.assert_allclose(H, np.diag(sc.gamma(x) * (trigamma + psi ** 2)), rtol=1e-14)

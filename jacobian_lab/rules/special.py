@@ -116,11 +116,12 @@ def _digamma_of(x):
     route is a decision on values (a compiled replay checks it); its derivative is the reflection's too."""
     if not observe(_any_negative, primal(x)):
         return digamma(x)
-    from_pole = subtract(x, rint(x))
-    at_pole = equal(from_pole, 0.0)  # an integer: SciPy's value there; ½ keeps tan finite in the unused branch
-    reflected = subtract(digamma(subtract(1.0, x)),
-                         divide(math.pi, tan(multiply(math.pi, where(at_pole, 0.5, from_pole)))))
-    return where(logical_and(less(x, 0.0), logical_not(at_pole)), reflected, digamma(x))
+    reflect = logical_and(less(x, 0.0), logical_not(equal(x, rint(x))))  # at an integer, SciPy's value
+    # Elsewhere the reflection is taken at -½, where neither ψ(1 - x) nor the tan has a pole: its derivatives
+    # there are multiplied by 0, and an infinite one (ψ' at 1 - x = -2, for x = 3) would make that 0 NaN.
+    xr = where(reflect, x, -0.5)
+    reflected = subtract(digamma(subtract(1.0, xr)), divide(math.pi, tan(multiply(math.pi, subtract(xr, rint(xr))))))
+    return where(reflect, reflected, digamma(x))
 
 
 def _any_negative(x) -> bool:
