@@ -289,12 +289,14 @@ def _one_minus_square(v):
     return subtract(1.0, square(v))
 
 
-def _one_minus_x_squared(x):
-    # (1 - x)(1 + x), not 1 - x**2: near |x| = 1 the square's rounding is most of what is left (4e-9
-    # relative error in arctanh's slope at x = 1 - 7e-9), where 1 - x is exact. (tanh's 1 - out**2 gains
-    # nothing from it: out's own rounding is what is lost where out nears ±1, 1e-8 of the slope at |x| = 10
-    # and all of it past 19, as in JAX; 1 / cosh(x)**2 would cost a transcendental per element.)
-    return multiply(subtract(1.0, x), add(1.0, x))
+# 1 - x² as (1 - x)(1 + x): near |x| = 1 the square's rounding is most of what is left (4e-9 relative error in
+# arctanh's slope at x = 1 - 7e-9), where 1 - x is exact. Its own slope is -2x, not the (1 - x) - (1 + x) that
+# differentiating the product would give: that cancels near 0 (arcsin'' lost 1e-3 of its value at x = 1e-5 in
+# float32). (tanh's 1 - out² gains nothing from the product: out's own rounding is what is lost where out nears
+# ±1, 1e-8 of the slope at |x| = 10 and all of it past 19, as in JAX; 1 / cosh(x)² would cost a transcendental
+# per element.)
+one_minus_square = unary("one_minus_square", lambda x: (1.0 - x) * (1.0 + x),
+                         lambda out, x: times(multiply(-2.0, x)), cost=PerElement(3, 0))
 
 
 exp = _unary("exp", np.exp, lambda out, x: times(out))
@@ -305,8 +307,8 @@ sqrt = _unary("sqrt", np.sqrt, lambda out, x: over(multiply(2.0, out)))
 sin = _unary("sin", np.sin, lambda out, x: times(cos(x)))
 cos = _unary("cos", np.cos, lambda out, x: times(negative(sin(x))))
 tan = _unary("tan", np.tan, lambda out, x: times(add(1.0, square(out))))
-arcsin = _unary("arcsin", np.arcsin, lambda out, x: over(sqrt(_one_minus_x_squared(x))))
-arccos = _unary("arccos", np.arccos, lambda out, x: over(negative(sqrt(_one_minus_x_squared(x)))))
+arcsin = _unary("arcsin", np.arcsin, lambda out, x: over(sqrt(one_minus_square(x))))
+arccos = _unary("arccos", np.arccos, lambda out, x: over(negative(sqrt(one_minus_square(x)))))
 arctan = _unary("arctan", np.arctan, lambda out, x: over(add(1.0, square(x))))
 sinh = _unary("sinh", np.sinh, lambda out, x: times(cosh(x)))
 cosh = _unary("cosh", np.cosh, lambda out, x: times(sinh(x)))
@@ -314,7 +316,7 @@ tanh = _unary("tanh", np.tanh, lambda out, x: times(_one_minus_square(out)))
 # 1 / sqrt(x² ± 1) without forming x², which overflows past 1.34e154 (a slope of 0 where it is 1 / |x|)
 arcsinh = _unary("arcsinh", np.arcsinh, lambda out, x: over(hypot(x, 1.0)))
 arccosh = _unary("arccosh", np.arccosh, lambda out, x: over(multiply(sqrt(subtract(x, 1.0)), sqrt(add(x, 1.0)))))
-arctanh = _unary("arctanh", np.arctanh, lambda out, x: over(_one_minus_x_squared(x)))
+arctanh = _unary("arctanh", np.arctanh, lambda out, x: over(one_minus_square(x)))
 log2 = _unary("log2", np.log2, lambda out, x: over(multiply(x, np.log(2.0))))
 log10 = _unary("log10", np.log10, lambda out, x: over(multiply(x, np.log(10.0))))
 exp2 = _unary("exp2", np.exp2, lambda out, x: times(multiply(out, np.log(2.0))))
