@@ -145,11 +145,13 @@ def gradient(f, *varargs, axis=None, edge_order=1):
     if edge_order > 2:
         raise ValueError("'edge_order' greater than 2 not supported")
     outvals = []
+    otype = np.result_type(primal(f))  # NumPy stores each gradient in f's float dtype, whatever the spacings'
     for ax, ax_dx in zip(axes, dx):
         if shape[ax] < edge_order + 1:
             raise ValueError("Shape of array too small to calculate a numerical gradient, "
                              "at least (edge_order + 1) elements are required.")
-        outvals.append(_gradient_along(f, ax, ax_dx, edge_order))
+        out = _gradient_along(f, ax, ax_dx, edge_order)
+        outvals.append(out if np.result_type(primal(out)) == otype else E.astype(out, dtype=otype))
     return outvals[0] if len(axes) == 1 else tuple(outvals)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import numpy_api as api
 from .numpy_api import implements, is_traced
-from .numpy_composites import as_float, gather
+from .numpy_composites import gather
 from .primitives import observe, primal
 from .rules import elementwise as E
 from .rules import lu as LU
@@ -33,8 +33,16 @@ def _mode(mode):
     return int(code)
 
 
-def _vector(v, which):
-    v = api.atleast_1d(as_float(v))
+def _vectors(a, v):
+    """a and v as `_vector`s, a plain one in the dtype NumPy computes in: float32 with a float32 x, not the
+    float64 that would make every later value float64 only where f is traced."""
+    a, v = (w if is_traced(w) else np.asarray(w) for w in (a, v))
+    dtype = np.result_type(primal(a), primal(v), np.float16)  # at least a float
+    return _vector(a, dtype, "a"), _vector(v, dtype, "v")
+
+
+def _vector(v, dtype, which):
+    v = api.atleast_1d(v if is_traced(v) else v.astype(dtype, copy=False))
     if np.ndim(v) != 1:
         raise ValueError("object too deep for desired array")
     if np.size(v) == 0:
@@ -74,7 +82,7 @@ def _sliding(a, v, mode):
 
 @implements(np.correlate)
 def correlate(a, v, mode="valid"):
-    a, v = _vector(a, "a"), _vector(v, "v")
+    a, v = _vectors(a, v)
     if np.shape(a)[0] < np.shape(v)[0]:
         # NumPy slides the shorter operand along the longer and reverses the result
         return api.flip(_sliding(v, a, _mode(mode)))
@@ -83,7 +91,7 @@ def correlate(a, v, mode="valid"):
 
 @implements(np.convolve)
 def convolve(a, v, mode="full"):
-    a, v = _vector(a, "a"), _vector(v, "v")
+    a, v = _vectors(a, v)
     if np.shape(v)[0] > np.shape(a)[0]:
         a, v = v, a  # as NumPy: the shorter operand is the one reversed and slid
     return _sliding(a, api.flip(v), _mode(mode))

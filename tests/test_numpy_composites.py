@@ -1610,3 +1610,24 @@ def test_copysign_of_a_traced_sign_gives_what_numpy_gives():
     assert type(f(x)[0]) is np.float64 and f(x)[0] == 2.0  # NumPy's own
     np.testing.assert_array_equal(jl.jacobian(f, x), np.diag([-2.0, -2.0]))
     np.testing.assert_array_equal(jl.jit(jl.jacobian(f))(x), np.diag([-2.0, -2.0]))
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: np.convolve(x, np.float32([1.0, 0.5])),
+    lambda x: np.correlate(x, np.float32([1.0, 0.5, -2.0]), "same"),
+    lambda x: np.convolve(np.float32([1.0, 0.5]), x, "valid"),
+    lambda x: np.convolve(x, [1.0, 0.5]),  # a list is float64 to NumPy: so is the result
+    lambda x: np.convolve(x, np.int8([1, 2])),  # int8 and float32 make float32
+    lambda x: np.gradient(x, np.float64(0.5)),
+    lambda x: np.gradient(x, np.array([0.0, 1.0, 3.0, 3.5])),
+    lambda x: np.gradient(x, np.array([0.0, 1.0, 3.0, 3.5]), edge_order=2),
+], ids=["convolve", "correlate", "convolve, x second", "a list kernel", "an int8 kernel", "gradient, a spacing",
+        "gradient, coordinates", "gradient, edge_order=2"])
+def test_float32_convolutions_and_gradients_keep_numpys_dtype_and_bits(f):
+    """A plain float32 kernel (or float64 spacings) made the traced value float64, where NumPy's is float32, so
+    that everything after it computed in float64 only where f was traced."""
+    x = np.array([0.3, -1.2, 2.5, 0.7], np.float32)
+    y = traced_value(f, x)
+    assert y.dtype == f(x).dtype
+    np.testing.assert_array_equal(y, f(x))
+    assert_fd_close(jl.jacobian(f, x.astype(np.float64)), central_differences(f, x.astype(np.float64)))
