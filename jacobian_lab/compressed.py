@@ -439,9 +439,9 @@ def entries(pullback, pattern, seeding: Plan, y_shape, x, batch_size, reads=None
     reads = where_read(pattern, seeding) if reads is None else reads
     if "forward" in reads:
         mine, colors, place = reads["forward"]
-        # tangent seeds in x's dtype, as the dense forward passes push them (float16 stays float16)
-        values[mine] = _read(lambda seeds: pullback.push(seeds.astype(x.dtype, copy=False))[1], seeding.columns,
-                             colors, place, x.shape, x.size, dtype, batch_size)
+        # tangent seeds in the Jacobian's dtype, as the dense forward passes push them
+        values[mine] = _read(lambda seeds: pullback.push(seeds)[1], seeding.columns, colors, place, x.shape, x.size,
+                             dtype, batch_size)
     if "reverse" in reads:
         mine, colors, place = reads["reverse"]
         values[mine] = _read(pullback, seeding.rows, colors, place, y_shape, getattr(pullback, "widest", x.size),

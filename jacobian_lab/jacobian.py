@@ -251,7 +251,7 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, record
     task = None
     if executor is not None:
         remote = push if sharding.shares_memory(executor) else partial(_pushed_as_laid, f, x, snapshots.layout(x))
-        task = partial(_tangent_block, remote, x.shape, x.dtype)
+        task = partial(_tangent_block, remote, x.shape, result_dtype(x))
     y_shape = np.shape(recorded[0]) if recorded else None  # else known after the first pass
     limit = memory.budget(max_memory)
     step = _forward_step(x, batch_size, limit, recorded, executor)
@@ -293,9 +293,9 @@ def _forward_step(x, batch_size, limit, recorded, executor) -> int:
 def _forward_budget_error(step, seed_bytes, room, x, pullback) -> memory.MemoryBudgetError:
     """The refusal of forward passes of `step` seeds at `seed_bytes` each in `room` bytes, with the fixes
     that can work."""
-    # seed_bytes prices a tangent element at 8 bytes at least; one in x's dtype (a float32 or float16 x whose
-    # f mixes in no float64 constant) takes fewer, so a pass of one seed may fit down to `least` bytes.
-    least = seed_bytes * x.dtype.itemsize // max(8, x.dtype.itemsize)
+    # seed_bytes prices a tangent element at 8 bytes at least; one in the seeds' dtype (a float32 x whose f mixes
+    # in no float64 constant) takes fewer, so a pass of one seed may fit down to `least` bytes.
+    least = seed_bytes * result_dtype(x).itemsize // max(8, x.dtype.itemsize)
     # reverse mode is suggested only when one of its sweeps fits (as `rows` prices one)
     reverse = getattr(pullback, "seed_elements", 0) * result_dtype(x).itemsize <= room
     others = "reverse mode or a larger max_memory" if reverse else "a larger max_memory"
@@ -322,7 +322,9 @@ def _columns(push, x, step, limit, y_shape=None, executor=None, task=None):
     room = limit if y_shape is None else room_left(y_shape)
     passes = batches(n, step)  # a generator: one seed per pass makes n of them
     lo, hi = next(passes)
-    y, y_dot = push(seeds(lo, hi, x.shape, x.dtype), max_bytes=room)
+    # seeds in the Jacobian's dtype, as a sweep's: a float16 x's tangents in float16 would round f's constants
+    # (x * 1.1 has slope 1.0996) and overflow (x * 1e5: inf), where reverse mode's are float64
+    y, y_dot = push(seeds(lo, hi, x.shape, dtype), max_bytes=room)
     if y_shape is None:
         y_shape = np.shape(y)
         room = room_left(y_shape)
@@ -330,7 +332,7 @@ def _columns(push, x, step, limit, y_shape=None, executor=None, task=None):
     first, y_dot = y, None  # the tangents are not held while the other passes run
 
     def serial(ranges):
-        return ((lo, hi, push(seeds(lo, hi, x.shape, x.dtype), max_bytes=room)) for lo, hi in ranges)
+        return ((lo, hi, push(seeds(lo, hi, x.shape, dtype), max_bytes=room)) for lo, hi in ranges)
 
     def place(blocks, filled=None):
         nonlocal J_T
@@ -417,9 +419,9 @@ def _pushed_as_laid(f, x, layout, tangents, max_bytes=None):
     return engines.get("forward").jvp(f, snapshots.relaid(x, layout), tangents, max_bytes=max_bytes)
 
 
-def _tangent_block(push, x_shape, x_dtype, lo, hi, max_bytes):
+def _tangent_block(push, x_shape, dtype, lo, hi, max_bytes):
     """f's output and its tangents for seeds lo..hi: one forward pass, as an executor runs it."""
-    return push(seeds(lo, hi, x_shape, x_dtype), max_bytes=max_bytes)
+    return push(seeds(lo, hi, x_shape, dtype), max_bytes=max_bytes)
 
 
 def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=None,

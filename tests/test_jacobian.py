@@ -827,3 +827,19 @@ def test_an_x_of_no_numbers_is_named_by_its_type_or_dtype(x, given, fix):
 def test_a_direction_of_none_is_named_none(call, name):
     with pytest.raises(TypeError, match=rf"^{name} must be a float array, got None$"):
         call(None)
+
+
+@pytest.mark.parametrize("c", [1.1, 1e5, 1e-8])
+def test_a_float16_x_has_one_jacobian_in_both_orders(c):
+    """Its Jacobian is float64; forward passes pushed float16 tangents, which rounded f's constant (x * 1.1 had slope
+    1.0996 forward, 1.1 reverse) and overflowed (x * 1e5: inf forward)."""
+    x = np.array([0.3, -1.2, 2.5], np.float16)
+
+    def f(v):
+        return v * c + np.sin(v)
+
+    fwd, rev = jl.jacfwd(f)(x), jl.jacrev(f)(x)
+    assert fwd.dtype == rev.dtype == np.float64
+    np.testing.assert_array_equal(fwd, rev)
+    np.testing.assert_array_equal(jl.jit(jl.jacfwd(f))(x), fwd)
+    np.testing.assert_allclose(np.diag(fwd), c + np.cos(x.astype(np.float64)), rtol=1e-3)
