@@ -389,9 +389,10 @@ def test_derivative_work_is_counted(mode, phase):
     # gammaln: digamma (N transcendentals); digamma: polygamma(x, n=1) (N transcendentals)
     assert cost(sc.gammaln) == jl.Cost(kN, N)
     assert cost(sc.digamma) == jl.Cost(kN, N)
-    # log_ndtr, both sides computed: x < 0 and the three selects (4N); left √(2/π) / erfcx(−x/√2) (2N, N);
-    # right φ(x) / Φ(x): square, times −1/2, exp, times 1/√(2π), ndtr, the division (4N, 2N)
-    assert cost(sc.log_ndtr) == jl.Cost(10 * N + kN, 3 * N)
+    # log_ndtr, all three ranges computed: x < 0, x < −1e5, a not and an and, five selects (9N); left
+    # √(2/π) / erfcx(−x/√2) (2N, N); right φ(x) / Φ(x): square, times −1/2, exp, times 1/√(2π), ndtr, the
+    # division (4N, 2N); far left −(x + 1/x) (3N)
+    assert cost(sc.log_ndtr) == jl.Cost(18 * N + kN, 3 * N)
     # entr: log, + 1, negate
     assert cost(sc.entr) == jl.Cost(2 * N + kN, N)
     # xlogy(x, x reversed): log y and x / y; a product per operand, then their sum (forward) or
@@ -553,3 +554,17 @@ def test_gammaln_and_gamma_hessians_at_an_integer_beside_a_negative_element(mode
     np.testing.assert_allclose(H, np.diag(trigamma), rtol=1e-14)
     H = jl.hessian(lambda v: np.sum(sc.gamma(v)), x, mode=mode)
     np.testing.assert_allclose(H, np.diag(sc.gamma(x) * (trigamma + psi ** 2)), rtol=1e-14)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_log_ndtr_keeps_its_first_two_derivatives_far_in_the_left_tail(mode):
+    """Below −1e5 the slope is −x − 1/x + 2/x³ − ..., its derivative −1 + 1/x² − ...; through erfcx the second
+    derivative under- and overflowed past −1.34e154 (−inf, then NaN, leaking NaN into the other entries)."""
+    x = np.array([-1e5 + 1.0, -1e5, -1e8, -1.34e154, -1e200, -1e300, 0.5])
+    slope = -x - 1 / x + 2 * (1 / x) ** 3
+    slope[-1] = np.exp(-0.125) / np.sqrt(2 * np.pi) / sc.ndtr(0.5)
+    np.testing.assert_allclose(np.diag(jl.jacobian(sc.log_ndtr, x, mode=mode)), slope, rtol=1e-15)
+    H = jl.hessian(lambda v: np.sum(sc.log_ndtr(v)), x, mode=mode)
+    second = -1 + (1 / x[:-1]) ** 2
+    np.testing.assert_allclose(np.diag(H)[:-1], second, rtol=1e-15)
+    assert np.all(np.isfinite(H)) and np.count_nonzero(H - np.diag(np.diag(H))) == 0

@@ -88,12 +88,21 @@ ndtr = _unary("ndtr", lambda out, x: times(_normal_density(x)))
 def _log_ndtr_slope(out, x):
     """φ(x) / Φ(x). Left of 0 as √(2/π) / erfcx(−x/√2), since Φ(x) = erfcx(−x/√2) e^{−x²/2} / 2: no
     underflow of φ and Φ far in the tail, nor the cancellation of x²/2 against log Φ(x) ≈ −x²/2. Right
-    of 0 as it is (Φ ≥ 1/2), where erfcx(−x/√2) overflows (x > 37, or 13 in float32). Each side reads
-    x on its side only, so neither holds an inf that a derivative of the slope would multiply by 0."""
-    left = less(x, 0.0)
-    tail = divide(math.sqrt(2.0 / math.pi), erfcx(multiply(-SQRT_HALF, where(left, x, 0.0))))
+    of 0 as it is (Φ ≥ 1/2), where erfcx(−x/√2) overflows (x > 37, or 13 in float32). Below −1e5 as its
+    asymptotic series −x − 1/x (the next term, 2/x³, is 2e-20 of it): through erfcx, the slope's own
+    derivative under- and overflowed past −1.34e154 (−inf and NaN where it is −1). Each range reads x in
+    that range only, so none holds an inf that a derivative of the slope would multiply by 0."""
+    left, far = less(x, 0.0), less(x, -FAR_TAIL)
+    tail = divide(math.sqrt(2.0 / math.pi),
+                  erfcx(multiply(-SQRT_HALF, where(logical_and(left, logical_not(far)), x, 0.0))))
+    beyond = where(far, x, -FAR_TAIL)
     right = where(left, 0.0, x)
-    return where(left, tail, divide(_normal_density(right), ndtr(right)))
+    near = where(left, tail, divide(_normal_density(right), ndtr(right)))
+    return where(far, negative(add(beyond, reciprocal(beyond))), near)
+
+
+#: Where log_ndtr's slope is −x − 1/x to the last bit (`_log_ndtr_slope`)
+FAR_TAIL = 1e5
 
 
 log_ndtr = _unary("log_ndtr", lambda out, x: times(_log_ndtr_slope(out, x)))
