@@ -364,10 +364,9 @@ def probe(f: Callable, x: np.ndarray, reuse: bool = False):
     with counting() as counter:
         y, pullback = get("reverse").vjp(f, x)
     key = pullback.tape.signature(pullback.output) if reuse else None
-    prediction = _predict(counter.total(), counter.tape_bytes, x, y, pullback, key)
     # f's evaluation is all the work recording it did: with a derivative taken inside f, that one's too
     inside = tuple((name, cost) for name, cost in counter.costs().items() if name != PRIMAL and cost != Cost())
-    return (replace(prediction, inside=inside) if inside else prediction), y, pullback
+    return replace(_predict(counter.total(), counter.tape_bytes, x, y, pullback, key), inside=inside), y, pullback
 
 
 def choose_order(f: Callable, x: np.ndarray, batch_size=None, max_memory=None):
