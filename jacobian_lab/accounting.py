@@ -62,6 +62,10 @@ class Counter:
     pass stopped by the memory budget is counted, the pass is not.
     """
 
+    #: Whether it writes down what it counts (`jacobian_lab.staging.Recorder`): a block nested in it then
+    #: records into it too (`counting`)
+    records = False
+
     def __init__(self) -> None:
         # The [flops, transcendentals] total of the current phase, which new work goes to:
         # work is added for every primitive executed, so the phase is resolved when it changes.
@@ -179,14 +183,42 @@ class counting:
 
     def __enter__(self) -> Counter:
         self.inner = counter = self.counter or Counter()
+        outer = _COUNTER.get()
+        if self.counter is None and outer is not None and outer.records:
+            # Inside a recording (jit's), the block's work stays the recording's, so that what it computes from x
+            # is recomputed by a replay, not kept as a constant (a nested auto mode's probes stage the factors of
+            # a tape its sweeps then use). The block's own counter gets its share when it ends.
+            self._shared = outer, _snapshot(outer)
+            outer.tape_bytes = outer.batch_size = 0  # maxima: the block's own, from here
+            outer.current = outer._work[PRIMAL]  # where a fresh counter starts
+            return counter
+        self._shared = None
         self._token = _COUNTER.set(counter)
         return counter
 
     def __exit__(self, *exc) -> None:
+        if self._shared is not None:
+            _share(*self._shared, self.inner)
+            return
         _COUNTER.reset(self._token)
         outer = _COUNTER.get()
         if outer is not None:
             outer.merge(self.inner)
+
+
+def _snapshot(counter: Counter) -> tuple:
+    return ({name: list(work) for name, work in counter._work.items()}, counter.passes, counter.tape_bytes,
+            counter.batch_size, counter.current)
+
+
+def _share(outer: Counter, before: tuple, block: Counter) -> None:
+    """Give `block` what `outer` counted since `before` (its `_snapshot`), and restore outer's maxima and phase."""
+    work, passes, tape_bytes, batch_size, outer.current = before
+    for name, (flops, transcendentals) in outer._work.items():
+        block._work[name][0] += flops - work[name][0]
+        block._work[name][1] += transcendentals - work[name][1]
+    block.passes, block.tape_bytes, block.batch_size = outer.passes - passes, outer.tape_bytes, outer.batch_size
+    outer.tape_bytes, outer.batch_size = max(tape_bytes, outer.tape_bytes), max(batch_size, outer.batch_size)
 
 
 def in_phase(counter: Counter, name: str, fn, *args, **kwargs):

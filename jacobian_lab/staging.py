@@ -105,6 +105,8 @@ class Recorder(Counter):
     returns; outputs are grouped by segment.
     """
 
+    records = True
+
     def __init__(self, x: np.ndarray):
         super().__init__()
         self.equations: list[Equation] = []

@@ -145,3 +145,22 @@ def test_what_does_not_nest_is_refused_by_name(call):
     with pytest.raises(NotImplementedError, match=r"this call runs inside another derivative, where jacobian, "
                                                   r".* nest .* but counting, .* do not; call them on the outer"):
         jl.grad(lambda x: np.sum(x) * call(x))(X)
+
+
+@pytest.mark.parametrize("inner", ["auto", "reverse", "forward"])
+def test_a_compiled_jacobian_of_an_inner_jacobian_replays_at_another_x(inner):
+    """Auto mode inside probes the tape it records, which stages the factors its sweeps then use: a compiled
+    recording saw none of that work (it ran in a count of its own) and kept those factors as constants, so the
+    replay at another x was wrong (0.1 off), with no warning."""
+    def g(x):
+        return jl.jacobian(lambda y: np.sum(np.sin(y[:, None] * y)), mode=inner)(x)
+
+    compiled = jl.jit(jl.jacfwd(g))
+    for x in (np.array([0.2, -0.5, 0.7, 0.1]), np.array([0.3, -0.4, 0.6, 0.05])):
+        np.testing.assert_array_equal(compiled(x), jl.jacfwd(g)(x))
+    assert compiled.compiles == 1
+
+    def gradient(y):  # of sum(sin(y_i y_j)), by hand
+        return 2 * np.cos(np.outer(y, y)) @ y
+
+    assert_close(compiled(X), central_differences(gradient, X), FD_RTOL)
