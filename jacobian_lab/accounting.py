@@ -221,6 +221,16 @@ def _share(outer: Counter, before: tuple, block: Counter) -> None:
     outer.tape_bytes, outer.batch_size = max(tape_bytes, outer.tape_bytes), max(batch_size, outer.batch_size)
 
 
+class uncounted:
+    """Run the block outside every count and recording: work that is no part of what they measure."""
+
+    def __enter__(self) -> None:
+        self._token = _COUNTER.set(None)
+
+    def __exit__(self, *exc) -> None:
+        _COUNTER.reset(self._token)
+
+
 def in_phase(counter: Counter, name: str, fn, *args, **kwargs):
     """``fn(*args, **kwargs)`` with its work attributed to phase `name` of `counter`.
 

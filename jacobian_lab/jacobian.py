@@ -632,10 +632,12 @@ def jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *, flat:
     check_flat(flat)
     sharding.check_executor(executor)
     g, x_flat = prepare(f, x, nested=True)
+    recorded = None
     if isinstance(x_flat, Tracer):  # inside another derivative, whose trace the passes extend: here, in turn
         executor = None
-    recorded = None
-    if mode == "auto":
+        if mode == "auto":
+            mode = _prediction.order_at_values(g, x_flat, batch_size, max_memory)
+    elif mode == "auto":
         mode, recorded = _prediction.choose_order(g, x_flat, batch_size, max_memory)
     if mode == "forward":
         J = columns(g, x_flat, batch_size, max_memory, recorded, executor)

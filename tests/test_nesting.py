@@ -164,3 +164,22 @@ def test_a_compiled_jacobian_of_an_inner_jacobian_replays_at_another_x(inner):
         return 2 * np.cos(np.outer(y, y)) @ y
 
     assert_close(compiled(X), central_differences(gradient, X), FD_RTOL)
+
+
+def test_an_inner_auto_mode_costs_what_its_order_costs_on_every_call():
+    """Inside another derivative, auto mode decides at x's plain values, outside the count: its probes on traced
+    values were counted on a first call only (count_flops of one f changed from call to call) and were
+    differentiated too."""
+    def F(y):
+        return np.sin(y) * np.cos(y[::-1]) + np.tanh(y)
+
+    def g(x):
+        return jl.jacobian(F)(x)
+
+    jl.prediction.clear_cache()
+    order = jl.predict(F, X).mode()
+    taken = jl.count_flops(lambda x: jl.jacobian(F, mode=order)(x), X)
+    assert jl.count_flops(g, X) == jl.count_flops(g, X) == taken
+    predicted = jl.predict(g, X)
+    for mode in ("forward", "reverse", "auto"):
+        assert jl.measure(g, X, mode=mode, repeat=1).cost == predicted.cost(mode), mode
