@@ -129,7 +129,9 @@ class Derivative:
         if self.scalar and np.shape(y) != ():
             raise TypeError(f"{self.scalar} needs f to return a scalar (shape ()), got {self._returned(y)}; "
                             "jl.hessian of one array x gives each output's Hessian")
-        rows = pullback(seeds(0, np.size(y), np.shape(y), result_dtype(v)))  # float32 x: float32 seeds, as rows()
+        # float32 x: float32 seeds, as rows(); the one sweep frees each record as it passes it (as grad's does), so
+        # that an enclosing forward pass's tangents of f's values do not all stay alive to its end
+        rows = pullback(seeds(0, np.size(y), np.shape(y), result_dtype(v)), True)
         return np.reshape(rows, np.shape(y) + np.shape(v))
 
     def _returned(self, y) -> str:
