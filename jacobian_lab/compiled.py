@@ -46,7 +46,7 @@ from . import arguments, compaction, engines, snapshots, trees
 from . import prediction as _prediction
 from .accounting import PHASES, Cost, Counter, active_counter, counting
 from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, one_input_error, prepare,
-                       result_dtype, rows, traced, whole_block)
+                       result_dtype, rows, traced, whole_block, wraps)
 from .compressed import SparseJacobian, entries, fewer_seeds, holding, where_read
 from .hessian import HessianFunction, SparseHessian, structured
 from .memory import MATRIX, MemoryBudgetError, budget, building, check_dense, readable
@@ -94,16 +94,16 @@ def jit(fun: JacobianFunction) -> "Jitted":
         raise TypeError("jl.jit replays one compiled program in the calling thread, so it takes no executor; "
                         f"compile {fun!r}, built without executor=")
     if isinstance(fun, HessianFunction):
-        return JittedHessian(fun)
+        return wraps(JittedHessian(fun), fun)
     if isinstance(fun, SparseJacobian):
-        return JittedSparse(fun)
+        return wraps(JittedSparse(fun), fun)
     if not isinstance(fun, JacobianFunction):
         raise TypeError(
             f"jl.jit compiles Jacobian functions, got {type(fun).__name__}; pass jl.jacrev(f), "
             "jl.jacfwd(f), jl.grad(f), jl.jacobian(f, mode=...), jl.hessian(f), jl.sparse_jacobian(f) or "
             "jl.sparse_hessian(f) (without x)"
         )
-    return Jitted(fun)
+    return wraps(Jitted(fun), fun)
 
 
 def _outside() -> int:

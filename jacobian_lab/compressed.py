@@ -45,6 +45,7 @@ from .jacobian import (
     prepare,
     result_dtype,
     seeds_per_pass,
+    wraps,
 )
 from .sparsity import csr_array, recorded_pattern
 from .symmetric import star_coloring, symmetric_reads
@@ -204,6 +205,7 @@ class SparseJacobian:
         check_options(mode, batch_size, SYMMETRIC_MODES if symmetric else MODES)
         self.f, self.mode, self.batch_size = f, mode, batch_size
         self.symmetric = symmetric  # a Hessian: star colorings read entries from their mirror images too
+        wraps(self, f)
         # (tape signature, pattern, (mode, plan), its where_read) of the last pattern: one tuple, replaced
         # whole, so that calls from several threads never pair one pattern with another's signature or plan
         self._last = None

@@ -33,6 +33,7 @@ from .jacobian import (
     prepare,
     result_dtype,
     seeds,
+    wraps,
 )
 
 __all__ = ["HessianFunction", "SparseHessian", "hessian", "hvp", "sparse_hessian"]
@@ -176,6 +177,7 @@ class HessianFunction:
         argnums = arguments.check(argnums, has_aux)
         self.f, self.mode, self.batch_size, self.max_memory = f, mode, batch_size, max_memory
         self.executor, self.argnums, self.has_aux = executor, argnums, has_aux
+        wraps(self, f)
 
     def __call__(self, *args, **kwargs):
         return arguments.call(self, args, kwargs, self._of)
@@ -245,7 +247,7 @@ class SparseHessian(SparseJacobian):
     def __init__(self, f: Callable, mode: str = "auto", batch_size=None):
         check_function(f)
         super().__init__(Derivative(f, scalar="a sparse Hessian"), mode, batch_size, symmetric=True)
-        self.of = f
+        self.of = wraps(self, f).__wrapped__
         # x's structure, layouts and read-only leaves -> the sparse Jacobian of f's gradient on the flat vector
         self._flat: dict = {}
 

@@ -128,8 +128,31 @@ def check_flat(flat) -> None:
 
 
 def function_name(f) -> str:
-    """How a function object's repr names the f it wraps: its __name__, else its repr."""
+    """How a function object's repr names the f it wraps: its __name__, else its repr; for another of these
+    objects, its repr (jacfwd(grad(f)), not the name of the f it shows as functools.wraps would)."""
+    if type(f).__module__.startswith("jacobian_lab.") and "__wrapped__" in vars(f):  # one that `wraps` named
+        return repr(f)
     return getattr(f, "__name__", repr(f))
+
+
+def wraps(fun, f):
+    """Give the function object `fun` what functools.wraps gives a wrapper of f, as JAX's transforms do: f's
+    __module__, __name__ and __qualname__ where f has them, and f as __wrapped__, so that
+    ``inspect.signature(fun)`` reads f's arguments. Returns fun.
+
+    >>> import inspect, numpy as np, jacobian_lab as jl
+    >>> def loss(w, x):
+    ...     return np.sum(w * x)
+    >>> g = jl.grad(loss)
+    >>> g.__name__, str(inspect.signature(g)), g
+    ('loss', '(w, x)', grad(loss))
+    """
+    for attribute in ("__module__", "__name__", "__qualname__"):
+        value = getattr(f, attribute, None)
+        if isinstance(value, str):
+            setattr(fun, attribute, value)
+    fun.__wrapped__ = f
+    return fun
 
 
 def _check_batch_size(batch_size):
@@ -674,6 +697,7 @@ class JacobianFunction:
         self.f, self.mode, self.batch_size, self.flat, self.max_memory = f, mode, batch_size, flat, max_memory
         self.scalar = scalar  # grad: f must return a scalar, the result has x's structure
         self.executor, self.argnums, self.has_aux = executor, argnums, has_aux
+        wraps(self, f)
 
     def __call__(self, *args, **kwargs):
         return arguments.call(self, args, kwargs, self._of)
@@ -765,6 +789,7 @@ class ValueAndGrad:
         check_function(f)
         argnums = arguments.check(argnums, has_aux)
         self.f, self.argnums, self.has_aux = f, argnums, has_aux
+        wraps(self, f)
 
     def __call__(self, *args, **kwargs):
         return arguments.call(self, args, kwargs, _value_and_gradient, with_value=True)

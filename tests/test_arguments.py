@@ -1,5 +1,6 @@
 """argnums and has_aux, as JAX's: derivatives in several arguments, and values returned beside them."""
 import collections
+import inspect
 import re
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -359,3 +360,22 @@ def test_a_wrapper_of_one_argument_around_a_function_of_two_is_a_point():
 
     f = bind_y(lambda x, y: x * y)
     assert jl.jacobian(f, 3) == 3.0 and jl.hessian(lambda x: f(x) ** 2, 1) == 18.0
+
+
+def _loss(w, x, scale=1.0):
+    return np.sum(w * x) * scale
+
+
+@pytest.mark.parametrize("make", [
+    jl.grad, jl.jacfwd, jl.jacrev, jl.jacobian, jl.value_and_grad, jl.hessian, jl.sparse_hessian,
+    lambda f: jl.jit(jl.grad(f)), lambda f: jl.jit(jl.hessian(f)), lambda f: jl.jacfwd(jl.grad(f)),
+], ids=["grad", "jacfwd", "jacrev", "jacobian", "value_and_grad", "hessian", "sparse_hessian", "jit(grad)",
+        "jit(hessian)", "jacfwd(grad)"])
+def test_a_derivative_function_shows_f_as_functools_wraps_does(make):
+    """As JAX's transforms: f's name and signature (what logging, inspect and frameworks read), and its repr
+    still says what it computes."""
+    fun = make(_loss)
+    assert (fun.__name__, fun.__qualname__, fun.__module__) == ("_loss", "_loss", __name__)
+    assert str(inspect.signature(fun)) == "(w, x, scale=1.0)"
+    assert "_loss" in repr(fun) and repr(fun) != "_loss"
+    assert repr(jl.jacfwd(jl.grad(_loss))) == "jacfwd(grad(_loss))"
