@@ -43,10 +43,11 @@ import warnings
 import numpy as np
 
 from . import arguments, compaction, engines, snapshots, trees
+from .engines.base import inside_a_trace
 from . import prediction as _prediction
 from .accounting import PHASES, Cost, Counter, active_counter, counting
 from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, one_input_error, prepare,
-                       result_dtype, rows, traced, whole_block, wraps)
+                       result_dtype, rows, whole_block, wraps)
 from .compressed import SparseJacobian, entries, fewer_seeds, holding, where_read
 from .hessian import HessianFunction, SparseHessian, structured
 from .memory import MATRIX, MemoryBudgetError, budget, building, check_dense, readable
@@ -142,6 +143,8 @@ class Jitted:
 
     def _run(self, x) -> tuple:
         """(the program replayed at x, or None where the uncompiled function answered; the Jacobian)."""
+        if inside_a_trace():  # inside another derivative: the uncompiled function extends its trace, and sees
+            return None, self.fun(x)  # the values f closes over as that trace's, where a program has constants
         program = J = tried = None
         if type(x) is np.ndarray and x.dtype.kind == "f":  # the common case, without the general preparation
             tried = self._programs.get((None, x.shape, x.dtype.char, snapshots.layout(x), not x.flags.writeable))
@@ -150,8 +153,6 @@ class Jitted:
                 return None, self.fun(x)
             if J is not None and program.out_def is None:
                 return program, J.reshape(math.prod(program.y_shape), x.size) if self.fun.flat else J
-        if tried is None and traced(x):  # inside another derivative: the uncompiled function extends its trace
-            return None, self.fun(x)
         g, x_flat, key = self._prepare(x)
         if J is None:
             program, J = self._replayed(g, x_flat, key, tried)

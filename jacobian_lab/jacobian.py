@@ -94,12 +94,6 @@ def as_input(x, nested: bool = False) -> np.ndarray:
     return x if x.dtype.isnative else x.astype(x.dtype.newbyteorder("="))
 
 
-def traced(x) -> bool:
-    """Whether x, or an array of a tree x, is traced by a derivative taken around this call."""
-    leaves = trees.flatten(x)[0] if trees.is_tree(x) else (x,)
-    return any(isinstance(leaf, Tracer) and not leaf.constant for leaf in leaves)
-
-
 def check_function(f) -> None:
     """Refuse an f that cannot be called (x passed first is the usual slip)."""
     if not callable(f):

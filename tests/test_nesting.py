@@ -183,3 +183,28 @@ def test_an_inner_auto_mode_costs_what_its_order_costs_on_every_call():
     predicted = jl.predict(g, X)
     for mode in ("forward", "reverse", "auto"):
         assert jl.measure(g, X, mode=mode, repeat=1).cost == predicted.cost(mode), mode
+
+
+@pytest.mark.parametrize("make", [jl.jacobian, jl.jacrev, jl.jacfwd], ids=["jacobian", "jacrev", "jacfwd"])
+def test_a_compiled_function_inside_a_derivative_sees_what_f_closes_over(make):
+    """At a plain x, with f reading the enclosing derivative's traced w from a closure, a compiled function
+    replayed the program it had built at a plain w, w a constant in it (the derivative in w dropped, no
+    warning), or failed naming sparse_jacobian; inside any traced evaluation it now runs uncompiled."""
+    params = {"w": np.array([0.7, -0.2, 1.3])}
+
+    def inner(z):
+        return np.tanh(params["w"] * z) * z[::-1]
+
+    compiled = jl.jit(make(inner))
+    compiled(X)  # a program built at the plain w
+
+    def loss(w, derivative):
+        params["w"] = w
+        return np.sum(w ** 2) + np.sum(derivative(X) ** 2)
+
+    w0 = params["w"].copy()
+    with_jit = jl.grad(lambda w: loss(w, compiled))(w0)
+    np.testing.assert_array_equal(with_jit, jl.grad(lambda w: loss(w, make(inner)))(w0))
+    np.testing.assert_array_equal(jl.grad(lambda w: loss(w, jl.jit(make(inner))))(w0), with_jit)
+    by_hand = central_differences(lambda w: loss(w, lambda z: central_differences(inner, z, step=1e-5)), w0)
+    assert_close(with_jit, by_hand, 1e-5)

@@ -12,6 +12,7 @@ knows) instead of holding more tangent memory than that.
 """
 from __future__ import annotations
 
+import contextvars
 import itertools
 import sys
 from typing import Callable, Protocol, runtime_checkable
@@ -61,6 +62,15 @@ def names() -> list[str]:
 
 
 _LEVELS = itertools.count(1)
+
+#: How many traced evaluations of a function are running in this context (`call_traced`): inside one, f's
+#: calls of jacobian_lab run inside another derivative (or count), even where their own x is plain
+_TRACING: contextvars.ContextVar[int] = contextvars.ContextVar("jacobian_lab_tracing", default=0)
+
+
+def inside_a_trace() -> bool:
+    """Whether this code runs inside a traced evaluation: a derivative (or a count) taken around it."""
+    return _TRACING.get() > 0
 
 
 def next_level() -> int:
@@ -157,6 +167,7 @@ def call_traced(f, x, trace):
     """
     if getattr(x.primal, "_readonly", False):  # the x of an enclosing derivative (a Hessian's), given read-only
         read_only(x)
+    token = _TRACING.set(_TRACING.get() + 1)
     try:
         y = f(x)
         return check_output(y, trace)
@@ -174,6 +185,7 @@ def call_traced(f, x, trace):
                              "Fortran-ordered one)") from error
         raise  # scipy's own error types too (minpack's, from fsolve), named by `_refused` when it can
     finally:
+        _TRACING.reset(token)
         trace.finish()
 
 
