@@ -4,6 +4,7 @@ The references are analytic (exp(a x), whose every derivative is a power of a
 times itself), or central differences of the inner derivative evaluated at
 plain points, where it does not nest.
 """
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -208,3 +209,34 @@ def test_a_compiled_function_inside_a_derivative_sees_what_f_closes_over(make):
     np.testing.assert_array_equal(jl.grad(lambda w: loss(w, jl.jit(make(inner))))(w0), with_jit)
     by_hand = central_differences(lambda w: loss(w, lambda z: central_differences(inner, z, step=1e-5)), w0)
     assert_close(with_jit, by_hand, 1e-5)
+
+
+def _levi_civita(n):
+    """ε of each index tuple of length n: the sign of the permutation, 0 where an index repeats."""
+    eps = np.zeros((n,) * n)
+    for p in itertools.permutations(range(n)):
+        eps[p] = np.linalg.det(np.eye(n)[list(p)])
+    return eps
+
+
+@pytest.mark.parametrize("order", [(jl.jacfwd, "forward"), (jl.jacrev, "reverse"), (jl.jacrev, "forward")],
+                         ids=["forward over forward over reverse", "reverse over reverse over reverse",
+                              "reverse over forward over reverse"])
+def test_det_has_third_and_fourth_derivatives(order):
+    """They were refused (det's Hessian is the cofactor matrix's derivative, which had no rule of its own). det
+    of an n×n matrix is a sum of products of n entries, one per row and column, so its n-th derivative is
+    ε_rows ε_columns: the third of a 3×3 det, the fourth of a 4×4 one; the third of a 2×2 det is 0."""
+    outer, mode = order
+    rng = np.random.default_rng(3)
+    for n, derivative in ((3, lambda f: outer(jl.hessian(f, mode=mode))),
+                          (4, lambda f: jl.jacfwd(outer(jl.hessian(f, mode=mode)))),
+                          (2, lambda f: outer(jl.hessian(f, mode=mode)))):
+        x = rng.standard_normal(n * n)
+        T = derivative(lambda v: np.linalg.det(v.reshape(n, n)))(x)
+        if n == 2:
+            assert_close(T, np.zeros((4, 4, 4)), 1e-11)
+            continue
+        eps = _levi_civita(n)  # T[(i1, j1), ..., (in, jn)] = ε(i1..in) ε(j1..jn)
+        expected = np.einsum(eps, list(range(n)), eps, list(range(n, 2 * n)),
+                             [k for i in range(n) for k in (i, n + i)]).reshape((n * n,) * n)
+        assert_close(T, expected, 1e-12)

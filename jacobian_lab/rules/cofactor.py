@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..primitives import DerivativeError, Primitive, observe, primal, register
+from ..primitives import Primitive, observe, primal, register
+from . import elementwise as E
+from . import reductions as R
 from . import shape as S
-from .linalg import finite_svd
+from .linalg import finite_svd, matmul, swap
 
 
 def _svd(a):
@@ -152,19 +154,42 @@ def _cofactor_vjp(needs, out, a):
     return lambda g: (cofactor_tangent(a, g) if needs[0] else None,)
 
 
+def _second_change(out, a, t, h):
+    """d²C[t, h], the cofactor matrix's derivative at a in the direction t (`out`: dC[t]) differentiated in
+    the direction h: det's third derivative, from C(a) = det(a) Bᵀ with B = a⁻¹,
+
+        d²C[t, h] = tr(Bh) dC[t] + det(a) ((BhBtB + BtBhB)ᵀ − tr(BhBt) Bᵀ − tr(Bt) (BhB)ᵀ),
+
+    written with primitives, so that every further order follows. Exact where a is invertible; at a
+    singular a it is not finite (as jax.numpy's)."""
+    from .lu import det, inv  # lu takes det's gradient from this module
+
+    def trace(x, y=None):  # tr(xy), or tr(x), of each matrix, as (…, 1, 1)
+        product = E.multiply(x, swap(y) if y is not None else np.eye(np.shape(x)[-1]))
+        return R.sum(product, axis=(product.ndim - 2, product.ndim - 1), keepdims=True)
+
+    b = inv(a)
+    bh, bt = matmul(b, h), matmul(b, t)
+    bhb, btb = matmul(bh, b), matmul(bt, b)
+    paths = E.add(matmul(bhb, matmul(t, b)), matmul(btb, matmul(h, b)))  # BhBtB + BtBhB
+    inner = E.subtract(swap(paths), E.add(E.multiply(trace(bh, bt), swap(b)), E.multiply(trace(bt), swap(bhb))))
+    return E.add(E.multiply(trace(bh), out), E.multiply(S.reshape(det(a), np.shape(a)[:-2] + (1, 1)), inner))
+
+
 def _cofactor_tangent_jvp(tangents, out, a, t):
-    if tangents[0] is not None:
-        raise DerivativeError("third derivatives of det (the derivative of its cofactor matrix's derivative) "
-                              "are not supported")
-    return cofactor_tangent(a, S.align(tangents[1], np.ndim(out)))  # t's seeds before a's matrices
+    ta, tt = tangents
+    result = None if tt is None else cofactor_tangent(a, S.align(tt, np.ndim(out)))  # t's seeds before a's matrices
+    if ta is None:
+        return result
+    second = _second_change(out, a, t, S.align(ta, np.ndim(out)))
+    return second if result is None else E.add(result, second)
 
 
 def _cofactor_tangent_vjp(needs, out, a, t):
-    def pullback(g):  # the map is its own transpose (see the module's docstring)
-        if needs[0]:
-            raise DerivativeError("third derivatives of det (the derivative of its cofactor matrix's "
-                                  "derivative) are not supported")
-        return None, (S.unbroadcast(cofactor_tangent(a, g), np.shape(t)) if needs[1] else None)
+    def pullback(g):  # the map is its own transpose (see the module's docstring), and det's third derivative
+        # symmetric in its three directions: a's cotangent is d²C[t, g]
+        return (S.unbroadcast(_second_change(out, a, t, g), np.shape(a)) if needs[0] else None,
+                S.unbroadcast(cofactor_tangent(a, g), np.shape(t)) if needs[1] else None)
 
     return pullback
 
