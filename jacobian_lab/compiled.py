@@ -307,6 +307,8 @@ class JittedSparse(Jitted):
     def __call__(self, x, *more):
         if more:
             raise one_input_error(self)
+        if inside_a_trace():  # as `Jitted._run`: the uncompiled function, which refuses by name there
+            return self.fun(x)
         if isinstance(self.fun, SparseHessian) and structured(x):
             x_flat, flat = self._flattened(x)
             return self._through(flat, "__call__", x_flat)
