@@ -186,8 +186,8 @@ class counting:
         outer = _COUNTER.get()
         if self.counter is None and outer is not None and outer.records:
             # Inside a recording (jit's), the block's work stays the recording's, so that what it computes from x
-            # is recomputed by a replay, not kept as a constant (a nested auto mode's probes stage the factors of
-            # a tape its sweeps then use). The block's own counter gets its share when it ends.
+            # is recomputed by a replay, not kept as a constant (a Chain's Jacobian, counted in f). The block's
+            # own counter gets its share when it ends.
             self._shared = outer, _snapshot(outer)
             outer.tape_bytes = outer.batch_size = 0  # maxima: the block's own, from here
             outer.current = outer._work[PRIMAL]  # where a fresh counter starts
@@ -219,16 +219,6 @@ def _share(outer: Counter, before: tuple, block: Counter) -> None:
         block._work[name][1] += transcendentals - work[name][1]
     block.passes, block.tape_bytes, block.batch_size = outer.passes - passes, outer.tape_bytes, outer.batch_size
     outer.tape_bytes, outer.batch_size = max(tape_bytes, outer.tape_bytes), max(batch_size, outer.batch_size)
-
-
-class uncounted:
-    """Run the block outside every count and recording: work that is no part of what they measure."""
-
-    def __enter__(self) -> None:
-        self._token = _COUNTER.set(None)
-
-    def __exit__(self, *exc) -> None:
-        _COUNTER.reset(self._token)
 
 
 def in_phase(counter: Counter, name: str, fn, *args, **kwargs):

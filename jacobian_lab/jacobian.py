@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from . import arguments, engines, inplace, memory, sharding, snapshots, trees
-from .engines.base import is_masked
+from .engines.base import inside_a_trace, is_masked
 from .tracing import Tracer, from_objects
 
 MODES = ("forward", "reverse", "auto")
@@ -650,10 +650,10 @@ def jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *, flat:
     sharding.check_executor(executor)
     g, x_flat = prepare(f, x, nested=True)
     recorded = None
-    if isinstance(x_flat, Tracer):  # inside another derivative, whose trace the passes extend: here, in turn
+    if inside_a_trace():  # inside another derivative, whose trace the passes extend: here, in turn
         executor = None
         if mode == "auto":
-            mode = _prediction.order_at_values(g, x_flat, batch_size, max_memory)
+            mode, recorded = _order_by_shape(g, x_flat)
     elif mode == "auto":
         mode, recorded = _prediction.choose_order(g, x_flat, batch_size, max_memory)
     if mode == "forward":
@@ -661,6 +661,15 @@ def jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *, flat:
     else:
         J = rows(g, x_flat, batch_size, max_memory, recorded, executor)
     return finish(g, J, x_flat, flat)
+
+
+def _order_by_shape(f: Callable, x) -> tuple:
+    """(mode, (y, pullback)): auto mode's order inside another derivative, and the tape it recorded: reverse
+    where f has fewer outputs than inputs, else forward (on a tie too, as `Prediction.choose`), replaying the
+    tape. Its prediction would count, and probe with, the enclosing derivative's work on the values f reads
+    from it, so the order would follow the enclosing derivative's."""
+    y, pullback = engines.get("reverse").vjp(f, x)
+    return ("reverse" if np.size(y) < np.size(x) else "forward"), (y, pullback)
 
 
 def finish(g: Flattened, J: np.ndarray, x_flat: np.ndarray, flat: bool):

@@ -8,11 +8,11 @@ from typing import Callable
 
 import numpy as np
 
-from .accounting import COTANGENT, PRIMAL, TANGENT, Cost, counting, phase, uncounted
+from .accounting import COTANGENT, PRIMAL, TANGENT, Cost, counting, phase
 from .engines.base import call_traced, get, next_level
 from . import memory
 from .jacobian import prepare, result_dtype, schedule, tangent_bytes
-from .primitives import Trace, apply, bind, frozen, primal
+from .primitives import Trace, apply, bind, frozen
 from .tracing import NOT_REAL, Tracer, blank_result, not_real_result, objects_converted
 
 
@@ -393,14 +393,6 @@ def choose_order(f: Callable, x: np.ndarray, batch_size=None, max_memory=None):
         if key is not None:
             _remember(_DECISIONS, key, mode)
     return mode, (y, pullback)
-
-
-def order_at_values(f: Callable, x, batch_size=None, max_memory=None) -> str:
-    """The order auto mode takes at a traced x (inside another derivative): `choose_order` at x's plain
-    values, outside every count and recording. Its probes on traced values would be work the enclosing
-    derivative counts, on a first call only, and differentiates."""
-    with uncounted():
-        return choose_order(f, primal(x), batch_size, max_memory)[0]
 
 
 def _lookup(cache: dict, key):
