@@ -106,8 +106,7 @@ UFUNCS: dict[np.ufunc, Callable] = {
     np.log10: E.log10, np.exp2: E.exp2, np.cbrt: E.cbrt, np.arctan2: E.arctan2, np.hypot: E.hypot,
     np.fabs: E.absolute, np.conjugate: clone,  # new arrays, as NumPy's ufuncs give (see `inplace`)
     np.float_power: lambda x, y: E.power(E.as_float_dtype(x, np.float64), E.as_float_dtype(y, np.float64)),
-    np.deg2rad: lambda x: _angle(x, to_degrees=False), np.radians: lambda x: _angle(x, to_degrees=False),
-    np.rad2deg: lambda x: _angle(x, to_degrees=True), np.degrees: lambda x: _angle(x, to_degrees=True),
+    np.deg2rad: E.deg2rad, np.radians: E.deg2rad, np.rad2deg: E.rad2deg, np.degrees: E.rad2deg,
     np.logaddexp: lambda x, y: log_add_exp(x, y),
     np.floor_divide: E.floor_divide, np.remainder: E.remainder, np.fmod: E.fmod,
     np.divmod: lambda x, y: (E.floor_divide(x, y), E.remainder(x, y)),
@@ -121,19 +120,6 @@ def _result_dtype(ufunc, *operands):
     float32), integers and bools in the float loop it picks for them."""
     kinds = [type(v) if type(v) in (bool, int, float) else np.asarray(primal(v)).dtype for v in operands]
     return ufunc.resolve_dtypes((*kinds, None))[-1]
-
-
-_PI = np.longdouble("3.14159265358979323846264338327950288")  # NumPy's long double π: each dtype rounds it
-
-
-def _angle(x, to_degrees: bool):
-    """x · 180/π (or π/180) as NumPy's loops take it, for its values bit for bit: the constant computed in x's
-    float precision (180f / πf for float32), a float16 x in float32, and anything else in float64."""
-    dtype = np.result_type(primal(x))
-    loop = np.dtype(np.float32) if dtype == np.float16 else dtype if dtype.kind == "f" else np.dtype(np.float64)
-    pi, half_turn = loop.type(_PI), loop.type(180)
-    scaled = E.multiply(E.as_float_dtype(x, loop), half_turn / pi if to_degrees else pi / half_turn)
-    return scaled if loop == dtype or dtype.kind != "f" else E.astype(scaled, dtype=dtype)
 
 
 def _copysign(x, y):

@@ -121,6 +121,7 @@ CASES = [
     Case("hyperbolic", lambda x: np.sinh(x) + np.cosh(x) * np.tanh(x), x4),
     Case("inverse hyperbolic", lambda x: np.arcsinh(x) + np.arctanh(x / 2) + np.arccosh(x ** 2 + 1.5), u4),
     Case("other bases", lambda x: np.log2(x) + np.log10(x) * np.exp2(x) + np.cbrt(x), p4),
+    Case("angles", lambda x: np.rad2deg(x) * np.deg2rad(x ** 2), x4, lambda x: np.diag(3 * x ** 2)),
     Case("arctan2 hypot", lambda x: np.arctan2(x, x[::-1] + 3.0) * np.hypot(x, 1.0) + np.logaddexp(x, 0.5), x4),
     Case("scipy.special", lambda x: sc.expit(x) * sc.logit(x / 3) + sc.log_expit(-x) + sc.erf(x) * sc.erfc(x / 3)
          + sc.erfinv(x / 3 - 0.2) - sc.erfcinv(x / 2) + sc.ndtr(x) * sc.log_ndtr(x - 1.0) + sc.ndtri(x / 3)

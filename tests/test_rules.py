@@ -166,7 +166,7 @@ EXAMPLES: dict[str, list[Example]] = {
     "multiply": binary(general),
     "divide": binary(general, nonzero),
     "negative": unary(general),
-    "square": unary(general), "one_minus_square": unary(general),
+    "square": unary(general), "one_minus_square": unary(general), "rad2deg": unary(general), "deg2rad": unary(general),
     "reciprocal": unary(nonzero),
     "power": [
         ex(positive(3, 1), RNG.uniform(-1.5, 2.5, (4,)), label="(3,1)**(4,)"),

@@ -323,6 +323,12 @@ exp2 = _unary("exp2", np.exp2, lambda out, x: times(multiply(out, np.log(2.0))))
 cbrt = _unary("cbrt", np.cbrt, lambda out, x: over(multiply(3.0, square(out))))
 
 
+# NumPy's own loops, whose constant is taken in x's precision (180f / πf for float32, float16 computed in
+# float32), so that values are NumPy's bit for bit; the slope is the constant itself, in the seeds' dtype
+rad2deg = unary("rad2deg", np.rad2deg, lambda out, x: times(180 / np.pi))
+deg2rad = unary("deg2rad", np.deg2rad, lambda out, x: times(np.pi / 180))
+
+
 def _arctan2_partials(needs, out, y, x):
     # x / r² and -y / r² as (x / r) / r with r = hypot(x, y): r² itself would under- or overflow where
     # x and y are below 1e-154 or above 1e154 (inf or 0 slopes where they are 5e199 or 5e-156)
