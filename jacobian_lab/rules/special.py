@@ -19,9 +19,9 @@ import math
 import numpy as np
 
 from ..primitives import PerElement, Primitive, observe, primal
-from .elementwise import (absolute, add, divide, elementwise, equal, exp, greater, greater_equal, horner,
+from .elementwise import (absolute, add, cos, divide, elementwise, equal, exp, greater, greater_equal, horner,
                           in_result_dtype, less, less_equal, log, log1p, logical_and, logical_not, multiply,
-                          negative, over, reciprocal, rint, sign, square, subtract, tan, times, transcendental,
+                          negative, over, reciprocal, rint, sign, sin, square, subtract, times, transcendental,
                           unary, where)
 
 #: xlogy, xlog1py and entr: a logarithm and a product per output element.
@@ -126,10 +126,13 @@ def _digamma_of(x):
     if not observe(_any_negative, primal(x)):
         return digamma(x)
     reflect = logical_and(less(x, 0.0), logical_not(equal(x, rint(x))))  # at an integer, SciPy's value
-    # Elsewhere the reflection is taken at -½, where neither ψ(1 - x) nor the tan has a pole: its derivatives
+    # Elsewhere the reflection is taken at -¼, where neither ψ(1 - x) nor cot(π x) has a pole: its derivatives
     # there are multiplied by 0, and an infinite one (ψ' at 1 - x = -2, for x = 3) would make that 0 NaN.
-    xr = where(reflect, x, -0.5)
-    reflected = subtract(digamma(subtract(1.0, xr)), divide(math.pi, tan(multiply(math.pi, subtract(xr, rint(xr))))))
+    xr = where(reflect, x, -0.25)
+    # π cot(π u) as π cos / sin: through tan, whose pole is at the half-integers, the third derivative and up
+    # cancelled there (a relative error of 100 at x = -½)
+    turn = multiply(math.pi, subtract(xr, rint(xr)))
+    reflected = subtract(digamma(subtract(1.0, xr)), divide(multiply(math.pi, cos(turn)), sin(turn)))
     return where(reflect, reflected, digamma(x))
 
 
