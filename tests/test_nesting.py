@@ -266,3 +266,14 @@ def test_a_compiled_derivative_records_what_runs_inside_a_count():
         np.testing.assert_array_equal(compiled(w), jl.jacobian(g)(w))
         assert_close(compiled(w), central_differences(g, w), FD_RTOL)
     assert compiled.compiles == 1
+
+
+def test_det_third_derivative_is_refused_near_a_singular_matrix():
+    """Through a⁻¹ it lost every digit there (2e17 off at a rank-2 3×3 matrix, where it is ε ε) or raised NumPy's
+    LinAlgError; it is refused by name, as other derivatives that do not hold are."""
+    rng = np.random.default_rng(0)
+    for a in (np.arange(1.0, 10.0).reshape(3, 3), rng.standard_normal((3, 2)) @ rng.standard_normal((2, 3))):
+        with pytest.raises(jl.DerivativeError, match=r"det's third derivative .* a is singular or nearly so"):
+            jl.jacfwd(jl.hessian(lambda v: np.linalg.det(v.reshape(3, 3))))(a.ravel())
+    np.testing.assert_allclose(jl.hessian(lambda v: np.linalg.det(v.reshape(3, 3)))(a.ravel())[0, 4],
+                               a[2, 2], rtol=1e-12)  # its Hessian stays defined there: ∂²det/∂a00∂a11 = a22

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..primitives import Primitive, observe, primal, register
+from ..primitives import DerivativeError, Primitive, observe, primal, register
 from . import elementwise as E
 from . import reductions as R
 from . import shape as S
@@ -160,9 +160,16 @@ def _second_change(out, a, t, h):
 
         d²C[t, h] = tr(Bh) dC[t] + det(a) ((BhBtB + BtBhB)ᵀ − tr(BhBt) Bᵀ − tr(Bt) (BhB)ᵀ),
 
-    written with primitives, so that every further order follows. Exact where a is invertible; at a
-    singular a it is not finite (as jax.numpy's)."""
+    written with primitives, so that every further order follows. Accurate where a is well conditioned
+    (`_conditioned_for_inverse`, a decision on values), and refused elsewhere: through a⁻¹ it would lose
+    every digit near a singular matrix, where it still exists."""
     from .lu import det, inv  # lu takes det's gradient from this module
+
+    if not observe(_conditioned_for_inverse, primal(a)):
+        raise DerivativeError(
+            "det's third derivative (the derivative of its Hessian) is computed through a⁻¹, and a is singular or "
+            "nearly so (cond₁(a) > ε^(-1/4), 1e4 in float64), where that would lose every digit: it is supported "
+            "at well-conditioned matrices only")
 
     def trace(x, y=None):  # tr(xy), or tr(x), of each matrix, as (…, 1, 1)
         product = E.multiply(x, swap(y) if y is not None else np.eye(np.shape(x)[-1]))
@@ -174,6 +181,14 @@ def _second_change(out, a, t, h):
     paths = E.add(matmul(bhb, matmul(t, b)), matmul(btb, matmul(h, b)))  # BhBtB + BtBhB
     inner = E.subtract(swap(paths), E.add(E.multiply(trace(bh, bt), swap(b)), E.multiply(trace(bt), swap(bhb))))
     return E.add(E.multiply(trace(bh), out), E.multiply(S.reshape(det(a), np.shape(a)[:-2] + (1, 1)), inner))
+
+
+def _conditioned_for_inverse(a) -> bool:
+    """Whether every matrix of a has cond₁(a) ≤ ε^(-1/4) (1e4 in float64), as `_well_conditioned` asks of the
+    LU route to the cofactor matrix."""
+    with np.errstate(all="ignore"):
+        cond = np.linalg.cond(a, 1) if np.size(a) else np.zeros(0)
+    return bool(np.all(cond * np.finfo(np.result_type(a, np.float32)).eps ** 0.25 <= 1.0))
 
 
 def _cofactor_tangent_jvp(tangents, out, a, t):
