@@ -456,3 +456,20 @@ def test_a_sparse_jacobian_of_traced_entries_is_refused_naming_the_dense_one():
     g = lambda z: jl.sparse_jacobian(lambda w: np.sin(w) * z, W0).toarray()
     with pytest.raises(NotImplementedError, match=r"scipy\.sparse matrix cannot hold\. Use jl\.jacobian"):
         jl.jacobian(g, np.ones(3))
+
+
+def test_the_gradient_sweep_frees_what_it_has_passed():
+    """Forward over reverse kept every record of f's tape, with the pass's tangents of its values, alive to the end
+    of the sweep: twice the peak memory of the same pass through jl.grad, whose one sweep frees them as it goes."""
+    import tracemalloc
+
+    x = RNG.standard_normal(400)
+    peaks = []
+    for hessian in (jl.hessian(rosenbrock), jl.jacfwd(jl.grad(rosenbrock))):
+        hessian(x)
+        tracemalloc.start()
+        H = hessian(x)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        np.testing.assert_allclose(H, rosenbrock_hessian(x), rtol=1e-12, atol=1e-9)
+    assert peaks[0] <= 1.1 * peaks[1], peaks
