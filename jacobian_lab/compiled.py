@@ -95,16 +95,16 @@ def jit(fun: JacobianFunction) -> "Jitted":
         raise TypeError("jl.jit replays one compiled program in the calling thread, so it takes no executor; "
                         f"compile {fun!r}, built without executor=")
     if isinstance(fun, HessianFunction):
-        return wraps(JittedHessian(fun), fun)
+        return wraps(JittedHessian(fun), fun, signature=False)
     if isinstance(fun, SparseJacobian):
-        return wraps(JittedSparse(fun), fun)
+        return wraps(JittedSparse(fun), fun, signature=False)
     if not isinstance(fun, JacobianFunction):
         raise TypeError(
             f"jl.jit compiles Jacobian functions, got {type(fun).__name__}; pass jl.jacrev(f), "
             "jl.jacfwd(f), jl.grad(f), jl.jacobian(f, mode=...), jl.hessian(f), jl.sparse_jacobian(f) or "
             "jl.sparse_hessian(f) (without x)"
         )
-    return wraps(Jitted(fun), fun)
+    return wraps(Jitted(fun), fun, signature=False)
 
 
 def _outside() -> int:

@@ -247,7 +247,8 @@ class SparseHessian(SparseJacobian):
     def __init__(self, f: Callable, mode: str = "auto", batch_size=None):
         check_function(f)
         super().__init__(Derivative(f, scalar="a sparse Hessian"), mode, batch_size, symmetric=True)
-        self.of = wraps(self, f).__wrapped__
+        self.of = f
+        wraps(self, f)
         # x's structure, layouts and read-only leaves -> the sparse Jacobian of f's gradient on the flat vector
         self._flat: dict = {}
 

@@ -56,7 +56,7 @@ def as_input(x, nested: bool = False) -> np.ndarray:
             return x
         raise NotImplementedError(
             "x is itself a traced array: this call runs inside another derivative, where jacobian, jacfwd, "
-            "jacrev, grad, value_and_grad, jvp, vjp, hessian, hvp and jit nest (jl.jacfwd(jl.grad(f))), but "
+            "jacrev, grad, value_and_grad, jvp, vjp, hessian, hvp and jit of those nest (jl.jacfwd(jl.grad(f))), but "
             "counting, prediction, sparsity and chains (count_flops, measure, predict, compare, sparsity, "
             "sparse_jacobian, sparse_hessian, Chain) do not; call them on the outer function instead"
         )
@@ -124,15 +124,15 @@ def check_flat(flat) -> None:
 def function_name(f) -> str:
     """How a function object's repr names the f it wraps: its __name__, else its repr; for another of these
     objects, its repr (jacfwd(grad(f)), not the name of the f it shows as functools.wraps would)."""
-    if type(f).__module__.startswith("jacobian_lab.") and "__wrapped__" in vars(f):  # one that `wraps` named
+    if type(f).__module__.startswith("jacobian_lab.") and "__name__" in vars(f):  # one that `wraps` named
         return repr(f)
     return getattr(f, "__name__", repr(f))
 
 
-def wraps(fun, f):
+def wraps(fun, f, signature: bool = True):
     """Give the function object `fun` what functools.wraps gives a wrapper of f, as JAX's transforms do: f's
-    __module__, __name__ and __qualname__ where f has them, and f as __wrapped__, so that
-    ``inspect.signature(fun)`` reads f's arguments. Returns fun.
+    __module__, __name__ and __qualname__ where f has them, and with `signature` f as __wrapped__, so that
+    ``inspect.signature(fun)`` reads f's arguments (not for jit's functions, which take one x). Returns fun.
 
     >>> import inspect, numpy as np, jacobian_lab as jl
     >>> def loss(w, x):
@@ -145,7 +145,8 @@ def wraps(fun, f):
         value = getattr(f, attribute, None)
         if isinstance(value, str):
             setattr(fun, attribute, value)
-    fun.__wrapped__ = f
+    if signature:
+        fun.__wrapped__ = f
     return fun
 
 

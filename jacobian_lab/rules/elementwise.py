@@ -285,8 +285,9 @@ def _unary(name, impl, factor):
     return unary(name, impl, factor, cost=transcendental)
 
 
-def _one_minus_square(v):
-    return subtract(1.0, square(v))
+def _sech_squared(out):
+    """tanh's slope 1 - tanh², from its output."""
+    return subtract(1.0, square(out))
 
 
 # 1 - x² as (1 - x)(1 + x): near |x| = 1 the square's rounding is most of what is left (4e-9 relative error in
@@ -312,7 +313,7 @@ arccos = _unary("arccos", np.arccos, lambda out, x: over(negative(sqrt(one_minus
 arctan = _unary("arctan", np.arctan, lambda out, x: over(add(1.0, square(x))))
 sinh = _unary("sinh", np.sinh, lambda out, x: times(cosh(x)))
 cosh = _unary("cosh", np.cosh, lambda out, x: times(sinh(x)))
-tanh = _unary("tanh", np.tanh, lambda out, x: times(_one_minus_square(out)))
+tanh = _unary("tanh", np.tanh, lambda out, x: times(_sech_squared(out)))
 # 1 / sqrt(x² ± 1) without forming x², which overflows past 1.34e154 (a slope of 0 where it is 1 / |x|)
 arcsinh = _unary("arcsinh", np.arcsinh, lambda out, x: over(hypot(x, 1.0)))
 arccosh = _unary("arccosh", np.arccosh, lambda out, x: over(multiply(sqrt(subtract(x, 1.0)), sqrt(add(x, 1.0)))))
