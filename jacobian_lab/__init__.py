@@ -10,6 +10,7 @@ from . import chain, engines, problems
 from .accounting import Cost
 from .chain import Chain
 from .compare import Comparison, Measurement, compare, measure
+from .constants import stop_gradient
 from .jacobian import JacobianFunction, grad, jacfwd, jacobian, jacrev, jvp, value_and_grad, vjp
 from .compiled import jit
 from .compressed import SparseJacobian, coloring, sparse_jacobian
@@ -25,5 +26,5 @@ __all__ = [
     "SparseHessian", "SparseJacobian", "TracerConversionError",
     "chain", "coloring", "compare",
     "count_flops", "engines", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jit", "jvp", "measure", "predict",
-    "problems", "sparse_hessian", "sparse_jacobian", "sparsity", "value_and_grad", "vjp",
+    "problems", "sparse_hessian", "sparse_jacobian", "sparsity", "stop_gradient", "value_and_grad", "vjp",
 ]

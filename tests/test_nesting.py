@@ -277,3 +277,40 @@ def test_det_third_derivative_is_refused_near_a_singular_matrix():
             jl.jacfwd(jl.hessian(lambda v: np.linalg.det(v.reshape(3, 3))))(a.ravel())
     np.testing.assert_allclose(jl.hessian(lambda v: np.linalg.det(v.reshape(3, 3)))(a.ravel())[0, 4],
                                a[2, 2], rtol=1e-12)  # its Hessian stays defined there: ∂²det/∂a00∂a11 = a22
+
+
+def test_stop_gradient_holds_values_constant_in_every_enclosing_derivative():
+    """As jax.lax.stop_gradient: d/dx of x·c is c, and its Hessian is 0 where c = sg(x); trees keep their structure."""
+    def f(x):
+        return np.sum(x ** 2 * jl.stop_gradient(x))
+
+    np.testing.assert_array_equal(jl.grad(f)(X), 2 * X * X)
+    np.testing.assert_array_equal(jl.hessian(f)(X), np.diag(2 * X))  # sg(x) is 0 in the second derivative too
+    np.testing.assert_array_equal(jl.hessian(f, mode="reverse")(X), np.diag(2 * X))
+    compiled = jl.jit(jl.grad(f))
+    for x in (X, X + 0.5):
+        np.testing.assert_array_equal(compiled(x), 2 * x * x)
+    plain = {"a": X, "b": [1.0]}
+    assert jl.stop_gradient(plain)["a"] is X and jl.stop_gradient(plain)["b"] == [1.0]
+
+
+def test_first_order_maml_through_stop_gradient():
+    """The inner step's gradient held constant: the outer gradient is the validation loss's at the adapted
+    parameters, with no second-order term (here a least-squares loss, its gradient by hand)."""
+    rng = np.random.default_rng(0)
+    A, y = rng.standard_normal((8, 3)), rng.standard_normal(8)
+
+    def loss(p, A, y):
+        return np.mean((A @ p["w"] + p["b"] - y) ** 2)
+
+    def outer(p):
+        g = jl.stop_gradient(jl.grad(loss)(p, A[:4], y[:4]))
+        return loss({k: p[k] - 0.1 * g[k] for k in p}, A[4:], y[4:])
+
+    p = {"w": rng.standard_normal(3), "b": np.array(0.3)}
+    r = A[:4] @ p["w"] + p["b"] - y[:4]
+    q = {"w": p["w"] - 0.1 * A[:4].T @ r / 2, "b": p["b"] - 0.1 * np.mean(r) * 2}  # one step of 2/N Aᵀ r
+    s = A[4:] @ q["w"] + q["b"] - y[4:]
+    g = jl.grad(outer)(p)
+    assert_close(g["w"], A[4:].T @ s / 2, 1e-14)
+    assert_close(g["b"], 2 * np.mean(s), 1e-14)
