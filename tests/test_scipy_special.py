@@ -558,8 +558,9 @@ def test_gammaln_and_gamma_hessians_at_an_integer_beside_a_negative_element(mode
 
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
 def test_log_ndtr_keeps_its_first_two_derivatives_far_in_the_left_tail(mode):
-    """Below −1e5 the slope is −x − 1/x + 2/x³ − ..., its derivative −1 + 1/x² − ...; through erfcx the second
-    derivative under- and overflowed past −1.34e154 (−inf, then NaN, leaking NaN into the other entries)."""
+    """Below −1e5 the slope is −x − 1/x + 2/x³ − ..., its derivative −1 + 1/x² − ...; through erfcx the
+    second derivative under- and overflowed past −1.34e154 (−inf, then NaN, leaking NaN into the other
+    entries)."""
     x = np.array([-1e5 + 1.0, -1e5, -1e8, -1.34e154, -1e200, -1e300, 0.5])
     slope = -x - 1 / x + 2 * (1 / x) ** 3
     slope[-1] = np.exp(-0.125) / np.sqrt(2 * np.pi) / sc.ndtr(0.5)
