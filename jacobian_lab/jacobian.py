@@ -905,15 +905,22 @@ def jvp(f: Callable, x, x_dot, has_aux: bool = False):
     (array([1., 8.]), array([3., 0.]))
     """
     arguments.check(0, has_aux)
-    if type(x) is tuple and type(x_dot) is tuple and len(x) == len(x_dot) == 1:
+    tupled = type(x) is tuple and type(x_dot) is tuple and len(x) == len(x_dot) == 1
+    if tupled:
         warnings.warn("jl.jvp(f, x, x_dot) passes x to f as one argument, here (x,): a 1-tuple (a 1-element "
                       "array when x is a number), where "
                       "jax.jvp(f, (x,), (x_dot,)) passes x; for f of one array write jl.jvp(f, x, x_dot)",
                       stacklevel=2)
-    if has_aux:
-        bound = _with_aux(f, x, "jvp")
-        return (*_pushed(bound, bound.x, x_dot), bound.aux_value())
-    return _pushed(f, x, x_dot)
+    try:
+        if has_aux:
+            bound = _with_aux(f, x, "jvp")
+            return (*_pushed(bound, bound.x, x_dot), bound.aux_value())
+        return _pushed(f, x, x_dot)
+    except TypeError as error:  # f computing with the tuple: a refusal that cannot say where the tuple came from
+        if tupled:
+            error.add_note("f got x as the 1-tuple (x,), as jl.jvp(f, (x,), (x_dot,)) passes it (JAX's call of f, "
+                           "see the warning): for f of one array write jl.jvp(f, x, x_dot)")
+        raise
 
 
 def _pushed(f: Callable, x, x_dot):

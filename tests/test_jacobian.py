@@ -845,3 +845,16 @@ def test_a_float16_x_has_one_jacobian_in_both_orders(c):
     np.testing.assert_array_equal(fwd, rev)
     np.testing.assert_array_equal(jl.jit(jl.jacfwd(f))(x), fwd)
     np.testing.assert_allclose(np.diag(fwd), c + np.cos(x.astype(np.float64)), rtol=1e-3)
+
+
+def test_jaxs_tuple_call_of_jvp_names_the_tuple_where_f_fails_on_it():
+    """jl.jvp(f, (x,), (v,)) gives f the 1-tuple; where f then fails (here inside another derivative, with
+    "multiply of a traced array got an object array"), the error says where the tuple came from."""
+    def outer(a):
+        return np.sum(jl.jvp(lambda x: np.sin(a * x), (np.ones(2),), (np.ones(2),))[1])
+
+    for call in (lambda: outer(0.5), lambda: jl.grad(outer)(0.5)):  # Python's refusal, and the traced one
+        with pytest.warns(UserWarning, match="passes x to f as one argument"):
+            with pytest.raises(TypeError) as raised:
+                call()
+        assert any("f got x as the 1-tuple (x,)" in note for note in raised.value.__notes__)
