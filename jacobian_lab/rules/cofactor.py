@@ -178,7 +178,7 @@ def _second_change(out, a, t, h):
     b = inv(a)
     bh, bt = matmul(b, h), matmul(b, t)
     bhb, btb = matmul(bh, b), matmul(bt, b)
-    paths = E.add(matmul(bhb, matmul(t, b)), matmul(btb, matmul(h, b)))  # BhBtB + BtBhB
+    paths = E.add(matmul(bh, btb), matmul(bt, bhb))  # BhBtB + BtBhB
     inner = E.subtract(swap(paths), E.add(E.multiply(trace(bh, bt), swap(b)), E.multiply(trace(bt), swap(bhb))))
     return E.add(E.multiply(trace(bh), out), E.multiply(S.reshape(det(a), np.shape(a)[:-2] + (1, 1)), inner))
 
