@@ -121,7 +121,7 @@ digamma = _unary("digamma", lambda out, x: times(polygamma(x, n=1)))
 def _digamma_of(x):
     """ψ(x) for the slopes of gammaln and gamma. SciPy's digamma loses digits just above the poles at
     0, −1, −2, ... (6e-7 of ψ at −3 + 1e-10, 2.7e-5 at −1 + 1e-12); for negative x the reflection
-    ψ(x) = ψ(1 − x) − π / tan(π (x − round(x))) keeps them, the distance to the pole being exact. Which
+    ψ(x) = ψ(1 − x) − π cot(π (x − round(x))) keeps them, the distance to the pole being exact. Which
     route is a decision on values (a compiled replay checks it); its derivative is the reflection's too."""
     if not observe(_any_negative, primal(x)):
         return digamma(x)
