@@ -26,5 +26,14 @@ __all__ = [
     "SparseHessian", "SparseJacobian", "TracerConversionError",
     "chain", "coloring", "compare",
     "count_flops", "engines", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jit", "jvp", "measure", "predict",
-    "problems", "sparse_hessian", "sparse_jacobian", "sparsity", "stop_gradient", "value_and_grad", "vjp",
+    "problems", "scipy", "sparse_hessian", "sparse_jacobian", "sparsity", "stop_gradient", "value_and_grad", "vjp",
 ]
+
+
+def __getattr__(name: str):
+    # jl.scipy imports with its first use: its modules import scipy.special and scipy.stats, which take longer
+    # to load than jacobian_lab itself
+    if name == "scipy":
+        import importlib
+        return importlib.import_module(".scipy", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

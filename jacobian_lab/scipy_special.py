@@ -9,8 +9,8 @@ already is when this module is imported. Lookups of mapped ufuncs are untouched.
 
 `softplus` is not a ufunc: it calls `np.logaddexp(0, x)`, which runs on traced
 arrays. `logsumexp`, `softmax` and `log_softmax` convert their input with
-`asarray` first, which a traced array refuses; write them with NumPy
-(``m = np.max(x); m + np.log(np.sum(np.exp(x - m)))``).
+`asarray` first, which a traced array refuses: `jacobian_lab.scipy.special`
+writes them with NumPy operations.
 """
 from __future__ import annotations
 

@@ -138,6 +138,27 @@ _RECIPES = {
 }
 
 
+#: The scipy functions `jacobian_lab.scipy` writes with NumPy operations, under the same names
+_DROP_INS = frozenset(["scipy.special.logsumexp", "scipy.special.softmax", "scipy.special.log_softmax",
+                       "scipy.linalg.solve", "scipy.linalg.solve_triangular", "scipy.linalg.cholesky",
+                       "scipy.linalg.cho_factor", "scipy.linalg.cho_solve", "scipy.linalg.inv", "scipy.linalg.det"])
+#: The methods of its distributions (`jacobian_lab.scipy.stats`), which name themselves scipy.stats.<method>
+_DENSITIES = frozenset(["logpdf", "pdf", "cdf", "logcdf", "sf", "logsf", "ppf", "isf", "logpmf", "pmf"])
+
+
+def _instead(caller: str) -> str:
+    """What to call or write in place of the scipy function `caller`, which converts its input."""
+    recipe = _RECIPES.get(caller, _RECIPES.get(caller.rsplit(".", 1)[0], ""))
+    recipe = "write that step with NumPy operations" + recipe
+    if caller in _DROP_INS:
+        return f"Call jacobian_lab.{caller} in its place (the same arguments, written with NumPy operations); or {recipe}"
+    if caller.startswith("scipy.stats.") and caller.rsplit(".", 1)[1] in _DENSITIES:
+        return ("jacobian_lab.scipy.stats has the densities of the normal, t, logistic, Laplace, Cauchy, exponential, "
+                "gamma, beta, Poisson and multivariate normal distributions and some of their cdfs, under SciPy's "
+                f"names (jacobian_lab.scipy.stats.norm.logpdf(x, loc, scale)); or {recipe}")
+    return recipe[0].upper() + recipe[1:]
+
+
 #: The dtypes a traced result cannot have: complex (every rule is for real functions) and object (an
 #: array of traced values built with np.array([...]), met by a primitive). Engines test
 #: ``out.dtype in NOT_REAL`` on every traced result, which is cheaper than reading ``out.dtype.kind``.
@@ -418,8 +439,7 @@ class Tracer:
         if caller is not None:
             error = TracerConversionError(
                 f"{caller} converts its input with np.asarray, which would drop the derivative of a traced "
-                "array, so jacobian_lab refuses it; it has no derivative rule here. Write that step with "
-                "NumPy operations" + _RECIPES.get(caller, _RECIPES.get(caller.rsplit(".", 1)[0], "")))
+                f"array, so jacobian_lab refuses it; it has no derivative rule here. {_instead(caller)}")
             self._trace.refused = error, caller  # compiled code (fsolve's) may lose it: see `base._refused`
             raise error
         if not self.constant and _called_from("numpy", "as_strided"):

@@ -1,5 +1,6 @@
 """The README's examples run and print what it says they print."""
 import re
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -121,3 +122,12 @@ def test_sparse_stencil_example_is_the_stencil_plus_the_reaction_diagonal():
     L, u0, S = namespace["L"], namespace["u0"], namespace["S"]
     np.testing.assert_allclose(S.toarray(), L.toarray() + np.diag(1.0 - 2.0 * u0), rtol=1e-15)
     assert S.nnz == L.nnz and np.unique(jl.coloring(jl.sparsity(namespace["fisher"], u0))).size == 3
+
+
+def test_scipy_drop_in_example_gives_the_normal_likelihoods_gradient():
+    block = textwrap.dedent(next(b for b in python_blocks() if "jacobian_lab.scipy.stats" in b))
+    data = np.array([0.3, -1.2, 2.0, 0.7])
+    namespace = {"np": np, "jl": jl, "data": data}
+    exec(block, namespace)
+    # at mu = 0, sigma = 1: -d/d mu = sum(x - mu) / sigma², -d/d log sigma = sum((x - mu)² / sigma²) - n
+    np.testing.assert_allclose(namespace["g"], [-np.sum(data), len(data) - np.sum(data ** 2)], rtol=1e-14)

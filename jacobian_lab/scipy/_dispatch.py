@@ -1,0 +1,28 @@
+"""`or_scipy`: a NumPy version of a SciPy function where an argument is traced, SciPy's own where none is."""
+from __future__ import annotations
+
+import functools
+
+from ..primitives import is_traced
+
+
+def traced(value) -> bool:
+    """Whether `value`, or an element of a tuple or list it is (cho_solve's ``(c, lower)``), is traced."""
+    if isinstance(value, (tuple, list)):
+        return any(map(traced, value))
+    return is_traced(value)
+
+
+def or_scipy(scipy_function):
+    """Decorate a NumPy version of `scipy_function`: calls with a traced argument run it, the others
+    `scipy_function` itself, so that plain arrays get SciPy's values (and its checks) exactly."""
+    def decorate(numpy_version):
+        @functools.wraps(numpy_version)
+        def call(*args, **kwargs):
+            if any(map(traced, args)) or any(map(traced, kwargs.values())):
+                return numpy_version(*args, **kwargs)
+            return scipy_function(*args, **kwargs)
+
+        return call
+
+    return decorate

@@ -1,0 +1,254 @@
+"""jacobian_lab.scipy: SciPy's functions that convert their input, on traced arrays.
+
+References are SciPy's own functions: their values, and central differences
+of them for every derivative (which also says which triangle a factorization
+reads), in both orders and through a compiled replay at a second point.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.special as sc
+import scipy.stats
+from helpers import assert_close, assert_fd_close, central_differences, traced_value
+
+import jacobian_lab as jl
+from jacobian_lab.scipy import linalg, special, stats
+
+RNG = np.random.default_rng(2718)
+
+
+def _check_against_scipy(ours, theirs, x, second=None):
+    """ours(x) traced gives theirs(x); its Jacobian in both orders, and jit's at `second`, central differences'."""
+    assert_close(traced_value(ours, x), theirs(x), 1e-13)
+    fd = central_differences(theirs, x)
+    for mode in ("forward", "reverse"):
+        assert_fd_close(jl.jacobian(ours, x, mode=mode), fd, mode)
+    if second is not None:
+        compiled = jl.jit(jl.jacobian(ours))
+        compiled(x)
+        assert_fd_close(compiled(second), central_differences(theirs, second), "jit")
+
+
+# --- special -------------------------------------------------------------------------------------------------
+A = RNG.standard_normal((3, 4))
+B = RNG.uniform(0.5, 2.0, (3, 4))
+SIGNED = RNG.standard_normal((3, 4))
+LOGSUMEXP = {
+    "all": {}, "axis 0": {"axis": 0}, "axis -1 keepdims": {"axis": -1, "keepdims": True}, "axes": {"axis": (0, 1)},
+    "b": {"b": B, "axis": 1}, "b broadcast": {"b": B[:1], "axis": 0},
+}
+
+
+@pytest.mark.parametrize("options", LOGSUMEXP.values(), ids=LOGSUMEXP)
+def test_logsumexp_is_scipys_with_its_derivative(options):
+    _check_against_scipy(lambda a: special.logsumexp(a, **options), lambda a: sc.logsumexp(a, **options),
+                         A, second=A + 0.3)
+
+
+def test_logsumexp_with_signed_weights_returns_the_sign():
+    sign = special.logsumexp(A, axis=1, b=SIGNED, return_sign=True)[1]  # plain: SciPy's own
+    assert sign.tolist() == sc.logsumexp(A, axis=1, b=SIGNED, return_sign=True)[1].tolist()
+    _check_against_scipy(lambda a: special.logsumexp(a, axis=1, b=SIGNED, return_sign=True)[0],
+                         lambda a: sc.logsumexp(a, axis=1, b=SIGNED, return_sign=True)[0], A)
+    traced_sign = jl.jacobian(lambda a: special.logsumexp(a, axis=1, b=SIGNED, return_sign=True)[1], A)
+    assert not traced_sign.any()  # the sign is piecewise constant
+
+
+def test_logsumexp_keeps_scipys_values_where_the_maximum_is_not_finite():
+    for a in ([-np.inf, -np.inf], [np.inf, 1.0], [1000.0, 1000.0]):
+        a = np.array(a)
+        assert traced_value(special.logsumexp, a) == sc.logsumexp(a)
+    assert_close(jl.grad(special.logsumexp)(np.array([1000.0, 1000.0])), [0.5, 0.5], 1e-15)  # no overflow
+
+
+def test_logsumexp_costs_its_operations():
+    # over L elements: the max with initial=-inf (L), the shift (L), L exps, their sum (L - 1), a log and the shift
+    # back (1); the max's finite check and select compute on a value without a derivative, uncounted
+    L = A.size
+    assert jl.count_flops(special.logsumexp, A) == jl.Cost(3 * L, L + 1)
+    assert jl.count_flops(lambda a: special.logsumexp(a, b=B), A) == jl.Cost(4 * L, L + 1)  # the weights' products
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_and_log_softmax_are_scipys(name, axis):
+    _check_against_scipy(lambda x: getattr(special, name)(x, axis=axis),
+                         lambda x: getattr(sc, name)(x, axis=axis), A, second=2.0 * A)
+
+
+def test_softmax_jacobian_is_diag_s_minus_s_s_transposed():
+    x = np.array([0.5, -1.0, 2.0, 1000.0])
+    s = sc.softmax(x)
+    assert_close(jl.jacobian(special.softmax, x), np.diag(s) - np.outer(s, s), 1e-15)
+
+
+@pytest.mark.parametrize("name", ["logsumexp", "softmax", "log_softmax"])
+def test_plain_arguments_get_scipys_own_function(name):
+    ours, theirs = getattr(special, name)(A, axis=1), getattr(sc, name)(A, axis=1)
+    assert type(ours) is type(theirs) and np.array_equal(ours, theirs)
+    assert getattr(special, name).__name__ == name and "jl." in getattr(special, name).__doc__
+
+
+@pytest.mark.parametrize("name", ["logsumexp", "softmax", "log_softmax"])
+def test_scipys_own_refusal_names_the_drop_in(name):
+    with pytest.raises(jl.TracerConversionError, match=rf"Call jacobian_lab\.scipy\.special\.{name} in its place"):
+        jl.jacobian(getattr(sc, name), np.array([0.5, -1.0, 2.0]))
+
+
+# --- stats ---------------------------------------------------------------------------------------------------
+X = np.array([-1.3, 0.2, 0.9, 2.4])
+POSITIVE = np.array([0.3, 0.8, 1.7, 4.2])
+UNIT = np.array([0.1, 0.35, 0.6, 0.92])
+DENSITIES = {  # name: (method, x, parameters): each argument is differentiated in turn
+    "norm.logpdf": ("norm", "logpdf", X, (0.4, 1.7)), "norm.pdf": ("norm", "pdf", X, (0.4, 1.7)),
+    "norm.cdf": ("norm", "cdf", X, (0.4, 1.7)), "norm.logcdf": ("norm", "logcdf", X, (0.4, 1.7)),
+    "norm.sf": ("norm", "sf", X, (0.4, 1.7)), "norm.logsf": ("norm", "logsf", X, (0.4, 1.7)),
+    "norm.ppf": ("norm", "ppf", UNIT, (0.4, 1.7)), "norm.isf": ("norm", "isf", UNIT, (0.4, 1.7)),
+    "t.logpdf": ("t", "logpdf", X, (3.5, 0.2, 1.3)), "t.pdf": ("t", "pdf", X, (3.5, 0.2, 1.3)),
+    "logistic.logpdf": ("logistic", "logpdf", X, (0.3, 0.8)), "logistic.cdf": ("logistic", "cdf", X, (0.3, 0.8)),
+    "logistic.sf": ("logistic", "sf", X, (0.3, 0.8)),
+    "laplace.logpdf": ("laplace", "logpdf", X, (0.1, 1.4)),
+    "cauchy.logpdf": ("cauchy", "logpdf", X, (0.1, 1.4)), "cauchy.cdf": ("cauchy", "cdf", X, (0.1, 1.4)),
+    "expon.logpdf": ("expon", "logpdf", POSITIVE, (0.1, 1.4)), "expon.cdf": ("expon", "cdf", POSITIVE, (0.1, 1.4)),
+    "gamma.logpdf": ("gamma", "logpdf", POSITIVE, (2.5, 0.1, 1.4)), "gamma.pdf": ("gamma", "pdf", POSITIVE, (0.7,)),
+    "beta.logpdf": ("beta", "logpdf", UNIT, (2.5, 1.5)), "beta.pdf": ("beta", "pdf", UNIT, (0.6, 3.0)),
+    "poisson.logpmf mu": ("poisson", "logpmf", np.array([0.0, 1.0, 3.0, 7.0]), (2.5,)),
+}
+
+
+@pytest.mark.parametrize("case", DENSITIES.values(), ids=DENSITIES)
+def test_a_distributions_method_is_scipys_in_each_argument(case):
+    name, method, x, parameters = case
+    ours, theirs = getattr(getattr(stats, name), method), getattr(getattr(scipy.stats, name), method)
+    arguments = [x, *(np.array(p) for p in parameters)]
+    first = 1 if name == "poisson" else 0  # k is discrete
+    for i in range(first, len(arguments)):
+        def varied(v, i=i, f=None):
+            return (f or ours)(*arguments[:i], v, *arguments[i + 1:])
+        _check_against_scipy(varied, lambda v, i=i: varied(v, i, theirs), arguments[i])
+    assert np.array_equal(ours(*arguments), theirs(*arguments))  # plain: SciPy's own
+
+
+@pytest.mark.parametrize("name, method, outside", [
+    ("expon", "logpdf", [-0.5]), ("gamma", "logpdf", [-0.5]), ("beta", "logpdf", [-0.1, 1.2]),
+    ("expon", "cdf", [-0.5]), ("gamma", "pdf", [-2.0])])
+def test_a_density_off_its_support_is_scipys_without_a_derivative(name, method, outside):
+    parameters = {"expon": (), "gamma": (2.5,), "beta": (2.5, 1.5)}[name]
+    x = np.array(outside)
+    expected = getattr(getattr(scipy.stats, name), method)(x, *parameters)
+    assert np.array_equal(traced_value(lambda v: getattr(getattr(stats, name), method)(v, *parameters), x), expected)
+    assert not jl.jacobian(lambda v: getattr(getattr(stats, name), method)(v, *parameters), x).any()
+
+
+def test_poisson_gives_minus_inf_at_a_count_that_is_not_one():
+    k = np.array([-1.0, 2.5, 2.0])
+    value = traced_value(lambda mu: stats.poisson.logpmf(k, mu), np.array(3.0))
+    assert np.array_equal(value, scipy.stats.poisson.logpmf(k, 3.0))
+    assert value[0] == value[1] == -np.inf
+
+
+COVARIANCES = {"matrix": np.array([[2.0, 0.3, 0.1], [0.3, 1.5, -0.2], [0.1, -0.2, 0.9]]),
+               "diagonal": np.array([2.0, 1.5, 0.9]), "scalar": np.array(1.7)}
+
+
+@pytest.mark.parametrize("cov", COVARIANCES.values(), ids=COVARIANCES)
+@pytest.mark.parametrize("points", [1, 5])
+def test_multivariate_normal_logpdf_is_scipys_in_x_mean_and_cov(cov, points):
+    x = RNG.standard_normal((points, 3))[0 if points == 1 else slice(None)]
+    mean = np.array([0.2, -0.1, 0.4])
+    ours, theirs = stats.multivariate_normal.logpdf, scipy.stats.multivariate_normal.logpdf
+    _check_against_scipy(lambda v: ours(v, mean, cov), lambda v: theirs(v, mean, cov), x, second=x + 0.1)
+    _check_against_scipy(lambda m: ours(x, m, cov), lambda m: theirs(x, m, cov), mean)
+    if cov.ndim == 2:  # a symmetric perturbation: both triangles move together, as SciPy reads them
+        def sym(f):
+            return lambda c: f(x, mean, (c + c.T) / 2)
+        _check_against_scipy(sym(ours), sym(theirs), cov)
+    else:
+        _check_against_scipy(lambda c: ours(x, mean, c), lambda c: theirs(x, mean, c), cov)
+    assert np.allclose(stats.multivariate_normal.pdf(x, mean, cov), scipy.stats.multivariate_normal.pdf(x, mean, cov))
+
+
+def test_a_missing_method_names_what_there_is():
+    with pytest.raises(AttributeError, match=r"stats\.t has only logpdf, pdf, not cdf.*scipy\.special's ufuncs"):
+        _ = stats.t.cdf
+
+
+def test_scipy_stats_refusal_names_the_distributions():
+    with pytest.raises(jl.TracerConversionError, match=r"jacobian_lab\.scipy\.stats has the densities of the normal"):
+        jl.grad(lambda mu: np.sum(scipy.stats.norm.logpdf(X, mu)))(np.array(0.0))
+
+
+# --- linalg --------------------------------------------------------------------------------------------------
+M = np.array([[4.0, 1.0, 0.5], [0.3, 3.0, -0.7], [1.1, -0.4, 2.5]])
+SPD = M @ M.T + np.eye(3)
+RHS = np.array([[1.0, -2.0], [0.5, 0.0], [3.0, 1.0]])
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_solve_is_scipys_in_a_and_b(transposed):
+    ours, theirs = linalg.solve, scipy.linalg.solve
+    _check_against_scipy(lambda a: ours(a, RHS, transposed=transposed),
+                         lambda a: theirs(a, RHS, transposed=transposed), M, second=M + 0.2 * np.eye(3))
+    _check_against_scipy(lambda b: ours(M, b, transposed=transposed),
+                         lambda b: theirs(M, b, transposed=transposed), RHS[:, 0])
+
+
+@pytest.mark.parametrize("trans", [0, "T"])
+@pytest.mark.parametrize("lower", [False, True])
+@pytest.mark.parametrize("unit_diagonal", [False, True])
+def test_solve_triangular_reads_one_triangle_as_scipy(trans, lower, unit_diagonal):
+    options = {"trans": trans, "lower": lower, "unit_diagonal": unit_diagonal}
+    _check_against_scipy(lambda a: linalg.solve_triangular(a, RHS, **options),
+                         lambda a: scipy.linalg.solve_triangular(a, RHS, **options), M)
+    _check_against_scipy(lambda b: linalg.solve_triangular(M, b, **options),
+                         lambda b: scipy.linalg.solve_triangular(M, b, **options), RHS)
+
+
+@pytest.mark.parametrize("lower", [False, True])
+def test_cholesky_and_cho_solve_read_one_triangle_as_scipy(lower):
+    _check_against_scipy(lambda a: linalg.cholesky(a, lower=lower), lambda a: scipy.linalg.cholesky(a, lower=lower),
+                         SPD, second=SPD + np.eye(3))
+    _check_against_scipy(lambda a: linalg.cho_solve(linalg.cho_factor(a, lower=lower), RHS),
+                         lambda a: scipy.linalg.cho_solve(scipy.linalg.cho_factor(a, lower=lower), RHS), SPD)
+    factored = scipy.linalg.cho_factor(SPD, lower=lower)  # SciPy's own factor: its other triangle holds data
+    _check_against_scipy(lambda b: linalg.cho_solve(factored, b), lambda b: scipy.linalg.cho_solve(factored, b), RHS)
+
+
+@pytest.mark.parametrize("name", ["inv", "det"])
+def test_inv_and_det_are_scipys(name):
+    _check_against_scipy(getattr(linalg, name), getattr(scipy.linalg, name), M)
+
+
+def test_linalg_refuses_what_scipy_refuses():
+    bad = M.copy()
+    bad[1, 1] = np.nan
+    with pytest.raises(ValueError, match="array must not contain infs or NaNs"):
+        jl.jacobian(lambda a: linalg.solve(a, RHS), bad)
+    assert np.isnan(jl.jacobian(lambda a: linalg.solve(a, RHS, check_finite=False), bad)).all()
+    with pytest.raises(ValueError, match="trans must be 0, 1, 2, 'N', 'T' or 'C', got 3"):
+        jl.jacobian(lambda a: linalg.solve_triangular(a, RHS, trans=3), M)
+
+
+def test_scipy_linalg_refusal_names_the_drop_in():
+    with pytest.raises(jl.TracerConversionError, match=re.escape("Call jacobian_lab.scipy.linalg.solve in its place")):
+        jl.jacobian(lambda b: scipy.linalg.solve(M, b), RHS[:, 0])
+
+
+def test_the_modules_load_with_their_first_use():
+    assert jl.scipy.stats.norm is stats.norm and jl.scipy.linalg.solve is linalg.solve
+    with pytest.raises(AttributeError, match="has no attribute 'optimize'"):
+        _ = jl.scipy.optimize
+
+
+def test_second_derivatives_go_through_them():
+    x = np.array([0.5, -1.0, 2.0])
+    s = sc.softmax(x)
+    for H in (jl.hessian(special.logsumexp)(x), jl.jacfwd(jl.grad(special.logsumexp))(x)):
+        assert_close(H, np.diag(s) - np.outer(s, s), 1e-15)
+    cov = COVARIANCES["matrix"]
+    H = jl.hessian(lambda m: stats.multivariate_normal.logpdf(x, m, cov))(np.zeros(3))
+    assert_close(H, -np.linalg.inv(cov), 1e-14)  # the log density is quadratic in the mean
