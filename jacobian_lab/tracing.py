@@ -141,7 +141,8 @@ _RECIPES = {
 #: The scipy functions `jacobian_lab.scipy` writes with NumPy operations, under the same names
 _DROP_INS = frozenset(["scipy.special.logsumexp", "scipy.special.softmax", "scipy.special.log_softmax",
                        "scipy.linalg.solve", "scipy.linalg.solve_triangular", "scipy.linalg.cholesky",
-                       "scipy.linalg.cho_factor", "scipy.linalg.cho_solve", "scipy.linalg.inv", "scipy.linalg.det"])
+                       "scipy.linalg.cho_factor", "scipy.linalg.cho_solve", "scipy.linalg.inv", "scipy.linalg.det",
+                       "scipy.linalg.expm"])
 #: The methods of its distributions (`jacobian_lab.scipy.stats`), which name themselves scipy.stats.<method>
 _DENSITIES = frozenset(["logpdf", "pdf", "cdf", "logcdf", "sf", "logsf", "ppf", "isf", "logpmf", "pmf"])
 

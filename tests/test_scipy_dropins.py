@@ -223,6 +223,35 @@ def test_inv_and_det_are_scipys(name):
     _check_against_scipy(getattr(linalg, name), getattr(scipy.linalg, name), M)
 
 
+EXPM = {"small": 1e-3, "unit": 0.5, "scaled": 3.0, "squared often": 40.0}
+
+
+@pytest.mark.parametrize("scale", EXPM.values(), ids=EXPM)
+def test_expm_and_its_frechet_derivative_are_scipys(scale):
+    a = RNG.standard_normal((4, 4)) * scale
+    expected = scipy.linalg.expm(a)
+    assert_close(traced_value(linalg.expm, a), expected, 1e-12)
+    for _ in range(2):  # the derivative along e is the corner of expm([[a, e], [0, a]]) (Van Loan)
+        e = RNG.standard_normal((4, 4))
+        frechet = scipy.linalg.expm(np.block([[a, e], [np.zeros((4, 4)), a]]))[:4, 4:]
+        assert_close(jl.jvp(linalg.expm, a, e)[1], frechet, 1e-12)
+        assert_close(np.einsum("ijkl,kl->ij", jl.jacrev(linalg.expm)(a), e), frechet, 1e-12)
+
+
+def test_expm_compiled_at_one_norm_is_recomputed_at_another():
+    a = RNG.standard_normal((3, 3))
+    compiled = jl.jit(jl.jacobian(linalg.expm))
+    for b in (0.1 * a, 30 * a, 0.1 * a + 0.01):  # more squarings, then fewer: the comparisons are checked
+        assert_fd_close(compiled(b), central_differences(scipy.linalg.expm, b), "jit")
+
+
+def test_expm_of_a_stack_and_of_non_finite_entries_are_scipys():
+    stack = RNG.standard_normal((2, 3, 3)) * np.array([0.1, 10.0])[:, None, None]
+    assert_close(traced_value(linalg.expm, stack), scipy.linalg.expm(stack), 1e-12)
+    with pytest.raises(ValueError, match="array must not contain infs or NaNs"):
+        jl.jacobian(linalg.expm, np.full((2, 2), np.nan))
+
+
 def test_linalg_refuses_what_scipy_refuses():
     bad = M.copy()
     bad[1, 1] = np.nan

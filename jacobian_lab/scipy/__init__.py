@@ -19,7 +19,7 @@ True
 logistic, Laplace, Cauchy, exponential, gamma, beta and Poisson distributions
 and the multivariate normal, with their densities (and the normal's and a
 few others' distribution functions). `linalg`: solve, solve_triangular,
-cholesky, cho_factor, cho_solve, inv, det. The modules load with their first
+cholesky, cho_factor, cho_solve, inv, det, expm. The modules load with their first
 use (``jl.scipy.stats`` imports ``scipy.stats``).
 """
 from __future__ import annotations
