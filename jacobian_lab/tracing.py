@@ -138,11 +138,13 @@ _RECIPES = {
 }
 
 
-#: The scipy functions `jacobian_lab.scipy` writes with NumPy operations, under the same names
-_DROP_INS = frozenset(["scipy.special.logsumexp", "scipy.special.softmax", "scipy.special.log_softmax",
-                       "scipy.linalg.solve", "scipy.linalg.solve_triangular", "scipy.linalg.cholesky",
-                       "scipy.linalg.cho_factor", "scipy.linalg.cho_solve", "scipy.linalg.inv", "scipy.linalg.det",
-                       "scipy.linalg.expm"])
+#: The scipy functions `jacobian_lab.scipy` writes with NumPy operations, by the name a refusal gives them
+_DROP_INS = {name: "jacobian_lab." + name for name in [
+    "scipy.special.logsumexp", "scipy.special.softmax", "scipy.special.log_softmax", "scipy.linalg.solve",
+    "scipy.linalg.solve_triangular", "scipy.linalg.cholesky", "scipy.linalg.cho_factor", "scipy.linalg.cho_solve",
+    "scipy.linalg.inv", "scipy.linalg.det", "scipy.linalg.expm"]}
+_DROP_INS.update({f"scipy.spatial.{name}": f"jacobian_lab.scipy.spatial.distance.{name}"
+                  for name in ("cdist", "pdist", "squareform")})
 #: The methods of its distributions (`jacobian_lab.scipy.stats`), which name themselves scipy.stats.<method>
 _DENSITIES = frozenset(["logpdf", "pdf", "cdf", "logcdf", "sf", "logsf", "ppf", "isf", "logpmf", "pmf"])
 
@@ -152,7 +154,7 @@ def _instead(caller: str) -> str:
     recipe = _RECIPES.get(caller, _RECIPES.get(caller.rsplit(".", 1)[0], ""))
     recipe = "write that step with NumPy operations" + recipe
     if caller in _DROP_INS:
-        return f"Call jacobian_lab.{caller} in its place (the same arguments, written with NumPy operations); or {recipe}"
+        return f"Call {_DROP_INS[caller]} in its place (the same arguments, written with NumPy operations); or {recipe}"
     if caller.startswith("scipy.stats.") and caller.rsplit(".", 1)[1] in _DENSITIES:
         return ("jacobian_lab.scipy.stats has the densities of the normal, t, logistic, Laplace, Cauchy, exponential, "
                 "gamma, beta, Poisson and multivariate normal distributions and some of their cdfs, under SciPy's "

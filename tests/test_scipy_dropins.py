@@ -11,12 +11,14 @@ import re
 import numpy as np
 import pytest
 import scipy.linalg
+import scipy.spatial.distance
 import scipy.special as sc
 import scipy.stats
 from helpers import assert_close, assert_fd_close, central_differences, traced_value
 
 import jacobian_lab as jl
 from jacobian_lab.scipy import linalg, special, stats
+from jacobian_lab.scipy.spatial import distance
 
 RNG = np.random.default_rng(2718)
 
@@ -223,19 +225,20 @@ def test_inv_and_det_are_scipys(name):
     _check_against_scipy(getattr(linalg, name), getattr(scipy.linalg, name), M)
 
 
-EXPM = {"small": 1e-3, "unit": 0.5, "scaled": 3.0, "squared often": 40.0}
+# (scale, rtol): each squaring doubles the rounding error relative to the result, SciPy's as ours
+EXPM = {"small": (1e-3, 1e-14), "unit": (0.5, 1e-14), "scaled": (3.0, 1e-12), "squared often": (40.0, 1e-10)}
 
 
-@pytest.mark.parametrize("scale", EXPM.values(), ids=EXPM)
-def test_expm_and_its_frechet_derivative_are_scipys(scale):
-    a = RNG.standard_normal((4, 4)) * scale
-    expected = scipy.linalg.expm(a)
-    assert_close(traced_value(linalg.expm, a), expected, 1e-12)
+@pytest.mark.parametrize("scale, rtol", EXPM.values(), ids=EXPM)
+def test_expm_and_its_frechet_derivative_are_scipys(scale, rtol):
+    rng = np.random.default_rng(31)
+    a = rng.standard_normal((4, 4)) * scale
+    assert_close(traced_value(linalg.expm, a), scipy.linalg.expm(a), rtol)
     for _ in range(2):  # the derivative along e is the corner of expm([[a, e], [0, a]]) (Van Loan)
-        e = RNG.standard_normal((4, 4))
+        e = rng.standard_normal((4, 4))
         frechet = scipy.linalg.expm(np.block([[a, e], [np.zeros((4, 4)), a]]))[:4, 4:]
-        assert_close(jl.jvp(linalg.expm, a, e)[1], frechet, 1e-12)
-        assert_close(np.einsum("ijkl,kl->ij", jl.jacrev(linalg.expm)(a), e), frechet, 1e-12)
+        assert_close(jl.jvp(linalg.expm, a, e)[1], frechet, rtol)
+        assert_close(np.einsum("ijkl,kl->ij", jl.jacrev(linalg.expm)(a), e), frechet, rtol)
 
 
 def test_expm_compiled_at_one_norm_is_recomputed_at_another():
@@ -281,3 +284,52 @@ def test_second_derivatives_go_through_them():
     cov = COVARIANCES["matrix"]
     H = jl.hessian(lambda m: stats.multivariate_normal.logpdf(x, m, cov))(np.zeros(3))
     assert_close(H, -np.linalg.inv(cov), 1e-14)  # the log density is quadratic in the mean
+
+
+# --- spatial.distance ----------------------------------------------------------------------------------------
+POINTS, OTHERS = RNG.standard_normal((4, 3)), RNG.standard_normal((2, 3))
+WEIGHTS = np.array([1.0, 2.0, 0.5])
+METRICS = {"euclidean": {}, "euclidean w": {"w": WEIGHTS}, "sqeuclidean": {}, "sqeuclidean w": {"w": WEIGHTS},
+           "cityblock": {}, "minkowski": {"p": 3.0}, "minkowski w": {"p": 1.5, "w": WEIGHTS}, "chebyshev": {},
+           "cosine": {}, "correlation": {}, "seuclidean": {}, "seuclidean V": {"V": WEIGHTS}, "mahalanobis": {},
+           "mahalanobis VI": {"VI": np.linalg.inv(np.cov(RNG.standard_normal((10, 3)).T))}}
+
+
+@pytest.mark.parametrize("metric", METRICS, ids=METRICS)
+def test_cdist_and_pdist_are_scipys_in_every_point(metric):
+    name, options = metric.split()[0], METRICS[metric]
+    _check_against_scipy(lambda a: distance.cdist(a, OTHERS, name, **options),
+                         lambda a: scipy.spatial.distance.cdist(a, OTHERS, name, **options), POINTS,
+                         second=POINTS + 0.3)
+    _check_against_scipy(lambda a: distance.pdist(a, name, **options),
+                         lambda a: scipy.spatial.distance.pdist(a, name, **options), POINTS)
+
+
+def test_a_metrics_parameters_are_differentiated_too():
+    _check_against_scipy(lambda w: distance.cdist(POINTS, OTHERS, "minkowski", p=3.0, w=w),
+                         lambda w: scipy.spatial.distance.cdist(POINTS, OTHERS, "minkowski", p=3.0, w=w), WEIGHTS)
+
+
+def test_coincident_points_have_a_finite_gradient():
+    # cdist(a, a) holds zero distances, where the norm's slope is 0 (np.linalg.norm's convention)
+    gradient = jl.grad(lambda a: np.sum(distance.cdist(a, a)))(POINTS)
+    off_diagonal = lambda a: np.sum(scipy.spatial.distance.pdist(a)) * 2
+    assert_fd_close(gradient, central_differences(off_diagonal, POINTS))
+
+
+def test_squareform_goes_both_ways_as_scipys():
+    condensed = scipy.spatial.distance.pdist(POINTS)
+    _check_against_scipy(distance.squareform, scipy.spatial.distance.squareform, condensed)
+    square = scipy.spatial.distance.squareform(condensed)
+    assert np.array_equal(traced_value(distance.squareform, square), condensed)
+    with pytest.raises(ValueError, match="must be symmetric and have a zero diagonal"):
+        jl.jacobian(distance.squareform, square + np.eye(4))
+
+
+def test_distance_refusals_name_what_to_do():
+    with pytest.raises(NotImplementedError, match="metric 'hamming' of traced arrays.*euclidean, sqeuclidean"):
+        jl.jacobian(lambda a: distance.pdist(a, "hamming"), POINTS)
+    with pytest.raises(TypeError, match="drop out= and assign it"):
+        jl.jacobian(lambda a: distance.pdist(a, out=np.empty(6)), POINTS)
+    with pytest.raises(jl.TracerConversionError, match=r"Call jacobian_lab\.scipy\.spatial\.distance\.cdist in"):
+        jl.jacobian(lambda a: scipy.spatial.distance.cdist(a, OTHERS), POINTS)

@@ -19,14 +19,15 @@ True
 logistic, Laplace, Cauchy, exponential, gamma, beta and Poisson distributions
 and the multivariate normal, with their densities (and the normal's and a
 few others' distribution functions). `linalg`: solve, solve_triangular,
-cholesky, cho_factor, cho_solve, inv, det, expm. The modules load with their first
-use (``jl.scipy.stats`` imports ``scipy.stats``).
+cholesky, cho_factor, cho_solve, inv, det, expm. `spatial.distance`: cdist,
+pdist, squareform. The modules load with their first use (``jl.scipy.stats``
+imports ``scipy.stats``).
 """
 from __future__ import annotations
 
 import importlib
 
-__all__ = ["linalg", "special", "stats"]
+__all__ = ["linalg", "spatial", "special", "stats"]
 
 
 def __getattr__(name: str):
