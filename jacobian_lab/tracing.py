@@ -117,8 +117,7 @@ _RECIPES = {
                      "one axis)",
     "scipy.ndimage.map_coordinates": " (linear interpolation: i = np.floor(r).astype(int), then (1 - (r - i)) * "
                                      "x[i] + (r - i) * x[i + 1], per axis)",
-    "scipy.linalg.expm": " (NumPy has none: a Taylor series of A / 2**s, then squared s times, with @; for a "
-                         "symmetric A, w, V = np.linalg.eigh(A) and V @ np.diag(np.exp(w)) @ V.T)",
+    "scipy.linalg.expm": " (for a symmetric A, w, V = np.linalg.eigh(A) and V @ np.diag(np.exp(w)) @ V.T)",
     "scipy.linalg.lu_factor": " (np.linalg.solve(A, b), which factorizes A)",
     "scipy.linalg.lu_solve": " (np.linalg.solve(A, b), which factorizes A)",
     "scipy.sparse": " (a matrix of traced values: M = np.zeros_like(x, shape=(m, n)), then np.add.at(M, (rows, "

@@ -329,6 +329,12 @@ def test_squareform_goes_both_ways_as_scipys():
 def test_distance_refusals_name_what_to_do():
     with pytest.raises(NotImplementedError, match="metric 'hamming' of traced arrays.*euclidean, sqeuclidean"):
         jl.jacobian(lambda a: distance.pdist(a, "hamming"), POINTS)
+    with pytest.raises(ValueError, match="XB must be a 2-dimensional array"):
+        jl.jacobian(lambda a: distance.cdist(a, OTHERS[0]), POINTS)
+    with pytest.raises(ValueError, match="XA and XB must have the same number of columns"):
+        jl.jacobian(lambda a: distance.cdist(a, OTHERS[:, :2]), POINTS)
+    with pytest.raises(ValueError, match=re.escape("A 2-dimensional array must be passed. (Shape was (3,))")):
+        jl.jacobian(distance.pdist, POINTS[0])
     with pytest.raises(TypeError, match="drop out= and assign it"):
         jl.jacobian(lambda a: distance.pdist(a, out=np.empty(6)), POINTS)
     with pytest.raises(jl.TracerConversionError, match=r"Call jacobian_lab\.scipy\.spatial\.distance\.cdist in"):

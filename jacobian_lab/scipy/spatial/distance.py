@@ -87,6 +87,11 @@ def cdist(XA, XB, metric="euclidean", *, out=None, **kwargs):
     >>> jl.jacobian(lambda a: cdist(a, np.zeros((1, 2))), np.array([[3.0, 4.0]]))[0, 0]  # the unit vector
     array([[0.6, 0.8]])
     """
+    for name, points in (("XA", XA), ("XB", XB)):
+        if np.ndim(points) != 2:
+            raise ValueError(f"{name} must be a 2-dimensional array.")  # SciPy's messages
+    if np.shape(XA)[1] != np.shape(XB)[1]:
+        raise ValueError("XA and XB must have the same number of columns (i.e. feature dimension.)")
     kwargs = _defaults(metric, kwargs, np.concatenate([XA, XB]))
     return _metric(metric, out)(XA[:, None, :], XB[None, :, :], **kwargs)
 
@@ -101,6 +106,8 @@ def pdist(X, metric="euclidean", *, out=None, **kwargs):
     array([[-2.],
            [ 2.]])
     """
+    if np.ndim(X) != 2:
+        raise ValueError(f"A 2-dimensional array must be passed. (Shape was {np.shape(X)}).")
     first, second = np.triu_indices(np.shape(X)[0], 1)
     return _metric(metric, out)(X[first], X[second], **_defaults(metric, kwargs, X))
 
