@@ -101,6 +101,13 @@ def test_scipys_own_refusal_names_the_drop_in(name):
         jl.jacobian(getattr(sc, name), np.array([0.5, -1.0, 2.0]))
 
 
+def test_special_hands_out_scipys_ufuncs_too():
+    from jacobian_lab.scipy.special import expit, gammaln
+    assert expit is sc.expit and gammaln is sc.gammaln
+    with pytest.raises(AttributeError, match="has logsumexp, softmax, log_softmax, softplus and .*, not polygamma"):
+        _ = special.polygamma
+
+
 # --- stats ---------------------------------------------------------------------------------------------------
 X = np.array([-1.3, 0.2, 0.9, 2.4])
 POSITIVE = np.array([0.3, 0.8, 1.7, 4.2])

@@ -1,7 +1,9 @@
 """scipy.special's logsumexp, softmax and log_softmax on traced arrays (`jacobian_lab.scipy`).
 
-scipy.special's ufuncs (erf, gammaln, ndtr, ...) take traced arrays as they are;
-these three convert their input first. Each shifts by the maximum, held
+scipy.special's ufuncs (erf, gammaln, ndtr, ...) take traced arrays as they are,
+and this module hands them out too, so that one import serves both
+(``from jacobian_lab.scipy.special import expit, logsumexp``); these three
+convert their input first. Each shifts by the maximum, held
 constant (its derivative cancels: log Σ exp(a) = m + log Σ exp(a - m) for any
 constant m), so large values do not overflow; where the maximum is not finite
 the shift is 0, as in SciPy.
@@ -12,9 +14,18 @@ import numpy as np
 import scipy.special
 
 from ..constants import stop_gradient
+from ..scipy_special import PRIMITIVES
 from ._dispatch import or_scipy
 
 __all__ = ["log_softmax", "logsumexp", "softmax"]
+
+
+def __getattr__(name: str):
+    if name in PRIMITIVES or name == "softplus":  # scipy.special's own, which traced arrays take
+        return getattr(scipy.special, name)
+    raise AttributeError(f"jacobian_lab.scipy.special has logsumexp, softmax, log_softmax, softplus and "
+                         f"scipy.special's ufuncs with derivative rules ({', '.join(sorted(PRIMITIVES))}), "
+                         f"not {name}")
 
 
 def _shift(a, axis):
