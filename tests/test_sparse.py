@@ -150,15 +150,58 @@ def test_coloring_of_a_band_takes_its_width():
         assert colors.max() + 1 == width
 
 
-def test_coloring_of_a_five_point_stencil_takes_five_colors():
-    def laplacian(u, k=12):
-        U = u.reshape(k, k)
-        return (U[:-2, 1:-1] + U[2:, 1:-1] + U[1:-1, :-2] + U[1:-1, 2:] - 4 * U[1:-1, 1:-1]).ravel()
+def _laplacian(u, k=12):
+    """The five-point stencil on the interior of a k x k grid."""
+    U = u.reshape(k, k)
+    return (U[:-2, 1:-1] + U[2:, 1:-1] + U[1:-1, :-2] + U[1:-1, 2:] - 4 * U[1:-1, 1:-1]).ravel()
 
-    P = jl.sparsity(laplacian, np.ones(144))
+
+def _padded_laplacian(u, k=30):
+    """One residual per grid point, with zeros around it (np.pad): the boundary rows hold fewer columns."""
+    U = u.reshape(k, k)
+    P = np.pad(U, 1)
+    return (P[:-2, 1:-1] + P[2:, 1:-1] + P[1:-1, :-2] + P[1:-1, 2:] - 4 * U).ravel() + np.exp(U).ravel()
+
+
+def _seven_point(u, k=10):
+    U = u.reshape(k, k, k)
+    P = np.pad(U, 1)
+    neighbours = (P[:-2, 1:-1, 1:-1] + P[2:, 1:-1, 1:-1] + P[1:-1, :-2, 1:-1] + P[1:-1, 2:, 1:-1]
+                  + P[1:-1, 1:-1, :-2] + P[1:-1, 1:-1, 2:])
+    return (neighbours - 6 * U).ravel() + U.ravel() ** 3
+
+
+@pytest.mark.parametrize("f, n, fewest", [(_laplacian, 144, 5), (_padded_laplacian, 900, 5), (_seven_point, 1000, 10)],
+                         ids=["interior", "padded", "3-D"])
+def test_coloring_of_a_stencil_takes_about_its_width(f, n, fewest):
+    """Largest first takes 7 colors for both five-point stencils and 12 for the seven-point one; the interior one
+    takes incidence order's 5, the padded one saturation order's 5 (the fewest: a row holds five columns), the
+    seven-point one saturation order's 10 ((i + 2j + 3l) mod 7 would take 7)."""
+    P = jl.sparsity(f, np.ones(n))
     colors = jl.coloring(P)
     assert_valid_coloring(P.toarray(), colors, "forward")
-    assert colors.max() + 1 == 5  # the fewest possible: a row holds five columns
+    assert colors.max() + 1 == fewest
+
+
+@settings(derandomize=True, max_examples=80, deadline=None)
+@given(st.integers(0, 14), st.integers(0, 14), st.floats(0.0, 1.0), st.integers(0, 2**31))
+def test_saturation_coloring_is_its_definition(m, n, density, seed):
+    P = np.random.default_rng(seed).random((m, n)) < density
+    pattern = scipy.sparse.csr_array(P)
+    by_column = pattern.tocsc()
+    lists = (by_column.indptr.tolist(), by_column.indices.tolist(), pattern.indptr.tolist(), pattern.indices.tolist())
+    # the definition, in quadratic time: next, the column whose neighbours hold the most distinct colors, then the
+    # one with the most entries, then the lowest; it takes the smallest color none of its neighbours holds
+    shares = (P.T.astype(int) @ P.astype(int)) > 0
+    np.fill_diagonal(shares, False)
+    colors = np.full(n, -1)
+    for _ in range(n):
+        left = np.flatnonzero(colors < 0)
+        held = [set(colors[shares[k] & (colors >= 0)]) for k in left]
+        j = left[max(range(len(left)), key=lambda i: (len(held[i]), P[:, left[i]].sum(), -left[i]))]
+        taken = set(colors[shares[j] & (colors >= 0)])
+        colors[j] = next(c for c in range(n) if c not in taken)
+    np.testing.assert_array_equal(jl.compressed._saturation_coloring(lists, n), colors)
 
 
 def test_coloring_of_a_full_row_is_one_color_per_column():
@@ -254,6 +297,7 @@ def test_incidence_order_is_not_tried_for_a_saving_under_a_twentieth(monkeypatch
         raise AssertionError("incidence order tried")
 
     monkeypatch.setattr(jl.compressed, "_incidence_order", refused)
+    monkeypatch.setattr(jl.compressed, "_saturation_coloring", refused)
     assert jl.coloring(P).max() + 1 == n
     stencil = (np.eye(n, dtype=bool) | np.eye(n, k=1, dtype=bool) | np.eye(n, k=20, dtype=bool)
                | np.eye(n, k=-1, dtype=bool) | np.eye(n, k=-20, dtype=bool))
