@@ -192,10 +192,20 @@ def from_objects(value):
         return value
     items = list(value.flat)
     if any(isinstance(v, Tracer) for v in items):  # beside them: numbers, NumPy scalars, masks, ...
+        other = [v for v in items if _text_or_none(v)]
+        if other:  # np.stack would take a string for a number, and fail on None far from f's line
+            raise TypeError(f"an array built with np.array([...]) holds traced values and {other[0]!r}, which is "
+                            "no number; every entry must be a number or a traced value")
         return api.reshape(np.stack([_stackable(v) for v in items]), value.shape)
     if all(isinstance(v, numbers.Real) for v in items):  # None and strings are left to NumPy's errors
         return np.array([float(v) for v in items]).reshape(value.shape)
     return value
+
+
+def _text_or_none(value) -> bool:
+    """Whether `value` is no number to stand beside traced values in one array: a string, None, a date."""
+    return value is None or isinstance(value, (str, bytes)) or (isinstance(value, np.generic)
+                                                                and value.dtype.kind not in "biufc")
 
 
 def _stackable(value):

@@ -651,6 +651,17 @@ def test_np_array_of_traced_scalars_is_one_traced_array(f, mode):
     assert jl.count_flops(_van_der_pol, x) == jl.Cost(4, 0)  # y0 ** 2, 1 - , * y1, - y0: the stacking is free
 
 
+@pytest.mark.parametrize("other", ["oops", None, np.datetime64("2026-01-01")], ids=["str", "None", "datetime"])
+@pytest.mark.parametrize("mode", ["forward", "reverse", "sparse"])
+def test_np_array_of_traced_scalars_beside_no_number_is_refused(mode, other):
+    """A string was taken for a number, its row of the Jacobian 0; None failed far from the line that held it."""
+    def f(x):
+        return np.array([x[0] ** 2, other], dtype=object)
+
+    with pytest.raises(TypeError, match=f"holds traced values and {re.escape(repr(other))}, which is no number"):
+        run(f, mode, np.array([0.5, -0.3, 1.2]))
+
+
 _A_PLAIN = np.array([[1.0, -2.0, 0.5], [0.3, 0.0, 2.0]])
 
 
