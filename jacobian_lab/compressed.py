@@ -93,6 +93,7 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
         raise ValueError(f"mode must be 'forward' (color columns), 'reverse' (color rows) or 'star' (the columns "
                          f"of a symmetric pattern), got {mode!r}")
     if mode == "star":
+        _check_symmetric(pattern)
         return star_coloring(pattern)
     if np.ndim(pattern) != 2:  # np.ndim reads a sparse array's too
         raise ValueError(f"pattern must be a 2-D (m, n) matrix, sparse or a boolean array; got shape "
@@ -115,6 +116,19 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
         colors = min(candidates, key=lambda c: c.max(initial=-1))
     colors[np.diff(by_column.indptr) == 0] = -1  # a column without entries needs no seed
     return colors
+
+
+def _check_symmetric(pattern) -> None:
+    """Refuse a pattern that is not symmetric for a star coloring, which reads an entry from its mirror image."""
+    if np.ndim(pattern) == 2 and np.shape(pattern)[0] == np.shape(pattern)[1]:
+        P = csr_array(pattern, dtype=bool, copy=True)  # eliminate_zeros would change the caller's indices
+        P.eliminate_zeros()
+        unmatched = (P > P.T).tocoo()  # entries whose mirror image is not one
+        if unmatched.nnz:
+            i, j = int(unmatched.row[0]), int(unmatched.col[0])
+            raise ValueError(f"mode='star' colors a symmetric pattern (a Hessian's), reading each entry or its "
+                             f"mirror image; this one holds ({i}, {j}) but not ({j}, {i}). Color its columns "
+                             "with mode='forward'")
 
 
 def _greedy(order, lists, m) -> np.ndarray:

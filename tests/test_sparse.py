@@ -6,6 +6,8 @@ reproduce their entries bit for bit), and colorings checked by definition.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import scipy.sparse
@@ -277,8 +279,8 @@ def test_incidence_degree_order_is_its_definition(m, n, density, seed):
 
 @pytest.mark.parametrize("mode", ["forward", "reverse", "star"])
 def test_coloring_leaves_a_matrix_with_stored_zeros_as_it_was(mode):
-    S = scipy.sparse.csr_array((np.array([0.0, 1.0, 2.0, 1.0]), np.array([0, 1, 2, 1]), np.array([0, 2, 3, 4])),
-                               shape=(3, 3))
+    S = scipy.sparse.csr_array((np.array([0.0, 1.0, 2.0, 2.0]), np.array([0, 1, 2, 1]), np.array([0, 1, 3, 4])),
+                               shape=(3, 3))  # symmetric, for the star coloring
     before = (S.data.copy(), S.indices.copy(), S.indptr.copy())
     colors = jl.coloring(S, mode)
     assert all(np.array_equal(a, b) for a, b in zip(before, (S.data, S.indices, S.indptr)))
@@ -303,6 +305,15 @@ def test_incidence_order_is_not_tried_for_a_saving_under_a_twentieth(monkeypatch
                | np.eye(n, k=-1, dtype=bool) | np.eye(n, k=-20, dtype=bool))
     with pytest.raises(AssertionError, match="incidence order tried"):  # 7 colors against a bound of 5: tried
         jl.coloring(stencil)
+
+
+def test_a_star_coloring_refuses_a_pattern_that_is_not_symmetric():
+    P = np.eye(4, dtype=bool)
+    P[0] = True  # the colors [0, 1, 1, 1] of P | P.T would put three columns of row 0 in one color
+    with pytest.raises(ValueError, match=re.escape("holds (0, 1) but not (1, 0). Color its columns with mode=")):
+        jl.coloring(P, "star")
+    P[:, 0] = True  # an arrow: symmetric
+    np.testing.assert_array_equal(jl.coloring(P, "star"), [0, 1, 1, 1])
 
 
 def test_coloring_refuses_a_bad_mode_and_shape():
