@@ -102,12 +102,29 @@ def _verdict(n: int, m: int) -> tuple[str, str]:
                       f"the same FLOPs")
 
 
+# A problem whose weights alone take more than this share of the free memory is refused before they are
+# drawn: its Jacobian and a pass's derivatives take as much again, and the system would end the process
+# without a word (NumPy's allocation succeeds, and filling it does not).
+WEIGHTS_SHARE = 4
+
+
+def _weights(rng, shape: tuple, name: str):
+    """A standard normal matrix of `shape`, refused (ValueError) when it would not fit (`WEIGHTS_SHARE`)."""
+    from .memory import available_bytes, readable
+
+    needed, free = 8 * shape[0] * shape[1], available_bytes()
+    if needed * WEIGHTS_SHARE > free:
+        raise ValueError(f"{name}'s {shape[0]:,} x {shape[1]:,} weights take {readable(needed)}, more than "
+                         f"1/{WEIGHTS_SHARE} of the {readable(free)} of memory free; choose a smaller n or m")
+    return rng.standard_normal(shape)
+
+
 def _tanh_chain(name: str, n: int, m: int, k: int, seed: int, shape_note: str,
                 route: str) -> Problem:
     """Two tanh layers x (n) -> z = tanh(A @ x) (k) -> y = tanh(B @ z) (m)."""
     rng = np.random.default_rng(seed)
-    A = rng.standard_normal((k, n)) / np.sqrt(n)
-    B = rng.standard_normal((m, k)) / np.sqrt(k)
+    A = _weights(rng, (k, n), name) / np.sqrt(n)
+    B = _weights(rng, (m, k), name) / np.sqrt(k)
     x = rng.standard_normal(n)
 
     def f(x):
@@ -274,7 +291,7 @@ def dense_problem(n: int | None = None, m: int | None = None, seed: int = 0) -> 
     n = _size(name, "n", n, 300)
     _no_size(name, "m", m, "the layer is square, m = n")
     rng = np.random.default_rng(seed)
-    W = rng.standard_normal((n, n)) / np.sqrt(n)
+    W = _weights(rng, (n, n), name) / np.sqrt(n)
     b = 0.1 * rng.standard_normal(n)
     x = rng.standard_normal(n)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jacobian_lab import chain, cli, problems
+from jacobian_lab import chain, cli, memory, problems
 from jacobian_lab.memory import MemoryBudgetError
 from jacobian_lab.cli import (
     UsageError,
@@ -310,6 +310,17 @@ def test_a_size_too_large_for_the_memory_is_refused_before_it_is_built(capsys, a
     code, _, err = run(capsys, *argv)
     assert_one_line_error(err, code, 2)
     assert "of memory free; choose a smaller " + option in err
+
+
+@pytest.mark.parametrize("name, n, k", [("dense", 1000, 1000), ("tall_to_wide", 3000, 1000)])
+def test_a_problem_whose_weights_would_not_fit_is_refused_before_they_are_drawn(capsys, monkeypatch, name, n, k):
+    """Its x passes the size check, and its n x n (or k x n) weights were drawn until the system ended the process
+    without a word (dense at n = 50,000, 18.6 GiB); here the memory free is a byte short of room for them."""
+    free = 8 * n * k * problems.WEIGHTS_SHARE - 1
+    monkeypatch.setattr(memory, "available_bytes", lambda: free)
+    code, _, err = run(capsys, "compare", name, "--n", str(n))
+    assert_one_line_error(err, code, 2)
+    assert f"{name}'s " in err and "weights take" in err and "of memory free; choose a smaller n or m" in err
 
 
 def test_a_sweep_point_too_long_to_wait_for_is_refused(capsys):
