@@ -716,6 +716,11 @@ def _cmd_report(args) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out!r} exists and is not a directory")
     _check_folder("--out", args.out, out)
+    for name, folder in (("index.html", False), ("report.md", False), ("data.json", False), ("figures", True)):
+        path = out / name
+        if path.exists() and path.is_dir() != folder:  # else found only when the run is done and written
+            raise UsageError(f"--out {args.out!r}: {str(path)!r} is a {'file' if folder else 'folder'}, where the "
+                             f"report writes its {name}; move it or choose another --out")
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     with Progress(*columns, console=_console(stderr=True)) as bar:

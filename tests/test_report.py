@@ -204,6 +204,27 @@ def test_report_command_refuses_an_empty_out(tmp_path, capsys, monkeypatch, out)
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("name, make", [("index.html", "folder"), ("data.json", "folder"), ("figures", "file")])
+def test_report_command_refuses_an_out_it_could_not_write_into_before_the_run(tmp_path, capsys, monkeypatch, name,
+                                                                             make):
+    """A folder where index.html goes failed with IsADirectoryError once the whole report was computed."""
+    def refused(*args, **kwargs):
+        raise AssertionError("the report was built")
+
+    monkeypatch.setattr(report_module, "build_report", refused)
+    path = tmp_path / "out" / name
+    path.parent.mkdir()
+    if make == "folder":
+        path.mkdir()
+    else:
+        path.write_text("x")
+    code = main(["report", "--out", str(tmp_path / "out"), "--problems", "seed", "--repeat", "1"])
+    stdout, stderr = capsys.readouterr()
+    assert code == 2 and stdout == ""
+    assert stderr.strip().endswith(f"{str(path)!r} is a {'folder' if make == 'folder' else 'file'}, where the report "
+                                   f"writes its {name}; move it or choose another --out")
+
+
 def test_report_command_drops_a_repeated_problem(tmp_path, capsys, monkeypatch):
     built = []
 
