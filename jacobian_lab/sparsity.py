@@ -40,6 +40,7 @@ import numpy as np
 from . import engines
 from .accounting import active_counter
 from .jacobian import prepare
+from .memory import MemoryBudgetError, budget, readable
 from .staging import Recorder
 from .rules.reductions import _kept_shape
 
@@ -101,6 +102,18 @@ def _matrix(keys, m, n) -> scipy.sparse.csr_array:
     return csr_array((np.ones(keys.size, dtype=bool), cols, indptr), shape=(m, n))
 
 
+def _fits(entries: int) -> None:
+    """Refuse a dependency matrix of `entries` keys that would not fit the memory budget: about three int64
+    arrays of its size live while one is built. (NumPy's allocation of more than the memory would succeed,
+    and filling it end the process without a word.)"""
+    needed, limit = 24 * entries, budget()
+    if needed > limit:
+        raise MemoryBudgetError(f"the sparsity pattern of a value f computes holds {entries:,} entries, which take "
+                                f"{readable(needed)} to work out, over the memory budget of {readable(limit)}: the "
+                                "Jacobian is (nearly) dense there. Take the dense Jacobian (jl.jacobian), or work "
+                                "out the pattern at a smaller size")
+
+
 def _rows(keys, n, size, sources):
     """Rows `sources` of a `size`-row dependency matrix, as a new matrix (a source < 0: an empty row)."""
     indptr = np.searchsorted(keys, np.arange(size + 1, dtype=np.int64) * n)
@@ -108,6 +121,7 @@ def _rows(keys, n, size, sources):
     taken = np.flatnonzero(sources >= 0)
     starts = indptr[sources[taken]]
     lengths = indptr[sources[taken] + 1] - starts
+    _fits(int(lengths.sum()))
     # the positions of each taken row's keys, laid end to end
     positions = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(lengths.sum())
     return np.repeat(taken, lengths) * n + keys[positions] % n
@@ -205,6 +219,7 @@ def _scan(record, operands, n):
     rows, cols = np.divmod(operands[0], n)
     first = (rows // stride) % length  # a key's own position along the axis ...
     reach = length - first  # ... and the positions from there to the end, which it reaches
+    _fits(int(reach.sum()))
     steps = np.arange(reach.sum()) - np.repeat(np.cumsum(reach) - reach, reach)
     return _unique((np.repeat(rows, reach) + steps * stride) * n + np.repeat(cols, reach))
 
@@ -235,6 +250,7 @@ def _linked(keys, n, sources, targets):
     rows, cols = np.divmod(keys, n)
     start = np.searchsorted(sources, rows, "left")
     count = np.searchsorted(sources, rows, "right") - start
+    _fits(int(count.sum()))
     picks = np.repeat(start - (np.cumsum(count) - count), count) + np.arange(count.sum())
     return _unique(targets[picks] * n + np.repeat(cols, count))
 
@@ -242,6 +258,7 @@ def _linked(keys, n, sources, targets):
 def _dense(record, operands, n):
     """Every output element depends on everything the operands depend on."""
     columns = _unique(np.concatenate([d % n for d in operands if d is not None]))
+    _fits(np.size(record.out) * columns.size)
     return (np.arange(np.size(record.out), dtype=np.int64)[:, None] * n + columns).ravel()
 
 

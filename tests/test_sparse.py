@@ -6,6 +6,7 @@ reproduce their entries bit for bit), and colorings checked by definition.
 """
 from __future__ import annotations
 
+import importlib
 import re
 
 import numpy as np
@@ -314,6 +315,17 @@ def test_a_star_coloring_refuses_a_pattern_that_is_not_symmetric():
         jl.coloring(P, "star")
     P[:, 0] = True  # an arrow: symmetric
     np.testing.assert_array_equal(jl.coloring(P, "star"), [0, 1, 1, 1])
+
+
+@pytest.mark.parametrize("f", [lambda x: np.sum(x) * x, lambda x: np.outer(x, x).ravel(), lambda x: np.cumsum(x)],
+                         ids=["broadcast", "dense rule", "scan"])
+def test_a_pattern_too_large_for_the_memory_is_refused_before_it_is_built(monkeypatch, f):
+    """A dense pattern of 50,000 inputs asked for 18.6 GiB, which the system could end the process for."""
+    module = importlib.import_module("jacobian_lab.sparsity")  # jl.sparsity is the function
+    monkeypatch.setattr(module, "budget", lambda: 24 * 1000 * 1000 // 2)  # half what a 1000 x 1000 pattern takes
+    with pytest.raises(jl.MemoryBudgetError, match=r"holds [0-9,]+ entries.*Jacobian is \(nearly\) dense there"):
+        jl.sparsity(f, np.ones(1000))
+    assert jl.sparsity(f, np.ones(100)).nnz > 0  # a smaller size fits
 
 
 def test_coloring_refuses_a_bad_mode_and_shape():
