@@ -514,14 +514,15 @@ def _refuse_too_long(title: str, f, x, modes, leave_out: bool = True):
     with _running(f"differentiating {title} failed"):
         prediction = predict(f, x)
     for name, (label, mode, batch) in zip(modes, _rows(modes)):
-        if mode == "sparse":  # it pushes fewer seeds than either order
-            continue
-        # auto runs the cheaper order, and jit records its first call as auto does
+        # auto runs the cheaper order, and jit records its first call as auto does; sparse pushes at most as many
+        # seeds as the cheaper order (and often far fewer), priced by its plan where that is not enough
         orders = (mode,) if mode in ("forward", "reverse") else ("forward", "reverse")
         order = min(orders, key=lambda o: prediction.total(o, batch).total())
         passes, work = prediction.schedule(order, batch)[1], prediction.total(order, batch).total()
         if (passes > MAX_PASSES or work > MAX_FLOPS) and mode == "jit":
             passes, work = _first_call(f, x, prediction, passes, work)
+        if (passes > MAX_PASSES or work > MAX_FLOPS) and mode == "sparse":
+            passes, work = _sparse_call(f, x, prediction)
         if passes > MAX_PASSES or work > MAX_FLOPS:
             too_long[name] = f"'{label}' ({passes:,} pass{'es' if passes != 1 else ''}, {work:.2g} FLOPs)"
     if too_long:
@@ -554,6 +555,25 @@ def _first_call(f, x, prediction, passes: int, work: float) -> tuple[int, float]
     mode, seeds = compressed
     derivative = prediction.tangent if mode == "forward" else prediction.cotangent
     return 1, (prediction.primal + prediction.staging + derivative.over(1, seeds)).total()
+
+
+def _sparse_call(f, x, prediction) -> tuple[int, float]:
+    """(passes, FLOPs) of the sparse row: the seeds of its plan, a pass of each order it takes."""
+    from . import engines
+    from .compressed import best_plan, color_count
+    from .jacobian import prepare
+    from .sparsity import recorded_pattern
+
+    with _running("differentiating f failed"):
+        g, x_flat = prepare(f, x)
+        y, pullback = engines.get("reverse").vjp(g, x_flat)
+        plan = best_plan(recorded_pattern(pullback, int(np.size(y))))[1]
+    work, passes = prediction.primal + prediction.staging, 0
+    for colors, derivative in ((plan.columns, prediction.tangent), (plan.rows, prediction.cotangent)):
+        seeds = 0 if colors is None else color_count(colors)
+        if seeds:
+            work, passes = work + derivative.over(1, seeds), passes + 1
+    return passes, work.total()
 
 
 def _described(title: str, problem) -> dict:

@@ -345,12 +345,17 @@ def test_compare_refuses_rows_too_long_to_wait_for(capsys):
     code, _, err = run(capsys, "compare", "seed", "--n", "300000", "--modes", "forward-1,reverse")
     assert_one_line_error(err, code, 2)
     assert "'forward, 1 seed/pass' (300,000 passes" in err and "leave it out with --modes reverse" in err
-    # auto and jit run (or record) the cheaper order: where both orders are too long, so are they, and
-    # the modes named instead hold only what fits
+    # auto and jit run (or record) the cheaper order: where both orders are too long, so are they; so is sparse
+    # where its plan takes as many seeds (a dense pattern), which the refusal once named as the way out
     code, _, err = run(capsys, "compare", "dense", "--n", "5000", "--modes", "reverse,auto,jit,sparse")
     assert_one_line_error(err, code, 2)
-    assert ("the rows 'reverse, batched' (97 passes, 2.5e+11 FLOPs), 'auto' (97 passes, 2.5e+11 FLOPs) and 'jit' "
-            "(97 passes, 2.5e+11 FLOPs) would take too long to wait for; leave them out with --modes sparse") in err
+    assert ("the rows 'reverse, batched' (97 passes, 2.5e+11 FLOPs), 'auto' (97 passes, 2.5e+11 FLOPs), 'jit' "
+            "(97 passes, 2.5e+11 FLOPs) and 'sparse' (1 pass, 2.5e+11 FLOPs) would take too long to wait for; "
+            "choose a smaller size") in err
+    # a banded pattern's three seeds: sparse is the way out
+    code, _, err = run(capsys, "compare", "bratu", "--n", "300000", "--modes", "reverse,sparse")
+    assert_one_line_error(err, code, 2)
+    assert "the row 'reverse, batched' (" in err and "leave it out with --modes sparse" in err
 
 
 def test_forward_rows_too_long_for_xs_size_are_refused_before_f_is_traced(capsys, monkeypatch):
