@@ -40,27 +40,33 @@ class Crossover:
     """Where the forward and reverse FLOP curves meet.
 
     ``size`` is the swept size (n or m) at the crossing and ``flops`` the
-    common cost there, both interpolated on log-log axes. ``everywhere`` is
-    True when the two curves coincide at every grid point (then ``size`` is
-    the first grid point). ``forward_below`` tells which mode is cheaper
-    *before* the crossing (at sizes smaller than ``size``).
+    common cost there, both interpolated on log-log axes between the grid
+    points ``between`` (None: the curves meet at a grid point, ``size``).
+    ``everywhere`` is True when the two curves coincide at every grid point
+    (then ``size`` is the first grid point). ``forward_below`` tells which
+    mode is cheaper *before* the crossing (at sizes smaller than ``size``).
     """
 
     size: float
     flops: float
     forward_below: bool
     everywhere: bool = False
+    between: tuple[float, float] | None = None
 
     def describe(self, axis: str = "n") -> str:
-        """One phrase for a legend or a title.
+        """One phrase for a legend or a title; an interpolated crossing names the grid points around it.
 
         >>> Crossover(100.0, 2e5, True).describe("n")
-        'crossover at n ≈ 100: forward cheaper below, reverse above'
+        'crossover at n = 100: forward cheaper below, reverse above'
+        >>> Crossover(26.3, 2e3, False, between=(10, 100)).describe("n")
+        'crossover at n ≈ 26.3 (interpolated between 10 and 100): reverse cheaper below, forward above'
         """
         if self.everywhere:
             return "forward and reverse cost the same FLOPs at every size"
         below, above = ("forward", "reverse") if self.forward_below else ("reverse", "forward")
-        return f"crossover at {axis} ≈ {self.size:.3g}: {below} cheaper below, {above} above"
+        at = f"= {self.size:.3g}" if self.between is None else (
+            f"≈ {self.size:.3g} (interpolated between {self.between[0]:g} and {self.between[1]:g})")
+        return f"crossover at {axis} {at}: {below} cheaper below, {above} above"
 
 
 def crossover(sizes: Sequence[float], forward: Sequence[float],
@@ -102,7 +108,7 @@ def crossover(sizes: Sequence[float], forward: Sequence[float],
             t = gap / (gap - gaps[i + 1])
             size = math.exp(math.log(s0) + t * (math.log(s1) - math.log(s0)))
             flops = math.exp(math.log(f0) + t * (math.log(f1) - math.log(f0)))
-            return Crossover(size, flops, gap < 0)
+            return Crossover(size, flops, gap < 0, between=(s0, s1))
     return None
 
 

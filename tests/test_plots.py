@@ -269,7 +269,13 @@ def test_crossover_edge_cases():
     with pytest.raises(ValueError):
         crossover([1, 2], [1], [1, 2])
     assert Crossover(30.0, 1.0, False).describe("m") == \
-        "crossover at m ≈ 30: reverse cheaper below, forward above"
+        "crossover at m = 30: reverse cheaper below, forward above"
+    # an interpolated crossing names the grid points around it: bratu's FLOPs tie at n = 16 exactly, and the
+    # grid 10, 100, 1000 puts the crossing at 26.3
+    c = crossover([10, 100, 1000], [10.0, 1000.0, 100000.0], [30.0, 300.0, 3000.0])
+    assert c.between == (10, 100)
+    assert c.describe() == f"crossover at n ≈ {c.size:.3g} (interpolated between 10 and 100): forward cheaper " \
+        "below, reverse above"
 
 
 def test_sweep_flops_are_the_prediction_and_times_are_measured(crossing_sweep):
