@@ -796,11 +796,15 @@ def _cmd_problems(args) -> int:
 
 
 def _width(text: str) -> int:
+    """An integer width, written as sizes may be ("1e3"); signs are checked by chain.plan, which names the
+    offending position."""
     try:
-        value = int(text)
+        number = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"width must be an integer, got {text!r}") from None
-    return value  # signs are checked by chain.plan, which names the offending position
+        number = math.nan
+    if not number.is_integer():
+        raise argparse.ArgumentTypeError(f"width must be an integer, got {text!r}")
+    return int(number)
 
 
 def _integer_at_least(minimum: int, what: str) -> Callable[[str], int]:

@@ -606,6 +606,12 @@ def test_chain_prints_plan_table(capsys):
     assert "34.00x" in out and "(J4 (J3 J2)) J1" in out
 
 
+def test_chain_widths_are_read_as_sizes_are(capsys):
+    """"1e2" was refused as no integer, where --n takes it."""
+    code, out, _ = run(capsys, "chain", "1e2", "1", "100", "100", "100")
+    assert code == 0 and out.strip() == chain.plan([100, 1, 100, 100, 100]).table()
+
+
 def test_chain_json_and_plot(tmp_path, capsys):
     target = tmp_path / "chain.png"
     code, out, _ = run(capsys, "chain", "10", "1000", "10", "1000", "1", "--json", "--plot", str(target))
@@ -688,6 +694,7 @@ BAD = [
     (("chain", "3", "-2", "2"), 2, "positive"),
     (("chain", "3"), 2, "at least 2"),
     (("chain", "3", "x"), 2, "integer"),
+    (("chain", "3", "2.5"), 2, "width must be an integer, got '2.5'"),
     (("report", "--problems", "nope"), 2, "unknown problem"),
     (("report", "--problems", ""), 2, "(none given)"),
     (("no_such_command",), 2, "invalid choice"),
