@@ -69,13 +69,13 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
     Greedy: each column in turn takes the smallest color that no column
     sharing a row with it holds, largest first (columns holding the most
     entries first). When that leaves more colors than the widest row has
-    entries (the least any coloring needs) by more than a twentieth, two
-    other orders are tried too, and the coloring with the fewest colors kept:
-    incidence degree (next, the column that shares rows with the most columns
-    already colored) and saturation (DSATUR: the one whose neighbours hold the
-    most distinct colors). They find the 5 colors of a 2-D five-point stencil,
-    with or without its boundary rows, where largest first finds 7, and 10 of
-    a 3-D seven-point one where it finds 12. (Their cost grows with the
+    entries (the least any coloring needs) by more than a twentieth, saturation
+    order (DSATUR: next, the column whose neighbours hold the most distinct
+    colors) is tried too, then, where that still leaves as many, incidence
+    degree (the column sharing rows with the most columns already colored);
+    the coloring with the fewest colors is kept. They find the 5 colors of a
+    2-D five-point stencil, with or without its boundary rows, where largest
+    first finds 7, and 10 of a 3-D seven-point one where it finds 12. (Their cost grows with the
     squares of the rows' sizes, quadratic in n for a full row, so they are not
     run for a saving of a color or two in thousands.) `pattern` is anything
     `scipy.sparse.csr_array` takes (a sparse matrix, a 2-D boolean array).
@@ -111,9 +111,10 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
     col_ptr = lists[0]
     largest_first = sorted(range(n), key=lambda j: col_ptr[j] - col_ptr[j + 1])  # stable: ties in column order
     colors = _greedy(largest_first, lists, m)
-    if colors.max(initial=-1) + 1 > widest * 1.05:  # well above the bound: try the other orders
-        candidates = (colors, _greedy(_incidence_order(lists, n), lists, m), _saturation_coloring(lists, n))
-        colors = min(candidates, key=lambda c: c.max(initial=-1))
+    for other in (lambda: _saturation_coloring(lists, n), lambda: _greedy(_incidence_order(lists, n), lists, m)):
+        if colors.max(initial=-1) + 1 <= widest * 1.05:  # near enough the bound
+            break
+        colors = min(colors, other(), key=lambda c: c.max(initial=-1))
     colors[np.diff(by_column.indptr) == 0] = -1  # a column without entries needs no seed
     return colors
 
@@ -150,17 +151,20 @@ def _greedy(order, lists, m) -> np.ndarray:
 def _saturation_coloring(lists, n) -> np.ndarray:
     """Greedy coloring in saturation order (DSATUR, Brélaz 1979): next, the column whose neighbours (the
     columns sharing a row with it) already hold the most distinct colors; of those, the one with the most
-    entries, then the lowest-numbered. Kept in heaps per saturation, as `_incidence_order` keeps its levels."""
+    entries, then the lowest-numbered. Kept in heaps per saturation, as `_incidence_order` keeps its levels,
+    of plain numbers: a column's rank by entries and number, fewest entries last."""
     col_ptr, col_rows, row_ptr, row_cols = lists
+    entries = [col_ptr[j + 1] - col_ptr[j] for j in range(n)]
+    most = max(entries, default=0)
+    rank = [(most - entries[j]) * n + j for j in range(n)]  # heap order: most entries, then lowest number
     seen, saturation, colors = [0] * n, [0] * n, [-1] * n  # seen[k]: the colors k's neighbours hold, as bits
-    levels, top = [[(col_ptr[j] - col_ptr[j + 1], j) for j in range(n)]], 0
-    heapq.heapify(levels[0])
+    levels, top = [sorted(rank)], 0
     while top >= 0:
         level = levels[top]
         if not level:
             top -= 1
             continue
-        j = heapq.heappop(level)[1]
+        j = heapq.heappop(level) % n
         if colors[j] >= 0 or saturation[j] != top:  # colored, or an entry it left when it moved up
             continue
         taken = seen[j]
@@ -172,8 +176,9 @@ def _saturation_coloring(lists, n) -> np.ndarray:
                 s = saturation[k] = saturation[k] + 1
                 if s == len(levels):
                     levels.append([])
-                heapq.heappush(levels[s], (col_ptr[k] - col_ptr[k + 1], k))
-                top = max(top, s)
+                heapq.heappush(levels[s], rank[k])
+                if s > top:
+                    top = s
     return np.array(colors, dtype=np.int64)
 
 

@@ -289,23 +289,31 @@ def test_coloring_leaves_a_matrix_with_stored_zeros_as_it_was(mode):
         assert colors[0] == -1  # column 0 holds only the stored zero, which is not an entry
 
 
-def test_incidence_order_is_not_tried_for_a_saving_under_a_twentieth(monkeypatch):
+def test_other_orders_are_not_tried_for_a_saving_under_a_twentieth(monkeypatch):
     """Two full rows but for one column each: largest first takes n colors against a bound of n - 1, and the
-    incidence order, whose cost grows with the squares of the rows' sizes, could save one at most."""
+    other orders, whose cost grows with the squares of the rows' sizes, could save one at most."""
     n = 400
     P = np.eye(n, dtype=bool)
     P[:2, 2:] = P[2:, :2] = True
 
     def refused(*args):
-        raise AssertionError("incidence order tried")
+        raise AssertionError("another order tried")
 
     monkeypatch.setattr(jl.compressed, "_incidence_order", refused)
     monkeypatch.setattr(jl.compressed, "_saturation_coloring", refused)
     assert jl.coloring(P).max() + 1 == n
     stencil = (np.eye(n, dtype=bool) | np.eye(n, k=1, dtype=bool) | np.eye(n, k=20, dtype=bool)
                | np.eye(n, k=-1, dtype=bool) | np.eye(n, k=-20, dtype=bool))
-    with pytest.raises(AssertionError, match="incidence order tried"):  # 7 colors against a bound of 5: tried
+    with pytest.raises(AssertionError, match="another order tried"):  # 7 colors against a bound of 5: tried
         jl.coloring(stencil)
+
+
+def test_incidence_order_is_tried_only_where_saturation_order_leaves_too_many(monkeypatch):
+    tried = []
+    incidence = jl.compressed._incidence_order
+    monkeypatch.setattr(jl.compressed, "_incidence_order", lambda *args: tried.append(1) or incidence(*args))
+    assert jl.coloring(jl.sparsity(_padded_laplacian, np.ones(900))).max() + 1 == 5 and not tried  # at the bound
+    assert jl.coloring(jl.sparsity(_seven_point, np.ones(1000))).max() + 1 == 10 and tried  # 10 against 7
 
 
 def test_a_star_coloring_refuses_a_pattern_that_is_not_symmetric():
