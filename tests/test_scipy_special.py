@@ -175,6 +175,25 @@ def test_gamma_family_derivatives_at_closed_form_points(mode):
 
 
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_digamma_slope_far_below_zero_is_the_reflections(mode, monkeypatch):
+    """SciPy's polygamma recurses from x up to 0 one step at a time: 2 s at −1e8 + 1/2, hours at −1e12.
+    At x = 1/2 − N, ψ'(x) = π² − ψ'(N + 1/2), and ψ'(v) = 1/v + 1/(2v²) + 1/(6v³) − ... for large v."""
+    N = np.array([1e3, 1e6, 1e8, 1e12])
+    v = N + 0.5
+    expected = math.pi ** 2 - (1 / v + 1 / (2 * v ** 2) + 1 / (6 * v ** 3))
+    polygamma = sc.polygamma
+
+    def asked(n, x):  # SciPy at 1 - x only: at x itself it would take hours
+        assert np.min(x) > -100, "scipy.special.polygamma asked at x far below 0"
+        return polygamma(n, x)
+
+    monkeypatch.setattr(sc, "polygamma", asked)
+    assert_close(np.diag(jl.jacobian(sc.digamma, 0.5 - N, mode=mode)), expected, 1e-15)
+    # second derivative: ψ''(1/2 − N) = ψ''(N + 1/2) (π³ P₂(cot) vanishes at cot = 0), −1/v² − 1/v³ − ...
+    assert_close(jl.hessian(lambda x: sc.digamma(x[0]))(np.array([0.5 - 1e6]))[0, 0], -1 / v[1] ** 2, 1e-5)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
 def test_polygamma_differentiates_to_the_next_order(mode):
     # digamma's derivative is polygamma(x, n=1), whose derivative is polygamma(x, n=2), ...
     one = np.array([1.0])
