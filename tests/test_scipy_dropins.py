@@ -67,6 +67,20 @@ def test_logsumexp_keeps_scipys_values_where_the_maximum_is_not_finite():
     assert_close(jl.grad(special.logsumexp)(np.array([1000.0, 1000.0])), [0.5, 0.5], 1e-15)  # no overflow
 
 
+@pytest.mark.parametrize("a", [[1000.0, 0.0, 2.0], [np.inf, 0.0, 2.0]], ids=["large", "inf"])
+def test_logsumexp_leaves_out_terms_of_weight_zero_as_scipy(a):
+    """SciPy shifts by the largest a of a nonzero weight: shifted by a[0] the others were 0 (-inf), or NaN."""
+    a, b = np.array(a), np.array([0.0, 1.0, 2.0])
+    assert traced_value(lambda v: special.logsumexp(v, b=b), a) == sc.logsumexp(a, b=b) == np.log(1 + 2 * np.e ** 2)
+    weights = b[1:] * np.exp(a[1:])  # the terms kept; a[0] has no derivative
+    assert_close(jl.grad(lambda v: special.logsumexp(v, b=b))(a), np.r_[0.0, weights / weights.sum()], 1e-15)
+
+
+def test_softmax_along_an_axis_holding_inf_is_nan_as_scipys():
+    x = np.array([[np.inf, 1.0], [0.5, 1.0]])
+    np.testing.assert_array_equal(traced_value(lambda v: special.softmax(v, axis=1), x), sc.softmax(x, axis=1))
+
+
 def test_logsumexp_costs_its_operations():
     # over L elements: the max with initial=-inf (L), the shift (L), L exps, their sum (L - 1), a log and the shift
     # back (1); the max's finite check and select compute on a value without a derivative, uncounted

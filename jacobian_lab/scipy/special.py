@@ -28,14 +28,15 @@ def __getattr__(name: str):
                          f"not {name}")
 
 
-def _shift(a, axis):
-    """max(a) over `axis` (keeping its axes), without a derivative; 0 where it is not finite or a is empty."""
+def _shift(a, axis, finite: bool = True):
+    """max(a) over `axis` (keeping its axes), without a derivative; with `finite`, 0 where it is not finite
+    or a is empty (logsumexp's and log_softmax's, not softmax's: SciPy's)."""
     m = stop_gradient(np.max(a, axis=axis, keepdims=True, initial=-np.inf))
-    return np.where(np.isfinite(m), m, 0.0)
+    return np.where(np.isfinite(m), m, 0.0) if finite else m
 
 
 def _reduced(value, axis, keepdims: bool):
-    """`value`, summed over `axis` with its axes kept, without them unless `keepdims` (axis None: all)."""
+    """`value`, reduced over `axis` with its axes kept, without them unless `keepdims` (axis None: all)."""
     return value if keepdims else np.squeeze(value, axis=axis)
 
 
@@ -55,7 +56,12 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     if b is not None:
         shape = np.broadcast_shapes(np.shape(a), np.shape(b))
         a, b = np.broadcast_to(a, shape), np.broadcast_to(b, shape)
-    shift = _shift(a, axis)
+    if b is not None and np.any(b == 0):  # as SciPy, a term of weight 0 is left out: its a shifts nothing
+        kept = b != 0
+        shift = _shift(np.where(kept, a, -np.inf), axis)
+        a = np.where(kept, a, shift)  # exp(0) times a weight of 0, where exp(a - shift) could be inf
+    else:
+        shift = _shift(a, axis)
     terms = np.exp(a - shift)
     total = np.sum(terms if b is None else b * terms, axis=axis, keepdims=True)
     if return_sign:
@@ -77,7 +83,7 @@ def softmax(x, axis=None):
     array([[ 0.25, -0.25],
            [-0.25,  0.25]])
     """
-    terms = np.exp(x - _shift(x, axis))
+    terms = np.exp(x - _shift(x, axis, finite=False))  # SciPy's: NaN everywhere along an axis holding inf
     return terms / np.sum(terms, axis=axis, keepdims=True)
 
 
