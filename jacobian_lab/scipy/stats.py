@@ -3,9 +3,9 @@
 Each distribution is an object with SciPy's method names and arguments
 (``norm.logpdf(x, loc=0, scale=1)``, ``gamma.logpdf(x, a, loc=0, scale=1)``,
 ``poisson.logpmf(k, mu, loc=0)``); any argument may be traced, parameters
-included, and they broadcast together as in SciPy. Outside a distribution's
-support a density is 0 (its log -inf), as in SciPy; parameters outside their
-domain (a scale ≤ 0) give NaN, with NumPy's warning where SciPy gives none.
+included, and they broadcast together as in SciPy. As in SciPy, outside a
+distribution's support a density is 0 (its log -inf), and parameters outside
+their domain (a scale ≤ 0, a shape ≤ 0) or a NaN x give NaN.
 What SciPy's frozen distributions and the other methods do is not here: write
 them with scipy.special's ufuncs (ndtr, gammaln, xlogy, ...), which take traced
 arrays as they are.
@@ -39,18 +39,20 @@ def _inside(condition, value, outside=-np.inf):
     return np.where(condition, value, outside)
 
 
-def _methods(name: str, namespace: dict):
+def _methods(name: str, namespace: dict, valid):
     """An object whose methods are the NumPy versions in `namespace`, each SciPy's own for plain arguments,
-    with pdf and pmf the exponentials of the logpdf and logpmf given."""
+    with pdf and pmf the exponentials of the logpdf and logpmf given. `valid` takes a method's arguments and
+    says where the parameters are in their domain: elsewhere, and where x is NaN, a method gives NaN (`_checked`)."""
     distribution = getattr(scipy.stats, name)
     for log, plain in (("logpdf", "pdf"), ("logpmf", "pmf")):
         if log in namespace:
             namespace[plain] = lambda *args, _log=namespace[log], **kwargs: np.exp(_log(*args, **kwargs))
     methods = {}
     for method, version in namespace.items():
-        version.__name__ = version.__qualname__ = method
-        version.__doc__ = f"``scipy.stats.{name}.{method}``, the same arguments, on traced arrays too."
-        methods[method] = staticmethod(or_scipy(getattr(distribution, method))(version))
+        checked = _checked(version, valid)
+        checked.__name__ = checked.__qualname__ = method
+        checked.__doc__ = f"``scipy.stats.{name}.{method}``, the same arguments, on traced arrays too."
+        methods[method] = staticmethod(or_scipy(getattr(distribution, method))(checked))
     listed = ", ".join(sorted(methods))
 
     def missing(self, method):
@@ -59,6 +61,25 @@ def _methods(name: str, namespace: dict):
 
     return type(name, (), {**methods, "__doc__": f"``scipy.stats.{name}`` on traced arrays: {listed}.",
                            "__getattr__": missing, "__repr__": lambda self: f"jacobian_lab.scipy.stats.{name}"})()
+
+
+def _checked(version, valid):
+    """`version`, NaN where `valid` says the parameters are out of their domain or x is NaN, as SciPy's
+    methods are; the formula's own warnings there (log of a negative scale) are not raised, as SciPy's are not.
+    Without `valid` (a multivariate x), `version` itself."""
+    if valid is None:
+        return lambda *args, **kwargs: version(*args, **kwargs)
+
+    def method(x, *args, **kwargs):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            value = version(x, *args, **kwargs)
+        return np.where(valid(x, *args, **kwargs) & ~np.isnan(x), value, np.nan)
+
+    return method
+
+
+def _scale_valid(x, loc=0.0, scale=1.0):
+    return scale > 0
 
 
 def _norm_logpdf(x, loc=0.0, scale=1.0):
@@ -74,17 +95,21 @@ norm = _methods("norm", {
     "logsf": lambda x, loc=0.0, scale=1.0: sc.log_ndtr(-_standardized(x, loc, scale)),
     "ppf": lambda q, loc=0.0, scale=1.0: loc + scale * sc.ndtri(q),
     "isf": lambda q, loc=0.0, scale=1.0: loc - scale * sc.ndtri(q),
-})
+}, _scale_valid)
 
 
 def _t_logpdf(x, df, loc=0.0, scale=1.0):
+    # 1 / (√df B(1/2, df/2)) (1 + z²/df)^(-(df + 1)/2): betaln keeps the digits that gammaln((df + 1)/2) −
+    # gammaln(df/2) cancels at a large df (2e-4 of the value at df = 1e12; betaln's own rounding is 1e-11 at
+    # df = 1e5, where SciPy's poch is exact); at df = inf, the normal's, as SciPy
     z = _standardized(x, loc, scale)
-    half = 0.5 * (df + 1.0)
-    return (sc.gammaln(half) - sc.gammaln(0.5 * df) - 0.5 * np.log(df * np.pi) - np.log(scale)
-            - half * np.log1p(z * z / df))
+    finite = np.isfinite(df)
+    df = np.where(finite, df, 1.0)
+    t = -0.5 * np.log(df) - sc.betaln(0.5, 0.5 * df) - 0.5 * (df + 1.0) * np.log1p(z * z / df)
+    return np.where(finite, t, -0.5 * z * z - _HALF_LOG_2PI) - np.log(scale)
 
 
-t = _methods("t", {"logpdf": _t_logpdf})
+t = _methods("t", {"logpdf": _t_logpdf}, lambda x, df, loc=0.0, scale=1.0: (df > 0) & (scale > 0))
 
 
 def _logistic_logpdf(x, loc=0.0, scale=1.0):
@@ -96,15 +121,29 @@ logistic = _methods("logistic", {
     "logpdf": _logistic_logpdf,
     "cdf": lambda x, loc=0.0, scale=1.0: sc.expit(_standardized(x, loc, scale)),
     "sf": lambda x, loc=0.0, scale=1.0: sc.expit(-_standardized(x, loc, scale)),
-})
+}, _scale_valid)
 laplace = _methods("laplace", {
     "logpdf": lambda x, loc=0.0, scale=1.0: -np.abs(_standardized(x, loc, scale)) - np.log(2.0 * scale),
-})
-cauchy = _methods("cauchy", {
-    "logpdf": lambda x, loc=0.0, scale=1.0: (-np.log1p(_standardized(x, loc, scale) ** 2)
-                                                   - np.log(np.pi * scale)),
-    "cdf": lambda x, loc=0.0, scale=1.0: 0.5 + np.arctan(_standardized(x, loc, scale)) / np.pi,
-})
+}, _scale_valid)
+
+
+def _cauchy_logpdf(x, loc=0.0, scale=1.0):
+    # log1p(z²) as 2 log|z| + log1p(1/z²) past |z| = 1: z² overflows past 1.3e154
+    z = np.abs(_standardized(x, loc, scale))
+    far = z > 1.0
+    w = np.where(far, z, 2.0)
+    return -np.where(far, 2.0 * np.log(w) + np.log1p(1.0 / (w * w)), np.log1p(z * z)) - np.log(np.pi * scale)
+
+
+def _cauchy_cdf(x, loc=0.0, scale=1.0):
+    # 1/2 + arctan(z)/π cancels in the left tail (all of it at z = -1e16): there arctan(-1/z)/π, its equal
+    z = _standardized(x, loc, scale)
+    left = z < 0
+    w = np.where(left, z, -1.0)
+    return np.where(left, np.arctan(-1.0 / w) / np.pi, 0.5 + np.arctan(z) / np.pi)
+
+
+cauchy = _methods("cauchy", {"logpdf": _cauchy_logpdf, "cdf": _cauchy_cdf}, _scale_valid)
 
 
 def _expon_logpdf(x, loc=0.0, scale=1.0):
@@ -117,7 +156,7 @@ def _expon_cdf(x, loc=0.0, scale=1.0):
     return _inside(z > 0, -np.expm1(-np.maximum(z, 0.0)), 0.0)  # exp(-z) of a z < 0 would overflow
 
 
-expon = _methods("expon", {"logpdf": _expon_logpdf, "cdf": _expon_cdf})
+expon = _methods("expon", {"logpdf": _expon_logpdf, "cdf": _expon_cdf}, _scale_valid)
 
 
 def _gamma_logpdf(x, a, loc=0.0, scale=1.0):
@@ -127,7 +166,7 @@ def _gamma_logpdf(x, a, loc=0.0, scale=1.0):
     return _inside(inside, sc.xlogy(a - 1.0, z) - z - sc.gammaln(a) - np.log(scale))
 
 
-gamma = _methods("gamma", {"logpdf": _gamma_logpdf})
+gamma = _methods("gamma", {"logpdf": _gamma_logpdf}, lambda x, a, loc=0.0, scale=1.0: (a > 0) & (scale > 0))
 
 
 def _beta_logpdf(x, a, b, loc=0.0, scale=1.0):
@@ -137,7 +176,8 @@ def _beta_logpdf(x, a, b, loc=0.0, scale=1.0):
     return _inside(inside, sc.xlogy(a - 1.0, z) + sc.xlog1py(b - 1.0, -z) - sc.betaln(a, b) - np.log(scale))
 
 
-beta = _methods("beta", {"logpdf": _beta_logpdf})
+beta = _methods("beta", {"logpdf": _beta_logpdf},
+                lambda x, a, b, loc=0.0, scale=1.0: (a > 0) & (b > 0) & (scale > 0))
 
 
 def _poisson_logpmf(k, mu, loc=0):
@@ -147,22 +187,27 @@ def _poisson_logpmf(k, mu, loc=0):
     return _inside(inside, sc.xlogy(k, mu) - mu - sc.gammaln(k + 1.0))
 
 
-poisson = _methods("poisson", {"logpmf": _poisson_logpmf})
+poisson = _methods("poisson", {"logpmf": _poisson_logpmf}, lambda k, mu, loc=0: mu >= 0)
 
 
-def _mvn_logpdf(x, mean=None, cov=1.0):
-    cov = np.asarray(cov) if not hasattr(cov, "_trace") else cov
-    d = cov.shape[0] if np.ndim(cov) else (np.shape(mean)[-1] if np.ndim(mean) else np.shape(x)[-1])
-    if d == 1 and np.ndim(x) and np.shape(x)[-1] != 1:  # SciPy's one-dimensional x: a point per entry
-        x = x[..., None]
-    diff = x if mean is None else x - mean
+def _mvn_logpdf(x, mean=None, cov=1.0, allow_singular=False):
+    if allow_singular:
+        raise NotImplementedError("multivariate_normal with allow_singular=True on traced arrays: a singular "
+                                  "covariance has no Cholesky factor here; add a small multiple of the identity")
+    if not hasattr(cov, "_trace"):
+        cov = np.asarray(cov, dtype=float)
+    # SciPy's dimension: the mean's size, else the covariance's, else 1; x's last axis holds a point unless d = 1
+    d = math.prod(np.shape(mean)) if mean is not None else (cov.shape[0] if np.ndim(cov) >= 2 else 1)
+    if np.ndim(x) == 0 or (np.ndim(x) == 1 and d == 1):
+        x = np.reshape(x, (-1, 1))
+    diff = x if mean is None else x - np.reshape(mean, (d,))
     if np.ndim(cov) < 2:  # a variance, or a vector of them: the diagonal of the covariance
-        cov = cov * np.eye(d)
+        cov = np.reshape(cov, (-1,)) * np.eye(d)
     lower = np.linalg.cholesky(cov)
     z = np.linalg.solve(lower, np.reshape(diff, (-1, d)).T)  # (d, points)
     log_det = 2.0 * np.sum(np.log(np.diagonal(lower)))
     logpdf = -0.5 * (np.sum(z * z, axis=0) + log_det) - d * _HALF_LOG_2PI
-    return np.reshape(logpdf, np.shape(diff)[:-1])
+    return np.squeeze(np.reshape(logpdf, np.shape(diff)[:-1]))  # SciPy's: one point gives a scalar
 
 
-multivariate_normal = _methods("multivariate_normal", {"logpdf": _mvn_logpdf})
+multivariate_normal = _methods("multivariate_normal", {"logpdf": _mvn_logpdf}, None)
