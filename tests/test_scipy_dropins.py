@@ -414,11 +414,34 @@ def test_a_metrics_parameters_are_differentiated_too():
                          lambda w: scipy.spatial.distance.cdist(POINTS, OTHERS, "minkowski", p=3.0, w=w), WEIGHTS)
 
 
-def test_coincident_points_have_a_finite_gradient():
-    # cdist(a, a) holds zero distances, where the norm's slope is 0 (np.linalg.norm's convention)
-    gradient = jl.grad(lambda a: np.sum(distance.cdist(a, a)))(POINTS)
-    off_diagonal = lambda a: np.sum(scipy.spatial.distance.pdist(a)) * 2
+@pytest.mark.parametrize("metric", ["euclidean", "euclidean w", "minkowski", "minkowski w", "seuclidean V",
+                                    "mahalanobis VI"])
+def test_coincident_points_have_a_finite_gradient(metric):
+    """cdist(a, a) holds zero distances, where a norm's slope is 0 (np.linalg.norm's convention); the weighted
+    ones and the roots of sums were NaN there."""
+    name, options = metric.split()[0], METRICS[metric]
+    gradient = jl.grad(lambda a: np.sum(distance.cdist(a, a, name, **options)))(POINTS)
+
+    def off_diagonal(a):
+        return np.sum(scipy.spatial.distance.pdist(a, name, **options)) * 2
+
     assert_fd_close(gradient, central_differences(off_diagonal, POINTS))
+
+
+@pytest.mark.parametrize("w", [None, WEIGHTS * np.array([1.0, 0.0, 1.0])], ids=["", "a zero weight"])
+@pytest.mark.parametrize("name, options", [("minkowski", {"p": np.inf}), ("chebyshev", {}), ("cosine", {}),
+                                           ("correlation", {})])
+def test_minkowski_at_p_inf_is_chebyshev_and_every_metric_takes_weights(name, options, w):
+    """p = inf gave 1 for every pair (a sum of |d|^inf to the power 0); chebyshev, cosine and correlation
+    refused w=, which SciPy takes."""
+    weights = {} if w is None else {"w": w}
+    _check_against_scipy(lambda a: distance.cdist(a, OTHERS, name, **options, **weights),
+                         lambda a: scipy.spatial.distance.cdist(a, OTHERS, name, **options, **weights), POINTS)
+
+
+def test_points_may_be_lists_as_scipy_takes_them():
+    _check_against_scipy(lambda b: distance.cdist(POINTS.tolist(), b), lambda b: scipy.spatial.distance.cdist(
+        POINTS, b), OTHERS)
 
 
 def test_squareform_goes_both_ways_as_scipys():
@@ -426,8 +449,12 @@ def test_squareform_goes_both_ways_as_scipys():
     _check_against_scipy(distance.squareform, scipy.spatial.distance.squareform, condensed)
     square = scipy.spatial.distance.squareform(condensed)
     assert np.array_equal(traced_value(distance.squareform, square), condensed)
-    with pytest.raises(ValueError, match="must be symmetric and have a zero diagonal"):
+    with pytest.raises(ValueError, match="Distance matrix 'X' diagonal must be zero"):  # SciPy's messages
         jl.jacobian(distance.squareform, square + np.eye(4))
+    with pytest.raises(ValueError, match="The matrix argument must be square"):
+        jl.jacobian(distance.squareform, square[:3])
+    with pytest.raises(ValueError, match="A 3-dimensional array is not permitted"):
+        jl.jacobian(distance.squareform, square[None])
 
 
 def test_distance_refusals_name_what_to_do():

@@ -4,26 +4,40 @@ The distances are NumPy reductions over the coordinate axis of every pair
 (cdist broadcasts the two sets against each other, pdist gathers the pairs
 i < j), so points and the metric's parameters (w, V, VI) may all be traced.
 A norm's slope at a zero difference is 0 (`np.linalg.norm`'s convention), so
-coincident points give a finite gradient.
+coincident points give a finite gradient, weighted or not; the cosine and
+correlation distances are not defined at a zero vector, as in SciPy.
 """
 from __future__ import annotations
 
 import numpy as np
 import scipy.spatial.distance
 
+from ...primitives import is_traced
 from .._dispatch import or_scipy
 
 __all__ = ["cdist", "pdist", "squareform"]
 
 
+def _root(total, p):
+    """total ** (1 / p), with a slope of 0 where total is 0 (coincident points; as np.linalg.norm's), where
+    the root's own is infinite and times the zero slope of |d|^p gave NaN."""
+    positive = total > 0
+    return np.where(positive, np.where(positive, total, 1.0) ** (1.0 / p), 0.0)
+
+
 def _minkowski(u, v, p=2.0, w=None):
-    terms = np.abs(u - v) ** p
-    return np.sum(terms if w is None else w * terms, axis=-1) ** (1.0 / p)
+    if not p > 0:
+        raise ValueError("p must be greater than 0")  # SciPy's message
+    d = np.abs(u - v)
+    if np.isinf(p):  # SciPy's: the largest |u - v| (of a nonzero weight)
+        return np.max(d if w is None else np.where(w != 0, d, 0.0), axis=-1)
+    terms = d ** p
+    return _root(np.sum(terms if w is None else w * terms, axis=-1), p)
 
 
 def _euclidean(u, v, w=None):
     d = u - v
-    return np.linalg.norm(d, axis=-1) if w is None else np.sqrt(np.sum(w * d * d, axis=-1))
+    return np.linalg.norm(d, axis=-1) if w is None else _root(np.sum(w * d * d, axis=-1), 2.0)
 
 
 def _sqeuclidean(u, v, w=None):
@@ -36,12 +50,23 @@ def _cityblock(u, v, w=None):
     return np.sum(d if w is None else w * d, axis=-1)
 
 
-def _cosine(u, v):
-    return 1.0 - np.sum(u * v, axis=-1) / (np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1))
+def _chebyshev(u, v, w=None):
+    return _minkowski(u, v, np.inf, w)
 
 
-def _correlation(u, v):
-    return _cosine(u - np.mean(u, axis=-1, keepdims=True), v - np.mean(v, axis=-1, keepdims=True))
+def _cosine(u, v, w=None):
+    # SciPy's correlation(u, v, w, centered=False), clipped to [0, 2] as SciPy clips it
+    uw, vw = (u, v) if w is None else (u * w, v * w)
+    uv, uu, vv = np.sum(u * vw, axis=-1), np.sum(u * uw, axis=-1), np.sum(v * vw, axis=-1)
+    return np.clip(1.0 - uv / np.sqrt(uu * vv), 0.0, 2.0)
+
+
+def _correlation(u, v, w=None):
+    def centered(z):
+        mean = np.mean(z, axis=-1, keepdims=True) if w is None else np.sum(w * z, axis=-1, keepdims=True) / np.sum(w)
+        return z - mean
+
+    return _cosine(centered(u), centered(v), w)
 
 
 def _seuclidean(u, v, V):
@@ -50,12 +75,12 @@ def _seuclidean(u, v, V):
 
 def _mahalanobis(u, v, VI):
     d = u - v
-    return np.sqrt(np.sum((d @ np.swapaxes(VI, -1, -2)) * d, axis=-1))
+    return _root(np.sum((d @ np.swapaxes(VI, -1, -2)) * d, axis=-1), 2.0)
 
 
 _METRICS = {"euclidean": _euclidean, "sqeuclidean": _sqeuclidean, "cityblock": _cityblock, "minkowski": _minkowski,
-            "chebyshev": lambda u, v: np.max(np.abs(u - v), axis=-1), "cosine": _cosine,
-            "correlation": _correlation, "seuclidean": _seuclidean, "mahalanobis": _mahalanobis}
+            "chebyshev": _chebyshev, "cosine": _cosine, "correlation": _correlation, "seuclidean": _seuclidean,
+            "mahalanobis": _mahalanobis}
 
 
 def _defaults(metric, kwargs: dict, points) -> dict:
@@ -78,6 +103,11 @@ def _metric(metric, out):
     return _METRICS[metric]
 
 
+def _points(X):
+    """X as an array: a list of plain numbers, as SciPy takes it (traced points are arrays already)."""
+    return X if is_traced(X) else np.asarray(X, dtype=float)
+
+
 @or_scipy(scipy.spatial.distance.cdist)
 def cdist(XA, XB, metric="euclidean", *, out=None, **kwargs):
     """The (mA, mB) distances between the rows of XA and those of XB, as ``scipy.spatial.distance.cdist``.
@@ -87,6 +117,7 @@ def cdist(XA, XB, metric="euclidean", *, out=None, **kwargs):
     >>> jl.jacobian(lambda a: cdist(a, np.zeros((1, 2))), np.array([[3.0, 4.0]]))[0, 0]  # the unit vector
     array([[0.6, 0.8]])
     """
+    XA, XB = _points(XA), _points(XB)
     for name, points in (("XA", XA), ("XB", XB)):
         if np.ndim(points) != 2:
             raise ValueError(f"{name} must be a 2-dimensional array.")  # SciPy's messages
@@ -106,6 +137,7 @@ def pdist(X, metric="euclidean", *, out=None, **kwargs):
     array([[-2.],
            [ 2.]])
     """
+    X = _points(X)
     if np.ndim(X) != 2:
         raise ValueError(f"A 2-dimensional array must be passed. (Shape was {np.shape(X)}).")
     first, second = np.triu_indices(np.shape(X)[0], 1)
@@ -120,15 +152,27 @@ def squareform(X, force="no", checks=True):
     """
     if force not in ("no", "tomatrix", "tovector"):
         raise ValueError(f"force must be 'no', 'tomatrix' or 'tovector', got {force!r}")
-    if force == "tomatrix" or (force == "no" and np.ndim(X) == 1):
-        n = int(round((1 + np.sqrt(1 + 8 * np.shape(X)[0])) / 2))
-        if n * (n - 1) // 2 != np.shape(X)[0]:
+    X = _points(X)
+    if force == "tomatrix" and np.ndim(X) != 1:  # SciPy's messages, here and below
+        raise ValueError("Forcing 'tomatrix' but input X is not a distance vector.")
+    if force == "tovector" and np.ndim(X) != 2:
+        raise ValueError("Forcing 'tovector' but input X is not a distance matrix.")
+    if np.ndim(X) == 1:
+        n = int(np.ceil(np.sqrt(np.shape(X)[0] * 2)))
+        if n * (n - 1) != np.shape(X)[0] * 2:
             raise ValueError("Incompatible vector size. It must be a binomial coefficient n choose 2 for some "
-                             "integer n >= 2.")  # SciPy's message
-        rows, columns = np.triu_indices(n, 1)
-        upper = np.zeros_like(X, shape=(n, n))
+                             "integer n >= 2.")
+        rows, columns = np.triu_indices(max(n, 1), 1)
+        upper = np.zeros_like(X, shape=(max(n, 1), max(n, 1)))
         upper[rows, columns] = X
         return upper + upper.T
-    if checks and not (np.all(np.diagonal(X) == 0) and np.all(X == np.swapaxes(X, -1, -2))):
-        raise ValueError("Distance matrix 'X' must be symmetric and have a zero diagonal.")
+    if np.ndim(X) != 2:
+        raise ValueError(f"The first argument must be one or two dimensional array. A {np.ndim(X)}-dimensional "
+                         "array is not permitted")
+    if np.shape(X)[0] != np.shape(X)[1]:
+        raise ValueError("The matrix argument must be square.")
+    if checks and not np.all(X == np.swapaxes(X, -1, -2)):
+        raise ValueError("Distance matrix 'X' must be symmetric.")
+    if checks and not np.all(np.diagonal(X) == 0):
+        raise ValueError("Distance matrix 'X' diagonal must be zero.")
     return X[np.triu_indices(np.shape(X)[0], 1)]
