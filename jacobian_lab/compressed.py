@@ -120,16 +120,19 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
 
 
 def _check_symmetric(pattern) -> None:
-    """Refuse a pattern that is not symmetric for a star coloring, which reads an entry from its mirror image."""
+    """Refuse a pattern for a star coloring, which reads an entry or its mirror image, unless it is symmetric
+    or one triangle of a symmetric matrix (a Hessian stored as tril(H)): colored as P | P.T, a pattern with
+    unmatched entries on both sides is no Hessian's, and used on it, columns of one color share a row."""
     if np.ndim(pattern) == 2 and np.shape(pattern)[0] == np.shape(pattern)[1]:
         P = csr_array(pattern, dtype=bool, copy=True)  # eliminate_zeros would change the caller's indices
         P.eliminate_zeros()
         unmatched = (P > P.T).tocoo()  # entries whose mirror image is not one
-        if unmatched.nnz:
+        above = unmatched.row < unmatched.col
+        if above.any() and not above.all():
             i, j = int(unmatched.row[0]), int(unmatched.col[0])
-            raise ValueError(f"mode='star' colors a symmetric pattern (a Hessian's), reading each entry or its "
-                             f"mirror image; this one holds ({i}, {j}) but not ({j}, {i}). Color its columns "
-                             "with mode='forward'")
+            raise ValueError(f"mode='star' colors a symmetric pattern (a Hessian's, or one triangle of it), "
+                             f"reading each entry or its mirror image; this one holds ({i}, {j}) but not ({j}, {i}), "
+                             "on both sides of the diagonal. Color its columns with mode='forward'")
 
 
 def _greedy(order, lists, m) -> np.ndarray:

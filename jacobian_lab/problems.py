@@ -108,14 +108,15 @@ def _verdict(n: int, m: int) -> tuple[str, str]:
 WEIGHTS_SHARE = 4
 
 
-def _weights(rng, shape: tuple, name: str):
-    """A standard normal matrix of `shape`, refused (ValueError) when it would not fit (`WEIGHTS_SHARE`)."""
+def _weights(rng, shape: tuple, name: str, sizes: str = "n or m"):
+    """A standard normal matrix of `shape`, refused (ValueError) when it would not fit (`WEIGHTS_SHARE`):
+    the message names the `sizes` the problem takes."""
     from .memory import available_bytes, readable
 
     needed, free = 8 * shape[0] * shape[1], available_bytes()
     if needed * WEIGHTS_SHARE > free:
         raise ValueError(f"{name}'s {shape[0]:,} x {shape[1]:,} weights take {readable(needed)}, more than "
-                         f"1/{WEIGHTS_SHARE} of the {readable(free)} of memory free; choose a smaller n or m")
+                         f"1/{WEIGHTS_SHARE} of the {readable(free)} of memory free; choose a smaller {sizes}")
     return rng.standard_normal(shape)
 
 
@@ -291,7 +292,7 @@ def dense_problem(n: int | None = None, m: int | None = None, seed: int = 0) -> 
     n = _size(name, "n", n, 300)
     _no_size(name, "m", m, "the layer is square, m = n")
     rng = np.random.default_rng(seed)
-    W = _weights(rng, (n, n), name) / np.sqrt(n)
+    W = _weights(rng, (n, n), name, "n") / np.sqrt(n)
     b = 0.1 * rng.standard_normal(n)
     x = rng.standard_normal(n)
 

@@ -316,13 +316,15 @@ def test_incidence_order_is_tried_only_where_saturation_order_leaves_too_many(mo
     assert jl.coloring(jl.sparsity(_seven_point, np.ones(1000))).max() + 1 == 10 and tried  # 10 against 7
 
 
-def test_a_star_coloring_refuses_a_pattern_that_is_not_symmetric():
+def test_a_star_coloring_refuses_a_pattern_that_is_no_hessians():
+    """Colored as P | P.T: right for a Hessian stored as one triangle, wrong for any other pattern."""
     P = np.eye(4, dtype=bool)
-    P[0] = True  # the colors [0, 1, 1, 1] of P | P.T would put three columns of row 0 in one color
-    with pytest.raises(ValueError, match=re.escape("holds (0, 1) but not (1, 0). Color its columns with mode=")):
-        jl.coloring(P, "star")
-    P[:, 0] = True  # an arrow: symmetric
+    P[0] = True  # an arrow's upper triangle
     np.testing.assert_array_equal(jl.coloring(P, "star"), [0, 1, 1, 1])
+    np.testing.assert_array_equal(jl.coloring(P.T, "star"), [0, 1, 1, 1])
+    P[3, 1] = True  # and an entry below the diagonal without its mirror image: a Jacobian's pattern
+    with pytest.raises(ValueError, match=re.escape("holds (0, 1) but not (1, 0), on both sides of the diagonal")):
+        jl.coloring(P, "star")
 
 
 @pytest.mark.parametrize("f", [lambda x: np.sum(x) * x, lambda x: np.outer(x, x).ravel(), lambda x: np.cumsum(x)],
