@@ -71,9 +71,9 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
     entries first). When that leaves more colors than the widest row has
     entries (the least any coloring needs) by more than a twentieth, saturation
     order (DSATUR: next, the column whose neighbours hold the most distinct
-    colors) is tried too, then, where that still leaves as many, incidence
-    degree (the column sharing rows with the most columns already colored);
-    the coloring with the fewest colors is kept. They find the 5 colors of a
+    colors) is tried too, then, where that saves no color, incidence degree
+    (the column sharing rows with the most columns already colored); the
+    coloring with the fewest colors is kept. They find the 5 colors of a
     2-D five-point stencil, with or without its boundary rows, where largest
     first finds 7, and 10 of a 3-D seven-point one where it finds 12. (Their cost grows with the
     squares of the rows' sizes, quadratic in n for a full row, so they are not
@@ -111,10 +111,12 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
     col_ptr = lists[0]
     largest_first = sorted(range(n), key=lambda j: col_ptr[j] - col_ptr[j + 1])  # stable: ties in column order
     colors = _greedy(largest_first, lists, m)
-    for other in (lambda: _saturation_coloring(lists, n), lambda: _greedy(_incidence_order(lists, n), lists, m)):
-        if colors.max(initial=-1) + 1 <= widest * 1.05:  # near enough the bound
-            break
-        colors = min(colors, other(), key=lambda c: c.max(initial=-1))
+    if colors.max(initial=-1) + 1 > widest * 1.05:  # well above the bound: saturation order
+        saturation = _saturation_coloring(lists, n)
+        if saturation.max(initial=-1) < colors.max(initial=-1):
+            colors = saturation
+        elif colors.max(initial=-1) + 1 > widest * 1.05:  # no better: incidence order, as costly again
+            colors = min(colors, _greedy(_incidence_order(lists, n), lists, m), key=lambda c: c.max(initial=-1))
     colors[np.diff(by_column.indptr) == 0] = -1  # a column without entries needs no seed
     return colors
 
