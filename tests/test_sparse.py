@@ -186,17 +186,24 @@ def test_coloring_of_a_stencil_takes_about_its_width(f, n, fewest):
     assert colors.max() + 1 == fewest
 
 
+def _lists_and_neighbours(P):
+    """The coloring's lists of a boolean P (column pointers and rows, row pointers and columns), and which
+    columns share a row."""
+    pattern = scipy.sparse.csr_array(P)
+    by_column = pattern.tocsc()
+    lists = (by_column.indptr.tolist(), by_column.indices.tolist(), pattern.indptr.tolist(), pattern.indices.tolist())
+    shares = (P.T.astype(int) @ P.astype(int)) > 0
+    np.fill_diagonal(shares, False)
+    return lists, shares
+
+
 @settings(derandomize=True, max_examples=80, deadline=None)
 @given(st.integers(0, 14), st.integers(0, 14), st.floats(0.0, 1.0), st.integers(0, 2**31))
 def test_saturation_coloring_is_its_definition(m, n, density, seed):
     P = np.random.default_rng(seed).random((m, n)) < density
-    pattern = scipy.sparse.csr_array(P)
-    by_column = pattern.tocsc()
-    lists = (by_column.indptr.tolist(), by_column.indices.tolist(), pattern.indptr.tolist(), pattern.indices.tolist())
+    lists, shares = _lists_and_neighbours(P)
     # the definition, in quadratic time: next, the column whose neighbours hold the most distinct colors, then the
     # one with the most entries, then the lowest; it takes the smallest color none of its neighbours holds
-    shares = (P.T.astype(int) @ P.astype(int)) > 0
-    np.fill_diagonal(shares, False)
     colors = np.full(n, -1)
     for _ in range(n):
         left = np.flatnonzero(colors < 0)
@@ -264,12 +271,8 @@ def test_a_bidirectional_plan_pulls_rows_only_where_that_saves_seeds():
 @given(st.integers(0, 14), st.integers(0, 14), st.floats(0.0, 1.0), st.integers(0, 2**31))
 def test_incidence_degree_order_is_its_definition(m, n, density, seed):
     P = np.random.default_rng(seed).random((m, n)) < density
-    pattern = scipy.sparse.csr_array(P)
-    by_column = pattern.tocsc()
-    lists = (by_column.indptr.tolist(), by_column.indices.tolist(), pattern.indptr.tolist(), pattern.indices.tolist())
+    lists, shares = _lists_and_neighbours(P)
     # the definition, in quadratic time: next, the column sharing rows with the most ordered columns, lowest first
-    shares = (P.T.astype(int) @ P.astype(int)) > 0
-    np.fill_diagonal(shares, False)
     order, left = [], list(range(n))
     while left:
         j = max(left, key=lambda k: (shares[k, order].sum(), -k))
