@@ -115,7 +115,7 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
         saturation = _saturation_coloring(lists, n)
         if saturation.max(initial=-1) < colors.max(initial=-1):
             colors = saturation
-        elif colors.max(initial=-1) + 1 > widest * 1.05:  # no better: incidence order, as costly again
+        else:  # no better: incidence order, as costly again
             colors = min(colors, _greedy(_incidence_order(lists, n), lists, m), key=lambda c: c.max(initial=-1))
     colors[np.diff(by_column.indptr) == 0] = -1  # a column without entries needs no seed
     return colors
