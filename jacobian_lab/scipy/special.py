@@ -6,7 +6,7 @@ and this module hands them out too, so that one import serves both
 convert their input first. Each shifts by the maximum, held
 constant (its derivative cancels: log Σ exp(a) = m + log Σ exp(a - m) for any
 constant m), so large values do not overflow; where the maximum is not finite
-the shift is 0, as in SciPy.
+the shift is 0, as in SciPy (softmax keeps it, and its NaN, as SciPy's does).
 """
 from __future__ import annotations
 
