@@ -76,6 +76,14 @@ def test_logsumexp_leaves_out_terms_of_weight_zero_as_scipy(a):
     assert_close(jl.grad(lambda v: special.logsumexp(v, b=b))(a), np.r_[0.0, weights / weights.sum()], 1e-15)
 
 
+def test_logsumexp_in_a_weight_of_zero_is_its_terms_exponential():
+    """d/db_i log Σ b exp(a) = exp(a_i) / Σ b exp(a), at b_i = 0 too: the term left out was 1 there."""
+    a, b = np.array([0.0, 1.0, 50.0]), np.array([1.0, 1.0, 0.0])
+    total = np.sum(b * np.exp(a))
+    for mode in ("forward", "reverse"):
+        assert_close(jl.jacobian(lambda w: special.logsumexp(a, b=w), b, mode=mode) * total, np.exp(a), 1e-14)
+
+
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf - inf, SciPy's too
 def test_softmax_along_an_axis_holding_inf_is_nan_as_scipys():
     x = np.array([[np.inf, 1.0], [0.5, 1.0]])

@@ -28,6 +28,9 @@ def __getattr__(name: str):
                          f"not {name}")
 
 
+_LARGEST_EXPONENT = 700.0  # exp of it is finite in float64
+
+
 def _shift(a, axis, finite: bool = True):
     """max(a) over `axis` (keeping its axes), without a derivative; with `finite`, 0 where it is not finite
     or a is empty (logsumexp's and log_softmax's, not softmax's: SciPy's)."""
@@ -59,7 +62,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     if b is not None and np.any(b == 0):  # as SciPy, a term of weight 0 is left out: its a shifts nothing
         kept = b != 0
         shift = _shift(np.where(kept, a, -np.inf), axis)
-        a = np.where(kept, a, shift)  # exp(0) times a weight of 0, where exp(a - shift) could be inf
+        # and its exp(a - shift), the derivative in its b, is kept finite, where 0 times inf would be NaN
+        a = np.where(kept, a, np.minimum(a, shift + _LARGEST_EXPONENT))
     else:
         shift = _shift(a, axis)
     terms = np.exp(a - shift)

@@ -4,8 +4,9 @@ The distances are NumPy reductions over the coordinate axis of every pair
 (cdist broadcasts the two sets against each other, pdist gathers the pairs
 i < j), so points and the metric's parameters (w, V, VI) may all be traced.
 A norm's slope at a zero difference is 0 (`np.linalg.norm`'s convention), so
-coincident points give a finite gradient, weighted or not; the cosine and
-correlation distances are not defined at a zero vector, as in SciPy.
+coincident points give a finite gradient, weighted or not (minkowski's for
+p ≥ 1: below, |d|^p has no slope at 0, and the gradient is NaN); the cosine
+and correlation distances are not defined at a zero vector, as in SciPy.
 """
 from __future__ import annotations
 
