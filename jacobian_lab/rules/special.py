@@ -134,7 +134,10 @@ def _polygamma(sc, n, x):
     out = np.array(sc.polygamma(n, np.where(reflect, 0.5, x)))
     v = x[reflect]
     r = v - np.round(v)
-    cot = 1.0 / np.tan(np.pi * r)
+    # cot(π r), past |r| = 1/4 as −tan(π (r ∓ 1/2)), r ∓ 1/2 exact: 1 / tan(π/2) is 6e-17, not 0, which
+    # the even orders' Pₙ (a multiple of cot) took for ψ⁽ⁿ⁾ itself at a half-integer (−3e-13 for −6e-24)
+    half = np.copysign(0.5, r)
+    cot = np.where(np.abs(r) <= 0.25, 1.0 / np.tan(np.pi * r), -np.tan(np.pi * (r - half)))
     out[reflect] = (-1.0) ** n * sc.polygamma(n, 1.0 - v) - np.pi ** (n + 1) * _cot_derivatives(int(n))(cot)
     return out[()] if out.ndim == 0 else out
 
