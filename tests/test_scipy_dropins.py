@@ -197,6 +197,16 @@ def test_parameters_out_of_their_domain_and_nan_x_give_nan_as_scipy(case):
     assert np.isnan(value)
 
 
+@pytest.mark.parametrize("name, method, parameters", [("expon", "logpdf", ()), ("gamma", "logpdf", (2.0,)),
+                                                     ("beta", "logpdf", (2.0, 3.0)), ("poisson", "logpmf", (2.0,)),
+                                                     ("norm", "cdf", ())])
+def test_a_nan_loc_gives_nan_as_scipy(name, method, parameters):
+    """Off the support by a NaN z, the bounded distributions gave -inf."""
+    assert np.isnan(getattr(getattr(scipy.stats, name), method)(0.3, *parameters, loc=np.nan))
+    assert np.isnan(traced_value(lambda x: getattr(getattr(stats, name), method)(x, *parameters, loc=np.nan),
+                                 np.array(1.0)))
+
+
 def test_t_keeps_its_digits_at_a_large_df_and_is_the_normal_at_inf():
     """gammaln((df + 1)/2) - gammaln(df/2) cancelled: 2e-4 of the value at df = 1e12, a factor 3.3 at 1e15."""
     x = np.array([-2.0, 0.3, 1.7])
@@ -245,8 +255,10 @@ def test_multivariate_normal_logpdf_is_scipys_in_x_mean_and_cov(cov, points):
 
 @pytest.mark.parametrize("x, mean, cov", [(np.array([0.3, -1.0, 2.0, 0.5]), None, 1.0),
                                           (np.array([0.3, -1.0, 2.0, 0.5]), 0.5, 2.0), (np.array(0.7), 0.5, 2.0),
-                                          (np.array([[0.3, -1.0, 2.0]]), np.zeros(3), np.eye(3))],
-                         ids=["1-d points", "scalar mean", "0-d", "one point as a row"])
+                                          (np.array([[0.3, -1.0, 2.0]]), np.zeros(3), np.eye(3)),
+                                          (np.array(0.7), np.zeros(3), COVARIANCES["matrix"]),
+                                          (np.array(0.7), None, COVARIANCES["matrix"])],
+                         ids=["1-d points", "scalar mean", "0-d", "one point as a row", "0-d x, 3-d", "0-d x, no mean"])
 def test_multivariate_normal_takes_scipys_shapes(x, mean, cov):
     """With a scalar mean and cov SciPy's d is 1, so a 1-D x holds points: one 4-d point was taken."""
     expected = scipy.stats.multivariate_normal.logpdf(x, mean, cov)
@@ -303,8 +315,12 @@ def test_solve_reads_what_scipys_solver_for_assume_a_reads(assume_a, lower):
 def test_cho_solve_takes_scipys_factor_of_a_stack():
     stack = np.stack([SPD, SPD + np.eye(3)])
     factored = scipy.linalg.cho_factor(stack)  # its flag is an array, one per matrix
-    _check_against_scipy(lambda b: linalg.cho_solve(factored, b), lambda b: scipy.linalg.cho_solve(factored, b),
-                         np.stack([RHS, 2 * RHS]))
+    for b in (np.stack([RHS, 2 * RHS]), RHS[:, 0]):  # a 1-D b is the right-hand side of each matrix
+        _check_against_scipy(lambda v: linalg.cho_solve(factored, v), lambda v: scipy.linalg.cho_solve(factored, v),
+                             b)
+    for name in ("solve", "solve_triangular"):
+        _check_against_scipy(lambda a: getattr(linalg, name)(a, RHS[:, 0]),
+                             lambda a: getattr(scipy.linalg, name)(a, RHS[:, 0]), stack)
 
 
 @pytest.mark.parametrize("trans", [0, "T"])
@@ -365,6 +381,8 @@ def test_expm_of_a_stack_scales_each_matrix_by_its_own_norm():
                      expected / np.max(np.abs(expected)), (1e-14, 1e-12, 1e-9)[i])
     nan = np.full((2, 2), np.nan)
     np.testing.assert_array_equal(traced_value(linalg.expm, nan), scipy.linalg.expm(nan))  # SciPy's NaN
+    beside = np.stack([stack[0], np.full((3, 3), np.nan)])  # which leaves the other matrices of a stack theirs
+    assert_close(traced_value(linalg.expm, beside), scipy.linalg.expm(beside), 1e-15)
 
 
 def test_linalg_refuses_what_scipy_refuses():

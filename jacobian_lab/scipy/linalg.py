@@ -45,6 +45,13 @@ def _assumed(a, assume_a, lower: bool):
     return a if below is None else np.triu(a, below)
 
 
+def _solved(a, b):
+    """np.linalg.solve(a, b), with a 1-D b the right-hand side of every matrix of a stack a, as SciPy's."""
+    if np.ndim(b) == 1 and np.ndim(a) > 2:
+        return np.linalg.solve(a, b[:, None])[..., 0]
+    return np.linalg.solve(a, b)
+
+
 def _triangle(a, lower: bool, unit_diagonal: bool = False):
     """The triangle of `a` a triangular routine reads: the other is not read (cho_factor leaves data there)."""
     if unit_diagonal:
@@ -71,7 +78,7 @@ def solve(a, b, lower=False, overwrite_a=False, overwrite_b=False, check_finite=
     """
     _finite(check_finite, a, b)
     a = _assumed(a, assume_a, lower)
-    return np.linalg.solve(np.swapaxes(a, -1, -2) if transposed else a, b)
+    return _solved(np.swapaxes(a, -1, -2) if transposed else a, b)
 
 
 @or_scipy(scipy.linalg.solve_triangular)
@@ -88,7 +95,7 @@ def solve_triangular(a, b, trans=0, lower=False, unit_diagonal=False, overwrite_
         raise ValueError(f"trans must be 0, 1, 2, 'N', 'T' or 'C', got {trans!r}")
     _finite(check_finite, a, b)
     a = _triangle(a, lower, unit_diagonal)
-    return np.linalg.solve(a if trans in (0, "N") else np.swapaxes(a, -1, -2), b)  # real: "C" is "T"
+    return _solved(a if trans in (0, "N") else np.swapaxes(a, -1, -2), b)  # real: "C" is "T"
 
 
 @or_scipy(scipy.linalg.cholesky)
@@ -127,7 +134,9 @@ def cho_solve(c_and_lower, b, overwrite_b=False, check_finite=True):
     factor = _triangle(c, lower)
     transposed = np.swapaxes(factor, -1, -2)
     first, second = (factor, transposed) if lower else (transposed, factor)  # a = L Lᵀ = Uᵀ U
-    return np.linalg.solve(second, np.linalg.solve(first, b))
+    vector = np.ndim(b) == 1 and np.ndim(c) > 2  # the right-hand side of every matrix of the stack
+    x = np.linalg.solve(second, np.linalg.solve(first, b[:, None] if vector else b))
+    return x[..., 0] if vector else x
 
 
 @or_scipy(scipy.linalg.inv)
@@ -182,8 +191,9 @@ def expm(A):
     array([[0., 1.],
            [0., 0.]])
     """
-    if not np.all(np.isfinite(A)):
-        return A * np.nan
+    finite = np.all(np.isfinite(A), axis=(-2, -1))
+    if not np.all(finite):  # a matrix holding inf or NaN gives NaN, as SciPy's; the others their exponentials
+        return np.where(finite[..., None, None], expm(np.where(finite[..., None, None], A, 0.0)), np.nan)
     s = _squarings(A)  # each matrix of a stack its own: the largest's would cost the others digits
     A = A / (2.0 ** s)[..., None, None]
     b = _PADE13

@@ -17,6 +17,8 @@ array(4.)
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 
 import numpy as np
@@ -46,7 +48,7 @@ def _methods(name: str, namespace: dict, valid):
     distribution = getattr(scipy.stats, name)
     for log, plain in (("logpdf", "pdf"), ("logpmf", "pmf")):
         if log in namespace:
-            namespace[plain] = lambda *args, _log=namespace[log], **kwargs: np.exp(_log(*args, **kwargs))
+            namespace[plain] = _exponential(namespace[log])
     methods = {}
     for method, version in namespace.items():
         checked = _checked(version, valid)
@@ -63,6 +65,15 @@ def _methods(name: str, namespace: dict, valid):
                            "__getattr__": missing, "__repr__": lambda self: f"jacobian_lab.scipy.stats.{name}"})()
 
 
+def _exponential(log):
+    """exp of `log`, a log density, with its signature (`_checked` reads its loc)."""
+    @functools.wraps(log)
+    def density(*args, **kwargs):
+        return np.exp(log(*args, **kwargs))
+
+    return density
+
+
 def _checked(version, valid):
     """`version`, NaN where `valid` says the parameters are out of their domain or x is NaN, as SciPy's
     methods are; the formula's own warnings there (log of a negative scale) are not raised, as SciPy's are not.
@@ -70,10 +81,15 @@ def _checked(version, valid):
     if valid is None:
         return lambda *args, **kwargs: version(*args, **kwargs)
 
-    def method(x, *args, **kwargs):
+    signature = inspect.signature(version)
+
+    def method(*args, **kwargs):
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            value = version(x, *args, **kwargs)
-        return np.where(valid(x, *args, **kwargs) & ~np.isnan(x), value, np.nan)
+            value = version(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        x, loc = next(iter(bound.arguments.values())), bound.arguments["loc"]  # a NaN loc makes z NaN, as x
+        return np.where(valid(*args, **kwargs) & ~np.isnan(x) & ~np.isnan(loc), value, np.nan)
 
     return method
 
@@ -199,8 +215,9 @@ def _mvn_logpdf(x, mean=None, cov=1.0, allow_singular=False):
     # SciPy's dimension: the mean's size, else the covariance's, else 1; x's last axis holds a point unless d = 1
     d = math.prod(np.shape(mean)) if mean is not None else (cov.shape[0] if np.ndim(cov) >= 2 else 1)
     if np.ndim(x) == 0 or (np.ndim(x) == 1 and d == 1):
-        x = np.reshape(x, (-1, 1))
+        x = np.reshape(x, (-1, 1))  # a point per entry; a 0-d x of a d > 1 is every coordinate of one point
     diff = x if mean is None else x - np.reshape(mean, (d,))
+    diff = np.broadcast_to(diff, np.shape(diff)[:-1] + (d,))
     if np.ndim(cov) < 2:  # a variance, or a vector of them: the diagonal of the covariance
         cov = np.reshape(cov, (-1,)) * np.eye(d)
     lower = np.linalg.cholesky(cov)
