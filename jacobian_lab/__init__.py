@@ -26,7 +26,8 @@ __all__ = [
     "SparseHessian", "SparseJacobian", "TracerConversionError",
     "chain", "coloring", "compare",
     "count_flops", "engines", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jit", "jvp", "measure", "predict",
-    "problems", "scipy", "sparse_hessian", "sparse_jacobian", "sparsity", "stop_gradient", "value_and_grad", "vjp",
+    "problems", "scipy", "sparse_hessian", "sparse_jacobian", "sparsity", "stop_gradient", "value_and_grad",
+    "vjp",
 ]
 
 
