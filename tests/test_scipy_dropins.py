@@ -124,6 +124,16 @@ def test_scipys_own_refusal_names_the_drop_in(name):
         jl.jacobian(getattr(sc, name), np.array([0.5, -1.0, 2.0]))
 
 
+def test_lists_are_read_as_scipy_reads_them():
+    """logsumexp([log_p, log_q]) of traced values, or a list of plain parameters beside a traced x, failed."""
+    x = np.array([0.3, -1.2])
+    assert_close(jl.grad(lambda v: special.logsumexp([v[0], v[1], 0.5]))(x), sc.softmax([0.3, -1.2, 0.5])[:2], 1e-15)
+    _check_against_scipy(lambda v: stats.laplace.logpdf(v, 0.0, [1.0, 2.0]),
+                         lambda v: scipy.stats.laplace.logpdf(v, 0.0, [1.0, 2.0]), x)
+    _check_against_scipy(lambda s: stats.laplace.logpdf(1.0, 0.0, [s[0], s[1]]),
+                         lambda s: scipy.stats.laplace.logpdf(1.0, 0.0, [s[0], s[1]]), np.abs(x))
+
+
 def test_special_hands_out_scipys_ufuncs_too():
     from jacobian_lab.scipy.special import expit, gammaln
     assert expit is sc.expit and gammaln is sc.gammaln

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
+
 from ..primitives import is_traced
 
 
@@ -13,6 +15,17 @@ def traced(value) -> bool:
     return is_traced(value)
 
 
+def stacked(value):
+    """A list as the array SciPy reads it as, one traced array where it holds traced values
+    (logsumexp([log_p, log_q])); anything else as it is (a tuple may be cho_solve's (c, lower))."""
+    if not isinstance(value, list):
+        return value
+    try:
+        return np.stack([stacked(v) for v in value]) if traced(value) else np.asarray(value, dtype=float)
+    except (ValueError, TypeError):  # no array: a pair such as SciPy's cho_factor of a stack gives, as it is
+        return value
+
+
 def or_scipy(scipy_function):
     """Decorate a NumPy version of `scipy_function`: calls with a traced argument run it, the others
     `scipy_function` itself, so that plain arrays get SciPy's values (and its checks) exactly."""
@@ -20,6 +33,7 @@ def or_scipy(scipy_function):
         @functools.wraps(numpy_version)
         def call(*args, **kwargs):
             if any(map(traced, args)) or any(map(traced, kwargs.values())):
+                args, kwargs = [stacked(a) for a in args], {k: stacked(v) for k, v in kwargs.items()}
                 return numpy_version(*args, **kwargs)
             return scipy_function(*args, **kwargs)
 
