@@ -559,15 +559,11 @@ def _first_call(f, x, prediction, passes: int, work: float) -> tuple[int, float]
 
 def _sparse_call(f, x, prediction) -> tuple[int, float]:
     """(passes, FLOPs) of the sparse row: the seeds of its plan, a pass of each order it takes."""
-    from . import engines
     from .compressed import best_plan, color_count
-    from .jacobian import prepare
-    from .sparsity import recorded_pattern
+    from .sparsity import sparsity
 
     with _running("differentiating f failed"):
-        g, x_flat = prepare(f, x)
-        y, pullback = engines.get("reverse").vjp(g, x_flat)
-        plan = best_plan(recorded_pattern(pullback, int(np.size(y))))[1]
+        plan = best_plan(sparsity(f, x))[1]
     work, passes = prediction.primal + prediction.staging, 0
     for colors, derivative in ((plan.columns, prediction.tangent), (plan.rows, prediction.cotangent)):
         seeds = 0 if colors is None else color_count(colors)
