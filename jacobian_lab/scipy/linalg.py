@@ -32,9 +32,7 @@ def _assumed(a, assume_a, lower: bool):
     if assume_a in (None, "general", "gen", "banded"):  # a band is found from a's own zeros: all of a
         return a
     if assume_a in _SYMMETRIC:
-        half = np.tril(a, -1) if lower else np.triu(a, 1)
-        return half + np.swapaxes(half, -1, -2) + np.diagonal(a, axis1=-2, axis2=-1)[..., None] * np.eye(
-            np.shape(a)[-1])
+        return _triangle(a, lower) + np.swapaxes(_strict(a, lower), -1, -2)
     parts = {"diagonal": (0, 0), "tridiagonal": (-1, 1), "upper triangular": (0, None),
              "lower triangular": (None, 0)}
     if assume_a not in parts:
@@ -45,18 +43,26 @@ def _assumed(a, assume_a, lower: bool):
     return a if below is None else np.triu(a, below)
 
 
-def _solved(a, b):
-    """np.linalg.solve(a, b), with a 1-D b the right-hand side of every matrix of a stack a, as SciPy's."""
-    if np.ndim(b) == 1 and np.ndim(a) > 2:
-        return np.linalg.solve(a, b[:, None])[..., 0]
-    return np.linalg.solve(a, b)
+def _solved(b, *matrices):
+    """x of ``matrices[-1] @ ... @ matrices[0] @ x = b``, solved one matrix after the other (one for solve,
+    a factor and its transpose for cho_solve); a 1-D b is the right-hand side of every matrix of a stack, as
+    SciPy's."""
+    vector = np.ndim(b) == 1 and np.ndim(matrices[0]) > 2
+    x = b[:, None] if vector else b
+    for a in matrices:
+        x = np.linalg.solve(a, x)
+    return x[..., 0] if vector else x
+
+
+def _strict(a, lower: bool):
+    """The triangle of `a` below (`lower`) or above its diagonal."""
+    return np.tril(a, -1) if lower else np.triu(a, 1)
 
 
 def _triangle(a, lower: bool, unit_diagonal: bool = False):
     """The triangle of `a` a triangular routine reads: the other is not read (cho_factor leaves data there)."""
     if unit_diagonal:
-        strict = np.tril(a, -1) if lower else np.triu(a, 1)
-        return strict + np.eye(np.shape(a)[-1])
+        return _strict(a, lower) + np.eye(np.shape(a)[-1])
     return np.tril(a) if lower else np.triu(a)
 
 
@@ -78,7 +84,7 @@ def solve(a, b, lower=False, overwrite_a=False, overwrite_b=False, check_finite=
     """
     _finite(check_finite, a, b)
     a = _assumed(a, assume_a, lower)
-    return _solved(np.swapaxes(a, -1, -2) if transposed else a, b)
+    return _solved(b, np.swapaxes(a, -1, -2) if transposed else a)
 
 
 @or_scipy(scipy.linalg.solve_triangular)
@@ -95,7 +101,7 @@ def solve_triangular(a, b, trans=0, lower=False, unit_diagonal=False, overwrite_
         raise ValueError(f"trans must be 0, 1, 2, 'N', 'T' or 'C', got {trans!r}")
     _finite(check_finite, a, b)
     a = _triangle(a, lower, unit_diagonal)
-    return _solved(a if trans in (0, "N") else np.swapaxes(a, -1, -2), b)  # real: "C" is "T"
+    return _solved(b, a if trans in (0, "N") else np.swapaxes(a, -1, -2))  # real: "C" is "T"
 
 
 @or_scipy(scipy.linalg.cholesky)
@@ -133,10 +139,7 @@ def cho_solve(c_and_lower, b, overwrite_b=False, check_finite=True):
     _finite(check_finite, c, b)
     factor = _triangle(c, lower)
     transposed = np.swapaxes(factor, -1, -2)
-    first, second = (factor, transposed) if lower else (transposed, factor)  # a = L Lᵀ = Uᵀ U
-    vector = np.ndim(b) == 1 and np.ndim(c) > 2  # the right-hand side of every matrix of the stack
-    x = np.linalg.solve(second, np.linalg.solve(first, b[:, None] if vector else b))
-    return x[..., 0] if vector else x
+    return _solved(b, *((factor, transposed) if lower else (transposed, factor)))  # a = L Lᵀ = Uᵀ U
 
 
 @or_scipy(scipy.linalg.inv)
