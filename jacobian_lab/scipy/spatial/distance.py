@@ -84,13 +84,13 @@ _METRICS = {"euclidean": _euclidean, "sqeuclidean": _sqeuclidean, "cityblock": _
             "mahalanobis": _mahalanobis}
 
 
-def _defaults(metric, kwargs: dict, points) -> dict:
+def _defaults(metric, kwargs: dict, *point_sets) -> dict:
     """`kwargs` with SciPy's defaults from the points themselves: seuclidean's variances and mahalanobis's
-    inverse covariance of all the rows (ddof 1)."""
+    inverse covariance of all the rows of `point_sets` (ddof 1), joined only where a default is needed."""
     if metric == "seuclidean" and kwargs.get("V") is None:
-        return {**kwargs, "V": np.var(points, axis=0, ddof=1)}
+        return {**kwargs, "V": np.var(np.concatenate(point_sets), axis=0, ddof=1)}
     if metric == "mahalanobis" and kwargs.get("VI") is None:
-        return {**kwargs, "VI": np.linalg.inv(np.cov(points.T))}
+        return {**kwargs, "VI": np.linalg.inv(np.cov(np.concatenate(point_sets).T))}
     return kwargs
 
 
@@ -124,8 +124,7 @@ def cdist(XA, XB, metric="euclidean", *, out=None, **kwargs):
             raise ValueError(f"{name} must be a 2-dimensional array.")  # SciPy's messages
     if np.shape(XA)[1] != np.shape(XB)[1]:
         raise ValueError("XA and XB must have the same number of columns (i.e. feature dimension.)")
-    kwargs = _defaults(metric, kwargs, np.concatenate([XA, XB]))
-    return _metric(metric, out)(XA[:, None, :], XB[None, :, :], **kwargs)
+    return _metric(metric, out)(XA[:, None, :], XB[None, :, :], **_defaults(metric, kwargs, XA, XB))
 
 
 @or_scipy(scipy.spatial.distance.pdist)
