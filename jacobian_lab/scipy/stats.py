@@ -121,8 +121,8 @@ def _t_logpdf(x, df, loc=0.0, scale=1.0):
     z = _standardized(x, loc, scale)
     finite = np.isfinite(df)
     df = np.where(finite, df, 1.0)
-    t = -0.5 * np.log(df) - sc.betaln(0.5, 0.5 * df) - 0.5 * (df + 1.0) * np.log1p(z * z / df)
-    return np.where(finite, t, -0.5 * z * z - _HALF_LOG_2PI) - np.log(scale)
+    t = -0.5 * np.log(df) - sc.betaln(0.5, 0.5 * df) - 0.5 * (df + 1.0) * np.log1p(z * z / df) - np.log(scale)
+    return np.where(finite, t, _norm_logpdf(x, loc, scale))
 
 
 t = _methods("t", {"logpdf": _t_logpdf}, lambda x, df, loc=0.0, scale=1.0: (df > 0) & (scale > 0))
