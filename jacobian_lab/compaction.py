@@ -40,7 +40,7 @@ import numpy as np
 
 from .accounting import TANGENT
 from .primitives import REGISTRY
-from .staging import INPUT, Equation
+from .staging import INPUT, Equation, is_input
 
 class _Dense:
     __slots__ = ()
@@ -76,12 +76,13 @@ class Compacted:
         self.checks, self.into, self.filled, self.notes, self.equations = checks, into, filled, notes, equations
 
 
-def compact(eqs, run, placements, blocks, observations, seeds, x) -> Compacted | None:
+def compact(eqs, run, placements, blocks, observations, seeds, inputs) -> Compacted | None:
     """The forward program `run` with structurally zero seed rows left out; None if none are.
 
     `eqs`, `run` (indices of the equations a replay runs, in order),
     `placements` and `blocks` (each pass's output: value, ref, seeds) are
     `compiled.Program`'s; values `observations` read are left whole.
+    `inputs`: x, then the arrays of f's other arguments the program takes.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> t = np.linspace(0.0, 1.0, 5)
@@ -92,7 +93,7 @@ def compact(eqs, run, placements, blocks, observations, seeds, x) -> Compacted |
     >>> program.cost.flops, program.dense_cost.flops
     (21, 46)
     """
-    return _Rewrite(eqs, placements, observations, seeds, x).run(run, blocks)
+    return _Rewrite(eqs, placements, observations, seeds, inputs).run(run, blocks)
 
 
 class _Rewrite:
@@ -102,12 +103,12 @@ class _Rewrite:
     and the refs naming them, stay valid.
     """
 
-    def __init__(self, eqs, placements, observations, seeds, x):
+    def __init__(self, eqs, placements, observations, seeds, inputs):
         self.eqs, self.new, self.placements = eqs, list(eqs), dict(placements)
         self.original_placements = placements
         self.seeds = set(seeds)
         self.pinned = {r for o in observations for r in o.refs}  # a check reads them whole
-        self.x = x
+        self.inputs = inputs
         self.rows: dict[int, tuple] = {}  # running ref -> the rows its compact value holds
         self.expanded: dict[int, int] = {}  # compacted ref -> its expansion
         self.filled: set[int] = set()  # unions of disjoint rows: every row of theirs is written
@@ -191,8 +192,8 @@ class _Rewrite:
 
     # --- what an operand holds -----------------------------------------------------
     def _shape(self, value, ref):
-        if ref == INPUT:
-            return self.x.shape
+        if is_input(ref):
+            return self.inputs[INPUT - ref].shape
         if ref in self.running:
             return self.eqs[ref].shape
         return np.shape(value)
@@ -201,7 +202,7 @@ class _Rewrite:
         """The rows a compacted operand holds (a running value or a constant); None if whole."""
         if ref in self.running:
             return self.rows.get(ref)
-        if ref == INPUT or not isinstance(value, np.ndarray):
+        if is_input(ref) or not isinstance(value, np.ndarray):
             return None
         return self._constant(value)[0]
 
@@ -219,7 +220,7 @@ class _Rewrite:
 
     def _is_constant(self, value, ref) -> bool:
         """Whether an operand is an array the program holds (computed when it was compiled)."""
-        return ref not in self.running and ref != INPUT and isinstance(value, np.ndarray)
+        return ref not in self.running and not is_input(ref) and isinstance(value, np.ndarray)
 
     def _compact_arg(self, value, ref):
         """The argument a compact equation reads: a constant stored compacted, else as it was."""
@@ -251,7 +252,7 @@ class _Rewrite:
             if (name == "divide" and held[0] != 0) or _spans(other[3], out):
                 return False
             kind = "divisor" if name == "divide" else "finite"
-            if other[1] == INPUT or other[1] in self.running:
+            if is_input(other[1]) or other[1] in self.running:
                 self._check(other[1], kind)
             elif not _safe(other[0], kind):
                 return False  # eager computes 0 * inf = NaN in the rows left out: keep them
@@ -337,7 +338,7 @@ class _Rewrite:
         # sin and cos are finite exactly when their argument is (inf gives NaN): check the
         # argument, which the sine and the cosine of one value then share.
         while kind == "finite" and ref in self.running and self.eqs[ref].prim.name in ("sin", "cos") \
-                and (self.eqs[ref].refs[0] == INPUT or self.eqs[ref].refs[0] in self.running):
+                and (is_input(self.eqs[ref].refs[0]) or self.eqs[ref].refs[0] in self.running):
             ref = self.eqs[ref].refs[0]
         if self.checks.get(ref) != "divisor":
             self.checks[ref] = kind

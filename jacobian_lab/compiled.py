@@ -36,6 +36,7 @@ from __future__ import annotations
 import collections
 import keyword
 import math
+import re
 import sys
 import threading
 import warnings
@@ -50,10 +51,11 @@ from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, fi
                        result_dtype, rows, whole_block, wraps)
 from .compressed import SparseJacobian, entries, fewer_seeds, holding, where_read
 from .hessian import HessianFunction, SparseHessian, structured
+from .inputs import Inputs
 from .memory import MATRIX, MemoryBudgetError, budget, building, check_dense, readable
 from .primitives import REGISTRY, DerivativeError
 from .sparsity import recorded_pattern
-from .staging import INPUT, NotReplayable, Recorder
+from .staging import INPUT, NotReplayable, Recorder, input_name, is_input
 
 
 KEEP_PROGRAMS = 8  # per input shape: a function with a few branches replays each of them
@@ -70,8 +72,13 @@ def jit(fun: JacobianFunction) -> "Jitted":
     ``jl.jacobian(f, mode=...)``, ``jl.hessian(f)``, ``jl.sparse_jacobian(f)``
     or ``jl.sparse_hessian(f)`` (without x) return. The result takes x and
     returns the same Jacobian as `fun`; after the first call at a shape it
-    replays a compiled program. f must depend on x alone (no randomness,
-    no mutated globals), as for ``jax.jit``.
+    replays a compiled program. f must depend on its arguments alone (no
+    randomness, no mutated globals), as for ``jax.jit``.
+
+    A Jacobian function of f's `argnums` takes f's other arguments too, as
+    ``jax.jit(jax.grad(loss))(w, X, y)`` does: their arrays are inputs of the
+    program, so one program serves every batch X, y of its shapes, and other
+    values (numbers, strings) are compiled in (see `jacobian_lab.inputs`).
 
     >>> import numpy as np, jacobian_lab as jl
     >>> W = np.arange(6.0).reshape(3, 2)
@@ -80,6 +87,10 @@ def jit(fun: JacobianFunction) -> "Jitted":
     True
     >>> jac.program(np.zeros(2)).mode
     'forward'
+    >>> step = jl.jit(jl.grad(lambda w, X, y: np.sum((X @ w - y) ** 2)))
+    >>> X = np.eye(2)
+    >>> step(np.zeros(2), X, np.ones(2)), step(np.zeros(2), 2 * X, np.ones(2)), step.compiles
+    (array([-2., -2.]), array([-4., -4.]), 1)
     """
     if isinstance(fun, ValueAndGrad):
         raise TypeError("jl.jit compiles Jacobian functions, and a compiled program returns the derivative "
@@ -87,10 +98,10 @@ def jit(fun: JacobianFunction) -> "Jitted":
     if getattr(fun, "has_aux", False):
         raise TypeError("jl.jit replays a compiled program without evaluating f, so it has no aux to return; "
                         "compile the function built without has_aux, and evaluate f for its aux")
-    if not arguments.plain(getattr(fun, "argnums", 0), False):
-        raise TypeError("jl.jit compiles a function of one x, and f's other arguments would be compiled in as "
-                        "constants; bind them first, as jl.jit(jl.jacrev(functools.partial(f, W))) differentiates "
-                        f"f(W, x) in x (got argnums={fun.argnums!r})")
+    if isinstance(fun, HessianFunction) and not arguments.plain(fun.argnums, False):
+        raise TypeError("jl.jit compiles the Hessian of f in one x; bind f's other arguments first, as "
+                        "jl.jit(jl.hessian(functools.partial(f, W))) differentiates f(W, x) twice in x "
+                        f"(got argnums={fun.argnums!r})")
     if getattr(fun, "executor", None) is not None:
         raise TypeError("jl.jit replays one compiled program in the calling thread, so it takes no executor; "
                         f"compile {fun!r}, built without executor=")
@@ -104,7 +115,7 @@ def jit(fun: JacobianFunction) -> "Jitted":
             "jl.jacfwd(f), jl.grad(f), jl.jacobian(f, mode=...), jl.hessian(f), jl.sparse_jacobian(f) or "
             "jl.sparse_hessian(f) (without x)"
         )
-    return wraps(Jitted(fun), fun, signature=False)
+    return wraps(Jitted(fun), fun)  # takes f's arguments, as `fun` does
 
 
 def _outside() -> int:
@@ -131,56 +142,95 @@ class Jitted:
         self._programs: dict = {}  # key -> [Program, ...] (most recently used first)
         # key -> why a recording there could not be replayed: a call no program fits is eager from then on
         self._refused: dict = {}
+        self._values: dict = {}  # `Inputs.family` -> the values compiled in so far (`_room`)
         self._compiling: dict = {}  # key -> a lock: threads missing at once compile one program, not one each
 
     def __repr__(self) -> str:
         return f"jit({self.fun!r})"
 
-    def __call__(self, x, *more):
-        if more:
-            raise one_input_error(self)
-        return self._run(x)[1]
+    def __call__(self, *args, **kwargs):
+        if (len(args) != 1 or kwargs) and inside_a_trace():  # as in `_run`, before the arguments are read
+            return self.fun(*args, **kwargs)
+        return self._run(*self._split(args, kwargs))[1]
 
-    def _run(self, x) -> tuple:
-        """(the program replayed at x, or None where the uncompiled function answered; the Jacobian)."""
-        if inside_a_trace():  # inside another derivative: the uncompiled function extends its trace, and sees
-            return None, self.fun(x)  # the values f closes over as that trace's, where a program has constants
+    def _split(self, args: tuple, kwargs: dict) -> tuple:
+        """(x, None) for a call with x alone, else (f's `argnums` arguments, the call's `Inputs`)."""
+        if len(args) == 1 and not kwargs and arguments.plain(getattr(self.fun, "argnums", 0), False):
+            return args[0], None
+        call = Inputs(self.fun, args, kwargs)
+        return call.bound.x, call
+
+    def _run(self, x, call=None) -> tuple:
+        """(the program replayed at x, or None where the uncompiled function answered; the Jacobian). `call`:
+        f's other arguments (`Inputs`), when f is called with them."""
+        if inside_a_trace() or (call is not None and call.traced):  # inside another derivative: the uncompiled
+            # function extends its trace, and sees the values f closes over as that trace's, where a program has
+            # constants
+            return None, self._uncompiled(x, call)
         program = J = tried = None
+        inputs = () if call is None else call.arrays
         if type(x) is np.ndarray and x.dtype.kind == "f":  # the common case, without the general preparation
-            tried = self._programs.get((None, x.shape, x.dtype.char, snapshots.layout(x), not x.flags.writeable))
-            program, J = _replay(tried, x) if type(tried) is list else (None, None)
+            key = (None, x.shape, x.dtype.char, snapshots.layout(x), not x.flags.writeable)
+            tried = self._programs.get(key if call is None else key + (call.key,))
+            program, J = _replay(tried, x, inputs) if type(tried) is list else (None, None)
             if J is RAISED:
-                return None, self.fun(x)
+                return None, self._uncompiled(x, call)
             if J is not None and program.out_def is None:
                 return program, J.reshape(math.prod(program.y_shape), x.size) if self.fun.flat else J
-        g, x_flat, key = self._prepare(x)
+        g, x_flat, key = self._prepare(x, call)
         if J is None:
-            program, J = self._replayed(g, x_flat, key, tried)
+            program, J = self._replayed(g, x_flat, key, tried, call)
             if program is None or J is RAISED:
-                return None, self.fun(x)
+                return None, self._uncompiled(x, call)
         g.out_def = program.out_def
         return program, finish(g, J, x_flat, self.fun.flat)
 
-    def _replayed(self, g, x_flat, key, tried=None):
+    def _uncompiled(self, x, call):
+        """The Jacobian from the function `jit` compiles, at x (and f's other arguments in `call`)."""
+        return self.fun(x) if call is None else self.fun(*call.args, **call.kwargs)
+
+    def _replayed(self, g, x_flat, key, tried=None, call=None):
         """(program, J) of a program kept at `key` whose guards hold at x, else of one compiled now;
         (None, None) when f cannot be compiled, and (program, `RAISED`) when a program's operation
         raised at x: the uncompiled function answers then. `tried`: the programs already replayed
-        at x, in vain."""
+        at x, in vain; `call`: f's other arguments (`Inputs`), if any."""
+        inputs = call.arrays if call is not None else ()
         programs = self._programs.get(key)
-        program, J = _replay(programs, x_flat) if programs is not None and programs is not tried else (None, None)
+        program, J = _replay(programs, x_flat, inputs) if programs is not None and programs is not tried \
+            else (None, None)
         if J is not None:
             return program, J
         # first call at this key, or other values than every program was built for (a lock per key: f may
         # call another compiled function, or this one at another shape, which other threads may be compiling)
         with self._compiling.setdefault(key, threading.RLock()):
             if self._programs.get(key) is not programs:  # another thread compiled meanwhile (a new list)
-                program, J = _replay(self._programs[key], x_flat)
+                program, J = _replay(self._programs[key], x_flat, inputs)
             if J is None and key not in self._refused:  # the programs kept still serve the values they fit
-                if len(self._programs.get(key, ())) < KEEP_PROGRAMS:
-                    program, J = self._compile(g, x_flat, key)
-                else:
+                if len(self._programs.get(key, ())) >= KEEP_PROGRAMS:
                     self._settle(key, x_flat.shape)
+                elif self._room(call):
+                    program, J = self._compile(g, x_flat, key, call)
         return program, J
+
+    def _room(self, call) -> bool:
+        """Whether a program may be compiled for the values `call` compiles in: up to `KEEP_PROGRAMS` sets of
+        them per structure of the arguments. A number that changes on every call (a learning rate) would
+        compile a program per call, and keep each; past the limit such calls are eager, with one warning."""
+        if call is None or not call.values:
+            return True
+        family = call.family
+        seen = self._values.setdefault(family, set())
+        if call.values in seen or len(seen) < KEEP_PROGRAMS:
+            seen.add(call.values)
+            return True
+        if family not in self._refused:
+            places = ", ".join(call.compiled_in())
+            reason = NotReplayable(f"f's {places} took more than {KEEP_PROGRAMS} values, each compiled in")
+            self._refuse(family, reason, f"is computed without compiling at values of f's {places} beyond the "
+                         f"{KEEP_PROGRAMS} it compiled in: a value compiled in is a constant of programs of its own, "
+                         "so one that changes on every call would compile on every call; pass it as an array "
+                         "(np.asarray(lr)), which one program takes as an input")
+        return False
 
     def _settle(self, key, shape) -> None:
         """No more programs at `key`: as many as are kept missed, so f's path follows values that vary from
@@ -192,7 +242,8 @@ class Jitted:
             f"f took more paths through the values it reads than the {KEEP_PROGRAMS} programs kept at x of shape "
             f"{shape} (they differed at {where})"),
             f"at x of shape {shape} is computed without compiling where none of its {KEEP_PROGRAMS} programs "
-            f"fits: each checks values f read from arrays computed from x, and they differed at {where}. A branch "
+            f"fits: each checks values f read from arrays computed from x (or from its other arguments), and they "
+            f"differed at {where}. A branch "
             "on values (if, bool(), int(), a mask as an index) or NumPy code reading a mask (np.unique(m), "
             "np.argsort(m)) takes a program per pattern of values; operations that compute on it instead "
             "(np.where(x > 0, a, b), x * (x > 0)) are recomputed by one program")
@@ -204,23 +255,30 @@ class Jitted:
         warnings.warn(f"jit: the {MATRIX.get()} of {getattr(self.fun.f, '__name__', 'f')} {said}",
                       stacklevel=_outside())
 
-    def program(self, x) -> "Program":
-        """The program a call at x replays, compiling it if needed."""
-        g, x_flat, key = self._prepare(x)
-        program, _ = self._replayed(g, x_flat, key)
+    def program(self, *args, **kwargs) -> "Program":
+        """The program a call with these arguments replays, compiling it if needed."""
+        x, call = self._split(args, kwargs)
+        g, x_flat, key = self._prepare(x, call)
+        program, _ = self._replayed(g, x_flat, key, call=call)
         if program is None:
-            raise self._refused[key]
+            raise self._refused[key] if key in self._refused else self._refused[call.family]
         return program
 
-    def _prepare(self, x):
+    def _prepare(self, x, call=None):
         """(f flattened, x flattened, the key of its programs: structure, shape, dtype, memory layout and
-        whether f may write into x)."""
-        g, x_flat = prepare(self.fun.f, x)
-        return g, x_flat, (g.in_def, x_flat.shape, x_flat.dtype.char, g.layout, g.read_only)
+        whether f may write into x, and what they are compiled for of f's other arguments in `call`)."""
+        g, x_flat = prepare(self.fun.f if call is None else call.bound, x)
+        key = (g.in_def, x_flat.shape, x_flat.dtype.char, g.layout, g.read_only)
+        return g, x_flat, key if call is None else key + (call.key,)
 
-    def _compile(self, g, x, key):
+    def _compile(self, g, x, key, call=None):
+        if call is not None:  # recorded with f's other arguments as the program's inputs
+            bound, inputs = call.recording()
+            g = prepare(bound, call.bound.x)[0]
+        else:
+            inputs = ()
         try:
-            program, J = self._build(g, x)  # f may raise: then nothing was compiled
+            program, J = self._build(g, x, inputs)  # f may raise: then nothing was compiled
         except NotReplayable as reason:
             self.compiles += 1  # a recording that found f cannot be replayed
             self._refuse(key, reason, f"is computed without compiling, because {reason}")
@@ -229,9 +287,9 @@ class Jitted:
         self._programs[key] = [program] + self._programs.get(key, [])
         return program, J
 
-    def _build(self, g, x):
-        """(program, J at x): what `_compile` records and keeps."""
-        return compile_jacobian(self.fun, g, x)
+    def _build(self, g, x, inputs=()):
+        """(program, J at x): what `_compile` records and keeps, `inputs` the arrays of f's other arguments."""
+        return compile_jacobian(self.fun, g, x, inputs)
 
     def _through(self, flat: "Jitted", method: str, x):
         """``getattr(flat, method)(x)`` for the compiled function of one structure, its compiles counted here."""
@@ -275,7 +333,7 @@ class JittedHessian(Jitted):
         _, x_flat, flat = self._flattened(x)
         return self._through(flat, "program", x_flat)
 
-    def _build(self, g, x):
+    def _build(self, g, x, inputs=()):
         program, H = super()._build(g, x)
         program.leaves = self.fun.f.out_def  # the tree of outputs f returned as it was recorded
         return program, H
@@ -329,7 +387,7 @@ class JittedSparse(Jitted):
             flat = self._flat[fun] = JittedSparse(fun)
         return x_flat, flat
 
-    def _build(self, g, x):
+    def _build(self, g, x, inputs=()):
         return compile_sparse(self.fun, g, x)
 
 
@@ -354,8 +412,9 @@ RAISED = object()  # what `_replay` gives for J when a program's operation raise
 _VALUE_ERRORS = (ArithmeticError, ValueError, Warning, DerivativeError)
 
 
-def _replay(programs: list, x):
-    """(program, J) from the first program whose guards hold at x, moved to the front; else (None, None).
+def _replay(programs: list, x, inputs=()):
+    """(program, J) from the first program whose guards hold at x (and `inputs`), moved to the front; else
+    (None, None).
 
     J is `RAISED` when an operation of a program raised at x. Then no program answers: f may catch
     the error and go another way, or eager mode raise it more clearly, so the caller calls the
@@ -363,7 +422,7 @@ def _replay(programs: list, x):
     """
     for i, program in enumerate(programs):
         try:
-            J = program(x)
+            J = program(x, *inputs)
         except _VALUE_ERRORS:
             return program, RAISED
         if J is not None:
@@ -373,11 +432,12 @@ def _replay(programs: list, x):
     return None, None
 
 
-def compile_jacobian(fun, g, x):
-    """(program, J at x): J computed eagerly while it is recorded, and the cheapest program."""
+def compile_jacobian(fun, g, x, inputs=()):
+    """(program, J at x): J computed eagerly while it is recorded, and the cheapest program. `inputs`: the
+    arrays the program takes besides x, which f gets as `Observable`s over them (`Inputs.recording`)."""
     modes = _orders(fun, g, x)
     x = snapshots.copy(x, faithful=True)  # f may close over the very array passed as x: it stays a constant
-    recorder = Recorder(x)
+    recorder = Recorder(x, inputs)
     results, error = {}, None
     with counting(recorder):
         y, pullback = engines.get("reverse").vjp(g, x)
@@ -556,24 +616,24 @@ class Program:
         self.reads = [o.where for o in observations]  # where f read the values each guard checks
         self.missed = None  # that of the guard that failed at the last call no replay answered
         self.costs = _costs(self.equations)  # a placement copies: no arithmetic
-        code = _Code(eqs, set(run), placements, quiet=recorder.quiet, filled=filled)
+        code = _Code(eqs, set(run), placements, recorder.inputs, quiet=recorder.quiet, filled=filled)
         self.source = code.emit(run, observations, blocks)
         self.fresh = all(r in code.running for _, r, _ in blocks)  # else a block is a constant it keeps
         self._run = code.function()
         self.dense_source, self.dense_costs, self._dense = self.source, self.costs, None
         kept = code.memory  # id of each constant array -> its bytes
         if mode == "forward":
-            rewrite = compaction.compact(eqs, run, placements, blocks, observations, self.seeds, x)
+            rewrite = compaction.compact(eqs, run, placements, blocks, observations, self.seeds, recorder.inputs)
             if rewrite is not None and _total(_costs(rewrite.equations)).total() < self.cost.total():
-                kept = {**kept, **self._run_compacted(rewrite, observations, x, recorder.quiet, filled)}
+                kept.update(self._run_compacted(rewrite, observations, recorder.inputs, recorder.quiet, filled))
         self.constant_bytes = sum(kept.values())
         self._work = self._counter(self.costs)  # what counting a replay adds: known in advance
         self._dense_work = self._counter(self.dense_costs) if self._dense else None  # only compact code falls back
 
-    def _run_compacted(self, rewrite, observations, x, quiet: dict, filled: set) -> dict:
+    def _run_compacted(self, rewrite, observations, inputs, quiet: dict, filled: set) -> dict:
         """Replay `rewrite` (`compaction.Compacted`), the dense code kept for when it returns DENSE. `filled`:
         the dense code's placements that need no zeros, which the rewrite keeps at their indices."""
-        compact = _Code(rewrite.eqs, set(rewrite.run), rewrite.placements, rewrite, x, quiet, filled)
+        compact = _Code(rewrite.eqs, set(rewrite.run), rewrite.placements, inputs, rewrite, quiet, filled)
         self.source = compact.emit(rewrite.run, observations, rewrite.blocks)
         self._run, self._dense = compact.function(), self._run
         self.equations = rewrite.equations
@@ -590,12 +650,13 @@ class Program:
         """The work of one replay of the dense code: `dense_costs` summed."""
         return _total(self.dense_costs)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray | None:
-        """The Jacobian at x, shape ``y_shape + x.shape``; None when a guard fails."""
-        blocks = self._run(x)
+    def __call__(self, x: np.ndarray, *inputs) -> np.ndarray | None:
+        """The Jacobian at x, shape ``y_shape + x.shape``; None when a guard fails. `inputs`: the arrays of
+        f's other arguments, when it was compiled with them (`Arguments`)."""
+        blocks = self._run(x, *inputs)
         work = self._work
         if blocks is compaction.DENSE:  # a compacted row would hold NaN: the dense code computes it
-            blocks, work = self._dense(x), self._dense_work
+            blocks, work = self._dense(x, *inputs), self._dense_work
         if type(blocks) is int:  # the number of the guard that failed
             self.missed = self.reads[blocks]
             return None
@@ -676,7 +737,7 @@ def _may_raise(eqs, segments) -> list[int]:
     (``solve(A, x)`` raises at every x or at none).
     """
     def from_x(ref):
-        return ref == INPUT or (ref is not None and eqs[ref].dynamic)
+        return is_input(ref) or (ref is not None and eqs[ref].dynamic)
 
     return [i for i, eq in enumerate(eqs) if eq.prim.raises and eq.segment in segments and from_x(eq.refs[0])]
 
@@ -771,10 +832,11 @@ class _Code:
     finite (`checks`), results written into placements (`into`) and
     placements made without zeros (`filled`). `filled` adds the placements whose
     parts write every element (a gradient's pieces that make up all of x).
+    `inputs`: the arrays the program takes (x, then those of f's other arguments).
     """
 
-    def __init__(self, eqs, running: set, placements: dict, compacted=None, x=None, quiet=None, filled=()):
-        self.eqs, self.running, self.placements, self.x, self.quiet = eqs, running, placements, x, quiet or {}
+    def __init__(self, eqs, running: set, placements: dict, inputs, compacted=None, quiet=None, filled=()):
+        self.eqs, self.running, self.placements, self.inputs, self.quiet = eqs, running, placements, inputs, quiet or {}
         self.notes, self.checks, self.into, made_full = (
             (compacted.notes, compacted.checks, compacted.into, compacted.filled) if compacted else ({}, {}, {}, ()))
         self.filled = {*made_full, *filled}
@@ -796,8 +858,10 @@ class _Code:
         for o in observations:
             checks.setdefault(self._computed_by(o), []).append(o)
         last_use = self._last_use(run, observations, blocks)
-        lines = ["def program(x):"]
-        lines += self._finite(INPUT)
+        refs = [INPUT - k for k in range(len(self.inputs))]
+        lines = [f"def program({', '.join(map(input_name, refs))}):"]
+        for ref in refs:
+            lines += self._finite(ref)
         guard = {id(o): k for k, o in enumerate(observations)}  # a failed check returns its guard's number
         lines += [self._check(o, guard[id(o)]) for o in checks.get(INPUT, ())]
         for i in run:
@@ -841,7 +905,7 @@ class _Code:
         if eq.prim is _RESHAPE and _literal(eq.params["shape"]):
             return f"asarray({args[0]}).reshape({eq.params['shape']!r})"
         if eq.prim is _TRANSPOSE and _literal(eq.params["axes"]) \
-                and (eq.refs[0] == INPUT or eq.refs[0] in self.running):
+                and (is_input(eq.refs[0]) or eq.refs[0] in self.running):
             return f"{args[0]}.transpose({eq.params['axes']!r})"  # np.transpose(a, axes) calls a.transpose(axes)
         if eq.params:
             self.namespace[f"p{i}"] = eq.params  # arrays in it are the recording's snapshots (`Recorder.kept`)
@@ -868,7 +932,7 @@ class _Code:
         kind = self.checks.get(ref)
         if kind is None:
             return []
-        name, value = ("x", self.x) if ref == INPUT else (f"v{ref}", self.eqs[ref])
+        name, value = (input_name(ref), self.inputs[INPUT - ref]) if is_input(ref) else (f"v{ref}", self.eqs[ref])
         test = compaction.condition(name, kind, value.dtype, value.shape, self._constant, self._zeros)
         return [f"    if not {test}:\n        return DENSE"] if test else []
 
@@ -905,8 +969,8 @@ class _Code:
         return f"    if not same({name}({', '.join(args)}), {self._constant(o.result)}):\n        return {number}"
 
     def _operand(self, value, ref) -> str:
-        if ref == INPUT:
-            return "x"
+        if is_input(ref):
+            return input_name(ref)
         if ref is not None and ref in self.running:
             return f"v{ref}"
         return self._constant(value)
@@ -932,13 +996,14 @@ class _Code:
 
     def _function(self, prim) -> str:
         name = prim.name
-        if not name.isidentifier() or keyword.iskeyword(name) or name in (
+        if not name.isidentifier() or keyword.iskeyword(name) or _INPUT_NAME.fullmatch(name) or name in (
                 "x", "same", "program", "zeros", "empty", "asarray", "DENSE", *compaction.NAMES):
             name = f"op_{len(self.namespace)}"
         self.namespace[name] = prim.impl  # registered names are unique
         return name
 
 
+_INPUT_NAME = re.compile(r"a[0-9]+")  # `input_name`'s names of f's other arguments
 _GETITEM, _RESHAPE, _TRANSPOSE = REGISTRY["getitem"], REGISTRY["reshape"], REGISTRY["transpose"]
 
 

@@ -132,7 +132,7 @@ def function_name(f) -> str:
 def wraps(fun, f, signature: bool = True):
     """Give the function object `fun` what functools.wraps gives a wrapper of f, as JAX's transforms do: f's
     __module__, __name__ and __qualname__ where f has them, and with `signature` f as __wrapped__, so that
-    ``inspect.signature(fun)`` reads f's arguments (not for jit's functions, which take one x). Returns fun.
+    ``inspect.signature(fun)`` reads f's arguments (not for functions that take one x). Returns fun.
 
     >>> import inspect, numpy as np, jacobian_lab as jl
     >>> def loss(w, x):

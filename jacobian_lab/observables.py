@@ -137,7 +137,7 @@ class Observable:
             return _into((out,), lambda rest: func(*read_numbers(args), **read_numbers(rest)), kwargs)
         if func in (np.shares_memory, np.may_share_memory):  # m's views are computed apart while compiling
             not_replayable(f"f asked {func.__name__} of an array computed from x, which a program cannot answer")
-        if func in _SHAPES:  # no value of m decides these
+        if func in _SHAPES and not _holds((args[1:], kwargs)):  # no value of m decides these
             return func(*map(array_of, args), **kwargs)
         moved = args[0] if args and type(args[0]) is Observable and func in _FUNCTION_MOVES else None
         if moved is not None and set(kwargs) <= _FUNCTION_MOVES[func] and not _holds((args[1:], kwargs)) and (
@@ -398,7 +398,7 @@ _FUNCTION_MOVES = {np.reshape: {"order", "shape", "newshape"}, np.ravel: {"order
 #: NumPy functions that write into their first argument, and ndarray's methods that write into the array
 _WRITERS = frozenset([np.copyto, np.put, np.putmask, np.place, np.fill_diagonal, np.put_along_axis])
 _WRITING_METHODS = frozenset(["fill", "sort", "put", "partition", "itemset"])
-_SHAPES = frozenset([np.shape, np.ndim, np.size])
+_SHAPES = frozenset([np.shape, np.ndim, np.size, np.zeros_like, np.ones_like, np.empty_like])
 #: NumPy functions that build a new array from their first argument's elements (an array, or a sequence of
 #: arrays) without reading them, or reading them through primitives alone (np.sort's argsort): their
 #: implementations on traced arrays record primitives alone, so on masks a program recomputes them (an upwind

@@ -40,12 +40,27 @@ from .observables import Observable, array_of, read_numbers
 from .primitives import observe
 from .snapshots import immutable, root, same_bytes, snapshot
 
-INPUT = -1  # the reference of x itself
+INPUT = -1  # the reference of x itself; f's other arguments, a compiled function's inputs too, are -2, -3, ...
 # Values computed from constants alone are kept, for a program to use as constants,
 # up to this many bytes per segment; larger ones are recomputed on each replay like
 # values computed from x, so neither recording nor a program holds much more memory
 # than one eager computation.
 FOLD_BYTES = 32 << 20
+
+
+def is_input(ref) -> bool:
+    """Whether `ref` names an input of the program: x (`INPUT`) or another argument of f (`input_ref`)."""
+    return ref is not None and ref < 0
+
+
+def input_ref(k: int) -> int:
+    """The reference of f's k-th argument besides x that a program takes as an input (`Recorder`'s `inputs`)."""
+    return INPUT - 1 - k
+
+
+def input_name(ref: int) -> str:
+    """The name a program's source gives the input `ref`: x, then a0, a1, ... for f's other arguments."""
+    return "x" if ref == INPUT else f"a{INPUT - 1 - ref}"
 
 
 class NotReplayable(Exception):
@@ -100,6 +115,10 @@ def user_line() -> str | None:
 class Recorder(Counter):
     """Counts like `Counter` and records the computation that depends on `x`.
 
+    `inputs`: arrays of f's other arguments that a program takes as inputs too
+    (``jl.jit(jl.grad(loss))(w, X, y)`` replays with each call's X and y), so
+    what is computed from them is recomputed, as what is computed from x is.
+    f gets them as `Observable`s: what its code reads of them is checked.
     `segment` labels what is recorded next (None: shared by every output, such
     as the primal pass). `output` marks a derivative block the computation
     returns; outputs are grouped by segment.
@@ -107,14 +126,16 @@ class Recorder(Counter):
 
     records = True
 
-    def __init__(self, x: np.ndarray):
+    def __init__(self, x: np.ndarray, inputs=()):
         super().__init__()
         self.equations: list[Equation] = []
         self.observations: list[Observation] = []
         self.outputs: dict = {}
         self.segment = None
-        self._index = {id(x): INPUT}  # id -> equation index (INPUT for x) of every live recorded value
+        # id -> equation index of every live recorded value, or `input_ref` of an input (INPUT for x)
+        self._index = {id(x): INPUT, **{id(a): input_ref(k) for k, a in enumerate(inputs)}}
         self._x = x
+        self.inputs = (x, *inputs)  # what a program takes, in order (`input_ref`)
         self._kept_bytes: dict = {}  # segment -> bytes of constants kept
         self._seeds: dict = {}  # id -> the passes' seeds, which come from outside but are the recording's own
         self._snapshots: dict = {}  # the memory an array from outside views -> (its root, its last snapshot)
@@ -275,7 +296,7 @@ class Recorder(Counter):
         return True
 
     def _dynamic(self, ref) -> bool:
-        return ref is not None and (ref == INPUT or self.equations[ref].dynamic)
+        return ref is not None and (ref < 0 or self.equations[ref].dynamic)
 
     def _any_dynamic(self, refs) -> bool:
         return any(self._dynamic(r) for r in refs)

@@ -707,7 +707,7 @@ def test_program_source_and_repr():
 
 
 def test_what_cannot_be_replayed_is_computed_eagerly_with_a_warning(monkeypatch):
-    def refuse(fun, g, x):
+    def refuse(fun, g, x, inputs=()):
         raise NotReplayable("of a reason given here")
 
     monkeypatch.setattr(compiled, "compile_jacobian", refuse)

@@ -55,6 +55,22 @@ def test_arguments_example():
     np.testing.assert_allclose(namespace["g_y"], -2 * residual / 5, rtol=1e-13)
 
 
+def test_compiled_training_step_example(capsys):
+    """The loop over batches compiles once, and each step is the least-squares gradient step."""
+    rng = np.random.default_rng(2)
+    batches = [(rng.normal(size=(6, 3)), rng.normal(size=6)) for _ in range(4)]
+    block = next(b for b in python_blocks() if "for X, y in batches" in b)
+    w = rng.normal(size=3)
+    namespace = {"np": np, "jl": jl, "batches": batches, "w": w.copy()}
+    exec(block, namespace)
+    for X, y in batches:
+        w = w - 0.1 * 2 * X.T @ (X @ w - y) / 6
+    np.testing.assert_allclose(namespace["w"], w, rtol=1e-13)
+    assert namespace["step"].compiles == 1
+    X, y = batches[0]
+    assert namespace["step"].program(w, X, y).source.startswith("def program(x, a0, a1):")
+
+
 def test_nested_example():
     """The gradient penalty against its inner gradient written out, the third derivative against 24 z."""
     rng = np.random.default_rng(1)

@@ -1,0 +1,122 @@
+"""f's other arguments as a compiled program takes them: ``jl.jit(jl.grad(loss))(w, X, y)``.
+
+A compiled derivative differentiates with respect to its `argnums` and takes
+f's other arguments (positional or by keyword, in tuples, lists and dicts too)
+as ``jax.jit`` takes them:
+
+* an array is an input of the program: a new batch X is computed with, not
+  compiled in, so one program serves every batch of the same shape and dtype;
+* anything else (a Python number, a string, None, a function) is compiled in,
+  as ``jax.jit`` compiles in its ``static_argnums``: a program serves the calls
+  with equal values, and another value compiles another program.
+
+While a program is recorded, f gets each array as an `Observable` over a copy
+of it, as it gets a mask computed from x: what f computes from it with
+primitives is recomputed from the new array on every call, and what f's code
+reads of it as numbers (``float(y[0])``, ``np.asarray(X)``, ``X[idx]`` with an
+index array) is checked first, a call where it differs recompiling rather
+than replaying wrongly.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import snapshots, trees
+from .arguments import Bound
+from .observables import Observable
+from .tracing import Tracer
+
+#: The kinds of arrays a program takes as inputs: booleans, integers, reals and complex numbers
+_NUMERIC = frozenset("biufc")
+
+
+class Inputs:
+    """The call ``fun(*args, **kwargs)`` of a compiled derivative, split for its programs.
+
+    `bound`: f as a function of its argnums (`arguments.Bound`), the other
+    arguments as given; `arrays`: those arguments' arrays, the program's inputs
+    after x; `key`: what a program is compiled for (their structure, shapes,
+    dtypes and layouts, then the values compiled in, `values`); `traced`:
+    whether one of them is traced by an enclosing derivative, which a program
+    cannot take.
+
+    >>> import numpy as np
+    >>> from jacobian_lab import jacrev
+    >>> call = Inputs(jacrev(lambda w, X, scale: scale * (X @ w)), (np.ones(2), np.eye(2), 2.0), {})
+    >>> [a.shape for a in call.arrays], call.values, call.compiled_in()
+    ([(2, 2)], (2.0,), ['argument 2'])
+    """
+
+    def __init__(self, fun, args: tuple, kwargs: dict):
+        self.args, self.kwargs, self._name, self._argnums = args, kwargs, repr(fun), fun.argnums
+        self.bound = Bound(fun.f, args, kwargs, fun.argnums, False, self._name)
+        others = [a for i, a in enumerate(args) if i not in self.bound.positions]
+        if not kwargs and all(type(a) is np.ndarray for a in others):  # the usual call: arrays, in order
+            leaves, self._treedef, structure = others, None, tuple([a.shape for a in others])
+        else:
+            leaves, self._treedef = trees.flatten((others, kwargs))
+            structure = self._treedef
+        self.traced = any(isinstance(leaf, (Tracer, Observable)) for leaf in leaves)
+        self._leaves = leaves
+        self.arrays = [leaf for leaf in leaves if type(leaf) is np.ndarray]
+        kinds = tuple([_kind(leaf, self._place, k) for k, leaf in enumerate(leaves)])
+        self.values = tuple([leaf for leaf, kind in zip(leaves, kinds) if kind[0] == "compiled in"])
+        self.key = (structure, kinds, self.values)
+        self.family = (structure, kinds)  # the calls whose programs differ in `values` alone
+
+    def compiled_in(self) -> list[str]:
+        """Where the values compiled in sit among f's arguments, for a message."""
+        return [self._place(k) for k, leaf in enumerate(self._leaves)
+                if not isinstance(leaf, (np.ndarray, Tracer, Observable))]
+
+    def _place(self, k: int) -> str:
+        """Where leaf k sits among f's arguments, for a message: "argument 2['X']" or "keyword y"."""
+        positions = self.bound.positions
+        skipped = [i for i in range(len(self.args)) if i not in positions]  # the others' positions, in order
+        if self._treedef is None:
+            return f"argument {skipped[k]}"
+        index, _, rest = trees.paths(self._treedef)[k][1:].partition("]")
+        if index == "0":  # the positional arguments besides argnums
+            number, _, rest = rest[1:].partition("]")
+            return f"argument {skipped[int(number)]}{rest}"
+        name, _, rest = rest[1:].partition("]")
+        return f"keyword {name.strip(chr(39))}{rest}"
+
+    def recording(self) -> tuple[Bound, list[np.ndarray]]:
+        """(f bound to the arguments it gets while a program is recorded, the arrays the program takes for
+        them): each array as an `Observable` over a copy of its own, so that two arguments holding one
+        array are two inputs, and an array f closes over stays a constant (as x does)."""
+        copies = [snapshots.copy(a, faithful=True) for a in self.arrays]
+        held = iter(copies)
+        leaves = [Observable(next(held)) if type(leaf) is np.ndarray else leaf for leaf in self._leaves]
+        others, kwargs = (leaves, {}) if self._treedef is None else self._treedef.unflatten(leaves)
+        args, given = list(self.bound.args), iter(others)
+        for i in range(len(args)):
+            if i not in self.bound.positions:
+                args[i] = next(given)
+        return Bound(self.bound.f, tuple(args), kwargs, self._argnums, False, self._name), copies
+
+
+def _kind(leaf, place, k: int) -> tuple:
+    """What a program compiled for `leaf`, the k-th, depends on: an array's dtype and layout (its shape is in
+    the structure), another value's type (the value itself is compiled in). ``place(k)`` says where it is,
+    for a refusal."""
+    if type(leaf) is np.ndarray:
+        if leaf.dtype.kind not in _NUMERIC:
+            raise TypeError(f"jit takes f's other arrays as inputs of its program, which computes with numbers; "
+                            f"{place(k)} is an array of dtype {leaf.dtype}: pass numbers, or bind it first "
+                            "(functools.partial), which compiles it in as a constant")
+        return "array", leaf.dtype.str, snapshots.layout(leaf)
+    if isinstance(leaf, (Tracer, Observable)):  # (an Observable passes for an ndarray)
+        return "traced", id(leaf)  # never compiled: the call is computed without a program
+    if isinstance(leaf, np.ndarray):
+        raise TypeError(f"jit takes f's other arrays as inputs of its program as plain ndarrays; {place(k)} is a "
+                        f"{type(leaf).__module__}.{type(leaf).__name__}: pass np.asarray of it, or bind it first "
+                        "(functools.partial), which compiles it in as a constant")
+    try:
+        hash(leaf)
+    except TypeError:
+        raise TypeError(f"jit compiles in f's arguments that are not arrays, as jax.jit its static_argnums, which "
+                        f"needs them hashable; {place(k)} is a {type(leaf).__name__}: pass it as an array, or bind "
+                        "it first (functools.partial), which compiles it in as it is") from None
+    return "compiled in", type(leaf)

@@ -1,0 +1,235 @@
+"""jit of functions of several arguments: f's other arrays are inputs of the program, other values compiled in."""
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+import jacobian_lab as jl
+from jacobian_lab.accounting import counting
+from jacobian_lab.compiled import KEEP_PROGRAMS
+
+from helpers import central_differences
+
+RNG = np.random.default_rng(11)
+
+
+def least_squares(w, X, y):
+    return np.sum((X @ w - y) ** 2)
+
+
+def least_squares_gradient(w, X, y):
+    return 2 * X.T @ (X @ w - y)
+
+
+def batches(count, rows=8, columns=3):
+    return [(RNG.standard_normal((rows, columns)), RNG.standard_normal(rows)) for _ in range(count)]
+
+
+@pytest.mark.parametrize("make", [jl.grad, jl.jacrev, jl.jacfwd, jl.jacobian])
+def test_one_program_serves_every_batch(make):
+    step, w = jl.jit(make(least_squares)), RNG.standard_normal(3)
+    for X, y in batches(4):
+        np.testing.assert_allclose(step(w, X, y), least_squares_gradient(w, X, y), rtol=1e-12, atol=1e-12)
+    assert step.compiles == 1
+    assert step.program(w, X, y).source.startswith("def program(x, a0, a1):")
+
+
+def mlp(params, batch):
+    """A two-layer network's mean squared error on a batch given as a dict."""
+    h = np.tanh(batch["X"] @ params["W1"] + params["b1"])
+    return np.mean((h @ params["w2"] - batch["y"]) ** 2)
+
+
+def test_a_batch_as_a_dict_of_arrays_against_central_differences():
+    params = {"W1": RNG.standard_normal((4, 5)), "b1": RNG.standard_normal(5), "w2": RNG.standard_normal(5)}
+    step = jl.jit(jl.grad(mlp))
+    for X, y in batches(3, rows=6, columns=4):
+        batch = {"X": X, "y": y}
+        g = step(params, batch)
+        for name, leaf in params.items():
+            def in_leaf(v, name=name):
+                return mlp({**params, name: v.reshape(leaf.shape)}, batch)
+            np.testing.assert_allclose(g[name].ravel(), central_differences(in_leaf, leaf.ravel()).ravel(),
+                                       rtol=1e-7, atol=1e-9)
+    assert step.compiles == 1
+
+
+def test_argnums_picks_the_differentiated_arguments_and_keywords_pass_as_inputs():
+    def f(X, w, b, *, scale):
+        return scale * np.tanh(X @ w + b)
+
+    X, w, b = RNG.standard_normal((5, 3)), RNG.standard_normal(3), RNG.standard_normal(5)
+    jac = jl.jit(jl.jacrev(f, argnums=(1, 2)))
+    for scale in (np.full(5, 2.0), np.linspace(1.0, 3.0, 5)):  # an array by keyword: an input, not compiled in
+        J_w, J_b = jac(X, w, b, scale=scale)
+        d = scale * (1 - np.tanh(X @ w + b) ** 2)
+        np.testing.assert_allclose(J_w, d[:, None] * X, rtol=1e-12)
+        np.testing.assert_allclose(J_b, np.diag(d), rtol=1e-12)
+    assert jac.compiles == 1
+
+
+def test_python_numbers_are_compiled_in_one_program_per_value():
+    step, w = jl.jit(jl.grad(lambda w, X, c: c * np.sum((X @ w) ** 2))), RNG.standard_normal(3)
+    X = RNG.standard_normal((4, 3))
+    for c in (2.0, 3.0, 2.0, 3):
+        np.testing.assert_allclose(step(w, X, c), 2 * c * X.T @ (X @ w), rtol=1e-12)
+    assert step.compiles == 3  # 2.0, 3.0 and the int 3 (as jax.jit's static arguments, by type and value)
+
+
+def test_a_number_changing_on_every_call_stops_compiling_with_one_warning():
+    step, w = jl.jit(jl.grad(lambda w, X, lr: lr * np.sum((X @ w) ** 2))), RNG.standard_normal(3)
+    X = RNG.standard_normal((4, 3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for k in range(KEEP_PROGRAMS + 4):
+            lr = 1.0 / (k + 1)
+            np.testing.assert_allclose(step(w, X, lr), 2 * lr * X.T @ (X @ w), rtol=1e-12)
+    assert step.compiles == KEEP_PROGRAMS
+    assert len(caught) == 1
+    assert re.search(r"at values of f's argument 2 beyond the 8 it compiled in.*pass it as an array \(np.asarray",
+                     str(caught[0].message))
+    with pytest.raises(jl.staging.NotReplayable, match="f's argument 2 took more than 8 values"):
+        step.program(w, X, 0.3)  # not among the values 1 / (k + 1) compiled in
+    np.testing.assert_allclose(step(w, X, np.asarray(0.5)), X.T @ (X @ w), rtol=1e-12)  # an input: compiles
+    assert step.compiles == KEEP_PROGRAMS + 1
+
+
+def test_one_array_passed_twice_is_two_inputs():
+    step, w = jl.jit(jl.grad(least_squares)), RNG.standard_normal(4)
+    A = RNG.standard_normal((4, 4))
+    b = A[0].copy()
+    np.testing.assert_allclose(step(w, A, A[0]), least_squares_gradient(w, A, A[0]), rtol=1e-12)
+    X, y = RNG.standard_normal((4, 4)), RNG.standard_normal(4)
+    np.testing.assert_allclose(step(w, X, y), least_squares_gradient(w, X, y), rtol=1e-12)
+    np.testing.assert_allclose(step(w, A, b), least_squares_gradient(w, A, b), rtol=1e-12)
+    assert step.compiles == 1
+
+
+def cross_entropy(W, X, labels):
+    logits = X @ W
+    logp = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
+    return -np.sum(logp[np.arange(len(labels)), labels])
+
+
+def test_labels_read_as_an_index_are_checked_and_a_new_batch_recompiles():
+    W, X = RNG.standard_normal((3, 4)), RNG.standard_normal((6, 3))
+    step = jl.jit(jl.grad(cross_entropy))
+    for k in range(KEEP_PROGRAMS + 1):
+        labels = np.array([k % 4, k // 4, 0, 1, 2, 3])  # another pair of first labels on every call
+        p = np.exp(X @ W)
+        p /= p.sum(axis=1, keepdims=True)
+        expected = X.T @ (p - np.eye(4)[labels])  # softmax's gradient, by hand
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            np.testing.assert_allclose(step(W, X, labels), expected, rtol=1e-12, atol=1e-14)
+        if k < KEEP_PROGRAMS:
+            assert not caught
+    assert step.compiles == KEEP_PROGRAMS
+    assert re.search(r"they differed at .*test_jit_arguments.py:\d+ \(return -np.sum\(logp", str(caught[0].message))
+
+
+def test_numbers_f_reads_from_an_argument_are_checked():
+    def f(w, X):
+        mean = np.asarray(X).mean(axis=0)  # plain NumPy on the numbers: a program checks them
+        return np.sum((X - mean) @ w ** 2)
+
+    step, w = jl.jit(jl.grad(f)), RNG.standard_normal(3)
+    for X in (RNG.standard_normal((5, 3)), RNG.standard_normal((5, 3))):
+        np.testing.assert_allclose(step(w, X), 2 * w * np.sum(X - X.mean(axis=0), axis=0), rtol=1e-12, atol=1e-12)
+    assert step.compiles == 2
+
+
+def test_arrays_shaped_like_an_argument_read_no_numbers():
+    def weighted(w, X, y):
+        weights = np.ones_like(y) + np.zeros_like(X[:, 0])  # shapes alone: one program for every batch
+        return np.sum(weights * (X @ w - y) ** 2)
+
+    step, w = jl.jit(jl.grad(weighted)), RNG.standard_normal(3)
+    for X, y in batches(3):
+        np.testing.assert_allclose(step(w, X, y), least_squares_gradient(w, X, y), rtol=1e-12)
+    assert step.compiles == 1
+
+
+def test_a_non_finite_argument_gives_eager_values_in_a_compacted_forward_program():
+    def decay(p, t):
+        return p[0:1] * np.exp(-p[1:2] * t)
+
+    jac, p = jl.jit(jl.jacfwd(decay)), np.array([2.0, 0.5])
+    for t in (np.linspace(0.0, 1.0, 5), np.array([0.0, 1.0, np.inf, 2.0, -np.inf])):
+        with np.errstate(invalid="ignore"):  # 0 * inf, in eager mode's products as in the program's
+            np.testing.assert_array_equal(jac(p, t), jl.jacfwd(decay)(p, t))
+    assert jac.compiles == 1
+    assert "rows" in jac.program(p, np.ones(5)).source  # compacted: the multiplier t is checked, not the whole program
+
+
+def test_an_operation_raising_on_a_new_argument_raises_as_eager_mode_does():
+    step = jl.jit(jl.grad(lambda v, A: np.sum(np.linalg.solve(A, v))))
+    v = np.ones(2)
+    np.testing.assert_allclose(step(v, np.eye(2) * 2), [0.5, 0.5])
+    with pytest.raises(np.linalg.LinAlgError, match="Singular matrix"):
+        step(v, np.zeros((2, 2)))
+
+
+def test_inside_another_derivative_the_uncompiled_function_runs():
+    step, X, y = jl.jit(jl.grad(least_squares)), RNG.standard_normal((5, 3)), RNG.standard_normal(5)
+    H = jl.jacfwd(lambda w: step(w, X, y))(RNG.standard_normal(3))
+    np.testing.assert_allclose(H, 2 * X.T @ X, rtol=1e-12)
+    assert step.compiles == 0
+
+
+def test_a_new_shape_or_dtype_of_an_argument_compiles_another_program():
+    step, w = jl.jit(jl.grad(least_squares)), RNG.standard_normal(3)
+    for X, y in batches(1, rows=8) + batches(1, rows=5) + [(np.ones((5, 3), np.float32), np.ones(5, np.float32))]:
+        np.testing.assert_allclose(step(w, X, y), least_squares_gradient(w, X, y), rtol=1e-6)
+    assert step.compiles == 3
+
+
+def test_an_argument_in_another_memory_layout_compiles_another_program():
+    step, w = jl.jit(jl.grad(least_squares)), RNG.standard_normal(3)
+    (X, y), = batches(1)
+    for layout in (X, np.asfortranarray(X), X[::-1][::-1].T.copy().T, np.asfortranarray(2 * X)):
+        np.testing.assert_allclose(step(w, layout, y), least_squares_gradient(w, layout, y), rtol=1e-12)
+    assert step.compiles == 2  # C, then F (the third is C again, the fourth F)
+
+
+def test_counting_a_replay_adds_its_programs_cost():
+    step, w = jl.jit(jl.grad(least_squares)), RNG.standard_normal(3)
+    (X, y), (X2, y2) = batches(2)
+    step(w, X, y)
+    with counting() as counter:
+        step(w, X2, y2)
+    assert counter.total() == step.program(w, X2, y2).cost
+    assert counter.total().flops > 0
+
+
+def test_f_writing_into_an_argument_gets_the_eager_result_and_leaves_the_callers_array():
+    def centered(w, X):
+        X -= X.mean(axis=0)
+        return np.sum((X @ w) ** 2)
+
+    step, w = jl.jit(jl.grad(centered)), RNG.standard_normal(3)
+    X = RNG.standard_normal((6, 3))
+    kept = X.copy()
+    expected = jl.grad(centered)(w, X.copy())
+    np.testing.assert_allclose(step(w, X), expected, rtol=1e-12)
+    np.testing.assert_array_equal(X, kept)
+
+
+@pytest.mark.parametrize("value, message", [
+    (np.array(["a", "b"]), r"argument 1 is an array of dtype <U1: pass numbers, or bind it first"),
+    ({"k": {1, 2}}, r"argument 1\['k'\] is a set: pass it as an array, or bind it first"),
+    (np.ma.masked_array(np.eye(2)), r"argument 1 is a numpy.ma.MaskedArray: pass np.asarray of it, or bind"),
+])
+def test_arguments_a_program_cannot_take_are_refused_by_place(value, message):
+    step = jl.jit(jl.grad(lambda w, other: np.sum(w ** 2)))
+    with pytest.raises(TypeError, match=message):
+        step(np.ones(2), value)
+    with pytest.raises(TypeError, match=r"keyword other is a set"):
+        step(np.ones(2), other={1})
+    assert step.compiles == 0
+
+
+def test_a_hessian_in_argnums_is_refused_naming_partial():
+    with pytest.raises(TypeError, match=r"bind f's other arguments first, as .*functools.partial.*argnums=1"):
+        jl.jit(jl.hessian(least_squares, argnums=1))
