@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from helpers import central_differences
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = {"seed", "mlp_loss", "curve", "dense", "bratu"}
@@ -90,3 +93,28 @@ def test_sharding_benchmark_runs_every_case_and_checks_its_jacobians(tmp_path):
                                                           ("mlp_loss", "forward")}
     assert all(r["passes"] > 1 and _number_or_null(r["ratio"]) and r["ratio"] > 0 for r in rows)
     assert "threads / serial" in proc.stdout
+
+
+def test_training_step_benchmark_checks_every_gradient_and_writes_its_ratios(tmp_path):
+    out = tmp_path / "training.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_training_step.py"), "--quick", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr  # a gradient unequal to the analytic one fails the run
+    data = json.loads(out.read_text())
+    assert {"ours jit(grad), batch as arguments", "ours jit(grad(partial)) per batch", "ours grad (eager)",
+            "numpy analytic gradient"} <= set(data["seconds"])
+    assert all(_number_or_null(s) and s > 0 for s in data["seconds"].values())
+    assert len(data["ratios"]) == len(data["seconds"]) - 1 and all(r > 0 for r in data["ratios"].values())
+    assert "ours jit(grad) / numpy analytic gradient" in proc.stdout
+
+
+def test_training_step_benchmark_gradient_is_the_loss_gradient():
+    """The benchmark's hand-written backpropagation, the floor it times, against central differences."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import bench_training_step as bench
+
+    w, [(X, y), *_] = bench.problem(bench.SIZES["quick"], batches=1)
+    np.testing.assert_allclose(bench.analytic_gradient(w, X, y), central_differences(lambda v: bench.loss(v, X, y), w),
+                               rtol=1e-7, atol=1e-9)
