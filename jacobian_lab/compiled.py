@@ -228,8 +228,8 @@ class Jitted:
             reason = NotReplayable(f"f's {places} took more than {KEEP_PROGRAMS} values, each compiled in")
             self._refuse(family, reason, f"is computed without compiling at values of f's {places} beyond the "
                          f"{KEEP_PROGRAMS} it compiled in: a value compiled in is a constant of programs of its own, "
-                         "so one that changes on every call would compile on every call; pass it as an array "
-                         "(np.asarray(lr)), which one program takes as an input")
+                         "so one that changes on every call would compile on every call; pass it as a NumPy "
+                         "scalar or an array (np.float64(lr), np.asarray(lr)), which one program takes as an input")
         return False
 
     def _settle(self, key, shape) -> None:

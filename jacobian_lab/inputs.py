@@ -4,11 +4,15 @@ A compiled derivative differentiates with respect to its `argnums` and takes
 f's other arguments (positional or by keyword, in tuples, lists and dicts too)
 as ``jax.jit`` takes them:
 
-* an array is an input of the program: a new batch X is computed with, not
-  compiled in, so one program serves every batch of the same shape and dtype;
+* an array, or a NumPy scalar (``np.float64(t)``), is an input of the
+  program: a new batch X is computed with, not compiled in, so one program
+  serves every batch of the same shape and dtype;
 * anything else (a Python number, a string, None, a function) is compiled in,
   as ``jax.jit`` compiles in its ``static_argnums``: a program serves the calls
-  with equal values, and another value compiles another program.
+  with equal values, and another value compiles another program. A Python
+  number is one because NumPy promotes it differently from any array
+  (``2.0 * x32`` is float32, ``np.float64(2.0) * x32`` float64), so that an
+  input standing for it could change the dtypes f computes in.
 
 While a program is recorded, f gets each array as an `Observable` over a copy
 of it, as it gets a mask computed from x: what f computes from it with
@@ -58,7 +62,8 @@ class Inputs:
             structure = self._treedef
         self.traced = any(isinstance(leaf, (Tracer, Observable)) for leaf in leaves)
         self._leaves = leaves
-        self.arrays = [leaf for leaf in leaves if type(leaf) is np.ndarray]
+        # a NumPy scalar as the 0-d array the recording took it as
+        self.arrays = [leaf if type(leaf) is np.ndarray else np.asarray(leaf) for leaf in leaves if _is_input(leaf)]
         kinds = tuple([_kind(leaf, self._place, k) for k, leaf in enumerate(leaves)])
         self.values = tuple([leaf for leaf, kind in zip(leaves, kinds) if kind[0] == "compiled in"])
         self.key = (structure, kinds, self.values)
@@ -67,7 +72,7 @@ class Inputs:
     def compiled_in(self) -> list[str]:
         """Where the values compiled in sit among f's arguments, for a message."""
         return [self._place(k) for k, leaf in enumerate(self._leaves)
-                if not isinstance(leaf, (np.ndarray, Tracer, Observable))]
+                if not (_is_input(leaf) or isinstance(leaf, (np.ndarray, Tracer, Observable)))]
 
     def _place(self, k: int) -> str:
         """Where leaf k sits among f's arguments, for a message: "argument 2['X']" or "keyword y"."""
@@ -85,16 +90,23 @@ class Inputs:
     def recording(self) -> tuple[Bound, list[np.ndarray]]:
         """(f bound to the arguments it gets while a program is recorded, the arrays the program takes for
         them): each array as an `Observable` over a copy of its own, so that two arguments holding one
-        array are two inputs, and an array f closes over stays a constant (as x does)."""
+        array are two inputs, and an array f closes over stays a constant (as x does); a NumPy scalar as
+        one standing for a scalar of its type."""
         copies = [snapshots.copy(a, faithful=True) for a in self.arrays]
         held = iter(copies)
-        leaves = [Observable(next(held)) if type(leaf) is np.ndarray else leaf for leaf in self._leaves]
+        leaves = [Observable(next(held), scalar=type(leaf) is not np.ndarray) if _is_input(leaf) else leaf
+                  for leaf in self._leaves]
         others, kwargs = (leaves, {}) if self._treedef is None else self._treedef.unflatten(leaves)
         args, given = list(self.bound.args), iter(others)
         for i in range(len(args)):
             if i not in self.bound.positions:
                 args[i] = next(given)
         return Bound(self.bound.f, tuple(args), kwargs, self._argnums, False, self._name), copies
+
+
+def _is_input(leaf) -> bool:
+    """Whether a program takes `leaf` as an input: an ndarray, or a NumPy scalar of numbers."""
+    return type(leaf) is np.ndarray or (isinstance(leaf, np.generic) and leaf.dtype.kind in _NUMERIC)
 
 
 def _kind(leaf, place, k: int) -> tuple:
@@ -107,6 +119,8 @@ def _kind(leaf, place, k: int) -> tuple:
                             f"{place(k)} is an array of dtype {leaf.dtype}: pass numbers, or bind it first "
                             "(functools.partial), which compiles it in as a constant")
         return "array", leaf.dtype.str, snapshots.layout(leaf)
+    if _is_input(leaf):
+        return "scalar", leaf.dtype.str
     if isinstance(leaf, (Tracer, Observable)):  # (an Observable passes for an ndarray)
         return "traced", id(leaf)  # never compiled: the call is computed without a program
     if isinstance(leaf, np.ndarray):

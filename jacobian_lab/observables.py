@@ -193,6 +193,13 @@ class Observable:
         numbers = read_numbers(self)
         return numbers[()] if self._scalar else numbers
 
+    def _read_as(name):
+        """A protocol Python calls on a number (round(s, 1), f"{s:.1f}", math.floor(s)): of the numbers read."""
+        return lambda self, *args: getattr(self._numbers(), name)(*args)
+
+    __format__, __round__, __trunc__ = _read_as("__format__"), _read_as("__round__"), _read_as("__trunc__")
+    __floor__, __ceil__, __complex__ = _read_as("__floor__"), _read_as("__ceil__"), _read_as("__complex__")
+
     def __bytes__(self):
         return observe(bytes, self._array)  # an array's bytes are its numbers, as bytes(array) reads them
 
@@ -312,6 +319,8 @@ class Observable:
     __eq__, __ne__ = binary_method(np.equal), binary_method(np.not_equal)
 
     __matmul__, __rmatmul__ = binary_methods(np.matmul)
+    __lshift__, __rlshift__ = binary_methods(np.left_shift)
+    __rshift__, __rrshift__ = binary_methods(np.right_shift)
     __divmod__, __rdivmod__ = binary_methods(np.divmod)
 
     def __invert__(self):

@@ -37,7 +37,6 @@ import numpy as np
 
 from .accounting import PRIMAL, Counter
 from .observables import Observable, array_of, read_numbers
-from .primitives import observe
 from .snapshots import immutable, root, same_bytes, snapshot
 
 INPUT = -1  # the reference of x itself; f's other arguments, a compiled function's inputs too, are -2, -3, ...
@@ -211,14 +210,19 @@ class Recorder(Counter):
 
     def untraced(self, prim, args, params):
         # A differentiable operation on values computed from x without a derivative (np.round(x, 1) divides
-        # rint's result): f gets what it computes observed, as it gets a mask, not as a constant to fold;
-        # a NumPy scalar as the scalar eager mode gives, its value checked again before a replay.
+        # rint's result, np.sin(t) of an argument t): f gets what it computes observed, as it gets a mask, not
+        # as a constant to fold; a NumPy scalar as one standing for the scalar eager mode gives (its 0-d array
+        # the same recorded value), so that computing with it is recorded too and reading it is checked.
         computed = self.phase == PRIMAL and prim.differentiable and self._any_dynamic(
             self.refs([array_of(a) for a in args]))
         out = self.evaluate(prim, args, params)
         if not computed:
             return out
-        return self._hand(out) if type(out) is np.ndarray else observe(_itself, out)
+        if type(out) is np.ndarray:
+            return self._hand(out)
+        array = np.asarray(out)
+        self.copied(array, out)
+        return self._hand(array, scalar=True)
 
     def _check_errstate(self, prim, now: dict) -> None:
         """Note when f has set NumPy to raise on floating-point errors (``np.errstate``), or made its
@@ -375,8 +379,3 @@ def _warning_handling() -> tuple:
     """How a warning reaches code now: the filters that make one an error, and where one shown goes (a
     list's append under ``catch_warnings(record=True)``). Filters that ignore warnings leave it as is."""
     return tuple([f for f in warnings.filters if f[0] == "error"]), getattr(warnings, "_showwarnmsg_impl", None)
-
-
-def _itself(value):
-    """A value read as it is: observing it makes a replay check it (a scalar f gets, `Recorder.untraced`)."""
-    return value

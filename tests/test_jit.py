@@ -1520,6 +1520,17 @@ def test_scalars_computed_from_x_behave_as_eager_scalars(f):
         assert_close(jitted(x), jl.jacobian(f, x), 1e-15, f"at {x}")
 
 
+def test_a_scalar_computed_from_x_without_a_derivative_is_recomputed_not_checked():
+    """np.round(x.sum(), 1) is a NumPy scalar: computing with it is recorded, so one program serves every x."""
+    def f(x):
+        return x * np.round(x.sum(), 1)
+
+    jitted = jl.jit(jl.jacobian(f))
+    for x in (np.array([0.3, 1.4]), np.array([-1.3, 2.6]), np.array([0.94, 1.0])):
+        assert_close(jitted(x), np.diag(np.full(2, np.round(x.sum(), 1))), 1e-15, f"at {x}")
+    assert jitted.compiles == 1
+
+
 def _bits(x):
     k = (x > 0.5) * 7
     k &= 6

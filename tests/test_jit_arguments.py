@@ -87,12 +87,48 @@ def test_a_number_changing_on_every_call_stops_compiling_with_one_warning():
             np.testing.assert_allclose(step(w, X, lr), 2 * lr * X.T @ (X @ w), rtol=1e-12)
     assert step.compiles == KEEP_PROGRAMS
     assert len(caught) == 1
-    assert re.search(r"at values of f's argument 2 beyond the 8 it compiled in.*pass it as an array \(np.asarray",
+    assert re.search(r"at values of f's argument 2 beyond the 8 it compiled in.*pass it as a NumPy scalar or an "
+                     r"array \(np.float64\(lr\), np.asarray\(lr\)\)",
                      str(caught[0].message))
     with pytest.raises(jl.staging.NotReplayable, match="f's argument 2 took more than 8 values"):
         step.program(w, X, 0.3)  # not among the values 1 / (k + 1) compiled in
     np.testing.assert_allclose(step(w, X, np.asarray(0.5)), X.T @ (X @ w), rtol=1e-12)  # an input: compiles
     assert step.compiles == KEEP_PROGRAMS + 1
+
+
+def test_a_numpy_scalar_is_an_input_as_an_odes_time_is():
+    """solve_ivp's jac(t, y) with t as np.float64: one program for every t, the scalar's type as eager's."""
+    def rhs(t, y):
+        return np.array([y[1], -np.sin(t) * y[0] - 0.1 * y[1] ** 3])  # traced scalars, built into one array
+
+    jac = jl.jit(jl.jacobian(rhs, argnums=1))
+    y = np.array([0.5, -1.0])
+    for t in np.linspace(0.0, 3.0, 12):
+        np.testing.assert_allclose(jac(np.float64(t), y), [[0.0, 1.0], [-np.sin(t), -0.3 * y[1] ** 2]], rtol=1e-14)
+    assert jac.compiles == 1
+    seen = []
+    jl.jit(jl.grad(lambda w, s: seen.append(isinstance(s, np.float32)) or s * np.sum(w ** 2)))(np.ones(2),
+                                                                                                np.float32(2.0))
+    assert seen == [True]  # f sees the scalar's own type while compiling, as it would eagerly
+
+
+def test_a_stiff_solver_takes_the_compiled_jacobian_at_np_float64_times():
+    """The README's solve_ivp(..., jac=lambda t, y: jac(np.float64(t), y)): one program for the whole solve,
+    the solution the hand-written Jacobian gives."""
+    from scipy.integrate import solve_ivp
+
+    def rhs(t, y):  # a forced van der Pol oscillator, stiff at mu = 50
+        return np.stack([y[1], 50.0 * (1 - y[0] ** 2) * y[1] - y[0] + np.cos(t)])
+
+    def by_hand(t, y):
+        return np.array([[0.0, 1.0], [-100.0 * y[0] * y[1] - 1.0, 50.0 * (1 - y[0] ** 2)]])
+
+    jac = jl.jit(jl.jacobian(rhs, argnums=1))
+    solve = dict(fun=rhs, t_span=(0.0, 20.0), y0=[2.0, 0.0], method="BDF", rtol=1e-8, atol=1e-10)
+    ours, reference = solve_ivp(**solve, jac=lambda t, y: jac(np.float64(t), y)), solve_ivp(**solve, jac=by_hand)
+    assert ours.success and ours.njev > 8
+    np.testing.assert_allclose(ours.y[:, -1], reference.y[:, -1], rtol=1e-10)
+    assert jac.compiles == 1
 
 
 def test_one_array_passed_twice_is_two_inputs():
