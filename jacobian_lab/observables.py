@@ -16,6 +16,7 @@ doors; that makes the distinction safe rather than best-effort.
 """
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
@@ -193,12 +194,13 @@ class Observable:
         numbers = read_numbers(self)
         return numbers[()] if self._scalar else numbers
 
-    def _read_as(name):
-        """A protocol Python calls on a number (round(s, 1), f"{s:.1f}", math.floor(s)): of the numbers read."""
-        return lambda self, *args: getattr(self._numbers(), name)(*args)
+    def _read_as(convert):
+        """A protocol Python calls on a number (round(s, 1), f"{s:.1f}", math.floor(s)): `convert` of the numbers
+        read."""
+        return lambda self, *args: convert(self._numbers(), *args)
 
-    __format__, __round__, __trunc__ = _read_as("__format__"), _read_as("__round__"), _read_as("__trunc__")
-    __floor__, __ceil__, __complex__ = _read_as("__floor__"), _read_as("__ceil__"), _read_as("__complex__")
+    __format__, __round__, __trunc__ = _read_as(format), _read_as(round), _read_as(math.trunc)
+    __floor__, __ceil__, __complex__ = _read_as(math.floor), _read_as(math.ceil), _read_as(complex)
 
     def __bytes__(self):
         return observe(bytes, self._array)  # an array's bytes are its numbers, as bytes(array) reads them

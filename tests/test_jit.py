@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import pickle
 import sys
 import warnings
@@ -1510,6 +1511,9 @@ SCALAR_LIKE = {  # values eager mode gives as NumPy scalars: immutable, floats, 
     "formatted": lambda x: x * float(f"{np.round(x.sum(), 1):.1f}"),
     "round()": lambda x: x * round(np.round(x.sum(), 1), 1),
     "searchsorted of it": lambda x: x * np.searchsorted(x, np.round(x.sum(), 1)),
+    "math.floor, ceil, trunc and complex": lambda x: x * (math.floor(s := np.round(x.sum(), 1)) + math.ceil(s)
+                                                          + math.trunc(s) + complex(s).real),
+    "shifted": lambda x: x * (1 << (x > 0.5).astype(int)) * ((x > 1.0).astype(int) >> 1),
 }
 
 
