@@ -137,7 +137,7 @@ class Jitted:
     """
 
     def __init__(self, fun: JacobianFunction):
-        self.fun = fun
+        self.fun, self._fun_name = fun, repr(fun)
         self.compiles = 0  # recordings completed so far (a program, or the finding that f cannot be replayed)
         self._programs: dict = {}  # key -> [Program, ...] (most recently used first)
         # key -> why a recording there could not be replayed: a call no program fits is eager from then on
@@ -157,7 +157,7 @@ class Jitted:
         """(x, None) for a call with x alone, else (f's `argnums` arguments, the call's `Inputs`)."""
         if len(args) == 1 and not kwargs and arguments.plain(getattr(self.fun, "argnums", 0), False):
             return args[0], None
-        call = Inputs(self.fun, args, kwargs)
+        call = Inputs(self.fun, args, kwargs, self._fun_name)
         return call.bound.x, call
 
     def _run(self, x, call=None) -> tuple:

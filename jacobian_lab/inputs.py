@@ -51,8 +51,9 @@ class Inputs:
     ([(2, 2)], (2.0,), ['argument 2'])
     """
 
-    def __init__(self, fun, args: tuple, kwargs: dict):
-        self.args, self.kwargs, self._name, self._argnums = args, kwargs, repr(fun), fun.argnums
+    def __init__(self, fun, args: tuple, kwargs: dict, name: str | None = None):
+        # name: fun's repr, for Bound's messages (a caller calling often passes it, computed once)
+        self.args, self.kwargs, self._name, self._argnums = args, kwargs, name or repr(fun), fun.argnums
         self.bound = Bound(fun.f, args, kwargs, fun.argnums, False, self._name)
         others = [a for i, a in enumerate(args) if i not in self.bound.positions]
         if not kwargs and all(type(a) is np.ndarray for a in others):  # the usual call: arrays, in order
