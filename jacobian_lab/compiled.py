@@ -272,13 +272,8 @@ class Jitted:
         return g, x_flat, key if call is None else key + (call.key,)
 
     def _compile(self, g, x, key, call=None):
-        if call is not None:  # recorded with f's other arguments as the program's inputs
-            bound, inputs = call.recording()
-            g = prepare(bound, call.bound.x)[0]
-        else:
-            inputs = ()
         try:
-            program, J = self._build(g, x, inputs)  # f may raise: then nothing was compiled
+            program, J = self._build(g, x, call)  # f may raise: then nothing was compiled
         except NotReplayable as reason:
             self.compiles += 1  # a recording that found f cannot be replayed
             self._refuse(key, reason, f"is computed without compiling, because {reason}")
@@ -287,9 +282,20 @@ class Jitted:
         self._programs[key] = [program] + self._programs.get(key, [])
         return program, J
 
-    def _build(self, g, x, inputs=()):
-        """(program, J at x): what `_compile` records and keeps, `inputs` the arrays of f's other arguments."""
-        return compile_jacobian(self.fun, g, x, inputs)
+    def _build(self, g, x, call=None):
+        """(program, J at x): what `_compile` records and keeps. With f's other arguments (`call`), f is recorded
+        with them as the program's inputs, and auto's probe of the orders runs f on copies of its own: what it
+        does to them (a write, np.asarray's read) must not reach the recording's."""
+        if call is None:
+            return compile_jacobian(self.fun, g, x)
+        probed = prepare(call.recording()[0], call.bound.x)[0] if self.fun.mode == "auto" else None
+        recorded, inputs = call.recording()
+        built = compile_jacobian(self.fun, prepare(recorded, call.bound.x)[0], x, inputs, probed)
+        written = call.written()
+        if written:
+            raise NotReplayable(f"f wrote into its {', '.join(written)}, which a program would not do (eager mode "
+                                "writes into the caller's array)")
+        return built
 
     def _through(self, flat: "Jitted", method: str, x):
         """``getattr(flat, method)(x)`` for the compiled function of one structure, its compiles counted here."""
@@ -333,7 +339,7 @@ class JittedHessian(Jitted):
         _, x_flat, flat = self._flattened(x)
         return self._through(flat, "program", x_flat)
 
-    def _build(self, g, x, inputs=()):
+    def _build(self, g, x, call=None):
         program, H = super()._build(g, x)
         program.leaves = self.fun.f.out_def  # the tree of outputs f returned as it was recorded
         return program, H
@@ -387,7 +393,7 @@ class JittedSparse(Jitted):
             flat = self._flat[fun] = JittedSparse(fun)
         return x_flat, flat
 
-    def _build(self, g, x, inputs=()):
+    def _build(self, g, x, call=None):
         return compile_sparse(self.fun, g, x)
 
 
@@ -432,10 +438,11 @@ def _replay(programs: list, x, inputs=()):
     return None, None
 
 
-def compile_jacobian(fun, g, x, inputs=()):
+def compile_jacobian(fun, g, x, inputs=(), probed=None):
     """(program, J at x): J computed eagerly while it is recorded, and the cheapest program. `inputs`: the
-    arrays the program takes besides x, which f gets as `Observable`s over them (`Inputs.recording`)."""
-    modes = _orders(fun, g, x)
+    arrays the program takes besides x, which f gets as `Observable`s over them (`Inputs.recording`);
+    `probed`: g on other such Observables, for auto's choice of orders (default: g)."""
+    modes = _orders(fun, probed or g, x)
     x = snapshots.copy(x, faithful=True)  # f may close over the very array passed as x: it stays a constant
     recorder = Recorder(x, inputs)
     results, error = {}, None

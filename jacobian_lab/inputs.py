@@ -23,6 +23,9 @@ than replaying wrongly.
 """
 from __future__ import annotations
 
+import enum
+import math
+
 import numpy as np
 
 from . import snapshots, trees
@@ -47,8 +50,8 @@ class Inputs:
     >>> import numpy as np
     >>> from jacobian_lab import jacrev
     >>> call = Inputs(jacrev(lambda w, X, scale: scale * (X @ w)), (np.ones(2), np.eye(2), 2.0), {})
-    >>> [a.shape for a in call.arrays], call.values, call.compiled_in()
-    ([(2, 2)], (2.0,), ['argument 2'])
+    >>> [a.shape for a in call.arrays], call.compiled_in()
+    ([(2, 2)], ['argument 2'])
     """
 
     def __init__(self, fun, args: tuple, kwargs: dict, name: str | None = None):
@@ -66,7 +69,7 @@ class Inputs:
         # a NumPy scalar as the 0-d array the recording took it as
         self.arrays = [leaf if type(leaf) is np.ndarray else np.asarray(leaf) for leaf in leaves if _is_input(leaf)]
         kinds = tuple([_kind(leaf, self._place, k) for k, leaf in enumerate(leaves)])
-        self.values = tuple([leaf for leaf, kind in zip(leaves, kinds) if kind[0] == "compiled in"])
+        self.values = tuple([_value_key(leaf) for leaf, kind in zip(leaves, kinds) if kind[0] == "compiled in"])
         self.key = (structure, kinds, self.values)
         self.family = (structure, kinds)  # the calls whose programs differ in `values` alone
 
@@ -97,12 +100,22 @@ class Inputs:
         held = iter(copies)
         leaves = [Observable(next(held), scalar=type(leaf) is not np.ndarray) if _is_input(leaf) else leaf
                   for leaf in self._leaves]
+        self._handed = [leaf for leaf in leaves if type(leaf) is Observable]
         others, kwargs = (leaves, {}) if self._treedef is None else self._treedef.unflatten(leaves)
         args, given = list(self.bound.args), iter(others)
         for i in range(len(args)):
             if i not in self.bound.positions:
                 args[i] = next(given)
         return Bound(self.bound.f, tuple(args), kwargs, self._argnums, False, self._name), copies
+
+
+    def written(self) -> list[str]:
+        """Where the arguments sit that f wrote into (``X += 1``, ``X[0] = v``) in the last `recording`: a
+        program would not write, while eager mode writes into the caller's arrays (and into any other name
+        of the same memory), so such an f is computed eagerly, as written."""
+        places = [k for k, leaf in enumerate(self._leaves) if _is_input(leaf)]
+        return [self._place(k) for k, given, held in zip(places, self.arrays, self._handed)
+                if not snapshots.same_bytes(given, np.asarray(held._array))]
 
 
 def _is_input(leaf) -> bool:
@@ -128,6 +141,10 @@ def _kind(leaf, place, k: int) -> tuple:
         raise TypeError(f"jit takes f's other arrays as inputs of its program as plain ndarrays; {place(k)} is a "
                         f"{type(leaf).__module__}.{type(leaf).__name__}: pass np.asarray of it, or bind it first "
                         "(functools.partial), which compiles it in as a constant")
+    if not (isinstance(leaf, _COMPILED_IN) or callable(leaf)):  # an object holding arrays would be frozen in
+        raise TypeError(f"jit takes f's other arguments as arrays (inputs of its program) or as numbers, strings "
+                        f"and functions (compiled in); {place(k)} is a {type(leaf).__name__}: pass its arrays (in "
+                        "a tuple, list or dict), or bind it first (functools.partial), which compiles it in as it is")
     try:
         hash(leaf)
     except TypeError:
@@ -135,3 +152,17 @@ def _kind(leaf, place, k: int) -> tuple:
                         f"needs them hashable; {place(k)} is a {type(leaf).__name__}: pass it as an array, or bind "
                         "it first (functools.partial), which compiles it in as it is") from None
     return "compiled in", type(leaf)
+
+
+#: What jit compiles in besides functions: values that stay what they are
+_COMPILED_IN = (bool, int, float, complex, str, bytes, type(Ellipsis), np.dtype, enum.Enum)
+
+
+def _value_key(value):
+    """A value compiled in as a program tells it from others: a float by its bits (-0.0 is not 0.0, and a
+    NaN is itself, where NaN != NaN would compile a program per call)."""
+    if type(value) is float:
+        return value.hex(), math.copysign(1.0, value)  # (NaN's hex has no sign)
+    if type(value) is complex:
+        return _value_key(value.real), _value_key(value.imag)
+    return value

@@ -280,6 +280,9 @@ class Recorder(Counter):
             return value
         owner = root(value)
         if id(owner) in self._seeds or id(owner) in self._index:
+            if self._dynamic(self._index.get(id(owner))):  # NumPy's view of a value a program recomputes: it
+                self.unreplayable("a value computed from f's arguments was used through a view NumPy took of it "
+                                  "outside the primitives, which a program would hold as it was")
             return value
         where = (id(owner), value.__array_interface__["data"][0], value.shape, value.strides, value.dtype.str,
                  type(value))

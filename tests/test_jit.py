@@ -74,6 +74,47 @@ def test_every_rule_replays_correctly_at_another_point(name, i, mode):
     assert jitted.compiles == 1 or REGISTRY[name].reads_values
 
 
+def _with_operand_as_argument(name, i, k, dtype):
+    """f(v, c) applying primitive `name` to example i, its operand k the argument c (in `dtype`, a program
+    input under jit), its other differentiable operands packed in v."""
+    prim, e = REGISTRY[name], EXAMPLES[name][i]
+    traced = [j for j, d in enumerate(e.diff) if d and j != k]
+    shapes = [e.args[j].shape for j in traced]
+    ends = np.cumsum([int(np.prod(s)) for s in shapes])
+
+    def f(v, c):
+        args = list(e.args)
+        for j, s, end in zip(traced, shapes, ends):
+            args[j] = np.reshape(v[end - int(np.prod(s)):end], s)
+        args[k] = c
+        return prim(*args, **e.params)
+
+    return f, np.concatenate([np.ravel(e.args[j]) for j in traced]), e.args[k].astype(dtype)
+
+
+def _argument_operands(name, i) -> list[int]:
+    """The array operands of example i that can be an argument, with another operand left to differentiate."""
+    e = EXAMPLES[name][i]
+    return [k for k, (a, d) in enumerate(zip(e.args, e.diff)) if isinstance(a, np.ndarray) and sum(e.diff) - d]
+
+
+@pytest.mark.parametrize("name, i", [case for case in CASES if _argument_operands(*case.values)])
+def test_every_rule_replays_an_operand_passed_as_an_argument(name, i):
+    """Under jit(f)(v, c), c is an input the program recomputes with: a rule that converted it to the
+    result's dtype, or read its values, in plain NumPy would freeze the first call's c into the program."""
+    e = EXAMPLES[name][i]
+    for k in _argument_operands(name, i):
+        for dtype in {e.args[k].dtype, np.dtype(np.float32) if e.args[k].dtype.kind == "f" else e.args[k].dtype}:
+            f, x, c = _with_operand_as_argument(name, i, k, dtype)
+            for make in (jl.jacfwd, jl.jacrev):
+                jitted = jl.jit(make(f))
+                with np.errstate(all="ignore"):
+                    jitted(x, c)
+                    for seed in (1, 2):
+                        x2, c2 = _moved(x, seed), (_moved(c, seed + 10).astype(dtype) if dtype.kind == "f" else c)
+                        assert_close(jitted(x2, c2), make(f)(x2, c2), 1e-12, f"operand {k} as {dtype}, {make.__name__}")
+
+
 @pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
 @pytest.mark.parametrize("name", problems.names())
 def test_problems_replay_like_eager(name, mode):
@@ -722,6 +763,17 @@ def test_what_cannot_be_replayed_is_computed_eagerly_with_a_warning(monkeypatch)
         np.testing.assert_array_equal(jitted(2 * x), np.diag(np.exp(2 * x)))
     with pytest.raises(NotReplayable):
         jitted.program(x)
+
+
+def test_a_numpy_view_of_a_recorded_value_is_not_replayed_as_a_constant():
+    """A rule that sliced a value computed from x (or an argument) with NumPy, outside the primitives, would
+    hand the program the recording's slice as a constant."""
+    x = np.array([0.0, 1.0])
+    recorder = Recorder(x)
+    out = recorder.evaluate(REGISTRY["sin"], (x,), {})
+    recorder.evaluate(REGISTRY["add"], (out[1:], np.ones(1)), {})
+    with pytest.raises(NotReplayable, match="through a view NumPy took of it outside the primitives"):
+        recorder.check()
 
 
 def test_a_parameter_computed_from_x_cannot_be_recorded():

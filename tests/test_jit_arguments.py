@@ -148,9 +148,11 @@ def cross_entropy(W, X, labels):
     return -np.sum(logp[np.arange(len(labels)), labels])
 
 
-def test_labels_read_as_an_index_are_checked_and_a_new_batch_recompiles():
+@pytest.mark.parametrize("make", [jl.grad, jl.jacobian])
+def test_labels_read_as_an_index_are_checked_and_a_new_batch_recompiles(make):
+    """In auto mode (jl.jacobian) too, whose choice of order runs f once more before it is recorded."""
     W, X = RNG.standard_normal((3, 4)), RNG.standard_normal((6, 3))
-    step = jl.jit(jl.grad(cross_entropy))
+    step = jl.jit(make(cross_entropy))
     for k in range(KEEP_PROGRAMS + 1):
         labels = np.array([k % 4, k // 4, 0, 1, 2, 3])  # another pair of first labels on every call
         p = np.exp(X @ W)
@@ -165,12 +167,13 @@ def test_labels_read_as_an_index_are_checked_and_a_new_batch_recompiles():
     assert re.search(r"they differed at .*test_jit_arguments.py:\d+ \(return -np.sum\(logp", str(caught[0].message))
 
 
-def test_numbers_f_reads_from_an_argument_are_checked():
+@pytest.mark.parametrize("make", [jl.grad, jl.jacobian])
+def test_numbers_f_reads_from_an_argument_are_checked(make):
     def f(w, X):
         mean = np.asarray(X).mean(axis=0)  # plain NumPy on the numbers: a program checks them
         return np.sum((X - mean) @ w ** 2)
 
-    step, w = jl.jit(jl.grad(f)), RNG.standard_normal(3)
+    step, w = jl.jit(make(f)), RNG.standard_normal(3)
     for X in (RNG.standard_normal((5, 3)), RNG.standard_normal((5, 3))):
         np.testing.assert_allclose(step(w, X), 2 * w * np.sum(X - X.mean(axis=0), axis=0), rtol=1e-12, atol=1e-12)
     assert step.compiles == 2
@@ -239,22 +242,67 @@ def test_counting_a_replay_adds_its_programs_cost():
     assert counter.total().flops > 0
 
 
-def test_f_writing_into_an_argument_gets_the_eager_result_and_leaves_the_callers_array():
-    def centered(w, X):
-        X -= X.mean(axis=0)
-        return np.sum((X @ w) ** 2)
+def centered(w, X):
+    X -= X.mean(axis=0)
+    return np.sum((X @ w) ** 2)
 
-    step, w = jl.jit(jl.grad(centered)), RNG.standard_normal(3)
-    X = RNG.standard_normal((6, 3))
-    kept = X.copy()
-    expected = jl.grad(centered)(w, X.copy())
-    np.testing.assert_allclose(step(w, X), expected, rtol=1e-12)
-    np.testing.assert_array_equal(X, kept)
+
+def aliased(w, A, B):
+    A *= 2.0  # also B's values, where B is A
+    return np.sum((A @ w) * (B @ w))
+
+
+@pytest.mark.parametrize("make", [jl.grad, jl.jacobian, jl.jacfwd])
+def test_f_writing_into_an_argument_is_computed_eagerly_as_written(make):
+    """A program would not write into the caller's arrays, nor see a write through another argument of the
+    same memory: such an f is computed as written, with one warning, from its first call on."""
+    w, X = RNG.standard_normal(3), RNG.standard_normal((6, 3))
+    step, expected, mine = jl.jit(make(centered)), make(centered)(w, X.copy()), X.copy()
+    with pytest.warns(UserWarning, match=r"computed without compiling, because f wrote into its argument 1"):
+        np.testing.assert_allclose(step(w, mine), expected, rtol=1e-12)
+    np.testing.assert_allclose(mine, X - X.mean(axis=0), rtol=1e-15)  # written, as eager mode writes
+    A = RNG.standard_normal((3, 3))
+    with pytest.warns(UserWarning, match="wrote into its argument 1"):
+        np.testing.assert_allclose(jl.jit(make(aliased))(w, A.copy(), A.copy()), make(aliased)(w, A.copy(), A.copy()))
+    shared = A.copy()
+    with pytest.warns(UserWarning, match="wrote into its argument 1"):
+        got = jl.jit(make(aliased))(w, shared, shared)
+    shared = A.copy()
+    np.testing.assert_allclose(got, make(aliased)(w, shared, shared), rtol=1e-12)
+    read_only = X.copy()
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        jl.jit(make(centered))(w, read_only)
+
+
+def test_compiled_in_values_are_told_apart_by_their_bits():
+    def f(w, c):
+        return np.sum(w ** 2) * (np.copysign(1.0, c) if c == c else 5.0)
+
+    step, w = jl.jit(jl.grad(f)), np.array([2.0, 3.0])
+    np.testing.assert_array_equal(step(w, 0.0), 2 * w)
+    np.testing.assert_array_equal(step(w, -0.0), -2 * w)  # not 0.0's program
+    for _ in range(3):
+        np.testing.assert_array_equal(step(w, float("nan")), 10 * w)  # NaN != NaN, yet one program serves it
+    assert step.compiles == 3
+
+
+def test_a_zero_reaching_an_exponent_argument_recompiles_with_its_slope():
+    """power's rules treat a zero exponent apart (the slope there is 0, not 0 * inf): whether the argument
+    holds one is checked on every call."""
+    step = jl.jit(jl.grad(lambda w, p: np.sum(w ** p)))
+    w = np.array([0.0, 2.0, 3.0])
+    np.testing.assert_allclose(step(w, np.array([1.0, 2.0, 3.0])), [1.0, 4.0, 27.0])
+    np.testing.assert_allclose(step(w, np.array([0.0, 2.0, 3.0])), [0.0, 4.0, 27.0])
+    assert step.compiles == 2
 
 
 @pytest.mark.parametrize("value, message", [
     (np.array(["a", "b"]), r"argument 1 is an array of dtype <U1: pass numbers, or bind it first"),
-    ({"k": {1, 2}}, r"argument 1\['k'\] is a set: pass it as an array, or bind it first"),
+    ({"k": {1, 2}}, r"argument 1\['k'\] is a set: pass its arrays \(in a tuple, list or dict\), or bind it"),
+    (type("Batch", (), {})(), r"argument 1 is a Batch: pass its arrays"),
+    ({"k": slice(None)}, r"argument 1\['k'\] is a slice: pass its arrays"),
     (np.ma.masked_array(np.eye(2)), r"argument 1 is a numpy.ma.MaskedArray: pass np.asarray of it, or bind"),
 ])
 def test_arguments_a_program_cannot_take_are_refused_by_place(value, message):

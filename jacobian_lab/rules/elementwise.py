@@ -15,7 +15,7 @@ import numpy as np
 from numpy import ndarray  # for the hot paths' type tests: CPython 3.11 caches no attribute of numpy (a module __getattr__)
 
 from ..accounting import free
-from ..primitives import PerElement, Primitive, given, register
+from ..primitives import PerElement, Primitive, given, observe, register
 from . import shape as S
 
 
@@ -167,7 +167,9 @@ def in_result_dtype(partials):
     where NumPy's evaluation converted it first (np.arctan2(int8 a, x) is float64 throughout)."""
     def converted(needs, out, *args, **params):
         dtype = out.dtype  # an ndarray or a NumPy scalar
-        args = [a.astype(dtype) if isinstance(a, (ndarray, np.generic)) and a.dtype != dtype else a for a in args]
+        # by the primitive, which a compiled program recomputes: the operand may be an input of it (jit's f(w, X))
+        args = [astype(a, dtype=dtype) if isinstance(a, (ndarray, np.generic)) and a.dtype != dtype else a
+                for a in args]
         return partials(needs, out, *args, **params)
 
     return converted
@@ -237,9 +239,14 @@ def _power_partials(needs, out, x, p):
     return dx, dp
 
 
+def _has_zero(values) -> bool:
+    return bool(np.any(np.equal(values, 0)))
+
+
 def _one_at_zero_power(x, p, traced):
-    """x, with 1 where both x and p are 0 (for x ** (p - 1), 0 ** -1 = inf there)."""
-    if not traced and not np.any(np.equal(p, 0)):
+    """x, with 1 where both x and p are 0 (for x ** (p - 1), 0 ** -1 = inf there). Whether a plain p holds
+    a zero is observed: a compiled program checks it where p is an input (jit's f(w, p))."""
+    if not traced and not observe(_has_zero, p):
         return x
     return where(logical_and(equal(x, 0.0), equal(p, 0.0)), 1.0, x)
 
@@ -252,7 +259,7 @@ def _minus_one(p, traced):
 def _one_where(x, zeros, traced):
     """x, with 1 wherever `zeros` is 0. A traced `zeros` always takes the `where`, so that the
     work is the same at every value (a tape's signature omits the values of traced operands)."""
-    if not traced and not np.any(np.equal(zeros, 0)):
+    if not traced and not observe(_has_zero, zeros):
         return x
     return where(equal(zeros, 0.0), 1.0, x)
 
@@ -277,7 +284,7 @@ def power(x, p):
 # a constant operand's zeros add a `where` to the rules (`_one_where`, `_one_at_zero_power`): whether it holds
 # one keys its costs
 _power = elementwise("power", np.power, in_result_dtype(_power_partials), cost=transcendental,
-                     constant_key=lambda c: bool(np.any(np.equal(c, 0))))
+                     constant_key=_has_zero)
 
 
 # --- transcendentals ----------------------------------------------------------
@@ -429,11 +436,13 @@ astype = register(Primitive(
 
 
 def as_float_dtype(x, dtype):
-    """x in the float dtype `dtype`: itself when it already is, else `astype` (plain values too)."""
+    """x in the float dtype `dtype`: itself when it already is, else `astype` (plain arrays too, which may be
+    inputs of a compiled program)."""
     dtype = np.dtype(dtype)
     if np.result_type(x) == dtype:
         return x
-    return astype(x, dtype=dtype) if getattr(x, "_trace", None) is not None else np.asarray(x, dtype)
+    return astype(x, dtype=dtype) if isinstance(x, (ndarray, np.generic)) or getattr(x, "_trace", None) is not None \
+        else np.asarray(x, dtype)
 
 
 # --- operations without a derivative -------------------------------------------

@@ -69,7 +69,7 @@ def _transposed_solver(a, dtype):
     a_t = swap(a)
     if np.ndim(a) > 2 or is_traced(a) or not np.size(a):
         return lambda g: _solve_seeded(a_t, g)
-    factors = lu_factor(np.asarray(a, dtype))
+    factors = lu_factor(E.as_float_dtype(a, dtype))  # a primitive: `a` may be an input of a compiled program
     return lambda g: _folded(lambda columns: lu_solve(factors, columns, trans=1), g)
 
 
