@@ -251,8 +251,8 @@ class Observable:
         if self.dtype == bool and np.issubdtype(dtype, np.floating) and not args and not kwargs:
             one, zero = np.ones((), dtype), np.zeros((), dtype)
             return _watched(where(self._array, one, zero))
-        if not args and not kwargs and np.dtype(dtype).kind in "biu" and self._recomputed() and self.ndim:
-            # (x > 0).astype(int): a recorded conversion, a copy as NumPy's
+        if not args and not kwargs and np.dtype(dtype).kind in "biufc" and self._recomputed() and self.ndim:
+            # (x > 0).astype(int), an argument's X.astype(float): a recorded conversion, a copy as NumPy's
             return self._moved(lambda array: E.astype(array, dtype=np.dtype(dtype)), view=False)
         return observe(_call_method, self._array, "astype", (dtype, *args), kwargs)
 
@@ -282,7 +282,7 @@ class Observable:
             move, keywords = _MOVES[name]
             if name == "T":
                 return self._moved(move)
-            return lambda *args, **kwargs: (self._moved(move, *args, view=name != "flatten", **kwargs)
+            return lambda *args, **kwargs: (self._moved(move, *args, view=name not in ("flatten", "copy"), **kwargs)
                                             if set(kwargs) <= keywords else self._method(name, args, kwargs))
         if name in _WRITING_METHODS:  # m.fill(v), m.sort(): written as f writes into m
             return lambda *args, **kwargs: self._write(lambda array: _call_method(
@@ -400,6 +400,7 @@ _MOVES = {
     "T": (lambda a: api.transpose(a), set()),
     "swapaxes": (lambda a, axis1, axis2: api.swapaxes(a, axis1, axis2), set()),
     "squeeze": (lambda a, axis=None: api.squeeze(a, axis), {"axis"}),
+    "copy": (lambda a: E.astype(a, dtype=a.dtype), set()),  # a recorded copy, as NumPy's a new array
 }
 #: NumPy's functions that move the elements of their first argument, as the methods of `_MOVES` do, and the
 #: keywords taken so (any other, np.reshape(m, s, copy=True), is read)

@@ -190,6 +190,17 @@ def test_arrays_shaped_like_an_argument_read_no_numbers():
     assert step.compiles == 1
 
 
+def test_conversions_and_copies_of_an_argument_are_recomputed():
+    def f(w, X, counts):
+        return np.sum((X.copy() @ w) * counts.astype(float))
+
+    step, w = jl.jit(jl.grad(f)), RNG.standard_normal(3)
+    for X, _ in batches(3):
+        counts = RNG.integers(0, 5, len(X))
+        np.testing.assert_allclose(step(w, X, counts), jl.grad(f)(w, X, counts), rtol=1e-12)
+    assert step.compiles == 1
+
+
 def test_a_non_finite_argument_gives_eager_values_in_a_compacted_forward_program():
     def decay(p, t):
         return p[0:1] * np.exp(-p[1:2] * t)
