@@ -50,7 +50,7 @@ from .accounting import PHASES, Cost, Counter, active_counter, counting
 from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, one_input_error, prepare,
                        result_dtype, rows, whole_block, wraps)
 from .compressed import SparseJacobian, entries, fewer_seeds, holding, where_read
-from .hessian import HessianFunction, SparseHessian, structured
+from .hessian import Derivative, HessianFunction, SparseHessian, structured
 from .inputs import Inputs
 from .memory import MATRIX, MemoryBudgetError, budget, building, check_dense, readable
 from .primitives import REGISTRY, DerivativeError
@@ -98,15 +98,11 @@ def jit(fun: JacobianFunction) -> "Jitted":
     if getattr(fun, "has_aux", False):
         raise TypeError("jl.jit replays a compiled program without evaluating f, so it has no aux to return; "
                         "compile the function built without has_aux, and evaluate f for its aux")
-    if isinstance(fun, HessianFunction) and not arguments.plain(fun.argnums, False):
-        raise TypeError("jl.jit compiles the Hessian of f in one x; bind f's other arguments first, as "
-                        "jl.jit(jl.hessian(functools.partial(f, W))) differentiates f(W, x) twice in x "
-                        f"(got argnums={fun.argnums!r})")
     if getattr(fun, "executor", None) is not None:
         raise TypeError("jl.jit replays one compiled program in the calling thread, so it takes no executor; "
                         f"compile {fun!r}, built without executor=")
     if isinstance(fun, HessianFunction):
-        return wraps(JittedHessian(fun), fun, signature=False)
+        return wraps(JittedHessian(fun), fun)
     if isinstance(fun, SparseJacobian):
         return wraps(JittedSparse(fun), fun, signature=False)
     if not isinstance(fun, JacobianFunction):
@@ -137,7 +133,7 @@ class Jitted:
     """
 
     def __init__(self, fun: JacobianFunction):
-        self.fun, self._fun_name = fun, repr(fun)
+        self.fun, self._fun_name, self._argnums = fun, repr(fun), getattr(fun, "argnums", 0)
         self.compiles = 0  # recordings completed so far (a program, or the finding that f cannot be replayed)
         self._programs: dict = {}  # key -> [Program, ...] (most recently used first)
         # key -> why a recording there could not be replayed: a call no program fits is eager from then on
@@ -155,10 +151,13 @@ class Jitted:
 
     def _split(self, args: tuple, kwargs: dict) -> tuple:
         """(x, None) for a call with x alone, else (f's `argnums` arguments, the call's `Inputs`)."""
-        if len(args) == 1 and not kwargs and arguments.plain(getattr(self.fun, "argnums", 0), False):
+        if len(args) == 1 and not kwargs and arguments.plain(self._argnums, False):
             return args[0], None
-        call = Inputs(self.fun, args, kwargs, self._fun_name)
+        call = self._inputs(args, kwargs)
         return call.bound.x, call
+
+    def _inputs(self, args: tuple, kwargs: dict) -> Inputs:
+        return Inputs(self.fun, args, kwargs, self._fun_name)
 
     def _run(self, x, call=None) -> tuple:
         """(the program replayed at x, or None where the uncompiled function answered; the Jacobian). `call`:
@@ -267,7 +266,7 @@ class Jitted:
     def _prepare(self, x, call=None):
         """(f flattened, x flattened, the key of its programs: structure, shape, dtype, memory layout and
         whether f may write into x, and what they are compiled for of f's other arguments in `call`)."""
-        g, x_flat = prepare(self.fun.f if call is None else call.bound, x)
+        g, x_flat = prepare(self.fun.f if call is None else call.function, x)
         key = (g.in_def, x_flat.shape, x_flat.dtype.char, g.layout, g.read_only)
         return g, x_flat, key if call is None else key + (call.key,)
 
@@ -309,43 +308,59 @@ class JittedHessian(Jitted):
     """A compiled Hessian: the compiled forward Jacobian of f's recorded gradient sweep.
 
     A tree of arrays x gets the compiled Hessian of f on one flat vector, one per
-    structure, cut into blocks as `HessianFunction` cuts them.
+    structure, cut into blocks as `HessianFunction` cuts them. f's other
+    arguments are the program's inputs, as for `Jitted`, beside an array x.
     """
 
     def __init__(self, fun: HessianFunction):
         super().__init__(fun.as_jacobian())
-        self.hessian = fun
+        self.hessian, self._fun_name, self._argnums = fun, repr(fun), fun.argnums
         # x's structure, layouts and read-only leaves -> the Jitted Hessian of f on the flat vector
         self._flat: dict = {}
 
     def __repr__(self) -> str:
         return f"jit({self.hessian!r})"
 
-    def __call__(self, x, *more):
-        if more:
-            raise one_input_error(self)
+    def __call__(self, *args, **kwargs):
+        if (len(args) != 1 or kwargs) and inside_a_trace():  # as in `_run`, before the arguments are read
+            return self.hessian(*args, **kwargs)
+        x, call = self._split(args, kwargs)
         with building("Hessian"):
             if not structured(x):
-                program, H = self._run(x)
+                program, H = self._run(x, call)
                 # f's tree of outputs: the one the program recorded, or the one the uncompiled call just saw
-                leaves = self.fun.f.out_def if program is None else program.leaves
-                return self.fun.f.unflattened(H, np.shape(x), leaves)
-            g, x_flat, flat = self._flattened(x)
+                gradient = self.fun.f if call is None else call.function
+                leaves = gradient.out_def if program is None else program.leaves
+                return gradient.unflattened(H, np.shape(x), leaves)
+            g, x_flat, flat = self._flattened(x, call)
             return trees.blocks(self._through(flat, "__call__", x_flat), g.in_def, g.in_def)
 
-    def program(self, x) -> "Program":
+    def _inputs(self, args: tuple, kwargs: dict) -> Inputs:
+        return Inputs(self.hessian, args, kwargs, self._fun_name, wrap=Derivative)
+
+    def _uncompiled(self, x, call):
+        """The Hessian from the Jacobian of f's gradient, as a program computes it (not yet cut into blocks)."""
+        return self.fun(x) if call is None else self.hessian.as_jacobian(call.function)(x)
+
+    def program(self, *args, **kwargs) -> "Program":
+        x, call = self._split(args, kwargs)
         if not structured(x):
-            return super().program(x)
-        _, x_flat, flat = self._flattened(x)
+            return super().program(*args, **kwargs)
+        _, x_flat, flat = self._flattened(x, call)
         return self._through(flat, "program", x_flat)
 
     def _build(self, g, x, call=None):
-        program, H = super()._build(g, x)
-        program.leaves = self.fun.f.out_def  # the tree of outputs f returned as it was recorded
+        program, H = super()._build(g, x, call)
+        # the tree of outputs f returned as it was recorded
+        program.leaves = (self.fun.f if call is None else call.recorded).out_def
         return program, H
 
-    def _flattened(self, x):
+    def _flattened(self, x, call=None):
         """(f on one flat vector, x as that vector, the Jitted Hessian for x's structure and layouts)."""
+        if call is not None:
+            raise TypeError(f"{self!r} takes f's other arguments beside one array x, and x here is a "
+                            f"{type(x).__name__}: ravel the parameters into one vector, or bind the other arguments "
+                            "first (functools.partial)")
         g, x_flat, fun = self.hessian.flattened(x)
         flat = self._flat.get((g.in_def, g.layout, g.read_only))
         if flat is None:

@@ -41,7 +41,8 @@ class Inputs:
     """The call ``fun(*args, **kwargs)`` of a compiled derivative, split for its programs.
 
     `bound`: f as a function of its argnums (`arguments.Bound`), the other
-    arguments as given; `arrays`: those arguments' arrays, the program's inputs
+    arguments as given, and `function` what is differentiated, ``wrap(bound)``
+    (a Hessian's gradient); `arrays`: those arguments' arrays, the program's inputs
     after x; `key`: what a program is compiled for (their structure, shapes,
     dtypes and layouts, then the values compiled in, `values`); `traced`:
     whether one of them is traced by an enclosing derivative, which a program
@@ -54,10 +55,12 @@ class Inputs:
     ([(2, 2)], ['argument 2'])
     """
 
-    def __init__(self, fun, args: tuple, kwargs: dict, name: str | None = None):
+    def __init__(self, fun, args: tuple, kwargs: dict, name: str | None = None, wrap=None):
         # name: fun's repr, for Bound's messages (a caller calling often passes it, computed once)
         self.args, self.kwargs, self._name, self._argnums = args, kwargs, name or repr(fun), fun.argnums
         self.bound = Bound(fun.f, args, kwargs, fun.argnums, False, self._name)
+        self._wrap = wrap or (lambda bound: bound)
+        self.function = self._wrap(self.bound)
         others = [a for i, a in enumerate(args) if i not in self.bound.positions]
         if not kwargs and all(type(a) is np.ndarray for a in others):  # the usual call: arrays, in order
             leaves, self._treedef, structure = others, None, tuple([a.shape for a in others])
@@ -91,9 +94,9 @@ class Inputs:
         name, _, rest = rest[1:].partition("]")
         return f"keyword {name.strip(chr(39))}{rest}"
 
-    def recording(self) -> tuple[Bound, list[np.ndarray]]:
-        """(f bound to the arguments it gets while a program is recorded, the arrays the program takes for
-        them): each array as an `Observable` over a copy of its own, so that two arguments holding one
+    def recording(self) -> tuple:
+        """(`function` of the arguments f gets while a program is recorded, the arrays the program takes for
+        them), the function also kept as `recorded`: each array as an `Observable` over a copy of its own, so that two arguments holding one
         array are two inputs, and an array f closes over stays a constant (as x does); a NumPy scalar as
         one standing for a scalar of its type."""
         copies = [snapshots.copy(a, faithful=True) for a in self.arrays]
@@ -106,7 +109,8 @@ class Inputs:
         for i in range(len(args)):
             if i not in self.bound.positions:
                 args[i] = next(given)
-        return Bound(self.bound.f, tuple(args), kwargs, self._argnums, False, self._name), copies
+        self.recorded = self._wrap(Bound(self.bound.f, tuple(args), kwargs, self._argnums, False, self._name))
+        return self.recorded, copies
 
 
     def written(self) -> list[str]:

@@ -325,6 +325,25 @@ def test_arguments_a_program_cannot_take_are_refused_by_place(value, message):
     assert step.compiles == 0
 
 
-def test_a_hessian_in_argnums_is_refused_naming_partial():
-    with pytest.raises(TypeError, match=r"bind f's other arguments first, as .*functools.partial.*argnums=1"):
-        jl.jit(jl.hessian(least_squares, argnums=1))
+def logistic(w, X, y):
+    return np.sum(np.log1p(np.exp(-y * (X @ w))))
+
+
+def logistic_hessian(w, X, y):
+    s = 1 / (1 + np.exp(y * (X @ w)))
+    return X.T @ (X * (s * (1 - s))[:, None])
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_a_compiled_hessian_takes_the_batch_as_arguments(mode):
+    """Newton's method on batches: one program for every batch, the logistic loss's Hessian by hand."""
+    H, w = jl.jit(jl.hessian(logistic, mode=mode)), RNG.standard_normal(3)
+    for X, _ in batches(4, rows=10):
+        y = np.sign(RNG.standard_normal(10))
+        np.testing.assert_allclose(H(w, X, y), logistic_hessian(w, X, y), rtol=1e-10)
+    assert H.compiles == 1
+    assert H.program(w, X, y).source.startswith("def program(x, a0, a1):")
+    in_w = jl.jit(jl.hessian(lambda X, w: logistic(w, X, np.ones(10)), argnums=1))
+    np.testing.assert_allclose(in_w(X, w), logistic_hessian(w, X, np.ones(10)), rtol=1e-10)
+    with pytest.raises(TypeError, match=r"beside one array x, and x here is a dict: ravel the parameters"):
+        jl.jit(jl.hessian(lambda p, X: logistic(p["w"], X, np.ones(10))))({"w": w}, X)
