@@ -506,3 +506,47 @@ def test_distance_refusals_name_what_to_do():
         jl.jacobian(lambda a: distance.pdist(a, out=np.empty(6)), POINTS)
     with pytest.raises(jl.TracerConversionError, match=r"Call jacobian_lab\.scipy\.spatial\.distance\.cdist in"):
         jl.jacobian(lambda a: scipy.spatial.distance.cdist(a, OTHERS), POINTS)
+
+
+# --- float32 inputs ------------------------------------------------------------------------------------------
+X32 = np.array([0.3, 0.5, 0.9], np.float32)
+M32 = (M + 3 * np.eye(3)).astype(np.float32)
+P32 = POINTS.astype(np.float32)
+HALF, TWO = np.float32(0.5), np.float32(2.0)
+MODULES = {"special": (special, sc), "stats": (stats, scipy.stats), "linalg": (linalg, scipy.linalg),
+           "distance": (distance, scipy.spatial.distance)}
+# each call once, of jacobian_lab's module or of SciPy's
+FLOAT32 = {
+    "logsumexp": ("special", lambda s, x: s.logsumexp(x), X32),
+    "norm.cdf": ("stats", lambda s, x: s.norm.cdf(x), X32),
+    "norm.logpdf loc scale": ("stats", lambda s, x: s.norm.logpdf(x, HALF, TWO), X32),
+    "norm.ppf": ("stats", lambda s, q: s.norm.ppf(q), X32),
+    "logistic.cdf": ("stats", lambda s, x: s.logistic.cdf(x), X32),
+    "expon.cdf": ("stats", lambda s, x: s.expon.cdf(x, HALF), X32),
+    "gamma.pdf": ("stats", lambda s, a: s.gamma.pdf(HALF, a + 1, scale=TWO), X32),
+    "poisson.logpmf": ("stats", lambda s, mu: s.poisson.logpmf(np.arange(3, dtype=np.float32), mu), X32),
+    "multivariate_normal.logpdf": ("stats", lambda s, c: s.multivariate_normal.logpdf(X32, cov=c), M32 @ M32.T),
+    "multivariate_normal.logpdf mean tuple": ("stats", lambda s, x: s.multivariate_normal.logpdf(x, (HALF, 0, 1)), X32),
+    "solve": ("linalg", lambda s, a: s.solve(a, X32), M32),
+    "det": ("linalg", lambda s, a: s.det(a), M32),
+    "det stack": ("linalg", lambda s, a: s.det(np.stack([a, 2 * a])), M32),
+    "expm": ("linalg", lambda s, a: s.expm(a), M32 / 4),
+    "cdist": ("distance", lambda s, p: s.cdist(p, p[:2]), P32),
+    "cdist seuclidean": ("distance", lambda s, v: s.cdist(P32, P32, "seuclidean", V=v), X32),
+    "pdist": ("distance", lambda s, p: s.pdist(p, "cityblock"), P32),
+    "squareform": ("distance", lambda s, d: s.squareform(d), X32),
+}
+
+
+@pytest.mark.parametrize("case", FLOAT32.values(), ids=FLOAT32)
+def test_float32_inputs_give_scipys_dtype_with_derivatives_in_it(case):
+    """SciPy computes distributions, distances and determinants of float32 input in float64 (det, cdist and
+    norm.cdf were float32 here), and keeps float32 elsewhere (expm was float64). The derivative follows the
+    value's dtype, converted as x.astype converts it; the Jacobian is float32, as every float32 x's."""
+    module, call, x = case
+    ours, theirs = MODULES[module]
+    expected = np.asarray(call(theirs, x))
+    value, tangent = jl.engines.get("forward").jvp(lambda v: call(ours, v), x, np.ones((1,) + x.shape, x.dtype))
+    assert (value.dtype, tangent.dtype) == (expected.dtype, expected.dtype)
+    assert_close(value, expected, 1e-6)
+    assert jl.jacobian(lambda v: call(ours, v), x, mode="reverse").dtype == np.float32

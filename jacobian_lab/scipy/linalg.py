@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
+from ..rules.elementwise import as_float_dtype
 from ._dispatch import or_scipy
 
 __all__ = ["cho_factor", "cho_solve", "cholesky", "det", "expm", "inv", "solve", "solve_triangular"]
@@ -152,9 +153,11 @@ def inv(a, overwrite_a=False, check_finite=True, *, assume_a=None, lower=False):
 
 @or_scipy(scipy.linalg.det)
 def det(a, overwrite_a=False, check_finite=True):
-    """det(a), as ``scipy.linalg.det``."""
+    """det(a), as ``scipy.linalg.det``: float64 for a float32 a, as SciPy's (its product of the pivots is
+    float64, so it does not overflow where float32 would). Computed in float64 here, where SciPy factors in
+    float32: the values agree to float32's rounding."""
     _finite(check_finite, a)
-    return np.linalg.det(a)
+    return np.linalg.det(as_float_dtype(a, np.promote_types(np.result_type(a), np.float64)))
 
 
 # Higham's degree-13 Padé approximant of exp and the 1-norm up to which it is exact to rounding (SIAM J. Matrix
@@ -194,13 +197,14 @@ def expm(A):
     array([[0., 1.],
            [0., 0.]])
     """
+    A = as_float_dtype(A, np.promote_types(np.result_type(A), np.float32))  # SciPy's: float32 stays float32
     finite = np.all(np.isfinite(A), axis=(-2, -1))
     if not np.all(finite):  # a matrix holding inf or NaN gives NaN, as SciPy's; the others their exponentials
         return np.where(finite[..., None, None], expm(np.where(finite[..., None, None], A, 0.0)), np.nan)
     s = _squarings(A)  # each matrix of a stack its own: the largest's would cost the others digits
-    A = A / (2.0 ** s)[..., None, None]
+    A = A / as_float_dtype(2.0 ** s, np.result_type(A))[..., None, None]  # in A's dtype, as the rest
     b = _PADE13
-    eye = np.eye(np.shape(A)[-1])
+    eye = np.eye(np.shape(A)[-1], dtype=np.result_type(A))
     A2 = A @ A
     A4 = A2 @ A2
     A6 = A4 @ A2

@@ -25,6 +25,8 @@ import numpy as np
 import scipy.stats
 from scipy import special as sc
 
+from ..primitives import is_traced
+from ..rules.elementwise import as_float_dtype
 from ._dispatch import or_scipy
 
 __all__ = ["beta", "cauchy", "expon", "gamma", "laplace", "logistic", "multivariate_normal", "norm", "poisson", "t"]
@@ -51,7 +53,7 @@ def _methods(name: str, namespace: dict, valid):
             namespace[plain] = _exponential(namespace[log])
     methods = {}
     for method, version in namespace.items():
-        checked = _checked(version, valid)
+        checked = _checked(_in_float64(version), valid)
         checked.__name__ = checked.__qualname__ = method
         checked.__doc__ = f"``scipy.stats.{name}.{method}``, the same arguments, on traced arrays too."
         methods[method] = staticmethod(or_scipy(getattr(distribution, method))(checked))
@@ -72,6 +74,26 @@ def _exponential(log):
         return np.exp(log(*args, **kwargs))
 
     return density
+
+
+def _float64(value):
+    """`value` in the precision SciPy computes a distribution in, float64 or wider (``np.promote_types(x.dtype,
+    np.float64)``), so a float32 x gives float64 values as SciPy's do; a traced value through ``astype``, whose
+    derivative follows it into float64; a tuple of plain numbers (a mean) as an array. None and flags
+    (allow_singular) as they are."""
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return value
+    value = value if is_traced(value) else np.asarray(value)
+    return as_float_dtype(value, np.promote_types(value.dtype, np.float64))
+
+
+def _in_float64(version):
+    """`version` on its arguments in SciPy's precision (`_float64`)."""
+    @functools.wraps(version)
+    def promoted(*args, **kwargs):
+        return version(*map(_float64, args), **{name: _float64(value) for name, value in kwargs.items()})
+
+    return promoted
 
 
 def _checked(version, valid):

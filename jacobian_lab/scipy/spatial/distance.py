@@ -14,6 +14,7 @@ import numpy as np
 import scipy.spatial.distance
 
 from ...primitives import is_traced
+from ...rules.elementwise import as_float_dtype
 from .._dispatch import or_scipy
 
 __all__ = ["cdist", "pdist", "squareform"]
@@ -104,9 +105,17 @@ def _metric(metric, out):
     return _METRICS[metric]
 
 
-def _points(X):
-    """X as an array: a list of plain numbers, as SciPy takes it (traced points are arrays already)."""
-    return X if is_traced(X) else np.asarray(X, dtype=float)
+def _float64(X):
+    """X in float64, as SciPy converts points and weights before measuring (a float32 X gives float64
+    distances); a list of plain numbers as an array, a traced X through ``astype``, whose derivative follows
+    it into float64."""
+    return as_float_dtype(X if is_traced(X) else np.asarray(X), np.float64)
+
+
+def _parameters(kwargs: dict) -> dict:
+    """The metric's arguments, its weights and matrices (w, V, VI) in float64 as SciPy reads them."""
+    return {name: _float64(value) if name in ("w", "V", "VI") and value is not None else value
+            for name, value in kwargs.items()}
 
 
 @or_scipy(scipy.spatial.distance.cdist)
@@ -118,13 +127,13 @@ def cdist(XA, XB, metric="euclidean", *, out=None, **kwargs):
     >>> jl.jacobian(lambda a: cdist(a, np.zeros((1, 2))), np.array([[3.0, 4.0]]))[0, 0]  # the unit vector
     array([[0.6, 0.8]])
     """
-    XA, XB = _points(XA), _points(XB)
+    XA, XB = _float64(XA), _float64(XB)
     for name, points in (("XA", XA), ("XB", XB)):
         if np.ndim(points) != 2:
             raise ValueError(f"{name} must be a 2-dimensional array.")  # SciPy's messages
     if np.shape(XA)[1] != np.shape(XB)[1]:
         raise ValueError("XA and XB must have the same number of columns (i.e. feature dimension.)")
-    return _metric(metric, out)(XA[:, None, :], XB[None, :, :], **_defaults(metric, kwargs, XA, XB))
+    return _metric(metric, out)(XA[:, None, :], XB[None, :, :], **_defaults(metric, _parameters(kwargs), XA, XB))
 
 
 @or_scipy(scipy.spatial.distance.pdist)
@@ -137,11 +146,11 @@ def pdist(X, metric="euclidean", *, out=None, **kwargs):
     array([[-2.],
            [ 2.]])
     """
-    X = _points(X)
+    X = _float64(X)
     if np.ndim(X) != 2:
         raise ValueError(f"A 2-dimensional array must be passed. (Shape was {np.shape(X)}).")
     first, second = np.triu_indices(np.shape(X)[0], 1)
-    return _metric(metric, out)(X[first], X[second], **_defaults(metric, kwargs, X))
+    return _metric(metric, out)(X[first], X[second], **_defaults(metric, _parameters(kwargs), X))
 
 
 @or_scipy(scipy.spatial.distance.squareform)
@@ -152,7 +161,6 @@ def squareform(X, force="no", checks=True):
     """
     if force not in ("no", "tomatrix", "tovector"):
         raise ValueError(f"force must be 'no', 'tomatrix' or 'tovector', got {force!r}")
-    X = _points(X)
     if force == "tomatrix" and np.ndim(X) != 1:  # SciPy's messages, here and below
         raise ValueError("Forcing 'tomatrix' but input X is not a distance vector.")
     if force == "tovector" and np.ndim(X) != 2:
