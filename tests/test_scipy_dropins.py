@@ -322,6 +322,24 @@ def test_solve_reads_what_scipys_solver_for_assume_a_reads(assume_a, lower):
         jl.jacobian(lambda m: linalg.solve(m, RHS, assume_a="band"), a)
 
 
+@pytest.mark.parametrize("assume_a", ["tridiagonal", "symmetric", "hermitian", "positive definite", "banded", "x"])
+def test_inv_refuses_what_scipys_inv_refuses_with_its_error(assume_a):
+    """solve's long names and its tridiagonal and banded structures are not inv's: SciPy's inv raises KeyError."""
+    a = M + 5 * np.eye(3)
+    with pytest.raises(KeyError) as theirs:
+        scipy.linalg.inv(a, assume_a=assume_a)
+    with pytest.raises(KeyError) as ours:
+        jl.jacobian(lambda m: linalg.inv(m, assume_a=assume_a), a)
+    assert ours.value.args == theirs.value.args
+
+
+@pytest.mark.parametrize("assume_a", ["general", "her"])
+def test_inv_takes_scipys_other_names(assume_a):
+    a = M + 5 * np.eye(3)
+    _check_against_scipy(lambda m: linalg.inv(m, assume_a=assume_a), lambda m: scipy.linalg.inv(m, assume_a=assume_a),
+                         a)
+
+
 def test_cho_solve_takes_scipys_factor_of_a_stack():
     stack = np.stack([SPD, SPD + np.eye(3)])
     factored = scipy.linalg.cho_factor(stack)  # its flag is an array, one per matrix

@@ -143,11 +143,18 @@ def cho_solve(c_and_lower, b, overwrite_b=False, check_finite=True):
     return _solved(b, *((factor, transposed) if lower else (transposed, factor)))  # a = L Lᵀ = Uᵀ U
 
 
+# The structures scipy.linalg.inv has a routine for: fewer than solve's (no "tridiagonal", no long names)
+_INVERTIBLE = (None, "general", "gen", "diagonal", "upper triangular", "lower triangular", "pos", "sym", "her")
+
+
 @or_scipy(scipy.linalg.inv)
 def inv(a, overwrite_a=False, check_finite=True, *, assume_a=None, lower=False):
     """a⁻¹, as ``scipy.linalg.inv``; `assume_a` and `lower` read a as `solve`'s do (for "diagonal", the
-    inverse of a's diagonal, where SciPy 1.17 leaves a's other entries in place)."""
+    inverse of a's diagonal, where SciPy 1.17 leaves a's other entries in place). An `assume_a` SciPy's inv
+    has no routine for raises its KeyError, not solve's ValueError."""
     _finite(check_finite, a)
+    if assume_a not in _INVERTIBLE:
+        raise KeyError(assume_a)  # SciPy's: the key missing from its table of structures
     return np.linalg.inv(_assumed(a, assume_a, lower))
 
 
