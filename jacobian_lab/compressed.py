@@ -104,6 +104,8 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
     pattern.eliminate_zeros()
     m, n = pattern.shape
     widest = np.diff(pattern.indptr).max(initial=0)  # the least number of colors any coloring needs
+    if widest == 0:  # no entries (the rows left to forward seeds after bidirectional pulls them all): no seed
+        return np.full(n, -1, dtype=np.int64)
     if m and widest == n:  # a full row: every column needs its own color
         return np.arange(n, dtype=np.int64)
     by_column = pattern.tocsc()
