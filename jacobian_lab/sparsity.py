@@ -66,9 +66,15 @@ def sparsity(f: Callable, x) -> scipy.sparse.csr_array:
            [0, 1, 1, 0],
            [0, 0, 1, 1]])
     """
+    return recorded_pattern(*recorded(f, x))
+
+
+def recorded(f: Callable, x):
+    """(pullback, m): f's tape at x as the reverse engine records it, and the size of f(x); what
+    `recorded_pattern` reads, and `dense` looks at before it does."""
     g, x_flat = prepare(f, x)
     y, pullback = engines.get("reverse").vjp(g, x_flat)
-    return recorded_pattern(pullback, np.size(y))
+    return pullback, int(np.size(y))
 
 
 def recorded_pattern(pullback, m: int) -> scipy.sparse.csr_array:
@@ -86,6 +92,61 @@ def recorded_pattern(pullback, m: int) -> scipy.sparse.csr_array:
             if p is not None and last_use[p] == i and p != output:
                 deps[p] = None
     return _matrix(deps[output], m, n)
+
+
+def dense(pullback) -> bool:
+    """Whether the tape's structure alone shows every output element depending on every input element: the
+    pattern is then all m x n entries, known without the dependency matrices `recorded_pattern` builds (a
+    dense pattern's are as large as the Jacobian). False where the structure does not show it, dense or not.
+
+    Two facts per value suffice: each of its elements depends on every input element ("full"), or its
+    elements do together ("covering", as x itself): a matmul with a covering vector, a reduction of a
+    covering value to one element, or an operation of no known structure on one, makes full values, and
+    full values stay full through every operation that reads an element of each operand.
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> W = np.ones((3, 4))
+    >>> dense(recorded(lambda x: np.tanh(W @ x), np.ones(4))[0]), dense(recorded(np.tanh, np.ones(4))[0])
+    (True, False)
+    """
+    records, output = pullback.tape.records, pullback.output
+    if output is None:  # f's output does not depend on x
+        return False
+    facts = [(records[0].out.size == 1, True)]  # x: element j on input j alone, all of them on every input
+    for record in records[1:output + 1]:
+        facts.append(_spread(record, [None if p is None else facts[p] for p in record.parents]))
+    return facts[output][0]
+
+
+def _spread(record, operands) -> tuple[bool, bool]:
+    """(full, covering) of a record's output (`dense`), from its operands' (None: a constant). An empty value
+    is neither, so that an element of a full or covering operand is always there to read."""
+    traced = [fact for fact in operands if fact is not None]
+    if np.size(record.out) == 0 or not traced:
+        return False, False
+    full, covering = any(fact[0] for fact in traced), any(fact[1] for fact in traced)
+    structure = record.prim.structure
+    if structure == "elementwise":  # an output element reads an element of each operand, and every one is read
+        return full, covering
+    if structure in ("reduction", "scan", "along"):  # of the first operand (along's second is the order)
+        full, covering = operands[0] or (False, False)
+        return full or (covering and structure == "reduction" and np.size(record.out) == 1), covering
+    if structure == "matmul":
+        return full or _reads_a_whole_operand(record, operands), covering
+    if structure is None:  # `_dense`: every element on everything the operands depend on
+        return covering, covering
+    return False, False  # move, scatter, sparse_matmul: an element may depend on nothing, or one be left out
+
+
+def _reads_a_whole_operand(record, operands) -> bool:
+    """Whether an element of a @ b reads all of a covering operand: b a single column (a vector), or a a
+    single row, without batches of them."""
+    a, b = record.args
+    a2 = np.shape(a) if np.ndim(a) > 1 else (1,) + np.shape(a)  # NumPy's promotion of 1-D operands
+    b2 = np.shape(b) if np.ndim(b) > 1 else np.shape(b) + (1,)
+    column = operands[1] is not None and operands[1][1] and math.prod(b2[:-2]) == 1 and b2[-1] == 1
+    row = operands[0] is not None and operands[0][1] and math.prod(a2[:-2]) == 1 and a2[-2] == 1
+    return bool(column or row)
 
 
 def csr_array(*args, **kwargs) -> scipy.sparse.csr_array:

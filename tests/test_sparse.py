@@ -137,6 +137,36 @@ def test_every_declared_structure_holds_the_entries_that_move(name, i):
         assert np.all(P[moved(lambda v: with_operand(prim.impl, v), x)])
 
 
+W = np.random.default_rng(5).standard_normal((5, 6))
+DENSE = {  # f: whether the tape's structure shows its pattern dense
+    "matmul": (lambda x: np.tanh(W @ x + 1.0), True), "row vector": (lambda x: x @ W.T, True),
+    "gradient": (lambda x: np.sum(np.sin(x) ** 2), True), "max": (lambda x: np.max(x) + x, True),
+    "sort": (lambda x: np.sort(x) * np.sum(x), True), "norm": (lambda x: np.linalg.norm(x) * np.ones(3), True),
+    "cumsum of one": (lambda x: np.cumsum(np.sum(x) * x), True), "dot": (lambda x: np.dot(x, x) * x, True),
+    "where": (lambda x: np.where(x > 0.5, np.mean(x), 0.0), True), "one x": (lambda x: 2 * x[:1], False),
+    # each output on some inputs alone, or on all through steps whose structure does not say so
+    "elementwise": (np.tanh, False), "cumsum": (np.cumsum, False), "outer": (lambda x: np.outer(x, x), False),
+    "rows": (lambda x: np.sum(x.reshape(2, 3), axis=1), False), "batched": (lambda x: x.reshape(2, 3, 1) * 2, False),
+    "padded": (lambda x: np.pad(np.sum(x) * np.ones(2), 1), False), "empty sum": (lambda x: np.sum(x[:0]) + x, False),
+    "constant": (lambda x: np.ones(3) + 0 * np.sum(x[:2]), False), "solve": (lambda x: np.linalg.solve(
+        np.eye(6) + np.outer(x, x), np.ones(6)), False), "matrix times constant vector": (
+        lambda x: x.reshape(2, 3) @ np.ones(3), False),
+}
+
+
+@pytest.mark.parametrize("name", DENSE)
+def test_a_pattern_the_tape_shows_dense_is_every_entry(name):
+    """`dense` is read from the tape alone, for the sparse row of compare and the sparsity command, which refuse
+    a dense pattern by its size before building it: where it says dense, every entry is there."""
+    f, shown = DENSE[name]
+    module = importlib.import_module("jacobian_lab.sparsity")  # jl.sparsity is the function
+    pullback, m = module.recorded(f, np.linspace(0.1, 1.0, 6))
+    P = module.recorded_pattern(pullback, m)
+    assert module.dense(pullback) == shown
+    if shown:
+        assert P.toarray().all()
+
+
 # --- coloring ---------------------------------------------------------------------------
 def assert_valid_coloring(P, colors, mode):
     P = np.asarray(P, dtype=bool) if mode == "forward" else np.asarray(P, dtype=bool).T
