@@ -605,12 +605,16 @@ def _print_comparison(title: str, x, problem, comparison, threads=None) -> None:
 def _cmd_sparsity(args) -> int:
     from .compressed import plans as plans_of
     from .plots import pattern_colors
-    from .sparsity import sparsity
+    from .sparsity import recorded, recorded_pattern
 
     plot = _plot_path(args.plot)
     title, f, x, problem = _target(args)
-    with _running(f"reading the sparsity pattern of {title} failed"):
-        pattern = sparsity(f, x)
+    failed = f"reading the sparsity pattern of {title} failed"
+    with _running(failed):
+        pullback, m = recorded(f, x)
+    _refuse_dense_pattern(args, title, pullback, m, x)
+    with _running(failed):
+        pattern = recorded_pattern(pullback, m)
         plans = plans_of(pattern)
     summary = _pattern_summary(pattern, plans)
     if args.json:
@@ -620,6 +624,33 @@ def _cmd_sparsity(args) -> int:
     if plot is not None:  # after the result, which a figure that cannot be written must not take with it
         _save(pattern_colors(pattern, plans["forward"].columns, title=title), plot)
     return EXIT_OK
+
+
+# Reading a sparsity pattern takes about 80 ns an entry (sorts and gathers of int64 keys), as long as some 100 FLOPs:
+# a pattern of more entries would keep sparsity busy as long as a row of MAX_FLOPS keeps compare.
+MAX_PATTERN_ENTRIES = MAX_FLOPS / 100
+
+
+def _refuse_dense_pattern(args, title: str, pullback, m: int, x) -> None:
+    """Refuse, before it is read, a pattern the tape's structure shows dense (every output on every input: all
+    m x n entries) that would take more memory than the budget to work out, or too long. Other patterns are
+    refused while they are read, by a dependency matrix over the budget, before it is built."""
+    from . import trees
+    from .memory import budget, readable
+    from .sparsity import dense, pattern_bytes
+
+    if not dense(pullback):
+        return
+    n = sum(np.size(leaf) for leaf in trees.flatten(x)[0])
+    needed, limit = pattern_bytes(m * n), budget()
+    if needed > limit:
+        why = f"takes {readable(needed)} to work out, over the memory budget of {readable(limit)}"
+    elif m * n > MAX_PATTERN_ENTRIES:
+        why = "would take too long to wait for"
+    else:
+        return
+    raise UsageError(f"every output of {title} depends on every input: its {m:,} x {n:,} sparsity pattern "
+                     f"({m * n:,} entries) {why}; {_smaller(args)}")
 
 
 def _print_pattern(title: str, summary: dict) -> None:

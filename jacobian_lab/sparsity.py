@@ -163,11 +163,16 @@ def _matrix(keys, m, n) -> scipy.sparse.csr_array:
     return csr_array((np.ones(keys.size, dtype=bool), cols, indptr), shape=(m, n))
 
 
+def pattern_bytes(entries: int) -> int:
+    """The memory building a dependency matrix of `entries` keys takes: about three int64 arrays of its size
+    live while one is built."""
+    return 24 * entries
+
+
 def _fits(entries: int) -> None:
-    """Refuse a dependency matrix of `entries` keys that would not fit the memory budget: about three int64
-    arrays of its size live while one is built. (NumPy's allocation of more than the memory would succeed,
-    and filling it end the process without a word.)"""
-    needed, limit = 24 * entries, budget()
+    """Refuse a dependency matrix of `entries` keys that would not fit the memory budget (`pattern_bytes`).
+    (NumPy's allocation of more than the memory would succeed, and filling it end the process without a word.)"""
+    needed, limit = pattern_bytes(entries), budget()
     if needed > limit:
         raise MemoryBudgetError(f"the sparsity pattern of a value f computes holds {entries:,} entries, which take "
                                 f"{readable(needed)} to work out, over the memory budget of {readable(limit)}: the "

@@ -181,6 +181,29 @@ def test_sparsity_of_a_gradient_takes_one_reverse_seed(capsys):
     assert "bidirectional 1 (every row pulled)" in out
 
 
+def test_sparsity_refuses_a_dense_pattern_over_the_memory_budget_before_reading_it(capsys, monkeypatch):
+    monkeypatch.setattr(memory, "budget", lambda max_memory=None: 1_000_000)  # under 300 x 300 entries' 2.06 MiB
+    monkeypatch.setattr(importlib.import_module("jacobian_lab.sparsity"), "recorded_pattern", _not_read)
+    code, _, err = run(capsys, "sparsity", "dense", "--n", "300")
+    assert_one_line_error(err, code, 2)
+    assert ("every output of dense depends on every input: its 300 x 300 sparsity pattern (90,000 entries) takes "
+            "2.06 MiB to work out, over the memory budget of 977 KiB; try smaller sizes (--n)") in err
+
+
+def test_sparsity_refuses_a_dense_pattern_too_long_to_read_and_reads_a_sparse_one(capsys, monkeypatch):
+    """The dense size of a pattern the structure does not show dense refuses nothing: a band of 3n entries
+    is read at a size whose dense pattern would take too long."""
+    from jacobian_lab import cli
+
+    monkeypatch.setattr(cli, "MAX_PATTERN_ENTRIES", 1000)
+    code, _, err = run(capsys, "sparsity", "seed", "--n", "2000")
+    assert_one_line_error(err, code, 2)
+    assert ("every output of seed depends on every input: its 1 x 2,000 sparsity pattern (2,000 entries) would take "
+            "too long to wait for; try smaller sizes (--n)") in err
+    code, out, _ = run(capsys, "sparsity", "bratu", "--n", "2000")
+    assert code == 0 and "pattern: 5,994 of 3,996,000 entries" in out
+
+
 def test_sparsity_usage_errors(capsys, user_file):
     code, _, err = run(capsys, "sparsity", "nope")
     assert_one_line_error(err, code, 2)
@@ -228,7 +251,7 @@ def _never(*args, **kwargs):
 
 @pytest.mark.parametrize("argv,module,name", [
     (("compare", "seed", "--n", "5", "--plot", "{plot}"), "jacobian_lab.compare", "compare"),
-    (("sparsity", "seed", "--n", "5", "--plot", "{plot}"), "jacobian_lab.sparsity", "sparsity"),
+    (("sparsity", "seed", "--n", "5", "--plot", "{plot}"), "jacobian_lab.sparsity", "recorded"),
     (("sweep", "seed", "--n", "5,10", "--plot", "{plot}"), "jacobian_lab.sweep", "sweep"),
     (("chain", "3", "4", "--plot", "{plot}"), "jacobian_lab.chain", "plan"),
     (("report", "--out", "{folder}"), "jacobian_lab.report", "build_report"),
@@ -770,7 +793,7 @@ def _over_budget(*args, **kwargs):
 
 @pytest.mark.parametrize("argv,module,name,hint", [
     (("compare", "{user}:softplus_sum", "--shape", "3"), "jacobian_lab.compare", "compare", "(--shape)"),
-    (("sparsity", "dense", "--n", "5"), "jacobian_lab.sparsity", "sparsity", "(--n)"),
+    (("sparsity", "dense", "--n", "5"), "jacobian_lab.sparsity", "recorded", "(--n)"),
     (("sweep", "seed", "--n", "5,10"), "jacobian_lab.sweep", "sweep", "(--n)"),
     (("report", "--out", "{tmp}/r", "--problems", "seed"), "jacobian_lab.report", "build_report", "(--problems)"),
 ])
