@@ -75,10 +75,11 @@ def jit(fun: JacobianFunction) -> "Jitted":
     replays a compiled program. f must depend on its arguments alone (no
     randomness, no mutated globals), as for ``jax.jit``.
 
-    A Jacobian function of f's `argnums` takes f's other arguments too, as
-    ``jax.jit(jax.grad(loss))(w, X, y)`` does: their arrays are inputs of the
-    program, so one program serves every batch X, y of its shapes, and other
-    values (numbers, strings) are compiled in (see `jacobian_lab.inputs`).
+    A Jacobian or Hessian function of f's `argnums` takes f's other arguments
+    too, as ``jax.jit(jax.grad(loss))(w, X, y)`` does: their arrays and NumPy
+    scalars are inputs of the program, so one program serves every batch X, y
+    of its shapes, and other values (Python numbers, strings) are compiled in
+    (see `jacobian_lab.inputs`).
 
     >>> import numpy as np, jacobian_lab as jl
     >>> W = np.arange(6.0).reshape(3, 2)
@@ -162,9 +163,9 @@ class Jitted:
     def _run(self, x, call=None) -> tuple:
         """(the program replayed at x, or None where the uncompiled function answered; the Jacobian). `call`:
         f's other arguments (`Inputs`), when f is called with them."""
-        if inside_a_trace() or (call is not None and call.traced):  # inside another derivative: the uncompiled
-            # function extends its trace, and sees the values f closes over as that trace's, where a program has
-            # constants
+        # inside another derivative (or given its values), the uncompiled function extends its trace, and sees
+        # the values f closes over as that trace's, where a program has constants
+        if inside_a_trace() or (call is not None and call.traced):
             return None, self._uncompiled(x, call)
         program = J = tried = None
         inputs = () if call is None else call.arrays

@@ -19,7 +19,9 @@ of it, as it gets a mask computed from x: what f computes from it with
 primitives is recomputed from the new array on every call, and what f's code
 reads of it as numbers (``float(y[0])``, ``np.asarray(X)``, ``X[idx]`` with an
 index array) is checked first, a call where it differs recompiling rather
-than replaying wrongly.
+than replaying wrongly. An f that writes into an argument is computed eagerly
+(`written`), and an object other than those above is refused by its place
+among the arguments: one holding arrays would be compiled in with them.
 """
 from __future__ import annotations
 
@@ -71,15 +73,14 @@ class Inputs:
         self._leaves = leaves
         # a NumPy scalar as the 0-d array the recording took it as
         self.arrays = [leaf if type(leaf) is np.ndarray else np.asarray(leaf) for leaf in leaves if _is_input(leaf)]
-        kinds = tuple([_kind(leaf, self._place, k) for k, leaf in enumerate(leaves)])
+        self._kinds = kinds = tuple([_kind(leaf, self._place, k) for k, leaf in enumerate(leaves)])
         self.values = tuple([_value_key(leaf) for leaf, kind in zip(leaves, kinds) if kind[0] == "compiled in"])
         self.key = (structure, kinds, self.values)
         self.family = (structure, kinds)  # the calls whose programs differ in `values` alone
 
     def compiled_in(self) -> list[str]:
         """Where the values compiled in sit among f's arguments, for a message."""
-        return [self._place(k) for k, leaf in enumerate(self._leaves)
-                if not (_is_input(leaf) or isinstance(leaf, (np.ndarray, Tracer, Observable)))]
+        return [self._place(k) for k, kind in enumerate(self._kinds) if kind[0] == "compiled in"]
 
     def _place(self, k: int) -> str:
         """Where leaf k sits among f's arguments, for a message: "argument 2['X']" or "keyword y"."""
@@ -96,9 +97,9 @@ class Inputs:
 
     def recording(self) -> tuple:
         """(`function` of the arguments f gets while a program is recorded, the arrays the program takes for
-        them), the function also kept as `recorded`: each array as an `Observable` over a copy of its own, so that two arguments holding one
-        array are two inputs, and an array f closes over stays a constant (as x does); a NumPy scalar as
-        one standing for a scalar of its type."""
+        them), the function also kept as `recorded`: each array as an `Observable` over a copy of its own,
+        so that two arguments holding one array are two inputs, and an array f closes over stays a constant
+        (as x does); a NumPy scalar as one standing for a scalar of its type."""
         copies = [snapshots.copy(a, faithful=True) for a in self.arrays]
         held = iter(copies)
         leaves = [Observable(next(held), scalar=type(leaf) is not np.ndarray) if _is_input(leaf) else leaf
@@ -112,12 +113,11 @@ class Inputs:
         self.recorded = self._wrap(Bound(self.bound.f, tuple(args), kwargs, self._argnums, False, self._name))
         return self.recorded, copies
 
-
     def written(self) -> list[str]:
         """Where the arguments sit that f wrote into (``X += 1``, ``X[0] = v``) in the last `recording`: a
         program would not write, while eager mode writes into the caller's arrays (and into any other name
         of the same memory), so such an f is computed eagerly, as written."""
-        places = [k for k, leaf in enumerate(self._leaves) if _is_input(leaf)]
+        places = [k for k, kind in enumerate(self._kinds) if kind[0] in ("array", "scalar")]
         return [self._place(k) for k, given, held in zip(places, self.arrays, self._handed)
                 if not snapshots.same_bytes(given, np.asarray(held._array))]
 
