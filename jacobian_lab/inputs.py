@@ -159,7 +159,7 @@ def _kind(leaf, place, k: int) -> tuple:
 
 
 #: What jit compiles in besides functions: values that stay what they are
-_COMPILED_IN = (bool, int, float, complex, str, bytes, type(Ellipsis), np.dtype, enum.Enum)
+_COMPILED_IN = (bool, int, float, complex, str, bytes, type(Ellipsis), np.dtype, np.generic, enum.Enum)
 
 
 def _value_key(value):

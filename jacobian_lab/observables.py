@@ -26,7 +26,7 @@ from . import scipy_special
 from .accounting import active_counter
 from .inplace import clone
 from .numpy_api import UFUNCS, is_traced
-from .primitives import observe
+from .primitives import observe, recomputed
 from .rules import elementwise as E
 from .rules.elementwise import where
 from .tracing import binary_method, binary_methods
@@ -226,8 +226,8 @@ class Observable:
         return iter(self.__array__())
 
     def __getitem__(self, key):
-        if _basic(key) and self._recomputed() and np.ndim(self._array[key]):  # m[1:], m[:, 0]: a recorded move
-            return self._moved(api.getitem, key)
+        if _basic(key) and self._recomputed():  # m[1:], m[:, 0], an element m[0]: a recorded move
+            return self._moved(api.getitem, key, view=bool(np.ndim(self._array[key])))
         return self._shared(observe(operator.getitem, self._array, read_numbers(key)))
 
     def __setitem__(self, key, value):
@@ -242,7 +242,7 @@ class Observable:
             return write(self._numbers())
         if not self._own:
             if self._viewed:  # a view f took before holds the old values, where NumPy's would see the write
-                not_replayable("f wrote into an array computed from x after taking a view of it")
+                not_replayable("f wrote into an array computed from x (or from an argument) after taking a view of it")
             self._array, self._own = observe(np.array, self._array), True
         write(self._array)
 
@@ -269,15 +269,14 @@ class Observable:
 
     def _recomputed(self) -> bool:
         """Whether m is a value a program recomputes from x (not Python's numbers, `_own`, nor a constant)."""
-        computed = getattr(active_counter(), "computed", None)
-        return not self._own and type(self._array) is np.ndarray and computed is not None and computed(self._array)
+        return not self._own and type(self._array) is np.ndarray and recomputed(self._array)
 
     def __getattr__(self, name):
         # Methods and attributes not defined here (.any(), .sum(), .T) read the numbers.
         # Protocols (__array_interface__, ...) are refused, so NumPy converts through __array__.
         if name.startswith("__"):
             raise AttributeError(name)
-        attribute = getattr(self._array, name)
+        attribute = getattr(self._array[()] if self._scalar else self._array, name)  # a scalar's: t.is_integer
         if name in _MOVES and self._recomputed() and self.ndim:  # m.T, m.ravel(): recorded moves
             move, keywords = _MOVES[name]
             if name == "T":
@@ -295,7 +294,8 @@ class Observable:
         if type(kwargs.get("out")) is Observable:  # m.clip(0, 1, out=m)
             return _into((kwargs["out"],), lambda rest: _call_method(
                 read_numbers(self), name, read_numbers(args), read_numbers(rest)), kwargs)
-        return self._shared(observe(_call_method, self._array, name, args, kwargs))
+        method = _call_scalar_method if self._scalar else _call_method
+        return self._shared(observe(method, self._array, name, args, kwargs))
 
     def _shared(self, value):
         """`value`, noting when it is a view of m (``m[1:]`` of an own m, ``m.view()``): see `_viewed`. (A value
@@ -318,7 +318,17 @@ class Observable:
     __xor__, __rxor__ = binary_methods(_bitwise(np.logical_xor, np.bitwise_xor))
     __lt__, __le__ = binary_method(np.less), binary_method(np.less_equal)
     __gt__, __ge__ = binary_method(np.greater), binary_method(np.greater_equal)
-    __eq__, __ne__ = binary_method(np.equal), binary_method(np.not_equal)
+
+    def __eq__(self, other):
+        # against a string or None (norm's ord == "fro"): False whatever the numbers, as NumPy's comparison
+        return self._numberless(other, operator.eq) if _not_a_number(other) else np.equal(self, other)
+
+    def __ne__(self, other):
+        return self._numberless(other, operator.ne) if _not_a_number(other) else np.not_equal(self, other)
+
+    def _numberless(self, other, compare):
+        """``compare(m, other)`` of a number and a string or None: NumPy's answer, which reads no number."""
+        return compare(self._array[()] if self._scalar else self._array, other)
 
     __matmul__, __rmatmul__ = binary_methods(np.matmul)
     __lshift__, __rlshift__ = binary_methods(np.left_shift)
@@ -363,7 +373,7 @@ class Observable:
             self._write(lambda array: array.__setitem__(Ellipsis, numbers))
             return self
         if self._viewed:  # a view f took before holds the old values, where NumPy's would see the write
-            not_replayable("f wrote into an array computed from x after taking a view of it")
+            not_replayable("f wrote into an array computed from x (or from an argument) after taking a view of it")
         self._array = array_of(result)
         return self
 
@@ -423,6 +433,10 @@ _SUMMARIES = frozenset([np.any, np.all, np.count_nonzero, np.sum, np.nonzero, np
                         np.argmin])
 
 
+def _not_a_number(value) -> bool:
+    return value is None or isinstance(value, (str, bytes))
+
+
 def _holds(value) -> bool:
     """Whether `value` is or holds (in tuples, lists, dicts) an Observable."""
     if type(value) in (tuple, list):
@@ -438,6 +452,10 @@ def _hash_of_scalar(array):
 
 def _call_method(array, name, args, kwargs):
     return getattr(array, name)(*args, **kwargs)
+
+
+def _call_scalar_method(array, name, args, kwargs):
+    return getattr(array[()], name)(*args, **kwargs)
 
 
 def read_numbers(value):

@@ -334,6 +334,14 @@ def is_traced(value) -> bool:
     return getattr(value, "_trace", None) is not None
 
 
+def recomputed(value) -> bool:
+    """Whether a plain `value` is one a compiled program being recorded recomputes (computed from x or from an
+    argument, not a constant): Python reads its numbers only through `observe`, and computes with it only
+    through primitives, or the program would keep the recording's numbers."""
+    computed = getattr(active_counter(), "computed", None)
+    return computed is not None and computed(value)
+
+
 def primal(value):
     """The plain array under any number of tracers: what a decision on values reads.
 

@@ -205,8 +205,9 @@ class Recorder(Counter):
                 self.raised = "f wrote into an array computed from x through a view of it"
 
     def computed(self, value) -> bool:
-        """Whether `value` is an array this recording computed from x (a program recomputes it)."""
-        return self._dynamic(self._index.get(id(value)))
+        """Whether `value` (or the array an Observable holds) is one this recording computed from x or an
+        argument (a program recomputes it)."""
+        return self._dynamic(self._index.get(id(array_of(value))))
 
     def untraced(self, prim, args, params):
         # A differentiable operation on values computed from x without a derivative (np.round(x, 1) divides

@@ -131,6 +131,45 @@ def test_a_stiff_solver_takes_the_compiled_jacobian_at_np_float64_times():
     assert jac.compiles == 1
 
 
+def test_a_hessian_in_a_scalar_exponent_argument_follows_the_exponent():
+    """p(p - 1) w^(p - 2) on the diagonal: the recorded p - 1 of the second order is recomputed, not kept."""
+    H, w = jl.jit(jl.hessian(lambda w, p: np.sum(w ** p))), np.array([1.0, 2.0, 4.0])
+    for p in (np.float64(1.5), np.float64(2.5), np.float64(2.0), np.asarray(3.5)):
+        np.testing.assert_allclose(H(w, p), np.diag(p * (p - 1) * w ** (p - 2)), rtol=1e-13)
+    assert H.compiles == 2  # a NumPy scalar and a 0-d array: two kinds of input
+
+
+def test_a_power_of_an_argument_that_is_2_on_the_first_call_is_not_a_square_on_the_next():
+    step, w = jl.jit(jl.grad(lambda w, s: np.sum(w ** 2) * 2.0 ** s)), np.array([1.0, 3.0, 4.0])
+    for s in (np.float64(2.0), np.float64(3.0), np.float64(0.5)):
+        np.testing.assert_allclose(step(w, s), 2 * w * 2.0 ** s, rtol=1e-14)
+    assert step.compiles == 1
+
+
+def test_an_argument_compared_with_a_string_or_asked_a_scalars_method_answers_as_eager():
+    def f(w, t):
+        flag = 3.0 if t == "auto" or t != "auto" and t.is_integer() else 1.0
+        return flag * np.linalg.norm(w, ord=t)
+
+    step, w = jl.jit(jl.grad(f)), np.array([1.0, -2.0, 3.0])
+    for t in (np.float64(2.0), np.float64(1.5), np.int64(1)):
+        np.testing.assert_allclose(step(w, t), jl.grad(f)(w, t), rtol=1e-13)
+
+
+def test_an_element_of_an_argument_is_recomputed():
+    step, w = jl.jit(jl.grad(lambda w, y: y[0] * np.sum(w ** 2) + y[-1] * w[0])), np.array([1.0, 2.0])
+    for y in (np.array([2.0, 5.0, 7.0]), np.array([-1.0, 0.5, 3.0])):
+        np.testing.assert_allclose(step(w, y), 2 * y[0] * w + [y[-1], 0.0], rtol=1e-14)
+    assert step.compiles == 1
+
+
+def test_other_numpy_scalars_are_compiled_in():
+    step = jl.jit(jl.grad(lambda w, day: np.sum(w ** 2) * (2.0 if day > np.datetime64("2026-01-01") else 1.0)))
+    np.testing.assert_allclose(step(np.ones(2), np.datetime64("2026-06-01")), [4.0, 4.0])
+    np.testing.assert_allclose(step(np.ones(2), np.datetime64("2025-06-01")), [2.0, 2.0])
+    assert step.compiles == 2
+
+
 def test_one_array_passed_twice_is_two_inputs():
     step, w = jl.jit(jl.grad(least_squares)), RNG.standard_normal(4)
     A = RNG.standard_normal((4, 4))

@@ -15,7 +15,7 @@ import numpy as np
 from numpy import ndarray  # for the hot paths' type tests: CPython 3.11 caches no attribute of numpy (a module __getattr__)
 
 from ..accounting import free
-from ..primitives import PerElement, Primitive, given, observe, register
+from ..primitives import PerElement, Primitive, given, observe, recomputed, register
 from . import shape as S
 
 
@@ -252,8 +252,9 @@ def _one_at_zero_power(x, p, traced):
 
 
 def _minus_one(p, traced):
-    # a constant exponent: x ** 3 differentiates through a square
-    return subtract(p, 1.0) if traced or not np.isscalar(p) else p - 1
+    # a constant exponent: x ** 3 differentiates through a square (a recomputed one, p - 1 of an argument p or
+    # of a Hessian's recorded p - 1, through the primitive a program runs)
+    return subtract(p, 1.0) if traced or not np.isscalar(p) or recomputed(p) else p - 1
 
 
 def _one_where(x, zeros, traced):
@@ -275,7 +276,8 @@ def power(x, p):
     """
     if type(p) is int or type(p) is float:  # the usual case: a Python number keeps x's dtype
         return square(x) if p == 2 else _power(x, p)
-    if getattr(p, "_trace", None) is None and np.ndim(p) == 0 and p == 2:  # np.float64(2), array(2), ...
+    if getattr(p, "_trace", None) is None and np.ndim(p) == 0 and not recomputed(p) and p == 2:
+        # np.float64(2), array(2), ... (an argument's 2 is one value of many: the general route)
         # a NumPy exponent takes part in the result's dtype (float32 ** np.float64(2) is float64)
         return square(as_float_dtype(x, np.result_type(getattr(x, "dtype", x), p)))
     return _power(x, p)
