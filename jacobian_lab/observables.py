@@ -142,8 +142,11 @@ class Observable:
             return func(*map(array_of, args), **kwargs)
         moved = args[0] if args and type(args[0]) is Observable and func in _FUNCTION_MOVES else None
         if moved is not None and set(kwargs) <= _FUNCTION_MOVES[func] and not _holds((args[1:], kwargs)) and (
-                moved._recomputed() and moved.ndim):  # np.transpose(m), np.flip(m): the moves m.T, m[::-1] are
+                moved._recomputed()):  # np.transpose(m), np.flip(m), np.ravel of a 0-d one: the moves m.T, m[::-1] are
             return moved._moved(api.FUNCTIONS[func], *args[1:], **kwargs)
+        if func in _ARITHMETIC and "out" not in kwargs and _numbers_to_compute_with(args, kwargs):
+            # np.mean(X, axis=0) of an argument X: jacobian_lab's implementation, whose primitives are recorded
+            return _watched(api.FUNCTIONS[func](*map(array_of, args), **kwargs))
         if func in _BUILDERS and args and "out" not in kwargs:  # np.cumsum(m), np.concatenate([m1, m2])
             # only the arrays are unwrapped: a mask elsewhere (a shift) is read through its doors
             first = args[0]
@@ -283,6 +286,8 @@ class Observable:
                 return self._moved(move)
             return lambda *args, **kwargs: (self._moved(move, *args, view=name not in ("flatten", "copy"), **kwargs)
                                             if set(kwargs) <= keywords else self._method(name, args, kwargs))
+        if name in _ARITHMETIC_METHODS and self.dtype != bool and self._recomputed():  # X.mean(axis=0)
+            return lambda *args, **kwargs: _ARITHMETIC_METHODS[name](self, *args, **kwargs)
         if name in _WRITING_METHODS:  # m.fill(v), m.sort(): written as f writes into m
             return lambda *args, **kwargs: self._write(lambda array: _call_method(
                 array, name, read_numbers(args), read_numbers(kwargs)))
@@ -428,9 +433,24 @@ _SHAPES = frozenset([np.shape, np.ndim, np.size, np.zeros_like, np.ones_like, np
 #: arrays but shapes and dtypes outside primitives: they reach it unwrapped, unobserved.
 _BUILDERS = frozenset([np.concatenate, np.stack, np.hstack, np.vstack, np.column_stack, np.cumsum, np.cumprod,
                        np.roll, np.tile, np.diff, np.sort])
+#: NumPy functions computing on numbers with primitives alone, and ndarray's methods that call them: on arrays
+#: of numbers a program recomputes (an argument X, not a mask: its summaries are checked by their result,
+#: `_SUMMARIES`) jacobian_lab's implementations record them. Each is checked to read no number outside
+#: primitives and `observe` (tests/test_jit_arguments.py replays each at new arguments).
+_ARITHMETIC_METHODS = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min, "prod": np.prod, "std": np.std,
+                       "var": np.var, "dot": np.dot, "clip": np.clip}
+_ARITHMETIC = frozenset([*_ARITHMETIC_METHODS.values(), np.amax, np.amin, np.linalg.norm, np.average])
 #: NumPy functions that summarize an array into fresh values, writing nowhere: observed by their result
 _SUMMARIES = frozenset([np.any, np.all, np.count_nonzero, np.sum, np.nonzero, np.flatnonzero, np.argmax,
                         np.argmin])
+
+
+def _numbers_to_compute_with(args, kwargs) -> bool:
+    """Whether a NumPy function's operands let `_ARITHMETIC` record it: at least one Observable among the
+    positional arguments, each of numbers (not a mask) a program recomputes, and none elsewhere."""
+    observables = [a for a in args if type(a) is Observable]
+    return bool(observables) and all(a.dtype != bool and a._recomputed() for a in observables) and not (
+        _holds(kwargs) or any(_holds(a) for a in args if type(a) is not Observable))
 
 
 def _not_a_number(value) -> bool:

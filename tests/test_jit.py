@@ -1327,12 +1327,14 @@ def _put_into(x):
 
 # NumPy functions given a mask and a plain array (or a NumPy scalar): NumPy reads the mask, so
 # the program checks it, and eager mode's values come out at every sign pattern. np.where is a
-# select, and joins build arrays without reading them: recorded and recomputed from the mask (one program).
+# select, joins build arrays without reading them, and np.clip of numbers (not a mask) computes with
+# primitives: recorded and recomputed from the mask (one program).
 SELECTS = {
     "where": lambda x: x * np.where(x > 0, _A, -_A),
     "numpy scalar": lambda x: np.where(x > 0, np.float64(2.0), _A) * x,
     "concatenate": lambda x: np.concatenate([x[:2] > 0, np.array([True])]) * x,
     "stack": lambda x: np.stack([np.sign(x), _A])[0] * x,
+    "clip": lambda x: np.clip(np.sign(x), 0.0, _A) * x,
 }
 BESIDE_ARRAYS = {
     **SELECTS,
@@ -1342,7 +1344,6 @@ BESIDE_ARRAYS = {
     "einsum": lambda x: np.einsum("i,i->", _A, (x > 0).astype(float)) * x,
     "tensordot": lambda x: np.tensordot(_A, np.sign(x), axes=1) * x,
     "kron": lambda x: np.kron(np.ones(1), x > 0) * x,
-    "clip": lambda x: np.clip(np.sign(x), 0.0, _A) * x,
     "copyto": _copied_into,
     "put": _put_into,
     "bytes": lambda x: x * float(sum(bytes(x > 0))),
@@ -1620,7 +1621,8 @@ def test_an_array_written_after_f_took_a_view_of_it_is_computed_eagerly():
         return x * first[0]
 
     jitted = jl.jit(jl.jacobian(f))
-    with pytest.warns(UserWarning, match=r"f wrote into an array computed from x \(or from an argument\) after taking a view of it"):
+    with pytest.warns(UserWarning, match=r"f wrote into an array computed from x \(or from an argument\) after taking a "
+                                         "view of it"):
         assert_close(jitted(np.array([0.3, 1.4])), np.eye(2) * 1.3, 1e-15)
 
 

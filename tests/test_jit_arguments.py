@@ -229,6 +229,38 @@ def test_arrays_shaped_like_an_argument_read_no_numbers():
     assert step.compiles == 1
 
 
+A = RNG.standard_normal((3, 2))
+ARITHMETIC = {  # what f computes from an argument X alone, by NumPy's functions and ndarray's methods
+    "np.sum(X, axis=0)": lambda X: np.sum(X, axis=0), "X.mean(axis=0)": lambda X: X.mean(axis=0),
+    "X - X.mean(0) over X.std(0)": lambda X: (X - X.mean(0)) / X.std(0),
+    "np.var(X, ddof=1)": lambda X: np.var(X, ddof=1),
+    "np.max(X, axis=1)": lambda X: np.max(X, axis=1), "X.min()": lambda X: X.min(), "np.amax(X)": np.amax,
+    "X.prod(axis=1)": lambda X: X.prod(axis=1), "np.dot(X, A)": lambda X: np.dot(X, A), "X.dot(A)": lambda X: X.dot(A),
+    "np.clip(X, -0.5, 0.5)": lambda X: np.clip(X, -0.5, 0.5), "X.clip(0.0)": lambda X: X.clip(0.0),
+    "np.linalg.norm(X, axis=1)": lambda X: np.linalg.norm(X, axis=1), "np.average(X, axis=0)":
+        lambda X: np.average(X, axis=0, weights=[1.0, 2.0, 3.0, 4.0, 5.0]),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
+@pytest.mark.parametrize("name", ARITHMETIC)
+def test_numpy_functions_of_an_argument_alone_are_recomputed(name, dtype):
+    """Preprocessing a batch inside f (centering, scaling, norms) compiles once, in eager mode's dtypes."""
+    compute = ARITHMETIC[name]
+
+    def f(w, X):
+        v = np.ravel(compute(X))
+        return np.sum(w[:v.size] * v) * np.sum(w ** 2)
+
+    step, w = jl.jit(jl.grad(f)), RNG.standard_normal(15)
+    for _ in range(3):
+        X = (10 * RNG.standard_normal((5, 3))).astype(dtype)
+        got, expected = step(w, X), jl.grad(f)(w, X)
+        assert got.dtype == expected.dtype
+        np.testing.assert_allclose(got, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    assert step.compiles == 1
+
+
 def test_conversions_and_copies_of_an_argument_are_recomputed():
     def f(w, X, counts):
         return np.sum((X.copy() @ w) * counts.astype(float))
