@@ -140,6 +140,8 @@ class Observable:
             not_replayable(f"f asked {func.__name__} of an array computed from x, which a program cannot answer")
         if func in _SHAPES and not _holds((args[1:], kwargs)):  # no value of m decides these
             return func(*map(array_of, args), **kwargs)
+        if func is np.result_type:  # NumPy 2's promotion reads dtypes alone
+            return func(*map(array_of, args))
         moved = args[0] if args and type(args[0]) is Observable and func in _FUNCTION_MOVES else None
         if moved is not None and set(kwargs) <= _FUNCTION_MOVES[func] and not _holds((args[1:], kwargs)) and (
                 moved._recomputed()):  # np.transpose(m), np.flip(m), np.ravel of a 0-d one: the moves m.T, m[::-1] are
@@ -421,7 +423,7 @@ _MOVES = {
 #: keywords taken so (any other, np.reshape(m, s, copy=True), is read)
 _FUNCTION_MOVES = {np.reshape: {"order", "shape", "newshape"}, np.ravel: {"order"}, np.transpose: {"axes"},
                    np.swapaxes: set(), np.moveaxis: set(), np.expand_dims: {"axis"}, np.squeeze: {"axis"},
-                   np.flip: {"axis"}}
+                   np.flip: {"axis"}, np.broadcast_to: {"shape"}}
 #: NumPy functions that write into their first argument, and ndarray's methods that write into the array
 _WRITERS = frozenset([np.copyto, np.put, np.putmask, np.place, np.fill_diagonal, np.put_along_axis])
 _WRITING_METHODS = frozenset(["fill", "sort", "put", "partition", "itemset"])

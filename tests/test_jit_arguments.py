@@ -261,6 +261,22 @@ def test_numpy_functions_of_an_argument_alone_are_recomputed(name, dtype):
     assert step.compiles == 1
 
 
+def test_scipy_drop_ins_compute_with_arguments():
+    """A likelihood over batches, written with jacobian_lab.scipy: the batch and the scale are inputs."""
+    from jacobian_lab.scipy import spatial, special, stats
+
+    def f(w, X, y, s, P):
+        residual = y - X @ w
+        return (np.sum(stats.norm.logpdf(y, X @ w, s)) + np.sum(stats.t.logpdf(residual, 3.0 + s))
+                + special.logsumexp(X @ w, b=np.abs(y)) + np.sum(spatial.distance.cdist(w[None, :], P)))
+
+    step, w = jl.jit(jl.grad(f)), RNG.standard_normal(3)
+    for X, y in batches(3):
+        s, P = np.float64(RNG.uniform(0.5, 2.0)), RNG.standard_normal((4, 3))
+        np.testing.assert_allclose(step(w, X, y, s, P), jl.grad(f)(w, X, y, s, P), rtol=1e-12)
+    assert step.compiles == 1
+
+
 def test_conversions_and_copies_of_an_argument_are_recomputed():
     def f(w, X, counts):
         return np.sum((X.copy() @ w) * counts.astype(float))

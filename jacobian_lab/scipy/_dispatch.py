@@ -5,6 +5,7 @@ import functools
 
 import numpy as np
 
+from ..observables import Observable
 from ..primitives import is_traced
 
 
@@ -13,6 +14,13 @@ def traced(value) -> bool:
     if isinstance(value, (tuple, list)):
         return any(map(traced, value))
     return is_traced(value)
+
+
+def as_array(value):
+    """`value` as an array to compute with: a traced one, or one a compiled program recomputes (an argument of
+    jit's f, an Observable), as it is, so that a program recomputes what is computed from it; anything else
+    (a list, a number) through np.asarray."""
+    return value if is_traced(value) or type(value) is Observable else np.asarray(value)
 
 
 def stacked(value):

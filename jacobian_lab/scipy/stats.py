@@ -25,9 +25,8 @@ import numpy as np
 import scipy.stats
 from scipy import special as sc
 
-from ..primitives import is_traced
 from ..rules.elementwise import as_float_dtype
-from ._dispatch import or_scipy
+from ._dispatch import as_array, or_scipy
 
 __all__ = ["beta", "cauchy", "expon", "gamma", "laplace", "logistic", "multivariate_normal", "norm", "poisson", "t"]
 
@@ -83,7 +82,7 @@ def _float64(value):
     (allow_singular) as they are."""
     if value is None or isinstance(value, (bool, np.bool_)):
         return value
-    value = value if is_traced(value) else np.asarray(value)
+    value = as_array(value)
     return as_float_dtype(value, np.promote_types(value.dtype, np.float64))
 
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.spatial.distance
 
-from ...primitives import is_traced
 from ...rules.elementwise import as_float_dtype
-from .._dispatch import or_scipy
+from .._dispatch import as_array, or_scipy
 
 __all__ = ["cdist", "pdist", "squareform"]
 
@@ -109,7 +108,7 @@ def _float64(X):
     """X in float64, as SciPy converts points and weights before measuring (a float32 X gives float64
     distances); a list of plain numbers as an array, a traced X through ``astype``, whose derivative follows
     it into float64."""
-    return as_float_dtype(X if is_traced(X) else np.asarray(X), np.float64)
+    return as_float_dtype(as_array(X), np.float64)
 
 
 def _parameters(kwargs: dict) -> dict:
