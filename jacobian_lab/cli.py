@@ -561,14 +561,14 @@ def _sparse_call(f, x, prediction) -> tuple[int, float]:
     """(passes, FLOPs) of the sparse row: the seeds of its plan, a pass of each order it takes. A pattern the
     tape's structure shows dense is not read (at n = 12,000 reading it took 15 s and 6.8 GB, to refuse the row):
     its plan is the cheaper dense order's one-hot seeds, as best_plan colors it (forward on a tie)."""
-    from .compressed import Plan, best_plan, color_count
+    from .compressed import best_plan, color_count, dense_plan
     from .sparsity import dense, recorded, recorded_pattern
 
     m, n = prediction.m, prediction.n
     with _running("differentiating f failed"):
         pullback, _ = recorded(f, x)
         if dense(pullback):
-            plan = Plan(np.arange(n), None) if n <= m else Plan(None, np.arange(m))
+            plan = dense_plan(m, n)
         else:
             plan = best_plan(recorded_pattern(pullback, m))[1]
     work, passes = prediction.primal + prediction.staging, 0

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..observables import Observable
 from ..primitives import is_traced
+from ..rules.elementwise import as_float_dtype
 
 
 def traced(value) -> bool:
@@ -21,6 +22,14 @@ def as_array(value):
     jit's f, an Observable), as it is, so that a program recomputes what is computed from it; anything else
     (a list, a number) through np.asarray."""
     return value if is_traced(value) or type(value) is Observable else np.asarray(value)
+
+
+def in_precision(value, at_least):
+    """`value` (`as_array`) in the precision SciPy computes it in: its dtype promoted with `at_least`
+    (``np.promote_types(value.dtype, np.float64)``: a float32 value in float64, a longdouble one as it is);
+    a traced value through ``astype``, whose derivative follows it."""
+    value = as_array(value)
+    return as_float_dtype(value, np.promote_types(value.dtype, at_least))
 
 
 def stacked(value):

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.linalg
 
 from ..rules.elementwise import as_float_dtype
-from ._dispatch import or_scipy
+from ._dispatch import in_precision, or_scipy
 
 __all__ = ["cho_factor", "cho_solve", "cholesky", "det", "expm", "inv", "solve", "solve_triangular"]
 
@@ -164,7 +164,7 @@ def det(a, overwrite_a=False, check_finite=True):
     float64, so it does not overflow where float32 would). Computed in float64 here, where SciPy factors in
     float32: the values agree to float32's rounding."""
     _finite(check_finite, a)
-    return np.linalg.det(as_float_dtype(a, np.promote_types(np.result_type(a), np.float64)))
+    return np.linalg.det(in_precision(a, np.float64))
 
 
 # Higham's degree-13 Padé approximant of exp and the 1-norm up to which it is exact to rounding (SIAM J. Matrix
@@ -204,7 +204,7 @@ def expm(A):
     array([[0., 1.],
            [0., 0.]])
     """
-    A = as_float_dtype(A, np.promote_types(np.result_type(A), np.float32))  # SciPy's: float32 stays float32
+    A = in_precision(A, np.float32)  # SciPy's: float32 stays float32
     finite = np.all(np.isfinite(A), axis=(-2, -1))
     if not np.all(finite):  # a matrix holding inf or NaN gives NaN, as SciPy's; the others their exponentials
         return np.where(finite[..., None, None], expm(np.where(finite[..., None, None], A, 0.0)), np.nan)

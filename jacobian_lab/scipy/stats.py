@@ -25,8 +25,7 @@ import numpy as np
 import scipy.stats
 from scipy import special as sc
 
-from ..rules.elementwise import as_float_dtype
-from ._dispatch import as_array, or_scipy
+from ._dispatch import in_precision, or_scipy
 
 __all__ = ["beta", "cauchy", "expon", "gamma", "laplace", "logistic", "multivariate_normal", "norm", "poisson", "t"]
 
@@ -75,22 +74,16 @@ def _exponential(log):
     return density
 
 
-def _float64(value):
-    """`value` in the precision SciPy computes a distribution in, float64 or wider (``np.promote_types(x.dtype,
-    np.float64)``), so a float32 x gives float64 values as SciPy's do; a traced value through ``astype``, whose
-    derivative follows it into float64; a tuple of plain numbers (a mean) as an array. None and flags
-    (allow_singular) as they are."""
-    if value is None or isinstance(value, (bool, np.bool_)):
-        return value
-    value = as_array(value)
-    return as_float_dtype(value, np.promote_types(value.dtype, np.float64))
-
-
 def _in_float64(version):
-    """`version` on its arguments in SciPy's precision (`_float64`)."""
+    """`version` on its arguments in the precision SciPy computes a distribution in, float64 or wider
+    (`in_precision`), so a float32 x gives float64 values as SciPy's do; a tuple of plain numbers (a mean) as
+    an array. None and flags (allow_singular) as they are."""
+    def promoted_value(value):
+        return value if value is None or isinstance(value, (bool, np.bool_)) else in_precision(value, np.float64)
+
     @functools.wraps(version)
     def promoted(*args, **kwargs):
-        return version(*map(_float64, args), **{name: _float64(value) for name, value in kwargs.items()})
+        return version(*map(promoted_value, args), **{name: promoted_value(v) for name, v in kwargs.items()})
 
     return promoted
 
