@@ -675,7 +675,7 @@ class Program:
 
     def __call__(self, x: np.ndarray, *inputs) -> np.ndarray | None:
         """The Jacobian at x, shape ``y_shape + x.shape``; None when a guard fails. `inputs`: the arrays of
-        f's other arguments, when it was compiled with them (`Arguments`)."""
+        f's other arguments, when it was compiled with them (`inputs.Inputs`)."""
         blocks = self._run(x, *inputs)
         work = self._work
         if blocks is compaction.DENSE:  # a compacted row would hold NaN: the dense code computes it

@@ -26,7 +26,9 @@ among the arguments: one holding arrays would be compiled in with them.
 from __future__ import annotations
 
 import enum
+import functools
 import math
+import types
 
 import numpy as np
 
@@ -145,7 +147,7 @@ def _kind(leaf, place, k: int) -> tuple:
         raise TypeError(f"jit takes f's other arrays as inputs of its program as plain ndarrays; {place(k)} is a "
                         f"{type(leaf).__module__}.{type(leaf).__name__}: pass np.asarray of it, or bind it first "
                         "(functools.partial), which compiles it in as a constant")
-    if not (isinstance(leaf, _COMPILED_IN) or callable(leaf)):  # an object holding arrays would be frozen in
+    if not isinstance(leaf, _COMPILED_IN):  # an object holding arrays (a callable one too) would be frozen in
         raise TypeError(f"jit takes f's other arguments as arrays (inputs of its program) or as numbers, strings "
                         f"and functions (compiled in); {place(k)} is a {type(leaf).__name__}: pass its arrays (in "
                         "a tuple, list or dict), or bind it first (functools.partial), which compiles it in as it is")
@@ -153,13 +155,14 @@ def _kind(leaf, place, k: int) -> tuple:
         hash(leaf)
     except TypeError:
         raise TypeError(f"jit compiles in f's arguments that are not arrays, as jax.jit its static_argnums, which "
-                        f"needs them hashable; {place(k)} is a {type(leaf).__name__}: pass it as an array, or bind "
-                        "it first (functools.partial), which compiles it in as it is") from None
+                        f"needs them hashable; {place(k)} is an unhashable {type(leaf).__name__}: make it hashable, "
+                        "or bind it first (functools.partial), which compiles it in as it is") from None
     return "compiled in", type(leaf)
 
 
-#: What jit compiles in besides functions: values that stay what they are
-_COMPILED_IN = (bool, int, float, complex, str, bytes, type(Ellipsis), np.dtype, np.generic, enum.Enum)
+#: What jit compiles in: values that stay what they are, and functions (as closures, read when compiled)
+_COMPILED_IN = (bool, int, float, complex, str, bytes, type(Ellipsis), np.dtype, np.generic, enum.Enum, type,
+                types.FunctionType, types.BuiltinFunctionType, np.ufunc, functools.partial)
 
 
 def _value_key(value):

@@ -71,7 +71,8 @@ def inner(a, b):
 
 @implements(np.dot)
 def dot(a, b, out=None):
-    if np.ndim(a) == 0 or np.ndim(b) == 0:
+    if np.ndim(a) == 0 or np.ndim(b) == 0:  # NumPy's dot takes a Python number as an array: no weak promotion
+        a, b = (np.asarray(v) if type(v) in (int, float, complex) else v for v in (a, b))
         return E.multiply(a, b)
     summed = -1 if np.ndim(b) == 1 else -2  # a's last axis against b's second-to-last (its only, 1-D)
     def mismatch():

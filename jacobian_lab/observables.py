@@ -130,6 +130,9 @@ class Observable:
             return NotImplemented
         if func is np.where and len(args) == 3 and not kwargs:  # np.where(m, 1.0, 0.0): a select, recorded
             return _watched(where(*map(array_of, args)))
+        at = _OUT_AT.get(func)
+        if at is not None and len(args) == at + 1 and "out" not in kwargs:  # np.sum(m, 0, None, buffer): by keyword
+            args, kwargs = args[:at], {**kwargs, "out": args[at]}
         if func in _WRITERS and args and type(args[0]) is Observable:  # np.copyto(m, v), np.put(m, i, v)
             rest, options = read_numbers(args[1:]), read_numbers(kwargs)
             return args[0]._write(lambda array: func(array, *rest, **options))
@@ -146,7 +149,7 @@ class Observable:
         if moved is not None and set(kwargs) <= _FUNCTION_MOVES[func] and not _holds((args[1:], kwargs)) and (
                 moved._recomputed()):  # np.transpose(m), np.flip(m), np.ravel of a 0-d one: the moves m.T, m[::-1] are
             return moved._moved(api.FUNCTIONS[func], *args[1:], **kwargs)
-        if func in _ARITHMETIC and "out" not in kwargs and _numbers_to_compute_with(args, kwargs):
+        if func in _ARITHMETIC and _numbers_to_compute_with(func, args, kwargs):
             # np.mean(X, axis=0) of an argument X: jacobian_lab's implementation, whose primitives are recorded
             return _watched(api.FUNCTIONS[func](*map(array_of, args), **kwargs))
         if func in _BUILDERS and args and "out" not in kwargs:  # np.cumsum(m), np.concatenate([m1, m2])
@@ -288,7 +291,7 @@ class Observable:
                 return self._moved(move)
             return lambda *args, **kwargs: (self._moved(move, *args, view=name not in ("flatten", "copy"), **kwargs)
                                             if set(kwargs) <= keywords else self._method(name, args, kwargs))
-        if name in _ARITHMETIC_METHODS and self.dtype != bool and self._recomputed():  # X.mean(axis=0)
+        if name in _ARITHMETIC_METHODS and self.dtype.kind == "f" and self._recomputed():  # X.mean(axis=0)
             return lambda *args, **kwargs: _ARITHMETIC_METHODS[name](self, *args, **kwargs)
         if name in _WRITING_METHODS:  # m.fill(v), m.sort(): written as f writes into m
             return lambda *args, **kwargs: self._write(lambda array: _call_method(
@@ -302,7 +305,8 @@ class Observable:
             return _into((kwargs["out"],), lambda rest: _call_method(
                 read_numbers(self), name, read_numbers(args), read_numbers(rest)), kwargs)
         method = _call_scalar_method if self._scalar else _call_method
-        return self._shared(observe(method, self._array, name, args, kwargs))
+        # another Observable among the arguments ((x > 0).dot(x > 0)) is read too
+        return self._shared(observe(method, self._array, name, read_numbers(args), read_numbers(kwargs)))
 
     def _shared(self, value):
         """`value`, noting when it is a view of m (``m[1:]`` of an own m, ``m.view()``): see `_viewed`. (A value
@@ -435,24 +439,37 @@ _SHAPES = frozenset([np.shape, np.ndim, np.size, np.zeros_like, np.ones_like, np
 #: arrays but shapes and dtypes outside primitives: they reach it unwrapped, unobserved.
 _BUILDERS = frozenset([np.concatenate, np.stack, np.hstack, np.vstack, np.column_stack, np.cumsum, np.cumprod,
                        np.roll, np.tile, np.diff, np.sort])
-#: NumPy functions computing on numbers with primitives alone, and ndarray's methods that call them: on arrays
-#: of numbers a program recomputes (an argument X, not a mask: its summaries are checked by their result,
-#: `_SUMMARIES`) jacobian_lab's implementations record them. Each is checked to read no number outside
-#: primitives and `observe` (tests/test_jit_arguments.py replays each at new arguments).
+#: NumPy functions computing on numbers with primitives alone, and ndarray's methods that call them: on real
+#: floats a program recomputes (an argument X, np.sign(x)) jacobian_lab's implementations record them, as
+#: they compute on traced arrays; integers (which NumPy converts first), complex numbers and masks are read,
+#: a mask's summaries checked by their result (`_SUMMARIES`, which np.sum is in too: on masks, that one
+#: applies). tests/test_jit_arguments.py replays each at new arguments against eager mode.
 _ARITHMETIC_METHODS = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min, "prod": np.prod, "std": np.std,
                        "var": np.var, "dot": np.dot, "clip": np.clip}
-_ARITHMETIC = frozenset([*_ARITHMETIC_METHODS.values(), np.amax, np.amin, np.linalg.norm, np.average])
+#: where NumPy's functions among them take `out` positionally (np.sum(a, axis, dtype, out))
+_OUT_AT = {np.sum: 3, np.mean: 3, np.prod: 3, np.std: 3, np.var: 3, np.max: 2, np.min: 2, np.amax: 2, np.amin: 2,
+           np.dot: 2, np.clip: 3}
+#: ... each with (its array operands, the positional arguments it takes before `out` or `returned`): only the
+#: operands may be Observables (a parameter, ddof or ord, is read as a number), and neither is given
+_ARITHMETIC = {**{func: (1, at) for func, at in _OUT_AT.items()}, np.dot: (2, 2), np.linalg.norm: (1, 4),
+               np.average: (1, 3)}
+#: the keywords they are recorded with (dtype= and returned= read the numbers)
+_ARITHMETIC_KEYWORDS = frozenset(["axis", "keepdims", "ddof", "correction", "where", "initial", "mean", "weights",
+                                  "ord", "a_min", "a_max", "min", "max"])
 #: NumPy functions that summarize an array into fresh values, writing nowhere: observed by their result
 _SUMMARIES = frozenset([np.any, np.all, np.count_nonzero, np.sum, np.nonzero, np.flatnonzero, np.argmax,
                         np.argmin])
 
 
-def _numbers_to_compute_with(args, kwargs) -> bool:
-    """Whether a NumPy function's operands let `_ARITHMETIC` record it: at least one Observable among the
-    positional arguments, each of numbers (not a mask) a program recomputes, and none elsewhere."""
-    observables = [a for a in args if type(a) is Observable]
-    return bool(observables) and all(a.dtype != bool and a._recomputed() for a in observables) and not (
-        _holds(kwargs) or any(_holds(a) for a in args if type(a) is not Observable))
+def _numbers_to_compute_with(func, args, kwargs) -> bool:
+    """Whether `_ARITHMETIC` records ``func(*args, **kwargs)``: its array operands include an Observable, each
+    of real floats a program recomputes; no Observable elsewhere; no `out` or `returned` (positional or not),
+    nor a keyword outside `_ARITHMETIC_KEYWORDS`."""
+    operands, before_out = _ARITHMETIC[func]
+    observables = [a for a in args[:operands] if type(a) is Observable]
+    return (bool(observables) and all(a.dtype.kind == "f" and a.size and a._recomputed() for a in observables)
+            and len(args) <= before_out and set(kwargs) <= _ARITHMETIC_KEYWORDS
+            and not (_holds(kwargs) or _holds(list(args[operands:]))))
 
 
 def _not_a_number(value) -> bool:

@@ -858,3 +858,10 @@ def test_jaxs_tuple_call_of_jvp_names_the_tuple_where_f_fails_on_it():
             with pytest.raises(TypeError) as raised:
                 call()
         assert any("f got x as the 1-tuple (x,)" in note for note in raised.value.__notes__)
+
+
+@pytest.mark.parametrize("make", [jl.jacfwd, jl.jacrev])
+def test_a_constant_matrix_written_as_lists_solves_as_numpy_reads_it(make):
+    """np.linalg.solve([[2., 1.], [1., 3.]], v): the lists are the matrix, in float64."""
+    A = [[2.0, 1.0], [1.0, 3.0]]
+    np.testing.assert_allclose(make(lambda v: np.linalg.solve(A, v))(np.ones(2)), np.linalg.inv(A), rtol=1e-15)

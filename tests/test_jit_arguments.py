@@ -242,10 +242,11 @@ ARITHMETIC = {  # what f computes from an argument X alone, by NumPy's functions
 }
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64, np.int32])
 @pytest.mark.parametrize("name", ARITHMETIC)
 def test_numpy_functions_of_an_argument_alone_are_recomputed(name, dtype):
-    """Preprocessing a batch inside f (centering, scaling, norms) compiles once, in eager mode's dtypes."""
+    """Preprocessing a batch of floats inside f (centering, scaling, norms) compiles once, in eager mode's
+    dtypes; integers (which NumPy converts first, where they may overflow) are read, and right."""
     compute = ARITHMETIC[name]
 
     def f(w, X):
@@ -254,11 +255,11 @@ def test_numpy_functions_of_an_argument_alone_are_recomputed(name, dtype):
 
     step, w = jl.jit(jl.grad(f)), RNG.standard_normal(15)
     for _ in range(3):
-        X = (10 * RNG.standard_normal((5, 3))).astype(dtype)
-        got, expected = step(w, X), jl.grad(f)(w, X)
+        X = (10 * RNG.standard_normal((5, 3)) * (30_000 if np.dtype(dtype).kind == "i" else 1)).astype(dtype)
+        got, expected = step(w, X), jl.grad(f)(w, X)  # int32 squares overflow where not converted first
         assert got.dtype == expected.dtype
         np.testing.assert_allclose(got, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
-    assert step.compiles == 1
+    assert step.compiles == 1 or np.dtype(dtype).kind != "f"
 
 
 def test_scipy_drop_ins_compute_with_arguments():
@@ -275,6 +276,73 @@ def test_scipy_drop_ins_compute_with_arguments():
         s, P = np.float64(RNG.uniform(0.5, 2.0)), RNG.standard_normal((4, 3))
         np.testing.assert_allclose(step(w, X, y, s, P), jl.grad(f)(w, X, y, s, P), rtol=1e-12)
     assert step.compiles == 1
+
+
+POSITIONAL = {  # a parameter NumPy takes positionally, an argument d of f: read as a number, and checked
+    "ddof": lambda X, d: np.var(X, 0, None, None, d),
+    "initial": lambda X, d: np.max(X, 0, None, False, 5.0 - 10.0 * d),
+    "ord": lambda X, d: np.linalg.norm(X, d, 0),
+    "axis": lambda X, d: np.sum(X, d % 2)[:3],
+}
+
+
+@pytest.mark.parametrize("name", POSITIONAL)
+def test_a_parameter_given_positionally_as_an_argument_is_read(name):
+    compute = POSITIONAL[name]
+
+    def f(w, X, d):
+        return np.sum(w[:3] * compute(X, d))
+
+    step, w, X = jl.jit(jl.grad(f)), RNG.standard_normal(4), RNG.standard_normal((4, 3))
+    for d in (np.int64(1), np.int64(2), np.int64(1)):
+        np.testing.assert_allclose(step(w, X, d), jl.grad(f)(w, X, d), rtol=1e-13)
+
+
+def test_a_buffer_given_positionally_as_out_is_written_as_numpy_writes_it():
+    def into_a_buffer(w, X):
+        buffer = np.zeros(3)
+        np.sum(X, 0, None, buffer)
+        return np.sum(w * buffer)
+
+    def into_an_argument(w, X, buffer):
+        np.mean(X, 0, None, buffer)
+        return np.sum(w * buffer)
+
+    w = RNG.standard_normal(3)
+    for X, _ in batches(2, rows=4):
+        np.testing.assert_allclose(jl.jit(jl.grad(into_a_buffer))(w, X), X.sum(axis=0), rtol=1e-14)
+        with pytest.warns(UserWarning, match="wrote into its argument 2"):  # as eager mode, into the caller's
+            np.testing.assert_allclose(jl.jit(jl.grad(into_an_argument))(w, X, np.zeros(3)), X.mean(axis=0))
+
+
+def test_dot_with_a_python_number_promotes_as_numpy():
+    """np.dot takes a Python number as an array (float32 with 0.1 is float64), unlike the operators."""
+    step, w = jl.jit(jl.grad(lambda w, X: np.sum(w * np.dot(X, 0.1)))), RNG.standard_normal(3)
+    X = RNG.standard_normal(3).astype(np.float32)
+    assert np.dot(X, 0.1).dtype == np.float64
+    np.testing.assert_array_equal(step(w, X), np.dot(X, 0.1))
+
+
+def test_masks_and_averages_give_numpys_results_through_their_methods_and_options():
+    def f(w, X):
+        mean, total = np.average(X, axis=0, returned=True)
+        both = (w > 0).dot(w > 1)  # a method given another mask
+        return np.sum(w * mean * total) * (2.0 if both else 1.0) + np.sum(np.zeros((0, 3)) + X[:0])
+
+    step = jl.jit(jl.grad(f))
+    for w in (np.array([2.0, -1.0, 0.5]), np.array([0.5, 2.0, 3.0])):
+        X = RNG.standard_normal((4, 3))
+        np.testing.assert_allclose(step(w, X), jl.grad(f)(w, X), rtol=1e-13)
+
+
+def test_norms_and_variances_of_a_complex_argument_are_its_moduli():
+    def f(w, Z):
+        return np.sum(w ** 2) * (np.linalg.norm(Z) + np.var(Z) + Z.std())
+
+    step, w = jl.jit(jl.grad(f)), RNG.standard_normal(3)
+    for _ in range(2):
+        Z = RNG.standard_normal(4) + 1j * RNG.standard_normal(4)
+        np.testing.assert_allclose(step(w, Z), 2 * w * (np.linalg.norm(Z) + np.var(Z) + Z.std()), rtol=1e-13)
 
 
 def test_conversions_and_copies_of_an_argument_are_recomputed():
@@ -400,6 +468,7 @@ def test_a_zero_reaching_an_exponent_argument_recompiles_with_its_slope():
     (np.array(["a", "b"]), r"argument 1 is an array of dtype <U1: pass numbers, or bind it first"),
     ({"k": {1, 2}}, r"argument 1\['k'\] is a set: pass its arrays \(in a tuple, list or dict\), or bind it"),
     (type("Batch", (), {})(), r"argument 1 is a Batch: pass its arrays"),
+    (type("Scaler", (), {"__call__": lambda self, X: X})(), r"argument 1 is a Scaler: pass its arrays"),
     ({"k": slice(None)}, r"argument 1\['k'\] is a slice: pass its arrays"),
     (np.ma.masked_array(np.eye(2)), r"argument 1 is a numpy.ma.MaskedArray: pass np.asarray of it, or bind"),
 ])

@@ -441,6 +441,8 @@ def as_float_dtype(x, dtype):
     """x in the float dtype `dtype`: itself when it already is, else `astype` (plain arrays too, which may be
     inputs of a compiled program)."""
     dtype = np.dtype(dtype)
+    if isinstance(x, (list, tuple)):  # a matrix written as lists (np.linalg.solve([[2., 1.], [1., 3.]], v))
+        x = np.asarray(x)
     if np.result_type(x) == dtype:
         return x
     return astype(x, dtype=dtype) if isinstance(x, (ndarray, np.generic)) or getattr(x, "_trace", None) is not None \
