@@ -28,6 +28,7 @@ from __future__ import annotations
 import enum
 import functools
 import math
+import operator
 import types
 
 import numpy as np
@@ -160,9 +161,12 @@ def _kind(leaf, place, k: int) -> tuple:
     return "compiled in", type(leaf)
 
 
-#: What jit compiles in: values that stay what they are, and functions (as closures, read when compiled)
+#: What jit compiles in: values that stay what they are, and functions (as closures, read when compiled):
+#: Python's, NumPy's (np.mean is a dispatcher) and their wrappers; not an object's bound method or a callable
+#: object, whose state (arrays) would be frozen in with them
 _COMPILED_IN = (bool, int, float, complex, str, bytes, type(Ellipsis), np.dtype, np.generic, enum.Enum, type,
-                types.FunctionType, types.BuiltinFunctionType, np.ufunc, functools.partial)
+                types.FunctionType, types.BuiltinFunctionType, np.ufunc, type(np.mean), np.vectorize,
+                functools.partial, operator.itemgetter, operator.attrgetter, operator.methodcaller)
 
 
 def _value_key(value):

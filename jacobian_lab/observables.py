@@ -16,6 +16,7 @@ doors; that makes the distinction safe rather than best-effort.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import operator
 
@@ -130,9 +131,6 @@ class Observable:
             return NotImplemented
         if func is np.where and len(args) == 3 and not kwargs:  # np.where(m, 1.0, 0.0): a select, recorded
             return _watched(where(*map(array_of, args)))
-        at = _OUT_AT.get(func)
-        if at is not None and len(args) == at + 1 and "out" not in kwargs:  # np.sum(m, 0, None, buffer): by keyword
-            args, kwargs = args[:at], {**kwargs, "out": args[at]}
         if func in _WRITERS and args and type(args[0]) is Observable:  # np.copyto(m, v), np.put(m, i, v)
             rest, options = read_numbers(args[1:]), read_numbers(kwargs)
             return args[0]._write(lambda array: func(array, *rest, **options))
@@ -149,10 +147,11 @@ class Observable:
         if moved is not None and set(kwargs) <= _FUNCTION_MOVES[func] and not _holds((args[1:], kwargs)) and (
                 moved._recomputed()):  # np.transpose(m), np.flip(m), np.ravel of a 0-d one: the moves m.T, m[::-1] are
             return moved._moved(api.FUNCTIONS[func], *args[1:], **kwargs)
-        if func in _ARITHMETIC and _numbers_to_compute_with(func, args, kwargs):
-            # np.mean(X, axis=0) of an argument X: jacobian_lab's implementation, whose primitives are recorded
-            return _watched(api.FUNCTIONS[func](*map(array_of, args), **kwargs))
-        if func in _BUILDERS and args and "out" not in kwargs:  # np.cumsum(m), np.concatenate([m1, m2])
+        recorded = _arithmetic(func, args, kwargs) if func in _ARITHMETIC else None
+        if recorded is not None:  # np.mean(X, axis=0) of an argument X: jacobian_lab's implementation, recorded
+            operands, options = recorded
+            return _watched(api.FUNCTIONS[func](*map(array_of, operands), **options))
+        if func in _BUILDERS and args and not _writes_out(func, args, kwargs):  # np.cumsum(m), np.stack([m1, m2])
             # only the arrays are unwrapped: a mask elsewhere (a shift) is read through its doors
             first = args[0]
             arrays = type(first)(map(array_of, first)) if type(first) in (tuple, list) else array_of(first)
@@ -162,7 +161,7 @@ class Observable:
         nested = _holds(kwargs) or any(_holds(a) for a in args if type(a) is not Observable)
         if func in _SUMMARIES and not nested and "out" not in kwargs:
             return observe(func, *map(array_of, args), **kwargs)
-        return func(*read_numbers(args), **read_numbers(kwargs))
+        return _read_into(args, lambda read: func(*read, **read_numbers(kwargs)))
 
     def __array__(self, dtype=None, copy=None):
         # np.asarray(m) is m itself, as in eager mode, so a write into either reaches the other: m takes
@@ -291,8 +290,8 @@ class Observable:
                 return self._moved(move)
             return lambda *args, **kwargs: (self._moved(move, *args, view=name not in ("flatten", "copy"), **kwargs)
                                             if set(kwargs) <= keywords else self._method(name, args, kwargs))
-        if name in _ARITHMETIC_METHODS and self.dtype.kind == "f" and self._recomputed():  # X.mean(axis=0)
-            return lambda *args, **kwargs: _ARITHMETIC_METHODS[name](self, *args, **kwargs)
+        if name in _ARITHMETIC_METHODS:  # X.mean(axis=0): recorded as the function, or read as the method
+            return lambda *args, **kwargs: self._arithmetic_method(name, args, kwargs)
         if name in _WRITING_METHODS:  # m.fill(v), m.sort(): written as f writes into m
             return lambda *args, **kwargs: self._write(lambda array: _call_method(
                 array, name, read_numbers(args), read_numbers(kwargs)))
@@ -300,13 +299,24 @@ class Observable:
             return lambda *args, **kwargs: self._method(name, args, kwargs)
         return self._shared(observe(getattr, self._array, name))
 
+    def _arithmetic_method(self, name, args, kwargs):
+        """``m.name(*args, **kwargs)`` of `_ARITHMETIC_METHODS`: the function recorded where `_arithmetic` takes it,
+        else the method read (its parameters are the method's: X.clip(0.0) needs no a_max)."""
+        func = _ARITHMETIC_METHODS[name]
+        recorded = _arithmetic(func, (self, *args), kwargs)
+        if recorded is None:
+            return self._method(name, args, kwargs)
+        operands, options = recorded
+        return _watched(api.FUNCTIONS[func](*map(array_of, operands), **options))
+
     def _method(self, name, args, kwargs):
         if type(kwargs.get("out")) is Observable:  # m.clip(0, 1, out=m)
             return _into((kwargs["out"],), lambda rest: _call_method(
                 read_numbers(self), name, read_numbers(args), read_numbers(rest)), kwargs)
         method = _call_scalar_method if self._scalar else _call_method
-        # another Observable among the arguments ((x > 0).dot(x > 0)) is read too
-        return self._shared(observe(method, self._array, name, read_numbers(args), read_numbers(kwargs)))
+        # another Observable among the arguments ((x > 0).dot(x > 0)) is read too, or written (X.round(1, buffer))
+        options = read_numbers(kwargs)
+        return self._shared(_read_into(args, lambda read: observe(method, self._array, name, read, options)))
 
     def _shared(self, value):
         """`value`, noting when it is a view of m (``m[1:]`` of an own m, ``m.view()``): see `_viewed`. (A value
@@ -446,30 +456,63 @@ _BUILDERS = frozenset([np.concatenate, np.stack, np.hstack, np.vstack, np.column
 #: applies). tests/test_jit_arguments.py replays each at new arguments against eager mode.
 _ARITHMETIC_METHODS = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min, "prod": np.prod, "std": np.std,
                        "var": np.var, "dot": np.dot, "clip": np.clip}
-#: where NumPy's functions among them take `out` positionally (np.sum(a, axis, dtype, out))
-_OUT_AT = {np.sum: 3, np.mean: 3, np.prod: 3, np.std: 3, np.var: 3, np.max: 2, np.min: 2, np.amax: 2, np.amin: 2,
-           np.dot: 2, np.clip: 3}
-#: ... each with (its array operands, the positional arguments it takes before `out` or `returned`): only the
-#: operands may be Observables (a parameter, ddof or ord, is read as a number), and neither is given
-_ARITHMETIC = {**{func: (1, at) for func, at in _OUT_AT.items()}, np.dot: (2, 2), np.linalg.norm: (1, 4),
-               np.average: (1, 3)}
-#: the keywords they are recorded with (dtype= and returned= read the numbers)
-_ARITHMETIC_KEYWORDS = frozenset(["axis", "keepdims", "ddof", "correction", "where", "initial", "mean", "weights",
-                                  "ord", "a_min", "a_max", "min", "max"])
+#: ... each with its array operands (the rest of its parameters are options): only the operands may be
+#: Observables, as a parameter (ddof, ord) is read as a number
+_ARITHMETIC = {func: 1 for func in _ARITHMETIC_METHODS.values()} | {np.dot: 2, np.amax: 1, np.amin: 1,
+                                                                     np.linalg.norm: 1, np.average: 1}
+#: the options they are recorded with (a given dtype=, out= or returned=, and clip's min=, max=, read the numbers)
+_ARITHMETIC_OPTIONS = frozenset(["axis", "keepdims", "ddof", "correction", "where", "initial", "mean", "weights",
+                                 "ord", "a_min", "a_max"])
+#: the float dtypes they are recorded in: float16's accumulations are NumPy's own (in float32), read instead
+_ARITHMETIC_DTYPES = frozenset([np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.longdouble)])
 #: NumPy functions that summarize an array into fresh values, writing nowhere: observed by their result
 _SUMMARIES = frozenset([np.any, np.all, np.count_nonzero, np.sum, np.nonzero, np.flatnonzero, np.argmax,
                         np.argmin])
 
 
-def _numbers_to_compute_with(func, args, kwargs) -> bool:
-    """Whether `_ARITHMETIC` records ``func(*args, **kwargs)``: its array operands include an Observable, each
-    of real floats a program recomputes; no Observable elsewhere; no `out` or `returned` (positional or not),
-    nor a keyword outside `_ARITHMETIC_KEYWORDS`."""
-    operands, before_out = _ARITHMETIC[func]
-    observables = [a for a in args[:operands] if type(a) is Observable]
-    return (bool(observables) and all(a.dtype.kind == "f" and a.size and a._recomputed() for a in observables)
-            and len(args) <= before_out and set(kwargs) <= _ARITHMETIC_KEYWORDS
-            and not (_holds(kwargs) or _holds(list(args[operands:]))))
+def _arithmetic(func, args, kwargs):
+    """(operands, options) with which `_ARITHMETIC` records ``func(*args, **kwargs)``, its parameters named as
+    NumPy's signature names them; None where the call is read instead: no operand an Observable of floats a
+    program recomputes (`_ARITHMETIC_DTYPES`, not empty), an Observable among the options, or an option
+    outside `_ARITHMETIC_OPTIONS` (out=None and the like, NumPy's defaults, count as not given)."""
+    try:
+        given = inspect.signature(func).bind(*args, **kwargs).arguments
+    except TypeError:  # NumPy's own refusal, from the read
+        return None
+    names = list(given)
+    operands = [given[name] for name in names[:_ARITHMETIC[func]]]
+    options = {name: given[name] for name in names[_ARITHMETIC[func]:] if not _default(name, given[name])}
+    observables = [a for a in operands if type(a) is Observable]
+    if not observables or not all(a.dtype in _ARITHMETIC_DTYPES and a.size and a._recomputed() for a in observables):
+        return None
+    if set(options) - _ARITHMETIC_OPTIONS or _holds(options) or (func is np.clip and not options):
+        return None  # (clip's bounds: one at least, as a_min or a_max)
+    return operands, options
+
+
+def _default(name: str, value) -> bool:
+    """Whether an option is given as NumPy's default: out=None, dtype=None, returned=False, clip's bound None."""
+    return value is None if name in ("out", "dtype", "a_min", "a_max") else (name == "returned" and value is False)
+
+
+def _writes_out(func, args, kwargs) -> bool:
+    """Whether ``func(*args, **kwargs)`` is given an array to write into (out=, by keyword or in its place)."""
+    try:
+        return inspect.signature(func).bind(*args, **kwargs).arguments.get("out") is not None
+    except (TypeError, ValueError):  # NumPy's own refusal, from the read; or no signature to read
+        return "out" in kwargs
+
+
+def _read_into(args, compute):
+    """``compute(args read)`` (`read_numbers`), each Observable among `args` that NumPy wrote into as out (a
+    method's X.round(1, buffer), np.cumsum(X, 0, None, buffer)) given what was written, as f writes into one."""
+    read = read_numbers(args)
+    result = compute(read)
+    for given, numbers in zip(args, read):
+        if type(given) is Observable and not given._scalar and not np.array_equal(numbers, given._array,
+                                                                                   equal_nan=True):
+            given[...] = numbers
+    return result
 
 
 def _not_a_number(value) -> bool:

@@ -315,6 +315,52 @@ def test_a_buffer_given_positionally_as_out_is_written_as_numpy_writes_it():
             np.testing.assert_allclose(jl.jit(jl.grad(into_an_argument))(w, X, np.zeros(3)), X.mean(axis=0))
 
 
+OUT_IN_PLACE = {  # NumPy writing into a buffer given in out's place, by functions and methods
+    "np.cumsum(X, 0, None, buffer)": lambda X, buffer: np.cumsum(X, 0, None, buffer),
+    "X.round(1, buffer)": lambda X, buffer: X.round(1, buffer),
+    "np.max(X, 0, buffer, False)": lambda X, buffer: np.max(X, 0, buffer, False),
+    "X.sum(0, None, buffer)": lambda X, buffer: X.sum(0, None, buffer),
+}
+
+
+@pytest.mark.parametrize("name", OUT_IN_PLACE)
+def test_a_buffer_written_in_outs_place_holds_what_numpy_writes(name):
+    def f(w, X):
+        buffer = np.zeros_like(X if "round" in name or "cumsum" in name else X[0])
+        OUT_IN_PLACE[name](X, buffer)
+        return np.sum(w * np.ravel(buffer)[:3])
+
+    step, w = jl.jit(jl.grad(f)), RNG.standard_normal(3)
+    for X, _ in batches(2, rows=4):
+        np.testing.assert_allclose(step(w, X), jl.grad(f)(w, X), rtol=1e-14)
+
+
+def test_numpy_functions_and_wrappers_are_compiled_in_and_an_objects_method_refused():
+    import operator
+
+    def f(w, X, reduce, pick):
+        return np.sum(w * reduce(pick(X), axis=0))
+
+    step, w = jl.jit(jl.grad(f)), RNG.standard_normal(3)
+    for reduce, pick in ((np.mean, operator.itemgetter(slice(1, None))), (np.max, np.vectorize(lambda v: 2 * v))):
+        for X, _ in batches(2, rows=4):
+            np.testing.assert_allclose(step(w, X, reduce, pick), jl.grad(f)(w, X, reduce, pick), rtol=1e-14)
+    holder = type("Holder", (), {"scale": lambda self, X: X})()
+    with pytest.raises(TypeError, match=r"argument 3 is a method: pass its arrays"):
+        step(w, X, np.mean, holder.scale)
+
+
+@pytest.mark.parametrize("call", ["np.clip(X, None, None)", "np.clip(X, 0.0, None)", "X.clip(max=0.5)",
+                                  "np.var(X.astype(np.float16), 0)", "np.std(X, 0, None, None, 1, False)"])
+def test_options_recorded_or_read_give_numpys_values(call):
+    def f(w, X):
+        return np.sum(w * eval(call, {"np": np, "X": X}).astype(float))
+
+    step, w = jl.jit(jl.grad(f)), RNG.standard_normal(3)
+    for X, _ in batches(2, rows=4):
+        np.testing.assert_allclose(step(w, X), jl.grad(f)(w, X), rtol=1e-14)
+
+
 def test_dot_with_a_python_number_promotes_as_numpy():
     """np.dot takes a Python number as an array (float32 with 0.1 is float64), unlike the operators."""
     step, w = jl.jit(jl.grad(lambda w, X: np.sum(w * np.dot(X, 0.1)))), RNG.standard_normal(3)
