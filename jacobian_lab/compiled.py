@@ -244,9 +244,10 @@ class Jitted:
             f"at x of shape {shape} is computed without compiling where none of its {KEEP_PROGRAMS} programs "
             f"fits: each checks values f read from arrays computed from x (or from its other arguments), and they "
             f"differed at {where}. A branch "
-            "on values (if, bool(), int(), a mask as an index) or NumPy code reading a mask (np.unique(m), "
-            "np.argsort(m)) takes a program per pattern of values; operations that compute on it instead "
-            "(np.where(x > 0, a, b), x * (x > 0)) are recomputed by one program")
+            "on values (if, bool(), int(), a mask as an index) or NumPy code reading a mask or an argument "
+            "(np.unique(m), np.argsort(m), np.asarray(X), an option given as an argument) takes a program per "
+            "pattern of values; operations that compute on it instead (np.where(x > 0, a, b), x * (x > 0), "
+            "X @ w) are recomputed by one program")
 
     def _refuse(self, key, reason: NotReplayable, said: str) -> None:
         """Compute calls at `key` that no program fits eagerly from now on, for `reason`, and warn: "jit: the

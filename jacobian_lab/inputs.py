@@ -148,7 +148,7 @@ def _kind(leaf, place, k: int) -> tuple:
         raise TypeError(f"jit takes f's other arrays as inputs of its program as plain ndarrays; {place(k)} is a "
                         f"{type(leaf).__module__}.{type(leaf).__name__}: pass np.asarray of it, or bind it first "
                         "(functools.partial), which compiles it in as a constant")
-    if not isinstance(leaf, _COMPILED_IN):  # an object holding arrays (a callable one too) would be frozen in
+    if not isinstance(leaf, _COMPILED_IN) or _bound(leaf):  # an object holding arrays would be frozen in
         raise TypeError(f"jit takes f's other arguments as arrays (inputs of its program) or as numbers, strings "
                         f"and functions (compiled in); {place(k)} is a {type(leaf).__name__}: pass its arrays (in "
                         "a tuple, list or dict), or bind it first (functools.partial), which compiles it in as it is")
@@ -167,6 +167,14 @@ def _kind(leaf, place, k: int) -> tuple:
 _COMPILED_IN = (bool, int, float, complex, str, bytes, type(Ellipsis), np.dtype, np.generic, enum.Enum, type,
                 types.FunctionType, types.BuiltinFunctionType, np.ufunc, type(np.mean), np.vectorize,
                 functools.partial, operator.itemgetter, operator.attrgetter, operator.methodcaller)
+
+
+def _bound(function) -> bool:
+    """Whether `function` is a builtin bound to an object (A.dot of an array A): the object's state would be
+    frozen in with it, as with an object's method. A module's builtins (len, math.sin) are not."""
+    owner = getattr(function, "__self__", None)
+    return isinstance(function, types.BuiltinFunctionType) and owner is not None and not isinstance(
+        owner, types.ModuleType)
 
 
 def _value_key(value):

@@ -70,6 +70,11 @@ def _given(value):
     return value is not None and value is not np._NoValue
 
 
+def _masks(where) -> bool:
+    """Whether a where= argument leaves elements out: given, and not True (NumPy's default, every element)."""
+    return _given(where) and where is not True
+
+
 def _reject(name, value, why):
     """Refuse an argument `why` the primitives do not model, if it was given. (out= never reaches an
     implementation: `tracing._into_out` and `_into_out` write the result into it.)"""
@@ -367,7 +372,7 @@ _LEFT_OUT = {R.sum: (0.0, E.add), R.prod: (1.0, E.multiply), R.max: (-np.inf, E.
 def _reduce(prim, name, a, axis, dtype, keepdims, initial, where):
     """np.sum, np.prod, np.max, np.min and their ufuncs' reduce (called `name` in errors)."""
     a = _accumulated_in(name, a, dtype)
-    if _given(initial) or _given(where):
+    if _given(initial) or _masks(where):
         return _masked_reduction(prim, name, a, axis, keepdims, initial, where)
     return _reduction(prim, a, axis, keepdims)
 
@@ -377,7 +382,7 @@ def _masked_reduction(prim, name, a, axis, keepdims, initial, where):
     the reduction, then `initial` joined in as jax.numpy joins it, op(initial, result). Values are
     NumPy's up to rounding: its masked sums and products group their operations otherwise."""
     fill, join = _LEFT_OUT[prim]
-    if _given(where):
+    if _masks(where):
         if not _given(initial) and prim in (R.max, R.min):  # NumPy's error
             raise ValueError(f"reduction operation '{'maximum' if prim is R.max else 'minimum'}' does not have "
                              "an identity, so to use a where mask one has to specify 'initial'")
@@ -423,7 +428,7 @@ implements(np.min, np.amin)(_reducer(R.min, "min"))
 @implements(np.mean)
 def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
     a = _accumulated_in("mean", a, dtype)
-    if not _given(where):
+    if not _masks(where):
         return _reduction(R.mean, a, axis, keepdims)
     # the sum of the entries where= keeps over their count, as NumPy's (up to rounding)
     mask = _plain_mask("mean", where, np.shape(a))

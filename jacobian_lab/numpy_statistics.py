@@ -40,7 +40,7 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     ddof = _ddof(ddof, correction)
     a = api.in_dtype("var", a, dtype)
     axes = normalize_axis(axis, np.ndim(a))
-    mask = api._plain_mask("var", where, np.shape(a)) if api._given(where) else None
+    mask = api._plain_mask("var", where, np.shape(a)) if api._masks(where) else None
     centre = api.mean(a, axis=axis, keepdims=True, where=mask) if mean is None else mean
     squares = E.square(E.subtract(a, centre))
     if mask is not None:
@@ -287,7 +287,7 @@ def nanmean(a, axis=None, dtype=None, out=None, keepdims=np._NoValue, *, where=n
 def _left_out(name, a, where):
     """What a nan-function skips: a's NaNs, and the entries a plain where= mask leaves out."""
     nans = E.isnan(a)
-    return nans | ~api._plain_mask(name, where, np.shape(a)) if api._given(where) else nans
+    return nans | ~api._plain_mask(name, where, np.shape(a)) if api._masks(where) else nans
 
 
 def _numbers_counted(a, nans, axis, keepdims):
@@ -305,7 +305,7 @@ def _nan_extreme(name, prim, fill):
     """nanmax / nanmin: NaNs become -inf / +inf, which never win; an all-NaN slice is NaN, as in NumPy."""
     def fn(a, axis=None, out=None, keepdims=np._NoValue, initial=np._NoValue, where=np._NoValue):
         keep, numbers = _keepdims(keepdims), E.where(E.isnan(a), fill, a)
-        if api._given(initial) or api._given(where):  # NumPy's fmax.reduce: with an initial, no slice is empty
+        if api._given(initial) or api._masks(where):  # NumPy's fmax.reduce: with an initial, no slice is empty
             return api._reduce(prim, name, numbers, axis, None, keep, initial, where)
         result = api._reduction(prim, numbers, axis, keep)
         all_nan = observe(_all_nan, primal(a), normalize_axis(axis, np.ndim(a)), keep)  # decides the value

@@ -30,6 +30,7 @@ from .numpy_api import UFUNCS, is_traced
 from .primitives import observe, recomputed
 from .rules import elementwise as E
 from .rules.elementwise import where
+from .snapshots import same_bytes
 from .tracing import binary_method, binary_methods
 
 
@@ -149,8 +150,7 @@ class Observable:
             return moved._moved(api.FUNCTIONS[func], *args[1:], **kwargs)
         recorded = _arithmetic(func, args, kwargs) if func in _ARITHMETIC else None
         if recorded is not None:  # np.mean(X, axis=0) of an argument X: jacobian_lab's implementation, recorded
-            operands, options = recorded
-            return _watched(api.FUNCTIONS[func](*map(array_of, operands), **options))
+            return _computed(func, *recorded)
         if func in _BUILDERS and args and not _writes_out(func, args, kwargs):  # np.cumsum(m), np.stack([m1, m2])
             # only the arrays are unwrapped: a mask elsewhere (a shift) is read through its doors
             first = args[0]
@@ -303,11 +303,15 @@ class Observable:
         """``m.name(*args, **kwargs)`` of `_ARITHMETIC_METHODS`: the function recorded where `_arithmetic` takes it,
         else the method read (its parameters are the method's: X.clip(0.0) needs no a_max)."""
         func = _ARITHMETIC_METHODS[name]
+        if name == "clip":  # the method's bounds are min= and max=, each None by default; the function's both given
+            try:
+                bounds = inspect.signature(np.ndarray.clip).bind(self, *args, **kwargs).arguments
+            except TypeError:
+                return self._method(name, args, kwargs)
+            args, kwargs = (bounds.pop("min", None), bounds.pop("max", None)), bounds.pop("kwargs", {})
+            kwargs.update({k: v for k, v in bounds.items() if k != "self"})
         recorded = _arithmetic(func, (self, *args), kwargs)
-        if recorded is None:
-            return self._method(name, args, kwargs)
-        operands, options = recorded
-        return _watched(api.FUNCTIONS[func](*map(array_of, operands), **options))
+        return self._method(name, args, kwargs) if recorded is None else _computed(func, *recorded)
 
     def _method(self, name, args, kwargs):
         if type(kwargs.get("out")) is Observable:  # m.clip(0, 1, out=m)
@@ -481,18 +485,51 @@ def _arithmetic(func, args, kwargs):
         return None
     names = list(given)
     operands = [given[name] for name in names[:_ARITHMETIC[func]]]
-    options = {name: given[name] for name in names[_ARITHMETIC[func]:] if not _default(name, given[name])}
     observables = [a for a in operands if type(a) is Observable]
     if not observables or not all(a.dtype in _ARITHMETIC_DTYPES and a.size and a._recomputed() for a in observables):
         return None
-    if set(options) - _ARITHMETIC_OPTIONS or _holds(options) or (func is np.clip and not options):
-        return None  # (clip's bounds: one at least, as a_min or a_max)
+    options = {name: given[name] for name in names[_ARITHMETIC[func]:]
+               if not _default(name, given[name], observables[0].dtype)}
+    if set(options) - _ARITHMETIC_OPTIONS or _holds(options) or not all(_plain_option(*o) for o in options.items()):
+        return None
+    if func is np.clip and (not options or not {"a_min", "a_max"} <= set(given)):
+        return None  # NumPy's clip takes both bounds (one None at most, read)
     return operands, options
 
 
-def _default(name: str, value) -> bool:
-    """Whether an option is given as NumPy's default: out=None, dtype=None, returned=False, clip's bound None."""
-    return value is None if name in ("out", "dtype", "a_min", "a_max") else (name == "returned" and value is False)
+def _computed(func, operands, options):
+    """``func(*operands, **options)`` by jacobian_lab's implementation, recorded; a result NumPy gives as a scalar
+    (np.std(X), a norm) standing for one."""
+    out = _watched(api.FUNCTIONS[func](*map(array_of, operands), **options))
+    return out.scalar() if out.ndim == 0 and not out._scalar else out
+
+
+def _default(name: str, value, dtype) -> bool:
+    """Whether an option is given as NumPy's default, which changes nothing: out=None, dtype=None or the
+    operand's own, returned=False, where=True, a clip bound None."""
+    if name in ("out", "a_min", "a_max"):
+        return value is None
+    if name == "dtype":
+        return value is None or (not isinstance(value, Observable) and np.dtype(value) == dtype)
+    return (name == "returned" and value is False) or (name == "where" and value is True)
+
+
+def _plain_option(name: str, value) -> bool:
+    """Whether an option has a kind of value NumPy takes, as jacobian_lab's implementations read it: an axis
+    an int or a tuple of them, keepdims a bool, where a boolean mask, a number a number (else read, as NumPy
+    reads or refuses it)."""
+    if name == "axis":
+        return isinstance(value, (int, np.integer)) or (type(value) is tuple and all(
+            isinstance(v, (int, np.integer)) for v in value))
+    if name == "keepdims":
+        return type(value) is bool
+    if name == "where":
+        return type(value) is bool or (type(value) is np.ndarray and value.dtype == bool)
+    if name in ("ddof", "correction", "initial"):
+        return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if name == "ord":
+        return value is None or isinstance(value, (int, float, str, np.integer, np.floating))
+    return True  # weights, mean, clip's bounds: arrays or numbers
 
 
 def _writes_out(func, args, kwargs) -> bool:
@@ -509,8 +546,7 @@ def _read_into(args, compute):
     read = read_numbers(args)
     result = compute(read)
     for given, numbers in zip(args, read):
-        if type(given) is Observable and not given._scalar and not np.array_equal(numbers, given._array,
-                                                                                   equal_nan=True):
+        if type(given) is Observable and not given._scalar and not same_bytes(given._array, numbers):  # -0.0 too
             given[...] = numbers
     return result
 

@@ -361,6 +361,48 @@ def test_options_recorded_or_read_give_numpys_values(call):
         np.testing.assert_allclose(step(w, X), jl.grad(f)(w, X), rtol=1e-14)
 
 
+def test_a_reduction_to_one_number_stands_for_numpys_scalar():
+    """np.std(X) and a norm are NumPy scalars: immutable (s += 1 rebinds s), hashable, floats."""
+    def f(w, X):
+        s = np.std(X)
+        t = s
+        s += 1.0
+        n = np.linalg.norm(X)
+        return np.sum(w ** 2) * (t + {n: 2.0}[n] + (1.0 if isinstance(n, float) else 10.0))
+
+    step, w = jl.jit(jl.grad(f)), RNG.standard_normal(3)
+    for X, _ in batches(2, rows=4):
+        np.testing.assert_allclose(step(w, X), 2 * w * (X.std() + 3.0), rtol=1e-13)  # (the key is read: checked)
+
+
+def test_a_negative_zero_written_into_an_argument_keeps_its_sign():
+    def f(w, X, b):
+        np.round(-np.abs(X) * 0.0, 0, b)  # writes -0.0 into b, as eager mode does into the caller's b
+        return np.sum(w * np.copysign(1.0, b))
+
+    w, X = RNG.standard_normal(3), RNG.standard_normal(3)
+    with pytest.warns(UserWarning, match="wrote into its argument 2"):
+        np.testing.assert_array_equal(jl.jit(jl.grad(f))(w, X, np.zeros(3)), [-1.0, -1.0, -1.0])
+
+
+@pytest.mark.parametrize("call", ["np.max(X, 0, where=True)", "np.sum(X, axis=np.array(0))",
+                                  "np.linalg.norm(X, ord=np.array(2), axis=0)", "np.mean(X, 0, dtype=X.dtype)",
+                                  "np.clip(X, min=0.0, max=1.0)", "X.clip(max=1.0)"])
+def test_options_numpy_takes_in_other_forms_give_its_values(call):
+    def f(w, X):
+        return np.sum(w * eval(call, {"np": np, "X": X}))
+
+    step, w = jl.jit(jl.grad(f)), RNG.standard_normal(3)
+    for X, _ in batches(2, rows=4):
+        np.testing.assert_allclose(step(w, X), jl.grad(f)(w, X), rtol=1e-14)
+
+
+def test_a_builtin_bound_to_an_array_is_refused_as_an_objects_method():
+    A = RNG.standard_normal((3, 3))
+    with pytest.raises(TypeError, match=r"argument 2 is a builtin_function_or_method: pass its arrays"):
+        jl.jit(jl.grad(lambda w, X, apply: np.sum(apply(w))))(RNG.standard_normal(3), A, A.dot)
+
+
 def test_dot_with_a_python_number_promotes_as_numpy():
     """np.dot takes a Python number as an array (float32 with 0.1 is float64), unlike the operators."""
     step, w = jl.jit(jl.grad(lambda w, X: np.sum(w * np.dot(X, 0.1)))), RNG.standard_normal(3)
