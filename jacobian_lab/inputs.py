@@ -171,10 +171,11 @@ _COMPILED_IN = (bool, int, float, complex, str, bytes, type(Ellipsis), np.dtype,
 
 def _bound(function) -> bool:
     """Whether `function` is a builtin bound to an object (A.dot of an array A): the object's state would be
-    frozen in with it, as with an object's method. A module's builtins (len, math.sin) are not."""
+    frozen in with it, as with an object's method. A module's builtins (len, math.sin), a ufunc's methods
+    (np.add.reduce) and a class's are not."""
     owner = getattr(function, "__self__", None)
     return isinstance(function, types.BuiltinFunctionType) and owner is not None and not isinstance(
-        owner, types.ModuleType)
+        owner, (types.ModuleType, np.ufunc, type))
 
 
 def _value_key(value):

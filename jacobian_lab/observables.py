@@ -102,7 +102,7 @@ class Observable:
         return len(self._array)
 
     def __repr__(self):
-        return observe(repr, self._array)  # printed numbers are read numbers too
+        return observe(_scalar_repr if self._scalar else repr, self._array)  # printed numbers are read numbers too
 
     def __str__(self):
         return observe(str, self._array)
@@ -238,6 +238,8 @@ class Observable:
         return self._shared(observe(operator.getitem, self._array, read_numbers(key)))
 
     def __setitem__(self, key, value):
+        if self._scalar:  # NumPy's scalar is immutable, and says so as NumPy does
+            raise TypeError(f"'{type(self._array[()]).__name__}' object does not support item assignment")
         key, value = read_numbers(key), read_numbers(value)
         self._write(lambda array: array.__setitem__(key, value))
 
@@ -257,11 +259,13 @@ class Observable:
         # A boolean mask as floats, (x > 0).astype(float), is where(m, 1, 0): a primitive.
         if self.dtype == bool and np.issubdtype(dtype, np.floating) and not args and not kwargs:
             one, zero = np.ones((), dtype), np.zeros((), dtype)
-            return _watched(where(self._array, one, zero))
+            converted = _watched(where(self._array, one, zero))
+            return converted.scalar() if self._scalar else converted  # a NumPy scalar's astype gives a scalar
         if not args and not kwargs and np.dtype(dtype).kind in "biufc" and self._recomputed() and self.ndim:
             # (x > 0).astype(int), an argument's X.astype(float): a recorded conversion, a copy as NumPy's
             return self._moved(lambda array: E.astype(array, dtype=np.dtype(dtype)), view=False)
-        return observe(_call_method, self._array, "astype", (dtype, *args), kwargs)
+        method = _call_scalar_method if self._scalar else _call_method
+        return observe(method, self._array, "astype", (dtype, *args), kwargs)
 
     def _moved(self, move, *args, view: bool = True, **kwargs):
         """``move(m's array, ...)`` of primitives a program recomputes, not a reading of m: a reshape, a
@@ -574,6 +578,10 @@ def _call_method(array, name, args, kwargs):
 
 def _call_scalar_method(array, name, args, kwargs):
     return getattr(array[()], name)(*args, **kwargs)
+
+
+def _scalar_repr(array) -> str:
+    return repr(array[()])
 
 
 def read_numbers(value):

@@ -345,6 +345,8 @@ def test_numpy_functions_and_wrappers_are_compiled_in_and_an_objects_method_refu
     for reduce, pick in ((np.mean, operator.itemgetter(slice(1, None))), (np.max, np.vectorize(lambda v: 2 * v))):
         for X, _ in batches(2, rows=4):
             np.testing.assert_allclose(step(w, X, reduce, pick), jl.grad(f)(w, X, reduce, pick), rtol=1e-14)
+    np.testing.assert_allclose(step(w, X, np.add.reduce, np.maximum.accumulate), jl.grad(f)(w, X, np.add.reduce,
+                                                                                           np.maximum.accumulate))
     holder = type("Holder", (), {"scale": lambda self, X: X})()
     with pytest.raises(TypeError, match=r"argument 3 is a method: pass its arrays"):
         step(w, X, np.mean, holder.scale)
@@ -373,6 +375,24 @@ def test_a_reduction_to_one_number_stands_for_numpys_scalar():
     step, w = jl.jit(jl.grad(f)), RNG.standard_normal(3)
     for X, _ in batches(2, rows=4):
         np.testing.assert_allclose(step(w, X), 2 * w * (X.std() + 3.0), rtol=1e-13)  # (the key is read: checked)
+
+
+def test_a_scalar_from_a_reduction_converts_prints_and_refuses_writes_as_numpys():
+    def f(w, X):
+        r = np.std(X).astype(np.float32)
+        alias = r
+        r += 1  # rebinds r: alias keeps the scalar
+        assert isinstance(alias, np.float32) and repr(np.sum(X)).startswith("np.float64(")
+        s = np.sum(X)
+        try:
+            s[()] = 1.0
+        except TypeError:  # as NumPy's scalar refuses
+            s = s * 2
+        return np.sum(w * (float(alias) + s))
+
+    step, w = jl.jit(jl.grad(f)), RNG.standard_normal(3)
+    for X, _ in batches(2, rows=4):
+        np.testing.assert_allclose(step(w, X), jl.grad(f)(w, X), rtol=1e-6)
 
 
 def test_a_negative_zero_written_into_an_argument_keeps_its_sign():
