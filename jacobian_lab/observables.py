@@ -481,8 +481,9 @@ _SUMMARIES = frozenset([np.any, np.all, np.count_nonzero, np.sum, np.nonzero, np
 def _arithmetic(func, args, kwargs):
     """(operands, options) with which `_ARITHMETIC` records ``func(*args, **kwargs)``, its parameters named as
     NumPy's signature names them; None where the call is read instead: no operand an Observable of floats a
-    program recomputes (`_ARITHMETIC_DTYPES`, not empty), an Observable among the options, or an option
-    outside `_ARITHMETIC_OPTIONS` (out=None and the like, NumPy's defaults, count as not given)."""
+    program recomputes (`_ARITHMETIC_DTYPES`, not empty), an Observable among the options, an option outside
+    `_ARITHMETIC_OPTIONS` or of another kind than NumPy takes (`_plain_option`); out=None and the like, NumPy's
+    defaults, count as not given (`_default`)."""
     try:
         given = inspect.signature(func).bind(*args, **kwargs).arguments
     except TypeError:  # NumPy's own refusal, from the read
