@@ -42,13 +42,15 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     axes = normalize_axis(axis, np.ndim(a))
     mask = api._plain_mask("var", where, np.shape(a)) if api._masks(where) else None
     centre = api.mean(a, axis=axis, keepdims=True, where=mask) if mean is None else mean
-    squares = E.square(E.subtract(a, centre))
+    deviations = E.subtract(a, centre)
     if mask is not None:
-        squares = E.where(mask, squares, 0.0)
+        # left out before squaring: a slice the mask empties has a NaN mean, and a reverse sweep would carry
+        # its zero cotangent times the square's slope, 0 * NaN, back into x (the masked select stops it here)
+        deviations = E.where(mask, deviations, 0.0)
         count = np.maximum(np.sum(mask, axis=axes, keepdims=bool(keepdims), dtype=np.result_type(a)) - ddof, 0)
     else:
         count = max(int(np.prod([np.shape(a)[i] for i in axes], dtype=np.int64)) - ddof, 0)
-    return E.divide(api._reduction(R.sum, squares, axis, keepdims), count)
+    return E.divide(api._reduction(R.sum, E.square(deviations), axis, keepdims), count)
 
 
 @implements(np.std)
