@@ -568,3 +568,21 @@ def test_float32_inputs_give_scipys_dtype_with_derivatives_in_it(case):
     assert (value.dtype, tangent.dtype) == (expected.dtype, expected.dtype)
     assert_close(value, expected, 1e-6)
     assert jl.jacobian(lambda v: call(ours, v), x, mode="reverse").dtype == np.float32
+
+
+M16 = (M + 3 * np.eye(3)).astype(np.float16)
+FLOAT16 = {  # NumPy's linalg refuses float16; SciPy's hands it to LAPACK as float32
+    "solve": lambda s, a: s.solve(a, np.ones(3, np.float16)),
+    "solve_triangular": lambda s, a: s.solve_triangular(a, np.ones(3, np.float16), lower=True),
+    "inv": lambda s, a: s.inv(a),
+    "cholesky": lambda s, a: s.cholesky(a @ a.T),
+    "cho_solve": lambda s, a: s.cho_solve(s.cho_factor(a @ a.T), np.ones(3, np.float16)),
+}
+
+
+@pytest.mark.parametrize("call", FLOAT16.values(), ids=FLOAT16)
+def test_float16_matrices_are_solved_in_float32_as_scipy_solves_them(call):
+    expected = np.asarray(call(scipy.linalg, M16))
+    value, tangent = jl.engines.get("forward").jvp(lambda a: call(linalg, a), M16, np.ones((1, 3, 3), np.float16))
+    assert (value.dtype, tangent.dtype) == (np.float32, np.float32) == (expected.dtype,) * 2
+    assert_close(value, expected, 1e-5)

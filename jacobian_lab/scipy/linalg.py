@@ -44,14 +44,19 @@ def _assumed(a, assume_a, lower: bool):
     return a if below is None else np.triu(a, below)
 
 
+def _lapack(a):
+    """`a` in a precision LAPACK has, as SciPy hands it over: float16 as float32 (NumPy's linalg refuses it)."""
+    return in_precision(a, np.float32)
+
+
 def _solved(b, *matrices):
     """x of ``matrices[-1] @ ... @ matrices[0] @ x = b``, solved one matrix after the other (one for solve,
     a factor and its transpose for cho_solve); a 1-D b is the right-hand side of every matrix of a stack, as
     SciPy's."""
     vector = np.ndim(b) == 1 and np.ndim(matrices[0]) > 2
-    x = b[:, None] if vector else b
+    x = _lapack(b[:, None] if vector else b)
     for a in matrices:
-        x = np.linalg.solve(a, x)
+        x = np.linalg.solve(_lapack(a), x)
     return x[..., 0] if vector else x
 
 
@@ -116,7 +121,7 @@ def cholesky(a, lower=False, overwrite_a=False, check_finite=True):
            [0. , 0.5]])
     """
     _finite(check_finite, a)
-    return np.linalg.cholesky(a, upper=not lower)
+    return np.linalg.cholesky(_lapack(a), upper=not lower)
 
 
 @or_scipy(scipy.linalg.cho_factor)
@@ -155,7 +160,7 @@ def inv(a, overwrite_a=False, check_finite=True, *, assume_a=None, lower=False):
     _finite(check_finite, a)
     if assume_a not in _INVERTIBLE:
         raise KeyError(assume_a)  # SciPy's: the key missing from its table of structures
-    return np.linalg.inv(_assumed(a, assume_a, lower))
+    return np.linalg.inv(_lapack(_assumed(a, assume_a, lower)))
 
 
 @or_scipy(scipy.linalg.det)
