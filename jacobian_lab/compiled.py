@@ -75,8 +75,8 @@ def jit(fun: JacobianFunction) -> "Jitted":
     replays a compiled program. f must depend on its arguments alone (no
     randomness, no mutated globals), as for ``jax.jit``.
 
-    A Jacobian or Hessian function of f's `argnums` takes f's other arguments
-    too, as ``jax.jit(jax.grad(loss))(w, X, y)`` does: their arrays and NumPy
+    A Jacobian, sparse Jacobian or Hessian function of f's `argnums` takes f's
+    other arguments too, as ``jax.jit(jax.grad(loss))(w, X, y)`` does: their arrays and NumPy
     scalars are inputs of the program, so one program serves every batch X, y
     of its shapes, and other values (Python numbers, strings) are compiled in
     (see `jacobian_lab.inputs`).
@@ -105,7 +105,7 @@ def jit(fun: JacobianFunction) -> "Jitted":
     if isinstance(fun, HessianFunction):
         return wraps(JittedHessian(fun), fun)
     if isinstance(fun, SparseJacobian):
-        return wraps(JittedSparse(fun), fun, signature=False)
+        return wraps(JittedSparse(fun), fun, signature=not isinstance(fun, SparseHessian))  # a Hessian: one x
     if not isinstance(fun, JacobianFunction):
         raise TypeError(
             f"jl.jit compiles Jacobian functions, got {type(fun).__name__}; pass jl.jacrev(f), "
@@ -290,13 +290,7 @@ class Jitted:
         if call is None:
             return compile_jacobian(self.fun, g, x)
         probed = prepare(call.recording()[0], call.bound.x)[0] if self.fun.mode == "auto" else None
-        recorded, inputs = call.recording()
-        built = compile_jacobian(self.fun, prepare(recorded, call.bound.x)[0], x, inputs, probed)
-        written = call.written()
-        if written:
-            raise NotReplayable(f"f wrote into its {', '.join(written)}, which a program would not do (eager mode "
-                                "writes into the caller's array)")
-        return built
+        return _unwritten(call, compile_jacobian(self.fun, *_recorded(call), probed))
 
     def _through(self, flat: "Jitted", method: str, x):
         """``getattr(flat, method)(x)`` for the compiled function of one structure, its compiles counted here."""
@@ -385,21 +379,25 @@ class JittedSparse(Jitted):
         super().__init__(fun)
         self._flat: dict = {}  # a sparse Hessian's SparseJacobian of one structure -> its JittedSparse
 
-    def __call__(self, x, *more):
-        if more:
-            raise one_input_error(self)
+    def __call__(self, *args, **kwargs):
         if inside_a_trace():  # as `Jitted._run`: the uncompiled function, which refuses by name there
-            return self.fun(x)
-        if isinstance(self.fun, SparseHessian) and structured(x):
-            x_flat, flat = self._flattened(x)
-            return self._through(flat, "__call__", x_flat)
-        program, S = self._replayed(*self._prepare(x))
-        return self.fun(x) if program is None or S is RAISED else S
+            return self.fun(*args, **kwargs)
+        if isinstance(self.fun, SparseHessian):
+            if len(args) != 1 or kwargs:
+                raise one_input_error(self)
+            if structured(args[0]):
+                x_flat, flat = self._flattened(args[0])
+                return self._through(flat, "__call__", x_flat)
+        x, call = self._split(args, kwargs)  # f's other arguments, for a sparse Jacobian's argnums
+        if call is not None and call.traced:
+            return self.fun(*args, **kwargs)
+        program, S = self._replayed(*self._prepare(x, call), call=call)
+        return self.fun(*args, **kwargs) if program is None or S is RAISED else S
 
-    def program(self, x) -> "Program":
-        if not (isinstance(self.fun, SparseHessian) and structured(x)):
-            return super().program(x)
-        x_flat, flat = self._flattened(x)
+    def program(self, *args, **kwargs) -> "Program":
+        if not (isinstance(self.fun, SparseHessian) and structured(args[0])):
+            return super().program(*args, **kwargs)
+        x_flat, flat = self._flattened(args[0])
         return self._through(flat, "program", x_flat)
 
     def _flattened(self, x):
@@ -411,13 +409,32 @@ class JittedSparse(Jitted):
         return x_flat, flat
 
     def _build(self, g, x, call=None):
-        return compile_sparse(self.fun, g, x)
+        return compile_sparse(self.fun, g, x) if call is None else _unwritten(call, compile_sparse(self.fun,
+                                                                                                 *_recorded(call)))
 
 
-def compile_sparse(fun: SparseJacobian, g, x):
-    """(program, the sparse Jacobian at x): `fun`'s compressed passes recorded as they run."""
+def _recorded(call) -> tuple:
+    """(f flattened, x, the arrays of f's other arguments) as a program with inputs is recorded (`Inputs`)."""
+    recorded, inputs = call.recording()
+    g, x = prepare(recorded, call.bound.x)
+    return g, x, inputs
+
+
+def _unwritten(call, built):
+    """`built`, unless f wrote into one of its arguments while it was recorded: a program would not write, and
+    eager mode writes into the caller's array, so such an f is computed eagerly (`Inputs.written`)."""
+    written = call.written()
+    if written:
+        raise NotReplayable(f"f wrote into its {', '.join(written)}, which a program would not do (eager mode "
+                            "writes into the caller's array)")
+    return built
+
+
+def compile_sparse(fun: SparseJacobian, g, x, inputs=()):
+    """(program, the sparse Jacobian at x): `fun`'s compressed passes recorded as they run, `inputs` the arrays
+    of f's other arguments (`compile_jacobian`)."""
     x = snapshots.copy(x, faithful=True)  # as in compile_jacobian: an array f closes over stays a constant
-    recorder = Recorder(x)
+    recorder = Recorder(x, inputs)
     with counting(recorder):
         y, pullback = engines.get("reverse").vjp(g, x)
         pattern, (mode, seeding), reads = fun.planned(pullback, np.size(y))

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
 
-from . import engines
+from . import arguments, engines
 from .jacobian import (
     _NO_X,
     batches,
@@ -220,7 +220,7 @@ def _incidence_order(lists, n) -> list[int]:
     return order
 
 
-def sparse_jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None):
+def sparse_jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *, argnums=0):
     """The Jacobian of f at x as a `scipy.sparse.csr_array` of shape (m, n), from compressed seeds.
 
     m and n are the sizes of f(x) and x, flattened as by
@@ -234,14 +234,16 @@ def sparse_jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None):
     as keep a pass's derivative arrays about cache-sized. The stored values
     are those of ``jacobian(f, x)`` at the pattern's entries; without x, the
     sparse Jacobian as a function of x, which keeps the coloring of the
-    pattern it last saw.
+    pattern it last saw. argnums, for the function form, as for `jacrev`:
+    ``sparse_jacobian(rhs, argnums=1)(t, y)`` is the Jacobian in y, f's other
+    arguments passed to it as they are.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> J = jl.sparse_jacobian(lambda x: x[1:] * x[:-1], np.arange(1.0, 6.0))
     >>> J.nnz, J.toarray()[0]
     (8, array([2., 1., 0., 0., 0.]))
     """
-    jac = SparseJacobian(f, mode, batch_size)
+    jac = SparseJacobian(f, mode, batch_size, argnums=argnums)
     return jac if x is _NO_X else jac(x)
 
 
@@ -259,10 +261,10 @@ class SparseJacobian:
     sparse_jacobian(sin, mode='auto')
     """
 
-    def __init__(self, f: Callable, mode: str = "auto", batch_size=None, *, symmetric: bool = False):
+    def __init__(self, f: Callable, mode: str = "auto", batch_size=None, *, symmetric: bool = False, argnums=0):
         check_function(f)
         check_options(mode, batch_size, SYMMETRIC_MODES if symmetric else MODES)
-        self.f, self.mode, self.batch_size = f, mode, batch_size
+        self.f, self.mode, self.batch_size, self.argnums = f, mode, batch_size, arguments.check(argnums, False)
         self.symmetric = symmetric  # a Hessian: star colorings read entries from their mirror images too
         wraps(self, f)
         # (tape signature, pattern, (mode, plan), its where_read) of the last pattern: one tuple, replaced
@@ -272,10 +274,15 @@ class SparseJacobian:
         # bidirectional: of the columns, for the rows not pulled) and its number of seeds
         self.chosen, self.colors, self.seeds = None, None, 0
 
-    def __call__(self, x, *more) -> scipy.sparse.csr_array:
-        if more:
+    def __call__(self, *args, **kwargs) -> scipy.sparse.csr_array:
+        if len(args) == 1 and not kwargs and arguments.plain(self.argnums, False):
+            f, x = self.f, args[0]
+        elif self.symmetric:  # a Hessian's gradient takes one x
             raise one_input_error(self)
-        g, x_flat = prepare(self.f, x)
+        else:  # f's other arguments, passed to it as jacrev passes them
+            f = arguments.Bound(self.f, args, kwargs, self.argnums, False, repr(self))
+            x = f.x
+        g, x_flat = prepare(f, x)
         y, pullback = engines.get("reverse").vjp(g, x_flat)
         pattern, (mode, seeding), reads = self.planned(pullback, np.size(y))
         self.chosen, self.seeds = mode, seeding.seeds
@@ -310,7 +317,7 @@ class SparseJacobian:
         return pattern, planned, reads
 
     def __repr__(self) -> str:
-        return f"sparse_jacobian({function_name(self.f)}, mode={self.mode!r})"
+        return f"sparse_jacobian({function_name(self.f)}, mode={self.mode!r}{arguments.described(self.argnums, False)})"
 
 
 def _same_pattern(a, b) -> bool:

@@ -170,6 +170,43 @@ def test_other_numpy_scalars_are_compiled_in():
     assert step.compiles == 2
 
 
+def heat(t, y, k):
+    """A reaction-diffusion right-hand side forced in time: its Jacobian in y is tridiagonal."""
+    inner = k * (y[2:] - 2 * y[1:-1] + y[:-2]) - y[1:-1] ** 3 + np.cos(t)
+    return np.concatenate([np.zeros(1), inner, np.zeros(1)])
+
+
+def heat_jacobian(t, y, k):
+    n = len(y)
+    J = np.zeros((n, n))
+    for i in range(1, n - 1):
+        J[i, i - 1], J[i, i], J[i, i + 1] = k, -2 * k - 3 * y[i] ** 2, k
+    return J
+
+
+def test_a_sparse_jacobian_in_argnums_compiles_once_for_every_time_and_parameter():
+    jac, y = jl.jit(jl.sparse_jacobian(heat, argnums=1)), np.linspace(0.0, 1.0, 12)
+    assert repr(jl.sparse_jacobian(heat, argnums=1)) == "sparse_jacobian(heat, mode='auto', argnums=1)"
+    for t, k in ((0.1, 2.0), (0.5, 3.0), (2.0, 1.0)):
+        np.testing.assert_allclose(jl.sparse_jacobian(heat, argnums=1)(t, y, k).toarray(), heat_jacobian(t, y, k))
+        S = jac(np.float64(t), y, np.float64(k))
+        assert S.nnz == 3 * 10
+        np.testing.assert_allclose(S.toarray(), heat_jacobian(t, y, k), rtol=1e-14)
+    assert jac.compiles == 1
+
+
+def test_a_stiff_solver_takes_the_compiled_sparse_jacobian_at_each_time():
+    from scipy.integrate import solve_ivp
+
+    jac, y0 = jl.jit(jl.sparse_jacobian(heat, argnums=1)), 10 * np.sin(np.linspace(0.0, np.pi, 40))
+    solve = dict(fun=lambda t, y: heat(t, y, 400.0), t_span=(0.0, 10.0), y0=y0, method="BDF", rtol=1e-8, atol=1e-10)
+    ours = solve_ivp(**solve, jac=lambda t, y: jac(np.float64(t), y, np.float64(400.0)))
+    reference = solve_ivp(**solve, jac=lambda t, y: heat_jacobian(t, y, 400.0))
+    assert ours.success and ours.njev > 3
+    np.testing.assert_allclose(ours.y[:, -1], reference.y[:, -1], rtol=1e-9, atol=1e-12)
+    assert jac.compiles == 1
+
+
 def test_one_array_passed_twice_is_two_inputs():
     step, w = jl.jit(jl.grad(least_squares)), RNG.standard_normal(4)
     A = RNG.standard_normal((4, 4))
