@@ -382,12 +382,9 @@ class JittedSparse(Jitted):
     def __call__(self, *args, **kwargs):
         if inside_a_trace():  # as `Jitted._run`: the uncompiled function, which refuses by name there
             return self.fun(*args, **kwargs)
-        if isinstance(self.fun, SparseHessian):
-            if len(args) != 1 or kwargs:
-                raise one_input_error(self)
-            if structured(args[0]):
-                x_flat, flat = self._flattened(args[0])
-                return self._through(flat, "__call__", x_flat)
+        if self._structured_hessian(args, kwargs):
+            x_flat, flat = self._flattened(args[0])
+            return self._through(flat, "__call__", x_flat)
         x, call = self._split(args, kwargs)  # f's other arguments, for a sparse Jacobian's argnums
         if call is not None and call.traced:
             return self.fun(*args, **kwargs)
@@ -395,10 +392,18 @@ class JittedSparse(Jitted):
         return self.fun(*args, **kwargs) if program is None or S is RAISED else S
 
     def program(self, *args, **kwargs) -> "Program":
-        if not (isinstance(self.fun, SparseHessian) and structured(args[0])):
+        if not self._structured_hessian(args, kwargs):
             return super().program(*args, **kwargs)
         x_flat, flat = self._flattened(args[0])
         return self._through(flat, "program", x_flat)
+
+    def _structured_hessian(self, args: tuple, kwargs: dict) -> bool:
+        """Whether the call is a sparse Hessian's at a tree of arrays x; a sparse Hessian takes one x alone."""
+        if not isinstance(self.fun, SparseHessian):
+            return False
+        if len(args) != 1 or kwargs:
+            raise one_input_error(self)
+        return structured(args[0])
 
     def _flattened(self, x):
         """(x as one flat vector, the JittedSparse of the Hessian on it, one per structure of x)."""

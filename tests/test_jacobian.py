@@ -763,6 +763,9 @@ def test_a_second_argument_is_refused_naming_the_fixes():
     """A sparse Hessian takes one x (jacfwd, jacrev, grad, hessian and sparse_jacobian, and jit of them, pass
     further arguments to f, as JAX's do)."""
     fun = jl.sparse_hessian(lambda v: np.sum(np.sin(v)))
+    for compiled in (jl.jit(fun).program, jl.jit(fun)):
+        with pytest.raises(TypeError, match=r"takes one x; bind f's other arguments first"):
+            compiled(np.ones(3), 2.0)
     with pytest.raises(TypeError, match=r"takes one x; bind f's other arguments first .* as one tuple x"):
         fun(np.ones(3), np.ones(3))
 
