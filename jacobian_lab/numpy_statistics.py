@@ -50,7 +50,13 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
         count = np.maximum(np.sum(mask, axis=axes, keepdims=bool(keepdims), dtype=np.result_type(a)) - ddof, 0)
     else:
         count = max(int(np.prod([np.shape(a)[i] for i in axes], dtype=np.int64)) - ddof, 0)
-    return E.divide(api._reduction(R.sum, E.square(deviations), axis, keepdims), count)
+    total = api._reduction(R.sum, E.square(deviations), axis, keepdims)
+    counted = np.asarray(count) > 0  # a constant: of the mask and shapes alone
+    if counted.all():
+        return E.divide(total, count)
+    # where ddof leaves a slice no count, NumPy's total / 0 (NaN, or inf) has no derivative: divided held
+    # constant, so that a reverse sweep does not divide the slice's zero cotangent by 0 into the kept elements
+    return E.where(counted, E.divide(total, np.where(counted, count, 1)), E.divide(E.stop_gradient(total), count))
 
 
 @implements(np.std)

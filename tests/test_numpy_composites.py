@@ -1649,3 +1649,22 @@ def test_a_slice_the_mask_empties_leaves_the_other_slices_derivatives_finite(mom
         J = jl.jacobian(f, x, mode=mode)
         assert_fd_close(J, central_differences(f, x))
     assert np.isfinite(J).all()
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_a_slice_ddof_leaves_no_count_keeps_the_other_slices_derivatives_finite(mode):
+    """np.var(x, axis=0, ddof=1, where=m) of a column keeping one element is NaN there, as NumPy's (0 / 0);
+    the other columns' derivatives stay finite, where reverse mode once divided the column's zero cotangent by
+    its zero count into the element it keeps."""
+    mask = np.array([[True, True, True, False], [True, False, True, False], [True, False, False, False]])
+    x = np.random.default_rng(4).standard_normal((3, 4))
+
+    def f(v):
+        return np.var(v, axis=0, ddof=1, where=mask)[[0, 2]]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert np.isnan(np.var(x, axis=0, ddof=1, where=mask)[[1, 3]]).all()
+        J = jl.jacobian(f, x, mode=mode)
+        assert_fd_close(J, central_differences(f, x))
+    assert np.isfinite(J).all()
