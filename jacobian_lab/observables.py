@@ -510,9 +510,9 @@ def _computed(func, operands, options):
 
 
 def _default(name: str, value, dtype) -> bool:
-    """Whether an option is given as NumPy's default, which changes nothing: out=None, dtype=None or the
-    operand's own, returned=False, where=True, a clip bound None."""
-    if name in ("out", "a_min", "a_max"):
+    """Whether an option is given as NumPy's default, which changes nothing: out=None, axis=None, dtype=None or
+    the operand's own, returned=False, where=True, a clip bound None."""
+    if name in ("out", "axis", "a_min", "a_max"):
         return value is None
     if name == "dtype":
         return value is None or (not isinstance(value, Observable) and np.dtype(value) == dtype)
