@@ -265,6 +265,7 @@ class SparseJacobian:
         check_function(f)
         check_options(mode, batch_size, SYMMETRIC_MODES if symmetric else MODES)
         self.f, self.mode, self.batch_size, self.argnums = f, mode, batch_size, arguments.check(argnums, False)
+        self.has_aux = False  # (`arguments.call` reads it)
         self.symmetric = symmetric  # a Hessian: star colorings read entries from their mirror images too
         wraps(self, f)
         # (tape signature, pattern, (mode, plan), its where_read) of the last pattern: one tuple, replaced
@@ -275,13 +276,11 @@ class SparseJacobian:
         self.chosen, self.colors, self.seeds = None, None, 0
 
     def __call__(self, *args, **kwargs) -> scipy.sparse.csr_array:
-        if len(args) == 1 and not kwargs and arguments.plain(self.argnums, False):
-            f, x = self.f, args[0]
-        elif self.symmetric:  # a Hessian's gradient takes one x
+        if self.symmetric and (len(args) != 1 or kwargs):  # a Hessian's gradient takes one x
             raise one_input_error(self)
-        else:  # f's other arguments, passed to it as jacrev passes them
-            f = arguments.Bound(self.f, args, kwargs, self.argnums, False, repr(self))
-            x = f.x
+        return arguments.call(self, args, kwargs, self._of)  # f's other arguments passed as jacrev passes them
+
+    def _of(self, f: Callable, x) -> scipy.sparse.csr_array:
         g, x_flat = prepare(f, x)
         y, pullback = engines.get("reverse").vjp(g, x_flat)
         pattern, (mode, seeding), reads = self.planned(pullback, np.size(y))
