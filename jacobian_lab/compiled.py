@@ -258,7 +258,9 @@ class Jitted:
 
     def program(self, *args, **kwargs) -> "Program":
         """The program a call with these arguments replays, compiling it if needed."""
-        x, call = self._split(args, kwargs)
+        return self._program(*self._split(args, kwargs))
+
+    def _program(self, x, call) -> "Program":
         g, x_flat, key = self._prepare(x, call)
         program, _ = self._replayed(g, x_flat, key, call=call)
         if program is None:
@@ -341,7 +343,7 @@ class JittedHessian(Jitted):
     def program(self, *args, **kwargs) -> "Program":
         x, call = self._split(args, kwargs)
         if not structured(x):
-            return super().program(*args, **kwargs)
+            return self._program(x, call)
         _, x_flat, flat = self._flattened(x, call)
         return self._through(flat, "program", x_flat)
 

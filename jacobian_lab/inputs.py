@@ -66,7 +66,8 @@ class Inputs:
         self.bound = Bound(fun.f, args, kwargs, fun.argnums, False, self._name)
         self._wrap = wrap or (lambda bound: bound)
         self.function = self._wrap(self.bound)
-        others = [a for i, a in enumerate(args) if i not in self.bound.positions]
+        self._skipped = [i for i in range(len(args)) if i not in self.bound.positions]  # the others' positions
+        others = [args[i] for i in self._skipped]
         if not kwargs and all(type(a) is np.ndarray for a in others):  # the usual call: arrays, in order
             leaves, self._treedef, structure = others, None, tuple([a.shape for a in others])
         else:
@@ -87,8 +88,7 @@ class Inputs:
 
     def _place(self, k: int) -> str:
         """Where leaf k sits among f's arguments, for a message: "argument 2['X']" or "keyword y"."""
-        positions = self.bound.positions
-        skipped = [i for i in range(len(self.args)) if i not in positions]  # the others' positions, in order
+        skipped = self._skipped
         if self._treedef is None:
             return f"argument {skipped[k]}"
         index, _, rest = trees.paths(self._treedef)[k][1:].partition("]")
@@ -109,10 +109,9 @@ class Inputs:
                   for leaf in self._leaves]
         self._handed = [leaf for leaf in leaves if type(leaf) is Observable]
         others, kwargs = (leaves, {}) if self._treedef is None else self._treedef.unflatten(leaves)
-        args, given = list(self.bound.args), iter(others)
-        for i in range(len(args)):
-            if i not in self.bound.positions:
-                args[i] = next(given)
+        args = list(self.bound.args)
+        for i, value in zip(self._skipped, others):
+            args[i] = value
         self.recorded = self._wrap(Bound(self.bound.f, tuple(args), kwargs, self._argnums, False, self._name))
         return self.recorded, copies
 
