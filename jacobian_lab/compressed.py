@@ -242,6 +242,9 @@ def sparse_jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *
     >>> J = jl.sparse_jacobian(lambda x: x[1:] * x[:-1], np.arange(1.0, 6.0))
     >>> J.nnz, J.toarray()[0]
     (8, array([2., 1., 0., 0., 0.]))
+    >>> jl.sparse_jacobian(lambda t, y: t * y ** 2, argnums=1)(3.0, np.ones(2)).toarray()
+    array([[6., 0.],
+           [0., 6.]])
     """
     jac = SparseJacobian(f, mode, batch_size, argnums=argnums)
     return jac if x is _NO_X else jac(x)

@@ -337,7 +337,12 @@ def is_traced(value) -> bool:
 def recomputed(value) -> bool:
     """Whether a plain `value` is one a compiled program being recorded recomputes (computed from x or from an
     argument, not a constant): Python reads its numbers only through `observe`, and computes with it only
-    through primitives, or the program would keep the recording's numbers."""
+    through primitives, or the program would keep the recording's numbers.
+
+    >>> import numpy as np
+    >>> recomputed(np.ones(2))  # no recording: nothing is recomputed
+    False
+    """
     computed = getattr(active_counter(), "computed", None)
     return computed is not None and computed(value)
 

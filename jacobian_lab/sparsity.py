@@ -71,7 +71,13 @@ def sparsity(f: Callable, x) -> scipy.sparse.csr_array:
 
 def recorded(f: Callable, x):
     """(pullback, m): f's tape at x as the reverse engine records it, and the size of f(x); what
-    `recorded_pattern` reads, and `dense` looks at before it does."""
+    `recorded_pattern` reads, and `dense` looks at before it does.
+
+    >>> import numpy as np
+    >>> pullback, m = recorded(lambda x: x[1:] * x[:-1], np.ones(4))
+    >>> m, recorded_pattern(pullback, m).nnz
+    (3, 6)
+    """
     g, x_flat = prepare(f, x)
     y, pullback = engines.get("reverse").vjp(g, x_flat)
     return pullback, int(np.size(y))

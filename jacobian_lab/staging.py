@@ -48,7 +48,11 @@ FOLD_BYTES = 32 << 20
 
 
 def is_input(ref) -> bool:
-    """Whether `ref` names an input of the program: x (`INPUT`) or another argument of f (`input_ref`)."""
+    """Whether `ref` names an input of the program: x (`INPUT`) or another argument of f (`input_ref`).
+
+    >>> is_input(INPUT), is_input(input_ref(0)), is_input(3), is_input(None)
+    (True, True, False, False)
+    """
     return ref is not None and ref < 0
 
 
@@ -58,7 +62,11 @@ def input_ref(k: int) -> int:
 
 
 def input_name(ref: int) -> str:
-    """The name a program's source gives the input `ref`: x, then a0, a1, ... for f's other arguments."""
+    """The name a program's source gives the input `ref`: x, then a0, a1, ... for f's other arguments.
+
+    >>> input_name(INPUT), input_name(input_ref(1))
+    ('x', 'a1')
+    """
     return "x" if ref == INPUT else f"a{INPUT - 1 - ref}"
 
 
