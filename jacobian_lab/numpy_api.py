@@ -17,7 +17,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .inplace import add_at, array0, as_objects, assign, clone, contiguous, laid_out, ufunc_at
-from .primitives import is_traced, observe, primal
+from .primitives import is_traced, observe, primal, recomputed
 from .rules import elementwise as E
 from .rules import decompositions as D
 from .rules import linalg as L
@@ -707,6 +707,8 @@ def take(a, indices, axis=None, out=None, mode="raise"):
     if axis is None:
         a, axis = ravel(a), 0
     axis = one_axis(axis, np.ndim(a))
+    if mode == "raise" and recomputed_index(indices):  # labels under jit: recomputed by the program
+        return getitem(a, (slice(None),) * axis + (indices,))
     indices = np.asarray(indices)
     n = np.shape(a)[axis]
     if mode == "clip":  # NumPy's clip mode also clips negative indices to 0
@@ -742,8 +744,20 @@ def getitem(a, index):
         basic = basic and is_basic(i)
     if basic:
         return S.getitem(a, index)
+    if any(map(recomputed_index, index)):  # labels of f's arguments under jit: p[np.arange(n), y]
+        arrays = [i for i in index if recomputed_index(i)]
+        template = tuple(S.SLOT if recomputed_index(i) else i for i in index)
+        positions = S.positions(*arrays, shape=np.shape(a), index=template)
+        return reshape(S.take_at(ravel(a), ravel(positions), axis=0), positions.shape)
     positions = np.arange(np.size(a)).reshape(np.shape(a))[index]
     return reshape(S.take(ravel(a), positions.ravel(), axis=0), positions.shape)
+
+
+def recomputed_index(part) -> bool:
+    """Whether `part` of an index is an integer array a compiled program being recorded recomputes (labels f
+    gets as an argument, or computes from one): the positions it selects are then computed by a primitive, not
+    read, so that one program serves every value. A boolean one is read: its count of True sets the shape."""
+    return getattr(part, "dtype", None) is not None and part.dtype.kind in "iu" and recomputed(part)
 
 
 # --- selection ------------------------------------------------------------------

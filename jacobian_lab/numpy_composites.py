@@ -176,7 +176,18 @@ def sort(a, axis=-1, kind=None, order=None, **kwargs):
 def take_along_axis(arr, indices, axis=-1):
     if axis is None:
         arr, axis = api.ravel(arr), 0
+    if api.recomputed_index(indices):  # labels under jit (z[np.arange(n), y] as NumPy writes it): recomputed
+        return api.getitem(arr, _along_axis(indices, np.shape(arr), one_axis(axis, np.ndim(arr))))
     return gather(arr, np.take_along_axis(_positions(arr), np.asarray(indices), axis))
+
+
+def _along_axis(indices, shape, axis) -> tuple:
+    """The index ``np.take_along_axis(a, indices, axis)`` reads ``a`` with: `indices` along axis, every other
+    axis its own positions, broadcast against them."""
+    if len(shape) != np.ndim(indices):
+        raise ValueError("`indices` and `arr` must have the same number of dimensions")
+    return tuple(indices if d == axis else np.arange(n).reshape([-1 if k == d else 1 for k in range(len(shape))])
+                 for d, n in enumerate(shape))
 
 
 for _fn in (np.fliplr, np.flipud, np.rot90):

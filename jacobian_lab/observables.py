@@ -233,8 +233,11 @@ class Observable:
         return iter(self.__array__())
 
     def __getitem__(self, key):
-        if _basic(key) and self._recomputed():  # m[1:], m[:, 0], an element m[0]: a recorded move
-            return self._moved(api.getitem, key, view=bool(np.ndim(self._array[key])))
+        if self._recomputed():
+            if _basic(key):  # m[1:], m[:, 0], an element m[0]: a recorded move
+                return self._moved(api.getitem, key, view=bool(np.ndim(self._array[key])))
+            if _gathered(key):  # X[:, [0, 2]], X[y]: a recorded gather, a copy in NumPy too
+                return self._moved(api.getitem, key, view=False)
         return self._shared(observe(operator.getitem, self._array, read_numbers(key)))
 
     def __setitem__(self, key, value):
@@ -426,6 +429,22 @@ def _into(out: tuple, compute, kwargs: dict):
 def _basic(key) -> bool:
     """Whether `key` is a basic index (integers, slices, None, Ellipsis): NumPy's view of the array."""
     return all(map(api.is_basic, key if type(key) is tuple else (key,)))
+
+
+def _gathered(key) -> bool:
+    """Whether `key` selects elements by integers, constant or recomputed (`api.recomputed_index`), beside basic
+    parts: positions known from the key's shapes. A boolean array or an Observable holding Python's numbers is
+    read."""
+    return all(api.is_basic(part) or api.recomputed_index(part) or _integers(part)
+               for part in (key if type(key) is tuple else (key,)))
+
+
+def _integers(part) -> bool:
+    """Whether an index part is a constant array or (nested) list of integers."""
+    if type(part) is list:
+        return all(_integers(v) or isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+                   for v in part)
+    return type(part) is np.ndarray and part.dtype.kind in "iu"
 
 
 #: ndarray's methods that move elements without reading them, as primitives, and the keywords taken

@@ -276,6 +276,8 @@ def test_cases_exercise_every_primitive_and_ufunc(monkeypatch):
     jl.hessian(lambda v: np.sum(v[1:] ** 3), np.ones(3))  # embed: a differentiated sweep's read of v[1:]
     jl.hessian(lambda v: np.linalg.det(v.reshape(2, 2)), np.ones(4))  # cofactor_tangent: det's second derivative
     jl.grad(lambda v: np.corrcoef(v, v ** 2)[0, 1])(np.arange(3.0))  # stop_gradient: corrcoef's clip
+    labels = np.array([1, 0, 1])  # positions, take_at, scatter_add_at: an index of f's arguments, compiled
+    jl.jit(jl.grad(lambda v, y: np.sum(v.reshape(3, 2)[np.arange(3), y] ** 2)))(np.ones(6), labels)
     assert sorted(set(primitives.REGISTRY) - executed) == []
     # In particular every primitive a NumPy ufunc maps to (np.sin -> "sin", ...).
     mapped = {p.name for p in numpy_api.UFUNCS.values() if isinstance(p, primitives.Primitive)}

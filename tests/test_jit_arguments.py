@@ -224,19 +224,103 @@ def cross_entropy(W, X, labels):
     return -np.sum(logp[np.arange(len(labels)), labels])
 
 
+def cross_entropy_one_hot(W, X, labels):
+    logits = X @ W
+    logp = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
+    return -np.sum(logp * np.eye(4)[labels])  # NumPy's own indexing of a constant: labels read
+
+
+def softmax_gradient(W, X, labels):
+    p = np.exp(X @ W)
+    p /= p.sum(axis=1, keepdims=True)
+    return X.T @ (p - np.eye(4)[labels])  # by hand
+
+
 @pytest.mark.parametrize("make", [jl.grad, jl.jacobian])
-def test_labels_read_as_an_index_are_checked_and_a_new_batch_recompiles(make):
+def test_labels_used_as_an_index_are_recomputed_for_every_batch(make):
     """In auto mode (jl.jacobian) too, whose choice of order runs f once more before it is recorded."""
     W, X = RNG.standard_normal((3, 4)), RNG.standard_normal((6, 3))
     step = jl.jit(make(cross_entropy))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for k in range(KEEP_PROGRAMS + 2):
+            labels = np.array([k % 4, k // 4, 0, 1, 2, 3])  # another pair of first labels on every call
+            np.testing.assert_allclose(step(W, X, labels), softmax_gradient(W, X, labels), rtol=1e-12, atol=1e-14)
+    assert step.compiles == 1
+
+
+# Each reads z (8 x 3, from x) or X (8 x 4, an argument) at labels y of 8 rows, whose positions never repeat.
+INDEXED = {
+    "z[arange, y]": lambda W, X, y: np.sum(np.tanh(X @ W)[np.arange(8), y] ** 2),
+    "take_along_axis": lambda W, X, y: np.sum(np.take_along_axis(np.exp(X @ W), y[:, None], axis=1)),
+    "take_along_axis None": lambda W, X, y: np.sum(np.take_along_axis((X @ W).ravel(), 3 * np.arange(8) + y,
+                                                                      axis=None) ** 3),
+    "take flat": lambda W, X, y: np.sum(np.take(np.sin(X @ W), 3 * np.arange(8) + y) ** 2),
+    "z[-1 - y]": lambda W, X, y: np.sum((X @ W)[np.arange(8), -1 - y.astype(np.int64)] ** 2),  # negative
+    "z[2-d]": lambda W, X, y: np.sum((X @ W)[np.arange(8).reshape(2, 4), y.reshape(2, 4)] ** 2),
+    "X[arange, y]": lambda W, X, y: np.sum(X[np.arange(8), y][:, None] * W[0] ** 2),
+    "X[:, [0, 2]]": lambda W, X, y: np.sum((X[:, [0, 2]] @ W[:2]) ** 2),
+    "X[::2][y[::2]]": lambda W, X, y: np.sum(X[::2][np.arange(4), y[::2]] * np.sum(W)),
+    "W[rows]": lambda W, X, y: np.sum(np.cos(W[(np.arange(3) + y[0]) % 4]) * X[:3, :3]),
+}
+
+
+@pytest.mark.parametrize("make", [jl.grad, jl.jacfwd, jl.jacobian, jl.hessian])
+@pytest.mark.parametrize("name", INDEXED)
+def test_integer_indices_from_arguments_compile_once(name, make):
+    """Labels index a value computed from x, or an argument: one program for every batch of int64 labels, one
+    more for uint8 ones, its derivatives the uncompiled function's."""
+    f = INDEXED[name]
+    step, W = jl.jit(make(f)), RNG.standard_normal((4, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for dtype in (np.int64,) * 4 + (np.uint8,) * 2:
+            X, y = RNG.standard_normal((8, 4)), RNG.integers(0, 3, size=8).astype(dtype)
+            np.testing.assert_allclose(step(W, X, y), make(f)(W, X, y), rtol=1e-12, atol=1e-13)
+    assert step.compiles == 2
+
+
+def test_a_gather_by_labels_counts_what_eager_mode_counts():
+    """Labels gathering columns repeat: the adds of the gradient's scatter follow the repeats, a program is
+    replayed only where their number holds, and its count is the uncompiled function's."""
+    f = lambda W, X, y: np.sum(np.sin(X @ W)[:, y] ** 2)  # noqa: E731
+    step, W, X = jl.jit(jl.grad(f)), RNG.standard_normal((4, 3)), RNG.standard_normal((8, 4))
+    for y in ([0, 1, 2, 0], [2, 2, 1, 0], [1, 0, 2, 1], [2, 2, 2, 2], [0, 0, 1, 1]):  # 1, 1, 1, 3, 2 repeats
+        y = np.array(y)
+        with counting() as compiled:
+            g = step(W, X, y)
+        with counting() as eager:
+            np.testing.assert_allclose(g, jl.grad(f)(W, X, y), rtol=1e-12)
+        assert compiled.cost("cotangent") == eager.cost("cotangent")
+    assert step.compiles == 3
+
+
+def test_labels_out_of_bounds_raise_as_numpy_does():
+    step = jl.jit(jl.grad(lambda w, y: np.sum(w[y] ** 2)))
+    np.testing.assert_allclose(step(np.ones(3), np.array([0, 2])), [2.0, 0.0, 2.0])
+    with pytest.raises(IndexError, match="index 3 is out of bounds for axis 0 with size 3"):
+        step(np.ones(3), np.array([0, 3]))
+    np.testing.assert_allclose(step(np.ones(3), np.array([1, 1])), [0.0, 4.0, 0.0])  # then on as before
+
+
+def test_a_boolean_mask_of_an_argument_is_read():
+    """X[y > 0] has as many rows as y has positive labels: a shape, which a program checks."""
+    step, w = jl.jit(jl.grad(lambda w, X, y: np.sum(X[y > 0] @ w))), RNG.standard_normal(3)
+    for y in ([1, 0, 1], [1, 1, 0], [0, 1, 1]):
+        X, y = RNG.standard_normal((3, 3)), np.array(y)
+        np.testing.assert_allclose(step(w, X, y), X[y > 0].sum(axis=0), rtol=1e-12)
+    assert step.compiles == 3
+
+
+@pytest.mark.parametrize("make", [jl.grad, jl.jacobian])
+def test_labels_read_by_numpy_are_checked_and_a_new_batch_recompiles(make):
+    W, X = RNG.standard_normal((3, 4)), RNG.standard_normal((6, 3))
+    step = jl.jit(make(cross_entropy_one_hot))
     for k in range(KEEP_PROGRAMS + 1):
-        labels = np.array([k % 4, k // 4, 0, 1, 2, 3])  # another pair of first labels on every call
-        p = np.exp(X @ W)
-        p /= p.sum(axis=1, keepdims=True)
-        expected = X.T @ (p - np.eye(4)[labels])  # softmax's gradient, by hand
+        labels = np.array([k % 4, k // 4, 0, 1, 2, 3])
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            np.testing.assert_allclose(step(W, X, labels), expected, rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(step(W, X, labels), softmax_gradient(W, X, labels), rtol=1e-12, atol=1e-14)
         if k < KEEP_PROGRAMS:
             assert not caught
     assert step.compiles == KEEP_PROGRAMS

@@ -364,8 +364,10 @@ def _nondifferentiable_use(name):
     from jacobian_lab.rules.elementwise import stop_gradient
     named = {"det_sign": lambda a: np.linalg.slogdet(a).sign, "stop_gradient": stop_gradient,
              "lu_factor": jl.rules.lu.lu_factor}
-    fn = named.get(name) or getattr(np, name)
     e = EXAMPLES[name][0]
+    if e.args[0].dtype.kind == "i":  # positions of an index: the primitive on the example's own operands
+        named[name] = lambda x, *rest, **params: jl.primitives.REGISTRY[name](e.args[0], *rest, **params)
+    fn = named.get(name) or getattr(np, name)
     return (lambda x: (fn(x, *e.args[1:], **e.params), x * 2.0)[1]), e.args[0] * 1.0
 
 

@@ -25,6 +25,7 @@ import jacobian_lab as jl
 from jacobian_lab.accounting import counting
 from jacobian_lab.primitives import REGISTRY, Primitive
 from jacobian_lab.tracing import Tracer
+from jacobian_lab.rules import shape as S
 
 RNG = np.random.default_rng(20240611)
 
@@ -286,6 +287,19 @@ EXAMPLES: dict[str, list[Example]] = {
         ex(general(2, 3), indices=np.array([3, 3, 1]), axis=1, size=4),
         ex(general(2, 0), indices=np.array([], dtype=np.intp), axis=1, size=3, label="nothing gathered"),
     ],
+    "take_at": [
+        ex(general(4, 3), np.array([0, 2, 2, 3, 0]), axis=0, diff=(True, False), label="repeats, axis 0"),
+        ex(general(2, 4), np.array([3, 1, 0]), axis=1, diff=(True, False), label="axis 1"),
+    ],
+    "scatter_add_at": [
+        ex(general(5, 3), np.array([0, 2, 2, 3, 0]), axis=0, size=4, diff=(True, False)),
+        ex(general(2, 3), np.array([3, 0, 1]), axis=1, size=4, diff=(True, False), label="no repeats"),
+    ],
+    "positions": [
+        ex(np.array([2, 0, 2]), shape=(3, 4), index=(np.arange(3), S.SLOT), label="z[np.arange(3), y]"),
+        ex(np.array([[1], [0]]), np.array([3, 3]), shape=(2, 4), index=(S.SLOT, S.SLOT), label="broadcast"),
+        ex(np.array([-1, 0]), shape=(2, 3, 2), index=(slice(None), S.SLOT), label="negative, beside a slice"),
+    ],
     "put": [
         ex(general(5), general(3), indices=np.array([0, 2, 4]), picks=np.array([0, 1, 2]), label="3 of 5"),
         ex(general(2, 4), general(2, 2), indices=np.array([3, 1]), picks=np.array([1, 1]), label="one value twice"),
@@ -456,9 +470,10 @@ def test_nondifferentiable_output_is_a_plain_array(name, mode):
     """Engines evaluate such primitives on primal values: no tracer, no derivative."""
     prim, e = REGISTRY[name], EXAMPLES[name][0]
     outputs, boolean = [], e.args[0].dtype == bool  # a logical operation: trace x, pass it on as x > 0.5
+    integers = e.args[0].dtype.kind == "i"  # an index: its operands as they are, beside a traced x
 
     def f(x):
-        outputs.append(prim(x > 0.5 if boolean else x, *e.args[1:], **e.params))
+        outputs.append(prim(x > 0.5 if boolean else e.args[0] if integers else x, *e.args[1:], **e.params))
         return x * 2.0
 
     J = jl.jacobian(f, e.args[0] * 1.0, mode=mode)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..accounting import free
-from ..primitives import Primitive, register
+from ..primitives import Primitive, observe, register
 from . import reductions as R
 
 
@@ -161,6 +161,66 @@ scatter_add = _linear(
     cost=_scatter_add_cost, structure="scatter",  # repeated indices add elements up: not a move
 )
 
+
+
+# --- gather and scatter-add by an index operand ------------------------------------
+# `take` and `scatter_add` with the (1-D) index as an operand rather than a parameter: under jit, an index f
+# computes from its arguments (labels: p[np.arange(n), y]) is recomputed by the program, as a value is,
+# where a parameter would be a constant read from the first call. Eager mode indexes with `take`.
+def _positions_impl(*arrays, shape, index):
+    """The flat positions ``a[index]`` reads of an array of `shape`, `index` holding `SLOT` where `arrays` go."""
+    arrays = iter(arrays)
+    index = tuple(next(arrays) if part is SLOT else part for part in index)
+    return np.arange(int(np.prod(shape, dtype=np.int64))).reshape(shape)[index]
+
+
+class _Slot:
+    """Where an index operand goes in `positions`' index (one object: a program's parameters name it)."""
+
+    def __repr__(self) -> str:
+        return "SLOT"
+
+
+SLOT = _Slot()
+
+# raises: an index out of bounds raises IndexError, which f may catch
+positions = register(Primitive("positions", _positions_impl, free, differentiable=False, raises=True, array_params=()))
+
+
+def _repeats(indices) -> int:
+    """How many of `indices` repeat an earlier one: the adds a scatter-add of them pays per row."""
+    return np.size(indices) - np.unique(indices).size
+
+
+def _scatter_add_at_cost(out, g, indices, axis, size):
+    # The repeats are read: a program's count is the recording's, checked again on each replay.
+    return observe(_repeats, indices) * (np.size(g) // max(np.size(indices), 1)), 0
+
+
+def _integer_repeats(a):
+    """What a scatter-add's work depends on in a constant operand: its repeats, when it is an index."""
+    return _repeats(a) if np.asarray(a).dtype.kind in "iu" else None
+
+
+def _take_at_vjp(needs, out, x, indices, axis):
+    size = np.shape(x)[axis]
+    return lambda g: (scatter_add_at(g, indices, axis=axis + 1, size=size) if needs[0] else None, None)
+
+
+def _scatter_add_at_vjp(needs, out, g, indices, axis, size):
+    return lambda c: (take_at(c, indices, axis=axis + 1) if needs[0] else None, None)
+
+
+take_at = register(Primitive(
+    "take_at", lambda x, indices, axis: np.take(x, indices, axis=axis), free,
+    jvp=lambda tangents, out, x, indices, axis: take_at(tangents[0], indices, axis=axis + 1),
+    vjp=_take_at_vjp, constant_key=_integer_repeats, array_params=(),
+))
+scatter_add_at = register(Primitive(
+    "scatter_add_at", _scatter_add_impl, _scatter_add_at_cost,
+    jvp=lambda tangents, out, g, indices, axis, size: scatter_add_at(tangents[0], indices, axis=axis + 1, size=size),
+    vjp=_scatter_add_at_vjp, constant_key=_integer_repeats, array_params=(),
+))
 
 # --- writing elements: item assignment -----------------------------------------
 def _put_impl(a, v, indices, picks):
