@@ -31,7 +31,7 @@ from .primitives import observe, recomputed
 from .rules import elementwise as E
 from .rules.elementwise import where
 from .snapshots import same_bytes
-from .tracing import binary_method, binary_methods
+from .tracing import binary_method, binary_methods, objects_converted
 
 
 def array_of(value):
@@ -50,6 +50,14 @@ def not_replayable(reason: str) -> None:
     counter = active_counter()
     if counter is not None:
         counter.unreplayable(reason)
+
+
+def _traced_objects(operands):
+    """The operands with an array of traced values (``np.asarray(x)`` of a traced x is one, as in eager mode) as
+    one traced array, when there is one: the operation is a tracer's then (``np.where(x > 0, np.asarray(x), 0)``),
+    as without jit, where the mask is a plain array. Else None."""
+    converted = objects_converted(operands)
+    return converted if converted is not None and any(map(is_traced, converted)) else None
 
 
 def _bitwise(logical, bitwise):
@@ -111,6 +119,9 @@ class Observable:
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if any(map(is_traced, inputs)):
             return NotImplemented  # a tracer takes the operation and passes this one to a primitive
+        converted = _traced_objects(inputs)
+        if converted is not None:
+            return getattr(ufunc, method)(*converted, **kwargs)
         if method == "at" and type(inputs[0]) is Observable:  # np.add.at(m, i, v) writes into m
             rest = read_numbers(inputs[1:])
             return inputs[0]._write(lambda array: ufunc.at(array, *rest, **kwargs))
@@ -130,6 +141,9 @@ class Observable:
         # __array__: it handles the call (a tracer treats this value as an operand).
         if not all(t is Observable or issubclass(t, np.ndarray) for t in types):
             return NotImplemented
+        converted = _traced_objects(args)
+        if converted is not None:
+            return func(*converted, **kwargs)
         if func is np.where and len(args) == 3 and not kwargs:  # np.where(m, 1.0, 0.0): a select, recorded
             return _watched(where(*map(array_of, args)))
         if func in _WRITERS and args and type(args[0]) is Observable:  # np.copyto(m, v), np.put(m, i, v)

@@ -1363,6 +1363,25 @@ def test_numpy_functions_take_a_mask_beside_plain_arrays(f, mode):
     assert jitted.compiles == (1 if f in SELECTS.values() else 2)
 
 
+# np.asarray(x) of a traced x is an array of its traced elements (NumPy's own loops run on them), which meets a
+# mask under jit as it meets a plain one without
+TRACED_OBJECTS = {
+    "where": lambda x: np.where(x > 0, np.asarray(x), 0.0),
+    "multiply": lambda x: np.asarray(x) * (x > 0),
+    "rounded": lambda x: np.asarray(x) * np.round(x),
+    "concatenate": lambda x: np.concatenate([np.asarray(x) * (x > 0), x]),
+}
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("f", TRACED_OBJECTS.values(), ids=TRACED_OBJECTS)
+def test_an_array_of_traced_elements_computes_with_a_mask(f, mode):
+    jitted = jl.jit(jl.jacobian(f, mode=mode))
+    for x in (np.array([0.5, -1.0, 2.0]), np.array([-0.5, 1.0, 2.3])):
+        assert_close(jitted(x), jl.jacobian(f, x, mode=mode), 1e-14, f"at {x}")
+    assert jitted.compiles == 1
+
+
 def test_memoryview_of_a_mask_is_observed_or_refused():
     """Python 3.12 lets a class export a buffer: memoryview(m) views an observed copy. Before,
     memoryview refuses the mask with a TypeError rather than read it unnoticed."""
