@@ -511,11 +511,9 @@ def flat_output(out) -> tuple:
         return out, None
     leaves, out_def = trees.flatten(out)
     leaves = [from_objects(leaf) for leaf in leaves]  # np.array([a, b]) of traced scalars
-    numbers = [isinstance(leaf, (int, float, complex)) for leaf in leaves]
-    if any(numbers) and not all(numbers):  # beside arrays, a Python number is a 0-d array, as JAX reads
-        # one (an int's dtype is then refused by `trees.ravel`, as an int array's is); numbers alone are
-        # no array f computed, and are refused below
-        leaves = [np.asarray(leaf) if number else leaf for leaf, number in zip(leaves, numbers)]
+    # a Python number is a 0-d array, as JAX reads one (a constant: [1.0, 2.0] has a zero Jacobian); an int's
+    # dtype is then refused by `trees.ravel`, as an int array's is
+    leaves = [np.asarray(leaf) if isinstance(leaf, (int, float, complex)) else leaf for leaf in leaves]
     if not leaves:
         raise TypeError("f returned an empty structure; it must return at least one array")
     for leaf in leaves:

@@ -2366,7 +2366,6 @@ BAD_OUTPUTS = [
     ("string", lambda x: "result", "str"),
     ("integer array", lambda x: np.arange(3), "int"),
     ("boolean array", lambda x: x > 0, "bool"),
-    ("list of Python floats", lambda x: [1.0, 2.0], "list"),
     ("generator", lambda x: (v for v in x), "a generator, not an array"),
     ("masked array", lambda x: np.ma.masked_less(x, 1.0), r"masked array \(np.ma\).*np.where"),
 ]

@@ -220,6 +220,15 @@ def test_a_python_float_beside_arrays_in_fs_output_is_a_0d_array_as_in_jax(mode)
         jl.jacobian(lambda v: {"s": np.sin(v), "n": 3}, np.ones(2), mode=mode)
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("out", [[1.0, 2.0], {"a": 1.0}, (np.float64(1.0), 2.0)], ids=["list", "dict", "tuple"])
+def test_an_output_of_python_floats_alone_is_a_constant_as_in_jax(out, mode):
+    for J in (jl.jacobian(lambda v: out, np.ones(2), mode=mode), jl.jit(jl.jacobian(lambda v: out, mode=mode))(np.ones(2))):
+        assert type(J) is type(out)
+        for block in (J.values() if isinstance(J, dict) else J):
+            np.testing.assert_array_equal(block, np.zeros(2))
+
+
 @pytest.mark.parametrize("extra", [np.arange(2), np.array([True, False]), np.array([1j, 2.0])])
 def test_a_structured_output_holding_a_non_float_array_is_refused(extra):
     # it used to be promoted to float and get a block of zeros, while the same array alone is refused
