@@ -236,7 +236,9 @@ def sparse_jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *
     sparse Jacobian as a function of x, which keeps the coloring of the
     pattern it last saw. argnums, for the function form, as for `jacrev`:
     ``sparse_jacobian(rhs, argnums=1)(t, y)`` is the Jacobian in y, f's other
-    arguments passed to it as they are.
+    arguments passed to it as they are; with a tuple of argnums, x is their
+    tuple, flattened as one (each argument's columns in turn), not a tuple of
+    matrices as jacrev's.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> J = jl.sparse_jacobian(lambda x: x[1:] * x[:-1], np.arange(1.0, 6.0))

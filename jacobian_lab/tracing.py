@@ -485,7 +485,9 @@ class Tracer:
                 "array, which would drop its derivative, so jacobian_lab refuses it. A traced array is a float array "
                 "already: drop the conversion (x.astype(np.float32) converts between float dtypes); write into a "
                 "traced array instead (y = np.zeros_like(x, shape=(n,)) in place of np.zeros(n)); and build an "
-                "array of traced values with np.stack([a, b])")
+                "array of traced values with np.stack([a, b]). Code that converts its arguments (np.random's "
+                "Generator methods, another array library) takes no traced array: write what it computes with "
+                "NumPy's functions of x (x + rng.normal(0.0, 1.0, x.shape) for rng.normal(x, 1.0))")
         if not self.constant:
             raise TracerConversionError(
                 "np.asarray / np.array (or a NumPy routine that calls it, np.ascontiguousarray, np.asfortranarray) "
