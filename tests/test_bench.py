@@ -103,18 +103,39 @@ def test_training_step_benchmark_checks_every_gradient_and_writes_its_ratios(tmp
     )
     assert proc.returncode == 0, proc.stderr  # a gradient unequal to the analytic one fails the run
     data = json.loads(out.read_text())
-    assert {"ours jit(grad), batch as arguments", "ours jit(grad(partial)) per batch", "ours grad (eager)",
-            "numpy analytic gradient"} <= set(data["seconds"])
-    assert all(_number_or_null(s) and s > 0 for s in data["seconds"].values())
-    assert len(data["ratios"]) == len(data["seconds"]) - 1 and all(r > 0 for r in data["ratios"].values())
-    assert "ours jit(grad) / numpy analytic gradient" in proc.stdout
+    assert set(data["workloads"]) == {"mlp_loss", "classifier"}
+    for name, w in data["workloads"].items():
+        assert {"ours jit(grad), batch as arguments", "ours jit(grad(partial)) per batch", "ours grad (eager)",
+                "numpy analytic gradient"} <= set(w["seconds"]), name
+        assert all(_number_or_null(s) and s > 0 for s in w["seconds"].values()), name
+        assert len(w["ratios"]) == len(w["seconds"]) - 1 and all(r > 0 for r in w["ratios"].values()), name
+        # one program for every batch, the classifier's integer labels included
+        assert w["compiles"] == 1 and w["calls"] > w["batches"] > 1, name
+    assert proc.stdout.count("ours jit(grad) / numpy analytic gradient") == 2
+    assert proc.stdout.count("training step, ") == 2 and "tanh MLP's softmax cross-entropy" in proc.stdout
+    assert "programs ours jit(grad) compiled over its " in proc.stdout
 
 
-def test_training_step_benchmark_gradient_is_the_loss_gradient():
+@pytest.mark.parametrize("name", ["mlp_loss", "classifier"])
+def test_training_step_benchmark_gradient_is_the_loss_gradient(name):
     """The benchmark's hand-written backpropagation, the floor it times, against central differences."""
     sys.path.insert(0, str(ROOT / "scripts"))
     import bench_training_step as bench
 
-    w, [(X, y), *_] = bench.problem(bench.SIZES["quick"], batches=1)
-    np.testing.assert_allclose(bench.analytic_gradient(w, X, y), central_differences(lambda v: bench.loss(v, X, y), w),
+    work = bench.WORKLOADS[name]
+    w, [(X, y), *_] = bench.problem(work, bench.SIZES["quick"], batches=1)
+    np.testing.assert_allclose(work.gradient(w, X, y), central_differences(lambda v: work.loss(v, X, y), w),
                                rtol=1e-7, atol=1e-9)
+
+
+def test_training_step_benchmark_classifier_loss_is_the_cross_entropy_at_its_labels():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import bench_training_step as bench
+
+    work = bench.WORKLOADS["classifier"]
+    w, [(X, labels), *_] = bench.problem(work, bench.SIZES["quick"], batches=1)
+    assert labels.dtype == np.int64 and labels.min() >= 0 and labels.max() < bench.CLASSES
+    logits = bench.mlp(w, X, bench.CLASSES)[1]
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    expected = -np.mean([np.log(p[i, labels[i]]) for i in range(len(labels))])
+    assert np.isclose(work.loss(w, X, labels), expected, rtol=1e-12)
