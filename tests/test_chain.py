@@ -177,6 +177,18 @@ def test_measure_inside_an_outer_counter_is_still_counted():
     assert outer.total().flops >= m.product_flops > 0
 
 
+def test_a_derivative_a_stage_takes_is_part_of_its_evaluation():
+    """A stage jl.grad(g) does tangent or cotangent work to compute its value: the chain's evaluation
+    counts all of it, as count_flops of the stage does."""
+    g, x = jl.grad(lambda z: np.sum(z ** 3)), np.linspace(0.1, 1.0, 4)
+    chain = Chain([g, np.tanh])
+    m = chain.measure(x)
+    assert m.evaluation_cost == jl.count_flops(g, x) + jl.count_flops(np.tanh, g(x))
+    with counting() as outer:
+        chain.measure(x)
+    assert outer.total() == m.total
+
+
 @settings(max_examples=25, derandomize=True, deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.integers(min_value=1, max_value=9), min_size=2, max_size=6))
