@@ -280,6 +280,24 @@ def test_integer_indices_from_arguments_compile_once(name, make):
     assert step.compiles == 2
 
 
+def test_positions_of_integer_indices_are_numpys():
+    """`positions` computes an index of one integer array per axis without NumPy's indexing: the same
+    positions, negative ones counted from the end, and NumPy's IndexError where it raises one."""
+    from jacobian_lab.rules.shape import SLOT, positions
+    for k in range(40):
+        shape = tuple(RNG.integers(1, 5, size=RNG.integers(1, 4)))
+        index = tuple(RNG.integers(-n, n, size=(2, 1, 3)[-RNG.integers(1, 4):]).astype(RNG.choice(["int64", "int32"]))
+                      for n in shape)
+        expected = np.arange(int(np.prod(shape))).reshape(shape)[index]
+        np.testing.assert_array_equal(positions(*index, shape=shape, index=(SLOT,) * len(shape)), expected)
+    for index, message in [((np.array([3]), np.array([0])), "index 3 is out of bounds for axis 0 with size 3"),
+                           ((np.array([0]), np.array([-5])), "index -5 is out of bounds for axis 1 with size 4"),
+                           ((np.array([0, 1]), np.array([0, 1, 2])), "shape mismatch")]:
+        for read in (lambda: positions(*index, shape=(3, 4), index=(SLOT, SLOT)), lambda: np.ones((3, 4))[index]):
+            with pytest.raises(IndexError, match=re.escape(message)):
+                read()
+
+
 def test_a_gather_by_labels_counts_what_eager_mode_counts():
     """Labels gathering columns repeat: the adds of the gradient's scatter follow the repeats, a program is
     replayed only where their number holds, and its count is the uncompiled function's."""

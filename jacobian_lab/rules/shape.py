@@ -128,7 +128,9 @@ embed = _linear(
 # --- gather with 1-D integer indices along one axis, and its transpose ------------
 def _scatter_add_impl(g, indices, axis, size):
     """Sum slices of g along `axis` into `size` bins given by 1-D `indices` (repeats add)."""
-    g = np.moveaxis(np.asarray(g), axis, -1)
+    g = np.asarray(g)
+    last = axis == g.ndim - 1  # a cotangent's gathered axis mostly is: no move (moveaxis costs a few µs)
+    g = g if last else np.moveaxis(g, axis, -1)
     lead = g.shape[:-1]
     # An explicit row count: reshape(-1, 0) is ambiguous when nothing is gathered (empty mask).
     rows = g.reshape(int(np.prod(lead, dtype=np.int64)), len(indices))
@@ -139,11 +141,18 @@ def _scatter_add_impl(g, indices, axis, size):
         flat = np.zeros(rows.shape[0] * size, dtype=g.dtype)
         np.add.at(flat, bins, rows.ravel())
     # bincount gives int64 when nothing lands: back to g's dtype
-    return np.moveaxis(flat.reshape(lead + (size,)).astype(g.dtype, copy=False), -1, axis)
+    out = flat.reshape(lead + (size,)).astype(g.dtype, copy=False)
+    return out if last else np.moveaxis(out, -1, axis)
+
+
+def _repeats(indices) -> int:
+    """How many of `indices` repeat an earlier one: the adds a scatter-add of them pays per row."""
+    ordered = np.sort(indices, axis=None)  # a sort and a comparison: faster than np.unique's count
+    return int(np.count_nonzero(ordered[1:] == ordered[:-1]))
 
 
 def _scatter_add_cost(out, g, indices, axis, size):
-    repeats = np.size(indices) - np.unique(indices).size
+    repeats = _repeats(indices)
     return repeats * (np.size(g) // max(np.size(indices), 1)), 0
 
 
@@ -171,7 +180,29 @@ def _positions_impl(*arrays, shape, index):
     """The flat positions ``a[index]`` reads of an array of `shape`, `index` holding `SLOT` where `arrays` go."""
     arrays = iter(arrays)
     index = tuple(next(arrays) if part is SLOT else part for part in index)
+    if len(index) == len(shape) and all(type(part) is np.ndarray and part.dtype.kind in "iu" for part in index):
+        return _raveled(index, shape)  # z[np.arange(n), labels]: without an array of a's every position
     return np.arange(int(np.prod(shape, dtype=np.int64))).reshape(shape)[index]
+
+
+def _raveled(index, shape):
+    """The flat positions of an index of integer arrays, one per axis (broadcast together), as NumPy's
+    indexing reads them: a negative one counts from the end; NumPy's IndexError where it raises one."""
+    try:
+        out_shape = np.broadcast_shapes(*(part.shape for part in index))
+    except ValueError:
+        shapes = " ".join(str(part.shape) for part in index)
+        raise IndexError(f"shape mismatch: indexing arrays could not be broadcast together with shapes {shapes}") \
+            from None
+    for axis, (part, n) in enumerate(zip(index, shape)):
+        if part.size and (part.max() >= n or part.min() < -n):
+            bad = part[(part >= n) | (part < -n)].flat[0]
+            raise IndexError(f"index {bad} is out of bounds for axis {axis} with size {n}")
+    flat, stride = 0, 1
+    for part, n in zip(index[::-1], shape[::-1]):
+        flat = flat + (np.where(part < 0, part + n, part) if part.dtype.kind == "i" else part) * stride
+        stride *= n
+    return np.broadcast_to(flat, out_shape).astype(np.intp)
 
 
 class _Slot:
@@ -185,11 +216,6 @@ SLOT = _Slot()
 
 # raises: an index out of bounds raises IndexError, which f may catch
 positions = register(Primitive("positions", _positions_impl, free, differentiable=False, raises=True, array_params=()))
-
-
-def _repeats(indices) -> int:
-    """How many of `indices` repeat an earlier one: the adds a scatter-add of them pays per row."""
-    return np.size(indices) - np.unique(indices).size
 
 
 def _scatter_add_at_cost(out, g, indices, axis, size):
