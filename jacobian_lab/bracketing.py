@@ -64,7 +64,18 @@ def _validate_widths(widths: Iterable[Any]) -> tuple[int, ...]:
             "widths must contain at least 2 entries [w0, w1, ...] (one stage needs an "
             f"input and an output width); got {len(items)}: {items!r}"
         )
+    if len(items) - 1 > MAX_STAGES:
+        raise ValueError(
+            f"a chain of {len(items) - 1} stages is longer than plan takes ({MAX_STAGES}): its dynamic "
+            "programme takes O(q^3) steps, minutes beyond that, and its bracketing nests as deep as the chain "
+            "is long; plan parts of the chain, each of at most that many stages"
+        )
     return tuple(int(v) for v in items)
+
+
+#: The most stages `plan` brackets: about 10 s of its O(q^3) programme, and a bracketing nested within
+#: Python's recursion limit
+MAX_STAGES = 500
 
 
 def _check_q(q: Any) -> int:

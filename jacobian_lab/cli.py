@@ -833,6 +833,10 @@ def _width(text: str) -> int:
     """An integer width, written as sizes may be ("1e3"); signs are checked by chain.plan, which names the
     offending position."""
     try:
+        return int(text)  # exactly, however large: a float holds integers exactly only up to 2**53
+    except ValueError:
+        pass
+    try:
         number = float(text)
     except ValueError:
         number = math.nan

@@ -119,6 +119,12 @@ def test_parse_bracketing_names_what_it_cannot_read(text, says):
         parse_bracketing(text)
 
 
+def test_a_chain_longer_than_plan_takes_is_refused_at_once():
+    """1,000 stages ran minutes of the O(q^3) programme, then failed in Python's recursion limit."""
+    with pytest.raises(ValueError, match=r"a chain of 1000 stages is longer than plan takes \(500\).*plan parts"):
+        plan([3] * 1001)
+
+
 def test_big_widths_use_exact_integers():
     w = [10**12] * 6
     p = plan(w)

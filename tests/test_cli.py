@@ -658,6 +658,11 @@ def test_chain_widths_are_read_as_sizes_are(capsys):
     assert code == 0 and out.strip() == chain.plan([100, 1, 100, 100, 100]).table()
 
 
+def test_chain_widths_beyond_a_floats_integers_are_read_exactly(capsys):
+    code, out, _ = run(capsys, "chain", "9007199254740993", "1", "3", "--json")
+    assert code == 0 and json.loads(out) == chain.plan([2 ** 53 + 1, 1, 3]).to_dict()
+
+
 def test_chain_json_and_plot(tmp_path, capsys):
     target = tmp_path / "chain.png"
     code, out, _ = run(capsys, "chain", "10", "1000", "10", "1000", "1", "--json", "--plot", str(target))
