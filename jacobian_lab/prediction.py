@@ -266,9 +266,13 @@ class Prediction:
         """
         mode, fwd, rev, limit = self._decide(batch_size, max_memory)
         shape = f"{self.m}x{self.n} Jacobian"
-        if fwd is None:
+        if fwd is None and self.reverse_bytes > limit:
             return mode, (f"reverse would need {memory.readable(self.reverse_bytes)} for its tape and one sweep, "
                           f"over max_memory = {memory.readable(limit)}")
+        if fwd is None:
+            other = "forward pass" if mode == "reverse" else "sweep"
+            return mode, (f"a {other} of batch_size = {batch_size} seeds would not fit max_memory = "
+                          f"{memory.readable(limit)} beside the {shape}; {mode}'s passes of as many do")
         if fwd == rev:
             return mode, (f"forward and reverse both predict a total of {fwd:,.0f} (flops + transcendentals, "
                           f"weighted 1) for this {shape}; auto takes forward on a tie")
@@ -290,10 +294,22 @@ class Prediction:
         memory.check_dense(self.m, self.n, self.itemsize, limit)
         if max_memory is not None and self.reverse_bytes > limit:
             return "forward", None, None, limit
+        if max_memory is not None and batch_size is not None:  # passes of batch_size seeds, which one order may
+            # have room for and the other not: that order, whose passes the harness would refuse
+            fits = [self._fits(mode, batch_size, max_memory, limit) for mode in ("forward", "reverse")]
+            if fits[0] != fits[1]:
+                return ("forward", None, None, limit) if fits[0] else ("reverse", None, None, limit)
         # Both orders sized to the budget: auto mode builds either one on its tape, which tells the
         # bytes of a pass before it runs, so these are the passes it runs.
         fwd, rev = self.ops("forward", batch_size, max_memory), self.ops("reverse", batch_size, max_memory)
         return ("forward" if fwd <= rev else "reverse"), fwd, rev, limit
+
+    def _fits(self, mode: str, batch_size: int, max_memory, limit: int) -> bool:
+        """Whether a pass of `batch_size` seeds in `mode` fits the room the result leaves, as the harness checks
+        before running one (a forward pass of one seed always runs, and stops if it outgrows the budget)."""
+        step = self.schedule(mode, batch_size, max_memory)[0]
+        per_seed = self.tangent_bytes if mode == "forward" else self.seed_bytes
+        return step * per_seed <= limit - self.dense_bytes or (mode == "forward" and step <= 1)
 
     def ops(self, mode: str, batch_size=None, max_memory=None) -> float:
         """``total(mode, ...).total()`` in floats, building no Costs: auto mode asks for it on every call.

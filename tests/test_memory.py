@@ -99,6 +99,22 @@ def test_auto_avoids_reverse_when_its_tape_does_not_fit():
     assert mode == "forward" and "max_memory" in reason
 
 
+def test_auto_with_a_batch_size_takes_the_order_whose_passes_fit():
+    """At 2 seeds a pass, forward's fit the budget and reverse's sweep does not: auto mode took reverse by
+    its FLOPs and was refused, after advising batch_size <= 2 for forward passes of 3."""
+    p = jl.problems.get("dense", n=3)
+    with pytest.raises(MemoryBudgetError, match="batch_size <= 2"):
+        jl.jacobian(p.f, p.x, batch_size=3, max_memory=241)
+    prediction = jl.predict(p.f, p.x)
+    assert prediction.ops("reverse", 2, 241) < prediction.ops("forward", 2, 241)  # reverse would win on FLOPs
+    mode, reason = prediction.choose(batch_size=2, max_memory=241)
+    assert mode == "forward" and "a sweep of batch_size = 2 seeds would not fit" in reason
+    with counting() as counter:
+        J = jl.jacobian(p.f, p.x, batch_size=2, max_memory=241)
+    np.testing.assert_allclose(J, p.jacobian_exact(p.x), rtol=1e-12)
+    assert counter.passes == 2  # forward: 3 columns, 2 at a time
+
+
 @pytest.mark.parametrize("bad", [0, -5, "1GB", True, float("nan"), -np.inf])
 def test_bad_max_memory(bad):
     with pytest.raises(ValueError, match="max_memory"):
