@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, LogFormatterSciNotation, LogLocator, MaxNLocator, NullFormatter
 
 from .accounting import Cost
+from .bracketing import times
 from .compressed import color_count
 
 __all__ = [
@@ -441,7 +442,7 @@ def chain_costs(plan) -> Figure:
     widths = " → ".join(str(w) for w in plan.widths)
     if len(widths) > 60:
         widths = widths[:58] + "…"
-    saving = (f"{plan.speedup:.3g}x cheaper than" if plan.speedup > 1 else "as cheap as") + " the better pure mode"
+    saving = (f"{times(plan.speedup)} cheaper than" if plan.speedup > 1 else "as cheap as") + " the better pure mode"
     ax.set_title(f"Jacobian chain, widths {widths}\n"
                  + (f"optimal bracketing: {saving}\n({_BEST[plan.best_mode]})" if products else
                     "one stage: J is its local Jacobian, no product to form"),

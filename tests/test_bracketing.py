@@ -125,6 +125,12 @@ def test_a_chain_longer_than_plan_takes_is_refused_at_once():
         plan([3] * 1001)
 
 
+def test_a_speedup_close_to_one_is_not_printed_as_one():
+    p = plan([336, 364, 192, 324, 184])
+    assert p.best_mode == "optimal" and 1 < p.speedup < 1.001
+    assert f"best pure mode: {p.speedup:.5g}x" in p.table()  # 1.0002x, not 1.00x
+
+
 def test_big_widths_use_exact_integers():
     w = [10**12] * 6
     p = plan(w)
