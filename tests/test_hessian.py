@@ -86,6 +86,21 @@ def test_products_have_exact_hessians_where_factors_are_zero(zeros, mode):
     np.testing.assert_allclose(rows, np.kron(np.diag(w[:2]), [[0.0, 1.0], [1.0, 0.0]]), rtol=1e-14, atol=0)
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse", "jit"])
+@pytest.mark.parametrize("zeros", ZEROS.values(), ids=ZEROS)
+def test_products_have_exact_third_derivatives_where_factors_are_zero(zeros, mode):
+    """prod is multilinear: its third derivative in distinct elements i, j, l is the product of the others,
+    nonzero at three zeros (it was 0 there), and its fourth at 0 is 1."""
+    x = np.array(zeros)
+    hessian = (lambda f: jl.jit(jl.hessian(f))) if mode == "jit" else lambda f: jl.hessian(f, mode=mode)
+    expected = np.array([[[_others(x, {i, j, k}) if len({i, j, k}) == 3 else 0.0 for k in range(4)]
+                          for j in range(4)] for i in range(4)])
+    np.testing.assert_allclose(jl.jacfwd(hessian(np.prod))(x), expected, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(jl.jacrev(hessian(lambda v: np.cumprod(v)[-1]))(x), expected, rtol=1e-14, atol=0)
+    fourth = jl.jacfwd(jl.jacfwd(hessian(np.prod)))(np.zeros(4))
+    assert fourth[0, 1, 2, 3] == fourth[3, 2, 1, 0] == 1.0 and fourth[0, 0, 1, 2] == 0.0
+
+
 def _cofactors(a):
     """The cofactor matrix of a 3×3 matrix (det's gradient), row i the cross product of the other two."""
     return np.stack([np.cross(a[1], a[2]), np.cross(a[2], a[0]), np.cross(a[0], a[1])])

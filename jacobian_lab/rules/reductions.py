@@ -90,9 +90,18 @@ def _prod_weights(out, x, axis):
         if is_traced(x) and observe(_spread, primal(x), axis):
             return _exclusive_products(x, axis)
         return E.divide(total, x)
+    if is_traced(x) and observe(_many_zeros, primal(zeros), axis):
+        # a derivative of the weights' own derivatives (prod's third) reads products of 3 or more zeros,
+        # which `_zero_terms` leaves out; the products of the others hold each exactly, to any order
+        return _exclusive_products(x, axis)
     terms = _zero_terms(zeros, x, x_safe, lambda v: sum(v, axis=axis, keepdims=True))
     weights = E.add(E.add(E.multiply(*terms[0]), E.multiply(*terms[1])), E.multiply(*terms[2]))
     return E.multiply(total, weights)
+
+
+def _many_zeros(zeros, axis) -> bool:
+    """Whether a slice holds 3 zeros or more: beyond what `_zero_terms` differentiates exactly."""
+    return bool(np.any(np.count_nonzero(zeros, axis=axis) >= 3))
 
 
 def _spread(x, axis) -> bool:
@@ -294,8 +303,12 @@ def _chained_vjp(g, out, x, axis):
 
 def _chained(x, axis) -> bool:
     """Whether cumprod's rules take the products one at a time (`_chained_jvp`): where y / x leaves the
-    float range, or where a Hessian would differentiate it at a small element (see `_prod_weights`)."""
-    return observe(_out_of_range, primal(x), axis) or (is_traced(x) and observe(_spread, primal(x), axis))
+    float range, or where a Hessian would differentiate it at a small element (see `_prod_weights`) or at 3
+    zeros."""
+    if observe(_out_of_range, primal(x), axis):
+        return True
+    # a Hessian differentiates y / x, and a derivative of it reads products of 3 zeros `_zero_terms` leaves out
+    return is_traced(x) and (observe(_spread, primal(x), axis) or observe(_many_zeros, primal(x) == 0, (axis,)))
 
 
 def _cumprod_jvp(tangents, out, x, axis):
