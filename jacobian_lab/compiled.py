@@ -355,11 +355,11 @@ class JittedHessian(Jitted):
 
     def _flattened(self, x, call=None):
         """(f on one flat vector, x as that vector, the Jitted Hessian for x's structure and layouts)."""
-        if call is not None:
+        if call is not None and not call.alone:
             raise TypeError(f"{self!r} takes f's other arguments beside one array x, and x here is a "
                             f"{type(x).__name__}: ravel the parameters into one vector, or bind the other arguments "
                             "first (functools.partial)")
-        g, x_flat, fun = self.hessian.flattened(x)
+        g, x_flat, fun = self.hessian.flattened(x, None if call is None else call.bound)  # argnums=(0, 1): f(*x)
         flat = self._flat.get((g.in_def, g.layout, g.read_only))
         if flat is None:
             flat = self._flat[g.in_def, g.layout, g.read_only] = Jitted(fun)

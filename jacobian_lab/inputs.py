@@ -82,6 +82,11 @@ class Inputs:
         self.key = (structure, kinds, self.values)
         self.family = (structure, kinds)  # the calls whose programs differ in `values` alone
 
+    @property
+    def alone(self) -> bool:
+        """Whether f is called with its argnums alone: no other argument to take as an input or compile in."""
+        return not self._leaves
+
     def compiled_in(self) -> list[str]:
         """Where the values compiled in sit among f's arguments, for a message."""
         return [self._place(k) for k, kind in enumerate(self._kinds) if kind[0] == "compiled in"]

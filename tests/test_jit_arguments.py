@@ -753,3 +753,17 @@ def test_a_compiled_hessian_takes_the_batch_as_arguments(mode):
     np.testing.assert_allclose(in_w(X, w), logistic_hessian(w, X, np.ones(10)), rtol=1e-10)
     with pytest.raises(TypeError, match=r"beside one array x, and x here is a dict: ravel the parameters"):
         jl.jit(jl.hessian(lambda p, X: logistic(p["w"], X, np.ones(10))))({"w": w}, X)
+
+
+def test_a_compiled_hessian_in_a_tuple_of_argnums_alone_is_cut_in_blocks():
+    """jl.hessian(f, argnums=(0, 1))(a, b) with no other argument is the Hessian in the tuple (a, b), as
+    eager: it was refused, as if other arguments had to be bound."""
+    f = lambda a, b: np.sum(a ** 3) * np.sum(b ** 2) + np.sin(a) @ b  # noqa: E731
+    H = jl.jit(jl.hessian(f, argnums=(0, 1)))
+    for _ in range(2):
+        a, b = RNG.standard_normal(3), RNG.standard_normal(3)
+        compiled, eager = H(a, b), jl.hessian(f, argnums=(0, 1))(a, b)
+        for i, j in np.ndindex(2, 2):
+            np.testing.assert_allclose(compiled[i][j], eager[i][j], rtol=1e-12)
+    np.testing.assert_allclose(compiled[0][1], 6 * np.outer(a ** 2, b) + np.diag(np.cos(a)), rtol=1e-12)
+    assert H.compiles == 1
