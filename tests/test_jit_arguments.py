@@ -280,10 +280,15 @@ def test_integer_indices_from_arguments_compile_once(name, make):
     assert step.compiles == 2
 
 
-def test_positions_of_integer_indices_are_numpys():
-    """`positions` computes an index of one integer array per axis without NumPy's indexing: the same
-    positions, negative ones counted from the end, and NumPy's IndexError where it raises one."""
+@pytest.mark.parametrize("strides", [False, True])
+def test_positions_of_integer_indices_are_numpys(strides, monkeypatch):
+    """`positions` computes an index of one integer array per axis into a large array from strides, without
+    NumPy's indexing (`strides`: for every size here): the same positions, negative ones counted from the end,
+    and NumPy's IndexError where it raises one."""
+    from jacobian_lab.rules import shape
     from jacobian_lab.rules.shape import SLOT, positions
+    if strides:
+        monkeypatch.setattr(shape, "RAVEL_ABOVE", 0)
     for k in range(40):
         shape = tuple(RNG.integers(1, 5, size=RNG.integers(1, 4)))
         index = tuple(RNG.integers(-n, n, size=(2, 1, 3)[-RNG.integers(1, 4):]).astype(RNG.choice(["int64", "int32"]))

@@ -8,6 +8,8 @@ carry a leading seed axis, so every rule shifts axes by one.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..accounting import free
@@ -180,29 +182,40 @@ def _positions_impl(*arrays, shape, index):
     """The flat positions ``a[index]`` reads of an array of `shape`, `index` holding `SLOT` where `arrays` go."""
     arrays = iter(arrays)
     index = tuple(next(arrays) if part is SLOT else part for part in index)
-    if len(index) == len(shape) and all(type(part) is np.ndarray and part.dtype.kind in "iu" for part in index):
-        return _raveled(index, shape)  # z[np.arange(n), labels]: without an array of a's every position
-    return np.arange(int(np.prod(shape, dtype=np.int64))).reshape(shape)[index]
+    size = math.prod(shape)
+    if size > RAVEL_ABOVE and len(index) == len(shape) and all(
+            type(part) is np.ndarray and part.dtype.kind in "iu" for part in index):
+        return _raveled(index, shape)  # W[tokens, :] of a large W: without an array of all its positions
+    return np.arange(size).reshape(shape)[index]  # NumPy's indexing, in C: faster for a small array
+
+
+#: The size beyond which `positions` computes an index of integer arrays from strides (about 10 µs) rather than
+#: indexing an array of every position (about 2 µs, plus 0.5 ms per million elements)
+RAVEL_ABOVE = 1 << 14
 
 
 def _raveled(index, shape):
     """The flat positions of an index of integer arrays, one per axis (broadcast together), as NumPy's
     indexing reads them: a negative one counts from the end; NumPy's IndexError where it raises one."""
     try:
-        out_shape = np.broadcast_shapes(*(part.shape for part in index))
+        out_shape = index[0].shape if len(index) == 1 else np.broadcast_shapes(*(part.shape for part in index))
     except ValueError:
         shapes = " ".join(str(part.shape) for part in index)
         raise IndexError(f"shape mismatch: indexing arrays could not be broadcast together with shapes {shapes}") \
             from None
-    for axis, (part, n) in enumerate(zip(index, shape)):
-        if part.size and (part.max() >= n or part.min() < -n):
-            bad = part[(part >= n) | (part < -n)].flat[0]
+    bounds = [(part.min(), part.max()) if part.size else (0, 0) for part in index]
+    for axis, ((low, high), n) in enumerate(zip(bounds, shape)):
+        if high >= n or low < -n:
+            part = index[axis]
+            bad = part[(part >= n) | (part < -n)].flat[0]  # the first, as NumPy names it
             raise IndexError(f"index {bad} is out of bounds for axis {axis} with size {n}")
     flat, stride = 0, 1
-    for part, n in zip(index[::-1], shape[::-1]):
-        flat = flat + (np.where(part < 0, part + n, part) if part.dtype.kind == "i" else part) * stride
+    for part, n, (low, _) in zip(index[::-1], shape[::-1], bounds[::-1]):
+        flat = flat + (part + n * (part < 0) if low < 0 else part) * stride  # labels mostly hold no negative one
         stride *= n
-    return np.broadcast_to(flat, out_shape).astype(np.intp)
+    if flat.shape != out_shape:
+        flat = np.broadcast_to(flat, out_shape)
+    return flat.astype(np.intp)
 
 
 class _Slot:
