@@ -295,6 +295,11 @@ def test_positions_of_integer_indices_are_numpys(strides, monkeypatch):
                       for n in shape)
         expected = np.arange(int(np.prod(shape))).reshape(shape)[index]
         np.testing.assert_array_equal(positions(*index, shape=shape, index=(SLOT,) * len(shape)), expected)
+    for dtype in (np.int8, np.uint8, np.int16):  # a label times a stride beyond the label's dtype
+        rows = np.array([-1, 0, 100, 127], dtype=dtype) if dtype != np.uint8 else np.array([255, 0, 100], dtype=dtype)
+        index = (rows, np.arange(rows.size))
+        np.testing.assert_array_equal(positions(*index, shape=(300, 300), index=(SLOT, SLOT)),
+                                      np.arange(90_000).reshape(300, 300)[index])
     for index, message in [((np.array([3]), np.array([0])), "index 3 is out of bounds for axis 0 with size 3"),
                            ((np.array([0]), np.array([-5])), "index -5 is out of bounds for axis 1 with size 4"),
                            ((np.array([0, 1]), np.array([0, 1, 2])), "shape mismatch")]:

@@ -211,6 +211,7 @@ def _raveled(index, shape):
             raise IndexError(f"index {bad} is out of bounds for axis {axis} with size {n}")
     flat, stride = 0, 1
     for part, n, (low, _) in zip(index[::-1], shape[::-1], bounds[::-1]):
+        part = part.astype(np.intp, copy=False)  # int8 labels times a stride would wrap in int8
         flat = flat + (part + n * (part < 0) if low < 0 else part) * stride  # labels mostly hold no negative one
         stride *= n
     if flat.shape != out_shape:
