@@ -744,9 +744,10 @@ def getitem(a, index):
         basic = basic and is_basic(i)
     if basic:
         return S.getitem(a, index)
-    if any(map(recomputed_index, index)):  # labels of f's arguments under jit: p[np.arange(n), y]
-        arrays = [i for i in index if recomputed_index(i)]
-        template = tuple(S.SLOT if recomputed_index(i) else i for i in index)
+    recorded = [recomputed_index(i) for i in index]
+    if any(recorded):  # labels of f's arguments under jit: p[np.arange(n), y]
+        arrays = [i for i, r in zip(index, recorded) if r]
+        template = tuple(S.SLOT if r else i for i, r in zip(index, recorded))
         positions = S.positions(*arrays, shape=np.shape(a), index=template)
         return reshape(S.take_at(ravel(a), ravel(positions), axis=0), positions.shape)
     positions = np.arange(np.size(a)).reshape(np.shape(a))[index]
