@@ -85,12 +85,15 @@ def _reject(name, value, why):
 
 
 def qualified(name: str) -> str:
-    """numpy.<name>, or scipy.special.<name> for one of scipy's ufuncs (expit, erf, ...; _zeta: zeta)."""
+    """numpy.<name>, or scipy.special.<name> for one of scipy's ufuncs (expit, erf, ...; _zeta: zeta), or a
+    private ufunc of another name as one a library function calls."""
     special = sys.modules.get("scipy.special")
     if special is not None and isinstance(getattr(special, name, None), np.ufunc) and not hasattr(np, name):
         return f"scipy.special.{name}"
     if special is not None and name.startswith("_") and callable(getattr(special, name[1:], None)):
         return f"scipy.special.{name[1:]}"  # scipy's private ufunc behind a public function (zeta: _zeta)
+    if name.startswith("_") and not hasattr(np, name):  # scipy.special.zeta(x) calls _riemann_zeta(x)
+        return f"the ufunc {name}, which a library function f calls,"
     return f"numpy.{name}"
 
 
