@@ -41,6 +41,7 @@ from . import engines
 from .accounting import active_counter
 from .jacobian import prepare
 from .memory import MemoryBudgetError, budget, readable
+from .primitives import observe
 from .staging import Recorder
 from .rules.reductions import _kept_shape
 
@@ -264,6 +265,22 @@ def _scatter(record, operands, n):
     return _regrouped(operands[0], n, targets.ravel())
 
 
+def _gather_at(record, operands, n):
+    """take_at: element q is the one its index operand names along `axis`. The index's values are read
+    through `observe`: a compiled sparse Jacobian checks them on each call (its pattern is theirs), where a
+    compiled gradient recomputes them."""
+    x, indices, axis = record.args[0], record.args[1], record.params["axis"]
+    sources = observe(np.take, _element_numbers(np.shape(x)), indices, axis=axis)
+    return _rows(operands[0], n, np.size(x), sources.ravel())
+
+
+def _scatter_at(record, operands, n):
+    """scatter_add_at: `_scatter` with its index an operand, read as `_gather_at` reads it."""
+    indices, axis = record.args[1], record.params["axis"]
+    targets = observe(np.take, _element_numbers(np.shape(record.out)), indices, axis=axis)
+    return _regrouped(operands[0], n, targets.ravel())
+
+
 def _along(record, operands, n):
     """Each element on what the element of its slice along `axis` that the order operand names depends
     on: sort's reordering, at this x. A compiled sparse Jacobian recomputes the order at each x, so
@@ -335,4 +352,5 @@ def _dense(record, operands, n):
 
 
 _RULES = {"elementwise": _elementwise, "move": _move, "reduction": _reduction, "scan": _scan,
-          "scatter": _scatter, "matmul": _matmul, "sparse_matmul": _sparse_matmul, "along": _along}
+          "scatter": _scatter, "matmul": _matmul, "sparse_matmul": _sparse_matmul, "along": _along,
+          "gather_at": _gather_at, "scatter_at": _scatter_at}

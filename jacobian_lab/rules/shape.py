@@ -183,9 +183,9 @@ def _positions_impl(*arrays, shape, index):
     arrays = iter(arrays)
     index = tuple(next(arrays) if part is SLOT else part for part in index)
     size = math.prod(shape)
-    if size > RAVEL_ABOVE and len(index) == len(shape) and all(
+    if size > RAVEL_ABOVE and len(index) <= len(shape) and all(
             type(part) is np.ndarray and part.dtype.kind in "iu" for part in index):
-        return _raveled(index, shape)  # W[tokens, :] of a large W: without an array of all its positions
+        return _raveled(index, shape)  # W[tokens] of a large W: without an array of all its positions
     return np.arange(size).reshape(shape)[index]  # NumPy's indexing, in C: faster for a small array
 
 
@@ -195,8 +195,9 @@ RAVEL_ABOVE = 1 << 14
 
 
 def _raveled(index, shape):
-    """The flat positions of an index of integer arrays, one per axis (broadcast together), as NumPy's
-    indexing reads them: a negative one counts from the end; NumPy's IndexError where it raises one."""
+    """The flat positions of an index of integer arrays (broadcast together) for the leading axes, the others
+    whole, as NumPy's indexing reads them: a negative one counts from the end; NumPy's IndexError where it
+    raises one."""
     try:
         out_shape = index[0].shape if len(index) == 1 else np.broadcast_shapes(*(part.shape for part in index))
     except ValueError:
@@ -209,13 +210,16 @@ def _raveled(index, shape):
             part = index[axis]
             bad = part[(part >= n) | (part < -n)].flat[0]  # the first, as NumPy names it
             raise IndexError(f"index {bad} is out of bounds for axis {axis} with size {n}")
-    flat, stride = 0, 1
-    for part, n, (low, _) in zip(index[::-1], shape[::-1], bounds[::-1]):
+    rest = shape[len(index):]  # the axes taken whole (W[tokens] of a matrix: each token's row)
+    flat, stride = 0, math.prod(rest)
+    for part, n, (low, _) in zip(index[::-1], shape[len(index) - 1::-1], bounds[::-1]):
         part = part.astype(np.intp, copy=False)  # int8 labels times a stride would wrap in int8
         flat = flat + (part + n * (part < 0) if low < 0 else part) * stride  # labels mostly hold no negative one
         stride *= n
     if flat.shape != out_shape:
         flat = np.broadcast_to(flat, out_shape)
+    if rest:
+        flat = flat.reshape(out_shape + (1,) * len(rest)) + np.arange(math.prod(rest)).reshape(rest)
     return flat.astype(np.intp)
 
 
@@ -237,9 +241,11 @@ def _scatter_add_at_cost(out, g, indices, axis, size):
     return observe(_repeats, indices) * (np.size(g) // max(np.size(indices), 1)), 0
 
 
-def _integer_repeats(a):
-    """What a scatter-add's work depends on in a constant operand: its repeats, when it is an index."""
-    return _repeats(a) if np.asarray(a).dtype.kind in "iu" else None
+def _index_values(a):
+    """What of a constant operand the work and the sparsity pattern of a gather or scatter-add by it depend on:
+    an index's values (their repeats, and the positions they join)."""
+    a = np.asarray(a)
+    return (a.dtype.str, a.tobytes()) if a.dtype.kind in "iu" else None
 
 
 def _take_at_vjp(needs, out, x, indices, axis):
@@ -254,12 +260,12 @@ def _scatter_add_at_vjp(needs, out, g, indices, axis, size):
 take_at = register(Primitive(
     "take_at", lambda x, indices, axis: np.take(x, indices, axis=axis), free,
     jvp=lambda tangents, out, x, indices, axis: take_at(tangents[0], indices, axis=axis + 1),
-    vjp=_take_at_vjp, constant_key=_integer_repeats, array_params=(),
+    vjp=_take_at_vjp, constant_key=_index_values, structure="gather_at", array_params=(),
 ))
 scatter_add_at = register(Primitive(
     "scatter_add_at", _scatter_add_impl, _scatter_add_at_cost,
     jvp=lambda tangents, out, g, indices, axis, size: scatter_add_at(tangents[0], indices, axis=axis + 1, size=size),
-    vjp=_scatter_add_at_vjp, constant_key=_integer_repeats, array_params=(),
+    vjp=_scatter_add_at_vjp, constant_key=_index_values, structure="scatter_at", array_params=(),
 ))
 
 # --- writing elements: item assignment -----------------------------------------
