@@ -65,12 +65,6 @@ def _validate_widths(widths: Iterable[Any]) -> tuple[int, ...]:
             "widths must contain at least 2 entries [w0, w1, ...] (one stage needs an "
             f"input and an output width); got {len(items)}: {items!r}"
         )
-    if len(items) - 1 > MAX_STAGES:
-        raise ValueError(
-            f"a chain of {len(items) - 1} stages is longer than plan takes ({MAX_STAGES}): its dynamic "
-            "programme takes O(q^3) steps, minutes beyond that, and its bracketing nests as deep as the chain "
-            "is long; plan parts of the chain, each of at most that many stages"
-        )
     return tuple(int(v) for v in items)
 
 
@@ -462,7 +456,7 @@ class ChainPlan:
         ]
         for (name, _, text), num in zip(rows, nums):
             lines.append(f"  {name:<7}  {num:>{width}}  {text}")
-        lines.append(f"speed-up of optimal over best pure mode: {times(self.speedup, '.2f')}")
+        lines.append(f"speed-up of optimal over best pure mode: {ratio_text(self.speedup, '.2f')}x")
         lines.append(f"best mode: {self.best_mode}")
         return "\n".join(lines)
 
@@ -499,17 +493,17 @@ class ChainPlan:
         }
 
 
-def times(ratio: float, spec: str = ".3g") -> str:
-    """`ratio` as "34.00x" (in format `spec`), with the digits that tell it from 1 where `spec` would round it to
-    1: the optimal bracketing's gain over the better pure mode may be a few parts in ten thousand.
+def ratio_text(ratio: float, spec: str = ".3g") -> str:
+    """`ratio` in format `spec`, with the digits that tell it from 1 where `spec` would round it to 1: the
+    optimal bracketing's gain over the better pure mode may be a few parts in ten thousand.
 
-    >>> times(34.0, ".2f"), times(1.00023, ".2f"), times(1.0, ".2f")
-    ('34.00x', '1.0002x', '1.00x')
+    >>> ratio_text(34.0, ".2f"), ratio_text(1.00023, ".2f"), ratio_text(1.004), ratio_text(1.0, ".2f")
+    ('34.00', '1.0002', '1.004', '1.00')
     """
     text = format(ratio, spec)
     if float(text) == 1 and ratio != 1:
         text = format(ratio, f".{1 + math.ceil(-math.log10(abs(ratio - 1)))}g")
-    return text + "x"
+    return text
 
 
 def plan(widths: Sequence[int]) -> ChainPlan:
@@ -547,6 +541,12 @@ def plan(widths: Sequence[int]) -> ChainPlan:
     """
     w = _validate_widths(widths)
     q = len(w) - 1
+    if q > MAX_STAGES:
+        raise ValueError(
+            f"a chain of {q} stages is longer than plan takes ({MAX_STAGES}): its dynamic programme takes "
+            "O(q^3) steps, minutes beyond that, and its bracketing nests as deep as the chain is long; plan "
+            "parts of the chain, each of at most that many stages"
+        )
     cost = [[-1] * q for _ in range(q)]
     split = [[-1] * q for _ in range(q)]
     for i in range(q):

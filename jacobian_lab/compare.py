@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .accounting import PHASES, Cost, counting
+from .bracketing import ratio_text
 from .compiled import CompressedProgram, jit
 from .compressed import SparseJacobian
 from .jacobian import jacobian, prepare
@@ -256,14 +257,15 @@ class Comparison:
         if flops == 1:  # no FLOP winner: the faster order is named
             faster = win.mode if speed >= 1 else lose.mode
             verdict = (f"forward and reverse cost the same FLOPs for this {shape}; {faster} measured "
-                       f"{_times(max(speed, 1 / speed))}x faster")
+                       f"{ratio_text(max(speed, 1 / speed))}x faster")
         else:
-            timing = f"measured {_times(speed)}x faster" if speed >= 1 else f"but measured {_times(1 / speed)}x slower"
-            verdict = f"{win.mode} is {_times(flops)}x cheaper in FLOPs for this {shape}; {timing}"
+            timing = (f"measured {ratio_text(speed)}x faster" if speed >= 1
+                      else f"but measured {ratio_text(1 / speed)}x slower")
+            verdict = f"{win.mode} is {ratio_text(flops)}x cheaper in FLOPs for this {shape}; {timing}"
         sparse = min((m for m in self.measurements if m.compressed), key=lambda m: m.total.total(), default=None)
         if sparse is not None and sparse.total.total() < win.total.total():
-            verdict += (f"; compressed seeds (the sparse row) need {_times(win.total.total() / sparse.total.total())}x "
-                        f"fewer FLOPs than {win.mode}")
+            fewer = ratio_text(win.total.total() / sparse.total.total())
+            verdict += f"; compressed seeds (the sparse row) need {fewer}x fewer FLOPs than {win.mode}"
         return verdict
 
     def _no_work(self, shape: str) -> str:
@@ -307,12 +309,6 @@ class Comparison:
             "measurements": [dict(m.to_dict(), max_abs_diff=self.max_abs_diff(m)) for m in self.measurements],
             "best": self.best.label, "verdict": self.verdict(),
         }
-
-
-def _times(ratio: float) -> str:
-    """A ratio for a sentence: three significant digits, and enough to tell 1.004 from 1."""
-    text = f"{ratio:.3g}"
-    return f"{ratio:.3f}" if text == "1" and ratio != 1 else text
 
 
 def json_text(data, indent: int = 2) -> str:
@@ -379,7 +375,7 @@ def cell(value) -> str:
     value = float(value)
     if value.is_integer() or abs(value) >= 100:
         return f"{value:,.0f}"
-    return _times(value)
+    return ratio_text(value)
 
 
 def compare(f: Callable, x, modes: Sequence[str] = DEFAULT_MODES, repeat: int = 3, executor=None,

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, LogFormatterSciNotation, LogLocator, MaxNLocator, NullFormatter
 
 from .accounting import Cost
-from .bracketing import times
+from .bracketing import ratio_text
 from .compressed import color_count
 
 __all__ = [
@@ -442,7 +442,8 @@ def chain_costs(plan) -> Figure:
     widths = " → ".join(str(w) for w in plan.widths)
     if len(widths) > 60:
         widths = widths[:58] + "…"
-    saving = (f"{times(plan.speedup)} cheaper than" if plan.speedup > 1 else "as cheap as") + " the better pure mode"
+    saving = f"{ratio_text(plan.speedup)}x cheaper than" if plan.speedup > 1 else "as cheap as"
+    saving += " the better pure mode"
     ax.set_title(f"Jacobian chain, widths {widths}\n"
                  + (f"optimal bracketing: {saving}\n({_BEST[plan.best_mode]})" if products else
                     "one stage: J is its local Jacobian, no product to form"),

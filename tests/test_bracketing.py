@@ -15,6 +15,7 @@ from jacobian_lab.bracketing import (
     ChainPlan,
     all_bracketings,
     bracketing_cost,
+    forward_tree,
     format_bracketing,
     parse_bracketing,
     multiply,
@@ -123,6 +124,7 @@ def test_a_chain_longer_than_plan_takes_is_refused_at_once():
     """1,000 stages ran minutes of the O(q^3) programme, then failed in Python's recursion limit."""
     with pytest.raises(ValueError, match=r"a chain of 1000 stages is longer than plan takes \(500\).*plan parts"):
         plan([3] * 1001)
+    assert bracketing_cost([3] * 601, forward_tree(600)) == 599 * 2 * 27  # pricing a bracketing is not planning it
 
 
 def test_a_speedup_close_to_one_is_not_printed_as_one():
