@@ -284,6 +284,9 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, record
                 raise memory.forward_pass_error(1, seed_bytes, error.max_bytes,
                                                 "reverse mode" if sweep <= error.max_bytes else None) from None
             if batch_size is not None or not seed_bytes or step == 1:
+                if y_shape is None and type(x) is np.ndarray:  # no tape told the result's size: it may be what
+                    # does not fit, which no batch size mends (f evaluated once more, to learn it)
+                    memory.check_dense(np.size(f(x)), x.size, result_dtype(x).itemsize, limit)
                 raise
             # As many seeds as fit the budget the pass outgrew, at the bytes per seed it had created when
             # it stopped, and at most half as many as it had: the pass stopped part way through f, so

@@ -37,13 +37,11 @@ def test_a_hessian_over_budget_is_named_with_the_fixes_that_apply_to_it(hessian,
         warnings.simplefilter("ignore")  # jit: not compiled, past the budget; computed eagerly, which refuses
         hessian(_rosenbrock, mode=mode, max_memory=2000)(np.linspace(-1.0, 1.0, 30))
     message = str(err.value)
-    # eager forward-over-reverse stops at its first pass, before the result is laid out
-    stopped = "a forward pass with 1 tangent seed" if mode == "forward" else None
-    assert (stopped or "the dense 30x30 Hessian needs 7.03 KiB") in message and "jl.hvp" in message
+    assert "the dense 30x30 Hessian needs 7.03 KiB" in message and "jl.hvp" in message
     assert "Jacobian" not in message and "jvp/vjp" not in message and "slice of the outputs" not in message
     with pytest.raises(MemoryBudgetError, match="use reverse mode where one of its sweeps fits, a larger max_memory "
-                                                "or jl.hvp"):
-        jl.hessian(_rosenbrock, np.linspace(-1.0, 1.0, 30), max_memory=1000)  # one forward seed is too many
+                                                "or jl.hvp"):  # the Hessian fits, one forward seed does not
+        jl.hessian(lambda x: np.sum(np.outer(x, x) ** 2), np.linspace(-1.0, 1.0, 30), max_memory=9000)
     with pytest.raises(MemoryBudgetError, match="Jacobian needs .* jvp/vjp"):  # the wording is the Hessian's alone
         jl.jacobian(np.sin, np.ones(30), max_memory=2000)
 
@@ -162,10 +160,24 @@ def test_max_memory_takes_numpy_numbers_and_inf_as_no_limit():
     assert np.array_equal(J, np.eye(3))
 
 
+def _sum_sin(x):
+    return np.sum(np.sin(x))  # of 1000 elements: an 8,000-byte gradient, 8,000 bytes of tangents a seed
+
+
 def test_a_single_seed_over_budget_is_not_told_to_shrink_its_batch():
     with pytest.raises(MemoryBudgetError, match="forward pass with 1 tangent seed needs") as err:
-        jl.jacfwd(np.sin, batch_size=1, max_memory=100)(np.ones(1000))
+        jl.jacfwd(_sum_sin, batch_size=1, max_memory=8100)(np.ones(1000))
     assert "batch_size" not in str(err.value)
+
+
+@pytest.mark.parametrize("batch_size", [5, 3, None])
+def test_forward_mode_names_a_result_over_budget_as_the_other_orders_do(batch_size):
+    """Without a tape, forward mode learns the result's size from a pass, which stopped first: it blamed the
+    tangents and advised batch sizes that could not help, where reverse and auto name the 12x12 result."""
+    f = lambda x: np.convolve(x, np.array([1.0, -2.0, 1.0]), mode="same") + x ** 3  # noqa: E731
+    for mode in ("forward", "reverse", "auto"):
+        with pytest.raises(MemoryBudgetError, match=r"the dense 12x12 Jacobian needs 1.12 KiB, over the memory budget"):
+            jl.jacobian(f, np.linspace(-1.0, 1.0, 12), mode=mode, batch_size=batch_size, max_memory=400)
 
 
 def test_a_forward_pass_over_budget_retries_with_at_most_half_the_seeds(monkeypatch):
@@ -207,7 +219,7 @@ def test_a_batch_over_budget_on_a_tape_is_refused_before_any_pass_runs():
 @pytest.mark.parametrize("call, expected", [
     # the dense 4x4 result: 128 bytes, over a budget of one byte
     (lambda: jl.jacobian(np.sin, np.ones(4), max_memory=1), "needs 128 bytes, over the memory budget of 1 byte"),
-    (lambda: jl.jacfwd(np.sin, batch_size=1, max_memory=100)(np.ones(1000)), "more than 100 bytes of tangents"),
+    (lambda: jl.jacfwd(_sum_sin, batch_size=1, max_memory=8100)(np.ones(1000)), "more than 100 bytes of tangents"),
     (lambda: jl.jacobian(np.sin, np.ones(2000), max_memory=5 * 2**20), "needs 30.5 MiB, over the memory budget of 5 MiB"),
     (lambda: jl.jacobian(np.sin, np.ones(20000), max_memory=2**30), "needs 2.98 GiB, over the memory budget of 1 GiB"),
 ])
@@ -305,12 +317,13 @@ def test_a_sweep_of_one_cotangent_over_the_budget_is_refused_as_a_forward_pass_o
 
 
 def test_a_forward_pass_whose_seeds_each_outgrow_the_budget_is_not_told_to_shrink_its_batch():
-    # without a tape: the pass of 10 seeds stops at its first tangent, 80,000 bytes, 8,000 a seed, over 100
+    # without a tape: the pass of 10 seeds stops at its first tangent, 80,000 bytes, 8,000 a seed, over 100;
+    # so is the 8 MB result, which is what no batch size mends
     with pytest.raises(MemoryBudgetError) as err:
         jl.jacfwd(np.sin, batch_size=10, max_memory=100)(np.ones(1000))
     message = str(err.value)
-    assert "forward pass with 10 tangent seeds" in message and not _suggests_batches(message)
-    assert "reverse mode" in message and "a larger max_memory" in message and "jvp/vjp" in message
+    assert "the dense 1000x1000 Jacobian needs 7.63 MiB" in message and not _suggests_batches(message)
+    assert "a larger max_memory" in message and "jvp/vjp" in message
     with pytest.raises(MemoryBudgetError):  # a batch size of 1 would not have fitted
         jl.jacfwd(np.sin, batch_size=1, max_memory=100)(np.ones(1000))
 
