@@ -358,6 +358,25 @@ def test_a_pass_over_its_workers_share_of_the_budget_runs_in_the_caller(mode):
     assert np.array_equal(J, serial)
 
 
+def _sines(x):
+    y = x
+    for _ in range(5):
+        y = np.sin(y) + 0.5 * y
+    return y[:-1] * y[1:]
+
+
+@pytest.mark.parametrize("batch_size", [2, 1, None])
+def test_passes_that_fit_the_budget_but_not_a_workers_share_run_as_without_the_executor(batch_size):
+    """Auto mode's tape sized the passes to a worker's share of the budget and refused them (its advice,
+    batch_size <= 1 or None, failing too), where the serial call fits: they now run one at a time."""
+    x = np.random.default_rng(3).standard_normal(11)
+    for mode in ("auto", "reverse") if batch_size != 2 else ("auto",):  # 2 cotangents fit no sweep: reverse refuses
+        serial = jl.jacobian(_sines, x, mode=mode, batch_size=batch_size, max_memory=4000)
+        with ThreadPoolExecutor(2) as executor:
+            J = jl.jacobian(_sines, x, mode=mode, batch_size=batch_size, max_memory=4000, executor=executor)
+        np.testing.assert_array_equal(J, serial)
+
+
 class Diverged(Exception):
     """An exception whose __init__ takes other arguments than its message: pickle cannot rebuild it."""
 
