@@ -396,7 +396,8 @@ def _plain(value) -> bool:
 
 def _check_same_output(y, first, lo, why: str, other: str) -> None:
     """Refuse a pass whose f(x) differs from the first pass's: its block of J would be another
-    function's. Such passes evaluate f again, so a random or stateful f is found here. Rounding may
+    function's. Such passes evaluate f again, so a random or stateful f is found here, where its value
+    changes (not its derivative alone: ``x ** calls`` at x = 1 keeps the value 1). Rounding may
     differ (BLAS with another number of threads in a worker sums in another order): up to
     sqrt(eps) of the largest value is the same f."""
     if not (_plain(y) and _plain(first)) or np.array_equal(y, first, equal_nan=True):
