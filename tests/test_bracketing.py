@@ -15,7 +15,6 @@ from jacobian_lab.bracketing import (
     ChainPlan,
     all_bracketings,
     bracketing_cost,
-    forward_tree,
     format_bracketing,
     parse_bracketing,
     multiply,
