@@ -173,7 +173,6 @@ scatter_add = _linear(
 )
 
 
-
 # --- gather and scatter-add by an index operand ------------------------------------
 # `take` and `scatter_add` with the (1-D) index as an operand rather than a parameter: under jit, an index f
 # computes from its arguments (labels: p[np.arange(n), y]) is recomputed by the program, as a value is,
@@ -267,6 +266,7 @@ scatter_add_at = register(Primitive(
     jvp=lambda tangents, out, g, indices, axis, size: scatter_add_at(tangents[0], indices, axis=axis + 1, size=size),
     vjp=_scatter_add_at_vjp, constant_key=_index_values, structure="scatter_at", array_params=(),
 ))
+
 
 # --- writing elements: item assignment -----------------------------------------
 def _put_impl(a, v, indices, picks):
