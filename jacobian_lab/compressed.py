@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 import numpy as np
 
 from . import arguments, engines
+from .accounting import active_counter
 from .jacobian import (
     _NO_X,
     batches,
@@ -300,7 +301,9 @@ class SparseJacobian:
 
         Equal signatures mean the same primitives, parameters, traced operands
         and shapes (`Tape.signature`): everything a pattern is read from. A
-        pattern read again and found equal keeps its plan.
+        pattern read again and found equal keeps its plan. While a program is
+        recorded the pattern is read again: the values it reads (the index of a
+        gather by labels) are then the program's checks.
         """
         try:
             key = pullback.tape.signature(pullback.output)
@@ -308,7 +311,7 @@ class SparseJacobian:
         except TypeError:  # a parameter that is not hashable: read the pattern again
             key = None
         last = self._last
-        if last is not None and key is not None and last[0] == key:
+        if last is not None and key is not None and last[0] == key and not getattr(active_counter(), "records", False):
             return last[1:]
         pattern = recorded_pattern(pullback, m)
         if last is not None and _same_pattern(pattern, last[1]):

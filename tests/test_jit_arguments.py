@@ -210,6 +210,16 @@ def test_a_compiled_sparse_jacobian_gathering_by_labels_keeps_their_exact_patter
     assert jac.compiles == 2
 
 
+def test_a_compiled_sparse_jacobian_recorded_at_a_kept_pattern_still_checks_its_labels():
+    """A second program recorded where the gathered positions had not changed (the labels' dtype had) took the
+    pattern kept from the first without reading the labels, and replayed it for other labels: zeros."""
+    f = lambda x, i: np.sin(x)[i] * 2.0  # noqa: E731
+    jac, x = jl.jit(jl.sparse_jacobian(f, argnums=0)), np.linspace(0.1, 1.0, 8)
+    for i in (np.array([-3]), np.array([5], dtype=np.int8), np.array([2], dtype=np.int8)):
+        np.testing.assert_array_equal(jac(x, i).toarray(), jl.jacobian(f, argnums=0)(x, i))
+    assert jac.compiles == 3
+
+
 def test_a_stiff_solver_takes_the_compiled_sparse_jacobian_at_each_time():
     from scipy.integrate import solve_ivp
 
