@@ -272,7 +272,7 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, record
         task = partial(_tangent_block, remote, x.shape, result_dtype(x))
     y_shape = np.shape(recorded[0]) if recorded else None  # else known after the first pass
     limit = memory.budget(max_memory)
-    step = _forward_step(x, batch_size, limit, recorded, executor)
+    step, executor = _forward_step(x, batch_size, limit, recorded, executor)
     while True:
         try:
             return _columns(push, x, step, limit, y_shape, executor, task)
@@ -294,21 +294,22 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, record
             step = max(1, min(step // 2, int(getattr(error, "max_bytes", limit) // seed_bytes)))
 
 
-def _forward_step(x, batch_size, limit, recorded, executor) -> int:
-    """Seeds per forward pass. With a recorded tape, no more than fit the budget once the result is set
-    aside (each worker of an executor gets its share), so that no pass stops part way; without one, a
-    seed's bytes are not known before a pass runs, and the `schedule` takes no account of memory."""
+def _forward_step(x, batch_size, limit, recorded, executor) -> tuple:
+    """(seeds per forward pass, the executor to run them on). With a recorded tape, no more than fit the budget
+    once the result is set aside (each worker of an executor gets its share, or where a pass does not fit one,
+    the passes run one at a time here: no executor), so that no pass stops part way; without one, a seed's bytes
+    are not known before a pass runs, and the `schedule` takes no account of memory."""
     seed_bytes = tangent_bytes(recorded[1], x) if recorded else 0
     if not seed_bytes:
-        return schedule("forward", x.size, 0, batch_size)[0]
+        return schedule("forward", x.size, 0, batch_size)[0], executor
     m = math.prod(np.shape(recorded[0]))
     room = limit - memory.check_dense(m, x.size, result_dtype(x).itemsize, limit)
     share = _share(room, seed_bytes, batch_size, executor, x.size)
-    room = room if share is None else share  # else `_columns` runs the passes one at a time, with all of it
+    room, executor = (room, None) if share is None else (share, executor)
     step, _ = schedule("forward", x.size, m, batch_size, seed_bytes, room)
     if step > 1 and step * seed_bytes > room:  # an explicit batch_size: refused before any pass runs
         raise _forward_budget_error(step, seed_bytes, room, x, recorded[1])
-    return step
+    return step, executor
 
 
 def _share(room: int, seed_bytes: int, batch_size, executor, seeds: int) -> int | None:

@@ -371,10 +371,13 @@ def test_passes_that_fit_the_budget_but_not_a_workers_share_run_as_without_the_e
     batch_size <= 1 or None, failing too), where the serial call fits: they now run one at a time."""
     x = np.random.default_rng(3).standard_normal(11)
     for mode in ("auto", "reverse") if batch_size != 2 else ("auto",):  # 2 cotangents fit no sweep: reverse refuses
-        serial = jl.jacobian(_sines, x, mode=mode, batch_size=batch_size, max_memory=4000)
-        with ThreadPoolExecutor(2) as executor:
+        jl.jacobian(_sines, x, mode=mode, batch_size=batch_size, max_memory=4000)  # auto's first call probes
+        with counting() as serial_count:
+            serial = jl.jacobian(_sines, x, mode=mode, batch_size=batch_size, max_memory=4000)
+        with ThreadPoolExecutor(2) as executor, counting() as count:
             J = jl.jacobian(_sines, x, mode=mode, batch_size=batch_size, max_memory=4000, executor=executor)
         np.testing.assert_array_equal(J, serial)
+        assert count.total() == serial_count.total()  # no pass ran in a worker's share and stopped there
 
 
 class Diverged(Exception):
