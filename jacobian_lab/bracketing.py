@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence, Union
 
@@ -104,7 +105,11 @@ def _span(tree: Any) -> tuple[int, int]:
 
 def check_tree(tree: Any, q: int) -> None:
     """Raise ``ValueError`` unless ``tree`` is a full bracketing of ``J_q ... J_1``."""
-    lo, hi = _span(tree)
+    try:
+        lo, hi = _span(tree)
+    except RecursionError:  # the trees are walked recursively: a forward bracketing of 1,000 stages is too deep
+        raise ValueError(f"the bracketing tree nests deeper than Python's recursion limit "
+                         f"({sys.getrecursionlimit()}) lets it be walked: bracket the chain in parts") from None
     if (lo, hi) != (1, q):
         raise ValueError(
             f"bracketing tree covers stages {lo}..{hi}, but the chain has stages 1..{q}"

@@ -124,6 +124,10 @@ def test_a_chain_longer_than_plan_takes_is_refused_at_once():
     with pytest.raises(ValueError, match=r"a chain of 1000 stages is longer than plan takes \(500\).*plan parts"):
         plan([3] * 1001)
     assert bracketing_cost([3] * 601, forward_tree(600)) == 599 * 2 * 27  # pricing a bracketing is not planning it
+    with pytest.raises(ValueError, match="nests deeper than Python's recursion limit"):  # was a RecursionError
+        bracketing_cost([3] * 1201, forward_tree(1200))
+    with pytest.raises(ValueError, match="bracket the chain in parts"):
+        multiply([np.eye(2)] * 1200, forward_tree(1200))
 
 
 def test_a_speedup_close_to_one_is_not_printed_as_one():
