@@ -107,13 +107,19 @@ def check_tree(tree: Any, q: int) -> None:
     """Raise ``ValueError`` unless ``tree`` is a full bracketing of ``J_q ... J_1``."""
     try:
         lo, hi = _span(tree)
-    except RecursionError:  # the trees are walked recursively: a forward bracketing of 1,000 stages is too deep
-        raise ValueError(f"the bracketing tree nests deeper than Python's recursion limit "
-                         f"({sys.getrecursionlimit()}) lets it be walked: bracket the chain in parts") from None
+    except RecursionError:
+        raise _too_deep() from None
     if (lo, hi) != (1, q):
         raise ValueError(
             f"bracketing tree covers stages {lo}..{hi}, but the chain has stages 1..{q}"
         )
+
+
+def _too_deep() -> ValueError:
+    """The refusal of a bracketing nested too deeply to walk: trees are walked and read recursively, and a forward
+    bracketing of about 1,000 stages (its text of about 500) passes Python's recursion limit."""
+    return ValueError(f"the bracketing nests deeper than Python's recursion limit ({sys.getrecursionlimit()}) lets "
+                      "it be walked: bracket the chain in parts")
 
 
 def forward_tree(q: int) -> Tree:
@@ -150,8 +156,11 @@ def format_bracketing(tree: Tree) -> str:
     >>> format_bracketing(1)
     'J1'
     """
-    _span(tree)
-    return _format(tree, True)
+    try:
+        _span(tree)
+        return _format(tree, True)
+    except RecursionError:
+        raise _too_deep() from None
 
 
 _TOKEN = re.compile(r"\s*(?:(\()|(\))|J(\d+))")
@@ -171,7 +180,10 @@ def parse_bracketing(text: str) -> Tree:
                              "J1, J2, ... two to a product, in parentheses but the outermost, as '(J3 J2) J1'")
         tokens.append(match.group(1) or match.group(2) or int(match.group(3)))
         at = match.end()
-    tree, rest = _product(tokens, text)
+    try:
+        tree, rest = _product(tokens, text)
+    except RecursionError:
+        raise _too_deep() from None
     if rest:
         raise ValueError(f"cannot read {text!r} as a bracketing: an unmatched ')'")
     return tree

@@ -90,9 +90,10 @@ def _resolve_bracketing(bracketing: Any, q: int) -> tuple[str, Tree | None]:
             bracketing = parse_bracketing(bracketing)
         check_tree(bracketing, q)
     except ValueError as error:
+        example = reverse_tree(min(q, 4))  # of a long chain, a tree of its first stages: its own would fill pages
         raise ValueError(
             f"bracketing must be one of {choices} or a bracketing tree of stages 1..{q} "
-            f"such as {format_bracketing(reverse_tree(q))!r} = {reverse_tree(q)!r}; {error}"
+            f"such as {format_bracketing(example)!r} = {example!r}{' for 4 of them' if q > 4 else ''}; {error}"
         ) from None
     return "explicit", _to_tuples(bracketing)
 

@@ -128,6 +128,11 @@ def test_a_chain_longer_than_plan_takes_is_refused_at_once():
         bracketing_cost([3] * 1201, forward_tree(1200))
     with pytest.raises(ValueError, match="bracket the chain in parts"):
         multiply([np.eye(2)] * 1200, forward_tree(1200))
+    with pytest.raises(ValueError, match="bracket the chain in parts"):
+        format_bracketing(forward_tree(1200))
+    text = " (".join(f"J{k}" for k in range(600, 0, -1)) + ")" * 599  # a forward bracketing's text: read recursively
+    with pytest.raises(ValueError, match="bracket the chain in parts"):
+        parse_bracketing(text)
 
 
 def test_a_speedup_close_to_one_is_not_printed_as_one():
