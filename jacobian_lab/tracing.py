@@ -755,6 +755,8 @@ class Tracer:
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def astype(self, dtype, copy=True, **kw):
+        if np.dtype(dtype) == np.bool_:  # NumPy's truth of each element (NaN is true): a mask, as in JAX
+            return self != 0
         if np.issubdtype(dtype, np.floating):
             converted = E.as_float_dtype(self, dtype)
             return inplace.laid_out(inplace.clone(converted), "K") if copy and converted is self else converted

@@ -619,6 +619,18 @@ def test_an_integer_astype_names_the_rounding_that_converts():
     np.testing.assert_array_equal(J, [[1, 0, 0], [0, 1, 0], [1, 0, 0]])
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse", "jit"])
+def test_astype_bool_is_each_elements_truth_as_in_numpy_and_jax(mode):
+    """It was refused as a conversion dropping the derivative; a bool carries none (NaN and -0.0 as NumPy)."""
+    x = np.array([0.0, 2.0, -0.0, np.nan, -3.0])
+    seen = []
+    fun = jl.jacobian(lambda v: (seen.append(np.array(v.astype(bool))), np.where(v.astype(bool), v ** 2, 1.0))[1],
+                      mode="auto" if mode == "jit" else mode)
+    J = (jl.jit(fun) if mode == "jit" else fun)(x)
+    np.testing.assert_array_equal(seen[0], x.astype(bool))
+    np.testing.assert_array_equal(np.diagonal(J), [0.0, 4.0, 0.0, np.nan, -6.0])
+
+
 def _van_der_pol(y):
     return np.array([y[1], (1.0 - y[0] ** 2) * y[1] - y[0]])  # as solve_ivp's examples write it
 
