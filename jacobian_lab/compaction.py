@@ -40,7 +40,7 @@ import numpy as np
 
 from .accounting import TANGENT
 from .primitives import REGISTRY
-from .staging import INPUT, Equation, is_input
+from .staging import Equation, input_position, is_input
 
 class _Dense:
     __slots__ = ()
@@ -193,7 +193,7 @@ class _Rewrite:
     # --- what an operand holds -----------------------------------------------------
     def _shape(self, value, ref):
         if is_input(ref):
-            return self.inputs[INPUT - ref].shape
+            return self.inputs[input_position(ref)].shape
         if ref in self.running:
             return self.eqs[ref].shape
         return np.shape(value)

@@ -55,7 +55,7 @@ from .inputs import Inputs
 from .memory import MATRIX, MemoryBudgetError, budget, building, check_dense, readable
 from .primitives import REGISTRY, DerivativeError
 from .sparsity import recorded_pattern
-from .staging import INPUT, NotReplayable, Recorder, input_name, is_input
+from .staging import INPUT, NotReplayable, Recorder, input_name, input_position, input_ref, is_input
 
 
 KEEP_PROGRAMS = 8  # per input shape: a function with a few branches replays each of them
@@ -906,7 +906,7 @@ class _Code:
         for o in observations:
             checks.setdefault(self._computed_by(o), []).append(o)
         last_use = self._last_use(run, observations, blocks)
-        refs = [INPUT - k for k in range(len(self.inputs))]
+        refs = [INPUT, *map(input_ref, range(len(self.inputs) - 1))]
         lines = [f"def program({', '.join(map(input_name, refs))}):"]
         for ref in refs:
             lines += self._finite(ref)
@@ -980,7 +980,10 @@ class _Code:
         kind = self.checks.get(ref)
         if kind is None:
             return []
-        name, value = (input_name(ref), self.inputs[INPUT - ref]) if is_input(ref) else (f"v{ref}", self.eqs[ref])
+        if is_input(ref):
+            name, value = input_name(ref), self.inputs[input_position(ref)]
+        else:
+            name, value = f"v{ref}", self.eqs[ref]
         test = compaction.condition(name, kind, value.dtype, value.shape, self._constant, self._zeros)
         return [f"    if not {test}:\n        return DENSE"] if test else []
 

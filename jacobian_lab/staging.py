@@ -61,13 +61,22 @@ def input_ref(k: int) -> int:
     return INPUT - 1 - k
 
 
+def input_position(ref: int) -> int:
+    """Where the input `ref` is among a program's inputs (`Recorder.inputs`): x first, then f's other arguments.
+
+    >>> input_position(INPUT), input_position(input_ref(1))
+    (0, 2)
+    """
+    return INPUT - ref
+
+
 def input_name(ref: int) -> str:
     """The name a program's source gives the input `ref`: x, then a0, a1, ... for f's other arguments.
 
     >>> input_name(INPUT), input_name(input_ref(1))
     ('x', 'a1')
     """
-    return "x" if ref == INPUT else f"a{INPUT - 1 - ref}"
+    return "x" if ref == INPUT else f"a{input_position(ref) - 1}"
 
 
 class NotReplayable(Exception):
