@@ -101,6 +101,8 @@ class Observable:
     # NumPy's scalar, np.bool_ for x[0] > 0); NumPy's C code tests the real type and never
     # mistakes it for an array it can read directly.
     __class__ = property(lambda self: type(self._array[()]) if self._scalar else np.ndarray)
+    # what eager mode gives f, unread: NumPy's scalar, or the array (its methods, its answer to a string)
+    _eager = property(lambda self: self._array[()] if self._scalar else self._array)
     shape = property(lambda self: self._array.shape)
     ndim = property(lambda self: self._array.ndim)
     size = property(lambda self: self._array.size)
@@ -304,7 +306,7 @@ class Observable:
         # Protocols (__array_interface__, ...) are refused, so NumPy converts through __array__.
         if name.startswith("__"):
             raise AttributeError(name)
-        attribute = getattr(self._array[()] if self._scalar else self._array, name)  # a scalar's: t.is_integer
+        attribute = getattr(self._eager, name)  # a scalar's: t.is_integer
         if name in _MOVES and self._recomputed() and self.ndim:  # m.T, m.ravel(): recorded moves
             move, keywords = _MOVES[name]
             if name == "T":
@@ -374,7 +376,7 @@ class Observable:
 
     def _numberless(self, other, compare):
         """``compare(m, other)`` of a number and a string or None: NumPy's answer, which reads no number."""
-        return compare(self._array[()] if self._scalar else self._array, other)
+        return compare(self._eager, other)
 
     __matmul__, __rmatmul__ = binary_methods(np.matmul)
     __lshift__, __rlshift__ = binary_methods(np.left_shift)
