@@ -496,14 +496,13 @@ def _refuse_too_long(title: str, f, x, modes, leave_out: bool = True):
     """Refuse the rows of `modes` predicted to exceed MAX_PASSES or MAX_FLOPS, if any are (with
     `leave_out`, naming the --modes without them); f failing while it is predicted is f's failure.
     Returns the prediction, for the comparison to use."""
-    from . import trees
     from .compare import _rows
     from .jacobian import schedule
     from .prediction import predict
 
     # a forward row's passes follow from x's size alone (at least these: memory may cut a pass's seeds),
     # known before f is first traced, which a huge x makes slow
-    n = sum(np.size(leaf) for leaf in trees.flatten(x)[0])
+    n = _size(x)
     too_long = {}
     for name, (label, mode, batch) in zip(modes, _rows(modes)):
         passes = schedule("forward", n, 1, batch)[1] if mode == "forward" else 0
@@ -631,17 +630,23 @@ def _cmd_sparsity(args) -> int:
 MAX_PATTERN_ENTRIES = MAX_FLOPS / 100
 
 
+def _size(x) -> int:
+    """The number of x's elements, over its leaves when it is a tree of arrays."""
+    from . import trees
+
+    return sum(np.size(leaf) for leaf in trees.flatten(x)[0])
+
+
 def _refuse_dense_pattern(args, title: str, pullback, m: int, x) -> None:
     """Refuse, before it is read, a pattern the tape's structure shows dense (every output on every input: all
     m x n entries) that would take more memory than the budget to work out, or too long. Other patterns are
     refused while they are read, by a dependency matrix over the budget, before it is built."""
-    from . import trees
     from .memory import budget, readable
     from .sparsity import dense, pattern_bytes
 
     if not dense(pullback):
         return
-    n = sum(np.size(leaf) for leaf in trees.flatten(x)[0])
+    n = _size(x)
     needed, limit = pattern_bytes(m * n), budget()
     if needed > limit:
         why = f"takes {readable(needed)} to work out, over the memory budget of {readable(limit)}"
