@@ -416,8 +416,9 @@ class JittedSparse(Jitted):
         return x_flat, flat
 
     def _build(self, g, x, call=None):
-        return compile_sparse(self.fun, g, x) if call is None else _unwritten(call, compile_sparse(self.fun,
-                                                                                                 *_recorded(call)))
+        if call is None:
+            return compile_sparse(self.fun, g, x)
+        return _unwritten(call, compile_sparse(self.fun, *_recorded(call)))
 
 
 def _recorded(call) -> tuple:
