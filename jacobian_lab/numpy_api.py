@@ -760,7 +760,11 @@ def getitem(a, index):
 def recomputed_index(part) -> bool:
     """Whether `part` of an index is an integer array a compiled program being recorded recomputes (labels f
     gets as an argument, or computes from one): the positions it selects are then computed by a primitive, not
-    read, so that one program serves every value. A boolean one is read: its count of True sets the shape."""
+    read, so that one program serves every value. A boolean one is read: its count of True sets the shape.
+
+    >>> recomputed_index(np.array([0, 2]))  # no recording: a plain index, read as NumPy reads it
+    False
+    """
     return getattr(part, "dtype", None) is not None and part.dtype.kind in "iu" and recomputed(part)
 
 
