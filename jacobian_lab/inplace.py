@@ -31,7 +31,7 @@ import numpy as np
 
 from . import snapshots
 from .accounting import active_counter
-from .primitives import Primitive, apply, frozen, is_traced, link_view, primal
+from .primitives import Primitive, apply, frozen, is_traced, link_view, observe, primal
 from .rules import elementwise as E
 from .rules import shape as S
 
@@ -248,6 +248,10 @@ def write(tracer, key, value, flat: bool = False) -> None:
     """Write `value` into ``tracer[key]`` (``tracer.flat[key]`` with `flat`), that is, into the memory
     of the array `tracer` is a view of (or tracer itself): that array takes the new values, and its
     live views are derived again."""
+    at = None if flat else _recomputed_destination(tracer, key)
+    if at is not None:
+        _replace(tracer, _written_at(tracer, at, value))
+        return
     owner, at = _destination(tracer, key, flat)
     if _owner_of(value) is owner and np.shape(value) == at.shape and np.array_equal(positions(value), at):
         return  # `y[k] *= 2` hands the assignment the view of y it has just written through
@@ -378,6 +382,27 @@ def _written(owner, at, value):
     out = S.put(S.reshape(owner, (owner.size,)), S.reshape(value, (np.size(value),)), indices=frozen(indices),
                 picks=picks)
     return S.reshape(out, owner.shape)
+
+
+def _recomputed_destination(tracer, key):
+    """The flat positions in `tracer` of ``tracer[key]`` where a compiled program being recorded recomputes
+    them (`S.recomputed_positions`: ``z[np.arange(n), labels] = 0``), for an array that is no view and
+    positions that do not repeat (checked again on each replay); else None, and the index is read."""
+    if _owner_of(tracer) is not tracer:
+        return None
+    at = S.recomputed_positions(tracer.shape, key if isinstance(key, tuple) else (key,))
+    return None if at is None or observe(S.repeats, at) else at
+
+
+def _written_at(tracer, at, value):
+    """`tracer` with `value` written at its flat positions `at`, an array a program recomputes (`put_at`)."""
+    value = _fitted(value, at.shape, tracer.dtype)
+    if is_traced(value):
+        value = S.reshape(S.broadcast_to(value, at.shape), (at.size,))
+    else:
+        value = np.broadcast_to(value, at.shape).reshape(-1)
+    flat = S.put_at(S.reshape(tracer, (tracer.size,)), value, S.reshape(at, (at.size,)))
+    return S.reshape(flat, tracer.shape)
 
 
 def _elements(value, shape) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .inplace import add_at, array0, as_objects, assign, clone, contiguous, laid_out, ufunc_at
-from .primitives import is_traced, observe, primal, recomputed
+from .primitives import is_traced, observe, primal
 from .rules import elementwise as E
 from .rules import decompositions as D
 from .rules import linalg as L
@@ -710,7 +710,7 @@ def take(a, indices, axis=None, out=None, mode="raise"):
     if axis is None:
         a, axis = ravel(a), 0
     axis = one_axis(axis, np.ndim(a))
-    if mode == "raise" and recomputed_index(indices):  # labels under jit: recomputed by the program
+    if mode == "raise" and S.recomputed_index(indices):  # labels under jit: recomputed by the program
         return getitem(a, (slice(None),) * axis + (indices,))
     indices = np.asarray(indices)
     n = np.shape(a)[axis]
@@ -747,25 +747,11 @@ def getitem(a, index):
         basic = basic and is_basic(i)
     if basic:
         return S.getitem(a, index)
-    recorded = [recomputed_index(i) for i in index]
-    if any(recorded):  # labels of f's arguments under jit: p[np.arange(n), y]
-        arrays = [i for i, r in zip(index, recorded) if r]
-        template = tuple(S.SLOT if r else i for i, r in zip(index, recorded))
-        positions = S.positions(*arrays, shape=np.shape(a), index=template)
-        return reshape(S.take_at(ravel(a), ravel(positions), axis=0), positions.shape)
+    at = S.recomputed_positions(np.shape(a), index)
+    if at is not None:  # labels of f's arguments under jit: p[np.arange(n), y]
+        return reshape(S.take_at(ravel(a), ravel(at), axis=0), at.shape)
     positions = np.arange(np.size(a)).reshape(np.shape(a))[index]
     return reshape(S.take(ravel(a), positions.ravel(), axis=0), positions.shape)
-
-
-def recomputed_index(part) -> bool:
-    """Whether `part` of an index is an integer array a compiled program being recorded recomputes (labels f
-    gets as an argument, or computes from one): the positions it selects are then computed by a primitive, not
-    read, so that one program serves every value. A boolean one is read: its count of True sets the shape.
-
-    >>> recomputed_index(np.array([0, 2]))  # no recording: a plain index, read as NumPy reads it
-    False
-    """
-    return getattr(part, "dtype", None) is not None and part.dtype.kind in "iu" and recomputed(part)
 
 
 # --- selection ------------------------------------------------------------------

@@ -176,7 +176,7 @@ def sort(a, axis=-1, kind=None, order=None, **kwargs):
 def take_along_axis(arr, indices, axis=-1):
     if axis is None:
         arr, axis = api.ravel(arr), 0
-    if api.recomputed_index(indices):  # labels under jit (z[np.arange(n), y] as NumPy writes it): recomputed
+    if S.recomputed_index(indices):  # labels under jit (z[np.arange(n), y] as NumPy writes it): recomputed
         return api.getitem(arr, _along_axis(indices, np.shape(arr), one_axis(axis, np.ndim(arr))))
     return gather(arr, np.take_along_axis(_positions(arr), np.asarray(indices), axis))
 

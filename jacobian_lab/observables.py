@@ -29,6 +29,7 @@ from .inplace import clone
 from .numpy_api import UFUNCS, is_traced
 from .primitives import observe, recomputed
 from .rules import elementwise as E
+from .rules import shape as S
 from .rules.elementwise import where
 from .snapshots import same_bytes
 from .tracing import binary_method, binary_methods, objects_converted
@@ -448,10 +449,10 @@ def _basic(key) -> bool:
 
 
 def _gathered(key) -> bool:
-    """Whether `key` selects elements by integers, constant or recomputed (`api.recomputed_index`), beside basic
+    """Whether `key` selects elements by integers, constant or recomputed (`S.recomputed_index`), beside basic
     parts: positions known from the key's shapes. A boolean array or an Observable holding Python's numbers is
     read."""
-    return all(api.is_basic(part) or api.recomputed_index(part) or _integers(part)
+    return all(api.is_basic(part) or S.recomputed_index(part) or _integers(part)
                for part in (key if type(key) is tuple else (key,)))
 
 

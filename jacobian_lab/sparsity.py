@@ -9,7 +9,8 @@ from its operands' matrices and its primitive's `structure`:
   operand depends on, after broadcasting;
 * "move": on what the one operand element it is a copy of depends on, or on
   nothing (the zeros ``embed`` fills in). Which element that is comes from
-  running the primitive itself on arrays of element numbers;
+  running the primitive itself on arrays of element numbers (with its index
+  operand read, for "gather_at" and "put_at");
 * "reduction": on everything the elements reduced into it depend on;
 * "scan": on what the elements up to its own along ``axis`` depend on;
 * "along": on what the element of its slice along ``axis`` that the order operand
@@ -232,17 +233,18 @@ def _elementwise(record, operands, n):
     return _joined([_broadcast(d, n, np.shape(a), shape) for a, d in zip(record.args, operands) if d is not None])
 
 
-def _move(record, operands, n):
-    """Run the primitive on element numbers: 1, 2, ... across the traced operands, 0 for constants."""
+def _move(record, operands, n, read=()):
+    """Run the primitive on element numbers: 1, 2, ... across the traced operands, 0 for constants; `read`:
+    its last operands as they are (an index operand)."""
     numbered, blocks, start = [], [], 1
-    for a, d in zip(record.args, operands):
+    for a, d in zip(record.args[:len(record.args) - len(read)], operands):
         if d is None:
             numbered.append(np.zeros(np.shape(a)))
             continue
         numbered.append(np.arange(start, start + np.size(a), dtype=np.float64).reshape(np.shape(a)))
         blocks.append(d + (start - 1) * n)  # its rows, after the earlier operands' rows
         start += np.size(a)
-    sources = np.asarray(record.prim.impl(*numbered, **record.params)).ravel()
+    sources = np.asarray(record.prim.impl(*numbered, *read, **record.params)).ravel()
     if sources.size != np.size(record.out) or not np.array_equal(sources, np.round(sources)):
         return _dense(record, operands, n)  # not a plain copy after all: stay safe
     return _rows(np.concatenate(blocks), n, start - 1, sources.astype(np.int64) - 1)
@@ -279,6 +281,11 @@ def _scatter_at(record, operands, n):
     indices, axis = record.args[1], record.params["axis"]
     targets = observe(np.take, _element_numbers(np.shape(record.out)), indices, axis=axis)
     return _regrouped(operands[0], n, targets.ravel())
+
+
+def _put_at(record, operands, n):
+    """put_at: `_move` with its positions operand read as `_gather_at` reads its index."""
+    return _move(record, operands, n, read=(observe(np.array, record.args[2]),))
 
 
 def _along(record, operands, n):
@@ -353,4 +360,4 @@ def _dense(record, operands, n):
 
 _RULES = {"elementwise": _elementwise, "move": _move, "reduction": _reduction, "scan": _scan,
           "scatter": _scatter, "matmul": _matmul, "sparse_matmul": _sparse_matmul, "along": _along,
-          "gather_at": _gather_at, "scatter_at": _scatter_at}
+          "gather_at": _gather_at, "scatter_at": _scatter_at, "put_at": _put_at}

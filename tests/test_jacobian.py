@@ -255,6 +255,11 @@ def test_suite_is_broad():
     assert len(CASES) >= 40
 
 
+def _put(z, at, value):
+    z[at] = value
+    return z
+
+
 def test_cases_exercise_every_primitive_and_ufunc(monkeypatch):
     """Running the suite in both modes executes every registered primitive (ufuncs included)."""
     executed = set()
@@ -278,6 +283,7 @@ def test_cases_exercise_every_primitive_and_ufunc(monkeypatch):
     jl.grad(lambda v: np.corrcoef(v, v ** 2)[0, 1])(np.arange(3.0))  # stop_gradient: corrcoef's clip
     labels = np.array([1, 0, 1])  # positions, take_at, scatter_add_at: an index of f's arguments, compiled
     jl.jit(jl.grad(lambda v, y: np.sum(v.reshape(3, 2)[np.arange(3), y] ** 2)))(np.ones(6), labels)
+    jl.jit(jl.grad(lambda v, y: np.sum(_put(v * 1.0, y, 0.0) ** 2)))(np.ones(3), labels[:2])  # put_at: a write there
     assert sorted(set(primitives.REGISTRY) - executed) == []
     # In particular every primitive a NumPy ufunc maps to (np.sin -> "sin", ...).
     mapped = {p.name for p in numpy_api.UFUNCS.values() if isinstance(p, primitives.Primitive)}

@@ -305,6 +305,86 @@ def test_integer_indices_from_arguments_compile_once(name, make):
     assert step.compiles == 2
 
 
+def svm_loss(W, X, y):
+    """The multiclass hinge loss as NumPy code writes it: the margins of the right classes set to 0."""
+    scores = X @ W
+    margins = np.maximum(0.0, scores - scores[np.arange(len(y)), y][:, None] + 1.0)
+    margins[np.arange(len(y)), y] = 0.0
+    return np.sum(margins) / len(y)
+
+
+def svm_gradient(W, X, y):
+    rows = np.arange(len(y))
+    scores = X @ W
+    active = (scores - scores[rows, y][:, None] + 1.0 > 0).astype(float)
+    active[rows, y] = 0.0
+    active[rows, y] = -active.sum(axis=1)
+    return X.T @ active / len(y)
+
+
+# Each writes into z (8 x 3, from x) at labels y of 8 rows, whose positions never repeat.
+WRITTEN = {
+    "hinge loss": svm_loss,
+    "z[arange, y] -= v": lambda W, X, y: _written(W, X, y, lambda z, at: z.__setitem__(at, z[at] - z[at] ** 2)),
+    "z[arange, y] = v of x": lambda W, X, y: _written(W, X, y, lambda z, at: z.__setitem__(at, np.sin(z[at]) * W[0, 0])),
+    "z[:, y[:3]] = 1": lambda W, X, y: _written(W, X, y, lambda z, at: z.__setitem__((slice(None), y[:3] * 0 +
+                                                                                      np.arange(3)), 1.0)),
+}
+
+
+def _written(W, X, y, write):
+    z = np.tanh(X @ W)
+    write(z, (np.arange(8), y))
+    return np.sum(z ** 3)
+
+
+@pytest.mark.parametrize("make", [jl.grad, jl.jacfwd, jl.hessian])
+@pytest.mark.parametrize("name", WRITTEN)
+def test_writes_at_labels_compile_once(name, make):
+    """A write at positions labels select (of an array that is no view, where they do not repeat) is recomputed
+    as a gather by them is: one program for every batch of int64 labels, one more for uint8 ones."""
+    f = WRITTEN[name]
+    step, W = jl.jit(make(f)), RNG.standard_normal((4, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for dtype in (np.int64,) * 4 + (np.uint8,) * 2:
+            X, y = RNG.standard_normal((8, 4)), RNG.integers(0, 3, size=8).astype(dtype)
+            np.testing.assert_allclose(step(W, X, y), make(f)(W, X, y), rtol=1e-12, atol=1e-13)
+            if f is svm_loss and make is jl.grad:
+                np.testing.assert_allclose(step(W, X, y), svm_gradient(W, X, y), rtol=1e-12, atol=1e-14)
+    assert step.compiles == 2
+
+
+def test_a_write_at_repeated_positions_reads_them():
+    """Where positions repeat, the last write wins, as in NumPy: such labels are read, a program per pattern."""
+    def f(w, y):
+        z = np.sin(w) * 1.0
+        z[y] = w[:len(y)] ** 2
+        return z
+    step, w = jl.jit(jl.jacrev(f)), RNG.standard_normal(6)
+    for y in ([0, 3, 3], [1, 1, 1], [5, 2, 0], [2, 4, 1]):
+        y = np.array(y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            np.testing.assert_array_equal(step(w, y), jl.jacrev(f)(w, y))
+    assert step.compiles == 3  # a program for each pattern of repeats, one for every distinct three
+
+
+def test_a_compiled_sparse_jacobian_writing_at_labels_keeps_their_exact_pattern():
+    f = lambda x, i: _put(x * 2.0, i, np.sin(x[:3]))  # noqa: E731
+    jac, x = jl.jit(jl.sparse_jacobian(f, argnums=0)), np.linspace(0.1, 1.0, 10)
+    for i in (RNG.permutation(10)[:3], RNG.permutation(10)[:3]):
+        dense = jl.jacobian(f, argnums=0)(x, i)
+        J = jac(x, i)
+        np.testing.assert_array_equal(J.toarray(), dense)
+        assert J.nnz == np.count_nonzero(dense)
+
+
+def _put(z, i, v):
+    z[i] = v
+    return z
+
+
 @pytest.mark.parametrize("strides", [False, True])
 def test_positions_of_integer_indices_are_numpys(strides, monkeypatch):
     """`positions` computes an index of one integer array per axis into a large array from strides, without

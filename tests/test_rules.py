@@ -295,6 +295,10 @@ EXAMPLES: dict[str, list[Example]] = {
         ex(general(5, 3), np.array([0, 2, 2, 3, 0]), axis=0, size=4, diff=(True, False)),
         ex(general(2, 3), np.array([3, 0, 1]), axis=1, size=4, diff=(True, False), label="no repeats"),
     ],
+    "put_at": [
+        ex(general(5), general(3), np.array([4, 0, 2]), diff=(True, True, False), label="3 of 5"),
+        ex(general(2, 4), general(2, 2), np.array([3, 1]), diff=(True, True, False), label="in each row"),
+    ],
     "positions": [
         ex(np.array([2, 0, 2]), shape=(3, 4), index=(np.arange(3), S.SLOT), label="z[np.arange(3), y]"),
         ex(np.array([[1], [0]]), np.array([3, 3]), shape=(2, 4), index=(S.SLOT, S.SLOT), label="broadcast"),

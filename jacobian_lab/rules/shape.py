@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ..accounting import free
-from ..primitives import Primitive, observe, register
+from ..primitives import Primitive, observe, recomputed, register
 from . import reductions as R
 
 
@@ -147,15 +147,14 @@ def _scatter_add_impl(g, indices, axis, size):
     return out if last else np.moveaxis(out, -1, axis)
 
 
-def _repeats(indices) -> int:
+def repeats(indices) -> int:
     """How many of `indices` repeat an earlier one: the adds a scatter-add of them pays per row."""
     ordered = np.sort(indices, axis=None)  # a sort and a comparison: faster than np.unique's count
     return int(np.count_nonzero(ordered[1:] == ordered[:-1]))
 
 
 def _scatter_add_cost(out, g, indices, axis, size):
-    repeats = _repeats(indices)
-    return repeats * (np.size(g) // max(np.size(indices), 1)), 0
+    return repeats(indices) * (np.size(g) // max(np.size(indices), 1)), 0
 
 
 take = _linear(
@@ -235,9 +234,34 @@ SLOT = _Slot()
 positions = register(Primitive("positions", _positions_impl, free, differentiable=False, raises=True, array_params=()))
 
 
+def recomputed_index(part) -> bool:
+    """Whether `part` of an index is an integer array a compiled program being recorded recomputes (labels f
+    gets as an argument, or computes from one): the positions it selects are then computed by `positions`, not
+    read, so that one program serves every value. A boolean one is read: its count of True sets the shape.
+
+    >>> recomputed_index(np.array([0, 2]))  # no recording: a plain index, read as NumPy reads it
+    False
+    """
+    return getattr(part, "dtype", None) is not None and part.dtype.kind in "iu" and recomputed(part)
+
+
+def recomputed_positions(shape, index: tuple):
+    """The flat positions ``a[index]`` selects of an array a of `shape`, computed by `positions` where a part
+    of the index is one a recording recomputes (`recomputed_index`); None where none is (NumPy reads it).
+
+    >>> recomputed_positions((3, 4), (np.arange(3), np.array([2, 0, 1]))) is None  # no recording
+    True
+    """
+    recorded = [recomputed_index(part) for part in index]
+    if not any(recorded):
+        return None
+    arrays = [part for part, r in zip(index, recorded) if r]
+    return positions(*arrays, shape=shape, index=tuple(SLOT if r else part for part, r in zip(index, recorded)))
+
+
 def _scatter_add_at_cost(out, g, indices, axis, size):
     # The repeats are read: a program's count is the recording's, checked again on each replay.
-    return observe(_repeats, indices) * (np.size(g) // max(np.size(indices), 1)), 0
+    return observe(repeats, indices) * (np.size(g) // max(np.size(indices), 1)), 0
 
 
 def _index_values(a):
@@ -265,6 +289,35 @@ scatter_add_at = register(Primitive(
     "scatter_add_at", _scatter_add_impl, _scatter_add_at_cost,
     jvp=lambda tangents, out, g, indices, axis, size: scatter_add_at(tangents[0], indices, axis=axis + 1, size=size),
     vjp=_scatter_add_at_vjp, constant_key=_index_values, structure="scatter_at", array_params=(),
+))
+
+
+def _put_at_impl(a, v, positions):
+    """a, with v's elements at `positions` along the last axis: ``out[..., positions] = v`` in a copy (v's
+    leading axes broadcast against a's). The positions do not repeat (`inplace` writes that way only then)."""
+    out = np.array(a, copy=True)
+    out[..., positions] = v
+    return out
+
+
+def _put_at_jvp(tangents, out, a, v, positions):
+    ta, tv = tangents[:2]
+    if ta is None:  # a constant array written into: its tangent is zero where v's does not land
+        ta = np.zeros((batch(tv),) + np.shape(a), dtype=np.result_type(tv))
+    return put_at(ta, np.zeros((1, 1), dtype=ta.dtype) if tv is None else tv, positions)
+
+
+def _put_at_vjp(needs, out, a, v, positions):
+    def pullback(g):  # what was written over reaches a no more; each value gets its position's cotangent
+        ga = put_at(g, np.zeros((1, 1), dtype=g.dtype), positions) if needs[0] else None
+        return ga, take_at(g, positions, axis=g.ndim - 1) if needs[1] else None, None
+
+    return pullback
+
+
+put_at = register(Primitive(  # `put` with its positions an operand: labels' positions, recomputed as take_at's
+    "put_at", _put_at_impl, free, jvp=_put_at_jvp, vjp=_put_at_vjp, constant_key=_index_values,
+    structure="put_at", array_params=(),
 ))
 
 
