@@ -882,3 +882,16 @@ def test_a_compiled_hessian_in_a_tuple_of_argnums_alone_is_cut_in_blocks():
             np.testing.assert_allclose(compiled[i][j], eager[i][j], rtol=1e-12)
     np.testing.assert_allclose(compiled[0][1], 6 * np.outer(a ** 2, b) + np.diag(np.cos(a)), rtol=1e-12)
     assert H.compiles == 1
+
+
+@pytest.mark.parametrize("mode", ["raise", "clip", "wrap"])
+@pytest.mark.parametrize("dtype", [np.uint64, np.uint32, np.int8])
+def test_a_gather_by_unsigned_labels_has_the_gradient_of_its_tangents(dtype, mode):
+    """uint64 labels with the int64 row offsets of the gradient's scatter-add added up in float64, which
+    np.bincount refused: a TypeError naming neither the gather nor the labels."""
+    f = lambda w, y: np.sum(np.take(w, y, mode=mode) ** 2)  # noqa: E731
+    w, y = np.linspace(1.0, 2.0, 5), np.array([0, 1, 1, 4], dtype=dtype)
+    expected = jl.jacfwd(f)(w, y)
+    np.testing.assert_allclose(expected, 2 * w * np.bincount(y.astype(int), minlength=5), rtol=1e-15)
+    np.testing.assert_array_equal(jl.grad(f)(w, y), expected)
+    np.testing.assert_array_equal(jl.jit(jl.grad(f))(w, y), expected)

@@ -136,7 +136,8 @@ def _scatter_add_impl(g, indices, axis, size):
     lead = g.shape[:-1]
     # An explicit row count: reshape(-1, 0) is ambiguous when nothing is gathered (empty mask).
     rows = g.reshape(int(np.prod(lead, dtype=np.int64)), len(indices))
-    bins = (np.arange(rows.shape[0])[:, None] * size + indices).ravel()
+    # intp indices: uint64 ones with the int64 row offsets would add up in float64, which bincount refuses
+    bins = (np.arange(rows.shape[0])[:, None] * size + indices.astype(np.intp, copy=False)).ravel()
     if g.dtype == np.float64:  # bincount sums in float64, in order: np.add.at's sums, faster
         flat = np.bincount(bins, weights=rows.ravel(), minlength=rows.shape[0] * size)
     else:  # in g's own precision, as np.add.at sums (float32 sums rounded at every step)
