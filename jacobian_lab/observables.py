@@ -281,7 +281,10 @@ class Observable:
             one, zero = np.ones((), dtype), np.zeros((), dtype)
             converted = _watched(where(self._array, one, zero))
             return converted.scalar() if self._scalar else converted  # a NumPy scalar's astype gives a scalar
-        if not args and not kwargs and np.dtype(dtype).kind in "biufc" and self._recomputed() and self.ndim:
+        if (not args and set(kwargs) <= {"copy"} and np.dtype(dtype).kind in "biufc" and self._recomputed()
+                and self.ndim):
+            if not kwargs.get("copy", True) and np.dtype(dtype) == self.dtype:
+                return self  # X.astype(float, copy=False) of a float64 X: NumPy's is X itself
             # (x > 0).astype(int), an argument's X.astype(float): a recorded conversion, a copy as NumPy's
             return self._moved(lambda array: E.astype(array, dtype=np.dtype(dtype)), view=False)
         method = _call_scalar_method if self._scalar else _call_method

@@ -516,6 +516,22 @@ def test_numpy_functions_of_an_argument_alone_are_recomputed(name, dtype):
     assert step.compiles == 1 or np.dtype(dtype).kind != "f"
 
 
+@pytest.mark.parametrize("call", ["np.einsum('ij,jk->ik', X, W)", "np.einsum('ij,jk', X, W, optimize=True)",
+                                  "X.astype(np.float64, copy=False) @ W", "X.astype(np.float32, copy=False) @ W"])
+def test_an_argument_converted_without_a_copy_is_recomputed(call):
+    """einsum converts its plain operands to their common dtype with astype(copy=False), which read X: a program
+    per batch for an einsum of X and W."""
+    def f(W, X):
+        return np.sum(np.tanh(eval(call, {"np": np, "X": X, "W": W})) ** 2)
+
+    step, W = jl.jit(jl.grad(f)), RNG.standard_normal((3, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for X, _ in batches(3):
+            np.testing.assert_allclose(step(W, X), jl.grad(f)(W, X), rtol=1e-12)
+    assert step.compiles == 1
+
+
 def test_scipy_drop_ins_compute_with_arguments():
     """A likelihood over batches, written with jacobian_lab.scipy: the batch and the scale are inputs."""
     from jacobian_lab.scipy import spatial, special, stats
