@@ -220,7 +220,8 @@ def assign(tracer, key, value) -> None:
     """``tracer[key] = value`` with NumPy's meaning: the elements `key` selects take `value`
     (broadcast; the last write wins where an index repeats), in the array tracer views if it is a
     view, and every live view sees them. A write moves values (0 flops, as slicing); ``y[mask] = c``
-    with a boolean mask of y's shape and a plain c is ``np.where(mask, c, y)``, counted as that select.
+    with a boolean mask of y's shape, or of its leading axes (rows: ``Z[labels == 0] = 0``), and a plain c
+    is ``np.where(mask, c, y)``, counted as that select.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> def f(x):
@@ -236,12 +237,23 @@ def assign(tracer, key, value) -> None:
     if scalar(tracer):
         raise TypeError(f"'numpy.{tracer.dtype}' object does not support item assignment (a traced 0-d value "
                         "is a NumPy scalar, immutable: bind the name anew)")
-    if (getattr(tracer, "_owner", None) is None and getattr(getattr(key, "dtype", None), "kind", None) == "b"
-            and getattr(key, "shape", None) == tracer.shape and np.size(value) == 1 and not is_traced(value)):
+    leading = _leading_mask(tracer, key)
+    if leading is not None and np.size(value) == 1 and not is_traced(value):
         # y[mask] = c, the commonest: the select itself, which a compiled program recomputes with the mask
-        _replace(tracer, E.where(key, _fitted(value, (), tracer.dtype).reshape(()), tracer))
+        _replace(tracer, E.where(leading, _fitted(value, (), tracer.dtype).reshape(()), tracer))
     else:
         write(tracer, key, value)
+
+
+def _leading_mask(tracer, key):
+    """A boolean `key` of the shape of tracer's leading axes, with a length-1 axis for each of the others,
+    where tracer is no view; else None."""
+    shape = getattr(key, "shape", None)
+    if (getattr(tracer, "_owner", None) is not None or getattr(getattr(key, "dtype", None), "kind", None) != "b"
+            or shape != tracer.shape[:len(shape)]):
+        return None
+    extra = tracer.ndim - len(shape)
+    return S.reshape(key, shape + (1,) * extra) if extra else key
 
 
 def write(tracer, key, value, flat: bool = False) -> None:

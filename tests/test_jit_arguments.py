@@ -355,6 +355,26 @@ def test_writes_at_labels_compile_once(name, make):
     assert step.compiles == 2
 
 
+@pytest.mark.parametrize("mask", ["y == 0", "(y == 0)[:, None] & (W[0] > 0)", "y[0] == 0"])
+def test_a_write_by_a_mask_of_rows_from_labels_compiles_once(mask):
+    """``Z[labels == 0] = 0`` selects rows: a select, as a mask of Z's shape is, where the write read it."""
+    def f(W, X, y):
+        z = np.tanh(X @ W)
+        z[eval(mask)] = 0.5
+        return np.sum(z ** 2)
+
+    step, W = jl.jit(jl.grad(f)), RNG.standard_normal((4, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(4):
+            X, y = RNG.standard_normal((8, 4)), RNG.integers(0, 3, size=8)
+            m = eval(mask)
+            z, kept = np.tanh(X @ W), ~np.broadcast_to(np.reshape(m, np.shape(m) + (1,) * (2 - np.ndim(m))), (8, 3))
+            np.testing.assert_allclose(step(W, X, y), X.T @ (2 * z * (1 - z ** 2) * kept), rtol=1e-12, atol=1e-15)
+            np.testing.assert_array_equal(step(W, X, y), jl.grad(f)(W, X, y))
+    assert step.compiles == 1
+
+
 def test_a_write_at_repeated_positions_reads_them():
     """Where positions repeat, the last write wins, as in NumPy: such labels are read, a program per pattern."""
     def f(w, y):
