@@ -126,6 +126,10 @@ class Counter:
     def observed(self, fn, args, kwargs, result) -> None:
         """A decision read the values of `args` (`jacobian_lab.primitives.observe`): only a recording keeps it."""
 
+    def varying(self, fn, args, times: int, result) -> None:
+        """A count of work read from the values of `args` (`jacobian_lab.primitives.counted`): only a
+        recording keeps it, for each replay to count again."""
+
     def unreplayable(self, reason: str) -> None:
         """What f did cannot be replayed, for `reason`: only a recording needs to know."""
 

@@ -661,17 +661,19 @@ class Program:
         filled = {i for i, (shape, parts) in placements.items() if _fills(shape, parts)}
         run = [i for i in run if i not in absorbed]
         self.equations = [eqs[i] for i in run if i not in placements]
+        lines = {i for i in run if i not in placements}
+        self.variables = [v for v in recorder.variables if v.equation in lines]  # counted again on each replay
         self.guards = len(observations)
         self.reads = [o.where for o in observations]  # where f read the values each guard checks
         self.missed = None  # that of the guard that failed at the last call no replay answered
         self.costs = _costs(self.equations)  # a placement copies: no arithmetic
         code = _Code(eqs, set(run), placements, recorder.inputs, quiet=recorder.quiet, filled=filled)
-        self.source = code.emit(run, observations, blocks)
+        self.source = code.emit(run, observations, blocks, self.variables)
         self.fresh = all(r in code.running for _, r, _ in blocks)  # else a block is a constant it keeps
         self._run = code.function()
         self.dense_source, self.dense_costs, self._dense = self.source, self.costs, None
         kept = code.memory  # id of each constant array -> its bytes
-        if mode == "forward":
+        if mode == "forward" and not self.variables:  # (compaction rewrites the equations a count belongs to)
             rewrite = compaction.compact(eqs, run, placements, blocks, observations, self.seeds, recorder.inputs)
             if rewrite is not None and _total(_costs(rewrite.equations)).total() < self.cost.total():
                 kept.update(self._run_compacted(rewrite, observations, recorder.inputs, recorder.quiet, filled))
@@ -709,10 +711,24 @@ class Program:
         if type(blocks) is int:  # the number of the guard that failed
             self.missed = self.reads[blocks]
             return None
+        counts = None
+        if self.variables:
+            blocks, counts = blocks
         counter = active_counter()
         if counter is not None:
             counter.merge(work)
+            if counts is not None:
+                counter.merge(self._varied(counts))
         return self._assemble(blocks)
+
+    def _varied(self, counts) -> Counter:
+        """What the counts of work read from values (`variables`) came to at this replay, beyond the
+        recording's, which `cost` holds."""
+        counter = Counter()
+        for v, count in zip(self.variables, counts):
+            counter.phase = v.phase
+            counter.add((int(count) - v.value) * v.times, 0)
+        return counter
 
     def _assemble(self, blocks):
         """J from the passes' blocks: rows (reverse) or columns (forward) of an (m, n) matrix."""
@@ -902,10 +918,11 @@ class _Code:
         exec(compile(self.source, "<jacobian_lab.compiled>", "exec"), self.namespace)
         return self.namespace["program"]
 
-    def emit(self, run, observations, blocks) -> str:
+    def emit(self, run, observations, blocks, variables=()) -> str:
         checks: dict[int, list] = {}
         for o in observations:
             checks.setdefault(self._computed_by(o), []).append(o)
+        counts = {v.equation: k for k, v in enumerate(variables)}  # after its equation, whose operands it reads
         last_use = self._last_use(run, observations, blocks)
         refs = [INPUT, *map(input_ref, range(len(self.inputs) - 1))]
         lines = [f"def program({', '.join(map(input_name, refs))}):"]
@@ -924,13 +941,16 @@ class _Code:
                     lines.append(f"{indent}with errstate(**e{i}):")
                     indent += "    "
                 lines.append(f"{indent}v{i} = {self._call(i, eq)}  # {eq.phase}{self.notes.get(i, '')}")
+                if i in counts:
+                    lines.append(self._count(variables[counts[i]], counts[i]))
             lines += self._finite(i)
             lines += [self._check(o, guard[id(o)]) for o in checks.get(i, ())]
             dead = [f"v{j}" for j in last_use.get(i, ())]
             if dead:
                 lines.append(f"    del {', '.join(dead)}")
         outputs = [self._operand(value, ref) for value, ref, _ in blocks]
-        lines.append(f"    return [{', '.join(outputs)}]")
+        tally = f", ({''.join(f'n{k}, ' for k in range(len(variables)))})" if variables else ""
+        lines.append(f"    return [{', '.join(outputs)}]{tally}")
         self.source = "\n".join(lines) + "\n"
         return self.source
 
@@ -1019,6 +1039,11 @@ class _Code:
             self.namespace[f"{name}_kw"] = o.kwargs
             args.append(f"**{name}_kw")
         return f"    if not same({name}({', '.join(args)}), {self._constant(o.result)}):\n        return {number}"
+
+    def _count(self, v, number: int) -> str:
+        name = f"count{len(self.namespace)}"
+        self.namespace[name] = v.fn
+        return f"    n{number} = {name}({', '.join([self._operand(a, r) for a, r in zip(v.args, v.refs)])})"
 
     def _operand(self, value, ref) -> str:
         if is_input(ref):

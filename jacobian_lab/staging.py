@@ -112,6 +112,18 @@ class Observation:
         self.result, self.segment, self.where = result, segment, where
 
 
+class Variable:
+    """A count of work read from values (`primitives.counted`): ``fn(*args) * times`` flops of `phase`, in
+    the cost of equation number `equation`, `value` (of fn) at the recording. A replay computes fn again and
+    counts the difference."""
+
+    __slots__ = ("fn", "args", "refs", "times", "value", "phase", "equation")
+
+    def __init__(self, fn, args, refs, times, value, phase, equation):
+        self.fn, self.args, self.refs, self.times = fn, args, refs, times
+        self.value, self.phase, self.equation = value, phase, equation
+
+
 #: Modules whose frames are not f's own code: the line a read is reported at is the caller's
 _LIBRARIES = frozenset(["jacobian_lab", "numpy", "scipy", "functools", "contextlib"])
 
@@ -146,6 +158,7 @@ class Recorder(Counter):
         super().__init__()
         self.equations: list[Equation] = []
         self.observations: list[Observation] = []
+        self.variables: list[Variable] = []
         self.outputs: dict = {}
         self.segment = None
         # id -> equation index of every live recorded value, or `input_ref` of an input (INPUT for x)
@@ -350,6 +363,15 @@ class Recorder(Counter):
             kept = self._static_args(tuple([self.kept(a) if r is None else a for a, r in zip(args, refs)]), refs)
             self.observations.append(Observation(fn, kept, self.kept(kwargs), refs, _snapshot(result), self.segment,
                                                  user_line()))
+
+    def varying(self, fn, args, times: int, result) -> None:
+        """Keep a count of work read from values computed from x (or an argument), which the equation being
+        recorded (the next one) costs, for each replay to compute again."""
+        args = tuple([array_of(a) for a in args])
+        refs = self.refs(args)
+        if self._any_dynamic(refs):
+            kept = self._static_args(tuple([self.kept(a) if r is None else a for a, r in zip(args, refs)]), refs)
+            self.variables.append(Variable(fn, kept, refs, times, int(result), self.phase, len(self.equations)))
 
     def copied(self, copy, original) -> None:
         # A plain array computed from x (np.where of a mask, outside any trace) that a reverse tape

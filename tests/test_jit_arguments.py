@@ -433,19 +433,46 @@ def test_positions_of_integer_indices_are_numpys(strides, monkeypatch):
                 read()
 
 
-def test_a_gather_by_labels_counts_what_eager_mode_counts():
-    """Labels gathering columns repeat: the adds of the gradient's scatter follow the repeats, a program is
-    replayed only where their number holds, and its count is the uncompiled function's."""
+@pytest.mark.parametrize("make", [jl.grad, jl.hessian])
+def test_a_gather_by_labels_counts_what_eager_mode_counts(make):
+    """Labels gathering columns repeat: the adds of the gradient's scatter follow the repeats, which one program
+    counts again at each replay (it had compiled a program per number of repeats): what a program compiled at
+    those labels costs, and for a gradient what the uncompiled function counts. A Hessian's forward passes push
+    tangents through that scatter."""
     f = lambda W, X, y: np.sum(np.sin(X @ W)[:, y] ** 2)  # noqa: E731
-    step, W, X = jl.jit(jl.grad(f)), RNG.standard_normal((4, 3)), RNG.standard_normal((8, 4))
-    for y in ([0, 1, 2, 0], [2, 2, 1, 0], [1, 0, 2, 1], [2, 2, 2, 2], [0, 0, 1, 1]):  # 1, 1, 1, 3, 2 repeats
-        y = np.array(y)
-        with counting() as compiled:
-            g = step(W, X, y)
-        with counting() as eager:
-            np.testing.assert_allclose(g, jl.grad(f)(W, X, y), rtol=1e-12)
-        assert compiled.cost("cotangent") == eager.cost("cotangent")
-    assert step.compiles == 3
+    step, W, X = jl.jit(make(f)), RNG.standard_normal((4, 3)), RNG.standard_normal((8, 4))
+    step(W, X, np.array([1, 2, 0, 1]))  # compiled here: the calls below replay
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for y in ([0, 1, 2, 0], [2, 2, 1, 0], [1, 0, 2, 1], [2, 2, 2, 2], [0, 0, 1, 1], [0, 1, 2, 2]):
+            y = np.array(y)  # 1, 1, 1, 3, 2 and 1 repeats
+            with counting() as compiled:
+                g = step(W, X, y)
+            with counting() as eager:
+                np.testing.assert_allclose(g, make(f)(W, X, y), rtol=1e-12, atol=1e-14)
+            fresh = jl.jit(make(f)).program(W, X, y)
+            assert {phase: compiled.cost(phase) for phase in fresh.costs} == fresh.costs
+            assert make is jl.hessian or compiled.cost("cotangent") == eager.cost("cotangent")
+    assert step.compiles == 1
+
+
+def test_embeddings_of_tokens_whose_repeats_vary_compile_once():
+    """W[tokens] with a new batch of tokens per call: how many repeat varies from batch to batch (it took a
+    program per count, and after eight computed the gradient without compiling)."""
+    loss = lambda E, tokens, t: np.sum((np.tanh(E[tokens]).sum(axis=1) - t) ** 2)  # noqa: E731
+    step, E = jl.jit(jl.grad(loss)), RNG.standard_normal((50, 4))
+    counts = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(KEEP_PROGRAMS + 4):
+            tokens, t = RNG.integers(0, 50, size=40), RNG.standard_normal(40)
+            counts.add(40 - np.unique(tokens).size)
+            with counting() as compiled:
+                g = step(E, tokens, t)
+            with counting() as eager:
+                np.testing.assert_allclose(g, jl.grad(loss)(E, tokens, t), rtol=1e-13, atol=1e-14)
+            assert compiled.cost("cotangent") == eager.cost("cotangent")
+    assert step.compiles == 1 and len(counts) > 2
 
 
 def test_labels_out_of_bounds_raise_as_numpy_does():

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ..accounting import free
-from ..primitives import Primitive, observe, recomputed, register
+from ..primitives import Primitive, counted, recomputed, register
 from . import reductions as R
 
 
@@ -261,8 +261,8 @@ def recomputed_positions(shape, index: tuple):
 
 
 def _scatter_add_at_cost(out, g, indices, axis, size):
-    # The repeats are read: a program's count is the recording's, checked again on each replay.
-    return observe(repeats, indices) * (np.size(g) // max(np.size(indices), 1)), 0
+    # The repeats are read: a program counts them again on each replay (tokens repeat as often as they do).
+    return counted(repeats, indices, times=np.size(g) // max(np.size(indices), 1)), 0
 
 
 def _index_values(a):
