@@ -15,6 +15,7 @@ writes one as PNG, SVG or PDF, chosen by the file's extension.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -370,7 +371,7 @@ def sweep_plot(sweep_result) -> Figure:
             ax_f.plot([], [], " ", label=f"forward = reverse at every {axis}{tag}")
             notes.append(f"forward and reverse FLOPs equal at every {axis}{where}")
         else:
-            ax_f.plot([], [], " ", label=f"no crossover in grid: {s.cheaper().split(',')[0]}{tag}")
+            ax_f.plot([], [], " ", label=f"no crossover in grid: {s.cheaper(short=True)}{tag}")
             notes.append(f"no FLOP crossover for {axis} in [{min(s.sizes):,}, {max(s.sizes):,}]: "
                          f"{s.cheaper()}{where}")
         t = s.time_crossover()
@@ -393,10 +394,11 @@ def sweep_plot(sweep_result) -> Figure:
         ax.set_ylabel(ylabel)
         ax.set_title(f"{what} vs {axis}", fontsize=10)
         _log_grid(ax, "both")
-        ax.legend(fontsize=7, loc="upper left", framealpha=0.9)
+        ax.legend(fontsize=7, loc="best", framealpha=0.9)
     held = "" if many or not series else f" ({series[0].relation()})"
+    # the notes of several series wrapped to the figure's width (12 inches of 11-point text), not cut off at its edges
     fig.suptitle(f"Full Jacobian of {sweep_result.problem}: forward vs reverse accumulation over {axis}{held}\n"
-                 + "; ".join(notes), fontsize=11)
+                 + "\n".join(textwrap.wrap("; ".join(notes), 150)), fontsize=11)
     return fig
 
 

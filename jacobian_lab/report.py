@@ -26,7 +26,7 @@ from . import problems as _problems
 from .compare import cell, compare, json_text, ratios_text
 from .compressed import coloring, fewer_seeds
 from .sparsity import sparsity
-from .sweep import sizes_taken, sweep
+from .sweep import accepted, sizes_taken, sweep
 
 __all__ = ["DEFAULT_GRID", "DEFAULT_SIZES", "build_report"]
 
@@ -114,15 +114,7 @@ class _Doc:
 
 def _sweep_grid(name: str, param: str, grid: Sequence[int], size: dict[str, int]) -> list[int]:
     """Grid values the problem accepts for `param` (e.g. mlp_loss needs n >= 22)."""
-    other = {k: v for k, v in size.items() if k != param}
-    kept = []
-    for value in grid:
-        try:
-            _problems.get(name, **{param: value}, **other)
-        except ValueError:
-            continue
-        kept.append(value)
-    return kept
+    return accepted(name, param, grid, {k: v for k, v in size.items() if k != param})
 
 
 def _report_figures(folder: Path) -> list[Path]:
@@ -250,7 +242,8 @@ def _write_header(doc, names, comparisons, built, repeat, grid) -> None:
     doc.para(f"Generated {stamp} by jacobian-lab {ours} (Python {platform.python_version()}, "
              f"NumPy {np.__version__}, {platform.machine()}). FLOPs are exact counts of the primitives that ran; "
              f"transcendentals are weighted 1 in totals. Times are {_runs(repeat)}. Sweeps use the "
-             f"sizes {', '.join(map(str, grid))}, those a problem takes. The problems "
+             f"sizes {', '.join(map(str, grid))}, those a problem takes, as it builds them (mlp_loss's n counts "
+             "whole hidden units of 22 parameters: 30 is 22). The problems "
              "run at " + ", ".join(f"{name} {_size_text(name, comparisons[name].prediction)}" for name in names)
              + ", chosen for a report that takes seconds; `jacobian-lab compare PROBLEM` with those sizes (`--n N`, "
              "and `--m M` where a problem takes one) reproduces each, its defaults differ.", "meta")

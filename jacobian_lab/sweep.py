@@ -218,18 +218,22 @@ class SweepSeries:
         """
         return crossover(self.sizes, self.flops("forward"), self.flops("reverse"))
 
-    def cheaper(self) -> str:
+    def cheaper(self, short: bool = False) -> str:
         """Where the FLOP curves do not cross: "forward is cheaper throughout", or with equal points
-        "reverse is cheaper elsewhere, and the two cost the same at n = 10, 100".
+        "reverse is cheaper elsewhere, and the two cost the same at n = 10, 100" (`short`, for a legend:
+        "reverse cheaper, equal at n = 10, 100").
 
         >>> sweep("seed", n=[5, 10], timed=False).series()[0].cheaper()
         'reverse is cheaper throughout'
         """
         pairs = list(zip(self.sizes, self.flops("forward"), self.flops("reverse")))
         cheaper = "forward" if any(f < r for _, f, r in pairs) else "reverse"
-        ties = [f"{size:,}" for size, f, r in pairs if f == r]
-        return f"{cheaper} is " + (f"cheaper elsewhere, and the two cost the same at {self.axis} = "
-                                   f"{', '.join(ties)}" if ties else "cheaper throughout")
+        ties = ", ".join(f"{size:,}" for size, f, r in pairs if f == r)
+        if not ties:
+            return f"{cheaper} is cheaper throughout"
+        if short:
+            return f"{cheaper} cheaper, equal at {self.axis} = {ties}"
+        return f"{cheaper} is cheaper elsewhere, and the two cost the same at {self.axis} = {ties}"
 
     def time_crossover(self) -> Crossover | None:
         """Where the measured forward and reverse times cross along this series (None if they do not).
@@ -286,7 +290,8 @@ class SweepResult:
         return [s.crossover() for s in self.series()]
 
     def rows(self) -> list[dict]:
-        """One dict per grid point: sizes, FLOPs and milliseconds of both modes, and the cheaper one.
+        """One dict per grid point: sizes, FLOPs and milliseconds of both modes (and of compressed seeds,
+        where measured), and the cheapest of them ("tie" where two are).
 
         >>> [r["cheaper"] for r in sweep("wide_to_tall", n=[5, 20, 80], m=[20], timed=False).rows()]
         ['forward', 'tie', 'reverse']
@@ -299,7 +304,9 @@ class SweepResult:
                    "forward ms": p.seconds["forward"] * 1e3, "reverse ms": p.seconds["reverse"] * 1e3}
             if sparse:
                 row.update({"sparse FLOPs": p.flops(SPARSE), "sparse ms": p.seconds[SPARSE] * 1e3})
-            row["cheaper"] = "forward" if fwd < rev else "reverse" if rev < fwd else "tie"
+            costs = {"forward": fwd, "reverse": rev, **({SPARSE: p.flops(SPARSE)} if sparse else {})}
+            cheapest = [mode for mode, cost in costs.items() if cost == min(costs.values())]
+            row["cheaper"] = cheapest[0] if len(cheapest) == 1 else "tie"
             out.append(row)
         return out
 
@@ -383,18 +390,28 @@ def sizes_taken(name: str) -> tuple[str, ...]:
 
 
 def default_grid(name: str) -> dict[str, list[int] | None]:
-    """The grid :func:`sweep` uses when no sizes are given: decades along the sizes the problem takes.
+    """The grid :func:`sweep` uses when no sizes are given: the decades the problem takes along its size.
 
-    >>> default_grid("seed")
-    {'n': [10, 30, 100, 300, 1000], 'm': None}
+    >>> default_grid("seed"), default_grid("mlp_loss")["n"]
+    ({'n': [10, 30, 100, 300, 1000], 'm': None}, [30, 100, 300, 1000])
     >>> default_grid("curve")
     {'n': None, 'm': [10, 30, 100, 300, 1000]}
     """
-    decades = [10, 30, 100, 300, 1000]
-    taken = sizes_taken(name)
-    if "n" in taken:
-        return {"n": decades, "m": None}
-    return {"n": None, "m": decades}
+    param = "n" if "n" in sizes_taken(name) else "m"
+    return {"n": None, "m": None, param: accepted(name, param, [10, 30, 100, 300, 1000])}
+
+
+def accepted(name: str, param: str, values: Sequence[int], other: dict | None = None) -> list[int]:
+    """The `values` of `param` the built-in problem `name` takes (mlp_loss needs n >= 22), at the `other`
+    sizes."""
+    kept = []
+    for value in values:
+        try:
+            _problems.get(name, **{param: value}, **(other or {}))
+        except ValueError:
+            continue
+        kept.append(value)
+    return kept
 
 
 def _grid_problems(name, ns, ms, seed):
@@ -440,7 +457,8 @@ def sweep(problem: str = "seed", n: Sequence[int] | None = None, m: Sequence[int
         points.append(_point(p, repeat, timed))
         if progress is not None:
             progress(i + 1, len(built), f"{problem} n={p.n} m={p.m}")
-    return SweepResult(problem, points, summary=_problems.in_general(problem), grid={"n": ns, "m": ms})
+    ran = {size: _unique([getattr(p, size) for p in built]) if asked else None for size, asked in (("n", ns), ("m", ms))}
+    return SweepResult(problem, points, summary=_problems.in_general(problem), grid=ran)  # mlp_loss's n=30 is 22
 
 
 def _unique(values):

@@ -181,6 +181,16 @@ def test_sweep_plot_says_when_no_crossover():
     assert "no FLOP crossover for n in [5, 50]: reverse is cheaper throughout" in fig._suptitle.get_text()
     equal = plots.sweep_plot(sweep("dense", n=[100, 1000], repeat=1))  # equal at 100, reverse cheaper at 1000
     assert "the two cost the same at n = 100" in equal._suptitle.get_text()
+    labels = [t.get_text() for t in equal.axes[0].get_legend().get_texts()]  # it read "reverse is cheaper elsewhere"
+    assert "no crossover in grid: reverse cheaper, equal at n = 100" in labels
+
+
+def test_the_notes_of_many_series_wrap_within_the_figure():
+    """Four series' notes made one line of about 1,800 pixels on a figure of 1,200: both ends cut off."""
+    fig = plots.sweep_plot(sweep("wide_to_tall", n=[10, 30], m=[10, 30, 100], repeat=1))
+    fig.canvas.draw()
+    box = fig._suptitle.get_window_extent()
+    assert 0 <= box.x0 and box.x1 <= fig.bbox.width
 
 
 def test_sweep_plot_several_series():
@@ -293,6 +303,10 @@ def test_sweep_flops_are_the_prediction_and_times_are_measured(crossing_sweep):
 def test_sweep_grids_and_axes():
     assert sizes_taken("dense") == ("n",) and sizes_taken("curve") == ("m",)
     assert default_grid("curve")["n"] is None
+    mlp = sweep("mlp_loss", timed=False)  # its default grid held n = 10, which mlp_loss refuses (n >= 22)
+    assert [p.n for p in mlp.points] == mlp.grid["n"] == [22, 88, 286, 990]  # the sizes it ran at
+    (cheapest,) = {r["cheaper"] for r in sweep("bratu", n=[10, 100], timed=False).rows()}
+    assert cheapest == "sparse"  # it compared forward with reverse alone, beside a smaller sparse column
     square = sweep("dense", n=[4, 8], repeat=1, timed=False)
     (series,) = square.series()
     assert series.relation() == "m = n" and series.crossover().everywhere
