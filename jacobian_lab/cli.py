@@ -780,6 +780,9 @@ def _cmd_report(args) -> int:
         if path.exists() and path.is_dir() != folder:  # else found only when the run is done and written
             raise UsageError(f"--out {args.out!r}: {str(path)!r} is a {'file' if folder else 'folder'}, where the "
                              f"report writes its {name}; move it or choose another --out")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise UsageError(f"--out {args.out!r}: {str(path)!r} exists and cannot be overwritten; make it "
+                             "writable or choose another --out")
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     with Progress(*columns, console=_console(stderr=True)) as bar:

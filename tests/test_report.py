@@ -225,6 +225,27 @@ def test_report_command_refuses_an_out_it_could_not_write_into_before_the_run(tm
                                    f"writes its {name}; move it or choose another --out")
 
 
+def test_report_command_refuses_a_report_file_it_cannot_overwrite_before_the_run(tmp_path, capsys, monkeypatch):
+    """A read-only index.html failed with PermissionError once the report was computed, its figures rewritten."""
+    import jacobian_lab.cli as cli
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the report was built")
+
+    monkeypatch.setattr(report_module, "build_report", refused)
+    (tmp_path / "out").mkdir()
+    index = tmp_path / "out" / "index.html"
+    index.write_text("an earlier report")
+    index.chmod(0o444)
+    writable = cli.os.access  # root may write a read-only file: the test asks as another user would
+    monkeypatch.setattr(cli.os, "access", lambda p, mode: writable(p, mode) and Path(p) != index)
+    code = main(["report", "--out", str(tmp_path / "out"), "--problems", "seed", "--repeat", "1"])
+    stdout, stderr = capsys.readouterr()
+    assert code == 2 and stdout == ""
+    assert stderr.strip().endswith(f"{str(index)!r} exists and cannot be overwritten; make it writable or choose "
+                                   "another --out")
+
+
 def test_report_command_drops_a_repeated_problem(tmp_path, capsys, monkeypatch):
     built = []
 
