@@ -514,9 +514,15 @@ def ratio_text(ratio: float, spec: str = ".3g") -> str:
     """`ratio` in format `spec`, with the digits that tell it from 1 where `spec` would round it to 1: the
     optimal bracketing's gain over the better pure mode may be a few parts in ten thousand.
 
+    A ratio of a thousand or more is a whole number, not an exponent: "1,110", not "1.11e+03".
+
     >>> ratio_text(34.0, ".2f"), ratio_text(1.00023, ".2f"), ratio_text(1.004), ratio_text(1.0, ".2f")
     ('34.00', '1.0002', '1.004', '1.00')
+    >>> ratio_text(1110.4), ratio_text(2.5e7)
+    ('1,110', '25,000,000')
     """
+    if ratio >= 1000 and math.isfinite(ratio):
+        return f"{ratio:,.0f}"
     text = format(ratio, spec)
     if float(text) == 1 and ratio != 1:
         text = format(ratio, f".{1 + math.ceil(-math.log10(abs(ratio - 1)))}g")

@@ -197,7 +197,7 @@ def _measure_compressed(f, x, batch_size, repeat) -> Measurement:
     import scipy.sparse  # noqa: F401 - imported before the count: the traced peak is the Jacobian's, not the module's
     jac = SparseJacobian(f, "auto", batch_size)
     J, counter, peak = _counted(lambda: jac(x))
-    reason = (f"compressed: {jac.seeds} seeds for the {J.shape[0]}x{J.shape[1]} pattern "
+    reason = (f"compressed: {jac.seeds} seed{'s' * (jac.seeds != 1)} for the {J.shape[0]}x{J.shape[1]} pattern "
               f"({J.nnz:,} entries) in {jac.chosen} mode")
     return Measurement(J.toarray(), jac.chosen, counter.batch_size, counter.passes, counter.costs(),
                        _timed(lambda: jac(x), repeat), peak, counter.tape_bytes, reason=reason, compressed=True)

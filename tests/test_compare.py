@@ -1,5 +1,6 @@
 """measure() and compare(): fields, rows, table, JSON, verdict."""
 import json
+import re
 import sys
 
 import numpy as np
@@ -342,3 +343,13 @@ def test_table_returns_the_whole_table_inside_a_notebook(monkeypatch, capsys):
     text = c.table()
     assert "forward" in text.split("verdict:")[0] and "reverse" in text.split("verdict:")[0]
     assert capsys.readouterr().out == ""
+
+
+def test_a_verdict_writes_a_large_ratio_in_digits_and_one_seed_in_the_singular():
+    """"reverse is 1.11e+03x cheaper" and "compressed: 1 seeds" as the command line printed them."""
+    p = jl.problems.get("seed", n=5000)
+    c = jl.compare(p.f, p.x, repeat=1)
+    assert re.match(r"reverse is \d,\d{3}x cheaper in FLOPs for this 1x5000 Jacobian; measured [\d,.]+x faster$",
+                    c.verdict())
+    (sparse,) = [m for m in c.measurements if m.compressed]
+    assert sparse.reason.startswith("compressed: 1 seed for the 1x5000 pattern")
