@@ -574,13 +574,22 @@ def _refuse_traced_positions(name, values, what):
 
 @implements(np.bincount)
 def bincount(x, weights=None, minlength=0):
-    """The sum of the weights that fall in each bin: a scatter-add of the (traced) weights."""
+    """The sum of the weights that fall in each bin: a scatter-add of the (traced) weights. Bins of labels a
+    compiled program recomputes (an argument's) are an operand of its scatter-add, their count of bins read."""
     _refuse_traced_positions("bincount", x, "bin indices")
-    size = len(np.bincount(x, minlength=minlength))  # NumPy's own checks of x (1-D, integers, >= 0)
-    x = np.asarray(x)
-    if np.shape(weights) != x.shape:
+    if np.shape(weights) != np.shape(x) and np.ndim(x) == 1:
         raise ValueError("The weights and list don't have the same length.")
-    return S.scatter_add(api.reshape(weights, (1, -1)), x.ravel().astype(np.intp), 1, size)[0]
+    from .observables import array_of  # (which needs the NumPy functions, and they this module)
+
+    size = observe(_bins, array_of(x), minlength)  # NumPy's own checks of x (1-D, integers, >= 0)
+    if S.recomputed_index(x):  # class sums of a batch's labels: one program for every batch
+        return S.scatter_add_at(api.reshape(weights, (1, -1)), x, axis=1, size=size)[0]
+    return S.scatter_add(api.reshape(weights, (1, -1)), np.asarray(x).astype(np.intp), 1, size)[0]
+
+
+def _bins(x, minlength) -> int:
+    """How many bins np.bincount(x, minlength=minlength) has, with NumPy's errors for an x it refuses."""
+    return len(np.bincount(x, minlength=minlength))
 
 
 @implements(np.histogram)

@@ -958,3 +958,24 @@ def test_a_gather_by_unsigned_labels_has_the_gradient_of_its_tangents(dtype, mod
     np.testing.assert_allclose(expected, 2 * w * np.bincount(y.astype(int), minlength=5), rtol=1e-15)
     np.testing.assert_array_equal(jl.grad(f)(w, y), expected)
     np.testing.assert_array_equal(jl.jit(jl.grad(f))(w, y), expected)
+
+
+def test_class_sums_of_labels_by_bincount_compile_once():
+    """np.bincount(labels, weights=..., minlength=k), a class-weighted loss's sums: the labels are the program's
+    scatter-add's operand, and only the count of bins is read (a label past minlength adds a bin: a program)."""
+    weights = np.array([1.0, 2.0, 0.5])
+
+    def loss(W, X, y):
+        per_sample = np.sum(np.tanh(X @ W) ** 2, axis=1)
+        return np.sum(np.bincount(y, weights=per_sample, minlength=3) * weights)
+
+    step, W = jl.jit(jl.grad(loss)), RNG.standard_normal((4, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(KEEP_PROGRAMS + 2):
+            X, y = RNG.standard_normal((8, 4)), RNG.integers(0, 3, size=8)
+            z = np.tanh(X @ W)
+            np.testing.assert_allclose(step(W, X, y), X.T @ (2 * z * (1 - z ** 2) * weights[y][:, None]), rtol=1e-12)
+    assert step.compiles == 1
+    with pytest.raises(ValueError, match="'list' argument must have no negative elements"):
+        step(W, X, np.array([0, 1, 2, -1, 0, 1, 2, 0]))
