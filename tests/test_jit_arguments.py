@@ -290,21 +290,6 @@ INDEXED = {
 }
 
 
-@pytest.mark.parametrize("make", [jl.grad, jl.jacfwd, jl.jacobian, jl.hessian])
-@pytest.mark.parametrize("name", INDEXED)
-def test_integer_indices_from_arguments_compile_once(name, make):
-    """Labels index a value computed from x, or an argument: one program for every batch of int64 labels, one
-    more for uint8 ones, its derivatives the uncompiled function's."""
-    f = INDEXED[name]
-    step, W = jl.jit(make(f)), RNG.standard_normal((4, 3))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        for dtype in (np.int64,) * 4 + (np.uint8,) * 2:
-            X, y = RNG.standard_normal((8, 4)), RNG.integers(0, 3, size=8).astype(dtype)
-            np.testing.assert_allclose(step(W, X, y), make(f)(W, X, y), rtol=1e-12, atol=1e-13)
-    assert step.compiles == 2
-
-
 def svm_loss(W, X, y):
     """The multiclass hinge loss as NumPy code writes it: the margins of the right classes set to 0."""
     scores = X @ W
@@ -338,12 +323,13 @@ def _written(W, X, y, write):
     return np.sum(z ** 3)
 
 
-@pytest.mark.parametrize("make", [jl.grad, jl.jacfwd, jl.hessian])
-@pytest.mark.parametrize("name", WRITTEN)
-def test_writes_at_labels_compile_once(name, make):
-    """A write at positions labels select (of an array that is no view, where they do not repeat) is recomputed
-    as a gather by them is: one program for every batch of int64 labels, one more for uint8 ones."""
-    f = WRITTEN[name]
+@pytest.mark.parametrize("make", [jl.grad, jl.jacfwd, jl.jacobian, jl.hessian])
+@pytest.mark.parametrize("name", [*INDEXED, *WRITTEN])
+def test_integer_indices_from_arguments_compile_once(name, make):
+    """Labels index a value computed from x, or an argument, or select where f writes into one (an array that is
+    no view, where they do not repeat): one program for every batch of int64 labels, one more for uint8 ones,
+    its derivatives the uncompiled function's."""
+    f = {**INDEXED, **WRITTEN}[name]
     step, W = jl.jit(make(f)), RNG.standard_normal((4, 3))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
