@@ -1,11 +1,13 @@
 """Training steps: the gradient of a loss at a new batch on every call, ours compiled once against JAX.
 
-Two workloads, each a tanh MLP (float64) whose parameters are one vector w,
+Three workloads, each a tanh MLP (float64) whose parameters are one vector w,
 written as ``loss(w, X, y)`` with the batch as arguments:
 
     mlp_loss      mlp_loss's mean squared error of a 20-100-1 MLP (2,201 parameters)
     classifier    softmax cross-entropy of a 20-100-10 MLP (3,110 parameters), y integer labels
                   (int64) of 10 classes: -mean(logp[np.arange(n), y]), logp the log-softmax
+    hinge         the same MLP's multiclass hinge loss, the right classes' margins set to 0 by
+                  writing at the labels' positions: margins[np.arange(n), y] = 0
 
 Each step takes the next of a fixed list of batches, so no column sees one
 batch twice in a row. Columns, seconds per step (median of rounds):
@@ -98,6 +100,29 @@ def cross_entropy_gradient(w, X, y):
     return backpropagation(w, X, h, p / len(y), CLASSES)
 
 
+def hinge_loss(w, X, y, xp=np):
+    """The classifier's multiclass hinge loss, the right classes' margins set to 0 as NumPy code writes it (JAX's
+    arrays take no writes, and PyTorch's functional transforms none into a value they differentiate: a select)."""
+    scores = mlp(w, X, CLASSES, xp)[1]
+    rows = xp.arange(len(y))
+    margins = xp.clip(scores - scores[rows, y][:, None] + 1.0, 0.0, None)
+    if xp is np:
+        margins[rows, y] = 0.0
+    else:
+        margins = xp.where(y[:, None] == xp.arange(CLASSES), 0.0, margins)
+    return xp.sum(margins) / len(y)
+
+
+def hinge_gradient(w, X, y):
+    """Each active margin pulls its class's score up and the right class's down."""
+    h, scores = mlp(w, X, CLASSES)
+    rows = np.arange(len(y))
+    active = (scores - scores[rows, y][:, None] + 1.0 > 0).astype(float)
+    active[rows, y] = 0.0
+    active[rows, y] = -active.sum(axis=1)
+    return backpropagation(w, X, h, active / len(y), CLASSES)
+
+
 class Workload(NamedTuple):
     what: str
     loss: Callable  # loss(w, X, y, xp=np)
@@ -112,6 +137,8 @@ WORKLOADS = {
     "classifier": Workload(f"softmax cross-entropy over {CLASSES} classes", cross_entropy_loss,
                            cross_entropy_gradient, CLASSES,
                            lambda rng, batch: rng.integers(0, CLASSES, batch, dtype=np.int64)),
+    "hinge": Workload(f"multiclass hinge loss over {CLASSES} classes", hinge_loss, hinge_gradient, CLASSES,
+                      lambda rng, batch: rng.integers(0, CLASSES, batch, dtype=np.int64)),
 }
 
 

@@ -103,20 +103,20 @@ def test_training_step_benchmark_checks_every_gradient_and_writes_its_ratios(tmp
     )
     assert proc.returncode == 0, proc.stderr  # a gradient unequal to the analytic one fails the run
     data = json.loads(out.read_text())
-    assert set(data["workloads"]) == {"mlp_loss", "classifier"}
+    assert set(data["workloads"]) == {"mlp_loss", "classifier", "hinge"}
     for name, w in data["workloads"].items():
         assert {"ours jit(grad), batch as arguments", "ours jit(grad(partial)) per batch", "ours grad (eager)",
                 "numpy analytic gradient"} <= set(w["seconds"]), name
         assert all(_number_or_null(s) and s > 0 for s in w["seconds"].values()), name
         assert len(w["ratios"]) == len(w["seconds"]) - 1 and all(r > 0 for r in w["ratios"].values()), name
-        # one program for every batch, the classifier's integer labels included
+        # one program for every batch, the integer labels of the classifier and the hinge loss included
         assert w["compiles"] == 1 and w["calls"] > w["batches"] > 1, name
-    assert proc.stdout.count("ours jit(grad) / numpy analytic gradient") == 2
-    assert proc.stdout.count("training step, ") == 2 and "tanh MLP's softmax cross-entropy" in proc.stdout
+    assert proc.stdout.count("ours jit(grad) / numpy analytic gradient") == 3
+    assert proc.stdout.count("training step, ") == 3 and "tanh MLP's softmax cross-entropy" in proc.stdout
     assert "programs ours jit(grad) compiled over its " in proc.stdout
 
 
-@pytest.mark.parametrize("name", ["mlp_loss", "classifier"])
+@pytest.mark.parametrize("name", ["mlp_loss", "classifier", "hinge"])
 def test_training_step_benchmark_gradient_is_the_loss_gradient(name):
     """The benchmark's hand-written backpropagation, the floor it times, against central differences."""
     sys.path.insert(0, str(ROOT / "scripts"))
@@ -139,3 +139,21 @@ def test_training_step_benchmark_classifier_loss_is_the_cross_entropy_at_its_lab
     p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     expected = -np.mean([np.log(p[i, labels[i]]) for i in range(len(labels))])
     assert np.isclose(work.loss(w, X, labels), expected, rtol=1e-12)
+
+
+def test_training_step_benchmark_hinge_loss_is_the_same_in_every_array_namespace():
+    """The hinge loss writes at the labels' positions in NumPy and selects in JAX and PyTorch: one value."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import bench_training_step as bench
+
+    class Selecting:  # NumPy under another name: the select the peers' namespaces take
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+    work = bench.WORKLOADS["hinge"]
+    w, [(X, labels), *_] = bench.problem(work, bench.SIZES["quick"], batches=1)
+    scores = bench.mlp(w, X, bench.CLASSES)[1]
+    expected = sum(max(0.0, scores[i, j] - scores[i, labels[i]] + 1.0)
+                   for i in range(len(labels)) for j in range(bench.CLASSES) if j != labels[i]) / len(labels)
+    assert np.isclose(work.loss(w, X, labels), expected, rtol=1e-12)
+    assert np.isclose(work.loss(w, X, labels, xp=Selecting()), expected, rtol=1e-12)
