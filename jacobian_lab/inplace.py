@@ -31,7 +31,7 @@ import numpy as np
 
 from . import snapshots
 from .accounting import active_counter
-from .primitives import Primitive, apply, frozen, is_traced, link_view, observe, primal
+from .primitives import Primitive, apply, frozen, is_traced, link_view, observe, primal, recomputed
 from .rules import elementwise as E
 from .rules import shape as S
 
@@ -240,14 +240,17 @@ def assign(tracer, key, value) -> None:
     leading = _leading_mask(tracer, key)
     if leading is not None and np.size(value) == 1 and not is_traced(value):
         # y[mask] = c, the commonest: the select itself, which a compiled program recomputes with the mask
-        _replace(tracer, E.where(leading, _fitted(value, (), tracer.dtype).reshape(()), tracer))
+        _replace(tracer, E.where(leading, S.reshape(_fitted(value, (), tracer.dtype), ()), tracer))
     else:
         write(tracer, key, value)
 
 
 def _leading_mask(tracer, key):
-    """A boolean `key` of the shape of tracer's leading axes, with a length-1 axis for each of the others,
-    where tracer is no view; else None."""
+    """A boolean `key` of the shape of tracer's leading axes (whole slices or an ellipsis may follow it), with a
+    length-1 axis for each of the others, where tracer is no view; else None."""
+    if type(key) is tuple and key and all(part is Ellipsis or (type(part) is slice and part == slice(None))
+                                          for part in key[1:]):
+        key = key[0]  # Z[mask, :], Z[mask, ...]
     shape = getattr(key, "shape", None)
     if (getattr(tracer, "_owner", None) is not None or getattr(getattr(key, "dtype", None), "kind", None) != "b"
             or shape != tracer.shape[:len(shape)]):
@@ -409,7 +412,7 @@ def _recomputed_destination(tracer, key):
 def _written_at(tracer, at, value):
     """`tracer` with `value` written at its flat positions `at`, an array a program recomputes (`put_at`)."""
     value = _fitted(value, at.shape, tracer.dtype)
-    if is_traced(value):
+    if is_traced(value) or recomputed(value):
         value = S.reshape(S.broadcast_to(value, at.shape), (at.size,))
     else:
         value = np.broadcast_to(value, at.shape).reshape(-1)
@@ -430,6 +433,9 @@ def _values(value, dtype):
 
     if is_traced(value):
         return value
+    if recomputed(value) and value.dtype.kind in "biuf" and (np.ndim(value) or value.dtype == dtype):
+        # an argument's values, or computed from one: a program's operand, not read (a NumPy scalar's conversion is)
+        return value if value.dtype == dtype else value.astype(dtype)
     if type(value) in (list, tuple) and any(is_traced(v) for v in value):  # traced arrays of one shape, or scalars
         return np.stack([v if is_traced(v) else np.asarray(v, dtype=dtype) for v in value])
     array = from_objects(np.asarray(value))  # nested lists of traced scalars become object arrays first

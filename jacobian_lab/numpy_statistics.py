@@ -574,16 +574,27 @@ def _refuse_traced_positions(name, values, what):
 
 @implements(np.bincount)
 def bincount(x, weights=None, minlength=0):
-    """The sum of the weights that fall in each bin: a scatter-add of the (traced) weights. Bins of labels a
-    compiled program recomputes (an argument's) are an operand of its scatter-add, their count of bins read."""
+    """The sum of the weights that fall in each bin, in float64 as NumPy sums them: a scatter-add of the
+    (traced) weights. Labels a compiled program recomputes (an argument's) are an operand of its scatter-add,
+    and only their count of bins is read: class sums, and class counts (no weights), of a batch's labels."""
     _refuse_traced_positions("bincount", x, "bin indices")
-    if np.shape(weights) != np.shape(x) and np.ndim(x) == 1:
-        raise ValueError("The weights and list don't have the same length.")
     from .observables import array_of  # (which needs the NumPy functions, and they this module)
 
     size = observe(_bins, array_of(x), minlength)  # NumPy's own checks of x (1-D, integers, >= 0)
-    if S.recomputed_index(x):  # class sums of a batch's labels: one program for every batch
-        return S.scatter_add_at(api.reshape(weights, (1, -1)), x, axis=1, size=size)[0]
+    counts = weights is None  # (only labels a program recomputes come here without weights)
+    if counts:
+        weights = np.ones(np.shape(x))
+    elif np.ndim(weights) > 1:
+        raise ValueError("object too deep for desired array")
+    elif np.shape(weights) != np.shape(x):
+        raise ValueError("The weights and list don't have the same length.")
+    if getattr(weights, "dtype", None) is None:  # a list: NumPy's conversion
+        weights = np.asarray(weights, dtype=np.float64)
+    elif weights.dtype != np.float64:  # (an argument's too: converted by a primitive, not read)
+        weights = E.astype(weights, dtype=np.dtype(np.float64))
+    if S.recomputed_index(x):  # one program for every batch of labels
+        sums = S.scatter_add_at(api.reshape(weights, (1, -1)), x, axis=1, size=size)[0]
+        return E.astype(sums, dtype=np.dtype(np.intp)) if counts else sums
     return S.scatter_add(api.reshape(weights, (1, -1)), np.asarray(x).astype(np.intp), 1, size)[0]
 
 

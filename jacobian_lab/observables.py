@@ -165,6 +165,8 @@ class Observable:
         if moved is not None and set(kwargs) <= _FUNCTION_MOVES[func] and not _holds((args[1:], kwargs)) and (
                 moved._recomputed()):  # np.transpose(m), np.flip(m), np.ravel of a 0-d one: the moves m.T, m[::-1] are
             return moved._moved(api.FUNCTIONS[func], *args[1:], **kwargs)
+        if func is np.bincount and args and type(args[0]) is Observable and args[0]._recomputed():
+            return _watched(api.FUNCTIONS[func](*args, **kwargs))  # a batch's class counts: a recorded scatter-add
         recorded = _arithmetic(func, args, kwargs) if func in _ARITHMETIC else None
         if recorded is not None:  # np.mean(X, axis=0) of an argument X: jacobian_lab's implementation, recorded
             return _computed(func, *recorded)

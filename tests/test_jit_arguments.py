@@ -361,6 +361,26 @@ def test_a_write_by_a_mask_of_rows_from_labels_compiles_once(mask):
     assert step.compiles == 1
 
 
+@pytest.mark.parametrize("write", ["z[np.arange(8), y] = t", "z[np.arange(8), y] = t[0]", "z[0] = X[0, :3]",
+                                   "z[np.arange(8), y] = X[:, 0]", "z[y == 0] = t[:1]", "z[y == 0, :] = 0.5",
+                                   "z[y == 1, ...] = t[0]", "z[1:] = (X[1:, :3] > 0).astype(np.int64)"])
+def test_an_arguments_values_written_into_a_value_are_recomputed(write):
+    """What f writes may be an argument's (a target t, a column of X): a program's operand, where the write read
+    it and compiled a program per batch."""
+    def f(W, X, y, t):
+        z = np.tanh(X @ W)
+        exec(write, {"np": np}, {"z": z, "X": X, "y": y, "t": t})
+        return np.sum(z ** 3)
+
+    step, W = jl.jit(jl.grad(f)), RNG.standard_normal((4, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(4):
+            X, y, t = RNG.standard_normal((8, 4)), RNG.integers(0, 3, size=8), RNG.standard_normal(8)
+            np.testing.assert_allclose(step(W, X, y, t), jl.grad(f)(W, X, y, t), rtol=1e-12, atol=1e-14)
+    assert step.compiles == 1
+
+
 def test_a_write_at_repeated_positions_reads_them():
     """Where positions repeat, the last write wins, as in NumPy: such labels are read, a program per pattern."""
     def f(w, y):
@@ -965,3 +985,31 @@ def test_class_sums_of_labels_by_bincount_compile_once():
     assert step.compiles == 1
     with pytest.raises(ValueError, match="'list' argument must have no negative elements"):
         step(W, X, np.array([0, 1, 2, -1, 0, 1, 2, 0]))
+
+
+def test_class_means_by_bincount_of_labels_compile_once():
+    """The counts beside the sums, and sums of an argument's weights: recorded scatter-adds too, in NumPy's
+    dtypes (the counts integers, the sums float64)."""
+    def loss(W, X, y, sample_weights):
+        sums = np.bincount(y, weights=np.sum(np.tanh(X @ W) ** 2, axis=1), minlength=3)
+        counts, weights = np.bincount(y, minlength=3), np.bincount(y, weights=sample_weights, minlength=3)
+        assert counts.dtype == np.intp and weights.dtype == np.float64
+        return np.sum(sums / np.maximum(counts, 1) * weights)
+
+    step, W = jl.jit(jl.grad(loss)), RNG.standard_normal((4, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(4):
+            X, y, s = RNG.standard_normal((8, 4)), RNG.integers(0, 3, size=8), RNG.random(8).astype(np.float32)
+            z, counts = np.tanh(X @ W), np.maximum(np.bincount(y, minlength=3), 1)
+            factor = (np.bincount(y, weights=s, minlength=3) / counts)[y]
+            np.testing.assert_allclose(step(W, X, y, s), X.T @ (2 * z * (1 - z ** 2) * factor[:, None]), rtol=1e-12)
+    assert step.compiles == 1
+
+
+def test_bincount_sums_weights_in_float64_and_refuses_deep_weights_as_numpy_does():
+    labels, weights = np.array([0, 0]), np.array([1e8, 1.0], dtype=np.float32)
+    y, _ = jl.jvp(lambda w: np.bincount(labels, weights=w), weights, np.ones(2, dtype=np.float32))
+    assert y.dtype == np.float64 and y[0] == np.bincount(labels, weights=weights)[0] == 100_000_001
+    with pytest.raises(ValueError, match="^object too deep for desired array$"):
+        jl.grad(lambda w: np.sum(np.bincount(labels, weights=np.outer(w, w))))(np.ones(2))
