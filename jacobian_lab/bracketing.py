@@ -514,16 +514,17 @@ def ratio_text(ratio: float, spec: str = ".3g") -> str:
     """`ratio` in format `spec`, with the digits that tell it from 1 where `spec` would round it to 1: the
     optimal bracketing's gain over the better pure mode may be a few parts in ten thousand.
 
-    A ratio of a thousand or more is a whole number, not an exponent: "1,110", not "1.11e+03".
+    A ratio of a thousand or more, or one `spec` rounds to an exponent (999.7 to "1e+03"), is a whole number,
+    up to 1e15, where a float's digits end: "1,110", not "1.11e+03".
 
     >>> ratio_text(34.0, ".2f"), ratio_text(1.00023, ".2f"), ratio_text(1.004), ratio_text(1.0, ".2f")
     ('34.00', '1.0002', '1.004', '1.00')
-    >>> ratio_text(1110.4), ratio_text(2.5e7)
-    ('1,110', '25,000,000')
+    >>> ratio_text(1110.4), ratio_text(999.72), ratio_text(2.5e7), ratio_text(1e30)
+    ('1,110', '1,000', '25,000,000', '1e+30')
     """
-    if ratio >= 1000 and math.isfinite(ratio):
-        return f"{ratio:,.0f}"
     text = format(ratio, spec)
+    if (abs(ratio) >= 1000 or "e" in text) and abs(ratio) < 1e15:
+        return f"{ratio:,.0f}"
     if float(text) == 1 and ratio != 1:
         text = format(ratio, f".{1 + math.ceil(-math.log10(abs(ratio - 1)))}g")
     return text

@@ -363,11 +363,13 @@ def cell(value) -> str:
     """A table cell: integers with thousands separators, other numbers to three digits (and enough to
     tell a ratio of 1.003 from 1).
 
-    >>> [cell(v) for v in (2030400, 1.003, 0.0216, 1234.5, True)]
-    ['2,030,400', '1.003', '0.0216', '1,234', 'True']
+    >>> [cell(v) for v in (2030400, 1.003, 0.0216, 1234.5, True, None)]
+    ['2,030,400', '1.003', '0.0216', '1,234', 'True', '—']
     """
     if isinstance(value, str):
         return value
+    if value is None:  # not measured there
+        return "—"
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
     if isinstance(value, (int, np.integer)):

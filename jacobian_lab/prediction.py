@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from .accounting import COTANGENT, PRIMAL, TANGENT, Cost, counting, phase
+from .bracketing import ratio_text
 from .engines.base import call_traced, get, next_level
 from . import memory
 from .jacobian import prepare, result_dtype, schedule, tangent_bytes
@@ -278,7 +279,8 @@ class Prediction:
                           f"weighted 1) for this {shape}; auto takes forward on a tie")
         low, high = min(fwd, rev), max(fwd, rev)
         # Near-ties read as a percentage: "1x fewer" would hide which side won.
-        saving = f"{high / max(low, 1.0):.3g}x fewer" if high >= 1.1 * low else f"{100 * (1 - low / high):.2g}% fewer"
+        saving = f"{ratio_text(high / max(low, 1.0))}x fewer" if high >= 1.1 * low else \
+            f"{100 * (1 - low / high):.2g}% fewer"
         cost, other = self.total(mode, batch_size, max_memory), "reverse" if mode == "forward" else "forward"
         return mode, (f"{mode} predicts a total of {low:,.0f} ({cost.flops:,} flops + {cost.transcendentals:,} "
                       f"transcendentals, weighted 1) vs {high:,.0f} for {other} ({saving}) for this {shape}")

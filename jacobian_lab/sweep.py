@@ -165,29 +165,29 @@ class SweepSeries:
         return [getattr(p, self.axis) for p in self.points]
 
     def flops(self, mode: str) -> list[float]:
-        """Total FLOPs of `mode` at every point.
+        """Total FLOPs of `mode` at every point (NaN where it was not measured: SPARSE, at some).
 
         >>> small, large = sweep("curve", m=[4, 8], timed=False).series()[0].flops("forward")
         >>> 0 < small < large
         True
         """
-        return [p.flops(mode) for p in self.points]
+        return [p.flops(mode) if mode in p.cost else math.nan for p in self.points]
 
     def has(self, mode: str) -> bool:
-        """Whether every point measured `mode` (SPARSE is measured where its seeds are fewer).
+        """Whether a point measured `mode` (SPARSE is measured where its seeds are fewer).
 
         >>> sweep("bratu", n=[10, 20], timed=False).series()[0].has("sparse")
         True
         """
-        return _measured(self.points, mode)
+        return any(mode in p.cost for p in self.points)
 
     def seconds(self, mode: str) -> list[float]:
-        """Measured seconds of `mode` at every point (0 for an untimed sweep).
+        """Measured seconds of `mode` at every point (0 for an untimed sweep, NaN where it was not measured).
 
         >>> sweep("curve", m=[4, 8], timed=False).series()[0].seconds("reverse")
         [0.0, 0.0]
         """
-        return [p.seconds[mode] for p in self.points]
+        return [p.seconds.get(mode, math.nan) for p in self.points]
 
     @property
     def other(self) -> str:
@@ -296,15 +296,17 @@ class SweepResult:
         >>> [r["cheaper"] for r in sweep("wide_to_tall", n=[5, 20, 80], m=[20], timed=False).rows()]
         ['forward', 'tie', 'reverse']
         """
-        sparse = _measured(self.points, SPARSE)
+        sparse = any(SPARSE in p.cost for p in self.points)  # a point where it was not measured shows None
         out = []
         for p in self.points:
             fwd, rev = p.flops("forward"), p.flops("reverse")
             row = {"n": p.n, "m": p.m, "forward FLOPs": fwd, "reverse FLOPs": rev, "fwd/rev": fwd / max(rev, 1.0),
                    "forward ms": p.seconds["forward"] * 1e3, "reverse ms": p.seconds["reverse"] * 1e3}
+            measured = SPARSE in p.cost
             if sparse:
-                row.update({"sparse FLOPs": p.flops(SPARSE), "sparse ms": p.seconds[SPARSE] * 1e3})
-            costs = {"forward": fwd, "reverse": rev, **({SPARSE: p.flops(SPARSE)} if sparse else {})}
+                row.update({"sparse FLOPs": p.flops(SPARSE) if measured else None,
+                            "sparse ms": p.seconds[SPARSE] * 1e3 if measured else None})
+            costs = {"forward": fwd, "reverse": rev, **({SPARSE: p.flops(SPARSE)} if measured else {})}
             cheapest = [mode for mode, cost in costs.items() if cost == min(costs.values())]
             row["cheaper"] = cheapest[0] if len(cheapest) == 1 else "tie"
             out.append(row)
@@ -369,10 +371,6 @@ class SweepResult:
                 "crossovers": self.describe_crossovers()}
 
 
-def _measured(points, mode: str) -> bool:
-    return all(mode in p.cost for p in points)
-
-
 def sizes_taken(name: str) -> tuple[str, ...]:
     """Which of "n" and "m" the built-in problem `name` lets you choose.
 
@@ -415,12 +413,14 @@ def accepted(name: str, param: str, values: Sequence[int], other: dict | None = 
 
 
 def _grid_problems(name, ns, ms, seed):
-    """Build every problem of the grid first, so a bad size fails before any work."""
-    built = []
+    """Build every problem of the grid first, so a bad size fails before any work; sizes a problem builds
+    alike (mlp_loss's n = 30 and 40 are both 22) once."""
+    built = {}
     for n in ns or [None]:
         for m in ms or [None]:
-            built.append(_problems.get(name, n=n, m=m, seed=seed))
-    return built
+            p = _problems.get(name, n=n, m=m, seed=seed)
+            built.setdefault((p.n, p.m), p)
+    return list(built.values())
 
 
 def sweep(problem: str = "seed", n: Sequence[int] | None = None, m: Sequence[int] | None = None,

@@ -307,6 +307,13 @@ def test_sweep_grids_and_axes():
     assert [p.n for p in mlp.points] == mlp.grid["n"] == [22, 88, 286, 990]  # the sizes it ran at
     (cheapest,) = {r["cheaper"] for r in sweep("bratu", n=[10, 100], timed=False).rows()}
     assert cheapest == "sparse"  # it compared forward with reverse alone, beside a smaller sparse column
+    assert [p.n for p in sweep("mlp_loss", n=[30, 40, 100], timed=False).points] == [22, 88]  # 22 was run twice
+    mixed = sweep("bratu", n=[3, 10, 100], timed=False)  # compressed seeds are fewer from n = 10 on
+    rows = mixed.rows()  # the sparse column vanished where one point had none
+    assert [r["sparse FLOPs"] is None for r in rows] == [True, False, False]
+    assert [r["cheaper"] for r in rows] == ["reverse", "sparse", "sparse"]
+    (series,) = mixed.series()
+    assert series.has("sparse") and np.isnan(series.flops("sparse")[0]) and "  — " in mixed.table()
     square = sweep("dense", n=[4, 8], repeat=1, timed=False)
     (series,) = square.series()
     assert series.relation() == "m = n" and series.crossover().everywhere

@@ -602,3 +602,10 @@ def test_a_first_auto_call_counts_its_probes_and_a_repeated_one_the_jacobian_alo
     jl.prediction.clear_cache()
     m = jl.measure(f, x, mode="auto", batch_size=batch_size, repeat=1)
     assert (m.mode, m.cost, m.batch_size, m.passes) == (mode, again.costs(), again.batch_size, again.passes)
+
+
+def test_the_reason_writes_a_ratio_near_a_thousand_in_digits():
+    """"(1e+03x fewer)" for a ratio of 999.7 where the verdict beside it said 1,000."""
+    p = jl.problems.get("seed", n=2221)
+    reason = jl.predict(p.f, p.x).choose()[1]
+    assert reason.endswith("vs 19,982,318 for forward (1,000x fewer) for this 1x2221 Jacobian")
