@@ -632,7 +632,10 @@ class Program:
     Attributes: `mode` ("forward" or "reverse"), `source` (the generated code),
     `equations` (the recorded equations it runs), `cost` (the `Cost` of one
     replay, also by phase in `costs`), `constant_bytes` (what it keeps from
-    compile time), `guards` (checks of values f branched on).
+    compile time), `guards` (checks of values f branched on), `variables`
+    (counts of work read from values, `staging.Variable`: each replay computes
+    them again and counts what they come to, where `cost` holds the recording's).
+    A forward program with variables is not compacted.
 
     A forward program whose tangents hold structurally zero seed rows runs
     compacted (`jacobian_lab.compaction`): `source`, `equations` and `cost`
@@ -660,9 +663,10 @@ class Program:
         placements, absorbed = _placements(eqs, run, roots)
         filled = {i for i, (shape, parts) in placements.items() if _fills(shape, parts)}
         run = [i for i in run if i not in absorbed]
-        self.equations = [eqs[i] for i in run if i not in placements]
-        lines = {i for i in run if i not in placements}
-        self.variables = [v for v in recorder.variables if v.equation in lines]  # counted again on each replay
+        lines = [i for i in run if i not in placements]
+        self.equations = [eqs[i] for i in lines]
+        kept_lines = set(lines)
+        self.variables = [v for v in recorder.variables if v.equation in kept_lines]
         self.guards = len(observations)
         self.reads = [o.where for o in observations]  # where f read the values each guard checks
         self.missed = None  # that of the guard that failed at the last call no replay answered
