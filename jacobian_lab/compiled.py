@@ -562,7 +562,7 @@ def _compressed(fun, g, pullback, y, x, recorder):
 
 # Structures whose outputs each depend on a few operand elements (see `Primitive.structure`; a scipy.sparse
 # matrix's rows hold few entries).
-_LOCAL = frozenset(["elementwise", "move", "scatter", "sparse_matmul", "gather_at", "scatter_at", "put_at"])
+_LOCAL = frozenset(["elementwise", "move", "scatter", "sparse_matmul", "move_at", "scatter_at"])
 
 
 def _local(pullback, m: int, n: int) -> bool:

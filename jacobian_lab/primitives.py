@@ -76,8 +76,8 @@ class Primitive:
     element, after broadcasting), "move" (a copy of one operand element, or a
     zero: reshape, indexing, concatenate), "reduction" (the elements reduced
     over ``axis``), "scan" (the elements up to its own along ``axis``: cumsum),
-    "scatter" (the elements whose ``indices`` entry along ``axis`` is its own), "gather_at",
-    "scatter_at" and "put_at" (as "move", "scatter" and "move", the indices or positions an operand),
+    "scatter" (the elements whose ``indices`` entry along ``axis`` is its own), "move_at" and
+    "scatter_at" (as "move" and "scatter", the index an operand: take_at, put_at, scatter_add_at),
     "matmul" (a row of one operand and a column of the other), "sparse_matmul"
     (the elements a scipy.sparse matrix's stored entries join to it) or None (any
     output element may depend on any element). ``raises=True`` marks an

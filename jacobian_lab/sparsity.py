@@ -10,14 +10,14 @@ from its operands' matrices and its primitive's `structure`:
 * "move": on what the one operand element it is a copy of depends on, or on
   nothing (the zeros ``embed`` fills in). Which element that is comes from
   running the primitive itself on arrays of element numbers (with its index
-  operand read, for "gather_at" and "put_at");
+  operand read, for "move_at");
 * "reduction": on everything the elements reduced into it depend on;
 * "scan": on what the elements up to its own along ``axis`` depend on;
 * "along": on what the element of its slice along ``axis`` that the order operand
   names depends on (sort's reordering, at this x); while a compiled sparse Jacobian,
   which sorts again at each x, is recorded, on what its whole slice depends on;
 * "scatter": on what the elements added into it (``indices`` naming its
-  position along ``axis``) depend on;
+  position along ``axis``; "scatter_at": its index operand, read) depend on;
 * "matmul": on a row of the first operand and a column of the second;
 * "sparse_matmul": on the elements of x that the stored entries of the scipy.sparse
   matrix's row join to it (``A @ x``, `rules.sparse`);
@@ -260,32 +260,23 @@ def _reduced(keys, n, shape, axis):
     return _regrouped(keys, n, np.broadcast_to(kept, shape).ravel())
 
 
-def _scatter(record, operands, n):
-    """Element q of a scatter-add along `axis`: the operand's elements whose index there is q."""
-    indices, axis = record.params["indices"], record.params["axis"]
+def _scatter(record, operands, n, indices=None):
+    """Element q of a scatter-add along `axis`: the operand's elements whose index there is q (`indices`: those
+    of scatter_add_at's index operand, read; else the parameter)."""
+    indices, axis = record.params["indices"] if indices is None else indices, record.params["axis"]
     targets = np.take(_element_numbers(np.shape(record.out)), indices, axis=axis)  # where each element lands
     return _regrouped(operands[0], n, targets.ravel())
 
 
-def _gather_at(record, operands, n):
-    """take_at: element q is the one its index operand names along `axis`. The index's values are read
-    through `observe`: a compiled sparse Jacobian checks them on each call (its pattern is theirs), where a
-    compiled gradient recomputes them."""
-    x, indices, axis = record.args[0], record.args[1], record.params["axis"]
-    sources = observe(np.take, _element_numbers(np.shape(x)), indices, axis=axis)
-    return _rows(operands[0], n, np.size(x), sources.ravel())
+def _move_at(record, operands, n):
+    """take_at and put_at: `_move` with their index operand (the last) read through `observe`: a compiled
+    sparse Jacobian checks it on each call (its pattern is the index's), where a compiled gradient recomputes it."""
+    return _move(record, operands, n, read=(observe(np.array, record.args[-1]),))
 
 
 def _scatter_at(record, operands, n):
-    """scatter_add_at: `_scatter` with its index an operand, read as `_gather_at` reads it."""
-    indices, axis = record.args[1], record.params["axis"]
-    targets = observe(np.take, _element_numbers(np.shape(record.out)), indices, axis=axis)
-    return _regrouped(operands[0], n, targets.ravel())
-
-
-def _put_at(record, operands, n):
-    """put_at: `_move` with its positions operand read as `_gather_at` reads its index."""
-    return _move(record, operands, n, read=(observe(np.array, record.args[2]),))
+    """scatter_add_at: `_scatter` with its index operand read as `_move_at` reads it."""
+    return _scatter(record, operands, n, observe(np.array, record.args[1]))
 
 
 def _along(record, operands, n):
@@ -360,4 +351,4 @@ def _dense(record, operands, n):
 
 _RULES = {"elementwise": _elementwise, "move": _move, "reduction": _reduction, "scan": _scan,
           "scatter": _scatter, "matmul": _matmul, "sparse_matmul": _sparse_matmul, "along": _along,
-          "gather_at": _gather_at, "scatter_at": _scatter_at, "put_at": _put_at}
+          "move_at": _move_at, "scatter_at": _scatter_at}

@@ -284,7 +284,7 @@ def _scatter_add_at_vjp(needs, out, g, indices, axis, size):
 take_at = register(Primitive(
     "take_at", lambda x, indices, axis: np.take(x, indices, axis=axis), free,
     jvp=lambda tangents, out, x, indices, axis: take_at(tangents[0], indices, axis=axis + 1),
-    vjp=_take_at_vjp, constant_key=_index_values, structure="gather_at", array_params=(),
+    vjp=_take_at_vjp, constant_key=_index_values, structure="move_at", array_params=(),
 ))
 scatter_add_at = register(Primitive(
     "scatter_add_at", _scatter_add_impl, _scatter_add_at_cost,
@@ -318,7 +318,7 @@ def _put_at_vjp(needs, out, a, v, positions):
 
 put_at = register(Primitive(  # `put` with its positions an operand: labels' positions, recomputed as take_at's
     "put_at", _put_at_impl, free, jvp=_put_at_jvp, vjp=_put_at_vjp, constant_key=_index_values,
-    structure="put_at", array_params=(),
+    structure="move_at", array_params=(),
 ))
 
 
