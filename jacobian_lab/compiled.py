@@ -1036,18 +1036,21 @@ class _Code:
         return max([r for r in o.refs if r in self.running], default=INPUT)
 
     def _check(self, o, number: int) -> str:
-        name = f"observe{len(self.namespace)}"
-        self.namespace[name] = o.fn
-        args = [self._operand(a, r) for a, r in zip(o.args, o.refs)]
-        if o.kwargs:
-            self.namespace[f"{name}_kw"] = o.kwargs
-            args.append(f"**{name}_kw")
-        return f"    if not same({name}({', '.join(args)}), {self._constant(o.result)}):\n        return {number}"
+        call = self._called("observe", o.fn, o.args, o.refs, o.kwargs)
+        return f"    if not same({call}, {self._constant(o.result)}):\n        return {number}"
 
     def _count(self, v, number: int) -> str:
-        name = f"count{len(self.namespace)}"
-        self.namespace[name] = v.fn
-        return f"    n{number} = {name}({', '.join([self._operand(a, r) for a, r in zip(v.args, v.refs)])})"
+        return f"    n{number} = {self._called('count', v.fn, v.args, v.refs)}"
+
+    def _called(self, prefix: str, fn, args, refs, kwargs=None) -> str:
+        """``fn(...)`` of its recorded operands as source, fn under a name of its own beginning with `prefix`."""
+        name = f"{prefix}{len(self.namespace)}"
+        self.namespace[name] = fn
+        operands = [self._operand(a, r) for a, r in zip(args, refs)]
+        if kwargs:
+            self.namespace[f"{name}_kw"] = kwargs
+            operands.append(f"**{name}_kw")
+        return f"{name}({', '.join(operands)})"
 
     def _operand(self, value, ref) -> str:
         if is_input(ref):

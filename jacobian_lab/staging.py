@@ -360,9 +360,8 @@ class Recorder(Counter):
             raise NotReplayable(f"{getattr(fn, '__name__', fn)} took a keyword computed from x")
         if self._any_dynamic(refs):  # what fn read, kept as it read it: f may change it afterwards
             self._check_handed(args)
-            kept = self._static_args(tuple([self.kept(a) if r is None else a for a, r in zip(args, refs)]), refs)
-            self.observations.append(Observation(fn, kept, self.kept(kwargs), refs, _snapshot(result), self.segment,
-                                                 user_line()))
+            self.observations.append(Observation(fn, self._as_read(args, refs), self.kept(kwargs), refs,
+                                                 _snapshot(result), self.segment, user_line()))
 
     def varying(self, fn, args, times: int, result) -> None:
         """Keep a count of work read from values computed from x (or an argument), which the equation being
@@ -370,8 +369,13 @@ class Recorder(Counter):
         args = tuple([array_of(a) for a in args])
         refs = self.refs(args)
         if self._any_dynamic(refs):
-            kept = self._static_args(tuple([self.kept(a) if r is None else a for a, r in zip(args, refs)]), refs)
-            self.variables.append(Variable(fn, kept, refs, times, int(result), self.phase, len(self.equations)))
+            self.variables.append(Variable(fn, self._as_read(args, refs), refs, times, int(result), self.phase,
+                                           len(self.equations)))
+
+    def _as_read(self, args, refs) -> tuple:
+        """The arguments a decision or a count read, as a replay passes them again: a constant as it holds now
+        (`kept`: f may change it afterwards), a value the replay recomputes left out (`_static_args`)."""
+        return self._static_args(tuple([self.kept(a) if r is None else a for a, r in zip(args, refs)]), refs)
 
     def copied(self, copy, original) -> None:
         # A plain array computed from x (np.where of a mask, outside any trace) that a reverse tape
