@@ -304,22 +304,21 @@ def _forward_step(x, batch_size, limit, recorded, executor) -> tuple:
         return schedule("forward", x.size, 0, batch_size)[0], executor
     m = math.prod(np.shape(recorded[0]))
     room = limit - memory.check_dense(m, x.size, result_dtype(x).itemsize, limit)
-    share = _share(room, seed_bytes, batch_size, executor, x.size)
-    room, executor = (room, None) if share is None else (share, executor)
+    room, executor = _share(room, seed_bytes, batch_size, executor, x.size)
     step, _ = schedule("forward", x.size, m, batch_size, seed_bytes, room)
     if step > 1 and step * seed_bytes > room:  # an explicit batch_size: refused before any pass runs
         raise _forward_budget_error(step, seed_bytes, room, x, recorded[1])
     return step, executor
 
 
-def _share(room: int, seed_bytes: int, batch_size, executor, seeds: int) -> int | None:
-    """The room of each pass an `executor` runs at once: its worker's share of `room`, where a pass of
-    `batch_size` seeds (one, for None) at `seed_bytes` each fits it; else None, for passes run one at a time
-    with all of `room`, as without the executor (a share would refuse a budget a serial run meets)."""
+def _share(room: int, seed_bytes: int, batch_size, executor, seeds: int) -> tuple:
+    """(the room of each pass, the executor to run the passes on): each worker's share of `room`, where a pass
+    of `batch_size` seeds (one, for None) at `seed_bytes` each fits it; else all of `room` and no executor, the
+    passes run one at a time here, as without one (a share would refuse a budget a serial run meets)."""
     if executor is None:
-        return room
+        return room, None
     share = room // sharding.workers(executor, seeds)
-    return share if (batch_size or 1) * seed_bytes <= share else None
+    return (share, executor) if (batch_size or 1) * seed_bytes <= share else (room, None)
 
 
 def _forward_budget_error(step, seed_bytes, room, x, pullback) -> memory.MemoryBudgetError:
@@ -470,8 +469,7 @@ def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=
     limit = memory.budget(max_memory)
     room = limit - memory.check_dense(m, x.size, dtype.itemsize, limit)
     seed_bytes = getattr(pullback, "seed_elements", 0) * dtype.itemsize
-    share = _share(room, seed_bytes, batch_size, executor, m)
-    room, executor = (room, None) if share is None else (share, executor)  # None: sweeps one at a time, here
+    room, executor = _share(room, seed_bytes, batch_size, executor, m)
     step, _ = schedule("reverse", x.size, m, batch_size, seed_bytes, room, getattr(pullback, "widest", 0))
     if seed_bytes and step * seed_bytes > room:  # one cotangent too: as a forward pass of one seed stops
         if room >= seed_bytes:

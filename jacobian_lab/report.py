@@ -112,11 +112,6 @@ class _Doc:
         self.md.append(f"![{caption}]({rel})\n\n*{caption}*\n")
 
 
-def _sweep_grid(name: str, param: str, grid: Sequence[int], size: dict[str, int]) -> list[int]:
-    """Grid values the problem accepts for `param` (e.g. mlp_loss needs n >= 22)."""
-    return accepted(name, param, grid, {k: v for k, v in size.items() if k != param})
-
-
 def _report_figures(folder: Path) -> list[Path]:
     """The figures in `folder` that a report writes (`_write_overview`, `_write_problem`): a rebuild
     replaces them, and leaves any other file there alone."""
@@ -179,7 +174,7 @@ def build_report(out_dir, problems: Sequence[str] | None = None,
             comparisons[name] = compare(problem.f, problem.x, repeat=repeat)
             tick(f"{name}: compare")
         else:
-            values = _sweep_grid(name, param, grid, size)
+            values = accepted(name, param, grid, {k: v for k, v in size.items() if k != param})  # mlp_loss: n >= 22
             fixed = {k: v for k, v in size.items() if k != param and k in sizes_taken(name)}
             if len(values) >= 2:
                 sweeps[(name, param)] = sweep(name, **{param: values}, **{k: [v] for k, v in fixed.items()},

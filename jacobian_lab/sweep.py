@@ -377,14 +377,7 @@ def sizes_taken(name: str) -> tuple[str, ...]:
     >>> sizes_taken("seed"), sizes_taken("curve"), sizes_taken("wide_to_tall")
     (('n',), ('m',), ('n', 'm'))
     """
-    taken = []
-    for param in ("n", "m"):
-        try:
-            _problems.get(name, **{param: 50})
-        except ValueError:
-            continue
-        taken.append(param)
-    return tuple(taken)
+    return tuple(param for param in ("n", "m") if accepted(name, param, [50]))
 
 
 def default_grid(name: str) -> dict[str, list[int] | None]:
