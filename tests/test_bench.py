@@ -116,22 +116,25 @@ def test_training_step_benchmark_checks_every_gradient_and_writes_its_ratios(tmp
     assert "programs ours jit(grad) compiled over its " in proc.stdout
 
 
-@pytest.mark.parametrize("name", ["mlp_loss", "classifier", "hinge"])
-def test_training_step_benchmark_gradient_is_the_loss_gradient(name):
-    """The benchmark's hand-written backpropagation, the floor it times, against central differences."""
+@pytest.fixture(scope="module")
+def bench():
+    """scripts/bench_training_step.py as a module."""
     sys.path.insert(0, str(ROOT / "scripts"))
-    import bench_training_step as bench
+    import bench_training_step
 
+    return bench_training_step
+
+
+@pytest.mark.parametrize("name", ["mlp_loss", "classifier", "hinge"])
+def test_training_step_benchmark_gradient_is_the_loss_gradient(name, bench):
+    """The benchmark's hand-written backpropagation, the floor it times, against central differences."""
     work = bench.WORKLOADS[name]
     w, [(X, y), *_] = bench.problem(work, bench.SIZES["quick"], batches=1)
     np.testing.assert_allclose(work.gradient(w, X, y), central_differences(lambda v: work.loss(v, X, y), w),
                                rtol=1e-7, atol=1e-9)
 
 
-def test_training_step_benchmark_classifier_loss_is_the_cross_entropy_at_its_labels():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import bench_training_step as bench
-
+def test_training_step_benchmark_classifier_loss_is_the_cross_entropy_at_its_labels(bench):
     work = bench.WORKLOADS["classifier"]
     w, [(X, labels), *_] = bench.problem(work, bench.SIZES["quick"], batches=1)
     assert labels.dtype == np.int64 and labels.min() >= 0 and labels.max() < bench.CLASSES
@@ -141,11 +144,8 @@ def test_training_step_benchmark_classifier_loss_is_the_cross_entropy_at_its_lab
     assert np.isclose(work.loss(w, X, labels), expected, rtol=1e-12)
 
 
-def test_training_step_benchmark_hinge_loss_is_the_same_in_every_array_namespace():
+def test_training_step_benchmark_hinge_loss_is_the_same_in_every_array_namespace(bench):
     """The hinge loss writes at the labels' positions in NumPy and selects in JAX and PyTorch: one value."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import bench_training_step as bench
-
     class Selecting:  # NumPy under another name: the select the peers' namespaces take
         def __getattr__(self, name):
             return getattr(np, name)
