@@ -76,12 +76,14 @@ class Compacted:
         self.checks, self.into, self.filled, self.notes, self.equations = checks, into, filled, notes, equations
 
 
-def compact(eqs, run, placements, blocks, observations, seeds, inputs) -> Compacted | None:
+def compact(eqs, run, placements, blocks, observations, seeds, inputs, variables=()) -> Compacted | None:
     """The forward program `run` with structurally zero seed rows left out; None if none are.
 
     `eqs`, `run` (indices of the equations a replay runs, in order),
     `placements` and `blocks` (each pass's output: value, ref, seeds) are
-    `compiled.Program`'s; values `observations` read are left whole.
+    `compiled.Program`'s; values `observations` read are left whole, and so
+    are the operands and results of the equations whose work `variables`
+    (`staging.Variable`) count again on each replay.
     `inputs`: x, then the arrays of f's other arguments the program takes.
 
     >>> import numpy as np, jacobian_lab as jl
@@ -93,7 +95,7 @@ def compact(eqs, run, placements, blocks, observations, seeds, inputs) -> Compac
     >>> program.cost.flops, program.dense_cost.flops
     (21, 46)
     """
-    return _Rewrite(eqs, placements, observations, seeds, inputs).run(run, blocks)
+    return _Rewrite(eqs, placements, observations, seeds, inputs, variables).run(run, blocks)
 
 
 class _Rewrite:
@@ -103,11 +105,13 @@ class _Rewrite:
     and the refs naming them, stay valid.
     """
 
-    def __init__(self, eqs, placements, observations, seeds, inputs):
+    def __init__(self, eqs, placements, observations, seeds, inputs, variables=()):
         self.eqs, self.new, self.placements = eqs, list(eqs), dict(placements)
         self.original_placements = placements
         self.seeds = set(seeds)
         self.pinned = {r for o in observations for r in o.refs}  # a check reads them whole
+        # a count reads its operands whole and stands for its equation's work as recorded
+        self.pinned.update(r for v in variables for r in (*v.refs, v.equation))
         self.inputs = inputs
         self.rows: dict[int, tuple] = {}  # running ref -> the rows its compact value holds
         self.expanded: dict[int, int] = {}  # compacted ref -> its expansion

@@ -635,7 +635,6 @@ class Program:
     compile time), `guards` (checks of values f branched on), `variables`
     (counts of work read from values, `staging.Variable`: each replay computes
     them again and counts what they come to, where `cost` holds the recording's).
-    A forward program with variables is not compacted.
 
     A forward program whose tangents hold structurally zero seed rows runs
     compacted (`jacobian_lab.compaction`): `source`, `equations` and `cost`
@@ -677,8 +676,9 @@ class Program:
         self._run = code.function()
         self.dense_source, self.dense_costs, self._dense = self.source, self.costs, None
         kept = code.memory  # id of each constant array -> its bytes
-        if mode == "forward" and not self.variables:  # (compaction rewrites the equations a count belongs to)
-            rewrite = compaction.compact(eqs, run, placements, blocks, observations, self.seeds, recorder.inputs)
+        if mode == "forward":
+            rewrite = compaction.compact(eqs, run, placements, blocks, observations, self.seeds, recorder.inputs,
+                                         self.variables)
             if rewrite is not None and _total(_costs(rewrite.equations)).total() < self.cost.total():
                 kept.update(self._run_compacted(rewrite, observations, recorder.inputs, recorder.quiet, filled))
         self.constant_bytes = sum(kept.values())
@@ -689,7 +689,7 @@ class Program:
         """Replay `rewrite` (`compaction.Compacted`), the dense code kept for when it returns DENSE. `filled`:
         the dense code's placements that need no zeros, which the rewrite keeps at their indices."""
         compact = _Code(rewrite.eqs, set(rewrite.run), rewrite.placements, inputs, rewrite, quiet, filled)
-        self.source = compact.emit(rewrite.run, observations, rewrite.blocks)
+        self.source = compact.emit(rewrite.run, observations, rewrite.blocks, self.variables)
         self._run, self._dense = compact.function(), self._run
         self.equations = rewrite.equations
         self.costs = _costs(self.equations)

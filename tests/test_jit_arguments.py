@@ -1006,6 +1006,28 @@ def test_class_means_by_bincount_of_labels_compile_once():
     assert step.compiles == 1
 
 
+@pytest.mark.parametrize("make", [jl.jacfwd, jl.hessian])
+def test_forward_passes_through_class_sums_skip_zero_seed_rows_and_count_each_batchs_repeats(make):
+    """A forward program through a scatter-add whose repeats vary is compacted like any other: its count of
+    repeats reads the labels, which stay whole, and each replay counts what a program compiled at its labels
+    would; a weight that is not finite makes the replay run (and count) the dense code."""
+    def loss(e, tokens, t):
+        return np.sum(np.bincount(tokens, weights=np.tanh(e[:6]) * t, minlength=10) ** 2)
+
+    step, e = jl.jit(make(loss)), RNG.standard_normal(12)
+    program = step.program(e, np.array([1, 1, 3, 5, 5, 5]), np.ones(6))
+    assert program.cost.flops < program.dense_cost.flops and program.variables
+    for tokens, t in (([0, 2, 2, 4, 6, 8], RNG.standard_normal(6)), ([9] * 6, RNG.standard_normal(6)),
+                      ([0, 1, 2, 3, 4, 4], np.array([1.0, np.inf, 1.0, 1.0, 1.0, 1.0]))):
+        with np.errstate(invalid="ignore"):  # inf * 0 in the dense code
+            tokens, fresh = np.array(tokens), jl.jit(make(loss)).program(e, np.array(tokens), t)
+            with counting() as compiled:
+                J = step(e, tokens, t)
+            np.testing.assert_allclose(J, make(loss)(e, tokens, t), rtol=1e-12, atol=1e-14)
+        assert compiled.total() == (fresh.cost if np.isfinite(t).all() else fresh.dense_cost)
+    assert step.compiles == 1
+
+
 def test_bincount_sums_weights_in_float64_and_refuses_deep_weights_as_numpy_does():
     labels, weights = np.array([0, 0]), np.array([1e8, 1.0], dtype=np.float32)
     y, _ = jl.jvp(lambda w: np.bincount(labels, weights=w), weights, np.ones(2, dtype=np.float32))
