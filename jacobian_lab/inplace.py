@@ -439,7 +439,8 @@ def _values(value, dtype):
     if type(value) in (list, tuple) and any(is_traced(v) for v in value):  # traced arrays of one shape, or scalars
         return np.stack([v if is_traced(v) else np.asarray(v, dtype=dtype) for v in value])
     array = from_objects(np.asarray(value))  # nested lists of traced scalars become object arrays first
-    return array if is_traced(array) else np.asarray(array, dtype=dtype)
+    # else converted from what f wrote, as NumPy does: a Python complex into floats raises, an array of them warns
+    return array if is_traced(array) else np.asarray(value, dtype=dtype)
 
 
 def _fitted(value, shape: tuple, dtype):

@@ -2196,6 +2196,22 @@ def test_complex_values_computed_inside_f_are_refused(f, call):
         call(f)
 
 
+@pytest.mark.parametrize("index", [0, slice(0, 2), np.array([True, False, True])], ids=["item", "slice", "mask"])
+def test_writing_a_python_complex_into_a_traced_array_raises_as_numpy_does(index):
+    """NumPy converts a Python complex written into floats with float(), which raises; an array of complex
+    values only warns (ComplexWarning), there as here."""
+    def f(x):
+        z = x * 1.0
+        z[index] = 1j
+        return z
+
+    with pytest.raises(TypeError, match="not 'complex'") as numpys:
+        f(np.zeros(3))
+    for mode in [*MODES, "jit"]:
+        with pytest.raises(TypeError, match=re.escape(str(numpys.value))):
+            run(f, mode, np.zeros(3))
+
+
 def test_storing_a_traced_value_into_a_plain_array_names_the_assignment():
     def f(x):
         y = np.zeros(3)
