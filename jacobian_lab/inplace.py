@@ -351,7 +351,7 @@ def _destination(tracer, key, flat: bool = False):
                          "sliding_window_view return read-only views); write into the array itself, or into a "
                          "copy of the view")
     at = positions(tracer)
-    return owner, (at.reshape(-1) if flat else at)[key]  # NumPy's IndexError for an index out of range
+    return owner, (at.reshape(-1) if flat else at)[S.read_index(key)]  # NumPy's IndexError, as eager mode's
 
 
 def _replace(owner, result, what: str = "item assignment", instead: str = "y = np.where(mask, v, y)") -> None:

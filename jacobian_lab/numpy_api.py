@@ -750,7 +750,7 @@ def getitem(a, index):
     at = S.recomputed_positions(np.shape(a), index)
     if at is not None:  # labels of f's arguments under jit: p[np.arange(n), y]
         return reshape(S.take_at(ravel(a), ravel(at), axis=0), at.shape)
-    positions = np.arange(np.size(a)).reshape(np.shape(a))[index]
+    positions = np.arange(np.size(a)).reshape(np.shape(a))[S.read_index(index)]
     return reshape(S.take(ravel(a), positions.ravel(), axis=0), positions.shape)
 
 

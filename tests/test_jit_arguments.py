@@ -488,6 +488,21 @@ def test_labels_out_of_bounds_raise_as_numpy_does():
     np.testing.assert_allclose(step(np.ones(3), np.array([1, 1])), [0.0, 4.0, 0.0])  # then on as before
 
 
+def write_at(w, y):
+    z = w * 1.0
+    z[y] = 0.0
+    return np.sum(z ** 2)
+
+
+@pytest.mark.parametrize("f", [lambda w, y: np.sum(w[y] ** 2), lambda w, y: np.sum(np.outer(w, w)[np.arange(2), y]),
+                               write_at], ids=["gather", "pairs", "write"])
+def test_float_labels_raise_numpys_error_as_without_jit(f):
+    message = re.escape("arrays used as indices must be of integer (or boolean) type")
+    for step in (jl.grad(f), jl.jit(jl.grad(f))):
+        with pytest.raises(IndexError, match=message):
+            step(np.ones(3), np.array([0.0, 1.0]))
+
+
 def test_a_boolean_mask_of_an_argument_is_read():
     """X[y > 0] has as many rows as y has positive labels: a shape, which a program checks."""
     step, w = jl.jit(jl.grad(lambda w, X, y: np.sum(X[y > 0] @ w))), RNG.standard_normal(3)

@@ -260,6 +260,20 @@ def recomputed_positions(shape, index: tuple):
     return positions(*arrays, shape=shape, index=tuple(SLOT if r else part for part, r in zip(index, recorded)))
 
 
+def read_index(index):
+    """`index` with each array of it that is no ndarray (under jit, a mask or float array computed from an
+    argument) read whole as one, so NumPy's indexing gives the errors of eager mode ("arrays used as indices
+    must be of integer (or boolean) type"), not those of a sequence.
+
+    >>> read_index((slice(None), np.array([0, 2])))
+    (slice(None, None, None), array([0, 2]))
+    """
+    if type(index) is not tuple:
+        return read_index((index,))[0]
+    return tuple(np.asarray(i) if hasattr(i, "dtype") and not issubclass(type(i), (np.ndarray, np.generic)) else i
+                 for i in index)
+
+
 def _scatter_add_at_cost(out, g, indices, axis, size):
     # The repeats are read: a program counts them again on each replay (tokens repeat as often as they do).
     return counted(repeats, indices, times=np.size(g) // max(np.size(indices), 1)), 0
