@@ -367,8 +367,12 @@ def wide_to_tall_problem(n: int | None = None, m: int | None = None, seed: int =
     """
     name = "wide_to_tall"
     n, m = _size(name, "n", n, 1000), _size(name, "m", m, 1000)
-    route = (f"the cheap route is to multiply through the bottleneck: form the 10x{n} and "
-             f"{m}x10 local Jacobians (at most 10 passes each) and take their product")
+    if min(n, m) > 10:
+        route = (f"the cheap route is to multiply through the bottleneck: form the 10x{n} and "
+                 f"{m}x10 local Jacobians (at most 10 passes each) and take their product")
+    else:  # forming the local Jacobians would take as many passes as the whole Jacobian does
+        route = (f"the 10-wide middle layer is no bottleneck at these sizes: the whole Jacobian takes "
+                 f"{_passes(min(n, m))} already")
     return _tanh_chain(name, n, m, 10, seed, "first wide, then tall", route)
 
 

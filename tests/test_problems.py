@@ -201,6 +201,15 @@ def test_chain_winner_follows_smaller_side(name, n, m):
     assert p.jacobian_exact(p.x).shape == (m, n)
 
 
+@pytest.mark.parametrize("n, m, bottleneck", [(1, 1, False), (30, 8, False), (10, 40, False), (11, 11, True),
+                                             (1000, 1000, True)])
+def test_wide_to_tall_offers_the_bottleneck_only_where_it_saves_passes(n, m, bottleneck):
+    """Forming the local Jacobians takes up to 10 passes each: a route only where the whole takes more."""
+    why = get("wide_to_tall", n=n, m=m).why
+    assert ("multiply through the bottleneck" in why) == bottleneck
+    assert bottleneck or f"takes {min(n, m)} pass" in why
+
+
 @settings(max_examples=20, deadline=None)
 @given(n=st.integers(1, 40), m=st.integers(1, 40))
 def test_seed_and_curve_winners_any_size(n, m):
