@@ -1086,13 +1086,31 @@ def _version() -> str:
         return "unknown"
 
 
+def _joined_values(argv: list[str]) -> list[str]:
+    """`argv` with a list of numbers that begins with a minus (``--n -10,10``) joined to its option
+    (``--n=-10,10``): argparse takes only a lone negative number for a value, and the rest for an option,
+    which left the option without one. The sizes' own check then names the negative size.
+
+    >>> _joined_values(["sweep", "seed", "--n", "-10,10"])
+    ['sweep', 'seed', '--n=-10,10']
+    """
+    joined: list[str] = []
+    for token in argv:
+        option = joined and joined[-1].startswith("--") and "=" not in joined[-1]
+        if option and re.fullmatch(r"-[\d.][\d.,e+-]*", token):
+            joined[-1] += "=" + token
+        else:
+            joined.append(token)
+    return joined
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``jacobian-lab`` command line with `argv` (default: ``sys.argv[1:]``); return the exit code.
 
     >>> main(["compare", "nope"])
     2
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _joined_values(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     debug = "--debug" in argv
     try:

@@ -326,6 +326,15 @@ def test_a_shape_with_a_missing_or_unknown_size_is_refused(text):
         parse_shape(text)
 
 
+@pytest.mark.parametrize("argv, expected", [
+    (("sweep", "seed", "--n", "-10,10"), "--n must be a positive integer, got '-10'"),
+    (("sweep", "curve", "--m", "-3.5,10"), "--m must be"), (("compare", "seed", "--n", "-5"), "parameter n must be a positive int")])
+def test_a_negative_size_list_is_named_not_taken_for_an_option(capsys, argv, expected):
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(err, code, 2)
+    assert expected in err
+
+
 @pytest.mark.parametrize("argv, option", [(("compare", "seed", "--n", "1000000000000"), "--n/--m"),
                                           (("sweep", "seed", "--n", "10,1e12"), "--n/--m"),
                                           (("compare", "numpy:sin", "--shape", "1000000,1000000"), "--shape")])
