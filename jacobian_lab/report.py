@@ -14,8 +14,10 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
+import os
 import platform
 import re
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -64,10 +66,9 @@ class _Doc:
     """Accumulates the HTML and the Markdown side by side."""
 
     def __init__(self, out: Path, embed: bool):
-        self.out, self.embed = out, embed
+        self.out, self.embed = out, embed  # `out`: where the figures are staged, in its figures/
         self.html: list[str] = []
         self.md: list[str] = []
-        self.figures: list[Path] = []
 
     def heading(self, level: int, text: str, anchor: str | None = None) -> None:
         ident = f' id="{html.escape(anchor)}"' if anchor else ""
@@ -103,7 +104,6 @@ class _Doc:
 
     def figure(self, fig, name: str, caption: str) -> None:
         path = plots.save(fig, self.out / "figures" / f"{name}.png", dpi=100)
-        self.figures.append(path)
         rel = f"figures/{path.name}"
         src = ("data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")) if self.embed else rel
         width, height = (round(v * 100) for v in fig.get_size_inches())
@@ -132,7 +132,8 @@ def build_report(out_dir, problems: Sequence[str] | None = None,
     size held at its comparison value. `repeat` timed runs per measurement;
     `embed` also puts the figures into index.html as base64. The default
     report takes seconds on two cores. `progress(done, total, label)` is
-    called as the work advances.
+    called as the work advances. Files in `out_dir` change only once the
+    whole report is written: stopped before, the earlier report stays whole.
 
     >>> import tempfile, pathlib
     >>> with tempfile.TemporaryDirectory() as d:
@@ -148,10 +149,7 @@ def build_report(out_dir, problems: Sequence[str] | None = None,
                          f"choose from: {', '.join(_problems.names())}")
     sizes = {**DEFAULT_SIZES, **(sizes or {})}
     out = Path(out_dir)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    for old in _report_figures(out / "figures"):
-        old.unlink()  # figures of an earlier report with other problems would linger
-
+    out.mkdir(parents=True, exist_ok=True)
     plan = []
     for name in names:
         plan.append((name, "compare", None))
@@ -181,26 +179,40 @@ def build_report(out_dir, problems: Sequence[str] | None = None,
                                               repeat=repeat)
             tick(f"{name}: sweep over {param}")
 
-    doc = _Doc(out, embed)
-    _write_header(doc, names, comparisons, built, repeat, grid)
-    _write_overview(doc, comparisons)
-    for name in names:
-        _write_problem(doc, name, built[name], comparisons[name],
-                       [sweeps[(name, p)] for p in ("n", "m") if (name, p) in sweeps])
-    _write_footer(doc)
-    tick("writing files")
-
-    index = out / "index.html"
-    index.write_text(_page(doc), encoding="utf-8")
-    (out / "report.md").write_text("\n".join(doc.md).lstrip() + "\n", encoding="utf-8")
     data = {
         "problems": {name: {"summary": built[name].summary, "winner": built[name].winner,
                             "comparison": comparisons[name].to_dict(),
                             "sweeps": [sweeps[(name, p)].to_dict() for p in ("n", "m") if (name, p) in sweeps]}
                      for name in names},
     }
-    (out / "data.json").write_text(json_text(data, indent=1), encoding="utf-8")
-    return index
+    # Written into a folder beside the report, then moved into place: stopped before that (Ctrl-C, a full
+    # disk), the report there is the earlier one, whole.
+    with tempfile.TemporaryDirectory(dir=out, prefix=".report-") as staging:
+        doc = _Doc(Path(staging), embed)
+        _write_header(doc, names, comparisons, built, repeat, grid)
+        _write_overview(doc, comparisons)
+        for name in names:
+            _write_problem(doc, name, built[name], comparisons[name],
+                           [sweeps[(name, p)] for p in ("n", "m") if (name, p) in sweeps])
+        _write_footer(doc)
+        tick("writing files")
+        (doc.out / "data.json").write_text(json_text(data, indent=1), encoding="utf-8")
+        (doc.out / "report.md").write_text("\n".join(doc.md).lstrip() + "\n", encoding="utf-8")
+        (doc.out / "index.html").write_text(_page(doc), encoding="utf-8")
+        _publish(doc.out, out)
+    return out / "index.html"
+
+
+def _publish(staged: Path, out: Path) -> None:
+    """Move the report written in `staged` into `out`: the figures first (an earlier report's, of problems
+    not in this one, removed), index.html last."""
+    (out / "figures").mkdir(exist_ok=True)
+    for old in _report_figures(out / "figures"):
+        old.unlink()
+    for figure in (staged / "figures").glob("*.png"):
+        os.replace(figure, out / "figures" / figure.name)
+    for name in ("data.json", "report.md", "index.html"):
+        os.replace(staged / name, out / name)
 
 
 def _page(doc: _Doc) -> str:

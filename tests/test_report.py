@@ -170,6 +170,29 @@ def test_rebuild_removes_stale_figures_and_keeps_other_files(tmp_path):
     assert {p.name for p in _report_figures(tmp_path / "figures")} == set(names) - {mine.name}
 
 
+@pytest.mark.parametrize("stop_at", [0, 3])
+def test_a_rebuild_stopped_before_it_is_written_leaves_the_earlier_report_whole(tmp_path, monkeypatch, stop_at):
+    """Ctrl-C while the problems are measured (stop_at 0) or their figures drawn: the report there is the earlier
+    one, every file as it was, and no folder of the stopped one is left."""
+    build_report(tmp_path, problems=["seed"], sizes={"seed": {"n": 8}}, grid=(4, 8), repeat=1)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    saved, save = [], report_module.plots.save
+
+    def interrupted(*args, **kwargs):
+        if len(saved) == stop_at:
+            raise KeyboardInterrupt
+        saved.append(save(*args, **kwargs))
+        return saved[-1]
+
+    monkeypatch.setattr(report_module.plots, "save", interrupted)
+    measure = report_module.compare
+    monkeypatch.setattr(report_module, "compare", lambda *a, **k: interrupted() if stop_at == 0 else measure(*a, **k))
+    with pytest.raises(KeyboardInterrupt):
+        build_report(tmp_path, problems=["dense"], sizes={"dense": {"n": 4}}, grid=(2, 4), repeat=1)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.json", "figures", "index.html", "report.md"]
+
+
 def test_unknown_problem_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown problem"):
         build_report(tmp_path, problems=["nope"])
