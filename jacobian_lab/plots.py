@@ -335,7 +335,9 @@ def sweep_plot(sweep_result) -> Figure:
     it was measured (compressed seeds fewer than either order's); one colour
     per value of the size held fixed. The crossover where the two FLOP curves meet is marked with a
     circle and a vertical line on both panels; when the curves do not cross
-    inside the grid, the legend says so.
+    inside the grid, the legend says so. Up to three series are named in each
+    panel's legend; more share one legend below the panels, and the title's
+    notes say where each crosses.
 
     >>> from jacobian_lab.sweep import sweep
     >>> fig = sweep_plot(sweep("wide_to_tall", n=[5, 20, 80], m=[20], repeat=1))
@@ -346,10 +348,10 @@ def sweep_plot(sweep_result) -> Figure:
     axis = sweep_result.axis
     fig = _figure(12.0, 4.8)
     ax_f, ax_t = fig.subplots(1, 2)
-    notes = []
+    notes, crossings = [], set()  # crossings: the kinds of crossover marked
     many = len(series) > 1
     for k, s in enumerate(series):
-        color = f"C{k % 10}" if many else None
+        color = _series_color(k, len(series)) if many else None
         tag = f", {s.relation()}" if many else ""
         cf, cr = (color, color) if many else (MODE_COLORS["forward"], MODE_COLORS["reverse"])
         for ax, values in ((ax_f, s.flops), (ax_t, s.seconds)):
@@ -358,7 +360,6 @@ def sweep_plot(sweep_result) -> Figure:
             if s.has("sparse"):
                 ax.plot(s.sizes, values("sparse"), ":^", color=color or MODE_COLORS["sparse"], markersize=4,
                         label=f"sparse (compressed seeds){tag}")
-        where = f" ({s.relation()})" if many else ""
         c = s.crossover()
         if c is not None and not c.everywhere:
             for ax in (ax_f, ax_t):
@@ -366,18 +367,20 @@ def sweep_plot(sweep_result) -> Figure:
             ax_f.plot([c.size], [c.flops], "o", markersize=11, markerfacecolor="none",
                       markeredgecolor=color or "black", markeredgewidth=1.6,
                       label=f"FLOP crossover {axis} ≈ {c.size:.3g}{tag}")
-            notes.append(f"FLOP crossover at {axis} ≈ {c.size:.3g}{where}")
+            notes.append((f"FLOP crossover at {axis} ≈ {c.size:.3g}", s.relation()))
+            crossings.add("FLOP")
         elif c is not None:
             ax_f.plot([], [], " ", label=f"forward = reverse at every {axis}{tag}")
-            notes.append(f"forward and reverse FLOPs equal at every {axis}{where}")
+            notes.append((f"forward and reverse FLOPs equal at every {axis}", s.relation()))
         else:
             ax_f.plot([], [], " ", label=f"no crossover in grid: {s.cheaper(short=True)}{tag}")
-            notes.append(f"no FLOP crossover for {axis} in [{min(s.sizes):,}, {max(s.sizes):,}]: "
-                         f"{s.cheaper()}{where}")
+            notes.append((f"no FLOP crossover for {axis} in [{min(s.sizes):,}, {max(s.sizes):,}]: {s.cheaper()}",
+                          s.relation()))
         t = s.time_crossover()
         if t is not None and not t.everywhere:
             ax_t.plot([t.size], [t.flops], "D", markersize=8, markerfacecolor="none",
                       markeredgecolor=color or "black", label=f"time crossover {axis} ≈ {t.size:.3g}{tag}")
+            crossings.add("time")
     label = {"n": "n (number of inputs)", "m": "m (number of outputs)"}[axis]
     for ax, ylabel, what in ((ax_f, "FLOPs per Jacobian (exact; transcendentals weighted 1)", "Exact FLOPs"),
                              (ax_t, "wall time per Jacobian (median)", "Measured time")):
@@ -394,12 +397,69 @@ def sweep_plot(sweep_result) -> Figure:
         ax.set_ylabel(ylabel)
         ax.set_title(f"{what} vs {axis}", fontsize=10)
         _log_grid(ax, "both")
-        ax.legend(fontsize=7, loc="best", framealpha=0.9)
+        if len(series) <= SERIES_IN_AXES:
+            ax.legend(fontsize=7, loc="best", framealpha=0.9)
+    if len(series) > SERIES_IN_AXES:
+        _shared_legend(fig, series, any(s.has("sparse") for s in series), crossings)
     held = "" if many or not series else f" ({series[0].relation()})"
-    # the notes of several series wrapped to the figure's width (12 inches of 11-point text), not cut off at its edges
     fig.suptitle(f"Full Jacobian of {sweep_result.problem}: forward vs reverse accumulation over {axis}{held}\n"
-                 + "\n".join(textwrap.wrap("; ".join(notes), 150)), fontsize=11)
+                 + _wrapped("; ".join(_grouped(notes) if many else [text for text, _ in notes]), 150), fontsize=11)
     return fig
+
+
+#: The most series whose curves a sweep plot names in each panel's legend (three entries or four each);
+#: more share one legend below the panels: a line style per order, a colour per series.
+SERIES_IN_AXES = 3
+
+
+def _shared_legend(fig, series, sparse: bool, crossings: set) -> None:
+    """One legend under both panels: the orders' line styles, each series' colour, then the marks of the kinds
+    of crossover drawn (`crossings`, "FLOP" and "time"); where they are is in the title's notes."""
+    from matplotlib.lines import Line2D
+
+    styles = [("forward (vector)", "-o"), ("reverse (batched)", "--s")] + [("sparse (compressed seeds)", ":^")] * sparse
+    handles = [Line2D([], [], color="0.2", linestyle=style[:-1], marker=style[-1], markersize=4, label=label)
+               for label, style in styles]
+    handles += [Line2D([], [], color=_series_color(k, len(series)), linewidth=3, label=s.relation())
+                for k, s in enumerate(series)]
+    handles += [Line2D([], [], linestyle="", marker=marker, markersize=size, markerfacecolor="none",
+                       markeredgecolor="0.2", label=f"{kind} crossover")
+                for kind, marker, size in (("FLOP", "o", 8), ("time", "D", 6)) if kind in crossings]
+    columns = min(len(handles), 8)
+    fig.set_figheight(fig.get_figheight() + 0.25 * math.ceil(len(handles) / columns))
+    fig.legend(handles=handles, loc="outside lower center", ncols=columns, fontsize=8, frameon=False)
+
+
+def _grouped(notes) -> list[str]:
+    """Each note once, with the series it holds for: ("reverse is cheaper throughout", "m = 2") and (..., "m = 3")
+    make "reverse is cheaper throughout (m = 2, 3)"."""
+    series: dict[str, list[str]] = {}
+    for text, relation in notes:
+        series.setdefault(text, []).append(relation)
+    grouped = []
+    for text, relations in series.items():
+        name = relations[0].partition(" = ")[0]
+        if len(relations) > 1 and all(r.startswith(name + " = ") for r in relations):
+            relations = [relations[0], *(r.partition(" = ")[2] for r in relations[1:])]
+        grouped.append(f"{text} ({', '.join(relations)})")
+    return grouped
+
+
+def _series_color(k: int, count: int):
+    """The colour of series k of `count`: the ten of the default cycle, or twenty paired shades past ten."""
+    from matplotlib import colormaps
+
+    return f"C{k}" if count <= 10 else colormaps["tab20"](k % 20)
+
+
+def _wrapped(text: str, width: int) -> str:
+    """`text` wrapped to lines of `width` characters, never inside brackets or parentheses ("n in [10, 100]",
+    "(m = 3)" stay on one line)."""
+    depth, kept = 0, []
+    for char in text:
+        depth += (char in "[(") - (char in "])")
+        kept.append("\u00a0" if char == " " and depth > 0 else char)  # textwrap breaks at spaces, not at these
+    return "\n".join(textwrap.wrap("".join(kept), width)).replace("\u00a0", " ")
 
 
 # ----------------------------------------------------------------------- chains

@@ -199,6 +199,31 @@ def test_sweep_plot_several_series():
     assert "forward (vector), m = 10" in labels and "reverse (batched), m = 40" in labels
 
 
+def test_many_series_share_one_legend_below_the_panels_and_their_notes():
+    """Twelve series named in each panel's legend made 36 entries, running past the figure over the title; the same
+    note for several series was written once per series, and the colours of the default cycle repeated."""
+    m = [2, 3, 5, 8, 10, 13, 20, 30, 50, 80, 100, 130]
+    fig = plots.sweep_plot(sweep("wide_to_tall", n=[10, 100], m=m, repeat=1))
+    fig.canvas.draw()
+    assert [ax.get_legend() for ax in fig.axes] == [None, None] and len(fig.legends) == 1
+    legend = fig.legends[0]
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels[:14] == ["forward (vector)", "reverse (batched)", *(f"m = {v}" for v in m)]
+    assert labels[14:] in (["FLOP crossover"], ["FLOP crossover", "time crossover"])  # times cross where they do
+    box, panels = legend.get_window_extent(), [ax.get_window_extent() for ax in fig.axes]
+    assert box.y0 >= 0 and all(box.y1 < panel.y0 for panel in panels)
+    colors = {tuple(handle.get_color()) for handle in legend.legend_handles[2:14]}
+    assert len(colors) == 12
+    assert "reverse is cheaper throughout (m = 2, 3, 5, 8)" in fig._suptitle.get_text().replace("\n", " ")
+
+
+def test_title_notes_wrap_between_brackets_not_inside_them():
+    text = "; ".join(f"no FLOP crossover for n in [10, 100]: reverse is cheaper (m = {k})" for k in range(9))
+    lines = plots._wrapped(text, 60).splitlines()
+    assert " ".join(lines) == text and len(lines) > 5
+    assert all(line.count("[") == line.count("]") and line.count("(") == line.count(")") for line in lines)
+
+
 def test_chain_costs():
     p = plan([100, 1, 100, 100, 100])
     fig = plots.chain_costs(p)
