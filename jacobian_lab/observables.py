@@ -532,7 +532,9 @@ def _arithmetic(func, args, kwargs):
     names = list(given)
     operands = [given[name] for name in names[:_ARITHMETIC[func]]]
     observables = [a for a in operands if type(a) is Observable]
-    if not observables or not all(a.dtype in _ARITHMETIC_DTYPES and a.size and a._recomputed() for a in observables):
+    # clip of integers (labels kept in range) keeps their dtype, as NumPy's: nothing accumulates in another
+    dtypes = lambda a: a.dtype in _ARITHMETIC_DTYPES or (func is np.clip and a.dtype.kind in "iu")  # noqa: E731
+    if not observables or not all(dtypes(a) and a.size and a._recomputed() for a in observables):
         return None
     options = {name: given[name] for name in names[_ARITHMETIC[func]:]
                if not _default(name, given[name], observables[0].dtype)}
