@@ -101,6 +101,15 @@ def test_transcendentals(f):
     assert jl.count_flops(f, X) == transcendental(N)
 
 
+@pytest.mark.parametrize("p, slope", [(3, elementwise(N) + elementwise(N)), (np.float64(3.0), elementwise(2 * N)),
+                                      (2.5, transcendental(N) + elementwise(N))])
+def test_a_constant_powers_slope_squares_where_its_exponent_less_one_is_two(p, slope):
+    """3 x²: x ** 2 a square (N flops, as the table counts f's own x ** 2), then the product by 3; it was counted
+    as a general power (N transcendentals)."""
+    prediction = jl.predict(lambda x: x ** p, X)
+    assert prediction.tangent.fixed == prediction.staging == slope
+
+
 def test_broadcast_output_counts_output_elements():
     # N is the number of *output* elements: (4,) op (3, 4) writes 12 values.
     assert jl.count_flops(lambda x: x[0] * X, X) == elementwise(12)

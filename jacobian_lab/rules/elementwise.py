@@ -234,7 +234,8 @@ def _power_partials(needs, out, x, p):
     # NaN. So the base is read as 1 at those points, as JAX does. Only there: where p == 0 and x != 0
     # the slope p * x ** (p - 1) is 0 by itself, and its derivative in p, x ** -1, needs the true x.
     base = _one_at_zero_power(x, p, traced=needs[1]) if needs[0] else None
-    dx = needs[0] and times(multiply(p, _power(base, _minus_one(p, needs[1]))))
+    # a constant p of 3 makes x ** 2 a square, as f's own would be; a traced one, whatever its value, the power
+    dx = needs[0] and times(multiply(p, (_power if needs[1] else power)(base, _minus_one(p, needs[1]))))
     dp = needs[1] and times(multiply(out, log(_one_where(x, x, traced=needs[0]))))
     return dx, dp
 
