@@ -70,7 +70,10 @@ class Primitive:
     (reorder): a cached cost prediction or pattern is then keyed on those
     values too (see `Tape.signature`); ``constant_key`` maps a
     constant operand to what of its values its rules' work depends on (power:
-    whether it holds a zero), which joins that key. ``structure`` says how
+    whether it holds a zero), which joins that key, and ``route(out, *args,
+    **params)`` names the route its rules take where they choose one by
+    values (det: LU or SVD; gammaln: a reflection where x holds a negative
+    number), which joins it too: a cheaper key than the values themselves. ``structure`` says how
     each output element depends on the operands' elements, for interpreters
     that need only that (`jacobian_lab.sparsity`): "elementwise" (the same
     element, after broadcasting), "move" (a copy of one operand element, or a
@@ -100,6 +103,7 @@ class Primitive:
     positional_params: tuple[str, ...] = ()
     reads_values: bool = False
     constant_key: Callable[[Any], Any] | None = None
+    route: Callable[..., Any] | None = None
     structure: str | None = None
     raises: bool = False
     array_params: tuple[str, ...] | None = None

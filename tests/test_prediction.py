@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse
+import scipy.special
 
 import jacobian_lab as jl
 from jacobian_lab.accounting import Cost, counting
@@ -174,8 +175,13 @@ def _traced_power(x):
     return np.sum(x[1:] ** x[0])  # the exponent is traced: no square however it is valued
 
 
+def _det(x):
+    return np.linalg.det(x[:4].reshape(2, 2)) * x[4:]  # LU's cofactor where a is well conditioned, else the SVD's
+
+
 X = np.linspace(0.5, 1.5, 6)
 X3 = np.concatenate([[3.0], X[1:]])
+NEAR_SINGULAR = np.array([1.0, 1.0, 1.0, 1.0 + 1e-6, 0.5, 0.7])  # cond ~ 4e6, past ε^(-1/4)
 
 
 @pytest.mark.parametrize("first, x_first, second, x_second", [
@@ -185,6 +191,9 @@ X3 = np.concatenate([[3.0], X[1:]])
     (np.prod, X, np.prod, np.where(X > 1, 0.0, X)),  # zeros take prod's exact route
     (_gather([0, 1]), X, _gather([1, 1]), X),
     (_traced_power, X3, _traced_power, X),
+    (_det, X, _det, NEAR_SINGULAR),
+    (scipy.special.gammaln, X, scipy.special.gammaln, X - 1.0),  # a negative element takes the reflection
+    (scipy.special.gamma, X - 1.0, scipy.special.gamma, X),
 ])
 def test_a_reused_prediction_is_what_a_fresh_one_would_be(first, x_first, second, x_second):
     jl.prediction.clear_cache()

@@ -217,8 +217,9 @@ class Tape:
         The work of a rule depends on its primitive, parameters, which operands are
         traced and the shapes and types of everything it touches; scalar constants
         (an exponent of 2 becomes a square) and the operands of a `reads_values`
-        primitive enter by value, and a constant array what a primitive's
-        `constant_key` reads of it (power: whether it holds a zero). Control flow on values traces another tape, so
+        primitive enter by value, a constant array what a primitive's
+        `constant_key` reads of it (power: whether it holds a zero), and the route
+        a primitive's `route` names (det: LU or SVD). Control flow on values traces another tape, so
         it changes the key. A parameter that is not hashable makes it unhashable.
         The work of the non-differentiable evaluations enters as its total, so
         equal signatures also mean equal `primal_cost`.
@@ -323,6 +324,8 @@ def _record_key(record):
         operands = tuple([_constant_key(a) if p is None else p for a, p in zip(args, parents)])
     out = record.out  # an ndarray or a NumPy scalar
     keyed_params = tuple([(name, _frozen(v)) for name, v in sorted(params.items())]) if params else ()
+    if record.prim.route is not None:  # the route its rules take at these values
+        operands += (record.prim.route(out, *args, **params),)
     return record.prim.name, keyed_params, operands, out.shape, out.dtype.char
 
 

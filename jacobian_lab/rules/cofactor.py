@@ -254,6 +254,12 @@ def _well_conditioned(a, c, det) -> bool:
         return bool(np.all(norm_a * norm_inverse * np.finfo(c.dtype).eps ** 0.25 <= 1.0))
 
 
+def by_lu(det, a) -> bool:
+    """The route `cofactor_of` takes at a (det's `Primitive.route`): LU, or the SVD. Plain NumPy on the
+    values, uncounted: the key of a cost, not work of the Jacobian's."""
+    return _well_conditioned(a, _lu_cofactor_impl(a), det)
+
+
 def cofactor_of(a, det):
     """det(a) a⁻ᵀ for det's rules (`det` its value): by LU where every matrix of a is well conditioned,
     else from the SVD. Which route is a decision on values: a compiled replay checks it again."""

@@ -179,7 +179,7 @@ def _unary_pullback(lin, g):
     return (apply(lin, g),)
 
 
-def unary(name, impl, factor, cost=flops):
+def unary(name, impl, factor, cost=flops, route=None):
     """Register a one-operand elementwise primitive from ``factor(out, x) -> Linear``.
 
     Its operand, tangent and cotangent all have the output's shape, so the rules
@@ -193,7 +193,7 @@ def unary(name, impl, factor, cost=flops):
             return lambda g: (None,)
         return partial(_unary_pullback, factor(out, x))  # a partial: fewer objects for the collector
 
-    return register(Primitive(name, impl, cost, jvp=jvp, vjp=vjp, structure="elementwise"))
+    return register(Primitive(name, impl, cost, jvp=jvp, vjp=vjp, structure="elementwise", route=route))
 
 
 def nondifferentiable(name, impl, cost=flops):

@@ -18,7 +18,7 @@ from ..primitives import DerivativeError, Primitive, is_traced, register
 from . import elementwise as E
 from . import reductions as R
 from . import shape as S
-from .cofactor import cofactor_of
+from .cofactor import by_lu, cofactor_of
 from .linalg import matmul, swap
 
 
@@ -205,7 +205,7 @@ def _det_vjp(needs, out, a):
     return _per_matrix(cofactor_of(a, out)) if needs[0] else unneeded  # ā = ḡ C(a), C(a) once per tape
 
 
-det = register(Primitive("det", np.linalg.det, _det_cost, jvp=_det_jvp, vjp=_det_vjp))
+det = register(Primitive("det", np.linalg.det, _det_cost, jvp=_det_jvp, vjp=_det_vjp, route=by_lu))
 logabsdet = register(Primitive(
     "logabsdet", lambda a: np.linalg.slogdet(a)[1], _det_cost, jvp=_logdet_jvp, vjp=_logdet_vjp,
 ))

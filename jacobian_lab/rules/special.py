@@ -53,9 +53,9 @@ def _bound(register, name, bind, *args, **kw):
     return prim
 
 
-def _unary(name, factor):
+def _unary(name, factor, route=None):
     """A one-operand special function: scipy.special.<name>, N transcendentals."""
-    return _bound(unary, name, lambda sc: getattr(sc, name), factor, cost=transcendental)
+    return _bound(unary, name, lambda sc: getattr(sc, name), factor, cost=transcendental, route=route)
 
 
 SQRT_PI, SQRT_2PI, SQRT_HALF = math.sqrt(math.pi), math.sqrt(2.0 * math.pi), math.sqrt(0.5)
@@ -171,8 +171,13 @@ def _any_negative(x) -> bool:
     return bool(np.any(np.less(x, 0.0)))
 
 
-gammaln = _unary("gammaln", lambda out, x: times(_digamma_of(x)))
-gamma = _unary("gamma", lambda out, x: times(multiply(out, _digamma_of(x))))  # Γ' = Γ ψ
+def _reflected(out, x) -> bool:
+    """The route `_digamma_of` takes (`Primitive.route`): the reflection where x holds a negative number."""
+    return _any_negative(x)
+
+
+gammaln = _unary("gammaln", lambda out, x: times(_digamma_of(x)), route=_reflected)
+gamma = _unary("gamma", lambda out, x: times(multiply(out, _digamma_of(x))), route=_reflected)  # Γ' = Γ ψ
 
 
 def _digamma_difference(large, v, w, s):
