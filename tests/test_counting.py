@@ -110,6 +110,14 @@ def test_a_constant_powers_slope_squares_where_its_exponent_less_one_is_two(p, s
     assert prediction.tangent.fixed == prediction.staging == slope
 
 
+def test_a_plain_matrixs_dot_method_counts_numpys_object_loop():
+    """W.dot(x) converts x to an object array of traced scalars: k products and k - 1 adds per output, as README
+    says, where W @ x counts the table's 2k."""
+    W = RNG.standard_normal((5, 7))
+    assert jl.count_flops(lambda x: W.dot(x), np.ones(7)) == elementwise(5 * 7 + 5 * 6)
+    assert jl.count_flops(lambda x: W @ x, np.ones(7)) == elementwise(2 * 5 * 7)
+
+
 def test_broadcast_output_counts_output_elements():
     # N is the number of *output* elements: (4,) op (3, 4) writes 12 values.
     assert jl.count_flops(lambda x: x[0] * X, X) == elementwise(12)
