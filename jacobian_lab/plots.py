@@ -374,8 +374,7 @@ def sweep_plot(sweep_result) -> Figure:
             notes.append((f"forward and reverse FLOPs equal at every {axis}", s.relation()))
         else:
             ax_f.plot([], [], " ", label=f"no crossover in grid: {s.cheaper(short=True)}{tag}")
-            notes.append((f"no FLOP crossover for {axis} in [{min(s.sizes):,}, {max(s.sizes):,}]: {s.cheaper()}",
-                          s.relation()))
+            notes.append((f"no FLOP crossover for {s.span()}: {s.cheaper()}", s.relation()))
         t = s.time_crossover()
         if t is not None and not t.everywhere:
             ax_t.plot([t.size], [t.flops], "D", markersize=8, markerfacecolor="none",

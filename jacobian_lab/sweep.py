@@ -194,6 +194,15 @@ class SweepSeries:
         """The size that is not swept: "m" when sweeping n, else "n"."""
         return "m" if self.axis == "n" else "n"
 
+    def span(self) -> str:
+        """The sizes swept, in words: "n in [10, 1,000]", or "n = 22" for one size.
+
+        >>> sweep("seed", n=[5, 1000], timed=False).series()[0].span()
+        'n in [5, 1,000]'
+        """
+        low, high = min(self.sizes), max(self.sizes)
+        return f"{self.axis} = {low:,}" if low == high else f"{self.axis} in [{low:,}, {high:,}]"
+
     def relation(self) -> str:
         """The other size in words: "m = 30", "m = n", "m = n - 2" or "m varies with n".
 
@@ -325,7 +334,7 @@ class SweepResult:
             if c is not None:
                 lines.append(f"{where}: {c.describe(s.axis)}")
                 continue
-            lines.append(f"{where}: no crossover for {s.axis} in [{min(s.sizes)}, {max(s.sizes)}]: {s.cheaper()}")
+            lines.append(f"{where}: no crossover for {s.span()}: {s.cheaper()}")
         return lines
 
     def rich_table(self):
