@@ -777,10 +777,12 @@ def _cmd_report(args) -> int:
     _check_folder("--out", args.out, out)
     for name, folder in (("index.html", False), ("report.md", False), ("data.json", False), ("figures", True)):
         path = out / name
-        if path.exists() and path.is_dir() != folder:  # else found only when the run is done and written
+        if not os.path.exists(path):  # os.path: a link into a folder we may not look into is replaced, not read
+            continue
+        if path.is_dir() != folder:  # else found only when the run is done and written
             raise UsageError(f"--out {args.out!r}: {str(path)!r} is a {'file' if folder else 'folder'}, where the "
                              f"report writes its {name}; move it or choose another --out")
-        if path.exists() and not os.access(path, os.W_OK):
+        if not os.access(path, os.W_OK):
             raise UsageError(f"--out {args.out!r}: {str(path)!r} exists and cannot be overwritten; make it "
                              "writable or choose another --out")
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),

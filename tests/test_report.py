@@ -227,6 +227,18 @@ def test_report_command_refuses_an_empty_out(tmp_path, capsys, monkeypatch, out)
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_report_file_that_is_a_dangling_link_is_replaced_not_written_through(tmp_path, capsys):
+    """index.html a link to where nothing is (or to a folder the user may not look into, where the check raised
+    PermissionError): the report puts its own file there, and writes nothing where the link pointed."""
+    out, target = tmp_path / "out", tmp_path / "elsewhere" / "x.html"
+    out.mkdir()
+    (out / "index.html").symlink_to(target)
+    assert main(["report", "--out", str(out), "--problems", "seed", "--repeat", "1"]) == 0
+    capsys.readouterr()
+    assert not (out / "index.html").is_symlink() and "<html" in (out / "index.html").read_text()
+    assert not target.parent.exists()
+
+
 @pytest.mark.parametrize("name, make", [("index.html", "folder"), ("data.json", "folder"), ("figures", "file")])
 def test_report_command_refuses_an_out_it_could_not_write_into_before_the_run(tmp_path, capsys, monkeypatch, name,
                                                                              make):
