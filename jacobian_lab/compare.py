@@ -236,7 +236,8 @@ class Comparison:
         return float(np.max(diff, initial=0.0))
 
     def verdict(self) -> str:
-        """One line: which order wins, by how much in FLOPs and in measured time."""
+        """One line: which order wins, by how much in counted work (FLOPs + transcendentals, the table's total)
+        and in measured time."""
         by_mode = {}
         for m in self.measurements:
             if m.compiled or m.compressed:  # the verdict compares the two dense orders as the engines run them
@@ -261,11 +262,11 @@ class Comparison:
         else:
             timing = (f"measured {ratio_text(speed)}x faster" if speed >= 1
                       else f"but measured {ratio_text(1 / speed)}x slower")
-            verdict = f"{win.mode} is {ratio_text(flops)}x cheaper in FLOPs for this {shape}; {timing}"
+            verdict = f"{win.mode} is {ratio_text(flops)}x cheaper in FLOPs + transcendentals for this {shape}; {timing}"
         sparse = min((m for m in self.measurements if m.compressed), key=lambda m: m.total.total(), default=None)
         if sparse is not None and sparse.total.total() < win.total.total():
             fewer = ratio_text(win.total.total() / sparse.total.total())
-            verdict += f"; compressed seeds (the sparse row) need {fewer}x fewer FLOPs than {win.mode}"
+            verdict += f"; compressed seeds (the sparse row) need {fewer}x fewer FLOPs + transcendentals than {win.mode}"
         return verdict
 
     def _no_work(self, shape: str) -> str:

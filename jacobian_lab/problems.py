@@ -82,8 +82,10 @@ def _no_size(problem: str, param: str, value, reason: str) -> None:
         )
 
 
-def _passes(count: int) -> str:
-    return _counted(count, "pass", "passes")
+def _seeds(count: int, kind: str = "") -> str:
+    """"1 tangent seed", "200 cotangent seeds": the one-hot seeds an order pushes, one per input or output
+    (vector mode carries many in one pass)."""
+    return _counted(count, f"{kind} seed".strip())
 
 
 def _counted(count: int, one: str, many: str | None = None) -> str:
@@ -91,14 +93,14 @@ def _counted(count: int, one: str, many: str | None = None) -> str:
 
 
 def _verdict(n: int, m: int) -> tuple[str, str]:
-    """Winner by pass count, plus a clause explaining it."""
+    """Winner by seed count, plus a clause explaining it."""
     if m < n:
-        return "reverse", (f"reverse mode needs {_passes(m)} (one per output), "
-                           f"forward mode {_passes(n)} (one per input)")
+        return "reverse", (f"reverse mode needs {_seeds(m, 'cotangent')} (one per output), "
+                           f"forward mode {_seeds(n, 'tangent')} (one per input)")
     if n < m:
-        return "forward", (f"forward mode needs {_passes(n)} (one per input), "
-                           f"reverse mode {_passes(m)} (one per output)")
-    return "either", (f"with n = m = {n} both modes need {_passes(n)} and, to first order, "
+        return "forward", (f"forward mode needs {_seeds(n, 'tangent')} (one per input), "
+                           f"reverse mode {_seeds(m, 'cotangent')} (one per output)")
+    return "either", (f"with n = m = {n} both modes need {_seeds(n)} and, to first order, "
                       f"the same FLOPs")
 
 
@@ -247,8 +249,8 @@ def curve_problem(n: int | None = None, m: int | None = None, seed: int = 0) -> 
     curve sampled at ``m`` equally spaced times in [0, 10] (default 2000).
     The default p is near (1, 0.3, 2, 0.5), perturbed by ``seed``.
 
-    Forward mode wins: four tangent passes, one per parameter, give the whole
-    Jacobian, whereas reverse mode needs one adjoint pass per sample.
+    Forward mode wins: four tangent seeds, one per parameter, give the whole
+    Jacobian, whereas reverse mode needs one cotangent seed per sample.
     """
     name = "curve"
     if n is not None and _size(name, "n", n, 4) != 4:
@@ -285,7 +287,7 @@ def dense_problem(n: int | None = None, m: int | None = None, seed: int = 0) -> 
     W (n x n) has standard normal entries scaled by 1/sqrt(n); b is fixed.
     The layer is square, so there is no ``m``.
 
-    Either mode: forward and reverse both need n passes, and to first order
+    Either mode: forward and reverse both need n seeds, and to first order
     their vector-mode costs are equal.
     """
     name = "dense"
@@ -308,7 +310,7 @@ def dense_problem(n: int | None = None, m: int | None = None, seed: int = 0) -> 
         summary=f"tanh(W @ x + b): R^{n} -> R^{n}, a square dense layer",
         winner="either",
         why=f"The Jacobian is square ({n}x{n}), so forward and reverse need the same number "
-            f"of passes and their vector-mode costs are equal to first order.",
+            f"of seeds and their vector-mode costs are equal to first order.",
         jacobian_exact=jacobian_exact,
     )
 
@@ -321,7 +323,7 @@ def bratu_problem(n: int | None = None, m: int | None = None, seed: int = 0) -> 
     interior points i = 1..n-2. There is no ``m`` (it is n - 2).
 
     Either mode: the Jacobian is almost square (from n = 20 on; below,
-    reverse mode needs noticeably fewer passes). It is banded (tridiagonal
+    reverse mode needs noticeably fewer seeds). It is banded (tridiagonal
     in shape), which sparse (colored) methods exploit: three compressed seeds
     give every entry, whatever n.
     """
@@ -342,9 +344,9 @@ def bratu_problem(n: int | None = None, m: int | None = None, seed: int = 0) -> 
         J[rows, rows + 1] = -2 / h**2 + lam * np.exp(u[1:-1])
         return J
 
-    if n >= 20:  # n - 2 outputs within 10 % of n inputs: the orders need about as many passes
+    if n >= 20:  # n - 2 outputs within 10 % of n inputs: the orders need about as many seeds
         winner, clause = "either", (f"the {n - 2}x{n} Jacobian is almost square: reverse mode needs "
-                                    f"{_passes(n - 2)}, forward mode {_passes(n)}")
+                                    f"{_seeds(n - 2, 'cotangent')}, forward mode {_seeds(n, 'tangent')}")
     else:
         winner, clause = _verdict(n, n - 2)
     return Problem(
@@ -369,10 +371,10 @@ def wide_to_tall_problem(n: int | None = None, m: int | None = None, seed: int =
     n, m = _size(name, "n", n, 1000), _size(name, "m", m, 1000)
     if min(n, m) > 10:
         route = (f"the cheap route is to multiply through the bottleneck: form the 10x{n} and "
-                 f"{m}x10 local Jacobians (at most 10 passes each) and take their product")
-    else:  # forming the local Jacobians would take as many passes as the whole Jacobian does
+                 f"{m}x10 local Jacobians (at most 10 seeds each) and take their product")
+    else:  # forming the local Jacobians would take as many seeds as the whole Jacobian does
         route = (f"the 10-wide middle layer is no bottleneck at these sizes: the whole Jacobian takes "
-                 f"{_passes(min(n, m))} already")
+                 f"{_seeds(min(n, m))} already")
     return _tanh_chain(name, n, m, 10, seed, "first wide, then tall", route)
 
 

@@ -84,7 +84,7 @@ def test_compare_builtin_prints_table_and_verdict(capsys):
     for label in ("forward, 1 seed/pass", "forward, vector", "reverse, 1 seed/sweep", "reverse, batched", "auto"):
         assert label in out
     verdict = [line for line in out.splitlines() if line.startswith("verdict:")]
-    assert len(verdict) == 1 and "reverse is" in verdict[0] and "cheaper in FLOPs" in verdict[0]
+    assert len(verdict) == 1 and "reverse is" in verdict[0] and "cheaper in FLOPs + transcendentals" in verdict[0]
     assert "\x1b[" not in out  # no colour codes off a terminal
 
 

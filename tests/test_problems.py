@@ -178,9 +178,9 @@ def test_winner_consistent_with_shapes(name):
 
 def test_a_small_bratu_is_not_called_square():
     small, large = get("bratu", n=6), get("bratu", n=20)
-    assert small.winner == "reverse" and small.why.startswith("Reverse mode needs 4 passes")
+    assert small.winner == "reverse" and small.why.startswith("Reverse mode needs 4 cotangent seeds")
     assert large.winner == "either" and large.why.startswith("The 18x20 Jacobian is almost square: reverse mode "
-                                                             "needs 18 passes, forward mode 20 passes")
+                                                             "needs 18 cotangent seeds, forward mode 20 tangent seeds")
 
 
 def test_default_winners():
@@ -207,7 +207,7 @@ def test_wide_to_tall_offers_the_bottleneck_only_where_it_saves_passes(n, m, bot
     """Forming the local Jacobians takes up to 10 passes each: a route only where the whole takes more."""
     why = get("wide_to_tall", n=n, m=m).why
     assert ("multiply through the bottleneck" in why) == bottleneck
-    assert bottleneck or f"takes {min(n, m)} pass" in why
+    assert bottleneck or f"takes {min(n, m)} seed" in why
 
 
 @settings(max_examples=20, deadline=None)
