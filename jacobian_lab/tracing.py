@@ -760,10 +760,8 @@ class Tracer:
         if np.issubdtype(dtype, np.floating):
             converted = E.as_float_dtype(self, dtype)
             return inplace.laid_out(inplace.clone(converted), "K") if copy and converted is self else converted
-        if not self.constant and np.issubdtype(dtype, np.integer):  # positions, most likely: say how to get them
-            raise _conversion_error(f".astype({np.dtype(dtype).name})", "for positions (an index), round first: "
-                                    "np.floor(x).astype(int), np.round or np.trunc give values without a "
-                                    "derivative, which convert")
+        if not self.constant and np.issubdtype(dtype, np.integer):  # cell indices: (x / dx).astype(int)
+            return np.trunc(self).astype(dtype)  # NumPy's cast rounds toward zero; a step: no derivative, as in JAX
         return self._plain(f".astype({np.dtype(dtype).name})").astype(dtype)
 
 
