@@ -224,6 +224,11 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
             raise ValueError("accumulate does not allow multiple axes")
         running = cumsum if ufunc is np.add else cumprod
         return running(_accumulated_in(name, inputs[0], kwargs.get("dtype")), kwargs.get("axis", 0))
+    if ufunc.__name__.endswith(" (vectorized)"):  # np.frompyfunc's: NumPy's object loop, which a tracer cannot enter
+        raise NotImplementedError(
+            f"np.frompyfunc of the Python function {ufunc.__name__[:-len(' (vectorized)')]} cannot run on traced "
+            "arrays; np.vectorize of the same function can (it calls it on traced scalars, for arrays of up to 256 "
+            "elements), or write it with NumPy operations")
     raise unsupported(qualified(ufunc.__name__) + ("" if method == "__call__" else f".{method}"))
 
 

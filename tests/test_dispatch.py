@@ -612,6 +612,15 @@ def test_conversion_raises_tracer_conversion_error(f, mode):
     assert isinstance(info.value, TypeError)
 
 
+def test_a_frompyfunc_ufunc_is_refused_naming_np_vectorize_which_works():
+    def square(v):
+        return v * v
+
+    with pytest.raises(NotImplementedError, match=r"np\.frompyfunc of the Python function square .*np\.vectorize"):
+        jl.jacrev(lambda x: np.frompyfunc(square, 1, 1)(x).astype(float))(np.ones(3))
+    np.testing.assert_array_equal(jl.jacrev(np.vectorize(square))(np.arange(3.0)), np.diag([0.0, 2.0, 4.0]))
+
+
 @pytest.mark.parametrize("mode", ["forward", "reverse", "jit"])
 @pytest.mark.parametrize("dtype", [int, np.int32, np.uint8])
 def test_an_integer_astype_truncates_toward_zero_without_a_derivative_as_numpy_and_jax(mode, dtype):
