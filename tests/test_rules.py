@@ -198,7 +198,7 @@ EXAMPLES: dict[str, list[Example]] = {
     "polygamma": [ex(positive(3, 4), n=1, label="n=1 (3,4)"), ex(positive(), n=2, label="n=2 ()"),
                   ex(RNG.uniform(1.0, 4.0, (2, 1, 3)), n=3, label="n=3 (2,1,3)")],
     "xlogy": binary(general, positive), "xlog1py": binary(general, lambda *s: RNG.uniform(-0.5, 2.0, s)),
-    "entr": unary(positive),
+    "entr": unary(positive), "rel_entr": binary(positive), "kl_div": binary(positive),
     "gamma": unary(lambda *s: RNG.uniform(0.3, 4.0, s)), "erfcx": unary(general),
     "beta": binary(positive), "betaln": binary(positive),
     # Bessel functions: Y0 and Y1 for x > 0; the scaled I0e and I1e away from their kink at 0

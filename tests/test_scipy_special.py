@@ -93,6 +93,8 @@ def _beta_partials(a, b):
 #: name, scipy function, its partials written out by hand, operands inside its smooth domain
 BINARY = [("xlogy", sc.xlogy, lambda x, y: (np.log(y), x / y), XY),
           ("xlog1py", sc.xlog1py, lambda x, y: (np.log1p(y), x / (1 + y)), XY),
+          ("rel_entr", sc.rel_entr, lambda x, y: (np.log(x) - np.log(y) + 1, -x / y), POSITIVE_XY),
+          ("kl_div", sc.kl_div, lambda x, y: (np.log(x) - np.log(y), 1 - x / y), POSITIVE_XY),
           ("beta", sc.beta, _beta_partials, POSITIVE_XY),
           ("betaln", sc.betaln, lambda a, b: (sc.digamma(a) - sc.digamma(a + b), sc.digamma(b) - sc.digamma(a + b)),
            POSITIVE_XY)]
@@ -389,6 +391,22 @@ N = X6.size
 def test_one_transcendental_per_output(f):
     assert jl.count_flops(f, X6) == jl.Cost(0, N)
     assert jl.count_flops(lambda x: f(x[:, None] * X6), X6) == jl.Cost(N * N, N * N)  # the product, then f
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_relative_entropies_off_the_positive_quadrant_take_jaxs_slopes(mode):
+    """rel_entr is 0 at x = 0 (y ≥ 0) and inf elsewhere off x, y > 0, slope 0 there; kl_div = rel_entr − x + y, as
+    jax.scipy.special writes it, so its slopes there are −1 and 1."""
+    x, y = np.array([0.0, 0.0, 2.0, -1.0, 1.0]), np.array([3.4, 0.0, 0.0, 1.0, -1.0])
+    for f, (dx, dy) in ((sc.rel_entr, (0.0, 0.0)), (sc.kl_div, (-1.0, 1.0))):
+        J = jl.jacobian(_pair(f), np.concatenate([x, y]), mode=mode)
+        np.testing.assert_array_equal(J, np.hstack([np.eye(5) * dx, np.eye(5) * dy]))
+
+
+def test_relative_entropies_cost_scipys_operations():
+    # x log(x / y): a quotient, a logarithm, a product; kl_div subtracts x and adds y
+    assert jl.count_flops(lambda x: sc.rel_entr(x, 2.0), X6) == jl.Cost(2 * N, N)
+    assert jl.count_flops(lambda x: sc.kl_div(x, 2.0), X6) == jl.Cost(4 * N, N)
 
 
 def test_x_log_functions_cost_a_log_and_a_product():

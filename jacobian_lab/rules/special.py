@@ -263,6 +263,27 @@ entr = _bound(unary, "entr", lambda sc: sc.entr,
               lambda out, x: times(negative(add(log(x), 1.0))), cost=log_times)
 
 
+# rel_entr(x, y) = x log(x / y) where x, y > 0 (a quotient, a logarithm and a product), else 0 (x = 0, y ≥ 0)
+# or inf, with slope 0 there; kl_div = rel_entr − x + y (and a subtraction and an addition), whose slopes are
+# rel_entr's − 1 and + 1: JAX's, which writes it so.
+def _relative_entropy_partials(kl: bool):
+    def partials(needs, out, x, y):
+        both = logical_and(greater(x, 0.0), greater(y, 0.0))
+        ratio = divide(where(both, x, 1.0), where(both, y, 1.0))  # 1 outside: no log of 0, no warning
+        dx = needs[0] and where(both, add(log(ratio), 1.0), 0.0)
+        dy = needs[1] and where(both, negative(ratio), 0.0)
+        if kl:
+            dx, dy = needs[0] and subtract(dx, 1.0), needs[1] and add(dy, 1.0)
+        return needs[0] and times(dx), needs[1] and times(dy)
+    return in_result_dtype(partials)
+
+
+rel_entr = _bound(elementwise, "rel_entr", lambda sc: sc.rel_entr, _relative_entropy_partials(kl=False),
+                  cost=PerElement(2, 1))
+kl_div = _bound(elementwise, "kl_div", lambda sc: sc.kl_div, _relative_entropy_partials(kl=True),
+                cost=PerElement(4, 1))
+
+
 # --- Bessel functions, orders 0 and 1 ---------------------------------------------------
 # J0' = −J1, Y0' = −Y1, I0' = I1; the order-1 functions by the recurrence C1' = C0 − C1 / x
 # (I1' = I0 − I1 / x likewise), whose limit at x = 0 is 1/2 for J1 and I1 (Y1 has a pole there).
