@@ -93,7 +93,10 @@ from jacobian_lab.rules.linalg import matmul"""),
         `jl.jvp(g, x, v)` evaluates $g$ and the product $J v$ in one forward pass; with the
         one-hot seed $v = e_i$ that product is column $i$ of $J$. `jl.vjp(g, x)` records one
         tape and returns a pullback $u \mapsto u^\top J$; with $u = e_j$ it gives row $j$.
-        Forward accumulation therefore needs one pass per input, reverse one sweep per output.
+        Forward accumulation therefore needs one tangent seed per input, reverse one cotangent
+        seed per output. A *pass* carries a batch of seeds through $g$ (forward) or back
+        through the tape (reverse, a sweep): below, each seed has a pass of its own; vector
+        mode, further down, carries many in one.
         """),
         code("""
         n_in, m_out = x3.size, 2
@@ -175,7 +178,10 @@ from jacobian_lab.rules.linalg import matmul"""),
         ## The order of the product
 
         Matrix multiplication is associative, so every bracketing gives the same $J_F$, but
-        not the same work: an $(a \times b)$ by $(b \times c)$ product costs $2abc$ FLOPs.
+        not the same work: an $(r \times s)$ by $(s \times t)$ product is counted as $2rst$
+        FLOPs, one multiply and one add per term. That is the usual multiply-add convention,
+        and the one the toolkit counts; strictly, each of the $rt$ entries sums $s$ products
+        with $s - 1$ additions, $rt(2s - 1)$ in all.
 
         * **Forward accumulation** brackets right to left, $J_D\,(J_C\,(J_B\,J_A))$: it starts
           at the input, and every step multiplies a matrix by a matrix.
@@ -230,14 +236,24 @@ from jacobian_lab.rules.linalg import matmul"""),
         $n$ one-hot seeds — the identity matrix — from the input side,
         $J_D\,(J_C\,(J_B\,(J_A\,I)))$; reverse mode pulls the cotangent $1$ from the output
         side, $(((1 \cdot J_D)\,J_C)\,J_B)\,J_A$. They never form the diagonal matrices: an
-        elementwise rule multiplies by the diagonal, one FLOP per entry. `jl.predict` splits
-        the counted work into a part paid once per pass and a part paid per seed.
+        elementwise rule multiplies by the diagonal, one FLOP per entry. A sum of $n$ entries
+        is counted as the $n - 1$ additions it runs, so the product with $J_D$ costs $n - 1$
+        per seed here, where `matmul` counted $2n$ per column under the multiply-add
+        convention.
+
+        `jl.predict` splits the counted work into a part paid per seed and a part that does
+        not depend on the number of seeds: the factors the rules read, $2x$ ($n$ flops) and
+        $\cos b$ ($n$ transcendentals; $e^a$ is $b$ itself). Forward mode computes them once
+        per pass; reverse mode once, when it stages its rules on the tape, for all its sweeps.
         """),
         code("""
         p = jl.predict(F, x)
         print(f"one evaluation of F:           {p.primal}")
         print(f"forward, per tangent seed:     {p.tangent.per_seed}")
         print(f"reverse, per cotangent seed:   {p.cotangent.per_seed}")
+        print(f"forward, once per pass:        {p.tangent.fixed}")
+        print(f"reverse, once per tape:        {p.staging}")
+        assert p.tangent.fixed == p.staging == jl.Cost(n, n)    # the factors 2x and cos(b)
         # per seed: one product with each of the diagonals 2x, exp(a), cos(b) (n FLOPs each);
         # forward also sums the n tangent entries (the product with J_D), reverse broadcasts (free)
         assert p.tangent.per_seed.flops == 3 * n + (n - 1)
@@ -271,8 +287,11 @@ from jacobian_lab.rules.linalg import matmul"""),
         print("gradient:", gradient)""", REPRO),
 
         md(r"""
-        Vector mode pushes all $n$ seeds through one evaluation of $F$ (`x_dot` of shape
-        $(n, n)$): the primal work is paid once, the tangent work still grows with $n$.
+        Vector mode pushes all $n$ seeds through one evaluation of $F$ (the tangent seeds
+        `np.eye(n)`, of shape $(n, n)$, in one pass): the primal work and the factors are paid
+        once, the tangent work per seed still grows with $n$. In flops, with $n = 4$: the
+        reverse derivative above is $4 + 12$, the four one-seed passes $4 \cdot (4 + 15)$,
+        and this one pass $4 + 4 \cdot 15$.
         """),
         code("""
         with counting() as vector_count:
@@ -374,11 +393,12 @@ def notebook_02():
         md(r"""
         ## The built-in problems
 
-        `jl.problems` holds functions whose shapes favour one order or the other; each states
-        which order should win and why. At small sizes: the exact FLOPs + transcendentals of
-        the full Jacobian by vector-mode forward and batched reverse accumulation (from
-        `jl.predict`), and the order `mode="auto"` picks. The cell asserts that the pick agrees
-        with the stated winner and that the `auto` Jacobian matches the problem's exact one.
+        `jl.problems` holds functions whose shapes favour one order, the other, or neither;
+        each states which order should win and why. At small sizes: the exact FLOPs +
+        transcendentals of the full Jacobian by vector-mode forward and batched reverse
+        accumulation (from `jl.predict`), and the order `mode="auto"` picks. The cell asserts
+        that the pick agrees with the stated winner and that the `auto` Jacobian matches the
+        problem's exact one.
         """),
         code("""
         SMALL = {"seed": dict(n=200), "mlp_loss": dict(n=220), "curve": dict(m=200), "dense": dict(n=100),
@@ -413,8 +433,8 @@ def notebook_02():
         print(comparison.table())"""),
         md(r"""
         The `jit` row replays `jl.jit(jl.jacobian(f))`, the Jacobian compiled into a
-        straight-line NumPy program. It evaluates $f$ once, keeps only the work that depends
-        on $x$ (the seeds pushed through the constant sample times are computed once, when it
+        straight-line NumPy program. It runs once through $f$, keeps only the work that
+        depends on $x$ (the seeds pushed through the constant sample times are computed once, when it
         is compiled) and counts what the program runs. The `sparse` row pushes one seed per
         color of the Jacobian's pattern (notebook 05); `curve`'s four columns share every
         row, so it takes four. The verdict compares the two orders as the engines run them.
@@ -425,10 +445,10 @@ def notebook_02():
 
         `wide_to_tall` maps $x \in \mathbb{R}^n$ through a 10-wide layer to
         $y \in \mathbb{R}^m$, $y = \tanh(B \tanh(A x))$. With $n$ fixed and $m$ swept, reverse
-        mode (one sweep per output) wins for small $m$, forward mode (one seed per input) for
-        large $m$. The crossover $m^*$ below is the smallest $m$ at which forward costs no more
-        than reverse, found by bisection on exact predictions; it is computed for the batched
-        schedules and for one seed per pass.
+        mode (one cotangent seed per output) wins for small $m$, forward mode (one tangent seed
+        per input) for large $m$. The crossover $m^*$ below is the smallest $m$ at which
+        forward costs no more than reverse, found by bisection on exact predictions; it is
+        computed for the batched schedules and for one seed per pass.
         """),
         code("""
         N_FIXED = 200
@@ -467,9 +487,10 @@ def notebook_02():
         for label, (color, ls, marker) in styles.items():
             text = label + (" (= batched)" if same and label == "reverse, 1 seed/sweep" else "")
             ax.loglog(ms, [c[label] for c in sweep], color=color, ls=ls, marker=marker, ms=5, label=text)
-        for m_star, ls, dx, ha in [(m_vector, "-", -4, "right"), (m_scalar, "--", 4, "left")]:
+        for m_star, which, ls, dx, ha in [(m_vector, "batched", "-", -4, "right"),
+                                          (m_scalar, "one seed", "--", 4, "left")]:
             ax.axvline(m_star, color="k", ls=ls, lw=0.8)
-            ax.annotate(f"m* = {m_star}", (m_star, ax.get_ylim()[1]), xytext=(dx, -14),
+            ax.annotate(f"m* = {m_star} ({which})", (m_star, ax.get_ylim()[1]), xytext=(dx, -14),
                         textcoords="offset points", fontsize=9, ha=ha)
         ax.set_xlabel("m (outputs)")
         ax.set_ylabel("FLOPs + transcendentals")
@@ -509,10 +530,11 @@ def notebook_02():
             passes = jl.predict(square.f, square.x).schedule("forward")[1]
             print(f"m = n = {n:>4}: forward / reverse = {ratio:.4f}, {passes} forward pass{'es' if passes > 1 else ''}")""", REPRO),
         md(r"""
-        On the diagonal the two orders do the same derivative work. Where forward is dearer
-        there, vector mode has split the $n$ seeds into several passes (each pass's tangent
-        arrays are kept about the size of a core's L2 cache), and each pass evaluates $f$
-        again: a fraction of a percent.
+        On the diagonal, in one pass, the two orders do the same derivative work. Where forward
+        is dearer there, vector mode has split the $n$ seeds into several passes (each pass's
+        tangent arrays are kept about the size of a core's L2 cache), and each extra pass
+        evaluates $f$ again and rebuilds the factors its tangent rules read (as one seed per
+        pass does in the next section): a fraction of a percent.
         """),
 
         md(r"""
@@ -620,18 +642,20 @@ def notebook_02():
         ax.legend(fontsize=9)
         plt.show()"""),
         md(r"""
-        The tape grows linearly with the depth of $f$; forward mode's peak barely moves with
-        $L$ (the ratios above) and is set by the number of seeds per pass: vector mode holds a
-        few $n \times n$ tangent arrays, one seed per pass holds the least, at the price of
-        $n$ evaluations of $f$.
+        The tape grows linearly with the depth of $f$, and the reverse peak with it. Forward
+        mode's peak is flat from $L = 2$ on (its ratio above comes from the step from $L = 1$
+        to $2$) and is set by the number of seeds per pass: vector mode holds a few
+        $n \times n$ tangent arrays, one seed per pass holds the least, at the price of $n$
+        evaluations of $f$.
         """),
 
         md(r"""
         ## What `auto` picks, and why
 
         `mode="auto"` asks `jl.predict` for the exact cost of both orders and takes the
-        cheaper one; on a tie it takes forward. The reason it gives for
-        each problem at its default size:
+        cheaper one; on a tie it takes forward. Inside `counting()`, a first `auto` call also
+        counts the probes that chose the order; a second call counts the chosen order alone.
+        The reason it gives for each problem at its default size:
         """),
         code("""
         for name in jl.problems.names():
@@ -674,6 +698,7 @@ def notebook_03():
         fig, ax = plt.subplots(figsize=(5.2, 3.6))
         ax.scatter(*X[y > 0].T, s=14, c="C0", label="+1")
         ax.scatter(*X[y < 0].T, s=14, c="C3", label="-1")
+        ax.set_xlabel("$x_1$"); ax.set_ylabel("$x_2$")
         ax.set_aspect("equal"); ax.legend(); ax.set_title("two moons")
         plt.show()"""),
 
@@ -761,9 +786,10 @@ def notebook_03():
         ax2.contour(u, v, grid_scores, levels=[0.0], colors="k", linewidths=1.5)
         ax2.scatter(*X[y > 0].T, s=10, c="C0", edgecolors="k", linewidths=0.3)
         ax2.scatter(*X[y < 0].T, s=10, c="C3", edgecolors="k", linewidths=0.3)
+        ax2.set_xlabel("$x_1$"); ax2.set_ylabel("$x_2$")
         ax2.set_aspect("equal"); ax2.grid(False)
         ax2.set_title("P(y = +1); boundary in black")
-        fig.colorbar(filled, ax=ax2, shrink=0.85)
+        fig.colorbar(filled, ax=ax2, shrink=0.85, label="P(y = +1)")
         plt.show()"""),
 
         md(r"""
@@ -818,9 +844,11 @@ def notebook_04():
         A composition $f = f_q \circ \dots \circ f_1$ with widths $[w_0, w_1, \dots, w_q]$ has
         the Jacobian $J = J_q \cdots J_1$, where $J_i$ is $w_i \times w_{i-1}$. Forward
         accumulation is the right-to-left bracketing, reverse the left-to-right one; with
-        $q$ factors there are Catalan$(q-1)$ bracketings in all, and an $(a \times b)$ by
-        $(b \times c)$ product costs $2abc$ FLOPs. `jl.chain.plan` finds the cheapest by
-        dynamic programming; `jl.chain.Chain` runs a real chain and counts the products.
+        $q$ factors there are Catalan$(q-1)$ bracketings in all. An $(r \times s)$ by
+        $(s \times t)$ product is counted as $2rst$ FLOPs, the multiply-add convention
+        (strictly $rt(2s - 1)$: $rt$ sums of $s$ products). `jl.chain.plan` finds the
+        cheapest by dynamic programming; `jl.chain.Chain` runs a real chain and counts the
+        products.
         """),
         code(SETUP + """
 from jacobian_lab.bracketing import all_bracketings, bracketing_cost, format_bracketing"""),
@@ -867,7 +895,7 @@ from jacobian_lab.bracketing import all_bracketings, bracketing_cost, format_bra
             ax.set_xscale("log")
             ax.set_xlim(1e4, 1e8)
             ax.set_title(f"{name}\\nwidths {widths}", fontsize=10)
-            ax.set_xlabel("FLOPs")
+            ax.set_xlabel("FLOPs (log scale)")
             ax.grid(True, axis="x", which="major", alpha=0.3)
             ax.grid(False, axis="y")
         axes[0].invert_yaxis()
@@ -878,7 +906,8 @@ from jacobian_lab.bracketing import all_bracketings, bracketing_cost, format_bra
         md(r"""
         ## The dynamic programme
 
-        Let $c_{ij}$ be the cheapest way to form $J_j \cdots J_i$. Then $c_{ii} = 0$ and
+        Let $c_{ij}$ be the FLOPs of the cheapest way to form $J_j \cdots J_i$. Then
+        $c_{ii} = 0$ and
         $c_{ij} = \min_{i \le k < j} \left(c_{k+1,j} + c_{ik} + 2\, w_j\, w_k\, w_{i-1}\right)$,
         splitting into $(J_j \cdots J_{k+1})(J_k \cdots J_i)$. `cost_table[i-1, j-1]` holds
         $c_{ij}$ and `split_table` the best $k$ (entries below the diagonal are unused, $-1$).
@@ -939,9 +968,10 @@ from jacobian_lab.bracketing import all_bracketings, bracketing_cost, format_bra
 
         Four NumPy stages with the bottleneck widths: a projection to one value, an expansion
         back to 100, an elementwise $\sin$, and a dense $100 \times 100$ map. `Chain.measure`
-        evaluates the chain once, forms each local Jacobian with the cheaper engine for its
-        shape, multiplies them with the counted `matmul` primitive in the requested bracketing,
-        and reports the counted product FLOPs next to the plan's prediction.
+        evaluates the chain once, forms each local Jacobian with forward mode where the stage
+        widens and reverse mode otherwise (square stages included), multiplies them with the
+        counted `matmul` primitive in the requested bracketing, and reports the counted
+        product FLOPs next to the plan's prediction.
         """),
         code("""
         a = rng.standard_normal((1, 100)) / 10
@@ -970,7 +1000,10 @@ from jacobian_lab.bracketing import all_bracketings, bracketing_cost, format_bra
         ## The whole cost
 
         The plan prices only the products. Forming the local Jacobians costs work too, and so
-        does running `jacfwd`/`jacrev` on the whole chain, which never forms them. All counted:
+        does running `jacfwd`/`jacrev` on the whole chain, which never forms them. All counted;
+        the total of a `Chain` row also holds the chain's evaluation at $x$ (20,400 flops + 101
+        transcendentals, in the summary above), which has no column of its own. Each local
+        Jacobian evaluates its stage again, so a `Chain` pays for the primal twice.
         """),
         code("""
         whole = {mode: jl.measure(chain, x, mode=mode, repeat=1) for mode in ("forward", "reverse")}
@@ -987,12 +1020,13 @@ from jacobian_lab.bracketing import all_bracketings, bracketing_cost, format_bra
         print(f"Chain with the optimal bracketing / whole chain (better mode): "
               f"{reports['optimal'].total.total() / best_whole:.3f}")""", REPRO),
         md(r"""
-        With every local Jacobian formed densely, forming $J_4$ (one sweep per row through the
-        dense map) dominates the total, and the saving in the products does not show in it. The bracketing helps
-        when the groups it prescribes are formed as wholes: $(J_4 (J_3 J_2))$ is the Jacobian
-        of $\text{mix} \circ \text{wave} \circ \text{expand}$, a map with a single input that
-        forward mode differentiates in one pass. Grouping those stages into one makes a
-        two-stage chain $[100, 1, 100]$:
+        With every local Jacobian formed densely, forming $J_4$ (one cotangent seed per row,
+        pulled through the dense map) dominates the total, and the saving in the products
+        does not show in it. The bracketing helps when the groups it prescribes are formed as
+        wholes: $(J_4 (J_3 J_2))$ is the Jacobian of
+        $\text{mix} \circ \text{wave} \circ \text{expand}$, a map with a single input that
+        forward mode differentiates with one tangent seed. Grouping those stages into one
+        makes a two-stage chain $[100, 1, 100]$:
         """),
         code("""
         def tail(z): return mix(wave(expand(z)))    # R^1 -> R^100
@@ -1029,20 +1063,23 @@ def notebook_05():
         $$J_{ij} = B_{i,\,c(j)} \quad \text{for every } (i, j) \text{ in the pattern,}$$
 
         because the only column of color $c(j)$ with an entry in row $i$ is $j$ itself.
-        Reverse mode colors rows instead (rows sharing a column differ) and pulls
-        $C = S^\top J$ ($p \times n$) with $p$ VJPs: $J_{ij} = C_{c(i),\,j}$.
+        Reverse mode colors rows instead (rows sharing a column differ), with row colors
+        $c_r(i) \in \{0, \dots, p_r - 1\}$ and the seed matrix $S_r \in \{0,1\}^{m \times p_r}$,
+        and pulls $C = S_r^\top J$ ($p_r \times n$) with $p_r$ VJPs: $J_{ij} = C_{c_r(i),\,j}$.
         """),
         code(SETUP),
 
         md(r"""
         ## The pattern and its coloring
 
-        The Bratu residual on $n$ grid points, $r_i = (u_{i-1} - 2u_i + u_{i+1})/h^2 + e^{u_i}$
+        The Bratu residual on $n$ grid points,
+        $r_i = (u_{i-1} - 2u_i + u_{i+1})/h^2 + \lambda e^{u_i}$ with $\lambda = 1$
         for the interior points, maps $\mathbb{R}^n \to \mathbb{R}^{n-2}$ with three entries per
         row. `jl.sparsity` reads which outputs depend on which inputs from the tape of one
-        evaluation; `jl.coloring` colors its columns greedily, columns with the most entries
-        first. The three columns of one row must all differ, so no coloring has fewer than
-        $\max_i |\{j : J_{ij} \ne 0\}| = 3$ colors; greedy reaches that bound here.
+        evaluation: the pattern $P$, with $P_{ij} = 1$ where output $i$ depends on input $j$.
+        `jl.coloring` colors its columns greedily, columns with the most entries first. The
+        three columns of one row must all differ, so no coloring has fewer than
+        $\max_i |\{j : P_{ij} = 1\}| = 3$ colors; greedy reaches that bound here.
         """),
         code("""
         problem = jl.problems.get("bratu", n=12)
@@ -1086,7 +1123,7 @@ def notebook_05():
               f"equal to jl.jacobian(f, x): {np.array_equal(J_read, J)}")""", REPRO),
         md(r"""
         Each row of $B$ holds the three entries of that row of $J$, permuted by the colors
-        (here $1/h^2 = 121$ twice and $-2/h^2 + e^{u_i}$ once):
+        (here $1/h^2 = 121$ twice and $-2/h^2 + \lambda e^{u_i}$ once):
         """),
         code("""
         print(B[:4])"""),
@@ -1094,7 +1131,7 @@ def notebook_05():
         md(r"""
         Reverse mode is the same construction on rows: color the rows so that rows sharing a
         column differ, pull one cotangent per color through the recorded tape, and read
-        $J_{ij} = C_{c(i),\,j}$ from $C = S_r^\top J$.
+        $J_{ij} = C_{c_r(i),\,j}$ from $C = S_r^\top J$.
         """),
         code("""
         row_colors = jl.coloring(P, mode="reverse")              # one color per row
@@ -1107,7 +1144,7 @@ def notebook_05():
         J_read[rows, cols] = C[row_colors[rows], cols]
         assert np.array_equal(J_read, J)
         print("row colors:", row_colors)
-        print(f"C = S^T J: {C.shape[0]}x{C.shape[1]}, from {p_rows} cotangents instead of {J.shape[0]}; "
+        print(f"C = S_r^T J: {C.shape[0]}x{C.shape[1]}, from {p_rows} cotangents instead of {J.shape[0]}; "
               f"equal to jl.jacobian(f, x): {np.array_equal(J_read, J)}")""", REPRO),
 
         md(r"""
@@ -1127,14 +1164,18 @@ def notebook_05():
         fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(10.0, 3.6), gridspec_kw={"width_ratios": [3, 3, 1]})
         ax1.spy(P_big, markersize=1)
         ax1.set_title(f"pattern of J, {P_big.shape[0]}x{P_big.shape[1]}", fontsize=10)
+        ax1.set_xlabel("column j"); ax1.set_ylabel("row i")
         ax2.scatter(c[top], r[top], c=palette, marker="s", s=60)
+        for k in range(3):                             # the colour key
+            ax2.scatter([], [], c=f"C{k}", marker="s", s=60, label=f"color {k}")
+        ax2.legend(fontsize=8, loc="lower left")
         ax2.set_xlim(-0.5, 14.5); ax2.set_ylim(11.5, -0.5)
         ax2.set_title("first 12 rows, colored by column color", fontsize=10)
-        ax2.set_xlabel("column j")
+        ax2.set_xlabel("column j"); ax2.set_ylabel("row i")
         ax3.scatter(colors_big[c[top]], r[top], c=palette, marker="s", s=60)
         ax3.set_xlim(-0.5, 2.5); ax3.set_ylim(11.5, -0.5); ax3.set_xticks(range(3))
         ax3.set_title("B = J S", fontsize=10)
-        ax3.set_xlabel("color")
+        ax3.set_xlabel("color"); ax3.set_ylabel("row i")
         fig.tight_layout()
         plt.show()
         print(f"{colors_big.max() + 1} colors for {P_big.shape[1]} columns; {J_big.nnz} entries, "
@@ -1175,8 +1216,8 @@ def notebook_05():
         md(r"""
         `jl.compare` puts the `sparse` row beside the dense schedules (its times vary from
         machine to machine). Its closing verdict weighs the two dense orders against each
-        other, which differ by about a tenth on this near-square Jacobian, then says how many times
-        fewer FLOPs the compressed seeds need:
+        other, which differ by about 13 % on this near-square Jacobian, then says how many
+        times fewer FLOPs + transcendentals the compressed seeds need:
         """),
         code("""
         print(jl.compare(f, x, modes=("forward", "reverse", "sparse")).table())"""),
@@ -1285,11 +1326,12 @@ def notebook_05():
 
         In Newton's method the same sparse Jacobian is needed at many points. `jl.jit`
         compiles `sparse_jacobian` too: the first call reads the pattern, colors it and
-        records the compressed passes; a replay runs them as straight-line NumPy and gathers
-        the entries into the same `csr_array`. For the Bratu residual the stencil part
-        $(u_{i-1} - 2u_i + u_{i+1})/h^2$ is linear, so its contribution to the three
-        compressed tangents is the same at every $u$ and folds into a constant; what a replay
-        computes is $e^{u_i}$ and its product with the seeds.
+        records the pass that pushes the compressed seeds; a replay runs it as straight-line
+        NumPy and gathers the entries into the same `csr_array`. For the Bratu residual the
+        stencil part $(u_{i-1} - 2u_i + u_{i+1})/h^2$ is linear, so its contribution to the
+        three compressed tangents is the same at every $u$ and folds into a constant (`c1`).
+        What a replay computes is $e^{u_i}$, its product with the seeds (`c0`), the product
+        with $\lambda$ (the `1.0`, which the compiler keeps as written) and the sum with `c1`.
         """),
         code("""
         problem = jl.problems.get("bratu")
@@ -1324,9 +1366,13 @@ def notebook_05():
         \qquad \dot u_0 = 0 .$$
 
         The writes are moves and the additions scatter-adds, so the pattern comes out exact:
-        three entries per row, the two corners of the ring, and an empty row 0. A stiff
-        solver (`solve_ivp` with BDF) takes the compiled sparse Jacobian as `jac`; it is
-        compared with the solver's own finite differences on the same pattern.
+        row 0 is empty, every other row has three entries, and row $n-1$ reaches around the
+        ring to column 0; the other corner, $(0, n-1)$, went with row 0. It takes four colors,
+        not three: along rows 1 to $n-2$, three colors would have to repeat every three
+        columns, and row $n-1$ holds columns $n-2$, $n-1$ and $0$, so column 0 would share a
+        color with one of the other two unless $n$ is a multiple of 3 (here $n = 200$, and
+        column 198). A stiff solver (`solve_ivp` with BDF) takes the compiled sparse Jacobian
+        as `jac`; it is compared with the solver's own finite differences on the same pattern.
         """),
         code("""
         from scipy.integrate import solve_ivp
@@ -1455,8 +1501,9 @@ engine = jl.engines.get"""),
         The same four, inside `counting()`. The phases keep their meanings when the engines
         nest: `primal` is $f$ itself, `tangent` every forward-mode derivative and `cotangent`
         every reverse-mode one (the inner sweep's values, and the outer sweep's in reverse over
-        reverse). Each composition is one inner and one outer pass with $n$ seeds, so
-        `passes` is 2 throughout.
+        reverse). Each composition is one inner pass (one sweep with the cotangent 1 for a
+        reverse inner gradient, the $n$ tangent seeds for a forward one) and one outer pass
+        with $n$ seeds, so `passes` is 2 throughout.
         """),
         code("""
         counted = {}
@@ -1509,8 +1556,11 @@ engine = jl.engines.get"""),
         md(r"""
         The two compositions with a forward-mode inner gradient cost about 18 times as much: the
         inner gradient is $n$ tangents of every value of $f$, and the outer derivative of each
-        of them is another $n$, so their work grows like $n^2$ times $f$'s, against $n$ times
-        for the other two, and they hold $n \times n$ values per intermediate in memory.
+        of them is another $n$, so their work is $\Theta(n^2)$ times $f$'s, against $\Theta(n)$
+        for the other two, and they hold $n \times n$ values per intermediate in memory. The
+        constants differ: at $n = 40$ the totals above are about $1.2\,n^2$ times $f$'s 311
+        flops for the two with a forward inner gradient and $2.1\,n$ to $2.6\,n$ times for the
+        two with a reverse one, so the last column reads about 18, not $n = 40$.
 
         Between the two with a reverse inner gradient, the counts do not favour forward over
         reverse: reverse over reverse counts 20 % less here, and it also peaks lower in
@@ -1531,15 +1581,22 @@ engine = jl.engines.get"""),
 
         `jl.hessian(f)` is forward over reverse, with as many seeds per pass as keep a pass's
         arrays about cache-sized (`batch_size` sets it); `jl.hessian(f, mode="reverse")` is
-        reverse over reverse, and `mode="auto"` predicts both and takes the cheaper. For $f(x) = \sum_i \sin x_i$ with all
-        $k = n$ seeds in one pass, every count follows from the conventions:
+        reverse over reverse, and `mode="auto"` predicts both and takes the cheaper. Inside
+        `counting()`, a first `auto` call also counts the probes that chose the order; a
+        second call counts the chosen order alone.
+
+        For $f(x) = \sum_i \sin x_i$ with all $k = n$ seeds in one pass, every count follows
+        from the conventions. Write $\bar y$ for the cotangent that reaches $\sin$ in the sweep
+        (the $1$ of the sum, broadcast to $n$ entries), $\dot x$ for the $k$ tangent seeds and
+        $\dot c$ for the tangent of $\cos x$:
 
         * `primal`: $\sin$ ($n$ transcendentals) and the sum ($n - 1$ flops);
         * `cotangent`, the sweep's values: its factor $\cos x$ ($n$ transcendentals) and
-          $g \cos x$ ($n$ flops);
-        * `tangent`: $\sin$'s JVP $t \cos x$ ($n$ transcendentals, $kn$ flops) and the sum's
-          ($k(n-1)$ flops), then, inside the sweep, $\cos$'s JVP $t \cdot (-\sin x)$
-          ($n$ transcendentals, $n + kn$ flops) and $g\, t$ ($kn$ flops).
+          $\bar y \cos x$ ($n$ flops);
+        * `tangent`: $\sin$'s JVP $\dot x \cos x$ ($n$ transcendentals, $kn$ flops) and the
+          sum's ($k(n-1)$ flops), then, inside the sweep, $\cos$'s JVP
+          $\dot c = \dot x \cdot (-\sin x)$ ($n$ transcendentals, $n + kn$ flops) and
+          $\bar y\, \dot c$ ($kn$ flops).
 
         The first two tangent terms differentiate $f$'s value, which the Hessian never reads:
         $kn + k(n-1)$ of the $4kn - k + n$ tangent flops.
@@ -1653,9 +1710,10 @@ engine = jl.engines.get"""),
         *star coloring* makes one of the two places hold that entry alone: neighbouring
         columns (those with an entry $(i, j)$) differ, and no path through four columns
         alternates two colors. The variable in the corner takes one color and all the others
-        share a second. `mode="star"` reads the Hessian this way; `mode="auto"` takes it when
-        it needs fewer seeds than the other plans, since an entry read from its mirror image
-        is the dense Hessian's entry at $(j, i)$, equal to $(i, j)$ up to rounding.
+        share a second. `mode="star"` reads the Hessian this way. `mode="auto"` takes it only
+        when it needs strictly fewer seeds than the other plans: an entry read from its
+        mirror image is the dense Hessian's entry at $(j, i)$, equal to $(i, j)$ only up to
+        rounding, while the other plans give `jl.hessian`'s values bit for bit.
         """),
         code("""
         def arrow(x):                                        # x[0] couples to every other coordinate
@@ -1724,7 +1782,8 @@ engine = jl.engines.get"""),
         ## Summary
 
         * $H = J_{\nabla f}$; of the four compositions, the two with a reverse inner gradient
-          cost about $n$ times $f$, the two with a forward one about $n^2$ times.
+          cost $\Theta(n)$ times $f$ (here $2.1\,n$ to $2.6\,n$), the two with a forward one
+          $\Theta(n^2)$ times (here $1.2\,n^2$).
         * Eager, reverse over reverse counted the least work on Rosenbrock, because the
           forward pass also differentiates $f$'s own value; forward over reverse has no tape of
           the sweep, gives Hessian-vector products one seed at a time, and compiles to the
