@@ -62,8 +62,8 @@ def multiply_counted(mats_by_stage: Sequence[np.ndarray], tree: Tree) -> tuple[n
 def local_mode(width_in: int, width_out: int) -> str:
     """The cheaper engine for a local Jacobian of shape ``width_out x width_in``.
 
-    Forward accumulation needs one pass per input (``width_in`` columns),
-    reverse accumulation one sweep per output (``width_out`` rows); so forward
+    Forward accumulation needs one tangent seed per input (``width_in`` columns),
+    reverse accumulation one cotangent seed per output (``width_out`` rows); so forward
     when ``width_in < width_out``, otherwise reverse (ties go to reverse).
 
     >>> local_mode(1, 100), local_mode(100, 1), local_mode(5, 5)
