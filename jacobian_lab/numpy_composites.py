@@ -29,11 +29,12 @@ from .rules.sorting import argsort, reorder
 
 
 def as_float(v):
-    """A traced value as it is, anything else as an array of at least float64 precision."""
+    """A traced value as it is, anything else as an array of at least float64 precision: cast by the primitive,
+    which a program recomputes for an array it recomputes (under jit, an argument)."""
     if is_traced(v):
         return v
     v = np.asarray(v)
-    return v.astype(np.result_type(v, np.float64), copy=False)
+    return E.as_float_dtype(v, np.result_type(v, np.float64))
 
 
 def with_length(shape, axis, size):

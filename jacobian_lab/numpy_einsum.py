@@ -200,10 +200,11 @@ def _contract(a, la, b, lb, needed, sizes):
 
 # --- the function ---------------------------------------------------------------------
 def _common_dtype(operands):
-    """NumPy computes in the operands' common type: plain operands are cast to it up front."""
+    """NumPy computes in the operands' common type: plain operands are cast to it up front, by the primitive, so
+    that a program recomputes the cast of an operand it recomputes (under jit, an argument)."""
     arrays = [api.as_array(v) for v in operands]
     dtype = np.result_type(*(primal(v) for v in arrays))
-    return [v if is_traced(v) else v.astype(dtype, copy=False) for v in arrays]
+    return [v if is_traced(v) else E.as_float_dtype(v, dtype) for v in arrays]
 
 
 def _cast(i, operand, dtype, casting):

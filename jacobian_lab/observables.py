@@ -170,6 +170,8 @@ class Observable:
         recorded = _arithmetic(func, args, kwargs) if func in _ARITHMETIC else None
         if recorded is not None:  # np.mean(X, axis=0) of an argument X: jacobian_lab's implementation, recorded
             return _computed(func, *recorded)
+        if func in _COMPOSED and _composable(args, kwargs, _COMPOSED[func]):  # np.einsum("ij,ij->i", X, X), inv(A)
+            return _computed(func, args, kwargs)
         if func in _BUILDERS and args and not _writes_out(func, args, kwargs):  # np.cumsum(m), np.stack([m1, m2])
             # only the arrays are unwrapped: a mask elsewhere (a shift) is read through its doors
             first = args[0]
@@ -514,6 +516,14 @@ _ARITHMETIC_OPTIONS = frozenset(["axis", "keepdims", "ddof", "correction", "wher
                                  "ord", "a_min", "a_max"])
 #: the float dtypes they are recorded in: float16's accumulations are NumPy's own (in float32), read instead
 _ARITHMETIC_DTYPES = frozenset([np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.longdouble)])
+#: NumPy functions of one array whose jacobian_lab implementations compute on their leading operands (how many:
+#: None for all, einsum's after its subscripts) with primitives alone, no NumPy of their own on them: of real
+#: float arrays a program recomputes, the rest plain, they are recorded (`_composable`), as `_ARITHMETIC` is.
+#: tests/test_jit_arguments.py replays each at new arguments against eager mode.
+_COMPOSED = {np.einsum: None, np.outer: 2, np.inner: 2, np.tensordot: 2, np.kron: 2, np.vdot: 2, np.trace: 1,
+             np.diag: 1, np.triu: 1, np.tril: 1, np.linalg.inv: 1, np.linalg.det: 1, np.linalg.solve: 2,
+             np.linalg.cholesky: 1, np.linalg.pinv: 1, np.linalg.eigvalsh: 1, np.cov: 2, np.corrcoef: 2, np.ptp: 1,
+             np.trapezoid: 2}
 #: NumPy functions that summarize an array into fresh values, writing nowhere: observed by their result
 _SUMMARIES = frozenset([np.any, np.all, np.count_nonzero, np.sum, np.nonzero, np.flatnonzero, np.argmax,
                         np.argmin])
@@ -543,6 +553,17 @@ def _arithmetic(func, args, kwargs):
     if func is np.clip and (not options or not {"a_min", "a_max"} <= set(given)):
         return None  # NumPy's clip takes both bounds (one None at most, read)
     return operands, options
+
+
+def _composable(args, kwargs, operands: int | None) -> bool:
+    """Whether a `_COMPOSED` function records its call: every Observable among the arguments is one of its first
+    `operands` positional ones (None: any), by itself (not in a list, nor an option), and a non-empty real float
+    array a program recomputes; nothing written (no out=)."""
+    count = len(args) if operands is None else operands
+    observables = [a for a in args[:count] if type(a) is Observable]
+    rest = [a for a in args[:count] if type(a) is not Observable] + list(args[count:])
+    return bool(observables) and "out" not in kwargs and not _holds(kwargs) and not _holds(rest) and all(
+        a.dtype in _ARITHMETIC_DTYPES and a.size and a._recomputed() for a in observables)
 
 
 def _computed(func, operands, options):

@@ -1329,22 +1329,22 @@ def _put_into(x):
 
 # NumPy functions given a mask and a plain array (or a NumPy scalar): NumPy reads the mask, so
 # the program checks it, and eager mode's values come out at every sign pattern. np.where is a
-# select, joins build arrays without reading them, and np.clip of numbers (not a mask) computes with
-# primitives: recorded and recomputed from the mask (one program).
+# select, joins build arrays without reading them, and np.clip, einsum and tensordot of numbers (not a
+# mask) compute with primitives: recorded and recomputed from the mask (one program).
 SELECTS = {
     "where": lambda x: x * np.where(x > 0, _A, -_A),
     "numpy scalar": lambda x: np.where(x > 0, np.float64(2.0), _A) * x,
     "concatenate": lambda x: np.concatenate([x[:2] > 0, np.array([True])]) * x,
     "stack": lambda x: np.stack([np.sign(x), _A])[0] * x,
     "clip": lambda x: np.clip(np.sign(x), 0.0, _A) * x,
+    "einsum": lambda x: np.einsum("i,i->", _A, (x > 0).astype(float)) * x,  # products of float masks too
+    "tensordot": lambda x: np.tensordot(_A, np.sign(x), axes=1) * x,
 }
 BESIDE_ARRAYS = {
     **SELECTS,
     "compress": lambda x: np.compress(x > 0, x) ** 2,
     "extract": lambda x: np.extract(x > 0, x) * 3.0,
     "dot": lambda x: np.dot(np.ones(3), x > 0) * x,
-    "einsum": lambda x: np.einsum("i,i->", _A, (x > 0).astype(float)) * x,
-    "tensordot": lambda x: np.tensordot(_A, np.sign(x), axes=1) * x,
     "kron": lambda x: np.kron(np.ones(1), x > 0) * x,
     "copyto": _copied_into,
     "put": _put_into,

@@ -561,6 +561,25 @@ ARITHMETIC = {  # what f computes from an argument X alone, by NumPy's functions
     "np.clip(X, -0.5, 0.5)": lambda X: np.clip(X, -0.5, 0.5), "X.clip(0.0)": lambda X: X.clip(0.0),
     "np.linalg.norm(X, axis=1)": lambda X: np.linalg.norm(X, axis=1), "np.average(X, axis=0)":
         lambda X: np.average(X, axis=0, weights=[1.0, 2.0, 3.0, 4.0, 5.0]),
+    # products and linear algebra of X alone, and with plain constants of another dtype
+    "np.einsum('ij,ij->i', X, X)": lambda X: np.einsum("ij,ij->i", X, X),
+    "np.einsum('ij,jk->ik', X, A)": lambda X: np.einsum("ij,jk->ik", X, A),
+    "np.einsum(optimize=True)": lambda X: np.einsum("ij,kj->ik", X[:3], X[:3], optimize=True),
+    "np.outer": lambda X: np.outer(X[:, 0], X[:2, 1]), "np.inner": lambda X: np.inner(X[:3], X[:3]),
+    "np.tensordot(axes=pairs)": lambda X: np.tensordot(X[:2], X[:3], axes=([1], [1])),
+    "np.tensordot(axes=1)": lambda X: np.tensordot(X[:2, :2], X[:2, :2], 1),
+    "np.kron": lambda X: np.kron(X[:2, :1], X[2:4, :2]), "np.vdot": lambda X: np.vdot(X, X),
+    "np.trace(offset=1)": lambda X: np.trace(X, offset=1), "np.diag(X, k=-1)": lambda X: np.diag(X, k=-1),
+    "np.diag of a vector": lambda X: np.diag(X[:3, 0]), "np.triu(X, k=1)": lambda X: np.triu(X, k=1),
+    "np.tril": np.tril, "np.linalg.inv": lambda X: np.linalg.inv(X.T @ X),
+    "np.linalg.det": lambda X: np.linalg.det(X[:3]), "np.linalg.solve": lambda X: np.linalg.solve(X[:3], X[3]),
+    "np.linalg.cholesky": lambda X: np.linalg.cholesky(np.cov(X.T) + np.eye(3)),
+    "np.linalg.pinv": np.linalg.pinv, "np.linalg.eigvalsh": lambda X: np.linalg.eigvalsh(X.T @ X),
+    "np.cov(rowvar=False)": lambda X: np.cov(X, rowvar=False),
+    "np.cov(bias, aweights)": lambda X: np.cov(X.T, bias=True, aweights=[1.0, 2.0, 1.0, 0.5, 3.0]),
+    "np.corrcoef": lambda X: np.corrcoef(X.T), "np.ptp": lambda X: np.ptp(X, axis=0),
+    "np.trapezoid(dx)": lambda X: np.trapezoid(X, dx=0.5, axis=0),
+    "np.trapezoid(y, x)": lambda X: np.trapezoid(X[:, 0], np.sort(X[:, 1])),
 }
 
 
