@@ -384,7 +384,9 @@ def sweep_plot(sweep_result) -> Figure:
     for ax, ylabel, what in ((ax_f, "FLOPs per Jacobian (exact; transcendentals weighted 1)", "Exact FLOPs"),
                              (ax_t, "wall time per Jacobian (median)", "Measured time")):
         ax.set_xscale("log")
-        if ax is ax_t:
+        if ax is ax_t and not any(t > 0 for s in series for t in s.seconds("forward") + s.seconds("reverse")):
+            ax.text(0.5, 0.5, "not timed", transform=ax.transAxes, ha="center", va="center", color="0.4")
+        elif ax is ax_t:
             _time_axis(ax)
         else:
             ax.set_yscale("log")

@@ -219,7 +219,9 @@ def test_many_series_share_one_legend_below_the_panels_and_their_notes():
 
 def test_notes_name_one_size_as_a_size_and_write_thousands_as_the_axes_do():
     one, wide = sweep("seed", n=[50], timed=False), sweep("seed", n=[10, 1000], timed=False)
-    assert "no FLOP crossover for n = 50:" in plots.sweep_plot(one)._suptitle.get_text()  # was "n in [50, 50]"
+    fig = plots.sweep_plot(one)
+    assert "no FLOP crossover for n = 50:" in fig._suptitle.get_text()  # was "n in [50, 50]"
+    assert [t.get_text() for t in fig.axes[1].texts] == ["not timed"]  # a log axis of no data warned
     assert one.describe_crossovers() == ["m = 1: no crossover for n = 50: reverse is cheaper throughout"]
     assert "n in [10, 1,000]" in wide.describe_crossovers()[0]  # the plot's "1,000", not "1000"
 
