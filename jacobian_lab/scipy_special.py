@@ -27,6 +27,7 @@ PRIMITIVES = {
     "gammaln": S.gammaln, "digamma": S.digamma, "psi": S.digamma, "gamma": S.gamma,
     "beta": S.beta, "betaln": S.betaln,
     "xlogy": S.xlogy, "xlog1py": S.xlog1py, "entr": S.entr, "rel_entr": S.rel_entr, "kl_div": S.kl_div,
+    "gammainc": S.gammainc, "gammaincc": S.gammaincc,
     "j0": S.j0, "j1": S.j1, "y0": S.y0, "y1": S.y1, "i0": S.i0, "i1": S.i1, "i0e": S.i0e, "i1e": S.i1e,
     "erfcx": S.erfcx,
 }

@@ -199,6 +199,9 @@ EXAMPLES: dict[str, list[Example]] = {
                   ex(RNG.uniform(1.0, 4.0, (2, 1, 3)), n=3, label="n=3 (2,1,3)")],
     "xlogy": binary(general, positive), "xlog1py": binary(general, lambda *s: RNG.uniform(-0.5, 2.0, s)),
     "entr": unary(positive), "rel_entr": binary(positive), "kl_div": binary(positive),
+    # the incomplete gamma functions take a tangent in x alone (the shape a held constant)
+    **{name: [ex(positive(*a), positive(*b), diff=(False, True), label=f"{a}x{b}") for a, b in BROADCAST_PAIRS]
+       for name in ("gammainc", "gammaincc")},
     "gamma": unary(lambda *s: RNG.uniform(0.3, 4.0, s)), "erfcx": unary(general),
     "beta": binary(positive), "betaln": binary(positive),
     # Bessel functions: Y0 and Y1 for x > 0; the scaled I0e and I1e away from their kink at 0

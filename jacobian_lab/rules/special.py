@@ -278,6 +278,26 @@ def _relative_entropy_partials(kl: bool):
     return in_result_dtype(partials)
 
 
+# The regularized incomplete gamma functions P(a, x) (gammainc) and Q(a, x) = 1 − P (gammaincc): in x the density
+# ±x^(a−1) e^(−x) / Γ(a), as exp(xlogy(a − 1, x) − x − gammaln(a)), which is 1 at a = 1, x = 0 (x^0 = 1 there).
+# Their slope in a has no closed form (JAX sums a series): refused.
+def _incomplete_gamma_partials(sign: float):
+    def partials(needs, out, a, x):
+        if needs[0]:
+            raise NotImplementedError(
+                "the derivative of scipy.special.gammainc and gammaincc in their first argument a (the shape) is not "
+                "supported, only in x: pass a as a constant (a plain number or array)")
+        density = exp(subtract(subtract(xlogy(subtract(a, 1.0), x), x), gammaln(a)))
+        return False, times(density if sign > 0 else negative(density))
+    return in_result_dtype(partials)
+
+
+gammainc = _bound(elementwise, "gammainc", lambda sc: sc.gammainc, _incomplete_gamma_partials(1.0),
+                  cost=transcendental)
+gammaincc = _bound(elementwise, "gammaincc", lambda sc: sc.gammaincc, _incomplete_gamma_partials(-1.0),
+                   cost=transcendental)
+
+
 rel_entr = _bound(elementwise, "rel_entr", lambda sc: sc.rel_entr, _relative_entropy_partials(kl=False),
                   cost=PerElement(2, 1))
 kl_div = _bound(elementwise, "kl_div", lambda sc: sc.kl_div, _relative_entropy_partials(kl=True),
