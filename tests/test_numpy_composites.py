@@ -424,6 +424,19 @@ def test_sort_follows_the_values_not_the_positions():
     np.testing.assert_array_equal(J, [[0, 1, 0], [0, 0, 1], [1, 0, 0]])
 
 
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_a_sorts_gradient_moves_cotangents_back_by_the_inverse_permutation(axis):
+    """The sweep inverts the order with one scatter (it sorted the order again): argsort's answer, ties too."""
+    from jacobian_lab.rules.sorting import inverse_permutation
+
+    x = np.round(rng.standard_normal((3, 4, 5)), 1)  # ties
+    order = np.argsort(x, axis=axis, kind="stable")
+    np.testing.assert_array_equal(inverse_permutation(order, axis=axis), np.argsort(order, axis=axis))
+    w = rng.standard_normal(x.shape)
+    g = jl.grad(lambda x: np.sum(np.sort(x, axis=axis) * w))(x)
+    np.testing.assert_array_equal(g, np.take_along_axis(w, np.argsort(order, axis=axis), axis=axis))
+
+
 def test_unsupported_norm_and_pad_variants_are_named():
     with pytest.raises(ValueError, match="Invalid norm order 'fro' for vectors"):  # NumPy's error
         jl.jacrev(lambda x: np.linalg.norm(x, "fro"))(x3)

@@ -351,6 +351,8 @@ EXAMPLES: dict[str, list[Example]] = {
     # the factorization reverse mode keeps for a solve's sweeps, and a solve with it (linear in b)
     # a sort: the order read from values, then the move into it (linear in x, the order an operand)
     "argsort": [ex(general(3, 4), axis=1, label="rows"), ex(np.array([2.0, 1.0, 2.0, 0.5]), axis=0, label="ties")],
+    "inverse_permutation": [ex(np.argsort(general(3, 4), axis=1), axis=1, label="rows"),
+                            ex(np.argsort(general(3, 4), axis=0), axis=0, label="columns")],
     "reorder": [ex(general(3, 4), np.argsort(general(3, 4), axis=1), diff=(True, False), axis=1, label="rows"),
                 ex(general(3, 4), np.argsort(general(3, 4), axis=0), diff=(True, False), axis=0, label="columns")],
     "lu_factor": [ex(well_conditioned(), label="(3,3)")],

@@ -8,7 +8,7 @@ ordering). The order is an operand of `reorder`, not a parameter, so that a prog
 >>> import numpy as np
 >>> x = np.array([3.0, 1.0, 2.0])
 >>> order = argsort(x, axis=0)
->>> order, reorder(x, order, axis=0), reorder(reorder(x, order, axis=0), argsort(order, axis=0), axis=0)
+>>> order, reorder(x, order, axis=0), reorder(reorder(x, order, axis=0), inverse_permutation(order, axis=0), axis=0)
 (array([1, 2, 0]), array([1., 2., 3.]), array([3., 1., 2.]))
 """
 from __future__ import annotations
@@ -27,6 +27,21 @@ def _argsort_impl(x, axis):
 argsort = register(Primitive("argsort", _argsort_impl, free, differentiable=False))
 
 
+def _inverse_impl(order, axis):
+    """Where each position went: ``inverse[order] = arange`` along `axis`, in one pass (argsort of the
+    order gives the same, sorting again). Zeros where `order` is no permutation: never an argsort's."""
+    inverse = np.zeros_like(order)
+    shape = [1] * order.ndim
+    shape[axis] = order.shape[axis]
+    np.put_along_axis(inverse, order, np.broadcast_to(np.arange(order.shape[axis]).reshape(shape), order.shape),
+                      axis)
+    return inverse
+
+
+#: The inverse of permutations along `axis` (`argsort`'s orders): no derivative, 0 flops.
+inverse_permutation = register(Primitive("inverse_permutation", _inverse_impl, free, differentiable=False))
+
+
 def _reorder_impl(x, order, axis):
     """x's elements along `axis` in `order`: np.take_along_axis, with order's missing leading axes (the
     seed axis of a tangent) broadcast."""
@@ -41,7 +56,7 @@ def _reorder_jvp(tangents, out, x, order, axis):
 def _reorder_vjp(needs, out, x, order, axis):
     if not needs[0]:
         return lambda g: (None, None)
-    back = argsort(order, axis=axis - (np.ndim(x) - np.ndim(order)))  # the inverse permutation, once per tape
+    back = inverse_permutation(order, axis=axis - (np.ndim(x) - np.ndim(order)))  # once per tape
 
     def pullback(g):
         return reorder(g, back, axis=axis + 1), None
