@@ -262,11 +262,13 @@ class Comparison:
         else:
             timing = (f"measured {ratio_text(speed)}x faster" if speed >= 1
                       else f"but measured {ratio_text(1 / speed)}x slower")
-            verdict = f"{win.mode} is {ratio_text(flops)}x cheaper in FLOPs + transcendentals for this {shape}; {timing}"
+            verdict = (f"{win.mode} is {ratio_text(flops)}x cheaper in FLOPs + transcendentals for this {shape}; "
+                       f"{timing}")
         sparse = min((m for m in self.measurements if m.compressed), key=lambda m: m.total.total(), default=None)
         if sparse is not None and sparse.total.total() < win.total.total():
             fewer = ratio_text(win.total.total() / sparse.total.total())
-            verdict += f"; compressed seeds (the sparse row) need {fewer}x fewer FLOPs + transcendentals than {win.mode}"
+            verdict += (f"; compressed seeds (the sparse row) need {fewer}x fewer FLOPs + transcendentals than "
+                        f"{win.mode}")
         return verdict
 
     def _no_work(self, shape: str) -> str:
