@@ -171,7 +171,10 @@ class Observable:
         if recorded is not None:  # np.mean(X, axis=0) of an argument X: jacobian_lab's implementation, recorded
             return _computed(func, *recorded)
         if func in _COMPOSED and _composable(args, kwargs, _COMPOSED[func]):  # np.einsum("ij,ij->i", X, X), inv(A)
-            return _computed(func, args, kwargs)
+            try:
+                return _computed(func, args, kwargs)
+            except NotImplementedError:  # an option jacobian_lab's implementation refuses (pinv(hermitian=True)):
+                pass  # NumPy computes it, reading the numbers, as without the recording
         if func in _BUILDERS and args and not _writes_out(func, args, kwargs):  # np.cumsum(m), np.stack([m1, m2])
             # only the arrays are unwrapped: a mask elsewhere (a shift) is read through its doors
             first = args[0]

@@ -603,6 +603,22 @@ def test_numpy_functions_of_an_argument_alone_are_recomputed(name, dtype):
     assert step.compiles == 1 or np.dtype(dtype).kind != "f"
 
 
+@pytest.mark.parametrize("compute", [
+    lambda X: np.linalg.pinv(X.T @ X, hermitian=True), lambda X: np.cov(X.T, dtype=np.float32),
+    lambda X: np.einsum("ij->ji", X[:3], order="C"), lambda X: np.trace(X, dtype=np.int64)],
+    ids=["pinv hermitian", "cov dtype", "einsum order", "trace int dtype"])
+def test_options_jacobian_lab_refuses_are_read_of_an_argument_alone(compute):
+    """Options of those functions that jacobian_lab's implementations refuse on traced arrays are NumPy's to
+    compute, on the numbers read (a program per batch), as they were before the functions were recorded."""
+    def f(w, X):
+        v = np.ravel(compute(X))
+        return np.sum(w[:v.size] * v) * np.sum(w ** 2)
+
+    step, w = jl.jit(jl.grad(f)), RNG.standard_normal(15)
+    for X, _ in batches(3):
+        np.testing.assert_allclose(step(w, X), jl.grad(f)(w, X), rtol=1e-12)
+
+
 @pytest.mark.parametrize("call", ["np.einsum('ij,jk->ik', X, W)", "np.einsum('ij,jk', X, W, optimize=True)",
                                   "X.astype(np.float64, copy=False) @ W", "X.astype(np.float32, copy=False) @ W"])
 def test_an_argument_converted_without_a_copy_is_recomputed(call):
