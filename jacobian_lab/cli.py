@@ -759,7 +759,7 @@ def _cmd_report(args) -> int:
     )
 
     from . import problems
-    from .report import build_report
+    from .report import build_report, path_conflict
 
     chosen = None
     if args.problems is not None:  # --problems "" names no problem; it does not mean all of them
@@ -775,14 +775,12 @@ def _cmd_report(args) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out!r} exists and is not a directory")
     _check_folder("--out", args.out, out)
-    for name, folder in (("index.html", False), ("report.md", False), ("data.json", False), ("figures", True)):
-        path = out / name
-        if not os.path.exists(path):  # os.path: a link into a folder we may not look into is replaced, not read
-            continue
-        if path.is_dir() != folder:  # else found only when the run is done and written
-            raise UsageError(f"--out {args.out!r}: {str(path)!r} is a {'file' if folder else 'folder'}, where the "
-                             f"report writes its {name}; move it or choose another --out")
-        if not os.access(path, os.W_OK):
+    conflict = path_conflict(out)
+    if conflict:  # build_report refuses it too, before any work: here as a usage error
+        raise UsageError(f"--out {args.out!r}: {conflict}; move it or choose another --out")
+    for name in ("index.html", "report.md", "data.json", "figures"):
+        path = out / name  # (os.path: a link into a folder the user may not look into is replaced, not read)
+        if os.path.exists(path) and not os.access(path, os.W_OK):
             raise UsageError(f"--out {args.out!r}: {str(path)!r} exists and cannot be overwritten; make it "
                              "writable or choose another --out")
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),

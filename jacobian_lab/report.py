@@ -65,8 +65,8 @@ nav a { margin-right: .8rem; } code { background: #f0f3f6; padding: 0 .2rem; bor
 class _Doc:
     """Accumulates the HTML and the Markdown side by side."""
 
-    def __init__(self, out: Path, embed: bool):
-        self.out, self.embed = out, embed  # `out`: where the figures are staged, in its figures/
+    def __init__(self, figures: Path, embed: bool):
+        self.figures, self.embed = figures, embed  # the folder the figures are saved in until the report is done
         self.html: list[str] = []
         self.md: list[str] = []
 
@@ -103,7 +103,7 @@ class _Doc:
         self.md.append("")
 
     def figure(self, fig, name: str, caption: str) -> None:
-        path = plots.save(fig, self.out / "figures" / f"{name}.png", dpi=100)
+        path = plots.save(fig, self.figures / f"{name}.png", dpi=100)
         rel = f"figures/{path.name}"
         src = ("data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")) if self.embed else rel
         width, height = (round(v * 100) for v in fig.get_size_inches())
@@ -149,7 +149,10 @@ def build_report(out_dir, problems: Sequence[str] | None = None,
                          f"choose from: {', '.join(_problems.names())}")
     sizes = {**DEFAULT_SIZES, **(sizes or {})}
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    conflict = path_conflict(out)
+    if conflict:
+        raise FileExistsError(f"{conflict}; move it or choose another out_dir")
+    (out / "figures").mkdir(parents=True, exist_ok=True)
     plan = []
     for name in names:
         plan.append((name, "compare", None))
@@ -185,10 +188,11 @@ def build_report(out_dir, problems: Sequence[str] | None = None,
                             "sweeps": [sweeps[(name, p)].to_dict() for p in ("n", "m") if (name, p) in sweeps]}
                      for name in names},
     }
-    # Written into a folder beside the report, then moved into place: stopped before that (Ctrl-C, a full
-    # disk), the report there is the earlier one, whole.
-    with tempfile.TemporaryDirectory(dir=out, prefix=".report-") as staging:
-        doc = _Doc(Path(staging), embed)
+    # Written into folders beside the files they replace (the same file system, wherever figures/ links to),
+    # then moved into place: stopped before that (Ctrl-C, a full disk), the report there is the earlier one.
+    with tempfile.TemporaryDirectory(dir=out, prefix=".report-") as texts, \
+            tempfile.TemporaryDirectory(dir=out / "figures", prefix=".report-") as figures:
+        doc = _Doc(Path(figures), embed)
         _write_header(doc, names, comparisons, built, repeat, grid)
         _write_overview(doc, comparisons)
         for name in names:
@@ -196,23 +200,35 @@ def build_report(out_dir, problems: Sequence[str] | None = None,
                            [sweeps[(name, p)] for p in ("n", "m") if (name, p) in sweeps])
         _write_footer(doc)
         tick("writing files")
-        (doc.out / "data.json").write_text(json_text(data, indent=1), encoding="utf-8")
-        (doc.out / "report.md").write_text("\n".join(doc.md).lstrip() + "\n", encoding="utf-8")
-        (doc.out / "index.html").write_text(_page(doc), encoding="utf-8")
-        _publish(doc.out, out)
+        staged = Path(texts)
+        (staged / "data.json").write_text(json_text(data, indent=1), encoding="utf-8")
+        (staged / "report.md").write_text("\n".join(doc.md).lstrip() + "\n", encoding="utf-8")
+        (staged / "index.html").write_text(_page(doc), encoding="utf-8")
+        _publish(staged, doc.figures, out)
     return out / "index.html"
 
 
-def _publish(staged: Path, out: Path) -> None:
-    """Move the report written in `staged` into `out`: the figures first (an earlier report's, of problems
-    not in this one, removed), index.html last."""
-    (out / "figures").mkdir(exist_ok=True)
+def path_conflict(out: Path) -> str | None:
+    """What in `out` stands where the report writes (a folder named index.html, a file named figures), or None.
+    A link into a folder the user may not look into counts as absent: the report replaces it."""
+    for name, folder in (("index.html", False), ("report.md", False), ("data.json", False), ("figures", True)):
+        path = out / name
+        if os.path.exists(path) and path.is_dir() != folder:
+            return f"{str(path)!r} is a {'file' if folder else 'folder'}, where the report writes its {name}"
+    return None
+
+
+def _publish(texts: Path, figures: Path, out: Path) -> None:
+    """Move the report's files into `out`: its figures (then an earlier report's of problems not in this one
+    removed), then its texts, index.html last."""
+    new = {figure.name for figure in figures.glob("*.png")}
+    for name in new:
+        os.replace(figures / name, out / "figures" / name)
     for old in _report_figures(out / "figures"):
-        old.unlink()
-    for figure in (staged / "figures").glob("*.png"):
-        os.replace(figure, out / "figures" / figure.name)
+        if old.name not in new:
+            old.unlink()
     for name in ("data.json", "report.md", "index.html"):
-        os.replace(staged / name, out / name)
+        os.replace(texts / name, out / name)
 
 
 def _page(doc: _Doc) -> str:

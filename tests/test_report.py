@@ -3,6 +3,7 @@ import base64
 import json
 import os
 import re
+import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -191,6 +192,34 @@ def test_a_rebuild_stopped_before_it_is_written_leaves_the_earlier_report_whole(
         build_report(tmp_path, problems=["dense"], sizes={"dense": {"n": 4}}, grid=(2, 4), repeat=1)
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.json", "figures", "index.html", "report.md"]
+
+
+def test_build_report_refuses_a_folder_where_it_writes_a_file_before_any_work(tmp_path, monkeypatch):
+    """It had replaced the figures, data.json and report.md when index.html, a folder, failed last."""
+    build_report(tmp_path, problems=["seed"], sizes={"seed": {"n": 8}}, grid=(4, 8), repeat=1)
+    (tmp_path / "index.html").unlink()
+    (tmp_path / "index.html").mkdir()
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    monkeypatch.setattr(report_module, "compare", lambda *a, **k: pytest.fail("the report was computed"))
+    with pytest.raises(FileExistsError, match="index.html' is a folder, where the report writes its index.html"):
+        build_report(tmp_path, problems=["dense"], sizes={"dense": {"n": 4}}, grid=(2, 4), repeat=1)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_figures_linked_elsewhere_are_written_there(tmp_path):
+    """figures/ a link to another folder, on another file system where there is one (/dev/shm): a move from
+    beside the report failed there (EXDEV) once the earlier figures were deleted."""
+    shm = Path("/dev/shm")
+    other = shm.is_dir() and os.access(shm, os.W_OK) and os.stat(shm).st_dev != os.stat(tmp_path).st_dev
+    out = tmp_path / "out"
+    out.mkdir()
+    with tempfile.TemporaryDirectory(dir=shm if other else tmp_path) as elsewhere:
+        (out / "figures").symlink_to(elsewhere, target_is_directory=True)
+        for problem, size in (("seed", {"n": 8}), ("curve", {"m": 8})):  # the second replaces the first's
+            build_report(out, problems=[problem], sizes={problem: size}, grid=(4, 8), repeat=1)
+            names = sorted(p.name for p in Path(elsewhere).iterdir())
+            assert names == sorted(p.name for p in _report_figures(Path(elsewhere))) and len(names) == 5
+            assert all(name.startswith(("overview", problem)) for name in names)
 
 
 def test_unknown_problem_is_refused(tmp_path):
