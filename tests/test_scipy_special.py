@@ -421,6 +421,9 @@ def test_incomplete_gammas_slope_in_x_is_the_gamma_density_and_in_a_is_refused(m
 def test_relative_entropies_cost_scipys_operations():
     # x log(x / y): a quotient, a logarithm, a product; kl_div subtracts x and adds y
     assert jl.count_flops(lambda x: sc.rel_entr(x, 2.0), X6) == jl.Cost(2 * N, N)
+    # where x / y overflows, the slope in x is log x − log y + 1, as JAX gives: finite
+    np.testing.assert_allclose(jl.grad(lambda x: sc.rel_entr(x, 1e-300))(1e10), np.log(1e10) - np.log(1e-300) + 1,
+                               rtol=1e-15)
     assert jl.count_flops(lambda x: sc.kl_div(x, 2.0), X6) == jl.Cost(4 * N, N)
 
 
