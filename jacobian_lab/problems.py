@@ -369,12 +369,15 @@ def wide_to_tall_problem(n: int | None = None, m: int | None = None, seed: int =
     """
     name = "wide_to_tall"
     n, m = _size(name, "n", n, 1000), _size(name, "m", m, 1000)
-    if min(n, m) > 10:
+    # A seed's derivative work: 20n + 10 through A's product and tanh, 21m through B's; the whole Jacobian takes
+    # min(n, m) seeds through both, the route min(10, n) through A, min(10, m) through B, and their product 20nm
+    route_work = min(10, n) * (20 * n + 10) + min(10, m) * 21 * m + 20 * n * m
+    if route_work < min(n, m) * (20 * n + 21 * m + 10):
         route = (f"the cheap route is to multiply through the bottleneck: form the 10x{n} and "
-                 f"{m}x10 local Jacobians (at most 10 seeds each) and take their product")
-    else:  # forming the local Jacobians would take as many seeds as the whole Jacobian does
+                 f"{m}x10 local Jacobians (10 seeds each) and take their product")
+    else:
         route = (f"the 10-wide middle layer is no bottleneck at these sizes: the whole Jacobian takes "
-                 f"{_seeds(min(n, m))} already")
+                 f"{_seeds(min(n, m))}, fewer FLOPs than forming the local Jacobians and their product")
     return _tanh_chain(name, n, m, 10, seed, "first wide, then tall", route)
 
 
