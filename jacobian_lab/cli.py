@@ -1087,7 +1087,7 @@ def _version() -> str:
 
 
 def _joined_values(argv: list[str]) -> list[str]:
-    """`argv` with a list of numbers that begins with a minus (``--n -10,10``) joined to its option
+    """`argv` with a list of sizes that begins with a minus (``--n -10,10``) joined to its option, --n or --m
     (``--n=-10,10``): argparse takes only a lone negative number for a value, and the rest for an option,
     which left the option without one. The sizes' own check then names the negative size.
 
@@ -1096,8 +1096,7 @@ def _joined_values(argv: list[str]) -> list[str]:
     """
     joined: list[str] = []
     for token in argv:
-        option = joined and joined[-1].startswith("--") and "=" not in joined[-1]
-        if option and re.fullmatch(r"-[\d.][\d.,e+-]*", token):
+        if joined and joined[-1] in ("--n", "--m") and re.fullmatch(r"-[\d.][\d.,e+-]*", token):
             joined[-1] += "=" + token
         else:
             joined.append(token)

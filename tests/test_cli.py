@@ -329,7 +329,8 @@ def test_a_shape_with_a_missing_or_unknown_size_is_refused(text):
 @pytest.mark.parametrize("argv, expected", [
     (("sweep", "seed", "--n", "-10,10"), "--n must be a positive integer, got '-10'"),
     (("sweep", "curve", "--m", "-3.5,10"), "--m must be"),
-    (("compare", "seed", "--n", "-5"), "parameter n must be a positive int")])
+    (("compare", "seed", "--n", "-5"), "parameter n must be a positive int"),
+    (("chain", "--json", "-5", "3"), "widths must be positive integers; got -5")])  # a flag's next word: its own
 def test_a_negative_size_list_is_named_not_taken_for_an_option(capsys, argv, expected):
     code, _, err = run(capsys, *argv)
     assert_one_line_error(err, code, 2)
