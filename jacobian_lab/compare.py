@@ -257,7 +257,7 @@ class Comparison:
         speed = lose.seconds / max(win.seconds, 1e-12)
         if flops == 1:  # no FLOP winner: the faster order is named
             faster = win.mode if speed >= 1 else lose.mode
-            verdict = (f"forward and reverse cost the same FLOPs for this {shape}; {faster} measured "
+            verdict = (f"forward and reverse cost the same FLOPs + transcendentals for this {shape}; {faster} measured "
                        f"{ratio_text(max(speed, 1 / speed))}x faster")
         else:
             timing = (f"measured {ratio_text(speed)}x faster" if speed >= 1

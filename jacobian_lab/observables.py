@@ -495,7 +495,8 @@ _FUNCTION_MOVES = {np.reshape: {"order", "shape", "newshape"}, np.ravel: {"order
 #: NumPy functions that write into their first argument, and ndarray's methods that write into the array
 _WRITERS = frozenset([np.copyto, np.put, np.putmask, np.place, np.fill_diagonal, np.put_along_axis])
 _WRITING_METHODS = frozenset(["fill", "sort", "put", "partition", "itemset"])
-_SHAPES = frozenset([np.shape, np.ndim, np.size, np.zeros_like, np.ones_like, np.empty_like])
+_SHAPES = frozenset([np.shape, np.ndim, np.size, np.zeros_like, np.ones_like, np.empty_like, np.iscomplexobj,
+                     np.isrealobj])
 #: NumPy functions that build a new array from their first argument's elements (an array, or a sequence of
 #: arrays) without reading them, or reading them through primitives alone (np.sort's argsort): their
 #: implementations on traced arrays record primitives alone, so on masks a program recomputes them (an upwind

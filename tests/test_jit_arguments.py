@@ -504,6 +504,15 @@ def test_float_labels_raise_numpys_error_as_without_jit(f):
             step(np.ones(3), np.array([0.0, 1.0]))
 
 
+def test_asking_whether_an_argument_is_complex_reads_its_dtype_alone():
+    """np.iscomplexobj(X), np.isrealobj(X): a program per batch, as if the numbers were read."""
+    f = lambda w, X: np.sum((X @ w) ** 2) if np.isrealobj(X) and not np.iscomplexobj(X * 2.0) else 0.0  # noqa: E731
+    step, w = jl.jit(jl.grad(f)), RNG.standard_normal(3)
+    for X, _ in batches(3):
+        np.testing.assert_allclose(step(w, X), 2 * X.T @ (X @ w), rtol=1e-12)
+    assert step.compiles == 1
+
+
 def test_a_boolean_mask_of_an_argument_is_read():
     """X[y > 0] has as many rows as y has positive labels: a shape, which a program checks."""
     step, w = jl.jit(jl.grad(lambda w, X, y: np.sum(X[y > 0] @ w))), RNG.standard_normal(3)
