@@ -222,8 +222,9 @@ def _others(x, j):
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
                             "ignore:invalid value encountered in reduce:RuntimeWarning")  # NumPy's prod: 0 · inf
 @pytest.mark.parametrize("x, modes, rtol", [
-    ([2.0, 1e300, 1e10], ["reverse"], 1e-15),                 # the product overflows; one slope is infinite
-    ([0.0, 1e300, 1e10], ["reverse"], 1e-15),                 # and holds a zero
+    ([2.0, 1e300, 1e10], ["forward", "reverse"], 1e-15),      # the product overflows; one slope is infinite
+    ([0.0, 1e300, 1e10], ["forward", "reverse"], 1e-15),      # and holds a zero
+    ([1e-100, 1e10, 1e300], ["forward", "reverse"], 1e-15),   # a finite product, one of whose slopes overflows
     ([1e-200, 1e-200, 1e200], ["forward", "reverse"], 1e-15),  # an intermediate product underflows to 0
     ([1e-200, 3.0, 1e200, 0.5], ["forward", "reverse"], 1e-15),
     # the products before and after an element over- and underflow themselves: sums of logarithms
@@ -233,8 +234,9 @@ def _others(x, j):
 ])
 def test_prod_slopes_are_exact_where_the_product_over_or_underflows(x, modes, rtol):
     """Dividing the product by x_j gave inf (NaN with a zero) or 0 for every slope once the product
-    left the float range, where most slopes are finite and nonzero. In forward mode an infinite
-    slope would reach the other columns as 0·∞ (see the README), hence reverse mode alone there."""
+    left the float range, where most slopes are finite and nonzero. In forward mode an infinite slope
+    reached the other columns as 0·∞ = NaN: a product of finite numbers past the range adds nothing along
+    a seed that leaves its element alone."""
     x = np.array(x)
     expected = [_others(x, j) for j in range(x.size)]
     for mode in modes:

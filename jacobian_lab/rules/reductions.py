@@ -51,7 +51,13 @@ def _reduction(name, impl, cost, weights=None, reads_values=False):
     def jvp(tangents, out, x, axis, keepdims=False):
         t = tangents[0]
         if weights is not None:
-            t = E.multiply(t, weights(out, x, axis))
+            w = weights(out, x, axis)
+            if observe(_overflowed, primal(w), primal(x)):
+                # a weight (prod: of the others) past the float range, of finite elements: along a seed that
+                # leaves its element alone it adds nothing, where inf times the seed's 0 would add NaN
+                t = E.multiply(t, E.where(E.equal(t, 0.0), 0.0, w))
+            else:
+                t = E.multiply(t, w)
         return reduce_tangent(t, axis, keepdims)
 
     def vjp(needs, out, x, axis, keepdims=False):
@@ -97,6 +103,11 @@ def _prod_weights(out, x, axis):
     terms = _zero_terms(zeros, x, x_safe, lambda v: sum(v, axis=axis, keepdims=True))
     weights = E.add(E.add(E.multiply(*terms[0]), E.multiply(*terms[1])), E.multiply(*terms[2]))
     return E.multiply(total, weights)
+
+
+def _overflowed(w, x) -> bool:
+    """Whether a weight is infinite though every element is finite: a product past the float range."""
+    return bool(np.isinf(w).any() and np.isfinite(x).all())
 
 
 def _many_zeros(zeros, axis) -> bool:
