@@ -759,7 +759,7 @@ def _cmd_report(args) -> int:
     )
 
     from . import problems
-    from .report import build_report, path_conflict
+    from .report import TEXTS, build_report, path_conflict
 
     chosen = None
     if args.problems is not None:  # --problems "" names no problem; it does not mean all of them
@@ -778,7 +778,7 @@ def _cmd_report(args) -> int:
     conflict = path_conflict(out)
     if conflict:  # build_report refuses it too, before any work: here as a usage error
         raise UsageError(f"--out {args.out!r}: {conflict}; move it or choose another --out")
-    for name in ("index.html", "report.md", "data.json", "figures"):
+    for name in (*TEXTS, "figures"):
         path = out / name  # (os.path: a link into a folder the user may not look into is replaced, not read)
         if os.path.exists(path) and not os.access(path, os.W_OK):
             raise UsageError(f"--out {args.out!r}: {str(path)!r} exists and cannot be overwritten; make it "

@@ -547,8 +547,7 @@ def _arithmetic(func, args, kwargs):
     operands = [given[name] for name in names[:_ARITHMETIC[func]]]
     observables = [a for a in operands if type(a) is Observable]
     # clip of integers (labels kept in range) keeps their dtype, as NumPy's: nothing accumulates in another
-    dtypes = lambda a: a.dtype in _ARITHMETIC_DTYPES or (func is np.clip and a.dtype.kind in "iu")  # noqa: E731
-    if not observables or not all(dtypes(a) and a.size and a._recomputed() for a in observables):
+    if not observables or not all(_recorded_numbers(a, integers=func is np.clip) for a in observables):
         return None
     options = {name: given[name] for name in names[_ARITHMETIC[func]:]
                if not _default(name, given[name], observables[0].dtype)}
@@ -567,7 +566,13 @@ def _composable(args, kwargs, operands: int | None) -> bool:
     observables = [a for a in args[:count] if type(a) is Observable]
     rest = [a for a in args[:count] if type(a) is not Observable] + list(args[count:])
     return bool(observables) and "out" not in kwargs and not _holds(kwargs) and not _holds(rest) and all(
-        a.dtype in _ARITHMETIC_DTYPES and a.size and a._recomputed() for a in observables)
+        map(_recorded_numbers, observables))
+
+
+def _recorded_numbers(a, integers: bool = False) -> bool:
+    """Whether Observable `a` is an operand `_ARITHMETIC` and `_COMPOSED` record: a non-empty array of real
+    floats (`_ARITHMETIC_DTYPES`; with `integers`, of integers too) that a program recomputes."""
+    return (a.dtype in _ARITHMETIC_DTYPES or (integers and a.dtype.kind in "iu")) and bool(a.size) and a._recomputed()
 
 
 def _computed(func, operands, options):

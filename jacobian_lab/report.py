@@ -112,6 +112,11 @@ class _Doc:
         self.md.append(f"![{caption}]({rel})\n\n*{caption}*\n")
 
 
+#: The files a report writes beside figures/, in the order they are put in place (index.html, which links the
+#: rest, last)
+TEXTS = ("data.json", "report.md", "index.html")
+
+
 def _report_figures(folder: Path) -> list[Path]:
     """The figures in `folder` that a report writes (`_write_overview`, `_write_problem`): a rebuild
     replaces them, and leaves any other file there alone."""
@@ -175,8 +180,9 @@ def build_report(out_dir, problems: Sequence[str] | None = None,
             comparisons[name] = compare(problem.f, problem.x, repeat=repeat)
             tick(f"{name}: compare")
         else:
-            values = accepted(name, param, grid, {k: v for k, v in size.items() if k != param})  # mlp_loss: n >= 22
-            fixed = {k: v for k, v in size.items() if k != param and k in sizes_taken(name)}
+            other = {k: v for k, v in size.items() if k != param}
+            values = accepted(name, param, grid, other)  # mlp_loss: n >= 22
+            fixed = {k: v for k, v in other.items() if k in sizes_taken(name)}
             if len(values) >= 2:
                 sweeps[(name, param)] = sweep(name, **{param: values}, **{k: [v] for k, v in fixed.items()},
                                               repeat=repeat)
@@ -211,8 +217,8 @@ def build_report(out_dir, problems: Sequence[str] | None = None,
 def path_conflict(out: Path) -> str | None:
     """What in `out` stands where the report writes (a folder named index.html, a file named figures), or None.
     A link into a folder the user may not look into counts as absent: the report replaces it."""
-    for name, folder in (("index.html", False), ("report.md", False), ("data.json", False), ("figures", True)):
-        path = out / name
+    for name in (*TEXTS, "figures"):
+        path, folder = out / name, name == "figures"
         if os.path.exists(path) and path.is_dir() != folder:
             return f"{str(path)!r} is a {'file' if folder else 'folder'}, where the report writes its {name}"
     return None
@@ -227,7 +233,7 @@ def _publish(texts: Path, figures: Path, out: Path) -> None:
     for old in _report_figures(out / "figures"):
         if old.name not in new:
             old.unlink()
-    for name in ("data.json", "report.md", "index.html"):
+    for name in TEXTS:
         os.replace(texts / name, out / name)
 
 

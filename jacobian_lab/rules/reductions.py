@@ -55,9 +55,8 @@ def _reduction(name, impl, cost, weights=None, reads_values=False):
             if observe(_overflowed, primal(w), primal(x)):
                 # a weight (prod: of the others) past the float range, of finite elements: along a seed that
                 # leaves its element alone it adds nothing, where inf times the seed's 0 would add NaN
-                t = E.multiply(t, E.where(E.equal(t, 0.0), 0.0, w))
-            else:
-                t = E.multiply(t, w)
+                w = E.where(E.equal(t, 0.0), 0.0, w)
+            t = E.multiply(t, w)
         return reduce_tangent(t, axis, keepdims)
 
     def vjp(needs, out, x, axis, keepdims=False):
