@@ -387,13 +387,18 @@ def positions(tracer) -> np.ndarray:
 
 def _written(owner, at, value):
     """`owner` with `value` written at its flat positions `at`: NumPy's ``owner.flat[at] = value``,
-    one `put` of value's elements into a copy of owner (a move, as slicing is)."""
+    one `put` of value's elements into a copy of owner (a move, as slicing is), or owner itself
+    where its engine wrote them into its arrays, which nothing else reaches (`Trace.wrote`)."""
     value = _fitted(value, at.shape, owner.dtype)
     if not at.size:
         return owner
-    # Where a position repeats, the last write wins, as in NumPy: each position once, with its last value
-    indices, last = np.unique(at.reshape(-1)[::-1], return_index=True)
-    picks = frozen(_elements(value, at.shape)[::-1][last])  # read-only: `put` declares no array parameters
+    if at.size == 1:  # y[i] = v, the commonest, in a loop: no repeats to resolve
+        indices, picks = at.reshape(1), frozen(np.zeros(1, dtype=np.intp))
+    else:  # where a position repeats, the last write wins, as in NumPy: each position once, with its last value
+        indices, last = np.unique(at.reshape(-1)[::-1], return_index=True)
+        picks = frozen(_elements(value, at.shape)[::-1][last])  # read-only: `put` declares no array parameters
+    if not getattr(owner, "_readonly", False) and owner._trace.wrote(owner, value, indices, picks):
+        return owner
     out = S.put(S.reshape(owner, (owner.size,)), S.reshape(value, (np.size(value),)), indices=frozen(indices),
                 picks=picks)
     return S.reshape(out, owner.shape)

@@ -23,6 +23,8 @@ Rule conventions (see docs/architecture.md):
 """
 from __future__ import annotations
 
+import sys
+import sysconfig
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -231,9 +233,16 @@ class Trace:
 
         Engines make such values read-only (`frozen`): a write makes a new array, never changes
         one, and a tape or a recording keeps a read-only array as it is, without a copy whose
-        views would no longer be views of it.
+        views would no longer be views of it. (The one exception, `wrote`, changes only arrays
+        nothing else holds.)
         """
         return value
+
+    def wrote(self, owner, values, indices, picks) -> bool:
+        """Write ``values[..., picks]`` into `owner`'s own arrays at its flat `indices`, in place, where this
+        engine can and nothing but owner reaches them; False, as here, and the write makes a new array
+        (`rules.shape.put`). `picks` index `values` (a value of this trace or a plain array) flattened."""
+        return False
 
     def finish(self) -> None:
         """The traced call of f returned: refuse any later operation on this trace's values.
@@ -270,6 +279,36 @@ def frozen(value):
     if type(value) is np.ndarray:
         value.flags.writeable = False
     return value
+
+
+def sole(holder, slot: str) -> bool:
+    """Whether the array in `holder`'s `slot` (an attribute) is a writeable array that only this slot reaches:
+    no other name, tracer, tape or view holds it, nor the memory it views (its `base`, then held by it alone).
+    Writing into it changes nothing anyone else sees. A reference count says so, as NumPy's own reuse of
+    temporaries does; the count for an array held once is measured (`_HELD_ONCE`), not assumed."""
+    if _references(holder, slot) != _HELD_ONCE:
+        return False
+    array = getattr(holder, slot)
+    if type(array) is not np.ndarray or not array.flags.writeable:
+        return False
+    if array.base is None:
+        return True
+    return type(array.base) is np.ndarray and array.base.base is None and _references(array, "base") == _HELD_ONCE
+
+
+def _references(holder, slot: str) -> int:
+    return sys.getrefcount(getattr(holder, slot))
+
+
+class _Held:
+    __slots__ = ("array",)
+
+    def __init__(self, array):
+        self.array = array
+
+
+# A free-threaded CPython counts references per thread, approximately: never write in place there
+_HELD_ONCE = -1 if sysconfig.get_config_var("Py_GIL_DISABLED") else _references(_Held(np.empty(1)), "array")
 
 
 def _escaped(prim, args, params):

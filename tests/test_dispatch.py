@@ -12,6 +12,7 @@ import dataclasses
 import math
 import pickle
 import re
+import weakref
 from fractions import Fraction
 from operator import setitem
 
@@ -1166,6 +1167,60 @@ def _reused_buffer(x):
         e[i] = i + 1.0
         rows.append(np.sum(np.sin(x) * e, axis=0))
     return np.stack(rows)
+
+
+def test_forward_mode_writes_elements_into_the_arrays_only_the_written_array_holds():
+    """A loop of ``y[i] = v`` costs O(1) a write in forward mode, not a copy of y and its tangent: the write goes
+    into y's own arrays where nothing else holds them, and makes new ones where a copy or a view shares them."""
+    from jacobian_lab.primitives import primal
+
+    same = []
+
+    def f(x):
+        y = np.sin(x.ravel())  # its arrays are sin's, which nothing else holds
+        kept = weakref.ref(primal(y))  # not a reference, which would share them
+        for i in range(1, 4):
+            y[i] = x[1, i - 1] ** 2
+        same.append(primal(y) is kept())
+        z = y.copy()  # shares y's arrays until one is written
+        y[4] = 3.0 * x[0, 0]
+        same.append(primal(y) is kept())
+        kept = weakref.ref(primal(y))
+        view = y[1:3]  # a view, which must see the write
+        y[2] = x[0, 1]
+        same.append(primal(y) is kept())
+        return np.concatenate([y, z, view])
+
+    J = jl.jacfwd(f)(X)
+    assert same == [True, False, False]
+    assert_fd_close(J, central_differences(f, X))
+    assert_close(J, jl.jacrev(f)(X), 1e-12)
+
+
+def test_an_array_held_once_is_one_no_other_name_view_or_base_reaches():
+    from jacobian_lab.primitives import sole
+
+    class Slot:
+        pass
+
+    held = Slot()
+    held.array = np.zeros(4)
+    assert sole(held, "array")
+    other = held.array
+    assert not sole(held, "array")
+    del other
+    view = held.array[1:]
+    assert not sole(held, "array")
+    del view
+    held.array = np.zeros(4).reshape(2, 2)  # a view of a base nothing else holds
+    assert sole(held, "array")
+    base = held.array.base
+    assert not sole(held, "array")
+    del base
+    held.array.flags.writeable = False
+    assert not sole(held, "array")
+    held.array = 1.0
+    assert not sole(held, "array")
 
 
 @pytest.mark.parametrize("mode", MODES + ["auto", "jit"])

@@ -12,7 +12,7 @@ from numpy import ndarray  # for the hot paths' type tests: CPython 3.11 caches 
 
 from ..accounting import TANGENT, active_counter
 from ..memory import TangentBudget
-from ..primitives import Trace, apply, derivative_raised, frozen
+from ..primitives import Trace, apply, derivative_raised, frozen, sole
 from ..tracing import FLOAT64, NOT_REAL, Tracer, blank_result, not_real_result, objects_converted
 from .base import call_traced, next_level, register
 
@@ -78,6 +78,27 @@ class ForwardTrace(Trace):
     def constant(self, value):
         self.constants = True
         return Dual(self, frozen(value), None)
+
+    def wrote(self, owner, values, indices, picks) -> bool:
+        """``y[i] = v`` into y's own primal and tangent, where nothing but y reaches them (`sole`): a loop of
+        element writes then costs O(1) each, not a copy of y and of its k-seed tangent (O(k·n)) each.
+        Not where a counter or a recording watches (a compiled program replays the `put`), nor nested."""
+        if self.nested or active_counter() is not None or type(owner) is not Dual or owner._trace is not self:
+            return False
+        if type(values) is Dual:
+            if values._trace is not self:
+                return False
+            new, slopes = values.primal, values.tangent
+        elif isinstance(values, Tracer):
+            return False
+        else:
+            new, slopes = np.asarray(values), None
+        if not (sole(owner, "primal") and sole(owner, "tangent") and owner.tangent.flags.c_contiguous):
+            return False
+        owner.primal.flat[indices] = new.reshape(-1)[picks]
+        tangent = owner.tangent.reshape(len(owner.tangent), -1)  # a view: C-contiguous
+        tangent[:, indices] = 0.0 if slopes is None else slopes.reshape(len(slopes), -1)[:, picks]
+        return True
 
 
 class ForwardEngine:
