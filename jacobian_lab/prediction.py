@@ -393,7 +393,9 @@ def choose_order(f: Callable, x: np.ndarray, batch_size=None, max_memory=None):
     The choice is `Prediction.mode`, remembered by everything it depends on: the
     tape's signature (which fixes every derivative cost and f's own work), the
     tape memory, the batch size and the memory budget. A repeated call then
-    decides without counting anything or building a `Prediction`; a function that
+    decides without counting anything; where only the budget changed (by default
+    half the memory free, which moves between calls) it decides again from the
+    remembered `Prediction`, without walking the tape. A function that
     branches on values traces another tape for another x, so a stale choice is
     never taken. Either order then works on that tape: reverse sweeps it, forward
     replays it (the primal values are on it, so f is evaluated once however many
@@ -403,13 +405,14 @@ def choose_order(f: Callable, x: np.ndarray, batch_size=None, max_memory=None):
     tape = pullback.tape
     signature = tape.signature(pullback.output)
     limit = memory.budget(max_memory)
-    key = (signature, tape.fresh_bytes, batch_size, max_memory, limit)
-    mode, key = _lookup(_DECISIONS, key)
-    if mode is None:
-        prediction = _predict(tape.primal_cost(), tape.fresh_bytes, x, y, pullback, signature)
-        mode = prediction._decide(batch_size, max_memory, limit)[0]
-        if key is not None:
-            _remember(_DECISIONS, key, mode)
+    remembered, key = _lookup(_DECISIONS, (signature, tape.fresh_bytes, batch_size, max_memory))
+    if remembered is not None and remembered[0] == limit:
+        return remembered[1], (y, pullback)
+    prediction = (remembered[2] if remembered is not None
+                  else _predict(tape.primal_cost(), tape.fresh_bytes, x, y, pullback, signature))
+    mode = prediction._decide(batch_size, max_memory, limit)[0]
+    if key is not None:
+        _remember(_DECISIONS, key, (limit, mode, prediction))
     return mode, (y, pullback)
 
 
@@ -448,8 +451,9 @@ def _probe_costs(pullback, x_shape, y_shape) -> tuple[Affine, Cost, Affine]:
 
 
 # Derivative costs by tape signature, and auto mode's choices by everything they depend
-# on (see `choose_order`). A signature fixes every rule's work (see `Tape.signature`), so
-# a hit is exact; the oldest entries go first.
+# on but the memory budget, kept beside them with the Prediction (see `choose_order`).
+# A signature fixes every rule's work (see `Tape.signature`), so a hit is exact; the
+# oldest entries go first.
 _DERIVATIVE_COSTS: dict = {}
 _DECISIONS: dict = {}
 _CACHE_SIZE = 256

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 import scipy.special
+from helpers import assert_fd_close, central_differences
 
 import jacobian_lab as jl
 from jacobian_lab.accounting import Cost, counting
@@ -236,6 +237,28 @@ def test_a_nan_constant_finds_its_remembered_costs():
     assert len(jl.prediction._DECISIONS) == len(jl.prediction._DERIVATIVE_COSTS) == 1
     assert (jl.measure(f, x, mode="auto", repeat=1, max_memory=budget).total
             == jl.predict(f, x).total("auto", max_memory=budget))
+
+
+def test_a_budget_that_moves_decides_again_from_the_remembered_prediction(monkeypatch):
+    """The default budget is half the memory free, read anew between calls: each new reading made a new key, so
+    every call walked the tape for f's own cost again, and the cache filled with one entry per reading."""
+    from jacobian_lab import memory
+    from jacobian_lab.engines.reverse import Tape
+
+    readings = iter(range(8 << 30, 9 << 30, 1 << 20))
+    monkeypatch.setattr(memory, "_recently_available", lambda: next(readings))
+    walks = []
+    primal_cost = Tape.primal_cost
+    monkeypatch.setattr(Tape, "primal_cost", lambda self: walks.append(1) or primal_cost(self))
+    f, x = (lambda v: np.tanh(np.outer(v, v)).sum(axis=0)), np.linspace(0.1, 1.0, 40)
+    jl.prediction.clear_cache()
+    for _ in range(4):
+        assert_fd_close(jl.jacobian(f, x), central_differences(f, x))
+    assert len(walks) == len(jl.prediction._DECISIONS) == 1
+    assert _chosen(f, x) == "forward"  # a tie: forward
+    monkeypatch.setattr(memory, "_recently_available", lambda: 1 << 17)  # 64 KiB: forward's passes of one seed
+    assert _chosen(f, x) == jl.predict(f, x).mode() == "reverse"
+    assert len(walks) == 1
 
 
 def equal_coo(duplicates: int):
