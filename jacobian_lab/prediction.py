@@ -13,7 +13,7 @@ from .bracketing import ratio_text
 from .engines.base import call_traced, get, next_level
 from . import memory
 from .jacobian import prepare, result_dtype, schedule, tangent_bytes
-from .primitives import Trace, apply, bind, frozen
+from .primitives import Trace, apply, bind, frozen, plain_result
 from .tracing import NOT_REAL, Tracer, blank_result, not_real_result, objects_converted
 
 
@@ -43,7 +43,7 @@ class EvalTrace(Trace):
         if converted:
             return apply(prim, converted, params)
         primals = [a.primal if isinstance(a, Tracer) and a._trace is self else a for a in args]
-        out = bind(prim, *primals, **params)
+        out = plain_result(prim, bind(prim, *primals, **params))
         constant = self.constants and all(a.constant for a in args if isinstance(a, Tracer) and a._trace is self)
         if constant:  # arrays without a derivative and plain ones alone
             return self.constant(out) if blank_result(out) else out

@@ -264,14 +264,16 @@ class Trace:
             if self.nested:
                 return apply(prim, primals, params)
             if counter is None:
-                return prim.impl(*primals, **params) if params else prim.impl(*primals)
-            return counter.evaluate(prim, primals, params)
+                out = prim.impl(*primals, **params) if params else prim.impl(*primals)
+            else:
+                out = counter.evaluate(prim, primals, params)
         except Exception as error:  # x + A of a scipy.sparse A fails in scipy, which takes x for a scalar
             from .rules.sparse import elementwise_error, is_sparse
             matrices = [a for a in primals if is_sparse(a)]
             if matrices:
                 raise elementwise_error(prim.name, matrices[0]) from error
             raise
+        return out if type(out) is np.ndarray else plain_result(prim, out)
 
 
 def frozen(value):
@@ -279,6 +281,20 @@ def frozen(value):
     if type(value) is np.ndarray:
         value.flags.writeable = False
     return value
+
+
+def plain_result(prim: Primitive, out):
+    """`out`, unless a constant operand made it a masked array or an np.matrix: NumPy's value then follows the
+    mask (or the matrix's 2-D rules) where the derivative rules, which read the data, would not."""
+    if "numpy.ma" in sys.modules and isinstance(out, np.ma.MaskedArray):
+        raise TypeError(
+            f"{prim.name} met a masked array (np.ma) among its constants: traced arrays carry no mask, so the "
+            "derivative would not follow the mask the value follows. Fill it first (M.filled(0.0), or "
+            "np.where(M.mask, 0.0, x * M.data) to keep the masked places out)")
+    if isinstance(out, np.matrix):
+        raise TypeError(f"{prim.name} met an np.matrix among its constants, whose results are always 2-D: pass "
+                        "np.asarray(M) and write matrix products with @")
+    return out
 
 
 def sole(holder, slot: str) -> bool:

@@ -2541,6 +2541,31 @@ def test_a_direction_or_cotangent_np_asarray_would_change_is_refused_as_x_is(see
             call()
 
 
+MASKED = np.ma.masked_array(X, mask=X > 1.0)
+SUBCLASS_CONSTANTS = {
+    "masked, x on the left": (lambda x: np.mean(x * MASKED), r"multiply met a masked array.*M\.filled"),
+    "masked, added": (lambda x: np.sum(x + MASKED), "add met a masked array"),
+    "matrix product": (lambda x: np.matrix(X) @ x[0], r"matmul met an np\.matrix.*np\.asarray\(M\)"),
+}
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # NumPy's, for np.matrix
+@pytest.mark.parametrize("mode", MODES + ["auto", "jit", "sparse", "hessian"])
+@pytest.mark.parametrize("f, message", SUBCLASS_CONSTANTS.values(), ids=SUBCLASS_CONSTANTS)
+def test_a_masked_or_matrix_constant_met_by_a_traced_array_is_refused(f, message, mode):
+    """NumPy's value follows the mask (a mean over the unmasked elements), a matrix's products stay 2-D; the
+    rules would read the data: the gradient of mean(x * M) was divided by all elements, with M's masked ones."""
+    with pytest.raises(TypeError, match=message):
+        jl.hessian(lambda x: np.sum(f(x)))(X) if mode == "hessian" else run(f, mode)
+
+
+def test_a_masked_constant_on_the_left_runs_numpys_masked_code_on_traced_values():
+    """M * x goes to np.ma's own multiply, which masks a traced result: the derivative follows the mask."""
+    f = lambda x: np.mean(MASKED * x)  # noqa: E731
+    for mode in MODES:
+        assert_fd_close(run(f, mode), central_differences(f, X))
+
+
 # --- harness arguments -------------------------------------------------------------------------
 BAD_BATCH = [0, -1, 1.5, True, "2", np.int64(0)]
 
