@@ -252,6 +252,13 @@ def plain_operands(args: tuple, kwargs: dict):
         return None
 
 
+def _holds_tracer(value) -> bool:
+    """Whether `value`, or anything in it as `plain_operands` looks (lists and tuples), is a traced array."""
+    if isinstance(value, (list, tuple)):
+        return any(_holds_tracer(v) for v in value)
+    return isinstance(value, Tracer)
+
+
 class FlatIndex:
     """``y.flat`` of a traced array: reads and writes in C order through a flat view of y, as NumPy's
     flatiter does (``y.flat[i] = v`` writes into y)."""
@@ -433,6 +440,10 @@ class Tracer:
             plain = plain_operands(args, kwargs)
             if plain is None:
                 raise api.unsupported(f"{func.__module__}.{func.__name__}")
+            if not _holds_tracer((args, tuple(kwargs.values()))):
+                # np.poly's dispatcher returns its argument, so an object array's traced elements brought NumPy
+                # here: the function itself would come back, its implementation runs NumPy's object loops
+                func = getattr(func, "_implementation", func)
             return func(*plain[0], **plain[1])  # no derivative to drop: NumPy's own
         if len(args) > 2:  # out may come by position (np.clip(x, lo, hi, y), np.round(x, 2, y))
             args, kwargs = _out_by_keyword(func, args, kwargs)

@@ -782,6 +782,17 @@ def test_a_numpy_function_given_only_an_object_array_names_np_stack(mode):
         run(f, mode, np.array([0.4, -0.3]))
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_numpy_function_whose_dispatcher_returns_an_object_array_runs_numpys_object_loops(mode):
+    """np.poly's dispatcher returns its argument, so NumPy handed the call to the traced elements, whose
+    fallback called np.poly again, without end (RecursionError)."""
+    x = np.array([0.3, 0.7])
+    J = run(lambda s: np.poly(np.array([s[0], s[1]])), mode, x)  # (z - a)(z - b) = z² - (a + b) z + ab
+    np.testing.assert_allclose(J, [[0.0, 0.0], [-1.0, -1.0], [x[1], x[0]]], rtol=1e-15)
+    with pytest.raises(jl.TracerConversionError, match="storing a traced value into an element of a plain array"):
+        run(lambda s: np.roots(np.array([1.0, -s[0] - s[1], s[0] * s[1]])).real, mode, x)
+
+
 OBJECTS_REFUSED = {  # x = np.asarray(x) at the top of f gives an object array of traced values
     "np.mean": (lambda x: np.mean(np.asarray(x) ** 2), jl.TracerConversionError, "np.mean"),
     "np.isfinite": (lambda x: np.where(np.isfinite(np.asarray(x)), x, 0.0), TypeError, "isfinite"),
