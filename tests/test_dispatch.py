@@ -797,6 +797,7 @@ OBJECTS_REFUSED = {  # x = np.asarray(x) at the top of f gives an object array o
     "np.mean": (lambda x: np.mean(np.asarray(x) ** 2), jl.TracerConversionError, "np.mean"),
     "np.isfinite": (lambda x: np.where(np.isfinite(np.asarray(x)), x, 0.0), TypeError, "isfinite"),
     "scipy.special.expit": (lambda x: special.expit(np.asarray(x)), TypeError, "expit"),
+    "np.angle": (lambda x: np.angle(np.asarray(x)), TypeError, r"no attribute 'arctan2' \(NumPy's object loop"),
 }
 
 

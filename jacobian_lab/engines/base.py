@@ -135,10 +135,23 @@ def _reworded(error, trace) -> Exception | None:
         return TypeError(f"{error}: a traced array is unhashable, as an ndarray is; NumPy's scalar x[0] hashes by "
                          "its value, but a traced one keying a dict or a cache (functools.lru_cache) would find "
                          "what another value computed: key the lookup on values that do not come from x")
+    if (isinstance(error, AttributeError) and isinstance(getattr(np, error.name or "", None), np.ufunc)
+            and _raised_in_numpy(error)):
+        # NumPy's object loop calls each element's method of the ufunc's name (np.angle's arctan2 of a 0)
+        return TypeError(f"{error} (NumPy's object loop for np.{error.name} calls that method of each element; "
+                         f"if an operand is an array of traced values): a NumPy function cannot compute on {_OBJECTS}")
     if isinstance(error, TypeError) and any(text in str(error) for text in _OBJECT_LOOPS):
         unsure = "" if "dtype('O')" in str(error) else " (if an operand is an array of traced values)"
         return TypeError(f"{error}{unsure}: a NumPy function (or a scipy.special ufunc) cannot compute on {_OBJECTS}")
     return None
+
+
+def _raised_in_numpy(error) -> bool:
+    """Whether the innermost Python code `error` passed through is NumPy's (a ufunc's loop runs below it)."""
+    tb = error.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_globals.get("__name__", "").startswith("numpy.")
 
 
 def _about_a_tracer(error, text: str) -> bool:
