@@ -243,6 +243,17 @@ def test_prod_slopes_are_exact_where_the_product_over_or_underflows(x, modes, rt
         np.testing.assert_allclose(jl.jacobian(np.prod, x, mode=mode), expected, rtol=rtol)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # NumPy's own, at inf · 0
+@pytest.mark.parametrize("x, expected", [([np.nan, 1.0, 2.0, 3.0], [6.0, np.nan, np.nan, np.nan]),
+                                         ([1.0, 2.0, np.inf, 3.0], [np.inf, np.inf, 6.0, np.inf]),
+                                         ([1.0, -np.inf, 0.5, 0.0], [np.nan, 0.0, np.nan, -np.inf])])
+def test_prod_slope_of_a_nan_or_infinite_element_is_the_product_of_the_others(x, expected):
+    """As JAX's grad: dividing the NaN or infinite product by that element gave NaN for its own slope too."""
+    x = np.array(x)
+    np.testing.assert_array_equal(jl.grad(np.prod)(x), expected)
+    np.testing.assert_array_equal(jl.jacobian(np.prod, x, mode="reverse"), expected)
+
+
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
 def test_prod_second_derivatives_through_a_zero_survive_an_underflow(mode):
     """With a zero and a product that underflows, the parts before and after each element that hold

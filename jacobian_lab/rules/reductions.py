@@ -86,8 +86,8 @@ def _prod_weights(out, x, axis):
     with_zeros = observe(np.any, primal(zeros))  # the route depends on values: see `reads_values`
     x_safe = E.where(zeros, 1.0, x) if with_zeros else x
     total = prod(x_safe, axis=axis, keepdims=True) if with_zeros else S.reshape(out, _kept_shape(np.shape(x), axis))
-    if observe(_lost, primal(total), primal(x)):  # values, not the tracers of an enclosing Hessian
-        return _exclusive_products(x, axis)
+    if observe(_lost, primal(total)):  # values, not the tracers of an enclosing Hessian
+        return _exclusive_products(x, axis, observe(_all_finite, primal(x)))
     if not with_zeros:
         # A Hessian differentiates the weights: total / x_j's slope in x_j is the difference of two terms
         # of about total / x_j², 0 exactly, which a small x_j leaves its rounding in; the products of the
@@ -121,17 +121,23 @@ def _spread(x, axis) -> bool:
     return bool(np.any(magnitudes < 2.0 ** -20 * magnitudes.max(axis=axis, keepdims=True, initial=0.0)))
 
 
-def _lost(total, x) -> bool:
-    """Whether a product of finite nonzero numbers came out 0 or infinite, so that dividing it by
-    one of them no longer gives the product of the others (x is read only then: the product is smaller)."""
-    return bool(not np.all(np.isfinite(total) & (total != 0)) and np.all(np.isfinite(x)))
+def _lost(total) -> bool:
+    """Whether a product of nonzero numbers came out 0, infinite or NaN, so that dividing it by one of them no
+    longer gives the product of the others: over- or underflowed, or of a NaN or infinite element, whose own
+    slope is the (finite) product of the others ([nan, 1, 2, 3]: 6 for the first, as JAX's)."""
+    return bool(not np.all(np.isfinite(total) & (total != 0)))
 
 
-def _exclusive_products(x, axis):
+def _all_finite(x) -> bool:
+    return bool(np.all(np.isfinite(x)))
+
+
+def _exclusive_products(x, axis, finite: bool = True):
     """For every j, the product of its slice's elements before j times that of those after j: no
     division, so exact where the whole product over- or underflows ([2, 1e300, 1e10]: 2e10 for the
     middle one). Where one of the two parts over- or underflows itself (or is 0), the product of the
-    others is taken from the sum of their logarithms instead, to about 1e-13."""
+    others is taken from the sum of their logarithms instead, to about 1e-13; not where x holds a NaN or
+    an infinity (not `finite`), whose parts are IEEE's products (inf · 0 is NaN, as JAX's)."""
     kept = [a for a in range(np.ndim(x)) if a not in axis]
     order = tuple(kept) + tuple(axis)
     moved = S.transpose(x, order)
@@ -141,7 +147,7 @@ def _exclusive_products(x, axis):
         weights = E.multiply(before, after)
         # a part that holds a zero of x is exactly 0, and cumprod differentiates it exactly (twice, too)
         zeros_before, zeros_after = _around(E.equal(flat, 0.0), cumsum, 0.0)
-        if observe(_any_lost, *map(primal, (before, after, zeros_before, zeros_after))):
+        if finite and observe(_any_lost, *map(primal, (before, after, zeros_before, zeros_after))):
             exact = E.logical_and(_kept(before, zeros_before), _kept(after, zeros_after))
             weights = E.where(exact, weights, _exclusive_by_logs(flat))
     return S.transpose(S.reshape(weights, moved.shape), tuple(np.argsort(order)))
