@@ -9,6 +9,7 @@ forward by rows of its (n, m) transpose), returned as ``y.shape + x.shape``.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Iterator
 from functools import partial
@@ -61,7 +62,10 @@ def as_input(x, nested: bool = False) -> np.ndarray:
             "sparse_jacobian, sparse_hessian, Chain) do not; call them on the outer function instead"
         )
     if x is None or isinstance(x, (str, bytes, dict)):
-        raise TypeError(f"x must be a float array, got {type(x).__name__}")
+        fix = {type(None): "pass the point to differentiate at, an array of floats",
+               dict: "this takes one array: pass np.concatenate of the values (jl.jacobian takes a dict of arrays)"}
+        raise TypeError(f"x must be a float array, got {type(x).__name__}; "
+                        + fix.get(type(x), "pass an array of floats (text holds no numbers to differentiate)"))
     # np.asarray would drop what these subclasses mean, so f would trace other arithmetic than it runs.
     if is_masked(x):
         raise TypeError("x is a masked array, and traced arrays carry no mask, so f would not compute what it "
@@ -85,9 +89,14 @@ def as_input(x, nested: bool = False) -> np.ndarray:
         raise TypeError("x must be a float array, got dtype bool; booleans have no derivative, "
                         "convert with x.astype(float)")
     if kind != "f":
-        fix = ("pass its values in an array (np.fromiter(x, float) of a generator; a set has no order)"
-               if isinstance(given, (set, frozenset, Iterator)) else
-               "convert it with np.asarray(x, dtype=float) if its entries are numbers")
+        if isinstance(given, (set, frozenset, Iterator)):
+            fix = "pass its values in an array (np.fromiter(x, float) of a generator; a set has no order)"
+        elif x.dtype.names is not None:  # a structured array: fields, which np.asarray(x, dtype=float) refuses
+            fix = "pass its fields as a dict of arrays ({name: x[name] for name in x.dtype.names})"
+        elif x.dtype == object and x.ndim == 0 and not isinstance(given, numbers.Number):  # an object's arrays
+            fix = "pass the arrays it holds, in a tuple, list or dict"
+        else:
+            fix = "convert it with np.asarray(x, dtype=float) if its entries are numbers"
         raise TypeError(f"x must be a float array, got {_described(given, x)}; {fix}")
     # bytes in the other order (a big-endian file's '>f4') are the same numbers: computed, and
     # differentiated, in the machine's own order of that dtype, float32 staying float32

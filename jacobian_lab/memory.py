@@ -153,7 +153,7 @@ def forward_pass_error(seeds: int, created: float, max_bytes: int, other=UNPRICE
         advice = ("one seed alone needs more; " if seeds > 1 else "") + one_seed_advice(other)
     error = MemoryBudgetError(
         f"a forward pass with {seeds} tangent seed{'s' if seeds > 1 else ''} needs more than "
-        f"{readable(max_bytes)} of tangents (max_memory); {advice}"
+        f"{readable(max_bytes)} of tangents, what max_memory leaves beside the result; {advice}"
     )
     error.seed_bytes, error.max_bytes = created / seeds, max_bytes
     return error

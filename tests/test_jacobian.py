@@ -825,6 +825,9 @@ def test_derivatives_at_a_0d_x_are_0d_arrays_from_every_function_and_jit():
     ((v for v in (1.0, 2.0)), "generator", r"np\.fromiter"),
     (Fraction(1, 2), "Fraction", r"np\.asarray\(x, dtype=float\)"),
     (np.array(["a"]), "dtype <U1", r"np\.asarray\(x, dtype=float\)"),
+    (None, "NoneType", "the point to differentiate at"),
+    (np.zeros(2, dtype=[("a", "f8")]), r"dtype \[\('a', '<f8'\)\]", r"its fields as a dict of arrays"),
+    (type("Params", (), {"w": np.ones(2)})(), "Params", "the arrays it holds, in a tuple, list or dict"),
 ])
 def test_an_x_of_no_numbers_is_named_by_its_type_or_dtype(x, given, fix):
     with pytest.raises(TypeError, match=rf"^x must be a float array, got {given}; .*{fix}"):
