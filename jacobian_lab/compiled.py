@@ -673,7 +673,7 @@ class Program:
         code = _Code(eqs, set(run), placements, recorder.inputs, quiet=recorder.quiet, filled=filled)
         self.source = code.emit(run, observations, blocks, self.variables)
         self.fresh = all(r in code.running for _, r, _ in blocks)  # else a block is a constant it keeps
-        self._run = code.function()
+        self._run = _compiled_on_first_call(self, code)
         self.dense_source, self.dense_costs, self._dense = self.source, self.costs, None
         kept = code.memory  # id of each constant array -> its bytes
         if mode == "forward":
@@ -690,7 +690,7 @@ class Program:
         the dense code's placements that need no zeros, which the rewrite keeps at their indices."""
         compact = _Code(rewrite.eqs, set(rewrite.run), rewrite.placements, inputs, rewrite, quiet, filled)
         self.source = compact.emit(rewrite.run, observations, rewrite.blocks, self.variables)
-        self._run, self._dense = compact.function(), self._run
+        self._run, self._dense = _compiled_on_first_call(self, compact), self._run
         self.equations = rewrite.equations
         self.costs = _costs(self.equations)
         return compact.memory
@@ -752,6 +752,20 @@ class Program:
         for k in self.seeds:
             counter.count_pass(k)
         return counter
+
+
+def _compiled_on_first_call(program: Program, code: "_Code"):
+    """A stand-in for the function `code` writes, which compiles it on its first call and takes its place in
+    `program`: auto mode drops the order it compares against unrun, and a compacted program's dense code runs
+    only where a value is not finite, so neither is compiled (CPython's compile of a long program is a fifth
+    of its first call)."""
+    def first(*args):
+        run = code.function()
+        for name in ("_run", "_dense"):
+            if program.__dict__.get(name) is first:
+                setattr(program, name, run)
+        return run(*args)
+    return first
 
 
 class CompressedProgram(Program):

@@ -225,6 +225,21 @@ def test_auto_compiles_an_order_prediction_rules_out_only_when_close(n, monkeypa
         assert jl.jit(jl.jacobian(f)).program(x).mode == "forward"
 
 
+def test_only_the_program_a_replay_runs_is_compiled(monkeypatch):
+    """Auto records both orders where they are close and keeps one; a compacted forward program keeps its dense
+    code for non-finite values. CPython's compile of each was paid on the first call, whether it ever ran."""
+    compiles, function = [], compiled._Code.function
+    monkeypatch.setattr(compiled._Code, "function", lambda self: compiles.append(self) or function(self))
+    f, x = _two_layers(16)
+    jitted = jl.jit(jl.jacobian(f))
+    J = jitted(x)
+    assert compiles == []
+    np.testing.assert_allclose(jitted(2 * x), jl.jacobian(f, 2 * x), rtol=1e-13)
+    assert len(compiles) == 1 and jitted.program(x).mode == "forward"
+    np.testing.assert_allclose(jitted(x), J, rtol=1e-13)
+    assert len(compiles) == 1
+
+
 def test_dense_layer_forward_program_does_m_n_work():
     """tanh(W x + b), W m x n: the seeds pushed through W x give W, a constant, so the
     program is the primal plus tanh' = 1 - y**2 scaling W's rows: by the FLOP conventions
