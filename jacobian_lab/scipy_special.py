@@ -29,6 +29,9 @@ PRIMITIVES = {
     "xlogy": S.xlogy, "xlog1py": S.xlog1py, "entr": S.entr, "rel_entr": S.rel_entr, "kl_div": S.kl_div,
     "gammainc": S.gammainc, "gammaincc": S.gammaincc,
     "j0": S.j0, "j1": S.j1, "y0": S.y0, "y1": S.y1, "i0": S.i0, "i1": S.i1, "i0e": S.i0e, "i1e": S.i1e,
+    "k0": S.k0, "k1": S.k1, "k0e": S.k0e, "k1e": S.k1e,
+    "jv": S.jv, "yv": S.yv, "iv": S.iv, "kv": S.kv, "jve": S.jve, "yve": S.yve, "ive": S.ive, "kve": S.kve,
+    "ellipk": S.ellipk, "ellipkm1": S.ellipkm1, "ellipe": S.ellipe, "huber": S.huber, "pseudo_huber": S.pseudo_huber,
     "erfcx": S.erfcx,
 }
 

@@ -207,6 +207,15 @@ EXAMPLES: dict[str, list[Example]] = {
     # Bessel functions: Y0 and Y1 for x > 0; the scaled I0e and I1e away from their kink at 0
     **{name: unary(general) for name in ("j0", "j1", "i0", "i1", "numpy_i0")},
     "y0": unary(positive), "y1": unary(positive), "i0e": unary(nonzero), "i1e": unary(nonzero),
+    **{name: unary(positive) for name in ("k0", "k1", "k0e", "k1e")},
+    # of real order v, a constant, in x > 0 (K's and Y's domain, away from ive's kink at 0)
+    **{name: [ex(general(*a), positive(*b), diff=(False, True), label=f"{a}x{b}") for a, b in BROADCAST_PAIRS]
+       for name in ("jv", "yv", "iv", "kv", "jve", "yve", "ive", "kve")},
+    # complete elliptic integrals for m < 1 (ellipkm1: p = 1 - m > 0), on both sides of the series' range |m| < 0.1
+    "ellipk": unary(lambda *s: RNG.uniform(-2.0, 0.9, s)), "ellipe": unary(lambda *s: RNG.uniform(-2.0, 0.9, s)),
+    "ellipkm1": unary(lambda *s: RNG.uniform(0.1, 3.0, s)),
+    # Huber losses for δ > 0, r on either side of |r| = δ, where huber is once differentiable
+    "huber": binary(positive, general), "pseudo_huber": binary(positive, general),
     # kinks, sampled away from them
     "absolute": unary(nonzero),
     "maximum": [ex(*separated_pair(a, b), label=f"{a}x{b}") for a, b in BROADCAST_PAIRS],

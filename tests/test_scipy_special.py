@@ -52,6 +52,9 @@ def unit(n):
     return RNG.uniform(0.05, 0.95, n)
 
 
+K_POINTS = np.array([0.15, 0.6, 1.3, 2.9, 5.5, 11.0])
+M_POINTS = np.array([-3.0, -0.6, 0.17, 0.45, 0.8, 0.97])  # away from 0, where the formulas are 0/0
+
 #: name, scipy function, operand inside its smooth domain, derivative written out by hand
 UNARY = [
     ("expit", sc.expit, general(6), lambda x: np.exp(-x) / (1 + np.exp(-x)) ** 2),
@@ -80,10 +83,33 @@ UNARY = [
     ("i0e", sc.i0e, general(6), lambda x: np.exp(-np.abs(x)) * (sc.ivp(0, x) - np.sign(x) * sc.i0(x))),
     ("i1e", sc.i1e, general(6), lambda x: np.exp(-np.abs(x)) * (sc.ivp(1, x) - np.sign(x) * sc.i1(x))),
     ("numpy's i0", np.i0, general(6), lambda x: sc.ivp(0, x)),
+    ("k0", sc.k0, K_POINTS, lambda x: sc.kvp(0, x)),
+    ("k1", sc.k1, K_POINTS, lambda x: sc.kvp(1, x)),
+    ("k0e", sc.k0e, K_POINTS, lambda x: np.exp(x) * (sc.kvp(0, x) + sc.k0(x))),
+    ("k1e", sc.k1e, K_POINTS, lambda x: np.exp(x) * (sc.kvp(1, x) + sc.k1(x))),
+    # complete elliptic integrals: K' = (E − (1 − m) K) / (2m (1 − m)), E' = (E − K) / (2m); ellipkm1(p) = K(1 − p)
+    ("ellipk", sc.ellipk, M_POINTS, lambda m: (sc.ellipe(m) - (1 - m) * sc.ellipk(m)) / (2 * m * (1 - m))),
+    ("ellipe", sc.ellipe, M_POINTS, lambda m: (sc.ellipe(m) - sc.ellipk(m)) / (2 * m)),
+    ("ellipkm1", sc.ellipkm1, 1 - M_POINTS, lambda p: -(sc.ellipe(1 - p) - p * sc.ellipkm1(p)) / (2 * p * (1 - p))),
 ]
 UNARY_PARAMS = [pytest.param(f, x, d, id=name) for name, f, x, d in UNARY]
 XY = np.array([-1.5, 0.7, 2.0, 0.0, 3.1]), np.array([0.4, 1.3, 0.9, 2.5, 0.2])
 POSITIVE_XY = np.array([0.4, 1.7, 3.0, 0.9, 5.2]), np.array([2.2, 0.5, 1.1, 3.4, 0.8])
+
+
+def _huber_partials(delta, r):
+    inside = np.abs(r) <= delta
+    return np.where(inside, 0.0, np.abs(r) - delta), np.where(inside, r, delta * np.sign(r))
+
+
+def _pseudo_huber_partials(delta, r):
+    """Of δ² (s − 1), s = √(1 + (r/δ)²): ds/dδ = −r² / (δ³ s), ds/dr = r / (δ² s)."""
+    s = np.sqrt(1 + (r / delta) ** 2)
+    return 2 * delta * (s - 1) - r ** 2 / (delta * s), r / s
+
+
+#: δ > 0 and r on either side of the kinks |r| = δ
+HUBER = np.array([0.5, 1.0, 2.0, 1.5, 0.8, 3.0]), np.array([1.3, -0.4, -3.1, 0.2, -0.9, 40.0])
 
 
 def _beta_partials(a, b):
@@ -97,7 +123,9 @@ BINARY = [("xlogy", sc.xlogy, lambda x, y: (np.log(y), x / y), XY),
           ("kl_div", sc.kl_div, lambda x, y: (np.log(x) - np.log(y), 1 - x / y), POSITIVE_XY),
           ("beta", sc.beta, _beta_partials, POSITIVE_XY),
           ("betaln", sc.betaln, lambda a, b: (sc.digamma(a) - sc.digamma(a + b), sc.digamma(b) - sc.digamma(a + b)),
-           POSITIVE_XY)]
+           POSITIVE_XY),
+          ("huber", sc.huber, _huber_partials, HUBER),
+          ("pseudo_huber", sc.pseudo_huber, _pseudo_huber_partials, HUBER)]
 BINARY_PARAMS = [pytest.param(f, d, xy, id=name) for name, f, d, xy in BINARY]
 
 
@@ -472,6 +500,264 @@ def test_derivative_work_is_counted(mode, phase):
     # x kept there, its square times −1/4, eight coefficients by Horner (14), x replaced, the division,
     # the select and the difference: 23N
     assert cost(sc.j1) == jl.Cost(23 * N + kN, N)
+    # jv(1.5, x): the pole test at 0 (x = 0, out infinite, both), the selects of 0 for out and 1 for x, −out and
+    # the select of it (7N); v ± 1 on the scalar order (2), J at both (2N transcendentals), their half-difference (2N)
+    assert cost(lambda x: sc.jv(1.5, x)) == jl.Cost(9 * N + 2 + kN, 2 * N)
+    assert cost(lambda x: sc.jv(np.full(N, 1.5), x)) == jl.Cost(11 * N + kN, 2 * N)  # v ± 1 per element of v
+    # ellipk: q = 1 − m, the pole test q = 0 and q, K selected there (4N); |m| < 0.1 and m or 0 selected (3N), twenty
+    # coefficients by Horner (38N); m or 1/2 selected, E, (E − q K) / (2m) / q (6N and N transcendentals); two selects
+    assert cost(sc.ellipk) == jl.Cost(53 * N + kN, N)
+    # huber in r at a scalar δ: δ < 0 and its negation (2); |r|, |r| ≤ δ, its negation, and with δ ≥ 0; sign(r),
+    # δ sign(r), r or 0 selected by δ ≥ 0, the select between the pieces (8N)
+    assert cost(lambda r: sc.huber(0.5, r)) == jl.Cost(8 * N + 2 + kN, 0)
+
+
+# --- Bessel functions of real order, in x -----------------------------------------------------
+def _scaled(derivative, f, rate):
+    """The n-th derivative in x of e^(a x) f(v, x), a = rate(x) constant on each side of 0, by Leibniz's rule
+    from scipy's derivatives of f (derivative(v, x, k))."""
+    def scaled(v, x, n=1):
+        a = rate(x)
+        terms = [math.comb(n, k) * a ** (n - k) * (derivative(v, x, k) if k else f(v, x)) for k in range(n + 1)]
+        return np.exp(a * x) * sum(terms)
+    return scaled
+
+
+#: name -> scipy function, its n-th derivative in x: scipy's jvp, yvp, ivp, kvp (on the real line jve and yve are
+#: jv and yv; ive = e^−|x| iv and kve = e^x kv by Leibniz's rule)
+BESSEL = {
+    "jv": (sc.jv, sc.jvp), "yv": (sc.yv, sc.yvp), "iv": (sc.iv, sc.ivp), "kv": (sc.kv, sc.kvp),
+    "jve": (sc.jve, sc.jvp), "yve": (sc.yve, sc.yvp),
+    "ive": (sc.ive, _scaled(sc.ivp, sc.iv, lambda x: -np.sign(x))),
+    "kve": (sc.kve, _scaled(sc.kvp, sc.kv, np.ones_like)),
+}
+ORDERS = np.array([0.0, 1.0, 2.5, -1.3, 4.0, 0.7, -3.0])
+POINTS = np.array([0.8, 2.3, 5.1, 1.4, 9.0, 0.3, 3.7])
+
+
+@pytest.mark.parametrize("name", BESSEL)
+def test_real_order_bessel_values_are_scipys_bit_for_bit(name):
+    f = BESSEL[name][0]
+    out, _ = _forward(lambda x: f(ORDERS, x), POINTS)
+    np.testing.assert_array_equal(out, f(ORDERS, POINTS))
+    out, _ = _forward(lambda x: f(ORDERS[:, None], x), POINTS)  # broadcast: every order at every point
+    np.testing.assert_array_equal(out, f(ORDERS[:, None], POINTS))
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("name", BESSEL)
+def test_real_order_bessel_slopes_in_x(name, mode):
+    """Against scipy's own derivatives, central differences, and for the second derivative jvp(v, x, 2), ..."""
+    f, derivative = BESSEL[name]
+    g = lambda x: f(ORDERS, x)  # noqa: E731
+    J = jl.jacobian(g, POINTS, mode=mode)
+    np.testing.assert_allclose(np.diag(J), derivative(ORDERS, POINTS), rtol=1e-13)
+    np.testing.assert_array_equal(J - np.diag(np.diag(J)), 0.0)
+    assert_fd_close(J, central_differences(g, POINTS))
+    np.testing.assert_allclose(jl.grad(lambda x: np.sum(g(x)))(POINTS), derivative(ORDERS, POINTS), rtol=1e-13)
+    H = jl.hessian(lambda x: np.sum(g(x)), mode=mode)(POINTS)
+    np.testing.assert_allclose(np.diag(H), derivative(ORDERS, POINTS, 2), rtol=1e-12)
+    np.testing.assert_array_equal(H - np.diag(np.diag(H)), 0.0)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_k0_k1_second_derivatives(mode):
+    x = K_POINTS
+    for f, expected in ((sc.k0, sc.kvp(0, x, 2)), (sc.k1, sc.kvp(1, x, 2)),
+                        (sc.k0e, _scaled(sc.kvp, sc.kv, np.ones_like)(0, x, 2)),
+                        (sc.k1e, _scaled(sc.kvp, sc.kv, np.ones_like)(1, x, 2))):
+        H = jl.hessian(lambda v: np.sum(f(v)), mode=mode)(x)
+        np.testing.assert_allclose(np.diag(H), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_bessel_slopes_at_negative_x(mode):
+    """Integer orders are defined there (J_n(−x) = (−1)ⁿ J_n(x), I_n alike), and ive's e^−|x| turns its sign; at
+    other orders, and for Y and K at every order, scipy gives NaN, and so does the slope."""
+    v, x = np.array([0.0, 1.0, 2.0, 3.0]), np.array([-0.7, -2.1, -4.0, -1.2])
+    for name in ("jv", "iv", "jve", "ive"):
+        f, derivative = BESSEL[name]
+        J = jl.jacobian(lambda x: f(v, x), x, mode=mode)
+        np.testing.assert_allclose(np.diag(J), derivative(v, x), rtol=1e-13)
+        assert_fd_close(J, central_differences(lambda x: f(v, x), x))
+    minus = np.array(-1.3)
+    with np.errstate(invalid="ignore"):
+        for name, (f, _) in BESSEL.items():
+            for order in (1.5, 2.0):
+                slope = jl.jacobian(lambda x: f(order, x), minus, mode=mode)
+                assert np.isnan(slope) == np.isnan(f(order, -1.3)), (name, order)
+                assert np.isnan(slope) == (name in ("yv", "kv", "yve", "kve") or order == 1.5), (name, order)
+        for f in (sc.k0, sc.k1, sc.k0e, sc.k1e):
+            assert np.isnan(jl.jacobian(f, minus, mode=mode))
+
+
+inf, nan = np.inf, np.nan
+#: the slope at x = 0: finite where the function is smooth there (J1' = I1' = ½); ±inf at a pole or a branch
+#: point, the sign the function takes from the right; NaN where scipy's value, or a neighbour's, is NaN
+AT_ZERO = [("jv", 0.0, 0.0), ("jv", 1.0, 0.5), ("jv", 2.0, 0.0), ("jv", -1.0, -0.5),
+           ("jv", 0.5, inf), ("jv", -0.5, -inf), ("jv", -1.5, inf),  # √x; J₋½ ~ +x^−½; J₋₃⁄₂ ~ −x^−³⁄₂
+           ("iv", 0.0, 0.0), ("iv", 1.0, 0.5), ("iv", 0.5, inf), ("iv", -0.5, -inf),
+           ("yv", 0.0, inf), ("yv", 1.0, inf), ("yv", 2.5, inf), ("yv", -1.0, -inf),  # Y₋₁ = −Y₁ → +inf
+           ("kv", 0.0, -inf), ("kv", 1.0, -inf), ("kv", 2.5, -inf), ("kve", 0.0, -inf), ("kve", 2.5, -inf),
+           ("jve", 0.0, 0.0), ("jve", 1.0, 0.5), ("jve", 0.5, nan),  # scipy's jve(−½, 0) is NaN
+           ("ive", 1.0, 0.5), ("ive", 0.0, 0.0),  # the kink of e^−|x| takes sign(0) = 0, as i0e's
+           ("yve", 0.0, nan)]  # scipy's yve(v, 0) is NaN
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_bessel_slopes_at_zero(mode):
+    zero = np.array(0.0)
+    with np.errstate(all="raise"):  # no inf − inf nor 0 · inf inside the rules
+        for name, v, expected in AT_ZERO:
+            f = BESSEL[name][0]
+            np.testing.assert_array_equal(jl.jacobian(lambda x: f(v, x), zero, mode=mode), expected,
+                                          err_msg=f"{name}({v}, 0)")
+        for f in (sc.k0, sc.k1, sc.k0e, sc.k1e):  # K0 ~ −log x, K1 ~ 1/x
+            assert jl.jacobian(f, zero, mode=mode) == -np.inf, f.__name__
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("name", BESSEL)
+def test_bessel_slope_in_the_order_is_refused(name, mode):
+    f = BESSEL[name][0]
+    message = rf"^the derivative of scipy\.special\.{name} in its first argument v \(the order\) is not supported, " \
+              r"only in x: pass v as a constant"
+    with pytest.raises(NotImplementedError, match=message):
+        jl.jacobian(lambda v: f(v, 1.5), np.array([0.5, 1.0]), mode=mode)
+    with pytest.raises(NotImplementedError, match=message):
+        jl.jacobian(lambda x: f(x, x), np.array([0.5, 1.0]), mode=mode)
+
+
+@pytest.mark.parametrize("name", BESSEL)
+def test_real_order_bessel_functions_cost_a_transcendental_per_output(name):
+    f, n = BESSEL[name][0], POINTS.size
+    assert jl.count_flops(lambda x: f(ORDERS, x), POINTS) == jl.Cost(0, n)
+    assert jl.count_flops(lambda x: f(ORDERS[:, None], x), POINTS) == jl.Cost(0, n * n)
+
+
+# --- complete elliptic integrals ---------------------------------------------------------------
+def _elliptic_series(m, order, of_e=False):
+    """The `order`-th derivative of K (of E with `of_e`) by its power series summed to 60 terms:
+    K = π/2 Σ cₙ mⁿ, E = π/2 Σ cₙ mⁿ / (1 − 2n), cₙ = (C(2n, n) / 4ⁿ)² (for |m| ≤ 0.1, past 1e-60 of the sum)."""
+    n = np.arange(order, 60)
+    c = np.array([(math.comb(2 * k, k) / 4.0 ** k) ** 2 for k in n]) / (1 - 2 * n if of_e else 1)
+    falling = np.prod([n - j for j in range(order)], axis=0)
+    return math.pi / 2 * np.sum(c * falling * np.asarray(m)[..., None] ** (n - order), axis=-1)
+
+
+def _k_second(m):
+    """K'' from K's equation m (1 − m) K'' + (1 − 2m) K' − K/4 = 0."""
+    k, e = sc.ellipk(m), sc.ellipe(m)
+    slope = (e - (1 - m) * k) / (2 * m * (1 - m))
+    return (k / 4 - (1 - 2 * m) * slope) / (m * (1 - m))
+
+
+def _e_second(m):
+    """E'' from E's equation m (1 − m) E'' + (1 − m) E' + E/4 = 0."""
+    k, e = sc.ellipk(m), sc.ellipe(m)
+    return -((1 - m) * (e - k) / (2 * m) + e / 4) / (m * (1 - m))
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_elliptic_slopes_near_m_zero_have_their_limits(mode):
+    """There the formulas are 0/0 (NaN at 0) and cancel nearby (1e-8 of K' lost at m = 1e-8). At 0, K' = π/8,
+    E' = −π/8, K'' = 9π/64, E'' = −3π/64; nearby, the power series."""
+    m = np.array([0.0, 1e-9, -1e-9, 1e-5, -0.03, 0.08, -0.0999])
+    J = lambda f, x: np.diag(jl.jacobian(f, x, mode=mode))  # noqa: E731
+    H = lambda f, x: np.diag(jl.hessian(lambda v: np.sum(f(v)), mode=mode)(x))  # noqa: E731
+    np.testing.assert_allclose(J(sc.ellipk, m), _elliptic_series(m, 1), rtol=1e-15)
+    np.testing.assert_allclose(J(sc.ellipe, m), _elliptic_series(m, 1, of_e=True), rtol=1e-15)
+    np.testing.assert_allclose(J(sc.ellipkm1, 1 - m), -_elliptic_series(1 - (1 - m), 1), rtol=1e-15)
+    np.testing.assert_allclose(H(sc.ellipk, m), _elliptic_series(m, 2), rtol=1e-14)
+    np.testing.assert_allclose(H(sc.ellipe, m), _elliptic_series(m, 2, of_e=True), rtol=1e-14)
+    np.testing.assert_allclose(H(sc.ellipkm1, 1 - m), _elliptic_series(1 - (1 - m), 2), rtol=1e-14)
+    pi = math.pi
+    np.testing.assert_allclose([J(sc.ellipk, m[:1]), J(sc.ellipe, m[:1]), H(sc.ellipk, m[:1]), H(sc.ellipe, m[:1])],
+                               [[pi / 8], [-pi / 8], [9 * pi / 64], [-3 * pi / 64]], rtol=1e-16)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_elliptic_second_derivatives_are_their_equations(mode):
+    m = M_POINTS
+    H = lambda f, x: np.diag(jl.hessian(lambda v: np.sum(f(v)), mode=mode)(x))  # noqa: E731
+    np.testing.assert_allclose(H(sc.ellipk, m), _k_second(m), rtol=1e-12)
+    np.testing.assert_allclose(H(sc.ellipe, m), _e_second(m), rtol=1e-12)
+    np.testing.assert_allclose(H(sc.ellipkm1, 1 - m), _k_second(m), rtol=1e-12)
+    for f, x in ((sc.ellipk, m), (sc.ellipe, m), (sc.ellipkm1, 1 - m)):  # and differences of the gradient
+        assert_fd_close(jl.hessian(lambda v: np.sum(f(v)), mode=mode)(x), central_differences(jl.grad(
+            lambda v: np.sum(f(v))), x))
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_elliptic_slopes_toward_m_one(mode):
+    """K has a log pole at m = 1: K ≈ log(4/√p) for p = 1 − m, K' → +inf; E' = (E − K)/(2m) → −inf. Near it,
+    ellipkm1 keeps p itself: K' = (E − pK) / (2(1 − p)p), which the reference takes from scipy with p exact."""
+    m = 1 - np.array([1e-3, 1e-8, 1e-12, 1e-15])
+    p = 1 - m  # exactly
+    k, e = sc.ellipkm1(p), sc.ellipe(m)
+    slope = (e - p * k) / (2 * m * p)
+    J = lambda f, x: np.diag(jl.jacobian(f, x, mode=mode))  # noqa: E731
+    np.testing.assert_allclose(J(sc.ellipk, m), slope, rtol=1e-14)
+    np.testing.assert_allclose(J(sc.ellipkm1, p), -slope, rtol=1e-14)
+    np.testing.assert_allclose(J(sc.ellipe, m), (e - k) / (2 * m), rtol=1e-14)
+    with np.errstate(all="raise"):  # one element each: another seed's 0 times inf would be NaN
+        assert jl.jacobian(sc.ellipk, np.array(1.0), mode=mode) == np.inf
+        assert jl.jacobian(sc.ellipe, np.array(1.0), mode=mode) == -np.inf
+        assert jl.jacobian(sc.ellipkm1, np.array(0.0), mode=mode) == -np.inf
+    with np.errstate(invalid="ignore"):  # past 1 (p < 0) scipy's values are NaN, and so are the slopes
+        assert np.all(np.isnan(J(sc.ellipk, np.array([1.5, 3.0]))))
+        assert np.all(np.isnan(J(sc.ellipe, np.array([1.5, 3.0]))))
+        assert np.all(np.isnan(J(sc.ellipkm1, np.array([-0.5, -2.0]))))
+
+
+# --- Huber losses --------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_huber_at_its_kinks_and_off_its_domain(mode):
+    """At |r| = δ both of huber's pieces have the slopes r and 0 (in r, in δ): they agree; the second
+    derivatives are the quadratic piece's, which scipy's value takes there (|r| ≤ δ). For δ < 0 scipy's values
+    are inf, constant: slope 0, as rel_entr's off its domain. At δ = 0 huber is 0 for every r, its slope in δ |r|."""
+    delta = np.array([1.0, 1.0, 2.5, -1.0, -0.5, 0.0, 0.0])
+    r = np.array([1.0, -1.0, -2.5, 0.7, 0.0, 3.0, -2.0])
+    v = np.concatenate([delta, r])
+    J = jl.jacobian(_pair(sc.huber), v, mode=mode)
+    np.testing.assert_array_equal(np.diag(J[:, :7]), [0.0, 0.0, 0.0, 0.0, 0.0, 3.0, 2.0])
+    np.testing.assert_array_equal(np.diag(J[:, 7:]), [1.0, -1.0, -2.5, 0.0, 0.0, 0.0, 0.0])
+    assert np.all(sc.huber(delta[3:5], r[3:5]) == np.inf)
+    g = jl.grad(lambda v: np.sum(sc.huber(v[:7], v[7:])))(v)
+    np.testing.assert_array_equal(g, np.diag(J[:, :7]).tolist() + np.diag(J[:, 7:]).tolist())
+    H = jl.hessian(lambda v: sc.huber(v[0], v[1]), mode=mode)
+    np.testing.assert_array_equal(H(np.array([1.0, -1.0])), [[0.0, 0.0], [0.0, 1.0]])  # the kink: quadratic
+    np.testing.assert_array_equal(H(np.array([1.0, -3.0])), [[-1.0, -1.0], [-1.0, 0.0]])  # δ(|r| − δ/2)
+    np.testing.assert_array_equal(H(np.array([1.0, 0.5])), [[0.0, 0.0], [0.0, 1.0]])
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_pseudo_huber_at_zero_and_far_out(mode):
+    """r = 0: 0 for every δ, slopes 0; δ = 0: 0 for every r, slope |r| in δ (from δ > 0, where it is about
+    δ|r|); δ < 0: inf, slope 0. The slope in δ is δ (s − 1)² / s, s = √(1 + v²), v = r/δ: where v is small,
+    δ v⁴ (1 − v²) / 4 (+ O(v⁸)), which s − 1 would cancel to 2e-6 of at v = 1e-5; where v is large, (h − δ)² / h
+    with h = hypot(δ, r), which δ (s − 1)² / s would overflow."""
+    delta = np.array([1.5, 0.0, 0.0, -1.0, 1e5, 1e-5, 2.0, 1e-200])
+    r = np.array([0.0, 0.0, -2.0, 0.5, 1.0, 1.0, 3.0, 1e100])
+    J = jl.jacobian(_pair(sc.pseudo_huber), np.concatenate([delta, r]), mode=mode)
+    d, x = delta[4:], r[4:]
+    h = np.hypot(d, x)
+    small = 1e5 * 1e-20 * (1 - 1e-10) / 4
+    np.testing.assert_allclose(np.diag(J[:, :8]), [0.0, 0.0, 2.0, 0.0, small, *((h - d)[1:] ** 2 / h[1:])], rtol=1e-15)
+    np.testing.assert_allclose(np.diag(J[:, 8:]), [0.0, 0.0, 0.0, 0.0, *(d * x / h)], rtol=1e-15)
+    # second derivative in r: 1 / s³; the rest by differences of the gradient
+    H = jl.hessian(lambda v: np.sum(sc.pseudo_huber(v[:3], v[3:])), mode=mode)
+    point = np.array([0.5, 1.0, 2.0, 1.3, -0.4, 0.0])
+    s = np.sqrt(1 + (point[3:] / point[:3]) ** 2)
+    np.testing.assert_allclose(np.diag(H(point))[3:], 1 / s ** 3, rtol=1e-14)
+    assert_fd_close(H(point), central_differences(jl.grad(lambda v: np.sum(sc.pseudo_huber(v[:3], v[3:]))), point))
+
+
+def test_huber_losses_cost_a_transcendental_per_output():
+    delta, r = HUBER
+    for f in (sc.huber, sc.pseudo_huber):
+        assert jl.count_flops(lambda r: f(delta, r), r) == jl.Cost(0, r.size)
+        assert jl.count_flops(_pair(f), np.concatenate([delta, r])) == jl.Cost(0, r.size)
 
 
 # --- jit --------------------------------------------------------------------------------------
@@ -493,12 +779,32 @@ def test_jit_replays_the_eager_jacobian(mode):
     assert jitted.compiles == 1
 
 
+def _bessel_elliptic_huber(x):
+    q = x / 3.0
+    return (sc.jv(1.5, x) * sc.kve(-0.5, q) + sc.yv(np.array([0.0, 1.0, 2.5, 4.0]), x) + sc.k1e(x)
+            + sc.ive(2.0, x - 1.0) + sc.ellipk(q - 0.5) * sc.ellipe(0.5 - q) + sc.ellipkm1(q)
+            + sc.huber(0.5, x - 1.0) + sc.pseudo_huber(q, x[::-1]))
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_jit_replays_the_bessel_elliptic_and_huber_jacobians(mode):
+    """Which side of |m| = 0.1 or |r| = δ an element is on, as a pole at x = 0, is a select, not a route: one
+    program serves the points on either side."""
+    x = np.array([0.4, 1.3, 2.1, 0.7])
+    jitted = jl.jit(jl.jacobian(_bessel_elliptic_huber, mode=mode))
+    np.testing.assert_array_equal(jitted(x), jl.jacobian(_bessel_elliptic_huber, x, mode=mode))
+    for x2 in (x * 1.1, np.array([0.2, 1.6, 2.6, 0.9])):
+        assert_close(jitted(x2), jl.jacobian(_bessel_elliptic_huber, x2, mode=mode), 1e-13)
+        assert_fd_close(jitted(x2), central_differences(_bessel_elliptic_huber, x2))
+    assert jitted.compiles == 1
+
+
 # --- what does not run on traced arrays --------------------------------------------------
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
 def test_an_unsupported_scipy_ufunc_is_named(mode):
     x = np.array([0.5, 1.5])
-    with pytest.raises(NotImplementedError, match=r"scipy\.special\.jv has no derivative rule") as info:
-        jl.jacobian(lambda x: sc.jv(1.0, x), x, mode=mode)
+    with pytest.raises(NotImplementedError, match=r"scipy\.special\.struve has no derivative rule") as info:
+        jl.jacobian(lambda x: sc.struve(1.0, x), x, mode=mode)
     assert "primitive" in str(info.value)
     with pytest.raises(NotImplementedError, match=r"scipy\.special\.xlogy\.outer"):
         jl.jacobian(lambda x: sc.xlogy.outer(x, x), x, mode=mode)

@@ -1,5 +1,5 @@
-"""Elementwise primitives from scipy.special: logistic, error-function, normal, gamma, beta, x·log
-and Bessel families.
+"""Elementwise primitives from scipy.special: logistic, error-function, normal, gamma, beta, x·log,
+Bessel and complete elliptic families, and the Huber losses.
 
 Each wraps one of scipy's ufuncs, so values are scipy's own, and gives its
 derivative as a diagonal factor built from primitives (`elementwise`), so the
@@ -19,10 +19,10 @@ import math
 import numpy as np
 
 from ..primitives import PerElement, Primitive, observe, primal
-from .elementwise import (absolute, add, cos, divide, elementwise, equal, exp, greater, greater_equal, horner,
-                          in_result_dtype, less, less_equal, log, log1p, logical_and, logical_not, multiply,
-                          negative, over, reciprocal, rint, sign, sin, square, subtract, times, transcendental,
-                          unary, where)
+from .elementwise import (absolute, add, cos, divide, elementwise, equal, exp, greater, greater_equal, horner, hypot,
+                          in_result_dtype, isinf, less, less_equal, log, log1p, logical_and, logical_not, logical_or,
+                          multiply, negative, over, reciprocal, rint, sign, sin, square, subtract, times,
+                          transcendental, unary, where)
 
 #: xlogy, xlog1py and entr: a logarithm and a product per output element.
 log_times = PerElement(1, 1)
@@ -306,14 +306,28 @@ kl_div = _bound(elementwise, "kl_div", lambda sc: sc.kl_div, _relative_entropy_p
 
 
 # --- Bessel functions, orders 0 and 1 ---------------------------------------------------
-# J0' = −J1, Y0' = −Y1, I0' = I1; the order-1 functions by the recurrence C1' = C0 − C1 / x
-# (I1' = I0 − I1 / x likewise), whose limit at x = 0 is 1/2 for J1 and I1 (Y1 has a pole there).
-# The exponentially scaled I0e = e^−|x| I0 and I1e = e^−|x| I1 add −sign(x) times themselves.
-def _y1_slope(lower, out, x):
-    """Y0(x) − Y1(x) / x, and +inf at x = 0, where Y1 ≈ −2/(πx) has its pole (and its quotient's terms are
-    far apart near it: nothing to cancel)."""
-    at_zero = equal(x, 0.0)
-    return where(at_zero, np.inf, subtract(lower, divide(out, where(at_zero, 1.0, x))))
+# J0' = −J1, Y0' = −Y1, I0' = I1, K0' = −K1; the order-1 functions by the recurrence C1' = C0 − C1 / x
+# (I1' = I0 − I1 / x likewise, K1' = −K0 − K1 / x), whose limit at x = 0 is 1/2 for J1 and I1 (Y1 and K1
+# have a pole there). The exponentially scaled I0e = e^−|x| I0 and I1e = e^−|x| I1 add −sign(x) times
+# themselves, K0e = e^x K0 and K1e = e^x K1 themselves.
+def _off_the_pole(slope, out, x):
+    """slope(out, x), but −out where x = 0 and the value is infinite: a Bessel function's pole there (a power
+    x^−p or a logarithm) is reached from x > 0, where it is defined, so the slope is infinite of the other
+    sign. There the slope runs on out = 0 and x = 1 instead, so that no inf − inf or inf / 0 warns, nor
+    reaches a second derivative."""
+    pole = logical_and(equal(x, 0.0), isinf(out))
+    return where(pole, negative(out), slope(where(pole, 0.0, out), where(pole, 1.0, x)))
+
+
+def _guarded(slope):
+    """The factor of a one-operand rule from slope(out, x), taken off the pole at 0 (`_off_the_pole`)."""
+    return lambda out, x: times(_off_the_pole(slope, out, x))
+
+
+def _order_one(lower, out, x):
+    """lower − C1(x) / x: Y1' (lower = Y0) and K1' (lower = −K0), whose poles at 0 keep the quotient's terms far
+    apart near it (nothing to cancel, unlike J1's and I1's)."""
+    return subtract(lower, divide(out, x))
 
 
 #: J1(x) / x = ½ Σ_k (−x²/4)^k / (k! (k + 1)!), I1(x) / x the same in +x²/4: eight terms reach the
@@ -341,17 +355,135 @@ def _scaled_by_exp(d, out, x):
     return subtract(d, multiply(sign(x), out))
 
 
+def _grown_by_exp(d, out, x):
+    """The derivative of e^x f(x) given e^x f'(x) = d: d + e^x f(x)."""
+    return add(d, out)
+
+
 j0 = _unary("j0", lambda out, x: times(negative(j1(x))))
 j1 = _unary("j1", lambda out, x: times(_order_one_near_zero(j0(x), out, x, alternating=True)))
 y0 = _unary("y0", lambda out, x: times(negative(y1(x))))
-y1 = _unary("y1", lambda out, x: times(_y1_slope(y0(x), out, x)))
+y1 = _unary("y1", _guarded(lambda out, x: _order_one(y0(x), out, x)))
 i0 = _unary("i0", lambda out, x: times(i1(x)))
 i1 = _unary("i1", lambda out, x: times(_order_one_near_zero(i0(x), out, x, alternating=False)))
 i0e = _unary("i0e", lambda out, x: times(_scaled_by_exp(i1e(x), out, x)))
 i1e = _unary("i1e", lambda out, x: times(_scaled_by_exp(
     _order_one_near_zero(i0e(x), out, x, alternating=False, scale=exp(negative(absolute(x)))), out, x)))
+k0 = _unary("k0", lambda out, x: times(negative(k1(x))))  # −K1(0) = −inf: no pole to take off
+k1 = _unary("k1", _guarded(lambda out, x: _order_one(negative(k0(x)), out, x)))
+k0e = _unary("k0e", _guarded(lambda out, x: _grown_by_exp(negative(k1e(x)), out, x)))
+k1e = _unary("k1e", _guarded(lambda out, x: _grown_by_exp(_order_one(negative(k0e(x)), out, x), out, x)))
 #: np.i0: NumPy's own I0 (a Chebyshev series, its values not scipy's), with scipy's I1 as derivative.
 numpy_i0 = unary("numpy_i0", np.i0, lambda out, x: times(i1(x)), cost=transcendental)
+
+
+# --- Bessel functions of real order v, in x -------------------------------------------------
+# C_v' = (C_{v−1} − C_{v+1}) / 2 for J and Y, (I_{v−1} + I_{v+1}) / 2, −(K_{v−1} + K_{v+1}) / 2: each function at
+# the orders v ± 1. On the real line jve and yve are jv and yv (their scaling e^−|Im x| is 1); ive = e^−|x| iv and
+# kve = e^x kv add their scaling's term. The order takes no derivative (none in closed form): refused, as
+# gammainc's shape.
+def _half_difference(lower, upper):
+    return multiply(0.5, subtract(lower, upper))
+
+
+def _half_sum(lower, upper):
+    return multiply(0.5, add(lower, upper))
+
+
+def _negative_half_sum(lower, upper):
+    return multiply(-0.5, add(lower, upper))
+
+
+def _real_order(name, combine, scaled=None):
+    """scipy.special.<name>(v, x), N transcendentals; its slope in x `combine`s it at the orders v − 1 and v + 1,
+    `scaled` (`_scaled_by_exp`, `_grown_by_exp`) adds its scaling's term, and a pole at 0 is taken off
+    (`_off_the_pole`)."""
+    def slope(v, out, x):
+        d = combine(prim(subtract(v, 1.0), x), prim(add(v, 1.0), x))
+        return d if scaled is None else scaled(d, out, x)
+
+    def partials(needs, out, v, x):
+        if needs[0]:
+            raise NotImplementedError(
+                f"the derivative of scipy.special.{name} in its first argument v (the order) is not supported, "
+                "only in x: pass v as a constant (a plain number or array)")
+        return False, times(_off_the_pole(lambda out, x: slope(v, out, x), out, x))
+
+    prim = _bound(elementwise, name, lambda sc: getattr(sc, name), in_result_dtype(partials), cost=transcendental)
+    return prim
+
+
+jv, yv = _real_order("jv", _half_difference), _real_order("yv", _half_difference)
+iv, kv = _real_order("iv", _half_sum), _real_order("kv", _negative_half_sum)
+jve, yve = _real_order("jve", _half_difference), _real_order("yve", _half_difference)
+ive = _real_order("ive", _half_sum, _scaled_by_exp)
+kve = _real_order("kve", _negative_half_sum, _grown_by_exp)
+
+
+# --- complete elliptic integrals ---------------------------------------------------------------
+# In scipy's parameter m = k²: K'(m) = (E − (1 − m) K) / (2m (1 − m)), E'(m) = (E − K) / (2m); ellipkm1(p) = K(1 − p)
+# has the slope −K'(1 − p), with 1 − m as p itself, exact near m = 1. Both formulas are 0/0 at m = 0 and cancel
+# near it (ε/m of the slope), where they are the series of K = π/2 Σ cₙ mⁿ and E = π/2 Σ cₙ mⁿ / (1 − 2n),
+# cₙ = (C(2n, n) / 4ⁿ)²: π/8 + 9πm/64 + ... and −π/8 − 3πm/64 − ...
+#: Below this |m|, the series (`_elliptic_slope`), whose twenty terms reach the last bit there.
+ELLIPTIC_SERIES_BELOW = 0.1
+_K_SLOPE_SERIES = [math.pi / 2 * n * (math.comb(2 * n, n) / 4.0 ** n) ** 2 for n in range(1, 21)]
+_E_SLOPE_SERIES = [c / (1 - 2 * n) for n, c in enumerate(_K_SLOPE_SERIES, start=1)]
+
+
+def _elliptic_slope(m, formula, series):
+    """formula(m), but the `series` of the slope's powers of m where |m| is below `ELLIPTIC_SERIES_BELOW`; there
+    the formula runs on m = 1/2 instead (no 0/0), and the series elsewhere on 0 (no overflow)."""
+    small = less(absolute(m), ELLIPTIC_SERIES_BELOW)
+    return where(small, horner(series, where(small, m, 0.0)), formula(where(small, 0.5, m)))
+
+
+def _k_slope(m, q, k):
+    """K'(m) given q = 1 − m (exact, as the caller has it) and K(m) = k; +inf at m = 1, K's log pole, where the
+    formula runs on q = 1/2 and k = 1 (no 0 · inf)."""
+    pole = equal(q, 0.0)
+    q1, k1 = where(pole, 0.5, q), where(pole, 1.0, k)
+
+    def formula(m):  # (E − q K) / (2m) / q: no product m q to overflow
+        return divide(divide(subtract(ellipe(m), multiply(q1, k1)), multiply(2.0, m)), q1)
+
+    return where(pole, np.inf, _elliptic_slope(m, formula, _K_SLOPE_SERIES))
+
+
+ellipk = _unary("ellipk", lambda out, m: times(_k_slope(m, subtract(1.0, m), out)))
+ellipkm1 = _unary("ellipkm1", lambda out, p: times(negative(_k_slope(subtract(1.0, p), p, out))))
+# E' = (E − K) / (2m) is −inf at m = 1 as it is: 1 − inf
+ellipe = _unary("ellipe", lambda out, m: times(_elliptic_slope(
+    m, lambda m: divide(subtract(out, ellipk(m)), multiply(2.0, m)), _E_SLOPE_SERIES)))
+
+
+# --- Huber losses ---------------------------------------------------------------------------------
+# huber(δ, r) = r²/2 where |r| ≤ δ, δ (|r| − δ/2) beyond: slopes (in δ, in r) 0, r and |r| − δ, δ sign(r), which
+# agree at |r| = δ (once differentiable there; the second derivatives are the quadratic piece's, whose value scipy
+# takes at |r| = δ). For δ < 0 scipy's value is inf, a constant: slopes 0, as rel_entr's off its domain.
+def _huber_partials(needs, out, delta, r):
+    size = absolute(r)
+    usable = logical_not(less(delta, 0.0))
+    outside = logical_and(usable, logical_not(less_equal(size, delta)))  # and where δ or r is NaN: NaN slopes
+    return (needs[0] and times(where(outside, subtract(size, delta), 0.0)),
+            needs[1] and times(where(outside, multiply(delta, sign(r)), where(usable, r, 0.0))))
+
+
+# pseudo_huber(δ, r) = δ² (√(1 + (r/δ)²) − 1) = δ (h − δ), h = hypot(δ, r): slopes δ r / h in r and (h − δ)² / h in
+# δ, written r q · q (r / h) with h − δ = r q, q = r / (h + δ): nothing cancels where r ≪ δ, nor does r⁴ overflow
+# where r ≫ δ. At δ = 0 they are |r| and 0 (from δ > 0); at δ = r = 0, and for δ < 0 (inf), 0.
+def _pseudo_huber_partials(needs, out, delta, r):
+    off = logical_or(less(delta, 0.0), logical_and(equal(delta, 0.0), equal(r, 0.0)))
+    d = where(off, 1.0, delta)  # no 0/0 where the slopes are 0
+    h = hypot(d, r)
+    q, w = divide(r, add(h, d)), divide(r, h)
+    return (needs[0] and times(where(off, 0.0, multiply(multiply(r, q), multiply(q, w)))),
+            needs[1] and times(where(off, 0.0, multiply(d, w))))
+
+
+huber = _bound(elementwise, "huber", lambda sc: sc.huber, in_result_dtype(_huber_partials), cost=transcendental)
+pseudo_huber = _bound(elementwise, "pseudo_huber", lambda sc: sc.pseudo_huber, in_result_dtype(_pseudo_huber_partials),
+                      cost=transcendental)
 
 # --- the scaled complementary error function ------------------------------------------
 # erfcx(x) = e^{x²} erfc(x): erfcx' = 2x erfcx(x) − 2/√π, with no overflow for large x; but the two
