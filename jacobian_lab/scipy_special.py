@@ -32,6 +32,7 @@ PRIMITIVES = {
     "k0": S.k0, "k1": S.k1, "k0e": S.k0e, "k1e": S.k1e,
     "jv": S.jv, "yv": S.yv, "iv": S.iv, "kv": S.kv, "jve": S.jve, "yve": S.yve, "ive": S.ive, "kve": S.kve,
     "ellipk": S.ellipk, "ellipkm1": S.ellipkm1, "ellipe": S.ellipe, "huber": S.huber, "pseudo_huber": S.pseudo_huber,
+    "exprel": S.exprel,
     "erfcx": S.erfcx,
 }
 

@@ -213,7 +213,7 @@ EXAMPLES: dict[str, list[Example]] = {
        for name in ("jv", "yv", "iv", "kv", "jve", "yve", "ive", "kve")},
     # complete elliptic integrals for m < 1 (ellipkm1: p = 1 - m > 0), on both sides of the series' range |m| < 0.1
     "ellipk": unary(lambda *s: RNG.uniform(-2.0, 0.9, s)), "ellipe": unary(lambda *s: RNG.uniform(-2.0, 0.9, s)),
-    "ellipkm1": unary(lambda *s: RNG.uniform(0.1, 3.0, s)),
+    "ellipkm1": unary(lambda *s: RNG.uniform(0.1, 3.0, s)), "exprel": unary(lambda *s: RNG.uniform(-3.0, 3.0, s)),
     # Huber losses for δ > 0, r on either side of |r| = δ, where huber is once differentiable
     "huber": binary(positive, general), "pseudo_huber": binary(positive, general),
     # kinks, sampled away from them

@@ -91,6 +91,7 @@ UNARY = [
     ("ellipk", sc.ellipk, M_POINTS, lambda m: (sc.ellipe(m) - (1 - m) * sc.ellipk(m)) / (2 * m * (1 - m))),
     ("ellipe", sc.ellipe, M_POINTS, lambda m: (sc.ellipe(m) - sc.ellipk(m)) / (2 * m)),
     ("ellipkm1", sc.ellipkm1, 1 - M_POINTS, lambda p: -(sc.ellipe(1 - p) - p * sc.ellipkm1(p)) / (2 * p * (1 - p))),
+    ("exprel", sc.exprel, np.array([-30.0, -2.0, -0.7, 0.6, 1.0, 5.0]), lambda x: ((x - 1) * np.exp(x) + 1) / x ** 2),
 ]
 UNARY_PARAMS = [pytest.param(f, x, d, id=name) for name, f, x, d in UNARY]
 XY = np.array([-1.5, 0.7, 2.0, 0.0, 3.1]), np.array([0.4, 1.3, 0.9, 2.5, 0.2])
@@ -710,6 +711,36 @@ def test_elliptic_slopes_toward_m_one(mode):
         assert np.all(np.isnan(J(sc.ellipkm1, np.array([-0.5, -2.0]))))
 
 
+# --- exprel ------------------------------------------------------------------------------------
+def _exprel_series(x, order):
+    """The `order`-th derivative of exprel(x) = Σ xᵏ / (k + 1)! by its series summed to 40 terms (|x| ≤ 1/2)."""
+    k = np.arange(order, 40)
+    falling = np.prod([k - j for j in range(order)], axis=0)
+    coefficients = falling / np.array([float(math.factorial(j + 1)) for j in k])
+    return np.sum(coefficients * np.asarray(x)[..., None] ** (k - order), axis=-1)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_exprel_slopes_near_zero_and_far_out(mode):
+    """exprel' = (eˣ − exprel)/x cancels near 0 (to ε/x of it; 1/2 at 0, 1/3 the second derivative) and
+    overflows past x = 709.8 with eˣ while exprel is finite up to there; for x ≪ 0 it is 1/x²."""
+    near = np.array([0.0, 1e-9, -1e-9, 1e-5, -0.3, 0.45, -0.4999])
+    J = lambda x: np.diag(jl.jacobian(sc.exprel, x, mode=mode))  # noqa: E731
+    H = lambda x: np.diag(jl.hessian(lambda v: np.sum(sc.exprel(v)), mode=mode)(x))  # noqa: E731
+    np.testing.assert_allclose(J(near), _exprel_series(near, 1), rtol=1e-15)
+    np.testing.assert_allclose(H(near), _exprel_series(near, 2), rtol=1e-14)
+    assert J(near[:1])[0] == 0.5 and H(near[:1])[0] == pytest.approx(1 / 3, rel=1e-16)
+    # eˣ (x − 1) / x² + 1/x², in an order that does not overflow (e^709.7 is finite)
+    far = np.array([30.0, 700.0, 709.7, -40.0, -745.0, -1e8, -1e300])
+    expected = np.exp(far) / far * ((far - 1) / far) + (1 / far) ** 2
+    np.testing.assert_allclose(J(far), expected, rtol=2e-15)
+    with np.errstate(all="raise"):  # scipy's exprel is inf past 709.78: so is the slope, without a warning
+        assert jl.jacobian(sc.exprel, np.array(710.0), mode=mode) == np.inf
+    H2 = jl.hessian(lambda v: np.sum(sc.exprel(v)), mode=mode)(np.array([-3.0, 2.0, 40.0]))
+    x = np.array([-3.0, 2.0, 40.0])
+    np.testing.assert_allclose(np.diag(H2), (np.exp(x) * (x * x - 2 * x + 2) - 2) / x ** 3, rtol=1e-14)
+
+
 # --- Huber losses --------------------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
 def test_huber_at_its_kinks_and_off_its_domain(mode):
@@ -779,23 +810,23 @@ def test_jit_replays_the_eager_jacobian(mode):
     assert jitted.compiles == 1
 
 
-def _bessel_elliptic_huber(x):
+def _bessel_elliptic_exprel_huber(x):
     q = x / 3.0
     return (sc.jv(1.5, x) * sc.kve(-0.5, q) + sc.yv(np.array([0.0, 1.0, 2.5, 4.0]), x) + sc.k1e(x)
             + sc.ive(2.0, x - 1.0) + sc.ellipk(q - 0.5) * sc.ellipe(0.5 - q) + sc.ellipkm1(q)
-            + sc.huber(0.5, x - 1.0) + sc.pseudo_huber(q, x[::-1]))
+            + sc.exprel(x - 1.0) + sc.huber(0.5, x - 1.0) + sc.pseudo_huber(q, x[::-1]))
 
 
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
-def test_jit_replays_the_bessel_elliptic_and_huber_jacobians(mode):
-    """Which side of |m| = 0.1 or |r| = δ an element is on, as a pole at x = 0, is a select, not a route: one
-    program serves the points on either side."""
+def test_jit_replays_the_bessel_elliptic_exprel_and_huber_jacobians(mode):
+    """Which side of |m| = 0.1, |x| = 1/2 (exprel's series) or |r| = δ an element is on, as a pole at x = 0, is a
+    select, not a route: one program serves the points on either side."""
     x = np.array([0.4, 1.3, 2.1, 0.7])
-    jitted = jl.jit(jl.jacobian(_bessel_elliptic_huber, mode=mode))
-    np.testing.assert_array_equal(jitted(x), jl.jacobian(_bessel_elliptic_huber, x, mode=mode))
+    jitted = jl.jit(jl.jacobian(_bessel_elliptic_exprel_huber, mode=mode))
+    np.testing.assert_array_equal(jitted(x), jl.jacobian(_bessel_elliptic_exprel_huber, x, mode=mode))
     for x2 in (x * 1.1, np.array([0.2, 1.6, 2.6, 0.9])):
-        assert_close(jitted(x2), jl.jacobian(_bessel_elliptic_huber, x2, mode=mode), 1e-13)
-        assert_fd_close(jitted(x2), central_differences(_bessel_elliptic_huber, x2))
+        assert_close(jitted(x2), jl.jacobian(_bessel_elliptic_exprel_huber, x2, mode=mode), 1e-13)
+        assert_fd_close(jitted(x2), central_differences(_bessel_elliptic_exprel_huber, x2))
     assert jitted.compiles == 1
 
 

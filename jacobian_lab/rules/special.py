@@ -1,5 +1,5 @@
 """Elementwise primitives from scipy.special: logistic, error-function, normal, gamma, beta, x·log,
-Bessel and complete elliptic families, and the Huber losses.
+Bessel and complete elliptic families, exprel and the Huber losses.
 
 Each wraps one of scipy's ufuncs, so values are scipy's own, and gives its
 derivative as a diagonal factor built from primitives (`elementwise`), so the
@@ -455,6 +455,29 @@ ellipkm1 = _unary("ellipkm1", lambda out, p: times(negative(_k_slope(subtract(1.
 # E' = (E − K) / (2m) is −inf at m = 1 as it is: 1 − inf
 ellipe = _unary("ellipe", lambda out, m: times(_elliptic_slope(
     m, lambda m: divide(subtract(out, ellipk(m)), multiply(2.0, m)), _E_SLOPE_SERIES)))
+
+
+# --- exprel ----------------------------------------------------------------------------------------
+# exprel(x) = (eˣ − 1)/x, 1 at 0, has the slope (eˣ − exprel)/x, which cancels near 0 (to ε/x of it) and overflows
+# past x = 709.8 with eˣ. So: for |x| < 1/2 its series Σ (k + 1) xᵏ / (k + 2)!, sixteen terms to the last bit; for
+# x < 0 the formula, eˣ below 1; for x > 0, with eˣ = x·exprel + 1, exprel (1 − 1/x) + 1/x, inf where exprel is.
+#: Below this |x|, exprel's slope is its series (`_exprel_slope`).
+EXPREL_SERIES_BELOW = 0.5
+_EXPREL_SLOPE_SERIES = [(k + 1) / math.factorial(k + 2) for k in range(16)]
+
+
+def _exprel_slope(out, x):
+    """exprel'(x) from out = exprel(x): the series, the formula or its form for x > 0, by range (above)."""
+    small, left = less(absolute(x), EXPREL_SERIES_BELOW), less(x, 0.0)
+    # each range reads x in that range only: no 0/0 at 0, no overflow of eˣ on the right
+    series = horner(_EXPREL_SLOPE_SERIES, where(small, x, 0.0))
+    xl, xr = where(left, x, -1.0), where(logical_or(small, left), 1.0, x)
+    inverse = reciprocal(xr)
+    right = add(multiply(out, subtract(1.0, inverse)), inverse)
+    return where(small, series, where(left, divide(subtract(exp(xl), out), xl), right))
+
+
+exprel = _unary("exprel", lambda out, x: times(_exprel_slope(out, x)))
 
 
 # --- Huber losses ---------------------------------------------------------------------------------
