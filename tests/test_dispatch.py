@@ -793,6 +793,21 @@ def test_a_numpy_function_whose_dispatcher_returns_an_object_array_runs_numpys_o
         run(lambda s: np.roots(np.array([1.0, -s[0] - s[1], s[0] * s[1]])).real, mode, x)
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("check, error", [
+    (lambda x: np.testing.assert_allclose(x, X), TypeError),  # its isnan of an object array
+    (lambda x: np.testing.assert_almost_equal(x, X), TypeError),  # its float() of a traced element
+    (lambda x: np.testing.assert_equal(x[0, 0], X[0, 0]), AssertionError),  # equal values, compared as objects
+], ids=["assert_allclose", "assert_almost_equal", "assert_equal"])
+def test_np_testing_inside_f_names_itself_and_an_assertion_that_works(check, error, mode):
+    def f(x):
+        check(x)
+        return x * 2.0
+
+    with pytest.raises(error, match=r"np\.testing\.assert_\w+ reads a traced array.*assert np\.allclose"):
+        run(f, mode)
+
+
 OBJECTS_REFUSED = {  # x = np.asarray(x) at the top of f gives an object array of traced values
     "np.mean": (lambda x: np.mean(np.asarray(x) ** 2), jl.TracerConversionError, "np.mean"),
     "np.isfinite": (lambda x: np.where(np.isfinite(np.asarray(x)), x, 0.0), TypeError, "isfinite"),

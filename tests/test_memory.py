@@ -219,7 +219,8 @@ def test_a_batch_over_budget_on_a_tape_is_refused_before_any_pass_runs():
 @pytest.mark.parametrize("call, expected", [
     # the dense 4x4 result: 128 bytes, over a budget of one byte
     (lambda: jl.jacobian(np.sin, np.ones(4), max_memory=1), "needs 128 bytes, over the memory budget of 1 byte"),
-    (lambda: jl.jacfwd(_sum_sin, batch_size=1, max_memory=8100)(np.ones(1000)), "more than 100 bytes of tangents, what max_memory leaves beside the result"),
+    (lambda: jl.jacfwd(_sum_sin, batch_size=1, max_memory=8100)(np.ones(1000)),
+     "more than 100 bytes of tangents, what max_memory leaves beside the result"),
     (lambda: jl.jacobian(np.sin, np.ones(2000), max_memory=5 * 2**20), "needs 30.5 MiB, over the memory budget of 5 MiB"),
     (lambda: jl.jacobian(np.sin, np.ones(20000), max_memory=2**30), "needs 2.98 GiB, over the memory budget of 1 GiB"),
 ])

@@ -135,6 +135,15 @@ def _reworded(error, trace) -> Exception | None:
         return TypeError(f"{error}: a traced array is unhashable, as an ndarray is; NumPy's scalar x[0] hashes by "
                          "its value, but a traced one keying a dict or a cache (functools.lru_cache) would find "
                          "what another value computed: key the lookup on values that do not come from x")
+    checker = _testing_function(error)
+    if checker is not None:
+        why = (f"np.testing.{checker} reads a traced array as an array of its traced elements, an object array its "
+               "checks cannot compute on or compare: assert with NumPy operations on the traced array (assert "
+               "np.allclose(x, expected)), or check x outside f")
+        if isinstance(error, AssertionError):  # a comparison of traced elements, which may have failed for that
+            shown = any(f"{name}(" in str(error) for name in _tracer_names(Tracer))
+            return AssertionError(f"{error}\n({why})") if shown else None
+        return TypeError(f"{error} ({why})")
     if (isinstance(error, AttributeError) and isinstance(getattr(np, error.name or "", None), np.ufunc)
             and _raised_in_numpy(error)):
         # NumPy's object loop calls each element's method of the ufunc's name (np.angle's arctan2 of a 0)
@@ -143,6 +152,16 @@ def _reworded(error, trace) -> Exception | None:
     if isinstance(error, TypeError) and any(text in str(error) for text in _OBJECT_LOOPS):
         unsure = "" if "dtype('O')" in str(error) else " (if an operand is an array of traced values)"
         return TypeError(f"{error}{unsure}: a NumPy function (or a scipy.special ufunc) cannot compute on {_OBJECTS}")
+    return None
+
+
+def _testing_function(error) -> str | None:
+    """The np.testing function `error` was raised in (the outermost of its frames there), or None."""
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__", "").startswith("numpy.testing"):
+            return tb.tb_frame.f_code.co_name
+        tb = tb.tb_next
     return None
 
 
