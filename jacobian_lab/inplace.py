@@ -399,9 +399,11 @@ def _written(owner, at, value):
         picks = frozen(_elements(value, at.shape)[::-1][last])  # read-only: `put` declares no array parameters
     if not getattr(owner, "_readonly", False) and owner._trace.wrote(owner, value, indices, picks):
         return owner
-    out = S.put(S.reshape(owner, (owner.size,)), S.reshape(value, (np.size(value),)), indices=frozen(indices),
+    flat = owner.ndim == 1  # a vector is its own flat view: no reshapes to record
+    out = S.put(owner if flat else S.reshape(owner, (owner.size,)),
+                value if np.ndim(value) == 1 else S.reshape(value, (np.size(value),)), indices=frozen(indices),
                 picks=picks)
-    return S.reshape(out, owner.shape)
+    return out if flat else S.reshape(out, owner.shape)
 
 
 def _recomputed_destination(tracer, key):

@@ -1224,6 +1224,20 @@ def test_forward_mode_writes_elements_into_the_arrays_only_the_written_array_hol
     assert_close(J, jl.jacrev(f)(X), 1e-12)
 
 
+def test_an_element_write_into_a_vector_records_one_put():
+    """A loop of y[i] = v records, per write, the put (and v as one element): a vector needs no reshape to a flat
+    view and back."""
+    def f(x):
+        y = np.zeros_like(x)
+        for i in range(3):
+            y[i] = x[i] ** 2
+        return y
+
+    tape = jl.engines.get("reverse").vjp(f, X[0])[1].tape
+    assert [r.prim.name for r in tape.records[1:] if r.out.shape == (3,)] == ["put"] * 3
+    assert_fd_close(jl.jacrev(f)(X[0]), central_differences(f, X[0]))
+
+
 def test_an_array_held_once_is_one_no_other_name_view_or_base_reaches():
     from jacobian_lab.primitives import sole
 
