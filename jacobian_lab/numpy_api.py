@@ -17,7 +17,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .inplace import add_at, array0, as_objects, assign, clone, contiguous, laid_out, ufunc_at
-from .primitives import is_traced, observe, primal
+from .primitives import is_traced, observe, primal, unmasked
 from .rules import elementwise as E
 from .rules import decompositions as D
 from .rules import linalg as L
@@ -56,7 +56,7 @@ def as_array(v):
         return v
     if isinstance(v, (list, tuple)) and _holds_traced(v):
         return stack([as_array(e) for e in v])
-    return np.asarray(v)
+    return np.asarray(unmasked(v, "a NumPy function"))  # np.asarray would drop a mask NumPy's function reads
 
 
 def _holds_traced(value) -> bool:

@@ -272,6 +272,8 @@ class Trace:
             matrices = [a for a in primals if is_sparse(a)]
             if matrices:
                 raise elementwise_error(prim.name, matrices[0]) from error
+            if any(_is_masked(a) for a in primals):  # np.ma's own wrapping failed (np.dot(x, M))
+                raise _masked_error(prim.name) from error
             raise
         return out if type(out) is np.ndarray else plain_result(prim, out)
 
@@ -285,16 +287,34 @@ def frozen(value):
 
 def plain_result(prim: Primitive, out):
     """`out`, unless a constant operand made it a masked array or an np.matrix: NumPy's value then follows the
-    mask (or the matrix's 2-D rules) where the derivative rules, which read the data, would not."""
-    if "numpy.ma" in sys.modules and isinstance(out, np.ma.MaskedArray):
-        raise TypeError(
-            f"{prim.name} met a masked array (np.ma) among its constants: traced arrays carry no mask, so the "
-            "derivative would not follow the mask the value follows. Fill it first (M.filled(0.0), or "
-            "np.where(M.mask, 0.0, x * M.data) to keep the masked places out)")
+    mask (or the matrix's 2-D rules) where the derivative rules, which read the data, would not. A mask that
+    masks nothing changes nothing: its data."""
+    out = unmasked(out, prim.name)
     if isinstance(out, np.matrix):
         raise TypeError(f"{prim.name} met an np.matrix among its constants, whose results are always 2-D: pass "
                         "np.asarray(M) and write matrix products with @")
     return out
+
+
+def unmasked(value, where: str):
+    """`value`, or the data of a masked array (np.ma) that masks nothing; one that masks an element is refused:
+    traced arrays carry no mask, so the derivative would not follow the mask NumPy's value follows. `where`
+    names the operation that met it."""
+    if not _is_masked(value):
+        return value
+    if not np.ma.getmaskarray(value).any():
+        return np.ma.getdata(value)
+    raise _masked_error(where)
+
+
+def _is_masked(value) -> bool:
+    return "numpy.ma" in sys.modules and isinstance(value, np.ma.MaskedArray)
+
+
+def _masked_error(where: str) -> TypeError:
+    return TypeError(f"{where} met a masked array (np.ma) among its constants: traced arrays carry no mask, so the "
+                     "derivative would not follow the mask the value follows. Fill it first (M.filled(0.0), or "
+                     "np.where(M.mask, 0.0, x * M.data) to keep the masked places out)")
 
 
 def sole(holder, slot: str) -> bool:

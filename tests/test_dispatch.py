@@ -2587,6 +2587,9 @@ SUBCLASS_CONSTANTS = {
     "masked, x on the left": (lambda x: np.mean(x * MASKED), r"multiply met a masked array.*M\.filled"),
     "masked, added": (lambda x: np.sum(x + MASKED), "add met a masked array"),
     "matrix product": (lambda x: np.matrix(X) @ x[0], r"matmul met an np\.matrix.*np\.asarray\(M\)"),
+    "masked, in a NumPy function": (lambda x: np.kron(x, MASKED), "a NumPy function met a masked array"),
+    "masked weights": (lambda x: np.average(x, weights=MASKED), "a NumPy function met a masked array"),
+    "masked, np.ma's own failure": (lambda x: np.dot(x[0], MASKED[0]), "met a masked array"),
 }
 
 
@@ -2604,6 +2607,14 @@ def test_a_masked_constant_on_the_left_runs_numpys_masked_code_on_traced_values(
     """M * x goes to np.ma's own multiply, which masks a traced result: the derivative follows the mask."""
     f = lambda x: np.mean(MASKED * x)  # noqa: E731
     for mode in MODES:
+        assert_fd_close(run(f, mode), central_differences(f, X))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_masked_constant_that_masks_nothing_is_its_data(mode):
+    """np.ma.masked_invalid of clean data, np.ma.array(data): NumPy's value is the data's, and so is the derivative."""
+    for M in (np.ma.array(X), np.ma.masked_invalid(X)):
+        f = lambda x: np.sum(x * M) + np.kron(x, M).sum()  # noqa: E731
         assert_fd_close(run(f, mode), central_differences(f, X))
 
 
