@@ -251,7 +251,19 @@ def test_prod_slope_of_a_nan_or_infinite_element_is_the_product_of_the_others(x,
     """As JAX's grad: dividing the NaN or infinite product by that element gave NaN for its own slope too."""
     x = np.array(x)
     np.testing.assert_array_equal(jl.grad(np.prod)(x), expected)
-    np.testing.assert_array_equal(jl.jacobian(np.prod, x, mode="reverse"), expected)
+    for mode in ("forward", "reverse"):
+        np.testing.assert_array_equal(jl.jacobian(np.prod, x, mode=mode), expected)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_prod_along_an_axis_keeps_a_non_finite_slice_out_of_the_others(mode):
+    """A 0 seed times another slice's infinite weight was NaN: a structural zero, and in forward mode the finite
+    row's own slopes, became NaN."""
+    x = np.array([[np.inf, 2.0, 3.0], [1e200, 1e200, 1e-200]])
+    J = jl.jacobian(lambda v: np.prod(v, axis=1), x, mode=mode)
+    np.testing.assert_array_equal(J[1], [[0.0, 0.0, 0.0], [1.0, 1.0, np.inf]])
+    np.testing.assert_array_equal(J[0], [[6.0, np.inf, np.inf], [0.0, 0.0, 0.0]])
 
 
 @pytest.mark.parametrize("mode", ["forward", "reverse"])

@@ -51,12 +51,7 @@ def _reduction(name, impl, cost, weights=None, reads_values=False):
     def jvp(tangents, out, x, axis, keepdims=False):
         t = tangents[0]
         if weights is not None:
-            w = weights(out, x, axis)
-            if observe(_overflowed, primal(w), primal(x)):
-                # a weight (prod: of the others) past the float range, of finite elements: along a seed that
-                # leaves its element alone it adds nothing, where inf times the seed's 0 would add NaN
-                w = E.where(E.equal(t, 0.0), 0.0, w)
-            t = E.multiply(t, w)
+            t = _weighted(t, weights(out, x, axis))
         return reduce_tangent(t, axis, keepdims)
 
     def vjp(needs, out, x, axis, keepdims=False):
@@ -67,7 +62,7 @@ def _reduction(name, impl, cost, weights=None, reads_values=False):
 
         def pullback(g):
             g = spread(g, x_shape, axis)
-            return (g if w is None else E.multiply(g, w),)
+            return (g if w is None else _weighted(g, w),)
 
         return pullback
 
@@ -104,9 +99,18 @@ def _prod_weights(out, x, axis):
     return E.multiply(total, weights)
 
 
-def _overflowed(w, x) -> bool:
-    """Whether a weight is infinite though every element is finite: a product past the float range."""
-    return bool(np.isinf(w).any() and np.isfinite(x).all())
+def _weighted(t, w):
+    """t · w, a seed's derivative through the weights (prod: the products of the others). A weight that is not
+    finite (a product past the float range, or of a NaN or infinite element) adds nothing along a seed that
+    leaves its element alone, where its product with the seed's 0 would add NaN, to other slices' derivatives
+    too; both orders give each element's slope so, the product of the others."""
+    if observe(_not_finite, primal(w)):
+        w = E.where(E.equal(t, 0.0), 0.0, w)
+    return E.multiply(t, w)
+
+
+def _not_finite(w) -> bool:
+    return not bool(np.isfinite(w).all())
 
 
 def _many_zeros(zeros, axis) -> bool:
