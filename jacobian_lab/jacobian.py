@@ -9,7 +9,6 @@ forward by rows of its (n, m) transpose), returned as ``y.shape + x.shape``.
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections.abc import Iterator
 from functools import partial
@@ -93,8 +92,8 @@ def as_input(x, nested: bool = False) -> np.ndarray:
             fix = "pass its values in an array (np.fromiter(x, float) of a generator; a set has no order)"
         elif x.dtype.names is not None:  # a structured array: fields, which np.asarray(x, dtype=float) refuses
             fix = "pass its fields as a dict of arrays ({name: x[name] for name in x.dtype.names})"
-        elif x.dtype == object and x.ndim == 0 and not isinstance(given, numbers.Number):  # an object's arrays
-            fix = "pass the arrays it holds, in a tuple, list or dict"
+        elif any(isinstance(v, np.ndarray) for v in _held(given, x)):  # arrays np.asarray cannot make one of
+            fix = "pass the arrays it holds in a tuple, list or dict, a structure jacobian_lab differentiates"
         else:
             fix = "convert it with np.asarray(x, dtype=float) if its entries are numbers"
         raise TypeError(f"x must be a float array, got {_described(given, x)}; {fix}")
@@ -895,6 +894,13 @@ def _real(value, name) -> np.ndarray:
     if array.dtype.kind not in "fiu":
         raise TypeError(f"{name} must be a float array, got {_described(value, array)}")
     return array
+
+
+def _held(given, array: np.ndarray) -> list:
+    """What an x of no numbers holds: an object array's elements, or an object's attributes."""
+    if array.dtype != object:
+        return []
+    return list(vars(given).values()) if array.ndim == 0 and hasattr(given, "__dict__") else list(array.flat)
 
 
 def _described(value, array: np.ndarray) -> str:

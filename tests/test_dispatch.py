@@ -793,6 +793,14 @@ def test_a_numpy_function_whose_dispatcher_returns_an_object_array_runs_numpys_o
         run(lambda s: np.roots(np.array([1.0, -s[0] - s[1], s[0] * s[1]])).real, mode, x)
 
 
+def test_an_attribute_error_of_numpys_object_loop_without_traced_values_is_left_as_numpy_raised_it():
+    def f(x):
+        return x * np.angle(np.array([1, 2], dtype=object)).sum()  # plain objects: NumPy's own error
+
+    with pytest.raises(AttributeError, match="^'int' object has no attribute 'arctan2'$"):
+        run(f, "reverse")
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("check, error", [
     (lambda x: np.testing.assert_allclose(x, X), TypeError),  # its isnan of an object array

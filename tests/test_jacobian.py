@@ -7,6 +7,7 @@ plain function, or a Jacobian written out by hand) to 1e-6.
 """
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -832,7 +833,8 @@ def test_derivatives_at_a_0d_x_are_0d_arrays_from_every_function_and_jit():
     (np.array(["a"]), "dtype <U1", r"np\.asarray\(x, dtype=float\)"),
     (None, "NoneType", "the point to differentiate at"),
     (np.zeros(2, dtype=[("a", "f8")]), r"dtype \[\('a', '<f8'\)\]", r"its fields as a dict of arrays"),
-    (type("Params", (), {"w": np.ones(2)})(), "Params", "the arrays it holds, in a tuple, list or dict"),
+    (types.SimpleNamespace(w=np.ones(2), b=np.zeros(1)), "SimpleNamespace", "the arrays it holds in a tuple"),
+    (np.array([np.ones(2), np.ones(3)], dtype=object), "dtype object", "the arrays it holds in a tuple"),
 ])
 def test_an_x_of_no_numbers_is_named_by_its_type_or_dtype(x, given, fix):
     with pytest.raises(TypeError, match=rf"^x must be a float array, got {given}; .*{fix}"):

@@ -145,10 +145,10 @@ def _reworded(error, trace) -> Exception | None:
             return AssertionError(f"{error}\n({why})") if shown else None
         return TypeError(f"{error} ({why})")
     if (isinstance(error, AttributeError) and isinstance(getattr(np, error.name or "", None), np.ufunc)
-            and _raised_in_numpy(error)):
+            and _traced_objects_met(error)):
         # NumPy's object loop calls each element's method of the ufunc's name (np.angle's arctan2 of a 0)
-        return TypeError(f"{error} (NumPy's object loop for np.{error.name} calls that method of each element; "
-                         f"if an operand is an array of traced values): a NumPy function cannot compute on {_OBJECTS}")
+        return TypeError(f"{error} (NumPy's object loop for np.{error.name} calls that method of each element): "
+                         f"a NumPy function cannot compute on {_OBJECTS}")
     if isinstance(error, TypeError) and any(text in str(error) for text in _OBJECT_LOOPS):
         unsure = "" if "dtype('O')" in str(error) else " (if an operand is an array of traced values)"
         return TypeError(f"{error}{unsure}: a NumPy function (or a scipy.special ufunc) cannot compute on {_OBJECTS}")
@@ -165,12 +165,18 @@ def _testing_function(error) -> str | None:
     return None
 
 
-def _raised_in_numpy(error) -> bool:
-    """Whether the innermost Python code `error` passed through is NumPy's (a ufunc's loop runs below it)."""
+def _traced_objects_met(error) -> bool:
+    """Whether NumPy's code that `error` passed through held an object array of traced values (np.angle's z)."""
     tb = error.__traceback__
-    while tb.tb_next is not None:
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_globals.get("__name__", "").startswith("numpy."):
+            for value in frame.f_locals.values():
+                if type(value) is np.ndarray and value.dtype.hasobject and any(
+                        isinstance(v, Tracer) for v in value.flat):
+                    return True
         tb = tb.tb_next
-    return tb.tb_frame.f_globals.get("__name__", "").startswith("numpy.")
+    return False
 
 
 def _about_a_tracer(error, text: str) -> bool:
