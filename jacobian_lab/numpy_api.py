@@ -257,6 +257,23 @@ def _log_sum_exp(a, axis, keepdims, base2: bool = False):
     return out if keepdims else reshape(out, dropped)
 
 
+#: Operands' values where a ufunc's where= mask is False, which NumPy never evaluates: in every domain of these
+#: ufuncs, with finite slopes (1/x, log, sqrt, arcsin, arctanh, power: 0.5), arccosh's from 1 up too.
+UNEVALUATED = 0.5
+_UNEVALUATED = {np.arccosh: 2.0}
+
+
+def _unevaluated(ufunc, operand, where):
+    """`operand`, an array, with a value in `ufunc`'s domain where `where` is False. NumPy computes nothing there,
+    but a derivative computed everywhere and then selected would reach those elements with a seed's 0 and
+    multiply it by the slope there, NaN or infinite (np.divide(a, b, out=o, where=b != 0) at b = 0)."""
+    kind = np.result_type(primal(operand)).kind
+    if np.ndim(operand) == 0 and not is_traced(operand) or kind not in "iuf":
+        return operand  # a plain number, the same everywhere; booleans, which no slope reads
+    fill = _UNEVALUATED.get(ufunc, UNEVALUATED) if kind == "f" else 1  # integers keep their dtype
+    return E.where(where, operand, np.asarray(fill, dtype=np.result_type(primal(operand))))
+
+
 def _into_out(ufunc, method, inputs, kwargs):
     """A ufunc with ``out=``: into traced arrays, the results assigned to them (as NumPy writes them);
     into a plain array, refused with the fix, since the traced result would lose its derivative."""
@@ -267,6 +284,8 @@ def _into_out(ufunc, method, inputs, kwargs):
         # a call's where=mask leaves out's own values where it is False (np.divide(a, b, out=o, where=b != 0))
         where = kwargs.get("where", True) if method == "__call__" else True
         rest = {k: v for k, v in kwargs.items() if k != "out" and not (k == "where" and method == "__call__")}
+        if where is not True:
+            inputs = tuple(_unevaluated(ufunc, a, where) for a in inputs)
         results = apply_ufunc(ufunc, method, inputs, rest)
         for o, result in zip(outs, results if type(results) is tuple else (results,)):
             if method != "__call__" and np.shape(result) != np.shape(o):  # a call broadcasts into out

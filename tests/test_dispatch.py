@@ -1907,6 +1907,31 @@ def test_ufunc_out_and_where_as_numpy_writes_them(mode):
     assert traced_value(lambda x: np.multiply.outer(x, 0.1), x32).dtype == np.multiply.outer(x32, 0.1).dtype
 
 
+AWAY = np.array([[-0.5, -1.5, 0.5], [1.5, 0.25, -0.75]])  # no element on a mask's edge, where differences straddle it
+WHERE_GUARDED = {  # NumPy evaluates nothing where the mask is False: the elements a rule's slope is infinite at
+    "safe division": (lambda x: np.divide(np.sin(x), x, out=np.ones_like(x), where=x != 0), AWAY * [[0], [1]]),
+    "reciprocal of a plain operand": (lambda x: x * np.divide(1.0, AWAY + 0.5, out=np.zeros_like(x),
+                                                              where=AWAY != -0.5), AWAY),
+    "sqrt": (lambda x: np.sqrt(x, out=np.zeros_like(x), where=x > 0), AWAY),
+    "log": (lambda x: np.log(x, out=np.zeros_like(x), where=x > 0), AWAY),
+    "arcsin": (lambda x: np.arcsin(x, out=np.zeros_like(x), where=np.abs(x) < 1), AWAY),
+    "arccosh": (lambda x: np.arccosh(x + 1.0, out=np.zeros_like(x), where=x > 0), AWAY),
+    "power": (lambda x: np.power(x, 1.5, out=np.zeros_like(x), where=x > 0), AWAY),
+}
+
+
+@pytest.mark.filterwarnings("error")  # NumPy's f warns of nothing: neither may its derivative
+@pytest.mark.parametrize("mode", MODES + ["auto", "jit", "hessian"])
+@pytest.mark.parametrize("f, x", WHERE_GUARDED.values(), ids=WHERE_GUARDED)
+def test_a_ufuncs_where_mask_keeps_its_unevaluated_elements_out_of_the_derivative(f, x, mode):
+    """The rule ran at every element and a select kept the mask's: a reverse sweep's 0 reached the slopes at the
+    masked-out elements (1/0, log of a negative) as 0 · inf or 0 · NaN = NaN, in whole columns."""
+    if mode == "hessian":
+        assert np.isfinite(jl.hessian(lambda v: np.sum(f(v) ** 2))(x)).all()
+    else:
+        assert_fd_close(run(f, mode, x), central_differences(f, x))
+
+
 def _functions_written_into_out(x):
     y = x * 2.0
     np.clip(y, -1.0, 1.0, out=y)  # in place, as NumPy code keeps a buffer
