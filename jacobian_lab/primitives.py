@@ -322,9 +322,16 @@ def sole(holder, slot: str) -> bool:
     no other name, tracer, tape or view holds it, nor the memory it views (its `base`, then held by it alone).
     Writing into it changes nothing anyone else sees. A reference count says so, as NumPy's own reuse of
     temporaries does; the count for an array held once is measured (`_HELD_ONCE`), not assumed."""
-    if _references(holder, slot) != _HELD_ONCE:
-        return False
-    array = getattr(holder, slot)
+    return _references(holder, slot) == _HELD_ONCE and _alone(getattr(holder, slot))
+
+
+def sole_item(items: list, i: int, also: int = 0) -> bool:
+    """`sole` for the array in a list's slot i, which `also` other references the caller knows of hold too."""
+    return _item_references(items, i) == _ITEM_ONCE + also and _alone(items[i])
+
+
+def _alone(array) -> bool:
+    """Whether `array` is a writeable array whose memory no other array views."""
     if type(array) is not np.ndarray or not array.flags.writeable:
         return False
     if array.base is None:
@@ -336,6 +343,10 @@ def _references(holder, slot: str) -> int:
     return sys.getrefcount(getattr(holder, slot))
 
 
+def _item_references(items: list, i: int) -> int:
+    return sys.getrefcount(items[i])
+
+
 class _Held:
     __slots__ = ("array",)
 
@@ -344,7 +355,9 @@ class _Held:
 
 
 # A free-threaded CPython counts references per thread, approximately: never write in place there
-_HELD_ONCE = -1 if sysconfig.get_config_var("Py_GIL_DISABLED") else _references(_Held(np.empty(1)), "array")
+_FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+_HELD_ONCE = -1 if _FREE_THREADED else _references(_Held(np.empty(1)), "array")
+_ITEM_ONCE = -1 if _FREE_THREADED else _item_references([np.empty(1)], 0)
 
 
 def _escaped(prim, args, params):

@@ -1186,7 +1186,7 @@ IN_PLACE = [("through a view", _through_a_view), ("copies and views by method", 
             ("memory order decides views", _memory_order_decides_views)]
 
 
-@pytest.mark.parametrize("mode", MODES + ["jit"])
+@pytest.mark.parametrize("mode", MODES + ["auto", "jit"])  # auto: forward passes replay the tape, writes in place
 @pytest.mark.parametrize("f", [pytest.param(f, id=n) for n, f in IN_PLACE])
 def test_in_place_operators_have_numpys_semantics(f, mode):
     # The reference runs f on plain arrays: NumPy's own in-place semantics, aliases included.
@@ -1230,6 +1230,34 @@ def test_forward_mode_writes_elements_into_the_arrays_only_the_written_array_hol
     assert same == [True, False, False]
     assert_fd_close(J, central_differences(f, X))
     assert_close(J, jl.jacrev(f)(X), 1e-12)
+
+
+def test_auto_modes_forward_replay_writes_into_a_tangent_only_the_replay_holds(monkeypatch):
+    """Auto mode builds a forward Jacobian by replaying its tape: a loop of y[i] = v copied y's k-seed tangent at
+    each write. A write now goes into it where it dies there and nothing else holds it; where a copy or a view
+    of y lives on, its tangent is left as it was."""
+    from jacobian_lab.engines import reverse
+
+    kept = []
+    written = reverse._written_in_place
+    monkeypatch.setattr(reverse, "_written_in_place", lambda *a: kept.append(written(*a)) or kept[-1])
+
+    def f(x):
+        y = np.sin(x)
+        for i in range(3):
+            y[i] = x[i + 1] ** 2
+        z = y.copy()
+        y[3] = 2.0 * x[0]  # z holds y's tangent as it was
+        v = y[:2]
+        y[0] = x[2]  # v sees the write
+        return np.concatenate([y, z, v, y * z])
+
+    x = np.linspace(0.2, 1.2, 5)
+    assert jl.predict(f, x).mode() == "forward"
+    J = jl.jacobian(f, x)
+    assert kept[:3] == [True] * 3 and False in kept[3:]
+    assert_fd_close(J, central_differences(f, x))
+    assert_close(J, jl.jacrev(f)(x), 1e-12)
 
 
 def test_an_element_write_into_a_vector_records_one_put():

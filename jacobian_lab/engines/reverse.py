@@ -16,7 +16,7 @@ from numpy import ndarray  # for the hot paths' type tests: CPython 3.11 caches 
 from ..accounting import COTANGENT, TANGENT, Cost, Counter, active_counter, in_phase
 from ..memory import TangentBudget
 from ..observables import Observable
-from ..primitives import Trace, apply, derivative_raised, frozen, given
+from ..primitives import Trace, apply, derivative_raised, frozen, given, sole_item
 from ..rules.elementwise import add
 from ..rules.shape import getitem, put, take, written
 from ..snapshots import kept_params, root, same_bytes, snapshot
@@ -165,9 +165,12 @@ class Tape:
         """
         last_use = self.last_use()
         tangents = [t] + [None] * (len(self.records) - 1)
+        writes = active_counter() is None  # a count or a recording sees each put as one
         for i, record in enumerate(self.records[1:], 1):
             ts = [None if p is None else tangents[p] for p in record.parents]
-            if any(v is not None for v in ts):  # else a constant in forward mode: no JVP runs
+            if writes and record.prim is put and _written_in_place(tangents, ts, record, i, last_use, output):
+                tangents[i] = ts[0]
+            elif any(v is not None for v in ts):  # else a constant in forward mode: no JVP runs
                 try:
                     tangents[i] = tangent = record.prim.jvp(ts, record.out, *record.args, **record.params)
                 except (FloatingPointError, RuntimeWarning) as error:  # np.errstate(all="raise") around the pass
@@ -227,6 +230,19 @@ class Tape:
         x = self.records[0].out
         return (x.shape, x.dtype.char, output, tuple(self.unrecorded),
                 tuple([_record_key(r) for r in self.records[1:]]))
+
+
+def _written_in_place(tangents: list, ts: list, record, i: int, last_use: list, output) -> bool:
+    """Whether a replayed `put` (``y[i] = v``) wrote v's tangent into the tangent of the array it writes, in
+    place: where that tangent dies here and nothing but the replay's lists holds it (`sole_item`), as forward
+    mode writes (`ForwardTrace.wrote`). Each write of a loop then costs its own elements, not a copy of the
+    k-seed tangent."""
+    a = record.parents[0]
+    if a is None or ts[0] is None or last_use[a] != i or a == output or not sole_item(tangents, a, also=1):
+        return False
+    params = record.params
+    ts[0][..., params["indices"]] = 0.0 if ts[1] is None else ts[1][..., params["picks"]]
+    return True
 
 
 _PLAIN_SUMS = (type(None), ndarray)  # cotangents reads and writes change in place: none yet, or a plain array
