@@ -17,7 +17,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .inplace import add_at, array0, as_objects, assign, clone, contiguous, laid_out, ufunc_at
-from .primitives import is_traced, observe, primal, unmasked
+from .primitives import frozen, is_traced, observe, primal, unmasked
 from .rules import elementwise as E
 from .rules import decompositions as D
 from .rules import linalg as L
@@ -224,12 +224,32 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
             raise ValueError("accumulate does not allow multiple axes")
         running = cumsum if ufunc is np.add else cumprod
         return running(_accumulated_in(name, inputs[0], kwargs.get("dtype")), kwargs.get("axis", 0))
+    if method == "reduceat" and ufunc is np.add:  # segment sums
+        name = "add.reduceat"
+        _reject_all(name, {k: v for k, v in kwargs.items() if k not in ("axis", "dtype")})
+        indices = inputs[1] if len(inputs) > 1 else kwargs.get("indices")
+        return _segment_sums(_accumulated_in(name, inputs[0], kwargs.get("dtype")), indices, kwargs.get("axis", 0))
     if ufunc.__name__.endswith(" (vectorized)"):  # np.frompyfunc's: NumPy's object loop, which a tracer cannot enter
         raise NotImplementedError(
             f"np.frompyfunc of the Python function {ufunc.__name__[:-len(' (vectorized)')]} cannot run on traced "
             "arrays; np.vectorize of the same function can (it calls it on traced scalars, for arrays of up to 256 "
             "elements), or write it with NumPy operations")
     raise unsupported(qualified(ufunc.__name__) + ("" if method == "__call__" else f".{method}"))
+
+
+def _segment_sums(a, indices, axis):
+    """``np.add.reduceat(a, indices, axis)``: along `axis`, the sum of a[indices[i]:indices[i + 1]] (to the end
+    for the last), or a[indices[i]] alone where the next index is not larger, as NumPy defines it. A gather of
+    the segments' elements and a scatter-add of them, one add per element after a segment's first: NumPy's."""
+    indices = np.asarray(observe(np.asarray, indices) if is_traced(indices) else indices)
+    n = np.shape(a)[normalize_axis(axis, np.ndim(a))[0]] if np.ndim(a) else 0
+    np.add.reduceat(np.zeros(n), indices)  # NumPy's own errors: bounds, dtype, shape of the indices
+    ends = np.append(indices[1:], n)
+    spans = [np.arange(start, end) if start < end else np.array([start]) for start, end in zip(indices, ends)]
+    picks = np.concatenate(spans) if spans else np.zeros(0, np.intp)
+    segments = np.repeat(np.arange(len(spans)), [len(span) for span in spans])
+    axis = normalize_axis(axis, np.ndim(a))[0]
+    return S.scatter_add(S.take(a, frozen(picks), axis=axis), frozen(segments), axis, len(spans))
 
 
 def _in_loop_dtype(ufunc, inputs, dtype):

@@ -46,7 +46,7 @@ UNSUPPORTED = [
     ("numpy.fft.fft", lambda x: np.fft.fft(x, axis=1)),
     ("numpy.histogram_bin_edges", lambda x: np.histogram_bin_edges(x[0], bins=3)),
     ("numpy.ldexp", lambda x: np.ldexp(x, 2)),
-    ("numpy.add.reduceat", lambda x: np.add.reduceat(x, [0, 1], axis=1)),
+    ("numpy.multiply.reduceat", lambda x: np.multiply.reduceat(x, [0, 1], axis=1)),
     ("numpy.logaddexp.accumulate", lambda x: np.logaddexp.accumulate(x, axis=1)),
     ("numpy.fft.ifft", lambda x: np.fft.ifft(x, axis=1)),
 ]
@@ -2026,6 +2026,26 @@ def test_out_argument_refused_everywhere(f, mode, request):
 def test_writing_a_traced_value_into_a_plain_array_is_refused(f, mode):
     with pytest.raises(TypeError, match=r"numpy.copyto writes into an array in place.*np.broadcast_to"):
         run(f, mode)
+
+
+@pytest.mark.parametrize("mode", MODES + ["auto", "jit"])
+@pytest.mark.parametrize("indices, axis", [([0, 2], 1), ([0, 0, 1], 0), ([2, 0, 1], 1), ([1], -1)],
+                         ids=["segments", "a repeated start", "decreasing", "one to the end"])
+def test_add_reduceat_sums_segments_as_numpy_does(indices, axis, mode):
+    """Along the axis, the sum from each index to the next, or the element alone where the next is not larger."""
+    f = lambda x: np.add.reduceat(np.sin(x), indices, axis=axis)  # noqa: E731
+    np.testing.assert_array_equal(traced_value(f, X), f(X))
+    assert_fd_close(run(f, mode), central_differences(f, X))
+    ends = np.append(indices[1:], X.shape[axis])
+    adds = sum(max(end - start, 1) - 1 for start, end in zip(indices, ends)) * X.shape[1 - axis % 2]
+    assert jl.count_flops(f, X) == jl.Cost(adds, X.size)  # NumPy's adds, after sin's transcendentals
+
+
+def test_add_reduceat_refuses_what_numpy_refuses():
+    with pytest.raises(IndexError, match=r"index 5 out-of-bounds in add.reduceat \[0, 3\)"):
+        jl.jacobian(lambda x: np.add.reduceat(x[0], [0, 5]), X)
+    with pytest.raises(NotImplementedError, match="an integer result has no derivative"):
+        jl.jacobian(lambda x: np.add.reduceat(x[0], [0, 2], dtype=np.int64), X)
 
 
 # --- arguments that would change the value if dropped ------------------------------------------
