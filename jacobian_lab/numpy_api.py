@@ -356,10 +356,22 @@ def in_dtype(name, result, dtype):
     return E.as_float_dtype(result, dtype)
 
 
+#: What to write in place of a NumPy function without a rule, by its name or its module's.
+_REWRITES = {
+    "numpy.fft": " (a DFT of a real x is two matrix products: with k = n = np.arange(N), C = np.cos(2 * np.pi * "
+                 "np.outer(k, n) / N) and S = np.sin(...), its real part C @ x and its imaginary part -S @ x)",
+    "numpy.linalg.eig": " (np.linalg.eigh for a symmetric matrix; a general one's eigenvalues may be complex, which "
+                        "jacobian_lab does not differentiate)",
+    "numpy.linalg.eigvals": " (np.linalg.eigvalsh for a symmetric matrix; a general one's eigenvalues may be "
+                            "complex, which jacobian_lab does not differentiate)",
+}
+
+
 def unsupported(name: str) -> NotImplementedError:
+    rewrite = _REWRITES.get(name, _REWRITES.get(name.rsplit(".", 1)[0], ""))
     return NotImplementedError(
         f"{name} has no derivative rule in jacobian_lab, so it cannot run on traced arrays. "
-        "Rewrite it with supported NumPy operations, or add a primitive "
+        f"Rewrite it with supported NumPy operations{rewrite}, or add a primitive "
         "(see docs/architecture.md, 'Adding a primitive')."
     )
 

@@ -118,6 +118,11 @@ _RECIPES = {
     "scipy.ndimage.map_coordinates": " (linear interpolation: i = np.floor(r).astype(int), then (1 - (r - i)) * "
                                      "x[i] + (r - i) * x[i + 1], per axis)",
     "scipy.linalg.expm": " (for a symmetric A, w, V = np.linalg.eigh(A) and V @ np.diag(np.exp(w)) @ V.T)",
+    "scipy.linalg.eigh": " (np.linalg.eigh)", "scipy.linalg.eigvalsh": " (np.linalg.eigvalsh)",
+    "scipy.linalg.svd": " (np.linalg.svd)", "scipy.linalg.qr": " (np.linalg.qr)", "scipy.linalg.pinv": " (np.linalg.pinv)",
+    "scipy.linalg.lstsq": " (np.linalg.lstsq)", "scipy.linalg.norm": " (np.linalg.norm)",
+    "scipy.special.multigammaln": " (multigammaln(a, d) = d (d - 1) / 4 log(pi) + sum over j < d of "
+                                  "scipy.special.gammaln(a - j / 2), which differentiates)",
     "scipy.linalg.lu_factor": " (np.linalg.solve(A, b), which factorizes A)",
     "scipy.linalg.lu_solve": " (np.linalg.solve(A, b), which factorizes A)",
     "scipy.sparse": " (a matrix of traced values: M = np.zeros_like(x, shape=(m, n)), then np.add.at(M, (rows, "

@@ -289,6 +289,25 @@ def test_scipy_stats_refusal_names_the_distributions():
         jl.grad(lambda mu: np.sum(scipy.stats.norm.logpdf(X, mu)))(np.array(0.0))
 
 
+@pytest.mark.parametrize("call, rewrite", [
+    (lambda a: scipy.linalg.eigh(np.outer(a, a) + np.eye(3))[0], r"\(np\.linalg\.eigh\)"),
+    (lambda a: scipy.linalg.svd(np.outer(a, a)), r"\(np\.linalg\.svd\)"),
+    (lambda a: sc.multigammaln(a[0] + 3.0, 2), r"sum over j < d of scipy\.special\.gammaln\(a - j / 2\)"),
+], ids=["eigh", "svd", "multigammaln"])
+def test_a_scipy_function_without_a_rule_names_the_numpy_one_or_formula_to_write(call, rewrite):
+    with pytest.raises(jl.TracerConversionError, match=rewrite):
+        jl.jacobian(call, np.array([0.3, -1.2, 0.5]))
+
+
+@pytest.mark.parametrize("call, rewrite", [
+    (lambda a: np.abs(np.fft.rfft(a)), r"C @ x and its imaginary part -S @ x"),
+    (lambda a: np.linalg.eigvals(np.outer(a, a)), r"np\.linalg\.eigvalsh for a symmetric matrix"),
+], ids=["fft", "eigvals"])
+def test_a_numpy_function_without_a_rule_names_a_rewrite(call, rewrite):
+    with pytest.raises(NotImplementedError, match=rewrite):
+        jl.jacobian(call, np.array([0.3, -1.2, 0.5]))
+
+
 # --- linalg --------------------------------------------------------------------------------------------------
 M = np.array([[4.0, 1.0, 0.5], [0.3, 3.0, -0.7], [1.1, -0.4, 2.5]])
 SPD = M @ M.T + np.eye(3)
