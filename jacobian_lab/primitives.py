@@ -275,7 +275,7 @@ class Trace:
             if any(_is_masked(a) for a in primals):  # np.ma's own wrapping failed (np.dot(x, M))
                 raise _masked_error(prim.name) from error
             raise
-        return out if type(out) is np.ndarray else plain_result(prim, out)
+        return out if type(out) in _PLAIN_RESULTS else plain_result(prim, out)
 
 
 def frozen(value):
@@ -283,6 +283,10 @@ def frozen(value):
     if type(value) is np.ndarray:
         value.flags.writeable = False
     return value
+
+
+#: The types of most results, which no subclass check needs to look at: arrays and NumPy's scalars.
+_PLAIN_RESULTS = frozenset([np.ndarray, np.float64, np.float32, np.bool_, np.int64, np.intp, np.longdouble])
 
 
 def plain_result(prim: Primitive, out):
