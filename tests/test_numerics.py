@@ -306,6 +306,19 @@ def test_prod_and_cumprod_hessians_are_exact_at_a_small_element(name, small, mod
     np.testing.assert_allclose(jl.hessian(f, mode=mode)(x), exact, rtol=1e-14, atol=1e-15 * np.abs(exact).max())
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in square:RuntimeWarning")  # f's own v ** 2 at 1e300
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", PRODUCTS)
+@pytest.mark.parametrize("x", [[0.0, 1e-160, 3.0, 0.9], [0.0, 1e-300, 1e300, 0.5], [1e-160, 0.0, 1.3, 2.7]])
+def test_prod_and_cumprod_hessians_are_exact_at_a_zero_beside_a_small_element(name, x, mode):
+    """With a zero, a Hessian differentiated 1 / x_j, whose slope -1 / x_j² is infinite for x_j below 1e-154:
+    NaN rows where the exact entries are the products of the others."""
+    f, second = PRODUCTS[name]
+    x = np.array(x)
+    exact = np.array([[float(second(x, i, j)) for j in range(4)] for i in range(4)])
+    np.testing.assert_allclose(jl.hessian(f, mode=mode)(x), exact, rtol=1e-14, atol=1e-15 * np.abs(exact).max())
+
+
 def _sqrt_or_else(x):
     """f that asks NumPy to raise, and takes another branch where its own arithmetic fails."""
     with np.errstate(all="raise"):

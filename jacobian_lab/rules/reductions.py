@@ -90,9 +90,10 @@ def _prod_weights(out, x, axis):
         if is_traced(x) and observe(_spread, primal(x), axis):
             return _exclusive_products(x, axis)
         return E.divide(total, x)
-    if is_traced(x) and observe(_many_zeros, primal(zeros), axis):
+    if is_traced(x) and (observe(_many_zeros, primal(zeros), axis) or observe(_spread, primal(x_safe), axis)):
         # a derivative of the weights' own derivatives (prod's third) reads products of 3 or more zeros,
-        # which `_zero_terms` leaves out; the products of the others hold each exactly, to any order
+        # which `_zero_terms` leaves out, and its 1 / x_j has the slope -1 / x_j², which underflows for a small
+        # x_j beside the zero (NaN at [0, 1e-160, 3]); the products of the others hold each exactly, to any order
         return _exclusive_products(x, axis)
     terms = _zero_terms(zeros, x, x_safe, lambda v: sum(v, axis=axis, keepdims=True))
     weights = E.add(E.add(E.multiply(*terms[0]), E.multiply(*terms[1])), E.multiply(*terms[2]))
