@@ -9,6 +9,7 @@ forward by rows of its (n, m) transpose), returned as ``y.shape + x.shape``.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Iterator
 from functools import partial
@@ -94,6 +95,8 @@ def as_input(x, nested: bool = False) -> np.ndarray:
             fix = "pass its fields as a dict of arrays ({name: x[name] for name in x.dtype.names})"
         elif any(isinstance(v, np.ndarray) for v in _held(given, x)):  # arrays np.asarray cannot make one of
             fix = "pass the arrays it holds in a tuple, list or dict, a structure jacobian_lab differentiates"
+        elif x.dtype == object and not x.ndim and not isinstance(given, (np.ndarray, numbers.Number)):
+            fix = "pass the numbers it holds in an array (np.array([...])), or its arrays in a tuple, list or dict"
         else:
             fix = "convert it with np.asarray(x, dtype=float) if its entries are numbers"
         raise TypeError(f"x must be a float array, got {_described(given, x)}; {fix}")
@@ -900,13 +903,16 @@ def _held(given, array: np.ndarray) -> list:
     """What an x of no numbers holds: an object array's elements, or an object's attributes."""
     if array.dtype != object:
         return []
-    return list(vars(given).values()) if array.ndim == 0 and hasattr(given, "__dict__") else list(array.flat)
+    if array.ndim:
+        return list(array.flat)
+    slots = [name for cls in type(given).__mro__ for name in cls.__dict__.get("__slots__", ())]
+    return list(getattr(given, "__dict__", {}).values()) + [getattr(given, name, None) for name in slots]
 
 
 def _described(value, array: np.ndarray) -> str:
     """What was given in place of a float array: its dtype, or for what NumPy wraps whole in a 0-d
     object array (None, a set, a generator, a Fraction) its type."""
-    if array.dtype == object and array.ndim == 0:
+    if array.dtype == object and array.ndim == 0 and not isinstance(value, np.ndarray):
         return "None" if value is None else type(value).__name__
     return f"dtype {array.dtype}"
 

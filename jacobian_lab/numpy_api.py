@@ -226,7 +226,7 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
         return running(_accumulated_in(name, inputs[0], kwargs.get("dtype")), kwargs.get("axis", 0))
     if method == "reduceat" and ufunc is np.add:  # segment sums
         name = "add.reduceat"
-        _reject_all(name, {k: v for k, v in kwargs.items() if k not in ("axis", "dtype")})
+        _reject_all(name, {k: v for k, v in kwargs.items() if k not in ("indices", "axis", "dtype")})
         indices = inputs[1] if len(inputs) > 1 else kwargs.get("indices")
         return _segment_sums(_accumulated_in(name, inputs[0], kwargs.get("dtype")), indices, kwargs.get("axis", 0))
     if ufunc.__name__.endswith(" (vectorized)"):  # np.frompyfunc's: NumPy's object loop, which a tracer cannot enter
@@ -240,10 +240,14 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
 def _segment_sums(a, indices, axis):
     """``np.add.reduceat(a, indices, axis)``: along `axis`, the sum of a[indices[i]:indices[i + 1]] (to the end
     for the last), or a[indices[i]] alone where the next index is not larger, as NumPy defines it. A gather of
-    the segments' elements and a scatter-add of them, one add per element after a segment's first: NumPy's."""
-    indices = np.asarray(observe(np.asarray, indices) if is_traced(indices) else indices)
-    n = np.shape(a)[normalize_axis(axis, np.ndim(a))[0]] if np.ndim(a) else 0
+    the segments' elements and a scatter-add of them, one add per element after a segment's first: NumPy's
+    count; its values to rounding (NumPy adds a segment's elements after the first pairwise)."""
+    indices = observe(np.asarray, indices) if is_traced(indices) else indices
+    if not np.ndim(a):
+        raise TypeError("cannot reduceat on a scalar")
+    n = np.shape(a)[normalize_axis(axis, np.ndim(a))[0]]
     np.add.reduceat(np.zeros(n), indices)  # NumPy's own errors: bounds, dtype, shape of the indices
+    indices = np.asarray(indices).astype(np.intp)  # as NumPy reads them: [0.0, 2.0] too
     ends = np.append(indices[1:], n)
     spans = [np.arange(start, end) if start < end else np.array([start]) for start, end in zip(indices, ends)]
     picks = np.concatenate(spans) if spans else np.zeros(0, np.intp)
@@ -278,18 +282,20 @@ def _log_sum_exp(a, axis, keepdims, base2: bool = False):
 
 
 #: Operands' values where a ufunc's where= mask is False, which NumPy never evaluates: in every domain of these
-#: ufuncs, with finite slopes (1/x, log, sqrt, arcsin, arctanh, power: 0.5), arccosh's from 1 up too.
+#: ufuncs, with finite slopes (1/x, log, sqrt, arcsin, arctanh: 0.5), arccosh's from 1 up too, and a power's of
+#: any base, a negative one too (1).
 UNEVALUATED = 0.5
-_UNEVALUATED = {np.arccosh: 2.0}
+_UNEVALUATED = {np.arccosh: 2.0, np.power: 1.0, np.float_power: 1.0}
 
 
 def _unevaluated(ufunc, operand, where):
-    """`operand`, an array, with a value in `ufunc`'s domain where `where` is False. NumPy computes nothing there,
-    but a derivative computed everywhere and then selected would reach those elements with a seed's 0 and
-    multiply it by the slope there, NaN or infinite (np.divide(a, b, out=o, where=b != 0) at b = 0)."""
+    """`operand`, an array or a number, with a value in `ufunc`'s domain where `where` is False. NumPy computes
+    nothing there, but a derivative computed everywhere and then selected would reach those elements with a
+    seed's 0 and multiply it by the slope there, NaN or infinite (np.divide(a, b, out=o, where=b != 0) at b = 0,
+    the slope in p of (-2) ** p)."""
     kind = np.result_type(primal(operand)).kind
-    if np.ndim(operand) == 0 and not is_traced(operand) or kind not in "iuf":
-        return operand  # a plain number, the same everywhere; booleans, which no slope reads
+    if kind not in "iuf":
+        return operand  # booleans, which no slope reads
     fill = _UNEVALUATED.get(ufunc, UNEVALUATED) if kind == "f" else 1  # integers keep their dtype
     return E.where(where, operand, np.asarray(fill, dtype=np.result_type(primal(operand))))
 
@@ -305,6 +311,9 @@ def _into_out(ufunc, method, inputs, kwargs):
         where = kwargs.get("where", True) if method == "__call__" else True
         rest = {k: v for k, v in kwargs.items() if k != "out" and not (k == "where" and method == "__call__")}
         if where is not True:
+            if np.result_type(primal(where)) != bool:  # NumPy's refusal of an integer mask
+                raise TypeError(f"Cannot cast array data from {np.result_type(primal(where))!r} to dtype('bool') "
+                                "according to the rule 'safe'")
             inputs = tuple(_unevaluated(ufunc, a, where) for a in inputs)
         results = apply_ufunc(ufunc, method, inputs, rest)
         for o, result in zip(outs, results if type(results) is tuple else (results,)):

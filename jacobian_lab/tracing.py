@@ -119,7 +119,8 @@ _RECIPES = {
                                      "x[i] + (r - i) * x[i + 1], per axis)",
     "scipy.linalg.expm": " (for a symmetric A, w, V = np.linalg.eigh(A) and V @ np.diag(np.exp(w)) @ V.T)",
     "scipy.linalg.eigh": " (np.linalg.eigh)", "scipy.linalg.eigvalsh": " (np.linalg.eigvalsh)",
-    "scipy.linalg.svd": " (np.linalg.svd)", "scipy.linalg.qr": " (np.linalg.qr)", "scipy.linalg.pinv": " (np.linalg.pinv)",
+    "scipy.linalg.svd": " (np.linalg.svd)", "scipy.linalg.qr": " (np.linalg.qr, whose default is SciPy's "
+                                                                "mode='economic')", "scipy.linalg.pinv": " (np.linalg.pinv)",
     "scipy.linalg.lstsq": " (np.linalg.lstsq)", "scipy.linalg.norm": " (np.linalg.norm)",
     "scipy.special.multigammaln": " (multigammaln(a, d) = d (d - 1) / 4 log(pi) + sum over j < d of "
                                   "scipy.special.gammaln(a - j / 2), which differentiates)",

@@ -793,6 +793,16 @@ def test_a_numpy_function_whose_dispatcher_returns_an_object_array_runs_numpys_o
         run(lambda s: np.roots(np.array([1.0, -s[0] - s[1], s[0] * s[1]])).real, mode, x)
 
 
+def test_an_np_testing_error_without_traced_values_is_left_as_numpy_raised_it():
+    def f(x):
+        np.testing.assert_allclose(np.array(["a"]), 1.0)  # NumPy's own TypeError, of plain values
+        return x
+
+    with pytest.raises(TypeError) as info:
+        run(f, "reverse")
+    assert "np.testing" not in str(info.value)
+
+
 def test_an_attribute_error_of_numpys_object_loop_without_traced_values_is_left_as_numpy_raised_it():
     def f(x):
         return x * np.angle(np.array([1, 2], dtype=object)).sum()  # plain objects: NumPy's own error
@@ -1945,6 +1955,7 @@ WHERE_GUARDED = {  # NumPy evaluates nothing where the mask is False: the elemen
     "arcsin": (lambda x: np.arcsin(x, out=np.zeros_like(x), where=np.abs(x) < 1), AWAY),
     "arccosh": (lambda x: np.arccosh(x + 1.0, out=np.zeros_like(x), where=x > 0), AWAY),
     "power": (lambda x: np.power(x, 1.5, out=np.zeros_like(x), where=x > 0), AWAY),
+    "power of a negative base": (lambda x: np.power(-2.0, x, out=np.zeros_like(x), where=x > 5.0), AWAY),
 }
 
 
@@ -1958,6 +1969,12 @@ def test_a_ufuncs_where_mask_keeps_its_unevaluated_elements_out_of_the_derivativ
         assert np.isfinite(jl.hessian(lambda v: np.sum(f(v) ** 2))(x)).all()
     else:
         assert_fd_close(run(f, mode, x), central_differences(f, x))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_ufuncs_integer_where_mask_is_refused_as_numpy_refuses_it(mode):
+    with pytest.raises(TypeError, match=r"Cannot cast array data from dtype\('int64'\) to dtype\('bool'\)"):
+        run(lambda x: np.add(x, 1.0, out=np.zeros_like(x), where=np.ones(X.shape, dtype=np.int64)), mode)
 
 
 def _functions_written_into_out(x):
@@ -2041,7 +2058,18 @@ def test_add_reduceat_sums_segments_as_numpy_does(indices, axis, mode):
     assert jl.count_flops(f, X) == jl.Cost(adds, X.size)  # NumPy's adds, after sin's transcendentals
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_add_reduceat_takes_every_form_of_indices_numpy_takes(mode):
+    x = np.linspace(0.1, 1.0, 9)
+    for f in (lambda v: np.add.reduceat(v, indices=[0, 3]), lambda v: np.add.reduceat(v, [0.0, 3.0]),
+              lambda v: np.add.reduceat(v, (1, 2, 8)), lambda v: np.add.reduceat(v, [])):
+        np.testing.assert_allclose(traced_value(f, x), f(x), rtol=1e-15)  # NumPy adds after the first pairwise
+        assert_fd_close(run(f, mode, x), central_differences(f, x))
+
+
 def test_add_reduceat_refuses_what_numpy_refuses():
+    with pytest.raises(TypeError, match="cannot reduceat on a scalar"):
+        jl.jacobian(lambda x: np.add.reduceat(x[0, 0], [0]), X)
     with pytest.raises(IndexError, match=r"index 5 out-of-bounds in add.reduceat \[0, 3\)"):
         jl.jacobian(lambda x: np.add.reduceat(x[0], [0, 5]), X)
     with pytest.raises(NotImplementedError, match="an integer result has no derivative"):

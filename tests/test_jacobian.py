@@ -835,6 +835,8 @@ def test_derivatives_at_a_0d_x_are_0d_arrays_from_every_function_and_jit():
     (np.zeros(2, dtype=[("a", "f8")]), r"dtype \[\('a', '<f8'\)\]", r"its fields as a dict of arrays"),
     (types.SimpleNamespace(w=np.ones(2), b=np.zeros(1)), "SimpleNamespace", "the arrays it holds in a tuple"),
     (np.array([np.ones(2), np.ones(3)], dtype=object), "dtype object", "the arrays it holds in a tuple"),
+    (types.SimpleNamespace(a=1.0, b=2.0), "SimpleNamespace", r"the numbers it holds in an array \(np\.array"),
+    (np.array(1.5, dtype=object), "dtype object", r"np\.asarray\(x, dtype=float\)"),
 ])
 def test_an_x_of_no_numbers_is_named_by_its_type_or_dtype(x, given, fix):
     with pytest.raises(TypeError, match=rf"^x must be a float array, got {given}; .*{fix}"):

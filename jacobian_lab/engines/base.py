@@ -136,7 +136,7 @@ def _reworded(error, trace) -> Exception | None:
                          "its value, but a traced one keying a dict or a cache (functools.lru_cache) would find "
                          "what another value computed: key the lookup on values that do not come from x")
     checker = _testing_function(error)
-    if checker is not None:
+    if checker is not None and _traced_objects_met(error):
         why = (f"np.testing.{checker} reads a traced array as an array of its traced elements, an object array its "
                "checks cannot compute on or compare: assert with NumPy operations on the traced array (assert "
                "np.allclose(x, expected)), or check x outside f")
@@ -166,13 +166,14 @@ def _testing_function(error) -> str | None:
 
 
 def _traced_objects_met(error) -> bool:
-    """Whether NumPy's code that `error` passed through held an object array of traced values (np.angle's z)."""
+    """Whether NumPy's code that `error` passed through held a traced array or an object array of traced values
+    (np.angle's z, np.testing's actual)."""
     tb = error.__traceback__
     while tb is not None:
         frame = tb.tb_frame
         if frame.f_globals.get("__name__", "").startswith("numpy."):
             for value in frame.f_locals.values():
-                if type(value) is np.ndarray and value.dtype.hasobject and any(
+                if isinstance(value, Tracer) or type(value) is np.ndarray and value.dtype.hasobject and any(
                         isinstance(v, Tracer) for v in value.flat):
                     return True
         tb = tb.tb_next
