@@ -306,6 +306,20 @@ def test_prod_and_cumprod_hessians_are_exact_at_a_small_element(name, small, mod
     np.testing.assert_allclose(jl.hessian(f, mode=mode)(x), exact, rtol=1e-14, atol=1e-15 * np.abs(exact).max())
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # NumPy's own, at inf · 0
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_cumprod_at_an_infinite_element_is_differentiated_as_its_products_one_at_a_time(mode):
+    """y / x_j is no product of the others where x holds inf: NaN reached structural zeros and the finite
+    column's slopes, and the orders disagreed."""
+    x = np.array([[1.0, 2.0, 3.0], [np.inf, 2.0, 0.5]])
+    J = jl.jacobian(lambda v: np.cumprod(v, axis=0), x, mode=mode).reshape(6, 6)
+    expected = np.eye(6)
+    expected[3, 0], expected[4, 1], expected[5, 2] = np.inf, 2.0, 0.5  # d y[1, j] / d x[0, j] = x[1, j]
+    expected[4, 4], expected[5, 5] = 2.0, 3.0  # d y[1, j] / d x[1, j] = x[0, j]
+    expected[3, 3] = 1.0
+    np.testing.assert_array_equal(J, expected)
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered in square:RuntimeWarning")  # f's own v ** 2 at 1e300
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", PRODUCTS)

@@ -288,14 +288,14 @@ def _cumprod_factors(out, x, axis):
 
 def _out_of_range(x, axis) -> bool:
     """Whether `_cumprod_factors` would leave the float range: the running product of x's nonzero
-    elements, or the reciprocal of one or of its square (which a second derivative of y / x reads), is 0
-    or infinite though every element is finite (a product that underflows, an element below 1e-154).
-    x holding an inf or NaN: so does f's value, and the factors are taken as they are."""
+    elements, or the reciprocal of one or of its square (which a second derivative of y / x reads), is 0,
+    infinite or NaN (a product that underflows, an element below 1e-154, x holding an inf or NaN, where
+    y / x_j is no product of the others)."""
     with np.errstate(all="ignore"):
         safe = np.where(x == 0, 1.0, x)
         running = np.cumprod(safe, axis=axis)
         kept = np.all(np.isfinite(running) & (running != 0)) and np.all(np.isfinite(1.0 / (safe * safe)))
-        return bool(not kept and np.all(np.isfinite(x)))
+        return bool(not kept)
 
 
 def _step(value, i, axis):
@@ -308,8 +308,8 @@ def _chained_jvp(t, out, x, axis):
     products as NumPy forms them, one after another, with no division (see `_out_of_range`)."""
     steps = []
     for i in range(np.shape(x)[axis]):
-        own = E.multiply(_step(t, i, axis + 1), _step(out, i - 1, axis)) if i else _step(t, 0, axis + 1)
-        steps.append(own if not steps else E.add(E.multiply(steps[-1], _step(x, i, axis)), own))
+        own = _weighted(_step(t, i, axis + 1), _step(out, i - 1, axis)) if i else _step(t, 0, axis + 1)
+        steps.append(own if not steps else E.add(_weighted(steps[-1], _step(x, i, axis)), own))
     return S.concatenate(*steps, axis=axis + 1)
 
 
@@ -317,8 +317,8 @@ def _chained_vjp(g, out, x, axis):
     """Its transpose: x̄_j = y_{j-1} r_j, where r_j = ȳ_j + x_{j+1} r_{j+1} runs back along the axis."""
     steps, r = [], None
     for j in reversed(range(np.shape(x)[axis])):
-        r = _step(g, j, axis + 1) if r is None else E.add(_step(g, j, axis + 1), E.multiply(_step(x, j + 1, axis), r))
-        steps.append(r if j == 0 else E.multiply(r, _step(out, j - 1, axis)))
+        r = _step(g, j, axis + 1) if r is None else E.add(_step(g, j, axis + 1), _weighted(r, _step(x, j + 1, axis)))
+        steps.append(r if j == 0 else _weighted(r, _step(out, j - 1, axis)))
     return S.concatenate(*steps[::-1], axis=axis + 1)
 
 
