@@ -54,14 +54,15 @@ def as_array(v):
     """
     if is_traced(v) or v.__class__ is np.ndarray:  # (while compiling, also a mask: kept, not read)
         return v
-    if isinstance(v, (list, tuple)) and _holds_traced(v):
+    if isinstance(v, (list, tuple)) and holds_traced(v):
         return stack([as_array(e) for e in v])
     return np.asarray(unmasked(v, "a NumPy function"))  # np.asarray would drop a mask NumPy's function reads
 
 
-def _holds_traced(value) -> bool:
+def holds_traced(value) -> bool:
+    """Whether `value`, or anything in it at any depth of lists and tuples, is a traced value."""
     if isinstance(value, (list, tuple)):
-        return any(_holds_traced(v) for v in value)
+        return any(holds_traced(v) for v in value)
     return is_traced(value)
 
 
@@ -245,14 +246,14 @@ def _segment_sums(a, indices, axis):
     indices = observe(np.asarray, indices) if is_traced(indices) else indices
     if not np.ndim(a):
         raise TypeError("cannot reduceat on a scalar")
-    n = np.shape(a)[normalize_axis(axis, np.ndim(a))[0]]
+    axis = normalize_axis(axis, np.ndim(a))[0]
+    n = np.shape(a)[axis]
     np.add.reduceat(np.zeros(n), indices)  # NumPy's own errors: bounds, dtype, shape of the indices
     indices = np.asarray(indices).astype(np.intp)  # as NumPy reads them: [0.0, 2.0] too
     ends = np.append(indices[1:], n)
     spans = [np.arange(start, end) if start < end else np.array([start]) for start, end in zip(indices, ends)]
     picks = np.concatenate(spans) if spans else np.zeros(0, np.intp)
     segments = np.repeat(np.arange(len(spans)), [len(span) for span in spans])
-    axis = normalize_axis(axis, np.ndim(a))[0]
     return S.scatter_add(S.take(a, frozen(picks), axis=axis), frozen(segments), axis, len(spans))
 
 

@@ -721,13 +721,9 @@ def histogram2d(x, y, bins=10, range=None, density=None, weights=None):
 
 def _refuse_traced_edges(name, bins, range):
     for what, value in (("bins", bins), ("range", range)):
-        if _holds_traced(value):
+        if api.holds_traced(value):
             raise NotImplementedError(f"numpy.{name}: a traced {what} argument is not supported; the bin edges "
                                       "must be plain numbers (which bin each point falls in is decided on values)")
-
-
-def _holds_traced(value):
-    return is_traced(value) or (isinstance(value, (list, tuple)) and any(map(_holds_traced, value)))
 
 
 def _coordinates(sample):

@@ -119,8 +119,8 @@ _RECIPES = {
                                      "x[i] + (r - i) * x[i + 1], per axis)",
     "scipy.linalg.expm": " (for a symmetric A, w, V = np.linalg.eigh(A) and V @ np.diag(np.exp(w)) @ V.T)",
     "scipy.linalg.eigh": " (np.linalg.eigh)", "scipy.linalg.eigvalsh": " (np.linalg.eigvalsh)",
-    "scipy.linalg.svd": " (np.linalg.svd)", "scipy.linalg.qr": " (np.linalg.qr, whose default is SciPy's "
-                                                                "mode='economic')", "scipy.linalg.pinv": " (np.linalg.pinv)",
+    "scipy.linalg.svd": " (np.linalg.svd)", "scipy.linalg.pinv": " (np.linalg.pinv)",
+    "scipy.linalg.qr": " (np.linalg.qr, whose default is SciPy's mode='economic')",
     "scipy.linalg.lstsq": " (np.linalg.lstsq)", "scipy.linalg.norm": " (np.linalg.norm)",
     "scipy.special.multigammaln": " (multigammaln(a, d) = d (d - 1) / 4 log(pi) + sum over j < d of "
                                   "scipy.special.gammaln(a - j / 2), which differentiates)",
@@ -256,13 +256,6 @@ def plain_operands(args: tuple, kwargs: dict):
         return plain(tuple(args)), {key: plain(v) for key, v in kwargs.items()}
     except LookupError:
         return None
-
-
-def _holds_tracer(value) -> bool:
-    """Whether `value`, or anything in it as `plain_operands` looks (lists and tuples), is a traced array."""
-    if isinstance(value, (list, tuple)):
-        return any(_holds_tracer(v) for v in value)
-    return isinstance(value, Tracer)
 
 
 class FlatIndex:
@@ -448,7 +441,7 @@ class Tracer:
             plain = plain_operands(args, kwargs)
             if plain is None:
                 raise api.unsupported(f"{func.__module__}.{func.__name__}")
-            if not _holds_tracer((args, tuple(kwargs.values()))):
+            if not api.holds_traced((args, tuple(kwargs.values()))):
                 # np.poly's dispatcher returns its argument, so an object array's traced elements brought NumPy
                 # here: the function itself would come back, its implementation runs NumPy's object loops
                 func = getattr(func, "_implementation", func)
