@@ -37,7 +37,7 @@ from .rules import shape as S
 
 _STATE: dict[type, tuple[str, ...]] = {}  # tracer class -> the slots that hold its value and derivative
 #: The slots that are the object's, not its value's
-ALIASING = frozenset(["_owner", "_path", "_views", "_mutable", "_readonly", "_exported", "__weakref__"])
+ALIASING = frozenset(["_owner", "_path", "_views", "_mutable", "_readonly", "__weakref__"])
 
 
 class ReadOnlyError(ValueError):
@@ -117,12 +117,6 @@ def array0(value):
     if getattr(value, "_trace", None) is not None and not value.ndim:
         value._mutable = True
     return value
-
-
-def exported(tracer, elements: np.ndarray) -> None:
-    """Remember that `elements`, an object array of tracer's traced elements, stands for np.asarray(tracer), which
-    NumPy would make tracer itself: a write into the array tracer views is refused while `elements` lives."""
-    _owner_of(tracer)._exported = weakref.ref(elements)
 
 
 def read_only(tracer) -> None:
@@ -367,15 +361,6 @@ def _replace(owner, result, what: str = "item assignment", instead: str = "y = n
         raise ReadOnlyError(f"assignment destination is read-only: {what} into x, which was passed read-only "
                          "(x.flags.writeable is False, as np.broadcast_to makes it); write into a copy "
                          "(y = x.copy()), or pass a writeable x")
-    exported = getattr(owner, "_exported", None)
-    if exported is not None and exported() is not None:
-        from .tracing import TracerConversionError  # which needs this module
-
-        raise TracerConversionError(
-            f"{what} into a traced array after np.asarray of it (or of a view of it), which is still held: NumPy's "
-            "np.asarray(y) is y itself and would see the write, but of a traced y it is an array of y's traced "
-            "elements as they were, which would not. Write before converting, use y itself instead of "
-            "np.asarray(y), or take a copy on purpose (np.array(y))")
     before = primal(owner)
     take_on(owner, _checked(owner, result, what, instead))
     if type(before) is np.ndarray:

@@ -362,9 +362,7 @@ class Tracer:
     # _owner, _path and _views: which traced arrays share memory with this one (`primitives.note_view`)
     # _mutable: a 0-d value that NumPy gives as an array, not a scalar (`inplace.array0`)
     # _readonly: x, or a leaf of it, given read-only (`inplace.read_only`)
-    # _exported: a weak reference to np.asarray of it, an array of its traced elements (`inplace.exported`)
-    __slots__ = ("_trace", "primal", "_owner", "_path", "_views", "_mutable", "_readonly", "_exported",
-                 "__weakref__")
+    __slots__ = ("_trace", "primal", "_owner", "_path", "_views", "_mutable", "_readonly", "__weakref__")
     __array_priority__ = 100
 
     def __init__(self, trace, primal):
@@ -489,8 +487,6 @@ class Tracer:
             for index in np.ndindex(self.shape):
                 held[index] = self[index] if self.ndim else self
             held.flags.writeable = not self.ndim or bool(copy)
-            if self.ndim and not copy:  # NumPy's asarray would be self: a later write into self must not pass it by
-                inplace.exported(self, held)
             return held
         if not self.constant and not as_objects:
             raise TracerConversionError(
