@@ -312,9 +312,10 @@ def _into_out(ufunc, method, inputs, kwargs):
         where = kwargs.get("where", True) if method == "__call__" else True
         rest = {k: v for k, v in kwargs.items() if k != "out" and not (k == "where" and method == "__call__")}
         if where is not True:
-            if np.result_type(primal(where)) != bool:  # NumPy's refusal of an integer mask
-                raise TypeError(f"Cannot cast array data from {np.result_type(primal(where))!r} to dtype('bool') "
-                                "according to the rule 'safe'")
+            mask = primal(where)
+            if isinstance(mask, np.ndarray) and mask.dtype.kind in "iuf":  # NumPy's refusal of a numeric mask array
+                raise TypeError(f"Cannot cast array data from {mask.dtype!r} to dtype('bool') according to the rule "
+                                "'safe'")
             inputs = tuple(_unevaluated(ufunc, a, where) for a in inputs)
         results = apply_ufunc(ufunc, method, inputs, rest)
         for o, result in zip(outs, results if type(results) is tuple else (results,)):

@@ -1975,6 +1975,9 @@ def test_a_ufuncs_where_mask_keeps_its_unevaluated_elements_out_of_the_derivativ
 def test_a_ufuncs_integer_where_mask_is_refused_as_numpy_refuses_it(mode):
     with pytest.raises(TypeError, match=r"Cannot cast array data from dtype\('int64'\) to dtype\('bool'\)"):
         run(lambda x: np.add(x, 1.0, out=np.zeros_like(x), where=np.ones(X.shape, dtype=np.int64)), mode)
+    for where in ([True, False, True], (True, False, True), 1):  # what NumPy takes besides a boolean array
+        f = lambda x: np.divide(1.0, x, out=np.zeros_like(x), where=where)  # noqa: E731
+        assert_fd_close(run(f, mode), central_differences(f, X))
 
 
 def _functions_written_into_out(x):
