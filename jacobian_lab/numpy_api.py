@@ -287,6 +287,7 @@ def _log_sum_exp(a, axis, keepdims, base2: bool = False):
 #: any base, a negative one too (1).
 UNEVALUATED = 0.5
 _UNEVALUATED = {np.arccosh: 2.0, np.power: 1.0, np.float_power: 1.0}
+_POWERS = frozenset([np.power, np.float_power])
 
 
 def _unevaluated(ufunc, operand, where):
@@ -295,8 +296,9 @@ def _unevaluated(ufunc, operand, where):
     seed's 0 and multiply it by the slope there, NaN or infinite (np.divide(a, b, out=o, where=b != 0) at b = 0,
     the slope in p of (-2) ** p)."""
     kind = np.result_type(primal(operand)).kind
-    if kind not in "iuf":
-        return operand  # booleans, which no slope reads
+    if kind not in "iuf" or np.ndim(operand) == 0 and not is_traced(operand) and ufunc not in _POWERS:
+        return operand  # booleans, which no slope reads; a plain number, the same where NumPy evaluates
+    # (but a power's base enters the exponent's slope by its logarithm: (-2) ** p's slope in p at a filled p)
     fill = _UNEVALUATED.get(ufunc, UNEVALUATED) if kind == "f" else 1  # integers keep their dtype
     return E.where(where, operand, np.asarray(fill, dtype=np.result_type(primal(operand))))
 
