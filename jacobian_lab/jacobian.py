@@ -18,7 +18,8 @@ from typing import Callable
 import numpy as np
 
 from . import arguments, engines, inplace, memory, sharding, snapshots, trees
-from .engines.base import inside_a_trace, is_masked
+from .engines.base import inside_a_trace
+from .primitives import is_masked
 from .tracing import Tracer, from_objects
 
 MODES = ("forward", "reverse", "auto")

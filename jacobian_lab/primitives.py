@@ -272,7 +272,7 @@ class Trace:
             matrices = [a for a in primals if is_sparse(a)]
             if matrices:
                 raise elementwise_error(prim.name, matrices[0]) from error
-            if any(_is_masked(a) for a in primals):  # np.ma's own wrapping failed (np.dot(x, M))
+            if any(is_masked(a) for a in primals):  # np.ma's own wrapping failed (np.dot(x, M))
                 raise _masked_error(prim.name) from error
             raise
         return out if type(out) in _PLAIN_RESULTS else plain_result(prim, out)
@@ -304,14 +304,16 @@ def unmasked(value, where: str):
     """`value`, or the data of a masked array (np.ma) that masks nothing; one that masks an element is refused:
     traced arrays carry no mask, so the derivative would not follow the mask NumPy's value follows. `where`
     names the operation that met it."""
-    if not _is_masked(value):
+    if not is_masked(value):
         return value
     if not np.ma.getmaskarray(value).any():
         return np.ma.getdata(value)
     raise _masked_error(where)
 
 
-def _is_masked(value) -> bool:
+def is_masked(value) -> bool:
+    """Whether `value` is a masked array (np.ma), which np.asarray would strip of its mask. numpy.ma is
+    imported on first use, and only then can a value be one: checking first spares the import."""
     return "numpy.ma" in sys.modules and isinstance(value, np.ma.MaskedArray)
 
 

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import contextvars
 import itertools
-import sys
 from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
 from .. import trees
 from ..inplace import ReadOnlyError, read_only
-from ..primitives import escaped_message
+from ..primitives import escaped_message, is_masked
 from ..tracing import Tracer, TracerConversionError, from_objects
 
 
@@ -96,10 +95,7 @@ def _refused(error, trace) -> None:
         return
     refused, caller = trace.refused
     package = caller.rsplit(".", 1)[0] + "."
-    tb = error.__traceback__
-    while tb is not None and not tb.tb_frame.f_globals.get("__name__", "").startswith(package):
-        tb = tb.tb_next
-    if tb is not None:
+    if any(module.startswith(package) for module, _ in _frames(error)):
         raise TracerConversionError(f"{refused} (and then {type(error).__name__}: {error}, which follows from "
                                     "it)") from error
 
@@ -155,29 +151,27 @@ def _reworded(error, trace) -> Exception | None:
     return None
 
 
-def _testing_function(error) -> str | None:
-    """The np.testing function `error` was raised in (the outermost of its frames there), or None."""
+def _frames(error):
+    """(module name, frame) of each frame `error` passed through, outermost first."""
     tb = error.__traceback__
     while tb is not None:
-        if tb.tb_frame.f_globals.get("__name__", "").startswith("numpy.testing"):
-            return tb.tb_frame.f_code.co_name
+        yield tb.tb_frame.f_globals.get("__name__", ""), tb.tb_frame
         tb = tb.tb_next
-    return None
+
+
+def _testing_function(error) -> str | None:
+    """The np.testing function `error` was raised in (the outermost of its frames there), or None."""
+    return next((frame.f_code.co_name for module, frame in _frames(error) if module.startswith("numpy.testing")),
+                None)
 
 
 def _traced_objects_met(error) -> bool:
     """Whether NumPy's code that `error` passed through held a traced array or an object array of traced values
     (np.angle's z, np.testing's actual)."""
-    tb = error.__traceback__
-    while tb is not None:
-        frame = tb.tb_frame
-        if frame.f_globals.get("__name__", "").startswith("numpy."):
-            for value in frame.f_locals.values():
-                if isinstance(value, Tracer) or type(value) is np.ndarray and value.dtype.hasobject and any(
-                        isinstance(v, Tracer) for v in value.flat):
-                    return True
-        tb = tb.tb_next
-    return False
+    return any(isinstance(value, Tracer) or type(value) is np.ndarray and value.dtype.hasobject
+               and any(isinstance(v, Tracer) for v in value.flat)
+               for module, frame in _frames(error) if module.startswith("numpy.")
+               for value in frame.f_locals.values())
 
 
 def _about_a_tracer(error, text: str) -> bool:
@@ -226,12 +220,6 @@ def call_traced(f, x, trace):
     finally:
         _TRACING.reset(token)
         trace.finish()
-
-
-def is_masked(value) -> bool:
-    """Whether `value` is a masked array (np.ma), which np.asarray would strip of its mask. numpy.ma is
-    imported on first use, and only then can a value be one: checking first spares the import."""
-    return "numpy.ma" in sys.modules and isinstance(value, np.ma.MaskedArray)
 
 
 def check_output(y, trace):

@@ -105,13 +105,9 @@ def _weighted(t, w):
     finite (a product past the float range, or of a NaN or infinite element) adds nothing along a seed that
     leaves its element alone, where its product with the seed's 0 would add NaN, to other slices' derivatives
     too; both orders give each element's slope so, the product of the others."""
-    if observe(_not_finite, primal(w)):
+    if not observe(_all_finite, primal(w)):
         w = E.where(E.equal(t, 0.0), 0.0, w)
     return E.multiply(t, w)
-
-
-def _not_finite(w) -> bool:
-    return not bool(np.isfinite(w).all())
 
 
 def _many_zeros(zeros, axis) -> bool:

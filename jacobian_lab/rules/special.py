@@ -279,15 +279,20 @@ def _relative_entropy_partials(kl: bool):
     return in_result_dtype(partials)
 
 
+def _no_slope(which: str, argument: str) -> NotImplementedError:
+    """The refusal of a slope in a first argument that has none in closed form (`which`: "jv in its")."""
+    name = argument.split()[0]
+    return NotImplementedError(f"the derivative of scipy.special.{which} first argument {argument} is not supported, "
+                               f"only in x: pass {name} as a constant (a plain number or array)")
+
+
 # The regularized incomplete gamma functions P(a, x) (gammainc) and Q(a, x) = 1 − P (gammaincc): in x the density
 # ±x^(a−1) e^(−x) / Γ(a), as exp(xlogy(a − 1, x) − x − gammaln(a)), which is 1 at a = 1, x = 0 (x^0 = 1 there).
 # Their slope in a has no closed form (JAX sums a series): refused.
 def _incomplete_gamma_partials(sign: float):
     def partials(needs, out, a, x):
         if needs[0]:
-            raise NotImplementedError(
-                "the derivative of scipy.special.gammainc and gammaincc in their first argument a (the shape) is not "
-                "supported, only in x: pass a as a constant (a plain number or array)")
+            raise _no_slope("gammainc and gammaincc in their", "a (the shape)")
         density = exp(subtract(subtract(xlogy(subtract(a, 1.0), x), x), gammaln(a)))
         return False, times(density if sign > 0 else negative(density))
     return in_result_dtype(partials)
@@ -404,9 +409,7 @@ def _real_order(name, combine, scaled=None):
 
     def partials(needs, out, v, x):
         if needs[0]:
-            raise NotImplementedError(
-                f"the derivative of scipy.special.{name} in its first argument v (the order) is not supported, "
-                "only in x: pass v as a constant (a plain number or array)")
+            raise _no_slope(f"{name} in its", "v (the order)")
         return False, times(_off_the_pole(lambda out, x: slope(v, out, x), out, x))
 
     prim = _bound(elementwise, name, lambda sc: getattr(sc, name), in_result_dtype(partials), cost=transcendental)
