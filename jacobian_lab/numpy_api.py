@@ -60,7 +60,15 @@ def as_array(v):
 
 
 def holds_traced(value) -> bool:
-    """Whether `value`, or anything in it at any depth of lists and tuples, is a traced value."""
+    """Whether `value`, or anything in it at any depth of lists and tuples, is a traced value.
+
+    >>> import jacobian_lab as jl
+    >>> found = []
+    >>> _ = jl.jacobian(lambda x: found.append((holds_traced([1.0, (2.0, x)]), holds_traced([1.0, 2.0]))) or x,
+    ...                 np.ones(2))
+    >>> found
+    [(True, False)]
+    """
     if isinstance(value, (list, tuple)):
         return any(holds_traced(v) for v in value)
     return is_traced(value)

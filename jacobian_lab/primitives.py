@@ -292,7 +292,15 @@ _PLAIN_RESULTS = frozenset([np.ndarray, np.float64, np.float32, np.bool_, np.int
 def plain_result(prim: Primitive, out):
     """`out`, unless a constant operand made it a masked array or an np.matrix: NumPy's value then follows the
     mask (or the matrix's 2-D rules) where the derivative rules, which read the data, would not. A mask that
-    masks nothing changes nothing: its data."""
+    masks nothing changes nothing: its data.
+
+    >>> from jacobian_lab.rules.linalg import matmul
+    >>> plain_result(matmul, np.ones(2))
+    array([1., 1.])
+    >>> plain_result(matmul, np.ma.masked_invalid([1.0, np.nan]))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    TypeError: matmul met a masked array (np.ma) among its constants: ...
+    """
     out = unmasked(out, prim.name)
     if isinstance(out, np.matrix):
         raise TypeError(f"{prim.name} met an np.matrix among its constants, whose results are always 2-D: pass "
@@ -303,7 +311,14 @@ def plain_result(prim: Primitive, out):
 def unmasked(value, where: str):
     """`value`, or the data of a masked array (np.ma) that masks nothing; one that masks an element is refused:
     traced arrays carry no mask, so the derivative would not follow the mask NumPy's value follows. `where`
-    names the operation that met it."""
+    names the operation that met it.
+
+    >>> unmasked(np.ma.masked_invalid(np.array([1.0, 2.0])), "add")
+    array([1., 2.])
+    >>> unmasked(np.ma.masked_invalid(np.array([1.0, np.nan])), "add")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    TypeError: add met a masked array (np.ma) among its constants: ...
+    """
     if not is_masked(value):
         return value
     if not np.ma.getmaskarray(value).any():
@@ -313,7 +328,11 @@ def unmasked(value, where: str):
 
 def is_masked(value) -> bool:
     """Whether `value` is a masked array (np.ma), which np.asarray would strip of its mask. numpy.ma is
-    imported on first use, and only then can a value be one: checking first spares the import."""
+    imported on first use, and only then can a value be one: checking first spares the import.
+
+    >>> is_masked(np.ma.masked_less(np.arange(3.0), 1.0)), is_masked(np.arange(3.0))
+    (True, False)
+    """
     return "numpy.ma" in sys.modules and isinstance(value, np.ma.MaskedArray)
 
 
@@ -327,12 +346,28 @@ def sole(holder, slot: str) -> bool:
     """Whether the array in `holder`'s `slot` (an attribute) is a writeable array that only this slot reaches:
     no other name, tracer, tape or view holds it, nor the memory it views (its `base`, then held by it alone).
     Writing into it changes nothing anyone else sees. A reference count says so, as NumPy's own reuse of
-    temporaries does; the count for an array held once is measured (`_HELD_ONCE`), not assumed."""
+    temporaries does; the count for an array held once is measured (`_HELD_ONCE`), not assumed.
+
+    >>> held = _Held(np.zeros(3))
+    >>> sole(held, "array")
+    True
+    >>> view = held.array[1:]  # a view holds the memory too
+    >>> sole(held, "array")
+    False
+    """
     return _references(holder, slot) == _HELD_ONCE and _alone(getattr(holder, slot))
 
 
 def sole_item(items: list, i: int, also: int = 0) -> bool:
-    """`sole` for the array in a list's slot i, which `also` other references the caller knows of hold too."""
+    """`sole` for the array in a list's slot i, which `also` other references the caller knows of hold too.
+
+    >>> items = [np.zeros(3)]
+    >>> sole_item(items, 0)
+    True
+    >>> shared = items[0]
+    >>> sole_item(items, 0), sole_item(items, 0, also=1)
+    (False, True)
+    """
     return _item_references(items, i) == _ITEM_ONCE + also and _alone(items[i])
 
 

@@ -216,7 +216,14 @@ def build_report(out_dir, problems: Sequence[str] | None = None,
 
 def path_conflict(out: Path) -> str | None:
     """What in `out` stands where the report writes (a folder named index.html, a file named figures), or None.
-    A link into a folder the user may not look into counts as absent: the report replaces it."""
+    A link into a folder the user may not look into counts as absent: the report replaces it.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     (Path(d) / "figures").touch()
+    ...     path_conflict(Path(d)).endswith("is a file, where the report writes its figures")
+    True
+    """
     for name in (*TEXTS, "figures"):
         path, folder = out / name, name == "figures"
         if os.path.exists(path) and path.is_dir() != folder:

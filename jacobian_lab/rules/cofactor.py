@@ -256,7 +256,12 @@ def _well_conditioned(a, c, det) -> bool:
 
 def by_lu(det, a) -> bool:
     """The route `cofactor_of` takes at a (det's `Primitive.route`): LU, or the SVD. Plain NumPy on the
-    values, uncounted: the key of a cost, not work of the Jacobian's."""
+    values, uncounted: the key of a cost, not work of the Jacobian's.
+
+    >>> a, singular = np.eye(3), np.ones((3, 3))
+    >>> by_lu(np.linalg.det(a), a), by_lu(np.linalg.det(singular), singular)
+    (True, False)
+    """
     return _well_conditioned(a, _lu_cofactor_impl(a), det)
 
 
