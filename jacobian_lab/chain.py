@@ -81,6 +81,8 @@ def _to_tuples(tree: Tree) -> Tree:
 def _resolve_bracketing(bracketing: Any, q: int) -> tuple[str, Tree | None]:
     """``(name, tree)``: a named bracketing (tree decided by the plan) or an explicit tree."""
     choices = ", ".join(repr(b) for b in BRACKETINGS)
+    if bracketing is None:
+        return "optimal", None
     if isinstance(bracketing, str) and bracketing in BRACKETINGS:
         return bracketing, None
     if isinstance(bracketing, str) and not bracketing.lstrip().startswith(("(", "J")):
@@ -379,7 +381,7 @@ class Chain:
         """Form the Jacobian in the given bracketing and report what was counted.
 
         ``bracketing`` is ``"forward"`` (``J_q (... (J_2 J_1))``), ``"reverse"``
-        (``((J_q J_{q-1}) ...) J_1``), ``"optimal"`` (the plan's cheapest) or an
+        (``((J_q J_{q-1}) ...) J_1``), ``"optimal"`` (the plan's cheapest; None too) or an
         explicit tree such as ``((4, (3, 2)), 1)`` (see :func:`all_bracketings`), or
         the same as text, as :attr:`ChainPlan.bracketing` writes it: ``"(J4 (J3 J2)) J1"``.
         The products are executed with the counted ``matmul`` primitive, so

@@ -18,7 +18,7 @@ from operator import setitem
 
 import numpy as np
 import pytest
-from scipy import integrate, optimize, special
+from scipy import integrate, optimize, sparse, special
 from helpers import assert_close, assert_fd_close, central_differences, traced_value
 
 import jacobian_lab as jl
@@ -2505,6 +2505,22 @@ CONVERTED_BY_SCIPY = {  # scipy's compiled code converts what the function f pas
 def test_a_scipy_routine_converting_what_its_function_returns_is_named(name, mode):
     with pytest.raises(jl.TracerConversionError, match=re.escape(name) + " conver"):
         run(CONVERTED_BY_SCIPY[name], mode, np.array([0.8]))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("permutation", [np.random.permutation, np.random.default_rng(0).permutation],
+                         ids=["legacy", "generator"])
+def test_np_random_permutation_of_a_traced_x_names_the_indexing_that_works(permutation, mode):
+    with pytest.raises(ValueError, match=re.escape("x[rng.permutation(len(x))]")):
+        run(lambda x: permutation(x.ravel()), mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_error_from_a_scipy_routine_given_a_traced_array_carries_a_note_naming_it(mode):
+    # scipy.sparse.diags takes a traced vector for a list of diagonals and says their count is wrong
+    with pytest.raises(ValueError, match="diagonals") as caught:
+        run(lambda x: sparse.diags(x) @ x, mode, np.ones(3))
+    assert any("scipy's diags was given a traced array" in note for note in caught.value.__notes__)
 
 
 def test_an_error_after_a_refused_conversion_elsewhere_is_f_s_own():

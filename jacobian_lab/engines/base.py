@@ -151,6 +151,17 @@ def _reworded(error, trace) -> Exception | None:
     return None
 
 
+def _note_scipy(error) -> None:
+    """Add a note naming the scipy routine that `error` came out of holding a traced array: scipy computes on
+    plain numbers (scipy.sparse.diags(x) fails on a count of diagonals), so its own message misleads."""
+    held = [frame.f_code.co_name for module, frame in _frames(error) if module.startswith("scipy.")
+            and any(isinstance(value, Tracer) for value in frame.f_locals.values())]
+    if held:
+        error.add_note(f"(scipy's {held[0]} was given a traced array, and scipy's routines compute on plain numbers, "
+                       "apart from the ones jacobian_lab differentiates (jl.scipy, scipy.special's ufuncs, a plain "
+                       "scipy.sparse matrix times an array): write this step with NumPy operations on the array)")
+
+
 def _frames(error):
     """(module name, frame) of each frame `error` passed through, outermost first."""
     tb = error.__traceback__
@@ -211,11 +222,16 @@ def call_traced(f, x, trace):
         _refused(error, trace)
         if isinstance(error, ValueError) and "read-only" in str(error) and not isinstance(error, ReadOnlyError):
             # NumPy's own, from a write into a plain array: perhaps one of traced elements
+            if any(module.startswith("numpy.random.") for module, _ in _frames(error)):
+                raise ValueError(f"{error}: np.random's permutation shuffles an array of a traced x's elements, "
+                                 "which it cannot write; index x with a permutation of its positions instead, "
+                                 "x[rng.permutation(len(x))]") from error
             raise ValueError(f"{error}. If it is np.asarray(y) (or np.ascontiguousarray, np.asfortranarray, "
                              "np.nditer's operand) of a traced y, an array of y's traced elements through which a "
                              "write cannot reach y: write into y itself (y[i] = v, or y = y ** 2 for an nditer "
                              "loop), or into a copy where one is meant (c = y.copy(), or y.copy(order='F') for a "
                              "Fortran-ordered one)") from error
+        _note_scipy(error)
         raise  # scipy's own error types too (minpack's, from fsolve), named by `_refused` when it can
     finally:
         _TRACING.reset(token)
