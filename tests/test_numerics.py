@@ -320,6 +320,18 @@ def test_cumprod_at_an_infinite_element_is_differentiated_as_its_products_one_at
     np.testing.assert_array_equal(J, expected)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # NumPy's own, at inf · 0
+@pytest.mark.parametrize("mode", MODES + ["jit"])
+@pytest.mark.parametrize("x", [[2.0, np.inf, 0.0, 3.0], [2.0, 0.0, np.inf, 3.0], [0.0, -np.inf, 5.0, 0.0]])
+def test_cumprod_beside_an_infinite_element_and_a_zero_is_the_product_of_the_others(x, mode):
+    """inf · 0 is NaN: a zero made a running derivative 0 and an infinite element after it read that 0 as no
+    seed's, so reverse mode gave 0 where the product of the others (and forward mode) is NaN."""
+    x = np.array(x)
+    exact = np.array([[np.prod(np.delete(x[:i + 1], j)) if j <= i else 0.0 for j in range(4)] for i in range(4)])
+    J = jl.jit(jl.jacobian(np.cumprod))(x) if mode == "jit" else jl.jacobian(np.cumprod, x, mode=mode)
+    np.testing.assert_array_equal(J, exact)
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered in square:RuntimeWarning")  # f's own v ** 2 at 1e300
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", PRODUCTS)

@@ -100,13 +100,14 @@ def _prod_weights(out, x, axis):
     return E.multiply(total, weights)
 
 
-def _weighted(t, w):
+def _weighted(t, w, unreached=None):
     """t · w, a seed's derivative through the weights (prod: the products of the others). A weight that is not
     finite (a product past the float range, or of a NaN or infinite element) adds nothing along a seed that
-    leaves its element alone, where its product with the seed's 0 would add NaN, to other slices' derivatives
-    too; both orders give each element's slope so, the product of the others."""
+    leaves its element alone (`unreached`, by default where t is 0), where its product with the seed's 0 would
+    add NaN, to other slices' derivatives too; both orders give each element's slope so, the product of the
+    others."""
     if not observe(_all_finite, primal(w)):
-        w = E.where(E.equal(t, 0.0), 0.0, w)
+        w = E.where(E.equal(t, 0.0) if unreached is None else unreached, 0.0, w)
     return E.multiply(t, w)
 
 
@@ -295,27 +296,42 @@ def _out_of_range(x, axis) -> bool:
 
 
 def _step(value, i, axis):
-    """value[..., i:i+1, ...] along `axis` (i < 0: None, for the empty product before the first)."""
-    return None if i < 0 else S.getitem(value, (slice(None),) * axis + (slice(i, i + 1),))
+    """value[..., i:i+1, ...] along `axis` (i < 0 or value None: None, for the empty product before the first)."""
+    return None if i < 0 or value is None else S.getitem(value, (slice(None),) * axis + (slice(i, i + 1),))
 
 
 def _chained_jvp(t, out, x, axis):
     """ẏ_i = ẏ_{i-1} x_i + y_{i-1} ẋ_i, one step per element along the axis: the derivative of the
     products as NumPy forms them, one after another, with no division (see `_out_of_range`)."""
+    unreached = _unreached(t, out, x, axis, cumsum)
     steps = []
     for i in range(np.shape(x)[axis]):
         own = _weighted(_step(t, i, axis + 1), _step(out, i - 1, axis)) if i else _step(t, 0, axis + 1)
-        steps.append(own if not steps else E.add(_weighted(steps[-1], _step(x, i, axis)), own))
+        if steps:
+            own = E.add(_weighted(steps[-1], _step(x, i, axis), _step(unreached, i - 1, axis + 1)), own)
+        steps.append(own)
     return S.concatenate(*steps, axis=axis + 1)
 
 
 def _chained_vjp(g, out, x, axis):
     """Its transpose: x̄_j = y_{j-1} r_j, where r_j = ȳ_j + x_{j+1} r_{j+1} runs back along the axis."""
+    unreached = _unreached(g, out, x, axis, _reverse_cumsum)
     steps, r = [], None
     for j in reversed(range(np.shape(x)[axis])):
-        r = _step(g, j, axis + 1) if r is None else E.add(_step(g, j, axis + 1), _weighted(r, _step(x, j + 1, axis)))
-        steps.append(r if j == 0 else _weighted(r, _step(out, j - 1, axis)))
+        own = _step(g, j, axis + 1)
+        r = own if r is None else E.add(own, _weighted(r, _step(x, j + 1, axis), _step(unreached, j + 1, axis + 1)))
+        steps.append(r if j == 0 else _weighted(r, _step(out, j - 1, axis), _step(unreached, j, axis + 1)))
     return S.concatenate(*steps[::-1], axis=axis + 1)
+
+
+def _unreached(seeds, out, x, axis, running):
+    """Where no seed has reached a running derivative of the chained rules (`running`: cumsum along a forward
+    pass, its reverse along a sweep), or None where x and y are finite, the weights `_weighted` multiplies by.
+    A zero of x makes a derivative it reached 0, which an infinite weight after it must turn to NaN, as the
+    product of the others (inf · 0) is: its value cannot tell it from a derivative no seed reached."""
+    if observe(_all_finite, primal(x)) and observe(_all_finite, primal(out)):
+        return None
+    return E.equal(running(E.where(E.equal(seeds, 0.0), 0.0, 1.0), axis + 1), 0.0)
 
 
 def _chained(x, axis) -> bool:
