@@ -203,9 +203,11 @@ def _segment(xp, x):
 def interp(x, xp, fp, left=None, right=None, period=None):
     """Piecewise-linear interpolation: the derivative in x is the slope of x's segment, in fp
     the two weights, in xp that of the segment's ends; 0 outside [xp[0], xp[-1]], where the
-    value is left / right."""
+    value is left / right. With a period, NumPy's reduction: x and xp taken modulo the
+    period (slope 1: the quotients are piecewise constant), the samples sorted, and each end
+    joined to the other across the period."""
     if period is not None:
-        raise api.unsupported("numpy.interp with period")
+        return interp(*_periodic(x, xp, fp, period))
     # as NumPy's, a plain xp or fp in float64 (an int8 fp's differences would wrap)
     xp = xp if is_traced(xp) else np.asarray(xp, dtype=float)
     fp = fp if is_traced(fp) else np.asarray(fp, dtype=float)
@@ -227,6 +229,26 @@ def interp(x, xp, fp, left=None, right=None, period=None):
     lo = api.take(fp, 0) if left is None else left
     hi = last if right is None else right
     return E.where(E.less(x, first_x), lo, E.where(E.greater(x, last_x), hi, value))
+
+
+def _periodic(x, xp, fp, period):
+    """(x, xp, fp) of `interp` with a period, as NumPy reduces them: modulo |period|, xp sorted, and its last
+    sample repeated a period before the first, its first a period after the last."""
+    if observe(_has_zero, primal(period)):
+        raise ValueError("period must be a non-zero value")
+    period = E.absolute(period) if is_traced(period) else abs(period)
+    xp = xp if is_traced(xp) else np.asarray(xp, dtype=float)
+    fp = fp if is_traced(fp) else np.asarray(fp, dtype=float)
+    if np.ndim(xp) != 1 or np.ndim(fp) != 1:
+        raise ValueError("Data points must be 1-D sequences")
+    if np.shape(xp)[0] != np.shape(fp)[0]:
+        raise ValueError("fp and xp are not of the same length")
+    x = E.remainder(x if is_traced(x) else np.asarray(x, dtype=float), period)
+    xp = E.remainder(xp, period)
+    order = observe(np.argsort, primal(xp))  # the samples' order: a decision on values
+    xp, fp = api.take(xp, order), api.take(fp, order)
+    xp = api.concatenate([E.subtract(xp[-1:], period), xp, E.add(xp[:1], period)])
+    return x, xp, api.concatenate([fp[-1:], fp, fp[:1]])
 
 
 def _ends(xp, samples):

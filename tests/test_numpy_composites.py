@@ -134,6 +134,9 @@ CASES = {
                + np.interp([-3.0, -0.3, 0.1, 2.0], np.linspace(-2, 2, 4), x[:4] ** 2).sum()
                + np.interp(x, [-2.0, 0.0, 2.5], x[:3], left=-1.0, right=x[4])
                + np.interp([-2.5, 0.2, 1.1, 3.0], np.cumsum(np.exp(x[:4])) - 2.0, x[2:]).sum(), x6),
+    # angles on a circle: x and xp modulo the period, the samples sorted and joined across it
+    "interp with a period": (lambda x: np.interp(x * 100.0, [350.0, 10.0, 0.0, 100.0, 200.0], x[:5], period=-360)
+                             + np.interp([-5.0, 45.0, 375.0], x[1:] * 50.0, x[:5] ** 2, period=x[0] + 7.0).sum(), x6),
     "nanmax and nanmin": (lambda X: np.nanmax(X) + np.nanmin(X, axis=1).sum() + np.nanmax(X, axis=0, keepdims=True),
                           x34_nan),
     # still more index maps: gathers of flat positions
@@ -686,6 +689,8 @@ def test_products_integration_and_interpolation_count_their_arithmetic():
     # interp at 6 points: per point fp[j+1] - fp[j], xp[j+1] - xp[j], their quotient, x - xp[j], times,
     # plus (6); x == xp[-1] and its where (2); x < xp[0], x > xp[-1] and their two wheres (4): 12 per point
     assert jl.count_flops(lambda x: np.interp(x, [-1.0, 0.0, 2.0], [1.0, 3.0, 2.0]), x6) == Cost(72, 0)
+    # with a period: x % period (6) and xp % period (3), the ends a period away (2), then interp at 6 points
+    assert jl.count_flops(lambda x: np.interp(x, [-1.0, 0.0, 2.0], [1.0, 3.0, 2.0], period=5.0), x6) == Cost(83, 0)
 
 
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
@@ -778,7 +783,6 @@ REFUSED = [
     ("out", lambda x: np.nanmax(x, out=np.empty(()))),
     ("initial (other than a plain number)", lambda x: np.nanmin(x, initial=x[0])),
     ("out", lambda x: np.linalg.multi_dot([x[:3], np.eye(3), x[3:]], out=np.empty(()))),
-    ("period", lambda x: np.interp(x, [0.0, 1.0], [1.0, 2.0], period=2.0)),
     ("2 components", lambda x: np.cross(x[:2], x[2:4])),
     ("traced rcond", lambda x: np.polyfit(np.arange(6.0), x, 2, rcond=x[0] ** 2 * 1e-3)),
     ("traced bins", lambda x: np.histogram2d(x, x, bins=np.sort(x), weights=x)),
