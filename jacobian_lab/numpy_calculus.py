@@ -62,6 +62,10 @@ def ediff1d(ary, to_end=None, to_begin=None):
     return api.concatenate(parts)
 
 
+def _even(spacings) -> bool:
+    return bool((spacings == spacings[0]).all())
+
+
 def _gradient_along(f, axis, dx, edge_order):
     """np.gradient along one axis, in NumPy's order of operations; the weights are constants."""
     def part(index):
@@ -109,12 +113,9 @@ def _gradient_along(f, axis, dx, edge_order):
 def gradient(f, *varargs, axis=None, edge_order=1):
     """NumPy's finite differences: central inside, one-sided (edge_order 1 or 2) at the edges.
 
-    Spacings (scalars or coordinate arrays) must be plain: they only make the constant weights.
+    Spacings (scalars or coordinate arrays) make the weights, by NumPy's formulas: constants where
+    they are plain, computed (and differentiated) where they are traced.
     """
-    for d in varargs:
-        if is_traced(d):
-            raise NotImplementedError("numpy.gradient: traced spacing is not supported; the spacings and "
-                                      "coordinates must be plain numbers (f may be traced)")
     shape = np.shape(f)
     if axis is None:
         axes = tuple(range(len(shape)))
@@ -129,17 +130,19 @@ def gradient(f, *varargs, axis=None, edge_order=1):
     elif len(varargs) == len(axes):
         dx = list(varargs)
         for i, distances in enumerate(dx):
-            distances = np.asanyarray(distances)
-            if distances.ndim == 0:
+            distances = distances if is_traced(distances) else np.asanyarray(distances)
+            if np.ndim(distances) == 0:
                 continue
-            if distances.ndim != 1:
+            if np.ndim(distances) != 1:
                 raise ValueError("distances must be either scalars or 1d")
             if len(distances) != shape[axes[i]]:
                 raise ValueError("when 1d, distances must match the length of the corresponding dimension")
             if np.issubdtype(distances.dtype, np.integer):
                 distances = distances.astype(np.float64)
-            diffx = np.diff(distances)
-            dx[i] = diffx[0] if (diffx == diffx[0]).all() else diffx  # even spacing: a scalar, as NumPy
+            diffx = diff(distances)
+            # even plain spacing: a scalar, as NumPy takes it; traced coordinates keep the weights of uneven ones,
+            # whose derivative in each coordinate the even ones' (of the first spacing alone) is not
+            dx[i] = diffx[0] if not is_traced(diffx) and _even(diffx) else diffx
     else:
         raise TypeError("invalid number of arguments")
     if edge_order > 2:

@@ -172,6 +172,11 @@ CASES = {
                                            np.gradient(X[1], [0.0, 2.0, 4.0, 6.0]), np.gradient(X, axis=0).ravel(),
                                            np.gradient(X, 2.0, [0, 1, 3, 4.5])[1].ravel(),
                                            np.gradient(X, axis=(1, 0))[1].ravel()]), x34),
+    # traced spacings and coordinates: NumPy's weights computed from them (the uneven ones' for coordinates)
+    "gradient with traced spacings": (lambda X: np.concatenate([
+        np.gradient(X[0], np.cumsum(np.exp(X[1]))), np.gradient(X[0], np.cumsum(np.exp(X[2])), edge_order=2),
+        np.gradient(X[1], X[2, 0] ** 2 + 0.5), np.gradient(X[1], X[2, 0] ** 2 + 0.5, edge_order=2),
+        np.gradient(X[:2], 0.5, np.cumsum(np.exp(X[2])))[1].ravel()]), x34),
     "linspace, logspace, geomspace": (lambda x: np.concatenate([
         np.linspace(x[0], x[1], 5), np.linspace(x[:2], 3.0, 4, endpoint=False, axis=1).ravel(),
         np.linspace(x[2], x[3], 1), np.linspace(1.0, x[2], 3, retstep=True)[1].reshape(1),
@@ -689,6 +694,10 @@ def test_products_integration_and_interpolation_count_their_arithmetic():
     # interp at 6 points: per point fp[j+1] - fp[j], xp[j+1] - xp[j], their quotient, x - xp[j], times,
     # plus (6); x == xp[-1] and its where (2); x < xp[0], x > xp[-1] and their two wheres (4): 12 per point
     assert jl.count_flops(lambda x: np.interp(x, [-1.0, 0.0, 2.0], [1.0, 3.0, 2.0]), x6) == Cost(72, 0)
+    # traced coordinates of 4 points (a cumsum, 3): their 3 differences, the weights of the 2 interior points (a:
+    # a negation, a sum, a product and a quotient; b: a difference, a product and a quotient; c: a sum, a product
+    # and a quotient: 10 per point), their weighted sums (5 each) and the edges' differences and quotients (4)
+    assert jl.count_flops(lambda x: np.gradient(x[:4], np.cumsum(x[2:])), x6) == Cost(3 + 3 + 20 + 10 + 4, 0)
     # with a period: x % period (6) and xp % period (3), the ends a period away (2), then interp at 6 points
     assert jl.count_flops(lambda x: np.interp(x, [-1.0, 0.0, 2.0], [1.0, 3.0, 2.0], period=5.0), x6) == Cost(83, 0)
 
@@ -1224,7 +1233,6 @@ REFUSED_MORE = [
     ("device", lambda x: np.linspace(x[0], x[1], 3, device="gpu")),
     ("dtype=int64", lambda x: np.logspace(x[0], 1.0, 3, dtype=np.int64)),
     ("dtype=int32", lambda x: np.linspace(x[0], x[1], 3, dtype=np.int32)),
-    ("traced spacing", lambda x: np.gradient(x, x[0])),
     ("dtype=int64", lambda x: np.nancumsum(x, dtype=np.int64)),
     ("out", lambda x: np.nancumprod(x, out=np.empty(6))),
     ("initial (other than a plain number)", lambda x: np.nanprod(x, initial=np.ones(2))),
