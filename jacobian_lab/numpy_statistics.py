@@ -210,11 +210,39 @@ def _levels_first(result, q, a, axes, keepdims):
 
 
 def _quantile(name, a, q, axis, method, keepdims, weights, weak_q):
+    if weights is not None:
+        return _weighted(np.quantile, a, _levels(name, q, method, None), axis, method, keepdims, weights)
     q = _levels(name, q, method, weights)
     values, axes = _along_last(a, axis)
     s, nan_slices = _sorted_last(values)
     result = _nan_where(_interpolate(s, q, weak_q, method), nan_slices, q.ndim)
     return _levels_first(result, q, a, axes, keepdims)
+
+
+def _weighted(quantile, a, q, axis, method, keepdims, weights):
+    """A weighted quantile (NumPy's method="inverted_cdf" picks one element per level): the element NumPy's
+    `quantile` picks (its checks and messages too), found on values; its derivative is that element's, and
+    none is the weights', whose slope is 0 between the levels where the pick jumps."""
+    values, axes = _along_last(a, axis)
+    weights = weights if is_traced(weights) else np.asarray(weights)
+    picked = observe(_weighted_pick, primal(a), primal(weights), quantile, q, axis, method)
+    kept = np.shape(values)[:-1]
+    result = take_along_axis(values, np.maximum(picked, 0).reshape(kept + (-1,)), axis=-1)
+    result = E.where(picked < 0, np.nan, api.reshape(result, picked.shape))  # a slice holding a NaN, as NumPy's
+    return _levels_first(result, q, a, axes, bool(keepdims) and keepdims is not np._NoValue)
+
+
+def _weighted_pick(a, weights, quantile, q, axis, method):
+    """For each level, the position in its slice (laid out as `_along_last` lays it) of the element `quantile`
+    (np.quantile or np.nanquantile) with these weights picks, (*kept, *q.shape); -1 where it is NaN."""
+    levels = quantile(a, q, axis=axis, method=method, weights=weights)
+    axes = normalize_axis(axis, a.ndim)
+    kept = tuple(i for i in range(a.ndim) if i not in axes)
+    values = np.transpose(a, kept + axes).reshape(tuple(a.shape[i] for i in kept) + (-1, ) + (1,) * q.ndim)
+    levels = np.moveaxis(np.reshape(levels, q.shape + values.shape[:len(kept)]), range(q.ndim),
+                         range(-q.ndim, 0))  # (*kept, *q.shape)
+    found = values == np.expand_dims(levels, len(kept))
+    return np.where(np.isnan(levels), -1, np.argmax(found, axis=len(kept)))
 
 
 def _interpolate(s, q, weak_q, method):
@@ -431,6 +459,8 @@ def nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=np._NoValu
 
 
 def _nan_quantile(name, a, q, axis, method, keepdims, weights, weak_q):
+    if weights is not None:
+        return _weighted(np.nanquantile, a, _levels(name, q, method, None), axis, method, keepdims, weights)
     q = _levels(name, q, method, weights)
     keep = _keepdims(keepdims)
     if np.size(a) == 0:

@@ -750,6 +750,48 @@ def test_every_quantile_method_gives_numpys_values_and_derivatives(method):
         0 if method in PICKING else 6, 0)
 
 
+W35 = rng.uniform(0.1, 2.0, size=(3, 5))
+WEIGHTED_QUANTILES = {
+    "1-d": lambda X: np.quantile(X[0], [0.1, 0.5, 0.9], weights=W35[0], method="inverted_cdf"),
+    "along an axis": lambda X: np.quantile(X, 0.3, axis=1, weights=W35, method="inverted_cdf"),
+    "1-d weights along an axis, keepdims": lambda X: np.percentile(
+        X, [20, 70], axis=1, weights=W35[0], method="inverted_cdf", keepdims=True),
+    "along axis 0": lambda X: np.quantile(X, 0.5, axis=0, weights=W35, method="inverted_cdf"),
+    "all axes, q of 2 dimensions": lambda X: np.quantile(X, [[0.2], [0.8]], weights=W35, method="inverted_cdf"),
+    "traced weights": lambda X: np.quantile(X[0], 0.5, weights=np.exp(X[1]), method="inverted_cdf"),
+    "nanquantile": lambda X: np.nanquantile(np.where(X > 1.0, np.nan, X), [0.4, 1.0], axis=1, weights=W35,
+                                            method="inverted_cdf"),
+    "a slice with a NaN": lambda X: np.quantile(np.where(X > 1.0, np.nan, X), 0.4, axis=1, weights=W35,
+                                                method="inverted_cdf"),
+}
+
+
+@pytest.mark.parametrize("name", WEIGHTED_QUANTILES)
+def test_weighted_quantiles_pick_numpys_element(name):
+    """NumPy's weighted quantile (inverted_cdf) picks one element per level: its value bit for bit, a slope of
+    1 there in both modes and compiled, none in the weights (the pick is constant between its jumps)."""
+    f, X = WEIGHTED_QUANTILES[name], rng.normal(size=(3, 5))
+    np.testing.assert_array_equal(traced_value(f, X), f(X))
+    J = jl.jacrev(f)(X)
+    np.testing.assert_array_equal(J, jl.jacfwd(f)(X))
+    np.testing.assert_array_equal(J, jl.jit(jl.jacobian(f))(X))
+    assert set(np.unique(J)) <= {0.0, 1.0} and np.all(J.reshape(np.shape(f(X)) + (-1,)).sum(-1) <= 1)
+    finite = np.isfinite(f(X))  # a NaN's differences are NaN, its derivative 0 (as any NaN result's)
+    assert_fd_close(J[finite], central_differences(f, X)[finite])
+    assert jl.count_flops(f, X) == jl.count_flops(lambda v: f(v) * 1.0, X) - Cost(np.size(f(X)), 0)  # a gather
+
+
+@pytest.mark.parametrize("f, message", [
+    (lambda x: np.quantile(x, 0.5, weights=np.ones(6)), "Only method 'inverted_cdf' supports weights"),
+    (lambda x: np.nanpercentile(x, 50, weights=-np.ones(6), method="inverted_cdf"), "must be non-negative"),
+    (lambda x: np.quantile(x.reshape(2, 3), 0.5, axis=1, weights=np.ones(2), method="inverted_cdf"),
+     "Shape of weights must be consistent"),
+])
+def test_weighted_quantiles_keep_numpys_checks(f, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        jl.jacrev(f)(x6)
+
+
 @pytest.mark.parametrize("method", QUANTILE_METHODS)
 def test_float32_levels_pick_numpys_positions_and_dtype(method):
     """NumPy finds the positions in q's own type: n q is 18 exactly in float32 at q = 0.3, n = 60, and
@@ -774,7 +816,6 @@ def test_an_unknown_quantile_method_is_numpys_value_error():
 REFUSED = [
     ("out", lambda x: np.ptp(x, out=np.empty(()))),
     ("out", lambda x: np.quantile(x, 0.5, out=np.empty(()))),
-    ("weights", lambda x: np.quantile(x, 0.5, weights=np.ones(6))),
     ("traced q", lambda x: np.quantile(x, x[0] * 0.0 + 0.5)),
     ("traced q", lambda x: np.percentile(x, x[0] * 0.0 + 50.0)),
     ("out", lambda x: np.median(x, out=np.empty(()))),
@@ -1240,7 +1281,6 @@ REFUSED_MORE = [
     ("dtype=int64", lambda x: np.nanvar(x, dtype=np.int64)),
     ("where (other than a plain mask)", lambda x: np.nanstd(x, where=x)),
     ("out", lambda x: np.nanmedian(x, out=np.empty(()))),
-    ("weights", lambda x: np.nanpercentile(x, 50, weights=np.ones(6))),
     ("traced q", lambda x: np.nanquantile(x, x[0] * 0.0 + 0.5)),
     ("a q of 2 dimensions", lambda x: np.nanquantile(x.reshape(1, 2, 3), [[0.5]], axis=(1, 2))),
     ("poly1d", lambda x: np.polyadd(x, np.poly1d([1.0, 2.0]))),
