@@ -101,7 +101,9 @@ def qualified(name: str) -> str:
         return f"scipy.special.{name}"
     if special is not None and name.startswith("_") and callable(getattr(special, name[1:], None)):
         return f"scipy.special.{name[1:]}"  # scipy's private ufunc behind a public function (zeta: _zeta)
-    if name.startswith("_") and not hasattr(np, name):  # scipy.special.zeta(x) calls _riemann_zeta(x)
+    if special is not None and name == "_riemann_zeta":  # scipy.special.zeta(x) calls it
+        return "scipy.special.zeta"
+    if name.startswith("_") and not hasattr(np, name):  # scipy.special.ellip_harm(...) calls _ellip_harm
         return f"the ufunc {name}, which a library function f calls,"
     return f"numpy.{name}"
 
@@ -383,6 +385,10 @@ _REWRITES = {
                  "np.outer(k, n) / N) and S = np.sin(...), its real part C @ x and its imaginary part -S @ x)",
     "numpy.linalg.eig": " (np.linalg.eigh for a symmetric matrix; a general one's eigenvalues may be complex, which "
                         "jacobian_lab does not differentiate)",
+    "scipy.special.zeta": " (Riemann's zeta(x) has no slope in closed form; Hurwitz's zeta(s, q) with a constant s "
+                          "has one in q)",
+    "scipy.special.zetac": " (zeta(x) - 1 has no slope in closed form; Hurwitz's zeta(s, q) with a constant s has "
+                           "one in q)",
     "numpy.linalg.eigvals": " (np.linalg.eigvalsh for a symmetric matrix; a general one's eigenvalues may be "
                             "complex, which jacobian_lab does not differentiate)",
 }

@@ -14,6 +14,7 @@ writes them with NumPy operations.
 """
 from __future__ import annotations
 
+import functools
 import sys
 
 from . import numpy_api as api
@@ -32,7 +33,7 @@ PRIMITIVES = {
     "k0": S.k0, "k1": S.k1, "k0e": S.k0e, "k1e": S.k1e,
     "jv": S.jv, "yv": S.yv, "iv": S.iv, "kv": S.kv, "jve": S.jve, "yve": S.yve, "ive": S.ive, "kve": S.kve,
     "ellipk": S.ellipk, "ellipkm1": S.ellipkm1, "ellipe": S.ellipe, "huber": S.huber, "pseudo_huber": S.pseudo_huber,
-    "exprel": S.exprel,
+    "exprel": S.exprel, "_ufuncs._zeta": S.zeta,
     "erfcx": S.erfcx,
 }
 
@@ -45,8 +46,8 @@ def register() -> bool:
     if _mapped or "scipy.special" not in sys.modules:
         return False
     sc = S.load()
-    for name, prim in PRIMITIVES.items():
-        ufunc = getattr(sc, name, None)  # log_expit is in scipy >= 1.8
+    for name, prim in PRIMITIVES.items():  # zeta(x, q) is a function of the private ufuncs it names
+        ufunc = functools.reduce(lambda module, part: getattr(module, part, None), name.split("."), sc)
         if ufunc is not None:
             api.UFUNCS[ufunc] = prim
     _mapped = True

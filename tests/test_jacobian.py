@@ -132,10 +132,11 @@ CASES = [
     Case("scipy.special gamma, beta and Bessel functions", lambda x: sc.gamma(x) * sc.beta(x, x[::-1])
          + sc.betaln(x, 2.0) + sc.j0(x) * sc.j1(x) + sc.y0(x) - sc.y1(x) + sc.i0(x) * sc.i1(x) + sc.i0e(x)
          + sc.i1e(x) * sc.erfcx(x) + np.i0(x / 2), p4),
-    Case("scipy.special Bessel functions of real order, elliptic integrals, exprel and Huber losses",
+    Case("scipy.special Bessel functions of real order, elliptic integrals, exprel, Huber losses and zeta in q",
          lambda x: sc.jv(1.5, x) * sc.yv(0.5, x) + sc.iv(2.0, x) + sc.kv(0.3, x) * sc.jve(2.5, x) + sc.yve(1.0, x)
          + sc.ive(0.5, x) * sc.kve(1.5, x) + sc.k0(x) + sc.k1(x) * sc.k0e(x) + sc.k1e(x) + sc.ellipk(x / 4)
-         + sc.ellipkm1(x) * sc.ellipe(x / 5) + sc.exprel(x - 1.0) + sc.huber(x[::-1], x) + sc.pseudo_huber(x[::-1], x),
+         + sc.ellipkm1(x) * sc.ellipe(x / 5) + sc.exprel(x - 1.0) + sc.huber(x[::-1], x) + sc.pseudo_huber(x[::-1], x)
+         + sc.zeta(2.5, x + 0.5),
          p4),
     Case("abs and sign", lambda x: np.abs(x) * np.sign(x) + np.absolute(x) ** 3 + abs(x), x4,
          lambda x: np.diag(1.0 + 3 * x * np.abs(x) + np.sign(x))),

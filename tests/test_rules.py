@@ -216,6 +216,9 @@ EXAMPLES: dict[str, list[Example]] = {
     "ellipkm1": unary(lambda *s: RNG.uniform(0.1, 3.0, s)), "exprel": unary(lambda *s: RNG.uniform(-3.0, 3.0, s)),
     # Huber losses for δ > 0, r on either side of |r| = δ, where huber is once differentiable
     "huber": binary(positive, general), "pseudo_huber": binary(positive, general),
+    # Hurwitz's zeta(s, q) in q > 0, the exponent s > 1 a constant
+    "zeta": [ex(RNG.uniform(1.5, 4.0, a), positive(*b), diff=(False, True), label=f"{a}x{b}")
+             for a, b in BROADCAST_PAIRS],
     # kinks, sampled away from them
     "absolute": unary(nonzero),
     "maximum": [ex(*separated_pair(a, b), label=f"{a}x{b}") for a, b in BROADCAST_PAIRS],

@@ -153,7 +153,10 @@ def _reworded(error, trace) -> Exception | None:
 
 def _note_scipy(error) -> None:
     """Add a note naming the scipy routine that `error` came out of holding a traced array: scipy computes on
-    plain numbers (scipy.sparse.diags(x) fails on a count of diagonals), so its own message misleads."""
+    plain numbers (scipy.sparse.diags(x) fails on a count of diagonals), so its own message misleads. An
+    error jacobian_lab raised names its cause already."""
+    if list(_frames(error))[-1][0].startswith("jacobian_lab."):
+        return
     held = [frame.f_code.co_name for module, frame in _frames(error) if module.startswith("scipy.")
             and any(isinstance(value, Tracer) for value in frame.f_locals.values())]
     if held:

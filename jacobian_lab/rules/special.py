@@ -279,11 +279,11 @@ def _relative_entropy_partials(kl: bool):
     return in_result_dtype(partials)
 
 
-def _no_slope(which: str, argument: str) -> NotImplementedError:
+def _no_slope(which: str, argument: str, other: str = "x") -> NotImplementedError:
     """The refusal of a slope in a first argument that has none in closed form (`which`: "jv in its")."""
     name = argument.split()[0]
     return NotImplementedError(f"the derivative of scipy.special.{which} first argument {argument} is not supported, "
-                               f"only in x: pass {name} as a constant (a plain number or array)")
+                               f"only in {other}: pass {name} as a constant (a plain number or array)")
 
 
 # The regularized incomplete gamma functions P(a, x) (gammainc) and Q(a, x) = 1 − P (gammaincc): in x the density
@@ -302,6 +302,19 @@ gammainc = _bound(elementwise, "gammainc", lambda sc: sc.gammainc, _incomplete_g
                   cost=transcendental)
 gammaincc = _bound(elementwise, "gammaincc", lambda sc: sc.gammaincc, _incomplete_gamma_partials(-1.0),
                    cost=transcendental)
+
+
+# Hurwitz's zeta(x, q) = Σ (k + q)^−x: in q the next one, −x zeta(x + 1, q), so every order has a rule. Its slope
+# in x (and Riemann's zeta(x), zetac(x) = zeta(x) − 1, in theirs: no primitive, see `numpy_api._REWRITES`) is a
+# series of logarithms that scipy does not offer: refused.
+def _hurwitz_partials(needs, out, x, q):
+    if needs[0]:
+        raise _no_slope("zeta in its", "x (the exponent)", "q")
+    return False, times(negative(multiply(x, zeta(add(x, 1.0), q))))
+
+
+zeta = _bound(elementwise, "zeta", lambda sc: sc._ufuncs._zeta, in_result_dtype(_hurwitz_partials),
+              cost=transcendental)
 
 
 rel_entr = _bound(elementwise, "rel_entr", lambda sc: sc.rel_entr, _relative_entropy_partials(kl=False),
