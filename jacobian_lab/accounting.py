@@ -50,6 +50,11 @@ class Cost:
     __rmul__ = __mul__
 
     def to_dict(self) -> dict:
+        """The two counts as a JSON-ready dict.
+
+        >>> Cost(3, 1).to_dict()
+        {'flops': 3, 'transcendentals': 1}
+        """
         return {"flops": self.flops, "transcendentals": self.transcendentals}
 
 

@@ -1,4 +1,4 @@
-"""The ``jacobian-lab`` command line: compare, sweep, report, chain, problems.
+"""The ``jacobian-lab`` command line: compare, sweep, sparsity, report, chain, problems.
 
 Every command has ``--help`` with examples. :func:`main` takes the argument
 list and returns the exit code: 0 on success, 2 for a bad argument (unknown

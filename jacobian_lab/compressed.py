@@ -76,7 +76,7 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
     (the column sharing rows with the most columns already colored); the
     coloring with the fewest colors is kept. They find the 5 colors of a
     2-D five-point stencil, with or without its boundary rows, where largest
-    first finds 7, and 10 of a 3-D seven-point one where it finds 12. (Their cost grows with the
+    first finds 7, and 10 of a 3-D seven-point one on a 10³ grid where it finds 12. (Their cost grows with the
     squares of the rows' sizes, quadratic in n for a full row, so they are not
     run for a saving of a color or two in thousands.) `pattern` is anything
     `scipy.sparse.csr_array` takes (a sparse matrix, a 2-D boolean array).
@@ -262,6 +262,9 @@ def holding(pattern, values) -> scipy.sparse.csr_array:
 class SparseJacobian:
     """The sparse Jacobian of f as a function of x: what `sparse_jacobian` returns without x.
 
+    symmetric=True declares the Jacobian symmetric (f a gradient: `sparse_hessian` builds it so), which
+    allows mode="star", a star coloring that reads each entry at (i, j) or at its mirror image (j, i).
+
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.sparse_jacobian(np.sin)
     sparse_jacobian(sin, mode='auto')
@@ -269,7 +272,8 @@ class SparseJacobian:
 
     def __init__(self, f: Callable, mode: str = "auto", batch_size=None, *, symmetric: bool = False, argnums=0):
         check_function(f)
-        check_options(mode, batch_size, SYMMETRIC_MODES if symmetric else MODES)
+        check_options(mode, batch_size, SYMMETRIC_MODES if symmetric else MODES,
+                      "sparse_hessian" if symmetric else "sparse_jacobian", argnums=not symmetric)
         self.f, self.mode, self.batch_size, self.argnums = f, mode, batch_size, arguments.check(argnums, False)
         self.has_aux = False  # (`arguments.call` reads it)
         self.symmetric = symmetric  # a Hessian: star colorings read entries from their mirror images too

@@ -172,7 +172,7 @@ class HessianFunction:
     def __init__(self, f: Callable, mode: str = "forward", batch_size=None, max_memory=None, executor=None, *,
                  argnums=0, has_aux=False):
         check_function(f)
-        check_options(mode, batch_size)
+        check_options(mode, batch_size, name="hessian")
         sharding.check_executor(executor)
         argnums = arguments.check(argnums, has_aux)
         self.f, self.mode, self.batch_size, self.max_memory = f, mode, batch_size, max_memory
@@ -222,8 +222,9 @@ def sparse_hessian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None):
     rounding where both are finite (at a point where a second derivative is
     inf or NaN, the two places may differ in that). It can take far fewer
     seeds: 2 for an arrow-shaped Hessian, where a column coloring takes n.
-    mode="auto" weighs it too, after the others. Without x, the sparse
-    Hessian as a function of x, keeping its coloring.
+    mode="auto" weighs it too, after the others. batch_size: colors per pass,
+    as for `sparse_jacobian`. Without x, the sparse Hessian as a function of
+    x, keeping its coloring.
     For a tree of arrays x the result is the flat (n, n) Hessian, its rows
     and columns in the order ``jacobian(..., flat=True)`` flattens x.
 

@@ -113,15 +113,16 @@ def check_function(f) -> None:
                         "jacobian(f, x), jacrev(f)(x)")
 
 
-def check_options(mode: str, batch_size, modes=MODES) -> None:
-    """Refuse a mode not in `modes`, and a batch_size that is not a positive integer or None."""
+def check_options(mode: str, batch_size, modes=MODES, name: str = "jacobian", argnums: bool = True) -> None:
+    """Refuse a mode not in `modes`, and a batch_size that is not a positive integer or None; a second array where
+    mode goes is refused naming how `name` (which takes `argnums` or not) differentiates several."""
     if mode is None:
         raise TypeError(f"mode must be one of {', '.join(map(repr, modes))}, got None; leave mode out for its "
                         "default")
     if not isinstance(mode, str):  # jacobian(f, x, y): a second input where mode goes
         raise TypeError(f"mode must be one of {', '.join(map(repr, modes))}, got {type(mode).__name__}; "
-                        "for a function of several arrays pass them as one tuple: "
-                        "jacobian(lambda p: f(*p), (x, y)), or use jacobian(f, argnums=(0, 1))(x, y)")
+                        f"for a function of several arrays pass them as one tuple: {name}(lambda p: f(*p), (x, y))"
+                        + (f", or use {name}(f, argnums=(0, 1))(x, y)" if argnums else ""))
     if mode not in modes:
         raise ValueError(f"mode must be one of {', '.join(map(repr, modes))}, got {mode!r}")
     _check_batch_size(batch_size)
@@ -652,7 +653,8 @@ def jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *, flat:
     executor: a `concurrent.futures` executor (or a Dask Client) to run the
     passes side by side: threads share the caller's tape, when there is one,
     other executors evaluate a picklable f again (see `jacobian_lab.sharding`).
-    argnums and has_aux, as in JAX, for the function form (see `jacrev`).
+    argnums and has_aux as in JAX (see `jacrev`), for the function form; with
+    x, x is f's one argument, and has_aux gives ``(J, aux)`` there too.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.jacobian(lambda x: x[:2] * x[1:], np.array([1.0, 2.0, 3.0]), mode="forward")
@@ -744,7 +746,8 @@ def jacfwd(f: Callable, argnums=0, has_aux: bool = False, *, batch_size=None, fl
            executor=None) -> Callable:
     """Jacobian by forward accumulation, as a function of f's arguments (like ``jax.jacfwd``).
 
-    argnums and has_aux as for `jacrev`.
+    argnums and has_aux as for `jacrev`; batch_size, flat, max_memory and
+    executor as for `jacobian`.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.jacfwd(np.sin)(np.zeros(2))
@@ -764,6 +767,8 @@ def jacrev(f: Callable, argnums=0, has_aux: bool = False, *, batch_size=None, fl
     inside a structured output's). The other arguments, and keyword arguments,
     pass to f as they are. has_aux: f returns ``(output, aux)``; the result is
     ``(jacobian, aux)``, aux holding f's values without derivatives.
+    batch_size (cotangent seeds per sweep), flat, max_memory and executor as
+    for `jacobian`.
 
     >>> import numpy as np, jacobian_lab as jl
     >>> jl.jacrev(lambda x: np.sum(x ** 2))(np.array([1.0, 2.0]))

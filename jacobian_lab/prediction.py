@@ -187,6 +187,7 @@ class Prediction:
 
     @property
     def dense_bytes(self) -> int:
+        """The bytes of the dense (m, n) Jacobian, in the dtype the harness holds it in."""
         return self.m * self.n * self.itemsize
 
     def _terms(self, mode: str, batch_size, max_memory) -> list[tuple[str, int, Cost]]:
@@ -223,6 +224,14 @@ class Prediction:
         return phases
 
     def total(self, mode: str, batch_size=None, max_memory=None) -> Cost:
+        """Predicted Cost of one Jacobian in `mode`, every phase of `cost` together: what counting
+        ``jacobian(f, x, mode, batch_size)`` finds.
+
+        >>> import numpy as np, jacobian_lab as jl
+        >>> f, x = (lambda x: np.sum(np.sin(x))), np.ones(3)
+        >>> jl.predict(f, x).total("reverse") == jl.measure(f, x, mode="reverse").total
+        True
+        """
         return sum(self.cost(mode, batch_size, max_memory).values(), Cost())
 
     def jvp_ratio(self) -> float:
@@ -324,6 +333,8 @@ class Prediction:
         return sum(times * cost.total() for _, times, cost in self._terms(mode, batch_size, max_memory))
 
     def to_dict(self) -> dict:
+        """The prediction as a JSON-ready dict: sizes, f's cost, both orders' costs per phase, the cheap-gradient
+        ratios and the tape's bytes."""
         return {
             "n": self.n, "m": self.m, "primal": self.primal.to_dict(),
             "forward": {k: v.to_dict() for k, v in self.cost("forward").items()},

@@ -421,7 +421,7 @@ def notebook_02():
         code("""
         for name in jl.problems.names():
             problem = jl.problems.get(name, **SMALL[name])
-            print(f"{name}: {problem.summary}\\n    {problem.why}")"""),
+            print(f"{name}: {problem.summary}\\n    {problem.why}")""", REPRO),
 
         md(r"""
         `jl.compare` builds one Jacobian in every schedule and reports the counted work per

@@ -790,6 +790,11 @@ def test_a_second_array_where_mode_goes_is_refused_naming_the_tuple_fix():
     with pytest.raises(TypeError, match=r"got ndarray; .* jacobian\(lambda p: f\(\*p\), \(x, y\)\), or use "
                                         r"jacobian\(f, argnums=\(0, 1\)\)\(x, y\)"):
         jl.jacobian(np.multiply, np.ones(3), np.ones(3))
+    with pytest.raises(TypeError, match=r"got ndarray; .* sparse_jacobian\(f, argnums=\(0, 1\)\)\(x, y\)"):
+        jl.sparse_jacobian(np.multiply, np.ones(3), np.ones(3))
+    # sparse_hessian takes no argnums: the tuple alone, under its own name
+    with pytest.raises(TypeError, match=r"got ndarray; .* one tuple: sparse_hessian\(lambda p: f\(\*p\), \(x, y\)\)$"):
+        jl.sparse_hessian(lambda a, b: np.sum(a * a * b), np.ones(3), np.ones(3))
 
 
 def test_a_ragged_nested_list_is_refused_as_such():

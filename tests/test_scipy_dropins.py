@@ -135,10 +135,13 @@ def test_lists_are_read_as_scipy_reads_them():
 
 
 def test_special_hands_out_scipys_ufuncs_too():
-    from jacobian_lab.scipy.special import expit, gammaln
-    assert expit is sc.expit and gammaln is sc.gammaln
-    with pytest.raises(AttributeError, match="has logsumexp, softmax, log_softmax, softplus and .*, not polygamma"):
+    from jacobian_lab.scipy.special import expit, gammaln, zeta
+    assert expit is sc.expit and gammaln is sc.gammaln and zeta is sc.zeta  # zeta: a function of private ufuncs
+    with pytest.raises(AttributeError, match=r"has logsumexp, softmax, log_softmax and .*\(beta, .*, softplus, .*\), "
+                                             "not polygamma"):
         _ = special.polygamma
+    with pytest.raises(AttributeError, match=r"not _ufuncs\._zeta"):  # the table's key for zeta's ufunc is no name
+        getattr(special, "_ufuncs._zeta")
 
 
 # --- stats ---------------------------------------------------------------------------------------------------

@@ -15,7 +15,9 @@ array([0.5, 0.5])
 >>> float(logsumexp(np.zeros(2))) == float(np.log(2.0))
 True
 
-`special`: logsumexp, softmax, log_softmax. `stats`: the normal, Student t,
+`special`: logsumexp, softmax, log_softmax, and scipy.special's functions
+with derivative rules, which take traced arrays as they are (expit, gammaln,
+erf, ...). `stats`: the normal, Student t,
 logistic, Laplace, Cauchy, exponential, gamma, beta and Poisson distributions
 and the multivariate normal, with their densities (and the normal's and a
 few others' distribution functions). `linalg`: solve, solve_triangular,

@@ -20,12 +20,15 @@ from ._dispatch import or_scipy
 __all__ = ["log_softmax", "logsumexp", "softmax"]
 
 
+#: scipy.special's own functions that take traced arrays: its ufuncs with rules, and the functions calling them
+_OWN = {name for name in PRIMITIVES if "." not in name} | {"softplus", "zeta"}
+
+
 def __getattr__(name: str):
-    if name in PRIMITIVES or name == "softplus":  # scipy.special's own, which traced arrays take
+    if name in _OWN:
         return getattr(scipy.special, name)
-    raise AttributeError(f"jacobian_lab.scipy.special has logsumexp, softmax, log_softmax, softplus and "
-                         f"scipy.special's ufuncs with derivative rules ({', '.join(sorted(PRIMITIVES))}), "
-                         f"not {name}")
+    raise AttributeError(f"jacobian_lab.scipy.special has logsumexp, softmax, log_softmax and scipy.special's "
+                         f"functions with derivative rules ({', '.join(sorted(_OWN))}), not {name}")
 
 
 _LARGEST_EXPONENT = 700.0  # exp of it is finite in float64
