@@ -25,6 +25,7 @@ array([[2., 0.],
 """
 from __future__ import annotations
 
+import functools
 import weakref
 
 import numpy as np
@@ -379,10 +380,21 @@ def positions(tracer) -> np.ndarray:
     """Where each element of `tracer` lives in the memory of the array it views (or its own): flat
     positions in that array, in tracer's shape."""
     owner = _owner_of(tracer)
-    at = np.arange(owner.size).reshape(owner.shape)
+    at = _counting(owner.size).reshape(owner.shape)
     for step, params in () if owner is tracer else tracer._path:
         at = step.impl(at, **params) if isinstance(step, Primitive) else step(at, **params)
     return at
+
+
+@functools.lru_cache(maxsize=8)
+def _kept_counting(size: int) -> np.ndarray:
+    return frozen(np.arange(size))
+
+
+def _counting(size: int) -> np.ndarray:
+    """np.arange(size), read-only, kept for the sizes a loop of element writes asks for again and again (each
+    write finds its positions in it: a new one per write made a loop over n elements O(n²))."""
+    return _kept_counting(size) if size <= 1 << 20 else frozen(np.arange(size))
 
 
 def _written(owner, at, value):

@@ -372,9 +372,13 @@ def _put_vjp(needs, out, a, v, indices, picks):
 
 def written(g, v_shape, indices, picks):
     """The cotangent of the values a write (`put`) placed: g at `indices`, each of v's elements gathering
-    the places it was written to (`picks`)."""
+    the places it was written to (`picks`): a gather alone where each of v's elements went to one place, in
+    order (``y[i] = v``, ``y[a:b] = w``), and a scatter-add of it would only copy."""
     last = g.ndim - 1
-    return unbroadcast(scatter_add(take(g, indices, last), picks, last, v_shape[-1]), v_shape)
+    gathered = take(g, indices, last)
+    if len(picks) != v_shape[-1] or not np.array_equal(picks, np.arange(len(picks))):
+        gathered = scatter_add(gathered, picks, last, v_shape[-1])
+    return unbroadcast(gathered, v_shape)
 
 
 put = register(Primitive(  # its index arrays are made for it, read-only: nothing for a tape to keep
