@@ -580,11 +580,12 @@ def _resolve_shape(size, shape):
 
 @implements(np.reshape)
 def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
-    shape = _resolve_shape(np.size(a), newshape if shape is None else shape)
+    before = a.shape if is_traced(a) else np.shape(a)  # (np.shape of a traced array: NumPy's dispatch again)
+    shape = _resolve_shape(math.prod(before), newshape if shape is None else shape)
     order = memory_order(a, order, "numpy.reshape")
     if order == "F":  # column-major: the C-order reshape of the reversed axes, reversed back (free moves)
         return transpose(reshape(transpose(a), shape[::-1]))
-    return a if np.shape(a) == shape else S.reshape(a, shape)
+    return a if before == shape else S.reshape(a, shape)
 
 
 def ravel(a, order="C"):
@@ -711,7 +712,7 @@ def concatenate(arrays, axis=0, out=None, dtype=None, casting=None):
     arrays = [as_array(a) for a in arrays]
     if axis is None:
         arrays, axis = [ravel(a) for a in arrays], 0
-    axis = one_axis(axis, np.ndim(arrays[0]))
+    axis = one_axis(axis, arrays[0].ndim)
     return in_dtype("concatenate", S.concatenate(*arrays, axis=axis), dtype)
 
 
@@ -720,10 +721,12 @@ def stack(arrays, axis=0, out=None, dtype=None, casting=None):
     arrays = [as_array(a) for a in arrays]
     if not arrays:
         raise ValueError("need at least one array to stack")
-    if any(np.shape(a) != np.shape(arrays[0]) for a in arrays):
+    shape = arrays[0].shape  # (np.shape of a traced array would go through NumPy's dispatch: the ODE right-hand
+    if any(a.shape != shape for a in arrays):  # side's np.stack([a, b, c]) of 0-d values is a hot path)
         raise ValueError("all input arrays must have the same shape")
-    axis = one_axis(axis, np.ndim(arrays[0]) + 1)
-    return concatenate([expand_dims(a, axis) for a in arrays], axis=axis, dtype=dtype)
+    axis = one_axis(axis, len(shape) + 1)
+    expanded = shape[:axis] + (1,) + shape[axis:]
+    return in_dtype("stack", S.concatenate(*[S.reshape(a, expanded) for a in arrays], axis=axis), dtype)
 
 
 @implements(np.hstack)

@@ -308,6 +308,11 @@ def binary_methods(fn):
 _OUT_AT: dict = {}
 
 
+#: np.shape, np.ndim and np.size of a traced array alone: its attributes, without the work of a NumPy function's
+#: call (a check of views, `unshared`), as NumPy code (and this package's own) asks them of every operand
+_METADATA = {np.shape: lambda a: a.shape, np.ndim: lambda a: a.ndim, np.size: lambda a: a.size}
+
+
 def _out_position(func):
     try:
         params = list(inspect.signature(func).parameters.values())
@@ -434,6 +439,8 @@ class Tracer:
             return getattr(ufunc, method)(*plain[0], **plain[1])  # no derivative to drop: NumPy's own
 
     def __array_function__(self, func, types, args, kwargs):
+        if func in _METADATA and not kwargs and len(args) == 1:  # np.shape(x) in NumPy code, often: no array
+            return _METADATA[func](args[0])
         impl = api.FUNCTIONS.get(func)
         if impl is None:
             plain = plain_operands(args, kwargs)
