@@ -44,7 +44,7 @@ import warnings
 import numpy as np
 
 from . import arguments, compaction, engines, snapshots, trees
-from .engines.base import inside_a_trace
+from .engines.base import collection_paused, inside_a_trace
 from . import prediction as _prediction
 from .accounting import PHASES, Cost, Counter, active_counter, counting
 from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, one_input_error, prepare,
@@ -480,6 +480,7 @@ def _replay(programs: list, x, inputs=()):
     return None, None
 
 
+@collection_paused()  # a recording as long as a tape, and both orders' programs built from it
 def compile_jacobian(fun, g, x, inputs=(), probed=None):
     """(program, J at x): J computed eagerly while it is recorded, and the cheapest program. `inputs`: the
     arrays the program takes besides x, which f gets as `Observable`s over them (`Inputs.recording`);

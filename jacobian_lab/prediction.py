@@ -10,7 +10,7 @@ import numpy as np
 
 from .accounting import COTANGENT, PRIMAL, TANGENT, Cost, counting, phase
 from .bracketing import ratio_text
-from .engines.base import call_traced, get, next_level
+from .engines.base import call_traced, collection_paused, get, next_level
 from . import memory
 from .jacobian import prepare, result_dtype, schedule, tangent_bytes
 from .primitives import Trace, apply, bind, frozen, plain_result
@@ -398,6 +398,7 @@ def probe(f: Callable, x: np.ndarray, reuse: bool = False):
     return replace(_predict(counter.total(), counter.tape_bytes, x, y, pullback, key), inside=inside), y, pullback
 
 
+@collection_paused()  # its probes sweep and replay the tape, its signature walks it
 def choose_order(f: Callable, x: np.ndarray, batch_size=None, max_memory=None):
     """(mode, (y, pullback)): the order auto mode takes at x, and the tape it recorded to decide.
 

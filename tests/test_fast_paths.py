@@ -104,3 +104,59 @@ def test_memory_budget_is_reused_briefly():
 
     first = memory.budget()
     assert memory.budget() == first and memory.budget(123) == 123
+
+
+@pytest.mark.parametrize("entry", ["jacrev", "auto", "jit"])
+def test_the_garbage_collector_is_held_off_while_a_tape_is_recorded_and_swept_and_then_restored(entry):
+    """A full collection walks every record of a long tape: it is paused while one is recorded, swept or
+    replayed (where a third of a reverse Jacobian of a scalar loop went), and runs again afterwards, after an
+    error in f too, and stays off where the caller had turned it off."""
+    import gc
+
+    seen = []
+
+    def f(x):
+        seen.append(gc.isenabled())
+        return np.sum(x ** 2)
+
+    fun = {"jacrev": jl.jacrev(f), "auto": jl.jacobian(f), "jit": jl.jit(jl.jacobian(f))}[entry]
+    assert gc.isenabled()
+    fun(np.ones(3))
+    assert seen and not any(seen) and gc.isenabled()
+
+    def failing(x):
+        raise ValueError("f's own")
+
+    with pytest.raises(ValueError, match="f's own"):
+        {"jacrev": jl.jacrev, "auto": jl.jacobian, "jit": lambda g: jl.jit(jl.jacobian(g))}[entry](failing)(np.ones(3))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        fun(np.full(3, 2.0))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_the_garbage_collector_runs_again_only_when_the_last_of_concurrent_recordings_ends():
+    import gc
+    import threading
+
+    from jacobian_lab.engines.base import collection_paused
+
+    inside, release = threading.Event(), threading.Event()
+
+    def hold():
+        with collection_paused():
+            inside.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    inside.wait(10)
+    with collection_paused():
+        assert not gc.isenabled()
+    assert not gc.isenabled()  # the other thread's recording still runs
+    release.set()
+    worker.join()
+    assert gc.isenabled()

@@ -12,8 +12,11 @@ knows) instead of holding more tangent memory than that.
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import gc
 import itertools
+import threading
 from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
@@ -61,6 +64,35 @@ def names() -> list[str]:
 
 
 _LEVELS = itertools.count(1)
+
+_PAUSES = [0, False]  # calls inside `collection_paused`, and whether the collector ran before the first
+_PAUSES_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def collection_paused():
+    """Python's cyclic garbage collector held off while a tape is recorded, swept or replayed: each full
+    collection walks every record of a long tape (a loop of scalar steps), and their number grows with
+    the allocations, so a third of a reverse Jacobian went to it. It runs as before once the last
+    paused call (in any thread) ends, collecting what f left in cycles meanwhile.
+
+    >>> import gc
+    >>> with collection_paused():
+    ...     gc.isenabled()
+    False
+    """
+    with _PAUSES_LOCK:
+        if _PAUSES[0] == 0:
+            _PAUSES[1] = gc.isenabled()
+            gc.disable()
+        _PAUSES[0] += 1
+    try:
+        yield
+    finally:
+        with _PAUSES_LOCK:
+            _PAUSES[0] -= 1
+            if _PAUSES[0] == 0 and _PAUSES[1]:
+                gc.enable()
 
 #: How many traced evaluations of a function are running in this context (`call_traced`): inside one, f's
 #: calls of jacobian_lab run inside another derivative (or count), even where their own x is plain

@@ -21,7 +21,7 @@ from ..rules.elementwise import add
 from ..rules.shape import getitem, put, take, written
 from ..snapshots import kept_params, root, same_bytes, snapshot
 from ..tracing import FLOAT64, NOT_REAL, Tracer, blank_result, not_real_result, objects_converted
-from .base import call_traced, next_level, register
+from .base import call_traced, collection_paused, next_level, register
 
 
 class Node(Tracer):
@@ -428,7 +428,8 @@ class ReverseEngine:
         trace = ReverseTrace()
         trace.nested = isinstance(x, Tracer)
         x_node = Node(trace, x, trace.tape.append(Record(None, {}, (), x, ())))
-        y, traced = call_traced(f, x_node, trace)
+        with collection_paused():
+            y, traced = call_traced(f, x_node, trace)
         if not traced:
             def zeros(g, release=False):  # a sweep of nothing: the output does not depend on x
                 counter = active_counter()
@@ -447,16 +448,17 @@ class ReverseEngine:
                                  f"k seeds, got {g.shape}; for one cotangent of y's shape use g[None] (jl.vjp's "
                                  "pullback takes either)")
             counter = active_counter()
-            if counter is None:
-                ct = tape.backward(output, g, release)
-            else:  # `in_phase` and `count_pass`, written out: small sweeps are counted often
-                previous, counter.current = counter.current, counter._work[COTANGENT]
-                try:
+            with collection_paused():
+                if counter is None:
                     ct = tape.backward(output, g, release)
-                finally:
-                    counter.current = previous
-                counter.passes += 1
-                counter.batch_size = max(counter.batch_size, g.shape[0])
+                else:  # `in_phase` and `count_pass`, written out: small sweeps are counted often
+                    previous, counter.current = counter.current, counter._work[COTANGENT]
+                    try:
+                        ct = tape.backward(output, g, release)
+                    finally:
+                        counter.current = previous
+                    counter.passes += 1
+                    counter.batch_size = max(counter.batch_size, g.shape[0])
             return np.zeros((g.shape[0],) + x.shape) if ct is None else ct
 
         # A sweep holds at most one cotangent per recorded value: elements per seed.
@@ -476,11 +478,12 @@ def _pusher(tape, output, y):
     def push(tangents, max_bytes=None):
         budget = TangentBudget(max_bytes, tangents.shape[0])
         counter = active_counter()
-        if counter is None:
-            t = tape.forward(tangents, output, budget)
-        else:
-            t = in_phase(counter, TANGENT, tape.forward, tangents, output, budget)
-            counter.count_pass(tangents.shape[0])
+        with collection_paused():
+            if counter is None:
+                t = tape.forward(tangents, output, budget)
+            else:
+                t = in_phase(counter, TANGENT, tape.forward, tangents, output, budget)
+                counter.count_pass(tangents.shape[0])
         return y, (np.zeros((tangents.shape[0],) + np.shape(y)) if t is None else t)
 
     return push
