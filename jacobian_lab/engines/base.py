@@ -12,8 +12,8 @@ knows) instead of holding more tangent memory than that.
 """
 from __future__ import annotations
 
-import contextlib
 import contextvars
+import functools
 import gc
 import itertools
 import threading
@@ -65,34 +65,49 @@ def names() -> list[str]:
 
 _LEVELS = itertools.count(1)
 
-_PAUSES = [0, False]  # calls inside `collection_paused`, and whether the collector ran before the first
-_PAUSES_LOCK = threading.Lock()
+class _CollectionPaused:
+    """The context (and decorator) `collection_paused` gives: a class, not a generator, as it is entered
+    several times per Jacobian and a generator's context costs about a microsecond each time."""
+
+    def __init__(self):
+        self.depth, self.enabled, self.lock = 0, False, threading.Lock()
+
+    def __enter__(self):
+        with self.lock:
+            if self.depth == 0:
+                self.enabled = gc.isenabled()
+                gc.disable()
+            self.depth += 1
+
+    def __exit__(self, *error):
+        with self.lock:
+            self.depth -= 1
+            if self.depth == 0 and self.enabled:
+                gc.enable()
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def paused(*args, **kwargs):
+            with self:
+                return fn(*args, **kwargs)
+        return paused
 
 
-@contextlib.contextmanager
-def collection_paused():
-    """Python's cyclic garbage collector held off while a tape is recorded, swept or replayed: each full
-    collection walks every record of a long tape (a loop of scalar steps), and their number grows with
-    the allocations, so a third of a reverse Jacobian went to it. It runs as before once the last
-    paused call (in any thread) ends, collecting what f left in cycles meanwhile.
+_PAUSED = _CollectionPaused()
+
+
+def collection_paused() -> _CollectionPaused:
+    """Python's cyclic garbage collector held off while a tape is recorded, swept or replayed (a context,
+    and a decorator): each full collection walks every record of a long tape (a loop of scalar steps), and
+    their number grows with the allocations, so a third of a reverse Jacobian went to it. It runs as before
+    once the last paused call (in any thread) ends, collecting what f left in cycles meanwhile.
 
     >>> import gc
     >>> with collection_paused():
     ...     gc.isenabled()
     False
     """
-    with _PAUSES_LOCK:
-        if _PAUSES[0] == 0:
-            _PAUSES[1] = gc.isenabled()
-            gc.disable()
-        _PAUSES[0] += 1
-    try:
-        yield
-    finally:
-        with _PAUSES_LOCK:
-            _PAUSES[0] -= 1
-            if _PAUSES[0] == 0 and _PAUSES[1]:
-                gc.enable()
+    return _PAUSED
 
 #: How many traced evaluations of a function are running in this context (`call_traced`): inside one, f's
 #: calls of jacobian_lab run inside another derivative (or count), even where their own x is plain
