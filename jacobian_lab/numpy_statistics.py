@@ -228,7 +228,9 @@ def _weighted(quantile, a, q, axis, method, keepdims, weights):
     picked = observe(_weighted_pick, primal(a), primal(weights), quantile, q, axis, method)
     kept = np.shape(values)[:-1]
     result = take_along_axis(values, np.maximum(picked, 0).reshape(kept + (-1,)), axis=-1)
-    result = E.where(picked < 0, np.nan, api.reshape(result, picked.shape))  # a slice holding a NaN, as NumPy's
+    result = api.reshape(result, picked.shape)
+    if np.any(picked < 0):  # a slice holding a NaN (all NaN, for nanquantile): NaN, as NumPy's
+        result = E.where(picked < 0, np.nan, result)
     return _levels_first(result, q, a, axes, bool(keepdims) and keepdims is not np._NoValue)
 
 
