@@ -141,6 +141,22 @@ def test_hypot_at_the_origin_has_slope_zero_as_a_norm(mode):
     np.testing.assert_array_equal(J, [[0.0, 0.0, 0.0, 0.0], [0.0, 0.6, 0.0, 0.8]])  # row 1 untouched by row 0
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("point", [(1.0, 1e-9), (1.0, 1e-5), (-2.0, 0.5), (3.0, -4.0), (1e-7, 1.0)])
+def test_hypot_s_second_and_third_derivatives_are_exact_near_an_axis(point, mode):
+    """r = hypot(x, y): r_xx = y² / r³, which 1/r - x² / r³ (x / r differentiated as a quotient) loses to
+    cancellation where |y| ≪ |x|: 0 for 1e-18 at y / x = 1e-9, 8e-8 of it wrong at 1e-5."""
+    x, y = point
+    r = math.hypot(x, y)
+    hessian = np.array([[y * y, -x * y], [-x * y, x * x]]) / r ** 3
+    third = np.array([[[-3 * x * y * y, y * (2 * x * x - y * y)], [y * (2 * x * x - y * y), x * (2 * y * y - x * x)]],
+                      [[y * (2 * x * x - y * y), x * (2 * y * y - x * x)], [x * (2 * y * y - x * x), -3 * x * x * y]]])
+    f = lambda v: np.hypot(v[0], v[1])  # noqa: E731
+    H = jl.hessian(f, mode=mode)
+    np.testing.assert_allclose(H(np.array(point)), hessian, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(jl.jacfwd(H)(np.array(point)), third / r ** 5, rtol=1e-13, atol=1e-300)
+
+
 def test_a_distance_matrix_with_its_zero_diagonal_has_a_finite_gradient():
     def energy(x):  # pairwise distances of points in the plane, the zero diagonal masked out
         P = x.reshape(-1, 2)

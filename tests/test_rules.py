@@ -186,7 +186,7 @@ EXAMPLES: dict[str, list[Example]] = {
     "arcsinh": unary(general), "arctanh": unary(inside_unit),
     "arccosh": unary(lambda *shape: RNG.uniform(1.2, 3.0, shape)),
     "log2": unary(positive), "log10": unary(positive), "exp2": unary(general), "cbrt": unary(nonzero),
-    "arctan2": binary(general, nonzero), "hypot": binary(nonzero),
+    "arctan2": binary(general, nonzero), "hypot": binary(nonzero), "hypot_share": binary(nonzero),
     # scipy.special, inside each smooth domain: (0, 1) for logit and ndtri, (-1, 1) erfinv, (0, 2)
     # erfcinv, x > 0 away from the poles for the gamma family, y > 0 for xlogy, y > -1 xlog1py
     "expit": unary(general), "log_expit": unary(lambda *s: RNG.uniform(-30.0, 30.0, s)),

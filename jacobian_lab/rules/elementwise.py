@@ -351,13 +351,31 @@ arctan2 = elementwise("arctan2", np.arctan2, in_result_dtype(_arctan2_partials),
 
 
 def _hypot_partials(needs, out, x, y):
-    # x / out and y / out, with slope 0 where out = 0 (both are 0 there), as a norm at the zero vector
-    # (`numpy_composites.norm_root`): not 0 / 0 = NaN, which a reverse sweep would spread to other rows
-    safe = where(equal(out, 0.0), 1.0, out)
-    return needs[0] and times(divide(x, safe)), needs[1] and times(divide(y, safe))
+    # x / out and y / out: each operand's share of the hypotenuse (`share`)
+    return needs[0] and times(share(x, y)), needs[1] and times(share(y, x))
 
 
 hypot = elementwise("hypot", np.hypot, _hypot_partials, cost=transcendental)
+
+
+def _share_impl(a, b):
+    """a / hypot(a, b), 0 where both are 0: a norm's slope 0 at the zero vector (`numpy_composites.norm_root`),
+    not 0 / 0 = NaN, which a reverse sweep would spread to other rows."""
+    r = np.hypot(a, b)
+    return a / np.where(r == 0, 1.0, r)
+
+
+def _share_partials(needs, out, a, b):
+    # c = a / r, r = hypot(a, b): b² / r³ in a and -ab / r³ in b, as (s² / r, -c s / r) with s = b / r. As
+    # 1/r - a² / r³ (a / r with r differentiated) the two terms cancel near the a axis (b ≪ a), and a
+    # second derivative of hypot lost all its digits there (0 for 1e-18 at b / a = 1e-9).
+    r, s = hypot(a, b), share(b, a)
+    safe = where(equal(r, 0.0), 1.0, r)
+    return needs[0] and times(divide(square(s), safe)), needs[1] and times(negative(divide(multiply(out, s), safe)))
+
+
+#: a's share a / hypot(a, b) of the hypotenuse: hypot's slope in a, whose own slope stays accurate near an axis
+share = elementwise("hypot_share", _share_impl, _share_partials, cost=PerElement(1, 1))
 
 
 # --- kinks: one convention, JAX's -------------------------------------------
