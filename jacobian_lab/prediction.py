@@ -420,11 +420,13 @@ def choose_order(f: Callable, x: np.ndarray, batch_size=None, max_memory=None):
     remembered, key = _lookup(_DECISIONS, (signature, tape.fresh_bytes, batch_size, max_memory))
     if remembered is not None and remembered[0] == limit:
         return remembered[1], (y, pullback)
-    prediction = (remembered[2] if remembered is not None
-                  else _predict(tape.primal_cost(), tape.fresh_bytes, x, y, pullback, signature))
+    if remembered is not None:  # decided again for the new budget, in place: no second hash of a long key
+        remembered[:2] = limit, remembered[2]._decide(batch_size, max_memory, limit)[0]
+        return remembered[1], (y, pullback)
+    prediction = _predict(tape.primal_cost(), tape.fresh_bytes, x, y, pullback, signature)
     mode = prediction._decide(batch_size, max_memory, limit)[0]
     if key is not None:
-        _remember(_DECISIONS, key, (limit, mode, prediction))
+        _remember(_DECISIONS, key, [limit, mode, prediction])
     return mode, (y, pullback)
 
 
