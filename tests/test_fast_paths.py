@@ -106,45 +106,71 @@ def test_memory_budget_is_reused_briefly():
     assert memory.budget() == first and memory.budget(123) == 123
 
 
+FULL_COLLECTIONS_OFF = 1 << 30  # the third threshold while a tape is recorded (`collection_paused`)
+
+
 @pytest.mark.parametrize("entry", ["jacrev", "auto", "jit"])
-def test_the_garbage_collector_is_held_off_while_a_tape_is_recorded_and_swept_and_then_restored(entry):
-    """A full collection walks every record of a long tape: it is paused while one is recorded, swept or
-    replayed (where a third of a reverse Jacobian of a scalar loop went), and runs again afterwards, after an
-    error in f too, and stays off where the caller had turned it off."""
+def test_full_collections_are_held_off_while_a_tape_is_recorded_and_swept_and_then_restored(entry):
+    """A full collection walks every record of a long tape: none runs while one is recorded, swept or replayed
+    (where a third of a reverse Jacobian of a scalar loop went), and the thresholds are restored afterwards,
+    after an error in f too; the collector stays off where the caller turned it off."""
     import gc
 
-    seen = []
+    seen, before = [], gc.get_threshold()
 
     def f(x):
-        seen.append(gc.isenabled())
+        seen.append(gc.get_threshold())
         return np.sum(x ** 2)
 
     fun = {"jacrev": jl.jacrev(f), "auto": jl.jacobian(f), "jit": jl.jit(jl.jacobian(f))}[entry]
-    assert gc.isenabled()
     fun(np.ones(3))
-    assert seen and not any(seen) and gc.isenabled()
+    assert seen and all(t == before[:2] + (FULL_COLLECTIONS_OFF,) for t in seen) and gc.get_threshold() == before
 
     def failing(x):
         raise ValueError("f's own")
 
     with pytest.raises(ValueError, match="f's own"):
         {"jacrev": jl.jacrev, "auto": jl.jacobian, "jit": lambda g: jl.jit(jl.jacobian(g))}[entry](failing)(np.ones(3))
-    assert gc.isenabled()
+    assert gc.get_threshold() == before and gc.isenabled()
     gc.disable()
     try:
         fun(np.full(3, 2.0))
-        assert not gc.isenabled()
+        assert not gc.isenabled() and gc.get_threshold() == before
     finally:
         gc.enable()
 
 
-def test_the_garbage_collector_runs_again_only_when_the_last_of_concurrent_recordings_ends():
+def test_cycles_f_leaves_behind_are_collected_while_its_tape_is_recorded():
+    """Only full collections wait: the young generations' run as f allocates, so a loop that leaves a cycle
+    holding a large array behind at every step does not hold them all until the derivative ends."""
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    alive, left = weakref.WeakSet(), []
+
+    def f(x):
+        for _ in range(300):
+            a, b = Node(), Node()
+            a.other, b.other, a.payload = b, a, np.empty(1000)
+            alive.add(a)
+        left.append(len(alive))
+        return np.sum(x ** 2)
+
+    gc.collect()
+    jl.jacrev(f)(np.ones(3))
+    assert left[0] < 100  # young collections freed most of the 300 as f ran (all of them are held without)
+
+
+def test_full_collections_run_again_only_when_the_last_of_concurrent_recordings_ends():
     import gc
     import threading
 
     from jacobian_lab.engines.base import collection_paused
 
-    inside, release = threading.Event(), threading.Event()
+    inside, release, before = threading.Event(), threading.Event(), gc.get_threshold()
 
     def hold():
         with collection_paused():
@@ -155,8 +181,8 @@ def test_the_garbage_collector_runs_again_only_when_the_last_of_concurrent_recor
     worker.start()
     inside.wait(10)
     with collection_paused():
-        assert not gc.isenabled()
-    assert not gc.isenabled()  # the other thread's recording still runs
+        assert gc.get_threshold()[2] == FULL_COLLECTIONS_OFF
+    assert gc.get_threshold()[2] == FULL_COLLECTIONS_OFF  # the other thread's recording still runs
     release.set()
     worker.join()
-    assert gc.isenabled()
+    assert gc.get_threshold() == before

@@ -16,7 +16,6 @@ import contextvars
 import functools
 import gc
 import itertools
-import threading
 from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
@@ -65,31 +64,51 @@ def names() -> list[str]:
 
 _LEVELS = itertools.count(1)
 
+#: The third collection threshold while a tape is recorded, swept or replayed: no full collection runs
+_NO_FULL_COLLECTIONS = 1 << 30
+
+
 class _CollectionPaused:
     """The context (and decorator) `collection_paused` gives: a class, not a generator, as it is entered
-    several times per Jacobian and a generator's context costs about a microsecond each time."""
+    several times per Jacobian and a generator's context costs about a microsecond each time. No lock: the
+    count changes by one statement each way, which a thread switch does not split. As a decorator (how the
+    engines use it) the count is taken in the call's own frame, around a try whose finally gives it back
+    first thing, so no KeyboardInterrupt falls between them; one between setting the thresholds and counting
+    leaves thresholds that the next pause restores (the ones it saves are never its own)."""
 
     def __init__(self):
-        self.depth, self.enabled, self.lock = 0, False, threading.Lock()
+        self.depth, self.saved = 0, gc.get_threshold()
 
     def __enter__(self):
-        with self.lock:
-            if self.depth == 0:
-                self.enabled = gc.isenabled()
-                gc.disable()
-            self.depth += 1
+        if self.depth == 0:
+            now = gc.get_threshold()
+            if now[2] != _NO_FULL_COLLECTIONS:
+                self.saved = now
+            gc.set_threshold(now[0], now[1], _NO_FULL_COLLECTIONS)
+        self.depth += 1
 
     def __exit__(self, *error):
-        with self.lock:
-            self.depth -= 1
-            if self.depth == 0 and self.enabled:
-                gc.enable()
+        self.depth -= 1
+        if self.depth <= 0:
+            self.depth = 0
+            gc.set_threshold(*self.saved)
 
     def __call__(self, fn):
         @functools.wraps(fn)
         def paused(*args, **kwargs):
-            with self:
+            if self.depth == 0:  # `__enter__` and `__exit__`, written out (see the class)
+                now = gc.get_threshold()
+                if now[2] != _NO_FULL_COLLECTIONS:
+                    self.saved = now
+                gc.set_threshold(now[0], now[1], _NO_FULL_COLLECTIONS)
+            self.depth += 1
+            try:
                 return fn(*args, **kwargs)
+            finally:
+                self.depth -= 1
+                if self.depth <= 0:
+                    self.depth = 0
+                    gc.set_threshold(*self.saved)
         return paused
 
 
@@ -97,17 +116,19 @@ _PAUSED = _CollectionPaused()
 
 
 def collection_paused() -> _CollectionPaused:
-    """Python's cyclic garbage collector held off while a tape is recorded, swept or replayed (a context,
-    and a decorator): each full collection walks every record of a long tape (a loop of scalar steps), and
-    their number grows with the allocations, so a third of a reverse Jacobian went to it. It runs as before
-    once the last paused call (in any thread) ends, collecting what f left in cycles meanwhile.
+    """Python's full garbage collections held off while a tape is recorded, swept or replayed (a context,
+    and a decorator): each walks every record of a long tape (a loop of scalar steps), and their number
+    grows with the allocations, so a third of a reverse Jacobian went to them. The young generations are
+    still collected, so cycles f leaves behind are freed as it runs, and `gc.disable()` is the caller's
+    to keep; the thresholds are restored when the last paused call (in any thread) ends.
 
     >>> import gc
     >>> with collection_paused():
-    ...     gc.isenabled()
-    False
+    ...     gc.get_threshold()[2] > 1e9
+    True
     """
     return _PAUSED
+
 
 #: How many traced evaluations of a function are running in this context (`call_traced`): inside one, f's
 #: calls of jacobian_lab run inside another derivative (or count), even where their own x is plain
@@ -247,6 +268,7 @@ def _tracer_names(cls) -> set:
     return {cls.__name__}.union(*map(_tracer_names, cls.__subclasses__()))
 
 
+@collection_paused()  # the evaluation that records a tape (or a program)
 def call_traced(f, x, trace):
     """``check_output(f(x), trace)``: f run on the traced input x, its result validated.
 

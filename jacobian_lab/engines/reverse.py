@@ -108,6 +108,7 @@ class Tape:
                 counter.copied(kept, array)
         return kept
 
+    @collection_paused()
     def backward(self, output: int, g, release: bool = False):
         """Sweep the seed-batched cotangent g of record `output` back to the input. With `release`, the last
         sweep of this tape: each record is dropped once swept, so that its values and staged factors are
@@ -153,6 +154,7 @@ class Tape:
             raise derivative_raised(record.prim, error) from None
         return cotangents[0]
 
+    @collection_paused()  # (see `engines.base.collection_paused`)
     def forward(self, t, output: int | None = None, budget=None):
         """Push the seed-batched tangent t of the input through every record (JVP rules).
 
@@ -428,8 +430,7 @@ class ReverseEngine:
         trace = ReverseTrace()
         trace.nested = isinstance(x, Tracer)
         x_node = Node(trace, x, trace.tape.append(Record(None, {}, (), x, ())))
-        with collection_paused():
-            y, traced = call_traced(f, x_node, trace)
+        y, traced = call_traced(f, x_node, trace)
         if not traced:
             def zeros(g, release=False):  # a sweep of nothing: the output does not depend on x
                 counter = active_counter()
@@ -448,17 +449,16 @@ class ReverseEngine:
                                  f"k seeds, got {g.shape}; for one cotangent of y's shape use g[None] (jl.vjp's "
                                  "pullback takes either)")
             counter = active_counter()
-            with collection_paused():
-                if counter is None:
+            if counter is None:
+                ct = tape.backward(output, g, release)
+            else:  # `in_phase` and `count_pass`, written out: small sweeps are counted often
+                previous, counter.current = counter.current, counter._work[COTANGENT]
+                try:
                     ct = tape.backward(output, g, release)
-                else:  # `in_phase` and `count_pass`, written out: small sweeps are counted often
-                    previous, counter.current = counter.current, counter._work[COTANGENT]
-                    try:
-                        ct = tape.backward(output, g, release)
-                    finally:
-                        counter.current = previous
-                    counter.passes += 1
-                    counter.batch_size = max(counter.batch_size, g.shape[0])
+                finally:
+                    counter.current = previous
+                counter.passes += 1
+                counter.batch_size = max(counter.batch_size, g.shape[0])
             return np.zeros((g.shape[0],) + x.shape) if ct is None else ct
 
         # A sweep holds at most one cotangent per recorded value: elements per seed.
@@ -478,12 +478,11 @@ def _pusher(tape, output, y):
     def push(tangents, max_bytes=None):
         budget = TangentBudget(max_bytes, tangents.shape[0])
         counter = active_counter()
-        with collection_paused():
-            if counter is None:
-                t = tape.forward(tangents, output, budget)
-            else:
-                t = in_phase(counter, TANGENT, tape.forward, tangents, output, budget)
-                counter.count_pass(tangents.shape[0])
+        if counter is None:
+            t = tape.forward(tangents, output, budget)
+        else:
+            t = in_phase(counter, TANGENT, tape.forward, tangents, output, budget)
+            counter.count_pass(tangents.shape[0])
         return y, (np.zeros((tangents.shape[0],) + np.shape(y)) if t is None else t)
 
     return push
