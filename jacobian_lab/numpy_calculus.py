@@ -116,6 +116,8 @@ def gradient(f, *varargs, axis=None, edge_order=1):
     Spacings (scalars or coordinate arrays) make the weights, by NumPy's formulas: constants where
     they are plain, computed (and differentiated) where they are traced.
     """
+    if not is_traced(f) and np.issubdtype(np.asarray(f).dtype, np.integer):  # as NumPy: integers become float64
+        f = np.asarray(f, dtype=np.float64)  # first, or their differences would truncate and wrap (uint8)
     shape = np.shape(f)
     if axis is None:
         axes = tuple(range(len(shape)))

@@ -176,7 +176,10 @@ CASES = {
     "gradient with traced spacings": (lambda X: np.concatenate([
         np.gradient(X[0], np.cumsum(np.exp(X[1]))), np.gradient(X[0], np.cumsum(np.exp(X[2])), edge_order=2),
         np.gradient(X[1], X[2, 0] ** 2 + 0.5), np.gradient(X[1], X[2, 0] ** 2 + 0.5, edge_order=2),
-        np.gradient(X[:2], 0.5, np.cumsum(np.exp(X[2])))[1].ravel()]), x34),
+        np.gradient(X[:2], 0.5, np.cumsum(np.exp(X[2])))[1].ravel(),
+        # a plain integer f is float64 first, as NumPy makes it: its uint8 differences would wrap
+        np.gradient(np.array([0, 200, 10, 250], dtype=np.uint8), X[0, 0] ** 2 + 1.0),
+        np.gradient(np.array([1, 4, 9, 16]), np.cumsum(np.exp(X[1])))]), x34),
     "linspace, logspace, geomspace": (lambda x: np.concatenate([
         np.linspace(x[0], x[1], 5), np.linspace(x[:2], 3.0, 4, endpoint=False, axis=1).ravel(),
         np.linspace(x[2], x[3], 1), np.linspace(1.0, x[2], 3, retstep=True)[1].reshape(1),
