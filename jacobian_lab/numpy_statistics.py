@@ -236,15 +236,42 @@ def _weighted(quantile, a, q, axis, method, keepdims, weights):
 
 def _weighted_pick(a, weights, quantile, q, axis, method):
     """For each level, the position in its slice (laid out as `_along_last` lays it) of the element `quantile`
-    (np.quantile or np.nanquantile) with these weights picks, (*kept, *q.shape); -1 where it is NaN."""
-    levels = quantile(a, q, axis=axis, method=method, weights=weights)
+    (np.quantile or np.nanquantile) with these weights picks, (*kept, *q.shape); -1 where it gives NaN.
+    NumPy's own steps, slice by slice: its sort, the cumulative weights over their total (leading zeros
+    as -1, so that no weightless element is picked), the first position where they reach the level; nanquantile
+    leaves NaNs and their weights out first. quantile itself runs first, for its checks and messages."""
+    quantile(a, q, axis=axis, method=method, weights=weights)
     axes = normalize_axis(axis, a.ndim)
     kept = tuple(i for i in range(a.ndim) if i not in axes)
-    values = np.transpose(a, kept + axes).reshape(tuple(a.shape[i] for i in kept) + (-1, ) + (1,) * q.ndim)
-    levels = np.moveaxis(np.reshape(levels, q.shape + values.shape[:len(kept)]), range(q.ndim),
-                         range(-q.ndim, 0))  # (*kept, *q.shape)
-    found = values == np.expand_dims(levels, len(kept))
-    return np.where(np.isnan(levels), -1, np.argmax(found, axis=len(kept)))
+    lead = tuple(a.shape[i] for i in kept)
+    weights = np.broadcast_to(np.reshape(weights, with_length((1,) * a.ndim, axes[0], -1))
+                              if np.ndim(weights) == 1 and a.ndim > 1 else weights, a.shape)
+    values, weights = (np.transpose(v, kept + axes).reshape(lead + (-1,)) for v in (a, weights))
+    picked = np.empty(lead + q.shape, dtype=np.intp)
+    for k in np.ndindex(lead):
+        picked[k] = _pick(values[k], weights[k], q, quantile is np.nanquantile)
+    return picked
+
+
+def _pick(values, weights, q, without_nan):
+    """`_weighted_pick` of one slice."""
+    positions = np.arange(len(values))
+    if without_nan:
+        numbers = ~np.isnan(values)
+        values, weights, positions = values[numbers], weights[numbers], positions[numbers]
+        if not len(values):
+            return np.full(q.shape, -1)
+    order = np.argsort(values)
+    if np.isnan(values[order[-1]]):  # a NaN sorts last: quantile's answer is NaN
+        return np.full(q.shape, -1)
+    cdf = np.cumsum(weights[order], dtype=np.float64)
+    cdf /= cdf[-1]
+    if q.dtype.kind == "f":
+        cdf = cdf.astype(q.dtype)
+    if cdf[0] == 0:
+        cdf[cdf == 0] = -1
+    at = np.minimum(np.searchsorted(cdf, q, side="left"), len(values) - 1)
+    return positions[order[at]]
 
 
 def _interpolate(s, q, weak_q, method):
