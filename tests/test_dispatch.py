@@ -2521,6 +2521,23 @@ def test_an_error_from_a_scipy_routine_given_a_traced_array_carries_a_note_namin
     with pytest.raises(ValueError, match="diagonals") as caught:
         run(lambda x: sparse.diags(x) @ x, mode, np.ones(3))
     assert any("scipy's diags was given a traced array" in note for note in caught.value.__notes__)
+    with pytest.raises(ValueError, match="diagonals") as caught:  # a Hessian's two evaluations meet it: one note
+        jl.hessian(lambda x: np.sum(sparse.diags(x) @ x), np.ones(3), mode=mode)
+    assert sum("was given a traced array" in note for note in caught.value.__notes__) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_error_of_f_s_own_function_that_a_scipy_routine_calls_carries_no_note(mode):
+    def f(v):  # fixed_quad runs on traced limits; the integrand's own check fails
+        def integrand(t):
+            if np.any(t > 2.0):
+                raise ValueError("valid for t <= 2 only")
+            return np.sin(t)
+        return np.atleast_1d(integrate.fixed_quad(integrand, 0.0, v[0], n=8)[0])
+
+    with pytest.raises(ValueError, match="valid for t <= 2 only") as caught:
+        run(f, mode, np.array([3.0]))
+    assert not getattr(caught.value, "__notes__", [])
 
 
 def test_an_error_after_a_refused_conversion_elsewhere_is_f_s_own():

@@ -221,9 +221,11 @@ def _reworded(error, trace) -> Exception | None:
 
 def _note_scipy(error) -> None:
     """Add a note naming the scipy routine that `error` came out of holding a traced array: scipy computes on
-    plain numbers (scipy.sparse.diags(x) fails on a count of diagonals), so its own message misleads. An
-    error jacobian_lab raised names its cause already."""
-    if list(_frames(error))[-1][0].startswith("jacobian_lab."):
+    plain numbers (scipy.sparse.diags(x) fails on a count of diagonals), so its own message misleads. Only
+    an error scipy's own code raised (not f's function that scipy called, nor jacobian_lab's), and once (an
+    enclosing derivative's evaluation meets the same error)."""
+    if not list(_frames(error))[-1][0].startswith("scipy.") or any(
+            "was given a traced array" in note for note in getattr(error, "__notes__", ())):
         return
     held = [frame.f_code.co_name for module, frame in _frames(error) if module.startswith("scipy.")
             and any(isinstance(value, Tracer) for value in frame.f_locals.values())]
