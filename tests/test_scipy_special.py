@@ -999,6 +999,13 @@ def test_hurwitz_zeta_slopes_in_q_match_its_integral(s, mode):
 
 
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_hurwitz_zeta_slope_is_nan_where_zeta_is_not_finite(mode):
+    # s = 1 is zeta's pole (inf for every q), as JAX's slope there; below it scipy's zeta is NaN
+    J = jl.jacobian(lambda v: sc.zeta(np.array([1.0, 0.5, 2.0]), v), np.full(3, 2.0), mode=mode)
+    assert np.isnan(np.diag(J)[:2]).all() and np.diag(J)[2] == -2.0 * sc.zeta(3.0, 2.0)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
 @pytest.mark.parametrize("f, message", [
     (lambda x: sc.zeta(x + 2.0, 1.5), r"zeta in its first argument x \(the exponent\) is not supported, only in q"),
     (lambda x: sc.zeta(x + 2.0), r"^scipy\.special\.zeta has no derivative rule .*Riemann's zeta\(x\) has no slope"),

@@ -20,8 +20,8 @@ import numpy as np
 
 from ..primitives import PerElement, Primitive, observe, primal
 from .elementwise import (absolute, add, cos, divide, elementwise, equal, exp, greater, greater_equal, horner, hypot,
-                          in_result_dtype, isinf, less, less_equal, log, log1p, logical_and, logical_not, logical_or,
-                          multiply, negative, over, reciprocal, rint, sign, sin, square, subtract, times,
+                          in_result_dtype, isfinite, isinf, less, less_equal, log, log1p, logical_and, logical_not,
+                          logical_or, multiply, negative, over, reciprocal, rint, sign, sin, square, subtract, times,
                           transcendental, unary, where)
 
 #: xlogy, xlog1py and entr: a logarithm and a product per output element.
@@ -310,7 +310,9 @@ gammaincc = _bound(elementwise, "gammaincc", lambda sc: sc.gammaincc, _incomplet
 def _hurwitz_partials(needs, out, x, q):
     if needs[0]:
         raise _no_slope("zeta in its", "x (the exponent)", "q")
-    return False, times(negative(multiply(x, zeta(add(x, 1.0), q))))
+    slope = negative(multiply(x, zeta(add(x, 1.0), q)))
+    # NaN where zeta is not finite: at s = 1, a pole (inf), as JAX's, and below, where scipy gives NaN
+    return False, times(where(isfinite(out), slope, np.nan))
 
 
 zeta = _bound(elementwise, "zeta", lambda sc: sc._ufuncs._zeta, in_result_dtype(_hurwitz_partials),
