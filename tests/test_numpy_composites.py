@@ -679,6 +679,15 @@ def test_a_long_kernel_gathers_its_windows_with_the_same_values_derivatives_and_
     assert jl.count_flops(lambda v: np.convolve(v, kernel, mode), x) == Cost(windows * (2 * m - 1), 0)
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_interp_with_only_its_period_traced_names_the_form_that_works(mode):
+    x, xp, fp = np.array([0.5, 4.2]), np.array([0.0, 1.0, 2.0]), np.array([1.0, 3.0, 2.0])
+    with pytest.raises(TypeError, match=re.escape("np.interp(x + 0.0 * period, xp, fp, period=period)")):
+        jl.jacobian(lambda p: np.interp(x, xp, fp, period=p), np.array(3.0), mode=mode)  # NumPy's own interp ran
+    g = lambda p: np.interp(x + 0.0 * p, xp, fp, period=p)  # noqa: E731
+    assert_fd_close(jl.jacobian(g, np.array(3.0), mode=mode), central_differences(g, np.array(3.0)))
+
+
 def test_products_integration_and_interpolation_count_their_arithmetic():
     W = np.arange(9.0).reshape(3, 3) / 10
     # kron of (2, 2) and (2, 3): one broadcast multiply writing 4 * 6 = 24 products

@@ -213,6 +213,10 @@ def _reworded(error, trace) -> Exception | None:
         # NumPy's object loop calls each element's method of the ufunc's name (np.angle's arctan2 of a 0)
         return TypeError(f"{error} (NumPy's object loop for np.{error.name} calls that method of each element): "
                          f"a NumPy function cannot compute on {_OBJECTS}")
+    if _in_numpys_own(error, "interp"):  # np.interp(x, xp, fp, period=p): NumPy dispatches on x, xp and fp alone
+        return TypeError(f"{error}: np.interp dispatches on x, xp and fp, so with only its period traced NumPy's own "
+                         "code ran, which cannot take a traced period; make x follow f's input too, "
+                         "np.interp(x + 0.0 * period, xp, fp, period=period)")
     if isinstance(error, TypeError) and any(text in str(error) for text in _OBJECT_LOOPS):
         unsure = "" if "dtype('O')" in str(error) else " (if an operand is an array of traced values)"
         return TypeError(f"{error}{unsure}: a NumPy function (or a scipy.special ufunc) cannot compute on {_OBJECTS}")
@@ -241,6 +245,14 @@ def _frames(error):
     while tb is not None:
         yield tb.tb_frame.f_globals.get("__name__", ""), tb.tb_frame
         tb = tb.tb_next
+
+
+def _in_numpys_own(error, name: str) -> bool:
+    """Whether `error` came out of NumPy's own function `name` holding a traced value that its dispatch did not
+    see (a keyword argument such as interp's period)."""
+    return any(frame.f_code.co_name == name and module.startswith("numpy.")
+               and any(isinstance(value, Tracer) for value in frame.f_locals.values())
+               for module, frame in _frames(error))
 
 
 def _testing_function(error) -> str | None:
