@@ -72,9 +72,10 @@ class _CollectionPaused:
     """The context (and decorator) `collection_paused` gives: a class, not a generator, as it is entered
     several times per Jacobian and a generator's context costs about a microsecond each time. No lock: the
     count changes by one statement each way, which a thread switch does not split. As a decorator (how the
-    engines use it) the count is taken in the call's own frame, around a try whose finally gives it back
-    first thing, so no KeyboardInterrupt falls between them; one between setting the thresholds and counting
-    leaves thresholds that the next pause restores (the ones it saves are never its own)."""
+    engines use it) the count is taken last before the call's try and given back first in its finally, so
+    no KeyboardInterrupt falls between them; one between setting the thresholds and counting, or between
+    giving the count back and restoring them, leaves thresholds that the next pause restores (the ones it
+    saves are never its own)."""
 
     def __init__(self):
         self.depth, self.saved = 0, gc.get_threshold()
@@ -85,30 +86,27 @@ class _CollectionPaused:
             if now[2] != _NO_FULL_COLLECTIONS:
                 self.saved = now
             gc.set_threshold(now[0], now[1], _NO_FULL_COLLECTIONS)
-        self.depth += 1
+        self.depth += 1  # last: nothing between it and the caller's try
 
     def __exit__(self, *error):
         self.depth -= 1
         if self.depth <= 0:
-            self.depth = 0
-            gc.set_threshold(*self.saved)
+            self._restore()
+
+    def _restore(self):
+        self.depth = 0
+        gc.set_threshold(*self.saved)
 
     def __call__(self, fn):
         @functools.wraps(fn)
         def paused(*args, **kwargs):
-            if self.depth == 0:  # `__enter__` and `__exit__`, written out (see the class)
-                now = gc.get_threshold()
-                if now[2] != _NO_FULL_COLLECTIONS:
-                    self.saved = now
-                gc.set_threshold(now[0], now[1], _NO_FULL_COLLECTIONS)
-            self.depth += 1
+            self.__enter__()
             try:
                 return fn(*args, **kwargs)
-            finally:
+            finally:  # `__exit__`, written out: its call could take an interrupt before the count is given back
                 self.depth -= 1
                 if self.depth <= 0:
-                    self.depth = 0
-                    gc.set_threshold(*self.saved)
+                    self._restore()
         return paused
 
 
