@@ -18,6 +18,7 @@ import numpy as np
 
 from .inplace import add_at, array0, as_objects, assign, clone, contiguous, laid_out, ufunc_at
 from .primitives import frozen, is_traced, observe, primal, unmasked
+from .rewrites import instead
 from .rules import elementwise as E
 from .rules import decompositions as D
 from .rules import linalg as L
@@ -379,23 +380,10 @@ def in_dtype(name, result, dtype):
     return E.as_float_dtype(result, dtype)
 
 
-#: What to write in place of a NumPy function without a rule, by its name or its module's.
-_REWRITES = {
-    "numpy.fft": " (a DFT of a real x is two matrix products: with k = n = np.arange(N), C = np.cos(2 * np.pi * "
-                 "np.outer(k, n) / N) and S = np.sin(...), its real part C @ x and its imaginary part -S @ x)",
-    "numpy.linalg.eig": " (np.linalg.eigh for a symmetric matrix; a general one's eigenvalues may be complex, which "
-                        "jacobian_lab does not differentiate)",
-    "scipy.special.zeta": " (Riemann's zeta(x) has no slope in closed form; Hurwitz's zeta(s, q) with a constant s "
-                          "has one in q)",
-    "scipy.special.zetac": " (zeta(x) - 1 has no slope in closed form; Hurwitz's zeta(s, q) with a constant s has "
-                           "one in q)",
-    "numpy.linalg.eigvals": " (np.linalg.eigvalsh for a symmetric matrix; a general one's eigenvalues may be "
-                            "complex, which jacobian_lab does not differentiate)",
-}
 
 
 def unsupported(name: str) -> NotImplementedError:
-    rewrite = _REWRITES.get(name, _REWRITES.get(name.rsplit(".", 1)[0], ""))
+    rewrite = instead(name)
     return NotImplementedError(
         f"{name} has no derivative rule in jacobian_lab, so it cannot run on traced arrays. "
         f"Rewrite it with supported NumPy operations{rewrite}, or add a primitive "

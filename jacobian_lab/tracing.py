@@ -18,6 +18,7 @@ import numpy as np
 from . import inplace, trees
 from .accounting import active_counter
 from . import numpy_api as api
+from .rewrites import instead
 from . import scipy_special
 from .primitives import Primitive, apply, observe, primal
 from .rules import elementwise as E
@@ -98,49 +99,6 @@ def _sparse_matmul_asks() -> bool:
 ELEMENTWISE = 256
 
 
-#: How to write a scipy function that converts its input with NumPy operations, by name.
-_RECIPES = {
-    "scipy.special.logsumexp": " (logsumexp: m = np.max(x); m + np.log(np.sum(np.exp(x - m))))",
-    "scipy.special.softmax": " (softmax: e = np.exp(x - np.max(x)); e / np.sum(e))",
-    "scipy.special.log_softmax": " (log_softmax: z = x - np.max(x); z - np.log(np.sum(np.exp(z))))",
-    "scipy.stats": " (a distribution's density in NumPy, its cdf with scipy.special: the normal's is ndtr)",
-    "scipy.linalg.solve": " (np.linalg.solve)", "scipy.linalg.inv": " (np.linalg.inv)",
-    "scipy.linalg.det": " (np.linalg.det)", "scipy.linalg.cholesky": " (np.linalg.cholesky)",
-    "scipy.linalg.cho_factor": " (np.linalg.cholesky)", "scipy.linalg.cho_solve": " (np.linalg.solve(A, b))",
-    "scipy.linalg.solve_triangular": " (np.linalg.solve)",
-    "scipy.spatial.pdist": " (pairwise distances: np.linalg.norm(P[:, None] - P[None, :], axis=-1))",
-    "scipy.spatial.cdist": " (np.linalg.norm(P[:, None] - Q[None, :], axis=-1))",
-    "scipy.signal.convolve": " (np.convolve)", "scipy.ndimage.convolve": " (np.convolve, or shifted slices summed)",
-    "scipy.signal.lfilter": " (an IIR filter as a loop writing y[i] into y = np.zeros_like(x); an FIR filter with "
-                            "np.convolve)",
-    "scipy.ndimage": " (the kernel's weights times shifted slices of np.pad(x, ...), summed; or np.convolve along "
-                     "one axis)",
-    "scipy.ndimage.map_coordinates": " (linear interpolation: i = np.floor(r).astype(int), then (1 - (r - i)) * "
-                                     "x[i] + (r - i) * x[i + 1], per axis)",
-    "scipy.linalg.expm": " (for a symmetric A, w, V = np.linalg.eigh(A) and V @ np.diag(np.exp(w)) @ V.T)",
-    "scipy.linalg.eigh": " (np.linalg.eigh)", "scipy.linalg.eigvalsh": " (np.linalg.eigvalsh)",
-    "scipy.linalg.svd": " (np.linalg.svd)", "scipy.linalg.pinv": " (np.linalg.pinv)",
-    "scipy.linalg.qr": " (np.linalg.qr, whose default is SciPy's mode='economic')",
-    "scipy.linalg.lstsq": " (np.linalg.lstsq)", "scipy.linalg.norm": " (np.linalg.norm)",
-    "scipy.special.multigammaln": " (multigammaln(a, d) = d (d - 1) / 4 log(pi) + sum over j < d of "
-                                  "scipy.special.gammaln(a - j / 2), which differentiates)",
-    "scipy.linalg.lu_factor": " (np.linalg.solve(A, b), which factorizes A)",
-    "scipy.linalg.lu_solve": " (np.linalg.solve(A, b), which factorizes A)",
-    "scipy.sparse": " (a matrix of traced values: M = np.zeros_like(x, shape=(m, n)), then np.add.at(M, (rows, "
-                    "cols), values); A @ x with a scipy.sparse matrix A of constants is differentiated)",
-    "scipy.integrate.trapezoid": " (np.trapezoid)", "scipy.integrate.simpson": " (np.trapezoid, or Simpson's weights @ y)",
-    "scipy.integrate.cumulative_trapezoid": " (np.cumsum((y[1:] + y[:-1]) / 2 * dx))",
-    "scipy.integrate.solve_ivp": " (a fixed-step scheme such as RK4 in a loop; or give the solver the Jacobian of "
-                                 "the right-hand side: jac=jl.jit(jl.jacobian(rhs)))",
-    "scipy.integrate.odeint": " (a fixed-step scheme such as RK4 in a loop; or give the solver the Jacobian of the "
-                              "right-hand side: Dfun=jl.jit(jl.jacobian(rhs)))",
-    "scipy.sparse.__mul__": " (A @ x for the matrix product of a scipy.sparse matrix, which is differentiated)",
-    "scipy.sparse.dot": " (A @ x for a scipy.sparse matrix A, which is differentiated)",
-    "scipy.sparse.__truediv__": " (A.toarray() / x elementwise)",
-    "scipy.interpolate": " (np.interp interpolates linearly, in the values and the points)",
-    "scipy.sparse.multiply": " (A @ x for a matrix product; A.toarray() * x elementwise)",
-    "scipy.sparse.spsolve": " (np.linalg.solve(A.toarray(), b))",
-}
 
 
 #: The scipy functions `jacobian_lab.scipy` writes with NumPy operations, by the name a refusal gives them
@@ -156,8 +114,7 @@ _DENSITIES = frozenset(["logpdf", "pdf", "cdf", "logcdf", "sf", "logsf", "ppf", 
 
 def _instead(caller: str) -> str:
     """What to call or write in place of the scipy function `caller`, which converts its input."""
-    recipe = _RECIPES.get(caller, _RECIPES.get(caller.rsplit(".", 1)[0], ""))
-    recipe = "write that step with NumPy operations" + recipe
+    recipe = "write that step with NumPy operations" + instead(caller)
     if caller in _DROP_INS:
         return f"Call {_DROP_INS[caller]} in its place (the same arguments, written with NumPy operations); or {recipe}"
     if caller.startswith("scipy.stats.") and caller.rsplit(".", 1)[1] in _DENSITIES:

@@ -305,7 +305,7 @@ gammaincc = _bound(elementwise, "gammaincc", lambda sc: sc.gammaincc, _incomplet
 
 
 # Hurwitz's zeta(x, q) = Σ (k + q)^−x: in q the next one, −x zeta(x + 1, q), so every order has a rule. Its slope
-# in x (and Riemann's zeta(x), zetac(x) = zeta(x) − 1, in theirs: no primitive, see `numpy_api._REWRITES`) is a
+# in x (and Riemann's zeta(x), zetac(x) = zeta(x) − 1, in theirs: no primitive, see `rewrites`) is a
 # series of logarithms that scipy does not offer: refused.
 def _hurwitz_partials(needs, out, x, q):
     if needs[0]:
