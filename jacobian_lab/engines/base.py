@@ -229,8 +229,7 @@ def _note_scipy(error) -> None:
     if not list(_frames(error))[-1][0].startswith("scipy.") or any(
             "was given a traced array" in note for note in getattr(error, "__notes__", ())):
         return
-    held = [frame.f_code.co_name for module, frame in _frames(error) if module.startswith("scipy.")
-            and any(isinstance(value, Tracer) for value in frame.f_locals.values())]
+    held = [frame.f_code.co_name for module, frame in _frames(error) if module.startswith("scipy.") and _holds(frame)]
     if held:
         error.add_note(f"(scipy's {held[0]} was given a traced array, and scipy's routines compute on plain numbers, "
                        "apart from the ones jacobian_lab differentiates (jl.scipy, scipy.special's ufuncs, a plain "
@@ -248,9 +247,13 @@ def _frames(error):
 def _in_numpys_own(error, name: str) -> bool:
     """Whether `error` came out of NumPy's own function `name` holding a traced value that its dispatch did not
     see (a keyword argument such as interp's period)."""
-    return any(frame.f_code.co_name == name and module.startswith("numpy.")
-               and any(isinstance(value, Tracer) for value in frame.f_locals.values())
+    return any(frame.f_code.co_name == name and module.startswith("numpy.") and _holds(frame)
                for module, frame in _frames(error))
+
+
+def _holds(frame) -> bool:
+    """Whether one of `frame`'s local variables is a traced value."""
+    return any(isinstance(value, Tracer) for value in frame.f_locals.values())
 
 
 def _testing_function(error) -> str | None:
