@@ -418,10 +418,9 @@ def choose_order(f: Callable, x: np.ndarray, batch_size=None, max_memory=None):
     signature = tape.signature(pullback.output)
     limit = memory.budget(max_memory)
     remembered, key = _lookup(_DECISIONS, (signature, tape.fresh_bytes, batch_size, max_memory))
-    if remembered is not None and remembered[0] == limit:
-        return remembered[1], (y, pullback)
-    if remembered is not None:  # decided again for the new budget, in place: no second hash of a long key
-        remembered[:2] = limit, remembered[2]._decide(batch_size, max_memory, limit)[0]
+    if remembered is not None:
+        if remembered[0] != limit:  # decided again for the new budget, in place: no second hash of a long key
+            remembered[:2] = limit, remembered[2]._decide(batch_size, max_memory, limit)[0]
         return remembered[1], (y, pullback)
     prediction = _predict(tape.primal_cost(), tape.fresh_bytes, x, y, pullback, signature)
     mode = prediction._decide(batch_size, max_memory, limit)[0]
