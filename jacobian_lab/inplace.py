@@ -397,6 +397,10 @@ def _counting(size: int) -> np.ndarray:
     return _kept_counting(size) if size <= 1 << 20 else frozen(np.arange(size))
 
 
+#: The picks of a write of one element: v's first (read-only, so every such `put` can share it)
+_FIRST = frozen(np.zeros(1, dtype=np.intp))
+
+
 def _written(owner, at, value):
     """`owner` with `value` written at its flat positions `at`: NumPy's ``owner.flat[at] = value``,
     one `put` of value's elements into a copy of owner (a move, as slicing is), or owner itself
@@ -405,7 +409,7 @@ def _written(owner, at, value):
     if not at.size:
         return owner
     if at.size == 1:  # y[i] = v, the commonest, in a loop: no repeats to resolve
-        indices, picks = at.reshape(1), frozen(np.zeros(1, dtype=np.intp))
+        indices, picks = at.reshape(1), _FIRST
     else:  # where a position repeats, the last write wins, as in NumPy: each position once, with its last value
         indices, last = np.unique(at.reshape(-1)[::-1], return_index=True)
         picks = frozen(_elements(value, at.shape)[::-1][last])  # read-only: `put` declares no array parameters
