@@ -287,12 +287,10 @@ class Jitted:
 
     def _build(self, g, x, call=None):
         """(program, J at x): what `_compile` records and keeps. With f's other arguments (`call`), f is recorded
-        with them as the program's inputs, and auto's probe of the orders runs f on copies of its own: what it
-        does to them (a write, np.asarray's read) must not reach the recording's."""
+        with them as the program's inputs."""
         if call is None:
             return compile_jacobian(self.fun, g, x)
-        probed = prepare(call.recording()[0], call.bound.x)[0] if self.fun.mode == "auto" else None
-        return _unwritten(call, compile_jacobian(self.fun, *_recorded(call), probed))
+        return _unwritten(call, compile_jacobian(self.fun, *_recorded(call)))
 
     def _through(self, flat: "Jitted", method: str, x):
         """``getattr(flat, method)(x)`` for the compiled function of one structure, its compiles counted here."""
@@ -481,11 +479,9 @@ def _replay(programs: list, x, inputs=()):
 
 
 @collection_paused()  # a recording as long as a tape, and both orders' programs built from it
-def compile_jacobian(fun, g, x, inputs=(), probed=None):
+def compile_jacobian(fun, g, x, inputs=()):
     """(program, J at x): J computed eagerly while it is recorded, and the cheapest program. `inputs`: the
-    arrays the program takes besides x, which f gets as `Observable`s over them (`Inputs.recording`);
-    `probed`: g on other such Observables, for auto's choice of orders (default: g)."""
-    modes = _orders(fun, probed or g, x)
+    arrays the program takes besides x, which f gets as `Observable`s over them (`Inputs.recording`)."""
     x = snapshots.copy(x, faithful=True)  # f may close over the very array passed as x: it stays a constant
     recorder = Recorder(x, inputs)
     results, error = {}, None
@@ -493,6 +489,8 @@ def compile_jacobian(fun, g, x, inputs=(), probed=None):
         y, pullback = engines.get("reverse").vjp(g, x)
         if fun.scalar:
             check_scalar(g.unflatten(y, "out"))  # a tuple f returned, not the vector it was ravelled into
+    modes = _orders(fun, x, y, pullback)  # decided on the recorded tape, outside the recording: f runs once
+    with counting(recorder):
         compressed = _compressed(fun, g, pullback, y, x, recorder) if fun.mode == "auto" else None
         if compressed is not None and sum(compressed[0].seeds) * BOTH_ORDERS_WITHIN <= min(np.size(y), x.size):
             modes = ()  # this many times fewer seeds: recording a dense order would only lengthen the first call
@@ -588,11 +586,14 @@ def first_call_seeds(f, x) -> tuple[str, int] | None:
     return planned[0], planned[1].seeds
 
 
-def _orders(fun, g, x) -> tuple[str, ...]:
+def _orders(fun, x, y, pullback) -> tuple[str, ...]:
     """The orders to record: fun's own, or for auto the predicted winner and, when close, the other."""
     if fun.mode != "auto":
         return (fun.mode,)
-    prediction = _prediction.probe(g, x, reuse=True)[0]
+    prediction = _prediction.decide(x, y, pullback, fun.batch_size, fun.max_memory)[1]
+    # The probes of a tape not seen before staged its VJP rules unrecorded, as constants: the recording's
+    # sweeps must stage their own, which a replay recomputes from x.
+    pullback.tape.unstage()
     # eager auto's choice and its memory errors, with both orders' FLOPs (None: reverse does not fit)
     mode, fwd, rev, _ = prediction._decide(fun.batch_size, fun.max_memory)
     if fwd is None or max(fwd, rev) > BOTH_ORDERS_WITHIN * max(min(fwd, rev), 1.0):

@@ -398,9 +398,19 @@ def probe(f: Callable, x: np.ndarray, reuse: bool = False):
     return replace(_predict(counter.total(), counter.tape_bytes, x, y, pullback, key), inside=inside), y, pullback
 
 
-@collection_paused()  # its probes sweep and replay the tape, its signature walks it
 def choose_order(f: Callable, x: np.ndarray, batch_size=None, max_memory=None):
-    """(mode, (y, pullback)): the order auto mode takes at x, and the tape it recorded to decide.
+    """(mode, (y, pullback)): the order auto mode takes at x, and the tape it recorded to decide
+    (`decide`). Either order then works on that tape: reverse sweeps it, forward
+    replays it (the primal values are on it, so f is evaluated once however many
+    passes there are).
+    """
+    y, pullback = get("reverse").vjp(f, x)
+    return decide(x, y, pullback, batch_size, max_memory)[0], (y, pullback)
+
+
+@collection_paused()  # its probes sweep and replay the tape, its signature walks it
+def decide(x: np.ndarray, y, pullback, batch_size=None, max_memory=None) -> tuple[str, "Prediction"]:
+    """(mode, Prediction) of the tape `pullback` recorded of f at x: auto mode's choice.
 
     The choice is `Prediction.mode`, remembered by everything it depends on: the
     tape's signature (which fixes every derivative cost and f's own work), the
@@ -409,11 +419,8 @@ def choose_order(f: Callable, x: np.ndarray, batch_size=None, max_memory=None):
     half the memory free, which moves between calls) it decides again from the
     remembered `Prediction`, without walking the tape. A function that
     branches on values traces another tape for another x, so a stale choice is
-    never taken. Either order then works on that tape: reverse sweeps it, forward
-    replays it (the primal values are on it, so f is evaluated once however many
-    passes there are).
+    never taken.
     """
-    y, pullback = get("reverse").vjp(f, x)
     tape = pullback.tape
     signature = tape.signature(pullback.output)
     limit = memory.budget(max_memory)
@@ -421,12 +428,12 @@ def choose_order(f: Callable, x: np.ndarray, batch_size=None, max_memory=None):
     if remembered is not None:
         if remembered[0] != limit:  # decided again for the new budget, in place: no second hash of a long key
             remembered[:2] = limit, remembered[2]._decide(batch_size, max_memory, limit)[0]
-        return remembered[1], (y, pullback)
+        return remembered[1], remembered[2]
     prediction = _predict(tape.primal_cost(), tape.fresh_bytes, x, y, pullback, signature)
     mode = prediction._decide(batch_size, max_memory, limit)[0]
     if key is not None:
         _remember(_DECISIONS, key, [limit, mode, prediction])
-    return mode, (y, pullback)
+    return mode, prediction
 
 
 def _lookup(cache: dict, key):
@@ -464,7 +471,7 @@ def _probe_costs(pullback, x_shape, y_shape) -> tuple[Affine, Cost, Affine]:
 
 
 # Derivative costs by tape signature, and auto mode's choices by everything they depend
-# on but the memory budget, kept beside them with the Prediction (see `choose_order`).
+# on but the memory budget, kept beside them with the Prediction (see `decide`).
 # A signature fixes every rule's work (see `Tape.signature`), so a hit is exact; the
 # oldest entries go first.
 _DERIVATIVE_COSTS: dict = {}

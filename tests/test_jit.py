@@ -225,6 +225,26 @@ def test_auto_compiles_an_order_prediction_rules_out_only_when_close(n, monkeypa
         assert jl.jit(jl.jacobian(f)).program(x).mode == "forward"
 
 
+@pytest.mark.parametrize("mode", ["auto", "forward", "reverse"])
+def test_the_first_call_evaluates_f_once(mode):
+    """Auto decides its orders on the tape the program is recorded from, not on a tape of its own."""
+    calls, (g, x) = [], _two_layers(8)
+    jitted = jl.jit(jl.jacobian(lambda x: calls.append(1) or g(x), mode=mode))
+    jitted(x)
+    assert len(calls) == 1
+
+
+def test_the_rules_a_new_tape_staged_to_decide_are_recomputed_by_the_program():
+    """Deciding on a tape not seen before sweeps it, which stages its VJP rules (tanh's 1 - y**2 here) outside
+    the recording: kept, the program would replay them as constants of the first x."""
+    A = np.random.default_rng(0).normal(size=(5, 5))
+    f = lambda x: np.sin(np.exp(A @ np.tanh(x)) / 3.0) * x[::-1]  # noqa: E731  (a tape no other test records)
+    jitted = jl.jit(jl.jacobian(f))
+    jitted(np.linspace(0.1, 0.5, 5))
+    x = np.linspace(-0.7, 0.9, 5)
+    np.testing.assert_allclose(jitted(x), jl.jacrev(f)(x), rtol=1e-13, atol=1e-15)
+
+
 def test_only_the_program_a_replay_runs_is_compiled(monkeypatch):
     """Auto records both orders where they are close and keeps one; a compacted forward program keeps its dense
     code for non-finite values. CPython's compile of each was paid on the first call, whether it ever ran."""

@@ -186,6 +186,11 @@ class Tape:
                     tangents[p] = None
         return None if output is None else tangents[output]
 
+    def unstage(self) -> None:
+        """Drop the VJP rules sweeps staged (`Record.stage`), so that the next sweep stages them again."""
+        for record in self.records:
+            record.pullback = None
+
     def last_use(self) -> list[int]:
         """For each record, the index of the last record that reads it (its own if none does).
 
