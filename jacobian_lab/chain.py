@@ -80,7 +80,7 @@ def _to_tuples(tree: Tree) -> Tree:
 
 def _resolve_bracketing(bracketing: Any, q: int) -> tuple[str, Tree | None]:
     """``(name, tree)``: a named bracketing (tree decided by the plan) or an explicit tree."""
-    choices = ", ".join(repr(b) for b in BRACKETINGS)
+    choices = ", ".join(repr(b) for b in BRACKETINGS) + " (None: 'optimal')"
     if bracketing is None:
         return "optimal", None
     if isinstance(bracketing, str) and bracketing in BRACKETINGS:
@@ -394,7 +394,7 @@ class Chain:
         >>> chain.measure(np.ones(3), bracketing="best")
         Traceback (most recent call last):
             ...
-        ValueError: bracketing must be one of 'forward', 'reverse', 'optimal' or a bracketing tree; got 'best'
+        ValueError: bracketing must be one of 'forward', 'reverse', 'optimal' (None: 'optimal') or a bracketing tree; got 'best'
         """
         name, tree = _resolve_bracketing(bracketing, len(self.stages))
         points, evaluation_cost = self._evaluate(x)
