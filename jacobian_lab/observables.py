@@ -486,12 +486,15 @@ _MOVES = {
     "swapaxes": (lambda a, axis1, axis2: api.swapaxes(a, axis1, axis2), set()),
     "squeeze": (lambda a, axis=None: api.squeeze(a, axis), {"axis"}),
     "copy": (lambda a: E.astype(a, dtype=a.dtype), set()),  # a recorded copy, as NumPy's a new array
+    "diagonal": (lambda a, *args, **kwargs: api.FUNCTIONS[np.diagonal](a, *args, **kwargs),
+                 {"offset", "axis1", "axis2"}),
 }
 #: NumPy's functions that move the elements of their first argument, as the methods of `_MOVES` do, and the
 #: keywords taken so (any other, np.reshape(m, s, copy=True), is read)
 _FUNCTION_MOVES = {np.reshape: {"order", "shape", "newshape"}, np.ravel: {"order"}, np.transpose: {"axes"},
                    np.swapaxes: set(), np.moveaxis: set(), np.expand_dims: {"axis"}, np.squeeze: {"axis"},
-                   np.flip: {"axis"}, np.broadcast_to: {"shape"}}
+                   np.flip: {"axis"}, np.broadcast_to: {"shape"}, np.diagonal: {"offset", "axis1", "axis2"},
+                   np.linalg.diagonal: {"offset"}}
 #: NumPy functions that write into their first argument, and ndarray's methods that write into the array
 _WRITERS = frozenset([np.copyto, np.put, np.putmask, np.place, np.fill_diagonal, np.put_along_axis])
 _WRITING_METHODS = frozenset(["fill", "sort", "put", "partition", "itemset"])

@@ -975,6 +975,8 @@ _BUILT_FROM_MASKS = {
     "ravel, squeeze, expand_dims": lambda x: x * np.squeeze(np.expand_dims(np.ravel((x > 0).reshape(2, 3).T), 0)),
     "moveaxis and swapaxes": lambda x: np.sum(np.moveaxis(np.swapaxes((x > 0).reshape(3, 2), 0, 1), 0, 1).T
                                               * x.reshape(2, 3), axis=1),
+    "diagonal": lambda x: x[:2] * np.diagonal((x > 0).reshape(2, 3), 1) + x[2:4] * (x < 0.5).reshape(2, 3).diagonal(),
+    "linalg.diagonal": lambda x: x[:2] * np.linalg.diagonal((x > 0).reshape(2, 3), offset=1),
     "diff of a sign, prepended": lambda x: x * np.diff(np.sign(x), prepend=0.0),
     "second diff along an axis": lambda x: np.sum(x.reshape(2, 3)[:, 2:] * np.diff((x > 0.1).reshape(2, 3), 2), 1),
     "a mask beside x": lambda x: np.concatenate([x, x > 0]) * 2.0,

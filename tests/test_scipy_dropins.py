@@ -238,6 +238,44 @@ def test_cauchy_keeps_its_tails():
     assert_close(np.diag(jl.jacobian(stats.cauchy.cdf, x[:3])), scipy.stats.cauchy.pdf(x[:3]), 1e-15)
 
 
+MODES = ("forward", "reverse", "auto")
+
+
+def test_cauchy_cdf_has_its_density_as_slope_just_below_loc():
+    """The left tail's arctan(-1/z) had a slope 0 * inf there, NaN (-1/z's overflowing, arctan's underflowing)."""
+    x = np.array([-1e-300, -1e-200, -1e-160, -0.5, 0.0, 1e-300])
+    for mode in MODES:
+        assert_close(np.diag(jl.jacobian(stats.cauchy.cdf, x, mode=mode)), scipy.stats.cauchy.pdf(x), 1e-15)
+    second = np.diag(jl.hessian(lambda v: np.sum(stats.cauchy.cdf(v)))(x))  # -2z / (π (1 + z²)²)
+    assert_close(second, -2 * x / (np.pi * (1 + x * x) ** 2), 1e-15)
+
+
+def test_cauchy_logpdf_has_finite_derivatives_in_scale_far_in_its_tails():
+    """Past |z| = 1.3e154 z² overflows: a tangent of 1 / w**2 was inf / inf, and a Hessian's unchosen branch
+    log1p(z * z) gave 0 * inf. d/ds = (z² - 1) / (s (1 + z²)), d²/ds² = (1 - 2u / (1 + u) - 4u / (1 + u)²) / s²
+    with u = z²: 1 and -1 far out."""
+    x, s = np.array([1e200, -1e160, 1e150, 3.0, 0.5]), 2.0
+    r = (s / x) ** 2  # 1 / u, which does not overflow
+    slope = (1 - r) / (s * (1 + r))
+    curvature = (1 - 2 / (1 + r) - 4 * r / (1 + r) ** 2) / s ** 2
+    for mode in MODES:
+        assert_close(jl.jacobian(lambda v: stats.cauchy.logpdf(x, 0.0, v), np.array(s), mode=mode), slope, 1e-15)
+        hessian = jl.hessian(lambda v: np.sum(stats.cauchy.logpdf(x, 0.0, v)), mode=mode)(np.full(5, s))
+        assert_close(np.diag(hessian), curvature, 1e-14)
+    assert_close(traced_value(lambda v: stats.cauchy.logpdf(x, 0.0, v), np.array(s)),
+                 scipy.stats.cauchy.logpdf(x, 0.0, s), 1e-15)
+
+
+def test_expon_cdf_has_its_density_as_slope_at_loc():
+    """At x = loc, the slope from the right (logpdf takes loc inside the support, as JAX's cdf does): 1 / scale."""
+    x, loc, scale = np.array([0.0, 0.5, -0.5]), 0.0, 2.0
+    expected = scipy.stats.expon.pdf(x, loc, scale)
+    for mode in MODES:
+        assert_close(np.diag(jl.jacobian(lambda v: stats.expon.cdf(v, loc, scale), x, mode=mode)), expected, 1e-15)
+        assert_close(jl.jacobian(lambda m: stats.expon.cdf(x, m, scale), np.array(loc), mode=mode), -expected,
+                     1e-15)
+
+
 def test_poisson_gives_minus_inf_at_a_count_that_is_not_one():
     k = np.array([-1.0, 2.5, 2.0])
     value = traced_value(lambda mu: stats.poisson.logpmf(k, mu), np.array(3.0))
@@ -280,6 +318,30 @@ def test_multivariate_normal_takes_scipys_shapes(x, mean, cov):
     assert_close(value, expected, 1e-14)
     with pytest.raises(NotImplementedError, match="allow_singular=True"):
         jl.grad(lambda v: np.sum(stats.multivariate_normal.logpdf(v, mean, cov, allow_singular=True)))(x)
+
+
+@pytest.mark.parametrize("mean, cov, message", [
+    (np.zeros(4), np.eye(3), r"'cov' is of shape \(3, 3\), but 'mean' is a vector of length 4"),
+    (np.zeros(3), np.ones(2), r"'cov' is of shape \(2,\), but 'mean' is a vector of length 3"),
+    (np.zeros(3), np.ones((3, 3, 1)), r"'cov' must be at most two-dimensional, but cov.ndim = 3")])
+def test_multivariate_normal_refuses_a_covariance_of_another_dimension_as_scipy(mean, cov, message):
+    with pytest.raises(ValueError, match=message):
+        jl.jacobian(lambda m: stats.multivariate_normal.logpdf(np.zeros(3), m, cov), mean)
+    if cov.ndim == 2:
+        with pytest.raises(ValueError, match=message):
+            scipy.stats.multivariate_normal.logpdf(np.zeros(3), mean, cov)
+
+
+def test_multivariate_normal_compiles_once_for_covariances_given_as_arguments():
+    """The covariance of jit's f is an input of its program, recomputed: not read as numbers (np.asarray), nor its
+    factor's diagonal (np.diagonal), which made a program per covariance."""
+    X = RNG.standard_normal((5, 3))
+    step = jl.jit(jl.grad(lambda mean, cov: -np.sum(stats.multivariate_normal.logpdf(X, mean, cov))))
+    for scale in (1.0, 2.0, 3.5):
+        cov = COVARIANCES["matrix"] * scale
+        fd = central_differences(lambda m: -np.sum(scipy.stats.multivariate_normal.logpdf(X, m, cov)), np.zeros(3))
+        assert_fd_close(step(np.zeros(3), cov), fd, "jit")
+    assert step.compiles == 1
 
 
 def test_a_missing_method_names_what_there_is():
@@ -443,6 +505,25 @@ def test_linalg_refuses_what_scipy_refuses():
     assert np.isnan(jl.jacobian(lambda a: linalg.solve(a, RHS, check_finite=False), bad)).all()
     with pytest.raises(ValueError, match="trans must be 0, 1, 2, 'N', 'T' or 'C', got 3"):
         jl.jacobian(lambda a: linalg.solve_triangular(a, RHS, trans=3), M)
+
+
+@pytest.mark.parametrize("call", [lambda a: linalg.solve(a, np.ones(3)), lambda a: linalg.solve(a, np.ones((3, 2))),
+                                  lambda a: linalg.solve_triangular(a, np.ones(5)),
+                                  lambda a: linalg.cho_solve((a, False), np.ones(3))],
+                         ids=["solve", "solve of a matrix", "solve_triangular", "cho_solve"])
+def test_a_right_hand_side_of_other_rows_is_refused_naming_both_shapes(call):
+    with pytest.raises(ValueError, match=r"a is 4x4 and b has shape \([35],( 2)?\); b needs 4 rows"):
+        jl.jacobian(call, np.eye(4) * 2.0)
+
+
+def test_expm_refuses_what_is_not_a_stack_of_square_matrices_and_takes_empty_ones():
+    with pytest.raises(np.linalg.LinAlgError, match=r"must be square, got shape \(3, 4\)"):
+        jl.jacobian(linalg.expm, np.ones((3, 4)))
+    with pytest.raises(np.linalg.LinAlgError, match="at least two-dimensional"):
+        jl.jacobian(linalg.expm, np.ones(3))
+    for empty in (np.zeros((0, 0)), np.zeros((2, 0, 0))):
+        assert traced_value(linalg.expm, empty).shape == scipy.linalg.expm(empty).shape
+        assert jl.jacobian(linalg.expm, empty).shape == empty.shape * 2
 
 
 def test_scipy_linalg_refusal_names_the_drop_in():

@@ -53,6 +53,10 @@ def _solved(b, *matrices):
     """x of ``matrices[-1] @ ... @ matrices[0] @ x = b``, solved one matrix after the other (one for solve,
     a factor and its transpose for cho_solve); a 1-D b is the right-hand side of every matrix of a stack, as
     SciPy's."""
+    n = np.shape(matrices[0])[-1]
+    if np.shape(b)[0 if np.ndim(b) == 1 else -2:][:1] != (n,):  # SciPy's check, before NumPy's gufunc message
+        raise ValueError(f"incompatible shapes: a is {n}x{n} and b has shape {np.shape(b)}; b needs {n} rows, one "
+                         f"for each of a's (a vector of length {n}, or a matrix of {n} rows)")
     vector = np.ndim(b) == 1 and np.ndim(matrices[0]) > 2
     x = _lapack(b[:, None] if vector else b)
     for a in matrices:
@@ -210,6 +214,11 @@ def expm(A):
            [0., 0.]])
     """
     A = in_precision(A, np.float32)  # SciPy's: float32 stays float32
+    if np.ndim(A) < 2 or np.shape(A)[-1] != np.shape(A)[-2]:  # SciPy's errors
+        raise np.linalg.LinAlgError("The input array must be at least two-dimensional" if np.ndim(A) < 2 else
+                                    f"Last 2 dimensions of the array must be square, got shape {np.shape(A)}")
+    if not np.size(A):  # 0x0 matrices: no norm to scale by
+        return A + 0.0
     finite = np.all(np.isfinite(A), axis=(-2, -1))
     if not np.all(finite):  # a matrix holding inf or NaN gives NaN, as SciPy's; the others their exponentials
         return np.where(finite[..., None, None], expm(np.where(finite[..., None, None], A, 0.0)), np.nan)

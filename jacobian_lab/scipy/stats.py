@@ -158,18 +158,22 @@ laplace = _methods("laplace", {
 
 
 def _cauchy_logpdf(x, loc=0.0, scale=1.0):
-    # log1p(z²) as 2 log|z| + log1p(1/z²) past |z| = 1: z² overflows past 1.3e154
-    z = np.abs(_standardized(x, loc, scale))
-    far = z > 1.0
-    w = np.where(far, z, 2.0)
-    return -np.where(far, 2.0 * np.log(w) + np.log1p(1.0 / (w * w)), np.log1p(z * z)) - np.log(np.pi * scale)
+    # log1p(z²) as 2 log|x - loc| - 2 log(scale) + log1p((scale / |x - loc|)²) past |z| = 1: z² overflows past
+    # 1.3e154, and a Hessian's products of z's derivatives (z / scale ...) sooner. Each branch computes on values
+    # it is finite at, as the other's derivatives there would be 0 * inf.
+    distance = np.abs(x - loc)
+    far = distance > scale
+    d, z = np.where(far, distance, 2.0 * scale), np.where(far, 0.0, distance / scale)
+    tail = 2.0 * (np.log(d) - np.log(scale)) + np.log1p((scale / d) ** 2)
+    return -np.where(far, tail, np.log1p(z * z)) - np.log(np.pi * scale)
 
 
 def _cauchy_cdf(x, loc=0.0, scale=1.0):
-    # 1/2 + arctan(z)/π cancels in the left tail (all of it at z = -1e16): there arctan(-1/z)/π, its equal
+    # 1/2 + arctan(z)/π cancels in the left tail (all of it at z = -1e16): there arctan(-1/z)/π, its equal. Not
+    # nearer 0, where -1/z's slope overflows as arctan's underflows, 0 * inf.
     z = _standardized(x, loc, scale)
-    left = z < 0
-    w = np.where(left, z, -1.0)
+    left = z < -1.0
+    w = np.where(left, z, -2.0)
     return np.where(left, np.arctan(-1.0 / w) / np.pi, 0.5 + np.arctan(z) / np.pi)
 
 
@@ -183,7 +187,8 @@ def _expon_logpdf(x, loc=0.0, scale=1.0):
 
 def _expon_cdf(x, loc=0.0, scale=1.0):
     z = _standardized(x, loc, scale)
-    return _inside(z > 0, -np.expm1(-np.maximum(z, 0.0)), 0.0)  # exp(-z) of a z < 0 would overflow
+    inside = z >= 0  # at loc, the slope from the right (the density there), as logpdf takes loc inside
+    return _inside(inside, -np.expm1(-np.where(inside, z, 0.0)), 0.0)  # exp(-z) of a z < 0 would overflow
 
 
 expon = _methods("expon", {"logpdf": _expon_logpdf, "cdf": _expon_cdf}, _scale_valid)
@@ -224,10 +229,13 @@ def _mvn_logpdf(x, mean=None, cov=1.0, allow_singular=False):
     if allow_singular:
         raise NotImplementedError("multivariate_normal with allow_singular=True on traced arrays: a singular "
                                   "covariance has no Cholesky factor here; add a small multiple of the identity")
-    if not hasattr(cov, "_trace"):
-        cov = np.asarray(cov, dtype=float)
     # SciPy's dimension: the mean's size, else the covariance's, else 1; x's last axis holds a point unless d = 1
-    d = math.prod(np.shape(mean)) if mean is not None else (cov.shape[0] if np.ndim(cov) >= 2 else 1)
+    d = math.prod(np.shape(mean)) if mean is not None else (np.shape(cov)[0] if np.ndim(cov) >= 2 else 1)
+    if np.ndim(cov) > 2:
+        raise ValueError(f"Array 'cov' must be at most two-dimensional, but cov.ndim = {np.ndim(cov)}")
+    if np.shape(cov) != (d, d) if np.ndim(cov) == 2 else np.size(cov) not in (1, d):  # a matrix, variances, one
+        raise ValueError(f"Dimension mismatch: array 'cov' is of shape {np.shape(cov)}, but 'mean' is a vector of "
+                         f"length {d}.")
     if np.ndim(x) == 0 or (np.ndim(x) == 1 and d == 1):
         x = np.reshape(x, (-1, 1))  # a point per entry; a 0-d x of a d > 1 is every coordinate of one point
     diff = x if mean is None else x - np.reshape(mean, (d,))
