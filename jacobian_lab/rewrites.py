@@ -70,5 +70,7 @@ _INSTEAD = {
 
 
 def instead(name: str) -> str:
-    """The entry for the function `name` (module.function), else for its module, else ''."""
-    return _INSTEAD.get(name, _INSTEAD.get(name.rsplit(".", 1)[0], ""))
+    """The entry for the function `name` (module.function, or module.class.method), else for its module, else ''."""
+    while name not in _INSTEAD and "." in name:
+        name = name.rsplit(".", 1)[0]
+    return _INSTEAD.get(name, "")

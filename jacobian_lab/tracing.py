@@ -67,6 +67,9 @@ def _library_caller(depth: int = 2) -> str | None:
                     public = ".".join(wrapped.__module__.split(".")[:2] + [wrapped.__name__])
             elif function in ("__init__", "__call__") and "self" in frame.f_locals:  # a class: CubicSpline(x, y)
                 public = ".".join(module.split(".")[:2] + [type(frame.f_locals["self"]).__name__])
+            elif module.startswith("scipy.stats") and isinstance(getattr(frame.f_locals.get("self"), "name", None),
+                                                                 str) and not function.startswith("_"):
+                public = f"scipy.stats.{frame.f_locals['self'].name}.{function}"  # a distribution's: norm.logpdf
             elif not module.startswith("scipy._lib") and not function.startswith("_"):
                 public = outermost
         elif not module.startswith("numpy"):
@@ -108,8 +111,15 @@ _DROP_INS = {name: "jacobian_lab." + name for name in [
     "scipy.linalg.inv", "scipy.linalg.det", "scipy.linalg.expm"]}
 _DROP_INS.update({f"scipy.spatial.{name}": f"jacobian_lab.scipy.spatial.distance.{name}"
                   for name in ("cdist", "pdist", "squareform")})
-#: The methods of its distributions (`jacobian_lab.scipy.stats`), which name themselves scipy.stats.<method>
+#: The methods of SciPy's distributions (scipy.stats.<distribution>.<method>)
 _DENSITIES = frozenset(["logpdf", "pdf", "cdf", "logcdf", "sf", "logsf", "ppf", "isf", "logpmf", "pmf"])
+
+
+def _has_drop_in(caller: str) -> bool:
+    """Whether `jacobian_lab.scipy.stats` has the distribution's method `caller` names (scipy.stats.norm.logpdf)."""
+    from .scipy import stats
+    distribution, method = caller.split(".")[2:4] if caller.count(".") == 3 else ("", "")
+    return distribution in stats.__all__ and method in dir(getattr(stats, distribution))
 
 
 def _instead(caller: str) -> str:
@@ -118,6 +128,8 @@ def _instead(caller: str) -> str:
     if caller in _DROP_INS:
         return f"Call {_DROP_INS[caller]} in its place (the same arguments, written with NumPy operations); or {recipe}"
     if caller.startswith("scipy.stats.") and caller.rsplit(".", 1)[1] in _DENSITIES:
+        if _has_drop_in(caller):
+            return f"Call jacobian_lab.{caller} in its place (the same arguments); or {recipe}"
         return ("jacobian_lab.scipy.stats has the densities of the normal, t, logistic, Laplace, Cauchy, exponential, "
                 "gamma, beta, Poisson and multivariate normal distributions and some of their cdfs, under SciPy's "
                 f"names (jacobian_lab.scipy.stats.norm.logpdf(x, loc, scale)); or {recipe}")
