@@ -5,7 +5,6 @@ import json
 import math
 import statistics
 import time
-import tracemalloc
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -16,6 +15,7 @@ from .bracketing import ratio_text
 from .compiled import CompressedProgram, jit
 from .compressed import SparseJacobian
 from .jacobian import jacobian, prepare
+from .peak_memory import traced_peak
 from .prediction import Prediction, choose_order, predict
 
 # Each row of a comparison: (label, mode, batch_size); batch None = memory-bounded vector mode.
@@ -185,13 +185,9 @@ def _rows_of(J, x) -> int | None:
 
 def _counted(run):
     """(result, Counter, traced peak bytes) of one run."""
-    tracemalloc.start()
-    try:
-        with counting() as counter:
-            result = run()
-        return result, counter, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    with counting() as counter:
+        result, peak = traced_peak(run)
+    return result, counter, peak
 
 
 def _measure_compiled(f, x, batch_size, repeat, max_memory) -> Measurement:

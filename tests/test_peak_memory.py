@@ -1,0 +1,75 @@
+"""The traced peak memory of `measure`: tracemalloc shared with the caller, other runs and other threads."""
+from __future__ import annotations
+
+import threading
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import jacobian_lab as jl
+from jacobian_lab import peak_memory
+from jacobian_lab.peak_memory import traced_peak
+
+
+@pytest.fixture(autouse=True)
+def _no_tracing_left():
+    yield
+    for _ in range(200):  # a stop handed to the helper thread
+        if not tracemalloc.is_tracing():
+            break
+        time.sleep(0.01)
+    assert not tracemalloc.is_tracing()
+
+
+def f(x):
+    return np.sum(np.sin(x) ** 2)
+
+
+def test_a_callers_tracing_stays_on_and_the_peak_is_the_runs():
+    tracemalloc.start()
+    try:
+        big = np.ones(4_000_000)  # 32 MB the caller allocated and freed before
+        del big
+        jl.measure(f, np.ones(1000), mode="reverse")  # its first call's caches
+        peak = jl.measure(f, np.ones(1000), mode="reverse").peak_bytes
+        assert tracemalloc.is_tracing() and 0 < peak < 1 << 20
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_run_inside_another_gives_its_peak_to_the_enclosing_one():
+    def outer():
+        inner = traced_peak(lambda: np.ones(1 << 20).sum())[1]  # 8 MiB, freed before the outer run ends
+        return inner
+
+    inner, peak = traced_peak(outer)
+    assert inner >= 8 << 20 and peak >= inner
+
+
+def test_tracing_is_stopped_only_once_no_other_thread_runs_jacobian_lab():
+    """Stopping tracemalloc while another thread allocates can crash CPython before 3.12: here the other thread
+    is inside a Jacobian (its f waits), so the stop waits for it to leave."""
+    inside, leave = threading.Event(), threading.Event()
+
+    def waiting(x):
+        inside.set()
+        leave.wait(10)
+        return x * 2.0
+
+    other = threading.Thread(target=lambda: jl.jacobian(waiting, np.ones(3)))
+    other.start()
+    try:
+        assert inside.wait(10)
+        jl.measure(f, np.ones(10), mode="reverse", repeat=1)
+        time.sleep(0.05)
+        assert tracemalloc.is_tracing()
+    finally:
+        leave.set()
+        other.join()
+    for _ in range(200):
+        if not tracemalloc.is_tracing():
+            break
+        time.sleep(0.01)
+    assert not tracemalloc.is_tracing() and not peak_memory._started
