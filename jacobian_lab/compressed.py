@@ -310,7 +310,7 @@ class SparseJacobian:
         gather by labels) are then the program's checks.
         """
         try:
-            key = pullback.tape.signature(pullback.output)
+            key = pullback.tape.signature(pullback.output, pattern=True)
             hash(key)
         except TypeError:  # a parameter that is not hashable: read the pattern again
             key = None

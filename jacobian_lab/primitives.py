@@ -68,9 +68,9 @@ class Primitive:
     floor): engines evaluate them on primal values and return plain arrays.
     ``reads_values=True`` marks a primitive whose rules do different work
     depending on its operands' values, not only their shapes (prod takes
-    another route when a zero is present), or whose sparsity pattern does
-    (reorder): a cached cost prediction or pattern is then keyed on those
-    values too (see `Tape.signature`); ``constant_key`` maps a
+    another route when a zero is present), and ``pattern_reads_values=True`` one
+    whose sparsity pattern does (reorder): a cached cost prediction, or a cached
+    pattern, is then keyed on those values too (see `Tape.signature`); ``constant_key`` maps a
     constant operand to what of its values its rules' work depends on (power:
     whether it holds a zero), which joins that key, and ``route(out, *args,
     **params)`` names the route its rules take where they choose one by
@@ -104,6 +104,7 @@ class Primitive:
     differentiable: bool = True
     positional_params: tuple[str, ...] = ()
     reads_values: bool = False
+    pattern_reads_values: bool = False
     constant_key: Callable[[Any], Any] | None = None
     route: Callable[..., Any] | None = None
     structure: str | None = None

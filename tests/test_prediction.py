@@ -214,7 +214,7 @@ def test_nested_counting_blocks_add_up():
 def test_a_tape_that_cannot_be_keyed_is_probed_every_time(monkeypatch):
     from jacobian_lab.engines.reverse import Tape
 
-    monkeypatch.setattr(Tape, "signature", lambda self, output: ({"not": "hashable"},))
+    monkeypatch.setattr(Tape, "signature", lambda self, output, pattern=False: ({"not": "hashable"},))
     jl.prediction.clear_cache()
     p = small("seed")
     for _ in range(2):
@@ -287,6 +287,37 @@ def test_auto_takes_no_order_remembered_for_a_tape_that_works_differently(f, g, 
     fresh = jl.measure(g, x, mode="auto", batch_size=1, repeat=1)
     assert (measured.mode, measured.total) == (fresh.mode, fresh.total)
     assert measured.total == jl.predict(g, x).total("auto", 1)
+
+
+def test_a_sort_of_a_new_x_at_every_step_finds_its_costs_remembered():
+    """A sort's permutation changes no rule's work: an optimization loop over a median, a trimmed sum, probed again
+    at every step, as long as the permutation entered the key (and the cache kept each one's bytes)."""
+    f = lambda v: np.sum(np.sort(v)[:50]) + np.median(v)  # noqa: E731
+    rng = np.random.default_rng(5)
+    jl.prediction.clear_cache()
+    for _ in range(4):
+        x = rng.standard_normal(100)
+        assert_fd_close(jl.jacobian(f, x), central_differences(f, x))
+    assert len(jl.prediction._DERIVATIVE_COSTS) == len(jl.prediction._DECISIONS) == 1
+
+
+def test_values_a_signature_holds_enter_it_as_a_digest_past_64_bytes():
+    """prod's rules work differently with a zero, so its operand enters the key by value: as a digest, so the
+    256 keys the caches hold do not keep 256 copies of a large x."""
+    from jacobian_lab.engines import reverse
+
+    def signature(x):
+        _, pullback = jl.engines.get("reverse").vjp(np.prod, x)
+        return pullback.tape.signature(pullback.output)
+
+    x = np.linspace(0.5, 1.5, 100_000)
+    y = x.copy()
+    y[7] = 0.0
+    key = signature(x)
+    assert key == signature(x.copy()) and key != signature(y)
+    assert len(repr(key)) < 2000  # the operand's 800,000 bytes are not in it
+    small_x = np.array([1.0, 2.0])
+    assert (small_x.dtype.str, small_x.tobytes()) == reverse._value(small_x)  # short values as they are
 
 
 def test_a_constant_exponent_is_keyed_by_its_zeros_alone():

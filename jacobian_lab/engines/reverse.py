@@ -8,6 +8,7 @@ their cotangents added. The tape belongs to its trace: there is no global tape.
 """
 from __future__ import annotations
 
+import hashlib
 import weakref
 
 import numpy as np
@@ -221,13 +222,15 @@ class Tape:
             flops, transcendentals = flops + f, transcendentals + t
         return Cost(flops, transcendentals)
 
-    def signature(self, output: int | None):
-        """A hashable key equal for two tapes whose derivative rules do the same work.
+    def signature(self, output: int | None, pattern: bool = False):
+        """A hashable key equal for two tapes whose derivative rules do the same work (with `pattern`: and
+        whose Jacobians have the same sparsity pattern).
 
         The work of a rule depends on its primitive, parameters, which operands are
         traced and the shapes and types of everything it touches; scalar constants
         (an exponent of 2 becomes a square) and the operands of a `reads_values`
-        primitive enter by value, a constant array what a primitive's
+        primitive (with `pattern`, of a `pattern_reads_values` one too) enter by value
+        (past `DIGEST_BYTES`, a 128-bit BLAKE2 digest of it), a constant array what a primitive's
         `constant_key` reads of it (power: whether it holds a zero), and the route
         a primitive's `route` names (det: LU or SVD). Control flow on values traces another tape, so
         it changes the key. A parameter that is not hashable makes it unhashable.
@@ -236,7 +239,7 @@ class Tape:
         """
         x = self.records[0].out
         return (x.shape, x.dtype.char, output, tuple(self.unrecorded),
-                tuple([_record_key(r) for r in self.records[1:]]))
+                tuple([_record_key(r, pattern) for r in self.records[1:]]))
 
 
 def _written_in_place(tangents: list, ts: list, record, i: int, last_use: list, output) -> bool:
@@ -336,9 +339,9 @@ def _count_adds(elements: int) -> None:
         counter.add(elements, 0)
 
 
-def _record_key(record):
+def _record_key(record, pattern: bool = False):
     args, parents, params = record.args, record.parents, record.params
-    if record.prim.reads_values:
+    if record.prim.reads_values or (pattern and record.prim.pattern_reads_values):
         operands = tuple([_frozen(a) if p is None else (p, _value(a)) for a, p in zip(args, parents)])
     elif record.prim.constant_key is not None:  # power: whether a constant holds a zero
         key = record.prim.constant_key
@@ -359,9 +362,16 @@ def _constant_key(arg):
     return _frozen(arg)
 
 
+#: Values of more bytes than this enter a key as a digest of them: the caches keyed by signatures hold 256
+#: keys, and an x sorted or multiplied out at every step of a loop gives each a key of its own.
+DIGEST_BYTES = 64
+
+
 def _value(array):
     array = np.asarray(array)
-    return array.dtype.str, array.tobytes()
+    if array.nbytes <= DIGEST_BYTES:
+        return array.dtype.str, array.tobytes()
+    return array.dtype.str, hashlib.blake2b(np.ascontiguousarray(array).data, digest_size=16).digest()
 
 
 _PLAIN = frozenset([int, float, bool, str, type(None), type(Ellipsis)])

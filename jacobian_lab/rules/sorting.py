@@ -64,8 +64,8 @@ def _reorder_vjp(needs, out, x, order, axis):
     return pullback
 
 
-#: x's elements along `axis` in `order`, a permutation of each slice (what `argsort` gives). Its sparsity
-#: pattern is the order (the "along" structure), so a pattern kept for a tape is kept for its order too
-#: (`reads_values`: the order enters the tape's signature by value).
+#: x's elements along `axis` in `order`, a permutation of each slice (what `argsort` gives). Its rules' work
+#: is the same for any order, its sparsity pattern is the order (the "along" structure): a pattern kept for a
+#: tape is kept for its order too (`pattern_reads_values`), a cost prediction for any order.
 reorder = register(Primitive("reorder", _reorder_impl, free, jvp=_reorder_jvp, vjp=_reorder_vjp,
-                             reads_values=True, structure="along", array_params=()))
+                             pattern_reads_values=True, structure="along", array_params=()))
