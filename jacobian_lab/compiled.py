@@ -466,16 +466,27 @@ def _replay(programs: list, x, inputs=()):
     the error and go another way, or eager mode raise it more clearly, so the caller calls the
     uncompiled function at x, and compiles nothing (a recording that raised would not be kept).
     """
-    for i, program in enumerate(programs):
+    for i, program in enumerate(tuple(programs)):  # a copy: another thread may move one of them meanwhile
         try:
             J = program(x, *inputs)
         except _VALUE_ERRORS:
             return program, RAISED
         if J is not None:
             if i:
-                programs.insert(0, programs.pop(i))
+                _to_front(programs, program)
             return program, J
     return None, None
+
+
+_MOVING = threading.Lock()
+
+
+def _to_front(programs: list, program) -> None:
+    """Move `program` to the front of `programs`, where the next replay tries it first."""
+    with _MOVING:
+        if program in programs:
+            programs.remove(program)
+            programs.insert(0, program)
 
 
 @collection_paused()  # a recording as long as a tape, and both orders' programs built from it

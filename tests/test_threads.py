@@ -84,6 +84,31 @@ def test_threads_missing_a_branch_at_once_compile_it_once():
     assert jitted.compiles == 2 and len(jitted._programs[None, (3,), "d", "C", False]) == 2
 
 
+def _six_paths(x):  # the first positive one of x[0..4], or none
+    for k, g in enumerate((np.sin, np.cos, np.tanh, np.exp, np.square)):
+        if x[k] > 0:
+            return g(x) * x[(k + 1) % 5]
+    return np.tanh(x) ** 2
+
+
+def test_threads_replaying_programs_that_move_to_the_front_compile_each_path_once():
+    """A replay moves the program that fits to the front of the list other threads were trying: one of them
+    skipped the program its x fits, compiled it again, and the duplicates filled the 8 kept, after which
+    every call no program fitted was eager, with a warning."""
+    rng, xs = np.random.default_rng(1), []
+    for k in range(6):
+        v = np.abs(rng.standard_normal(12))
+        v[:k] *= -1
+        xs.append(v)
+    for trial in range(4):
+        jitted = jl.jit(jl.jacobian(_six_paths))
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(jitted, [xs[i % 6] for i in range(8 * 100)]))
+        assert jitted.compiles == 6, trial
+        for i in range(6):
+            np.testing.assert_allclose(results[i], jl.jacobian(_six_paths, xs[i]), rtol=1e-14)
+
+
 def test_one_sparse_jacobian_shared_by_threads_keeps_each_pattern_with_its_plan():
     """Two branches with different patterns, called from 8 threads at once: every result must be the
     dense Jacobian of its own branch (a pattern paired with another's plan would misplace entries)."""
