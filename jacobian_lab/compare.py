@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .accounting import PHASES, Cost, counting
+from .accounting import PHASES, Cost, counted
 from .bracketing import ratio_text
 from .compiled import CompressedProgram, jit
 from .compressed import SparseJacobian
@@ -185,8 +185,7 @@ def _rows_of(J, x) -> int | None:
 
 def _counted(run):
     """(result, Counter, traced peak bytes) of one run."""
-    with counting() as counter:
-        result, peak = traced_peak(run)
+    (result, peak), counter = counted(traced_peak, run)
     return result, counter, peak
 
 

@@ -46,7 +46,7 @@ import numpy as np
 from . import arguments, compaction, engines, snapshots, trees
 from .engines.base import collection_paused, inside_a_trace
 from . import prediction as _prediction
-from .accounting import PHASES, Cost, Counter, active_counter, counting
+from .accounting import PHASES, Cost, Counter, active_counter, counted
 from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, one_input_error, prepare,
                        result_dtype, rows, whole_block, wraps)
 from .compressed import SparseJacobian, entries, fewer_seeds, holding, where_read
@@ -441,10 +441,14 @@ def compile_sparse(fun: SparseJacobian, g, x, inputs=()):
     of f's other arguments (`compile_jacobian`)."""
     x = snapshots.copy(x, faithful=True)  # as in compile_jacobian: an array f closes over stays a constant
     recorder = Recorder(x, inputs)
-    with counting(recorder):
+
+    def record():
         y, pullback = engines.get("reverse").vjp(g, x)
         pattern, (mode, seeding), reads = fun.planned(pullback, np.size(y))
         values = entries(_capturing(pullback, recorder), pattern, seeding, np.shape(y), x, fun.batch_size, reads)
+        return y, pattern, mode, seeding, reads, values
+
+    y, pattern, mode, seeding, reads, values = counted(record, counter=recorder)[0]
     recorder.check()
     order = "forward" if seeding.symmetric else mode  # a star coloring's seeds are tangents
     program = CompressedProgram(recorder, order, np.shape(y), x, pattern, reads)
@@ -495,13 +499,11 @@ def compile_jacobian(fun, g, x, inputs=()):
     arrays the program takes besides x, which f gets as `Observable`s over them (`Inputs.recording`)."""
     x = snapshots.copy(x, faithful=True)  # f may close over the very array passed as x: it stays a constant
     recorder = Recorder(x, inputs)
-    results, error = {}, None
-    with counting(recorder):
-        y, pullback = engines.get("reverse").vjp(g, x)
-        if fun.scalar:
-            check_scalar(g.unflatten(y, "out"))  # a tuple f returned, not the vector it was ravelled into
+    y, pullback = counted(_recorded_tape, fun, g, x, counter=recorder)[0]
     modes = _orders(fun, x, y, pullback)  # decided on the recorded tape, outside the recording: f runs once
-    with counting(recorder):
+
+    def record(modes):
+        results, error = {}, None
         compressed = _compressed(fun, g, pullback, y, x, recorder) if fun.mode == "auto" else None
         if compressed is not None and sum(compressed[0].seeds) * BOTH_ORDERS_WITHIN <= min(np.size(y), x.size):
             modes = ()  # this many times fewer seeds: recording a dense order would only lengthen the first call
@@ -513,6 +515,9 @@ def compile_jacobian(fun, g, x, inputs=()):
                 results[mode] = build(g, x, fun.batch_size, fun.max_memory, (y, _capturing(pullback, recorder)))
             except MemoryBudgetError as e:  # auto: the other order may fit
                 error = e
+        return results, error, compressed
+
+    results, error, compressed = counted(record, modes, counter=recorder)[0]
     recorder.check()
     if not results and compressed is None:
         raise error
@@ -522,6 +527,14 @@ def compile_jacobian(fun, g, x, inputs=()):
     best = min(programs, key=lambda p: (p.cost.total(), len(p.equations)))
     J = programs[best]
     return best, (J if best.fresh else J.copy())  # J may be a block the program keeps
+
+
+def _recorded_tape(fun, g, x) -> tuple:
+    """(y, pullback) of f's reverse tape, checked as fun's result (a scalar for grad)."""
+    y, pullback = engines.get("reverse").vjp(g, x)
+    if fun.scalar:
+        check_scalar(g.unflatten(y, "out"))  # a tuple f returned, not the vector it was ravelled into
+    return y, pullback
 
 
 def _recordable(modes, m: int, n: int, itemsize: int, limit: int, compressed: bool = False) -> tuple:

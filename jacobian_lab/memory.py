@@ -87,11 +87,12 @@ MATRIX = contextvars.ContextVar("matrix", default="Jacobian")
 @contextlib.contextmanager
 def building(matrix: str):
     """Within the block, refusals name `matrix` ("Hessian") and the products that stand in for it."""
-    token = MATRIX.set(matrix)
-    try:
+    previous = MATRIX.get()
+    try:  # set inside, restored by value, as `engines.base.call_traced` does its depth
+        MATRIX.set(matrix)
         yield
     finally:
-        MATRIX.reset(token)
+        MATRIX.set(previous)
 
 
 def _products() -> str:

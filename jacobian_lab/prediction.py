@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from .accounting import COTANGENT, PRIMAL, TANGENT, Cost, counting, phase
+from .accounting import COTANGENT, PRIMAL, TANGENT, Cost, counted, phase
 from .bracketing import ratio_text
 from .engines.base import call_traced, collection_paused, get, next_level
 from . import memory
@@ -68,9 +68,7 @@ def count_flops(f: Callable, x) -> Cost:
     """
     f, x = prepare(f, x)
     trace = EvalTrace()
-    with counting() as counter:
-        call_traced(f, Evaluated(trace, x), trace)
-    return counter.total()
+    return counted(call_traced, f, Evaluated(trace, x), trace)[1].total()
 
 
 @dataclass(frozen=True)
@@ -351,9 +349,7 @@ def _check_mode(mode) -> None:
 
 
 def _counted(phase_name, fn, *args) -> Cost:
-    with counting() as counter:
-        fn(*args)
-    return counter.cost(phase_name)
+    return counted(fn, *args)[1].cost(phase_name)
 
 
 def _replay_forward(tape, t):
@@ -390,8 +386,7 @@ def probe(f: Callable, x: np.ndarray, reuse: bool = False):
     the probes run only for a tape not seen before: the primal cost and the
     memory figures are always those of this recording.
     """
-    with counting() as counter:
-        y, pullback = get("reverse").vjp(f, x)
+    (y, pullback), counter = counted(get("reverse").vjp, f, x)
     key = pullback.tape.signature(pullback.output) if reuse else None
     # f's evaluation is all the work recording it did: with a derivative taken inside f, that one's too
     inside = tuple((name, cost) for name, cost in counter.costs().items() if name != PRIMAL and cost != Cost())

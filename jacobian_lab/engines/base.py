@@ -298,8 +298,9 @@ def call_traced(f, x, trace):
     """
     if getattr(x.primal, "_readonly", False):  # the x of an enclosing derivative (a Hessian's), given read-only
         read_only(x)
-    token = _TRACING.set(_TRACING.get() + 1)
-    try:
+    depth = _TRACING.get()
+    try:  # set inside, restored by value: a Ctrl-C right after a set would leave the thread inside for good
+        _TRACING.set(depth + 1)
         y = f(x)
         return check_output(y, trace)
     except Exception as error:
@@ -321,7 +322,7 @@ def call_traced(f, x, trace):
         _note_scipy(error)
         raise  # scipy's own error types too (minpack's, from fsolve), named by `_refused` when it can
     finally:
-        _TRACING.reset(token)
+        _TRACING.set(depth)
         trace.finish()
 
 

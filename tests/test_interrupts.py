@@ -1,0 +1,67 @@
+"""A Ctrl-C (KeyboardInterrupt) at a moment CPython delivers it leaves no state behind for the next call."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import jacobian_lab as jl
+from jacobian_lab import accounting, memory
+from jacobian_lab.engines import base
+
+
+class _InterruptedAfterSet:
+    """A context variable whose first set is interrupted as it returns: CPython checks for a signal right after
+    a C call such as ContextVar.set, before its result is stored."""
+
+    def __init__(self, var):
+        self.var, self.armed = var, True
+
+    def get(self):
+        return self.var.get()
+
+    def set(self, value):
+        token = self.var.set(value)
+        if self.armed:
+            self.armed = False
+            raise KeyboardInterrupt
+        return token
+
+    def reset(self, token):
+        self.var.reset(token)
+
+
+def f(x):
+    return np.sum(np.sin(x) * x)
+
+
+@pytest.mark.parametrize("module, name", [(base, "_TRACING"), (memory, "MATRIX")])
+def test_an_interrupt_right_after_a_context_variable_is_set_leaves_it_as_it_was(module, name, monkeypatch):
+    """The tracing depth left at 1 made the thread inside a derivative for good: jit never compiled again."""
+    var = getattr(module, name)
+    before = var.get()
+    monkeypatch.setattr(module, name, _InterruptedAfterSet(var))
+    with pytest.raises(KeyboardInterrupt):
+        jl.hessian(f)(np.ones(3))
+    assert var.get() == before
+    monkeypatch.undo()
+    jitted = jl.jit(jl.jacobian(np.tanh))
+    jitted(np.ones(3))
+    assert jitted.compiles == 1
+
+
+@pytest.mark.parametrize("call", [lambda: jl.count_flops(f, np.ones(3)), lambda: jl.predict(f, np.ones(3)),
+                                  lambda: jl.jit(jl.jacobian(f))(np.ones(3)),
+                                  lambda: jl.measure(f, np.ones(3), repeat=1)],
+                         ids=["count_flops", "predict", "jit's recording", "measure"])
+def test_an_interrupt_at_the_first_line_of_a_counting_blocks_exit_leaves_no_counter(call, monkeypatch):
+    """A Ctrl-C that arrives during a block is delivered at the first line of its __exit__: the counter (or a jit
+    recording) stayed the thread's, and every later call counted (or was recorded) into it."""
+    jl.prediction.clear_cache()
+
+    def interrupted(self, *exc):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(accounting.counting, "__exit__", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        call()
+    assert accounting.active_counter() is None
