@@ -186,3 +186,28 @@ def test_full_collections_run_again_only_when_the_last_of_concurrent_recordings_
     release.set()
     worker.join()
     assert gc.get_threshold() == before
+
+
+def test_thresholds_set_while_collections_are_held_off_stay():
+    """Thresholds f (or another thread) set meanwhile are kept when the pause ends: it gave back the ones it
+    saved on entry, undoing them."""
+    import gc
+
+    before = gc.get_threshold()
+
+    def f(x):
+        gc.set_threshold(5000, 50, 50)
+        return np.sum(x ** 2)
+
+    try:
+        jl.jacrev(f)(np.ones(3))
+        assert gc.get_threshold() == (5000, 50, 50)
+
+        def g(x):
+            gc.set_threshold(6000)  # the first alone: the pause's third threshold stays until it ends
+            return np.sum(x ** 2)
+
+        jl.jacrev(g)(np.ones(3))
+        assert gc.get_threshold() == (6000, 50, 50)
+    finally:
+        gc.set_threshold(*before)

@@ -95,7 +95,9 @@ class _CollectionPaused:
 
     def _restore(self):
         self.depth = 0
-        gc.set_threshold(*self.saved)
+        now = gc.get_threshold()
+        if now[2] == _NO_FULL_COLLECTIONS:  # else set since (by f, or another thread): those stay
+            gc.set_threshold(now[0], now[1], self.saved[2])
 
     def __call__(self, fn):
         @functools.wraps(fn)
@@ -118,7 +120,8 @@ def collection_paused() -> _CollectionPaused:
     and a decorator): each walks every record of a long tape (a loop of scalar steps), and their number
     grows with the allocations, so a third of a reverse Jacobian went to them. The young generations are
     still collected, so cycles f leaves behind are freed as it runs, and `gc.disable()` is the caller's
-    to keep; the thresholds are restored when the last paused call (in any thread) ends.
+    to keep; the third threshold is restored when the last paused call (in any thread) ends, unless it was
+    set meanwhile (by f, or another thread), and thresholds set meanwhile stay.
 
     >>> import gc
     >>> with collection_paused():
