@@ -59,6 +59,7 @@ from .staging import INPUT, NotReplayable, Recorder, input_name, input_position,
 
 
 KEEP_PROGRAMS = 8  # per input shape: a function with a few branches replays each of them
+KEEP_SHAPES = 64  # input shapes (dtypes, layouts, other arguments' values) whose programs are kept, the latest
 # auto compiles both orders when their predicted eager FLOPs are within this factor: folding
 # constants can make a program far cheaper than its eager order (a forward program folds the
 # seeds through ``W @ x``), but not an order predicted to do this many times the other's work.
@@ -283,6 +284,8 @@ class Jitted:
             return None, None
         self.compiles += 1
         self._programs[key] = [program] + self._programs.get(key, [])
+        for old in list(self._programs)[:-KEEP_SHAPES]:  # a new shape at every call would keep every program
+            self._programs.pop(old, None)
         return program, J
 
     def _build(self, g, x, call=None):

@@ -1877,3 +1877,14 @@ def test_a_program_may_keep_a_scalar_type_f_passed_to_numpy(f):
     x = np.array([0.5, 1.5, 2.5])
     np.testing.assert_array_equal(jl.jit(jl.jacobian(f))(x), np.eye(3))
     np.testing.assert_array_equal(jl.jit(jl.sparse_jacobian(f))(x).toarray(), np.eye(3))
+
+
+def test_programs_are_kept_for_the_latest_shapes_only(monkeypatch):
+    """A function called at a new shape every time kept every program: 690 MB for n = 1..400."""
+    monkeypatch.setattr(compiled, "KEEP_SHAPES", 3)
+    jitted = jl.jit(jl.jacobian(np.sin))
+    for n in range(1, 6):
+        jitted(np.ones(n))
+    assert sorted(key[1] for key in jitted._programs) == [(3,), (4,), (5,)]
+    assert_close(jitted(np.full(1, 0.5)), np.cos([[0.5]]), 1e-15)  # compiled again
+    assert jitted.compiles == 6 and len(jitted._programs) == 3
