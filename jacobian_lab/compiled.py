@@ -783,13 +783,21 @@ class Program:
         return counter
 
 
+def _defined(source: str, namespace: dict):
+    """The function ``program`` that `source` defines, compiled with `namespace` as its globals."""
+    exec(compile(source, "<jacobian_lab.compiled>", "exec"), namespace)
+    return namespace["program"]
+
+
 def _compiled_on_first_call(program: Program, code: "_Code"):
     """A stand-in for the function `code` writes, which compiles it on its first call and takes its place in
     `program`: auto mode drops the order it compares against unrun, and a compacted program's dense code runs
     only where a value is not finite, so neither is compiled (CPython's compile of a long program is a fifth
     of its first call)."""
+    source, namespace = code.source, code.namespace  # not code itself, which holds every recorded value
+
     def first(*args):
-        run = code.function()
+        run = _defined(source, namespace)
         for name in ("_run", "_dense"):
             if program.__dict__.get(name) is first:
                 setattr(program, name, run)
@@ -812,6 +820,9 @@ class CompressedProgram(Program):
         # a forward block is a tangent (one row per color, m wide), a reverse one a cotangent (n wide)
         self._widths = {"forward": math.prod(self.y_shape), "reverse": math.prod(self.x_shape)}
         self._pushed = len(recorder.outputs.get(prefix + "forward", []))  # the forward blocks come first
+        indices = [pattern.indptr, pattern.indices, pattern.data, getattr(self, "_flat_index", None),
+                   *(a for read in reads.values() for a in read)]
+        self.constant_bytes += sum(a.nbytes for a in indices if isinstance(a, np.ndarray))  # kept to gather J
 
     def _assemble(self, blocks):
         values = np.empty(self.pattern.nnz, dtype=self.dtype)
@@ -960,10 +971,6 @@ class _Code:
         self._constants: dict[int, str] = {}
         self.memory: dict[int, int] = {}  # id of each constant's underlying array -> its bytes
         self._zeros: dict = {}  # arrays of zeros the checks share, by shape and dtype
-
-    def function(self):
-        exec(compile(self.source, "<jacobian_lab.compiled>", "exec"), self.namespace)
-        return self.namespace["program"]
 
     def emit(self, run, observations, blocks, variables=()) -> str:
         checks: dict[int, list] = {}
