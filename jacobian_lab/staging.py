@@ -27,6 +27,7 @@ recomputes each guard first and gives up if one differs.
 """
 from __future__ import annotations
 
+import functools
 import linecache
 import operator
 import sys
@@ -394,9 +395,10 @@ class Recorder(Counter):
 
 def _watch(value, index: dict):
     """Forget `value`'s id when it dies (a NumPy scalar, which cannot be watched, is kept instead)."""
-    key = id(value)
+    # index.pop(key, <the dead reference>) by C calls alone: a Ctrl-C arriving as it runs stays pending until f's
+    # next line, where a Python callback would take it, and CPython prints and drops an error a callback raises
     try:
-        return weakref.ref(value, lambda _: index.pop(key, None))
+        return weakref.ref(value, functools.partial(dict.pop, index, id(value)))
     except TypeError:
         return value
 
