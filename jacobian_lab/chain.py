@@ -394,7 +394,8 @@ class Chain:
         >>> chain.measure(np.ones(3), bracketing="best")
         Traceback (most recent call last):
             ...
-        ValueError: bracketing must be one of 'forward', 'reverse', 'optimal' (None: 'optimal') or a bracketing tree; got 'best'
+        ValueError: bracketing must be one of 'forward', 'reverse', 'optimal' (None: 'optimal') or a
+        bracketing tree; got 'best'
         """
         name, tree = _resolve_bracketing(bracketing, len(self.stages))
         points, evaluation_cost = self._evaluate(x)
