@@ -226,12 +226,39 @@ def counted(fn, *args, counter: Counter | None = None):
     >>> counter.cost("primal"), counter.cost("cotangent")
     (Cost(flops=5, transcendentals=0), Cost(flops=6, transcendentals=0))
     """
-    return contextvars.copy_context().run(_counted, fn, args, counter)
+    return _isolated(_counted, fn, args, counter)
+
+
+def _isolated(fn, *args):
+    """``fn(*args)`` in a copy of the context; the variables f set there (np.seterr's, decimal's, its own) are
+    set here after, as f running here would leave them, all but this package's own."""
+    context = contextvars.copy_context()
+    try:
+        return context.run(fn, *args)
+    finally:
+        here = contextvars.copy_context()
+        for var, value in context.items():
+            if here.get(var, _UNSET) is not value and not var.name.startswith("jacobian_lab"):
+                var.set(value)
+
+
+_UNSET = object()
 
 
 def _counted(fn, args: tuple, counter: Counter | None):
     with counting(counter) as inner:
         return fn(*args), inner
+
+
+def counted_by(counter: Counter | None, fn, *args):
+    """``fn(*args)`` with its work counted by `counter` alone (None: by none), in a copy of the context: outside
+    a recording in progress, say (jit's choice of orders, whose probes a program must not replay)."""
+    return _isolated(_counted_by, counter, fn, args)
+
+
+def _counted_by(counter, fn, args: tuple):
+    _COUNTER.set(counter)
+    return fn(*args)
 
 
 def _snapshot(counter: Counter) -> tuple:

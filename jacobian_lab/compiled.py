@@ -46,7 +46,7 @@ import numpy as np
 from . import arguments, compaction, engines, snapshots, trees
 from .engines.base import collection_paused, inside_a_trace
 from . import prediction as _prediction
-from .accounting import PHASES, Cost, Counter, active_counter, counted
+from .accounting import PHASES, Cost, Counter, active_counter, counted, counted_by
 from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, one_input_error, prepare,
                        result_dtype, rows, whole_block, wraps)
 from .compressed import SparseJacobian, entries, fewer_seeds, holding, where_read
@@ -204,8 +204,9 @@ class Jitted:
         # first call at this key, or other values than every program was built for (a lock per key: f may
         # call another compiled function, or this one at another shape, which other threads may be compiling)
         with self._compiling.setdefault(key, threading.RLock()):
-            if self._programs.get(key) is not programs:  # another thread compiled meanwhile (a new list)
-                program, J = _replay(self._programs[key], x_flat, inputs)
+            current = self._programs.get(key)
+            if current is not programs and current is not None:  # another thread compiled meanwhile (a new list)
+                program, J = _replay(current, x_flat, inputs)
             if J is None and key not in self._refused:  # the programs kept still serve the values they fit
                 if len(self._programs.get(key, ())) >= KEEP_PROGRAMS:
                     self._settle(key, x_flat.shape)
@@ -502,11 +503,14 @@ def compile_jacobian(fun, g, x, inputs=()):
     arrays the program takes besides x, which f gets as `Observable`s over them (`Inputs.recording`)."""
     x = snapshots.copy(x, faithful=True)  # f may close over the very array passed as x: it stays a constant
     recorder = Recorder(x, inputs)
-    y, pullback = counted(_recorded_tape, fun, g, x, counter=recorder)[0]
-    modes = _orders(fun, x, y, pullback)  # decided on the recorded tape, outside the recording: f runs once
+    caller = active_counter()
 
-    def record(modes):
+    def record():
         results, error = {}, None
+        y, pullback = _recorded_tape(fun, g, x)
+        # decided on the recorded tape, so f runs once; outside the recording, whose program must not replay
+        # the probes: they count where the call is counted
+        modes = counted_by(caller, _orders, fun, x, y, pullback)
         compressed = _compressed(fun, g, pullback, y, x, recorder) if fun.mode == "auto" else None
         if compressed is not None and sum(compressed[0].seeds) * BOTH_ORDERS_WITHIN <= min(np.size(y), x.size):
             modes = ()  # this many times fewer seeds: recording a dense order would only lengthen the first call
@@ -518,9 +522,9 @@ def compile_jacobian(fun, g, x, inputs=()):
                 results[mode] = build(g, x, fun.batch_size, fun.max_memory, (y, _capturing(pullback, recorder)))
             except MemoryBudgetError as e:  # auto: the other order may fit
                 error = e
-        return results, error, compressed
+        return y, results, error, compressed
 
-    results, error, compressed = counted(record, modes, counter=recorder)[0]
+    y, results, error, compressed = counted(record, counter=recorder)[0]
     recorder.check()
     if not results and compressed is None:
         raise error

@@ -81,7 +81,7 @@ def readable(nbytes: float) -> str:
 
 
 #: What the refusals call the matrix being built: "Hessian" while `hessian` builds one (`building`).
-MATRIX = contextvars.ContextVar("matrix", default="Jacobian")
+MATRIX = contextvars.ContextVar("jacobian_lab_matrix", default="Jacobian")
 
 
 @contextlib.contextmanager

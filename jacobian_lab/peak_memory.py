@@ -5,12 +5,13 @@ caller and with other threads, so:
 
 * a caller's own tracing is kept on (its peak is reset to read the run's), not
   stopped;
-* one traced run goes at a time (a second one's stop would end the first's
-  tracing), and a run inside another's f gives its peak on to the enclosing one;
-* tracing started here is stopped when no other thread is running jacobian_lab:
-  on CPython before 3.12, stopping it while another thread allocates through
-  NumPy can crash the process (that thread's allocation hook reads the tables
-  the stop frees). Until then a helper thread waits to stop it.
+* runs may overlap (in threads, or one inside another's f): one that resets the
+  peak first hands the peak so far to those in progress, and tracing started
+  here stops when the last of them ends, and no other thread is running
+  jacobian_lab: on CPython before 3.12, stopping it while another thread
+  allocates through NumPy can crash the process (that thread's allocation hook
+  reads the tables the stop frees). Until then a helper thread, started with the
+  tracing, waits to stop it (and stops what a Ctrl-C leaves on).
 
 Threads computing with NumPy outside jacobian_lab are not seen; beside them,
 ``tracemalloc.start()`` before measuring keeps tracing on throughout.
@@ -27,57 +28,61 @@ import threading
 import time
 import tracemalloc
 
-_LOCK = threading.RLock()
+_LOCK = threading.Lock()  # held for the bookkeeping only, never while a run runs
+_runs: dict[object, int] = {}  # each run in progress -> the largest peak read before another run reset it
 _started = False  # tracing is on because a run here started it (and no one has stopped it yet)
-_carried: list[int] = []  # per run in progress, the largest peak a run inside it read before resetting the peak
 _stopping: threading.Thread | None = None
 
 
 def traced_peak(run):
     """``(run(), the peak bytes traced while it ran)``, above what was allocated when it began."""
     global _started
-    with _LOCK:
-        if tracemalloc.is_tracing():
-            current, peak = tracemalloc.get_traced_memory()
-            if _carried:  # the enclosing run's peak so far, which the reset would lose
-                _carried[-1] = max(_carried[-1], peak)
-            tracemalloc.reset_peak()
-        else:
-            tracemalloc.start()
-            _started, current = True, 0
-        _carried.append(0)
-        try:
-            result = run()
-            peak = max(tracemalloc.get_traced_memory()[1], _carried[-1])
-        finally:
-            _carried.pop()
-            if _carried:
-                _carried[-1] = max(_carried[-1], tracemalloc.get_traced_memory()[1])
-            elif _started:
-                _stop_when_alone()
-        return result, peak - current
+    token = object()
+    try:
+        with _LOCK:
+            current = _begin(token)
+        result = run()
+        with _LOCK:
+            peak = max(tracemalloc.get_traced_memory()[1], _runs[token])
+    finally:
+        with _LOCK:
+            _runs.pop(token, None)
+            if _started and not _runs and not _others_running():  # else the helper thread stops it
+                tracemalloc.stop()
+                _started = False
+    return result, peak - current
 
 
-def _stop_when_alone() -> None:
-    """Stop the tracing started here now, if no other thread runs jacobian_lab, else from a helper thread once
-    none does. Called holding `_LOCK`."""
+def _begin(token) -> int:
+    """Trace from here for the run `token`: the bytes traced now (the run's peak is read above them)."""
     global _started, _stopping
-    if not _others_running():
-        tracemalloc.stop()
-        _started = False
-    elif _stopping is None or not _stopping.is_alive():
-        _stopping = threading.Thread(target=_wait_and_stop, name="jacobian_lab tracemalloc stop", daemon=True)
-        _stopping.start()
+    if tracemalloc.is_tracing():
+        current, peak = tracemalloc.get_traced_memory()
+        for other in _runs:  # the reset would lose their peaks so far
+            _runs[other] = max(_runs[other], peak)
+        tracemalloc.reset_peak()
+    else:
+        _started = True
+        if _stopping is None or not _stopping.is_alive():  # first: it stops what an interrupt leaves on
+            _stopping = threading.Thread(target=_wait_and_stop, name="jacobian_lab tracemalloc stop", daemon=True)
+            _stopping.start()
+        tracemalloc.start()
+        current = 0
+    _runs[token] = 0
+    return current
 
 
 def _wait_and_stop() -> None:
+    """While tracing started here is on: stop it once no run is in progress and no other thread runs
+    jacobian_lab. The last run to end stops it itself where it can; this stops it where another thread was
+    inside jacobian_lab then, or a Ctrl-C fell between the run's end and the stop."""
     global _started
     while True:
         time.sleep(0.005)
         with _LOCK:
-            if not _started:  # stopped already
+            if not _started:
                 return
-            if not _others_running():
+            if not _runs and not _others_running():
                 tracemalloc.stop()
                 _started = False
                 return
@@ -89,7 +94,7 @@ def _others_running() -> bool:
     me = threading.get_ident()
     for ident, frame in sys._current_frames().items():
         while ident != me and frame is not None:
-            if frame.f_globals.get("__name__", "").startswith("jacobian_lab."):
-                return True
+            if frame.f_globals.get("__name__", "").startswith("jacobian_lab.") and frame.f_globals is not globals():
+                return True  # (this module's frames alone are a helper thread's, or a run's bookkeeping)
             frame = frame.f_back
     return False

@@ -86,3 +86,29 @@ def test_forgetting_a_recorded_value_runs_no_python_code_that_could_take_a_ctrl_
         sys.setprofile(None)
     assert ref() is None and not index
     assert calls == []
+
+
+def test_variables_f_sets_in_a_counted_call_stay_set_as_in_an_eager_one():
+    """The library's counting blocks run in a copy of the context: what f set there (np.seterr, its own context
+    variables) was dropped with it, unlike in an eager call."""
+    import contextvars
+
+    mine = contextvars.ContextVar("mine", default="unset")
+
+    def f(x):
+        mine.set("set by f")
+        np.seterr(over="ignore")
+        return np.sum(x ** 2)
+
+    before = np.geterr()
+    try:
+        for call in (lambda: jl.count_flops(f, np.ones(3)), lambda: jl.predict(f, np.ones(3)),
+                     lambda: jl.jit(jl.grad(f))(np.ones(3))):
+            np.seterr(**before)
+            token = mine.set("unset")
+            call()
+            assert (mine.get(), np.geterr()["over"]) == ("set by f", "ignore")
+            mine.reset(token)
+    finally:
+        np.seterr(**before)
+    assert accounting.active_counter() is None

@@ -1912,3 +1912,48 @@ def test_a_program_holds_what_constant_bytes_counts_before_and_after_its_first_r
     program = banded.program(np.ones(1000))
     assert isinstance(program, CompressedProgram)
     assert program.constant_bytes >= program.pattern.indices.nbytes + program._flat_index.nbytes
+
+
+def test_a_shape_dropped_while_a_thread_replays_it_is_compiled_again(monkeypatch):
+    """A thread whose replay missed at a shape, while another thread's compiles dropped that shape's programs,
+    read them again by their key: KeyError out of the call."""
+    import threading
+
+    def f(x):
+        return np.sin(x) if x[0] > 0 else np.cos(x)
+
+    monkeypatch.setattr(compiled, "KEEP_SHAPES", 2)
+    jitted = jl.jit(jl.jacobian(f))
+    jitted(np.array([1.0, 2.0, 3.0]))
+    missed, go, replay = threading.Event(), threading.Event(), compiled._replay
+
+    def held(programs, x, inputs=()):
+        result = replay(programs, x, inputs)
+        if threading.current_thread().name == "held" and result[1] is None and not missed.is_set():
+            missed.set()
+            go.wait(10)
+        return result
+
+    monkeypatch.setattr(compiled, "_replay", held)
+    out = {}
+    x = np.array([-1.0, 2.0, 3.0])
+    thread = threading.Thread(target=lambda: out.update(J=jitted(list(x))), name="held")  # the general path
+    thread.start()
+    assert missed.wait(10)
+    for n in (4, 5):  # the other thread's shapes drop (3,)
+        jitted(np.ones(n))
+    go.set()
+    thread.join()
+    assert_close(out["J"], jl.jacobian(f, x), 1e-15)
+
+
+@pytest.mark.parametrize("build", [jl.grad, jl.jacrev, jl.jacfwd, jl.hessian], ids=lambda b: b.__name__)
+def test_a_first_call_counts_what_the_eager_call_counts(build):
+    """The recording ran in two counting blocks on one recorder, each adding all of it to the caller's count:
+    f's evaluation was counted twice."""
+    f, x = (lambda v: np.sum(np.sin(v) * v)), np.linspace(-1.0, 1.0, 20)
+    with counting() as eager:
+        build(f)(x)
+    with counting() as first:
+        jl.jit(build(f))(x)
+    assert first.total() == eager.total()

@@ -73,3 +73,37 @@ def test_tracing_is_stopped_only_once_no_other_thread_runs_jacobian_lab():
             break
         time.sleep(0.01)
     assert not tracemalloc.is_tracing() and not peak_memory._started
+
+
+def test_a_run_waiting_for_a_run_in_another_thread_finishes():
+    """Runs held a lock for their whole length: a measure whose f waited for a measure on a worker thread never
+    finished."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        def outer():
+            inner = pool.submit(traced_peak, lambda: np.ones(1 << 18).sum())
+            return inner.result(timeout=10)[1]
+
+        inner_peak, peak = traced_peak(outer)
+    assert inner_peak >= 2 << 20 and peak >= inner_peak
+
+
+def test_overlapping_runs_in_two_threads_each_read_their_own_peak():
+    started, second_done = threading.Event(), threading.Event()
+
+    def first():
+        big = np.ones(1 << 20)  # 8 MiB, freed before the other run resets the peak
+        del big
+        started.set()
+        second_done.wait(10)
+        return 0
+
+    out = {}
+    thread = threading.Thread(target=lambda: out.update(first=traced_peak(first)[1]))
+    thread.start()
+    started.wait(10)
+    out["second"] = traced_peak(lambda: np.ones(1 << 16).sum())[1]
+    second_done.set()
+    thread.join()
+    assert out["first"] >= 8 << 20 and out["second"] < 4 << 20

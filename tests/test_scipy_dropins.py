@@ -266,6 +266,18 @@ def test_cauchy_logpdf_has_finite_derivatives_in_scale_far_in_its_tails():
                  scipy.stats.cauchy.logpdf(x, 0.0, s), 1e-15)
 
 
+def test_cauchy_logpdf_has_its_curvature_at_loc():
+    """-log1p(z²) curves by -2 / scale² at z = 0 in x and loc; built from |x - loc| it was 0 there."""
+    for loc, scale in ((0.0, 1.0), (3.0, 2.0)):
+        def f(p):
+            return stats.cauchy.logpdf(p[0], p[1], p[2])
+
+        c = 2 / scale ** 2
+        for mode in ("forward", "reverse"):
+            assert_close(jl.hessian(f, mode=mode)(np.array([loc, loc, scale])),
+                         np.array([[-c, c, 0.0], [c, -c, 0.0], [0.0, 0.0, 1 / scale ** 2]]), 1e-15)
+
+
 def test_expon_cdf_has_its_density_as_slope_at_loc():
     """At x = loc, the slope from the right (logpdf takes loc inside the support, as JAX's cdf does): 1 / scale."""
     x, loc, scale = np.array([0.0, 0.5, -0.5]), 0.0, 2.0

@@ -161,9 +161,11 @@ def _cauchy_logpdf(x, loc=0.0, scale=1.0):
     # log1p(z²) as 2 log|x - loc| - 2 log(scale) + log1p((scale / |x - loc|)²) past |z| = 1: z² overflows past
     # 1.3e154, and a Hessian's products of z's derivatives (z / scale ...) sooner. Each branch computes on values
     # it is finite at, as the other's derivatives there would be 0 * inf.
-    distance = np.abs(x - loc)
+    difference = x - loc
+    distance = np.abs(difference)
     far = distance > scale
-    d, z = np.where(far, distance, 2.0 * scale), np.where(far, 0.0, distance / scale)
+    # z signed, not |z|: abs's slope at 0 is 0, which took z²'s second derivative there (2 / scale²) with it
+    d, z = np.where(far, distance, 2.0 * scale), np.where(far, 0.0, difference / scale)
     tail = 2.0 * (np.log(d) - np.log(scale)) + np.log1p((scale / d) ** 2)
     return -np.where(far, tail, np.log1p(z * z)) - np.log(np.pi * scale)
 
