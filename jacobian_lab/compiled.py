@@ -285,8 +285,7 @@ class Jitted:
             return None, None
         self.compiles += 1
         self._programs[key] = [program] + self._programs.get(key, [])
-        for old in list(self._programs)[:-KEEP_SHAPES]:  # a new shape at every call would keep every program
-            self._programs.pop(old, None)
+        _bounded(self._programs)
         return program, J
 
     def _build(self, g, x, call=None):
@@ -365,6 +364,7 @@ class JittedHessian(Jitted):
         flat = self._flat.get((g.in_def, g.layout, g.read_only))
         if flat is None:
             flat = self._flat[g.in_def, g.layout, g.read_only] = Jitted(fun)
+            _bounded(self._flat)
         return g, x_flat, flat
 
 
@@ -415,12 +415,20 @@ class JittedSparse(Jitted):
         flat = self._flat.get(fun)
         if flat is None:
             flat = self._flat[fun] = JittedSparse(fun)
+            _bounded(self._flat)
         return x_flat, flat
 
     def _build(self, g, x, call=None):
         if call is None:
             return compile_sparse(self.fun, g, x)
         return _unwritten(call, compile_sparse(self.fun, *_recorded(call)))
+
+
+def _bounded(cache: dict) -> None:
+    """Drop the oldest entries of `cache` past `KEEP_SHAPES`: programs by input shape, or compiled functions by
+    structure, each of which keeps programs of its own. A new one at every call would keep them all."""
+    for old in list(cache)[:-KEEP_SHAPES]:
+        cache.pop(old, None)
 
 
 def _recorded(call) -> tuple:

@@ -50,7 +50,7 @@ def traced_peak(run):
             if _started and not _runs and not _others_running():  # else the helper thread stops it
                 tracemalloc.stop()
                 _started = False
-    return result, peak - current
+    return result, max(peak - current, 0)  # f may have stopped a caller's tracing: nothing traced then
 
 
 def _begin(token) -> int:

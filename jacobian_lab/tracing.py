@@ -67,15 +67,29 @@ def _library_caller(depth: int = 2) -> str | None:
                     public = ".".join(wrapped.__module__.split(".")[:2] + [wrapped.__name__])
             elif function in ("__init__", "__call__") and "self" in frame.f_locals:  # a class: CubicSpline(x, y)
                 public = ".".join(module.split(".")[:2] + [type(frame.f_locals["self"]).__name__])
-            elif module.startswith("scipy.stats") and isinstance(getattr(frame.f_locals.get("self"), "name", None),
-                                                                 str) and not function.startswith("_"):
-                public = f"scipy.stats.{frame.f_locals['self'].name}.{function}"  # a distribution's: norm.logpdf
+            elif module.startswith("scipy.stats") and "self" in frame.f_locals and not function.startswith("_"):
+                named = _distribution(frame.f_locals["self"])  # a distribution's method: norm.logpdf
+                public = f"scipy.stats.{named}.{function}" if named else public or outermost
             elif not module.startswith("scipy._lib") and not function.startswith("_"):
                 public = outermost
         elif not module.startswith("numpy"):
             break
         frame = frame.f_back
     return public or outermost
+
+
+def _distribution(obj) -> str | None:
+    """How scipy.stats names the distribution `obj` is, or is a frozen one of (``norm``, ``norm(...)``), or None."""
+    import scipy.stats
+
+    frozen = getattr(obj, "dist", None) or getattr(obj, "_dist", None)
+    if frozen is not None and frozen is not obj:
+        named = _distribution(frozen)
+        return named and f"{named}(...)"
+    name = getattr(obj, "name", None)
+    if not isinstance(name, str) or not hasattr(scipy.stats, name):  # multivariate_normal has none
+        name = type(obj).__name__.removesuffix("_gen")
+    return name if hasattr(scipy.stats, name) else None
 
 
 def _called_from(package: str, function: str | None, caller: str | None = None, depth: int = 2) -> bool:
@@ -115,11 +129,14 @@ _DROP_INS.update({f"scipy.spatial.{name}": f"jacobian_lab.scipy.spatial.distance
 _DENSITIES = frozenset(["logpdf", "pdf", "cdf", "logcdf", "sf", "logsf", "ppf", "isf", "logpmf", "pmf"])
 
 
-def _has_drop_in(caller: str) -> bool:
-    """Whether `jacobian_lab.scipy.stats` has the distribution's method `caller` names (scipy.stats.norm.logpdf)."""
+def _stats_drop_in(caller: str) -> str | None:
+    """`jacobian_lab.scipy.stats`'s method for the distribution's method `caller` names (scipy.stats.norm.logpdf,
+    or scipy.stats.norm(...).logpdf of a frozen one), if it has it."""
     from .scipy import stats
-    distribution, method = caller.split(".")[2:4] if caller.count(".") == 3 else ("", "")
-    return distribution in stats.__all__ and method in dir(getattr(stats, distribution))
+    parts = caller.replace("(...)", "").split(".")
+    if len(parts) != 4 or parts[2] not in stats.__all__ or parts[3] not in dir(getattr(stats, parts[2])):
+        return None
+    return "jacobian_lab." + ".".join(parts)
 
 
 def _instead(caller: str) -> str:
@@ -128,8 +145,10 @@ def _instead(caller: str) -> str:
     if caller in _DROP_INS:
         return f"Call {_DROP_INS[caller]} in its place (the same arguments, written with NumPy operations); or {recipe}"
     if caller.startswith("scipy.stats.") and caller.rsplit(".", 1)[1] in _DENSITIES:
-        if _has_drop_in(caller):
-            return f"Call jacobian_lab.{caller} in its place (the same arguments); or {recipe}"
+        drop_in = _stats_drop_in(caller)
+        if drop_in is not None:
+            arguments = "the frozen parameters as arguments" if "(...)" in caller else "the same arguments"
+            return f"Call {drop_in} in its place ({arguments}); or {recipe}"
         return ("jacobian_lab.scipy.stats has the densities of the normal, t, logistic, Laplace, Cauchy, exponential, "
                 "gamma, beta, Poisson and multivariate normal distributions and some of their cdfs, under SciPy's "
                 f"names (jacobian_lab.scipy.stats.norm.logpdf(x, loc, scale)); or {recipe}")

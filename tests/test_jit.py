@@ -1957,3 +1957,13 @@ def test_a_first_call_counts_what_the_eager_call_counts(build):
     with counting() as first:
         jl.jit(build(f))(x)
     assert first.total() == eager.total()
+
+
+def test_a_hessian_of_a_tree_keeps_compiled_functions_for_the_latest_structures_only(monkeypatch):
+    monkeypatch.setattr(compiled, "KEEP_SHAPES", 3)
+    f = lambda t: np.sum(t["a"] ** 3) + np.sum(t["b"] ** 2)  # noqa: E731
+    jitted = jl.jit(jl.hessian(f))
+    for n in range(1, 6):  # a new leaf shape: a new structure
+        H = jitted({"a": np.ones(n), "b": np.ones(2)})
+        assert_close(H["a"]["a"], 6 * np.eye(n), 1e-15)
+    assert len(jitted._flat) == 3

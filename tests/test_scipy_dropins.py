@@ -368,6 +368,13 @@ def test_scipy_stats_refusal_names_the_distributions_method_and_its_drop_in():
     with pytest.raises(jl.TracerConversionError, match=r"^scipy\.stats\.gamma\.cdf converts .* jacobian_lab\.scipy"
                                                        r"\.stats has the densities of the normal.*ndtr"):
         jl.grad(lambda a: np.sum(scipy.stats.gamma.cdf(X, a)))(np.array(2.0))
+    with pytest.raises(jl.TracerConversionError, match=r"^scipy\.stats\.norm\(\.\.\.\)\.logpdf converts .* Call "
+                                                       r"jacobian_lab\.scipy\.stats\.norm\.logpdf in its place \(the "
+                                                       r"frozen parameters as arguments\)"):
+        jl.grad(lambda mu: np.sum(scipy.stats.norm(0.0, 1.0).logpdf(X + mu)))(np.array(0.0))
+    with pytest.raises(jl.TracerConversionError, match=r"^scipy\.stats\.multivariate_normal\.logpdf converts .* "
+                                                       r"Call jacobian_lab\.scipy\.stats\.multivariate_normal"):
+        jl.grad(lambda m: np.sum(scipy.stats.multivariate_normal.logpdf(np.ones(2), m)))(np.zeros(2))
 
 
 @pytest.mark.parametrize("call, rewrite", [
@@ -530,6 +537,13 @@ def test_linalg_refuses_what_scipy_refuses():
 def test_a_right_hand_side_of_other_rows_is_refused_naming_both_shapes(call):
     with pytest.raises(ValueError, match=r"a is 4x4 and b has shape \([35],( 2)?\); b needs 4 rows"):
         jl.jacobian(call, np.eye(4) * 2.0)
+
+
+def test_what_scipy_takes_as_one_by_one_matrices_is_taken():
+    b = np.array([1.0, 2.0, 3.0])
+    assert_close(jl.jacobian(lambda a: linalg.solve(a, b), np.array([[2.0]])), -b[:, None, None] / 4, 1e-15)
+    for a in (np.array(1.0), np.array([1.0])):
+        assert_close(traced_value(linalg.expm, a), scipy.linalg.expm(a), 1e-15)
 
 
 def test_expm_refuses_what_is_not_a_stack_of_square_matrices_and_takes_empty_ones():

@@ -93,6 +93,8 @@ def solve(a, b, lower=False, overwrite_a=False, overwrite_b=False, check_finite=
            [0.  , 0.25]])
     """
     _finite(check_finite, a, b)
+    if np.shape(a) == (1, 1) and np.shape(b)[:1] != (1,):  # as SciPy, a 1x1 a divides a b of any shape
+        return _lapack(b) / _lapack(a)[0, 0]
     a = _assumed(a, assume_a, lower)
     return _solved(b, np.swapaxes(a, -1, -2) if transposed else a)
 
@@ -214,6 +216,8 @@ def expm(A):
            [0., 0.]])
     """
     A = in_precision(A, np.float32)  # SciPy's: float32 stays float32
+    if np.ndim(A) < 2 and np.size(A) == 1:  # as SciPy, one number is a 1x1 matrix
+        A = np.reshape(A, (1, 1))
     if np.ndim(A) < 2 or np.shape(A)[-1] != np.shape(A)[-2]:  # SciPy's errors
         raise np.linalg.LinAlgError("The input array must be at least two-dimensional" if np.ndim(A) < 2 else
                                     f"Last 2 dimensions of the array must be square, got shape {np.shape(A)}")
