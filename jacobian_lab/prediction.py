@@ -393,6 +393,7 @@ def probe(f: Callable, x: np.ndarray, reuse: bool = False):
     return replace(_predict(counter.total(), counter.tape_bytes, x, y, pullback, key), inside=inside), y, pullback
 
 
+@collection_paused()  # the recording, and the decision: its probes sweep and replay the tape, its signature walks it
 def choose_order(f: Callable, x: np.ndarray, batch_size=None, max_memory=None):
     """(mode, (y, pullback)): the order auto mode takes at x, and the tape it recorded to decide
     (`decide`). Either order then works on that tape: reverse sweeps it, forward
@@ -403,7 +404,6 @@ def choose_order(f: Callable, x: np.ndarray, batch_size=None, max_memory=None):
     return decide(x, y, pullback, batch_size, max_memory)[0], (y, pullback)
 
 
-@collection_paused()  # its probes sweep and replay the tape, its signature walks it
 def decide(x: np.ndarray, y, pullback, batch_size=None, max_memory=None) -> tuple[str, "Prediction"]:
     """(mode, Prediction) of the tape `pullback` recorded of f at x: auto mode's choice.
 
@@ -414,7 +414,7 @@ def decide(x: np.ndarray, y, pullback, batch_size=None, max_memory=None) -> tupl
     half the memory free, which moves between calls) it decides again from the
     remembered `Prediction`, without walking the tape. A function that
     branches on values traces another tape for another x, so a stale choice is
-    never taken.
+    never taken. Its callers hold full collections off (`collection_paused`) around it.
     """
     tape = pullback.tape
     signature = tape.signature(pullback.output)

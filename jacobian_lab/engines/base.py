@@ -301,9 +301,9 @@ def call_traced(f, x, trace):
     """
     if getattr(x.primal, "_readonly", False):  # the x of an enclosing derivative (a Hessian's), given read-only
         read_only(x)
-    depth = _TRACING.get()
-    try:  # set inside, restored by value: a Ctrl-C right after a set would leave the thread inside for good
-        _TRACING.set(depth + 1)
+    depth, token = _TRACING.get(), None
+    try:  # set inside: a Ctrl-C right after the set, before its token is kept, would leave the thread inside
+        token = _TRACING.set(depth + 1)
         y = f(x)
         return check_output(y, trace)
     except Exception as error:
@@ -325,7 +325,10 @@ def call_traced(f, x, trace):
         _note_scipy(error)
         raise  # scipy's own error types too (minpack's, from fsolve), named by `_refused` when it can
     finally:
-        _TRACING.set(depth)
+        if token is not None:
+            _TRACING.reset(token)
+        else:  # restored by value
+            _TRACING.set(depth)
         trace.finish()
 
 
