@@ -170,6 +170,10 @@ _COUNTER: contextvars.ContextVar[Counter | None] = contextvars.ContextVar(
 #: counted. Every primitive asks, so it is the context variable's own C getter, not a wrapper.
 active_counter = _COUNTER.get
 
+#: This package's context variables (the counter, the tracing depth, the matrix a refusal names): a block run in
+#: a copy of the context (`counted`) leaves them behind, and carries back the ones f set
+OWN: set = {_COUNTER}
+
 
 # counting() and phase() are small classes rather than @contextlib.contextmanager
 # generators, which cost a few microseconds per block, as much as a small sweep.
@@ -238,7 +242,7 @@ def _isolated(fn, *args):
     finally:
         here = contextvars.copy_context()
         for var, value in context.items():
-            if here.get(var, _UNSET) is not value and not var.name.startswith("jacobian_lab"):
+            if here.get(var, _UNSET) is not value and var not in OWN:
                 var.set(value)
 
 

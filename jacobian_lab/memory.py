@@ -9,6 +9,8 @@ import os
 import sys
 import time
 
+from .accounting import OWN
+
 DEFAULT_FRACTION = 0.5  # of the memory available when the computation starts
 # Reading MemAvailable costs ~20 µs (open and parse /proc/meminfo), more than a
 # whole small Jacobian, so a reading is reused for this long.
@@ -82,6 +84,7 @@ def readable(nbytes: float) -> str:
 
 #: What the refusals call the matrix being built: "Hessian" while `hessian` builds one (`building`).
 MATRIX = contextvars.ContextVar("jacobian_lab_matrix", default="Jacobian")
+OWN.add(MATRIX)
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ Threads computing with NumPy outside jacobian_lab are not seen; beside them,
 """
 from __future__ import annotations
 
+import _thread
 import sys
 import threading
 import time
@@ -31,7 +32,7 @@ import tracemalloc
 _LOCK = threading.Lock()  # held for the bookkeeping only, never while a run runs
 _runs: dict[object, int] = {}  # each run in progress -> the largest peak read before another run reset it
 _started = False  # tracing is on because a run here started it (and no one has stopped it yet)
-_stopping: threading.Thread | None = None
+_stopping = False  # a helper thread is waiting to stop it
 
 
 def traced_peak(run):
@@ -63,9 +64,9 @@ def _begin(token) -> int:
         tracemalloc.reset_peak()
     else:
         _started = True
-        if _stopping is None or not _stopping.is_alive():  # first: it stops what an interrupt leaves on
-            _stopping = threading.Thread(target=_wait_and_stop, name="jacobian_lab tracemalloc stop", daemon=True)
-            _stopping.start()
+        if not _stopping:  # first: it stops what an interrupt leaves on. _thread's start, one C call:
+            _stopping = True  # threading's waits on a Condition, which a Ctrl-C breaks (RuntimeError)
+            _thread.start_new_thread(_wait_and_stop, ())
         tracemalloc.start()
         current = 0
     _runs[token] = 0
@@ -76,16 +77,20 @@ def _wait_and_stop() -> None:
     """While tracing started here is on: stop it once no run is in progress and no other thread runs
     jacobian_lab. The last run to end stops it itself where it can; this stops it where another thread was
     inside jacobian_lab then, or a Ctrl-C fell between the run's end and the stop."""
-    global _started
-    while True:
-        time.sleep(0.005)
-        with _LOCK:
-            if not _started:
-                return
-            if not _runs and not _others_running():
-                tracemalloc.stop()
-                _started = False
-                return
+    global _started, _stopping
+    try:
+        while True:
+            time.sleep(0.005)
+            with _LOCK:
+                if _started and not _runs and not _others_running():
+                    tracemalloc.stop()
+                    _started = False
+                if not _started:
+                    _stopping = False  # under the lock: a run starting tracing next starts a helper of its own
+                    return
+    except BaseException:  # (at the interpreter's exit) the next run to start tracing starts another
+        _stopping = False
+        raise
 
 
 def _others_running() -> bool:

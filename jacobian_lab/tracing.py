@@ -86,10 +86,10 @@ def _distribution(obj) -> str | None:
     if frozen is not None and frozen is not obj:
         named = _distribution(frozen)
         return named and f"{named}(...)"
-    name = getattr(obj, "name", None)
-    if not isinstance(name, str) or not hasattr(scipy.stats, name):  # multivariate_normal has none
-        name = type(obj).__name__.removesuffix("_gen")
-    return name if hasattr(scipy.stats, name) else None
+    for name in (getattr(obj, "name", None), type(obj).__name__.removesuffix("_gen")):  # multivariate_normal's
+        if isinstance(name, str) and type(getattr(scipy.stats, name, None)) is type(obj):  # SciPy's own, not yours
+            return name
+    return None
 
 
 def _called_from(package: str, function: str | None, caller: str | None = None, depth: int = 2) -> bool:

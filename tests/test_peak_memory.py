@@ -107,3 +107,13 @@ def test_overlapping_runs_in_two_threads_each_read_their_own_peak():
     second_done.set()
     thread.join()
     assert out["first"] >= 8 << 20 and out["second"] < 4 << 20
+
+
+def test_the_helper_thread_starts_without_threadings_wait(monkeypatch):
+    """threading.Thread.start waits on a Condition, which a Ctrl-C arriving then breaks: the measure raised
+    RuntimeError('release unlocked lock') instead of KeyboardInterrupt. The helper starts by one C call."""
+    def waiting(self):
+        raise RuntimeError("threading.Thread.start was called")
+
+    monkeypatch.setattr(threading.Thread, "start", waiting)
+    assert jl.measure(f, np.ones(10), mode="reverse", repeat=1).peak_bytes > 0

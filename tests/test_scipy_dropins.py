@@ -372,6 +372,13 @@ def test_scipy_stats_refusal_names_the_distributions_method_and_its_drop_in():
                                                        r"jacobian_lab\.scipy\.stats\.norm\.logpdf in its place \(the "
                                                        r"frozen parameters as arguments\)"):
         jl.grad(lambda mu: np.sum(scipy.stats.norm(0.0, 1.0).logpdf(X + mu)))(np.array(0.0))
+    class norm_gen(scipy.stats.rv_continuous):  # a distribution of your own, named as SciPy names its normal's class
+        def _pdf(self, v):
+            return 0.5 * np.exp(-np.abs(v))
+
+    with pytest.raises(jl.TracerConversionError) as refused:
+        jl.grad(lambda mu: np.sum(norm_gen().logpdf(X + mu)))(np.array(0.0))
+    assert not str(refused.value).startswith("scipy.stats.norm") and "in its place" not in str(refused.value)
     with pytest.raises(jl.TracerConversionError, match=r"^scipy\.stats\.multivariate_normal\.logpdf converts .* "
                                                        r"Call jacobian_lab\.scipy\.stats\.multivariate_normal"):
         jl.grad(lambda m: np.sum(scipy.stats.multivariate_normal.logpdf(np.ones(2), m)))(np.zeros(2))

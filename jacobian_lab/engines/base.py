@@ -21,6 +21,7 @@ from typing import Callable, Protocol, runtime_checkable
 import numpy as np
 
 from .. import trees
+from ..accounting import OWN
 from ..inplace import ReadOnlyError, read_only
 from ..primitives import escaped_message, is_masked
 from ..tracing import Tracer, TracerConversionError, from_objects
@@ -134,6 +135,7 @@ def collection_paused() -> _CollectionPaused:
 #: How many traced evaluations of a function are running in this context (`call_traced`): inside one, f's
 #: calls of jacobian_lab run inside another derivative (or count), even where their own x is plain
 _TRACING: contextvars.ContextVar[int] = contextvars.ContextVar("jacobian_lab_tracing", default=0)
+OWN.add(_TRACING)
 
 
 def inside_a_trace() -> bool:
