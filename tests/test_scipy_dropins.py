@@ -266,6 +266,14 @@ def test_cauchy_logpdf_has_finite_derivatives_in_scale_far_in_its_tails():
                  scipy.stats.cauchy.logpdf(x, 0.0, s), 1e-15)
 
 
+def test_cauchy_logpdf_has_finite_slopes_at_tiny_scales():
+    """The near branch's z = (x - loc) / scale was computed for far points too, where the slope of the quotient in
+    scale, -z / scale, overflows: its 0 * inf came out of the unchosen branch as NaN."""
+    for x, s in ((1e-290, 1e-300), (-1e-100, 1e-300), (1e-140, 1e-150)):
+        g = jl.grad(lambda p: stats.cauchy.logpdf(p[0], 0.0, p[1]))(np.array([x, s]))
+        assert_close(g, np.array([-2 / x, 1 / s]), 1e-14)  # -2z / (s (1 + z²)) and (z² - 1) / (s (1 + z²)), z huge
+
+
 def test_cauchy_logpdf_has_its_curvature_at_loc():
     """-log1p(z²) curves by -2 / scale² at z = 0 in x and loc; built from |x - loc| it was 0 there."""
     for loc, scale in ((0.0, 1.0), (3.0, 2.0)):

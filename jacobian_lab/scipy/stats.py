@@ -165,7 +165,7 @@ def _cauchy_logpdf(x, loc=0.0, scale=1.0):
     distance = np.abs(difference)
     far = distance > scale
     # z signed, not |z|: abs's slope at 0 is 0, which took z²'s second derivative there (2 / scale²) with it
-    d, z = np.where(far, distance, 2.0 * scale), np.where(far, 0.0, difference / scale)
+    d, z = np.where(far, distance, 2.0 * scale), np.where(far, 0.0, difference) / scale
     tail = 2.0 * (np.log(d) - np.log(scale)) + np.log1p((scale / d) ** 2)
     return -np.where(far, tail, np.log1p(z * z)) - np.log(np.pi * scale)
 
