@@ -164,7 +164,7 @@ class Observable:
         moved = args[0] if args and type(args[0]) is Observable and func in _FUNCTION_MOVES else None
         if moved is not None and set(kwargs) <= _FUNCTION_MOVES[func] and not _holds((args[1:], kwargs)) and (
                 moved._recomputed()):  # np.transpose(m), np.flip(m), np.ravel of a 0-d one: the moves m.T, m[::-1] are
-            return moved._moved(api.FUNCTIONS[func], *args[1:], **kwargs)
+            return moved._moved(api.FUNCTIONS[func], *args[1:], read_only=func in _READ_ONLY_MOVES, **kwargs)
         if func is np.bincount and args and type(args[0]) is Observable and args[0]._recomputed():
             return _watched(api.FUNCTIONS[func](*args, **kwargs))  # a batch's class counts: a recorded scatter-add
         recorded = _arithmetic(func, args, kwargs) if func in _ARITHMETIC else None
@@ -277,6 +277,8 @@ class Observable:
         if self._scalar:  # m stands for an immutable NumPy scalar: the write meets it as it would meet that
             return write(self._numbers())
         if not self._own:
+            if not self._array.flags.writeable:  # NumPy's own view is read-only too (np.diagonal, broadcast_to)
+                raise ValueError("assignment destination is read-only")
             if self._viewed:  # a view f took before holds the old values, where NumPy's would see the write
                 not_replayable("f wrote into an array computed from x (or from an argument) after taking a view of it")
             self._array, self._own = observe(np.array, self._array), True
@@ -297,13 +299,16 @@ class Observable:
         method = _call_scalar_method if self._scalar else _call_method
         return observe(method, self._array, "astype", (dtype, *args), kwargs)
 
-    def _moved(self, move, *args, view: bool = True, **kwargs):
+    def _moved(self, move, *args, view: bool = True, read_only: bool = False, **kwargs):
         """``move(m's array, ...)`` of primitives a program recomputes, not a reading of m: a reshape, a
         transpose, a basic slice. NumPy's result is a `view` of m, a write into which would reach m;
-        this one is computed apart, so a write into either is not replayed (`_viewed`)."""
+        this one is computed apart, so a write into either is not replayed (`_viewed`). `read_only`: NumPy's
+        view is read-only (np.diagonal's), and a write into this one fails as into that one."""
         moved = move(self._array, *args, **kwargs)
         if type(moved) is not Observable:  # no move at all (a 1-d m.T is m's own array): still watched
             moved = Observable(moved)
+        if read_only and moved._array is not self._array:  # (m's own array stays as writeable as m)
+            moved._array.flags.writeable = False
         if view:
             self._viewed = moved._viewed = True
         return moved
@@ -322,7 +327,8 @@ class Observable:
             move, keywords = _MOVES[name]
             if name == "T":
                 return self._moved(move)
-            return lambda *args, **kwargs: (self._moved(move, *args, view=name not in ("flatten", "copy"), **kwargs)
+            return lambda *args, **kwargs: (self._moved(move, *args, view=name not in ("flatten", "copy"),
+                                                        read_only=name == "diagonal", **kwargs)
                                             if set(kwargs) <= keywords else self._method(name, args, kwargs))
         if name in _ARITHMETIC_METHODS:  # X.mean(axis=0): recorded as the function, or read as the method
             return lambda *args, **kwargs: self._arithmetic_method(name, args, kwargs)
@@ -495,6 +501,8 @@ _FUNCTION_MOVES = {np.reshape: {"order", "shape", "newshape"}, np.ravel: {"order
                    np.swapaxes: set(), np.moveaxis: set(), np.expand_dims: {"axis"}, np.squeeze: {"axis"},
                    np.flip: {"axis"}, np.broadcast_to: {"shape"}, np.diagonal: {"offset", "axis1", "axis2"},
                    np.linalg.diagonal: {"offset"}}
+#: ... those whose view NumPy makes read-only
+_READ_ONLY_MOVES = frozenset([np.diagonal, np.linalg.diagonal, np.broadcast_to])
 #: NumPy functions that write into their first argument, and ndarray's methods that write into the array
 _WRITERS = frozenset([np.copyto, np.put, np.putmask, np.place, np.fill_diagonal, np.put_along_axis])
 _WRITING_METHODS = frozenset(["fill", "sort", "put", "partition", "itemset"])

@@ -1967,3 +1967,27 @@ def test_a_hessian_of_a_tree_keeps_compiled_functions_for_the_latest_structures_
         H = jitted({"a": np.ones(n), "b": np.ones(2)})
         assert_close(H["a"]["a"], 6 * np.eye(n), 1e-15)
     assert len(jitted._flat) == 3
+
+
+@pytest.mark.parametrize("view", [lambda m: np.diagonal(m.reshape(2, 2)), lambda m: m.reshape(2, 2).diagonal(),
+                                  lambda m: np.broadcast_to(m, (2, 4))], ids=["diagonal", "method", "broadcast_to"])
+def test_a_write_into_a_read_only_view_of_a_mask_fails_as_in_eager_mode(view):
+    """NumPy's view is read-only: the recording took the write for one into a view it cannot replay, warned that
+    it computed without compiling, and then failed as eager mode does."""
+    def f(x):
+        v = view(x > 0)
+        v[0] = True
+        return x * 2.0
+
+    def g(x):  # a write into m itself after the view, which NumPy allows
+        m = x > 0
+        np.broadcast_to(m, m.shape)
+        m[0] = True
+        return x * m
+
+    for call in (lambda: jl.jacobian(f, np.ones(4)), lambda: jl.jit(jl.jacobian(f))(np.ones(4))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ValueError, match="assignment destination is read-only"):
+                call()
+    assert_close(jl.jit(jl.jacobian(g))(-np.ones(4)), jl.jacobian(g, -np.ones(4)), 1e-15)
