@@ -515,7 +515,9 @@ def compile_jacobian(fun, g, x, inputs=()):
 
     def record():
         results, error = {}, None
-        y, pullback = _recorded_tape(fun, g, x)
+        y, pullback = engines.get("reverse").vjp(g, x)
+        if fun.scalar:
+            check_scalar(g.unflatten(y, "out"))  # a tuple f returned, not the vector it was ravelled into
         # decided on the recorded tape, so f runs once; outside the recording, whose program must not replay
         # the probes: they count where the call is counted
         modes = counted_by(caller, _orders, fun, x, y, pullback)
@@ -542,14 +544,6 @@ def compile_jacobian(fun, g, x, inputs=()):
     best = min(programs, key=lambda p: (p.cost.total(), len(p.equations)))
     J = programs[best]
     return best, (J if best.fresh else J.copy())  # J may be a block the program keeps
-
-
-def _recorded_tape(fun, g, x) -> tuple:
-    """(y, pullback) of f's reverse tape, checked as fun's result (a scalar for grad)."""
-    y, pullback = engines.get("reverse").vjp(g, x)
-    if fun.scalar:
-        check_scalar(g.unflatten(y, "out"))  # a tuple f returned, not the vector it was ravelled into
-    return y, pullback
 
 
 def _recordable(modes, m: int, n: int, itemsize: int, limit: int, compressed: bool = False) -> tuple:

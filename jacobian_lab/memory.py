@@ -91,7 +91,7 @@ OWN.add(MATRIX)
 def building(matrix: str):
     """Within the block, refusals name `matrix` ("Hessian") and the products that stand in for it."""
     previous = MATRIX.get()
-    try:  # set inside, restored by value, as `engines.base.call_traced` does its depth
+    try:  # set inside and restored by value: a Ctrl-C right after the set would leave its token unkept
         MATRIX.set(matrix)
         yield
     finally:
