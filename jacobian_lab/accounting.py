@@ -256,7 +256,14 @@ def _counted(fn, args: tuple, counter: Counter | None):
 
 def counted_by(counter: Counter | None, fn, *args):
     """``fn(*args)`` with its work counted by `counter` alone (None: by none), in a copy of the context: outside
-    a recording in progress, say (jit's choice of orders, whose probes a program must not replay)."""
+    a recording in progress, say (jit's choice of orders, whose probes a program must not replay).
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> with counting() as outer:
+    ...     _ = counted_by(None, jl.jacrev(lambda x: np.sum(x ** 2)), np.ones(3))
+    >>> outer.total()
+    Cost(flops=0, transcendentals=0)
+    """
     return _isolated(_counted_by, counter, fn, args)
 
 

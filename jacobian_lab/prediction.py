@@ -415,6 +415,13 @@ def decide(x: np.ndarray, y, pullback, batch_size=None, max_memory=None) -> tupl
     remembered `Prediction`, without walking the tape. A function that
     branches on values traces another tape for another x, so a stale choice is
     never taken. Its callers hold full collections off (`collection_paused`) around it.
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> x = np.ones(1000)
+    >>> y, pullback = jl.engines.get("reverse").vjp(lambda v: np.sum(np.sin(v)), x)
+    >>> mode, prediction = decide(x, y, pullback)
+    >>> mode, prediction.mode()
+    ('reverse', 'reverse')
     """
     tape = pullback.tape
     signature = tape.signature(pullback.output)

@@ -188,7 +188,17 @@ class Tape:
         return None if output is None else tangents[output]
 
     def unstage(self) -> None:
-        """Drop the VJP rules sweeps staged (`Record.stage`), so that the next sweep stages them again."""
+        """Drop the VJP rules sweeps staged (`Record.stage`), so that the next sweep stages them again.
+
+        >>> import numpy as np, jacobian_lab as jl
+        >>> _, pullback = jl.engines.get("reverse").vjp(np.sin, np.ones(2))
+        >>> _ = pullback(np.ones((1, 2)))  # one sweep: sin's rule staged
+        >>> [record.pullback is not None for record in pullback.tape.records]
+        [False, True]
+        >>> pullback.tape.unstage()
+        >>> [record.pullback is not None for record in pullback.tape.records]
+        [False, False]
+        """
         for record in self.records:
             record.pullback = None
 
