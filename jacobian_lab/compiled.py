@@ -59,7 +59,7 @@ from .staging import INPUT, NotReplayable, Recorder, input_name, input_position,
 
 
 KEEP_PROGRAMS = 8  # per input shape: a function with a few branches replays each of them
-KEEP_SHAPES = 64  # input shapes (dtypes, layouts, other arguments' values) whose programs are kept, the latest
+KEEP_SHAPES = 64  # input shapes (dtypes, layouts, other arguments' values) whose programs are kept, the latest used
 # auto compiles both orders when their predicted eager FLOPs are within this factor: folding
 # constants can make a program far cheaper than its eager order (a forward program folds the
 # seeds through ``W @ x``), but not an order predicted to do this many times the other's work.
@@ -137,7 +137,7 @@ class Jitted:
     def __init__(self, fun: JacobianFunction):
         self.fun, self._fun_name, self._argnums = fun, repr(fun), getattr(fun, "argnums", 0)
         self.compiles = 0  # recordings completed so far (a program, or the finding that f cannot be replayed)
-        self._programs: dict = {}  # key -> [Program, ...] (most recently used first)
+        self._programs = collections.OrderedDict()  # key -> [Program, ...], the last used first; keys likewise, last
         # key -> why a recording there could not be replayed: a call no program fits is eager from then on
         self._refused: dict = {}
         self._values: dict = {}  # `Inputs.family` -> the values compiled in so far (`_room`)
@@ -172,7 +172,7 @@ class Jitted:
         inputs = () if call is None else call.arrays
         if type(x) is np.ndarray and x.dtype.kind == "f":  # the common case, without the general preparation
             key = (None, x.shape, x.dtype.char, snapshots.layout(x), not x.flags.writeable)
-            tried = self._programs.get(key if call is None else key + (call.key,))
+            tried = _used(self._programs, key if call is None else key + (call.key,))
             program, J = _replay(tried, x, inputs) if type(tried) is list else (None, None)
             if J is RAISED:
                 return None, self._uncompiled(x, call)
@@ -196,7 +196,7 @@ class Jitted:
         raised at x: the uncompiled function answers then. `tried`: the programs already replayed
         at x, in vain; `call`: f's other arguments (`Inputs`), if any."""
         inputs = call.arrays if call is not None else ()
-        programs = self._programs.get(key)
+        programs = _used(self._programs, key)
         program, J = _replay(programs, x_flat, inputs) if programs is not None and programs is not tried \
             else (None, None)
         if J is not None:
@@ -285,6 +285,7 @@ class Jitted:
             return None, None
         self.compiles += 1
         self._programs[key] = [program] + self._programs.get(key, [])
+        _used(self._programs, key)
         _bounded(self._programs)
         return program, J
 
@@ -315,7 +316,7 @@ class JittedHessian(Jitted):
         super().__init__(fun.as_jacobian())
         self.hessian, self._fun_name, self._argnums = fun, repr(fun), fun.argnums
         # x's structure, layouts and read-only leaves -> the Jitted Hessian of f on the flat vector
-        self._flat: dict = {}
+        self._flat = collections.OrderedDict()
 
     def __repr__(self) -> str:
         return f"jit({self.hessian!r})"
@@ -361,7 +362,7 @@ class JittedHessian(Jitted):
                             f"{type(x).__name__}: ravel the parameters into one vector, or bind the other arguments "
                             "first (functools.partial)")
         g, x_flat, fun = self.hessian.flattened(x, None if call is None else call.bound)  # argnums=(0, 1): f(*x)
-        flat = self._flat.get((g.in_def, g.layout, g.read_only))
+        flat = _used(self._flat, (g.in_def, g.layout, g.read_only))
         if flat is None:
             flat = self._flat[g.in_def, g.layout, g.read_only] = Jitted(fun)
             _bounded(self._flat)
@@ -381,7 +382,7 @@ class JittedSparse(Jitted):
 
     def __init__(self, fun: SparseJacobian):
         super().__init__(fun)
-        self._flat: dict = {}  # a sparse Hessian's SparseJacobian of one structure -> its JittedSparse
+        self._flat = collections.OrderedDict()  # a sparse Hessian's SparseJacobian of one structure -> its JittedSparse
 
     def __call__(self, *args, **kwargs):
         if inside_a_trace():  # as `Jitted._run`: the uncompiled function, which refuses by name there
@@ -412,7 +413,7 @@ class JittedSparse(Jitted):
     def _flattened(self, x):
         """(x as one flat vector, the JittedSparse of the Hessian on it, one per structure of x)."""
         x_flat, fun = self.fun.flattened(x)  # one SparseJacobian per structure, kept by the sparse Hessian
-        flat = self._flat.get(fun)
+        flat = _used(self._flat, fun)
         if flat is None:
             flat = self._flat[fun] = JittedSparse(fun)
             _bounded(self._flat)
@@ -424,9 +425,21 @@ class JittedSparse(Jitted):
         return _unwritten(call, compile_sparse(self.fun, *_recorded(call)))
 
 
-def _bounded(cache: dict) -> None:
-    """Drop the oldest entries of `cache` past `KEEP_SHAPES`: programs by input shape, or compiled functions by
-    structure, each of which keeps programs of its own. A new one at every call would keep them all."""
+def _used(cache: collections.OrderedDict, key):
+    """``cache.get(key)``, moved to the end as the most recently used: `_bounded` drops from the front."""
+    value = cache.get(key)
+    if value is not None:
+        try:
+            cache.move_to_end(key)
+        except KeyError:  # another thread's compile dropped it meanwhile
+            pass
+    return value
+
+
+def _bounded(cache: collections.OrderedDict) -> None:
+    """Drop the least recently used entries of `cache` past `KEEP_SHAPES`: programs by input shape, or compiled
+    functions by structure, each of which keeps programs of its own. A new one at every call would keep them all;
+    a shape called between new ones stays."""
     for old in list(cache)[:-KEEP_SHAPES]:
         cache.pop(old, None)
 

@@ -1992,3 +1992,17 @@ def test_a_write_into_a_read_only_view_of_a_mask_fails_as_in_eager_mode(view):
                 call()
     with pytest.warns(UserWarning, match="after taking a view of it"):  # m stays writeable, as NumPy's
         assert_close(jl.jit(jl.jacobian(g))(-np.ones(4)), jl.jacobian(g, -np.ones(4)), 1e-15)
+
+
+def test_a_shape_called_between_new_ones_keeps_its_programs(monkeypatch):
+    """The oldest compiled shape was dropped even where it was the one called all along: a loop over a hot shape
+    and ever new ones compiled the hot shape again every KEEP_SHAPES calls."""
+    monkeypatch.setattr(compiled, "KEEP_SHAPES", 3)
+    jitted = jl.jit(jl.jacobian(np.sin))
+    hot = np.full(2, 0.5)
+    for n in range(3, 9):
+        jitted(hot)
+        jitted(np.ones(n))
+    assert_close(jitted(hot), np.diag(np.cos(hot)), 1e-15)
+    assert jitted.compiles == 7  # the hot shape's once, and each new shape's
+    assert (None, (2,), "d", "C", False) in jitted._programs and len(jitted._programs) == 3
