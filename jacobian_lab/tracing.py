@@ -69,7 +69,7 @@ def _library_caller(depth: int = 2) -> str | None:
                 public = ".".join(module.split(".")[:2] + [type(frame.f_locals["self"]).__name__])
             elif module.startswith("scipy.stats") and "self" in frame.f_locals and not function.startswith("_"):
                 named = _distribution(frame.f_locals["self"])  # a distribution's method: norm.logpdf
-                public = f"scipy.stats.{named}.{function}" if named else public or outermost
+                public = f"scipy.stats.{named}.{_method(frame)}" if named else public or outermost
             elif not module.startswith("scipy._lib") and not function.startswith("_"):
                 public = outermost
         elif not module.startswith("numpy"):
@@ -89,7 +89,19 @@ def _distribution(obj) -> str | None:
     for name in (getattr(obj, "name", None), type(obj).__name__.removesuffix("_gen")):  # multivariate_normal's
         if isinstance(name, str) and type(getattr(scipy.stats, name, None)) is type(obj):  # SciPy's own, not yours
             return name
+    if getattr(scipy.stats, type(obj).__name__, None) is type(obj):  # SciPy's newer classes: Normal(mu=0, sigma=1)
+        return f"{type(obj).__name__}(...)"
     return None
+
+
+def _method(frame) -> str:
+    """The name of the distribution's method a scipy.stats frame runs: its own, or for a wrapper (SciPy's newer
+    distributions run theirs in one named ``filtered``), that of the method it wraps."""
+    function, cls = frame.f_code.co_name, type(frame.f_locals["self"])
+    if hasattr(cls, function):
+        return function
+    wrapped = (getattr(v, "__name__", "_") for v in frame.f_locals.values() if callable(v))
+    return next((name for name in wrapped if not name.startswith("_") and hasattr(cls, name)), function)
 
 
 def _called_from(package: str, function: str | None, caller: str | None = None, depth: int = 2) -> bool:
@@ -133,7 +145,7 @@ def _stats_drop_in(caller: str) -> str | None:
     """`jacobian_lab.scipy.stats`'s method for the distribution's method `caller` names (scipy.stats.norm.logpdf,
     or scipy.stats.norm(...).logpdf of a frozen one), if it has it."""
     from .scipy import stats
-    parts = caller.replace("(...)", "").split(".")
+    parts = caller.replace("(...)", "").replace(".Normal.", ".norm.").split(".")
     if len(parts) != 4 or parts[2] not in stats.__all__ or parts[3] not in dir(getattr(stats, parts[2])):
         return None
     return "jacobian_lab." + ".".join(parts)

@@ -392,6 +392,14 @@ def test_scipy_stats_refusal_names_the_distributions_method_and_its_drop_in():
         jl.grad(lambda m: np.sum(scipy.stats.multivariate_normal.logpdf(np.ones(2), m)))(np.zeros(2))
 
 
+def test_scipy_stats_newer_distributions_are_named_by_their_class_and_method():
+    """SciPy's Normal(mu=..., sigma=...) runs its methods in a wrapper: it was named scipy.stats.filtered."""
+    normal = scipy.stats.Normal(mu=0.0, sigma=1.0)
+    with pytest.raises(jl.TracerConversionError, match=r"^scipy\.stats\.Normal\(\.\.\.\)\.logcdf converts .* Call "
+                                                       r"jacobian_lab\.scipy\.stats\.norm\.logcdf in its place"):
+        jl.grad(lambda mu: np.sum(normal.logcdf(X + mu)))(np.array(0.0))
+
+
 @pytest.mark.parametrize("call, rewrite", [
     (lambda a: scipy.linalg.eigh(np.outer(a, a) + np.eye(3))[0], r"\(np\.linalg\.eigh\)"),
     (lambda a: scipy.linalg.svd(np.outer(a, a)), r"\(np\.linalg\.svd\)"),
