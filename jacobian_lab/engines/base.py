@@ -5,8 +5,12 @@ derivative values: ``jvp(f, x, tangents)`` takes tangents of shape ``(k, *x.shap
 and returns ``(y, tangents_out)`` with ``tangents_out.shape == (k, *y.shape)``;
 ``vjp(f, x)`` returns ``(y, pullback)`` where ``pullback`` maps cotangents
 ``(k, *y.shape)`` to ``(k, *x.shape)``. The harness in `jacobian_lab.jacobian`
-only talks to this protocol, so any registered engine builds Jacobians. The
-harness passes ``max_bytes`` to ``jvp``: an engine raises
+builds Jacobians through this protocol alone, from the engines registered as
+"forward" (its columns) and "reverse" (its rows); auto mode, `predict`,
+`sparsity` and `jit` also read the tape of the reverse engine's pullback
+(``pullback.tape``, ``pullback.push``). Another engine is registered under a
+name of its own and called with ``get(name)``: the harness does not take it in
+place of those two. The harness passes ``max_bytes`` to ``jvp``: an engine raises
 `MemoryBudgetError` (with ``seed_bytes``, the bytes one seed needed, when it
 knows) instead of holding more tangent memory than that.
 """
@@ -41,7 +45,20 @@ _ENGINES: dict[str, Engine] = {}
 
 
 def register(engine: Engine) -> Engine:
-    """Make `engine` available as ``jl.engines.get(engine.name)``."""
+    """Make `engine` available as ``jl.engines.get(engine.name)``, a name no engine has yet.
+
+    Every derivative of the process reads the engines registered as "forward" and "reverse", so
+    one registered in their place would change all of them: that is refused, as a second
+    engine of any name is.
+
+    >>> import jacobian_lab as jl
+    >>> jl.engines.register(jl.engines.get("reverse"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: an engine named 'reverse' is registered already (ReverseEngine); register yours under a name ...
+    """
+    if engine.name in _ENGINES:
+        raise ValueError(f"an engine named {engine.name!r} is registered already ({type(_ENGINES[engine.name]).__name__})"
+                         "; register yours under a name of its own and call it with jl.engines.get(name)")
     _ENGINES[engine.name] = engine
     return engine
 
