@@ -17,7 +17,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .inplace import add_at, array0, as_objects, assign, clone, contiguous, laid_out, ufunc_at
-from .primitives import frozen, is_traced, observe, primal, unmasked
+from .primitives import REGISTRY, frozen, is_traced, observe, primal, unmasked
 from .rewrites import instead
 from .rules import elementwise as E
 from .rules import decompositions as D
@@ -110,29 +110,33 @@ def qualified(name: str) -> str:
 
 
 # --- ufuncs -----------------------------------------------------------------
-UFUNCS: dict[np.ufunc, Callable] = {
-    np.add: E.add, np.subtract: E.subtract, np.multiply: E.multiply, np.divide: E.divide,
-    np.negative: E.negative, np.positive: clone, np.power: E.power, np.square: E.square,
-    np.sqrt: E.sqrt, np.reciprocal: E.reciprocal, np.exp: E.exp, np.expm1: E.expm1,
-    np.log: E.log, np.log1p: E.log1p, np.sin: E.sin, np.cos: E.cos, np.tan: E.tan,
-    np.arcsin: E.arcsin, np.arccos: E.arccos, np.arctan: E.arctan, np.sinh: E.sinh,
-    np.cosh: E.cosh, np.tanh: E.tanh, np.absolute: E.absolute, np.sign: E.sign,
-    np.maximum: E.maximum, np.minimum: E.minimum, np.floor: E.floor, np.ceil: E.ceil,
-    np.rint: E.rint, np.trunc: E.trunc, np.greater: E.greater, np.greater_equal: E.greater_equal,
-    np.less: E.less, np.less_equal: E.less_equal, np.equal: E.equal, np.not_equal: E.not_equal,
-    np.isnan: E.isnan, np.isinf: E.isinf, np.isfinite: E.isfinite, np.logical_not: E.logical_not,
-    np.logical_and: E.logical_and, np.logical_or: E.logical_or, np.logical_xor: E.logical_xor,
-    np.arcsinh: E.arcsinh, np.arccosh: E.arccosh, np.arctanh: E.arctanh, np.log2: E.log2,
-    np.log10: E.log10, np.exp2: E.exp2, np.cbrt: E.cbrt, np.arctan2: E.arctan2, np.hypot: E.hypot,
-    np.fabs: E.absolute, np.conjugate: clone,  # new arrays, as NumPy's ufuncs give (see `inplace`)
+#: NumPy's ufuncs -> what computes them on traced arrays: the primitive registered with the ufunc itself as
+#: its impl (np.sin: `E.sin`), else a function of primitives (aliases, compositions; some listed here)
+UFUNCS: dict[np.ufunc, Callable] = {p.impl: p for p in REGISTRY.values() if isinstance(p.impl, np.ufunc)} | {
+    np.positive: clone, np.conjugate: clone,  # new arrays, as NumPy's ufuncs give (see `inplace`)
+    np.power: E.power, np.fabs: E.absolute, np.radians: E.deg2rad, np.degrees: E.rad2deg,
     np.float_power: lambda x, y: E.power(E.as_float_dtype(x, np.float64), E.as_float_dtype(y, np.float64)),
-    np.deg2rad: E.deg2rad, np.radians: E.deg2rad, np.rad2deg: E.rad2deg, np.degrees: E.rad2deg,
     np.logaddexp: lambda x, y: log_add_exp(x, y),
-    np.floor_divide: E.floor_divide, np.remainder: E.remainder, np.fmod: E.fmod,
     np.divmod: lambda x, y: (E.floor_divide(x, y), E.remainder(x, y)),
-    np.fmax: E.fmax, np.fmin: E.fmin, np.signbit: E.signbit,
     np.copysign: lambda x, y: _copysign(x, y), np.heaviside: lambda x, h0: _heaviside(x, h0),
 }
+
+
+def routed(ufunc) -> bool:
+    """Whether `ufunc` is in `UFUNCS`, where a primitive registered after it was built, with `ufunc` as its
+    impl, maps it there on first sight: ``register(Primitive("dawsn", scipy.special.dawsn, ...))`` is all
+    it takes for ``scipy.special.dawsn(x)`` to compute on traced arrays.
+
+    >>> import numpy as np
+    >>> routed(np.sin), routed(np.bitwise_and)
+    (True, False)
+    """
+    if ufunc in UFUNCS:
+        return True
+    prim = next((p for p in REGISTRY.values() if p.impl is ufunc), None)
+    if prim is not None:
+        UFUNCS[ufunc] = prim
+    return prim is not None
 
 
 def _result_dtype(ufunc, *operands):

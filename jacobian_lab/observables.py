@@ -26,7 +26,7 @@ from . import numpy_api as api
 from . import scipy_special
 from .accounting import active_counter
 from .inplace import clone
-from .numpy_api import UFUNCS, is_traced
+from .numpy_api import UFUNCS, is_traced, routed
 from .primitives import observe, recomputed
 from .rules import elementwise as E
 from .rules import shape as S
@@ -128,7 +128,7 @@ class Observable:
         if method == "at" and type(inputs[0]) is Observable:  # np.add.at(m, i, v) writes into m
             rest = read_numbers(inputs[1:])
             return inputs[0]._write(lambda array: ufunc.at(array, *rest, **kwargs))
-        if ufunc not in UFUNCS:  # a scipy.special ufunc, imported after jacobian_lab: mapped on first sight
+        if not routed(ufunc):  # a scipy.special ufunc, imported after jacobian_lab: mapped on first sight
             scipy_special.register()
         prim = UFUNCS.get(ufunc) if method == "__call__" and not kwargs else None
         if prim is None or prim is clone:  # np.positive(m): clone copies a tracer, so NumPy's reads m

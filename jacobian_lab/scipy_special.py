@@ -61,7 +61,7 @@ def dispatch(tracer, ufunc, method, inputs, kwargs):
     again; refuses a scipy.special ufunc without a rule (or a method of one,
     ``xlogy.outer``) by its scipy name; leaves the rest to `numpy_api.apply_ufunc`.
     """
-    if ufunc not in api.UFUNCS and register():
+    if not api.routed(ufunc) and register():
         return tracer.__array_ufunc__(ufunc, method, *inputs, **kwargs)
     if method != "__call__" or ufunc not in api.UFUNCS:
         special = sys.modules.get("scipy.special")
