@@ -18,7 +18,7 @@ from .hessian import HessianFunction, SparseHessian, hessian, hvp, sparse_hessia
 from .memory import MemoryBudgetError
 from .prediction import Prediction, count_flops, predict
 from .sparsity import sparsity
-from .primitives import DerivativeError
+from .primitives import DerivativeError, own_registered
 from .tracing import TracerConversionError
 
 __all__ = [
@@ -29,6 +29,8 @@ __all__ = [
     "problems", "scipy", "sparse_hessian", "sparse_jacobian", "sparsity", "stop_gradient", "value_and_grad",
     "vjp",
 ]
+
+own_registered()  # every primitive of the package is registered: one registered from now on is checked
 
 
 def __getattr__(name: str):

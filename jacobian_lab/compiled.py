@@ -611,8 +611,10 @@ _LOCAL = frozenset(["elementwise", "move", "scatter", "sparse_matmul", "move_at"
 
 
 def _local(pullback, m: int, n: int) -> bool:
-    """Whether auto reads the pattern of this tape: at least 3 rows and columns, every operation local."""
-    return min(m, n) >= 3 and all(r.prim.structure in _LOCAL for r in pullback.tape.records[1:])
+    """Whether auto reads the pattern of this tape: at least 3 rows and columns, every operation local (and the
+    package's own: the structure of one registered outside it is trusted only where a sparse Jacobian is asked
+    for, see `rule_checks`)."""
+    return min(m, n) >= 3 and all(r.prim.structure in _LOCAL and r.prim.builtin for r in pullback.tape.records[1:])
 
 
 def first_call_seeds(f, x) -> tuple[str, int] | None:

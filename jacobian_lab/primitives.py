@@ -113,6 +113,9 @@ class Primitive:
     #: What counting adds ``out.size`` to, for a cost of exactly one flop (0) or one
     #: transcendental (1) per output element -- most primitives -- else None (`Counter.evaluate`).
     unit: int | None = field(init=False, repr=False)
+    #: Whether it is the package's own, whose rules and structure its tests check; one registered after
+    #: jacobian_lab was imported is not, and has its rules checked as they run (`rule_checks`).
+    builtin: bool = field(default=True, init=False, repr=False)
 
     def __post_init__(self):
         per, cost = type(self.cost) is PerElement, self.cost
@@ -199,11 +202,24 @@ def link_view(out, source, step) -> None:
 
 
 def register(prim: Primitive) -> Primitive:
-    """Add `prim` to the registry; every name is defined exactly once."""
+    """Add `prim` to the registry; every name is defined exactly once. One registered after jacobian_lab's own
+    (yours) has its rules' results checked as they run (`jacobian_lab.rule_checks`)."""
     if prim.name in REGISTRY:
         raise ValueError(f"primitive {prim.name!r} is already registered")
+    if _OWN_REGISTERED:
+        from .rule_checks import check
+        check(prim)
     REGISTRY[prim.name] = prim
     return prim
+
+
+_OWN_REGISTERED = False  # set at the end of jacobian_lab's import (`own_registered`)
+
+
+def own_registered() -> None:
+    """Mark the end of the package's own registrations: a primitive registered from now on is checked."""
+    global _OWN_REGISTERED
+    _OWN_REGISTERED = True
 
 
 class Trace:

@@ -70,3 +70,108 @@ def test_a_primitive_with_a_ufunc_as_its_impl_computes_that_ufunc_on_traced_arra
     compiled(x)
     np.testing.assert_allclose(compiled(x + 1.0), np.diag(2.0 * slope(x + 1.0)), rtol=1e-14)
     assert jl.count_flops(sc.dawsn, x) == jl.Cost(0, 4)
+
+
+def _softplus(jvp, vjp, name="test_softplus", structure="elementwise"):
+    from jacobian_lab.primitives import PerElement, Primitive, register
+
+    return register(Primitive(name, lambda x: np.logaddexp(0.0, x), PerElement(4, 2), jvp=jvp, vjp=vjp,
+                              structure=structure))
+
+
+def test_a_rule_that_drops_the_seeds_axis_is_named(own_registry):
+    """A JVP rule returning one seed's tangent broadcast against the others: jacfwd of a sum came out wrong."""
+    from jacobian_lab.rules.elementwise import multiply
+    from jacobian_lab.rules.special import expit
+
+    bad = _softplus(lambda tangents, out, x: multiply(tangents[0][0], expit(x)),
+                    lambda needs, out, x: lambda g: (multiply(g[0], expit(x)),))
+    x = np.linspace(-2.0, 2.0, 4)
+    with pytest.raises(ValueError, match=r"^the JVP rule of the primitive 'test_softplus' returned a tangent of shape "
+                                         r"\(4,\) for 4 seeds of an output of shape \(4,\): it must be \(4, 4\), the "
+                                         r"seeds' axis first"):
+        jl.jacfwd(lambda v: np.sum(bad(v) * 2.0))(x)
+    with pytest.raises(ValueError, match=r"pullback of the primitive 'test_softplus' returned a cotangent of shape "
+                                         r"\(4,\) for 1 seed of its operand 0 of shape \(4,\): it must be \(1, 4\)"):
+        jl.grad(lambda v: np.sum(bad(v)))(x)
+
+
+def test_a_pullback_must_return_a_cotangent_per_operand(own_registry):
+    from jacobian_lab.rules.elementwise import multiply
+    from jacobian_lab.rules.special import expit
+
+    bad = _softplus(lambda tangents, out, x: multiply(tangents[0], expit(x)),
+                    lambda needs, out, x: lambda g: multiply(g, expit(x)))  # the array, not a tuple of one
+    with pytest.raises(ValueError, match=r"returned ndarray for 1 operands: it must return a tuple of one cotangent "
+                                         r"\(or None\) per operand"):
+        jl.jacrev(bad)(np.ones(3))
+
+
+def test_a_rule_computing_with_numpy_on_x_is_not_compiled_and_an_error_in_one_is_named(own_registry):
+    """Its derivative was kept as a constant of the program: every later x got the first x's Jacobian."""
+    import scipy.special as sc
+
+    raw = _softplus(lambda tangents, out, x: tangents[0] * sc.expit(np.asarray(x)),
+                    lambda needs, out, x: (lambda s: lambda g: (g * s,))(sc.expit(np.asarray(x))))
+    x = np.linspace(-2.0, 2.0, 5)
+    for mode in ("forward", "reverse"):
+        compiled = jl.jit(jl.jacobian(raw, mode=mode))
+        with pytest.warns(UserWarning, match=r"rule of the primitive 'test_softplus' computes its derivative with "
+                                             r"NumPy on values the program recomputes"):
+            compiled(x)
+        np.testing.assert_allclose(compiled(x + 1.0), np.diag(sc.expit(x + 1.0)), rtol=1e-15)
+    with pytest.raises(TypeError) as raised:
+        jl.hessian(lambda v: np.sum(raw(v)))(x)
+    assert "(raised in the VJP rule of the primitive 'test_softplus', registered outside jacobian_lab)" in \
+        raised.value.__notes__
+
+
+def test_a_linear_rule_computing_with_numpy_on_seeds_is_compiled(own_registry):
+    """A derivative that does not move with x is right to keep: the check moves x and sees it stay."""
+    import warnings
+
+    def diff(t):  # the seeds' differences along the last axis: linear, the same at every x
+        return np.diff(t, axis=-1, prepend=0.0)
+
+    def transposed(g):
+        return (g - np.concatenate([g[..., 1:], np.zeros_like(g[..., :1])], axis=-1),)
+
+    from jacobian_lab.primitives import PerElement, Primitive, register
+    differences = register(Primitive("test_differences", lambda x: np.diff(x, prepend=0.0), PerElement(1, 0),
+                                     jvp=lambda tangents, out, x: diff(tangents[0]),
+                                     vjp=lambda needs, out, x: transposed))
+    x = np.linspace(0.0, 1.0, 4)
+    expected = np.eye(4) - np.eye(4, k=-1)
+    for mode in ("forward", "reverse"):
+        compiled = jl.jit(jl.jacobian(differences, mode=mode))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            compiled(x)
+            np.testing.assert_array_equal(compiled(x + 1.0), expected)
+        assert compiled.compiles == 1
+
+
+def test_a_structure_declared_outside_the_package_is_not_trusted_by_a_compiled_jacobian(own_registry):
+    """A two-tap filter declared elementwise: the compiled auto Jacobian read a diagonal pattern off it and
+    dropped the filter's other tap, where the eager Jacobian is right."""
+    from jacobian_lab.primitives import PerElement, Primitive, register
+    from jacobian_lab.rules.elementwise import add, multiply
+    from jacobian_lab.rules.shape import concatenate, getitem
+
+    def taps(v, head):  # v[0], v[1:] + 0.5 v[:-1], and its transpose: along the last axis, with primitives
+        part = lambda s: getitem(v, index=(Ellipsis, s))  # noqa: E731
+        if head:
+            return concatenate(part(slice(0, 1)), add(part(slice(1, None)), multiply(0.5, part(slice(None, -1)))),
+                               axis=v.ndim - 1)
+        return concatenate(add(part(slice(None, -1)), multiply(0.5, part(slice(1, None)))), part(slice(-1, None)),
+                           axis=v.ndim - 1)
+
+    filtered = register(Primitive("test_taps", lambda v: np.concatenate([v[:1], v[1:] + 0.5 * v[:-1]]),
+                                  PerElement(2, 0), jvp=lambda tangents, out, x: taps(tangents[0], True),
+                                  vjp=lambda needs, out, x: lambda g: (taps(g, False),), structure="elementwise"))
+    x = np.linspace(0.0, 1.0, 6)
+    y = np.concatenate([x[:1], x[1:] + 0.5 * x[:-1]])
+    expected = np.exp(y)[:, None] * (np.eye(6) + 0.5 * np.eye(6, k=-1))
+    f = lambda v: np.exp(filtered(v))  # noqa: E731
+    np.testing.assert_allclose(jl.jacobian(f, x), expected, rtol=1e-15)
+    np.testing.assert_allclose(jl.jit(jl.jacobian(f))(x), expected, rtol=1e-15)

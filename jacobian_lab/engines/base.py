@@ -328,6 +328,8 @@ def call_traced(f, x, trace):
     except Exception as error:
         reworded = _reworded(error, trace)
         if reworded is not None:
+            for note in getattr(error, "__notes__", ()):  # where it was raised (a rule of a primitive of yours)
+                reworded.add_note(note)
             raise reworded from error
         _refused(error, trace)
         if isinstance(error, ValueError) and "read-only" in str(error) and not isinstance(error, ReadOnlyError):

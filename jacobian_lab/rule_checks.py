@@ -1,0 +1,132 @@
+"""Checks on the rules of a primitive registered from outside jacobian_lab.
+
+The package's own rules are checked by its tests, against finite differences and the dot-product
+identity (tests/test_rules.py), and its declared structures by perturbation (tests/test_sparse.py).
+A primitive you register after importing jacobian_lab is not, so `register` wraps its rules here,
+and a mistake in one is an error that names it rather than a wrong Jacobian:
+
+* a tangent its JVP rule returns must have shape ``(k, *out.shape)`` for k seeds, and its pullback
+  must return one cotangent (or None) per operand, of shape ``(k, *operand.shape)``: one with the
+  seeds' axis dropped would broadcast against the others, and a missing one would be taken for zero;
+* while `jit` records, a derivative computed from values the program recomputes (x and what f
+  computes from it) must be computed with jacobian_lab's primitives too: a rule that computes with
+  NumPy on them (``scipy.special.expit(np.asarray(x))``) would be replayed with its values at the
+  first x. Such a rule makes jit compute without compiling, with a warning that names it;
+* an error a rule raises carries a note naming it.
+
+Its ``structure`` is trusted where you ask for a sparse Jacobian (`sparse_jacobian`, `sparsity`),
+not where a compiled auto Jacobian would choose compressed seeds by itself (`compiled._local`).
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .accounting import counted_by
+from .primitives import Primitive, recomputed
+
+_SEEDS_FIRST = "the seeds' axis first (see docs/architecture.md, 'The primitive registry')"
+
+
+def check(prim: Primitive) -> Primitive:
+    """`prim` with its rules wrapped in the checks above, and marked as not the package's own."""
+    prim.builtin = False
+    if prim.jvp is not None:
+        prim.jvp = _checked_jvp(prim, prim.jvp)
+    if prim.vjp is not None:
+        prim.vjp = _checked_vjp(prim, prim.vjp)
+    return prim
+
+
+def _checked_jvp(prim: Primitive, rule):
+    @functools.wraps(rule)
+    def jvp(tangents, out, *args, **params):
+        tangent = _noted(prim, "JVP rule", rule, tangents, out, *args, **params)
+        given = [t for t in tangents if t is not None]
+        if tangent is None or not given:
+            return tangent
+        k = np.shape(given[0])[0]
+        if np.shape(tangent) != (k, *np.shape(out)):
+            raise ValueError(f"the JVP rule of the primitive {prim.name!r} returned a tangent of shape "
+                             f"{np.shape(tangent)} for {_seeds(k)} of an output of shape {np.shape(out)}: it must be "
+                             f"{(k, *np.shape(out))}, {_SEEDS_FIRST}")
+        if _stale(tangent, (tangents, out, *args), lambda *moved: rule(*moved, **params)):
+            _refuse_recording(prim, "JVP rule")
+        return tangent
+
+    return jvp
+
+
+def _checked_vjp(prim: Primitive, rule):
+    @functools.wraps(rule)
+    def vjp(needs, out, *args, **params):
+        pullback = _noted(prim, "VJP rule", rule, needs, out, *args, **params)
+
+        def checked(g):
+            cotangents = _noted(prim, "pullback", pullback, g)
+            _check_cotangents(prim, cotangents, np.shape(g)[0], args)
+            again = lambda g, out, *args: rule(needs, out, *args, **params)(g)  # noqa: E731  staged again
+            if any(_stale(c, (g, out, *args), lambda *moved, i=i: again(*moved)[i])
+                   for i, c in enumerate(cotangents) if c is not None):
+                _refuse_recording(prim, "VJP rule")
+            return cotangents
+
+        return checked
+
+    return vjp
+
+
+def _check_cotangents(prim: Primitive, cotangents, k: int, args: tuple) -> None:
+    if not isinstance(cotangents, (tuple, list)) or len(cotangents) != len(args):
+        raise ValueError(f"the pullback of the primitive {prim.name!r} returned {type(cotangents).__name__} "
+                         f"{'of length ' + str(len(cotangents)) if isinstance(cotangents, (tuple, list)) else ''}"
+                         f"for {len(args)} operands: it must return a tuple of one cotangent (or None) per operand, "
+                         "(g_x,) for one")
+    for i, (arg, c) in enumerate(zip(args, cotangents)):
+        if c is not None and np.shape(c) != (k, *np.shape(arg)):
+            raise ValueError(f"the pullback of the primitive {prim.name!r} returned a cotangent of shape "
+                             f"{np.shape(c)} for {_seeds(k)} of its operand {i} of shape {np.shape(arg)}: it must be "
+                             f"{(k, *np.shape(arg))}, {_SEEDS_FIRST}")
+
+
+def _seeds(k: int) -> str:
+    return f"{k} seed{'s' * (k != 1)}"
+
+
+def _noted(prim: Primitive, what: str, fn, *args, **params):
+    try:
+        return fn(*args, **params)
+    except Exception as error:
+        error.add_note(f"(raised in the {what} of the primitive {prim.name!r}, registered outside jacobian_lab)")
+        raise
+
+
+def _stale(derivative, operands: tuple, again) -> bool:
+    """Whether `derivative`, which the recording in progress does not recompute, changes where the operands it
+    does recompute change: the rule computed it from them with NumPy, which a program would keep as it was.
+    A derivative that stays (a linear operation's) is right to keep."""
+    if not isinstance(derivative, (np.ndarray, np.generic)) or recomputed(derivative):
+        return False
+    flat = [v for group in operands for v in (group if isinstance(group, list) else [group])]
+    if not any(recomputed(v) for v in flat if v is not None):
+        return False
+    moved = [_moved(v) for v in operands]
+    return not np.array_equal(counted_by(None, again, *moved), derivative, equal_nan=True)
+
+
+def _moved(value):
+    """`value` a little off where the recording recomputes it (a list of tangents: each of them)."""
+    if isinstance(value, list):
+        return [_moved(v) for v in value]
+    if value is None or not recomputed(value) or np.asarray(value).dtype.kind != "f":
+        return value
+    return np.asarray(value) * (1.0 + 2.0 ** -6) + 2.0 ** -6
+
+
+def _refuse_recording(prim: Primitive, what: str):
+    from .staging import NotReplayable
+    raise NotReplayable(f"the {what} of the primitive {prim.name!r} computes its derivative with NumPy on values "
+                        "the program recomputes (np.asarray(x), a scipy.special function of x), which a program "
+                        "would keep as they were at the first x; write the rule with jacobian_lab's primitives "
+                        "(multiply(t, cos(x)), never t * np.cos(x))")
