@@ -11,8 +11,10 @@ read the tape.
 Threads share the caller's memory, so they sweep (or replay forward) the
 caller's tape when there is one, and otherwise call f themselves, several at
 once; NumPy releases the GIL inside its loops, so passes over large arrays
-overlap. Any other executor gets f and x and evaluates f again per pass
-(reverse mode records its own tape there), so f must pickle. Each pass is
+overlap. An executor of your own whose workers are threads of this process
+says so with an attribute ``shares_memory = True``. Any other executor gets f
+and x and evaluates f again per pass (reverse mode records its own tape there),
+so f must pickle. Each pass is
 counted in its worker and the counts are merged into the caller's: FLOPs are
 those that ran, wherever they ran.
 
@@ -48,8 +50,16 @@ def check_executor(executor) -> None:
 
 
 def shares_memory(executor) -> bool:
-    """Whether the executor's workers are threads of this process (they may use its tapes)."""
-    return isinstance(executor, ThreadPoolExecutor)
+    """Whether the executor's workers are threads of this process (they may use its tapes): a ThreadPoolExecutor's
+    are, and an executor of your own (or a Dask ``Client(processes=False)``) says so with a true
+    ``shares_memory`` attribute.
+
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> shares_memory(ThreadPoolExecutor(1)), shares_memory(object())
+    (True, False)
+    """
+    declared = getattr(executor, "shares_memory", None)
+    return bool(declared) if isinstance(declared, bool) else isinstance(executor, ThreadPoolExecutor)
 
 
 def workers(executor, passes: int) -> int:

@@ -83,6 +83,23 @@ def test_a_remote_executor_evaluates_f_again_and_counts_it():
     assert executor.submitted == 4 + 4  # every pass but the caller's first
 
 
+class SharedInProcess(InProcess):
+    shares_memory = True
+
+
+def test_an_executor_that_says_it_shares_memory_uses_the_callers_tape_and_counts_as_serial():
+    """An in-process executor of one's own was taken for a remote one: f ran again per pass (64 primal flops
+    against 16 serially)."""
+    x = np.linspace(0.0, 1.0, 30)
+    for mode in ("forward", "reverse", "auto"):
+        jl.prediction.clear_cache()
+        J, serial = _counted(chained, x, mode=mode)
+        jl.prediction.clear_cache()  # auto mode probes again, as it did for the serial count
+        K, shared = _counted(chained, x, mode=mode, executor=SharedInProcess())
+        assert np.array_equal(J, K)
+        assert shared.costs() == serial.costs() and shared.passes == serial.passes
+
+
 _NOISE = np.random.default_rng(7)
 
 
