@@ -10,6 +10,8 @@ values keeps their derivative, as in JAX.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import inspect
 from typing import Callable
 
@@ -167,6 +169,12 @@ def primal(aux, level: int):
     if isinstance(aux, dict):
         return trees.mapping(type(aux), [(k, primal(v, level)) for k, v in aux.items()],
                              getattr(aux, "default_factory", None))
+    if dataclasses.is_dataclass(aux) and not isinstance(aux, type):  # a copy with its fields so (frozen ones too)
+        plain = copy.copy(aux)
+        for field in dataclasses.fields(aux):
+            if hasattr(aux, field.name):  # (a field with init=False that nothing set has no value)
+                object.__setattr__(plain, field.name, primal(getattr(aux, field.name), level))
+        return plain
     aux = from_objects(aux)  # np.array([a, b]) of traced scalars: one traced array
     traced = isinstance(aux, Tracer) and aux._trace.level > level
     while isinstance(aux, Tracer) and aux._trace.level > level:  # a Hessian traces f twice

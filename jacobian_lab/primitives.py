@@ -426,8 +426,9 @@ def escaped_message(what: str) -> str:
     """The refusal of a value that escaped a finished trace; `what` says who met it ("f returned")."""
     return (f"{what} a traced value of an evaluation of f that has ended (an earlier jacobian_lab call, or an "
             "earlier pass of this one: forward mode evaluates f once per pass), kept in a closure, a global or a "
-            "list while f ran; its derivative is gone. Compute the value inside f from its argument, or pass it "
-            "in as part of x")
+            "list while f ran, or returned as has_aux's aux inside an object other than a tuple, list, dict or "
+            "dataclass (whose arrays come back plain); its derivative is gone. Compute the value inside f from its "
+            "argument, or pass it in as part of x")
 
 
 def find_trace(args) -> Trace | None:

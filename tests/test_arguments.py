@@ -1,5 +1,6 @@
 """argnums and has_aux, as JAX's: derivatives in several arguments, and values returned beside them."""
 import collections
+import dataclasses
 import inspect
 import re
 import warnings
@@ -164,6 +165,22 @@ def test_hessian_with_aux(mode):
     np.testing.assert_allclose(H, np.diag(6 * x), rtol=1e-14)
     assert not isinstance(aux["v2"], Tracer)
     np.testing.assert_array_equal(aux["v2"], x ** 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Stats:
+    activations: object
+    count: int = 0
+    later: object = dataclasses.field(init=False, default=None)
+
+
+@pytest.mark.parametrize("make", [jl.grad, jl.jacfwd, jl.hessian], ids=["grad", "jacfwd", "hessian"])
+def test_a_dataclass_aux_comes_back_with_plain_arrays(make):
+    """It came back holding the evaluation's traced values, which failed at their first use."""
+    x = np.array([0.3, -0.7, 1.2])
+    _, aux = make(lambda v: (np.sum(v ** 3), _Stats(np.sin(v), 3)), has_aux=True)(x)
+    assert type(aux) is _Stats and type(aux.activations) is np.ndarray and aux.count == 3
+    np.testing.assert_array_equal(aux.activations * 2.0, 2.0 * np.sin(x))
 
 
 def test_vjp_and_jvp_with_aux_return_it_last_as_jax():
