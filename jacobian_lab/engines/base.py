@@ -27,6 +27,7 @@ import numpy as np
 from .. import trees
 from ..accounting import OWN
 from ..inplace import ReadOnlyError, read_only
+from ..observables import MemoryRead
 from ..primitives import escaped_message, is_masked
 from ..tracing import Tracer, TracerConversionError, from_objects
 
@@ -212,6 +213,13 @@ def _reworded(error, trace) -> Exception | None:
     if isinstance(error, TypeError) and "is not a valid JAX type" in str(error):  # jax.numpy's refusal
         return TypeError(f"{error} f calls jax.numpy on a traced array, and jacobian_lab traces NumPy code: write "
                          "f with numpy (np.sin for jnp.sin), or differentiate it with JAX itself")
+    if isinstance(error, MemoryRead) or isinstance(error, TypeError) and str(error).endswith(
+            "a bytes-like object is required, not 'Observable'"):  # (memoryview(m), np.frombuffer(m): Python < 3.12)
+        from ..staging import NotReplayable
+        return NotReplayable(f"f reads the memory of a mask or an argument ({type(error).__name__}: {error}), which "
+                             "jit hands f as a stand-in that checks the values f reads while it records, and memory "
+                             "it cannot hand out (memoryview, np.frombuffer, __array_interface__); np.asarray(m) "
+                             "or m.tobytes() read the numbers it checks")
     if isinstance(error, TypeError) and _about_a_tracer(error, "a bytes-like object is required, not "):
         return TypeError(f"{error}: a traced array has no memory for memoryview, np.frombuffer or bytes() to read, "
                          "and its derivative could not follow bytes; compute with NumPy operations on the array")
