@@ -8,6 +8,7 @@ silently drop its derivative, raises `TracerConversionError` instead.
 """
 from __future__ import annotations
 
+import builtins
 import inspect
 import numbers
 import operator
@@ -747,7 +748,15 @@ class Tracer:
         np.put(self, indices, values, mode)
 
     def view(self, dtype=None, type=None):
-        if dtype is not None or type is not None:
+        if isinstance(dtype, builtins.type) and issubclass(dtype, np.ndarray):  # x.view(Sub), as NumPy reads it
+            dtype, type = None, dtype
+        if dtype is not None and np.dtype(dtype) == self.dtype:  # the same numbers
+            dtype = None
+        if type is not None and type is not np.ndarray:
+            raise TypeError(f".view({type.__name__}) on a traced array: a traced array is no ndarray subclass, and "
+                            "its derivative would not follow one; compute with the traced array itself, and make "
+                            f"the {type.__name__} of f's result outside f")
+        if dtype is not None:
             raise _conversion_error(".view(dtype) (reading the bytes as another type)")
         return inplace.alias(self)
 
@@ -763,6 +772,11 @@ class Tracer:
                 f"ndarray.{name} describes an array's memory, which a traced array does not have; for windows "
                 "(as_strided with x.strides) use np.lib.stride_tricks.sliding_window_view, for any other "
                 "arrangement of the elements indexing (x[idx], np.take)")
+        if name in ("flags", "base", "tobytes", "tofile", "itemset", "getfield", "setfield", "dumps", "dump"):
+            raise AttributeError(
+                f"ndarray.{name} reads or writes an array's memory, which a traced array does not have: its values "
+                "are computed as f runs, and its derivative follows them only through NumPy operations. Branch on "
+                "what NumPy computes (np.ndim(x), np.shape(x)), or call it outside f on a plain array")
         if not name.startswith("__") and hasattr(np.ndarray, name):
             raise AttributeError(
                 f"ndarray.{name} is not supported on traced arrays (in-place or without a derivative "

@@ -2577,6 +2577,33 @@ def test_as_strided_with_the_arrays_own_strides_names_sliding_window_view(mode):
         run(windows, mode, np.arange(12.0).reshape(4, 3))
 
 
+class _Sub(np.ndarray):
+    pass
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("f, error, message", [
+    (lambda z: z * z.flags.c_contiguous, AttributeError,
+     r"^ndarray\.flags reads or writes an array's memory.*np\.ndim"),
+    (lambda z: z if z.base is None else 2 * z, AttributeError, r"^ndarray\.base reads or writes an array's memory"),
+    (lambda z: z * len(z.tobytes()), AttributeError, r"^ndarray\.tobytes reads or writes an array's memory"),
+    (lambda z: z.view(_Sub), TypeError, r"^\.view\(_Sub\) on a traced array: a traced array is no ndarray subclass"),
+    (lambda z: 1j, TypeError, r"^f returned a complex number; jacobian_lab differentiates real functions only"),
+], ids=["flags", "base", "tobytes", "view-subclass", "complex"])
+def test_reads_of_memory_and_complex_results_are_named_for_what_they_are(mode, f, error, message):
+    """They were refused as operations without a derivative rule (pointing to 'Adding a primitive'), as a
+    reinterpretation of the bytes, and as an object to give as a dict of its fields."""
+    with pytest.raises(error, match=message):
+        run(f, mode, np.array([0.3, -0.7, 1.2]))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_view_as_the_same_type_and_dtype_is_the_array(mode):
+    x = np.array([0.3, -0.7, 1.2])
+    for f in (lambda z: z.view(np.ndarray) * 2.0, lambda z: z.view(np.float64) * 2.0):
+        np.testing.assert_array_equal(run(f, mode, x), 2.0 * np.eye(3))
+
+
 def _as_jax_refuses(x):
     """What jax.numpy raises for a traced array (its words; JAX is no dependency of these tests)."""
     raise TypeError(f"Argument '{x!r}' of type {type(x)} is not a valid JAX type.")

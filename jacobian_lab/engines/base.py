@@ -384,6 +384,9 @@ def check_output(y, trace):
     if isinstance(y, np.matrix):
         raise TypeError("f returned an np.matrix; it must return an ndarray: return np.asarray(...) of it (traced "
                         "arrays are ndarrays, whose * is elementwise: write matrix products with @)")
+    if isinstance(y, complex):
+        raise TypeError("f returned a complex number; jacobian_lab differentiates real functions only: return the "
+                        "real and imaginary parts as two real outputs (np.stack([np.real(z), np.imag(z)]))")
     if not hasattr(y, "__array__") and not isinstance(y, (int, float, np.generic)):
         module = "" if type(y).__module__ == "builtins" else f"{type(y).__module__}."
         kind = trees.with_article(module + type(y).__qualname__)
