@@ -2,9 +2,11 @@
 
 `UFUNCS` and `FUNCTIONS` map NumPy callables to implementations over the
 primitives; `tracing.Tracer` dispatches to them through NEP 13
-(`__array_ufunc__`) and NEP 18 (`__array_function__`). Composite functions
-(stack, outer, trace, tile, ...) are written here once in terms of primitives;
-anything missing raises `NotImplementedError` naming the NumPy function.
+(`__array_ufunc__`) and NEP 18 (`__array_function__`). This module holds the
+ufuncs, reductions, indexing, shapes and views; the other ``numpy_*`` modules
+add their families (`numpy_linalg`, `numpy_composites`, `numpy_statistics`, ...)
+with `implements`. Anything missing raises `NotImplementedError` naming the
+NumPy function.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import inspect
 import math
 import sys
 import warnings
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import numpy as np
 
@@ -20,9 +22,7 @@ from .inplace import add_at, array0, as_objects, assign, clone, contiguous, laid
 from .primitives import REGISTRY, frozen, is_traced, observe, primal, unmasked
 from .rewrites import instead
 from .rules import elementwise as E
-from .rules import decompositions as D
 from .rules import linalg as L
-from .rules import lu as LU
 from .rules import reductions as R
 from .rules import shape as S
 from .rules import sparse as SP
@@ -897,208 +897,6 @@ def matmul_operator(a, b):
     if np.shape(x)[axis] != matrix.shape[1]:
         raise ValueError(f"matmul: dimension mismatch of a {np.shape(a)} and a {np.shape(b)} operand")
     return SP.sparse_matmul(x, SP.SparseConstant(matrix), axis)
-
-
-def _square(name, a):
-    if np.ndim(a) < 2 or np.shape(a)[-1] != np.shape(a)[-2]:
-        raise np.linalg.LinAlgError(f"{name}: last 2 dimensions of the array must be square")
-    return a
-
-
-@implements(np.linalg.solve)
-def solve(a, b):
-    a = _square("solve", a)
-    if np.ndim(b) == 1:  # NumPy 2: only a 1-D b is a vector, solved as one column (with each matrix of a)
-        column = LU.solve(a, reshape(b, (-1, 1)))
-        return reshape(column, np.shape(column)[:-1])
-    return LU.solve(a, b)
-
-
-implements(np.linalg.inv)(lambda a: LU.inv(_square("inv", a)))
-implements(np.linalg.det)(lambda a: LU.det(_square("det", a)))
-
-
-class SlogdetResult(NamedTuple):
-    sign: np.ndarray
-    logabsdet: np.ndarray
-
-
-@implements(np.linalg.slogdet)
-def slogdet(a):
-    a = _square("slogdet", a)
-    return SlogdetResult(LU.det_sign(a), LU.logabsdet(a))
-
-
-@implements(np.linalg.cholesky)
-def cholesky(a, /, *, upper=False):
-    return D.cholesky(_square("cholesky", a), upper=bool(upper))
-
-
-class EighResult(NamedTuple):
-    eigenvalues: np.ndarray
-    eigenvectors: np.ndarray
-
-
-def _uplo(UPLO):
-    uplo = str(UPLO).upper()
-    if uplo not in ("L", "U"):
-        raise ValueError("UPLO argument must be 'L' or 'U'")
-    return uplo
-
-
-@implements(np.linalg.eigh)
-def eigh(a, UPLO="L"):
-    # Two primitives, each one LAPACK call (see rules/decompositions.py): the eigenvectors' rule runs
-    # only when they are used, and it is refused at a repeated eigenvalue.
-    a, uplo = _square("eigh", a), _uplo(UPLO)
-    return EighResult(D.eigh_values(a, UPLO=uplo), D.eigh_vectors(a, UPLO=uplo))
-
-
-@implements(np.linalg.eigvalsh)
-def eigvalsh(a, UPLO="L"):
-    return D.eigvalsh(_square("eigvalsh", a), UPLO=_uplo(UPLO))
-
-
-def _at_least_2d(a):
-    if np.ndim(a) < 2:
-        raise np.linalg.LinAlgError(
-            f"{np.ndim(a)}-dimensional array given. Array must be at least two-dimensional")
-    return a
-
-
-class SVDResult(NamedTuple):
-    U: np.ndarray
-    S: np.ndarray
-    Vh: np.ndarray
-
-
-@implements(np.linalg.svd)
-def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
-    a = _at_least_2d(a)
-    if not compute_uv:
-        if hermitian:  # NumPy's own route: the eigenvalues' magnitudes, in descending order
-            return np.sort(E.absolute(D.eigvalsh(_square("svd", a), UPLO="L")), axis=-1)[..., ::-1]
-        return D.svdvals(a)
-    if hermitian:
-        raise NotImplementedError(
-            "numpy.linalg.svd with hermitian=True and compute_uv=True is not supported on traced arrays: "
-            "NumPy then builds U and Vh from eigh's eigenvectors with its own signs. Pass hermitian=False "
-            "(the same factorization up to those signs), or use np.linalg.eigh")
-    m, n = np.shape(a)[-2:]
-    if full_matrices and m != n:
-        raise NotImplementedError(
-            f"numpy.linalg.svd with full_matrices=True (the default) of a {m}×{n} matrix is not supported "
-            "on traced arrays: the full U and Vh complete the thin ones with an orthonormal basis that is "
-            "not unique, so it has no derivative. Pass full_matrices=False")
-    # Two primitives, each one LAPACK call (see rules/decompositions.py), as for eigh: U and V's
-    # rule runs only when they are used, and it is refused at a repeated or zero singular value.
-    u, v = D.split_vectors(D.svd_vectors(a), m)
-    return SVDResult(u, D.svd_values(a), L.swap(v))
-
-
-if getattr(np.linalg, "svdvals", None) is not None:  # NumPy 2
-    implements(np.linalg.svdvals)(lambda x, /: svd(x, compute_uv=False))
-
-
-class QRResult(NamedTuple):
-    Q: np.ndarray
-    R: np.ndarray
-
-
-@implements(np.linalg.qr)
-def qr(a, mode="reduced"):
-    # One primitive for Q and R stacked (see rules/decompositions.py), split by free slices; mode='r'
-    # runs the factorization without forming Q. The derivative needs m ≥ n and full column rank.
-    m, n = np.shape(_at_least_2d(a))[-2:]
-    if mode == "complete" and m <= n:
-        mode = "reduced"  # the same factors: Q is m×m either way
-    if mode == "r":
-        return D.qr_r(a)
-    if mode == "complete":
-        raise NotImplementedError(
-            f"numpy.linalg.qr with mode='complete' of a tall {m}×{n} matrix is not supported on traced "
-            "arrays: no rule covers the m − n columns of Q beyond the reduced ones. Use mode='reduced' "
-            "(the default) or mode='r'")
-    if mode in ("raw", "economic", "e", "full", "f"):
-        raise NotImplementedError(
-            f"numpy.linalg.qr with mode={mode!r} is not supported on traced arrays: it returns LAPACK's "
-            "Householder form (or is a deprecated alias). Use mode='reduced' (the default) or mode='r'")
-    if mode != "reduced":
-        raise ValueError(f"Unrecognized mode '{mode}'")
-    q, r = D.split_qr(D.qr(a), m, n)
-    return QRResult(q, r)
-
-
-def _static_rcond(name, value):
-    if is_traced(value) or np.ndim(value) != 0:
-        raise NotImplementedError(
-            f"numpy.linalg.{name}: a traced or array-valued rcond/rtol is not supported on traced arrays; "
-            "pass one number")
-    return float(value)
-
-
-@implements(np.linalg.pinv)
-def pinv(a, rcond=None, hermitian=False, *, rtol=np._NoValue):
-    if hermitian:
-        raise NotImplementedError(
-            "numpy.linalg.pinv with hermitian=True is not supported on traced arrays (NumPy's route reads "
-            "one triangle through eigh); pass hermitian=False, the same pseudo-inverse from the SVD")
-    a = _at_least_2d(a)
-    if rcond is None:  # NumPy's defaults, resolved here so the primitive takes one number
-        if rtol is np._NoValue:
-            rcond = 1e-15
-        elif rtol is None:
-            rcond = max(np.shape(a)[-2:]) * np.finfo(np.result_type(a)).eps
-        else:
-            rcond = rtol
-    elif rtol is not np._NoValue:
-        raise ValueError("`rtol` and `rcond` can't be both set.")
-    rcond = _static_rcond("pinv", rcond)
-    if np.size(a) == 0:  # nothing to differentiate: NumPy's empty result
-        m, n = np.shape(a)[-2:]
-        return np.empty(np.shape(a)[:-2] + (n, m), dtype=np.result_type(a))
-    return D.pinv(a, rcond=rcond)
-
-
-def _lstsq_rank(s, rcond):
-    """The number of singular values above rcond times the largest, as LAPACK's gelsd counts them."""
-    s = np.asarray(s)
-    return np.intc(np.count_nonzero(s > rcond * np.max(s, initial=0.0)))
-
-
-@implements(np.linalg.lstsq)
-def lstsq(a, b, rcond=None):
-    # x = pinv(a) @ b: for a full-rank a the least-squares (minimum-norm, when m < n) solution that
-    # NumPy's gelsd returns, equal to it up to rounding (not bit for bit). s are the singular values of
-    # the `svdvals` primitive (differentiable; LAPACK's gesdd, equal to gelsd's up to rounding); rank
-    # counts those above rcond times the largest (a value query, a plain integer); the residuals are
-    # NumPy's: the squared norm of each column of b − a x, empty unless rank == n < m.
-    if np.ndim(a) != 2 or np.ndim(b) not in (1, 2):
-        raise np.linalg.LinAlgError(
-            f"{np.ndim(a) if np.ndim(a) != 2 else np.ndim(b)}-dimensional array given. "
-            "Array must be two-dimensional")
-    (m, n), rows = np.shape(a), np.shape(b)[0]
-    if m != rows:
-        raise np.linalg.LinAlgError("Incompatible dimensions")
-    eps = np.finfo(np.float64).eps  # NumPy solves in double precision
-    if rcond is None:
-        rcond = eps * max(m, n)
-    rcond = _static_rcond("lstsq", rcond)
-    if rcond < 0:  # LAPACK: machine precision instead
-        rcond = eps / 2
-    if m == 0 or n == 0:
-        raise NotImplementedError("numpy.linalg.lstsq of an empty matrix is not supported on traced arrays")
-    x = L.matmul(pinv(a, rcond=rcond), b)
-    s = D.svdvals(a)
-    rank = observe(_lstsq_rank, primal(s), rcond=rcond)
-    if rank != n or m <= n:
-        residuals = np.array([], dtype=np.result_type(a, b, np.float32))
-    else:
-        r = E.subtract(b, L.matmul(a, x))
-        residuals = R.sum(E.square(r), axis=(0,), keepdims=False)
-        if np.ndim(b) == 1:
-            residuals = reshape(residuals, (1,))
-    return x, residuals, rank, s
 
 
 @implements(np.outer)

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from . import numpy_api as api
+from . import numpy_linalg as linalg
 from .numpy_api import implements, is_traced
 from .numpy_composites import gather
 from .primitives import observe, primal
@@ -226,7 +227,7 @@ def polyfit(x, y, deg, rcond=None, full=False, w=None, cov=False):
         lhs, rhs = E.multiply(lhs, api.reshape(w, (-1, 1))), E.multiply(rhs, _as_rows(w, rhs))
     scale = E.sqrt(api._reduction(R.sum, E.multiply(lhs, lhs), 0))  # each column's norm
     lhs = E.divide(lhs, scale)
-    c, resids, rank, s = api.lstsq(lhs, rhs, rcond)
+    c, resids, rank, s = linalg.lstsq(lhs, rhs, rcond)
     c = E.divide(c, _as_rows(scale, c))
     if rank != order and not full:
         warnings.warn("Polyfit may be poorly conditioned", np.exceptions.RankWarning, stacklevel=3)

@@ -298,7 +298,7 @@ svd_values = register(Primitive(
 
 
 # The singular vectors are the residual factors of the singular values' rules, and np.linalg.svd's
-# U and Vh (see numpy_api.svd). Their rules exist where the singular values are distinct and nonzero.
+# U and Vh (see numpy_linalg.svd). Their rules exist where the singular values are distinct and nonzero.
 def _close_or_zero(s) -> np.ndarray:
     """Per matrix of singular values (…, r), descending: two within `degenerate_rtol` of the largest,
     or one that small."""
