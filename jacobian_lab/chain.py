@@ -22,7 +22,7 @@ from .bracketing import (ChainPlan, Tree, all_bracketings, bracketing_cost, chec
 from .engines.base import call_traced
 from .jacobian import as_input
 from .jacobian import jacobian as _jacobian
-from .prediction import EvalTrace, Evaluated
+from .engines.evaluate import EvalTrace, Evaluated
 from .rules.linalg import matmul
 
 __all__ = ["BRACKETINGS", "Chain", "ChainMeasurement", "ChainPlan", "Tree", "all_bracketings", "bracketing_cost",

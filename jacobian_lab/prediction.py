@@ -10,52 +10,16 @@ import numpy as np
 
 from .accounting import COTANGENT, PRIMAL, TANGENT, Cost, counted, phase
 from .bracketing import ratio_text
-from .engines.base import call_traced, collection_paused, get, next_level
+from .engines.base import call_traced, collection_paused, get
+from .engines.evaluate import EvalTrace, Evaluated
 from . import memory
 from .jacobian import prepare, result_dtype, schedule, tangent_bytes
-from .primitives import Trace, apply, bind, frozen, plain_result
-from .tracing import NOT_REAL, Tracer, blank_result, not_real_result, objects_converted
 
 
 #: The accumulation orders a Prediction prices.
 ORDERS = ("forward", "reverse")
 #: The modes of `jacobian` it prices: each order as jacfwd and jacrev run it, and auto mode's run.
 MODES = ORDERS + ("auto",)
-
-
-class Evaluated(Tracer):
-    """A value of an `EvalTrace`: `constant` where the engines' would have no derivative (`Trace.constant`)."""
-
-    __slots__ = ("constant",)
-
-    def __init__(self, trace, primal, constant=False):
-        self._trace, self.primal, self.constant = trace, primal, constant
-
-
-class EvalTrace(Trace):
-    """Runs f on tracers with no derivative at all: only the primal work happens."""
-
-    def __init__(self):
-        self.level = next_level()
-
-    def process(self, prim, args, params):
-        converted = objects_converted(args)  # np.array([a, b]) of traced scalars: one array
-        if converted:
-            return apply(prim, converted, params)
-        primals = [a.primal if isinstance(a, Tracer) and a._trace is self else a for a in args]
-        out = plain_result(prim, bind(prim, *primals, **params))
-        constant = self.constants and all(a.constant for a in args if isinstance(a, Tracer) and a._trace is self)
-        if constant:  # arrays without a derivative and plain ones alone
-            return self.constant(out) if blank_result(out) else out
-        if not prim.differentiable:
-            return out
-        if out.dtype in NOT_REAL:  # the FLOP conventions price real arithmetic
-            raise not_real_result(prim, out)
-        return Evaluated(self, out)
-
-    def constant(self, value):
-        self.constants = True
-        return Evaluated(self, frozen(value), True)
 
 
 def count_flops(f: Callable, x) -> Cost:

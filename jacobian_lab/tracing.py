@@ -2,7 +2,7 @@
 
 It speaks NumPy: operators, methods, indexing, `__array_ufunc__` (NEP 13) and
 `__array_function__` (NEP 18), all routed to `numpy_api`, which routes to the
-primitives. Engines subclass it (`Dual`, `Node`) and add their own state.
+primitives. Interpreters subclass it (`Dual`, `Node`, `Evaluated`) and add their own state.
 Anything that would turn a traced value into a plain number or array, and so
 silently drop its derivative, raises `TracerConversionError` instead.
 """

@@ -62,7 +62,7 @@ import numpy as np
 import jacobian_lab as jl
 from jacobian_lab.accounting import PRIMAL, counting
 from jacobian_lab.jacobian import prepare
-from jacobian_lab.prediction import EvalTrace
+from jacobian_lab.engines.evaluate import EvalTrace
 from jacobian_lab.tracing import Tracer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # twins.py, also when this file is imported
@@ -80,7 +80,7 @@ SMALL_SIZES = {
 
 
 # --- our counts, per primitive ------------------------------------------------------
-# count_flops runs f under `prediction.EvalTrace`. A new interpreter is a Trace subclass
+# count_flops runs f under `engines.evaluate.EvalTrace`. A new interpreter is a Trace subclass
 # (docs/architecture.md, "Engines"), so TallyTrace is EvalTrace with each primitive run
 # under its own `counting()` block: the package evaluates and prices every primitive
 # exactly as count_flops does, and the tally only files the result under the primitive's
