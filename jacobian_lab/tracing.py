@@ -12,15 +12,13 @@ import builtins
 import inspect
 import numbers
 import operator
-import sys
 
 import numpy as np
 
 from . import inplace, trees
 from .accounting import active_counter
 from . import numpy_api as api
-from .rewrites import instead
-from . import scipy_special
+from . import scipy_refusals, scipy_special
 from .primitives import Primitive, apply, observe, primal
 from .rules import elementwise as E
 from .rules.sparse import elementwise_error, is_sparse
@@ -44,128 +42,10 @@ def _conversion_error(what: str, instead: str = "for a value-only decision compa
     )
 
 
-def _library_caller(depth: int = 2) -> str | None:
-    """The scipy function f called that is converting a traced array (scipy.special.logsumexp), if any.
-
-    It is read from the run of scipy and NumPy frames right above the conversion: the outermost
-    public function there (not scipy's internal helpers; for a decorator's wrapper, the function
-    it wraps), or the outermost scipy frame if none is. A scipy frame further out
-    (scipy.optimize.root calling the Jacobian function that calls f) is no caller of this conversion.
-    """
-    try:
-        frame, public, outermost = sys._getframe(depth), None, None  # the frame that called the conversion
-    except ValueError:  # a stack shallower than that: no caller at all
-        return None
-    while frame is not None:
-        module, function = frame.f_globals.get("__name__", ""), frame.f_code.co_name
-        if module.startswith("scipy."):
-            outermost = ".".join(module.split(".")[:2] + [function])
-            if "wrapper" in function:  # a decorator's: the function it wraps is one of its locals
-                wrapped = next((v for v in frame.f_locals.values() if callable(v)
-                                and str(getattr(v, "__module__", "")).startswith("scipy.")
-                                and not getattr(v, "__name__", "_").startswith(("_", "<"))), None)
-                if wrapped is not None:
-                    public = ".".join(wrapped.__module__.split(".")[:2] + [wrapped.__name__])
-            elif function in ("__init__", "__call__") and "self" in frame.f_locals:  # a class: CubicSpline(x, y)
-                public = ".".join(module.split(".")[:2] + [type(frame.f_locals["self"]).__name__])
-            elif module.startswith("scipy.stats") and "self" in frame.f_locals and not function.startswith("_"):
-                named = _distribution(frame.f_locals["self"])  # a distribution's method: norm.logpdf
-                public = f"scipy.stats.{named}.{_method(frame)}" if named else public or outermost
-            elif not module.startswith("scipy._lib") and not function.startswith("_"):
-                public = outermost
-        elif not module.startswith("numpy"):
-            break
-        frame = frame.f_back
-    return public or outermost
-
-
-def _distribution(obj) -> str | None:
-    """How scipy.stats names the distribution `obj` is, or is a frozen one of (``norm``, ``norm(...)``), or None."""
-    import scipy.stats
-
-    frozen = getattr(obj, "dist", None) or getattr(obj, "_dist", None)
-    if frozen is not None and frozen is not obj:
-        named = _distribution(frozen)
-        return named and f"{named}(...)"
-    for name in (getattr(obj, "name", None), type(obj).__name__.removesuffix("_gen")):  # multivariate_normal's
-        if isinstance(name, str) and type(getattr(scipy.stats, name, None)) is type(obj):  # SciPy's own, not yours
-            return name
-    if getattr(scipy.stats, type(obj).__name__, None) is type(obj):  # SciPy's newer classes: Normal(mu=0, sigma=1)
-        return f"{type(obj).__name__}(...)"
-    return None
-
-
-def _method(frame) -> str:
-    """The name of the distribution's method a scipy.stats frame runs: its own, or for a wrapper (SciPy's newer
-    distributions run theirs in one named ``filtered``), that of the method it wraps."""
-    function, cls = frame.f_code.co_name, type(frame.f_locals["self"])
-    if hasattr(cls, function):
-        return function
-    wrapped = (getattr(v, "__name__", "_") for v in frame.f_locals.values() if callable(v))
-    return next((name for name in wrapped if not name.startswith("_") and hasattr(cls, name)), function)
-
-
-def _called_from(package: str, function: str | None, caller: str | None = None, depth: int = 2) -> bool:
-    """Whether the conversion running (`Tracer.__array__`, `depth` frames up) was asked for by `function`
-    (None: any function) of `package`, itself called from a function named `caller` when given."""
-    try:
-        frame = sys._getframe(depth)
-    except ValueError:  # a stack shallower than that: no such caller
-        return False
-    module = frame.f_globals.get("__name__", "")
-    return (function in (None, frame.f_code.co_name) and (module == package or module.startswith(package + "."))
-            and (caller is None or frame.f_back.f_code.co_name == caller))
-
-
-def _sparse_matmul_asks() -> bool:
-    """Whether scipy.sparse's ``A @ x`` (or ``A.dot(x)``) is converting x: its operator dispatch returns
-    NotImplemented for an operand that converts to a 0-d object array, as other's __rmatmul__ may take it."""
-    return _called_from("scipy.sparse", "_matmul_dispatch", "__matmul__", depth=3)
-
-
 #: np.asarray of a traced array of at most this many elements gives an object array of its traced
 #: elements (`Tracer.__array__`), on which NumPy computes one traced scalar at a time; a larger one is
 #: refused, since every operation would then dispatch that many primitives.
 ELEMENTWISE = 256
-
-
-
-
-#: The scipy functions `jacobian_lab.scipy` writes with NumPy operations, by the name a refusal gives them
-_DROP_INS = {name: "jacobian_lab." + name for name in [
-    "scipy.special.logsumexp", "scipy.special.softmax", "scipy.special.log_softmax", "scipy.linalg.solve",
-    "scipy.linalg.solve_triangular", "scipy.linalg.cholesky", "scipy.linalg.cho_factor", "scipy.linalg.cho_solve",
-    "scipy.linalg.inv", "scipy.linalg.det", "scipy.linalg.expm"]}
-_DROP_INS.update({f"scipy.spatial.{name}": f"jacobian_lab.scipy.spatial.distance.{name}"
-                  for name in ("cdist", "pdist", "squareform")})
-#: The methods of SciPy's distributions (scipy.stats.<distribution>.<method>)
-_DENSITIES = frozenset(["logpdf", "pdf", "cdf", "logcdf", "sf", "logsf", "ppf", "isf", "logpmf", "pmf"])
-
-
-def _stats_drop_in(caller: str) -> str | None:
-    """`jacobian_lab.scipy.stats`'s method for the distribution's method `caller` names (scipy.stats.norm.logpdf,
-    or scipy.stats.norm(...).logpdf of a frozen one), if it has it."""
-    from .scipy import stats
-    parts = caller.replace("(...)", "").replace(".Normal.", ".norm.").split(".")
-    if len(parts) != 4 or parts[2] not in stats.__all__ or parts[3] not in dir(getattr(stats, parts[2])):
-        return None
-    return "jacobian_lab." + ".".join(parts)
-
-
-def _instead(caller: str) -> str:
-    """What to call or write in place of the scipy function `caller`, which converts its input."""
-    recipe = "write that step with NumPy operations" + instead(caller)
-    if caller in _DROP_INS:
-        return f"Call {_DROP_INS[caller]} in its place (the same arguments, written with NumPy operations); or {recipe}"
-    if caller.startswith("scipy.stats.") and caller.rsplit(".", 1)[1] in _DENSITIES:
-        drop_in = _stats_drop_in(caller)
-        if drop_in is not None:
-            arguments = "the frozen parameters as arguments" if "(...)" in caller else "the same arguments"
-            return f"Call {drop_in} in its place ({arguments}); or {recipe}"
-        return ("jacobian_lab.scipy.stats has the densities of the normal, t, logistic, Laplace, Cauchy, exponential, "
-                "gamma, beta, Poisson and multivariate normal distributions and some of their cdfs, under SciPy's "
-                f"names (jacobian_lab.scipy.stats.norm.logpdf(x, loc, scale)); or {recipe}")
-    return recipe[0].upper() + recipe[1:]
 
 
 #: The dtypes a traced result cannot have: complex (every rule is for real functions) and object (an
@@ -387,7 +267,7 @@ class Tracer:
         the values read as a check (`primitives.observe`).
         """
         if not self.constant:
-            caller = _library_caller(3)  # a scipy routine asking for it: quad, brentq (what their function returns)
+            caller = scipy_refusals.caller(3)  # a scipy routine asking for it: quad, brentq (what its function returns)
             if caller is None:
                 self._trace.converting = error = _conversion_error(what, **instead)
                 raise error
@@ -461,18 +341,19 @@ class Tracer:
                                 not views or func in api.ITSELF)
 
     def __array__(self, dtype=None, copy=None):
-        if _sparse_matmul_asks():  # a 0-d object array makes scipy defer A @ x to x.__rmatmul__, which
+        if scipy_refusals.sparse_matmul_asks():  # a 0-d object array makes scipy defer A @ x to x.__rmatmul__, which
             held = np.empty((), object)  # multiplies by the sparse matrix (`rules.sparse`)
             held[()] = self
             return held
-        caller = None if self.constant else _library_caller()
+        caller = None if self.constant else scipy_refusals.caller()
         if caller is not None:
             error = TracerConversionError(
                 f"{caller} converts its input with np.asarray, which would drop the derivative of a traced "
-                f"array, so jacobian_lab refuses it; it has no derivative rule here. {_instead(caller)}")
+                f"array, so jacobian_lab refuses it; it has no derivative rule here. "
+                f"{scipy_refusals.instead_of(caller)}")
             self._trace.refused = error, caller  # compiled code (fsolve's) may lose it: see `base._refused`
             raise error
-        if not self.constant and _called_from("numpy", "as_strided"):
+        if not self.constant and scipy_refusals.called_from("numpy", "as_strided"):
             # its byte strides would walk an object array's pointers as the values they are not
             raise TracerConversionError(
                 "np.lib.stride_tricks.as_strided reads an array's memory with byte strides, which a traced "
@@ -481,7 +362,7 @@ class Tracer:
         # `dtype is None`, not `in (None, object)`: NumPy's dtype == None holds for float64. NumPy's own code
         # converting to floats (np.mean of an object array) gets the objects too, and fails where
         # `call_traced` names the asarray that made them.
-        as_objects = dtype is None or np.dtype(dtype) == object or _called_from("numpy", None)
+        as_objects = dtype is None or np.dtype(dtype) == object or scipy_refusals.called_from("numpy", None)
         if not self.constant and as_objects and self.size == 0:
             # no element to carry a derivative: NumPy's own empty array, so that np.sum of it is 0.0, not
             # an object array's int 0

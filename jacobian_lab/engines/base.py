@@ -58,8 +58,9 @@ def register(engine: Engine) -> Engine:
     ValueError: an engine named 'reverse' is registered already (ReverseEngine); register yours under a name ...
     """
     if engine.name in _ENGINES:
-        raise ValueError(f"an engine named {engine.name!r} is registered already ({type(_ENGINES[engine.name]).__name__})"
-                         "; register yours under a name of its own and call it with jl.engines.get(name)")
+        registered = type(_ENGINES[engine.name]).__name__
+        raise ValueError(f"an engine named {engine.name!r} is registered already ({registered}); register yours "
+                         "under a name of its own and call it with jl.engines.get(name)")
     _ENGINES[engine.name] = engine
     return engine
 
