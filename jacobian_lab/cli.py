@@ -333,9 +333,7 @@ def _resolve(args) -> tuple[str, Callable, np.ndarray, object]:
                          "has nothing to draw: give one or the other")
     seed = 0 if args.seed is None else args.seed
     if ":" not in target:
-        if target not in problems.names():
-            raise UsageError(f"unknown problem {target!r}; choose one of: {', '.join(problems.names())}, "
-                             f"or give module:function or file.py:function")
+        _chosen_problems([target], ", or give module:function or file.py:function")
         if args.shape is not None or args.x_file is not None:
             raise UsageError(f"--shape and --x-file are for functions; the built-in problem {target!r} "
                              f"takes --n/--m")
@@ -385,6 +383,29 @@ def _target(args) -> tuple[str, Callable, np.ndarray, object]:
     if problem is None:
         _call_user(f, x, title)
     return title, f, x, problem
+
+
+@contextlib.contextmanager
+def _progress(title: str, prefix: str):
+    """A progress bar on stderr titled `title`, and the ``progress(done, total, label)`` callback that moves it
+    (its description then `prefix` + label)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=_console(stderr=True)) as bar:
+        task = bar.add_task(title, total=None)
+        yield lambda done, total, label: bar.update(task, completed=done, total=total, description=prefix + label)
+
+
+def _chosen_problems(names, also: str = "") -> list[str]:
+    """`problems.chosen(names)`, where a name no problem has is a usage error (`also`: what else it may be)."""
+    from . import problems
+
+    try:
+        return problems.chosen(names)
+    except ValueError as exc:
+        raise UsageError(f"{exc}{also}") from None
 
 
 @contextlib.contextmanager
@@ -697,21 +718,11 @@ def _pattern_summary(pattern, plans) -> dict:
 
 
 def _cmd_sweep(args) -> int:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
     from . import problems
     from .plots import sweep_plot
     from .sweep import sweep
 
-    name = args.problem or DEFAULT_PROBLEM
-    if name not in problems.names():
-        raise UsageError(f"unknown problem {name!r}; choose one of: {', '.join(problems.names())}")
+    [name] = _chosen_problems([args.problem or DEFAULT_PROBLEM])
     # in increasing order, each once, as the plot and the crossover read them
     ns = sorted(set(parse_sizes(args.n, "--n"))) if args.n is not None else None
     ms = sorted(set(parse_sizes(args.m, "--m"))) if args.m is not None else None
@@ -730,14 +741,7 @@ def _cmd_sweep(args) -> int:
     largest = built[max(taken) if ns else None, max(ms) if ms else None]  # (keyed by the sizes asked for)
     _refuse_too_long(name, largest.f, largest.x, ["forward", "reverse"], leave_out=False)
 
-    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, console=_console(stderr=True), transient=False) as bar:
-        task = bar.add_task(f"sweep {name}", total=None)
-
-        def progress(done, total, label):
-            bar.update(task, completed=done, total=total, description=f"sweep {label}")
-
+    with _progress(f"sweep {name}", "sweep ") as progress:
         with _running(f"sweep of {name} failed", bad_input=ValueError):
             result = sweep(name, n=ns, m=ms, repeat=args.repeat, seed=args.seed, progress=progress)
     if args.json:
@@ -750,25 +754,12 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    from . import problems
     from .report import TEXTS, build_report, path_conflict
 
     chosen = None
     if args.problems is not None:  # --problems "" names no problem; it does not mean all of them
         # a name given twice is reported once: running it again would only repeat its section
-        chosen = list(dict.fromkeys(p.strip() for p in args.problems.split(",") if p.strip()))
-        unknown = [p for p in chosen if p not in problems.names()]
-        if unknown or not chosen:
-            raise UsageError(f"unknown problem {', '.join(map(repr, unknown)) or '(none given)'}; "
-                             f"choose from: {', '.join(problems.names())}")
+        chosen = _chosen_problems(p.strip() for p in args.problems.split(",") if p.strip())
     if not args.out.strip():  # Path("") is the current folder: an unset variable would fill it with report files
         raise UsageError("--out is empty; give the folder to write the report into, e.g. --out report")
     out = Path(args.out)
@@ -783,14 +774,7 @@ def _cmd_report(args) -> int:
         if os.path.exists(path) and not os.access(path, os.W_OK):
             raise UsageError(f"--out {args.out!r}: {str(path)!r} exists and cannot be overwritten; make it "
                              "writable or choose another --out")
-    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, console=_console(stderr=True)) as bar:
-        task = bar.add_task("report", total=None)
-
-        def progress(done, total, label):
-            bar.update(task, completed=done, total=total, description=f"report: {label}")
-
+    with _progress("report", "report: ") as progress:
         with _running("building the report failed", bad_input=ValueError):
             index = build_report(out, problems=chosen, repeat=args.repeat, embed=args.embed, progress=progress)
     figures = len(list(index.with_name("figures").glob("*.png")))

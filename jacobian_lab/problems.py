@@ -413,13 +413,26 @@ def names() -> list[str]:
     return list(PROBLEMS)
 
 
+def chosen(names) -> list[str]:
+    """`names` each once, in the order given; ValueError naming those that are no problem's (or none given).
+
+    >>> chosen(["seed", "curve", "seed"])
+    ['seed', 'curve']
+    """
+    names = list(dict.fromkeys(names))
+    unknown = [name for name in names if name not in PROBLEMS]
+    if unknown or not names:
+        raise ValueError(f"unknown problem {', '.join(map(repr, unknown)) or '(none given)'}; choose one of: "
+                         f"{', '.join(PROBLEMS)}")
+    return names
+
+
 def get(name: str, n: int | None = None, m: int | None = None, seed: int = 0) -> Problem:
     """Build problem ``name``, optionally resized by ``n``/``m``, with data from ``seed``.
 
     Raises ValueError for an unknown name or a size the problem does not accept.
     """
-    if name not in PROBLEMS:
-        raise ValueError(f"unknown problem {name!r}; choose one of: {', '.join(PROBLEMS)}")
+    chosen([name])
     return PROBLEMS[name](n=n, m=m, seed=seed)
 
 
@@ -429,8 +442,7 @@ def in_general(name: str) -> str:
     >>> in_general("bratu")
     "Residual of the 1-D Bratu problem u'' + exp(u) = 0: R^n -> R^(n-2)"
     """
-    if name not in PROBLEMS:
-        raise ValueError(f"unknown problem {name!r}; choose one of: {', '.join(PROBLEMS)}")
+    chosen([name])
     line = PROBLEMS[name].__doc__.strip().splitlines()[0].replace("``", "").rstrip(".")
     return line.split(" (default")[0]  # dense names its default size
 

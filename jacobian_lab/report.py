@@ -147,11 +147,7 @@ def build_report(out_dir, problems: Sequence[str] | None = None,
     ('index.html', True, 5)
     """
     # a repeated name would be measured again and written twice under one anchor: keep its first place
-    names = list(dict.fromkeys(problems)) if problems is not None else _problems.names()
-    unknown = [n for n in names if n not in _problems.names()]
-    if unknown or not names:
-        raise ValueError(f"unknown problem {', '.join(map(repr, unknown)) or '(none given)'}; "
-                         f"choose from: {', '.join(_problems.names())}")
+    names = _problems.chosen(problems) if problems is not None else _problems.names()
     sizes = {**DEFAULT_SIZES, **(sizes or {})}
     out = Path(out_dir)
     conflict = path_conflict(out)
