@@ -217,6 +217,22 @@ def _checked(tracer, result, what: str, instead: str):
     return result if result.dtype == tracer.dtype else result.astype(tracer.dtype)
 
 
+def check_out(name: str, out, result) -> None:
+    """NumPy's refusal of an ``out=`` array whose shape is not the result's (`name`: the function, numpy.cumsum)."""
+    if np.shape(result) != np.shape(out):
+        raise ValueError(f"{name}: out has shape {np.shape(out)}, where the result has shape {np.shape(result)}")
+
+
+def traced_into_plain(name: str, symbol: str | None = None) -> TypeError:
+    """The refusal of ``name(..., out=a)`` writing a traced result into a plain array a (`symbol`: the in-place
+    operator that calls it so, ``a += v``)."""
+    return TypeError(
+        f"{name}(..., out=...) writes a traced result into a plain array, which would drop its derivative"
+        + (f" (`a {symbol}= v` on a plain a is {name}(a, v, out=a))" if symbol else "")
+        + "; make that array like x (np.zeros_like(x, shape=...)), which takes traced values, or assign the "
+        f"result instead (y = {name.replace('numpy.', 'np.', 1)}(...))")
+
+
 def assign(tracer, key, value) -> None:
     """``tracer[key] = value`` with NumPy's meaning: the elements `key` selects take `value`
     (broadcast; the last write wins where an index repeats), in the array tracer views if it is a

@@ -18,7 +18,8 @@ from typing import Callable
 
 import numpy as np
 
-from .inplace import add_at, array0, as_objects, assign, clone, contiguous, laid_out, ufunc_at
+from .inplace import (add_at, array0, as_objects, assign, check_out, clone, contiguous, laid_out,
+                      traced_into_plain, ufunc_at)
 from .primitives import REGISTRY, frozen, is_traced, observe, primal, unmasked
 from .rewrites import instead
 from .rules import elementwise as E
@@ -336,9 +337,8 @@ def _into_out(ufunc, method, inputs, kwargs):
             inputs = tuple(_unevaluated(ufunc, a, where) for a in inputs)
         results = apply_ufunc(ufunc, method, inputs, rest)
         for o, result in zip(outs, results if type(results) is tuple else (results,)):
-            if method != "__call__" and np.shape(result) != np.shape(o):  # a call broadcasts into out
-                raise ValueError(f"{qualified(name)}: out has shape {np.shape(o)}, where the result has shape "
-                                 f"{np.shape(result)}")
+            if method != "__call__":  # a call broadcasts into out
+                check_out(qualified(name), o, result)
             assign(o, Ellipsis, result if where is True else E.where(where, result, o))
         return outs[0] if len(outs) == 1 else outs
     from .tracing import plain_operands  # which needs these functions, and they it
@@ -346,13 +346,7 @@ def _into_out(ufunc, method, inputs, kwargs):
     plain = plain_operands(inputs, kwargs) if not any(is_traced(o) for o in outs) else None
     if plain is not None:  # values without a derivative into plain arrays: NumPy's own
         return getattr(ufunc, method)(*plain[0], **plain[1])
-    full = qualified(name)
-    symbol = _IN_PLACE_SYMBOLS.get(ufunc) if method == "__call__" else None
-    raise TypeError(
-        f"{full}(..., out=...) writes a traced result into a plain array, which would drop its derivative"
-        + (f" (`a {symbol}= v` on a plain a is {full}(a, v, out=a))" if symbol else "")
-        + "; make that array like x (np.zeros_like(x, shape=...)), which takes traced values, or assign the "
-        f"result instead (y = {full.replace('numpy.', 'np.', 1)}(...))")
+    raise traced_into_plain(qualified(name), _IN_PLACE_SYMBOLS.get(ufunc) if method == "__call__" else None)
 
 
 _IN_PLACE_SYMBOLS = {np.add: "+", np.subtract: "-", np.multiply: "*", np.divide: "/", np.power: "**",

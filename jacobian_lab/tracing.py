@@ -229,14 +229,11 @@ def _into_out(func, impl, args, kwargs):
         raise TypeError(f"{name}(..., out=...) takes one array; assign the result instead "
                         f"(y = {name.replace('numpy.', 'np.', 1)}(...))")
     result = impl(*args, **kwargs)
-    if np.shape(result) != np.shape(out):
-        raise ValueError(f"{name}: out has shape {np.shape(out)}, where the result has shape {np.shape(result)}")
+    inplace.check_out(name, out, result)
     if isinstance(out, Tracer):
         inplace.assign(out, Ellipsis, result)
     elif isinstance(result, Tracer):
-        raise TypeError(f"{name}(..., out=...) writes a traced result into a plain array, which would drop its "
-                        "derivative; make that array like x (np.zeros_like(x, shape=...)), which takes traced "
-                        f"values, or assign the result instead (y = {name.replace('numpy.', 'np.', 1)}(...))")
+        raise inplace.traced_into_plain(name)
     else:  # values without a derivative (np.argmax's) into a plain array: NumPy's own write
         out[...] = result
     return out
