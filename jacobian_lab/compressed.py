@@ -286,6 +286,13 @@ class SparseJacobian:
         self.chosen, self.colors, self.seeds = None, None, 0
 
     def __call__(self, *args, **kwargs) -> scipy.sparse.csr_array:
+        """The sparse Jacobian at f's arguments, in the ones `argnums` names (a Hessian's gradient takes x alone).
+
+        >>> import numpy as np, jacobian_lab as jl
+        >>> jl.sparse_jacobian(lambda u: u[1:] * u[:-1])(np.arange(1.0, 4.0)).toarray()
+        array([[2., 1., 0.],
+               [0., 3., 2.]])
+        """
         if self.symmetric and (len(args) != 1 or kwargs):  # a Hessian's gradient takes one x
             raise one_input_error(self)
         return arguments.call(self, args, kwargs, self._of)  # f's other arguments passed as jacrev passes them

@@ -180,6 +180,13 @@ class HessianFunction:
         wraps(self, f)
 
     def __call__(self, *args, **kwargs):
+        """The Hessian at f's arguments: in the ones `argnums` names, the others passed to f as they are.
+
+        >>> import numpy as np, jacobian_lab as jl
+        >>> jl.hessian(lambda w, c: c * np.sum(w ** 3))(np.ones(2), 2.0)
+        array([[12.,  0.],
+               [ 0., 12.]])
+        """
         return arguments.call(self, args, kwargs, self._of)
 
     def _of(self, f: Callable, x):
@@ -254,6 +261,14 @@ class SparseHessian(SparseJacobian):
         self._flat: dict = {}
 
     def __call__(self, x, *more):
+        """The sparse Hessian at x (`scipy.sparse.csr_array`); of a tree of arrays x, flat, rows and columns in the
+        order ``jacobian(..., flat=True)`` flattens x.
+
+        >>> import numpy as np, jacobian_lab as jl
+        >>> jl.sparse_hessian(lambda t: np.sum(t["a"] ** 3))({"a": np.ones(2)}).toarray()
+        array([[6., 0.],
+               [0., 6.]])
+        """
         if more or not structured(x):
             return super().__call__(x, *more)
         x_flat, flat = self.flattened(x)

@@ -729,6 +729,12 @@ class JacobianFunction:
         wraps(self, f)
 
     def __call__(self, *args, **kwargs):
+        """The derivative at f's arguments: in the ones `argnums` names, the others passed to f as they are.
+
+        >>> import numpy as np, jacobian_lab as jl
+        >>> jl.jacrev(lambda w, c: np.sum(c * w ** 2))(np.ones(2), 3.0)  # in w; c passed as it is
+        array([6., 6.])
+        """
         return arguments.call(self, args, kwargs, self._of)
 
     def _of(self, f: Callable, x):

@@ -20,7 +20,7 @@ import contextvars
 import functools
 import gc
 import itertools
-from typing import Callable, Protocol, runtime_checkable
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -32,8 +32,26 @@ from ..primitives import escaped_message, is_masked
 from ..tracing import Tracer, TracerConversionError, from_objects
 
 
-@runtime_checkable
 class Engine(Protocol):
+    """What an engine provides (see the module's docstring): a name, and derivatives of f at x for k seeds at
+    once by ``jvp``, ``vjp`` or both; the harness takes ``jvp`` of the forward engine and ``vjp`` of the reverse
+    one (whose pullback's ``push`` is a jvp over its tape).
+
+    ``jvp(f, x, tangents)`` takes tangents of shape ``(k, *x.shape)`` and returns ``(f(x), tangents_out)``,
+    ``tangents_out`` of shape ``(k, *y.shape)``; over ``max_bytes`` of tangents it raises `MemoryBudgetError`.
+    ``vjp(f, x)`` returns ``(f(x), pullback)``, ``pullback`` mapping cotangents ``(k, *y.shape)`` to
+    ``(k, *x.shape)``.
+
+    >>> import numpy as np, jacobian_lab as jl
+    >>> jl.engines.get("forward").jvp(np.sin, np.zeros(2), np.eye(2))[1]  # two seeds: the Jacobian's columns
+    array([[1., 0.],
+           [0., 1.]])
+    >>> y, pullback = jl.engines.get("reverse").vjp(np.sin, np.zeros(2))
+    >>> pullback(np.eye(2))  # two cotangent seeds: its rows
+    array([[1., 0.],
+           [0., 1.]])
+    """
+
     name: str
 
     def jvp(self, f: Callable, x: np.ndarray, tangents: np.ndarray,
@@ -79,6 +97,12 @@ def get(name: str) -> Engine:
 
 
 def names() -> list[str]:
+    """The names of the registered engines, sorted.
+
+    >>> import jacobian_lab as jl
+    >>> jl.engines.names()
+    ['forward', 'reverse']
+    """
     return sorted(_ENGINES)
 
 
