@@ -411,10 +411,6 @@ def test_the_tape_counts_the_copies_it_keeps_of_constants_apart_from_its_memory(
     assert jl.measure(f, x, mode="reverse", repeat=1).tape_bytes == budgeted == copied.fresh_bytes
 
 
-def _rosenbrock(x):
-    return np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
-
-
 @pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
 def test_compiling_past_the_budget_computes_eagerly_with_a_warning(mode):
     x, result = np.full(200, 0.5), 200 * 200 * 8  # the Hessian: 312.5 KiB, and as much again of seeds

@@ -9,6 +9,8 @@ import jacobian_lab as jl
 from jacobian_lab import problems
 from jacobian_lab.problems import Problem, describe, get, names
 
+from helpers import assert_fd_close, central_differences
+
 SMALL = {
     "seed": dict(n=6),
     "mlp_loss": dict(n=44),
@@ -18,22 +20,6 @@ SMALL = {
     "wide_to_tall": dict(n=6, m=5),
     "tall_to_wide": dict(n=6, m=5),
 }
-
-
-def central_differences(f, x, step=1e-6):
-    """Jacobian of f at x by central differences, shape f(x).shape + x.shape."""
-    fx = np.asarray(f(x))
-    J = np.empty(fx.shape + x.shape)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = step
-        J[(...,) + i] = (np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * step)
-    return J
-
-
-def assert_jacobian_close(J, fd):
-    scale = max(1.0, np.abs(fd).max())
-    np.testing.assert_allclose(J, fd, rtol=1e-6, atol=1e-6 * scale)
 
 
 def test_names_in_teaching_order():
@@ -81,10 +67,10 @@ def test_small_sizes_match_finite_differences(name):
     J = p.jacobian_exact(p.x)
     assert J.shape == np.shape(y) + p.x.shape
     assert p.m == np.size(y)
-    assert_jacobian_close(J, central_differences(p.f, p.x))
+    assert_fd_close(J, central_differences(p.f, p.x))
 
     x2 = p.x + 0.1 * np.random.default_rng(1).standard_normal(p.x.shape)
-    assert_jacobian_close(p.jacobian_exact(x2), central_differences(p.f, x2))
+    assert_fd_close(p.jacobian_exact(x2), central_differences(p.f, x2))
 
 
 def test_small_sizes_are_honoured():
