@@ -20,7 +20,7 @@ from .bracketing import (ChainPlan, Tree, all_bracketings, bracketing_cost, chec
                          format_bracketing, forward_tree, multiply, parse_bracketing, plan, reverse_tree,
                          run_tree)
 from .engines.base import call_traced
-from .jacobian import as_input
+from .harness import as_input
 from .jacobian import jacobian as _jacobian
 from .engines.evaluate import EvalTrace, Evaluated
 from .rules.linalg import matmul

@@ -518,7 +518,7 @@ def _refuse_too_long(title: str, f, x, modes, leave_out: bool = True):
     `leave_out`, naming the --modes without them); f failing while it is predicted is f's failure.
     Returns the prediction, for the comparison to use."""
     from .compare import _rows
-    from .jacobian import schedule
+    from .harness import schedule
     from .prediction import predict
 
     # a forward row's passes follow from x's size alone (at least these: memory may cut a pass's seeds),

@@ -14,7 +14,8 @@ from .accounting import PHASES, Cost, counted
 from .bracketing import ratio_text
 from .compiled import CompressedProgram, jit
 from .compressed import SparseJacobian
-from .jacobian import jacobian, prepare
+from .jacobian import jacobian
+from .harness import prepare
 from .peak_memory import traced_peak
 from .prediction import Prediction, choose_order, predict
 

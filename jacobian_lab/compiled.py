@@ -47,8 +47,8 @@ from . import arguments, compaction, engines, snapshots, trees
 from .engines.base import collection_paused, inside_a_trace
 from . import prediction as _prediction
 from .accounting import PHASES, Cost, Counter, active_counter, counted, counted_by
-from .jacobian import (JacobianFunction, ValueAndGrad, check_scalar, columns, finish, one_input_error, prepare,
-                       result_dtype, rows, whole_block, wraps)
+from .jacobian import JacobianFunction, ValueAndGrad, check_scalar, finish, one_input_error, wraps
+from .harness import columns, prepare, result_dtype, rows, whole_block
 from .compressed import SparseJacobian, entries, fewer_seeds, holding, where_read
 from .hessian import Derivative, HessianFunction, SparseHessian, structured
 from .inputs import Inputs

@@ -36,18 +36,8 @@ import numpy as np
 
 from . import arguments, engines
 from .accounting import active_counter
-from .jacobian import (
-    _NO_X,
-    batches,
-    check_function,
-    check_options,
-    function_name,
-    one_input_error,
-    prepare,
-    result_dtype,
-    seeds_per_pass,
-    wraps,
-)
+from .jacobian import _NO_X, function_name, one_input_error, wraps
+from .harness import batches, check_function, check_options, prepare, result_dtype, seeds_per_pass
 from .sparsity import csr_array, recorded_pattern
 from .symmetric import star_coloring, symmetric_reads
 from .tracing import Tracer

@@ -21,20 +21,8 @@ import numpy as np
 
 from . import arguments, engines, memory, sharding, trees
 from .compressed import SparseJacobian
-from .jacobian import (
-    _NO_X,
-    JacobianFunction,
-    _flat_like,
-    _split_batch,
-    check_function,
-    check_options,
-    flat_output,
-    function_name,
-    prepare,
-    result_dtype,
-    seeds,
-    wraps,
-)
+from .jacobian import _NO_X, JacobianFunction, _flat_like, _split_batch, function_name, wraps
+from .harness import check_function, check_options, flat_output, prepare, result_dtype, seeds
 
 __all__ = ["HessianFunction", "SparseHessian", "hessian", "hvp", "sparse_hessian"]
 

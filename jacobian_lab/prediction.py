@@ -13,7 +13,7 @@ from .bracketing import ratio_text
 from .engines.base import call_traced, collection_paused, get
 from .engines.evaluate import EvalTrace, Evaluated
 from . import memory
-from .jacobian import prepare, result_dtype, schedule, tangent_bytes
+from .harness import prepare, result_dtype, schedule, tangent_bytes
 
 
 #: The accumulation orders a Prediction prices.
@@ -90,9 +90,9 @@ class Prediction:
     cotangent: Affine
     tape_bytes: int
     seed_bytes: int = 0  # working set of one cotangent seed in a sweep
-    itemsize: int = 8  # bytes of a Jacobian entry, in the dtype the harness computes it (`jacobian.result_dtype`)
+    itemsize: int = 8  # bytes of a Jacobian entry, in the dtype the harness computes it (`harness.result_dtype`)
     widest: int = 0  # elements of the largest recorded value: a sweep's widest cotangent per seed
-    tangent_bytes: int = 0  # tangents of one forward seed, at most (`jacobian.tangent_bytes`)
+    tangent_bytes: int = 0  # tangents of one forward seed, at most (`harness.tangent_bytes`)
     # Of `primal`, the work of derivatives f takes inside (jl.grad(g)(x) in f), by the phase their engines count
     # it in, as (phase, Cost) pairs: `measure` finds it there, not in "primal"
     inside: tuple = ()

@@ -40,7 +40,7 @@ import numpy as np
 
 from . import engines
 from .accounting import active_counter
-from .jacobian import prepare
+from .harness import prepare
 from .memory import MemoryBudgetError, budget, readable
 from .primitives import observe
 from .staging import Recorder

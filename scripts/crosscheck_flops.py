@@ -61,7 +61,7 @@ import numpy as np
 
 import jacobian_lab as jl
 from jacobian_lab.accounting import PRIMAL, counting
-from jacobian_lab.jacobian import prepare
+from jacobian_lab.harness import prepare
 from jacobian_lab.engines.evaluate import EvalTrace
 from jacobian_lab.tracing import Tracer
 

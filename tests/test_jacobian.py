@@ -734,7 +734,7 @@ def test_value_and_grad_evaluates_f_once():
 
 @pytest.mark.parametrize("shape", [(), (1,), (5,), (3, 4), (2, 0)])
 def test_seeds_are_the_rows_of_the_identity(shape):
-    from jacobian_lab.jacobian import seeds
+    from jacobian_lab.harness import seeds
 
     size = int(np.prod(shape))
     for lo in range(size + 1):

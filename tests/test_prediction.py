@@ -160,7 +160,7 @@ def test_counting_an_auto_jacobian_includes_the_prediction_that_chose_it():
 
 def _reused(f, x):
     """The prediction auto mode makes for (f, x) with whatever the cache already holds."""
-    from jacobian_lab.jacobian import prepare
+    from jacobian_lab.harness import prepare
     return jl.prediction.probe(*prepare(f, x), reuse=True)[0]
 
 
@@ -348,7 +348,7 @@ POINTS = [np.random.default_rng(0).uniform(-1, 1, 6), np.array([0.0, 0, 0, 1, 1,
 
 def _chosen(f, x, batch_size=None, max_memory=None):
     """The order auto mode takes for (f, x) with whatever the caches already hold."""
-    from jacobian_lab.jacobian import prepare
+    from jacobian_lab.harness import prepare
     return jl.prediction.choose_order(*prepare(f, x), batch_size, max_memory)[0]
 
 
@@ -477,7 +477,7 @@ def test_reverse_prediction_under_a_memory_budget_equals_the_count(max_memory):
 @pytest.mark.parametrize("max_memory", BUDGETS)
 def test_forward_passes_on_a_tape_are_sized_to_the_budget_as_predicted(max_memory):
     """Auto mode's forward order: f recorded once, passes replayed on the tape, none stopped."""
-    from jacobian_lab.jacobian import columns, prepare
+    from jacobian_lab.harness import columns, prepare
 
     f, x = _two_layers()
     prediction = jl.predict(f, x)
@@ -555,7 +555,7 @@ DTYPE_BUDGETS = (20_000, 40_000, 60_000, 200_000)
 def test_passes_are_predicted_in_the_dtype_the_harness_computes_in(dtype, max_memory):
     """J and a sweep's cotangents are float64 for a float16 or longdouble x (float32 for float32): the
     prediction sizes passes in those bytes, so it runs the passes it predicts at every budget."""
-    from jacobian_lab.jacobian import columns, prepare, result_dtype
+    from jacobian_lab.harness import columns, prepare, result_dtype
 
     x = np.linspace(0.1, 1.0, 20).astype(dtype)
     prediction = jl.predict(_broadcasting, x)

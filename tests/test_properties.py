@@ -197,7 +197,7 @@ def test_jvp_and_vjp_are_transposes(program, k):
 def test_auto_reuses_a_prediction_only_where_it_is_exact(program, seed):
     """Probing at x, then at x2 of the same shape full of ties and zeros, reuses x's costs
     only when they are x2's own: the reused prediction equals a fresh one."""
-    from jacobian_lab.jacobian import prepare
+    from jacobian_lab.harness import prepare
 
     f, x, _ = program
     x2 = np.random.default_rng(seed).choice([-1.0, 0.0, 0.5], x.shape)
