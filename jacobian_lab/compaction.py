@@ -5,7 +5,7 @@ leading seed axis of length k. Row j of a tangent is the derivative along
 seed j, and it stays zero until an operation mixes the rows: for
 ``p0 * exp(-p1 * t)`` the tangent of ``-p1 * t`` is nonzero in p1's row
 only, yet the eager pass multiplies all k rows. `compact` rewrites the
-equations of a forward `compiled.Program` so that such values are stored and
+equations of a forward `program.Program` so that such values are stored and
 computed with only their nonzero rows:
 
 * a folded constant's rows are known from its data (a row with any nonzero
@@ -62,7 +62,7 @@ class Compacted:
     """A forward program rewritten to hold only nonzero seed rows.
 
     `eqs` extends the recorded equations (new ones, expansions, follow them);
-    `run`, `placements` and `blocks` are as `compiled.Program` uses them;
+    `run`, `placements` and `blocks` are as `program.Program` uses them;
     `checks` maps a value's ref to "finite" or "divisor" (finite and no zeros),
     tested on each replay; `into` maps an equation to the placement and index
     it writes its result into (``out=``); `filled` are the placements whose
@@ -81,7 +81,7 @@ def compact(eqs, run, placements, blocks, observations, seeds, inputs, variables
 
     `eqs`, `run` (indices of the equations a replay runs, in order),
     `placements` and `blocks` (each pass's output: value, ref, seeds) are
-    `compiled.Program`'s; values `observations` read are left whole, and so
+    `program.Program`'s; values `observations` read are left whole, and so
     are the operands and results of the equations whose work `variables`
     (`staging.Variable`) count again on each replay.
     `inputs`: x, then the arrays of f's other arguments the program takes.

@@ -12,7 +12,8 @@ import numpy as np
 
 from .accounting import PHASES, Cost, counted
 from .bracketing import ratio_text
-from .compiled import CompressedProgram, jit
+from .compiled import jit
+from .program import CompressedProgram
 from .compressed import SparseJacobian
 from .jacobian import jacobian
 from .harness import prepare

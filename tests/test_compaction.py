@@ -222,7 +222,7 @@ def test_a_difference_of_tangents_is_built_on_the_union_of_their_rows():
     """Recorded by hand, to choose the rows: with w = x0 t, in the tangent phase a = S_a sin(w)
     holds seed row 0, b = S_b cos(w) rows 0-1 and d = a - b rows 0-1 of 3; the program computes d
     as a copied into zeros, b subtracted: 2 rows, not 3."""
-    from jacobian_lab.compiled import Program
+    from jacobian_lab.program import Program
     from jacobian_lab.rules import elementwise as E
     from jacobian_lab.rules import shape as S
     from jacobian_lab.staging import Recorder

@@ -121,7 +121,7 @@ def test_a_row_of_k_seeds_is_written_as_the_integer_it_is():
 def test_a_jit_row_of_compressed_seeds_says_so():
     p = jl.problems.get("bratu", n=40)
     row = jl.compare(p.f, p.x, modes=["jit"], repeat=1).measurements[0]
-    assert isinstance(jl.jit(jl.jacobian(p.f)).program(p.x), jl.compiled.CompressedProgram)
+    assert isinstance(jl.jit(jl.jacobian(p.f)).program(p.x), jl.program.CompressedProgram)
     assert row.label == "jit -> sparse forward" and row.batch_size == 3
     assert row.reason.startswith("compiled: the forward program of 3 compressed seeds")
 

@@ -26,7 +26,7 @@ import jacobian_lab as jl
 from jacobian_lab import compiled
 from jacobian_lab import problems, staging
 from jacobian_lab.accounting import counting
-from jacobian_lab.compiled import CompressedProgram
+from jacobian_lab.program import CompressedProgram
 from jacobian_lab.primitives import REGISTRY
 from jacobian_lab.staging import NotReplayable, Recorder
 
@@ -248,8 +248,10 @@ def test_the_rules_a_new_tape_staged_to_decide_are_recomputed_by_the_program():
 def test_only_the_program_a_replay_runs_is_compiled(monkeypatch):
     """Auto records both orders where they are close and keeps one; a compacted forward program keeps its dense
     code for non-finite values. CPython's compile of each was paid on the first call, whether it ever ran."""
-    compiles, defined = [], compiled._defined
-    monkeypatch.setattr(compiled, "_defined", lambda *a: compiles.append(a) or defined(*a))
+    from jacobian_lab import program
+
+    compiles, defined = [], program._defined
+    monkeypatch.setattr(program, "_defined", lambda *a: compiles.append(a) or defined(*a))
     f, x = _two_layers(16)
     jitted = jl.jit(jl.jacobian(f))
     J = jitted(x)

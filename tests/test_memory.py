@@ -1,5 +1,4 @@
 """Memory budget: refuse oversized Jacobians before allocating; size batches to fit."""
-import importlib
 import warnings
 
 import numpy as np
