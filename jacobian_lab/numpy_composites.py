@@ -7,8 +7,9 @@ transpose is a scatter-add; most of them run NumPy's own function on an array
 of positions. Queries that only read values (argsort, argmax, isin, ...) run
 on the primal values and return plain arrays; unique runs NumPy's unique on
 them and gathers each unique value from its first occurrence. Statistics live in
-`numpy_statistics`, differences, integrals and evenly spaced values in
-`numpy_calculus`, products and norms in `numpy_linalg`, polynomials and
+`numpy_statistics` (quantiles in `numpy_quantiles`, histograms in
+`numpy_histograms`), differences, integrals and evenly spaced values in
+`numpy_calculus`, linear algebra in `numpy_linalg`, polynomials and
 convolutions in `numpy_polynomials`, einsum in `numpy_einsum`.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """NumPy functions composed from primitives: derivatives in both modes, values, and FLOP counts.
 
-They live in numpy_composites, numpy_statistics, numpy_calculus, numpy_linalg,
+They live in numpy_composites, numpy_statistics, numpy_quantiles, numpy_histograms, numpy_calculus, numpy_linalg,
 numpy_polynomials and numpy_einsum.
 """
 import inspect
