@@ -301,8 +301,8 @@ def _log_sum_exp(a, axis, keepdims, base2: bool = False):
 #: Operands' values where a ufunc's where= mask is False, which NumPy never evaluates: in every domain of these
 #: ufuncs, with finite slopes (1/x, log, sqrt, arcsin, arctanh: 0.5), arccosh's from 1 up too, and a power's of
 #: any base, a negative one too (1).
-UNEVALUATED = 0.5
-_UNEVALUATED = {np.arccosh: 2.0, np.power: 1.0, np.float_power: 1.0}
+_WHERE_FILL = 0.5
+_WHERE_FILL_BY_UFUNC = {np.arccosh: 2.0, np.power: 1.0, np.float_power: 1.0}
 _POWERS = frozenset([np.power, np.float_power])
 
 
@@ -315,7 +315,7 @@ def _unevaluated(ufunc, operand, where):
     if kind not in "iuf" or np.ndim(operand) == 0 and not is_traced(operand) and ufunc not in _POWERS:
         return operand  # booleans, which no slope reads; a plain number, the same where NumPy evaluates
     # (but a power's base enters the exponent's slope by its logarithm: (-2) ** p's slope in p at a filled p)
-    fill = _UNEVALUATED.get(ufunc, UNEVALUATED) if kind == "f" else 1  # integers keep their dtype
+    fill = _WHERE_FILL_BY_UFUNC.get(ufunc, _WHERE_FILL) if kind == "f" else 1  # integers keep their dtype
     return E.where(where, operand, np.asarray(fill, dtype=np.result_type(primal(operand))))
 
 
