@@ -284,9 +284,7 @@ class Jitted:
             self._refuse(key, reason, f"is computed without compiling, because {reason}")
             return None, None
         self.compiles += 1
-        self._programs[key] = [program] + self._programs.get(key, [])
-        _used(self._programs, key)
-        _bounded(self._programs)
+        _keep(self._programs, key, [program] + self._programs.get(key, []))
         return program, J
 
     def _build(self, g, x, call=None):
@@ -364,8 +362,7 @@ class JittedHessian(Jitted):
         g, x_flat, fun = self.hessian.flattened(x, None if call is None else call.bound)  # argnums=(0, 1): f(*x)
         flat = _used(self._flat, (g.in_def, g.layout, g.read_only))
         if flat is None:
-            flat = self._flat[g.in_def, g.layout, g.read_only] = Jitted(fun)
-            _bounded(self._flat)
+            flat = _keep(self._flat, (g.in_def, g.layout, g.read_only), Jitted(fun))
         return g, x_flat, flat
 
 
@@ -415,8 +412,7 @@ class JittedSparse(Jitted):
         x_flat, fun = self.fun.flattened(x)  # one SparseJacobian per structure, kept by the sparse Hessian
         flat = _used(self._flat, fun)
         if flat is None:
-            flat = self._flat[fun] = JittedSparse(fun)
-            _bounded(self._flat)
+            flat = _keep(self._flat, fun, JittedSparse(fun))
         return x_flat, flat
 
     def _build(self, g, x, call=None):
@@ -425,23 +421,30 @@ class JittedSparse(Jitted):
         return _unwritten(call, compile_sparse(self.fun, *_recorded(call)))
 
 
+# One lock for the caches' order: a key's hash may be Python code (a tree's structure), which lets another thread
+# move or drop entries while an OrderedDict is being walked or moved, and it raises then.
+_ORDERING = threading.Lock()
+
+
 def _used(cache: collections.OrderedDict, key):
-    """``cache.get(key)``, moved to the end as the most recently used: `_bounded` drops from the front."""
-    value = cache.get(key)
-    if value is not None:
-        try:
+    """``cache.get(key)``, moved to the end as the most recently used: `_keep` drops from the front."""
+    with _ORDERING:
+        value = cache.get(key)
+        if value is not None:
             cache.move_to_end(key)
-        except KeyError:  # another thread's compile dropped it meanwhile
-            pass
     return value
 
 
-def _bounded(cache: collections.OrderedDict) -> None:
-    """Drop the least recently used entries of `cache` past `KEEP_SHAPES`: programs by input shape, or compiled
-    functions by structure, each of which keeps programs of its own. A new one at every call would keep them all;
-    a shape called between new ones stays."""
-    for old in list(cache)[:-KEEP_SHAPES]:
-        cache.pop(old, None)
+def _keep(cache: collections.OrderedDict, key, value):
+    """`value`, kept in `cache` under `key` as the most recently used, and the least recently used entries past
+    `KEEP_SHAPES` dropped: programs by input shape, or compiled functions by structure, each of which keeps
+    programs of its own. A new one at every call would keep them all; a shape called between new ones stays."""
+    with _ORDERING:
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > KEEP_SHAPES:
+            cache.popitem(last=False)
+    return value
 
 
 def _recorded(call) -> tuple:

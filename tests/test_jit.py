@@ -2024,3 +2024,35 @@ def test_a_read_of_a_masks_memory_is_computed_without_compiling(read):
     with pytest.warns(UserWarning, match=r"computed without compiling, because f reads the memory of a mask"):
         J = jitted(x)
     np.testing.assert_array_equal(J, jl.jacobian(f, x))
+
+
+def test_threads_keep_and_drop_shapes_of_a_structured_x_without_errors(monkeypatch):
+    """A tree's structure hashes in Python, which let one thread move a shape to the end of the cache while another
+    walked it to drop the oldest: 'OrderedDict mutated during iteration' out of a call."""
+    import threading
+
+    monkeypatch.setattr(compiled, "KEEP_SHAPES", 4)
+    interval = sys.getswitchinterval()
+    jitted = jl.jit(jl.jacobian(lambda d: np.sin(d["a"]) * np.sum(d["b"] ** 2)))
+    failures = []
+
+    def work(seed):
+        try:
+            for i in range(40):
+                n = 2 + (i + seed) % 9
+                x = {"a": np.linspace(0.1, 1.0, n), "b": np.ones(1 + i % 3)}
+                J = jitted(x)
+                assert_close(J["a"], np.diag(np.cos(x["a"])) * np.sum(x["b"] ** 2), 1e-14)
+        except Exception as error:  # noqa: BLE001 - reported below
+            failures.append(error)
+
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work, args=(seed,)) for seed in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []
