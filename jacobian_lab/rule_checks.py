@@ -11,7 +11,9 @@ and a mistake in one is an error that names it rather than a wrong Jacobian:
 * while `jit` records, a derivative computed from values the program recomputes (x and what f
   computes from it) must be computed with jacobian_lab's primitives too: a rule that computes with
   NumPy on them (``scipy.special.expit(np.asarray(x))``) would be replayed with its values at the
-  first x. Such a rule makes jit compute without compiling, with a warning that names it;
+  first x. Such a rule makes jit compute without compiling, with a warning that names it. It is
+  found by computing the rule again at a few moved values (`_MOVES`), which is a check, not a
+  proof: a rule that reads x with NumPy only between them goes unseen;
 * an error a rule raises carries a note naming it.
 
 Its ``structure`` is trusted where you ask for a sparse Jacobian (`sparse_jacobian`, `sparsity`),
@@ -102,26 +104,39 @@ def _noted(prim: Primitive, what: str, fn, *args, **params):
         raise
 
 
+#: Where `_stale` moves the values a recording recomputes: a little, to the other sign, and further out. A rule
+#: that reads x with NumPy only between these (a slope chosen at a threshold none of them crosses) goes unseen.
+_MOVES = (lambda v: v * (1.0 + 2.0 ** -6) + 2.0 ** -6, lambda v: -v - 2.0 ** -6, lambda v: 3.0 * v + 1.0)
+
+
 def _stale(derivative, operands: tuple, again) -> bool:
     """Whether `derivative`, which the recording in progress does not recompute, changes where the operands it
-    does recompute change: the rule computed it from them with NumPy, which a program would keep as it was.
-    A derivative that stays (a linear operation's) is right to keep."""
+    does recompute move (`_MOVES`), or cannot be computed there: the rule computed it from them with NumPy,
+    which a program would keep as it was. A derivative that stays (a linear operation's) is right to keep."""
     if not isinstance(derivative, (np.ndarray, np.generic)) or recomputed(derivative):
         return False
     flat = [v for group in operands for v in (group if isinstance(group, list) else [group])]
     if not any(recomputed(v) for v in flat if v is not None):
         return False
-    moved = [_moved(v) for v in operands]
-    return not np.array_equal(counted_by(None, again, *moved), derivative, equal_nan=True)
+    for move in _MOVES:
+        moved = [_moved(v, move) for v in operands]
+        try:
+            with np.errstate(all="ignore"):  # moved values may leave the rule's domain, where f's do not
+                again_there = counted_by(None, again, *moved)
+        except Exception:  # noqa: BLE001 - a rule that fails there cannot be shown to keep its derivative
+            return True
+        if not np.array_equal(again_there, derivative, equal_nan=True):
+            return True
+    return False
 
 
-def _moved(value):
-    """`value` a little off where the recording recomputes it (a list of tangents: each of them)."""
+def _moved(value, move):
+    """`value` moved by `move` where the recording recomputes it (a list of tangents: each of them)."""
     if isinstance(value, list):
-        return [_moved(v) for v in value]
+        return [_moved(v, move) for v in value]
     if value is None or not recomputed(value) or np.asarray(value).dtype.kind != "f":
         return value
-    return np.asarray(value) * (1.0 + 2.0 ** -6) + 2.0 ** -6
+    return move(np.asarray(value)).astype(np.asarray(value).dtype)
 
 
 def _refuse_recording(prim: Primitive, what: str):

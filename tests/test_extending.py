@@ -175,3 +175,20 @@ def test_a_structure_declared_outside_the_package_is_not_trusted_by_a_compiled_j
     f = lambda v: np.exp(filtered(v))  # noqa: E731
     np.testing.assert_allclose(jl.jacobian(f, x), expected, rtol=1e-15)
     np.testing.assert_allclose(jl.jit(jl.jacobian(f))(x), expected, rtol=1e-15)
+
+
+def test_a_rule_choosing_its_slope_by_sign_with_numpy_is_not_compiled_even_where_numpy_raises(own_registry):
+    """The check moved x by a little only, where the slope NumPy picked by sign did not change: the program kept
+    the first x's slope at -x. Under np.errstate(all="raise") the moved values' own warnings came out as a
+    DerivativeError where eager mode computes."""
+    slope = lambda x: np.where(np.asarray(x) > 0, 1.0, 0.1) + 0.0 * np.log(np.asarray(x) + 0.6)  # noqa: E731
+    leaky = _softplus(lambda tangents, out, x: tangents[0] * slope(x),
+                      lambda needs, out, x: (lambda s: lambda g: (g * s,))(slope(x)), name="test_leaky")
+    x = np.array([0.5, 1.0, 2.0])
+    for mode in ("forward", "reverse"):
+        compiled = jl.jit(jl.jacobian(lambda v: leaky(v) * 2.0, mode=mode))
+        with np.errstate(all="raise"), pytest.warns(UserWarning, match="'test_leaky' computes its derivative"):
+            compiled(x)
+        with np.errstate(invalid="ignore"):  # the slope's log is NaN beyond -0.6, in eager mode too
+            np.testing.assert_array_equal(compiled(-x), jl.jacobian(lambda v: leaky(v) * 2.0, -x, mode=mode))
+            assert compiled(-x)[0, 0] == 0.2
