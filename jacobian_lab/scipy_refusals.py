@@ -62,8 +62,11 @@ def _distribution(obj) -> str | None:
     for name in (getattr(obj, "name", None), type(obj).__name__.removesuffix("_gen")):  # multivariate_normal's
         if isinstance(name, str) and type(getattr(scipy.stats, name, None)) is type(obj):  # SciPy's own, not yours
             return name
-    if getattr(scipy.stats, type(obj).__name__, None) is type(obj):  # SciPy's newer classes: Normal(mu=0, sigma=1)
-        return f"{type(obj).__name__}(...)"
+    for cls in type(obj).__mro__:  # SciPy's newer classes: Normal(mu=0, sigma=1), and Normal()'s StandardNormal
+        if not cls.__module__.startswith("scipy."):
+            return None  # a class of yours
+        if getattr(scipy.stats, cls.__name__, None) is cls:
+            return f"{cls.__name__}(...)"
     return None
 
 
