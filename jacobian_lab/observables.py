@@ -77,6 +77,9 @@ def _in_place(ufunc):
     return lambda self, other: self._update(ufunc, other)
 
 
+_MEMORY = frozenset(["__array_interface__", "__array_struct__", "__dlpack__", "__dlpack_device__"])
+
+
 class MemoryRead(AttributeError):
     """f read the memory of a stand-in (``m.__array_interface__``): what NumPy's conversion asks for, so an
     AttributeError that NumPy takes as "convert through __array__"; read by f itself, jit compiles no program."""
@@ -326,7 +329,7 @@ class Observable:
         # Methods and attributes not defined here (.any(), .sum(), .T) read the numbers.
         # Protocols (__array_interface__, ...) are refused, so NumPy converts through __array__.
         if name.startswith("__"):
-            raise (MemoryRead if name in ("__array_interface__", "__array_struct__") else AttributeError)(name)
+            raise (MemoryRead if name in _MEMORY else AttributeError)(name)
         attribute = getattr(self._eager, name)  # a scalar's: t.is_integer
         if name in _MOVES and self._recomputed() and self.ndim:  # m.T, m.ravel(): recorded moves
             move, keywords = _MOVES[name]

@@ -51,15 +51,15 @@ def check_executor(executor) -> None:
 
 def shares_memory(executor) -> bool:
     """Whether the executor's workers are threads of this process (they may use its tapes): a ThreadPoolExecutor's
-    are, and an executor of your own (or a Dask ``Client(processes=False)``) says so with a true
-    ``shares_memory`` attribute.
+    are, and for another one (your own, or a Dask ``Client(processes=False)``) you say so by setting its
+    ``shares_memory`` attribute true.
 
     >>> from concurrent.futures import ThreadPoolExecutor
     >>> shares_memory(ThreadPoolExecutor(1)), shares_memory(object())
     (True, False)
     """
     declared = getattr(executor, "shares_memory", None)
-    return bool(declared) if isinstance(declared, bool) else isinstance(executor, ThreadPoolExecutor)
+    return bool(declared) if declared is not None else isinstance(executor, ThreadPoolExecutor)
 
 
 def workers(executor, passes: int) -> int:

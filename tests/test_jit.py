@@ -2011,8 +2011,9 @@ def test_a_shape_called_between_new_ones_keeps_its_programs(monkeypatch):
 
 
 @pytest.mark.parametrize("read", [lambda m: bool(memoryview(m)[0]), lambda m: bool(np.frombuffer(m, np.uint8)[0]),
-                                  lambda m: m.__array_interface__["shape"] == (3,)],
-                         ids=["memoryview", "frombuffer", "array_interface"])
+                                  lambda m: m.__array_interface__["shape"] == (3,),
+                                  lambda m: bool(np.from_dlpack(m)[0])],
+                         ids=["memoryview", "frombuffer", "array_interface", "dlpack"])
 def test_a_read_of_a_masks_memory_is_computed_without_compiling(read):
     """The stand-in jit hands f for a mask has no memory to export on Python 3.11: a bare TypeError or
     AttributeError came out of the call, where eager mode computes."""
