@@ -134,10 +134,17 @@ def routed(ufunc) -> bool:
     """
     if ufunc in UFUNCS:
         return True
+    if _UNROUTED.get(ufunc) == len(REGISTRY):  # looked for already, and nothing was registered since
+        return False
     prim = next((p for p in REGISTRY.values() if p.impl is ufunc), None)
-    if prim is not None:
-        UFUNCS[ufunc] = prim
-    return prim is not None
+    if prim is None:
+        _UNROUTED[ufunc] = len(REGISTRY)
+        return False
+    UFUNCS[ufunc] = prim
+    return True
+
+
+_UNROUTED: dict = {}  # ufunc -> the registry's size when `routed` found no primitive for it
 
 
 def _result_dtype(ufunc, *operands):

@@ -414,12 +414,13 @@ def names() -> list[str]:
 
 
 def chosen(names) -> list[str]:
-    """`names` each once, in the order given; ValueError naming those that are no problem's (or none given).
+    """`names` each once, in the order given (one name as a string); ValueError naming those that are no
+    problem's (or none given).
 
-    >>> chosen(["seed", "curve", "seed"])
-    ['seed', 'curve']
+    >>> chosen(["seed", "curve", "seed"]), chosen("dense")
+    (['seed', 'curve'], ['dense'])
     """
-    names = list(dict.fromkeys(names))
+    names = list(dict.fromkeys([names] if isinstance(names, str) else names))
     unknown = [name for name in names if name not in PROBLEMS]
     if unknown or not names:
         raise ValueError(f"unknown problem {', '.join(map(repr, unknown)) or '(none given)'}; choose one of: "

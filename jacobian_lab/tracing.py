@@ -651,10 +651,12 @@ class Tracer:
                 "(as_strided with x.strides) use np.lib.stride_tricks.sliding_window_view, for any other "
                 "arrangement of the elements indexing (x[idx], np.take)")
         if name in ("flags", "base", "tobytes", "tofile", "itemset", "getfield", "setfield", "dumps", "dump"):
+            instead = ("branch on what NumPy computes (np.ndim(x), np.shape(x))" if name in ("flags", "base") else
+                       "compute with its values through NumPy operations")
             raise AttributeError(
                 f"ndarray.{name} reads or writes an array's memory, which a traced array does not have: its values "
-                "are computed as f runs, and its derivative follows them only through NumPy operations. Branch on "
-                "what NumPy computes (np.ndim(x), np.shape(x)), or call it outside f on a plain array")
+                f"are computed as f runs, and its derivative follows them only through NumPy operations. Inside f, "
+                f"{instead}; or call it outside f on a plain array")
         if not name.startswith("__") and hasattr(np.ndarray, name):
             raise AttributeError(
                 f"ndarray.{name} is not supported on traced arrays (in-place or without a derivative "

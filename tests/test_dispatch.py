@@ -3059,3 +3059,21 @@ def test_angle_conversions_are_numpys_bit_for_bit(fn, dtype):
     for mode in ("forward", "reverse"):
         np.testing.assert_allclose(np.diag(jl.jacobian(fn, x[:3], mode=mode)), slope,
                                    rtol=np.finfo(np.float32).eps if dtype == np.float32 else 1e-15)
+
+
+def test_a_reworded_error_is_reworded_once_inside_a_hessian():
+    """The enclosing derivative's evaluation met the reworded error again and appended its advice a second time."""
+    f = lambda x: np.sum(np.tanh(np.array([x[0], 2.0], dtype=object)).astype(float))  # noqa: E731
+    with pytest.raises(TypeError) as refused:
+        jl.hessian(f)(np.ones(2))
+    assert str(refused.value).count("cannot compute on an array of traced values") == 1
+
+
+def test_an_unrouted_ufunc_is_looked_for_again_only_after_a_registration():
+    from jacobian_lab import numpy_api
+    from jacobian_lab.primitives import REGISTRY
+
+    assert not numpy_api.routed(np.bitwise_and)
+    assert numpy_api._UNROUTED[np.bitwise_and] == len(REGISTRY)
+    with pytest.raises(NotImplementedError, match="bitwise_and"):
+        jl.jacobian(lambda x: np.bitwise_and(x, x), np.ones(2))

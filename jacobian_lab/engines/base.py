@@ -219,7 +219,10 @@ _FLAT_SETTER = "Error setting single item of array."
 
 
 def _reworded(error, trace) -> Exception | None:
-    """The error that names the fix for one of NumPy's (see `call_traced`), or None for another error."""
+    """The error that names the fix for one of NumPy's (see `call_traced`), or None for another error (and for one
+    this gave already, which an enclosing derivative's evaluation meets again)."""
+    if getattr(error, "_reworded", False):
+        return None
     stored = isinstance(error.__cause__, TracerConversionError) or (
         str(error) == _FLAT_SETTER and trace.converting is not None)
     if isinstance(error, ValueError) and stored:
@@ -363,6 +366,7 @@ def call_traced(f, x, trace):
         if reworded is not None:
             for note in getattr(error, "__notes__", ()):  # where it was raised (a rule of a primitive of yours)
                 reworded.add_note(note)
+            reworded._reworded = True
             raise reworded from error
         _refused(error, trace)
         if isinstance(error, ValueError) and "read-only" in str(error) and not isinstance(error, ReadOnlyError):
