@@ -422,8 +422,9 @@ class JittedSparse(Jitted):
 
 
 # One lock for the caches' order: a key's hash may be Python code (a tree's structure), which lets another thread
-# move or drop entries while an OrderedDict is being walked or moved, and it raises then.
-_ORDERING = threading.Lock()
+# move or drop entries while an OrderedDict is being walked or moved, and it raises then. Reentrant: that code, or
+# a finalizer a collection runs meanwhile, may call a compiled function in this thread.
+_ORDERING = threading.RLock()
 
 
 def _used(cache: collections.OrderedDict, key):
@@ -439,11 +440,13 @@ def _keep(cache: collections.OrderedDict, key, value):
     """`value`, kept in `cache` under `key` as the most recently used, and the least recently used entries past
     `KEEP_SHAPES` dropped: programs by input shape, or compiled functions by structure, each of which keeps
     programs of its own. A new one at every call would keep them all; a shape called between new ones stays."""
+    dropped = []
     with _ORDERING:
         cache[key] = value
         cache.move_to_end(key)
         while len(cache) > KEEP_SHAPES:
-            cache.popitem(last=False)
+            dropped.append(cache.popitem(last=False))
+    del dropped  # freed after the lock: a finalizer they reach may call a compiled function
     return value
 
 

@@ -2057,3 +2057,38 @@ def test_threads_keep_and_drop_shapes_of_a_structured_x_without_errors(monkeypat
     finally:
         sys.setswitchinterval(interval)
     assert failures == []
+
+
+def test_code_that_runs_while_a_cache_is_reordered_may_call_compiled_functions(monkeypatch):
+    """The caches' lock was not reentrant, and an evicted program was freed holding it: a key whose hash calls a
+    compiled function, or a finalizer of an evicted key that does, waited for the lock forever."""
+    import threading
+
+    inner = jl.jit(jl.grad(lambda v: np.sum(v ** 2)))
+    calls = []
+
+    class Key(str):
+        def __hash__(self):
+            calls.append(inner(np.ones(2)))
+            return str.__hash__(self)
+
+        def __eq__(self, other):
+            return str.__eq__(self, other)
+
+        def __del__(self):
+            calls.append(inner(np.ones(2)))
+
+    monkeypatch.setattr(compiled, "KEEP_SHAPES", 2)
+    outer = jl.jit(jl.hessian(lambda t: sum(np.sum(v ** 3) for v in t.values())))
+    done = []
+
+    def run():
+        for i in range(5):  # a new structure each time: the oldest are evicted
+            H = outer({Key(f"k{i}"): np.ones(2)})
+            assert_close(H[f"k{i}"][f"k{i}"], 6.0 * np.eye(2), 1e-14)
+        done.append(True)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert done == [True] and calls
