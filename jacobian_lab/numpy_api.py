@@ -20,6 +20,7 @@ import numpy as np
 
 from .inplace import (add_at, array0, as_objects, assign, check_out, clone, contiguous, laid_out,
                       traced_into_plain, ufunc_at)
+from . import primitives
 from .primitives import REGISTRY, frozen, is_traced, observe, primal, unmasked
 from .rewrites import instead
 from .rules import elementwise as E
@@ -134,17 +135,17 @@ def routed(ufunc) -> bool:
     """
     if ufunc in UFUNCS:
         return True
-    if _UNROUTED.get(ufunc) == len(REGISTRY):  # looked for already, and nothing was registered since
+    if _UNROUTED.get(ufunc) == primitives.REGISTRATIONS:  # looked for already, and nothing was registered since
         return False
     prim = next((p for p in REGISTRY.values() if p.impl is ufunc), None)
     if prim is None:
-        _UNROUTED[ufunc] = len(REGISTRY)
+        _UNROUTED[ufunc] = primitives.REGISTRATIONS
         return False
     UFUNCS[ufunc] = prim
     return True
 
 
-_UNROUTED: dict = {}  # ufunc -> the registry's size when `routed` found no primitive for it
+_UNROUTED: dict = {}  # ufunc -> `primitives.REGISTRATIONS` when `routed` found no primitive for it
 
 
 def _result_dtype(ufunc, *operands):

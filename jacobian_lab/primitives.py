@@ -210,7 +210,12 @@ def register(prim: Primitive) -> Primitive:
         from .rule_checks import check
         check(prim)
     REGISTRY[prim.name] = prim
+    global REGISTRATIONS
+    REGISTRATIONS += 1
     return prim
+
+
+REGISTRATIONS = 0  # registrations so far: what a lookup that found nothing in the registry was made after
 
 
 _OWN_REGISTERED = False  # set at the end of jacobian_lab's import (`own_registered`)

@@ -12,8 +12,9 @@ and a mistake in one is an error that names it rather than a wrong Jacobian:
   computes from it) must be computed with jacobian_lab's primitives too: a rule that computes with
   NumPy on them (``scipy.special.expit(np.asarray(x))``) would be replayed with its values at the
   first x. Such a rule makes jit compute without compiling, with a warning that names it. It is
-  found by computing the rule again at a few moved values (`_MOVES`), which is a check, not a
-  proof: a rule that reads x with NumPy only between them goes unseen;
+  found by computing the rule again at a few moved values (`_MOVES`; one where the rule raises
+  shows nothing), which is a check, not a proof: a rule that reads x with NumPy only between them
+  goes unseen;
 * an error a rule raises carries a note naming it.
 
 Its ``structure`` is trusted where you ask for a sparse Jacobian (`sparse_jacobian`, `sparsity`),
@@ -53,7 +54,7 @@ def _checked_jvp(prim: Primitive, rule):
             raise ValueError(f"the JVP rule of the primitive {prim.name!r} returned a tangent of shape "
                              f"{np.shape(tangent)} for {_seeds(k)} of an output of shape {np.shape(out)}: it must be "
                              f"{(k, *np.shape(out))}, {_SEEDS_FIRST}")
-        if _stale(tangent, (tangents, out, *args), lambda *moved: rule(*moved, **params)):
+        if _stale([tangent], (tangents, out, *args), lambda *moved: [rule(*moved, **params)]):
             _refuse_recording(prim, "JVP rule")
         return tangent
 
@@ -68,9 +69,13 @@ def _checked_vjp(prim: Primitive, rule):
         def checked(g):
             cotangents = _noted(prim, "pullback", pullback, g)
             _check_cotangents(prim, cotangents, np.shape(g)[0], args)
-            again = lambda g, out, *args: rule(needs, out, *args, **params)(g)  # noqa: E731  staged again
-            if any(_stale(c, (g, out, *args), lambda *moved, i=i: again(*moved)[i])
-                   for i, c in enumerate(cotangents) if c is not None):
+            given = [i for i, c in enumerate(cotangents) if c is not None]
+
+            def again(g, out, *args):  # staged again, every cotangent at once
+                moved = rule(needs, out, *args, **params)(g)
+                return [moved[i] for i in given]
+
+            if _stale([cotangents[i] for i in given], (g, out, *args), again):
                 _refuse_recording(prim, "VJP rule")
             return cotangents
 
@@ -109,23 +114,23 @@ def _noted(prim: Primitive, what: str, fn, *args, **params):
 _MOVES = (lambda v: v * (1.0 + 2.0 ** -6) + 2.0 ** -6, lambda v: -v - 2.0 ** -6, lambda v: 3.0 * v + 1.0)
 
 
-def _stale(derivative, operands: tuple, again) -> bool:
-    """Whether `derivative`, which the recording in progress does not recompute, changes where the operands it
-    does recompute move (`_MOVES`), or cannot be computed there: the rule computed it from them with NumPy,
-    which a program would keep as it was. A derivative that stays (a linear operation's) is right to keep."""
-    if not isinstance(derivative, (np.ndarray, np.generic)) or recomputed(derivative):
-        return False
+def _stale(derivatives: list, operands: tuple, again) -> bool:
+    """Whether one of `derivatives` that the recording in progress does not recompute changes where the operands
+    it does recompute move (`_MOVES`): the rule computed it from them with NumPy, which a program would keep as
+    it was. ``again(*operands)`` computes them all again; a derivative that stays (a linear operation's) is
+    right to keep, and a move where the rule raises (out of its domain) shows nothing either way."""
+    kept = [i for i, d in enumerate(derivatives) if isinstance(d, (np.ndarray, np.generic)) and not recomputed(d)]
     flat = [v for group in operands for v in (group if isinstance(group, list) else [group])]
-    if not any(recomputed(v) for v in flat if v is not None):
+    if not kept or not any(recomputed(v) for v in flat if v is not None):
         return False
     for move in _MOVES:
         moved = [_moved(v, move) for v in operands]
         try:
             with np.errstate(all="ignore"):  # moved values may leave the rule's domain, where f's do not
-                again_there = counted_by(None, again, *moved)
-        except Exception:  # noqa: BLE001 - a rule that fails there cannot be shown to keep its derivative
-            return True
-        if not np.array_equal(again_there, derivative, equal_nan=True):
+                there = counted_by(None, again, *moved)
+        except Exception:  # noqa: BLE001 - no derivative to compare there
+            continue
+        if any(not np.array_equal(there[i], derivatives[i], equal_nan=True) for i in kept):
             return True
     return False
 

@@ -192,3 +192,40 @@ def test_a_rule_choosing_its_slope_by_sign_with_numpy_is_not_compiled_even_where
         with np.errstate(invalid="ignore"):  # the slope's log is NaN beyond -0.6, in eager mode too
             np.testing.assert_array_equal(compiled(-x), jl.jacobian(lambda v: leaky(v) * 2.0, -x, mode=mode))
             assert compiled(-x)[0, 0] == 0.2
+
+
+def test_a_ufunc_refused_before_is_routed_once_a_primitive_for_it_is_registered(own_registry):
+    """A miss was remembered by the registry's size: a primitive removed and registered again with the right
+    impl left the ufunc refused."""
+    import scipy.special as sc
+
+    from jacobian_lab.primitives import REGISTRY, PerElement, Primitive, register
+
+    register(Primitive("test_filler", np.negative, PerElement(1, 0)))
+    with pytest.raises(NotImplementedError):
+        jl.jacobian(sc.dawsn, np.ones(2))
+    del REGISTRY["test_filler"]
+    _dawsn()  # as many primitives as at the miss
+    np.testing.assert_allclose(jl.jacobian(sc.dawsn, np.ones(2)), np.diag(1.0 - 2.0 * sc.dawsn(np.ones(2))), rtol=1e-14)
+
+
+def test_a_rule_that_refuses_values_outside_its_domain_is_still_compiled(own_registry):
+    """A moved value where the rule raised counted as a stale derivative: a correct rule that checks its domain
+    was never compiled, with a warning naming the wrong cause."""
+    import warnings
+
+    from jacobian_lab.primitives import PerElement, Primitive, register
+
+    def jvp(tangents, out, x):
+        if np.any(np.asarray(x) <= 0):
+            raise ValueError("x must be positive")
+        return 2.0 * np.asarray(tangents[0])  # the slope needs no x: the same at every x
+
+    doubled = register(Primitive("test_doubled", lambda x: 2.0 * x, PerElement(1, 0), jvp=jvp,
+                                 structure="elementwise"))
+    compiled = jl.jit(jl.jacfwd(doubled))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compiled(np.array([0.5, 1.0, 2.0]))
+        np.testing.assert_array_equal(compiled(np.array([1.5, 2.0, 3.0])), 2.0 * np.eye(3))
+    assert compiled.compiles == 1
