@@ -28,7 +28,7 @@ class _Code:
         self.notes, self.checks, self.into, made_full = (
             (compacted.notes, compacted.checks, compacted.into, compacted.filled) if compacted else ({}, {}, {}, ()))
         self.filled = {*made_full, *filled}
-        self.namespace = {"__name__": "jacobian_lab.compiled.program",  # whose warnings the command line leaves out
+        self.namespace = {"__name__": "jacobian_lab.program.generated",  # whose warnings the command line leaves out
                           "same": same, "zeros": np.zeros, "empty": np.empty, "errstate": np.errstate,
                           "asarray": np.asarray,
                           "DENSE": compaction.DENSE,

@@ -360,10 +360,7 @@ class JittedHessian(Jitted):
                             f"{type(x).__name__}: ravel the parameters into one vector, or bind the other arguments "
                             "first (functools.partial)")
         g, x_flat, fun = self.hessian.flattened(x, None if call is None else call.bound)  # argnums=(0, 1): f(*x)
-        flat = _used(self._flat, (g.in_def, g.layout, g.read_only))
-        if flat is None:
-            flat = _keep(self._flat, (g.in_def, g.layout, g.read_only), Jitted(fun))
-        return g, x_flat, flat
+        return g, x_flat, _shared(self._flat, (g.in_def, g.layout, g.read_only), lambda: Jitted(fun))
 
 
 class JittedSparse(Jitted):
@@ -410,10 +407,7 @@ class JittedSparse(Jitted):
     def _flattened(self, x):
         """(x as one flat vector, the JittedSparse of the Hessian on it, one per structure of x)."""
         x_flat, fun = self.fun.flattened(x)  # one SparseJacobian per structure, kept by the sparse Hessian
-        flat = _used(self._flat, fun)
-        if flat is None:
-            flat = _keep(self._flat, fun, JittedSparse(fun))
-        return x_flat, flat
+        return x_flat, _shared(self._flat, fun, lambda: JittedSparse(fun))
 
     def _build(self, g, x, call=None):
         if call is None:
@@ -434,6 +428,14 @@ def _used(cache: collections.OrderedDict, key):
         if value is not None:
             cache.move_to_end(key)
     return value
+
+
+def _shared(cache: collections.OrderedDict, key, make):
+    """The value `cache` holds at `key`, now the most recently used, else ``make()`` kept there (`_keep`): threads
+    asking for a new key at once share one value, whose compiles are then counted once."""
+    with _ORDERING:
+        value = _used(cache, key)
+        return value if value is not None else _keep(cache, key, make())
 
 
 def _keep(cache: collections.OrderedDict, key, value):

@@ -58,7 +58,7 @@ def jacobian(f: Callable, x=_NO_X, mode: str = "auto", batch_size=None, *, flat:
     mode: "forward" (columns from JVPs), "reverse" (rows from VJPs of one tape)
     or "auto" (the order with fewer predicted FLOPs). batch_size: seeds per pass;
     1 = one pass per seed, None = as many as keep a pass's derivative arrays
-    about cache-sized (`PASS_ELEMENTS`) and within the memory budget.
+    about cache-sized (`harness.PASS_ELEMENTS`) and within the memory budget.
     x (and f's output) may be nested tuples, lists or dicts of arrays: the
     Jacobian is then nested the same way, output structure outside, input
     structure inside (as in JAX), or one (m, n) matrix with ``flat=True``.

@@ -16,7 +16,7 @@ from .primitives import observe, primal
 from .rules import elementwise as E
 from .rules import reductions as R
 from .rules import shape as S
-from .numpy_statistics import keepdims_of, nanmean
+from . import numpy_statistics as stats  # (numpy_api imports both: a module, read at call time)
 
 
 # --- order statistics: sort (a gather), then arithmetic on the entries picked ---------
@@ -284,9 +284,9 @@ def nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=np._NoValu
 
     overwrite_input only allows NumPy to reorder `a`; leaving it intact honours it.
     """
-    keep = keepdims_of(keepdims)
+    keep = stats.keepdims_of(keepdims)
     if np.size(a) == 0:
-        return nanmean(a, axis, keepdims=keep)  # as NumPy
+        return stats.nanmean(a, axis, keepdims=keep)  # as NumPy
     s, counts, axes = _sorted_numbers(a, axis)
     n = np.maximum(counts, 1)
     middle = np.stack([(n - 1) // 2, n // 2], axis=-1)
@@ -299,9 +299,9 @@ def _nan_quantile(name, a, q, axis, method, keepdims, weights, weak_q):
     if weights is not None:
         return _weighted(np.nanquantile, a, _levels(name, q, method, None), axis, method, keepdims, weights)
     q = _levels(name, q, method, weights)
-    keep = keepdims_of(keepdims)
+    keep = stats.keepdims_of(keepdims)
     if np.size(a) == 0:
-        return nanmean(a, axis, keepdims=keep)  # as NumPy
+        return stats.nanmean(a, axis, keepdims=keep)  # as NumPy
     if q.ndim > 1 and np.ndim(axis) and 1 < len(normalize_axis(axis, np.ndim(a))) < np.ndim(a):
         # NumPy's merged axes then come out of order (its result puts the last axis of q first)
         raise NotImplementedError(f"numpy.{name}: a q of {q.ndim} dimensions over a tuple of some of the axes "

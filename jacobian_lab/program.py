@@ -151,7 +151,7 @@ class Program:
 
 def _defined(source: str, namespace: dict):
     """The function ``program`` that `source` defines, compiled with `namespace` as its globals."""
-    exec(compile(source, "<jacobian_lab.compiled>", "exec"), namespace)
+    exec(compile(source, "<jacobian_lab.program>", "exec"), namespace)
     return namespace["program"]
 
 
@@ -221,7 +221,7 @@ def _may_raise(eqs, segments) -> list[int]:
 
     They run on every replay even when the Jacobian does not read them: f may call one only to
     see whether it raises (``try: cholesky(a)``), and a replay at values where it does must raise
-    too, so that the call falls back to eager mode, where f catches it (see `_replay`). Whether
+    too, so that the call falls back to eager mode, where f catches it (see `compiled._replay`). Whether
     it raises depends on its matrix, the first operand: one computed from x, not a constant
     (``solve(A, x)`` raises at every x or at none).
     """

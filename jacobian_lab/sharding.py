@@ -37,6 +37,8 @@ import threading
 import traceback
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor, ThreadPoolExecutor
 
+import numpy as np
+
 from . import memory
 from .accounting import Counter, active_counter, counting
 
@@ -59,7 +61,11 @@ def shares_memory(executor) -> bool:
     (True, False)
     """
     declared = getattr(executor, "shares_memory", None)
-    return bool(declared) if declared is not None else isinstance(executor, ThreadPoolExecutor)
+    if declared is None:
+        return isinstance(executor, ThreadPoolExecutor)
+    if not isinstance(declared, (bool, np.bool_)):
+        raise TypeError(f"executor.shares_memory must be True or False, got {type(declared).__name__}")
+    return bool(declared)
 
 
 def workers(executor, passes: int) -> int:

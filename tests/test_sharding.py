@@ -100,6 +100,14 @@ def test_an_executor_that_says_it_shares_memory_uses_the_callers_tape_and_counts
         assert shared.costs() == serial.costs() and shared.passes == serial.passes
 
 
+def test_shares_memory_is_true_or_false():
+    """Any value was taken for its truth: a string "no", a method or a mock read as True."""
+    executor = SharedInProcess()
+    executor.shares_memory = "no"
+    with pytest.raises(TypeError, match="executor.shares_memory must be True or False, got str"):
+        jl.jacobian(chained, np.ones(4), mode="reverse", batch_size=1, executor=executor)
+
+
 _NOISE = np.random.default_rng(7)
 
 

@@ -4,7 +4,7 @@ An engine differentiates ``f`` at a plain array ``x`` with seed-batched
 derivative values: ``jvp(f, x, tangents)`` takes tangents of shape ``(k, *x.shape)``
 and returns ``(y, tangents_out)`` with ``tangents_out.shape == (k, *y.shape)``;
 ``vjp(f, x)`` returns ``(y, pullback)`` where ``pullback`` maps cotangents
-``(k, *y.shape)`` to ``(k, *x.shape)``. The harness in `jacobian_lab.jacobian`
+``(k, *y.shape)`` to ``(k, *x.shape)``. The harness in `jacobian_lab.harness`
 builds Jacobians through this protocol alone, from the engines registered as
 "forward" (its columns) and "reverse" (its rows); auto mode, `predict`,
 `sparsity` and `jit` also read the tape of the reverse engine's pullback
