@@ -204,13 +204,13 @@ def link_view(out, source, step) -> None:
 def register(prim: Primitive) -> Primitive:
     """Add `prim` to the registry; every name is defined exactly once. One registered after jacobian_lab's own
     (yours) has its rules' results checked as they run (`jacobian_lab.rule_checks`)."""
+    global REGISTRATIONS
     if prim.name in REGISTRY:
         raise ValueError(f"primitive {prim.name!r} is already registered")
     if _OWN_REGISTERED:
         from .rule_checks import check
         check(prim)
     REGISTRY[prim.name] = prim
-    global REGISTRATIONS
     REGISTRATIONS += 1
     return prim
 

@@ -3,7 +3,7 @@
 The package's own rules are checked by its tests, against finite differences and the dot-product
 identity (tests/test_rules.py), and its declared structures by perturbation (tests/test_sparse.py).
 A primitive you register after importing jacobian_lab is not, so `register` wraps its rules here,
-and a mistake in one is an error that names it rather than a wrong Jacobian:
+and these mistakes in one are errors that name it rather than wrong Jacobians:
 
 * a tangent its JVP rule returns must have shape ``(k, *out.shape)`` for k seeds, and its pullback
   must return one cotangent (or None) per operand, of shape ``(k, *operand.shape)``: one with the
@@ -86,10 +86,10 @@ def _checked_vjp(prim: Primitive, rule):
 
 def _check_cotangents(prim: Primitive, cotangents, k: int, args: tuple) -> None:
     if not isinstance(cotangents, (tuple, list)) or len(cotangents) != len(args):
-        raise ValueError(f"the pullback of the primitive {prim.name!r} returned {type(cotangents).__name__} "
-                         f"{'of length ' + str(len(cotangents)) if isinstance(cotangents, (tuple, list)) else ''}"
-                         f"for {len(args)} operands: it must return a tuple of one cotangent (or None) per operand, "
-                         "(g_x,) for one")
+        length = f" of length {len(cotangents)}" if isinstance(cotangents, (tuple, list)) else ""
+        raise ValueError(f"the pullback of the primitive {prim.name!r} returned {type(cotangents).__name__}{length} "
+                         f"for {len(args)} operand{'s' * (len(args) != 1)}: it must return a tuple of one cotangent "
+                         "(or None) per operand, (g_x,) for one")
     for i, (arg, c) in enumerate(zip(args, cotangents)):
         if c is not None and np.shape(c) != (k, *np.shape(arg)):
             raise ValueError(f"the pullback of the primitive {prim.name!r} returned a cotangent of shape "

@@ -102,7 +102,7 @@ def test_a_pullback_must_return_a_cotangent_per_operand(own_registry):
 
     bad = _softplus(lambda tangents, out, x: multiply(tangents[0], expit(x)),
                     lambda needs, out, x: lambda g: multiply(g, expit(x)))  # the array, not a tuple of one
-    with pytest.raises(ValueError, match=r"returned ndarray for 1 operands: it must return a tuple of one cotangent "
+    with pytest.raises(ValueError, match=r"returned ndarray for 1 operand: it must return a tuple of one cotangent "
                                          r"\(or None\) per operand"):
         jl.jacrev(bad)(np.ones(3))
 
