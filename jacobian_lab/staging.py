@@ -42,9 +42,10 @@ from .snapshots import immutable, root, same_bytes, snapshot
 
 INPUT = -1  # the reference of x itself; f's other arguments, a compiled function's inputs too, are -2, -3, ...
 # Values computed from constants alone are kept, for a program to use as constants,
-# up to this many bytes per segment; larger ones are recomputed on each replay like
-# values computed from x, so neither recording nor a program holds much more memory
-# than one eager computation.
+# up to this many bytes per segment, or as many as the segment's seeds (which its program
+# holds anyway: W @ seeds is W itself, no larger); larger ones are recomputed on each
+# replay like values computed from x, so neither recording nor a program holds much more
+# memory than one eager computation.
 FOLD_BYTES = 32 << 20
 
 
@@ -168,6 +169,7 @@ class Recorder(Counter):
         self.inputs = (x, *inputs)  # what a program takes, in order (`input_ref`)
         self._kept_bytes: dict = {}  # segment -> bytes of constants kept
         self._seeds: dict = {}  # id -> the passes' seeds, which come from outside but are the recording's own
+        self._seed_bytes: dict = {}  # segment -> bytes of its passes' seeds
         self._snapshots: dict = {}  # the memory an array from outside views -> (its root, its last snapshot)
         self._aliases: list = []  # watches of the copies a reverse tape made of recorded values (`copied`)
         self.raised: str | None = None  # why the recording cannot be replayed, once an operation on x raised
@@ -286,6 +288,8 @@ class Recorder(Counter):
         """Take a pass's `seeds` as the recording's own: made for it and written to by no one, so
         programs keep them (and their views) without a copy."""
         owner = root(seeds)
+        if id(owner) not in self._seeds:
+            self._seed_bytes[self.segment] = self._seed_bytes.get(self.segment, 0) + owner.nbytes
         self._seeds[id(owner)] = owner  # kept alive, so that its id stays its own
 
     def kept(self, value):
@@ -329,7 +333,7 @@ class Recorder(Counter):
         """Whether there is room to keep `constant` (a view costs nothing beyond its base)."""
         nbytes = constant.nbytes if getattr(constant, "base", None) is None else 0
         kept = self._kept_bytes.get(self.segment, 0) + nbytes
-        if kept > FOLD_BYTES:
+        if kept > max(FOLD_BYTES, self._seed_bytes.get(self.segment, 0)):
             return False
         self._kept_bytes[self.segment] = kept
         return True

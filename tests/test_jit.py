@@ -312,6 +312,20 @@ def test_folding_is_bounded_by_fold_bytes(monkeypatch):
     assert_close(unfolded_jit(x2), fun(x2), 1e-12)
 
 
+def test_a_product_of_the_seeds_no_larger_than_they_are_is_folded_past_fold_bytes(monkeypatch):
+    """W times the one-hot seeds is W, as large as the seed block a program keeps anyway; past FOLD_BYTES it was
+    recomputed on every call: n^3 flops where the folded program does 3 n^2 (126 ms against 4.7 at n = 2500)."""
+    n = 24
+    W = np.random.default_rng(2).normal(size=(n, n))
+    fun = jl.jacfwd(lambda x: np.tanh(W @ x))
+    monkeypatch.setattr(staging, "FOLD_BYTES", 0)
+    jitted = jl.jit(fun)
+    program = jitted.program(np.ones(n))
+    assert program.cost.flops < 4 * n * n
+    x2 = _moved(np.ones(n), 3, 0.1)
+    assert_close(jitted(x2), fun(x2), 1e-12)
+
+
 # --- values f branches on ----------------------------------------------------------
 def _branch_on_comparison(x):
     return np.sin(x) if x[0] > 0.3 else np.cos(x) * 2.0
