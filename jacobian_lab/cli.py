@@ -1118,7 +1118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _reader_gone()
     except MemoryError as exc:  # also MemoryBudgetError: a size too large for this machine is a bad size
-        message = f"out of memory ({exc}); {_smaller(args)}"
+        sparse = (" or, for a Jacobian with few entries per row, --modes sparse alone (its entries, not the dense "
+                  "matrix)" if args.command == "compare" and "the dense" in str(exc) else "")
+        message = f"out of memory ({exc}); {_smaller(args)}{sparse}"
         return _fail(args.command, UsageError(message), EXIT_USAGE, debug, exc)
     except Exception as exc:  # noqa: BLE001 - a bug of ours: still one line, the traceback with --debug
         return _fail(args.command, RunError(f"{type(exc).__name__}: {exc}"), EXIT_FAILURE, debug, exc)

@@ -42,7 +42,8 @@ class Measurement:
     and ``tape_bytes`` are the largest working set and residual tape. ``label``
     is the row's name in a comparison ("forward, 1 seed/pass"), ``reason`` why
     auto mode chose its order, ``compiled`` whether it replayed a `jit`
-    program, ``compressed`` whether it was a `sparse_jacobian`.
+    program, ``compressed`` whether it was a `sparse_jacobian` (whose
+    ``jacobian`` is then its `scipy.sparse.csr_array`, not made dense).
 
     >>> import numpy as np, jacobian_lab as jl
     >>> m = jl.measure(lambda x: np.sum(x ** 2), np.ones(3), mode="reverse")
@@ -182,7 +183,13 @@ def _fitting(prediction: Prediction, n: int, m: int | None = None) -> Prediction
 
 def _rows_of(J, x) -> int | None:
     """The Jacobian's rows, m, read from its size (None where x is empty: J is then too)."""
+    if _is_sparse(J):  # its size is its stored entries'
+        return J.shape[0]
     return np.size(J) // x.size if x.size else None
+
+
+def _is_sparse(J) -> bool:
+    return type(J).__module__.startswith("scipy.sparse")
 
 
 def _counted(run):
@@ -211,7 +218,7 @@ def _measure_compressed(f, x, batch_size, repeat) -> Measurement:
     J, counter, peak = _counted(lambda: jac(x))
     reason = (f"compressed: {jac.seeds} seed{'s' * (jac.seeds != 1)} for the {J.shape[0]}x{J.shape[1]} pattern "
               f"({J.nnz:,} entries) in {jac.chosen} mode")
-    return Measurement(J.toarray(), jac.chosen, counter.batch_size, counter.passes, counter.costs(),
+    return Measurement(J, jac.chosen, counter.batch_size, counter.passes, counter.costs(),
                        _timed(lambda: jac(x), repeat), peak, counter.tape_bytes, reason=reason, compressed=True)
 
 
@@ -239,8 +246,15 @@ class Comparison:
         >>> [c.max_abs_diff(m) for m in c.measurements]
         [0.0, 0.0]
         """
-        reference = np.atleast_1d(self.measurements[0].jacobian)  # a 0-d one (scalar f of a scalar) too
-        J = np.reshape(measurement.jacobian, reference.shape)  # a sparse row's is (m, n)
+        reference, J = self.measurements[0].jacobian, measurement.jacobian
+        if _is_sparse(reference) and _is_sparse(J):  # compared where either stores an entry, kept sparse
+            reference, J = reference.tocsr(), J.tocsr()
+            rows, cols = ((abs(reference) + abs(J)) != 0).nonzero()  # (a NaN is not 0: it stays)
+            reference, J = (np.asarray(M[rows, cols]).ravel() for M in (reference, J))
+        else:
+            reference, J = (M.toarray() if _is_sparse(M) else M for M in (reference, J))
+            reference = np.atleast_1d(reference)  # a 0-d one (scalar f of a scalar) too
+            J = np.reshape(J, reference.shape)  # a sparse row's is (m, n)
         with np.errstate(invalid="ignore"):  # inf - inf: equal infinities are taken out below
             diff = np.abs(J - reference)
         diff[(J == reference) | (np.isnan(J) & np.isnan(reference))] = 0.0

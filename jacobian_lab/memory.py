@@ -112,6 +112,8 @@ def check_dense(m: int, n: int, itemsize: int, limit: int) -> int:
         matrix, products = MATRIX.get(), _products()
         what, smaller = f"the dense {m}x{n} {matrix} needs", "P" if matrix == "Hessian" else (
             "Differentiate a smaller function or a slice of the outputs, p")
+        if matrix == "Jacobian":  # (a Hessian's products name sparse_hessian)
+            products += " (jl.sparse_jacobian for one with few entries per row, which it stores alone)"
         if matrix == "Hessian" and m != n:  # a vector-valued f: an n x n Hessian per output, which hvp does not take
             what = f"the {m // n:,} dense {n}x{n} Hessians of f's outputs need"
             smaller = "Differentiate fewer outputs, p"

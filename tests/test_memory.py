@@ -16,7 +16,7 @@ def test_dense_result_over_budget_is_refused_with_its_size(mode):
         jl.jacobian(f, np.ones(2000), mode=mode, max_memory=10_000_000)
     message = str(err.value)
     assert "2000x2000" in message and "needs 30.5 MiB" in message and "of 9.54 MiB" in message
-    assert "max_memory" in message
+    assert "max_memory" in message and "jl.sparse_jacobian for one with few entries per row" in message
     assert isinstance(err.value, MemoryError)
 
 
