@@ -31,6 +31,8 @@ MODES = ("forward", "reverse", "auto")
 # core's L2 cache (2 MiB of float64), so elementwise rules work on cached data. Passes
 # that stream every seed through arrays of tens of MB take up to twice as long.
 PASS_ELEMENTS = 1 << 18
+# A reverse tape is refused while f records it once it passes both the memory budget and this (see `rows`).
+RECORDED_BYTES = 64 << 20
 
 
 def _leaf_input(leaf, where: str, nested: bool = False) -> np.ndarray:
@@ -451,9 +453,11 @@ def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=
     instead of recording a new tape. With an `executor`, the sweeps after the
     first run on it (`jacobian_lab.sharding`).
     """
-    y, pullback = recorded or engines.get("reverse").vjp(f, x)
-    y_shape, m, dtype = y.shape, y.size, result_dtype(x)  # y: an ndarray or a NumPy scalar
     limit = memory.budget(max_memory)
+    # a sweep holds a cotangent per recorded value, so a tape past the budget is refused as f records it (past
+    # RECORDED_BYTES too: a smaller one is recorded whole, and the refusal after names what does not fit, J or a sweep)
+    y, pullback = recorded or engines.get("reverse").vjp(f, x, max_bytes=max(limit, RECORDED_BYTES))
+    y_shape, m, dtype = y.shape, y.size, result_dtype(x)  # y: an ndarray or a NumPy scalar
     room = limit - memory.check_dense(m, x.size, dtype.itemsize, limit)
     seed_bytes = getattr(pullback, "seed_elements", 0) * dtype.itemsize
     room, executor = _share(room, seed_bytes, batch_size, executor, m)

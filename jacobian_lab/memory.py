@@ -23,7 +23,44 @@ class MemoryBudgetError(MemoryError):
 
 
 def available_bytes() -> int:
-    """Memory the OS can give now (MemAvailable on Linux; physical memory elsewhere)."""
+    """Memory the process can take now: the least of what the OS has (MemAvailable on Linux; physical memory
+    elsewhere), what its cgroup's limit leaves (a container's), and what its address-space limit
+    (``ulimit -v``) leaves; past those, NumPy's allocation would fail with no advice, or the process be killed.
+
+    >>> available_bytes() > 0
+    True
+    """
+    return max(0, min(_system_available(), _cgroup_room(), _address_space_room()))
+
+
+#: cgroup v2's files: the limit ("max" for none) and the use of the process's group
+CGROUP_LIMIT, CGROUP_USE = "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"
+
+
+def _cgroup_room() -> int:
+    try:
+        with open(CGROUP_LIMIT) as limit, open(CGROUP_USE) as use:
+            text = limit.read().strip()
+            return sys.maxsize if text == "max" else int(text) - int(use.read())
+    except (OSError, ValueError):
+        return sys.maxsize
+
+
+def _address_space_room() -> int:
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft == resource.RLIM_INFINITY:
+            return sys.maxsize
+        with open("/proc/self/status") as status:
+            size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+        return soft - size
+    except (ImportError, OSError, ValueError, StopIteration):
+        return sys.maxsize
+
+
+def _system_available() -> int:
     try:
         with open("/proc/meminfo") as meminfo:
             for line in meminfo:

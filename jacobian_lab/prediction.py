@@ -12,7 +12,7 @@ from .accounting import COTANGENT, PRIMAL, TANGENT, Cost, counted, phase
 from .bracketing import ratio_text
 from .engines.base import call_traced, collection_paused, get
 from .engines.evaluate import EvalTrace, Evaluated
-from . import memory
+from . import harness, memory
 from .harness import prepare, result_dtype, schedule, tangent_bytes
 
 
@@ -364,7 +364,8 @@ def choose_order(f: Callable, x: np.ndarray, batch_size=None, max_memory=None):
     replays it (the primal values are on it, so f is evaluated once however many
     passes there are).
     """
-    y, pullback = get("reverse").vjp(f, x)
+    # either order then holds the tape, so one past the budget is refused as f records it, as reverse mode's is
+    y, pullback = get("reverse").vjp(f, x, max_bytes=max(memory.budget(max_memory), harness.RECORDED_BYTES))
     return decide(x, y, pullback, batch_size, max_memory)[0], (y, pullback)
 
 

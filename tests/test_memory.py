@@ -6,6 +6,7 @@ import pytest
 
 import jacobian_lab as jl
 from jacobian_lab.accounting import counting
+from jacobian_lab import memory
 from jacobian_lab.memory import MemoryBudgetError, budget, readable
 
 
@@ -474,3 +475,51 @@ def test_a_compiled_jacobian_keeps_its_compressed_program_where_no_dense_order_f
     jitted = jl.jit(jl.jacobian(band, max_memory=38 * 40 * 8 + 2000))  # J and 3 seeds fit, 40x40 seeds do not
     np.testing.assert_array_equal(jitted(x), jl.jacobian(band, x))
     assert jitted.program(x).mode == "forward" and sum(jitted.program(x).seeds) == 3
+
+
+@pytest.mark.parametrize("make", [jl.jacrev, jl.jacobian, jl.grad], ids=["jacrev", "auto", "grad"])
+def test_a_tape_outgrowing_the_budget_stops_f_where_it_outgrows_it(make, monkeypatch):
+    """The tape was recorded whole and only then refused: 1 GB held under a 200 MB budget, and the message
+    called it a sweep of one cotangent; a gradient, under the default budget, ran into NumPy's MemoryError."""
+    import tracemalloc
+
+    def f(x):
+        for _ in range(200):
+            x = x * 0.999 + 0.001 * np.sin(x)
+        return np.sum(x)
+
+    from jacobian_lab import harness
+
+    x = np.linspace(-1.0, 1.0, 10_000)  # 80 KB a value: the whole tape would hold about 48 MB
+    monkeypatch.setattr(memory, "_recently_available", lambda: 4_000_000)  # the default budget: half of it
+    monkeypatch.setattr(harness, "RECORDED_BYTES", 1_000_000)  # (64 MiB: smaller tapes are recorded whole)
+    tracemalloc.start()
+    try:
+        with pytest.raises(MemoryBudgetError, match=r"reverse mode records f's values on a tape for its sweeps, and "
+                                                     r"it outgrew the memory budget: .* Forward mode keeps no tape"):
+            make(f)(x)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4_000_000
+    monkeypatch.undo()
+    v = np.random.default_rng(0).normal(size=x.size)  # the whole gradient, checked along a direction by a JVP
+    np.testing.assert_allclose(np.dot(make(f)(x), v), jl.jvp(f, x, v)[1], rtol=1e-12)
+
+
+def test_the_default_budget_is_what_the_address_space_limit_and_the_cgroup_leave(monkeypatch, tmp_path):
+    """Half the memory the OS had free was the budget under a ulimit -v or a container's limit too: past them
+    NumPy failed with a bare MemoryError, or the process was killed."""
+    import resource
+
+    free = memory._system_available()
+    limit, use = tmp_path / "memory.max", tmp_path / "memory.current"
+    limit.write_text("max\n")
+    use.write_text("1000\n")
+    monkeypatch.setattr(memory, "CGROUP_LIMIT", str(limit))
+    monkeypatch.setattr(memory, "CGROUP_USE", str(use))
+    assert memory.available_bytes() <= free
+    limit.write_text(f"{(1 << 30) + 1000}\n")
+    assert memory.available_bytes() == min(1 << 30, memory._address_space_room(), free)
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (1 << 20, resource.RLIM_INFINITY))
+    assert memory.available_bytes() == 0  # a 1 MiB address space is used up by Python itself

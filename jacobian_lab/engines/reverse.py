@@ -9,13 +9,14 @@ their cotangents added. The tape belongs to its trace: there is no global tape.
 from __future__ import annotations
 
 import hashlib
+import sys
 import weakref
 
 import numpy as np
 from numpy import ndarray  # for the hot paths' type tests: CPython 3.11 caches no attribute of numpy (a module __getattr__)
 
 from ..accounting import COTANGENT, TANGENT, Cost, Counter, active_counter, in_phase
-from ..memory import TangentBudget
+from ..memory import MemoryBudgetError, TangentBudget, readable
 from ..observables import Observable
 from ..primitives import Trace, apply, derivative_raised, frozen, given, sole_item
 from ..rules.elementwise import add
@@ -69,6 +70,7 @@ class Tape:
         self.widest = 0  # the largest recorded value: a sweep's widest cotangent per seed
         self.fresh_bytes = 0  # values the trace computed (not views, not the input): what the tape keeps alive
         self.kept_bytes = 0  # the copies it keeps of f's constants (`keep`): not in fresh_bytes
+        self.max_bytes = sys.maxsize  # what fresh_bytes may reach while f runs (`vjp`'s max_bytes)
         self._large: dict = {}  # id of a large constant -> (a weak reference to it, its copy): see `keep`
         # [flops, transcendentals] of the non-differentiable evaluations (comparisons, sign, ...):
         # primal work that leaves no record, kept so that the tape tells all of f's work
@@ -79,12 +81,24 @@ class Tape:
         out, records = record.out, self.records
         if records and getattr(out, "base", 0) is None:
             self.fresh_bytes += out.nbytes
+            if self.fresh_bytes > self.max_bytes:
+                raise self._over_budget()
         records.append(record)
         size = out.size  # an ndarray or a NumPy scalar
         self.elements += size
         if size > self.widest:
             self.widest = size
         return len(records) - 1
+
+    def _over_budget(self) -> MemoryBudgetError:
+        """The refusal of a tape that outgrew `max_bytes` while f runs: stopped there, before it takes more (a sweep
+        holds a cotangent per recorded value, so one would not fit either)."""
+        return MemoryBudgetError(
+            f"reverse mode records f's values on a tape for its sweeps, and it outgrew the memory budget: "
+            f"{readable(self.fresh_bytes)} after {len(self.records):,} operations, over the "
+            f"{readable(self.max_bytes)} of max_memory, and a sweep would hold as much again. Forward mode keeps "
+            "no tape (mode='forward', jl.jacfwd: a pass per batch of input seeds, or jl.jvp for the products you "
+            "need); or pass a larger max_memory (jl.jacrev(f, max_memory=...) gives a gradient too)")
 
     def keep(self, array: np.ndarray) -> np.ndarray:
         """A plain array f used, as the sweeps will read it: its `snapshot`, a copy counted in
@@ -451,8 +465,11 @@ class ReverseEngine:
 
     name = "reverse"
 
-    def vjp(self, f, x):
+    def vjp(self, f, x, max_bytes=None):
+        """(f(x), pullback); with `max_bytes`, MemoryBudgetError once the tape f's values take outgrows it."""
         trace = ReverseTrace()
+        if max_bytes is not None:
+            trace.tape.max_bytes = max_bytes
         trace.nested = isinstance(x, Tracer)
         x_node = Node(trace, x, trace.tape.append(Record(None, {}, (), x, ())))
         y, traced = call_traced(f, x_node, trace)
