@@ -250,6 +250,8 @@ class Comparison:
         if _is_sparse(reference) and _is_sparse(J):  # compared where either stores an entry, kept sparse
             reference, J = reference.tocsr(), J.tocsr()
             rows, cols = ((abs(reference) + abs(J)) != 0).nonzero()  # (a NaN is not 0: it stays)
+            if not len(rows):
+                return 0.0
             reference, J = (np.asarray(M[rows, cols]).ravel() for M in (reference, J))
         else:
             reference, J = (M.toarray() if _is_sparse(M) else M for M in (reference, J))

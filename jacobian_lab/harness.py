@@ -35,6 +35,13 @@ PASS_ELEMENTS = 1 << 18
 RECORDED_BYTES = 64 << 20
 
 
+def tape_limit(limit: int) -> tuple[int, str]:
+    """(bytes, what they are) a tape recorded for sweeps may hold, where sweeps and the result share a budget of
+    `limit` bytes: a sweep holds a cotangent per recorded value, so a tape past the budget could not be swept."""
+    return max(limit, RECORDED_BYTES), (f"more than the memory budget of {memory.readable(limit)} (max_memory) "
+                                        "leaves, since a sweep would hold as much again; or pass a larger max_memory")
+
+
 def _leaf_input(leaf, where: str, nested: bool = False) -> np.ndarray:
     """`as_input` of a leaf of a structured x (or of an argument of f), its refusal saying `where` it sits."""
     try:
@@ -456,7 +463,7 @@ def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=
     limit = memory.budget(max_memory)
     # a sweep holds a cotangent per recorded value, so a tape past the budget is refused as f records it (past
     # RECORDED_BYTES too: a smaller one is recorded whole, and the refusal after names what does not fit, J or a sweep)
-    y, pullback = recorded or engines.get("reverse").vjp(f, x, max_bytes=max(limit, RECORDED_BYTES))
+    y, pullback = recorded or engines.get("reverse").vjp(f, x, *tape_limit(limit))
     y_shape, m, dtype = y.shape, y.size, result_dtype(x)  # y: an ndarray or a NumPy scalar
     room = limit - memory.check_dense(m, x.size, dtype.itemsize, limit)
     seed_bytes = getattr(pullback, "seed_elements", 0) * dtype.itemsize

@@ -412,8 +412,9 @@ def vjp(f: Callable, x, has_aux: bool = False):
     # The pullback sweeps later, reading values on the tape: x's own copy (laid out as x is, for f may read
     # the layout), and y's, which the caller gets a copy of: a write into either would otherwise change
     # the derivatives it gives.
-    limit = max(memory.budget(None), harness.RECORDED_BYTES)  # a tape past half the memory free is refused
-    y, sweep = engines.get("reverse").vjp(g, snapshots.copy(x_flat, faithful=True), max_bytes=limit)
+    free = memory.available_bytes()  # a tape past what the process can take would fail in NumPy: refused first
+    y, sweep = engines.get("reverse").vjp(g, snapshots.copy(x_flat, faithful=True), max(free, harness.RECORDED_BYTES),
+                                          "the memory this process can take now")
 
     def pullback(y_bar, *more, _last=False):  # _last: grad's one sweep, which may free the tape as it goes
         if more:

@@ -33,16 +33,26 @@ def available_bytes() -> int:
     return max(0, min(_system_available(), _cgroup_room(), _address_space_room()))
 
 
-#: cgroup v2's files: the limit ("max" for none) and the use of the process's group
-CGROUP_LIMIT, CGROUP_USE = "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"
+#: cgroup v2: where the groups are, and the line of /proc/self/cgroup that names the process's own
+CGROUPS, OWN_GROUP = "/sys/fs/cgroup", "/proc/self/cgroup"
 
 
 def _cgroup_room() -> int:
+    """What the process's cgroup v2 limit ("max" for none) leaves: the limit less the group's use, of which
+    the file cache the kernel can reclaim (inactive_file) does not count."""
     try:
-        with open(CGROUP_LIMIT) as limit, open(CGROUP_USE) as use:
+        with open(OWN_GROUP) as own:
+            group = next(line.strip()[3:] for line in own if line.startswith("0::"))
+        folder = os.path.join(CGROUPS, group.lstrip("/"))
+        with open(os.path.join(folder, "memory.max")) as limit:
             text = limit.read().strip()
-            return sys.maxsize if text == "max" else int(text) - int(use.read())
-    except (OSError, ValueError):
+        if text == "max":
+            return sys.maxsize
+        with open(os.path.join(folder, "memory.current")) as use, open(os.path.join(folder, "memory.stat")) as stat:
+            used = int(use.read())
+            cache = next((int(line.split()[1]) for line in stat if line.startswith("inactive_file ")), 0)
+        return int(text) - (used - cache)
+    except (OSError, ValueError, StopIteration):
         return sys.maxsize
 
 

@@ -104,6 +104,8 @@ def test_a_sparse_row_keeps_its_jacobian_sparse_and_compares_where_entries_are_s
     assert first.peak_bytes < 20_000_000 and c.max_abs_diff(second) == 0.0  # the dense J would be 200 MB
     dense = jl.compare(f, x[:50], modes=["forward", "sparse"], repeat=1)
     assert dense.max_abs_diff(dense.measurements[1]) < 1e-15
+    empty = jl.compare(np.floor, x[:50], modes=["sparse", "sparse"], repeat=1)  # no entry stored in either
+    assert empty.max_abs_diff(empty.measurements[1]) == 0.0
 
 
 def test_compare_table_and_verdict():

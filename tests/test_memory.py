@@ -492,19 +492,40 @@ def test_a_tape_outgrowing_the_budget_stops_f_where_it_outgrows_it(make, monkeyp
 
     x = np.linspace(-1.0, 1.0, 10_000)  # 80 KB a value: the whole tape would hold about 48 MB
     monkeypatch.setattr(memory, "_recently_available", lambda: 4_000_000)  # the default budget: half of it
+    monkeypatch.setattr(memory, "available_bytes", lambda: 4_000_000)  # grad's tape: all of it
     monkeypatch.setattr(harness, "RECORDED_BYTES", 1_000_000)  # (64 MiB: smaller tapes are recorded whole)
     tracemalloc.start()
     try:
         with pytest.raises(MemoryBudgetError, match=r"reverse mode records f's values on a tape for its sweeps, and "
-                                                     r"it outgrew the memory budget: .* Forward mode keeps no tape"):
+                                                     r"it passed .* operations: .* Forward mode keeps no tape"):
             make(f)(x)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 4_000_000
+    assert peak < 6_000_000  # the limit (2 MB of budget, 4 MB for grad) and the value that passed it
     monkeypatch.undo()
     v = np.random.default_rng(0).normal(size=x.size)  # the whole gradient, checked along a direction by a JVP
     np.testing.assert_allclose(np.dot(make(f)(x), v), jl.jvp(f, x, v)[1], rtol=1e-12)
+
+
+def test_a_gradient_may_hold_all_the_memory_the_process_can_take(monkeypatch):
+    """grad, vjp and value_and_grad take no max_memory: their tape was held to half the memory free, which refused
+    gradients that fit. A grad sweep frees the tape as it goes, so it may hold all of it, and is refused past."""
+    from jacobian_lab import harness
+
+    def f(x):
+        for _ in range(40):
+            x = x * 0.999 + 0.001 * np.sin(x)
+        return np.sum(x)
+
+    x = np.linspace(-1.0, 1.0, 10_000)  # about 12.8 MB of tape: four values of 80 KB a step
+    monkeypatch.setattr(harness, "RECORDED_BYTES", 1_000_000)
+    monkeypatch.setattr(memory, "available_bytes", lambda: 16_000_000)  # refused under half of it before
+    assert jl.grad(f)(x).shape == x.shape
+    monkeypatch.setattr(memory, "available_bytes", lambda: 6_000_000)
+    with pytest.raises(MemoryBudgetError, match=r"it passed 5.72 MiB after .* operations: the memory this process "
+                                                 r"can take now"):
+        jl.grad(f)(x)
 
 
 def test_the_default_budget_is_what_the_address_space_limit_and_the_cgroup_leave(monkeypatch, tmp_path):
@@ -513,13 +534,16 @@ def test_the_default_budget_is_what_the_address_space_limit_and_the_cgroup_leave
     import resource
 
     free = memory._system_available()
-    limit, use = tmp_path / "memory.max", tmp_path / "memory.current"
-    limit.write_text("max\n")
-    use.write_text("1000\n")
-    monkeypatch.setattr(memory, "CGROUP_LIMIT", str(limit))
-    monkeypatch.setattr(memory, "CGROUP_USE", str(use))
+    own, group = tmp_path / "cgroup", tmp_path / "groups" / "job"
+    own.write_text("0::/job\n")
+    group.mkdir(parents=True)
+    (group / "memory.max").write_text("max\n")
+    (group / "memory.current").write_text("3000\n")
+    (group / "memory.stat").write_text("anon 1000\ninactive_file 2000\n")  # file cache the kernel reclaims
+    monkeypatch.setattr(memory, "OWN_GROUP", str(own))
+    monkeypatch.setattr(memory, "CGROUPS", str(tmp_path / "groups"))
     assert memory.available_bytes() <= free
-    limit.write_text(f"{(1 << 30) + 1000}\n")
+    (group / "memory.max").write_text(f"{(1 << 30) + 1000}\n")
     assert memory.available_bytes() == min(1 << 30, memory._address_space_room(), free)
     monkeypatch.setattr(resource, "getrlimit", lambda which: (1 << 20, resource.RLIM_INFINITY))
     assert memory.available_bytes() == 0  # a 1 MiB address space is used up by Python itself

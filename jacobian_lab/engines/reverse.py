@@ -71,6 +71,7 @@ class Tape:
         self.fresh_bytes = 0  # values the trace computed (not views, not the input): what the tape keeps alive
         self.kept_bytes = 0  # the copies it keeps of f's constants (`keep`): not in fresh_bytes
         self.max_bytes = sys.maxsize  # what fresh_bytes may reach while f runs (`vjp`'s max_bytes)
+        self.over = ""  # what max_bytes is, for its refusal
         self._large: dict = {}  # id of a large constant -> (a weak reference to it, its copy): see `keep`
         # [flops, transcendentals] of the non-differentiable evaluations (comparisons, sign, ...):
         # primal work that leaves no record, kept so that the tape tells all of f's work
@@ -94,11 +95,9 @@ class Tape:
         """The refusal of a tape that outgrew `max_bytes` while f runs: stopped there, before it takes more (a sweep
         holds a cotangent per recorded value, so one would not fit either)."""
         return MemoryBudgetError(
-            f"reverse mode records f's values on a tape for its sweeps, and it outgrew the memory budget: "
-            f"{readable(self.fresh_bytes)} after {len(self.records):,} operations, over the "
-            f"{readable(self.max_bytes)} of max_memory, and a sweep would hold as much again. Forward mode keeps "
-            "no tape (mode='forward', jl.jacfwd: a pass per batch of input seeds, or jl.jvp for the products you "
-            "need); or pass a larger max_memory (jl.jacrev(f, max_memory=...) gives a gradient too)")
+            f"reverse mode records f's values on a tape for its sweeps, and it passed {readable(self.max_bytes)} "
+            f"after {len(self.records):,} operations: {self.over}. Forward mode keeps no tape (mode='forward', "
+            "jl.jacfwd: a pass per batch of input seeds, or jl.jvp for the products you need)")
 
     def keep(self, array: np.ndarray) -> np.ndarray:
         """A plain array f used, as the sweeps will read it: its `snapshot`, a copy counted in
@@ -465,11 +464,12 @@ class ReverseEngine:
 
     name = "reverse"
 
-    def vjp(self, f, x, max_bytes=None):
-        """(f(x), pullback); with `max_bytes`, MemoryBudgetError once the tape f's values take outgrows it."""
+    def vjp(self, f, x, max_bytes=None, over: str = ""):
+        """(f(x), pullback); with `max_bytes`, MemoryBudgetError once the tape f's values take outgrows it (`over`
+        says what that limit is, for the refusal)."""
         trace = ReverseTrace()
         if max_bytes is not None:
-            trace.tape.max_bytes = max_bytes
+            trace.tape.max_bytes, trace.tape.over = max_bytes, over
         trace.nested = isinstance(x, Tracer)
         x_node = Node(trace, x, trace.tape.append(Record(None, {}, (), x, ())))
         y, traced = call_traced(f, x_node, trace)
