@@ -412,7 +412,7 @@ def vjp(f: Callable, x, has_aux: bool = False):
     # The pullback sweeps later, reading values on the tape: x's own copy (laid out as x is, for f may read
     # the layout), and y's, which the caller gets a copy of: a write into either would otherwise change
     # the derivatives it gives.
-    free = memory.available_bytes()  # a tape past what the process can take would fail in NumPy: refused first
+    free = memory.recently_available()  # a tape past what the process can take would fail in NumPy: refused first
     y, sweep = engines.get("reverse").vjp(g, snapshots.copy(x_flat, faithful=True), max(free, harness.RECORDED_BYTES),
                                           "the memory this process can take now")
 

@@ -491,8 +491,7 @@ def test_a_tape_outgrowing_the_budget_stops_f_where_it_outgrows_it(make, monkeyp
     from jacobian_lab import harness
 
     x = np.linspace(-1.0, 1.0, 10_000)  # 80 KB a value: the whole tape would hold about 48 MB
-    monkeypatch.setattr(memory, "_recently_available", lambda: 4_000_000)  # the default budget: half of it
-    monkeypatch.setattr(memory, "available_bytes", lambda: 4_000_000)  # grad's tape: all of it
+    monkeypatch.setattr(memory, "recently_available", lambda: 4_000_000)  # the default budget: half of it
     monkeypatch.setattr(harness, "RECORDED_BYTES", 1_000_000)  # (64 MiB: smaller tapes are recorded whole)
     tracemalloc.start()
     try:
@@ -520,9 +519,9 @@ def test_a_gradient_may_hold_all_the_memory_the_process_can_take(monkeypatch):
 
     x = np.linspace(-1.0, 1.0, 10_000)  # about 12.8 MB of tape: four values of 80 KB a step
     monkeypatch.setattr(harness, "RECORDED_BYTES", 1_000_000)
-    monkeypatch.setattr(memory, "available_bytes", lambda: 16_000_000)  # refused under half of it before
+    monkeypatch.setattr(memory, "recently_available", lambda: 16_000_000)  # refused under half of it before
     assert jl.grad(f)(x).shape == x.shape
-    monkeypatch.setattr(memory, "available_bytes", lambda: 6_000_000)
+    monkeypatch.setattr(memory, "recently_available", lambda: 6_000_000)
     with pytest.raises(MemoryBudgetError, match=r"it passed 5.72 MiB after .* operations: the memory this process "
                                                  r"can take now"):
         jl.grad(f)(x)

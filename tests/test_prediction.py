@@ -246,7 +246,7 @@ def test_a_budget_that_moves_decides_again_from_the_remembered_prediction(monkey
     from jacobian_lab.engines.reverse import Tape
 
     readings = iter(range(8 << 30, 9 << 30, 1 << 20))
-    monkeypatch.setattr(memory, "_recently_available", lambda: next(readings))
+    monkeypatch.setattr(memory, "recently_available", lambda: next(readings))
     walks = []
     primal_cost = Tape.primal_cost
     monkeypatch.setattr(Tape, "primal_cost", lambda self: walks.append(1) or primal_cost(self))
@@ -256,7 +256,7 @@ def test_a_budget_that_moves_decides_again_from_the_remembered_prediction(monkey
         assert_fd_close(jl.jacobian(f, x), central_differences(f, x))
     assert len(walks) == len(jl.prediction._DECISIONS) == 1
     assert _chosen(f, x) == "forward"  # a tie: forward
-    monkeypatch.setattr(memory, "_recently_available", lambda: 1 << 17)  # 64 KiB: forward's passes of one seed
+    monkeypatch.setattr(memory, "recently_available", lambda: 1 << 17)  # 64 KiB: forward's passes of one seed
     assert _chosen(f, x) == jl.predict(f, x).mode() == "reverse"
     assert len(walks) == 1
 
