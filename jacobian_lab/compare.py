@@ -19,6 +19,7 @@ from .jacobian import jacobian
 from .harness import prepare
 from .peak_memory import traced_peak
 from .prediction import Prediction, choose_order, predict
+from .rules.sparse import is_sparse
 
 # Each row of a comparison: (label, mode, batch_size); batch None = memory-bounded vector mode.
 DEFAULT_MODES = ("forward-1", "forward", "reverse-1", "reverse", "auto", "jit", "sparse")
@@ -183,13 +184,9 @@ def _fitting(prediction: Prediction, n: int, m: int | None = None) -> Prediction
 
 def _rows_of(J, x) -> int | None:
     """The Jacobian's rows, m, read from its size (None where x is empty: J is then too)."""
-    if _is_sparse(J):  # its size is its stored entries'
+    if is_sparse(J):  # its size is its stored entries'
         return J.shape[0]
     return np.size(J) // x.size if x.size else None
-
-
-def _is_sparse(J) -> bool:
-    return type(J).__module__.startswith("scipy.sparse")
 
 
 def _counted(run):
@@ -247,14 +244,14 @@ class Comparison:
         [0.0, 0.0]
         """
         reference, J = self.measurements[0].jacobian, measurement.jacobian
-        if _is_sparse(reference) and _is_sparse(J):  # compared where either stores an entry, kept sparse
+        if is_sparse(reference) and is_sparse(J):  # compared where either stores an entry, kept sparse
             reference, J = reference.tocsr(), J.tocsr()
             rows, cols = ((abs(reference) + abs(J)) != 0).nonzero()  # (a NaN is not 0: it stays)
             if not len(rows):
                 return 0.0
             reference, J = (np.asarray(M[rows, cols]).ravel() for M in (reference, J))
         else:
-            reference, J = (M.toarray() if _is_sparse(M) else M for M in (reference, J))
+            reference, J = (M.toarray() if is_sparse(M) else M for M in (reference, J))
             reference = np.atleast_1d(reference)  # a 0-d one (scalar f of a scalar) too
             J = np.reshape(J, reference.shape)  # a sparse row's is (m, n)
         with np.errstate(invalid="ignore"):  # inf - inf: equal infinities are taken out below

@@ -415,9 +415,10 @@ class JittedSparse(Jitted):
         return _unwritten(call, compile_sparse(self.fun, *_recorded(call)))
 
 
-# One lock for the caches' order: a key's hash may be Python code (a tree's structure), which lets another thread
-# move or drop entries while an OrderedDict is being walked or moved, and it raises then. Reentrant: that code, or
-# a finalizer a collection runs meanwhile, may call a compiled function in this thread.
+# One lock for the caches' order, of the shapes and of each shape's programs: a key's hash may be Python code
+# (a tree's structure), which lets another thread move or drop entries while an OrderedDict is being walked or
+# moved, and it raises then. Reentrant: that code, or a finalizer a collection runs meanwhile, may call a compiled
+# function in this thread.
 _ORDERING = threading.RLock()
 
 
@@ -515,12 +516,9 @@ def _replay(programs: list, x, inputs=()):
     return None, None
 
 
-_MOVING = threading.Lock()
-
-
 def _to_front(programs: list, program) -> None:
     """Move `program` to the front of `programs`, where the next replay tries it first."""
-    with _MOVING:
+    with _ORDERING:
         if program in programs:
             programs.remove(program)
             programs.insert(0, program)
