@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 import scipy.sparse
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from test_rules import CASES, EXAMPLES
 
@@ -339,6 +339,33 @@ def test_other_orders_are_not_tried_for_a_saving_under_a_twentieth(monkeypatch):
                | np.eye(n, k=-1, dtype=bool) | np.eye(n, k=-20, dtype=bool))
     with pytest.raises(AssertionError, match="another order tried"):  # 7 colors against a bound of 5: tried
         jl.coloring(stencil)
+
+
+def test_other_orders_are_not_tried_where_columns_sharing_rows_pairwise_need_greedys_colors(monkeypatch):
+    """Each column of a 10x10 block of B @ B shares a row with the block's 99 others, though no row holds
+    more than 19 of them: largest first's 100 colors are the fewest, and nothing else is tried."""
+    monkeypatch.setattr(jl.compressed, "_incidence_order", None)
+    monkeypatch.setattr(jl.compressed, "_saturation_coloring", None)
+
+    def blocks(u):
+        B = u.reshape(-1, 10, 10)
+        return np.tanh(B @ B).ravel()
+
+    colors = jl.coloring(jl.sparsity(blocks, np.ones(3000)))
+    assert colors.max() + 1 == 100
+    assert_valid_coloring(jl.sparsity(blocks, np.ones(3000)).toarray(), colors, "forward")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 12), st.floats(0.0, 1.0), st.integers(0, 2**31))
+def test_a_clique_holds_its_row_and_columns_that_pairwise_share_a_row(m, n, density, seed):
+    P = np.random.default_rng(seed).random((m, n)) < density
+    lists, shares = _lists_and_neighbours(P)
+    row = int(P.sum(axis=1).argmax())
+    assume(P[row].any())  # coloring returns before asking for the clique of an empty pattern
+    members = sorted(jl.compressed._clique(lists, row))
+    assert set(np.flatnonzero(P[row])) <= set(members)
+    assert all(shares[a, b] for a in members for b in members if a != b)
 
 
 def test_incidence_order_is_tried_only_where_saturation_order_saves_no_color(monkeypatch):
