@@ -42,7 +42,7 @@ import warnings
 
 import numpy as np
 
-from . import arguments, engines, snapshots, trees
+from . import arguments, harness, snapshots, trees
 from .engines.base import collection_paused, inside_a_trace
 from . import prediction as _prediction
 from .accounting import active_counter, counted, counted_by
@@ -54,7 +54,7 @@ from .inputs import Inputs
 from .memory import MATRIX, MemoryBudgetError, budget, building, check_dense, readable
 from .primitives import DerivativeError
 from .program import CompressedProgram, Program
-from .sparsity import recorded_pattern
+from .sparsity import NO_PATTERN_TAPE, recorded_pattern
 from .staging import NotReplayable, Recorder
 
 
@@ -477,7 +477,7 @@ def compile_sparse(fun: SparseJacobian, g, x, inputs=()):
     recorder = Recorder(x, inputs)
 
     def record():
-        y, pullback = engines.get("reverse").vjp(g, x)
+        y, pullback = harness.record(g, x, advice=NO_PATTERN_TAPE)
         pattern, (mode, seeding), reads = fun.planned(pullback, np.size(y))
         values = entries(_capturing(pullback, recorder), pattern, seeding, np.shape(y), x, fun.batch_size, reads)
         return y, pattern, mode, seeding, reads, values
@@ -524,6 +524,11 @@ def _to_front(programs: list, program) -> None:
             programs.insert(0, program)
 
 
+#: How a refusal of a first call's tape ends (`harness.record`).
+NO_COMPILED_TAPE = ("A compiled Jacobian records that tape in every mode: jl.jacfwd(f) uncompiled keeps none (nor does "
+                    "jl.jvp, for the products you need)")
+
+
 @collection_paused()  # a recording as long as a tape, and both orders' programs built from it
 def compile_jacobian(fun, g, x, inputs=()):
     """(program, J at x): J computed eagerly while it is recorded, and the cheapest program. `inputs`: the
@@ -534,7 +539,7 @@ def compile_jacobian(fun, g, x, inputs=()):
 
     def record():
         results, error = {}, None
-        y, pullback = engines.get("reverse").vjp(g, x)
+        y, pullback = harness.record(g, x, budget(fun.max_memory), NO_COMPILED_TAPE)
         if fun.scalar:
             check_scalar(g.unflatten(y, "out"))  # a tuple f returned, not the vector it was ravelled into
         # decided on the recorded tape, so f runs once; outside the recording, whose program must not replay
@@ -632,7 +637,7 @@ def first_call_seeds(f, x) -> tuple[str, int] | None:
     ('forward', 3)
     """
     g, x = prepare(f, x)
-    y, pullback = engines.get("reverse").vjp(g, x)
+    y, pullback = harness.record(g, x, advice=NO_PATTERN_TAPE)
     m, n = int(np.size(y)), x.size
     planned = fewer_seeds(recorded_pattern(pullback, m)) if _local(pullback, m, n) else None
     if planned is None or planned[1].seeds * BOTH_ORDERS_WITHIN > min(m, n):

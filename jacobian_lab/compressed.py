@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
 
-from . import arguments, engines
+from . import arguments
 from .accounting import active_counter
 from .jacobian import _NO_X, function_name, one_input_error, wraps
-from .harness import batches, check_function, check_options, prepare, result_dtype, seeds_per_pass
-from .sparsity import csr_array, recorded_pattern
+from .harness import batches, check_function, check_options, prepare, record, result_dtype, seeds_per_pass
+from .sparsity import NO_PATTERN_TAPE, csr_array, recorded_pattern
 from .symmetric import star_coloring, symmetric_reads
 from .tracing import Tracer
 
@@ -311,7 +311,7 @@ class SparseJacobian:
 
     def _of(self, f: Callable, x) -> scipy.sparse.csr_array:
         g, x_flat = prepare(f, x)
-        y, pullback = engines.get("reverse").vjp(g, x_flat)
+        y, pullback = record(g, x_flat, advice=NO_PATTERN_TAPE)
         pattern, (mode, seeding), reads = self.planned(pullback, np.size(y))
         self.chosen, self.seeds = mode, seeding.seeds
         self.colors = (seeding.rows if mode == "reverse" else seeding.columns).copy()  # the plan's stays as it is

@@ -35,11 +35,26 @@ PASS_ELEMENTS = 1 << 18
 RECORDED_BYTES = 64 << 20
 
 
-def tape_limit(limit: int) -> tuple[int, str]:
-    """(bytes, what they are) a tape recorded for sweeps may hold, where sweeps and the result share a budget of
-    `limit` bytes: a sweep holds a cotangent per recorded value, so a tape past the budget could not be swept."""
-    return max(limit, RECORDED_BYTES), (f"more than the memory budget of {memory.readable(limit)} (max_memory) "
-                                        "leaves, since a sweep would hold as much again; or pass a larger max_memory")
+NO_TAPE = ("Forward mode keeps no tape (mode='forward', jl.jacfwd: a pass per batch of input seeds, or jl.jvp for "
+           "the products you need)")
+
+
+def record(f: Callable, x: np.ndarray, limit: int | None = None, advice: str = NO_TAPE) -> tuple:
+    """(y, pullback): f's tape at x, refused as f records it once it holds more than either order could use.
+
+    With a budget of `limit` bytes, which sweeps and the result share, that is
+    the budget (a sweep holds a cotangent per recorded value, so a tape past it
+    could not be swept), or RECORDED_BYTES where that is more: a smaller tape
+    is recorded whole, so that the refusal after it names what does not fit,
+    J or a sweep. With None, what the process can take now, past which NumPy
+    would fail part way. `advice` ends the refusal: the ways that need no tape.
+    """
+    if limit is None:
+        max_bytes, over = memory.recently_available(), "the memory this process can take now"
+    else:
+        max_bytes, over = limit, (f"more than the memory budget of {memory.readable(limit)} (max_memory) leaves, "
+                                  "since a sweep would hold as much again; or pass a larger max_memory")
+    return engines.get("reverse").vjp(f, x, max(max_bytes, RECORDED_BYTES), f"{over}. {advice}")
 
 
 def _leaf_input(leaf, where: str, nested: bool = False) -> np.ndarray:
@@ -461,9 +476,7 @@ def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=
     first run on it (`jacobian_lab.sharding`).
     """
     limit = memory.budget(max_memory)
-    # a sweep holds a cotangent per recorded value, so a tape past the budget is refused as f records it (past
-    # RECORDED_BYTES too: a smaller one is recorded whole, and the refusal after names what does not fit, J or a sweep)
-    y, pullback = recorded or engines.get("reverse").vjp(f, x, *tape_limit(limit))
+    y, pullback = recorded or record(f, x, limit)
     y_shape, m, dtype = y.shape, y.size, result_dtype(x)  # y: an ndarray or a NumPy scalar
     room = limit - memory.check_dense(m, x.size, dtype.itemsize, limit)
     seed_bytes = getattr(pullback, "seed_elements", 0) * dtype.itemsize
@@ -509,7 +522,7 @@ def _swept(pullback, g):
 def _record_and_sweep(f, x, layout, g):
     """A sweep of g in a worker that cannot use the caller's tape: it records its own, at x laid out as
     the caller's was."""
-    y, pullback = engines.get("reverse").vjp(f, snapshots.relaid(x, layout))
+    y, pullback = record(f, snapshots.relaid(x, layout))
     if np.shape(y) != np.shape(g)[1:]:  # f returned another shape here, which the caller names
         return y, None
     return y, pullback(g)

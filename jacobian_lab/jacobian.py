@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import arguments, engines, harness, memory, sharding, snapshots, trees
+from . import arguments, engines, harness, sharding, snapshots, trees
 from . import prediction as _prediction
 from .engines.base import inside_a_trace
 from .harness import (_FLOAT64, Flattened, _check_derivative, _described, check_flat, check_function, check_options,
@@ -412,9 +412,7 @@ def vjp(f: Callable, x, has_aux: bool = False):
     # The pullback sweeps later, reading values on the tape: x's own copy (laid out as x is, for f may read
     # the layout), and y's, which the caller gets a copy of: a write into either would otherwise change
     # the derivatives it gives.
-    free = memory.recently_available()  # a tape past what the process can take would fail in NumPy: refused first
-    y, sweep = engines.get("reverse").vjp(g, snapshots.copy(x_flat, faithful=True), max(free, harness.RECORDED_BYTES),
-                                          "the memory this process can take now")
+    y, sweep = harness.record(g, snapshots.copy(x_flat, faithful=True))
 
     def pullback(y_bar, *more, _last=False):  # _last: grad's one sweep, which may free the tape as it goes
         if more:

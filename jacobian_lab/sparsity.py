@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from . import engines
+from . import harness
 from .accounting import active_counter
 from .harness import prepare
 from .memory import MemoryBudgetError, budget, readable
@@ -71,6 +71,11 @@ def sparsity(f: Callable, x) -> scipy.sparse.csr_array:
     return recorded_pattern(*recorded(f, x))
 
 
+#: How a refusal of the tape a pattern is read off ends (`harness.record`).
+NO_PATTERN_TAPE = ("A sparsity pattern is read off that tape in either mode: differentiate a smaller function, or "
+                   "push seeds of your own coloring with jl.jvp, which keeps none")
+
+
 def recorded(f: Callable, x):
     """(pullback, m): f's tape at x as the reverse engine records it, and the size of f(x); what
     `recorded_pattern` reads, and `dense` looks at before it does.
@@ -81,7 +86,7 @@ def recorded(f: Callable, x):
     (3, 6)
     """
     g, x_flat = prepare(f, x)
-    y, pullback = engines.get("reverse").vjp(g, x_flat)
+    y, pullback = harness.record(g, x_flat, advice=NO_PATTERN_TAPE)
     return pullback, int(np.size(y))
 
 

@@ -495,8 +495,8 @@ def test_a_tape_outgrowing_the_budget_stops_f_where_it_outgrows_it(make, monkeyp
     monkeypatch.setattr(harness, "RECORDED_BYTES", 1_000_000)  # (64 MiB: smaller tapes are recorded whole)
     tracemalloc.start()
     try:
-        with pytest.raises(MemoryBudgetError, match=r"reverse mode records f's values on a tape for its sweeps, and "
-                                                     r"it passed .* operations: .* Forward mode keeps no tape"):
+        with pytest.raises(MemoryBudgetError, match=r"the tape of f's values that sweeps read .* "
+                                                     r"passed .* operations: .* Forward mode keeps no tape"):
             make(f)(x)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -522,9 +522,48 @@ def test_a_gradient_may_hold_all_the_memory_the_process_can_take(monkeypatch):
     monkeypatch.setattr(memory, "recently_available", lambda: 16_000_000)  # refused under half of it before
     assert jl.grad(f)(x).shape == x.shape
     monkeypatch.setattr(memory, "recently_available", lambda: 6_000_000)
-    with pytest.raises(MemoryBudgetError, match=r"it passed 5.72 MiB after .* operations: the memory this process "
+    with pytest.raises(MemoryBudgetError, match=r"passed 5.72 MiB after .* operations: the memory this process "
                                                  r"can take now"):
         jl.grad(f)(x)
+
+
+@pytest.mark.parametrize("make, advice", [
+    (jl.sparse_jacobian, "A sparsity pattern is read off that tape"),
+    (lambda f: (lambda x: jl.sparsity(f, x)), "A sparsity pattern is read off that tape"),
+    (lambda f: jl.jit(jl.sparse_jacobian(f)), "A sparsity pattern is read off that tape"),
+], ids=["sparse_jacobian", "sparsity", "jit(sparse_jacobian)"])
+def test_every_tape_stops_f_where_it_outgrows_what_the_process_can_take(make, advice, monkeypatch):
+    """Sparse Jacobians, patterns and compiled Jacobians recorded their tape whole, with no limit: past the
+    memory the process can take, NumPy failed part way, after f had run as far as it could."""
+    from jacobian_lab import harness
+
+    def f(x):
+        for _ in range(200):
+            x = x * 0.999 + 0.001 * np.sin(x)
+        return x[1:] - x[:-1]
+
+    x = np.linspace(-1.0, 1.0, 10_000)  # 80 KB a value: the whole tape would hold about 48 MB
+    monkeypatch.setattr(harness, "RECORDED_BYTES", 1_000_000)
+    monkeypatch.setattr(memory, "recently_available", lambda: 2_000_000)
+    with pytest.raises(MemoryBudgetError, match=r"passed 1.91 MiB after \d+ operations: the memory this process "
+                                                 rf"can take now. {advice}") as refused:
+        make(f)(x)
+    assert int(str(refused.value).split(" after ")[1].split()[0]) < 100  # of about 800
+
+
+def test_a_compiled_jacobians_tape_is_held_to_its_max_memory(monkeypatch):
+    """Recorded whole, as in jit's sparse paths, and refused after f had run, if not first by NumPy."""
+    from jacobian_lab import harness
+
+    def f(x):
+        for _ in range(200):
+            x = x * 0.999 + 0.001 * np.sin(x)
+        return np.sum(x)
+
+    monkeypatch.setattr(harness, "RECORDED_BYTES", 1_000_000)
+    with pytest.raises(MemoryBudgetError, match=r"passed 1.91 MiB after \d+ operations: more than the memory budget "
+                                                 r"of 1.91 MiB \(max_memory\) leaves.*A compiled Jacobian records"):
+        jl.jit(jl.jacobian(f, mode="forward", max_memory=2_000_000))(np.linspace(-1.0, 1.0, 10_000))
 
 
 def test_the_default_budget_is_what_the_address_space_limit_and_the_cgroup_leave(monkeypatch, tmp_path):

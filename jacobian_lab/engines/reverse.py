@@ -95,9 +95,8 @@ class Tape:
         """The refusal of a tape that outgrew `max_bytes` while f runs: stopped there, before it takes more (a sweep
         holds a cotangent per recorded value, so one would not fit either)."""
         return MemoryBudgetError(
-            f"reverse mode records f's values on a tape for its sweeps, and it passed {readable(self.max_bytes)} "
-            f"after {len(self.records):,} operations: {self.over}. Forward mode keeps no tape (mode='forward', "
-            "jl.jacfwd: a pass per batch of input seeds, or jl.jvp for the products you need)")
+            f"the tape of f's values that sweeps read (and forward passes replay, sparsity patterns are read off) "
+            f"passed {readable(self.max_bytes)} after {len(self.records):,} operations: {self.over}")
 
     def keep(self, array: np.ndarray) -> np.ndarray:
         """A plain array f used, as the sweeps will read it: its `snapshot`, a copy counted in
@@ -466,7 +465,7 @@ class ReverseEngine:
 
     def vjp(self, f, x, max_bytes=None, over: str = ""):
         """(f(x), pullback); with `max_bytes`, MemoryBudgetError once the tape f's values take outgrows it (`over`
-        says what that limit is, for the refusal)."""
+        says what that limit is and what needs no tape, for the refusal: `harness.record`)."""
         trace = ReverseTrace()
         if max_bytes is not None:
             trace.tape.max_bytes, trace.tape.over = max_bytes, over
