@@ -572,6 +572,7 @@ def test_the_default_budget_is_what_the_address_space_limit_and_the_cgroup_leave
     import resource
 
     free = memory._system_available()
+    monkeypatch.setattr(memory, "_system_available", lambda: free)  # it moves as other processes run
     own, group = tmp_path / "cgroup", tmp_path / "groups" / "job"
     own.write_text("0::/job\n")
     group.mkdir(parents=True)
