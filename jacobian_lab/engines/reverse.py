@@ -61,6 +61,19 @@ class Record:
 SHARED_BYTES = 1 << 16
 
 
+def _copied(base, operands):
+    """The array a view a primitive returned is of, where the primitive made it (reshape of a transpose
+    copies, then views the copy): not an operand's memory, so fresh memory the tape holds; else None."""
+    while isinstance(base.base, np.ndarray):
+        base = base.base
+    for a in operands:
+        while isinstance(a, np.ndarray):
+            if a is base:
+                return None
+            a = a.base
+    return base
+
+
 class Tape:
     """Records in topological order; record 0 is the input."""
 
@@ -68,7 +81,7 @@ class Tape:
         self.records: list[Record] = []
         self.elements = 0  # recorded values, summed: a sweep's cotangents per seed, at most
         self.widest = 0  # the largest recorded value: a sweep's widest cotangent per seed
-        self.fresh_bytes = 0  # values the trace computed (not views, not the input): what the tape keeps alive
+        self.fresh_bytes = 0  # values the trace computed, and copies it views (not x, nor views of either): kept alive
         self.kept_bytes = 0  # the copies it keeps of f's constants (`keep`): not in fresh_bytes
         self.max_bytes = sys.maxsize  # what fresh_bytes may reach while f runs (`vjp`'s max_bytes)
         self.over = ""  # what max_bytes is, for its refusal
@@ -80,10 +93,13 @@ class Tape:
 
     def append(self, record) -> int:
         out, records = record.out, self.records
-        if records and getattr(out, "base", 0) is None:
-            self.fresh_bytes += out.nbytes
-            if self.fresh_bytes > self.max_bytes:
-                raise self._over_budget()
+        if records:
+            base = getattr(out, "base", out)  # a Python number has none: nothing to count
+            held = out if base is None else None if base is out else _copied(base, record.args)
+            if held is not None:
+                self.fresh_bytes += held.nbytes
+                if self.fresh_bytes > self.max_bytes:
+                    raise self._over_budget()
         records.append(record)
         size = out.size  # an ndarray or a NumPy scalar
         self.elements += size
