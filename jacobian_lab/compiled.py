@@ -128,7 +128,9 @@ def _outside() -> int:
 class Jitted:
     """A compiled Jacobian function: one `Program` per input structure, shape, dtype and layout.
 
-    `compiles` counts the programs built. A function whose branches follow the
+    `compiles` counts the recordings: each builds a program, or finds that f
+    cannot be replayed (computed eagerly, with a warning, as `program` then
+    says by raising `NotReplayable`). A function whose branches follow the
     values of x gets a program per branch it takes, up to `KEEP_PROGRAMS` per
     input shape, tried in turn (most recently used first); a call none of them
     fits is then computed eagerly, with a warning naming where they differed.

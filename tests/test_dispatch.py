@@ -23,6 +23,7 @@ from helpers import assert_close, assert_fd_close, central_differences, traced_v
 
 import jacobian_lab as jl
 from jacobian_lab import snapshots
+from jacobian_lab.inplace import ReadOnlyError
 from jacobian_lab.tracing import Tracer
 
 MODES = ["forward", "reverse"]
@@ -850,8 +851,8 @@ def test_writing_into_np_asarray_of_a_traced_array_names_the_arrays_to_write_int
         return c
 
     # the array itself, where NumPy's asarray would give it (y computed in f), or a copy
-    with pytest.raises(ValueError, match=r"output array is read-only\. If it is np\.asarray\(y\).*write into y "
-                                         r"itself \(y\[i\] = v.*c = y\.copy\(\)"):
+    with pytest.raises(ReadOnlyError, match=r"output array is read-only\. If it is np\.asarray\(y\).*write into y "
+                                            r"itself \(y\[i\] = v.*c = y\.copy\(\)"):
         run(f, mode)
 
     def contiguous(x):  # NumPy calls no function of ours for these: they convert as asarray does
@@ -859,8 +860,8 @@ def test_writing_into_np_asarray_of_a_traced_array_names_the_arrays_to_write_int
         c[0] = 1.0
         return c
 
-    with pytest.raises(ValueError, match=r"read-only\. If it is np\.asarray\(y\) \(or np\.ascontiguousarray, "
-                                         r"np\.asfortranarray.*y\.copy\(order='F'\)"):
+    with pytest.raises(ReadOnlyError, match=r"read-only\. If it is np\.asarray\(y\) \(or np\.ascontiguousarray, "
+                                            r"np\.asfortranarray.*y\.copy\(order='F'\)"):
         run(contiguous, mode, np.ones((2, 3)))
     with pytest.raises(jl.TracerConversionError, match=r"np\.ascontiguousarray\(x\) \(x\.copy\(order='C'\)"):
         run(lambda x: np.ascontiguousarray(x) * 2.0, mode, np.ones(300))

@@ -375,11 +375,11 @@ def call_traced(f, x, trace):
                 raise ValueError(f"{error}: np.random's permutation shuffles an array of a traced x's elements, "
                                  "which it cannot write; index x with a permutation of its positions instead, "
                                  "x[rng.permutation(len(x))]") from error
-            raise ValueError(f"{error}. If it is np.asarray(y) (or np.ascontiguousarray, np.asfortranarray, "
-                             "np.nditer's operand) of a traced y, an array of y's traced elements through which a "
-                             "write cannot reach y: write into y itself (y[i] = v, or y = y ** 2 for an nditer "
-                             "loop), or into a copy where one is meant (c = y.copy(), or y.copy(order='F') for a "
-                             "Fortran-ordered one)") from error
+            raise ReadOnlyError(f"{error}. If it is np.asarray(y) (or np.ascontiguousarray, np.asfortranarray, "
+                                 "np.nditer's operand) of a traced y, an array of y's traced elements through which a "
+                                 "write cannot reach y: write into y itself (y[i] = v, or y = y ** 2 for an nditer "
+                                 "loop), or into a copy where one is meant (c = y.copy(), or y.copy(order='F') for a "
+                                 "Fortran-ordered one)") from error
         _note_scipy(error)
         raise  # scipy's own error types too (minpack's, from fsolve), named by `_refused` when it can
     finally:
