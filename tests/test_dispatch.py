@@ -614,6 +614,18 @@ def test_conversion_raises_tracer_conversion_error(f, mode):
     assert isinstance(info.value, TypeError)
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse", "jit"])
+def test_np_vectorize_with_float_otypes_is_refused_naming_otypes(mode):
+    """It stores each traced result into a float array: refused, but as a store into a plain array, which f
+    does not write, without a word about otypes."""
+    def f(x, otypes):
+        return np.vectorize(lambda v: v * v + 1.0, otypes=otypes)(x)
+
+    with pytest.raises(jl.TracerConversionError, match=r"np\.vectorize with otypes=\[float\].*Drop otypes"):
+        run(lambda x: f(x, [np.float32]), mode)
+    np.testing.assert_array_equal(run(lambda x: f(x, [object]), mode, np.arange(3.0)), np.diag([0.0, 2.0, 4.0]))
+
+
 def test_a_frompyfunc_ufunc_is_refused_naming_np_vectorize_which_works():
     def square(v):
         return v * v

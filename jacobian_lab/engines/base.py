@@ -225,6 +225,13 @@ def _reworded(error, trace) -> Exception | None:
         return None
     stored = isinstance(error.__cause__, TracerConversionError) or (
         str(error) == _FLAT_SETTER and trace.converting is not None)
+    if isinstance(error, ValueError) and stored and any(
+            frame.f_code.co_name == "_vectorize_call" and module.startswith("numpy.") for module, frame in _frames(error)):
+        return TracerConversionError(
+            "np.vectorize with otypes=[float] (or another float type) stores each traced result into a plain array "
+            "of that type, which would drop the derivative, so jacobian_lab refuses it (NumPy reports it as "
+            f"{str(error)!r}). Drop otypes, and np.vectorize builds its array from the traced results (or pass "
+            "otypes=[object]); better still, write the function with NumPy operations on whole arrays")
     if isinstance(error, ValueError) and stored:
         return TracerConversionError(
             "storing a traced value into an element of a plain array (y[i] = x[j], y.flat[i] = x[j]) or "
