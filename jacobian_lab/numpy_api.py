@@ -33,7 +33,23 @@ from .rules.sparse import is_sparse
 FUNCTIONS: dict[Callable, Callable] = {}
 
 
-def implements(*numpy_functions):
+def implements(*numpy_functions, replace: bool = False):
+    """Route calls of `numpy_functions` on traced arrays to the decorated function, which computes them with
+    primitives. One that is routed already is refused unless `replace` (its derivative would change for
+    every caller in the process, silently).
+
+    >>> import numpy as np
+    >>> implements(np.nan_to_num)(lambda x, **kwargs: x)
+    Traceback (most recent call last):
+    ...
+    ValueError: numpy.nan_to_num is routed already (jacobian_lab computes it); pass replace=True to route it to yours
+    """
+    taken = [f for f in numpy_functions if f in FUNCTIONS] if not replace else []
+    if taken:
+        name = getattr(taken[0], "__name__", repr(taken[0]))
+        raise ValueError(f"numpy.{name} is routed already (jacobian_lab computes it); pass replace=True to "
+                         "route it to yours")
+
     def decorate(fn):
         for f in numpy_functions:
             FUNCTIONS[f] = fn

@@ -28,6 +28,19 @@ def test_an_engine_is_refused_under_a_name_registered_already():
     np.testing.assert_allclose(jl.jacobian(np.sin, np.ones(2)), np.diag(np.cos(np.ones(2))))
 
 
+def test_a_numpy_function_routed_already_is_refused_unless_replaced(monkeypatch):
+    """implements replaced the package's own routing silently: np.nan_to_num's derivative became 0 for every
+    caller in the process."""
+    from jacobian_lab import numpy_api
+
+    monkeypatch.setattr(numpy_api, "FUNCTIONS", dict(numpy_api.FUNCTIONS))  # undone after the test
+    with pytest.raises(ValueError, match=r"numpy\.nan_to_num is routed already .*pass replace=True"):
+        numpy_api.implements(np.nan_to_num)(lambda x, **kwargs: x * 0.0)
+    np.testing.assert_array_equal(jl.jacobian(np.nan_to_num, np.ones(2)), np.eye(2))
+    numpy_api.implements(np.nan_to_num, replace=True)(lambda x, **kwargs: x * 3.0)
+    np.testing.assert_array_equal(jl.jacobian(np.nan_to_num, np.ones(2)), 3.0 * np.eye(2))
+
+
 @pytest.fixture
 def own_registry():
     """Primitives a test registers are gone after it: the registry's tests walk every one."""
