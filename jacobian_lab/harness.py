@@ -371,6 +371,8 @@ def _columns(push, x, step, limit, y_shape=None, executor=None, task=None):
         y_shape = np.shape(y)
         room = room_left(y_shape)
     J_T = _fill(None, lo, hi, y_dot, y_shape, n, dtype, "tangent")
+    if not math.prod(y_shape):  # J has no entries: the first pass told y's shape, and more would compute nothing
+        return J_T.T.reshape(y_shape + x.shape)
     first, y_dot = y, None  # the tangents are not held while the other passes run
 
     def serial(ranges):
@@ -492,7 +494,7 @@ def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=
             f"a sweep with {step} cotangent{'s' * (step > 1)} needs about {memory.readable(step * seed_bytes)}, over "
             f"the {memory.readable(room)} left in the memory budget (max_memory); {advice}"
         )
-    passes = batches(m, step)
+    passes = batches(m if x.size else min(m, step), step)  # an empty x: one sweep, as an empty y takes one pass
     lo, hi = next(passes)
     # The first sweep stages the tape's rules, once; with a single sweep its cotangent is J.
     J = _fill(None, lo, hi, pullback(seeds(lo, hi, y_shape, dtype)), x.shape, m, dtype, "cotangent")

@@ -103,6 +103,8 @@ class Prediction:
 
         With no seeds (an empty x in forward mode, an empty output in reverse
         mode) this is (0, 1): one pass of no seeds evaluates f, for y's shape.
+        With nothing on the other side (an empty output in forward mode, an
+        empty x in reverse mode), J has no entries and one pass is run.
 
         >>> import numpy as np, jacobian_lab as jl
         >>> p = jl.predict(lambda x: np.tanh(np.outer(x, x)).sum(axis=0), np.ones(20))
@@ -119,6 +121,8 @@ class Prediction:
             step, passes = schedule(mode, self.n, self.m, batch_size, self.tangent_bytes, room)
         else:
             step, passes = schedule(mode, self.n, self.m, batch_size, self.seed_bytes, room, self.widest)
+        if not (self.m if mode == "forward" else self.n):
+            passes = 1  # J has no entries: after the first pass, the harness has what it needs
         return min(step, self.n if mode == "forward" else self.m), passes  # the harness steps by 1 over no seeds
 
     def exact(self, mode: str, batch_size=None, max_memory=None) -> bool:
@@ -154,16 +158,16 @@ class Prediction:
 
     def _terms(self, mode: str, batch_size, max_memory) -> list[tuple[str, int, Cost]]:
         """One Jacobian's work as (phase, times, Cost) terms: the one formula `cost` and `ops` sum."""
-        _, passes = self.schedule(mode, batch_size, max_memory)
+        step, passes = self.schedule(mode, batch_size, max_memory)
         replay = mode == "auto"  # either order built on the one tape auto mode records
         if replay:
             mode = self.mode(batch_size, max_memory)
         if mode == "forward":  # the primal-only factors once per pass, the rest once per seed; f once per pass,
             # or once in all when the passes replay a tape
             return [*self._evaluations(1 if replay else passes), (TANGENT, passes, self.tangent.fixed),
-                    (TANGENT, self.n, self.tangent.per_seed)]
-        return [*self._evaluations(1), (COTANGENT, 1, self.staging),
-                (COTANGENT, passes, self.cotangent.fixed), (COTANGENT, self.m, self.cotangent.per_seed)]
+                    (TANGENT, min(self.n, step * passes), self.tangent.per_seed)]
+        return [*self._evaluations(1), (COTANGENT, 1, self.staging), (COTANGENT, passes, self.cotangent.fixed),
+                (COTANGENT, min(self.m, step * passes), self.cotangent.per_seed)]
 
     def _evaluations(self, times: int) -> list[tuple[str, int, Cost]]:
         """`times` evaluations of f as terms: the derivatives taken inside f in their own phases."""

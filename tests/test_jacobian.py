@@ -550,6 +550,20 @@ def test_empty_jacobians(f, x, mode):
     assert not J.any()
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+@pytest.mark.parametrize("f, x", [
+    pytest.param(lambda x: np.sin(x)[:0] * 2.0, np.linspace(0.0, 1.0, 20_000), id="no outputs"),
+    pytest.param(lambda x: x[:0] * 2.0, np.linspace(0.0, 1.0, 20_000), id="no outputs, no work"),
+    pytest.param(lambda x: np.sin(np.arange(20_000.0)) + np.sum(x), np.zeros(0), id="no inputs"),
+])
+def test_an_empty_jacobian_takes_one_pass_counted_as_predicted(f, x, mode):
+    """With nothing on the other side, a pass per seed computed nothing: 10,000 passes of 2 seeds for no outputs
+    at n = 20,000 (50,000 and 2 s at 1e5, more than 30 s at 1e6), auto taking them on the 0-flop tie."""
+    measured = jl.measure(f, x, mode=mode, repeat=1)
+    assert measured.jacobian.shape == np.shape(f(x)) + x.shape and measured.passes == 1
+    assert measured.total == jl.predict(f, x).total(mode)
+
+
 # --- jvp, vjp, grad ---------------------------------------------------------------
 JVP_CASES = [c for c in CASE_PARAMS if c.values[0].name in
              ("seed sum(sin(exp(x**2)))", "traced @ traced", "sum over axes of 3-d", "0-d input",
