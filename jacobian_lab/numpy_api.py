@@ -404,7 +404,18 @@ def in_dtype(name, result, dtype):
 
 
 
+#: NumPy's functions of integers and booleans: a traced array's values are floats (an integer x is differentiated
+#: as a float array), and a bit of one has no derivative
+_BITWISE = {f"numpy.{ufunc.__name__}" for ufunc in (np.bitwise_and, np.bitwise_or, np.bitwise_xor, np.invert,
+                                                    np.left_shift, np.right_shift)}
+
+
 def unsupported(name: str) -> NotImplementedError:
+    if name in _BITWISE:
+        return NotImplementedError(
+            f"{name} (an operator &, |, ^, ~, << or >>) computes on the bits of integers, and a traced array holds "
+            "floats (an integer x is differentiated as a float array): its bits have no derivative. Compute it on "
+            "values that do not come from x, or write it with comparisons (x > 0) and np.where")
     rewrite = instead(name)
     return NotImplementedError(
         f"{name} has no derivative rule in jacobian_lab, so it cannot run on traced arrays. "

@@ -471,6 +471,15 @@ class Tracer:
     __gt__, __ge__ = binary_method(E.greater), binary_method(E.greater_equal)
     __eq__, __ne__ = binary_method(E.equal), binary_method(E.not_equal)
     __hash__ = None
+    # NumPy's ufuncs, which refuse a traced array by name: Python's own error would name the tracer's class
+    __and__, __rand__ = binary_methods(np.bitwise_and)
+    __or__, __ror__ = binary_methods(np.bitwise_or)
+    __xor__, __rxor__ = binary_methods(np.bitwise_xor)
+    __lshift__, __rlshift__ = binary_methods(np.left_shift)
+    __rshift__, __rrshift__ = binary_methods(np.right_shift)
+
+    def __invert__(self):
+        return np.invert(self)
 
     # In place: the tracer itself takes the result, so every name bound to it sees it (`inplace`).
     __iadd__, __isub__ = inplace.operator(E.add, "+"), inplace.operator(E.subtract, "-")
@@ -673,6 +682,10 @@ class Tracer:
             return inplace.laid_out(inplace.clone(converted), "K") if copy and converted is self else converted
         if not self.constant and np.issubdtype(dtype, np.integer):  # cell indices: (x / dx).astype(int)
             return np.trunc(self).astype(dtype)  # NumPy's cast rounds toward zero; a step: no derivative, as in JAX
+        if np.issubdtype(dtype, np.complexfloating):
+            raise TypeError(f".astype({np.dtype(dtype).name}) of a traced array: jacobian_lab differentiates real "
+                            "functions only. Carry the real and imaginary parts as two real arrays (np.exp(1j * x) "
+                            "is np.cos(x) + 1j * np.sin(x)) and return them as real outputs.")
         return self._plain(f".astype({np.dtype(dtype).name})").astype(dtype)
 
 

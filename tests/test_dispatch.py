@@ -2435,6 +2435,25 @@ def test_complex_values_computed_inside_f_are_refused(f, call):
         call(f)
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse", "jit"])
+@pytest.mark.parametrize("dtype", [complex, np.complex64])
+def test_a_cast_to_complex_is_refused_as_complex_values_are(dtype, mode):
+    """It was refused as a conversion that "would drop its derivative", with no word about complex values."""
+    with pytest.raises(TypeError, match=r"\.astype\(complex(128|64)\) of a traced array: jacobian_lab "
+                                        r"differentiates real functions only.*real and imaginary parts"):
+        run(lambda x: np.abs(x.astype(dtype)), mode)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("f", [lambda x: (x & 1) * x, lambda x: x | 2, lambda x: 3 ^ x, lambda x: ~x,
+                               lambda x: x << 1, lambda x: 1 >> x], ids=["&", "|", "^ (reflected)", "~", "<<", ">>"])
+def test_bitwise_operators_are_refused_naming_the_floats_a_traced_array_holds(f, mode):
+    """Python's own error named the tracer's class: "unsupported operand type(s) for &: 'Node' and 'int'"."""
+    with pytest.raises(NotImplementedError, match=r"numpy\.\w+ \(an operator &, \|, \^, ~, << or >>\) computes on "
+                                                  r"the bits of integers, and a traced array holds floats"):
+        run(f, mode, np.array([3.0, 5.0]))
+
+
 @pytest.mark.parametrize("index", [0, slice(0, 2), np.array([True, False, True])], ids=["item", "slice", "mask"])
 def test_writing_a_python_complex_into_a_traced_array_raises_as_numpy_does(index):
     """NumPy converts a Python complex written into floats with float(), which raises; an array of complex
