@@ -225,8 +225,7 @@ def _reworded(error, trace) -> Exception | None:
         return None
     stored = isinstance(error.__cause__, TracerConversionError) or (
         str(error) == _FLAT_SETTER and trace.converting is not None)
-    if isinstance(error, ValueError) and stored and any(
-            frame.f_code.co_name == "_vectorize_call" and module.startswith("numpy.") for module, frame in _frames(error)):
+    if isinstance(error, ValueError) and stored and _in_vectorize(error):
         return TracerConversionError(
             "np.vectorize with otypes=[float] (or another float type) stores each traced result into a plain array "
             "of that type, which would drop the derivative, so jacobian_lab refuses it (NumPy reports it as "
@@ -307,6 +306,12 @@ def _frames(error):
     while tb is not None:
         yield tb.tb_frame.f_globals.get("__name__", ""), tb.tb_frame
         tb = tb.tb_next
+
+
+def _in_vectorize(error) -> bool:
+    """Whether `error` came out of np.vectorize's loop, which stores each result into an array of its otypes."""
+    return any(frame.f_code.co_name == "_vectorize_call" and module.startswith("numpy.")
+               for module, frame in _frames(error))
 
 
 def _in_numpys_own(error, name: str) -> bool:
