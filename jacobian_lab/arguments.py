@@ -32,7 +32,10 @@ def check(argnums, has_aux):
     numbers = argnums if isinstance(argnums, tuple) else (argnums,)
     for i in numbers:
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
-            raise TypeError(f"argnums must be an int or a sequence of ints, got {argnums!r}")
+            point = isinstance(i, (float, np.floating, np.ndarray))  # x, passed where JAX's transforms take argnums
+            raise TypeError(f"argnums must be an int or a sequence of ints, got {argnums!r}" + (
+                "; if that is x: jl.grad(f), jl.value_and_grad(f), jl.jacfwd(f) and jl.jacrev(f) return a function "
+                "of f's arguments, called as jl.grad(f)(x) (jl.jacobian(f, x) takes x itself)" if point else ""))
     if isinstance(argnums, tuple) and (not argnums or len(set(argnums)) < len(argnums)):
         raise ValueError(f"argnums must name each argument once, and at least one, got {argnums!r}")
     return argnums

@@ -253,6 +253,15 @@ def test_bad_options_are_refused_when_the_function_is_built(bad, error, message)
             make(layer, **bad)
 
 
+@pytest.mark.parametrize("x", [np.ones(3), 0.5, [0.1, 0.2]], ids=["array", "float", "list"])
+def test_x_passed_where_argnums_goes_is_refused_naming_the_call_that_takes_it(x):
+    """jl.jacobian(f, x) and jl.hessian(f, x) take x, so jl.grad(f, x) is tried too: it said only that argnums must
+    be an int."""
+    for make in (jl.grad, jl.value_and_grad, jl.jacfwd, jl.jacrev):
+        with pytest.raises(TypeError, match=r"argnums must be an int .*; if that is x: .* as jl\.grad\(f\)\(x\)"):
+            make(np.sum, x)
+
+
 def test_arguments_that_argnums_does_not_find_are_refused():
     with pytest.raises(TypeError, match=r"argnums=2, which needs at least 3 positional arguments, got 2"):
         jl.jacrev(layer, argnums=2)(W, X)
