@@ -82,11 +82,7 @@ def hvp(f: Callable, x, v):
     """
     check_function(f)
     g, x_flat = prepare(f, x, nested=True)
-    try:
-        v = _flat_like(v, g.in_def, "v")
-    except ValueError as error:
-        raise ValueError(f"{error} (k directions stacked as (k, *x.shape) are taken for an array x; for a tree "
-                         "of arrays, one direction per call)") from None
+    v = _flat_like(v, g.in_def, "v")
     tangents, batched = _split_batch(v, x_flat.shape, "v", result_dtype(x_flat))
     _, products = engines.get("forward").jvp(Derivative(g, scalar="a Hessian-vector product"), x_flat, tangents)
     products = products.astype(tangents.dtype, copy=False)  # the derivative dtype, as for jvp

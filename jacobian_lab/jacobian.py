@@ -303,8 +303,10 @@ def _flat_like(value, treedef, name):
     leaves, d = trees.flatten(value)
     found = trees.difference(d, treedef)
     if found is not None:
-        raise ValueError(f"{name} must have the same structure and leaf shapes as "
-                         f"{'f(x)' if name == 'y_bar' else 'x'}; {found}")
+        of = "f(x)" if name == "y_bar" else "x"
+        raise ValueError(f"{name} must have the same structure and leaf shapes as {of}; {found} (k directions "
+                         f"stacked as (k, *shape) are taken for an array {of}; for a tree of arrays, one direction "
+                         "per call)")
     return np.concatenate([np.ravel(_real(leaf, name)) for leaf in leaves])
 
 

@@ -96,7 +96,14 @@ def test_jvp_and_vjp_with_structures():
                          (np.ones(4), "at the top: an array of shape (4,) where a tuple is expected")]:
         with pytest.raises(ValueError, match="y_bar must have the same structure and leaf shapes as f") as info:
             pullback(y_bar)
-        assert str(info.value).endswith(found)
+        assert f"; {found} (k directions stacked as (k, *shape) are taken for an array f(x)" in str(info.value)
+    with pytest.raises(ValueError, match=r"at \[0\]: an array of shape \(5, 2\) where \(2,\) is expected "
+                                         r"\(k directions stacked .* for a tree of arrays, one direction per call\)"):
+        pullback((np.ones((5, 2)), np.ones((5, 2))))  # k cotangents, as an array f(x) takes them
+    with pytest.raises(ValueError, match=r"x_dot must .*\(5, 2, 3\) where \(2, 3\) is expected \(k directions "
+                                         r"stacked as \(k, \*shape\) are taken for an array x; for a tree of "
+                                         r"arrays, one direction"):
+        jl.jvp(layer, PARAMS, {"W": np.ones((5, 2, 3)), "b": np.ones((5, 2)), "x": np.ones((5, 3))})
 
 
 def test_measure_and_compare_accept_structures():
