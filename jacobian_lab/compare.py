@@ -122,6 +122,8 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
     signature cannot be hashed is probed on every call, the counted one too.)
     mode="jit"
     compiles ``jl.jit(jl.jacobian(f))`` first and measures its replays.
+    A `prediction` given (auto mode's reason reads it) must be of this f and x,
+    in every mode.
     mode="sparse" measures `sparse_jacobian` (its pattern read on every call,
     its coloring kept from the counted run), with `jacobian` as a dense array
     of shape (m, n). A structured x or output is measured flattened:
@@ -146,12 +148,16 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
     if isinstance(repeat, bool) or not isinstance(repeat, (int, np.integer)) or repeat < 1:
         raise ValueError(f"repeat must be a positive integer, got {repeat!r}")
     reason = ""
-    if mode == "jit":
-        return _measure_compiled(f, x, batch_size, repeat, max_memory)
-    if mode == "sparse":
-        return _measure_compressed(f, x, batch_size, repeat)
+    if prediction is not None:  # refused in every mode, though only auto's reason reads it
+        prediction = _fitting(prediction, x.size)
+    if mode in ("jit", "sparse"):
+        measured = (_measure_compiled(f, x, batch_size, repeat, max_memory) if mode == "jit"
+                    else _measure_compressed(f, x, batch_size, repeat))
+        if prediction is not None:
+            _fitting(prediction, x.size, _rows_of(measured.jacobian, x))
+        return measured
     if mode == "auto":
-        prediction = predict(f, x) if prediction is None else _fitting(prediction, x.size)
+        prediction = predict(f, x) if prediction is None else prediction
         # Decided outside the count, as auto mode decides: the counted call finds the choice remembered, whether
         # or not an auto call at this tape came before.
         chosen = choose_order(f, x, batch_size, max_memory)[0]
@@ -163,7 +169,7 @@ def measure(f: Callable, x, mode: str = "reverse", batch_size=None, repeat: int 
     # Auto mode is run as itself: jacobian(f, x, chosen) would have no tape to size and replay its passes on.
     run = lambda: jacobian(f, x, mode, batch_size, max_memory=max_memory, executor=executor)  # noqa: E731
     J, counter, peak = _counted(run)
-    if mode == "auto":
+    if prediction is not None:
         _fitting(prediction, x.size, _rows_of(J, x))
     seconds = _timed(run, repeat)
     return Measurement(J, chosen, counter.batch_size, counter.passes, counter.costs(), seconds, peak,

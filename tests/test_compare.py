@@ -337,15 +337,16 @@ def test_a_prediction_of_another_jacobians_shape_is_refused():
     f, x = (lambda v: np.sin(v) * 2.0), np.linspace(0.1, 1.0, 3)
     of_another_x = jl.predict(f, np.ones(5))
     of_another_f = jl.predict(lambda v: np.outer(v, v), x)  # 9x3, not 3x3
-    for call in (lambda p: jl.compare(f, x, repeat=1, prediction=p),
-                 lambda p: jl.measure(f, x, mode="auto", repeat=1, prediction=p)):
+    measures = [lambda p, mode=mode: jl.measure(f, x, mode=mode, repeat=1, prediction=p)
+                for mode in ("auto", "forward", "reverse", "jit", "sparse")]  # all but auto ignored it
+    for call in [lambda p: jl.compare(f, x, repeat=1, prediction=p), *measures]:
         with pytest.raises(ValueError, match=r"prediction is of a 5x5 Jacobian, where x has 3 entries: pass "
                                              r"jl.predict\(f, x\) of this f and x"):
             call(of_another_x)
         with pytest.raises(ValueError, match=r"prediction is of a 9x3 Jacobian, where f's at this x is 3x3"):
             call(of_another_f)
-    with pytest.raises(TypeError, match="prediction must be what jl.predict"):
-        jl.compare(f, x, repeat=1, prediction="auto")
+        with pytest.raises(TypeError, match="prediction must be what jl.predict"):
+            call("auto")
 
 
 def test_table_returns_the_whole_table_inside_a_notebook(monkeypatch, capsys):
