@@ -2712,7 +2712,11 @@ BAD_OUTPUTS = [
     ("string", lambda x: "result", "str"),
     ("integer array", lambda x: np.arange(3), "int"),
     ("boolean array", lambda x: x > 0, "bool"),
-    ("generator", lambda x: (v for v in x), "a generator, not an array"),
+    ("generator", lambda x: (v for v in x), r"a generator, not an array; .* \(np\.stack\(list\(\.\.\.\)\) of its "
+                                            r"values\)$"),
+    ("set", lambda x: {1.0, 2.0}, r"a set, not an array; .* \(a set has no order .*as a sorted list\)$"),
+    ("object", lambda x: object(), r"an object, not an array; it must return a float array, or a tuple, list or "
+                                   r"dict of them$"),  # neither fields nor values: no hint
     ("masked array", lambda x: np.ma.masked_less(x, 1.0), r"masked array \(np.ma\).*np.where"),
 ]
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import gc
+import inspect
 import itertools
 from typing import Callable, Protocol
 
@@ -402,6 +403,17 @@ def call_traced(f, x, trace):
         trace.finish()
 
 
+def _returned_instead(y) -> str:
+    """What to return instead of `y`, an object that is no array nor a tree of them, where its kind tells."""
+    if inspect.isgenerator(y) or isinstance(y, (range, map, filter, zip)):
+        return " (np.stack(list(...)) of its values)"
+    if isinstance(y, (set, frozenset)):
+        return " (a set has no order to give its values places in an array: return them as a sorted list)"
+    if hasattr(y, "__dict__") or hasattr(type(y), "__slots__") and type(y).__slots__:
+        return " (an object's arrays as a dict: {'a': out.a, 'b': out.b})"
+    return ""
+
+
 def check_output(y, trace):
     """Validate what f returned: `(value, traced)`, value a float array or a tracer of `trace`."""
     y = from_objects(y)  # return np.array([a, b]) of traced scalars
@@ -432,8 +444,7 @@ def check_output(y, trace):
         module = "" if type(y).__module__ == "builtins" else f"{type(y).__module__}."
         kind = trees.with_article(module + type(y).__qualname__)
         raise TypeError(f"f returned {kind}, not an array; it must return a float array, or a tuple, list or dict "
-                        "of them (its fields' arrays as a dict: {'a': out.a, 'b': out.b}; np.stack([...]) of a "
-                        "generator's values)")
+                        f"of them{_returned_instead(y)}")
     value = np.asarray(y)
     if value.dtype.kind not in "f":
         raise TypeError(
