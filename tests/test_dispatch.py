@@ -1416,6 +1416,29 @@ def test_item_assignment_fails_where_numpys_does_with_its_message(write, error, 
         run(f, mode)
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse", "jit"])
+@pytest.mark.parametrize("write, slope", [
+    (lambda x: x.__setitem__((), x ** 2), lambda v: 2 * v),
+    (lambda x: x.__setitem__(Ellipsis, np.sin(x)), np.cos),
+    (lambda x: np.copyto(x, 3.0 * x), lambda v: 3.0),
+    (lambda x: np.sin(x, out=x), np.cos),
+    (lambda x: x.fill(2.0), lambda v: 0.0),
+], ids=["x[()] =", "x[...] =", "np.copyto", "out=x", "fill"])
+def test_a_0d_x_takes_writes_as_numpys_0d_arrays_do(write, slope, mode):
+    """A 0-d x was taken for a NumPy scalar, which is immutable: every write into it was refused, and
+    into x.copy() too, where a shape-(1,) x took them."""
+    def f(x):
+        write(x)
+        return x * 1.0
+
+    for make in (lambda x: x, lambda x: x.copy()):
+        value = np.array(0.4)
+        reference = make(value.copy())
+        write(reference)  # NumPy itself: x is a 0-d array
+        np.testing.assert_allclose(run(lambda x: f(make(x)), mode, value), slope(0.4), rtol=1e-15)
+        assert traced_value(lambda x: f(make(x)), np.array(0.4)) == reference
+
+
 def _add_at(x):
     np.add.at(x, [0, 0], 1.0)
 
