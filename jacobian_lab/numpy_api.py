@@ -435,12 +435,20 @@ def normalize_axis(axis, ndim):
         if not isinstance(a, (int, np.integer)) or isinstance(a, (bool, np.bool_)):
             raise TypeError(f"an axis must be an integer, got {a!r}")
         a = int(a)
-        if not -ndim <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
+        if a not in (0, -1) if ndim == 0 else not -ndim <= a < ndim:  # a 0-d array's reductions take 0 and -1
             raise np.exceptions.AxisError(a, ndim)
         out.append(a % max(ndim, 1))
     if len(set(out)) != len(out):
         raise ValueError("duplicate value in 'axis'")
     return tuple(sorted(out)) if ndim else ()
+
+
+def no_axis_of_0d(a, axis) -> None:
+    """Refuse an axis of a 0-d `a` where NumPy's function does (mean, var, std, average, median, the
+    quantiles, nanmedian and the nan quantiles), though its ufunc reductions (sum, max, ...) take 0 and -1."""
+    axes = () if axis is None else (axis,) if np.isscalar(axis) else tuple(axis)
+    if axes and np.ndim(a) == 0:
+        raise np.exceptions.AxisError(axes[0], 0)
 
 
 def one_axis(axis, ndim):
@@ -534,6 +542,7 @@ implements(np.min, np.amin)(_reducer(R.min, "min"))
 
 @implements(np.mean)
 def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
+    no_axis_of_0d(a, axis)
     a = _accumulated_in("mean", a, dtype)
     if not _masks(where):
         return _reduction(R.mean, a, axis, keepdims)
@@ -550,7 +559,7 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
 def _cumulative(prim, name):
     def fn(a, axis=None, dtype=None, out=None):
         a = _accumulated_in(name, a, dtype)
-        if axis is None:
+        if axis is None or not normalize_axis(axis, np.ndim(a)):  # a 0-d a, as NumPy: its one element, 1-d
             return prim(ravel(a), axis=0)
         return prim(a, axis=one_axis(axis, np.ndim(a)))
 

@@ -136,6 +136,7 @@ def _levels_first(result, q, a, axes, keepdims):
 
 
 def _quantile(name, a, q, axis, method, keepdims, weights, weak_q):
+    api.no_axis_of_0d(a, axis)
     if weights is not None:
         return _weighted(np.quantile, a, _levels(name, q, method, None), axis, method, keepdims, weights)
     q = _levels(name, q, method, weights)
@@ -244,6 +245,7 @@ def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear"
 @implements(np.median)
 def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     """The middle order statistic, or the mean of the two middle ones (NumPy's values exactly)."""
+    api.no_axis_of_0d(a, axis)
     if np.size(a) == 0:
         return api.mean(a, axis=axis, keepdims=keepdims)  # NaN with NumPy's warning, as NumPy's median
     values, axes = _along_last(a, axis)
@@ -284,6 +286,7 @@ def nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=np._NoValu
 
     overwrite_input only allows NumPy to reorder `a`; leaving it intact honours it.
     """
+    api.no_axis_of_0d(a, axis)
     keep = stats.keepdims_of(keepdims)
     if np.size(a) == 0:
         return stats.nanmean(a, axis, keepdims=keep)  # as NumPy
@@ -299,6 +302,7 @@ def _nan_quantile(name, a, q, axis, method, keepdims, weights, weak_q):
     if weights is not None:
         return _weighted(np.nanquantile, a, _levels(name, q, method, None), axis, method, keepdims, weights)
     q = _levels(name, q, method, weights)
+    api.no_axis_of_0d(a, axis)
     keep = stats.keepdims_of(keepdims)
     if np.size(a) == 0:
         return stats.nanmean(a, axis, keepdims=keep)  # as NumPy

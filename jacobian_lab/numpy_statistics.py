@@ -32,6 +32,7 @@ def _ddof(ddof, correction):
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None, correction=None):
     """NumPy's steps: the mean (or the `mean=` given, NumPy 2), the squared deviations, their sum over
     the count less ddof; with `where=`, over the entries the mask keeps (NumPy's value up to rounding)."""
+    api.no_axis_of_0d(a, axis)
     ddof = _ddof(ddof, correction)
     a = api.in_dtype("var", a, dtype)
     axes = normalize_axis(axis, np.ndim(a))
@@ -61,6 +62,7 @@ def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
 
 @implements(np.average)
 def average(a, axis=None, weights=None, returned=False, keepdims=False):
+    api.no_axis_of_0d(a, axis)
     if weights is None:
         result, weight_sum = api.mean(a, axis=axis, keepdims=keepdims), None
     else:

@@ -1416,6 +1416,29 @@ def test_item_assignment_fails_where_numpys_does_with_its_message(write, error, 
         run(f, mode)
 
 
+REDUCTIONS_OF_0D = ["sum", "prod", "min", "max", "nansum", "nanprod", "nanmin", "nanmax", "nanmean", "nanvar",
+                    "nanstd", "ptp", "cumsum", "cumprod", "mean", "var", "std", "average", "median", "nanmedian"]
+
+
+@pytest.mark.parametrize("axis", [0, -1])
+@pytest.mark.parametrize("name", REDUCTIONS_OF_0D + ["quantile", "nanquantile", "percentile"])
+def test_an_axis_of_a_0d_array_is_taken_or_refused_as_numpy_does(name, axis):
+    """NumPy's ufunc reductions take axis 0 and -1 of a 0-d array (-1 was refused), where its mean, var, std,
+    average, median and quantiles refuse both (they were taken)."""
+    fn = getattr(np, name)
+    f = (lambda v: fn(v, 0.5, axis=axis)) if "quantile" in name or "percentile" in name else \
+        (lambda v: fn(v, axis=axis) * 1.0)
+    x = np.array(0.4)
+    try:
+        expected = f(x)
+    except np.exceptions.AxisError:
+        with pytest.raises(np.exceptions.AxisError):
+            jl.jacobian(f, x)
+        return
+    assert traced_value(f, x).shape == np.shape(expected)
+    assert_fd_close(jl.jacobian(f, x), central_differences(f, x), name)
+
+
 @pytest.mark.parametrize("mode", ["forward", "reverse", "jit"])
 @pytest.mark.parametrize("write, slope", [
     (lambda x: x.__setitem__((), x ** 2), lambda v: 2 * v),
