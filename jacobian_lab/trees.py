@@ -22,9 +22,10 @@ def is_tree(value) -> bool:
 
 def is_numbers(value) -> bool:
     """A (nested) list or tuple of plain Python numbers or NumPy's real scalars (np.float32(1.0)), which
-    NumPy users mean as one array (a namedtuple's fields are named: it stays a tree)."""
+    NumPy users mean as one array (a namedtuple's fields are named: it stays a tree). One that holds no
+    number (``()``, ``[[]]``) is an empty tree, as in JAX, not an empty array."""
     if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
-        return all(is_numbers(v) for v in value)
+        return bool(value) and all(is_numbers(v) for v in value)
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
