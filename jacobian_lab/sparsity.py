@@ -309,11 +309,22 @@ def _scan(record, operands, n):
     shape, axis = np.shape(record.args[0]), record.params["axis"]
     length, stride = shape[axis], math.prod(shape[axis + 1:])
     rows, cols = np.divmod(operands[0], n)
-    first = (rows // stride) % length  # a key's own position along the axis ...
-    reach = length - first  # ... and the positions from there to the end, which it reaches
+    position = (rows // stride) % length  # a key's own position along the axis, in the line of elements
+    line = rows - position * stride  # along it that starts at this row
+    # An input reaches a line's elements from the first position it is found at: that one alone is expanded,
+    # or a dense operand (a Hessian's cumulative sweep) would expand n^2 keys into n^3 before merging them.
+    group = line * n + cols
+    order = np.lexsort((position, group))
+    group, position = group[order], position[order]
+    first = np.empty(group.size, dtype=bool)
+    first[:1] = True
+    np.not_equal(group[1:], group[:-1], out=first[1:])
+    group, start = group[first], position[first]
+    reach = length - start  # the positions from there to the end
     _fits(int(reach.sum()))
     steps = np.arange(reach.sum()) - np.repeat(np.cumsum(reach) - reach, reach)
-    return _unique((np.repeat(rows, reach) + steps * stride) * n + np.repeat(cols, reach))
+    line, cols = np.divmod(group, n)
+    return np.sort((np.repeat(line + start * stride, reach) + steps * stride) * n + np.repeat(cols, reach))
 
 
 def _matmul(record, operands, n):
