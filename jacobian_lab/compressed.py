@@ -39,7 +39,7 @@ from .accounting import active_counter
 from .jacobian import _NO_X, function_name, one_input_error, wraps
 from .harness import batches, check_function, check_options, prepare, record, result_dtype, seeds_per_pass
 from .sparsity import NO_PATTERN_TAPE, csr_array, recorded_pattern
-from .symmetric import star_coloring, symmetric_reads
+from .symmetric import clique, star_coloring, symmetric_reads
 from .tracing import Tracer
 
 if TYPE_CHECKING:  # for the annotations only: see sparsity.csr_array
@@ -479,14 +479,15 @@ def widest(pattern) -> tuple[int, int]:
 
 
 def least_seeds(pattern, mode: str) -> int:
-    """A lower bound of the seeds `plan(pattern, mode)` needs, read from row and column sizes alone.
+    """A lower bound of the seeds `plan(pattern, mode)` needs, read from row and column sizes (a star
+    coloring's, from the columns that are pairwise adjacent: `symmetric.clique`).
 
     A row's columns need distinct forward colors and a column's rows distinct
     reverse colors; the bidirectional plan pulls the densest rows (one
     cotangent, when they have entries; none where that saves nothing) and colors
     the columns of the rest; a
-    star coloring needs two colors for an entry off the diagonal, one for a
-    diagonal.
+    star coloring needs a color for each of a set of pairwise adjacent columns,
+    and one for a diagonal.
 
     >>> import numpy as np
     >>> arrow = np.eye(4, dtype=bool); arrow[0] = arrow[:, 0] = True
@@ -495,8 +496,7 @@ def least_seeds(pattern, mode: str) -> int:
     """
     pattern = csr_array(pattern, dtype=bool)
     if mode == "star":
-        rows, cols = pattern.nonzero()
-        return 2 if (rows != cols).any() else int(rows.size > 0)
+        return max(clique(pattern), int(pattern.nnz > 0))
     if mode != "bidirectional":
         return widest(pattern)[mode == "reverse"]
     sizes = np.diff(pattern.indptr)

@@ -21,7 +21,7 @@ import numpy as np
 
 from .sparsity import csr_array
 
-__all__ = ["star_coloring", "symmetric_reads"]
+__all__ = ["clique", "star_coloring", "symmetric_reads"]
 
 
 def star_coloring(pattern) -> np.ndarray:
@@ -43,18 +43,44 @@ def star_coloring(pattern) -> np.ndarray:
     array([0, 1, 1, 1, 1])
     """
     pattern = _square(pattern)
-    rows, cols = _edges(pattern)
+    adjacent, ptr = _adjacent(pattern)
     n = pattern.shape[0]
-    by_row = np.argsort(rows, kind="stable")
-    ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).tolist()
-    idx = cols[by_row].tolist()
-    adjacent = [idx[ptr[v]:ptr[v + 1]] for v in range(n)]
     most_first = _greedy_star(sorted(range(n), key=lambda v: -len(adjacent[v])), adjacent)
     fewest_first = _greedy_star(sorted(range(n), key=lambda v: len(adjacent[v])), adjacent)
     colors = min(most_first, fewest_first, key=lambda c: c.max(initial=-1))
     has_entries = (np.diff(ptr) > 0) | (pattern.diagonal() != 0)
     colors[~has_entries] = -1
     return colors
+
+
+def clique(pattern) -> int:
+    """How many columns of a square `pattern` are pairwise adjacent (entry (i, j) or (j, i) in it, i != j), in a
+    set grown from a column with the most neighbours: a star coloring is a coloring of that graph, so it needs a
+    color for each. A dense Hessian's columns all are, where a bound from the entries alone says 2.
+
+    >>> import numpy as np
+    >>> clique(np.ones((4, 4), dtype=bool)), clique(np.eye(4, dtype=bool) | np.eye(4, k=1, dtype=bool))
+    (4, 2)
+    """
+    adjacent, ptr = _adjacent(_square(pattern))
+    if not adjacent or ptr[-1] == 0:
+        return 0
+    start = max(range(len(adjacent)), key=lambda v: len(adjacent[v]))
+    joining, size = set(adjacent[start]), 1
+    while joining:
+        joining &= set(adjacent[joining.pop()])
+        size += 1
+    return size
+
+
+def _adjacent(pattern) -> tuple[list[list[int]], list[int]]:
+    """(each column's neighbours in ``pattern | pattern.T``, the pointers to them in one flat list)."""
+    rows, cols = _edges(pattern)
+    n = pattern.shape[0]
+    by_row = np.argsort(rows, kind="stable")
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).tolist()
+    idx = cols[by_row].tolist()
+    return [idx[ptr[v]:ptr[v + 1]] for v in range(n)], ptr
 
 
 def _square(pattern):

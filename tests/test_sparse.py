@@ -386,6 +386,28 @@ def test_the_pattern_of_a_cumulative_sum_of_a_dense_operand_expands_only_what_it
     np.testing.assert_allclose(jl.sparse_hessian(f)(np.ones(n)).toarray(), jl.hessian(f)(np.ones(n)))
 
 
+@settings(derandomize=True, max_examples=80, deadline=None)
+@given(st.integers(1, 10), st.floats(0.0, 1.0), st.integers(0, 2**31))
+def test_a_star_colorings_bound_is_a_set_of_pairwise_adjacent_columns(n, density, seed):
+    import itertools
+
+    P = np.random.default_rng(seed).random((n, n)) < density
+    P |= P.T
+    adjacent = P & ~np.eye(n, dtype=bool)
+    largest = max((len(s) for k in range(1, n + 1) for s in itertools.combinations(range(n), k)
+                   if all(adjacent[a, b] for a, b in itertools.combinations(s, 2))), default=0)
+    size = jl.symmetric.clique(P)
+    assert (size <= largest if adjacent.any() else size == 0) and size >= 2 * adjacent.any()
+    assert jl.compressed.least_seeds(P, "star") <= jl.compressed.plan(P, "star").seeds
+
+
+def test_a_dense_hessian_pattern_is_not_star_colored(monkeypatch):
+    """A star coloring of a dense pattern costs n^3 and saves nothing: its bound (2) let it run."""
+    monkeypatch.setattr(jl.compressed, "star_coloring", None)
+    mode, seeding = jl.compressed.best_plan(np.ones((50, 50), dtype=bool), symmetric=True)
+    assert (mode, seeding.seeds) == ("forward", 50)
+
+
 def test_incidence_order_is_tried_only_where_saturation_order_saves_no_color(monkeypatch):
     """Each costs about what largest first's greedy pass costs many times over; saturation order found fewer
     colors than incidence degree on 169 of 301 random patterns, and more on 6."""
