@@ -547,32 +547,44 @@ def entries(pullback, pattern, seeding: Plan, y_shape, x, batch_size, reads=None
     values = np.empty(pattern.nnz, dtype=dtype)
     reads = where_read(pattern, seeding) if reads is None else reads
     if "forward" in reads:
-        mine, colors, place = reads["forward"]
+        mine, colors, flat = reads["forward"]
         # tangent seeds in the Jacobian's dtype, as the dense forward passes push them
-        values[mine] = _read(lambda seeds: pullback.push(seeds)[1], seeding.columns, colors, place, x.shape, x.size,
+        values[mine] = _read(lambda seeds: pullback.push(seeds)[1], seeding.columns, colors, flat, x.shape, x.size,
                              dtype, batch_size)
     if "reverse" in reads:
-        mine, colors, place = reads["reverse"]
-        values[mine] = _read(pullback, seeding.rows, colors, place, y_shape, getattr(pullback, "widest", x.size),
+        mine, colors, flat = reads["reverse"]
+        values[mine] = _read(pullback, seeding.rows, colors, flat, y_shape, getattr(pullback, "widest", x.size),
                              dtype, batch_size)
     return values
 
 
 def where_read(pattern, seeding: Plan) -> dict:
-    """Where each entry of `pattern` is read, per order that seeds it: ``{order: (its entries, as a mask;
-    each one's color; its element in that color's derivative)}``. Entry (i, j) is element i of the
-    tangent of color(j), or, in a row pulled by a cotangent, element j of the cotangent of color(i);
-    in a symmetric plan, element i of the tangent of color(j) or element j of the tangent of color(i)."""
+    """Where each entry of `pattern` is read, per order that seeds it: ``{order: (its entries, as indices;
+    each one's color; its element in the derivatives of the colors laid end to end)}``, by color. Entry
+    (i, j) is element i of the tangent of color(j), or, in a row pulled by a cotangent, element j of the
+    cotangent of color(i); in a symmetric plan, element i of the tangent of color(j) or element j of the
+    tangent of color(i). A tangent has m elements, a cotangent n."""
+    m, n = pattern.shape
     if seeding.symmetric:
-        return {"forward": (np.ones(pattern.nnz, dtype=bool), *symmetric_reads(pattern, seeding.columns))}
-    rows, cols = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr)), pattern.indices
+        return {"forward": _by_color(np.arange(pattern.nnz), *symmetric_reads(pattern, seeding.columns), m)}
+    rows, cols = np.repeat(np.arange(m), np.diff(pattern.indptr)), pattern.indices
     pulled = np.zeros(pattern.nnz, dtype=bool) if seeding.rows is None else seeding.rows[rows] >= 0
     reads = {}
     if seeding.columns is not None:
-        reads["forward"] = ~pulled, seeding.columns[cols[~pulled]], rows[~pulled]
+        mine = np.flatnonzero(~pulled)
+        reads["forward"] = _by_color(mine, seeding.columns[cols[mine]], rows[mine], m)
     if seeding.rows is not None:
-        reads["reverse"] = pulled, seeding.rows[rows[pulled]], cols[pulled]
+        mine = np.flatnonzero(pulled)
+        reads["reverse"] = _by_color(mine, seeding.rows[rows[mine]], cols[mine], n)
     return reads
+
+
+def _by_color(mine, colors, place, width: int) -> tuple:
+    """`where_read`'s entries ordered by color, each with its element in the derivatives of the colors laid end to
+    end (`width` elements each): a pass over a range of colors reads a run of them, with no mask over them all."""
+    order = np.argsort(colors, kind="stable")
+    colors = colors[order]
+    return mine[order], colors, colors * width + place[order]
 
 
 def _plain(block):
@@ -585,19 +597,16 @@ def _plain(block):
     return block
 
 
-def _read(run, colors, entry_colors, place, shape, width, dtype, batch_size) -> np.ndarray:
-    """Entry e is element place[e] of the derivative of color entry_colors[e]; one seed per color
-    through `run`, in passes of `batch_size` colors. No entry: no pass."""
+def _read(run, colors, entry_colors, flat, shape, width, dtype, batch_size) -> np.ndarray:
+    """Entry e, of color entry_colors[e] (in order), is element flat[e] of the derivatives of the colors laid end
+    to end; one seed per color through `run`, in passes of `batch_size` colors. No entry: no pass."""
     if not entry_colors.size:
         return np.empty(0, dtype=dtype)
     count = color_count(colors)
     step = seeds_per_pass(count, width, batch_size)
-    if step == count:  # one pass holds every color: gather every entry from its block
-        block = _plain(run(_color_seeds(colors, 0, count, shape, dtype))).reshape(count, -1)
-        return block[entry_colors, place].astype(dtype, copy=False)
     values = np.empty(entry_colors.size, dtype=dtype)
     for lo, hi in batches(count, step):
-        block = _plain(run(_color_seeds(colors, lo, hi, shape, dtype))).reshape(hi - lo, -1)
-        mine = (entry_colors >= lo) & (entry_colors < hi)
-        values[mine] = block[entry_colors[mine] - lo, place[mine]]
+        block = _plain(run(_color_seeds(colors, lo, hi, shape, dtype))).reshape(-1)
+        a, b = np.searchsorted(entry_colors, (lo, hi))  # this pass's entries: a run, as they are by color
+        values[a:b] = block[flat[a:b] - lo * (block.size // (hi - lo))]
     return values

@@ -183,8 +183,6 @@ class CompressedProgram(Program):
         if dense:  # each entry's place in the dense (m, n) J: a scatter there beats csr_array.toarray
             rows = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr))
             self._flat_index = rows * pattern.shape[1] + pattern.indices
-        # a forward block is a tangent (one row per color, m wide), a reverse one a cotangent (n wide)
-        self._widths = {"forward": math.prod(self.y_shape), "reverse": math.prod(self.x_shape)}
         self._pushed = len(recorder.outputs.get(prefix + "forward", []))  # the forward blocks come first
         indices = [pattern.indptr, pattern.indices, pattern.data, getattr(self, "_flat_index", None),
                    *(a for read in reads.values() for a in read)]
@@ -193,11 +191,10 @@ class CompressedProgram(Program):
     def _assemble(self, blocks):
         values = np.empty(self.pattern.nnz, dtype=self.dtype)
         split = {"forward": slice(None, self._pushed), "reverse": slice(self._pushed, None)}
-        for order, (mine, colors, place) in self._reads.items():
-            width = self._widths[order]
-            mats = [b.reshape(k, width) for b, k in zip(blocks[split[order]], self.seeds[split[order]])]
-            if mats:  # no block: the order has no entry to read
-                values[mine] = np.concatenate(mats)[colors, place]
+        for order, (mine, _, flat) in self._reads.items():
+            laid = [b.reshape(-1) for b in blocks[split[order]]]  # each color's derivative, end to end
+            if laid:  # no block: the order has no entry to read
+                values[mine] = (np.concatenate(laid) if len(laid) > 1 else laid[0]).take(flat)
         if self._dense_result:
             return self.dense(values) if np.isfinite(values).all() else None
         return holding(self.pattern, values)

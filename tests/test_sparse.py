@@ -408,6 +408,31 @@ def test_a_dense_hessian_pattern_is_not_star_colored(monkeypatch):
     assert (mode, seeding.seeds) == ("forward", 50)
 
 
+@settings(derandomize=True, max_examples=40, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 12), st.floats(0.0, 1.0), st.integers(0, 2**31), st.booleans())
+def test_where_read_gives_each_entry_its_place_in_the_derivatives_by_color(m, n, density, seed, symmetric):
+    """A pass over a range of colors reads a run of entries: the mask over every entry that each pass built cost
+    two thirds of an eager sparse Jacobian at n = 300,000 (44 ms, 21 without)."""
+    P = np.random.default_rng(seed).random((m, n)) < density
+    if symmetric:
+        P = P[:min(m, n), :min(m, n)] | P[:min(m, n), :min(m, n)].T
+    mode, seeding = jl.compressed.best_plan(P, symmetric)
+    pattern = scipy.sparse.csr_array(P)
+    rows, cols = np.repeat(np.arange(P.shape[0]), np.diff(pattern.indptr)), pattern.indices
+    read = np.zeros(pattern.nnz, dtype=int)
+    for order, (mine, colors, flat) in jl.compressed.where_read(pattern, seeding).items():
+        assert (np.diff(colors) >= 0).all()
+        width = P.shape[0] if order == "forward" else P.shape[1]
+        color, place = np.divmod(flat, width)
+        assert (color == colors).all()
+        if order == "reverse":  # element j of the cotangent of row i's color
+            assert (place == cols[mine]).all() and (colors == seeding.rows[rows[mine]]).all()
+        elif not seeding.symmetric:  # element i of the tangent of column j's color
+            assert (place == rows[mine]).all() and (colors == seeding.columns[cols[mine]]).all()
+        read[mine] += 1
+    assert (read == 1).all()
+
+
 def test_incidence_order_is_tried_only_where_saturation_order_saves_no_color(monkeypatch):
     """Each costs about what largest first's greedy pass costs many times over; saturation order found fewer
     colors than incidence degree on 169 of 301 random patterns, and more on 6."""
