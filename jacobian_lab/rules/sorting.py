@@ -20,7 +20,19 @@ from ..primitives import Primitive, register
 
 
 def _argsort_impl(x, axis):
-    return np.argsort(x, axis=axis, kind="stable")  # equal elements keep their order: NumPy's sort's values
+    """The stable order (equal elements keep theirs, so that ties and signed zeros go where NumPy's sort puts
+    them), from the unstable sort, several times faster, where no two elements along the axis compare equal and
+    none is NaN: the order is then the one order that sorts them."""
+    order = np.argsort(x, axis=axis)
+    if np.ndim(x) and np.size(x):
+        s = np.take_along_axis(x, order, axis=axis)
+        later = [slice(None)] * s.ndim
+        later[axis] = slice(1, None)
+        earlier = list(later)
+        earlier[axis] = slice(None, -1)
+        if not (np.any(s[tuple(later)] == s[tuple(earlier)]) or np.isnan(s[tuple(later)]).any()):
+            return order
+    return np.argsort(x, axis=axis, kind="stable")
 
 
 #: The positions that sort `x` along `axis` (stably): no derivative, 0 flops (comparisons are not counted).
