@@ -435,7 +435,8 @@ def normalize_axis(axis, ndim):
         if not isinstance(a, (int, np.integer)) or isinstance(a, (bool, np.bool_)):
             raise TypeError(f"an axis must be an integer, got {a!r}")
         a = int(a)
-        if a not in (0, -1) if ndim == 0 else not -ndim <= a < ndim:  # a 0-d array's reductions take 0 and -1
+        # a 0-d array's reductions take 0 and -1 as one integer, as NumPy's do, and no axis in a tuple
+        if (a not in (0, -1) or not np.isscalar(axis)) if ndim == 0 else not -ndim <= a < ndim:
             raise np.exceptions.AxisError(a, ndim)
         out.append(a % max(ndim, 1))
     if len(set(out)) != len(out):
@@ -559,7 +560,7 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
 def _cumulative(prim, name):
     def fn(a, axis=None, dtype=None, out=None):
         a = _accumulated_in(name, a, dtype)
-        if axis is None or not normalize_axis(axis, np.ndim(a)):  # a 0-d a, as NumPy: its one element, 1-d
+        if axis is None or (np.ndim(a) == 0 and one_axis(axis, 1) == 0):  # a 0-d a, as NumPy: one element, 1-d
             return prim(ravel(a), axis=0)
         return prim(a, axis=one_axis(axis, np.ndim(a)))
 

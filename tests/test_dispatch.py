@@ -1420,23 +1420,32 @@ REDUCTIONS_OF_0D = ["sum", "prod", "min", "max", "nansum", "nanprod", "nanmin", 
                     "nanstd", "ptp", "cumsum", "cumprod", "mean", "var", "std", "average", "median", "nanmedian"]
 
 
-@pytest.mark.parametrize("axis", [0, -1])
+@pytest.mark.parametrize("axis", [0, -1, (0,), (-1,), ()], ids=["0", "-1", "(0,)", "(-1,)", "()"])
 @pytest.mark.parametrize("name", REDUCTIONS_OF_0D + ["quantile", "nanquantile", "percentile"])
 def test_an_axis_of_a_0d_array_is_taken_or_refused_as_numpy_does(name, axis):
-    """NumPy's ufunc reductions take axis 0 and -1 of a 0-d array (-1 was refused), where its mean, var, std,
-    average, median and quantiles refuse both (they were taken)."""
+    """NumPy's ufunc reductions take axis 0 and -1 of a 0-d array, as one integer (-1 was refused, (0,) taken),
+    where its mean, var, std, average, median and quantiles refuse both (they were taken)."""
     fn = getattr(np, name)
     f = (lambda v: fn(v, 0.5, axis=axis)) if "quantile" in name or "percentile" in name else \
         (lambda v: fn(v, axis=axis) * 1.0)
     x = np.array(0.4)
     try:
         expected = f(x)
-    except np.exceptions.AxisError:
-        with pytest.raises(np.exceptions.AxisError):
+    except (np.exceptions.AxisError, TypeError) as error:
+        with pytest.raises(type(error)):
             jl.jacobian(f, x)
         return
     assert traced_value(f, x).shape == np.shape(expected)
     assert_fd_close(jl.jacobian(f, x), central_differences(f, x), name)
+
+
+@pytest.mark.parametrize("axis", [(), (0,), [0]], ids=["()", "(0,)", "[0]"])
+def test_a_cumulative_sum_takes_one_integer_axis_as_numpy_does(axis):
+    for x in (np.array(0.4), np.ones(3), np.ones((2, 3))):
+        with pytest.raises(TypeError):
+            np.cumsum(x, axis=axis)
+        with pytest.raises(TypeError):
+            jl.jacobian(lambda v: np.cumsum(v, axis=axis), x)
 
 
 @pytest.mark.parametrize("mode", ["forward", "reverse", "jit"])
