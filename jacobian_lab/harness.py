@@ -70,6 +70,12 @@ def _layout(x):
     return "C" if isinstance(x, Tracer) else snapshots.layout(x)
 
 
+def _array0(x) -> bool:
+    """Whether x is a 0-d array, which takes writes (x[()] = v), where a Python float or a NumPy scalar does not:
+    f gets it so (`inplace.array0`)."""
+    return isinstance(x, np.ndarray) and x.ndim == 0 or isinstance(x, Tracer) and getattr(x, "_mutable", False)
+
+
 def _read_only(x) -> bool:
     """Whether f may not write into x, as NumPy would refuse (`inplace.read_only`)."""
     return isinstance(x, np.ndarray) and not x.flags.writeable
@@ -567,7 +573,7 @@ class Flattened:
         if not trees.is_tree(x) or trees.is_numbers(x):
             # a nested list of plain numbers is an array, as np.asarray reads it
             self.x = as_input(x, nested) if where is None else _leaf_input(x, where(""), nested)
-            self.layout, self.read_only = _layout(self.x), _read_only(x)
+            self.layout, self.read_only, self.array0 = _layout(self.x), _read_only(x), _array0(x)
             return
         leaves, self.in_def = trees.flatten(x)
         if not leaves:
@@ -575,6 +581,7 @@ class Flattened:
                              "least one array, or, for an argument of f, leave it out of argnums")
         where = where or (lambda path: f"x{path}")
         self.read_only = tuple([_read_only(leaf) for leaf in leaves])  # as given, before any conversion
+        self.array0 = tuple([_array0(leaf) for leaf in leaves])
         leaves = [_leaf_input(leaf, where(path), nested) for leaf, path in zip(leaves, trees.paths(self.in_def))]
         self.x = np.concatenate([np.ravel(leaf) for leaf in leaves])
         # f gets each leaf back laid out as it was (in Fortran order, a view's): NumPy reads it the same way
@@ -585,8 +592,11 @@ class Flattened:
         return self.in_def is not None or self.out_def is not None
 
     def __call__(self, v):
-        if self.in_def is None and self.read_only and isinstance(v, Tracer):
-            inplace.read_only(v)
+        if self.in_def is None and isinstance(v, Tracer):
+            if self.read_only:
+                inplace.read_only(v)
+            if self.array0:
+                inplace.array0(v)
         try:
             y = self.f(v if self.in_def is None else self.in_def.unflatten(self._leaves(v)))
         except TypeError as error:
@@ -604,12 +614,14 @@ class Flattened:
         """x's arrays cut from the flat v, each one of its own to f, as the caller's arrays are (they are
         views of v, which f never sees, so an in-place operator on one has nothing to write through to)."""
         leaves = trees.split(v, self.in_def)
-        for i, (leaf, layout, read_only) in enumerate(zip(leaves, self.layout, self.read_only)):
+        for i, (leaf, layout, read_only, array0) in enumerate(zip(leaves, self.layout, self.read_only, self.array0)):
             if isinstance(leaf, Tracer):
                 inplace.detach(leaf)
                 inplace.laid_as(leaf, layout)
                 if read_only:
                     inplace.read_only(leaf)
+                if array0:
+                    inplace.array0(leaf)
             else:
                 leaves[i] = snapshots.relaid(leaf, layout)
         return leaves

@@ -1458,7 +1458,7 @@ def test_a_cumulative_sum_takes_one_integer_axis_as_numpy_does(axis):
 ], ids=["x[()] =", "x[...] =", "np.copyto", "out=x", "fill"])
 def test_a_0d_x_takes_writes_as_numpys_0d_arrays_do(write, slope, mode):
     """A 0-d x was taken for a NumPy scalar, which is immutable: every write into it was refused, and
-    into x.copy() too, where a shape-(1,) x took them."""
+    into x.copy() too, where a shape-(1,) x took them. A Python float or NumPy scalar x stays immutable."""
     def f(x):
         write(x)
         return x * 1.0
@@ -1468,7 +1468,19 @@ def test_a_0d_x_takes_writes_as_numpys_0d_arrays_do(write, slope, mode):
         reference = make(value.copy())
         write(reference)  # NumPy itself: x is a 0-d array
         np.testing.assert_allclose(run(lambda x: f(make(x)), mode, value), slope(0.4), rtol=1e-15)
-        assert traced_value(lambda x: f(make(x)), np.array(0.4)) == reference
+        assert jl.jvp(lambda x: f(make(x)), np.array(0.4), np.array(1.0))[0] == reference
+
+    def rebinds(x):  # x += 1 binds x anew where x is a number, and writes into it where x is a 0-d array
+        y = x
+        x += 1.0
+        return y * x
+
+    for x, slope_at in ((0.3, 2 * 0.3 + 1), (np.float64(0.3), 2 * 0.3 + 1), (np.array(0.3), 2 * 1.3),
+                        ({"a": np.array(0.3)}, {"a": 2 * 1.3})):
+        value, grad = jl.value_and_grad(lambda p: rebinds(p["a"]) if isinstance(p, dict) else rebinds(p))(x)
+        leaf = x["a"] if isinstance(x, dict) else x
+        assert value == pytest.approx(rebinds(leaf.copy() if isinstance(leaf, np.ndarray) else leaf))
+        assert grad == pytest.approx(slope_at)
 
 
 def _add_at(x):

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import trees
 from ..accounting import OWN
-from ..inplace import ReadOnlyError, array0, read_only
+from ..inplace import ReadOnlyError, read_only
 from ..observables import MemoryRead
 from ..primitives import escaped_message, is_masked
 from ..tracing import Tracer, TracerConversionError, from_objects
@@ -369,8 +369,6 @@ def call_traced(f, x, trace):
     """
     if getattr(x.primal, "_readonly", False):  # the x of an enclosing derivative (a Hessian's), given read-only
         read_only(x)
-    if not x.ndim:  # a 0-d array, as x reaches f: writable (x[()] = v), where a reduction's NumPy scalar is not
-        array0(x)
     depth, token = _TRACING.get(), None
     try:  # set inside: a Ctrl-C right after the set, before its token is kept, would leave the thread inside
         token = _TRACING.set(depth + 1)
