@@ -59,9 +59,9 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
 
     Greedy: each column in turn takes the smallest color that no column
     sharing a row with it holds, largest first (columns holding the most
-    entries first). When that leaves more colors than the least any coloring
-    needs (the entries of the widest row, or a larger set of columns that
-    pairwise share a row) by more than a twentieth, saturation
+    entries first). When that leaves more colors than the widest row has
+    entries by more than a twentieth, and more than a set of columns that
+    pairwise share a row needs (the least any coloring needs), saturation
     order (DSATUR: next, the column whose neighbours hold the most distinct
     colors) is tried too, then, where that saves no color, incidence degree
     (the column sharing rows with the most columns already colored); the
@@ -106,7 +106,7 @@ def coloring(pattern, mode: str = "forward") -> np.ndarray:
     col_ptr = lists[0]
     largest_first = sorted(range(n), key=lambda j: col_ptr[j] - col_ptr[j + 1])  # stable: ties in column order
     colors = _greedy(largest_first, lists, m)
-    if colors.max(initial=-1) + 1 > widest * 1.05 and colors.max() + 1 > len(_clique(lists, sizes.argmax())) * 1.05:
+    if colors.max(initial=-1) + 1 > widest * 1.05 and colors.max() + 1 > len(_clique(lists, sizes.argmax())):
         saturation = _saturation_coloring(lists, n)
         if saturation.max(initial=-1) < colors.max(initial=-1):
             colors = saturation
