@@ -682,7 +682,7 @@ class Tracer:
             return inplace.laid_out(inplace.clone(converted), "K") if copy and converted is self else converted
         if not self.constant and np.issubdtype(dtype, np.integer):  # cell indices: (x / dx).astype(int)
             return np.trunc(self).astype(dtype)  # NumPy's cast rounds toward zero; a step: no derivative, as in JAX
-        if np.issubdtype(dtype, np.complexfloating):
+        if np.issubdtype(dtype, np.complexfloating) and not self.constant:  # a constant's values convert as NumPy's
             raise TypeError(f".astype({np.dtype(dtype).name}) of a traced array: jacobian_lab differentiates real "
                             "functions only. Carry the real and imaginary parts as two real arrays (np.exp(1j * x) "
                             "is np.cos(x) + 1j * np.sin(x)) and return them as real outputs.")
