@@ -623,6 +623,15 @@ def test_np_vectorize_with_float_otypes_is_refused_naming_otypes(mode):
 
     with pytest.raises(jl.TracerConversionError, match=r"np\.vectorize with otypes=\[float\].*Drop otypes"):
         run(lambda x: f(x, [np.float32]), mode)
+
+    def stores(v):  # a store of the function's own, which otypes has no part in
+        buffer = np.zeros(1)
+        buffer[0] = v
+        return buffer[0]
+
+    for otypes in (None, [object], [float]):
+        with pytest.raises(jl.TracerConversionError, match=r"^storing a traced value into an element of a plain"):
+            run(lambda x: np.vectorize(stores, otypes=otypes)(x), mode)
     np.testing.assert_array_equal(run(lambda x: f(x, [object]), mode, np.arange(3.0)), np.diag([0.0, 2.0, 4.0]))
 
 

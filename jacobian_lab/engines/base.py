@@ -310,9 +310,12 @@ def _frames(error):
 
 
 def _in_vectorize(error) -> bool:
-    """Whether `error` came out of np.vectorize's loop, which stores each result into an array of its otypes."""
-    return any(frame.f_code.co_name == "_vectorize_call" and module.startswith("numpy.")
-               for module, frame in _frames(error))
+    """Whether `error` came out of the loop of an np.vectorize given float otypes, which stores each result into a
+    float array (a store in the vectorized function itself is f's own)."""
+    module, frame = list(_frames(error))[-1]  # where it was raised: the loop's store, not inside the function
+    if frame.f_code.co_name != "_vectorize_call" or not module.startswith("numpy."):
+        return False
+    return any(np.dtype(kind).kind == "f" for kind in getattr(frame.f_locals.get("self"), "otypes", None) or ())
 
 
 def _in_numpys_own(error, name: str) -> bool:
