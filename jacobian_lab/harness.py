@@ -368,7 +368,8 @@ def _columns(push, x, step, limit, y_shape=None, executor=None, task=None):
         return limit - memory.check_dense(math.prod(y_shape), n, dtype.itemsize, limit)
 
     room = limit if y_shape is None else room_left(y_shape)
-    passes = batches(n, step)  # a generator: one seed per pass makes n of them
+    # a generator: one seed per pass makes n of them; none where a tape told y is empty (J has no entries)
+    passes = batches(n if y_shape is None or math.prod(y_shape) else 0, step)
     lo, hi = next(passes)
     # seeds in the Jacobian's dtype, as a sweep's: a float16 x's tangents in float16 would round f's constants
     # (x * 1.1 has slope 1.0996) and overflow (x * 1e5: inf), where reverse mode's are float64
@@ -500,7 +501,7 @@ def rows(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, recorded=
             f"a sweep with {step} cotangent{'s' * (step > 1)} needs about {memory.readable(step * seed_bytes)}, over "
             f"the {memory.readable(room)} left in the memory budget (max_memory); {advice}"
         )
-    passes = batches(m if x.size else min(m, step), step)  # an empty x: one sweep, as an empty y takes one pass
+    passes = batches(m if x.size else 0, step)  # an empty x: J has no entries, and one sweep of no seeds is run
     lo, hi = next(passes)
     # The first sweep stages the tape's rules, once; with a single sweep its cotangent is J.
     J = _fill(None, lo, hi, pullback(seeds(lo, hi, y_shape, dtype)), x.shape, m, dtype, "cotangent")

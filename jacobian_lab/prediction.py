@@ -103,8 +103,10 @@ class Prediction:
 
         With no seeds (an empty x in forward mode, an empty output in reverse
         mode) this is (0, 1): one pass of no seeds evaluates f, for y's shape.
-        With nothing on the other side (an empty output in forward mode, an
-        empty x in reverse mode), J has no entries and one pass is run.
+        So it is where J has no entries for the other side's being empty (an
+        empty x in reverse mode, an empty output in auto mode's forward order,
+        which a tape tells), but in forward mode: its first pass, of as many
+        seeds as ever, tells y's shape, and is the only one.
 
         >>> import numpy as np, jacobian_lab as jl
         >>> p = jl.predict(lambda x: np.tanh(np.outer(x, x)).sum(axis=0), np.ones(20))
@@ -114,15 +116,16 @@ class Prediction:
         (0, 1)
         """
         _check_mode(mode)  # every per-mode figure passes here; anything but "forward" would read as reverse
-        if mode == "auto":
+        replay = mode == "auto"  # on a tape, which tells y's shape before any pass
+        if replay:
             mode = self.mode(batch_size, max_memory)
         room = memory.budget(max_memory) - self.dense_bytes
         if mode == "forward":
             step, passes = schedule(mode, self.n, self.m, batch_size, self.tangent_bytes, room)
         else:
             step, passes = schedule(mode, self.n, self.m, batch_size, self.seed_bytes, room, self.widest)
-        if not (self.m if mode == "forward" else self.n):
-            passes = 1  # J has no entries: after the first pass, the harness has what it needs
+        if not (self.m if mode == "forward" else self.n):  # J has no entries
+            return (0, 1) if mode == "reverse" or replay else (min(step, self.n), 1)
         return min(step, self.n if mode == "forward" else self.m), passes  # the harness steps by 1 over no seeds
 
     def exact(self, mode: str, batch_size=None, max_memory=None) -> bool:

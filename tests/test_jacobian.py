@@ -564,6 +564,18 @@ def test_an_empty_jacobian_takes_one_pass_counted_as_predicted(f, x, mode):
     assert measured.total == jl.predict(f, x).total(mode)
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+def test_an_empty_jacobians_pass_is_counted_as_predicted_beside_an_executor(mode):
+    """A worker's share of the budget gave an empty x's sweep fewer seeds than the prediction's: 99 flops counted,
+    297 predicted. Its one sweep takes no seeds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    f, x = (lambda x: np.ones(50) * np.sum(x) + np.arange(50.0)), np.ones(0)
+    with ThreadPoolExecutor(2) as pool:
+        measured = jl.measure(f, x, mode=mode, repeat=1, max_memory=3000, executor=pool)
+    assert measured.total == jl.predict(f, x).total(mode, max_memory=3000) and measured.passes == 1
+
+
 # --- jvp, vjp, grad ---------------------------------------------------------------
 JVP_CASES = [c for c in CASE_PARAMS if c.values[0].name in
              ("seed sum(sin(exp(x**2)))", "traced @ traced", "sum over axes of 3-d", "0-d input",
