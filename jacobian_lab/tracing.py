@@ -368,11 +368,12 @@ class Tracer:
             # np.array([a, b]) of traced scalars, or np.asarray(x) of a small traced array: an object
             # array of its traced elements, which operators and NumPy's own loops compute on and f may
             # return (`from_objects`). Read-only when it is x's own (writing could not reach x), not
-            # when NumPy asks for a copy (np.array(x), the usual copy of initial values).
+            # when NumPy asks for a copy (np.array(x), the usual copy of initial values) or gives one (of a
+            # NumPy scalar, which a 0-d value is unless it is a 0-d array).
             held = np.empty(self.shape, object)
             for index in np.ndindex(self.shape):
                 held[index] = self[index] if self.ndim else self
-            held.flags.writeable = not self.ndim or bool(copy)
+            held.flags.writeable = bool(copy) or not (self.ndim or getattr(self, "_mutable", False))
             return held
         if not self.constant and not as_objects:
             raise TracerConversionError(

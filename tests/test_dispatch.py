@@ -1479,6 +1479,19 @@ def test_a_0d_x_takes_writes_as_numpys_0d_arrays_do(write, slope, mode):
         np.testing.assert_allclose(run(lambda x: f(make(x)), mode, value), slope(0.4), rtol=1e-15)
         assert jl.jvp(lambda x: f(make(x)), np.array(0.4), np.array(1.0))[0] == reference
 
+    def through_asarray(x):  # np.asarray of a 0-d array is the array itself, whose write an array of its traced
+        np.asarray(x)[...] = 3.0  # elements could not reach: refused, where it was dropped
+        return x * 1.0
+
+    with pytest.raises(ReadOnlyError, match=r"If it is np\.asarray\(y\)"):
+        run(through_asarray, mode, np.array(0.4))
+    def of_a_scalar(x):  # of a NumPy scalar (a reduction's), np.asarray makes an array of its own: it takes the write
+        s = np.sum(x)
+        np.asarray(s)[...] = 3.0
+        return s * 1.0
+
+    np.testing.assert_allclose(run(of_a_scalar, mode, np.array(0.4)), 1.0)
+
     def rebinds(x):  # x += 1 binds x anew where x is a number, and writes into it where x is a 0-d array
         y = x
         x += 1.0
