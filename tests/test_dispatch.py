@@ -2807,6 +2807,8 @@ BAD_OUTPUTS = [
     ("generator", lambda x: (v for v in x), r"a generator, not an array; .* \(np\.stack\(list\(\.\.\.\)\) of its "
                                             r"values\)$"),
     ("set", lambda x: {1.0, 2.0}, r"a set, not an array; .* \(a set has no order .*as a sorted list\)$"),
+    ("dict values", lambda x: {"a": x}.values(), r"\(np\.stack\(list\(\.\.\.\)\) of its values\)$"),
+    ("function", lambda x: np.sin, r"\(it is a function, a class or a module itself: return what it computes\)$"),
     ("object", lambda x: object(), r"an object, not an array; it must return a float array, or a tuple, list or "
                                    r"dict of them$"),  # neither fields nor values: no hint
     ("masked array", lambda x: np.ma.masked_less(x, 1.0), r"masked array \(np.ma\).*np.where"),

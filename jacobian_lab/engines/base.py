@@ -408,10 +408,12 @@ def call_traced(f, x, trace):
 
 def _returned_instead(y) -> str:
     """What to return instead of `y`, an object that is no array nor a tree of them, where its kind tells."""
-    if inspect.isgenerator(y) or isinstance(y, (range, map, filter, zip)):
-        return " (np.stack(list(...)) of its values)"
     if isinstance(y, (set, frozenset)):
         return " (a set has no order to give its values places in an array: return them as a sorted list)"
+    if callable(y) or inspect.ismodule(y):
+        return " (it is a function, a class or a module itself: return what it computes)"
+    if hasattr(y, "__iter__") or hasattr(y, "__next__"):  # a generator, an iterator, dict.values(), range
+        return " (np.stack(list(...)) of its values)"
     if hasattr(y, "__dict__") or hasattr(type(y), "__slots__") and type(y).__slots__:
         return " (an object's arrays as a dict: {'a': out.a, 'b': out.b})"
     return ""
