@@ -35,26 +35,31 @@ FUNCTIONS: dict[Callable, Callable] = {}
 
 def implements(*numpy_functions, replace: bool = False):
     """Route calls of `numpy_functions` on traced arrays to the decorated function, which computes them with
-    primitives. One that is routed already is refused unless `replace` (its derivative would change for
-    every caller in the process, silently).
+    primitives. One routed already to a function of another name or module is refused unless `replace`
+    (its derivative would change for every caller in the process, silently); the same one again (a module
+    reloaded, a notebook cell run twice) takes its place.
 
     >>> import numpy as np
     >>> implements(np.nan_to_num)(lambda x, **kwargs: x)
     Traceback (most recent call last):
     ...
-    ValueError: numpy.nan_to_num is routed already (jacobian_lab computes it); pass replace=True to route it to yours
+    ValueError: numpy.nan_to_num is routed already, to jacobian_lab's nan_to_num; replace=True routes it to yours
     """
-    taken = [f for f in numpy_functions if f in FUNCTIONS] if not replace else []
-    if taken:
-        name = getattr(taken[0], "__name__", repr(taken[0]))
-        raise ValueError(f"numpy.{name} is routed already (jacobian_lab computes it); pass replace=True to "
-                         "route it to yours")
-
     def decorate(fn):
+        for f in numpy_functions:
+            routed = FUNCTIONS.get(f)
+            if not replace and routed is not None and _named(routed) != _named(fn):
+                owner = "jacobian_lab" if routed.__module__.startswith("jacobian_lab") else routed.__module__
+                raise ValueError(f"numpy.{getattr(f, '__name__', f)} is routed already, to {owner}'s "
+                                 f"{routed.__qualname__}; replace=True routes it to yours")
         for f in numpy_functions:
             FUNCTIONS[f] = fn
         return fn
     return decorate
+
+
+def _named(fn) -> tuple:
+    return getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
 
 
 def first_argument(numpy_fn):

@@ -34,11 +34,20 @@ def test_a_numpy_function_routed_already_is_refused_unless_replaced(monkeypatch)
     from jacobian_lab import numpy_api
 
     monkeypatch.setattr(numpy_api, "FUNCTIONS", dict(numpy_api.FUNCTIONS))  # undone after the test
-    with pytest.raises(ValueError, match=r"numpy\.nan_to_num is routed already .*pass replace=True"):
+    with pytest.raises(ValueError, match=r"numpy\.nan_to_num is routed already, to jacobian_lab's nan_to_num; "
+                                         r"replace=True routes it to yours"):
         numpy_api.implements(np.nan_to_num)(lambda x, **kwargs: x * 0.0)
     np.testing.assert_array_equal(jl.jacobian(np.nan_to_num, np.ones(2)), np.eye(2))
     numpy_api.implements(np.nan_to_num, replace=True)(lambda x, **kwargs: x * 3.0)
     np.testing.assert_array_equal(jl.jacobian(np.nan_to_num, np.ones(2)), 3.0 * np.eye(2))
+
+    for _ in range(2):  # the same routing again, a new function of the same name, as a reloaded module or a cell
+        def spacing(x):  # run twice makes it: it takes its place
+            return x * 2.0
+
+        numpy_api.implements(np.spacing)(spacing)
+    with pytest.raises(ValueError, match=r"numpy\.spacing is routed already, to (tests\.)?test_extending's "):
+        numpy_api.implements(np.spacing)(lambda x: x)
 
 
 @pytest.fixture
