@@ -32,7 +32,7 @@ def check(argnums, has_aux):
     numbers = argnums if isinstance(argnums, tuple) else (argnums,)
     for i in numbers:
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
-            point = isinstance(i, (float, np.floating, np.ndarray))  # x, passed where JAX's transforms take argnums
+            point = isinstance(i, (float, np.floating, np.ndarray, dict))  # x, where JAX's transforms take argnums
             raise TypeError(f"argnums must be an int or a sequence of ints, got {argnums!r}" + (
                 "; if that is x: jl.grad(f), jl.value_and_grad(f), jl.jacfwd(f) and jl.jacrev(f) return a function "
                 "of f's arguments, called as jl.grad(f)(x) (jl.jacobian(f, x) takes x itself)" if point else ""))

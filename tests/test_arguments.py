@@ -253,7 +253,7 @@ def test_bad_options_are_refused_when_the_function_is_built(bad, error, message)
             make(layer, **bad)
 
 
-@pytest.mark.parametrize("x", [np.ones(3), 0.5, [0.1, 0.2]], ids=["array", "float", "list"])
+@pytest.mark.parametrize("x", [np.ones(3), 0.5, [0.1, 0.2], {"w": np.ones(2)}], ids=["array", "float", "list", "dict"])
 def test_x_passed_where_argnums_goes_is_refused_naming_the_call_that_takes_it(x):
     """jl.jacobian(f, x) and jl.hessian(f, x) take x, so jl.grad(f, x) is tried too: it said only that argnums must
     be an int."""
