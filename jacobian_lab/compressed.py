@@ -29,7 +29,9 @@ passes compute each entry with the same operations as a one-hot seed would.
 """
 from __future__ import annotations
 
+import collections
 import heapq
+import threading
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
@@ -52,6 +54,13 @@ __all__ = ["MODES", "SYMMETRIC_MODES", "Plan", "SparseJacobian", "best_plan", "c
 MODES = ("forward", "reverse", "bidirectional", "auto")
 #: What `sparse_hessian` takes: those and the star coloring of a symmetric matrix.
 SYMMETRIC_MODES = ("forward", "reverse", "bidirectional", "star", "auto")
+
+# The plans of the last patterns any sparse Jacobian function read, by (tape signature, mode, symmetric), so that
+# jl.sparse_jacobian(f, x), a new function each call, colors a pattern once: up to PLANS_KEPT of them, holding no
+# more than PLANS_BYTES of index arrays in all (a larger one is kept by its function alone).
+PLANS_KEPT, PLANS_BYTES = 4, 64 << 20
+_PLANS: collections.OrderedDict = collections.OrderedDict()
+_PLANS_LOCK = threading.Lock()
 
 
 def coloring(pattern, mode: str = "forward") -> np.ndarray:
@@ -334,7 +343,10 @@ class SparseJacobian:
         except TypeError:  # a parameter that is not hashable: read the pattern again
             key = None
         last = self._last
+        if last is None or last[0] != key:
+            last = _kept_plan((key, self.mode, self.symmetric)) or last
         if last is not None and key is not None and last[0] == key and not getattr(active_counter(), "records", False):
+            self._last = last
             return last[1:]
         pattern = recorded_pattern(pullback, m)
         if last is not None and _same_pattern(pattern, last[1]):
@@ -344,10 +356,40 @@ class SparseJacobian:
             planned = best_plan(pattern, self.symmetric) if auto else (self.mode, plan(pattern, self.mode))
             reads = where_read(pattern, planned[1])
         self._last = (key, pattern, planned, reads)
+        _keep_plan((key, self.mode, self.symmetric), self._last)
         return pattern, planned, reads
 
     def __repr__(self) -> str:
         return f"sparse_jacobian({function_name(self.f)}, mode={self.mode!r}{arguments.described(self.argnums, False)})"
+
+
+def _kept_plan(key):
+    """The (signature, pattern, (mode, plan), reads) another sparse Jacobian function kept for `key`, or None."""
+    if key[0] is None:
+        return None
+    with _PLANS_LOCK:
+        kept = _PLANS.get(key)
+        if kept is not None:
+            _PLANS.move_to_end(key)
+        return kept
+
+
+def _keep_plan(key, last) -> None:
+    """Keep `last` for `key` among the plans any sparse Jacobian function finds (`_PLANS`)."""
+    nbytes = _plan_bytes(last)
+    if key[0] is None or nbytes > PLANS_BYTES:
+        return
+    with _PLANS_LOCK:
+        _PLANS[key] = last
+        _PLANS.move_to_end(key)
+        while len(_PLANS) > PLANS_KEPT or sum(map(_plan_bytes, _PLANS.values())) > PLANS_BYTES:
+            _PLANS.popitem(last=False)
+
+
+def _plan_bytes(last) -> int:
+    _, pattern, (_, seeding), reads = last
+    arrays = [pattern.indptr, pattern.indices, seeding.columns, seeding.rows, *(a for r in reads.values() for a in r)]
+    return sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
 
 
 def _same_pattern(a, b) -> bool:
