@@ -300,7 +300,7 @@ def add_at(a, indices, b, subtract: bool = False) -> None:
     owner, at = _destination(a, indices)
     b = _fitted(b, at.shape, owner.dtype)
     added = S.take(S.reshape(b, (-1,)), _elements(b, at.shape), axis=0)
-    targets, bins = np.unique(at.reshape(-1), return_inverse=True)
+    targets, bins = _distinct(at.reshape(-1), owner.size)
     targets = frozen(targets)  # read-only: nothing for a tape to copy
     # One sum per target, in NumPy's order: what it held first, then each value added to it
     held = S.take(S.reshape(owner, (owner.size,)), targets, axis=0)
@@ -309,6 +309,20 @@ def add_at(a, indices, b, subtract: bool = False) -> None:
     sums = S.scatter_add(terms, bins, 0, targets.size)
     _replace(owner, S.reshape(S.put(S.reshape(owner, (owner.size,)), sums, indices=targets,
                                     picks=frozen(np.arange(targets.size))), owner.shape))
+
+
+def _distinct(positions, size: int) -> tuple:
+    """``np.unique(positions, return_inverse=True)`` of element positions in [0, size): found by marking them,
+    with no sort, where size is at most a few times their count (a sort of 1e5 positions took 3 of an add.at
+    gradient's 6 ms), else by np.unique."""
+    if size > 8 * positions.size + 1024:
+        return np.unique(positions, return_inverse=True)
+    present = np.zeros(size, dtype=bool)
+    present[positions] = True
+    targets = np.flatnonzero(present)
+    rank = np.empty(size, dtype=np.intp)
+    rank[targets] = np.arange(targets.size)
+    return targets, rank[positions]
 
 
 def _refuse_plain(a, name: str) -> None:

@@ -755,6 +755,26 @@ def test_gathers_of_long_rows_add_seed_by_seed_with_the_same_values_and_count(ax
     assert results[1][1] == results[10**9][1]
 
 
+@pytest.mark.parametrize("size", [1, 50, 10**6], ids=["one", "few", "sparse positions"])
+def test_add_at_finds_its_distinct_positions_as_np_unique_does(size):
+    """Found by marking them where there are few positions to mark, with no sort; else by np.unique."""
+    from jacobian_lab.inplace import _distinct
+
+    positions = np.random.default_rng(size).integers(0, size, 300)
+    for got, expected in zip(_distinct(positions, size), np.unique(positions, return_inverse=True)):
+        np.testing.assert_array_equal(got, expected.reshape(-1))
+    idx = positions % 50
+
+    def f(u):
+        y = np.zeros_like(u, shape=50)
+        np.add.at(y, idx, u[:300] ** 2)
+        return y
+
+    x = np.linspace(0.1, 2.0, 300)
+    np.testing.assert_allclose(jl.jacrev(f)(x), jl.jacfwd(f)(x), rtol=1e-15)
+    np.testing.assert_allclose(jl.jacrev(f)(x), np.eye(50)[idx].T * 2 * x, rtol=1e-15)
+
+
 def test_gather_with_repeats_scatter_adds_one_flop_per_repeat():
     # x[[0, 0, 1]]: x[0] is gathered twice, so each row's scatter-add adds one element.
     _, _, cotangent = _phases(jl.jacrev(lambda x: x[[0, 0, 1]], batch_size=1), np.ones(2))
