@@ -103,10 +103,10 @@ class Prediction:
 
         With no seeds (an empty x in forward mode, an empty output in reverse
         mode) this is (0, 1): one pass of no seeds evaluates f, for y's shape.
-        So it is where J has no entries for the other side's being empty (an
-        empty x in reverse mode, an empty output in auto mode's forward order,
-        which a tape tells), but in forward mode: its first pass, of as many
-        seeds as ever, tells y's shape, and is the only one.
+        It is (0, 1) too where J has no entries because the other side is empty
+        and a tape tells so before any pass (an empty x in reverse mode, an
+        empty output in auto mode's forward order); forward mode, which learns
+        y's shape from its first pass, runs that pass in full and no other.
 
         >>> import numpy as np, jacobian_lab as jl
         >>> p = jl.predict(lambda x: np.tanh(np.outer(x, x)).sum(axis=0), np.ones(20))
