@@ -141,6 +141,16 @@ def call(fun, args: tuple, kwargs: dict, of: Callable, with_value: bool = False)
     return bound.returned(of(bound, bound.x), with_value)
 
 
+def numbers(f) -> frozenset:
+    """The places in x of the arguments of f, when it is bound, that the caller gave as numbers (a float, a NumPy
+    scalar), as paths begin them ("[1"): their 0-d arrays in x's tuple stand for immutable values, not 0-d
+    arrays f may write into."""
+    if isinstance(f, Bound) and not f.single:
+        return frozenset(f"[{i}" for i, a in enumerate(f.args[p] for p in f.positions)
+                         if isinstance(a, (int, float, np.generic)))
+    return frozenset()
+
+
 def naming(f) -> Callable | None:
     """`Bound.argument` of f, or of the f a Hessian's gradient (`hessian.Derivative`) differentiates, when
     it is bound: how a refusal names where a leaf of x sits among f's arguments."""

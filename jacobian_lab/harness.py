@@ -574,7 +574,9 @@ class Flattened:
         if not trees.is_tree(x) or trees.is_numbers(x):
             # a nested list of plain numbers is an array, as np.asarray reads it
             self.x = as_input(x, nested) if where is None else _leaf_input(x, where(""), nested)
-            self.layout, self.read_only, self.array0 = _layout(self.x), _read_only(x), _array0(x)
+            # as the caller gave x: through another Flattened (measure's, compare's), as that one was given it
+            array0 = f.array0 if isinstance(f, Flattened) and f.in_def is None else _array0(x)
+            self.layout, self.read_only, self.array0 = _layout(self.x), _read_only(x), array0
             return
         leaves, self.in_def = trees.flatten(x)
         if not leaves:
@@ -582,7 +584,9 @@ class Flattened:
                              "least one array, or, for an argument of f, leave it out of argnums")
         where = where or (lambda path: f"x{path}")
         self.read_only = tuple([_read_only(leaf) for leaf in leaves])  # as given, before any conversion
-        self.array0 = tuple([_array0(leaf) for leaf in leaves])
+        numbers = arguments.numbers(f)  # f's arguments given as numbers, made 0-d arrays to sit in x's tuple
+        self.array0 = tuple([_array0(leaf) and path.partition("]")[0] not in numbers
+                             for leaf, path in zip(leaves, trees.paths(self.in_def))])
         leaves = [_leaf_input(leaf, where(path), nested) for leaf, path in zip(leaves, trees.paths(self.in_def))]
         self.x = np.concatenate([np.ravel(leaf) for leaf in leaves])
         # f gets each leaf back laid out as it was (in Fortran order, a view's): NumPy reads it the same way

@@ -632,6 +632,7 @@ def test_np_vectorize_with_float_otypes_is_refused_naming_otypes(mode):
     for otypes in (None, [object], [float]):
         with pytest.raises(jl.TracerConversionError, match=r"^storing a traced value into an element of a plain"):
             run(lambda x: np.vectorize(stores, otypes=otypes)(x), mode)
+
     np.testing.assert_array_equal(run(lambda x: f(x, [object]), mode, np.arange(3.0)), np.diag([0.0, 2.0, 4.0]))
 
 
@@ -1423,6 +1424,50 @@ def test_item_assignment_fails_where_numpys_does_with_its_message(write, error, 
 
     with pytest.raises(error, match=re.escape(numpys)):
         run(f, mode)
+
+
+def _rebinds(x, c=1.0):
+    """x += 1 binds x anew where x is a number, and writes into it where x is a 0-d array."""
+    y = x
+    x += 1.0
+    return y * x * c
+
+
+def test_a_number_stays_immutable_through_every_entry_point():
+    """A float given as one of several argnums, or to measure and compare (which flatten x first), reached f as
+    a writable 0-d array: 1.69 where f gives 0.39, and a slope of 2.6 where it is 1.6."""
+    expected = (0.3 * 1.3 * 2.0, 1.6 * 2.0)
+    for x in (0.3, np.float64(0.3)):
+        value, (slope, _) = jl.value_and_grad(_rebinds, argnums=(0, 1))(x, 2.0)
+        assert (value, slope) == pytest.approx(expected)
+        assert jl.measure(_rebinds, x, repeat=1).jacobian == pytest.approx(1.6)
+        assert all(np.asarray(m.jacobian.toarray() if hasattr(m.jacobian, "toarray") else m.jacobian) ==
+                   pytest.approx(1.6) for m in jl.compare(_rebinds, x, repeat=1).measurements)
+    value, (slope, _) = jl.value_and_grad(_rebinds, argnums=(0, 1))(np.array(0.3), 2.0)  # a 0-d array takes it
+    assert (value, slope) == pytest.approx((1.3 * 1.3 * 2.0, 2.6 * 2.0))
+
+
+def test_a_0d_array_x_takes_writes_inside_a_hessian():
+    """Its second derivative ran f on the tracer of a tracer, which was taken for a NumPy scalar: refused,
+    and a write into np.asarray(x) was dropped there."""
+    def squared_in_place(x):
+        x[...] = x ** 2
+        return x ** 1.5  # x^3
+
+    for hessian in (jl.hessian, lambda f: jl.jit(jl.hessian(f)), lambda f: (lambda x: jl.sparse_hessian(f, x))):
+        np.testing.assert_allclose(np.reshape(_dense(hessian(squared_in_place)(np.array(0.3))), ()), 6 * 0.3)
+
+    def through_asarray(x):
+        np.asarray(x)[...] = 3.0
+        return x ** 2
+
+    for hessian in (jl.hessian, lambda f: (lambda x: jl.sparse_hessian(f, x))):
+        with pytest.raises(ReadOnlyError, match=r"If it is np\.asarray\(y\)"):
+            hessian(through_asarray)(np.array(0.3))
+
+
+def _dense(matrix):
+    return matrix.toarray() if hasattr(matrix, "toarray") else matrix
 
 
 REDUCTIONS_OF_0D = ["sum", "prod", "min", "max", "nansum", "nanprod", "nanmin", "nanmax", "nanmean", "nanvar",

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import trees
 from ..accounting import OWN
-from ..inplace import ReadOnlyError, read_only
+from ..inplace import ReadOnlyError, array0, read_only
 from ..observables import MemoryRead
 from ..primitives import escaped_message, is_masked
 from ..tracing import Tracer, TracerConversionError, from_objects
@@ -312,7 +312,8 @@ def _frames(error):
 def _in_vectorize(error) -> bool:
     """Whether `error` came out of the loop of an np.vectorize given float otypes, which stores each result into a
     float array (a store in the vectorized function itself is f's own)."""
-    module, frame = list(_frames(error))[-1]  # where it was raised: the loop's store, not inside the function
+    frames = list(_frames(error))
+    module, frame = frames[-1]  # where it was raised: the loop's store, not inside the function
     if frame.f_code.co_name != "_vectorize_call" or not module.startswith("numpy."):
         return False
     return any(np.dtype(kind).kind == "f" for kind in getattr(frame.f_locals.get("self"), "otypes", None) or ())
@@ -372,6 +373,8 @@ def call_traced(f, x, trace):
     """
     if getattr(x.primal, "_readonly", False):  # the x of an enclosing derivative (a Hessian's), given read-only
         read_only(x)
+    if getattr(x.primal, "_mutable", False):  # or given as a 0-d array, which takes writes
+        array0(x)
     depth, token = _TRACING.get(), None
     try:  # set inside: a Ctrl-C right after the set, before its token is kept, would leave the thread inside
         token = _TRACING.set(depth + 1)
