@@ -632,7 +632,8 @@ def test_np_vectorize_with_float_otypes_is_refused_naming_otypes(mode):
     for otypes in (None, [object], [float]):
         with pytest.raises(jl.TracerConversionError, match=r"^storing a traced value into an element of a plain"):
             run(lambda x: np.vectorize(stores, otypes=otypes)(x), mode)
-
+    with pytest.raises(jl.TracerConversionError, match=r"np\.vectorize with otypes=\[float\]"):  # two outputs: stored
+        run(lambda x: np.vectorize(lambda v: (v * 2.0, v), otypes=[float, float])(x)[0], mode)  # in a generator
     np.testing.assert_array_equal(run(lambda x: f(x, [object]), mode, np.arange(3.0)), np.diag([0.0, 2.0, 4.0]))
 
 

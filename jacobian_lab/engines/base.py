@@ -314,6 +314,8 @@ def _in_vectorize(error) -> bool:
     float array (a store in the vectorized function itself is f's own)."""
     frames = list(_frames(error))
     module, frame = frames[-1]  # where it was raised: the loop's store, not inside the function
+    if frame.f_code.co_name in ("<genexpr>", "<listcomp>") and len(frames) > 1:  # several outputs: stored in one
+        module, frame = frames[-2]
     if frame.f_code.co_name != "_vectorize_call" or not module.startswith("numpy."):
         return False
     return any(np.dtype(kind).kind == "f" for kind in getattr(frame.f_locals.get("self"), "otypes", None) or ())
