@@ -451,16 +451,20 @@ def normalize_axis(axis, ndim):
 
 def no_axis_of_0d(a, axis) -> None:
     """Refuse an axis of a 0-d `a` where NumPy's function does (mean, var, std, average, median, the
-    quantiles, nanmedian and the nan quantiles), though its ufunc reductions (sum, max, ...) take 0 and -1."""
+    quantiles, nanmedian and the nan quantiles, flip, vector_norm), though its ufunc reductions (sum, max, ...)
+    take 0 and -1."""
     axes = () if axis is None else (axis,) if np.isscalar(axis) else tuple(axis)
     if axes and np.ndim(a) == 0:
         raise np.exceptions.AxisError(axes[0], 0)
 
 
 def one_axis(axis, ndim):
-    """A single axis (an integer, negatives allowed) -> non-negative; None or a tuple is an error."""
+    """A single axis (an integer, negatives allowed) -> non-negative; None or a tuple is an error, and so is any
+    axis of a 0-d array (NumPy's functions that take 0-d arrays along an axis read them as 1-d before asking)."""
     if not np.isscalar(axis) or axis is None:
         raise TypeError(f"axis must be one integer here, got {axis!r}")
+    if ndim == 0:
+        raise np.exceptions.AxisError(axis, 0)
     return normalize_axis(axis, ndim)[0]
 
 
@@ -829,7 +833,7 @@ def repeat(a, repeats, axis=None):
 
 @implements(np.take)
 def take(a, indices, axis=None, out=None, mode="raise"):
-    if axis is None:
+    if axis is None or (np.ndim(a) == 0 and one_axis(axis, 1) == 0):  # a 0-d a, as NumPy: its one element, 1-d
         a, axis = ravel(a), 0
     axis = one_axis(axis, np.ndim(a))
     if mode == "raise" and S.recomputed_index(indices):  # labels under jit: recomputed by the program
@@ -847,6 +851,7 @@ def take(a, indices, axis=None, out=None, mode="raise"):
 
 @implements(np.flip)
 def flip(m, axis=None):
+    no_axis_of_0d(m, axis)
     axes = normalize_axis(axis, np.ndim(m))
     return S.getitem(m, tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(np.ndim(m))))
 

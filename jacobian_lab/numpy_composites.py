@@ -518,7 +518,7 @@ def apply_along_axis(func1d, axis, arr, *args, **kwargs):
 def apply_over_axes(func, a, axes):
     """func(a, axis) for each axis in turn, a reduced axis kept as length 1 (NumPy's rule)."""
     for axis in np.atleast_1d(axes):
-        axis = one_axis(int(axis), np.ndim(a))
+        axis = int(axis) if np.ndim(a) == 0 else one_axis(int(axis), np.ndim(a))  # a 0-d a: func's to take or refuse
         result = func(a, axis)
         if np.ndim(result) == np.ndim(a) - 1:
             result = api.expand_dims(result, axis)

@@ -319,6 +319,7 @@ if getattr(np, "vecdot", None) is not None:
 @numpy2(np.linalg, "vector_norm")
 def vector_norm(x, /, *, axis=None, keepdims=False, ord=2):
     """axis None: all of x as one vector; a tuple: those axes as one vector (never a matrix norm)."""
+    api.no_axis_of_0d(x, axis)
     return _vector_norm(x, ord, normalize_axis(axis, np.ndim(x)), keepdims, "numpy.linalg.vector_norm")
 
 

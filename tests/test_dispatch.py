@@ -1494,6 +1494,24 @@ def test_an_axis_of_a_0d_array_is_taken_or_refused_as_numpy_does(name, axis):
     assert_fd_close(jl.jacobian(f, x), central_differences(f, x), name)
 
 
+@pytest.mark.parametrize("axis", [0, -1, (0,), ()], ids=["0", "-1", "(0,)", "()"])
+@pytest.mark.parametrize("f", [
+    lambda v, axis: np.flip(v, axis), lambda v, axis: np.linalg.vector_norm(v, axis=axis),
+    lambda v, axis: np.take(v, 0, axis=axis) * 1.0, lambda v, axis: np.apply_over_axes(np.sum, v, axis),
+], ids=["flip", "vector_norm", "take", "apply_over_axes"])
+def test_other_functions_of_an_axis_of_a_0d_array_take_or_refuse_it_as_numpys_do(f, axis):
+    """flip and vector_norm took -1 where NumPy refuses it; take and apply_over_axes failed with an IndexError."""
+    x = np.array(0.4)
+    try:
+        expected = f(x, axis)
+    except (np.exceptions.AxisError, TypeError, ValueError) as error:
+        with pytest.raises(type(error)):
+            jl.jacobian(lambda v: f(v, axis), x)
+        return
+    assert_fd_close(jl.jacobian(lambda v: f(v, axis), x), central_differences(lambda v: f(v, axis), x), "0-d")
+    assert np.shape(jl.jvp(lambda v: f(v, axis), x, np.array(1.0))[0]) == np.shape(expected)
+
+
 @pytest.mark.parametrize("axis", [(), (0,), [0]], ids=["()", "(0,)", "[0]"])
 def test_a_cumulative_sum_takes_one_integer_axis_as_numpy_does(axis):
     for x in (np.array(0.4), np.ones(3), np.ones((2, 3))):
