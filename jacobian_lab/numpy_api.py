@@ -825,7 +825,7 @@ def tile(A, reps):
 
 @implements(np.repeat)
 def repeat(a, repeats, axis=None):
-    if axis is None:
+    if axis is None or (np.ndim(a) == 0 and one_axis(axis, 1) == 0):  # a 0-d a, as NumPy: its one element, 1-d
         a, axis = ravel(a), 0
     axis = one_axis(axis, np.ndim(a))
     return take(a, np.repeat(np.arange(np.shape(a)[axis]), repeats), axis=axis)

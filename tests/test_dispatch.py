@@ -1498,9 +1498,11 @@ def test_an_axis_of_a_0d_array_is_taken_or_refused_as_numpy_does(name, axis):
 @pytest.mark.parametrize("f", [
     lambda v, axis: np.flip(v, axis), lambda v, axis: np.linalg.vector_norm(v, axis=axis),
     lambda v, axis: np.take(v, 0, axis=axis) * 1.0, lambda v, axis: np.apply_over_axes(np.sum, v, axis),
-], ids=["flip", "vector_norm", "take", "apply_over_axes"])
+    lambda v, axis: np.repeat(v, 2, axis=axis),
+], ids=["flip", "vector_norm", "take", "apply_over_axes", "repeat"])
 def test_other_functions_of_an_axis_of_a_0d_array_take_or_refuse_it_as_numpys_do(f, axis):
-    """flip and vector_norm took -1 where NumPy refuses it; take and apply_over_axes failed with an IndexError."""
+    """flip and vector_norm took -1 where NumPy refuses it; take and apply_over_axes failed with an IndexError,
+    and repeat was refused."""
     x = np.array(0.4)
     try:
         expected = f(x, axis)
