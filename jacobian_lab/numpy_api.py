@@ -449,6 +449,14 @@ def normalize_axis(axis, ndim):
     return tuple(sorted(out)) if ndim else ()
 
 
+def along(a, axis) -> tuple:
+    """(a, the one axis a function reads it along): a raveled, along 0, where axis is None and where a is 0-d
+    (NumPy's cumsum, take and repeat read it as 1-d, along 0 or -1); else a and its axis, non-negative."""
+    if axis is None or (np.ndim(a) == 0 and one_axis(axis, 1) == 0):
+        return ravel(a), 0
+    return a, one_axis(axis, np.ndim(a))
+
+
 def no_axis_of_0d(a, axis) -> None:
     """Refuse an axis of a 0-d `a` where NumPy's function does (mean, var, std, average, median, the
     quantiles, nanmedian and the nan quantiles, flip, vector_norm), though its ufunc reductions (sum, max, ...)
@@ -568,10 +576,8 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
 
 def _cumulative(prim, name):
     def fn(a, axis=None, dtype=None, out=None):
-        a = _accumulated_in(name, a, dtype)
-        if axis is None or (np.ndim(a) == 0 and one_axis(axis, 1) == 0):  # a 0-d a, as NumPy: one element, 1-d
-            return prim(ravel(a), axis=0)
-        return prim(a, axis=one_axis(axis, np.ndim(a)))
+        a, axis = along(_accumulated_in(name, a, dtype), axis)
+        return prim(a, axis=axis)
 
     fn.__name__ = name
     return fn
@@ -825,17 +831,13 @@ def tile(A, reps):
 
 @implements(np.repeat)
 def repeat(a, repeats, axis=None):
-    if axis is None or (np.ndim(a) == 0 and one_axis(axis, 1) == 0):  # a 0-d a, as NumPy: its one element, 1-d
-        a, axis = ravel(a), 0
-    axis = one_axis(axis, np.ndim(a))
+    a, axis = along(a, axis)
     return take(a, np.repeat(np.arange(np.shape(a)[axis]), repeats), axis=axis)
 
 
 @implements(np.take)
 def take(a, indices, axis=None, out=None, mode="raise"):
-    if axis is None or (np.ndim(a) == 0 and one_axis(axis, 1) == 0):  # a 0-d a, as NumPy: its one element, 1-d
-        a, axis = ravel(a), 0
-    axis = one_axis(axis, np.ndim(a))
+    a, axis = along(a, axis)
     if mode == "raise" and S.recomputed_index(indices):  # labels under jit: recomputed by the program
         return getitem(a, (slice(None),) * axis + (indices,))
     indices = np.asarray(indices)
