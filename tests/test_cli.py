@@ -195,7 +195,7 @@ def test_sparsity_refuses_a_dense_pattern_too_long_to_read_and_reads_a_sparse_on
     is read at a size whose dense pattern would take too long."""
     from jacobian_lab import cli
 
-    monkeypatch.setattr(cli, "MAX_PATTERN_ENTRIES", 1000)
+    monkeypatch.setattr(cli.limits, "MAX_PATTERN_ENTRIES", 1000)
     code, _, err = run(capsys, "sparsity", "seed", "--n", "2000")
     assert_one_line_error(err, code, 2)
     assert ("every output of seed depends on every input: its 1 x 2,000 sparsity pattern (2,000 entries) would take "
@@ -411,7 +411,7 @@ def test_a_jit_row_is_priced_at_the_compressed_seeds_its_first_call_records(caps
     """bratu's Jacobian is tridiagonal: jit's first call records 3 compressed seeds, not a dense order."""
     from jacobian_lab import cli
 
-    monkeypatch.setattr(cli, "MAX_FLOPS", 1e6)  # below bratu's dense orders at n = 400, above 3 seeds' work
+    monkeypatch.setattr(cli.limits, "MAX_FLOPS", 1e6)  # below bratu's dense orders at n = 400, above 3 seeds' work
     code, _, err = run(capsys, "compare", "bratu", "--n", "400", "--modes", "forward,jit", "--repeat", "1")
     assert_one_line_error(err, code, 2)
     assert "the row 'forward, vector' (1 pass, 1.1e+06 FLOPs) would take too long" in err
@@ -431,7 +431,7 @@ def test_the_sparse_row_of_a_dense_pattern_is_priced_without_reading_it(capsys, 
     from jacobian_lab import cli
 
     sparsity = importlib.import_module("jacobian_lab.sparsity")
-    monkeypatch.setattr(cli, "MAX_FLOPS", 1e6)  # below dense's orders at n = 100, and so below its sparse row
+    monkeypatch.setattr(cli.limits, "MAX_FLOPS", 1e6)  # below dense's orders at n = 100, and so below its sparse row
     refusals = []
     # priced from the structure alone, then read (the structure taken to show nothing)
     for name, replacement in (("recorded_pattern", _not_read), ("dense", lambda pullback: False)):
@@ -466,7 +466,7 @@ def test_compare_user_function_x_file(user_file, tmp_path, capsys, suffix):
 
 
 def test_an_x_file_is_read_as_the_api_takes_x(user_file, tmp_path, capsys):
-    from jacobian_lab.cli import UsageError, _check_input
+    from jacobian_lab.cli.targets import UsageError, _check_input
 
     assert _check_input(np.ones(3, np.float32)).dtype == np.float32  # float32 runs float32, as jl.compare(f, x32)
     assert _check_input(np.arange(3)).dtype == np.float64
@@ -560,7 +560,7 @@ def test_a_reader_gone_under_rich_ends_the_command_quietly(capsys, monkeypatch):
         except BrokenPipeError:
             raise SystemExit(1)
 
-    monkeypatch.setattr(cli, "_cmd_problems", rich_on_a_closed_pipe)
+    monkeypatch.setattr(cli.commands, "cmd_problems", rich_on_a_closed_pipe)
     monkeypatch.setattr(cli, "_reader_gone", lambda: 1)  # the real one points the test's stdout at /dev/null
     assert main(["problems"]) == 1 and capsys.readouterr().err == ""
 
@@ -789,7 +789,7 @@ def _allocate(*args, **kwargs):
     (("sparsity", "{user}:softplus_sum", "--x-file", "big.npy"), "try a smaller input than --x-file 'big.npy'"),
 ])
 def test_out_of_memory_is_one_line_naming_the_sizes_given(capsys, monkeypatch, user_file, tmp_path, argv, hint):
-    monkeypatch.setattr(cli, "_resolve", _allocate)
+    monkeypatch.setattr(cli.targets, "resolve", _allocate)
     code, _, err = run(capsys, *_fill(argv, user_file, tmp_path))
     assert_one_line_error(err, code, 2)
     assert "out of memory (Unable to allocate 74.5 GiB" in err
@@ -838,7 +838,7 @@ def test_a_reader_that_stops_reading_ends_the_command_quietly(capsys, monkeypatc
     def write_to_closed_pipe(args):
         raise BrokenPipeError(32, "Broken pipe")
 
-    monkeypatch.setattr(cli, "_cmd_problems", write_to_closed_pipe)
+    monkeypatch.setattr(cli.commands, "cmd_problems", write_to_closed_pipe)
     with open(tmp_path / "stdout", "w") as stdout:  # a real file descriptor, which the command points at /dev/null
         monkeypatch.setattr(sys, "stdout", stdout)
         code = main(["problems", "--json"])
