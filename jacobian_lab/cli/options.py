@@ -112,8 +112,13 @@ def check_folder(option: str, text: str, folder: Path) -> None:
 def parse_width(text: str) -> int:
     """An integer width, written as sizes may be ("1e3"); signs are checked by chain.plan, which names the
     offending position."""
+    return _whole(text, f"width must be an integer, got {text!r}")
+
+
+def _whole(text: str, refusal: str) -> int:
+    """The integer `text` writes, exactly however large, or as a float ("1e3"); else `refusal`."""
     try:
-        return int(text)  # exactly, however large: a float holds integers exactly only up to 2**53
+        return int(text)  # exactly: a float holds integers exactly only up to 2**53
     except ValueError:
         pass
     try:
@@ -121,7 +126,7 @@ def parse_width(text: str) -> int:
     except ValueError:
         number = math.nan
     if not number.is_integer():
-        raise argparse.ArgumentTypeError(f"width must be an integer, got {text!r}")
+        raise argparse.ArgumentTypeError(refusal)
     return int(number)
 
 
@@ -147,10 +152,4 @@ nonnegative = _integer_at_least(0, "a non-negative integer")
 
 def parse_size(text: str) -> int:
     """An integer size, written as sweep's sizes may be ("1e3"); the problem checks its range."""
-    try:
-        number = float(text)
-    except ValueError:
-        number = math.nan
-    if not number.is_integer():
-        raise argparse.ArgumentTypeError(f"expected an integer size, got {text!r}")
-    return int(number)
+    return _whole(text, f"expected an integer size, got {text!r}")

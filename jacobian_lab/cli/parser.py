@@ -142,10 +142,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     parser.commands = sub.choices  # name -> its parser, which reports the command's own bad arguments
 
-    p = sub.add_parser("compare", parents=[common], formatter_class=_Help, epilog=COMPARE_EPILOG,
-                       help="measure every accumulation order of one Jacobian and compare them",
-                       description="Build one Jacobian in several accumulation orders, count the FLOPs "
-                                   "each executed, time them, and print the table and the verdict.")
+    _compare(sub, common)
+    _sparsity(sub, common)
+    _sweep(sub, common)
+    _report(sub, common)
+    _chain(sub, common)
+    _problems(sub, common)
+    return parser
+
+
+def _command(sub, common, name: str, epilog: str, summary: str, description: str) -> argparse.ArgumentParser:
+    """The parser of one command: its --help lists `summary`'s one line in the main help, then `description`,
+    its options and the `epilog`'s examples."""
+    return sub.add_parser(name, parents=[common], formatter_class=_Help, epilog=epilog, help=summary,
+                          description=description)
+
+
+def _compare(sub, common) -> None:
+    p = _command(sub, common, "compare", COMPARE_EPILOG,
+                 "measure every accumulation order of one Jacobian and compare them",
+                 "Build one Jacobian in several accumulation orders, count the FLOPs each executed, time them, and "
+                 "print the table and the verdict.")
     _add_target(p)
     p.add_argument("--modes", default=",".join(MODE_NAMES),
                    help="comma-separated rows: forward-1, forward, reverse-1, reverse, auto, jit (replays of "
@@ -158,40 +175,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=positive, metavar="N",
                    help="run the passes of the forward, reverse and auto rows on N threads (default: one after "
                         "another in this thread)")
-    p.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
-    p.add_argument("--plot", metavar="FILE",
-                   help="save FLOPs by phase per mode (.png, .svg or .pdf; missing folders are created)")
+    _add_outputs(p, "print the comparison as JSON instead of a table", "FLOPs by phase per mode")
     p.set_defaults(handler=commands.cmd_compare)
 
-    p = sub.add_parser("sparsity", parents=[common], formatter_class=_Help, epilog=SPARSITY_EPILOG,
-                       help="the Jacobian's sparsity pattern and the seeds its coloring needs",
-                       description="Read which outputs depend on which inputs, color the pattern, and say how "
-                                   "many seeds a compressed (sparse) Jacobian needs in each mode.")
+
+def _sparsity(sub, common) -> None:
+    p = _command(sub, common, "sparsity", SPARSITY_EPILOG,
+                 "the Jacobian's sparsity pattern and the seeds its coloring needs",
+                 "Read which outputs depend on which inputs, color the pattern, and say how many seeds a compressed "
+                 "(sparse) Jacobian needs in each mode.")
     _add_target(p)
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--plot", metavar="FILE",
-                   help="save the pattern, entries colored by column (.png, .svg or .pdf; missing folders are "
-                        "created)")
+    _add_outputs(p, "print the summary as JSON", "the pattern, entries colored by column")
     p.set_defaults(handler=commands.cmd_sparsity)
 
-    p = sub.add_parser("sweep", parents=[common], formatter_class=_Help, epilog=SWEEP_EPILOG,
-                       help="forward vs reverse cost over a grid of sizes, with the crossover",
-                       description="Measure forward and reverse mode over a grid of n (and m) and find "
-                                   "where their costs cross.")
+
+def _sweep(sub, common) -> None:
+    p = _command(sub, common, "sweep", SWEEP_EPILOG,
+                 "forward vs reverse cost over a grid of sizes, with the crossover",
+                 "Measure forward and reverse mode over a grid of n (and m) and find where their costs cross.")
     p.add_argument("problem", nargs="?", metavar="PROBLEM", help=f"built-in problem (default: {DEFAULT_PROBLEM})")
     p.add_argument("--n", metavar="N,N,...", help="input sizes, e.g. 10,100,1000")
     p.add_argument("--m", metavar="M,M,...", help="output sizes, for problems that take m")
     p.add_argument("--seed", type=nonnegative, default=0, help="random seed of the problem data (default 0)")
     p.add_argument("--repeat", type=positive, default=3,
                    help="timed samples per point, median kept (default 3; a sample repeats a run shorter than 5 ms)")
-    p.add_argument("--json", action="store_true", help="print the sweep as JSON instead of a table")
-    p.add_argument("--plot", metavar="FILE",
-                   help="save FLOPs and seconds vs size (.png, .svg or .pdf; missing folders are created)")
+    _add_outputs(p, "print the sweep as JSON instead of a table", "FLOPs and seconds vs size")
     p.set_defaults(handler=commands.cmd_sweep)
 
-    p = sub.add_parser("report", parents=[common], formatter_class=_Help, epilog=REPORT_EPILOG,
-                       help="write an HTML + Markdown report with tables and figures for each problem",
-                       description="Compare, sweep and plot the built-in problems into a self-contained report.")
+
+def _report(sub, common) -> None:
+    p = _command(sub, common, "report", REPORT_EPILOG,
+                 "write an HTML + Markdown report with tables and figures for each problem",
+                 "Compare, sweep and plot the built-in problems into a self-contained report.")
     p.add_argument("--out", default="report", metavar="DIR",
                    help="output folder, created with any missing parents (default: %(default)s)")
     p.add_argument("--problems", metavar="A,B,...", help="comma-separated problem names (default: all)")
@@ -199,20 +214,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embed", action="store_true", help="also embed the figures in index.html (one file)")
     p.set_defaults(handler=commands.cmd_report)
 
-    p = sub.add_parser("chain", parents=[common], formatter_class=_Help, epilog=CHAIN_EPILOG,
-                       help="costs of forward, reverse and optimal bracketing of a Jacobian chain",
-                       description="Plan the cheapest bracketing of J = Jq ... J1 for a chain of widths.")
+
+def _chain(sub, common) -> None:
+    p = _command(sub, common, "chain", CHAIN_EPILOG,
+                 "costs of forward, reverse and optimal bracketing of a Jacobian chain",
+                 "Plan the cheapest bracketing of J = Jq ... J1 for a chain of widths.")
     p.add_argument("widths", nargs="+", type=parse_width, metavar="W", help="widths W0 W1 ... Wq (at least two)")
-    p.add_argument("--json", action="store_true", help="print the plan as JSON")
-    p.add_argument("--plot", metavar="FILE",
-                   help="save the three costs as bars (.png, .svg or .pdf; missing folders are created)")
+    _add_outputs(p, "print the plan as JSON", "the three costs as bars")
     p.set_defaults(handler=commands.cmd_chain)
 
-    p = sub.add_parser("problems", parents=[common], formatter_class=_Help, epilog=PROBLEMS_EPILOG,
-                       help="list the built-in problems", description="List the built-in problems.")
+
+def _problems(sub, common) -> None:
+    p = _command(sub, common, "problems", PROBLEMS_EPILOG,
+                 "list the built-in problems",
+                 "List the built-in problems.")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.set_defaults(handler=commands.cmd_problems)
-    return parser
+
+
+def _add_outputs(p, printed: str, plotted: str) -> None:
+    """--json (`printed`: what it prints) and --plot (`plotted`: the figure it saves)."""
+    p.add_argument("--json", action="store_true", help=printed)
+    p.add_argument("--plot", metavar="FILE",
+                   help=f"save {plotted} (.png, .svg or .pdf; missing folders are created)")
 
 
 def _add_target(p) -> None:
