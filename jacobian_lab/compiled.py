@@ -564,11 +564,13 @@ def compile_jacobian(fun, g, x, inputs=()):
     recorder.check()
     if not results and compressed is None:
         raise error
-    programs = {Program(recorder, mode, np.shape(y), x, g.out_def): J for mode, J in results.items()}
+    programs = {Program(recorder, mode, np.shape(y), x, g.out_def, emit=False): J for mode, J in results.items()}
     if compressed is not None:
         programs[compressed[0]] = compressed[1]
     best = min(programs, key=lambda p: (p.cost.total(), len(p.equations)))
     J = programs[best]
+    if type(best) is Program:
+        best.emit()
     return best, (J if best.fresh else J.copy())  # J may be a block the program keeps
 
 

@@ -39,7 +39,7 @@ class Program:
     dense cost). Without compaction the two are the same.
     """
 
-    def __init__(self, recorder: Recorder, mode: str, y_shape, x, out_def, prefix: str = ""):
+    def __init__(self, recorder: Recorder, mode: str, y_shape, x, out_def, prefix: str = "", emit: bool = True):
         self.mode, self.y_shape, self.x_shape, self.out_def = mode, tuple(y_shape), x.shape, out_def
         self.dtype = result_dtype(x)
         # (row width of a pass's block, shape of J): reverse blocks are rows of J, forward ones columns
@@ -64,31 +64,40 @@ class Program:
         self.guards = len(observations)
         self.reads = [o.where for o in observations]  # where f read the values each guard checks
         self.missed = None  # that of the guard that failed at the last call no replay answered
-        self.costs = _costs(self.equations)  # a placement copies: no arithmetic
+        self.costs = self.dense_costs = _costs(self.equations)  # a placement copies: no arithmetic
         code = _Code(eqs, set(run), placements, recorder.inputs, quiet=recorder.quiet, filled=filled)
-        self.source = code.emit(run, observations, blocks, self.variables)
         self.fresh = all(r in code.running for _, r, _ in blocks)  # else a block is a constant it keeps
-        self._run = _compiled_on_first_call(self, code)
-        self.dense_source, self.dense_costs, self._dense = self.source, self.costs, None
-        kept = code.memory  # id of each constant array -> its bytes
+        rewrite = None
         if mode == "forward":
             rewrite = compaction.compact(eqs, run, placements, blocks, observations, self.seeds, recorder.inputs,
                                          self.variables)
             if rewrite is not None and _total(_costs(rewrite.equations)).total() < self.cost.total():
-                kept.update(self._run_compacted(rewrite, observations, recorder.inputs, recorder.quiet, filled))
+                self.equations, self.costs = rewrite.equations, _costs(rewrite.equations)
+            else:
+                rewrite = None
+        self._unwritten = code, run, observations, blocks, rewrite, recorder, filled
+        if emit:
+            self.emit()
+
+    def emit(self) -> None:
+        """Write the source of the code a replay runs (and of the dense code a compacted one falls back to).
+        A program built with ``emit=False`` has its costs and equations only: auto mode compares both
+        orders' programs by their costs, and writing the one it drops was most of building it (a third of
+        a long loop's first call)."""
+        code, run, observations, blocks, rewrite, recorder, filled = self._unwritten
+        self._unwritten = None  # nor the recorded values `code` holds
+        self.source = self.dense_source = code.emit(run, observations, blocks, self.variables)
+        self._run, self._dense = _compiled_on_first_call(self, code), None
+        kept = code.memory  # id of each constant array -> its bytes
+        if rewrite is not None:
+            compact = _Code(rewrite.eqs, set(rewrite.run), rewrite.placements, recorder.inputs, rewrite,
+                            recorder.quiet, filled)
+            self.source = compact.emit(rewrite.run, observations, rewrite.blocks, self.variables)
+            self._run, self._dense = _compiled_on_first_call(self, compact), self._run
+            kept.update(compact.memory)
         self.constant_bytes = sum(kept.values())
         self._work = self._counter(self.costs)  # what counting a replay adds: known in advance
         self._dense_work = self._counter(self.dense_costs) if self._dense else None  # only compact code falls back
-
-    def _run_compacted(self, rewrite, observations, inputs, quiet: dict, filled: set) -> dict:
-        """Replay `rewrite` (`compaction.Compacted`), the dense code kept for when it returns DENSE. `filled`:
-        the dense code's placements that need no zeros, which the rewrite keeps at their indices."""
-        compact = _Code(rewrite.eqs, set(rewrite.run), rewrite.placements, inputs, rewrite, quiet, filled)
-        self.source = compact.emit(rewrite.run, observations, rewrite.blocks, self.variables)
-        self._run, self._dense = _compiled_on_first_call(self, compact), self._run
-        self.equations = rewrite.equations
-        self.costs = _costs(self.equations)
-        return compact.memory
 
     @property
     def cost(self) -> Cost:
