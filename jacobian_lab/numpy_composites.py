@@ -310,17 +310,31 @@ def extract(condition, arr):
 def _partition_order(values, kth, axis, kind):
     """Positions along `axis` whose gather is NumPy's np.partition(values, kth, axis) exactly.
 
-    argpartition's own positions are, unless a slice holds a NaN: NumPy's two selections can
-    then leave the entries off kth in different orders. Each entry of NumPy's answer is then
-    matched to a position of the same value, by rank, so that tied values stay a bijection.
+    argpartition's own positions are, unless a slice holds a NaN (NumPy's two selections can
+    then leave the entries off kth in different orders) or a value at kth is tied (`_tied_at`).
+    Each entry of NumPy's answer is then matched to a position of the same value, by rank, so that
+    tied values stay a bijection and each kth position gets the element a stable sort puts there.
     """
     order = np.argpartition(values, kth, axis=axis, kind=kind)
     expected = np.partition(values, kth, axis=axis, kind=kind)
-    if np.array_equal(np.take_along_axis(values, order, axis), expected, equal_nan=True):
+    if np.array_equal(np.take_along_axis(values, order, axis), expected, equal_nan=True) \
+            and not _tied_at(expected, kth, axis):
         return order
     by_value = np.argsort(values, axis=axis, kind="stable")
     rank = np.argsort(np.argsort(expected, axis=axis, kind="stable"), axis=axis, kind="stable")
     return np.take_along_axis(by_value, rank, axis)
+
+
+def _tied_at(partitioned, kth, axis) -> bool:
+    """Whether the value at a kth position of some slice of `partitioned` is also elsewhere in the slice:
+    argpartition then puts any one of them there, where sort's order statistics (their derivatives) take the
+    one a stable sort puts there. Many kth positions are taken as tied: the check would cost a sort."""
+    kth = np.atleast_1d(kth)
+    if kth.size > 16:
+        return True
+    at = np.take(partitioned, kth, axis=axis)  # (..., len(kth), ...) along axis
+    equal = [np.count_nonzero(partitioned == np.take(at, [i], axis=axis), axis=axis) for i in range(kth.size)]
+    return any(np.any(count > 1) for count in equal)
 
 
 @implements(np.partition)

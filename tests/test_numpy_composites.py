@@ -1178,6 +1178,26 @@ def test_partition_with_nans_is_numpys_and_moves_each_value(mode):
     assert not np.array_equal(x[np.argpartition(x, 2)], np.partition(x, 2), equal_nan=True)
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse", "jit"])
+def test_partition_gives_a_tied_kth_value_the_derivative_sort_gives_it(mode):
+    """argpartition puts any one of tied values at kth, where the sort's order statistic (and the README) take
+    the one a stable sort puts there: np.partition(x, k)[k] and np.sort(x)[k] had different derivatives."""
+    rng = np.random.default_rng(7)
+    for x, kth, axis in [(np.array([2.0, 2.0, 1.0, 0.0, 2.0, 1.0, 2.0, 1.0]), 2, -1),
+                         (rng.integers(0, 3, (4, 9)).astype(float), (1, 4), 1),
+                         (rng.integers(0, 3, (9, 3)).astype(float), -2, 0)]:
+        def f(v, kth=kth, axis=axis):
+            return np.take(np.partition(v, kth, axis=axis), kth, axis=axis)
+
+        def by_sort(v, kth=kth, axis=axis):
+            return np.take(np.sort(v, axis=axis, kind="stable"), kth, axis=axis)
+
+        np.testing.assert_array_equal(traced_value(f, x), by_sort(x))
+        jacobian = jl.jit(jl.jacobian(f, mode="auto")) if mode == "jit" else jl.jacobian(f, mode=mode)
+        for _ in range(2 if mode == "jit" else 1):  # and a replay
+            np.testing.assert_array_equal(jacobian(x), jl.jacobian(by_sort, x, mode="reverse"))
+
+
 @pytest.mark.parametrize("axis", [None, 0, 2, -1, (0, 2), (0, 1, 2)])
 @pytest.mark.parametrize("keepdims", [False, True])
 def test_nan_quantiles_and_nanmedian_are_numpys_values_to_the_last_bit(axis, keepdims):
