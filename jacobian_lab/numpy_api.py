@@ -252,24 +252,17 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
     if method == "accumulate" and ufunc in (np.maximum, np.minimum):  # running extremes: a gather
         from .numpy_composites import running_extreme  # which needs these functions, and they it
 
-        a, axis, dtype = inputs[0], kwargs.get("axis", 0), kwargs.get("dtype")
+        a, dtype = inputs[0], kwargs.get("dtype")
         _reject_all(f"{ufunc.__name__}.accumulate", {k: v for k, v in kwargs.items() if k not in ("axis", "dtype")})
         if dtype is not None and np.dtype(dtype) != np.result_type(a):
             _reject(f"{ufunc.__name__}.accumulate", dtype, "dtype")
-        if not np.ndim(a):
-            raise TypeError("cannot accumulate on a scalar")
-        if axis is None or type(axis) is tuple:  # NumPy takes one axis, or None for a 1-d array
-            if np.ndim(a) != 1 and axis is None or type(axis) is tuple and len(axis) != 1:
-                raise ValueError("accumulate does not allow multiple axes")
-            axis = 0 if axis is None else axis[0]
-        return running_extreme(a, axis, ufunc is np.maximum)
+        return running_extreme(a, accumulated_axis(a, kwargs.get("axis", 0)), ufunc is np.maximum)
     if method == "accumulate" and ufunc in (np.add, np.multiply):  # cumsum and cumprod
         name = f"{ufunc.__name__}.accumulate"
         _reject_all(name, {k: v for k, v in kwargs.items() if k not in ("axis", "dtype")})
-        if kwargs.get("axis", 0) is None:
-            raise ValueError("accumulate does not allow multiple axes")
         running = cumsum if ufunc is np.add else cumprod
-        return running(_accumulated_in(name, inputs[0], kwargs.get("dtype")), kwargs.get("axis", 0))
+        return running(_accumulated_in(name, inputs[0], kwargs.get("dtype")),
+                       accumulated_axis(inputs[0], kwargs.get("axis", 0)))
     if method == "reduceat" and ufunc is np.add:  # segment sums
         name = "add.reduceat"
         _reject_all(name, {k: v for k, v in kwargs.items() if k not in ("indices", "axis", "dtype")})
@@ -457,6 +450,24 @@ def along(a, axis) -> tuple:
     return a, one_axis(axis, np.ndim(a))
 
 
+def accumulated_axis(a, axis) -> int:
+    """The one axis ``ufunc.accumulate`` (and cumulative_sum and cumulative_prod, through it) reads `a` along,
+    non-negative: one integer or a tuple of one, None only for a 1-d array; NumPy's errors otherwise, among
+    them for a 0-d array, which it does not read as 1-d (cumsum does).
+
+    >>> accumulated_axis(np.ones((2, 3)), (-1,)), accumulated_axis(np.ones(3), None)
+    (1, 0)
+    """
+    if np.ndim(a) == 0 and (axis is None or axis == () or np.isscalar(axis) and axis in (0, -1)):
+        raise TypeError("cannot accumulate on a scalar")
+    if type(axis) is tuple:
+        for each in axis:  # each in bounds first, as NumPy checks
+            one_axis(each, np.ndim(a))
+    if type(axis) is tuple and len(axis) != 1 or axis is None and np.ndim(a) != 1:
+        raise ValueError("accumulate does not allow multiple axes")
+    return one_axis(0 if axis is None else axis[0] if type(axis) is tuple else axis, np.ndim(a))
+
+
 def no_axis_of_0d(a, axis) -> None:
     """Refuse an axis of a 0-d `a` where NumPy's function does (mean, var, std, average, median, the
     quantiles, nanmedian and the nan quantiles, flip, vector_norm), though its ufunc reductions (sum, max, ...)
@@ -596,7 +607,7 @@ def _cumulative_array_api(prim, name, identity):
             x = reshape(x, (1,))
         if axis is None and np.ndim(x) > 1:
             raise ValueError("axis must be specified for multi-dimensional arrays")
-        axis = one_axis(0 if axis is None else axis, np.ndim(x))
+        axis = accumulated_axis(x, 0 if axis is None else axis)
         result = prim(x, axis=axis)
         if not include_initial:
             return result

@@ -1523,6 +1523,31 @@ def test_a_cumulative_sum_takes_one_integer_axis_as_numpy_does(axis):
             jl.jacobian(lambda v: np.cumsum(v, axis=axis), x)
 
 
+_ACCUMULATIONS = {"add.accumulate": lambda a, axis: np.add.accumulate(a, axis=axis),
+                  "multiply.accumulate": lambda a, axis: np.multiply.accumulate(a, axis=axis),
+                  "maximum.accumulate": lambda a, axis: np.maximum.accumulate(a, axis=axis)}
+if hasattr(np, "cumulative_sum"):
+    _ACCUMULATIONS.update(cumulative_sum=lambda a, axis: np.cumulative_sum(a, axis=axis),
+                          cumulative_prod=lambda a, axis: np.cumulative_prod(a, axis=axis))
+
+
+@pytest.mark.parametrize("name", list(_ACCUMULATIONS))
+def test_accumulations_take_the_axes_numpys_do(name):
+    """ufunc.accumulate and the cumulative functions take a tuple of one axis (they refused it), and refuse a
+    0-d array unless NumPy reads it as 1-d (add.accumulate of one was taken, as a 1-element array)."""
+    f = _ACCUMULATIONS[name]
+    for x in (np.array(0.6), np.linspace(0.5, 1.5, 3), np.linspace(0.5, 1.5, 6).reshape(2, 3)):
+        for axis in (None, 0, -1, 1, (), (0,), (-1,), (1,), (0, 1)):
+            try:
+                f(x ** 2, axis)
+            except (np.exceptions.AxisError, TypeError, ValueError) as error:
+                with pytest.raises(type(error)):
+                    jl.jacobian(lambda v: f(v ** 2, axis), x)
+                continue
+            assert_fd_close(jl.jacobian(lambda v: f(v ** 2, axis), x),
+                            central_differences(lambda v: f(v ** 2, axis), x), f"{name} axis={axis}")
+
+
 @pytest.mark.parametrize("mode", ["forward", "reverse", "jit"])
 @pytest.mark.parametrize("write, slope", [
     (lambda x: x.__setitem__((), x ** 2), lambda v: 2 * v),
