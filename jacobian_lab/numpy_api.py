@@ -1023,6 +1023,6 @@ ITSELF = frozenset([np.atleast_1d, np.atleast_2d, np.atleast_3d, np.broadcast_ar
 
 from . import (  # noqa: E402,F401  (register more functions)
     numpy_calculus, numpy_composites, numpy_einsum, numpy_histograms, numpy_linalg, numpy_polynomials, numpy_quantiles,
-    numpy_statistics, numpy_writes,
+    numpy_series, numpy_statistics, numpy_writes,
     scipy_special,
 )

@@ -1,0 +1,49 @@
+"""numpy.polynomial's evaluation functions at a traced x (`jacobian_lab.numpy_series`)."""
+import numpy as np
+import pytest
+
+import jacobian_lab as jl
+from jacobian_lab.numpy_series import EVALUATIONS
+
+from helpers import assert_close, assert_fd_close, central_differences, traced_value
+
+EVALUATE = {name: getattr(module, name) for module, names in EVALUATIONS.items() for name in names}
+RNG = np.random.default_rng(3)
+
+
+@pytest.mark.parametrize("name", sorted(EVALUATE))
+@pytest.mark.parametrize("c_shape", [(3,), (3, 2), (4, 2, 3)], ids=["1-d", "2-d", "3-d"])
+@pytest.mark.parametrize("x_shape", [(), (2,), (2, 3)], ids=["0-d", "1-d", "2-d"])
+def test_evaluations_lay_out_the_coefficients_as_numpy_does(name, c_shape, x_shape):
+    """With coefficients of more than one axis, the axes were broadcast against a traced x's instead of laid
+    before them: a (3, 2) c at x of shape (2,) gave NumPy's diagonal, a wrong value and Jacobian."""
+    evaluate, c = EVALUATE[name], RNG.uniform(-1.0, 1.0, c_shape)
+    x = RNG.uniform(0.2, 0.9, x_shape)
+    for tensor in (True, False):
+        def f(v, tensor=tensor):
+            return evaluate(v, c, tensor=tensor)
+
+        try:
+            expected = f(x)
+        except ValueError as error:  # tensor=False wants c's other axes to broadcast against x's
+            with pytest.raises(ValueError, match=str(error)[:20]):
+                jl.jacobian(f, x)
+            continue
+        assert_close(traced_value(f, x), expected, 1e-12, f"{name} tensor={tensor}")
+        fd = central_differences(f, x)
+        for mode in ("forward", "reverse"):
+            assert_fd_close(jl.jacobian(f, x, mode=mode), fd, f"{name} {mode} tensor={tensor}")
+        compiled = jl.jit(jl.jacobian(f))
+        compiled(x + 0.05)
+        assert_fd_close(compiled(x), fd, f"{name} jit tensor={tensor}")
+
+
+@pytest.mark.parametrize("name", sorted(EVALUATE))
+def test_evaluations_at_traced_coefficients_and_plain_arrays(name):
+    evaluate, x = EVALUATE[name], np.array([0.3, 0.6])
+    c = RNG.uniform(-1.0, 1.0, (3, 2))
+    assert_fd_close(jl.jacobian(lambda w: evaluate(x, w), c), central_differences(lambda w: evaluate(x, w), c), name)
+    assert_fd_close(jl.jacobian(lambda v: evaluate(v, v), x), central_differences(lambda v: evaluate(v, v), x), name)
+    np.testing.assert_array_equal(evaluate(x, c), getattr(evaluate, "__wrapped__")(x, c))  # NumPy's own, untraced
+    assert evaluate.__name__ == name and evaluate.__module__.startswith("numpy.polynomial")
+
