@@ -47,3 +47,20 @@ def test_evaluations_at_traced_coefficients_and_plain_arrays(name):
     np.testing.assert_array_equal(evaluate(x, c), getattr(evaluate, "__wrapped__")(x, c))  # NumPy's own, untraced
     assert evaluate.__name__ == name and evaluate.__module__.startswith("numpy.polynomial")
 
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda v: np.polynomial.polynomial.polyfit(np.arange(5.0), v, 2), "numpy.polynomial.polynomial.polyfit"),
+    (lambda v: np.polynomial.Polynomial.fit(np.arange(5.0), v, 2).coef, "numpy.polynomial.Polynomial.fit"),
+    (lambda v: np.polynomial.chebyshev.chebfit(v, np.arange(5.0), 1), "numpy.polynomial.chebyshev.chebfit"),
+    (lambda v: np.polynomial.polynomial.polydiv(v, [1.0, 2.0])[0], "numpy.polynomial.polynomial.polydiv"),
+    (lambda v: np.polynomial.polynomial.polyroots(v), "numpy.polynomial.polynomial.polyroots"),
+], ids=["polyfit", "Polynomial.fit", "chebfit", "polydiv", "polyroots"])
+def test_the_other_series_functions_are_named_where_they_fail(call, name):
+    """Their own failure on a traced array named NumPy's internals (a cast of an object array in lstsq, a write
+    with out=, 'data type object not inexact'), not the function f called."""
+    with pytest.raises((TypeError, ValueError)) as raised:
+        jl.jacobian(call, np.array([1.0, -3.0, 2.0, 0.5, 4.0]))
+    notes = " ".join(getattr(raised.value, "__notes__", ()))
+    assert f"({name} is plain Python that computes on plain arrays" in notes
+    assert ("np.polyfit(x, y, deg)[::-1]" in notes) == name.endswith("fit")

@@ -301,6 +301,24 @@ def _note_scipy(error) -> None:
                        "scipy.sparse matrix times an array): write this step with NumPy operations on the array)")
 
 
+def _note_series(error, raised) -> None:
+    """Add to `raised` a note naming the numpy.polynomial function `error` came out of: plain Python on plain
+    arrays (np.asarray of its arguments, writes into arrays it made), whose failure on a traced array names
+    NumPy's internals (a cast of an object array, a write with out=). Once, as `_note_scipy`."""
+    inside = [(module, frame) for module, frame in _frames(error) if module.startswith("numpy.polynomial.")]
+    if not inside or any("numpy.polynomial" in note for note in getattr(raised, "__notes__", ())):
+        return
+    module, frame = inside[0]  # the outermost: the function f called (polyfit, not the _fit it calls)
+    owner = frame.f_locals.get("cls", frame.f_locals.get("self"))
+    name = (f"numpy.polynomial.{owner.__name__ if isinstance(owner, type) else type(owner).__name__}."
+            f"{frame.f_code.co_name}" if owner is not None else f"{module}.{frame.f_code.co_name}")
+    fit = ("; for a least-squares fit in the power basis, np.polyfit(x, y, deg)[::-1] gives its coefficients and "
+           "differentiates in x, y and the weights" if frame.f_code.co_name.endswith("fit") else "")
+    raised.add_note(f"({name} is plain Python that computes on plain arrays, which a traced array cannot pass "
+                    f"through, and has no derivative rule here; numpy.polynomial's evaluation functions (polyval, "
+                    f"chebval, ...) and its series' values take traced arrays{fit})")
+
+
 def _frames(error):
     """(module name, frame) of each frame `error` passed through, outermost first."""
     tb = error.__traceback__
@@ -388,6 +406,7 @@ def call_traced(f, x, trace):
             for note in getattr(error, "__notes__", ()):  # where it was raised (a rule of a primitive of yours)
                 reworded.add_note(note)
             reworded._reworded = True
+            _note_series(error, reworded)
             raise reworded from error
         _refused(error, trace)
         if isinstance(error, ValueError) and "read-only" in str(error) and not isinstance(error, ReadOnlyError):
@@ -402,6 +421,7 @@ def call_traced(f, x, trace):
                                  "loop), or into a copy where one is meant (c = y.copy(), or y.copy(order='F') for a "
                                  "Fortran-ordered one)") from error
         _note_scipy(error)
+        _note_series(error, error)
         raise  # scipy's own error types too (minpack's, from fsolve), named by `_refused` when it can
     finally:
         if token is not None:
