@@ -189,6 +189,9 @@ def binary_methods(fn):
 _OUT_AT: dict = {}
 
 
+#: An array to ask NumPy's own answers of (the array API's namespace and device)
+_EMPTY = np.empty(0)
+
 #: np.shape, np.ndim and np.size of a traced array alone: its attributes, without the work of a NumPy function's
 #: call (a check of views, `unshared`), as NumPy code (and this package's own) asks them of every operand
 _METADATA = {np.shape: lambda a: a.shape, np.ndim: lambda a: a.ndim, np.size: lambda a: a.size}
@@ -596,6 +599,22 @@ class Tracer:
 
     def nonzero(self):
         return observe(np.nonzero, self.primal)
+
+    def argpartition(self, kth, axis=-1, kind="introselect", order=None):
+        return np.argpartition(self, kth, axis=axis, kind=kind, order=order)
+
+    def searchsorted(self, v, side="left", sorter=None):
+        return np.searchsorted(self, v, side=side, sorter=sorter)
+
+    # The array API's: array-API code (xp = x.__array_namespace__()) computes with NumPy, which traces
+    def __array_namespace__(self, *, api_version=None):
+        return _EMPTY.__array_namespace__(api_version=api_version)  # numpy, or NumPy's refusal of the version
+
+    device = property(lambda self: _EMPTY.device)
+
+    def to_device(self, device, /, *, stream=None):
+        _EMPTY.to_device(device, stream=stream)  # NumPy's refusal of any device but "cpu"
+        return self
 
     def dot(self, b, out=None):
         return np.dot(self, b, out=out)

@@ -3297,3 +3297,21 @@ def test_an_unrouted_ufunc_is_looked_for_again_only_after_a_registration():
     assert numpy_api._UNROUTED[np.bitwise_and] == primitives.REGISTRATIONS
     with pytest.raises(NotImplementedError, match="bitwise_and"):
         jl.jacobian(lambda x: np.bitwise_and(x, x), np.ones(2))
+
+
+@pytest.mark.skipif(not hasattr(np.ndarray, "__array_namespace__"), reason="the array API's methods are NumPy 2's")
+@pytest.mark.parametrize("mode", ["forward", "reverse", "jit"])
+def test_array_api_code_and_the_index_methods_run_on_traced_arrays(mode):
+    """x.__array_namespace__(), x.device and x.to_device failed naming the tracer's class, and x.argpartition and
+    x.searchsorted were refused though np.argpartition and np.searchsorted take traced arrays."""
+    def f(x):
+        xp = x.__array_namespace__()
+        y = xp.sin(x.to_device(x.device)) * xp.asarray(2.0)
+        order = x.argpartition(1)
+        return y[order] + np.sort(x).searchsorted(0.5)
+
+    x = np.array([0.9, 0.1, 0.7, 0.3])
+    jacobian = jl.jit(jl.jacobian(f)) if mode == "jit" else jl.jacobian(f, mode=mode)
+    assert_fd_close(jacobian(x), central_differences(f, x), mode)
+    with pytest.raises(ValueError, match="Only 'cpu' is accepted"):
+        jl.jacobian(lambda v: v.to_device("gpu"), x)
