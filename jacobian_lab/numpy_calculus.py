@@ -24,8 +24,12 @@ from .rules import shape as S
 # --- differences ----------------------------------------------------------------------
 @implements(np.diff)
 def diff(a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
-    if operator.index(n) < 0:
+    if operator.index(n) == 0:  # a itself, without prepend and append, as NumPy's
+        return a
+    if n < 0:
         raise ValueError(f"order must be non-negative but got {n!r}")
+    if np.ndim(a) == 0:  # before any axis, as NumPy's check
+        raise ValueError("diff requires input that is at least one dimensional")
     axis = one_axis(axis, np.ndim(a))
     parts = [v for v in (prepend, a, append) if v is not np._NoValue]
     if len(parts) > 1:

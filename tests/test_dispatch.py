@@ -1498,11 +1498,12 @@ def test_an_axis_of_a_0d_array_is_taken_or_refused_as_numpy_does(name, axis):
 @pytest.mark.parametrize("f", [
     lambda v, axis: np.flip(v, axis), lambda v, axis: np.linalg.vector_norm(v, axis=axis),
     lambda v, axis: np.take(v, 0, axis=axis) * 1.0, lambda v, axis: np.apply_over_axes(np.sum, v, axis),
-    lambda v, axis: np.repeat(v, 2, axis=axis),
-], ids=["flip", "vector_norm", "take", "apply_over_axes", "repeat"])
+    lambda v, axis: np.repeat(v, 2, axis=axis), lambda v, axis: np.diff(v, axis=axis),
+    lambda v, axis: np.diff(v, n=0, axis=axis, prepend=1.0),
+], ids=["flip", "vector_norm", "take", "apply_over_axes", "repeat", "diff", "diff n=0"])
 def test_other_functions_of_an_axis_of_a_0d_array_take_or_refuse_it_as_numpys_do(f, axis):
     """flip and vector_norm took -1 where NumPy refuses it; take and apply_over_axes failed with an IndexError,
-    and repeat was refused."""
+    repeat was refused, and diff refused the axis with a TypeError before the array with NumPy's ValueError."""
     x = np.array(0.4)
     try:
         expected = f(x, axis)
@@ -3315,3 +3316,11 @@ def test_array_api_code_and_the_index_methods_run_on_traced_arrays(mode):
     assert_fd_close(jacobian(x), central_differences(f, x), mode)
     with pytest.raises(ValueError, match="Only 'cpu' is accepted"):
         jl.jacobian(lambda v: v.to_device("gpu"), x)
+
+
+def test_a_difference_of_order_0_is_the_array_itself():
+    """As NumPy's: without prepend and append, which were concatenated to it."""
+    x = np.array([0.5, 2.0, 3.5])
+    f = lambda v: np.diff(v, n=0, prepend=1.0, append=[2.0, 3.0])  # noqa: E731
+    np.testing.assert_array_equal(traced_value(f, x), f(x))
+    np.testing.assert_array_equal(jl.jacobian(f, x), np.eye(3))
