@@ -257,8 +257,10 @@ class Jitted:
         """Compute calls at `key` that no program fits eagerly from now on, for `reason`, and warn: "jit: the
         Jacobian of f `said`"."""
         self._refused[key] = reason
-        warnings.warn(f"jit: the {MATRIX.get()} of {getattr(self.fun.f, '__name__', 'f')} {said}",
-                      stacklevel=_outside())
+        matrix = MATRIX.get()
+        if matrix == "Jacobian" and (isinstance(self.fun, SparseHessian) or getattr(self.fun, "scalar", False)):
+            matrix = "Hessian" if isinstance(self.fun, SparseHessian) else "gradient"  # what the caller asked for
+        warnings.warn(f"jit: the {matrix} of {getattr(self.fun.f, '__name__', 'f')} {said}", stacklevel=_outside())
 
     def program(self, *args, **kwargs) -> "Program":
         """The program a call with these arguments replays, compiling it if needed."""

@@ -961,6 +961,17 @@ def test_past_keep_programs_a_call_none_fits_is_eager_with_a_warning_naming_the_
         jitted.program(points[1])
 
 
+@pytest.mark.parametrize("make, matrix", [(jl.grad, "gradient"), (jl.jacrev, "Jacobian"), (jl.hessian, "Hessian"),
+                                          (jl.sparse_hessian, "Hessian")])
+def test_the_warning_past_keep_programs_names_what_was_asked_for(make, matrix, monkeypatch):
+    """jit(grad) and jit(sparse_hessian) warned about 'the Jacobian of f'."""
+    monkeypatch.setattr(compiled, "KEEP_PROGRAMS", 1)
+    jitted = jl.jit(make(lambda x: np.sum(x * x[np.argmax(x)] ** 2)))  # a program per position of the maximum
+    jitted(np.array([3.0, 0.1, 0.2]))
+    with pytest.warns(UserWarning, match=f"^jit: the {matrix} of <lambda> at x of shape"):
+        jitted(np.array([0.1, 3.0, 0.2]))
+
+
 def test_a_mask_read_by_numpy_code_settles_on_eager_after_keep_programs_patterns():
     def f(x):
         return x * (np.argsort(x > 0, kind="stable") > 2)  # argsort reads the mask: a program per sign pattern
