@@ -298,8 +298,9 @@ def columns(f: Callable, x: np.ndarray, batch_size=None, max_memory=None, record
             if step == 1 and seed_bytes and recorded:
                 # One seed outgrew the budget: the tape tells whether one reverse sweep would fit it instead.
                 sweep = getattr(recorded[1], "seed_elements", 0) * result_dtype(x).itemsize
-                raise memory.forward_pass_error(1, seed_bytes, error.max_bytes,
-                                                "reverse mode" if sweep <= error.max_bytes else None) from None
+                fits = sweep <= error.max_bytes  # else say so: auto mode weighed it first, and neither order fits
+                raise memory.forward_pass_error(1, seed_bytes, error.max_bytes, "reverse mode" if fits else None,
+                                                0 if fits else sweep) from None
             if batch_size is not None or not seed_bytes or step == 1:
                 if y_shape is None and type(x) is np.ndarray:  # no tape told the result's size: it may be what
                     # does not fit, which no batch size mends (f evaluated once more, to learn it)

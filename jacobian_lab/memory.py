@@ -189,7 +189,8 @@ def one_seed_advice(other=None) -> str:
 UNPRICED_REVERSE = "reverse mode where one of its sweeps fits"
 
 
-def forward_pass_error(seeds: int, created: float, max_bytes: int, other=UNPRICED_REVERSE) -> MemoryBudgetError:
+def forward_pass_error(seeds: int, created: float, max_bytes: int, other=UNPRICED_REVERSE,
+                       sweep_bytes: int = 0) -> MemoryBudgetError:
     """The error of a forward pass of `seeds` seeds that created `created` bytes of tangents, over `max_bytes`.
 
     It carries ``seed_bytes`` (bytes per seed) and ``max_bytes`` for the harness
@@ -197,7 +198,7 @@ def forward_pass_error(seeds: int, created: float, max_bytes: int, other=UNPRICE
     what a seed created before the pass stopped is a low estimate of its whole
     pass, so when even that is over the budget, no batch size helps.
     `other`, the other order (`one_seed_advice`), is suggested too (None: not, when its pass is known
-    not to fit).
+    not to fit, at `sweep_bytes` a sweep where a tape told them).
     """
     fewer = int(max_bytes * seeds // created)
     if seeds > 1 and fewer >= 1:
@@ -208,7 +209,8 @@ def forward_pass_error(seeds: int, created: float, max_bytes: int, other=UNPRICE
         advice = ("one seed alone needs more; " if seeds > 1 else "") + one_seed_advice(other)
     error = MemoryBudgetError(
         f"a forward pass with {seeds} tangent seed{'s' if seeds > 1 else ''} needs more than "
-        f"{readable(max_bytes)} of tangents, what max_memory leaves beside the result; {advice}"
+        f"{readable(max_bytes)} of tangents, what max_memory leaves beside the result"
+        f"{f', nor does a reverse sweep (about {readable(sweep_bytes)})' if sweep_bytes else ''}; {advice}"
     )
     error.seed_bytes, error.max_bytes = created / seeds, max_bytes
     return error

@@ -310,6 +310,8 @@ def test_a_sweep_of_one_cotangent_over_the_budget_is_refused_as_a_forward_pass_o
         with pytest.raises(MemoryBudgetError) as err:
             jl.jacobian(_outer_head, x, mode, batch_size=batch_size, max_memory=budget)
         assert not _suggests_batches(str(err.value)) and "a larger max_memory" in str(err.value)
+        if mode == "auto":  # which weighed the sweep first: its refusal named the forward pass alone
+            assert f"nor does a reverse sweep (about {readable(prediction.seed_bytes)})" in str(err.value)
     message = str(err.value)
     with pytest.raises(MemoryBudgetError, match="a sweep with 1 cotangent needs about") as err:
         jl.jacobian(_outer_head, x, "reverse", batch_size=batch_size, max_memory=budget)
