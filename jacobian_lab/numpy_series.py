@@ -16,6 +16,7 @@ which then does the same arithmetic; at any other x it calls NumPy's function as
 from __future__ import annotations
 
 import functools
+import inspect
 
 import numpy as np
 import numpy.polynomial as series
@@ -31,10 +32,15 @@ EVALUATIONS = {series.polynomial: ("polyval", "polyvalfromroots"), series.chebys
 
 def _at_traced(evaluate):
     """`evaluate` with its coefficients (or roots) laid out for a traced x as NumPy lays them for an array."""
+    signature = inspect.signature(evaluate)  # (x, c, tensor=True); polyvalfromroots names c r
+
     @functools.wraps(evaluate)
-    def laid_out(x, c, tensor=True):
-        if not is_traced(x):
-            return evaluate(x, c, tensor)
+    def laid_out(*args, **kwargs):
+        if not (args and is_traced(args[0]) or is_traced(kwargs.get("x"))):
+            return evaluate(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        x, c, tensor = bound.arguments.values()
         c = c if is_traced(c) else np.array(c, ndmin=1, copy=None)
         if not tensor and evaluate.__name__ == "polyvalfromroots" and np.ndim(x) >= np.ndim(c):
             raise ValueError("x.ndim must be < r.ndim when tensor == False")  # NumPy's check, made for arrays

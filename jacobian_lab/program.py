@@ -82,7 +82,7 @@ class Program:
     def emit(self) -> None:
         """Write the source of the code a replay runs (and of the dense code a compacted one falls back to).
         A program built with ``emit=False`` has its costs and equations only: auto mode compares both
-        orders' programs by their costs, and writing the one it drops was most of building it (a third of
+        orders' programs by their costs, and writing the one it drops was most of building it (a tenth of
         a long loop's first call)."""
         code, run, observations, blocks, rewrite, recorder, filled = self._unwritten
         self._unwritten = None  # nor the recorded values `code` holds

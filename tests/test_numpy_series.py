@@ -1,4 +1,6 @@
 """numpy.polynomial's evaluation functions at a traced x (`jacobian_lab.numpy_series`)."""
+import inspect
+
 import numpy as np
 import pytest
 
@@ -45,6 +47,8 @@ def test_evaluations_at_traced_coefficients_and_plain_arrays(name):
     assert_fd_close(jl.jacobian(lambda w: evaluate(x, w), c), central_differences(lambda w: evaluate(x, w), c), name)
     assert_fd_close(jl.jacobian(lambda v: evaluate(v, v), x), central_differences(lambda v: evaluate(v, v), x), name)
     np.testing.assert_array_equal(evaluate(x, c), getattr(evaluate, "__wrapped__")(x, c))  # NumPy's own, untraced
+    by_name = dict(zip(inspect.signature(evaluate).parameters, (x, c, False)))  # keywords, r for polyvalfromroots
+    assert_close(traced_value(lambda v: evaluate(**{**by_name, "x": v}), x), evaluate(**by_name), 1e-12, name)
     assert evaluate.__name__ == name and evaluate.__module__.startswith("numpy.polynomial")
 
 
