@@ -333,7 +333,9 @@ def _tied_at(partitioned, kth, axis) -> bool:
     if kth.size > 16:
         return True
     at = np.take(partitioned, kth, axis=axis)  # (..., len(kth), ...) along axis
-    equal = [np.count_nonzero(partitioned == np.take(at, [i], axis=axis), axis=axis) for i in range(kth.size)]
+    nan = np.isnan(partitioned)  # NaNs tie too: the sort puts them last in their order
+    equal = [np.count_nonzero((partitioned == v) | (nan & np.isnan(v)), axis=axis)
+             for v in (np.take(at, [i], axis=axis) for i in range(kth.size))]
     return any(np.any(count > 1) for count in equal)
 
 

@@ -1185,7 +1185,8 @@ def test_partition_gives_a_tied_kth_value_the_derivative_sort_gives_it(mode):
     rng = np.random.default_rng(7)
     for x, kth, axis in [(np.array([2.0, 2.0, 1.0, 0.0, 2.0, 1.0, 2.0, 1.0]), 2, -1),
                          (rng.integers(0, 3, (4, 9)).astype(float), (1, 4), 1),
-                         (rng.integers(0, 3, (9, 3)).astype(float), -2, 0)]:
+                         (rng.integers(0, 3, (9, 3)).astype(float), -2, 0),
+                         (np.array([2.0, np.nan, np.nan, np.nan, 1.0]), [1, 3], 0)]:  # NaNs tie too
         def f(v, kth=kth, axis=axis):
             return np.take(np.partition(v, kth, axis=axis), kth, axis=axis)
 
