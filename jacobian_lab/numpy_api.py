@@ -458,7 +458,7 @@ def accumulated_axis(a, axis) -> int:
     >>> accumulated_axis(np.ones((2, 3)), (-1,)), accumulated_axis(np.ones(3), None)
     (1, 0)
     """
-    if np.ndim(a) == 0 and (axis is None or axis == () or np.isscalar(axis) and axis in (0, -1)):
+    if np.ndim(a) == 0 and (axis is None or type(axis) is tuple and not axis or np.isscalar(axis) and axis in (0, -1)):
         raise TypeError("cannot accumulate on a scalar")
     if type(axis) is tuple:
         for each in axis:  # each in bounds first, as NumPy checks

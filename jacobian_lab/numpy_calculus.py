@@ -24,7 +24,7 @@ from .rules import shape as S
 # --- differences ----------------------------------------------------------------------
 @implements(np.diff)
 def diff(a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
-    if operator.index(n) == 0:  # a itself, without prepend and append, as NumPy's
+    if n == 0:  # a itself, without prepend and append, as NumPy's (n = 0.0 too)
         return a
     if n < 0:
         raise ValueError(f"order must be non-negative but got {n!r}")

@@ -1499,8 +1499,8 @@ def test_an_axis_of_a_0d_array_is_taken_or_refused_as_numpy_does(name, axis):
     lambda v, axis: np.flip(v, axis), lambda v, axis: np.linalg.vector_norm(v, axis=axis),
     lambda v, axis: np.take(v, 0, axis=axis) * 1.0, lambda v, axis: np.apply_over_axes(np.sum, v, axis),
     lambda v, axis: np.repeat(v, 2, axis=axis), lambda v, axis: np.diff(v, axis=axis),
-    lambda v, axis: np.diff(v, n=0, axis=axis, prepend=1.0),
-], ids=["flip", "vector_norm", "take", "apply_over_axes", "repeat", "diff", "diff n=0"])
+    lambda v, axis: np.diff(v, n=0, axis=axis, prepend=1.0), lambda v, axis: np.diff(v, n=0.0, axis=axis),
+], ids=["flip", "vector_norm", "take", "apply_over_axes", "repeat", "diff", "diff n=0", "diff n=0.0"])
 def test_other_functions_of_an_axis_of_a_0d_array_take_or_refuse_it_as_numpys_do(f, axis):
     """flip and vector_norm took -1 where NumPy refuses it; take and apply_over_axes failed with an IndexError,
     repeat was refused, and diff refused the axis with a TypeError before the array with NumPy's ValueError."""
@@ -1538,7 +1538,7 @@ def test_accumulations_take_the_axes_numpys_do(name):
     0-d array unless NumPy reads it as 1-d (add.accumulate of one was taken, as a 1-element array)."""
     f = _ACCUMULATIONS[name]
     for x in (np.array(0.6), np.linspace(0.5, 1.5, 3), np.linspace(0.5, 1.5, 6).reshape(2, 3)):
-        for axis in (None, 0, -1, 1, (), (0,), (-1,), (1,), (0, 1)):
+        for axis in (None, 0, -1, 1, np.int64(0), (), (0,), (-1,), (1,), (0, 1)):
             try:
                 f(x ** 2, axis)
             except (np.exceptions.AxisError, TypeError, ValueError) as error:
