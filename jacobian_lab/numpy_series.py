@@ -41,7 +41,7 @@ def _at_traced(evaluate):
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         x, c, tensor = bound.arguments.values()
-        c = c if is_traced(c) else np.array(c, ndmin=1, copy=None)
+        c = np.atleast_1d(c) if is_traced(c) else np.array(c, ndmin=1, copy=None)  # as NumPy's own first step
         if not tensor and evaluate.__name__ == "polyvalfromroots" and np.ndim(x) >= np.ndim(c):
             raise ValueError("x.ndim must be < r.ndim when tensor == False")  # NumPy's check, made for arrays
         if tensor:

@@ -46,6 +46,9 @@ def test_evaluations_at_traced_coefficients_and_plain_arrays(name):
     c = RNG.uniform(-1.0, 1.0, (3, 2))
     assert_fd_close(jl.jacobian(lambda w: evaluate(x, w), c), central_differences(lambda w: evaluate(x, w), c), name)
     assert_fd_close(jl.jacobian(lambda v: evaluate(v, v), x), central_differences(lambda v: evaluate(v, v), x), name)
+    one = lambda v: evaluate(np.outer(v, v), v[0])  # noqa: E731  (a traced 0-d c: one coefficient or root)
+    assert_close(traced_value(one, x), one(x), 1e-12, name)
+    assert_fd_close(jl.jacobian(one, x), central_differences(one, x), name)
     np.testing.assert_array_equal(evaluate(x, c), getattr(evaluate, "__wrapped__")(x, c))  # NumPy's own, untraced
     by_name = dict(zip(inspect.signature(evaluate).parameters, (x, c, False)))  # keywords, r for polyvalfromroots
     assert_close(traced_value(lambda v: evaluate(**{**by_name, "x": v}), x), evaluate(**by_name), 1e-12, name)
