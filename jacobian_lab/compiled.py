@@ -144,6 +144,7 @@ class Jitted:
         self._refused: dict = {}
         self._values: dict = {}  # `Inputs.family` -> the values compiled in so far (`_room`)
         self._compiling: dict = {}  # key -> a lock: threads missing at once compile one program, not one each
+        self.described = None  # (matrix, name) its warnings give: those of the Hessian it compiles for a tree x
 
     def __repr__(self) -> str:
         return f"jit({self.fun!r})"
@@ -257,10 +258,20 @@ class Jitted:
         """Compute calls at `key` that no program fits eagerly from now on, for `reason`, and warn: "jit: the
         Jacobian of f `said`"."""
         self._refused[key] = reason
+        matrix, name = self.described or self._describe()
+        warnings.warn(f"jit: the {matrix} of {name} {said}", stacklevel=_outside())
+
+    def _describe(self) -> tuple[str, str]:
+        """(what the caller asked for: Jacobian, gradient or Hessian, the name of f)."""
         matrix = MATRIX.get()
         if matrix == "Jacobian" and (isinstance(self.fun, SparseHessian) or getattr(self.fun, "scalar", False)):
-            matrix = "Hessian" if isinstance(self.fun, SparseHessian) else "gradient"  # what the caller asked for
-        warnings.warn(f"jit: the {matrix} of {getattr(self.fun.f, '__name__', 'f')} {said}", stacklevel=_outside())
+            matrix = "Hessian" if isinstance(self.fun, SparseHessian) else "gradient"
+        return matrix, getattr(self.fun.f, "__name__", "f")
+
+    def _flat_one(self, flat: "Jitted") -> "Jitted":
+        """`flat`, the compiled Hessian of f on one flat vector for a tree x, warning as this one does."""
+        flat.described = "Hessian", self._describe()[1]
+        return flat
 
     def program(self, *args, **kwargs) -> "Program":
         """The program a call with these arguments replays, compiling it if needed."""
@@ -364,7 +375,7 @@ class JittedHessian(Jitted):
                             f"{type(x).__name__}: ravel the parameters into one vector, or bind the other arguments "
                             "first (functools.partial)")
         g, x_flat, fun = self.hessian.flattened(x, None if call is None else call.bound)  # argnums=(0, 1): f(*x)
-        return g, x_flat, _shared(self._flat, (g.in_def, g.layout, g.read_only), lambda: Jitted(fun))
+        return g, x_flat, _shared(self._flat, (g.in_def, g.layout, g.read_only), lambda: self._flat_one(Jitted(fun)))
 
 
 class JittedSparse(Jitted):
@@ -411,7 +422,7 @@ class JittedSparse(Jitted):
     def _flattened(self, x):
         """(x as one flat vector, the JittedSparse of the Hessian on it, one per structure of x)."""
         x_flat, fun = self.fun.flattened(x)  # one SparseJacobian per structure, kept by the sparse Hessian
-        return x_flat, _shared(self._flat, fun, lambda: JittedSparse(fun))
+        return x_flat, _shared(self._flat, fun, lambda: self._flat_one(JittedSparse(fun)))
 
     def _build(self, g, x, call=None):
         if call is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import operator
 import sys
 import warnings
 from typing import Callable
@@ -458,7 +459,9 @@ def accumulated_axis(a, axis) -> int:
     >>> accumulated_axis(np.ones((2, 3)), (-1,)), accumulated_axis(np.ones(3), None)
     (1, 0)
     """
-    if np.ndim(a) == 0 and (axis is None or type(axis) is tuple and not axis or np.isscalar(axis) and axis in (0, -1)):
+    if axis is not None and type(axis) is not tuple:
+        axis = operator.index(axis)  # NumPy's TypeError for a float
+    if np.ndim(a) == 0 and (axis is None or type(axis) is tuple and not axis or axis in (0, -1)):
         raise TypeError("cannot accumulate on a scalar")
     if type(axis) is tuple:
         for each in axis:  # each in bounds first, as NumPy checks
@@ -622,6 +625,14 @@ def _cumulative_array_api(prim, name, identity):
 for _name, _prim, _identity in (("cumulative_sum", R.cumsum, 0), ("cumulative_prod", R.cumprod, 1)):
     if hasattr(np, _name):
         implements(getattr(np, _name))(_cumulative_array_api(_prim, _name, _identity))
+
+
+if hasattr(np, "astype"):  # NumPy 2's function form of the method, the array API's (xp.astype)
+    @implements(np.astype)
+    def astype(x, dtype, /, *, copy=True, device=None):
+        if device not in (None, "cpu"):
+            raise ValueError(f'Device not understood. Only "cpu" is allowed, but received: {device}')
+        return x.astype(dtype, copy=copy)
 
 
 # --- shape --------------------------------------------------------------------

@@ -1538,7 +1538,7 @@ def test_accumulations_take_the_axes_numpys_do(name):
     0-d array unless NumPy reads it as 1-d (add.accumulate of one was taken, as a 1-element array)."""
     f = _ACCUMULATIONS[name]
     for x in (np.array(0.6), np.linspace(0.5, 1.5, 3), np.linspace(0.5, 1.5, 6).reshape(2, 3)):
-        for axis in (None, 0, -1, 1, np.int64(0), (), (0,), (-1,), (1,), (0, 1)):
+        for axis in (None, 0, -1, 1, np.int64(0), 0.0, (), (0,), (-1,), (1,), (0, 1)):
             try:
                 f(x ** 2, axis)
             except (np.exceptions.AxisError, TypeError, ValueError) as error:
@@ -3303,11 +3303,12 @@ def test_an_unrouted_ufunc_is_looked_for_again_only_after_a_registration():
 @pytest.mark.skipif(not hasattr(np.ndarray, "__array_namespace__"), reason="the array API's methods are NumPy 2's")
 @pytest.mark.parametrize("mode", ["forward", "reverse", "jit"])
 def test_array_api_code_and_the_index_methods_run_on_traced_arrays(mode):
-    """x.__array_namespace__(), x.device and x.to_device failed naming the tracer's class, and x.argpartition and
-    x.searchsorted were refused though np.argpartition and np.searchsorted take traced arrays."""
+    """x.__array_namespace__(), x.device and x.to_device failed naming the tracer's class, np.astype had no rule,
+    and x.argpartition and x.searchsorted were refused though np.argpartition and np.searchsorted take traced
+    arrays."""
     def f(x):
         xp = x.__array_namespace__()
-        y = xp.sin(x.to_device(x.device)) * xp.asarray(2.0)
+        y = xp.sin(xp.astype(x.to_device(x.device), xp.float64, device=x.device)) * xp.asarray(2.0)
         order = x.argpartition(1)
         return y[order] + np.sort(x).searchsorted(0.5)
 
@@ -3316,6 +3317,8 @@ def test_array_api_code_and_the_index_methods_run_on_traced_arrays(mode):
     assert_fd_close(jacobian(x), central_differences(f, x), mode)
     with pytest.raises(ValueError, match="Only 'cpu' is accepted"):
         jl.jacobian(lambda v: v.to_device("gpu"), x)
+    with pytest.raises(ValueError, match='Only "cpu" is allowed'):
+        jl.jacobian(lambda v: np.astype(v, np.float32, device="gpu"), x)
 
 
 def test_a_difference_of_order_0_is_the_array_itself():

@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import math
 import pickle
+import re
 import sys
 import warnings
 
@@ -964,12 +965,22 @@ def test_past_keep_programs_a_call_none_fits_is_eager_with_a_warning_naming_the_
 @pytest.mark.parametrize("make, matrix", [(jl.grad, "gradient"), (jl.jacrev, "Jacobian"), (jl.hessian, "Hessian"),
                                           (jl.sparse_hessian, "Hessian")])
 def test_the_warning_past_keep_programs_names_what_was_asked_for(make, matrix, monkeypatch):
-    """jit(grad) and jit(sparse_hessian) warned about 'the Jacobian of f'."""
+    """jit(grad) and jit(sparse_hessian) warned about 'the Jacobian of f', and at a tree x the compiled Hessians
+    about 'the Jacobian of f' or 'the Hessian of f', named so for the function of a flat vector."""
+    def peak(x):
+        return np.sum(x * x[np.argmax(x)] ** 2)  # a program per position of the maximum
+
+    def tree(p):
+        return peak(p["a"]) + np.sum(p["b"] ** 2)
+
     monkeypatch.setattr(compiled, "KEEP_PROGRAMS", 1)
-    jitted = jl.jit(make(lambda x: np.sum(x * x[np.argmax(x)] ** 2)))  # a program per position of the maximum
-    jitted(np.array([3.0, 0.1, 0.2]))
-    with pytest.warns(UserWarning, match=f"^jit: the {matrix} of <lambda> at x of shape"):
-        jitted(np.array([0.1, 3.0, 0.2]))
+    for f, x, shape in ((peak, np.array([3.0, 0.1, 0.2]), "(3,)"),
+                        (tree, {"a": np.array([3.0, 0.1, 0.2]), "b": np.ones(2)}, "(5,)")):
+        jitted = jl.jit(make(f))
+        jitted(x)
+        later = np.array([0.1, 3.0, 0.2]) if f is peak else {**x, "a": np.array([0.1, 3.0, 0.2])}
+        with pytest.warns(UserWarning, match=rf"^jit: the {matrix} of {f.__name__} at x of shape {re.escape(shape)}"):
+            jitted(later)
 
 
 def test_a_mask_read_by_numpy_code_settles_on_eager_after_keep_programs_patterns():

@@ -71,3 +71,12 @@ def test_the_other_series_functions_are_named_where_they_fail(call, name):
     notes = " ".join(getattr(raised.value, "__notes__", ()))
     assert f"({name} is plain Python that computes on plain arrays" in notes
     assert ("np.polyfit(x, y, deg)[::-1]" in notes) == name.endswith("fit")
+
+
+def test_an_evaluation_given_coefficients_that_do_not_broadcast_keeps_numpys_error_alone():
+    """The note on numpy.polynomial's other functions was added to NumPy's error about f's own coefficients in
+    polyval, which takes traced arrays."""
+    c = np.ones((3, 4))
+    with pytest.raises(ValueError, match="could not be broadcast") as raised:
+        jl.jacobian(lambda v: np.polynomial.polynomial.polyval(v, c, tensor=False), np.linspace(0.0, 1.0, 6))
+    assert not getattr(raised.value, "__notes__", None)

@@ -309,6 +309,10 @@ def _note_series(error, raised) -> None:
     if not inside or any("numpy.polynomial" in note for note in getattr(raised, "__notes__", ())):
         return
     module, frame = inside[0]  # the outermost: the function f called (polyfit, not the _fit it calls)
+    from ..numpy_series import EVALUATIONS  # (which needs the engines: imported when an error comes out)
+
+    if any(frame.f_code.co_name in names for names in EVALUATIONS.values()):  # one that takes traced arrays:
+        return  # NumPy's error is about what f gave it
     owner = frame.f_locals.get("cls", frame.f_locals.get("self"))
     name = (f"numpy.polynomial.{owner.__name__ if isinstance(owner, type) else type(owner).__name__}."
             f"{frame.f_code.co_name}" if owner is not None else f"{module}.{frame.f_code.co_name}")
