@@ -459,8 +459,8 @@ def accumulated_axis(a, axis) -> int:
     >>> accumulated_axis(np.ones((2, 3)), (-1,)), accumulated_axis(np.ones(3), None)
     (1, 0)
     """
-    if axis is not None and type(axis) is not tuple:
-        axis = operator.index(axis)  # NumPy's TypeError for a float
+    if axis is not None:  # NumPy's TypeErrors: for a float, and for a bool, which operator.index would take
+        axis = tuple(map(_axis_index, axis)) if type(axis) is tuple else _axis_index(axis)
     if np.ndim(a) == 0 and (axis is None or type(axis) is tuple and not axis or axis in (0, -1)):
         raise TypeError("cannot accumulate on a scalar")
     if type(axis) is tuple:
@@ -469,6 +469,12 @@ def accumulated_axis(a, axis) -> int:
     if type(axis) is tuple and len(axis) != 1 or axis is None and np.ndim(a) != 1:
         raise ValueError("accumulate does not allow multiple axes")
     return one_axis(0 if axis is None else axis[0] if type(axis) is tuple else axis, np.ndim(a))
+
+
+def _axis_index(axis) -> int:
+    if isinstance(axis, (bool, np.bool_)):
+        raise TypeError("an integer is required")
+    return operator.index(axis)
 
 
 def no_axis_of_0d(a, axis) -> None:

@@ -38,7 +38,10 @@ def _at_traced(evaluate):
     def laid_out(*args, **kwargs):
         if not (args and is_traced(args[0]) or is_traced(kwargs.get("x"))):
             return evaluate(*args, **kwargs)
-        bound = signature.bind(*args, **kwargs)
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError:  # Python's own message, which names the function
+            return evaluate(*args, **kwargs)
         bound.apply_defaults()
         x, c, tensor = bound.arguments.values()
         c = np.atleast_1d(c) if is_traced(c) else np.array(c, ndmin=1, copy=None)  # as NumPy's own first step

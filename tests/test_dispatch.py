@@ -1538,7 +1538,7 @@ def test_accumulations_take_the_axes_numpys_do(name):
     0-d array unless NumPy reads it as 1-d (add.accumulate of one was taken, as a 1-element array)."""
     f = _ACCUMULATIONS[name]
     for x in (np.array(0.6), np.linspace(0.5, 1.5, 3), np.linspace(0.5, 1.5, 6).reshape(2, 3)):
-        for axis in (None, 0, -1, 1, np.int64(0), 0.0, (), (0,), (-1,), (1,), (0, 1)):
+        for axis in (None, 0, -1, 1, np.int64(0), 0.0, True, (), (0,), (-1,), (1,), (0, 1), (1.0,), (False,)):
             try:
                 f(x ** 2, axis)
             except (np.exceptions.AxisError, TypeError, ValueError) as error:

@@ -76,7 +76,12 @@ def test_the_other_series_functions_are_named_where_they_fail(call, name):
 def test_an_evaluation_given_coefficients_that_do_not_broadcast_keeps_numpys_error_alone():
     """The note on numpy.polynomial's other functions was added to NumPy's error about f's own coefficients in
     polyval, which takes traced arrays."""
-    c = np.ones((3, 4))
-    with pytest.raises(ValueError, match="could not be broadcast") as raised:
-        jl.jacobian(lambda v: np.polynomial.polynomial.polyval(v, c, tensor=False), np.linspace(0.0, 1.0, 6))
-    assert not getattr(raised.value, "__notes__", None)
+    c, x = np.ones((3, 4)), np.linspace(0.0, 1.0, 6)
+    for call in (lambda v: np.polynomial.polynomial.polyval(v, c, tensor=False),
+                 lambda v: np.polynomial.polynomial.polyval3d(v, v[:3], v, np.ones((2, 2, 2))),  # its x, y, z
+                 lambda v: np.polynomial.legendre.legval2d(v, v[:3], np.ones((2, 2)))):
+        with pytest.raises(ValueError, match="incompatible|could not be broadcast") as raised:
+            jl.jacobian(call, x)
+        assert not getattr(raised.value, "__notes__", None)
+    with pytest.raises(TypeError, match=r"polyval\(\) got an unexpected keyword argument 'r'"):
+        jl.jacobian(lambda v: np.polynomial.polynomial.polyval(v, r=c), x)  # Python's message, naming it

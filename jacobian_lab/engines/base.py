@@ -304,15 +304,15 @@ def _note_scipy(error) -> None:
 def _note_series(error, raised) -> None:
     """Add to `raised` a note naming the numpy.polynomial function `error` came out of: plain Python on plain
     arrays (np.asarray of its arguments, writes into arrays it made), whose failure on a traced array names
-    NumPy's internals (a cast of an object array, a write with out=). Once, as `_note_scipy`."""
+    NumPy's internals (a cast of an object array, a write with out=): `raised` is the reworded error of one,
+    or `error` itself where it is about traced values or objects. Once, as `_note_scipy`."""
     inside = [(module, frame) for module, frame in _frames(error) if module.startswith("numpy.polynomial.")]
     if not inside or any("numpy.polynomial" in note for note in getattr(raised, "__notes__", ())):
         return
+    if raised is error and not isinstance(error, TracerConversionError) and not any(
+            word in str(error) for word in ("traced", "object")):
+        return  # no conversion (a shape f got wrong, in polyval or Polynomial.__call__, which take traced arrays)
     module, frame = inside[0]  # the outermost: the function f called (polyfit, not the _fit it calls)
-    from ..numpy_series import EVALUATIONS  # (which needs the engines: imported when an error comes out)
-
-    if any(frame.f_code.co_name in names for names in EVALUATIONS.values()):  # one that takes traced arrays:
-        return  # NumPy's error is about what f gave it
     owner = frame.f_locals.get("cls", frame.f_locals.get("self"))
     name = (f"numpy.polynomial.{owner.__name__ if isinstance(owner, type) else type(owner).__name__}."
             f"{frame.f_code.co_name}" if owner is not None else f"{module}.{frame.f_code.co_name}")
