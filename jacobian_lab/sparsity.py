@@ -96,15 +96,32 @@ def recorded_pattern(pullback, m: int) -> scipy.sparse.csr_array:
     n = records[0].out.size
     if output is None:  # f's output does not depend on x
         return _matrix(np.zeros(0, dtype=np.int64), m, n)
-    last_use = pullback.tape.last_use()
+    last_use, needed = pullback.tape.last_use(), _reaching(records, output)
     deps = [np.arange(n, dtype=np.int64) * (n + 1)]  # the input: the identity
     for i, record in enumerate(records[1:output + 1], 1):
+        if not needed[i]:
+            deps.append(None)
+            continue
         operands = [None if p is None else deps[p] for p in record.parents]
         deps.append(_RULES.get(record.prim.structure, _dense)(record, operands, n))
         for p in record.parents:  # a matrix read for the last time is let go
             if p is not None and last_use[p] == i and p != output:
                 deps[p] = None
     return _matrix(deps[output], m, n)
+
+
+def _reaching(records, output: int) -> list[bool]:
+    """Which of the records up to `output` it is computed from: the others' patterns are not read. A gradient's
+    tape holds f's values that its sweep never reads again, such as a sort's, whose pattern while a program is
+    recorded is each element on its whole slice: n^2 entries for a vector (32 s at n = 10^4), for nothing."""
+    needed = [False] * (output + 1)
+    needed[output] = True
+    for i in range(output, 0, -1):
+        if needed[i]:
+            for p in records[i].parents:
+                if p is not None:
+                    needed[p] = True
+    return needed
 
 
 def dense(pullback) -> bool:
