@@ -180,6 +180,19 @@ def binary_method(fn, reflected=False):
     return lambda self, other: fn(self, other)
 
 
+def _equality(fn, different: bool):
+    """== or != (`different`): `binary_method(fn)`, and against a string or bytes, which an array of numbers never
+    equals, NumPy's answer for every element (its ufunc has no loop for the pair: it raised a UFuncTypeError)."""
+    method = binary_method(fn)
+
+    def compare(self, other):
+        if isinstance(other, (str, bytes)):  # before the ufunc, whose failure a recording would take for f's
+            return np.full(self.shape, different)[()]  # a 0-d array's answer is NumPy's scalar, as NumPy gives it
+        return method(self, other)
+
+    return compare
+
+
 def binary_methods(fn):
     """An arithmetic operator's pair of methods: ``fn(self, other)`` and, reflected, ``fn(other, self)``."""
     return binary_method(fn), binary_method(fn, True)
@@ -473,7 +486,7 @@ class Tracer:
     __matmul__, __rmatmul__ = binary_methods(api.matmul_operator)  # a scipy.sparse matrix too
     __lt__, __le__ = binary_method(E.less), binary_method(E.less_equal)
     __gt__, __ge__ = binary_method(E.greater), binary_method(E.greater_equal)
-    __eq__, __ne__ = binary_method(E.equal), binary_method(E.not_equal)
+    __eq__, __ne__ = _equality(E.equal, False), _equality(E.not_equal, True)
     __hash__ = None
     # NumPy's ufuncs, which refuse a traced array by name: Python's own error would name the tracer's class
     __and__, __rand__ = binary_methods(np.bitwise_and)

@@ -12,6 +12,7 @@ import dataclasses
 import math
 import pickle
 import re
+import warnings
 import weakref
 from fractions import Fraction
 from operator import setitem
@@ -3327,3 +3328,20 @@ def test_a_difference_of_order_0_is_the_array_itself():
     f = lambda v: np.diff(v, n=0, prepend=1.0, append=[2.0, 3.0])  # noqa: E731
     np.testing.assert_array_equal(traced_value(f, x), f(x))
     np.testing.assert_array_equal(jl.jacobian(f, x), np.eye(3))
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse", "jit"])
+def test_an_array_compared_with_a_string_equals_it_nowhere_as_numpys_does(mode):
+    """x == 'a' raised NumPy's UFuncTypeError from the ufunc, where NumPy's array answers False everywhere (True
+    for !=); an order (x < 'a') stays refused, as NumPy refuses it."""
+    def f(x):
+        return np.where(x == "a", 0.0, 2.0 * x) + (x != b"b") * x + (x[0] == "a")
+
+    x = np.array([0.5, 1.5, 2.5])
+    jacobian = jl.jit(jl.jacobian(f)) if mode == "jit" else jl.jacobian(f, mode=mode)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # jit compiles it: no comparison raised while it recorded
+        np.testing.assert_array_equal(jacobian(x), 3.0 * np.eye(3))
+    assert traced_value(lambda v: (v == "a") + v, x).tolist() == [0.5, 1.5, 2.5]
+    with pytest.raises(TypeError):
+        jl.jacobian(lambda v: (v < "a") * v, x)
