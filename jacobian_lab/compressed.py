@@ -41,7 +41,7 @@ from .accounting import active_counter
 from .jacobian import _NO_X, function_name, one_input_error, wraps
 from .harness import batches, check_function, check_options, prepare, record, result_dtype, seeds_per_pass
 from .sparsity import NO_PATTERN_TAPE, csr_array, recorded_pattern
-from .symmetric import clique, star_coloring, symmetric_reads
+from .symmetric import clique, grown, star_coloring, symmetric_reads
 from .tracing import Tracer
 
 if TYPE_CHECKING:  # for the annotations only: see sparsity.csr_array
@@ -137,12 +137,7 @@ def _clique(lists, row) -> set:
         return {k for r in col_rows[col_ptr[j]:col_ptr[j + 1]] for k in row_cols[row_ptr[r]:row_ptr[r + 1]]}
 
     members = set(row_cols[row_ptr[row]:row_ptr[row + 1]])
-    joining = set.intersection(*map(neighbours, members)) - members
-    while joining:
-        j = joining.pop()
-        joining &= neighbours(j)
-        members.add(j)
-    return members
+    return grown(members, set.intersection(*map(neighbours, members)) - members, neighbours)
 
 
 def _check_symmetric(pattern) -> None:

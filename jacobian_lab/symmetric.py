@@ -21,7 +21,7 @@ import numpy as np
 
 from .sparsity import csr_array
 
-__all__ = ["clique", "star_coloring", "symmetric_reads"]
+__all__ = ["clique", "grown", "star_coloring", "symmetric_reads"]
 
 
 def star_coloring(pattern) -> np.ndarray:
@@ -66,11 +66,17 @@ def clique(pattern) -> int:
     if not adjacent or ptr[-1] == 0:
         return 0
     start = max(range(len(adjacent)), key=lambda v: len(adjacent[v]))
-    joining, size = set(adjacent[start]), 1
+    return len(grown({start}, set(adjacent[start]), lambda v: set(adjacent[v])))
+
+
+def grown(members: set, joining: set, neighbours) -> set:
+    """`members`, a set of pairwise adjacent vertices, with vertices of `joining` (each adjacent to all of
+    them) added while one is adjacent to every vertex in the set: greedily, a larger such set."""
     while joining:
-        joining &= set(adjacent[joining.pop()])
-        size += 1
-    return size
+        j = joining.pop()
+        joining &= neighbours(j)
+        members.add(j)
+    return members
 
 
 def _adjacent(pattern) -> tuple[list[list[int]], list[int]]:
