@@ -337,9 +337,9 @@ class SparseJacobian:
             hash(key)
         except TypeError:  # a parameter that is not hashable: read the pattern again
             key = None
-        last = self._last
+        last, kept = self._last, (key, self.mode, self.symmetric)
         if last is None or last[0] != key:
-            last = _kept_plan((key, self.mode, self.symmetric)) or last
+            last = _kept_plan(kept) or last
         if last is not None and key is not None and last[0] == key and not getattr(active_counter(), "records", False):
             self._last = last
             return last[1:]
@@ -351,7 +351,7 @@ class SparseJacobian:
             planned = best_plan(pattern, self.symmetric) if auto else (self.mode, plan(pattern, self.mode))
             reads = where_read(pattern, planned[1])
         self._last = (key, pattern, planned, reads)
-        _keep_plan((key, self.mode, self.symmetric), self._last)
+        _keep_plan(kept, self._last)
         return pattern, planned, reads
 
     def __repr__(self) -> str:
