@@ -445,7 +445,12 @@ def normalize_axis(axis, ndim):
 
 def along(a, axis) -> tuple:
     """(a, the one axis a function reads it along): a raveled, along 0, where axis is None and where a is 0-d
-    (NumPy's cumsum, take and repeat read it as 1-d, along 0 or -1); else a and its axis, non-negative."""
+    (NumPy's cumsum, take and repeat read it as 1-d, along 0 or -1); else a and its axis, non-negative.
+
+    >>> [(np.shape(b), axis) for b, axis in (along(np.ones((2, 3)), None), along(np.ones((2, 3)), -1),
+    ...                                      along(np.array(2.0), 0))]
+    [((6,), 0), ((2, 3), 1), ((1,), 0)]
+    """
     if axis is None or (np.ndim(a) == 0 and one_axis(axis, 1) == 0):
         return ravel(a), 0
     return a, one_axis(axis, np.ndim(a))
@@ -480,7 +485,14 @@ def _axis_index(axis) -> int:
 def no_axis_of_0d(a, axis) -> None:
     """Refuse an axis of a 0-d `a` where NumPy's function does (mean, var, std, average, median, the
     quantiles, nanmedian and the nan quantiles, flip, vector_norm), though its ufunc reductions (sum, max, ...)
-    take 0 and -1."""
+    take 0 and -1.
+
+    >>> no_axis_of_0d(np.ones(3), 0)  # an array with axes: nothing to refuse
+    >>> no_axis_of_0d(np.array(1.0), 0)
+    Traceback (most recent call last):
+        ...
+    numpy.exceptions.AxisError: axis 0 is out of bounds for array of dimension 0
+    """
     axes = () if axis is None else (axis,) if np.isscalar(axis) else tuple(axis)
     if axes and np.ndim(a) == 0:
         raise np.exceptions.AxisError(axes[0], 0)

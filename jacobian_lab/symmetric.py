@@ -71,7 +71,12 @@ def clique(pattern) -> int:
 
 def grown(members: set, joining: set, neighbours) -> set:
     """`members`, a set of pairwise adjacent vertices, with vertices of `joining` (each adjacent to all of
-    them) added while one is adjacent to every vertex in the set: greedily, a larger such set."""
+    them) added while one is adjacent to every vertex in the set: greedily, a larger such set.
+
+    >>> adjacent = {0: {1, 2, 3}, 1: {0, 2}, 2: {0, 1}, 3: {0}}  # a triangle 0, 1, 2 and an edge 0-3
+    >>> grown({0}, set(adjacent[0]), adjacent.__getitem__)
+    {0, 1, 2}
+    """
     while joining:
         j = joining.pop()
         joining &= neighbours(j)
